@@ -1,0 +1,1 @@
+"""structrom.rom: FE kernel, constitutive laws, HF solver, POD, hyper-reduction, reduced models, adapters."""

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# structrom set-up and entry points on Debian 12 (bookworm).
+#   bash run.sh demo   install what is missing, then run the end-to-end demo
+#   bash run.sh test   install what is missing, then run the test suite
+#   bash run.sh setup  only install what is missing
+# Idempotent: a second run skips what is already there.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$here"
+
+DEB_PACKAGES=(python3-venv python3-dev python3-petsc4py python3-mpi4py python3-numpy python3-scipy
+              python3-h5py openmpi-bin calculix-ccx gmsh python3-gmsh)
+VENV="$here/.venv"
+export PETSC_DIR="${PETSC_DIR:-/usr/lib/petscdir/petsc3.18/x86_64-linux-gnu-real}"
+# Open MPI refuses root and more ranks than cores unless told; CI runs as root on 2 cores.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+export OMPI_MCA_btl_vader_single_copy_mechanism=none
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
+
+log() { printf '[run.sh] %s\n' "$*"; }
+
+install_debian_packages() {
+    local missing=()
+    for p in "${DEB_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -eq 0 ]; then log "Debian packages present"; return; fi
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    log "installing Debian packages: ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+link_petsc() {
+    # Debian's petsc4py is found through /usr/lib/petsc (or PETSC_DIR): register the alternative once.
+    [ -e /usr/lib/petsc ] && return
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    log "registering /usr/lib/petsc -> $PETSC_DIR"
+    $sudo update-alternatives --quiet --install /usr/lib/petsc petsc "$PETSC_DIR" 100
+}
+
+install_venv() {
+    if [ ! -x "$VENV/bin/python" ]; then
+        log "creating virtual environment $VENV (with Debian's site packages)"
+        /usr/bin/python3 -m venv --system-site-packages "$VENV"
+    fi
+    local stamp="$VENV/.structrom-installed"
+    local want
+    want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then log "Python packages present"; return; fi
+    # Pin Debian's numpy: petsc4py, h5py and scipy from Debian are built against it.
+    local constraints="$VENV/constraints.txt"
+    "$VENV/bin/python" - >"$constraints" <<'PY'
+import numpy, scipy, mpi4py
+print(f"numpy=={numpy.__version__}\nscipy=={scipy.__version__}\nmpi4py=={mpi4py.__version__}")
+PY
+    log "installing structrom and its Python dependencies (numpy pinned to Debian's)"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$constraints" -e ".[dev]"
+    echo "$want" >"$stamp"
+}
+
+setup() {
+    install_debian_packages
+    link_petsc
+    install_venv
+    "$VENV/bin/python" -c "from petsc4py import PETSc; import mpi4py, numpy; assert numpy.__version__.startswith('1.'), numpy.__version__"
+}
+
+case "${1:-}" in
+    setup) setup ;;
+    demo)
+        setup
+        shift
+        exec "$VENV/bin/python" examples/demo.py "$@" ;;
+    test)
+        setup
+        shift
+        exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@" ;;
+    *)
+        echo "usage: bash run.sh {demo|test|setup}" >&2
+        exit 2 ;;
+esac
