@@ -1,0 +1,33 @@
+"""Element faces, numbered as CalculiX's (and Abaqus') ``S1..S6``, stored 0-based.
+
+``FACES[element][f]`` lists the element-local nodes of face ``f`` (face ``S{f+1}``): corner nodes
+first, then mid-side nodes for quadratic elements. With CalculiX's ordering the right-hand rule over the
+corner nodes gives the normal pointing *into* the element; the outward normal is its opposite.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+_TET4 = [[0, 1, 2], [0, 3, 1], [1, 3, 2], [2, 3, 0]]
+_TET10 = [[0, 1, 2, 4, 5, 6], [0, 3, 1, 7, 8, 4], [1, 3, 2, 8, 9, 5], [2, 3, 0, 9, 7, 6]]
+_HEX8 = [[0, 1, 2, 3], [4, 7, 6, 5], [0, 4, 5, 1], [1, 5, 6, 2], [2, 6, 7, 3], [3, 7, 4, 0]]
+_HEX20 = [
+    [0, 1, 2, 3, 8, 9, 10, 11],
+    [4, 7, 6, 5, 15, 14, 13, 12],
+    [0, 4, 5, 1, 16, 12, 17, 8],
+    [1, 5, 6, 2, 17, 13, 18, 9],
+    [2, 6, 7, 3, 18, 14, 19, 10],
+    [3, 7, 4, 0, 19, 15, 16, 11],
+]
+
+#: Face node tables, ``(n_faces, n_face_nodes)`` int arrays per element type.
+FACES: dict[str, np.ndarray] = {
+    "C3D4": np.array(_TET4),
+    "C3D10": np.array(_TET10),
+    "C3D8": np.array(_HEX8),
+    "C3D20": np.array(_HEX20),
+    "C3D20R": np.array(_HEX20),
+}
+
+#: Shape of each face: ``"tri3"``, ``"tri6"``, ``"quad4"`` or ``"quad8"``.
+FACE_SHAPE = {"C3D4": "tri3", "C3D10": "tri6", "C3D8": "quad4", "C3D20": "quad8", "C3D20R": "quad8"}

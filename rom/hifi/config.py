@@ -1,0 +1,175 @@
+"""Configuration of a high-fidelity run (``structrom hifi config.toml``).
+
+Example::
+
+    [units]
+    length = "mm"
+    force = "N"
+    stress = "MPa"
+    mass = "t"
+
+    [mesh]
+    file = "plate.msh"              # any meshio format; relative to this file
+
+    [[material]]
+    element_set = "plate"           # omitted: all elements
+    law = { type = "j2_plasticity", ... }   # see rom.materials.law_from_config
+
+    [[boundary]]
+    node_set = "left"
+    components = ["x", "y", "z"]
+    value = 0.0
+
+    [loading]
+    times = [0.0, 0.5, 1.0]          # or: end_time = 1.0, increments = 10
+    temperature = { type = "hot_spot", center = [50, 10, 0], radius = 8, intensity = 400, reference = 20 }
+    pressure = [{ surface = "holes", amplitude = [[0, 0], [1, 100]] }]
+    centrifugal = { omega = [[0, 0], [1, 1500]], axis_point = [0, 0, 0], axis_direction = [0, 0, 1] }
+
+    [solver]
+    newton_rtol = 1e-8
+    linear = { ksp_type = "cg", pc_type = "gamg", rtol = 1e-10 }
+
+    [output]
+    file = "out/plate.h5"            # HDF5 snapshots (docs/hdf5_layout.md) + plate.xdmf for ParaView
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from rom.config import ConfigError, load_toml
+from rom.loading import (COMPONENT_NAMES, Amplitude, Centrifugal, ImposedDisplacement, Loading,
+                         LoadingError, temperature_from_config)
+from rom.units import Units
+
+AmplitudeLike = float | list[list[float]]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MeshConfig(Strict):
+    file: str
+    quadratic_hex: Literal["C3D20", "C3D20R"] = "C3D20"
+
+
+class MaterialConfig(Strict):
+    element_set: str | None = None
+    law: dict[str, Any]
+
+
+class BoundaryConfig(Strict):
+    node_set: str
+    components: list[Literal["x", "y", "z"]] = ["x", "y", "z"]
+    value: float = 0.0
+    amplitude: AmplitudeLike = 1.0
+
+
+class PressureConfig(Strict):
+    surface: str
+    amplitude: AmplitudeLike
+
+
+class CentrifugalConfig(Strict):
+    omega: AmplitudeLike
+    axis_point: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    axis_direction: tuple[float, float, float] = (0.0, 0.0, 1.0)
+
+
+class LoadingConfig(Strict):
+    times: list[float] | None = None
+    end_time: float | None = Field(None, gt=0)
+    increments: int | None = Field(None, ge=1)
+    temperature: dict[str, Any] = {"type": "uniform", "reference": 0.0}
+    pressure: list[PressureConfig] = []
+    centrifugal: CentrifugalConfig | None = None
+    gravity: tuple[float, float, float] | None = None
+
+    @model_validator(mode="after")
+    def _times(self) -> "LoadingConfig":
+        if self.times is None and (self.end_time is None or self.increments is None):
+            raise ValueError("give loading.times, or loading.end_time and loading.increments")
+        return self
+
+    def time_points(self) -> np.ndarray:
+        if self.times is not None:
+            return np.asarray(self.times, dtype=float)
+        return np.linspace(0.0, float(self.end_time), int(self.increments) + 1)
+
+
+class LinearConfig(Strict):
+    ksp_type: str = "cg"
+    pc_type: str = "gamg"
+    rtol: float = Field(1e-10, gt=0, lt=1)
+    max_it: int = Field(5000, ge=1)
+    petsc_options: dict[str, str] = {}
+
+
+class SolverConfig(Strict):
+    newton_rtol: float = Field(1e-8, gt=0, lt=1)
+    newton_max_iterations: int = Field(25, ge=1)
+    max_cutbacks: int = Field(5, ge=0)
+    linear: LinearConfig = LinearConfig()
+
+
+class OutputConfig(Strict):
+    file: str = "out/result.h5"
+    xdmf: bool = True
+    #: Store strain, stress and internal variables at integration points (large for big meshes).
+    integration_point_fields: bool = True
+
+
+class HifiConfig(Strict):
+    units: Units = Units()
+    mesh: MeshConfig
+    material: list[MaterialConfig] = Field(min_length=1)
+    boundary: list[BoundaryConfig] = []
+    loading: LoadingConfig
+    solver: SolverConfig = SolverConfig()
+    output: OutputConfig = OutputConfig()
+
+    #: Directory of the configuration file; relative paths are taken from there.
+    base_dir: str = "."
+
+    @field_validator("material")
+    @classmethod
+    def _one_default(cls, v: list[MaterialConfig]) -> list[MaterialConfig]:
+        if sum(m.element_set is None for m in v) > 1:
+            raise ValueError("at most one material may omit element_set (the default for all elements)")
+        return v
+
+    def path(self, p: str) -> Path:
+        q = Path(p)
+        return q if q.is_absolute() else Path(self.base_dir) / q
+
+    def build_loading(self) -> Loading:
+        """The :class:`rom.loading.Loading` this configuration describes."""
+        lc = self.loading
+        try:
+            return Loading(
+                times=lc.time_points(),
+                temperature=temperature_from_config(lc.temperature, self.base_dir),
+                pressures={p.surface: Amplitude.from_config(p.amplitude, f"loading.pressure[{p.surface}]")
+                           for p in lc.pressure},
+                centrifugal=None if lc.centrifugal is None else Centrifugal(
+                    omega=Amplitude.from_config(lc.centrifugal.omega, "loading.centrifugal.omega"),
+                    axis_point=lc.centrifugal.axis_point, axis_direction=lc.centrifugal.axis_direction),
+                gravity=lc.gravity,
+                displacements=tuple(
+                    ImposedDisplacement(b.node_set, tuple(COMPONENT_NAMES[c] for c in b.components), b.value,
+                                        Amplitude.from_config(b.amplitude, f"boundary[{b.node_set}].amplitude"))
+                    for b in self.boundary),
+            )
+        except LoadingError as exc:
+            raise ConfigError(f"{self.base_dir}: loading: {exc}") from None
+
+
+def load_config(path: str | Path) -> HifiConfig:
+    cfg = load_toml(path, HifiConfig)
+    cfg.base_dir = str(Path(path).resolve().parent)
+    return cfg

@@ -1,0 +1,222 @@
+"""HF output: one HDF5 file of snapshots per run, plus an XDMF file for ParaView.
+
+The HDF5 layout (version 1) is documented in ``docs/hdf5_layout.md`` and is what the offline stage reads.
+Integration points are numbered globally by element (global element index order), then by the
+CalculiX point order inside the element, whatever the number of MPI ranks that computed them.
+
+Writes are atomic: the file is written as ``<name>.partial`` and renamed at the end of a successful run.
+A failed run leaves the ``.partial`` file (the converged increments, for diagnosis), never the final name.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from rom.fem.elements import ELEMENTS
+from rom.fem.mesh import Mesh
+from rom.voigt import von_mises
+
+FORMAT = "structrom-snapshots"
+VERSION = 1
+
+#: XDMF topology names of our element types.
+XDMF_TOPOLOGY = {"C3D4": "Tetrahedron", "C3D10": "Tetrahedron_10", "C3D8": "Hexahedron",
+                 "C3D20": "Hexahedron_20", "C3D20R": "Hexahedron_20"}
+
+
+def points_per_element(mesh: Mesh) -> np.ndarray:
+    """``(n_elements,)`` number of integration points of each element."""
+    return np.concatenate([np.full(len(b), ELEMENTS[b.element].n_points) for b in mesh.blocks])
+
+
+def element_point_offsets(mesh: Mesh) -> np.ndarray:
+    """``(n_elements + 1,)`` global index of each element's first integration point."""
+    return np.concatenate([[0], np.cumsum(points_per_element(mesh))]).astype(np.int64)
+
+
+def global_point_index(point_elements: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Global point numbers of a rank's points, given their elements ``(n,)``; an element's points are
+    contiguous and in element order on the rank."""
+    n = len(point_elements)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    starts = np.flatnonzero(np.concatenate([[True], point_elements[1:] != point_elements[:-1]]))
+    first = np.repeat(starts, np.diff(np.concatenate([starts, [n]])))
+    return offsets[point_elements] + (np.arange(n) - first)
+
+
+def write_mesh_group(group: h5py.Group, mesh: Mesh) -> None:
+    group.create_dataset("points", data=mesh.points)
+    for i, block in enumerate(mesh.blocks):
+        d = group.create_dataset(f"blocks/{i}/connectivity", data=block.connectivity)
+        d.attrs["element"] = block.element
+    for kind in ("node_sets", "element_sets", "surface_sets"):
+        sets = getattr(mesh, kind)
+        g = group.create_group(kind)
+        for name, values in sets.items():
+            g.create_dataset(name, data=values)
+
+
+def read_mesh_group(group: h5py.Group) -> Mesh:
+    from rom.fem.mesh import CellBlock
+
+    blocks = [CellBlock(group[f"blocks/{i}/connectivity"].attrs["element"], group[f"blocks/{i}/connectivity"][()])
+              for i in range(len(group["blocks"]))]
+    sets = {k: {n: v[()] for n, v in group[k].items()} for k in ("node_sets", "element_sets", "surface_sets")}
+    return Mesh(group["points"][()], blocks, **sets)
+
+
+class SnapshotWriter:
+    """Writes converged increments to ``path`` (on one rank only). Use as a context manager."""
+
+    def __init__(self, path: str | Path, mesh: Mesh, metadata: dict, point_elements: np.ndarray,
+                 point_weights: np.ndarray, point_coordinates: np.ndarray, point_fields: bool = True) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.mesh = mesh
+        self.point_fields = point_fields
+        self.f = h5py.File(self.partial, "w")
+        self.f.attrs["format"] = FORMAT
+        self.f.attrs["version"] = VERSION
+        self.f.attrs["metadata"] = json.dumps(metadata)
+        write_mesh_group(self.f.create_group("mesh"), mesh)
+        ip = self.f.create_group("integration_points")
+        ip.create_dataset("element", data=point_elements)
+        ip.create_dataset("weights", data=point_weights)
+        ip.create_dataset("coordinates", data=point_coordinates)
+        self.n_points = len(point_elements)
+        self.n = 0
+        inc = self.f.create_group("increments")
+        for name in ("time", "residual"):
+            inc.create_dataset(name, shape=(0,), maxshape=(None,), dtype=float)
+        for name in ("newton_iterations", "cutbacks"):
+            inc.create_dataset(name, shape=(0,), maxshape=(None,), dtype=np.int64)
+        self.fields = self.f.create_group("fields")
+
+    def _append(self, name: str, value: np.ndarray) -> None:
+        value = np.asarray(value)
+        if name not in self.fields:
+            self.fields.create_dataset(name, shape=(0,) + value.shape, maxshape=(None,) + value.shape,
+                                       dtype=value.dtype, chunks=(1,) + value.shape)
+        d = self.fields[name]
+        d.resize(self.n + 1, axis=0)
+        d[self.n] = value
+
+    def append(self, time: float, newton_iterations: int, residual: float, cutbacks: int,
+               nodal: dict[str, np.ndarray], points: dict[str, np.ndarray]) -> None:
+        """One converged increment. ``nodal``: ``(n_nodes, ...)`` arrays; ``points``: ``(n_points, ...)``."""
+        inc = self.f["increments"]
+        for name, v in (("time", time), ("newton_iterations", newton_iterations), ("residual", residual),
+                        ("cutbacks", cutbacks)):
+            inc[name].resize(self.n + 1, axis=0)
+            inc[name][self.n] = v
+        for name, v in nodal.items():
+            self._append(name, v)
+        if self.point_fields:
+            for name, v in points.items():
+                self._append(name, v)
+        # Element averages for visualization (XDMF cell data).
+        w = self.f["integration_points/weights"][()]
+        el = self.f["integration_points/element"][()]
+        vol = np.bincount(el, weights=w, minlength=self.mesh.n_elements)
+        for name, v in points.items():
+            v2 = v.reshape(len(v), -1)
+            avg = np.stack([np.bincount(el, weights=w * v2[:, j], minlength=self.mesh.n_elements)
+                            for j in range(v2.shape[1])], axis=1) / vol[:, None]
+            if v2.shape[1] == 6:  # XDMF Tensor6 order: xx xy xz yy yz zz
+                avg = avg[:, [0, 3, 5, 1, 4, 2]]
+            self._append(f"element_average/{name}", avg.reshape((-1,) + v.shape[1:]))
+            if name == "stress":
+                vm = np.bincount(el, weights=w * von_mises(v), minlength=self.mesh.n_elements) / vol
+                self._append("element_average/von_mises", vm)
+        self.n += 1
+        self.f.flush()
+
+    def close(self, success: bool) -> None:
+        self.f.close()
+        if success:
+            os.replace(self.partial, self.path)
+            write_xdmf(self.path)
+
+    def __enter__(self) -> "SnapshotWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(exc_type is None)
+
+
+def _data_item(h5name: str, dataset: h5py.Dataset, index: int | None = None) -> str:
+    shape = dataset.shape if index is None else dataset.shape[1:]
+    dims = " ".join(str(s) for s in shape)
+    number = "Float" if dataset.dtype.kind == "f" else "Int"
+    precision = dataset.dtype.itemsize
+    if index is None:
+        return (f'<DataItem Dimensions="{dims}" NumberType="{number}" Precision="{precision}" Format="HDF">'
+                f"{h5name}:{dataset.name}</DataItem>")
+    full = " ".join(str(s) for s in dataset.shape)
+    start = " ".join(["%d" % index] + ["0"] * (len(dataset.shape) - 1))
+    count = " ".join(["1"] + [str(s) for s in shape])
+    return (f'<DataItem ItemType="HyperSlab" Dimensions="{dims}" Type="HyperSlab">'
+            f'<DataItem Dimensions="3 {len(dataset.shape)}" Format="XML">{start} '
+            f'{" ".join(["1"] * len(dataset.shape))} {count}</DataItem>'
+            f'<DataItem Dimensions="{full}" NumberType="{number}" Precision="{precision}" Format="HDF">'
+            f"{h5name}:{dataset.name}</DataItem></DataItem>")
+
+
+def write_xdmf(h5_path: str | Path) -> Path:
+    """Write ``<name>.xdmf`` next to a snapshot file: a temporal collection of the increments with nodal
+    displacement and temperature and element-averaged point fields (one grid per element block)."""
+    h5_path = Path(h5_path)
+    out = h5_path.with_suffix(".xdmf")
+    name = h5_path.name
+    with h5py.File(h5_path, "r") as f:
+        times = f["increments/time"][()]
+        blocks = f["mesh/blocks"]
+        offsets = np.concatenate([[0], np.cumsum([blocks[str(i)]["connectivity"].shape[0]
+                                                 for i in range(len(blocks))])])
+        parts = ['<?xml version="1.0"?>', '<Xdmf Version="3.0"><Domain>',
+                 '<Grid Name="increments" GridType="Collection" CollectionType="Temporal">']
+        for k, t in enumerate(times):
+            parts.append(f'<Grid Name="t{k}" GridType="Collection" CollectionType="Spatial">'
+                         f'<Time Value="{t!r}"/>')
+            for i in range(len(blocks)):
+                conn = blocks[str(i)]["connectivity"]
+                topo = XDMF_TOPOLOGY[conn.attrs["element"]]
+                parts.append(f'<Grid Name="block{i}"><Topology TopologyType="{topo}" '
+                             f'NumberOfElements="{conn.shape[0]}">{_data_item(name, conn)}</Topology>'
+                             f'<Geometry GeometryType="XYZ">{_data_item(name, f["mesh/points"])}</Geometry>')
+                for field_name in ("displacement", "temperature"):
+                    if field_name in f["fields"]:
+                        d = f["fields"][field_name]
+                        kind = "Vector" if d.ndim == 3 else "Scalar"
+                        parts.append(f'<Attribute Name="{field_name}" AttributeType="{kind}" Center="Node">'
+                                     f"{_data_item(name, d, k)}</Attribute>")
+                if "element_average" in f["fields"]:
+                    for field_name, d in f["fields/element_average"].items():
+                        lo, hi = offsets[i], offsets[i + 1]
+                        kind = {2: "Scalar", 3: "Vector" if d.shape[2] == 3 else "Tensor6"}[d.ndim]
+                        comps = d.shape[2] if d.ndim == 3 else 1
+                        rank = d.ndim
+                        start = " ".join([str(k), str(lo)] + ["0"] * (rank - 2))
+                        stride = " ".join(["1"] * rank)
+                        count = " ".join(["1", str(hi - lo)] + ([str(comps)] if rank == 3 else []))
+                        dims = f"{hi - lo}" + (f" {comps}" if rank == 3 else "")
+                        full = " ".join(str(s) for s in d.shape)
+                        parts.append(
+                            f'<Attribute Name="{field_name}" AttributeType="{kind}" Center="Cell">'
+                            f'<DataItem ItemType="HyperSlab" Dimensions="{dims}" Type="HyperSlab">'
+                            f'<DataItem Dimensions="3 {rank}" Format="XML">{start} {stride} {count}</DataItem>'
+                            f'<DataItem Dimensions="{full}" NumberType="Float" Precision="8" Format="HDF">'
+                            f"{name}:{d.name}</DataItem></DataItem></Attribute>")
+                parts.append("</Grid>")
+            parts.append("</Grid>")
+        parts.append("</Grid></Domain></Xdmf>")
+    tmp = out.with_name(out.name + ".partial")
+    tmp.write_text("\n".join(parts))
+    os.replace(tmp, out)
+    return out

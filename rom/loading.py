@@ -1,0 +1,201 @@
+"""Loadings: time histories of temperature fields, pressures, rotation speed and imposed displacements.
+
+A loading is what a user varies between queries. It is evaluated at the times of the increments:
+``times[0]`` is the unloaded reference state (zero displacement), each later time ends an increment.
+The same description drives the HF solver and the reduced model, and has no MPI or PETSc dependency.
+
+Temperature fields are nodal: a family (``uniform``, ``hot_spot``) evaluated at node coordinates, or an
+explicit ``(n_times, n_nodes)`` array.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+
+class LoadingError(ValueError):
+    """A loading is inconsistent; the message names the field and the fix."""
+
+
+@dataclass(frozen=True)
+class Amplitude:
+    """Piecewise-linear function of time, constant outside its range. ``times``, ``values``: ``(n,)``."""
+
+    times: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def from_config(cls, value: float | list, name: str = "amplitude") -> "Amplitude":
+        """A number (constant) or a list of ``[time, value]`` pairs with increasing times."""
+        if np.isscalar(value):
+            v = float(value)  # type: ignore[arg-type]
+            if not np.isfinite(v):
+                raise LoadingError(f"{name}: value must be finite, got {value}")
+            return cls(np.array([0.0]), np.array([v]))
+        table = np.asarray(value, dtype=float)
+        if table.ndim != 2 or table.shape[1] != 2 or len(table) == 0:
+            raise LoadingError(f"{name}: give a number or a list of [time, value] pairs")
+        if not np.all(np.isfinite(table)):
+            raise LoadingError(f"{name}: contains non-finite entries")
+        if np.any(np.diff(table[:, 0]) <= 0):
+            raise LoadingError(f"{name}: times must be strictly increasing")
+        return cls(table[:, 0].copy(), table[:, 1].copy())
+
+    def __call__(self, t: float | np.ndarray) -> np.ndarray:
+        return np.interp(t, self.times, self.values)
+
+    def to_config(self) -> list[list[float]]:
+        return np.column_stack([self.times, self.values]).tolist()
+
+
+class TemperatureField(Protocol):
+    def __call__(self, t: float, points: np.ndarray) -> np.ndarray:
+        """Nodal temperature ``(n_nodes,)`` at time ``t`` for node coordinates ``(n_nodes, 3)``."""
+
+
+@dataclass(frozen=True)
+class UniformTemperature:
+    """``T(x, t) = reference + amplitude(t)``."""
+
+    reference: float = 0.0
+    amplitude: Amplitude = field(default_factory=lambda: Amplitude.from_config(0.0))
+
+    def __call__(self, t: float, points: np.ndarray) -> np.ndarray:
+        return np.full(len(points), self.reference + float(self.amplitude(t)))
+
+
+@dataclass(frozen=True)
+class HotSpotTemperature:
+    """A Gaussian hot spot on a linear gradient, scaled in time:
+
+    ``T(x, t) = reference + a(t) [intensity exp(-|x - center|^2 / (2 radius^2)) + gradient . (x - center)]``.
+    """
+
+    center: tuple[float, float, float]
+    radius: float
+    intensity: float
+    reference: float = 0.0
+    gradient: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    amplitude: Amplitude = field(default_factory=lambda: Amplitude.from_config(1.0))
+
+    def __post_init__(self) -> None:
+        if not self.radius > 0:
+            raise LoadingError(f"temperature.radius must be > 0, got {self.radius}")
+
+    def __call__(self, t: float, points: np.ndarray) -> np.ndarray:
+        d = points - np.asarray(self.center, dtype=float)
+        shape = self.intensity * np.exp(-(d * d).sum(1) / (2.0 * self.radius**2)) + d @ np.asarray(self.gradient, float)
+        return self.reference + float(self.amplitude(t)) * shape
+
+
+@dataclass(frozen=True)
+class NodalTemperature:
+    """Explicit nodal temperatures ``values`` ``(n_times, n_nodes)`` at ``times``, linear in time."""
+
+    times: np.ndarray
+    values: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.values.ndim != 2 or len(self.times) != len(self.values):
+            raise LoadingError(
+                f"temperature.values must have shape (n_times={len(self.times)}, n_nodes), got {self.values.shape}"
+            )
+        bad = ~np.isfinite(self.values)
+        if bad.any():
+            raise LoadingError(f"temperature.values contains {int(bad.sum())} non-finite entries")
+
+    def __call__(self, t: float, points: np.ndarray) -> np.ndarray:
+        if self.values.shape[1] != len(points):
+            raise LoadingError(
+                f"temperature.values has {self.values.shape[1]} nodes but the mesh has {len(points)}"
+            )
+        i = int(np.clip(np.searchsorted(self.times, t) - 1, 0, max(len(self.times) - 2, 0)))
+        if len(self.times) == 1:
+            return self.values[0].copy()
+        s = np.clip((t - self.times[i]) / (self.times[i + 1] - self.times[i]), 0.0, 1.0)
+        return (1 - s) * self.values[i] + s * self.values[i + 1]
+
+
+@dataclass(frozen=True)
+class Centrifugal:
+    """Rotation about an axis at speed ``omega(t)`` [rad/time]: body force rho omega^2 r."""
+
+    omega: Amplitude
+    axis_point: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    axis_direction: tuple[float, float, float] = (0.0, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class ImposedDisplacement:
+    """``u_c = value * amplitude(t)`` on the nodes of ``node_set`` for each component c in ``components``."""
+
+    node_set: str
+    components: tuple[int, ...]
+    value: float = 0.0
+    amplitude: Amplitude = field(default_factory=lambda: Amplitude.from_config(1.0))
+
+
+@dataclass(frozen=True)
+class Loading:
+    """A full loading history. ``times``: ``(n_increments + 1,)`` strictly increasing."""
+
+    times: np.ndarray
+    temperature: TemperatureField = field(default_factory=UniformTemperature)
+    pressures: dict[str, Amplitude] = field(default_factory=dict)
+    centrifugal: Centrifugal | None = None
+    gravity: tuple[float, float, float] | None = None
+    displacements: tuple[ImposedDisplacement, ...] = ()
+
+    def __post_init__(self) -> None:
+        t = np.asarray(self.times, dtype=float)
+        if t.ndim != 1 or len(t) < 2:
+            raise LoadingError("loading.times needs at least two times: the start and one increment end")
+        if not np.all(np.isfinite(t)) or np.any(np.diff(t) <= 0):
+            raise LoadingError("loading.times must be finite and strictly increasing")
+        object.__setattr__(self, "times", t)
+
+    @property
+    def n_increments(self) -> int:
+        return len(self.times) - 1
+
+    def nodal_temperature(self, t: float, points: np.ndarray) -> np.ndarray:
+        """``(n_nodes,)`` temperature at time ``t``; raises :class:`LoadingError` on non-finite values."""
+        temp = np.asarray(self.temperature(t, points), dtype=float)
+        bad = ~np.isfinite(temp)
+        if bad.any():
+            raise LoadingError(
+                f"temperature at t={t:g} is non-finite at {int(bad.sum())} nodes (first node {int(np.argmax(bad))})"
+            )
+        return temp
+
+
+COMPONENT_NAMES = {"x": 0, "y": 1, "z": 2}
+
+
+def temperature_from_config(cfg: dict, base_dir: str | None = None) -> TemperatureField:
+    """Build a temperature field from a config table ``{"type": "uniform" | "hot_spot" | "nodal", ...}``."""
+    cfg = dict(cfg)
+    kind = cfg.pop("type", "uniform")
+    amp = Amplitude.from_config(cfg.pop("amplitude", 1.0 if kind == "hot_spot" else 0.0), "temperature.amplitude")
+    if kind == "uniform":
+        return UniformTemperature(reference=float(cfg.pop("reference", 0.0)), amplitude=amp)
+    if kind == "hot_spot":
+        try:
+            return HotSpotTemperature(
+                center=tuple(cfg.pop("center")), radius=float(cfg.pop("radius")),
+                intensity=float(cfg.pop("intensity")), reference=float(cfg.pop("reference", 0.0)),
+                gradient=tuple(cfg.pop("gradient", (0.0, 0.0, 0.0))), amplitude=amp,
+            )
+        except KeyError as exc:
+            raise LoadingError(f"temperature: hot_spot needs {exc.args[0]!r}") from None
+    if kind == "nodal":
+        import os
+
+        path = cfg.pop("file")
+        if base_dir and not os.path.isabs(path):
+            path = os.path.join(base_dir, path)
+        data = np.load(path)
+        return NodalTemperature(times=np.asarray(cfg.pop("times"), float), values=np.asarray(data, float))
+    raise LoadingError(f"temperature.type {kind!r} is unknown: use 'uniform', 'hot_spot' or 'nodal'")
