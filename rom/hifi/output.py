@@ -74,7 +74,9 @@ class SnapshotWriter:
     """Writes converged increments to ``path`` (on one rank only). Use as a context manager."""
 
     def __init__(self, path: str | Path, mesh: Mesh, metadata: dict, point_elements: np.ndarray,
-                 point_weights: np.ndarray, point_coordinates: np.ndarray, point_fields: bool = True) -> None:
+                 point_weights: np.ndarray, point_coordinates: np.ndarray, point_fields: bool = True,
+                 xdmf: bool = True) -> None:
+        self.xdmf = xdmf
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.partial = self.path.with_name(self.path.name + ".partial")
@@ -141,7 +143,8 @@ class SnapshotWriter:
         self.f.close()
         if success:
             os.replace(self.partial, self.path)
-            write_xdmf(self.path)
+            if self.xdmf:
+                write_xdmf(self.path)
 
     def __enter__(self) -> "SnapshotWriter":
         return self
@@ -199,7 +202,7 @@ def write_xdmf(h5_path: str | Path) -> Path:
                 if "element_average" in f["fields"]:
                     for field_name, d in f["fields/element_average"].items():
                         lo, hi = offsets[i], offsets[i + 1]
-                        kind = {2: "Scalar", 3: "Vector" if d.shape[2] == 3 else "Tensor6"}[d.ndim]
+                        kind = "Scalar" if d.ndim == 2 else ("Vector" if d.shape[2] == 3 else "Tensor6")
                         comps = d.shape[2] if d.ndim == 3 else 1
                         rank = d.ndim
                         start = " ".join([str(k), str(lo)] + ["0"] * (rank - 2))

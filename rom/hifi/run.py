@@ -11,11 +11,31 @@ from mpi4py import MPI
 from mpi.assembly import gather_rows_to_root
 from mpi.linear_solver import LinearSolverOptions
 from rom.fem.io import read_mesh
-from rom.fem.mesh import Mesh
+from rom.fem.mesh import Mesh, MeshError
 from rom.hifi.config import HifiConfig
 from rom.hifi.output import SnapshotWriter, element_point_offsets, global_point_index
 from rom.hifi.solver import HifiSolver, NewtonSettings
 from rom.materials import law_from_config
+
+
+def load_mesh(path: Path, quadratic_hex: str = "C3D20") -> Mesh:
+    """A mesh from any meshio format, a CalculiX/Abaqus ``.inp`` (sets and surfaces kept) or the ``/mesh``
+    group of a structrom HDF5 file."""
+    suffix = path.suffix.lower()
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: mesh file not found (mesh.file)")
+    if suffix == ".inp":
+        from rom.adapters.calculix import read_inp
+
+        return read_inp(path)[0]
+    if suffix in (".h5", ".hdf5"):
+        import h5py
+
+        from rom.hifi.output import read_mesh_group
+
+        with h5py.File(path, "r") as f:
+            return read_mesh_group(f["mesh"])
+    return read_mesh(path, quadratic_hex=quadratic_hex)
 
 
 def build_solver(cfg: HifiConfig, mesh: Mesh, comm: MPI.Comm, log=print) -> HifiSolver:
@@ -44,9 +64,9 @@ def run_hifi(cfg: HifiConfig, comm: MPI.Comm | None = None, log=print, mesh: Mes
         mesh_or_error = None
         if rank == 0:
             try:
-                mesh_or_error = read_mesh(cfg.path(cfg.mesh.file), quadratic_hex=cfg.mesh.quadratic_hex)
+                mesh_or_error = load_mesh(cfg.path(cfg.mesh.file), cfg.mesh.quadratic_hex)
             except Exception as exc:  # reported identically on every rank below
-                mesh_or_error = ValueError(f"{cfg.path(cfg.mesh.file)}: {exc}")
+                mesh_or_error = MeshError(f"{cfg.path(cfg.mesh.file)}: {exc}")
         mesh_or_error = comm.bcast(mesh_or_error, root=0)
         if isinstance(mesh_or_error, Exception):
             raise mesh_or_error
@@ -65,7 +85,8 @@ def run_hifi(cfg: HifiConfig, comm: MPI.Comm | None = None, log=print, mesh: Mes
         metadata = {"config": cfg.model_dump(mode="json"), "n_ranks": comm.Get_size(),
                     "units": cfg.units.model_dump()}
         writer = SnapshotWriter(out, mesh, metadata, meta["element"].astype(np.int64), meta["weights"],
-                                meta["coordinates"], point_fields=cfg.output.integration_point_fields)
+                                meta["coordinates"], point_fields=cfg.output.integration_point_fields,
+                                xdmf=cfg.output.xdmf)
 
     def on_increment(s: HifiSolver, res) -> None:
         fields = {k: gather_rows_to_root(comm, gidx, v, n_points) for k, v in s.point_fields().items()}

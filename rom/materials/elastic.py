@@ -1,0 +1,94 @@
+"""Isotropic, temperature-dependent linear (thermo-)elasticity."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..voigt import IDENTITY, isotropic_stiffness
+from .base import ConstitutiveLaw, MaterialResponse, check_increment, check_temperature
+from .errors import MaterialError
+from .tables import Table, TableLike, as_table
+
+
+class LinearElastic(ConstitutiveLaw):
+    """Isotropic Hooke law with temperature tables for E, nu and the secant expansion coefficient.
+
+    ``sigma = C(E(T), nu(T)) : (eps - eps_th(T))`` with
+    ``eps_th = alpha(T) (T - reference_temperature) [1, 1, 1, 0, 0, 0]``: ``alpha`` is the SECANT
+    coefficient about ``reference_temperature`` (CalculiX ``*EXPANSION, ZERO=reference_temperature``).
+
+    Parameters
+    ----------
+    young: Young's modulus table [stress], > 0.
+    poisson: Poisson's ratio table [-], in (-1, 0.5).
+    expansion: secant thermal expansion coefficient table [1/temperature].
+    reference_temperature: temperature of zero thermal strain.
+    density: mass density [mass/volume], >= 0.
+    """
+
+    name = "linear_elastic"
+    state_names: tuple[str, ...] = ()
+
+    def __init__(self, young: TableLike, poisson: TableLike, expansion: TableLike = 0.0,
+                 reference_temperature: float = 0.0, density: float = 0.0) -> None:
+        self.young = as_table(young, "young")
+        self.poisson = as_table(poisson, "poisson")
+        self.expansion = as_table(expansion, "expansion")
+        self.young.check_range(lower=0.0, lower_strict=True,
+                               hint="give Young's modulus as a positive stiffness")
+        self.poisson.check_range(lower=-1.0, lower_strict=True, upper=0.5, upper_strict=True,
+                                 hint="an isotropic solid needs -1 < poisson < 0.5 "
+                                      "(use e.g. 0.4999 for near-incompressibility)")
+        try:
+            self.reference_temperature = float(reference_temperature)
+            self.density = float(density)
+        except (TypeError, ValueError):
+            raise MaterialError("reference_temperature and density must be numbers") from None
+        if not np.isfinite(self.reference_temperature):
+            raise MaterialError("reference_temperature must be finite")
+        if not np.isfinite(self.density) or self.density < 0.0:
+            raise MaterialError(f"density must be finite and >= 0 (got {self.density})")
+
+    # ------------------------------------------------------------------ elastic pieces
+    def shear_bulk(self, temperature: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Shear and bulk moduli ``(n,)`` at temperatures ``(n,)``."""
+        e = self.young(temperature)
+        nu = self.poisson(temperature)
+        return e / (2.0 * (1.0 + nu)), e / (3.0 * (1.0 - 2.0 * nu))
+
+    def thermal_strain(self, temperature: np.ndarray) -> np.ndarray:
+        t = check_temperature(temperature)
+        return ((self.expansion(t) * (t - self.reference_temperature))[..., None] * IDENTITY)
+
+    def elastic_tangent(self, temperature: np.ndarray) -> np.ndarray:
+        t = check_temperature(temperature)
+        return isotropic_stiffness(self.young(t), self.poisson(t))
+
+    # ------------------------------------------------------------------ law
+    def integrate(self, eps_old: np.ndarray, deps: np.ndarray, temp_old: np.ndarray,
+                  temp_new: np.ndarray, dt: float, state_old: np.ndarray) -> MaterialResponse:
+        """See :meth:`ConstitutiveLaw.integrate`; returns stress ``(n, 6)``, tangent ``(n, 6, 6)``,
+        state ``(n, n_state)``."""
+        eps_old, deps, temp_old, temp_new, dt, state_old = check_increment(
+            eps_old, deps, temp_old, temp_new, dt, state_old, 0, require_positive_dt=False)
+        c = isotropic_stiffness(self.young(temp_new), self.poisson(temp_new))
+        eps_mech = eps_old + deps - self.thermal_strain(temp_new)
+        stress = np.einsum("nij,nj->ni", c, eps_mech)
+        return MaterialResponse(stress=stress, tangent=c, state=state_old.copy())
+
+    def cumulated_plastic_strain(self, state: np.ndarray) -> np.ndarray:
+        return np.zeros(np.asarray(state).shape[0])
+
+    def to_config(self) -> dict:
+        return {"type": self.name,
+                "young": self.young.to_config(),
+                "poisson": self.poisson.to_config(),
+                "expansion": self.expansion.to_config(),
+                "reference_temperature": self.reference_temperature,
+                "density": self.density}
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "LinearElastic":
+        from .registry import _take  # local import: registry imports this module
+        kw = _take(cfg, cls.name, required=("young", "poisson"),
+                   optional=("expansion", "reference_temperature", "density"))
+        return cls(**kw)

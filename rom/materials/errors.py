@@ -1,0 +1,9 @@
+"""The single exception type of the constitutive-law package."""
+from __future__ import annotations
+
+
+class MaterialError(ValueError):
+    """Invalid material data or input to a constitutive law.
+
+    Messages name the offending parameter and say how to fix it.
+    """

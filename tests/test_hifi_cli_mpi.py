@@ -1,0 +1,113 @@
+"""`structrom hifi` end to end under mpirun: same snapshots for 1, 2 and 3 ranks; clear errors on bad input."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from mpi_helpers import ROOT, mpirun
+from rom.adapters.calculix import write_mesh_inp
+from rom.fem.structured import box
+
+pytestmark = pytest.mark.mpi
+
+CONFIG = """
+[units]
+length = "mm"
+force = "N"
+stress = "MPa"
+mass = "t"
+
+[mesh]
+file = "bar.inp"
+
+[[material]]
+law = {{ type = "j2_plasticity", elastic = {{ young = {{ temperatures = [20.0, 500.0], values = [200000.0, 150000.0] }}, poisson = 0.3, expansion = 1.2e-5, reference_temperature = 20.0, density = 7.8e-9 }}, hardening = {{ type = "linear", yield_stress = {{ temperatures = [20.0, 500.0], values = [300.0, 150.0] }}, modulus = 2000.0 }} }}
+
+[[boundary]]
+node_set = "xmin"
+components = ["x", "y", "z"]
+
+[loading]
+times = [0.0, 0.5, 1.0, 1.5]
+temperature = {{ type = "hot_spot", center = [5.0, 1.0, 2.0], radius = 2.0, intensity = 450.0, reference = 20.0, amplitude = [[0.0, 0.0], [1.0, 1.0], [1.5, 0.5]] }}
+pressure = [{{ surface = "zmax", amplitude = [[0.0, 0.0], [1.0, 40.0], [1.5, 0.0]] }}]
+centrifugal = {{ omega = [[0.0, 0.0], [1.0, 300.0]], axis_direction = [0.0, 1.0, 0.0] }}
+
+[solver]
+newton_rtol = 1e-9
+linear = {{ rtol = 1e-12 }}
+
+[output]
+file = "{out}"
+"""
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("hifi")
+    write_mesh_inp(d / "bar.inp", box((10.0, 2.0, 2.0), (10, 2, 2), element="C3D20"))
+    for n in (1, 2, 3):
+        (d / f"cfg{n}.toml").write_text(CONFIG.format(out=f"out{n}/bar.h5"))
+    return d
+
+
+def test_snapshots_do_not_depend_on_rank_count(case):
+    for n in (1, 2, 3):
+        proc = mpirun(n, ["-m", "api.cli", "hifi", str(case / f"cfg{n}.toml")], cwd=ROOT)
+        assert "increment 3/3" in proc.stdout
+    files = [h5py.File(case / f"out{n}" / "bar.h5", "r") for n in (1, 2, 3)]
+    u1, p1, s1 = (files[0][f"fields/{k}"][()] for k in ("displacement", "cumulated_plastic_strain", "stress"))
+    assert u1.shape[0] == 3 and p1.max() > 1e-4  # the hot spot and the pressure yield the bar
+    assert p1[2].max() >= p1[1].max()  # p never decreases
+    for f in files[1:]:
+        assert np.linalg.norm(f["fields/displacement"][()] - u1) <= 1e-8 * np.linalg.norm(u1)
+        assert np.abs(f["fields/cumulated_plastic_strain"][()] - p1).max() <= 1e-8 * p1.max()
+        assert np.abs(f["fields/stress"][()] - s1).max() <= 1e-7 * np.abs(s1).max()
+    assert (case / "out2" / "bar.xdmf").exists() and not (case / "out2" / "bar.h5.partial").exists()
+    for f in files:
+        f.close()
+
+
+def run_cli(cfg: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "api.cli", "hifi", str(cfg)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda c: c.replace('stress = "MPa"', 'stress = "Pa"'), "units.stress 'Pa' is inconsistent"),
+    (lambda c: c.replace('node_set = "xmin"', 'node_set = "clamp"'), "node set 'clamp' is not in the mesh"),
+    (lambda c: c.replace('surface = "zmax"', 'surface = "top"'), "surface set 'top' is not in the mesh"),
+    (lambda c: c.replace("intensity = 450.0", "intensity = nan"), "temperature at t=0 is non-finite"),
+    (lambda c: c.replace('type = "j2_plasticity"', 'type = "j3"'), "material type 'j3' is unknown"),
+    (lambda c: c.replace('file = "bar.inp"', 'file = "missing.inp"'), "mesh file not found"),
+])
+def test_bad_input_gives_one_clear_line(case, edit, expected):
+    cfg = case / "bad.toml"
+    cfg.write_text(edit(CONFIG.format(out="bad/bar.h5")))
+    proc = run_cli(cfg)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert expected in proc.stderr, proc.stderr
+    assert not (case / "bad" / "bar.h5").exists()
+
+
+def test_unknown_element_type_names_the_file(case):
+    (case / "tri.inp").write_text(textwrap.dedent("""\
+        *NODE
+        1, 0, 0, 0
+        2, 1, 0, 0
+        3, 0, 1, 0
+        *ELEMENT, TYPE=S3, ELSET=E
+        1, 1, 2, 3
+        """))
+    cfg = case / "tri.toml"
+    cfg.write_text(CONFIG.format(out="tri/out.h5").replace('file = "bar.inp"', 'file = "tri.inp"'))
+    proc = run_cli(cfg)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "tri.inp" in proc.stderr and "S3" in proc.stderr, proc.stderr
