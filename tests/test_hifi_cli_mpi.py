@@ -36,7 +36,7 @@ components = ["x", "y", "z"]
 [loading]
 times = [0.0, 0.5, 1.0, 1.5]
 temperature = {{ type = "hot_spot", center = [5.0, 1.0, 2.0], radius = 2.0, intensity = 450.0, reference = 20.0, amplitude = [[0.0, 0.0], [1.0, 1.0], [1.5, 0.5]] }}
-pressure = [{{ surface = "zmax", amplitude = [[0.0, 0.0], [1.0, 40.0], [1.5, 0.0]] }}]
+pressure = [{{ surface = "zmax", amplitude = [[0.0, 0.0], [1.0, 5.0], [1.5, 0.0]] }}]
 centrifugal = {{ omega = [[0.0, 0.0], [1.0, 300.0]], axis_direction = [0.0, 1.0, 0.0] }}
 
 [solver]

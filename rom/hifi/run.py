@@ -15,7 +15,7 @@ from rom.fem.mesh import Mesh, MeshError
 from rom.hifi.config import HifiConfig
 from rom.hifi.output import SnapshotWriter, element_point_offsets, global_point_index
 from rom.hifi.solver import HifiSolver, NewtonSettings
-from rom.materials import law_from_config
+from rom.materials import MaterialError, law_from_config
 
 
 def load_mesh(path: Path, quadratic_hex: str = "C3D20") -> Mesh:
@@ -23,7 +23,7 @@ def load_mesh(path: Path, quadratic_hex: str = "C3D20") -> Mesh:
     group of a structrom HDF5 file."""
     suffix = path.suffix.lower()
     if not path.exists():
-        raise FileNotFoundError(f"{path}: mesh file not found (mesh.file)")
+        raise FileNotFoundError("mesh file not found (mesh.file)")
     if suffix == ".inp":
         from rom.adapters.calculix import read_inp
 
@@ -44,7 +44,7 @@ def build_solver(cfg: HifiConfig, mesh: Mesh, comm: MPI.Comm, log=print) -> Hifi
         try:
             law = law_from_config(m.law)
         except ValueError as exc:
-            raise ValueError(f"material[{i}].law: {exc}") from None
+            raise MaterialError(f"material[{i}].law: {exc}") from None
         elements = None if m.element_set is None else mesh.element_set(m.element_set)
         materials.append((elements, law))
     lin = cfg.solver.linear

@@ -1,0 +1,686 @@
+"""CalculiX (ccx 2.20) adapter: mesh decks, running ccx, and parsing its ``.dat`` and ``.frd`` results.
+
+Facts about ccx 2.20's formats this module relies on (checked against ccx 2.20 runs):
+
+* input: data lines hold at most 16 entries and 132 characters; a 20-node element continues on a
+  second line after a trailing comma; set names are case-insensitive (ccx upper-cases them);
+  ``NALL``/``EALL`` are *not* predefined, so :func:`write_mesh_inp` writes them;
+* ``.dat``: header lines like ``displacements (vx,vy,vz) for set XMAX and time  0.1000000E+01``;
+  element blocks list ``elem, integ.pnt.`` then values; stresses and strains come in the order
+  ``xx yy zz xy xz yz`` and strains' shears are *tensor* shears; 7 significant digits;
+  ``time`` is ccx's total time; a three-digit exponent loses its ``E`` (``1.000000-100``);
+* ``.frd``: fixed-width ASCII (``FORMAT=1``: ``I10`` node ids, ``E12.5`` values, 6 significant
+  digits); a result block starts with ``1PSTEP  <block> <increment> <step>`` then
+  ``100CL ... <time> ...``, ``-4 <NAME> <ncomp> ...``, ``-5`` component lines (``iexist=1`` marks a
+  derived component such as ``ALL`` that has no data column) and ``-1 <node> <values>`` lines;
+  tensors are ordered ``xx yy zz xy yz zx``; strains (``TOSTRAIN``) have tensor shears; the
+  equivalent plastic strain is ``PE``; in the element block, 20-node hexahedra have nodes 13-16 and
+  17-20 swapped relative to the ``.inp`` (not parsed here); node coordinates have 6 significant digits,
+  so take coordinates from the ``.inp``.
+
+Our conventions: ids written to decks are 1-based (node ``i`` -> ``i + 1``, element ``e`` -> ``e + 1``);
+results are returned in :mod:`rom.voigt` order (``xx yy zz xy yz zx``, engineering strain shears).
+"""
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import time as _time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Iterator
+
+import numpy as np
+
+from ..fem.mesh import NODES_PER_ELEMENT, CellBlock, Mesh
+
+__all__ = [
+    "CalculixError",
+    "InpIds",
+    "CompletedRun",
+    "DatBlock",
+    "FrdResult",
+    "write_mesh_inp",
+    "read_inp",
+    "run_ccx",
+    "read_dat",
+    "read_frd",
+]
+
+MAX_ENTRIES_PER_LINE = 16
+MAX_LINE_LENGTH = 132
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-.]*$")
+# .dat: tensor columns xx yy zz xy xz yz -> ours xx yy zz xy yz zx
+_DAT_TENSOR_TO_OURS = np.array([0, 1, 2, 3, 5, 4])
+
+
+class CalculixError(ValueError):
+    """A CalculiX deck, run or result file is invalid; the message names the file, line and fix."""
+
+
+# -- writing -----------------------------------------------------------------------------------------
+def _id_lines(ids: np.ndarray, per_line: int = MAX_ENTRIES_PER_LINE) -> Iterator[str]:
+    """Comma-separated lines of at most ``per_line`` entries (and 132 characters)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    width = len(str(int(ids.max()))) + 1 if ids.size else 2
+    per_line = max(1, min(per_line, MAX_LINE_LENGTH // width))
+    for start in range(0, len(ids), per_line):
+        yield ",".join(map(str, ids[start : start + per_line].tolist())) + ",\n"
+
+
+def _check_names(mesh: Mesh, extra: list[str]) -> None:
+    seen: dict[tuple[str, str], str] = {}
+    kinds = [("NSET", n) for n in list(mesh.node_sets) + extra[:1]]
+    kinds += [("ELSET", n) for n in list(mesh.element_sets) + extra[1:]]
+    kinds += [("SURFACE", n) for n in mesh.surface_sets]
+    for kind, name in kinds:
+        if not _NAME_RE.match(name) or len(name) > 80:
+            raise CalculixError(
+                f"{kind} name {name!r} is not a valid CalculiX name: use at most 80 letters, digits, "
+                "'_', '-' or '.', starting with a letter or '_'; rename the set"
+            )
+        key = (kind, name.upper())
+        if key in seen and seen[key] != name:
+            raise CalculixError(
+                f"{kind} names {seen[key]!r} and {name!r} are the same for CalculiX (names are "
+                "case-insensitive); rename one of the sets"
+            )
+        seen[key] = name
+
+
+def write_mesh_inp(
+    stream_or_path: str | os.PathLike | IO[str],
+    mesh: Mesh,
+    *,
+    all_nset: str | None = "Nall",
+    all_elset: str | None = "Eall",
+) -> None:
+    """Write the mesh as CalculiX input cards.
+
+    ``*NODE`` (1-based ids, full double precision), one ``*ELEMENT, TYPE=..., ELSET=<all_elset>`` card
+    per block, ``*NSET`` for ``all_nset`` (every node) and each node set, ``*ELSET`` for each element
+    set, and ``*SURFACE, NAME=..., TYPE=ELEMENT`` with ``element, S<face + 1>`` lines for each surface
+    set. Pass ``None`` to skip the all-nodes / all-elements sets.
+    """
+    extra = [all_nset or "Nall", all_elset or "Eall"]
+    _check_names(mesh, extra)
+    if isinstance(stream_or_path, (str, os.PathLike)):
+        path = Path(stream_or_path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "w") as f:
+            write_mesh_inp(f, mesh, all_nset=all_nset, all_elset=all_elset)
+        os.replace(tmp, path)
+        return
+    out = stream_or_path
+    out.write("*NODE\n")
+    ids = np.arange(1, mesh.n_nodes + 1)
+    buf = io.StringIO()
+    np.savetxt(buf, np.column_stack([ids, mesh.points]), fmt=["%d", "%.17g", "%.17g", "%.17g"], delimiter=",")
+    out.write(buf.getvalue())
+    offsets = mesh.block_offsets
+    for b, block in enumerate(mesh.blocks):
+        elset = f", ELSET={all_elset}" if all_elset else ""
+        out.write(f"*ELEMENT, TYPE={block.element}{elset}\n")
+        table = np.column_stack([offsets[b] + 1 + np.arange(len(block)), block.connectivity + 1])
+        n = table.shape[1]
+        width = len(str(int(table.max()))) + 1 if table.size else 2
+        per_line = min(MAX_ENTRIES_PER_LINE, MAX_LINE_LENGTH // width)
+        cuts = list(range(per_line, n, per_line))
+        # One element per record; continued lines end with a comma.
+        pieces = [",".join(["%d"] * (min(c + per_line, n) - c)) for c in [0] + cuts]
+        buf = io.StringIO()
+        np.savetxt(buf, table, fmt=",\n".join(pieces), delimiter="")
+        out.write(buf.getvalue())
+    if all_nset:
+        out.write(f"*NSET, NSET={all_nset}\n")
+        out.writelines(_id_lines(ids))
+    for name, nodes in mesh.node_sets.items():
+        out.write(f"*NSET, NSET={name}\n")
+        out.writelines(_id_lines(nodes + 1))
+    for name, elements in mesh.element_sets.items():
+        out.write(f"*ELSET, ELSET={name}\n")
+        out.writelines(_id_lines(elements + 1))
+    for name, faces in mesh.surface_sets.items():
+        out.write(f"*SURFACE, NAME={name}, TYPE=ELEMENT\n")
+        out.writelines(f"{e},S{f}\n" for e, f in (faces + 1).tolist())
+
+
+# -- reading decks -----------------------------------------------------------------------------------
+@dataclass
+class InpIds:
+    """File ids of the mesh read by :func:`read_inp`: ``node_ids`` ``(n_nodes,)`` and ``element_ids``
+    ``(n_elements,)``, the CalculiX ids of our node/element ``i``."""
+
+    node_ids: np.ndarray
+    element_ids: np.ndarray
+
+    def node_index(self, ids: np.ndarray) -> np.ndarray:
+        """Our 0-based node indices of CalculiX node ids (raises on unknown ids)."""
+        return _lookup(self.node_ids, ids, "node")
+
+    def element_index(self, ids: np.ndarray) -> np.ndarray:
+        """Our 0-based element indices of CalculiX element ids (raises on unknown ids)."""
+        return _lookup(self.element_ids, ids, "element")
+
+
+def _lookup(known: np.ndarray, ids: np.ndarray, what: str) -> np.ndarray:
+    ids = np.asarray(ids, dtype=np.int64)
+    order = np.argsort(known, kind="stable")
+    pos = np.minimum(np.searchsorted(known[order], ids), max(len(known) - 1, 0))
+    ok = known[order][pos] == ids if len(known) else np.zeros(ids.shape, dtype=bool)
+    if not np.all(ok):
+        raise CalculixError(f"{what} ids {np.unique(ids[~ok])[:10].tolist()} are not in the mesh")
+    return order[pos]
+
+
+@dataclass
+class _Card:
+    keyword: str  # upper case, without '*'
+    params: dict[str, str]  # upper-case keys; values as written
+    line: int  # 1-based line number of the keyword line
+    data: list[str] = field(default_factory=list)
+    data_lines: list[int] = field(default_factory=list)
+
+
+def _cards(path: Path) -> list[_Card]:
+    cards: list[_Card] = []
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        raise CalculixError(f"cannot read CalculiX input {str(path)!r}: {exc}") from exc
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("**"):
+            continue
+        if line.startswith("*"):
+            parts = [p.strip() for p in line[1:].split(",")]
+            params = {}
+            for p in parts[1:]:
+                if p:
+                    k, _, v = p.partition("=")
+                    params[k.strip().upper()] = v.strip()
+            keyword = " ".join(parts[0].upper().split())
+            if keyword == "INCLUDE":
+                inc = Path(params.get("INPUT", ""))
+                inc = inc if inc.is_absolute() else path.parent / inc
+                if not inc.exists():
+                    raise CalculixError(f"{path}:{number}: *INCLUDE file {str(inc)!r} does not exist")
+                cards.extend(_cards(inc))
+                continue
+            cards.append(_Card(keyword, params, number))
+        elif cards:
+            cards[-1].data.append(line)
+            cards[-1].data_lines.append(number)
+        else:
+            raise CalculixError(f"{path}:{number}: data line before any keyword card: {line[:60]!r}")
+    return cards
+
+
+def _tokens(card: _Card) -> list[str]:
+    return [t.strip() for t in ",".join(card.data).split(",") if t.strip()]
+
+
+def _numbers(card: _Card, path: Path, dtype: type, what: str) -> np.ndarray:
+    tokens = _tokens(card)
+    try:
+        return np.array(tokens, dtype=float).astype(dtype)
+    except ValueError:
+        for line, number in zip(card.data, card.data_lines):
+            for t in line.split(","):
+                try:
+                    float(t) if t.strip() else None
+                except ValueError:
+                    raise CalculixError(
+                        f"{path}:{number}: *{card.keyword}: {what} expected, got {t.strip()!r}"
+                    ) from None
+        raise
+
+
+def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
+    """Read the mesh of a CalculiX/Abaqus-style input deck (other cards are ignored).
+
+    Parses ``*NODE``, ``*ELEMENT`` (``TYPE``, ``ELSET``), ``*NSET``/``*ELSET`` (ids, names of sets
+    defined earlier, ``GENERATE``), ``*SURFACE`` with ``TYPE=ELEMENT`` (``element or elset, S<k>``;
+    ``TYPE=NODE`` surfaces become node sets) and follows ``*INCLUDE``. Set names keep the case they have
+    in the file. Returns the mesh (nodes and elements in file order, one block per ``*ELEMENT`` card)
+    and the file ids.
+    """
+    path = Path(path)
+    cards = _cards(path)
+    node_ids, coords = [], []
+    blocks: list[tuple[str, np.ndarray, np.ndarray]] = []  # element, ids, connectivity (file ids)
+    nsets: dict[str, list[np.ndarray]] = {}
+    elsets: dict[str, list[np.ndarray]] = {}
+    surfaces: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    n_elements = 0
+
+    def where(card: _Card) -> str:
+        return f"{path}:{card.line}: *{card.keyword}"
+
+    def set_members(card: _Card, sets: dict, generate: bool) -> np.ndarray:
+        tokens = _tokens(card)
+        if generate:
+            _numbers(card, path, np.int64, "integers 'first, last[, increment]'")  # names bad tokens
+            out = []
+            for data, number in zip(card.data, card.data_lines):
+                v = [int(float(t)) for t in data.split(",") if t.strip()]
+                if len(v) not in (2, 3):
+                    raise CalculixError(f"{path}:{number}: GENERATE lines need 'first, last[, increment]'")
+                first, last, step = (v + [1])[:3]
+                if step <= 0 or last < first:
+                    raise CalculixError(f"{path}:{number}: GENERATE needs first <= last and increment > 0")
+                out.append(np.arange(first, last + 1, step))
+            return np.concatenate(out) if out else np.zeros(0, np.int64)
+        out = []
+        numeric = []
+        for t in tokens:
+            try:
+                numeric.append(int(float(t)))
+            except ValueError:
+                if t not in sets:
+                    upper = {k.upper(): k for k in sets}
+                    if t.upper() not in upper:
+                        raise CalculixError(f"{where(card)}: {t!r} is neither an id nor a set defined earlier") from None
+                    t = upper[t.upper()]
+                out.append(np.concatenate(sets[t]))
+        out.append(np.array(numeric, dtype=np.int64))
+        return np.concatenate(out)
+
+    for card in cards:
+        kw = card.keyword
+        if kw == "NODE":
+            vals = _numbers(card, path, float, "numbers 'id, x, y, z'")
+            n_line = len(card.data)
+            if n_line and vals.size != 4 * n_line:
+                counts = [len([t for t in d.split(",") if t.strip()]) for d in card.data]
+                bad = next(i for i, c in enumerate(counts) if c != 4)
+                raise CalculixError(
+                    f"{path}:{card.data_lines[bad]}: *NODE lines must be 'id, x, y, z' (3D), "
+                    f"got {counts[bad]} entries"
+                )
+            vals = vals.reshape(-1, 4)
+            node_ids.append(vals[:, 0].astype(np.int64))
+            coords.append(vals[:, 1:])
+            if "NSET" in card.params:
+                nsets.setdefault(card.params["NSET"], []).append(vals[:, 0].astype(np.int64))
+        elif kw == "ELEMENT":
+            etype = card.params.get("TYPE", "").upper()
+            if etype not in NODES_PER_ELEMENT:
+                raise CalculixError(
+                    f"{where(card)}: element TYPE={etype or '(missing)'} is not supported; "
+                    f"use one of {', '.join(NODES_PER_ELEMENT)}"
+                )
+            n = NODES_PER_ELEMENT[etype] + 1
+            vals = _numbers(card, path, np.int64, "integer ids")
+            if vals.size % n:
+                raise CalculixError(
+                    f"{where(card)}: {vals.size} ids is not a multiple of {n} (id + {n - 1} nodes per "
+                    f"{etype} element); check for missing continuation lines"
+                )
+            vals = vals.reshape(-1, n)
+            blocks.append((etype, vals[:, 0], vals[:, 1:]))
+            n_elements += len(vals)
+            if "ELSET" in card.params:
+                elsets.setdefault(card.params["ELSET"], []).append(vals[:, 0])
+        elif kw in ("NSET", "ELSET"):
+            name = card.params.get(kw)
+            if not name:
+                raise CalculixError(f"{where(card)}: missing {kw}=<name>")
+            sets = nsets if kw == "NSET" else elsets
+            sets.setdefault(name, []).append(set_members(card, sets, "GENERATE" in card.params))
+        elif kw == "SURFACE":
+            name = card.params.get("NAME")
+            if not name:
+                raise CalculixError(f"{where(card)}: missing NAME=<name>")
+            stype = card.params.get("TYPE", "ELEMENT").upper()
+            if stype == "NODE":
+                nsets.setdefault(name, []).append(set_members(_Card("SURFACE", {}, card.line, [d.split(",")[0] for d in card.data], card.data_lines), nsets, False))
+                continue
+            if stype != "ELEMENT":
+                raise CalculixError(f"{where(card)}: TYPE={stype} is not supported (use TYPE=ELEMENT)")
+            for data, number in zip(card.data, card.data_lines):
+                parts = [t.strip() for t in data.split(",") if t.strip()]
+                m = re.fullmatch(r"S([1-6])", parts[1].upper()) if len(parts) == 2 else None
+                if m is None:
+                    raise CalculixError(f"{path}:{number}: *SURFACE lines must be 'element or elset, S<1-6>', got {data!r}")
+                try:
+                    els = np.array([int(float(parts[0]))])
+                except ValueError:
+                    upper = {k.upper(): k for k in elsets}
+                    if parts[0].upper() not in upper:
+                        raise CalculixError(f"{path}:{number}: element set {parts[0]!r} is not defined before this *SURFACE") from None
+                    els = np.concatenate(elsets[upper[parts[0].upper()]])
+                surfaces.setdefault(name, []).append((els, np.full(len(els), int(m.group(1)) - 1)))
+
+    if not node_ids or not blocks:
+        raise CalculixError(f"{path}: no *NODE or no *ELEMENT cards found; the deck must define the mesh")
+    ids = InpIds(np.concatenate(node_ids), np.concatenate([b[1] for b in blocks]))
+    for what, known in (("node", ids.node_ids), ("element", ids.element_ids)):
+        u, c = np.unique(known, return_counts=True)
+        if np.any(c > 1):
+            raise CalculixError(f"{path}: {what} ids {u[c > 1][:10].tolist()} are defined more than once")
+
+    def index(lookup, values, what, name):
+        try:
+            return lookup(values)
+        except CalculixError as exc:
+            raise CalculixError(f"{path}: {what} {name!r}: {exc}") from None
+
+    mesh_blocks = [CellBlock(e, index(ids.node_index, conn, "connectivity of", e)) for e, _, conn in blocks]
+    mesh = Mesh(
+        np.concatenate(coords),
+        mesh_blocks,
+        node_sets={k: index(ids.node_index, np.concatenate(v), "node set", k) for k, v in nsets.items()},
+        element_sets={k: index(ids.element_index, np.concatenate(v), "element set", k) for k, v in elsets.items()},
+        surface_sets={
+            k: np.column_stack(
+                [index(ids.element_index, np.concatenate([a for a, _ in v]), "surface", k),
+                 np.concatenate([f for _, f in v])]
+            )
+            for k, v in surfaces.items()
+        },
+    )
+    return mesh, ids
+
+
+# -- running -------------------------------------------------------------------------------------------
+@dataclass
+class CompletedRun:
+    """A finished ccx run: ``dat``/``frd`` result paths, console ``output``, wall ``seconds``."""
+
+    jobdir: Path
+    jobname: str
+    returncode: int
+    output: str
+    seconds: float
+
+    @property
+    def dat(self) -> Path:
+        return self.jobdir / f"{self.jobname}.dat"
+
+    @property
+    def frd(self) -> Path:
+        return self.jobdir / f"{self.jobname}.frd"
+
+
+def run_ccx(
+    jobdir: str | os.PathLike,
+    jobname: str,
+    *,
+    timeout: float = 600.0,
+    ccx: str = "ccx",
+    threads: int = 1,
+    require: tuple[str, ...] = ("dat", "frd"),
+) -> CompletedRun:
+    """Run ``ccx -i jobname`` in ``jobdir`` (``OMP_NUM_THREADS=threads``).
+
+    Raises :class:`CalculixError` quoting ccx's ``*ERROR`` lines when it fails (non-zero exit, error
+    lines, or a missing required result file) and on timeout.
+    """
+    jobdir = Path(jobdir)
+    if not (jobdir / f"{jobname}.inp").exists():
+        raise CalculixError(f"CalculiX input {str(jobdir / (jobname + '.inp'))!r} does not exist")
+    for ext in require:  # stale results would hide a failure
+        (jobdir / f"{jobname}.{ext}").unlink(missing_ok=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), CCX_NPROC_EQUATION_SOLVER=str(threads))
+    start = _time.perf_counter()
+    try:
+        proc = subprocess.run(
+            [ccx, "-i", jobname], cwd=jobdir, env=env, capture_output=True, text=True, timeout=timeout
+        )
+    except FileNotFoundError:
+        raise CalculixError(f"CalculiX executable {ccx!r} not found; install calculix-ccx or pass ccx=") from None
+    except subprocess.TimeoutExpired:
+        raise CalculixError(f"ccx on {jobdir / jobname}.inp did not finish within {timeout} s") from None
+    run = CompletedRun(jobdir, jobname, proc.returncode, proc.stdout + proc.stderr, _time.perf_counter() - start)
+    lines = run.output.splitlines()
+    errors = [
+        " ".join(lines[i : i + 3]).strip()
+        for i, line in enumerate(lines)
+        if "*ERROR" in line
+    ]
+    missing = [ext for ext in require if not (jobdir / f"{jobname}.{ext}").exists()]
+    if proc.returncode != 0 or errors or missing:
+        detail = "\n".join(errors[:10]) or "\n".join(lines[-10:])
+        raise CalculixError(
+            f"ccx failed on {jobdir / jobname}.inp (exit code {proc.returncode}"
+            + (f", missing {', '.join(jobname + '.' + e for e in missing)}" if missing else "")
+            + f"):\n{detail}"
+        )
+    return run
+
+
+# -- .dat ----------------------------------------------------------------------------------------------
+@dataclass
+class DatBlock:
+    """One printed block of a ``.dat`` file.
+
+    ``quantity``: ``"U"``, ``"RF"``, ``"S"``, ``"E"``, ``"PEEQ"`` (or the header's words for others);
+    ``ids``: ``(n,)`` node ids or ``(n, 2)`` (element id, integration point, both 1-based);
+    ``values``: ``(n, k)``, tensors converted to :mod:`rom.voigt` order (strains with engineering
+    shears); ``columns``: the names in ccx's header; ``time``: ccx's total time.
+    """
+
+    quantity: str
+    set_name: str
+    time: float
+    ids: np.ndarray
+    values: np.ndarray
+    columns: tuple[str, ...]
+
+
+_DAT_HEADER = re.compile(r"^\s*([a-z][a-z ]*?)\s*\(([^)]*)\)\s*for set\s+(\S+)\s+and time\s+(\S+)")
+_DAT_NAMES = {
+    "displacements": "U",
+    "forces": "RF",
+    "stresses": "S",
+    "strains": "E",
+    "equivalent plastic strain": "PEEQ",
+}
+_FORTRAN_EXP = re.compile(r"(?<=[0-9.])([+-]\d{3})\b")
+
+
+def _floats(text: str) -> np.ndarray:
+    try:
+        return np.array(text.split(), dtype=float)
+    except ValueError:
+        return np.array(_FORTRAN_EXP.sub(r"E\1", text).split(), dtype=float)
+
+
+def read_dat(path: str | os.PathLike) -> dict[float, dict[str, DatBlock]]:
+    """Parse ``*NODE PRINT``/``*EL PRINT`` blocks of a ccx ``.dat`` file.
+
+    Returns ``{time: {quantity: DatBlock}}`` (blocks of the same quantity and time printed for several
+    sets are concatenated). Stresses ``S`` come in our order ``xx yy zz xy yz zx``; strains ``E`` also,
+    with engineering shears (ccx prints tensor shears).
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise CalculixError(f"cannot read ccx results {str(path)!r}: {exc}") from exc
+    out: dict[float, dict[str, DatBlock]] = {}
+    i = 0
+    while i < len(lines):
+        m = _DAT_HEADER.match(lines[i])
+        if not m:  # other lines (e.g. "total force" summaries) are not parsed
+            i += 1
+            continue
+        words, cols, set_name, t = m.groups()
+        columns = tuple(c.strip() for c in cols.split(",") if c.strip())
+        header_line = i + 1
+        i += 1
+        data = []
+        while i < len(lines) and (not lines[i].strip() or lines[i].strip()[0].isdigit()
+                                  or lines[i].strip()[0] == "-"):
+            if lines[i].strip():
+                data.append(lines[i])
+            elif data:
+                break
+            i += 1
+        is_element = columns[:1] == ("elem",)  # element blocks list (elem, integ.pnt.) in the header
+        n_id = 2 if is_element else 1
+        n_val = len(columns) - 2 if is_element else len(columns)  # node headers omit the id column
+        n_col = n_id + n_val
+        vals = _floats(" ".join(data))
+        if vals.size != n_col * len(data):
+            raise CalculixError(
+                f"{path}:{header_line}: block '{words}' for set {set_name} has lines that are not "
+                f"{n_col} numbers; the file is truncated or not a ccx 2.20 .dat"
+            )
+        vals = vals.reshape(len(data), n_col)
+        ids = vals[:, :n_id].astype(np.int64)
+        ids = ids[:, 0] if n_id == 1 else ids
+        values = vals[:, n_id:]
+        quantity = _DAT_NAMES.get(words, words)
+        if quantity in ("S", "E") and n_val == 6:
+            values = values[:, _DAT_TENSOR_TO_OURS]
+            if quantity == "E":
+                values[:, 3:] *= 2.0
+        time = float(_FORTRAN_EXP.sub(r"E\1", t))
+        block = DatBlock(quantity, set_name, time, ids, values, columns)
+        slot = out.setdefault(time, {})
+        if quantity in slot:
+            old = slot[quantity]
+            block = DatBlock(quantity, f"{old.set_name},{set_name}", time,
+                             np.concatenate([old.ids, ids]), np.concatenate([old.values, values]), columns)
+        slot[quantity] = block
+    return out
+
+
+# -- .frd ----------------------------------------------------------------------------------------------
+@dataclass
+class FrdResult:
+    """Nodal results of one increment of a ``.frd`` file.
+
+    ``node_ids``: ``(n,)`` ids of the nodes with results (ascending); ``fields``: name -> ``(n, k)``
+    values aligned with ``node_ids`` (NaN where a field has no value at a node): ``DISP`` (n, 3),
+    ``STRESS`` (n, 6, our order), ``TOSTRAIN`` (n, 6, converted to engineering shears), ``PE`` (n, 1)...
+    """
+
+    step: int
+    increment: int
+    time: float
+    node_ids: np.ndarray
+    fields: dict[str, np.ndarray]
+
+    @property
+    def disp(self) -> np.ndarray:
+        return self.fields["DISP"]
+
+    @property
+    def stress(self) -> np.ndarray:
+        return self.fields["STRESS"]
+
+
+def _fixed_width(lines: list[str], start: int, width: int, count: int) -> np.ndarray:
+    """Parse ``count`` fixed-width float fields starting at column ``start`` of every line, ``(n, count)``."""
+    if not lines:
+        return np.zeros((0, count))
+    length = start + width * count
+    arr = np.array([ln.ljust(length)[:length] for ln in lines], dtype=f"S{length}")
+    chars = arr.view(np.uint8).reshape(len(lines), length)[:, start:]
+    fields = np.ascontiguousarray(chars).view(f"S{width}").reshape(len(lines), count)
+    try:
+        return fields.astype(float)
+    except ValueError:
+        text = "\n".join(" ".join(f.decode() for f in row) for row in fields)
+        return _floats(text).reshape(len(lines), count)
+
+
+def read_frd(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, list[FrdResult]]:
+    """Parse an ASCII ``.frd`` file.
+
+    Returns ``node_ids`` ``(n,)``, ``coordinates`` ``(n, 3)`` (6 significant digits only) and the nodal
+    results of every increment, in file order. Stresses are in our order (the .frd's), strains are
+    converted to engineering shears.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise CalculixError(f"cannot read ccx results {str(path)!r}: {exc}") from exc
+    node_ids = np.zeros(0, np.int64)
+    coords = np.zeros((0, 3))
+    results: list[FrdResult] = []
+    current: FrdResult | None = None
+    step = increment = 0
+    t = 0.0
+    i = 0
+    n = len(lines)
+
+    def block_lines(j: int) -> tuple[list[str], int]:
+        """Data lines (' -1'/' -2') from line j to the ' -3' terminator, merging continuation lines."""
+        data: list[str] = []
+        while j < n and not lines[j].startswith(" -3"):
+            ln = lines[j]
+            if ln.startswith(" -1"):
+                data.append(ln)
+            elif ln.startswith(" -2") and data:
+                data[-1] = data[-1].rstrip() + ln[13:].rstrip()
+            j += 1
+        if j >= n:
+            raise CalculixError(f"{path}:{j}: block without ' -3' terminator; the file is truncated")
+        return data, j + 1
+
+    while i < n:
+        ln = lines[i]
+        head = ln[:12].split()
+        key = head[0] if head else ""
+        if key == "2C":
+            fmt = int(ln.split()[-1])
+            if fmt == 2:
+                raise CalculixError(f"{path}:{i + 1}: binary .frd is not supported; write ASCII results")
+            idw = 10 if fmt == 1 else 5
+            data, i = block_lines(i + 1)
+            node_ids = np.array([int(d[3 : 3 + idw]) for d in data], dtype=np.int64)
+            coords = _fixed_width(data, 3 + idw, 12, 3)
+            continue
+        if key == "3C":
+            _, i = block_lines(i + 1)
+            continue
+        if key == "1PSTEP":
+            parts = ln.split()
+            increment, step = int(parts[-2]), int(parts[-1])
+        elif key == "100CL":
+            t = float(ln[12:24])
+            fmt = int(ln[73:75]) if len(ln) >= 75 and ln[73:75].strip() else 1
+            idw = 10 if fmt == 1 else 5
+            j = i + 1
+            if j >= n or not lines[j].startswith(" -4"):
+                raise CalculixError(f"{path}:{j + 1}: expected a ' -4' field header after '100CL'")
+            name = lines[j].split()[1]
+            j += 1
+            n_comp = 0
+            while j < n and lines[j].startswith(" -5"):
+                # ' -5  NAME  menu ictype icind1 icind2 [iexist[name]]': iexist=1 -> no data column
+                tokens = lines[j].split()
+                n_comp += not (len(tokens) > 6 and tokens[6].startswith("1"))
+                j += 1
+            data, i = block_lines(j)
+            ids = np.array([int(d[3 : 3 + idw]) for d in data], dtype=np.int64)
+            values = _fixed_width(data, 3 + idw, 12, n_comp)
+            order = np.argsort(ids, kind="stable")
+            ids, values = ids[order], values[order]
+            if name == "TOSTRAIN" and n_comp == 6:
+                values[:, 3:] *= 2.0
+            if current is None or (current.step, current.increment) != (step, increment):
+                current = FrdResult(step, increment, t, ids, {})
+                results.append(current)
+            if not np.array_equal(ids, current.node_ids):
+                union = np.union1d(current.node_ids, ids)
+                pos = np.searchsorted(union, current.node_ids)
+                for k, v in current.fields.items():
+                    full = np.full((len(union), v.shape[1]), np.nan)
+                    full[pos] = v
+                    current.fields[k] = full
+                current.node_ids = union
+                full = np.full((len(union), n_comp), np.nan)
+                full[np.searchsorted(union, ids)] = values
+                values = full
+            current.fields[name] = values
+            continue
+        i += 1
+    return node_ids, coords, results

@@ -1,0 +1,342 @@
+"""Reading and writing meshes through meshio (gmsh .msh 2/4, .vtu, .xdmf, Abaqus .inp, .med, ...).
+
+Volume cells become elements (``tetra -> C3D4``, ``tetra10 -> C3D10``, ``hexahedron -> C3D8``,
+``hexahedron20 -> C3D20`` or ``C3D20R``); meshio already converts gmsh's node orderings to VTK's,
+which is CalculiX's. Lower-dimensional cells are not elements: the named groups they belong to (gmsh
+physical groups, Abaqus sets) become sets:
+
+* a 3D group -> element set and node set of the same name;
+* a 2D group -> surface set (each boundary face matched to ``(element, local face)``) and node set;
+* a 0D/1D group -> node set.
+
+Face matching, shared with :mod:`rom.fem.structured`, compares faces by their sorted corner nodes.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Mapping
+
+import meshio
+import numpy as np
+
+from .faces import FACES
+
+try:  # listed in meshio's __all__ but not always exported
+    from meshio._mesh import topological_dimension as _TOPO_DIM
+except ImportError:  # pragma: no cover
+    _TOPO_DIM = meshio.topological_dimension
+from .mesh import CellBlock, Mesh, MeshError
+
+__all__ = [
+    "read_mesh",
+    "write_mesh",
+    "mesh_from_meshio",
+    "mesh_to_meshio",
+    "element_faces",
+    "match_faces",
+    "faces_on_nodes",
+    "MESHIO_TO_ELEMENT",
+    "ELEMENT_TO_MESHIO",
+]
+
+#: meshio volume cell type -> element type (``hexahedron20`` is switchable, see :func:`read_mesh`).
+MESHIO_TO_ELEMENT = {"tetra": "C3D4", "tetra10": "C3D10", "hexahedron": "C3D8", "hexahedron20": "C3D20"}
+#: element type -> meshio cell type.
+ELEMENT_TO_MESHIO = {
+    "C3D4": "tetra",
+    "C3D10": "tetra10",
+    "C3D8": "hexahedron",
+    "C3D20": "hexahedron20",
+    "C3D20R": "hexahedron20",
+}
+# Corner nodes of the boundary cell types that can name faces.
+_FACE_CORNERS = {"triangle": 3, "triangle6": 3, "triangle7": 3, "quad": 4, "quad8": 4, "quad9": 4}
+
+
+# -- faces -------------------------------------------------------------------------------------------
+def element_faces(mesh: Mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All faces of all elements.
+
+    Returns ``corners`` ``(n_faces, 4)`` node indices of the face corners (triangles padded with -1),
+    ``element`` ``(n_faces,)`` global element index and ``face`` ``(n_faces,)`` local face (0-based).
+    """
+    corners, elements, local = [], [], []
+    offsets = mesh.block_offsets
+    for b, block in enumerate(mesh.blocks):
+        table = FACES[block.element]
+        n_corner = 3 if block.element in ("C3D4", "C3D10") else 4
+        c = block.connectivity[:, table[:, :n_corner]]  # (ne, nf, n_corner)
+        ne, nf = c.shape[:2]
+        if n_corner == 3:
+            c = np.concatenate([c, np.full((ne, nf, 1), -1, dtype=np.int64)], axis=2)
+        corners.append(c.reshape(-1, 4))
+        elements.append(np.repeat(offsets[b] + np.arange(ne), nf))
+        local.append(np.tile(np.arange(nf), ne))
+    if not corners:
+        empty = np.zeros(0, dtype=np.int64)
+        return np.zeros((0, 4), dtype=np.int64), empty, empty
+    return np.concatenate(corners), np.concatenate(elements), np.concatenate(local)
+
+
+def _face_keys(corners: np.ndarray) -> np.ndarray:
+    """Orientation-independent keys: sorted corner ids, padding (-1) first, ``(n, 4)``."""
+    return np.sort(corners, axis=1)
+
+
+def match_faces(mesh: Mesh, face_corners: np.ndarray, *, name: str = "surface") -> np.ndarray:
+    """Match boundary faces given by their corner nodes ``(m, 3)`` or ``(m, 4)`` (any order) to
+    ``(global element, local face)`` pairs ``(m, 2)``.
+
+    A face shared by two elements (an internal interface) is matched to the first of them. Raises
+    :class:`MeshError` naming ``name`` if a face is not a face of any element.
+    """
+    face_corners = np.asarray(face_corners, dtype=np.int64)
+    if face_corners.ndim != 2 or face_corners.shape[1] not in (3, 4):
+        raise MeshError(f"{name}: face corners must have shape (m, 3) or (m, 4), got {face_corners.shape}")
+    m = len(face_corners)
+    if m == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    if face_corners.shape[1] == 3:
+        face_corners = np.concatenate([face_corners, np.full((m, 1), -1, dtype=np.int64)], axis=1)
+    corners, elements, local = element_faces(mesh)
+    n = len(corners)
+    _, inverse = np.unique(
+        np.concatenate([_face_keys(corners), _face_keys(face_corners)]), axis=0, return_inverse=True
+    )
+    inverse = inverse.ravel()
+    elem_ids, query_ids = inverse[:n], inverse[n:]
+    order = np.argsort(elem_ids, kind="stable")
+    pos = np.minimum(np.searchsorted(elem_ids[order], query_ids), max(n - 1, 0))
+    found = elem_ids[order][pos] == query_ids if n else np.zeros(m, dtype=bool)
+    if not np.all(found):
+        bad = int(np.flatnonzero(~found)[0])
+        nodes = face_corners[bad][face_corners[bad] >= 0]
+        raise MeshError(
+            f"{name}: {int((~found).sum())} of {m} faces are not faces of any volume element "
+            f"(first: corner nodes {nodes.tolist()}, at {mesh.points[nodes].round(6).tolist()}); "
+            "the surface mesh must be the boundary of the volume mesh (mesh surfaces and volumes "
+            "together, conformingly)"
+        )
+    hit = order[pos]
+    return np.stack([elements[hit], local[hit]], axis=1)
+
+
+def faces_on_nodes(mesh: Mesh, nodes: np.ndarray) -> np.ndarray:
+    """Element faces ``(k, 2)`` whose corner nodes all belong to ``nodes`` (e.g. a boundary plane).
+
+    Faces interior to the node set's region are included too, so use it for node sets on the
+    boundary (where it gives each boundary face once).
+    """
+    inside = np.zeros(mesh.n_nodes + 1, dtype=bool)  # last entry: the -1 padding, always "inside"
+    inside[np.asarray(nodes, dtype=np.int64)] = True
+    inside[-1] = True
+    corners, elements, local = element_faces(mesh)
+    keep = inside[corners].all(axis=1)
+    return np.stack([elements[keep], local[keep]], axis=1)
+
+
+# -- meshio conversion -----------------------------------------------------------------------------
+def _cell_dim(cell_type: str) -> int:
+    try:
+        return int(_TOPO_DIM[cell_type])
+    except KeyError:
+        raise MeshError(f"unknown meshio cell type {cell_type!r}") from None
+
+
+def _named_groups(m: meshio.Mesh) -> dict[str, list[np.ndarray | None]]:
+    """Named groups of cells as ``{name: [indices within meshio block i, or None]}``."""
+    groups: dict[str, list[np.ndarray | None]] = {}
+    for name, per_block in (m.cell_sets or {}).items():
+        if name.startswith("gmsh:"):
+            continue
+        groups[name] = [None if s is None else np.asarray(s, dtype=np.int64) for s in per_block]
+    physical = m.cell_data.get("gmsh:physical")
+    if not groups and physical is not None and len(physical) == len(m.cells):
+        # gmsh 2.2 files: physical tags per cell, names (tag, dim) in field_data
+        for name, (tag, dim) in ((k, v[:2]) for k, v in m.field_data.items()):
+            groups[name] = [
+                np.flatnonzero(np.asarray(tags) == tag) if _cell_dim(blk.type) == dim else None
+                for blk, tags in zip(m.cells, physical)
+            ]
+    return groups
+
+
+def mesh_from_meshio(
+    m: meshio.Mesh,
+    *,
+    quadratic_hex: str = "C3D20",
+    drop_unused_nodes: bool = True,
+    source: str = "meshio mesh",
+) -> Mesh:
+    """Convert a :class:`meshio.Mesh` (see the module docstring for how cells and groups map).
+
+    ``quadratic_hex``: ``"C3D20"`` or ``"C3D20R"`` for ``hexahedron20`` cells.
+    ``drop_unused_nodes``: remove points no volume element uses (and renumber), since they would carry
+    unconstrained degrees of freedom. ``source`` names the file in error messages.
+    """
+    if quadratic_hex not in ("C3D20", "C3D20R"):
+        raise MeshError(f"quadratic_hex must be 'C3D20' or 'C3D20R', got {quadratic_hex!r}")
+    types = dict(MESHIO_TO_ELEMENT, hexahedron20=quadratic_hex)
+    points = np.asarray(m.points, dtype=float)
+    if points.ndim != 2 or points.shape[1] not in (2, 3):
+        raise MeshError(f"{source}: points must have shape (n, 3), got {points.shape}")
+    if points.shape[1] == 2:
+        points = np.concatenate([points, np.zeros((len(points), 1))], axis=1)
+
+    # Volume blocks, merged per element type in order of first appearance.
+    merged: dict[str, list[np.ndarray]] = {}
+    for blk in m.cells:
+        dim = _cell_dim(blk.type)
+        if dim == 3:
+            if blk.type not in types:
+                raise MeshError(
+                    f"{source}: volume cells of type {blk.type!r} are not supported (supported: "
+                    f"{', '.join(types)}); re-mesh with tetrahedra or hexahedra only "
+                    "(e.g. gmsh: no recombination into prisms/pyramids, Mesh.SecondOrderIncomplete=1 "
+                    "for 20-node hexahedra)"
+                )
+            merged.setdefault(types[blk.type], []).append(np.asarray(blk.data, dtype=np.int64))
+    if not merged:
+        raise MeshError(
+            f"{source}: no volume cells (found {sorted({b.type for b in m.cells})}); "
+            "mesh the volume (gmsh: mesh.generate(3))"
+        )
+    element_order = list(merged)
+    counts = {e: sum(len(c) for c in merged[e]) for e in element_order}
+    start = dict(zip(element_order, np.cumsum([0] + [counts[e] for e in element_order])[:-1]))
+    # Global element indices of each meshio volume block.
+    block_global: list[np.ndarray | None] = []
+    running = dict(start)
+    for blk in m.cells:
+        if _cell_dim(blk.type) == 3:
+            e = types[blk.type]
+            block_global.append(np.arange(running[e], running[e] + len(blk.data)))
+            running[e] += len(blk.data)
+        else:
+            block_global.append(None)
+    blocks = [CellBlock(e, np.concatenate(merged[e])) for e in element_order]
+
+    # Node renumbering.
+    old_to_new = np.arange(len(points))
+    if drop_unused_nodes:
+        used = np.zeros(len(points), dtype=bool)
+        for b in blocks:
+            used[b.connectivity.ravel()] = True
+        if not used.all():
+            old_to_new = np.cumsum(used) - 1
+            old_to_new[~used] = -1
+            points = points[used]
+            blocks = [CellBlock(b.element, old_to_new[b.connectivity]) for b in blocks]
+    probe = Mesh(points, blocks)
+
+    node_sets: dict[str, np.ndarray] = {}
+    element_sets: dict[str, np.ndarray] = {}
+    surface_sets: dict[str, np.ndarray] = {}
+
+    def add_nodes(name: str, old_nodes: np.ndarray) -> None:
+        new = old_to_new[np.unique(old_nodes)]
+        new = new[new >= 0]
+        node_sets[name] = np.union1d(node_sets.get(name, np.zeros(0, np.int64)), new)
+
+    for name, per_block in _named_groups(m).items():
+        faces, elements = [], []
+        for i, (blk, idx) in enumerate(zip(m.cells, per_block)):
+            if idx is None or len(idx) == 0:
+                continue
+            data = np.asarray(blk.data, dtype=np.int64)[idx]
+            add_nodes(name, data.ravel())
+            dim = _cell_dim(blk.type)
+            if dim == 3:
+                elements.append(block_global[i][idx])
+            elif dim == 2 and blk.type in _FACE_CORNERS:
+                faces.append(old_to_new[data[:, : _FACE_CORNERS[blk.type]]])
+        if elements:
+            element_sets[name] = np.concatenate(elements)
+        if faces:
+            tri = [f for f in faces if f.shape[1] == 3]
+            quad = [f for f in faces if f.shape[1] == 4]
+            parts = [match_faces(probe, np.concatenate(g), name=f"{source}: surface set {name!r}")
+                     for g in (tri, quad) if g]
+            surface_sets[name] = np.concatenate(parts)
+    for name, nodes in (m.point_sets or {}).items():
+        if not name.startswith("gmsh:"):
+            add_nodes(name, np.asarray(nodes, dtype=np.int64))
+    return Mesh(points, blocks, node_sets=node_sets, element_sets=element_sets, surface_sets=surface_sets)
+
+
+def read_mesh(path: str | os.PathLike, *, quadratic_hex: str = "C3D20", drop_unused_nodes: bool = True) -> Mesh:
+    """Read any meshio-readable mesh file; see :func:`mesh_from_meshio` for the options."""
+    path = Path(path)
+    if not path.exists():
+        raise MeshError(f"mesh file {str(path)!r} does not exist")
+    try:
+        m = meshio.read(path)
+    except Exception as exc:  # meshio raises assorted types; name the file
+        raise MeshError(f"{path}: meshio could not read it ({type(exc).__name__}: {exc})") from exc
+    return mesh_from_meshio(m, quadratic_hex=quadratic_hex, drop_unused_nodes=drop_unused_nodes, source=str(path))
+
+
+def _split_cell_data(mesh: Mesh, cell_data: Mapping[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
+    offsets = mesh.block_offsets
+    out = {}
+    for name, values in cell_data.items():
+        values = np.asarray(values)
+        if values.shape[:1] != (mesh.n_elements,):
+            raise MeshError(
+                f"cell_data[{name!r}] must have one row per element ({mesh.n_elements}), got shape {values.shape}"
+            )
+        out[name] = [values[offsets[b] : offsets[b + 1]] for b in range(len(mesh.blocks))]
+    return out
+
+
+def mesh_to_meshio(
+    mesh: Mesh,
+    point_data: Mapping[str, np.ndarray] | None = None,
+    cell_data: Mapping[str, np.ndarray] | None = None,
+) -> meshio.Mesh:
+    """Convert to :class:`meshio.Mesh`. ``point_data`` arrays have ``n_nodes`` rows, ``cell_data`` arrays
+    ``n_elements`` rows (global element order; split per block here). Sets are not transferred."""
+    point_data = dict(point_data or {})
+    for name, values in point_data.items():
+        if np.shape(values)[:1] != (mesh.n_nodes,):
+            raise MeshError(
+                f"point_data[{name!r}] must have one row per node ({mesh.n_nodes}), got shape {np.shape(values)}"
+            )
+    cells = [(ELEMENT_TO_MESHIO[b.element], b.connectivity) for b in mesh.blocks]
+    return meshio.Mesh(mesh.points, cells, point_data=point_data, cell_data=_split_cell_data(mesh, cell_data or {}))
+
+
+def write_mesh(
+    path: str | os.PathLike,
+    mesh: Mesh,
+    point_data: Mapping[str, np.ndarray] | None = None,
+    cell_data: Mapping[str, np.ndarray] | None = None,
+    *,
+    file_format: str | None = None,
+) -> Path:
+    """Write the mesh (and data) with meshio, atomically.
+
+    Everything is written into a temporary directory next to ``path`` under the final file names; the
+    companion files (e.g. XDMF's ``.h5``, which the ``.xdmf`` references by name) are moved into place
+    first and the main file last, each with :func:`os.replace`, so a reader never sees a partial main
+    file. Returns the path written.
+    """
+    path = Path(path)
+    m = mesh_to_meshio(mesh, point_data, cell_data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        try:
+            meshio.write(tmp / path.name, m, file_format=file_format)
+        except Exception as exc:
+            raise MeshError(f"{path}: meshio could not write it ({type(exc).__name__}: {exc})") from exc
+        for f in sorted(tmp.iterdir()):
+            if f.name != path.name:
+                os.replace(f, path.parent / f.name)
+        os.replace(tmp / path.name, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
