@@ -259,7 +259,7 @@ class HifiSolver:
                 return it, residual / max(ref, 1e-300), lin_its, (u, temp_nodes, strain, stress, states, ref)
             if it == self.newton.max_iterations:
                 break
-            mat = self.assembler.assemble(self.disc.stiffness_coo(tangent)[2])
+            mat = self.assembler.assemble(self.disc.stiffness_values(tangent))
             diag = mat.getDiagonal()
             scale = diag.sum() / diag.getSize()
             b = mat.createVecLeft()
