@@ -101,5 +101,6 @@ def run_hifi(cfg: HifiConfig, comm: MPI.Comm | None = None, log=print, mesh: Mes
     finally:
         if writer is not None:
             writer.close(ok)
-    log(f"hifi: done in {time.perf_counter() - t0:.2f} s; wrote {out}" + (" and .xdmf" if cfg.output.xdmf else ""))
+    if rank == 0:
+            log(f"hifi: done in {time.perf_counter() - t0:.2f} s; wrote {out}" + (" and .xdmf" if cfg.output.xdmf else ""))
     return out
