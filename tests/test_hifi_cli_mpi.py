@@ -111,3 +111,37 @@ def test_unknown_element_type_names_the_file(case):
     proc = run_cli(cfg)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "tri.inp" in proc.stderr and "S3" in proc.stderr, proc.stderr
+
+
+def test_newton_failure_names_increment_and_remedy(case):
+    cfg = case / "diverge.toml"
+    cfg.write_text(CONFIG.format(out="diverge/bar.h5").replace(
+        "newton_rtol = 1e-9", "newton_rtol = 1e-9\nnewton_max_iterations = 1\nmax_cutbacks = 1"))
+    proc = run_cli(cfg)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "increment ending at t=1 failed after 1 cutbacks" in proc.stderr, proc.stderr
+    assert "Newton did not converge in 1 iterations" in proc.stderr and "smaller time increments" in proc.stderr
+    assert not (case / "diverge" / "bar.h5").exists() and (case / "diverge" / "bar.h5.partial").exists()
+
+
+def test_xdmf_opens_in_vtk_like_paraview(case):
+    """ParaView's reader (VTK's vtkXdmfReader) sees every increment with the stored fields."""
+    vtk = pytest.importorskip("vtk")
+    from vtk.util.numpy_support import vtk_to_numpy
+
+    h5 = case / "out2" / "bar.h5"
+    if not h5.exists():
+        mpirun(2, ["-m", "api.cli", "hifi", str(case / "cfg2.toml")], cwd=ROOT)
+    reader = vtk.vtkXdmfReader()
+    reader.SetFileName(str(h5.with_suffix(".xdmf")))
+    reader.UpdateInformation()
+    steps = reader.GetOutputInformation(0).Get(vtk.vtkStreamingDemandDrivenPipeline.TIME_STEPS())
+    assert np.allclose(steps, [0.5, 1.0, 1.5])
+    reader.UpdateTimeStep(steps[1])
+    grid = reader.GetOutputDataObject(0).GetBlock(0)
+    with h5py.File(h5, "r") as f:
+        u = f["fields/displacement"][1]
+        vm = f["fields/element_average/von_mises"][1]
+        assert grid.GetNumberOfPoints() == u.shape[0] and grid.GetNumberOfCells() == vm.shape[0]
+    assert np.allclose(vtk_to_numpy(grid.GetPointData().GetArray("displacement")), u)
+    assert np.allclose(vtk_to_numpy(grid.GetCellData().GetArray("von_mises")), vm)
