@@ -2,9 +2,18 @@
 
 Facts about ccx 2.20's formats this module relies on (checked against ccx 2.20 runs):
 
-* input: data lines hold at most 16 entries and 132 characters; a 20-node element continues on a
-  second line after a trailing comma; set names are case-insensitive (ccx upper-cases them);
-  ``NALL``/``EALL`` are *not* predefined, so :func:`write_mesh_inp` writes them;
+* input: data lines hold at most 16 entries and 132 characters; real numbers are read with ``f20.0``,
+  so a field longer than 20 characters is an input error (e.g. ``%.17g`` of ``-6.123233995736766e-17``):
+  numbers are written exactly when their repr fits, else with the most significant digits that fit;
+  a 20-node element continues on a second line after a trailing comma; set names are
+  case-insensitive (ccx upper-cases them); ``NALL``/``EALL`` are *not* predefined, so
+  :func:`write_mesh_inp` writes them;
+* analysis (see :func:`write_static_deck`): a ``*STEP`` without ``NLGEOM`` is geometrically linear, also
+  with ``*PLASTIC`` (which only makes the step materially nonlinear); ``*STATIC, DIRECT`` keeps fixed
+  increments; the default ``*CONTROLS`` field ratios (0.005 residual, 0.01 correction) leave Newton
+  errors of ~1e-4; thermal strains are relative to the initial temperature; the point temperature of
+  ``C3D8`` is the element mean and that of ``C3D20`` a trilinear fit (``C3D4``, ``C3D10``, ``C3D20R``:
+  shape functions);
 * ``.dat``: header lines like ``displacements (vx,vy,vz) for set XMAX and time  0.1000000E+01``;
   element blocks list ``elem, integ.pnt.`` then values; stresses and strains come in the order
   ``xx yy zz xy xz yz`` and strains' shears are *tensor* shears; 7 significant digits;
@@ -47,10 +56,13 @@ __all__ = [
     "run_ccx",
     "read_dat",
     "read_frd",
+    "write_static_deck",
 ]
 
 MAX_ENTRIES_PER_LINE = 16
 MAX_LINE_LENGTH = 132
+#: ccx reads real fields with Fortran ``f20.0``: longer numbers are input errors.
+MAX_NUMBER_LENGTH = 20
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-.]*$")
 # .dat: tensor columns xx yy zz xy xz yz -> ours xx yy zz xy yz zx
 _DAT_TENSOR_TO_OURS = np.array([0, 1, 2, 3, 5, 4])
@@ -61,6 +73,28 @@ class CalculixError(ValueError):
 
 
 # -- writing -----------------------------------------------------------------------------------------
+def _number(x: float) -> str:
+    """``x`` in at most :data:`MAX_NUMBER_LENGTH` characters: the shortest round-trip repr when it fits
+    (exact), else as many significant digits as fit."""
+    text = repr(float(x))
+    digits = 17
+    while len(text) > MAX_NUMBER_LENGTH and digits > 1:
+        digits -= 1
+        text = f"{float(x):.{digits}g}"
+    return text
+
+
+def _number_strings(values: np.ndarray) -> np.ndarray:
+    """Vectorized :func:`_number` (``%.17g`` where it fits, which also reads back exactly)."""
+    values = np.asarray(values, dtype=float)
+    text = np.char.mod("%.17g", values)
+    long = np.char.str_len(text) > MAX_NUMBER_LENGTH
+    if long.any():
+        text = text.astype(f"<U{MAX_NUMBER_LENGTH + 4}")
+        text[long] = [_number(v) for v in values[long].tolist()]
+    return text
+
+
 def _id_lines(ids: np.ndarray, per_line: int = MAX_ENTRIES_PER_LINE) -> Iterator[str]:
     """Comma-separated lines of at most ``per_line`` entries (and 132 characters)."""
     ids = np.asarray(ids, dtype=np.int64)
@@ -99,10 +133,11 @@ def write_mesh_inp(
 ) -> None:
     """Write the mesh as CalculiX input cards.
 
-    ``*NODE`` (1-based ids, full double precision), one ``*ELEMENT, TYPE=..., ELSET=<all_elset>`` card
-    per block, ``*NSET`` for ``all_nset`` (every node) and each node set, ``*ELSET`` for each element
-    set, and ``*SURFACE, NAME=..., TYPE=ELEMENT`` with ``element, S<face + 1>`` lines for each surface
-    set. Pass ``None`` to skip the all-nodes / all-elements sets.
+    ``*NODE`` (1-based ids; exact doubles where they fit in ccx's 20-character fields), one
+    ``*ELEMENT, TYPE=..., ELSET=<all_elset>`` card per block, ``*NSET`` for ``all_nset`` (every node)
+    and each node set, ``*ELSET`` for each element set, and ``*SURFACE, NAME=..., TYPE=ELEMENT`` with
+    ``element, S<face + 1>`` lines for each surface set. Pass ``None`` to skip the all-nodes /
+    all-elements sets.
     """
     extra = [all_nset or "Nall", all_elset or "Eall"]
     _check_names(mesh, extra)
@@ -116,9 +151,9 @@ def write_mesh_inp(
     out = stream_or_path
     out.write("*NODE\n")
     ids = np.arange(1, mesh.n_nodes + 1)
-    buf = io.StringIO()
-    np.savetxt(buf, np.column_stack([ids, mesh.points]), fmt=["%d", "%.17g", "%.17g", "%.17g"], delimiter=",")
-    out.write(buf.getvalue())
+    coords = _number_strings(mesh.points)
+    table = np.column_stack([ids.astype(str), coords])
+    out.write("\n".join(",".join(row) for row in table.tolist()) + "\n")
     offsets = mesh.block_offsets
     for b, block in enumerate(mesh.blocks):
         elset = f", ELSET={all_elset}" if all_elset else ""
@@ -684,3 +719,271 @@ def read_frd(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, list[FrdR
             continue
         i += 1
     return node_ids, coords, results
+
+
+# -- full quasi-static decks ---------------------------------------------------------------------------
+def _g(x: float) -> str:
+    """A float for a deck data field (at most 20 characters, exact when the repr fits)."""
+    return _number(x)
+
+
+def _table_lines(tables: list) -> list[str]:
+    """``v1, v2, ..., T`` lines of temperature tables on the union of their temperatures (piecewise-linear
+    tables with constant extrapolation are represented exactly), or one ``v1, v2, ...`` line if all are
+    constant."""
+    if all(t.is_constant for t in tables):
+        return [", ".join(_g(t.values[0]) for t in tables)]
+    temps = np.unique(np.concatenate([t.temperatures for t in tables if not t.is_constant]))
+    return [", ".join([_g(t(temp)) for t in tables] + [_g(temp)]) for temp in temps]
+
+
+def _material_cards(law, mat_name: str, p_big: float) -> list[str]:
+    from ..materials import (J2Plasticity, LinearElastic, LinearHardening, NortonViscoplasticity,
+                             TabulatedHardening)
+
+    if isinstance(law, NortonViscoplasticity):
+        raise CalculixError(
+            "write_static_deck: NortonViscoplasticity is not supported (CalculiX's *CREEP is a different "
+            "law: strain hardening, no yield stress); use LinearElastic or J2Plasticity"
+        )
+    if isinstance(law, J2Plasticity):
+        elastic, hardening = law.elastic, law.hardening
+    elif isinstance(law, LinearElastic):
+        elastic, hardening = law, None
+    else:
+        raise CalculixError(
+            f"write_static_deck: law {type(law).__name__} is not supported; use LinearElastic or J2Plasticity"
+        )
+    out = [f"*MATERIAL, NAME={mat_name}", "*ELASTIC"]
+    out += _table_lines([elastic.young, elastic.poisson])
+    if not (elastic.expansion.is_constant and elastic.expansion.values[0] == 0.0):
+        out.append(f"*EXPANSION, ZERO={_g(elastic.reference_temperature)}")
+        out += _table_lines([elastic.expansion])
+    if elastic.density > 0.0:
+        out += ["*DENSITY", _g(elastic.density)]
+    if hardening is None:
+        return out
+    out.append("*PLASTIC")
+    if isinstance(hardening, TabulatedHardening):
+        lines = hardening.calculix_lines()
+        if max(len(e) for e in hardening.plastic_strain) > 200 or len(
+                np.unique(np.concatenate(hardening.plastic_strain))) > 200:
+            raise CalculixError(
+                "write_static_deck: a *PLASTIC curve with more than 200 distinct plastic strains is "
+                "resampled by CalculiX; use at most 200 points"
+            )
+        out += lines
+    elif isinstance(hardening, LinearHardening):
+        sy, h = hardening.yield_stress, hardening.modulus
+        if sy.is_constant and h.is_constant:
+            s0, hh = sy.values[0], h.values[0]
+            out += [f"{_g(s0)}, 0.0", f"{_g(s0 + hh * p_big)}, {_g(p_big)}"]
+        else:
+            temps = np.unique(np.concatenate([t.temperatures for t in (sy, h) if not t.is_constant]))
+            for temp in temps:
+                s0, hh = float(sy(temp)), float(h(temp))
+                out += [f"{_g(s0)}, 0.0, {_g(temp)}", f"{_g(s0 + hh * p_big)}, {_g(p_big)}, {_g(temp)}"]
+    else:
+        raise CalculixError(
+            f"write_static_deck: {type(hardening).__name__} is not supported by *PLASTIC; tabulate it as a "
+            "TabulatedHardening (piecewise-linear, as CalculiX interpolates) or use LinearHardening"
+        )
+    return out
+
+
+def _amplitude_lines(name: str, times: np.ndarray, values: np.ndarray) -> list[str]:
+    pairs = [f"{_g(t)}, {_g(v)}" for t, v in zip(times, values)]
+    return [f"*AMPLITUDE, NAME={name}, TIME=TOTAL TIME"] + [
+        ", ".join(pairs[i : i + 4]) for i in range(0, len(pairs), 4)
+    ]
+
+
+def write_static_deck(
+    path: str | os.PathLike,
+    mesh: Mesh,
+    law,
+    loading,
+    *,
+    increments: int | None = None,
+    outputs: tuple[str, ...] = ("U", "S", "E", "PEEQ"),
+    field_tolerances: tuple[float, float] | None = (1e-7, 1e-5),
+    p_big: float = 10.0,
+) -> np.ndarray:
+    """Write a complete ccx 2.20 deck for a quasi-static small-strain problem given by our objects.
+
+    ``law`` (one :class:`~rom.materials.ConstitutiveLaw` on every element) and ``loading``
+    (:class:`rom.loading.Loading`) are translated as follows:
+
+    * mesh: :func:`write_mesh_inp` (sets ``Nall``/``Eall``); ``*SOLID SECTION, ELSET=Eall``;
+    * :class:`~rom.materials.LinearElastic`: ``*ELASTIC`` (``E, nu[, T]`` on the union of the tables'
+      temperatures: exact, since both interpolate linearly and extrapolate constantly), ``*EXPANSION,
+      ZERO=reference_temperature`` (secant coefficient, as ours) when the expansion is not 0, ``*DENSITY``
+      when the density is > 0;
+    * :class:`~rom.materials.J2Plasticity` adds ``*PLASTIC`` (isotropic hardening):
+      :class:`~rom.materials.TabulatedHardening` via its ``calculix_lines()`` (same semantics);
+      :class:`~rom.materials.LinearHardening` as the two points ``(sigma_y, 0)`` and
+      ``(sigma_y + H p_big, p_big)`` per temperature (exact while p <= ``p_big``; ccx is perfectly plastic
+      beyond). Not supported (:class:`CalculixError`): ``VoceHardening`` (tabulate it),
+      ``NortonViscoplasticity`` (ccx's ``*CREEP`` is another law);
+    * ``ImposedDisplacement`` -> ``*BOUNDARY`` (zero values fixed; other values with an ``*AMPLITUDE``);
+      where several entries constrain the same dof the last one wins, as in our solver;
+    * pressures -> ``*DLOAD`` ``element, P<face>, 1.`` lines with the pressure's amplitude; centrifugal ->
+      ``Eall, CENTRIF, 1., point, axis`` with the amplitude ``omega(t)^2``; gravity -> ``Eall, GRAV`` with a
+      constant amplitude (our solver applies gravity in full from the first increment);
+    * temperature (written unless it is 0 at every node and time and the expansion is 0):
+      ``*INITIAL CONDITIONS, TYPE=TEMPERATURE`` with the nodal values at ``times[0]`` and a ``*TEMPERATURE``
+      card with the nodal values at the end of every step.
+
+    Time: ccx's total time is ``t - times[0]``. Every loading increment is one ``*STEP`` (``*STATIC, DIRECT``,
+    ``increments`` fixed ccx increments per step, default 1) so ccx ends increments exactly at our times;
+    all amplitudes are tables in ``TIME=TOTAL TIME`` sampled at the loading times (every load and
+    non-zero displacement has one, so nothing is ramped from zero at a step start). Loads are given only in
+    the first step (ccx keeps them, ``OP=MOD``). ``*STEP`` has no ``NLGEOM``: ccx's default for
+    ``*STATIC`` is geometrically linear (``*PLASTIC`` makes the step materially nonlinear,
+    ``iperturb(1) = 3``, without switching NLGEOM on). With ``field_tolerances = (R_n, C_n)`` a nonlinear
+    problem gets ``*CONTROLS, PARAMETERS=FIELD`` with these residual / correction ratios (ccx's defaults
+    0.005 / 0.01 stop Newton early enough to be visible at the 1e-4 level).
+
+    Facts about ccx 2.20 to keep in mind when comparing:
+
+    * ccx's thermal strain is relative to the *initial* temperature, ``alpha(T) (T - ZERO) -
+      alpha(T_0) (T_0 - ZERO)``, ours to ``reference_temperature`` only; they agree only when the thermal
+      strain at ``times[0]`` is zero, so this writer raises otherwise;
+    * ccx evaluates the temperature at integration points (for E(T), alpha(T), the yield curve and the
+      thermal strain) with the element's shape functions, EXCEPT for ``C3D8``, which uses the mean of its 8
+      nodal values at every point, and ``C3D20`` (full integration), which uses the trilinear function
+      through the quadratic field's values at the 2x2x2 Gauss points (``lintemp.f``); C3D4, C3D10 and
+      C3D20R interpolate as we do.
+
+    Outputs: ``*NODE PRINT``/``*NODE FILE`` for the node quantities in ``outputs`` (``U``, ``RF``) on
+    ``Nall`` and ``*EL PRINT``/``*EL FILE`` for the element ones (``S``, ``E``, ``PEEQ``, ``ENER``) on
+    ``Eall`` (``PEEQ`` is dropped for elastic laws), in every step. Returns the ccx total times at the
+    ends of the loading increments, ``times[1:] - times[0]`` (the keys of :func:`read_dat` for them).
+    """
+    from ..materials import J2Plasticity, LinearElastic
+
+    path = Path(path)
+    times = np.asarray(loading.times, dtype=float)
+    ccx_times = times - times[0]
+    n_inc = 1 if increments is None else int(increments)
+    if n_inc < 1:
+        raise CalculixError(f"write_static_deck: increments must be >= 1, got {increments!r}")
+    nonlinear = isinstance(law, J2Plasticity)
+    lines = _material_cards(law, "MAT", p_big)
+    elastic = law.elastic if isinstance(law, J2Plasticity) else law
+    if not isinstance(elastic, LinearElastic):  # pragma: no cover - _material_cards raised already
+        raise CalculixError("unsupported law")
+
+    # Temperatures at every loading time.
+    temps = np.array([loading.nodal_temperature(float(t), mesh.points) for t in times])
+    has_expansion = not (elastic.expansion.is_constant and elastic.expansion.values[0] == 0.0)
+    thermal = bool(np.any(temps != 0.0)) or has_expansion
+    if has_expansion:
+        eps0 = elastic.expansion(temps[0]) * (temps[0] - elastic.reference_temperature)
+        if np.any(np.abs(eps0) > 1e-14):
+            raise CalculixError(
+                "write_static_deck: the thermal strain at times[0] is not zero (initial temperature differs "
+                "from reference_temperature where the expansion is non-zero); ccx measures thermal strain "
+                "from the initial temperature, our solver from reference_temperature: start the loading at "
+                "the reference temperature"
+            )
+    lines.append("*SOLID SECTION, ELSET=Eall, MATERIAL=MAT")
+
+    # Amplitudes (all in total time, sampled at the loading times).
+    amps: list[str] = []
+
+    def amplitude(values: np.ndarray) -> str:
+        name = f"A{len(amps) + 1}"
+        amps.append(name)
+        lines.extend(_amplitude_lines(name, ccx_times, values))
+        return name
+
+    # Boundary conditions: last definition of a dof wins.
+    owner: dict[tuple[int, int], int] = {}
+    for i, d in enumerate(loading.displacements):
+        comps = tuple(int(c) for c in d.components)
+        if any(c not in (0, 1, 2) for c in comps):
+            raise CalculixError(f"write_static_deck: displacement components must be 0, 1, 2, got {comps}")
+        for n in mesh.node_set(d.node_set).tolist():
+            for c in comps:
+                owner[(n, c)] = i
+    step_cards: list[str] = []
+    for i, d in enumerate(loading.displacements):
+        nodes = mesh.node_set(d.node_set)
+        amp_vals = np.array([float(d.amplitude(t)) for t in times])
+        moving = d.value != 0.0 and np.any(amp_vals != 0.0)
+        head = f"*BOUNDARY, AMPLITUDE={amplitude(amp_vals)}" if moving else "*BOUNDARY"
+        body = []
+        for c in sorted(set(int(c) for c in d.components)):
+            mine = np.array([owner[(n, c)] == i for n in nodes.tolist()], dtype=bool)
+            value = f", {_g(d.value)}" if moving else ""
+            if mine.all():
+                body.append(f"{d.node_set}, {c + 1}, {c + 1}{value}")
+            else:
+                body += [f"{n + 1}, {c + 1}, {c + 1}{value}" for n in nodes[mine].tolist()]
+        if body:
+            step_cards += [head] + body
+
+    # Distributed loads.
+    for name, amp in loading.pressures.items():
+        faces = mesh.surface_set(name)
+        a = amplitude(np.array([float(amp(t)) for t in times]))
+        step_cards.append(f"*DLOAD, AMPLITUDE={a}")
+        step_cards += [f"{e + 1}, P{f + 1}, 1." for e, f in faces.tolist()]
+    if loading.centrifugal is not None:
+        c = loading.centrifugal
+        a = amplitude(np.array([float(c.omega(t)) ** 2 for t in times]))
+        d = np.asarray(c.axis_direction, float)
+        if not np.linalg.norm(d) > 0:
+            raise CalculixError("write_static_deck: centrifugal axis_direction must be non-zero")
+        d = d / np.linalg.norm(d)
+        pt = np.asarray(c.axis_point, float)
+        step_cards += [f"*DLOAD, AMPLITUDE={a}",
+                       "Eall, CENTRIF, 1., " + ", ".join(_g(x) for x in [*pt, *d])]
+    if loading.gravity is not None:
+        g = np.asarray(loading.gravity, float)
+        gn = float(np.linalg.norm(g))
+        if gn > 0:
+            a = amplitude(np.ones(len(times)))
+            step_cards += [f"*DLOAD, AMPLITUDE={a}",
+                           "Eall, GRAV, " + ", ".join(_g(x) for x in [gn, *(g / gn)])]
+
+    # Output requests.
+    outputs = tuple(o.upper() for o in outputs)
+    unknown = [o for o in outputs if o not in ("U", "RF", "S", "E", "PEEQ", "ENER")]
+    if unknown:
+        raise CalculixError(
+            f"write_static_deck: outputs {unknown} not supported (use U, RF, S, E, PEEQ, ENER)"
+        )
+    node_out = [o for o in outputs if o in ("U", "RF")]
+    el_out = [o for o in outputs if o in ("S", "E", "PEEQ", "ENER") and (nonlinear or o != "PEEQ")]
+    out_cards = []
+    if node_out:
+        out_cards += ["*NODE PRINT, NSET=Nall", ", ".join(node_out), "*NODE FILE", ", ".join(node_out)]
+    if el_out:
+        out_cards += ["*EL PRINT, ELSET=Eall", ", ".join(el_out), "*EL FILE", ", ".join(el_out)]
+
+    if thermal:
+        lines.append("*INITIAL CONDITIONS, TYPE=TEMPERATURE")
+        lines += [f"{n + 1}, {_g(v)}" for n, v in enumerate(temps[0])]
+    for k in range(1, len(times)):
+        dt = float(times[k] - times[k - 1])
+        lines.append("*STEP, INC=%d" % max(100, 2 * n_inc))
+        lines += ["*STATIC, DIRECT", f"{_g(dt / n_inc)}, {_g(dt)}"]
+        if nonlinear and field_tolerances is not None:
+            r_n, c_n = field_tolerances
+            lines += ["*CONTROLS, PARAMETERS=FIELD", f"{_g(r_n)}, {_g(c_n)}"]
+        if k == 1:
+            lines += step_cards
+        if thermal:
+            lines.append("*TEMPERATURE")
+            lines += [f"{n + 1}, {_g(v)}" for n, v in enumerate(temps[k])]
+        lines += out_cards
+        lines.append("*END STEP")
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        write_mesh_inp(f, mesh)
+        f.write("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+    return ccx_times[1:]
