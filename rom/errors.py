@@ -15,5 +15,13 @@ def _solver_errors() -> tuple[type[Exception], ...]:
     return (HifiSolverError,)
 
 
+def _rom_errors() -> tuple[type[Exception], ...]:
+    from rom.model_file import ModelFileError
+    from rom.offline.snapshots import SnapshotError
+    from rom.pod import PODError
+
+    return (ModelFileError, SnapshotError, PODError)
+
+
 KNOWN_ERRORS: tuple[type[Exception], ...] = (ConfigError, MeshError, LoadingError, MaterialError,
-                                             FileNotFoundError) + _solver_errors()
+                                             FileNotFoundError) + _solver_errors() + _rom_errors()

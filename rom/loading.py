@@ -199,3 +199,53 @@ def temperature_from_config(cfg: dict, base_dir: str | None = None) -> Temperatu
         data = np.load(path)
         return NodalTemperature(times=np.asarray(cfg.pop("times"), float), values=np.asarray(data, float))
     raise LoadingError(f"temperature.type {kind!r} is unknown: use 'uniform', 'hot_spot' or 'nodal'")
+
+
+def loading_from_dict(d: dict, base_dir: str | None = None) -> Loading:
+    """A loading from plain data (JSON of a REST query, a TOML table)::
+
+        {"times": [0, 0.5, 1.0],                      # or "end_time": 1.0, "increments": 10
+         "temperature": {"type": "hot_spot", ...},    # see temperature_from_config; or "nodal" with "values"
+         "pressure": {"holes": [[0, 0], [1, 20]]},    # surface set -> amplitude (number or [t, value] pairs)
+         "centrifugal": {"omega": [[0, 0], [1, 300]], "axis_point": [...], "axis_direction": [...]},
+         "gravity": [0, 0, -9.81]}
+
+    Imposed displacements are not part of a query: they belong to the model (zero on its Dirichlet sets).
+    """
+    d = dict(d)
+    allowed = {"times", "end_time", "increments", "temperature", "pressure", "centrifugal", "gravity"}
+    unknown = set(d) - allowed
+    if unknown:
+        raise LoadingError(f"loading: unknown field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+    if "times" in d:
+        times = np.asarray(d["times"], dtype=float)
+    elif "end_time" in d and "increments" in d:
+        n = int(d["increments"])
+        if n < 1:
+            raise LoadingError("loading.increments must be >= 1")
+        times = np.linspace(0.0, float(d["end_time"]), n + 1)
+    else:
+        raise LoadingError("loading: give times, or end_time and increments")
+    temp_cfg = dict(d.get("temperature", {"type": "uniform"}))
+    if temp_cfg.get("type") == "nodal" and "values" in temp_cfg:
+        values = np.asarray(temp_cfg.pop("values"), dtype=float)
+        temp_times = np.asarray(temp_cfg.pop("times", times), dtype=float)
+        temperature: TemperatureField = NodalTemperature(temp_times, values)
+    else:
+        temperature = temperature_from_config(temp_cfg, base_dir)
+    pressures = {str(k): Amplitude.from_config(v, f"loading.pressure.{k}") for k, v in d.get("pressure", {}).items()}
+    centrifugal = None
+    if d.get("centrifugal") is not None:
+        c = dict(d["centrifugal"])
+        centrifugal = Centrifugal(Amplitude.from_config(c.pop("omega"), "loading.centrifugal.omega"),
+                                  tuple(c.pop("axis_point", (0.0, 0.0, 0.0))),
+                                  tuple(c.pop("axis_direction", (0.0, 0.0, 1.0))))
+        if c:
+            raise LoadingError(f"loading.centrifugal: unknown field(s) {sorted(c)}")
+    gravity = d.get("gravity")
+    if gravity is not None:
+        gravity = tuple(float(g) for g in gravity)
+        if len(gravity) != 3 or not np.all(np.isfinite(gravity)):
+            raise LoadingError("loading.gravity must be three finite numbers")
+    return Loading(times=times, temperature=temperature, pressures=pressures, centrifugal=centrifugal,
+                   gravity=gravity)

@@ -1,0 +1,257 @@
+"""The reduced model file: one versioned HDF5 file that the online stage and the server load.
+
+Format ``structrom-reduced-model``, schema version 1. Shapes: ``N`` displacement modes, ``n_rp`` reduced
+integration points (ECM points with positive weights, then the dual quantities' selected points with
+zero weight), ``n_tn`` temperature nodes (nodes of the elements holding reduced points), ``m_q`` modes
+of dual quantity ``q``, ``n_points`` integration points of the full mesh, ``n_dofs = 3 n_nodes``.
+
+======================================  ===========================  =========================================
+path                                    shape, type                  content
+======================================  ===========================  =========================================
+``/`` attrs ``format``,                 str, int, str                identification; ``provenance`` is JSON: code
+``schema_version``, ``provenance``                                   version, configuration, snapshot hashes,
+                                                                     tolerances, timings, number of ranks
+``/`` attr ``units``                    JSON                         the units table
+``/`` attr ``materials``                JSON list                    law configurations (``law_from_config``)
+``/`` attr ``loading_schema``           JSON                         declared loading family and training ranges
+``/`` attr ``dirichlet``                JSON list                    homogeneous Dirichlet conditions (node set,
+                                                                     components)
+``/mesh``                               group                        the full mesh (as in the snapshot files)
+``/modes/full``                         (n_dofs, N) f8, chunked      displacement modes (orthonormal, mass)
+``/modes/singular_values``              (N,) f8                      POD singular values
+``/reduced/element``                    (n_rp,) i8                   element of each reduced point
+``/reduced/point``                      (n_rp,) i8                   global integration point number
+``/reduced/weights``                    (n_rp,) f8                   ECM weights (>= 0; 0 for dual-only points)
+``/reduced/coordinates``                (n_rp, 3) f8                 physical coordinates
+``/reduced/material``                   (n_rp,) i8                   index into ``materials``
+``/reduced/integrator``                 (n_rp, 6, N) f8              strain of each mode at the point (B Phi)
+``/reduced/temperature/nodes``          (n_tn,) i8                   mesh nodes needed for temperatures
+``/reduced/temperature/coordinates``    (n_tn, 3) f8                 their coordinates
+``/reduced/temperature/{data,indices,   CSR (n_rp, n_tn)             interpolation of nodal temperature to the
+indptr}``                                                            reduced points
+``/loads/pressure/<surface>``           (N,) f8                      Phi^T f for unit pressure on the surface set
+``/loads/centrifugal``                  (N,) f8, attrs axis          Phi^T f for omega = 1
+``/loads/gravity``                      (N, 3) f8                    Phi^T f for unit acceleration along x, y, z
+``/dual/<q>/reduced_basis``             (n_rp * c, m_q) f8           Gappy basis at the reduced points (c = 1
+                                                                     for scalars, 6 for stress, point-major)
+``/dual/<q>/basis``                     (n_points * c, m_q) f8       full basis, chunked, for reconstruction
+``/dual/<q>/singular_values``           (m_q,) f8
+``/indicator`` attrs                    ``quantity``, ``tolerance``  error indicator: Gappy residual of this dual
+                                                                     quantity; trust when below tolerance
+======================================  ===========================  =========================================
+
+Written atomically (``<name>.partial`` then ``os.replace``). :func:`load` checks format, version and
+every shape, and names the first inconsistency.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import scipy.sparse as sp
+
+FORMAT = "structrom-reduced-model"
+SCHEMA_VERSION = 1
+
+
+class ModelFileError(ValueError):
+    """A reduced model file is missing, foreign, truncated or inconsistent."""
+
+
+@dataclass
+class DualBasis:
+    """Gappy-POD basis of a dual quantity with ``components`` values per point (1 or 6)."""
+
+    components: int
+    reduced_basis: np.ndarray  # (n_rp * c, m)
+    singular_values: np.ndarray  # (m,)
+    basis: Any = None  # (n_points * c, m) array or lazily-read h5py dataset; None if not loaded
+
+
+@dataclass
+class ReducedModelData:
+    """Everything in a reduced model file (full-size arrays may be lazy h5py datasets)."""
+
+    units: dict
+    materials: list[dict]
+    loading_schema: dict
+    dirichlet: list[dict]
+    provenance: dict
+    singular_values: np.ndarray
+    element: np.ndarray
+    point: np.ndarray
+    weights: np.ndarray
+    coordinates: np.ndarray
+    material: np.ndarray
+    integrator: np.ndarray
+    temperature_nodes: np.ndarray
+    temperature_coordinates: np.ndarray
+    temperature_interpolation: sp.csr_matrix
+    pressure: dict[str, np.ndarray]
+    centrifugal: np.ndarray | None = None
+    centrifugal_axis: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    gravity: np.ndarray | None = None
+    duals: dict[str, DualBasis] = field(default_factory=dict)
+    indicator_quantity: str = "cumulated_plastic_strain"
+    indicator_tolerance: float = 1e-2
+    modes: Any = None  # (n_dofs, N): array or h5py dataset
+    mesh: Any = None  # rom.fem.mesh.Mesh when loaded with mesh=True
+
+    @property
+    def n_modes(self) -> int:
+        return self.integrator.shape[2]
+
+    @property
+    def n_reduced_points(self) -> int:
+        return len(self.weights)
+
+
+def write(path: str | Path, data: ReducedModelData, mesh, modes: np.ndarray,
+          full_duals: dict[str, np.ndarray]) -> Path:
+    """Write ``data`` (with the full ``modes`` and full dual bases) atomically to ``path``."""
+    from rom.hifi.output import write_mesh_group
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    try:
+        with h5py.File(partial, "w") as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["schema_version"] = SCHEMA_VERSION
+            for key in ("provenance", "units", "materials", "loading_schema", "dirichlet"):
+                f.attrs[key] = json.dumps(getattr(data, key))
+            write_mesh_group(f.create_group("mesh"), mesh)
+            n = modes.shape[1]
+            f.create_dataset("modes/full", data=modes, chunks=(min(len(modes), 65536), n))
+            f.create_dataset("modes/singular_values", data=data.singular_values)
+            r = f.create_group("reduced")
+            for key in ("element", "point", "weights", "coordinates", "material", "integrator"):
+                r.create_dataset(key, data=getattr(data, key))
+            t = r.create_group("temperature")
+            t.create_dataset("nodes", data=data.temperature_nodes)
+            t.create_dataset("coordinates", data=data.temperature_coordinates)
+            m = sp.csr_matrix(data.temperature_interpolation)
+            for key in ("data", "indices", "indptr"):
+                t.create_dataset(key, data=getattr(m, key))
+            loads = f.create_group("loads")
+            for name, vec in data.pressure.items():
+                loads.create_dataset(f"pressure/{name}", data=vec)
+            if data.centrifugal is not None:
+                d = loads.create_dataset("centrifugal", data=data.centrifugal)
+                d.attrs["axis_point"], d.attrs["axis_direction"] = data.centrifugal_axis
+            if data.gravity is not None:
+                loads.create_dataset("gravity", data=data.gravity)
+            for name, dual in data.duals.items():
+                g = f.create_group(f"dual/{name}")
+                g.attrs["components"] = dual.components
+                g.create_dataset("reduced_basis", data=dual.reduced_basis)
+                g.create_dataset("singular_values", data=dual.singular_values)
+                full = full_duals[name]
+                g.create_dataset("basis", data=full, chunks=(min(len(full), 65536), full.shape[1]))
+            ind = f.create_group("indicator")
+            ind.attrs["quantity"] = data.indicator_quantity
+            ind.attrs["tolerance"] = data.indicator_tolerance
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _need(f: h5py.File, key: str, path: Path):
+    if key not in f:
+        raise ModelFileError(f"{path}: missing {key!r}: the file is truncated or not a structrom model")
+    return f[key]
+
+
+def load(path: str | Path, *, mesh: bool = False, full: bool = False) -> ReducedModelData:
+    """Read and validate a model file. ``full=True`` reads full modes and dual bases into memory
+    (otherwise they are read on demand); ``mesh=True`` reads the mesh."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"{path}: model file not found")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise ModelFileError(f"{path}: not a readable HDF5 file ({exc}); the file may be truncated") from None
+    with f:
+        if f.attrs.get("format") != FORMAT:
+            raise ModelFileError(f"{path}: not a structrom reduced model (format {f.attrs.get('format')!r})")
+        version = int(f.attrs.get("schema_version", -1))
+        if version != SCHEMA_VERSION:
+            raise ModelFileError(f"{path}: schema version {version} is not supported (this code reads "
+                                 f"{SCHEMA_VERSION}): rebuild the model with `structrom offline`")
+        try:
+            meta = {k: json.loads(f.attrs[k]) for k in ("provenance", "units", "materials", "loading_schema",
+                                                         "dirichlet")}
+        except (KeyError, json.JSONDecodeError) as exc:
+            raise ModelFileError(f"{path}: unreadable metadata ({exc})") from None
+        r = _need(f, "reduced", path)
+        arrays = {k: _need(r, k, path)[()] for k in ("element", "point", "weights", "coordinates", "material",
+                                                     "integrator")}
+        t = _need(r, "temperature", path)
+        tn = _need(t, "nodes", path)[()]
+        interp = sp.csr_matrix((_need(t, "data", path)[()], _need(t, "indices", path)[()],
+                                _need(t, "indptr", path)[()]), shape=(len(arrays["weights"]), len(tn)))
+        loads = f.get("loads")
+        pressure = {k: v[()] for k, v in loads["pressure"].items()} if loads is not None and "pressure" in loads else {}
+        centrifugal = axis = gravity = None
+        if loads is not None and "centrifugal" in loads:
+            centrifugal = loads["centrifugal"][()]
+            axis = (tuple(loads["centrifugal"].attrs["axis_point"]),
+                    tuple(loads["centrifugal"].attrs["axis_direction"]))
+        if loads is not None and "gravity" in loads:
+            gravity = loads["gravity"][()]
+        duals = {}
+        for name, g in f.get("dual", {}).items():
+            duals[name] = DualBasis(int(g.attrs["components"]), _need(g, "reduced_basis", path)[()],
+                                    _need(g, "singular_values", path)[()],
+                                    _need(g, "basis", path)[()] if full else None)
+        ind = _need(f, "indicator", path)
+        data = ReducedModelData(
+            **meta, singular_values=_need(f, "modes/singular_values", path)[()], **arrays,
+            temperature_nodes=tn, temperature_coordinates=_need(t, "coordinates", path)[()],
+            temperature_interpolation=interp, pressure=pressure, centrifugal=centrifugal,
+            centrifugal_axis=axis, gravity=gravity, duals=duals,
+            indicator_quantity=str(ind.attrs["quantity"]), indicator_tolerance=float(ind.attrs["tolerance"]),
+            modes=_need(f, "modes/full", path)[()] if full else None)
+        if mesh:
+            from rom.hifi.output import read_mesh_group
+
+            data.mesh = read_mesh_group(_need(f, "mesh", path))
+        n_modes_full = _need(f, "modes/full", path).shape
+    _validate(path, data, n_modes_full)
+    return data
+
+
+def _validate(path: Path, d: ReducedModelData, modes_shape: tuple[int, ...]) -> None:
+    n_rp, N = len(d.weights), len(d.singular_values)
+
+    def check(name: str, shape: tuple, expected: tuple) -> None:
+        if tuple(shape) != tuple(expected):
+            raise ModelFileError(f"{path}: {name} has shape {tuple(shape)}, expected {tuple(expected)}")
+
+    for key in ("element", "point", "material"):
+        check(f"reduced/{key}", getattr(d, key).shape, (n_rp,))
+    check("reduced/coordinates", d.coordinates.shape, (n_rp, 3))
+    check("reduced/integrator", d.integrator.shape, (n_rp, 6, N))
+    check("modes/full", modes_shape[1:], (N,))
+    for name, vec in d.pressure.items():
+        check(f"loads/pressure/{name}", vec.shape, (N,))
+    if d.centrifugal is not None:
+        check("loads/centrifugal", d.centrifugal.shape, (N,))
+    if d.gravity is not None:
+        check("loads/gravity", d.gravity.shape, (N, 3))
+    for name, dual in d.duals.items():
+        check(f"dual/{name}/reduced_basis", dual.reduced_basis.shape[:1], (n_rp * dual.components,))
+    if np.any(d.weights < 0) or not np.all(np.isfinite(d.weights)):
+        raise ModelFileError(f"{path}: reduced/weights must be finite and non-negative")
+    if d.material.size and (d.material.min() < 0 or d.material.max() >= len(d.materials)):
+        raise ModelFileError(f"{path}: reduced/material indexes {len(d.materials)} materials")
+    if d.indicator_quantity not in d.duals:
+        raise ModelFileError(f"{path}: indicator quantity {d.indicator_quantity!r} has no dual basis")

@@ -1,0 +1,104 @@
+"""Configuration of the offline stage (``structrom offline config.toml``).
+
+Example::
+
+    [snapshots]
+    files = ["out/train/case_*.h5"]        # HF snapshot files (globs), relative to this file
+
+    [pod]
+    tolerance = 1e-4                       # relative energy (see rom.pod)
+    method = "gram"                        # gram | tsqr | randomized
+
+    [dual]
+    quantities = ["cumulated_plastic_strain", "stress"]
+    tolerance = 1e-4
+
+    [ecm]
+    tolerance = 1e-4                       # relative ||G w - G w_FE||
+    row_tolerance = 1e-8                   # compression of the integrand rows
+
+    [indicator]
+    quantity = "cumulated_plastic_strain"
+    tolerance = 0.05
+
+    [output]
+    file = "out/model.h5"
+
+The mesh, the laws, the Dirichlet sets and the training loadings come from the snapshot files' metadata.
+"""
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rom.config import ConfigError, load_toml
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SnapshotsConfig(Strict):
+    files: list[str] = Field(min_length=1)
+
+
+class PODConfig(Strict):
+    tolerance: float = Field(1e-4, gt=0, lt=1)
+    method: Literal["gram", "tsqr", "randomized"] = "gram"
+    max_modes: int | None = Field(None, ge=1)
+
+
+class DualConfig(Strict):
+    quantities: list[Literal["cumulated_plastic_strain", "stress"]] = ["cumulated_plastic_strain"]
+    tolerance: float = Field(1e-4, gt=0, lt=1)
+    max_modes: int | None = Field(None, ge=1)
+
+
+class ECMConfig(Strict):
+    tolerance: float = Field(1e-4, gt=0, lt=1)
+    row_tolerance: float = Field(1e-8, gt=0, lt=1)
+    max_points: int | None = Field(None, ge=1)
+
+
+class IndicatorConfig(Strict):
+    quantity: Literal["cumulated_plastic_strain", "stress"] = "cumulated_plastic_strain"
+    tolerance: float = Field(0.05, gt=0)
+
+
+class OutputConfig(Strict):
+    file: str = "out/model.h5"
+
+
+class OfflineConfig(Strict):
+    snapshots: SnapshotsConfig
+    pod: PODConfig = PODConfig()
+    dual: DualConfig = DualConfig()
+    ecm: ECMConfig = ECMConfig()
+    indicator: IndicatorConfig = IndicatorConfig()
+    output: OutputConfig = OutputConfig()
+    base_dir: str = "."
+
+    def path(self, p: str) -> Path:
+        q = Path(p)
+        return q if q.is_absolute() else Path(self.base_dir) / q
+
+    def snapshot_files(self) -> list[Path]:
+        files: list[Path] = []
+        for pattern in self.snapshots.files:
+            matches = sorted(glob.glob(str(self.path(pattern))))
+            if not matches:
+                raise ConfigError(f"snapshots.files: {pattern!r} matches no file (relative to {self.base_dir})")
+            files += [Path(m) for m in matches]
+        return files
+
+
+def load_offline_config(path: str | Path) -> OfflineConfig:
+    cfg = load_toml(path, OfflineConfig)
+    cfg.base_dir = str(Path(path).resolve().parent)
+    if cfg.indicator.quantity not in cfg.dual.quantities:
+        raise ConfigError(f"{path}: indicator.quantity {cfg.indicator.quantity!r} must be one of "
+                          f"dual.quantities {cfg.dual.quantities}")
+    return cfg

@@ -1,0 +1,311 @@
+"""The offline stage, distributed by element ownership (Casenave et al., arXiv 1812.07228, sec. 3).
+
+Stages (each reported on rank 0 with sizes, time and peak memory):
+
+1. read the training cases (rank 0) and broadcast; partition the elements as the HF solver does;
+2. displacement POD in the mass product (:func:`rom.pod.pod`, element-assembled mass so interface
+   nodes are not counted twice);
+3. replay of the laws on every snapshot (strains, stresses, internal variables at this rank's points);
+4. POD of the dual quantities at integration points (Gappy bases);
+5. empirical cubature on the integrand ``eps(psi_i) : sigma_s`` (:mod:`rom.reduced_quadrature`), then the
+   dual bases' Q-DEIM points added with zero weight;
+6. reduced operators at the reduced points, reduced loads, full modes and bases gathered on rank 0,
+   the model file written atomically (:mod:`rom.model_file`).
+"""
+from __future__ import annotations
+
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import scipy.linalg as la
+import scipy.sparse as sp
+from mpi4py import MPI
+
+from mpi.assembly import gather_rows_to_root
+from mpi.partition import recursive_bisection
+from rom.fem.kernel import Discretization
+from rom.fem.mesh import Mesh
+from rom.hifi.output import element_point_offsets, global_point_index, read_mesh_group
+from rom.loading import HotSpotTemperature, UniformTemperature
+from rom.materials import law_from_config
+from rom.offline.config import OfflineConfig
+from rom.offline.replay import MaterialRegions, replay
+from rom.offline.snapshots import SnapshotError, TrainingCase, read_training_case
+from rom.pod import pod
+from rom.reduced_quadrature import compress_rows, empirical_cubature, integrand_rows
+from rom import model_file
+
+CODE_VERSION = "0.1.0"
+
+
+@dataclass
+class StageLog:
+    rows: list[tuple[str, str, float, float]] = field(default_factory=list)
+
+    def add(self, comm, stage: str, sizes: str, seconds: float, log) -> None:
+        rss = comm.allreduce(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, op=MPI.MAX)
+        self.rows.append((stage, sizes, seconds, rss))
+        log(f"offline: {stage:<22s} {sizes:<48s} {seconds:8.2f} s  peak {rss:6.2f} GiB/rank")
+
+    def table(self) -> str:
+        lines = ["| stage | sizes | time [s] | peak RSS per rank [GiB] |", "| --- | --- | ---: | ---: |"]
+        lines += [f"| {s} | {z} | {t:.2f} | {m:.2f} |" for s, z, t, m in self.rows]
+        return "\n".join(lines)
+
+
+def _read_cases(cfg: OfflineConfig, comm) -> tuple[Mesh, list[TrainingCase]]:
+    out: tuple | Exception | None = None
+    if comm.Get_rank() == 0:
+        try:
+            import h5py
+
+            files = cfg.snapshot_files()
+            with h5py.File(files[0], "r") as f:
+                if "mesh" not in f:
+                    raise SnapshotError(f"{files[0]}: no /mesh group: not a structrom snapshot file")
+                mesh = read_mesh_group(f["mesh"])
+            cases = [read_training_case(p, mesh) for p in files]
+            first = cases[0]
+            for c in cases[1:]:
+                if c.materials != first.materials:
+                    raise SnapshotError(f"{c.path}: materials differ from {first.path}: one model needs one "
+                                        "material assignment")
+                if c.dirichlet != first.dirichlet:
+                    raise SnapshotError(f"{c.path}: Dirichlet conditions differ from {first.path}")
+            for d in first.dirichlet:
+                if d["value"] != 0.0:
+                    raise SnapshotError(f"{first.path}: imposed displacement {d['value']} on {d['node_set']!r}: "
+                                        "the reduced model supports zero Dirichlet conditions only (yet)")
+            out = (mesh, cases)
+        except Exception as exc:  # re-raised on every rank
+            out = exc
+    out = comm.bcast(out, root=0)
+    if isinstance(out, Exception):
+        raise out
+    return out
+
+
+def loading_schema(cases: list[TrainingCase]) -> dict:
+    """Training ranges of the loading family (peaks of amplitudes, temperature-family parameters)."""
+    schema: dict = {"times": {"end_range": [min(float(c.loading.times[-1]) for c in cases),
+                                            max(float(c.loading.times[-1]) for c in cases)]}}
+    temps = [c.loading.temperature for c in cases]
+    if all(isinstance(t, HotSpotTemperature) for t in temps):
+        def rng(values):
+            v = np.asarray(values, dtype=float)
+            return np.stack([v.min(0), v.max(0)], axis=-1).tolist()
+
+        schema["temperature"] = {"type": "hot_spot", "ranges": {
+            "center": rng([t.center for t in temps]), "radius": rng([t.radius for t in temps]),
+            "intensity": rng([t.intensity * np.abs(t.amplitude.values).max() for t in temps]),
+            "reference": rng([t.reference for t in temps]), "gradient": rng([t.gradient for t in temps])}}
+    elif all(isinstance(t, UniformTemperature) for t in temps):
+        schema["temperature"] = {"type": "uniform", "ranges": {
+            "reference": [min(t.reference for t in temps), max(t.reference for t in temps)],
+            "amplitude": [min(t.amplitude.values.min() for t in temps), max(t.amplitude.values.max() for t in temps)]}}
+    else:
+        schema["temperature"] = {"type": "any"}
+    surfaces = sorted({s for c in cases for s in c.loading.pressures})
+    schema["pressure"] = {s: {"range": [min(c.loading.pressures[s].values.min() if s in c.loading.pressures else 0.0
+                                            for c in cases),
+                                        max(c.loading.pressures[s].values.max() if s in c.loading.pressures else 0.0
+                                            for c in cases)]} for s in surfaces}
+    omegas = [np.abs(c.loading.centrifugal.omega.values).max() for c in cases if c.loading.centrifugal is not None]
+    if omegas:
+        schema["centrifugal"] = {"omega_range": [0.0 if len(omegas) < len(cases) else min(omegas), max(omegas)]}
+    return schema
+
+
+def _qdeim_points(comm, basis_local: np.ndarray, rows_global: np.ndarray, n_rows: int, components: int) -> np.ndarray:
+    """Q-DEIM (pivoted QR of the basis transpose, Drmac and Gugercin 2016) on the gathered basis;
+    returns the selected global points (rows // components), same on every rank."""
+    full = gather_rows_to_root(comm, rows_global, basis_local, n_rows)
+    sel = None
+    if comm.Get_rank() == 0:
+        m = full.shape[1]
+        if m == 0:
+            sel = np.zeros(0, np.int64)
+        else:
+            _, _, piv = la.qr(full.T, mode="economic", pivoting=True)
+            sel = np.unique(piv[:m] // components)
+    return comm.bcast(sel, root=0)
+
+
+def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> Path:
+    """Build the reduced model described by ``cfg``; rank 0 writes ``cfg.output.file``."""
+    comm = comm or MPI.COMM_WORLD
+    rank, size = comm.Get_rank(), comm.Get_size()
+    say = log if rank == 0 else (lambda *a, **k: None)
+    stages, t_all = StageLog(), time.perf_counter()
+
+    t0 = time.perf_counter()
+    mesh, cases = _read_cases(cfg, comm)
+    materials = [(s, law_from_config(c)) for s, c in cases[0].materials]
+    centroids = np.concatenate([mesh.points[b.connectivity].mean(axis=1) for b in mesh.blocks])
+    part = recursive_bisection(centroids, size)
+    disc = Discretization(mesh, np.flatnonzero(part == rank))
+    regions = MaterialRegions.build(mesh, disc, materials)
+    offsets = element_point_offsets(mesh)
+    n_points = int(offsets[-1])
+    gidx = global_point_index(disc.point_elements, offsets)
+    my_nodes = np.unique(np.concatenate([g.nodes.ravel() for g in disc.groups])) if disc.groups else np.zeros(0, int)
+    rows = (3 * my_nodes[:, None] + np.arange(3)).ravel()
+    n_snap = sum(len(c.times) for c in cases)
+    stages.add(comm, "read + partition", f"{len(cases)} cases, {n_snap} snapshots, {mesh.n_dofs} dofs",
+               time.perf_counter() - t0, say)
+
+    t0 = time.perf_counter()
+    snapshots = np.concatenate([c.displacements(my_nodes).reshape(len(c.times), -1).T for c in cases], axis=1)
+    mass = disc.mass_matrix(1.0).tocsr()[rows][:, rows]
+    pod_u = pod(comm, snapshots, weight_local=mass, tolerance=cfg.pod.tolerance, max_modes=cfg.pod.max_modes,
+                method=cfg.pod.method, global_rows=rows)
+    n_modes = pod_u.modes_local.shape[1]
+    phi = np.zeros((mesh.n_dofs, n_modes))
+    phi[rows] = pod_u.modes_local
+    eps_modes = (disc.strain_operator() @ phi).reshape(disc.n_points, 6, n_modes)
+    del snapshots
+    stages.add(comm, "displacement POD", f"{n_modes} modes, energy error {pod_u.relative_energy_error():.1e}",
+               time.perf_counter() - t0, say)
+
+    t0 = time.perf_counter()
+    stress, p = [], []
+    for c in cases:
+        rep = replay(disc, regions, c.loading, c.displacements(), mesh.points)
+        stress.append(rep.stress)
+        p.append(rep.cumulated_plastic_strain)
+    stress_snap = np.concatenate(stress, axis=0).transpose(1, 2, 0)  # (n_loc, 6, n_s)
+    p_snap = np.concatenate(p, axis=0).T  # (n_loc, n_s)
+    del stress, p
+    stages.add(comm, "replay of the laws", f"{n_snap} snapshots x {comm.allreduce(disc.n_points)} points",
+               time.perf_counter() - t0, say)
+
+    t0 = time.perf_counter()
+    dual_data = {"cumulated_plastic_strain": (p_snap, 1), "stress": (stress_snap.reshape(disc.n_points * 6, -1), 6)}
+    duals = {}
+    for name in cfg.dual.quantities:
+        values, c = dual_data[name]
+        grows = (c * gidx[:, None] + np.arange(c)).ravel()
+        if comm.allreduce(float(np.abs(values).max(initial=0.0)), op=MPI.MAX) == 0.0:
+            duals[name] = (np.zeros((len(values), 0)), np.zeros(0), c, grows)
+            continue
+        res = pod(comm, values, weight_local=np.repeat(disc.point_weights, c), tolerance=cfg.dual.tolerance,
+                  max_modes=cfg.dual.max_modes, method="gram", global_rows=grows)
+        duals[name] = (res.modes_local, res.singular_values, c, grows)
+    stages.add(comm, "dual POD", ", ".join(f"{k}: {v[0].shape[1]} modes" for k, v in duals.items()),
+               time.perf_counter() - t0, say)
+
+    t0 = time.perf_counter()
+    G = integrand_rows(eps_modes, stress_snap)
+    Gt = compress_rows(comm, G, cfg.ecm.row_tolerance)
+    del G
+    quad = empirical_cubature(comm, Gt, disc.point_weights, gidx, tolerance=cfg.ecm.tolerance,
+                              max_points=cfg.ecm.max_points)
+    extra = [_qdeim_points(comm, v[0], v[3], n_points * v[2], v[2]) for v in duals.values()]
+    extra = np.setdiff1d(np.unique(np.concatenate(extra)) if extra else np.zeros(0, np.int64), quad.points)
+    points = np.concatenate([quad.points, extra]).astype(np.int64)
+    weights = np.concatenate([quad.weights, np.zeros(len(extra))])
+    stages.add(comm, "empirical cubature", f"{len(quad.points)} points (+{len(extra)} dual), residual "
+               f"{quad.residual:.1e}", time.perf_counter() - t0, say)
+
+    t0 = time.perf_counter()
+    # Rows of the reduced points held by this rank, in the order of `points`.
+    order = np.argsort(gidx)
+    pos = np.searchsorted(gidx[order], points)
+    here = (pos < len(gidx)) & (gidx[order][np.minimum(pos, len(gidx) - 1)] == points) if len(gidx) else \
+        np.zeros(len(points), bool)
+    loc = order[pos[here]]
+    interp = disc.interpolation_operator().tocsr()[loc]
+    piece = {"which": np.flatnonzero(here), "integrator": eps_modes[loc], "coordinates": disc.point_coordinates[loc],
+             "element": disc.point_elements[loc], "material": regions.index[loc],
+             "interp": interp, "duals": {k: v[0].reshape(disc.n_points, v[2], -1)[loc] for k, v in duals.items()}}
+    pieces = comm.gather(piece, root=0)
+    # Reduced loads: sum over ranks of Phi_local^T f_local (element contributions are not shared).
+    surfaces = sorted({s for c in cases for s in c.loading.pressures})
+    pressure = {s: comm.allreduce(phi.T @ disc.pressure_force(mesh.surface_set(s), 1.0)) for s in surfaces}
+    density = np.zeros(disc.n_points)
+    for law, pts in zip(regions.laws, regions.points):
+        density[pts] = law.density
+    centrifugal = axis = None
+    cents = [c.loading.centrifugal for c in cases if c.loading.centrifugal is not None]
+    if cents:
+        axis = (tuple(map(float, cents[0].axis_point)), tuple(map(float, cents[0].axis_direction)))
+        if any((tuple(map(float, c.axis_point)), tuple(map(float, c.axis_direction))) != axis for c in cents):
+            raise SnapshotError("training loadings rotate about different axes: one model needs one axis")
+        centrifugal = comm.allreduce(phi.T @ disc.centrifugal_force(density, 1.0, np.array(axis[0]),
+                                                                   np.array(axis[1])))
+    gravity = None
+    if any(c.loading.gravity is not None for c in cases):
+        gravity = np.stack([comm.allreduce(phi.T @ disc.body_force(e, density)) for e in np.eye(3)], axis=1)
+    full_modes = gather_rows_to_root(comm, rows, pod_u.modes_local, mesh.n_dofs)
+    full_duals = {k: gather_rows_to_root(comm, v[3], v[0], n_points * v[2]) for k, v in duals.items()}
+    stages.add(comm, "reduced operators", f"{len(points)} reduced points, {n_modes} modes",
+               time.perf_counter() - t0, say)
+
+    out = cfg.path(cfg.output.file)
+    error = None
+    if rank == 0:
+        try:
+            _write(cfg, out, mesh, cases, materials, points, weights, pieces, duals, n_modes, pod_u, quad, extra,
+                   stages, size, pressure, centrifugal, axis, gravity, full_modes, full_duals, say)
+            say(f"offline: done in {time.perf_counter() - t_all:.2f} s on {size} ranks\n" + stages.table())
+        except Exception as exc:  # shared so that no rank waits forever
+            error = exc
+    error = comm.bcast(error, root=0)
+    if error is not None:
+        raise error
+    return out
+
+
+def _write(cfg, out, mesh, cases, materials, points, weights, pieces, duals, n_modes, pod_u, quad, extra, stages,
+           size, pressure, centrifugal, axis, gravity, full_modes, full_duals, say) -> None:
+    t0 = time.perf_counter()
+    n_rp = len(points)
+
+    def assemble(key, shape):
+        arr = np.zeros((n_rp,) + shape)
+        for pc in pieces:
+            arr[pc["which"]] = pc[key]
+        return arr
+
+    integrator = assemble("integrator", (6, n_modes))
+    which = np.concatenate([pc["which"] for pc in pieces])
+    interp = sp.vstack([pc["interp"] for pc in pieces]).tocsr()[np.argsort(which)]
+    t_nodes = np.unique(interp.indices)
+    interp = interp[:, t_nodes]
+    dual_bases = {}
+    for k, (modes_k, sv, c, _) in duals.items():
+        red = np.zeros((n_rp, c, modes_k.shape[1]))
+        for pc in pieces:
+            red[pc["which"]] = pc["duals"][k]
+        dual_bases[k] = model_file.DualBasis(c, red.reshape(n_rp * c, -1), sv)
+    data = model_file.ReducedModelData(
+        units=_units(cases[0]), materials=[law.to_config() for _, law in materials],
+        loading_schema=loading_schema(cases), dirichlet=cases[0].dirichlet,
+        provenance={"code_version": CODE_VERSION, "config": cfg.model_dump(mode="json"), "n_ranks": size,
+                    "snapshots": [{"file": str(c.path), "sha256": c.sha256, "increments": len(c.times)}
+                                  for c in cases],
+                    "pod": {"modes": n_modes, "relative_energy_error": pod_u.relative_energy_error()},
+                    "ecm": {"points": len(quad.points), "dual_points": len(extra), "residual": quad.residual},
+                    "stages": [{"stage": s, "sizes": z, "seconds": t, "peak_rss_gib": m}
+                               for s, z, t, m in stages.rows],
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+        singular_values=pod_u.singular_values, element=assemble("element", ()).astype(np.int64),
+        point=points, weights=weights, coordinates=assemble("coordinates", (3,)),
+        material=assemble("material", ()).astype(np.int64), integrator=integrator,
+        temperature_nodes=t_nodes, temperature_coordinates=mesh.points[t_nodes],
+        temperature_interpolation=interp, pressure=pressure, centrifugal=centrifugal, centrifugal_axis=axis,
+        gravity=gravity, duals=dual_bases, indicator_quantity=cfg.indicator.quantity,
+        indicator_tolerance=cfg.indicator.tolerance)
+    model_file.write(out, data, mesh, full_modes, full_duals)
+    stages.add(MPI.COMM_SELF, "write model file", str(out), time.perf_counter() - t0, say)
+
+
+def _units(case: TrainingCase) -> dict:
+    import h5py
+    import json
+
+    with h5py.File(case.path, "r") as f:
+        return json.loads(f.attrs["metadata"]).get("units", {})
