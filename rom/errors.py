@@ -19,8 +19,9 @@ def _rom_errors() -> tuple[type[Exception], ...]:
     from rom.model_file import ModelFileError
     from rom.offline.snapshots import SnapshotError
     from rom.pod import PODError
+    from rom.reduced_quadrature import ECMError
 
-    return (ModelFileError, SnapshotError, PODError)
+    return (ModelFileError, SnapshotError, PODError, ECMError)
 
 
 KNOWN_ERRORS: tuple[type[Exception], ...] = (ConfigError, MeshError, LoadingError, MaterialError,

@@ -44,6 +44,7 @@ files = ["train/case_*.h5"]
 
 [pod]
 tolerance = {pod_tol}
+method = "tsqr"
 
 [dual]
 quantities = ["cumulated_plastic_strain", "stress"]

@@ -124,13 +124,12 @@ class HifiSolver:
             raise MeshError(f"{missing} integration points have no material (elements {bad.tolist()}...): "
                             "add a [[material]] without element_set, or cover every element set")
 
-        # Matrix pattern, once.
-        tangent0 = np.zeros((n_pts, 6, 6))
-        for reg in self.regions:
-            tangent0[reg.points] = reg.law.elastic_tangent(np.zeros(len(reg.points)))
-        rows, cols, _ = self.disc.stiffness_coo(tangent0)
-        self.assembler = MatrixAssembler(self.comm, self.dof_map[rows], self.dof_map[cols], self.ranges,
-                                         block_size=3)
+        # Matrix pattern, once (indices only: no element matrices needed; int32 copies freed early).
+        rows, cols = self.disc.stiffness_coo_pattern()
+        rows = self.dof_map[rows]
+        cols = self.dof_map[cols]
+        self.assembler = MatrixAssembler(self.comm, rows, cols, self.ranges, block_size=3)
+        del rows, cols
         owned_nodes = self.layout.inverse[self.layout.node_ranges[self.rank]:self.layout.node_ranges[self.rank + 1]]
         self.linear = LinearSolver(self.comm, linear or LinearSolverOptions(),
                                    coordinates=mesh.points[owned_nodes])

@@ -15,7 +15,7 @@ Example::
 
     [ecm]
     tolerance = 1e-4                       # relative ||G w - G w_FE||
-    row_tolerance = 1e-8                   # compression of the integrand rows
+    row_tolerance = 1e-8                   # compression of the integrand rows (when more than max_rows)
 
     [indicator]
     quantity = "cumulated_plastic_strain"
@@ -60,6 +60,10 @@ class DualConfig(Strict):
 class ECMConfig(Strict):
     tolerance: float = Field(1e-4, gt=0, lt=1)
     row_tolerance: float = Field(1e-8, gt=0, lt=1)
+    #: Integrand rows (modes x snapshots) above which the rows are compressed first (POD of G G^T).
+    #: Uncompressed, the selection and weights are the same for any rank count to round-off; compressed,
+    #: the weights agree to about 1e-7 across rank counts.
+    max_rows: int = Field(4000, ge=1)
     max_points: int | None = Field(None, ge=1)
 
 

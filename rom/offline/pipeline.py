@@ -199,9 +199,9 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
 
     t0 = time.perf_counter()
     G = integrand_rows(eps_modes, stress_snap)
-    Gt = compress_rows(comm, G, cfg.ecm.row_tolerance)
-    del G
-    quad = empirical_cubature(comm, Gt, disc.point_weights, gidx, tolerance=cfg.ecm.tolerance,
+    if len(G) > cfg.ecm.max_rows:
+        G = compress_rows(comm, G, cfg.ecm.row_tolerance).compressed_local
+    quad = empirical_cubature(comm, G, disc.point_weights, gidx, tolerance=cfg.ecm.tolerance,
                               max_points=cfg.ecm.max_points)
     extra = [_qdeim_points(comm, v[0], v[3], n_points * v[2], v[2]) for v in duals.values()]
     extra = np.setdiff1d(np.unique(np.concatenate(extra)) if extra else np.zeros(0, np.int64), quad.points)

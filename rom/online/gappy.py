@@ -1,0 +1,40 @@
+"""Gappy POD at the reduced points: least-squares coefficients and the relative residual (the indicator)."""
+from __future__ import annotations
+
+import numpy as np
+
+#: Singular values of the reduced basis below this fraction of the largest are treated as zero.
+RCOND = 1e-12
+
+
+class Gappy:
+    """Least-squares fit ``beta* = argmin ||v - Psi_rp beta||`` of values ``v`` at the reduced points.
+
+    ``reduced_basis``: ``Psi_rp`` ``(n_rp * c, m)`` (point-major rows). Pre-factorized once (thin SVD,
+    rank-revealing with :data:`RCOND`), so each fit costs ``O(n_rp c m)``.
+    """
+
+    def __init__(self, reduced_basis: np.ndarray, components: int) -> None:
+        self.basis = np.asarray(reduced_basis, dtype=float)
+        self.components = int(components)
+        if self.basis.shape[1] == 0:
+            self.U = np.zeros((self.basis.shape[0], 0))
+            self.pinv = np.zeros((0, self.basis.shape[0]))
+            return
+        U, s, Vt = np.linalg.svd(self.basis, full_matrices=False)
+        keep = s > RCOND * s[0] if s.size and s[0] > 0 else np.zeros(len(s), bool)
+        self.U = U[:, keep]
+        self.pinv = (Vt[keep].T / s[keep]) @ U[:, keep].T  # (m, n_rp c)
+
+    def coefficients(self, values: np.ndarray) -> np.ndarray:
+        """``beta*`` ``(m,)`` (or ``(m, k)`` for ``k`` value sets ``(n_rp * c, k)``)."""
+        return self.pinv @ values
+
+    def relative_residual(self, values: np.ndarray) -> float:
+        """``||v - Psi_rp beta*|| / ||v||``; 0 when ``||v|| == 0`` (nothing to approximate)."""
+        v = np.asarray(values, dtype=float).ravel()
+        nv = float(np.linalg.norm(v))
+        if nv == 0.0:
+            return 0.0
+        r = v - self.U @ (self.U.T @ v)
+        return float(np.linalg.norm(r)) / nv

@@ -1,0 +1,352 @@
+"""The online stage: load a reduced model file and solve loadings in the reduced space.
+
+Usage::
+
+    from rom.online import ReducedModel
+    model = ReducedModel.load("model.h5")
+    result = model.solve({"times": [0, 0.5, 1], "pressure": {"holes": [[0, 0], [1, 20]]}})
+    result.displacement(nodes="tip")            # (n_nodes, 3) at the last increment
+    result.indicator, result.trusted            # error indicator per increment
+
+Cost: :meth:`ReducedModel.load` reads only reduced-size arrays (``n_rp`` reduced points, ``N`` modes,
+``n_tn`` temperature nodes) unless ``keep_full``; :meth:`ReducedModel.solve` touches nothing of the
+mesh size (no mesh, no full modes, no full dual bases): a loading's temperature field is evaluated at
+the stored temperature-node coordinates only. Only the reconstruction methods of
+:class:`~rom.online.result.Result` read full-size data, lazily, from the file.
+
+No MPI or PETSc import on this path.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rom import model_file
+from rom.loading import Loading, LoadingError, NodalTemperature
+from rom.materials import MaterialError, law_from_config
+from rom.model_file import ModelFileError, ReducedModelData
+from rom.voigt import von_mises
+
+from .gappy import Gappy
+from .newton import ReducedSystem, Region, State, StepFailure, newton_step
+from .result import Result
+from .schema import SchemaError, as_loading, check_family, check_structure, validate_schema
+
+
+class OnlineError(ValueError):
+    """A bad request to a reduced model or a result (unknown quantity, node set, increment...)."""
+
+
+class OnlineSolverError(RuntimeError):
+    """The reduced Newton solve failed after all cutbacks; the message names increment and cause."""
+
+
+#: Dual quantities the online solver can evaluate at the reduced points, with their components.
+DUAL_QUANTITIES = {"cumulated_plastic_strain": 1, "plastic_strain": 6, "stress": 6, "strain": 6,
+                   "von_mises": 1, "temperature": 1}
+
+
+def dual_values(name: str, regions: list[Region], state: State) -> np.ndarray:
+    """Quantity ``name`` at the reduced points of a converged state: ``(n_rp,)`` or ``(n_rp, 6)``."""
+    if name == "stress":
+        return state.stress.copy()
+    if name == "strain":
+        return state.strain.copy()
+    if name == "von_mises":
+        return von_mises(state.stress)
+    if name == "temperature":
+        return state.temperature.copy()
+    n = len(state.stress)
+    if name == "cumulated_plastic_strain":
+        out = np.zeros(n)
+        for reg, st in zip(regions, state.law_states):
+            out[reg.points] = reg.law.cumulated_plastic_strain(st)
+        return out
+    if name == "plastic_strain":
+        out = np.zeros((n, 6))
+        for reg, st in zip(regions, state.law_states):
+            names = reg.law.state_names
+            if "eps_p_xx" in names:
+                i = names.index("eps_p_xx")
+                out[reg.points] = st[:, i:i + 6]
+        return out
+    raise OnlineError(f"unknown dual quantity {name!r}; known: {sorted(DUAL_QUANTITIES)}")
+
+
+class ReducedModel:
+    """A reduced model ready to solve loadings (see the module docstring).
+
+    Build with :meth:`load` (from a file) or ``ReducedModel(data)`` (from a
+    :class:`~rom.model_file.ReducedModelData` in memory; reconstruction then needs ``data.modes`` and
+    the full dual bases in ``data.duals[q].basis``).
+    """
+
+    def __init__(self, data: ReducedModelData, path: str | Path | None = None,
+                 n_mesh_nodes: int | None = None) -> None:
+        self.data = data
+        self.path = Path(path) if path is not None else None
+        self.n_mesh_nodes = n_mesh_nodes
+        where = str(self.path) if self.path else "reduced model"
+        try:
+            validate_schema(data.loading_schema)
+        except SchemaError as exc:
+            raise ModelFileError(f"{where}: {exc}") from None
+        try:
+            self.laws = [law_from_config(m) for m in data.materials]
+        except MaterialError as exc:
+            raise ModelFileError(f"{where}: material configuration: {exc}") from None
+        for name in ("integrator", "weights", "coordinates"):
+            if not np.all(np.isfinite(getattr(data, name))):
+                raise ModelFileError(f"{where}: reduced/{name} contains non-finite values")
+        loads = list(data.pressure.values()) + [v for v in (data.centrifugal, data.gravity) if v is not None]
+        if not all(np.all(np.isfinite(v)) for v in loads):
+            raise ModelFileError(f"{where}: a reduced load contains non-finite values")
+        self.regions = [Region(law, np.flatnonzero(data.material == i)) for i, law in enumerate(self.laws)]
+        self.regions = [r for r in self.regions if len(r.points)]
+        self.system = ReducedSystem(data.integrator, data.weights, self.regions)
+        self.gappy: dict[str, Gappy] = {}
+        for name, dual in data.duals.items():
+            if name in DUAL_QUANTITIES and DUAL_QUANTITIES[name] != dual.components:
+                raise ModelFileError(f"{where}: dual/{name} has {dual.components} components per point, "
+                                     f"expected {DUAL_QUANTITIES[name]}")
+            if name in DUAL_QUANTITIES:
+                self.gappy[name] = Gappy(dual.reduced_basis, dual.components)
+        if data.indicator_quantity not in self.gappy:
+            raise ModelFileError(f"{where}: indicator quantity {data.indicator_quantity!r} cannot be evaluated "
+                                 f"online (known: {sorted(DUAL_QUANTITIES)})")
+        self._interp = data.temperature_interpolation.tocsr()
+        self._cache: dict = {}
+
+    # -- construction -------------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path, *, keep_full: bool = False) -> "ReducedModel":
+        """Read and validate a model file (:func:`rom.model_file.load`); builds the laws and the
+        per-material point index arrays. ``keep_full``: also read the full modes and dual bases into
+        memory (otherwise the reconstruction methods read them on demand). Raises
+        :class:`~rom.model_file.ModelFileError`."""
+        import h5py
+
+        data = model_file.load(path, mesh=False, full=keep_full)
+        try:
+            with h5py.File(path, "r") as f:
+                n_nodes = int(f["mesh/points"].shape[0])
+        except (OSError, KeyError) as exc:
+            raise ModelFileError(f"{path}: cannot read mesh/points ({exc}); the file may be truncated") from None
+        model = cls(data, path, n_nodes)
+        if keep_full:
+            model._cache["modes"] = np.asarray(data.modes)
+        return model
+
+    # -- properties -----------------------------------------------------------------------------------------
+    @property
+    def n_modes(self) -> int:
+        return self.data.n_modes
+
+    @property
+    def n_reduced_points(self) -> int:
+        return self.data.n_reduced_points
+
+    @property
+    def indicator_quantity(self) -> str:
+        return self.data.indicator_quantity
+
+    @property
+    def indicator_tolerance(self) -> float:
+        return self.data.indicator_tolerance
+
+    @property
+    def loading_schema(self) -> dict:
+        return self.data.loading_schema
+
+    def __repr__(self) -> str:
+        return (f"ReducedModel({str(self.path) if self.path else '<memory>'}: {self.n_modes} modes, "
+                f"{self.n_reduced_points} reduced points, surfaces {sorted(self.data.pressure)})")
+
+    # -- loadings -------------------------------------------------------------------------------------------
+    def _restricted(self, loading: Loading) -> Loading:
+        """The loading with a nodal temperature field restricted to the model's temperature nodes."""
+        temp = loading.temperature
+        if isinstance(temp, NodalTemperature) and temp.values.shape[1] == self.n_mesh_nodes:
+            temp = NodalTemperature(np.asarray(temp.times, float), temp.values[:, self.data.temperature_nodes])
+            return dataclasses.replace(loading, temperature=temp)
+        return loading
+
+    def _temperature_nodes(self, loading: Loading, t: float) -> np.ndarray:
+        return loading.nodal_temperature(t, self.data.temperature_coordinates)
+
+    def temperature(self, loading: Loading, t: float) -> np.ndarray:
+        """``(n_rp,)`` temperatures at the reduced points at time ``t`` (loading already restricted)."""
+        return self._interp @ self._temperature_nodes(loading, t)
+
+    def external_force(self, loading: Loading, t: float) -> np.ndarray:
+        """``f_ext(t)`` ``(N,)``: pressures x amplitudes, omega(t)^2 x centrifugal, gravity."""
+        d = self.data
+        f = np.zeros(self.n_modes)
+        for name, amp in loading.pressures.items():
+            f += float(amp(t)) * d.pressure[name]
+        if loading.centrifugal is not None:
+            f += float(loading.centrifugal.omega(t)) ** 2 * d.centrifugal
+        if loading.gravity is not None and d.gravity is not None:
+            f += d.gravity @ np.asarray(loading.gravity, dtype=float)
+        return f
+
+    def check_loading(self, loading: Loading | dict, *, extrapolate: bool = False) -> tuple[Loading, list[str]]:
+        """Validate ``loading`` for this model (see :mod:`rom.online.schema`).
+
+        Returns the loading (temperature restricted to the model's temperature nodes) and the list of
+        family violations (non-empty only with ``extrapolate=True``). Raises
+        :class:`~rom.loading.LoadingError`.
+        """
+        d = self.data
+        loading = as_loading(loading)
+        check_structure(loading, pressure=d.pressure, centrifugal=d.centrifugal,
+                        centrifugal_axis=d.centrifugal_axis, gravity=d.gravity, dirichlet=d.dirichlet,
+                        n_mesh_nodes=self.n_mesh_nodes, n_temperature_nodes=len(d.temperature_nodes))
+        loading = self._restricted(loading)
+
+        def temps():
+            return np.array([self._temperature_nodes(loading, float(t)) for t in loading.times])
+
+        violations = check_family(loading, d.loading_schema, temps)
+        if violations and not extrapolate:
+            raise LoadingError("; ".join(violations) + ". This loading is outside the model's training family: "
+                               "pass extrapolate=True to solve it anyway (check result.indicator)")
+        # finiteness of temperatures at every time of the loading (raises LoadingError)
+        for t in loading.times:
+            self._temperature_nodes(loading, float(t))
+        return loading, violations
+
+    # -- solve ------------------------------------------------------------------------------------------------
+    def solve(self, loading: Loading | dict, *, extrapolate: bool = False, rtol: float = 1e-8,
+              max_iterations: int = 25, max_cutbacks: int = 4) -> Result:
+        """Solve every increment of ``loading`` (a :class:`~rom.loading.Loading` or its dict form).
+
+        One reduced Newton solve per increment ``times[i-1] -> times[i]`` (:mod:`rom.online.newton`);
+        a failed attempt (no convergence in ``max_iterations``, a law failing at a point, a singular
+        reduced tangent, non-finite values) halves the increment, at most ``max_cutbacks`` times per
+        requested increment, then raises :class:`OnlineSolverError`.
+
+        Validation (:meth:`check_loading`, :mod:`rom.online.schema`): non-finite values, pressures on
+        surfaces without a reduced load, centrifugal / gravity loads the model lacks always raise
+        :class:`~rom.loading.LoadingError`; a loading outside the model's ``loading_schema`` raises it
+        unless ``extrapolate`` (the violations are then in ``result.warnings``). Schema example::
+
+            {"temperature": {"type": "hot_spot", "ranges": {"intensity": [lo, hi],
+                             "center": [[lo, hi], [lo, hi], [lo, hi]], "radius": [lo, hi]}},
+             "pressure": {"holes": {"range": [lo, hi]}},     # peak of the amplitude
+             "centrifugal": {"omega_range": [lo, hi]}, "times": {"end_range": [lo, hi]}}
+
+        Temperatures are evaluated at the model's temperature nodes only (a
+        :class:`~rom.loading.NodalTemperature` on the whole mesh is restricted to them).
+        """
+        if not (rtol > 0 and max_iterations >= 1 and max_cutbacks >= 0):
+            raise OnlineError(f"need rtol > 0, max_iterations >= 1, max_cutbacks >= 0; got {rtol}, "
+                              f"{max_iterations}, {max_cutbacks}")
+        start = time.perf_counter()
+        loading, warnings = self.check_loading(loading, extrapolate=extrapolate)
+        t_check = time.perf_counter() - start
+        system, regions, d = self.system, self.regions, self.data
+        times = loading.times
+        n_inc = len(times) - 1
+        stats: dict = {"law": 0.0, "law_calls": 0, "linear": 0.0}
+        state = system.initial_state(float(times[0]), self.temperature(loading, float(times[0])))
+        q = np.zeros((n_inc, self.n_modes))
+        iterations, cutbacks = np.zeros(n_inc, np.int64), np.zeros(n_inc, np.int64)
+        residuals, indicator, per_inc = np.zeros(n_inc), np.zeros(n_inc), np.zeros(n_inc)
+        duals = {name: [] for name in self.gappy}
+        stress = np.zeros((n_inc, self.n_reduced_points, 6))
+        gappy = self.gappy[d.indicator_quantity]
+        for i in range(n_inc):
+            t_inc = time.perf_counter()
+            t_new = float(times[i + 1])
+            targets, cuts, its = [t_new], 0, 0
+            while targets:
+                target = targets[-1]
+                try:
+                    out = newton_step(system, state, target, self.external_force(loading, target),
+                                      self.temperature(loading, target), rtol, max_iterations, stats)
+                except StepFailure as exc:
+                    cuts += 1
+                    if cuts > max_cutbacks:
+                        raise OnlineSolverError(
+                            f"increment {i + 1}/{n_inc} ending at t={t_new:g} failed after {max_cutbacks} "
+                            f"cutbacks (last attempt t={state.time:g} -> {target:g}): {exc}. Try smaller time "
+                            "increments (more loading.times), check that the loading is inside the model's "
+                            "training family, or raise max_iterations / max_cutbacks") from None
+                    targets.append(0.5 * (state.time + target))
+                    continue
+                state = out.state
+                its += out.iterations
+                targets.pop()
+            q[i], iterations[i], cutbacks[i], residuals[i] = state.q, its, cuts, out.residual
+            stress[i] = state.stress
+            for name in duals:
+                duals[name].append(dual_values(name, regions, state))
+            indicator[i] = gappy.relative_residual(duals[d.indicator_quantity][-1])
+            per_inc[i] = time.perf_counter() - t_inc
+        timings = {"total": time.perf_counter() - start, "check": t_check, "per_increment": per_inc,
+                   "law": stats["law"], "law_calls": stats["law_calls"], "linear": stats["linear"]}
+        return Result(model=self, loading=loading, times=times[1:].copy(), coordinates=q,
+                      newton_iterations=iterations, cutbacks=cutbacks, residuals=residuals,
+                      indicator=indicator, trusted=indicator <= d.indicator_tolerance,
+                      dual_reduced={k: np.array(v) for k, v in duals.items()}, stress_reduced=stress,
+                      timings=timings, warnings=warnings)
+
+    # -- full-size data, read on demand (reconstruction only) -----------------------------------------------
+    def _h5(self):
+        import h5py
+
+        if self.path is None:
+            raise OnlineError("this model lives in memory and has no full modes / dual bases: "
+                              "load it from a file or give data.modes and the dual bases")
+        try:
+            return h5py.File(self.path, "r")
+        except OSError as exc:
+            raise ModelFileError(f"{self.path}: cannot reopen the model file ({exc})") from None
+
+    def modes(self, dofs: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``dofs`` of the full displacement modes ``(len(dofs), N)`` (all ``(n_dofs, N)`` if None).
+        Small selections are read from the file; the whole matrix is read (and kept) otherwise."""
+        full = self._cache.get("modes")
+        if full is None and self.data.modes is not None:
+            full = self._cache["modes"] = np.asarray(self.data.modes)
+        if full is not None:
+            return full if dofs is None else full[dofs]
+        with self._h5() as f:
+            ds = f["modes/full"]
+            if dofs is None or len(dofs) > 0.05 * ds.shape[0] or len(dofs) > 4096:
+                full = self._cache["modes"] = ds[()]
+                return full if dofs is None else full[dofs]
+            uniq, inv = np.unique(dofs, return_inverse=True)
+            return ds[uniq.tolist(), :][inv] if len(uniq) else np.zeros((0, self.n_modes))
+
+    def dual_basis(self, quantity: str) -> np.ndarray:
+        """The full Gappy basis ``(n_points * c, m)`` of a dual quantity (read once, then kept)."""
+        if quantity not in self.data.duals:
+            raise OnlineError(f"this model has no dual basis for {quantity!r}; it has {sorted(self.data.duals)}")
+        key = ("dual", quantity)
+        if key not in self._cache:
+            basis = self.data.duals[quantity].basis
+            if basis is None:
+                with self._h5() as f:
+                    basis = f[f"dual/{quantity}/basis"][()]
+            self._cache[key] = np.asarray(basis)
+        return self._cache[key]
+
+    def node_set(self, name: str) -> np.ndarray:
+        """Node indices of a node set of the model's mesh (read from the file)."""
+        key = ("node_set", name)
+        if key not in self._cache:
+            if self.data.mesh is not None:
+                self._cache[key] = self.data.mesh.node_set(name)
+            else:
+                with self._h5() as f:
+                    sets = f.get("mesh/node_sets")
+                    if sets is None or name not in sets:
+                        known = sorted(sets) if sets is not None else []
+                        raise OnlineError(f"node set {name!r} is not in the model's mesh; known: {known}")
+                    self._cache[key] = sets[name][()]
+        return self._cache[key]

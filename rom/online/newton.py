@@ -1,0 +1,152 @@
+"""The reduced Newton-Raphson solve of one increment, vectorized over the reduced points.
+
+With ``B_k`` the integrator ``(6, N)`` of reduced point ``k`` (strain of each mode there) and ``w_k`` its
+weight, the reduced unknowns ``q`` ``(N,)`` give
+
+* strains ``eps_k = B_k q`` at every reduced point (also the zero-weight dual points),
+* internal force ``f_int = sum_k w_k B_k^T sigma_k`` and consistent tangent
+  ``K = sum_k w_k B_k^T C_k B_k`` (only points with ``w_k > 0`` contribute),
+
+with stresses, tangents and states from the laws integrated from the converged state of the previous
+increment. Convergence as in the HF solver (:mod:`rom.hifi.solver`): ``||f_ext - f_int|| <= rtol *
+f_ref`` with ``f_ref`` the largest of the earlier references, ``||f_ext||`` and the internal-force scale
+``|| sum_k w_k |B_k^T sigma_k| ||`` (the reduced space has no reactions; this scale plays their role,
+e.g. for purely thermal loadings), or a correction below ``1e-12`` of the increment's ``||q - q_old||``.
+
+Nothing here depends on the mesh size: every array has ``n_rp`` (reduced points) or ``N`` rows.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from rom.materials import ConstitutiveLaw, MaterialError
+
+
+class StepFailure(Exception):
+    """One Newton attempt failed (the caller cuts the increment back)."""
+
+
+@dataclass
+class Region:
+    """A law on a subset ``points`` ``(n,)`` of the reduced points (indices into the reduced arrays)."""
+
+    law: ConstitutiveLaw
+    points: np.ndarray
+
+
+@dataclass
+class State:
+    """Converged state at ``time``: everything at the reduced points."""
+
+    time: float
+    q: np.ndarray  # (N,)
+    strain: np.ndarray  # (n_rp, 6)
+    stress: np.ndarray  # (n_rp, 6)
+    temperature: np.ndarray  # (n_rp,)
+    law_states: list[np.ndarray]  # one (n_region, n_state) per region
+    f_ref: float = 0.0
+
+
+class ReducedSystem:
+    """The reduced operators and laws; evaluates residuals and tangents at the reduced points."""
+
+    def __init__(self, integrator: np.ndarray, weights: np.ndarray, regions: list[Region]) -> None:
+        self.integrator = np.ascontiguousarray(integrator, dtype=float)  # (n_rp, 6, N)
+        self.n_points, _, self.n_modes = self.integrator.shape
+        self.weights = np.asarray(weights, dtype=float)
+        self.regions = regions
+        self.B_flat = self.integrator.reshape(-1, self.n_modes)  # (6 n_rp, N)
+        self.active = np.flatnonzero(self.weights > 0)
+        self.B_active = self.integrator[self.active]  # (n_act, 6, N)
+        self.Bw_active = self.B_active * self.weights[self.active, None, None]  # (n_act, 6, N)
+        self.Bw_flat = self.Bw_active.reshape(-1, self.n_modes)  # (6 n_act, N)
+
+    def initial_state(self, time: float, temperature: np.ndarray) -> State:
+        n, N = self.n_points, self.n_modes
+        return State(time, np.zeros(N), np.zeros((n, 6)), np.zeros((n, 6)), np.asarray(temperature, float),
+                     [r.law.initial_state(len(r.points)) for r in self.regions])
+
+    def strain(self, q: np.ndarray) -> np.ndarray:
+        """``(n_rp, 6)`` strains ``B_k q``."""
+        return (self.B_flat @ q).reshape(self.n_points, 6)
+
+    def integrate(self, old: State, strain: np.ndarray, temperature: np.ndarray, dt: float, stats: dict):
+        """Stress ``(n_rp, 6)``, tangent ``(n_rp, 6, 6)`` and new law states from the converged ``old``;
+        adds the time spent in the laws to ``stats["law"]`` and counts ``stats["law_calls"]``."""
+        n = self.n_points
+        stress, tangent, states = np.empty((n, 6)), np.empty((n, 6, 6)), []
+        t0 = time.perf_counter()
+        try:
+            for reg, st in zip(self.regions, old.law_states):
+                p = reg.points
+                resp = reg.law.integrate(old.strain[p], strain[p] - old.strain[p], old.temperature[p],
+                                         temperature[p], dt, st)
+                stress[p], tangent[p] = resp.stress, resp.tangent
+                states.append(resp.state)
+        except (MaterialError, ArithmeticError) as exc:
+            raise StepFailure(f"constitutive law failed: {exc}") from None
+        finally:
+            stats["law"] = stats.get("law", 0.0) + time.perf_counter() - t0
+            stats["law_calls"] = stats.get("law_calls", 0) + 1
+        if not (np.all(np.isfinite(stress)) and np.all(np.isfinite(tangent))):
+            raise StepFailure("constitutive law returned a non-finite stress or tangent")
+        return stress, tangent, states
+
+    def internal_force(self, stress: np.ndarray) -> tuple[np.ndarray, float]:
+        """``f_int`` ``(N,)`` and the internal-force scale ``|| sum_k w_k |B_k^T sigma_k| ||``."""
+        contrib = np.einsum("kcn,kc->kn", self.Bw_active, stress[self.active])  # (n_act, N)
+        return contrib.sum(0), float(np.linalg.norm(np.abs(contrib).sum(0)))
+
+    def stiffness(self, tangent: np.ndarray) -> np.ndarray:
+        """``K = sum_k w_k B_k^T C_k B_k`` ``(N, N)``."""
+        CB = np.matmul(tangent[self.active], self.B_active)  # (n_act, 6, N)
+        return self.Bw_flat.T @ CB.reshape(-1, self.n_modes)
+
+
+@dataclass
+class StepOutcome:
+    iterations: int
+    residual: float  # relative
+    state: State
+
+
+def newton_step(system: ReducedSystem, old: State, t_new: float, f_ext: np.ndarray, temperature: np.ndarray,
+                rtol: float, max_iterations: int, stats: dict) -> StepOutcome:
+    """One Newton solve from the converged ``old`` to ``t_new``; raises :class:`StepFailure`.
+    ``stats``: accumulates ``law`` / ``law_calls`` and ``linear`` (seconds in the reduced solves)."""
+    dt = t_new - old.time
+    q = old.q.copy()
+    f_ext_norm = float(np.linalg.norm(f_ext))
+    residual, ref, dq_norm, q_norm = np.inf, old.f_ref, np.inf, 0.0
+    for it in range(max_iterations + 1):
+        strain = system.strain(q)
+        stress, tangent, states = system.integrate(old, strain, temperature, dt, stats)
+        f_int, scale = system.internal_force(stress)
+        r = f_ext - f_int
+        residual = float(np.linalg.norm(r))
+        ref = max(old.f_ref, f_ext_norm, scale)
+        if not np.isfinite(residual):
+            raise StepFailure("residual is not finite")
+        if residual <= rtol * ref or (it > 0 and dq_norm <= 1e-12 * q_norm):
+            return StepOutcome(it, residual / max(ref, 1e-300),
+                               State(t_new, q, strain, stress, temperature, states, max(old.f_ref, ref)))
+        if it == max_iterations:
+            break
+        t0 = time.perf_counter()
+        K = system.stiffness(tangent)
+        try:
+            dq = np.linalg.solve(K, r)
+        except np.linalg.LinAlgError as exc:
+            raise StepFailure(f"reduced tangent is singular ({exc})") from None
+        finally:
+            stats["linear"] = stats.get("linear", 0.0) + time.perf_counter() - t0
+        if not np.all(np.isfinite(dq)):
+            raise StepFailure("reduced correction is not finite (singular or ill-conditioned tangent)")
+        q = q + dq
+        dq_norm = float(np.linalg.norm(dq))
+        q_norm = float(np.linalg.norm(q - old.q)) + 1e-300
+    raise StepFailure(f"Newton did not converge in {max_iterations} iterations "
+                      f"(residual {residual:.3e}, reference force {ref:.3e})")

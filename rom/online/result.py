@@ -1,0 +1,145 @@
+"""What an online solve returns: reduced coordinates, indicators and lazy reconstructions."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rom.voigt import von_mises
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rom.loading import Loading
+
+    from .model import ReducedModel
+
+
+@dataclass
+class Result:
+    """Outcome of :meth:`rom.online.ReducedModel.solve` (``n_inc`` requested increments).
+
+    Attributes
+    ----------
+    times: ``(n_inc,)`` end time of each increment (``loading.times[1:]``).
+    coordinates: ``(n_inc, N)`` reduced coordinates ``q`` (displacement ``u = Phi q``).
+    newton_iterations, cutbacks: ``(n_inc,)`` per increment (iterations summed over cut-back sub-steps).
+    residuals: ``(n_inc,)`` final relative residual of each increment.
+    indicator: ``(n_inc,)`` ``E = ||p_rp - Psi_rp beta*|| / ||p_rp||`` of the model's indicator
+        quantity (Gappy residual at the reduced points; ``E = 0`` when ``p_rp == 0``, e.g. elastic).
+    trusted: ``(n_inc,)`` bool, ``indicator <= model.indicator_tolerance``.
+    dual_reduced: quantity -> ``(n_inc, n_rp)`` or ``(n_inc, n_rp, 6)`` values at the reduced points,
+        for every dual quantity of the model.
+    stress_reduced: ``(n_inc, n_rp, 6)`` stress at the reduced points.
+    timings: seconds: ``total``, ``check`` (loading validation), ``per_increment`` ``(n_inc,)``,
+        ``law`` (constitutive law evaluations, ``law_calls`` calls), ``linear`` (reduced tangent + solve).
+    warnings: family violations accepted with ``extrapolate=True`` (empty otherwise).
+    """
+
+    model: "ReducedModel"
+    loading: "Loading"
+    times: np.ndarray
+    coordinates: np.ndarray
+    newton_iterations: np.ndarray
+    cutbacks: np.ndarray
+    residuals: np.ndarray
+    indicator: np.ndarray
+    trusted: np.ndarray
+    dual_reduced: dict[str, np.ndarray]
+    stress_reduced: np.ndarray
+    timings: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return (f"Result({self.n_increments} increments, t={self.times[-1]:g}, Newton "
+                f"{self.newton_iterations.tolist()}, indicator max {self.indicator.max():.3g}, "
+                f"trusted {bool(self.trusted.all())}, {self.timings.get('total', 0.0) * 1e3:.1f} ms)")
+
+    @property
+    def n_increments(self) -> int:
+        return len(self.times)
+
+    @property
+    def extrapolated(self) -> bool:
+        """True when the loading was outside the training family (solved with ``extrapolate=True``)."""
+        return bool(self.warnings)
+
+    def _increments(self, increment: int | None) -> tuple[np.ndarray, bool]:
+        """Indices of the selected increments and whether a single one was asked for."""
+        from .model import OnlineError
+
+        n = self.n_increments
+        if increment is None:
+            return np.arange(n), False
+        i = int(increment)
+        if not -n <= i < n:
+            raise OnlineError(f"increment {increment} is out of range: the result has {n} increments "
+                              f"(0..{n - 1}, or negative from the end)")
+        return np.array([i % n]), True
+
+    def displacement(self, nodes: np.ndarray | str | None = None, increment: int | None = -1) -> np.ndarray:
+        """Nodal displacements ``u = Phi q`` from the full modes (read lazily from the model file).
+
+        ``nodes``: node indices, a node-set name of the model's mesh, or None (all nodes);
+        ``increment``: an increment index (default the last) or None for all. Returns ``(n_nodes, 3)``,
+        or ``(n_inc, n_nodes, 3)`` with ``increment=None``.
+        """
+        from .model import OnlineError
+
+        idx, single = self._increments(increment)
+        if isinstance(nodes, str):
+            nodes = self.model.node_set(nodes)
+        if nodes is None:
+            Phi = self.model.modes()
+            n_nodes = Phi.shape[0] // 3
+        else:
+            nodes = np.asarray(nodes)
+            if nodes.ndim != 1 or (nodes.size and not np.issubdtype(nodes.dtype, np.integer)):
+                raise OnlineError(f"nodes must be a 1-D array of node indices or a node-set name, got {nodes!r}")
+            n_mesh = self.model.n_mesh_nodes
+            if nodes.size and (nodes.min() < 0 or (n_mesh is not None and nodes.max() >= n_mesh)):
+                raise OnlineError(f"node indices must be in 0..{n_mesh - 1 if n_mesh else '?'}")
+            Phi = self.model.modes((3 * nodes[:, None] + np.arange(3)).ravel())
+            n_nodes = len(nodes)
+        u = (Phi @ self.coordinates[idx].T).T.reshape(len(idx), n_nodes, 3)
+        return u[0] if single else u
+
+    def dual_field(self, quantity: str, increment: int | None = -1) -> np.ndarray:
+        """Gappy reconstruction of a dual quantity over all integration points of the mesh:
+        ``Psi beta*`` with ``beta*`` the least-squares fit of the reduced-point values.
+
+        Returns ``(n_points,)`` (scalars) or ``(n_points, 6)`` (tensors), or with ``increment=None`` an
+        extra leading ``(n_inc,)`` axis. Reads the full basis from the file on first use.
+        """
+        from .model import OnlineError
+
+        if quantity not in self.dual_reduced:
+            raise OnlineError(f"no dual quantity {quantity!r} in this result; available: "
+                              f"{sorted(self.dual_reduced)}")
+        idx, single = self._increments(increment)
+        gappy = self.model.gappy[quantity]
+        values = self.dual_reduced[quantity][idx].reshape(len(idx), -1)  # (k, n_rp c)
+        beta = gappy.coefficients(values.T)  # (m, k)
+        full = self.model.dual_basis(quantity) @ beta  # (n_points c, k)
+        c = gappy.components
+        out = full.T.reshape((len(idx), -1) if c == 1 else (len(idx), -1, c))
+        return out[0] if single else out
+
+    def max_von_mises(self, reconstruct: bool | None = None) -> np.ndarray:
+        """``(n_inc,)`` largest von Mises stress per increment: over the reconstructed stress field if the
+        model has a ``stress`` dual basis (or ``reconstruct=True``), else over the reduced points."""
+        if reconstruct is None:
+            reconstruct = "stress" in self.dual_reduced
+        if reconstruct:
+            return von_mises(self.dual_field("stress", None)).max(axis=1)
+        return von_mises(self.stress_reduced).max(axis=1)
+
+    def summary(self) -> dict:
+        """A JSON-serializable summary (no full-size data)."""
+        return {
+            "times": self.times.tolist(), "newton_iterations": self.newton_iterations.tolist(),
+            "cutbacks": self.cutbacks.tolist(), "indicator": self.indicator.tolist(),
+            "trusted": self.trusted.tolist(), "indicator_tolerance": self.model.indicator_tolerance,
+            "max_von_mises_reduced_points": von_mises(self.stress_reduced).max(axis=1).tolist(),
+            "warnings": list(self.warnings),
+            "timings": {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.timings.items()},
+        }

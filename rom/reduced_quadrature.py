@@ -1,0 +1,503 @@
+"""Hyper-reduction by the Empirical Cubature Method (ECM), distributed over MPI ranks.
+
+Offline stage of the ROM (Hernandez, Caicedo, Ferrer 2017, CMAME 313, Algorithm 1; as used by Casenave
+et al., arXiv 1812.07228): pick a few integration points and non-negative weights that integrate a
+set of integrands as the full finite-element quadrature does.
+
+Data distribution (per rank): the integration points of the rank's elements, each with a unique
+GLOBAL point number. The integrand matrix ``G`` has one row per integrand and one column per point;
+for the Galerkin internal forces of a ROM with modes ``psi_i`` (``N``) and stress snapshots
+``sigma_s`` (``n_s``) the rows are ``(i, s) -> eps(psi_i)(x_k) : sigma_s(x_k)`` (:func:`integrand_rows`).
+A rank holds ``G_local`` ``(n_rows, n_local)`` (its columns), the FE weights ``w_fe_local`` ``(n_local,)``
+and ``global_points_local`` ``(n_local,)``. The FE quadrature is ``b = G w_FE`` (summed over ranks).
+``G`` is never gathered: only the selected columns travel (``n_rows + 1`` doubles per selection).
+
+Algorithm (:func:`empirical_cubature`), on the rows of ``G`` augmented, with ``include_constant``,
+by the constant function scaled to ``c = ||b|| / V`` (``V = sum w_FE`` the volume, so that the
+constant row's integral weighs as much as all other rows together)::
+
+    b = G w_FE (Allreduce, reproducible: independent of the rank count), r = b, z = {}
+    repeat
+        k* = argmax_k  G_k . r / ||G_k||      over candidate points of all ranks (positive values only;
+                                              scores within 1e-10 ||r|| of the max tie -> lowest
+                                              global point number)
+        z <- z + {k*}; the column G_k* is sent to every rank (Allreduce of a vector non-zero on the owner)
+        alpha = least squares on the selected (normalized) columns;
+        if some alpha <= 0: alpha = NNLS (scipy.optimize.nnls); points whose weight is zero leave z
+                           (and become candidates again, as in the paper)
+        r = b - G_z alpha
+    until ||r_aug|| <= tolerance ||b||  (this implies ||G w - b|| <= tolerance ||b|| and, with the
+          constant row, |sum w - V| <= tolerance V),  or |z| == max_points
+
+In exact arithmetic the residual decreases strictly at every selection (the previous weights plus a
+small positive weight on a positively correlated point do better), so the greedy loop terminates;
+numerically, when the residual reaches its round-off level (``4 eps sqrt(n_rows) (||b|| + sum_k w_k
+||G_k||)``), stops decreasing (relative decrease < 1e-9 on 5 consecutive selections), no candidate
+correlates positively with it, or the number of selections exceeds
+``4 (n_rows + 1) + 20``, :class:`ECMError` reports that the tolerance is below what is reachable
+(round-off), with the best residual reached.
+
+Determinism: ``b`` and the volume are summed reproducibly (pre-rounding to a common power-of-two grid,
+Demmel & Nguyen, so that every partial sum is exact and the result does not depend on how points are
+distributed); the selected columns travel exactly; all small problems are solved identically on every
+rank. Hence the same points and weights for any number of ranks (bit-for-bit when the ranks' ``G``
+columns are bit-for-bit the same), and the tie rule makes symmetric problems deterministic.
+
+Non-negativity and the point count: the non-negative least-squares solution keeps linearly
+independent columns, so the reduced rule has at most ``rank(G_aug) <= n_rows + 1`` points
+(Caratheodory).
+
+Row compression (:func:`compress_rows`): with many integrands (``N n_s`` rows), replace ``G`` by
+``U_r^T G`` (``U_r``: leading left singular vectors), see its docstring for the error bound.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg as sla
+from mpi4py import MPI
+from scipy.optimize import nnls
+
+EPS = float(np.finfo(float).eps)
+#: Scores within ``SCORE_TIE_RTOL * ||r||`` of the best one tie; the lowest global point number wins.
+SCORE_TIE_RTOL = 1e-10
+#: Stagnation: this many consecutive selections with a relative residual decrease below STALL_RTOL.
+STALL_COUNT = 5
+STALL_RTOL = 1e-9
+#: A residual below ``ROUNDOFF_FACTOR eps sqrt(n_rows) (||b|| + sum_k w_k ||G_k||)`` is round-off.
+ROUNDOFF_FACTOR = 4.0
+#: Folds of the reproducible summation (each resolves ~52 - log2(n_points) more bits).
+REPRO_FOLDS = 3
+
+
+class ECMError(ValueError):
+    """Bad ECM input or an unreachable tolerance (names the field / cause and the fix)."""
+
+
+@dataclass
+class ReducedQuadrature:
+    """A reduced quadrature rule (identical on every rank).
+
+    ``points``: ``(n_rp,)`` GLOBAL point numbers, in selection order (points dropped by the NNLS step
+    are removed; a point selected again appears at its last selection); ``weights``: ``(n_rp,)`` >= 0;
+    ``residual``: final ``||G w - G w_FE|| / ||G w_FE||`` (rows of ``G`` only, without the constant);
+    ``history``: ``(n_selections,)`` that relative residual after each selection;
+    ``volume_error``: ``|sum w - V| / V``; ``tolerance``: the requested tolerance;
+    ``converged``: False when ``max_points`` stopped the loop before the tolerance was met;
+    ``extra``: counters (``n_selections``, ``n_dropped``, ``n_nnls``).
+    """
+
+    points: np.ndarray
+    weights: np.ndarray
+    residual: float
+    history: list[float]
+    volume_error: float = float("nan")
+    tolerance: float = float("nan")
+    converged: bool = True
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n_points(self) -> int:
+        return int(len(self.points))
+
+    def local_weights(self, global_points_local: np.ndarray) -> np.ndarray:
+        """``(n_local,)`` reduced weights at a rank's points (zero where not selected)."""
+        g = np.asarray(global_points_local, dtype=np.int64)
+        out = np.zeros(len(g))
+        if len(g) and self.n_points:
+            order = np.argsort(self.points)
+            pos = np.clip(np.searchsorted(self.points[order], g), 0, self.n_points - 1)
+            hit = self.points[order][pos] == g
+            out[hit] = self.weights[order][pos[hit]]
+        return out
+
+
+@dataclass
+class RowCompression:
+    """Orthonormal basis of the row space of ``G`` (see :func:`compress_rows`).
+
+    ``basis``: ``(n_rows, r)`` ``U_r`` (orthonormal columns, each with its largest-magnitude entry
+    positive); ``singular_values``: ``(r,)`` retained singular values of ``G``, descending;
+    ``eigenvalues``: ``(m,)`` the eigenvalues of ``sum_ranks G G^T`` above round-off (``m`` = numerical
+    rank, ``r <= m``); ``energy_error``: ``sqrt(discarded / total)`` with ``total = trace(sum G G^T)``
+    (relative Frobenius error of ``U_r U_r^T G``, round-off eigenvalues counted as discarded);
+    ``compressed_local``: ``(r, n_local)`` ``U_r^T G_local`` when the input was an array or a sequence
+    of chunks (concatenated along the points), None for a one-shot iterator (then use :meth:`project`).
+    """
+
+    basis: np.ndarray
+    singular_values: np.ndarray
+    eigenvalues: np.ndarray
+    energy_error: float
+    compressed_local: np.ndarray | None = None
+
+    @property
+    def rank(self) -> int:
+        return int(self.basis.shape[1])
+
+    def project(self, G_local: np.ndarray) -> np.ndarray:
+        """``U_r^T G_local``: ``(n_rows, n) -> (r, n)``."""
+        G = np.asarray(G_local, dtype=float)
+        if G.ndim != 2 or G.shape[0] != self.basis.shape[0]:
+            raise ECMError(f"G_local must have shape ({self.basis.shape[0]}, n_points), got {G.shape}")
+        return self.basis.T @ G
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+
+
+def integrand_rows(eps_modes_local: np.ndarray, stress_local: np.ndarray) -> np.ndarray:
+    """Integrand matrix of the Galerkin internal forces at a rank's points.
+
+    ``eps_modes_local``: ``(n_local, 6, N)`` strains of the modes (Voigt, ENGINEERING shears);
+    ``stress_local``: ``(n_local, 6, n_s)`` stress snapshots (Voigt, TENSOR shears), so that the Voigt
+    dot product is the double contraction ``eps : sigma`` (:mod:`rom.voigt`).
+    Returns ``G_local`` ``(N n_s, n_local)`` with row ``i n_s + s`` = ``eps(psi_i) : sigma_s``.
+    """
+    E = np.asarray(eps_modes_local, dtype=float)
+    S = np.asarray(stress_local, dtype=float)
+    if E.ndim != 3 or E.shape[1] != 6:
+        raise ECMError(f"eps_modes_local must have shape (n_local, 6, N_modes), got {E.shape}")
+    if S.ndim != 3 or S.shape[1] != 6 or S.shape[0] != E.shape[0]:
+        raise ECMError(f"stress_local must have shape ({E.shape[0]}, 6, n_snapshots) like eps_modes_local, "
+                       f"got {S.shape}")
+    n_local, _, n_modes = E.shape
+    return np.einsum("kci,kcs->isk", E, S, optimize=True).reshape(n_modes * S.shape[2], n_local)
+
+
+def _raise_collectively(comm: MPI.Comm, message: str | None) -> None:
+    """Raise the same :class:`ECMError` on every rank if any rank has a message (no deadlock)."""
+    messages = comm.allgather(message)
+    bad = [(r, m) for r, m in enumerate(messages) if m]
+    if bad:
+        r, m = bad[0]
+        raise ECMError((f"rank {r}: " if comm.Get_size() > 1 else "") + m)
+
+
+def _allreduce(comm: MPI.Comm, a: np.ndarray, op=MPI.SUM) -> np.ndarray:
+    a = np.ascontiguousarray(a)
+    out = np.empty_like(a)
+    comm.Allreduce(a, out, op=op)
+    return out
+
+
+def reproducible_row_sums(comm: MPI.Comm, X: np.ndarray) -> np.ndarray:
+    """``(m,)`` row sums over all ranks' columns of ``X`` ``(m, n_local)``, independent of the distribution.
+
+    Pre-rounding (Demmel & Nguyen): per row, a power of two ``M >= 2 n_total max|x|`` is added and
+    subtracted, which rounds every term to a multiple of ``ulp(M)``; sums of such multiples below ``M``
+    are exact, hence the same in any order and on any number of ranks. The remainder is folded
+    again (:data:`REPRO_FOLDS` times ``k``); the error is about ``eps |sum| + n_total max|x|
+    2^(-k (51 - log2 n_total))``, at least as accurate as a plain sum.
+    """
+    X = np.array(X, dtype=float, copy=True)
+    m = X.shape[0]
+    n_total = int(comm.allreduce(X.shape[1], op=MPI.SUM))
+    total = np.zeros(m)
+    if n_total == 0:
+        return total
+    headroom = int(np.ceil(np.log2(n_total + 1))) + 1
+    for _ in range(REPRO_FOLDS):
+        local_max = np.abs(X).max(axis=1) if X.shape[1] else np.zeros(m)
+        amax = _allreduce(comm, local_max, MPI.MAX)
+        if not np.any(amax > 0):
+            break
+        exponent = np.frexp(amax)[1]  # amax < 2**exponent
+        M = np.where(amax > 0, np.ldexp(1.0, exponent + headroom), 0.0)
+        hi = (X + M[:, None]) - M[:, None]
+        X -= hi
+        total += _allreduce(comm, hi.sum(axis=1))
+    return total
+
+
+def _unique_sorted(a: np.ndarray) -> bool:
+    return bool(len(a) < 2 or np.all(np.diff(np.sort(a)) > 0))
+
+
+# -- row compression ----------------------------------------------------------------------------------
+
+
+def compress_rows(comm: MPI.Comm | None, G_chunks: Iterable[np.ndarray] | np.ndarray,
+                  tolerance: float) -> RowCompression:
+    """Orthonormal basis ``U_r`` of the row space of the distributed ``G`` and ``U_r^T G_local``.
+
+    ``G_chunks``: this rank's ``(n_rows, n_local)`` array, or an iterable of ``(n_rows, n_j)`` chunks of
+    its columns (points), e.g. produced element block by element block; ``tolerance`` in (0, 1).
+    ``C = sum_ranks sum_chunks G_j G_j^T`` ``(n_rows, n_rows)`` is Allreduced and ``eigh``-ed on every
+    rank; ``r`` is the smallest number with ``sum_{i>r} lambda_i <= tolerance^2 sum_i lambda_i``
+    (relative Frobenius energy of the discarded part). The Gram matrix squares the condition number:
+    eigenvalues below ``~ n_rows eps lambda_1`` are round-off, so tolerances below ``~1e-7`` are not
+    resolved. Returns a :class:`RowCompression` (``compressed_local = U_r^T G_local`` ``(r, n_local)``
+    unless the chunks came from a one-shot iterator).
+
+    Why the ECM on ``Gt = U_r^T G`` still controls the quadrature error of ``G``: for any weights
+    ``w`` and ``d = w - w_FE``, the orthogonal splitting ``G = P G + (I - P) G`` (``P = U_r U_r^T``) gives
+    exactly ``||G d||^2 = ||Gt d||^2 + ||(I - P) G d||^2``. The first term is what the ECM makes small
+    (``<= tol_ecm ||U_r^T b|| <= tol_ecm ||b||``). The second is the truncation: ``||(I - P) G d|| <=
+    sum_k |d_k| ||(I - P) G_k|| <= ||d||_1 max_k ||(I - P) G_k||``, and every column's discarded part is
+    bounded by the discarded energy, ``||(I - P) G_k|| <= ||(I - P) G||_F <= tolerance ||G||_F``. With
+    non-negative weights and the constant row, ``||d||_1 <= sum w + sum w_FE ~ 2 V``. So the error on
+    ``G`` is the ECM's plus a truncation term proportional to ``tolerance`` (the Frobenius bound is
+    pessimistic: the discarded part is spread over all points, while only the few selected points and
+    the FE average matter). Measured on FE internal-force integrands, the error on ``G`` is about
+    ``sqrt(ecm^2 + energy_error^2)``: compressing at ``tol / 10`` and running the ECM at ``0.9 tol``
+    meets ``tol`` on ``G``; measure it (``||G (w - w_FE)||``, one Allreduce) when it matters.
+    Across rank counts, ``C`` differs by the round-off of the Allreduce; trailing basis vectors near
+    the cut amplify it by ``lambda_1 / gap``, so the ECM on compressed rows reproduces points but its
+    weights only to ~1e-9 (uncompressed: bit for bit).
+    Also ``U_r^T`` is injective on the row space kept, so no integrand combination with significant
+    energy is lost; signs or rotations of ``U_r`` do not change the ECM's choices (its scores
+    ``G_k^T P r`` depend on the subspace only).
+    """
+    comm = MPI.COMM_SELF if comm is None else comm
+    if not (isinstance(tolerance, (int, float, np.floating)) and 0.0 < float(tolerance) < 1.0):
+        raise ECMError(f"tolerance must be in (0, 1) (relative energy of the discarded rows), got {tolerance!r}")
+    keep_chunks = isinstance(G_chunks, np.ndarray) or isinstance(G_chunks, Sequence)
+    chunks = [G_chunks] if isinstance(G_chunks, np.ndarray) else G_chunks
+    C = None
+    n_rows = None
+    message = None
+    for j, chunk in enumerate(chunks):
+        A = np.asarray(chunk, dtype=float)
+        if A.ndim != 2:
+            message = f"G_chunks[{j}] must be 2-D (n_rows, n_points), got shape {A.shape}"
+            break
+        if n_rows is None:
+            n_rows = A.shape[0]
+            C = np.zeros((n_rows, n_rows))
+        if A.shape[0] != n_rows:
+            message = f"G_chunks[{j}] has {A.shape[0]} rows, earlier chunks had {n_rows}"
+            break
+        if not np.all(np.isfinite(A)):
+            message = f"G_chunks[{j}] contains NaN or Inf at {int(np.count_nonzero(~np.isfinite(A)))} entries"
+            break
+        C += A @ A.T
+    _raise_collectively(comm, message)
+    rows = comm.allgather(n_rows)
+    known = {r for r in rows if r is not None}
+    if len(known) != 1:
+        raise ECMError(f"G_chunks must have the same number of rows on every rank (got {rows}; a rank "
+                       "without points may pass an empty (n_rows, 0) array)" if known else
+                       "G_chunks is empty on every rank")
+    n_rows = known.pop()
+    if C is None:
+        C = np.zeros((n_rows, n_rows))
+    C = _allreduce(comm, C)
+    C = 0.5 * (C + C.T)
+    lam, V = sla.eigh(C)
+    lam, V = lam[::-1], V[:, ::-1]
+    if not len(lam) or lam[0] <= 0:
+        raise ECMError("G is zero on every rank: nothing to compress")
+    lam = np.maximum(lam, 0.0)
+    n_above = int(np.count_nonzero(lam > EPS * lam[0] * max(n_rows, 1)))  # the rest is round-off
+    total = float(np.trace(C))
+    tails = np.concatenate([np.cumsum(lam[::-1])[::-1], [0.0]])  # all of them, round-off ones included
+    ok = np.flatnonzero(tails[: n_above + 1] <= tolerance ** 2 * total)
+    r = max(1, int(ok[0]) if ok.size else n_above)
+    U = V[:, :r]
+    big = np.argmax(np.abs(U), axis=0)  # deterministic signs (the rows are global)
+    U = U * np.where(U[big, np.arange(r)] < 0, -1.0, 1.0)
+    compressed = None
+    if keep_chunks:
+        parts = [U.T @ np.asarray(c, dtype=float) for c in chunks]
+        compressed = np.hstack(parts) if parts else np.zeros((r, 0))
+    outside = total - float(tails[0])  # trace vs sum of the eigenvalues: zero up to round-off
+    discarded = float(tails[r]) + (outside if outside > 64 * EPS * total else 0.0)
+    return RowCompression(U, np.sqrt(lam[:r]), lam[:n_above], float(np.sqrt(discarded / total)), compressed)
+
+
+# -- ECM ----------------------------------------------------------------------------------------------
+
+
+def _validate(comm, G_local, w_fe_local, global_points_local, tolerance, max_points):
+    if not (isinstance(tolerance, (int, float, np.floating)) and 0.0 < float(tolerance) < 1.0):
+        raise ECMError(f"tolerance must be in (0, 1) (relative quadrature error, e.g. 1e-4), got {tolerance!r}")
+    if max_points is not None and (not isinstance(max_points, (int, np.integer)) or max_points < 1):
+        raise ECMError(f"max_points must be a positive integer or None, got {max_points!r}")
+    message = None
+    G = w = g = None
+    try:
+        G = np.asarray(G_local, dtype=float)
+        w = np.asarray(w_fe_local, dtype=float)
+        g = np.asarray(global_points_local)
+        if G.ndim != 2:
+            message = f"G_local must be 2-D (n_rows, n_local_points), got shape {G.shape}"
+        elif w.shape != (G.shape[1],):
+            message = (f"w_fe_local must have shape ({G.shape[1]},) (one FE weight per column of G_local), "
+                       f"got {w.shape}")
+        elif g.shape != (G.shape[1],):
+            message = (f"global_points_local must have shape ({G.shape[1]},) (one global point number per "
+                       f"column of G_local), got {g.shape}")
+        elif g.size and not np.issubdtype(g.dtype, np.integer):
+            message = f"global_points_local must be integers, got dtype {g.dtype}"
+        elif not np.all(np.isfinite(G)):
+            n_nan, n_inf = int(np.count_nonzero(np.isnan(G))), int(np.count_nonzero(np.isinf(G)))
+            what = " and ".join(f"{k} at {v} entries" for k, v in (("NaN", n_nan), ("Inf", n_inf)) if v)
+            message = f"G_local contains {what}: remove failed snapshots / check the stresses"
+        elif not np.all(np.isfinite(w)):
+            message = f"w_fe_local contains NaN or Inf at {int(np.count_nonzero(~np.isfinite(w)))} points"
+        elif np.any(w < 0):
+            message = (f"w_fe_local has {int(np.count_nonzero(w < 0))} negative FE weights (min {w.min():.3g}): "
+                       "the ECM needs a non-negative reference quadrature (check element orientation)")
+        elif g.size and g.min() < 0:
+            message = f"global_points_local must be >= 0, got min {int(g.min())}"
+        elif not _unique_sorted(g):
+            message = "global_points_local has repeated point numbers on this rank"
+    except (TypeError, ValueError) as exc:
+        message = f"G_local / w_fe_local / global_points_local are not numeric arrays: {exc}"
+    _raise_collectively(comm, message)
+    rows = comm.allgather(G.shape[0])
+    if len(set(rows)) > 1:
+        raise ECMError(f"G_local has different numbers of rows on the ranks: {rows}; every rank must hold "
+                       "all integrands (rows) at its points (columns)")
+    return G, w, g.astype(np.int64)
+
+
+def empirical_cubature(
+    comm: MPI.Comm | None,
+    G_local: np.ndarray,
+    w_fe_local: np.ndarray,
+    global_points_local: np.ndarray,
+    *,
+    tolerance: float = 1e-4,
+    max_points: int | None = None,
+    include_constant: bool = True,
+) -> ReducedQuadrature:
+    """ECM reduced quadrature of distributed integrands (collective over ``comm``).
+
+    ``G_local``: ``(n_rows, n_local)`` integrands (rows) at this rank's points (columns);
+    ``w_fe_local``: ``(n_local,)`` FE weights (>= 0); ``global_points_local``: ``(n_local,)`` unique
+    global point numbers (over all ranks). ``tolerance`` in (0, 1): relative quadrature error
+    ``||G w - G w_FE|| / ||G w_FE||`` to reach (with ``include_constant`` also ``|sum w - V| / V``);
+    ``max_points``: stop after this many points even if the tolerance is not met (``converged`` False).
+    See the module docstring for the algorithm. Returns a :class:`ReducedQuadrature`, identical on
+    every rank. Raises :class:`ECMError` (on every rank) for bad input, for ``G w_FE == 0`` (a relative
+    tolerance is then undefined) and when the residual stagnates above the tolerance.
+    """
+    comm = MPI.COMM_SELF if comm is None else comm
+    G, w_fe, gpts = _validate(comm, G_local, w_fe_local, global_points_local, tolerance, max_points)
+    n_rows, n_local = G.shape
+    n_total = int(comm.allreduce(n_local, op=MPI.SUM))
+    if n_total == 0:
+        raise ECMError("G_local has no points (columns) on any rank")
+
+    sums = reproducible_row_sums(comm, np.vstack([G * w_fe, w_fe[None, :]]))
+    b_G, volume = sums[:n_rows], float(sums[n_rows])
+    norm_b = float(np.linalg.norm(b_G))
+    scale_ref = float(comm.allreduce(float(np.abs(G).max()) if G.size else 0.0, op=MPI.MAX)) * volume
+    if not norm_b > 64 * EPS * scale_ref * np.sqrt(max(n_rows, 1)) or norm_b == 0.0:
+        raise ECMError(f"the FE integrals G w_FE vanish (||G w_FE|| = {norm_b:.3g}, volume {volume:.3g}): "
+                       "the relative tolerance is undefined; add integrands with non-zero integrals")
+    if include_constant and not volume > 0:
+        raise ECMError("w_fe_local sums to zero over all ranks: include_constant needs a positive volume")
+    c = norm_b / volume if include_constant else 0.0
+    n_aug = n_rows + (1 if include_constant else 0)
+
+    # Augmented local columns (only used through their norms and the score products).
+    col_norm = np.sqrt(np.einsum("ij,ij->j", G, G) + c * c)
+    candidate = col_norm > 0.0  # points where every integrand vanishes can never help
+    b = np.concatenate([b_G, [c * volume]]) if include_constant else b_G
+    r = b.copy()
+    target = float(tolerance) * norm_b
+
+    selected: list[int] = []  # global point numbers
+    columns: list[np.ndarray] = []  # augmented columns (n_aug,), identical on every rank
+    alpha = np.zeros(0)
+    history: list[float] = []
+    n_dropped = n_nnls = 0
+    stall = 0
+    max_iter = 4 * (n_aug + 1) + 20
+    limit = max_points if max_points is not None else n_total
+    converged = bool(np.linalg.norm(r) <= target)
+    it = 0
+    while not converged and len(selected) < limit:
+        it += 1
+        r_norm = float(np.linalg.norm(r))
+        if it > max_iter:
+            raise ECMError(f"ECM did not converge in {max_iter} selections: relative residual {r_norm / norm_b:.3g} "
+                           f"> tolerance {tolerance:.3g} with {len(selected)} points; the tolerance is likely below "
+                           "the reachable (round-off) level, raise it")
+        # -- global argmax of the normalized positive correlation, ties -> lowest global point number
+        if n_local:
+            score = (G.T @ r[:n_rows] + (c * r[n_rows] if include_constant else 0.0))
+            score = np.where(candidate, score / np.where(candidate, col_norm, 1.0), -np.inf)
+            local_max = float(score.max())
+        else:
+            score = np.zeros(0)
+            local_max = -np.inf
+        best = float(comm.allreduce(local_max, op=MPI.MAX))
+        if not best > SCORE_TIE_RTOL * r_norm:
+            raise ECMError(f"ECM stagnated: no remaining point correlates positively with the residual "
+                           f"(relative residual {r_norm / norm_b:.3g} > tolerance {tolerance:.3g}, "
+                           f"{len(selected)} points); the tolerance is below the reachable (round-off) level")
+        big = np.iinfo(np.int64).max
+        ties = score >= best - SCORE_TIE_RTOL * r_norm
+        local_pt = int(gpts[ties].min()) if np.any(ties) else big
+        point = int(comm.allreduce(local_pt, op=MPI.MIN))
+        # -- the selected column travels to every rank (plus an owner count as a consistency check)
+        buf = np.zeros(n_aug + 1)
+        own = np.flatnonzero(gpts == point)
+        if len(own):
+            k = int(own[0])
+            buf[:n_rows] = G[:, k]
+            if include_constant:
+                buf[n_rows] = c
+            buf[-1] = 1.0
+            candidate[k] = False
+        buf = _allreduce(comm, buf)
+        if buf[-1] != 1.0:
+            raise ECMError(f"global point {point} is held by {int(buf[-1])} ranks: global_points_local must "
+                           "number every point uniquely over all ranks")
+        selected.append(point)
+        columns.append(buf[:n_aug].copy())
+        # -- weights: least squares on the selected normalized columns, NNLS if some weight <= 0
+        A = np.array(columns).T
+        nrm = np.linalg.norm(A, axis=0)
+        An = A / nrm
+        alpha_n = sla.lstsq(An, b, lapack_driver="gelsd")[0]
+        if np.any(alpha_n <= 0.0):
+            n_nnls += 1
+            try:
+                alpha_n = nnls(An, b, maxiter=50 * An.shape[1] + 100)[0]
+            except RuntimeError as exc:
+                raise ECMError(f"NNLS failed on {An.shape[1]} selected points: {exc}") from None
+            drop = alpha_n <= 0.0
+            if np.any(drop):
+                n_dropped += int(np.count_nonzero(drop))
+                dropped = {p for p, d in zip(selected, drop) if d}
+                # dropped points become candidates again (Hernandez et al. 2017, Algorithm 1)
+                back = np.isin(gpts, np.fromiter(dropped, dtype=np.int64))
+                candidate |= back & (col_norm > 0.0)
+                selected = [p for p, d in zip(selected, drop) if not d]
+                columns = [col for col, d in zip(columns, drop) if not d]
+                A, nrm, alpha_n = A[:, ~drop], nrm[~drop], alpha_n[~drop]
+        alpha = alpha_n / nrm
+        r = b - A @ alpha
+        new_norm = float(np.linalg.norm(r))
+        history.append(float(np.linalg.norm(r[:n_rows]) / norm_b))
+        stall = stall + 1 if new_norm > (1.0 - STALL_RTOL) * r_norm else 0
+        converged = new_norm <= target
+        # round-off level of r = b - A alpha: below it, further selections only chase noise
+        floor = ROUNDOFF_FACTOR * EPS * np.sqrt(n_aug) * (np.linalg.norm(b) + float(nrm @ alpha))
+        if not converged and new_norm <= floor:
+            raise ECMError(f"ECM reached the round-off level (relative residual {new_norm / norm_b:.3g}, "
+                           f"{len(selected)} points) above the tolerance {tolerance:.3g}: the tolerance is below "
+                           "the reachable level, raise it")
+        if not converged and stall >= STALL_COUNT:
+            raise ECMError(f"ECM stagnated at relative residual {new_norm / norm_b:.3g} > tolerance {tolerance:.3g} "
+                           f"({len(selected)} points, no decrease over {STALL_COUNT} selections): the tolerance is "
+                           "below the reachable (round-off) level, raise it")
+
+    weights = np.asarray(alpha, dtype=float)
+    points = np.array(selected, dtype=np.int64)
+    weights_sum = float(np.sum(weights))
+    residual = float(np.linalg.norm(r[:n_rows]) / norm_b)
+    return ReducedQuadrature(
+        points=points, weights=weights, residual=residual, history=history,
+        volume_error=abs(weights_sum - volume) / volume if volume > 0 else float("nan"),
+        tolerance=float(tolerance), converged=converged,
+        extra={"n_selections": it, "n_dropped": n_dropped, "n_nnls": n_nnls, "volume": volume,
+               "n_total_points": n_total},
+    )

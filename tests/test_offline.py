@@ -1,0 +1,86 @@
+"""Offline stage: the same reduced model for any rank count; clear errors on bad input."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+import offline_fixtures as F
+from mpi_helpers import ROOT, run_program
+
+
+@pytest.fixture(scope="module")
+def training(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("offline")
+    F.write_mesh(d)
+    F.run_training(d)
+    F.offline_config(d)
+    return d
+
+
+@pytest.mark.mpi
+def test_same_model_for_1_2_3_ranks(training):
+    res = {n: run_program(n, "offline_ranks.py", str(training / "offline.toml"), str(training / f"model{n}.h5"))
+           for n in (1, 2, 3)}
+    ref = res[1]
+    assert 3 <= len(ref["singular_values"]) < 4 * 6  # compresses 24 snapshots
+    for n in (2, 3):
+        r = res[n]
+        assert r["points"] == ref["points"]
+        assert np.allclose(r["weights"], ref["weights"], rtol=1e-8, atol=0)
+        assert np.allclose(r["singular_values"], ref["singular_values"], rtol=1e-10)
+        assert np.abs(np.array(r["modes"]) - np.array(ref["modes"])).max() <= 1e-10 * np.abs(ref["modes"]).max()
+        assert np.allclose(r["integrator"], ref["integrator"], rtol=1e-8, atol=1e-10 * np.abs(ref["integrator"]).max())
+        assert np.allclose(r["pressure"], ref["pressure"], rtol=1e-10, atol=1e-12 * np.abs(ref["pressure"]).max())
+
+
+def test_model_file_is_valid_and_compact(training):
+    from rom import model_file
+
+    out = training / "model1.h5"
+    if not out.exists():
+        run_program(1, "offline_ranks.py", str(training / "offline.toml"), str(out))
+    data = model_file.load(out, mesh=True)
+    n_points = sum(len(b) for b in data.mesh.blocks) * 8  # C3D20R: 8 points per element
+    n_rows = data.n_modes * 24  # integrand rows: modes x snapshots
+    assert data.provenance["ecm"]["points"] <= n_rows + 1  # Caratheodory
+    assert data.n_reduced_points < n_points / 2
+    assert np.all(data.weights >= 0) and data.weights.sum() == pytest.approx(40.0, rel=1e-3)  # bar volume
+    assert set(data.duals) == {"cumulated_plastic_strain", "stress"}
+    assert data.provenance["snapshots"][0]["sha256"] and data.loading_schema["temperature"]["type"] == "hot_spot"
+    assert not (training / "model1.h5.partial").exists()
+
+
+def run_cli(cfg: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "api.cli", "offline", str(cfg)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+
+
+def test_bad_inputs_give_clear_errors(training, tmp_path):
+    bad = training / "bad.toml"
+    bad.write_text(F.OFFLINE.format(out="bad.h5", pod_tol=2.0, ecm_tol=1e-5))
+    proc = run_cli(bad)
+    assert proc.returncode == 2 and "pod.tolerance" in proc.stderr and "Traceback" not in proc.stderr
+
+    bad.write_text(F.OFFLINE.format(out="bad.h5", pod_tol=1e-5, ecm_tol=1e-5).replace("case_*", "nothing_*"))
+    proc = run_cli(bad)
+    assert proc.returncode == 2 and "matches no file" in proc.stderr
+
+    # Snapshots that do not match the mesh: a case computed on another mesh.
+    other = tmp_path / "other"
+    other.mkdir()
+    F.write_mesh(other, divisions=(8, 2, 2))
+    F.run_training(other, cases=F.TRAINING[:1])
+    (training / "train" / "case_9.h5").write_bytes((other / "train" / "case_0.h5").read_bytes())
+    try:
+        bad.write_text(F.OFFLINE.format(out="bad.h5", pod_tol=1e-5, ecm_tol=1e-5))
+        proc = run_cli(bad)
+        assert proc.returncode == 2 and "case_9.h5" in proc.stderr and "do not match the mesh" in proc.stderr, \
+            proc.stderr
+        assert not (training / "bad.h5").exists() and not (training / "bad.h5.partial").exists()
+    finally:
+        (training / "train" / "case_9.h5").unlink()
