@@ -15,7 +15,7 @@ Example::
 
     [ecm]
     tolerance = 1e-4                       # relative ||G w - G w_FE||
-    row_tolerance = 1e-8                   # compression of the integrand rows (when more than max_rows)
+    max_rows = 500                         # compress the integrand rows above this count (POD of G G^T)
 
     [indicator]
     quantity = "cumulated_plastic_strain"
@@ -59,11 +59,13 @@ class DualConfig(Strict):
 
 class ECMConfig(Strict):
     tolerance: float = Field(1e-4, gt=0, lt=1)
-    row_tolerance: float = Field(1e-8, gt=0, lt=1)
+    #: Relative energy tolerance of the row compression; default ``tolerance / 10`` (the compressed ECM
+    #: then meets ``tolerance`` on the full integrand, see rom.reduced_quadrature.compress_rows).
+    row_tolerance: float | None = Field(None, gt=0, lt=1)
     #: Integrand rows (modes x snapshots) above which the rows are compressed first (POD of G G^T).
     #: Uncompressed, the selection and weights are the same for any rank count to round-off; compressed,
     #: the weights agree to about 1e-7 across rank counts.
-    max_rows: int = Field(4000, ge=1)
+    max_rows: int = Field(500, ge=1)
     max_points: int | None = Field(None, ge=1)
 
 

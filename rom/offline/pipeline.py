@@ -199,16 +199,17 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
 
     t0 = time.perf_counter()
     G = integrand_rows(eps_modes, stress_snap)
-    if len(G) > cfg.ecm.max_rows:
-        G = compress_rows(comm, G, cfg.ecm.row_tolerance).compressed_local
+    n_rows = len(G)
+    if n_rows > cfg.ecm.max_rows:
+        G = compress_rows(comm, G, cfg.ecm.row_tolerance or cfg.ecm.tolerance / 10).compressed_local
     quad = empirical_cubature(comm, G, disc.point_weights, gidx, tolerance=cfg.ecm.tolerance,
                               max_points=cfg.ecm.max_points)
     extra = [_qdeim_points(comm, v[0], v[3], n_points * v[2], v[2]) for v in duals.values()]
     extra = np.setdiff1d(np.unique(np.concatenate(extra)) if extra else np.zeros(0, np.int64), quad.points)
     points = np.concatenate([quad.points, extra]).astype(np.int64)
     weights = np.concatenate([quad.weights, np.zeros(len(extra))])
-    stages.add(comm, "empirical cubature", f"{len(quad.points)} points (+{len(extra)} dual), residual "
-               f"{quad.residual:.1e}", time.perf_counter() - t0, say)
+    stages.add(comm, "empirical cubature", f"{n_rows} -> {len(G)} rows, {len(quad.points)} points "
+               f"(+{len(extra)} dual), residual {quad.residual:.1e}", time.perf_counter() - t0, say)
 
     t0 = time.perf_counter()
     # Rows of the reduced points held by this rank, in the order of `points`.

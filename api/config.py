@@ -1,0 +1,101 @@
+"""Server configuration: a TOML file read into :class:`ServerConfig`; command-line flags override it.
+
+Example (every key optional; the values shown are the defaults)::
+
+    host = "127.0.0.1"
+    port = 8000
+    models_dir = "models"                 # model files <id>.h5 + index.sqlite (metadata, query log)
+    keys_file = ""                        # one API key per line ('#' comments); "" = none
+    keys_env = "STRUCTROM_API_KEYS"       # env var with comma-separated API keys (added to the file's)
+    read_requires_key = false             # reads (list, card, solve...) need a key too
+    max_request_bytes = 8388608           # JSON bodies and nodal-temperature uploads (413 above)
+    max_model_bytes = 1073741824          # model uploads (PUT /v1/models/{id})
+    cache_models = 8                      # loaded models kept in memory (LRU) ...
+    cache_bytes = 1073741824              # ... and their total estimated size
+    workers = 2                           # solver threads (solves never run on the event loop)
+    max_batch = 256                       # loadings per batch request
+    sync_batch_max = 16                   # larger batches are answered 202 + job location
+    max_increments = 2000                 # increments per loading
+    max_jobs = 256                        # jobs kept (finished ones are evicted oldest first)
+    job_ttl_seconds = 3600                # finished jobs are forgotten after this
+    query_log_rows = 100000               # rows kept in the SQLite query log
+
+Without any API key configured, writes (model upload / delete) are refused (403): a fresh server is
+read-only until a key is set.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+DEFAULT_PORT = 8000
+
+
+class ConfigError(ValueError):
+    """A bad server configuration (file or flags); the message names the key."""
+
+
+class ServerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(DEFAULT_PORT, ge=0, le=65535)
+    models_dir: Path = Path("models")
+    keys_file: Path | None = None
+    keys_env: str = "STRUCTROM_API_KEYS"
+    read_requires_key: bool = False
+    max_request_bytes: int = Field(8 * 2**20, ge=1024)
+    max_model_bytes: int = Field(2**30, ge=1024)
+    cache_models: int = Field(8, ge=1)
+    cache_bytes: int = Field(2**30, ge=1)
+    workers: int = Field(2, ge=1, le=64)
+    max_batch: int = Field(256, ge=1)
+    sync_batch_max: int = Field(16, ge=1)
+    max_increments: int = Field(2000, ge=1)
+    max_jobs: int = Field(256, ge=1)
+    job_ttl_seconds: float = Field(3600.0, gt=0)
+    query_log_rows: int = Field(100_000, ge=0)
+
+    def api_keys(self) -> list[str]:
+        """Keys from ``keys_file`` (one per line, ``#`` comments) and the ``keys_env`` variable."""
+        keys: list[str] = []
+        if self.keys_file is not None and str(self.keys_file):
+            try:
+                text = Path(self.keys_file).read_text()
+            except OSError as exc:
+                raise ConfigError(f"keys_file {self.keys_file}: {exc}") from None
+            keys += [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
+        keys += [k.strip() for k in os.environ.get(self.keys_env, "").split(",")]
+        keys = [k for k in keys if k]
+        short = [k for k in keys if len(k) < 16]
+        if short:
+            raise ConfigError(f"{len(short)} API key(s) shorter than 16 characters: use long random keys "
+                              "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+        return keys
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ServerConfig:
+    """Read the TOML file ``path`` (if given), apply ``overrides`` (non-None values), validate."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        if data.get("keys_file") == "":
+            data["keys_file"] = None
+        base = Path(path).resolve().parent
+        for key in ("models_dir", "keys_file"):  # relative paths are relative to the file
+            if isinstance(data.get(key), str) and data[key] and not os.path.isabs(data[key]):
+                data[key] = str(base / data[key])
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return ServerConfig(**data)
+    except ValidationError as exc:
+        msgs = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError(f"{path or 'configuration'}: " + "; ".join(msgs)) from None

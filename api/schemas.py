@@ -1,0 +1,134 @@
+"""Request bodies of the REST service (pydantic, strict): what the OpenAPI schema publishes.
+
+Every number must be finite (``NaN`` / ``Infinity`` are rejected with 422 naming the field), unknown
+keys are rejected, arrays have bounded lengths. The loading is the JSON form of
+:func:`rom.loading.loading_from_dict` minus what must not come from a client: a nodal temperature is
+given inline (``values``) or uploaded (``.npy`` / HDF5), never as a server-side ``file`` path.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Pair = tuple[Finite, Finite]
+#: An amplitude: a constant, or ``[time, value]`` pairs with increasing times.
+AmplitudeSpec = Finite | Annotated[list[Pair], Field(min_length=1, max_length=100_000)]
+Vec3 = tuple[Finite, Finite, Finite]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+TEMPERATURE_KEYS = {
+    "uniform": ({"reference", "amplitude"}, set()),
+    "hot_spot": ({"center", "radius", "intensity", "reference", "gradient", "amplitude"},
+                 {"center", "radius", "intensity"}),
+    "nodal": ({"times", "values"}, {"times"}),
+}
+
+
+class TemperatureSpec(Strict):
+    """``uniform`` (reference, amplitude), ``hot_spot`` (center, radius, intensity; reference, gradient,
+    amplitude) or ``nodal`` (times ``(n_times,)``; values ``(n_times, n_nodes)`` inline, or uploaded to the
+    ``/solve/nodal`` endpoint). Units: those of the model card."""
+
+    type: Literal["uniform", "hot_spot", "nodal"] = "uniform"
+    reference: Finite | None = None
+    amplitude: AmplitudeSpec | None = None
+    center: Vec3 | None = None
+    radius: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    intensity: Finite | None = None
+    gradient: Vec3 | None = None
+    times: Annotated[list[Finite], Field(min_length=1, max_length=100_000)] | None = None
+    values: Annotated[list[Annotated[list[Finite], Field(min_length=1)]], Field(min_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def _keys_of_type(self):
+        allowed, required = TEMPERATURE_KEYS[self.type]
+        given = {k for k in self.model_fields_set if k != "type" and getattr(self, k) is not None}
+        extra = given - allowed
+        if extra:
+            raise ValueError(f"{sorted(extra)} not allowed for a {self.type!r} temperature (allowed: {sorted(allowed)})")
+        missing = required - given
+        if missing:
+            raise ValueError(f"a {self.type!r} temperature needs {sorted(missing)}")
+        if self.values is not None:
+            if len(self.values) != len(self.times or []):
+                raise ValueError(f"values needs one row per time: {len(self.times or [])} rows, got {len(self.values)}")
+            if len({len(r) for r in self.values}) != 1:
+                raise ValueError("values rows must all have the same length (one value per node)")
+        return self
+
+
+class CentrifugalSpec(Strict):
+    omega: AmplitudeSpec
+    axis_point: Vec3 | None = None
+    axis_direction: Vec3 | None = None
+
+
+class LoadingSpec(Strict):
+    """A loading (``rom.loading.loading_from_dict``): ``times`` (start, then each increment end,
+    strictly increasing) or ``end_time`` + ``increments``; temperature; pressure per surface (peak
+    amplitude checked against the model's training range); centrifugal; gravity."""
+
+    times: Annotated[list[Finite], Field(min_length=2, max_length=100_000)] | None = None
+    end_time: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    increments: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    temperature: TemperatureSpec | None = None
+    pressure: dict[Name, AmplitudeSpec] | None = Field(None, max_length=256)
+    centrifugal: CentrifugalSpec | None = None
+    gravity: Vec3 | None = None
+
+    @model_validator(mode="after")
+    def _time_axis(self):
+        if self.times is None and (self.end_time is None or self.increments is None):
+            raise ValueError("give times, or end_time and increments")
+        if self.times is not None and (self.end_time is not None or self.increments is not None):
+            raise ValueError("give times, or end_time and increments, not both")
+        return self
+
+    @property
+    def n_increments(self) -> int:
+        return len(self.times) - 1 if self.times is not None else int(self.increments)
+
+    def to_dict(self) -> dict:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class SolveOptions(Strict):
+    extrapolate: bool = Field(False, description="solve a loading outside the training ranges anyway "
+                              "(its violations are returned as warnings; check the indicator)")
+    node_sets: Annotated[list[Name], Field(max_length=64)] = Field(
+        default_factory=list, description="node sets of the model's mesh whose displacements to return")
+    reconstruct: bool = Field(True, description="max von Mises / max p over the reconstructed (Gappy) fields "
+                              "when the model has their bases; false: over the reduced points only")
+
+
+class SolveRequest(SolveOptions):
+    loading: LoadingSpec
+
+
+class BatchRequest(SolveOptions):
+    loadings: Annotated[list[LoadingSpec], Field(min_length=1, max_length=10_000)]
+
+
+class FieldsRequest(Strict):
+    loading: LoadingSpec
+    extrapolate: bool = False
+    format: Literal["vtu", "xdmf", "hdf5"] = Field(
+        "vtu", description="vtu: one file; xdmf: zip of .xdmf + .h5; hdf5: every increment, raw arrays")
+    increment: int = Field(-1, description="increment to write (vtu, xdmf); negative counts from the end")
+    quantities: Annotated[list[Name], Field(max_length=16)] | None = Field(
+        None, description="dual quantities to reconstruct (default: all of the model's)")
+
+
+class NodalRequest(SolveOptions):
+    """The JSON part of a ``/solve/nodal`` upload: the loading without its temperature values, which
+    come from the uploaded file; ``temperature_times``: times of the file's rows (default loading times)."""
+
+    loading: LoadingSpec
+    temperature_times: Annotated[list[Finite], Field(min_length=1, max_length=100_000)] | None = None

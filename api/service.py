@@ -1,0 +1,231 @@
+"""What the endpoints compute, free of HTTP: solve a loading and summarize it, write reconstructed fields,
+read an uploaded nodal temperature field. Runs in the server's worker threads (never on the event loop).
+
+Errors are :class:`~api.registry.RegistryError` with a status, a code and the request field involved.
+No MPI or PETSc import here.
+"""
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from rom.loading import LoadingError, NodalTemperature
+from rom.online import OnlineError, OnlineSolverError
+
+from .registry import RegistryError
+from .schemas import LoadingSpec, SolveOptions
+
+_FIELD = re.compile(r"^((?:loading|temperature)(?:\.[A-Za-z0-9_]+)*)")
+
+
+def loading_error(exc: Exception, prefix: str = "") -> RegistryError:
+    """A 422 for a :class:`LoadingError`, naming the field its message starts with."""
+    msg = str(exc)
+    m = _FIELD.match(msg)
+    field = m.group(1) if m else "loading"
+    if not field.startswith("loading"):
+        field = "loading." + field
+    code = "outside_training_family" if "outside the model's training family" in msg else "invalid_loading"
+    return RegistryError(422, code, msg, prefix + field)
+
+
+def _finite_list(a) -> list:
+    a = np.asarray(a, dtype=float)
+    return np.where(np.isfinite(a), a, None).tolist()  # JSON has no NaN
+
+
+def solve(model, spec: LoadingSpec, opts: SolveOptions, *, max_increments: int, field_prefix: str = "",
+          temperature: NodalTemperature | None = None) -> dict:
+    """Solve one loading and return its quantities of interest (JSON-ready)."""
+    if spec.n_increments > max_increments:
+        raise RegistryError(422, "too_many_increments", f"the loading has {spec.n_increments} increments; this "
+                            f"server allows at most {max_increments}", field_prefix + "loading.times")
+    for i, name in enumerate(opts.node_sets):  # fail before solving
+        try:
+            model.node_set(name)
+        except OnlineError as exc:
+            raise RegistryError(422, "unknown_node_set", str(exc), f"node_sets.{i}") from None
+    d = spec.to_dict()
+    if temperature is not None:
+        d.pop("temperature", None)
+    t0 = time.perf_counter()
+    try:
+        from rom.loading import loading_from_dict
+
+        loading = loading_from_dict(d)
+        if temperature is not None:
+            import dataclasses
+
+            loading = dataclasses.replace(loading, temperature=temperature)
+        result = model.solve(loading, extrapolate=opts.extrapolate)
+    except LoadingError as exc:
+        raise loading_error(exc, field_prefix) from None
+    except OnlineSolverError as exc:
+        raise RegistryError(422, "solver_diverged", str(exc), field_prefix + "loading") from None
+    except OnlineError as exc:
+        raise RegistryError(422, "invalid_request", str(exc), field_prefix + "loading") from None
+    t_solve = time.perf_counter() - t0
+    out = {
+        "times": result.times.tolist(),
+        "indicator": _finite_list(result.indicator),
+        "trusted": result.trusted.tolist(),
+        "trusted_all": bool(result.trusted.all()),
+        "indicator_quantity": model.indicator_quantity,
+        "indicator_tolerance": model.indicator_tolerance,
+        "extrapolated": result.extrapolated,
+        "warnings": list(result.warnings),
+        "newton_iterations": result.newton_iterations.tolist(),
+        "cutbacks": result.cutbacks.tolist(),
+    }
+    try:
+        recon_vm = opts.reconstruct and "stress" in result.dual_reduced
+        out["max_von_mises"] = _finite_list(result.max_von_mises(reconstruct=recon_vm))
+        out["max_von_mises_over"] = "reconstructed_field" if recon_vm else "reduced_points"
+        if "cumulated_plastic_strain" in result.dual_reduced:
+            if opts.reconstruct:
+                p = result.dual_field("cumulated_plastic_strain", None).max(axis=1)
+            else:
+                p = result.dual_reduced["cumulated_plastic_strain"].max(axis=1)
+            out["max_cumulated_plastic_strain"] = _finite_list(p)
+            out["max_cumulated_plastic_strain_over"] = "reconstructed_field" if opts.reconstruct else "reduced_points"
+        disp = {}
+        for i, name in enumerate(opts.node_sets):
+            try:
+                u = result.displacement(nodes=name, increment=None)  # (n_inc, n, 3)
+            except OnlineError as exc:
+                raise RegistryError(422, "unknown_node_set", str(exc), f"node_sets.{i}") from None
+            mag = np.linalg.norm(u, axis=2)
+            disp[name] = {"nodes": int(u.shape[1]), "mean": _finite_list(u.mean(axis=1)),
+                          "max_magnitude": _finite_list(mag.max(axis=1) if u.shape[1] else np.zeros(len(u)))}
+        out["displacement"] = disp
+    except OnlineError as exc:
+        raise RegistryError(422, "invalid_request", str(exc), field_prefix + "loading") from None
+    out["timings_ms"] = {"solve": 1e3 * t_solve, "total": 1e3 * (time.perf_counter() - t0)}
+    return out
+
+
+def read_nodal_upload(data: bytes, filename: str, times: np.ndarray, max_nodes: int) -> NodalTemperature:
+    """A nodal temperature field from an uploaded ``.npy`` (``(n_times, n_nodes)`` float array; no pickles)
+    or HDF5 file (dataset ``temperature`` or the only dataset; optional dataset ``times``)."""
+    arr = None
+    if data[:6] == b"\x93NUMPY":
+        try:
+            arr = np.load(io.BytesIO(data), allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise RegistryError(422, "invalid_upload", f"unreadable .npy file: {exc}", "temperature") from None
+    elif data[:8] == b"\x89HDF\r\n\x1a\n":
+        import h5py
+
+        try:
+            with h5py.File(io.BytesIO(data), "r") as f:
+                names = [k for k in f if isinstance(f[k], h5py.Dataset)]
+                key = "temperature" if "temperature" in names else (names[0] if len(names) == 1 else None)
+                if key is None:
+                    raise RegistryError(422, "invalid_upload", "HDF5 upload: put the field in a dataset named "
+                                        f"'temperature' (found {sorted(names)})", "temperature")
+                arr = f[key][()]
+                if "times" in names and key != "times":
+                    times = np.asarray(f["times"][()], dtype=float).ravel()
+        except RegistryError:
+            raise
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise RegistryError(422, "invalid_upload", f"unreadable HDF5 file: {exc}", "temperature") from None
+    else:
+        raise RegistryError(422, "invalid_upload", f"{filename or 'upload'}: not a .npy or HDF5 file", "temperature")
+    if not (isinstance(arr, np.ndarray) and arr.dtype.kind in "fiu"):
+        raise RegistryError(422, "invalid_upload", "the temperature array must be numeric", "temperature")
+    arr = np.asarray(arr, dtype=float)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[0] != len(times) or arr.shape[1] < 1 or arr.shape[1] > max_nodes:
+        raise RegistryError(422, "invalid_shape", f"temperature array has shape {arr.shape}; expected "
+                            f"(n_times={len(times)}, n_nodes) with n_nodes the mesh's node count", "temperature")
+    if not np.all(np.isfinite(arr)):
+        raise RegistryError(422, "non_finite", f"temperature has {int((~np.isfinite(arr)).sum())} non-finite "
+                            "values", "temperature")
+    if not (np.all(np.isfinite(times)) and np.all(np.diff(times) > 0)):
+        raise RegistryError(422, "invalid_loading", "temperature times must be finite and increasing",
+                            "temperature_times")
+    return NodalTemperature(np.asarray(times, float), arr)
+
+
+def fields(model, spec: LoadingSpec, *, extrapolate: bool, fmt: str, increment: int, quantities: list[str] | None,
+           max_increments: int) -> tuple[bytes, str, str]:
+    """Solve and write the reconstructed fields; returns ``(content, media type, file name)``."""
+    from rom import model_file
+    from rom.fem.io import write_mesh
+    from rom.loading import loading_from_dict
+
+    if spec.n_increments > max_increments:
+        raise RegistryError(422, "too_many_increments", f"at most {max_increments} increments", "loading.times")
+    try:
+        result = model.solve(loading_from_dict(spec.to_dict()), extrapolate=extrapolate)
+    except LoadingError as exc:
+        raise loading_error(exc) from None
+    except (OnlineSolverError, OnlineError) as exc:
+        raise RegistryError(422, "solver_diverged", str(exc), "loading") from None
+    names = sorted(result.dual_reduced) if quantities is None else list(quantities)
+    for i, q in enumerate(names):
+        if q not in result.dual_reduced:
+            raise RegistryError(422, "unknown_quantity", f"no dual quantity {q!r}; this model has "
+                                f"{sorted(result.dual_reduced)}", f"quantities.{i}")
+    n = result.n_increments
+    if not -n <= increment < n:
+        raise RegistryError(422, "invalid_increment", f"increment {increment} out of range (0..{n - 1} or "
+                            "negative from the end)", "increment")
+    mesh = model.__dict__.get("_api_mesh")
+    if mesh is None:
+        mesh = model_file.load(model.path, mesh=True).mesh
+        model._api_mesh = mesh
+    stem = Path(model.path).stem
+    if fmt == "hdf5":
+        import h5py
+
+        buf = io.BytesIO()
+        with h5py.File(buf, "w") as f:
+            f.attrs["model"] = stem
+            f.create_dataset("times", data=result.times)
+            f.create_dataset("indicator", data=result.indicator)
+            f.create_dataset("trusted", data=result.trusted)
+            f.create_dataset("mesh/points", data=mesh.points)
+            for b, block in enumerate(mesh.blocks):
+                f.create_dataset(f"mesh/blocks/{b}/connectivity", data=block.connectivity)
+                f[f"mesh/blocks/{b}"].attrs["element"] = block.element
+            f.create_dataset("displacement", data=result.displacement(increment=None), compression="gzip")
+            for q in names:
+                f.create_dataset(f"dual/{q}", data=result.dual_field(q, None), compression="gzip")
+        return buf.getvalue(), "application/x-hdf5", f"{stem}_fields.h5"
+    point_data = {"displacement": result.displacement(increment=increment)}
+    cell_data = {}
+    if names:
+        from rom.fem.kernel import Discretization
+
+        elems = model.__dict__.get("_api_point_elements")
+        if elems is None:
+            elems = model._api_point_elements = Discretization(mesh).point_elements
+        counts = np.bincount(elems, minlength=mesh.n_elements).astype(float)
+        for q in names:
+            v = result.dual_field(q, increment)  # (n_points,) or (n_points, 6)
+            sums = np.zeros((mesh.n_elements,) + v.shape[1:])
+            np.add.at(sums, elems, v)
+            cell_data[f"{q}_element_mean"] = sums / np.maximum(counts, 1).reshape((-1,) + (1,) * (v.ndim - 1))
+    tmp = Path(tempfile.mkdtemp(prefix="structrom-fields-"))
+    try:
+        if fmt == "vtu":
+            p = write_mesh(tmp / f"{stem}.vtu", mesh, point_data, cell_data)
+            return p.read_bytes(), "application/vnd.vtk.vtu+xml", p.name
+        write_mesh(tmp / f"{stem}.xdmf", mesh, point_data, cell_data)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            for f in sorted(tmp.iterdir()):
+                z.write(f, f.name)
+        return buf.getvalue(), "application/zip", f"{stem}_xdmf.zip"
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
