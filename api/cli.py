@@ -10,6 +10,7 @@ configuration, mesh, loading, material, solver failure) print one line per probl
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -65,6 +66,10 @@ def _serve(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # One BLAS thread per process: MPI ranks and the server's solve threads already use the cores, and a
+    # multithreaded OpenBLAS on small reduced systems is slower by orders of magnitude under load.
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
     parser = argparse.ArgumentParser(prog="structrom", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("hifi", help="run the high-fidelity solver on a TOML configuration")

@@ -4,7 +4,7 @@ The loading family: the plate (clamped on its left face) is pulled by a traction
 heated by a hot spot whose position and intensity vary; the load is applied then removed (one cycle).
 Parameters: traction peak [MPa], hot-spot x position [mm], hot-spot intensity [degC].
 
-    python examples/rom_plate.py --dofs 100000 --ranks 2     # HF runs are cached in out/rom_plate/
+    python examples/rom_plate.py --mesh-size 1.7 --ranks 2   # ~110k dofs; HF runs cached in out/rom_plate/
 
 Steps: gmsh mesh -> HF snapshots (`structrom hifi`, two loadings at a time on one rank each) for the
 training and test loadings -> `mpirun -n P structrom offline` -> `ReducedModel.solve` for every test
@@ -31,7 +31,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from geometries import plate_with_holes, size_for_dofs  # noqa: E402
+from geometries import plate_with_holes  # noqa: E402
 
 HIFI = """
 [units]
@@ -141,7 +141,7 @@ def run_hifi(work: Path, name: str, params, times: list[float], solver: str) -> 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dofs", type=int, default=100_000, help="target number of dofs of the plate mesh")
+    parser.add_argument("--mesh-size", type=float, default=1.7, help="gmsh element size [mm] (1.7: ~110k dofs)")
     parser.add_argument("--ranks", type=int, default=2, help="MPI ranks of the offline stage")
     parser.add_argument("--increments", type=int, default=10, help="time increments per loading (2 s cycle)")
     parser.add_argument("--solver", choices=("mumps", "gamg"), default="mumps", help="HF linear solver")
@@ -159,8 +159,7 @@ def main() -> int:
     kw = dict(length=100.0, width=40.0, thickness=5.0, holes=[(30.0, 20.0, 6.0), (70.0, 20.0, 6.0)],
               notch_depth=4.0, order=2)
     if not mesh_path.exists():
-        size = size_for_dofs(plate_with_holes, args.dofs, pilot_size=5.0, **kw)
-        plate_with_holes(mesh_size=size, path=mesh_path, **kw)
+        plate_with_holes(mesh_size=args.mesh_size, path=mesh_path, **kw)
     from rom.fem.io import read_mesh
 
     mesh = read_mesh(mesh_path)

@@ -23,7 +23,7 @@ constant row's integral weighs as much as all other rows together)::
                                               global point number)
         z <- z + {k*}; the column G_k* is sent to every rank (Allreduce of a vector non-zero on the owner)
         alpha = least squares on the selected (normalized) columns;
-        if some alpha <= 0: alpha = NNLS (scipy.optimize.nnls); points whose weight is zero leave z
+        if some alpha <= 0: those points leave z (they become candidates again) and alpha is recomputed
                            (and become candidates again, as in the paper)
         r = b - G_z alpha
     until ||r_aug|| <= tolerance ||b||  (this implies ||G w - b|| <= tolerance ||b|| and, with the
@@ -58,7 +58,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.linalg as sla
 from mpi4py import MPI
-from scipy.optimize import nnls
 
 EPS = float(np.finfo(float).eps)
 #: Scores within ``SCORE_TIE_RTOL * ||r||`` of the best one tie; the lowest global point number wins.
@@ -86,7 +85,7 @@ class ReducedQuadrature:
     ``history``: ``(n_selections,)`` that relative residual after each selection;
     ``volume_error``: ``|sum w - V| / V``; ``tolerance``: the requested tolerance;
     ``converged``: False when ``max_points`` stopped the loop before the tolerance was met;
-    ``extra``: counters (``n_selections``, ``n_dropped``, ``n_nnls``).
+    ``extra``: counters (``n_selections``, ``n_dropped``, ``n_removals``).
     """
 
     points: np.ndarray
@@ -405,6 +404,7 @@ def empirical_cubature(
     selected: list[int] = []  # global point numbers
     columns: list[np.ndarray] = []  # augmented columns (n_aug,), identical on every rank
     alpha = np.zeros(0)
+    Q = R = np.zeros((0, 0))
     history: list[float] = []
     n_dropped = n_nnls = 0
     stall = 0
@@ -450,29 +450,54 @@ def empirical_cubature(
         if buf[-1] != 1.0:
             raise ECMError(f"global point {point} is held by {int(buf[-1])} ranks: global_points_local must "
                            "number every point uniquely over all ranks")
+        column = buf[:n_aug].copy()
+        # -- weights: least squares on the selected normalized columns, through a QR factorization
+        #    updated column by column (scipy qr_insert / qr_delete: O(n_aug^2) per step instead of a
+        #    full solve); points whose weight comes out non-positive are removed and the least squares
+        #    redone (Hernandez et al. 2017, Algorithm 1); removed points become candidates again.
+        vn = column / np.linalg.norm(column)
+        m = len(selected)
+        if m == 0:
+            Q, R = sla.qr(vn[:, None])
+        else:
+            Q, R = sla.qr_insert(Q, R, vn, m, which="col")
+        if abs(R[m, m]) <= 1e-12 * abs(R[0, 0]):  # numerically dependent on the selected columns
+            Q, R = sla.qr_delete(Q, R, m, which="col")
+            stall += 1
+            if stall >= STALL_COUNT:
+                raise ECMError(f"ECM stagnated at relative residual {r_norm / norm_b:.3g} > tolerance "
+                               f"{tolerance:.3g} ({len(selected)} points): the tolerance is below the reachable "
+                               "(round-off) level, raise it")
+            continue
         selected.append(point)
-        columns.append(buf[:n_aug].copy())
-        # -- weights: least squares on the selected normalized columns, NNLS if some weight <= 0
+        columns.append(column)
+
+        def solve() -> np.ndarray:
+            k = R.shape[1]
+            An = np.array(columns).T
+            An /= np.linalg.norm(An, axis=0)
+            x = sla.solve_triangular(R[:k, :k], Q[:, :k].T @ b)
+            for _ in range(2):  # iterative refinement: the updated QR loses digits on ill-conditioned sets
+                x += sla.solve_triangular(R[:k, :k], Q[:, :k].T @ (b - An @ x))
+            return x
+
+        alpha_n = solve()
+        drop = alpha_n <= 0.0
+        while np.any(drop) and not np.all(drop):
+            n_nnls += 1
+            n_dropped += int(np.count_nonzero(drop))
+            dropped = np.array([p for p, d in zip(selected, drop) if d], dtype=np.int64)
+            candidate |= np.isin(gpts, dropped) & (col_norm > 0.0)
+            for k in np.flatnonzero(drop)[::-1]:
+                Q, R = sla.qr_delete(Q, R, int(k), which="col")
+            selected = [p for p, d in zip(selected, drop) if not d]
+            columns = [col for col, d in zip(columns, drop) if not d]
+            alpha_n = solve()
+            drop = alpha_n <= 0.0
+        if np.all(drop):
+            raise ECMError(f"ECM could not find positive weights on {len(selected)} selected points")
         A = np.array(columns).T
         nrm = np.linalg.norm(A, axis=0)
-        An = A / nrm
-        alpha_n = sla.lstsq(An, b, lapack_driver="gelsd")[0]
-        if np.any(alpha_n <= 0.0):
-            n_nnls += 1
-            try:
-                alpha_n = nnls(An, b, maxiter=50 * An.shape[1] + 100)[0]
-            except RuntimeError as exc:
-                raise ECMError(f"NNLS failed on {An.shape[1]} selected points: {exc}") from None
-            drop = alpha_n <= 0.0
-            if np.any(drop):
-                n_dropped += int(np.count_nonzero(drop))
-                dropped = {p for p, d in zip(selected, drop) if d}
-                # dropped points become candidates again (Hernandez et al. 2017, Algorithm 1)
-                back = np.isin(gpts, np.fromiter(dropped, dtype=np.int64))
-                candidate |= back & (col_norm > 0.0)
-                selected = [p for p, d in zip(selected, drop) if not d]
-                columns = [col for col, d in zip(columns, drop) if not d]
-                A, nrm, alpha_n = A[:, ~drop], nrm[~drop], alpha_n[~drop]
         alpha = alpha_n / nrm
         r = b - A @ alpha
         new_norm = float(np.linalg.norm(r))
@@ -498,6 +523,6 @@ def empirical_cubature(
         points=points, weights=weights, residual=residual, history=history,
         volume_error=abs(weights_sum - volume) / volume if volume > 0 else float("nan"),
         tolerance=float(tolerance), converged=converged,
-        extra={"n_selections": it, "n_dropped": n_dropped, "n_nnls": n_nnls, "volume": volume,
+        extra={"n_selections": it, "n_dropped": n_dropped, "n_removals": n_nnls, "volume": volume,
                "n_total_points": n_total},
     )
