@@ -23,6 +23,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # online solves are small: one BLAS thread
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 import h5py
 import numpy as np
 

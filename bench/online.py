@@ -1,0 +1,88 @@
+"""Online cost of the reduced model: time per increment, independence of the mesh size, speedup.
+
+    python bench/online.py [--quick]
+
+Two reduced models with the SAME reduced sizes (modes, reduced points) are built on a mesh and on a
+mesh about 10 times larger (tests/rom_fixtures.build_exact_model with evenly spaced reduced points:
+for timing only), and the online time per increment is measured (median of repeated solves, one BLAS
+thread). The HF time per increment of the same loading on the larger mesh gives the speedup. A table
+is printed; with ``--append-docs`` it is written to docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+import numpy as np  # noqa: E402
+
+import rom_fixtures as F  # noqa: E402
+from rom.online import ReducedModel  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small meshes, few repeats")
+    parser.add_argument("--modes", type=int, default=12)
+    parser.add_argument("--points", type=int, default=300)
+    parser.add_argument("--append-docs", action="store_true")
+    args = parser.parse_args()
+    meshes = [(8, 2, 2), (17, 4, 4)] if args.quick else [(12, 3, 3), (30, 7, 7)]
+    repeats = 3 if args.quick else 15
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for divisions in meshes:
+            t0 = time.perf_counter()
+            exact = F.build_exact_model(Path(tmp), divisions=divisions, max_modes=args.modes,
+                                        n_reduced_points=args.points, name=f"m{divisions[0]}.h5",
+                                        pod_tolerance=1e-10)
+            build = time.perf_counter() - t0
+            model = ReducedModel.load(exact.path)
+            loading = F.loading_dict(0.04, 0.25)
+            n_inc = len(loading["times"]) - 1
+            res = model.solve(loading, extrapolate=True)
+            n_newton = int(res.newton_iterations.sum())
+            times = []
+            for _ in range(repeats):
+                t = time.perf_counter()
+                model.solve(loading, extrapolate=True)
+                times.append(time.perf_counter() - t)
+            online = float(np.median(times)) / n_inc
+            t = time.perf_counter()
+            F.hf_solve(exact.mesh, loading)
+            hf = (time.perf_counter() - t) / n_inc
+            per_newton = online * n_inc / n_newton
+            rows.append((exact.mesh.n_dofs, model.data.n_modes, model.data.n_reduced_points, online, hf, n_newton,
+                         per_newton))
+    lines = ["| dofs | modes | reduced points | Newton its | online per increment [ms] | online per Newton "
+             "iteration [ms] | HF per increment [ms] | speedup |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {d} | {n} | {p} | {it} | {1e3 * o:.2f} | {1e3 * pn:.2f} | {1e3 * h:.1f} | {h / o:.0f} |"
+              for d, n, p, o, h, it, pn in rows]
+    ratio = rows[-1][6] / rows[0][6]
+    lines.append("")
+    lines.append(f"Online time per Newton iteration, mesh x{rows[-1][0] / rows[0][0]:.1f} dofs: ratio {ratio:.2f} "
+                 "(1 = independent of the mesh; the iteration count depends on the loading's response)")
+    text = "\n".join(lines)
+    print(text)
+    if args.append_docs:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=ROOT).stdout.strip()
+        doc = ROOT / "docs" / "benchmarks.md"
+        doc.write_text(doc.read_text() + f"\n\n## Online stage\n\n`python bench/online.py --append-docs` "
+                       f"({time.strftime('%Y-%m-%d')}, commit {commit}, 2 cores shared, one BLAS thread; HF with "
+                       f"MUMPS on one rank, J2 plasticity, box meshes)\n\n{text}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
