@@ -1,0 +1,169 @@
+"""Ansys MAPDL result (``.rst``) and archive (``.cdb``) files through ``ansys-mapdl-reader``.
+
+``pip install ansys-mapdl-reader`` (it brings pyvista; VTK is already a dependency). Without it the
+readers raise :class:`ImportError` naming the package.
+
+Numbering:
+
+* nodes: our node ``i`` is the ``i``-th node of the reader's quadratic VTK grid (``quadgrid`` for results,
+  ``grid`` for archives), whose ``ansys_node_num`` point array gives the Ansys node number (returned as
+  ``node_ids``); nodes no supported element uses are dropped. Displacements are aligned by node number
+  (the reader returns them sorted by number);
+* elements: one block per element type in order of first appearance (as :func:`rom.fem.io.mesh_from_meshio`),
+  Ansys element numbers in ``element_ids``; VTK orderings of ``tetra``/``tetra10``/``hexahedron``/
+  ``hexahedron20`` are CalculiX's (SOLID185 -> C3D8, SOLID186 -> C3D20, SOLID187 -> C3D10, SOLID285 -> C3D4);
+  degenerate SOLID185/186 (wedges, pyramids), shells, beams... are not supported: :class:`AnsysError` names the
+  file, the VTK cell type and the first Ansys element numbers;
+* node and element components become node and element sets;
+* integration points: the ``.rst`` stores element *nodal* results (extrapolated), not integration-point
+  values, so no integration-point mapping is offered.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..fem.mesh import CellBlock, Mesh
+
+__all__ = ["AnsysError", "AnsysResult", "read_ansys_archive", "read_ansys_result", "VTK_TO_ELEMENT"]
+
+#: VTK cell type id -> our element type.
+VTK_TO_ELEMENT = {10: "C3D4", 24: "C3D10", 12: "C3D8", 25: "C3D20"}
+_VTK_NAMES = {1: "vertex", 3: "line", 5: "triangle", 9: "quad", 10: "tetra", 12: "hexahedron", 13: "wedge",
+              14: "pyramid", 21: "quadratic_edge", 22: "quadratic_triangle", 23: "quadratic_quad",
+              24: "quadratic_tetra", 25: "quadratic_hexahedron", 26: "quadratic_wedge", 27: "quadratic_pyramid"}
+
+
+class AnsysError(ValueError):
+    """An Ansys file cannot be converted; the message names the file and the block."""
+
+
+def _reader():
+    try:
+        from ansys.mapdl import reader
+    except ImportError as exc:
+        raise ImportError(
+            "reading Ansys .rst/.cdb files needs the package 'ansys-mapdl-reader' "
+            f"(pip install ansys-mapdl-reader): {exc}"
+        ) from exc
+    return reader
+
+
+@dataclass
+class AnsysResult:
+    """An Ansys result file read onto our mesh.
+
+    ``node_ids`` ``(n_nodes,)``/``element_ids`` ``(n_elements,)``: Ansys numbers of our nodes/elements;
+    ``times`` ``(n_sets,)``: the result sets' time values; ``displacement`` ``(n_sets, n_nodes, 3)``
+    (UX, UY, UZ; other dofs ignored; NaN where a node has no result).
+    """
+
+    path: Path
+    mesh: Mesh
+    node_ids: np.ndarray
+    element_ids: np.ndarray
+    times: np.ndarray
+    displacement: np.ndarray
+
+
+def _mesh_from_grid(grid, source: str, node_components=None, element_components=None):
+    celltypes = np.asarray(grid.celltypes)
+    if "ansys_node_num" not in grid.point_data or "ansys_elem_num" not in grid.cell_data:
+        raise AnsysError(f"{source}: the reader's grid has no ansys_node_num/ansys_elem_num arrays")
+    enum = np.asarray(grid.cell_data["ansys_elem_num"], dtype=np.int64)
+    bad = ~np.isin(celltypes, list(VTK_TO_ELEMENT))
+    if bad.any():
+        kinds = sorted(set(celltypes[bad].tolist()))
+        names = [_VTK_NAMES.get(k, f"VTK type {k}") for k in kinds]
+        raise AnsysError(
+            f"{source}: {int(bad.sum())} elements are of unsupported type(s) {names} (first Ansys elements "
+            f"{enum[bad][:5].tolist()}); supported: solid tetrahedra and hexahedra (SOLID185/186 bricks, "
+            "SOLID187, SOLID285), not degenerate wedges/pyramids, shells or beams")
+    conn_flat = np.asarray(grid.cell_connectivity, dtype=np.int64)
+    offsets = np.asarray(grid.cell_offsets if hasattr(grid, "cell_offsets") else grid.offset, dtype=np.int64)
+    order: list[int] = []
+    for t in celltypes.tolist():
+        if t not in order:
+            order.append(t)
+    blocks, element_ids = [], []
+    for t in order:
+        cells = np.flatnonzero(celltypes == t)
+        k = offsets[cells[0] + 1] - offsets[cells[0]]
+        idx = offsets[cells][:, None] + np.arange(k)
+        conn = conn_flat[idx]
+        if np.any(np.sort(conn, axis=1)[:, 1:] == np.sort(conn, axis=1)[:, :-1]):
+            rep = cells[np.flatnonzero((np.diff(np.sort(conn, axis=1), axis=1) == 0).any(axis=1))]
+            raise AnsysError(f"{source}: degenerate {VTK_TO_ELEMENT[t]} elements (repeated nodes; Ansys elements "
+                             f"{enum[rep][:5].tolist()}): collapsed bricks are not supported")
+        blocks.append((VTK_TO_ELEMENT[t], conn, cells))
+        element_ids.append(enum[cells])
+    points = np.asarray(grid.points, dtype=float)
+    nnum = np.asarray(grid.point_data["ansys_node_num"], dtype=np.int64)
+    used = np.zeros(len(points), dtype=bool)
+    for _, conn, _ in blocks:
+        used[conn.ravel()] = True
+    old_to_new = np.cumsum(used) - 1
+    cell_order = np.concatenate([c for _, _, c in blocks])
+    new_of_cell = np.empty(len(celltypes), dtype=np.int64)
+    new_of_cell[cell_order] = np.arange(len(cell_order))
+    node_sets, element_sets = {}, {}
+    for name, ids in (node_components or {}).items():
+        node_sets[str(name)] = old_to_new[np.flatnonzero(np.isin(nnum, np.asarray(ids)) & used)]
+    for name, ids in (element_components or {}).items():
+        element_sets[str(name)] = np.sort(new_of_cell[np.flatnonzero(np.isin(enum, np.asarray(ids)))])
+    mesh = Mesh(points[used], [CellBlock(e, old_to_new[c]) for e, c, _ in blocks],
+                node_sets=node_sets, element_sets=element_sets)
+    return mesh, nnum[used], np.concatenate(element_ids)
+
+
+def read_ansys_archive(path: str | os.PathLike) -> tuple[Mesh, np.ndarray, np.ndarray]:
+    """The mesh of an Ansys archive (``.cdb``): ``(mesh, node_ids, element_ids)`` (see the module doc)."""
+    reader = _reader()
+    path = Path(path)
+    if not path.exists():
+        raise AnsysError(f"Ansys archive {str(path)!r} does not exist")
+    try:
+        archive = reader.Archive(str(path))
+        grid = archive.grid
+    except Exception as exc:  # the reader raises assorted types
+        raise AnsysError(f"{path}: ansys-mapdl-reader could not read it ({type(exc).__name__}: {exc})") from exc
+    return _mesh_from_grid(grid, str(path), getattr(archive, "node_components", None),
+                           getattr(archive, "element_components", None))
+
+
+def read_ansys_result(path: str | os.PathLike) -> AnsysResult:
+    """Mesh and nodal displacements of every result set of an Ansys result file (``.rst``)."""
+    reader = _reader()
+    path = Path(path)
+    if not path.exists():
+        raise AnsysError(f"Ansys result file {str(path)!r} does not exist")
+    try:
+        res = reader.read_binary(str(path))
+        grid = res.quadgrid if getattr(res, "quadgrid", None) is not None else res.grid
+        ncomp = getattr(res, "node_components", None)
+        ecomp = getattr(res, "element_components", None)
+    except Exception as exc:
+        raise AnsysError(f"{path}: ansys-mapdl-reader could not read it ({type(exc).__name__}: {exc})") from exc
+    mesh, node_ids, element_ids = _mesh_from_grid(grid, str(path), ncomp, ecomp)
+    n_sets = int(res.nsets)
+    disp = np.full((n_sets, mesh.n_nodes, 3), np.nan)
+    for k in range(n_sets):
+        try:
+            nnum, values = res.nodal_displacement(k)
+        except Exception as exc:
+            raise AnsysError(f"{path}: result set {k + 1}: cannot read nodal displacements "
+                             f"({type(exc).__name__}: {exc})") from exc
+        nnum = np.asarray(nnum, dtype=np.int64)
+        values = np.asarray(values, dtype=float)
+        if values.ndim != 2 or values.shape[1] < 3:
+            raise AnsysError(f"{path}: result set {k + 1}: displacements have shape {values.shape}, expected (n, >=3)")
+        order = np.argsort(nnum)
+        pos = np.searchsorted(nnum[order], node_ids)
+        pos = np.minimum(pos, len(nnum) - 1)
+        hit = nnum[order][pos] == node_ids
+        disp[k, hit] = values[order[pos[hit]], :3]
+    times = np.asarray(res.time_values, dtype=float)[:n_sets]
+    return AnsysResult(path, mesh, node_ids, element_ids, times, disp)

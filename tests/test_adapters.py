@@ -1,0 +1,314 @@
+"""Nonintrusive adapters (issue 6): CalculiX matrices and snapshots, the HF solver protocol, meshio series,
+Ansys files, and the end-to-end CalculiX -> offline -> online check (small version of
+``examples/calculix_rom.py``)."""
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import meshio
+import numpy as np
+import pytest
+import scipy.sparse.linalg as spla
+
+from rom.adapters.calculix import (CalculixError, expand_matrix, matrix_dofs_to_ours, read_matrix_storage,
+                                   run_ccx, write_matrix_deck, write_mesh_inp)
+from rom.fem.kernel import Discretization
+from rom.fem.mesh import MeshError
+from rom.fem.structured import box
+from rom.hifi.config import HifiConfig
+from rom.loading import HotSpotTemperature
+from rom.materials import LinearElastic
+
+ROOT = Path(__file__).resolve().parents[1]
+needs_ccx = pytest.mark.skipif(shutil.which("ccx") is None, reason="CalculiX ccx not installed")
+
+E_TABLE = {"temperatures": [20.0, 200.0, 400.0, 600.0], "values": [200000.0, 190000.0, 160000.0, 110000.0]}
+
+
+def hot_spot(intensity: float) -> HotSpotTemperature:
+    return HotSpotTemperature(center=(1.0, 0.5, 1.0), radius=0.6, intensity=intensity, reference=20.0)
+
+
+def export(tmp_path: Path, name: str, mesh, law, temperature=None):
+    d = tmp_path / name
+    d.mkdir()
+    write_matrix_deck(d / "job.inp", mesh, law, fixed={"xmin": (0, 1, 2)}, temperature=temperature)
+    run_ccx(d, "job", require=("sti", "mas", "dof"), timeout=60)
+    return read_matrix_storage(d, "job")
+
+
+# -- assembled matrices ------------------------------------------------------------------------------------
+@needs_ccx
+@pytest.mark.calculix
+def test_matrix_storage_matches_our_assembly(tmp_path):
+    """K(T) and M from ccx, mapped onto 3 node + c, equal ours (C3D10 interpolates T as we do)."""
+    mesh = box((4.0, 1.0, 1.0), (4, 2, 2), "C3D10")
+    law = LinearElastic(E_TABLE, 0.3, density=7.8e-9)
+    temp = hot_spot(450.0)(0.0, mesh.points)
+    K, M, dofs = export(tmp_path, "a", mesh, law, temp)
+    assert (abs(K - K.T)).max() == 0.0 and K.shape == (len(dofs), len(dofs))
+    ours = matrix_dofs_to_ours(dofs)
+    fixed = (3 * mesh.node_set("xmin")[:, None] + np.arange(3)).ravel()
+    assert set(ours) == set(range(mesh.n_dofs)) - set(fixed)  # *BOUNDARY dofs removed, nothing else
+    disc = Discretization(mesh)
+    K_ours = disc.stiffness(law.elastic_tangent(disc.interpolate(temp)))
+    M_ours = disc.mass_matrix(7.8e-9)
+    for A, B in ((K, K_ours), (M, M_ours)):
+        full = expand_matrix(A, ours, mesh.n_dofs)
+        B = B.tocsr()[ours][:, ours]
+        err = spla.norm(A - B) / spla.norm(B)
+        print(f"ccx vs ours: {err:.1e}")
+        assert err <= 1e-10  # ccx writes 14 significant digits
+        assert full.shape == (mesh.n_dofs, mesh.n_dofs) and abs(full[fixed]).sum() == 0.0
+
+
+def test_matrix_storage_errors(tmp_path):
+    (tmp_path / "j.dof").write_text("1.1\n1.2\n2.x\n")
+    with pytest.raises(CalculixError, match=r"j\.dof:3: expected 'node.direction'"):
+        read_matrix_storage(tmp_path, "j")
+    (tmp_path / "j.dof").write_text("1.1\n1.2\n")
+    with pytest.raises(CalculixError, match=r"j\.sti.*SOLVER=MATRIXSTORAGE"):
+        read_matrix_storage(tmp_path, "j")
+    (tmp_path / "j.sti").write_text("1 1  2.0\n1 2  1.0\n2 2\n")  # truncated last line
+    with pytest.raises(CalculixError, match=r"j\.sti:3: expected 'row col value'"):
+        read_matrix_storage(tmp_path, "j")
+    (tmp_path / "j.sti").write_text("1 1  2.0\n2 1  1.0\n2 2  3.0\n")
+    with pytest.raises(CalculixError, match=r"j\.sti:2: .*below the diagonal"):
+        read_matrix_storage(tmp_path, "j")
+    (tmp_path / "j.sti").write_text("1 1  2.0\n1 3  1.0\n")
+    with pytest.raises(CalculixError, match=r"j\.sti:2: index \(1, 3\) outside the 2 dofs"):
+        read_matrix_storage(tmp_path, "j")
+    (tmp_path / "j.sti").write_text("1 1  2.0\n1 2  1.0\n2 2  3.0\n")
+    K, M, dofs = read_matrix_storage(tmp_path, "j")
+    assert M is None and np.array_equal(K.toarray(), [[2.0, 1.0], [1.0, 3.0]])
+    assert np.array_equal(dofs, [[1, 1], [1, 2]]) and np.array_equal(matrix_dofs_to_ours(dofs), [0, 1])
+
+
+@needs_ccx
+@pytest.mark.calculix
+def test_exported_matrices_feed_the_eim_separation(tmp_path):
+    """E(T) table x hot-spot temperature: K depends non-affinely on the intensity. Matrices exported by ccx
+    for 24 intensities are separated; a held-out exported matrix is reproduced (error vs terms printed)."""
+    from eim.separation import AssembledEntries, separate_matrices
+
+    mesh = box((2.0, 1.0, 1.0), (4, 2, 2), "C3D10")
+    law = LinearElastic(E_TABLE, 0.3, density=7.8e-9)
+    train = np.linspace(0.0, 600.0, 24)
+    mats = [export(tmp_path, f"t{i}", mesh, law, hot_spot(mu)(0.0, mesh.points))[0] for i, mu in enumerate(train)]
+    held_out = 333.0
+    K_test = export(tmp_path, "test", mesh, law, hot_spot(held_out)(0.0, mesh.points))[0]
+    sep = separate_matrices(mats, train)
+    ev = AssembledEntries(lambda mu: K_test)  # the held-out export answers the d entry queries
+    errors = []
+    for d in range(1, sep.n_terms + 1):
+        approx = sep.truncated(d).approximate(held_out, ev)
+        errors.append(spla.norm(approx - K_test) / spla.norm(K_test))
+    print("\nheld-out ccx matrix, relative Frobenius error vs terms: "
+          + ", ".join(f"{d}: {e:.1e}" for d, e in enumerate(errors, start=1)))
+    assert errors[0] > 1e-2  # not affine in the intensity
+    assert errors[-1] <= 2e-4 and errors[-1] <= errors[0] / 100
+
+
+# -- HF solver protocol ------------------------------------------------------------------------------------
+LAW = {"type": "j2_plasticity",
+       "elastic": {"young": {"temperatures": [20.0, 500.0], "values": [200000.0, 150000.0]}, "poisson": 0.3,
+                   "expansion": 1.2e-5, "reference_temperature": 20.0},
+       "hardening": {"type": "linear", "yield_stress": {"temperatures": [20.0, 500.0], "values": [300.0, 150.0]},
+                     "modulus": 2000.0}}
+
+
+def base_config(directory: Path, divisions=(10, 2, 2), element="C3D20R", law=LAW) -> HifiConfig:
+    write_mesh_inp(directory / "bar.inp", box((10.0, 2.0, 2.0), divisions, element))
+    return HifiConfig.model_validate({
+        "mesh": {"file": "bar.inp"}, "material": [{"law": law}], "boundary": [{"node_set": "xmin"}],
+        "loading": {"times": [0.0, 1.0]}, "base_dir": str(directory),
+        "solver": {"newton_rtol": 1e-10, "linear": {"ksp_type": "preonly", "pc_type": "lu",
+                                                   "petsc_options": {"pc_factor_mat_solver_type": "mumps"}}}})
+
+
+def small_loading(intensity=400.0, pressure=7.0, times=(0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)) -> dict:
+    return {"times": list(times),
+            "temperature": {"type": "hot_spot", "center": [2.0, 1.0, 2.0], "radius": 2.0, "intensity": intensity,
+                            "reference": 20.0, "amplitude": [[0.0, 0.0], [1.0, 1.0], [2.0, 0.0]]},
+            "pressure": {"zmax": [[0.0, 0.0], [1.0, pressure], [2.0, 0.0]]}}
+
+
+@needs_ccx
+@pytest.mark.calculix
+def test_protocol_ccx_and_in_house_write_the_same_snapshots(tmp_path):
+    from rom.hifi_protocol import CalculixSolver, HifiSolverProtocol, InHouseSolver
+    from rom.offline.snapshots import read_training_case
+
+    base = base_config(tmp_path)
+    solvers = [CalculixSolver(base), InHouseSolver(base)]
+    assert all(isinstance(s, HifiSolverProtocol) for s in solvers)
+    runs = [s.solve(small_loading(), tmp_path / f"{s.name}.h5") for s in solvers]
+    cases = [read_training_case(r.path, solvers[0].mesh) for r in runs]
+    assert np.array_equal(cases[0].times, [0.25, 0.5, 0.75, 1.0, 1.5, 2.0])
+    assert cases[0].materials == cases[1].materials and cases[0].dirichlet == cases[1].dirichlet
+    with h5py.File(runs[0].path) as a, h5py.File(runs[1].path) as b:
+        for name in ("displacement", "stress", "strain", "cumulated_plastic_strain", "temperature"):
+            x, y = a[f"fields/{name}"][()], b[f"fields/{name}"][()]
+            err = np.linalg.norm(x - y) / np.linalg.norm(y)
+            print(f"{name}: ccx vs in-house {err:.1e}")
+            assert err <= 1e-6  # .dat has 7 significant digits
+        assert b["fields/cumulated_plastic_strain"][()].max() > 1e-3
+        assert a["increments/newton_iterations"][()].min() >= 1
+        for key in ("integration_points/element", "integration_points/weights"):
+            assert np.array_equal(a[key][()], b[key][()])
+
+
+@needs_ccx
+@pytest.mark.calculix
+def test_ccx_failures_and_bad_results_are_reported(tmp_path):
+    from rom.hifi_protocol import CalculixSolver, write_calculix_snapshot
+
+    perfectly_plastic = dict(LAW, hardening={"type": "linear", "yield_stress": 300.0, "modulus": 0.0})
+    base = base_config(tmp_path, divisions=(4, 1, 1), element="C3D20R", law=perfectly_plastic)
+    solver = CalculixSolver(base, workdir=tmp_path / "jobs")  # beyond the limit load (about 6 MPa):
+    with pytest.raises(CalculixError, match=r"ccx failed .*\n\*ERROR.*diverge.*\n\(job directory kept"):
+        solver.solve(small_loading(pressure=500.0, times=(0.0, 1.0)), tmp_path / "x.h5")
+    assert not (tmp_path / "x.h5").exists() and not (tmp_path / "x.h5.partial").exists()
+    solver.keep = True
+    run = solver.solve(small_loading(times=(0.0, 0.5, 1.0)), tmp_path / "ok.h5")
+    job = Path(run.info["jobdir"])
+    dat = (job / "job.dat").read_text()
+    cut = dat.index(" displacements", 10)  # drop the second increment: a truncated file
+    (job / "cut.dat").write_text(dat[:cut])
+    from rom.hifi_protocol import case_config
+
+    cfg = case_config(base, small_loading(times=(0.0, 0.5, 1.0)), tmp_path / "t.h5")
+    with pytest.raises(CalculixError, match=r"cut\.dat: no results for increment 2 \(ccx total time 1\)"):
+        write_calculix_snapshot(tmp_path / "t.h5", solver.mesh, cfg, job / "cut.dat", np.array([0.5, 1.0]))
+    other = box((10.0, 2.0, 2.0), (5, 2, 2), "C3D20R")
+    with pytest.raises(CalculixError, match=r"job\.dat: displacement block .* has \d+ nodes .*node count mismatch"):
+        write_calculix_snapshot(tmp_path / "t.h5", other, cfg, job / "job.dat", np.array([0.5, 1.0]))
+    assert not (tmp_path / "t.h5").exists()
+
+
+# -- meshio series ----------------------------------------------------------------------------------------
+def test_meshio_series_xdmf_vtu_and_abaqus(tmp_path, monkeypatch):
+    from rom.adapters.meshio_series import read_meshio_series
+
+    monkeypatch.chdir(tmp_path)  # meshio's TimeSeriesWriter puts the .h5 in the working directory
+
+    mesh = box((2.0, 1.0, 1.0), (2, 1, 1), "C3D8")
+    # An extra unused point first (dropped) shifts every meshio index by one.
+    points = np.vstack([[9.0, 9.0, 9.0], mesh.points])
+    cells = [("hexahedron", mesh.blocks[0].connectivity + 1), ("quad", mesh.blocks[0].connectivity[:1, :4] + 1)]
+    u = np.random.default_rng(0).normal(size=(3, len(points), 3))
+    temp = np.random.default_rng(1).normal(size=(3, len(points)))
+    with meshio.xdmf.TimeSeriesWriter(tmp_path / "s.xdmf") as w:
+        w.write_points_cells(points, cells)
+        for k, t in enumerate([0.5, 1.0, 2.0]):
+            w.write_data(t, point_data={"u": u[k], "T": temp[k]})
+    m, times, fields = read_meshio_series(tmp_path / "s.xdmf")
+    assert np.array_equal(m.points, mesh.points) and np.array_equal(m.blocks[0].connectivity,
+                                                                    mesh.blocks[0].connectivity)
+    assert np.array_equal(times, [0.5, 1.0, 2.0])
+    assert fields["u"].shape == (3, mesh.n_nodes, 3) and fields["T"].shape == (3, mesh.n_nodes, 1)
+    assert np.array_equal(fields["u"], u[:, 1:]) and np.array_equal(fields["T"][..., 0], temp[:, 1:])
+    (tmp_path / "s.h5").rename(tmp_path / "gone.h5")
+    with pytest.raises(MeshError, match=r"s\.xdmf: cannot read the XDMF time series"):
+        read_meshio_series(tmp_path / "s.xdmf")
+
+    for k in range(3):
+        meshio.write(tmp_path / f"step_{k * 5}.vtu", meshio.Mesh(points, cells, point_data={"u": u[k]}))
+    m2, t2, f2 = read_meshio_series(str(tmp_path / "step_*.vtu"))  # natural order: 0, 5, 10
+    assert np.array_equal(t2, [0.0, 1.0, 2.0]) and np.array_equal(f2["u"], u[:, 1:])
+    meshio.write(tmp_path / "moved.vtu", meshio.Mesh(points[:-1], [("hexahedron", cells[0][1][:1])],
+                                                     point_data={"u": u[0, :-1]}))
+    with pytest.raises(MeshError, match=r"moved\.vtu: its points differ"):
+        read_meshio_series([tmp_path / "step_0.vtu", tmp_path / "moved.vtu"])
+
+    meshio.write(tmp_path / "a.inp", meshio.Mesh(points, cells[:1]), file_format="abaqus")
+    m3, t3, f3 = read_meshio_series(tmp_path / "a.inp")
+    assert m3.n_nodes == mesh.n_nodes and np.array_equal(t3, [0.0]) and f3 == {}
+
+    bad = tmp_path / "bad.vtu"
+    meshio.write(bad, meshio.Mesh(points, [("wedge", np.array([[1, 2, 3, 4, 5, 6]]))]))
+    with pytest.raises(MeshError, match=r"bad\.vtu: volume cells of type 'wedge' are not supported"):
+        read_meshio_series(bad)
+    with pytest.raises(MeshError, match="matches no file"):
+        read_meshio_series(str(tmp_path / "none_*.vtu"))
+
+
+# -- Ansys ----------------------------------------------------------------------------------------------
+def test_ansys_reader_missing_package_is_a_clear_import_error(monkeypatch):
+    from rom.adapters import ansys
+
+    monkeypatch.setitem(sys.modules, "ansys.mapdl", None)
+    with pytest.raises(ImportError, match="ansys-mapdl-reader"):
+        ansys.read_ansys_result("file.rst")
+
+
+def test_ansys_example_files():
+    pytest.importorskip("ansys.mapdl.reader")
+    from ansys.mapdl import reader
+    from ansys.mapdl.reader import examples
+
+    from rom.adapters.ansys import AnsysError, read_ansys_archive, read_ansys_result
+
+    res = read_ansys_result(examples.rstfile)  # SOLID186 beam, 6 result sets
+    raw = reader.read_binary(examples.rstfile)
+    assert res.mesh.n_nodes == raw.mesh.n_node == 321 and [b.element for b in res.mesh.blocks] == ["C3D20"]
+    assert res.mesh.n_elements == raw.mesh.n_elem and res.displacement.shape == (6, 321, 3)
+    assert np.allclose(res.times, raw.time_values)
+    assert Discretization(res.mesh).volume == pytest.approx(5.0, rel=1e-12)  # 1 x 1 x 5 beam: VTK order is ours
+    rng = np.random.default_rng(0)
+    for k in range(raw.nsets):
+        nnum, disp = raw.nodal_displacement(k)
+        for node in rng.choice(nnum, 10, replace=False):
+            ours = int(np.flatnonzero(res.node_ids == node)[0])
+            assert np.array_equal(res.displacement[k, ours], disp[np.flatnonzero(nnum == node)[0], :3])
+            coords = raw.mesh.nodes[np.flatnonzero(raw.mesh.nnum == node)[0]]
+            assert np.allclose(res.mesh.points[ours], coords)
+    assert np.abs(res.displacement[-1]).max() > 0
+
+    hexes, nodes, elements = read_ansys_archive(examples.hexarchivefile)
+    arch = reader.Archive(examples.hexarchivefile)
+    assert hexes.n_nodes == arch.n_node and len(elements) == arch.n_elem
+    assert set(hexes.node_sets) == {"NCOMP2", "NODE_SELECTION"} and set(hexes.element_sets) == {"ECOMP1", "ECOMP2"}
+    assert np.array_equal(np.sort(nodes[hexes.node_sets["NCOMP2"]]), np.sort(arch.node_components["NCOMP2"]))
+    tets, _, _ = read_ansys_archive(examples.tetarchivefile)
+    assert [b.element for b in tets.blocks] == ["C3D4"] and Discretization(tets).volume > 0
+    with pytest.raises(AnsysError, match=r"sector\.cdb: 4 elements are of unsupported type\(s\) \['wedge'\]"):
+        read_ansys_archive(examples.sector_archive_file)
+
+
+# -- end to end ----------------------------------------------------------------------------------------------
+@needs_ccx
+@pytest.mark.calculix
+def test_calculix_snapshots_to_reduced_model(tmp_path):
+    """Small version of examples/calculix_rom.py: C3D10 bar (1875 dofs), J2 + hot spot + pressure, 10
+    increments; 4 ccx training loadings -> offline stage -> 2 unseen loadings vs ccx."""
+    from mpi4py import MPI
+
+    sys.path.insert(0, str(ROOT / "examples"))
+    import calculix_rom as ex
+
+    from rom.hifi_protocol import CalculixSolver
+    from rom.offline.pipeline import run_offline
+    from rom.online import ReducedModel
+
+    base = base_config(tmp_path, divisions=(12, 2, 2), element="C3D10")
+    solver = CalculixSolver(base, field_tolerances=None)
+    ex.run_cases(solver, ex.SMALL_TRAINING, tmp_path / "train", "case", print)
+    refs = ex.run_cases(solver, ex.SMALL_TESTS, tmp_path / "test", "test", print)
+    model = ReducedModel.load(run_offline(ex.offline_config(tmp_path), comm=MPI.COMM_SELF, log=lambda *a: None))
+    for (intensity, pressure), (path, ccx_seconds) in zip(ex.SMALL_TESTS, refs):
+        t0 = time.perf_counter()
+        r = model.solve(ex.loading(intensity, pressure))
+        seconds = time.perf_counter() - t0
+        with h5py.File(path) as f:
+            u, p = f["fields/displacement"][()], f["fields/cumulated_plastic_strain"][()]
+        du = ex.rel(r.displacement(increment=None), u)
+        dp = ex.rel(r.dual_field("cumulated_plastic_strain", None), p)
+        print(f"I={intensity} P={pressure}: {model.n_modes} modes, displacement {du:.2e}, PEEQ {dp:.2e} "
+              f"(max {p.max():.3g}), speedup {ccx_seconds / seconds:.0f}")
+        assert p.max() > 1e-3
+        assert du <= 0.02 and dp <= 0.05
