@@ -212,8 +212,17 @@ class _Product:
         if self.diag is not None:
             return np.sqrt(self.diag)[:, None] * X
         if self._factor is None:
-            self._factor = _half_factor(self.matrix)
+            message = None
+            try:
+                self._factor = _half_factor(self.matrix)
+            except PODError as exc:
+                message = str(exc)
+            _raise_collectively(self.comm, message)
         return self._factor(X)
+
+
+#: Largest local weight factorized densely (eigh) when the sparse LDL^T fails.
+DENSE_FACTOR_LIMIT = 4000
 
 
 def _half_factor(W) -> Callable[[np.ndarray], np.ndarray]:
@@ -242,6 +251,11 @@ def _half_factor(W) -> Callable[[np.ndarray], np.ndarray]:
                 return lambda X: sd[:, None] * np.asarray(Lt @ X[p])
         except RuntimeError:  # singular factor
             pass
+        if n > DENSE_FACTOR_LIMIT:
+            raise PODError(
+                f"method='tsqr' needs a local weight that a sparse LDL^T factorizes (SPD); this {n} x {n} weight "
+                "is singular or indefinite (e.g. a C3D10 consistent mass integrated with the 4-point rule) and "
+                "too large for a dense factorization: use method='gram', or pass a lumped (1-D) weight")
         W = W.toarray()
     lam, Q = sla.eigh(0.5 * (W + W.T))
     lam = np.clip(lam, 0.0, None)
