@@ -74,7 +74,7 @@ def pod_comparison(directory: Path) -> str:
     except ImportError:
         return line + " (pyMOR not installed: `pip install pymor` for the comparison)"
     product = NumpyMatrixOperator(M)
-    A = NumpyVectorSpace.from_numpy(S.T)
+    A = NumpyVectorSpace.from_numpy(S)  # pyMOR >= 2025: columns are the vectors
     t = time.perf_counter()
     _, svals = pymor_pod(A, product=product, modes=n, rtol=0.0)
     t_pymor = time.perf_counter() - t
