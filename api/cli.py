@@ -90,13 +90,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, help="solver threads")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args, rest = parser.parse_known_args(argv)
-    if args.command == "serve":  # before rom.errors, which imports the HF solver (PETSc, MPI)
-        return _serve(args, rest)
-    from rom.errors import KNOWN_ERRORS
-
     try:
-        return {"hifi": _hifi, "offline": _offline}[args.command](args, rest)
-    except KNOWN_ERRORS as exc:
+        return {"hifi": _hifi, "offline": _offline, "serve": _serve}[args.command](args, rest)
+    except Exception as exc:
+        # Imported only now: rom.errors imports the HF solver, and PETSc must first be initialized by
+        # `hifi` with the command line's options (and the server never loads PETSc or MPI).
+        from rom.errors import KNOWN_ERRORS
+
+        if not isinstance(exc, KNOWN_ERRORS):
+            raise
         rank = 0
         try:
             from mpi4py import MPI

@@ -1,6 +1,7 @@
 """`structrom hifi` end to end under mpirun: same snapshots for 1, 2 and 3 ranks; clear errors on bad input."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -145,3 +146,14 @@ def test_xdmf_opens_in_vtk_like_paraview(case):
         assert grid.GetNumberOfPoints() == u.shape[0] and grid.GetNumberOfCells() == vm.shape[0]
     assert np.allclose(vtk_to_numpy(grid.GetPointData().GetArray("displacement")), u)
     assert np.allclose(vtk_to_numpy(grid.GetCellData().GetArray("von_mises")), vm)
+
+
+def test_petsc_options_from_the_command_line_take_effect(case):
+    """`-ksp_type preonly -pc_type lu` on the command line: one 'iteration' per linear solve (direct)."""
+    cfg = case / "direct.toml"
+    cfg.write_text(CONFIG.format(out="direct/bar.h5"))
+    proc = subprocess.run([sys.executable, "-m", "api.cli", "hifi", str(cfg), "-ksp_type", "preonly",
+                           "-pc_type", "lu"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    its = [int(i) for m in re.findall(r"linear its \[([0-9, ]+)\]", proc.stdout) for i in m.split(",")]
+    assert its and set(its) == {1}, proc.stdout
