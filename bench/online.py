@@ -41,11 +41,9 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for divisions in meshes:
-            t0 = time.perf_counter()
             exact = F.build_exact_model(Path(tmp), divisions=divisions, max_modes=args.modes,
                                         n_reduced_points=args.points, name=f"m{divisions[0]}.h5",
                                         pod_tolerance=1e-10)
-            build = time.perf_counter() - t0
             model = ReducedModel.load(exact.path)
             loading = F.loading_dict(0.04, 0.25)
             n_inc = len(loading["times"]) - 1

@@ -132,8 +132,8 @@ def main() -> int:
     print(f"   {model.n_modes} modes, {model.n_reduced_points} reduced points ({time.perf_counter() - t0:.1f} s)")
 
     print("3. reduced model vs CalculiX on the unseen loadings (relative space-time 2-norms)")
-    header = (f"| I [K] | P [MPa] | max p (ccx) | displacement error | PEEQ error (Gappy, all points) | "
-              f"ccx [s] | ROM [s] | speedup |")
+    header = ("| I [K] | P [MPa] | max p (ccx) | displacement error | PEEQ error (Gappy, all points) | "
+              "ccx [s] | ROM [s] | speedup |")
     rows = [header, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     worst_u = worst_p = 0.0
     speedups = []

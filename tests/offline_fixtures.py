@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
 from rom.adapters.calculix import write_mesh_inp
 from rom.fem.structured import box

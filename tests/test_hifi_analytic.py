@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from rom.fem.structured import box, cylinder_sector
 from rom.hifi.solver import HifiSolver, NewtonSettings

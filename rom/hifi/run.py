@@ -1,7 +1,6 @@
 """Run a HF computation from a configuration: read the mesh, solve every increment, write snapshots."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 

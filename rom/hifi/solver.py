@@ -242,6 +242,7 @@ class HifiSolver:
         u = self.u.copy()
         lin_its: list[int] = []
         residual, ref = np.inf, self.f_ref
+        du_norm, u_norm = np.inf, 1.0  # last correction and increment norms (set after the first solve)
         for it in range(self.newton.max_iterations + 1):
             strain = self.disc.strain(u)
             stress, tangent, states = self._integrate(strain, temp_old, temp_new, dt)
@@ -254,7 +255,7 @@ class HifiSolver:
             if not np.isfinite(residual):
                 raise _StepFailure("residual is not finite")
             first = it == 0 and self.comm.allreduce(float(np.abs(du_bc).sum())) > 0
-            if not first and (residual <= self.newton.rtol * ref or (it > 0 and du_norm <= 1e-12 * u_norm)):
+            if not first and (residual <= self.newton.rtol * ref or du_norm <= 1e-12 * u_norm):
                 return it, residual / max(ref, 1e-300), lin_its, (u, temp_nodes, strain, stress, states, ref)
             if it == self.newton.max_iterations:
                 break

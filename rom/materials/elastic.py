@@ -6,7 +6,7 @@ import numpy as np
 from ..voigt import IDENTITY, isotropic_stiffness
 from .base import ConstitutiveLaw, MaterialResponse, check_increment, check_temperature
 from .errors import MaterialError
-from .tables import Table, TableLike, as_table
+from .tables import TableLike, as_table
 
 
 class LinearElastic(ConstitutiveLaw):

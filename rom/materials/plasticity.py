@@ -91,7 +91,6 @@ class RadialReturnLaw(ConstitutiveLaw):
         eps_old, deps, temp_old, temp_new, dt, state_old = check_increment(
             eps_old, deps, temp_old, temp_new, dt, state_old, self.n_state,
             require_positive_dt=self._require_positive_dt)
-        n = eps_old.shape[0]
         t = temp_new
         g_mod, _ = self.elastic.shear_bulk(t)
         c = self.elastic.elastic_tangent(t)

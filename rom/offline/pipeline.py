@@ -246,11 +246,55 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
                time.perf_counter() - t0, say)
 
     out = cfg.path(cfg.output.file)
+
+    def write_model() -> None:
+        """Rank 0: assemble the gathered pieces into the model file."""
+        t0 = time.perf_counter()
+        n_rp = len(points)
+
+        def assemble(key, shape):
+            arr = np.zeros((n_rp,) + shape)
+            for pc in pieces:
+                arr[pc["which"]] = pc[key]
+            return arr
+
+        integrator = assemble("integrator", (6, n_modes))
+        which = np.concatenate([pc["which"] for pc in pieces])
+        interp = sp.vstack([pc["interp"] for pc in pieces]).tocsr()[np.argsort(which)]
+        t_nodes = np.unique(interp.indices)
+        interp = interp[:, t_nodes]
+        dual_bases = {}
+        for k, (modes_k, sv, c, _) in duals.items():
+            red = np.zeros((n_rp, c, modes_k.shape[1]))
+            for pc in pieces:
+                red[pc["which"]] = pc["duals"][k]
+            dual_bases[k] = model_file.DualBasis(c, red.reshape(n_rp * c, -1), sv)
+        data = model_file.ReducedModelData(
+            units=cases[0].units, materials=[law.to_config() for _, law in materials],
+            loading_schema=loading_schema(cases), dirichlet=cases[0].dirichlet,
+            provenance={"code_version": CODE_VERSION, "config": cfg.model_dump(mode="json"), "n_ranks": size,
+                        "snapshots": [{"file": str(c.path), "sha256": c.sha256, "increments": len(c.times)}
+                                      for c in cases],
+                        "pod": {"modes": n_modes, "relative_energy_error": pod_u.relative_energy_error()},
+                        "ecm": {"points": len(quad.points), "dual_points": len(extra), "residual": quad.residual},
+                        "stages": [{"stage": s, "sizes": z, "seconds": t, "peak_rss_gib": m}
+                                   for s, z, t, m in stages.rows],
+                        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+            singular_values=pod_u.singular_values, element=assemble("element", ()).astype(np.int64),
+            point=points, weights=weights, coordinates=assemble("coordinates", (3,)),
+            material=assemble("material", ()).astype(np.int64), integrator=integrator,
+            temperature_nodes=t_nodes, temperature_coordinates=mesh.points[t_nodes],
+            temperature_interpolation=interp, pressure=pressure, centrifugal=centrifugal, centrifugal_axis=axis,
+            gravity=gravity, duals=dual_bases, indicator_quantity=cfg.indicator.quantity,
+            indicator_tolerance=cfg.indicator.tolerance)
+        model_file.write(out, data, mesh, full_modes, full_duals)
+        stages.add(MPI.COMM_SELF, "write model file", str(out), time.perf_counter() - t0, say)
+
+
     error = None
     if rank == 0:
         try:
-            _write(cfg, out, mesh, cases, materials, points, weights, pieces, duals, n_modes, pod_u, quad, extra,
-                   stages, size, pressure, centrifugal, axis, gravity, full_modes, full_duals, say)
+            write_model()
             say(f"offline: done in {time.perf_counter() - t_all:.2f} s on {size} ranks\n" + stages.table())
         except Exception as exc:  # shared so that no rank waits forever
             error = exc
@@ -259,54 +303,3 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
         raise error
     return out
 
-
-def _write(cfg, out, mesh, cases, materials, points, weights, pieces, duals, n_modes, pod_u, quad, extra, stages,
-           size, pressure, centrifugal, axis, gravity, full_modes, full_duals, say) -> None:
-    t0 = time.perf_counter()
-    n_rp = len(points)
-
-    def assemble(key, shape):
-        arr = np.zeros((n_rp,) + shape)
-        for pc in pieces:
-            arr[pc["which"]] = pc[key]
-        return arr
-
-    integrator = assemble("integrator", (6, n_modes))
-    which = np.concatenate([pc["which"] for pc in pieces])
-    interp = sp.vstack([pc["interp"] for pc in pieces]).tocsr()[np.argsort(which)]
-    t_nodes = np.unique(interp.indices)
-    interp = interp[:, t_nodes]
-    dual_bases = {}
-    for k, (modes_k, sv, c, _) in duals.items():
-        red = np.zeros((n_rp, c, modes_k.shape[1]))
-        for pc in pieces:
-            red[pc["which"]] = pc["duals"][k]
-        dual_bases[k] = model_file.DualBasis(c, red.reshape(n_rp * c, -1), sv)
-    data = model_file.ReducedModelData(
-        units=_units(cases[0]), materials=[law.to_config() for _, law in materials],
-        loading_schema=loading_schema(cases), dirichlet=cases[0].dirichlet,
-        provenance={"code_version": CODE_VERSION, "config": cfg.model_dump(mode="json"), "n_ranks": size,
-                    "snapshots": [{"file": str(c.path), "sha256": c.sha256, "increments": len(c.times)}
-                                  for c in cases],
-                    "pod": {"modes": n_modes, "relative_energy_error": pod_u.relative_energy_error()},
-                    "ecm": {"points": len(quad.points), "dual_points": len(extra), "residual": quad.residual},
-                    "stages": [{"stage": s, "sizes": z, "seconds": t, "peak_rss_gib": m}
-                               for s, z, t, m in stages.rows],
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
-        singular_values=pod_u.singular_values, element=assemble("element", ()).astype(np.int64),
-        point=points, weights=weights, coordinates=assemble("coordinates", (3,)),
-        material=assemble("material", ()).astype(np.int64), integrator=integrator,
-        temperature_nodes=t_nodes, temperature_coordinates=mesh.points[t_nodes],
-        temperature_interpolation=interp, pressure=pressure, centrifugal=centrifugal, centrifugal_axis=axis,
-        gravity=gravity, duals=dual_bases, indicator_quantity=cfg.indicator.quantity,
-        indicator_tolerance=cfg.indicator.tolerance)
-    model_file.write(out, data, mesh, full_modes, full_duals)
-    stages.add(MPI.COMM_SELF, "write model file", str(out), time.perf_counter() - t0, say)
-
-
-def _units(case: TrainingCase) -> dict:
-    import h5py
-    import json
-
-    with h5py.File(case.path, "r") as f:
-        return json.loads(f.attrs["metadata"]).get("units", {})

@@ -30,6 +30,7 @@ class TrainingCase:
     dirichlet: list[dict]  # {"node_set", "components", "value"}
     times: np.ndarray  # (n_inc,) increment end times stored in the file
     sha256: str
+    units: dict  # the HF run's units table
 
     def displacements(self, nodes: np.ndarray | None = None) -> np.ndarray:
         """``(n_inc, n_nodes or len(nodes), 3)`` displacement snapshots."""
@@ -91,4 +92,4 @@ def read_training_case(path: str | Path, mesh: Mesh) -> TrainingCase:
                             f"times {loading.times[1:].tolist()} (an incomplete run?)")
     materials = [(m.element_set, m.law) for m in cfg.material]
     dirichlet = [{"node_set": b.node_set, "components": b.components, "value": b.value} for b in cfg.boundary]
-    return TrainingCase(path, loading, materials, dirichlet, times, file_hash(path))
+    return TrainingCase(path, loading, materials, dirichlet, times, file_hash(path), meta.get("units", {}))

@@ -1,6 +1,5 @@
 """Assemble a random SPD system from overlapping 'element' contributions and solve it with PETSc."""
 import json
-import sys
 
 import numpy as np
 import scipy.sparse as sp

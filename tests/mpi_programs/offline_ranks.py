@@ -3,7 +3,6 @@ import json
 import sys
 
 import h5py
-import numpy as np
 from mpi4py import MPI
 
 from rom.offline.config import load_offline_config
