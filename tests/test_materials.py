@@ -445,3 +445,32 @@ def test_driver_is_vectorized_over_points():
         s, e, x = uniaxial_stress(law, hist[:, i], temps[i], np.arange(11.0))
         np.testing.assert_allclose(s_all[:, i], s, rtol=1e-12, atol=1e-9)
         np.testing.assert_allclose(x_all[:, i], x, rtol=1e-12, atol=1e-15)
+
+
+def test_closed_form_return_and_elastic_memo_match_the_general_path():
+    """Linear hardening uses the closed-form radial return; the general bracketed local Newton gives the
+    same stresses, tangents and states to rounding. The elastic-property memo (same temperatures across
+    Newton iterations) returns what a fresh evaluation gives, and its arrays are read-only."""
+    rng = np.random.default_rng(3)
+    law = J2Plasticity(LinearElastic({"temperatures": [20.0, 600.0], "values": [210e3, 160e3]}, 0.3,
+                                     {"temperatures": [20.0, 600.0], "values": [1.2e-5, 1.4e-5]}, 20.0),
+                       LinearHardening({"temperatures": [20.0, 600.0], "values": [350.0, 200.0]}, 3000.0))
+    assert law._closed_form
+    n = 200
+    eps = rng.normal(scale=3e-3, size=(n, 6))
+    temp = rng.uniform(20.0, 600.0, n)
+    state = law.initial_state(n)
+    state[:, 6] = rng.uniform(0.0, 0.01, n)
+    closed = law.integrate(np.zeros((n, 6)), eps, temp, temp, 1.0, state)
+    law._closed_form = False
+    general = law.integrate(np.zeros((n, 6)), eps, temp, temp, 1.0, state)
+    assert (closed.state[:, 6] > state[:, 6]).sum() > n // 4  # many points yield
+    for a, b in ((closed.stress, general.stress), (closed.tangent, general.tangent), (closed.state, general.state)):
+        assert np.allclose(a, b, rtol=1e-10, atol=1e-12 * np.abs(b).max())
+    props = law.elastic.properties(temp)
+    assert props is law.elastic.properties(temp.copy())  # memo hit on equal temperatures
+    fresh = LinearElastic(law.elastic.young, 0.3, law.elastic.expansion, 20.0).properties(temp)
+    assert np.array_equal(props.tangent, fresh.tangent) and np.array_equal(props.thermal_strain, fresh.thermal_strain)
+    assert law.elastic.properties(temp + 1.0).temperature[0] == temp[0] + 1.0  # a new temperature: recomputed
+    with pytest.raises(ValueError):
+        props.tangent[0, 0, 0] = 1.0

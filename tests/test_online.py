@@ -121,7 +121,9 @@ def test_result_reconstructions(exact, model):
     assert np.abs(r.displacement("xmin")).max() == 0.0  # clamped
     fresh = ReducedModel.load(exact.path)  # nothing cached: a few nodes are read row by row from the file
     r_fresh = dataclasses.replace(r, model=fresh)
-    assert np.array_equal(r_fresh.displacement(np.array([7, 3, 7]), increment=None), r.displacement(None, None)[:, [7, 3, 7]])
+    # BLAS may sum a 3-row and a full-size product in different orders: equal to rounding
+    sub, whole = r_fresh.displacement(np.array([7, 3, 7]), increment=None), r.displacement(None, None)[:, [7, 3, 7]]
+    assert np.allclose(sub, whole, rtol=1e-13, atol=1e-15 * np.abs(whole).max())
     assert "modes" not in fresh._cache
     in_memory = dataclasses.replace(r, model=ReducedModel.load(exact.path, keep_full=True))
     assert np.array_equal(in_memory.displacement(), full)

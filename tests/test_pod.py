@@ -150,7 +150,8 @@ def test_distributed_pod_independent_of_rank_count():
     for n, run in runs.items():
         for method, res in run["results"].items():
             assert not res["any_nan"], (n, method)
-            assert res["shared_mismatch"] == 0.0, (n, method)  # interface rows identical on all ranks
+            # interface rows equal on all ranks (to rounding: BLAS may block a product differently by row count)
+            assert res["shared_mismatch"] <= 1e-13 * np.abs(np.array(res["modes"])).max(), (n, method)
             assert res["orthonormality"] < 1e-10, (n, method)  # orthonormal in the serial full mass
             assert res["energy_error"] <= 1e-3 * (1 + 1e-8), (n, method)
     for method, ref in runs[1]["results"].items():
@@ -183,4 +184,4 @@ def test_distributed_pod_quadratic_tetrahedra_1_vs_3_ranks():
         m1, m3 = np.array(ref["modes"]), np.array(res["modes"])
         assert m1.shape == m3.shape and m1.shape[1] >= 3
         assert np.max(np.abs(m3 - m1)) < 1e-10 * np.max(np.abs(m1)), method
-        assert res["orthonormality"] < 1e-10 and res["shared_mismatch"] == 0.0
+        assert res["orthonormality"] < 1e-10 and res["shared_mismatch"] <= 1e-13 * np.max(np.abs(m3))

@@ -27,7 +27,8 @@ class MaterialResponse:
 
 def _count_bad(name: str, a: np.ndarray, what: str = "integration points", detail: str = "") -> None:
     """Raise if ``a`` holds NaN or inf, saying at how many points (rows)."""
-    if np.all(np.isfinite(a)):
+    total = float(np.add.reduce(a, axis=None)) if a.size else 0.0
+    if np.isfinite(total) or np.all(np.isfinite(a)):  # a finite sum: no NaN/inf (one pass, no temporary)
         return
     rows = a.reshape(a.shape[0], -1) if a.ndim > 1 else a.reshape(-1, 1)
     n_nan = int(np.isnan(rows).any(-1).sum())

@@ -1,12 +1,33 @@
 """Isotropic, temperature-dependent linear (thermo-)elasticity."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..voigt import IDENTITY, isotropic_stiffness
 from .base import ConstitutiveLaw, MaterialResponse, check_increment, check_temperature
 from .errors import MaterialError
 from .tables import TableLike, as_table
+
+
+@dataclass(frozen=True)
+class ElasticProperties:
+    """Elastic data at ``n`` temperatures (read-only arrays, shared by the memo of :class:`LinearElastic`).
+
+    ``temperature`` ``(n,)``; ``shear``, ``bulk`` ``(n,)`` [stress]; ``tangent`` ``(n, 6, 6)``;
+    ``thermal_strain`` ``(n, 6)`` (engineering shears, zero)."""
+
+    temperature: np.ndarray
+    shear: np.ndarray
+    bulk: np.ndarray
+    tangent: np.ndarray
+    thermal_strain: np.ndarray
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
 
 
 class LinearElastic(ConstitutiveLaw):
@@ -49,6 +70,21 @@ class LinearElastic(ConstitutiveLaw):
             raise MaterialError(f"density must be finite and >= 0 (got {self.density})")
 
     # ------------------------------------------------------------------ elastic pieces
+    def properties(self, temperature: np.ndarray) -> ElasticProperties:
+        """:class:`ElasticProperties` at temperatures ``(n,)``, memoized on the last temperature array:
+        Newton iterations of one increment (HF or reduced) call the law at the same temperatures, and the
+        tables, tangents and thermal strains are then evaluated once. Thread-safe (one tuple swap)."""
+        t = check_temperature(temperature)
+        memo = getattr(self, "_memo", None)
+        if memo is not None and memo.temperature.shape == t.shape and np.array_equal(memo.temperature, t):
+            return memo
+        g, k = self.shear_bulk(t)
+        memo = ElasticProperties(_frozen(t.copy()), _frozen(g), _frozen(k),
+                                 _frozen(isotropic_stiffness(self.young(t), self.poisson(t))),
+                                 _frozen((self.expansion(t) * (t - self.reference_temperature))[..., None] * IDENTITY))
+        self._memo = memo
+        return memo
+
     def shear_bulk(self, temperature: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Shear and bulk moduli ``(n,)`` at temperatures ``(n,)``."""
         e = self.young(temperature)
@@ -70,10 +106,10 @@ class LinearElastic(ConstitutiveLaw):
         state ``(n, n_state)``."""
         eps_old, deps, temp_old, temp_new, dt, state_old = check_increment(
             eps_old, deps, temp_old, temp_new, dt, state_old, 0, require_positive_dt=False)
-        c = isotropic_stiffness(self.young(temp_new), self.poisson(temp_new))
-        eps_mech = eps_old + deps - self.thermal_strain(temp_new)
-        stress = np.einsum("nij,nj->ni", c, eps_mech)
-        return MaterialResponse(stress=stress, tangent=c, state=state_old.copy())
+        props = self.properties(temp_new)
+        eps_mech = eps_old + deps - props.thermal_strain
+        stress = np.einsum("nij,nj->ni", props.tangent, eps_mech)
+        return MaterialResponse(stress=stress, tangent=props.tangent.copy(), state=state_old.copy())
 
     def cumulated_plastic_strain(self, state: np.ndarray) -> np.ndarray:
         return np.zeros(np.asarray(state).shape[0])

@@ -19,6 +19,8 @@ class Hardening(ABC):
     """Isotropic hardening ``R(p, T)`` (yield stress, same stress unit as the elastic moduli)."""
 
     name: str = "abstract"
+    #: True when ``dR/dp`` does not depend on ``p`` (the radial return then has a closed form).
+    linear_in_p: bool = False
 
     @abstractmethod
     def __call__(self, p: np.ndarray, temperature: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -41,6 +43,7 @@ class LinearHardening(Hardening):
     """``R = sigma_y0(T) + H(T) p`` with tables ``yield_stress`` (>= 0) and ``modulus`` H (>= 0)."""
 
     name = "linear"
+    linear_in_p = True
 
     def __init__(self, yield_stress: TableLike, modulus: TableLike = 0.0) -> None:
         self.yield_stress = as_table(yield_stress, "yield_stress")

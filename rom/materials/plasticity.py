@@ -51,6 +51,8 @@ class RadialReturnLaw(ConstitutiveLaw):
                                 f"VoceHardening, got {type(hardening).__name__}")
         self.elastic = elastic
         self.hardening = hardening
+        # rate-independent with a hardening slope independent of p: closed-form return
+        self._closed_form = hardening.linear_in_p and type(self)._viscous_stress is RadialReturnLaw._viscous_stress
 
     @property
     def density(self) -> float:  # type: ignore[override]
@@ -92,13 +94,13 @@ class RadialReturnLaw(ConstitutiveLaw):
             eps_old, deps, temp_old, temp_new, dt, state_old, self.n_state,
             require_positive_dt=self._require_positive_dt)
         t = temp_new
-        g_mod, _ = self.elastic.shear_bulk(t)
-        c = self.elastic.elastic_tangent(t)
+        props = self.elastic.properties(t)
+        g_mod, c = props.shear, props.tangent
         eps_p_old = state_old[:, :6]
         p_old = state_old[:, 6]
 
         # elastic predictor in total form: sigma_tr = C(T_new) : (eps_new - eps_th(T_new) - eps_p_old)
-        sig_tr = np.einsum("nij,nj->ni", c, eps_old + deps - self.thermal_strain(t) - eps_p_old)
+        sig_tr = np.einsum("nij,nj->ni", c, eps_old + deps - props.thermal_strain - eps_p_old)
         s_tr = deviator(sig_tr)
         q_tr = np.sqrt(1.5 * (STRESS_WEIGHTS * s_tr * s_tr).sum(-1))
         r_old, h_old = self.hardening(p_old, t)
@@ -119,11 +121,16 @@ class RadialReturnLaw(ConstitutiveLaw):
                 v, dv = self._viscous_stress(x, ii, ctx)
                 return q[ii] - g3[ii] * x - r - v, -(g3[ii] + h + dv)
 
-            hi = np.minimum(f / g3, self._upper_bound(f, ctx))
-            x0 = np.minimum(f / (g3 + h_old[ip]), hi)
-            dp, dg = solve_decreasing(residual, x0, hi, q, tol=self.local_tol,
-                                      max_iter=self.local_max_iter,
-                                      what=f"{type(self).__name__} radial return")
+            if self._closed_form:
+                # g(dp) is linear: dp = f_trial / (3 G + H) (Simo & Hughes Box 3.1), exact
+                dg = -(g3 + h_old[ip])
+                dp = f / -dg
+            else:
+                hi = np.minimum(f / g3, self._upper_bound(f, ctx))
+                x0 = np.minimum(f / (g3 + h_old[ip]), hi)
+                dp, dg = solve_decreasing(residual, x0, hi, q, tol=self.local_tol,
+                                          max_iter=self.local_max_iter,
+                                          what=f"{type(self).__name__} radial return")
             s = s_tr[ip]
             ratio = dp / q
             stress = sig_tr.copy()

@@ -252,6 +252,7 @@ class ReducedModel:
         times = loading.times
         n_inc = len(times) - 1
         stats: dict = {"law": 0.0, "law_calls": 0, "linear": 0.0}
+        tangent_cache: dict = {}
         state = system.initial_state(float(times[0]), self.temperature(loading, float(times[0])))
         q = np.zeros((n_inc, self.n_modes))
         iterations, cutbacks = np.zeros(n_inc, np.int64), np.zeros(n_inc, np.int64)
@@ -267,7 +268,8 @@ class ReducedModel:
                 target = targets[-1]
                 try:
                     out = newton_step(system, state, target, self.external_force(loading, target),
-                                      self.temperature(loading, target), rtol, max_iterations, stats)
+                                      self.temperature(loading, target), rtol, max_iterations, stats,
+                                      tangent_cache)
                 except StepFailure as exc:
                     cuts += 1
                     if cuts > max_cutbacks:

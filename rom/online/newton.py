@@ -10,7 +10,7 @@ weight, the reduced unknowns ``q`` ``(N,)`` give
 with stresses, tangents and states from the laws integrated from the converged state of the previous
 increment. Convergence as in the HF solver (:mod:`rom.hifi.solver`): ``||f_ext - f_int|| <= rtol *
 f_ref`` with ``f_ref`` the largest of the earlier references, ``||f_ext||`` and the internal-force scale
-``|| sum_k w_k |B_k^T sigma_k| ||`` (the reduced space has no reactions; this scale plays their role,
+``|| sum_k w_k |B_k|^T |sigma_k| ||`` (entrywise absolute values; the reduced space has no reactions; this scale plays their role,
 e.g. for purely thermal loadings), or a correction below ``1e-12`` of the increment's ``||q - q_old||``.
 
 Nothing here depends on the mesh size: every array has ``n_rp`` (reduced points) or ``N`` rows.
@@ -63,6 +63,7 @@ class ReducedSystem:
         self.B_active = self.integrator[self.active]  # (n_act, 6, N)
         self.Bw_active = self.B_active * self.weights[self.active, None, None]  # (n_act, 6, N)
         self.Bw_flat = self.Bw_active.reshape(-1, self.n_modes)  # (6 n_act, N)
+        self.absBw_flat = np.abs(self.Bw_flat)
 
     def initial_state(self, time: float, temperature: np.ndarray) -> State:
         n, N = self.n_points, self.n_modes
@@ -80,7 +81,12 @@ class ReducedSystem:
         stress, tangent, states = np.empty((n, 6)), np.empty((n, 6, 6)), []
         t0 = time.perf_counter()
         try:
-            for reg, st in zip(self.regions, old.law_states):
+            if len(self.regions) == 1 and len(self.regions[0].points) == n:  # one law everywhere: no gathers
+                resp = self.regions[0].law.integrate(old.strain, strain - old.strain, old.temperature,
+                                                     temperature, dt, old.law_states[0])
+                stress, tangent = resp.stress, resp.tangent
+                states.append(resp.state)
+            for reg, st in zip(self.regions if not states else [], old.law_states):
                 p = reg.points
                 resp = reg.law.integrate(old.strain[p], strain[p] - old.strain[p], old.temperature[p],
                                          temperature[p], dt, st)
@@ -96,14 +102,32 @@ class ReducedSystem:
         return stress, tangent, states
 
     def internal_force(self, stress: np.ndarray) -> tuple[np.ndarray, float]:
-        """``f_int`` ``(N,)`` and the internal-force scale ``|| sum_k w_k |B_k^T sigma_k| ||``."""
-        contrib = np.einsum("kcn,kc->kn", self.Bw_active, stress[self.active])  # (n_act, N)
-        return contrib.sum(0), float(np.linalg.norm(np.abs(contrib).sum(0)))
+        """``f_int`` ``(N,)`` and the internal-force scale ``|| sum_k w_k |B_k|^T |sigma_k| ||``."""
+        s = stress[self.active].ravel() if len(self.active) < self.n_points else stress.ravel()
+        return self.Bw_flat.T @ s, float(np.linalg.norm(self.absBw_flat.T @ np.abs(s)))
 
-    def stiffness(self, tangent: np.ndarray) -> np.ndarray:
-        """``K = sum_k w_k B_k^T C_k B_k`` ``(N, N)``."""
-        CB = np.matmul(tangent[self.active], self.B_active)  # (n_act, 6, N)
-        return self.Bw_flat.T @ CB.reshape(-1, self.n_modes)
+    def stiffness(self, tangent: np.ndarray, cache: dict | None = None) -> np.ndarray:
+        """``K = sum_k w_k B_k^T C_k B_k`` ``(N, N)``.
+
+        ``cache`` (one per solve, not shared between threads): holds the last tangent and ``K``; when
+        only some points' tangents changed since (the plastic points, within an increment at fixed
+        temperature), ``K`` is updated with ``sum_changed w_k B_k^T (C_k - C_k^old) B_k``."""
+        C = tangent[self.active] if len(self.active) < self.n_points else tangent
+        old = cache.get("tangent") if cache is not None else None
+        if old is not None:
+            changed = np.flatnonzero(np.any(C != old, axis=(1, 2)))
+            if len(changed) <= len(C) // 3:
+                K = cache["K"]
+                if len(changed):
+                    dCB = np.matmul(C[changed] - old[changed], self.B_active[changed])
+                    K = K + self.Bw_active[changed].reshape(-1, self.n_modes).T @ dCB.reshape(-1, self.n_modes)
+                cache["tangent"], cache["K"] = C, K
+                return K
+        CB = np.matmul(C, self.B_active)  # (n_act, 6, N)
+        K = self.Bw_flat.T @ CB.reshape(-1, self.n_modes)
+        if cache is not None:
+            cache["tangent"], cache["K"] = C, K
+        return K
 
 
 @dataclass
@@ -114,9 +138,10 @@ class StepOutcome:
 
 
 def newton_step(system: ReducedSystem, old: State, t_new: float, f_ext: np.ndarray, temperature: np.ndarray,
-                rtol: float, max_iterations: int, stats: dict) -> StepOutcome:
+                rtol: float, max_iterations: int, stats: dict, cache: dict | None = None) -> StepOutcome:
     """One Newton solve from the converged ``old`` to ``t_new``; raises :class:`StepFailure`.
-    ``stats``: accumulates ``law`` / ``law_calls`` and ``linear`` (seconds in the reduced solves)."""
+    ``stats``: accumulates ``law`` / ``law_calls`` and ``linear`` (seconds in the reduced solves);
+    ``cache``: see :meth:`ReducedSystem.stiffness` (one dict per solve)."""
     dt = t_new - old.time
     q = old.q.copy()
     f_ext_norm = float(np.linalg.norm(f_ext))
@@ -136,7 +161,7 @@ def newton_step(system: ReducedSystem, old: State, t_new: float, f_ext: np.ndarr
         if it == max_iterations:
             break
         t0 = time.perf_counter()
-        K = system.stiffness(tangent)
+        K = system.stiffness(tangent, cache)
         try:
             dq = np.linalg.solve(K, r)
         except np.linalg.LinAlgError as exc:
