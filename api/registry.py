@@ -101,7 +101,8 @@ def model_card(model_id: str, path: Path) -> dict:
         "units": data.units,
         "loading_schema": data.loading_schema,
         "training": training,
-        "indicator": {"quantity": data.indicator_quantity, "tolerance": data.indicator_tolerance},
+        "indicator": {"quantity": data.indicator_quantity, "tolerance": data.indicator_tolerance,
+                      "reference": data.indicator_reference},
         "provenance": prov,
     }
     return json.loads(json.dumps(card, default=_json_default))

@@ -156,7 +156,7 @@ def main() -> int:
     parser.add_argument("--pod-tol", type=float, default=1e-4)
     parser.add_argument("--ecm-tol", type=float, default=1e-4)
     parser.add_argument("--dual-tol", type=float, default=None, help="Gappy basis tolerance (default: --pod-tol)")
-    parser.add_argument("--indicator", choices=("cumulated_plastic_strain", "stress"), default="stress")
+    parser.add_argument("--indicator", choices=("cumulated_plastic_strain", "stress"), default="cumulated_plastic_strain")
     parser.add_argument("--out", default=str(ROOT / "out" / "rom_plate"))
     args = parser.parse_args()
     out = Path(args.out)

@@ -36,8 +36,11 @@ indptr}``                                                            reduced poi
                                                                      for scalars, 6 for stress, point-major)
 ``/dual/<q>/basis``                     (n_points * c, m_q) f8       full basis, chunked, for reconstruction
 ``/dual/<q>/singular_values``           (m_q,) f8
-``/indicator`` attrs                    ``quantity``, ``tolerance``  error indicator: Gappy residual of this dual
-                                                                     quantity; trust when below tolerance
+``/indicator`` attrs                    ``quantity``, ``tolerance``, error indicator: Gappy residual of this dual
+                                        ``reference``                quantity, over max(its norm, reference:
+                                                                     the largest training norm at the
+                                                                     reduced points; 0 if absent); trust
+                                                                     when below tolerance
 ======================================  ===========================  =========================================
 
 Written atomically (``<name>.partial`` then ``os.replace``). :func:`load` checks format, version and
@@ -99,6 +102,8 @@ class ReducedModelData:
     duals: dict[str, DualBasis] = field(default_factory=dict)
     indicator_quantity: str = "cumulated_plastic_strain"
     indicator_tolerance: float = 1e-2
+    #: Largest norm of the indicator quantity at the reduced points over the training snapshots (0: none).
+    indicator_reference: float = 0.0
     modes: Any = None  # (n_dofs, N): array or h5py dataset
     mesh: Any = None  # rom.fem.mesh.Mesh when loaded with mesh=True
 
@@ -156,6 +161,7 @@ def write(path: str | Path, data: ReducedModelData, mesh, modes: np.ndarray,
             ind = f.create_group("indicator")
             ind.attrs["quantity"] = data.indicator_quantity
             ind.attrs["tolerance"] = data.indicator_tolerance
+            ind.attrs["reference"] = float(data.indicator_reference)
         os.replace(partial, path)
     except BaseException:
         partial.unlink(missing_ok=True)
@@ -219,6 +225,7 @@ def load(path: str | Path, *, mesh: bool = False, full: bool = False) -> Reduced
             temperature_interpolation=interp, pressure=pressure, centrifugal=centrifugal,
             centrifugal_axis=axis, gravity=gravity, duals=duals,
             indicator_quantity=str(ind.attrs["quantity"]), indicator_tolerance=float(ind.attrs["tolerance"]),
+            indicator_reference=float(ind.attrs.get("reference", 0.0)),
             modes=_need(f, "modes/full", path)[()] if full else None)
         if mesh:
             from rom.hifi.output import read_mesh_group

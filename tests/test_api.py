@@ -107,7 +107,8 @@ def test_list_and_card(client, built, local):
     assert card["sizes"]["mesh_nodes"] == built.mesh.n_nodes
     assert card["loading_schema"] == local.loading_schema
     assert card["loading_schema"]["pressure"]["zmax"]["range"] == [0.03, 0.05]
-    assert card["indicator"] == {"quantity": "cumulated_plastic_strain", "tolerance": local.indicator_tolerance}
+    assert card["indicator"] == {"quantity": "cumulated_plastic_strain", "tolerance": local.indicator_tolerance,
+                                 "reference": local.data.indicator_reference}
     assert card["training"] == [list(t) for t in af.SMALL_TRAINING]
     assert card["surfaces"] == ["zmax"] and "xmax" in card["node_sets"]
     assert "units" in card and card["provenance"]["builder"].startswith("tests/")

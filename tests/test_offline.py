@@ -52,6 +52,16 @@ def test_model_file_is_valid_and_compact(training):
     assert set(data.duals) == {"cumulated_plastic_strain", "stress"}
     assert data.provenance["snapshots"][0]["sha256"] and data.loading_schema["temperature"]["type"] == "hot_spot"
     assert not (training / "model1.h5.partial").exists()
+    # indicator reference: the largest training norm of the indicator quantity at the reduced points
+    import h5py
+
+    q = data.indicator_quantity
+    norms = []
+    for f in sorted((training / "train").glob("case_*.h5")):
+        with h5py.File(f, "r") as h:
+            v = h[f"fields/{q}"][()]  # (n_inc, n_points[, 6]) as the HF solver computed it
+        norms += list(np.linalg.norm(v[:, data.point].reshape(len(v), -1), axis=1))
+    assert data.indicator_reference == pytest.approx(max(norms), rel=1e-6)
 
 
 def run_cli(cfg: Path) -> subprocess.CompletedProcess:

@@ -282,3 +282,18 @@ def test_schema_format():
     check_structure(clamp, pressure={}, centrifugal=None, centrifugal_axis=None, gravity=None,
                     dirichlet=[{"node_set": "root", "components": ["x", "y", "z"], "value": 0.0}],
                     n_mesh_nodes=10, n_temperature_nodes=4)
+
+
+def test_indicator_normalization():
+    """E = ||v - Psi beta*|| / max(||v||, reference): relative above the training scale, measured against it
+    below (so tiny plastic strains do not make a negligible residual look large); 0 for v = 0."""
+    from rom.online.gappy import Gappy
+
+    psi = np.zeros((4, 1))
+    psi[0, 0] = 1.0
+    g = Gappy(psi, 1)
+    v = np.array([3.0, 4.0, 0.0, 0.0])  # residual 4, norm 5
+    assert g.relative_residual(v) == pytest.approx(0.8)
+    assert g.indicator(v) == pytest.approx(0.8) and g.indicator(v, 2.0) == pytest.approx(0.8)
+    assert g.indicator(v, 40.0) == pytest.approx(0.1)
+    assert g.indicator(np.zeros(4), 1.0) == 0.0 and g.indicator(np.zeros(4)) == 0.0

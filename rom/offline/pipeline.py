@@ -221,7 +221,10 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     interp = disc.interpolation_operator().tocsr()[loc]
     piece = {"which": np.flatnonzero(here), "integrator": eps_modes[loc], "coordinates": disc.point_coordinates[loc],
              "element": disc.point_elements[loc], "material": regions.index[loc],
-             "interp": interp, "duals": {k: v[0].reshape(disc.n_points, v[2], -1)[loc] for k, v in duals.items()}}
+             "interp": interp, "duals": {k: v[0].reshape(disc.n_points, v[2], -1)[loc] for k, v in duals.items()},
+             # training values of the indicator quantity at the reduced points (its reference norm)
+             "indicator": dual_data[cfg.indicator.quantity][0].reshape(
+                 disc.n_points, dual_data[cfg.indicator.quantity][1], -1)[loc]}
     pieces = comm.gather(piece, root=0)
     # Reduced loads: sum over ranks of Phi_local^T f_local (element contributions are not shared).
     surfaces = sorted({s for c in cases for s in c.loading.pressures})
@@ -286,7 +289,9 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
             temperature_nodes=t_nodes, temperature_coordinates=mesh.points[t_nodes],
             temperature_interpolation=interp, pressure=pressure, centrifugal=centrifugal, centrifugal_axis=axis,
             gravity=gravity, duals=dual_bases, indicator_quantity=cfg.indicator.quantity,
-            indicator_tolerance=cfg.indicator.tolerance)
+            indicator_tolerance=cfg.indicator.tolerance,
+            indicator_reference=float(np.linalg.norm(assemble("indicator", pieces[0]["indicator"].shape[1:]),
+                                                     axis=(0, 1)).max(initial=0.0)))
         model_file.write(out, data, mesh, full_modes, full_duals)
         stages.add(MPI.COMM_SELF, "write model file", str(out), time.perf_counter() - t0, say)
 

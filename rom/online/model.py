@@ -287,7 +287,7 @@ class ReducedModel:
             stress[i] = state.stress
             for name in duals:
                 duals[name].append(dual_values(name, regions, state))
-            indicator[i] = gappy.relative_residual(duals[d.indicator_quantity][-1])
+            indicator[i] = gappy.indicator(duals[d.indicator_quantity][-1], d.indicator_reference)
             per_inc[i] = time.perf_counter() - t_inc
         timings = {"total": time.perf_counter() - start, "check": t_check, "per_increment": per_inc,
                    "law": stats["law"], "law_calls": stats["law_calls"], "linear": stats["linear"]}

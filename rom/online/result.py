@@ -24,8 +24,9 @@ class Result:
     coordinates: ``(n_inc, N)`` reduced coordinates ``q`` (displacement ``u = Phi q``).
     newton_iterations, cutbacks: ``(n_inc,)`` per increment (iterations summed over cut-back sub-steps).
     residuals: ``(n_inc,)`` final relative residual of each increment.
-    indicator: ``(n_inc,)`` ``E = ||p_rp - Psi_rp beta*|| / ||p_rp||`` of the model's indicator
-        quantity (Gappy residual at the reduced points; ``E = 0`` when ``p_rp == 0``, e.g. elastic).
+    indicator: ``(n_inc,)`` ``E = ||p_rp - Psi_rp beta*|| / max(||p_rp||, p_ref)`` of the model's indicator
+        quantity (Gappy residual at the reduced points; ``p_ref``: ``model.data.indicator_reference``, the
+        largest training norm at the reduced points; ``E = 0`` when ``p_rp == 0``, e.g. elastic).
     trusted: ``(n_inc,)`` bool, ``indicator <= model.indicator_tolerance``.
     dual_reduced: quantity -> ``(n_inc, n_rp)`` or ``(n_inc, n_rp, 6)`` values at the reduced points,
         for every dual quantity of the model.
