@@ -200,24 +200,26 @@ class ReducedModel:
         family violations (non-empty only with ``extrapolate=True``). Raises
         :class:`~rom.loading.LoadingError`.
         """
+        loading, violations, _ = self._check(loading, extrapolate)
+        return loading, violations
+
+    def _check(self, loading: Loading | dict, extrapolate: bool) -> tuple[Loading, list[str], dict]:
+        """:meth:`check_loading`, also returning the temperatures at the reduced points for each of
+        ``loading.times`` (computed once here for the checks, reused by the solve)."""
         d = self.data
         loading = as_loading(loading)
         check_structure(loading, pressure=d.pressure, centrifugal=d.centrifugal,
                         centrifugal_axis=d.centrifugal_axis, gravity=d.gravity, dirichlet=d.dirichlet,
                         n_mesh_nodes=self.n_mesh_nodes, n_temperature_nodes=len(d.temperature_nodes))
         loading = self._restricted(loading)
-
-        def temps():
-            return np.array([self._temperature_nodes(loading, float(t)) for t in loading.times])
-
-        violations = check_family(loading, d.loading_schema, temps)
+        # temperatures at every time of the loading (raises LoadingError on non-finite values)
+        nodal = np.array([self._temperature_nodes(loading, float(t)) for t in loading.times])
+        violations = check_family(loading, d.loading_schema, lambda: nodal)
         if violations and not extrapolate:
             raise LoadingError("; ".join(violations) + ". This loading is outside the model's training family: "
                                "pass extrapolate=True to solve it anyway (check result.indicator)")
-        # finiteness of temperatures at every time of the loading (raises LoadingError)
-        for t in loading.times:
-            self._temperature_nodes(loading, float(t))
-        return loading, violations
+        at_points = self._interp @ nodal.T if len(nodal) else np.zeros((self.n_reduced_points, 0))
+        return loading, violations, {float(t): at_points[:, i] for i, t in enumerate(loading.times)}
 
     # -- solve ------------------------------------------------------------------------------------------------
     def solve(self, loading: Loading | dict, *, extrapolate: bool = False, rtol: float = 1e-8,
@@ -246,14 +248,14 @@ class ReducedModel:
             raise OnlineError(f"need rtol > 0, max_iterations >= 1, max_cutbacks >= 0; got {rtol}, "
                               f"{max_iterations}, {max_cutbacks}")
         start = time.perf_counter()
-        loading, warnings = self.check_loading(loading, extrapolate=extrapolate)
+        loading, warnings, temperatures = self._check(loading, extrapolate)
         t_check = time.perf_counter() - start
         system, regions, d = self.system, self.regions, self.data
         times = loading.times
         n_inc = len(times) - 1
         stats: dict = {"law": 0.0, "law_calls": 0, "linear": 0.0}
         tangent_cache: dict = {}
-        state = system.initial_state(float(times[0]), self.temperature(loading, float(times[0])))
+        state = system.initial_state(float(times[0]), temperatures[float(times[0])])
         q = np.zeros((n_inc, self.n_modes))
         iterations, cutbacks = np.zeros(n_inc, np.int64), np.zeros(n_inc, np.int64)
         residuals, indicator, per_inc = np.zeros(n_inc), np.zeros(n_inc), np.zeros(n_inc)
@@ -268,6 +270,7 @@ class ReducedModel:
                 target = targets[-1]
                 try:
                     out = newton_step(system, state, target, self.external_force(loading, target),
+                                      temperatures.get(target) if target in temperatures else
                                       self.temperature(loading, target), rtol, max_iterations, stats,
                                       tangent_cache)
                 except StepFailure as exc:
