@@ -297,3 +297,30 @@ def test_indicator_normalization():
     assert g.indicator(v) == pytest.approx(0.8) and g.indicator(v, 2.0) == pytest.approx(0.8)
     assert g.indicator(v, 40.0) == pytest.approx(0.1)
     assert g.indicator(np.zeros(4), 1.0) == 0.0 and g.indicator(np.zeros(4)) == 0.0
+
+
+def test_incremental_reduced_tangent_equals_the_full_sum():
+    """ReducedSystem.stiffness with a cache updates K only at the points whose tangent changed; the result
+    equals the full sum w_k B_k^T C_k B_k to rounding, also when many points change (full recompute)."""
+    from rom.online.newton import ReducedSystem
+
+    rng = np.random.default_rng(0)
+    n, N = 120, 9
+    B = rng.normal(size=(n, 6, N))
+    w = rng.uniform(0.5, 1.0, n)
+    w[:10] = 0.0  # zero-weight (dual) points do not contribute
+    system = ReducedSystem(B, w, [])
+    C = rng.normal(size=(n, 6, 6))
+    C = C + C.transpose(0, 2, 1)
+
+    def full(C):
+        return np.einsum("k,kin,kij,kjm->nm", w, B, C, B)
+
+    cache: dict = {}
+    assert np.allclose(system.stiffness(C, cache), full(C), rtol=1e-12, atol=1e-12 * np.abs(full(C)).max())
+    for changed in (np.array([3, 50, 77]), np.arange(0, n, 2)):  # a few points, then half of them
+        C = C.copy()
+        C[changed] += rng.normal(size=(len(changed), 6, 6))
+        K = system.stiffness(C, cache)
+        assert np.allclose(K, full(C), rtol=1e-12, atol=1e-12 * np.abs(full(C)).max())
+    assert np.array_equal(system.stiffness(C, cache), K)  # nothing changed: the cached K
