@@ -60,8 +60,11 @@ import scipy.linalg as sla
 from mpi4py import MPI
 
 EPS = float(np.finfo(float).eps)
-#: Scores within ``SCORE_TIE_RTOL * ||r||`` of the best one tie; the lowest global point number wins.
-SCORE_TIE_RTOL = 1e-10
+#: Scores within ``SCORE_TIE_RTOL * ||r||`` of the best one tie; the lowest global point number wins. Wider than
+#: the rank-count-dependent rounding of the integrand (modes equal to ~1e-10 for P = 1, 2, 3), so that
+#: near-ties are broken the same way whatever the number of ranks.
+SCORE_TIE_RTOL = 1e-8
+
 #: Stagnation: this many consecutive selections with a relative residual decrease below STALL_RTOL.
 STALL_COUNT = 5
 STALL_RTOL = 1e-9

@@ -93,3 +93,21 @@ def test_bad_inputs_give_clear_errors(training, tmp_path):
         assert not (training / "bad.h5").exists() and not (training / "bad.h5.partial").exists()
     finally:
         (training / "train" / "case_9.h5").unlink()
+
+
+def test_qdeim_pivots_match_lapack_and_break_ties_by_row():
+    """qdeim_rows gives LAPACK's column-pivoted QR pivots on a generic basis, and on rows equal up to
+    rounding (a symmetric mesh) always the lowest row, whatever the perturbation."""
+    import scipy.linalg as la
+
+    from rom.offline.pipeline import qdeim_rows
+
+    rng = np.random.default_rng(5)
+    X, _ = np.linalg.qr(rng.normal(size=(400, 10)) * np.logspace(0, -4, 10))
+    _, _, piv = la.qr(X.T, mode="economic", pivoting=True)
+    assert np.array_equal(qdeim_rows(X), piv[:10])
+    Y = np.vstack([X, X])  # rows i and i + 400 tie
+    for sign in (1.0, -1.0):
+        Z = Y.copy()
+        Z[400:] *= 1.0 + sign * 1e-13
+        assert np.all(qdeim_rows(Z) < 400)

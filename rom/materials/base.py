@@ -16,7 +16,9 @@ class MaterialResponse:
     Attributes
     ----------
     stress:  ``(n, 6)`` Cauchy stress at the end of the increment (Voigt, tensor shears).
-    tangent: ``(n, 6, 6)`` consistent (algorithmic) tangent ``d stress_new / d eps_new``.
+    tangent: ``(n, 6, 6)`` consistent (algorithmic) tangent ``d stress_new / d eps_new``; may be a
+        read-only array shared between calls (the elastic tangent at unchanged temperatures): copy it
+        before modifying it.
     state:   ``(n, n_state)`` state variables at the end of the increment.
     """
 

@@ -15,14 +15,26 @@ from .tables import TableLike, as_table
 class ElasticProperties:
     """Elastic data at ``n`` temperatures (read-only arrays, shared by the memo of :class:`LinearElastic`).
 
-    ``temperature`` ``(n,)``; ``shear``, ``bulk`` ``(n,)`` [stress]; ``tangent`` ``(n, 6, 6)``;
-    ``thermal_strain`` ``(n, 6)`` (engineering shears, zero)."""
+    ``temperature`` ``(n,)``; ``shear``, ``bulk``, ``lame`` (lambda) ``(n,)`` [stress]; ``tangent``
+    ``(n, 6, 6)``; ``thermal_strain`` ``(n, 6)`` (engineering shears, zero)."""
 
     temperature: np.ndarray
     shear: np.ndarray
     bulk: np.ndarray
+    lame: np.ndarray
     tangent: np.ndarray
     thermal_strain: np.ndarray
+
+    def stress(self, strain: np.ndarray) -> np.ndarray:
+        """``C : strain`` ``(n, 6)`` for mechanical strains ``(n, 6)`` (engineering shears), using
+        isotropy: ``lambda tr(eps) I + 2 mu eps`` (normal), ``mu gamma`` (shear); same as ``tangent @ eps``."""
+        out = strain * (self.shear[:, None] * _HOOKE_DIAG)
+        out[:, :3] += (self.lame * strain[:, :3].sum(1))[:, None]
+        return out
+
+
+#: Diagonal factors of the isotropic Hooke law on engineering-shear Voigt strains (times mu).
+_HOOKE_DIAG = np.array([2.0, 2.0, 2.0, 1.0, 1.0, 1.0])
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
@@ -79,7 +91,7 @@ class LinearElastic(ConstitutiveLaw):
         if memo is not None and memo.temperature.shape == t.shape and np.array_equal(memo.temperature, t):
             return memo
         g, k = self.shear_bulk(t)
-        memo = ElasticProperties(_frozen(t.copy()), _frozen(g), _frozen(k),
+        memo = ElasticProperties(_frozen(t.copy()), _frozen(g), _frozen(k), _frozen(k - 2.0 * g / 3.0),
                                  _frozen(isotropic_stiffness(self.young(t), self.poisson(t))),
                                  _frozen((self.expansion(t) * (t - self.reference_temperature))[..., None] * IDENTITY))
         self._memo = memo
@@ -108,8 +120,7 @@ class LinearElastic(ConstitutiveLaw):
             eps_old, deps, temp_old, temp_new, dt, state_old, 0, require_positive_dt=False)
         props = self.properties(temp_new)
         eps_mech = eps_old + deps - props.thermal_strain
-        stress = np.einsum("nij,nj->ni", props.tangent, eps_mech)
-        return MaterialResponse(stress=stress, tangent=props.tangent.copy(), state=state_old.copy())
+        return MaterialResponse(stress=props.stress(eps_mech), tangent=props.tangent, state=state_old.copy())
 
     def cumulated_plastic_strain(self, state: np.ndarray) -> np.ndarray:
         return np.zeros(np.asarray(state).shape[0])

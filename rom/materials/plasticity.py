@@ -100,7 +100,7 @@ class RadialReturnLaw(ConstitutiveLaw):
         p_old = state_old[:, 6]
 
         # elastic predictor in total form: sigma_tr = C(T_new) : (eps_new - eps_th(T_new) - eps_p_old)
-        sig_tr = np.einsum("nij,nj->ni", c, eps_old + deps - props.thermal_strain - eps_p_old)
+        sig_tr = props.stress(eps_old + deps - props.thermal_strain - eps_p_old)
         s_tr = deviator(sig_tr)
         q_tr = np.sqrt(1.5 * (STRESS_WEIGHTS * s_tr * s_tr).sum(-1))
         r_old, h_old = self.hardening(p_old, t)
@@ -108,10 +108,11 @@ class RadialReturnLaw(ConstitutiveLaw):
         plastic = f_tr > YIELD_RTOL * q_tr
 
         stress = sig_tr
-        tangent = c.copy()
+        tangent = c  # read-only, shared: copied below if a point is plastic
         state = state_old.copy()
         ip = np.flatnonzero(plastic)
         if ip.size:
+            tangent = c.copy()
             g3 = 3.0 * g_mod[ip]
             q, f, pp, tp = q_tr[ip], f_tr[ip], p_old[ip], t[ip]
             ctx = self._viscous_setup(tp, dt)

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import scipy.linalg as la
 import scipy.sparse as sp
 from mpi4py import MPI
 
@@ -119,18 +118,58 @@ def loading_schema(cases: list[TrainingCase]) -> dict:
     return schema
 
 
+#: Q-DEIM pivots whose residual row norms are within this relative band of the largest tie; the lowest row
+#: wins, so that symmetric meshes (exact ties up to rounding) select the same points for any rank count.
+QDEIM_TIE_RTOL = 1e-8
+
+
+def qdeim_rows(basis: np.ndarray) -> np.ndarray:
+    """Q-DEIM pivots (Drmac and Gugercin 2016): the ``m`` rows of ``basis`` ``(n_rows, m)`` chosen by a
+    row-pivoted QR of ``basis^T`` (largest residual row norm first, ties within :data:`QDEIM_TIE_RTOL`
+    to the lowest row index). Returns ``(m,)`` row indices in pivot order.
+
+    Residual row norms are downdated with one product ``basis @ q`` per pivot (no copy of ``basis``) and
+    recomputed exactly, by row blocks, when they fall below 1e-6 of their initial values (cancellation)."""
+    X = np.asarray(basis, dtype=float)
+    n, m = X.shape
+    piv = np.zeros(m, np.int64)
+    Q = np.zeros((0, m))  # orthonormal directions of the pivots so far
+
+    def exact_norms() -> np.ndarray:
+        out = np.empty(n)
+        for a in range(0, n, 65536):
+            blk = X[a:a + 65536]
+            res = blk - (blk @ Q.T) @ Q
+            out[a:a + 65536] = np.einsum("ij,ij->i", res, res)
+        return out
+
+    norms = exact_norms()
+    ref = norms.max(initial=0.0)
+    for j in range(m):
+        best = norms.max(initial=0.0)
+        if best < 1e-6 * ref:
+            norms, ref = exact_norms(), best
+            best = norms.max(initial=0.0)
+        if not best > 0.0:
+            return piv[:j]
+        i = int(np.flatnonzero(norms >= best * (1.0 - QDEIM_TIE_RTOL))[0])
+        piv[j] = i
+        q = X[i] - Q.T @ (Q @ X[i])
+        q -= Q.T @ (Q @ q)  # twice is enough (Gram-Schmidt re-orthogonalization)
+        q /= np.linalg.norm(q)
+        Q = np.vstack([Q, q])
+        norms = np.maximum(norms - (X @ q) ** 2, 0.0)
+        norms[piv[:j + 1]] = 0.0
+    return piv
+
+
 def _qdeim_points(comm, basis_local: np.ndarray, rows_global: np.ndarray, n_rows: int, components: int) -> np.ndarray:
-    """Q-DEIM (pivoted QR of the basis transpose, Drmac and Gugercin 2016) on the gathered basis;
-    returns the selected global points (rows // components), same on every rank."""
+    """Q-DEIM (:func:`qdeim_rows`) on the gathered basis; returns the selected global points
+    (rows // components), same on every rank."""
     full = gather_rows_to_root(comm, rows_global, basis_local, n_rows)
     sel = None
     if comm.Get_rank() == 0:
-        m = full.shape[1]
-        if m == 0:
-            sel = np.zeros(0, np.int64)
-        else:
-            _, _, piv = la.qr(full.T, mode="economic", pivoting=True)
-            sel = np.unique(piv[:m] // components)
+        sel = np.unique(qdeim_rows(full) // components) if full.shape[1] else np.zeros(0, np.int64)
     return comm.bcast(sel, root=0)
 
 
