@@ -151,7 +151,7 @@ def report(rows: list[dict], env: dict, args) -> str:
         f"Target p50 < {TARGET_MS:g} ms for the 30-mode, 300-point, {env['increments']}-increment query with one "
         f"client: **{met}** ({p50:.1f} ms). The HTTP layer adds the difference between p50 and server p50; "
         "the rest is the online solve itself (`rom.online`, Newton iterations over the reduced points: see "
-        "`result.timings`, dominated by the reduced tangent `linear` on this machine). With more clients than "
+        "`result.timings`, about half of it in the constitutive law at the reduced points, `law`). With more clients than "
         "solver threads, requests queue: latency grows with the number of clients, throughput is bounded by "
         "the solver threads and cores.",
         "",
