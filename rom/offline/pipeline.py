@@ -129,7 +129,9 @@ def qdeim_rows(basis: np.ndarray) -> np.ndarray:
     to the lowest row index). Returns ``(m,)`` row indices in pivot order.
 
     Residual row norms are downdated with one product ``basis @ q`` per pivot (no copy of ``basis``) and
-    recomputed exactly, by row blocks, when they fall below 1e-6 of their initial values (cancellation)."""
+    recomputed exactly, by row blocks, when they fall below 1e-6 of their initial values (cancellation).
+    Not :func:`eim.deim.qdeim`: that one breaks only exact ties, and the dual bases of different rank
+    counts agree to rounding only (TODO: give its global argmax this tie band and use it here)."""
     X = np.asarray(basis, dtype=float)
     n, m = X.shape
     piv = np.zeros(m, np.int64)
