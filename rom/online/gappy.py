@@ -49,9 +49,4 @@ class Gappy:
 
     def relative_residual(self, values: np.ndarray) -> float:
         """``||v - Psi_rp beta*|| / ||v||``; 0 when ``||v|| == 0`` (nothing to approximate)."""
-        v = np.asarray(values, dtype=float).ravel()
-        nv = float(np.linalg.norm(v))
-        if nv == 0.0:
-            return 0.0
-        r = v - self.U @ (self.U.T @ v)
-        return float(np.linalg.norm(r)) / nv
+        return self.indicator(values, 0.0)

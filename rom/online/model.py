@@ -270,7 +270,7 @@ class ReducedModel:
                 target = targets[-1]
                 try:
                     out = newton_step(system, state, target, self.external_force(loading, target),
-                                      temperatures.get(target) if target in temperatures else
+                                      temperatures[target] if target in temperatures else
                                       self.temperature(loading, target), rtol, max_iterations, stats,
                                       tangent_cache)
                 except StepFailure as exc:

@@ -84,14 +84,14 @@ class ReducedSystem:
             if len(self.regions) == 1 and len(self.regions[0].points) == n:  # one law everywhere: no gathers
                 resp = self.regions[0].law.integrate(old.strain, strain - old.strain, old.temperature,
                                                      temperature, dt, old.law_states[0])
-                stress, tangent = resp.stress, resp.tangent
-                states.append(resp.state)
-            for reg, st in zip(self.regions if not states else [], old.law_states):
-                p = reg.points
-                resp = reg.law.integrate(old.strain[p], strain[p] - old.strain[p], old.temperature[p],
-                                         temperature[p], dt, st)
-                stress[p], tangent[p] = resp.stress, resp.tangent
-                states.append(resp.state)
+                stress, tangent, states = resp.stress, resp.tangent, [resp.state]
+            else:
+                for reg, st in zip(self.regions, old.law_states):
+                    p = reg.points
+                    resp = reg.law.integrate(old.strain[p], strain[p] - old.strain[p], old.temperature[p],
+                                             temperature[p], dt, st)
+                    stress[p], tangent[p] = resp.stress, resp.tangent
+                    states.append(resp.state)
         except (MaterialError, ArithmeticError) as exc:
             raise StepFailure(f"constitutive law failed: {exc}") from None
         finally:
