@@ -434,7 +434,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         fn = lambda: solve_logged(model_id, "solve", body, [body.loading])  # noqa: E731
         if background:
             return accepted(state["jobs"].submit("solve", model_id, fn))
-        return await run(fn)
+        return JSONResponse(await run(fn))  # plain JSON (lists and floats): no jsonable_encoder pass
 
     @app.post("/v1/models/{model_id}/solve/nodal", tags=["queries"], dependencies=[Read])
     async def solve_nodal(model_id: ModelId,
@@ -466,7 +466,7 @@ def create_app(config: ServerConfig) -> FastAPI:
                                               max_nodes=10**8)
             return solve_logged(model_id, "solve_nodal", body, [body.loading], temperature=nodal)
 
-        return await run(fn)
+        return JSONResponse(await run(fn))
 
     @app.post("/v1/models/{model_id}/batch", tags=["queries"], dependencies=[Read],
               responses={202: {"description": "accepted as a job"}})
@@ -481,7 +481,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         fn = lambda: solve_logged(model_id, "batch", body, body.loadings)  # noqa: E731
         if background or len(body.loadings) > config.sync_batch_max:
             return accepted(state["jobs"].submit("batch", model_id, fn))
-        return await run(fn, 1)
+        return JSONResponse(await run(fn, 1))
 
     @app.post("/v1/models/{model_id}/fields", tags=["queries"], dependencies=[Read],
               responses={200: {"content": {"application/octet-stream": {}}, "description": "the file"}})

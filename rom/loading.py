@@ -65,6 +65,10 @@ class UniformTemperature:
     def __call__(self, t: float, points: np.ndarray) -> np.ndarray:
         return np.full(len(points), self.reference + float(self.amplitude(t)))
 
+    def history(self, times: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """``(n_times, n_nodes)``: the field at every time of ``times`` (one evaluation per time, as ``__call__``)."""
+        return np.repeat((self.reference + self.amplitude(np.asarray(times, float)))[:, None], len(points), axis=1)
+
 
 @dataclass(frozen=True)
 class HotSpotTemperature:
@@ -84,10 +88,17 @@ class HotSpotTemperature:
         if not self.radius > 0:
             raise LoadingError(f"temperature.radius must be > 0, got {self.radius}")
 
-    def __call__(self, t: float, points: np.ndarray) -> np.ndarray:
+    def shape(self, points: np.ndarray) -> np.ndarray:
+        """``(n_nodes,)``: the bracket of the formula, ``T = reference + a(t) shape``."""
         d = points - np.asarray(self.center, dtype=float)
-        shape = self.intensity * np.exp(-(d * d).sum(1) / (2.0 * self.radius**2)) + d @ np.asarray(self.gradient, float)
-        return self.reference + float(self.amplitude(t)) * shape
+        return self.intensity * np.exp(-(d * d).sum(1) / (2.0 * self.radius**2)) + d @ np.asarray(self.gradient, float)
+
+    def __call__(self, t: float, points: np.ndarray) -> np.ndarray:
+        return self.reference + float(self.amplitude(t)) * self.shape(points)
+
+    def history(self, times: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """``(n_times, n_nodes)``: the field at every time of ``times`` (the shape evaluated once)."""
+        return self.reference + self.amplitude(np.asarray(times, float))[:, None] * self.shape(points)[None, :]
 
 
 @dataclass(frozen=True)
@@ -168,6 +179,22 @@ class Loading:
             raise LoadingError(
                 f"temperature at t={t:g} is non-finite at {int(bad.sum())} nodes (first node {int(np.argmax(bad))})"
             )
+        return temp
+
+    def nodal_temperatures(self, times: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """``(n_times, n_nodes)`` temperatures at each of ``times`` (same values as :meth:`nodal_temperature`,
+        vectorized over time for fields with a ``history`` method); raises :class:`LoadingError` on
+        non-finite values."""
+        times = np.asarray(times, dtype=float)
+        history = getattr(self.temperature, "history", None)
+        if history is None:
+            return np.array([self.nodal_temperature(float(t), points) for t in times]).reshape(len(times), len(points))
+        temp = np.asarray(history(times, points), dtype=float)
+        if not np.isfinite(temp.sum()) and not np.all(np.isfinite(temp)):
+            bad = ~np.isfinite(temp)
+            i = int(np.argmax(bad.any(1)))
+            raise LoadingError(f"temperature at t={times[i]:g} is non-finite at {int(bad[i].sum())} nodes "
+                               f"(first node {int(np.argmax(bad[i]))})")
         return temp
 
 

@@ -28,10 +28,11 @@ from rom import model_file
 from rom.loading import Loading, LoadingError, NodalTemperature
 from rom.materials import MaterialError, law_from_config
 from rom.model_file import ModelFileError, ReducedModelData
-from rom.voigt import von_mises
+from rom.voigt import STRESS_WEIGHTS, von_mises
 
 from .gappy import Gappy
 from .newton import ReducedSystem, Region, State, StepFailure, newton_step
+from .radial_return import RadialReturnSystem
 from .result import Result
 from .schema import SchemaError, as_loading, check_family, check_structure, validate_schema
 
@@ -106,7 +107,8 @@ class ReducedModel:
             raise ModelFileError(f"{where}: a reduced load contains non-finite values")
         self.regions = [Region(law, np.flatnonzero(data.material == i)) for i, law in enumerate(self.laws)]
         self.regions = [r for r in self.regions if len(r.points)]
-        self.system = ReducedSystem(data.integrator, data.weights, self.regions)
+        system = RadialReturnSystem if RadialReturnSystem.applies(self.regions, len(data.weights)) else ReducedSystem
+        self.system = system(data.integrator, data.weights, self.regions)
         self.gappy: dict[str, Gappy] = {}
         for name, dual in data.duals.items():
             if name in DUAL_QUANTITIES and DUAL_QUANTITIES[name] != dual.components:
@@ -213,23 +215,26 @@ class ReducedModel:
                         n_mesh_nodes=self.n_mesh_nodes, n_temperature_nodes=len(d.temperature_nodes))
         loading = self._restricted(loading)
         # temperatures at every time of the loading (raises LoadingError on non-finite values)
-        nodal = np.array([self._temperature_nodes(loading, float(t)) for t in loading.times])
+        nodal = loading.nodal_temperatures(loading.times, d.temperature_coordinates)
         violations = check_family(loading, d.loading_schema, lambda: nodal)
         if violations and not extrapolate:
             raise LoadingError("; ".join(violations) + ". This loading is outside the model's training family: "
                                "pass extrapolate=True to solve it anyway (check result.indicator)")
-        at_points = self._interp @ nodal.T if len(nodal) else np.zeros((self.n_reduced_points, 0))
-        return loading, violations, {float(t): at_points[:, i] for i, t in enumerate(loading.times)}
+        at_points = np.ascontiguousarray((self._interp @ nodal.T).T)  # (n_times, n_rp): contiguous rows
+        return loading, violations, {float(t): at_points[i] for i, t in enumerate(loading.times)}
 
     # -- solve ------------------------------------------------------------------------------------------------
     def solve(self, loading: Loading | dict, *, extrapolate: bool = False, rtol: float = 1e-8,
-              max_iterations: int = 25, max_cutbacks: int = 4) -> Result:
+              max_iterations: int = 25, max_cutbacks: int = 4, initial_guess: str = "linear") -> Result:
         """Solve every increment of ``loading`` (a :class:`~rom.loading.Loading` or its dict form).
 
         One reduced Newton solve per increment ``times[i-1] -> times[i]`` (:mod:`rom.online.newton`);
         a failed attempt (no convergence in ``max_iterations``, a law failing at a point, a singular
         reduced tangent, non-finite values) halves the increment, at most ``max_cutbacks`` times per
-        requested increment, then raises :class:`OnlineSolverError`.
+        requested increment, then raises :class:`OnlineSolverError`. Newton starts from the linear
+        extrapolation of the last two converged states (``initial_guess="linear"``, Abaqus's default; exact
+        for a response linear in time, so elastic increments converge at the first evaluation) or from the
+        last converged state (``"previous"``).
 
         Validation (:meth:`check_loading`, :mod:`rom.online.schema`): non-finite values, pressures on
         surfaces without a reduced load, centrifugal / gravity loads the model lacks always raise
@@ -244,6 +249,8 @@ class ReducedModel:
         Temperatures are evaluated at the model's temperature nodes only (a
         :class:`~rom.loading.NodalTemperature` on the whole mesh is restricted to them).
         """
+        if initial_guess not in ("linear", "previous"):
+            raise OnlineError(f"initial_guess must be 'linear' or 'previous', got {initial_guess!r}")
         if not (rtol > 0 and max_iterations >= 1 and max_cutbacks >= 0):
             raise OnlineError(f"need rtol > 0, max_iterations >= 1, max_cutbacks >= 0; got {rtol}, "
                               f"{max_iterations}, {max_cutbacks}")
@@ -262,17 +269,21 @@ class ReducedModel:
         duals = {name: [] for name in self.gappy}
         stress = np.zeros((n_inc, self.n_reduced_points, 6))
         gappy = self.gappy[d.indicator_quantity]
+        prev = None
         for i in range(n_inc):
             t_inc = time.perf_counter()
             t_new = float(times[i + 1])
             targets, cuts, its = [t_new], 0, 0
             while targets:
                 target = targets[-1]
+                guess = None  # linear extrapolation of the last two converged states (also to a cut-back target)
+                if initial_guess == "linear" and prev is not None:
+                    guess = state.q + (target - state.time) / (state.time - prev.time) * (state.q - prev.q)
                 try:
                     out = newton_step(system, state, target, self.external_force(loading, target),
                                       temperatures[target] if target in temperatures else
                                       self.temperature(loading, target), rtol, max_iterations, stats,
-                                      tangent_cache)
+                                      tangent_cache, guess=guess)
                 except StepFailure as exc:
                     cuts += 1
                     if cuts > max_cutbacks:
@@ -283,7 +294,7 @@ class ReducedModel:
                             "training family, or raise max_iterations / max_cutbacks") from None
                     targets.append(0.5 * (state.time + target))
                     continue
-                state = out.state
+                prev, state = state, out.state
                 its += out.iterations
                 targets.pop()
             q[i], iterations[i], cutbacks[i], residuals[i] = state.q, its, cuts, out.residual
@@ -339,6 +350,18 @@ class ReducedModel:
                 with self._h5() as f:
                     basis = f[f"dual/{quantity}/basis"][()]
             self._cache[key] = np.asarray(basis)
+        return self._cache[key]
+
+    def von_mises_basis(self) -> np.ndarray:
+        """The stress basis mapped so that von Mises is a norm: ``(n_points * 6, m)`` rows ``V Psi_k`` with
+        ``V = diag(sqrt(1.5 W)) P_dev`` (``W``: :data:`rom.voigt.STRESS_WEIGHTS`), hence
+        ``von_mises(Psi_k beta) = ||V Psi_k beta||`` (read once, then kept)."""
+        key = ("von_mises_basis",)
+        if key not in self._cache:
+            basis = self.dual_basis("stress")  # (n_points * 6, m), point-major rows
+            m = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
+            V = np.sqrt(1.5 * STRESS_WEIGHTS)[:, None] * (np.eye(6) - np.outer(m, m) / 3.0)
+            self._cache[key] = np.einsum("ij,pjm->pim", V, basis.reshape(-1, 6, basis.shape[1])).reshape(basis.shape)
         return self._cache[key]
 
     def node_set(self, name: str) -> np.ndarray:

@@ -138,12 +138,14 @@ class StepOutcome:
 
 
 def newton_step(system: ReducedSystem, old: State, t_new: float, f_ext: np.ndarray, temperature: np.ndarray,
-                rtol: float, max_iterations: int, stats: dict, cache: dict | None = None) -> StepOutcome:
+                rtol: float, max_iterations: int, stats: dict, cache: dict | None = None,
+                guess: np.ndarray | None = None) -> StepOutcome:
     """One Newton solve from the converged ``old`` to ``t_new``; raises :class:`StepFailure`.
     ``stats``: accumulates ``law`` / ``law_calls`` and ``linear`` (seconds in the reduced solves);
-    ``cache``: see :meth:`ReducedSystem.stiffness` (one dict per solve)."""
+    ``cache``: see :meth:`ReducedSystem.stiffness` (one dict per solve); ``guess``: the first iterate
+    ``(N,)`` (default ``old.q``), e.g. extrapolated from the previous increments."""
     dt = t_new - old.time
-    q = old.q.copy()
+    q = old.q.copy() if guess is None else np.array(guess, dtype=float)
     f_ext_norm = float(np.linalg.norm(f_ext))
     residual, ref, dq_norm, q_norm = np.inf, old.f_ref, np.inf, 0.0
     for it in range(max_iterations + 1):

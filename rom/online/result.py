@@ -120,9 +120,9 @@ class Result:
         gappy = self.model.gappy[quantity]
         values = self.dual_reduced[quantity][idx].reshape(len(idx), -1)  # (k, n_rp c)
         beta = gappy.coefficients(values.T)  # (m, k)
-        full = self.model.dual_basis(quantity) @ beta  # (n_points c, k)
+        full = beta.T @ self.model.dual_basis(quantity).T  # (k, n_points c), C-ordered: reshapes are views
         c = gappy.components
-        out = full.T.reshape((len(idx), -1) if c == 1 else (len(idx), -1, c))
+        out = full.reshape((len(idx), -1) if c == 1 else (len(idx), -1, c))
         return out[0] if single else out
 
     def max_von_mises(self, reconstruct: bool | None = None) -> np.ndarray:
@@ -131,7 +131,17 @@ class Result:
         if reconstruct is None:
             reconstruct = "stress" in self.dual_reduced
         if reconstruct:
-            return von_mises(self.dual_field("stress", None)).max(axis=1)
+            from .model import OnlineError
+
+            if "stress" not in self.dual_reduced:
+                raise OnlineError(f"no dual quantity 'stress' in this result; available: {sorted(self.dual_reduced)}")
+            # von Mises^2 = ||V sigma||^2 at each point (V: see ReducedModel.von_mises_basis), so the
+            # reconstructed field's maximum needs one product with the basis and no stress tensor
+            values = self.dual_reduced["stress"].reshape(self.n_increments, -1)
+            beta = self.model.gappy["stress"].coefficients(values.T)  # (m, n_inc)
+            y = beta.T @ self.model.von_mises_basis().T  # (n_inc, n_points 6)
+            y *= y
+            return np.sqrt(y.reshape(self.n_increments, -1, 6).sum(-1).max(axis=1))
         return von_mises(self.stress_reduced).max(axis=1)
 
     def summary(self) -> dict:

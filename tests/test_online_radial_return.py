@@ -1,0 +1,92 @@
+"""The online J2 fast path (rom.online.radial_return) against the generic reduced system driving the law
+itself (rom.online.newton.ReducedSystem + J2Plasticity.integrate): stresses, states, tangents and reduced
+stiffness agree to rounding, with temperature-dependent tables and points yielding or not."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rom.materials import law_from_config
+from rom.online.newton import ReducedSystem, Region, State
+from rom.online.radial_return import RadialReturnSystem
+
+#: Every parameter depends on temperature, so no constant is shared between increments.
+LAW_T = {
+    "type": "j2_plasticity",
+    "elastic": {"young": {"temperatures": [0.0, 500.0], "values": [200e3, 150e3]},
+                "poisson": {"temperatures": [0.0, 500.0], "values": [0.30, 0.33]},
+                "expansion": {"temperatures": [0.0, 500.0], "values": [1.2e-5, 1.6e-5]},
+                "reference_temperature": 20.0},
+    "hardening": {"type": "linear", "yield_stress": {"temperatures": [0.0, 500.0], "values": [300.0, 180.0]},
+                  "modulus": {"temperatures": [0.0, 500.0], "values": [2e3, 1e3]}},
+}
+
+
+def systems(law_cfg, n=80, N=7, seed=0):
+    rng = np.random.default_rng(seed)
+    B = rng.normal(size=(n, 6, N))
+    w = rng.uniform(0.5, 1.5, n)
+    w[:8] = 0.0  # zero-weight (dual) points
+    law = law_from_config(law_cfg)
+    regions = [Region(law, np.arange(n))]
+    return ReducedSystem(B, w, regions), RadialReturnSystem(B, w, regions), law, rng
+
+
+def old_state(law, rng, n, N):
+    """A converged state with plastic history at half of the points."""
+    st = law.initial_state(n)
+    st[::2, :6] = rng.normal(scale=1e-4, size=(len(st[::2]), 6))
+    st[::2, :3] -= st[::2, :3].mean(1, keepdims=True)  # plastic flow is deviatoric
+    st[::2, 6] = rng.uniform(0.0, 5e-3, len(st[::2]))
+    return State(0.0, np.zeros(N), rng.normal(scale=1e-3, size=(n, 6)), np.zeros((n, 6)),
+                 rng.uniform(20.0, 400.0, n), [st])
+
+
+@pytest.mark.parametrize("scale", [1e-4, 4.5e-4])  # all elastic; a mix of elastic and yielding points
+def test_fast_path_matches_the_law(scale):
+    generic, fast, law, rng = systems(LAW_T)
+    n, N = generic.n_points, generic.n_modes
+    old = old_state(law, rng, n, N)
+    temperature = rng.uniform(20.0, 450.0, n)
+    q = rng.normal(scale=scale, size=N)
+    strain = generic.strain(q)
+    s0, C0, st0 = generic.integrate(old, strain, temperature, 1.0, {})
+    s1, C1, st1 = fast.integrate(old, strain, temperature, 1.0, {})
+    n_plastic = len(C1.plastic)
+    assert (n_plastic == 0) if scale < 2e-4 else (10 < n_plastic < n - 10)
+    smax = np.abs(s0).max()
+    assert np.allclose(s1, s0, rtol=0, atol=1e-12 * smax)
+    assert np.allclose(st1[0], st0[0], rtol=0, atol=1e-13 * max(1.0, np.abs(st0[0]).max()))
+    assert np.allclose(C1.dense(), C0, rtol=0, atol=1e-12 * np.abs(C0).max())
+    K0, K1 = generic.stiffness(C0), fast.stiffness(C1)
+    assert np.allclose(K1, K0, rtol=0, atol=1e-12 * np.abs(K0).max())
+    K1b = fast.stiffness(C1)  # the elastic part is kept: same result
+    assert np.array_equal(K1b, K1)
+    f0, f1 = generic.internal_force(s0), fast.internal_force(s1)
+    assert np.allclose(f1[0], f0[0], rtol=0, atol=1e-12 * np.abs(f0[0]).max())
+
+
+def test_constant_tables_are_evaluated_once():
+    """Temperature-independent moduli and hardening: the same arrays at every temperature (so the elastic
+    reduced stiffness is kept between increments); the thermal strain still follows the temperature."""
+    cfg = {"type": "j2_plasticity",
+           "elastic": {"young": 1000.0, "poisson": 0.3, "expansion": 1e-3, "reference_temperature": 0.0},
+           "hardening": {"type": "linear", "yield_stress": 1.0, "modulus": 100.0}}
+    _, fast, law, rng = systems(cfg)
+    a, b = fast.constants(np.full(fast.n_points, 10.0)), fast.constants(np.full(fast.n_points, 50.0))
+    assert a.shear is b.shear and a.yield_stress is b.yield_stress
+    assert np.allclose(b.thermal, 1e-3 * 50.0) and np.allclose(a.thermal, 1e-3 * 10.0)
+
+
+def test_applies_only_to_one_closed_form_j2_law():
+    B, w = np.zeros((4, 6, 2)), np.ones(4)
+    j2 = law_from_config(LAW_T)
+    voce = law_from_config({**LAW_T, "hardening": {"type": "voce", "yield_stress": 300.0, "saturation": 100.0,
+                                                   "rate": 10.0}})
+    elastic = law_from_config(LAW_T["elastic"] | {"type": "linear_elastic"})
+    assert RadialReturnSystem.applies([Region(j2, np.arange(4))], 4)
+    assert not RadialReturnSystem.applies([Region(voce, np.arange(4))], 4)  # local Newton: generic path
+    assert not RadialReturnSystem.applies([Region(elastic, np.arange(4))], 4)
+    assert not RadialReturnSystem.applies([Region(j2, np.arange(2)), Region(j2, np.arange(2, 4))], 4)
+    with pytest.raises(ValueError, match="one rate-independent J2 law"):
+        RadialReturnSystem(B, w, [Region(voce, np.arange(4))])
