@@ -63,7 +63,10 @@ def test_fast_path_matches_the_law(scale):
     K1b = fast.stiffness(C1)  # the elastic part is kept: same result
     assert np.array_equal(K1b, K1)
     f0, f1 = generic.internal_force(s0), fast.internal_force(s1)
-    assert np.allclose(f1[0], f0[0], rtol=0, atol=1e-12 * np.abs(f0[0]).max())
+    assert np.allclose(f1, f0, rtol=0, atol=1e-12 * np.abs(f0).max())
+    scale = generic.force_scale(s0)  # || sum_k w_k |B_k|^T |sigma_k| ||, and its cheap upper bound
+    full = np.linalg.norm(np.einsum("k,kin,ki->n", generic.weights, np.abs(generic.integrator), np.abs(s0)))
+    assert scale == pytest.approx(full, rel=1e-12) and generic.force_scale_bound(s0) >= scale
 
 
 def test_constant_tables_are_evaluated_once():

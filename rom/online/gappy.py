@@ -30,22 +30,28 @@ class Gappy:
         """``beta*`` ``(m,)`` (or ``(m, k)`` for ``k`` value sets ``(n_rp * c, k)``)."""
         return self.pinv @ values
 
-    def residual_norms(self, values: np.ndarray) -> tuple[float, float]:
-        """``(||v - Psi_rp beta*||, ||v||)``."""
-        v = np.asarray(values, dtype=float).ravel()
-        r = v - self.U @ (self.U.T @ v)
-        return float(np.linalg.norm(r)), float(np.linalg.norm(v))
+    def residual_norms(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(||v - Psi_rp beta*||, ||v||)`` ``(k,)`` each, for ``k`` value sets ``(k, ...)`` (each with
+        ``n_rp * c`` values), in one product."""
+        V = np.asarray(values, dtype=float).reshape(len(values), -1)  # (k, n_rp c)
+        R = V - (V @ self.U) @ self.U.T
+        return np.sqrt(np.einsum("ij,ij->i", R, R)), np.sqrt(np.einsum("ij,ij->i", V, V))
 
-    def indicator(self, values: np.ndarray, reference: float = 0.0) -> float:
-        """``||v - Psi_rp beta*|| / max(||v||, reference)`` (0 when both are 0).
+    def indicators(self, values: np.ndarray, reference: float = 0.0) -> np.ndarray:
+        """``||v - Psi_rp beta*|| / max(||v||, reference)`` ``(k,)`` for ``k`` value sets ``(k, ...)``
+        (0 where both norms are 0).
 
         With ``reference`` the largest training norm of the quantity at the reduced points, the residual
         is measured against the training scale while ``||v||`` is small (e.g. the first plastic
         increments, where ``||p_rp||`` -> 0 makes the purely relative residual of Casenave & Akkari
         (2019) blow up for a negligible error) and relative to ``||v||`` beyond the training range."""
         r, nv = self.residual_norms(values)
-        den = max(nv, float(reference))
-        return r / den if den > 0.0 else 0.0
+        den = np.maximum(nv, float(reference))
+        return np.divide(r, den, out=np.zeros_like(r), where=den > 0.0)
+
+    def indicator(self, values: np.ndarray, reference: float = 0.0) -> float:
+        """:meth:`indicators` of one value set (``n_rp * c`` values, any shape)."""
+        return float(self.indicators(np.asarray(values, dtype=float).reshape(1, -1), reference)[0])
 
     def relative_residual(self, values: np.ndarray) -> float:
         """``||v - Psi_rp beta*|| / ||v||``; 0 when ``||v|| == 0`` (nothing to approximate)."""

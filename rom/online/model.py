@@ -265,9 +265,8 @@ class ReducedModel:
         state = system.initial_state(float(times[0]), temperatures[float(times[0])])
         q = np.zeros((n_inc, self.n_modes))
         iterations, cutbacks = np.zeros(n_inc, np.int64), np.zeros(n_inc, np.int64)
-        residuals, indicator, per_inc = np.zeros(n_inc), np.zeros(n_inc), np.zeros(n_inc)
-        duals = {name: [] for name in self.gappy}
-        stress = np.zeros((n_inc, self.n_reduced_points, 6))
+        residuals, per_inc = np.zeros(n_inc), np.zeros(n_inc)
+        converged: list[State] = []
         gappy = self.gappy[d.indicator_quantity]
         prev = None
         for i in range(n_inc):
@@ -298,17 +297,19 @@ class ReducedModel:
                 its += out.iterations
                 targets.pop()
             q[i], iterations[i], cutbacks[i], residuals[i] = state.q, its, cuts, out.residual
-            stress[i] = state.stress
-            for name in duals:
-                duals[name].append(dual_values(name, regions, state))
-            indicator[i] = gappy.indicator(duals[d.indicator_quantity][-1], d.indicator_reference)
+            converged.append(state)
             per_inc[i] = time.perf_counter() - t_inc
+        stress = np.array([st.stress for st in converged]).reshape(n_inc, self.n_reduced_points, 6)
+        duals = {name: stress if name == "stress" else np.array([dual_values(name, regions, st) for st in converged])
+                 for name in self.gappy}
+        # the indicator of every increment in one product (Gappy residuals at the reduced points)
+        indicator = gappy.indicators(duals[d.indicator_quantity], d.indicator_reference) if n_inc else np.zeros(0)
         timings = {"total": time.perf_counter() - start, "check": t_check, "per_increment": per_inc,
                    "law": stats["law"], "law_calls": stats["law_calls"], "linear": stats["linear"]}
         return Result(model=self, loading=loading, times=times[1:].copy(), coordinates=q,
                       newton_iterations=iterations, cutbacks=cutbacks, residuals=residuals,
                       indicator=indicator, trusted=indicator <= d.indicator_tolerance,
-                      dual_reduced={k: np.array(v) for k, v in duals.items()}, stress_reduced=stress,
+                      dual_reduced=duals, stress_reduced=stress,
                       timings=timings, warnings=warnings)
 
     # -- full-size data, read on demand (reconstruction only) -----------------------------------------------

@@ -35,13 +35,20 @@ from .newton import ReducedSystem, Region, State, StepFailure
 
 _SQRT_D = np.sqrt(np.array([1.0, 1.0, 1.0, 0.5, 0.5, 0.5]))
 _D = _SQRT_D * _SQRT_D
+_M = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
+#: ``eps @ _DEV_TRACE`` = ``[P_dev eps, tr eps]`` for engineering-shear strains ``(n, 6)``.
+_DEV_TRACE = np.hstack([np.diag(_D) - np.outer(_M, _M) / 3.0, _M[:, None]])
+#: ``(s * s) @ _VM_WEIGHTS`` = von Mises^2 of stress-like deviators ``s`` (3/2 s:s).
+_VM_WEIGHTS = 1.5 * STRESS_WEIGHTS
+_EMPTY, _EMPTY_S = np.zeros(0), np.zeros((0, 6))
 
 
 @dataclass(frozen=True)
 class PointConstants:
     """Material constants at the reduced points for one temperature array ``(n_rp,)``: shear ``G``,
     bulk ``kappa``, Lame ``lame`` [stress], free thermal strain ``thermal`` (normal components) [-],
-    yield stress ``yield_stress`` and hardening slope ``slope`` of ``R = yield_stress + slope p``."""
+    yield stress ``yield_stress`` and hardening slope ``slope`` of ``R = yield_stress + slope p``; all
+    ``(n_rp,)``."""
 
     temperature: np.ndarray
     shear: np.ndarray
@@ -50,6 +57,9 @@ class PointConstants:
     thermal: np.ndarray
     yield_stress: np.ndarray
     slope: np.ndarray
+    two_shear: np.ndarray  # (n, 1): 2 G as a column
+    thermal3: np.ndarray  # (n,): trace of the free thermal strain
+    g3h: np.ndarray  # (n,): 3 G + slope
 
 
 @dataclass(frozen=True)
@@ -67,9 +77,8 @@ class FactoredTangent:
     def dense(self) -> np.ndarray:
         """The ``(n_rp, 6, 6)`` tangent (for checks against the law's own tangent)."""
         c = self.constants
-        m = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
-        p_dev = np.diag(_D) - np.outer(m, m) / 3.0
-        out = c.bulk[:, None, None] * np.outer(m, m) + (2.0 * c.shear)[:, None, None] * p_dev
+        p_dev = np.diag(_D) - np.outer(_M, _M) / 3.0
+        out = c.bulk[:, None, None] * np.outer(_M, _M) + (2.0 * c.shear)[:, None, None] * p_dev
         out[self.plastic] -= self.a[:, None, None] * p_dev + self.b[:, None, None] * np.einsum("ni,nj->nij", self.s, self.s)
         return out
 
@@ -94,6 +103,7 @@ class RadialReturnSystem(ReducedSystem):
         B = self.integrator
         self.trace_B = np.ascontiguousarray(B[:, :3].sum(1))  # (n_rp, N): m^T B_k
         self.half_B = np.ascontiguousarray(B * _SQRT_D[:, None])  # (n_rp, 6, N): D^(1/2) B_k
+        self.trace_half_B = np.concatenate([self.trace_B[:, None], self.half_B], axis=1)  # (n_rp, 7, N)
         self._half_active = self.half_B[self.active].reshape(-1, self.n_modes)
         self._trace_active = self.trace_B[self.active]
         self._w_active = self.weights[self.active]
@@ -106,6 +116,8 @@ class RadialReturnSystem(ReducedSystem):
             self._fixed_moduli = (g, k, k - 2.0 * g / 3.0)
         if isinstance(h, LinearHardening) and h.yield_stress.is_constant and h.modulus.is_constant:
             self._fixed_hardening = _hardening_at(h, t0)
+        self._fixed_expansion = float(el.expansion.values[0]) if el.expansion.is_constant else None
+        self._old: tuple | None = None  # (state, plastic strain, p) of the last converged state seen
         self._elastic_K: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (shear, lame, K_el)
 
     @staticmethod
@@ -117,12 +129,12 @@ class RadialReturnSystem(ReducedSystem):
                 and type(regions[0].law) is J2Plasticity and regions[0].law._closed_form)
 
     def constants(self, temperature: np.ndarray) -> PointConstants:
-        """:class:`PointConstants` at ``temperature`` ``(n_rp,)``, kept for the last temperature array (the
-        Newton iterations of an increment share it). Moduli and hardening from temperature-independent
+        """:class:`PointConstants` at ``temperature`` ``(n_rp,)``, kept for the last temperature array object
+        (the Newton iterations of an increment share it). Moduli and hardening from temperature-independent
         tables are computed once (the same arrays for every temperature, so ``K_el`` is kept too).
         Thread-safe: each cache is one object swapped whole (a stale read only recomputes)."""
         c = self._constants
-        if c is not None and (c.temperature is temperature or np.array_equal(c.temperature, temperature)):
+        if c is not None and c.temperature is temperature:
             return c
         t = np.asarray(temperature, dtype=float)
         el = self.law.elastic
@@ -132,44 +144,54 @@ class RadialReturnSystem(ReducedSystem):
             g, k = el.shear_bulk(t)
             lame = k - 2.0 * g / 3.0
         sy, slope = self._fixed_hardening if self._fixed_hardening is not None else _hardening_at(self.law.hardening, t)
-        thermal = el.expansion(t) * (t - el.reference_temperature)
-        c = self._constants = PointConstants(t, g, k, lame, thermal, sy, slope)
+        alpha = self._fixed_expansion if self._fixed_expansion is not None else el.expansion(t)
+        thermal = alpha * (t - el.reference_temperature)
+        c = self._constants = PointConstants(t, g, k, lame, thermal, sy, slope, (2.0 * g)[:, None], 3.0 * thermal,
+                                             3.0 * g + slope)
         return c
+
+    def _history(self, old: State) -> tuple[np.ndarray, np.ndarray]:
+        """``(plastic strain (n_rp, 6), p (n_rp,))`` of the converged ``old``, contiguous (kept per state)."""
+        h = self._old
+        if h is None or h[0] is not old:
+            st = old.law_states[0]
+            h = self._old = (old, np.ascontiguousarray(st[:, :6]), st[:, 6].copy())
+        return h[1], h[2]
 
     def integrate(self, old: State, strain: np.ndarray, temperature: np.ndarray, dt: float, stats: dict):
         """Stress ``(n_rp, 6)``, :class:`FactoredTangent` and the new law state, from the converged ``old``
         (same update as :meth:`J2Plasticity.integrate` at a closed-form return)."""
         t0 = time.perf_counter()
         c = self.constants(temperature)
-        state_old = old.law_states[0]
-        ee = strain - state_old[:, :6]  # total - plastic strain (engineering shears)
-        tr = ee[:, 0] + ee[:, 1] + ee[:, 2]
-        s = ee * _D  # deviator of ee, stress-like: the isotropic thermal strain has none
-        s[:, :3] -= (tr / 3.0)[:, None]
-        s *= (2.0 * c.shear)[:, None]
-        q = np.sqrt(1.5 * ((s * s) @ STRESS_WEIGHTS))
-        f = q - (c.yield_stress + c.slope * state_old[:, 6])
-        ip = np.flatnonzero(f > YIELD_RTOL * q)
-        s_p = s[ip]  # trial deviators at the plastic points (a copy)
-        stress = s
-        stress[:, :3] += (c.bulk * (tr - 3.0 * c.thermal))[:, None]
-        state = state_old.copy()
-        a = b = np.zeros(0)
+        eps_p, p_old = self._history(old)
+        # (n_rp, 7): stress-like deviator (P_dev) and trace of the total - plastic strain (engineering
+        # shears); the isotropic thermal strain has no deviator
+        y = (strain - eps_p).dot(_DEV_TRACE)
+        s = y[:, :6] * c.two_shear  # trial deviatoric stress
+        q = np.sqrt((s * s).dot(_VM_WEIGHTS))
+        f = q - (c.yield_stress + c.slope * p_old)
+        ip = (f > YIELD_RTOL * q).nonzero()[0]
+        stress = s + np.multiply.outer(c.bulk * (y[:, 6] - c.thermal3), _M)
+        state = old.law_states[0].copy()
         if ip.size:
-            g, qp = c.shear[ip], q[ip]
-            g3h = 3.0 * g + c.slope[ip]
-            dp = f[ip] / g3h
-            ratio = dp / qp
-            stress[ip] -= (3.0 * g * ratio)[:, None] * s_p
-            state[ip, :6] += (1.5 * ratio)[:, None] * s_p * TO_ENGINEERING
-            state[ip, 6] += dp
-            a = 6.0 * g * g * ratio
-            b = 9.0 * g * g / (qp * qp) * (1.0 / g3h - ratio)
+            s_p, g, qp, g3h = s[ip], c.shear[ip], q[ip], c.g3h[ip]
+            ratio = f[ip] / (g3h * qp)  # dp / q
+            k3 = 3.0 * g * ratio
+            stress[ip] -= k3[:, None] * s_p
+            a = 2.0 * g * k3  # 6 G^2 dp / q
+            dstate = np.empty((ip.size, 7))
+            np.multiply((1.5 * ratio)[:, None], s_p * TO_ENGINEERING, out=dstate[:, :6])
+            dstate[:, 6] = ratio * qp
+            state[ip] += dstate
+            b = 9.0 * (g / qp) ** 2 * (1.0 / g3h - ratio)
+            tangent = FactoredTangent(c, ip, a, b, s_p)
+        else:
+            tangent = FactoredTangent(c, ip, _EMPTY, _EMPTY, _EMPTY_S)
         stats["law"] = stats.get("law", 0.0) + time.perf_counter() - t0
         stats["law_calls"] = stats.get("law_calls", 0) + 1
         if not np.isfinite(stress.sum()):
             raise StepFailure("constitutive law returned a non-finite stress")
-        return stress, FactoredTangent(c, ip, a, b, s_p), [state]
+        return stress, tangent, [state]
 
     def stiffness(self, tangent: FactoredTangent, cache: dict | None = None) -> np.ndarray:  # type: ignore[override]
         """``K`` ``(N, N)`` from the factored tangent (module docstring); ``cache`` is not used."""
@@ -185,11 +207,17 @@ class RadialReturnSystem(ReducedSystem):
         K = el[2]
         ip = tangent.plastic
         if ip.size:
-            w = self.weights[ip]
-            a, b = tangent.a * w, tangent.b * w
-            t = self.trace_B[ip]
-            hb = self.half_B[ip].reshape(-1, self.n_modes)
-            cb = np.matmul(tangent.s[:, None, :], self.integrator[ip])[:, 0]  # (n_p, N): s_k^T B_k
-            K = (K + t.T @ (t * (a / 3.0)[:, None]) - hb.T @ (hb * np.repeat(a, 6)[:, None])
-                 - cb.T @ (cb * b[:, None]))
+            # one product over the plastic points: rows [t_k; B~_k; c_k] (8 per point), weights
+            # w_k [a_k / 3; -a_k (x6); -b_k]
+            n_p, N = ip.size, self.n_modes
+            X = np.empty((n_p, 8, N))
+            X[:, :7] = self.trace_half_B[ip]
+            X[:, 7] = np.matmul((tangent.s / _SQRT_D)[:, None, :], X[:, 1:7])[:, 0]  # s_k^T B_k
+            wa, wb = tangent.a * self.weights[ip], tangent.b * self.weights[ip]
+            c = np.empty((n_p, 8))
+            c[:, 0] = wa / 3.0
+            c[:, 1:7] = -wa[:, None]
+            c[:, 7] = -wb
+            X = X.reshape(-1, N)
+            K = K + X.T @ (X * c.reshape(-1, 1))
         return K
