@@ -141,7 +141,8 @@ class Result:
             beta = self.model.gappy["stress"].coefficients(values.T)  # (m, n_inc)
             y = beta.T @ self.model.von_mises_basis().T  # (n_inc, n_points 6)
             y *= y
-            return np.sqrt(y.reshape(self.n_increments, -1, 6).sum(-1).max(axis=1))
+            vm2 = y.reshape(-1, 6) @ np.ones(6)  # sum of the 6 squares (a product: much faster than .sum(-1))
+            return np.sqrt(vm2.reshape(self.n_increments, -1).max(axis=1))
         return von_mises(self.stress_reduced).max(axis=1)
 
     def summary(self) -> dict:

@@ -34,6 +34,7 @@ family (type ``"any"`` accepts every field).
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import numpy as np
@@ -64,17 +65,24 @@ class SchemaError(ValueError):
     """A malformed ``loading_schema`` (the caller reports the model file as broken)."""
 
 
-def _range(value: Any, where: str, components: int = 1) -> np.ndarray:
-    """``(components, 2)`` array of ``[lo, hi]`` rows, validated."""
+def _range(value: Any, where: str, components: int = 1) -> list[tuple[float, float]]:
+    """``components`` validated ``(lo, hi)`` pairs (plain floats: checked on every solve, kept cheap)."""
+    rows = [value] if components == 1 else value
+    out = []
     try:
-        a = np.asarray(value, dtype=float)
+        if components > 1 and len(rows) != components:
+            raise ValueError
+        for row in rows:
+            if isinstance(row, (str, bytes)) or len(row) != 2:
+                raise ValueError
+            lo, hi = float(row[0]), float(row[1])
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+                raise ValueError
+            out.append((lo, hi))
     except (TypeError, ValueError):
-        a = np.zeros(0)
-    shape = (2,) if components == 1 else (components, 2)
-    if a.shape != shape or not np.all(np.isfinite(a)) or np.any(a.reshape(-1, 2)[:, 0] > a.reshape(-1, 2)[:, 1]):
         want = "[lo, hi]" if components == 1 else f"{components} pairs [lo, hi]"
-        raise SchemaError(f"loading_schema.{where} must be {want} with finite lo <= hi, got {value!r}")
-    return a.reshape(-1, 2)
+        raise SchemaError(f"loading_schema.{where} must be {want} with finite lo <= hi, got {value!r}") from None
+    return out
 
 
 def validate_schema(schema: dict) -> None:
@@ -132,16 +140,22 @@ def peak(amp: Amplitude, t0: float, t1: float) -> float:
     return float(values[np.argmax(np.abs(values))])
 
 
-def _outside(value, rng: np.ndarray) -> bool:
-    v = np.atleast_1d(np.asarray(value, dtype=float))
-    slack = SLACK * np.maximum(1.0, np.abs(rng).max(axis=1))
-    return bool(np.any((v < rng[:, 0] - slack) | (v > rng[:, 1] + slack)))
+def _values(value) -> list[float]:
+    return [float(value)] if np.ndim(value) == 0 else [float(v) for v in np.ravel(value)]
 
 
-def _fmt(value, rng: np.ndarray) -> tuple[str, str]:
-    v = np.atleast_1d(np.asarray(value, dtype=float))
-    vs = f"{v[0]:g}" if v.size == 1 else "[" + ", ".join(f"{x:g}" for x in v) + "]"
-    rs = (f"[{rng[0, 0]:g}, {rng[0, 1]:g}]" if len(rng) == 1
+def _outside(value, rng: list[tuple[float, float]]) -> bool:
+    for v, (lo, hi) in zip(_values(value), rng):
+        slack = SLACK * max(1.0, abs(lo), abs(hi))
+        if v < lo - slack or v > hi + slack:
+            return True
+    return False
+
+
+def _fmt(value, rng: list[tuple[float, float]]) -> tuple[str, str]:
+    v = _values(value)
+    vs = f"{v[0]:g}" if len(v) == 1 else "[" + ", ".join(f"{x:g}" for x in v) + "]"
+    rs = (f"[{rng[0][0]:g}, {rng[0][1]:g}]" if len(rng) == 1
           else "[" + ", ".join(f"[{a:g}, {b:g}]" for a, b in rng) + "]")
     return vs, rs
 
