@@ -130,8 +130,10 @@ def qdeim_rows(basis: np.ndarray) -> np.ndarray:
 
     Residual row norms are downdated with one product ``basis @ q`` per pivot (no copy of ``basis``) and
     recomputed exactly, by row blocks, when they fall below 1e-6 of their initial values (cancellation).
-    Not :func:`eim.deim.qdeim`: that one breaks only exact ties, and the dual bases of different rank
-    counts agree to rounding only (TODO: give its global argmax this tie band and use it here)."""
+    Not :func:`eim.deim.qdeim`: that one runs on distributed rows with elementwise column loops (bitwise the
+    same for any partition of one basis) and breaks only exact ties; here the dual bases of different rank
+    counts agree to rounding only, so near-ties need the band, and the gathered basis allows BLAS products
+    (the stress basis has 6 rows per integration point: the column loops would dominate the offline stage)."""
     X = np.asarray(basis, dtype=float)
     n, m = X.shape
     piv = np.zeros(m, np.int64)
