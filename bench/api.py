@@ -214,14 +214,16 @@ def report(rows: list[dict], env: dict, args) -> str:
 
 
 def append_docs(text: str) -> None:
-    """Write the Service section of docs/benchmarks.md: replace ours if present, else append."""
+    """Write the Service section of docs/benchmarks.md: in place of ours if present, else at the end."""
     path = REPO / "docs" / "benchmarks.md"
     old = path.read_text() if path.exists() else "# Benchmarks\n"
     start = old.find("\n## Service\n")
     if start >= 0:
         end = old.find("\n## ", start + 1)
-        old = old[:start] + (old[end:] if end >= 0 else "\n")
-    path.write_text(old.rstrip("\n") + "\n\n" + text)
+        tail = old[end:] if end >= 0 else ""
+        path.write_text(old[:start].rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n" + tail)
+    else:
+        path.write_text(old.rstrip("\n") + "\n\n" + text)
 
 
 def main() -> int:
