@@ -357,6 +357,73 @@ def _validate(comm, G_local, w_fe_local, global_points_local, tolerance, max_poi
     return G, w, g.astype(np.int64)
 
 
+class _ColumnQR:
+    """Economic QR ``A = Q R`` of the selected normalized columns ``A`` ``(n, k)``, in preallocated buffers
+    (capacity doubled on demand): a column is appended by Gram-Schmidt twice ("twice is enough", O(n k),
+    no copy of ``Q``), removed by :func:`scipy.linalg.qr_delete` on the economic factors. Identical
+    operations on every rank, so identical factors."""
+
+    def __init__(self, n: int, capacity: int = 64) -> None:
+        self.n, self.k = n, 0
+        self.Q = np.zeros((n, capacity))
+        self.R = np.zeros((capacity, capacity))
+        self.A = np.zeros((n, capacity))  # the normalized columns themselves (residual refinement)
+
+    def _grow(self) -> None:
+        cap = 2 * self.Q.shape[1]
+        for name in ("Q", "A"):
+            buf = np.zeros((self.n, cap))
+            buf[:, :self.k] = getattr(self, name)[:, :self.k]
+            setattr(self, name, buf)
+        R = np.zeros((cap, cap))
+        R[:self.k, :self.k] = self.R[:self.k, :self.k]
+        self.R = R
+
+    def append(self, v: np.ndarray, rtol: float = 1e-12) -> bool:
+        """Append the unit column ``v`` ``(n,)``; False (nothing changed) when it is numerically dependent
+        on the current columns (``|R_kk| <= rtol |R_00|``)."""
+        k = self.k
+        if k == self.Q.shape[1]:
+            self._grow()
+        Qk = self.Q[:, :k]
+        h = Qk.T @ v
+        w = v - Qk @ h
+        h2 = Qk.T @ w
+        w -= Qk @ h2
+        rho = float(np.linalg.norm(w))
+        if k and rho <= rtol * abs(self.R[0, 0]):
+            return False
+        if not rho > 0.0:
+            return False
+        self.Q[:, k] = w / rho
+        self.R[:k, k] = h + h2
+        self.R[k, :k] = 0.0
+        self.R[k, k] = rho
+        self.A[:, k] = v
+        self.k = k + 1
+        return True
+
+    def delete(self, j: int) -> None:
+        """Remove column ``j``."""
+        k = self.k
+        Q, R = sla.qr_delete(self.Q[:, :k], self.R[:k, :k], j, which="col", check_finite=False)
+        # economic factors: keep the first k - 1 columns of Q and the leading block of R
+        self.Q[:, :k - 1] = Q[:, :k - 1]
+        self.R[:k - 1, :k - 1] = R[:k - 1, :k - 1]
+        self.A[:, j:k - 1] = self.A[:, j + 1:k]
+        self.k = k - 1
+
+    def solve(self, b: np.ndarray) -> np.ndarray:
+        """Least squares ``argmin ||A x - b||`` with two steps of iterative refinement (the updated
+        factors lose digits on ill-conditioned column sets)."""
+        k = self.k
+        Q, R, A = self.Q[:, :k], self.R[:k, :k], self.A[:, :k]
+        x = sla.solve_triangular(R, Q.T @ b, check_finite=False)
+        for _ in range(2):
+            x += sla.solve_triangular(R, Q.T @ (b - A @ x), check_finite=False)
+        return x
+
+
 def empirical_cubature(
     comm: MPI.Comm | None,
     G_local: np.ndarray,
@@ -405,9 +472,9 @@ def empirical_cubature(
     target = float(tolerance) * norm_b
 
     selected: list[int] = []  # global point numbers
-    columns: list[np.ndarray] = []  # augmented columns (n_aug,), identical on every rank
+    norms: list[float] = []  # norms of the selected augmented columns (identical on every rank)
     alpha = np.zeros(0)
-    Q = R = np.zeros((0, 0))
+    qr = _ColumnQR(n_aug)
     history: list[float] = []
     n_dropped = n_nnls = 0
     stall = 0
@@ -454,18 +521,12 @@ def empirical_cubature(
             raise ECMError(f"global point {point} is held by {int(buf[-1])} ranks: global_points_local must "
                            "number every point uniquely over all ranks")
         column = buf[:n_aug].copy()
-        # -- weights: least squares on the selected normalized columns, through a QR factorization
-        #    updated column by column (scipy qr_insert / qr_delete: O(n_aug^2) per step instead of a
-        #    full solve); points whose weight comes out non-positive are removed and the least squares
-        #    redone (Hernandez et al. 2017, Algorithm 1); removed points become candidates again.
-        vn = column / np.linalg.norm(column)
-        m = len(selected)
-        if m == 0:
-            Q, R = sla.qr(vn[:, None])
-        else:
-            Q, R = sla.qr_insert(Q, R, vn, m, which="col")
-        if abs(R[m, m]) <= 1e-12 * abs(R[0, 0]):  # numerically dependent on the selected columns
-            Q, R = sla.qr_delete(Q, R, m, which="col")
+        # -- weights: least squares on the selected normalized columns, through an economic QR updated
+        #    column by column (:class:`_ColumnQR`: O(n_aug k) per step instead of a full solve); points
+        #    whose weight comes out non-positive are removed and the least squares redone (Hernandez et
+        #    al. 2017, Algorithm 1); removed points become candidates again.
+        col_nrm = float(np.linalg.norm(column))
+        if not qr.append(column / col_nrm):  # numerically dependent on the selected columns
             stall += 1
             if stall >= STALL_COUNT:
                 raise ECMError(f"ECM stagnated at relative residual {r_norm / norm_b:.3g} > tolerance "
@@ -473,18 +534,9 @@ def empirical_cubature(
                                "(round-off) level, raise it")
             continue
         selected.append(point)
-        columns.append(column)
+        norms.append(col_nrm)
 
-        def solve() -> np.ndarray:
-            k = R.shape[1]
-            An = np.array(columns).T
-            An /= np.linalg.norm(An, axis=0)
-            x = sla.solve_triangular(R[:k, :k], Q[:, :k].T @ b)
-            for _ in range(2):  # iterative refinement: the updated QR loses digits on ill-conditioned sets
-                x += sla.solve_triangular(R[:k, :k], Q[:, :k].T @ (b - An @ x))
-            return x
-
-        alpha_n = solve()
+        alpha_n = qr.solve(b)
         drop = alpha_n <= 0.0
         while np.any(drop) and not np.all(drop):
             n_nnls += 1
@@ -492,17 +544,16 @@ def empirical_cubature(
             dropped = np.array([p for p, d in zip(selected, drop) if d], dtype=np.int64)
             candidate |= np.isin(gpts, dropped) & (col_norm > 0.0)
             for k in np.flatnonzero(drop)[::-1]:
-                Q, R = sla.qr_delete(Q, R, int(k), which="col")
+                qr.delete(int(k))
             selected = [p for p, d in zip(selected, drop) if not d]
-            columns = [col for col, d in zip(columns, drop) if not d]
-            alpha_n = solve()
+            norms = [nr for nr, d in zip(norms, drop) if not d]
+            alpha_n = qr.solve(b)
             drop = alpha_n <= 0.0
         if np.all(drop):
             raise ECMError(f"ECM could not find positive weights on {len(selected)} selected points")
-        A = np.array(columns).T
-        nrm = np.linalg.norm(A, axis=0)
+        nrm = np.array(norms)
         alpha = alpha_n / nrm
-        r = b - A @ alpha
+        r = b - qr.A[:, :qr.k] @ alpha_n  # A_z alpha = (normalized columns) alpha_n
         new_norm = float(np.linalg.norm(r))
         history.append(float(np.linalg.norm(r[:n_rows]) / norm_b))
         stall = stall + 1 if new_norm > (1.0 - STALL_RTOL) * r_norm else 0
