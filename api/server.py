@@ -29,7 +29,6 @@ Solves run in a bounded thread pool, never on the event loop. No MPI or PETSc im
 from __future__ import annotations
 
 import asyncio
-import gc
 import hashlib
 import hmac
 import logging
@@ -214,7 +213,6 @@ def create_app(config: ServerConfig) -> FastAPI:
                      pending=0, ready=True)
         log.info("serving %d model(s) from %s (%d rejected); writes %s", len(registry.list()), registry.dir,
                  len(registry.rejected), "enabled" if keys else "DISABLED (no API key configured)")
-        gc.freeze()  # the start-up objects (modules, app, schemas) leave the collected generations: cheaper GC per request
         try:
             yield
         finally:

@@ -17,7 +17,7 @@ reduced tangent is a sum of rank-structured terms,
 
 ``K_el`` is one product per distinct set of elastic moduli (kept while the moduli at the reduced points do
 not change, e.g. temperature-independent elasticity); the plastic terms cost products over the plastic
-points only. Per Newton iteration the law is a dozen numpy operations on ``(n_rp, 6)`` arrays.
+points only. Per Newton iteration the law is about twenty numpy operations on ``(n_rp, 6)`` arrays.
 """
 from __future__ import annotations
 
@@ -102,9 +102,9 @@ class RadialReturnSystem(ReducedSystem):
         self.law: J2Plasticity = regions[0].law  # type: ignore[assignment]
         B = self.integrator
         self.trace_B = np.ascontiguousarray(B[:, :3].sum(1))  # (n_rp, N): m^T B_k
-        self.half_B = np.ascontiguousarray(B * _SQRT_D[:, None])  # (n_rp, 6, N): D^(1/2) B_k
-        self.trace_half_B = np.concatenate([self.trace_B[:, None], self.half_B], axis=1)  # (n_rp, 7, N)
-        self._half_active = self.half_B[self.active].reshape(-1, self.n_modes)
+        half_B = B * _SQRT_D[:, None]  # (n_rp, 6, N): D^(1/2) B_k
+        self.trace_half_B = np.concatenate([self.trace_B[:, None], half_B], axis=1)  # (n_rp, 7, N)
+        self._half_active = np.ascontiguousarray(half_B[self.active].reshape(-1, self.n_modes))
         self._trace_active = self.trace_B[self.active]
         self._w_active = self.weights[self.active]
         self._constants: PointConstants | None = None
