@@ -347,3 +347,17 @@ def test_fast_j2_path_and_initial_guess_give_the_same_solution(exact, model):
     assert fast.newton_iterations.sum() < prev.newton_iterations.sum()
     with pytest.raises(OnlineError, match="initial_guess"):
         model.solve(d, initial_guess="zero")
+
+
+def test_concurrent_solves_share_the_model(exact, model):
+    """The server's solver threads share one ReducedModel: its per-temperature, per-state and elastic
+    stiffness caches are swapped whole, so concurrent solves of different loadings give exactly the
+    sequential results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    loadings = [fx.loading_dict(0.05, 0.5), fx.loading_dict(0.035, 0.1), fx.loading_dict(0.045, 0.3)]
+    sequential = [model.solve(d).coordinates for d in loadings]
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda k: (k % 3, model.solve(loadings[k % 3]).coordinates), range(12)))
+    for k, q in results:
+        assert np.array_equal(q, sequential[k])
