@@ -31,7 +31,7 @@ from rom.materials.hardening import Hardening, LinearHardening
 from rom.materials.plasticity import TO_ENGINEERING, YIELD_RTOL
 from rom.voigt import STRESS_WEIGHTS
 
-from .newton import ReducedSystem, Region, State, StepFailure
+from .newton import ReducedSystem, Region, State
 
 _SQRT_D = np.sqrt(np.array([1.0, 1.0, 1.0, 0.5, 0.5, 0.5]))
 _D = _SQRT_D * _SQRT_D
@@ -117,6 +117,10 @@ class RadialReturnSystem(ReducedSystem):
         if isinstance(h, LinearHardening) and h.yield_stress.is_constant and h.modulus.is_constant:
             self._fixed_hardening = _hardening_at(h, t0)
         self._fixed_expansion = float(el.expansion.values[0]) if el.expansion.is_constant else None
+        self._fixed_derived = None
+        if self._fixed_moduli is not None and self._fixed_hardening is not None:
+            g = self._fixed_moduli[0]
+            self._fixed_derived = ((2.0 * g)[:, None], 3.0 * g + self._fixed_hardening[1])
         self._old: tuple | None = None  # (state, plastic strain, p) of the last converged state seen
         self._elastic_K: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (shear, lame, K_el)
 
@@ -144,10 +148,11 @@ class RadialReturnSystem(ReducedSystem):
             g, k = el.shear_bulk(t)
             lame = k - 2.0 * g / 3.0
         sy, slope = self._fixed_hardening if self._fixed_hardening is not None else _hardening_at(self.law.hardening, t)
+        fixed = self._fixed_derived  # (2 G column, 3 G + slope) when moduli and hardening are both fixed
+        two_g, g3h = fixed if fixed is not None else ((2.0 * g)[:, None], 3.0 * g + slope)
         alpha = self._fixed_expansion if self._fixed_expansion is not None else el.expansion(t)
         thermal = alpha * (t - el.reference_temperature)
-        c = self._constants = PointConstants(t, g, k, lame, thermal, sy, slope, (2.0 * g)[:, None], 3.0 * thermal,
-                                             3.0 * g + slope)
+        c = self._constants = PointConstants(t, g, k, lame, thermal, sy, slope, two_g, 3.0 * thermal, g3h)
         return c
 
     def _history(self, old: State) -> tuple[np.ndarray, np.ndarray]:
@@ -160,7 +165,8 @@ class RadialReturnSystem(ReducedSystem):
 
     def integrate(self, old: State, strain: np.ndarray, temperature: np.ndarray, dt: float, stats: dict):
         """Stress ``(n_rp, 6)``, :class:`FactoredTangent` and the new law state, from the converged ``old``
-        (same update as :meth:`J2Plasticity.integrate` at a closed-form return)."""
+        (same update as :meth:`J2Plasticity.integrate` at a closed-form return). Non-finite strains give
+        non-finite stresses, which :func:`~rom.online.newton.newton_step` rejects through the residual."""
         t0 = time.perf_counter()
         c = self.constants(temperature)
         eps_p, p_old = self._history(old)
@@ -189,8 +195,7 @@ class RadialReturnSystem(ReducedSystem):
             tangent = FactoredTangent(c, ip, _EMPTY, _EMPTY, _EMPTY_S)
         stats["law"] = stats.get("law", 0.0) + time.perf_counter() - t0
         stats["law_calls"] = stats.get("law_calls", 0) + 1
-        if not np.isfinite(stress.sum()):
-            raise StepFailure("constitutive law returned a non-finite stress")
+        # no finiteness check here: a non-finite stress makes the residual of newton_step non-finite
         return stress, tangent, [state]
 
     def stiffness(self, tangent: FactoredTangent, cache: dict | None = None) -> np.ndarray:  # type: ignore[override]
