@@ -107,8 +107,16 @@ def main() -> int:
                                 cwd=ROOT).stdout.strip()
         doc = ROOT / "docs" / "benchmarks.md"
         cmd = "python bench/offline.py " + " ".join(str(d) for d in args.directories)
-        doc.write_text(doc.read_text() + f"\n\n## Offline stage\n\n`{cmd} --append-docs` ({time.strftime('%Y-%m-%d')}, "
-                       f"commit {commit}, 2 cores shared with other work)\n\n{text}\n")
+        section = (f"## Offline stage\n\n`{cmd} --append-docs` ({time.strftime('%Y-%m-%d')}, commit {commit}, "
+                   f"2 cores)\n\n{text}\n")
+        old = doc.read_text()
+        start = old.find("\n## Offline stage\n")
+        if start >= 0:  # in place of our section, the others kept
+            end = old.find("\n## ", start + 1)
+            tail = old[end:] if end >= 0 else ""
+            doc.write_text(old[:start].rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n" + tail)
+        else:
+            doc.write_text(old.rstrip("\n") + "\n\n" + section)
     return 0
 
 
