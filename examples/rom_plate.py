@@ -81,7 +81,7 @@ file = "{out}"
 
 OFFLINE = """
 [snapshots]
-files = ["train/*.h5"]
+files = {files}
 
 [pod]
 tolerance = {pod_tol}
@@ -110,6 +110,9 @@ TRAINING = [(tr, X_SPOT, it) for tr in (-150.0, -200.0, -250.0) for it in (200.0
            [(tr, X_SPOT, it) for tr in (-175.0, -225.0) for it in (262.5, 387.5)]
 # --dense-training: the grid refined in traction (5 x 3 nodes), appended so that cached runs keep their names
 DENSE = [(tr, X_SPOT, it) for tr in (-175.0, -225.0) for it in (200.0, 325.0, 450.0)]
+# --greedy: candidates for training loadings chosen by the error indicator: the centres of the 4 x 4 cells
+# of the training box (none is a training or test loading)
+CANDIDATES = [(tr, X_SPOT, it) for tr in (-237.5, -212.5, -187.5, -162.5) for it in (231.25, 293.75, 356.25, 418.75)]
 # inside the training box, not in the training set
 TEST = [(-190.0, X_SPOT, 350.0), (-230.0, X_SPOT, 300.0), (-165.0, X_SPOT, 420.0), (-215.0, X_SPOT, 240.0)]
 # outside it, at graded distances (traction, intensity, and the hot spot moved away from the family's x)
@@ -167,6 +170,9 @@ def main() -> int:
                         help="trust threshold of the indicator (2e-3: u error ~1%% on the 35k-dof study)")
     parser.add_argument("--dense-training", action="store_true",
                         help="add the 6 loadings of the grid refined in traction (19 training loadings)")
+    parser.add_argument("--greedy", type=int, default=0,
+                        help="add this many training loadings, one at a time, each the candidate of largest error "
+                             "indicator under the current model (one HF solve and one offline stage each)")
     parser.add_argument("--out", default=str(ROOT / "out" / "rom_plate"))
     args = parser.parse_args()
     out = Path(args.out)
@@ -193,19 +199,45 @@ def main() -> int:
             lambda j: run_hifi(out / j[0], j[1], j[2], times, args.solver), jobs)))
     print(f"rom_plate: {len(jobs)} HF solves ready ({time.perf_counter() - t0:.0f} s this run)")
 
-    (out / "offline.toml").write_text(OFFLINE.format(pod_tol=args.pod_tol, ecm_tol=args.ecm_tol,
-                                                     dual_tol=args.dual_tol or args.pod_tol, indicator=args.indicator,
-                                                     ind_tol=args.indicator_tol,
-                                                     pod_method="gram"))
-    t0 = time.perf_counter()
-    subprocess.run(["mpirun", "-n", str(args.ranks), "--bind-to", "none", sys.executable, "-m", "api.cli", "offline",
-                    str(out / "offline.toml")], env=mpi_env(), cwd=ROOT, check=True)
-    offline_s = time.perf_counter() - t0
+    def offline(files: list[str]) -> float:
+        (out / "offline.toml").write_text(OFFLINE.format(files=json.dumps(files), pod_tol=args.pod_tol,
+                                                         ecm_tol=args.ecm_tol, dual_tol=args.dual_tol or args.pod_tol,
+                                                         indicator=args.indicator, ind_tol=args.indicator_tol,
+                                                         pod_method="gram"))
+        t0 = time.perf_counter()
+        subprocess.run(["mpirun", "-n", str(args.ranks), "--bind-to", "none", sys.executable, "-m", "api.cli",
+                        "offline", str(out / "offline.toml")], env=mpi_env(), cwd=ROOT, check=True)
+        return time.perf_counter() - t0
 
     from rom.hifi.config import load_config
-    from rom.online import ReducedModel
+    from rom.online import OnlineSolverError, ReducedModel
 
+    files = [f"train/train_{i}.h5" for i in range(len(training))]
+    offline_s = offline(files)
     model = ReducedModel.load(out / "model.h5")
+    candidates, greedy = list(CANDIDATES), []
+    (out / "greedy").mkdir(exist_ok=True)
+    for k in range(args.greedy):  # indicator-driven enrichment, reproducible (cached HF runs are reused)
+        worst = []
+        for c in candidates:
+            run_cfg = out / "candidate.toml"
+            run_cfg.write_text(HIFI.format(times=times, x=c[1], intensity=c[2], traction=c[0], ksp="preonly",
+                                           pc="lu", petsc="", out="candidate.h5"))
+            try:
+                worst.append(float(model.solve(load_config(run_cfg).build_loading(), extrapolate=True).indicator.max()))
+            except OnlineSolverError:  # the reduced model cannot follow this loading: the first to enrich
+                worst.append(np.inf)
+        c = candidates.pop(int(np.argmax(worst)))
+        print(f"rom_plate: greedy {k + 1}/{args.greedy}: indicator {max(worst):.2e} at {c}: HF solve, new model",
+              flush=True)
+        hf_seconds[f"greedy_{k}"] = run_hifi(out / "greedy", f"greedy_{k}", c, times, args.solver)
+        greedy.append(("greedy", f"greedy_{k}", c))
+        files.append(f"greedy/greedy_{k}.h5")
+        offline_s = offline(files)
+        model = ReducedModel.load(out / "model.h5")
+    n_train = len(training)
+    training = training + [g[2] for g in greedy]
+    jobs = jobs[:n_train] + greedy + jobs[n_train:]
     rows = []
     for kind, name, params in jobs:
         cfg = load_config(out / f"{name}.toml")
@@ -227,7 +259,7 @@ def main() -> int:
                      "trusted": bool(res.trusted.all())})
     with h5py.File(out / "model.h5", "r") as f:
         prov = json.loads(f.attrs["provenance"])
-    test_rows = [r for r in rows if not r["name"].startswith("train")]
+    test_rows = [r for r in rows if not r["name"].startswith(("train", "greedy"))]
     rho = spearman(np.array([r["indicator"] for r in test_rows]), np.array([r["error_u"] for r in test_rows]))
     rho_p = spearman(np.array([r["indicator"] for r in test_rows]), np.array([r["error_p"] for r in test_rows]))
     lines = [f"Mesh: {mesh.n_dofs} dofs ({mesh.n_elements} C3D10); {len(training)} training loadings x "

@@ -361,3 +361,25 @@ def test_concurrent_solves_share_the_model(exact, model):
         results = list(pool.map(lambda k: (k % 3, model.solve(loadings[k % 3]).coordinates), range(12)))
     for k, q in results:
         assert np.array_equal(q, sequential[k])
+
+
+def test_failed_extrapolated_start_is_retried_from_the_converged_state(exact, monkeypatch):
+    """At a load reversal the extrapolated start points the wrong way: when Newton fails from it, the same
+    increment is solved again from the last converged state, without a cutback (then cutbacks as before)."""
+    from rom.online import model as online_model
+
+    m = ReducedModel.load(exact.path)
+    d = fx.loading_dict(0.05, 0.5)
+    real, calls = online_model.newton_step, []
+
+    def flaky(system, old, t_new, *args, guess=None, **kw):
+        calls.append((t_new, guess is not None))
+        if guess is not None and t_new == 1.0:
+            raise online_model.StepFailure("diverged from the extrapolated start")
+        return real(system, old, t_new, *args, guess=guess, **kw)
+
+    monkeypatch.setattr(online_model, "newton_step", flaky)
+    r = m.solve(d, max_cutbacks=0)
+    assert r.cutbacks.sum() == 0 and calls[-2:] == [(1.0, True), (1.0, False)]
+    monkeypatch.setattr(online_model, "newton_step", real)
+    assert rel_err(r.coordinates, m.solve(d).coordinates) < 1e-7

@@ -234,7 +234,8 @@ class ReducedModel:
         requested increment, then raises :class:`OnlineSolverError`. Newton starts from the linear
         extrapolation of the last two converged states (``initial_guess="linear"``, Abaqus's default; exact
         for a response linear in time, so elastic increments converge at the first evaluation) or from the
-        last converged state (``"previous"``).
+        last converged state (``"previous"``); when an extrapolated start fails (e.g. at a load reversal),
+        the increment is retried from the converged state before it is cut back.
 
         Validation (:meth:`check_loading`, :mod:`rom.online.schema`): non-finite values, pressures on
         surfaces without a reduced load, centrifugal / gravity loads the model lacks always raise
@@ -273,10 +274,11 @@ class ReducedModel:
             t_inc = time.perf_counter()
             t_new = float(times[i + 1])
             targets, cuts, its = [t_new], 0, 0
+            extrapolate_q = initial_guess == "linear"
             while targets:
                 target = targets[-1]
                 guess = None  # linear extrapolation of the last two converged states (also to a cut-back target)
-                if initial_guess == "linear" and prev is not None:
+                if extrapolate_q and prev is not None:
                     guess = state.q + (target - state.time) / (state.time - prev.time) * (state.q - prev.q)
                 try:
                     out = newton_step(system, state, target, self.external_force(loading, target),
@@ -284,6 +286,10 @@ class ReducedModel:
                                       self.temperature(loading, target), rtol, max_iterations, stats,
                                       tangent_cache, guess=guess)
                 except StepFailure as exc:
+                    if guess is not None:  # e.g. a load reversal: the extrapolation points the wrong way;
+                        extrapolate_q = False  # retry this target from the converged state before cutting back
+                        continue
+                    extrapolate_q = initial_guess == "linear"  # a cut-back target starts extrapolated again
                     cuts += 1
                     if cuts > max_cutbacks:
                         raise OnlineSolverError(
