@@ -213,19 +213,6 @@ def report(rows: list[dict], env: dict, args) -> str:
     return "\n".join(lines)
 
 
-def append_docs(text: str) -> None:
-    """Write the Service section of docs/benchmarks.md: in place of ours if present, else at the end."""
-    path = REPO / "docs" / "benchmarks.md"
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = old.find("\n## Service\n")
-    if start >= 0:
-        end = old.find("\n## ", start + 1)
-        tail = old[end:] if end >= 0 else ""
-        path.write_text(old[:start].rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n" + tail)
-    else:
-        path.write_text(old.rstrip("\n") + "\n\n" + text)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
@@ -239,7 +226,9 @@ def main() -> int:
     text = report(rows, env, args)
     print("\n" + text)
     if args.append_docs:
-        append_docs(text)
+        from docs_section import write_section
+
+        write_section("Service", text)
         print("written to docs/benchmarks.md")
     return 0
 

@@ -23,6 +23,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from docs_section import write_section  # noqa: E402  (bench/ is the script's directory)
+
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -105,18 +107,9 @@ def main() -> int:
     if args.append_docs:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=ROOT).stdout.strip()
-        doc = ROOT / "docs" / "benchmarks.md"
         cmd = "python bench/offline.py " + " ".join(str(d) for d in args.directories)
-        section = (f"## Offline stage\n\n`{cmd} --append-docs` ({time.strftime('%Y-%m-%d')}, commit {commit}, "
-                   f"2 cores)\n\n{text}\n")
-        old = doc.read_text()
-        start = old.find("\n## Offline stage\n")
-        if start >= 0:  # in place of our section, the others kept
-            end = old.find("\n## ", start + 1)
-            tail = old[end:] if end >= 0 else ""
-            doc.write_text(old[:start].rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n" + tail)
-        else:
-            doc.write_text(old.rstrip("\n") + "\n\n" + section)
+        write_section("Offline stage", f"## Offline stage\n\n`{cmd} --append-docs` ({time.strftime('%Y-%m-%d')}, "
+                      f"commit {commit}, 2 cores)\n\n{text}\n")
     return 0
 
 

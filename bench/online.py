@@ -26,6 +26,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import numpy as np  # noqa: E402
 
 import rom_fixtures as F  # noqa: E402
+from docs_section import write_section  # noqa: E402  (bench/ is the script's directory)
 from rom.online import ReducedModel  # noqa: E402
 
 
@@ -81,18 +82,9 @@ def main() -> int:
     if args.append_docs:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=ROOT).stdout.strip()
-        doc = ROOT / "docs" / "benchmarks.md"
-        section = (f"## Online stage\n\n`python bench/online.py --append-docs` ({time.strftime('%Y-%m-%d')}, commit "
-                   f"{commit}, 2 cores shared, one BLAS thread; HF with MUMPS on one rank, J2 plasticity, box "
-                   f"meshes)\n\n{text}\n")
-        old = doc.read_text()
-        start = old.find("\n## Online stage\n")
-        if start >= 0:  # in place of our section, the others kept
-            end = old.find("\n## ", start + 1)
-            tail = old[end:] if end >= 0 else ""
-            doc.write_text(old[:start].rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n" + tail)
-        else:
-            doc.write_text(old.rstrip("\n") + "\n\n" + section)
+        write_section("Online stage", f"## Online stage\n\n`python bench/online.py --append-docs` "
+                      f"({time.strftime('%Y-%m-%d')}, commit {commit}, 2 cores shared, one BLAS thread; HF with MUMPS "
+                      f"on one rank, J2 plasticity, box meshes)\n\n{text}\n")
     return 0
 
 
