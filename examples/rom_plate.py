@@ -232,9 +232,10 @@ def main() -> int:
         c = candidates.pop(int(np.argmax(worst)))
         print(f"rom_plate: greedy {k + 1}/{args.greedy}: indicator {max(worst):.2e} at {c}: HF solve, new model",
               flush=True)
-        hf_seconds[f"greedy_{k}"] = run_hifi(out / "greedy", f"greedy_{k}", c, times, args.solver)
-        greedy.append(("greedy", f"greedy_{k}", c))
-        files.append(f"greedy/greedy_{k}.h5")
+        name = f"candidate_{CANDIDATES.index(c)}"  # cached by candidate, so runs may be computed ahead
+        hf_seconds[name] = run_hifi(out / "greedy", name, c, times, args.solver)
+        greedy.append(("greedy", name, c))
+        files.append(f"greedy/{name}.h5")
         offline_s = offline(files)
         model = ReducedModel.load(out / "model.h5")
     n_train = len(training)
@@ -261,7 +262,7 @@ def main() -> int:
                      "trusted": bool(res.trusted.all())})
     with h5py.File(out / "model.h5", "r") as f:
         prov = json.loads(f.attrs["provenance"])
-    test_rows = [r for r in rows if not r["name"].startswith(("train", "greedy"))]
+    test_rows = [r for r in rows if not r["name"].startswith(("train", "candidate"))]
     rho = spearman(np.array([r["indicator"] for r in test_rows]), np.array([r["error_u"] for r in test_rows]))
     rho_p = spearman(np.array([r["indicator"] for r in test_rows]), np.array([r["error_p"] for r in test_rows]))
     lines = [f"Mesh: {mesh.n_dofs} dofs ({mesh.n_elements} C3D10); {len(training)} training loadings x "
