@@ -20,8 +20,8 @@ def _hifi(args: argparse.Namespace, petsc_args: list[str]) -> int:
     petsc4py.init([sys.argv[0], *petsc_args])
     from mpi4py import MPI
 
-    from rom.hifi.config import load_config
-    from rom.hifi.run import run_hifi
+    from structrom.rom.hifi.config import load_config
+    from structrom.rom.hifi.run import run_hifi
 
     cfg = load_config(args.config)
     run_hifi(cfg, MPI.COMM_WORLD)
@@ -31,8 +31,8 @@ def _hifi(args: argparse.Namespace, petsc_args: list[str]) -> int:
 def _offline(args: argparse.Namespace, petsc_args: list[str]) -> int:
     from mpi4py import MPI
 
-    from rom.offline.config import load_offline_config
-    from rom.offline.pipeline import run_offline
+    from structrom.rom.offline.config import load_offline_config
+    from structrom.rom.offline.pipeline import run_offline
 
     run_offline(load_offline_config(args.config), MPI.COMM_WORLD)
     return 0
@@ -46,8 +46,8 @@ def _serve(args: argparse.Namespace, rest: list[str]) -> int:
 
     import uvicorn
 
-    from api.config import ConfigError, load_config
-    from api.server import create_app
+    from structrom.api.config import ConfigError, load_config
+    from structrom.api.server import create_app
 
     overrides = {"host": args.host, "port": args.port, "models_dir": args.models, "keys_file": args.keys_file,
                  "max_request_bytes": args.max_request_bytes, "max_model_bytes": args.max_model_bytes,
@@ -93,9 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"hifi": _hifi, "offline": _offline, "serve": _serve}[args.command](args, rest)
     except Exception as exc:
-        # Imported only now: rom.errors imports the HF solver, and PETSc must first be initialized by
+        # Imported only now: structrom.rom.errors imports the HF solver, and PETSc must first be initialized by
         # `hifi` with the command line's options (and the server never loads PETSc or MPI).
-        from rom.errors import KNOWN_ERRORS
+        from structrom.rom.errors import KNOWN_ERRORS
 
         if not isinstance(exc, KNOWN_ERRORS):
             raise

@@ -1,6 +1,6 @@
 """A small Python client of the structrom REST service (httpx)::
 
-    from api.client import Client
+    from structrom.api.client import Client
     with Client("http://127.0.0.1:8000", api_key="...") as c:
         c.publish("bracket", "out/bracket_model.h5")
         r = c.solve("bracket", {"times": [0, 0.5, 1], "pressure": {"holes": [[0, 0], [1, 20]]}},

@@ -8,9 +8,9 @@
   models directory, so an id cannot name a file elsewhere;
 * publishing: the caller streams the upload into :meth:`Registry.temp_upload` (a hidden temp file in
   the models directory, same file system), :meth:`Registry.publish` validates it with
-  :func:`rom.model_file.load` (with the mesh) and :meth:`rom.online.ReducedModel.load`, then
+  :func:`structrom.rom.model_file.load` (with the mesh) and :meth:`structrom.rom.online.ReducedModel.load`, then
   ``os.replace`` makes it visible atomically. A corrupt or foreign file is deleted, never published;
-* loaded :class:`~rom.online.ReducedModel` objects are cached (LRU) within a count and a byte bound
+* loaded :class:`~structrom.rom.online.ReducedModel` objects are cached (LRU) within a count and a byte bound
   (bytes estimated by the file size, an upper bound of what a model keeps in memory).
 
 No MPI or PETSc import here (the online path only).
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rom.model_file import ModelFileError
+from structrom.rom.model_file import ModelFileError
 
 log = logging.getLogger("structrom.api")
 
@@ -69,11 +69,11 @@ def sha256_file(path: Path) -> str:
 
 def model_card(model_id: str, path: Path) -> dict:
     """Validate a model file fully and describe it (the card served by ``GET /v1/models/{id}``).
-    Raises :class:`~rom.model_file.ModelFileError`."""
+    Raises :class:`~structrom.rom.model_file.ModelFileError`."""
     import h5py
 
-    from rom import model_file
-    from rom.online import ReducedModel
+    from structrom.rom import model_file
+    from structrom.rom.online import ReducedModel
 
     data = model_file.load(path, mesh=True)  # checks format, version, shapes, and the mesh group
     model = ReducedModel(data, path, int(data.mesh.n_nodes))  # checks schema, materials, finiteness
@@ -225,9 +225,9 @@ class Registry:
             return len(self._cache)
 
     def get(self, model_id: str):
-        """The loaded :class:`~rom.online.ReducedModel` of ``model_id`` (from the cache if its file is
+        """The loaded :class:`~structrom.rom.online.ReducedModel` of ``model_id`` (from the cache if its file is
         unchanged). Raises :class:`RegistryError` (422 bad id, 404 unknown, 409 unreadable file)."""
-        from rom.online import ReducedModel
+        from structrom.rom.online import ReducedModel
 
         p = self.path(model_id)
         try:

@@ -397,7 +397,7 @@ def create_app(config: ServerConfig) -> FastAPI:
                  "schema": {"type": "string", "format": "binary"}}}}})
     async def publish(model_id: ModelId, request: Request):
         """Publish (or replace) a model: the raw model file (HDF5) as the body. Validated with
-        ``rom.model_file.load`` in a temp file of the models directory, then moved in atomically."""
+        ``structrom.rom.model_file.load`` in a temp file of the models directory, then moved in atomically."""
         reg: Registry = state["registry"]
         check_id(model_id)
         fd, tmp = reg.temp_upload()
@@ -523,7 +523,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     return app
 
 
-def main_app() -> FastAPI:  # for ``uvicorn --factory api.server:main_app`` with STRUCTROM_CONFIG
+def main_app() -> FastAPI:  # for ``uvicorn --factory structrom.api.server:main_app`` with STRUCTROM_CONFIG
     from .config import load_config
 
     return create_app(load_config(os.environ.get("STRUCTROM_CONFIG") or None))

@@ -1,7 +1,7 @@
 """What the endpoints compute, free of HTTP: solve a loading and summarize it, write reconstructed fields,
 read an uploaded nodal temperature field. Runs in the server's worker threads (never on the event loop).
 
-Errors are :class:`~api.registry.RegistryError` with a status, a code and the request field involved.
+Errors are :class:`~structrom.api.registry.RegistryError` with a status, a code and the request field involved.
 No MPI or PETSc import here.
 """
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rom.loading import LoadingError, NodalTemperature
-from rom.online import OnlineError, OnlineSolverError
+from structrom.rom.loading import LoadingError, NodalTemperature
+from structrom.rom.online import OnlineError, OnlineSolverError
 
 from .registry import RegistryError
 from .schemas import LoadingSpec, SolveOptions
@@ -57,7 +57,7 @@ def solve(model, spec: LoadingSpec, opts: SolveOptions, *, max_increments: int, 
         d.pop("temperature", None)
     t0 = time.perf_counter()
     try:
-        from rom.loading import loading_from_dict
+        from structrom.rom.loading import loading_from_dict
 
         loading = loading_from_dict(d)
         if temperature is not None:
@@ -159,9 +159,9 @@ def read_nodal_upload(data: bytes, filename: str, times: np.ndarray, max_nodes: 
 def fields(model, spec: LoadingSpec, *, extrapolate: bool, fmt: str, increment: int, quantities: list[str] | None,
            max_increments: int) -> tuple[bytes, str, str]:
     """Solve and write the reconstructed fields; returns ``(content, media type, file name)``."""
-    from rom import model_file
-    from rom.fem.io import write_mesh
-    from rom.loading import loading_from_dict
+    from structrom.rom import model_file
+    from structrom.rom.fem.io import write_mesh
+    from structrom.rom.loading import loading_from_dict
 
     if spec.n_increments > max_increments:
         raise RegistryError(422, "too_many_increments", f"at most {max_increments} increments", "loading.times")
@@ -205,7 +205,7 @@ def fields(model, spec: LoadingSpec, *, extrapolate: bool, fmt: str, increment: 
     point_data = {"displacement": result.displacement(increment=increment)}
     cell_data = {}
     if names:
-        from rom.fem.kernel import Discretization
+        from structrom.rom.fem.kernel import Discretization
 
         elems = model.__dict__.get("_api_point_elements")
         if elems is None:

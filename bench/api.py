@@ -204,7 +204,7 @@ def report(rows: list[dict], env: dict, args) -> str:
         f"Target p50 < {TARGET_MS:g} ms for the 30-mode, 300-point, {env['increments']}-increment query with one "
         f"client: **{met}** ({p50:.1f} ms" + (f"; {via_httpx[0]['p50']:.1f} ms through httpx" if via_httpx else "")
         + "). The HTTP layer adds the difference between p50 and server p50; "
-        "the rest is the online solve itself (`rom.online`, Newton iterations over the reduced points: see "
+        "the rest is the online solve itself (`structrom.rom.online`, Newton iterations over the reduced points: see "
         "`result.timings`: constitutive law at the reduced points `law`, reduced tangents and solves `linear`). With more clients than "
         "solver threads, requests queue: latency grows with the number of clients, throughput is bounded by "
         "the solver threads and cores.",

@@ -7,10 +7,10 @@ Usage (from the repository root)::
     .venv/bin/python bench/eim.py --grids 64 128 --ranks 1 2 3 --params 64 --terms 30 --norm l2
     .venv/bin/python bench/eim.py --quick               # smoke run
 
-Problem: :func:`eim.synthetic.nonaffine_2d` (5-point diffusion, ``k = 1 / (1 + mu r^2)``) on an
+Problem: :func:`structrom.eim.synthetic.nonaffine_2d` (5-point diffusion, ``k = 1 / (1 + mu r^2)``) on an
 ``m x m`` grid (about ``5 m^2`` entries) for ``--params`` training values of ``mu`` in [0, 20]. Each
 case runs ``mpirun -n P`` on this script with ``--child``; every rank builds its contiguous row block
-of every training matrix and :func:`eim.separation.separate_matrices` runs on ``COMM_WORLD``. Printed:
+of every training matrix and :func:`structrom.eim.separation.separate_matrices` runs on ``COMM_WORLD``. Printed:
 a Markdown table with the union-pattern set-up time, the greedy time (max over ranks), the time per
 greedy step, the number of terms, the final relative error, and whether the selection equals the
 1-rank one.
@@ -35,9 +35,9 @@ def child(args: argparse.Namespace) -> None:
     import numpy as np
     from mpi4py import MPI
 
-    from eim.greedy import eim_greedy
-    from eim.separation import pattern_samples, to_csr
-    from eim.synthetic import nonaffine_2d
+    from structrom.eim.greedy import eim_greedy
+    from structrom.eim.separation import pattern_samples, to_csr
+    from structrom.eim.synthetic import nonaffine_2d
 
     comm = MPI.COMM_WORLD
     m = args.grid

@@ -15,7 +15,7 @@ Each mesh is generated once and cached in ``out/bench/plate_<target>.msh`` (+ ``
 
 For every (dofs, ranks) the parent runs this script with ``--child`` under ``mpirun -n P`` (with a
 wall-clock timeout and a watchdog on the summed RSS of the process tree); the child reads the mesh
-on rank 0 (:func:`rom.hifi.run.load_mesh`), broadcasts it, builds :class:`rom.hifi.solver.HifiSolver`
+on rank 0 (:func:`structrom.rom.hifi.run.load_mesh`), broadcasts it, builds :class:`structrom.rom.hifi.solver.HifiSolver`
 (default linear solver: CG + GAMG) and prints one ``RESULT {json}`` line from rank 0. The parent
 prints a Markdown table and writes it into ``docs/benchmarks.md`` (section "HF solver").
 
@@ -61,10 +61,10 @@ def child(args: argparse.Namespace) -> None:
     from mpi4py import MPI
 
     sys.path.insert(0, str(ROOT))
-    from rom.hifi.run import load_mesh
-    from rom.hifi.solver import HifiSolver
-    from rom.loading import Amplitude, HotSpotTemperature, ImposedDisplacement, Loading
-    from rom.materials import law_from_config
+    from structrom.rom.hifi.run import load_mesh
+    from structrom.rom.hifi.solver import HifiSolver
+    from structrom.rom.loading import Amplitude, HotSpotTemperature, ImposedDisplacement, Loading
+    from structrom.rom.materials import law_from_config
 
     comm = MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()

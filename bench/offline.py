@@ -5,7 +5,7 @@
 Each argument is a directory made by ``examples/rom_plate.py`` (``train/*.h5`` HF snapshots and
 ``offline.toml``). For every directory and rank count the offline stage runs under ``mpirun -n P`` and
 the per-stage figures recorded in the model's provenance are tabulated. Then the displacement POD of
-the same snapshot matrix (mass product) is timed serially with ``rom.pod.pod`` and with pyMOR's
+the same snapshot matrix (mass product) is timed serially with ``structrom.rom.pod.pod`` and with pyMOR's
 ``pod`` (method of snapshots, same number of modes) when pyMOR is installed.
 """
 from __future__ import annotations
@@ -42,7 +42,7 @@ def run_offline(directory: Path, ranks: int) -> dict:
                                                                 f'files = ["{directory.resolve()}/train/*.h5"]')
         cfg.write_text(text.replace('file = "model.h5"', 'file = "bench_model.h5"'))
         t0 = time.perf_counter()
-        subprocess.run(["mpirun", "-n", str(ranks), "--bind-to", "none", sys.executable, "-m", "api.cli", "offline",
+        subprocess.run(["mpirun", "-n", str(ranks), "--bind-to", "none", sys.executable, "-m", "structrom.api.cli", "offline",
                         str(cfg)], env=env(), cwd=ROOT, check=True, capture_output=True, text=True)
         wall = time.perf_counter() - t0
         with h5py.File(Path(tmp) / "bench_model.h5", "r") as f:
@@ -55,9 +55,9 @@ def run_offline(directory: Path, ranks: int) -> dict:
 def pod_comparison(directory: Path) -> str:
     from mpi4py import MPI
 
-    from rom.fem.kernel import Discretization
-    from rom.hifi.output import read_mesh_group
-    from rom.pod import pod
+    from structrom.rom.fem.kernel import Discretization
+    from structrom.rom.hifi.output import read_mesh_group
+    from structrom.rom.pod import pod
 
     files = sorted((directory / "train").glob("*.h5"))
     with h5py.File(files[0], "r") as f:
@@ -68,7 +68,7 @@ def pod_comparison(directory: Path) -> str:
     ours = pod(MPI.COMM_SELF, S, weight_local=M, tolerance=1e-4, method="gram")
     t_ours = time.perf_counter() - t
     n = ours.modes_local.shape[1]
-    line = f"POD of {S.shape[1]} snapshots x {mesh.n_dofs} dofs, mass product, {n} modes: rom.pod {t_ours:.3f} s"
+    line = f"POD of {S.shape[1]} snapshots x {mesh.n_dofs} dofs, mass product, {n} modes: structrom.rom.pod {t_ours:.3f} s"
     try:
         from pymor.algorithms.pod import pod as pymor_pod
         from pymor.operators.numpy import NumpyMatrixOperator

@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 
 import rom_fixtures as F  # noqa: E402
 from docs_section import write_section  # noqa: E402  (bench/ is the script's directory)
-from rom.online import ReducedModel  # noqa: E402
+from structrom.rom.online import ReducedModel  # noqa: E402
 
 
 def main() -> int:

@@ -23,7 +23,7 @@ and the estimate is ``Delta(mu) = ||r(mu)||_{X'} / alpha_LB(mu)`` with ``||r||_{
 
 This is the sum-of-squares idea of 1212.0970 (compute the small quantity before squaring it) with an
 exact orthonormal basis of the residual space; the paper's EIM-based variant approximates the same
-dual norm from point values of the residual at interpolation points (see :mod:`eim.greedy`).
+dual norm from point values of the residual at interpolation points (see :mod:`structrom.eim.greedy`).
 """
 from __future__ import annotations
 

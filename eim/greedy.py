@@ -17,7 +17,7 @@ because ``q_k`` vanishes at ``x_1..x_{k-1}`` and equals 1 at ``x_k``; it is the 
 (3a)-(3b) of 1508.05330), which is exactly the forward substitution with ``B`` in natural order.
 All row-wise operations are elementwise (no BLAS reductions over rows), so every rank computes
 bitwise the same numbers for its rows as a single rank would; column norms use exact-rounded sums
-(:mod:`eim._dist`). Hence the selections and errors are identical for any number of ranks.
+(:mod:`structrom.eim._dist`). Hence the selections and errors are identical for any number of ranks.
 
 Tie-breaking (deterministic): among parameters of equal residual norm the smallest column index;
 among points of equal ``|r|`` the smallest global id. Already selected parameters are not selected
@@ -161,7 +161,7 @@ def column_norms(comm: MPI.Comm | None, R: np.ndarray, norm: str, weights: np.nd
     """``(m,)`` norms over the points of the columns of ``R`` ``(n_local, m)``, rank-count independent.
 
     ``max``: ``max_x |R|``; ``l2``: ``sqrt(sum_x R^2)``; ``weighted_l2``: ``sqrt(sum_x (w R) R)``
-    (sums exactly rounded, :func:`eim._dist.exact_column_sums`).
+    (sums exactly rounded, :func:`structrom.eim._dist.exact_column_sums`).
     """
     if norm == "max":
         # max |R| = max(max R, -min R): exact, and no |R| temporary.

@@ -6,7 +6,7 @@ separations ``A(mu) ~ sum_k beta_k(mu) A_k`` (``A_k = A(mu_{J_k})``, ``k = 1..d`
 
     A_red[k] = V^T A_k V   (d, N, N),      b_red[q] = V^T b_q   (Q, N)
 
-Online, for a new ``mu``: the ``d`` (+ ``Q``) entries from an :class:`~eim.separation.EntryEvaluator`,
+Online, for a new ``mu``: the ``d`` (+ ``Q``) entries from an :class:`~structrom.eim.separation.EntryEvaluator`,
 ``beta = F^-1 a`` (O(d^2)), ``A_N = sum_k beta_k A_red[k]`` (O(d N^2)), ``b_N = sum_q gamma_q b_red[q]``,
 ``u_N = A_N^-1 b_N`` (O(N^3)): no operation depends on ``n``.
 

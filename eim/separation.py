@@ -244,7 +244,7 @@ def separate_matrices(matrices: Sequence, parameters=None, *, comm: MPI.Comm | N
     row; PETSc matrices carry it; default rank after rank). ``parameters``: ``(m, ...)`` training
     parameter values (checked for NaN, returned for the selected ones). ``same_pattern=True`` requires
     identical patterns (else the union is used, absent entries are 0). ``norm``, ``weights``,
-    ``tol``, ``rtol``, ``max_terms``: see :func:`eim.greedy.eim_greedy` (weights per union entry).
+    ``tol``, ``rtol``, ``max_terms``: see :func:`structrom.eim.greedy.eim_greedy` (weights per union entry).
     ``n_cols``: global column count when blocks are given as local row blocks of a rectangular
     shape (default: the block's column count). Collective over ``comm``.
     """

@@ -61,7 +61,7 @@ def affine_1d(n: int, mu: np.ndarray) -> sp.csr_matrix:
 
 
 class Diffusion2DEntries:
-    """:class:`~eim.separation.EntryEvaluator` of :func:`nonaffine_2d` computing only the requested
+    """:class:`~structrom.eim.separation.EntryEvaluator` of :func:`nonaffine_2d` computing only the requested
     entries (the analogue of integrating only the elements touching the selected dofs): O(d) work."""
 
     def __init__(self, m: int, kind: str = "rational") -> None:

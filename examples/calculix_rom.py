@@ -8,11 +8,11 @@ hardening and temperature-dependent E and yield stress, under a pressure on its 
 Gaussian hot spot near the clamp. A loading is a pair (hot-spot intensity I [K], peak pressure P [MPa]):
 both ramp up together in 8 increments to t = 1, then are removed in 2 (10 increments).
 
-1. every loading is solved by CalculiX (``rom.hifi_protocol.CalculixSolver``: deck written from the mesh,
+1. every loading is solved by CalculiX (``structrom.rom.hifi_protocol.CalculixSolver``: deck written from the mesh,
    the declared law and the loading, ``ccx`` run in a temporary directory, displacements and the
    integration-point equivalent plastic strain parsed from the .dat file into a snapshot file);
    results are cached in ``out/calculix_rom[_small]/`` and reused while the case is unchanged;
-2. the offline stage (``rom.offline.pipeline.run_offline``) reads only the training snapshot files:
+2. the offline stage (``structrom.rom.offline.pipeline.run_offline``) reads only the training snapshot files:
    ccx's displacements, the mesh and the declared law (stresses and p are replayed, not read);
 3. the reduced model solves the unseen loadings; its displacements and its Gappy reconstruction of the
    equivalent plastic strain at all integration points are compared with ccx's own (.dat PEEQ), as
@@ -33,12 +33,12 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from rom.adapters.calculix import write_mesh_inp  # noqa: E402
-from rom.fem.io import write_mesh  # noqa: E402
-from rom.fem.structured import box  # noqa: E402
-from rom.hifi.config import load_config  # noqa: E402
-from rom.hifi_protocol import CalculixSolver, case_config, same_case  # noqa: E402
-from rom.offline.config import OfflineConfig  # noqa: E402
+from structrom.rom.adapters.calculix import write_mesh_inp  # noqa: E402
+from structrom.rom.fem.io import write_mesh  # noqa: E402
+from structrom.rom.fem.structured import box  # noqa: E402
+from structrom.rom.hifi.config import load_config  # noqa: E402
+from structrom.rom.hifi_protocol import CalculixSolver, case_config, same_case  # noqa: E402
+from structrom.rom.offline.config import OfflineConfig  # noqa: E402
 
 TIMES = [0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0, 1.5, 2.0]
 CENTER = (2.0, 1.0, 2.0)
@@ -51,7 +51,7 @@ SMALL_TESTS = [(380.0, 4.4), (420.0, 5.1)]
 
 
 def loading(intensity: float, pressure: float) -> dict:
-    """One loading of the family (the plain-data form of rom.loading.loading_from_dict)."""
+    """One loading of the family (the plain-data form of structrom.rom.loading.loading_from_dict)."""
     return {"times": TIMES,
             "temperature": {"type": "hot_spot", "center": list(CENTER), "radius": 2.0, "intensity": intensity,
                             "reference": 20.0, "amplitude": [[0.0, 0.0], [1.0, 1.0], [2.0, 0.0]]},
@@ -101,8 +101,8 @@ def main() -> int:
     args = parser.parse_args()
     from mpi4py import MPI
 
-    from rom.offline.pipeline import run_offline
-    from rom.online import ReducedModel
+    from structrom.rom.offline.pipeline import run_offline
+    from structrom.rom.online import ReducedModel
 
     out = ROOT / "out" / ("calculix_rom_small" if args.small else "calculix_rom")
     out.mkdir(parents=True, exist_ok=True)

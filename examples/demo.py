@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from geometries import plate_with_holes  # noqa: E402
 
-from rom.voigt import von_mises  # noqa: E402
+from structrom.rom.voigt import von_mises  # noqa: E402
 
 
 def main() -> int:
@@ -44,7 +44,7 @@ def main() -> int:
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                OMPI_MCA_rmaps_base_oversubscribe="1", OMP_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    cmd = ["mpirun", "-n", str(args.ranks), "--bind-to", "none", sys.executable, "-m", "api.cli", "hifi",
+    cmd = ["mpirun", "-n", str(args.ranks), "--bind-to", "none", sys.executable, "-m", "structrom.api.cli", "hifi",
            str(HERE / "plate.toml")]
     if shutil.which("mpirun") is None:
         print("demo: mpirun not found: run `bash run.sh demo` to install Open MPI", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""EIM separation of a temperature-dependent elastic stiffness (issue 4, item 2).
+"""EIM separation of a temperature-dependent elastic stiffness.
 
 Plate ``100 x 40 x 10`` mm (structured C3D8 box), clamped on its ``x = 0`` face, 1 MPa pressure on its top
 face. Young's modulus depends on temperature through a table (200 GPa at 20 C down to 100 GPa at 800 C,
@@ -6,10 +6,10 @@ nonlinear), nu = 0.3, no thermal expansion (the right-hand side is then independ
 temperature is a Gaussian hot spot ``T = 20 + I exp(-|x - c|^2 / (2 r^2))``, ``c = (x_c, 20, 5)``, ``r = 15``
 mm, with the parameter ``mu = (I, x_c)``: ``A(mu) = K(E(T(mu)))`` depends on mu non-affinely.
 
-Offline: ``A(mu_j)`` assembled by the full kernel on a training grid, :func:`eim.separate_matrices`, POD
+Offline: ``A(mu_j)`` assembled by the full kernel on a training grid, :func:`structrom.eim.separate_matrices`, POD
 basis of the full solutions at the training mu, :class:`eim.ReducedSystem`. Test: random mu inside the
 box; for every number of terms d, the max over test mu of the relative Frobenius matrix error and of the
-relative reduced-solution error; and the online time (d entries by :class:`rom.eim_entries.StiffnessEntries`
+relative reduced-solution error; and the online time (d entries by :class:`structrom.rom.eim_entries.StiffnessEntries`
 + coefficients + reduced solve) against a full assembly + sparse direct solve (PETSc MUMPS Cholesky, else
 scipy's SuperLU) at the same mu.
 
@@ -30,13 +30,13 @@ import numpy as np  # noqa: E402
 import scipy.sparse.linalg as spla  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from eim import ReducedSystem, separate_matrices  # noqa: E402
-from rom.eim_entries import StiffnessEntries  # noqa: E402
-from rom.fem.kernel import Discretization  # noqa: E402
-from rom.fem.structured import box  # noqa: E402
-from rom.loading import HotSpotTemperature  # noqa: E402
-from rom.materials.elastic import LinearElastic  # noqa: E402
-from rom.materials.tables import Table  # noqa: E402
+from structrom.eim import ReducedSystem, separate_matrices  # noqa: E402
+from structrom.rom.eim_entries import StiffnessEntries  # noqa: E402
+from structrom.rom.fem.kernel import Discretization  # noqa: E402
+from structrom.rom.fem.structured import box  # noqa: E402
+from structrom.rom.loading import HotSpotTemperature  # noqa: E402
+from structrom.rom.materials.elastic import LinearElastic  # noqa: E402
+from structrom.rom.materials.tables import Table  # noqa: E402
 
 try:
     from petsc4py import PETSc

@@ -2,7 +2,7 @@
 
 Every function builds the geometry, names physical groups, meshes with tetrahedra (``order=2``:
 10-node, mid-side nodes on the true geometry; ``order=1``: 4-node), saves a ``.msh`` (format 4.1) and
-reads it back through :func:`rom.fem.io.read_mesh`, so physical groups become node, surface and element
+reads it back through :func:`structrom.rom.fem.io.read_mesh`, so physical groups become node, surface and element
 sets. gmsh runs single-threaded with a fixed algorithm, so a given set of arguments gives the same mesh.
 
 Mesh size and degrees of freedom: ``mesh_size`` is gmsh's maximum element size (model units). For
@@ -25,8 +25,8 @@ from typing import Callable, Iterator, Sequence
 import gmsh
 import numpy as np
 
-from rom.fem.io import read_mesh
-from rom.fem.mesh import Mesh, MeshError
+from structrom.rom.fem.io import read_mesh
+from structrom.rom.fem.mesh import Mesh, MeshError
 
 __all__ = ["plate_with_holes", "blade", "size_for_dofs", "naca4_profile"]
 

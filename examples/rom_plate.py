@@ -151,7 +151,7 @@ def run_hifi(work: Path, name: str, params, times: list[float], solver: str) -> 
     cfg.write_text(HIFI.format(times=times, x=x, intensity=intensity, traction=traction, ksp=ksp, pc=pc,
                                petsc=petsc, out=f"{work.name}/{name}.h5"))
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "api.cli", "hifi", str(cfg)], env=mpi_env(), cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "structrom.api.cli", "hifi", str(cfg)], env=mpi_env(), cwd=ROOT,
                           capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
@@ -189,7 +189,7 @@ def main() -> int:
               notch_depth=4.0, order=2)
     if not mesh_path.exists():
         plate_with_holes(mesh_size=args.mesh_size, path=mesh_path, **kw)
-    from rom.fem.io import read_mesh
+    from structrom.rom.fem.io import read_mesh
 
     mesh = read_mesh(mesh_path)
     print(f"rom_plate: mesh {mesh.n_dofs} dofs, {mesh.n_elements} C3D10 elements")
@@ -209,12 +209,12 @@ def main() -> int:
                                                          indicator=args.indicator, ind_tol=args.indicator_tol,
                                                          pod_method="gram"))
         t0 = time.perf_counter()
-        subprocess.run(["mpirun", "-n", str(args.ranks), "--bind-to", "none", sys.executable, "-m", "api.cli",
+        subprocess.run(["mpirun", "-n", str(args.ranks), "--bind-to", "none", sys.executable, "-m", "structrom.api.cli",
                         "offline", str(out / "offline.toml")], env=mpi_env(), cwd=ROOT, check=True)
         return time.perf_counter() - t0
 
-    from rom.hifi.config import load_config
-    from rom.online import OnlineSolverError, ReducedModel
+    from structrom.rom.hifi.config import load_config
+    from structrom.rom.online import OnlineSolverError, ReducedModel
 
     files = [f"train/train_{i}.h5" for i in range(len(training))]
     offline_s = offline(files)

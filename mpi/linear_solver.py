@@ -28,7 +28,7 @@ class LinearSolverOptions:
 
 
 class LinearSolver:
-    """Solves ``A x = b`` for PETSc matrices assembled by :class:`mpi.assembly.MatrixAssembler`.
+    """Solves ``A x = b`` for PETSc matrices assembled by :class:`structrom.mpi.assembly.MatrixAssembler`.
 
     ``coordinates``: owned nodal coordinates ``(n_owned_nodes, 3)`` in PETSc order, used to build the
     rigid-body near-null space for GAMG.

@@ -1,19 +1,19 @@
 """Online entries of a temperature-dependent elastic stiffness without assembling it: the FE kernel's
-:class:`eim.separation.EntryEvaluator` (issue 4: "the FE kernel implements it by integrating only the
-elements that touch the selected dofs").
+:class:`structrom.eim.separation.EntryEvaluator`, which integrates only the elements that touch the selected
+dofs.
 
 The matrix is ``A(mu) = K(T(mu))`` with ``K(T) = sum_e int_e B^T C(E(T), nu(T)) B dV`` and ``T(mu)`` a nodal
-temperature field from a parametrized family (e.g. :class:`rom.loading.HotSpotTemperature`, closed form in
+temperature field from a parametrized family (e.g. :class:`structrom.rom.loading.HotSpotTemperature`, closed form in
 the node coordinates), interpolated to the integration points with the shape functions, exactly as the
 full assembly :meth:`StiffnessEntries.assemble` does.
 
 For requested entries ``(i_l, j_l)`` (dof ``3 node + c``), the entry is a sum over the elements that
 contain both node ``i_l // 3`` and node ``j_l // 3``. :meth:`StiffnessEntries.entries` finds those elements
 with a sparse node-element incidence (``Inc[n_i] .* Inc[n_j]``, vectorized over the entries), builds a
-:class:`~rom.fem.kernel.Discretization` on them only (cached per requested ``(rows, cols)`` set, with the
+:class:`~structrom.rom.fem.kernel.Discretization` on them only (cached per requested ``(rows, cols)`` set, with the
 flat positions of each entry's contributions in the subset's element matrices), evaluates ``T(mu)`` at the
 subset's nodes only, the tangent at its integration points only, its element matrices
-(:meth:`~rom.fem.kernel.Discretization.stiffness_values`) and sums the contributions. Cost O(number of
+(:meth:`~structrom.rom.fem.kernel.Discretization.stiffness_values`) and sums the contributions. Cost O(number of
 touching elements), independent of the mesh size after the first call.
 
 Dirichlet (fixed) dofs: the matrix is the full stiffness with the rows AND columns of the fixed dofs
@@ -31,8 +31,8 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 
-from rom.fem.kernel import Discretization
-from rom.fem.mesh import Mesh
+from structrom.rom.fem.kernel import Discretization
+from structrom.rom.fem.mesh import Mesh
 
 __all__ = ["StiffnessEntries", "eliminate_fixed", "node_element_incidence"]
 
@@ -132,12 +132,12 @@ class _EntryPlan:
 
 
 class StiffnessEntries:
-    """:class:`eim.separation.EntryEvaluator` of ``A(mu) = K(T(mu))`` (see the module docstring).
+    """:class:`structrom.eim.separation.EntryEvaluator` of ``A(mu) = K(T(mu))`` (see the module docstring).
 
     ``mesh``: the FE mesh; ``law``: a material with ``elastic_tangent(T (n,)) -> (n, 6, 6)`` (e.g.
-    :class:`rom.materials.elastic.LinearElastic` with a temperature table for E); ``temperature_field_factory``:
+    :class:`structrom.rom.materials.elastic.LinearElastic` with a temperature table for E); ``temperature_field_factory``:
     ``mu -> field`` with ``field(time, points (n, 3)) -> (n,)`` nodal temperatures (the
-    :class:`rom.loading.TemperatureField` protocol, e.g. a :class:`~rom.loading.HotSpotTemperature`), evaluated
+    :class:`structrom.rom.loading.TemperatureField` protocol, e.g. a :class:`~structrom.rom.loading.HotSpotTemperature`), evaluated
     at ``time``; ``fixed_dofs``: Dirichlet dofs eliminated with ``fixed_diagonal`` on the diagonal.
 
     ``entries(mu, rows, cols)`` -> ``(d,)``; ``assemble(mu)`` -> the full CSR matrix (reference / offline);

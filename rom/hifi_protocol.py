@@ -3,20 +3,20 @@
 The offline stage (snapshot generation) and enrichment ask a :class:`HifiSolverProtocol` for the HF
 solution of a loading; every implementation writes a snapshot file in the layout of
 ``docs/hdf5_layout.md``, including the ``metadata`` attribute whose ``config`` is a
-:class:`~rom.hifi.config.HifiConfig` describing the same problem (mesh, materials, boundary, *this*
-loading), so that :func:`rom.offline.snapshots.read_training_case` replays it like any in-house run.
+:class:`~structrom.rom.hifi.config.HifiConfig` describing the same problem (mesh, materials, boundary, *this*
+loading), so that :func:`structrom.rom.offline.snapshots.read_training_case` replays it like any in-house run.
 
 Implementations:
 
-* :class:`InHouseSolver` - the PETSc solver (:func:`rom.hifi.run.run_hifi`);
+* :class:`InHouseSolver` - the PETSc solver (:func:`structrom.rom.hifi.run.run_hifi`);
 * :class:`CalculixSolver` - CalculiX ``ccx`` run nonintrusively: a deck from the mesh, the declared law and
-  the loading (:func:`rom.adapters.calculix.write_static_deck`), run in a temporary directory, nodal
+  the loading (:func:`structrom.rom.adapters.calculix.write_static_deck`), run in a temporary directory, nodal
   displacements (and, optionally, stress, strain and equivalent plastic strain at the integration points)
   parsed from the ``.dat`` file and stored under our numbering (node id ``i + 1`` -> node ``i``;
   ``(element id, integration point)`` -> global point ``offsets[element] + point - 1``, CalculiX's point
   order being ours).
 
-Both are built from a base :class:`~rom.hifi.config.HifiConfig` (or its TOML path): everything but the
+Both are built from a base :class:`~structrom.rom.hifi.config.HifiConfig` (or its TOML path): everything but the
 loading and the output file comes from it; the imposed displacements are the base's ``[[boundary]]``
 entries (they belong to the model, not to a loading).
 """
@@ -32,8 +32,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from rom.hifi.config import HifiConfig, load_config
-from rom.loading import (Centrifugal, HotSpotTemperature, Loading, LoadingError, NodalTemperature,
+from structrom.rom.hifi.config import HifiConfig, load_config
+from structrom.rom.loading import (Centrifugal, HotSpotTemperature, Loading, LoadingError, NodalTemperature,
                          UniformTemperature, loading_from_dict)
 
 __all__ = ["HifiRun", "HifiSolverProtocol", "InHouseSolver", "CalculixSolver", "loading_to_config",
@@ -55,8 +55,8 @@ class HifiRun:
 class HifiSolverProtocol(Protocol):
     """A HF solver as the offline stage and enrichment see it.
 
-    ``solve(loading, output)``: solve the model for ``loading`` (a :class:`~rom.loading.Loading` without
-    imposed displacements, or the plain-data form of :func:`rom.loading.loading_from_dict`) and write the
+    ``solve(loading, output)``: solve the model for ``loading`` (a :class:`~structrom.rom.loading.Loading` without
+    imposed displacements, or the plain-data form of :func:`structrom.rom.loading.loading_from_dict`) and write the
     snapshot file ``output`` (``docs/hdf5_layout.md``: at least ``fields/displacement`` and
     ``increments/time``, one entry per loading increment, and the ``metadata`` attribute with a
     HifiConfig ``config`` of this case). Raises on failure with the solver's own message; never leaves a
@@ -70,8 +70,8 @@ class HifiSolverProtocol(Protocol):
 
 # -- loading <-> configuration --------------------------------------------------------------------------
 def loading_to_config(loading: Loading, nodal_file: Path | None = None) -> dict:
-    """The ``[loading]`` table (:class:`rom.hifi.config.LoadingConfig`) of a loading without imposed
-    displacements. A :class:`~rom.loading.NodalTemperature` is saved to ``nodal_file`` (``.npy``)."""
+    """The ``[loading]`` table (:class:`structrom.rom.hifi.config.LoadingConfig`) of a loading without imposed
+    displacements. A :class:`~structrom.rom.loading.NodalTemperature` is saved to ``nodal_file`` (``.npy``)."""
     if loading.displacements:
         raise LoadingError("imposed displacements belong to the model configuration ([[boundary]]), not to a "
                            "loading passed to a HF solver; remove them from the loading")
@@ -151,7 +151,7 @@ class InHouseSolver:
     def __init__(self, config: HifiConfig | str | Path, comm=None, log=lambda *a, **k: None) -> None:
         from mpi4py import MPI
 
-        from rom.hifi.run import load_mesh
+        from structrom.rom.hifi.run import load_mesh
 
         self.base = _base(config)
         self.comm = comm or MPI.COMM_SELF
@@ -159,7 +159,7 @@ class InHouseSolver:
         self.mesh = load_mesh(self.base.path(self.base.mesh.file), self.base.mesh.quadratic_hex)
 
     def solve(self, loading: Loading | dict, output: str | Path) -> HifiRun:
-        from rom.hifi.run import run_hifi
+        from structrom.rom.hifi.run import run_hifi
 
         cfg = case_config(self.base, loading, output)
         t0 = time.perf_counter()
@@ -185,16 +185,16 @@ def _sta_iterations(path: Path, n_steps: int) -> np.ndarray:
 def write_calculix_snapshot(output: str | Path, mesh, cfg: HifiConfig, dat_path: str | Path,
                             ccx_times: np.ndarray, *, point_fields: bool = True, xdmf: bool = False,
                             extra_metadata: dict | None = None, newton_iterations: np.ndarray | None = None) -> Path:
-    """Convert a ccx ``.dat`` file (from a deck of :func:`~rom.adapters.calculix.write_static_deck` on
+    """Convert a ccx ``.dat`` file (from a deck of :func:`~structrom.rom.adapters.calculix.write_static_deck` on
     ``mesh``, node ids ``i + 1``, element ids ``e + 1``) into a snapshot file of the case ``cfg``.
 
     ``ccx_times``: ccx total times of the loading increments (what ``write_static_deck`` returned).
-    Raises :class:`~rom.adapters.calculix.CalculixError` naming the file and the block on a missing
+    Raises :class:`~structrom.rom.adapters.calculix.CalculixError` naming the file and the block on a missing
     increment, a node or point count that does not match the mesh, or unknown ids.
     """
-    from rom.adapters.calculix import CalculixError, read_dat
-    from rom.fem.kernel import Discretization
-    from rom.hifi.output import SnapshotWriter, element_point_offsets
+    from structrom.rom.adapters.calculix import CalculixError, read_dat
+    from structrom.rom.fem.kernel import Discretization
+    from structrom.rom.hifi.output import SnapshotWriter, element_point_offsets
 
     dat_path = Path(dat_path)
     dat = read_dat(dat_path)
@@ -275,9 +275,9 @@ class CalculixSolver:
     def __init__(self, config: HifiConfig | str | Path, *, workdir: str | Path | None = None, keep: bool = False,
                  timeout: float = 3600.0, threads: int = 1, increments: int = 1, point_fields: bool = True,
                  field_tolerances: tuple[float, float] | None = (1e-7, 1e-5), ccx: str = "ccx") -> None:
-        from rom.adapters.calculix import CalculixError
-        from rom.hifi.run import load_mesh
-        from rom.materials import law_from_config
+        from structrom.rom.adapters.calculix import CalculixError
+        from structrom.rom.hifi.run import load_mesh
+        from structrom.rom.materials import law_from_config
 
         self.base = _base(config)
         if len(self.base.material) != 1 or self.base.material[0].element_set is not None:
@@ -291,7 +291,7 @@ class CalculixSolver:
         self.field_tolerances = field_tolerances
 
     def solve(self, loading: Loading | dict, output: str | Path) -> HifiRun:
-        from rom.adapters.calculix import CalculixError, run_ccx, write_static_deck
+        from structrom.rom.adapters.calculix import CalculixError, run_ccx, write_static_deck
 
         cfg = case_config(self.base, loading, output)
         full = cfg.build_loading()

@@ -105,7 +105,7 @@ class ReducedModelData:
     #: Largest norm of the indicator quantity at the reduced points over the training snapshots (0: none).
     indicator_reference: float = 0.0
     modes: Any = None  # (n_dofs, N): array or h5py dataset
-    mesh: Any = None  # rom.fem.mesh.Mesh when loaded with mesh=True
+    mesh: Any = None  # structrom.rom.fem.mesh.Mesh when loaded with mesh=True
 
     @property
     def n_modes(self) -> int:
@@ -119,7 +119,7 @@ class ReducedModelData:
 def write(path: str | Path, data: ReducedModelData, mesh, modes: np.ndarray,
           full_duals: dict[str, np.ndarray]) -> Path:
     """Write ``data`` (with the full ``modes`` and full dual bases) atomically to ``path``."""
-    from rom.hifi.output import write_mesh_group
+    from structrom.rom.hifi.output import write_mesh_group
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -228,7 +228,7 @@ def load(path: str | Path, *, mesh: bool = False, full: bool = False) -> Reduced
             indicator_reference=float(ind.attrs.get("reference", 0.0)),
             modes=_need(f, "modes/full", path)[()] if full else None)
         if mesh:
-            from rom.hifi.output import read_mesh_group
+            from structrom.rom.hifi.output import read_mesh_group
 
             data.mesh = read_mesh_group(_need(f, "mesh", path))
         n_modes_full = _need(f, "modes/full", path).shape

@@ -155,7 +155,7 @@ def integrand_rows(eps_modes_local: np.ndarray, stress_local: np.ndarray) -> np.
 
     ``eps_modes_local``: ``(n_local, 6, N)`` strains of the modes (Voigt, ENGINEERING shears);
     ``stress_local``: ``(n_local, 6, n_s)`` stress snapshots (Voigt, TENSOR shears), so that the Voigt
-    dot product is the double contraction ``eps : sigma`` (:mod:`rom.voigt`).
+    dot product is the double contraction ``eps : sigma`` (:mod:`structrom.rom.voigt`).
     Returns ``G_local`` ``(N n_s, n_local)`` with row ``i n_s + s`` = ``eps(psi_i) : sigma_s``.
     """
     E = np.asarray(eps_modes_local, dtype=float)

@@ -1,6 +1,6 @@
 """Fixtures of the REST service tests: a real ``structrom serve`` process on 127.0.0.1 and small models.
 
-:class:`ServerProcess` starts ``python -m api.cli serve`` on a free loopback port as a subprocess, waits
+:class:`ServerProcess` starts ``python -m structrom.api.cli serve`` on a free loopback port as a subprocess, waits
 for ``/ready`` (bounded), and stops it (SIGTERM, then SIGKILL) at the end. Models come from
 :func:`rom_fixtures.build_exact_model` (in-process HF runs in the TEST process; the server process
 never builds anything).
@@ -38,7 +38,7 @@ def build_small_model(tmp_path, name: str = "small.h5", **kw):
 
 
 class ServerProcess:
-    """``python -m api.cli serve`` on 127.0.0.1 as a subprocess (context manager)."""
+    """``python -m structrom.api.cli serve`` on 127.0.0.1 as a subprocess (context manager)."""
 
     def __init__(self, models_dir: Path, *, keys: list[str] | None = None, args: list[str] | None = None,
                  config: Path | None = None, env: dict | None = None, startup_timeout: float = 60.0) -> None:
@@ -58,7 +58,7 @@ class ServerProcess:
         return self.keys[0] if self.keys else None
 
     def __enter__(self) -> "ServerProcess":
-        cmd = [sys.executable, "-m", "api.cli", "serve", "--models", str(self.models_dir), "--host", "127.0.0.1",
+        cmd = [sys.executable, "-m", "structrom.api.cli", "serve", "--models", str(self.models_dir), "--host", "127.0.0.1",
                "--port", str(self.port), "--log-level", "warning", *self.args]
         if self.config is not None:
             cmd += ["--config", str(self.config)]

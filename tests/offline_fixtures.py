@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 
-from rom.adapters.calculix import write_mesh_inp
-from rom.fem.structured import box
+from structrom.rom.adapters.calculix import write_mesh_inp
+from structrom.rom.fem.structured import box
 
 HIFI = """
 [units]
@@ -74,8 +74,8 @@ def hifi_config(directory: Path, name: str, cx: float, intensity: float, pressur
 
 def run_training(directory: Path, cases=TRAINING) -> list[Path]:
     """HF snapshots of the training cases, in-process (one rank)."""
-    from rom.hifi.config import load_config
-    from rom.hifi.run import run_hifi
+    from structrom.rom.hifi.config import load_config
+    from structrom.rom.hifi.run import run_hifi
 
     out = []
     for i, (cx, intensity, pressure) in enumerate(cases):

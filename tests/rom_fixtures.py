@@ -2,7 +2,7 @@
 
 :func:`build_exact_model` runs a few small HF solves in-process (one rank, MUMPS), takes every
 converged increment's displacement as a snapshot, computes a tight mass-weighted POD and writes a
-valid :mod:`rom.model_file` whose reduced points are ALL integration points with their FE weights
+valid :mod:`structrom.rom.model_file` whose reduced points are ALL integration points with their FE weights
 (or, with ``n_reduced_points``, evenly spaced points with rescaled weights, for timing tests only). With all
 points the only approximation left is the Galerkin projection onto the POD space, so the online
 solver can be tested independently of the offline pipeline.
@@ -53,13 +53,13 @@ def hf_loading(d: dict):
     """The HF loading of a query: the query plus the clamp."""
     import dataclasses
 
-    from rom.loading import ImposedDisplacement, loading_from_dict
+    from structrom.rom.loading import ImposedDisplacement, loading_from_dict
 
     return dataclasses.replace(loading_from_dict(d), displacements=(ImposedDisplacement(CLAMP, (0, 1, 2), 0.0),))
 
 
 def make_mesh(divisions=(8, 2, 2), element: str = "C3D8"):
-    from rom.fem.structured import box
+    from structrom.rom.fem.structured import box
 
     return box((LENGTH, 1.0, 1.0), divisions, element=element)
 
@@ -78,9 +78,9 @@ def hf_solve(mesh, d: dict) -> HFRun:
     """Solve a query dict with the HF solver on one rank (tight Newton tolerance, direct solver)."""
     from mpi4py import MPI
 
-    from mpi.linear_solver import LinearSolverOptions
-    from rom.hifi.solver import HifiSolver, NewtonSettings
-    from rom.materials import law_from_config
+    from structrom.mpi.linear_solver import LinearSolverOptions
+    from structrom.rom.hifi.solver import HifiSolver, NewtonSettings
+    from structrom.rom.materials import law_from_config
 
     direct = LinearSolverOptions(ksp_type="preonly", pc_type="lu",
                                  petsc_options={"pc_factor_mat_solver_type": "mumps"})
@@ -116,7 +116,7 @@ class ExactModel:
 def _pod_modes(S: np.ndarray, weight, tolerance: float, max_modes: int | None):
     from mpi4py import MPI
 
-    from rom.pod import pod
+    from structrom.rom.pod import pod
 
     res = pod(MPI.COMM_SELF, S, weight_local=weight, tolerance=tolerance, max_modes=max_modes, method="tsqr")
     return res.modes_local, res.singular_values
@@ -129,7 +129,7 @@ def build_exact_model(tmp_path, *, divisions=(12, 3, 3), element: str = "C3D8", 
                       runs: list[HFRun] | None = None) -> ExactModel:
     """Build a valid reduced model file from HF runs of the ``training`` (pressure, intensity) pairs.
 
-    * snapshots: displacements of all increments of all runs; POD (``rom.pod.pod``, TSQR, COMM_SELF) in
+    * snapshots: displacements of all increments of all runs; POD (``structrom.rom.pod.pod``, TSQR, COMM_SELF) in
       the mass product ``Discretization.mass_matrix(1.0)`` at ``pod_tolerance`` (``max_modes`` caps N);
     * reduced points: ALL integration points with their FE weights (no hyper-reduction), or, with
       ``n_reduced_points``, that many evenly spaced points with weights rescaled to the volume (for
@@ -146,8 +146,8 @@ def build_exact_model(tmp_path, *, divisions=(12, 3, 3), element: str = "C3D8", 
     """
     import scipy.sparse as sp
 
-    from rom import model_file
-    from rom.fem.kernel import Discretization
+    from structrom.rom import model_file
+    from structrom.rom.fem.kernel import Discretization
 
     t0 = time.perf_counter()
     mesh = make_mesh(divisions, element)

@@ -1,4 +1,4 @@
-"""Nonintrusive adapters (issue 6): CalculiX matrices and snapshots, the HF solver protocol, meshio series,
+"""Nonintrusive adapters: CalculiX matrices and snapshots, the HF solver protocol, meshio series,
 Ansys files, and the end-to-end CalculiX -> offline -> online check (small version of
 ``examples/calculix_rom.py``)."""
 from __future__ import annotations
@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 import scipy.sparse.linalg as spla
 
-from rom.adapters.calculix import (CalculixError, expand_matrix, matrix_dofs_to_ours, read_matrix_storage,
+from structrom.rom.adapters.calculix import (CalculixError, expand_matrix, matrix_dofs_to_ours, read_matrix_storage,
                                    run_ccx, write_matrix_deck, write_mesh_inp)
-from rom.fem.kernel import Discretization
-from rom.fem.mesh import MeshError
-from rom.fem.structured import box
-from rom.hifi.config import HifiConfig
-from rom.loading import HotSpotTemperature
-from rom.materials import LinearElastic
+from structrom.rom.fem.kernel import Discretization
+from structrom.rom.fem.mesh import MeshError
+from structrom.rom.fem.structured import box
+from structrom.rom.hifi.config import HifiConfig
+from structrom.rom.loading import HotSpotTemperature
+from structrom.rom.materials import LinearElastic
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_ccx = pytest.mark.skipif(shutil.which("ccx") is None, reason="CalculiX ccx not installed")
@@ -93,7 +93,7 @@ def test_matrix_storage_errors(tmp_path):
 def test_exported_matrices_feed_the_eim_separation(tmp_path):
     """E(T) table x hot-spot temperature: K depends non-affinely on the intensity. Matrices exported by ccx
     for 24 intensities are separated; a held-out exported matrix is reproduced (error vs terms printed)."""
-    from eim.separation import AssembledEntries, separate_matrices
+    from structrom.eim.separation import AssembledEntries, separate_matrices
 
     mesh = box((2.0, 1.0, 1.0), (4, 2, 2), "C3D10")
     law = LinearElastic(E_TABLE, 0.3, density=7.8e-9)
@@ -140,8 +140,8 @@ def small_loading(intensity=400.0, pressure=7.0, times=(0.0, 0.25, 0.5, 0.75, 1.
 @needs_ccx
 @pytest.mark.calculix
 def test_protocol_ccx_and_in_house_write_the_same_snapshots(tmp_path):
-    from rom.hifi_protocol import CalculixSolver, HifiSolverProtocol, InHouseSolver
-    from rom.offline.snapshots import read_training_case
+    from structrom.rom.hifi_protocol import CalculixSolver, HifiSolverProtocol, InHouseSolver
+    from structrom.rom.offline.snapshots import read_training_case
 
     base = base_config(tmp_path)
     solvers = [CalculixSolver(base), InHouseSolver(base)]
@@ -165,7 +165,7 @@ def test_protocol_ccx_and_in_house_write_the_same_snapshots(tmp_path):
 @needs_ccx
 @pytest.mark.calculix
 def test_ccx_failures_and_bad_results_are_reported(tmp_path):
-    from rom.hifi_protocol import CalculixSolver, write_calculix_snapshot
+    from structrom.rom.hifi_protocol import CalculixSolver, write_calculix_snapshot
 
     perfectly_plastic = dict(LAW, hardening={"type": "linear", "yield_stress": 300.0, "modulus": 0.0})
     base = base_config(tmp_path, divisions=(4, 1, 1), element="C3D20R", law=perfectly_plastic)
@@ -179,7 +179,7 @@ def test_ccx_failures_and_bad_results_are_reported(tmp_path):
     dat = (job / "job.dat").read_text()
     cut = dat.index(" displacements", 10)  # drop the second increment: a truncated file
     (job / "cut.dat").write_text(dat[:cut])
-    from rom.hifi_protocol import case_config
+    from structrom.rom.hifi_protocol import case_config
 
     cfg = case_config(base, small_loading(times=(0.0, 0.5, 1.0)), tmp_path / "t.h5")
     with pytest.raises(CalculixError, match=r"cut\.dat: no results for increment 2 \(ccx total time 1\)"):
@@ -192,7 +192,7 @@ def test_ccx_failures_and_bad_results_are_reported(tmp_path):
 
 # -- meshio series ----------------------------------------------------------------------------------------
 def test_meshio_series_xdmf_vtu_and_abaqus(tmp_path, monkeypatch):
-    from rom.adapters.meshio_series import read_meshio_series
+    from structrom.rom.adapters.meshio_series import read_meshio_series
 
     monkeypatch.chdir(tmp_path)  # meshio's TimeSeriesWriter puts the .h5 in the working directory
 
@@ -239,7 +239,7 @@ def test_meshio_series_xdmf_vtu_and_abaqus(tmp_path, monkeypatch):
 
 # -- Ansys ----------------------------------------------------------------------------------------------
 def test_ansys_reader_missing_package_is_a_clear_import_error(monkeypatch):
-    from rom.adapters import ansys
+    from structrom.rom.adapters import ansys
 
     monkeypatch.setitem(sys.modules, "ansys.mapdl", None)
     with pytest.raises(ImportError, match="ansys-mapdl-reader"):
@@ -251,7 +251,7 @@ def test_ansys_example_files():
     from ansys.mapdl import reader
     from ansys.mapdl.reader import examples
 
-    from rom.adapters.ansys import AnsysError, read_ansys_archive, read_ansys_result
+    from structrom.rom.adapters.ansys import AnsysError, read_ansys_archive, read_ansys_result
 
     res = read_ansys_result(examples.rstfile)  # SOLID186 beam, 6 result sets
     raw = reader.read_binary(examples.rstfile)
@@ -291,9 +291,9 @@ def test_calculix_snapshots_to_reduced_model(tmp_path):
     sys.path.insert(0, str(ROOT / "examples"))
     import calculix_rom as ex
 
-    from rom.hifi_protocol import CalculixSolver
-    from rom.offline.pipeline import run_offline
-    from rom.online import ReducedModel
+    from structrom.rom.hifi_protocol import CalculixSolver
+    from structrom.rom.offline.pipeline import run_offline
+    from structrom.rom.online import ReducedModel
 
     base = base_config(tmp_path, divisions=(12, 2, 2), element="C3D10")
     solver = CalculixSolver(base, field_tolerances=None)

@@ -18,8 +18,8 @@ import pytest
 
 import api_fixtures as af
 import rom_fixtures as fx
-from api.client import ApiError, Client
-from rom.online import ReducedModel
+from structrom.api.client import ApiError, Client
+from structrom.rom.online import ReducedModel
 
 GOOD = fx.loading_dict(0.04, 0.25)
 OUT_OF_RANGE = fx.loading_dict(0.08, 0.25)  # pressure peak above the training range [0.03, 0.05]
@@ -146,7 +146,7 @@ def test_out_of_range_needs_extrapolate(server, client):
 
 def nodal_values(mesh, loading: dict) -> tuple[np.ndarray, np.ndarray]:
     """The hot spot of ``loading`` evaluated at every mesh node at the loading's times."""
-    from rom.loading import loading_from_dict
+    from structrom.rom.loading import loading_from_dict
 
     ld = loading_from_dict(loading)
     return ld.times, np.array([ld.temperature(t, mesh.points) for t in ld.times])
@@ -423,7 +423,7 @@ def test_server_process_maps_no_mpi_or_petsc(server, client, tmp_path):
 
 
 def test_importing_the_server_imports_no_mpi_or_petsc():
-    code = ("import sys, api.server, api.cli, api.client, api.service, api.registry\n"
+    code = ("import sys, structrom.api.server, structrom.api.cli, structrom.api.client, structrom.api.service, structrom.api.registry\n"
             "bad = sorted(k for k in sys.modules if k.split('.')[0] in ('mpi4py', 'petsc4py', 'mpi'))\n"
             "assert not bad, bad\nprint('ok')\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=af.REPO, capture_output=True, text=True, timeout=60)
@@ -432,7 +432,7 @@ def test_importing_the_server_imports_no_mpi_or_petsc():
 
 # -- configuration -------------------------------------------------------------------------------------------------------
 def test_config_toml_and_overrides(tmp_path, monkeypatch):
-    from api.config import ConfigError, load_config
+    from structrom.api.config import ConfigError, load_config
 
     f = tmp_path / "s.toml"
     f.write_text('port = 9000\nmodels_dir = "m"\nkeys_file = "keys"\ncache_models = 3\n')
@@ -451,7 +451,7 @@ def test_config_toml_and_overrides(tmp_path, monkeypatch):
     monkeypatch.setenv("STRUCTROM_API_KEYS", "short")
     with pytest.raises(ConfigError, match="shorter than 16"):
         load_config(None).api_keys()
-    out = subprocess.run([sys.executable, "-m", "api.cli", "serve", "--config", str(tmp_path / "none.toml")],
+    out = subprocess.run([sys.executable, "-m", "structrom.api.cli", "serve", "--config", str(tmp_path / "none.toml")],
                          cwd=af.REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "structrom: error:" in out.stderr
 

@@ -36,8 +36,8 @@ def exec_form(value: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def app_paths():
-    from api.config import ServerConfig
-    from api.server import create_app
+    from structrom.api.config import ServerConfig
+    from structrom.api.server import create_app
 
     return {r.path for r in create_app(ServerConfig()).routes}
 
@@ -47,7 +47,7 @@ def serve_flags():
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "api.cli", "serve", "--help"], cwd=REPO, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "structrom.api.cli", "serve", "--help"], cwd=REPO, capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     return set(re.findall(r"(--[a-z][a-z-]*)", out.stdout))
@@ -87,7 +87,7 @@ def test_dockerfiles_parse_and_reference_existing_files():
 
 
 def test_server_image(serve_flags, app_paths):
-    from api.config import DEFAULT_PORT, load_config
+    from structrom.api.config import DEFAULT_PORT, load_config
 
     st = parse_dockerfile("Dockerfile.server")
     assert instructions(st, "FROM") == ["python:3.11-slim"]
@@ -128,7 +128,7 @@ def test_offline_image_matches_run_sh():
 
 
 def test_compose(app_paths):
-    from api.config import DEFAULT_PORT
+    from structrom.api.config import DEFAULT_PORT
 
     doc = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
     server = doc["services"]["server"]
@@ -142,7 +142,7 @@ def test_compose(app_paths):
 
 
 def test_kubernetes(app_paths, serve_flags):
-    from api.config import DEFAULT_PORT, ServerConfig
+    from structrom.api.config import DEFAULT_PORT, ServerConfig
 
     docs = [d for d in yaml.safe_load_all((DEPLOY / "k8s" / "structrom.yaml").read_text()) if d]
     kinds = {d["kind"]: d for d in docs}

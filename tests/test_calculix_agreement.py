@@ -1,7 +1,7 @@
 """Our HF solver against CalculiX 2.20 on the same mesh, elements, material and loading.
 
-Each case writes the problem with :func:`rom.adapters.calculix.write_static_deck`, runs ccx in
-``tmp_path``, solves it with :class:`rom.hifi.solver.HifiSolver` and compares nodal displacements and
+Each case writes the problem with :func:`structrom.rom.adapters.calculix.write_static_deck`, runs ccx in
+``tmp_path``, solves it with :class:`structrom.rom.hifi.solver.HifiSolver` and compares nodal displacements and
 integration-point stresses / equivalent plastic strains from the ``.dat`` file (7 significant digits),
 aligned by node id and by (element, integration point): the point comparisons also check that our
 points are in CalculiX's order. Measured differences (ccx 2.20, this file's problems) are ~1e-7, i.e.
@@ -14,14 +14,14 @@ import shutil
 import numpy as np
 import pytest
 
-from mpi.linear_solver import LinearSolverOptions
-from rom.adapters.calculix import CalculixError, read_dat, run_ccx, write_static_deck
-from rom.fem.elements import ELEMENTS
-from rom.fem.quadrature import GAUSS3D2
-from rom.fem.structured import box, cylinder_sector
-from rom.hifi.solver import HifiSolver, NewtonSettings
-from rom.loading import Amplitude, Centrifugal, HotSpotTemperature, ImposedDisplacement, Loading
-from rom.materials import (J2Plasticity, LinearElastic, LinearHardening, NortonViscoplasticity,
+from structrom.mpi.linear_solver import LinearSolverOptions
+from structrom.rom.adapters.calculix import CalculixError, read_dat, run_ccx, write_static_deck
+from structrom.rom.fem.elements import ELEMENTS
+from structrom.rom.fem.quadrature import GAUSS3D2
+from structrom.rom.fem.structured import box, cylinder_sector
+from structrom.rom.hifi.solver import HifiSolver, NewtonSettings
+from structrom.rom.loading import Amplitude, Centrifugal, HotSpotTemperature, ImposedDisplacement, Loading
+from structrom.rom.materials import (J2Plasticity, LinearElastic, LinearHardening, NortonViscoplasticity,
                            TabulatedHardening, VoceHardening)
 
 needs_ccx = pytest.mark.skipif(shutil.which("ccx") is None, reason="CalculiX ccx not installed")

@@ -7,8 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
-from rom.adapters.calculix import CalculixError, read_dat, read_frd, read_inp, run_ccx, write_mesh_inp
-from rom.fem.structured import box, cylinder_sector
+from structrom.rom.adapters.calculix import CalculixError, read_dat, read_frd, read_inp, run_ccx, write_mesh_inp
+from structrom.rom.fem.structured import box, cylinder_sector
 
 needs_ccx = pytest.mark.skipif(shutil.which("ccx") is None, reason="CalculiX ccx not installed")
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import scipy.linalg as sla
 
-from eim.deim import deim, qdeim
-from eim.errors import EIMError, EIMWarning
-from eim.greedy import ROUNDOFF, eim_greedy
-from eim.rectangular import RectangularInterpolant
-from eim.symmetric import SymmetricInterpolant
+from structrom.eim.deim import deim, qdeim
+from structrom.eim.errors import EIMError, EIMWarning
+from structrom.eim.greedy import ROUNDOFF, eim_greedy
+from structrom.eim.rectangular import RectangularInterpolant
+from structrom.eim.symmetric import SymmetricInterpolant
 
 EPS = np.finfo(float).eps
 

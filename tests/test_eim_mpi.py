@@ -9,7 +9,7 @@ pytestmark = pytest.mark.mpi
 
 
 def test_same_selections_and_errors_for_1_2_3_ranks():
-    from eim.greedy import eim_greedy
+    from structrom.eim.greedy import eim_greedy
 
     results = {p: run_program(p, "eim_ranks.py", timeout=240) for p in (1, 2, 3)}
     for p in (2, 3):

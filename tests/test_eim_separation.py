@@ -6,11 +6,11 @@ import pytest
 import scipy.io
 import scipy.sparse.linalg as spla
 
-from eim.errors import EIMError, EIMWarning
-from eim.estimator import ResidualEstimator, residual_vectors, theta
-from eim.reduced_solve import ReducedSystem
-from eim.separation import AssembledEntries, EntryEvaluator, separate_matrices, separate_vectors
-from eim.synthetic import Diffusion2DEntries, affine_1d, diffusion_1d, nonaffine_2d
+from structrom.eim.errors import EIMError, EIMWarning
+from structrom.eim.estimator import ResidualEstimator, residual_vectors, theta
+from structrom.eim.reduced_solve import ReducedSystem
+from structrom.eim.separation import AssembledEntries, EntryEvaluator, separate_matrices, separate_vectors
+from structrom.eim.synthetic import Diffusion2DEntries, affine_1d, diffusion_1d, nonaffine_2d
 
 N_1D = 200
 

@@ -1,4 +1,4 @@
-"""EIM on a temperature-dependent elastic stiffness (issue 4, item 2), small meshes (< 20 s)."""
+"""EIM on a temperature-dependent elastic stiffness, small meshes (< 20 s)."""
 from __future__ import annotations
 
 import sys
@@ -9,11 +9,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import eim_thermoelastic as ex  # noqa: E402
-from rom.eim_entries import StiffnessEntries, eliminate_fixed  # noqa: E402
-from rom.fem.structured import box  # noqa: E402
-from rom.loading import HotSpotTemperature  # noqa: E402
-from rom.materials.elastic import LinearElastic  # noqa: E402
-from rom.materials.tables import Table  # noqa: E402
+from structrom.rom.eim_entries import StiffnessEntries, eliminate_fixed  # noqa: E402
+from structrom.rom.fem.structured import box  # noqa: E402
+from structrom.rom.loading import HotSpotTemperature  # noqa: E402
+from structrom.rom.materials.elastic import LinearElastic  # noqa: E402
+from structrom.rom.materials.tables import Table  # noqa: E402
 
 
 def _law():

@@ -1,4 +1,4 @@
-"""Tests of the vectorized FE kernel (rom.fem.elements, rom.fem.quadrature, rom.fem.kernel, rom.fem.surface).
+"""Tests of the vectorized FE kernel (structrom.rom.fem.elements, structrom.rom.fem.quadrature, structrom.rom.fem.kernel, structrom.rom.fem.surface).
 
 Meshes are structured boxes built here: hexes on a grid, tets by splitting every cube into the 6 Kuhn
 tets (conforming). Interior vertex nodes are randomly perturbed; mid-side nodes of quadratic
@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import scipy.sparse.linalg as spla
 
-from rom.fem.elements import ELEMENTS, SHAPES
-from rom.fem.faces import FACES
-from rom.fem.kernel import Discretization
-from rom.fem.mesh import CellBlock, Mesh, MeshError
-from rom.fem.surface import face_integration
-from rom.voigt import isotropic_stiffness
+from structrom.rom.fem.elements import ELEMENTS, SHAPES
+from structrom.rom.fem.faces import FACES
+from structrom.rom.fem.kernel import Discretization
+from structrom.rom.fem.mesh import CellBlock, Mesh, MeshError
+from structrom.rom.fem.surface import face_integration
+from structrom.rom.voigt import isotropic_stiffness
 
 TYPES = ["C3D4", "C3D10", "C3D8", "C3D20", "C3D20R"]
 SIZE = np.array([1.0, 0.7, 1.3])

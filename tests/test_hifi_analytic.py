@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from rom.fem.structured import box, cylinder_sector
-from rom.hifi.solver import HifiSolver, NewtonSettings
-from rom.loading import Amplitude, ImposedDisplacement, Loading
-from rom.materials import law_from_config
-from mpi.linear_solver import LinearSolverOptions
+from structrom.rom.fem.structured import box, cylinder_sector
+from structrom.rom.hifi.solver import HifiSolver, NewtonSettings
+from structrom.rom.loading import Amplitude, ImposedDisplacement, Loading
+from structrom.rom.materials import law_from_config
+from structrom.mpi.linear_solver import LinearSolverOptions
 
 DIRECT = LinearSolverOptions(ksp_type="preonly", pc_type="lu",
                              petsc_options={"pc_factor_mat_solver_type": "mumps"})

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from mpi_helpers import ROOT, mpirun
-from rom.adapters.calculix import write_mesh_inp
-from rom.fem.structured import box
+from structrom.rom.adapters.calculix import write_mesh_inp
+from structrom.rom.fem.structured import box
 
 pytestmark = pytest.mark.mpi
 
@@ -60,7 +60,7 @@ def case(tmp_path_factory) -> Path:
 
 def test_snapshots_do_not_depend_on_rank_count(case):
     for n in (1, 2, 3):
-        proc = mpirun(n, ["-m", "api.cli", "hifi", str(case / f"cfg{n}.toml")], cwd=ROOT)
+        proc = mpirun(n, ["-m", "structrom.api.cli", "hifi", str(case / f"cfg{n}.toml")], cwd=ROOT)
         assert "increment 3/3" in proc.stdout
     files = [h5py.File(case / f"out{n}" / "bar.h5", "r") for n in (1, 2, 3)]
     u1, p1, s1 = (files[0][f"fields/{k}"][()] for k in ("displacement", "cumulated_plastic_strain", "stress"))
@@ -76,7 +76,7 @@ def test_snapshots_do_not_depend_on_rank_count(case):
 
 
 def run_cli(cfg: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "api.cli", "hifi", str(cfg)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "structrom.api.cli", "hifi", str(cfg)], capture_output=True, text=True,
                           cwd=ROOT, timeout=120)
 
 
@@ -132,7 +132,7 @@ def test_xdmf_opens_in_vtk_like_paraview(case):
 
     h5 = case / "out2" / "bar.h5"
     if not h5.exists():
-        mpirun(2, ["-m", "api.cli", "hifi", str(case / "cfg2.toml")], cwd=ROOT)
+        mpirun(2, ["-m", "structrom.api.cli", "hifi", str(case / "cfg2.toml")], cwd=ROOT)
     reader = vtk.vtkXdmfReader()
     reader.SetFileName(str(h5.with_suffix(".xdmf")))
     reader.UpdateInformation()
@@ -152,7 +152,7 @@ def test_petsc_options_from_the_command_line_take_effect(case):
     """`-ksp_type preonly -pc_type lu` on the command line: one 'iteration' per linear solve (direct)."""
     cfg = case / "direct.toml"
     cfg.write_text(CONFIG.format(out="direct/bar.h5"))
-    proc = subprocess.run([sys.executable, "-m", "api.cli", "hifi", str(cfg), "-ksp_type", "preonly",
+    proc = subprocess.run([sys.executable, "-m", "structrom.api.cli", "hifi", str(cfg), "-ksp_type", "preonly",
                            "-pc_type", "lu"], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
     its = [int(i) for m in re.findall(r"linear its \[([0-9, ]+)\]", proc.stdout) for i in m.split(",")]

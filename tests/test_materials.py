@@ -1,4 +1,4 @@
-"""Tests of rom.materials: analytic material-point solutions, consistent tangents, errors, configs."""
+"""Tests of structrom.rom.materials: analytic material-point solutions, consistent tangents, errors, configs."""
 from __future__ import annotations
 
 import json
@@ -7,11 +7,11 @@ import tomllib
 import numpy as np
 import pytest
 
-from rom.materials import (J2Plasticity, LinearElastic, LinearHardening, MaterialError,
+from structrom.rom.materials import (J2Plasticity, LinearElastic, LinearHardening, MaterialError,
                            NortonViscoplasticity, TabulatedHardening, Table, VoceHardening,
                            law_from_config, mixed_control, simple_shear, uniaxial_stress,
                            uniaxial_stress_control)
-from rom.voigt import von_mises
+from structrom.rom.voigt import von_mises
 
 E, NU, SY, H = 200e3, 0.3, 250.0, 2000.0  # MPa
 G = E / (2 * (1 + NU))

@@ -5,10 +5,10 @@ import meshio
 import numpy as np
 import pytest
 
-from rom.fem.faces import FACES
-from rom.fem.io import match_faces, mesh_from_meshio, mesh_to_meshio, read_mesh, write_mesh
-from rom.fem.mesh import Mesh, MeshError
-from rom.fem.structured import box, cylinder_sector
+from structrom.rom.fem.faces import FACES
+from structrom.rom.fem.io import match_faces, mesh_from_meshio, mesh_to_meshio, read_mesh, write_mesh
+from structrom.rom.fem.mesh import Mesh, MeshError
+from structrom.rom.fem.structured import box, cylinder_sector
 
 ELEMENTS = ["C3D4", "C3D10", "C3D8", "C3D20", "C3D20R"]
 TET_EDGES = np.array([[0, 1], [1, 2], [2, 0], [0, 3], [1, 3], [2, 3]])

@@ -17,7 +17,7 @@ def test_assembly_matches_serial_for_any_rank_count():
 
 
 def test_recursive_bisection_balances_odd_part_counts():
-    from mpi.partition import recursive_bisection
+    from structrom.mpi.partition import recursive_bisection
 
     pts = np.random.default_rng(0).random((1000, 3))
     for p in (1, 2, 3, 5, 7):

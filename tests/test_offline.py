@@ -38,7 +38,7 @@ def test_same_model_for_1_2_3_ranks(training):
 
 
 def test_model_file_is_valid_and_compact(training):
-    from rom import model_file
+    from structrom.rom import model_file
 
     out = training / "model1.h5"
     if not out.exists():
@@ -65,7 +65,7 @@ def test_model_file_is_valid_and_compact(training):
 
 
 def run_cli(cfg: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "api.cli", "offline", str(cfg)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "structrom.api.cli", "offline", str(cfg)], capture_output=True, text=True,
                           cwd=ROOT, timeout=300)
 
 
@@ -100,7 +100,7 @@ def test_qdeim_pivots_match_lapack_and_break_ties_by_row():
     rounding (a symmetric mesh) always the lowest row, whatever the perturbation."""
     import scipy.linalg as la
 
-    from rom.offline.pipeline import qdeim_rows
+    from structrom.rom.offline.pipeline import qdeim_rows
 
     rng = np.random.default_rng(5)
     X, _ = np.linalg.qr(rng.normal(size=(400, 10)) * np.logspace(0, -4, 10))

@@ -1,4 +1,4 @@
-"""Online stage (rom.online) against in-process HF solves, on models built without hyper-reduction
+"""Online stage (structrom.rom.online) against in-process HF solves, on models built without hyper-reduction
 (tests/rom_fixtures.py): Galerkin exactness, interpolation in the family, error indicator, loading
 validation, file errors, no MPI/PETSc on the online path, online cost independent of the mesh size."""
 from __future__ import annotations
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 import rom_fixtures as fx
-from rom.loading import Amplitude, Centrifugal, ImposedDisplacement, LoadingError, NodalTemperature, loading_from_dict
-from rom.online import ModelFileError, OnlineError, OnlineSolverError, ReducedModel
-from rom.voigt import von_mises
+from structrom.rom.loading import Amplitude, Centrifugal, ImposedDisplacement, LoadingError, NodalTemperature, loading_from_dict
+from structrom.rom.online import ModelFileError, OnlineError, OnlineSolverError, ReducedModel
+from structrom.rom.voigt import von_mises
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -205,7 +205,7 @@ def test_file_errors(exact, tmp_path):
     truncated.write_bytes(data[: len(data) // 2])
     with pytest.raises(ModelFileError, match="truncated"):
         ReducedModel.load(truncated)
-    from rom import model_file
+    from structrom.rom import model_file
 
     d = model_file.load(exact.path, full=True)
     d.loading_schema = {"pressure": {"zmax": {"range": [1.0, 0.0]}}}
@@ -217,8 +217,8 @@ def test_file_errors(exact, tmp_path):
 
 def test_no_mpi_or_petsc_on_the_online_path(exact):
     code = (
-        "import sys, rom.online\n"
-        f"m = rom.online.ReducedModel.load({str(exact.path)!r})\n"
+        "import sys, structrom.rom.online\n"
+        f"m = structrom.rom.online.ReducedModel.load({str(exact.path)!r})\n"
         f"r = m.solve({fx.loading_dict(0.045, 0.3)!r})\n"
         "r.displacement('xmax'); r.dual_field('cumulated_plastic_strain'); r.max_von_mises()\n"
         "bad = sorted(k for k in sys.modules if k.split('.')[0] in ('mpi4py', 'petsc4py', 'mpi'))\n"
@@ -249,7 +249,7 @@ def test_online_cost_independent_of_mesh_size(tmp_path):
 
 
 def test_schema_format():
-    from rom.online.schema import SchemaError, check_family, check_structure, validate_schema
+    from structrom.rom.online.schema import SchemaError, check_family, check_structure, validate_schema
 
     schema = {"temperature": {"type": "hot_spot", "ranges": {"intensity": [0.0, 10.0], "radius": [0.5, 1.0]},
                               "value_range": [0.0, 12.0]},
@@ -287,7 +287,7 @@ def test_schema_format():
 def test_indicator_normalization():
     """E = ||v - Psi beta*|| / max(||v||, reference): relative above the training scale, measured against it
     below (so tiny plastic strains do not make a negligible residual look large); 0 for v = 0."""
-    from rom.online.gappy import Gappy
+    from structrom.rom.online.gappy import Gappy
 
     psi = np.zeros((4, 1))
     psi[0, 0] = 1.0
@@ -302,7 +302,7 @@ def test_indicator_normalization():
 def test_incremental_reduced_tangent_equals_the_full_sum():
     """ReducedSystem.stiffness with a cache updates K only at the points whose tangent changed; the result
     equals the full sum w_k B_k^T C_k B_k to rounding, also when many points change (full recompute)."""
-    from rom.online.newton import ReducedSystem
+    from structrom.rom.online.newton import ReducedSystem
 
     rng = np.random.default_rng(0)
     n, N = 120, 9
@@ -327,12 +327,12 @@ def test_incremental_reduced_tangent_equals_the_full_sum():
 
 
 def test_fast_j2_path_and_initial_guess_give_the_same_solution(exact, model):
-    """The model's J2 law runs on rom.online.radial_return; the generic system (the law's own integrate and
+    """The model's J2 law runs on structrom.rom.online.radial_return; the generic system (the law's own integrate and
     dense tangents) gives the same solution to rounding. Starting Newton from the linearly extrapolated
     state (default) instead of the previous one changes the answer only within the Newton tolerance and
     saves iterations (elastic increments converge at the first evaluation)."""
-    from rom.online.newton import ReducedSystem
-    from rom.online.radial_return import RadialReturnSystem
+    from structrom.rom.online.newton import ReducedSystem
+    from structrom.rom.online.radial_return import RadialReturnSystem
 
     assert isinstance(model.system, RadialReturnSystem)
     generic = ReducedModel.load(exact.path)
@@ -366,7 +366,7 @@ def test_concurrent_solves_share_the_model(exact, model):
 def test_failed_extrapolated_start_is_retried_from_the_converged_state(exact, monkeypatch):
     """At a load reversal the extrapolated start points the wrong way: when Newton fails from it, the same
     increment is solved again from the last converged state, without a cutback (then cutbacks as before)."""
-    from rom.online import model as online_model
+    from structrom.rom.online import model as online_model
 
     m = ReducedModel.load(exact.path)
     d = fx.loading_dict(0.05, 0.5)

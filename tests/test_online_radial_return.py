@@ -1,14 +1,14 @@
-"""The online J2 fast path (rom.online.radial_return) against the generic reduced system driving the law
-itself (rom.online.newton.ReducedSystem + J2Plasticity.integrate): stresses, states, tangents and reduced
+"""The online J2 fast path (structrom.rom.online.radial_return) against the generic reduced system driving the law
+itself (structrom.rom.online.newton.ReducedSystem + J2Plasticity.integrate): stresses, states, tangents and reduced
 stiffness agree to rounding, with temperature-dependent tables and points yielding or not."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from rom.materials import law_from_config
-from rom.online.newton import ReducedSystem, Region, State
-from rom.online.radial_return import RadialReturnSystem
+from structrom.rom.materials import law_from_config
+from structrom.rom.online.newton import ReducedSystem, Region, State
+from structrom.rom.online.radial_return import RadialReturnSystem
 
 #: Every parameter depends on temperature, so no constant is shared between increments.
 LAW_T = {

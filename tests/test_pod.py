@@ -1,11 +1,11 @@
-"""Distributed POD (rom.pod): known spectra, truncation, methods agreement, ill-conditioning, MPI ranks."""
+"""Distributed POD (structrom.rom.pod): known spectra, truncation, methods agreement, ill-conditioning, MPI ranks."""
 import numpy as np
 import pytest
 import scipy.linalg as sla
 import scipy.sparse as sp
 from mpi4py import MPI
 
-from rom.pod import IncrementalPOD, PODError, pod
+from structrom.rom.pod import IncrementalPOD, PODError, pod
 
 SELF = MPI.COMM_SELF
 N_ROWS = 300

@@ -1,14 +1,14 @@
-"""Empirical Cubature Method (rom.reduced_quadrature): exact polynomial rules, Caratheodory bounds,
+"""Empirical Cubature Method (structrom.rom.reduced_quadrature): exact polynomial rules, Caratheodory bounds,
 FE internal forces, row compression, determinism, errors, and independence of the MPI rank count."""
 import numpy as np
 import numpy.polynomial.legendre as leg
 import pytest
 from mpi4py import MPI
 
-from rom.fem.kernel import Discretization
-from rom.fem.structured import box
-from rom.materials import J2Plasticity, LinearElastic, LinearHardening
-from rom.reduced_quadrature import (ECMError, compress_rows, empirical_cubature, integrand_rows,
+from structrom.rom.fem.kernel import Discretization
+from structrom.rom.fem.structured import box
+from structrom.rom.materials import J2Plasticity, LinearElastic, LinearHardening
+from structrom.rom.reduced_quadrature import (ECMError, compress_rows, empirical_cubature, integrand_rows,
                                     reproducible_row_sums)
 
 SELF = MPI.COMM_SELF

@@ -9,7 +9,7 @@ Numbering:
   ``grid`` for archives), whose ``ansys_node_num`` point array gives the Ansys node number (returned as
   ``node_ids``); nodes no supported element uses are dropped. Displacements are aligned by node number
   (the reader returns them sorted by number);
-* elements: one block per element type in order of first appearance (as :func:`rom.fem.io.mesh_from_meshio`),
+* elements: one block per element type in order of first appearance (as :func:`structrom.rom.fem.io.mesh_from_meshio`),
   Ansys element numbers in ``element_ids``; VTK orderings of ``tetra``/``tetra10``/``hexahedron``/
   ``hexahedron20`` are CalculiX's (SOLID185 -> C3D8, SOLID186 -> C3D20, SOLID187 -> C3D10, SOLID285 -> C3D4);
   degenerate SOLID185/186 (wedges, pyramids), shells, beams... are not supported: :class:`AnsysError` names the

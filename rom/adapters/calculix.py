@@ -33,7 +33,7 @@ Facts about ccx 2.20's formats this module relies on (checked against ccx 2.20 r
   ``*INITIAL CONDITIONS`` temperatures; a ``*DENSITY`` is required.
 
 Our conventions: ids written to decks are 1-based (node ``i`` -> ``i + 1``, element ``e`` -> ``e + 1``);
-results are returned in :mod:`rom.voigt` order (``xx yy zz xy yz zx``, engineering strain shears).
+results are returned in :mod:`structrom.rom.voigt` order (``xx yy zz xy yz zx``, engineering strain shears).
 """
 from __future__ import annotations
 
@@ -514,7 +514,7 @@ class DatBlock:
 
     ``quantity``: ``"U"``, ``"RF"``, ``"S"``, ``"E"``, ``"PEEQ"`` (or the header's words for others);
     ``ids``: ``(n,)`` node ids or ``(n, 2)`` (element id, integration point, both 1-based);
-    ``values``: ``(n, k)``, tensors converted to :mod:`rom.voigt` order (strains with engineering
+    ``values``: ``(n, k)``, tensors converted to :mod:`structrom.rom.voigt` order (strains with engineering
     shears); ``columns``: the names in ccx's header; ``time``: ccx's total time.
     """
 
@@ -831,17 +831,17 @@ def write_static_deck(
 ) -> np.ndarray:
     """Write a complete ccx 2.20 deck for a quasi-static small-strain problem given by our objects.
 
-    ``law`` (one :class:`~rom.materials.ConstitutiveLaw` on every element) and ``loading``
-    (:class:`rom.loading.Loading`) are translated as follows:
+    ``law`` (one :class:`~structrom.rom.materials.ConstitutiveLaw` on every element) and ``loading``
+    (:class:`structrom.rom.loading.Loading`) are translated as follows:
 
     * mesh: :func:`write_mesh_inp` (sets ``Nall``/``Eall``); ``*SOLID SECTION, ELSET=Eall``;
-    * :class:`~rom.materials.LinearElastic`: ``*ELASTIC`` (``E, nu[, T]`` on the union of the tables'
+    * :class:`~structrom.rom.materials.LinearElastic`: ``*ELASTIC`` (``E, nu[, T]`` on the union of the tables'
       temperatures: exact, since both interpolate linearly and extrapolate constantly), ``*EXPANSION,
       ZERO=reference_temperature`` (secant coefficient, as ours) when the expansion is not 0, ``*DENSITY``
       when the density is > 0;
-    * :class:`~rom.materials.J2Plasticity` adds ``*PLASTIC`` (isotropic hardening):
-      :class:`~rom.materials.TabulatedHardening` via its ``calculix_lines()`` (same semantics);
-      :class:`~rom.materials.LinearHardening` as the two points ``(sigma_y, 0)`` and
+    * :class:`~structrom.rom.materials.J2Plasticity` adds ``*PLASTIC`` (isotropic hardening):
+      :class:`~structrom.rom.materials.TabulatedHardening` via its ``calculix_lines()`` (same semantics);
+      :class:`~structrom.rom.materials.LinearHardening` as the two points ``(sigma_y, 0)`` and
       ``(sigma_y + H p_big, p_big)`` per temperature (exact while p <= ``p_big``; ccx is perfectly plastic
       beyond). Not supported (:class:`CalculixError`): ``VoceHardening`` (tabulate it),
       ``NortonViscoplasticity`` (ccx's ``*CREEP`` is another law);
@@ -1141,7 +1141,7 @@ def write_matrix_deck(
     """A ccx deck that only exports the assembled stiffness and mass matrices (read them with
     :func:`read_matrix_storage`).
 
-    ``law``: :class:`~rom.materials.LinearElastic` (or the elastic part of a J2 law) on every element,
+    ``law``: :class:`~structrom.rom.materials.LinearElastic` (or the elastic part of a J2 law) on every element,
     written with ``*ELASTIC`` (temperature tables kept); ``fixed``: node set -> components (0, 1, 2) fixed
     with ``*BOUNDARY`` (these dofs are removed from the matrices); ``temperature``: ``(n_nodes,)`` nodal
     temperature written as ``*INITIAL CONDITIONS, TYPE=TEMPERATURE`` (the one ccx evaluates ``E(T)``

@@ -1,7 +1,7 @@
 """Mesh plus nodal point data from anything meshio reads: XDMF time series, one file per time (VTU...),
 or a single file (Abaqus .inp, MED, VTU...).
 
-Numbering: the mesh is converted by :func:`rom.fem.io.mesh_from_meshio` (volume cells only; nodes no volume
+Numbering: the mesh is converted by :func:`structrom.rom.fem.io.mesh_from_meshio` (volume cells only; nodes no volume
 element uses are dropped, the others keep their order), and every point-data array is restricted to the
 kept nodes in the same order, so row ``i`` belongs to our node ``i``. Cell data (element blocks) are not
 returned: meshio has no integration points.
@@ -51,7 +51,7 @@ def read_meshio_series(path: str | os.PathLike | Sequence[str | os.PathLike], *,
     the file); a list of files or a glob pattern (one time per file, sorted naturally, times ``0, 1, ...``
     unless ``times`` is given; every file must have the first one's points); or one file of any meshio
     format (one time, 0). Returns ``(mesh, times (n_t,), {field: (n_t, n_nodes, k)})`` on our node
-    numbering (see the module docstring). Errors (:class:`~rom.fem.mesh.MeshError`) name the file and the
+    numbering (see the module docstring). Errors (:class:`~structrom.rom.fem.mesh.MeshError`) name the file and the
     field or time step.
     """
     import meshio

@@ -11,7 +11,7 @@ Node ordering is CalculiX's (= Abaqus' = VTK's), checked against CalculiX's ``sh
 * ``C3D20``/``C3D20R`` (hex20): the hex8 corners, then mid-edge nodes on edges (0,1), (1,2), (2,3),
   (3,0), (4,5), (5,6), (6,7), (7,4), (0,4), (1,5), (2,6), (3,7).
 
-Faces (``S1..S6`` as 0..5) are :data:`rom.fem.faces.FACES`: corner nodes first, then mid-side nodes in
+Faces (``S1..S6`` as 0..5) are :data:`structrom.rom.fem.faces.FACES`: corner nodes first, then mid-side nodes in
 the order of the face shape below. Face shapes and their reference nodes (r, s):
 
 * ``tri3``: (0,0), (1,0), (0,1); ``tri6``: those, then mid-sides (0,1), (1,2), (2,0);
@@ -20,7 +20,7 @@ the order of the face shape below. Face shapes and their reference nodes (r, s):
 With CalculiX's face tables, ``dx/dr x dx/ds`` (right-hand rule over the face corners) is the
 *inward* normal times the area density; ``tests/test_fem_kernel.py`` checks this on each unit element.
 
-Gauss rules and their point order are CalculiX's, see :mod:`rom.fem.quadrature`.
+Gauss rules and their point order are CalculiX's, see :mod:`structrom.rom.fem.quadrature`.
 """
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ from typing import Callable
 
 import numpy as np
 
-from rom.fem import quadrature as q
-from rom.fem.faces import FACE_SHAPE, FACES
+from structrom.rom.fem import quadrature as q
+from structrom.rom.fem.faces import FACE_SHAPE, FACES
 
 ShapeFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 

@@ -9,7 +9,7 @@ physical groups, Abaqus sets) become sets:
 * a 2D group -> surface set (each boundary face matched to ``(element, local face)``) and node set;
 * a 0D/1D group -> node set.
 
-Face matching, shared with :mod:`rom.fem.structured`, compares faces by their sorted corner nodes.
+Face matching, shared with :mod:`structrom.rom.fem.structured`, compares faces by their sorted corner nodes.
 """
 from __future__ import annotations
 

@@ -11,10 +11,10 @@ Conventions:
 * dofs: node ``i``, component ``c`` is dof ``3 i + c``; vectors are GLOBAL (``3 mesh.n_nodes``) even
   for a subset, so that subsets sum to the whole;
 * Voigt order xx yy zz xy yz zx, strains with engineering shears, stresses with tensor shears
-  (:mod:`rom.voigt`);
+  (:mod:`structrom.rom.voigt`);
 * integration points are numbered group after group (one group per element type present, in the
   order of the mesh's blocks), element after element (ascending global index), and within an
-  element in CalculiX's order (:mod:`rom.fem.quadrature`);
+  element in CalculiX's order (:mod:`structrom.rom.fem.quadrature`);
 * units: whatever consistent set the mesh uses (e.g. mm, N, MPa, t/mm^3).
 """
 from __future__ import annotations
@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from rom.fem import surface
-from rom.fem.elements import ELEMENTS
-from rom.fem.mesh import Mesh, MeshError
+from structrom.rom.fem import surface
+from structrom.rom.fem.elements import ELEMENTS
+from structrom.rom.fem.mesh import Mesh, MeshError
 
 #: Target number of float64 entries in one chunk's temporaries (about 128 MB).
 CHUNK_ENTRIES = 16_000_000

@@ -6,7 +6,7 @@ Numbering (0-based everywhere):
 * elements are numbered block after block: element ``e`` of block ``b`` has the global index
   ``block_offsets[b] + e``;
 * a surface set is an ``(n_faces, 2)`` array of ``(global element index, local face)`` with the local
-  face numbered as CalculiX's ``S1..S6`` minus one (see :mod:`rom.fem.elements` for the face nodes).
+  face numbered as CalculiX's ``S1..S6`` minus one (see :mod:`structrom.rom.fem.elements` for the face nodes).
 
 Element types are named after CalculiX's (``C3D4``, ``C3D10``, ``C3D8``, ``C3D20``, ``C3D20R``), whose
 node ordering is also VTK's (meshio's ``tetra``, ``tetra10``, ``hexahedron``, ``hexahedron20``).

@@ -1,8 +1,8 @@
 """Face integration for surface loads (pressure, traction) on element faces.
 
 A face is a pair ``(global element, local face)`` with the local face CalculiX's ``S1..S6`` minus one
-(:data:`rom.fem.faces.FACES`). On each face, ``a = dx/dr x dx/ds`` (face shape of
-:mod:`rom.fem.elements`) is, with CalculiX's face tables, the *inward* normal times the area density
+(:data:`structrom.rom.fem.faces.FACES`). On each face, ``a = dx/dr x dx/ds`` (face shape of
+:mod:`structrom.rom.fem.elements`) is, with CalculiX's face tables, the *inward* normal times the area density
 ``dA = |a| dr ds``. Units: lengths in the mesh unit, pressure/traction in force per area.
 """
 from __future__ import annotations
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rom.fem.elements import ELEMENTS
-from rom.fem.mesh import Mesh, MeshError
+from structrom.rom.fem.elements import ELEMENTS
+from structrom.rom.fem.mesh import Mesh, MeshError
 
 
 @dataclass

@@ -13,7 +13,7 @@ Example::
 
     [[material]]
     element_set = "plate"           # omitted: all elements
-    law = { type = "j2_plasticity", ... }   # see rom.materials.law_from_config
+    law = { type = "j2_plasticity", ... }   # see structrom.rom.materials.law_from_config
 
     [[boundary]]
     node_set = "left"
@@ -41,10 +41,10 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from rom.config import ConfigError, load_toml
-from rom.loading import (COMPONENT_NAMES, Amplitude, Centrifugal, ImposedDisplacement, Loading,
+from structrom.rom.config import ConfigError, load_toml
+from structrom.rom.loading import (COMPONENT_NAMES, Amplitude, Centrifugal, ImposedDisplacement, Loading,
                          LoadingError, temperature_from_config)
-from rom.units import Units
+from structrom.rom.units import Units
 
 AmplitudeLike = float | list[list[float]]
 
@@ -148,7 +148,7 @@ class HifiConfig(Strict):
         return q if q.is_absolute() else Path(self.base_dir) / q
 
     def build_loading(self) -> Loading:
-        """The :class:`rom.loading.Loading` this configuration describes."""
+        """The :class:`structrom.rom.loading.Loading` this configuration describes."""
         lc = self.loading
         try:
             return Loading(

@@ -16,9 +16,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from rom.fem.elements import ELEMENTS
-from rom.fem.mesh import Mesh
-from rom.voigt import von_mises
+from structrom.rom.fem.elements import ELEMENTS
+from structrom.rom.fem.mesh import Mesh
+from structrom.rom.voigt import von_mises
 
 FORMAT = "structrom-snapshots"
 VERSION = 1
@@ -62,7 +62,7 @@ def write_mesh_group(group: h5py.Group, mesh: Mesh) -> None:
 
 
 def read_mesh_group(group: h5py.Group) -> Mesh:
-    from rom.fem.mesh import CellBlock
+    from structrom.rom.fem.mesh import CellBlock
 
     blocks = [CellBlock(group[f"blocks/{i}/connectivity"].attrs["element"], group[f"blocks/{i}/connectivity"][()])
               for i in range(len(group["blocks"]))]

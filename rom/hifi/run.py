@@ -7,14 +7,14 @@ from pathlib import Path
 import numpy as np
 from mpi4py import MPI
 
-from mpi.assembly import gather_rows_to_root
-from mpi.linear_solver import LinearSolverOptions
-from rom.fem.io import read_mesh
-from rom.fem.mesh import Mesh, MeshError
-from rom.hifi.config import HifiConfig
-from rom.hifi.output import SnapshotWriter, element_point_offsets, global_point_index
-from rom.hifi.solver import HifiSolver, NewtonSettings
-from rom.materials import MaterialError, law_from_config
+from structrom.mpi.assembly import gather_rows_to_root
+from structrom.mpi.linear_solver import LinearSolverOptions
+from structrom.rom.fem.io import read_mesh
+from structrom.rom.fem.mesh import Mesh, MeshError
+from structrom.rom.hifi.config import HifiConfig
+from structrom.rom.hifi.output import SnapshotWriter, element_point_offsets, global_point_index
+from structrom.rom.hifi.solver import HifiSolver, NewtonSettings
+from structrom.rom.materials import MaterialError, law_from_config
 
 
 def load_mesh(path: Path, quadratic_hex: str = "C3D20") -> Mesh:
@@ -24,13 +24,13 @@ def load_mesh(path: Path, quadratic_hex: str = "C3D20") -> Mesh:
     if not path.exists():
         raise FileNotFoundError("mesh file not found (mesh.file)")
     if suffix == ".inp":
-        from rom.adapters.calculix import read_inp
+        from structrom.rom.adapters.calculix import read_inp
 
         return read_inp(path)[0]
     if suffix in (".h5", ".hdf5"):
         import h5py
 
-        from rom.hifi.output import read_mesh_group
+        from structrom.rom.hifi.output import read_mesh_group
 
         with h5py.File(path, "r") as f:
             return read_mesh_group(f["mesh"])

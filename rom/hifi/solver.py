@@ -1,8 +1,8 @@
 """Quasi-static small-strain incremental Newton solver, distributed with MPI and PETSc.
 
 Each rank owns the elements of one part of a recursive coordinate bisection of the element centroids
-(:mod:`mpi.partition`), integrates the constitutive laws at their integration points and contributes
-element matrices and forces; PETSc owns contiguous ranges of degrees of freedom (:mod:`mpi.layout`).
+(:mod:`structrom.mpi.partition`), integrates the constitutive laws at their integration points and contributes
+element matrices and forces; PETSc owns contiguous ranges of degrees of freedom (:mod:`structrom.mpi.layout`).
 The result does not depend on the number of ranks beyond the linear solver's tolerance.
 
 Per increment ``t_n -> t_{n+1}`` (Newton-Raphson with the consistent tangent):
@@ -25,14 +25,14 @@ import numpy as np
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from mpi.assembly import MatrixAssembler, gather_to_all, norm, reduce_to_owners
-from mpi.layout import DofLayout, node_owners
-from mpi.linear_solver import LinearSolver, LinearSolverError, LinearSolverOptions
-from mpi.partition import recursive_bisection
-from rom.fem.kernel import Discretization
-from rom.fem.mesh import Mesh, MeshError
-from rom.loading import Loading
-from rom.materials import ConstitutiveLaw
+from structrom.mpi.assembly import MatrixAssembler, gather_to_all, norm, reduce_to_owners
+from structrom.mpi.layout import DofLayout, node_owners
+from structrom.mpi.linear_solver import LinearSolver, LinearSolverError, LinearSolverOptions
+from structrom.mpi.partition import recursive_bisection
+from structrom.rom.fem.kernel import Discretization
+from structrom.rom.fem.mesh import Mesh, MeshError
+from structrom.rom.loading import Loading
+from structrom.rom.materials import ConstitutiveLaw
 
 
 class HifiSolverError(RuntimeError):

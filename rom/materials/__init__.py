@@ -1,6 +1,6 @@
 """Constitutive laws evaluated in vectorized batches of integration points.
 
-Conventions: :mod:`rom.voigt`. Public API:
+Conventions: :mod:`structrom.rom.voigt`. Public API:
 
 * :class:`Table` - temperature tables; :class:`MaterialError` - the error type;
 * :class:`ConstitutiveLaw`, :class:`MaterialResponse` - the interface used by the solvers;

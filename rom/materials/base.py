@@ -90,7 +90,7 @@ def check_increment(eps_old: np.ndarray, deps: np.ndarray, temp_old, temp_new, d
 class ConstitutiveLaw(ABC):
     """Small-strain constitutive law evaluated in batches of ``n`` integration points.
 
-    Conventions: see :mod:`rom.voigt` (order xx yy zz xy yz zx, stresses with tensor shears,
+    Conventions: see :mod:`structrom.rom.voigt` (order xx yy zz xy yz zx, stresses with tensor shears,
     strains with engineering shears). Units are whatever consistent set the parameters use
     (e.g. MPa, mm, s, K). Temperatures must be in the unit of the parameter tables.
     """
@@ -139,7 +139,7 @@ class ConstitutiveLaw(ABC):
 
     @abstractmethod
     def to_config(self) -> dict:
-        """Plain, JSON/TOML-serializable description; see :func:`rom.materials.law_from_config`."""
+        """Plain, JSON/TOML-serializable description; see :func:`structrom.rom.materials.law_from_config`."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.to_config()!r})"

@@ -17,7 +17,7 @@ class NortonViscoplasticity(RadialReturnLaw):
         g(dp) = q_trial - 3 G dp - R(p_old + dp) - K (dp / dt)^(1/n) = 0,
 
     the overstress form that stays well scaled for large ``n`` (residual in stress units). It is
-    solved by the bracketed Newton of :func:`rom.materials.newton.solve_decreasing`, the tangent is
+    solved by the bracketed Newton of :func:`structrom.rom.materials.newton.solve_decreasing`, the tangent is
     the radial-return one with ``F' = dR/dp + K / (n dt) (dp / dt)^(1/n - 1)``.
 
     Parameters

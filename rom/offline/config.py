@@ -6,7 +6,7 @@ Example::
     files = ["out/train/case_*.h5"]        # HF snapshot files (globs), relative to this file
 
     [pod]
-    tolerance = 1e-4                       # relative energy (see rom.pod)
+    tolerance = 1e-4                       # relative energy (see structrom.rom.pod)
     method = "gram"                        # gram | tsqr | randomized
 
     [dual]
@@ -34,7 +34,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rom.config import ConfigError, load_toml
+from structrom.rom.config import ConfigError, load_toml
 
 
 class Strict(BaseModel):
@@ -60,7 +60,7 @@ class DualConfig(Strict):
 class ECMConfig(Strict):
     tolerance: float = Field(1e-4, gt=0, lt=1)
     #: Relative energy tolerance of the row compression; default ``tolerance / 10`` (the compressed ECM
-    #: then meets ``tolerance`` on the full integrand, see rom.reduced_quadrature.compress_rows).
+    #: then meets ``tolerance`` on the full integrand, see structrom.rom.reduced_quadrature.compress_rows).
     row_tolerance: float | None = Field(None, gt=0, lt=1)
     #: Integrand rows (modes x snapshots) above which the rows are compressed first (POD of G G^T).
     #: Uncompressed, the selection and weights are the same for any rank count to round-off; compressed,

@@ -3,14 +3,14 @@
 Stages (each reported on rank 0 with sizes, time and peak memory):
 
 1. read the training cases (rank 0) and broadcast; partition the elements as the HF solver does;
-2. displacement POD in the mass product (:func:`rom.pod.pod`, element-assembled mass so interface
+2. displacement POD in the mass product (:func:`structrom.rom.pod.pod`, element-assembled mass so interface
    nodes are not counted twice);
 3. replay of the laws on every snapshot (strains, stresses, internal variables at this rank's points);
 4. POD of the dual quantities at integration points (Gappy bases);
-5. empirical cubature on the integrand ``eps(psi_i) : sigma_s`` (:mod:`rom.reduced_quadrature`), then the
+5. empirical cubature on the integrand ``eps(psi_i) : sigma_s`` (:mod:`structrom.rom.reduced_quadrature`), then the
    dual bases' Q-DEIM points added with zero weight;
 6. reduced operators at the reduced points, reduced loads, full modes and bases gathered on rank 0,
-   the model file written atomically (:mod:`rom.model_file`).
+   the model file written atomically (:mod:`structrom.rom.model_file`).
 """
 from __future__ import annotations
 
@@ -23,19 +23,19 @@ import numpy as np
 import scipy.sparse as sp
 from mpi4py import MPI
 
-from mpi.assembly import gather_rows_to_root
-from mpi.partition import recursive_bisection
-from rom.fem.kernel import Discretization
-from rom.fem.mesh import Mesh
-from rom.hifi.output import element_point_offsets, global_point_index, read_mesh_group
-from rom.loading import HotSpotTemperature, UniformTemperature
-from rom.materials import law_from_config
-from rom.offline.config import OfflineConfig
-from rom.offline.replay import MaterialRegions, replay
-from rom.offline.snapshots import SnapshotError, TrainingCase, read_training_case
-from rom.pod import pod
-from rom.reduced_quadrature import compress_rows, empirical_cubature, integrand_rows
-from rom import model_file
+from structrom.mpi.assembly import gather_rows_to_root
+from structrom.mpi.partition import recursive_bisection
+from structrom.rom.fem.kernel import Discretization
+from structrom.rom.fem.mesh import Mesh
+from structrom.rom.hifi.output import element_point_offsets, global_point_index, read_mesh_group
+from structrom.rom.loading import HotSpotTemperature, UniformTemperature
+from structrom.rom.materials import law_from_config
+from structrom.rom.offline.config import OfflineConfig
+from structrom.rom.offline.replay import MaterialRegions, replay
+from structrom.rom.offline.snapshots import SnapshotError, TrainingCase, read_training_case
+from structrom.rom.pod import pod
+from structrom.rom.reduced_quadrature import compress_rows, empirical_cubature, integrand_rows
+from structrom.rom import model_file
 
 CODE_VERSION = "0.1.0"
 
@@ -130,7 +130,7 @@ def qdeim_rows(basis: np.ndarray) -> np.ndarray:
 
     Residual row norms are downdated with one product ``basis @ q`` per pivot (no copy of ``basis``) and
     recomputed exactly, by row blocks, when they fall below 1e-6 of their initial values (cancellation).
-    Not :func:`eim.deim.qdeim`: that one runs on distributed rows with elementwise column loops (bitwise the
+    Not :func:`structrom.eim.deim.qdeim`: that one runs on distributed rows with elementwise column loops (bitwise the
     same for any partition of one basis) and breaks only exact ties; here the dual bases of different rank
     counts agree to rounding only, so near-ties need the band, and the gathered basis allows BLAS products
     (the stress basis has 6 rows per integration point: the column loops would dominate the offline stage)."""

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rom.fem.kernel import Discretization
-from rom.fem.mesh import Mesh, MeshError
-from rom.loading import Loading
-from rom.materials import ConstitutiveLaw
+from structrom.rom.fem.kernel import Discretization
+from structrom.rom.fem.mesh import Mesh, MeshError
+from structrom.rom.loading import Loading
+from structrom.rom.materials import ConstitutiveLaw
 
 
 @dataclass

@@ -14,8 +14,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from rom.fem.mesh import Mesh
-from rom.loading import Loading
+from structrom.rom.fem.mesh import Mesh
+from structrom.rom.loading import Loading
 
 
 class SnapshotError(ValueError):
@@ -57,8 +57,8 @@ def mesh_fingerprint(mesh: Mesh) -> str:
 
 def read_training_case(path: str | Path, mesh: Mesh) -> TrainingCase:
     """Open a HF snapshot file and check it belongs to ``mesh``."""
-    from rom.hifi.config import HifiConfig
-    from rom.hifi.output import FORMAT, read_mesh_group
+    from structrom.rom.hifi.config import HifiConfig
+    from structrom.rom.hifi.output import FORMAT, read_mesh_group
 
     path = Path(path)
     if not path.exists():

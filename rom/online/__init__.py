@@ -1,16 +1,16 @@
 """Online stage: ``ReducedModel.load(path).solve(loading) -> Result``, with no MPI or PETSc import.
 
-* :class:`ReducedModel` - load a reduced model file (:mod:`rom.model_file`), validate loadings against
-  it (:mod:`rom.online.schema` documents the ``loading_schema`` format) and solve them with the
-  reduced Newton method of :mod:`rom.online.newton`;
+* :class:`ReducedModel` - load a reduced model file (:mod:`structrom.rom.model_file`), validate loadings against
+  it (:mod:`structrom.rom.online.schema` documents the ``loading_schema`` format) and solve them with the
+  reduced Newton method of :mod:`structrom.rom.online.newton`;
 * :class:`Result` - reduced coordinates, Newton statistics, error indicator, dual quantities at the
   reduced points, and lazy reconstructions (displacements, Gappy fields, max von Mises);
-* errors: :class:`~rom.loading.LoadingError` (bad or out-of-family loading),
-  :class:`~rom.model_file.ModelFileError` (bad file), :class:`OnlineError` (bad request),
+* errors: :class:`~structrom.rom.loading.LoadingError` (bad or out-of-family loading),
+  :class:`~structrom.rom.model_file.ModelFileError` (bad file), :class:`OnlineError` (bad request),
   :class:`OnlineSolverError` (divergence after all cutbacks).
 """
-from rom.loading import LoadingError
-from rom.model_file import ModelFileError
+from structrom.rom.loading import LoadingError
+from structrom.rom.model_file import ModelFileError
 
 from .model import DUAL_QUANTITIES, OnlineError, OnlineSolverError, ReducedModel
 from .result import Result

@@ -2,7 +2,7 @@
 
 Usage::
 
-    from rom.online import ReducedModel
+    from structrom.rom.online import ReducedModel
     model = ReducedModel.load("model.h5")
     result = model.solve({"times": [0, 0.5, 1], "pressure": {"holes": [[0, 0], [1, 20]]}})
     result.displacement(nodes="tip")            # (n_nodes, 3) at the last increment
@@ -12,7 +12,7 @@ Cost: :meth:`ReducedModel.load` reads only reduced-size arrays (``n_rp`` reduced
 ``n_tn`` temperature nodes) unless ``keep_full``; :meth:`ReducedModel.solve` touches nothing of the
 mesh size (no mesh, no full modes, no full dual bases): a loading's temperature field is evaluated at
 the stored temperature-node coordinates only. Only the reconstruction methods of
-:class:`~rom.online.result.Result` read full-size data, lazily, from the file.
+:class:`~structrom.rom.online.result.Result` read full-size data, lazily, from the file.
 
 No MPI or PETSc import on this path.
 """
@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rom import model_file
-from rom.loading import Loading, LoadingError, NodalTemperature
-from rom.materials import MaterialError, law_from_config
-from rom.model_file import ModelFileError, ReducedModelData
-from rom.voigt import STRESS_WEIGHTS, von_mises
+from structrom.rom import model_file
+from structrom.rom.loading import Loading, LoadingError, NodalTemperature
+from structrom.rom.materials import MaterialError, law_from_config
+from structrom.rom.model_file import ModelFileError, ReducedModelData
+from structrom.rom.voigt import STRESS_WEIGHTS, von_mises
 
 from .gappy import Gappy
 from .newton import ReducedSystem, Region, State, StepFailure, newton_step
@@ -81,7 +81,7 @@ class ReducedModel:
     """A reduced model ready to solve loadings (see the module docstring).
 
     Build with :meth:`load` (from a file) or ``ReducedModel(data)`` (from a
-    :class:`~rom.model_file.ReducedModelData` in memory; reconstruction then needs ``data.modes`` and
+    :class:`~structrom.rom.model_file.ReducedModelData` in memory; reconstruction then needs ``data.modes`` and
     the full dual bases in ``data.duals[q].basis``).
     """
 
@@ -125,10 +125,10 @@ class ReducedModel:
     # -- construction -------------------------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | Path, *, keep_full: bool = False) -> "ReducedModel":
-        """Read and validate a model file (:func:`rom.model_file.load`); builds the laws and the
+        """Read and validate a model file (:func:`structrom.rom.model_file.load`); builds the laws and the
         per-material point index arrays. ``keep_full``: also read the full modes and dual bases into
         memory (otherwise the reconstruction methods read them on demand). Raises
-        :class:`~rom.model_file.ModelFileError`."""
+        :class:`~structrom.rom.model_file.ModelFileError`."""
         import h5py
 
         data = model_file.load(path, mesh=False, full=keep_full)
@@ -196,11 +196,11 @@ class ReducedModel:
         return f
 
     def check_loading(self, loading: Loading | dict, *, extrapolate: bool = False) -> tuple[Loading, list[str]]:
-        """Validate ``loading`` for this model (see :mod:`rom.online.schema`).
+        """Validate ``loading`` for this model (see :mod:`structrom.rom.online.schema`).
 
         Returns the loading (temperature restricted to the model's temperature nodes) and the list of
         family violations (non-empty only with ``extrapolate=True``). Raises
-        :class:`~rom.loading.LoadingError`.
+        :class:`~structrom.rom.loading.LoadingError`.
         """
         loading, violations, _ = self._check(loading, extrapolate)
         return loading, violations
@@ -226,9 +226,9 @@ class ReducedModel:
     # -- solve ------------------------------------------------------------------------------------------------
     def solve(self, loading: Loading | dict, *, extrapolate: bool = False, rtol: float = 1e-8,
               max_iterations: int = 25, max_cutbacks: int = 4, initial_guess: str = "linear") -> Result:
-        """Solve every increment of ``loading`` (a :class:`~rom.loading.Loading` or its dict form).
+        """Solve every increment of ``loading`` (a :class:`~structrom.rom.loading.Loading` or its dict form).
 
-        One reduced Newton solve per increment ``times[i-1] -> times[i]`` (:mod:`rom.online.newton`);
+        One reduced Newton solve per increment ``times[i-1] -> times[i]`` (:mod:`structrom.rom.online.newton`);
         a failed attempt (no convergence in ``max_iterations``, a law failing at a point, a singular
         reduced tangent, non-finite values) halves the increment, at most ``max_cutbacks`` times per
         requested increment, then raises :class:`OnlineSolverError`. Newton starts from the linear
@@ -237,9 +237,9 @@ class ReducedModel:
         last converged state (``"previous"``); when an extrapolated start fails (e.g. at a load reversal),
         the increment is retried from the converged state before it is cut back.
 
-        Validation (:meth:`check_loading`, :mod:`rom.online.schema`): non-finite values, pressures on
+        Validation (:meth:`check_loading`, :mod:`structrom.rom.online.schema`): non-finite values, pressures on
         surfaces without a reduced load, centrifugal / gravity loads the model lacks always raise
-        :class:`~rom.loading.LoadingError`; a loading outside the model's ``loading_schema`` raises it
+        :class:`~structrom.rom.loading.LoadingError`; a loading outside the model's ``loading_schema`` raises it
         unless ``extrapolate`` (the violations are then in ``result.warnings``). Schema example::
 
             {"temperature": {"type": "hot_spot", "ranges": {"intensity": [lo, hi],
@@ -248,7 +248,7 @@ class ReducedModel:
              "centrifugal": {"omega_range": [lo, hi]}, "times": {"end_range": [lo, hi]}}
 
         Temperatures are evaluated at the model's temperature nodes only (a
-        :class:`~rom.loading.NodalTemperature` on the whole mesh is restricted to them).
+        :class:`~structrom.rom.loading.NodalTemperature` on the whole mesh is restricted to them).
         """
         if initial_guess not in ("linear", "previous"):
             raise OnlineError(f"initial_guess must be 'linear' or 'previous', got {initial_guess!r}")
@@ -361,7 +361,7 @@ class ReducedModel:
 
     def von_mises_basis(self) -> np.ndarray:
         """The stress basis mapped so that von Mises is a norm: ``(n_points * 6, m)`` rows ``V Psi_k`` with
-        ``V = diag(sqrt(1.5 W)) P_dev`` (``W``: :data:`rom.voigt.STRESS_WEIGHTS`), hence
+        ``V = diag(sqrt(1.5 W)) P_dev`` (``W``: :data:`structrom.rom.voigt.STRESS_WEIGHTS`), hence
         ``von_mises(Psi_k beta) = ||V Psi_k beta||`` (read once, then kept)."""
         key = ("von_mises_basis",)
         if key not in self._cache:

@@ -8,7 +8,7 @@ weight, the reduced unknowns ``q`` ``(N,)`` give
   ``K = sum_k w_k B_k^T C_k B_k`` (only points with ``w_k > 0`` contribute),
 
 with stresses, tangents and states from the laws integrated from the converged state of the previous
-increment. Convergence as in the HF solver (:mod:`rom.hifi.solver`): ``||f_ext - f_int|| <= rtol *
+increment. Convergence as in the HF solver (:mod:`structrom.rom.hifi.solver`): ``||f_ext - f_int|| <= rtol *
 f_ref`` with ``f_ref`` the largest of the earlier references, ``||f_ext||`` and the internal-force scale
 ``|| sum_k w_k |B_k|^T |sigma_k| ||`` (entrywise absolute values; the reduced space has no reactions; this scale plays their role,
 e.g. for purely thermal loadings), or a correction below ``1e-12`` of the increment's ``||q - q_old||``.
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg.lapack import dgesv
 
-from rom.materials import ConstitutiveLaw, MaterialError
+from structrom.rom.materials import ConstitutiveLaw, MaterialError
 
 
 class StepFailure(Exception):

@@ -1,7 +1,7 @@
 """The reduced system for one rate-independent J2 law with linear hardening at every reduced point.
 
-Same equations as :class:`~rom.online.newton.ReducedSystem` with
-:class:`~rom.materials.J2Plasticity` (closed-form radial return, Simo & Hughes 1998, Box 3.1), written for
+Same equations as :class:`~structrom.rom.online.newton.ReducedSystem` with
+:class:`~structrom.rom.materials.J2Plasticity` (closed-form radial return, Simo & Hughes 1998, Box 3.1), written for
 the online hot path: no ``(n_rp, 6, 6)`` tangent is formed. With isotropic elasticity the consistent tangent
 at a point is (Simo & Hughes eq. 3.3.13, ``m = [1, 1, 1, 0, 0, 0]``, ``P_dev = D - m m^T / 3``,
 ``D = diag(1, 1, 1, 1/2, 1/2, 1/2)``)
@@ -26,10 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rom.materials import J2Plasticity
-from rom.materials.hardening import Hardening, LinearHardening
-from rom.materials.plasticity import TO_ENGINEERING, YIELD_RTOL
-from rom.voigt import STRESS_WEIGHTS
+from structrom.rom.materials import J2Plasticity
+from structrom.rom.materials.hardening import Hardening, LinearHardening
+from structrom.rom.materials.plasticity import TO_ENGINEERING, YIELD_RTOL
+from structrom.rom.voigt import STRESS_WEIGHTS
 
 from .newton import ReducedSystem, Region, State
 
@@ -166,7 +166,7 @@ class RadialReturnSystem(ReducedSystem):
     def integrate(self, old: State, strain: np.ndarray, temperature: np.ndarray, dt: float, stats: dict):
         """Stress ``(n_rp, 6)``, :class:`FactoredTangent` and the new law state, from the converged ``old``
         (same update as :meth:`J2Plasticity.integrate` at a closed-form return). Non-finite strains give
-        non-finite stresses, which :func:`~rom.online.newton.newton_step` rejects through the residual."""
+        non-finite stresses, which :func:`~structrom.rom.online.newton.newton_step` rejects through the residual."""
         t0 = time.perf_counter()
         c = self.constants(temperature)
         eps_p, p_old = self._history(old)

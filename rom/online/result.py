@@ -6,17 +6,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rom.voigt import von_mises
+from structrom.rom.voigt import von_mises
 
 if TYPE_CHECKING:  # pragma: no cover
-    from rom.loading import Loading
+    from structrom.rom.loading import Loading
 
     from .model import ReducedModel
 
 
 @dataclass
 class Result:
-    """Outcome of :meth:`rom.online.ReducedModel.solve` (``n_inc`` requested increments).
+    """Outcome of :meth:`structrom.rom.online.ReducedModel.solve` (``n_inc`` requested increments).
 
     Attributes
     ----------

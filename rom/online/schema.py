@@ -1,6 +1,6 @@
 """Checks of a loading against a reduced model: what the model CAN solve and what it was TRAINED on.
 
-Two kinds of checks, both raising :class:`rom.loading.LoadingError` with the field named:
+Two kinds of checks, both raising :class:`structrom.rom.loading.LoadingError` with the field named:
 
 * structural (always; ``extrapolate`` does not help): non-finite values anywhere; a pressure on a
   surface without a reduced load; a centrifugal load or gravity when the model has none (or a
@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from rom.loading import (COMPONENT_NAMES, Amplitude, HotSpotTemperature, Loading, LoadingError, NodalTemperature,
+from structrom.rom.loading import (COMPONENT_NAMES, Amplitude, HotSpotTemperature, Loading, LoadingError, NodalTemperature,
                          UniformTemperature, loading_from_dict)
 
 TEMPERATURE_TYPES = {"hot_spot": HotSpotTemperature, "uniform": UniformTemperature, "nodal": NodalTemperature,
@@ -212,7 +212,7 @@ def as_loading(loading: Loading | dict) -> Loading:
     if isinstance(loading, dict):
         return loading_from_dict(loading)
     if not isinstance(loading, Loading):
-        raise LoadingError(f"loading must be a rom.loading.Loading or a dict, got {type(loading).__name__}")
+        raise LoadingError(f"loading must be a structrom.rom.loading.Loading or a dict, got {type(loading).__name__}")
     return loading
 
 

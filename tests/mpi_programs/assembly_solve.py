@@ -6,10 +6,10 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from mpi4py import MPI
 
-from mpi.assembly import MatrixAssembler, gather_to_all, reduce_to_owners
-from mpi.layout import DofLayout, node_owners
-from mpi.linear_solver import LinearSolver, LinearSolverOptions
-from mpi.partition import recursive_bisection
+from structrom.mpi.assembly import MatrixAssembler, gather_to_all, reduce_to_owners
+from structrom.mpi.layout import DofLayout, node_owners
+from structrom.mpi.linear_solver import LinearSolver, LinearSolverOptions
+from structrom.mpi.partition import recursive_bisection
 
 comm = MPI.COMM_WORLD
 rng = np.random.default_rng(7)

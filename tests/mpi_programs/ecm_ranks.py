@@ -15,11 +15,11 @@ import time
 import numpy as np
 from mpi4py import MPI
 
-from mpi.partition import recursive_bisection
-from rom.fem.kernel import Discretization
-from rom.fem.structured import box
-from rom.materials import J2Plasticity, LinearElastic, LinearHardening
-from rom.reduced_quadrature import compress_rows, empirical_cubature, integrand_rows
+from structrom.mpi.partition import recursive_bisection
+from structrom.rom.fem.kernel import Discretization
+from structrom.rom.fem.structured import box
+from structrom.rom.materials import J2Plasticity, LinearElastic, LinearHardening
+from structrom.rom.reduced_quadrature import compress_rows, empirical_cubature, integrand_rows
 
 comm = MPI.COMM_WORLD
 element = sys.argv[1] if len(sys.argv) > 1 else "C3D8"

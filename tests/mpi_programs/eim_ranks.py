@@ -11,11 +11,11 @@ import scipy.sparse.linalg as spla
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from eim.deim import deim, qdeim
-from eim.greedy import eim_greedy
-from eim.reduced_solve import ReducedSystem
-from eim.separation import AssembledEntries, separate_matrices
-from eim.synthetic import Diffusion2DEntries, nonaffine_2d
+from structrom.eim.deim import deim, qdeim
+from structrom.eim.greedy import eim_greedy
+from structrom.eim.reduced_solve import ReducedSystem
+from structrom.eim.separation import AssembledEntries, separate_matrices
+from structrom.eim.synthetic import Diffusion2DEntries, nonaffine_2d
 
 comm = MPI.COMM_WORLD
 P, rank = comm.size, comm.rank

@@ -5,8 +5,8 @@ import sys
 import h5py
 from mpi4py import MPI
 
-from rom.offline.config import load_offline_config
-from rom.offline.pipeline import run_offline
+from structrom.rom.offline.config import load_offline_config
+from structrom.rom.offline.pipeline import run_offline
 
 cfg = load_offline_config(sys.argv[1])
 cfg.output.file = sys.argv[2]

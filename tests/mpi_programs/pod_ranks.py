@@ -11,10 +11,10 @@ import sys
 import numpy as np
 from mpi4py import MPI
 
-from mpi.partition import recursive_bisection
-from rom.fem.kernel import Discretization
-from rom.fem.structured import box
-from rom.pod import IncrementalPOD, pod
+from structrom.mpi.partition import recursive_bisection
+from structrom.rom.fem.kernel import Discretization
+from structrom.rom.fem.structured import box
+from structrom.rom.pod import IncrementalPOD, pod
 
 comm = MPI.COMM_WORLD
 element = sys.argv[1] if len(sys.argv) > 1 else "C3D8"
