@@ -1,7 +1,7 @@
 """Empirical interpolation (classical / symmetric / rectangular EIM, DEIM, Q-DEIM), nonintrusive
 separation of parameter-dependent matrices, reduced solves and a stabilized residual estimator,
-after Casenave, Ern and Lelievre (arXiv 1307.4330, 1508.05330, 1212.0970). Imports only ``mpi``-level
-dependencies (numpy, scipy, mpi4py, petsc4py)."""
+after Casenave, Ern and Lelievre (arXiv 1307.4330, 1508.05330, 1212.0970). Collectives come from
+:mod:`structrom.mpi.collectives`; serial use (``comm=None``) imports neither mpi4py nor petsc4py."""
 from .deim import DEIMResult, deim, qdeim
 from .errors import EIMError, EIMWarning
 from .estimator import ResidualEstimator, residual_vectors, theta

@@ -17,14 +17,18 @@ to the smallest global id: the same points for any number of ranks.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dataclasses import dataclass
 
 import numpy as np
-from mpi4py import MPI
 
-from . import _dist
+from structrom.mpi import collectives as _dist
 from .errors import EIMError, raise_collectively
 from .greedy import local_positions
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mpi4py import MPI
 
 
 @dataclass

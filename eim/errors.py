@@ -1,7 +1,12 @@
 """Errors and warnings of the ``eim`` package."""
 from __future__ import annotations
 
-from mpi4py import MPI
+from typing import TYPE_CHECKING
+
+from structrom.mpi import collectives
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mpi4py import MPI
 
 
 class EIMError(ValueError):
@@ -13,15 +18,6 @@ class EIMWarning(UserWarning):
 
 
 def raise_collectively(comm: MPI.Comm | None, message: str | None) -> None:
-    """Raise :class:`EIMError` on every rank if any rank has a message (the first rank's wins).
-
-    Keeps all ranks in step: a rank raising alone would leave the others blocked in a collective.
-    """
-    if comm is None or comm.Get_size() == 1:
-        if message:
-            raise EIMError(message)
-        return
-    messages = comm.allgather(message)
-    for m in messages:
-        if m:
-            raise EIMError(m)
+    """Raise :class:`EIMError` on every rank if any rank has a message (see
+    :func:`structrom.mpi.collectives.raise_collectively`)."""
+    collectives.raise_collectively(comm, message, EIMError)

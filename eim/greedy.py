@@ -17,7 +17,7 @@ because ``q_k`` vanishes at ``x_1..x_{k-1}`` and equals 1 at ``x_k``; it is the 
 (3a)-(3b) of 1508.05330), which is exactly the forward substitution with ``B`` in natural order.
 All row-wise operations are elementwise (no BLAS reductions over rows), so every rank computes
 bitwise the same numbers for its rows as a single rank would; column norms use exact-rounded sums
-(:mod:`structrom.eim._dist`). Hence the selections and errors are identical for any number of ranks.
+(:mod:`structrom.mpi.collectives`). Hence the selections and errors are identical for any number of ranks.
 
 Tie-breaking (deterministic): among parameters of equal residual norm the smallest column index;
 among points of equal ``|r|`` the smallest global id. Already selected parameters are not selected
@@ -30,16 +30,20 @@ symmetric-formulation matrix ``F = f(x_I, y_J)``.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import math
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg as sla
-from mpi4py import MPI
 
-from . import _dist
+from structrom.mpi import collectives as _dist
 from .errors import EIMError, EIMWarning, raise_collectively
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mpi4py import MPI
 
 EPS = float(np.finfo(float).eps)
 #: Round-off floor: the greedy stops when the error falls below ``ROUNDOFF * errors[0]``.
@@ -161,7 +165,7 @@ def column_norms(comm: MPI.Comm | None, R: np.ndarray, norm: str, weights: np.nd
     """``(m,)`` norms over the points of the columns of ``R`` ``(n_local, m)``, rank-count independent.
 
     ``max``: ``max_x |R|``; ``l2``: ``sqrt(sum_x R^2)``; ``weighted_l2``: ``sqrt(sum_x (w R) R)``
-    (sums exactly rounded, :func:`structrom.eim._dist.exact_column_sums`).
+    (sums exactly rounded, :func:`structrom.mpi.collectives.exact_column_sums`).
     """
     if norm == "max":
         # max |R| = max(max R, -min R): exact, and no |R| temporary.

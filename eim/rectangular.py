@@ -16,14 +16,18 @@ broken sensor.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dataclasses import dataclass
 
 import numpy as np
-from mpi4py import MPI
 
-from . import _dist
+from structrom.mpi import collectives as _dist
 from .errors import EIMError
 from .greedy import EIMResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mpi4py import MPI
 
 DEFAULT_RCOND = 1e-13
 

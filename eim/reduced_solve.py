@@ -16,15 +16,19 @@ over ranks.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg as sla
-from mpi4py import MPI
 
-from . import _dist
+from structrom.mpi import collectives as _dist
 from .errors import EIMError
 from .separation import EntryEvaluator, Separation
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mpi4py import MPI
 
 
 def _gather_rows(comm: MPI.Comm | None, V_local: np.ndarray) -> np.ndarray:
@@ -68,8 +72,8 @@ class ReducedSystem:
             raise EIMError(f"right-hand side has {b_vecs.shape[0]} local rows, V has {V_local.shape[0]}")
         b_red = (V_local.T @ b_vecs).T
         if _dist.size(comm) > 1:
-            A_red = comm.allreduce(A_red, op=MPI.SUM)
-            b_red = comm.allreduce(b_red, op=MPI.SUM)
+            A_red = _dist.allreduce(comm, A_red)
+            b_red = _dist.allreduce(comm, b_red)
         return cls(np.ascontiguousarray(A_red), np.ascontiguousarray(b_red), matrix, sep_rhs)
 
     @property

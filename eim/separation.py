@@ -22,24 +22,30 @@ PETSc MPIAIJ matrix whose ownership range is used); the selection is rank-count 
 """
 from __future__ import annotations
 
+
 import os
+import sys
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import scipy.io
 import scipy.sparse as sp
-from mpi4py import MPI
 
-from . import _dist
+from structrom.mpi import collectives as _dist
 from .errors import EIMError, raise_collectively
 from .greedy import EIMResult, eim_greedy
 from .symmetric import SymmetricInterpolant
 
-try:  # PETSc is optional for this module
-    from petsc4py import PETSc
-except ImportError:  # pragma: no cover
-    PETSc = None
+if TYPE_CHECKING:  # pragma: no cover
+    from mpi4py import MPI
+
+
+
+def _is_petsc_mat(obj) -> bool:
+    """Whether ``obj`` is a PETSc ``Mat``; never imports PETSc (a caller holding a Mat has imported it)."""
+    petsc = sys.modules.get("petsc4py.PETSc")
+    return petsc is not None and isinstance(obj, petsc.Mat)
 
 
 @runtime_checkable
@@ -68,14 +74,14 @@ class AssembledEntries:
         A = self.assemble(mu)
         rows = np.asarray(rows, dtype=np.int64)
         cols = np.asarray(cols, dtype=np.int64)
-        if PETSc is not None and isinstance(A, PETSc.Mat):
+        if _is_petsc_mat(A):
             start, end = A.getOwnershipRange()
             out = np.zeros(len(rows))
             for l, (i, j) in enumerate(zip(rows.tolist(), cols.tolist())):
                 if start <= i < end:
                     out[l] = A.getValue(i, j)
             if A.comm.getSize() > 1:
-                out = A.comm.tompi4py().allreduce(out, op=MPI.SUM)
+                out = _dist.allreduce(A.comm.tompi4py(), out)
             return out
         if sp.issparse(A):
             return np.asarray(sp.csr_matrix(A)[rows, cols]).ravel().astype(float)
@@ -94,7 +100,7 @@ def to_csr(matrix, *, name: str = "matrix") -> tuple[sp.csr_matrix, int, tuple[i
             matrix = scipy.io.mmread(os.fspath(matrix))
         except (OSError, ValueError) as exc:
             raise EIMError(f"{name}: cannot read Matrix Market file {os.fspath(matrix)!r}: {exc}") from exc
-    if PETSc is not None and isinstance(matrix, PETSc.Mat):
+    if _is_petsc_mat(matrix):
         start, end = matrix.getOwnershipRange()
         n_rows, n_cols = matrix.getSize()
         indptr, indices, data = matrix.getValuesCSR()
@@ -270,7 +276,7 @@ def separate_matrices(matrices: Sequence, parameters=None, *, comm: MPI.Comm | N
                f"{shapes[first]} (local blocks {local_shapes[0]} vs {local_shapes[first]}); all A(mu_j) must "
                "be exported with the same numbering")
     raise_collectively(comm, msg)
-    is_petsc = PETSc is not None and isinstance(matrices[0], PETSc.Mat)
+    is_petsc = _is_petsc_mat(matrices[0])
     offset = _offset(comm, row_offset, blocks[0].shape[0], offsets[0] if is_petsc else None)
     nc = int(n_cols if n_cols is not None else blocks[0].shape[1])
     n_rows = _dist.total_rows(comm, blocks[0].shape[0])

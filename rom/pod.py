@@ -63,6 +63,8 @@ import scipy.sparse.linalg as spla
 from mpi4py import MPI
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 
+from structrom.mpi.collectives import raise_collectively
+
 EPS = float(np.finfo(float).eps)
 #: Relative tolerance under which two entries' magnitudes tie for the sign convention.
 SIGN_TIE_RTOL = 1e-8
@@ -118,12 +120,7 @@ class PODResult:
 
 def _raise_collectively(comm: MPI.Comm, message: str | None) -> None:
     """Raise the same :class:`PODError` on every rank if any rank has a message (no deadlock)."""
-    messages = comm.allgather(message)
-    bad = [(r, m) for r, m in enumerate(messages) if m]
-    if bad:
-        r, m = bad[0]
-        prefix = f"rank {r}: " if comm.Get_size() > 1 else ""
-        raise PODError(prefix + m)
+    raise_collectively(comm, message, PODError)
 
 
 def _check_tolerance(tolerance: float, max_modes: int | None) -> None:

@@ -59,6 +59,8 @@ import numpy as np
 import scipy.linalg as sla
 from mpi4py import MPI
 
+from structrom.mpi.collectives import allreduce, raise_collectively, reproducible_row_sums
+
 EPS = float(np.finfo(float).eps)
 #: Scores within ``SCORE_TIE_RTOL * ||r||`` of the best one tie; the lowest global point number wins. Wider than
 #: the rank-count-dependent rounding of the integrand (modes equal to ~1e-10 for P = 1, 2, 3), so that
@@ -70,8 +72,6 @@ STALL_COUNT = 5
 STALL_RTOL = 1e-9
 #: A residual below ``ROUNDOFF_FACTOR eps sqrt(n_rows) (||b|| + sum_k w_k ||G_k||)`` is round-off.
 ROUNDOFF_FACTOR = 4.0
-#: Folds of the reproducible summation (each resolves ~52 - log2(n_points) more bits).
-REPRO_FOLDS = 3
 
 
 class ECMError(ValueError):
@@ -171,47 +171,7 @@ def integrand_rows(eps_modes_local: np.ndarray, stress_local: np.ndarray) -> np.
 
 def _raise_collectively(comm: MPI.Comm, message: str | None) -> None:
     """Raise the same :class:`ECMError` on every rank if any rank has a message (no deadlock)."""
-    messages = comm.allgather(message)
-    bad = [(r, m) for r, m in enumerate(messages) if m]
-    if bad:
-        r, m = bad[0]
-        raise ECMError((f"rank {r}: " if comm.Get_size() > 1 else "") + m)
-
-
-def _allreduce(comm: MPI.Comm, a: np.ndarray, op=MPI.SUM) -> np.ndarray:
-    a = np.ascontiguousarray(a)
-    out = np.empty_like(a)
-    comm.Allreduce(a, out, op=op)
-    return out
-
-
-def reproducible_row_sums(comm: MPI.Comm, X: np.ndarray) -> np.ndarray:
-    """``(m,)`` row sums over all ranks' columns of ``X`` ``(m, n_local)``, independent of the distribution.
-
-    Pre-rounding (Demmel & Nguyen): per row, a power of two ``M >= 2 n_total max|x|`` is added and
-    subtracted, which rounds every term to a multiple of ``ulp(M)``; sums of such multiples below ``M``
-    are exact, hence the same in any order and on any number of ranks. The remainder is folded
-    again (:data:`REPRO_FOLDS` times ``k``); the error is about ``eps |sum| + n_total max|x|
-    2^(-k (51 - log2 n_total))``, at least as accurate as a plain sum.
-    """
-    X = np.array(X, dtype=float, copy=True)
-    m = X.shape[0]
-    n_total = int(comm.allreduce(X.shape[1], op=MPI.SUM))
-    total = np.zeros(m)
-    if n_total == 0:
-        return total
-    headroom = int(np.ceil(np.log2(n_total + 1))) + 1
-    for _ in range(REPRO_FOLDS):
-        local_max = np.abs(X).max(axis=1) if X.shape[1] else np.zeros(m)
-        amax = _allreduce(comm, local_max, MPI.MAX)
-        if not np.any(amax > 0):
-            break
-        exponent = np.frexp(amax)[1]  # amax < 2**exponent
-        M = np.where(amax > 0, np.ldexp(1.0, exponent + headroom), 0.0)
-        hi = (X + M[:, None]) - M[:, None]
-        X -= hi
-        total += _allreduce(comm, hi.sum(axis=1))
-    return total
+    raise_collectively(comm, message, ECMError)
 
 
 def _unique_sorted(a: np.ndarray) -> bool:
@@ -286,7 +246,7 @@ def compress_rows(comm: MPI.Comm | None, G_chunks: Iterable[np.ndarray] | np.nda
     n_rows = known.pop()
     if C is None:
         C = np.zeros((n_rows, n_rows))
-    C = _allreduce(comm, C)
+    C = allreduce(comm, C)
     C = 0.5 * (C + C.T)
     lam, V = sla.eigh(C)
     lam, V = lam[::-1], V[:, ::-1]
@@ -516,7 +476,7 @@ def empirical_cubature(
                 buf[n_rows] = c
             buf[-1] = 1.0
             candidate[k] = False
-        buf = _allreduce(comm, buf)
+        buf = allreduce(comm, buf)
         if buf[-1] != 1.0:
             raise ECMError(f"global point {point} is held by {int(buf[-1])} ranks: global_points_local must "
                            "number every point uniquely over all ranks")

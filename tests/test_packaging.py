@@ -60,3 +60,15 @@ def test_no_top_level_layer_import():
             "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], cwd="/", capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+
+
+def test_serial_eim_starts_no_mpi():
+    """``import structrom.eim`` and a serial greedy (``comm=None``) import neither mpi4py nor petsc4py."""
+    code = ("import sys, numpy as np, structrom.eim as e\n"
+            "r = e.eim_greedy(np.random.default_rng(0).standard_normal((50, 8)), tol=1e-12)\n"
+            "q = e.qdeim(np.linalg.qr(np.random.default_rng(1).standard_normal((50, 5)))[0])\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('mpi4py', 'petsc4py'))\n"
+            "print(bad, len(r.point_ids) if hasattr(r, 'point_ids') else r, q.point_ids)\n"
+            "sys.exit(1 if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd="/", capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
