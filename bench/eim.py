@@ -6,6 +6,7 @@ Usage (from the repository root)::
     .venv/bin/python bench/eim.py                       # ~20k, ~80k, ~320k entries on 1 and 2 ranks (< 2 min)
     .venv/bin/python bench/eim.py --grids 64 128 --ranks 1 2 3 --params 64 --terms 30 --norm l2
     .venv/bin/python bench/eim.py --quick               # smoke run
+    .venv/bin/python bench/eim.py --vs-pymor --params 256 --terms 40   # serial greedy/DEIM/Q-DEIM vs pyMOR
 
 Problem: :func:`structrom.eim.synthetic.nonaffine_2d` (5-point diffusion, ``k = 1 / (1 + mu r^2)``) on an
 ``m x m`` grid (about ``5 m^2`` entries) for ``--params`` training values of ``mu`` in [0, 20]. Each
@@ -76,6 +77,62 @@ def run_case(grid: int, ranks: int, args: argparse.Namespace) -> dict:
     raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
 
 
+def vs_pymor(args: argparse.Namespace) -> None:
+    """Serial EIM greedy (max and l2 norms), DEIM and Q-DEIM beside pyMOR's ``ei_greedy``, ``deim`` and
+    ``qdeim`` on the same data: temperature snapshots of a moving hot spot,
+    ``T(x; c) = exp(-|x - c|^2 / w^2)`` (``w = 0.15``) at ``--points`` random points of the unit square
+    for ``--params`` centres ``c`` on a grid of [0.2, 0.8]^2 (slow singular value decay, no exact ties),
+    and their first ``--terms`` left singular vectors. Times are CPU seconds of this process
+    (``time.process_time``, best of ``--repeat``; BLAS on one thread), robust to other load on the machine."""
+    import logging
+
+    import numpy as np
+    logging.disable(logging.CRITICAL)
+    from pymor.algorithms.ei import deim as pymor_deim
+    from pymor.algorithms.ei import ei_greedy
+    from pymor.algorithms.ei import qdeim as pymor_qdeim
+    from pymor.core.logger import set_log_levels
+    from pymor.vectorarrays.numpy import NumpyVectorSpace
+
+    from structrom.eim.deim import deim, qdeim
+    from structrom.eim.greedy import eim_greedy
+    set_log_levels({"pymor": "ERROR"})
+
+    x = np.random.default_rng(0).random((args.points, 2))
+    side = int(np.ceil(np.sqrt(args.params)))
+    g = np.linspace(0.2, 0.8, side)
+    centres = np.stack(np.meshgrid(g, g, indexing="ij"), axis=-1).reshape(-1, 2)[:args.params]
+    S = np.exp(-(((x[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)) / 0.15 ** 2)
+    U = np.linalg.svd(S, full_matrices=False)[0][:, :args.terms]
+    space = NumpyVectorSpace(S.shape[0])
+
+    def best(fn):
+        times, out = [], None
+        for _ in range(args.repeat):
+            t0 = time.process_time()
+            out = fn()
+            times.append(time.process_time() - t0)
+        return out, min(times)
+
+    rows = []
+    for norm, pymor_norm in (("max", "sup"), ("l2", None)):
+        ours, t_ours = best(lambda: eim_greedy(S, norm=norm, max_terms=args.terms))
+        theirs, t_theirs = best(lambda: ei_greedy(space.from_numpy(S), error_norm=pymor_norm,
+                                                  max_interpolation_dofs=args.terms, copy=True))
+        rows.append((f"EIM greedy ({norm})", t_ours, t_theirs, ours.point_ids.tolist() == list(theirs[0])))
+    for name, fn, pfn in (("DEIM", deim, pymor_deim), ("Q-DEIM", qdeim, pymor_qdeim)):
+        ours, t_ours = best(lambda: fn(U))
+        theirs, t_theirs = best(lambda: pfn(space.from_numpy(U), pod=False))
+        rows.append((name, t_ours, t_theirs, ours.point_ids.tolist() == list(theirs[0])))
+    import pymor
+    print(f"Serial EIM algorithms, structrom vs pyMOR {pymor.__version__}: hot-spot samples {S.shape[0]} points x "
+          f"{S.shape[1]} parameters, {args.terms} terms / modes; CPU s, best of {args.repeat}\n")
+    print("| algorithm | structrom (s) | pyMOR (s) | pyMOR / structrom | same selection |")
+    print("|---|---:|---:|---:|:---:|")
+    for name, a, b, same in rows:
+        print(f"| {name} | {a:.3f} | {b:.3f} | {b / a:.2f} | {'yes' if same else 'NO'} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -88,9 +145,20 @@ def main() -> None:
     ap.add_argument("--norm", default="max", choices=["max", "l2"])
     ap.add_argument("--timeout", type=float, default=600.0)
     ap.add_argument("--quick", action="store_true", help="one small grid on 1 and 2 ranks")
+    ap.add_argument("--vs-pymor", action="store_true", help="serial greedy, DEIM, Q-DEIM beside pyMOR's "
+                    "(pip install -c .venv/constraints.txt pymor; --points, --params, --terms)")
+    ap.add_argument("--points", type=int, default=100_000, help="--vs-pymor: sample points")
+    ap.add_argument("--repeat", type=int, default=3, help="--vs-pymor: best of this many runs")
     args = ap.parse_args()
     if args.child:
         child(args)
+        return
+    if args.vs_pymor:
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+            if os.environ.get(var) != "1":  # BLAS threads must be fixed before numpy loads
+                os.execve(sys.executable, [sys.executable, *sys.argv], dict(os.environ, OPENBLAS_NUM_THREADS="1",
+                                                                          OMP_NUM_THREADS="1"))
+        vs_pymor(args)
         return
     grids = [48] if args.quick else args.grids
     print(f"EIM matrix separation greedy: {args.params} training parameters, max {args.terms} terms, "

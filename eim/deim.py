@@ -9,11 +9,19 @@ orthonormal ``U``) is reported.
 * DEIM (Chaturantabut and Sorensen 2010, Algorithm 1): ``p_1 = argmax |u_1|``; for ``l = 2..m``,
   ``c = U[p, :l-1]^-1 u_l[p]``, ``r = u_l - U[:, :l-1] c``, ``p_l = argmax |r|``.
 * Q-DEIM (Drmac and Gugercin 2016): the first ``m`` pivots of the column-pivoted QR of ``U^T``.
-  Implemented as the equivalent row-pivoted Gram-Schmidt on the rows of ``U``: pick the row of largest
-  remaining norm, remove its direction from all rows (twice, for orthogonality), repeat.
 
-Row-wise operations are elementwise loops over the ``m`` columns (never BLAS over rows), argmax ties go
-to the smallest global id: the same points for any number of ranks.
+Two implementations of each, chosen by ``comm``:
+
+* ``comm=None`` (serial): BLAS and LAPACK. DEIM's residual is one matrix-vector product; Q-DEIM is
+  LAPACK's column-pivoted QR (``dgeqp3`` on ``U^T``, R factor only). Ties go to the first maximal
+  entry, i.e. the lowest row.
+* with a communicator (any size, 1 included): every row-wise quantity is an elementwise loop over the
+  ``m`` columns of the basis stored transposed ``(m, n_local)`` (contiguous), never a BLAS product over
+  rows, whose rounding can depend on a row's position in the block. Q-DEIM is the equivalent
+  row-pivoted Gram-Schmidt (largest remaining row norm, its direction removed twice). Argmax ties go
+  to the smallest global id: bitwise the same points for any number of ranks and any split of the rows.
+
+Both give the same points on data without rounding-level ties.
 """
 from __future__ import annotations
 
@@ -22,10 +30,10 @@ from typing import TYPE_CHECKING
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg as sla
 
 from structrom.mpi import collectives as _dist
 from .errors import EIMError, raise_collectively
-from .greedy import local_positions
 
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI
@@ -51,7 +59,7 @@ def _prepare(comm, U_local, ids):
     msg = None
     if U.ndim != 2:
         msg = f"U_local must be 2-D (n_local, m), got shape {U.shape}"
-    elif not np.all(np.isfinite(U)):
+    elif not np.isfinite(U.sum()) and not np.all(np.isfinite(U)):  # one pass, no mask, when finite
         msg = "U_local contains NaN or inf"
     raise_collectively(comm, msg)
     if ids is None:
@@ -62,9 +70,27 @@ def _prepare(comm, U_local, ids):
     return U, ids
 
 
-def _row(comm, U, ids, gid, owner):
+class _Positions:
+    """Positions of global ids among this rank's ``ids`` (-1 where absent); the sort is done once."""
+
+    def __init__(self, ids: np.ndarray) -> None:
+        self.increasing = bool(np.all(ids[1:] > ids[:-1]))
+        self.order = np.arange(len(ids)) if self.increasing else np.argsort(ids, kind="stable")
+        self.sorted = ids[self.order]
+
+    def __call__(self, gids) -> np.ndarray:
+        gids = np.atleast_1d(np.asarray(gids, dtype=np.int64))
+        out = np.full(len(gids), -1, dtype=np.int64)
+        if len(self.sorted):
+            pos = np.minimum(np.searchsorted(self.sorted, gids), len(self.sorted) - 1)
+            hit = self.sorted[pos] == gids
+            out[hit] = self.order[pos[hit]]
+        return out
+
+
+def _row(comm, U, where: _Positions, gid, owner):
     if _dist.size(comm) == 1 or comm.Get_rank() == owner:
-        row = U[int(local_positions(ids, np.array([gid]))[0])]
+        row = U[int(where(gid)[0])]
     else:
         row = None
     return _dist.bcast_from(comm, owner, row, U.shape[1])
@@ -82,50 +108,72 @@ def deim(U_local, *, comm: MPI.Comm | None = None, ids=None) -> DEIMResult:
     m = U.shape[1]
     PtU = np.zeros((m, m))
     pts: list[int] = []
+    # Contiguous columns: Fortran order for BLAS serially, the transpose for the elementwise loops.
+    UF = np.asfortranarray(U) if comm is None else None
+    UT = U.T.copy() if comm is not None else None
+    where = _Positions(ids)
     for l in range(m):
-        r = U[:, l].copy()
-        if l:
-            c = np.linalg.solve(PtU[:l, :l], PtU[:l, l])
+        c = np.linalg.solve(PtU[:l, :l], PtU[:l, l]) if l else np.zeros(0)
+        if comm is None:
+            r = UF[:, l] - UF[:, :l] @ c
+        else:
+            r = UT[l].copy()
             for j in range(l):
-                r -= U[:, j] * c[j]
+                r -= UT[j] * c[j]
         a = np.abs(r)
         if pts:
-            here = local_positions(ids, np.array(pts))
+            here = where(pts)
             a[here[here >= 0]] = -1.0  # selected rows have r == 0 up to round-off: never reselect
-        val, gid, owner = _dist.global_argmax(comm, a, ids)
+        val, gid, owner = _dist.global_argmax(comm, a, ids, where.increasing)
         if not val > 0:
             raise EIMError(f"DEIM: basis vector {l} is linearly dependent on the previous ones")
         pts.append(gid)
-        PtU[l] = _row(comm, U, ids, gid, owner)
+        PtU[l] = _row(comm, U, where, gid, owner)
     return _finish(PtU, pts, "deim")
 
 
 def qdeim(U_local, *, comm: MPI.Comm | None = None, ids=None) -> DEIMResult:
-    """Q-DEIM points: pivots of the column-pivoted QR of ``U^T`` (row-pivoted Gram-Schmidt here)."""
+    """Q-DEIM points: pivots of the column-pivoted QR of ``U^T`` (LAPACK serially, row-pivoted
+    Gram-Schmidt with a communicator; see the module docstring)."""
     U, ids = _prepare(comm, U_local, ids)
-    n_local, m = U.shape
-    W = U.copy()
+    m = U.shape[1]
+    if comm is None:
+        R, piv = sla.qr(U.T, mode="r", pivoting=True, check_finite=False)
+        rank = int(np.count_nonzero(np.abs(np.diag(R)) > 0))
+        if rank < m:
+            raise EIMError(f"Q-DEIM: the basis has rank {rank} < {m}")
+        pts = [int(ids[i]) for i in piv[:m]]
+        return _finish(U[piv[:m]].copy(), pts, "qdeim")
+    W = U.T.copy()  # (m, n_local): residual rows of U, stored by columns
     PtU = np.zeros((m, m))
-    pts: list[int] = []
-    taken = np.zeros(n_local, dtype=bool)
+    pts = []
+    taken = np.zeros(U.shape[0], dtype=bool)
+    nrm = np.empty(U.shape[0])
+    dots = np.empty(U.shape[0])
+    tmp = np.empty(U.shape[0])
+    where = _Positions(ids)
     for l in range(m):
-        nrm = W[:, 0] * W[:, 0]
+        np.multiply(W[0], W[0], out=nrm)
         for j in range(1, m):
-            nrm += W[:, j] * W[:, j]
+            np.multiply(W[j], W[j], out=tmp)
+            nrm += tmp
         nrm[taken] = -1.0
-        val, gid, owner = _dist.global_argmax(comm, nrm, ids)
+        val, gid, owner = _dist.global_argmax(comm, nrm, ids, where.increasing)
         if not val > 0:
             raise EIMError(f"Q-DEIM: the basis has rank {l} < {m}")
-        w = _row(comm, W, ids, gid, owner)
+        pos = int(where(gid)[0])
+        w = _dist.bcast_from(comm, owner, W[:, pos].copy() if pos >= 0 else None, m)
         qv = w / np.sqrt(float(w @ w))
         for _ in range(2):
-            dots = W[:, 0] * qv[0]
+            np.multiply(W[0], qv[0], out=dots)
             for j in range(1, m):
-                dots += W[:, j] * qv[j]
-            W -= np.multiply.outer(dots, qv)
-        pos = local_positions(ids, np.array([gid]))[0]
+                np.multiply(W[j], qv[j], out=tmp)
+                dots += tmp
+            for j in range(m):
+                np.multiply(dots, qv[j], out=tmp)
+                W[j] -= tmp
         if pos >= 0:
             taken[pos] = True
         pts.append(gid)
-        PtU[l] = _row(comm, U, ids, gid, owner)
+        PtU[l] = _row(comm, U, where, gid, owner)
     return _finish(PtU, pts, "qdeim")

@@ -16,8 +16,10 @@ The residual is updated by the rank-one recurrence ``r_k = r_{k-1} - q_k r_{k-1}
 because ``q_k`` vanishes at ``x_1..x_{k-1}`` and equals 1 at ``x_k``; it is the interpolation property
 (3a)-(3b) of 1508.05330), which is exactly the forward substitution with ``B`` in natural order.
 All row-wise operations are elementwise (no BLAS reductions over rows), so every rank computes
-bitwise the same numbers for its rows as a single rank would; column norms use exact-rounded sums
-(:mod:`structrom.mpi.collectives`). Hence the selections and errors are identical for any number of ranks.
+bitwise the same numbers for its rows as a single rank would; the l2 norms that decide (1a) and the
+reported errors are exactly rounded sums (:mod:`structrom.mpi.collectives`), computed only for the
+columns that plain sums cannot rule out (:func:`select_column`). Hence the selections and errors are
+identical for any number of ranks.
 
 Tie-breaking (deterministic): among parameters of equal residual norm the smallest column index;
 among points of equal ``|r|`` the smallest global id. Already selected parameters are not selected
@@ -175,6 +177,35 @@ def column_norms(comm: MPI.Comm | None, R: np.ndarray, norm: str, weights: np.nd
     return np.sqrt(_dist.exact_column_sums(comm, terms))
 
 
+def select_column(comm: MPI.Comm | None, R: np.ndarray, norm: str, weights: np.ndarray | None,
+                  used: np.ndarray, n_total: int) -> tuple[float, int]:
+    """``(max_y ||R(., y)||, argmax over the unused columns)`` with the exact norms of
+    :func:`column_norms` (ties: the lowest column), at the cost of plain sums.
+
+    For the l2 norms, plain sums ``s~`` of the ``n_total`` non-negative terms (numpy's order on each rank,
+    then an Allreduce over ``P`` ranks) satisfy ``|s~ - s| <= (n_total + P) eps s`` (Higham, Accuracy and
+    Stability of Numerical Algorithms, 2nd ed., eq. (4.4), with a product's rounding per term). Only the
+    columns whose plain sum is within ``delta = 2 (n_total + P + 2) eps`` (three times, for margin) of the
+    largest one can hold the maximum or tie with it; their exact sums decide. The candidate set is the union
+    over ranks, so every rank takes part in the same exact sums.
+    """
+    if norm == "max":
+        norms = column_norms(comm, R, norm, weights)
+        masked = np.where(used, -1.0, norms)
+        return float(norms.max()), int(np.argmax(masked))
+    local = np.einsum("ij,ij->j", R, R) if norm == "l2" else np.einsum("i,ij,ij->j", weights, R, R)
+    plain = _dist.allreduce(comm, local)
+    delta = 2.0 * (n_total + _dist.size(comm) + 2) * np.finfo(float).eps
+    cut = 1.0 - 3.0 * delta
+    unused = np.where(used, -1.0, plain)
+    near = (plain >= plain.max() * cut) | ((unused >= unused.max() * cut) & ~used)
+    near = _dist.allreduce_max(comm, near.astype(np.float64)) > 0
+    cols = np.flatnonzero(near)
+    exact = column_norms(comm, R[:, cols], norm, weights)
+    free = np.where(used[cols], -1.0, exact)
+    return float(exact.max()), int(cols[np.argmax(free)])
+
+
 def _check_norm(comm, norm: str, weights, n_local: int) -> np.ndarray | None:
     if norm not in NORMS:
         raise EIMError(f"norm must be one of {NORMS}, got {norm!r}")
@@ -238,8 +269,7 @@ def eim_greedy(samples, *, comm: MPI.Comm | None = None, ids=None, norm: str = "
     warned = False
     while True:
         k = len(point_ids)
-        norms = column_norms(comm, R, norm, w)
-        err = float(norms.max())
+        err, ky = select_column(comm, R, norm, w, used_param, n_total)
         errors.append(err)
         if k == 0:
             threshold = max(tol, (rtol or 0.0) * err)
@@ -261,8 +291,6 @@ def eim_greedy(samples, *, comm: MPI.Comm | None = None, ids=None, norm: str = "
         if k == cap:
             stop = "max_terms" if max_terms is not None and k == max_terms else "exhausted"
             break
-        masked = np.where(used_param, -1.0, norms)
-        ky = int(np.argmax(masked))
         col = np.abs(R[:, ky])
         _, gid, owner = _dist.global_argmax(comm, col, ids)
         pos = None

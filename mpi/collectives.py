@@ -123,15 +123,18 @@ def exact_column_sums(comm: MPI.Comm | None, terms: np.ndarray) -> np.ndarray:
     return out
 
 
-def global_argmax(comm: MPI.Comm | None, values: np.ndarray, ids: np.ndarray) -> tuple[float, int, int]:
+def global_argmax(comm: MPI.Comm | None, values: np.ndarray, ids: np.ndarray,
+                  ids_increasing: bool = False) -> tuple[float, int, int]:
     """``(max value, global id, owner rank)`` of ``values`` ``(n_local,)`` over all ranks.
 
-    Ties (equal values) go to the smallest global id. ``values`` must not contain NaN. A rank
-    without rows contributes ``-inf``.
+    Ties (equal values) go to the smallest global id (``ids_increasing=True`` says that ``ids`` are
+    increasing, so the first maximal position is that id: one pass less). ``values`` must not contain
+    NaN. A rank without rows contributes ``-inf``.
     """
     if len(values):
-        v = float(values.max())
-        gid = int(ids[values == v].min())
+        i = int(np.argmax(values))
+        v = float(values[i])
+        gid = int(ids[i]) if ids_increasing else int(ids[values == v].min())
     else:
         v, gid = -np.inf, np.iinfo(np.int64).max
     if size(comm) == 1:
