@@ -130,7 +130,8 @@ class RadialReturnSystem(ReducedSystem):
         whose radial return is in closed form (hardening linear in ``p``)."""
         return (len(regions) == 1 and len(regions[0].points) == n_points
                 and np.array_equal(regions[0].points, np.arange(n_points))
-                and type(regions[0].law) is J2Plasticity and regions[0].law._closed_form)
+                and type(regions[0].law) is J2Plasticity and regions[0].law._closed_form
+                and regions[0].law.kinematic is None)
 
     def constants(self, temperature: np.ndarray) -> PointConstants:
         """:class:`PointConstants` at ``temperature`` ``(n_rp,)``, kept for the last temperature array object
