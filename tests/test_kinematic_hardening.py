@@ -102,7 +102,6 @@ def test_armstrong_frederick_uniaxial_cycles_match_closed_form(iso):
         worst = max(worst, abs(x_u[k] - x_exact) / (c_t / g_t))
         r = float(hard(np.array([p[k]]), np.array([temp]))[0][0])
         assert abs(s[k, 0] - (x_u[k] + nu * r)) <= 1e-9 * r
-    print("worst", worst, "flows", len(flows))
     assert worst <= 1e-8, worst
     assert abs(abs(x_u[-1]) - c_t / g_t) <= 0.02 * c_t / g_t  # saturated
 
@@ -182,7 +181,6 @@ def test_back_stress_update_converges_to_the_rate_equations(name):
         assert np.allclose(st[:, 7:10].sum(1), 0.0, atol=1e-10 * r_p.max())
     diffs = [np.abs(a - b).max() for a, b in zip(results[:-1], results[1:])]
     rates = np.log2(np.array(diffs[:-1]) / np.array(diffs[1:]))
-    print("rates", rates)
     assert np.all(np.abs(rates[-3:] - 1.0) < 0.15), rates
 
 
