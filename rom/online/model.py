@@ -32,7 +32,7 @@ from structrom.rom.voigt import STRESS_WEIGHTS, von_mises
 
 from .gappy import Gappy
 from .newton import ReducedSystem, Region, State, StepFailure, newton_step
-from .radial_return import RadialReturnSystem
+from .radial_return import KinematicReturnSystem, RadialReturnSystem
 from .result import Result
 from .schema import SchemaError, as_loading, check_family, check_structure, validate_schema
 
@@ -47,7 +47,7 @@ class OnlineSolverError(RuntimeError):
 
 #: Dual quantities the online solver can evaluate at the reduced points, with their components.
 DUAL_QUANTITIES = {"cumulated_plastic_strain": 1, "plastic_strain": 6, "stress": 6, "strain": 6,
-                   "von_mises": 1, "temperature": 1}
+                   "von_mises": 1, "temperature": 1, "back_stress": 6}
 
 
 def dual_values(name: str, regions: list[Region], state: State) -> np.ndarray:
@@ -66,12 +66,13 @@ def dual_values(name: str, regions: list[Region], state: State) -> np.ndarray:
         for reg, st in zip(regions, state.law_states):
             out[reg.points] = reg.law.cumulated_plastic_strain(st)
         return out
-    if name == "plastic_strain":
+    if name in ("plastic_strain", "back_stress"):
+        first = "eps_p_xx" if name == "plastic_strain" else "X_xx"
         out = np.zeros((n, 6))
         for reg, st in zip(regions, state.law_states):
             names = reg.law.state_names
-            if "eps_p_xx" in names:
-                i = names.index("eps_p_xx")
+            if first in names:
+                i = names.index(first)
                 out[reg.points] = st[:, i:i + 6]
         return out
     raise OnlineError(f"unknown dual quantity {name!r}; known: {sorted(DUAL_QUANTITIES)}")
@@ -107,7 +108,8 @@ class ReducedModel:
             raise ModelFileError(f"{where}: a reduced load contains non-finite values")
         self.regions = [Region(law, np.flatnonzero(data.material == i)) for i, law in enumerate(self.laws)]
         self.regions = [r for r in self.regions if len(r.points)]
-        system = RadialReturnSystem if RadialReturnSystem.applies(self.regions, len(data.weights)) else ReducedSystem
+        system = next((s for s in (RadialReturnSystem, KinematicReturnSystem) if s.applies(self.regions, len(data.weights))),
+                      ReducedSystem)
         self.system = system(data.integrator, data.weights, self.regions)
         self.gappy: dict[str, Gappy] = {}
         for name, dual in data.duals.items():
