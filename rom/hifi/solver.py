@@ -316,17 +316,24 @@ class HifiSolver:
 
     # -- fields of the converged state on this rank ---------------------------------------------------
     def point_fields(self) -> dict[str, np.ndarray]:
-        """Integration-point fields of the converged state: strain, stress, plastic strain, p."""
+        """Integration-point fields of the converged state: strain, stress, plastic strain, p, and the back
+        stress ``(n, 6)`` when a law has kinematic hardening (same keys on every rank: all ranks hold every law)."""
         n = self.disc.n_points
-        plastic, p = np.zeros((n, 6)), np.zeros(n)
+        blocks = {"plastic_strain": "eps_p_xx"}
+        if any("X_xx" in reg.law.state_names for reg in self.regions):
+            blocks["back_stress"] = "X_xx"
+        out = {"strain": self.strain, "stress": self.stress}
+        for field_name, first in blocks.items():
+            out[field_name] = np.zeros((n, 6))
+            for reg in self.regions:
+                if first in reg.law.state_names:
+                    i = reg.law.state_names.index(first)
+                    out[field_name][reg.points] = reg.state[:, i:i + 6]
+        p = np.zeros(n)
         for reg in self.regions:
-            names = reg.law.state_names
-            if "eps_p_xx" in names:
-                i = names.index("eps_p_xx")
-                plastic[reg.points] = reg.state[:, i:i + 6]
             p[reg.points] = reg.law.cumulated_plastic_strain(reg.state)
-        return {"strain": self.strain, "stress": self.stress, "plastic_strain": plastic,
-                "cumulated_plastic_strain": p}
+        out["cumulated_plastic_strain"] = p
+        return out
 
     def run(self, on_increment=None) -> list[IncrementResult]:
         """Solve every increment of the loading; ``on_increment(solver, result)`` after each."""

@@ -214,11 +214,16 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
                time.perf_counter() - t0, say)
 
     t0 = time.perf_counter()
-    stress, p = [], []
+    if "back_stress" in cfg.dual.quantities and not any("X_xx" in law.state_names for law in regions.laws):
+        raise SnapshotError("dual.quantities lists 'back_stress', but no material of the snapshots has kinematic "
+                            "hardening; remove it from dual.quantities")
+    stress, p, back = [], [], []
     for c in cases:
         rep = replay(disc, regions, c.loading, c.displacements(), mesh.points)
         stress.append(rep.stress)
         p.append(rep.cumulated_plastic_strain)
+        if "back_stress" in cfg.dual.quantities:
+            back.append(rep.back_stress)
     stress_snap = np.concatenate(stress, axis=0).transpose(1, 2, 0)  # (n_loc, 6, n_s)
     p_snap = np.concatenate(p, axis=0).T  # (n_loc, n_s)
     del stress, p
@@ -227,6 +232,9 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
 
     t0 = time.perf_counter()
     dual_data = {"cumulated_plastic_strain": (p_snap, 1), "stress": (stress_snap.reshape(disc.n_points * 6, -1), 6)}
+    if back:  # (n_loc * 6, n_s), point-major rows like the stress
+        dual_data["back_stress"] = (np.concatenate(back, axis=0).transpose(1, 2, 0).reshape(disc.n_points * 6, -1), 6)
+    del back
     duals = {}
     for name in cfg.dual.quantities:
         values, c = dual_data[name]
