@@ -18,6 +18,7 @@ Per increment ``t_n -> t_{n+1}`` (Newton-Raphson with the consistent tangent):
 """
 from __future__ import annotations
 
+import dataclasses
 import time as _time
 from dataclasses import dataclass, field
 
@@ -131,8 +132,15 @@ class HifiSolver:
         self.assembler = MatrixAssembler(self.comm, rows, cols, self.ranges, block_size=3)
         del rows, cols
         owned_nodes = self.layout.inverse[self.layout.node_ranges[self.rank]:self.layout.node_ranges[self.rank + 1]]
-        self.linear = LinearSolver(self.comm, linear or LinearSolverOptions(),
-                                   coordinates=mesh.points[owned_nodes])
+        linear = linear or LinearSolverOptions()
+        unsymmetric = [law for _, law in materials
+                       if getattr(law, "kinematic", None) is not None and not law.kinematic.linear]
+        if unsymmetric and linear.ksp_type == "cg":
+            # the Armstrong-Frederick tangent is unsymmetric: CG does not apply
+            linear = dataclasses.replace(linear, ksp_type="gmres")
+            self.log("hifi: Armstrong-Frederick kinematic hardening has an unsymmetric tangent: "
+                     "linear solver cg -> gmres")
+        self.linear = LinearSolver(self.comm, linear, coordinates=mesh.points[owned_nodes])
 
         # Unit external loads (owned slices, PETSc numbering).
         self.unit_pressure = {
