@@ -147,6 +147,11 @@ class HifiSolver:
             name: self._owned(self.disc.pressure_force(mesh.surface_set(name), 1.0))
             for name in loading.pressures
         }
+        # tractions and forces: one unit load per set and component (x, y, z)
+        self.unit_traction = {name: [self._owned(self.disc.traction_force(mesh.surface_set(name), e))
+                                     for e in np.eye(3)] for name in loading.tractions}
+        self.unit_force = {name: [self._owned(self._nodal_unit(mesh.node_set(name), c)) for c in range(3)]
+                           for name in loading.forces}
         self.unit_centrifugal = None
         if loading.centrifugal is not None:
             c = loading.centrifugal
@@ -191,6 +196,14 @@ class HifiSolver:
         """Sum per-rank full vectors in original numbering; return the owned PETSc slice."""
         return reduce_to_owners(self.comm, self.layout.to_new(full_original), self.ranges)
 
+    def _nodal_unit(self, nodes: np.ndarray, component: int) -> np.ndarray:
+        """Full vector (original numbering) with 1 at ``component`` of ``nodes`` on rank 0, zero elsewhere
+        (the ranks' vectors are summed by :meth:`_owned`)."""
+        f = np.zeros(self.mesh.n_dofs)
+        if self.rank == 0:
+            f[3 * np.asarray(nodes, dtype=np.int64) + component] = 1.0
+        return f
+
     def _point_density(self) -> np.ndarray:
         rho = np.zeros(self.disc.n_points)
         for reg in self.regions:
@@ -201,6 +214,10 @@ class HifiSolver:
         f = np.zeros(self.rend - self.rstart)
         for name, amp in self.loading.pressures.items():
             f += float(amp(t)) * self.unit_pressure[name]
+        for loads, units in ((self.loading.tractions, self.unit_traction), (self.loading.forces, self.unit_force)):
+            for name, vec in loads.items():
+                for value, unit in zip(vec(t), units[name]):
+                    f += value * unit
         if self.unit_centrifugal is not None:
             f += float(self.loading.centrifugal.omega(t)) ** 2 * self.unit_centrifugal
         if self.gravity is not None:

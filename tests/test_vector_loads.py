@@ -1,0 +1,102 @@
+"""Tractions (vector, per face set) and concentrated forces (per node of a node set) in the loading family:
+the HF solver against the analytic bar, traction = consistent nodal forces, bad input named."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from structrom.mpi.linear_solver import LinearSolverOptions
+from structrom.rom.fem.mesh import MeshError
+from structrom.rom.fem.structured import box
+from structrom.rom.hifi.solver import HifiSolver, NewtonSettings
+from structrom.rom.loading import (ImposedDisplacement, Loading, LoadingError, VectorAmplitude,
+                                   loading_from_dict)
+from structrom.rom.materials import LinearElastic
+
+DIRECT = LinearSolverOptions(ksp_type="preonly", pc_type="lu", petsc_options={"pc_factor_mat_solver_type": "mumps"})
+E, NU = 200000.0, 0.3
+SYMMETRY = (ImposedDisplacement("xmin", (0,)), ImposedDisplacement("ymin", (1,)), ImposedDisplacement("zmin", (2,)))
+CLAMP = (ImposedDisplacement("xmin", (0, 1, 2)),)
+
+
+def _solve(mesh, loading):
+    s = HifiSolver(mesh, [(None, LinearElastic(E, NU))], loading, newton=NewtonSettings(rtol=1e-12),
+                   linear=DIRECT, log=lambda *a: None)
+    out = []
+    s.run(lambda solver, res: out.append(solver.u.reshape(-1, 3).copy()))
+    return s, np.array(out)
+
+
+def test_vector_amplitude_forms():
+    const = VectorAmplitude.from_config([1.0, -2.0, 3.0])
+    assert np.array_equal(const(7.0), [1.0, -2.0, 3.0])
+    table = VectorAmplitude.from_config([[0.0, 0.0, 0.0, 0.0], [2.0, 4.0, -2.0, 1.0]])
+    assert np.allclose(table(1.0), [2.0, -1.0, 0.5]) and np.allclose(table(5.0), [4.0, -2.0, 1.0])
+    assert VectorAmplitude.from_config(table.to_config()).to_config() == table.to_config()
+
+
+def test_uniform_traction_on_a_bar_is_analytic():
+    """Bar 2 x 1 x 1 on symmetry planes, traction (t, 0, 0) on x = 2 ramped in two increments: uniform
+    uniaxial stress, ``u_x = t x / E``, ``u_y = -nu t y / E`` exactly (trilinear elements)."""
+    mesh = box((2.0, 1.0, 1.0), (4, 2, 2), "C3D8")
+    t = 150.0
+    loading = loading_from_dict({"times": [0.0, 0.5, 1.0], "traction": {"xmax": [[0.0, 0, 0, 0], [1.0, t, 0, 0]]}})
+    loading = Loading(times=loading.times, tractions=loading.tractions, displacements=SYMMETRY)
+    s, u = _solve(mesh, loading)
+    x = mesh.points
+    for k, a in enumerate([0.5, 1.0]):
+        exact = np.column_stack([a * t * x[:, 0] / E, -NU * a * t * x[:, 1] / E, -NU * a * t * x[:, 2] / E])
+        assert np.abs(u[k] - exact).max() <= 1e-10 * np.abs(exact).max()
+    assert np.allclose(s.stress[:, 0], t, rtol=1e-10) and np.abs(s.stress[:, 1:]).max() <= 1e-8 * t
+
+
+@pytest.mark.parametrize("vector", [[0.0, 0.0, -40.0], [25.0, 10.0, -30.0]])
+def test_tip_traction_equals_its_consistent_nodal_forces(vector):
+    """Cantilever 4 x 1 x 1 with one element across its tip face (C3D8): a uniform traction t on the face is
+    the force t A / 4 at each of its four nodes (bilinear face), in any direction; the tip deflection under
+    a transverse load is the Euler-Bernoulli + shear one to the discretization error (12 x 1 x 1 elements
+    are too stiff in bending, so only the sign and order of magnitude are checked)."""
+    mesh = box((4.0, 1.0, 1.0), (12, 1, 1), "C3D8")
+    times = [0.0, 1.0]
+    _, u_t = _solve(mesh, Loading(times=np.array(times), displacements=CLAMP,
+                                  tractions={"xmax": VectorAmplitude.from_config(vector)}))
+    _, u_f = _solve(mesh, Loading(times=np.array(times), displacements=CLAMP,
+                                  forces={"xmax": VectorAmplitude.from_config(np.array(vector) / 4.0)}))
+    assert len(mesh.node_set("xmax")) == 4
+    assert np.abs(u_t - u_f).max() <= 1e-10 * np.abs(u_f).max()
+    if vector[0] == 0.0:
+        beam = vector[2] * 4.0 ** 3 / (3 * E * (1.0 / 12.0))  # P L^3 / (3 E I), P = t A
+        tip = u_t[-1][mesh.node_set("xmax"), 2].mean()
+        assert 0.5 < tip / beam < 1.0  # stiffer than the beam (locking), same sign and order
+
+
+def test_force_on_a_node_set_sums_over_ranks_once(tmp_path):
+    """Each node of the set gets the force once (the total reaction equals n_nodes x force)."""
+    mesh = box((2.0, 1.0, 1.0), (4, 2, 2), "C3D8")
+    loading = Loading(times=np.array([0.0, 1.0]), displacements=CLAMP,
+                      forces={"xmax": VectorAmplitude.from_config([3.0, -1.0, 2.0])})
+    s = HifiSolver(mesh, [(None, LinearElastic(E, NU))], loading, linear=DIRECT, log=lambda *a: None)
+    total = s.external_force(1.0).reshape(-1, 3).sum(0)
+    assert np.allclose(total, len(mesh.node_set("xmax")) * np.array([3.0, -1.0, 2.0]), rtol=1e-13)
+
+
+@pytest.mark.parametrize("d, match", [
+    ({"times": [0, 1], "traction": {"top": [1.0, 2.0]}}, r"loading.traction.top: give a vector \[x, y, z\]"),
+    ({"times": [0, 1], "force": {"tip": [[0, 1, 2], [1, 2, 3]]}}, r"loading.force.tip: give a vector"),
+    ({"times": [0, 1], "force": {"tip": [[1, 0, 0, 0], [0, 1, 1, 1]]}}, r"loading.force.tip\[x\]: times must be "
+                                                                        r"strictly increasing"),
+    ({"times": [0, 1], "traction": {"top": [0.0, float("nan"), 1.0]}}, r"loading.traction.top\[1\]: value must be finite"),
+    ({"times": [0, 1], "traction": [1, 2, 3]}, r"loading.traction must map set names to vectors"),
+])
+def test_bad_vector_loads_are_named(d, match):
+    with pytest.raises(LoadingError, match=match):
+        loading_from_dict(d)
+
+
+def test_unknown_sets_are_named():
+    mesh = box((2.0, 1.0, 1.0), (2, 1, 1), "C3D8")
+    for kw, match in (({"forces": {"tip": VectorAmplitude.from_config([1.0, 0, 0])}}, r"node set 'tip' is not in the mesh"),
+                      ({"tractions": {"flange": VectorAmplitude.from_config([1.0, 0, 0])}}, r"'flange'")):
+        with pytest.raises(MeshError, match=match):
+            HifiSolver(mesh, [(None, LinearElastic(E, NU))], Loading(times=np.array([0.0, 1.0]), displacements=CLAMP,
+                                                                     **kw), linear=DIRECT, log=lambda *a: None)
