@@ -100,3 +100,122 @@ def test_unknown_sets_are_named():
         with pytest.raises(MeshError, match=match):
             HifiSolver(mesh, [(None, LinearElastic(E, NU))], Loading(times=np.array([0.0, 1.0]), displacements=CLAMP,
                                                                      **kw), linear=DIRECT, log=lambda *a: None)
+
+
+# -- the reduced model of a family of tractions and forces ------------------------------------------------
+HIFI = """
+[mesh]
+file = "bar.inp"
+
+[[material]]
+law = {{ type = "j2_plasticity", elastic = {{ young = 200000.0, poisson = 0.3 }}, hardening = {{ type = "linear", yield_stress = 300.0, modulus = 2000.0 }} }}
+
+[[boundary]]
+node_set = "xmin"
+components = ["x", "y", "z"]
+
+[loading]
+times = [0.0, 0.25, 0.5, 0.75, 1.0]
+traction = [{{ surface = "xmax", vector = [[0.0, 0.0, 0.0, 0.0], [1.0, 0.0, {ty}, {tz}]] }}]
+force = [{{ node_set = "tip", vector = [[0.0, 0.0, 0.0, 0.0], [1.0, {fx}, 0.0, 0.0]] }}]
+
+[solver]
+newton_rtol = 1e-10
+linear = {{ ksp_type = "preonly", pc_type = "lu", petsc_options = {{ pc_factor_mat_solver_type = "mumps" }} }}
+
+[output]
+file = "train/case_{i}.h5"
+"""
+OFFLINE = """
+[snapshots]
+files = ["train/case_*.h5"]
+[pod]
+tolerance = 1e-8
+[dual]
+quantities = ["cumulated_plastic_strain", "stress"]
+tolerance = 1e-8
+[ecm]
+tolerance = 1e-7
+[output]
+file = "model.h5"
+"""
+
+
+def _case(angle_deg: float, magnitude: float, fx: float) -> dict:
+    a = np.radians(angle_deg)
+    return {"ty": magnitude * np.cos(a), "tz": magnitude * np.sin(a), "fx": fx}
+
+
+TRAINING = [_case(angle, magnitude, fx) for angle, magnitude, fx in
+            [(0.0, 16.0, 0.0), (20.0, 14.0, 20.0), (45.0, 16.0, 10.0), (70.0, 14.0, 0.0), (90.0, 16.0, 20.0),
+             (0.0, 14.0, 20.0), (45.0, 14.0, 0.0), (90.0, 14.0, 10.0)]]
+
+
+@pytest.fixture(scope="module")
+def family(tmp_path_factory):
+    from structrom.rom.adapters.calculix import write_mesh_inp
+    from structrom.rom.hifi.config import load_config
+    from structrom.rom.hifi.run import run_hifi
+    from structrom.rom.offline.config import load_offline_config
+    from structrom.rom.offline.pipeline import run_offline
+
+    d = tmp_path_factory.mktemp("vector_loads")
+    mesh = box((10.0, 2.0, 2.0), (10, 2, 2), element="C3D20R")
+    corner = np.flatnonzero(np.all(np.isclose(mesh.points, [10.0, 2.0, 2.0]), axis=1))
+    mesh.node_sets["tip"] = corner
+    write_mesh_inp(d / "bar.inp", mesh)
+    for i, c in enumerate(TRAINING):
+        (d / f"case_{i}.toml").write_text(HIFI.format(i=i, **c))
+        run_hifi(load_config(d / f"case_{i}.toml"), log=lambda *a: None)
+    (d / "offline.toml").write_text(OFFLINE)
+    run_offline(load_offline_config(d / "offline.toml"), log=lambda *a: None)
+    return d, mesh
+
+
+def test_reduced_model_reproduces_hf_for_unseen_traction_direction_and_force(family, tmp_path):
+    """Tip traction of direction 30 degrees in the y-z plane (magnitude 15) and a corner force (15), unseen in
+    training (8 cases: directions 0, 20, 45, 70, 90 degrees, magnitudes 14 / 16, forces 0 / 10 / 20): the
+    reduced model's displacements = HF within 1 % (space-time relative 2-norm; measured 8.5e-4). The
+    cumulated plastic strain (yielding starts in the last increments, its pattern turns with the load
+    direction) is the harder quantity: measured 9.5 % with these 8 cases, 3.0 % with 20 (every 10 degrees),
+    so its bound here (15 %) only guards against regressions; 1 % needs a denser training family."""
+    from structrom.rom.hifi.config import load_config
+    from structrom.rom.hifi.run import run_hifi
+    from structrom.rom.online import ReducedModel
+    import h5py
+
+    d, mesh = family
+    c = _case(30.0, 15.0, 15.0)
+    (d / "unseen.toml").write_text(HIFI.format(i="unseen", **c).replace("train/case_unseen.h5", "unseen.h5"))
+    run_hifi(load_config(d / "unseen.toml"), log=lambda *a: None)
+    model = ReducedModel.load(d / "model.h5")
+    assert set(model.data.traction) == {"xmax"} and set(model.data.force) == {"tip"}
+    r = model.solve({"times": [0.0, 0.25, 0.5, 0.75, 1.0],
+                     "traction": {"xmax": [[0.0, 0.0, 0.0, 0.0], [1.0, 0.0, c["ty"], c["tz"]]]},
+                     "force": {"tip": [[0.0, 0.0, 0.0, 0.0], [1.0, c["fx"], 0.0, 0.0]]}})
+    with h5py.File(d / "unseen.h5") as f:
+        u_hf, p_hf = f["fields/displacement"][()], f["fields/cumulated_plastic_strain"][()]
+    u, p = r.displacement(increment=None), r.dual_field("cumulated_plastic_strain", None)
+    err_u = np.linalg.norm(u - u_hf) / np.linalg.norm(u_hf)
+    err_p = np.linalg.norm(p - p_hf) / np.linalg.norm(p_hf)
+    print(f"unseen traction direction and force: u {err_u:.2e}, p {err_p:.2e}, max p {p_hf.max():.3g}")
+    assert p_hf.max() > 1e-3  # plastic
+    assert err_u <= 1e-2 and err_p <= 0.15
+
+
+def test_reduced_model_names_missing_sets_and_out_of_range_loads(family):
+    from structrom.rom.online import ReducedModel
+
+    d, _ = family
+    model = ReducedModel.load(d / "model.h5")
+    base = {"times": [0.0, 1.0]}
+    with pytest.raises(LoadingError, match=r"loading.traction: this model has no reduced traction for set\(s\) "
+                                           r"\['zmax'\]"):
+        model.solve({**base, "traction": {"zmax": [0.0, 0.0, 1.0]}})
+    with pytest.raises(LoadingError, match=r"loading.force: this model has no reduced force for set\(s\) \['xmax'\]"):
+        model.solve({**base, "force": {"xmax": [1.0, 0.0, 0.0]}})
+    with pytest.raises(LoadingError, match=r"loading.traction.xmax \(peak per component\) = \[0, 40, 0\] is outside "
+                                           r"the training range"):
+        model.solve({**base, "traction": {"xmax": [[0.0, 0, 0, 0], [1.0, 0.0, 40.0, 0.0]]}})
+    with pytest.raises(LoadingError, match=r"loading.force.tip \(peak per component\) = \[-50, 0, 0\] is outside"):
+        model.solve({**base, "force": {"tip": [[0.0, 0, 0, 0], [1.0, -50.0, 0.0, 0.0]]}})

@@ -103,7 +103,8 @@ class ReducedModel:
         for name in ("integrator", "weights", "coordinates"):
             if not np.all(np.isfinite(getattr(data, name))):
                 raise ModelFileError(f"{where}: reduced/{name} contains non-finite values")
-        loads = list(data.pressure.values()) + [v for v in (data.centrifugal, data.gravity) if v is not None]
+        loads = (list(data.pressure.values()) + list(data.traction.values()) + list(data.force.values())
+                 + [v for v in (data.centrifugal, data.gravity) if v is not None])
         if not all(np.all(np.isfinite(v)) for v in loads):
             raise ModelFileError(f"{where}: a reduced load contains non-finite values")
         self.regions = [Region(law, np.flatnonzero(data.material == i)) for i, law in enumerate(self.laws)]
@@ -186,11 +187,15 @@ class ReducedModel:
         return self._interp @ self._temperature_nodes(loading, t)
 
     def external_force(self, loading: Loading, t: float) -> np.ndarray:
-        """``f_ext(t)`` ``(N,)``: pressures x amplitudes, omega(t)^2 x centrifugal, gravity."""
+        """``f_ext(t)`` ``(N,)``: pressures x amplitudes, tractions and forces (vector(t) per set),
+        omega(t)^2 x centrifugal, gravity."""
         d = self.data
         f = np.zeros(self.n_modes)
         for name, amp in loading.pressures.items():
             f += float(amp(t)) * d.pressure[name]
+        for loads, reduced in ((loading.tractions, d.traction), (loading.forces, d.force)):
+            for name, vec in loads.items():
+                f += reduced[name] @ vec(t)
         if loading.centrifugal is not None:
             f += float(loading.centrifugal.omega(t)) ** 2 * d.centrifugal
         if loading.gravity is not None and d.gravity is not None:
@@ -214,7 +219,8 @@ class ReducedModel:
         loading = as_loading(loading)
         check_structure(loading, pressure=d.pressure, centrifugal=d.centrifugal,
                         centrifugal_axis=d.centrifugal_axis, gravity=d.gravity, dirichlet=d.dirichlet,
-                        n_mesh_nodes=self.n_mesh_nodes, n_temperature_nodes=len(d.temperature_nodes))
+                        n_mesh_nodes=self.n_mesh_nodes, n_temperature_nodes=len(d.temperature_nodes),
+                        traction=d.traction, force=d.force)
         loading = self._restricted(loading)
         # temperatures at every time of the loading (raises LoadingError on non-finite values)
         nodal = loading.nodal_temperatures(loading.times, d.temperature_coordinates)
