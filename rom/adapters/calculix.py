@@ -878,6 +878,8 @@ def write_static_deck(
       is not supported (ccx 2.20 has linear kinematic hardening only);
     * ``ImposedDisplacement`` -> ``*BOUNDARY`` (zero values fixed; other values with an ``*AMPLITUDE``);
       where several entries constrain the same dof the last one wins, as in our solver;
+    * forces on node sets -> ``*CLOAD`` ``set, dof, 1.`` per non-zero component with that component's
+      amplitude (ccx applies it at each node, as we do); tractions are refused (:class:`CalculixError`);
     * pressures -> ``*DLOAD`` ``element, P<face>, 1.`` lines with the pressure's amplitude; centrifugal ->
       ``Eall, CENTRIF, 1., point, axis`` with the amplitude ``omega(t)^2``; gravity -> ``Eall, GRAV`` with a
       constant amplitude (our solver applies gravity in full from the first increment);
@@ -989,6 +991,15 @@ def write_static_deck(
         a = amplitude(np.array([float(amp(t)) for t in times]))
         step_cards.append(f"*DLOAD, AMPLITUDE={a}")
         step_cards += [f"{e + 1}, P{f + 1}, 1." for e, f in faces.tolist()]
+    if loading.tractions:
+        raise CalculixError(f"write_static_deck: tractions {sorted(loading.tractions)} are not written (ccx 2.20 has "
+                            "no uniform surface traction card without a user subroutine); use nodal forces")
+    for name, vec in loading.forces.items():  # *CLOAD on a node set: the value at each node, as ours
+        mesh.node_set(name)
+        for c, comp in enumerate(vec.components):
+            values = np.array([float(comp(t)) for t in times])
+            if np.any(values != 0.0):
+                step_cards += [f"*CLOAD, AMPLITUDE={amplitude(values)}", f"{name}, {c + 1}, 1."]
     if loading.centrifugal is not None:
         c = loading.centrifugal
         a = amplitude(np.array([float(c.omega(t)) ** 2 for t in times]))
