@@ -293,9 +293,9 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     # node counted by the lowest rank holding its rows
     traction = {s: np.stack([comm.allreduce(phi.T @ disc.traction_force(mesh.surface_set(s), e)) for e in np.eye(3)],
                             axis=1) for s in sorted({s for c in cases for s in c.loading.tractions})}
-    holder = np.full(mesh.n_nodes, size)
+    holder = np.full(mesh.n_nodes, size, dtype=np.int64)
     holder[my_nodes] = rank
-    holder = comm.allreduce(holder, op=MPI.MIN)
+    comm.Allreduce(MPI.IN_PLACE, holder, op=MPI.MIN)
     force = {}
     for s in sorted({s for c in cases for s in c.loading.forces}):
         nodes = mesh.node_set(s)
