@@ -197,13 +197,14 @@ def kinematic_return(s_trial: np.ndarray, x_old: np.ndarray, p_old: np.ndarray, 
         eta, q = xi[ip], q_xi[ip]
         return KinematicReturn(ip, dp, q, h, beta, c_mod * dp, eta / q[:, None], np.zeros_like(xo))
 
+    recall = gamma > 0.0
+    g_safe = np.where(recall, gamma, 1.0)
+
     def parts(x, ii):
         gm = gamma[ii]
-        beta = np.exp(-gm * x)
-        # k = C (1 - beta) / gamma, continuous at gamma = 0 (expm1 keeps it accurate for small gamma dp)
-        small = gm * x < 1e-300
-        with np.errstate(divide="ignore", invalid="ignore"):
-            k = np.where(small, c_mod[ii] * x, -c_mod[ii] * np.expm1(-gm * x) / np.where(small, 1.0, gm))
+        e = -np.expm1(-gm * x)  # 1 - beta, accurate for small gamma dp
+        k = c_mod[ii] * np.where(recall[ii], e / g_safe[ii], x)  # C (1 - beta) / gamma, C dp at gamma = 0
+        beta = 1.0 - e
         eta = st[ii] - beta[:, None] * xo[ii]
         return beta, k, eta
 
@@ -211,9 +212,9 @@ def kinematic_return(s_trial: np.ndarray, x_old: np.ndarray, p_old: np.ndarray, 
         beta, k, eta = parts(x, ii)
         q = q_norm(eta)
         r, dr = hardening(pp[ii] + x, tp[ii])
-        y = (gamma[ii] * beta)[:, None] * xo[ii]
         g = q - g3[ii] * x - k - r
-        dg = 1.5 * ((eta * y) @ STRESS_WEIGHTS) / q - g3[ii] - c_mod[ii] * beta - dr
+        # (3/2) N : Y with Y = gamma beta X_old
+        dg = (1.5 * gamma[ii] * beta) * ((eta * xo[ii]) @ STRESS_WEIGHTS) / q - g3[ii] - c_mod[ii] * beta - dr
         if overstress is not None:
             v, dv = overstress(x, ii)
             g, dg = g - v, dg - dv
