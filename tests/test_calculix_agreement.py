@@ -21,8 +21,8 @@ from structrom.rom.fem.quadrature import GAUSS3D2
 from structrom.rom.fem.structured import box, cylinder_sector
 from structrom.rom.hifi.solver import HifiSolver, NewtonSettings
 from structrom.rom.loading import Amplitude, Centrifugal, HotSpotTemperature, ImposedDisplacement, Loading
-from structrom.rom.materials import (J2Plasticity, KinematicHardening, LinearElastic, LinearHardening, NortonViscoplasticity,
-                           TabulatedHardening, VoceHardening)
+from structrom.rom.materials import (J2Plasticity, KinematicHardening, LinearElastic, LinearHardening,
+                                     NortonViscoplasticity, TabulatedHardening, VoceHardening)
 
 needs_ccx = pytest.mark.skipif(shutil.which("ccx") is None, reason="CalculiX ccx not installed")
 DIRECT = LinearSolverOptions(ksp_type="preonly", pc_type="lu",
@@ -259,14 +259,14 @@ def test_thermoelastic_hot_spot(tmp_path, monkeypatch, element):
 
 
 # -- kinematic hardening over a cycle --------------------------------------------------------------------
-def _uniaxial_cube(law, tip, scale):
+def _uniaxial_cube(tip, scale):
     """One C3D8 cube with symmetry planes, x-face displaced by ``scale * tip[k]`` at time k."""
     times = np.arange(len(tip), dtype=float)
+    amplitude = Amplitude.from_config(np.column_stack([times, tip]).tolist())
     return box((1.0, 1.0, 1.0), (1, 1, 1), "C3D8"), Loading(
         times=times,
         displacements=(ImposedDisplacement("xmin", (0,)), ImposedDisplacement("ymin", (1,)),
-                       ImposedDisplacement("zmin", (2,)),
-                       ImposedDisplacement("xmax", (0,), scale, Amplitude.from_config(np.column_stack([times, tip]).tolist()))))
+                       ImposedDisplacement("zmin", (2,)), ImposedDisplacement("xmax", (0,), scale, amplitude)))
 
 
 @needs_ccx
@@ -277,7 +277,7 @@ def test_ccx_geometrically_linear_kinematic_hardening_is_defective(tmp_path):
     (sigma = sigma_y + C p exactly) softens when split into increments. If this starts failing, ccx was
     fixed: drop the NLGEOM default in write_static_deck."""
     law = J2Plasticity(LinearElastic(200000.0, 0.3), LinearHardening(250.0, 0.0), KinematicHardening(20000.0))
-    mesh, loading = _uniaxial_cube(law, [0.0, 2.0, 6.0], 1e-3)
+    mesh, loading = _uniaxial_cube([0.0, 2.0, 6.0], 1e-3)
     write_static_deck(tmp_path / "job.inp", mesh, law, loading, nlgeom=False)
     dat = read_dat(run_ccx(tmp_path, "job", timeout=60).dat)
     last = dat[max(dat)]
@@ -312,7 +312,8 @@ def test_j2_kinematic_hardening_cyclic(tmp_path, hardening):
     assert f"*PLASTIC, HARDENING={hardening}" in text and "NLGEOM" in text
     assert ("*CYCLIC HARDENING" in text) == (hardening == "COMBINED")
     times = np.arange(10.0)
-    amp = Amplitude.from_config(np.column_stack([times, [0.0, 1 / 3, 2 / 3, 1.0, 1 / 3, -1 / 3, -1.0, -1 / 3, 1 / 3, 0.6]]).tolist())
+    tip = [0.0, 1 / 3, 2 / 3, 1.0, 1 / 3, -1 / 3, -1.0, -1 / 3, 1 / 3, 0.6]
+    amp = Amplitude.from_config(np.column_stack([times, tip]).tolist())
     loading = Loading(times=times, displacements=(ImposedDisplacement("xmin", (0, 1, 2)),
                                                   ImposedDisplacement("xmax", (2,), 5e-5, amp)))
     _, out = _solve_both(tmp_path, mesh, law, loading)

@@ -85,7 +85,8 @@ def test_force_on_a_node_set_sums_over_ranks_once(tmp_path):
     ({"times": [0, 1], "force": {"tip": [[0, 1, 2], [1, 2, 3]]}}, r"loading.force.tip: give a vector"),
     ({"times": [0, 1], "force": {"tip": [[1, 0, 0, 0], [0, 1, 1, 1]]}}, r"loading.force.tip\[x\]: times must be "
                                                                         r"strictly increasing"),
-    ({"times": [0, 1], "traction": {"top": [0.0, float("nan"), 1.0]}}, r"loading.traction.top\[1\]: value must be finite"),
+    ({"times": [0, 1], "traction": {"top": [0.0, float("nan"), 1.0]}},
+     r"loading.traction.top\[1\]: value must be finite"),
     ({"times": [0, 1], "traction": [1, 2, 3]}, r"loading.traction must map set names to vectors"),
 ])
 def test_bad_vector_loads_are_named(d, match):
@@ -95,11 +96,12 @@ def test_bad_vector_loads_are_named(d, match):
 
 def test_unknown_sets_are_named():
     mesh = box((2.0, 1.0, 1.0), (2, 1, 1), "C3D8")
-    for kw, match in (({"forces": {"tip": VectorAmplitude.from_config([1.0, 0, 0])}}, r"node set 'tip' is not in the mesh"),
-                      ({"tractions": {"flange": VectorAmplitude.from_config([1.0, 0, 0])}}, r"'flange'")):
+    unit = VectorAmplitude.from_config([1.0, 0, 0])
+    for kw, match in (({"forces": {"tip": unit}}, r"node set 'tip' is not in the mesh"),
+                      ({"tractions": {"flange": unit}}, r"'flange'")):
+        loading = Loading(times=np.array([0.0, 1.0]), displacements=CLAMP, **kw)
         with pytest.raises(MeshError, match=match):
-            HifiSolver(mesh, [(None, LinearElastic(E, NU))], Loading(times=np.array([0.0, 1.0]), displacements=CLAMP,
-                                                                     **kw), linear=DIRECT, log=lambda *a: None)
+            HifiSolver(mesh, [(None, LinearElastic(E, NU))], loading, linear=DIRECT, log=lambda *a: None)
 
 
 # -- the reduced model of a family of tractions and forces ------------------------------------------------

@@ -360,7 +360,8 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
             material=assemble("material", ()).astype(np.int64), integrator=integrator,
             temperature_nodes=t_nodes, temperature_coordinates=mesh.points[t_nodes],
             temperature_interpolation=interp, pressure=pressure, centrifugal=centrifugal, centrifugal_axis=axis,
-            gravity=gravity, traction=traction, force=force, duals=dual_bases, indicator_quantity=cfg.indicator.quantity,
+            gravity=gravity, traction=traction, force=force, duals=dual_bases,
+            indicator_quantity=cfg.indicator.quantity,
             indicator_tolerance=cfg.indicator.tolerance,
             indicator_reference=float(np.linalg.norm(assemble("indicator", pieces[0]["indicator"].shape[1:]),
                                                      axis=(0, 1)).max(initial=0.0)))

@@ -109,8 +109,8 @@ class ReducedModel:
             raise ModelFileError(f"{where}: a reduced load contains non-finite values")
         self.regions = [Region(law, np.flatnonzero(data.material == i)) for i, law in enumerate(self.laws)]
         self.regions = [r for r in self.regions if len(r.points)]
-        system = next((s for s in (RadialReturnSystem, KinematicReturnSystem) if s.applies(self.regions, len(data.weights))),
-                      ReducedSystem)
+        fast = [s for s in (RadialReturnSystem, KinematicReturnSystem) if s.applies(self.regions, len(data.weights))]
+        system = fast[0] if fast else ReducedSystem
         self.system = system(data.integrator, data.weights, self.regions)
         self.gappy: dict[str, Gappy] = {}
         for name, dual in data.duals.items():
