@@ -85,6 +85,14 @@ def test_deck_writer_rejects_unsupported_features(tmp_path):
     hot = LinearElastic(1000.0, 0.3, expansion=1e-5, reference_temperature=20.0)  # T(t0) = 0 != 20
     with pytest.raises(CalculixError, match="thermal strain at times\\[0\\] is not zero"):
         write_static_deck(tmp_path / "a.inp", mesh, hot, loading)
+    af = J2Plasticity(el, LinearHardening(1.0), KinematicHardening(100.0, 10.0))
+    with pytest.raises(CalculixError, match="Armstrong-Frederick kinematic hardening .* has no ccx 2.20"):
+        write_static_deck(tmp_path / "a.inp", mesh, af, loading)
+    from structrom.rom.loading import VectorAmplitude
+    pulled = Loading(times=loading.times, displacements=loading.displacements,
+                     tractions={"xmax": VectorAmplitude.from_config([1.0, 0.0, 0.0])})
+    with pytest.raises(CalculixError, match=r"tractions \['xmax'\] are not written"):
+        write_static_deck(tmp_path / "a.inp", mesh, el, pulled)
 
 
 def test_deck_writer_fields_fit_ccx(tmp_path):
