@@ -1,4 +1,5 @@
-"""Loadings: time histories of temperature fields, pressures, rotation speed and imposed displacements.
+"""Loadings: time histories of temperature fields, pressures, tractions, concentrated forces, rotation speed
+and imposed displacements.
 
 A loading is what a user varies between queries. It is evaluated at the times of the increments:
 ``times[0]`` is the unloaded reference state (zero displacement), each later time ends an increment.
@@ -48,6 +49,32 @@ class Amplitude:
 
     def to_config(self) -> list[list[float]]:
         return np.column_stack([self.times, self.values]).tolist()
+
+
+@dataclass(frozen=True)
+class VectorAmplitude:
+    """Piecewise-linear vector function of time ``(3,)`` (x, y, z), constant outside its range: a traction
+    [force/area] or a concentrated force [force]. ``components``: one :class:`Amplitude` per axis."""
+
+    components: tuple[Amplitude, Amplitude, Amplitude]
+
+    @classmethod
+    def from_config(cls, value: list, name: str = "vector") -> "VectorAmplitude":
+        """A constant vector ``[x, y, z]`` or a list of ``[time, x, y, z]`` rows with increasing times."""
+        table = np.asarray(value, dtype=float) if not isinstance(value, (str, bytes, dict)) else np.zeros(0)
+        if table.shape == (3,):
+            return cls(tuple(Amplitude.from_config(float(v), f"{name}[{i}]") for i, v in enumerate(table)))
+        if table.ndim != 2 or table.shape[1] != 4 or len(table) == 0:
+            raise LoadingError(f"{name}: give a vector [x, y, z] or a list of [time, x, y, z] rows, got {value!r}")
+        return cls(tuple(Amplitude.from_config(table[:, [0, i + 1]].tolist(), f"{name}[{'xyz'[i]}]")
+                         for i in range(3)))
+
+    def __call__(self, t: float) -> np.ndarray:
+        return np.array([float(a(t)) for a in self.components])
+
+    def to_config(self) -> list[list[float]]:
+        times = np.unique(np.concatenate([a.times for a in self.components]))
+        return np.column_stack([times] + [a(times) for a in self.components]).tolist()
 
 
 class TemperatureField(Protocol):
@@ -150,11 +177,17 @@ class ImposedDisplacement:
 
 @dataclass(frozen=True)
 class Loading:
-    """A full loading history. ``times``: ``(n_increments + 1,)`` strictly increasing."""
+    """A full loading history. ``times``: ``(n_increments + 1,)`` strictly increasing.
+
+    ``tractions``: surface set -> traction vector [force/area] (uniform on the faces, fixed direction in
+    space); ``forces``: node set -> concentrated force vector [force] applied at EACH node of the set
+    (CalculiX ``*CLOAD`` on a node set)."""
 
     times: np.ndarray
     temperature: TemperatureField = field(default_factory=UniformTemperature)
     pressures: dict[str, Amplitude] = field(default_factory=dict)
+    tractions: dict[str, VectorAmplitude] = field(default_factory=dict)
+    forces: dict[str, VectorAmplitude] = field(default_factory=dict)
     centrifugal: Centrifugal | None = None
     gravity: tuple[float, float, float] | None = None
     displacements: tuple[ImposedDisplacement, ...] = ()
@@ -234,13 +267,16 @@ def loading_from_dict(d: dict, base_dir: str | None = None) -> Loading:
         {"times": [0, 0.5, 1.0],                      # or "end_time": 1.0, "increments": 10
          "temperature": {"type": "hot_spot", ...},    # see temperature_from_config; or "nodal" with "values"
          "pressure": {"holes": [[0, 0], [1, 20]]},    # surface set -> amplitude (number or [t, value] pairs)
+         "traction": {"flange": [[0, 0, 0, 0], [1, 5, 0, -2]]},  # surface set -> [x, y, z] or [t, x, y, z] rows
+         "force": {"tip": [0, 0, -100]},              # node set -> force at each node, same forms
          "centrifugal": {"omega": [[0, 0], [1, 300]], "axis_point": [...], "axis_direction": [...]},
          "gravity": [0, 0, -9.81]}
 
     Imposed displacements are not part of a query: they belong to the model (zero on its Dirichlet sets).
     """
     d = dict(d)
-    allowed = {"times", "end_time", "increments", "temperature", "pressure", "centrifugal", "gravity"}
+    allowed = {"times", "end_time", "increments", "temperature", "pressure", "traction", "force", "centrifugal",
+               "gravity"}
     unknown = set(d) - allowed
     if unknown:
         raise LoadingError(f"loading: unknown field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
@@ -261,6 +297,12 @@ def loading_from_dict(d: dict, base_dir: str | None = None) -> Loading:
     else:
         temperature = temperature_from_config(temp_cfg, base_dir)
     pressures = {str(k): Amplitude.from_config(v, f"loading.pressure.{k}") for k, v in d.get("pressure", {}).items()}
+    vectors = {}
+    for key in ("traction", "force"):
+        table = d.get(key) or {}
+        if not isinstance(table, dict):
+            raise LoadingError(f"loading.{key} must map set names to vectors, got {type(table).__name__}")
+        vectors[key] = {str(k): VectorAmplitude.from_config(v, f"loading.{key}.{k}") for k, v in table.items()}
     centrifugal = None
     if d.get("centrifugal") is not None:
         c = dict(d["centrifugal"])
@@ -274,5 +316,5 @@ def loading_from_dict(d: dict, base_dir: str | None = None) -> Loading:
         gravity = tuple(float(g) for g in gravity)
         if len(gravity) != 3 or not np.all(np.isfinite(gravity)):
             raise LoadingError("loading.gravity must be three finite numbers")
-    return Loading(times=times, temperature=temperature, pressures=pressures, centrifugal=centrifugal,
-                   gravity=gravity)
+    return Loading(times=times, temperature=temperature, pressures=pressures, tractions=vectors["traction"],
+                   forces=vectors["force"], centrifugal=centrifugal, gravity=gravity)

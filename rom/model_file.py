@@ -32,6 +32,9 @@ indptr}``                                                            reduced poi
 ``/loads/pressure/<surface>``           (N,) f8                      Phi^T f for unit pressure on the surface set
 ``/loads/centrifugal``                  (N,) f8, attrs axis          Phi^T f for omega = 1
 ``/loads/gravity``                      (N, 3) f8                    Phi^T f for unit acceleration along x, y, z
+``/loads/traction/<surface>``           (N, 3) f8                    Phi^T f for a unit traction along x, y, z
+``/loads/force/<node set>``             (N, 3) f8                    Phi^T f for a unit force along x, y, z at
+                                                                     each node of the set
 ``/dual/<q>/reduced_basis``             (n_rp * c, m_q) f8           Gappy basis at the reduced points (c = 1
                                                                      for scalars, 6 for stress, point-major)
 ``/dual/<q>/basis``                     (n_points * c, m_q) f8       full basis, chunked, for reconstruction
@@ -99,6 +102,8 @@ class ReducedModelData:
     centrifugal: np.ndarray | None = None
     centrifugal_axis: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     gravity: np.ndarray | None = None
+    traction: dict[str, np.ndarray] = field(default_factory=dict)  # surface -> (N, 3)
+    force: dict[str, np.ndarray] = field(default_factory=dict)  # node set -> (N, 3)
     duals: dict[str, DualBasis] = field(default_factory=dict)
     indicator_quantity: str = "cumulated_plastic_strain"
     indicator_tolerance: float = 1e-2
@@ -146,6 +151,9 @@ def write(path: str | Path, data: ReducedModelData, mesh, modes: np.ndarray,
             loads = f.create_group("loads")
             for name, vec in data.pressure.items():
                 loads.create_dataset(f"pressure/{name}", data=vec)
+            for kind in ("traction", "force"):
+                for name, vec in getattr(data, kind).items():
+                    loads.create_dataset(f"{kind}/{name}", data=vec)
             if data.centrifugal is not None:
                 d = loads.create_dataset("centrifugal", data=data.centrifugal)
                 d.attrs["axis_point"], d.attrs["axis_direction"] = data.centrifugal_axis
@@ -206,6 +214,8 @@ def load(path: str | Path, *, mesh: bool = False, full: bool = False) -> Reduced
                                 _need(t, "indptr", path)[()]), shape=(len(arrays["weights"]), len(tn)))
         loads = f.get("loads")
         pressure = {k: v[()] for k, v in loads["pressure"].items()} if loads is not None and "pressure" in loads else {}
+        vectors = {kind: {k: v[()] for k, v in loads[kind].items()} if loads is not None and kind in loads else {}
+                   for kind in ("traction", "force")}
         centrifugal = axis = gravity = None
         if loads is not None and "centrifugal" in loads:
             centrifugal = loads["centrifugal"][()]
@@ -223,7 +233,7 @@ def load(path: str | Path, *, mesh: bool = False, full: bool = False) -> Reduced
             **meta, singular_values=_need(f, "modes/singular_values", path)[()], **arrays,
             temperature_nodes=tn, temperature_coordinates=_need(t, "coordinates", path)[()],
             temperature_interpolation=interp, pressure=pressure, centrifugal=centrifugal,
-            centrifugal_axis=axis, gravity=gravity, duals=duals,
+            centrifugal_axis=axis, gravity=gravity, **vectors, duals=duals,
             indicator_quantity=str(ind.attrs["quantity"]), indicator_tolerance=float(ind.attrs["tolerance"]),
             indicator_reference=float(ind.attrs.get("reference", 0.0)),
             modes=_need(f, "modes/full", path)[()] if full else None)
@@ -254,6 +264,9 @@ def _validate(path: Path, d: ReducedModelData, modes_shape: tuple[int, ...]) -> 
         check("loads/centrifugal", d.centrifugal.shape, (N,))
     if d.gravity is not None:
         check("loads/gravity", d.gravity.shape, (N, 3))
+    for kind in ("traction", "force"):
+        for name, vec in getattr(d, kind).items():
+            check(f"loads/{kind}/{name}", vec.shape, (N, 3))
     for name, dual in d.duals.items():
         check(f"dual/{name}/reduced_basis", dual.reduced_basis.shape[:1], (n_rp * dual.components,))
     if np.any(d.weights < 0) or not np.all(np.isfinite(d.weights)):

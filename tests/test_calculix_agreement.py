@@ -21,8 +21,8 @@ from structrom.rom.fem.quadrature import GAUSS3D2
 from structrom.rom.fem.structured import box, cylinder_sector
 from structrom.rom.hifi.solver import HifiSolver, NewtonSettings
 from structrom.rom.loading import Amplitude, Centrifugal, HotSpotTemperature, ImposedDisplacement, Loading
-from structrom.rom.materials import (J2Plasticity, LinearElastic, LinearHardening, NortonViscoplasticity,
-                           TabulatedHardening, VoceHardening)
+from structrom.rom.materials import (J2Plasticity, KinematicHardening, LinearElastic, LinearHardening,
+                                     NortonViscoplasticity, TabulatedHardening, VoceHardening)
 
 needs_ccx = pytest.mark.skipif(shutil.which("ccx") is None, reason="CalculiX ccx not installed")
 DIRECT = LinearSolverOptions(ksp_type="preonly", pc_type="lu",
@@ -85,6 +85,14 @@ def test_deck_writer_rejects_unsupported_features(tmp_path):
     hot = LinearElastic(1000.0, 0.3, expansion=1e-5, reference_temperature=20.0)  # T(t0) = 0 != 20
     with pytest.raises(CalculixError, match="thermal strain at times\\[0\\] is not zero"):
         write_static_deck(tmp_path / "a.inp", mesh, hot, loading)
+    af = J2Plasticity(el, LinearHardening(1.0), KinematicHardening(100.0, 10.0))
+    with pytest.raises(CalculixError, match="Armstrong-Frederick kinematic hardening .* has no ccx 2.20"):
+        write_static_deck(tmp_path / "a.inp", mesh, af, loading)
+    from structrom.rom.loading import VectorAmplitude
+    pulled = Loading(times=loading.times, displacements=loading.displacements,
+                     tractions={"xmax": VectorAmplitude.from_config([1.0, 0.0, 0.0])})
+    with pytest.raises(CalculixError, match=r"tractions \['xmax'\] are not written"):
+        write_static_deck(tmp_path / "a.inp", mesh, el, pulled)
 
 
 def test_deck_writer_fields_fit_ccx(tmp_path):
@@ -256,3 +264,103 @@ def test_thermoelastic_hot_spot(tmp_path, monkeypatch, element):
     print(f"{element}: CalculiX's point temperatures: |du|/|u| = {['%.2e' % d for d in du]}, "
           f"point |dS| = {['%.2e' % d for d in ds]}")
     assert max(du) <= 1e-5 and max(ds) <= 1e-5
+
+
+# -- kinematic hardening over a cycle --------------------------------------------------------------------
+def _uniaxial_cube(tip, scale):
+    """One C3D8 cube with symmetry planes, x-face displaced by ``scale * tip[k]`` at time k."""
+    times = np.arange(len(tip), dtype=float)
+    amplitude = Amplitude.from_config(np.column_stack([times, tip]).tolist())
+    return box((1.0, 1.0, 1.0), (1, 1, 1), "C3D8"), Loading(
+        times=times,
+        displacements=(ImposedDisplacement("xmin", (0,)), ImposedDisplacement("ymin", (1,)),
+                       ImposedDisplacement("zmin", (2,)), ImposedDisplacement("xmax", (0,), scale, amplitude)))
+
+
+@needs_ccx
+@pytest.mark.calculix
+def test_ccx_geometrically_linear_kinematic_hardening_is_defective(tmp_path):
+    """Why the deck writer switches NLGEOM on for kinematic hardening: ccx 2.20's geometrically linear path
+    applies the previous increment's back stress with the wrong sign, so a monotonic uniaxial test
+    (sigma = sigma_y + C p exactly) softens when split into increments. If this starts failing, ccx was
+    fixed: drop the NLGEOM default in write_static_deck."""
+    law = J2Plasticity(LinearElastic(200000.0, 0.3), LinearHardening(250.0, 0.0), KinematicHardening(20000.0))
+    mesh, loading = _uniaxial_cube([0.0, 2.0, 6.0], 1e-3)
+    write_static_deck(tmp_path / "job.inp", mesh, law, loading, nlgeom=False)
+    dat = read_dat(run_ccx(tmp_path, "job", timeout=60).dat)
+    last = dat[max(dat)]
+    p = float(last["PEEQ"].values[0, 0])
+    exact = 250.0 + 20000.0 * p  # uniaxial linear kinematic hardening, any increment count
+    assert abs(float(last["S"].values[0, 0]) - exact) > 0.05 * exact
+
+
+@needs_ccx
+@pytest.mark.calculix
+@pytest.mark.parametrize("hardening", ["KINEMATIC", "COMBINED"])
+def test_j2_kinematic_hardening_cyclic(tmp_path, hardening):
+    """Cantilever 4 x 1 x 1 (C3D8, 8 x 2 x 2) clamped at x = 0, tip pushed in z to +1, back to -1, then to +0.6
+    (in units of 5e-5, three increments per branch): yielding at the root, elastic unloading, reversed
+    yielding (Bauschinger), re-yielding. Prager kinematic hardening (C = 20) with a constant yield surface
+    (``*PLASTIC, HARDENING=KINEMATIC``) or with linear isotropic hardening (``HARDENING=COMBINED`` +
+    ``*CYCLIC HARDENING``); yield stress 0.25 for E = 200000 (strains of a few 1e-6).
+
+    ccx runs NLGEOM (its geometrically linear kinematic path is defective, test above), so ccx solves the
+    finite-strain problem: its displacements differ from any small-strain solution by an amount proportional
+    to the tip displacement (2.2e-6 already at the elastic first increment, 6.2e-6 at the full tip
+    displacement); that, not our solver, sets the displacement bound (1e-5). ccx fails to converge below
+    this strain level, so it cannot be made smaller. Measured at every increment (both cards): displacements
+    <= 6.2e-6, PEEQ <= 7.7e-6 (relative 2-norms), stresses <= 3.6e-5 (largest point difference / largest
+    point value)."""
+    mesh = box((4.0, 1.0, 1.0), (8, 2, 2), "C3D8")
+    iso = LinearHardening(0.25, 0.0 if hardening == "KINEMATIC" else 3.0)
+    law = J2Plasticity(LinearElastic(200000.0, 0.3), iso, KinematicHardening(20.0))
+    deck = write_static_deck(tmp_path / "deck.inp", mesh, law, Loading(times=np.array([0.0, 1.0])))
+    assert deck is not None
+    text = (tmp_path / "deck.inp").read_text()
+    assert f"*PLASTIC, HARDENING={hardening}" in text and "NLGEOM" in text
+    assert ("*CYCLIC HARDENING" in text) == (hardening == "COMBINED")
+    times = np.arange(10.0)
+    tip = [0.0, 1 / 3, 2 / 3, 1.0, 1 / 3, -1 / 3, -1.0, -1 / 3, 1 / 3, 0.6]
+    amp = Amplitude.from_config(np.column_stack([times, tip]).tolist())
+    loading = Loading(times=times, displacements=(ImposedDisplacement("xmin", (0, 1, 2)),
+                                                  ImposedDisplacement("xmax", (2,), 5e-5, amp)))
+    _, out = _solve_both(tmp_path, mesh, law, loading)
+    for k, (blocks, u, s, p) in enumerate(out, start=1):
+        ref = blocks["PEEQ"].values[:, 0]
+        du = _rel(u, blocks["U"].values)
+        dp = _rel(p, ref) if ref.max() > 0 else float(np.abs(p).max())
+        ds = _point_rel(s, blocks["S"].values)
+        print(f"{hardening} increment {k}: |du|/|u| = {du:.2e}, |dp|/|p| = {dp:.2e}, stress {ds:.2e}, "
+              f"max p = {ref.max():.4g}")
+    for blocks, u, s, p in out:
+        ref = blocks["PEEQ"].values[:, 0]
+        assert _rel(u, blocks["U"].values) <= 1e-5
+        assert (_rel(p, ref) if ref.max() > 0 else float(np.abs(p).max())) <= 1e-4  # (1 % required)
+        assert _point_rel(s, blocks["S"].values) <= 1e-4
+    p_by_inc = np.array([o[3].max() for o in out])
+    assert p_by_inc[2] > 1e-7 and p_by_inc[6] > 1.5 * p_by_inc[3]  # yielded forward, then reversed
+    assert p_by_inc[-1] > p_by_inc[6]  # and forward again
+
+
+@needs_ccx
+@pytest.mark.calculix
+def test_concentrated_forces_on_a_node_set(tmp_path):
+    """Cantilever 4 x 1 x 1 (C3D8) clamped at x = 0, a force (1, -0.5, -2) at each node of its tip face ramped
+    up then partly released (``*CLOAD`` on the node set, one amplitude per component), J2 plasticity at the
+    root from the second increment. Measured: displacements <= 1.7e-7, PEEQ <= 1e-7."""
+    from structrom.rom.loading import VectorAmplitude
+
+    mesh = box((4.0, 1.0, 1.0), (8, 2, 2), "C3D8")
+    law = J2Plasticity(LinearElastic(200000.0, 0.3), LinearHardening(250.0, 5000.0))
+    times = np.linspace(0.0, 1.5, 4)
+    loading = Loading(times=times, displacements=(ImposedDisplacement("xmin", (0, 1, 2)),),
+                      forces={"xmax": VectorAmplitude.from_config(
+                          [[0.0, 0.0, 0.0, 0.0], [1.0, 1.0, -0.5, -2.0], [1.5, 0.5, -0.25, -1.0]])})
+    _, out = _solve_both(tmp_path, mesh, law, loading)
+    for k, (blocks, u, _, p) in enumerate(out, start=1):
+        ref = blocks["PEEQ"].values[:, 0]
+        du = _rel(u, blocks["U"].values)
+        dp = _rel(p, ref) if ref.max() > 0 else float(np.abs(p).max())
+        print(f"increment {k}: |du|/|u| = {du:.2e}, |dp|/|p| = {dp:.2e}, max p = {ref.max():.4g}")
+        assert du <= 1e-6 and dp <= 1e-4
+    assert max(o[0]["PEEQ"].values.max() for o in out) > 1e-4

@@ -758,8 +758,7 @@ def _table_lines(tables: list) -> list[str]:
 
 
 def _material_cards(law, mat_name: str, p_big: float) -> list[str]:
-    from ..materials import (J2Plasticity, LinearElastic, LinearHardening, NortonViscoplasticity,
-                             TabulatedHardening)
+    from ..materials import J2Plasticity, LinearElastic, LinearHardening, NortonViscoplasticity, Table
 
     if isinstance(law, NortonViscoplasticity):
         raise CalculixError(
@@ -783,32 +782,58 @@ def _material_cards(law, mat_name: str, p_big: float) -> list[str]:
         out += ["*DENSITY", _g(elastic.density)]
     if hardening is None:
         return out
-    out.append("*PLASTIC")
+    kinematic = getattr(law, "kinematic", None)
+    if kinematic is None:
+        return out + ["*PLASTIC"] + _isotropic_lines(hardening, p_big)
+    # ccx 2.20 (plastics.f, cyclichardenings.f, incplas.f): HARDENING=KINEMATIC|COMBINED reads the *PLASTIC
+    # table as the kinematic curve (back stress grows with its slope: linear kinematic, Prager, C = slope);
+    # KINEMATIC takes the yield stress from that curve's first point, COMBINED from the isotropic curve of
+    # *CYCLIC HARDENING (same layout as an isotropic *PLASTIC table). No Armstrong-Frederick recall term.
+    if not kinematic.linear:
+        raise CalculixError(
+            "write_static_deck: Armstrong-Frederick kinematic hardening (recall gamma > 0) has no ccx 2.20 "
+            "*PLASTIC equivalent (linear kinematic hardening only); use a Prager rule (gamma = 0) to compare")
+    c_mod = kinematic.modulus
+    perfect = isinstance(hardening, LinearHardening) and np.all(hardening.modulus.values == 0.0)
+    sy = hardening.yield_stress if perfect else Table.constant(0.0)
+    out.append("*PLASTIC, HARDENING=" + ("KINEMATIC" if perfect else "COMBINED"))
+    out += _linear_curve_lines(sy, c_mod, p_big)
+    if not perfect:
+        out += ["*CYCLIC HARDENING"] + _isotropic_lines(hardening, p_big)
+    return out
+
+
+def _linear_curve_lines(sy, h, p_big: float) -> list[str]:
+    """``stress, plastic strain[, T]`` lines of the curve ``sy(T) + h(T) p`` (two points per temperature,
+    exact while p <= ``p_big``)."""
+    if sy.is_constant and h.is_constant:
+        s0, hh = sy.values[0], h.values[0]
+        return [f"{_g(s0)}, 0.0", f"{_g(s0 + hh * p_big)}, {_g(p_big)}"]
+    out = []
+    for temp in np.unique(np.concatenate([t.temperatures for t in (sy, h) if not t.is_constant])):
+        s0, hh = float(sy(temp)), float(h(temp))
+        out += [f"{_g(s0)}, 0.0, {_g(temp)}", f"{_g(s0 + hh * p_big)}, {_g(p_big)}, {_g(temp)}"]
+    return out
+
+
+def _isotropic_lines(hardening, p_big: float) -> list[str]:
+    """Data lines of an isotropic hardening curve (``*PLASTIC`` or ``*CYCLIC HARDENING``)."""
+    from ..materials import LinearHardening, TabulatedHardening
+
     if isinstance(hardening, TabulatedHardening):
-        lines = hardening.calculix_lines()
         if max(len(e) for e in hardening.plastic_strain) > 200 or len(
                 np.unique(np.concatenate(hardening.plastic_strain))) > 200:
             raise CalculixError(
                 "write_static_deck: a *PLASTIC curve with more than 200 distinct plastic strains is "
                 "resampled by CalculiX; use at most 200 points"
             )
-        out += lines
-    elif isinstance(hardening, LinearHardening):
-        sy, h = hardening.yield_stress, hardening.modulus
-        if sy.is_constant and h.is_constant:
-            s0, hh = sy.values[0], h.values[0]
-            out += [f"{_g(s0)}, 0.0", f"{_g(s0 + hh * p_big)}, {_g(p_big)}"]
-        else:
-            temps = np.unique(np.concatenate([t.temperatures for t in (sy, h) if not t.is_constant]))
-            for temp in temps:
-                s0, hh = float(sy(temp)), float(h(temp))
-                out += [f"{_g(s0)}, 0.0, {_g(temp)}", f"{_g(s0 + hh * p_big)}, {_g(p_big)}, {_g(temp)}"]
-    else:
-        raise CalculixError(
-            f"write_static_deck: {type(hardening).__name__} is not supported by *PLASTIC; tabulate it as a "
-            "TabulatedHardening (piecewise-linear, as CalculiX interpolates) or use LinearHardening"
-        )
-    return out
+        return hardening.calculix_lines()
+    if isinstance(hardening, LinearHardening):
+        return _linear_curve_lines(hardening.yield_stress, hardening.modulus, p_big)
+    raise CalculixError(
+        f"write_static_deck: {type(hardening).__name__} is not supported by *PLASTIC; tabulate it as a "
+        "TabulatedHardening (piecewise-linear, as CalculiX interpolates) or use LinearHardening"
+    )
 
 
 def _amplitude_lines(name: str, times: np.ndarray, values: np.ndarray) -> list[str]:
@@ -828,6 +853,7 @@ def write_static_deck(
     outputs: tuple[str, ...] = ("U", "S", "E", "PEEQ"),
     field_tolerances: tuple[float, float] | None = (1e-7, 1e-5),
     p_big: float = 10.0,
+    nlgeom: bool | None = None,
 ) -> np.ndarray:
     """Write a complete ccx 2.20 deck for a quasi-static small-strain problem given by our objects.
 
@@ -845,8 +871,15 @@ def write_static_deck(
       ``(sigma_y + H p_big, p_big)`` per temperature (exact while p <= ``p_big``; ccx is perfectly plastic
       beyond). Not supported (:class:`CalculixError`): ``VoceHardening`` (tabulate it),
       ``NortonViscoplasticity`` (ccx's ``*CREEP`` is another law);
+    * Prager kinematic hardening (``law.kinematic``, C(T)): ``*PLASTIC, HARDENING=KINEMATIC`` with the curve
+      ``(sigma_y, 0), (sigma_y + C p_big, p_big)`` per temperature when the isotropic part is perfectly plastic
+      (LinearHardening with modulus 0), otherwise ``*PLASTIC, HARDENING=COMBINED`` with ``(0, 0),
+      (C p_big, p_big)`` and the isotropic curve under ``*CYCLIC HARDENING``; Armstrong-Frederick (gamma > 0)
+      is not supported (ccx 2.20 has linear kinematic hardening only);
     * ``ImposedDisplacement`` -> ``*BOUNDARY`` (zero values fixed; other values with an ``*AMPLITUDE``);
       where several entries constrain the same dof the last one wins, as in our solver;
+    * forces on node sets -> ``*CLOAD`` ``set, dof, 1.`` per non-zero component with that component's
+      amplitude (ccx applies it at each node, as we do); tractions are refused (:class:`CalculixError`);
     * pressures -> ``*DLOAD`` ``element, P<face>, 1.`` lines with the pressure's amplitude; centrifugal ->
       ``Eall, CENTRIF, 1., point, axis`` with the amplitude ``omega(t)^2``; gravity -> ``Eall, GRAV`` with a
       constant amplitude (our solver applies gravity in full from the first increment);
@@ -858,11 +891,17 @@ def write_static_deck(
     ``increments`` fixed ccx increments per step, default 1) so ccx ends increments exactly at our times;
     all amplitudes are tables in ``TIME=TOTAL TIME`` sampled at the loading times (every load and
     non-zero displacement has one, so nothing is ramped from zero at a step start). Loads are given only in
-    the first step (ccx keeps them, ``OP=MOD``). ``*STEP`` has no ``NLGEOM``: ccx's default for
+    the first step (ccx keeps them, ``OP=MOD``). ``*STEP`` has no ``NLGEOM`` (but see ``nlgeom``): ccx's default for
     ``*STATIC`` is geometrically linear (``*PLASTIC`` makes the step materially nonlinear,
     ``iperturb(1) = 3``, without switching NLGEOM on). With ``field_tolerances = (R_n, C_n)`` a nonlinear
     problem gets ``*CONTROLS, PARAMETERS=FIELD`` with these residual / correction ratios (ccx's defaults
     0.005 / 0.01 stop Newton early enough to be visible at the 1e-4 level).
+
+    ``nlgeom``: write ``*STEP, NLGEOM``; default (None): only for kinematic hardening, because ccx 2.20's
+    geometrically linear path uses the back stress of the previous increment with the wrong sign (a
+    monotonic uniaxial test then depends on the increment count and softens), while its finite-strain path
+    (Simo 1988, ``incplas.f``) is right and tends to our small-strain law as the strains go to zero: compare
+    at strains of ~1e-6 (relative differences of that order).
 
     Facts about ccx 2.20 to keep in mind when comparing:
 
@@ -889,6 +928,8 @@ def write_static_deck(
     if n_inc < 1:
         raise CalculixError(f"write_static_deck: increments must be >= 1, got {increments!r}")
     nonlinear = isinstance(law, J2Plasticity)
+    if nlgeom is None:
+        nlgeom = getattr(law, "kinematic", None) is not None
     lines = _material_cards(law, "MAT", p_big)
     elastic = law.elastic if isinstance(law, J2Plasticity) else law
     if not isinstance(elastic, LinearElastic):  # pragma: no cover - _material_cards raised already
@@ -950,6 +991,15 @@ def write_static_deck(
         a = amplitude(np.array([float(amp(t)) for t in times]))
         step_cards.append(f"*DLOAD, AMPLITUDE={a}")
         step_cards += [f"{e + 1}, P{f + 1}, 1." for e, f in faces.tolist()]
+    if loading.tractions:
+        raise CalculixError(f"write_static_deck: tractions {sorted(loading.tractions)} are not written (ccx 2.20 has "
+                            "no uniform surface traction card without a user subroutine); use nodal forces")
+    for name, vec in loading.forces.items():  # *CLOAD on a node set: the value at each node, as ours
+        mesh.node_set(name)
+        for c, comp in enumerate(vec.components):
+            values = np.array([float(comp(t)) for t in times])
+            if np.any(values != 0.0):
+                step_cards += [f"*CLOAD, AMPLITUDE={amplitude(values)}", f"{name}, {c + 1}, 1."]
     if loading.centrifugal is not None:
         c = loading.centrifugal
         a = amplitude(np.array([float(c.omega(t)) ** 2 for t in times]))
@@ -988,7 +1038,7 @@ def write_static_deck(
         lines += [f"{n + 1}, {_g(v)}" for n, v in enumerate(temps[0])]
     for k in range(1, len(times)):
         dt = float(times[k] - times[k - 1])
-        lines.append("*STEP, INC=%d" % max(100, 2 * n_inc))
+        lines.append("*STEP, INC=%d" % max(100, 2 * n_inc) + (", NLGEOM" if nlgeom else ""))
         lines += ["*STATIC, DIRECT", f"{_g(dt / n_inc)}, {_g(dt)}"]
         if nonlinear and field_tolerances is not None:
             r_n, c_n = field_tolerances

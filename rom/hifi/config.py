@@ -24,6 +24,8 @@ Example::
     times = [0.0, 0.5, 1.0]          # or: end_time = 1.0, increments = 10
     temperature = { type = "hot_spot", center = [50, 10, 0], radius = 8, intensity = 400, reference = 20 }
     pressure = [{ surface = "holes", amplitude = [[0, 0], [1, 100]] }]
+    traction = [{ surface = "flange", vector = [[0, 0, 0, 0], [1, 5, 0, -2]] }]   # [t, x, y, z] rows
+    force = [{ node_set = "tip", vector = [0, 0, -100] }]     # at each node of the set
     centrifugal = { omega = [[0, 0], [1, 1500]], axis_point = [0, 0, 0], axis_direction = [0, 0, 1] }
 
     [solver]
@@ -43,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from structrom.rom.config import ConfigError, load_toml
 from structrom.rom.loading import (COMPONENT_NAMES, Amplitude, Centrifugal, ImposedDisplacement, Loading,
-                         LoadingError, temperature_from_config)
+                         LoadingError, temperature_from_config, VectorAmplitude)
 from structrom.rom.units import Units
 
 AmplitudeLike = float | list[list[float]]
@@ -75,6 +77,21 @@ class PressureConfig(Strict):
     amplitude: AmplitudeLike
 
 
+class VectorLoadConfig(Strict):
+    """A traction on ``surface`` [force/area] or a force at each node of ``node_set`` [force]: ``vector`` is
+    ``[x, y, z]`` (constant) or a list of ``[time, x, y, z]`` rows."""
+
+    vector: list[float] | list[list[float]]
+
+
+class TractionConfig(VectorLoadConfig):
+    surface: str
+
+
+class ForceConfig(VectorLoadConfig):
+    node_set: str
+
+
 class CentrifugalConfig(Strict):
     omega: AmplitudeLike
     axis_point: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -87,6 +104,8 @@ class LoadingConfig(Strict):
     increments: int | None = Field(None, ge=1)
     temperature: dict[str, Any] = {"type": "uniform", "reference": 0.0}
     pressure: list[PressureConfig] = []
+    traction: list[TractionConfig] = []
+    force: list[ForceConfig] = []
     centrifugal: CentrifugalConfig | None = None
     gravity: tuple[float, float, float] | None = None
 
@@ -156,6 +175,10 @@ class HifiConfig(Strict):
                 temperature=temperature_from_config(lc.temperature, self.base_dir),
                 pressures={p.surface: Amplitude.from_config(p.amplitude, f"loading.pressure[{p.surface}]")
                            for p in lc.pressure},
+                tractions={c.surface: VectorAmplitude.from_config(c.vector, f"loading.traction[{c.surface}]")
+                           for c in lc.traction},
+                forces={c.node_set: VectorAmplitude.from_config(c.vector, f"loading.force[{c.node_set}]")
+                        for c in lc.force},
                 centrifugal=None if lc.centrifugal is None else Centrifugal(
                     omega=Amplitude.from_config(lc.centrifugal.omega, "loading.centrifugal.omega"),
                     axis_point=lc.centrifugal.axis_point, axis_direction=lc.centrifugal.axis_direction),

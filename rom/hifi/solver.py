@@ -18,6 +18,7 @@ Per increment ``t_n -> t_{n+1}`` (Newton-Raphson with the consistent tangent):
 """
 from __future__ import annotations
 
+import dataclasses
 import time as _time
 from dataclasses import dataclass, field
 
@@ -131,14 +132,26 @@ class HifiSolver:
         self.assembler = MatrixAssembler(self.comm, rows, cols, self.ranges, block_size=3)
         del rows, cols
         owned_nodes = self.layout.inverse[self.layout.node_ranges[self.rank]:self.layout.node_ranges[self.rank + 1]]
-        self.linear = LinearSolver(self.comm, linear or LinearSolverOptions(),
-                                   coordinates=mesh.points[owned_nodes])
+        linear = linear or LinearSolverOptions()
+        unsymmetric = [law for _, law in materials
+                       if getattr(law, "kinematic", None) is not None and not law.kinematic.linear]
+        if unsymmetric and linear.ksp_type == "cg":
+            # the Armstrong-Frederick tangent is unsymmetric: CG does not apply
+            linear = dataclasses.replace(linear, ksp_type="gmres")
+            self.log("hifi: Armstrong-Frederick kinematic hardening has an unsymmetric tangent: "
+                     "linear solver cg -> gmres")
+        self.linear = LinearSolver(self.comm, linear, coordinates=mesh.points[owned_nodes])
 
         # Unit external loads (owned slices, PETSc numbering).
         self.unit_pressure = {
             name: self._owned(self.disc.pressure_force(mesh.surface_set(name), 1.0))
             for name in loading.pressures
         }
+        # tractions and forces: one unit load per set and component (x, y, z)
+        self.unit_traction = {name: [self._owned(self.disc.traction_force(mesh.surface_set(name), e))
+                                     for e in np.eye(3)] for name in loading.tractions}
+        self.unit_force = {name: [self._owned(self._nodal_unit(mesh.node_set(name), c)) for c in range(3)]
+                           for name in loading.forces}
         self.unit_centrifugal = None
         if loading.centrifugal is not None:
             c = loading.centrifugal
@@ -183,6 +196,14 @@ class HifiSolver:
         """Sum per-rank full vectors in original numbering; return the owned PETSc slice."""
         return reduce_to_owners(self.comm, self.layout.to_new(full_original), self.ranges)
 
+    def _nodal_unit(self, nodes: np.ndarray, component: int) -> np.ndarray:
+        """Full vector (original numbering) with 1 at ``component`` of ``nodes`` on rank 0, zero elsewhere
+        (the ranks' vectors are summed by :meth:`_owned`)."""
+        f = np.zeros(self.mesh.n_dofs)
+        if self.rank == 0:
+            f[3 * np.asarray(nodes, dtype=np.int64) + component] = 1.0
+        return f
+
     def _point_density(self) -> np.ndarray:
         rho = np.zeros(self.disc.n_points)
         for reg in self.regions:
@@ -193,6 +214,10 @@ class HifiSolver:
         f = np.zeros(self.rend - self.rstart)
         for name, amp in self.loading.pressures.items():
             f += float(amp(t)) * self.unit_pressure[name]
+        for loads, units in ((self.loading.tractions, self.unit_traction), (self.loading.forces, self.unit_force)):
+            for name, vec in loads.items():
+                for value, unit in zip(vec(t), units[name]):
+                    f += value * unit
         if self.unit_centrifugal is not None:
             f += float(self.loading.centrifugal.omega(t)) ** 2 * self.unit_centrifugal
         if self.gravity is not None:
@@ -316,17 +341,24 @@ class HifiSolver:
 
     # -- fields of the converged state on this rank ---------------------------------------------------
     def point_fields(self) -> dict[str, np.ndarray]:
-        """Integration-point fields of the converged state: strain, stress, plastic strain, p."""
+        """Integration-point fields of the converged state: strain, stress, plastic strain, p, and the back
+        stress ``(n, 6)`` when a law has kinematic hardening (same keys on every rank: all ranks hold every law)."""
         n = self.disc.n_points
-        plastic, p = np.zeros((n, 6)), np.zeros(n)
+        blocks = {"plastic_strain": "eps_p_xx"}
+        if any("X_xx" in reg.law.state_names for reg in self.regions):
+            blocks["back_stress"] = "X_xx"
+        out = {"strain": self.strain, "stress": self.stress}
+        for field_name, first in blocks.items():
+            out[field_name] = np.zeros((n, 6))
+            for reg in self.regions:
+                if first in reg.law.state_names:
+                    i = reg.law.state_names.index(first)
+                    out[field_name][reg.points] = reg.state[:, i:i + 6]
+        p = np.zeros(n)
         for reg in self.regions:
-            names = reg.law.state_names
-            if "eps_p_xx" in names:
-                i = names.index("eps_p_xx")
-                plastic[reg.points] = reg.state[:, i:i + 6]
             p[reg.points] = reg.law.cumulated_plastic_strain(reg.state)
-        return {"strain": self.strain, "stress": self.stress, "plastic_strain": plastic,
-                "cumulated_plastic_strain": p}
+        out["cumulated_plastic_strain"] = p
+        return out
 
     def run(self, on_increment=None) -> list[IncrementResult]:
         """Solve every increment of the loading; ``on_increment(solver, result)`` after each."""

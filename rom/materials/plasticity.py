@@ -1,4 +1,5 @@
-"""Von Mises (J2) plasticity with isotropic hardening: radial return and consistent tangent."""
+"""Von Mises (J2) plasticity with isotropic and optional kinematic hardening: radial return and consistent
+tangent (kinematic hardening: :mod:`.kinematic`)."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,6 +9,7 @@ from .base import ConstitutiveLaw, MaterialResponse, check_increment
 from .elastic import LinearElastic
 from .errors import MaterialError
 from .hardening import Hardening, hardening_from_config
+from .kinematic import BACK_STRESS_NAMES, KinematicHardening, kinematic_from_config, kinematic_return
 from .newton import solve_decreasing
 
 #: Maps an engineering-shear strain to the deviatoric part of the tensor, in stress-like Voigt form:
@@ -34,7 +36,9 @@ class RadialReturnLaw(ConstitutiveLaw):
         C_alg = C - 6 G^2 (dp / q) P_dev - 9 G^2 / q^2 (1 / (3 G + F') - dp / q) s_tr (x) s_tr,
 
     with ``q = q_trial`` and ``s_tr`` the trial deviator (stress-like Voigt).
-    State: plastic strain tensor (engineering shears) and the cumulated plastic strain ``p``.
+    State: plastic strain tensor (engineering shears) and the cumulated plastic strain ``p``; with
+    ``kinematic`` hardening (:class:`.kinematic.KinematicHardening`) also the back stress ``X`` (6 columns,
+    stress-like), the return then being :func:`.kinematic.kinematic_return`.
     """
 
     state_names = PLASTIC_STATE_NAMES
@@ -43,14 +47,20 @@ class RadialReturnLaw(ConstitutiveLaw):
     local_max_iter: int = 40
     _require_positive_dt = False
 
-    def __init__(self, elastic: LinearElastic, hardening: Hardening) -> None:
+    def __init__(self, elastic: LinearElastic, hardening: Hardening,
+                 kinematic: KinematicHardening | None = None) -> None:
         if not isinstance(elastic, LinearElastic):
             raise MaterialError(f"elastic must be a LinearElastic, got {type(elastic).__name__}")
         if not isinstance(hardening, Hardening):
             raise MaterialError("hardening must be a LinearHardening, TabulatedHardening or "
                                 f"VoceHardening, got {type(hardening).__name__}")
+        if kinematic is not None and not isinstance(kinematic, KinematicHardening):
+            raise MaterialError(f"kinematic must be a KinematicHardening or None, got {type(kinematic).__name__}")
         self.elastic = elastic
         self.hardening = hardening
+        self.kinematic = kinematic
+        if kinematic is not None:
+            self.state_names = PLASTIC_STATE_NAMES + BACK_STRESS_NAMES
         # rate-independent with a hardening slope independent of p: closed-form return
         self._closed_form = hardening.linear_in_p and type(self)._viscous_stress is RadialReturnLaw._viscous_stress
 
@@ -70,6 +80,11 @@ class RadialReturnLaw(ConstitutiveLaw):
     def plastic_strain(self, state: np.ndarray) -> np.ndarray:
         """Plastic strain ``(n, 6)`` (engineering shears)."""
         return np.asarray(state)[:, :6].copy()
+
+    def back_stress(self, state: np.ndarray) -> np.ndarray:
+        """Back stress ``(n, 6)`` (stress-like, tensor shears); zero without kinematic hardening."""
+        state = np.asarray(state)
+        return state[:, 7:13].copy() if self.kinematic is not None else np.zeros((state.shape[0], 6))
 
     # ------------------------------------------------------------------ hooks for rate dependence
     def _viscous_setup(self, temperature: np.ndarray, dt: float) -> dict:
@@ -103,6 +118,8 @@ class RadialReturnLaw(ConstitutiveLaw):
         sig_tr = props.stress(eps_old + deps - props.thermal_strain - eps_p_old)
         s_tr = deviator(sig_tr)
         q_tr = np.sqrt(1.5 * (STRESS_WEIGHTS * s_tr * s_tr).sum(-1))
+        if self.kinematic is not None:
+            return self._integrate_kinematic(sig_tr, s_tr, g_mod, c, t, dt, state_old)
         r_old, h_old = self.hardening(p_old, t)
         f_tr = q_tr - r_old
         plastic = f_tr > YIELD_RTOL * q_tr
@@ -147,10 +164,43 @@ class RadialReturnLaw(ConstitutiveLaw):
             tangent[ip] -= a[:, None, None] * P_DEV + b[:, None, None] * np.einsum("ni,nj->nij", s, s)
         return MaterialResponse(stress=stress, tangent=tangent, state=state)
 
+    def _integrate_kinematic(self, sig_tr, s_tr, g_mod, c, t, dt, state_old) -> MaterialResponse:
+        """The return with a back stress (:func:`.kinematic.kinematic_return`); same arguments as the
+        isotropic path of :meth:`integrate` at the end temperatures ``t``."""
+        x_old = state_old[:, 7:13]
+        viscous = None
+        if type(self)._viscous_stress is not RadialReturnLaw._viscous_stress:
+            def viscous(ip, f_trial):  # rate-dependent overstress at the trial-plastic points ip
+                ctx = self._viscous_setup(t[ip], dt)
+                return (lambda x, ii: self._viscous_stress(x, ii, ctx)), self._upper_bound(f_trial, ctx)
+        ret = kinematic_return(s_tr, x_old, state_old[:, 6], g_mod, t, self.hardening, self.kinematic,
+                               viscous=viscous, tol=self.local_tol,
+                               max_iter=self.local_max_iter, yield_rtol=YIELD_RTOL,
+                               what=f"{type(self).__name__} return with kinematic hardening")
+        state = state_old.copy()
+        ip = ret.plastic
+        if not ip.size:
+            return MaterialResponse(stress=sig_tr, tangent=c, state=state)
+        gm = g_mod[ip]
+        n = ret.direction
+        stress = sig_tr.copy()
+        stress[ip] -= (3.0 * gm * ret.dp)[:, None] * n
+        state[ip, :6] += (1.5 * ret.dp)[:, None] * n * TO_ENGINEERING
+        state[ip, 6] += ret.dp
+        state[ip, 7:13] = ret.beta[:, None] * x_old[ip] + ret.k[:, None] * n
+        a, b_n, b_y = ret.tangent_coefficients(gm)
+        tangent = c.copy()
+        tangent[ip] += (b_n[:, None, None] * np.einsum("ni,nj->nij", n, n)
+                        + b_y[:, None, None] * np.einsum("ni,nj->nij", ret.y, n) - a[:, None, None] * P_DEV)
+        return MaterialResponse(stress=stress, tangent=tangent, state=state)
+
     # ------------------------------------------------------------------ config
     def _base_config(self) -> dict:
-        return {"type": self.name, "elastic": self.elastic.to_config(),
-                "hardening": self.hardening.to_config()}
+        cfg = {"type": self.name, "elastic": self.elastic.to_config(),
+               "hardening": self.hardening.to_config()}
+        if self.kinematic is not None:
+            cfg["kinematic"] = self.kinematic.to_config()
+        return cfg
 
 
 class J2Plasticity(RadialReturnLaw):
@@ -161,6 +211,8 @@ class J2Plasticity(RadialReturnLaw):
     elastic: the :class:`LinearElastic` part (E, nu, alpha tables, density).
     hardening: ``R(p, T)`` (:class:`LinearHardening`, :class:`TabulatedHardening`,
         :class:`VoceHardening`); parameters are taken at the end-of-increment temperature.
+    kinematic: optional back-stress evolution (:class:`KinematicHardening`: Prager or
+        Armstrong-Frederick), combined with the isotropic ``hardening``; config key ``kinematic``.
     """
 
     name = "j2_plasticity"
@@ -171,5 +223,6 @@ class J2Plasticity(RadialReturnLaw):
     @classmethod
     def from_config(cls, cfg: dict) -> "J2Plasticity":
         from .registry import _take
-        kw = _take(cfg, cls.name, required=("elastic", "hardening"))
-        return cls(LinearElastic.from_config(kw["elastic"]), hardening_from_config(kw["hardening"]))
+        kw = _take(cfg, cls.name, required=("elastic", "hardening"), optional=("kinematic",))
+        return cls(LinearElastic.from_config(kw["elastic"]), hardening_from_config(kw["hardening"]),
+                   kinematic_from_config(kw.get("kinematic")))

@@ -13,6 +13,10 @@ Example (TOML)::
     type = "linear"
     yield_stress = 250.0
     modulus = 1000.0
+    [kinematic]                     # optional: Prager ("prager", modulus C) or Armstrong-Frederick
+    type = "armstrong_frederick"
+    modulus = 40000.0               # C [stress]
+    recall = 250.0                  # gamma [-]; the back stress saturates at C / gamma
 
 Tables are either a number or ``{temperatures = [...], values = [...]}``. ``law.to_config()``
 returns the same layout, so ``law_from_config(law.to_config())`` reproduces the law exactly.
@@ -56,7 +60,8 @@ def law_from_config(d: dict) -> ConstitutiveLaw:
 
     ``linear_elastic`` keys: young, poisson, expansion, reference_temperature, density;
     ``j2_plasticity``: elastic (a linear_elastic dict, its "type" optional), hardening
-    (``{"type": "linear"|"voce"|"tabulated", ...}``); ``norton_viscoplasticity``: same plus K, n.
+    (``{"type": "linear"|"voce"|"tabulated", ...}``), optional kinematic (``{"type": "prager"|
+    "armstrong_frederick", "modulus": C[, "recall": gamma]}``); ``norton_viscoplasticity``: same plus K, n.
     """
     if not isinstance(d, dict):
         raise MaterialError(f"a material config must be a dict, got {type(d).__name__}")

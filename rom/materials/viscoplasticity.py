@@ -5,6 +5,7 @@ import numpy as np
 
 from .elastic import LinearElastic
 from .hardening import Hardening, hardening_from_config
+from .kinematic import KinematicHardening, kinematic_from_config
 from .plasticity import RadialReturnLaw
 from .tables import TableLike, as_table
 
@@ -26,14 +27,16 @@ class NortonViscoplasticity(RadialReturnLaw):
     hardening: ``R(p, T)``, includes the initial yield stress (may be 0).
     K: drag stress table [stress * time^(1/n)], > 0.
     n: Norton exponent table [-], > 0.
+    kinematic: optional back stress (:class:`KinematicHardening`); the overstress is then measured from
+        the moved yield surface, ``q(s - X) - R``.
     """
 
     name = "norton_viscoplasticity"
     _require_positive_dt = True
 
     def __init__(self, elastic: LinearElastic, hardening: Hardening, K: TableLike,
-                 n: TableLike) -> None:
-        super().__init__(elastic, hardening)
+                 n: TableLike, kinematic: KinematicHardening | None = None) -> None:
+        super().__init__(elastic, hardening, kinematic)
         self.K = as_table(K, "K")
         self.n = as_table(n, "n")
         self.K.check_range(lower=0.0, lower_strict=True,
@@ -66,6 +69,6 @@ class NortonViscoplasticity(RadialReturnLaw):
     @classmethod
     def from_config(cls, cfg: dict) -> "NortonViscoplasticity":
         from .registry import _take
-        kw = _take(cfg, cls.name, required=("elastic", "hardening", "K", "n"))
+        kw = _take(cfg, cls.name, required=("elastic", "hardening", "K", "n"), optional=("kinematic",))
         return cls(LinearElastic.from_config(kw["elastic"]), hardening_from_config(kw["hardening"]),
-                   kw["K"], kw["n"])
+                   kw["K"], kw["n"], kinematic_from_config(kw.get("kinematic")))

@@ -52,7 +52,7 @@ class PODConfig(Strict):
 
 
 class DualConfig(Strict):
-    quantities: list[Literal["cumulated_plastic_strain", "stress"]] = ["cumulated_plastic_strain"]
+    quantities: list[Literal["cumulated_plastic_strain", "stress", "back_stress"]] = ["cumulated_plastic_strain"]
     tolerance: float = Field(1e-4, gt=0, lt=1)
     max_modes: int | None = Field(None, ge=1)
 

@@ -112,6 +112,15 @@ def loading_schema(cases: list[TrainingCase]) -> dict:
                                             for c in cases),
                                         max(c.loading.pressures[s].values.max() if s in c.loading.pressures else 0.0
                                             for c in cases)]} for s in surfaces}
+    for key, attr in (("traction", "tractions"), ("force", "forces")):
+        # per component: training range of the component amplitudes (0 where a case does not load the set)
+        names = sorted({s for c in cases for s in getattr(c.loading, attr)})
+        if names:
+            schema[key] = {s: {"range": [[min(min(getattr(c.loading, attr)[s].components[i].values.min(), 0.0)
+                                              if s in getattr(c.loading, attr) else 0.0 for c in cases),
+                                          max(max(getattr(c.loading, attr)[s].components[i].values.max(), 0.0)
+                                              if s in getattr(c.loading, attr) else 0.0 for c in cases)]
+                                         for i in range(3)]} for s in names}
     omegas = [np.abs(c.loading.centrifugal.omega.values).max() for c in cases if c.loading.centrifugal is not None]
     if omegas:
         schema["centrifugal"] = {"omega_range": [0.0 if len(omegas) < len(cases) else min(omegas), max(omegas)]}
@@ -214,11 +223,16 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
                time.perf_counter() - t0, say)
 
     t0 = time.perf_counter()
-    stress, p = [], []
+    if "back_stress" in cfg.dual.quantities and not any("X_xx" in law.state_names for law in regions.laws):
+        raise SnapshotError("dual.quantities lists 'back_stress', but no material of the snapshots has kinematic "
+                            "hardening; remove it from dual.quantities")
+    stress, p, back = [], [], []
     for c in cases:
         rep = replay(disc, regions, c.loading, c.displacements(), mesh.points)
         stress.append(rep.stress)
         p.append(rep.cumulated_plastic_strain)
+        if "back_stress" in cfg.dual.quantities:
+            back.append(rep.back_stress)
     stress_snap = np.concatenate(stress, axis=0).transpose(1, 2, 0)  # (n_loc, 6, n_s)
     p_snap = np.concatenate(p, axis=0).T  # (n_loc, n_s)
     del stress, p
@@ -227,6 +241,9 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
 
     t0 = time.perf_counter()
     dual_data = {"cumulated_plastic_strain": (p_snap, 1), "stress": (stress_snap.reshape(disc.n_points * 6, -1), 6)}
+    if back:  # (n_loc * 6, n_s), point-major rows like the stress
+        dual_data["back_stress"] = (np.concatenate(back, axis=0).transpose(1, 2, 0).reshape(disc.n_points * 6, -1), 6)
+    del back
     duals = {}
     for name in cfg.dual.quantities:
         values, c = dual_data[name]
@@ -272,6 +289,18 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     # Reduced loads: sum over ranks of Phi_local^T f_local (element contributions are not shared).
     surfaces = sorted({s for c in cases for s in c.loading.pressures})
     pressure = {s: comm.allreduce(phi.T @ disc.pressure_force(mesh.surface_set(s), 1.0)) for s in surfaces}
+    # tractions (N, 3): unit traction along x, y, z; forces (N, 3): unit force at each node of the set, each
+    # node counted by the lowest rank holding its rows
+    traction = {s: np.stack([comm.allreduce(phi.T @ disc.traction_force(mesh.surface_set(s), e)) for e in np.eye(3)],
+                            axis=1) for s in sorted({s for c in cases for s in c.loading.tractions})}
+    holder = np.full(mesh.n_nodes, size, dtype=np.int64)
+    holder[my_nodes] = rank
+    comm.Allreduce(MPI.IN_PLACE, holder, op=MPI.MIN)
+    force = {}
+    for s in sorted({s for c in cases for s in c.loading.forces}):
+        nodes = mesh.node_set(s)
+        nodes = nodes[holder[nodes] == rank]
+        force[s] = comm.allreduce(phi[3 * nodes[:, None] + np.arange(3)].sum(0).T)  # (N, 3)
     density = np.zeros(disc.n_points)
     for law, pts in zip(regions.laws, regions.points):
         density[pts] = law.density
@@ -331,7 +360,8 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
             material=assemble("material", ()).astype(np.int64), integrator=integrator,
             temperature_nodes=t_nodes, temperature_coordinates=mesh.points[t_nodes],
             temperature_interpolation=interp, pressure=pressure, centrifugal=centrifugal, centrifugal_axis=axis,
-            gravity=gravity, duals=dual_bases, indicator_quantity=cfg.indicator.quantity,
+            gravity=gravity, traction=traction, force=force, duals=dual_bases,
+            indicator_quantity=cfg.indicator.quantity,
             indicator_tolerance=cfg.indicator.tolerance,
             indicator_reference=float(np.linalg.norm(assemble("indicator", pieces[0]["indicator"].shape[1:]),
                                                      axis=(0, 1)).max(initial=0.0)))

@@ -44,11 +44,13 @@ class MaterialRegions:
 
 @dataclass
 class Replay:
-    """Per increment at this rank's points: strain, stress ``(n_inc, n, 6)``; p ``(n_inc, n)``."""
+    """Per increment at this rank's points: strain, stress ``(n_inc, n, 6)``; p ``(n_inc, n)``; back stress
+    ``(n_inc, n, 6)`` (None when no law has kinematic hardening)."""
 
     strain: np.ndarray
     stress: np.ndarray
     cumulated_plastic_strain: np.ndarray
+    back_stress: np.ndarray | None = None
 
 
 def replay(disc: Discretization, regions: MaterialRegions, loading: Loading, displacements: np.ndarray,
@@ -61,6 +63,8 @@ def replay(disc: Discretization, regions: MaterialRegions, loading: Loading, dis
     strain = np.zeros((n_inc, n, 6))
     stress = np.zeros((n_inc, n, 6))
     p = np.zeros((n_inc, n))
+    kinematic = any("X_xx" in law.state_names for law in regions.laws)
+    back = np.zeros((n_inc, n, 6)) if kinematic else None
     states = [law.initial_state(len(pts)) for law, pts in zip(regions.laws, regions.points)]
     eps_old = np.zeros((n, 6))
     temp_old = disc.interpolate(loading.nodal_temperature(float(loading.times[0]), points))
@@ -73,7 +77,10 @@ def replay(disc: Discretization, regions: MaterialRegions, loading: Loading, dis
                                  t_new - t_old, states[r])
             stress[k, pts] = resp.stress
             p[k, pts] = law.cumulated_plastic_strain(resp.state)
+            if back is not None and "X_xx" in law.state_names:
+                i = law.state_names.index("X_xx")
+                back[k, pts] = resp.state[:, i:i + 6]
             states[r] = resp.state
         strain[k] = eps
         eps_old, temp_old = eps, temp_new
-    return Replay(strain, stress, p)
+    return Replay(strain, stress, p, back)

@@ -32,7 +32,7 @@ from structrom.rom.voigt import STRESS_WEIGHTS, von_mises
 
 from .gappy import Gappy
 from .newton import ReducedSystem, Region, State, StepFailure, newton_step
-from .radial_return import RadialReturnSystem
+from .radial_return import KinematicReturnSystem, RadialReturnSystem
 from .result import Result
 from .schema import SchemaError, as_loading, check_family, check_structure, validate_schema
 
@@ -47,7 +47,7 @@ class OnlineSolverError(RuntimeError):
 
 #: Dual quantities the online solver can evaluate at the reduced points, with their components.
 DUAL_QUANTITIES = {"cumulated_plastic_strain": 1, "plastic_strain": 6, "stress": 6, "strain": 6,
-                   "von_mises": 1, "temperature": 1}
+                   "von_mises": 1, "temperature": 1, "back_stress": 6}
 
 
 def dual_values(name: str, regions: list[Region], state: State) -> np.ndarray:
@@ -66,12 +66,13 @@ def dual_values(name: str, regions: list[Region], state: State) -> np.ndarray:
         for reg, st in zip(regions, state.law_states):
             out[reg.points] = reg.law.cumulated_plastic_strain(st)
         return out
-    if name == "plastic_strain":
+    if name in ("plastic_strain", "back_stress"):
+        first = "eps_p_xx" if name == "plastic_strain" else "X_xx"
         out = np.zeros((n, 6))
         for reg, st in zip(regions, state.law_states):
             names = reg.law.state_names
-            if "eps_p_xx" in names:
-                i = names.index("eps_p_xx")
+            if first in names:
+                i = names.index(first)
                 out[reg.points] = st[:, i:i + 6]
         return out
     raise OnlineError(f"unknown dual quantity {name!r}; known: {sorted(DUAL_QUANTITIES)}")
@@ -102,12 +103,14 @@ class ReducedModel:
         for name in ("integrator", "weights", "coordinates"):
             if not np.all(np.isfinite(getattr(data, name))):
                 raise ModelFileError(f"{where}: reduced/{name} contains non-finite values")
-        loads = list(data.pressure.values()) + [v for v in (data.centrifugal, data.gravity) if v is not None]
+        loads = (list(data.pressure.values()) + list(data.traction.values()) + list(data.force.values())
+                 + [v for v in (data.centrifugal, data.gravity) if v is not None])
         if not all(np.all(np.isfinite(v)) for v in loads):
             raise ModelFileError(f"{where}: a reduced load contains non-finite values")
         self.regions = [Region(law, np.flatnonzero(data.material == i)) for i, law in enumerate(self.laws)]
         self.regions = [r for r in self.regions if len(r.points)]
-        system = RadialReturnSystem if RadialReturnSystem.applies(self.regions, len(data.weights)) else ReducedSystem
+        fast = [s for s in (RadialReturnSystem, KinematicReturnSystem) if s.applies(self.regions, len(data.weights))]
+        system = fast[0] if fast else ReducedSystem
         self.system = system(data.integrator, data.weights, self.regions)
         self.gappy: dict[str, Gappy] = {}
         for name, dual in data.duals.items():
@@ -184,11 +187,15 @@ class ReducedModel:
         return self._interp @ self._temperature_nodes(loading, t)
 
     def external_force(self, loading: Loading, t: float) -> np.ndarray:
-        """``f_ext(t)`` ``(N,)``: pressures x amplitudes, omega(t)^2 x centrifugal, gravity."""
+        """``f_ext(t)`` ``(N,)``: pressures x amplitudes, tractions and forces (vector(t) per set),
+        omega(t)^2 x centrifugal, gravity."""
         d = self.data
         f = np.zeros(self.n_modes)
         for name, amp in loading.pressures.items():
             f += float(amp(t)) * d.pressure[name]
+        for loads, reduced in ((loading.tractions, d.traction), (loading.forces, d.force)):
+            for name, vec in loads.items():
+                f += reduced[name] @ vec(t)
         if loading.centrifugal is not None:
             f += float(loading.centrifugal.omega(t)) ** 2 * d.centrifugal
         if loading.gravity is not None and d.gravity is not None:
@@ -212,7 +219,8 @@ class ReducedModel:
         loading = as_loading(loading)
         check_structure(loading, pressure=d.pressure, centrifugal=d.centrifugal,
                         centrifugal_axis=d.centrifugal_axis, gravity=d.gravity, dirichlet=d.dirichlet,
-                        n_mesh_nodes=self.n_mesh_nodes, n_temperature_nodes=len(d.temperature_nodes))
+                        n_mesh_nodes=self.n_mesh_nodes, n_temperature_nodes=len(d.temperature_nodes),
+                        traction=d.traction, force=d.force)
         loading = self._restricted(loading)
         # temperatures at every time of the loading (raises LoadingError on non-finite values)
         nodal = loading.nodal_temperatures(loading.times, d.temperature_coordinates)

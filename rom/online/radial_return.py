@@ -1,4 +1,5 @@
-"""The reduced system for one rate-independent J2 law with linear hardening at every reduced point.
+"""The reduced system for one rate-independent J2 law with linear hardening at every reduced point
+(:class:`RadialReturnSystem`), or with kinematic hardening (:class:`KinematicReturnSystem`, at the end).
 
 Same equations as :class:`~structrom.rom.online.newton.ReducedSystem` with
 :class:`~structrom.rom.materials.J2Plasticity` (closed-form radial return, Simo & Hughes 1998, Box 3.1), written for
@@ -26,12 +27,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from structrom.rom.materials import J2Plasticity
+from structrom.rom.materials import J2Plasticity, MaterialError
 from structrom.rom.materials.hardening import Hardening, LinearHardening
+from structrom.rom.materials.kinematic import kinematic_return
 from structrom.rom.materials.plasticity import TO_ENGINEERING, YIELD_RTOL
 from structrom.rom.voigt import STRESS_WEIGHTS
 
-from .newton import ReducedSystem, Region, State
+from .newton import ReducedSystem, Region, State, StepFailure
 
 _SQRT_D = np.sqrt(np.array([1.0, 1.0, 1.0, 0.5, 0.5, 0.5]))
 _D = _SQRT_D * _SQRT_D
@@ -94,11 +96,12 @@ class RadialReturnSystem(ReducedSystem):
     """:class:`ReducedSystem` specialised to one :class:`J2Plasticity` law with hardening linear in ``p``
     at all reduced points (:meth:`applies`); same results to rounding."""
 
+    requirement = "one rate-independent J2 law with linear hardening at every reduced point"
+
     def __init__(self, integrator: np.ndarray, weights: np.ndarray, regions: list[Region]) -> None:
         super().__init__(integrator, weights, regions)
         if not self.applies(regions, self.n_points):
-            raise ValueError("RadialReturnSystem needs one rate-independent J2 law with linear hardening "
-                             "at every reduced point")
+            raise ValueError(f"{type(self).__name__} needs {self.requirement}")
         self.law: J2Plasticity = regions[0].law  # type: ignore[assignment]
         B = self.integrator
         self.trace_B = np.ascontiguousarray(B[:, :3].sum(1))  # (n_rp, N): m^T B_k
@@ -130,7 +133,8 @@ class RadialReturnSystem(ReducedSystem):
         whose radial return is in closed form (hardening linear in ``p``)."""
         return (len(regions) == 1 and len(regions[0].points) == n_points
                 and np.array_equal(regions[0].points, np.arange(n_points))
-                and type(regions[0].law) is J2Plasticity and regions[0].law._closed_form)
+                and type(regions[0].law) is J2Plasticity and regions[0].law._closed_form
+                and regions[0].law.kinematic is None)
 
     def constants(self, temperature: np.ndarray) -> PointConstants:
         """:class:`PointConstants` at ``temperature`` ``(n_rp,)``, kept for the last temperature array object
@@ -198,9 +202,8 @@ class RadialReturnSystem(ReducedSystem):
         # no finiteness check here: a non-finite stress makes the residual of newton_step non-finite
         return stress, tangent, [state]
 
-    def stiffness(self, tangent: FactoredTangent, cache: dict | None = None) -> np.ndarray:  # type: ignore[override]
-        """``K`` ``(N, N)`` from the factored tangent (module docstring); ``cache`` is not used."""
-        c = tangent.constants
+    def _elastic_stiffness(self, c: PointConstants) -> np.ndarray:
+        """``K_el`` ``(N, N)``, kept while the moduli at the reduced points do not change."""
         el = self._elastic_K
         if el is None or not ((el[0] is c.shear and el[1] is c.lame)
                               or (np.array_equal(el[0], c.shear) and np.array_equal(el[1], c.lame))):
@@ -209,7 +212,11 @@ class RadialReturnSystem(ReducedSystem):
             K = self._half_active.T @ (self._half_active * two_g[:, None])
             K += self._trace_active.T @ (self._trace_active * (c.lame[act] * w)[:, None])
             el = self._elastic_K = (c.shear, c.lame, K)
-        K = el[2]
+        return el[2]
+
+    def stiffness(self, tangent: FactoredTangent, cache: dict | None = None) -> np.ndarray:  # type: ignore[override]
+        """``K`` ``(N, N)`` from the factored tangent (module docstring); ``cache`` is not used."""
+        K = self._elastic_stiffness(tangent.constants)
         ip = tangent.plastic
         if ip.size:
             # one product over the plastic points: rows [t_k; B~_k; c_k] (8 per point), weights
@@ -225,4 +232,115 @@ class RadialReturnSystem(ReducedSystem):
             c[:, 7] = -wb
             X = X.reshape(-1, N)
             K = K + X.T @ (X * c.reshape(-1, 1))
+        return K
+
+
+@dataclass(frozen=True)
+class KinematicTangent:
+    """The consistent tangent with a back stress in factored form (:mod:`structrom.rom.materials.kinematic`):
+    ``C_k = C_el - a P_dev + b_n n n^T + b_y y n^T`` at the plastic points ``plastic`` ``(n_p,)``, with ``a``,
+    ``b_n``, ``b_y`` ``(n_p,)`` and the flow directions ``n`` and ``y = gamma beta X_old`` ``(n_p, 6)``."""
+
+    constants: PointConstants
+    plastic: np.ndarray
+    a: np.ndarray
+    b_n: np.ndarray
+    b_y: np.ndarray
+    n: np.ndarray
+    y: np.ndarray
+
+    def dense(self) -> np.ndarray:
+        """The ``(n_rp, 6, 6)`` tangent (for checks against the law's own tangent)."""
+        c = self.constants
+        p_dev = np.diag(_D) - np.outer(_M, _M) / 3.0
+        out = c.bulk[:, None, None] * np.outer(_M, _M) + (2.0 * c.shear)[:, None, None] * p_dev
+        out[self.plastic] += (self.b_n[:, None, None] * np.einsum("ni,nj->nij", self.n, self.n)
+                              + self.b_y[:, None, None] * np.einsum("ni,nj->nij", self.y, self.n)
+                              - self.a[:, None, None] * p_dev)
+        return out
+
+
+class KinematicReturnSystem(RadialReturnSystem):
+    """:class:`ReducedSystem` specialised to one rate-independent :class:`J2Plasticity` law with kinematic
+    hardening (Prager or Armstrong-Frederick, any isotropic hardening) at all reduced points: the return of
+    :func:`~structrom.rom.materials.kinematic.kinematic_return` at every point at once (closed form for
+    Prager with linear isotropic hardening, a vectorized scalar Newton on dp otherwise) and the reduced
+    tangent from the factored point tangents (:class:`KinematicTangent`): ``K_el`` plus, over the plastic
+    points, ``(a / 3) t t^T - a B~^T B~ + b_n (n^T B)^T (n^T B) + b_y (y^T B)^T (n^T B)`` (unsymmetric when
+    ``b_y != 0``; the reduced solve is an LU). Same results as the law to rounding."""
+
+    requirement = "one rate-independent J2 law with kinematic hardening at every reduced point"
+
+    @staticmethod
+    def applies(regions: list[Region], n_points: int) -> bool:
+        """One region covering every point, with a :class:`J2Plasticity` law (exactly) with kinematic hardening."""
+        return (len(regions) == 1 and len(regions[0].points) == n_points
+                and np.array_equal(regions[0].points, np.arange(n_points))
+                and type(regions[0].law) is J2Plasticity and regions[0].law.kinematic is not None)
+
+    def _history(self, old: State) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # type: ignore[override]
+        """``(plastic strain (n_rp, 6), p (n_rp,), back stress (n_rp, 6))`` of the converged ``old``."""
+        h = self._old
+        if h is None or h[0] is not old:
+            st = old.law_states[0]
+            h = self._old = (old, np.ascontiguousarray(st[:, :6]), st[:, 6].copy(),
+                             np.ascontiguousarray(st[:, 7:13]))
+        return h[1], h[2], h[3]
+
+    def integrate(self, old: State, strain: np.ndarray, temperature: np.ndarray, dt: float, stats: dict):
+        """Stress ``(n_rp, 6)``, :class:`KinematicTangent` and the new law state from the converged ``old`` (same
+        update as :meth:`J2Plasticity.integrate`); a local Newton failure raises :class:`StepFailure`."""
+        t0 = time.perf_counter()
+        c = self.constants(temperature)
+        eps_p, p_old, x_old = self._history(old)
+        y = (strain - eps_p).dot(_DEV_TRACE)
+        s = y[:, :6] * c.two_shear  # trial deviatoric stress
+        stress = s + np.multiply.outer(c.bulk * (y[:, 6] - c.thermal3), _M)
+        law = self.law
+        try:
+            with np.errstate(invalid="ignore", over="ignore"):
+                ret = kinematic_return(s, x_old, p_old, c.shear, c.temperature, law.hardening, law.kinematic,
+                                       tol=law.local_tol, max_iter=law.local_max_iter, yield_rtol=YIELD_RTOL,
+                                       what="reduced return with kinematic hardening")
+        except MaterialError as exc:
+            raise StepFailure(f"constitutive law failed: {exc}") from None
+        finally:
+            stats["law"] = stats.get("law", 0.0) + time.perf_counter() - t0
+            stats["law_calls"] = stats.get("law_calls", 0) + 1
+        state = old.law_states[0].copy()
+        ip = ret.plastic
+        if ip.size:
+            g, n = c.shear[ip], ret.direction
+            stress[ip] -= (3.0 * g * ret.dp)[:, None] * n
+            state[ip, :6] += (1.5 * ret.dp)[:, None] * n * TO_ENGINEERING
+            state[ip, 6] += ret.dp
+            state[ip, 7:13] = ret.beta[:, None] * x_old[ip] + ret.k[:, None] * n
+            a, b_n, b_y = ret.tangent_coefficients(g)
+            tangent = KinematicTangent(c, ip, a, b_n, b_y, n, ret.y)
+        else:
+            tangent = KinematicTangent(c, ip, _EMPTY, _EMPTY, _EMPTY, _EMPTY_S, _EMPTY_S)
+        return stress, tangent, [state]
+
+    def stiffness(self, tangent: KinematicTangent, cache: dict | None = None) -> np.ndarray:  # type: ignore[override]
+        """``K`` ``(N, N)`` from the factored tangent (class docstring); ``cache`` is not used."""
+        K = self._elastic_stiffness(tangent.constants)
+        ip = tangent.plastic
+        if not ip.size:
+            return K
+        n_p, N = ip.size, self.n_modes
+        w = self.weights[ip]
+        X = np.empty((n_p, 8, N))
+        X[:, :7] = self.trace_half_B[ip]
+        B = self.integrator[ip]
+        X[:, 7] = np.matmul(tangent.n[:, None, :], B)[:, 0]  # n_k^T B_k
+        wa = tangent.a * w
+        cw = np.empty((n_p, 8))
+        cw[:, 0] = wa / 3.0
+        cw[:, 1:7] = -wa[:, None]
+        cw[:, 7] = tangent.b_n * w
+        X = X.reshape(-1, N)
+        K = K + X.T @ (X * cw.reshape(-1, 1))
+        if np.any(tangent.b_y):
+            yB = np.matmul(tangent.y[:, None, :], B)[:, 0]  # (n_p, N): y_k^T B_k
+            K = K + (yB * (tangent.b_y * w)[:, None]).T @ X.reshape(n_p, 8, N)[:, 7]
         return K

@@ -19,6 +19,8 @@ is ``[lo, hi]`` with ``lo <= hi``, bounds included with a relative slack of 1e-9
                      "value_range": [lo, hi]},              # any type: min and max temperature at the
                                                             #  model's temperature nodes, all times
      "pressure": {"<surface>": {"range": [lo, hi]}},        # peak pressure amplitude per surface
+     "traction": {"<surface>": {"range": [[lo, hi]] * 3}},  # peak of each traction component (x, y, z)
+     "force": {"<node set>": {"range": [[lo, hi]] * 3}},    # peak of each force component (per node)
      "centrifugal": {"omega_range": [lo, hi]},              # peak rotation speed
      "gravity": {"range": [[lo, hi], [lo, hi], [lo, hi]]},  # acceleration components
      "times": {"end_range": [lo, hi],                       # last time of the loading
@@ -54,6 +56,8 @@ TEMPERATURE_RANGE_KEYS = {
 SCHEMA_KEYS = {
     "temperature": {"type", "ranges", "value_range"},
     "pressure": None,  # surface names
+    "traction": None,  # surface names
+    "force": None,  # node set names
     "centrifugal": {"omega_range"},
     "gravity": {"range"},
     "times": {"end_range", "max_increment"},
@@ -120,6 +124,11 @@ def validate_schema(schema: dict) -> None:
         if not isinstance(spec, dict) or set(spec) != {"range"}:
             raise SchemaError(f"loading_schema.pressure.{surface} must be {{\"range\": [lo, hi]}}")
         _range(spec["range"], f"pressure.{surface}.range")
+    for key in ("traction", "force"):
+        for name, spec in (schema.get(key) or {}).items():
+            if not isinstance(spec, dict) or set(spec) != {"range"}:
+                raise SchemaError(f"loading_schema.{key}.{name} must be {{\"range\": [[lo, hi], [lo, hi], [lo, hi]]}}")
+            _range(spec["range"], f"{key}.{name}.range", 3)
     if "omega_range" in (schema.get("centrifugal") or {}):
         _range(schema["centrifugal"]["omega_range"], "centrifugal.omega_range")
     if "range" in (schema.get("gravity") or {}):
@@ -167,6 +176,10 @@ def _check_finite(loading: Loading) -> None:
 
     for name, a in loading.pressures.items():
         amp(a, f"loading.pressure.{name}")
+    for key, loads in (("traction", loading.tractions), ("force", loading.forces)):
+        for name, vec in loads.items():
+            for c, a in zip("xyz", vec.components):
+                amp(a, f"loading.{key}.{name}[{c}]")
     if loading.centrifugal is not None:
         c = loading.centrifugal
         amp(c.omega, "loading.centrifugal.omega")
@@ -217,9 +230,15 @@ def as_loading(loading: Loading | dict) -> Loading:
 
 
 def check_structure(loading: Loading, *, pressure: dict, centrifugal, centrifugal_axis, gravity,
-                    dirichlet: list[dict], n_mesh_nodes: int | None, n_temperature_nodes: int) -> None:
+                    dirichlet: list[dict], n_mesh_nodes: int | None, n_temperature_nodes: int,
+                    traction: dict | None = None, force: dict | None = None) -> None:
     """The structural checks (see the module docstring); raise :class:`LoadingError`."""
     _check_finite(loading)
+    for key, loads, have in (("traction", loading.tractions, traction or {}), ("force", loading.forces, force or {})):
+        missing = sorted(set(loads) - set(have))
+        if missing:
+            raise LoadingError(f"loading.{key}: this model has no reduced {key} for set(s) {missing}; it was built "
+                               f"for {sorted(have) or f'no {key}'} (rebuild the model with these sets loaded)")
     missing = sorted(set(loading.pressures) - set(pressure))
     if missing:
         raise LoadingError(f"loading.pressure: this model has no reduced load for surface(s) {missing}; "
@@ -292,6 +311,11 @@ def check_family(loading: Loading, schema: dict, temperature_values=None) -> lis
     for surface, spec in (schema.get("pressure") or {}).items():
         amp = loading.pressures.get(surface)
         check(f"pressure.{surface} (peak)", peak(amp, t0, t1) if amp is not None else 0.0, spec["range"])
+    for key, loads in (("traction", loading.tractions), ("force", loading.forces)):
+        for name, spec in (schema.get(key) or {}).items():
+            vec = loads.get(name)
+            value = [peak(a, t0, t1) for a in vec.components] if vec is not None else [0.0, 0.0, 0.0]
+            check(f"{key}.{name} (peak per component)", value, spec["range"], 3)
     cen = schema.get("centrifugal") or {}
     if "omega_range" in cen:
         c = loading.centrifugal
