@@ -5,6 +5,7 @@ Usage (from the repository root)::
     .venv/bin/python bench/hifi.py                 # ~10k, ~100k, ~1M dofs on 1 and 2 ranks
     .venv/bin/python bench/hifi.py --quick         # smoke run (~5k dofs, a few seconds)
     .venv/bin/python bench/hifi.py --sizes 10000 100000 --ranks 1 2 --timeout 1800 --max-mem-gib 20
+    .venv/bin/python bench/hifi.py --compare-settings --sizes 91000 --ranks 1   # old vs new linear settings
 
 Problem: a gmsh plate with a hole (100 x 40 x 5 mm, hole r = 8 mm at the centre; quadratic
 tetrahedra C3D10, :func:`examples.geometries.plate_with_holes` sized by
@@ -93,7 +94,11 @@ def child(args: argparse.Namespace) -> None:
 
     comm.Barrier()
     t1 = time.perf_counter()
-    solver = HifiSolver(mesh, [(None, law)], loading, log=lambda *a, **k: None)
+    from structrom.mpi.linear_solver import LinearSolverOptions
+    # "old": exact linear solves to rtol 1e-10 with a preconditioner built at every Newton iteration
+    linear = (LinearSolverOptions(reuse_preconditioner=False, eisenstat_walker=False) if args.settings == "old"
+              else LinearSolverOptions())
+    solver = HifiSolver(mesh, [(None, law)], loading, linear=linear, log=lambda *a, **k: None)
     comm.Barrier()
     t_setup_wall = time.perf_counter() - t1
     rss_after_setup = rss_gib(MPI.MAX)
@@ -158,7 +163,10 @@ def child(args: argparse.Namespace) -> None:
         "peak_rss_total_gib": round(rss_gib(MPI.SUM), 3),
         "peak_rss_max_gib": round(rss_gib(MPI.MAX), 3),
     }
+    out["settings"] = args.settings
     if rank == 0:
+        if args.save_u:
+            np.save(args.save_u, solver.u)
         print("RESULT " + json.dumps(out), flush=True)
 
 
@@ -210,14 +218,17 @@ def _tree_rss_bytes(pid: int) -> int:
     return total
 
 
-def run_case(mesh_path: Path, ranks: int, timeout: float, max_mem_gib: float, log) -> dict:
+def run_case(mesh_path: Path, ranks: int, timeout: float, max_mem_gib: float, log, settings: str = "new",
+             save_u: Path | None = None) -> dict:
     env = dict(os.environ)
     env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                OMPI_MCA_rmaps_base_oversubscribe="1", OMPI_MCA_btl_vader_single_copy_mechanism="none",
                OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]))
     cmd = ["mpirun", "-n", str(ranks), "--bind-to", "none", sys.executable, str(Path(__file__).resolve()),
-           "--child", "--mesh", str(mesh_path)]
+           "--child", "--mesh", str(mesh_path), "--settings", settings]
+    if save_u is not None:
+        cmd += ["--save-u", str(save_u)]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             cwd=ROOT, start_new_session=True)
@@ -294,6 +305,68 @@ def write_doc(body: str) -> None:
     DOC.write_text(text.rstrip("\n") + "\n")
 
 
+SETTINGS_SECTION = "## HF solver: inexact Newton and preconditioner reuse"
+
+
+def compare_settings(args: argparse.Namespace) -> None:
+    """Each size and rank count with the old linear settings (exact solves to rtol 1e-10, preconditioner
+    rebuilt at every Newton iteration) and the new defaults (Eisenstat-Walker tolerances, an increment's
+    preconditioner reused, GAMG interpolation reused, one matrix per solver), side by side in one run."""
+    import numpy as np
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    targets = args.sizes or [91_000]
+    lines = ["| dofs | ranks | settings | solve s | Newton its | KSP its | KSP s | assemble s | speed-up | "
+             "rel. u difference |", "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for target in targets:
+        mesh_path, meta = ensure_mesh(target, log)
+        for ranks in args.ranks:
+            res, u = {}, {}
+            for settings in ("old", "new"):
+                path = OUT / f"u_{target}_{ranks}_{settings}.npy"
+                log(f"{meta['dofs']} dofs, {ranks} ranks, {settings} settings ...")
+                res[settings] = run_case(mesh_path, ranks, args.timeout, args.max_mem_gib, log, settings, path)
+                u[settings] = np.load(path) if path.exists() and "failed" not in res[settings] else None
+            diff = (float(np.linalg.norm(u["new"] - u["old"]) / np.linalg.norm(u["old"]))
+                    if u["old"] is not None and u["new"] is not None else float("nan"))
+            for settings in ("old", "new"):
+                r = res[settings]
+                if "failed" in r:
+                    lines.append(f"| {meta['dofs']:,} | {ranks} | {settings} | FAILED: {r['failed']} |||||||")
+                    continue
+                ph = r["phases_s"]
+                its = "+".join(str(i["newton"]) for i in r["increments"])
+                speed, delta = "1", "-"
+                if settings == "new":
+                    speed = f"{res['old']['solve_s'] / r['solve_s']:.2f}" if "failed" not in res["old"] else "-"
+                    delta = f"{diff:.1e}"
+                lines.append(f"| {r['dofs']:,} | {ranks} | {settings} | {r['solve_s']:.1f} | {its} | {r['ksp_its']} "
+                             f"| {ph['ksp']:.1f} | {ph['element_matrices'] + ph['assemble']:.1f} | {speed} | {delta} |")
+            print("\n".join(lines[-2:]), flush=True)
+    tab = "\n".join(lines)
+    print(tab)
+    if args.no_doc:
+        return
+    body = f"""Command: `.venv/bin/python bench/hifi.py {' '.join(sys.argv[1:])}`
+
+Date: {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}; commit `{git_commit()}`; {os.cpu_count()} cores, OpenBLAS 1 thread
+per rank. Problem as in "HF solver" (C3D10 plate, J2, 2 increments, Newton rtol 1e-8, CG + GAMG). *old*: exact
+linear solves to rtol 1e-10, preconditioner rebuilt at every Newton iteration; *new* (defaults): linear
+tolerance from Eisenstat-Walker forcing terms (at most 1e-2, never below what Newton needs), the preconditioner
+of an increment's first iteration reused for its later iterations, GAMG interpolation reused at rebuilds, one
+PETSc matrix per solver with values overwritten. *rel. u difference*: ||u_new - u_old|| / ||u_old|| at the end
+(both converged to the Newton tolerance).
+
+{tab}
+"""
+    global SECTION
+    SECTION = SETTINGS_SECTION
+    write_doc(body)
+    log(f"wrote {DOC}")
+
+
 def parent(args: argparse.Namespace) -> None:
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
@@ -357,8 +430,17 @@ def main() -> None:
     ap.add_argument("--notes", help="Markdown file appended under the table in docs/benchmarks.md")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--mesh", help=argparse.SUPPRESS)
+    ap.add_argument("--settings", choices=["new", "old"], default="new", help=argparse.SUPPRESS)
+    ap.add_argument("--save-u", help=argparse.SUPPRESS)
+    ap.add_argument("--compare-settings", action="store_true",
+                    help="old vs new linear-solver settings side by side (default size 91k dofs)")
     args = ap.parse_args()
-    child(args) if args.child else parent(args)
+    if args.child:
+        child(args)
+    elif args.compare_settings:
+        compare_settings(args)
+    else:
+        parent(args)
 
 
 if __name__ == "__main__":

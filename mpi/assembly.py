@@ -70,17 +70,30 @@ class MatrixAssembler:
         pattern.data = np.arange(pattern.nnz, dtype=np.float64)  # exact: nnz < 2**53
         self._slot = np.asarray(pattern[r, c]).ravel().astype(np.intp) if len(r) else np.zeros(0, np.intp)
 
-    def assemble(self, values: np.ndarray) -> PETSc.Mat:
-        """A new assembled ``PETSc.Mat`` from ``(nnz_local,)`` values matching the pattern."""
+    def _owned_csr_values(self, values: np.ndarray) -> np.ndarray:
+        """``(nnz_owned,)`` summed values of the owned rows' CSR entries from this rank's contributions."""
         values = np.ascontiguousarray(values, dtype=np.float64)
         if self._order is None:
             v = values
         else:
             v = _alltoallv(self.comm, values[self._order], self._send_counts, self._recv_counts)
-        data = np.bincount(self._slot, weights=v, minlength=len(self.indices))
+        return np.bincount(self._slot, weights=v, minlength=len(self.indices))
+
+    def assemble(self, values: np.ndarray, into: PETSc.Mat | None = None) -> PETSc.Mat:
+        """The assembled ``PETSc.Mat`` of ``(nnz_local,)`` values matching the pattern: a new matrix, or
+        ``into`` (a matrix this assembler made) with every value overwritten and its pattern kept, so that
+        a solver can keep its matrix, and preconditioners their set-up data, across assemblies."""
+        data = self._owned_csr_values(values)
+        if into is not None:
+            into.setValuesCSR(self.indptr, self.indices, data, addv=False)
+            into.assemble()
+            return into
         size = (self.n_owned, self.n_global)
         mat = PETSc.Mat().createAIJ(size=(size, size), bsize=self.block_size,
                                     csr=(self.indptr, self.indices, data), comm=self.comm)
+        # Dirichlet elimination (zeroRowsColumns) must keep the pattern for later overwrites.
+        mat.setOption(PETSc.Mat.Option.KEEP_NONZERO_PATTERN, True)
+        mat.setOption(PETSc.Mat.Option.NEW_NONZERO_ALLOCATION_ERR, True)
         mat.assemble()
         return mat
 

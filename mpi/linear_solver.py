@@ -23,6 +23,14 @@ class LinearSolverOptions:
     rtol: float = 1e-10
     atol: float = 1e-50
     max_it: int = 5000
+    #: Keep the preconditioner built at an increment's first Newton iteration for its later iterations (the
+    #: tangent changes little within an increment; the Krylov solver still reaches its tolerance).
+    reuse_preconditioner: bool = True
+    #: Inexact Newton: linear tolerance from the Eisenstat-Walker forcing terms (``rtol`` is then the
+    #: tightest one), never tighter than the Newton tolerance needs.
+    eisenstat_walker: bool = True
+    #: Loosest linear tolerance of the forcing terms.
+    eta_max: float = 1e-2
     #: Extra PETSc options, e.g. {"pc_gamg_threshold": "0.02"}; the command line overrides them.
     petsc_options: dict[str, str] = field(default_factory=dict)
 
@@ -40,7 +48,11 @@ class LinearSolver:
         self.options = options
         self.coordinates = coordinates
         db = PETSc.Options()
-        for k, v in options.petsc_options.items():
+        defaults = dict(options.petsc_options)
+        if options.pc_type == "gamg":
+            # a rebuilt GAMG keeps its interpolation (same pattern): only the Galerkin products are redone
+            defaults.setdefault("pc_gamg_reuse_interpolation", "true")
+        for k, v in defaults.items():
             key = prefix + k.lstrip("-")
             if not db.hasName(key):
                 db.setValue(key, v)
@@ -49,6 +61,11 @@ class LinearSolver:
         self.ksp.setType(options.ksp_type)
         self.ksp.getPC().setType(options.pc_type)
         self.ksp.setTolerances(rtol=options.rtol, atol=options.atol, max_it=options.max_it)
+        if options.eisenstat_walker and options.ksp_type in ("cg", "gmres", "fgmres", "bcgs"):
+            # forcing terms bound the true residual ||b - A x|| / ||b||, not a preconditioned one
+            self.ksp.setNormType(PETSc.KSP.NormType.UNPRECONDITIONED)
+            if options.ksp_type == "gmres":
+                self.ksp.getPC().setSide(PETSc.PC.Side.RIGHT)
         self.ksp.setFromOptions()
         self._near_null: PETSc.NullSpace | None = None
 
@@ -62,11 +79,40 @@ class LinearSolver:
             self._near_null = PETSc.NullSpace().createRigidBody(vec)
         return self._near_null
 
-    def solve(self, mat: PETSc.Mat, rhs: np.ndarray) -> tuple[np.ndarray, int]:
-        """Solve with owned rhs slice ``(n_owned,)``; returns owned solution and iteration count."""
+    def forcing_term(self, residual: float, previous_residual: float | None, previous_eta: float | None,
+                     target: float) -> float:
+        """Linear relative tolerance of one Newton iteration: Eisenstat and Walker (SIAM J. Sci. Comput. 17,
+        1996), choice 2 with ``gamma = 0.9``, ``alpha = 2``: ``eta = gamma (|F_k| / |F_k-1|)^2``, safeguarded
+        by ``gamma eta_k-1^2`` when that exceeds 0.1, capped by ``eta_max``, at least ``rtol``, and never
+        below ``0.5 target / |F_k|`` (no oversolving: ``target`` is the residual Newton must reach)."""
+        o = self.options
+        if not o.eisenstat_walker:
+            return o.rtol
+        if previous_residual is None or previous_eta is None or not previous_residual > 0:
+            eta = o.eta_max
+        else:
+            eta = 0.9 * (residual / previous_residual) ** 2
+            guard = 0.9 * previous_eta ** 2
+            if guard > 0.1:
+                eta = max(eta, guard)
+        eta = min(eta, o.eta_max)
+        if residual > 0:
+            eta = max(eta, 0.5 * target / residual)
+        return float(min(max(eta, o.rtol), o.eta_max))
+
+    def solve(self, mat: PETSc.Mat, rhs: np.ndarray, *, rtol: float | None = None,
+              reuse: bool = False) -> tuple[np.ndarray, int]:
+        """Solve with owned rhs slice ``(n_owned,)``; returns owned solution and iteration count.
+
+        ``rtol``: this solve's relative tolerance (default ``options.rtol``); ``reuse``: keep the
+        preconditioner of the previous solve (``mat`` being the same matrix with new values)."""
         ns = self._rigid_body_modes(mat)
         if ns is not None:
             mat.setNearNullSpace(ns)
+        self.ksp.setTolerances(rtol=self.options.rtol if rtol is None else rtol)
+        # only an iterative method reaches its tolerance with an older preconditioner (not preonly + LU)
+        self.ksp.getPC().setReusePreconditioner(bool(reuse and self.options.reuse_preconditioner
+                                                     and self.ksp.getType() != "preonly"))
         self.ksp.setOperators(mat)
         b = mat.createVecLeft()
         b.getArray()[:] = rhs

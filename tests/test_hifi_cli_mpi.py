@@ -120,7 +120,8 @@ def test_newton_failure_names_increment_and_remedy(case):
         "newton_rtol = 1e-9", "newton_rtol = 1e-9\nnewton_max_iterations = 1\nmax_cutbacks = 1"))
     proc = run_cli(cfg)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
-    assert "increment ending at t=1 failed after 1 cutbacks" in proc.stderr, proc.stderr
+    # which increment fails first depends on the linear tolerance (inexact Newton): any, named with its end time
+    assert re.search(r"increment ending at t=[0-9.]+ failed after 1 cutbacks", proc.stderr), proc.stderr
     assert "Newton did not converge in 1 iterations" in proc.stderr and "smaller time increments" in proc.stderr
     assert not (case / "diverge" / "bar.h5").exists() and (case / "diverge" / "bar.h5.partial").exists()
 

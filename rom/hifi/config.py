@@ -31,6 +31,9 @@ Example::
     [solver]
     newton_rtol = 1e-8
     linear = { ksp_type = "cg", pc_type = "gamg", rtol = 1e-10 }
+    # also: reuse_preconditioner = true (an increment's first preconditioner serves its later Newton
+    # iterations), eisenstat_walker = true (inexact Newton: linear tolerance between rtol and eta_max
+    # from the residual decrease), eta_max = 1e-2; both false = exact linear solves to rtol at each iteration
 
     [output]
     file = "out/plate.h5"            # HDF5 snapshots (docs/hdf5_layout.md) + plate.xdmf for ParaView
@@ -126,6 +129,9 @@ class LinearConfig(Strict):
     pc_type: str = "gamg"
     rtol: float = Field(1e-10, gt=0, lt=1)
     max_it: int = Field(5000, ge=1)
+    reuse_preconditioner: bool = True
+    eisenstat_walker: bool = True
+    eta_max: float = Field(1e-2, gt=0, lt=1)
     petsc_options: dict[str, str] = {}
 
 

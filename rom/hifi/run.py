@@ -51,6 +51,8 @@ def build_solver(cfg: HifiConfig, mesh: Mesh, comm: MPI.Comm, log=print) -> Hifi
         mesh, materials, cfg.build_loading(),
         newton=NewtonSettings(cfg.solver.newton_rtol, cfg.solver.newton_max_iterations, cfg.solver.max_cutbacks),
         linear=LinearSolverOptions(lin.ksp_type, lin.pc_type, lin.rtol, max_it=lin.max_it,
+                                   reuse_preconditioner=lin.reuse_preconditioner,
+                                   eisenstat_walker=lin.eisenstat_walker, eta_max=lin.eta_max,
                                    petsc_options=lin.petsc_options),
         comm=comm, log=log)
 

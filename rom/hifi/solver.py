@@ -141,6 +141,7 @@ class HifiSolver:
             self.log("hifi: Armstrong-Frederick kinematic hardening has an unsymmetric tangent: "
                      "linear solver cg -> gmres")
         self.linear = LinearSolver(self.comm, linear, coordinates=mesh.points[owned_nodes])
+        self._matrix = None  # the tangent matrix, values overwritten at each assembly
 
         # Unit external loads (owned slices, PETSc numbering).
         self.unit_pressure = {
@@ -261,13 +262,14 @@ class HifiSolver:
         temp_nodes = self.loading.nodal_temperature(t_new, self.mesh.points)
         temp_new = self.disc.interpolate(temp_nodes)
         f_ext = self.external_force(t_new)
-        owned_u = self.layout.to_new(self.u)[self.rstart:self.rend]
-        du_bc = self.imposed_values(t_new) - owned_u[self.bc_dofs - self.rstart]
         local_bc = self.bc_dofs - self.rstart
+        imposed = self.imposed_values(t_new)
+        du_bc = imposed - self.layout.to_new(self.u)[self.rstart:self.rend][local_bc]
         u = self.u.copy()
         lin_its: list[int] = []
         residual, ref = np.inf, self.f_ref
         du_norm, u_norm = np.inf, 1.0  # last correction and increment norms (set after the first solve)
+        res_prev = eta = None  # previous residual and linear tolerance (inexact Newton)
         for it in range(self.newton.max_iterations + 1):
             strain = self.disc.strain(u)
             stress, tangent, states = self._integrate(strain, temp_old, temp_new, dt)
@@ -284,24 +286,29 @@ class HifiSolver:
                 return it, residual / max(ref, 1e-300), lin_its, (u, temp_nodes, strain, stress, states, ref)
             if it == self.newton.max_iterations:
                 break
-            mat = self.assembler.assemble(self.disc.stiffness_values(tangent))
+            mat = self._matrix = self.assembler.assemble(self.disc.stiffness_values(tangent), into=self._matrix)
+            eta = self.linear.forcing_term(residual, res_prev, eta, self.newton.rtol * ref)
             diag = mat.getDiagonal()
             scale = diag.sum() / diag.getSize()
             b = mat.createVecLeft()
             b.getArray()[:] = r
             x = mat.createVecRight()
             x.set(0.0)
-            x.getArray()[local_bc] = du_bc if it == 0 else 0.0
+            if it > 0:  # what the prescribed values still miss (an inexact solve meets them only roughly)
+                du_bc = imposed - self.layout.to_new(u)[self.rstart:self.rend][local_bc]
+            x.getArray()[local_bc] = du_bc
             # Rows and columns of Dirichlet dofs -> scale * identity; b[bc] = scale * du_bc, b -= K[:, bc] du_bc.
             mat.zeroRowsColumns(self.bc_dofs.astype(PETSc.IntType), diag=scale, x=x, b=b)
             try:
-                du, its = self.linear.solve(mat, b.getArray())
+                du, its = self.linear.solve(mat, b.getArray(), rtol=eta, reuse=it > 0)
             except LinearSolverError as exc:
                 raise _StepFailure(str(exc)) from None
             finally:
-                for obj in (mat, diag, b, x):
+                for obj in (diag, b, x):
                     obj.destroy()
+            res_prev = residual
             lin_its.append(its)
+            du[local_bc] = du_bc  # Dirichlet values exactly, whatever the linear tolerance
             du_full = self.layout.to_original(gather_to_all(self.comm, du, self.ranges))
             u += du_full
             du_norm = float(np.linalg.norm(du_full))
