@@ -1,0 +1,329 @@
+"""Error indicator of an online solve: per-increment components and their calibrated combination.
+
+Each component is one dimensionless number per increment, computed from reduced-size data only:
+
+=========================  ================================================================================
+``gappy_stress``           Gappy residual of the stress at the reduced points,
+                           ``||s_rp - Psi_rp beta*|| / max(||s_rp||, s_ref)`` (Casenave & Akkari 2019)
+``gappy_p``                the same for the cumulated plastic (creep) strain ``p``
+``equilibrium``            reduced equilibrium residual with the *validation* cubature, integration points
+                           kept out of the reduced set: ``||f_ext - sum_v w_v B_v^T sigma_v|| / f_ref``
+                           (sigma_v from the laws integrated along the reduced solution at those points)
+``dual_validation``        out-of-sample Gappy error at the validation points: the law's stress and ``p``
+                           there against the reconstruction ``Psi_v beta*`` fitted at the reduced points
+                           (largest of the two relative errors)
+``time_step``              step doubling of the constitutive integration at the reduced points that
+                           flow (``dp > 0``): ``2 ||y(dt) - y(dt/2, dt/2)||`` (Richardson, backward Euler is
+                           first order), accumulated over the increments, relative to ``p``/stress scales
+``state_envelope``         how far the state leaves the training range at the reduced points:
+                           ``max(0, ||p_rp|| / p_ref - 1, ||s_rp|| / s_ref - 1)``
+``loading_envelope``       distance of the loading's parameters (peaks so far of pressures, rotation, hot
+                           spot centre / radius / intensity...) to the training ranges, in units of the
+                           ranges' widths (0 inside) (:func:`family_distance`)
+=========================  ================================================================================
+
+Every component enters as its running maximum over the increments so far (errors accumulate along the
+history). The calibrated bound of the relative error of each reported quantity ``Q`` (displacement,
+stress, cumulated plastic strain) at increment ``i`` is
+
+    eta_Q(i) = a_Q0 + sum_k a_Qk max_{j <= i} I_k(j),        a_Qk >= 0,
+
+with factors fitted offline (:mod:`structrom.rom.offline.calibration`) so that ``eta_Q >= margin x error``
+on every increment of every left-out training case. The answer is trusted while ``max_Q eta_Q`` stays
+below the model's tolerance.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from structrom.rom.loading import Amplitude, HotSpotTemperature, Loading
+from structrom.rom.materials import ConstitutiveLaw, MaterialError
+
+from .gappy import Gappy
+from .newton import ReducedSystem, Region, State
+
+#: Per-increment components, in the order of the calibration factors' columns (after the constant).
+COMPONENTS = ("gappy_stress", "gappy_p", "equilibrium", "dual_validation", "time_step", "state_envelope",
+              "loading_envelope")
+#: Quantities whose relative errors the calibrated indicator bounds.
+QUANTITIES = ("displacement", "stress", "cumulated_plastic_strain")
+
+GUARANTEE = (
+    "Upper bound on the calibration set only: on every increment of every training loading left out in turn "
+    "(the reduced model rebuilt without it, solved online, compared with its HF snapshots), the calibrated "
+    "indicator of each quantity is at least the safety margin times the true relative error. Elsewhere the "
+    "bound is empirical: it is not a mathematical error bound, it assumes the loading resembles the training "
+    "family (the loading_envelope component grows with the distance to it, with a factor fitted on the "
+    "left-out cases only), the same mesh, laws and time-step sizes of the same order; the time_step component "
+    "estimates the constitutive integration error along the reduced solution, an error the HF snapshots share "
+    "and that the errors against them do not contain.")
+
+
+class IndicatorError(ValueError):
+    """Inconsistent indicator data (validation set or calibration) in a model."""
+
+
+@dataclass
+class ValidationSet:
+    """Integration points kept out of the reduced set (``n_val`` points, ``N`` modes).
+
+    ``integrator`` ``(n_val, 6, N)``: strain of each mode; ``weights`` ``(n_val,)`` >= 0: a second cubature
+    of the training integrand (NNLS on these points); ``material`` ``(n_val,)`` index into the model's
+    materials; ``interpolation`` CSR ``(n_val, n_tn)`` from the model's temperature nodes;
+    ``duals``: quantity -> ``(n_val * c, m_q)`` rows of the full Gappy basis; ``point`` ``(n_val,)``
+    global integration point numbers.
+    """
+
+    point: np.ndarray
+    integrator: np.ndarray
+    weights: np.ndarray
+    material: np.ndarray
+    interpolation: sp.csr_matrix
+    duals: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def n_points(self) -> int:
+        return len(self.weights)
+
+
+@dataclass
+class Calibration:
+    """Calibrated factors ``(n_quantities, 1 + n_components)`` (constant first) and their provenance.
+
+    ``references``: scales of the components (``stress``, ``cumulated_plastic_strain``: largest training
+    norms at the reduced points; ``*_validation``: at the validation points); ``cases``: per left-out
+    case its name, largest true errors and bounds; ``margin``: the safety factor of the fit;
+    ``tolerance``: the trust threshold on the relative errors.
+    """
+
+    factors: np.ndarray
+    references: dict[str, float]
+    margin: float
+    tolerance: float
+    cases: list[dict] = field(default_factory=list)
+    components: tuple[str, ...] = COMPONENTS
+    quantities: tuple[str, ...] = QUANTITIES
+    statement: str = GUARANTEE
+
+    def __post_init__(self) -> None:
+        self.factors = np.asarray(self.factors, dtype=float)
+        want = (len(self.quantities), 1 + len(self.components))
+        if self.factors.shape != want:
+            raise IndicatorError(f"indicator/calibration/factors has shape {self.factors.shape}, expected {want}")
+        if not (np.all(np.isfinite(self.factors)) and np.all(self.factors >= 0)):
+            raise IndicatorError("indicator/calibration/factors must be finite and non-negative")
+
+    def bounds(self, components: np.ndarray) -> np.ndarray:
+        """``(n_inc, n_quantities)`` error bounds from the raw components ``(n_inc, n_components)``
+        (their running maxima are taken here)."""
+        c = np.maximum.accumulate(np.asarray(components, float), axis=0) if len(components) else components
+        return self.factors[:, 0][None, :] + c @ self.factors[:, 1:].T
+
+    def card(self) -> dict:
+        """What the model card shows."""
+        return {"quantities": list(self.quantities), "components": list(self.components),
+                "factors": {q: dict(zip(("constant",) + tuple(self.components), map(float, row)))
+                            for q, row in zip(self.quantities, self.factors)},
+                "margin": self.margin, "tolerance": self.tolerance, "calibration_cases": self.cases,
+                "guarantee": self.statement}
+
+    def to_attrs(self) -> dict:
+        return {"components": json.dumps(list(self.components)), "quantities": json.dumps(list(self.quantities)),
+                "references": json.dumps(self.references), "margin": float(self.margin),
+                "tolerance": float(self.tolerance), "cases": json.dumps(self.cases), "statement": self.statement}
+
+    @classmethod
+    def from_attrs(cls, attrs, factors: np.ndarray) -> "Calibration":
+        try:
+            return cls(factors=factors, references=json.loads(attrs["references"]), margin=float(attrs["margin"]),
+                       tolerance=float(attrs["tolerance"]), cases=json.loads(attrs["cases"]),
+                       components=tuple(json.loads(attrs["components"])),
+                       quantities=tuple(json.loads(attrs["quantities"])), statement=str(attrs["statement"]))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise IndicatorError(f"indicator/calibration: unreadable attributes ({exc})") from None
+
+
+# -- loading envelope --------------------------------------------------------------------------------------
+def _running_peak(amp: Amplitude, times: np.ndarray) -> np.ndarray:
+    """``(n_times,)`` value of largest magnitude of ``amp`` over ``[times[0], times[i]]`` (breakpoints included)."""
+    grid = np.union1d(times, amp.times[(amp.times > times[0]) & (amp.times < times[-1])])
+    v = amp(grid)
+    absv = np.abs(v)
+    new_max = absv >= np.maximum.accumulate(absv)
+    arg = np.maximum.accumulate(np.where(new_max, np.arange(len(v)), 0))  # running argmax of |v|
+    return v[arg][np.searchsorted(grid, times)]
+
+
+def _distance(value: np.ndarray, rng, scale: float | None = None) -> np.ndarray:
+    """Distance of ``value`` outside ``[lo, hi]`` over ``scale`` (default: the width, at least 10 % of the
+    magnitude)."""
+    lo, hi = float(rng[0]), float(rng[1])
+    s = scale if scale is not None else max(hi - lo, 0.1 * max(abs(lo), abs(hi)), 1e-300)
+    return np.maximum(0.0, np.maximum(lo - value, value - hi)) / s
+
+
+def family_distance(loading: Loading, schema: dict) -> np.ndarray:
+    """``(n_inc,)`` distance of the loading, up to each increment's end, to the training ranges of
+    ``schema`` (the model's ``loading_schema``; 0 inside). Peaks of pressures and rotation speed so far,
+    hot-spot intensity x peak amplitude so far, hot-spot centre (in units of the largest training radius),
+    radius, reference; the largest of the normalized distances."""
+    times = np.asarray(loading.times, float)
+    out = np.zeros(len(times))
+    for surface, spec in (schema.get("pressure") or {}).items():
+        amp = loading.pressures.get(surface)
+        v = _running_peak(amp, times) if amp is not None else np.zeros(len(times))
+        out = np.maximum(out, _distance(v, spec["range"]))
+    cen = schema.get("centrifugal") or {}
+    if "omega_range" in cen and loading.centrifugal is not None:
+        out = np.maximum(out, _distance(np.abs(_running_peak(loading.centrifugal.omega, times)), cen["omega_range"]))
+    temp = schema.get("temperature") or {}
+    ranges = temp.get("ranges") or {}
+    hs = loading.temperature
+    if temp.get("type") == "hot_spot" and isinstance(hs, HotSpotTemperature):
+        if "intensity" in ranges:
+            out = np.maximum(out, _distance(hs.intensity * _running_peak(hs.amplitude, times), ranges["intensity"]))
+        r_scale = float(ranges["radius"][1]) if "radius" in ranges else None
+        for name in ("center", "gradient"):
+            if name in ranges:
+                for v, rng in zip(np.ravel(getattr(hs, name)), ranges[name]):
+                    d = _distance(np.array(float(v)), rng, r_scale if name == "center" else None)
+                    out = np.maximum(out, float(d))
+        for name in ("radius", "reference"):
+            if name in ranges:
+                out = np.maximum(out, float(_distance(np.array(float(getattr(hs, name))), ranges[name])))
+    return out[1:]
+
+
+# -- time step ------------------------------------------------------------------------------------------------
+def step_doubling(law: ConstitutiveLaw, eps_old: np.ndarray, eps_new: np.ndarray, temp_old: np.ndarray,
+                  temp_new: np.ndarray, dt: float, state_old: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Local error estimate of one backward-Euler step of ``law`` along the linear strain/temperature path.
+
+    Integrates ``old -> new`` in one step and in two half steps; backward Euler being first order, the
+    one-step error is about twice their difference (Richardson; Hairer, Norsett & Wanner, sec. II.4).
+    Returns ``(d_p, d_stress)``: ``(n,)`` and ``(n, 6)`` estimated errors of ``p`` and of the stress at the
+    end of the step (``O(dt^2)`` for a smooth path)."""
+    one = law.integrate(eps_old, eps_new - eps_old, temp_old, temp_new, dt, state_old)
+    eps_mid, temp_mid = 0.5 * (eps_old + eps_new), 0.5 * (np.asarray(temp_old) + np.asarray(temp_new))
+    half = law.integrate(eps_old, eps_mid - eps_old, temp_old, temp_mid, 0.5 * dt, state_old)
+    two = law.integrate(eps_mid, eps_new - eps_mid, temp_mid, temp_new, 0.5 * dt, half.state)
+    d_p = 2.0 * (law.cumulated_plastic_strain(one.state) - law.cumulated_plastic_strain(two.state))
+    return d_p, 2.0 * (one.stress - two.stress)
+
+
+def _norm(a: np.ndarray) -> float:
+    a = np.ravel(a)
+    return math.sqrt(float(a @ a))
+
+
+class IndicatorTracker:
+    """Computes the components along one online solve (reduced-size work only).
+
+    ``substep(old, new, temperature_val)`` after each converged (sub-)step, ``finish(i, f_ext)`` at the end
+    of each requested increment; :meth:`components` returns ``(n_inc, n_components)``.
+    """
+
+    def __init__(self, regions: list[Region], system: ReducedSystem, gappy: dict[str, Gappy],
+                 validation: "ValidationRuntime | None", references: dict[str, float], n_inc: int,
+                 envelope: np.ndarray) -> None:
+        self.regions, self.system, self.gappy, self.validation = regions, system, gappy, validation
+        self.ref = references
+        self.values = np.zeros((n_inc, len(COMPONENTS)))
+        self.values[:, COMPONENTS.index("loading_envelope")] = envelope
+        self._time = 0.0  # accumulated time-step estimate
+        self._val_state: State | None = None
+
+    def start(self, state: State, temperature_val: np.ndarray | None) -> None:
+        if self.validation is not None:
+            self._val_state = self.validation.system.initial_state(state.time, temperature_val)
+
+    def substep(self, old: State, new: State, temperature_val: np.ndarray | None, stats: dict) -> None:
+        dt = new.time - old.time
+        d_p2 = d_s2 = 0.0
+        for reg, st_old, st_new in zip(self.regions, old.law_states, new.law_states):
+            flow = np.flatnonzero(reg.law.cumulated_plastic_strain(st_new) > reg.law.cumulated_plastic_strain(st_old))
+            if not len(flow):
+                continue
+            pts = reg.points[flow]
+            try:
+                d_p, d_s = step_doubling(reg.law, old.strain[pts], new.strain[pts], old.temperature[pts],
+                                         new.temperature[pts], dt, st_old[flow])
+            except (MaterialError, ArithmeticError):
+                d_p, d_s = np.full(len(pts), np.inf), np.full((len(pts), 6), np.inf)
+            d_p2 += float(d_p @ d_p)
+            d_s2 += float(np.einsum("ij,ij->", d_s, d_s))
+        p_scale = max(self.ref.get("cumulated_plastic_strain", 0.0), 1e-300)
+        s_scale = max(self.ref.get("stress", 0.0), 1e-300)
+        self._time += max(math.sqrt(d_p2) / p_scale, math.sqrt(d_s2) / s_scale)
+        if self.validation is not None and self._val_state is not None:
+            v = self.validation
+            strain = v.system.strain(new.q)
+            try:
+                stress, _, states = v.system.integrate(self._val_state, strain, temperature_val, dt, stats)
+            except Exception:  # noqa: BLE001 - a law failing at a validation point is itself a warning sign
+                stress = np.full((v.system.n_points, 6), np.nan)
+                states = self._val_state.law_states
+            self._val_state = State(new.time, new.q, strain, stress, temperature_val, states, new.f_ref)
+
+    def finish(self, i: int, state: State, f_ext: np.ndarray, duals: dict[str, np.ndarray]) -> None:
+        """Components of increment ``i`` (``duals``: this increment's values at the reduced points)."""
+        row = self.values[i]
+        for name, key in (("stress", "gappy_stress"), ("cumulated_plastic_strain", "gappy_p")):
+            if name in self.gappy:
+                row[COMPONENTS.index(key)] = self.gappy[name].indicator(duals[name], self.ref.get(name, 0.0))
+        row[COMPONENTS.index("time_step")] = self._time
+        env = 0.0
+        for name in ("stress", "cumulated_plastic_strain"):
+            ref = self.ref.get(name, 0.0)
+            if name in duals and ref > 0:
+                env = max(env, _norm(duals[name]) / ref - 1.0)
+        row[COMPONENTS.index("state_envelope")] = env
+        if self.validation is not None and self._val_state is not None:
+            row[COMPONENTS.index("equilibrium")], row[COMPONENTS.index("dual_validation")] = \
+                self.validation.evaluate(self._val_state, state, f_ext, self.gappy, duals, self.ref)
+        bad = ~np.isfinite(row)
+        row[bad] = np.inf
+
+    def components(self) -> np.ndarray:
+        return self.values
+
+
+class ValidationRuntime:
+    """A :class:`ValidationSet` ready for the online solve: laws per point, its own reduced system."""
+
+    def __init__(self, vset: ValidationSet, laws: list[ConstitutiveLaw]) -> None:
+        self.set = vset
+        regions = [Region(law, np.flatnonzero(vset.material == i)) for i, law in enumerate(laws)]
+        regions = [r for r in regions if len(r.points)]
+        self.system = ReducedSystem(vset.integrator, vset.weights, regions)
+        self.regions = regions
+        self.interp = sp.csr_matrix(vset.interpolation)
+
+    def evaluate(self, val: State, state: State, f_ext: np.ndarray, gappy: dict[str, Gappy],
+                 duals: dict[str, np.ndarray], ref: dict[str, float]) -> tuple[float, float]:
+        """``(equilibrium, dual_validation)`` components from the validation state ``val``."""
+        if not np.all(np.isfinite(val.stress)):
+            return np.inf, np.inf
+        r = f_ext - self.system.internal_force(val.stress)
+        eq = _norm(r) / max(state.f_ref, 1e-300)
+        dv = 0.0
+        for name in ("stress", "cumulated_plastic_strain"):
+            if name not in gappy or name not in self.set.duals:
+                continue
+            if name == "stress":
+                law_values = val.stress
+            else:
+                law_values = np.zeros(self.system.n_points)
+                for reg, st in zip(self.regions, val.law_states):
+                    law_values[reg.points] = reg.law.cumulated_plastic_strain(st)
+            beta = gappy[name].coefficients(np.ravel(duals[name]))
+            rec = self.set.duals[name] @ beta
+            den = max(_norm(law_values), ref.get(f"{name}_validation", 0.0))
+            if den > 0:
+                dv = max(dv, _norm(np.ravel(law_values) - rec) / den)
+        return eq, dv
