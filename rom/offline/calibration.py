@@ -1,0 +1,346 @@
+"""Calibration of the online error indicator without extra HF runs (leave-one-out over the training cases).
+
+For each training case ``k`` in turn (:func:`calibrate_indicator`, collective over the offline ranks):
+
+1. the displacement POD and the Gappy PODs are redone on the snapshots of the OTHER cases (same
+   tolerances), the reduced operators rebuilt at the same reduced and validation points, the loading
+   schema recomputed without case ``k`` (so that its out-of-family distance is seen);
+2. case ``k`` is solved online with that reduced model (rank 0), every component of the indicator
+   recorded per increment (:mod:`structrom.rom.online.indicator`);
+3. its true relative errors per increment (:func:`relative_errors`) are measured against its own HF
+   snapshots (displacement, Gappy-reconstructed stress and cumulated plastic strain), distributed.
+
+The factors ``a_Q >= 0`` of each quantity's bound ``a_Q0 + sum_k a_Qk I_k`` are then the linear program
+(:func:`fit_factors`)
+
+    minimize   sum_s (a_Q . I_s) / max(margin e_s, tol / 100)
+    subject to a_Q . I_s >= margin e_s     for every sample s (increment of a left-out case),
+
+the tightest bound in the relative L1 sense that holds with the safety ``margin`` on every sample.
+The cubature is not re-selected in the folds (its points saw case ``k``); the validation cubature, kept
+out of it, measures what it misses.
+
+Validation points (:func:`select_validation_points`): integration points outside the reduced set, half
+evenly spread over the global point numbering, half where the training plastic strain is largest, with
+non-negative weights fitted to the training integrand (``scipy.optimize.nnls``): a second, independent
+cubature of the same integrals.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from mpi4py import MPI
+from scipy.optimize import linprog, nnls
+
+from structrom.mpi.assembly import gather_rows_to_root
+from structrom.rom import model_file
+from structrom.rom.fem.kernel import Discretization
+from structrom.rom.loading import Loading
+from structrom.rom.online.indicator import COMPONENTS, QUANTITIES, Calibration, ValidationSet
+from structrom.rom.pod import pod
+
+#: Components are clipped to this value in the fit (an infinite component means "do not trust").
+COMPONENT_CAP = 1e6
+#: Error floors: relative errors are measured against max(running max of the HF norm, FLOOR x largest
+#: training norm), so that a quantity that is (nearly) zero in a loading, e.g. p of an elastic one,
+#: does not turn round-off into large relative errors.
+ERROR_FLOOR = 0.05
+
+
+class CalibrationError(RuntimeError):
+    """The indicator cannot be calibrated (e.g. fewer than 2 training cases, or an infeasible fit)."""
+
+
+@dataclass
+class TrainingData:
+    """What the offline stage holds on each rank for the calibration (local rows only).
+
+    ``snapshots``: ``(n_rows_local, n_snap)`` displacements at this rank's dofs ``rows`` (global numbers);
+    ``mass``: the element-assembled local mass ``(n_rows_local, n_rows_local)``; ``gidx``: ``(n_points_local,)``
+    global integration point numbers; ``duals``: quantity -> ``((n_points_local * c, n_snap), c)`` replayed
+    training values; ``case_columns``: the snapshot columns of each case; ``loads``: local full-size load
+    vectors (``pressure`` surface -> ``(n_dofs,)``, ``centrifugal`` ``(n_dofs,)`` or None, ``gravity``
+    ``(n_dofs, 3)`` or None); POD settings as in the offline configuration.
+    """
+
+    comm: MPI.Comm
+    disc: Discretization
+    names: list[str]
+    loadings: list[Loading]
+    case_columns: list[slice]
+    snapshots: np.ndarray
+    rows: np.ndarray
+    mass: sp.spmatrix
+    gidx: np.ndarray
+    duals: dict[str, tuple[np.ndarray, int]]
+    loads: dict
+    n_dofs: int
+    pod_tolerance: float = 1e-4
+    pod_max_modes: int | None = None
+    pod_method: str = "gram"
+    dual_tolerance: float = 1e-4
+    dual_max_modes: int | None = None
+    schema_of: object = None  # callable(list of case indices) -> loading schema
+    extra: dict = field(default_factory=dict)
+
+
+def _positions(gidx: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(local, where)``: local indices of this rank's points among ``points`` and their positions there."""
+    order = np.argsort(points)
+    pos = np.searchsorted(points[order], gidx)
+    pos = np.minimum(pos, max(len(points) - 1, 0))
+    hit = (points[order][pos] == gidx) if len(points) else np.zeros(len(gidx), bool)
+    return np.flatnonzero(hit), order[pos[hit]]
+
+
+def gather_at_points(comm: MPI.Comm, gidx: np.ndarray, values: np.ndarray, points: np.ndarray) -> np.ndarray | None:
+    """``values`` ``(n_points_local, ...)`` at the global ``points`` ``(n,)`` -> ``(n, ...)`` on rank 0."""
+    local, where = _positions(gidx, points)
+    return gather_rows_to_root(comm, where, values[local], len(points))
+
+
+def select_validation_points(comm: MPI.Comm, gidx: np.ndarray, point_weights: np.ndarray, G_local: np.ndarray,
+                             reduced_points: np.ndarray, p_local: np.ndarray | None, n_points: int,
+                             n_validation: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validation points (global numbers, sorted) and their NNLS cubature weights, the same on every rank.
+
+    ``G_local``: ``(n_rows, n_points_local)`` training integrand (the cubature's); ``p_local``:
+    ``(n_points_local, n_snap)`` training cumulated plastic strain or None; ``n_points``: global count."""
+    excluded = np.zeros(n_points, bool)
+    excluded[reduced_points] = True
+    free = np.flatnonzero(~excluded)
+    n_val = min(n_validation, len(free))
+    if n_val == 0:
+        return np.zeros(0, np.int64), np.zeros(0)
+    spread = free[np.unique(np.linspace(0, len(free) - 1, max(n_val // 2, 1)).round().astype(np.int64))]
+    chosen = set(spread.tolist())
+    if p_local is not None and p_local.size:
+        peak = p_local.max(axis=1)
+        mine = ~np.isin(gidx, reduced_points) & ~np.isin(gidx, spread) & (peak > 0)
+        cand = np.stack([gidx[mine].astype(float), peak[mine]], axis=1)
+        order = np.lexsort((cand[:, 0], -cand[:, 1]))[: n_val]
+        allc = np.concatenate(comm.allgather(cand[order]))
+        if len(allc):
+            best = np.lexsort((allc[:, 0], -allc[:, 1]))
+            for g in allc[best, 0].astype(np.int64):
+                if len(chosen) >= n_val:
+                    break
+                chosen.add(int(g))
+    rest = np.setdiff1d(free, np.fromiter(chosen, np.int64, len(chosen)))
+    if len(chosen) < n_val and len(rest):
+        extra = rest[np.unique(np.linspace(0, len(rest) - 1, n_val - len(chosen)).round().astype(np.int64))]
+        chosen.update(extra.tolist())
+    points = np.array(sorted(chosen), dtype=np.int64)
+    # NNLS weights: G_val w ~ G w_FE, plus the volume (the constant integrand), rows scaled alike
+    b = comm.allreduce(G_local @ point_weights)
+    volume = comm.allreduce(float(point_weights.sum()))
+    G_val = gather_at_points(comm, gidx, np.ascontiguousarray(G_local.T), points)
+    weights = None
+    if comm.Get_rank() == 0:
+        c = np.linalg.norm(b) / max(volume, 1e-300)
+        A = np.vstack([G_val.T, c * np.ones(len(points))])
+        weights, _ = nnls(A, np.concatenate([b, [c * volume]]), maxiter=50 * A.shape[1])
+    return points, comm.bcast(weights, root=0)
+
+
+def relative_errors(diff_norms: np.ndarray, hf_norms: np.ndarray, floor: float) -> np.ndarray:
+    """``(n_inc,)`` relative errors ``||Q_rom(t_i) - Q_hf(t_i)|| / max(max_{j<=i} ||Q_hf(t_j)||, floor)``:
+    the error at each increment relative to the largest value reached so far (or the floor)."""
+    den = np.maximum(np.maximum.accumulate(np.asarray(hf_norms, float)), floor)
+    return np.divide(diff_norms, den, out=np.zeros(len(den)), where=den > 0)
+
+
+def true_errors(result, u_hf: np.ndarray, stress_hf: np.ndarray, p_hf: np.ndarray, mass: sp.spmatrix,
+                point_weights: np.ndarray, floors: dict[str, float]) -> dict[str, np.ndarray]:
+    """Per-increment relative errors of an online ``result`` against HF fields on one process
+    (``u_hf`` ``(n_inc, n_dofs)``, ``stress_hf`` ``(n_inc, n_points, 6)``, ``p_hf`` ``(n_inc, n_points)``),
+    with the norms of :func:`calibrate_indicator` (mass norm for displacements, point-weighted L2 for
+    the Gappy-reconstructed stress and p). ``floors``: ``Calibration.references`` (``floor_*`` entries)."""
+    n = result.n_increments
+    u = result.displacement(increment=None).reshape(n, -1)
+    du, hu = u - u_hf.reshape(n, -1), u_hf.reshape(n, -1)
+    mnorm = lambda X: np.sqrt(np.einsum("ij,ij->i", X, (mass @ X.T).T))  # noqa: E731
+    out = {"displacement": relative_errors(mnorm(du), mnorm(hu), floors.get("floor_displacement", 0.0))}
+    w = np.asarray(point_weights)
+    for name, hf, comps in (("stress", stress_hf, 6), ("cumulated_plastic_strain", p_hf, 1)):
+        rec = result.dual_field(name, None).reshape(n, -1)
+        wc = np.repeat(w, comps)
+        d, h = rec - hf.reshape(n, -1), hf.reshape(n, -1)
+        out[name] = relative_errors(np.sqrt((d * d) @ wc), np.sqrt((h * h) @ wc), floors.get(f"floor_{name}", 0.0))
+    return out
+
+
+def fit_factors(samples: np.ndarray, errors: np.ndarray, margin: float, tolerance: float) -> np.ndarray:
+    """Non-negative factors ``(1 + n_components,)`` (constant first) of one quantity's bound.
+
+    ``samples``: ``(n_s, n_components)`` running-max components; ``errors``: ``(n_s,)`` true errors.
+    Solves the linear program of the module docstring (HiGHS); raises :class:`CalibrationError` if
+    it fails."""
+    A = np.hstack([np.ones((len(samples), 1)), np.minimum(np.asarray(samples, float), COMPONENT_CAP)])
+    target = margin * np.asarray(errors, float)
+    weight = 1.0 / np.maximum(target, 0.01 * tolerance)
+    res = linprog(c=weight @ A, A_ub=-A, b_ub=-target, bounds=[(0, None)] * A.shape[1], method="highs")
+    if res.status != 0:
+        raise CalibrationError(f"the calibration linear program failed: {res.message}")
+    return np.maximum(res.x, 0.0)
+
+
+def _fold(td: TrainingData, keep: np.ndarray, points: np.ndarray, validation: ValidationSet | None):
+    """Reduced operators without the held-out columns: ``(phi (n_dofs, N) local rows, data pieces on rank 0,
+    local dual bases)``."""
+    comm = td.comm
+    S = td.snapshots[:, keep]
+    res = pod(comm, S, weight_local=td.mass, tolerance=td.pod_tolerance, max_modes=td.pod_max_modes,
+              method=td.pod_method, global_rows=td.rows)
+    N = res.modes_local.shape[1]
+    phi = np.zeros((td.n_dofs, N))
+    phi[td.rows] = res.modes_local
+    eps = (td.disc.strain_operator() @ phi).reshape(td.disc.n_points, 6, N)
+    pieces = {"integrator": gather_at_points(comm, td.gidx, eps, points)}
+    if validation is not None:
+        pieces["val_integrator"] = gather_at_points(comm, td.gidx, eps, validation.point)
+    pieces["pressure"] = {s: comm.allreduce(phi.T @ f) for s, f in td.loads["pressure"].items()}
+    pieces["centrifugal"] = (comm.allreduce(phi.T @ td.loads["centrifugal"])
+                             if td.loads.get("centrifugal") is not None else None)
+    pieces["gravity"] = comm.allreduce(phi.T @ td.loads["gravity"]) if td.loads.get("gravity") is not None else None
+    pieces["singular_values"] = res.singular_values
+    local_duals = {}
+    for name, (values, c) in td.duals.items():
+        grows = (c * td.gidx[:, None] + np.arange(c)).ravel()
+        V = values[:, keep]
+        if comm.allreduce(float(np.abs(V).max(initial=0.0)), op=MPI.MAX) == 0.0:
+            modes, sv = np.zeros((len(V), 0)), np.zeros(0)
+        else:
+            r = pod(comm, V, weight_local=np.repeat(td.disc.point_weights, c), tolerance=td.dual_tolerance,
+                    max_modes=td.dual_max_modes, method="gram", global_rows=grows)
+            modes, sv = r.modes_local, r.singular_values
+        local_duals[name] = modes
+        m = modes.shape[1]
+        red = gather_at_points(comm, td.gidx, modes.reshape(-1, c, m), points)
+        val = gather_at_points(comm, td.gidx, modes.reshape(-1, c, m), validation.point) if validation is not None else None
+        pieces[f"dual/{name}"] = (red, val, sv, c)
+    return phi, pieces, local_duals
+
+
+def _fold_model(template: model_file.ReducedModelData, pieces: dict, schema: dict, references: dict,
+                margin: float, tolerance: float) -> model_file.ReducedModelData:
+    """Rank 0: the fold's in-memory model (the full model's points, laws and temperature data)."""
+    duals, vduals = {}, {}
+    for key, value in pieces.items():
+        if key.startswith("dual/"):
+            red, val, sv, c = value
+            name = key[5:]
+            duals[name] = model_file.DualBasis(c, red.reshape(-1, red.shape[-1]), sv)
+            if val is not None:
+                vduals[name] = val.reshape(-1, val.shape[-1])
+    validation = None
+    if template.validation is not None:
+        validation = dataclasses.replace(template.validation, integrator=pieces["val_integrator"], duals=vduals)
+    n_q = len(QUANTITIES)
+    placeholder = Calibration(np.zeros((n_q, 1 + len(COMPONENTS))), references, margin, tolerance)
+    return dataclasses.replace(template, integrator=np.ascontiguousarray(pieces["integrator"]),
+                               pressure=pieces["pressure"], centrifugal=pieces["centrifugal"],
+                               gravity=pieces["gravity"], singular_values=pieces["singular_values"], duals=duals,
+                               loading_schema=schema, validation=validation, calibration=placeholder,
+                               modes=None, mesh=None)
+
+
+def calibrate_indicator(td: TrainingData, template: model_file.ReducedModelData | None, points: np.ndarray,
+                        references: dict[str, float], *, margin: float = 2.0, tolerance: float = 0.05,
+                        log=print) -> Calibration:
+    """Leave-one-out calibration of the error indicator (collective over ``td.comm``; see the module
+    docstring). ``template``: the full model's data (rank 0; ignored elsewhere), whose validation set (if
+    any) is used; ``points``: ``(n_rp,)`` global reduced points; ``references``: component scales and
+    error floors (:func:`indicator_references`). Returns the :class:`Calibration`, the same on every
+    rank. Raises :class:`CalibrationError` with fewer than 2 cases or when no fold can be solved."""
+    from structrom.rom.online import OnlineSolverError, ReducedModel
+
+    comm = td.comm
+    rank = comm.Get_rank()
+    n_cases = len(td.case_columns)
+    if n_cases < 2:
+        raise CalibrationError("the indicator calibration leaves one training case out: it needs >= 2 cases")
+    validation = comm.bcast(template.validation if rank == 0 and template is not None else None, root=0)
+    n_snap = td.snapshots.shape[1]
+    samples, errors, cases = [], {q: [] for q in QUANTITIES}, []
+    for k in range(n_cases):
+        t0 = time.perf_counter()
+        keep = np.ones(n_snap, bool)
+        keep[td.case_columns[k]] = False
+        phi, pieces, local_duals = _fold(td, keep, points, validation)
+        out = None
+        if rank == 0:
+            others = [j for j in range(n_cases) if j != k]
+            data = _fold_model(template, pieces, td.schema_of(others), references, margin, tolerance)
+            try:
+                res = ReducedModel(data).solve(td.loadings[k], extrapolate=True)
+                table = np.column_stack([res.indicator_components[c] for c in COMPONENTS])
+                betas = {name: res.model.gappy[name].coefficients(res.dual_reduced[name].reshape(res.n_increments, -1).T)
+                         for name in td.duals}
+                out = (res.coordinates, betas, table)
+            except OnlineSolverError as exc:
+                out = str(exc)
+        out = comm.bcast(out, root=0)
+        if isinstance(out, str):
+            log(f"calibration: left-out case {td.names[k]}: the reduced solve failed ({out}); case skipped")
+            continue
+        q, betas, table = out
+        cols = td.case_columns[k]
+        # distributed errors: mass norm of displacements, point-weighted L2 of the reconstructed duals
+        du = phi[td.rows] @ q.T - td.snapshots[:, cols]
+        hu = td.snapshots[:, cols]
+        sq = np.stack([np.einsum("ij,ij->j", du, td.mass @ du), np.einsum("ij,ij->j", hu, td.mass @ hu)])
+        rows = [sq]
+        for name, (values, c) in td.duals.items():
+            w = np.repeat(td.disc.point_weights, c)
+            d = local_duals[name] @ betas[name] - values[:, cols]
+            h = values[:, cols]
+            rows.append(np.stack([w @ (d * d), w @ (h * h)]))
+        norms = np.sqrt(np.maximum(comm.allreduce(np.stack(rows)), 0.0))  # (1 + n_duals, 2, n_inc)
+        e = {"displacement": relative_errors(norms[0, 0], norms[0, 1], references.get("floor_displacement", 0.0))}
+        for j, name in enumerate(td.duals, start=1):
+            e[name] = relative_errors(norms[j, 0], norms[j, 1], references.get(f"floor_{name}", 0.0))
+        for qn in QUANTITIES:
+            errors[qn].append(e.get(qn, np.zeros(len(table))))
+        samples.append(np.maximum.accumulate(table, axis=0))
+        cases.append({"case": td.names[k], "errors": {qn: float(errors[qn][-1].max()) for qn in QUANTITIES},
+                      "components": {c: float(v) for c, v in zip(COMPONENTS, table.max(axis=0))}})
+        log(f"calibration: left-out case {td.names[k]}: errors "
+            + ", ".join(f"{qn} {v:.2e}" for qn, v in cases[-1]["errors"].items())
+            + f" ({time.perf_counter() - t0:.2f} s)")
+    if not samples:
+        raise CalibrationError("no left-out case could be solved by its reduced model: the indicator cannot be "
+                               "calibrated (add training cases)")
+    A = np.concatenate(samples)
+    factors = np.array([fit_factors(A, np.concatenate(errors[qn]), margin, tolerance) for qn in QUANTITIES])
+    cal = Calibration(factors, references, margin, tolerance, [])
+    for case, S in zip(cases, samples):
+        b = cal.bounds(S)
+        case["bounds"] = {qn: float(b[:, i].max()) for i, qn in enumerate(QUANTITIES)}
+    cal.cases = cases
+    return cal
+
+
+def indicator_references(comm: MPI.Comm, gidx: np.ndarray, duals: dict[str, tuple[np.ndarray, int]],
+                         points: np.ndarray, validation_points: np.ndarray, snapshots: np.ndarray,
+                         mass: sp.spmatrix, point_weights: np.ndarray) -> dict[str, float]:
+    """Scales of the components (largest training norms of stress and p at the reduced points and at the
+    validation points) and error floors (:data:`ERROR_FLOOR` x largest training norms of displacement
+    (mass norm), stress and p (point-weighted L2)), the same on every rank."""
+    out: dict[str, float] = {}
+    u2 = comm.allreduce(np.einsum("ij,ij->j", snapshots, mass @ snapshots))
+    out["floor_displacement"] = ERROR_FLOOR * math.sqrt(max(float(u2.max(initial=0.0)), 0.0))
+    for name, (values, c) in duals.items():
+        for key, pts in ((name, points), (f"{name}_validation", validation_points)):
+            local, _ = _positions(gidx, pts)
+            sel = values.reshape(len(gidx), c, -1)[local]
+            out[key] = math.sqrt(float(np.max(comm.allreduce(np.einsum("pcs,pcs->s", sel, sel)), initial=0.0)))
+        w = np.repeat(point_weights, c)
+        out[f"floor_{name}"] = ERROR_FLOOR * math.sqrt(float(np.max(comm.allreduce(w @ (values * values)),
+                                                                    initial=0.0)))
+    return out
