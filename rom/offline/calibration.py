@@ -332,7 +332,7 @@ def indicator_references(comm: MPI.Comm, gidx: np.ndarray, duals: dict[str, tupl
     """Scales of the components (largest training norms of stress and p at the reduced points and at the
     validation points) and error floors (:data:`ERROR_FLOOR` x largest training norms of displacement
     (mass norm), stress and p (point-weighted L2)), the same on every rank."""
-    out: dict[str, float] = {}
+    out: dict[str, float] = {"relative_floor": ERROR_FLOOR}
     u2 = comm.allreduce(np.einsum("ij,ij->j", snapshots, mass @ snapshots))
     out["floor_displacement"] = ERROR_FLOOR * math.sqrt(max(float(u2.max(initial=0.0)), 0.0))
     for name, (values, c) in duals.items():

@@ -4,14 +4,15 @@ Each component is one dimensionless number per increment, computed from reduced-
 
 =========================  ================================================================================
 ``gappy_stress``           Gappy residual of the stress at the reduced points,
-                           ``||s_rp - Psi_rp beta*|| / max(||s_rp||, s_ref)`` (Casenave & Akkari 2019)
+                           ``||s_rp - Psi_rp beta*|| / max(||s_rp||, f s_ref)`` (Casenave & Akkari 2019;
+                           ``s_ref`` the largest training norm there, ``f`` the calibration's relative floor)
 ``gappy_p``                the same for the cumulated plastic (creep) strain ``p``
 ``equilibrium``            reduced equilibrium residual with the *validation* cubature, integration points
                            kept out of the reduced set: ``||f_ext - sum_v w_v B_v^T sigma_v|| / f_ref``
                            (sigma_v from the laws integrated along the reduced solution at those points)
-``dual_validation``        out-of-sample Gappy error at the validation points: the law's stress and ``p``
-                           there against the reconstruction ``Psi_v beta*`` fitted at the reduced points
-                           (largest of the two relative errors)
+``validation_stress``,     out-of-sample Gappy error at the validation points: the law's stress (``p``)
+``validation_p``           there against the reconstruction ``Psi_v beta*`` fitted at the reduced points,
+                           relative to ``max(||v_val||, f v_ref_val)``
 ``time_step``              step doubling of the constitutive integration at the reduced points that
                            flow (``dp > 0``): ``2 ||y(dt) - y(dt/2, dt/2)||`` (Richardson, backward Euler is
                            first order), accumulated over the increments, relative to ``p``/stress scales
@@ -48,8 +49,8 @@ from .gappy import Gappy
 from .newton import ReducedSystem, Region, State
 
 #: Per-increment components, in the order of the calibration factors' columns (after the constant).
-COMPONENTS = ("gappy_stress", "gappy_p", "equilibrium", "dual_validation", "time_step", "state_envelope",
-              "loading_envelope")
+COMPONENTS = ("gappy_stress", "gappy_p", "equilibrium", "validation_stress", "validation_p", "time_step",
+              "state_envelope", "loading_envelope")
 #: Quantities whose relative errors the calibrated indicator bounds.
 QUANTITIES = ("displacement", "stress", "cumulated_plastic_strain")
 
@@ -167,6 +168,15 @@ def _distance(value: np.ndarray, rng, scale: float | None = None) -> np.ndarray:
     return np.maximum(0.0, np.maximum(lo - value, value - hi)) / s
 
 
+def _peak_distance(running: np.ndarray, rng) -> np.ndarray:
+    """Distance of a running peak to ``[lo, hi]``: ``min(d(peak so far), d(peak of the whole loading))``,
+    so that a ramp towards an in-range peak counts as inside while it is below the range, and a peak beyond
+    the range counts from the increment that passes it (up to the whole loading's distance)."""
+    if not len(running):
+        return running
+    return np.minimum(_distance(running, rng), _distance(np.array(running[-1]), rng))
+
+
 def family_distance(loading: Loading, schema: dict) -> np.ndarray:
     """``(n_inc,)`` distance of the loading, up to each increment's end, to the training ranges of
     ``schema`` (the model's ``loading_schema``; 0 inside). Peaks of pressures and rotation speed so far,
@@ -177,16 +187,16 @@ def family_distance(loading: Loading, schema: dict) -> np.ndarray:
     for surface, spec in (schema.get("pressure") or {}).items():
         amp = loading.pressures.get(surface)
         v = _running_peak(amp, times) if amp is not None else np.zeros(len(times))
-        out = np.maximum(out, _distance(v, spec["range"]))
+        out = np.maximum(out, _peak_distance(v, spec["range"]))
     cen = schema.get("centrifugal") or {}
     if "omega_range" in cen and loading.centrifugal is not None:
-        out = np.maximum(out, _distance(np.abs(_running_peak(loading.centrifugal.omega, times)), cen["omega_range"]))
+        out = np.maximum(out, _peak_distance(np.abs(_running_peak(loading.centrifugal.omega, times)), cen["omega_range"]))
     temp = schema.get("temperature") or {}
     ranges = temp.get("ranges") or {}
     hs = loading.temperature
     if temp.get("type") == "hot_spot" and isinstance(hs, HotSpotTemperature):
         if "intensity" in ranges:
-            out = np.maximum(out, _distance(hs.intensity * _running_peak(hs.amplitude, times), ranges["intensity"]))
+            out = np.maximum(out, _peak_distance(hs.intensity * _running_peak(hs.amplitude, times), ranges["intensity"]))
         r_scale = float(ranges["radius"][1]) if "radius" in ranges else None
         for name in ("center", "gradient"):
             if name in ranges:
@@ -273,9 +283,10 @@ class IndicatorTracker:
     def finish(self, i: int, state: State, f_ext: np.ndarray, duals: dict[str, np.ndarray]) -> None:
         """Components of increment ``i`` (``duals``: this increment's values at the reduced points)."""
         row = self.values[i]
+        floor = self.ref.get("relative_floor", 1.0)
         for name, key in (("stress", "gappy_stress"), ("cumulated_plastic_strain", "gappy_p")):
             if name in self.gappy:
-                row[COMPONENTS.index(key)] = self.gappy[name].indicator(duals[name], self.ref.get(name, 0.0))
+                row[COMPONENTS.index(key)] = self.gappy[name].indicator(duals[name], floor * self.ref.get(name, 0.0))
         row[COMPONENTS.index("time_step")] = self._time
         env = 0.0
         for name in ("stress", "cumulated_plastic_strain"):
@@ -284,8 +295,10 @@ class IndicatorTracker:
                 env = max(env, _norm(duals[name]) / ref - 1.0)
         row[COMPONENTS.index("state_envelope")] = env
         if self.validation is not None and self._val_state is not None:
-            row[COMPONENTS.index("equilibrium")], row[COMPONENTS.index("dual_validation")] = \
-                self.validation.evaluate(self._val_state, state, f_ext, self.gappy, duals, self.ref)
+            eq, dv = self.validation.evaluate(self._val_state, state, f_ext, self.gappy, duals, self.ref)
+            row[COMPONENTS.index("equilibrium")] = eq
+            row[COMPONENTS.index("validation_stress")] = dv.get("stress", 0.0)
+            row[COMPONENTS.index("validation_p")] = dv.get("cumulated_plastic_strain", 0.0)
         bad = ~np.isfinite(row)
         row[bad] = np.inf
 
@@ -305,13 +318,13 @@ class ValidationRuntime:
         self.interp = sp.csr_matrix(vset.interpolation)
 
     def evaluate(self, val: State, state: State, f_ext: np.ndarray, gappy: dict[str, Gappy],
-                 duals: dict[str, np.ndarray], ref: dict[str, float]) -> tuple[float, float]:
-        """``(equilibrium, dual_validation)`` components from the validation state ``val``."""
+                 duals: dict[str, np.ndarray], ref: dict[str, float]) -> tuple[float, dict[str, float]]:
+        """``(equilibrium, {quantity: validation error})`` components from the validation state ``val``."""
         if not np.all(np.isfinite(val.stress)):
-            return np.inf, np.inf
+            return np.inf, {"stress": np.inf, "cumulated_plastic_strain": np.inf}
         r = f_ext - self.system.internal_force(val.stress)
         eq = _norm(r) / max(state.f_ref, 1e-300)
-        dv = 0.0
+        dv: dict[str, float] = {}
         for name in ("stress", "cumulated_plastic_strain"):
             if name not in gappy or name not in self.set.duals:
                 continue
@@ -323,7 +336,6 @@ class ValidationRuntime:
                     law_values[reg.points] = reg.law.cumulated_plastic_strain(st)
             beta = gappy[name].coefficients(np.ravel(duals[name]))
             rec = self.set.duals[name] @ beta
-            den = max(_norm(law_values), ref.get(f"{name}_validation", 0.0))
-            if den > 0:
-                dv = max(dv, _norm(np.ravel(law_values) - rec) / den)
+            den = max(_norm(law_values), ref.get("relative_floor", 1.0) * ref.get(f"{name}_validation", 0.0))
+            dv[name] = _norm(np.ravel(law_values) - rec) / den if den > 0 else 0.0
         return eq, dv
