@@ -247,6 +247,8 @@ class IndicatorTracker:
         self.values[:, COMPONENTS.index("loading_envelope")] = envelope
         self._time = 0.0  # accumulated time-step estimate
         self._val_state: State | None = None
+        self._rec: list[tuple] = []  # per increment: f_ref, f_ext, time-step estimate, validation stress, states
+        self._duals: list[dict] = []
 
     def start(self, state: State, temperature_val: np.ndarray | None) -> None:
         if self.validation is not None:
@@ -254,22 +256,7 @@ class IndicatorTracker:
 
     def substep(self, old: State, new: State, temperature_val: np.ndarray | None, stats: dict) -> None:
         dt = new.time - old.time
-        d_p2 = d_s2 = 0.0
-        for reg, st_old, st_new in zip(self.regions, old.law_states, new.law_states):
-            flow = np.flatnonzero(reg.law.cumulated_plastic_strain(st_new) > reg.law.cumulated_plastic_strain(st_old))
-            if not len(flow):
-                continue
-            pts = reg.points[flow]
-            try:
-                d_p, d_s = step_doubling(reg.law, old.strain[pts], new.strain[pts], old.temperature[pts],
-                                         new.temperature[pts], dt, st_old[flow])
-            except (MaterialError, ArithmeticError):
-                d_p, d_s = np.full(len(pts), np.inf), np.full((len(pts), 6), np.inf)
-            d_p2 += float(d_p @ d_p)
-            d_s2 += float(np.einsum("ij,ij->", d_s, d_s))
-        p_scale = max(self.ref.get("cumulated_plastic_strain", 0.0), 1e-300)
-        s_scale = max(self.ref.get("stress", 0.0), 1e-300)
-        self._time += max(math.sqrt(d_p2) / p_scale, math.sqrt(d_s2) / s_scale)
+        self._time += self._step_doubling(old, new, dt, stats)
         if self.validation is not None and self._val_state is not None:
             v = self.validation
             strain = v.system.strain(new.q)
@@ -280,29 +267,70 @@ class IndicatorTracker:
                 states = self._val_state.law_states
             self._val_state = State(new.time, new.q, strain, stress, temperature_val, states, new.f_ref)
 
+    def _step_doubling(self, old: State, new: State, dt: float, stats: dict) -> float:
+        """Relative step-doubling estimate (:func:`step_doubling`) of the converged step ``old -> new`` at
+        the reduced points, through the model's own system (the closed-form radial return when it applies):
+        two half steps along the linear strain / temperature path against the Newton's one step."""
+        if not any(np.any(reg.law.cumulated_plastic_strain(b) > reg.law.cumulated_plastic_strain(a))
+                   for reg, a, b in zip(self.regions, old.law_states, new.law_states)):
+            return 0.0  # nothing flows: the step is exact for the laws along this path
+        sys_ = self.system
+        T_mid = 0.5 * (old.temperature + new.temperature)
+        eps_mid = 0.5 * (old.strain + new.strain)
+        try:
+            s_mid, _, st_mid = sys_.integrate(old, eps_mid, T_mid, 0.5 * dt, stats)
+            mid = State(old.time + 0.5 * dt, 0.5 * (old.q + new.q), eps_mid, s_mid, T_mid, st_mid, new.f_ref)
+            s_two, _, st_two = sys_.integrate(mid, new.strain, new.temperature, 0.5 * dt, stats)
+        except Exception:  # noqa: BLE001 - a law failing on the half steps: the step is not resolved
+            return np.inf
+        d_p2 = 0.0
+        for reg, a, b in zip(self.regions, new.law_states, st_two):
+            d = reg.law.cumulated_plastic_strain(a) - reg.law.cumulated_plastic_strain(b)
+            d_p2 += float(d @ d)
+        d_s = new.stress - s_two
+        floor = self.ref.get("relative_floor", 1.0)
+        p_scale = max(floor * self.ref.get("cumulated_plastic_strain", 0.0), 1e-300)
+        s_scale = max(floor * self.ref.get("stress", 0.0), 1e-300)
+        # Richardson: the one-step error of a first-order method is about twice the difference
+        return 2.0 * max(math.sqrt(d_p2) / p_scale, _norm(d_s) / s_scale)
+
     def finish(self, i: int, state: State, f_ext: np.ndarray, duals: dict[str, np.ndarray]) -> None:
-        """Components of increment ``i`` (``duals``: this increment's values at the reduced points)."""
-        row = self.values[i]
+        """Record increment ``i`` (``duals``: its values at the reduced points); the components are
+        evaluated for all increments at once by :meth:`components`."""
+        self._rec.append((state.f_ref, f_ext, self._time,
+                          None if self._val_state is None else self._val_state.stress,
+                          None if self._val_state is None else self._val_state.law_states))
+        self._duals.append(duals)
+
+    def components(self) -> np.ndarray:
+        """``(n_inc, n_components)``, batched over the increments (one product per component)."""
+        n = len(self._rec)
+        if not n:
+            return self.values
+        col = COMPONENTS.index
         floor = self.ref.get("relative_floor", 1.0)
         for name, key in (("stress", "gappy_stress"), ("cumulated_plastic_strain", "gappy_p")):
             if name in self.gappy:
-                row[COMPONENTS.index(key)] = self.gappy[name].indicator(duals[name], floor * self.ref.get(name, 0.0))
-        row[COMPONENTS.index("time_step")] = self._time
-        env = 0.0
-        for name in ("stress", "cumulated_plastic_strain"):
-            ref = self.ref.get(name, 0.0)
-            if name in duals and ref > 0:
-                env = max(env, _norm(duals[name]) / ref - 1.0)
-        row[COMPONENTS.index("state_envelope")] = env
-        if self.validation is not None and self._val_state is not None:
-            eq, dv = self.validation.evaluate(self._val_state, state, f_ext, self.gappy, duals, self.ref)
-            row[COMPONENTS.index("equilibrium")] = eq
-            row[COMPONENTS.index("validation_stress")] = dv.get("stress", 0.0)
-            row[COMPONENTS.index("validation_p")] = dv.get("cumulated_plastic_strain", 0.0)
-        bad = ~np.isfinite(row)
-        row[bad] = np.inf
-
-    def components(self) -> np.ndarray:
+                v = np.array([d[name] for d in self._duals]).reshape(n, -1)
+                self.values[:n, col(key)] = self.gappy[name].indicators(v, floor * self.ref.get(name, 0.0))
+                ref = self.ref.get(name, 0.0)
+                if ref > 0:
+                    env = np.sqrt(np.einsum("ij,ij->i", v, v)) / ref - 1.0
+                    self.values[:n, col("state_envelope")] = np.maximum(self.values[:n, col("state_envelope")], env)
+        self.values[:n, col("time_step")] = [r[2] for r in self._rec]
+        if self.validation is not None and self._rec[0][3] is not None:
+            f_ref = np.array([r[0] for r in self._rec])
+            f_ext = np.array([r[1] for r in self._rec])
+            val_stress = np.array([r[3] for r in self._rec])  # (n, n_val, 6)
+            val_p = np.zeros(val_stress.shape[:2])
+            for i, r in enumerate(self._rec):
+                for reg, st in zip(self.validation.regions, r[4]):
+                    val_p[i, reg.points] = reg.law.cumulated_plastic_strain(st)
+            eq, dv = self.validation.evaluate_all(val_stress, val_p, f_ext, f_ref, self.gappy, self._duals, self.ref)
+            self.values[:n, col("equilibrium")] = eq
+            self.values[:n, col("validation_stress")] = dv.get("stress", 0.0)
+            self.values[:n, col("validation_p")] = dv.get("cumulated_plastic_strain", 0.0)
+        self.values[~np.isfinite(self.values)] = np.inf
         return self.values
 
 
@@ -313,29 +341,36 @@ class ValidationRuntime:
         self.set = vset
         regions = [Region(law, np.flatnonzero(vset.material == i)) for i, law in enumerate(laws)]
         regions = [r for r in regions if len(r.points)]
-        self.system = ReducedSystem(vset.integrator, vset.weights, regions)
+        from .radial_return import RadialReturnSystem
+
+        system = RadialReturnSystem if RadialReturnSystem.applies(regions, vset.n_points) else ReducedSystem
+        self.system = system(vset.integrator, vset.weights, regions)
         self.regions = regions
         self.interp = sp.csr_matrix(vset.interpolation)
 
-    def evaluate(self, val: State, state: State, f_ext: np.ndarray, gappy: dict[str, Gappy],
-                 duals: dict[str, np.ndarray], ref: dict[str, float]) -> tuple[float, dict[str, float]]:
-        """``(equilibrium, {quantity: validation error})`` components from the validation state ``val``."""
-        if not np.all(np.isfinite(val.stress)):
-            return np.inf, {"stress": np.inf, "cumulated_plastic_strain": np.inf}
-        r = f_ext - self.system.internal_force(val.stress)
-        eq = _norm(r) / max(state.f_ref, 1e-300)
-        dv: dict[str, float] = {}
-        for name in ("stress", "cumulated_plastic_strain"):
+    def evaluate_all(self, stress: np.ndarray, p: np.ndarray, f_ext: np.ndarray, f_ref: np.ndarray,
+                     gappy: dict[str, Gappy], duals: list[dict], ref: dict[str, float]):
+        """``(equilibrium (n,), {quantity: validation error (n,)})`` for ``n`` increments: validation
+        stresses ``(n, n_val, 6)`` and ``p`` ``(n, n_val)``, ``f_ext`` ``(n, N)``, ``f_ref`` ``(n,)``."""
+        n = len(stress)
+        flat = stress.reshape(n, -1)
+        r = f_ext - (flat * self.system.w6) @ self.system.B_flat
+        with np.errstate(invalid="ignore"):
+            eq = np.sqrt(np.einsum("ij,ij->i", r, r)) / np.maximum(f_ref, 1e-300)
+        out: dict[str, np.ndarray] = {}
+        floor = ref.get("relative_floor", 1.0)
+        for name, law_values in (("stress", flat), ("cumulated_plastic_strain", p)):
             if name not in gappy or name not in self.set.duals:
                 continue
-            if name == "stress":
-                law_values = val.stress
-            else:
-                law_values = np.zeros(self.system.n_points)
-                for reg, st in zip(self.regions, val.law_states):
-                    law_values[reg.points] = reg.law.cumulated_plastic_strain(st)
-            beta = gappy[name].coefficients(np.ravel(duals[name]))
-            rec = self.set.duals[name] @ beta
-            den = max(_norm(law_values), ref.get("relative_floor", 1.0) * ref.get(f"{name}_validation", 0.0))
-            dv[name] = _norm(np.ravel(law_values) - rec) / den if den > 0 else 0.0
-        return eq, dv
+            rp = np.array([d[name] for d in duals]).reshape(n, -1)
+            rec = (self.set.duals[name] @ gappy[name].coefficients(rp.T)).T  # (n, n_val c)
+            d = law_values - rec
+            num = np.sqrt(np.einsum("ij,ij->i", d, d))
+            den = np.maximum(np.sqrt(np.einsum("ij,ij->i", law_values, law_values)),
+                             floor * ref.get(f"{name}_validation", 0.0))
+            out[name] = np.divide(num, den, out=np.zeros(n), where=den > 0)
+        bad = ~np.all(np.isfinite(flat), axis=1)
+        eq[bad] = np.inf
+        for v in out.values():
+            v[bad] = np.inf
+        return eq, out
