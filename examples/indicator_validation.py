@@ -1,6 +1,6 @@
 """Validation of the calibrated error indicator on unseen loadings of three families.
 
-    python examples/indicator_validation.py [--out out/indicator_validation] [--tolerance 0.05]
+    python examples/indicator_validation.py [--out out/indicator_validation] [--tolerance 0.05] [--margin 1.5]
 
 A clamped bar (10 x 2 x 2 mm, C3D20R, 963 dofs) under a pressure on its top face and a hot spot, in-house HF
 solver on one rank (runs cached in --out). Two reduced models, each built by the offline stage on one
@@ -197,7 +197,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=str(ROOT / "out" / "indicator_validation"))
     parser.add_argument("--tolerance", type=float, default=0.05, help="trust threshold on the relative errors")
-    parser.add_argument("--margin", type=float, default=2.0, help="safety factor of the calibration")
+    parser.add_argument("--margin", type=float, default=1.5, help="safety factor of the calibration")
     args = parser.parse_args()
     work = Path(args.out)
     work.mkdir(parents=True, exist_ok=True)
