@@ -22,8 +22,9 @@ out of it, measures what it misses.
 
 Validation points (:func:`select_validation_points`): integration points outside the reduced set, half
 evenly spread over the global point numbering, half where the training plastic strain is largest, with
-non-negative weights fitted to the training integrand (``scipy.optimize.nnls``): a second, independent
-cubature of the same integrals.
+non-negative weights fitted to the training integrand (``scipy.optimize.nnls`` with a small Tikhonov term
+towards the rescaled FE weights, so that the fit is unique): a second, independent cubature of the same
+integrals.
 """
 from __future__ import annotations
 
@@ -50,6 +51,8 @@ COMPONENT_CAP = 1e6
 #: training norm), so that a quantity that is (nearly) zero in a loading, e.g. p of an elastic one,
 #: does not turn round-off into large relative errors.
 ERROR_FLOOR = 0.05
+#: Tikhonov weight of the validation cubature fit, relative to the norm of the integrand matrix.
+NNLS_REGULARIZATION = 1e-3
 
 
 class CalibrationError(RuntimeError):
@@ -140,11 +143,19 @@ def select_validation_points(comm: MPI.Comm, gidx: np.ndarray, point_weights: np
     b = comm.allreduce(G_local @ point_weights)
     volume = comm.allreduce(float(point_weights.sum()))
     G_val = gather_at_points(comm, gidx, np.ascontiguousarray(G_local.T), points)
+    w_fe_sel = gather_at_points(comm, gidx, np.asarray(point_weights, float), points)
     weights = None
     if comm.Get_rank() == 0:
         c = np.linalg.norm(b) / max(volume, 1e-300)
         A = np.vstack([G_val.T, c * np.ones(len(points))])
-        weights, _ = nnls(A, np.concatenate([b, [c * volume]]), maxiter=50 * A.shape[1])
+        rhs = np.concatenate([b, [c * volume]])
+        # Tikhonov term towards the FE weights rescaled to the volume: a strictly convex problem, so the
+        # weights are unique and continuous in the data (the same for any rank count to round-off),
+        # where plain NNLS picks one of many near-optimal active sets
+        w0 = w_fe_sel * volume / max(w_fe_sel.sum(), 1e-300)
+        lam = NNLS_REGULARIZATION * np.linalg.norm(A, 2)
+        weights, _ = nnls(np.vstack([A, lam * np.eye(len(points))]), np.concatenate([rhs, lam * w0]),
+                          maxiter=50 * A.shape[1])
     return points, comm.bcast(weights, root=0)
 
 
