@@ -61,9 +61,9 @@ def test_fit_factors_bound_every_sample_with_the_margin():
     assert np.min(bound / (1.5 * err)) < 1.0 + 1e-6
 
 
-def test_relative_errors_use_the_running_maximum_and_the_floor():
-    e = relative_errors(np.array([1.0, 1.0, 1.0]), np.array([10.0, 2.0, 20.0]), floor=4.0)
-    assert np.allclose(e, [0.1, 0.1, 0.05])
+def test_relative_errors_use_the_largest_value_and_the_floor():
+    e = relative_errors(np.array([1.0, 2.0, 1.0]), np.array([10.0, 2.0, 20.0]), floor=4.0)
+    assert np.allclose(e, [0.05, 0.1, 0.05])
     assert np.allclose(relative_errors(np.array([1.0]), np.array([0.0]), floor=4.0), [0.25])
 
 

@@ -42,15 +42,20 @@ from structrom.mpi.assembly import gather_rows_to_root
 from structrom.rom import model_file
 from structrom.rom.fem.kernel import Discretization
 from structrom.rom.loading import Loading
+from structrom.rom.online.envelope import loading_parameters, parameter_scales
 from structrom.rom.online.indicator import COMPONENTS, QUANTITIES, Calibration, ValidationSet
 from structrom.rom.pod import pod
 
 #: Components are clipped to this value in the fit (an infinite component means "do not trust").
 COMPONENT_CAP = 1e6
-#: Error floors: relative errors are measured against max(running max of the HF norm, FLOOR x largest
+#: Error floors: relative errors are measured against max(largest HF norm of the answer, FLOOR x largest
 #: training norm), so that a quantity that is (nearly) zero in a loading, e.g. p of an elastic one,
 #: does not turn round-off into large relative errors.
 ERROR_FLOOR = 0.05
+#: Components reported but kept out of the fitted bounds: the step-doubling estimate measures the time
+#: discretization error, which the HF snapshots share, so it is absent from the errors against them and
+#: would enter the fit only as a proxy of something else (e.g. the hold time).
+NOT_IN_BOUND = ("time_step",)
 #: Tikhonov weight of the validation cubature fit, relative to the norm of the integrand matrix.
 NNLS_REGULARIZATION = 1e-3
 
@@ -160,9 +165,10 @@ def select_validation_points(comm: MPI.Comm, gidx: np.ndarray, point_weights: np
 
 
 def relative_errors(diff_norms: np.ndarray, hf_norms: np.ndarray, floor: float) -> np.ndarray:
-    """``(n_inc,)`` relative errors ``||Q_rom(t_i) - Q_hf(t_i)|| / max(max_{j<=i} ||Q_hf(t_j)||, floor)``:
-    the error at each increment relative to the largest value reached so far (or the floor)."""
-    den = np.maximum(np.maximum.accumulate(np.asarray(hf_norms, float)), floor)
+    """``(n_inc,)`` relative errors ``||Q_rom(t_i) - Q_hf(t_i)|| / max(max_j ||Q_hf(t_j)||, floor)``: the
+    error at each increment relative to the largest value of the whole answer (or the floor)."""
+    hf = np.asarray(hf_norms, float)
+    den = np.full(len(hf), max(float(hf.max(initial=0.0)), floor))
     return np.divide(diff_norms, den, out=np.zeros(len(den)), where=den > 0)
 
 
@@ -186,16 +192,20 @@ def true_errors(result, u_hf: np.ndarray, stress_hf: np.ndarray, p_hf: np.ndarra
     return out
 
 
-def fit_factors(samples: np.ndarray, errors: np.ndarray, margin: float, tolerance: float) -> np.ndarray:
+def fit_factors(samples: np.ndarray, errors: np.ndarray, margin: float, tolerance: float,
+                allowed: np.ndarray | None = None) -> np.ndarray:
     """Non-negative factors ``(1 + n_components,)`` (constant first) of one quantity's bound.
 
     ``samples``: ``(n_s, n_components)`` running-max components; ``errors``: ``(n_s,)`` true errors.
+    ``allowed``: ``(n_components,)`` bool, the components that may enter (others get factor 0).
     Solves the linear program of the module docstring (HiGHS); raises :class:`CalibrationError` if
     it fails."""
     A = np.hstack([np.ones((len(samples), 1)), np.minimum(np.asarray(samples, float), COMPONENT_CAP)])
     target = margin * np.asarray(errors, float)
-    weight = 1.0 / np.maximum(target, 0.01 * tolerance)
-    res = linprog(c=weight @ A, A_ub=-A, b_ub=-target, bounds=[(0, None)] * A.shape[1], method="highs")
+    weight = 1.0 / np.maximum(target, 0.1 * tolerance)
+    free = np.ones(A.shape[1], bool) if allowed is None else np.concatenate([[True], np.asarray(allowed, bool)])
+    bounds = [(0, None) if f else (0, 0) for f in free]
+    res = linprog(c=weight @ A, A_ub=-A, b_ub=-target, bounds=bounds, method="highs")
     if res.status != 0:
         raise CalibrationError(f"the calibration linear program failed: {res.message}")
     return np.maximum(res.x, 0.0)
@@ -239,7 +249,7 @@ def _fold(td: TrainingData, keep: np.ndarray, points: np.ndarray, validation: Va
 
 
 def _fold_model(template: model_file.ReducedModelData, pieces: dict, schema: dict, references: dict,
-                margin: float, tolerance: float) -> model_file.ReducedModelData:
+                margin: float, tolerance: float, training: list[dict], scales: dict) -> model_file.ReducedModelData:
     """Rank 0: the fold's in-memory model (the full model's points, laws and temperature data)."""
     duals, vduals = {}, {}
     for key, value in pieces.items():
@@ -253,7 +263,8 @@ def _fold_model(template: model_file.ReducedModelData, pieces: dict, schema: dic
     if template.validation is not None:
         validation = dataclasses.replace(template.validation, integrator=pieces["val_integrator"], duals=vduals)
     n_q = len(QUANTITIES)
-    placeholder = Calibration(np.zeros((n_q, 1 + len(COMPONENTS))), references, margin, tolerance)
+    placeholder = Calibration(np.zeros((n_q, 1 + len(COMPONENTS))), references, margin, tolerance,
+                              training=training, scales=scales)
     return dataclasses.replace(template, integrator=np.ascontiguousarray(pieces["integrator"]),
                                pressure=pieces["pressure"], centrifugal=pieces["centrifugal"],
                                gravity=pieces["gravity"], singular_values=pieces["singular_values"], duals=duals,
@@ -279,6 +290,9 @@ def calibrate_indicator(td: TrainingData, template: model_file.ReducedModelData 
     validation = comm.bcast(template.validation if rank == 0 and template is not None else None, root=0)
     n_snap = td.snapshots.shape[1]
     samples, errors, cases = [], {q: [] for q in QUANTITIES}, []
+    full_schema = td.schema_of(list(range(n_cases)))
+    params = [loading_parameters(ld, full_schema) for ld in td.loadings]
+    scales = parameter_scales(params)
     for k in range(n_cases):
         t0 = time.perf_counter()
         keep = np.ones(n_snap, bool)
@@ -287,7 +301,8 @@ def calibrate_indicator(td: TrainingData, template: model_file.ReducedModelData 
         out = None
         if rank == 0:
             others = [j for j in range(n_cases) if j != k]
-            data = _fold_model(template, pieces, td.schema_of(others), references, margin, tolerance)
+            data = _fold_model(template, pieces, td.schema_of(others), references, margin, tolerance,
+                               [params[j] for j in others], scales)
             try:
                 res = ReducedModel(data).solve(td.loadings[k], extrapolate=True)
                 table = np.column_stack([res.indicator_components[c] for c in COMPONENTS])
@@ -328,8 +343,9 @@ def calibrate_indicator(td: TrainingData, template: model_file.ReducedModelData 
         raise CalibrationError("no left-out case could be solved by its reduced model: the indicator cannot be "
                                "calibrated (add training cases)")
     A = np.concatenate(samples)
-    factors = np.array([fit_factors(A, np.concatenate(errors[qn]), margin, tolerance) for qn in QUANTITIES])
-    cal = Calibration(factors, references, margin, tolerance, [])
+    allowed = np.array([c not in NOT_IN_BOUND for c in COMPONENTS])
+    factors = np.array([fit_factors(A, np.concatenate(errors[qn]), margin, tolerance, allowed) for qn in QUANTITIES])
+    cal = Calibration(factors, references, margin, tolerance, [], training=params, scales=scales)
     for case, S in zip(cases, samples):
         b = cal.bounds(S)
         case["bounds"] = {qn: float(b[:, i].max()) for i, qn in enumerate(QUANTITIES)}

@@ -18,9 +18,10 @@ Each component is one dimensionless number per increment, computed from reduced-
                            first order), accumulated over the increments, relative to ``p``/stress scales
 ``state_envelope``         how far the state leaves the training range at the reduced points:
                            ``max(0, ||p_rp|| / p_ref - 1, ||s_rp|| / s_ref - 1)``
-``loading_envelope``       distance of the loading's parameters (peaks so far of pressures, rotation, hot
-                           spot centre / radius / intensity...) to the training ranges, in units of the
-                           ranges' widths (0 inside) (:func:`family_distance`)
+``loading_envelope``       distance of the loading's parameters (peaks of pressures, rotation, hot spot
+                           centre / radius / intensity...) to the nearest training loading, in units of
+                           the training ranges (:func:`~structrom.rom.online.envelope.nearest_training_distance`;
+                           uncalibrated models: to the training box, :func:`~.envelope.family_distance`)
 =========================  ================================================================================
 
 Every component enters as its running maximum over the increments so far (errors accumulate along the
@@ -42,8 +43,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from structrom.rom.loading import Amplitude, HotSpotTemperature, Loading
-from structrom.rom.materials import ConstitutiveLaw, MaterialError
+from structrom.rom.materials import ConstitutiveLaw
+
+from .envelope import family_distance, loading_parameters, nearest_training_distance  # noqa: F401 (re-exported)
 
 from .gappy import Gappy
 from .newton import ReducedSystem, Region, State
@@ -107,6 +109,10 @@ class Calibration:
     margin: float
     tolerance: float
     cases: list[dict] = field(default_factory=list)
+    #: parameters of the training loadings (:func:`~structrom.rom.online.envelope.loading_parameters`) and
+    #: their normalization, for the ``loading_envelope`` component
+    training: list[dict] = field(default_factory=list)
+    scales: dict[str, float] = field(default_factory=dict)
     components: tuple[str, ...] = COMPONENTS
     quantities: tuple[str, ...] = QUANTITIES
     statement: str = GUARANTEE
@@ -125,88 +131,39 @@ class Calibration:
         c = np.maximum.accumulate(np.asarray(components, float), axis=0) if len(components) else components
         return self.factors[:, 0][None, :] + c @ self.factors[:, 1:].T
 
+    def envelope(self, loading, schema: dict) -> np.ndarray:
+        """``(n_inc,)`` ``loading_envelope`` component: distance to the nearest training loading (constant
+        over the increments) when the training parameters are known, else to the training box."""
+        if self.training:
+            d = nearest_training_distance(loading_parameters(loading, schema), self.training, self.scales)
+            return np.full(len(loading.times) - 1, d)
+        return family_distance(loading, schema)
+
     def card(self) -> dict:
         """What the model card shows."""
         return {"quantities": list(self.quantities), "components": list(self.components),
                 "factors": {q: dict(zip(("constant",) + tuple(self.components), map(float, row)))
                             for q, row in zip(self.quantities, self.factors)},
                 "margin": self.margin, "tolerance": self.tolerance, "calibration_cases": self.cases,
+                "training_parameters": self.training, "parameter_scales": self.scales,
                 "guarantee": self.statement}
 
     def to_attrs(self) -> dict:
         return {"components": json.dumps(list(self.components)), "quantities": json.dumps(list(self.quantities)),
                 "references": json.dumps(self.references), "margin": float(self.margin),
-                "tolerance": float(self.tolerance), "cases": json.dumps(self.cases), "statement": self.statement}
+                "tolerance": float(self.tolerance), "cases": json.dumps(self.cases), "statement": self.statement,
+                "training": json.dumps(self.training), "scales": json.dumps(self.scales)}
 
     @classmethod
     def from_attrs(cls, attrs, factors: np.ndarray) -> "Calibration":
         try:
             return cls(factors=factors, references=json.loads(attrs["references"]), margin=float(attrs["margin"]),
                        tolerance=float(attrs["tolerance"]), cases=json.loads(attrs["cases"]),
+                       training=json.loads(attrs["training"]), scales=json.loads(attrs["scales"]),
                        components=tuple(json.loads(attrs["components"])),
                        quantities=tuple(json.loads(attrs["quantities"])), statement=str(attrs["statement"]))
         except (KeyError, ValueError, TypeError) as exc:
             raise IndicatorError(f"indicator/calibration: unreadable attributes ({exc})") from None
-
-
-# -- loading envelope --------------------------------------------------------------------------------------
-def _running_peak(amp: Amplitude, times: np.ndarray) -> np.ndarray:
-    """``(n_times,)`` value of largest magnitude of ``amp`` over ``[times[0], times[i]]`` (breakpoints included)."""
-    grid = np.union1d(times, amp.times[(amp.times > times[0]) & (amp.times < times[-1])])
-    v = amp(grid)
-    absv = np.abs(v)
-    new_max = absv >= np.maximum.accumulate(absv)
-    arg = np.maximum.accumulate(np.where(new_max, np.arange(len(v)), 0))  # running argmax of |v|
-    return v[arg][np.searchsorted(grid, times)]
-
-
-def _distance(value: np.ndarray, rng, scale: float | None = None) -> np.ndarray:
-    """Distance of ``value`` outside ``[lo, hi]`` over ``scale`` (default: the width, at least 10 % of the
-    magnitude)."""
-    lo, hi = float(rng[0]), float(rng[1])
-    s = scale if scale is not None else max(hi - lo, 0.1 * max(abs(lo), abs(hi)), 1e-300)
-    return np.maximum(0.0, np.maximum(lo - value, value - hi)) / s
-
-
-def _peak_distance(running: np.ndarray, rng) -> np.ndarray:
-    """Distance of a running peak to ``[lo, hi]``: ``min(d(peak so far), d(peak of the whole loading))``,
-    so that a ramp towards an in-range peak counts as inside while it is below the range, and a peak beyond
-    the range counts from the increment that passes it (up to the whole loading's distance)."""
-    if not len(running):
-        return running
-    return np.minimum(_distance(running, rng), _distance(np.array(running[-1]), rng))
-
-
-def family_distance(loading: Loading, schema: dict) -> np.ndarray:
-    """``(n_inc,)`` distance of the loading, up to each increment's end, to the training ranges of
-    ``schema`` (the model's ``loading_schema``; 0 inside). Peaks of pressures and rotation speed so far,
-    hot-spot intensity x peak amplitude so far, hot-spot centre (in units of the largest training radius),
-    radius, reference; the largest of the normalized distances."""
-    times = np.asarray(loading.times, float)
-    out = np.zeros(len(times))
-    for surface, spec in (schema.get("pressure") or {}).items():
-        amp = loading.pressures.get(surface)
-        v = _running_peak(amp, times) if amp is not None else np.zeros(len(times))
-        out = np.maximum(out, _peak_distance(v, spec["range"]))
-    cen = schema.get("centrifugal") or {}
-    if "omega_range" in cen and loading.centrifugal is not None:
-        out = np.maximum(out, _peak_distance(np.abs(_running_peak(loading.centrifugal.omega, times)), cen["omega_range"]))
-    temp = schema.get("temperature") or {}
-    ranges = temp.get("ranges") or {}
-    hs = loading.temperature
-    if temp.get("type") == "hot_spot" and isinstance(hs, HotSpotTemperature):
-        if "intensity" in ranges:
-            out = np.maximum(out, _peak_distance(hs.intensity * _running_peak(hs.amplitude, times), ranges["intensity"]))
-        r_scale = float(ranges["radius"][1]) if "radius" in ranges else None
-        for name in ("center", "gradient"):
-            if name in ranges:
-                for v, rng in zip(np.ravel(getattr(hs, name)), ranges[name]):
-                    d = _distance(np.array(float(v)), rng, r_scale if name == "center" else None)
-                    out = np.maximum(out, float(d))
-        for name in ("radius", "reference"):
-            if name in ranges:
-                out = np.maximum(out, float(_distance(np.array(float(getattr(hs, name))), ranges[name])))
-    return out[1:]
 
 
 # -- time step ------------------------------------------------------------------------------------------------

@@ -300,7 +300,8 @@ class ReducedModel:
         dual_rows: dict[str, list] = {name: [] for name in self.gappy if name != "stress"}
         if indicator:
             tracker = IndicatorTracker(regions, system, self.gappy, self.validation, self.references, n_inc,
-                                       family_distance(loading, d.loading_schema))
+                                       d.calibration.envelope(loading, d.loading_schema) if d.calibration is not None
+                                       else family_distance(loading, d.loading_schema))
             tracker.start(state, self._validation_temperature(loading, float(times[0]), val_temperatures))
         for i in range(n_inc):
             t_inc = time.perf_counter()
