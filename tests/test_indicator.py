@@ -134,9 +134,9 @@ def test_calibration_is_stored_and_shown(calibrated):
     for case in cal.cases:
         for q in QUANTITIES:
             assert case["bounds"][q] >= cal.margin * case["errors"][q] * (1 - 1e-6)
-    # validation points are outside the reduced set and carry a cubature of the same volume
+    # validation points are outside the reduced set and carry a cubature of the same volume (to 1 %)
     assert not np.intersect1d(val.point, data.point).size
-    assert val.weights.sum() == pytest.approx(data.weights.sum(), rel=1e-3)
+    assert val.weights.sum() == pytest.approx(data.weights.sum(), rel=1e-2)  # Tikhonov-regularized fit
     card = cal.card()
     assert "upper bound on the calibration set only" in card["guarantee"].lower()
     with h5py.File(path) as f:
