@@ -183,6 +183,12 @@ def step_doubling(law: ConstitutiveLaw, eps_old: np.ndarray, eps_new: np.ndarray
     return d_p, 2.0 * (one.stress - two.stress)
 
 
+def rate_dependent(law: ConstitutiveLaw) -> bool:
+    """Whether the law's response depends on the time increment (e.g. Norton creep), so that the
+    step-doubling estimate is worth its two extra law evaluations per increment by default."""
+    return bool(getattr(law, "_require_positive_dt", False))
+
+
 def _norm(a: np.ndarray) -> float:
     a = np.ravel(a)
     return math.sqrt(float(a @ a))
@@ -197,8 +203,9 @@ class IndicatorTracker:
 
     def __init__(self, regions: list[Region], system: ReducedSystem, gappy: dict[str, Gappy],
                  validation: "ValidationRuntime | None", references: dict[str, float], n_inc: int,
-                 envelope: np.ndarray) -> None:
+                 envelope: np.ndarray, time_step: bool = True) -> None:
         self.regions, self.system, self.gappy, self.validation = regions, system, gappy, validation
+        self.time_step = time_step
         self.ref = references
         self.values = np.zeros((n_inc, len(COMPONENTS)))
         self.values[:, COMPONENTS.index("loading_envelope")] = envelope
@@ -213,7 +220,8 @@ class IndicatorTracker:
 
     def substep(self, old: State, new: State, temperature_val: np.ndarray | None, stats: dict) -> None:
         dt = new.time - old.time
-        self._time += self._step_doubling(old, new, dt, stats)
+        if self.time_step:
+            self._time += self._step_doubling(old, new, dt, stats)
         if self.validation is not None and self._val_state is not None:
             v = self.validation
             strain = v.system.strain(new.q)

@@ -31,7 +31,7 @@ from structrom.rom.model_file import ModelFileError, ReducedModelData
 from structrom.rom.voigt import STRESS_WEIGHTS, von_mises
 
 from .gappy import Gappy
-from .indicator import COMPONENTS, IndicatorTracker, ValidationRuntime, family_distance
+from .indicator import COMPONENTS, IndicatorTracker, ValidationRuntime, family_distance, rate_dependent
 from .newton import ReducedSystem, Region, State, StepFailure, newton_step
 from .radial_return import RadialReturnSystem
 from .result import Result
@@ -244,7 +244,7 @@ class ReducedModel:
     # -- solve ------------------------------------------------------------------------------------------------
     def solve(self, loading: Loading | dict, *, extrapolate: bool = False, rtol: float = 1e-8,
               max_iterations: int = 25, max_cutbacks: int = 4, initial_guess: str = "linear",
-              indicator: bool = True) -> Result:
+              indicator: bool = True, time_step_estimate: bool | None = None) -> Result:
         """Solve every increment of ``loading`` (a :class:`~structrom.rom.loading.Loading` or its dict form).
 
         One reduced Newton solve per increment ``times[i-1] -> times[i]`` (:mod:`structrom.rom.online.newton`);
@@ -274,6 +274,9 @@ class ReducedModel:
         them into bounds of the relative errors of displacement, stress and cumulated plastic strain
         (``result.error_bounds``), ``result.indicator`` being their largest. ``indicator=False`` (or an
         uncalibrated model) keeps the Gappy residual of the model's indicator quantity only.
+        ``time_step_estimate``: compute the step-doubling component (two extra law evaluations at the
+        reduced points per increment; default: only when a law is rate-dependent, e.g. Norton creep;
+        otherwise the component is 0). It is reported, not part of the calibrated bounds.
         """
         if initial_guess not in ("linear", "previous"):
             raise OnlineError(f"initial_guess must be 'linear' or 'previous', got {initial_guess!r}")
@@ -299,9 +302,11 @@ class ReducedModel:
         ind_stats: dict = {"indicator": 0.0}  # seconds in the indicator's components (laws included)
         dual_rows: dict[str, list] = {name: [] for name in self.gappy if name != "stress"}
         if indicator:
+            if time_step_estimate is None:
+                time_step_estimate = any(rate_dependent(r.law) for r in regions)
             tracker = IndicatorTracker(regions, system, self.gappy, self.validation, self.references, n_inc,
                                        d.calibration.envelope(loading, d.loading_schema) if d.calibration is not None
-                                       else family_distance(loading, d.loading_schema))
+                                       else family_distance(loading, d.loading_schema), time_step_estimate)
             tracker.start(state, self._validation_temperature(loading, float(times[0]), val_temperatures))
         for i in range(n_inc):
             t_inc = time.perf_counter()
