@@ -139,6 +139,11 @@ def test_calibration_is_stored_and_shown(calibrated):
     assert val.weights.sum() == pytest.approx(data.weights.sum(), rel=1e-2)  # Tikhonov-regularized fit
     card = cal.card()
     assert "upper bound on the calibration set only" in card["guarantee"].lower()
+    from structrom.api.registry import model_card  # the card the server publishes
+
+    shown = model_card("bar", path)["indicator"]["calibration"]
+    assert shown["guarantee"] == cal.statement and shown["margin"] == cal.margin
+    assert set(shown["factors"]) == set(QUANTITIES) and len(shown["calibration_cases"]) == len(CASES)
     with h5py.File(path) as f:
         assert int(f.attrs["schema_version"]) == model_file.SCHEMA_VERSION == 2
 
