@@ -20,11 +20,10 @@ the tightest bound in the relative L1 sense that holds with the safety ``margin`
 The cubature is not re-selected in the folds (its points saw case ``k``); the validation cubature, kept
 out of it, measures what it misses.
 
-Validation points (:func:`select_validation_points`): integration points outside the reduced set, half
-evenly spread over the global point numbering, half where the training plastic strain is largest, with
-non-negative weights fitted to the training integrand (``scipy.optimize.nnls`` with a small Tikhonov term
-towards the rescaled FE weights, so that the fit is unique): a second, independent cubature of the same
-integrals.
+Validation points: :mod:`structrom.rom.offline.validation`. Entry points: :func:`calibrate_indicator`
+(from the data a rank holds, :class:`TrainingData`) and :func:`calibrate_from_cases` (from the offline
+stage's state: training cases, partition, replayed duals), which :func:`structrom.rom.offline.pipeline.run_offline`
+calls after assembling the model and before writing it.
 """
 from __future__ import annotations
 
@@ -36,15 +35,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 from mpi4py import MPI
-from scipy.optimize import linprog, nnls
+from scipy.optimize import linprog
 
-from structrom.mpi.assembly import gather_rows_to_root
 from structrom.rom import model_file
 from structrom.rom.fem.kernel import Discretization
 from structrom.rom.loading import Loading
 from structrom.rom.online.envelope import loading_parameters, parameter_scales
 from structrom.rom.online.indicator import COMPONENTS, QUANTITIES, Calibration, ValidationSet
 from structrom.rom.pod import pod
+
+from .validation import _positions, gather_at_points
 
 #: Components are clipped to this value in the fit (an infinite component means "do not trust").
 COMPONENT_CAP = 1e6
@@ -56,8 +56,6 @@ ERROR_FLOOR = 0.05
 #: discretization error, which the HF snapshots share, so it is absent from the errors against them and
 #: would enter the fit only as a proxy of something else (e.g. the hold time).
 NOT_IN_BOUND = ("time_step",)
-#: Tikhonov weight of the validation cubature fit, relative to the norm of the integrand matrix.
-NNLS_REGULARIZATION = 1e-3
 
 
 class CalibrationError(RuntimeError):
@@ -95,73 +93,6 @@ class TrainingData:
     dual_max_modes: int | None = None
     schema_of: object = None  # callable(list of case indices) -> loading schema
     extra: dict = field(default_factory=dict)
-
-
-def _positions(gidx: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(local, where)``: local indices of this rank's points among ``points`` and their positions there."""
-    order = np.argsort(points)
-    pos = np.searchsorted(points[order], gidx)
-    pos = np.minimum(pos, max(len(points) - 1, 0))
-    hit = (points[order][pos] == gidx) if len(points) else np.zeros(len(gidx), bool)
-    return np.flatnonzero(hit), order[pos[hit]]
-
-
-def gather_at_points(comm: MPI.Comm, gidx: np.ndarray, values: np.ndarray, points: np.ndarray) -> np.ndarray | None:
-    """``values`` ``(n_points_local, ...)`` at the global ``points`` ``(n,)`` -> ``(n, ...)`` on rank 0."""
-    local, where = _positions(gidx, points)
-    return gather_rows_to_root(comm, where, values[local], len(points))
-
-
-def select_validation_points(comm: MPI.Comm, gidx: np.ndarray, point_weights: np.ndarray, G_local: np.ndarray,
-                             reduced_points: np.ndarray, p_local: np.ndarray | None, n_points: int,
-                             n_validation: int) -> tuple[np.ndarray, np.ndarray]:
-    """Validation points (global numbers, sorted) and their NNLS cubature weights, the same on every rank.
-
-    ``G_local``: ``(n_rows, n_points_local)`` training integrand (the cubature's); ``p_local``:
-    ``(n_points_local, n_snap)`` training cumulated plastic strain or None; ``n_points``: global count."""
-    excluded = np.zeros(n_points, bool)
-    excluded[reduced_points] = True
-    free = np.flatnonzero(~excluded)
-    n_val = min(n_validation, len(free))
-    if n_val == 0:
-        return np.zeros(0, np.int64), np.zeros(0)
-    spread = free[np.unique(np.linspace(0, len(free) - 1, max(n_val // 2, 1)).round().astype(np.int64))]
-    chosen = set(spread.tolist())
-    if p_local is not None and p_local.size:
-        peak = p_local.max(axis=1)
-        mine = ~np.isin(gidx, reduced_points) & ~np.isin(gidx, spread) & (peak > 0)
-        cand = np.stack([gidx[mine].astype(float), peak[mine]], axis=1)
-        order = np.lexsort((cand[:, 0], -cand[:, 1]))[: n_val]
-        allc = np.concatenate(comm.allgather(cand[order]))
-        if len(allc):
-            best = np.lexsort((allc[:, 0], -allc[:, 1]))
-            for g in allc[best, 0].astype(np.int64):
-                if len(chosen) >= n_val:
-                    break
-                chosen.add(int(g))
-    rest = np.setdiff1d(free, np.fromiter(chosen, np.int64, len(chosen)))
-    if len(chosen) < n_val and len(rest):
-        extra = rest[np.unique(np.linspace(0, len(rest) - 1, n_val - len(chosen)).round().astype(np.int64))]
-        chosen.update(extra.tolist())
-    points = np.array(sorted(chosen), dtype=np.int64)
-    # NNLS weights: G_val w ~ G w_FE, plus the volume (the constant integrand), rows scaled alike
-    b = comm.allreduce(G_local @ point_weights)
-    volume = comm.allreduce(float(point_weights.sum()))
-    G_val = gather_at_points(comm, gidx, np.ascontiguousarray(G_local.T), points)
-    w_fe_sel = gather_at_points(comm, gidx, np.asarray(point_weights, float), points)
-    weights = None
-    if comm.Get_rank() == 0:
-        c = np.linalg.norm(b) / max(volume, 1e-300)
-        A = np.vstack([G_val.T, c * np.ones(len(points))])
-        rhs = np.concatenate([b, [c * volume]])
-        # Tikhonov term towards the FE weights rescaled to the volume: a strictly convex problem, so the
-        # weights are unique and continuous in the data (the same for any rank count to round-off),
-        # where plain NNLS picks one of many near-optimal active sets
-        w0 = w_fe_sel * volume / max(w_fe_sel.sum(), 1e-300)
-        lam = NNLS_REGULARIZATION * np.linalg.norm(A, 2)
-        weights, _ = nnls(np.vstack([A, lam * np.eye(len(points))]), np.concatenate([rhs, lam * w0]),
-                          maxiter=50 * A.shape[1])
-    return points, comm.bcast(weights, root=0)
 
 
 def relative_errors(diff_norms: np.ndarray, hf_norms: np.ndarray, floor: float) -> np.ndarray:
@@ -371,3 +302,38 @@ def indicator_references(comm: MPI.Comm, gidx: np.ndarray, duals: dict[str, tupl
         out[f"floor_{name}"] = ERROR_FLOOR * math.sqrt(float(np.max(comm.allreduce(w @ (values * values)),
                                                                     initial=0.0)))
     return out
+
+
+def calibrate_from_cases(cfg, comm: MPI.Comm, disc: Discretization, cases: list, mesh, rows: np.ndarray,
+                         mass: sp.spmatrix, gidx: np.ndarray, dual_data: dict, loads: dict, points: np.ndarray,
+                         val_points: np.ndarray, data: model_file.ReducedModelData | None, say=print):
+    """Leave-one-out calibration from the offline stage's state (collective); sets ``data.calibration``
+    on rank 0 and returns ``data``.
+
+    ``cfg``: the :class:`~structrom.rom.offline.config.OfflineConfig` (POD, dual and indicator settings);
+    ``cases``: the :class:`~structrom.rom.offline.snapshots.TrainingCase` list; ``rows``: this rank's global
+    dofs (3 per node); ``mass``: their element-assembled mass; ``gidx``: this rank's global point numbers;
+    ``dual_data``: quantity -> ``(values (n_points_local * c, n_snap), c)`` replayed training values;
+    ``loads``: see :class:`TrainingData`; ``points`` / ``val_points``: global reduced / validation points;
+    ``data``: the assembled model (rank 0, None elsewhere)."""
+    from .pipeline import loading_schema
+
+    cols, start = [], 0
+    for c in cases:
+        cols.append(slice(start, start + len(c.times)))
+        start += len(c.times)
+    my_nodes = rows[::3] // 3
+    snapshots = np.concatenate([c.displacements(my_nodes).reshape(len(c.times), -1).T for c in cases], axis=1)
+    duals = {k: dual_data[k] for k in cfg.dual.quantities}
+    refs = indicator_references(comm, gidx, duals, points, val_points, snapshots, mass, disc.point_weights)
+    td = TrainingData(
+        comm=comm, disc=disc, names=[c.path.stem for c in cases], loadings=[c.loading for c in cases],
+        case_columns=cols, snapshots=snapshots, rows=rows, mass=mass, gidx=gidx, duals=duals, loads=loads,
+        n_dofs=mesh.n_dofs, pod_tolerance=cfg.pod.tolerance, pod_max_modes=cfg.pod.max_modes,
+        pod_method=cfg.pod.method, dual_tolerance=cfg.dual.tolerance, dual_max_modes=cfg.dual.max_modes,
+        schema_of=lambda idx: loading_schema([cases[j] for j in idx]))
+    cal = calibrate_indicator(td, data, points, refs, margin=cfg.indicator.margin,
+                                    tolerance=cfg.indicator.tolerance, log=say)
+    if data is not None:
+        data.calibration = cal
+    return data

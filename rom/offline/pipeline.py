@@ -31,6 +31,8 @@ from structrom.rom.hifi.output import element_point_offsets, global_point_index,
 from structrom.rom.loading import HotSpotTemperature, UniformTemperature
 from structrom.rom.materials import law_from_config
 from structrom.rom.offline import calibration as calib
+from structrom.rom.offline import validation
+from structrom.rom.online.indicator import ValidationSet
 from structrom.rom.offline.config import OfflineConfig
 from structrom.rom.offline.replay import MaterialRegions, replay
 from structrom.rom.offline.snapshots import SnapshotError, TrainingCase, read_training_case
@@ -178,45 +180,6 @@ def _qdeim_points(comm, basis_local: np.ndarray, rows_global: np.ndarray, n_rows
     return comm.bcast(sel, root=0)
 
 
-def _interp_rows(disc: Discretization, gidx: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix]:
-    """This rank's rows of the temperature interpolation at the global ``points``: (positions, CSR rows)."""
-    local, where = calib._positions(gidx, points)
-    return where, disc.interpolation_operator().tocsr()[local]
-
-
-def _assemble_interp(parts, n: int, n_nodes: int) -> sp.csr_matrix:
-    """Rank 0: the gathered ``(positions, rows)`` parts as one CSR ``(n, n_nodes)`` in position order."""
-    where = np.concatenate([w for w, _ in parts]) if parts else np.zeros(0, np.int64)
-    M = sp.vstack([m for _, m in parts]).tocsr() if parts else sp.csr_matrix((0, n_nodes))
-    out = sp.csr_matrix((n, n_nodes))
-    if len(where):
-        out = sp.csr_matrix(M[np.argsort(where)])
-    return out
-
-
-def _calibrate(cfg, comm, disc, cases, mesh, rows, mass, gidx, dual_data, loads, points, val_points, data, say):
-    """Leave-one-out calibration of the indicator (collective); returns ``data`` with it (rank 0)."""
-    cols, start = [], 0
-    for c in cases:
-        cols.append(slice(start, start + len(c.times)))
-        start += len(c.times)
-    my_nodes = rows[::3] // 3
-    snapshots = np.concatenate([c.displacements(my_nodes).reshape(len(c.times), -1).T for c in cases], axis=1)
-    duals = {k: dual_data[k] for k in cfg.dual.quantities}
-    refs = calib.indicator_references(comm, gidx, duals, points, val_points, snapshots, mass, disc.point_weights)
-    td = calib.TrainingData(
-        comm=comm, disc=disc, names=[c.path.stem for c in cases], loadings=[c.loading for c in cases],
-        case_columns=cols, snapshots=snapshots, rows=rows, mass=mass, gidx=gidx, duals=duals, loads=loads,
-        n_dofs=mesh.n_dofs, pod_tolerance=cfg.pod.tolerance, pod_max_modes=cfg.pod.max_modes,
-        pod_method=cfg.pod.method, dual_tolerance=cfg.dual.tolerance, dual_max_modes=cfg.dual.max_modes,
-        schema_of=lambda idx: loading_schema([cases[j] for j in idx]))
-    cal = calib.calibrate_indicator(td, data, points, refs, margin=cfg.indicator.margin,
-                                    tolerance=cfg.indicator.tolerance, log=say)
-    if data is not None:
-        data.calibration = cal
-    return data
-
-
 def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> Path:
     """Build the reduced model described by ``cfg``; rank 0 writes ``cfg.output.file``."""
     comm = comm or MPI.COMM_WORLD
@@ -296,13 +259,13 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
 
     t0 = time.perf_counter()
     # validation points: kept out of the reduced set, for the error indicator (structrom.rom.offline.calibration)
-    val_points, val_weights = calib.select_validation_points(
+    val_points, val_weights = validation.select_validation_points(
         comm, gidx, disc.point_weights, G, points, p_snap, n_points, cfg.indicator.validation_points)
-    val_pieces = {"integrator": calib.gather_at_points(comm, gidx, eps_modes, val_points),
-                  "material": calib.gather_at_points(comm, gidx, regions.index.astype(float), val_points),
-                  "interp": comm.gather(_interp_rows(disc, gidx, val_points), root=0),
-                  "duals": {k: calib.gather_at_points(comm, gidx, v[0].reshape(disc.n_points, v[2], -1), val_points)
-                            for k, v in duals.items()}}
+    val_pieces = {"integrator": validation.gather_at_points(comm, gidx, eps_modes, val_points),
+                  "material": validation.gather_at_points(comm, gidx, regions.index.astype(float), val_points),
+                  "interp": comm.gather(validation.interpolation_rows(disc, gidx, val_points), root=0),
+                  "duals": {k: validation.gather_at_points(comm, gidx, v[0].reshape(disc.n_points, v[2], -1),
+                                                           val_points) for k, v in duals.items()}}
     stages.add(comm, "validation points", f"{len(val_points)} points, {int((val_weights > 0).sum())} weighted",
                time.perf_counter() - t0, say)
 
@@ -364,7 +327,7 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
         integrator = assemble("integrator", (6, n_modes))
         which = np.concatenate([pc["which"] for pc in pieces])
         interp = sp.vstack([pc["interp"] for pc in pieces]).tocsr()[np.argsort(which)]
-        val_interp = _assemble_interp(val_pieces["interp"], len(val_points), mesh.n_nodes)
+        val_interp = validation.assemble_rows(val_pieces["interp"], len(val_points), mesh.n_nodes)
         t_nodes = np.union1d(np.unique(interp.indices), np.unique(val_interp.indices)).astype(np.int64)
         interp = interp[:, t_nodes]
         dual_bases = {}
@@ -394,7 +357,7 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
             indicator_reference=float(np.linalg.norm(assemble("indicator", pieces[0]["indicator"].shape[1:]),
                                                      axis=(0, 1)).max(initial=0.0)))
         if len(val_points):
-            data.validation = calib.ValidationSet(
+            data.validation = ValidationSet(
                 point=val_points, integrator=val_pieces["integrator"], weights=val_weights,
                 material=val_pieces["material"].round().astype(np.int64), interpolation=val_interp[:, t_nodes],
                 duals={k: v.reshape(len(val_points) * v.shape[1], -1) for k, v in val_pieces["duals"].items()})
@@ -417,8 +380,8 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
         raise error
     if cfg.indicator.calibrate and len(cases) >= 2:
         t0 = time.perf_counter()
-        data = _calibrate(cfg, comm, disc, cases, mesh, rows, mass, gidx, dual_data, phi_loads, points, val_points,
-                          data, say)
+        data = calib.calibrate_from_cases(cfg, comm, disc, cases, mesh, rows, mass, gidx, dual_data, phi_loads,
+                                          points, val_points, data, say)
         stages.add(comm, "indicator calibration", f"leave-one-out over {len(cases)} cases",
                    time.perf_counter() - t0, say)
     if rank == 0:

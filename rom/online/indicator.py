@@ -299,6 +299,17 @@ class IndicatorTracker:
         return self.values
 
 
+    def summary(self, calibration: "Calibration | None") -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """``(components, bounds)``: component name -> ``(n_inc,)``, and with a calibration the quantity ->
+        ``(n_inc,)`` error bounds (empty without one)."""
+        table = self.components()
+        comps = {name: table[:, k].copy() for k, name in enumerate(COMPONENTS)}
+        if calibration is None or not len(table):
+            return comps, {}
+        b = calibration.bounds(table)
+        return comps, {name: b[:, k] for k, name in enumerate(calibration.quantities)}
+
+
 class ValidationRuntime:
     """A :class:`ValidationSet` ready for the online solve: laws per point, its own reduced system."""
 

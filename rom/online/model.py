@@ -31,7 +31,7 @@ from structrom.rom.model_file import ModelFileError, ReducedModelData
 from structrom.rom.voigt import STRESS_WEIGHTS, von_mises
 
 from .gappy import Gappy
-from .indicator import COMPONENTS, IndicatorTracker, ValidationRuntime, family_distance, rate_dependent
+from .indicator import IndicatorTracker, ValidationRuntime, family_distance, rate_dependent
 from .newton import ReducedSystem, Region, State, StepFailure, newton_step
 from .radial_return import RadialReturnSystem
 from .result import Result
@@ -367,12 +367,9 @@ class ReducedModel:
         indicator_values = legacy
         if tracker is not None:
             t_ind = time.perf_counter()
-            table = tracker.components()
-            components = {name: table[:, k].copy() for k, name in enumerate(COMPONENTS)}
-            if d.calibration is not None and n_inc:
-                b = d.calibration.bounds(table)
-                bounds = {name: b[:, k] for k, name in enumerate(d.calibration.quantities)}
-                indicator_values = b.max(axis=1)
+            components, bounds = tracker.summary(d.calibration)
+            if bounds:
+                indicator_values = np.max(list(bounds.values()), axis=0)
             ind_stats["indicator"] += time.perf_counter() - t_ind
         timings = {"total": time.perf_counter() - start, "check": t_check, "per_increment": per_inc,
                    "law": stats["law"], "law_calls": stats["law_calls"], "linear": stats["linear"],
