@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -92,7 +92,11 @@ class TrainingData:
     dual_tolerance: float = 1e-4
     dual_max_modes: int | None = None
     schema_of: object = None  # callable(list of case indices) -> loading schema
-    extra: dict = field(default_factory=dict)
+    #: cross-validated cubature: ECM settings (``tolerance``, ``row_tolerance``, ``max_rows``, ``max_points``),
+    #: the material index of this rank's points and the mesh node coordinates; None keeps the model's points
+    ecm: dict | None = None
+    material_index: np.ndarray | None = None
+    node_coordinates: np.ndarray | None = None
 
 
 def relative_errors(diff_norms: np.ndarray, hf_norms: np.ndarray, floor: float) -> np.ndarray:
@@ -142,9 +146,41 @@ def fit_factors(samples: np.ndarray, errors: np.ndarray, margin: float, toleranc
     return np.maximum(res.x, 0.0)
 
 
-def _fold(td: TrainingData, keep: np.ndarray, points: np.ndarray, validation: ValidationSet | None):
+def _fold_points(td: TrainingData, keep: np.ndarray, eps: np.ndarray, dual_modes: dict, log) -> tuple | None:
+    """Cross-validated cubature of a fold (collective): the ECM on the fold's modes and stress snapshots
+    plus the Q-DEIM points of its dual bases, as the offline stage selects them. Returns ``(points,
+    weights)`` or None (no ``td.ecm`` settings, no stress snapshots, or the ECM failed: the model's points
+    are kept)."""
+    from structrom.rom.reduced_quadrature import ECMError, compress_rows, empirical_cubature, integrand_rows
+
+    from .pipeline import _qdeim_points
+
+    if td.ecm is None or "stress" not in td.duals:
+        return None
+    comm = td.comm
+    stress = td.duals["stress"][0].reshape(td.disc.n_points, 6, -1)[:, :, keep]
+    G = integrand_rows(eps, stress)
+    if len(G) > td.ecm["max_rows"]:
+        G = compress_rows(comm, G, td.ecm["row_tolerance"]).compressed_local
+    try:
+        quad = empirical_cubature(comm, G, td.disc.point_weights, td.gidx, tolerance=td.ecm["tolerance"],
+                                  max_points=td.ecm["max_points"])
+    except ECMError as exc:
+        log(f"calibration: the fold's cubature failed ({exc}); the model's reduced points are kept")
+        return None
+    n_points = int(comm.allreduce(len(td.gidx)))
+    extra = [_qdeim_points(comm, m, (c * td.gidx[:, None] + np.arange(c)).ravel(), n_points * c, c)
+             for (_, c), m in ((td.duals[k], m) for k, m in dual_modes.items())]
+    extra = np.setdiff1d(np.unique(np.concatenate(extra)) if extra else np.zeros(0, np.int64), quad.points)
+    return (np.concatenate([quad.points, extra]).astype(np.int64),
+            np.concatenate([quad.weights, np.zeros(len(extra))]))
+
+
+def _fold(td: TrainingData, keep: np.ndarray, points: np.ndarray, validation: ValidationSet | None, log=print):
     """Reduced operators without the held-out columns: ``(phi (n_dofs, N) local rows, data pieces on rank 0,
-    local dual bases)``."""
+    local dual bases)``. With ``td.ecm``, the reduced points are re-selected too (``pieces["cubature"]``)."""
+    from .validation import interpolation_rows
+
     comm = td.comm
     S = td.snapshots[:, keep]
     res = pod(comm, S, weight_local=td.mass, tolerance=td.pod_tolerance, max_modes=td.pod_max_modes,
@@ -153,15 +189,7 @@ def _fold(td: TrainingData, keep: np.ndarray, points: np.ndarray, validation: Va
     phi = np.zeros((td.n_dofs, N))
     phi[td.rows] = res.modes_local
     eps = (td.disc.strain_operator() @ phi).reshape(td.disc.n_points, 6, N)
-    pieces = {"integrator": gather_at_points(comm, td.gidx, eps, points)}
-    if validation is not None:
-        pieces["val_integrator"] = gather_at_points(comm, td.gidx, eps, validation.point)
-    pieces["pressure"] = {s: comm.allreduce(phi.T @ f) for s, f in td.loads["pressure"].items()}
-    pieces["centrifugal"] = (comm.allreduce(phi.T @ td.loads["centrifugal"])
-                             if td.loads.get("centrifugal") is not None else None)
-    pieces["gravity"] = comm.allreduce(phi.T @ td.loads["gravity"]) if td.loads.get("gravity") is not None else None
-    pieces["singular_values"] = res.singular_values
-    local_duals = {}
+    local_duals, svs = {}, {}
     for name, (values, c) in td.duals.items():
         grows = (c * td.gidx[:, None] + np.arange(c)).ravel()
         V = values[:, keep]
@@ -171,16 +199,34 @@ def _fold(td: TrainingData, keep: np.ndarray, points: np.ndarray, validation: Va
             r = pod(comm, V, weight_local=np.repeat(td.disc.point_weights, c), tolerance=td.dual_tolerance,
                     max_modes=td.dual_max_modes, method="gram", global_rows=grows)
             modes, sv = r.modes_local, r.singular_values
-        local_duals[name] = modes
+        local_duals[name], svs[name] = modes, sv
+    pieces: dict = {}
+    cubature = _fold_points(td, keep, eps, local_duals, log)
+    if cubature is not None:
+        points = cubature[0]
+        pieces["cubature"] = (points, cubature[1],
+                              gather_at_points(comm, td.gidx, td.material_index.astype(float), points),
+                              comm.gather(interpolation_rows(td.disc, td.gidx, points), root=0))
+    pieces["integrator"] = gather_at_points(comm, td.gidx, eps, points)
+    if validation is not None:
+        pieces["val_integrator"] = gather_at_points(comm, td.gidx, eps, validation.point)
+    pieces["pressure"] = {s: comm.allreduce(phi.T @ f) for s, f in td.loads["pressure"].items()}
+    pieces["centrifugal"] = (comm.allreduce(phi.T @ td.loads["centrifugal"])
+                             if td.loads.get("centrifugal") is not None else None)
+    pieces["gravity"] = comm.allreduce(phi.T @ td.loads["gravity"]) if td.loads.get("gravity") is not None else None
+    pieces["singular_values"] = res.singular_values
+    for name, (values, c) in td.duals.items():
+        modes = local_duals[name]
         m = modes.shape[1]
         red = gather_at_points(comm, td.gidx, modes.reshape(-1, c, m), points)
         val = gather_at_points(comm, td.gidx, modes.reshape(-1, c, m), validation.point) if validation is not None else None
-        pieces[f"dual/{name}"] = (red, val, sv, c)
+        pieces[f"dual/{name}"] = (red, val, svs[name], c)
     return phi, pieces, local_duals
 
 
 def _fold_model(template: model_file.ReducedModelData, pieces: dict, schema: dict, references: dict,
-                margin: float, tolerance: float, training: list[dict], scales: dict) -> model_file.ReducedModelData:
+                margin: float, tolerance: float, training: list[dict], scales: dict,
+                node_coordinates: np.ndarray | None = None) -> model_file.ReducedModelData:
     """Rank 0: the fold's in-memory model (the full model's points, laws and temperature data)."""
     duals, vduals = {}, {}
     for key, value in pieces.items():
@@ -193,6 +239,24 @@ def _fold_model(template: model_file.ReducedModelData, pieces: dict, schema: dic
     validation = None
     if template.validation is not None:
         validation = dataclasses.replace(template.validation, integrator=pieces["val_integrator"], duals=vduals)
+    points = {}
+    if "cubature" in pieces:  # the fold's own reduced points: their materials and temperature interpolation
+        from .validation import assemble_rows
+
+        pts, weights, material, parts = pieces["cubature"]
+        n_nodes = len(node_coordinates)
+        interp = assemble_rows(parts, len(pts), n_nodes)
+        val_global = None
+        if validation is not None:
+            val_global = sp.csr_matrix((validation.interpolation.data, template.temperature_nodes[
+                validation.interpolation.indices], validation.interpolation.indptr), shape=(validation.n_points, n_nodes))
+        nodes = np.unique(np.concatenate([interp.indices] + ([val_global.indices] if val_global is not None else [])))
+        points = dict(point=pts, weights=weights, material=material.round().astype(np.int64),
+                      element=np.zeros(len(pts), np.int64), coordinates=np.zeros((len(pts), 3)),
+                      temperature_nodes=nodes, temperature_coordinates=node_coordinates[nodes],
+                      temperature_interpolation=interp[:, nodes])
+        if validation is not None:
+            validation = dataclasses.replace(validation, interpolation=val_global[:, nodes].tocsr())
     n_q = len(QUANTITIES)
     placeholder = Calibration(np.zeros((n_q, 1 + len(COMPONENTS))), references, margin, tolerance,
                               training=training, scales=scales)
@@ -200,7 +264,7 @@ def _fold_model(template: model_file.ReducedModelData, pieces: dict, schema: dic
                                pressure=pieces["pressure"], centrifugal=pieces["centrifugal"],
                                gravity=pieces["gravity"], singular_values=pieces["singular_values"], duals=duals,
                                loading_schema=schema, validation=validation, calibration=placeholder,
-                               modes=None, mesh=None)
+                               modes=None, mesh=None, **points)
 
 
 def calibrate_indicator(td: TrainingData, template: model_file.ReducedModelData | None, points: np.ndarray,
@@ -228,12 +292,12 @@ def calibrate_indicator(td: TrainingData, template: model_file.ReducedModelData 
         t0 = time.perf_counter()
         keep = np.ones(n_snap, bool)
         keep[td.case_columns[k]] = False
-        phi, pieces, local_duals = _fold(td, keep, points, validation)
+        phi, pieces, local_duals = _fold(td, keep, points, validation, log)
         out = None
         if rank == 0:
             others = [j for j in range(n_cases) if j != k]
             data = _fold_model(template, pieces, td.schema_of(others), references, margin, tolerance,
-                               [params[j] for j in others], scales)
+                               [params[j] for j in others], scales, td.node_coordinates)
             try:
                 res = ReducedModel(data).solve(td.loadings[k], extrapolate=True)
                 table = np.column_stack([res.indicator_components[c] for c in COMPONENTS])
@@ -306,7 +370,8 @@ def indicator_references(comm: MPI.Comm, gidx: np.ndarray, duals: dict[str, tupl
 
 def calibrate_from_cases(cfg, comm: MPI.Comm, disc: Discretization, cases: list, mesh, rows: np.ndarray,
                          mass: sp.spmatrix, gidx: np.ndarray, dual_data: dict, loads: dict, points: np.ndarray,
-                         val_points: np.ndarray, data: model_file.ReducedModelData | None, say=print):
+                         val_points: np.ndarray, data: model_file.ReducedModelData | None, say=print,
+                         material_index: np.ndarray | None = None):
     """Leave-one-out calibration from the offline stage's state (collective); sets ``data.calibration``
     on rank 0 and returns ``data``.
 
@@ -315,7 +380,8 @@ def calibrate_from_cases(cfg, comm: MPI.Comm, disc: Discretization, cases: list,
     dofs (3 per node); ``mass``: their element-assembled mass; ``gidx``: this rank's global point numbers;
     ``dual_data``: quantity -> ``(values (n_points_local * c, n_snap), c)`` replayed training values;
     ``loads``: see :class:`TrainingData`; ``points`` / ``val_points``: global reduced / validation points;
-    ``data``: the assembled model (rank 0, None elsewhere)."""
+    ``data``: the assembled model (rank 0, None elsewhere); ``material_index``: ``(n_points_local,)``
+    material of each local point (needed when ``cfg.indicator.cross_validate_cubature``)."""
     from .pipeline import loading_schema
 
     cols, start = [], 0
@@ -331,7 +397,11 @@ def calibrate_from_cases(cfg, comm: MPI.Comm, disc: Discretization, cases: list,
         case_columns=cols, snapshots=snapshots, rows=rows, mass=mass, gidx=gidx, duals=duals, loads=loads,
         n_dofs=mesh.n_dofs, pod_tolerance=cfg.pod.tolerance, pod_max_modes=cfg.pod.max_modes,
         pod_method=cfg.pod.method, dual_tolerance=cfg.dual.tolerance, dual_max_modes=cfg.dual.max_modes,
-        schema_of=lambda idx: loading_schema([cases[j] for j in idx]))
+        schema_of=lambda idx: loading_schema([cases[j] for j in idx]),
+        ecm=({"tolerance": cfg.ecm.tolerance, "row_tolerance": cfg.ecm.row_tolerance or cfg.ecm.tolerance / 10,
+              "max_rows": cfg.ecm.max_rows, "max_points": cfg.ecm.max_points}
+             if cfg.indicator.cross_validate_cubature else None),
+        material_index=material_index, node_coordinates=mesh.points)
     cal = calibrate_indicator(td, data, points, refs, margin=cfg.indicator.margin,
                                     tolerance=cfg.indicator.tolerance, log=say)
     if data is not None:

@@ -82,6 +82,9 @@ class IndicatorConfig(Strict):
     calibrate: bool = True
     #: Safety factor of the calibrated bounds over the left-out errors.
     margin: float = Field(2.0, ge=1.0)
+    #: Re-select the reduced points (ECM + dual Q-DEIM) in every leave-one-out fold, so that the calibration
+    #: sees the hyper-reduction error of loadings the cubature was not trained on.
+    cross_validate_cubature: bool = True
 
 
 class OutputConfig(Strict):

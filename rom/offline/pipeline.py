@@ -381,7 +381,7 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     if cfg.indicator.calibrate and len(cases) >= 2:
         t0 = time.perf_counter()
         data = calib.calibrate_from_cases(cfg, comm, disc, cases, mesh, rows, mass, gidx, dual_data, phi_loads,
-                                          points, val_points, data, say)
+                                          points, val_points, data, say, material_index=regions.index)
         stages.add(comm, "indicator calibration", f"leave-one-out over {len(cases)} cases",
                    time.perf_counter() - t0, say)
     if rank == 0:
