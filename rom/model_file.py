@@ -44,9 +44,11 @@ indptr}``                                                            reduced poi
                                                                      when below tolerance
 ``/indicator/calibration/factors``      (n_q, 1 + n_c) f8            calibrated factors of the error bound of
 attrs ``components``, ``quantities``,   JSON, f8, str                each reported quantity (constant, then
-``references``, ``margin``,                                          one per component), see
-``tolerance``, ``cases``,                                            :mod:`structrom.rom.online.indicator`;
-``statement``                                                        optional (version 2)
+``references``, ``margin``,                                          one per component), component scales,
+``tolerance``, ``cases``,                                            left-out cases, training parameters and
+``training``, ``scales``,                                            their scales, the guarantee; see
+``statement``                                                        :mod:`structrom.rom.online.indicator`;
+                                                                     optional (version 2)
 ``/validation/point``                   (n_val,) i8                  integration points kept out of the
 ``/validation/{weights,material}``      (n_val,) f8, i8              reduced set (validation cubature weights,
 ``/validation/integrator``              (n_val, 6, N) f8             materials, strain of each mode,

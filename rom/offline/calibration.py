@@ -41,7 +41,7 @@ from structrom.rom import model_file
 from structrom.rom.fem.kernel import Discretization
 from structrom.rom.loading import Loading
 from structrom.rom.online.envelope import loading_parameters, parameter_scales
-from structrom.rom.online.indicator import COMPONENTS, QUANTITIES, Calibration, ValidationSet
+from structrom.rom.online.indicator import COMPONENTS, GUARANTEE, QUANTITIES, Calibration, ValidationSet
 from structrom.rom.pod import pod
 
 from .validation import _positions, gather_at_points
@@ -95,6 +95,7 @@ class TrainingData:
     #: cross-validated cubature: ECM settings (``tolerance``, ``row_tolerance``, ``max_rows``, ``max_points``),
     #: the material index of this rank's points and the mesh node coordinates; None keeps the model's points
     ecm: dict | None = None
+    stress: np.ndarray | None = None  # (n_points_local * 6, n_snap) training stresses (default: duals["stress"])
     material_index: np.ndarray | None = None
     node_coordinates: np.ndarray | None = None
 
@@ -155,10 +156,11 @@ def _fold_points(td: TrainingData, keep: np.ndarray, eps: np.ndarray, dual_modes
 
     from .pipeline import _qdeim_points
 
-    if td.ecm is None or "stress" not in td.duals:
+    stress = td.stress if td.stress is not None else (td.duals["stress"][0] if "stress" in td.duals else None)
+    if td.ecm is None or stress is None:
         return None
     comm = td.comm
-    stress = td.duals["stress"][0].reshape(td.disc.n_points, 6, -1)[:, :, keep]
+    stress = stress.reshape(td.disc.n_points, 6, -1)[:, :, keep]
     G = integrand_rows(eps, stress)
     if len(G) > td.ecm["max_rows"]:
         G = compress_rows(comm, G, td.ecm["row_tolerance"]).compressed_local
@@ -340,7 +342,13 @@ def calibrate_indicator(td: TrainingData, template: model_file.ReducedModelData 
     A = np.concatenate(samples)
     allowed = np.array([c not in NOT_IN_BOUND for c in COMPONENTS])
     factors = np.array([fit_factors(A, np.concatenate(errors[qn]), margin, tolerance, allowed) for qn in QUANTITIES])
-    cal = Calibration(factors, references, margin, tolerance, [], training=params, scales=scales)
+    statement = GUARANTEE
+    missing = [qn for qn in QUANTITIES if qn != "displacement" and qn not in td.duals]
+    if missing:
+        statement += (f" This model has no dual basis for {', '.join(missing)}: those errors are not measured, "
+                      "their bounds are 0 and do not enter the trust flag.")
+    cal = Calibration(factors, references, margin, tolerance, [], training=params, scales=scales,
+                      statement=statement)
     for case, S in zip(cases, samples):
         b = cal.bounds(S)
         case["bounds"] = {qn: float(b[:, i].max()) for i, qn in enumerate(QUANTITIES)}
@@ -401,7 +409,7 @@ def calibrate_from_cases(cfg, comm: MPI.Comm, disc: Discretization, cases: list,
         ecm=({"tolerance": cfg.ecm.tolerance, "row_tolerance": cfg.ecm.row_tolerance or cfg.ecm.tolerance / 10,
               "max_rows": cfg.ecm.max_rows, "max_points": cfg.ecm.max_points}
              if cfg.indicator.cross_validate_cubature else None),
-        material_index=material_index, node_coordinates=mesh.points)
+        stress=dual_data["stress"][0], material_index=material_index, node_coordinates=mesh.points)
     cal = calibrate_indicator(td, data, points, refs, margin=cfg.indicator.margin,
                                     tolerance=cfg.indicator.tolerance, log=say)
     if data is not None:

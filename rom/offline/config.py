@@ -23,6 +23,7 @@ Example::
     validation_points = 200                # integration points kept out of the reduced set
     calibrate = true                       # leave-one-out calibration (structrom.rom.offline.calibration)
     margin = 2.0                           # safety factor of the bounds over the left-out errors
+    cross_validate_cubature = true         # re-select the reduced points in each leave-one-out fold
 
     [output]
     file = "out/model.h5"
