@@ -14,6 +14,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from .model import ReducedModel
 
 
+def _finite(a: np.ndarray) -> list:
+    """``a`` as a list with non-finite values as None (JSON has no infinity)."""
+    a = np.asarray(a, dtype=float)
+    return np.where(np.isfinite(a), a, None).tolist()
+
+
 @dataclass
 class Result:
     """Outcome of :meth:`structrom.rom.online.ReducedModel.solve` (``n_inc`` requested increments).
@@ -159,8 +165,8 @@ class Result:
             "times": self.times.tolist(), "newton_iterations": self.newton_iterations.tolist(),
             "cutbacks": self.cutbacks.tolist(), "indicator": self.indicator.tolist(),
             "trusted": self.trusted.tolist(), "indicator_tolerance": self.model.indicator_tolerance,
-            "error_bounds": {k: v.tolist() for k, v in self.error_bounds.items()},
-            "indicator_components": {k: v.tolist() for k, v in self.indicator_components.items()},
+            "error_bounds": {k: _finite(v) for k, v in self.error_bounds.items()},
+            "indicator_components": {k: _finite(v) for k, v in self.indicator_components.items()},
             "max_von_mises_reduced_points": von_mises(self.stress_reduced).max(axis=1).tolist(),
             "warnings": list(self.warnings),
             "timings": {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.timings.items()},
