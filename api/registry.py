@@ -102,7 +102,8 @@ def model_card(model_id: str, path: Path) -> dict:
         "loading_schema": data.loading_schema,
         "training": training,
         "indicator": {"quantity": data.indicator_quantity, "tolerance": data.indicator_tolerance,
-                      "reference": data.indicator_reference},
+                      "reference": data.indicator_reference,
+                      "calibration": data.calibration.card() if data.calibration is not None else None},
         "provenance": prov,
     }
     return json.loads(json.dumps(card, default=_json_default))

@@ -1,6 +1,7 @@
 """Online cost of the reduced model: time per increment, independence of the mesh size, speedup.
 
     python bench/online.py [--quick]
+    python bench/online.py --indicator-cost --modes 30 --points 300 --increments 20   # the indicator's extra cost
 
 Two reduced models with the SAME reduced sizes (modes, reduced points) are built on a mesh and on a
 mesh about 10 times larger (tests/rom_fixtures.build_exact_model with evenly spaced reduced points:
@@ -30,13 +31,75 @@ from docs_section import write_section  # noqa: E402  (bench/ is the script's di
 from structrom.rom.online import ReducedModel  # noqa: E402
 
 
+def indicator_cost(args) -> int:
+    """Extra online cost of the error indicator: median solve time with ``indicator=False`` (Gappy residual
+    only) and ``indicator=True`` (all components), a validation set of ``--validation`` points attached
+    (rows of the model's own points with rescaled weights: the same work as distinct points)."""
+    import dataclasses
+
+    import scipy.sparse as sp
+
+    from structrom.rom import model_file
+    from structrom.rom.online.indicator import ValidationSet
+
+    loading = F.loading_dict(0.05, 0.5, times=np.linspace(0.0, 1.0, args.increments + 1).round(6).tolist())
+    with tempfile.TemporaryDirectory() as tmp:
+        exact = F.build_exact_model(Path(tmp), divisions=(12, 3, 3), max_modes=args.modes,
+                                    n_reduced_points=args.points, pod_tolerance=1e-12)
+        data = model_file.load(exact.path)
+    n_val = min(args.validation, data.n_reduced_points)
+    pick = np.linspace(0, data.n_reduced_points - 1, n_val).round().astype(int)
+    duals = {k: d.reduced_basis.reshape(data.n_reduced_points, d.components, -1)[pick].reshape(n_val * d.components, -1)
+             for k, d in data.duals.items()}
+    val = ValidationSet(point=data.point[pick], integrator=data.integrator[pick],
+                        weights=data.weights[pick] * data.weights.sum() / data.weights[pick].sum(),
+                        material=data.material[pick], interpolation=sp.csr_matrix(data.temperature_interpolation)[pick],
+                        duals=duals)
+    model = ReducedModel(dataclasses.replace(data, validation=val))
+    model.solve(loading, extrapolate=True)
+    times: dict = {False: [], True: []}
+    part = []
+    for _ in range(args.repeats):
+        for flag in (False, True):
+            t = time.perf_counter()
+            res = model.solve(loading, extrapolate=True, indicator=flag)
+            times[flag].append(time.perf_counter() - t)
+            if flag:
+                part.append(res.timings["indicator"])
+    off, on = (float(np.median(times[f])) for f in (False, True))
+    inside = float(np.median(part))
+    text = "\n".join([
+        "| modes | reduced points | validation points | increments | solve without indicator [ms] | "
+        "with indicator [ms] | extra [ms] | extra [%] | indicator's own time in the solve [ms] |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| {data.n_modes} | {data.n_reduced_points} | {n_val} | {args.increments} | {1e3 * off:.2f} | "
+        f"{1e3 * on:.2f} | {1e3 * (on - off):.2f} | {100 * (on - off) / off:.0f} | {1e3 * inside:.2f} |"])
+    print(text)
+    if args.append_docs:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=ROOT).stdout.strip()
+        write_section("Online error indicator", "## Online error indicator\n\n`python bench/online.py --indicator-cost "
+                      f"--modes {args.modes} --points {args.points} --increments {args.increments} --append-docs` "
+                      f"({time.strftime('%Y-%m-%d')}, commit {commit}, 2 cores shared with other jobs, one BLAS "
+                      "thread; J2 box fixture, which keeps fewer modes than asked when its POD converges; medians of "
+                      f"{args.repeats} solves of each kind, interleaved)\n\n{text}\n")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small meshes, few repeats")
     parser.add_argument("--modes", type=int, default=12)
     parser.add_argument("--points", type=int, default=300)
     parser.add_argument("--append-docs", action="store_true")
+    parser.add_argument("--indicator-cost", action="store_true",
+                        help="only the extra cost of the error indicator (median of --repeats solves)")
+    parser.add_argument("--validation", type=int, default=200, help="validation points (--indicator-cost)")
+    parser.add_argument("--increments", type=int, default=20, help="increments (--indicator-cost)")
+    parser.add_argument("--repeats", type=int, default=21, help="repeats (--indicator-cost)")
     args = parser.parse_args()
+    if args.indicator_cost:
+        return indicator_cost(args)
     meshes = [(8, 2, 2), (17, 4, 4)] if args.quick else [(12, 3, 3), (30, 7, 7)]
     repeats = 3 if args.quick else 15
     rows = []

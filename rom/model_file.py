@@ -1,6 +1,7 @@
 """The reduced model file: one versioned HDF5 file that the online stage and the server load.
 
-Format ``structrom-reduced-model``, schema version 1. Shapes: ``N`` displacement modes, ``n_rp`` reduced
+Format ``structrom-reduced-model``, schema version 2 (version 1 files, without ``/validation`` and
+``/indicator/calibration``, are still read). Shapes: ``N`` displacement modes, ``n_rp`` reduced
 integration points (ECM points with positive weights, then the dual quantities' selected points with
 zero weight), ``n_tn`` temperature nodes (nodes of the elements holding reduced points), ``m_q`` modes
 of dual quantity ``q``, ``n_points`` integration points of the full mesh, ``n_dofs = 3 n_nodes``.
@@ -44,6 +45,19 @@ indptr}``                                                            reduced poi
                                                                      the largest training norm at the
                                                                      reduced points; 0 if absent); trust
                                                                      when below tolerance
+``/indicator/calibration/factors``      (n_q, 1 + n_c) f8            calibrated factors of the error bound of
+attrs ``components``, ``quantities``,   JSON, f8, str                each reported quantity (constant, then
+``references``, ``margin``,                                          one per component), component scales,
+``tolerance``, ``cases``,                                            left-out cases, training parameters and
+``training``, ``scales``,                                            their scales, the guarantee; see
+``statement``                                                        :mod:`structrom.rom.online.indicator`;
+                                                                     optional (version 2)
+``/validation/point``                   (n_val,) i8                  integration points kept out of the
+``/validation/{weights,material}``      (n_val,) f8, i8              reduced set (validation cubature weights,
+``/validation/integrator``              (n_val, 6, N) f8             materials, strain of each mode,
+``/validation/temperature/{data,        CSR (n_val, n_tn)            temperature interpolation from
+indices,indptr}``                                                    ``/reduced/temperature/nodes``, Gappy
+``/validation/dual/<q>``                (n_val * c, m_q) f8          basis rows); optional (version 2)
 ======================================  ===========================  =========================================
 
 Written atomically (``<name>.partial`` then ``os.replace``). :func:`load` checks format, version and
@@ -62,7 +76,9 @@ import numpy as np
 import scipy.sparse as sp
 
 FORMAT = "structrom-reduced-model"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Versions :func:`load` reads (version 1: no validation set, no calibration).
+READABLE_VERSIONS = (1, 2)
 
 
 class ModelFileError(ValueError):
@@ -111,6 +127,10 @@ class ReducedModelData:
     indicator_reference: float = 0.0
     modes: Any = None  # (n_dofs, N): array or h5py dataset
     mesh: Any = None  # structrom.rom.fem.mesh.Mesh when loaded with mesh=True
+    #: structrom.rom.online.indicator.ValidationSet (points kept out of the reduced set) or None
+    validation: Any = None
+    #: structrom.rom.online.indicator.Calibration of the error indicator, or None (uncalibrated)
+    calibration: Any = None
 
     @property
     def n_modes(self) -> int:
@@ -170,6 +190,7 @@ def write(path: str | Path, data: ReducedModelData, mesh, modes: np.ndarray,
             ind.attrs["quantity"] = data.indicator_quantity
             ind.attrs["tolerance"] = data.indicator_tolerance
             ind.attrs["reference"] = float(data.indicator_reference)
+            _write_indicator_data(f, data)
         os.replace(partial, path)
     except BaseException:
         partial.unlink(missing_ok=True)
@@ -197,9 +218,9 @@ def load(path: str | Path, *, mesh: bool = False, full: bool = False) -> Reduced
         if f.attrs.get("format") != FORMAT:
             raise ModelFileError(f"{path}: not a structrom reduced model (format {f.attrs.get('format')!r})")
         version = int(f.attrs.get("schema_version", -1))
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
             raise ModelFileError(f"{path}: schema version {version} is not supported (this code reads "
-                                 f"{SCHEMA_VERSION}): rebuild the model with `structrom offline`")
+                                 f"{list(READABLE_VERSIONS)}): rebuild the model with `structrom offline`")
         try:
             meta = {k: json.loads(f.attrs[k]) for k in ("provenance", "units", "materials", "loading_schema",
                                                          "dirichlet")}
@@ -237,6 +258,7 @@ def load(path: str | Path, *, mesh: bool = False, full: bool = False) -> Reduced
             indicator_quantity=str(ind.attrs["quantity"]), indicator_tolerance=float(ind.attrs["tolerance"]),
             indicator_reference=float(ind.attrs.get("reference", 0.0)),
             modes=_need(f, "modes/full", path)[()] if full else None)
+        data.validation, data.calibration = _read_indicator_data(f, path)
         if mesh:
             from structrom.rom.hifi.output import read_mesh_group
 
@@ -275,3 +297,66 @@ def _validate(path: Path, d: ReducedModelData, modes_shape: tuple[int, ...]) -> 
         raise ModelFileError(f"{path}: reduced/material indexes {len(d.materials)} materials")
     if d.indicator_quantity not in d.duals:
         raise ModelFileError(f"{path}: indicator quantity {d.indicator_quantity!r} has no dual basis")
+    v = d.validation
+    if v is not None:
+        n_val = len(v.weights)
+        for key in ("point", "material"):
+            check(f"validation/{key}", getattr(v, key).shape, (n_val,))
+        check("validation/integrator", v.integrator.shape, (n_val, 6, N))
+        check("validation/temperature", v.interpolation.shape, (n_val, len(d.temperature_nodes)))
+        for name, rows in v.duals.items():
+            if name not in d.duals:
+                raise ModelFileError(f"{path}: validation/dual/{name} has no dual/{name}")
+            dual = d.duals[name]
+            check(f"validation/dual/{name}", rows.shape, (n_val * dual.components, dual.reduced_basis.shape[1]))
+        if not (np.all(np.isfinite(v.weights)) and np.all(v.weights >= 0) and np.all(np.isfinite(v.integrator))):
+            raise ModelFileError(f"{path}: validation/weights and validation/integrator must be finite, weights >= 0")
+        if v.material.size and (v.material.min() < 0 or v.material.max() >= len(d.materials)):
+            raise ModelFileError(f"{path}: validation/material indexes {len(d.materials)} materials")
+
+
+def _write_indicator_data(f: h5py.File, data: ReducedModelData) -> None:
+    """``/validation`` and ``/indicator/calibration`` (when present)."""
+    v = data.validation
+    if v is not None:
+        g = f.create_group("validation")
+        for key in ("point", "integrator", "weights", "material"):
+            g.create_dataset(key, data=getattr(v, key))
+        m = sp.csr_matrix(v.interpolation)
+        for key in ("data", "indices", "indptr"):
+            g.create_dataset(f"temperature/{key}", data=getattr(m, key))
+        for name, rows in v.duals.items():
+            g.create_dataset(f"dual/{name}", data=rows)
+    c = data.calibration
+    if c is not None:
+        g = f["indicator"].create_group("calibration")
+        g.create_dataset("factors", data=c.factors)
+        for key, value in c.to_attrs().items():
+            g.attrs[key] = value
+
+
+def _read_indicator_data(f: h5py.File, path: Path):
+    """``(ValidationSet | None, Calibration | None)`` of an open model file."""
+    from structrom.rom.online.indicator import Calibration, IndicatorError, ValidationSet
+
+    validation = calibration = None
+    g = f.get("validation")
+    if g is not None:
+        t = _need(g, "temperature", path)
+        n_val = len(_need(g, "weights", path))
+        n_tn = len(_need(f, "reduced/temperature/nodes", path))
+        try:
+            interp = sp.csr_matrix((t["data"][()], t["indices"][()], t["indptr"][()]), shape=(n_val, n_tn))
+        except (KeyError, ValueError) as exc:
+            raise ModelFileError(f"{path}: validation/temperature is inconsistent ({exc})") from None
+        validation = ValidationSet(point=_need(g, "point", path)[()], integrator=_need(g, "integrator", path)[()],
+                                   weights=g["weights"][()], material=_need(g, "material", path)[()],
+                                   interpolation=interp,
+                                   duals={k: v[()] for k, v in g["dual"].items()} if "dual" in g else {})
+    c = f.get("indicator/calibration")
+    if c is not None:
+        try:
+            calibration = Calibration.from_attrs(c.attrs, _need(c, "factors", path)[()])
+        except IndicatorError as exc:
+            raise ModelFileError(f"{path}: {exc}") from None
+    return validation, calibration

@@ -35,6 +35,12 @@ def test_same_model_for_1_2_3_ranks(training):
         assert np.abs(np.array(r["modes"]) - np.array(ref["modes"])).max() <= 1e-10 * np.abs(ref["modes"]).max()
         assert np.allclose(r["integrator"], ref["integrator"], rtol=1e-8, atol=1e-10 * np.abs(ref["integrator"]).max())
         assert np.allclose(r["pressure"], ref["pressure"], rtol=1e-10, atol=1e-12 * np.abs(ref["pressure"]).max())
+        # the indicator's validation points and calibration (leave-one-out folds solved on rank 0)
+        assert r["validation_points"] == ref["validation_points"]
+        assert np.allclose(r["validation_weights"], ref["validation_weights"], rtol=1e-6,
+                           atol=1e-8 * np.abs(ref["validation_weights"]).max())
+        assert np.allclose(r["calibration_factors"], ref["calibration_factors"], rtol=1e-5,
+                           atol=1e-8 * np.abs(ref["calibration_factors"]).max())
 
 
 def test_model_file_is_valid_and_compact(training):

@@ -19,7 +19,11 @@ Example::
 
     [indicator]
     quantity = "cumulated_plastic_strain"
-    tolerance = 0.05
+    tolerance = 0.05                       # trust threshold on the calibrated relative-error bounds
+    validation_points = 200                # integration points kept out of the reduced set
+    calibrate = true                       # leave-one-out calibration (structrom.rom.offline.calibration)
+    margin = 2.0                           # safety factor of the bounds over the left-out errors
+    cross_validate_cubature = true         # re-select the reduced points in each leave-one-out fold
 
     [output]
     file = "out/model.h5"
@@ -71,7 +75,17 @@ class ECMConfig(Strict):
 
 class IndicatorConfig(Strict):
     quantity: Literal["cumulated_plastic_strain", "stress"] = "cumulated_plastic_strain"
+    #: Trust threshold on the calibrated bounds of the relative errors (uncalibrated: on the Gappy residual).
     tolerance: float = Field(0.05, gt=0)
+    #: Integration points kept out of the reduced set for the indicator (0: none).
+    validation_points: int = Field(200, ge=0)
+    #: Leave-one-out calibration of the indicator (structrom.rom.offline.calibration; needs >= 2 cases).
+    calibrate: bool = True
+    #: Safety factor of the calibrated bounds over the left-out errors.
+    margin: float = Field(2.0, ge=1.0)
+    #: Re-select the reduced points (ECM + dual Q-DEIM) in every leave-one-out fold, so that the calibration
+    #: sees the hyper-reduction error of loadings the cubature was not trained on.
+    cross_validate_cubature: bool = True
 
 
 class OutputConfig(Strict):

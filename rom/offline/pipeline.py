@@ -30,6 +30,9 @@ from structrom.rom.fem.mesh import Mesh
 from structrom.rom.hifi.output import element_point_offsets, global_point_index, read_mesh_group
 from structrom.rom.loading import HotSpotTemperature, UniformTemperature
 from structrom.rom.materials import law_from_config
+from structrom.rom.offline import calibration as calib
+from structrom.rom.offline import validation
+from structrom.rom.online.indicator import ValidationSet
 from structrom.rom.offline.config import OfflineConfig
 from structrom.rom.offline.replay import MaterialRegions, replay
 from structrom.rom.offline.snapshots import SnapshotError, TrainingCase, read_training_case
@@ -272,6 +275,18 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
                f"(+{len(extra)} dual), residual {quad.residual:.1e}", time.perf_counter() - t0, say)
 
     t0 = time.perf_counter()
+    # validation points: kept out of the reduced set, for the error indicator (structrom.rom.offline.calibration)
+    val_points, val_weights = validation.select_validation_points(
+        comm, gidx, disc.point_weights, G, points, p_snap, n_points, cfg.indicator.validation_points)
+    val_pieces = {"integrator": validation.gather_at_points(comm, gidx, eps_modes, val_points),
+                  "material": validation.gather_at_points(comm, gidx, regions.index.astype(float), val_points),
+                  "interp": comm.gather(validation.interpolation_rows(disc, gidx, val_points), root=0),
+                  "duals": {k: validation.gather_at_points(comm, gidx, v[0].reshape(disc.n_points, v[2], -1),
+                                                           val_points) for k, v in duals.items()}}
+    stages.add(comm, "validation points", f"{len(val_points)} points, {int((val_weights > 0).sum())} weighted",
+               time.perf_counter() - t0, say)
+
+    t0 = time.perf_counter()
     # Rows of the reduced points held by this rank, in the order of `points`.
     order = np.argsort(gidx)
     pos = np.searchsorted(gidx[order], points)
@@ -315,6 +330,11 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     gravity = None
     if any(c.loading.gravity is not None for c in cases):
         gravity = np.stack([comm.allreduce(phi.T @ disc.body_force(e, density)) for e in np.eye(3)], axis=1)
+    phi_loads = {"pressure": {s: disc.pressure_force(mesh.surface_set(s), 1.0) for s in surfaces},
+                 "centrifugal": (disc.centrifugal_force(density, 1.0, np.array(axis[0]), np.array(axis[1]))
+                                 if centrifugal is not None else None),
+                 "gravity": (np.stack([disc.body_force(e, density) for e in np.eye(3)], axis=1)
+                             if gravity is not None else None)}
     full_modes = gather_rows_to_root(comm, rows, pod_u.modes_local, mesh.n_dofs)
     full_duals = {k: gather_rows_to_root(comm, v[3], v[0], n_points * v[2]) for k, v in duals.items()}
     stages.add(comm, "reduced operators", f"{len(points)} reduced points, {n_modes} modes",
@@ -322,8 +342,8 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
 
     out = cfg.path(cfg.output.file)
 
-    def write_model() -> None:
-        """Rank 0: assemble the gathered pieces into the model file."""
+    def build_model() -> model_file.ReducedModelData:
+        """Rank 0: assemble the gathered pieces into the model's data."""
         t0 = time.perf_counter()
         n_rp = len(points)
 
@@ -336,7 +356,8 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
         integrator = assemble("integrator", (6, n_modes))
         which = np.concatenate([pc["which"] for pc in pieces])
         interp = sp.vstack([pc["interp"] for pc in pieces]).tocsr()[np.argsort(which)]
-        t_nodes = np.unique(interp.indices)
+        val_interp = validation.assemble_rows(val_pieces["interp"], len(val_points), mesh.n_nodes)
+        t_nodes = np.union1d(np.unique(interp.indices), np.unique(val_interp.indices)).astype(np.int64)
         interp = interp[:, t_nodes]
         dual_bases = {}
         for k, (modes_k, sv, c, _) in duals.items():
@@ -365,14 +386,37 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
             indicator_tolerance=cfg.indicator.tolerance,
             indicator_reference=float(np.linalg.norm(assemble("indicator", pieces[0]["indicator"].shape[1:]),
                                                      axis=(0, 1)).max(initial=0.0)))
+        if len(val_points):
+            data.validation = ValidationSet(
+                point=val_points, integrator=val_pieces["integrator"], weights=val_weights,
+                material=val_pieces["material"].round().astype(np.int64), interpolation=val_interp[:, t_nodes],
+                duals={k: v.reshape(len(val_points) * v.shape[1], -1) for k, v in val_pieces["duals"].items()})
+        return data
+
+    def write_model(data) -> None:
+        t0 = time.perf_counter()
         model_file.write(out, data, mesh, full_modes, full_duals)
         stages.add(MPI.COMM_SELF, "write model file", str(out), time.perf_counter() - t0, say)
 
 
-    error = None
+    data, error = None, None
     if rank == 0:
         try:
-            write_model()
+            data = build_model()
+        except Exception as exc:  # shared so that no rank waits forever
+            error = exc
+    error = comm.bcast(error, root=0)
+    if error is not None:
+        raise error
+    if cfg.indicator.calibrate and len(cases) >= 2:
+        t0 = time.perf_counter()
+        data = calib.calibrate_from_cases(cfg, comm, disc, cases, mesh, rows, mass, gidx, dual_data, phi_loads,
+                                          points, val_points, data, say, material_index=regions.index)
+        stages.add(comm, "indicator calibration", f"leave-one-out over {len(cases)} cases",
+                   time.perf_counter() - t0, say)
+    if rank == 0:
+        try:
+            write_model(data)
             say(f"offline: done in {time.perf_counter() - t_all:.2f} s on {size} ranks\n" + stages.table())
         except Exception as exc:  # shared so that no rank waits forever
             error = exc

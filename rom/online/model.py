@@ -31,6 +31,7 @@ from structrom.rom.model_file import ModelFileError, ReducedModelData
 from structrom.rom.voigt import STRESS_WEIGHTS, von_mises
 
 from .gappy import Gappy
+from .indicator import IndicatorTracker, ValidationRuntime, family_distance, rate_dependent
 from .newton import ReducedSystem, Region, State, StepFailure, newton_step
 from .radial_return import KinematicReturnSystem, RadialReturnSystem
 from .result import Result
@@ -123,6 +124,11 @@ class ReducedModel:
             raise ModelFileError(f"{where}: indicator quantity {data.indicator_quantity!r} cannot be evaluated "
                                  f"online (known: {sorted(DUAL_QUANTITIES)})")
         self._interp = data.temperature_interpolation.tocsr()
+        self.validation = ValidationRuntime(data.validation, self.laws) if data.validation is not None else None
+        if data.calibration is not None:
+            self.references = dict(data.calibration.references)
+        else:  # uncalibrated (e.g. version 1 files): the scale of the indicator quantity only
+            self.references = {data.indicator_quantity: float(data.indicator_reference)}
         self._cache: dict = {}
 
     # -- construction -------------------------------------------------------------------------------------
@@ -209,12 +215,13 @@ class ReducedModel:
         family violations (non-empty only with ``extrapolate=True``). Raises
         :class:`~structrom.rom.loading.LoadingError`.
         """
-        loading, violations, _ = self._check(loading, extrapolate)
+        loading, violations, _, _ = self._check(loading, extrapolate)
         return loading, violations
 
-    def _check(self, loading: Loading | dict, extrapolate: bool) -> tuple[Loading, list[str], dict]:
-        """:meth:`check_loading`, also returning the temperatures at the reduced points for each of
-        ``loading.times`` (computed once here for the checks, reused by the solve)."""
+    def _check(self, loading: Loading | dict, extrapolate: bool) -> tuple[Loading, list[str], dict, dict]:
+        """:meth:`check_loading`, also returning the temperatures at the reduced points and at the
+        validation points for each of ``loading.times`` (computed once here for the checks, reused by the
+        solve)."""
         d = self.data
         loading = as_loading(loading)
         check_structure(loading, pressure=d.pressure, centrifugal=d.centrifugal,
@@ -229,11 +236,23 @@ class ReducedModel:
             raise LoadingError("; ".join(violations) + ". This loading is outside the model's training family: "
                                "pass extrapolate=True to solve it anyway (check result.indicator)")
         at_points = np.ascontiguousarray((self._interp @ nodal.T).T)  # (n_times, n_rp): contiguous rows
-        return loading, violations, {float(t): at_points[i] for i, t in enumerate(loading.times)}
+        at_val = {}
+        if self.validation is not None:
+            val = np.ascontiguousarray((self.validation.interp @ nodal.T).T)
+            at_val = {float(t): val[i] for i, t in enumerate(loading.times)}
+        return loading, violations, {float(t): at_points[i] for i, t in enumerate(loading.times)}, at_val
+
+    def _validation_temperature(self, loading: Loading, t: float, at_val: dict) -> np.ndarray | None:
+        if self.validation is None:
+            return None
+        if t in at_val:
+            return at_val[t]
+        return self.validation.interp @ self._temperature_nodes(loading, t)
 
     # -- solve ------------------------------------------------------------------------------------------------
     def solve(self, loading: Loading | dict, *, extrapolate: bool = False, rtol: float = 1e-8,
-              max_iterations: int = 25, max_cutbacks: int = 4, initial_guess: str = "linear") -> Result:
+              max_iterations: int = 25, max_cutbacks: int = 4, initial_guess: str = "linear",
+              indicator: bool = True, time_step_estimate: bool | None = None) -> Result:
         """Solve every increment of ``loading`` (a :class:`~structrom.rom.loading.Loading` or its dict form).
 
         One reduced Newton solve per increment ``times[i-1] -> times[i]`` (:mod:`structrom.rom.online.newton`);
@@ -257,6 +276,15 @@ class ReducedModel:
 
         Temperatures are evaluated at the model's temperature nodes only (a
         :class:`~structrom.rom.loading.NodalTemperature` on the whole mesh is restricted to them).
+
+        Error indicator (:mod:`structrom.rom.online.indicator`): with ``indicator`` (default) every
+        component is computed per increment (``result.indicator_components``); a calibrated model turns
+        them into bounds of the relative errors of displacement, stress and cumulated plastic strain
+        (``result.error_bounds``), ``result.indicator`` being their largest. ``indicator=False`` (or an
+        uncalibrated model) keeps the Gappy residual of the model's indicator quantity only.
+        ``time_step_estimate``: compute the step-doubling component (two extra law evaluations at the
+        reduced points per increment; default: only when a law is rate-dependent, e.g. Norton creep;
+        otherwise the component is 0). It is reported, not part of the calibrated bounds.
         """
         if initial_guess not in ("linear", "previous"):
             raise OnlineError(f"initial_guess must be 'linear' or 'previous', got {initial_guess!r}")
@@ -264,7 +292,7 @@ class ReducedModel:
             raise OnlineError(f"need rtol > 0, max_iterations >= 1, max_cutbacks >= 0; got {rtol}, "
                               f"{max_iterations}, {max_cutbacks}")
         start = time.perf_counter()
-        loading, warnings, temperatures = self._check(loading, extrapolate)
+        loading, warnings, temperatures, val_temperatures = self._check(loading, extrapolate)
         t_check = time.perf_counter() - start
         system, regions, d = self.system, self.regions, self.data
         times = loading.times
@@ -278,6 +306,18 @@ class ReducedModel:
         converged: list[State] = []
         gappy = self.gappy[d.indicator_quantity]
         prev = None
+        tracker = None
+        ind_stats: dict = {"indicator": 0.0}  # seconds in the indicator's components (laws included)
+        dual_rows: dict[str, list] = {name: [] for name in self.gappy if name != "stress"}
+        if indicator:
+            t_ind = time.perf_counter()
+            if time_step_estimate is None:
+                time_step_estimate = any(rate_dependent(r.law) for r in regions)
+            tracker = IndicatorTracker(regions, system, self.gappy, self.validation, self.references, n_inc,
+                                       d.calibration.envelope(loading, d.loading_schema) if d.calibration is not None
+                                       else family_distance(loading, d.loading_schema), time_step_estimate)
+            tracker.start(state, self._validation_temperature(loading, float(times[0]), val_temperatures))
+            ind_stats["indicator"] += time.perf_counter() - t_ind
         for i in range(n_inc):
             t_inc = time.perf_counter()
             t_new = float(times[i + 1])
@@ -288,8 +328,9 @@ class ReducedModel:
                 guess = None  # linear extrapolation of the last two converged states (also to a cut-back target)
                 if extrapolate_q and prev is not None:
                     guess = state.q + (target - state.time) / (state.time - prev.time) * (state.q - prev.q)
+                f_target = self.external_force(loading, target)
                 try:
-                    out = newton_step(system, state, target, self.external_force(loading, target),
+                    out = newton_step(system, state, target, f_target,
                                       temperatures[target] if target in temperatures else
                                       self.temperature(loading, target), rtol, max_iterations, stats,
                                       tangent_cache, guess=guess)
@@ -308,21 +349,43 @@ class ReducedModel:
                     targets.append(0.5 * (state.time + target))
                     continue
                 prev, state = state, out.state
+                if tracker is not None:
+                    t_ind = time.perf_counter()
+                    tracker.substep(prev, state, self._validation_temperature(loading, target, val_temperatures),
+                                    ind_stats)
+                    ind_stats["indicator"] += time.perf_counter() - t_ind
                 its += out.iterations
                 targets.pop()
             q[i], iterations[i], cutbacks[i], residuals[i] = state.q, its, cuts, out.residual
             converged.append(state)
+            for name in dual_rows:
+                dual_rows[name].append(dual_values(name, regions, state))
+            if tracker is not None:
+                t_ind = time.perf_counter()
+                tracker.finish(i, state, f_target,  # the last target is t_new
+                               {"stress": state.stress, **{k: v[-1] for k, v in dual_rows.items()}})
+                ind_stats["indicator"] += time.perf_counter() - t_ind
             per_inc[i] = time.perf_counter() - t_inc
         stress = np.array([st.stress for st in converged]).reshape(n_inc, self.n_reduced_points, 6)
-        duals = {name: stress if name == "stress" else np.array([dual_values(name, regions, st) for st in converged])
-                 for name in self.gappy}
-        # the indicator of every increment in one product (Gappy residuals at the reduced points)
-        indicator = gappy.indicators(duals[d.indicator_quantity], d.indicator_reference) if n_inc else np.zeros(0)
+        duals = {name: stress if name == "stress" else np.array(dual_rows[name]) for name in self.gappy}
+        # the Gappy residual of the indicator quantity at every increment in one product
+        legacy = gappy.indicators(duals[d.indicator_quantity], d.indicator_reference) if n_inc else np.zeros(0)
+        components: dict[str, np.ndarray] = {}
+        bounds: dict[str, np.ndarray] = {}
+        indicator_values = legacy
+        if tracker is not None:
+            t_ind = time.perf_counter()
+            components, bounds = tracker.summary(d.calibration)
+            if bounds:
+                indicator_values = np.max(list(bounds.values()), axis=0)
+            ind_stats["indicator"] += time.perf_counter() - t_ind
         timings = {"total": time.perf_counter() - start, "check": t_check, "per_increment": per_inc,
-                   "law": stats["law"], "law_calls": stats["law_calls"], "linear": stats["linear"]}
+                   "law": stats["law"], "law_calls": stats["law_calls"], "linear": stats["linear"],
+                   "indicator": ind_stats["indicator"]}
         return Result(model=self, loading=loading, times=times[1:].copy(), coordinates=q,
                       newton_iterations=iterations, cutbacks=cutbacks, residuals=residuals,
-                      indicator=indicator, trusted=indicator <= d.indicator_tolerance,
+                      indicator=indicator_values, trusted=indicator_values <= d.indicator_tolerance,
+                      indicator_components=components, error_bounds=bounds,
                       dual_reduced=duals, stress_reduced=stress,
                       timings=timings, warnings=warnings)
 

@@ -14,6 +14,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from .model import ReducedModel
 
 
+def _finite(a: np.ndarray) -> list:
+    """``a`` as a list with non-finite values as None (JSON has no infinity)."""
+    a = np.asarray(a, dtype=float)
+    return np.where(np.isfinite(a), a, None).tolist()
+
+
 @dataclass
 class Result:
     """Outcome of :meth:`structrom.rom.online.ReducedModel.solve` (``n_inc`` requested increments).
@@ -24,10 +30,16 @@ class Result:
     coordinates: ``(n_inc, N)`` reduced coordinates ``q`` (displacement ``u = Phi q``).
     newton_iterations, cutbacks: ``(n_inc,)`` per increment (iterations summed over cut-back sub-steps).
     residuals: ``(n_inc,)`` final relative residual of each increment.
-    indicator: ``(n_inc,)`` ``E = ||p_rp - Psi_rp beta*|| / max(||p_rp||, p_ref)`` of the model's indicator
-        quantity (Gappy residual at the reduced points; ``p_ref``: ``model.data.indicator_reference``, the
-        largest training norm at the reduced points; ``E = 0`` when ``p_rp == 0``, e.g. elastic).
+    indicator: ``(n_inc,)``: for a calibrated model, the largest of ``error_bounds`` (bounds of the relative
+        errors, see :mod:`structrom.rom.online.indicator`); otherwise
+        ``E = ||p_rp - Psi_rp beta*|| / max(||p_rp||, p_ref)`` of the model's indicator quantity (Gappy
+        residual at the reduced points; ``p_ref``: ``model.data.indicator_reference``, the largest training
+        norm at the reduced points; ``E = 0`` when ``p_rp == 0``, e.g. elastic).
     trusted: ``(n_inc,)`` bool, ``indicator <= model.indicator_tolerance``.
+    indicator_components: component name -> ``(n_inc,)`` raw per-increment components (empty when
+        solved with ``indicator=False``).
+    error_bounds: quantity (``displacement``, ``stress``, ``cumulated_plastic_strain``) -> ``(n_inc,)``
+        calibrated bounds of its relative error so far (empty for an uncalibrated model).
     dual_reduced: quantity -> ``(n_inc, n_rp)`` or ``(n_inc, n_rp, 6)`` values at the reduced points,
         for every dual quantity of the model.
     stress_reduced: ``(n_inc, n_rp, 6)`` stress at the reduced points.
@@ -49,6 +61,8 @@ class Result:
     stress_reduced: np.ndarray
     timings: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    indicator_components: dict[str, np.ndarray] = field(default_factory=dict)
+    error_bounds: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return (f"Result({self.n_increments} increments, t={self.times[-1]:g}, Newton "
@@ -151,6 +165,8 @@ class Result:
             "times": self.times.tolist(), "newton_iterations": self.newton_iterations.tolist(),
             "cutbacks": self.cutbacks.tolist(), "indicator": self.indicator.tolist(),
             "trusted": self.trusted.tolist(), "indicator_tolerance": self.model.indicator_tolerance,
+            "error_bounds": {k: _finite(v) for k, v in self.error_bounds.items()},
+            "indicator_components": {k: _finite(v) for k, v in self.indicator_components.items()},
             "max_von_mises_reduced_points": von_mises(self.stress_reduced).max(axis=1).tolist(),
             "warnings": list(self.warnings),
             "timings": {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.timings.items()},

@@ -17,4 +17,7 @@ if MPI.COMM_WORLD.rank == 0:
             "modes": f["modes/full"][()].tolist(), "singular_values": f["modes/singular_values"][()].tolist(),
             "points": f["reduced/point"][()].tolist(), "weights": f["reduced/weights"][()].tolist(),
             "integrator": f["reduced/integrator"][()].tolist(),
-            "pressure": f["loads/pressure/zmax"][()].tolist()}))
+            "pressure": f["loads/pressure/zmax"][()].tolist(),
+            "validation_points": f["validation/point"][()].tolist(),
+            "validation_weights": f["validation/weights"][()].tolist(),
+            "calibration_factors": f["indicator/calibration/factors"][()].tolist()}))

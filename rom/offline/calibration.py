@@ -1,0 +1,417 @@
+"""Calibration of the online error indicator without extra HF runs (leave-one-out over the training cases).
+
+For each training case ``k`` in turn (:func:`calibrate_indicator`, collective over the offline ranks):
+
+1. the displacement POD and the Gappy PODs are redone on the snapshots of the OTHER cases (same
+   tolerances), the reduced operators rebuilt at the same reduced and validation points, the loading
+   schema recomputed without case ``k`` (so that its out-of-family distance is seen);
+2. case ``k`` is solved online with that reduced model (rank 0), every component of the indicator
+   recorded per increment (:mod:`structrom.rom.online.indicator`);
+3. its true relative errors per increment (:func:`relative_errors`) are measured against its own HF
+   snapshots (displacement, Gappy-reconstructed stress and cumulated plastic strain), distributed.
+
+The factors ``a_Q >= 0`` of each quantity's bound ``a_Q0 + sum_k a_Qk I_k`` are then the linear program
+(:func:`fit_factors`)
+
+    minimize   sum_s (a_Q . I_s) / max(margin e_s, tol / 100)
+    subject to a_Q . I_s >= margin e_s     for every sample s (increment of a left-out case),
+
+the tightest bound in the relative L1 sense that holds with the safety ``margin`` on every sample.
+The cubature is not re-selected in the folds (its points saw case ``k``); the validation cubature, kept
+out of it, measures what it misses.
+
+Validation points: :mod:`structrom.rom.offline.validation`. Entry points: :func:`calibrate_indicator`
+(from the data a rank holds, :class:`TrainingData`) and :func:`calibrate_from_cases` (from the offline
+stage's state: training cases, partition, replayed duals), which :func:`structrom.rom.offline.pipeline.run_offline`
+calls after assembling the model and before writing it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from mpi4py import MPI
+from scipy.optimize import linprog
+
+from structrom.rom import model_file
+from structrom.rom.fem.kernel import Discretization
+from structrom.rom.loading import Loading
+from structrom.rom.online.envelope import loading_parameters, parameter_scales
+from structrom.rom.online.indicator import COMPONENTS, GUARANTEE, QUANTITIES, Calibration, ValidationSet
+from structrom.rom.pod import pod
+
+from .validation import _positions, gather_at_points
+
+#: Components are clipped to this value in the fit (an infinite component means "do not trust").
+COMPONENT_CAP = 1e6
+#: Error floors: relative errors are measured against max(largest HF norm of the answer, FLOOR x largest
+#: training norm), so that a quantity that is (nearly) zero in a loading, e.g. p of an elastic one,
+#: does not turn round-off into large relative errors.
+ERROR_FLOOR = 0.05
+#: Components reported but kept out of the fitted bounds: the step-doubling estimate measures the time
+#: discretization error, which the HF snapshots share, so it is absent from the errors against them and
+#: would enter the fit only as a proxy of something else (e.g. the hold time).
+NOT_IN_BOUND = ("time_step",)
+
+
+class CalibrationError(RuntimeError):
+    """The indicator cannot be calibrated (e.g. fewer than 2 training cases, or an infeasible fit)."""
+
+
+@dataclass
+class TrainingData:
+    """What the offline stage holds on each rank for the calibration (local rows only).
+
+    ``snapshots``: ``(n_rows_local, n_snap)`` displacements at this rank's dofs ``rows`` (global numbers);
+    ``mass``: the element-assembled local mass ``(n_rows_local, n_rows_local)``; ``gidx``: ``(n_points_local,)``
+    global integration point numbers; ``duals``: quantity -> ``((n_points_local * c, n_snap), c)`` replayed
+    training values; ``case_columns``: the snapshot columns of each case; ``loads``: local full-size load
+    vectors (``pressure`` surface -> ``(n_dofs,)``, ``centrifugal`` ``(n_dofs,)`` or None, ``gravity``
+    ``(n_dofs, 3)`` or None); POD settings as in the offline configuration.
+    """
+
+    comm: MPI.Comm
+    disc: Discretization
+    names: list[str]
+    loadings: list[Loading]
+    case_columns: list[slice]
+    snapshots: np.ndarray
+    rows: np.ndarray
+    mass: sp.spmatrix
+    gidx: np.ndarray
+    duals: dict[str, tuple[np.ndarray, int]]
+    loads: dict
+    n_dofs: int
+    pod_tolerance: float = 1e-4
+    pod_max_modes: int | None = None
+    pod_method: str = "gram"
+    dual_tolerance: float = 1e-4
+    dual_max_modes: int | None = None
+    schema_of: object = None  # callable(list of case indices) -> loading schema
+    #: cross-validated cubature: ECM settings (``tolerance``, ``row_tolerance``, ``max_rows``, ``max_points``),
+    #: the material index of this rank's points and the mesh node coordinates; None keeps the model's points
+    ecm: dict | None = None
+    stress: np.ndarray | None = None  # (n_points_local * 6, n_snap) training stresses (default: duals["stress"])
+    material_index: np.ndarray | None = None
+    node_coordinates: np.ndarray | None = None
+
+
+def relative_errors(diff_norms: np.ndarray, hf_norms: np.ndarray, floor: float) -> np.ndarray:
+    """``(n_inc,)`` relative errors ``||Q_rom(t_i) - Q_hf(t_i)|| / max(max_j ||Q_hf(t_j)||, floor)``: the
+    error at each increment relative to the largest value of the whole answer (or the floor)."""
+    hf = np.asarray(hf_norms, float)
+    den = np.full(len(hf), max(float(hf.max(initial=0.0)), floor))
+    return np.divide(diff_norms, den, out=np.zeros(len(den)), where=den > 0)
+
+
+def true_errors(result, u_hf: np.ndarray, stress_hf: np.ndarray, p_hf: np.ndarray, mass: sp.spmatrix,
+                point_weights: np.ndarray, floors: dict[str, float]) -> dict[str, np.ndarray]:
+    """Per-increment relative errors of an online ``result`` against HF fields on one process
+    (``u_hf`` ``(n_inc, n_dofs)``, ``stress_hf`` ``(n_inc, n_points, 6)``, ``p_hf`` ``(n_inc, n_points)``),
+    with the norms of :func:`calibrate_indicator` (mass norm for displacements, point-weighted L2 for
+    the Gappy-reconstructed stress and p). ``floors``: ``Calibration.references`` (``floor_*`` entries)."""
+    n = result.n_increments
+    u = result.displacement(increment=None).reshape(n, -1)
+    du, hu = u - u_hf.reshape(n, -1), u_hf.reshape(n, -1)
+    mnorm = lambda X: np.sqrt(np.einsum("ij,ij->i", X, (mass @ X.T).T))  # noqa: E731
+    out = {"displacement": relative_errors(mnorm(du), mnorm(hu), floors.get("floor_displacement", 0.0))}
+    w = np.asarray(point_weights)
+    for name, hf, comps in (("stress", stress_hf, 6), ("cumulated_plastic_strain", p_hf, 1)):
+        rec = result.dual_field(name, None).reshape(n, -1)
+        wc = np.repeat(w, comps)
+        d, h = rec - hf.reshape(n, -1), hf.reshape(n, -1)
+        out[name] = relative_errors(np.sqrt((d * d) @ wc), np.sqrt((h * h) @ wc), floors.get(f"floor_{name}", 0.0))
+    return out
+
+
+def fit_factors(samples: np.ndarray, errors: np.ndarray, margin: float, tolerance: float,
+                allowed: np.ndarray | None = None) -> np.ndarray:
+    """Non-negative factors ``(1 + n_components,)`` (constant first) of one quantity's bound.
+
+    ``samples``: ``(n_s, n_components)`` running-max components; ``errors``: ``(n_s,)`` true errors.
+    ``allowed``: ``(n_components,)`` bool, the components that may enter (others get factor 0).
+    Solves the linear program of the module docstring (HiGHS); raises :class:`CalibrationError` if
+    it fails."""
+    A = np.hstack([np.ones((len(samples), 1)), np.minimum(np.asarray(samples, float), COMPONENT_CAP)])
+    target = margin * np.asarray(errors, float)
+    weight = 1.0 / np.maximum(target, 0.1 * tolerance)
+    free = np.ones(A.shape[1], bool) if allowed is None else np.concatenate([[True], np.asarray(allowed, bool)])
+    bounds = [(0, None) if f else (0, 0) for f in free]
+    res = linprog(c=weight @ A, A_ub=-A, b_ub=-target, bounds=bounds, method="highs")
+    if res.status != 0:
+        raise CalibrationError(f"the calibration linear program failed: {res.message}")
+    return np.maximum(res.x, 0.0)
+
+
+def _fold_points(td: TrainingData, keep: np.ndarray, eps: np.ndarray, dual_modes: dict, log) -> tuple | None:
+    """Cross-validated cubature of a fold (collective): the ECM on the fold's modes and stress snapshots
+    plus the Q-DEIM points of its dual bases, as the offline stage selects them. Returns ``(points,
+    weights)`` or None (no ``td.ecm`` settings, no stress snapshots, or the ECM failed: the model's points
+    are kept)."""
+    from structrom.rom.reduced_quadrature import ECMError, compress_rows, empirical_cubature, integrand_rows
+
+    from .pipeline import _qdeim_points
+
+    stress = td.stress if td.stress is not None else (td.duals["stress"][0] if "stress" in td.duals else None)
+    if td.ecm is None or stress is None:
+        return None
+    comm = td.comm
+    stress = stress.reshape(td.disc.n_points, 6, -1)[:, :, keep]
+    G = integrand_rows(eps, stress)
+    if len(G) > td.ecm["max_rows"]:
+        G = compress_rows(comm, G, td.ecm["row_tolerance"]).compressed_local
+    try:
+        quad = empirical_cubature(comm, G, td.disc.point_weights, td.gidx, tolerance=td.ecm["tolerance"],
+                                  max_points=td.ecm["max_points"])
+    except ECMError as exc:
+        log(f"calibration: the fold's cubature failed ({exc}); the model's reduced points are kept")
+        return None
+    n_points = int(comm.allreduce(len(td.gidx)))
+    extra = [_qdeim_points(comm, m, (c * td.gidx[:, None] + np.arange(c)).ravel(), n_points * c, c)
+             for (_, c), m in ((td.duals[k], m) for k, m in dual_modes.items())]
+    extra = np.setdiff1d(np.unique(np.concatenate(extra)) if extra else np.zeros(0, np.int64), quad.points)
+    return (np.concatenate([quad.points, extra]).astype(np.int64),
+            np.concatenate([quad.weights, np.zeros(len(extra))]))
+
+
+def _fold(td: TrainingData, keep: np.ndarray, points: np.ndarray, validation: ValidationSet | None, log=print):
+    """Reduced operators without the held-out columns: ``(phi (n_dofs, N) local rows, data pieces on rank 0,
+    local dual bases)``. With ``td.ecm``, the reduced points are re-selected too (``pieces["cubature"]``)."""
+    from .validation import interpolation_rows
+
+    comm = td.comm
+    S = td.snapshots[:, keep]
+    res = pod(comm, S, weight_local=td.mass, tolerance=td.pod_tolerance, max_modes=td.pod_max_modes,
+              method=td.pod_method, global_rows=td.rows)
+    N = res.modes_local.shape[1]
+    phi = np.zeros((td.n_dofs, N))
+    phi[td.rows] = res.modes_local
+    eps = (td.disc.strain_operator() @ phi).reshape(td.disc.n_points, 6, N)
+    local_duals, svs = {}, {}
+    for name, (values, c) in td.duals.items():
+        grows = (c * td.gidx[:, None] + np.arange(c)).ravel()
+        V = values[:, keep]
+        if comm.allreduce(float(np.abs(V).max(initial=0.0)), op=MPI.MAX) == 0.0:
+            modes, sv = np.zeros((len(V), 0)), np.zeros(0)
+        else:
+            r = pod(comm, V, weight_local=np.repeat(td.disc.point_weights, c), tolerance=td.dual_tolerance,
+                    max_modes=td.dual_max_modes, method="gram", global_rows=grows)
+            modes, sv = r.modes_local, r.singular_values
+        local_duals[name], svs[name] = modes, sv
+    pieces: dict = {}
+    cubature = _fold_points(td, keep, eps, local_duals, log)
+    if cubature is not None:
+        points = cubature[0]
+        pieces["cubature"] = (points, cubature[1],
+                              gather_at_points(comm, td.gidx, td.material_index.astype(float), points),
+                              comm.gather(interpolation_rows(td.disc, td.gidx, points), root=0))
+    pieces["integrator"] = gather_at_points(comm, td.gidx, eps, points)
+    if validation is not None:
+        pieces["val_integrator"] = gather_at_points(comm, td.gidx, eps, validation.point)
+    pieces["pressure"] = {s: comm.allreduce(phi.T @ f) for s, f in td.loads["pressure"].items()}
+    pieces["centrifugal"] = (comm.allreduce(phi.T @ td.loads["centrifugal"])
+                             if td.loads.get("centrifugal") is not None else None)
+    pieces["gravity"] = comm.allreduce(phi.T @ td.loads["gravity"]) if td.loads.get("gravity") is not None else None
+    pieces["singular_values"] = res.singular_values
+    for name, (values, c) in td.duals.items():
+        modes = local_duals[name]
+        m = modes.shape[1]
+        red = gather_at_points(comm, td.gidx, modes.reshape(-1, c, m), points)
+        val = gather_at_points(comm, td.gidx, modes.reshape(-1, c, m), validation.point) if validation is not None else None
+        pieces[f"dual/{name}"] = (red, val, svs[name], c)
+    return phi, pieces, local_duals
+
+
+def _fold_model(template: model_file.ReducedModelData, pieces: dict, schema: dict, references: dict,
+                margin: float, tolerance: float, training: list[dict], scales: dict,
+                node_coordinates: np.ndarray | None = None) -> model_file.ReducedModelData:
+    """Rank 0: the fold's in-memory model (the full model's points, laws and temperature data)."""
+    duals, vduals = {}, {}
+    for key, value in pieces.items():
+        if key.startswith("dual/"):
+            red, val, sv, c = value
+            name = key[5:]
+            duals[name] = model_file.DualBasis(c, red.reshape(-1, red.shape[-1]), sv)
+            if val is not None:
+                vduals[name] = val.reshape(-1, val.shape[-1])
+    validation = None
+    if template.validation is not None:
+        validation = dataclasses.replace(template.validation, integrator=pieces["val_integrator"], duals=vduals)
+    points = {}
+    if "cubature" in pieces:  # the fold's own reduced points: their materials and temperature interpolation
+        from .validation import assemble_rows
+
+        pts, weights, material, parts = pieces["cubature"]
+        n_nodes = len(node_coordinates)
+        interp = assemble_rows(parts, len(pts), n_nodes)
+        val_global = None
+        if validation is not None:
+            val_global = sp.csr_matrix((validation.interpolation.data, template.temperature_nodes[
+                validation.interpolation.indices], validation.interpolation.indptr), shape=(validation.n_points, n_nodes))
+        nodes = np.unique(np.concatenate([interp.indices] + ([val_global.indices] if val_global is not None else [])))
+        points = dict(point=pts, weights=weights, material=material.round().astype(np.int64),
+                      element=np.zeros(len(pts), np.int64), coordinates=np.zeros((len(pts), 3)),
+                      temperature_nodes=nodes, temperature_coordinates=node_coordinates[nodes],
+                      temperature_interpolation=interp[:, nodes])
+        if validation is not None:
+            validation = dataclasses.replace(validation, interpolation=val_global[:, nodes].tocsr())
+    n_q = len(QUANTITIES)
+    placeholder = Calibration(np.zeros((n_q, 1 + len(COMPONENTS))), references, margin, tolerance,
+                              training=training, scales=scales)
+    return dataclasses.replace(template, integrator=np.ascontiguousarray(pieces["integrator"]),
+                               pressure=pieces["pressure"], centrifugal=pieces["centrifugal"],
+                               gravity=pieces["gravity"], singular_values=pieces["singular_values"], duals=duals,
+                               loading_schema=schema, validation=validation, calibration=placeholder,
+                               modes=None, mesh=None, **points)
+
+
+def calibrate_indicator(td: TrainingData, template: model_file.ReducedModelData | None, points: np.ndarray,
+                        references: dict[str, float], *, margin: float = 2.0, tolerance: float = 0.05,
+                        log=print) -> Calibration:
+    """Leave-one-out calibration of the error indicator (collective over ``td.comm``; see the module
+    docstring). ``template``: the full model's data (rank 0; ignored elsewhere), whose validation set (if
+    any) is used; ``points``: ``(n_rp,)`` global reduced points; ``references``: component scales and
+    error floors (:func:`indicator_references`). Returns the :class:`Calibration`, the same on every
+    rank. Raises :class:`CalibrationError` with fewer than 2 cases or when no fold can be solved."""
+    from structrom.rom.online import OnlineSolverError, ReducedModel
+
+    comm = td.comm
+    rank = comm.Get_rank()
+    n_cases = len(td.case_columns)
+    if n_cases < 2:
+        raise CalibrationError("the indicator calibration leaves one training case out: it needs >= 2 cases")
+    validation = comm.bcast(template.validation if rank == 0 and template is not None else None, root=0)
+    n_snap = td.snapshots.shape[1]
+    samples, errors, cases = [], {q: [] for q in QUANTITIES}, []
+    full_schema = td.schema_of(list(range(n_cases)))
+    params = [loading_parameters(ld, full_schema) for ld in td.loadings]
+    scales = parameter_scales(params)
+    for k in range(n_cases):
+        t0 = time.perf_counter()
+        keep = np.ones(n_snap, bool)
+        keep[td.case_columns[k]] = False
+        phi, pieces, local_duals = _fold(td, keep, points, validation, log)
+        out = None
+        if rank == 0:
+            others = [j for j in range(n_cases) if j != k]
+            data = _fold_model(template, pieces, td.schema_of(others), references, margin, tolerance,
+                               [params[j] for j in others], scales, td.node_coordinates)
+            try:
+                res = ReducedModel(data).solve(td.loadings[k], extrapolate=True)
+                table = np.column_stack([res.indicator_components[c] for c in COMPONENTS])
+                betas = {name: res.model.gappy[name].coefficients(res.dual_reduced[name].reshape(res.n_increments, -1).T)
+                         for name in td.duals}
+                out = (res.coordinates, betas, table)
+            except OnlineSolverError as exc:
+                out = str(exc)
+        out = comm.bcast(out, root=0)
+        if isinstance(out, str):
+            log(f"calibration: left-out case {td.names[k]}: the reduced solve failed ({out}); case skipped")
+            continue
+        q, betas, table = out
+        cols = td.case_columns[k]
+        # distributed errors: mass norm of displacements, point-weighted L2 of the reconstructed duals
+        du = phi[td.rows] @ q.T - td.snapshots[:, cols]
+        hu = td.snapshots[:, cols]
+        sq = np.stack([np.einsum("ij,ij->j", du, td.mass @ du), np.einsum("ij,ij->j", hu, td.mass @ hu)])
+        rows = [sq]
+        for name, (values, c) in td.duals.items():
+            w = np.repeat(td.disc.point_weights, c)
+            d = local_duals[name] @ betas[name] - values[:, cols]
+            h = values[:, cols]
+            rows.append(np.stack([w @ (d * d), w @ (h * h)]))
+        norms = np.sqrt(np.maximum(comm.allreduce(np.stack(rows)), 0.0))  # (1 + n_duals, 2, n_inc)
+        e = {"displacement": relative_errors(norms[0, 0], norms[0, 1], references.get("floor_displacement", 0.0))}
+        for j, name in enumerate(td.duals, start=1):
+            e[name] = relative_errors(norms[j, 0], norms[j, 1], references.get(f"floor_{name}", 0.0))
+        for qn in QUANTITIES:
+            errors[qn].append(e.get(qn, np.zeros(len(table))))
+        samples.append(np.maximum.accumulate(table, axis=0))
+        cases.append({"case": td.names[k], "errors": {qn: float(errors[qn][-1].max()) for qn in QUANTITIES},
+                      "components": {c: float(v) for c, v in zip(COMPONENTS, table.max(axis=0))}})
+        log(f"calibration: left-out case {td.names[k]}: errors "
+            + ", ".join(f"{qn} {v:.2e}" for qn, v in cases[-1]["errors"].items())
+            + f" ({time.perf_counter() - t0:.2f} s)")
+    if not samples:
+        raise CalibrationError("no left-out case could be solved by its reduced model: the indicator cannot be "
+                               "calibrated (add training cases)")
+    A = np.concatenate(samples)
+    allowed = np.array([c not in NOT_IN_BOUND for c in COMPONENTS])
+    factors = np.array([fit_factors(A, np.concatenate(errors[qn]), margin, tolerance, allowed) for qn in QUANTITIES])
+    statement = GUARANTEE
+    missing = [qn for qn in QUANTITIES if qn != "displacement" and qn not in td.duals]
+    if missing:
+        statement += (f" This model has no dual basis for {', '.join(missing)}: those errors are not measured, "
+                      "their bounds are 0 and do not enter the trust flag.")
+    cal = Calibration(factors, references, margin, tolerance, [], training=params, scales=scales,
+                      statement=statement)
+    for case, S in zip(cases, samples):
+        b = cal.bounds(S)
+        case["bounds"] = {qn: float(b[:, i].max()) for i, qn in enumerate(QUANTITIES)}
+    cal.cases = cases
+    return cal
+
+
+def indicator_references(comm: MPI.Comm, gidx: np.ndarray, duals: dict[str, tuple[np.ndarray, int]],
+                         points: np.ndarray, validation_points: np.ndarray, snapshots: np.ndarray,
+                         mass: sp.spmatrix, point_weights: np.ndarray) -> dict[str, float]:
+    """Scales of the components (largest training norms of stress and p at the reduced points and at the
+    validation points) and error floors (:data:`ERROR_FLOOR` x largest training norms of displacement
+    (mass norm), stress and p (point-weighted L2)), the same on every rank."""
+    out: dict[str, float] = {"relative_floor": ERROR_FLOOR}
+    u2 = comm.allreduce(np.einsum("ij,ij->j", snapshots, mass @ snapshots))
+    out["floor_displacement"] = ERROR_FLOOR * math.sqrt(max(float(u2.max(initial=0.0)), 0.0))
+    for name, (values, c) in duals.items():
+        for key, pts in ((name, points), (f"{name}_validation", validation_points)):
+            local, _ = _positions(gidx, pts)
+            sel = values.reshape(len(gidx), c, -1)[local]
+            out[key] = math.sqrt(float(np.max(comm.allreduce(np.einsum("pcs,pcs->s", sel, sel)), initial=0.0)))
+        w = np.repeat(point_weights, c)
+        out[f"floor_{name}"] = ERROR_FLOOR * math.sqrt(float(np.max(comm.allreduce(w @ (values * values)),
+                                                                    initial=0.0)))
+    return out
+
+
+def calibrate_from_cases(cfg, comm: MPI.Comm, disc: Discretization, cases: list, mesh, rows: np.ndarray,
+                         mass: sp.spmatrix, gidx: np.ndarray, dual_data: dict, loads: dict, points: np.ndarray,
+                         val_points: np.ndarray, data: model_file.ReducedModelData | None, say=print,
+                         material_index: np.ndarray | None = None):
+    """Leave-one-out calibration from the offline stage's state (collective); sets ``data.calibration``
+    on rank 0 and returns ``data``.
+
+    ``cfg``: the :class:`~structrom.rom.offline.config.OfflineConfig` (POD, dual and indicator settings);
+    ``cases``: the :class:`~structrom.rom.offline.snapshots.TrainingCase` list; ``rows``: this rank's global
+    dofs (3 per node); ``mass``: their element-assembled mass; ``gidx``: this rank's global point numbers;
+    ``dual_data``: quantity -> ``(values (n_points_local * c, n_snap), c)`` replayed training values;
+    ``loads``: see :class:`TrainingData`; ``points`` / ``val_points``: global reduced / validation points;
+    ``data``: the assembled model (rank 0, None elsewhere); ``material_index``: ``(n_points_local,)``
+    material of each local point (needed when ``cfg.indicator.cross_validate_cubature``)."""
+    from .pipeline import loading_schema
+
+    cols, start = [], 0
+    for c in cases:
+        cols.append(slice(start, start + len(c.times)))
+        start += len(c.times)
+    my_nodes = rows[::3] // 3
+    snapshots = np.concatenate([c.displacements(my_nodes).reshape(len(c.times), -1).T for c in cases], axis=1)
+    duals = {k: dual_data[k] for k in cfg.dual.quantities}
+    refs = indicator_references(comm, gidx, duals, points, val_points, snapshots, mass, disc.point_weights)
+    td = TrainingData(
+        comm=comm, disc=disc, names=[c.path.stem for c in cases], loadings=[c.loading for c in cases],
+        case_columns=cols, snapshots=snapshots, rows=rows, mass=mass, gidx=gidx, duals=duals, loads=loads,
+        n_dofs=mesh.n_dofs, pod_tolerance=cfg.pod.tolerance, pod_max_modes=cfg.pod.max_modes,
+        pod_method=cfg.pod.method, dual_tolerance=cfg.dual.tolerance, dual_max_modes=cfg.dual.max_modes,
+        schema_of=lambda idx: loading_schema([cases[j] for j in idx]),
+        ecm=({"tolerance": cfg.ecm.tolerance, "row_tolerance": cfg.ecm.row_tolerance or cfg.ecm.tolerance / 10,
+              "max_rows": cfg.ecm.max_rows, "max_points": cfg.ecm.max_points}
+             if cfg.indicator.cross_validate_cubature else None),
+        stress=dual_data["stress"][0], material_index=material_index, node_coordinates=mesh.points)
+    cal = calibrate_indicator(td, data, points, refs, margin=cfg.indicator.margin,
+                                    tolerance=cfg.indicator.tolerance, log=say)
+    if data is not None:
+        data.calibration = cal
+    return data

@@ -1,0 +1,352 @@
+"""Error indicator of an online solve: per-increment components and their calibrated combination.
+
+Each component is one dimensionless number per increment, computed from reduced-size data only:
+
+=========================  ================================================================================
+``gappy_stress``           Gappy residual of the stress at the reduced points,
+                           ``||s_rp - Psi_rp beta*|| / max(||s_rp||, f s_ref)`` (Casenave & Akkari 2019;
+                           ``s_ref`` the largest training norm there, ``f`` the calibration's relative floor)
+``gappy_p``                the same for the cumulated plastic (creep) strain ``p``
+``equilibrium``            reduced equilibrium residual with the *validation* cubature, integration points
+                           kept out of the reduced set: ``||f_ext - sum_v w_v B_v^T sigma_v|| / f_ref``
+                           (sigma_v from the laws integrated along the reduced solution at those points)
+``validation_stress``,     out-of-sample Gappy error at the validation points: the law's stress (``p``)
+``validation_p``           there against the reconstruction ``Psi_v beta*`` fitted at the reduced points,
+                           relative to ``max(||v_val||, f v_ref_val)``
+``time_step``              step doubling of the constitutive integration at the reduced points that
+                           flow (``dp > 0``): ``2 ||y(dt) - y(dt/2, dt/2)||`` (Richardson, backward Euler is
+                           first order), accumulated over the increments, relative to ``p``/stress scales
+``state_envelope``         how far the state leaves the training range at the reduced points:
+                           ``max(0, ||p_rp|| / p_ref - 1, ||s_rp|| / s_ref - 1)``
+``loading_envelope``       distance of the loading's parameters (peaks of pressures, rotation, hot spot
+                           centre / radius / intensity...) to the nearest training loading, in units of
+                           the training ranges (:func:`~structrom.rom.online.envelope.nearest_training_distance`;
+                           uncalibrated models: to the training box, :func:`~.envelope.family_distance`)
+=========================  ================================================================================
+
+Every component enters as its running maximum over the increments so far (errors accumulate along the
+history). The calibrated bound of the relative error of each reported quantity ``Q`` (displacement,
+stress, cumulated plastic strain) at increment ``i`` is
+
+    eta_Q(i) = a_Q0 + sum_k a_Qk max_{j <= i} I_k(j),        a_Qk >= 0,
+
+with factors fitted offline (:mod:`structrom.rom.offline.calibration`) so that ``eta_Q >= margin x error``
+on every increment of every left-out training case. The answer is trusted while ``max_Q eta_Q`` stays
+below the model's tolerance.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from structrom.rom.materials import ConstitutiveLaw
+
+from .envelope import family_distance, loading_parameters, nearest_training_distance  # noqa: F401 (re-exported)
+
+from .gappy import Gappy
+from .newton import ReducedSystem, Region, State
+
+#: Per-increment components, in the order of the calibration factors' columns (after the constant).
+COMPONENTS = ("gappy_stress", "gappy_p", "equilibrium", "validation_stress", "validation_p", "time_step",
+              "state_envelope", "loading_envelope")
+#: Quantities whose relative errors the calibrated indicator bounds.
+QUANTITIES = ("displacement", "stress", "cumulated_plastic_strain")
+
+GUARANTEE = (
+    "Upper bound on the calibration set only: on every increment of every training loading left out in turn "
+    "(the reduced model rebuilt without it, solved online, compared with its HF snapshots), the calibrated "
+    "indicator of each quantity is at least the safety margin times the true relative error. Elsewhere the "
+    "bound is empirical: it is not a mathematical error bound, it assumes the loading resembles the training "
+    "family (the loading_envelope component grows with the distance to it, with a factor fitted on the "
+    "left-out cases only), the same mesh, laws and time-step sizes of the same order; the time_step component "
+    "estimates the constitutive integration error along the reduced solution, an error the HF snapshots share "
+    "and that the errors against them do not contain.")
+
+
+class IndicatorError(ValueError):
+    """Inconsistent indicator data (validation set or calibration) in a model."""
+
+
+@dataclass
+class ValidationSet:
+    """Integration points kept out of the reduced set (``n_val`` points, ``N`` modes).
+
+    ``integrator`` ``(n_val, 6, N)``: strain of each mode; ``weights`` ``(n_val,)`` >= 0: a second cubature
+    of the training integrand (NNLS on these points); ``material`` ``(n_val,)`` index into the model's
+    materials; ``interpolation`` CSR ``(n_val, n_tn)`` from the model's temperature nodes;
+    ``duals``: quantity -> ``(n_val * c, m_q)`` rows of the full Gappy basis; ``point`` ``(n_val,)``
+    global integration point numbers.
+    """
+
+    point: np.ndarray
+    integrator: np.ndarray
+    weights: np.ndarray
+    material: np.ndarray
+    interpolation: sp.csr_matrix
+    duals: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def n_points(self) -> int:
+        return len(self.weights)
+
+
+@dataclass
+class Calibration:
+    """Calibrated factors ``(n_quantities, 1 + n_components)`` (constant first) and their provenance.
+
+    ``references``: scales of the components (``stress``, ``cumulated_plastic_strain``: largest training
+    norms at the reduced points; ``*_validation``: at the validation points); ``cases``: per left-out
+    case its name, largest true errors and bounds; ``margin``: the safety factor of the fit;
+    ``tolerance``: the trust threshold on the relative errors.
+    """
+
+    factors: np.ndarray
+    references: dict[str, float]
+    margin: float
+    tolerance: float
+    cases: list[dict] = field(default_factory=list)
+    #: parameters of the training loadings (:func:`~structrom.rom.online.envelope.loading_parameters`) and
+    #: their normalization, for the ``loading_envelope`` component
+    training: list[dict] = field(default_factory=list)
+    scales: dict[str, float] = field(default_factory=dict)
+    components: tuple[str, ...] = COMPONENTS
+    quantities: tuple[str, ...] = QUANTITIES
+    statement: str = GUARANTEE
+
+    def __post_init__(self) -> None:
+        self.factors = np.asarray(self.factors, dtype=float)
+        want = (len(self.quantities), 1 + len(self.components))
+        if self.factors.shape != want:
+            raise IndicatorError(f"indicator/calibration/factors has shape {self.factors.shape}, expected {want}")
+        if not (np.all(np.isfinite(self.factors)) and np.all(self.factors >= 0)):
+            raise IndicatorError("indicator/calibration/factors must be finite and non-negative")
+
+    def bounds(self, components: np.ndarray) -> np.ndarray:
+        """``(n_inc, n_quantities)`` error bounds from the raw components ``(n_inc, n_components)``
+        (their running maxima are taken here)."""
+        c = np.maximum.accumulate(np.asarray(components, float), axis=0) if len(components) else components
+        return self.factors[:, 0][None, :] + c @ self.factors[:, 1:].T
+
+    def envelope(self, loading, schema: dict) -> np.ndarray:
+        """``(n_inc,)`` ``loading_envelope`` component: distance to the nearest training loading (constant
+        over the increments) when the training parameters are known, else to the training box."""
+        if self.training:
+            d = nearest_training_distance(loading_parameters(loading, schema), self.training, self.scales)
+            return np.full(len(loading.times) - 1, d)
+        return family_distance(loading, schema)
+
+    def card(self) -> dict:
+        """What the model card shows."""
+        return {"quantities": list(self.quantities), "components": list(self.components),
+                "factors": {q: dict(zip(("constant",) + tuple(self.components), map(float, row)))
+                            for q, row in zip(self.quantities, self.factors)},
+                "margin": self.margin, "tolerance": self.tolerance, "calibration_cases": self.cases,
+                "training_parameters": self.training, "parameter_scales": self.scales,
+                "guarantee": self.statement}
+
+    def to_attrs(self) -> dict:
+        return {"components": json.dumps(list(self.components)), "quantities": json.dumps(list(self.quantities)),
+                "references": json.dumps(self.references), "margin": float(self.margin),
+                "tolerance": float(self.tolerance), "cases": json.dumps(self.cases), "statement": self.statement,
+                "training": json.dumps(self.training), "scales": json.dumps(self.scales)}
+
+    @classmethod
+    def from_attrs(cls, attrs, factors: np.ndarray) -> "Calibration":
+        try:
+            return cls(factors=factors, references=json.loads(attrs["references"]), margin=float(attrs["margin"]),
+                       tolerance=float(attrs["tolerance"]), cases=json.loads(attrs["cases"]),
+                       training=json.loads(attrs["training"]), scales=json.loads(attrs["scales"]),
+                       components=tuple(json.loads(attrs["components"])),
+                       quantities=tuple(json.loads(attrs["quantities"])), statement=str(attrs["statement"]))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise IndicatorError(f"indicator/calibration: unreadable attributes ({exc})") from None
+
+
+# -- time step ------------------------------------------------------------------------------------------------
+def step_doubling(law: ConstitutiveLaw, eps_old: np.ndarray, eps_new: np.ndarray, temp_old: np.ndarray,
+                  temp_new: np.ndarray, dt: float, state_old: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Local error estimate of one backward-Euler step of ``law`` along the linear strain/temperature path.
+
+    Integrates ``old -> new`` in one step and in two half steps; backward Euler being first order, the
+    one-step error is about twice their difference (Richardson; Hairer, Norsett & Wanner, sec. II.4).
+    Returns ``(d_p, d_stress)``: ``(n,)`` and ``(n, 6)`` estimated errors of ``p`` and of the stress at the
+    end of the step (``O(dt^2)`` for a smooth path)."""
+    one = law.integrate(eps_old, eps_new - eps_old, temp_old, temp_new, dt, state_old)
+    eps_mid, temp_mid = 0.5 * (eps_old + eps_new), 0.5 * (np.asarray(temp_old) + np.asarray(temp_new))
+    half = law.integrate(eps_old, eps_mid - eps_old, temp_old, temp_mid, 0.5 * dt, state_old)
+    two = law.integrate(eps_mid, eps_new - eps_mid, temp_mid, temp_new, 0.5 * dt, half.state)
+    d_p = 2.0 * (law.cumulated_plastic_strain(one.state) - law.cumulated_plastic_strain(two.state))
+    return d_p, 2.0 * (one.stress - two.stress)
+
+
+def rate_dependent(law: ConstitutiveLaw) -> bool:
+    """Whether the law's response depends on the time increment (e.g. Norton creep), so that the
+    step-doubling estimate is worth its two extra law evaluations per increment by default."""
+    return bool(getattr(law, "_require_positive_dt", False))
+
+
+def _norm(a: np.ndarray) -> float:
+    a = np.ravel(a)
+    return math.sqrt(float(a @ a))
+
+
+class IndicatorTracker:
+    """Computes the components along one online solve (reduced-size work only).
+
+    ``substep(old, new, temperature_val)`` after each converged (sub-)step, ``finish(i, f_ext)`` at the end
+    of each requested increment; :meth:`components` returns ``(n_inc, n_components)``.
+    """
+
+    def __init__(self, regions: list[Region], system: ReducedSystem, gappy: dict[str, Gappy],
+                 validation: "ValidationRuntime | None", references: dict[str, float], n_inc: int,
+                 envelope: np.ndarray, time_step: bool = True) -> None:
+        self.regions, self.system, self.gappy, self.validation = regions, system, gappy, validation
+        self.time_step = time_step
+        self.ref = references
+        self.values = np.zeros((n_inc, len(COMPONENTS)))
+        self.values[:, COMPONENTS.index("loading_envelope")] = envelope
+        self._time = 0.0  # accumulated time-step estimate
+        self._val_state: State | None = None
+        self._rec: list[tuple] = []  # per increment: f_ref, f_ext, time-step estimate, validation stress, states
+        self._duals: list[dict] = []
+
+    def start(self, state: State, temperature_val: np.ndarray | None) -> None:
+        if self.validation is not None:
+            self._val_state = self.validation.system.initial_state(state.time, temperature_val)
+
+    def substep(self, old: State, new: State, temperature_val: np.ndarray | None, stats: dict) -> None:
+        dt = new.time - old.time
+        if self.time_step:
+            self._time += self._step_doubling(old, new, dt, stats)
+        if self.validation is not None and self._val_state is not None:
+            v = self.validation
+            strain = v.system.strain(new.q)
+            try:
+                stress, _, states = v.system.integrate(self._val_state, strain, temperature_val, dt, stats)
+            except Exception:  # noqa: BLE001 - a law failing at a validation point is itself a warning sign
+                stress = np.full((v.system.n_points, 6), np.nan)
+                states = self._val_state.law_states
+            self._val_state = State(new.time, new.q, strain, stress, temperature_val, states, new.f_ref)
+
+    def _step_doubling(self, old: State, new: State, dt: float, stats: dict) -> float:
+        """Relative step-doubling estimate (:func:`step_doubling`) of the converged step ``old -> new`` at
+        the reduced points, through the model's own system (the closed-form radial return when it applies):
+        two half steps along the linear strain / temperature path against the Newton's one step."""
+        if not any(np.any(reg.law.cumulated_plastic_strain(b) > reg.law.cumulated_plastic_strain(a))
+                   for reg, a, b in zip(self.regions, old.law_states, new.law_states)):
+            return 0.0  # nothing flows: the step is exact for the laws along this path
+        sys_ = self.system
+        T_mid = 0.5 * (old.temperature + new.temperature)
+        eps_mid = 0.5 * (old.strain + new.strain)
+        try:
+            s_mid, _, st_mid = sys_.integrate(old, eps_mid, T_mid, 0.5 * dt, stats)
+            mid = State(old.time + 0.5 * dt, 0.5 * (old.q + new.q), eps_mid, s_mid, T_mid, st_mid, new.f_ref)
+            s_two, _, st_two = sys_.integrate(mid, new.strain, new.temperature, 0.5 * dt, stats)
+        except Exception:  # noqa: BLE001 - a law failing on the half steps: the step is not resolved
+            return np.inf
+        d_p2 = 0.0
+        for reg, a, b in zip(self.regions, new.law_states, st_two):
+            d = reg.law.cumulated_plastic_strain(a) - reg.law.cumulated_plastic_strain(b)
+            d_p2 += float(d @ d)
+        d_s = new.stress - s_two
+        floor = self.ref.get("relative_floor", 1.0)
+        p_scale = max(floor * self.ref.get("cumulated_plastic_strain", 0.0), 1e-300)
+        s_scale = max(floor * self.ref.get("stress", 0.0), 1e-300)
+        # Richardson: the one-step error of a first-order method is about twice the difference
+        return 2.0 * max(math.sqrt(d_p2) / p_scale, _norm(d_s) / s_scale)
+
+    def finish(self, i: int, state: State, f_ext: np.ndarray, duals: dict[str, np.ndarray]) -> None:
+        """Record increment ``i`` (``duals``: its values at the reduced points); the components are
+        evaluated for all increments at once by :meth:`components`."""
+        self._rec.append((state.f_ref, f_ext, self._time,
+                          None if self._val_state is None else self._val_state.stress,
+                          None if self._val_state is None else self._val_state.law_states))
+        self._duals.append(duals)
+
+    def components(self) -> np.ndarray:
+        """``(n_inc, n_components)``, batched over the increments (one product per component)."""
+        n = len(self._rec)
+        if not n:
+            return self.values
+        col = COMPONENTS.index
+        floor = self.ref.get("relative_floor", 1.0)
+        for name, key in (("stress", "gappy_stress"), ("cumulated_plastic_strain", "gappy_p")):
+            if name in self.gappy:
+                v = np.array([d[name] for d in self._duals]).reshape(n, -1)
+                self.values[:n, col(key)] = self.gappy[name].indicators(v, floor * self.ref.get(name, 0.0))
+                ref = self.ref.get(name, 0.0)
+                if ref > 0:
+                    env = np.sqrt(np.einsum("ij,ij->i", v, v)) / ref - 1.0
+                    self.values[:n, col("state_envelope")] = np.maximum(self.values[:n, col("state_envelope")], env)
+        self.values[:n, col("time_step")] = [r[2] for r in self._rec]
+        if self.validation is not None and self._rec[0][3] is not None:
+            f_ref = np.array([r[0] for r in self._rec])
+            f_ext = np.array([r[1] for r in self._rec])
+            val_stress = np.array([r[3] for r in self._rec])  # (n, n_val, 6)
+            val_p = np.zeros(val_stress.shape[:2])
+            for i, r in enumerate(self._rec):
+                for reg, st in zip(self.validation.regions, r[4]):
+                    val_p[i, reg.points] = reg.law.cumulated_plastic_strain(st)
+            eq, dv = self.validation.evaluate_all(val_stress, val_p, f_ext, f_ref, self.gappy, self._duals, self.ref)
+            self.values[:n, col("equilibrium")] = eq
+            self.values[:n, col("validation_stress")] = dv.get("stress", 0.0)
+            self.values[:n, col("validation_p")] = dv.get("cumulated_plastic_strain", 0.0)
+        self.values[~np.isfinite(self.values)] = np.inf
+        return self.values
+
+
+    def summary(self, calibration: "Calibration | None") -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """``(components, bounds)``: component name -> ``(n_inc,)``, and with a calibration the quantity ->
+        ``(n_inc,)`` error bounds (empty without one)."""
+        table = self.components()
+        comps = {name: table[:, k].copy() for k, name in enumerate(COMPONENTS)}
+        if calibration is None or not len(table):
+            return comps, {}
+        b = calibration.bounds(table)
+        return comps, {name: b[:, k] for k, name in enumerate(calibration.quantities)}
+
+
+class ValidationRuntime:
+    """A :class:`ValidationSet` ready for the online solve: laws per point, its own reduced system."""
+
+    def __init__(self, vset: ValidationSet, laws: list[ConstitutiveLaw]) -> None:
+        self.set = vset
+        regions = [Region(law, np.flatnonzero(vset.material == i)) for i, law in enumerate(laws)]
+        regions = [r for r in regions if len(r.points)]
+        from .radial_return import RadialReturnSystem
+
+        system = RadialReturnSystem if RadialReturnSystem.applies(regions, vset.n_points) else ReducedSystem
+        self.system = system(vset.integrator, vset.weights, regions)
+        self.regions = regions
+        self.interp = sp.csr_matrix(vset.interpolation)
+
+    def evaluate_all(self, stress: np.ndarray, p: np.ndarray, f_ext: np.ndarray, f_ref: np.ndarray,
+                     gappy: dict[str, Gappy], duals: list[dict], ref: dict[str, float]):
+        """``(equilibrium (n,), {quantity: validation error (n,)})`` for ``n`` increments: validation
+        stresses ``(n, n_val, 6)`` and ``p`` ``(n, n_val)``, ``f_ext`` ``(n, N)``, ``f_ref`` ``(n,)``."""
+        n = len(stress)
+        flat = stress.reshape(n, -1)
+        r = f_ext - (flat * self.system.w6) @ self.system.B_flat
+        with np.errstate(invalid="ignore"):
+            eq = np.sqrt(np.einsum("ij,ij->i", r, r)) / np.maximum(f_ref, 1e-300)
+        out: dict[str, np.ndarray] = {}
+        floor = ref.get("relative_floor", 1.0)
+        for name, law_values in (("stress", flat), ("cumulated_plastic_strain", p)):
+            if name not in gappy or name not in self.set.duals:
+                continue
+            rp = np.array([d[name] for d in duals]).reshape(n, -1)
+            rec = (self.set.duals[name] @ gappy[name].coefficients(rp.T)).T  # (n, n_val c)
+            d = law_values - rec
+            num = np.sqrt(np.einsum("ij,ij->i", d, d))
+            den = np.maximum(np.sqrt(np.einsum("ij,ij->i", law_values, law_values)),
+                             floor * ref.get(f"{name}_validation", 0.0))
+            out[name] = np.divide(num, den, out=np.zeros(n), where=den > 0)
+        bad = ~np.all(np.isfinite(flat), axis=1)
+        eq[bad] = np.inf
+        for v in out.values():
+            v[bad] = np.inf
+        return eq, out
