@@ -70,8 +70,9 @@ class TrainingData:
     ``mass``: the element-assembled local mass ``(n_rows_local, n_rows_local)``; ``gidx``: ``(n_points_local,)``
     global integration point numbers; ``duals``: quantity -> ``((n_points_local * c, n_snap), c)`` replayed
     training values; ``case_columns``: the snapshot columns of each case; ``loads``: local full-size load
-    vectors (``pressure`` surface -> ``(n_dofs,)``, ``centrifugal`` ``(n_dofs,)`` or None, ``gravity``
-    ``(n_dofs, 3)`` or None); POD settings as in the offline configuration.
+    vectors (``pressure`` surface -> ``(n_dofs,)``, ``traction`` / ``force`` set -> ``(n_dofs, 3)`` unit loads
+    along x, y, z, ``centrifugal`` ``(n_dofs,)`` or None, ``gravity`` ``(n_dofs, 3)`` or None); POD settings
+    as in the offline configuration.
     """
 
     comm: MPI.Comm
@@ -213,6 +214,8 @@ def _fold(td: TrainingData, keep: np.ndarray, points: np.ndarray, validation: Va
     if validation is not None:
         pieces["val_integrator"] = gather_at_points(comm, td.gidx, eps, validation.point)
     pieces["pressure"] = {s: comm.allreduce(phi.T @ f) for s, f in td.loads["pressure"].items()}
+    for key in ("traction", "force"):  # (n_dofs, 3) unit loads per set -> (N, 3)
+        pieces[key] = {s: comm.allreduce(phi.T @ f) for s, f in td.loads.get(key, {}).items()}
     pieces["centrifugal"] = (comm.allreduce(phi.T @ td.loads["centrifugal"])
                              if td.loads.get("centrifugal") is not None else None)
     pieces["gravity"] = comm.allreduce(phi.T @ td.loads["gravity"]) if td.loads.get("gravity") is not None else None
@@ -263,7 +266,8 @@ def _fold_model(template: model_file.ReducedModelData, pieces: dict, schema: dic
     placeholder = Calibration(np.zeros((n_q, 1 + len(COMPONENTS))), references, margin, tolerance,
                               training=training, scales=scales)
     return dataclasses.replace(template, integrator=np.ascontiguousarray(pieces["integrator"]),
-                               pressure=pieces["pressure"], centrifugal=pieces["centrifugal"],
+                               pressure=pieces["pressure"], traction=pieces["traction"], force=pieces["force"],
+                               centrifugal=pieces["centrifugal"],
                                gravity=pieces["gravity"], singular_values=pieces["singular_values"], duals=duals,
                                loading_schema=schema, validation=validation, calibration=placeholder,
                                modes=None, mesh=None, **points)

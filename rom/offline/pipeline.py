@@ -311,11 +311,13 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     holder = np.full(mesh.n_nodes, size, dtype=np.int64)
     holder[my_nodes] = rank
     comm.Allreduce(MPI.IN_PLACE, holder, op=MPI.MIN)
-    force = {}
+    force, unit_force = {}, {}
     for s in sorted({s for c in cases for s in c.loading.forces}):
         nodes = mesh.node_set(s)
         nodes = nodes[holder[nodes] == rank]
         force[s] = comm.allreduce(phi[3 * nodes[:, None] + np.arange(3)].sum(0).T)  # (N, 3)
+        unit_force[s] = np.zeros((phi.shape[0], 3))  # (n_dofs, 3): the same unit forces as vectors
+        unit_force[s][3 * nodes[:, None] + np.arange(3), np.arange(3)] = 1.0
     density = np.zeros(disc.n_points)
     for law, pts in zip(regions.laws, regions.points):
         density[pts] = law.density
@@ -331,6 +333,9 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     if any(c.loading.gravity is not None for c in cases):
         gravity = np.stack([comm.allreduce(phi.T @ disc.body_force(e, density)) for e in np.eye(3)], axis=1)
     phi_loads = {"pressure": {s: disc.pressure_force(mesh.surface_set(s), 1.0) for s in surfaces},
+                 "traction": {s: np.stack([disc.traction_force(mesh.surface_set(s), e) for e in np.eye(3)], axis=1)
+                              for s in traction},
+                 "force": unit_force,
                  "centrifugal": (disc.centrifugal_force(density, 1.0, np.array(axis[0]), np.array(axis[1]))
                                  if centrifugal is not None else None),
                  "gravity": (np.stack([disc.body_force(e, density) for e in np.eye(3)], axis=1)
