@@ -76,7 +76,7 @@ def reduced_points(mesh_points: np.ndarray, coordinates: np.ndarray, weights: np
     unit = f" [{length_unit}]" if length_unit else ""
     fig = _figure(10.0, 4.2)
     ax3 = fig.add_subplot(1, 2, 1, projection="3d")
-    ax3.scatter(*nodes.T, s=0.3, c="0.75", alpha=0.3, depthshade=False)
+    ax3.scatter(*nodes.T, s=0.3, c="0.75", alpha=0.3, depthshade=False, rasterized=True)
     ax3.scatter(*xyz[ecm].T, s=size[ecm], c="C3", label=f"ECM ({int(ecm.sum())}, size ~ weight)", depthshade=False)
     if np.any(dual):
         ax3.scatter(*xyz[dual].T, s=10, c="C0", marker="x", label=f"dual only ({int(dual.sum())})", depthshade=False)
@@ -87,7 +87,7 @@ def reduced_points(mesh_points: np.ndarray, coordinates: np.ndarray, weights: np
     ax3.legend(loc="upper left", fontsize=8)
     a, b = _plane_axes(nodes)
     ax = fig.add_subplot(1, 2, 2)
-    ax.scatter(nodes[:, a], nodes[:, b], s=0.3, c="0.75")
+    ax.scatter(nodes[:, a], nodes[:, b], s=0.3, c="0.75", rasterized=True)
     ax.scatter(xyz[ecm, a], xyz[ecm, b], s=size[ecm], c="C3")
     if np.any(dual):
         ax.scatter(xyz[dual, a], xyz[dual, b], s=10, c="C0", marker="x")
@@ -176,6 +176,7 @@ def save(fig: Figure, directory: str | Path, name: str, dpi: int = 120) -> list[
 def svg_text(fig: Figure) -> str:
     """The figure as an SVG document (no external resources: fonts as paths)."""
     buf = io.StringIO()
-    fig.savefig(buf, format="svg")
+    # no metadata block (date, creator): deterministic output, and no foreign URIs in the page
+    fig.savefig(buf, format="svg", metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
     text = buf.getvalue()
     return text[text.find("<svg"):]  # drop the XML prolog and DOCTYPE (inline in HTML)
