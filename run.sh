@@ -2,6 +2,7 @@
 # structrom set-up and entry points on Debian 12 (bookworm).
 #   bash run.sh demo   install what is missing, then run the end-to-end demo
 #   bash run.sh test   install what is missing, then run the test suite
+#   bash run.sh test-blas  the numerics-sensitive tests on several OpenBLAS kernels and Debian's reference BLAS
 #   bash run.sh setup  only install what is missing
 # Idempotent: a second run skips what is already there.
 set -euo pipefail
@@ -9,7 +10,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
 
 DEB_PACKAGES=(python3-venv python3-dev python3-petsc4py python3-mpi4py python3-numpy python3-scipy
-              python3-h5py openmpi-bin calculix-ccx gmsh python3-gmsh)
+              python3-h5py openmpi-bin calculix-ccx gmsh python3-gmsh
+              chromium libblas3 liblapack3)
+# chromium: headless browser of tests/test_model_page.py; libblas3 liblapack3: reference BLAS of `run.sh test-blas`
 VENV="$here/.venv"
 export PETSC_DIR="${PETSC_DIR:-/usr/lib/petscdir/petsc3.18/x86_64-linux-gnu-real}"
 # Open MPI refuses root and more ranks than cores unless told; CI runs as root on 2 cores.
@@ -78,7 +81,29 @@ case "${1:-}" in
         setup
         shift
         exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@" ;;
+    test-blas)
+        # Tolerances must hold on any BLAS: force other OpenBLAS kernels (OPENBLAS_CORETYPE; Debian's
+        # OpenBLAS is built with every x86-64 kernel) and Debian's reference BLAS + LAPACK (through
+        # LD_LIBRARY_PATH, for these processes only: the system's alternatives are left alone).
+        setup
+        shift
+        tests=(tests/test_reduced_quadrature.py tests/test_pod.py tests/test_eim_*.py tests/test_online*.py)
+        [ $# -gt 0 ] && tests=("$@")
+        failed=()
+        for kernel in ${BLAS_KERNELS:-Haswell Sandybridge Prescott reference}; do
+            if [ "$kernel" = reference ]; then
+                ref="/usr/lib/x86_64-linux-gnu/blas:/usr/lib/x86_64-linux-gnu/lapack"
+                [ -e /usr/lib/x86_64-linux-gnu/lapack/liblapack.so.3 ] || { log "reference LAPACK missing: apt-get install liblapack3"; failed+=(reference); continue; }
+                log "reference BLAS/LAPACK: LD_LIBRARY_PATH=$ref"
+                LD_LIBRARY_PATH="$ref${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$VENV/bin/python" -m pytest -q -p no:cacheprovider "${tests[@]}" || failed+=("$kernel")
+            else
+                log "OpenBLAS kernel: OPENBLAS_CORETYPE=$kernel ($(OPENBLAS_VERBOSE=2 OPENBLAS_CORETYPE=$kernel "$VENV/bin/python" -c 'import numpy as n; n.ones((9, 9)) @ n.ones((9, 9))' 2>&1 | head -1))"
+                OPENBLAS_CORETYPE="$kernel" "$VENV/bin/python" -m pytest -q -p no:cacheprovider "${tests[@]}" || failed+=("$kernel")
+            fi
+        done
+        [ ${#failed[@]} -eq 0 ] || { log "failed with: ${failed[*]}"; exit 1; }
+        log "passed with every kernel" ;;
     *)
-        echo "usage: bash run.sh {demo|test|setup}" >&2
+        echo "usage: bash run.sh {demo|test|test-blas|setup}" >&2
         exit 2 ;;
 esac

@@ -86,6 +86,7 @@ def _report(args: argparse.Namespace, rest: list[str]) -> int:
     from pathlib import Path
 
     from structrom.rom.model_file import ModelFileError
+    from structrom.rom.offline.snapshots import SnapshotError
 
     missing = [f for f in [args.model, *args.validation] if not Path(f).is_file()]
     if missing:
@@ -95,7 +96,7 @@ def _report(args: argparse.Namespace, rest: list[str]) -> int:
         from structrom.rom.report import table, write_report
 
         written, cases = write_report(args.model, args.out, args.validation)
-    except ModelFileError as exc:
+    except (ModelFileError, SnapshotError) as exc:
         print(f"structrom: error: {exc}", file=sys.stderr)
         return 2
     if cases:

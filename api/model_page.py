@@ -20,6 +20,7 @@ import html
 import json
 import secrets
 import threading
+import time
 from collections import OrderedDict
 from typing import Any, Callable
 
@@ -62,6 +63,13 @@ def _mid(rng, default: float = 0.0) -> float:
         return 0.5 * (float(rng[0]) + float(rng[1]))
     except (TypeError, ValueError, IndexError):
         return default
+
+
+def _when(stamp: Any) -> Any:
+    """A POSIX time as UTC ISO 8601 (other values unchanged)."""
+    if isinstance(stamp, (int, float)):
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(stamp))
+    return stamp
 
 
 def form_fields(card: dict) -> list[dict]:
@@ -119,7 +127,7 @@ def render(card: dict, svgs: dict[str, str], nonce: str) -> str:
             ("training loadings", len(card.get("training") or [])),
             ("indicator", f"{ind.get('quantity')} Gappy residual, trusted when <= {ind.get('tolerance')}"),
             ("units", ", ".join(f"{k}: {v}" for k, v in units.items())),
-            ("published", card.get("published")), ("sha256", card.get("sha256"))]
+            ("published", _when(card.get("published"))), ("sha256", card.get("sha256"))]
     card_rows = "\n".join(f"<tr><th>{e(str(k))}</th><td>{e(str(v))}</td></tr>" for k, v in rows)
     inputs = "\n".join(
         f'<label>{e(f["label"])} <input name="{e(f["name"])}" value="{e(str(f["value"]))}" '

@@ -140,14 +140,16 @@ class ChildProcesses:
     """Child processes (HF solves, offline stage) that a first interrupt lets finish.
 
     Children start in their own session: a terminal's Ctrl-C (SIGINT to the foreground process group) or
-    a ``kill`` (SIGTERM) reaches this script only. The first interrupt stops new children from starting
-    and waits for the running ones; the second terminates them (SIGTERM to their process groups, which
-    ``mpirun`` forwards to its ranks) and raises ``KeyboardInterrupt``."""
+    a ``kill`` (SIGTERM) reaches this script only. With children running, the first interrupt stops new
+    children from starting and waits for the running ones; the second terminates them (SIGTERM to their
+    process groups, which ``mpirun`` forwards to its ranks). :meth:`run` then raises
+    ``KeyboardInterrupt``. With no child running, an interrupt raises ``KeyboardInterrupt`` at once."""
 
     def __init__(self) -> None:
         self.running: set[subprocess.Popen] = set()
+        self.starting = 0  # Popen calls under way (the child may exist before Popen returns)
         self.interrupts = 0
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: the signal handler may run while the main thread holds it
 
     def install(self) -> None:
         """Handle SIGINT and SIGTERM (main thread only)."""
@@ -157,13 +159,14 @@ class ChildProcesses:
     def _on_signal(self, signum, frame) -> None:
         self.interrupts += 1
         with self._lock:
-            n = len(self.running)
-        if self.interrupts == 1 and n:
-            print(f"\ninterrupted: waiting for {n} running child process(es) to finish (HF results are kept and "
+            busy = len(self.running) + self.starting
+        if not busy:
+            raise KeyboardInterrupt
+        if self.interrupts == 1:
+            print(f"\ninterrupted: waiting for {busy} running child process(es) to finish (HF results are kept and "
                   "reused by the next run); interrupt again to stop them now", file=sys.stderr, flush=True)
             return
-        self.terminate()
-        raise KeyboardInterrupt
+        self.terminate()  # run() raises KeyboardInterrupt once its child has ended
 
     def terminate(self) -> None:
         with self._lock:
@@ -182,8 +185,17 @@ class ChildProcesses:
         with self._lock:
             if self.interrupts:
                 raise KeyboardInterrupt("interrupted: no new child process started")
+            self.starting += 1
+        proc = None
+        try:
             proc = subprocess.Popen(cmd, start_new_session=True, **kw)
-            self.running.add(proc)
+        finally:
+            with self._lock:
+                self.starting -= 1
+                if proc is not None:
+                    self.running.add(proc)
+        if self.interrupts > 1:  # interrupted twice while it started
+            self.terminate()
         try:
             out, err = proc.communicate()
         finally:

@@ -74,19 +74,28 @@ def reduced_points(mesh_points: np.ndarray, coordinates: np.ndarray, weights: np
     ecm, dual = w > 0, w <= 0
     size = 6 + 40 * np.sqrt(w / w.max()) if np.any(ecm) else np.full(len(w), 6.0)
     unit = f" [{length_unit}]" if length_unit else ""
-    fig = _figure(10.0, 4.2)
-    ax3 = fig.add_subplot(1, 2, 1, projection="3d")
+    fig = _figure(11.0, 4.4)
+    grid = fig.add_gridspec(1, 2, width_ratios=[1.25, 1.0])
+    ax3 = fig.add_subplot(grid[0], projection="3d")
     ax3.scatter(*nodes.T, s=0.3, c="0.75", alpha=0.3, depthshade=False, rasterized=True)
-    ax3.scatter(*xyz[ecm].T, s=size[ecm], c="C3", label=f"ECM ({int(ecm.sum())}, size ~ weight)", depthshade=False)
+    ax3.scatter(*xyz[ecm].T, s=size[ecm], c="C3", label=f"ECM points ({int(ecm.sum())}, size ~ weight)",
+                depthshade=False)
     if np.any(dual):
-        ax3.scatter(*xyz[dual].T, s=10, c="C0", marker="x", label=f"dual only ({int(dual.sum())})", depthshade=False)
+        ax3.scatter(*xyz[dual].T, s=10, c="C0", marker="x", label=f"Gappy (dual) points, zero weight ({int(dual.sum())})",
+                    depthshade=False)
     span = nodes.max(axis=0) - nodes.min(axis=0)
-    ax3.set_box_aspect(np.maximum(span, 1e-3 * span.max()))
-    for set_label, k in zip((ax3.set_xlabel, ax3.set_ylabel, ax3.set_zlabel), "xyz"):
-        set_label(k + unit)
-    ax3.legend(loc="upper left", fontsize=8)
+    ax3.set_box_aspect(np.maximum(span, 0.08 * span.max()))  # thin parts stay readable
+    lo, hi = nodes.min(axis=0), nodes.max(axis=0)
+    for k, (set_label, set_ticks) in enumerate(zip((ax3.set_xlabel, ax3.set_ylabel, ax3.set_zlabel),
+                                                    (ax3.set_xticks, ax3.set_yticks, ax3.set_zticks))):
+        set_label("xyz"[k] + unit, labelpad=2)
+        if span[k] < 0.25 * span.max():  # a thin direction: its two ends only
+            set_ticks([lo[k], hi[k]])
+    ax3.view_init(elev=28, azim=-62)
+    ax3.tick_params(labelsize=7)
+    fig.legend(loc="outside lower center", ncols=2, fontsize=8)
     a, b = _plane_axes(nodes)
-    ax = fig.add_subplot(1, 2, 2)
+    ax = fig.add_subplot(grid[1])
     ax.scatter(nodes[:, a], nodes[:, b], s=0.3, c="0.75", rasterized=True)
     ax.scatter(xyz[ecm, a], xyz[ecm, b], s=size[ecm], c="C3")
     if np.any(dual):
