@@ -139,7 +139,7 @@ def indicator_vs_error(cases: Sequence[ValidationCase], tolerance: float) -> Fig
 
 
 def response_curves(cases: Sequence[ValidationCase], stress_unit: str = "", time_unit: str = "s",
-                    max_cases: int = 6) -> Figure:
+                    max_cases: int = 4) -> Figure:
     """Max von Mises stress and max cumulated plastic strain against time: HF (lines) and reduced
     (dashed with markers), one colour per loading (the first ``max_cases``)."""
     fig = _figure(10.0, 4.0)
