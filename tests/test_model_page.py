@@ -60,6 +60,8 @@ def test_page_is_self_contained(server):
         assert url.strip("'\"").startswith(("#", "data:")), url
     assert "@import" not in page and "<link" not in page
     assert 'name="pressure.zmax"' in page and 'name="intensity"' in page
+    maps = server.mapped_libraries()  # rendering the plots loads neither MPI nor PETSc into the server
+    assert "libmpi" not in maps and "petsc" not in maps.lower()
     # errors stay JSON, naming the field
     r = httpx.get(f"{server.url}/v1/models/nope/page", timeout=30)
     assert r.status_code == 404 and r.json()["error"]["field"] == "model_id"
