@@ -282,10 +282,16 @@ def run_offline(out: Path, files: list[str], ranks: int, settings: OfflineSettin
         files=json.dumps(files), pod_tol=settings.pod_tol, ecm_tol=settings.ecm_tol,
         dual_tol=settings.dual_tol or settings.pod_tol, indicator=settings.indicator,
         ind_tol=settings.indicator_tol, pod_method="gram"))
+    from structrom.rom.progress import PROGRESS_ENV
+    from structrom.rom.progress import quiet as no_bars
+
+    env = mpi_env()
+    if not (quiet or no_bars()):  # the ranks' stderr is a pipe to mpirun, which writes to our terminal
+        env[PROGRESS_ENV] = "1"
     t0 = time.perf_counter()
     CHILDREN.run(["mpirun", "-n", str(ranks), "--bind-to", "none", sys.executable, "-m", "structrom.api.cli",
                   "offline", str(out / "offline.toml"), *(["--quiet"] if quiet else [])],
-                 env=mpi_env(), cwd=ROOT, check=True)
+                 env=env, cwd=ROOT, check=True)
     return time.perf_counter() - t0
 
 

@@ -1,9 +1,10 @@
 """Progress bars of long stages (tqdm): HF increments, offline stages, ECM selections, greedy rounds.
 
 A bar is drawn on stderr only when stderr is a terminal, on MPI rank 0 only (callers pass ``enabled``),
-and never when the environment variable ``STRUCTROM_QUIET`` is set (``structrom --quiet`` sets it, so
-that ``mpirun`` passes it to every rank). Logs keep their one line per stage: bars are transient
-(``leave=False``) and the stages print their own summary line.
+and never when the environment variable ``STRUCTROM_QUIET`` is set (``structrom --quiet`` sets it).
+Under ``mpirun`` the ranks' stderr is a pipe to ``mpirun`` even when ``mpirun`` writes to a terminal:
+``STRUCTROM_PROGRESS=1`` (inherited by the ranks) draws the bars anyway. Logs keep their one line per
+stage: bars are transient (``leave=False``) and the stages print their own summary line.
 """
 from __future__ import annotations
 
@@ -12,12 +13,16 @@ import sys
 from typing import Any
 
 QUIET_ENV = "STRUCTROM_QUIET"
+PROGRESS_ENV = "STRUCTROM_PROGRESS"
 
 
 def quiet() -> bool:
-    """True when progress bars are off: ``STRUCTROM_QUIET`` set (non-empty, not ``0``) or stderr not a TTY."""
+    """True when progress bars are off: ``STRUCTROM_QUIET`` set (non-empty, not ``0``), or stderr not a TTY
+    unless ``STRUCTROM_PROGRESS`` is set."""
     if os.environ.get(QUIET_ENV, "") not in ("", "0"):
         return True
+    if os.environ.get(PROGRESS_ENV, "") not in ("", "0"):
+        return False
     try:
         return not sys.stderr.isatty()
     except (AttributeError, ValueError):  # closed or replaced stream

@@ -484,7 +484,7 @@ def empirical_cubature(
     limit = max_points if max_points is not None else n_total
     converged = bool(np.linalg.norm(r) <= target)
     it = 0
-    progress = bar(None, "ECM points", "pt", enabled=comm.Get_rank() == 0)
+    progress = bar(None, "ECM selections", "sel", enabled=comm.Get_rank() == 0)
     while not converged and len(selected) < limit:
         if it:
             progress.update(1)

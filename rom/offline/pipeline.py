@@ -188,7 +188,8 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     comm = comm or MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()
     say = log if rank == 0 else (lambda *a, **k: None)
-    stages, t_all = StageLog(progress=bar(7, "offline stages", "stage", enabled=rank == 0)), time.perf_counter()
+    n_stages = 8 if cfg.output.plots else 7
+    stages, t_all = StageLog(progress=bar(n_stages, "offline stages", "stage", enabled=rank == 0)), time.perf_counter()
 
     t0 = time.perf_counter()
     mesh, cases = _read_cases(cfg, comm)
