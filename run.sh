@@ -10,9 +10,10 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
 
 DEB_PACKAGES=(python3-venv python3-dev python3-petsc4py python3-mpi4py python3-numpy python3-scipy
-              python3-h5py openmpi-bin calculix-ccx gmsh python3-gmsh
-              chromium libblas3 liblapack3)
-# chromium: headless browser of tests/test_model_page.py; libblas3 liblapack3: reference BLAS of `run.sh test-blas`
+              python3-h5py openmpi-bin calculix-ccx gmsh python3-gmsh)
+# Test tools, installed with them (not needed by the product images of deploy/): chromium, the headless
+# browser of tests/test_model_page.py; libblas3 liblapack3, the reference BLAS of `run.sh test-blas`.
+CHECK_PACKAGES=(chromium libblas3 liblapack3)
 VENV="$here/.venv"
 export PETSC_DIR="${PETSC_DIR:-/usr/lib/petscdir/petsc3.18/x86_64-linux-gnu-real}"
 # Open MPI refuses root and more ranks than cores unless told; CI runs as root on 2 cores.
@@ -24,7 +25,7 @@ log() { printf '[run.sh] %s\n' "$*"; }
 
 install_debian_packages() {
     local missing=()
-    for p in "${DEB_PACKAGES[@]}"; do
+    for p in "${DEB_PACKAGES[@]}" "${CHECK_PACKAGES[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
     if [ ${#missing[@]} -eq 0 ]; then log "Debian packages present"; return; fi

@@ -12,7 +12,9 @@ scripts and tests.
 
 Registered with one line in :func:`structrom.api.server.create_app`::
 
-    app.include_router(model_page.router(lambda: state["registry"], Read))
+    model_page.register(app, lambda: state["registry"], Read)
+
+(:func:`router` gives the same route as an ``APIRouter``.)
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import time
 from collections import OrderedDict
 from typing import Any, Callable
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from .registry import Registry
@@ -142,13 +144,12 @@ def render(card: dict, svgs: dict[str, str], nonce: str) -> str:
         schema=e(json.dumps(card.get("loading_schema"), indent=1)), config=_json_script(config))
 
 
-def router(registry: Callable[[], Registry], read_dependency: Any) -> APIRouter:
-    """The page's router; ``registry()`` returns the server's registry, ``read_dependency`` guards reads."""
-    r = APIRouter()
+PATH = "/v1/models/{model_id}/page"
+
+
+def _endpoint(registry: Callable[[], Registry]) -> Callable[[str], HTMLResponse]:
     cache = _PlotCache()
 
-    @r.get("/v1/models/{model_id}/page", tags=["models"], response_class=HTMLResponse,
-           dependencies=[read_dependency] if read_dependency is not None else [])
     def model_page(model_id: str) -> HTMLResponse:
         """An HTML page: model card, plots, and a form to query a loading (read-only; no external resource)."""
         reg = registry()
@@ -160,7 +161,26 @@ def router(registry: Callable[[], Registry], read_dependency: Any) -> APIRouter:
         return HTMLResponse(render(card, svgs, nonce), headers={
             "Content-Security-Policy": csp, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
 
+    return model_page
+
+
+def _route_options(read_dependency: Any) -> dict:
+    return {"methods": ["GET"], "tags": ["models"], "response_class": HTMLResponse,
+            "dependencies": [read_dependency] if read_dependency is not None else []}
+
+
+def router(registry: Callable[[], Registry], read_dependency: Any) -> APIRouter:
+    """The page as an ``APIRouter``; ``registry()`` returns the server's registry, ``read_dependency``
+    guards reads."""
+    r = APIRouter()
+    r.add_api_route(PATH, _endpoint(registry), **_route_options(read_dependency))
     return r
+
+
+def register(app, registry: Callable[[], Registry], read_dependency: Any) -> None:
+    """Add the page's route to ``app`` itself (``app.routes`` stays a flat list of routes, which
+    ``include_router`` of recent FastAPI versions does not keep)."""
+    app.add_api_route(PATH, _endpoint(registry), **_route_options(read_dependency))
 
 
 PAGE = """<!DOCTYPE html>

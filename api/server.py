@@ -520,7 +520,7 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     app.state.config = config
     app.state.internal = state
-    app.include_router(model_page.router(lambda: state["registry"], Read))  # GET /v1/models/{id}/page
+    model_page.register(app, lambda: state["registry"], Read)  # GET /v1/models/{id}/page
     return app
 
 
