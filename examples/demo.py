@@ -170,7 +170,7 @@ def query_and_compare(server: Server, params: tuple, times: list[float], hf_file
         "answer": answer, "round_trip": round_trip, "solve_s": solve_s, "hf_s": hf_seconds,
         "error_u": relative(u_rom, u), "error_p": relative(p_rom, p),
         "error_vm_peak": abs(answer["max_von_mises"][peak] - vm[peak]) / vm[peak],
-        "error_pmax_peak": abs(answer["max_cumulated_plastic_strain"][-1] - p[-1].max()) / max(p[-1].max(), 1e-300),
+        "error_pmax_end": abs(answer["max_cumulated_plastic_strain"][-1] - p[-1].max()) / max(p[-1].max(), 1e-300),
         "hf_vm": vm, "hf_pmax": p.max(axis=1), "peak": peak,
         "paraview": [vtu, *xdmf],
     }
@@ -184,7 +184,7 @@ def print_table(c: dict, params: tuple) -> str:
             (f"max von Mises at peak load ({a['max_von_mises'][c['peak']]:.1f} MPa ROM vs "
              f"{c['hf_vm'][c['peak']]:.1f} MPa HF)", f"{c['error_vm_peak']:.2e}"),
             (f"max p at the end ({a['max_cumulated_plastic_strain'][-1]:.3e} ROM vs {c['hf_pmax'][-1]:.3e} HF)",
-             f"{c['error_pmax_peak']:.2e}"),
+             f"{c['error_pmax_end']:.2e}"),
             (f"error indicator ({a['indicator_quantity']}, max over increments; tolerance {tol:.0e})", f"{ind:.2e}"),
             ("trusted (indicator <= tolerance at every increment)", "yes" if a["trusted_all"] else "NO"),
             ("HF solve, 1 rank [s]", f"{c['hf_s']:.1f}"),
@@ -202,12 +202,21 @@ def print_table(c: dict, params: tuple) -> str:
 
 
 def main() -> int:
+    from structrom.api.client import ApiError
+
     rp.CHILDREN.install()
     try:
         return _main()
     except KeyboardInterrupt:
         print("demo: interrupted (finished HF runs are cached and reused by the next run)", file=sys.stderr)
         return 130
+    except subprocess.CalledProcessError as exc:
+        print(f"demo: error: {' '.join(map(str, exc.cmd[:8]))} ... exited with {exc.returncode} (its output is above)",
+              file=sys.stderr)
+        return 1
+    except (ApiError, RuntimeError, OSError) as exc:  # HF failure, server start, REST error: one clear line
+        print(f"demo: error: {exc}", file=sys.stderr)
+        return 1
 
 
 def _main() -> int:

@@ -258,8 +258,9 @@ def run_hifi_jobs(jobs: list[tuple[str, str, tuple]], out: Path, times: list[flo
         (out / sub).mkdir(parents=True, exist_ok=True)
     with bar(len(jobs), "HF solves", "run") as progress, ThreadPoolExecutor(max_workers=workers) as pool:
         def one(job):
+            cached = (out / job[0] / f"{job[1]}.json").exists() and (out / job[0] / f"{job[1]}.h5").exists()
             seconds = run_hifi(out / job[0], job[1], job[2], times, solver)
-            log(f"  HF {job[1]:<12s} traction, x, intensity = {job[2]}: {seconds:6.1f} s")
+            log(f"  HF {job[1]:<12s} traction, x, intensity = {job[2]}: {seconds:6.1f} s" + (" (cached)" if cached else ""))
             progress.update(1)
             return seconds
 
