@@ -111,3 +111,24 @@ def test_page_screenshot(server, tmp_path):
     assert shot.exists(), proc.stderr[-3000:]
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000  # a rendered page, not a blank one
+
+
+def test_form_defaults_lie_in_the_training_ranges():
+    """The form's defaults are a loading of the family: a first click is not an extrapolation. Pressure
+    ranges that hold 0 come from load-unload amplitudes: the default peak is 80 % of the extreme."""
+    from structrom.api.model_page import form_fields
+
+    card = {"loading_schema": {
+        "times": {"end_range": [2.0, 2.0]},
+        "temperature": {"type": "hot_spot", "ranges": {"center": [[40.0, 40.0], [20.0, 20.0], [2.5, 2.5]],
+                                                       "radius": [10.0, 10.0], "intensity": [200.0, 450.0],
+                                                       "reference": [20.0, 20.0]}},
+        "pressure": {"right": {"range": [-250.0, 0.0]}, "top": {"range": [0.03, 0.05]}}},
+        "training": [{"file": "a.h5", "increments": 16}, ["not", "a", "dict"]]}
+    values = {f["name"]: f["value"] for f in form_fields(card)}
+    assert values["end_time"] == 2.0 and values["increments"] == 16
+    assert json.loads(values["shape"]) == [[0.0, 0.0], [1.0, 1.0], [2.0, 0.0]]
+    assert values["intensity"] == 325.0 and values["center.x"] == 40.0 and values["reference"] == 20.0
+    assert values["pressure.right"] == -200.0 and values["pressure.top"] == pytest.approx(0.04)
+    card["loading_schema"]["temperature"]["ranges"].pop("reference")  # no range: the server's default
+    assert "reference" not in {f["name"] for f in form_fields(card)}
