@@ -3,6 +3,10 @@
     structrom hifi config.toml [-ksp_type preonly -pc_type lu ...]    HF solve (under mpirun for parallel)
     structrom offline config.toml                                      reduced model (under mpirun)
     structrom serve --models DIR [--config server.toml] [--port 8000]  REST service (no MPI, no PETSc)
+    structrom report MODEL [--validation HF.h5 ...] --out DIR          plots (PNG, SVG) and validation table
+
+``--quiet`` (before or after the command) turns progress bars off; they are also off when stderr is
+not a terminal.
 
 Arguments after the configuration file that start with ``-`` are PETSc options. Known errors (bad
 configuration, mesh, loading, material, solver failure) print one line per problem and exit with code 2.
@@ -65,12 +69,51 @@ def _serve(args: argparse.Namespace, rest: list[str]) -> int:
     return 0
 
 
+# -- report ------------------------------------------------------------------------------------------------------
+def _add_report_parser(sub) -> None:
+    p = sub.add_parser("report", help="plots of a reduced model (PNG, SVG), against HF runs with --validation")
+    p.add_argument("model", help="reduced model file (.h5, from `structrom offline`)")
+    p.add_argument("--validation", nargs="+", default=[], metavar="HF.h5",
+                   help="HF snapshot files of validation loadings on the model's mesh (`structrom hifi` output): "
+                        "adds indicator against true error, response curves and a table")
+    p.add_argument("--out", required=True, help="output directory (created)")
+
+
+def _report(args: argparse.Namespace, rest: list[str]) -> int:
+    if rest:
+        print(f"structrom: error: unknown arguments {rest}", file=sys.stderr)
+        return 2
+    from pathlib import Path
+
+    from structrom.rom.model_file import ModelFileError
+    from structrom.rom.offline.snapshots import SnapshotError
+
+    missing = [f for f in [args.model, *args.validation] if not Path(f).is_file()]
+    if missing:
+        print(f"structrom: error: file not found: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    try:
+        from structrom.rom.report import table, write_report
+
+        written, cases = write_report(args.model, args.out, args.validation)
+    except (ModelFileError, SnapshotError) as exc:
+        print(f"structrom: error: {exc}", file=sys.stderr)
+        return 2
+    if cases:
+        print(table(cases))
+    for path in written:
+        print(f"report: wrote {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     # One BLAS thread per process: MPI ranks and the server's solve threads already use the cores, and a
     # multithreaded OpenBLAS on small reduced systems is slower by orders of magnitude under load.
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     parser = argparse.ArgumentParser(prog="structrom", description=__doc__.split("\n")[0])
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bars (one log line per stage remains); also accepted after the command")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("hifi", help="run the high-fidelity solver on a TOML configuration")
     p.add_argument("config", help="TOML configuration file")
@@ -89,9 +132,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache-bytes", type=int, help="bytes of loaded models kept in memory (LRU size bound)")
     p.add_argument("--workers", type=int, help="solver threads")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    args, rest = parser.parse_known_args(argv)
+    _add_report_parser(sub)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    quiet = "--quiet" in argv  # anywhere: before or after the command (PETSc has no such option)
+    args, rest = parser.parse_known_args([a for a in argv if a != "--quiet"])
+    if quiet:
+        from structrom.rom.progress import QUIET_ENV
+
+        os.environ[QUIET_ENV] = "1"
     try:
-        return {"hifi": _hifi, "offline": _offline, "serve": _serve}[args.command](args, rest)
+        return {"hifi": _hifi, "offline": _offline, "serve": _serve, "report": _report}[args.command](args, rest)
     except Exception as exc:
         # Imported only now: structrom.rom.errors imports the HF solver, and PETSc must first be initialized by
         # `hifi` with the command line's options (and the server never loads PETSc or MPI).

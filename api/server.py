@@ -47,7 +47,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import service
+from . import model_page, service
 from .config import ServerConfig
 from .metrics import Metrics
 from .registry import MODEL_ID, Registry, RegistryError
@@ -520,6 +520,7 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     app.state.config = config
     app.state.internal = state
+    model_page.register(app, lambda: state["registry"], Read)  # GET /v1/models/{id}/page
     return app
 
 

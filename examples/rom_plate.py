@@ -17,16 +17,23 @@ loading -> a table of errors (space-time relative L2 of displacement, Gappy-reco
 indicator (max over increments) and trust flag, Spearman rank correlation of indicator and errors over the
 test loadings, online time and speedup. The table is printed and written to out/rom_plate/results.md;
 docs/rom_accuracy.md holds the figures of the 117k-dof run.
+
+Interrupts: the HF solves and the offline stage run in their own process sessions, so a first Ctrl-C
+(or `kill` of this script) stops starting new ones and lets the running ones finish (their results are
+cached); a second one stops them. examples/demo.py reuses these functions.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # online solves are small: one BLAS thread
@@ -124,14 +131,99 @@ FAR = [(-270.0, X_SPOT, 325.0), (-200.0, X_SPOT, 500.0), (-120.0, X_SPOT, 250.0)
        (-200.0, 46.0, 325.0), (-200.0, 60.0, 325.0)]
 
 
+#: The plate of the loading family (examples/geometries.py), mesh size aside.
+PLATE = dict(length=100.0, width=40.0, thickness=5.0, holes=[(30.0, 20.0, 6.0), (70.0, 20.0, 6.0)],
+             notch_depth=4.0, order=2)
+
+
+class ChildProcesses:
+    """Child processes (HF solves, offline stage) that a first interrupt lets finish.
+
+    Children start in their own session: a terminal's Ctrl-C (SIGINT to the foreground process group) or
+    a ``kill`` (SIGTERM) reaches this script only. With children running, the first interrupt stops new
+    children from starting and waits for the running ones; the second terminates them (SIGTERM to their
+    process groups, which ``mpirun`` forwards to its ranks). :meth:`run` then raises
+    ``KeyboardInterrupt``. With no child running, an interrupt raises ``KeyboardInterrupt`` at once."""
+
+    def __init__(self) -> None:
+        self.running: set[subprocess.Popen] = set()
+        self.starting = 0  # Popen calls under way (the child may exist before Popen returns)
+        self.interrupts = 0
+        self._lock = threading.RLock()  # re-entrant: the signal handler may run while the main thread holds it
+
+    def install(self) -> None:
+        """Handle SIGINT and SIGTERM (main thread only)."""
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, signum, frame) -> None:
+        self.interrupts += 1
+        with self._lock:
+            busy = len(self.running) + self.starting
+        if not busy:
+            raise KeyboardInterrupt
+        if self.interrupts == 1:
+            print(f"\ninterrupted: waiting for {busy} running child process(es) to finish (HF results are kept and "
+                  "reused by the next run); interrupt again to stop them now", file=sys.stderr, flush=True)
+            return
+        self.terminate()  # run() raises KeyboardInterrupt once its child has ended
+
+    def terminate(self) -> None:
+        with self._lock:
+            procs = list(self.running)
+        for proc in procs:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def run(self, cmd: list[str], **kw) -> subprocess.CompletedProcess:
+        """Like ``subprocess.run`` (``capture_output``, ``text``, ``env``, ``cwd``, ``check``), in a new session."""
+        check = kw.pop("check", False)
+        if kw.pop("capture_output", False):
+            kw["stdout"] = kw["stderr"] = subprocess.PIPE
+        with self._lock:
+            if self.interrupts:
+                raise KeyboardInterrupt("interrupted: no new child process started")
+            self.starting += 1
+        proc = None
+        try:
+            proc = subprocess.Popen(cmd, start_new_session=True, **kw)
+        finally:
+            with self._lock:
+                self.starting -= 1
+                if proc is not None:
+                    self.running.add(proc)
+        if self.interrupts > 1:  # interrupted twice while it started
+            self.terminate()
+        try:
+            out, err = proc.communicate()
+        finally:
+            with self._lock:
+                self.running.discard(proc)
+        if self.interrupts > 1:
+            raise KeyboardInterrupt
+        done = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+        if check:
+            done.check_returncode()
+        return done
+
+
+CHILDREN = ChildProcesses()
+
+
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
     ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def mpi_env() -> dict:
+    """Environment of the children: Open MPI as root and oversubscribed, one BLAS thread, ranks that yield
+    their core while waiting in collectives (busy polling on a shared 2-core machine made the demo's ECM
+    4 x slower: 46.7 s against 11.9 s at load average 14)."""
     return dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-                OMPI_MCA_rmaps_base_oversubscribe="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+                OMPI_MCA_rmaps_base_oversubscribe="1", OMPI_MCA_mpi_yield_when_idle="1",
+                OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
                 PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
 
 
@@ -151,8 +243,8 @@ def run_hifi(work: Path, name: str, params, times: list[float], solver: str) -> 
     cfg.write_text(HIFI.format(times=times, x=x, intensity=intensity, traction=traction, ksp=ksp, pc=pc,
                                petsc=petsc, out=f"{work.name}/{name}.h5"))
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "structrom.api.cli", "hifi", str(cfg)], env=mpi_env(), cwd=ROOT,
-                          capture_output=True, text=True)
+    proc = CHILDREN.run([sys.executable, "-m", "structrom.api.cli", "hifi", str(cfg)], env=mpi_env(), cwd=ROOT,
+                        capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"HF run {name} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
@@ -160,7 +252,64 @@ def run_hifi(work: Path, name: str, params, times: list[float], solver: str) -> 
     return seconds
 
 
+def run_hifi_jobs(jobs: list[tuple[str, str, tuple]], out: Path, times: list[float], solver: str,
+                  workers: int = 2, log=print) -> dict[str, float]:
+    """HF solves of ``jobs`` ``(subfolder, name, params)`` under ``out``, ``workers`` one-rank solves at a
+    time (cached); returns wall times by name. One log line per finished solve."""
+    from structrom.rom.progress import bar
+
+    for sub in {j[0] for j in jobs}:
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    with bar(len(jobs), "HF solves", "run") as progress, ThreadPoolExecutor(max_workers=workers) as pool:
+        def one(job):
+            cached = (out / job[0] / f"{job[1]}.json").exists() and (out / job[0] / f"{job[1]}.h5").exists()
+            seconds = run_hifi(out / job[0], job[1], job[2], times, solver)
+            log(f"  HF {job[1]:<12s} traction, x, intensity = {job[2]}: {seconds:6.1f} s" + (" (cached)" if cached else ""))
+            progress.update(1)
+            return seconds
+
+        return dict(zip([j[1] for j in jobs], pool.map(one, jobs)))
+
+
+@dataclass
+class OfflineSettings:
+    pod_tol: float = 1e-4
+    ecm_tol: float = 1e-4
+    dual_tol: float | None = None  # default: pod_tol
+    indicator: str = "cumulated_plastic_strain"
+    indicator_tol: float = 2e-3
+
+
+def run_offline(out: Path, files: list[str], ranks: int, settings: OfflineSettings, quiet: bool = False) -> float:
+    """Write ``out/offline.toml`` for the snapshot ``files`` (relative to ``out``) and run
+    ``mpirun -n ranks structrom offline`` on it (writes ``out/model.h5``); returns its wall time."""
+    (out / "offline.toml").write_text(OFFLINE.format(
+        files=json.dumps(files), pod_tol=settings.pod_tol, ecm_tol=settings.ecm_tol,
+        dual_tol=settings.dual_tol or settings.pod_tol, indicator=settings.indicator,
+        ind_tol=settings.indicator_tol, pod_method="gram"))
+    from structrom.rom.progress import PROGRESS_ENV
+    from structrom.rom.progress import quiet as no_bars
+
+    env = mpi_env()
+    if not (quiet or no_bars()):  # the ranks' stderr is a pipe to mpirun, which writes to our terminal
+        env[PROGRESS_ENV] = "1"
+    t0 = time.perf_counter()
+    CHILDREN.run(["mpirun", "-n", str(ranks), "--bind-to", "none", sys.executable, "-m", "structrom.api.cli",
+                  "offline", str(out / "offline.toml"), *(["--quiet"] if quiet else [])],
+                 env=env, cwd=ROOT, check=True)
+    return time.perf_counter() - t0
+
+
 def main() -> int:
+    CHILDREN.install()
+    try:
+        return _main()
+    except KeyboardInterrupt:
+        print("rom_plate: interrupted (finished HF runs are cached in --out and reused)", file=sys.stderr)
+        return 130
+
+
+def _main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mesh-size", type=float, default=1.7, help="gmsh element size [mm] (1.7: ~110k dofs)")
     parser.add_argument("--ranks", type=int, default=2, help="MPI ranks of the offline stage")
@@ -185,10 +334,8 @@ def main() -> int:
     times = np.linspace(0.0, 2.0, args.increments + 1).round(6).tolist()
 
     mesh_path = out / "plate.msh"
-    kw = dict(length=100.0, width=40.0, thickness=5.0, holes=[(30.0, 20.0, 6.0), (70.0, 20.0, 6.0)],
-              notch_depth=4.0, order=2)
     if not mesh_path.exists():
-        plate_with_holes(mesh_size=args.mesh_size, path=mesh_path, **kw)
+        plate_with_holes(mesh_size=args.mesh_size, path=mesh_path, **PLATE)
     from structrom.rom.fem.io import read_mesh
 
     mesh = read_mesh(mesh_path)
@@ -198,20 +345,12 @@ def main() -> int:
     jobs = [("train", f"train_{i}", p) for i, p in enumerate(training)] + \
            [("test", f"test_{i}", p) for i, p in enumerate(TEST)] + [("test", f"far_{i}", p) for i, p in enumerate(FAR)]
     t0 = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=2) as pool:  # two one-rank HF solves at a time on 2 cores
-        hf_seconds = dict(zip([j[1] for j in jobs], pool.map(
-            lambda j: run_hifi(out / j[0], j[1], j[2], times, args.solver), jobs)))
+    hf_seconds = run_hifi_jobs(jobs, out, times, args.solver)  # two one-rank HF solves at a time on 2 cores
     print(f"rom_plate: {len(jobs)} HF solves ready ({time.perf_counter() - t0:.0f} s this run)")
+    settings = OfflineSettings(args.pod_tol, args.ecm_tol, args.dual_tol, args.indicator, args.indicator_tol)
 
     def offline(files: list[str]) -> float:
-        (out / "offline.toml").write_text(OFFLINE.format(files=json.dumps(files), pod_tol=args.pod_tol,
-                                                         ecm_tol=args.ecm_tol, dual_tol=args.dual_tol or args.pod_tol,
-                                                         indicator=args.indicator, ind_tol=args.indicator_tol,
-                                                         pod_method="gram"))
-        t0 = time.perf_counter()
-        subprocess.run(["mpirun", "-n", str(args.ranks), "--bind-to", "none", sys.executable, "-m", "structrom.api.cli",
-                        "offline", str(out / "offline.toml")], env=mpi_env(), cwd=ROOT, check=True)
-        return time.perf_counter() - t0
+        return run_offline(out, files, args.ranks, settings)
 
     from structrom.rom.hifi.config import load_config
     from structrom.rom.online import OnlineSolverError, ReducedModel
@@ -222,8 +361,12 @@ def main() -> int:
     candidates, greedy = list(CANDIDATES), []
     (out / "greedy").mkdir(exist_ok=True)
     for k in range(args.greedy):  # indicator-driven enrichment, reproducible (cached HF runs are reused)
+        from structrom.rom.progress import bar
+
         worst = []
+        progress = bar(len(candidates), f"greedy round {k + 1}/{args.greedy}: indicator of the candidates", "loading")
         for c in candidates:
+            progress.update(1)
             run_cfg = out / "candidate.toml"
             run_cfg.write_text(HIFI.format(times=times, x=c[1], intensity=c[2], traction=c[0], ksp="preonly",
                                            pc="lu", petsc="", out="candidate.h5"))
@@ -231,6 +374,7 @@ def main() -> int:
                 worst.append(float(model.solve(load_config(run_cfg).build_loading(), extrapolate=True).indicator.max()))
             except OnlineSolverError:  # the reduced model cannot follow this loading: the first to enrich
                 worst.append(np.inf)
+        progress.close()
         c = candidates.pop(int(np.argmax(worst)))
         print(f"rom_plate: greedy {k + 1}/{args.greedy}: indicator {max(worst):.2e} at {c}: HF solve, new model",
               flush=True)

@@ -60,6 +60,7 @@ import scipy.linalg as sla
 from mpi4py import MPI
 
 from structrom.mpi.collectives import allreduce, raise_collectively, reproducible_row_sums
+from structrom.rom.progress import bar
 
 EPS = float(np.finfo(float).eps)
 #: Scores within ``SCORE_TIE_RTOL * ||r||`` of the best one tie; the lowest global point number wins. Wider than
@@ -442,7 +443,11 @@ def empirical_cubature(
     limit = max_points if max_points is not None else n_total
     converged = bool(np.linalg.norm(r) <= target)
     it = 0
+    progress = bar(None, "ECM selections", "sel", enabled=comm.Get_rank() == 0)
     while not converged and len(selected) < limit:
+        if it:
+            progress.update(1)
+            progress.set_postfix_str(f"{len(selected)} points, residual {history[-1] if history else 1.0:.2e}")
         it += 1
         r_norm = float(np.linalg.norm(r))
         if it > max_iter:
@@ -529,6 +534,7 @@ def empirical_cubature(
                            f"({len(selected)} points, no decrease over {STALL_COUNT} selections): the tolerance is "
                            "below the reachable (round-off) level, raise it")
 
+    progress.close()
     weights = np.asarray(alpha, dtype=float)
     points = np.array(selected, dtype=np.int64)
     weights_sum = float(np.sum(weights))

@@ -369,14 +369,18 @@ class HifiSolver:
 
     def run(self, on_increment=None) -> list[IncrementResult]:
         """Solve every increment of the loading; ``on_increment(solver, result)`` after each."""
+        from structrom.rom.progress import bar
+
         results = []
         times = self.loading.times
-        for k, t in enumerate(times[1:], start=1):
-            res = self.step(float(t))
-            results.append(res)
-            self.log(f"increment {k}/{len(times) - 1} t={t:g}: newton {res.newton_iterations} it, "
-                     f"residual {res.residual:.2e}, linear its {res.linear_iterations}, "
-                     f"cutbacks {res.cutbacks}, {res.seconds:.2f} s")
-            if on_increment is not None:
-                on_increment(self, res)
+        with bar(len(times) - 1, "HF increments", "inc", enabled=self.rank == 0) as progress:
+            for k, t in enumerate(times[1:], start=1):
+                res = self.step(float(t))
+                results.append(res)
+                self.log(f"increment {k}/{len(times) - 1} t={t:g}: newton {res.newton_iterations} it, "
+                         f"residual {res.residual:.2e}, linear its {res.linear_iterations}, "
+                         f"cutbacks {res.cutbacks}, {res.seconds:.2f} s")
+                if on_increment is not None:
+                    on_increment(self, res)
+                progress.update(1)
         return results

@@ -90,6 +90,8 @@ class IndicatorConfig(Strict):
 
 class OutputConfig(Strict):
     file: str = "out/model.h5"
+    #: Write the model's plots (POD decay, reduced points; PNG and SVG) to ``<file stem>_plots/`` beside it.
+    plots: bool = True
 
 
 class OfflineConfig(Strict):

@@ -18,6 +18,7 @@ import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -39,6 +40,7 @@ from structrom.rom.offline.snapshots import SnapshotError, TrainingCase, read_tr
 from structrom.rom.pod import pod
 from structrom.rom.reduced_quadrature import compress_rows, empirical_cubature, integrand_rows
 from structrom.rom import model_file
+from structrom.rom.progress import bar
 
 CODE_VERSION = "0.1.0"
 
@@ -46,10 +48,14 @@ CODE_VERSION = "0.1.0"
 @dataclass
 class StageLog:
     rows: list[tuple[str, str, float, float]] = field(default_factory=list)
+    progress: Any = None  # a structrom.rom.progress bar over the stages (rank 0), or None
 
     def add(self, comm, stage: str, sizes: str, seconds: float, log) -> None:
         rss = comm.allreduce(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, op=MPI.MAX)
         self.rows.append((stage, sizes, seconds, rss))
+        if self.progress is not None:
+            self.progress.update(1)
+            self.progress.set_postfix_str(f"done: {stage}")
         log(f"offline: {stage:<22s} {sizes:<48s} {seconds:8.2f} s  peak {rss:6.2f} GiB/rank")
 
     def table(self) -> str:
@@ -194,7 +200,8 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     comm = comm or MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()
     say = log if rank == 0 else (lambda *a, **k: None)
-    stages, t_all = StageLog(), time.perf_counter()
+    n_stages = 7 + bool(cfg.output.plots) + bool(cfg.indicator.calibrate)
+    stages, t_all = StageLog(progress=bar(n_stages, "offline stages", "stage", enabled=rank == 0)), time.perf_counter()
 
     t0 = time.perf_counter()
     mesh, cases = _read_cases(cfg, comm)
@@ -376,7 +383,9 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
             provenance={"code_version": CODE_VERSION, "config": cfg.model_dump(mode="json"), "n_ranks": size,
                         "snapshots": [{"file": str(c.path), "sha256": c.sha256, "increments": len(c.times)}
                                       for c in cases],
-                        "pod": {"modes": n_modes, "relative_energy_error": pod_u.relative_energy_error()},
+                        "pod": {"modes": n_modes, "relative_energy_error": pod_u.relative_energy_error(),
+                                # all singular values above round-off (the decay plot's data), descending
+                                "singular_values_all": np.sqrt(np.maximum(pod_u.eigenvalues, 0.0)).tolist()},
                         "ecm": {"points": len(quad.points), "dual_points": len(extra), "residual": quad.residual},
                         "stages": [{"stage": s, "sizes": z, "seconds": t, "peak_rss_gib": m}
                                    for s, z, t, m in stages.rows],
@@ -402,7 +411,16 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
         t0 = time.perf_counter()
         model_file.write(out, data, mesh, full_modes, full_duals)
         stages.add(MPI.COMM_SELF, "write model file", str(out), time.perf_counter() - t0, say)
+        if cfg.output.plots:
+            t0 = time.perf_counter()
+            from structrom.rom.report import write_model_plots
 
+            try:
+                written = write_model_plots(out, out.with_name(out.stem + "_plots"))
+                stages.add(MPI.COMM_SELF, "plots", f"{len(written)} files in {out.stem}_plots/",
+                           time.perf_counter() - t0, say)
+            except Exception as exc:  # noqa: BLE001 - the model is written; plots are a convenience
+                say(f"offline: warning: plots not written ({type(exc).__name__}: {exc})")
 
     data, error = None, None
     if rank == 0:
@@ -422,6 +440,7 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     if rank == 0:
         try:
             write_model(data)
+            stages.progress.close()
             say(f"offline: done in {time.perf_counter() - t_all:.2f} s on {size} ranks\n" + stages.table())
         except Exception as exc:  # shared so that no rank waits forever
             error = exc
