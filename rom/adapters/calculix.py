@@ -115,8 +115,10 @@ def _id_lines(ids: np.ndarray, per_line: int = MAX_ENTRIES_PER_LINE) -> Iterator
 
 def _check_names(mesh: Mesh, extra: list[str]) -> None:
     seen: dict[tuple[str, str], str] = {}
-    kinds = [("NSET", n) for n in list(mesh.node_sets) + extra[:1]]
-    kinds += [("ELSET", n) for n in list(mesh.element_sets) + extra[1:]]
+    # a set named like the all-nodes/all-elements set (e.g. NALL read from a user's deck) is merged with
+    # it by write_mesh_inp (checked there to hold every node/element), so it is no name clash
+    kinds = [("NSET", n) for n in list(mesh.node_sets) if n.upper() != extra[0].upper()] + [("NSET", extra[0])]
+    kinds += [("ELSET", n) for n in list(mesh.element_sets) if n.upper() != extra[1].upper()] + [("ELSET", extra[1])]
     kinds += [("SURFACE", n) for n in mesh.surface_sets]
     for kind, name in kinds:
         if not _NAME_RE.match(name) or len(name) > 80:
@@ -576,7 +578,8 @@ def read_dat(path: str | os.PathLike) -> dict[float, dict[str, DatBlock]]:
                 break
             i += 1
         is_element = columns[:1] == ("elem",)  # element blocks list (elem, integ.pnt.) in the header
-        n_id = 2 if is_element else 1
+        is_total = words.startswith("total")  # TOTALS=ONLY/YES sums: one line of values, no id
+        n_id = 0 if is_total else 2 if is_element else 1
         n_val = len(columns) - 2 if is_element else len(columns)  # node headers omit the id column
         n_col = n_id + n_val
         vals = _floats(" ".join(data))
@@ -587,9 +590,12 @@ def read_dat(path: str | os.PathLike) -> dict[float, dict[str, DatBlock]]:
             )
         vals = vals.reshape(len(data), n_col)
         ids = vals[:, :n_id].astype(np.int64)
-        ids = ids[:, 0] if n_id == 1 else ids
+        ids = ids[:, 0] if n_id == 1 else ids if n_id else np.zeros(0, np.int64)
         values = vals[:, n_id:]
         quantity = _DAT_NAMES.get(words, words)
+        if is_total:  # e.g. "total force" -> "RF_TOTAL" (not merged with the per-node "RF" blocks)
+            base = _DAT_NAMES.get(words[len("total"):].strip(), words[len("total"):].strip())
+            quantity = f"{_DAT_NAMES.get('forces') if base == 'force' else base}_TOTAL"
         if quantity in ("S", "E") and n_val == 6:
             values = values[:, _DAT_TENSOR_TO_OURS]
             if quantity == "E":
