@@ -8,11 +8,12 @@ modelled``), see :mod:`.calculix_keywords`. Nothing is dropped silently.
 Time histories follow ccx 2.20 (checked on ccx runs): steps follow each other in *total time*; a
 ``*STATIC``/``*VISCO`` step lasts its time period (second number of the data line, default 1); a value
 given in a step without ``AMPLITUDE`` is ramped linearly over the step from the value at the end of the
-previous step (loads, prescribed displacements and ``*TEMPERATURE`` alike); with ``AMPLITUDE=A`` it is
-``value * A(step time)`` (``A(total time)`` for ``*AMPLITUDE, TIME=TOTAL TIME``), amplitudes being
-piecewise linear and constant outside their points; a load not given again in a later step keeps its
-value and amplitude (``OP=MOD``); ``OP=NEW`` removes the earlier loads of the card's kind (ramped to zero
-over the step). Initial temperatures come from ``*INITIAL CONDITIONS, TYPE=TEMPERATURE`` (0 elsewhere).
+previous step (loads, prescribed displacements and ``*TEMPERATURE`` alike, also when the card has
+``OP=NEW``); with ``AMPLITUDE=A`` it is ``value * A(step time)`` (``A(total time)`` for ``*AMPLITUDE,
+TIME=TOTAL TIME``), amplitudes being piecewise linear and constant outside their points; a load not
+given again in a later step keeps its value at the end of the previous step, constant (``OP=MOD``; its
+amplitude is not carried on); ``OP=NEW`` removes the earlier loads of the card's kind that it does not
+define again, from the step's start (no ramp down). Initial temperatures come from ``*INITIAL CONDITIONS, TYPE=TEMPERATURE`` (0 elsewhere).
 
 :class:`StepTable` stores these histories for many keys at once (nodes, faces, dofs) and evaluates them
 at any times, vectorized over the keys.
@@ -137,8 +138,8 @@ class Amplitude:
 class StepTable:
     """Histories of ``n`` keys over the steps: per step, the value at its end and an amplitude (or a ramp).
 
-    ``set(step, keys, values, amplitude)`` defines keys in a step (later steps keep them); ``clear(step)``
-    is ``OP=NEW`` (every key of this table ramps to 0 unless set again in the step).
+    ``set(step, keys, values, amplitude)`` defines keys in a step (later steps keep their end values);
+    ``clear(step)`` is ``OP=NEW`` (the keys of this table not set again in the step are removed).
     """
 
     def __init__(self, initial: np.ndarray | None = None) -> None:
@@ -159,25 +160,25 @@ class StepTable:
     def size(self) -> int:
         return len(self.keys) if self.initial is None else len(self.initial)
 
-    def arrays(self, n_steps: int, amplitudes: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``initial (n,)``, ``end values (n_steps, n)``, ``amplitude index (n_steps, n)`` (-1: ramp)."""
+    def arrays(self, n_steps: int, amplitudes: list[str]) -> tuple[np.ndarray, ...]:
+        """``initial (n,)`` and, per step ``(n_steps, n)``: the end ``values`` and ``amplitude`` index (-1:
+        ramp) of the keys ``defined`` in the step, and the keys ``removed`` by ``OP=NEW`` (not defined again)."""
         n = self.size
         init = np.zeros(n) if self.initial is None else self.initial
         values = np.zeros((n_steps, n))
         amps = np.full((n_steps, n), -1, np.int64)
-        cur_v, cur_a = init.copy(), np.full(n, -1, np.int64)
-        k = 0
-        for s in range(n_steps):
-            while k < len(self.entries) and self.entries[k][0] == s:
-                _, op, idx, v, amp = self.entries[k]
-                if op == "clear":
-                    cur_v[:], cur_a[:] = 0.0, -1
-                else:
-                    cur_v[idx] = v
-                    cur_a[idx] = -1 if amp is None else amplitudes.index(amp)
-                k += 1
-            values[s], amps[s] = cur_v, cur_a
-        return init, values, amps
+        defined = np.zeros((n_steps, n), bool)
+        removed = np.zeros((n_steps, n), bool)
+        for s, op, idx, v, amp in self.entries:
+            if op == "clear":
+                removed[s] = True
+                defined[s] = False
+            else:
+                values[s, idx] = v
+                amps[s, idx] = -1 if amp is None else amplitudes.index(amp)
+                defined[s, idx] = True
+                removed[s, idx] = False
+        return init, values, amps, defined, removed
 
 
 @dataclass
@@ -190,9 +191,14 @@ class Step:
 
 def evaluate(table: StepTable, steps: list[Step], amplitudes: dict[str, Amplitude],
              times: np.ndarray) -> np.ndarray:
-    """``(n_times, n_keys)`` values of the table's keys at total ``times`` (ccx's rules, module docstring)."""
+    """``(n_times, n_keys)`` values of the table's keys at total ``times``.
+
+    ccx 2.20's rules (checked on ccx runs): a key defined in a step without amplitude ramps linearly from
+    its value at the end of the previous step (also after ``OP=NEW``); with an amplitude it is ``value *
+    A(step or total time)``; a key not defined in a step keeps its value at the end of the previous step
+    (its amplitude is not carried on); a key removed by ``OP=NEW`` is 0 from the step's start."""
     names = list(amplitudes)
-    init, values, amps = table.arrays(len(steps), names)
+    init, values, amps, defined, removed = table.arrays(len(steps), names)
     n = table.size
     ends = np.zeros((len(steps) + 1, n))
     ends[0] = init
@@ -200,10 +206,12 @@ def evaluate(table: StepTable, steps: list[Step], amplitudes: dict[str, Amplitud
     def at(s: int, t: float) -> np.ndarray:
         step = steps[s]
         frac = 1.0 if step.end <= step.start else (t - step.start) / (step.end - step.start)
-        out = ends[s] + (values[s] - ends[s]) * frac
-        for a in np.unique(amps[s][amps[s] >= 0]):
+        start = np.where(removed[s], 0.0, ends[s])
+        end = np.where(defined[s], values[s], start)
+        out = start + (end - start) * frac
+        for a in np.unique(amps[s][defined[s] & (amps[s] >= 0)]):
             amp = amplitudes[names[a]]
-            m = amps[s] == a
+            m = defined[s] & (amps[s] == a)
             out[m] = values[s][m] * float(amp(t if amp.total else t - step.start))
         return out
 
@@ -281,23 +289,31 @@ def read_deck(path: str | os.PathLike) -> Deck:
 
     def nodes_of(card: Card, token: str, number: int) -> np.ndarray:
         try:
-            return ids.node_index(np.array([int(float(token))]))
+            number_id = int(float(token))
         except ValueError:
-            if token.upper() not in upper_nsets:
-                raise _error(card, number, f"{token!r} is neither a node id nor a node set") from None
-            return mesh.node_sets[upper_nsets[token.upper()]]
-        except CalculixError as exc:
-            raise _error(card, number, str(exc)) from None
+            number_id = None
+        if number_id is not None:
+            try:
+                return ids.node_index(np.array([number_id]))
+            except CalculixError as exc:
+                raise _error(card, number, str(exc)) from None
+        if token.upper() not in upper_nsets:
+            raise _error(card, number, f"{token!r} is neither a node id nor a node set")
+        return mesh.node_sets[upper_nsets[token.upper()]]
 
     def elements_of(card: Card, token: str, number: int) -> np.ndarray:
         try:
-            return ids.element_index(np.array([int(float(token))]))
+            number_id = int(float(token))
         except ValueError:
-            if token.upper() not in upper_elsets:
-                raise _error(card, number, f"{token!r} is neither an element id nor an element set") from None
-            return mesh.element_sets[upper_elsets[token.upper()]]
-        except CalculixError as exc:
-            raise _error(card, number, str(exc)) from None
+            number_id = None
+        if number_id is not None:
+            try:
+                return ids.element_index(np.array([number_id]))
+            except CalculixError as exc:
+                raise _error(card, number, str(exc)) from None
+        if token.upper() not in upper_elsets:
+            raise _error(card, number, f"{token!r} is neither an element id nor an element set")
+        return mesh.element_sets[upper_elsets[token.upper()]]
 
     def amplitude_of(card: Card) -> str | None:
         name = card.params.get("AMPLITUDE")

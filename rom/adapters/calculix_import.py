@@ -359,6 +359,13 @@ def import_calculix(base: str | os.PathLike, runs: list[tuple[str, Path, list[Pa
     mesh_file = out / "mesh.inp"
     write_mesh_inp(mesh_file, mesh, all_nset=None, all_elset=None)
     disc = Discretization(mesh)
+    warnings = []
+    if any(b.element == "C3D20" for b in mesh.blocks) and any(
+            np.any(d["temperature_values"] != d["temperature_values"][:, :1]) for d in per_run):
+        warnings.append("C3D20 (full integration) with non-uniform temperatures: ccx evaluates the point "
+                        "temperatures of C3D20 with a trilinear fit (lintemp.f), the HF solver and the reduced model "
+                        "with the shape functions (differences of a few % in stress); use C3D20R or C3D10")
+        log("  warning: " + warnings[-1])
     env_min = np.full(mesh.n_nodes, np.inf)
     env_max = np.full(mesh.n_nodes, -np.inf)
     snapshots = []
@@ -400,7 +407,7 @@ def import_calculix(base: str | os.PathLike, runs: list[tuple[str, Path, list[Pa
     plastic = any(law["type"] != "linear_elastic" for _, law, _ in base_deck.materials)
     family = dict(params, runs=[r.name for r in imported],
                   temperature_envelope={"file": "family.npz", "min": float(env_min.min()), "max": float(env_max.max())},
-                  surfaces={k: int(len(v)) for k, v in surfaces.items()},
+                  surfaces={k: int(len(v)) for k, v in surfaces.items()}, warnings=warnings,
                   ignored=[{"keyword": k, "where": w, "why": y} for k, w, y in base_deck.ignored])
     _atomic_write(out / "family.json", json.dumps(family, indent=1))
     np.savez(out / "family.npz", temperature_min=env_min, temperature_max=env_max)

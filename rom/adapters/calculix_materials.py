@@ -30,7 +30,7 @@ from .calculix import CalculixError
 
 __all__ = ["material_config", "norton_from_calculix", "CREEP_SUBDIVISIONS"]
 
-CREEP_SUBDIVISIONS = 16
+CREEP_SUBDIVISIONS = 64
 
 
 def _rows(card, n_values: int, what: str) -> tuple[np.ndarray, np.ndarray | None]:

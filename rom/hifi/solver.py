@@ -232,9 +232,9 @@ class HifiSolver:
         """One Newton solve from the converged state to ``t_new``: iterations, relative residual, linear
         iterations and the candidate state ``(u, nodal temperature, strain, stress, law states, f_ref)``."""
         dt = t_new - self.time
-        temp_old = self.disc.interpolate(self.temperature)
+        temp_old = self.disc.interpolate_temperature(self.temperature)
         temp_nodes = self.loading.nodal_temperature(t_new, self.mesh.points)
-        temp_new = self.disc.interpolate(temp_nodes)
+        temp_new = self.disc.interpolate_temperature(temp_nodes)
         f_ext = self.external_force(t_new)
         owned_u = self.layout.to_new(self.u)[self.rstart:self.rend]
         du_bc = self.imposed_values(t_new) - owned_u[self.bc_dofs - self.rstart]

@@ -261,7 +261,7 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     here = (pos < len(gidx)) & (gidx[order][np.minimum(pos, len(gidx) - 1)] == points) if len(gidx) else \
         np.zeros(len(points), bool)
     loc = order[pos[here]]
-    interp = disc.interpolation_operator().tocsr()[loc]
+    interp = disc.temperature_operator().tocsr()[loc]
     piece = {"which": np.flatnonzero(here), "integrator": eps_modes[loc], "coordinates": disc.point_coordinates[loc],
              "element": disc.point_elements[loc], "material": regions.index[loc],
              "interp": interp, "duals": {k: v[0].reshape(disc.n_points, v[2], -1)[loc] for k, v in duals.items()},
