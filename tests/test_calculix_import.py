@@ -384,3 +384,39 @@ def test_import_refuses_concentrated_forces(tmp_path):
     run_ccx(tmp_path, "job", timeout=120)
     with pytest.raises(CalculixError, match=r"not supported: \*CLOAD, .*job.inp:\d+: concentrated forces are not in"):
         import_calculix(path, [("job", path, [tmp_path / "job.frd"])], tmp_path / "out")
+
+
+# -- Ansys stresses, strains, temperatures ---------------------------------------------------------------------
+def test_ansys_fields_spot_checked_against_the_reader():
+    """``file.rst`` (SOLID186 beam, 6 sets): nodal stress, elastic strain and temperature, and element
+    nodal stress on our numbering, equal to ansys-mapdl-reader's own arrays at random nodes/elements;
+    plastic strain (absent from an elastic run) is named with the OUTRES item that writes it."""
+    pytest.importorskip("ansys.mapdl.reader")
+    from ansys.mapdl import reader
+    from ansys.mapdl.reader import examples
+
+    from structrom.rom.adapters.ansys import AnsysError
+    from structrom.rom.adapters.ansys_results import read_ansys_fields
+
+    fields = read_ansys_fields(examples.rstfile)
+    raw = reader.read_binary(examples.rstfile)
+    ids = fields.result.node_ids
+    assert fields.stress.shape == (6, 321, 6) and fields.elastic_strain.shape == (6, 321, 6)
+    assert fields.temperature.shape == (6, 321)
+    rng = np.random.default_rng(1)
+    for k in range(raw.nsets):
+        nnum, s = raw.nodal_stress(k)
+        _, e = raw.nodal_elastic_strain(k)
+        for node in rng.choice(nnum, 10, replace=False):
+            ours, theirs = int(np.flatnonzero(ids == node)[0]), int(np.flatnonzero(nnum == node)[0])
+            assert np.array_equal(fields.stress[k, ours], s[theirs], equal_nan=True)
+            assert np.array_equal(fields.elastic_strain[k, ours], e[theirs, :6], equal_nan=True)
+        enum, es, enode = raw.element_stress(k)
+        for el in rng.choice(len(enum), 5, replace=False):
+            ours = int(np.flatnonzero(fields.result.element_ids == enum[el])[0])
+            assert np.array_equal(fields.element_stress[k, ours], es[el][:, :6], equal_nan=True)
+            assert np.array_equal(fields.element_corner_ids[ours], enode[el])
+    assert np.nanmax(np.abs(fields.stress[-1])) > 1e6
+    with pytest.raises(AnsysError, match=r"file.rst: no plastic_strain in this result file; Ansys writes it with "
+                                         r"OUTRES,EPPL"):
+        fields.plastic_strain
