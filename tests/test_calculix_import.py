@@ -257,14 +257,17 @@ def test_keyword_table():
 def test_deck_maps_includes_materials_and_ignores_output_requests(tmp_path):
     (tmp_path / "mesh.inp").write_text(MODEL.split("*MATERIAL")[0])
     text = "*INCLUDE, INPUT=mesh.inp\n*MATERIAL" + MODEL.split("*MATERIAL")[1].replace(
-        "*SOLID SECTION", "*DENSITY\n7.8e-9\n*CREEP\n1e-20,5,0,20\n2e-19,5,0,600\n*SOLID SECTION") + STEPS
-    deck = read_deck(_write(tmp_path, text))
+        "*SOLID SECTION", "*DENSITY\n7.8e-9\n*CREEP\n1e-20,5,0,20\n2e-19,5,0,600\n*SOLID SECTION")
+    with pytest.raises(CalculixError, match=r"not supported: \*STATIC, .*job.inp:\d+: a \*STATIC step in a model with "
+                                         r"\*CREEP and \*PLASTIC"):
+        read_deck(_write(tmp_path, text + STEPS))
+    deck = read_deck(_write(tmp_path, text + STEPS.replace("*STATIC", "*VISCO,CETOL=1.E-3")))
     law = deck.materials[0][1]
     assert law["type"] == "norton_viscoplasticity" and law["elastic"]["density"] == 7.8e-9
     assert law["elastic"]["young"] == {"temperatures": [20.0, 600.0], "values": [200000.0, 150000.0]}
     assert law["hardening"]["yield_stress"] == [[200.0, 300.0]]
     assert [k for k, _, _ in deck.ignored] == ["NODE FILE", "EL FILE", "NODE PRINT", "NODE PRINT", "EL PRINT"]
-    assert [(s.start, s.end) for s in deck.steps] == [(0.0, 1.0), (1.0, 2.5)]
+    assert [(s.start, s.end, s.ramp) for s in deck.steps] == [(0.0, 1.0, False), (1.0, 2.5, False)]
 
 
 def test_norton_conversion():
@@ -420,3 +423,76 @@ def test_ansys_fields_spot_checked_against_the_reader():
     with pytest.raises(AnsysError, match=r"file.rst: no plastic_strain in this result file; Ansys writes it with "
                                          r"OUTRES,EPPL"):
         fields.plastic_strain
+
+
+CREEP_DECK = """*INCLUDE, INPUT=mesh.inp
+*MATERIAL, NAME=M
+*ELASTIC
+200000., 0.3, 20.
+150000., 0.3, 600.
+{plastic}*CREEP
+1.E-15, 5., 0., 20.
+1.E-14, 4.5, 0., 600.
+*SOLID SECTION, ELSET=EALL, MATERIAL=M
+*INITIAL CONDITIONS, TYPE=TEMPERATURE
+NALL, 20.
+*BOUNDARY
+XMIN, 1, 3
+*STEP, INC=1000
+{first}
+0.5, 1.
+*DLOAD
+{pressure}
+*TEMPERATURE
+NALL, 300.
+*NODE FILE
+U
+*EL PRINT, ELSET=EALL
+S, E, PEEQ
+*END STEP
+*STEP, INC=1000
+*VISCO, DIRECT, CETOL=1.E-3
+10., 100.
+*NODE FILE
+U
+*EL PRINT, ELSET=EALL
+S, E, PEEQ
+*END STEP
+"""
+
+
+@needs_ccx
+@pytest.mark.calculix
+@pytest.mark.parametrize("element,plastic,first", [("C3D8", False, "*STATIC, DIRECT"), ("C3D20R", False, "*STATIC, DIRECT"),
+                                                   ("C3D8", True, "*VISCO, DIRECT, CETOL=1.E-3")])
+def test_imported_norton_creep_replays_ccx(tmp_path, element, plastic, first):
+    """Norton creep decks (A, n tables in T; with *PLASTIC: creep of the overstress), a load and a temperature
+    step then a 100 s creep step: ccx's displacements replayed through the imported law give ccx's
+    integration-point stresses and PEEQ (measured 1e-5 to 3e-5; 9e-6 with *PLASTIC): K = A^(-1/n), *VISCO
+    applies new values at once, *STATIC steps creep neither in ccx nor (made instantaneous) in the import."""
+    import h5py
+
+    from structrom.rom.adapters.calculix_import import import_calculix
+    from structrom.rom.fem.kernel import Discretization
+    from structrom.rom.materials import law_from_config
+    from structrom.rom.offline.replay import MaterialRegions, replay
+    from structrom.rom.offline.snapshots import read_training_case
+
+    mesh = box((4.0, 1.0, 1.0), (4, 1, 1), element)
+    write_mesh_inp(tmp_path / "mesh.inp", mesh, all_nset="NALL", all_elset="EALL")
+    pressure = "\n".join(f"{e + 1}, P{f + 1}, -100." for e, f in mesh.surface_sets["xmax"].tolist())
+    text = CREEP_DECK.format(plastic="*PLASTIC\n60., 0.\n80., 0.05\n" if plastic else "", first=first,
+                             pressure=pressure)
+    deck = _write(tmp_path, text, "run.inp")
+    run_ccx(tmp_path, "run", timeout=300)
+    res = import_calculix(deck, [("run", deck, [tmp_path / "run.frd", tmp_path / "run.dat"])], tmp_path / "out")
+    model_mesh = read_inp(res.mesh_file)[0]
+    case = read_training_case(res.snapshots[0], model_mesh)
+    assert case.materials[0][1]["type"] == "norton_viscoplasticity"
+    disc = Discretization(model_mesh)
+    regions = MaterialRegions.build(model_mesh, disc, [(e, law_from_config(law)) for e, law in case.materials])
+    r = replay(disc, regions, case.loading, case.displacements(), model_mesh.points)
+    with h5py.File(res.snapshots[0], "r") as f:
+        s, p = f["fields/stress"][()], f["fields/cumulated_plastic_strain"][()]
+    assert np.linalg.norm(r.stress - s) / np.linalg.norm(s) < 1e-4
+    assert np.linalg.norm(r.cumulated_plastic_strain - p) / np.linalg.norm(p) < 2e-4 and p.max() > 1e-5

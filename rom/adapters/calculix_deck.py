@@ -9,7 +9,7 @@ Time histories follow ccx 2.20 (checked on ccx runs): steps follow each other in
 ``*STATIC``/``*VISCO`` step lasts its time period (second number of the data line, default 1); a value
 given in a step without ``AMPLITUDE`` is ramped linearly over the step from the value at the end of the
 previous step (loads, prescribed displacements and ``*TEMPERATURE`` alike, also when the card has
-``OP=NEW``); with ``AMPLITUDE=A`` it is ``value * A(step time)`` (``A(total time)`` for ``*AMPLITUDE,
+``OP=NEW``) in a ``*STATIC`` step, and applied at once from the start of a ``*VISCO`` step; with ``AMPLITUDE=A`` it is ``value * A(step time)`` (``A(total time)`` for ``*AMPLITUDE,
 TIME=TOTAL TIME``), amplitudes being piecewise linear and constant outside their points; a load not
 given again in a later step keeps its value at the end of the previous step, constant (``OP=MOD``; its
 amplitude is not carried on); ``OP=NEW`` removes the earlier loads of the card's kind that it does not
@@ -187,6 +187,9 @@ class Step:
     start: float  # total time at the start
     end: float  # total time at the end
     card: Card
+    #: ccx ramps new values over a *STATIC step and applies them at once in a *VISCO step
+    ramp: bool = True
+    procedure: Card | None = None  # the *STATIC / *VISCO card
 
 
 def evaluate(table: StepTable, steps: list[Step], amplitudes: dict[str, Amplitude],
@@ -194,7 +197,8 @@ def evaluate(table: StepTable, steps: list[Step], amplitudes: dict[str, Amplitud
     """``(n_times, n_keys)`` values of the table's keys at total ``times``.
 
     ccx 2.20's rules (checked on ccx runs): a key defined in a step without amplitude ramps linearly from
-    its value at the end of the previous step (also after ``OP=NEW``); with an amplitude it is ``value *
+    its value at the end of the previous step (also after ``OP=NEW``) in a ``*STATIC`` step, and takes its
+    new value at once in a ``*VISCO`` step; with an amplitude it is ``value *
     A(step or total time)``; a key not defined in a step keeps its value at the end of the previous step
     (its amplitude is not carried on); a key removed by ``OP=NEW`` is 0 from the step's start."""
     names = list(amplitudes)
@@ -205,7 +209,7 @@ def evaluate(table: StepTable, steps: list[Step], amplitudes: dict[str, Amplitud
 
     def at(s: int, t: float) -> np.ndarray:
         step = steps[s]
-        frac = 1.0 if step.end <= step.start else (t - step.start) / (step.end - step.start)
+        frac = 1.0 if step.end <= step.start or not step.ramp else (t - step.start) / (step.end - step.start)
         start = np.where(removed[s], 0.0, ends[s])
         end = np.where(defined[s], values[s], start)
         out = start + (end - start) * frac
@@ -259,12 +263,28 @@ class Deck:
     def end_time(self) -> float:
         return self.steps[-1].end if self.steps else 0.0
 
+    def model_times(self, times: np.ndarray) -> np.ndarray:
+        """Our loading times of ccx total ``times``: the same, except in a deck with a creep law, where each
+        ``*STATIC`` step lasts :data:`STATIC_CREEP_SCALE` times its period (ccx does not creep in a
+        ``*STATIC`` step, checked on ccx runs; our Norton law creeps whenever time passes, so the step is made
+        (almost) instantaneous: creep strain of order ``STATIC_CREEP_SCALE`` times a second's)."""
+        times = np.asarray(times, float)
+        creep = any(law.get("type") == "norton_viscoplasticity" for _, law, _ in self.materials
+                    if isinstance(law, dict))
+        if not creep or all(not s.ramp for s in self.steps):
+            return times
+        knots = np.array([self.steps[0].start] + [s.end for s in self.steps])
+        spans = np.diff(knots) * np.array([STATIC_CREEP_SCALE if s.ramp else 1.0 for s in self.steps])
+        return np.interp(times, knots, knots[0] + np.concatenate([[0.0], np.cumsum(spans)]))
+
     def history(self, name: str, times: np.ndarray) -> np.ndarray:
         """``(n_times, n_keys)`` history of table ``name`` at total ``times``."""
         return evaluate(getattr(self, name), self.steps, self.amplitudes, times)
 
 
 _PRESSURE = re.compile(r"^P([1-6])$")
+#: Duration factor of *STATIC steps in decks with a creep law (see Deck.model_times).
+STATIC_CREEP_SCALE = 1e-9
 
 
 def read_deck(path: str | os.PathLike) -> Deck:
@@ -409,6 +429,8 @@ def read_deck(path: str | os.PathLike) -> Deck:
             if not period > 0:
                 raise _error(card, card.line, f"time period must be > 0, got {period}")
             deck.steps[-1].end = total + period
+            deck.steps[-1].ramp = kw == "STATIC"
+            deck.steps[-1].procedure = card
         elif kw == "END STEP":
             if not in_step:
                 raise _error(card, card.line, "*END STEP without *STEP")
@@ -426,6 +448,12 @@ def read_deck(path: str | os.PathLike) -> Deck:
     deck.materials = [(elset, mats[name], card) for elset, name, card in deck.materials]  # type: ignore[index]
     if not deck.materials:
         raise CalculixError(f"{path}: no *SOLID SECTION: assign a material to the elements")
+    viscoplastic = [law for _, law, _ in deck.materials
+                    if law["type"] == "norton_viscoplasticity" and law["hardening"]["type"] != "linear"]
+    static = [s for s in deck.steps if s.ramp]
+    if viscoplastic and static:
+        raise not_supported(static[0].procedure or static[0].card, "a *STATIC step in a model with *CREEP and *PLASTIC: ccx solves it without creep, "
+                                  "rate-independently, which our Norton law cannot reproduce; use *VISCO steps")
     covered = np.zeros(mesh.n_elements, np.int64)
     for elset, _, _ in deck.materials:
         covered[mesh.element_sets[elset]] += 1

@@ -178,7 +178,8 @@ def _loading_parts(base: Deck, runs: list[ImportedRun]):
     """Per-run loading tables and the extra mesh sets (surfaces, node sets) they refer to."""
     mesh = base.mesh
     per_run = [dict() for _ in runs]
-    times = [np.concatenate([[0.0], r.times]) for r in runs]
+    times = [np.concatenate([[0.0], r.times]) for r in runs]  # ccx total times: the histories' argument
+    model = [r.deck.model_times(t) for r, t in zip(runs, times)]  # our loading times (Deck.model_times)
     surfaces: dict[str, np.ndarray] = {}
     # pressure faces: union of keys of every run, grouped by identical histories
     keys = sorted({k for r in runs for k in r.deck.pressure.keys})
@@ -198,7 +199,7 @@ def _loading_parts(base: Deck, runs: list[ImportedRun]):
                 continue
             name = f"PRESSURE_{len(surfaces) + 1}"
             surfaces[name] = np.array([keys[i] for i in members], np.int64)
-            for d, c, t in zip(per_run, cols, times):
+            for d, c, t in zip(per_run, cols, model):
                 d.setdefault("pressure", {})[name] = np.column_stack([t, c[:, members[0]]]).tolist()
     # boundary: the same constrained dofs in every run
     dofs = np.array(sorted(base.boundary.keys), np.int64)
@@ -231,14 +232,14 @@ def _loading_parts(base: Deck, runs: list[ImportedRun]):
                         continue
                     name = f"PRESCRIBED_{g + 1}_{_COMPONENTS[comp]}"
                     node_sets[name] = dofs[sel] // 3
-                    for lst, c, t in zip(per_run_bc, cols, times):
+                    for lst, c, t in zip(per_run_bc, cols, model):
                         lst.append({"node_set": name, "components": [_COMPONENTS[comp].lower()], "value": 1.0,
                                     "amplitude": np.column_stack([t, c[:, sel[0]]]).tolist()})
     for r, t in zip(runs, times):
         if r.deck.cload.entries and np.any(r.deck.history("cload", t) != 0.0):
             raise not_supported(r.deck.first_card["CLOAD"], "concentrated forces are not in the loading family yet "
                                 "(pressures *DLOAD Pn, centrifugal and gravity loads are)")
-    for d, r, t in zip(per_run, runs, times):
+    for d, r, t, tm in zip(per_run, runs, times, model):
         temp = r.deck.history("temperature", t)
         d["temperature_values"] = temp
         if r.deck.centrifugal.entries:
@@ -247,7 +248,7 @@ def _loading_parts(base: Deck, runs: list[ImportedRun]):
                 if np.any(w2 < 0):
                     raise not_supported(r.deck.first_card["DLOAD"], "CENTRIF with a negative omega^2")
                 ax = r.deck.centrifugal_axis
-                d["centrifugal"] = {"omega": np.column_stack([t, np.sqrt(w2)]).tolist(), "axis_point": list(ax[:3]),
+                d["centrifugal"] = {"omega": np.column_stack([tm, np.sqrt(w2)]).tolist(), "axis_point": list(ax[:3]),
                                     "axis_direction": list(ax[3:6])}
         if r.deck.gravity.entries:
             g = r.deck.history("gravity", t)[:, 0]
@@ -257,7 +258,7 @@ def _loading_parts(base: Deck, runs: list[ImportedRun]):
                                         f"({g[1:].min():g}..{g[1:].max():g}): the loading family applies gravity in full "
                                         "at every time; use an AMPLITUDE that is 1 at every output time")
                 d["gravity"] = (np.asarray(r.deck.gravity_dir[:3], float) * g[-1]).tolist()
-    return per_run, per_run_bc, boundary, surfaces, node_sets, times
+    return per_run, per_run_bc, boundary, surfaces, node_sets, model
 
 
 def _parameters(runs: list[ImportedRun], per_run: list[dict], csv_path: Path | None) -> dict:
@@ -393,7 +394,7 @@ def import_calculix(base: str | os.PathLike, runs: list[tuple[str, Path, list[Pa
                                 point_fields=bool(run.points), xdmf=False)
         ok = False
         try:
-            for k, tk in enumerate(run.times):
+            for k, tk in enumerate(t[1:]):
                 writer.append(float(tk), 0, 0.0, 0, {"displacement": run.displacement[k], "temperature": temp[k + 1]},
                               {q: v[k] for q, v in run.points.items()})
             ok = True

@@ -33,7 +33,7 @@ __all__ = ["material_config", "norton_from_calculix", "CREEP_SUBDIVISIONS"]
 CREEP_SUBDIVISIONS = 64
 
 
-def _rows(card, n_values: int, what: str) -> tuple[np.ndarray, np.ndarray | None]:
+def _rows(card, n_values: int, what: str, curve: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """``values (m, n_values)`` and temperatures ``(m,)`` (None when no line gives one)."""
     from .calculix_deck import _error, _float
 
@@ -46,6 +46,8 @@ def _rows(card, n_values: int, what: str) -> tuple[np.ndarray, np.ndarray | None
                      else None)
     if not vals:
         raise _error(card, card.line, f"no data line ('{what}[, temperature]')")
+    if curve and all(t is None for t in temps):
+        return np.array(vals), None  # the points of one temperature-independent curve
     if len(vals) > 1 and any(t is None for t in temps):
         raise _error(card, card.line, "several data lines need a temperature on each")
     return np.array(vals), (None if temps[0] is None else np.array(temps, float))
@@ -59,7 +61,7 @@ def _table(values: np.ndarray, temps: np.ndarray | None) -> float | dict:
 
 def _curves(card) -> dict:
     """``*PLASTIC``-style lines grouped by temperature -> a tabulated hardening config."""
-    vals, temps = _rows(card, 2, "yield stress, plastic strain")
+    vals, temps = _rows(card, 2, "yield stress, plastic strain", curve=True)
     if temps is None:
         return {"type": "tabulated", "plastic_strain": vals[:, 1].tolist(), "yield_stress": vals[:, 0].tolist()}
     uniq = list(dict.fromkeys(temps.tolist()))
