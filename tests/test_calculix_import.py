@@ -341,7 +341,7 @@ def test_import_command_end_to_end(tmp_path):
     from structrom.rom.offline.replay import MaterialRegions, replay
     from structrom.rom.offline.snapshots import read_training_case
 
-    mesh = box((10.0, 2.0, 2.0), (4, 1, 1), "C3D20R")
+    mesh = box((10.0, 2.0, 2.0), (4, 2, 2), "C3D20R")  # two layers: one 2x2x2-integrated layer has a zero-energy mode
     runs = tmp_path / "runs"
     example.run_decks(runs, mesh, [(300.0, 3.5), (450.0, 5.5)], "r")
     (tmp_path / "p.csv").write_text("run,I,P\nr00,300,3.5\nr01,450,5.5\n")
@@ -355,7 +355,7 @@ def test_import_command_end_to_end(tmp_path):
     assert family["temperature_envelope"]["min"] == 20.0 and family["temperature_envelope"]["max"] > 450.0
     model_mesh = read_inp(tmp_path / "m" / "mesh.inp")[0]
     assert list(model_mesh.surface_sets) == [*mesh.surface_sets, "PRESSURE_1"]
-    assert len(model_mesh.surface_set("PRESSURE_1")) == 4 and len(model_mesh.node_set("FIXED_XYZ")) == len(mesh.node_sets["xmin"])
+    assert len(model_mesh.surface_set("PRESSURE_1")) == 8 and len(model_mesh.node_set("FIXED_XYZ")) == len(mesh.node_sets["xmin"])
     for name in ("r00", "r01"):
         case = read_training_case(tmp_path / "m" / "train" / f"{name}.h5", model_mesh)
         assert np.allclose(case.loading.times, [0, *np.arange(1, 9) / 8, 1.5, 2.0])
@@ -370,6 +370,20 @@ def test_import_command_end_to_end(tmp_path):
         assert temperature_envelope_violations(tmp_path / "m" / "family.npz", temps) == []
     assert temperature_envelope_violations(tmp_path / "m" / "family.npz", temps + 100.0)[0].startswith(
         "temperature above the training envelope")
+    # the reduced model built from the import flags temperatures outside the training range
+    from structrom.rom.loading import Loading, LoadingError, NodalTemperature
+    from structrom.rom.online import ReducedModel
+
+    proc = subprocess.run([sys.executable, "-m", "structrom.api.cli", "offline", str(tmp_path / "m" / "offline.toml")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    model = ReducedModel.load(tmp_path / "m" / "model.h5")
+    hot = Loading(case.loading.times, NodalTemperature(case.loading.times, temps + 200.0), case.loading.pressures)
+    with pytest.raises(LoadingError, match=r"temperature \(maximum at the model's temperature nodes\) = .* is outside "
+                                           r"the training range"):
+        model.solve(hot)
+    assert np.linalg.norm(model.solve(case.loading).displacement(increment=None) - case.displacements()) <= \
+        1e-2 * np.linalg.norm(case.displacements())
     # a bad run is refused with the file and line, exit code 2, no traceback
     text = (runs / "r01.inp").read_text().replace("*BOUNDARY", "*TIE, NAME=T\nA, B\n*BOUNDARY")
     (runs / "r01.inp").write_text(text)

@@ -28,7 +28,7 @@ from structrom.mpi.partition import recursive_bisection
 from structrom.rom.fem.kernel import Discretization
 from structrom.rom.fem.mesh import Mesh
 from structrom.rom.hifi.output import element_point_offsets, global_point_index, read_mesh_group
-from structrom.rom.loading import HotSpotTemperature, UniformTemperature
+from structrom.rom.loading import HotSpotTemperature, NodalTemperature, UniformTemperature
 from structrom.rom.materials import law_from_config
 from structrom.rom.offline.config import OfflineConfig
 from structrom.rom.offline.replay import MaterialRegions, replay
@@ -105,6 +105,11 @@ def loading_schema(cases: list[TrainingCase]) -> dict:
         schema["temperature"] = {"type": "uniform", "ranges": {
             "reference": [min(t.reference for t in temps), max(t.reference for t in temps)],
             "amplitude": [min(t.amplitude.values.min() for t in temps), max(t.amplitude.values.max() for t in temps)]}}
+    elif all(isinstance(t, NodalTemperature) for t in temps):
+        # e.g. temperatures imported from CalculiX decks: the range of every nodal value (the per-node
+        # envelope is in the import's family.npz)
+        schema["temperature"] = {"type": "nodal", "value_range": [min(float(t.values.min()) for t in temps),
+                                                                  max(float(t.values.max()) for t in temps)]}
     else:
         schema["temperature"] = {"type": "any"}
     surfaces = sorted({s for c in cases for s in c.loading.pressures})
