@@ -307,33 +307,29 @@ def read_deck(path: str | os.PathLike) -> Deck:
     upper_elsets = {k.upper(): k for k in mesh.element_sets}
     upper_surfs = {k.upper(): k for k in mesh.surface_sets}
 
-    def nodes_of(card: Card, token: str, number: int) -> np.ndarray:
+    def members(kind: str, card: Card, token: str, number: int) -> np.ndarray:
+        """Our indices of the node/element id or set name ``token``."""
+        lookup, names, sets = ((ids.node_index, upper_nsets, mesh.node_sets) if kind == "node" else
+                               (ids.element_index, upper_elsets, mesh.element_sets))
         try:
             number_id = int(float(token))
         except ValueError:
             number_id = None
         if number_id is not None:
             try:
-                return ids.node_index(np.array([number_id]))
+                return lookup(np.array([number_id]))
             except CalculixError as exc:
                 raise _error(card, number, str(exc)) from None
-        if token.upper() not in upper_nsets:
-            raise _error(card, number, f"{token!r} is neither a node id nor a node set")
-        return mesh.node_sets[upper_nsets[token.upper()]]
+        if token.upper() not in names:
+            article = "an" if kind == "element" else "a"
+            raise _error(card, number, f"{token!r} is neither {article} {kind} id nor {article} {kind} set")
+        return sets[names[token.upper()]]
+
+    def nodes_of(card: Card, token: str, number: int) -> np.ndarray:
+        return members("node", card, token, number)
 
     def elements_of(card: Card, token: str, number: int) -> np.ndarray:
-        try:
-            number_id = int(float(token))
-        except ValueError:
-            number_id = None
-        if number_id is not None:
-            try:
-                return ids.element_index(np.array([number_id]))
-            except CalculixError as exc:
-                raise _error(card, number, str(exc)) from None
-        if token.upper() not in upper_elsets:
-            raise _error(card, number, f"{token!r} is neither an element id nor an element set")
-        return mesh.element_sets[upper_elsets[token.upper()]]
+        return members("element", card, token, number)
 
     def amplitude_of(card: Card) -> str | None:
         name = card.params.get("AMPLITUDE")
