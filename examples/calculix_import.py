@@ -2,6 +2,7 @@
 
     .venv/bin/python examples/calculix_import.py           # 10 training + 5 unseen loadings, C3D20R bar
     .venv/bin/python examples/calculix_import.py --small   # 4 + 2 loadings on a coarser mesh (for the tests)
+    .venv/bin/python examples/calculix_import.py --creep [--element C3D8]   # Norton creep decks (*CREEP, *VISCO)
 
 1. decks are written as a user would: the mesh in an ``*INCLUDE`` file (a structured 10 x 2 x 2 mm bar,
    C3D20R), a material with tabulated E(T) and yield curves at two temperatures (``*ELASTIC``,
@@ -56,6 +57,36 @@ MATERIAL = """*MATERIAL, NAME=STEEL
 """
 
 
+MATERIAL_CREEP = """*MATERIAL, NAME=STEEL
+*ELASTIC
+200000., 0.3, 20.
+150000., 0.3, 500.
+*EXPANSION, ZERO=20.
+1.2E-5
+*CREEP
+1.E-20, 5., 0., 20.
+1.E-18, 5., 0., 500.
+*SOLID SECTION, ELSET=EALL, MATERIAL=STEEL
+"""
+
+
+def write_creep_deck(path: Path, mesh, intensity: float, pressure: float) -> None:
+    """A Norton creep deck: load and hot spot in a *STATIC step (no creep in ccx), then 100 s of creep
+    (*VISCO, 25 increments)."""
+    d = mesh.points - CENTER
+    hot = 20.0 + intensity * np.exp(-(d * d).sum(1) / (2 * RADIUS**2))
+    faces = mesh.surface_sets["zmax"]
+    out = ["*NODE FILE", "U, NT", "*EL PRINT, ELSET=EALL", "S, E, PEEQ"]
+    lines = ["*HEADING", f"Creeping bar with a hot spot I={intensity:g} K and a pressure P={pressure:g} MPa",
+             "*INCLUDE, INPUT=mesh.inp", MATERIAL_CREEP.rstrip(),
+             "*INITIAL CONDITIONS, TYPE=TEMPERATURE", "NALL, 20.", "*BOUNDARY", "XMIN, 1, 3",
+             "*STEP, INC=1000", "*STATIC, DIRECT", "0.5, 1.",
+             "*DLOAD"] + [f"{e + 1}, P{f + 1}, {pressure!r}" for e, f in faces.tolist()]
+    lines += ["*TEMPERATURE"] + [f"{i + 1}, {t:.6f}" for i, t in enumerate(hot)] + out + ["*END STEP"]
+    lines += ["*STEP, INC=1000", "*VISCO, DIRECT, CETOL=1.E-3", "4., 100."] + out + ["*END STEP"]
+    path.write_text("\n".join(lines) + "\n")
+
+
 def write_deck(path: Path, mesh, intensity: float, pressure: float) -> None:
     """A user-style deck: mesh by *INCLUDE, material, clamp, *DLOAD per face, hot spot as *TEMPERATURE."""
     d = mesh.points - CENTER
@@ -79,7 +110,7 @@ def write_deck(path: Path, mesh, intensity: float, pressure: float) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def run_decks(directory: Path, mesh, cases, prefix: str) -> float:
+def run_decks(directory: Path, mesh, cases, prefix: str, writer=write_deck) -> float:
     """Write and run the decks of ``cases`` (reusing results of unchanged decks); returns ccx seconds."""
     directory.mkdir(parents=True, exist_ok=True)
     write_mesh_inp(directory / "mesh.inp", mesh, all_nset="NALL", all_elset="EALL")
@@ -88,7 +119,7 @@ def run_decks(directory: Path, mesh, cases, prefix: str) -> float:
         name = f"{prefix}{i:02d}"
         deck = directory / f"{name}.inp"
         old = deck.read_text() if deck.exists() else None
-        write_deck(deck, mesh, intensity, pressure)
+        writer(deck, mesh, intensity, pressure)
         if old == deck.read_text() and (directory / f"{name}.frd").exists():
             continue
         run = run_ccx(directory, name, timeout=600, require=("frd", "dat"))
@@ -104,16 +135,23 @@ def rel(a: np.ndarray, b: np.ndarray) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--small", action="store_true", help="coarser mesh, 4 training + 2 unseen loadings")
-    parser.add_argument("--out", default=None, help="output directory (default out/calculix_import[_small])")
+    parser.add_argument("--creep", action="store_true", help="Norton creep decks (*CREEP, *VISCO) instead of J2")
+    parser.add_argument("--element", default="C3D20R", choices=["C3D20R", "C3D8", "C3D10"], help="element type")
+    parser.add_argument("--out", default=None, help="output directory (default out/calculix_import[_creep][_small])")
     args = parser.parse_args()
-    out = Path(args.out) if args.out else ROOT / "out" / ("calculix_import_small" if args.small else "calculix_import")
-    mesh = box((10.0, 2.0, 2.0), (8, 2, 2) if args.small else (20, 4, 4), "C3D20R")
+    name = "calculix_import" + ("_creep" if args.creep else "") + ("" if args.element == "C3D20R" else "_" + args.element)
+    out = Path(args.out) if args.out else ROOT / "out" / (name + ("_small" if args.small else ""))
+    divisions = (8, 2, 2) if args.small else (20, 4, 4)
+    if args.element == "C3D8":
+        divisions = tuple(2 * d for d in divisions)
+    mesh = box((10.0, 2.0, 2.0), divisions, args.element)
     training, tests = (SMALL_TRAINING, SMALL_TESTS) if args.small else (TRAINING, TESTS)
-    print(f"1-2. {len(training)} training and {len(tests)} unseen decks ({mesh.n_dofs} dofs, {mesh.n_elements} C3D20R), "
-          "run by ccx")
+    print(f"1-2. {len(training)} training and {len(tests)} unseen {'creep ' if args.creep else ''}decks "
+          f"({mesh.n_dofs} dofs, {mesh.n_elements} {args.element}), run by ccx")
     t0 = time.perf_counter()
-    run_decks(out / "train", mesh, training, "train")
-    run_decks(out / "test", mesh, tests, "test")
+    writer = write_creep_deck if args.creep else write_deck
+    run_decks(out / "train", mesh, training, "train", writer)
+    run_decks(out / "test", mesh, tests, "test", writer)
     print(f"     ({time.perf_counter() - t0:.1f} s)")
     cli = [sys.executable, "-m", "structrom.api.cli"]
     base = out / "train" / "train00.inp"
