@@ -384,6 +384,13 @@ def test_import_command_end_to_end(tmp_path):
         model.solve(hot)
     assert np.linalg.norm(model.solve(case.loading).displacement(increment=None) - case.displacements()) <= \
         1e-2 * np.linalg.norm(case.displacements())
+    # without a CSV, the parameters are the inputs that differ between the runs' decks
+    from structrom.rom.adapters.calculix_import import import_calculix
+
+    detected = import_calculix(runs / "r00.inp", runs, tmp_path / "m2").family
+    assert detected["ranges"]["pressure.PRESSURE_1"] == [3.5, 5.5]
+    assert detected["ranges"]["temperature.max"][1] > detected["ranges"]["temperature.max"][0] > 300.0
+    assert "times.end" not in detected["ranges"] and detected["runs"] == ["r00", "r01"]
     # a bad run is refused with the file and line, exit code 2, no traceback
     text = (runs / "r01.inp").read_text().replace("*BOUNDARY", "*TIE, NAME=T\nA, B\n*BOUNDARY")
     (runs / "r01.inp").write_text(text)

@@ -410,6 +410,9 @@ def read_deck(path: str | os.PathLike) -> Deck:
                 raise not_supported(card, "NLGEOM: geometrically nonlinear steps are not modelled (small strains)")
             if "PERTURBATION" in card.params:
                 raise not_supported(card, "PERTURBATION steps are not modelled")
+            if "AMPLITUDE" in card.params:
+                raise not_supported(card, f"AMPLITUDE={card.params['AMPLITUDE']}: give amplitudes on the load cards "
+                                          "(*STATIC steps ramp, *VISCO steps apply values at once)")
             step += 1
             in_step = True
             deck.steps.append(Step(step + 1, total, total + 1.0, card))
