@@ -84,7 +84,7 @@ def _import(args: argparse.Namespace, rest: list[str]) -> int:
             return 2
     try:
         result = import_calculix(args.base, args.runs, args.out, parameters=args.parameters, units=units, log=print)
-    except CalculixError as exc:
+    except (CalculixError, ValueError) as exc:  # ValueError: pydantic's (e.g. --units), materials, loadings
         for line in str(exc).splitlines():
             print(f"structrom: error: {line}", file=sys.stderr)
         return 2

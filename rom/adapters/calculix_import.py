@@ -338,6 +338,14 @@ def import_calculix(base: str | os.PathLike, runs: list[tuple[str, Path, list[Pa
     from ..hifi_protocol import loading_to_config
     from ..loading import Amplitude, Loading, NodalTemperature, UniformTemperature, loading_from_dict
 
+    from pydantic import ValidationError
+
+    from ..units import Units
+
+    try:
+        Units.model_validate(units or {})
+    except ValidationError as exc:
+        raise CalculixError("units: " + "; ".join(e["msg"] for e in exc.errors())) from None
     out = Path(out)
     base_deck = read_deck(base)
     run_list = find_runs(runs) if isinstance(runs, (str, os.PathLike)) else list(runs)
