@@ -83,7 +83,6 @@ def find_runs(directory: str | os.PathLike) -> list[tuple[str, Path, list[Path]]
 
 
 def _read_results(name: str, deck: Deck, results: list[Path]) -> ImportedRun:
-    from ..fem.kernel import Discretization  # noqa: F401  (imported for the point count below)
     from ..hifi.output import element_point_offsets
 
     mesh, ids = deck.mesh, deck.ids
