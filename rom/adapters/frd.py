@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .calculix import CalculixError, _fixed_width
+from .calculix import CalculixError, _floats
 
 __all__ = ["FrdIncrement", "FrdFile", "read_frd_file", "FRD_ELEMENT_TYPES", "FRD_FIELD_NAMES"]
 
@@ -39,6 +39,21 @@ FRD_ELEMENT_TYPES: dict[int, tuple[str | None, int]] = {
 FRD_FIELD_NAMES = {"DISP": "U", "NDTEMP": "NT", "STRESS": "S", "TOSTRAIN": "E", "PE": "PEEQ", "FORC": "RF",
                    "ME": "ME", "ENER": "ENER"}
 _HEX20_FRD_TO_INP = np.r_[0:12, 16:20, 12:16]
+
+
+def _fixed_width(lines: list[str], start: int, width: int, count: int) -> np.ndarray:
+    """Parse ``count`` fixed-width float fields starting at column ``start`` of every line, ``(n, count)``."""
+    if not lines:
+        return np.zeros((0, count))
+    length = start + width * count
+    arr = np.array([ln.ljust(length)[:length] for ln in lines], dtype=f"S{length}")
+    chars = arr.view(np.uint8).reshape(len(lines), length)[:, start:]
+    fields = np.ascontiguousarray(chars).view(f"S{width}").reshape(len(lines), count)
+    try:
+        return fields.astype(float)
+    except ValueError:
+        text = "\n".join(" ".join(f.decode() for f in row) for row in fields)
+        return _floats(text).reshape(len(lines), count)
 
 
 @dataclass
