@@ -425,7 +425,7 @@ def import_calculix(base: str | os.PathLike, runs: list[tuple[str, Path, list[Pa
     _atomic_write(offline, "\n".join([
         f"# written by structrom import calculix from {Path(base).name} and {len(imported)} runs",
         "[snapshots]", 'files = ["train/*.h5"]', "", "[pod]", "tolerance = 1e-5", 'method = "gram"', "",
-        "[dual]", f"quantities = {dual}", "tolerance = 1e-5", "", "[ecm]", "tolerance = 1e-5", "",
+        "[dual]", f"quantities = {dual}", "tolerance = 1e-5", "", "[ecm]", "tolerance = 1e-4", "",
         "[indicator]", f'quantity = "{indicator}"', "", "[output]", 'file = "model.h5"', ""]))
     return ImportResult(out, mesh_file, snapshots, offline, family, imported)
 
