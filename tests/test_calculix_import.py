@@ -384,6 +384,21 @@ def test_import_command_end_to_end(tmp_path):
         model.solve(hot)
     assert np.linalg.norm(model.solve(case.loading).displacement(increment=None) - case.displacements()) <= \
         1e-2 * np.linalg.norm(case.displacements())
+    # a deck of the family -> the loading the model answers, without results: the imported run's loading
+    from structrom.rom.adapters.calculix_predict import loading_from_deck
+
+    loading = loading_from_deck(tmp_path / "m", runs / "r01.inp")
+    assert np.array_equal(loading.times, case.loading.times)
+    assert np.array_equal(loading.pressures["PRESSURE_1"].values, case.loading.pressures["PRESSURE_1"].values)
+    assert np.array_equal(loading.nodal_temperatures(loading.times, model_mesh.points), temps)
+    lines = (runs / "r01.inp").read_text().split("\n")
+    first = next(i for i, ln in enumerate(lines) if ln.startswith("*DLOAD")) + 1
+    lines[first] = lines[first].replace(", 5.5", ", 7.0")  # one face loaded differently
+    (tmp_path / "odd.inp").write_text("\n".join(lines))
+    (tmp_path / "mesh.inp").write_text((runs / "mesh.inp").read_text())
+    with pytest.raises(CalculixError, match=r"odd.inp: the pressure differs between the faces of the model's "
+                                            r"surface PRESSURE_1"):
+        loading_from_deck(tmp_path / "m", tmp_path / "odd.inp")
     # without a CSV, the parameters are the inputs that differ between the runs' decks
     from structrom.rom.adapters.calculix_import import import_calculix
 
