@@ -4,7 +4,9 @@
 * :mod:`structrom.rom.adapters.frd` - CalculiX ``.frd`` results in full (mesh, every block of every increment);
 * :mod:`structrom.rom.adapters.calculix_deck` - a user's CalculiX deck: laws, steps, load and temperature histories
   (:mod:`~structrom.rom.adapters.calculix_keywords`: what each keyword becomes; :mod:`~structrom.rom.adapters.calculix_materials`);
+* :mod:`structrom.rom.adapters.calculix_history` - ccx's step and amplitude rules for load/temperature histories;
 * :mod:`structrom.rom.adapters.calculix_import` - deck + ccx runs -> training cases (``structrom import calculix``);
+* :mod:`structrom.rom.adapters.calculix_predict` - a new deck of an imported family -> the loading a reduced model answers;
 * :mod:`structrom.rom.adapters.ansys` - Ansys ``.rst``/``.cdb`` meshes and displacements through ``ansys-mapdl-reader``;
 * :mod:`structrom.rom.adapters.ansys_results` - Ansys stresses, strains and temperatures;
 * :mod:`structrom.rom.adapters.meshio_series` - meshes plus nodal time series from anything meshio reads.
