@@ -4,6 +4,7 @@
     structrom offline config.toml                                      reduced model (under mpirun)
     structrom serve --models DIR [--config server.toml] [--port 8000]  REST service (no MPI, no PETSc)
     structrom report MODEL [--validation HF.h5 ...] --out DIR          plots (PNG, SVG) and validation table
+    structrom import calculix BASE.inp --runs DIR --out DIR [--parameters params.csv]   training cases
 
 ``--quiet`` (before or after the command) turns progress bars off; they are also off when stderr is
 not a terminal.
@@ -106,6 +107,48 @@ def _report(args: argparse.Namespace, rest: list[str]) -> int:
     return 0
 
 
+# -- structrom import <format> ... (third-party decks and results -> training cases) ----------------------
+def _import(args: argparse.Namespace, rest: list[str]) -> int:
+    if rest:
+        print(f"structrom: error: unknown arguments {rest}", file=sys.stderr)
+        return 2
+    from structrom.rom.adapters.calculix import CalculixError
+    from structrom.rom.adapters.calculix_import import import_calculix
+
+    units = None
+    if args.units:
+        try:
+            units = dict(item.split("=", 1) for item in args.units.split(","))
+        except ValueError:
+            print(f"structrom: error: --units {args.units!r}: expected 'length=mm,force=N,stress=MPa,mass=t'",
+                  file=sys.stderr)
+            return 2
+    try:
+        result = import_calculix(args.base, args.runs, args.out, parameters=args.parameters, units=units, log=print)
+    except (CalculixError, ValueError) as exc:  # ValueError: pydantic's (e.g. --units), materials, loadings
+        for line in str(exc).splitlines():
+            print(f"structrom: error: {line}", file=sys.stderr)
+        return 2
+    ranges = ", ".join(f"{k} in [{lo:g}, {hi:g}]" for k, (lo, hi) in result.family["ranges"].items()) or "none"
+    print(f"imported {len(result.snapshots)} runs into {result.out}: mesh {result.mesh_file.name}, snapshots "
+          f"train/*.h5, family.json (parameters: {ranges}; temperature envelope "
+          f"{result.family['temperature_envelope']['min']:g}..{result.family['temperature_envelope']['max']:g})")
+    for item in result.family["ignored"]:
+        print(f"  ignored: *{item['keyword']}, {item['where']}: {item['why']}")
+    print(f"next: structrom offline {result.offline_config}")
+    return 0
+
+
+def _add_import_parser(sub) -> None:
+    p = sub.add_parser("import", help="turn a CalculiX deck and its runs' results into training cases")
+    p.add_argument("format", choices=["calculix"], help="the solver the decks and results come from")
+    p.add_argument("base", help="base deck (.inp): mesh, sets, materials, boundary conditions")
+    p.add_argument("--runs", required=True, help="directory of runs: <name>.inp with <name>.frd and/or <name>.dat")
+    p.add_argument("--parameters", help="CSV 'run,<parameter>,...' (default: detected from the runs' decks)")
+    p.add_argument("--out", required=True, help="output directory (mesh.inp, train/*.h5, offline.toml, family.json)")
+    p.add_argument("--units", help="units of the decks, e.g. 'length=mm,force=N,stress=MPa,mass=t' (default SI)")
+
+
 def main(argv: list[str] | None = None) -> int:
     # One BLAS thread per process: MPI ranks and the server's solve threads already use the cores, and a
     # multithreaded OpenBLAS on small reduced systems is slower by orders of magnitude under load.
@@ -133,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, help="solver threads")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     _add_report_parser(sub)
+    _add_import_parser(sub)
     argv = list(sys.argv[1:] if argv is None else argv)
     quiet = "--quiet" in argv  # anywhere: before or after the command (PETSc has no such option)
     args, rest = parser.parse_known_args([a for a in argv if a != "--quiet"])
@@ -141,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
 
         os.environ[QUIET_ENV] = "1"
     try:
-        return {"hifi": _hifi, "offline": _offline, "serve": _serve, "report": _report}[args.command](args, rest)
+        commands = {"hifi": _hifi, "offline": _offline, "serve": _serve, "report": _report, "import": _import}
+        return commands[args.command](args, rest)
     except Exception as exc:
         # Imported only now: structrom.rom.errors imports the HF solver, and PETSc must first be initialized by
         # `hifi` with the command line's options (and the server never loads PETSc or MPI).

@@ -127,7 +127,7 @@ class _EntryPlan:
     def point_values(self, nodal_local: np.ndarray) -> np.ndarray:
         out = np.empty(self.disc.n_points)
         for g, conn in zip(self.disc.groups, self.local_conn):
-            out[g.points] = (nodal_local[conn] @ g.N.T).ravel()  # (n_e, n_en) @ (n_en, n_q)
+            out[g.points] = (nodal_local[conn] @ g.N_temperature.T).ravel()  # (n_e, n_en) @ (n_en, n_q)
         return out
 
 
@@ -207,7 +207,7 @@ class StiffnessEntries:
     def assemble(self, mu) -> sp.csr_matrix:
         """The full ``A(mu)`` (all elements, fixed dofs eliminated): what :meth:`entries` reads from."""
         disc = self.full
-        K = disc.stiffness(self.law.elastic_tangent(disc.interpolate(self.temperature(mu))))
+        K = disc.stiffness(self.law.elastic_tangent(disc.interpolate_temperature(self.temperature(mu))))
         if self.fixed_dofs is not None:
             K = eliminate_fixed(K, self.fixed_dofs, self.fixed_diagonal)
         return K

@@ -168,7 +168,7 @@ def build_exact_model(tmp_path, *, divisions=(12, 3, 3), element: str = "C3D8", 
         points = np.unique(np.linspace(0, n_points - 1, n_reduced_points).round().astype(np.int64))
         weights = disc.point_weights[points] * (disc.volume / disc.point_weights[points].sum())
     B = (disc.strain_operator() @ modes).reshape(n_points, 6, N)
-    interp_full = disc.interpolation_operator()[points]
+    interp_full = disc.temperature_operator()[points]
     tnodes = np.unique(interp_full.indices)
     interp = sp.csr_matrix(interp_full[:, tnodes])
 

@@ -140,7 +140,8 @@ def test_xdmf_opens_in_vtk_like_paraview(case):
     steps = reader.GetOutputInformation(0).Get(vtk.vtkStreamingDemandDrivenPipeline.TIME_STEPS())
     assert np.allclose(steps, [0.5, 1.0, 1.5])
     reader.UpdateTimeStep(steps[1])
-    grid = reader.GetOutputDataObject(0).GetBlock(0)
+    out = reader.GetOutputDataObject(0)  # one uniform grid per increment (a multiblock for older layouts)
+    grid = out.GetBlock(0) if out.IsA("vtkMultiBlockDataSet") else out
     with h5py.File(h5, "r") as f:
         u = f["fields/displacement"][1]
         vm = f["fields/element_average/von_mises"][1]

@@ -1,7 +1,14 @@
 """Nonintrusive adapters for third-party FE files (see docs/adapters.md).
 
 * :mod:`structrom.rom.adapters.calculix` - CalculiX decks, runs, ``.dat``/``.frd`` results and exported matrices;
-* :mod:`structrom.rom.adapters.ansys` - Ansys ``.rst``/``.cdb`` through ``ansys-mapdl-reader`` (optional);
+* :mod:`structrom.rom.adapters.frd` - CalculiX ``.frd`` results in full (mesh, every block of every increment);
+* :mod:`structrom.rom.adapters.calculix_deck` - a user's CalculiX deck: laws, steps, load and temperature histories
+  (:mod:`~structrom.rom.adapters.calculix_keywords`: what each keyword becomes; :mod:`~structrom.rom.adapters.calculix_materials`);
+* :mod:`structrom.rom.adapters.calculix_history` - ccx's step and amplitude rules for load/temperature histories;
+* :mod:`structrom.rom.adapters.calculix_import` - deck + ccx runs -> training cases (``structrom import calculix``);
+* :mod:`structrom.rom.adapters.calculix_predict` - a new deck of an imported family -> the loading a reduced model answers;
+* :mod:`structrom.rom.adapters.ansys` - Ansys ``.rst``/``.cdb`` meshes and displacements through ``ansys-mapdl-reader``;
+* :mod:`structrom.rom.adapters.ansys_results` - Ansys stresses, strains and temperatures;
 * :mod:`structrom.rom.adapters.meshio_series` - meshes plus nodal time series from anything meshio reads.
 
 The HF solver protocol (CalculiX or in-house solves written as snapshot files) is :mod:`structrom.rom.hifi_protocol`.

@@ -1,7 +1,7 @@
 """Ansys MAPDL result (``.rst``) and archive (``.cdb``) files through ``ansys-mapdl-reader``.
 
-``pip install ansys-mapdl-reader`` (it brings pyvista; VTK is already a dependency). Without it the
-readers raise :class:`ImportError` naming the package.
+``ansys-mapdl-reader`` is a core dependency (it brings pyvista); if its import fails (a broken install),
+the readers raise :class:`ImportError` naming the package and the pip command.
 
 Numbering:
 

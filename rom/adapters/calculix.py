@@ -24,7 +24,7 @@ Facts about ccx 2.20's formats this module relies on (checked against ccx 2.20 r
   derived component such as ``ALL`` that has no data column) and ``-1 <node> <values>`` lines;
   tensors are ordered ``xx yy zz xy yz zx``; strains (``TOSTRAIN``) have tensor shears; the
   equivalent plastic strain is ``PE``; in the element block, 20-node hexahedra have nodes 13-16 and
-  17-20 swapped relative to the ``.inp`` (not parsed here); node coordinates have 6 significant digits,
+  17-20 swapped relative to the ``.inp`` (parsed by :mod:`.frd`); node coordinates have 6 significant digits,
   so take coordinates from the ``.inp``.
 
 * matrices (see :func:`read_matrix_storage`): a last step ``*FREQUENCY, SOLVER=MATRIXSTORAGE`` writes the
@@ -115,8 +115,10 @@ def _id_lines(ids: np.ndarray, per_line: int = MAX_ENTRIES_PER_LINE) -> Iterator
 
 def _check_names(mesh: Mesh, extra: list[str]) -> None:
     seen: dict[tuple[str, str], str] = {}
-    kinds = [("NSET", n) for n in list(mesh.node_sets) + extra[:1]]
-    kinds += [("ELSET", n) for n in list(mesh.element_sets) + extra[1:]]
+    # a set named like the all-nodes/all-elements set (e.g. NALL read from a user's deck) is merged with
+    # it by write_mesh_inp (checked there to hold every node/element), so it is no name clash
+    kinds = [("NSET", n) for n in list(mesh.node_sets) if n.upper() != extra[0].upper()] + [("NSET", extra[0])]
+    kinds += [("ELSET", n) for n in list(mesh.element_sets) if n.upper() != extra[1].upper()] + [("ELSET", extra[1])]
     kinds += [("SURFACE", n) for n in mesh.surface_sets]
     for kind, name in kinds:
         if not _NAME_RE.match(name) or len(name) > 80:
@@ -240,37 +242,10 @@ class _Card:
 
 
 def _cards(path: Path) -> list[_Card]:
-    cards: list[_Card] = []
-    try:
-        text = path.read_text(errors="replace")
-    except OSError as exc:
-        raise CalculixError(f"cannot read CalculiX input {str(path)!r}: {exc}") from exc
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("**"):
-            continue
-        if line.startswith("*"):
-            parts = [p.strip() for p in line[1:].split(",")]
-            params = {}
-            for p in parts[1:]:
-                if p:
-                    k, _, v = p.partition("=")
-                    params[k.strip().upper()] = v.strip()
-            keyword = " ".join(parts[0].upper().split())
-            if keyword == "INCLUDE":
-                inc = Path(params.get("INPUT", ""))
-                inc = inc if inc.is_absolute() else path.parent / inc
-                if not inc.exists():
-                    raise CalculixError(f"{path}:{number}: *INCLUDE file {str(inc)!r} does not exist")
-                cards.extend(_cards(inc))
-                continue
-            cards.append(_Card(keyword, params, number))
-        elif cards:
-            cards[-1].data.append(line)
-            cards[-1].data_lines.append(number)
-        else:
-            raise CalculixError(f"{path}:{number}: data line before any keyword card: {line[:60]!r}")
-    return cards
+    """The deck's keyword cards, ``*INCLUDE`` followed (:func:`.calculix_deck.read_cards`)."""
+    from .calculix_deck import read_cards
+
+    return read_cards(path)  # type: ignore[return-value]
 
 
 def _tokens(card: _Card) -> list[str]:
@@ -576,7 +551,8 @@ def read_dat(path: str | os.PathLike) -> dict[float, dict[str, DatBlock]]:
                 break
             i += 1
         is_element = columns[:1] == ("elem",)  # element blocks list (elem, integ.pnt.) in the header
-        n_id = 2 if is_element else 1
+        is_total = words.startswith("total")  # TOTALS=ONLY/YES sums: one line of values, no id
+        n_id = 0 if is_total else 2 if is_element else 1
         n_val = len(columns) - 2 if is_element else len(columns)  # node headers omit the id column
         n_col = n_id + n_val
         vals = _floats(" ".join(data))
@@ -587,9 +563,12 @@ def read_dat(path: str | os.PathLike) -> dict[float, dict[str, DatBlock]]:
             )
         vals = vals.reshape(len(data), n_col)
         ids = vals[:, :n_id].astype(np.int64)
-        ids = ids[:, 0] if n_id == 1 else ids
+        ids = ids[:, 0] if n_id == 1 else ids if n_id else np.zeros(0, np.int64)
         values = vals[:, n_id:]
         quantity = _DAT_NAMES.get(words, words)
+        if is_total:  # e.g. "total force" -> "RF_TOTAL" (not merged with the per-node "RF" blocks)
+            base = _DAT_NAMES.get(words[len("total"):].strip(), words[len("total"):].strip())
+            quantity = f"{_DAT_NAMES.get('forces') if base == 'force' else base}_TOTAL"
         if quantity in ("S", "E") and n_val == 6:
             values = values[:, _DAT_TENSOR_TO_OURS]
             if quantity == "E":
@@ -630,115 +609,19 @@ class FrdResult:
         return self.fields["STRESS"]
 
 
-def _fixed_width(lines: list[str], start: int, width: int, count: int) -> np.ndarray:
-    """Parse ``count`` fixed-width float fields starting at column ``start`` of every line, ``(n, count)``."""
-    if not lines:
-        return np.zeros((0, count))
-    length = start + width * count
-    arr = np.array([ln.ljust(length)[:length] for ln in lines], dtype=f"S{length}")
-    chars = arr.view(np.uint8).reshape(len(lines), length)[:, start:]
-    fields = np.ascontiguousarray(chars).view(f"S{width}").reshape(len(lines), count)
-    try:
-        return fields.astype(float)
-    except ValueError:
-        text = "\n".join(" ".join(f.decode() for f in row) for row in fields)
-        return _floats(text).reshape(len(lines), count)
-
-
 def read_frd(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, list[FrdResult]]:
     """Parse an ASCII ``.frd`` file.
 
     Returns ``node_ids`` ``(n,)``, ``coordinates`` ``(n, 3)`` (6 significant digits only) and the nodal
-    results of every increment, in file order. Stresses are in our order (the .frd's), strains are
-    converted to engineering shears.
+    results of every increment, in file order, each field ``(n, k)``. Stresses are in our order (the .frd's),
+    strains are converted to engineering shears. (:func:`.frd.read_frd_file` gives the elements too.)
     """
-    path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise CalculixError(f"cannot read ccx results {str(path)!r}: {exc}") from exc
-    node_ids = np.zeros(0, np.int64)
-    coords = np.zeros((0, 3))
-    results: list[FrdResult] = []
-    current: FrdResult | None = None
-    step = increment = 0
-    t = 0.0
-    i = 0
-    n = len(lines)
+    from .frd import read_frd_file
 
-    def block_lines(j: int) -> tuple[list[str], int]:
-        """Data lines (' -1'/' -2') from line j to the ' -3' terminator, merging continuation lines."""
-        data: list[str] = []
-        while j < n and not lines[j].startswith(" -3"):
-            ln = lines[j]
-            if ln.startswith(" -1"):
-                data.append(ln)
-            elif ln.startswith(" -2") and data:
-                data[-1] = data[-1].rstrip() + ln[13:].rstrip()
-            j += 1
-        if j >= n:
-            raise CalculixError(f"{path}:{j}: block without ' -3' terminator; the file is truncated")
-        return data, j + 1
-
-    while i < n:
-        ln = lines[i]
-        head = ln[:12].split()
-        key = head[0] if head else ""
-        if key == "2C":
-            fmt = int(ln.split()[-1])
-            if fmt == 2:
-                raise CalculixError(f"{path}:{i + 1}: binary .frd is not supported; write ASCII results")
-            idw = 10 if fmt == 1 else 5
-            data, i = block_lines(i + 1)
-            node_ids = np.array([int(d[3 : 3 + idw]) for d in data], dtype=np.int64)
-            coords = _fixed_width(data, 3 + idw, 12, 3)
-            continue
-        if key == "3C":
-            _, i = block_lines(i + 1)
-            continue
-        if key == "1PSTEP":
-            parts = ln.split()
-            increment, step = int(parts[-2]), int(parts[-1])
-        elif key == "100CL":
-            t = float(ln[12:24])
-            fmt = int(ln[73:75]) if len(ln) >= 75 and ln[73:75].strip() else 1
-            idw = 10 if fmt == 1 else 5
-            j = i + 1
-            if j >= n or not lines[j].startswith(" -4"):
-                raise CalculixError(f"{path}:{j + 1}: expected a ' -4' field header after '100CL'")
-            name = lines[j].split()[1]
-            j += 1
-            n_comp = 0
-            while j < n and lines[j].startswith(" -5"):
-                # ' -5  NAME  menu ictype icind1 icind2 [iexist[name]]': iexist=1 -> no data column
-                tokens = lines[j].split()
-                n_comp += not (len(tokens) > 6 and tokens[6].startswith("1"))
-                j += 1
-            data, i = block_lines(j)
-            ids = np.array([int(d[3 : 3 + idw]) for d in data], dtype=np.int64)
-            values = _fixed_width(data, 3 + idw, 12, n_comp)
-            order = np.argsort(ids, kind="stable")
-            ids, values = ids[order], values[order]
-            if name == "TOSTRAIN" and n_comp == 6:
-                values[:, 3:] *= 2.0
-            if current is None or (current.step, current.increment) != (step, increment):
-                current = FrdResult(step, increment, t, ids, {})
-                results.append(current)
-            if not np.array_equal(ids, current.node_ids):
-                union = np.union1d(current.node_ids, ids)
-                pos = np.searchsorted(union, current.node_ids)
-                for k, v in current.fields.items():
-                    full = np.full((len(union), v.shape[1]), np.nan)
-                    full[pos] = v
-                    current.fields[k] = full
-                current.node_ids = union
-                full = np.full((len(union), n_comp), np.nan)
-                full[np.searchsorted(union, ids)] = values
-                values = full
-            current.fields[name] = values
-            continue
-        i += 1
-    return node_ids, coords, results
+    f = read_frd_file(path)
+    results = [FrdResult(inc.step, inc.increment, inc.time, inc.node_ids,
+                         {k: v.reshape(len(v), -1) for k, v in inc.fields.items()}) for inc in f.increments]
+    return f.node_ids, f.coordinates, results
 
 
 # -- full quasi-static decks ---------------------------------------------------------------------------

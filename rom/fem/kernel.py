@@ -33,6 +33,10 @@ from structrom.rom.fem.mesh import Mesh, MeshError
 CHUNK_ENTRIES = 16_000_000
 #: At most this many elements per chunk.
 MAX_CHUNK_ELEMENTS = 50_000
+#: Element types whose integration points take the mean of the element's nodal temperatures instead of
+#: the shape-function interpolation, as CalculiX 2.20 does (C3D8: checked against ccx, stresses agree to
+#: 7e-7 with the mean and differ by O(1) with the interpolation on a bar with a temperature gradient).
+ELEMENT_MEAN_TEMPERATURE = frozenset({"C3D8"})
 
 
 def _index_dtype(n: int) -> type:
@@ -123,6 +127,14 @@ class BlockIntegration:
     gradients: np.ndarray
     weights: np.ndarray
     point_offset: int
+
+    @property
+    def N_temperature(self) -> np.ndarray:
+        """``(n_q, n_en)`` weights of the nodal temperatures at the points: ``N``, or the element mean for
+        the types of :data:`ELEMENT_MEAN_TEMPERATURE` (CalculiX's rule)."""
+        if self.element in ELEMENT_MEAN_TEMPERATURE:
+            return np.full(self.N.shape, 1.0 / self.N.shape[1])
+        return self.N
 
     @property
     def n_elements(self) -> int:
@@ -292,6 +304,14 @@ class Discretization:
 
     def interpolate(self, nodal: np.ndarray) -> np.ndarray:
         """Interpolate nodal values ``(n_nodes,)`` or ``(n_nodes, k)`` to ``(n_points,)``/``(n_points, k)``."""
+        return self._interpolate(nodal, "N")
+
+    def interpolate_temperature(self, nodal: np.ndarray) -> np.ndarray:
+        """Point temperatures of nodal ones (as :meth:`interpolate`, but with CalculiX's element mean for the
+        types of :data:`ELEMENT_MEAN_TEMPERATURE`): what the laws see."""
+        return self._interpolate(nodal, "N_temperature")
+
+    def _interpolate(self, nodal: np.ndarray, weights: str) -> np.ndarray:
         v = np.asarray(nodal, dtype=float)
         if v.ndim not in (1, 2) or v.shape[0] != self.n_nodes:
             raise MeshError(
@@ -300,7 +320,7 @@ class Discretization:
         v2 = v.reshape(self.n_nodes, -1)
         out = np.empty((self.n_points, v2.shape[1]))
         for g in self.groups:
-            out[g.points] = (g.N @ v2[g.nodes]).reshape(-1, v2.shape[1])  # (n_q,n_en)@(n_e,n_en,k)
+            out[g.points] = (getattr(g, weights) @ v2[g.nodes]).reshape(-1, v2.shape[1])  # (n_q,n_en)@(n_e,n_en,k)
         return out[:, 0] if v.ndim == 1 else out
 
     # -- forces ----------------------------------------------------------------------------------------
@@ -559,11 +579,18 @@ class Discretization:
 
     def interpolation_operator(self) -> sp.csr_matrix:
         """``(n_points, n_nodes)`` CSR with ``operator @ nodal == interpolate(nodal)``."""
+        return self._interpolation_operator("N")
+
+    def temperature_operator(self) -> sp.csr_matrix:
+        """``(n_points, n_nodes)`` CSR with ``operator @ nodal == interpolate_temperature(nodal)``."""
+        return self._interpolation_operator("N_temperature")
+
+    def _interpolation_operator(self, weights: str) -> sp.csr_matrix:
         indices, data = [], []
         for g in self.groups:
             n_q, n_en = g.N.shape
             indices.append(np.broadcast_to(g.nodes[:, None, :], (g.n_elements, n_q, n_en)).ravel())
-            data.append(np.broadcast_to(g.N, (g.n_elements, n_q, n_en)).ravel())
+            data.append(np.broadcast_to(getattr(g, weights), (g.n_elements, n_q, n_en)).ravel())
         shape = (self.n_points, self.n_nodes)
         if not data:
             return sp.csr_matrix(shape)

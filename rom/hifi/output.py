@@ -140,6 +140,8 @@ class SnapshotWriter:
         self.f.flush()
 
     def close(self, success: bool) -> None:
+        if success and self.xdmf:
+            add_xdmf_views(self.f)
         self.f.close()
         if success:
             os.replace(self.partial, self.path)
@@ -153,70 +155,102 @@ class SnapshotWriter:
         self.close(exc_type is None)
 
 
-def _data_item(h5name: str, dataset: h5py.Dataset, index: int | None = None) -> str:
-    shape = dataset.shape if index is None else dataset.shape[1:]
-    dims = " ".join(str(s) for s in shape)
+#: XDMF ``Mixed`` topology codes of our element types (one topology for meshes of several blocks).
+XDMF_MIXED_CODE = {"C3D4": 6, "C3D10": 38, "C3D8": 9, "C3D20": 48, "C3D20R": 48}
+#: Group of per-increment views (HDF5 virtual datasets onto ``/fields``, no data copied) that the XDMF
+#: file points to: XDMF readers without hyperslab support (meshio) read them like plain datasets.
+XDMF_GROUP = "xdmf"
+
+
+def add_xdmf_views(f: h5py.File) -> None:
+    """Create ``/xdmf/<field>/<k>`` virtual datasets (increment ``k`` of ``/fields/<field>``, nodal fields
+    and element averages) and, for several element blocks, ``/xdmf/topology``: their connectivities
+    stacked (one element type) or the ``Mixed`` connectivity (per element its XDMF code then its nodes;
+    meshio 5.3 cannot read ``Mixed`` with 20-node hexahedra, VTK can). Existing views are kept."""
+    g = f.require_group(XDMF_GROUP)
+    names = [n for n in ("displacement", "temperature") if n in f["fields"]]
+    if "element_average" in f["fields"]:
+        names += [f"element_average/{n}" for n in f["fields/element_average"]]
+    for name in names:
+        d = f["fields"][name]
+        for k in range(d.shape[0]):
+            key = f"{name}/{k}"
+            if key in g:
+                continue
+            layout = h5py.VirtualLayout(shape=d.shape[1:], dtype=d.dtype)
+            layout[...] = h5py.VirtualSource(".", d.name, shape=d.shape)[k]
+            g.create_virtual_dataset(key, layout)
+    blocks = [f["mesh/blocks"][str(i)]["connectivity"] for i in range(len(f["mesh/blocks"]))]
+    if len(blocks) > 1 and "topology" not in g:
+        if len({XDMF_TOPOLOGY[b.attrs["element"]] for b in blocks}) == 1:
+            # one element type in several blocks: the connectivities stacked (a virtual dataset)
+            rows = sum(b.shape[0] for b in blocks)
+            layout = h5py.VirtualLayout(shape=(rows, blocks[0].shape[1]), dtype=blocks[0].dtype)
+            start = 0
+            for b in blocks:
+                layout[start:start + b.shape[0]] = h5py.VirtualSource(".", b.name, shape=b.shape)
+                start += b.shape[0]
+            g.create_virtual_dataset("topology", layout)
+        else:
+            parts = [np.column_stack([np.full(b.shape[0], XDMF_MIXED_CODE[b.attrs["element"]]), b[()]]).ravel()
+                     for b in blocks]
+            g.create_dataset("topology", data=np.concatenate(parts).astype(np.int64))
+
+
+def _item(h5name: str, dataset: h5py.Dataset) -> str:
+    dims = " ".join(str(s) for s in dataset.shape)
     number = "Float" if dataset.dtype.kind == "f" else "Int"
-    precision = dataset.dtype.itemsize
-    if index is None:
-        return (f'<DataItem Dimensions="{dims}" NumberType="{number}" Precision="{precision}" Format="HDF">'
-                f"{h5name}:{dataset.name}</DataItem>")
-    full = " ".join(str(s) for s in dataset.shape)
-    start = " ".join(["%d" % index] + ["0"] * (len(dataset.shape) - 1))
-    count = " ".join(["1"] + [str(s) for s in shape])
-    return (f'<DataItem ItemType="HyperSlab" Dimensions="{dims}" Type="HyperSlab">'
-            f'<DataItem Dimensions="3 {len(dataset.shape)}" Format="XML">{start} '
-            f'{" ".join(["1"] * len(dataset.shape))} {count}</DataItem>'
-            f'<DataItem Dimensions="{full}" NumberType="{number}" Precision="{precision}" Format="HDF">'
-            f"{h5name}:{dataset.name}</DataItem></DataItem>")
+    return (f'<DataItem Dimensions="{dims}" NumberType="{number}" Precision="{dataset.dtype.itemsize}" '
+            f'Format="HDF">{h5name}:{dataset.name}</DataItem>')
 
 
 def write_xdmf(h5_path: str | Path) -> Path:
-    """Write ``<name>.xdmf`` next to a snapshot file: a temporal collection of the increments with nodal
-    displacement and temperature and element-averaged point fields (one grid per element block)."""
+    """Write ``<name>.xdmf`` next to a snapshot file: a temporal collection of the increments, each a uniform
+    grid (one topology; ``Mixed`` for several element blocks) with nodal displacement and temperature and
+    element-averaged point fields. Read by ParaView/VTK (``vtkXdmfReader``) and by meshio
+    (``meshio.xdmf.TimeSeriesReader``); the data items are the ``/xdmf`` views of :func:`add_xdmf_views`
+    (added to the file when missing)."""
     h5_path = Path(h5_path)
     out = h5_path.with_suffix(".xdmf")
     name = h5_path.name
     with h5py.File(h5_path, "r") as f:
+        complete = XDMF_GROUP in f and all(
+            f"{n}/{k}" in f[XDMF_GROUP] for n in ("displacement",) if n in f["fields"]
+            for k in range(f["fields"][n].shape[0]))
+    if not complete:
+        with h5py.File(h5_path, "r+") as f:
+            add_xdmf_views(f)
+    with h5py.File(h5_path, "r") as f:
         times = f["increments/time"][()]
         blocks = f["mesh/blocks"]
-        offsets = np.concatenate([[0], np.cumsum([blocks[str(i)]["connectivity"].shape[0]
-                                                 for i in range(len(blocks))])])
+        n_elements = sum(blocks[str(i)]["connectivity"].shape[0] for i in range(len(blocks)))
+        if len(blocks) == 1:
+            conn = blocks["0"]["connectivity"]
+            topology = (f'<Topology TopologyType="{XDMF_TOPOLOGY[conn.attrs["element"]]}" '
+                        f'NumberOfElements="{n_elements}">{_item(name, conn)}</Topology>')
+        else:
+            kinds = {XDMF_TOPOLOGY[blocks[str(i)]["connectivity"].attrs["element"]] for i in range(len(blocks))}
+            kind = kinds.pop() if len(kinds) == 1 else "Mixed"
+            topology = (f'<Topology TopologyType="{kind}" NumberOfElements="{n_elements}">'
+                        f'{_item(name, f[XDMF_GROUP]["topology"])}</Topology>')
+        geometry = f'<Geometry GeometryType="XYZ">{_item(name, f["mesh/points"])}</Geometry>'
+        views = f[XDMF_GROUP]
         parts = ['<?xml version="1.0"?>', '<Xdmf Version="3.0"><Domain>',
                  '<Grid Name="increments" GridType="Collection" CollectionType="Temporal">']
         for k, t in enumerate(times):
-            parts.append(f'<Grid Name="t{k}" GridType="Collection" CollectionType="Spatial">'
-                         f'<Time Value="{t!r}"/>')
-            for i in range(len(blocks)):
-                conn = blocks[str(i)]["connectivity"]
-                topo = XDMF_TOPOLOGY[conn.attrs["element"]]
-                parts.append(f'<Grid Name="block{i}"><Topology TopologyType="{topo}" '
-                             f'NumberOfElements="{conn.shape[0]}">{_data_item(name, conn)}</Topology>'
-                             f'<Geometry GeometryType="XYZ">{_data_item(name, f["mesh/points"])}</Geometry>')
-                for field_name in ("displacement", "temperature"):
-                    if field_name in f["fields"]:
-                        d = f["fields"][field_name]
-                        kind = "Vector" if d.ndim == 3 else "Scalar"
-                        parts.append(f'<Attribute Name="{field_name}" AttributeType="{kind}" Center="Node">'
-                                     f"{_data_item(name, d, k)}</Attribute>")
-                if "element_average" in f["fields"]:
-                    for field_name, d in f["fields/element_average"].items():
-                        lo, hi = offsets[i], offsets[i + 1]
-                        kind = "Scalar" if d.ndim == 2 else ("Vector" if d.shape[2] == 3 else "Tensor6")
-                        comps = d.shape[2] if d.ndim == 3 else 1
-                        rank = d.ndim
-                        start = " ".join([str(k), str(lo)] + ["0"] * (rank - 2))
-                        stride = " ".join(["1"] * rank)
-                        count = " ".join(["1", str(hi - lo)] + ([str(comps)] if rank == 3 else []))
-                        dims = f"{hi - lo}" + (f" {comps}" if rank == 3 else "")
-                        full = " ".join(str(s) for s in d.shape)
-                        parts.append(
-                            f'<Attribute Name="{field_name}" AttributeType="{kind}" Center="Cell">'
-                            f'<DataItem ItemType="HyperSlab" Dimensions="{dims}" Type="HyperSlab">'
-                            f'<DataItem Dimensions="3 {rank}" Format="XML">{start} {stride} {count}</DataItem>'
-                            f'<DataItem Dimensions="{full}" NumberType="Float" Precision="8" Format="HDF">'
-                            f"{name}:{d.name}</DataItem></DataItem></Attribute>")
-                parts.append("</Grid>")
+            parts.append(f'<Grid Name="t{k}" GridType="Uniform">{topology}{geometry}<Time Value="{t!r}"/>')
+            for field_name in ("displacement", "temperature"):
+                if field_name in views:
+                    d = views[field_name][str(k)]
+                    kind = "Vector" if d.ndim == 2 else "Scalar"
+                    parts.append(f'<Attribute Name="{field_name}" AttributeType="{kind}" Center="Node">'
+                                 f"{_item(name, d)}</Attribute>")
+            if "element_average" in views:
+                for field_name, g in views["element_average"].items():
+                    d = g[str(k)]
+                    kind = "Scalar" if d.ndim == 1 else ("Vector" if d.shape[1] == 3 else "Tensor6")
+                    parts.append(f'<Attribute Name="{field_name}" AttributeType="{kind}" Center="Cell">'
+                                 f"{_item(name, d)}</Attribute>")
             parts.append("</Grid>")
         parts.append("</Grid></Domain></Xdmf>")
     tmp = out.with_name(out.name + ".partial")

@@ -258,9 +258,9 @@ class HifiSolver:
         """One Newton solve from the converged state to ``t_new``: iterations, relative residual, linear
         iterations and the candidate state ``(u, nodal temperature, strain, stress, law states, f_ref)``."""
         dt = t_new - self.time
-        temp_old = self.disc.interpolate(self.temperature)
+        temp_old = self.disc.interpolate_temperature(self.temperature)
         temp_nodes = self.loading.nodal_temperature(t_new, self.mesh.points)
-        temp_new = self.disc.interpolate(temp_nodes)
+        temp_new = self.disc.interpolate_temperature(temp_nodes)
         f_ext = self.external_force(t_new)
         local_bc = self.bc_dofs - self.rstart
         imposed = self.imposed_values(t_new)

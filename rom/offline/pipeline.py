@@ -29,7 +29,7 @@ from structrom.mpi.partition import recursive_bisection
 from structrom.rom.fem.kernel import Discretization
 from structrom.rom.fem.mesh import Mesh
 from structrom.rom.hifi.output import element_point_offsets, global_point_index, read_mesh_group
-from structrom.rom.loading import HotSpotTemperature, UniformTemperature
+from structrom.rom.loading import HotSpotTemperature, NodalTemperature, UniformTemperature
 from structrom.rom.materials import law_from_config
 from structrom.rom.offline import calibration as calib
 from structrom.rom.offline import validation
@@ -114,6 +114,11 @@ def loading_schema(cases: list[TrainingCase]) -> dict:
         schema["temperature"] = {"type": "uniform", "ranges": {
             "reference": [min(t.reference for t in temps), max(t.reference for t in temps)],
             "amplitude": [min(t.amplitude.values.min() for t in temps), max(t.amplitude.values.max() for t in temps)]}}
+    elif all(isinstance(t, NodalTemperature) for t in temps):
+        # e.g. temperatures imported from CalculiX decks: the range of every nodal value (the per-node
+        # envelope is in the import's family.npz)
+        schema["temperature"] = {"type": "nodal", "value_range": [min(float(t.values.min()) for t in temps),
+                                                                  max(float(t.values.max()) for t in temps)]}
     else:
         schema["temperature"] = {"type": "any"}
     surfaces = sorted({s for c in cases for s in c.loading.pressures})
@@ -300,7 +305,7 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     here = (pos < len(gidx)) & (gidx[order][np.minimum(pos, len(gidx) - 1)] == points) if len(gidx) else \
         np.zeros(len(points), bool)
     loc = order[pos[here]]
-    interp = disc.interpolation_operator().tocsr()[loc]
+    interp = disc.temperature_operator().tocsr()[loc]
     piece = {"which": np.flatnonzero(here), "integrator": eps_modes[loc], "coordinates": disc.point_coordinates[loc],
              "element": disc.point_elements[loc], "material": regions.index[loc],
              "interp": interp, "duals": {k: v[0].reshape(disc.n_points, v[2], -1)[loc] for k, v in duals.items()},

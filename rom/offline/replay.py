@@ -67,11 +67,11 @@ def replay(disc: Discretization, regions: MaterialRegions, loading: Loading, dis
     back = np.zeros((n_inc, n, 6)) if kinematic else None
     states = [law.initial_state(len(pts)) for law, pts in zip(regions.laws, regions.points)]
     eps_old = np.zeros((n, 6))
-    temp_old = disc.interpolate(loading.nodal_temperature(float(loading.times[0]), points))
+    temp_old = disc.interpolate_temperature(loading.nodal_temperature(float(loading.times[0]), points))
     for k in range(n_inc):
         t_old, t_new = float(loading.times[k]), float(loading.times[k + 1])
         eps = disc.strain(displacements[k].ravel())
-        temp_new = disc.interpolate(loading.nodal_temperature(t_new, points))
+        temp_new = disc.interpolate_temperature(loading.nodal_temperature(t_new, points))
         for r, (law, pts) in enumerate(zip(regions.laws, regions.points)):
             resp = law.integrate(eps_old[pts], eps[pts] - eps_old[pts], temp_old[pts], temp_new[pts],
                                  t_new - t_old, states[r])

@@ -1,0 +1,454 @@
+"""Read a user's CalculiX 2.20 deck into the project's objects: mesh, sets, laws, boundary conditions,
+loads, temperatures and step times.
+
+:func:`read_deck` parses every card (following ``*INCLUDE``); each keyword is mapped, ignored with a
+reason, or refused by name and line (``not supported: *CONTACT PAIR, model.inp:812: contact is not
+modelled``), see :mod:`.calculix_keywords`. Nothing is dropped silently.
+
+Time histories follow ccx 2.20 (checked on ccx runs): steps follow each other in *total time*; a
+``*STATIC``/``*VISCO`` step lasts its time period (second number of the data line, default 1); a value
+given in a step without ``AMPLITUDE`` is ramped linearly over the step from the value at the end of the
+previous step (loads, prescribed displacements and ``*TEMPERATURE`` alike, also when the card has
+``OP=NEW``) in a ``*STATIC`` step, and applied at once from the start of a ``*VISCO`` step; with ``AMPLITUDE=A`` it is ``value * A(step time)`` (``A(total time)`` for ``*AMPLITUDE,
+TIME=TOTAL TIME``), amplitudes being piecewise linear and constant outside their points; a load not
+given again in a later step keeps its value at the end of the previous step, constant (``OP=MOD``; its
+amplitude is not carried on); ``OP=NEW`` removes the earlier loads of the card's kind that it does not
+define again, from the step's start (no ramp down). Initial temperatures come from ``*INITIAL CONDITIONS, TYPE=TEMPERATURE`` (0 elsewhere).
+
+:class:`StepTable` stores these histories for many keys at once (nodes, faces, dofs) and evaluates them
+at any times, vectorized over the keys.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..fem.mesh import Mesh
+from .calculix import CalculixError, InpIds, read_inp
+from .calculix_history import Amplitude, Step, StepTable, evaluate
+from .calculix_keywords import classify
+from .calculix_materials import material_config
+
+__all__ = ["Card", "Deck", "StepTable", "read_cards", "read_deck", "not_supported"]
+
+
+@dataclass
+class Card:
+    """A keyword card: ``keyword`` upper case without ``*``, ``params`` upper-case keys (values as
+    written), ``file``/``line`` of the keyword line, ``data`` lines and their line numbers."""
+
+    keyword: str
+    params: dict[str, str]
+    file: Path
+    line: int
+    data: list[str] = field(default_factory=list)
+    data_lines: list[int] = field(default_factory=list)
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+    def rows(self) -> list[tuple[list[str], int]]:
+        """Data lines split on commas (stripped tokens, trailing empties dropped) with line numbers."""
+        out = []
+        for text, number in zip(self.data, self.data_lines):
+            tokens = [t.strip() for t in text.split(",")]
+            while tokens and not tokens[-1]:
+                tokens.pop()
+            out.append((tokens, number))
+        return out
+
+
+def not_supported(card: Card, reason: str) -> CalculixError:
+    return CalculixError(f"not supported: *{card.keyword}, {card.where}: {reason}")
+
+
+def _error(card: Card, number: int, message: str) -> CalculixError:
+    return CalculixError(f"{card.file}:{number}: *{card.keyword}: {message}")
+
+
+def read_cards(path: str | os.PathLike, _depth: int = 0) -> list[Card]:
+    """Keyword cards of a deck in order, ``*INCLUDE, INPUT=file`` read in place (relative to the
+    including file). Comment lines (``**``) and blank lines are skipped."""
+    path = Path(path)
+    if _depth > 20:
+        raise CalculixError(f"{path}: *INCLUDE nested more than 20 deep (a file including itself?)")
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        raise CalculixError(f"cannot read CalculiX input {str(path)!r}: {exc}") from None
+    cards: list[Card] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("**"):
+            continue
+        if line.startswith("*"):
+            parts = [p.strip() for p in line[1:].split(",")]
+            params = {}
+            for p in parts[1:]:
+                if p:
+                    k, _, v = p.partition("=")
+                    params[" ".join(k.upper().split())] = v.strip()
+            keyword = " ".join(parts[0].upper().split())
+            if keyword == "INCLUDE":
+                if not params.get("INPUT"):
+                    raise CalculixError(f"{path}:{number}: *INCLUDE needs INPUT=<file>")
+                inc = Path(params["INPUT"])
+                inc = inc if inc.is_absolute() else path.parent / inc
+                if not inc.exists():
+                    raise CalculixError(f"{path}:{number}: *INCLUDE file {str(inc)!r} does not exist")
+                cards.extend(read_cards(inc, _depth + 1))
+                continue
+            cards.append(Card(keyword, params, path, number))
+        elif cards:
+            cards[-1].data.append(line)
+            cards[-1].data_lines.append(number)
+        else:
+            raise CalculixError(f"{path}:{number}: data line before any keyword card: {line[:60]!r}")
+    return cards
+
+
+def _float(card: Card, token: str, number: int, what: str) -> float:
+    try:
+        value = float(token.replace("d", "e").replace("D", "E"))
+    except ValueError:
+        raise _error(card, number, f"{what} must be a number, got {token!r}") from None
+    if not np.isfinite(value):
+        raise _error(card, number, f"{what} must be finite, got {token!r}")
+    return value
+
+
+# -- the deck ------------------------------------------------------------------------------------------
+@dataclass
+class Deck:
+    """A parsed deck. Mesh and ids from :func:`~.calculix.read_inp`; ``materials``: ``[(element set,
+    law config, card)]``; histories as :class:`StepTable` (``temperature`` per node, ``pressure`` per
+    face key ``(element index, face)``, ``boundary`` and ``cload`` per dof ``3 node + c``,
+    ``centrifugal`` and ``gravity`` one key each, their geometry in ``centrifugal_axis``/``gravity_dir``);
+    ``first_card``: keyword -> first card (for error messages); ``ignored``: ``[(keyword, where, why)]``."""
+
+    path: Path
+    mesh: Mesh
+    ids: InpIds
+    materials: list[tuple[str, dict, Card]]
+    steps: list[Step]
+    amplitudes: dict[str, Amplitude]
+    temperature: StepTable
+    pressure: StepTable
+    boundary: StepTable
+    cload: StepTable
+    centrifugal: StepTable
+    gravity: StepTable
+    centrifugal_axis: tuple | None = None
+    gravity_dir: tuple | None = None
+    first_card: dict[str, Card] = field(default_factory=dict)
+    ignored: list[tuple[str, str, str]] = field(default_factory=list)
+    heading: str = ""
+
+    @property
+    def end_time(self) -> float:
+        return self.steps[-1].end if self.steps else 0.0
+
+    def model_times(self, times: np.ndarray) -> np.ndarray:
+        """Our loading times of ccx total ``times``: the same, except in a deck with a creep law, where each
+        ``*STATIC`` step lasts :data:`STATIC_CREEP_SCALE` times its period (ccx does not creep in a
+        ``*STATIC`` step, checked on ccx runs; our Norton law creeps whenever time passes, so the step is made
+        (almost) instantaneous: creep strain of order ``STATIC_CREEP_SCALE`` times a second's)."""
+        times = np.asarray(times, float)
+        creep = any(law.get("type") == "norton_viscoplasticity" for _, law, _ in self.materials
+                    if isinstance(law, dict))
+        if not creep or all(not s.ramp for s in self.steps):
+            return times
+        knots = np.array([self.steps[0].start] + [s.end for s in self.steps])
+        spans = np.diff(knots) * np.array([STATIC_CREEP_SCALE if s.ramp else 1.0 for s in self.steps])
+        return np.interp(times, knots, knots[0] + np.concatenate([[0.0], np.cumsum(spans)]))
+
+    def history(self, name: str, times: np.ndarray) -> np.ndarray:
+        """``(n_times, n_keys)`` history of table ``name`` at total ``times``."""
+        return evaluate(getattr(self, name), self.steps, self.amplitudes, times)
+
+
+_PRESSURE = re.compile(r"^P([1-6])$")
+#: Duration factor of *STATIC steps in decks with a creep law (see Deck.model_times).
+STATIC_CREEP_SCALE = 1e-9
+
+
+def read_deck(path: str | os.PathLike) -> Deck:
+    """Parse a CalculiX 2.20 deck (module docstring); raise :class:`CalculixError` naming the keyword,
+    file and line of anything that cannot be imported."""
+    path = Path(path)
+    cards = read_cards(path)
+    for card in cards:
+        status, why = classify(card.keyword)
+        if status == "refused":
+            raise not_supported(card, why)
+        if card.keyword == "INITIAL CONDITIONS" and card.params.get("TYPE", "").upper() != "TEMPERATURE":
+            raise not_supported(card, f"TYPE={card.params.get('TYPE', '(missing)')}: only TYPE=TEMPERATURE "
+                                      "initial conditions are imported (no initial stresses, strains or velocities)")
+    mesh, ids = read_inp(path)
+    n_nodes = mesh.n_nodes
+    deck = Deck(path, mesh, ids, [], [], {}, StepTable(np.zeros(n_nodes)), StepTable(), StepTable(np.zeros(3 * n_nodes)),
+                StepTable(np.zeros(3 * n_nodes)), StepTable(np.zeros(1)), StepTable(np.zeros(1)))
+    upper_nsets = {k.upper(): k for k in mesh.node_sets}
+    upper_elsets = {k.upper(): k for k in mesh.element_sets}
+    upper_surfs = {k.upper(): k for k in mesh.surface_sets}
+
+    def members(kind: str, card: Card, token: str, number: int) -> np.ndarray:
+        """Our indices of the node/element id or set name ``token``."""
+        lookup, names, sets = ((ids.node_index, upper_nsets, mesh.node_sets) if kind == "node" else
+                               (ids.element_index, upper_elsets, mesh.element_sets))
+        try:
+            number_id = int(float(token))
+        except ValueError:
+            number_id = None
+        if number_id is not None:
+            try:
+                return lookup(np.array([number_id]))
+            except CalculixError as exc:
+                raise _error(card, number, str(exc)) from None
+        if token.upper() not in names:
+            article = "an" if kind == "element" else "a"
+            raise _error(card, number, f"{token!r} is neither {article} {kind} id nor {article} {kind} set")
+        return sets[names[token.upper()]]
+
+    def nodes_of(card: Card, token: str, number: int) -> np.ndarray:
+        return members("node", card, token, number)
+
+    def elements_of(card: Card, token: str, number: int) -> np.ndarray:
+        return members("element", card, token, number)
+
+    def amplitude_of(card: Card) -> str | None:
+        name = card.params.get("AMPLITUDE")
+        if name is None:
+            return None
+        if name.upper() not in deck.amplitudes:
+            raise CalculixError(f"{card.where}: *{card.keyword}: AMPLITUDE={name} is not defined by an *AMPLITUDE "
+                                "card before it")
+        return name.upper()
+
+    def check_op(card: Card, table: StepTable, step: int) -> None:
+        op = card.params.get("OP", "MOD").upper()
+        if op not in ("MOD", "NEW"):
+            raise _error(card, card.line, f"OP={op} is unknown; use OP=MOD or OP=NEW")
+        if op == "NEW":
+            table.clear(step)
+
+    materials: dict[str, list[Card]] = {}
+    current_material: str | None = None
+    step: int = -1
+    in_step = False
+    total = 0.0
+    for card in cards:
+        kw = card.keyword
+        deck.first_card.setdefault(kw, card)
+        status, why = classify(kw)
+        if status == "ignored":
+            deck.ignored.append((kw, card.where, why))
+            continue
+        if kw in ("NODE", "ELEMENT", "NSET", "ELSET", "SURFACE"):
+            continue  # the mesh: read_inp
+        if kw == "HEADING":
+            deck.heading = " ".join(card.data)
+        elif kw == "MATERIAL":
+            current_material = card.params.get("NAME", "").upper()
+            if not current_material:
+                raise _error(card, card.line, "missing NAME=<material name>")
+            materials[current_material] = []
+        elif kw in ("ELASTIC", "EXPANSION", "DENSITY", "PLASTIC", "CYCLIC HARDENING", "CREEP"):
+            if current_material is None:
+                raise _error(card, card.line, "material property outside a *MATERIAL definition")
+            materials[current_material].append(card)
+        elif kw == "SOLID SECTION":
+            elset, mat = card.params.get("ELSET", ""), card.params.get("MATERIAL", "").upper()
+            if "ORIENTATION" in card.params:
+                raise not_supported(card, "ORIENTATION: anisotropic orientations are not modelled")
+            if elset.upper() not in upper_elsets:
+                raise _error(card, card.line, f"ELSET={elset!r} is not an element set of the deck")
+            if mat not in materials:
+                raise _error(card, card.line, f"MATERIAL={mat!r} is not defined by a *MATERIAL card before it")
+            deck.materials.append((upper_elsets[elset.upper()], mat, card))  # type: ignore[arg-type]
+        elif kw == "AMPLITUDE":
+            name = card.params.get("NAME", "").upper()
+            if not name:
+                raise _error(card, card.line, "missing NAME=<amplitude name>")
+            extra = set(card.params) - {"NAME", "TIME", "DEFINITION"}
+            if extra or card.params.get("DEFINITION", "TABULAR").upper() != "TABULAR":
+                raise not_supported(card, f"parameters {sorted(extra) or ['DEFINITION=' + card.params['DEFINITION']]}: "
+                                          "only tabular amplitudes (NAME, TIME) are imported")
+            vals = [_float(card, t, n, "amplitude entry") for tokens, n in card.rows() for t in tokens if t]
+            if len(vals) % 2 or not vals:
+                raise _error(card, card.line, "needs pairs 'time, value'")
+            table = np.array(vals).reshape(-1, 2)
+            if np.any(np.diff(table[:, 0]) < 0):
+                raise _error(card, card.line, "amplitude times must be increasing")
+            deck.amplitudes[name] = Amplitude(name, table[:, 0], table[:, 1],
+                                              card.params.get("TIME", "STEP TIME").upper() == "TOTAL TIME")
+        elif kw == "INITIAL CONDITIONS":
+            for tokens, n in card.rows():
+                if len(tokens) < 2:
+                    raise _error(card, n, "lines must be 'node or node set, temperature'")
+                deck.temperature.initial[nodes_of(card, tokens[0], n)] = _float(card, tokens[1], n, "temperature")
+        elif kw == "STEP":
+            if in_step:
+                raise _error(card, card.line, "*STEP inside a step: close the previous one with *END STEP")
+            nlgeom = card.params.get("NLGEOM", "NO").upper() if "NLGEOM" in card.params else "NO"
+            if nlgeom not in ("NO",):
+                raise not_supported(card, "NLGEOM: geometrically nonlinear steps are not modelled (small strains)")
+            if "PERTURBATION" in card.params:
+                raise not_supported(card, "PERTURBATION steps are not modelled")
+            if "AMPLITUDE" in card.params:
+                raise not_supported(card, f"AMPLITUDE={card.params['AMPLITUDE']}: give amplitudes on the load cards "
+                                          "(*STATIC steps ramp, *VISCO steps apply values at once)")
+            step += 1
+            in_step = True
+            deck.steps.append(Step(step + 1, total, total + 1.0, card))
+        elif kw in ("STATIC", "VISCO"):
+            if not in_step:
+                raise _error(card, card.line, "procedure outside a *STEP")
+            if "TIME RESET" in card.params:
+                raise not_supported(card, "TIME RESET: every step must advance the total time")
+            period = 1.0
+            rows = card.rows()
+            if rows and len(rows[0][0]) > 1 and rows[0][0][1]:
+                period = _float(card, rows[0][0][1], rows[0][1], "time period")
+            if not period > 0:
+                raise _error(card, card.line, f"time period must be > 0, got {period}")
+            deck.steps[-1].end = total + period
+            deck.steps[-1].ramp = kw == "STATIC"
+            deck.steps[-1].procedure = card
+        elif kw == "END STEP":
+            if not in_step:
+                raise _error(card, card.line, "*END STEP without *STEP")
+            in_step = False
+            total = deck.steps[-1].end
+        elif kw in ("BOUNDARY", "CLOAD", "DLOAD", "DSLOAD", "TEMPERATURE"):
+            _load_card(deck, card, step, in_step, nodes_of, elements_of, amplitude_of, check_op, upper_surfs)
+        else:  # pragma: no cover - every mapped keyword has a branch
+            raise not_supported(card, "no import rule")
+    if in_step:
+        raise CalculixError(f"{path}: the last *STEP has no *END STEP")
+    if not deck.steps:
+        raise CalculixError(f"{path}: no *STEP: the deck has no analysis to import")
+    mats = {name: material_config(name, props) for name, props in materials.items()}
+    deck.materials = [(elset, mats[name], card) for elset, name, card in deck.materials]  # type: ignore[index]
+    if not deck.materials:
+        raise CalculixError(f"{path}: no *SOLID SECTION: assign a material to the elements")
+    viscoplastic = [law for _, law, _ in deck.materials
+                    if law["type"] == "norton_viscoplasticity" and law["hardening"]["type"] != "linear"]
+    static = [s for s in deck.steps if s.ramp]
+    if viscoplastic and static:
+        raise not_supported(static[0].procedure or static[0].card, "a *STATIC step in a model with *CREEP and *PLASTIC: ccx solves it without creep, "
+                                  "rate-independently, which our Norton law cannot reproduce; use *VISCO steps")
+    covered = np.zeros(mesh.n_elements, np.int64)
+    for elset, _, _ in deck.materials:
+        covered[mesh.element_sets[elset]] += 1
+    if np.any(covered != 1):
+        bad = np.flatnonzero(covered != 1)
+        raise CalculixError(f"{path}: elements with ids {ids.element_ids[bad][:10].tolist()} have "
+                            f"{int(covered[bad[0]])} *SOLID SECTION assignments; every element needs exactly one")
+    return deck
+
+
+def _load_card(deck: Deck, card: Card, step: int, in_step: bool, nodes_of, elements_of, amplitude_of, check_op,
+               upper_surfs) -> None:
+    kw = card.keyword
+    mesh = deck.mesh
+    if kw == "BOUNDARY" and not in_step:
+        step = 0  # model-level boundary conditions hold from the start
+    elif not in_step:
+        raise _error(card, card.line, "load outside a *STEP")
+    amp = amplitude_of(card)
+    if kw == "TEMPERATURE":
+        if card.params.get("OP", "MOD").upper() == "NEW":
+            raise not_supported(card, "OP=NEW: temperatures keep their values between steps; give every node")
+        if "FILE" in card.params or "USER" in card.params:
+            raise not_supported(card, "FILE/USER temperatures: give the nodal values in the deck (or an *INCLUDE)")
+        for tokens, n in card.rows():
+            if len(tokens) < 2:
+                raise _error(card, n, "lines must be 'node or node set, temperature'")
+            nodes = nodes_of(card, tokens[0], n)
+            deck.temperature.set(step, nodes, np.full(len(nodes), _float(card, tokens[1], n, "temperature")), amp)
+        return
+    if kw == "BOUNDARY":
+        if card.params.get("TYPE", "DISPLACEMENT").upper() != "DISPLACEMENT" or "FIXED" in card.params \
+                or "SUBMODEL" in card.params or "USER" in card.params or "MASS FLOW" in card.params:
+            raise not_supported(card, f"parameters {sorted(card.params)}: only displacement values are imported")
+        if card.params.get("OP", "MOD").upper() == "NEW":
+            raise not_supported(card, "OP=NEW: the constrained dofs must be the same in every step (change values "
+                                      "with OP=MOD)")
+        for tokens, n in card.rows():
+            if len(tokens) < 2:
+                raise _error(card, n, "lines must be 'node or node set, first dof[, last dof[, value]]'")
+            first = int(_float(card, tokens[1], n, "first dof"))
+            last = int(_float(card, tokens[2], n, "last dof")) if len(tokens) > 2 and tokens[2] else first
+            value = _float(card, tokens[3], n, "value") if len(tokens) > 3 and tokens[3] else 0.0
+            if not (1 <= first <= last <= 3):
+                raise not_supported(card, f"dofs {first}-{last} at line {n}: only translations 1-3 of solid "
+                                          "elements exist (no rotations, temperatures 11, pressures 8)")
+            nodes = nodes_of(card, tokens[0], n)
+            dofs = (3 * nodes[:, None] + np.arange(first - 1, last)[None, :]).ravel()
+            new = [int(d) for d in dofs if int(d) not in deck.boundary.keys]
+            if new and step > 0:
+                raise not_supported(card, f"line {n} constrains dofs first in step {step + 1}: the constrained dofs "
+                                          "must be the same in every step (give them in the first step, value 0)")
+            deck.boundary.keys.update({d: step for d in new})
+            deck.boundary.set(step, dofs, np.full(len(dofs), value), amp)
+        return
+    if kw == "CLOAD":
+        check_op(card, deck.cload, step)
+        for tokens, n in card.rows():
+            if len(tokens) < 3:
+                raise _error(card, n, "lines must be 'node or node set, dof, value'")
+            dof = int(_float(card, tokens[1], n, "dof"))
+            if not 1 <= dof <= 3:
+                raise not_supported(card, f"dof {dof} at line {n}: only forces in directions 1-3")
+            nodes = nodes_of(card, tokens[0], n)
+            deck.cload.set(step, 3 * nodes + dof - 1, np.full(len(nodes), _float(card, tokens[2], n, "force")), amp)
+        return
+    # DLOAD / DSLOAD
+    check_op(card, deck.pressure, step)
+    for tokens, n in card.rows():
+        if len(tokens) < 3:
+            raise _error(card, n, "lines must be 'element or element set, label, magnitude[, ...]'")
+        label = tokens[1].upper()
+        m = _PRESSURE.match(label)
+        if kw == "DSLOAD":
+            if label != "P":
+                raise not_supported(card, f"load label {label} at line {n}: only pressures P are imported")
+            if tokens[0].upper() not in upper_surfs:
+                raise _error(card, n, f"{tokens[0]!r} is not an element-face *SURFACE")
+            faces = mesh.surface_sets[upper_surfs[tokens[0].upper()]]
+        elif m:
+            els = elements_of(card, tokens[0], n)
+            faces = np.column_stack([els, np.full(len(els), int(m.group(1)) - 1)])
+        elif label in ("CENTRIF", "GRAV"):
+            els = elements_of(card, tokens[0], n)
+            if len(np.unique(els)) != mesh.n_elements:
+                raise not_supported(card, f"{label} on {len(np.unique(els))} of {mesh.n_elements} elements at line {n}: "
+                                          "body loads are imported on all elements only")
+            vals = [_float(card, t, n, f"{label} entry") for t in tokens[2:]]
+            table = deck.centrifugal if label == "CENTRIF" else deck.gravity
+            need = 8 if label == "CENTRIF" else 5
+            if len(vals) < need - 1:
+                raise _error(card, n, f"{label} needs {need - 1} numbers: " + (
+                    "omega^2, point (3), axis direction (3)" if label == "CENTRIF" else "magnitude, direction (3)"))
+            geometry = tuple(vals[1:need - 1])
+            attr = "centrifugal_axis" if label == "CENTRIF" else "gravity_dir"
+            old = getattr(deck, attr)
+            if old is not None and not np.allclose(old, geometry):
+                raise not_supported(card, f"{label} at line {n} with another axis/direction than before: the loading "
+                                          "family has one rotation axis and one gravity direction")
+            setattr(deck, attr, geometry)
+            table.set(step, np.array([0]), np.array([vals[0]]), amp)
+            continue
+        elif label.startswith(("TRVEC", "TRSHR", "TRNOR")):
+            raise not_supported(card, f"load label {label} at line {n}: surface tractions are not in the loading "
+                                      "family yet (pressures Pn are)")
+        else:
+            raise not_supported(card, f"load label {label} at line {n}: only P1-P6, CENTRIF and GRAV are imported")
+        keys = np.array([deck.pressure.index((int(e), int(f))) for e, f in faces.tolist()], np.int64)
+        deck.pressure.set(step, keys, np.full(len(keys), _float(card, tokens[2], n, "pressure")), amp)

@@ -1,0 +1,436 @@
+"""A user's CalculiX runs -> training cases of the offline stage (``structrom import calculix``).
+
+Input: the base deck and one run per training loading: the run's deck (same mesh and materials, its own
+loads, temperatures and steps) and its results, ``.frd`` and/or ``.dat`` (``*NODE FILE U`` or
+``*NODE PRINT U`` on all nodes; ``*EL PRINT S, E, PEEQ`` adds integration-point reference fields).
+Output, in ``out``:
+
+* ``mesh.inp``: the base deck's mesh with its sets, plus the surfaces and node sets the loads need
+  (faces loaded by the same pressure history in every run form one surface ``PRESSURE_<k>``; nodes with
+  the same fixed components one node set ``FIXED_<XYZ>``; prescribed dofs ``PRESCRIBED_<k>_<c>``);
+* ``train/<run>.h5``: one snapshot file per run (``docs/hdf5_layout.md``) whose metadata holds the
+  HifiConfig of the run (mesh, laws from the deck's materials, boundary, loading at the result times), as
+  :func:`structrom.rom.offline.snapshots.read_training_case` reads them;
+* ``offline.toml``: an offline configuration over ``train/*.h5`` (``structrom offline out/offline.toml``);
+* ``family.json`` / ``family.npz``: the parameters (CSV columns, or the inputs that differ between the
+  runs) with their per-run values and ranges, and the per-node min/max envelope of the nodal temperature
+  over all runs and times (:func:`temperature_envelope_violations` flags a field outside it).
+
+The loading of a run is sampled at ``[0, result times...]`` (ccx total times): our HF solver and the
+reduced model evaluate loads and temperatures at increment ends only, so nothing is lost for runs whose
+every increment is in the results (ccx's default output frequency).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .calculix import CalculixError, read_dat, write_mesh_inp
+from .calculix_deck import Deck, not_supported, read_deck
+from .frd import read_frd_file
+
+__all__ = ["ImportedRun", "ImportResult", "import_calculix", "find_runs", "temperature_envelope_violations"]
+
+_COMPONENTS = "XYZ"
+#: Relative tolerance on increment times matched between .frd/.dat results and between runs' decks.
+TIME_RTOL = 1e-6
+
+
+@dataclass
+class ImportedRun:
+    """One run: its ``deck``, result files, increment end ``times`` ``(n_inc,)`` (ccx total time),
+    ``displacement`` ``(n_inc, n_nodes, 3)`` and optional integration-point ``points`` fields
+    (``stress``, ``strain``, ``cumulated_plastic_strain``: ``(n_inc, n_points[, 6])``)."""
+
+    name: str
+    deck: Deck
+    results: list[Path]
+    times: np.ndarray
+    displacement: np.ndarray
+    points: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class ImportResult:
+    out: Path
+    mesh_file: Path
+    snapshots: list[Path]
+    offline_config: Path
+    family: dict
+    runs: list[ImportedRun]
+
+
+def find_runs(directory: str | os.PathLike) -> list[tuple[str, Path, list[Path]]]:
+    """``[(name, deck, [result files])]`` for every ``<name>.inp`` in ``directory`` that has a
+    ``<name>.frd`` and/or ``<name>.dat`` beside it (sorted by name)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CalculixError(f"runs directory {str(directory)!r} does not exist")
+    out = []
+    for deck in sorted(directory.glob("*.inp")):
+        results = [p for p in (deck.with_suffix(".frd"), deck.with_suffix(".dat")) if p.exists()]
+        if results:
+            out.append((deck.stem, deck, results))
+    if not out:
+        raise CalculixError(f"{directory}: no run found: each run is '<name>.inp' with '<name>.frd' and/or "
+                            "'<name>.dat' (ccx's results) beside it")
+    return out
+
+
+def _read_results(name: str, deck: Deck, results: list[Path]) -> ImportedRun:
+    from ..hifi.output import element_point_offsets
+
+    mesh, ids = deck.mesh, deck.ids
+    frd = next((p for p in results if p.suffix.lower() == ".frd"), None)
+    dat = next((p for p in results if p.suffix.lower() == ".dat"), None)
+    disp: dict[float, np.ndarray] = {}
+    points: dict[str, dict[float, np.ndarray]] = {}
+    if frd is not None:
+        f = read_frd_file(frd)
+        for inc in f.increments:
+            if "DISP" in inc.fields:
+                disp[inc.time] = inc.nodal("DISP", ids.node_ids)
+    if dat is not None:
+        offsets = element_point_offsets(mesh)
+        n_points = int(offsets[-1])
+        for t, blocks in read_dat(dat).items():
+            u = blocks.get("U")
+            if u is not None and len(np.unique(u.ids)) == mesh.n_nodes and not disp:
+                full = np.zeros((mesh.n_nodes, 3))
+                full[ids.node_index(u.ids)] = u.values[:, :3]
+                disp[t] = full
+            for q, key, c in (("S", "stress", 6), ("E", "strain", 6), ("PEEQ", "cumulated_plastic_strain", 1)):
+                b = blocks.get(q)
+                if b is None or b.ids.ndim != 2 or len(b.ids) != n_points:
+                    continue
+                el = ids.element_index(b.ids[:, 0])
+                vals = np.zeros((n_points, c))
+                vals[offsets[el] + b.ids[:, 1] - 1] = b.values[:, :c]
+                points.setdefault(key, {})[t] = vals[:, 0] if c == 1 else vals
+    if not disp:
+        raise CalculixError(f"run {name}: no displacements on all {mesh.n_nodes} nodes in {[str(p) for p in results]}; "
+                            "request U in *NODE FILE (or *NODE PRINT on a set of all nodes)")
+    times = np.array(sorted(disp))
+    if np.any(np.diff(times) <= 0) or times[0] <= 0:
+        raise CalculixError(f"run {name}: result times {times.tolist()[:10]} must be > 0 and increasing")
+    end = deck.end_time
+    if abs(times[-1] - end) > TIME_RTOL * max(1.0, end):
+        raise CalculixError(f"run {name}: results end at time {times[-1]:g} but the deck's steps end at {end:g}: "
+                            "the run stopped early (see its .sta/.dat) or the results belong to another deck")
+    fields = {}
+    for key, by_time in points.items():
+        if len(by_time) == len(times):
+            fields[key] = np.array([by_time[min(by_time, key=lambda s: abs(s - t))] for t in times])
+    return ImportedRun(name, deck, results, times, np.array([disp[t] for t in times]), fields)
+
+
+def _check_same_model(base: Deck, run: ImportedRun) -> None:
+    m, b = run.deck.mesh, base.mesh
+    same = m.points.shape == b.points.shape and np.array_equal(m.points, b.points) and len(m.blocks) == len(b.blocks) \
+        and all(x.element == y.element and np.array_equal(x.connectivity, y.connectivity) for x, y in zip(m.blocks, b.blocks))
+    if not same:
+        raise CalculixError(f"run {run.name} ({run.deck.path}): its mesh differs from the base deck's {base.path}; "
+                            "all runs must share the base deck's mesh")
+    mats = [(e, law) for e, law, _ in run.deck.materials]
+    if mats != [(e, law) for e, law, _ in base.materials]:
+        raise CalculixError(f"run {run.name} ({run.deck.path}): materials differ from the base deck's; one reduced "
+                            "model has one material assignment (material parameters cannot vary between runs)")
+
+
+def _reference_temperatures(materials: list, t0: np.ndarray, where: str) -> list:
+    """Our ``reference_temperature`` per law so that our thermal strain equals ccx's (relative to the
+    initial temperature ``t0`` ``(n_nodes,)``): exact when ``t0`` equals ccx's ``ZERO`` at every node, or
+    when the expansion is constant and ``t0`` uniform (then the reference is ``t0``)."""
+    out = []
+    for elset, law, card in materials:
+        law = json.loads(json.dumps(law))
+        el = law.get("elastic", law)
+        alpha = el.get("expansion", 0.0)
+        zero = el.get("reference_temperature", 0.0)
+        if alpha != 0.0 and not np.all(t0 == zero):
+            if isinstance(alpha, float) and np.all(t0 == t0[0]):
+                el["reference_temperature"] = float(t0[0])
+            else:
+                raise CalculixError(
+                    f"{where}: material of {elset}: ccx measures thermal strain from the initial temperature; with a "
+                    f"temperature-dependent *EXPANSION this equals ours only if the initial temperatures "
+                    f"(*INITIAL CONDITIONS, {t0.min():g}..{t0.max():g}) equal ZERO={zero:g} everywhere: set ZERO to the "
+                    "initial temperature (and the expansion coefficients accordingly)")
+        out.append((elset, law))
+    return out
+
+
+def _signature_groups(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Group keys whose histories agree in every run: ``columns[r]`` ``(n_t_r, n_keys)``; returns the
+    group of each key ``(n_keys,)`` and the representative key of each group."""
+    sig = np.concatenate(columns, axis=0).T if columns else np.zeros((0, 0))
+    _, first, inverse = np.unique(sig, axis=0, return_index=True, return_inverse=True)
+    return inverse.reshape(-1), first
+
+
+def _loading_parts(base: Deck, runs: list[ImportedRun]):
+    """Per-run loading tables and the extra mesh sets (surfaces, node sets) they refer to."""
+    mesh = base.mesh
+    per_run = [dict() for _ in runs]
+    times = [np.concatenate([[0.0], r.times]) for r in runs]  # ccx total times: the histories' argument
+    model = [r.deck.model_times(t) for r, t in zip(runs, times)]  # our loading times (Deck.model_times)
+    surfaces: dict[str, np.ndarray] = {}
+    # pressure faces: union of keys of every run, grouped by identical histories
+    keys = sorted({k for r in runs for k in r.deck.pressure.keys})
+    if keys:
+        cols = []
+        for r, t in zip(runs, times):
+            h = r.deck.history("pressure", t)
+            col = np.zeros((len(t), len(keys)))
+            pos = {k: i for i, k in enumerate(keys)}
+            for k, j in r.deck.pressure.keys.items():
+                col[:, pos[k]] = h[:, j]
+            cols.append(col)
+        group, first = _signature_groups(cols)
+        for g in range(len(first)):
+            members = np.flatnonzero(group == g)
+            if all(np.all(c[:, members[0]] == 0.0) for c in cols):
+                continue
+            name = f"PRESSURE_{len(surfaces) + 1}"
+            surfaces[name] = np.array([keys[i] for i in members], np.int64)
+            for d, c, t in zip(per_run, cols, model):
+                d.setdefault("pressure", {})[name] = np.column_stack([t, c[:, members[0]]]).tolist()
+    # boundary: the same constrained dofs in every run
+    dofs = np.array(sorted(base.boundary.keys), np.int64)
+    for r in runs:
+        if sorted(r.deck.boundary.keys) != dofs.tolist():
+            raise CalculixError(f"run {r.name} ({r.deck.path}): its *BOUNDARY constrains other dofs than the base deck's; "
+                                "the constrained dofs are part of the model and must be the same in every run")
+    node_sets: dict[str, np.ndarray] = {}
+    boundary: list[dict] = []
+    per_run_bc: list[list[dict]] = [[] for _ in runs]
+    if len(dofs):
+        cols = [r.deck.history("boundary", t)[:, dofs] for r, t in zip(runs, times)]
+        zero = np.all([np.all(c == 0.0, axis=0) for c in cols], axis=0)
+        mask = np.zeros((mesh.n_nodes, 3), bool)
+        mask[dofs[zero] // 3, dofs[zero] % 3] = True
+        code = mask @ np.array([1, 2, 4])
+        for c in sorted(set(code.tolist()) - {0}):
+            comps = [_COMPONENTS[i] for i in range(3) if c & (1 << i)]
+            name = "FIXED_" + "".join(comps)
+            node_sets[name] = np.flatnonzero(code == c)
+            boundary.append({"node_set": name, "components": [x.lower() for x in comps], "value": 0.0})
+        moving = np.flatnonzero(~zero)
+        if len(moving):
+            group, first = _signature_groups([c[:, moving] for c in cols])
+            for g in range(len(first)):
+                members = moving[group == g]
+                for comp in range(3):
+                    sel = members[dofs[members] % 3 == comp]
+                    if not len(sel):
+                        continue
+                    name = f"PRESCRIBED_{g + 1}_{_COMPONENTS[comp]}"
+                    node_sets[name] = dofs[sel] // 3
+                    for lst, c, t in zip(per_run_bc, cols, model):
+                        lst.append({"node_set": name, "components": [_COMPONENTS[comp].lower()], "value": 1.0,
+                                    "amplitude": np.column_stack([t, c[:, sel[0]]]).tolist()})
+    for r, t in zip(runs, times):
+        if r.deck.cload.entries and np.any(r.deck.history("cload", t) != 0.0):
+            raise not_supported(r.deck.first_card["CLOAD"], "concentrated forces are not in the loading family yet "
+                                "(pressures *DLOAD Pn, centrifugal and gravity loads are)")
+    for d, r, t, tm in zip(per_run, runs, times, model):
+        temp = r.deck.history("temperature", t)
+        d["temperature_values"] = temp
+        if r.deck.centrifugal.entries:
+            w2 = r.deck.history("centrifugal", t)[:, 0]
+            if np.any(w2 != 0):
+                if np.any(w2 < 0):
+                    raise not_supported(r.deck.first_card["DLOAD"], "CENTRIF with a negative omega^2")
+                ax = r.deck.centrifugal_axis
+                d["centrifugal"] = {"omega": np.column_stack([tm, np.sqrt(w2)]).tolist(), "axis_point": list(ax[:3]),
+                                    "axis_direction": list(ax[3:6])}
+        if r.deck.gravity.entries:
+            g = r.deck.history("gravity", t)[:, 0]
+            if np.any(g != 0):
+                if np.any(g[1:] != g[-1]):
+                    raise not_supported(r.deck.first_card["DLOAD"], f"run {r.name}: GRAV varies over the output times "
+                                        f"({g[1:].min():g}..{g[1:].max():g}): the loading family applies gravity in full "
+                                        "at every time; use an AMPLITUDE that is 1 at every output time")
+                d["gravity"] = (np.asarray(r.deck.gravity_dir[:3], float) * g[-1]).tolist()
+    return per_run, per_run_bc, boundary, surfaces, node_sets, model
+
+
+def _parameters(runs: list[ImportedRun], per_run: list[dict], csv_path: Path | None) -> dict:
+    """Parameter values per run: the CSV's columns (first column: the run name), or the inputs that
+    differ between runs (peak pressure per surface, min/max temperature, peak omega, gravity, end time)."""
+    if csv_path is not None:
+        try:
+            with open(csv_path, newline="") as f:
+                rows = list(csv.reader(f))
+        except OSError as exc:
+            raise CalculixError(f"cannot read parameters {str(csv_path)!r}: {exc}") from None
+        if len(rows) < 2 or len(rows[0]) < 2:
+            raise CalculixError(f"{csv_path}: expected a header 'run,<parameter>,...' and one line per run")
+        header = [h.strip() for h in rows[0]]
+        values = {}
+        for number, row in enumerate(rows[1:], start=2):
+            if not any(c.strip() for c in row):
+                continue
+            if len(row) != len(header):
+                raise CalculixError(f"{csv_path}:{number}: {len(row)} columns, the header has {len(header)}")
+            try:
+                values[row[0].strip()] = {h: float(v) for h, v in zip(header[1:], row[1:])}
+            except ValueError:
+                raise CalculixError(f"{csv_path}:{number}: parameter values must be numbers, got {row[1:]}") from None
+        missing = [r.name for r in runs if r.name not in values]
+        if missing:
+            raise CalculixError(f"{csv_path}: no line for run(s) {missing} (first column: the run name = deck file stem)")
+        return {"source": str(csv_path), "values": {r.name: values[r.name] for r in runs}}
+    cand: dict[str, list[float]] = {}
+    for d, r in zip(per_run, runs):
+        for s, table in d.get("pressure", {}).items():
+            v = np.asarray(table)[:, 1]
+            cand.setdefault(f"pressure.{s}", []).append(float(v[np.argmax(np.abs(v))]))
+        temp = d["temperature_values"]
+        cand.setdefault("temperature.min", []).append(float(temp.min()))
+        cand.setdefault("temperature.max", []).append(float(temp.max()))
+        if "centrifugal" in d:
+            cand.setdefault("centrifugal.omega", []).append(float(np.abs(np.asarray(d["centrifugal"]["omega"])[:, 1]).max()))
+        cand.setdefault("times.end", []).append(float(r.times[-1]))
+    n = len(runs)
+    varying = {k: v for k, v in cand.items() if len(v) == n and (max(v) - min(v)) > 1e-12 * max(1.0, abs(max(v)))}
+    return {"source": "detected (inputs that differ between the runs' decks)",
+            "values": {r.name: {k: v[i] for k, v in varying.items()} for i, r in enumerate(runs)}}
+
+
+def temperature_envelope_violations(family: dict | str | os.PathLike, temperatures: np.ndarray,
+                                    slack: float = 0.0) -> list[str]:
+    """Messages for nodes whose temperature ``temperatures`` ``(n_times, n_nodes)`` leaves the training
+    envelope (``family.npz`` of an import, or its loaded arrays ``{"min": (n,), "max": (n,)}``) by more
+    than ``slack`` (temperature units); empty when inside."""
+    if not isinstance(family, dict):
+        with np.load(family) as z:
+            family = {"min": z["temperature_min"], "max": z["temperature_max"]}
+    lo, hi = np.asarray(family["min"]), np.asarray(family["max"])
+    t = np.atleast_2d(np.asarray(temperatures, float))
+    if t.shape[1] != len(lo):
+        raise CalculixError(f"temperatures have {t.shape[1]} nodes, the training envelope {len(lo)}")
+    below, above = t.min(0) < lo - slack, t.max(0) > hi + slack
+    out = []
+    for mask, what, ref, val in ((below, "below", lo, t.min(0)), (above, "above", hi, t.max(0))):
+        if mask.any():
+            i = int(np.argmax(np.abs(val - ref) * mask))
+            out.append(f"temperature {what} the training envelope at {int(mask.sum())} nodes (worst node {i}: "
+                       f"{val[i]:g} vs {ref[i]:g})")
+    return out
+
+
+def import_calculix(base: str | os.PathLike, runs: list[tuple[str, Path, list[Path]]] | str | os.PathLike,
+                    out: str | os.PathLike, *, parameters: str | os.PathLike | None = None, units: dict | None = None,
+                    log=lambda msg: None) -> ImportResult:
+    """Import a base deck and its runs (``[(name, deck, [results])]`` or a directory, see :func:`find_runs`)
+    into training cases in ``out`` (module docstring). Raises :class:`CalculixError` naming the file,
+    keyword and line of anything that cannot be imported."""
+    from ..fem.kernel import Discretization
+    from ..hifi.config import HifiConfig
+    from ..hifi.output import SnapshotWriter
+    from ..hifi_protocol import loading_to_config
+    from ..loading import Amplitude, Loading, NodalTemperature, UniformTemperature, loading_from_dict
+
+    from pydantic import ValidationError
+
+    from ..units import Units
+
+    try:
+        Units.model_validate(units or {})
+    except ValidationError as exc:
+        raise CalculixError("units: " + "; ".join(e["msg"] for e in exc.errors())) from None
+    out = Path(out)
+    base_deck = read_deck(base)
+    run_list = find_runs(runs) if isinstance(runs, (str, os.PathLike)) else list(runs)
+    if not run_list:
+        raise CalculixError("no runs given: one run (deck + results) per training loading is needed")
+    imported = []
+    for name, deck_path, results in run_list:
+        deck = read_deck(deck_path)
+        run = _read_results(name, deck, [Path(p) for p in results])
+        _check_same_model(base_deck, run)
+        imported.append(run)
+        log(f"  {name}: {len(run.times)} increments to t = {run.times[-1]:g} from "
+            f"{', '.join(p.name for p in run.results)}")
+    per_run, per_run_bc, boundary, surfaces, node_sets, times = _loading_parts(base_deck, imported)
+    mesh = base_deck.mesh
+    mesh.surface_sets.update(surfaces)
+    mesh.node_sets.update(node_sets)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train").mkdir(exist_ok=True)
+    mesh_file = out / "mesh.inp"
+    write_mesh_inp(mesh_file, mesh, all_nset=None, all_elset=None)
+    disc = Discretization(mesh)
+    warnings = []
+    if any(b.element == "C3D20" for b in mesh.blocks) and any(
+            np.any(d["temperature_values"] != d["temperature_values"][:, :1]) for d in per_run):
+        warnings.append("C3D20 (full integration) with non-uniform temperatures: ccx evaluates the point "
+                        "temperatures of C3D20 with a trilinear fit (lintemp.f), the HF solver and the reduced model "
+                        "with the shape functions (differences of a few % in stress); use C3D20R or C3D10")
+        log("  warning: " + warnings[-1])
+    env_min = np.full(mesh.n_nodes, np.inf)
+    env_max = np.full(mesh.n_nodes, -np.inf)
+    snapshots = []
+    for run, d, bcs, t in zip(imported, per_run, per_run_bc, times):
+        temp = d["temperature_values"]
+        env_min, env_max = np.minimum(env_min, temp.min(0)), np.maximum(env_max, temp.max(0))
+        materials = _reference_temperatures(run.deck.materials, temp[0], str(run.deck.path))
+        spatially_uniform = np.all(temp == temp[:, :1])
+        temperature = (UniformTemperature(0.0, Amplitude(t, temp[:, 0].copy())) if spatially_uniform
+                       else NodalTemperature(t, temp))
+        plain = {k: v for k, v in d.items() if k != "temperature_values"}
+        loading = loading_from_dict(dict({"times": t.tolist()}, **plain))
+        loading = Loading(loading.times, temperature, loading.pressures, loading.centrifugal, loading.gravity)
+        path = (out / "train" / f"{run.name}.h5").resolve()
+        cfg = HifiConfig.model_validate({
+            "units": units or {}, "mesh": {"file": str(mesh_file.resolve())},
+            "material": [{"element_set": e, "law": law} for e, law in materials],
+            "boundary": boundary + bcs,
+            "loading": loading_to_config(loading, path.with_suffix(".temperature.npy")),
+            "output": {"file": str(path), "xdmf": False}})
+        metadata = {"config": cfg.model_dump(mode="json"), "n_ranks": 1, "units": cfg.units.model_dump(),
+                    "solver": {"name": "calculix", "imported_from": [str(p.resolve()) for p in run.results],
+                               "deck": str(run.deck.path.resolve())}}
+        writer = SnapshotWriter(path, mesh, metadata, disc.point_elements, disc.point_weights, disc.point_coordinates,
+                                point_fields=bool(run.points), xdmf=False)
+        ok = False
+        try:
+            for k, tk in enumerate(t[1:]):
+                writer.append(float(tk), 0, 0.0, 0, {"displacement": run.displacement[k], "temperature": temp[k + 1]},
+                              {q: v[k] for q, v in run.points.items()})
+            ok = True
+        finally:
+            writer.close(ok)
+        snapshots.append(path)
+    params = _parameters(imported, per_run, Path(parameters) if parameters is not None else None)
+    names = sorted({k for v in params["values"].values() for k in v})
+    params["ranges"] = {k: [min(v[k] for v in params["values"].values()), max(v[k] for v in params["values"].values())]
+                        for k in names}
+    plastic = any(law["type"] != "linear_elastic" for _, law, _ in base_deck.materials)
+    family = dict(params, runs=[r.name for r in imported],
+                  temperature_envelope={"file": "family.npz", "min": float(env_min.min()), "max": float(env_max.max())},
+                  surfaces={k: int(len(v)) for k, v in surfaces.items()}, warnings=warnings,
+                  ignored=[{"keyword": k, "where": w, "why": y} for k, w, y in base_deck.ignored])
+    _atomic_write(out / "family.json", json.dumps(family, indent=1))
+    np.savez(out / "family.npz", temperature_min=env_min, temperature_max=env_max)
+    dual = '["cumulated_plastic_strain", "stress"]' if plastic else '["stress"]'
+    indicator = "cumulated_plastic_strain" if plastic else "stress"
+    offline = out / "offline.toml"
+    _atomic_write(offline, "\n".join([
+        f"# written by structrom import calculix from {Path(base).name} and {len(imported)} runs",
+        "[snapshots]", 'files = ["train/*.h5"]', "", "[pod]", "tolerance = 1e-5", 'method = "gram"', "",
+        "[dual]", f"quantities = {dual}", "tolerance = 1e-5", "", "[ecm]", "tolerance = 1e-4", "",
+        "[indicator]", f'quantity = "{indicator}"', "", "[output]", 'file = "model.h5"', ""]))
+    return ImportResult(out, mesh_file, snapshots, offline, family, imported)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,534 @@
+"""CalculiX deck import: .frd/.dat readers, deck parsing (every error named), histories against ccx,
+``structrom import calculix`` end to end, C3D8 point temperatures against ccx."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from structrom.rom.adapters.calculix import CalculixError, read_dat, read_inp, run_ccx, write_mesh_inp
+from structrom.rom.adapters.calculix_deck import read_deck
+from structrom.rom.adapters.calculix_keywords import IGNORED, MAPPED, REFUSED, classify
+from structrom.rom.adapters.calculix_materials import norton_from_calculix
+from structrom.rom.adapters.frd import read_frd_file
+from structrom.rom.fem.structured import box
+
+needs_ccx = pytest.mark.skipif(shutil.which("ccx") is None, reason="CalculiX ccx not installed")
+ROOT = Path(__file__).resolve().parent.parent
+
+MODEL = """*HEADING
+two C3D8 bricks
+*NODE, NSET=NALL
+1,0,0,0
+2,1,0,0
+3,1,1,0
+4,0,1,0
+5,0,0,1
+6,1,0,1
+7,1,1,1
+8,0,1,1
+9,2,0,0
+10,2,1,0
+11,2,0,1
+12,2,1,1
+*ELEMENT, TYPE=C3D8, ELSET=EALL
+1,1,2,3,4,5,6,7,8
+2,2,9,10,3,6,11,12,7
+*NSET,NSET=FIX
+1,4,5,8
+*NSET,NSET=LOAD
+9,10,11,12
+*MATERIAL,NAME=STEEL
+*ELASTIC
+200000,0.3,20
+150000,0.3,600
+*EXPANSION,ZERO=20
+1.2e-5
+*PLASTIC
+200,0,20
+300,0.1,20
+*SOLID SECTION,ELSET=EALL,MATERIAL=STEEL
+*INITIAL CONDITIONS,TYPE=TEMPERATURE
+NALL,20
+*AMPLITUDE,NAME=A1
+0,0,1,1,2,0.5
+*AMPLITUDE,NAME=TOT,TIME=TOTAL TIME
+0,0,2,1
+*BOUNDARY
+FIX,1,3
+"""
+STEPS = """*STEP
+*STATIC
+0.5,1
+*CLOAD,AMPLITUDE=A1
+LOAD,1,60
+*DLOAD,AMPLITUDE=TOT
+2,P4,10.
+*TEMPERATURE
+1,20
+2,220
+3,220
+4,20
+5,20
+6,220
+7,220
+8,20
+9,420
+10,420
+11,420
+12,420
+*NODE FILE
+U,NT
+*EL FILE
+S,E,PEEQ
+*NODE PRINT,NSET=LOAD,TOTALS=ONLY
+RF
+*NODE PRINT,NSET=NALL
+U
+*EL PRINT,ELSET=EALL
+S,PEEQ
+*END STEP
+*STEP
+*STATIC
+0.5,1.5
+*TEMPERATURE
+9,20
+*DLOAD,OP=NEW
+*END STEP
+"""
+
+
+def _write(tmp_path, text, name="job.inp"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+# -- .frd / .dat -----------------------------------------------------------------------------------------
+@needs_ccx
+@pytest.mark.calculix
+@pytest.mark.parametrize("redefine", [False, True])
+def test_frd_and_dat_against_each_other_and_deck_histories(tmp_path, redefine):
+    """The .frd (6 digits) and .dat (7 digits) of one ccx run agree; ccx's nodal temperatures and total
+    load equal the deck's histories: ramps, step- and total-time amplitudes, a load not given again keeps
+    its end value (not its amplitude), OP=NEW removes the others at once and ramps the ones given again
+    from their old values."""
+    steps = STEPS.replace("*DLOAD,OP=NEW\n", "*DLOAD,OP=NEW\n2,P4,20.\n*CLOAD\nLOAD,1,30\n") if redefine else STEPS
+    path = _write(tmp_path, MODEL + steps)
+    run_ccx(tmp_path, "job", timeout=120)
+    frd = read_frd_file(tmp_path / "job.frd")
+    dat = read_dat(tmp_path / "job.dat")
+    mesh, ids = read_inp(path)
+    assert np.array_equal(frd.node_ids, ids.node_ids) and np.array_equal(frd.element_ids, ids.element_ids)
+    assert np.allclose(frd.coordinates, mesh.points)
+    assert all(np.array_equal(c, mesh.blocks[0].connectivity[i] + 1) for i, c in enumerate(frd.connectivity))
+    assert np.allclose(frd.times[:2], [0.5, 1.0]) and np.isclose(frd.times[-1], 2.5)
+    deck = read_deck(path)
+    temps = deck.history("temperature", frd.times)
+    for k, inc in enumerate(frd.increments):
+        u_dat = dat[sorted(dat)[k]]["U"].values
+        assert np.allclose(inc.nodal("DISP", ids.node_ids), u_dat, rtol=1e-5, atol=1e-5 * np.abs(u_dat).max())
+        assert set(inc.fields) >= {"DISP", "NDTEMP", "STRESS", "TOSTRAIN", "PE"}
+        assert inc.fields["STRESS"].shape == (12, 6) and inc.fields["PE"].shape == (12,)
+        assert np.allclose(inc.fields["NDTEMP"], temps[k], rtol=1e-5)  # ramped, then node 9 back to 20
+        # TOTALS=ONLY: the force total on the set LOAD (the face x = 2) is the applied force minus the
+        # pressure on that face (face 4 of element 2, area 1): both histories as the deck says
+        total = dat[sorted(dat)[k]]["RF_TOTAL"].values[0, 0]
+        cload = deck.history("cload", frd.times[k:k + 1])[0].reshape(-1, 3)[:, 0].sum()
+        pressure = deck.history("pressure", frd.times[k:k + 1])[0, 0]
+        assert abs(total - (cload - pressure)) <= 1e-5 * abs(cload)
+    p = deck.history("pressure", np.array([0.5, 1.0, 1.5, 2.5]))[:, 0]
+    assert np.allclose(p, [2.5, 5.0, 5.0 + 15.0 / 3, 20.0] if redefine else [2.5, 5.0, 0.0, 0.0])
+
+
+def test_frd_binary_and_truncated_files_are_refused(tmp_path):
+    binary = tmp_path / "b.frd"
+    binary.write_bytes(b"    1C\n    2C   12  \x00\x01\x02")
+    with pytest.raises(CalculixError, match="binary .frd results are not supported; rerun ccx with ASCII"):
+        read_frd_file(binary)
+    fmt2 = _write(tmp_path, "    1C\n    2C                            12                                     2\n", "f.frd")
+    with pytest.raises(CalculixError, match=r"f.frd:2: .frd format 2 \(binary\) is not supported"):
+        read_frd_file(fmt2)
+    cut = _write(tmp_path, "    1C\n    2C                             1                                     1\n"
+                           " -1         1 0.00000E+00 0.00000E+00 0.00000E+00\n", "cut.frd")
+    with pytest.raises(CalculixError, match="cut.frd:3: block without ' -3' terminator; the file is truncated"):
+        read_frd_file(cut)
+    with pytest.raises(CalculixError, match="no node block"):
+        read_frd_file(_write(tmp_path, "    1C\n", "empty.frd"))
+
+
+def test_dat_totals_only_block(tmp_path):
+    path = _write(tmp_path, "\n total force (fx,fy,fz) for set LOAD and time  0.5000000E+00\n\n"
+                            "        1.199985E+02 -4.052314E-15  5.884182E-15\n\n"
+                            " displacements (vx,vy,vz) for set N and time  0.5000000E+00\n\n"
+                            "         1  1.000000E+00  0.000000E+00  0.000000E+00\n", "t.dat")
+    out = read_dat(path)[0.5]
+    assert np.allclose(out["RF_TOTAL"].values, [[119.9985, 0, 0]], atol=1e-12) and out["RF_TOTAL"].ids.size == 0
+    assert np.array_equal(out["U"].ids, [1])
+
+
+def test_writer_accepts_user_sets_named_like_the_all_sets(tmp_path):
+    mesh = box((1.0, 1.0, 1.0), (2, 1, 1), "C3D8")
+    mesh.node_sets["NALL"] = np.arange(mesh.n_nodes)
+    mesh.element_sets["EALL"] = np.arange(mesh.n_elements)
+    write_mesh_inp(tmp_path / "m.inp", mesh)
+    back, _ = read_inp(tmp_path / "m.inp")
+    assert len(back.node_set("Nall")) == mesh.n_nodes and "NALL" not in back.node_sets
+    mesh.node_sets["NALL"] = np.arange(3)
+    with pytest.raises(CalculixError, match="node set 'NALL' is not every node but has the name of the all-nodes"):
+        write_mesh_inp(tmp_path / "m.inp", mesh)
+
+
+# -- deck errors: every refusal names keyword, file and line ----------------------------------------------
+def _deck(extra_model="", steps=None):
+    return MODEL + extra_model + (STEPS if steps is None else steps)
+
+
+ERRORS = [
+    (_deck("*CONTACT PAIR, INTERACTION=SI, TYPE=SURFACE TO SURFACE\nA,B\n"),
+     r"not supported: \*CONTACT PAIR, .*job.inp:41: contact is not modelled"),
+    (_deck("*FOO BAR\n"), r"not supported: \*FOO BAR, .*job.inp:41: not a keyword of the CalculiX 2.20"),
+    (_deck("*EQUATION\n2\n1,1,1.,2,1,-1.\n"), r"not supported: \*EQUATION, .*:41: linear constraints"),
+    (_deck("*INITIAL CONDITIONS,TYPE=STRESS\n1,1,0,0,0,0,0,0\n"), r"\*INITIAL CONDITIONS, .*:41: TYPE=STRESS"),
+    (_deck(steps=STEPS.replace("*STEP\n*STATIC\n0.5,1", "*STEP,NLGEOM\n*STATIC\n0.5,1", 1)),
+     r"not supported: \*STEP, .*: NLGEOM"),
+    (_deck(steps=STEPS.replace("*STATIC\n0.5,1.5", "*STATIC,TIME RESET\n0.5,1.5")), r"\*STATIC, .*: TIME RESET"),
+    (_deck(steps=STEPS.replace("*STATIC\n0.5,1\n", "*FREQUENCY\n2\n", 1)), r"not supported: \*FREQUENCY"),
+    (_deck(steps=STEPS.replace("LOAD,1,60", "LOAD,4,60")), r"\*CLOAD, .*: dof 4 at line \d+: only forces"),
+    (_deck(steps=STEPS.replace("2,P4,10.", "2,TRVEC4,10.,1,0,0")), r"\*DLOAD, .*: load label TRVEC4 .*tractions"),
+    (_deck(steps=STEPS.replace("2,P4,10.", "2,GRAV,9.81,0,0,-1")), r"\*DLOAD, .*: GRAV on 1 of 2 elements"),
+    (_deck(steps=STEPS.replace("2,P4,10.", "2,NEWTON,1.")), r"load label NEWTON .*only P1-P6, CENTRIF and GRAV"),
+    (_deck(steps=STEPS.replace("*CLOAD,AMPLITUDE=A1", "*CLOAD,AMPLITUDE=NOPE")), r"AMPLITUDE=NOPE is not defined"),
+    (_deck(steps=STEPS.replace("*TEMPERATURE\n9,20", "*TEMPERATURE,OP=NEW\n9,20")), r"\*TEMPERATURE, .*: OP=NEW"),
+    (_deck(steps=STEPS.replace("*TEMPERATURE\n9,20", "*BOUNDARY,OP=NEW\nFIX,1,3")), r"\*BOUNDARY, .*: OP=NEW"),
+    (_deck(steps=STEPS.replace("*TEMPERATURE\n9,20", "*BOUNDARY\nLOAD,2,2")),
+     r"\*BOUNDARY, .*constrains dofs first in step 2"),
+    (_deck(steps=STEPS.replace("*TEMPERATURE\n9,20", "*BOUNDARY\nLOAD,4,6")), r"dofs 4-6 .*only translations"),
+    (_deck(steps=STEPS.replace("*TEMPERATURE\n1,20", "*TEMPERATURE\n77,20")), r"node ids \[77\] are not in the mesh"),
+    (_deck(steps=STEPS.replace("*TEMPERATURE\n1,20", "*TEMPERATURE\nNOSET,20")), r"'NOSET' is neither a node id nor"),
+    (_deck(steps=STEPS.replace("*END STEP\n*STEP", "*STEP", 1)), r"\*STEP inside a step"),
+    (_deck(steps=""), r"no \*STEP: the deck has no analysis"),
+    (_deck(steps=STEPS.rsplit("*END STEP", 1)[0]), r"the last \*STEP has no \*END STEP"),
+    (MODEL.replace("*ELASTIC\n", "*ELASTIC,TYPE=ORTHO\n") + STEPS, r"\*ELASTIC, .*: TYPE=ORTHO: only isotropic"),
+    (MODEL.replace("*EXPANSION,ZERO=20", "*EXPANSION,TYPE=ORTHO") + STEPS, r"\*EXPANSION, .*TYPE=ORTHO"),
+    (MODEL.replace("*PLASTIC\n", "*PLASTIC,HARDENING=KINEMATIC\n") + STEPS,
+     r"not supported: \*PLASTIC, .*: HARDENING=KINEMATIC: the material registry has no such law yet"),
+    (MODEL.replace("*PLASTIC\n", "*PLASTIC,HARDENING=COMBINED\n") + STEPS, r"COMBINED without \*CYCLIC HARDENING"),
+    (MODEL.replace("*PLASTIC\n200,0,20", "*PLASTIC\n200,0.01,20") + STEPS, r"material STEEL .*must start at 0"),
+    (MODEL.replace("*SOLID SECTION", "*CREEP\n1e-20,5,0.2\n*SOLID SECTION") + STEPS,
+     r"\*CREEP, .*: time-hardening exponent m = 0.2"),
+    (MODEL.replace("*SOLID SECTION", "*CREEP,LAW=USER\n*SOLID SECTION") + STEPS, r"\*CREEP, .*: LAW=USER"),
+    (MODEL.replace("*SOLID SECTION", "*DENSITY\n7.8e-9,20\n7.7e-9,600\n*SOLID SECTION") + STEPS,
+     r"\*DENSITY, .*temperature-dependent density"),
+    (MODEL.replace("*ELASTIC\n200000,0.3,20\n150000,0.3,600\n", "") + STEPS, r"material STEEL .*no \*ELASTIC card"),
+    (MODEL.replace("MATERIAL=STEEL", "MATERIAL=IRON") + STEPS, r"MATERIAL='IRON' is not defined"),
+    (MODEL.replace("ELSET=EALL,MATERIAL", "ELSET=NOPE,MATERIAL") + STEPS, r"ELSET='NOPE' is not an element set"),
+    (MODEL.replace("*SOLID SECTION,ELSET=EALL,MATERIAL=STEEL", "*ELSET,ELSET=ONE\n1\n*SOLID SECTION,ELSET=ONE,"
+                                                               "MATERIAL=STEEL") + STEPS,
+     r"elements with ids \[2\] have 0 \*SOLID SECTION assignments"),
+    (MODEL.replace("*SOLID SECTION,ELSET=EALL,MATERIAL=STEEL\n", "") + STEPS, r"no \*SOLID SECTION"),
+    (MODEL.replace("0,0,1,1,2,0.5", "0,0,1") + STEPS, r"\*AMPLITUDE: needs pairs"),
+    (MODEL.replace("*AMPLITUDE,NAME=A1", "*AMPLITUDE,NAME=A1,SHIFTX=1") + STEPS, r"\*AMPLITUDE, .*only tabular"),
+    (MODEL.replace("*INITIAL CONDITIONS,TYPE=TEMPERATURE\nNALL,20", "*INITIAL CONDITIONS,TYPE=TEMPERATURE\nNALL,hot")
+     + STEPS, r"job.inp:34: \*INITIAL CONDITIONS: temperature must be a number, got 'hot'"),
+    (MODEL.replace("*ELEMENT, TYPE=C3D8", "*ELEMENT, TYPE=S8R") + STEPS, r"element TYPE=S8R is not supported"),
+    ("*INCLUDE, INPUT=missing.inp\n", r"\*INCLUDE file .*missing.inp' does not exist"),
+]
+
+
+@pytest.mark.parametrize("text,message", ERRORS, ids=[f"error{i}" for i in range(len(ERRORS))])
+def test_deck_errors_name_keyword_file_and_line(tmp_path, text, message):
+    with pytest.raises(CalculixError, match=message):
+        read_deck(_write(tmp_path, text))
+
+
+def test_keyword_table():
+    """Mapped, ignored and refused keywords are disjoint; every mapped keyword has an import rule (a deck
+    using each parses); unknown keywords are refused."""
+    assert not (set(MAPPED) & set(IGNORED)) and not (set(MAPPED) & set(REFUSED)) and not (set(IGNORED) & set(REFUSED))
+    assert classify("CONTACT PAIR")[0] == "refused" and classify("NODE FILE")[0] == "ignored"
+    assert classify("XYZ")[0] == "refused"
+
+
+def test_deck_maps_includes_materials_and_ignores_output_requests(tmp_path):
+    (tmp_path / "mesh.inp").write_text(MODEL.split("*MATERIAL")[0])
+    text = "*INCLUDE, INPUT=mesh.inp\n*MATERIAL" + MODEL.split("*MATERIAL")[1].replace(
+        "*SOLID SECTION", "*DENSITY\n7.8e-9\n*CREEP\n1e-20,5,0,20\n2e-19,5,0,600\n*SOLID SECTION")
+    with pytest.raises(CalculixError, match=r"not supported: \*STATIC, .*job.inp:\d+: a \*STATIC step in a model with "
+                                         r"\*CREEP and \*PLASTIC"):
+        read_deck(_write(tmp_path, text + STEPS))
+    deck = read_deck(_write(tmp_path, text + STEPS.replace("*STATIC", "*VISCO,CETOL=1.E-3")))
+    law = deck.materials[0][1]
+    assert law["type"] == "norton_viscoplasticity" and law["elastic"]["density"] == 7.8e-9
+    assert law["elastic"]["young"] == {"temperatures": [20.0, 600.0], "values": [200000.0, 150000.0]}
+    assert law["hardening"]["yield_stress"] == [[200.0, 300.0]]
+    assert [k for k, _, _ in deck.ignored] == ["NODE FILE", "EL FILE", "NODE PRINT", "NODE PRINT", "EL PRINT"]
+    assert [(s.start, s.end, s.ramp) for s in deck.steps] == [(0.0, 1.0, False), (1.0, 2.5, False)]
+
+
+def test_norton_conversion():
+    """ccx's d eps/dt = A sigma^n  <=>  ours (sigma/K)^n with K = A^(-1/n), at and between table temperatures
+    (ccx interpolates A and n linearly; our K table is dense enough to stay within 1e-3)."""
+    K, n = norton_from_calculix(np.array([1e-20]), np.array([5.0]), None)
+    assert np.isclose((100.0 / K) ** n, 1e-20 * 100.0**5, rtol=1e-12)
+    A, nn, T = np.array([1e-20, 1e-19]), np.array([5.0, 4.0]), np.array([20.0, 600.0])
+    K, n = norton_from_calculix(A, nn, T)
+    t = np.linspace(20, 600, 97)
+    a_ccx, n_ccx = np.interp(t, T, A), np.interp(t, T, nn)
+    k_ours, n_ours = np.interp(t, K["temperatures"], K["values"]), np.interp(t, n["temperatures"], n["values"])
+    rate_ccx, rate_ours = a_ccx * 100.0**n_ccx, (100.0 / k_ours) ** n_ours
+    assert np.max(np.abs(rate_ours / rate_ccx - 1)) < 1e-2
+    assert np.allclose(n_ours, n_ccx)
+
+
+# -- C3D8: the laws see CalculiX's point temperatures -----------------------------------------------------
+@needs_ccx
+@pytest.mark.calculix
+def test_c3d8_point_temperatures_match_ccx(tmp_path):
+    """ccx evaluates the laws of C3D8 at the element-mean temperature; so does our kernel
+    (``interpolate_temperature``): ccx's displacements replayed through the law give ccx's stresses to
+    the .dat's 7 digits (measured 7e-7), the shape-function interpolation would differ by O(1)."""
+    from structrom.rom.adapters.calculix import write_static_deck
+    from structrom.rom.fem.kernel import Discretization
+    from structrom.rom.hifi.output import element_point_offsets
+    from structrom.rom.loading import Amplitude, HotSpotTemperature, ImposedDisplacement, Loading
+    from structrom.rom.materials import law_from_config
+
+    mesh = box((4.0, 1.0, 1.0), (4, 2, 2), "C3D8")
+    law = law_from_config({"type": "linear_elastic", "young": {"temperatures": [20, 600], "values": [200000, 100000]},
+                           "poisson": 0.3, "expansion": 1.2e-5, "reference_temperature": 20.0})
+    temp = HotSpotTemperature(center=(0, 0.5, 0.5), radius=1.5, intensity=0.0, reference=20.0,
+                              gradient=(100.0, 30.0, 0.0), amplitude=Amplitude.from_config([[0, 0], [1, 1]]))
+    loading = Loading(times=np.array([0.0, 1.0]), temperature=temp, displacements=(ImposedDisplacement("xmin", (0, 1, 2)),))
+    t_ccx = write_static_deck(tmp_path / "job.inp", mesh, law, loading, outputs=("U", "S"))
+    run_ccx(tmp_path, "job", timeout=120)
+    dat = read_dat(tmp_path / "job.dat")[t_ccx[0]]
+    u = np.zeros((mesh.n_nodes, 3))
+    u[dat["U"].ids - 1] = dat["U"].values
+    off, b = element_point_offsets(mesh), dat["S"]
+    s_ccx = np.zeros((off[-1], 6))
+    s_ccx[off[b.ids[:, 0] - 1] + b.ids[:, 1] - 1] = b.values
+    disc = Discretization(mesh)
+    T = loading.nodal_temperature(1.0, mesh.points)
+    eps = disc.strain(u.ravel())
+    errs = []
+    for Tp in (disc.interpolate_temperature(T), disc.interpolate(T)):
+        r = law.integrate(np.zeros_like(eps), eps, np.full(len(eps), 20.0), Tp, 1.0, law.initial_state(len(eps)))
+        errs.append(np.linalg.norm(r.stress - s_ccx) / np.linalg.norm(s_ccx))
+    assert errs[0] <= 2e-6 and errs[1] > 0.1
+    assert np.allclose(disc.temperature_operator() @ T, disc.interpolate_temperature(T), rtol=1e-14)
+
+
+# -- structrom import calculix ------------------------------------------------------------------------------
+@needs_ccx
+@pytest.mark.calculix
+def test_import_command_end_to_end(tmp_path):
+    """Two runs of the example's user-style deck (C3D20R, E(T), hot spot, pressure, two steps) imported by
+    the command: snapshots whose replay through the imported law reproduces ccx's integration-point
+    stresses (to the .frd's 6 digits of displacement) and PEEQ; family ranges and temperature envelope."""
+    import h5py
+
+    sys.path.insert(0, str(ROOT / "examples"))
+    import calculix_import as example
+
+    from structrom.rom.adapters.calculix_import import temperature_envelope_violations
+    from structrom.rom.fem.kernel import Discretization
+    from structrom.rom.materials import law_from_config
+    from structrom.rom.offline.replay import MaterialRegions, replay
+    from structrom.rom.offline.snapshots import read_training_case
+
+    mesh = box((10.0, 2.0, 2.0), (4, 2, 2), "C3D20R")  # two layers: one 2x2x2-integrated layer has a zero-energy mode
+    runs = tmp_path / "runs"
+    example.run_decks(runs, mesh, [(300.0, 3.5), (450.0, 5.5)], "r")
+    (tmp_path / "p.csv").write_text("run,I,P\nr00,300,3.5\nr01,450,5.5\n")
+    cmd = [sys.executable, "-m", "structrom.api.cli", "import", "calculix", str(runs / "r00.inp"), "--runs", str(runs),
+           "--out", str(tmp_path / "m"), "--parameters", str(tmp_path / "p.csv")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "next: structrom offline" in proc.stdout
+    family = __import__("json").loads((tmp_path / "m" / "family.json").read_text())
+    assert family["ranges"] == {"I": [300.0, 450.0], "P": [3.5, 5.5]}
+    assert family["temperature_envelope"]["min"] == 20.0 and family["temperature_envelope"]["max"] > 450.0
+    model_mesh = read_inp(tmp_path / "m" / "mesh.inp")[0]
+    assert list(model_mesh.surface_sets) == [*mesh.surface_sets, "PRESSURE_1"]
+    assert len(model_mesh.surface_set("PRESSURE_1")) == 8 and len(model_mesh.node_set("FIXED_XYZ")) == len(mesh.node_sets["xmin"])
+    for name in ("r00", "r01"):
+        case = read_training_case(tmp_path / "m" / "train" / f"{name}.h5", model_mesh)
+        assert np.allclose(case.loading.times, [0, *np.arange(1, 9) / 8, 1.5, 2.0])
+        disc = Discretization(model_mesh)
+        regions = MaterialRegions.build(model_mesh, disc, [(e, law_from_config(law)) for e, law in case.materials])
+        r = replay(disc, regions, case.loading, case.displacements(), model_mesh.points)
+        with h5py.File(case.path, "r") as f:
+            s, p = f["fields/stress"][()], f["fields/cumulated_plastic_strain"][()]
+        assert np.linalg.norm(r.stress - s) / np.linalg.norm(s) < 1e-3
+        assert np.linalg.norm(r.cumulated_plastic_strain - p) / np.linalg.norm(p) < 1e-3 and p.max() > 1e-3
+        temps = case.loading.nodal_temperatures(case.loading.times, model_mesh.points)
+        assert temperature_envelope_violations(tmp_path / "m" / "family.npz", temps) == []
+    assert temperature_envelope_violations(tmp_path / "m" / "family.npz", temps + 100.0)[0].startswith(
+        "temperature above the training envelope")
+    # the reduced model built from the import flags temperatures outside the training range
+    from structrom.rom.loading import Loading, LoadingError, NodalTemperature
+    from structrom.rom.online import ReducedModel
+
+    proc = subprocess.run([sys.executable, "-m", "structrom.api.cli", "offline", str(tmp_path / "m" / "offline.toml")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    model = ReducedModel.load(tmp_path / "m" / "model.h5")
+    hot = Loading(case.loading.times, NodalTemperature(case.loading.times, temps + 200.0), case.loading.pressures)
+    with pytest.raises(LoadingError, match=r"temperature \(maximum at the model's temperature nodes\) = .* is outside "
+                                           r"the training range"):
+        model.solve(hot)
+    assert np.linalg.norm(model.solve(case.loading).displacement(increment=None) - case.displacements()) <= \
+        1e-2 * np.linalg.norm(case.displacements())
+    # a deck of the family -> the loading the model answers, without results: the imported run's loading
+    from structrom.rom.adapters.calculix_predict import loading_from_deck
+
+    loading = loading_from_deck(tmp_path / "m", runs / "r01.inp")
+    assert np.array_equal(loading.times, case.loading.times)
+    assert np.array_equal(loading.pressures["PRESSURE_1"].values, case.loading.pressures["PRESSURE_1"].values)
+    assert np.array_equal(loading.nodal_temperatures(loading.times, model_mesh.points), temps)
+    lines = (runs / "r01.inp").read_text().split("\n")
+    first = next(i for i, ln in enumerate(lines) if ln.startswith("*DLOAD")) + 1
+    lines[first] = lines[first].replace(", 5.5", ", 7.0")  # one face loaded differently
+    (tmp_path / "odd.inp").write_text("\n".join(lines))
+    (tmp_path / "mesh.inp").write_text((runs / "mesh.inp").read_text())
+    with pytest.raises(CalculixError, match=r"odd.inp: the pressure differs between the faces of the model's "
+                                            r"surface PRESSURE_1"):
+        loading_from_deck(tmp_path / "m", tmp_path / "odd.inp")
+    # without a CSV, the parameters are the inputs that differ between the runs' decks
+    from structrom.rom.adapters.calculix_import import import_calculix
+
+    detected = import_calculix(runs / "r00.inp", runs, tmp_path / "m2").family
+    assert detected["ranges"]["pressure.PRESSURE_1"] == [3.5, 5.5]
+    assert detected["ranges"]["temperature.max"][1] > detected["ranges"]["temperature.max"][0] > 300.0
+    assert "times.end" not in detected["ranges"] and detected["runs"] == ["r00", "r01"]
+    # a bad run is refused with the file and line, exit code 2, no traceback
+    text = (runs / "r01.inp").read_text().replace("*BOUNDARY", "*TIE, NAME=T\nA, B\n*BOUNDARY")
+    (runs / "r01.inp").write_text(text)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "structrom: error: not supported: *TIE, " in proc.stderr and "r01.inp:" in proc.stderr
+
+
+@needs_ccx
+@pytest.mark.calculix
+def test_import_refuses_concentrated_forces(tmp_path):
+    from structrom.rom.adapters.calculix_import import import_calculix
+
+    path = _write(tmp_path, MODEL + STEPS)
+    run_ccx(tmp_path, "job", timeout=120)
+    with pytest.raises(CalculixError, match=r"not supported: \*CLOAD, .*job.inp:\d+: concentrated forces are not in"):
+        import_calculix(path, [("job", path, [tmp_path / "job.frd"])], tmp_path / "out")
+
+
+# -- Ansys stresses, strains, temperatures ---------------------------------------------------------------------
+def test_ansys_fields_spot_checked_against_the_reader():
+    """``file.rst`` (SOLID186 beam, 6 sets): nodal stress, elastic strain and temperature, and element
+    nodal stress on our numbering, equal to ansys-mapdl-reader's own arrays at random nodes/elements;
+    plastic strain (absent from an elastic run) is named with the OUTRES item that writes it."""
+    pytest.importorskip("ansys.mapdl.reader")
+    from ansys.mapdl import reader
+    from ansys.mapdl.reader import examples
+
+    from structrom.rom.adapters.ansys import AnsysError
+    from structrom.rom.adapters.ansys_results import read_ansys_fields
+
+    fields = read_ansys_fields(examples.rstfile)
+    raw = reader.read_binary(examples.rstfile)
+    ids = fields.result.node_ids
+    assert fields.stress.shape == (6, 321, 6) and fields.elastic_strain.shape == (6, 321, 6)
+    assert fields.temperature.shape == (6, 321)
+    rng = np.random.default_rng(1)
+    for k in range(raw.nsets):
+        nnum, s = raw.nodal_stress(k)
+        _, e = raw.nodal_elastic_strain(k)
+        for node in rng.choice(nnum, 10, replace=False):
+            ours, theirs = int(np.flatnonzero(ids == node)[0]), int(np.flatnonzero(nnum == node)[0])
+            assert np.array_equal(fields.stress[k, ours], s[theirs], equal_nan=True)
+            assert np.array_equal(fields.elastic_strain[k, ours], e[theirs, :6], equal_nan=True)
+        enum, es, enode = raw.element_stress(k)
+        for el in rng.choice(len(enum), 5, replace=False):
+            ours = int(np.flatnonzero(fields.result.element_ids == enum[el])[0])
+            assert np.array_equal(fields.element_stress[k, ours], es[el][:, :6], equal_nan=True)
+            assert np.array_equal(fields.element_corner_ids[ours], enode[el])
+    assert np.nanmax(np.abs(fields.stress[-1])) > 1e6
+    with pytest.raises(AnsysError, match=r"file.rst: no plastic_strain in this result file; Ansys writes it with "
+                                         r"OUTRES,EPPL"):
+        fields.plastic_strain
+
+
+CREEP_DECK = """*INCLUDE, INPUT=mesh.inp
+*MATERIAL, NAME=M
+*ELASTIC
+200000., 0.3, 20.
+150000., 0.3, 600.
+{plastic}*CREEP
+1.E-15, 5., 0., 20.
+1.E-14, 4.5, 0., 600.
+*SOLID SECTION, ELSET=EALL, MATERIAL=M
+*INITIAL CONDITIONS, TYPE=TEMPERATURE
+NALL, 20.
+*BOUNDARY
+XMIN, 1, 3
+*STEP, INC=1000
+{first}
+0.5, 1.
+*DLOAD
+{pressure}
+*TEMPERATURE
+NALL, 300.
+*NODE FILE
+U
+*EL PRINT, ELSET=EALL
+S, E, PEEQ
+*END STEP
+*STEP, INC=1000
+*VISCO, DIRECT, CETOL=1.E-3
+10., 100.
+*NODE FILE
+U
+*EL PRINT, ELSET=EALL
+S, E, PEEQ
+*END STEP
+"""
+
+
+@needs_ccx
+@pytest.mark.calculix
+@pytest.mark.parametrize("element,plastic,first", [("C3D8", False, "*STATIC, DIRECT"), ("C3D20R", False, "*STATIC, DIRECT"),
+                                                   ("C3D8", True, "*VISCO, DIRECT, CETOL=1.E-3")])
+def test_imported_norton_creep_replays_ccx(tmp_path, element, plastic, first):
+    """Norton creep decks (A, n tables in T; with *PLASTIC: creep of the overstress), a load and a temperature
+    step then a 100 s creep step: ccx's displacements replayed through the imported law give ccx's
+    integration-point stresses and PEEQ (measured 1e-5 to 3e-5; 9e-6 with *PLASTIC): K = A^(-1/n), *VISCO
+    applies new values at once, *STATIC steps creep neither in ccx nor (made instantaneous) in the import."""
+    import h5py
+
+    from structrom.rom.adapters.calculix_import import import_calculix
+    from structrom.rom.fem.kernel import Discretization
+    from structrom.rom.materials import law_from_config
+    from structrom.rom.offline.replay import MaterialRegions, replay
+    from structrom.rom.offline.snapshots import read_training_case
+
+    mesh = box((4.0, 1.0, 1.0), (4, 1, 1), element)
+    write_mesh_inp(tmp_path / "mesh.inp", mesh, all_nset="NALL", all_elset="EALL")
+    pressure = "\n".join(f"{e + 1}, P{f + 1}, -100." for e, f in mesh.surface_sets["xmax"].tolist())
+    text = CREEP_DECK.format(plastic="*PLASTIC\n60., 0.\n80., 0.05\n" if plastic else "", first=first,
+                             pressure=pressure)
+    deck = _write(tmp_path, text, "run.inp")
+    run_ccx(tmp_path, "run", timeout=300)
+    res = import_calculix(deck, [("run", deck, [tmp_path / "run.frd", tmp_path / "run.dat"])], tmp_path / "out")
+    model_mesh = read_inp(res.mesh_file)[0]
+    case = read_training_case(res.snapshots[0], model_mesh)
+    assert case.materials[0][1]["type"] == "norton_viscoplasticity"
+    disc = Discretization(model_mesh)
+    regions = MaterialRegions.build(model_mesh, disc, [(e, law_from_config(law)) for e, law in case.materials])
+    r = replay(disc, regions, case.loading, case.displacements(), model_mesh.points)
+    with h5py.File(res.snapshots[0], "r") as f:
+        s, p = f["fields/stress"][()], f["fields/cumulated_plastic_strain"][()]
+    assert np.linalg.norm(r.stress - s) / np.linalg.norm(s) < 1e-4
+    assert np.linalg.norm(r.cumulated_plastic_strain - p) / np.linalg.norm(p) < 2e-4 and p.max() > 1e-5
