@@ -31,6 +31,8 @@ class LinearSolverOptions:
     eisenstat_walker: bool = True
     #: Loosest linear tolerance of the forcing terms.
     eta_max: float = 1e-2
+    #: Linear tolerance of an increment's first Newton iteration (then Eisenstat-Walker).
+    eta_first: float = 1e-6
     #: Extra PETSc options, e.g. {"pc_gamg_threshold": "0.02"}; the command line overrides them.
     petsc_options: dict[str, str] = field(default_factory=dict)
 
@@ -82,14 +84,16 @@ class LinearSolver:
     def forcing_term(self, residual: float, previous_residual: float | None, previous_eta: float | None,
                      target: float) -> float:
         """Linear relative tolerance of one Newton iteration: Eisenstat and Walker (SIAM J. Sci. Comput. 17,
-        1996), choice 2 with ``gamma = 0.9``, ``alpha = 2``: ``eta = gamma (|F_k| / |F_k-1|)^2``, safeguarded
+        1996), choice 2 with ``gamma = 0.9``, ``alpha = 2``: ``eta = gamma (|F_k| / |F_k-1|)^2`` (``eta_first`` at an
+        increment's first iteration), safeguarded
         by ``gamma eta_k-1^2`` when that exceeds 0.1, capped by ``eta_max``, at least ``rtol``, and never
         below ``0.5 target / |F_k|`` (no oversolving: ``target`` is the residual Newton must reach)."""
         o = self.options
         if not o.eisenstat_walker:
             return o.rtol
         if previous_residual is None or previous_eta is None or not previous_residual > 0:
-            eta = o.eta_max
+            # first iteration: tight enough that a linear (elastic) increment is done in two Newton steps
+            eta = max(o.eta_first, 0.5 * target / residual) if residual > 0 else o.eta_max
         else:
             eta = 0.9 * (residual / previous_residual) ** 2
             guard = 0.9 * previous_eta ** 2
