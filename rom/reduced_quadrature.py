@@ -433,6 +433,7 @@ def empirical_cubature(
     tolerance: float = 1e-4,
     max_points: int | None = None,
     include_constant: bool = True,
+    initial_points: np.ndarray | None = None,
 ) -> ReducedQuadrature:
     """ECM reduced quadrature of distributed integrands (collective over ``comm``).
 
@@ -441,7 +442,10 @@ def empirical_cubature(
     global point numbers (over all ranks). ``tolerance`` in (0, 1): relative quadrature error
     ``||G w - G w_FE|| / ||G w_FE||`` to reach (with ``include_constant`` also ``|sum w - V| / V``);
     ``max_points``: stop after this many points even if the tolerance is not met (``converged`` False).
-    See the module docstring for the algorithm. Returns a :class:`ReducedQuadrature`, identical on
+    See the module docstring for the algorithm. ``initial_points``: warm start from these global point
+    numbers (e.g. the current rule of a model being enriched): they are all kept, points are added as
+    in the greedy loop until the tolerance is met, and the weights are re-solved by non-negative least
+    squares at every step (:func:`_warm_start`). Returns a :class:`ReducedQuadrature`, identical on
     every rank. Raises :class:`ECMError` (on every rank) for bad input, for ``G w_FE == 0`` (a relative
     tolerance is then undefined) and when the residual stagnates above the tolerance.
     """
@@ -470,6 +474,10 @@ def empirical_cubature(
     b = np.concatenate([b_G, [c * volume]]) if include_constant else b_G
     r = b.copy()
     target = float(tolerance) * norm_b
+    if initial_points is not None:
+        limit = max_points if max_points is not None else n_total
+        return _warm_start(comm, G, gpts, b, c if include_constant else None, col_norm, candidate, target, limit,
+                           np.asarray(initial_points, dtype=np.int64), norm_b, volume, n_total, float(tolerance))
 
     selected: list[int] = []  # global point numbers
     norms: list[float] = []  # norms of the selected augmented columns (identical on every rank)
@@ -580,3 +588,94 @@ def empirical_cubature(
         extra={"n_selections": it, "n_dropped": n_dropped, "n_removals": n_nnls, "volume": volume,
                "n_total_points": n_total},
     )
+
+
+def _columns(comm: MPI.Comm, G: np.ndarray, gpts: np.ndarray, points: np.ndarray, c: float | None) -> np.ndarray:
+    """The augmented columns ``(n_aug, len(points))`` of global ``points`` (one Allreduce), on every rank."""
+    n_rows = G.shape[0]
+    n_aug = n_rows + (c is not None)
+    buf = np.zeros((n_aug + 1, len(points)))
+    order = np.argsort(gpts)
+    pos = np.clip(np.searchsorted(gpts[order], points), 0, max(len(gpts) - 1, 0))
+    here = np.flatnonzero(gpts[order][pos] == points) if len(gpts) else np.zeros(0, np.int64)
+    loc = order[pos[here]]
+    buf[:n_rows, here] = G[:, loc]
+    if c is not None:
+        buf[n_rows, here] = c
+    buf[-1, here] = 1.0
+    buf = _allreduce(comm, buf)
+    bad = np.flatnonzero(buf[-1] != 1.0)
+    if len(bad):
+        raise ECMError(f"initial point {int(points[bad[0]])} is held by {int(buf[-1, bad[0]])} ranks (expected 1): "
+                       "initial_points must be global point numbers of this discretization")
+    return buf[:n_aug]
+
+
+def _best_point(comm: MPI.Comm, G: np.ndarray, gpts: np.ndarray, r: np.ndarray, c: float | None,
+                col_norm: np.ndarray, candidate: np.ndarray) -> tuple[int, float]:
+    """Global candidate of largest normalized positive correlation with ``r`` (ties: lowest number)."""
+    n_rows = G.shape[0]
+    if len(gpts):
+        score = G.T @ r[:n_rows] + (c * r[n_rows] if c is not None else 0.0)
+        score = np.where(candidate, score / np.where(candidate, col_norm, 1.0), -np.inf)
+        local_max = float(score.max())
+    else:
+        score, local_max = np.zeros(0), -np.inf
+    best = float(comm.allreduce(local_max, op=MPI.MAX))
+    ties = score >= best - SCORE_TIE_RTOL * float(np.linalg.norm(r))
+    big = np.iinfo(np.int64).max
+    point = int(comm.allreduce(int(gpts[ties].min()) if np.any(ties) else big, op=MPI.MIN))
+    return point, best
+
+
+def _warm_start(comm, G, gpts, b, c, col_norm, candidate, target, limit, initial, norm_b, volume, n_total,
+                tolerance) -> ReducedQuadrature:
+    """ECM from a given point set (enrichment of a reduced model whose integrand has grown).
+
+    Every point of ``initial`` is kept; the weights on the selected (normalized) columns are the
+    non-negative least-squares solution (Lawson-Hanson, :func:`scipy.optimize.nnls`; an initial point
+    may get weight 0 but stays in the rule), and the candidate most positively correlated with the
+    residual is added (same score and tie rule as the greedy loop) until ``||r_aug|| <= target`` or
+    ``limit`` points. Identical on every rank (the small problems are solved identically)."""
+    from scipy.optimize import nnls
+
+    n_rows = G.shape[0]
+    selected = list(dict.fromkeys(int(p) for p in initial))  # unique, order kept
+    cols = _columns(comm, G, gpts, np.array(selected, dtype=np.int64), c)
+    candidate = candidate & ~np.isin(gpts, selected)
+    norms = np.linalg.norm(cols, axis=0)
+    norms[norms == 0.0] = 1.0
+    A = cols / norms
+    history: list[float] = []
+    stall = 0
+    last = np.inf
+    while True:
+        alpha_n, _ = nnls(A, b, maxiter=50 * max(A.shape[1], 1)) if A.shape[1] else (np.zeros(0), 0.0)
+        r = b - A @ alpha_n
+        r_norm = float(np.linalg.norm(r))
+        history.append(float(np.linalg.norm(r[:n_rows]) / norm_b))
+        stall = stall + 1 if r_norm > (1.0 - STALL_RTOL) * last else 0
+        last = r_norm
+        if r_norm <= target or len(selected) >= limit:
+            break
+        if stall >= STALL_COUNT:
+            raise ECMError(f"ECM warm start stagnated at relative residual {r_norm / norm_b:.3g} > tolerance "
+                           f"{tolerance:.3g} ({len(selected)} points): the tolerance is below the reachable "
+                           "(round-off) level, raise it")
+        point, best = _best_point(comm, G, gpts, r, c, col_norm, candidate)
+        if not best > SCORE_TIE_RTOL * r_norm:
+            raise ECMError(f"ECM warm start: no remaining point correlates positively with the residual (relative "
+                           f"residual {r_norm / norm_b:.3g} > tolerance {tolerance:.3g}, {len(selected)} points)")
+        col = _columns(comm, G, gpts, np.array([point], dtype=np.int64), c)[:, 0]
+        candidate[gpts == point] = False
+        selected.append(point)
+        A = np.hstack([A, (col / np.linalg.norm(col))[:, None]])
+        norms = np.append(norms, np.linalg.norm(col))
+    weights = alpha_n / norms
+    residual = float(np.linalg.norm(r[:n_rows]) / norm_b)
+    return ReducedQuadrature(
+        points=np.array(selected, dtype=np.int64), weights=weights, residual=residual, history=history,
+        volume_error=abs(float(weights.sum()) - volume) / volume if volume > 0 else float("nan"),
+        tolerance=tolerance, converged=bool(r_norm <= target),
+        extra={"n_selections": len(selected) - len(initial), "n_initial": len(initial), "volume": volume,
+               "n_total_points": n_total, "warm_start": True})
