@@ -104,6 +104,7 @@ def model_card(model_id: str, path: Path) -> dict:
         "indicator": {"quantity": data.indicator_quantity, "tolerance": data.indicator_tolerance,
                       "reference": data.indicator_reference},
         "provenance": prov,
+        "versions": data.versions or [{"version": 1, "parent": None, "date": prov.get("created"), "loadings_added": []}],
     }
     return json.loads(json.dumps(card, default=_json_default))
 

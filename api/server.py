@@ -51,6 +51,7 @@ from . import service
 from .config import ServerConfig
 from .metrics import Metrics
 from .registry import MODEL_ID, Registry, RegistryError
+from .routes_enrich import router as enrich_router
 from .schemas import BatchRequest, FieldsRequest, NodalRequest, SolveRequest
 
 log = logging.getLogger("structrom.api")
@@ -518,6 +519,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         """The query log (latest first): time, model, kind, status, number of loadings, milliseconds."""
         return {"queries": state["registry"].query_log(limit)}
 
+    app.include_router(enrich_router(state, Write))
     app.state.config = config
     app.state.internal = state
     return app
