@@ -26,6 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from .registry import MODEL_ID, RegistryError
 
 
+ModelId = Annotated[str, PathParam(pattern=MODEL_ID.pattern, max_length=64,
+                                   description="model id: letters, digits, '_' and '-' (no dots, no slashes)")]
+
+
 class EnrichRequest(BaseModel):
     """Loadings to check (``loading_from_dict`` form, optional ``name``), the HF solver and its ranks."""
 
@@ -73,7 +77,6 @@ def router(state: dict, write: Any) -> APIRouter:
     api = APIRouter()
     busy: set[str] = set()
     lock = threading.Lock()
-    ModelId = Annotated[str, PathParam(pattern=MODEL_ID.pattern, max_length=64)]
 
     @api.post("/v1/models/{model_id}/enrich", tags=["models"], dependencies=[write], status_code=202,
               responses={202: {"description": "accepted as a job: poll Location"}})
