@@ -33,37 +33,10 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "tests"))
+
 from docs_section import write_section  # noqa: E402  (bench/ is the script's directory)
-
-HIFI = """
-[units]
-length = "mm"
-force = "N"
-stress = "MPa"
-mass = "t"
-
-[mesh]
-file = "bar.inp"
-
-[[material]]
-law = {{ type = "j2_plasticity", elastic = {{ young = {{ temperatures = [20.0, 500.0], values = [200000.0, 150000.0] }}, poisson = 0.3, expansion = 1.2e-5, reference_temperature = 20.0, density = 7.8e-9 }}, hardening = {{ type = "linear", yield_stress = {{ temperatures = [20.0, 500.0], values = [300.0, 150.0] }}, modulus = 2000.0 }} }}
-
-[[boundary]]
-node_set = "xmin"
-components = ["x", "y", "z"]
-
-[loading]
-times = [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0]
-temperature = {{ type = "hot_spot", center = [{cx}, 1.0, 2.0], radius = 2.0, intensity = {intensity}, reference = 20.0, amplitude = [[0.0, 0.0], [1.0, 1.0], [2.0, 0.0]] }}
-pressure = [{{ surface = "zmax", amplitude = [[0.0, 0.0], [1.0, {pressure}], [2.0, 0.0]] }}]
-
-[solver]
-newton_rtol = 1e-10
-linear = {{ ksp_type = "preonly", pc_type = "lu", petsc_options = {{ pc_factor_mat_solver_type = "mumps" }} }}
-
-[output]
-file = "{out}"
-"""
+from offline_fixtures import HIFI  # noqa: E402  (the bar's HF configuration, shared with the offline tests)
 
 OFFLINE = """
 [snapshots]
