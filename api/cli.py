@@ -42,6 +42,9 @@ def _offline(args: argparse.Namespace, petsc_args: list[str]) -> int:
 
 
 def _enrich(args: argparse.Namespace, rest: list[str]) -> int:
+    if rest:
+        print(f"structrom: error: unknown arguments {rest}", file=sys.stderr)
+        return 2
     import json
 
     from mpi4py import MPI
