@@ -442,12 +442,14 @@ def empirical_cubature(
     global point numbers (over all ranks). ``tolerance`` in (0, 1): relative quadrature error
     ``||G w - G w_FE|| / ||G w_FE||`` to reach (with ``include_constant`` also ``|sum w - V| / V``);
     ``max_points``: stop after this many points even if the tolerance is not met (``converged`` False).
-    See the module docstring for the algorithm. ``initial_points``: warm start from these global point
-    numbers (e.g. the current rule of a model being enriched): they are all kept, points are added as
-    in the greedy loop until the tolerance is met, and the weights are re-solved by non-negative least
-    squares at every step (:func:`_warm_start`). Returns a :class:`ReducedQuadrature`, identical on
-    every rank. Raises :class:`ECMError` (on every rank) for bad input, for ``G w_FE == 0`` (a relative
-    tolerance is then undefined) and when the residual stagnates above the tolerance.
+    See the module docstring for the algorithm. Returns a :class:`ReducedQuadrature`, identical on
+    every rank.
+
+    Warm start (``initial_points``, e.g. the rule of a reduced model whose integrand has grown): see
+    :func:`_warm_start`; every initial point stays in the rule.
+
+    Raises :class:`ECMError` (on every rank) for bad input, for ``G w_FE == 0`` (a relative tolerance is
+    then undefined) and when the residual stagnates above the tolerance.
     """
     comm = MPI.COMM_SELF if comm is None else comm
     G, w_fe, gpts = _validate(comm, G_local, w_fe_local, global_points_local, tolerance, max_points)
@@ -475,9 +477,8 @@ def empirical_cubature(
     r = b.copy()
     target = float(tolerance) * norm_b
     if initial_points is not None:
-        limit = max_points if max_points is not None else n_total
-        return _warm_start(comm, G, gpts, b, c if include_constant else None, col_norm, candidate, target, limit,
-                           np.asarray(initial_points, dtype=np.int64), norm_b, volume, n_total, float(tolerance))
+        return _warm_start(comm, G, gpts, b, c if include_constant else None, col_norm, candidate, float(tolerance),
+                           norm_b, volume, n_total, max_points, np.asarray(initial_points, dtype=np.int64))
 
     selected: list[int] = []  # global point numbers
     norms: list[float] = []  # norms of the selected augmented columns (identical on every rank)
@@ -611,71 +612,103 @@ def _columns(comm: MPI.Comm, G: np.ndarray, gpts: np.ndarray, points: np.ndarray
     return buf[:n_aug]
 
 
-def _best_point(comm: MPI.Comm, G: np.ndarray, gpts: np.ndarray, r: np.ndarray, c: float | None,
-                col_norm: np.ndarray, candidate: np.ndarray) -> tuple[int, float]:
-    """Global candidate of largest normalized positive correlation with ``r`` (ties: lowest number)."""
-    n_rows = G.shape[0]
-    if len(gpts):
-        score = G.T @ r[:n_rows] + (c * r[n_rows] if c is not None else 0.0)
-        score = np.where(candidate, score / np.where(candidate, col_norm, 1.0), -np.inf)
-        local_max = float(score.max())
-    else:
-        score, local_max = np.zeros(0), -np.inf
-    best = float(comm.allreduce(local_max, op=MPI.MAX))
-    ties = score >= best - SCORE_TIE_RTOL * float(np.linalg.norm(r))
-    big = np.iinfo(np.int64).max
-    point = int(comm.allreduce(int(gpts[ties].min()) if np.any(ties) else big, op=MPI.MIN))
-    return point, best
-
-
-def _warm_start(comm, G, gpts, b, c, col_norm, candidate, target, limit, initial, norm_b, volume, n_total,
-                tolerance) -> ReducedQuadrature:
-    """ECM from a given point set (enrichment of a reduced model whose integrand has grown).
-
-    Every point of ``initial`` is kept; the weights on the selected (normalized) columns are the
-    non-negative least-squares solution (Lawson-Hanson, :func:`scipy.optimize.nnls`; an initial point
-    may get weight 0 but stays in the rule), and the candidate most positively correlated with the
-    residual is added (same score and tie rule as the greedy loop) until ``||r_aug|| <= target`` or
-    ``limit`` points. Identical on every rank (the small problems are solved identically)."""
+def _nnls(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Non-negative least squares ``argmin_{x >= 0} ||A x - b||`` on the column-normalized ``A``
+    (Lawson-Hanson, :func:`scipy.optimize.nnls`); identical on every rank for identical input."""
     from scipy.optimize import nnls
 
+    s = np.linalg.norm(A, axis=0)
+    s[s == 0.0] = 1.0
+    x, _ = nnls(A / s, b, maxiter=10 * max(A.shape[1], 1))
+    return x / s
+
+
+#: Warm start: the greedy phase stops at this fraction of the target, leaving room for the non-negativity.
+WARM_MARGIN = 0.5
+
+
+def _warm_start(comm, G, gpts, b, c, col_norm, candidate, tolerance, norm_b, volume, n_total, max_points,
+                initial) -> ReducedQuadrature:
+    """ECM from an initial point set, for an integrand that has grown (enrichment of a reduced model).
+
+    1. the initial columns (normalized, augmented) are factorized at once (column-pivoted QR, numerical
+       rank kept); ``r = b - Q Q^T b`` is what their least-squares combination misses;
+    2. greedy phase: the candidate most positively correlated with ``r`` (same score and tie rule as
+       :func:`empirical_cubature`) is added, its column orthogonalized against ``Q`` (twice) and ``r``
+       downdated, ``O(n_rows k)`` per point, until ``||r|| <= WARM_MARGIN target``;
+    3. all weights, initial and new, by non-negative least squares on ``b`` (Lawson-Hanson,
+       :func:`scipy.optimize.nnls`); if its residual is above the target, phase 2 resumes from the NNLS
+       residual (doubling the number of added points each time) until it is met, ``max_points``, or no
+       candidate correlates with it.
+
+    Every point is kept (the initial ones first, in the given order; weight 0 where the NNLS gives none:
+    dropping them would make the point set depend on round-off in degenerate NNLS solutions). Identical
+    on every rank (the selected columns travel exactly)."""
     n_rows = G.shape[0]
-    selected = list(dict.fromkeys(int(p) for p in initial))  # unique, order kept
-    cols = _columns(comm, G, gpts, np.array(selected, dtype=np.int64), c)
-    candidate = candidate & ~np.isin(gpts, selected)
-    norms = np.linalg.norm(cols, axis=0)
-    norms[norms == 0.0] = 1.0
-    A = cols / norms
+    n_aug = len(b)
+    initial = list(dict.fromkeys(int(p) for p in initial))
+    target = tolerance * norm_b
+    limit = max_points if max_points is not None else n_total
+    cols = _columns(comm, G, gpts, np.array(initial, dtype=np.int64), c)  # (n_aug, k0)
+    candidate = candidate & ~np.isin(gpts, initial)
+    nrm = np.linalg.norm(cols, axis=0)
+    A = np.zeros((n_aug, max(2 * len(initial), 64)))
+    A[:, :len(initial)] = cols / np.where(nrm > 0, nrm, 1.0)
+    k = len(initial)
+    Q = np.zeros((n_aug, 0))
+    if k:
+        Qf, R, _ = sla.qr(A[:, :k], mode="economic", pivoting=True)
+        d = np.abs(np.diag(R))
+        Q = Qf[:, :int(np.count_nonzero(d > 1e-12 * d[0]))] if d.size and d[0] > 0 else Qf[:, :0]
+    points = list(initial)
+    norms = list(nrm)  # of the raw columns: weight on a raw column = weight on the normalized one / norm
     history: list[float] = []
-    stall = 0
-    last = np.inf
+    r = b - Q @ (Q.T @ b)
+    w = np.zeros(k)
+    batch = max(8, k // 16)
     while True:
-        alpha_n, _ = nnls(A, b, maxiter=50 * max(A.shape[1], 1)) if A.shape[1] else (np.zeros(0), 0.0)
-        r = b - A @ alpha_n
-        r_norm = float(np.linalg.norm(r))
+        added = 0
+        while np.linalg.norm(r) > WARM_MARGIN * target and len(points) < limit and added < batch:
+            if len(gpts):
+                score = G.T @ r[:n_rows] + (c * r[n_rows] if c is not None else 0.0)
+                score = np.where(candidate, score / np.where(candidate, col_norm, 1.0), -np.inf)
+                local_max = float(score.max())
+            else:
+                score, local_max = np.zeros(0), -np.inf
+            best = float(comm.allreduce(local_max, op=MPI.MAX))
+            if not best > SCORE_TIE_RTOL * float(np.linalg.norm(r)):
+                break
+            ties = score >= best - SCORE_TIE_RTOL * float(np.linalg.norm(r))
+            point = int(comm.allreduce(int(gpts[ties].min()) if np.any(ties) else np.iinfo(np.int64).max,
+                                       op=MPI.MIN))
+            candidate[gpts == point] = False
+            col = _columns(comm, G, gpts, np.array([point], dtype=np.int64), c)[:, 0]
+            norms.append(float(np.linalg.norm(col)))
+            col /= norms[-1]
+            if k == A.shape[1]:
+                A = np.hstack([A, np.zeros_like(A)])
+            A[:, k] = col
+            k += 1
+            points.append(point)
+            added += 1
+            q = col - Q @ (Q.T @ col)
+            q -= Q @ (Q.T @ q)  # twice is enough
+            if np.linalg.norm(q) > 1e-12:
+                q /= np.linalg.norm(q)
+                Q = np.hstack([Q, q[:, None]])
+                r = r - q * (q @ r)
+        w = _nnls(A[:, :k], b)
+        r = b - A[:, :k] @ w
         history.append(float(np.linalg.norm(r[:n_rows]) / norm_b))
-        stall = stall + 1 if r_norm > (1.0 - STALL_RTOL) * last else 0
-        last = r_norm
-        if r_norm <= target or len(selected) >= limit:
+        if np.linalg.norm(r) <= target or len(points) >= limit or added == 0:
             break
-        if stall >= STALL_COUNT:
-            raise ECMError(f"ECM warm start stagnated at relative residual {r_norm / norm_b:.3g} > tolerance "
-                           f"{tolerance:.3g} ({len(selected)} points): the tolerance is below the reachable "
-                           "(round-off) level, raise it")
-        point, best = _best_point(comm, G, gpts, r, c, col_norm, candidate)
-        if not best > SCORE_TIE_RTOL * r_norm:
-            raise ECMError(f"ECM warm start: no remaining point correlates positively with the residual (relative "
-                           f"residual {r_norm / norm_b:.3g} > tolerance {tolerance:.3g}, {len(selected)} points)")
-        col = _columns(comm, G, gpts, np.array([point], dtype=np.int64), c)[:, 0]
-        candidate[gpts == point] = False
-        selected.append(point)
-        A = np.hstack([A, (col / np.linalg.norm(col))[:, None]])
-        norms = np.append(norms, np.linalg.norm(col))
-    weights = alpha_n / norms
-    residual = float(np.linalg.norm(r[:n_rows]) / norm_b)
+        batch *= 2
+    norms_arr = np.array(norms)
+    weights = np.divide(w, norms_arr, out=np.zeros(k), where=norms_arr > 0)
+    points_arr = np.array(points, dtype=np.int64)
     return ReducedQuadrature(
-        points=np.array(selected, dtype=np.int64), weights=weights, residual=residual, history=history,
+        points=points_arr, weights=weights, residual=float(np.linalg.norm(r[:n_rows]) / norm_b), history=history,
         volume_error=abs(float(weights.sum()) - volume) / volume if volume > 0 else float("nan"),
-        tolerance=tolerance, converged=bool(r_norm <= target),
-        extra={"n_selections": len(selected) - len(initial), "n_initial": len(initial), "volume": volume,
+        tolerance=tolerance, converged=bool(np.linalg.norm(r) <= target),
+        extra={"n_initial": len(initial), "n_added": len(points) - len(initial), "volume": volume,
                "n_total_points": n_total, "warm_start": True})
