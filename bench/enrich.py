@@ -43,7 +43,7 @@ OFFLINE = """
 files = {files}
 
 [pod]
-tolerance = 1e-5
+tolerance = {pod_tol}
 method = "gram"
 
 [dual]
@@ -51,7 +51,7 @@ quantities = ["cumulated_plastic_strain", "stress"]
 tolerance = 1e-4
 
 [ecm]
-tolerance = 1e-5
+tolerance = {ecm_tol}
 
 [indicator]
 tolerance = {tol}
@@ -93,6 +93,8 @@ def main() -> int:
     parser.add_argument("--training", type=int, default=12)
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--indicator-tol", type=float, default=1e-3)
+    parser.add_argument("--pod-tol", type=float, default=1e-4)
+    parser.add_argument("--ecm-tol", type=float, default=1e-4)
     parser.add_argument("--out", default=str(ROOT / "out" / "bench_enrich"))
     parser.add_argument("--no-doc", action="store_true")
     args = parser.parse_args()
@@ -124,7 +126,7 @@ def main() -> int:
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir()
         (d / "offline.toml").write_text(OFFLINE.format(files=json.dumps(train_files), tol=args.indicator_tol,
-                                                       out="model.h5"))
+                                                       out="model.h5", pod_tol=args.pod_tol, ecm_tol=args.ecm_tol))
         t_build, _ = cli(P, "offline", "offline.toml", cwd=d)
         t_enrich, stdout = cli(P, "enrich", "model.h5", "--loadings", str(out / "new.json"), "--json", cwd=d)
         res = json.loads(next(ln for ln in stdout.splitlines() if ln.startswith("ENRICH "))[len("ENRICH "):])
@@ -133,7 +135,8 @@ def main() -> int:
                                f"<= {args.indicator_tol}): lower --indicator-tol")
         snap = str(d / "enrichment" / "model.v2" / "hot_end.h5")
         (d / "rebuild.toml").write_text(OFFLINE.format(files=json.dumps(train_files + [snap]), tol=args.indicator_tol,
-                                                       out="rebuilt.h5"))
+                                                       out="rebuilt.h5", pod_tol=args.pod_tol,
+                                                       ecm_tol=args.ecm_tol))
         t_rebuild, _ = cli(P, "offline", "rebuild.toml", cwd=d)
         import h5py
 
@@ -155,7 +158,8 @@ def main() -> int:
                      "seconds": res["seconds"]})
         print(json.dumps(rows[-1]), flush=True)
     lines = [f"Bar {args.divisions[0]} x {args.divisions[1]} x {args.divisions[2]} C3D20R ({n_dofs} dofs), J2, "
-             f"{len(cases)} training loadings x 6 increments; one flagged loading (hot spot at the free end) added. "
+             f"{len(cases)} training loadings x 6 increments; POD and ECM tolerances {args.pod_tol:g}, {args.ecm_tol:g}; "
+             "one flagged loading (hot spot at the free end) added. "
              "Wall times of whole `mpirun -n P structrom ...` processes (start-up included).", "",
              "| ranks | indicator before | after enrich | after rebuild | modes | reduced points | enrich [s] | "
              "of which HF solve [s] | enrich w/o HF [s] | of which model update [s] | offline rebuild [s] | "

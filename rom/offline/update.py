@@ -185,7 +185,8 @@ def update_model(path, cases: list[TrainingCase], comm: MPI.Comm, log=lambda *a:
     points = np.concatenate([quad.points, extra]).astype(np.int64)
     weights = np.concatenate([quad.weights, np.zeros(len(extra))])
     stats["points"] = [len(data.point), len(points)]
-    stats["ecm"] = {"points": [len(old_ecm), len(quad.points)], "residual": quad.residual, "rows": [n_rows, len(G)]}
+    stats["ecm"] = {"points": [len(old_ecm), len(quad.points)], "residual": quad.residual, "rows": [n_rows, len(G)],
+                    "converged": quad.converged}
     stats["cubature"] = time.perf_counter() - t0
 
     # 4. operators, schema, indicator
@@ -210,7 +211,8 @@ def update_model(path, cases: list[TrainingCase], comm: MPI.Comm, log=lambda *a:
     new.provenance = dict(prov, pod={"modes": n_modes, "relative_energy_error": pod_u.relative_energy_error(),
                                      "total_energy": float(pod_u.total_energy)},
                           dual_energy={k: v.total_energy for k, v in duals.items()},
-                          ecm={"points": len(quad.points), "dual_points": len(extra), "residual": quad.residual},
+                          ecm={"points": len(quad.points), "dual_points": len(extra), "residual": quad.residual,
+                               "converged": quad.converged, "warm_start": {"initial": len(old_ecm)}},
                           snapshots=list(prov.get("snapshots", [])) + [
                               {"file": str(c.path), "sha256": c.sha256, "increments": len(c.times)} for c in cases],
                           indicator_calibration=calibration)
