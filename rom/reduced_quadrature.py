@@ -403,6 +403,15 @@ class _ColumnQR:
         self.k = k + 1
         return True
 
+    def load(self, A: np.ndarray) -> None:
+        """Start from the unit columns ``A`` ``(n, k)`` (independent), factorized by one Householder QR."""
+        k = A.shape[1]
+        while self.Q.shape[1] < k:
+            self._grow()
+        Q, R = sla.qr(A, mode="economic")
+        self.Q[:, :k], self.R[:k, :k], self.A[:, :k] = Q, R, A
+        self.k = k
+
     def delete(self, j: int) -> None:
         """Remove column ``j``."""
         k = self.k
@@ -445,8 +454,11 @@ def empirical_cubature(
     See the module docstring for the algorithm. Returns a :class:`ReducedQuadrature`, identical on
     every rank.
 
-    Warm start (``initial_points``, e.g. the rule of a reduced model whose integrand has grown): see
-    :func:`_warm_start`; every initial point stays in the rule.
+    Warm start (``initial_points``, e.g. the rule of a reduced model whose integrand has grown): the
+    initial columns are factorized at once (an independent subset, found by a column-pivoted QR) and get
+    the positive least-squares weights of the loop, which then continues as usual (points added where
+    the residual correlates most, non-positive weights removed). Every initial point stays in the rule:
+    first, in the given order, with weight 0 where left out.
 
     Raises :class:`ECMError` (on every rank) for bad input, for ``G w_FE == 0`` (a relative tolerance is
     then undefined) and when the residual stagnates above the tolerance.
@@ -476,9 +488,6 @@ def empirical_cubature(
     b = np.concatenate([b_G, [c * volume]]) if include_constant else b_G
     r = b.copy()
     target = float(tolerance) * norm_b
-    if initial_points is not None:
-        return _warm_start(comm, G, gpts, b, c if include_constant else None, col_norm, candidate, float(tolerance),
-                           norm_b, volume, n_total, max_points, np.asarray(initial_points, dtype=np.int64))
 
     selected: list[int] = []  # global point numbers
     norms: list[float] = []  # norms of the selected augmented columns (identical on every rank)
@@ -490,6 +499,51 @@ def empirical_cubature(
     max_iter = 4 * (n_aug + 1) + 20
     limit = max_points if max_points is not None else n_total
     converged = bool(np.linalg.norm(r) <= target)
+
+    def positive_weights() -> np.ndarray | None:
+        """Least-squares weights (normalized columns) of the selected points; points whose weight comes
+        out non-positive are removed and the least squares redone (Hernandez et al. 2017, Algorithm 1);
+        removed points become candidates again. None when every weight is non-positive."""
+        nonlocal selected, norms, candidate, n_nnls, n_dropped
+        alpha_n = qr.solve(b)
+        drop = alpha_n <= 0.0
+        while np.any(drop) and not np.all(drop):
+            n_nnls += 1
+            n_dropped += int(np.count_nonzero(drop))
+            dropped = np.array([p for p, d in zip(selected, drop) if d], dtype=np.int64)
+            candidate |= np.isin(gpts, dropped) & (col_norm > 0.0)
+            for k in np.flatnonzero(drop)[::-1]:
+                qr.delete(int(k))
+            selected = [p for p, d in zip(selected, drop) if not d]
+            norms = [nr for nr, d in zip(norms, drop) if not d]
+            alpha_n = qr.solve(b)
+            drop = alpha_n <= 0.0
+        return None if np.all(drop) else alpha_n
+
+    # Warm start: the initial columns enter first, factorized at once, with the positive least-squares
+    # weights above; the greedy loop continues from there. Initial points left out stay in the rule at 0.
+    initial = list(dict.fromkeys(int(p) for p in initial_points)) if initial_points is not None else []
+    if initial:
+        cols = _columns(comm, G, gpts, np.array(initial, dtype=np.int64), c if include_constant else None)
+        candidate &= ~np.isin(gpts, initial)
+        nrm = np.linalg.norm(cols, axis=0)
+        use = np.flatnonzero(nrm > 0.0)
+        if len(use):  # an independent subset (pivoted QR), in the given order, factorized by one QR
+            _, R, piv = sla.qr(cols[:, use] / nrm[use], mode="economic", pivoting=True)
+            d = np.abs(np.diag(R))
+            use = np.sort(use[piv[:int(np.count_nonzero(d > 1e-10 * d[0]))]]) if d.size and d[0] > 0 else use[:0]
+        if len(use):
+            qr.load(cols[:, use] / nrm[use])
+            selected, norms = [initial[j] for j in use], nrm[use].tolist()
+            alpha_n = positive_weights()
+            if alpha_n is None:  # nothing usable: a cold start (every point a candidate)
+                candidate = col_norm > 0.0
+                selected, norms, qr = [], [], _ColumnQR(n_aug)
+            else:
+                alpha = alpha_n / np.array(norms)
+                r = b - qr.A[:, :qr.k] @ alpha_n
+                history.append(float(np.linalg.norm(r[:n_rows]) / norm_b))
+                converged = bool(np.linalg.norm(r) <= target)
     it = 0
     while not converged and len(selected) < limit:
         it += 1
@@ -545,20 +599,8 @@ def empirical_cubature(
         selected.append(point)
         norms.append(col_nrm)
 
-        alpha_n = qr.solve(b)
-        drop = alpha_n <= 0.0
-        while np.any(drop) and not np.all(drop):
-            n_nnls += 1
-            n_dropped += int(np.count_nonzero(drop))
-            dropped = np.array([p for p, d in zip(selected, drop) if d], dtype=np.int64)
-            candidate |= np.isin(gpts, dropped) & (col_norm > 0.0)
-            for k in np.flatnonzero(drop)[::-1]:
-                qr.delete(int(k))
-            selected = [p for p, d in zip(selected, drop) if not d]
-            norms = [nr for nr, d in zip(norms, drop) if not d]
-            alpha_n = qr.solve(b)
-            drop = alpha_n <= 0.0
-        if np.all(drop):
+        alpha_n = positive_weights()
+        if alpha_n is None:
             raise ECMError(f"ECM could not find positive weights on {len(selected)} selected points")
         nrm = np.array(norms)
         alpha = alpha_n / nrm
@@ -580,6 +622,10 @@ def empirical_cubature(
 
     weights = np.asarray(alpha, dtype=float)
     points = np.array(selected, dtype=np.int64)
+    if initial:  # the initial points first, in their order (weight 0 where left out), then the new ones
+        weight_of = dict(zip(selected, weights.tolist()))
+        points = np.array(initial + [p for p in selected if p not in set(initial)], dtype=np.int64)
+        weights = np.array([weight_of.get(int(p), 0.0) for p in points])
     weights_sum = float(np.sum(weights))
     residual = float(np.linalg.norm(r[:n_rows]) / norm_b)
     return ReducedQuadrature(
@@ -587,7 +633,7 @@ def empirical_cubature(
         volume_error=abs(weights_sum - volume) / volume if volume > 0 else float("nan"),
         tolerance=float(tolerance), converged=converged,
         extra={"n_selections": it, "n_dropped": n_dropped, "n_removals": n_nnls, "volume": volume,
-               "n_total_points": n_total},
+               "n_total_points": n_total, "n_initial": len(initial)},
     )
 
 
@@ -610,105 +656,3 @@ def _columns(comm: MPI.Comm, G: np.ndarray, gpts: np.ndarray, points: np.ndarray
         raise ECMError(f"initial point {int(points[bad[0]])} is held by {int(buf[-1, bad[0]])} ranks (expected 1): "
                        "initial_points must be global point numbers of this discretization")
     return buf[:n_aug]
-
-
-def _nnls(A: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Non-negative least squares ``argmin_{x >= 0} ||A x - b||`` on the column-normalized ``A``
-    (Lawson-Hanson, :func:`scipy.optimize.nnls`); identical on every rank for identical input."""
-    from scipy.optimize import nnls
-
-    s = np.linalg.norm(A, axis=0)
-    s[s == 0.0] = 1.0
-    x, _ = nnls(A / s, b, maxiter=10 * max(A.shape[1], 1))
-    return x / s
-
-
-#: Warm start: the greedy phase stops at this fraction of the target, leaving room for the non-negativity.
-WARM_MARGIN = 0.5
-
-
-def _warm_start(comm, G, gpts, b, c, col_norm, candidate, tolerance, norm_b, volume, n_total, max_points,
-                initial) -> ReducedQuadrature:
-    """ECM from an initial point set, for an integrand that has grown (enrichment of a reduced model).
-
-    1. the initial columns (normalized, augmented) are factorized at once (column-pivoted QR, numerical
-       rank kept); ``r = b - Q Q^T b`` is what their least-squares combination misses;
-    2. greedy phase: the candidate most positively correlated with ``r`` (same score and tie rule as
-       :func:`empirical_cubature`) is added, its column orthogonalized against ``Q`` (twice) and ``r``
-       downdated, ``O(n_rows k)`` per point, until ``||r|| <= WARM_MARGIN target``;
-    3. all weights, initial and new, by non-negative least squares on ``b`` (Lawson-Hanson,
-       :func:`scipy.optimize.nnls`); if its residual is above the target, phase 2 resumes from the NNLS
-       residual (doubling the number of added points each time) until it is met, ``max_points``, or no
-       candidate correlates with it.
-
-    Every point is kept (the initial ones first, in the given order; weight 0 where the NNLS gives none:
-    dropping them would make the point set depend on round-off in degenerate NNLS solutions). Identical
-    on every rank (the selected columns travel exactly)."""
-    n_rows = G.shape[0]
-    n_aug = len(b)
-    initial = list(dict.fromkeys(int(p) for p in initial))
-    target = tolerance * norm_b
-    limit = max_points if max_points is not None else n_total
-    cols = _columns(comm, G, gpts, np.array(initial, dtype=np.int64), c)  # (n_aug, k0)
-    candidate = candidate & ~np.isin(gpts, initial)
-    nrm = np.linalg.norm(cols, axis=0)
-    A = np.zeros((n_aug, max(2 * len(initial), 64)))
-    A[:, :len(initial)] = cols / np.where(nrm > 0, nrm, 1.0)
-    k = len(initial)
-    Q = np.zeros((n_aug, 0))
-    if k:
-        Qf, R, _ = sla.qr(A[:, :k], mode="economic", pivoting=True)
-        d = np.abs(np.diag(R))
-        Q = Qf[:, :int(np.count_nonzero(d > 1e-12 * d[0]))] if d.size and d[0] > 0 else Qf[:, :0]
-    points = list(initial)
-    norms = list(nrm)  # of the raw columns: weight on a raw column = weight on the normalized one / norm
-    history: list[float] = []
-    r = b - Q @ (Q.T @ b)
-    w = np.zeros(k)
-    batch = max(8, k // 16)
-    while True:
-        added = 0
-        while np.linalg.norm(r) > WARM_MARGIN * target and len(points) < limit and added < batch:
-            if len(gpts):
-                score = G.T @ r[:n_rows] + (c * r[n_rows] if c is not None else 0.0)
-                score = np.where(candidate, score / np.where(candidate, col_norm, 1.0), -np.inf)
-                local_max = float(score.max())
-            else:
-                score, local_max = np.zeros(0), -np.inf
-            best = float(comm.allreduce(local_max, op=MPI.MAX))
-            if not best > SCORE_TIE_RTOL * float(np.linalg.norm(r)):
-                break
-            ties = score >= best - SCORE_TIE_RTOL * float(np.linalg.norm(r))
-            point = int(comm.allreduce(int(gpts[ties].min()) if np.any(ties) else np.iinfo(np.int64).max,
-                                       op=MPI.MIN))
-            candidate[gpts == point] = False
-            col = _columns(comm, G, gpts, np.array([point], dtype=np.int64), c)[:, 0]
-            norms.append(float(np.linalg.norm(col)))
-            col /= norms[-1]
-            if k == A.shape[1]:
-                A = np.hstack([A, np.zeros_like(A)])
-            A[:, k] = col
-            k += 1
-            points.append(point)
-            added += 1
-            q = col - Q @ (Q.T @ col)
-            q -= Q @ (Q.T @ q)  # twice is enough
-            if np.linalg.norm(q) > 1e-12:
-                q /= np.linalg.norm(q)
-                Q = np.hstack([Q, q[:, None]])
-                r = r - q * (q @ r)
-        w = _nnls(A[:, :k], b)
-        r = b - A[:, :k] @ w
-        history.append(float(np.linalg.norm(r[:n_rows]) / norm_b))
-        if np.linalg.norm(r) <= target or len(points) >= limit or added == 0:
-            break
-        batch *= 2
-    norms_arr = np.array(norms)
-    weights = np.divide(w, norms_arr, out=np.zeros(k), where=norms_arr > 0)
-    points_arr = np.array(points, dtype=np.int64)
-    return ReducedQuadrature(
-        points=points_arr, weights=weights, residual=float(np.linalg.norm(r[:n_rows]) / norm_b), history=history,
-        volume_error=abs(float(weights.sum()) - volume) / volume if volume > 0 else float("nan"),
-        tolerance=tolerance, converged=bool(np.linalg.norm(r) <= target),
-        extra={"n_initial": len(initial), "n_added": len(points) - len(initial), "volume": volume,
-               "n_total_points": n_total, "warm_start": True})
