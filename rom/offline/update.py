@@ -9,8 +9,8 @@ training cases; collective over the ranks, distributed as the offline stage (ele
 2. the laws replayed on the new snapshots; every Gappy basis updated the same way (point-weighted L2
    product);
 3. cubature warm-started from the current points (:func:`structrom.rom.reduced_quadrature.empirical_cubature`
-   with ``initial_points``: new points chosen for what the current points miss, then all weights
-   re-solved non-negatively) on the integrand ``eps(psi_i) : sigma``. The old stress snapshots are
+   with ``initial_points``: their columns factorized at once, then the ECM loop adds points and
+   re-solves the weights non-negatively) on the integrand ``eps(psi_i) : sigma``. The old stress snapshots are
    represented by the updated stress basis scaled by its singular values, ``sigma_old ~= Psi S V^T``:
    with ``V`` orthonormal, the integrand rows ``eps(psi_i) : Psi_j s_j`` have the same quadrature error
    norm as the rows of all stress snapshots, up to the stress basis truncation. The Gappy bases'
