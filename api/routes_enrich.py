@@ -1,5 +1,7 @@
 """``POST /v1/models/{id}/enrich``: enrichment of a published model as a background job [key].
 
+Registered by :func:`register` (one call in :func:`structrom.api.server.create_app`).
+
 The job runs ``structrom enrich`` (:mod:`structrom.rom.offline.enrich`) in a child process (under
 ``mpirun -n ranks`` when ``ranks > 1``): HF solves need PETSc or CalculiX, which the server process
 never loads. The child publishes the new version atomically over ``<id>.h5`` (the old one kept under
@@ -18,7 +20,7 @@ import threading
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import FastAPI
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -71,14 +73,13 @@ def run_enrich(models_dir: Path, model_path: Path, body: EnrichRequest) -> dict:
         Path(name).unlink(missing_ok=True)
 
 
-def router(state: dict, write: Any) -> APIRouter:
-    """The enrich route; ``state``: the app's state (``registry``, ``jobs``); ``write``: the write-key
-    dependency."""
-    api = APIRouter()
+def register(app: FastAPI, state: dict, write: Any) -> None:
+    """Add the enrich route to ``app``; ``state``: the app's state (``registry``, ``jobs``); ``write``: the
+    write-key dependency."""
     busy: set[str] = set()
     lock = threading.Lock()
 
-    @api.post("/v1/models/{model_id}/enrich", tags=["models"], dependencies=[write], status_code=202,
+    @app.post("/v1/models/{model_id}/enrich", tags=["models"], dependencies=[write], status_code=202,
               responses={202: {"description": "accepted as a job: poll Location"}})
     async def enrich(model_id: ModelId, body: EnrichRequest):
         """Solve the loadings with the model; HF solves of those above the indicator tolerance, then a new
@@ -112,5 +113,3 @@ def router(state: dict, write: Any) -> APIRouter:
         loc = f"/v1/jobs/{job['id']}"
         return JSONResponse({"job": job["id"], "status": job["status"], "location": loc}, status_code=202,
                             headers={"Location": loc})
-
-    return api

@@ -51,7 +51,7 @@ from . import service
 from .config import ServerConfig
 from .metrics import Metrics
 from .registry import MODEL_ID, Registry, RegistryError
-from .routes_enrich import router as enrich_router
+from . import routes_enrich
 from .schemas import BatchRequest, FieldsRequest, NodalRequest, SolveRequest
 
 log = logging.getLogger("structrom.api")
@@ -519,7 +519,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         """The query log (latest first): time, model, kind, status, number of loadings, milliseconds."""
         return {"queries": state["registry"].query_log(limit)}
 
-    app.include_router(enrich_router(state, Write))
+    routes_enrich.register(app, state, Write)
     app.state.config = config
     app.state.internal = state
     return app
