@@ -2,6 +2,9 @@
 
     structrom hifi config.toml [-ksp_type preonly -pc_type lu ...]    HF solve (under mpirun for parallel)
     structrom offline config.toml                                      reduced model (under mpirun)
+    structrom enrich MODEL --loadings FILE [--solver inhouse|calculix] [--config base.toml]
+                                                                       HF solves where the model is not trusted,
+                                                                       a new model version (under mpirun)
     structrom serve --models DIR [--config server.toml] [--port 8000]  REST service (no MPI, no PETSc)
     structrom report MODEL [--validation HF.h5 ...] --out DIR          plots (PNG, SVG) and validation table
     structrom import calculix BASE.inp --runs DIR --out DIR [--parameters params.csv]   training cases
@@ -40,6 +43,31 @@ def _offline(args: argparse.Namespace, petsc_args: list[str]) -> int:
     from structrom.rom.offline.pipeline import run_offline
 
     run_offline(load_offline_config(args.config), MPI.COMM_WORLD)
+    return 0
+
+
+def _enrich(args: argparse.Namespace, rest: list[str]) -> int:
+    if rest:
+        print(f"structrom: error: unknown arguments {rest}", file=sys.stderr)
+        return 2
+    import json
+
+    from mpi4py import MPI
+
+    from structrom.rom.offline.enrich import enrich, hifi_base_config, make_solver, read_loadings
+
+    comm = MPI.COMM_WORLD
+    loadings = read_loadings(args.loadings)
+    solver = make_solver(args.solver, hifi_base_config(args.model, args.config), comm)
+    res = enrich(args.model, loadings, solver, comm)
+    if comm.Get_rank() == 0:
+        from structrom.rom.model_file import load
+
+        print(res.table(load(args.model).indicator_tolerance))
+        print(f"enrich: {args.model} is version {res.version}; " + ", ".join(
+            f"{k} {v:.2f} s" for k, v in res.seconds.items()))
+        if args.json:
+            print("ENRICH " + json.dumps(res.to_json()))
     return 0
 
 
@@ -162,6 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("config", help="TOML configuration file")
     p = sub.add_parser("offline", help="build a reduced model from HF snapshots (offline stage)")
     p.add_argument("config", help="TOML configuration file")
+    p = sub.add_parser("enrich", help="HF solves of the loadings a model does not trust, then a new model version")
+    p.add_argument("model", help="reduced model file (<id>.h5); the old version is kept in versions/")
+    p.add_argument("--loadings", required=True, help="JSON list of loadings or TOML [[loading]] tables")
+    p.add_argument("--solver", choices=["inhouse", "calculix"], default="inhouse", help="HF solver")
+    p.add_argument("--config", help="HF configuration of the model's problem (default: the one stored in the "
+                                    "model's training snapshots)")
+    p.add_argument("--json", action="store_true", help="also print the result as one JSON line 'ENRICH {...}'")
     p = sub.add_parser("serve", help="run the REST service (models registry and online queries)")
     p.add_argument("--config", help="server TOML configuration (api/config.py); flags override it")
     p.add_argument("--models", help="models directory (model files <id>.h5 and index.sqlite)")
@@ -185,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
 
         os.environ[QUIET_ENV] = "1"
     try:
-        commands = {"hifi": _hifi, "offline": _offline, "serve": _serve, "report": _report, "import": _import}
+        commands = {"hifi": _hifi, "offline": _offline, "enrich": _enrich, "serve": _serve, "report": _report,
+                    "import": _import}
         return commands[args.command](args, rest)
     except Exception as exc:
         # Imported only now: structrom.rom.errors imports the HF solver, and PETSc must first be initialized by

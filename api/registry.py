@@ -105,6 +105,7 @@ def model_card(model_id: str, path: Path) -> dict:
                       "reference": data.indicator_reference,
                       "calibration": data.calibration.card() if data.calibration is not None else None},
         "provenance": prov,
+        "versions": data.versions or [{"version": 1, "parent": None, "date": prov.get("created"), "loadings_added": []}],
     }
     return json.loads(json.dumps(card, default=_json_default))
 

@@ -51,6 +51,7 @@ from . import model_page, service
 from .config import ServerConfig
 from .metrics import Metrics
 from .registry import MODEL_ID, Registry, RegistryError
+from . import routes_enrich
 from .schemas import BatchRequest, FieldsRequest, NodalRequest, SolveRequest
 
 log = logging.getLogger("structrom.api")
@@ -518,6 +519,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         """The query log (latest first): time, model, kind, status, number of loadings, milliseconds."""
         return {"queries": state["registry"].query_log(limit)}
 
+    routes_enrich.register(app, state, Write)
     app.state.config = config
     app.state.internal = state
     model_page.register(app, lambda: state["registry"], Read)  # GET /v1/models/{id}/page

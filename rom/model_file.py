@@ -17,6 +17,10 @@ path                                    shape, type                  content
 ``/`` attr ``loading_schema``           JSON                         declared loading family and training ranges
 ``/`` attr ``dirichlet``                JSON list                    homogeneous Dirichlet conditions (node set,
                                                                      components)
+``/`` attr ``versions``                 JSON list                    version history, oldest first: ``version``,
+                                                                     ``parent`` (or null), ``date``,
+                                                                     ``loadings_added``, ``kept_as`` (the parent's
+                                                                     file); absent or empty: version 1
 ``/mesh``                               group                        the full mesh (as in the snapshot files)
 ``/modes/full``                         (n_dofs, N) f8, chunked      displacement modes (orthonormal, mass)
 ``/modes/singular_values``              (N,) f8                      POD singular values
@@ -125,6 +129,8 @@ class ReducedModelData:
     indicator_tolerance: float = 1e-2
     #: Largest norm of the indicator quantity at the reduced points over the training snapshots (0: none).
     indicator_reference: float = 0.0
+    #: Version history (see the table above); ``[]`` for a model never enriched (version 1).
+    versions: list[dict] = field(default_factory=list)
     modes: Any = None  # (n_dofs, N): array or h5py dataset
     mesh: Any = None  # structrom.rom.fem.mesh.Mesh when loaded with mesh=True
     #: structrom.rom.online.indicator.ValidationSet (points kept out of the reduced set) or None
@@ -139,6 +145,11 @@ class ReducedModelData:
     @property
     def n_reduced_points(self) -> int:
         return len(self.weights)
+
+    @property
+    def version(self) -> int:
+        """The model's version number (1 for a model never enriched)."""
+        return int(self.versions[-1]["version"]) if self.versions else 1
 
 
 def write(path: str | Path, data: ReducedModelData, mesh, modes: np.ndarray,
@@ -155,6 +166,8 @@ def write(path: str | Path, data: ReducedModelData, mesh, modes: np.ndarray,
             f.attrs["schema_version"] = SCHEMA_VERSION
             for key in ("provenance", "units", "materials", "loading_schema", "dirichlet"):
                 f.attrs[key] = json.dumps(getattr(data, key))
+            if data.versions:
+                f.attrs["versions"] = json.dumps(data.versions)
             write_mesh_group(f.create_group("mesh"), mesh)
             n = modes.shape[1]
             f.create_dataset("modes/full", data=modes, chunks=(min(len(modes), 65536), n))
@@ -224,8 +237,11 @@ def load(path: str | Path, *, mesh: bool = False, full: bool = False) -> Reduced
         try:
             meta = {k: json.loads(f.attrs[k]) for k in ("provenance", "units", "materials", "loading_schema",
                                                          "dirichlet")}
+            versions = json.loads(f.attrs.get("versions", "[]"))
         except (KeyError, json.JSONDecodeError) as exc:
             raise ModelFileError(f"{path}: unreadable metadata ({exc})") from None
+        if not isinstance(versions, list) or not all(isinstance(v, dict) and "version" in v for v in versions):
+            raise ModelFileError(f"{path}: attribute 'versions' must be a JSON list of objects with a 'version'")
         r = _need(f, "reduced", path)
         arrays = {k: _need(r, k, path)[()] for k in ("element", "point", "weights", "coordinates", "material",
                                                      "integrator")}
@@ -256,7 +272,7 @@ def load(path: str | Path, *, mesh: bool = False, full: bool = False) -> Reduced
             temperature_interpolation=interp, pressure=pressure, centrifugal=centrifugal,
             centrifugal_axis=axis, gravity=gravity, **vectors, duals=duals,
             indicator_quantity=str(ind.attrs["quantity"]), indicator_tolerance=float(ind.attrs["tolerance"]),
-            indicator_reference=float(ind.attrs.get("reference", 0.0)),
+            indicator_reference=float(ind.attrs.get("reference", 0.0)), versions=versions,
             modes=_need(f, "modes/full", path)[()] if full else None)
         data.validation, data.calibration = _read_indicator_data(f, path)
         if mesh:

@@ -566,3 +566,34 @@ class IncrementalPOD:
         n = _truncation(lam, self.total_energy, self.tolerance, self.max_modes)
         return _finish(self._prod, self.modes[:, :n], self.sigma[:n], lam, self.total_energy,
                        self.tolerance, "incremental", n_snapshots=self.n_snapshots)
+
+
+def update_pod(comm: MPI.Comm | None, modes_local: np.ndarray, singular_values: np.ndarray, total_energy: float,
+               new_snapshots_local: np.ndarray, weight_local=None, owned=None, *, tolerance: float = 1e-6,
+               max_modes: int | None = None, global_rows: np.ndarray | None = None) -> PODResult:
+    """Enrich an existing POD with new snapshots, without the old snapshots (collective over ``comm``).
+
+    ``modes_local`` ``(n_local_rows, N)``: the current modes (orthonormal in the weighted product);
+    ``singular_values`` ``(N,)``: theirs; ``total_energy``: ``sum_j ||s_j||_W^2`` of the snapshots they
+    came from (at least ``sum sigma^2``; the part not in ``sigma`` counts as already discarded);
+    ``new_snapshots_local`` ``(n_local_rows, b)``. One step of :class:`IncrementalPOD` (Brand 2002): the
+    new snapshots are orthogonalized against the modes in the weighted product (twice), the residual
+    block is orthonormalized, the SVD of the small ``(N + r) x (N + b)`` core
+    ``[[diag(sigma), Phi^T W B], [0, R]]`` rotates ``[Phi, Q]``, and the result is truncated with
+    ``tolerance`` against the total energy of old and new snapshots (:func:`pod`'s criterion). Since
+    ``S_old ~= Phi diag(sigma) V^T``, this is the POD of the union up to the energy the old truncation
+    discarded. Returns a :class:`PODResult` (``method="update"``).
+    """
+    inc = IncrementalPOD(comm, weight_local, owned, n_local_rows=np.shape(modes_local)[0], tolerance=tolerance,
+                         max_modes=max_modes, update_tolerance=tolerance, global_rows=global_rows)
+    sigma = np.asarray(singular_values, dtype=float)
+    if np.shape(modes_local)[1] != len(sigma):
+        raise PODError(f"modes_local has {np.shape(modes_local)[1]} columns but singular_values has {len(sigma)} "
+                       "entries: pass the singular values of these modes")
+    inc.modes = np.asarray(modes_local, dtype=float)
+    inc.sigma = sigma
+    inc.total_energy = max(float(total_energy), float(np.sum(sigma ** 2)))
+    inc.update(new_snapshots_local)
+    res = inc.result()
+    res.method = "update"
+    return res

@@ -364,6 +364,15 @@ class _ColumnQR:
         self.k = k + 1
         return True
 
+    def load(self, A: np.ndarray) -> None:
+        """Start from the unit columns ``A`` ``(n, k)`` (independent), factorized by one Householder QR."""
+        k = A.shape[1]
+        while self.Q.shape[1] < k:
+            self._grow()
+        Q, R = sla.qr(A, mode="economic")
+        self.Q[:, :k], self.R[:k, :k], self.A[:, :k] = Q, R, A
+        self.k = k
+
     def delete(self, j: int) -> None:
         """Remove column ``j``."""
         k = self.k
@@ -394,6 +403,7 @@ def empirical_cubature(
     tolerance: float = 1e-4,
     max_points: int | None = None,
     include_constant: bool = True,
+    initial_points: np.ndarray | None = None,
 ) -> ReducedQuadrature:
     """ECM reduced quadrature of distributed integrands (collective over ``comm``).
 
@@ -403,8 +413,16 @@ def empirical_cubature(
     ``||G w - G w_FE|| / ||G w_FE||`` to reach (with ``include_constant`` also ``|sum w - V| / V``);
     ``max_points``: stop after this many points even if the tolerance is not met (``converged`` False).
     See the module docstring for the algorithm. Returns a :class:`ReducedQuadrature`, identical on
-    every rank. Raises :class:`ECMError` (on every rank) for bad input, for ``G w_FE == 0`` (a relative
-    tolerance is then undefined) and when the residual stagnates above the tolerance.
+    every rank.
+
+    Warm start (``initial_points``, e.g. the rule of a reduced model whose integrand has grown): the
+    initial columns are factorized at once (an independent subset, found by a column-pivoted QR) and get
+    the positive least-squares weights of the loop, which then continues as usual (points added where
+    the residual correlates most, non-positive weights removed). Every initial point stays in the rule:
+    first, in the given order, with weight 0 where left out.
+
+    Raises :class:`ECMError` (on every rank) for bad input, for ``G w_FE == 0`` (a relative tolerance is
+    then undefined) and when the residual stagnates above the tolerance.
     """
     comm = MPI.COMM_SELF if comm is None else comm
     G, w_fe, gpts = _validate(comm, G_local, w_fe_local, global_points_local, tolerance, max_points)
@@ -442,6 +460,51 @@ def empirical_cubature(
     max_iter = 4 * (n_aug + 1) + 20
     limit = max_points if max_points is not None else n_total
     converged = bool(np.linalg.norm(r) <= target)
+
+    def positive_weights() -> np.ndarray | None:
+        """Least-squares weights (normalized columns) of the selected points; points whose weight comes
+        out non-positive are removed and the least squares redone (Hernandez et al. 2017, Algorithm 1);
+        removed points become candidates again. None when every weight is non-positive."""
+        nonlocal selected, norms, candidate, n_nnls, n_dropped
+        alpha_n = qr.solve(b)
+        drop = alpha_n <= 0.0
+        while np.any(drop) and not np.all(drop):
+            n_nnls += 1
+            n_dropped += int(np.count_nonzero(drop))
+            dropped = np.array([p for p, d in zip(selected, drop) if d], dtype=np.int64)
+            candidate |= np.isin(gpts, dropped) & (col_norm > 0.0)
+            for k in np.flatnonzero(drop)[::-1]:
+                qr.delete(int(k))
+            selected = [p for p, d in zip(selected, drop) if not d]
+            norms = [nr for nr, d in zip(norms, drop) if not d]
+            alpha_n = qr.solve(b)
+            drop = alpha_n <= 0.0
+        return None if np.all(drop) else alpha_n
+
+    # Warm start: the initial columns enter first, factorized at once, with the positive least-squares
+    # weights above; the greedy loop continues from there. Initial points left out stay in the rule at 0.
+    initial = list(dict.fromkeys(int(p) for p in initial_points)) if initial_points is not None else []
+    if initial:
+        cols = _columns(comm, G, gpts, np.array(initial, dtype=np.int64), c if include_constant else None)
+        candidate &= ~np.isin(gpts, initial)
+        nrm = np.linalg.norm(cols, axis=0)
+        use = np.flatnonzero(nrm > 0.0)
+        if len(use):  # an independent subset (pivoted QR), in the given order, factorized by one QR
+            _, R, piv = sla.qr(cols[:, use] / nrm[use], mode="economic", pivoting=True)
+            d = np.abs(np.diag(R))
+            use = np.sort(use[piv[:int(np.count_nonzero(d > 1e-10 * d[0]))]]) if d.size and d[0] > 0 else use[:0]
+        if len(use):
+            qr.load(cols[:, use] / nrm[use])
+            selected, norms = [initial[j] for j in use], nrm[use].tolist()
+            alpha_n = positive_weights()
+            if alpha_n is None:  # nothing usable: a cold start (every point a candidate)
+                candidate = col_norm > 0.0
+                selected, norms, qr = [], [], _ColumnQR(n_aug)
+            else:
+                alpha = alpha_n / np.array(norms)
+                r = b - qr.A[:, :qr.k] @ alpha_n
+                history.append(float(np.linalg.norm(r[:n_rows]) / norm_b))
+                converged = bool(np.linalg.norm(r) <= target)
     it = 0
     progress = bar(None, "ECM selections", "sel", enabled=comm.Get_rank() == 0)
     while not converged and len(selected) < limit:
@@ -501,20 +564,8 @@ def empirical_cubature(
         selected.append(point)
         norms.append(col_nrm)
 
-        alpha_n = qr.solve(b)
-        drop = alpha_n <= 0.0
-        while np.any(drop) and not np.all(drop):
-            n_nnls += 1
-            n_dropped += int(np.count_nonzero(drop))
-            dropped = np.array([p for p, d in zip(selected, drop) if d], dtype=np.int64)
-            candidate |= np.isin(gpts, dropped) & (col_norm > 0.0)
-            for k in np.flatnonzero(drop)[::-1]:
-                qr.delete(int(k))
-            selected = [p for p, d in zip(selected, drop) if not d]
-            norms = [nr for nr, d in zip(norms, drop) if not d]
-            alpha_n = qr.solve(b)
-            drop = alpha_n <= 0.0
-        if np.all(drop):
+        alpha_n = positive_weights()
+        if alpha_n is None:
             raise ECMError(f"ECM could not find positive weights on {len(selected)} selected points")
         nrm = np.array(norms)
         alpha = alpha_n / nrm
@@ -537,6 +588,10 @@ def empirical_cubature(
     progress.close()
     weights = np.asarray(alpha, dtype=float)
     points = np.array(selected, dtype=np.int64)
+    if initial:  # the initial points first, in their order (weight 0 where left out), then the new ones
+        weight_of = dict(zip(selected, weights.tolist()))
+        points = np.array(initial + [p for p in selected if p not in set(initial)], dtype=np.int64)
+        weights = np.array([weight_of.get(int(p), 0.0) for p in points])
     weights_sum = float(np.sum(weights))
     residual = float(np.linalg.norm(r[:n_rows]) / norm_b)
     return ReducedQuadrature(
@@ -544,5 +599,26 @@ def empirical_cubature(
         volume_error=abs(weights_sum - volume) / volume if volume > 0 else float("nan"),
         tolerance=float(tolerance), converged=converged,
         extra={"n_selections": it, "n_dropped": n_dropped, "n_removals": n_nnls, "volume": volume,
-               "n_total_points": n_total},
+               "n_total_points": n_total, "n_initial": len(initial)},
     )
+
+
+def _columns(comm: MPI.Comm, G: np.ndarray, gpts: np.ndarray, points: np.ndarray, c: float | None) -> np.ndarray:
+    """The augmented columns ``(n_aug, len(points))`` of global ``points`` (one Allreduce), on every rank."""
+    n_rows = G.shape[0]
+    n_aug = n_rows + (c is not None)
+    buf = np.zeros((n_aug + 1, len(points)))
+    order = np.argsort(gpts)
+    pos = np.clip(np.searchsorted(gpts[order], points), 0, max(len(gpts) - 1, 0))
+    here = np.flatnonzero(gpts[order][pos] == points) if len(gpts) else np.zeros(0, np.int64)
+    loc = order[pos[here]]
+    buf[:n_rows, here] = G[:, loc]
+    if c is not None:
+        buf[n_rows, here] = c
+    buf[-1, here] = 1.0
+    buf = _allreduce(comm, buf)
+    bad = np.flatnonzero(buf[-1] != 1.0)
+    if len(bad):
+        raise ECMError(f"initial point {int(points[bad[0]])} is held by {int(buf[-1, bad[0]])} ranks (expected 1): "
+                       "initial_points must be global point numbers of this discretization")
+    return buf[:n_aug]

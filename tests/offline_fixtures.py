@@ -88,3 +88,36 @@ def offline_config(directory: Path, out="model.h5", pod_tol=1e-5, ecm_tol=1e-5) 
     path = directory / "offline.toml"
     path.write_text(OFFLINE.format(out=out, pod_tol=pod_tol, ecm_tol=ecm_tol))
     return path
+
+
+#: Loadings outside the 2-case training set of :func:`enrichment_setup`: (hot-spot x, intensity, pressure).
+#: Under its model (indicator tolerance 1e-3), NEW[0] is trusted (indicator ~4e-4) and NEW[1] is not (~4e-3).
+NEW = [(7.0, 300.0, 4.0), (4.0, 450.0, 5.0)]
+ENRICH_TOLERANCE = 1e-3
+
+
+def query_loading(cx: float, intensity: float, pressure: float, name: str) -> dict:
+    """The loadings-file (``loading_from_dict``) form of a case of :data:`HIFI`, with its name."""
+    return {"name": name, "times": [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0],
+            "temperature": {"type": "hot_spot", "center": [cx, 1.0, 2.0], "radius": 2.0, "intensity": intensity,
+                            "reference": 20.0, "amplitude": [[0.0, 0.0], [1.0, 1.0], [2.0, 0.0]]},
+            "pressure": {"zmax": [[0.0, 0.0], [1.0, pressure], [2.0, 0.0]]}}
+
+
+def enrichment_setup(directory: Path, model: str = "model.h5") -> Path:
+    """A model of the first two training cases (offline stage in-process, one rank) whose indicator
+    flags :data:`NEW` [1]; writes ``loadings.json`` with both :data:`NEW` loadings. Returns the model path."""
+    import json
+
+    from mpi4py import MPI
+
+    from structrom.rom.offline.config import load_offline_config
+    from structrom.rom.offline.pipeline import run_offline
+
+    write_mesh(directory)
+    run_training(directory, cases=TRAINING[:2])
+    cfg = offline_config(directory, out=model, pod_tol=1e-5, ecm_tol=1e-5)
+    cfg.write_text(cfg.read_text().replace("tolerance = 0.05", f"tolerance = {ENRICH_TOLERANCE}"))
+    out = run_offline(load_offline_config(cfg), MPI.COMM_SELF, log=lambda *a: None)
+    (directory / "loadings.json").write_text(json.dumps([query_loading(*p, f"new_{i}") for i, p in enumerate(NEW)]))
+    return out

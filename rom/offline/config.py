@@ -28,6 +28,18 @@ Example::
     [output]
     file = "out/model.h5"
 
+    [greedy]                               # optional: training loadings chosen by the error indicator
+    hifi = "hifi_base.toml"                # HF configuration of the problem (mesh, materials, boundary, solver)
+    solver = "inhouse"                     # inhouse | calculix
+    budget = 6                             # HF solves at most
+    sampling = "grid"                      # grid (points per parameter) | latin_hypercube (points in all)
+    points = 4
+    [greedy.parameters]                    # ranges of the loading family's parameters
+    traction = [-250.0, -150.0]
+    [greedy.loading]                       # the family: a loading whose "$name" strings are parameters
+    times = [0.0, 1.0, 2.0]
+    pressure = { right = [[0.0, 0.0], [1.0, "$traction"], [2.0, 0.0]] }
+
 The mesh, the laws, the Dirichlet sets and the training loadings come from the snapshot files' metadata.
 """
 from __future__ import annotations
@@ -36,7 +48,7 @@ import glob
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from structrom.rom.config import ConfigError, load_toml
 
@@ -88,6 +100,47 @@ class IndicatorConfig(Strict):
     cross_validate_cubature: bool = True
 
 
+class GreedyConfig(Strict):
+    """Greedy training (:mod:`structrom.rom.offline.greedy`): after the model of ``snapshots`` is built,
+    candidates of the declared family are screened online and the one of largest indicator gets the next
+    HF solve and an enrichment, until every candidate is below the indicator tolerance or ``budget``."""
+
+    hifi: str
+    solver: Literal["inhouse", "calculix"] = "inhouse"
+    budget: int = Field(8, ge=1)
+    sampling: Literal["grid", "latin_hypercube"] = "grid"
+    points: int = Field(4, ge=1)
+    seed: int = 0
+    parameters: dict[str, tuple[float, float]] = Field(min_length=1)
+    loading: dict
+
+    @model_validator(mode="after")
+    def _check(self) -> "GreedyConfig":
+        for name, (lo, hi) in self.parameters.items():
+            if not lo <= hi:
+                raise ValueError(f"greedy.parameters.{name}: range [{lo}, {hi}] must have lo <= hi")
+        used: set[str] = set()
+
+        def walk(v) -> None:
+            if isinstance(v, str) and v.startswith("$"):
+                used.add(v[1:])
+            elif isinstance(v, dict):
+                for x in v.values():
+                    walk(x)
+            elif isinstance(v, list):
+                for x in v:
+                    walk(x)
+
+        walk(self.loading)
+        if used - set(self.parameters):
+            raise ValueError(f"greedy.loading uses {sorted('$' + u for u in used - set(self.parameters))} that "
+                             f"greedy.parameters does not declare (it declares {sorted(self.parameters)})")
+        if set(self.parameters) - used:
+            raise ValueError(f"greedy.parameters {sorted(set(self.parameters) - used)} are not used in greedy.loading "
+                             "(write them as \"$name\" strings in the loading)")
+        return self
+
+
 class OutputConfig(Strict):
     file: str = "out/model.h5"
     #: Write the model's plots (POD decay, reduced points; PNG and SVG) to ``<file stem>_plots/`` beside it.
@@ -101,6 +154,7 @@ class OfflineConfig(Strict):
     ecm: ECMConfig = ECMConfig()
     indicator: IndicatorConfig = IndicatorConfig()
     output: OutputConfig = OutputConfig()
+    greedy: GreedyConfig | None = None
     base_dir: str = "."
 
     def path(self, p: str) -> Path:

@@ -452,5 +452,9 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     error = comm.bcast(error, root=0)
     if error is not None:
         raise error
+    if cfg.greedy is not None:  # training loadings chosen by the indicator, each an enrichment of `out`
+        from structrom.rom.offline.greedy import run_greedy
+
+        run_greedy(cfg, out, comm, log)
     return out
 

@@ -1,0 +1,156 @@
+"""Distributed pieces of a reduced model, shared by enrichment and greedy training.
+
+:func:`distribute` partitions the elements as the offline stage does (recursive bisection of the
+element centroids) and builds this rank's discretization; :func:`reduced_model_data` evaluates the
+reduced operators at a given point set (strains of the modes, coordinates, materials, temperature
+interpolation, Gappy bases) and the reduced loads, and assembles them on rank 0.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+import scipy.sparse as sp
+from mpi4py import MPI
+
+from structrom.mpi.assembly import gather_rows_to_root
+from structrom.mpi.partition import recursive_bisection
+from structrom.rom import model_file
+from structrom.rom.fem.kernel import Discretization
+from structrom.rom.fem.mesh import Mesh
+from structrom.rom.hifi.output import element_point_offsets, global_point_index
+from structrom.rom.offline.replay import MaterialRegions
+
+#: Rows read from a model file's full arrays at a time (bounds the memory of :func:`read_rows`).
+READ_BLOCK = 65536
+
+
+@dataclass
+class Distribution:
+    """This rank's share of the mesh: ``rows`` ``(n_rows,)`` global dofs touched by its elements,
+    ``gidx`` ``(n_loc,)`` global numbers of its integration points, ``mass`` its element-assembled
+    consistent mass on ``rows`` (unit density), ``n_points`` integration points of the whole mesh."""
+
+    mesh: Mesh
+    disc: Discretization
+    regions: MaterialRegions
+    gidx: np.ndarray
+    nodes: np.ndarray
+    rows: np.ndarray
+    mass: sp.csr_matrix
+    n_points: int
+
+    def dual_rows(self, components: int) -> np.ndarray:
+        """Global rows ``(n_loc * c,)`` of a point quantity with ``components`` values per point."""
+        return (components * self.gidx[:, None] + np.arange(components)).ravel()
+
+
+def distribute(mesh: Mesh, materials: list, comm: MPI.Comm) -> Distribution:
+    """``materials``: ``[(element set or None, law)]``; same partition as the offline stage."""
+    rank, size = comm.Get_rank(), comm.Get_size()
+    centroids = np.concatenate([mesh.points[b.connectivity].mean(axis=1) for b in mesh.blocks])
+    part = recursive_bisection(centroids, size)
+    disc = Discretization(mesh, np.flatnonzero(part == rank))
+    regions = MaterialRegions.build(mesh, disc, materials)
+    offsets = element_point_offsets(mesh)
+    gidx = global_point_index(disc.point_elements, offsets)
+    nodes = np.unique(np.concatenate([g.nodes.ravel() for g in disc.groups])) if disc.groups else np.zeros(0, int)
+    rows = (3 * nodes[:, None] + np.arange(3)).ravel()
+    mass = disc.mass_matrix(1.0).tocsr()[rows][:, rows]
+    return Distribution(mesh, disc, regions, gidx, nodes, rows, mass, int(offsets[-1]))
+
+
+def read_rows(dataset: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
+    """``dataset[rows]`` for sorted unique ``rows``, read block by block (never the whole dataset)."""
+    out = np.zeros((len(rows),) + dataset.shape[1:])
+    if not len(rows):
+        return out
+    for a in range(int(rows[0]) // READ_BLOCK * READ_BLOCK, int(rows[-1]) + 1, READ_BLOCK):
+        sel = np.flatnonzero((rows >= a) & (rows < a + READ_BLOCK))
+        if len(sel):
+            block = dataset[a:min(a + READ_BLOCK, dataset.shape[0])]
+            out[sel] = block[rows[sel] - a]
+    return out
+
+
+def local_at(gidx: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(which, loc)``: positions in ``points`` held by this rank and their local point indices."""
+    order = np.argsort(gidx)
+    if not len(gidx):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    pos = np.searchsorted(gidx[order], points)
+    here = (pos < len(gidx)) & (gidx[order][np.minimum(pos, len(gidx) - 1)] == points)
+    return np.flatnonzero(here), order[pos[here]]
+
+
+@dataclass
+class ReducedDuals:
+    """A dual quantity's distributed Gappy basis: ``modes`` ``(n_loc * c, m)``, ``singular_values``
+    ``(m,)``, ``components`` c, ``total_energy`` of the snapshots it compresses."""
+
+    modes: np.ndarray
+    singular_values: np.ndarray
+    components: int
+    total_energy: float
+
+
+def reduced_model_data(comm: MPI.Comm, dist: Distribution, modes_local: np.ndarray, points: np.ndarray,
+                       weights: np.ndarray, duals: dict[str, ReducedDuals], *, surfaces: list[str],
+                       centrifugal_axis, gravity: bool, base: model_file.ReducedModelData
+                       ) -> tuple[model_file.ReducedModelData | None, np.ndarray | None, dict | None]:
+    """The model at reduced ``points`` ``(n_rp,)`` with ``weights`` for the modes ``modes_local``
+    ``(n_rows, N)`` and the ``duals``; other fields (units, materials, schema, indicator settings,
+    provenance, versions) copied from ``base``. Returns ``(data, full modes (n_dofs, N), full dual
+    bases)`` on rank 0, ``(None, None, None)`` elsewhere. Collective."""
+    mesh, disc, regions = dist.mesh, dist.disc, dist.regions
+    n_modes = modes_local.shape[1]
+    phi = np.zeros((mesh.n_dofs, n_modes))
+    phi[dist.rows] = modes_local
+    which, loc = local_at(dist.gidx, points)
+    eps = (disc.strain_operator() @ phi).reshape(disc.n_points, 6, n_modes)[loc]
+    piece = {"which": which, "integrator": eps, "coordinates": disc.point_coordinates[loc],
+             "element": disc.point_elements[loc], "material": regions.index[loc],
+             "interp": disc.interpolation_operator().tocsr()[loc],
+             "duals": {k: v.modes.reshape(disc.n_points, v.components, -1)[loc] for k, v in duals.items()}}
+    pieces = comm.gather(piece, root=0)
+    pressure = {s: comm.allreduce(phi.T @ disc.pressure_force(mesh.surface_set(s), 1.0)) for s in surfaces}
+    density = np.zeros(disc.n_points)
+    for law, pts in zip(regions.laws, regions.points):
+        density[pts] = law.density
+    centrifugal = None
+    if centrifugal_axis is not None:
+        centrifugal = comm.allreduce(phi.T @ disc.centrifugal_force(density, 1.0, np.array(centrifugal_axis[0]),
+                                                                   np.array(centrifugal_axis[1])))
+    grav = np.stack([comm.allreduce(phi.T @ disc.body_force(e, density)) for e in np.eye(3)], axis=1) \
+        if gravity else None
+    full_modes = gather_rows_to_root(comm, dist.rows, modes_local, mesh.n_dofs)
+    full_duals = {k: gather_rows_to_root(comm, dist.dual_rows(v.components), v.modes, dist.n_points * v.components)
+                  for k, v in duals.items()}
+    if comm.Get_rank() != 0:
+        return None, None, None
+    n_rp = len(points)
+
+    def assemble(key, shape, src=None):
+        arr = np.zeros((n_rp,) + shape)
+        for pc in pieces:
+            arr[pc["which"]] = pc[key] if src is None else pc["duals"][src]
+        return arr
+
+    which_all = np.concatenate([pc["which"] for pc in pieces])
+    interp = sp.vstack([pc["interp"] for pc in pieces]).tocsr()[np.argsort(which_all)]
+    t_nodes = np.unique(interp.indices)
+    dual_bases = {k: model_file.DualBasis(v.components, assemble(None, (v.components, v.modes.shape[1]), k)
+                                          .reshape(n_rp * v.components, -1), v.singular_values)
+                  for k, v in duals.items()}
+    data = model_file.ReducedModelData(
+        units=base.units, materials=base.materials, loading_schema=base.loading_schema, dirichlet=base.dirichlet,
+        provenance=dict(base.provenance), singular_values=np.zeros(n_modes), element=assemble("element", ())
+        .astype(np.int64), point=np.asarray(points, np.int64), weights=np.asarray(weights, float),
+        coordinates=assemble("coordinates", (3,)), material=assemble("material", ()).astype(np.int64),
+        integrator=assemble("integrator", (6, n_modes)), temperature_nodes=t_nodes,
+        temperature_coordinates=mesh.points[t_nodes], temperature_interpolation=interp[:, t_nodes],
+        pressure=pressure, centrifugal=centrifugal, centrifugal_axis=centrifugal_axis, gravity=grav,
+        duals=dual_bases, indicator_quantity=base.indicator_quantity, indicator_tolerance=base.indicator_tolerance,
+        indicator_reference=base.indicator_reference, versions=list(base.versions))
+    return data, full_modes, full_duals

@@ -1,0 +1,219 @@
+"""Incremental update of a reduced model with new HF snapshots (no access to the old snapshots).
+
+Needs only the model file (its modes, singular values, Gappy bases, reduced points) and the new
+training cases; collective over the ranks, distributed as the offline stage (element ownership):
+
+1. displacement basis: :func:`structrom.rom.pod.update_pod` (new snapshots orthogonalized against the
+   modes in the mass product, small SVD of the residual block, truncated by the model's POD
+   tolerance against the energy of old and new snapshots);
+2. the laws replayed on the new snapshots; every Gappy basis updated the same way (point-weighted L2
+   product);
+3. cubature warm-started from the current points (:func:`structrom.rom.reduced_quadrature.empirical_cubature`
+   with ``initial_points``: their columns factorized at once, then the ECM loop adds points and
+   re-solves the weights non-negatively) on the integrand ``eps(psi_i) : sigma``. The old stress snapshots are
+   represented by the updated stress basis scaled by its singular values, ``sigma_old ~= Psi S V^T``:
+   with ``V`` orthonormal, the integrand rows ``eps(psi_i) : Psi_j s_j`` have the same quadrature error
+   norm as the rows of all stress snapshots, up to the stress basis truncation. The Gappy bases'
+   Q-DEIM points are added with zero weight and the old points are kept;
+4. reduced operators and loads at the new points; the indicator recalibrated
+   (:func:`structrom.rom.offline.recalibrate.recalibrate_indicator`).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import h5py
+import numpy as np
+from mpi4py import MPI
+
+from structrom.rom import model_file
+from structrom.rom.materials import law_from_config
+from structrom.rom.offline.config import OfflineConfig
+from structrom.rom.offline.operators import Distribution, ReducedDuals, distribute, local_at, read_rows, \
+    reduced_model_data
+from structrom.rom.offline.pipeline import _qdeim_points, loading_schema
+from structrom.rom.offline.recalibrate import recalibrate_indicator
+from structrom.rom.offline.replay import replay
+from structrom.rom.offline.snapshots import SnapshotError, TrainingCase
+from structrom.rom.pod import update_pod
+from structrom.rom.reduced_quadrature import compress_rows, empirical_cubature, integrand_rows
+
+
+@dataclass
+class ModelUpdate:
+    """The updated model (rank 0): ``data``, ``mesh``, full ``modes`` ``(n_dofs, N)``, full Gappy bases,
+    and ``stats`` (sizes before / after, seconds per step)."""
+
+    data: model_file.ReducedModelData
+    mesh: object
+    modes: np.ndarray
+    full_duals: dict[str, np.ndarray]
+    stats: dict = field(default_factory=dict)
+
+
+def model_settings(data: model_file.ReducedModelData) -> OfflineConfig:
+    """The offline settings the model was built with (its provenance), defaults where absent."""
+    cfg = data.provenance.get("config") if isinstance(data.provenance, dict) else None
+    try:
+        return OfflineConfig.model_validate(cfg) if cfg else OfflineConfig(snapshots={"files": ["-"]})
+    except ValueError:
+        return OfflineConfig(snapshots={"files": ["-"]})
+
+
+def _old_energy(sv: np.ndarray, recorded: float | None, relative_error: float | None) -> float:
+    """Total snapshot energy behind singular values ``sv``: recorded, else from the relative energy
+    error of the truncation, else ``sum sv^2`` (no discarded energy known)."""
+    kept = float(np.sum(np.asarray(sv) ** 2))
+    if recorded:
+        return float(recorded)
+    if relative_error is not None and 0.0 <= relative_error < 1.0:
+        return kept / (1.0 - relative_error ** 2)
+    return kept
+
+
+def _merge_ranges(old, new):
+    """Union of two loading schemas' ranges (``[lo, hi]`` pairs merged, other values kept if equal)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        if old.get("type", new.get("type")) != new.get("type", old.get("type")):
+            return {"type": "any"}
+        return {k: _merge_ranges(old[k], new[k]) if k in old and k in new else old.get(k, new.get(k))
+                for k in {**old, **new}}
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        if len(old) == 2 and all(isinstance(x, (int, float)) for x in old + new):
+            return [min(old[0], new[0]), max(old[1], new[1])]
+        return [_merge_ranges(a, b) for a, b in zip(old, new)]
+    return old if old == new else new
+
+
+def _check_materials(data: model_file.ReducedModelData, case: TrainingCase) -> list:
+    import json
+
+    laws = [(s, law_from_config(c)) for s, c in case.materials]
+    if json.loads(json.dumps([law.to_config() for _, law in laws])) != json.loads(json.dumps(data.materials)):
+        raise SnapshotError(f"{case.path}: its materials differ from the model's: enrichment needs HF solves of the "
+                            "model's own problem (same laws and element sets)")
+    return laws
+
+
+def update_model(path, cases: list[TrainingCase], comm: MPI.Comm, log=lambda *a: None) -> ModelUpdate | None:
+    """Update the model file ``path`` with the snapshots of ``cases`` (collective). Returns the new
+    model on rank 0 (nothing is written), None on the other ranks."""
+    rank = comm.Get_rank()
+    stats: dict = {}
+    t0 = time.perf_counter()
+    head = None
+    if rank == 0:
+        try:
+            head = model_file.load(path, mesh=True)
+            for c in cases:
+                _check_materials(head, c)
+            if "stress" not in head.duals:
+                raise model_file.ModelFileError(
+                    f"{path}: no stress Gappy basis: enrichment represents the old stress snapshots by it (rebuild "
+                    "with dual.quantities including \"stress\")")
+        except Exception as exc:  # re-raised on every rank
+            head = exc
+    head = comm.bcast(head, root=0)
+    if isinstance(head, Exception):
+        raise head
+    data: model_file.ReducedModelData = head
+    mesh = data.mesh
+    settings = model_settings(data)
+    prov = data.provenance if isinstance(data.provenance, dict) else {}
+    dist: Distribution = distribute(mesh, _check_materials(data, cases[0]), comm)
+    disc = dist.disc
+    with h5py.File(path, "r") as f:
+        modes_old = read_rows(f["modes/full"], dist.rows)
+        duals_old = {k: read_rows(f[f"dual/{k}/basis"], dist.dual_rows(v.components)) for k, v in data.duals.items()}
+    stats["read"] = time.perf_counter() - t0
+
+    # 1. displacement basis
+    t0 = time.perf_counter()
+    snapshots = np.concatenate([c.displacements(dist.nodes).reshape(len(c.times), -1).T for c in cases], axis=1)
+    pod_prov = prov.get("pod", {})
+    energy = _old_energy(data.singular_values, pod_prov.get("total_energy"), pod_prov.get("relative_energy_error"))
+    pod_u = update_pod(comm, modes_old, data.singular_values, energy, snapshots, weight_local=dist.mass,
+                       tolerance=settings.pod.tolerance, max_modes=settings.pod.max_modes, global_rows=dist.rows)
+    stats["modes"] = [len(data.singular_values), pod_u.n_modes]
+    stats["displacement update"] = time.perf_counter() - t0
+
+    # 2. replay and Gappy bases
+    t0 = time.perf_counter()
+    stress, p = [], []
+    for c in cases:
+        rep = replay(disc, dist.regions, c.loading, c.displacements(), mesh.points)
+        stress.append(rep.stress)
+        p.append(rep.cumulated_plastic_strain)
+    new_values = {"stress": np.concatenate(stress, axis=0).transpose(1, 2, 0).reshape(disc.n_points * 6, -1),
+                  "cumulated_plastic_strain": np.concatenate(p, axis=0).T}
+    dual_energy = prov.get("dual_energy", {})
+    duals: dict[str, ReducedDuals] = {}
+    for name, old in data.duals.items():
+        if name not in new_values:
+            raise model_file.ModelFileError(f"{path}: dual quantity {name!r} cannot be replayed for enrichment")
+        values, c = new_values[name], old.components
+        e_old = _old_energy(old.singular_values, dual_energy.get(name), None)
+        if comm.allreduce(float(np.abs(values).max(initial=0.0)), op=MPI.MAX) == 0.0:
+            duals[name] = ReducedDuals(duals_old[name], old.singular_values, c, e_old)
+            continue
+        res = update_pod(comm, duals_old[name], old.singular_values, e_old, values,
+                         weight_local=np.repeat(disc.point_weights, c), tolerance=settings.dual.tolerance,
+                         max_modes=settings.dual.max_modes, global_rows=dist.dual_rows(c))
+        duals[name] = ReducedDuals(res.modes_local, res.singular_values, c, float(res.total_energy))
+    stats["dual modes"] = {k: [data.duals[k].reduced_basis.shape[1], v.modes.shape[1]] for k, v in duals.items()}
+    stats["dual update"] = time.perf_counter() - t0
+
+    # 3. cubature, warm-started
+    t0 = time.perf_counter()
+    n_modes = pod_u.n_modes
+    phi = np.zeros((mesh.n_dofs, n_modes))
+    phi[dist.rows] = pod_u.modes_local
+    eps_modes = (disc.strain_operator() @ phi).reshape(disc.n_points, 6, n_modes)
+    del phi
+    s = duals["stress"]
+    G = integrand_rows(eps_modes, s.modes.reshape(disc.n_points, 6, -1) * s.singular_values)
+    n_rows = len(G)
+    if n_rows > settings.ecm.max_rows:
+        G = compress_rows(comm, G, settings.ecm.row_tolerance or settings.ecm.tolerance / 10).compressed_local
+    old_ecm = data.point[data.weights > 0]
+    quad = empirical_cubature(comm, G, disc.point_weights, dist.gidx, tolerance=settings.ecm.tolerance,
+                              max_points=settings.ecm.max_points, initial_points=old_ecm)
+    extra = [_qdeim_points(comm, v.modes, dist.dual_rows(v.components), dist.n_points * v.components, v.components)
+             for v in duals.values()]
+    extra = np.setdiff1d(np.unique(np.concatenate(extra + [data.point])), quad.points)
+    points = np.concatenate([quad.points, extra]).astype(np.int64)
+    weights = np.concatenate([quad.weights, np.zeros(len(extra))])
+    stats["points"] = [len(data.point), len(points)]
+    stats["ecm"] = {"points": [len(old_ecm), len(quad.points)], "residual": quad.residual, "rows": [n_rows, len(G)],
+                    "converged": quad.converged}
+    stats["cubature"] = time.perf_counter() - t0
+
+    # 4. operators, schema, indicator
+    t0 = time.perf_counter()
+    surfaces = sorted(set(data.pressure) | {s for c in cases for s in c.loading.pressures})
+    new, full_modes, full_duals = reduced_model_data(
+        comm, dist, pod_u.modes_local, points, weights, duals, surfaces=surfaces,
+        centrifugal_axis=data.centrifugal_axis, gravity=data.gravity is not None, base=data)
+    q, c_q = data.indicator_quantity, data.duals[data.indicator_quantity].components
+    which, loc = local_at(dist.gidx, points)
+    vals = new_values[q].reshape(disc.n_points, c_q, -1)[loc]
+    gathered = comm.gather((which, vals), root=0)
+    stats["operators"] = time.perf_counter() - t0
+    if rank != 0:
+        return None
+    at_points = np.zeros((len(points), c_q, vals.shape[-1]))
+    for w, v in gathered:
+        at_points[w] = v
+    calibration = recalibrate_indicator(new, at_points.reshape(len(points) * c_q, -1).T)
+    new.singular_values = pod_u.singular_values
+    new.loading_schema = _merge_ranges(data.loading_schema, loading_schema(cases))
+    new.provenance = dict(prov, pod={"modes": n_modes, "relative_energy_error": pod_u.relative_energy_error(),
+                                     "total_energy": float(pod_u.total_energy)},
+                          dual_energy={k: v.total_energy for k, v in duals.items()},
+                          ecm={"points": len(quad.points), "dual_points": len(extra), "residual": quad.residual,
+                               "converged": quad.converged, "warm_start": {"initial": len(old_ecm)}},
+                          snapshots=list(prov.get("snapshots", [])) + [
+                              {"file": str(c.path), "sha256": c.sha256, "increments": len(c.times)} for c in cases],
+                          indicator_calibration=calibration)
+    return ModelUpdate(new, mesh, full_modes, full_duals, stats)
