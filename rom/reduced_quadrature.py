@@ -616,7 +616,7 @@ def _columns(comm: MPI.Comm, G: np.ndarray, gpts: np.ndarray, points: np.ndarray
     if c is not None:
         buf[n_rows, here] = c
     buf[-1, here] = 1.0
-    buf = _allreduce(comm, buf)
+    buf = allreduce(comm, buf)
     bad = np.flatnonzero(buf[-1] != 1.0)
     if len(bad):
         raise ECMError(f"initial point {int(points[bad[0]])} is held by {int(buf[-1, bad[0]])} ranks (expected 1): "

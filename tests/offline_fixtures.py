@@ -117,7 +117,9 @@ def enrichment_setup(directory: Path, model: str = "model.h5") -> Path:
     write_mesh(directory)
     run_training(directory, cases=TRAINING[:2])
     cfg = offline_config(directory, out=model, pod_tol=1e-5, ecm_tol=1e-5)
-    cfg.write_text(cfg.read_text().replace("tolerance = 0.05", f"tolerance = {ENRICH_TOLERANCE}"))
+    # The enrichment mechanics are tested on the Gappy indicator: an enriched version drops a leave-one-out
+    # calibration (rom/offline/update.py), and two training cases are too few to calibrate one.
+    cfg.write_text(cfg.read_text().replace("tolerance = 0.05", f"tolerance = {ENRICH_TOLERANCE}\ncalibrate = false"))
     out = run_offline(load_offline_config(cfg), MPI.COMM_SELF, log=lambda *a: None)
     (directory / "loadings.json").write_text(json.dumps([query_loading(*p, f"new_{i}") for i, p in enumerate(NEW)]))
     return out

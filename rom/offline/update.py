@@ -112,6 +112,11 @@ def update_model(path, cases: list[TrainingCase], comm: MPI.Comm, log=lambda *a:
                 raise model_file.ModelFileError(
                     f"{path}: no stress Gappy basis: enrichment represents the old stress snapshots by it (rebuild "
                     "with dual.quantities including \"stress\")")
+            vector_loads = sorted(set(head.traction or {}) | set(head.force or {}))
+            if vector_loads or any(c.loading.tractions or c.loading.forces for c in cases):
+                raise model_file.ModelFileError(
+                    f"{path}: enrichment does not project tractions or concentrated forces yet (sets "
+                    f"{vector_loads or 'in the new loadings'}): rebuild with `structrom offline` and all snapshots")
         except Exception as exc:  # re-raised on every rank
             head = exc
     head = comm.bcast(head, root=0)
@@ -216,4 +221,12 @@ def update_model(path, cases: list[TrainingCase], comm: MPI.Comm, log=lambda *a:
                           snapshots=list(prov.get("snapshots", [])) + [
                               {"file": str(c.path), "sha256": c.sha256, "increments": len(c.times)} for c in cases],
                           indicator_calibration=calibration)
+    if data.calibration is not None or data.validation is not None:
+        # The leave-one-out calibration needs every training snapshot, which enrichment does not read: the
+        # new version answers with the uncalibrated Gappy indicator (stated on its card and by the command).
+        new.provenance["indicator_calibration"] = dict(
+            calibration, dropped=f"version {len(data.versions) or 1} had a leave-one-out calibration; enrichment "
+            "does not re-read the old snapshots, so this version uses the uncalibrated Gappy indicator: rebuild "
+            "with `structrom offline` (all snapshots) to calibrate it again")
+        stats["calibration dropped"] = True
     return ModelUpdate(new, mesh, full_modes, full_duals, stats)
