@@ -17,6 +17,7 @@ construction of local reduced-order bases").
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,7 +63,9 @@ def grassmann_distances(comm, bases_a: list[np.ndarray], bases_b: list[np.ndarra
 def k_medoids(D: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """PAM k-medoids on a precomputed distance matrix ``(n, n)``: ``(medoids (k,), labels (n,))``, clusters
     numbered in increasing medoid index (deterministic: build initialization, no random state)."""
-    from sklearn_extra.cluster import KMedoids
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # scikit-learn-extra 0.3 imports distutils' LooseVersion
+        from sklearn_extra.cluster import KMedoids
 
     n = len(D)
     if not 1 <= k <= n:
@@ -93,7 +96,7 @@ def projection_error(eigenvalues: np.ndarray, n_modes: int) -> float:
 @dataclass
 class EfficiencyCriterion:
     """The a priori criterion (module docstring): ``global_modes`` ``N_g``, ``local_modes`` ``[N_c]``,
-    ``global_error_at_local_size`` ``e_g(max N_c)``, ``local_errors_at_global_size`` ``[e_c(N_g)]``."""
+    ``global_error_at_local_size`` ``e_g(max N_c)``, ``local_errors`` ``[e_c(N_c)]``."""
 
     tolerance: float
     global_modes: int
