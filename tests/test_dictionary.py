@@ -203,3 +203,25 @@ def test_same_dictionary_on_1_and_2_ranks(built):
     assert np.allclose(res[2]["distances"], res[1]["distances"], atol=1e-8)
     assert res[2]["modes"] == res[1]["modes"] and res[2]["criterion"] == res[1]["criterion"]
     assert np.allclose(res[2]["coef"], res[1]["coef"], rtol=1e-6, atol=1e-8)
+
+
+def test_online_dictionary_imports_neither_mpi_nor_scikit_learn(built):
+    import subprocess
+    import sys
+
+    from mpi_helpers import ROOT
+
+    d, path = built
+    code = (
+        "import sys\n"
+        "from structrom.rom.online import DictionaryModel\n"
+        "from structrom.rom.hifi.config import load_config\n"
+        f"m = DictionaryModel.load({str(path)!r})\n"
+        f"r = m.solve(load_config({str(d / 'test_1.toml')!r}).build_loading(), extrapolate=True)\n"
+        "r.displacement(increment=None)\n"
+        "bad = sorted(k for k in sys.modules if k.split('.')[0] in ('mpi4py', 'petsc4py', 'sklearn', 'sklearn_extra'))\n"
+        "assert not bad, bad\n"
+        "print(r.local_model)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip().startswith("cluster_"), out.stderr
