@@ -81,6 +81,18 @@ def test_k_medoids_on_two_obvious_groups():
         k_medoids(np.zeros((2, 2)), 3)
 
 
+def test_overlapping_members():
+    from structrom.rom.offline.clustering import overlapping_members
+
+    x = np.array([0.0, 1.0, 2.0, 2.9, 4.0, 5.0])  # medoids 1 and 4; point 3 (2.9) is near the boundary
+    D = np.abs(x[:, None] - x[None, :])
+    medoids, labels = np.array([1, 4]), np.array([0, 0, 0, 1, 1, 1])
+    assert [m.tolist() for m in overlapping_members(D, medoids, labels, 0.0)] == [[0, 1, 2], [3, 4, 5]]
+    # 2.9 is 1.9 from medoid 1.0 and 1.1 from 4.0: inside (1 + 0.8) x 1.1; 2.0 is 2.0 from 4.0 vs 1.0 from 1.0
+    assert [m.tolist() for m in overlapping_members(D, medoids, labels, 0.8)] == [[0, 1, 2, 3], [3, 4, 5]]
+    assert [m.tolist() for m in overlapping_members(D, medoids, labels, 1.0)] == [[0, 1, 2, 3], [2, 3, 4, 5]]
+
+
 def test_clusters_follow_the_regimes_and_the_criterion_favours_the_dictionary(built):
     d, path = built
     with h5py.File(path, "r") as f:

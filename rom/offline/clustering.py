@@ -76,6 +76,14 @@ def k_medoids(D: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return medoids, labels
 
 
+def overlapping_members(D: np.ndarray, medoids: np.ndarray, labels: np.ndarray, overlap: float) -> list[np.ndarray]:
+    """Training loadings of each local model: its cluster plus, with ``overlap > 0``, every loading ``i`` with
+    ``d(i, medoid_c) <= (1 + overlap) d(i, own medoid)`` (overlapping clusters, as for local reduced bases in
+    Amsallem, Zahr, Farhat 2012: the local models also see the loadings near their cluster's boundary)."""
+    own = D[np.arange(len(D)), medoids[labels]]
+    return [np.flatnonzero((labels == c) | (D[:, m] <= (1.0 + overlap) * own)) for c, m in enumerate(medoids)]
+
+
 def modes_for(eigenvalues: np.ndarray, tolerance: float) -> int:
     """Smallest ``N`` with ``sum_{i > N} lambda_i <= tolerance^2 sum_i lambda_i`` (the POD truncation)."""
     lam = np.sort(np.asarray(eigenvalues, dtype=float))[::-1]
@@ -119,16 +127,16 @@ class EfficiencyCriterion:
                 "ratio": self.ratio, "beneficial": self.beneficial}
 
 
-def efficiency_criterion(comm, snapshots: list[np.ndarray], labels: np.ndarray, mass_local, rows: np.ndarray,
-                         tolerance: float) -> EfficiencyCriterion:
-    """POD spectra of all snapshots and of each cluster's snapshots (``(n_local, n_inc_i)`` per case), then the
-    criterion at ``tolerance``. Collective."""
+def efficiency_criterion(comm, snapshots: list[np.ndarray], members: list[np.ndarray], mass_local,
+                         rows: np.ndarray, tolerance: float) -> EfficiencyCriterion:
+    """POD spectra of all snapshots and of each local model's training snapshots (``members[c]``: indices of
+    its cases; snapshots ``(n_local, n_inc_i)`` per case), then the criterion at ``tolerance``. Collective."""
     def spectrum(parts: list[np.ndarray]) -> np.ndarray:
         S = np.concatenate(parts, axis=1)
         return pod(comm, S, weight_local=mass_local, tolerance=tolerance, method="gram", global_rows=rows).eigenvalues
 
     lam_g = spectrum(snapshots)
-    lam_c = [spectrum([s for s, l in zip(snapshots, labels) if l == c]) for c in range(int(labels.max()) + 1)]
+    lam_c = [spectrum([snapshots[i] for i in idx]) for idx in members]
     n_g = modes_for(lam_g, tolerance)
     n_c = [modes_for(lam, tolerance) for lam in lam_c]
     return EfficiencyCriterion(tolerance, n_g, n_c, projection_error(lam_g, max(n_c)),

@@ -21,6 +21,8 @@ Configuration: the offline configuration (:mod:`structrom.rom.offline.config`) p
     subspace_dim = 3        # POD modes per training loading for the Grassmann distance
     sensors = 32            # temperature sensors of the classifier's features
     regularization = 1.0    # inverse L2 penalty C of the logistic regression
+    overlap = 0.0           # local models also train on loadings within (1 + overlap) x their own medoid's
+                            # distance of the cluster's medoid (overlapping clusters)
 """
 from __future__ import annotations
 
@@ -37,7 +39,8 @@ from mpi4py import MPI
 from pydantic import Field
 
 from structrom.rom.config import ConfigError, load_toml
-from structrom.rom.offline.clustering import case_subspaces, efficiency_criterion, grassmann_distances, k_medoids
+from structrom.rom.offline.clustering import (case_subspaces, efficiency_criterion, grassmann_distances, k_medoids,
+                                              overlapping_members)
 from structrom.rom.offline.config import OfflineConfig, OutputConfig, SnapshotsConfig, Strict
 from structrom.rom.offline.pipeline import CODE_VERSION, _read_cases, loading_schema, partition, run_offline
 from structrom.rom.online.classifier import LoadingFeatures, LogisticClassifier
@@ -49,6 +52,8 @@ class DictionarySettings(Strict):
     subspace_dim: int = Field(3, ge=1)
     sensors: int = Field(32, ge=1)
     regularization: float = Field(1.0, gt=0)
+    #: Local model c also trains on the loadings i with d(i, medoid_c) <= (1 + overlap) d(i, own medoid).
+    overlap: float = Field(0.0, ge=0)
 
 
 class DictionaryConfig(OfflineConfig):
@@ -138,10 +143,12 @@ def run_dictionary(cfg: DictionaryConfig, comm: MPI.Comm | None = None, log=prin
     D = grassmann_distances(comm, bases, None, mass)
     del bases
     medoids, labels = _on_root(comm, lambda: k_medoids(D, settings.clusters))
-    crit = efficiency_criterion(comm, snapshots, labels, mass, rows, cfg.pod.tolerance)
+    members = overlapping_members(D, medoids, labels, settings.overlap)
+    crit = efficiency_criterion(comm, snapshots, members, mass, rows, cfg.pod.tolerance)
     del snapshots
     say(f"dictionary: {len(cases)} loadings -> {settings.clusters} clusters (sizes "
-        f"{np.bincount(labels, minlength=settings.clusters).tolist()}, medoids {medoids.tolist()}) in "
+        f"{np.bincount(labels, minlength=settings.clusters).tolist()}, with overlap {[len(m) for m in members]}, "
+        f"medoids {medoids.tolist()}) in "
         f"{time.perf_counter() - t0:.1f} s; a priori: {crit.global_modes} global modes vs local "
         f"{crit.local_modes} at tolerance {cfg.pod.tolerance:g} -> "
         f"{'dictionary' if crit.beneficial else 'global model'} predicted better (ratio {crit.ratio:.2f})")
@@ -166,7 +173,7 @@ def run_dictionary(cfg: DictionaryConfig, comm: MPI.Comm | None = None, log=prin
     try:
         local_files = []
         for c in range(settings.clusters):
-            files = [str(Path(cases[i].path).resolve()) for i in np.flatnonzero(labels == c)]
+            files = [str(Path(cases[i].path).resolve()) for i in members[c]]
             say(f"dictionary: local model {local_name(c)} from {len(files)} loadings")
             local_cfg = OfflineConfig(snapshots=SnapshotsConfig(files=files), pod=cfg.pod, dual=cfg.dual, ecm=cfg.ecm,
                                       indicator=cfg.indicator, output=OutputConfig(file=str(work / f"{local_name(c)}.h5")),
@@ -175,7 +182,8 @@ def run_dictionary(cfg: DictionaryConfig, comm: MPI.Comm | None = None, log=prin
         provenance = {"code_version": CODE_VERSION, "config": cfg.model_dump(mode="json"), "n_ranks": comm.Get_size(),
                       "snapshots": [{"file": str(c.path), "sha256": c.sha256, "cluster": int(l)}
                                     for c, l in zip(cases, labels)],
-                      "medoids": medoids.tolist(), "efficiency": crit.as_dict(), "classifier": accuracy,
+                      "medoids": medoids.tolist(), "members": [m.tolist() for m in members],
+                      "efficiency": crit.as_dict(), "classifier": accuracy,
                       "seconds": time.perf_counter() - t_all, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         _on_root(comm, lambda: write_dictionary(out, local_files, features, classifier, D, labels, medoids,
                                                 loading_schema(cases), cases[0].units, provenance))

@@ -181,10 +181,10 @@ class DictionaryModel:
 
     def card(self) -> dict:
         """A JSON-serializable description: local models, classifier, efficiency criterion, family."""
-        clusters = [s.get("cluster") for s in self.provenance.get("snapshots", [])]
+        members = self.provenance.get("members") or [[] for _ in self.models]
         return {"kind": self.kind, "path": str(self.path) if self.path else None,
                 "local_models": [{"name": n, "modes": m.n_modes, "reduced_points": m.n_reduced_points,
-                                  "training_loadings": clusters.count(i), "indicator_quantity": m.indicator_quantity,
+                                  "training_loadings": len(members[i]), "indicator_quantity": m.indicator_quantity,
                                   "indicator_tolerance": m.indicator_tolerance}
                                  for i, (n, m) in enumerate(zip(self.names, self.models))],
                 "classifier": {"type": "logistic", "features": self.features.names,
