@@ -6,8 +6,8 @@ plastic zone jumps from the clamp to the holes and the notches, a regime change 
 covers only with many modes. From the SAME HF snapshots:
 
 * ``global``: `structrom offline` on all training loadings (POD / ECM / Gappy at the given tolerances);
-* ``global-small``: the same with its POD capped at the largest local model's number of modes (about the
-  online cost of a local model);
+* ``global-N``: the same with its POD capped at ``N`` modes (``--caps`` and the largest local model's number of
+  modes): the global model's cost / accuracy curve;
 * ``dictionary``: `python -m structrom.rom.offline.dictionary` (Grassmann k-medoids clusters, one local model
   per cluster by the same pipeline, logistic-regression classifier), solved with the misclassification
   fallback.
@@ -119,6 +119,8 @@ def main() -> int:
     parser.add_argument("--ecm-tol", type=float, default=1e-3)
     parser.add_argument("--indicator-tol", type=float, default=2e-2,
                         help="trust threshold (the global model's indicator is 0.7-1.2e-2 on the test loadings)")
+    parser.add_argument("--caps", default="8,11,14",
+                        help="also global models capped at these numbers of modes (and at the largest local model's)")
     parser.add_argument("--repeats", type=int, default=3, help="timed online solves per loading (best kept)")
     parser.add_argument("--out", default=str(ROOT / "out" / "rom_dictionary"))
     args = parser.parse_args()
@@ -174,9 +176,14 @@ def main() -> int:
 
     dictionary = DictionaryModel.load(out / "dictionary.h5")
     local_max = max(m.n_modes for m in dictionary.models)
-    offline_s["global-small"] = offline("global-small", ["structrom.api.cli", "offline"], max_modes=local_max)
-    models = {"global": ReducedModel.load(out / "global.h5"), "global-small": ReducedModel.load(out / "global-small.h5"),
-              "dictionary": dictionary}
+    caps = sorted({int(c) for c in args.caps.split(",") if c} | {local_max})
+    with ThreadPoolExecutor(max_workers=2) as pool:  # global models capped at N modes: the cost / accuracy curve
+        done = {n: pool.submit(offline, f"global-{n}", ["structrom.api.cli", "offline"], max_modes=n) for n in caps}
+        offline_s.update({f"global-{n}": f.result() for n, f in done.items()})
+    models = {"global": ReducedModel.load(out / "global.h5")}
+    models.update({f"global-{n}": ReducedModel.load(out / f"global-{n}.h5") for n in caps})
+    models["dictionary"] = dictionary
+    small = f"global-{local_max}"
     medoids = dictionary.provenance["medoids"]
     truth = true_clusters(mesh, [out / "train" / f"train_{i}.h5" for i in medoids],
                           [out / "test" / f"test_{i}.h5" for i in range(len(TEST))], args.subspace_dim)
@@ -236,22 +243,26 @@ def main() -> int:
              f"{crit['local_modes']} (ratio {crit['ratio']:.2f}: {'dictionary' if crit['beneficial'] else 'global'} "
              f"predicted better); global projection error at {max(crit['local_modes'])} modes "
              f"{crit['global_error_at_local_size']:.1e}", "",
-             "| loading | traction, x, intensity | global u error | global [ms] | global-small u error | "
-             "global-small [ms] | dictionary u error | dictionary [ms] | local model (first choice) | HF [s] |",
+             f"| loading | traction, x, intensity | global u error | global [ms] | {small} u error | "
+             f"{small} [ms] | dictionary u error | dictionary [ms] | local model (first choice) | HF [s] |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
     for r in rows:
         d = r["dictionary"]
         lines.append(f"| {r['name']} | {r['params']} | {r['global']['error_u']:.2e} | {1e3 * r['global']['online_s']:.0f} | "
-                     f"{r['global-small']['error_u']:.2e} | {1e3 * r['global-small']['online_s']:.0f} | "
+                     f"{r[small]['error_u']:.2e} | {1e3 * r[small]['online_s']:.0f} | "
                      f"{d['error_u']:.2e} | {1e3 * d['online_s']:.0f} | {d.get('local_model')} ({d.get('first_choice')}) | "
                      f"{r['hf_s']:.1f} |")
 
     def stat(label: str) -> str:
         e = np.array([r[label]["error_u"] for r in rows])
         t = np.array([r[label]["online_s"] for r in rows])
-        return f"| {label} | {np.mean(e):.2e} | {np.max(e):.2e} | {1e3 * np.nanmean(t):.0f} | {1e3 * np.nanmax(t):.0f} |"
+        m = models[label]
+        size = f"{m.n_modes} / {m.n_reduced_points}" if label != "dictionary" else " / ".join(
+            f"{x.n_modes}-{x.n_reduced_points}" for x in m.models)
+        return f"| {label} | {size} | {np.mean(e):.2e} | {np.max(e):.2e} | {1e3 * np.nanmean(t):.0f} | {1e3 * np.nanmax(t):.0f} |"
 
-    lines += ["", "| model | mean u error | max u error | mean online [ms] | max online [ms] |", "| --- | ---: | ---: | ---: | ---: |"]
+    lines += ["", "| model | modes / points | mean u error | max u error | mean online [ms] | max online [ms] |",
+              "| --- | --- | ---: | ---: | ---: | ---: |"]
     lines += [stat(k) for k in models]
     lines += ["", f"Classifier on the {len(rows)} unseen loadings: first choice = Grassmann-nearest medoid "
                   f"{acc_truth:.2f}, = local model of least error {acc_oracle:.2f}; leave-one-out on the training "
