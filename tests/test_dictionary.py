@@ -237,3 +237,20 @@ def test_online_dictionary_imports_neither_mpi_nor_scikit_learn(built):
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip().startswith("cluster_"), out.stderr
+
+
+def test_bad_dictionary_configs_are_named(built, tmp_path):
+    from structrom.rom.config import ConfigError
+    from structrom.rom.offline.dictionary import load_dictionary_config, main
+
+    d, _ = built
+    text = (d / "dictionary.toml").read_text()
+    bad = d / "bad_dictionary.toml"
+    bad.write_text(text.replace("clusters = 2", "clusters = 0"))
+    with pytest.raises(ConfigError, match="dictionary.clusters"):
+        load_dictionary_config(bad)
+    bad.write_text(text.replace("clusters = 2", "clusters = 7"))
+    assert main([str(bad)]) == 2  # 7 clusters for 6 training loadings: named on stderr, no traceback
+    bad.write_text(text.replace("subspace_dim = 3", "subspace_dim = 3\nshape = 1"))
+    with pytest.raises(ConfigError, match="shape"):
+        load_dictionary_config(bad)

@@ -65,7 +65,11 @@ def k_medoids(D: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     numbered in increasing medoid index (deterministic: build initialization, no random state)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # scikit-learn-extra 0.3 imports distutils' LooseVersion
-        from sklearn_extra.cluster import KMedoids
+        try:
+            from sklearn_extra.cluster import KMedoids
+        except ImportError as exc:
+            raise ImportError(f"the dictionary's clustering needs scikit-learn-extra ({exc}): "
+                              "pip install 'structrom[offline]'") from None
 
     n = len(D)
     if not 1 <= k <= n:

@@ -86,10 +86,14 @@ def sensor_nodes(points: np.ndarray, n: int) -> np.ndarray:
 def fit_classifier(X: np.ndarray, labels: np.ndarray, n_classes: int, regularization: float) -> tuple[LogisticClassifier, dict]:
     """Standardization and multinomial logistic regression (scikit-learn) of the features ``X`` ``(m, n_f)``;
     returns the classifier as arrays and its training / leave-one-out accuracies."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import LeaveOneOut, cross_val_predict
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    try:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import LeaveOneOut, cross_val_predict
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+    except ImportError as exc:
+        raise ImportError(f"the dictionary's classifier needs scikit-learn ({exc}): pip install 'structrom[offline]'") \
+            from None
 
     scaler = StandardScaler().fit(X)
     if n_classes == 1:
@@ -253,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_dictionary_config(argv[0])
         run_dictionary(cfg, MPI.COMM_WORLD)
-    except (ConfigError, ValueError) as exc:
+    except (ConfigError, ValueError, ImportError) as exc:
         if MPI.COMM_WORLD.Get_rank() == 0:
             print(f"error: {exc}", file=sys.stderr)
         return 2
