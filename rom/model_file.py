@@ -217,17 +217,19 @@ def _need(f: h5py.File, key: str, path: Path):
     return f[key]
 
 
-def load(path: str | Path, *, mesh: bool = False, full: bool = False) -> ReducedModelData:
+def load(path: str | Path, *, mesh: bool = False, full: bool = False, group: str = "/") -> ReducedModelData:
     """Read and validate a model file. ``full=True`` reads full modes and dual bases into memory
-    (otherwise they are read on demand); ``mesh=True`` reads the mesh."""
+    (otherwise they are read on demand); ``mesh=True`` reads the mesh. ``group``: the HDF5 group holding the
+    model (``"/"``; a dictionary file holds its local models in groups)."""
     path = Path(path)
     if not path.exists():
         raise ModelFileError(f"{path}: model file not found")
     try:
-        f = h5py.File(path, "r")
+        fh = h5py.File(path, "r")
     except OSError as exc:
         raise ModelFileError(f"{path}: not a readable HDF5 file ({exc}); the file may be truncated") from None
-    with f:
+    with fh:
+        f = fh if group == "/" else _need(fh, group, path)
         if f.attrs.get("format") != FORMAT:
             raise ModelFileError(f"{path}: not a structrom reduced model (format {f.attrs.get('format')!r})")
         version = int(f.attrs.get("schema_version", -1))

@@ -200,6 +200,16 @@ def _qdeim_points(comm, basis_local: np.ndarray, rows_global: np.ndarray, n_rows
     return comm.bcast(sel, root=0)
 
 
+def partition(mesh: Mesh, comm) -> tuple[Discretization, np.ndarray, np.ndarray]:
+    """This rank's elements (recursive bisection of the element centroids, as the HF solver): its
+    discretization, the nodes its elements touch ``(n_my_nodes,)`` and their dofs ``(3 n_my_nodes,)``."""
+    centroids = np.concatenate([mesh.points[b.connectivity].mean(axis=1) for b in mesh.blocks])
+    part = recursive_bisection(centroids, comm.Get_size())
+    disc = Discretization(mesh, np.flatnonzero(part == comm.Get_rank()))
+    my_nodes = np.unique(np.concatenate([g.nodes.ravel() for g in disc.groups])) if disc.groups else np.zeros(0, int)
+    return disc, my_nodes, (3 * my_nodes[:, None] + np.arange(3)).ravel()
+
+
 def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> Path:
     """Build the reduced model described by ``cfg``; rank 0 writes ``cfg.output.file``."""
     comm = comm or MPI.COMM_WORLD
@@ -211,15 +221,11 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     t0 = time.perf_counter()
     mesh, cases = _read_cases(cfg, comm)
     materials = [(s, law_from_config(c)) for s, c in cases[0].materials]
-    centroids = np.concatenate([mesh.points[b.connectivity].mean(axis=1) for b in mesh.blocks])
-    part = recursive_bisection(centroids, size)
-    disc = Discretization(mesh, np.flatnonzero(part == rank))
+    disc, my_nodes, rows = partition(mesh, comm)
     regions = MaterialRegions.build(mesh, disc, materials)
     offsets = element_point_offsets(mesh)
     n_points = int(offsets[-1])
     gidx = global_point_index(disc.point_elements, offsets)
-    my_nodes = np.unique(np.concatenate([g.nodes.ravel() for g in disc.groups])) if disc.groups else np.zeros(0, int)
-    rows = (3 * my_nodes[:, None] + np.arange(3)).ravel()
     n_snap = sum(len(c.times) for c in cases)
     stages.add(comm, "read + partition", f"{len(cases)} cases, {n_snap} snapshots, {mesh.n_dofs} dofs",
                time.perf_counter() - t0, say)

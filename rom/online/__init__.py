@@ -3,6 +3,9 @@
 * :class:`ReducedModel` - load a reduced model file (:mod:`structrom.rom.model_file`), validate loadings against
   it (:mod:`structrom.rom.online.schema` documents the ``loading_schema`` format) and solve them with the
   reduced Newton method of :mod:`structrom.rom.online.newton`;
+* :class:`DictionaryModel` - local reduced models and the classifier that picks one per loading, with the
+  same ``solve(loading)`` (:mod:`structrom.rom.online.dictionary`); its :class:`DictionaryResult` names the
+  local model used;
 * :class:`Result` - reduced coordinates, Newton statistics, error indicator, dual quantities at the
   reduced points, and lazy reconstructions (displacements, Gappy fields, max von Mises);
 * errors: :class:`~structrom.rom.loading.LoadingError` (bad or out-of-family loading),
@@ -12,8 +15,9 @@
 from structrom.rom.loading import LoadingError
 from structrom.rom.model_file import ModelFileError
 
+from .dictionary import DictionaryModel, DictionaryResult
 from .model import DUAL_QUANTITIES, OnlineError, OnlineSolverError, ReducedModel
 from .result import Result
 
-__all__ = ["ReducedModel", "Result", "OnlineError", "OnlineSolverError", "LoadingError", "ModelFileError",
+__all__ = ["ReducedModel", "Result", "DictionaryModel", "DictionaryResult", "OnlineError", "OnlineSolverError", "LoadingError", "ModelFileError",
            "DUAL_QUANTITIES"]

@@ -18,6 +18,7 @@ No MPI or PETSc import on this path.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from pathlib import Path
@@ -88,9 +89,10 @@ class ReducedModel:
     """
 
     def __init__(self, data: ReducedModelData, path: str | Path | None = None,
-                 n_mesh_nodes: int | None = None) -> None:
+                 n_mesh_nodes: int | None = None, group: str = "/") -> None:
         self.data = data
         self.path = Path(path) if path is not None else None
+        self.group = group  # the HDF5 group of the model in its file ("/"; a local model of a dictionary file)
         self.n_mesh_nodes = n_mesh_nodes
         where = str(self.path) if self.path else "reduced model"
         try:
@@ -133,20 +135,20 @@ class ReducedModel:
 
     # -- construction -------------------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | Path, *, keep_full: bool = False) -> "ReducedModel":
+    def load(cls, path: str | Path, *, keep_full: bool = False, group: str = "/") -> "ReducedModel":
         """Read and validate a model file (:func:`structrom.rom.model_file.load`); builds the laws and the
         per-material point index arrays. ``keep_full``: also read the full modes and dual bases into
-        memory (otherwise the reconstruction methods read them on demand). Raises
-        :class:`~structrom.rom.model_file.ModelFileError`."""
+        memory (otherwise the reconstruction methods read them on demand); ``group``: the model's HDF5
+        group in the file. Raises :class:`~structrom.rom.model_file.ModelFileError`."""
         import h5py
 
-        data = model_file.load(path, mesh=False, full=keep_full)
+        data = model_file.load(path, mesh=False, full=keep_full, group=group)
         try:
             with h5py.File(path, "r") as f:
-                n_nodes = int(f["mesh/points"].shape[0])
+                n_nodes = int(f[group]["mesh/points"].shape[0])
         except (OSError, KeyError) as exc:
             raise ModelFileError(f"{path}: cannot read mesh/points ({exc}); the file may be truncated") from None
-        model = cls(data, path, n_nodes)
+        model = cls(data, path, n_nodes, group)
         if keep_full:
             model._cache["modes"] = np.asarray(data.modes)
         return model
@@ -390,16 +392,20 @@ class ReducedModel:
                       timings=timings, warnings=warnings)
 
     # -- full-size data, read on demand (reconstruction only) -----------------------------------------------
+    @contextlib.contextmanager
     def _h5(self):
+        """The model's HDF5 group, open for reading (a context manager)."""
         import h5py
 
         if self.path is None:
             raise OnlineError("this model lives in memory and has no full modes / dual bases: "
                               "load it from a file or give data.modes and the dual bases")
         try:
-            return h5py.File(self.path, "r")
+            f = h5py.File(self.path, "r")
         except OSError as exc:
             raise ModelFileError(f"{self.path}: cannot reopen the model file ({exc})") from None
+        with f:
+            yield f[self.group]
 
     def modes(self, dofs: np.ndarray | None = None) -> np.ndarray:
         """Rows ``dofs`` of the full displacement modes ``(len(dofs), N)`` (all ``(n_dofs, N)`` if None).
