@@ -23,7 +23,10 @@ DICTIONARY = "\n[dictionary]\nclusters = 2\nsubspace_dim = 3\nsensors = 16\n"
 def write_configs(d: Path) -> Path:
     F.offline_config(d, out="dictionary.h5")
     cfg = d / "dictionary.toml"
-    cfg.write_text((d / "offline.toml").read_text() + DICTIONARY)
+    # three cases per local model are too few for a leave-one-out calibration of the indicator: the local
+    # models answer with the Gappy indicator, whose trust flags these tests assert
+    text = (d / "offline.toml").read_text().replace("[indicator]\n", "[indicator]\ncalibrate = false\n", 1)
+    cfg.write_text(text + DICTIONARY)
     return cfg
 
 
