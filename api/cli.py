@@ -1,7 +1,8 @@
 """The ``structrom`` command.
 
     structrom hifi config.toml [-ksp_type preonly -pc_type lu ...]    HF solve (under mpirun for parallel)
-    structrom offline config.toml                                      reduced model (under mpirun)
+    structrom offline config.toml                                      reduced model (under mpirun); kind =
+                                                                       "separated" in the TOML: EIM-separated model
     structrom serve --models DIR [--config server.toml] [--port 8000]  REST service (no MPI, no PETSc)
 
 Arguments after the configuration file that start with ``-`` are PETSc options. Known errors (bad
@@ -32,9 +33,16 @@ def _offline(args: argparse.Namespace, petsc_args: list[str]) -> int:
     from mpi4py import MPI
 
     from structrom.rom.offline.config import load_offline_config
+
+    cfg = load_offline_config(args.config)
+    if cfg.kind == "separated":
+        from structrom.rom.offline.separated import run_separated_offline
+
+        run_separated_offline(cfg, MPI.COMM_WORLD)
+        return 0
     from structrom.rom.offline.pipeline import run_offline
 
-    run_offline(load_offline_config(args.config), MPI.COMM_WORLD)
+    run_offline(cfg, MPI.COMM_WORLD)
     return 0
 
 

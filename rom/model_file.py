@@ -45,6 +45,11 @@ indptr}``                                                            reduced poi
 
 Written atomically (``<name>.partial`` then ``os.replace``). :func:`load` checks format, version and
 every shape, and names the first inconsistency.
+
+Model kinds: the root attribute ``kind`` is ``"hyper_reduced"`` (this layout; files without the attribute
+are of this kind) or ``"separated"`` (EIM-separated linear model, layout in
+:mod:`structrom.rom.separated_model_file`). :func:`read_kind` tells them apart;
+:func:`structrom.rom.online.load_model` returns the right online class.
 """
 from __future__ import annotations
 
@@ -60,6 +65,8 @@ import scipy.sparse as sp
 
 FORMAT = "structrom-reduced-model"
 SCHEMA_VERSION = 1
+#: Values of the root attribute ``kind`` (absent: ``"hyper_reduced"``, files written before kinds existed).
+KINDS = ("hyper_reduced", "separated")
 
 
 class ModelFileError(ValueError):
@@ -128,6 +135,7 @@ def write(path: str | Path, data: ReducedModelData, mesh, modes: np.ndarray,
         with h5py.File(partial, "w") as f:
             f.attrs["format"] = FORMAT
             f.attrs["schema_version"] = SCHEMA_VERSION
+            f.attrs["kind"] = "hyper_reduced"
             for key in ("provenance", "units", "materials", "loading_schema", "dirichlet"):
                 f.attrs[key] = json.dumps(getattr(data, key))
             write_mesh_group(f.create_group("mesh"), mesh)
@@ -169,6 +177,34 @@ def write(path: str | Path, data: ReducedModelData, mesh, modes: np.ndarray,
     return path
 
 
+def check_header(f: h5py.File, path: Path) -> str:
+    """Check format and schema version of an open model file; return its kind (one of :data:`KINDS`)."""
+    if f.attrs.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a structrom reduced model (format {f.attrs.get('format')!r})")
+    version = int(f.attrs.get("schema_version", -1))
+    if version != SCHEMA_VERSION:
+        raise ModelFileError(f"{path}: schema version {version} is not supported (this code reads "
+                             f"{SCHEMA_VERSION}): rebuild the model with `structrom offline`")
+    kind = f.attrs.get("kind", "hyper_reduced")
+    kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+    if kind not in KINDS:
+        raise ModelFileError(f"{path}: unknown model kind {kind!r} (known: {', '.join(KINDS)})")
+    return kind
+
+
+def read_kind(path: str | Path) -> str:
+    """The kind of the model file at ``path`` (format and version checked); raises :class:`ModelFileError`."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"{path}: model file not found")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise ModelFileError(f"{path}: not a readable HDF5 file ({exc}); the file may be truncated") from None
+    with f:
+        return check_header(f, path)
+
+
 def _need(f: h5py.File, key: str, path: Path):
     if key not in f:
         raise ModelFileError(f"{path}: missing {key!r}: the file is truncated or not a structrom model")
@@ -186,12 +222,10 @@ def load(path: str | Path, *, mesh: bool = False, full: bool = False) -> Reduced
     except OSError as exc:
         raise ModelFileError(f"{path}: not a readable HDF5 file ({exc}); the file may be truncated") from None
     with f:
-        if f.attrs.get("format") != FORMAT:
-            raise ModelFileError(f"{path}: not a structrom reduced model (format {f.attrs.get('format')!r})")
-        version = int(f.attrs.get("schema_version", -1))
-        if version != SCHEMA_VERSION:
-            raise ModelFileError(f"{path}: schema version {version} is not supported (this code reads "
-                                 f"{SCHEMA_VERSION}): rebuild the model with `structrom offline`")
+        kind = check_header(f, path)
+        if kind != "hyper_reduced":
+            raise ModelFileError(f"{path}: a {kind!r} model, not a hyper-reduced one: load it with "
+                                 "structrom.rom.online.load_model")
         try:
             meta = {k: json.loads(f.attrs[k]) for k in ("provenance", "units", "materials", "loading_schema",
                                                          "dirichlet")}

@@ -25,16 +25,19 @@ Example::
     file = "out/model.h5"
 
 The mesh, the laws, the Dirichlet sets and the training loadings come from the snapshot files' metadata.
+``kind = "separated"`` selects the separated (EIM) linear model instead: see
+:mod:`structrom.rom.offline.separated_config`.
 """
 from __future__ import annotations
 
 import glob
+import tomllib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from structrom.rom.config import ConfigError, load_toml
+from structrom.rom.config import ConfigError
 
 
 class Strict(BaseModel):
@@ -79,6 +82,7 @@ class OutputConfig(Strict):
 
 
 class OfflineConfig(Strict):
+    kind: Literal["hyper_reduced"] = "hyper_reduced"
     snapshots: SnapshotsConfig
     pod: PODConfig = PODConfig()
     dual: DualConfig = DualConfig()
@@ -101,8 +105,25 @@ class OfflineConfig(Strict):
         return files
 
 
-def load_offline_config(path: str | Path) -> OfflineConfig:
-    cfg = load_toml(path, OfflineConfig)
+def load_offline_config(path: str | Path):
+    """The :class:`OfflineConfig` of a hyper-reduced model, or for ``kind = "separated"`` the
+    :class:`~structrom.rom.offline.separated_config.SeparatedOfflineConfig`."""
+    from structrom.rom.config import parse
+
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    if raw.get("kind") == "separated":
+        from .separated_config import SeparatedOfflineConfig
+
+        scfg = parse(raw, SeparatedOfflineConfig, str(path))
+        scfg.base_dir = str(Path(path).resolve().parent)
+        scfg.check_files()
+        return scfg
+    cfg = parse(raw, OfflineConfig, str(path))
     cfg.base_dir = str(Path(path).resolve().parent)
     if cfg.indicator.quantity not in cfg.dual.quantities:
         raise ConfigError(f"{path}: indicator.quantity {cfg.indicator.quantity!r} must be one of "

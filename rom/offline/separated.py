@@ -1,0 +1,351 @@
+"""Offline stage of a separated model: ``mpirun -n P structrom offline config.toml`` with ``kind = "separated"``.
+
+Inputs (:mod:`structrom.rom.offline.separated_config`): operators ``A(mu_j)`` exported by a black-box code for
+``m`` training parameters (CalculiX matrix storage or Matrix Market) and load vectors ``b(mu_j)``. Stages, all
+collective, rows distributed in contiguous blocks (:func:`structrom.rom.offline.exported_operators.row_range`):
+
+1. read: every rank keeps its rows of each ``A(mu_j)`` and ``b(mu_j)``;
+2. EIM separation (arXiv 1307.4330) of the matrices on their upper triangles (they are symmetric; this halves
+   the greedy's memory) with :func:`structrom.eim.separate_matrices` over ``comm``: ``d`` parameters ``J`` and
+   ``d`` entries; the load vectors likewise (:func:`structrom.eim.separate_vectors`) unless they are all equal
+   (a fixed load);
+3. training solutions ``u_j = A(mu_j)^-1 b(mu_j)`` by PETSc KSP on the distributed matrices (default MUMPS
+   Cholesky), and ``alpha_j = lambda_min(X^-1 A(mu_j))`` with ``X = A(mu_ref)`` by block inverse iteration
+   with Rayleigh-Ritz (warm-started from the previous parameter);
+4. reduced basis ``V``: POD of the solutions (:func:`structrom.rom.pod.pod`, Euclidean, rank-count independent
+   signs);
+5. reduced operators ``V^T A(mu_{J_k}) V``, ``V^T b_q``, ``V^T X V`` (PETSc products, allreduce);
+6. estimator: ``Y = X^-1 Z`` (KSP with ``X``), stabilized factor ``R``
+   (:func:`structrom.eim.distributed_estimator.distributed_residual_estimator`);
+7. the model file (:mod:`structrom.rom.separated_model_file`), written by rank 0 from the gathered basis.
+
+The selected entries and parameters are identical for any rank count (the greedy is), the reduced matrices
+agree to round-off (sums over ranks).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+from mpi4py import MPI
+from petsc4py import PETSc
+
+from structrom.eim import separate_matrices, separate_vectors
+from structrom.eim.distributed_estimator import distributed_residual_estimator
+from structrom.mpi import collectives as _dist
+from structrom.rom import separated_model_file as smf
+from structrom.rom.pod import pod
+
+from .exported_operators import (ExportError, matrix_market_size, read_calculix_rows, read_dofs,
+                                 read_matrix_market_rows, read_vector, row_range)
+from .separated_config import SeparatedOfflineConfig
+
+
+def _raise(comm, msg: str | None) -> None:
+    _dist.raise_collectively(comm, msg, ExportError)
+
+
+class DistributedOperator:
+    """One exported matrix: this rank's rows (CSR ``(hi - lo, n)``), its PETSc MPIAIJ twin and, on demand,
+    a factorized KSP."""
+
+    def __init__(self, comm, A_local: sp.csr_matrix, lo: int, solver) -> None:
+        self.local = A_local
+        it = PETSc.IntType
+        n_local, n = A_local.shape
+        self.mat = PETSc.Mat().createAIJ(size=((n_local, n), (n_local, n)),
+                                         csr=(A_local.indptr.astype(it), A_local.indices.astype(it), A_local.data),
+                                         comm=comm)
+        self.mat.assemble()
+        self.mat.setOption(PETSc.Mat.Option.SYMMETRIC, True)
+        self.solver = solver
+        self.ksp = None
+        self._x = self.mat.createVecRight()
+        self._y = self.mat.createVecLeft()
+
+    def matmul(self, X: np.ndarray) -> np.ndarray:
+        """``A X`` at this rank's rows for ``X`` ``(n_local, k)`` (this rank's rows)."""
+        out = np.empty_like(X)
+        for c in range(X.shape[1]):
+            self._x.array[:] = X[:, c]
+            self.mat.mult(self._x, self._y)
+            out[:, c] = self._y.array
+        return out
+
+    def solve(self, B: np.ndarray) -> np.ndarray:
+        """``A^-1 B`` for ``B`` ``(n_local, k)``; the KSP is set up (factorized) on first use."""
+        cfg = self.solver
+        if self.ksp is None:
+            self.mat.setOption(PETSc.Mat.Option.SPD, True)
+            self.ksp = PETSc.KSP().create(comm=self.mat.comm)
+            self.ksp.setType(cfg.ksp_type)
+            pc = self.ksp.getPC()
+            pc.setType(cfg.pc_type)
+            if cfg.factor_solver and cfg.pc_type in ("cholesky", "lu"):
+                pc.setFactorSolverType(cfg.factor_solver)
+            self.ksp.setTolerances(rtol=cfg.rtol, max_it=cfg.max_it)
+            self.ksp.setOperators(self.mat)
+            self.ksp.setFromOptions()
+        out = np.empty_like(B)
+        for c in range(B.shape[1]):
+            self._y.array[:] = B[:, c]
+            self.ksp.solve(self._y, self._x)
+            reason = self.ksp.getConvergedReason()
+            if reason < 0:
+                raise ExportError(f"the training solve did not converge (KSP reason {reason}); use a direct solver "
+                                  "([separated.solver] ksp_type = 'preonly', pc_type = 'lu') or check the matrix")
+            out[:, c] = self._x.array
+        return out
+
+    def destroy(self) -> None:
+        for o in (self.ksp, self.mat, self._x, self._y):
+            if o is not None:
+                o.destroy()
+
+
+def _start_vectors(lo: int, n_local: int, k: int) -> np.ndarray:
+    """Deterministic pseudo-random ``(n_local, k)`` start block from the global row ids (rank-count independent)."""
+    g = (lo + np.arange(n_local, dtype=np.int64))[:, None]
+    c = np.arange(k, dtype=np.int64)[None, :]
+    return ((g * 2654435761 + (c + 1) * 40503) % 1000003) / 1000003.0 - 0.5
+
+
+def smallest_generalized_eigenvalue(comm, A: DistributedOperator, X: DistributedOperator, start: np.ndarray,
+                                    iterations: int, rtol: float) -> tuple[float, np.ndarray]:
+    """``lambda_min(X^-1 A)`` (``A``, ``X`` SPD) by block inverse iteration ``V <- A^-1 X V`` with Rayleigh-Ritz;
+    returns the smallest Ritz value (an upper bound converging from above) and the Ritz block (a warm start)."""
+    Vb = start
+    lam_old = np.inf
+    lam = np.inf
+    for _ in range(iterations):
+        Vb = A.solve(X.matmul(Vb))
+        AV, XV = A.matmul(Vb), X.matmul(Vb)
+        Ah = _dist.allreduce(comm, Vb.T @ AV)
+        Xh = _dist.allreduce(comm, Vb.T @ XV)
+        w, U = sla.eigh(0.5 * (Ah + Ah.T), 0.5 * (Xh + Xh.T))
+        Vb = Vb @ U
+        lam = float(w[0])
+        if abs(lam_old - lam) <= rtol * abs(lam):
+            break
+        lam_old = lam
+    return lam, Vb
+
+
+def _gather_rows(comm, local: np.ndarray) -> np.ndarray | None:
+    """The full array on rank 0 (None elsewhere)."""
+    if _dist.size(comm) == 1:
+        return local
+    parts = comm.gather(local, root=0)
+    return np.vstack(parts) if comm.rank == 0 else None
+
+
+def run_separated_offline(cfg: SeparatedOfflineConfig, comm: MPI.Comm | None = None, log=print) -> Path:
+    """Build and write the separated model of ``cfg`` (collective); returns the output path."""
+    comm = MPI.COMM_WORLD if comm is None else comm
+    rank, size = comm.rank, comm.size
+    say = log if rank == 0 else (lambda *a, **k: None)
+    s = cfg.separated
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    mus = np.array([t.mu for t in s.training], dtype=float)
+    m = len(mus)
+
+    # -- 1. sizes, numbering, local rows ----------------------------------------------------------------------
+    t = time.perf_counter()
+    msg, dofs, n = None, None, 0
+    try:
+        if s.format == "calculix":
+            dofs = read_dofs(cfg.path(s.training[0].matrix + ".dof"))
+            n = len(dofs)
+        else:
+            n = matrix_market_size(cfg.path(s.training[0].matrix))
+    except ExportError as exc:
+        msg = str(exc)
+    _raise(comm, msg)
+    msg = None
+    if s.format == "calculix":  # every export must use the same numbering
+        for j in range(rank, m, size):
+            try:
+                dj = read_dofs(cfg.path(s.training[j].matrix + ".dof"))
+            except ExportError as exc:
+                msg = str(exc)
+                break
+            if not np.array_equal(dj, dofs):
+                msg = (f"{s.training[j].matrix}.dof: the dofs differ from those of {s.training[0].matrix}.dof: "
+                       "every export must come from the same mesh and boundary conditions")
+                break
+    _raise(comm, msg)
+    lo, hi = row_range(n, rank, size)
+    A_local: list[sp.csr_matrix] = []
+    b_local = np.zeros((hi - lo, m))
+    shared_b = None
+    msg = None
+    try:
+        if s.rhs is not None:
+            shared_b = read_vector(cfg.path(s.rhs), n)[lo:hi]
+        for j, tr in enumerate(s.training):
+            if s.format == "calculix":
+                A_local.append(read_calculix_rows(cfg.path(tr.matrix), n, lo, hi))
+            else:
+                A_local.append(read_matrix_market_rows(cfg.path(tr.matrix), n, lo, hi))
+            b_local[:, j] = read_vector(cfg.path(tr.rhs), n)[lo:hi] if tr.rhs is not None else shared_b
+    except ExportError as exc:
+        msg = str(exc)
+    _raise(comm, msg)
+    timings["read"] = time.perf_counter() - t
+    say(f"read {m} exported operators: {n} rows, {size} rank(s), {timings['read']:.1f} s")
+
+    # -- 2. separation ---------------------------------------------------------------------------------------------
+    t = time.perf_counter()
+    upper = []
+    for A in A_local:
+        U = sp.triu(A, k=lo, format="csr")  # global column >= global row
+        U.sort_indices()
+        upper.append(U)
+    sep = separate_matrices(upper, mus, comm=comm, row_offset=lo, n_cols=n, norm=s.eim.norm,
+                            rtol=s.eim.rtol or None, max_terms=s.eim.max_terms)
+    del upper
+    J = sep.param_indices
+    matrix = smf.SeparationData(J.astype(np.int64), sep.entry_rows.astype(np.int64), sep.entry_cols.astype(np.int64),
+                                np.asarray(sep.interpolation_matrix, float), np.asarray(sep.greedy.point_rows, float))
+    same_b = bool(_dist.allreduce(comm, np.array([float(np.all(b_local == b_local[:, :1]))]), "min")[0])
+    rhs_sep = None
+    if same_b:
+        b_vecs = b_local[:, :1].copy()
+    else:
+        rs = separate_vectors(b_local, mus, comm=comm, row_offset=lo, rtol=s.eim.rtol or None)
+        rhs_sep = smf.SeparationData(rs.param_indices.astype(np.int64), rs.entry_rows.astype(np.int64),
+                                     rs.entry_cols.astype(np.int64), np.asarray(rs.interpolation_matrix, float),
+                                     np.asarray(rs.greedy.point_rows, float))
+        b_vecs = b_local[:, rs.param_indices]
+    timings["separation"] = time.perf_counter() - t
+    say(f"separation: d = {sep.n_terms} terms ({sep.greedy.stop_reason}; max-norm error {sep.greedy.errors[0]:.3e} "
+        f"-> {sep.greedy.errors[-1]:.3e}), right-hand side {'fixed' if rhs_sep is None else f'{rhs_sep.n_terms} terms'}"
+        f", {timings['separation']:.1f} s")
+
+    # -- 3. training solves and coercivity constants ----------------------------------------------------------------
+    t = time.perf_counter()
+    est = s.estimator
+    ops = [DistributedOperator(comm, A, lo, s.solver) for A in A_local]
+    X = ops[est.reference]
+    U_local = np.zeros((hi - lo, m))
+    alpha = np.zeros(m)
+    block = _start_vectors(lo, hi - lo, est.eig_vectors)
+    msg = None
+    try:
+        for j in range(m):
+            U_local[:, j] = ops[j].solve(b_local[:, j:j + 1])[:, 0]
+            if j == est.reference:
+                alpha[j] = 1.0
+            else:
+                alpha[j], block = smallest_generalized_eigenvalue(comm, ops[j], X, block, est.eig_iterations,
+                                                                  est.eig_rtol)
+            if j != est.reference and ops[j] is not X:
+                ops[j].ksp.destroy()
+                ops[j].ksp = None
+    except ExportError as exc:
+        msg = str(exc)
+    _raise(comm, msg)
+    _raise(comm, None if np.all(np.isfinite(U_local)) else "a training solution contains NaN/inf (singular matrix?)")
+    alpha_lb = est.safety * float(alpha.min())
+    _raise(comm, None if alpha_lb > 0 else f"lambda_min(X^-1 A(mu_j)) = {alpha.min():g} <= 0: the exported matrices "
+                                           "are not positive definite (Dirichlet conditions missing?)")
+    timings["solves"] = time.perf_counter() - t
+    say(f"training solves: {m} ({s.solver.ksp_type}/{s.solver.pc_type}), alpha_j in [{alpha.min():.3f}, "
+        f"{alpha.max():.3f}] -> alpha_LB = {alpha_lb:.3f}, {timings['solves']:.1f} s")
+
+    # -- 4. reduced basis ----------------------------------------------------------------------------------------------
+    t = time.perf_counter()
+    res = pod(comm, U_local, None, np.ones(hi - lo, dtype=bool), tolerance=s.basis.tolerance,
+              max_modes=s.basis.max_modes, method="tsqr", global_rows=lo + np.arange(hi - lo, dtype=np.int64))
+    V = np.ascontiguousarray(res.modes_local)
+    N = V.shape[1]
+    timings["pod"] = time.perf_counter() - t
+    say(f"POD: N = {N} (tolerance {s.basis.tolerance:g}), {timings['pod']:.1f} s")
+
+    # -- 5. reduced operators -------------------------------------------------------------------------------------------
+    t = time.perf_counter()
+    AV = [ops[int(k)].matmul(V) for k in J]
+    A_red = _dist.allreduce(comm, np.stack([V.T @ W for W in AV]))
+    b_red = _dist.allreduce(comm, (V.T @ b_vecs).T)
+    norm_gram = _dist.allreduce(comm, V.T @ X.matmul(V))
+    timings["reduced"] = time.perf_counter() - t
+
+    # -- 6. estimator -----------------------------------------------------------------------------------------------------
+    t = time.perf_counter()
+    Z = np.hstack([b_vecs] + AV)
+    del AV
+    msg = None
+    try:
+        Y = X.solve(Z)
+    except ExportError as exc:
+        msg, Y = str(exc), np.zeros_like(Z)
+    _raise(comm, msg)
+    estimator = distributed_residual_estimator(comm, Z, Y)
+    del Z, Y
+    timings["estimator"] = time.perf_counter() - t
+    say(f"reduced operators and estimator: P = {estimator.R.shape[1]} residual terms, "
+        f"{timings['reduced'] + timings['estimator']:.1f} s")
+    for op in ops:
+        op.destroy()
+
+    # -- 7. model file ------------------------------------------------------------------------------------------------------
+    t = time.perf_counter()
+    V_full = _gather_rows(comm, V)
+    out = cfg.path(cfg.output.file)
+    msg = None
+    if rank == 0:
+        try:
+            out = _write(cfg, out, mus, matrix, rhs_sep, A_red, b_red, norm_gram, estimator.R, alpha, alpha_lb,
+                         res.singular_values, dofs, V_full, n, sep, timings, size, t_start)
+        except (ExportError, OSError, ValueError) as exc:
+            msg = str(exc)
+    _raise(comm, msg)
+    timings["write"] = time.perf_counter() - t
+    say(f"model written to {out} ({time.perf_counter() - t_start:.1f} s in total)")
+    return out
+
+
+def _write(cfg, out, mus, matrix, rhs_sep, A_red, b_red, norm_gram, R, alpha, alpha_lb, sigma, dofs, V_full, n, sep,
+           timings, size, t_start) -> Path:
+    s = cfg.separated
+    ranges = s.parameter_ranges or [[float(mus[:, i].min()), float(mus[:, i].max())] for i in range(mus.shape[1])]
+    mesh = None
+    dof_map = np.full(n, -1, dtype=np.int64)
+    entries: dict = {"kind": s.online.entries}
+    if dofs is not None or s.online.mesh is not None:
+        from structrom.rom.adapters.calculix import CalculixError, matrix_dofs_to_ours, read_inp
+
+        ids = None
+        if s.online.mesh is not None:
+            try:
+                mesh, ids = read_inp(cfg.path(s.online.mesh))
+            except (CalculixError, OSError, ValueError) as exc:
+                raise ExportError(f"separated.online.mesh: {exc}") from None
+        if dofs is not None:
+            try:
+                dof_map = matrix_dofs_to_ours(dofs, ids)
+            except (CalculixError, ValueError, KeyError) as exc:
+                raise ExportError(f"separated.online.mesh: the .dof node ids are not the mesh's ({exc})") from None
+    if s.online.entries == "fe_kernel":
+        if mesh is None or np.any(dof_map < 0):
+            raise ExportError("separated.online: entries = 'fe_kernel' needs a CalculiX export and its mesh deck")
+        entries.update(material=s.online.material, temperature=s.online.temperature, time=s.online.time)
+    provenance = {
+        "kind": "separated", "format": s.format, "ranks": size, "config": cfg.model_dump(),
+        "training": [{"mu": t.mu, "matrix": t.matrix} for t in s.training],
+        "greedy": {"errors": sep.greedy.errors.tolist(), "stop_reason": sep.greedy.stop_reason,
+                   "lebesgue": sep.greedy.lebesgue.tolist()},
+        "timings": {**timings, "total": time.perf_counter() - t_start},
+    }
+    data = smf.SeparatedModelData(
+        parameters=[{"name": nm, "range": [float(r[0]), float(r[1])]} for nm, r in zip(s.parameter_names, ranges)],
+        entries=entries, training_parameters=mus, matrix=matrix, rhs=rhs_sep, A_red=np.asarray(A_red),
+        b_red=np.asarray(b_red), norm_gram=np.asarray(norm_gram), R=np.asarray(R), alpha_lb=alpha_lb,
+        tolerance=s.estimator.tolerance, reference=s.estimator.reference, alpha_training=alpha,
+        singular_values=np.asarray(sigma), dof_map=dof_map, n_rows=n, provenance=provenance)
+    smf.validate(out, data, V_full.shape, mesh is not None)
+    return smf.write(out, data, V_full, mesh)
