@@ -99,16 +99,24 @@ def _static_deck(path: Path, mesh, T: np.ndarray, f: np.ndarray) -> None:
     path.write_text(text.replace(export, "\n".join(step) + "\n"))
 
 
-def export(workdir: Path, divisions, train: np.ndarray, tests: np.ndarray, log=print) -> dict:
-    """Stage 1 (cached): ccx matrix exports at ``train``, the load vector, ccx static runs at ``tests``."""
+def validation_parameters(n: int = 4, seed: int = 11) -> np.ndarray:
+    return test_parameters(n, seed)
+
+
+def export(workdir: Path, divisions, train: np.ndarray, tests: np.ndarray, log=print,
+           valid: np.ndarray | None = None) -> dict:
+    """Stage 1 (cached): ccx matrix exports at ``train`` and ``valid`` (validation exports, not used for the
+    model), the load vector, ccx static runs at ``tests``."""
     mesh, f = make_problem(divisions)
     fixed = np.zeros(mesh.n_dofs, bool)
     fixed[(3 * mesh.node_set("xmin")[:, None] + np.arange(3)).ravel()] = True
     f = np.where(fixed, 0.0, f)
     log(f"mesh: {mesh.n_elements} C3D10, {mesh.n_dofs} dofs ({int(fixed.sum())} clamped)")
     ccx_seconds = {}
-    for j, mu in enumerate(train):
-        d = workdir / "train" / f"mu{j:02d}"
+    exports = [("train", j, mu) for j, mu in enumerate(train)]
+    exports += [("valid", j, mu) for j, mu in enumerate(valid if valid is not None else [])]
+    for k, (kind, j, mu) in enumerate(exports):
+        d = workdir / kind / f"mu{j:02d}"
         if (d / "job.sti").exists() and (d / "job.dof").exists():
             continue
         d.mkdir(parents=True, exist_ok=True)
@@ -116,7 +124,7 @@ def export(workdir: Path, divisions, train: np.ndarray, tests: np.ndarray, log=p
                               temperature=hot_spot(mu)(1.0, mesh.points))
         run = ccx.run_ccx(d, "job", require=("sti", "dof"))
         (d / "job.mas").unlink(missing_ok=True)
-        log(f"  export {j + 1}/{len(train)} mu = {np.round(mu, 2).tolist()}: ccx {run.seconds:.1f} s")
+        log(f"  export {k + 1}/{len(exports)} ({kind}) mu = {np.round(mu, 2).tolist()}: ccx {run.seconds:.1f} s")
     dofs = _read_dofs(workdir / "train" / "mu00" / "job.dof")
     ours = ccx.matrix_dofs_to_ours(dofs)
     load = workdir / "train" / "load.mtx"
@@ -162,7 +170,7 @@ def _toml(value) -> str:
 
 
 def write_config(workdir: Path, divisions, train: np.ndarray, output: str, *, pod_tolerance: float,
-                 max_terms: int, entries: str = "fe_kernel") -> Path:
+                 max_terms: int, entries: str = "fe_kernel", valid: np.ndarray | None = None) -> Path:
     """The ``structrom offline`` configuration of the separated model (``separated.toml``)."""
     mesh, _ = make_problem(divisions)
     deck = workdir / "mesh.inp"
@@ -175,6 +183,9 @@ def write_config(workdir: Path, divisions, train: np.ndarray, output: str, *, po
     for j, mu in enumerate(train):
         lines += ["[[separated.training]]", f"mu = {_toml([float(v) for v in mu])}",
                   f'matrix = "train/mu{j:02d}/job"', ""]
+    for j, mu in enumerate(valid if valid is not None else []):
+        lines += ["[[separated.validation]]", f"mu = {_toml([float(v) for v in mu])}",
+                  f'matrix = "valid/mu{j:02d}/job"', ""]
     lines += ["[separated.eim]", f"max_terms = {max_terms}", "",
               "[separated.basis]", f"tolerance = {pod_tolerance!r}", "",
               "[separated.estimator]", "reference = 0", "tolerance = 1e-3", "",
@@ -281,13 +292,14 @@ def main() -> None:
     divisions = QUICK_DIVISIONS if a.quick else FULL_DIVISIONS
     workdir = Path(a.workdir or ("out/separated_thermoelastic" + ("_quick" if a.quick else "")))
     workdir.mkdir(parents=True, exist_ok=True)
-    train, tests = training_grid(), test_parameters()
+    train, tests, valid = training_grid(), test_parameters(), validation_parameters()
     ranks = [int(r) for r in a.ranks.split(",")]
     t0 = time.perf_counter()
-    data = export(workdir, divisions, train, tests)
+    data = export(workdir, divisions, train, tests, valid=valid)
     if a.stage == "export":
         return
-    write_config(workdir, divisions, train, "model.h5", pod_tolerance=a.pod_tolerance, max_terms=a.max_terms)
+    write_config(workdir, divisions, train, "model.h5", pod_tolerance=a.pod_tolerance, max_terms=a.max_terms,
+                 valid=valid)
     if a.stage in ("all", "offline"):
         offline(workdir, ranks)
         cmp = compare_models([workdir / f"model_P{P}.h5" for P in ranks])

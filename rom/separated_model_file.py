@@ -29,8 +29,9 @@ path                                   shape, type     content
 ``/reduced/b_red``                     (Q, N) f8       ``V^T b_q``
 ``/reduced/norm_gram``                 (N, N) f8       ``V^T X V`` (``X``: the estimator's norm matrix)
 ``/estimator/R``                       (r, P) f8       stabilized residual factor: ``||r||_{X'} = ||R theta||``
-``/estimator`` attrs ``alpha_lb``,     f8, f8, i8      lower bound of ``lambda_min(X^-1 A(mu))``, trust tolerance
-``tolerance``, ``reference``                           of the relative estimate, training index of ``X = A(mu_ref)``
+``/estimator`` attrs ``alpha_lb``,     f8, f8, i8, f8  lower bound of ``lambda_min(X^-1 A(mu))``, trust tolerance
+``tolerance``, ``reference``,                          of the relative estimate, training index of ``X = A(mu_ref)``,
+``eim_error``                                          separation error ``eta`` measured on validation exports
 ``/estimator/alpha_training``          (m,) f8         ``lambda_min(X^-1 A(mu_j))`` at the training parameters
 ``/basis/V``                           (n, N) f8       reduced basis (rows in the exported numbering), chunked
 ``/basis/singular_values``             (N,) f8         POD singular values of the training solutions
@@ -91,6 +92,8 @@ class SeparatedModelData:
     singular_values: np.ndarray
     dof_map: np.ndarray
     n_rows: int
+    #: separation's operator error relative to ``||V u_N||_X``, measured on validation exports (0: none)
+    eim_error: float = 0.0
     provenance: dict = field(default_factory=dict)
     basis: Any = None
     mesh: Any = None
@@ -135,6 +138,7 @@ def write(path: str | Path, data: SeparatedModelData, basis: np.ndarray, mesh=No
             e.attrs["alpha_lb"] = float(data.alpha_lb)
             e.attrs["tolerance"] = float(data.tolerance)
             e.attrs["reference"] = int(data.reference)
+            e.attrs["eim_error"] = float(data.eim_error)
             basis = np.asarray(basis, dtype=float)
             f.create_dataset("basis/V", data=basis, chunks=(max(1, min(len(basis), 65536)), max(1, basis.shape[1])))
             f.create_dataset("basis/singular_values", data=data.singular_values)
@@ -183,7 +187,7 @@ def load(path: str | Path, *, basis: bool = False, mesh: bool = False) -> Separa
         e = _need(f, "estimator", path)
         try:
             est = {"alpha_lb": float(e.attrs["alpha_lb"]), "tolerance": float(e.attrs["tolerance"]),
-                   "reference": int(e.attrs["reference"])}
+                   "reference": int(e.attrs["reference"]), "eim_error": float(e.attrs.get("eim_error", 0.0))}
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"{path}: estimator attributes unreadable ({exc})") from None
         V = _need(f, "basis/V", path)
@@ -274,6 +278,8 @@ def validate(path: Path | str, d: SeparatedModelData, basis_shape: tuple, has_me
         fail(f"estimator alpha_lb must be positive and finite, got {d.alpha_lb}")
     if not (np.isfinite(d.tolerance) and d.tolerance > 0):
         fail(f"estimator tolerance must be positive and finite, got {d.tolerance}")
+    if not (np.isfinite(d.eim_error) and d.eim_error >= 0):
+        fail(f"estimator eim_error must be finite and >= 0, got {d.eim_error}")
     if not 0 <= d.reference < m:
         fail(f"estimator reference {d.reference} is not a training index (0..{m - 1})")
     if d.basis is not None and not np.all(np.isfinite(d.basis)):

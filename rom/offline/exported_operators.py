@@ -50,8 +50,11 @@ def read_dofs(path: str | Path) -> np.ndarray:
 def _parse_chunk(lines: list[bytes], path: Path, first_line: int) -> np.ndarray:
     text = b" ".join(lines)
     vals = np.fromstring(text, dtype=float, sep=" ") if text.strip() else np.zeros(0)
-    n_lines = sum(1 for ln in lines if ln.strip())
-    if vals.size != 3 * n_lines:
+    if vals.size != 3 * len(lines):  # blank lines, or a parse error (fromstring stops at the first bad token)
+        lines = [ln for ln in lines if ln.strip()]
+        text = b" ".join(lines)
+        vals = np.fromstring(text, dtype=float, sep=" ") if lines else np.zeros(0)
+    if vals.size != 3 * len(lines):
         for k, ln in enumerate(lines):
             parts = ln.split()
             if parts and len(parts) != 3:

@@ -16,7 +16,10 @@ collective, rows distributed in contiguous blocks (:func:`structrom.rom.offline.
    signs);
 5. reduced operators ``V^T A(mu_{J_k}) V``, ``V^T b_q``, ``V^T X V`` (PETSc products, allreduce);
 6. estimator: ``Y = X^-1 Z`` (KSP with ``X``), stabilized factor ``R``
-   (:func:`structrom.eim.distributed_estimator.distributed_residual_estimator`);
+   (:func:`structrom.eim.distributed_estimator.distributed_residual_estimator`); with validation exports
+   (``[[separated.validation]]``, not used for the model), the separation's operator error
+   ``eta = max_v ||(A(mu_v) - A_sep(mu_v)) V u_N||_{X'} / ||V u_N||_X`` (:func:`validate_separation`), which the
+   online estimate adds to the residual (triangle inequality);
 7. the model file (:mod:`structrom.rom.separated_model_file`), written by rank 0 from the gathered basis.
 
 The selected entries and parameters are identical for any rank count (the greedy is), the reduced matrices
@@ -66,29 +69,50 @@ class DistributedOperator:
         self._x = self.mat.createVecRight()
         self._y = self.mat.createVecLeft()
 
+    def _dense(self, X: np.ndarray | None, k: int) -> PETSc.Mat:
+        n_local, n = self.local.shape
+        D = PETSc.Mat().createDense(size=((n_local, n), (None, k)), comm=self.mat.comm,
+                                    array=None if X is None else np.asfortranarray(X, dtype=float))
+        D.setUp()
+        D.assemble()
+        return D
+
     def matmul(self, X: np.ndarray) -> np.ndarray:
-        """``A X`` at this rank's rows for ``X`` ``(n_local, k)`` (this rank's rows)."""
-        out = np.empty_like(X)
-        for c in range(X.shape[1]):
-            self._x.array[:] = X[:, c]
-            self.mat.mult(self._x, self._y)
-            out[:, c] = self._y.array
+        """``A X`` at this rank's rows for ``X`` ``(n_local, k)`` (this rank's rows); one PETSc MatMatMult."""
+        B = self._dense(X, X.shape[1])
+        C = self.mat.matMult(B)
+        out = np.array(C.getDenseArray(), dtype=float, order="C")
+        B.destroy()
+        C.destroy()
         return out
 
-    def solve(self, B: np.ndarray) -> np.ndarray:
-        """``A^-1 B`` for ``B`` ``(n_local, k)``; the KSP is set up (factorized) on first use."""
+    def _setup(self) -> None:
         cfg = self.solver
+        self.mat.setOption(PETSc.Mat.Option.SPD, True)
+        self.ksp = PETSc.KSP().create(comm=self.mat.comm)
+        self.ksp.setType(cfg.ksp_type)
+        pc = self.ksp.getPC()
+        pc.setType(cfg.pc_type)
+        if cfg.factor_solver and cfg.pc_type in ("cholesky", "lu"):
+            pc.setFactorSolverType(cfg.factor_solver)
+        self.ksp.setTolerances(rtol=cfg.rtol, max_it=cfg.max_it)
+        self.ksp.setOperators(self.mat)
+        self.ksp.setFromOptions()
+        self.ksp.setUp()
+
+    def solve(self, B: np.ndarray) -> np.ndarray:
+        """``A^-1 B`` for ``B`` ``(n_local, k)``; the KSP is set up (factorized) on first use. A direct solve
+        (``preonly`` + ``cholesky``/``lu``) solves all columns at once (MatMatSolve)."""
         if self.ksp is None:
-            self.mat.setOption(PETSc.Mat.Option.SPD, True)
-            self.ksp = PETSc.KSP().create(comm=self.mat.comm)
-            self.ksp.setType(cfg.ksp_type)
-            pc = self.ksp.getPC()
-            pc.setType(cfg.pc_type)
-            if cfg.factor_solver and cfg.pc_type in ("cholesky", "lu"):
-                pc.setFactorSolverType(cfg.factor_solver)
-            self.ksp.setTolerances(rtol=cfg.rtol, max_it=cfg.max_it)
-            self.ksp.setOperators(self.mat)
-            self.ksp.setFromOptions()
+            self._setup()
+        pc = self.ksp.getPC()
+        if self.ksp.getType() == "preonly" and pc.getType() in ("cholesky", "lu"):
+            Bd, Xd = self._dense(B, B.shape[1]), self._dense(None, B.shape[1])
+            pc.getFactorMatrix().matSolve(Bd, Xd)
+            out = np.array(Xd.getDenseArray(), dtype=float, order="C")
+            Bd.destroy()
+            Xd.destroy()
+            return out
         out = np.empty_like(B)
         for c in range(B.shape[1]):
             self._y.array[:] = B[:, c]
@@ -187,11 +211,8 @@ def run_separated_offline(cfg: SeparatedOfflineConfig, comm: MPI.Comm | None = N
         if s.rhs is not None:
             shared_b = read_vector(cfg.path(s.rhs), n)[lo:hi]
         for j, tr in enumerate(s.training):
-            if s.format == "calculix":
-                A_local.append(read_calculix_rows(cfg.path(tr.matrix), n, lo, hi))
-            else:
-                A_local.append(read_matrix_market_rows(cfg.path(tr.matrix), n, lo, hi))
-            b_local[:, j] = read_vector(cfg.path(tr.rhs), n)[lo:hi] if tr.rhs is not None else shared_b
+            A, b_local[:, j] = _read_operator(cfg, tr, n, lo, hi, shared_b)
+            A_local.append(A)
     except ExportError as exc:
         msg = str(exc)
     _raise(comm, msg)
@@ -277,7 +298,6 @@ def run_separated_offline(cfg: SeparatedOfflineConfig, comm: MPI.Comm | None = N
     # -- 6. estimator -----------------------------------------------------------------------------------------------------
     t = time.perf_counter()
     Z = np.hstack([b_vecs] + AV)
-    del AV
     msg = None
     try:
         Y = X.solve(Z)
@@ -290,7 +310,25 @@ def run_separated_offline(cfg: SeparatedOfflineConfig, comm: MPI.Comm | None = N
     say(f"reduced operators and estimator: P = {estimator.R.shape[1]} residual terms, "
         f"{timings['reduced'] + timings['estimator']:.1f} s")
     for op in ops:
-        op.destroy()
+        if op is not X:
+            op.destroy()
+
+    # -- 6b. validation: the separation's operator error, which the residual of the separated system misses ------
+    t = time.perf_counter()
+    validation = validate_separation(comm, cfg, n, lo, hi, matrix, rhs_sep, A_red, b_red, norm_gram, AV, V, X,
+                                     estimator.R, alpha_lb)
+    X.destroy()
+    del AV
+    eim_error = max((v["eim_error"] for v in validation), default=0.0)
+    for v in validation:  # the estimate the online stage will give there, and its effectivity
+        v["estimate"] = (v["residual"] + eim_error * v["norm_u"]) / alpha_lb
+        v["effectivity"] = v["estimate"] / v["error"] if v["error"] > 0 else float("inf")
+    timings["validation"] = time.perf_counter() - t
+    if validation:
+        errors = ", ".join(f"{v['error'] / v['norm_u_exact']:.1e}" for v in validation)
+        effectivities = ", ".join(f"{v['effectivity']:.2f}" for v in validation)
+        say(f"validation ({len(validation)} exports): separation error eta = {eim_error:.2e} (relative, X norm); "
+            f"errors {errors}; effectivities {effectivities}; {timings['validation']:.1f} s")
 
     # -- 7. model file ------------------------------------------------------------------------------------------------------
     t = time.perf_counter()
@@ -300,7 +338,7 @@ def run_separated_offline(cfg: SeparatedOfflineConfig, comm: MPI.Comm | None = N
     if rank == 0:
         try:
             out = _write(cfg, out, mus, matrix, rhs_sep, A_red, b_red, norm_gram, estimator.R, alpha, alpha_lb,
-                         res.singular_values, dofs, V_full, n, sep, timings, size, t_start)
+                         res.singular_values, dofs, V_full, n, sep, timings, size, t_start, eim_error, validation)
         except (ExportError, OSError, ValueError) as exc:
             msg = str(exc)
     _raise(comm, msg)
@@ -309,8 +347,68 @@ def run_separated_offline(cfg: SeparatedOfflineConfig, comm: MPI.Comm | None = N
     return out
 
 
+def _read_operator(cfg, entry, n: int, lo: int, hi: int, shared_b) -> tuple[sp.csr_matrix, np.ndarray]:
+    s = cfg.separated
+    if s.format == "calculix":
+        A = read_calculix_rows(cfg.path(entry.matrix), n, lo, hi)
+    else:
+        A = read_matrix_market_rows(cfg.path(entry.matrix), n, lo, hi)
+    b = read_vector(cfg.path(entry.rhs), n)[lo:hi] if entry.rhs is not None else shared_b
+    return A, b
+
+
+def _entries_at(comm, A_local: sp.csr_matrix | np.ndarray, lo: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``A[rows, cols]`` ``(d,)`` of a row-distributed matrix (or vector ``(n_local,)``), on every rank."""
+    mine = (rows >= lo) & (rows < lo + A_local.shape[0])
+    out = np.zeros(len(rows))
+    if mine.any():
+        if sp.issparse(A_local):
+            out[mine] = np.asarray(A_local[rows[mine] - lo, cols[mine]]).ravel()
+        else:
+            out[mine] = A_local[rows[mine] - lo]
+    return _dist.allreduce(comm, out)
+
+
+def validate_separation(comm, cfg, n, lo, hi, matrix, rhs_sep, A_red, b_red, norm_gram, AV, V, X, R,
+                        alpha_lb) -> list[dict]:
+    """For every validation export ``A_v = A(mu_v)``: the reduced solution ``u_N`` of the separated system (entries
+    taken from ``A_v``, as an exact entry evaluator gives them), the separation's operator error on it
+    ``eta_v = ||(A_v - A_sep(mu_v)) V u_N||_{X'} / ||V u_N||_X``, the residual ``||R theta||`` and the true error
+    ``||A_v^-1 b_v - V u_N||_X``. Collective."""
+    s = cfg.separated
+    out = []
+    F = sla.lu_factor(matrix.F)
+    shared_b = read_vector(cfg.path(s.rhs), n)[lo:hi] if s.rhs is not None else None
+    for v in s.validation:
+        msg = None
+        try:
+            A_v, b_v = _read_operator(cfg, v, n, lo, hi, shared_b)
+        except ExportError as exc:
+            msg, A_v, b_v = str(exc), None, None
+        _raise(comm, msg)
+        beta = sla.lu_solve(F, _entries_at(comm, A_v, lo, matrix.entry_rows, matrix.entry_cols))
+        gamma = np.ones(1) if rhs_sep is None else sla.lu_solve(
+            sla.lu_factor(rhs_sep.F), _entries_at(comm, b_v, lo, rhs_sep.entry_rows, rhs_sep.entry_cols))
+        u_N = sla.solve(np.tensordot(beta, A_red, axes=1), gamma @ b_red)
+        op = DistributedOperator(comm, A_v, lo, s.solver)
+        Vu = V @ u_N
+        w = op.matmul(Vu[:, None])[:, 0] - sum(bk * (W @ u_N) for bk, W in zip(beta, AV))
+        eta_abs = float(np.sqrt(max(_dist.allreduce(comm, float(w @ X.solve(w[:, None])[:, 0])), 0.0)))
+        norm_u = float(np.sqrt(max(u_N @ (norm_gram @ u_N), 0.0)))
+        e = op.solve(b_v[:, None])[:, 0]
+        norm_exact = float(np.sqrt(max(_dist.allreduce(comm, float(e @ X.matmul(e[:, None])[:, 0])), 0.0)))
+        e -= Vu
+        err = float(np.sqrt(max(_dist.allreduce(comm, float(e @ X.matmul(e[:, None])[:, 0])), 0.0)))
+        op.destroy()
+        theta = np.concatenate([gamma, -np.outer(beta, u_N).ravel()])
+        out.append({"mu": list(v.mu), "matrix": v.matrix, "eim_error": eta_abs / norm_u if norm_u > 0 else 0.0,
+                    "residual": float(np.linalg.norm(R @ theta)), "norm_u": norm_u, "norm_u_exact": norm_exact,
+                    "error": err})
+    return out
+
+
 def _write(cfg, out, mus, matrix, rhs_sep, A_red, b_red, norm_gram, R, alpha, alpha_lb, sigma, dofs, V_full, n, sep,
-           timings, size, t_start) -> Path:
+           timings, size, t_start, eim_error, validation) -> Path:
     s = cfg.separated
     ranges = s.parameter_ranges or [[float(mus[:, i].min()), float(mus[:, i].max())] for i in range(mus.shape[1])]
     mesh = None
@@ -340,12 +438,13 @@ def _write(cfg, out, mus, matrix, rhs_sep, A_red, b_red, norm_gram, R, alpha, al
         "greedy": {"errors": sep.greedy.errors.tolist(), "stop_reason": sep.greedy.stop_reason,
                    "lebesgue": sep.greedy.lebesgue.tolist()},
         "timings": {**timings, "total": time.perf_counter() - t_start},
+        "validation": validation,
     }
     data = smf.SeparatedModelData(
         parameters=[{"name": nm, "range": [float(r[0]), float(r[1])]} for nm, r in zip(s.parameter_names, ranges)],
         entries=entries, training_parameters=mus, matrix=matrix, rhs=rhs_sep, A_red=np.asarray(A_red),
         b_red=np.asarray(b_red), norm_gram=np.asarray(norm_gram), R=np.asarray(R), alpha_lb=alpha_lb,
-        tolerance=s.estimator.tolerance, reference=s.estimator.reference, alpha_training=alpha,
+        tolerance=s.estimator.tolerance, reference=s.estimator.reference, alpha_training=alpha, eim_error=eim_error,
         singular_values=np.asarray(sigma), dof_map=dof_map, n_rows=n, provenance=provenance)
     smf.validate(out, data, V_full.shape, mesh is not None)
     return smf.write(out, data, V_full, mesh)

@@ -15,6 +15,10 @@ Example::
     mu = [300.0, 30.0]
     matrix = "train/mu00/job"              # calculix: job path without extension; matrix_market: the file
 
+    [[separated.validation]]               # optional exports NOT used for the model: they measure the
+    mu = [410.0, 47.0]                     #   separation's operator error that the residual cannot see
+    matrix = "valid/mu00/job"
+
     [separated.eim]
     max_terms = 24                         # at most the number of training parameters
     rtol = 1e-10                           # greedy tolerance relative to the largest entry (max norm)
@@ -85,9 +89,9 @@ class SeparatedEstimatorConfig(Strict):
     tolerance: float = Field(1e-3, gt=0)
     safety: float = Field(0.9, gt=0, le=1)
     #: subspace iteration for lambda_min(X^-1 A(mu_j)): block size, iterations, relative change to stop
-    eig_vectors: int = Field(4, ge=1)
-    eig_iterations: int = Field(40, ge=1)
-    eig_rtol: float = Field(1e-4, gt=0)
+    eig_vectors: int = Field(2, ge=1)
+    eig_iterations: int = Field(12, ge=1)
+    eig_rtol: float = Field(1e-3, gt=0)
 
 
 class SeparatedOnlineConfig(Strict):
@@ -110,6 +114,7 @@ class SeparatedSection(Strict):
     parameter_ranges: list[list[float]] | None = None
     rhs: str | None = None
     training: list[TrainingEntry] = Field(min_length=2)
+    validation: list[TrainingEntry] = []
     eim: SeparatedEIMConfig = SeparatedEIMConfig()
     basis: SeparatedBasisConfig = SeparatedBasisConfig()
     solver: SeparatedSolverConfig = SeparatedSolverConfig()
@@ -121,11 +126,12 @@ class SeparatedSection(Strict):
         p = len(self.parameter_names)
         if len(set(self.parameter_names)) != p:
             raise ValueError(f"parameter_names has duplicates: {self.parameter_names}")
-        for j, t in enumerate(self.training):
-            if len(t.mu) != p:
-                raise ValueError(f"training[{j}].mu has {len(t.mu)} values for {p} parameters {self.parameter_names}")
-            if self.rhs is None and t.rhs is None:
-                raise ValueError(f"training[{j}] has no rhs and there is no shared separated.rhs")
+        for what, entries in (("training", self.training), ("validation", self.validation)):
+            for j, t in enumerate(entries):
+                if len(t.mu) != p:
+                    raise ValueError(f"{what}[{j}].mu has {len(t.mu)} values for {p} parameters {self.parameter_names}")
+                if self.rhs is None and t.rhs is None:
+                    raise ValueError(f"{what}[{j}] has no rhs and there is no shared separated.rhs")
         if self.parameter_ranges is not None:
             if len(self.parameter_ranges) != p or any(len(r) != 2 or r[0] > r[1] for r in self.parameter_ranges):
                 raise ValueError(f"parameter_ranges must be {p} pairs [lo, hi] with lo <= hi")
@@ -148,15 +154,16 @@ class SeparatedOfflineConfig(Strict):
     def check_files(self) -> None:
         """Raise :class:`ConfigError` naming the first training file that does not exist."""
         s = self.separated
-        for j, t in enumerate(s.training):
-            files = [self.path(t.matrix + ext) for ext in (".sti", ".dof")] if s.format == "calculix" \
-                else [self.path(t.matrix)]
-            if t.rhs is not None:
-                files.append(self.path(t.rhs))
-            for f in files:
-                if not f.exists():
-                    raise ConfigError(f"separated.training[{j}]: file {str(f)!r} not found (relative to "
-                                      f"{self.base_dir})")
+        for what, entries in (("training", s.training), ("validation", s.validation)):
+            for j, t in enumerate(entries):
+                files = [self.path(t.matrix + ext) for ext in (".sti", ".dof")] if s.format == "calculix" \
+                    else [self.path(t.matrix)]
+                if t.rhs is not None:
+                    files.append(self.path(t.rhs))
+                for f in files:
+                    if not f.exists():
+                        raise ConfigError(f"separated.{what}[{j}]: file {str(f)!r} not found (relative to "
+                                          f"{self.base_dir})")
         if s.rhs is not None and not self.path(s.rhs).exists():
             raise ConfigError(f"separated.rhs: file {str(self.path(s.rhs))!r} not found")
         if s.online.mesh is not None and not self.path(s.online.mesh).exists():
