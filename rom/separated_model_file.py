@@ -156,7 +156,8 @@ def write(path: str | Path, data: SeparatedModelData, basis: np.ndarray, mesh=No
 
 def _need(f, key: str, path: Path):
     if key not in f:
-        raise ModelFileError(f"{path}: missing {key!r}: the file is truncated or not a separated structrom model")
+        full = f"{f.name.rstrip('/')}/{key}".lstrip("/")
+        raise ModelFileError(f"{path}: missing {full!r}: the file is truncated or not a separated structrom model")
     return f[key]
 
 

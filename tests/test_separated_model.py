@@ -33,7 +33,9 @@ def exported(tmp_path_factory):
     tests = ex.test_parameters(3, seed=3)
     valid = ex.validation_parameters(3)
     data = ex.export(work, DIVISIONS, train, tests, log=lambda *a: None, valid=valid)
-    cfg = ex.write_config(work, DIVISIONS, train, "model.h5", pod_tolerance=1e-6, max_terms=12, valid=valid)
+    cfg = ex.write_config(work, DIVISIONS, train, "model.h5", pod_tolerance=1e-4, max_terms=12, valid=valid)
+    # a few inverse iterations suffice for alpha_LB here (safety factor 0.9); keeps the three mpirun runs short
+    cfg.write_text(cfg.read_text().replace("reference = 0", "reference = 0\neig_iterations = 4"))
     return {"work": work, "config": cfg, "train": train, "tests": tests, **data}
 
 
@@ -196,7 +198,7 @@ def _matrix_market_problem(directory: Path, m: int = 6) -> Path:
     for j, mu in enumerate(mus):
         K = kernel.assemble(mu)[free][:, free]
         scipy.io.mmwrite(str(directory / f"A{j}.mtx"), K, symmetry="symmetric")
-        np.save(directory / f"b{j}.npy", f[free] * (1.0 + 0.1 * j))
+        np.save(directory / f"b{j}.npy", f[free] * (1.0 + 0.1 * j) + 0.05 * j * j * np.roll(f[free], 7))
         lines += ["[[separated.training]]", f"mu = [{mu[0]}, {mu[1]}]", f'matrix = "A{j}.mtx"', f'rhs = "b{j}.npy"']
     lines += ["[output]", 'file = "mm.h5"']
     (directory / "mm.toml").write_text("\n".join(lines) + "\n")
@@ -257,7 +259,7 @@ def test_protocol_is_satisfied_by_both_kinds(model_path, tmp_path):
     hyper = build_exact_model(tmp_path, divisions=(4, 1, 1), name="hyper.h5")
     models = {"hyper": load_model(hyper.path), "sep": load_model(model_path)}
     assert isinstance(models["hyper"], ReducedModel) and isinstance(models["sep"], SeparatedModel)
-    queries = {"hyper": loading_dict(1.0, 50.0), "sep": [500.0, 50.0]}
+    queries = {"hyper": loading_dict(0.04, 0.25), "sep": [500.0, 50.0]}
     for name, model in models.items():
         assert isinstance(model, OnlineModel), name
         assert model.parameters and all(lo <= hi for lo, hi in model.parameters.values())

@@ -304,7 +304,7 @@ def run_separated_offline(cfg: SeparatedOfflineConfig, comm: MPI.Comm | None = N
     except ExportError as exc:
         msg, Y = str(exc), np.zeros_like(Z)
     _raise(comm, msg)
-    estimator = distributed_residual_estimator(comm, Z, Y)
+    estimator = distributed_residual_estimator(comm, Z, Y, lambda w: X.matmul(w[:, None])[:, 0])
     del Z, Y
     timings["estimator"] = time.perf_counter() - t
     say(f"reduced operators and estimator: P = {estimator.R.shape[1]} residual terms, "
