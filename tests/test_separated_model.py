@@ -280,3 +280,23 @@ def test_protocol_is_satisfied_by_both_kinds(model_path, tmp_path):
     assert reg.card("sep")["kind"] == "separated" and reg.card("hyper")["kind"] == "hyper_reduced"
     assert isinstance(reg.get("sep"), SeparatedModel) and isinstance(reg.get("hyper"), ReducedModel)
     reg.close()
+
+
+@needs_ccx
+def test_rest_answer_of_a_parameter_query(model_path):
+    """The REST helper answers a parameter query with the indicator and maps bad input to 422 on 'parameters'."""
+    from structrom.api.registry import RegistryError
+    from structrom.api.separated_service import solve_parameters
+    from structrom.rom.online import load_model
+
+    model = load_model(model_path)
+    out = solve_parameters(model, {"parameters": {"intensity": 500.0, "x_center": 50.0}})
+    res = model.solve([500.0, 50.0])
+    assert out["kind"] == "separated" and out["trusted"] == res.trusted
+    assert out["error_estimate"] == pytest.approx(res.error_estimate) and out["max_displacement"] > 0
+    for body, code in (({"parameters": [900.0, 50.0]}, "outside_training_family"), ({}, "invalid_parameters"),
+                       ({"parameters": {"intensity": 1.0}}, "invalid_parameters")):
+        with pytest.raises(RegistryError) as info:
+            solve_parameters(model, body)
+        assert info.value.status == 422 and info.value.code == code and info.value.field == "parameters"
+    assert solve_parameters(model, {"parameters": [900.0, 50.0], "extrapolate": True})["warnings"]
