@@ -150,6 +150,19 @@ def export(workdir: Path, divisions, train: np.ndarray, tests: np.ndarray, log=p
     return {"mesh": mesh, "dofs": dofs, "ours": ours, "ccx_seconds": ccx_seconds}
 
 
+def retime_ccx(workdir: Path, n_tests: int, log=print) -> dict:
+    """Rerun the held-out ccx static solves (same decks) to time ccx under the current machine load."""
+    seconds = {}
+    for j in range(n_tests):
+        d = workdir / "test" / f"mu{j:02d}"
+        run = ccx.run_ccx(d, "job", require=("dat",))
+        info = json.loads((d / "ccx.json").read_text())
+        info["seconds"] = seconds[j] = run.seconds
+        (d / "ccx.json").write_text(json.dumps(info))
+        log(f"  ccx static {j + 1}/{n_tests}: {run.seconds:.1f} s")
+    return seconds
+
+
 def _read_dofs(path: Path) -> np.ndarray:
     lines = [ln.strip().partition(".") for ln in path.read_text().split()]
     return np.array([(int(a), int(c)) for a, _, c in lines], dtype=np.int64)
@@ -289,6 +302,8 @@ def main() -> None:
     p.add_argument("--pod-tolerance", type=float, default=1e-5)
     p.add_argument("--max-terms", type=int, default=24)
     p.add_argument("--stage", choices=["all", "export", "offline", "evaluate"], default="all")
+    p.add_argument("--retime-ccx", action="store_true", help="rerun ccx's static solves before evaluating, so "
+                   "that ccx and the online queries are timed under the same machine load")
     a = p.parse_args()
     divisions = QUICK_DIVISIONS if a.quick else FULL_DIVISIONS
     workdir = Path(a.workdir or ("out/separated_thermoelastic" + ("_quick" if a.quick else "")))
@@ -308,14 +323,16 @@ def main() -> None:
               f"{cmp['parameters_identical']}, max rel. difference A_red {cmp['A_red']:.1e}, b_red {cmp['b_red']:.1e} "
               f"(d = {cmp['terms']}, N = {cmp['modes']})")
     if a.stage in ("all", "evaluate"):
+        if a.retime_ccx:
+            data["ccx_seconds"] = retime_ccx(workdir, len(tests))
         out = evaluate(workdir, workdir / f"model_P{ranks[0]}.h5", tests, data["ccx_seconds"])
         print(f"\nmodel loaded in {out['load_s']:.2f} s")
-        print("\n| I [C] | x_c [mm] | error (energy) | error (Euclidean) | estimate / error | trusted | online [ms] "
-              "| ccx [s] | speedup |")
-        print("| ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
+        print("\n| I [C] | x_c [mm] | error (energy) | error (Euclidean) | indicator | estimate / error | trusted "
+              "| online [ms] | ccx [s] | speedup |")
+        print("| ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
         for r in out["rows"]:
-            print(f"| {r['mu'][0]:.1f} | {r['mu'][1]:.1f} | {r['err_X']:.2e} | {r['err_2']:.2e} | "
-                  f"{r['effectivity']:.2f} | {r['trusted']} | {1e3 * r['online_s']:.2f} | {r['ccx_s']:.1f} | "
+            print(f"| {r['mu'][0]:.1f} | {r['mu'][1]:.1f} | {r['err_X']:.2e} | {r['err_2']:.2e} | {r['indicator']:.2e} "
+                  f"| {r['effectivity']:.2f} | {r['trusted']} | {1e3 * r['online_s']:.2f} | {r['ccx_s']:.1f} | "
                   f"{r['speedup']:.0f} |")
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
 
