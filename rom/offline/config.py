@@ -31,13 +31,12 @@ The mesh, the laws, the Dirichlet sets and the training loadings come from the s
 from __future__ import annotations
 
 import glob
-import tomllib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from structrom.rom.config import ConfigError
+from structrom.rom.config import ConfigError, load_toml, parse
 
 
 class Strict(BaseModel):
@@ -105,18 +104,19 @@ class OfflineConfig(Strict):
         return files
 
 
+class _Kind(BaseModel):
+    """Only the model kind of an offline configuration (everything else passes through)."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: Literal["hyper_reduced", "separated"] = "hyper_reduced"
+
+
 def load_offline_config(path: str | Path):
     """The :class:`OfflineConfig` of a hyper-reduced model, or for ``kind = "separated"`` the
     :class:`~structrom.rom.offline.separated_config.SeparatedOfflineConfig`."""
-    from structrom.rom.config import parse
-
-    try:
-        raw = tomllib.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: configuration file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    if raw.get("kind") == "separated":
+    head = load_toml(path, _Kind)
+    raw = head.model_dump()
+    if head.kind == "separated":
         from .separated_config import SeparatedOfflineConfig
 
         scfg = parse(raw, SeparatedOfflineConfig, str(path))
