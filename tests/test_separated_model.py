@@ -300,3 +300,35 @@ def test_rest_answer_of_a_parameter_query(model_path):
             solve_parameters(model, body)
         assert info.value.status == 422 and info.value.code == code and info.value.field == "parameters"
     assert solve_parameters(model, {"parameters": [900.0, 50.0], "extrapolate": True})["warnings"]
+
+
+def test_ansys_full_rows_are_the_symmetric_stiffness(tmp_path):
+    """Ansys .full (ansys-mapdl-reader's example file): row blocks of any rank count assemble the symmetric
+    stiffness; the offline configuration accepts the format (with interpolated entries only)."""
+    reader = pytest.importorskip("ansys.mapdl.reader")
+    import scipy.sparse as sp
+
+    from structrom.rom.config import ConfigError
+    from structrom.rom.offline.config import load_offline_config
+    from structrom.rom.offline.exported_operators import ansys_full_dofs, read_ansys_full_rows, row_range
+
+    path = reader.examples.fullfile
+    dofs = ansys_full_dofs(path)
+    n = len(dofs)
+    _, k, _ = reader.read_binary(path).load_km(sort=True, as_sparse=True)
+    K = (k + k.T - sp.diags(k.diagonal())).tocsr()
+    assert set(dofs[:, 1].tolist()) == {1, 2, 3}
+    for P in (1, 2, 3):
+        blocks = [read_ansys_full_rows(path, n, *row_range(n, r, P), ) for r in range(P)]
+        assert abs(sp.vstack(blocks).tocsr() - K).max() == 0.0, P
+    shutil.copy(path, tmp_path / "a.full")
+    np.save(tmp_path / "b.npy", np.ones(n))
+    base = ['kind = "separated"', "[separated]", 'format = "ansys_full"', 'parameter_names = ["a"]', 'rhs = "b.npy"',
+            "[[separated.training]]", "mu = [1.0]", 'matrix = "a.full"', "[[separated.training]]", "mu = [2.0]",
+            'matrix = "a.full"']
+    (tmp_path / "ok.toml").write_text("\n".join(base) + "\n")
+    assert load_offline_config(tmp_path / "ok.toml").separated.format == "ansys_full"
+    (tmp_path / "fe.toml").write_text("\n".join(base + ["[separated.online]", 'entries = "fe_kernel"', 'mesh = "m.inp"',
+                                                        "material = {}", "temperature = {}"]) + "\n")
+    with pytest.raises(ConfigError, match="fe_kernel.*calculix"):
+        load_offline_config(tmp_path / "fe.toml")

@@ -8,6 +8,8 @@ so no rank ever holds a whole matrix:
   ``job.sti`` 1-based ``row col value`` of the upper triangle (expanded symmetrically here), ``job.dof`` one
   ``node.direction`` per row;
 * Matrix Market coordinate files (``general`` or ``symmetric``, real), 1-based;
+* Ansys ``.full`` files through ansys-mapdl-reader (the reader loads a whole matrix: each rank reads it and
+  keeps its rows, so a rank does hold one whole matrix transiently);
 * load vectors: Matrix Market (array or coordinate) or ``.npy``, ``(n,)`` in the matrices' row order.
 """
 from __future__ import annotations
@@ -90,18 +92,67 @@ def _read_triplet_rows(path: Path, f, n: int, lo: int, hi: int, storage: str, fi
                               f"wrong triangle for {storage} triangular storage")
         if not np.all(np.isfinite(v)):
             raise ExportError(f"{path}: non-finite value near line {line}")
-        own = (i >= lo) & (i < hi)
-        rows.append(i[own]), cols.append(j[own]), vals.append(v[own])
-        if storage != "general":
-            mirror = (j >= lo) & (j < hi) & (i != j)
-            rows.append(j[mirror]), cols.append(i[mirror]), vals.append(v[mirror])
+        _keep_owned(i, j, v, lo, hi, storage != "general", rows, cols, vals)
         line += len(lines)
+    return _owned_csr(rows, cols, vals, n, lo, hi)
+
+
+def _keep_owned(i, j, v, lo: int, hi: int, symmetric: bool, rows: list, cols: list, vals: list) -> None:
+    """Append the entries of rows ``[lo, hi)`` (and, for triangular storage, the mirrored ones)."""
+    own = (i >= lo) & (i < hi)
+    rows.append(i[own]), cols.append(j[own]), vals.append(v[own])
+    if symmetric:
+        mirror = (j >= lo) & (j < hi) & (i != j)
+        rows.append(j[mirror]), cols.append(i[mirror]), vals.append(v[mirror])
+
+
+def _owned_csr(rows: list, cols: list, vals: list, n: int, lo: int, hi: int) -> sp.csr_matrix:
     r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
     A = sp.csr_matrix((np.concatenate(vals) if vals else np.zeros(0), (r - lo, np.concatenate(cols) if cols else r)),
                       shape=(hi - lo, n))
     A.sum_duplicates()
     A.sort_indices()
     return A
+
+
+def _ansys_full(path: Path):
+    try:
+        from ansys.mapdl.reader import read_binary
+    except ImportError:
+        raise ExportError(f"{path}: reading Ansys .full files needs ansys-mapdl-reader (pip install "
+                          "ansys-mapdl-reader)") from None
+    try:
+        dof_ref, k, _ = read_binary(str(path)).load_km(sort=True, as_sparse=True)
+    except Exception as exc:  # the reader raises assorted errors on foreign or truncated files
+        raise ExportError(f"cannot read the Ansys .full file {str(path)!r} ({type(exc).__name__}: {exc})") from None
+    return np.asarray(dof_ref, dtype=np.int64), sp.coo_matrix(k)
+
+
+def ansys_full_dofs(path: str | Path) -> np.ndarray:
+    """``(n, 2)`` (node number, direction 1-3) of the rows of an Ansys ``.full`` file (ansys-mapdl-reader's
+    ``dof_ref``, sorted by node)."""
+    dof_ref, _ = _ansys_full(Path(path))
+    if dof_ref.size and (dof_ref[:, 1].min() < 0 or dof_ref[:, 1].max() > 2):
+        raise ExportError(f"{path}: only UX, UY, UZ dofs are supported (found dof indices "
+                          f"{sorted(set(dof_ref[:, 1].tolist()))})")
+    return np.column_stack([dof_ref[:, 0], dof_ref[:, 1] + 1])
+
+
+def read_ansys_full_rows(path: str | Path, n: int, lo: int, hi: int) -> sp.csr_matrix:
+    """Rows ``[lo, hi)`` of the stiffness in an Ansys ``.full`` file (ansys-mapdl-reader loads the whole upper
+    triangle; this rank keeps its rows and the mirrored entries). Rows sorted by node as in
+    :func:`ansys_full_dofs`."""
+    path = Path(path)
+    _, k = _ansys_full(path)
+    if k.shape != (n, n):
+        raise ExportError(f"{path}: stiffness is {k.shape[0]} x {k.shape[1]}, expected {n} x {n} (the exports "
+                          "must share one dof numbering)")
+    i, j, v = k.row.astype(np.int64), k.col.astype(np.int64), k.data.astype(float)
+    if np.any(i > j):
+        i, j = np.minimum(i, j), np.maximum(i, j)  # the reader's triangle: make it the upper one
+    rows, cols, vals = [], [], []
+    _keep_owned(i, j, v, lo, hi, True, rows, cols, vals)
+    return _owned_csr(rows, cols, vals, n, lo, hi)
 
 
 def read_calculix_rows(job: str | Path, n: int, lo: int, hi: int) -> sp.csr_matrix:

@@ -1,7 +1,7 @@
 """Offline stage of a separated model: ``mpirun -n P structrom offline config.toml`` with ``kind = "separated"``.
 
 Inputs (:mod:`structrom.rom.offline.separated_config`): operators ``A(mu_j)`` exported by a black-box code for
-``m`` training parameters (CalculiX matrix storage or Matrix Market) and load vectors ``b(mu_j)``. Stages, all
+``m`` training parameters (CalculiX matrix storage, Ansys ``.full`` or Matrix Market) and load vectors ``b(mu_j)``. Stages, all
 collective, rows distributed in contiguous blocks (:func:`structrom.rom.offline.exported_operators.row_range`):
 
 1. read: every rank keeps its rows of each ``A(mu_j)`` and ``b(mu_j)``;
@@ -42,8 +42,8 @@ from structrom.mpi import collectives as _dist
 from structrom.rom import separated_model_file as smf
 from structrom.rom.pod import pod
 
-from .exported_operators import (ExportError, matrix_market_size, read_calculix_rows, read_dofs,
-                                 read_matrix_market_rows, read_vector, row_range)
+from .exported_operators import (ExportError, ansys_full_dofs, matrix_market_size, read_ansys_full_rows,
+                                 read_calculix_rows, read_dofs, read_matrix_market_rows, read_vector, row_range)
 from .separated_config import SeparatedOfflineConfig
 
 
@@ -183,6 +183,9 @@ def run_separated_offline(cfg: SeparatedOfflineConfig, comm: MPI.Comm | None = N
     try:
         if s.format == "calculix":
             dofs = read_dofs(cfg.path(s.training[0].matrix + ".dof"))
+            n = len(dofs)
+        elif s.format == "ansys_full":
+            dofs = ansys_full_dofs(cfg.path(s.training[0].matrix))
             n = len(dofs)
         else:
             n = matrix_market_size(cfg.path(s.training[0].matrix))
@@ -351,6 +354,8 @@ def _read_operator(cfg, entry, n: int, lo: int, hi: int, shared_b) -> tuple[sp.c
     s = cfg.separated
     if s.format == "calculix":
         A = read_calculix_rows(cfg.path(entry.matrix), n, lo, hi)
+    elif s.format == "ansys_full":
+        A = read_ansys_full_rows(cfg.path(entry.matrix), n, lo, hi)
     else:
         A = read_matrix_market_rows(cfg.path(entry.matrix), n, lo, hi)
     b = read_vector(cfg.path(entry.rhs), n)[lo:hi] if entry.rhs is not None else shared_b

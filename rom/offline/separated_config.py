@@ -5,7 +5,7 @@ Example::
     kind = "separated"
 
     [separated]
-    format = "calculix"                    # calculix (job.sti + job.dof) | matrix_market (.mtx)
+    format = "calculix"                    # calculix (job.sti + job.dof) | matrix_market (.mtx) | ansys_full (.full)
     parameter_names = ["intensity", "x_center"]
     parameter_ranges = [[300.0, 700.0], [30.0, 70.0]]   # optional; default: the training bounding box
     rhs = "train/load.mtx"                 # load vector in the matrices' row order (.mtx array or .npy),
@@ -109,7 +109,7 @@ class SeparatedOnlineConfig(Strict):
 
 
 class SeparatedSection(Strict):
-    format: Literal["calculix", "matrix_market"] = "calculix"
+    format: Literal["calculix", "matrix_market", "ansys_full"] = "calculix"
     parameter_names: list[str] = Field(min_length=1)
     parameter_ranges: list[list[float]] | None = None
     rhs: str | None = None
@@ -135,6 +135,9 @@ class SeparatedSection(Strict):
         if self.parameter_ranges is not None:
             if len(self.parameter_ranges) != p or any(len(r) != 2 or r[0] > r[1] for r in self.parameter_ranges):
                 raise ValueError(f"parameter_ranges must be {p} pairs [lo, hi] with lo <= hi")
+        if self.online.entries == "fe_kernel" and self.format != "calculix":
+            raise ValueError("online.entries = 'fe_kernel' needs format = 'calculix' (the mesh deck and the .dof "
+                             "numbering); use entries = 'interpolation'")
         if self.estimator.reference >= len(self.training):
             raise ValueError(f"estimator.reference {self.estimator.reference} is not a training index "
                              f"(0..{len(self.training) - 1})")
