@@ -1,7 +1,8 @@
 """The ``structrom`` command.
 
     structrom hifi config.toml [-ksp_type preonly -pc_type lu ...]    HF solve (under mpirun for parallel)
-    structrom offline config.toml                                      reduced model (under mpirun)
+    structrom offline config.toml                                      reduced model (under mpirun); kind =
+                                                                       "separated" in the TOML: EIM-separated model
     structrom enrich MODEL --loadings FILE [--solver inhouse|calculix] [--config base.toml]
                                                                        HF solves where the model is not trusted,
                                                                        a new model version (under mpirun)
@@ -40,9 +41,16 @@ def _offline(args: argparse.Namespace, petsc_args: list[str]) -> int:
     from mpi4py import MPI
 
     from structrom.rom.offline.config import load_offline_config
+
+    cfg = load_offline_config(args.config)
+    if cfg.kind == "separated":
+        from structrom.rom.offline.separated import run_separated_offline
+
+        run_separated_offline(cfg, MPI.COMM_WORLD)
+        return 0
     from structrom.rom.offline.pipeline import run_offline
 
-    run_offline(load_offline_config(args.config), MPI.COMM_WORLD)
+    run_offline(cfg, MPI.COMM_WORLD)
     return 0
 
 

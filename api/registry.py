@@ -73,8 +73,10 @@ def model_card(model_id: str, path: Path) -> dict:
     import h5py
 
     from structrom.rom import model_file
-    from structrom.rom.online import ReducedModel
+    from structrom.rom.online import ReducedModel, load_model
 
+    if model_file.read_kind(path) != "hyper_reduced":  # other kinds describe themselves
+        return json.loads(json.dumps({"id": model_id, **load_model(path).card()}, default=_json_default))
     data = model_file.load(path, mesh=True)  # checks format, version, shapes, and the mesh group
     model = ReducedModel(data, path, int(data.mesh.n_nodes))  # checks schema, materials, finiteness
     with h5py.File(path, "r") as f:
@@ -90,6 +92,7 @@ def model_card(model_id: str, path: Path) -> dict:
                      "sha256": s.get("sha256")} for s in prov["snapshots"] if isinstance(s, dict)]
     card = {
         "id": model_id,
+        "kind": model.kind,
         "sizes": {"modes": model.n_modes, "reduced_points": model.n_reduced_points,
                   "mesh_nodes": int(mesh.n_nodes), "mesh_elements": int(mesh.n_elements), "dofs": n_dofs,
                   "temperature_nodes": int(len(data.temperature_nodes)), "duals": duals},
@@ -101,9 +104,7 @@ def model_card(model_id: str, path: Path) -> dict:
         "units": data.units,
         "loading_schema": data.loading_schema,
         "training": training,
-        "indicator": {"quantity": data.indicator_quantity, "tolerance": data.indicator_tolerance,
-                      "reference": data.indicator_reference,
-                      "calibration": data.calibration.card() if data.calibration is not None else None},
+        "indicator": {**model.card()["indicator"]},
         "provenance": prov,
         "versions": data.versions or [{"version": 1, "parent": None, "date": prov.get("created"), "loadings_added": []}],
     }
@@ -229,7 +230,7 @@ class Registry:
     def get(self, model_id: str):
         """The loaded :class:`~structrom.rom.online.ReducedModel` of ``model_id`` (from the cache if its file is
         unchanged). Raises :class:`RegistryError` (422 bad id, 404 unknown, 409 unreadable file)."""
-        from structrom.rom.online import ReducedModel
+        from structrom.rom.online import load_model
 
         p = self.path(model_id)
         try:
@@ -255,7 +256,7 @@ class Registry:
             if model_id in self.rejected:
                 raise RegistryError(409, "invalid_model_file", self.rejected[model_id], "model_id")
             try:
-                model = ReducedModel.load(p)
+                model = load_model(p)
             except ModelFileError as exc:
                 raise RegistryError(409, "invalid_model_file", str(exc).replace(str(p), model_id + SUFFIX),
                                     "model_id") from None

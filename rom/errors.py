@@ -16,12 +16,14 @@ def _solver_errors() -> tuple[type[Exception], ...]:
 
 
 def _rom_errors() -> tuple[type[Exception], ...]:
+    from structrom.eim.errors import EIMError
     from structrom.rom.model_file import ModelFileError
+    from structrom.rom.offline.exported_operators import ExportError
     from structrom.rom.offline.snapshots import SnapshotError
     from structrom.rom.pod import PODError
     from structrom.rom.reduced_quadrature import ECMError
 
-    return (ModelFileError, SnapshotError, PODError, ECMError)
+    return (ModelFileError, SnapshotError, PODError, ECMError, ExportError, EIMError)
 
 
 KNOWN_ERRORS: tuple[type[Exception], ...] = (ConfigError, MeshError, LoadingError, MaterialError,

@@ -66,6 +66,11 @@ indices,indptr}``                                                    ``/reduced/
 
 Written atomically (``<name>.partial`` then ``os.replace``). :func:`load` checks format, version and
 every shape, and names the first inconsistency.
+
+Model kinds: the root attribute ``kind`` is ``"hyper_reduced"`` (this layout; files without the attribute
+are of this kind) or ``"separated"`` (EIM-separated linear model, layout in
+:mod:`structrom.rom.separated_model_file`). :func:`read_kind` tells them apart;
+:func:`structrom.rom.online.load_model` returns the right online class.
 """
 from __future__ import annotations
 
@@ -83,6 +88,8 @@ FORMAT = "structrom-reduced-model"
 SCHEMA_VERSION = 2
 #: Versions :func:`load` reads (version 1: no validation set, no calibration).
 READABLE_VERSIONS = (1, 2)
+#: Values of the root attribute ``kind`` (absent: ``"hyper_reduced"``, files written before kinds existed).
+KINDS = ("hyper_reduced", "separated")
 
 
 class ModelFileError(ValueError):
@@ -164,6 +171,7 @@ def write(path: str | Path, data: ReducedModelData, mesh, modes: np.ndarray,
         with h5py.File(partial, "w") as f:
             f.attrs["format"] = FORMAT
             f.attrs["schema_version"] = SCHEMA_VERSION
+            f.attrs["kind"] = "hyper_reduced"
             for key in ("provenance", "units", "materials", "loading_schema", "dirichlet"):
                 f.attrs[key] = json.dumps(getattr(data, key))
             if data.versions:
@@ -198,7 +206,8 @@ def write(path: str | Path, data: ReducedModelData, mesh, modes: np.ndarray,
                 g.create_dataset("reduced_basis", data=dual.reduced_basis)
                 g.create_dataset("singular_values", data=dual.singular_values)
                 full = full_duals[name]
-                g.create_dataset("basis", data=full, chunks=(min(len(full), 65536), full.shape[1]))
+                g.create_dataset("basis", data=full,  # chunked by rows (none for an empty basis)
+                                 chunks=(min(len(full), 65536), full.shape[1]) if full.size else None)
             ind = f.create_group("indicator")
             ind.attrs["quantity"] = data.indicator_quantity
             ind.attrs["tolerance"] = data.indicator_tolerance
@@ -209,6 +218,34 @@ def write(path: str | Path, data: ReducedModelData, mesh, modes: np.ndarray,
         partial.unlink(missing_ok=True)
         raise
     return path
+
+
+def check_header(f: h5py.File, path: Path) -> str:
+    """Check format and schema version of an open model file; return its kind (one of :data:`KINDS`)."""
+    if f.attrs.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a structrom reduced model (format {f.attrs.get('format')!r})")
+    version = int(f.attrs.get("schema_version", -1))
+    if version not in READABLE_VERSIONS:
+        raise ModelFileError(f"{path}: schema version {version} is not supported (this code reads "
+                             f"{list(READABLE_VERSIONS)}): rebuild the model with `structrom offline`")
+    kind = f.attrs.get("kind", "hyper_reduced")
+    kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+    if kind not in KINDS:
+        raise ModelFileError(f"{path}: unknown model kind {kind!r} (known: {', '.join(KINDS)})")
+    return kind
+
+
+def read_kind(path: str | Path) -> str:
+    """The kind of the model file at ``path`` (format and version checked); raises :class:`ModelFileError`."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"{path}: model file not found")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise ModelFileError(f"{path}: not a readable HDF5 file ({exc}); the file may be truncated") from None
+    with f:
+        return check_header(f, path)
 
 
 def _need(f: h5py.File, key: str, path: Path):
@@ -230,12 +267,10 @@ def load(path: str | Path, *, mesh: bool = False, full: bool = False, group: str
         raise ModelFileError(f"{path}: not a readable HDF5 file ({exc}); the file may be truncated") from None
     with fh:
         f = fh if group == "/" else _need(fh, group, path)
-        if f.attrs.get("format") != FORMAT:
-            raise ModelFileError(f"{path}: not a structrom reduced model (format {f.attrs.get('format')!r})")
-        version = int(f.attrs.get("schema_version", -1))
-        if version not in READABLE_VERSIONS:
-            raise ModelFileError(f"{path}: schema version {version} is not supported (this code reads "
-                                 f"{list(READABLE_VERSIONS)}): rebuild the model with `structrom offline`")
+        kind = check_header(f, path)
+        if kind != "hyper_reduced":
+            raise ModelFileError(f"{path}: a {kind!r} model, not a hyper-reduced one: load it with "
+                                 "structrom.rom.online.load_model")
         try:
             meta = {k: json.loads(f.attrs[k]) for k in ("provenance", "units", "materials", "loading_schema",
                                                          "dirichlet")}

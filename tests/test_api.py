@@ -109,7 +109,9 @@ def test_list_and_card(client, built, local):
     assert card["loading_schema"]["pressure"]["zmax"]["range"] == [0.03, 0.05]
     assert card["indicator"] == {"quantity": "cumulated_plastic_strain", "tolerance": local.indicator_tolerance,
                                  "reference": local.data.indicator_reference,
-                                 "calibration": None}  # the fixture model is not calibrated
+                                 "calibration": None,  # the fixture model is not calibrated
+                                 "guarantee": local.card()["indicator"]["guarantee"]}
+    assert card["kind"] == "hyper_reduced"
     assert card["training"] == [list(t) for t in af.SMALL_TRAINING]
     assert card["surfaces"] == ["zmax"] and "xmax" in card["node_sets"]
     assert "units" in card and card["provenance"]["builder"].startswith("tests/")

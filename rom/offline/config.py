@@ -41,6 +41,8 @@ Example::
     pressure = { right = [[0.0, 0.0], [1.0, "$traction"], [2.0, 0.0]] }
 
 The mesh, the laws, the Dirichlet sets and the training loadings come from the snapshot files' metadata.
+``kind = "separated"`` selects the separated (EIM) linear model instead: see
+:mod:`structrom.rom.offline.separated_config`.
 """
 from __future__ import annotations
 
@@ -50,7 +52,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from structrom.rom.config import ConfigError, load_toml
+from structrom.rom.config import ConfigError, load_toml, parse
 
 
 class Strict(BaseModel):
@@ -148,6 +150,7 @@ class OutputConfig(Strict):
 
 
 class OfflineConfig(Strict):
+    kind: Literal["hyper_reduced"] = "hyper_reduced"
     snapshots: SnapshotsConfig
     pod: PODConfig = PODConfig()
     dual: DualConfig = DualConfig()
@@ -171,8 +174,26 @@ class OfflineConfig(Strict):
         return files
 
 
-def load_offline_config(path: str | Path) -> OfflineConfig:
-    cfg = load_toml(path, OfflineConfig)
+class _Kind(BaseModel):
+    """Only the model kind of an offline configuration (everything else passes through)."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: Literal["hyper_reduced", "separated"] = "hyper_reduced"
+
+
+def load_offline_config(path: str | Path):
+    """The :class:`OfflineConfig` of a hyper-reduced model, or for ``kind = "separated"`` the
+    :class:`~structrom.rom.offline.separated_config.SeparatedOfflineConfig`."""
+    head = load_toml(path, _Kind)
+    raw = head.model_dump()
+    if head.kind == "separated":
+        from .separated_config import SeparatedOfflineConfig
+
+        scfg = parse(raw, SeparatedOfflineConfig, str(path))
+        scfg.base_dir = str(Path(path).resolve().parent)
+        scfg.check_files()
+        return scfg
+    cfg = parse(raw, OfflineConfig, str(path))
     cfg.base_dir = str(Path(path).resolve().parent)
     if cfg.indicator.quantity not in cfg.dual.quantities:
         raise ConfigError(f"{path}: indicator.quantity {cfg.indicator.quantity!r} must be one of "

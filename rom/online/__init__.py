@@ -6,6 +6,8 @@
 * :class:`DictionaryModel` - local reduced models and the classifier that picks one per loading, with the
   same ``solve(loading)`` (:mod:`structrom.rom.online.dictionary`); its :class:`DictionaryResult` names the
   local model used;
+* :class:`SeparatedModel` - an EIM-separated linear model (parameter API ``solve(mu)``, residual estimate);
+* :func:`load_model` - either kind from a model file; :class:`OnlineModel` - the interface both satisfy;
 * :class:`Result` - reduced coordinates, Newton statistics, error indicator, dual quantities at the
   reduced points, and lazy reconstructions (displacements, Gappy fields, max von Mises);
 * errors: :class:`~structrom.rom.loading.LoadingError` (bad or out-of-family loading),
@@ -17,7 +19,10 @@ from structrom.rom.model_file import ModelFileError
 
 from .dictionary import DictionaryModel, DictionaryResult
 from .model import DUAL_QUANTITIES, OnlineError, OnlineSolverError, ReducedModel
+from .protocol import OnlineAnswer, OnlineModel, load_model
 from .result import Result
+from .separated import SeparatedModel, SeparatedResult
 
-__all__ = ["ReducedModel", "Result", "DictionaryModel", "DictionaryResult", "OnlineError", "OnlineSolverError", "LoadingError", "ModelFileError",
-           "DUAL_QUANTITIES"]
+__all__ = ["ReducedModel", "Result", "DictionaryModel", "DictionaryResult", "OnlineError", "OnlineSolverError",
+           "LoadingError", "ModelFileError", "DUAL_QUANTITIES", "OnlineModel", "OnlineAnswer", "SeparatedModel",
+           "SeparatedResult", "load_model"]

@@ -174,6 +174,37 @@ class ReducedModel:
     def loading_schema(self) -> dict:
         return self.data.loading_schema
 
+    # -- the online-model interface (structrom.rom.online.protocol) -------------------------------------------
+    kind = "hyper_reduced"
+
+    @property
+    def parameters(self) -> dict[str, tuple[float, float]]:
+        """Training ranges of the loading family: ``loading_schema`` flattened (``temperature.intensity``...)."""
+        from .protocol import schema_parameters
+
+        return schema_parameters(self.loading_schema)
+
+    def check(self, loading: Loading | dict, *, extrapolate: bool = False) -> list[str]:
+        """:meth:`check_loading`'s list of accepted family violations (raises for the others)."""
+        return self.check_loading(loading, extrapolate=extrapolate)[1]
+
+    def estimate_error(self, loading: Loading | dict, *, extrapolate: bool = False) -> np.ndarray:
+        """``(n_inc,)`` error indicator of the solve of ``loading`` (see :class:`Result`)."""
+        return self.solve(loading, extrapolate=extrapolate).indicator
+
+    def card(self) -> dict:
+        """Short JSON description (the registry's card adds file and mesh data)."""
+        d = self.data
+        return {"kind": self.kind, "sizes": {"modes": self.n_modes, "reduced_points": self.n_reduced_points},
+                "parameters": [{"name": n, "range": list(r)} for n, r in self.parameters.items()],
+                "loading_schema": d.loading_schema, "surfaces": sorted(d.pressure),
+                "indicator": {"quantity": d.indicator_quantity, "tolerance": d.indicator_tolerance,
+                              "reference": d.indicator_reference,
+                              "calibration": d.calibration.card() if d.calibration is not None else None,
+                              "guarantee": d.calibration.statement if d.calibration is not None else
+                              "Gappy residual of the indicator quantity at the reduced points, relative; "
+                              "a heuristic (no bound), trusted when below the tolerance"}}
+
     def __repr__(self) -> str:
         return (f"ReducedModel({str(self.path) if self.path else '<memory>'}: {self.n_modes} modes, "
                 f"{self.n_reduced_points} reduced points, surfaces {sorted(self.data.pressure)})")

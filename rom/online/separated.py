@@ -1,0 +1,291 @@
+"""Online stage of a separated (EIM) linear model: ``A(mu) u = b(mu)`` in a reduced basis, with a residual
+error estimate.
+
+Usage (pyMOR-like parameter API)::
+
+    from structrom.rom.online import load_model
+    model = load_model("model.h5")              # a SeparatedModel for a file of kind "separated"
+    model.parameters                            # {"intensity": (300.0, 700.0), "x_center": (30.0, 70.0)}
+    result = model.solve({"intensity": 512.0, "x_center": 41.0})    # or model.solve([512.0, 41.0])
+    result.error_estimate, result.indicator, result.trusted
+    result.vector()                             # (n,) V u_N in the exported numbering
+    result.displacement()                       # (n_nodes, 3) when the model knows the mesh numbering
+    model.estimate_error(mu)                    # the estimate alone (absolute, in the X norm)
+
+Online algorithm (arXiv 1307.4330; :mod:`structrom.eim.reduced_solve`): the ``d`` entries ``a = A(mu)[i_l, j_l]`` by
+the model's entry evaluator (:mod:`structrom.rom.online.separated_entries`), ``beta = F^-1 a``; likewise
+``gamma`` for a separated right-hand side (``gamma = 1`` for a fixed load); ``A_N = sum_k beta_k V^T A_k V``,
+``b_N = sum_q gamma_q V^T b_q``, ``u_N = A_N^-1 b_N``. Cost ``O(entries + d N^2 + N^3)``, independent of ``n``.
+
+Error estimate (:mod:`structrom.eim.estimator`, stabilized, arXiv 1212.0970): the residual of the separated
+system ``r(mu) = sum_q gamma_q b_q - sum_k beta_k A_k V u_N = Z theta`` in the dual norm of ``X = A(mu_ref)``
+(the stiffness at a training parameter), ``||r||_{X'} = ||R theta||`` with ``R`` from an ``X``-orthonormal
+factorization of ``X^-1 Z`` computed offline, and
+
+    Delta(mu) = ||r||_{X'} / alpha_LB,      ||u_sep(mu) - V u_N||_X <= Delta(mu)
+
+when ``alpha_LB <= lambda_min(X^-1 A_sep(mu))``. ``alpha_LB`` is a safety factor times the smallest
+``lambda_min(X^-1 A(mu_j))`` over the training parameters (computed offline): a bound at the training
+parameters, an assumption between them. ``u_sep`` solves the *separated* system: the residual does not see
+the separation's error ``A(mu) - A_sep(mu)``. The true residual is ``r_true = r + (A_sep(mu) - A(mu)) V u_N``,
+so (triangle inequality) the model adds ``eta ||V u_N||_X`` with ``eta`` the largest relative operator error
+``||(A(mu_v) - A_sep(mu_v)) V u_N||_{X'} / ||V u_N||_X`` measured offline on validation exports (not used for
+the model; ``eta = 0`` without them):
+
+    Delta(mu) = (||R theta(mu)|| + eta ||V u_N||_X) / alpha_LB   >=   ||u(mu) - V u_N||_X   (when eta and
+                                                                      alpha_LB hold at mu)
+
+``indicator = Delta / ||V u_N||_X`` (relative), ``trusted = indicator <= tolerance``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import scipy.linalg as sla
+
+from structrom.rom import separated_model_file as smf
+from structrom.rom.model_file import ModelFileError
+
+from .model import OnlineError
+from .separated_entries import FEKernelEntries, InterpolatedEntries
+
+#: What the indicator of a separated model guarantees (served in the card).
+GUARANTEE = ("indicator = Delta / ||V u_N||_X, Delta = (||r_sep(mu)||_{X'} + eta ||V u_N||_X) / alpha_LB: the "
+             "stabilized residual of the separated system plus the separation error eta measured on validation "
+             "exports, over a coercivity lower bound (X = stiffness at a training parameter). An upper bound of "
+             "the energy-norm error against the exported operator when eta and alpha_LB hold at mu (checked at "
+             "the validation and training parameters, assumed between them)")
+
+
+@dataclass
+class SeparatedResult:
+    """Answer of :meth:`SeparatedModel.solve` for one parameter value.
+
+    ``mu`` ``(p,)``; ``coordinates`` ``(N,)`` reduced solution ``u_N``; ``beta`` ``(d,)``, ``gamma`` ``(Q,)``
+    separation coefficients; ``error_estimate``: ``Delta`` (absolute, X norm, units of ``sqrt(A) u``);
+    ``indicator``: ``Delta / ||V u_N||_X``; ``trusted``: ``indicator <= model.tolerance``; ``residual``:
+    ``||r||_{X'}``; ``timings`` seconds; ``warnings``: range violations accepted with ``extrapolate``.
+    """
+
+    model: "SeparatedModel"
+    mu: np.ndarray
+    coordinates: np.ndarray
+    beta: np.ndarray
+    gamma: np.ndarray
+    residual: float
+    error_estimate: float
+    indicator: float
+    trusted: bool
+    timings: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def vector(self) -> np.ndarray:
+        """``V u_N`` ``(n,)`` in the numbering of the exported matrices (reads the basis on first use)."""
+        return self.model.basis() @ self.coordinates
+
+    def displacement(self, nodes: np.ndarray | None = None) -> np.ndarray:
+        """``(n_nodes, 3)`` nodal displacements in the mesh numbering (0 at dofs the black box removed,
+        e.g. clamped ones); ``nodes``: a subset of node indices."""
+        m = self.model
+        if np.any(m.dof_map < 0):
+            raise OnlineError("this model does not know the mesh numbering of its rows (dofs/map has -1)")
+        u = np.zeros(3 * m.n_mesh_nodes)
+        u[m.dof_map] = self.vector()
+        u = u.reshape(-1, 3)
+        return u if nodes is None else u[np.asarray(nodes, dtype=np.int64)]
+
+    def summary(self) -> dict:
+        """JSON-serializable summary (no full-size data)."""
+        return {"kind": "separated", "mu": dict(zip(self.model.parameter_names, self.mu.tolist())),
+                "coordinates": self.coordinates.tolist(), "error_estimate": self.error_estimate,
+                "indicator": self.indicator, "trusted": self.trusted, "indicator_tolerance": self.model.tolerance,
+                "warnings": list(self.warnings), "timings": dict(self.timings)}
+
+
+class SeparatedModel:
+    """A separated linear model (see the module docstring); build with :meth:`load` or from
+    :class:`~structrom.rom.separated_model_file.SeparatedModelData` (``data.mesh`` needed for FE-kernel entries)."""
+
+    kind = "separated"
+
+    def __init__(self, data: smf.SeparatedModelData, path: str | Path | None = None) -> None:
+        self.data = data
+        self.path = Path(path) if path is not None else None
+        where = str(self.path) if self.path else "separated model"
+        self.parameter_names = [q["name"] for q in data.parameters]
+        self.ranges = np.array([q["range"] for q in data.parameters], dtype=float)
+        self.dof_map = np.asarray(data.dof_map, dtype=np.int64)
+        self._F = sla.lu_factor(data.matrix.F)
+        self._F_rhs = sla.lu_factor(data.rhs.F) if data.rhs is not None else None
+        if not np.all(np.isfinite(self._F[0])) or np.any(np.diag(self._F[0]) == 0):
+            raise ModelFileError(f"{where}: separation/matrix/F is singular")
+        ent = data.entries
+        self.n_mesh_nodes = int(data.mesh.n_nodes) if data.mesh is not None else (
+            int(self.dof_map.max()) // 3 + 1 if self.dof_map.size and self.dof_map.min() >= 0 else 0)
+        if ent["kind"] == "fe_kernel":
+            if data.mesh is None:
+                raise ModelFileError(f"{where}: FE-kernel entries need the mesh (load with mesh=True)")
+            try:
+                self.matrix_entries = FEKernelEntries(data.mesh, ent["material"], ent["temperature"],
+                                                      self.parameter_names, self.dof_map, float(ent.get("time", 1.0)))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ModelFileError(f"{where}: entries: {exc}") from None
+        else:
+            s = data.matrix
+            self.matrix_entries = InterpolatedEntries(data.training_parameters, self.ranges, s.entry_rows,
+                                                      s.entry_cols, s.training_values)
+        self.rhs_entries = None
+        if data.rhs is not None:
+            s = data.rhs
+            self.rhs_entries = InterpolatedEntries(data.training_parameters, self.ranges, s.entry_rows,
+                                                   s.entry_cols, s.training_values)
+        self._basis = None if data.basis is None else np.asarray(data.basis)
+
+    @classmethod
+    def load(cls, path: str | Path, *, keep_basis: bool = False) -> "SeparatedModel":
+        """Read and validate (:func:`structrom.rom.separated_model_file.load`); the mesh is read only for FE-kernel
+        entries, the basis ``V`` only with ``keep_basis`` (else on first :meth:`basis`)."""
+        data = smf.load(path, basis=keep_basis, mesh=True)
+        return cls(data, path)
+
+    # -- parameter API ----------------------------------------------------------------------------------
+    @property
+    def parameters(self) -> dict[str, tuple[float, float]]:
+        """Parameter names and training ranges ``{name: (lo, hi)}``."""
+        return {n: (float(lo), float(hi)) for n, (lo, hi) in zip(self.parameter_names, self.ranges)}
+
+    @property
+    def loading_schema(self) -> dict:
+        return {"parameters": {n: list(r) for n, r in self.parameters.items()}}
+
+    @property
+    def tolerance(self) -> float:
+        return self.data.tolerance
+
+    @property
+    def n_modes(self) -> int:
+        return self.data.n_modes
+
+    @property
+    def n_terms(self) -> int:
+        return self.data.n_terms
+
+    def __repr__(self) -> str:
+        return (f"SeparatedModel({str(self.path) if self.path else '<memory>'}: parameters {self.parameter_names}, "
+                f"{self.n_terms} matrix terms, {self.n_modes} basis vectors, entries {self.data.entries['kind']})")
+
+    def parse(self, mu) -> np.ndarray:
+        """``(p,)`` parameter vector from ``{name: value}`` or a sequence in :attr:`parameter_names` order."""
+        names = self.parameter_names
+        if isinstance(mu, dict):
+            unknown = sorted(set(mu) - set(names))
+            missing = [n for n in names if n not in mu]
+            if unknown or missing:
+                raise OnlineError(f"parameters must be exactly {names}: " + "; ".join(
+                    ([f"unknown {unknown}"] if unknown else []) + ([f"missing {missing}"] if missing else [])))
+            mu = [mu[n] for n in names]
+        try:
+            v = np.asarray(mu, dtype=float).reshape(-1)
+        except (TypeError, ValueError):
+            raise OnlineError(f"parameters must be numbers {names}, got {mu!r}") from None
+        if v.shape != (len(names),):
+            raise OnlineError(f"expected {len(names)} parameter values {names}, got {v.size}")
+        if not np.all(np.isfinite(v)):
+            bad = [n for n, x in zip(names, v) if not np.isfinite(x)]
+            raise OnlineError(f"parameter values must be finite: {bad}")
+        return v
+
+    def check(self, mu, *, extrapolate: bool = False) -> list[str]:
+        """Range violations of ``mu`` (raises :class:`OnlineError` for them unless ``extrapolate``, and for
+        malformed values always)."""
+        v = self.parse(mu)
+        lo, hi = self.ranges[:, 0], self.ranges[:, 1]
+        slack = 1e-9 * np.maximum(np.abs(self.ranges).max(axis=1), 1.0)
+        out = [f"parameter {n} = {x:g} is outside the training range [{a:g}, {b:g}]"
+               for n, x, a, b, s in zip(self.parameter_names, v, lo, hi, slack) if x < a - s or x > b + s]
+        if out and not extrapolate:
+            raise OnlineError("; ".join(out) + ": pass extrapolate=True to solve it anyway (check the indicator)")
+        return out
+
+    # -- solve ----------------------------------------------------------------------------------------------
+    def coefficients(self, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(beta (d,), gamma (Q,))`` at the parameter vector ``mu``."""
+        s = self.data.matrix
+        a = np.asarray(self.matrix_entries.entries(mu, s.entry_rows, s.entry_cols), dtype=float).reshape(-1)
+        if a.shape != (s.n_terms,) or not np.all(np.isfinite(a)):
+            raise OnlineError(f"the entry evaluator returned {a.shape} values (finite: {bool(np.all(np.isfinite(a)))})"
+                              f", expected {s.n_terms} finite values")
+        beta = sla.lu_solve(self._F, a)
+        if self.data.rhs is None:
+            return beta, np.ones(1)
+        r = self.data.rhs
+        g = np.asarray(self.rhs_entries.entries(mu, r.entry_rows, r.entry_cols), dtype=float)
+        return beta, sla.lu_solve(self._F_rhs, g)
+
+    def solve(self, mu, *, extrapolate: bool = False) -> SeparatedResult:
+        """Reduced solution and error estimate at ``mu`` (dict or sequence); out-of-range values raise
+        :class:`OnlineError` unless ``extrapolate`` (then listed in ``result.warnings``)."""
+        t0 = time.perf_counter()
+        warnings = self.check(mu, extrapolate=extrapolate)
+        v = self.parse(mu)
+        t1 = time.perf_counter()
+        beta, gamma = self.coefficients(v)
+        t2 = time.perf_counter()
+        d = self.data
+        A_N = np.tensordot(beta, d.A_red, axes=1)
+        b_N = gamma @ d.b_red
+        try:
+            u_N = sla.solve(A_N, b_N, assume_a="gen")
+        except (sla.LinAlgError, ValueError) as exc:
+            raise OnlineError(f"the reduced system at mu = {v.tolist()} is singular ({exc}); the parameter is "
+                              "probably far outside the training set") from None
+        theta = np.concatenate([gamma, -np.outer(beta, u_N).ravel()])
+        residual = float(np.linalg.norm(d.R @ theta))
+        norm_u = float(np.sqrt(max(u_N @ (d.norm_gram @ u_N), 0.0)))
+        estimate = (residual + d.eim_error * norm_u) / d.alpha_lb
+        indicator = estimate / norm_u if norm_u > 0 else (0.0 if estimate == 0 else float("inf"))
+        t3 = time.perf_counter()
+        return SeparatedResult(self, v, u_N, beta, gamma, residual, estimate, float(indicator),
+                               bool(indicator <= d.tolerance),
+                               {"total": t3 - t0, "check": t1 - t0, "entries": t2 - t1, "solve": t3 - t2},
+                               warnings)
+
+    def estimate_error(self, mu, *, extrapolate: bool = False) -> float:
+        """``Delta(mu)``: the a posteriori estimate of ``||u(mu) - V u_N(mu)||_X`` (see the module docstring)."""
+        return self.solve(mu, extrapolate=extrapolate).error_estimate
+
+    # -- full-size data -------------------------------------------------------------------------------------
+    def basis(self) -> np.ndarray:
+        """``V`` ``(n, N)`` (read from the file once, then kept)."""
+        if self._basis is None:
+            if self.path is None:
+                raise OnlineError("this model lives in memory without its basis")
+            import h5py
+
+            try:
+                with h5py.File(self.path, "r") as f:
+                    self._basis = f["basis/V"][()]
+            except (OSError, KeyError) as exc:
+                raise ModelFileError(f"{self.path}: cannot read basis/V ({exc})") from None
+        return self._basis
+
+    def card(self) -> dict:
+        """JSON-serializable description (served by the registry)."""
+        d = self.data
+        return {
+            "kind": self.kind,
+            "sizes": {"modes": self.n_modes, "reduced_points": self.n_terms, "matrix_terms": self.n_terms,
+                      "rhs_terms": 1 if d.rhs is None else d.rhs.n_terms, "rows": d.n_rows,
+                      "training_parameters": len(d.training_parameters),
+                      "mesh_nodes": self.n_mesh_nodes if d.mesh is not None else None},
+            "parameters": [{"name": n, "range": list(r)} for n, r in self.parameters.items()],
+            "loading_schema": self.loading_schema,
+            "surfaces": [],
+            "entries": d.entries["kind"],
+            "indicator": {"quantity": "relative_error_estimate", "tolerance": d.tolerance,
+                          "alpha_lb": d.alpha_lb, "separation_error": d.eim_error, "guarantee": GUARANTEE},
+            "provenance": d.provenance,
+        }
