@@ -55,6 +55,7 @@ tolerance = {ecm_tol}
 
 [indicator]
 tolerance = {tol}
+calibrate = false  # the documented runs use the Gappy indicator
 
 [output]
 file = "{out}"

@@ -94,7 +94,8 @@ def main() -> int:
         d.mkdir(exist_ok=True)
         (d / "offline.toml").write_text(RP.OFFLINE.format(
             files=json.dumps([str(out / "hf" / f"{f}.h5") for f in files]), pod_tol=1e-4, ecm_tol=1e-4,
-            dual_tol=1e-4, indicator="cumulated_plastic_strain", ind_tol=args.indicator_tol, pod_method="gram")
+            dual_tol=1e-4, indicator="cumulated_plastic_strain", ind_tol=args.indicator_tol, calibrate="false",
+            pod_method="gram")
             + greedy)
         t = time.perf_counter()
         proc = subprocess.run(["mpirun", "-n", str(args.ranks), "--bind-to", "none", sys.executable, "-m",
