@@ -58,6 +58,8 @@ import h5py
 import numpy as np
 import scipy.sparse as sp
 
+from structrom.rom import h5_screening
+
 FORMAT = "structrom-reduced-model"
 SCHEMA_VERSION = 1
 
@@ -175,9 +177,11 @@ def _need(f: h5py.File, key: str, path: Path):
     return f[key]
 
 
-def load(path: str | Path, *, mesh: bool = False, full: bool = False) -> ReducedModelData:
-    """Read and validate a model file. ``full=True`` reads full modes and dual bases into memory
-    (otherwise they are read on demand); ``mesh=True`` reads the mesh."""
+def load(path: str | Path, *, mesh: bool = False, full: bool = False,
+         limits: h5_screening.Limits = h5_screening.Limits()) -> ReducedModelData:
+    """Read and validate a model file (screened first by :func:`structrom.rom.h5_screening.screen_model`
+    within ``limits``). ``full=True`` reads full modes and dual bases into memory (otherwise they are read
+    on demand); ``mesh=True`` reads the mesh."""
     path = Path(path)
     if not path.exists():
         raise ModelFileError(f"{path}: model file not found")
@@ -186,6 +190,10 @@ def load(path: str | Path, *, mesh: bool = False, full: bool = False) -> Reduced
     except OSError as exc:
         raise ModelFileError(f"{path}: not a readable HDF5 file ({exc}); the file may be truncated") from None
     with f:
+        try:  # before anything reads data: no external files or links, bounded sizes, indices in range
+            h5_screening.screen_model(f, limits)
+        except h5_screening.UnsafeFileError as exc:
+            raise ModelFileError(f"{path}: {exc}") from None
         if f.attrs.get("format") != FORMAT:
             raise ModelFileError(f"{path}: not a structrom reduced model (format {f.attrs.get('format')!r})")
         version = int(f.attrs.get("schema_version", -1))
@@ -193,9 +201,9 @@ def load(path: str | Path, *, mesh: bool = False, full: bool = False) -> Reduced
             raise ModelFileError(f"{path}: schema version {version} is not supported (this code reads "
                                  f"{SCHEMA_VERSION}): rebuild the model with `structrom offline`")
         try:
-            meta = {k: json.loads(f.attrs[k]) for k in ("provenance", "units", "materials", "loading_schema",
+            meta = {k: h5_screening.strict_json(f.attrs[k], k) for k in ("provenance", "units", "materials", "loading_schema",
                                                          "dirichlet")}
-        except (KeyError, json.JSONDecodeError) as exc:
+        except (KeyError, json.JSONDecodeError, h5_screening.UnsafeFileError) as exc:
             raise ModelFileError(f"{path}: unreadable metadata ({exc})") from None
         r = _need(f, "reduced", path)
         arrays = {k: _need(r, k, path)[()] for k in ("element", "point", "weights", "coordinates", "material",
