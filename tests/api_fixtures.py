@@ -74,7 +74,8 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                if httpx.get(self.url + "/ready", timeout=1.0).status_code == 200:
+                headers = {"X-API-Key": self.key} if self.key else {}
+                if httpx.get(self.url + "/ready", timeout=1.0, headers=headers).status_code == 200:
                     return self
             except httpx.TransportError:
                 pass

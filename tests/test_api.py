@@ -403,9 +403,14 @@ def test_reads_can_require_a_key(built, tmp_path):
         with Client(srv.url) as anon:
             expect_error(srv, anon.models, 401)
             expect_error(srv, lambda: anon.solve("small", GOOD), 401)
-            assert anon.health()["status"] == "ok" and anon.ready()["status"] == "ready"  # probes stay open
+            assert anon.health()["status"] == "ok"  # liveness stays open; everything else needs the key
+            for path in ("/ready", "/metrics", "/openapi.json", "/docs", "/redoc", "/v1/jobs/x", "/nope"):
+                r = httpx.get(srv.url + path)
+                assert r.status_code == 401 and r.json()["error"]["code"] == "missing_api_key", (path, r.text)
         with Client(srv.url, api_key=srv.key) as c:
             assert [m["id"] for m in c.models()] == ["small"]
+            assert c.ready()["status"] == "ready" and "structrom_http_requests_total" in c.metrics()
+            assert httpx.get(srv.url + "/openapi.json", headers={"X-API-Key": srv.key}).status_code == 200
     # no key configured: writes disabled (403)
     with af.ServerProcess(models) as srv, Client(srv.url, api_key="some-key-0123456789") as c:
         expect_error(srv, lambda: c.publish("x", built.path), 403, code="writes_disabled")
