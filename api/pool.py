@@ -114,6 +114,8 @@ class SolverPool:
                                       f"deadline of {timeout:g} s and was stopped", retry_after=1)
                 status, payload, stats = w.conn.recv()
             except (EOFError, OSError, BrokenPipeError):
+                if w.proc is not None:
+                    w.proc.join(timeout=5)
                 code = w.proc.exitcode if w.proc is not None else None
                 self._stop(w)
                 if self._closing:

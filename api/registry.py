@@ -158,6 +158,8 @@ class Registry:
             if p.name.endswith(".partial") and p.is_file():
                 p.unlink(missing_ok=True)
                 removed.append(p.name)
+        for p in (self.dir / ".pinned").glob("*.h5"):  # versions pinned by solver processes of a past run
+            p.unlink(missing_ok=True)
         if removed:
             log.warning("removed %d stale partial file(s) from the models directory: %s", len(removed),
                         ", ".join(sorted(removed)))

@@ -3,10 +3,12 @@
 in the server process, so that a file that crashes or hangs the HDF5 library costs one solver process
 (restarted by the pool) and one request.
 
-Each model version is pinned by an open file descriptor: a model is loaded from ``/proc/self/fd/<fd>``, so
-its lazily read arrays (full modes, dual bases) come from the very file that was opened even after the
-published name is replaced or deleted; a solve never mixes versions. Models are cached per process (LRU
-by count and estimated bytes) keyed by the file's (device, inode, size, mtime).
+Each model version is pinned by a hard link (``<models>/.pinned/<pid>-<inode>-<mtime>.h5``, made from the
+opened file and checked to be the same inode): a model is loaded from its pin, so its lazily read arrays
+(full modes, dual bases) come from the very file that was opened even after the published name is
+replaced or deleted; a solve never mixes versions. Models are cached per process (LRU by count and
+estimated bytes) keyed by the file's (device, inode, size, mtime); a pin is removed with its cache entry,
+and pins of dead processes when a solver process starts.
 """
 from __future__ import annotations
 
@@ -23,9 +25,49 @@ from .errors import DomainError, scrub
 log = logging.getLogger("structrom.api.worker")
 
 
-def _pinned(fd: int, path: Path) -> str:
-    proc = f"/proc/self/fd/{fd}"
-    return proc if os.path.exists(proc) else str(path)
+PIN_DIR = ".pinned"
+
+
+class _Moved(Exception):
+    """The published file was replaced between opening and pinning it."""
+
+
+def pin(path: str, key: tuple) -> str:
+    """A hard link to the file of identity ``key`` (opened from ``path``), private to this process; raises
+    :class:`_Moved` if ``path`` is now another file. Without hard links: ``path`` itself (unpinned)."""
+    pins = Path(path).parent / PIN_DIR
+    target = pins / f"{os.getpid()}-{key[1]}-{key[3]}.h5"
+    try:
+        pins.mkdir(exist_ok=True)
+        if not target.exists():
+            os.link(path, target)
+    except FileNotFoundError:
+        raise _Moved() from None
+    except OSError as exc:
+        log.warning("cannot pin %s (%s): model versions are not pinned", path, exc)
+        return path
+    st = os.stat(target)
+    if (st.st_dev, st.st_ino) != key[:2]:
+        target.unlink(missing_ok=True)
+        raise _Moved()
+    return str(target)
+
+
+def unpin(pinned: str, path: str) -> None:
+    if pinned != path:
+        Path(pinned).unlink(missing_ok=True)
+
+
+def clean_pins(models_dir: Path) -> None:
+    """Remove the pins of processes that no longer run."""
+    for p in (Path(models_dir) / PIN_DIR).glob("*.h5"):
+        try:
+            pid = int(p.name.split("-", 1)[0])
+            os.kill(pid, 0)
+        except (ValueError, ProcessLookupError):
+            p.unlink(missing_ok=True)
+        except PermissionError:
+            pass
 
 
 class SolverState:
@@ -49,32 +91,45 @@ class SolverState:
 
     @staticmethod
     def _model_file_error(exc: Exception, model_id: str, where: str, status: int = 409, field: str = "model_id"):
-        msg = scrub(str(exc).replace(where, f"{model_id}.h5"))
+        msg = scrub(str(exc).replace(where, f"{model_id}.h5").replace(str(Path(where).parent), "models"))
         return DomainError(status, "invalid_model_file", msg, field)
+
+    def _pinned_version(self, model_id: str, path: str) -> tuple[tuple, str]:
+        """The identity of the file now at ``path`` and a pin of it (retried if replaced meanwhile)."""
+        for _ in range(5):
+            fd, key = self._open(model_id, path)
+            os.close(fd)
+            hit = self._cache.get(path)
+            if hit is not None and hit[0] == key:
+                return key, hit[2]
+            try:
+                return key, pin(path, key)
+            except _Moved:
+                continue
+        raise DomainError(503, "model_changing", f"model {model_id!r} is being replaced; retry", "model_id",
+                          retry_after=1)
 
     def model(self, model_id: str, path: str):
         """The loaded version of ``path`` now: from the cache if the same file, else loaded (screened)."""
         from structrom.rom.model_file import ModelFileError
         from structrom.rom.online import ReducedModel
 
-        fd, key = self._open(model_id, path)
+        key, pinned = self._pinned_version(model_id, path)
         hit = self._cache.get(path)
         if hit is not None and hit[0] == key:
-            os.close(fd)
             self._cache.move_to_end(path)
             self.hits += 1
             return hit[1]
-        where = _pinned(fd, Path(path))
         try:
-            model = ReducedModel.load(where)
+            model = ReducedModel.load(pinned)
         except (ModelFileError, OSError, KeyError, ValueError, TypeError) as exc:
-            os.close(fd)
-            raise self._model_file_error(exc, model_id, where) from None
+            unpin(pinned, path)
+            raise self._model_file_error(exc, model_id, pinned) from None
         model.api_name = model_id
         self.misses += 1
         if hit is not None:
             self._drop(path)
-        self._cache[path] = (key, model, fd, key[2])
+        self._cache[path] = (key, model, pinned, key[2])
         while len(self._cache) > 1 and (len(self._cache) > self.cache_models
                                         or sum(v[3] for v in self._cache.values()) > self.cache_bytes):
             self._drop(next(iter(self._cache)))
@@ -82,8 +137,8 @@ class SolverState:
         return model
 
     def _drop(self, path: str) -> None:
-        _, _, fd, _ = self._cache.pop(path)
-        os.close(fd)
+        _, _, pinned, _ = self._cache.pop(path)
+        unpin(pinned, path)
 
     def stats(self) -> dict:
         return {"cached": len(self._cache), "bytes": sum(v[3] for v in self._cache.values()), "hits": self.hits,
@@ -99,21 +154,20 @@ class SolverState:
 
         from .registry import model_card
 
-        fd, key = self._open(model_id, path)
+        key, pinned = self._pinned_version(model_id, path)
         try:
-            where = _pinned(fd, Path(path))
             try:
-                card = model_card(model_id, Path(where))
+                card = model_card(model_id, Path(pinned))
             except (ModelFileError, OSError, KeyError, ValueError, TypeError) as exc:
-                raise self._model_file_error(exc, model_id, where, status, field) from None
+                raise self._model_file_error(exc, model_id, pinned, status, field) from None
             h = hashlib.sha256()
-            with os.fdopen(os.dup(fd), "rb") as f:
-                f.seek(0)
+            with open(pinned, "rb") as f:
                 for block in iter(lambda: f.read(1 << 20), b""):
                     h.update(block)
             return {"card": card, "sha256": h.hexdigest(), "key": key}
         finally:
-            os.close(fd)
+            if not any(v[2] == pinned for v in self._cache.values()):
+                unpin(pinned, path)
 
     def solve(self, model_id: str, path: str, body, specs: list, field_prefixes: list[str] | None = None,
               nodal: tuple | None = None) -> list[dict]:
@@ -165,7 +219,12 @@ def main(conn, settings: dict) -> None:
         from .errors import add_scrubbed_path
 
         add_scrubbed_path(prefix, repl)
+    models_dir = settings.pop("models_dir", None)
+    if models_dir is not None:
+        clean_pins(models_dir)
     state = SolverState(**settings)
+    from structrom.rom.model_file import ModelFileError
+
     while True:
         try:
             task, args = conn.recv()
@@ -175,6 +234,8 @@ def main(conn, settings: dict) -> None:
             reply = ("ok", getattr(state, task)(*args), state.stats())
         except DomainError as exc:
             reply = ("error", exc, state.stats())
+        except ModelFileError as exc:  # a model file unreadable mid-solve (reconstruction reads it lazily)
+            reply = ("error", DomainError(409, "invalid_model_file", scrub(str(exc)), "model_id"), state.stats())
         except Exception as exc:  # noqa: BLE001 - reported as a 500, logged here
             log.exception("task %s failed", task)
             reply = ("error", DomainError(500, "internal_error", f"{type(exc).__name__} (see the server log)"),
