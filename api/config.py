@@ -10,6 +10,7 @@ Example (every key optional; the values shown are the defaults)::
     read_requires_key = false             # reads (list, card, solve...) need a key too
     max_request_bytes = 8388608           # JSON bodies and nodal-temperature uploads (413 above)
     max_model_bytes = 1073741824          # model uploads (PUT /v1/models/{id})
+    max_model_expanded_bytes = 8589934592 # a model file's datasets once decompressed (checked before reading)
     cache_models = 8                      # loaded models kept in memory (LRU) ...
     cache_bytes = 1073741824              # ... and their total estimated size
     workers = 2                           # solver processes (every file read and solve runs there)
@@ -59,6 +60,7 @@ class ServerConfig(BaseModel):
     read_requires_key: bool = False
     max_request_bytes: int = Field(8 * 2**20, ge=1024)
     max_model_bytes: int = Field(2**30, ge=1024)
+    max_model_expanded_bytes: int = Field(8 * 2**30, ge=1024)
     cache_models: int = Field(8, ge=1)
     cache_bytes: int = Field(2**30, ge=1)
     workers: int = Field(2, ge=1, le=64)

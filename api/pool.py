@@ -1,7 +1,8 @@
 """The solver processes seen from the server: a priority queue of tasks and one driver per process.
 
 ``workers`` processes (:mod:`structrom.api.worker`, started by ``forkserver`` so that they share nothing with
-the server's threads or sockets) each run one task at a time. Interactive requests (priority 0) go before
+the server's threads or sockets) each run one task at a time; the answer is awaited on the event loop (a
+reader callback on the pipe), so a request costs no thread hop. Interactive requests (priority 0) go before
 job chunks (priority 1), so a solve waits at most for the tasks already running, not behind queued jobs.
 A task past its deadline has its process killed (answer 503 ``deadline_exceeded``); a process that dies
 (a crash in native code) answers 500 ``worker_crashed`` for its task alone. Either way the process is
@@ -18,8 +19,6 @@ import logging
 import multiprocessing
 import os
 import signal
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 from .errors import DomainError
 
@@ -49,8 +48,8 @@ class Load:
 class _Worker:
     def __init__(self) -> None:
         self.proc = None
-        self.conn = None
-        self.lock = threading.Lock()
+        self.conn = None  # requests to the process
+        self.replies = None  # its answers (a separate pipe: the event loop watches only this one)
         self.stats: dict = {}
         self.crashes = 0
 
@@ -63,7 +62,6 @@ class SolverPool:
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload(["structrom.api.worker", "structrom.rom.online", "h5py"])
         self._workers = [_Worker() for _ in range(size)]
-        self._threads = ThreadPoolExecutor(max_workers=size, thread_name_prefix="solver-io")
         self._queue: asyncio.PriorityQueue | None = None
         self._drivers: list[asyncio.Task] = []
         self._seq = itertools.count()
@@ -75,12 +73,14 @@ class SolverPool:
     def _spawn(self, w: _Worker) -> None:
         from . import worker
 
-        parent, child = self._ctx.Pipe(duplex=True)
-        proc = self._ctx.Process(target=worker.main, args=(child, dict(self.settings)), daemon=True,
+        inbox, to_worker = self._ctx.Pipe(duplex=False)  # (reader, writer)
+        from_worker, outbox = self._ctx.Pipe(duplex=False)
+        proc = self._ctx.Process(target=worker.main, args=(inbox, outbox, dict(self.settings)), daemon=True,
                                  name="structrom-solver")
         proc.start()
-        child.close()
-        w.proc, w.conn = proc, parent
+        inbox.close()
+        outbox.close()
+        w.proc, w.conn, w.replies = proc, to_worker, from_worker
 
     def _stop(self, w: _Worker, kill: bool = True) -> None:
         if w.proc is None:
@@ -91,64 +91,74 @@ class SolverPool:
             except ProcessLookupError:
                 pass
         w.proc.join(timeout=10)
-        try:
-            w.conn.close()
-        except OSError:
-            pass
-        w.proc = w.conn = None
-
-    def _roundtrip(self, w: _Worker, task: str, args: tuple, timeout: float):
-        with w.lock:
-            if self._closing:
-                raise DomainError(503, "shutting_down", "the server is stopping", retry_after=5)
-            if w.proc is None or not w.proc.is_alive():
-                if w.proc is not None:
-                    self._stop(w)
-                self._spawn(w)
+        for c in (w.conn, w.replies):
             try:
-                w.conn.send((task, args))
-                if not w.conn.poll(timeout):
-                    self.timeouts += 1
-                    self._stop(w)
-                    raise DomainError(503, "deadline_exceeded", f"the request took longer than the server's "
-                                      f"deadline of {timeout:g} s and was stopped", retry_after=1)
-                status, payload, stats = w.conn.recv()
-            except (EOFError, OSError, BrokenPipeError):
-                if w.proc is not None:
-                    w.proc.join(timeout=5)
-                code = w.proc.exitcode if w.proc is not None else None
-                self._stop(w)
-                if self._closing:
-                    raise DomainError(503, "shutting_down", "the server is stopping", retry_after=5) from None
-                self.crashes += 1
-                w.crashes += 1
-                how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-                log.error("solver process stopped (%s) during task %s", how, task)
-                raise DomainError(500, "worker_crashed", f"the solver process stopped ({how}) while answering "
-                                  "this request; the server keeps serving (a model or upload may be corrupt)"
-                                  ) from None
-            w.stats = stats
-            if status == "error":
-                raise payload
-            return payload
+                c.close()
+            except OSError:
+                pass
+        w.proc = w.conn = w.replies = None
+
+    def _crashed(self, w: _Worker, task: str) -> DomainError:
+        if w.proc is not None:
+            w.proc.join(timeout=5)
+        code = w.proc.exitcode if w.proc is not None else None
+        self._stop(w)
+        if self._closing:
+            return DomainError(503, "shutting_down", "the server is stopping", retry_after=5)
+        self.crashes += 1
+        w.crashes += 1
+        how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        log.error("solver process stopped (%s) during task %s", how, task)
+        return DomainError(500, "worker_crashed", f"the solver process stopped ({how}) while answering this "
+                           "request; the server keeps serving (a model or upload may be corrupt)")
+
+    async def _call(self, w: _Worker, task: str, args: tuple, timeout: float):
+        """Send one task to ``w``'s process and wait for its answer on the event loop (the pipe's reader
+        callback; no thread hop). The process is idle when called, so the send does not wait for it."""
+        loop = asyncio.get_running_loop()
+        if self._closing:
+            raise DomainError(503, "shutting_down", "the server is stopping", retry_after=5)
+        if w.proc is None or not w.proc.is_alive():
+            if w.proc is not None:
+                await asyncio.to_thread(self._stop, w)
+            await asyncio.to_thread(self._spawn, w)
+        readable = loop.create_future()
+        fd = w.replies.fileno()
+        try:
+            w.conn.send((task, args))
+            loop.add_reader(fd, lambda: readable.done() or readable.set_result(None))
+            try:
+                await asyncio.wait_for(readable, timeout)
+            finally:
+                loop.remove_reader(fd)
+            os.set_blocking(fd, True)  # the loop's reader may have made it non-blocking; the answer is whole
+            status, payload, stats = w.replies.recv()
+        except asyncio.TimeoutError:
+            self.timeouts += 1
+            await asyncio.to_thread(self._stop, w)
+            raise DomainError(503, "deadline_exceeded", f"the request took longer than the server's deadline of "
+                              f"{timeout:g} s and was stopped", retry_after=1) from None
+        except (EOFError, OSError, BrokenPipeError):
+            raise await asyncio.to_thread(self._crashed, w, task) from None
+        w.stats = stats
+        if status == "error":
+            raise payload
+        return payload
 
     # -- the event loop's side ---------------------------------------------------------------------------------------
     async def start(self) -> None:
         self._queue = asyncio.PriorityQueue()
-        loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(self._threads, self._roundtrip, w, "ping", (), 120.0)
-                               for w in self._workers))
+        await asyncio.gather(*(self._call(w, "ping", (), 120.0) for w in self._workers))
         self._drivers = [asyncio.create_task(self._drive(w)) for w in self._workers]
 
     async def _drive(self, w: _Worker) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             _, _, task, args, timeout, fut = await self._queue.get()
             self.queued -= 1
             if fut.done():  # the caller went away while queued
                 continue
             try:
-                result = await loop.run_in_executor(self._threads, self._roundtrip, w, task, args, timeout)
+                result = await self._call(w, task, args, timeout)
             except asyncio.CancelledError:
                 if not fut.done():
                     fut.cancel()
@@ -187,10 +197,8 @@ class SolverPool:
                     os.kill(w.proc.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-        await asyncio.get_running_loop().run_in_executor(None, self._join_all)
-        self._threads.shutdown(wait=False, cancel_futures=True)
+        await asyncio.to_thread(self._join_all)
 
     def _join_all(self) -> None:
         for w in self._workers:
-            with w.lock:
-                self._stop(w)
+            self._stop(w)

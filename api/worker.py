@@ -207,9 +207,9 @@ class SolverState:
                               max_increments=self.max_increments, name=model_id)
 
 
-def main(conn, settings: dict) -> None:
-    """The solver process's loop: receive ``(task, args)``, answer ``("ok", result, stats)`` or
-    ``("error", DomainError, stats)``; exits when the server closes the pipe."""
+def main(inbox, outbox, settings: dict) -> None:
+    """The solver process's loop: receive ``(task, args)`` from ``inbox``, answer ``("ok", result, stats)``
+    or ``("error", DomainError, stats)`` on ``outbox``; exits when the server closes the pipe."""
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when solver processes stop
@@ -219,6 +219,11 @@ def main(conn, settings: dict) -> None:
         from .errors import add_scrubbed_path
 
         add_scrubbed_path(prefix, repl)
+    from structrom.rom import h5_screening
+
+    expanded = settings.pop("max_expanded_bytes", None)
+    if expanded is not None:
+        h5_screening.set_default_limits(h5_screening.Limits(max_dataset_bytes=expanded, max_total_bytes=expanded))
     models_dir = settings.pop("models_dir", None)
     if models_dir is not None:
         clean_pins(models_dir)
@@ -227,7 +232,7 @@ def main(conn, settings: dict) -> None:
 
     while True:
         try:
-            task, args = conn.recv()
+            task, args = inbox.recv()
         except (EOFError, OSError):
             return
         try:
@@ -241,6 +246,6 @@ def main(conn, settings: dict) -> None:
             reply = ("error", DomainError(500, "internal_error", f"{type(exc).__name__} (see the server log)"),
                      state.stats())
         try:
-            conn.send(reply)
+            outbox.send(reply)
         except (EOFError, OSError, BrokenPipeError):
             return

@@ -71,6 +71,15 @@ class Schema:
         return out
 
 
+#: The limits :func:`structrom.rom.model_file.load` screens with when given none (a server sets its own).
+DEFAULT_LIMITS = Limits()
+
+
+def set_default_limits(limits: Limits) -> None:
+    global DEFAULT_LIMITS
+    DEFAULT_LIMITS = limits
+
+
 @dataclass
 class Inventory:
     """What :func:`screen` found: ``datasets`` path -> (shape, dtype); ``groups`` paths; total bytes."""
