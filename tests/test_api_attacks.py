@@ -243,6 +243,14 @@ def test_hostile_temperature_uploads(server, built, secret, reference, tmp_path)
     assert_serving(server, reference)
 
 
+def test_http_process_never_reads_hdf5(server):
+    """After all the hostile uploads above, the HTTP process has not even loaded the HDF5 library: every
+    file is read in the solver processes."""
+    maps = server.mapped_libraries()
+    assert "libhdf5" not in maps and "h5py" not in maps
+    assert any("libhdf5" in open(f"/proc/{p}/maps").read() for p in af.solver_pids(server))
+
+
 def test_killed_solver_process_fails_one_request(server, reference):
     """A solver process dying mid-request (SIGSEGV, as a crash in native code) answers 500 worker_crashed
     for that request; the process is replaced and the next answers are correct."""
