@@ -123,6 +123,10 @@ def model_card(model_id: str, path: Path) -> dict:
     return json.loads(json.dumps(card, default=_json_default, allow_nan=False))
 
 
+def _refuse_constant(token):
+    raise ValueError(f"{token} in a stored card")
+
+
 def _identity(st: os.stat_result) -> tuple:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
@@ -223,12 +227,7 @@ class Registry:
                 seen = self._seen.get(mid)
             if seen == ident:
                 continue
-            row = rows.get(mid)
-            if seen is None and row is not None and row[1] == st.st_size and row[2] == st.st_mtime_ns:
-                with self._lock:
-                    self._seen[mid] = ident  # indexed by an earlier run, unchanged
-                continue
-            out.append((mid, p, ident))
+            out.append((mid, p, ident))  # new, changed, or first seen by this process (screened again)
         with self._lock:
             for mid in (set(rows) | set(self._seen) | set(self.rejected)) - present:
                 self._drop(mid)
@@ -251,10 +250,16 @@ class Registry:
     def list(self) -> list[dict]:
         out = []
         for mid, (sha, size, _, published, card) in sorted(self._rows().items()):
-            c = json.loads(card)
-            out.append({"id": mid, "sha256": sha, "bytes": size, "published": published,
-                        "modes": c["sizes"]["modes"], "reduced_points": c["sizes"]["reduced_points"],
-                        "surfaces": c["surfaces"], "indicator_tolerance": c["indicator"]["tolerance"]})
+            try:  # a row written by an older server must not break the listing
+                c = json.loads(card, parse_constant=_refuse_constant)
+                out.append({"id": mid, "sha256": sha, "bytes": size, "published": published,
+                            "modes": int(c["sizes"]["modes"]), "reduced_points": int(c["sizes"]["reduced_points"]),
+                            "surfaces": list(c["surfaces"]), "indicator_tolerance": float(c["indicator"]["tolerance"])})
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("index row of %s unreadable (%s): dropped until the file is screened again", mid, exc)
+                with self._lock:
+                    self._seen.pop(mid, None)
+                self._drop(mid)
         return out
 
     def card(self, model_id: str) -> dict:

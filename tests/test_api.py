@@ -349,6 +349,8 @@ def test_publish_validate_replace_delete(server, client, built, tmp_path):
     a = client.solve("other", GOOD)
     b = client.solve("small", GOOD)  # cache_models = 1: alternating evicts
     assert a["max_von_mises"] == b["max_von_mises"]
+    # each solver process has its own cache and takes every other request: two more reach both models
+    assert client.solve("small", GOOD)["max_von_mises"] == client.solve("other", GOOD)["max_von_mises"]
     r = client.http.put("/v1/models/other", content=data, headers={"Content-Type": "application/octet-stream"})
     assert r.status_code == 200  # replaced
     client.delete("other")
