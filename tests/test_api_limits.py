@@ -203,3 +203,28 @@ def test_no_server_paths_and_stale_partials_removed(tmp_path, built):
         assert j["status"] == "failed" and j["error"]["status"] == 409, j
         assert str(models) not in json.dumps(j) and "/proc/" not in json.dumps(j) and ".pinned" not in json.dumps(j)
         assert "late.h5" in j["error"]["message"]
+
+
+def test_index_written_by_an_older_server_is_not_trusted(tmp_path, built, reference):
+    """A NaN-tolerance model that an older server published (file and index row, matching size and
+    mtime) is screened again at start-up: listed as rejected, 409 for itself, the listing answers 200."""
+    import sqlite3
+
+    models = models_dir(tmp_path, built)
+    bad = af.mutated(built.path, models / "nan.h5", lambda f: f["indicator"].attrs.__setitem__("tolerance", np.nan))
+    st = bad.stat()
+    db = sqlite3.connect(models / "index.sqlite")
+    with db:
+        db.execute("CREATE TABLE models (id TEXT PRIMARY KEY, sha256 TEXT, bytes INTEGER, mtime_ns INTEGER, "
+                   "published REAL, card TEXT)")
+        card = '{"sizes": {"modes": 5, "reduced_points": 256}, "surfaces": ["zmax"], "indicator": {"tolerance": NaN}}'
+        db.execute("INSERT INTO models VALUES (?, ?, ?, ?, ?, ?)", ("nan", "0" * 64, st.st_size, st.st_mtime_ns,
+                                                                    time.time(), card))
+    db.close()
+    with server(tmp_path, built, "") as srv:
+        r = httpx.get(f"{srv.url}/v1/models")
+        assert r.status_code == 200 and [m["id"] for m in r.json()["models"]] == ["small"], r.text
+        assert r.json()["rejected"] == ["nan"]
+        r = httpx.post(f"{srv.url}/v1/models/nan/solve", json={"loading": GOOD})
+        assert r.status_code == 409 and "tolerance" in r.json()["error"]["message"], r.text
+        assert_correct(srv, reference)
