@@ -151,7 +151,7 @@ def read_nodal_upload(data: bytes, filename: str, times: np.ndarray, max_nodes: 
                     times = np.asarray(f["times"][()], dtype=float).ravel()
         except RegistryError:
             raise
-        except (OSError, ValueError, TypeError, KeyError) as exc:
+        except (OSError, RuntimeError, ValueError, TypeError, KeyError) as exc:
             raise RegistryError(422, "invalid_upload", f"unreadable HDF5 file: {exc}", "temperature") from None
     else:
         raise RegistryError(422, "invalid_upload", f"{filename or 'upload'}: not a .npy or HDF5 file", "temperature")

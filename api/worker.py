@@ -122,7 +122,7 @@ class SolverState:
             return hit[1]
         try:
             model = ReducedModel.load(pinned)
-        except (ModelFileError, OSError, KeyError, ValueError, TypeError) as exc:
+        except (ModelFileError, OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
             unpin(pinned, path)
             raise self._model_file_error(exc, model_id, pinned) from None
         model.api_name = model_id
@@ -158,7 +158,7 @@ class SolverState:
         try:
             try:
                 card = model_card(model_id, Path(pinned))
-            except (ModelFileError, OSError, KeyError, ValueError, TypeError) as exc:
+            except (ModelFileError, OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
                 raise self._model_file_error(exc, model_id, pinned, status, field) from None
             h = hashlib.sha256()
             with open(pinned, "rb") as f:
@@ -239,8 +239,9 @@ def main(inbox, outbox, settings: dict) -> None:
             reply = ("ok", getattr(state, task)(*args), state.stats())
         except DomainError as exc:
             reply = ("error", exc, state.stats())
-        except ModelFileError as exc:  # a model file unreadable mid-solve (reconstruction reads it lazily)
-            reply = ("error", DomainError(409, "invalid_model_file", scrub(str(exc)), "model_id"), state.stats())
+        except (ModelFileError, OSError, RuntimeError) as exc:  # a model file unreadable mid-solve (lazy reads)
+            reply = ("error", DomainError(409, "invalid_model_file", scrub(f"model file unreadable: {exc}"),
+                                          "model_id"), state.stats())
         except Exception as exc:  # noqa: BLE001 - reported as a 500, logged here
             log.exception("task %s failed", task)
             reply = ("error", DomainError(500, "internal_error", f"{type(exc).__name__} (see the server log)"),

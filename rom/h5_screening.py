@@ -140,7 +140,17 @@ def _check_dataset(dset: h5py.Dataset, path: str, schema: Schema, limits: Limits
 def screen(f: h5py.File, schema: Schema, limits: Limits = Limits()) -> Inventory:
     """Walk ``f`` without following links or reading data; raise :class:`UnsafeFileError` for any link
     other than a hard link to a new object, any object or attribute outside ``schema``, virtual datasets,
-    external storage, filters outside :data:`ALLOWED_FILTERS`, or sizes above ``limits``."""
+    external storage, filters outside :data:`ALLOWED_FILTERS`, sizes above ``limits``, or a structure
+    the HDF5 library cannot read (corrupt bytes)."""
+    try:
+        return _screen(f, schema, limits)
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+        if isinstance(exc, UnsafeFileError):
+            raise
+        raise UnsafeFileError(f"unreadable HDF5 structure ({exc}); the file is corrupt or truncated") from None
+
+
+def _screen(f: h5py.File, schema: Schema, limits: Limits) -> Inventory:
     inv = Inventory()
     seen: set[int] = set()
     stack: list[tuple[h5py.Group, str]] = [(f, "")]
@@ -272,6 +282,16 @@ def screen_model(f: h5py.File, limits: Limits = Limits()) -> Inventory:
     shapes, index arrays within the extent they index, scalar attributes finite and in range, JSON
     attributes strict, float datasets finite."""
     inv = screen(f, MODEL_SCHEMA, limits)
+    try:
+        _model_rules(f, inv, limits)
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+        if isinstance(exc, UnsafeFileError):
+            raise
+        raise UnsafeFileError(f"unreadable data ({exc}); the file is corrupt or truncated") from None
+    return inv
+
+
+def _model_rules(f: h5py.File, inv: Inventory, limits: Limits) -> None:
     ds = inv.datasets
 
     def shape(path: str) -> tuple[int, ...]:
@@ -386,7 +406,6 @@ def screen_model(f: h5py.File, limits: Limits = Limits()) -> Inventory:
         _scalar(f["indicator"], "reference", "/indicator", lo=0.0)
     for p in sorted(ds):
         _finite(f, p, limits)
-    return inv
 
 
 # -- uploaded arrays ----------------------------------------------------------------------------------------------------

@@ -359,3 +359,31 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_corrupted_model_bytes_never_answer_5xx(server, built, reference, tmp_path):
+    """Bytes overwritten at 24 places of a model file (headers, metadata, data) and 4 truncations: each
+    upload is refused (422) or published; a published one solves or answers 4xx, never 5xx."""
+    data = bytearray(built[0].path.read_bytes())
+    rng = np.random.default_rng(7)
+    variants = []
+    for k, offset in enumerate(np.linspace(0, len(data) - 64, 24).astype(int)):
+        bad = bytearray(data)
+        bad[offset:offset + 16] = rng.integers(0, 256, 16, dtype=np.uint8).tobytes()
+        variants.append(bytes(bad))
+    variants += [bytes(data[: len(data) * k // 5]) for k in (1, 2, 3, 4)]
+    statuses = []
+    for k, content in enumerate(variants):
+        p = tmp_path / f"corrupt{k}.h5"
+        p.write_bytes(content)
+        r = put(server, "corrupt", p)
+        assert r.status_code in (200, 201, 422), (k, r.status_code, r.text)
+        assert "error" in r.json() or r.json()["id"] == "corrupt"
+        if r.status_code in (200, 201):
+            s = solve(server, "corrupt")
+            assert s.status_code < 500 or s.json()["error"]["code"] == "worker_crashed", (k, s.status_code, s.text)
+            statuses.append(s.status_code)
+        statuses.append(r.status_code)
+    assert 422 in statuses
+    httpx.delete(f"{server.url}/v1/models/corrupt", headers={"X-API-Key": server.key})
+    assert_serving(server, reference)
