@@ -58,7 +58,7 @@ import h5py
 import numpy as np
 import scipy.sparse as sp
 
-from structrom.rom import h5_screening
+from structrom.rom import h5_screening, model_screening
 
 FORMAT = "structrom-reduced-model"
 SCHEMA_VERSION = 1
@@ -179,7 +179,7 @@ def _need(f: h5py.File, key: str, path: Path):
 
 def load(path: str | Path, *, mesh: bool = False, full: bool = False,
          limits: h5_screening.Limits | None = None) -> ReducedModelData:
-    """Read and validate a model file (screened first by :func:`structrom.rom.h5_screening.screen_model`
+    """Read and validate a model file (screened first by :func:`structrom.rom.model_screening.screen_model`
     within ``limits``, default :data:`structrom.rom.h5_screening.DEFAULT_LIMITS`). ``full=True`` reads full modes and dual bases into memory (otherwise they are read
     on demand); ``mesh=True`` reads the mesh."""
     path = Path(path)
@@ -191,7 +191,7 @@ def load(path: str | Path, *, mesh: bool = False, full: bool = False,
         raise ModelFileError(f"{path}: not a readable HDF5 file ({exc}); the file may be truncated") from None
     with f:
         try:  # before anything reads data: no external files or links, bounded sizes, indices in range
-            h5_screening.screen_model(f, limits or h5_screening.DEFAULT_LIMITS)
+            model_screening.screen_model(f, limits or h5_screening.DEFAULT_LIMITS)
         except h5_screening.UnsafeFileError as exc:
             raise ModelFileError(f"{path}: {exc}") from None
         if f.attrs.get("format") != FORMAT:
