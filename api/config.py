@@ -28,6 +28,7 @@ Example (every key optional; the values shown are the defaults)::
     body_timeout_seconds = 30             # longest pause between two pieces of a request body
     keep_alive_seconds = 5                # idle keep-alive connections are closed after this
     max_idle_connections = 256            # connections waiting for the client; above, the oldest is closed
+    max_header_bytes = 65536              # request line + headers (431 above)
     max_connections = 2048                # open connections (503 above)
 
 Without any API key configured, writes (model upload / delete) are refused (403): a fresh server is
@@ -78,6 +79,7 @@ class ServerConfig(BaseModel):
     body_timeout_seconds: float = Field(30.0, gt=0)
     keep_alive_seconds: float = Field(5.0, gt=0)
     max_idle_connections: int = Field(256, ge=1)
+    max_header_bytes: int = Field(65536, ge=1024)
     max_connections: int = Field(2048, ge=1)
 
     def api_keys(self) -> list[str]:

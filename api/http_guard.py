@@ -7,7 +7,8 @@ body stop half-way, so a thousand idle half-sent requests exhaust its connection
 * closes a connection whose request headers have not all arrived ``header_timeout`` seconds after the
   connection (or the previous response), and one whose body pauses longer than ``body_timeout``;
 * keeps at most ``max_idle`` connections waiting for their client: above, the one waiting longest is
-  closed, so a new client is always read.
+  closed, so a new client is always read;
+* answers 431 (JSON) and closes a connection whose request line and headers exceed ``max_header_bytes``.
 """
 from __future__ import annotations
 
@@ -17,17 +18,35 @@ from collections import OrderedDict
 log = logging.getLogger("structrom.api")
 
 
-def guarded_protocol(*, header_timeout: float, body_timeout: float, max_idle: int):
+_TOO_LARGE = (b'{"error":{"status":431,"code":"headers_too_large","field":"headers","message":"the request line '
+              b'and headers exceed the limit"}}')
+
+
+def guarded_protocol(*, header_timeout: float, body_timeout: float, max_idle: int, max_header_bytes: int = 65536):
     try:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
     except ImportError:  # pragma: no cover - httptools is a dependency of the server
         log.warning("httptools is not installed: no header / body read deadlines")
         return "auto"
     waiting: OrderedDict = OrderedDict()  # connections waiting for their client, oldest first
-    stats = {"closed_header": 0, "closed_body": 0, "closed_idle": 0}
+    stats = {"closed_header": 0, "closed_body": 0, "closed_idle": 0, "closed_header_size": 0}
 
     class GuardedHttpToolsProtocol(HttpToolsProtocol):
         _timer = None
+        _header_bytes = 0  # bytes received since the request began, while its headers are incomplete
+        _in_headers = True
+
+        def data_received(self, data: bytes) -> None:
+            if self._in_headers:
+                self._header_bytes += len(data)
+            super().data_received(data)
+            # still in the headers after this piece (a body in the same piece does not count)
+            if self._in_headers and self._header_bytes > max_header_bytes and not self.transport.is_closing():
+                stats["closed_header_size"] += 1
+                self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: "
+                                     b"application/json\r\nConnection: close\r\nContent-Length: "
+                                     + str(len(_TOO_LARGE)).encode() + b"\r\n\r\n" + _TOO_LARGE)
+                self._close()
 
         def _wait(self, timeout: float, reason: str) -> None:
             self._unwait()
@@ -71,6 +90,7 @@ def guarded_protocol(*, header_timeout: float, body_timeout: float, max_idle: in
                 self._wait(header_timeout, "header")
 
         def on_headers_complete(self) -> None:
+            self._in_headers, self._header_bytes = False, 0
             super().on_headers_complete()
             self._wait(body_timeout, "body")
 
@@ -83,6 +103,7 @@ def guarded_protocol(*, header_timeout: float, body_timeout: float, max_idle: in
             self._unwait()
 
         def on_response_complete(self) -> None:
+            self._in_headers, self._header_bytes = True, 0
             super().on_response_complete()
             if not self.transport.is_closing() and not self.pipeline:
                 self._wait(header_timeout, "header")  # next request (uvicorn's keep-alive timer runs too)

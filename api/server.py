@@ -134,6 +134,6 @@ def uvicorn_options(config: ServerConfig) -> dict:
 
     return {"http": guarded_protocol(header_timeout=config.header_timeout_seconds,
                                      body_timeout=config.body_timeout_seconds,
-                                     max_idle=config.max_idle_connections),
+                                     max_idle=config.max_idle_connections, max_header_bytes=config.max_header_bytes),
             "timeout_keep_alive": config.keep_alive_seconds, "limit_concurrency": config.max_connections,
             "timeout_graceful_shutdown": 10}

@@ -228,3 +228,30 @@ def test_index_written_by_an_older_server_is_not_trusted(tmp_path, built, refere
         r = httpx.post(f"{srv.url}/v1/models/nan/solve", json={"loading": GOOD})
         assert r.status_code == 409 and "tolerance" in r.json()["error"]["message"], r.text
         assert_correct(srv, reference)
+
+
+def test_endless_headers_refused(tmp_path, built, reference):
+    """Headers that never end are cut at 64 KiB with a 431 JSON answer; a 1 MiB body in one piece is not
+    mistaken for headers."""
+    with server(tmp_path, built, "max_request_bytes = 2097152\n") as srv:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            try:
+                for _ in range(100):
+                    s.sendall(b"X-Filler: " + b"a" * 8000 + b"\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            answer = b""
+            try:
+                while chunk := s.recv(65536):
+                    answer += chunk
+            except ConnectionResetError:
+                pass
+        assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+        assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "headers_too_large"
+        body = json.dumps({"loading": GOOD, "node_sets": [], "extrapolate": False}).encode()
+        body = body[:-1] + b" " * (2**20) + b"}"
+        r = httpx.post(f"{srv.url}/v1/models/small/solve", content=body, headers={"Content-Type": "application/json"},
+                       timeout=60)
+        assert r.status_code == 200, r.text
+        assert_correct(srv, reference)
