@@ -472,3 +472,22 @@ def test_client_handles_non_json_errors():
             c.health()
     assert e.value.status == 502 and e.value.code == "http_error"
 
+
+
+def test_client_retries_after_429():
+    calls = []
+
+    def handler(request):
+        calls.append(time.monotonic())
+        if len(calls) < 3:
+            return httpx.Response(429, headers={"Retry-After": "0"}, json={"error": {"status": 429, "code": "busy",
+                                                                                    "field": None, "message": "x"}})
+        return httpx.Response(200, json={"status": "ok", "version": "1"})
+
+    with Client("http://test", transport=httpx.MockTransport(handler), retries=2) as c:
+        assert c.health()["status"] == "ok" and len(calls) == 3
+    calls.clear()
+    with Client("http://test", transport=httpx.MockTransport(handler)) as c:  # default: no retry
+        with pytest.raises(ApiError) as e:
+            c.health()
+    assert e.value.status == 429 and e.value.code == "busy" and len(calls) == 1
