@@ -255,3 +255,17 @@ def test_endless_headers_refused(tmp_path, built, reference):
                        timeout=60)
         assert r.status_code == 200, r.text
         assert_correct(srv, reference)
+
+
+def test_job_store_memory_budget(tmp_path, built):
+    """Stored requests and results are bounded in bytes: a result that does not fit fails its job (507,
+    kept as the job's error), a request that does not fit is refused (429); earlier results stay."""
+    with server(tmp_path, built, "job_store_bytes = 40000\n") as srv:
+        small = wait(srv, submit(srv, [GOOD]).json()["job"])
+        assert small["status"] == "done"
+        big = wait(srv, submit(srv, [LONG] * 2).json()["job"])  # ~2 x 30 kB of results
+        assert big["status"] == "failed" and big["error"]["status"] == 507, big
+        assert big["error"]["code"] == "result_too_large"
+        r = submit(srv, [GOOD] * 200)  # the request itself (~45 kB) exceeds what is left
+        assert r.status_code == 429 and r.json()["error"]["code"] == "job_store_full" and "Retry-After" in r.headers
+        assert httpx.get(f"{srv.url}/v1/jobs/{small['id']}").json() == small
