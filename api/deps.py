@@ -28,7 +28,7 @@ class Services:
     extra: dict = field(default_factory=dict)
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
     s = request.app.state.services
     if not s.ready:
         raise DomainError(503, "not_ready", "starting or stopping", retry_after=2)

@@ -78,6 +78,8 @@ def _metrics(s: Services) -> Metrics:
 
 
 def create_app(config: ServerConfig) -> FastAPI:
+    """The application (solver processes start with its lifespan; they are started by ``forkserver``, so
+    a script that runs the application must guard its entry point with ``if __name__ == "__main__"``)."""
     keys = [k.encode() for k in config.api_keys()]
     s = Services(config=config, metrics=Metrics(), keys=keys)
 
