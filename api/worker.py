@@ -75,7 +75,8 @@ class SolverState:
 
     def __init__(self, *, cache_models: int, cache_bytes: int, max_increments: int) -> None:
         self.cache_models, self.cache_bytes, self.max_increments = cache_models, cache_bytes, max_increments
-        self._cache: OrderedDict[str, tuple[tuple, object, int, int]] = OrderedDict()
+        # path -> (file identity, model, pin, bytes)
+        self._cache: OrderedDict[str, tuple[tuple, object, str, int]] = OrderedDict()
         self.hits = self.misses = self.evictions = 0
 
     # -- files and models ----------------------------------------------------------------------------------

@@ -137,6 +137,23 @@ async def level(url: str, model: str, body: dict, clients: int, max_requests: in
             "server_p50": statistics.median(server_ms) if server_ms else float("nan")}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (``/proc/<pid>/stat``), in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu(srv) -> tuple[float, float]:
+    """CPU seconds used so far by the HTTP process and by the solver processes of ``srv``: a measure of
+    the work per request that a loaded machine's waiting does not inflate."""
+    import api_fixtures as af
+
+    return cpu_seconds(srv.proc.pid), sum(cpu_seconds(p) for p in af.solver_pids(srv))
+
+
 def run(args) -> tuple[list[dict], dict]:
     import httpx
 
@@ -162,7 +179,11 @@ def run(args) -> tuple[list[dict], dict]:
                     r.raise_for_status()
                 levels = [(c, "keep-alive") for c in args.clients] + [(1, "httpx")] * (1 in args.clients)
                 for c, client in levels:
+                    cpu0 = server_cpu(srv)
                     res = asyncio.run(level(srv.url, name, body, c, args.requests, args.seconds, client))
+                    cpu1 = server_cpu(srv)
+                    n = max(res["requests"] + res["errors"], 1)
+                    res["cpu_http"], res["cpu_solver"] = (1e3 * (b - a) / n for a, b in zip(cpu0, cpu1))
                     res.update(model=name, modes=m["modes"], points=m["points"], workers=workers,
                                trusted=bool(r.json()["trusted_all"]), iterations=sum(r.json()["newton_iterations"]))
                     rows.append(res)
@@ -173,12 +194,13 @@ def run(args) -> tuple[list[dict], dict]:
 
 
 HEADER = ("| model | modes | reduced points | solver processes | clients | client | requests | p50 [ms] | p99 [ms] "
-          "| throughput [req/s] | server p50 [ms] |")
+          "| throughput [req/s] | server p50 [ms] | CPU HTTP [ms/req] | CPU solver [ms/req] |")
 
 
 def fmt_row(r: dict) -> str:
     return (f"| {r['model']} | {r['modes']} | {r['points']} | {r['workers']} | {r['clients']} | {r['client']} | "
-            f"{r['requests']} | {r['p50']:.1f} | {r['p99']:.1f} | {r['throughput']:.1f} | {r['server_p50']:.1f} |")
+            f"{r['requests']} | {r['p50']:.1f} | {r['p99']:.1f} | {r['throughput']:.1f} | {r['server_p50']:.1f} | "
+            f"{r['cpu_http']:.2f} | {r['cpu_solver']:.2f} |")
 
 
 def scaling(rows: list[dict]) -> str:
@@ -215,10 +237,13 @@ def report(rows: list[dict], env: dict, args) -> str:
         "spent in the solve and the QoIs, as the server reports it (`timings_ms.total`). Client `keep-alive`: "
         "one HTTP/1.1 connection per client, raw asyncio streams (bench/api.py `KeepAliveClient`), so that the "
         "latency is the server's; `httpx`: the same query through `httpx.AsyncClient`, whose own cost per request "
-        "(on the same 2 cores) is the difference.",
+        "(on the same 2 cores) is the difference. `CPU HTTP` / `CPU solver`: CPU time of the server's HTTP process / "
+        "of its solver processes per request over the row (from /proc): the work per request, which a loaded "
+        "machine's waiting does not inflate; on an idle machine with `c` cores the throughput bound is about "
+        "min(solver processes, c) / CPU solver, and 1 / CPU HTTP.",
         "",
         HEADER,
-        "|" + "---|" * 11,
+        "|" + "---|" * 13,
         *[fmt_row(r) for r in rows],
         "",
         scaling(rows),
