@@ -1,5 +1,5 @@
-"""Background jobs, persisted: table ``jobs`` of ``index.sqlite`` in the models directory holds every job's request, status and
-result, so accepted jobs and finished results survive a restart (unfinished jobs are run again).
+"""Background jobs, persisted: table ``jobs`` of ``index.sqlite`` in the models directory holds every job's
+request, status and result, so accepted jobs and finished results survive a restart (unfinished jobs are run again).
 
 Bounds: at most ``max_jobs`` stored jobs and ``max_bytes`` of stored results; finished jobs are kept
 ``ttl`` seconds and never evicted earlier: a full store refuses new jobs (429 with ``Retry-After`` = when

@@ -4,7 +4,8 @@
 the server's threads or sockets) each run one task at a time; the answer is awaited on the event loop (a
 reader callback on the pipe), so a request costs no thread hop. Interactive requests (priority 0) go before
 job chunks (priority 1), so a solve waits at most for the tasks already running, not behind queued jobs.
-A task past its deadline has its process killed (answer 503 ``deadline_exceeded``); a process that dies
+A task past its deadline (counted from its arrival, queue wait included) has its process killed, or is
+not started (answer 503 ``deadline_exceeded``); a process that dies
 (a crash in native code) answers 500 ``worker_crashed`` for its task alone. Either way the process is
 started again for the next task and the server keeps serving.
 
@@ -153,9 +154,15 @@ class SolverPool:
 
     async def _drive(self, w: _Worker) -> None:
         while True:
-            _, _, task, args, timeout, fut = await self._queue.get()
+            _, _, task, args, deadline, fut = await self._queue.get()
             self.queued -= 1
             if fut.done():  # the caller went away while queued
+                continue
+            timeout = deadline - asyncio.get_running_loop().time()
+            if timeout <= 0:  # waited its whole deadline in the queue
+                self.timeouts += 1
+                fut.set_exception(DomainError(503, "deadline_exceeded", "the server was too busy to start the request "
+                                              "within its deadline", retry_after=1))
                 continue
             try:
                 result = await self._call(w, task, args, timeout)
@@ -175,9 +182,11 @@ class SolverPool:
         """Run ``task`` in a solver process; its result, or its :class:`DomainError`."""
         if self._queue is None or self._closing:
             raise DomainError(503, "not_ready", "the solver processes are not running", retry_after=2)
-        fut = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
         self.queued += 1
-        self._queue.put_nowait((priority, next(self._seq), task, args, timeout or self.task_timeout, fut))
+        deadline = loop.time() + (timeout or self.task_timeout)  # queue wait included
+        self._queue.put_nowait((priority, next(self._seq), task, args, deadline, fut))
         return await fut
 
     def alive(self) -> int:

@@ -92,7 +92,8 @@ def create_app(config: ServerConfig) -> FastAPI:
             "cache_models": config.cache_models, "cache_bytes": config.cache_bytes,
             "max_increments": config.max_increments, "max_expanded_bytes": config.max_model_expanded_bytes,
             "log_level": logging.getLogger().level or logging.WARNING,
-            "scrub": [(str(s.registry.dir), "models")], "models_dir": str(s.registry.dir)}, task_timeout=config.request_timeout_seconds)
+            "scrub": [(str(s.registry.dir), "models")], "models_dir": str(s.registry.dir)},
+            task_timeout=config.request_timeout_seconds)
         await s.pool.start()
         store = JobStore(s.registry.dir, max_jobs=config.max_jobs, max_bytes=config.job_store_bytes,
                          ttl=config.job_ttl_seconds)

@@ -1,8 +1,9 @@
 """REST service latency and throughput on loopback: ``structrom serve`` as a subprocess on 127.0.0.1 with 1
-and 2 solver processes (``--workers``), 1, 8 and 32 concurrent clients (asyncio, one keep-alive connection each: a minimal HTTP/1.1 client, so that
-the figures are the server's; one more 1-client row through httpx), for a small model and a 30-mode,
-300-point model; each query is a 20-increment elastoplastic loading (pressure + hot spot, inside the
-training family) answered with its QoIs (max von Mises, max p, displacement of a node set, indicator).
+and 2 solver processes (``--workers``), 1, 8 and 32 concurrent clients (asyncio, one keep-alive connection
+each: a minimal HTTP/1.1 client, so that the figures are the server's; one more 1-client row through
+httpx), for a small model and a 30-mode, 300-point model; each query is a 20-increment elastoplastic
+loading (pressure + hot spot, inside the training family) answered with its QoIs (max von Mises, max p,
+displacement of a node set, indicator).
 
     .venv/bin/python bench/api.py                  # print the table
     .venv/bin/python bench/api.py --append-docs    # and write it to the "Service" section of docs/benchmarks.md

@@ -213,7 +213,7 @@ def strict_json(text, what: str):
         raise UnsafeFileError(f"{what}: unreadable JSON ({exc})") from None
 
 
-# -- uploaded arrays ----------------------------------------------------------------------------------------------------
+# -- uploaded arrays -----------------------------------------------------------------------------------------------
 ARRAY_UPLOAD_SCHEMA = Schema(groups=(), datasets=(NAME,), attributes={}, dataset_kinds="iuf")
 
 

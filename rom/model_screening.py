@@ -26,7 +26,8 @@ MODEL_SCHEMA = Schema(
               "reduced/temperature/(nodes|coordinates|data|indices|indptr)", f"loads/pressure/{NAME}",
               "loads/(centrifugal|gravity)", f"dual/{NAME}/(reduced_basis|basis|singular_values)"),
     attributes={"": ("format", "schema_version", "provenance", "units", "materials", "loading_schema", "dirichlet"),
-                r"mesh/blocks/\d{1,6}/connectivity": ("element",), "loads/centrifugal": ("axis_point", "axis_direction"),
+                r"mesh/blocks/\d{1,6}/connectivity": ("element",),
+                "loads/centrifugal": ("axis_point", "axis_direction"),
                 f"dual/{NAME}": ("components",), "indicator": ("quantity", "tolerance", "reference")},
 )
 #: The largest accepted indicator tolerance (a relative Gappy residual; above 1 it trusts anything).
@@ -105,7 +106,8 @@ def _model_rules(f: h5py.File, inv: Inventory, limits: Limits) -> None:
     def expect(path: str, expected: tuple) -> None:
         got = shape(path)
         if len(got) != len(expected) or any(e is not None and g != e for g, e in zip(got, expected)):
-            raise UnsafeFileError(f"/{path}: shape {got}, expected {tuple('any' if e is None else e for e in expected)}")
+            want = tuple("any" if e is None else e for e in expected)
+            raise UnsafeFileError(f"/{path}: shape {got}, expected {want}")
 
     for g in ("mesh", "mesh/blocks", "mesh/node_sets", "mesh/element_sets", "mesh/surface_sets", "modes", "reduced",
               "reduced/temperature"):

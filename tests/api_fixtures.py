@@ -113,7 +113,7 @@ def new_key() -> str:
     return secrets.token_urlsafe(24)
 
 
-# -- hostile files and process inspection (tests of the service's hardening) --------------------------------------------
+# -- hostile files and process inspection (tests of the service's hardening) --------------------------------------
 def mutated(src: Path, dst: Path, mutate) -> Path:
     """A copy of the model file ``src`` at ``dst`` changed in place by ``mutate(h5py.File)``."""
     import shutil

@@ -57,7 +57,8 @@ def server(built, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference(built):
-    return {"small": ReducedModel.load(built[0].path).solve(GOOD), "other": ReducedModel.load(built[1].path).solve(GOOD)}
+    return {"small": ReducedModel.load(built[0].path).solve(GOOD),
+            "other": ReducedModel.load(built[1].path).solve(GOOD)}
 
 
 def solve(server, model_id="small", body=None, **kw):
