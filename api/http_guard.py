@@ -33,7 +33,9 @@ def guarded_protocol(*, header_timeout: float, body_timeout: float, max_idle: in
 
     class GuardedHttpToolsProtocol(HttpToolsProtocol):
         _timer = None
-        _header_bytes = 0  # bytes received since the request began, while its headers are incomplete
+        # bytes received while the parser is in a request's head (from the end of the previous request's body,
+        # not of its response: an early answer such as 413 comes while the body is still arriving)
+        _header_bytes = 0
         _in_headers = True
 
         def data_received(self, data: bytes) -> None:
@@ -99,11 +101,11 @@ def guarded_protocol(*, header_timeout: float, body_timeout: float, max_idle: in
             self._wait(body_timeout, "body")
 
         def on_message_complete(self) -> None:
+            self._in_headers, self._header_bytes = True, 0  # what comes next is the next request's head
             super().on_message_complete()
             self._unwait()
 
         def on_response_complete(self) -> None:
-            self._in_headers, self._header_bytes = True, 0
             super().on_response_complete()
             if not self.transport.is_closing() and not self.pipeline:
                 self._wait(header_timeout, "header")  # next request (uvicorn's keep-alive timer runs too)
