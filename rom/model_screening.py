@@ -20,12 +20,14 @@ from structrom.rom.h5_screening import NAME, Inventory, Limits, Schema, UnsafeFi
 
 MODEL_SCHEMA = Schema(
     groups=("mesh", "mesh/blocks", r"mesh/blocks/\d{1,6}", "mesh/(node_sets|element_sets|surface_sets)", "modes",
-            "reduced", "reduced/temperature", "loads", "loads/pressure", "dual", f"dual/{NAME}", "indicator"),
+            "reduced", "reduced/temperature", "loads", "loads/(pressure|traction|force)", "dual", f"dual/{NAME}",
+            "indicator"),
     datasets=("mesh/points", r"mesh/blocks/\d{1,6}/connectivity", f"mesh/(node_sets|element_sets|surface_sets)/{NAME}",
               "modes/(full|singular_values)", "reduced/(element|point|weights|coordinates|material|integrator)",
-              "reduced/temperature/(nodes|coordinates|data|indices|indptr)", f"loads/pressure/{NAME}",
+              "reduced/temperature/(nodes|coordinates|data|indices|indptr)", f"loads/(pressure|traction|force)/{NAME}",
               "loads/(centrifugal|gravity)", f"dual/{NAME}/(reduced_basis|basis|singular_values)"),
-    attributes={"": ("format", "schema_version", "provenance", "units", "materials", "loading_schema", "dirichlet"),
+    attributes={"": ("format", "schema_version", "kind", "versions", "provenance", "units", "materials",
+                     "loading_schema", "dirichlet"),
                 r"mesh/blocks/\d{1,6}/connectivity": ("element",),
                 "loads/centrifugal": ("axis_point", "axis_direction"),
                 f"dual/{NAME}": ("components",), "indicator": ("quantity", "tolerance", "reference")},
@@ -120,6 +122,11 @@ def _model_rules(f: h5py.File, inv: Inventory, limits: Limits) -> None:
         if kind is not object and not isinstance(value, kind):
             raise UnsafeFileError(f"/: attribute {key!r} must be a JSON {kind.__name__}")
     materials = strict_json(f.attrs["materials"], "/ attribute 'materials'")
+    if "versions" in f.attrs and not isinstance(strict_json(f.attrs["versions"], "/ attribute 'versions'"), list):
+        raise UnsafeFileError("/: attribute 'versions' must be a JSON list")
+    if "kind" in f.attrs and _string(f, "kind", "/") != "hyper_reduced":
+        raise UnsafeFileError(f"/: model kind {_string(f, 'kind', '/')!r} is not the hyper-reduced layout this "
+                              "screening knows")
     _scalar(f, "schema_version", "/", lo=0, hi=2**31, integer=True)
     _string(f, "format", "/")
     # mesh
@@ -183,6 +190,9 @@ def _model_rules(f: h5py.File, inv: Inventory, limits: Limits) -> None:
                 raise UnsafeFileError(f"/loads/centrifugal: attribute {name!r} must be 3 finite numbers")
     if "loads/gravity" in ds:
         expect("loads/gravity", (n_modes, 3))
+    for p in ds:
+        if p.startswith(("loads/traction/", "loads/force/")):
+            expect(p, (n_modes, 3))
     # dual bases and the indicator
     n_points = None
     for g in sorted(p for p in inv.groups if re.fullmatch(f"dual/{NAME}", p)):
