@@ -88,7 +88,7 @@ def _serve(args: argparse.Namespace, rest: list[str]) -> int:
     import uvicorn
 
     from structrom.api.config import ConfigError, load_config
-    from structrom.api.server import create_app
+    from structrom.api.server import create_app, uvicorn_options
 
     overrides = {"host": args.host, "port": args.port, "models_dir": args.models, "keys_file": args.keys_file,
                  "max_request_bytes": args.max_request_bytes, "max_model_bytes": args.max_model_bytes,
@@ -102,7 +102,7 @@ def _serve(args: argparse.Namespace, rest: list[str]) -> int:
         return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=args.log_level,
-                access_log=args.log_level in ("debug", "info"), limit_concurrency=1024, timeout_keep_alive=30)
+                access_log=args.log_level in ("debug", "info"), **uvicorn_options(cfg))
     return 0
 
 
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-model-bytes", type=int, help="largest model upload (413 above)")
     p.add_argument("--cache-models", type=int, help="models kept loaded in memory (LRU count bound)")
     p.add_argument("--cache-bytes", type=int, help="bytes of loaded models kept in memory (LRU size bound)")
-    p.add_argument("--workers", type=int, help="solver threads")
+    p.add_argument("--workers", type=int, help="solver processes")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     _add_report_parser(sub)
     _add_import_parser(sub)

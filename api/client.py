@@ -8,6 +8,8 @@
         r["max_von_mises"], r["indicator"], r["trusted_all"]
 
 Errors are raised as :class:`ApiError` with the server's ``status``, ``code``, ``field`` and ``message``.
+With ``retries=n``, an answer 429 or 503 carrying ``Retry-After`` (server saturated, solver restarting) is
+retried up to ``n`` times after the delay the server asks for.
 """
 from __future__ import annotations
 
@@ -28,8 +30,9 @@ class ApiError(Exception):
 
 class Client:
     def __init__(self, base_url: str, api_key: str | None = None, *, timeout: float = 120.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, retries: int = 0, max_wait: float = 30.0) -> None:
         headers = {"X-API-Key": api_key} if api_key else {}
+        self.retries, self.max_wait = retries, max_wait
         self.http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout,
                                  transport=transport)
 
@@ -53,8 +56,22 @@ class Client:
                 raise ApiError(r.status_code, "http_error", r.text[:500]) from None
         return r
 
+    def _request(self, method: str, url: str, **kw) -> httpx.Response:
+        """One request, retried on 429 / 503 with ``Retry-After`` (``retries`` times; bodies must be
+        replayable: bytes, JSON or form data, not a stream)."""
+        for attempt in range(self.retries + 1):
+            r = self.http.request(method, url, **kw)
+            wait = r.headers.get("retry-after")
+            if r.status_code not in (429, 503) or wait is None or attempt == self.retries:
+                return r
+            try:
+                time.sleep(min(max(float(wait), 0.0), self.max_wait))
+            except ValueError:
+                return r
+        return r
+
     def _json(self, method: str, url: str, **kw) -> Any:
-        return self._check(self.http.request(method, url, **kw)).json()
+        return self._check(self._request(method, url, **kw)).json()
 
     # -- service -------------------------------------------------------------------------------------------------------
     def health(self) -> dict:
@@ -119,7 +136,7 @@ class Client:
         """Start a solve as a background job; returns the job id."""
         body = {"loading": loading, **self._opts(opts.get("extrapolate", False), opts.get("node_sets"),
                                                  opts.get("reconstruct", True))}
-        r = self._check(self.http.post(f"/v1/models/{model_id}/solve", json=body, params={"background": "true"}))
+        r = self._check(self._request("POST", f"/v1/models/{model_id}/solve", json=body, params={"background": "true"}))
         return r.json()["job"]
 
     def batch(self, model_id: str, loadings: list[dict], *, extrapolate: bool = False, node_sets=None,
@@ -127,8 +144,8 @@ class Client:
         """Solve many loadings. The server answers large batches with a job; with ``wait`` the job is polled
         until done and its result returned (else ``{"job": id}``)."""
         body = {"loadings": loadings, **self._opts(extrapolate, node_sets, reconstruct)}
-        r = self._check(self.http.post(f"/v1/models/{model_id}/batch", json=body,
-                                       params={"background": "true"} if background else None))
+        r = self._check(self._request("POST", f"/v1/models/{model_id}/batch", json=body,
+                                      params={"background": "true"} if background else None))
         if r.status_code == 202:
             job = r.json()["job"]
             return self.wait(job, timeout=timeout) if wait else {"job": job}
@@ -158,7 +175,7 @@ class Client:
         body = {"loading": loading, "format": format, "increment": increment, "extrapolate": extrapolate}
         if quantities is not None:
             body["quantities"] = list(quantities)
-        r = self._check(self.http.post(f"/v1/models/{model_id}/fields", json=body))
+        r = self._check(self._request("POST", f"/v1/models/{model_id}/fields", json=body))
         path = Path(path)
         path.write_bytes(r.content)
         return path

@@ -10,15 +10,26 @@ Example (every key optional; the values shown are the defaults)::
     read_requires_key = false             # reads (list, card, solve...) need a key too
     max_request_bytes = 8388608           # JSON bodies and nodal-temperature uploads (413 above)
     max_model_bytes = 1073741824          # model uploads (PUT /v1/models/{id})
+    max_model_expanded_bytes = 8589934592 # a model file's datasets once decompressed (checked before reading)
     cache_models = 8                      # loaded models kept in memory (LRU) ...
     cache_bytes = 1073741824              # ... and their total estimated size
-    workers = 2                           # solver threads (solves never run on the event loop)
+    workers = 2                           # solver processes (every file read and solve runs there)
     max_batch = 256                       # loadings per batch request
     sync_batch_max = 16                   # larger batches are answered 202 + job location
     max_increments = 2000                 # increments per loading
-    max_jobs = 256                        # jobs kept (finished ones are evicted oldest first)
+    max_inflight = 64                     # requests in flight + unfinished jobs (429 + Retry-After above)
+    request_timeout_seconds = 120         # deadline of one solver task (503 deadline_exceeded, process restarted)
+    max_jobs = 1024                       # jobs stored (pending + finished); full: 429, never early eviction
+    job_store_bytes = 268435456           # bytes of stored job requests and results (index.sqlite)
     job_ttl_seconds = 3600                # finished jobs are forgotten after this
+    job_chunk = 8                         # loadings per solver task of a batch job (interleaved with requests)
     query_log_rows = 100000               # rows kept in the SQLite query log
+    header_timeout_seconds = 10           # a request's headers must arrive within this (else closed)
+    body_timeout_seconds = 30             # longest pause between two pieces of a request body
+    keep_alive_seconds = 5                # idle keep-alive connections are closed after this
+    max_idle_connections = 256            # connections waiting for the client; above, the oldest is closed
+    max_header_bytes = 65536              # request line + headers (431 above)
+    max_connections = 2048                # open connections (503 above)
 
 Without any API key configured, writes (model upload / delete) are refused (403): a fresh server is
 read-only until a key is set.
@@ -50,15 +61,26 @@ class ServerConfig(BaseModel):
     read_requires_key: bool = False
     max_request_bytes: int = Field(8 * 2**20, ge=1024)
     max_model_bytes: int = Field(2**30, ge=1024)
+    max_model_expanded_bytes: int = Field(8 * 2**30, ge=1024)
     cache_models: int = Field(8, ge=1)
     cache_bytes: int = Field(2**30, ge=1)
     workers: int = Field(2, ge=1, le=64)
     max_batch: int = Field(256, ge=1)
     sync_batch_max: int = Field(16, ge=1)
     max_increments: int = Field(2000, ge=1)
-    max_jobs: int = Field(256, ge=1)
+    max_inflight: int = Field(64, ge=1)
+    request_timeout_seconds: float = Field(120.0, gt=0)
+    max_jobs: int = Field(1024, ge=1)
+    job_store_bytes: int = Field(256 * 2**20, ge=1024)
     job_ttl_seconds: float = Field(3600.0, gt=0)
+    job_chunk: int = Field(8, ge=1)
     query_log_rows: int = Field(100_000, ge=0)
+    header_timeout_seconds: float = Field(10.0, gt=0)
+    body_timeout_seconds: float = Field(30.0, gt=0)
+    keep_alive_seconds: float = Field(5.0, gt=0)
+    max_idle_connections: int = Field(256, ge=1)
+    max_header_bytes: int = Field(65536, ge=1024)
+    max_connections: int = Field(2048, ge=1)
 
     def api_keys(self) -> list[str]:
         """Keys from ``keys_file`` (one per line, ``#`` comments) and the ``keys_env`` variable."""

@@ -10,49 +10,26 @@ inputs, e.g. ``?intensity=290&pressure.right=-185``); ``submit=1`` submits it on
 is kept in ``<script id="answer" type="application/json">`` (and its request in ``id="request"``) for
 scripts and tests.
 
-Registered with one line in :func:`structrom.api.server.create_app`::
-
-    model_page.register(app, lambda: state["registry"], Read)
-
-(:func:`router` gives the same route as an ``APIRouter``.)
+The route is :data:`structrom.api.routes.page.router`; the plots are rendered by a solver process
+(:func:`svg_figures`: the HTTP process reads no model file) and kept per model version.
 """
 from __future__ import annotations
 
 import html
 import json
 import secrets
-import threading
 import time
-from collections import OrderedDict
-from typing import Any, Callable
+from typing import Any
 
-from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from .registry import Registry
 
-#: Rendered plots kept per (model id, sha256) (rendering takes about a second).
-PLOT_CACHE_SIZE = 8
+def svg_figures(model_path: str) -> dict[str, str]:
+    """The model's plots (POD decay, reduced points) as SVG texts (runs in a solver process)."""
+    from structrom.rom.report import model_figures
+    from structrom.rom.report.plots import svg_text
 
-
-class _PlotCache:
-    def __init__(self) -> None:
-        self._items: OrderedDict[tuple[str, str], dict[str, str]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, registry: Registry, model_id: str, sha: str) -> dict[str, str]:
-        key = (model_id, sha)
-        with self._lock:  # one rendering at a time (matplotlib's font cache and text layout are shared)
-            if key not in self._items:
-                from structrom.rom.report import model_figures
-                from structrom.rom.report.plots import svg_text
-
-                figs = model_figures(registry.path(model_id))
-                self._items[key] = {name: svg_text(fig) for name, fig in figs.items()}
-                while len(self._items) > PLOT_CACHE_SIZE:
-                    self._items.popitem(last=False)
-            self._items.move_to_end(key)
-            return self._items[key]
+    return {name: svg_text(fig) for name, fig in model_figures(model_path).items()}
 
 
 def _json_script(obj: Any) -> str:
@@ -147,40 +124,13 @@ def render(card: dict, svgs: dict[str, str], nonce: str) -> str:
 PATH = "/v1/models/{model_id}/page"
 
 
-def _endpoint(registry: Callable[[], Registry]) -> Callable[[str], HTMLResponse]:
-    cache = _PlotCache()
-
-    def model_page(model_id: str) -> HTMLResponse:
-        """An HTML page: model card, plots, and a form to query a loading (read-only; no external resource)."""
-        reg = registry()
-        card = reg.card(model_id)  # 404 / 422 as JSON errors, like the card endpoint
-        svgs = cache.get(reg, model_id, card.get("sha256", ""))
-        nonce = secrets.token_urlsafe(16)
-        csp = (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; img-src data:; "
-               "connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'")
-        return HTMLResponse(render(card, svgs, nonce), headers={
-            "Content-Security-Policy": csp, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
-
-    return model_page
-
-
-def _route_options(read_dependency: Any) -> dict:
-    return {"methods": ["GET"], "tags": ["models"], "response_class": HTMLResponse,
-            "dependencies": [read_dependency] if read_dependency is not None else []}
-
-
-def router(registry: Callable[[], Registry], read_dependency: Any) -> APIRouter:
-    """The page as an ``APIRouter``; ``registry()`` returns the server's registry, ``read_dependency``
-    guards reads."""
-    r = APIRouter()
-    r.add_api_route(PATH, _endpoint(registry), **_route_options(read_dependency))
-    return r
-
-
-def register(app, registry: Callable[[], Registry], read_dependency: Any) -> None:
-    """Add the page's route to ``app`` itself (``app.routes`` stays a flat list of routes, which
-    ``include_router`` of recent FastAPI versions does not keep)."""
-    app.add_api_route(PATH, _endpoint(registry), **_route_options(read_dependency))
+def page_response(card: dict, svgs: dict[str, str]) -> HTMLResponse:
+    """The page with its security headers (no external resource, inline scripts by nonce only)."""
+    nonce = secrets.token_urlsafe(16)
+    csp = (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; img-src data:; "
+           "connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'")
+    return HTMLResponse(render(card, svgs, nonce), headers={
+        "Content-Security-Policy": csp, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
 
 
 PAGE = """<!DOCTYPE html>

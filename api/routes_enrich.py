@@ -1,6 +1,7 @@
 """``POST /v1/models/{id}/enrich``: enrichment of a published model as a background job [key].
 
-Registered by :func:`register` (one call in :func:`structrom.api.server.create_app`).
+The route is :data:`structrom.api.routes.enrich.router`; the job kind ``enrich`` runs :func:`run_enrich`
+(:func:`structrom.api.execution.run_job`).
 
 The job runs ``structrom enrich`` (:mod:`structrom.rom.offline.enrich`) in a child process (under
 ``mpirun -n ranks`` when ``ranks > 1``): HF solves need PETSc or CalculiX, which the server process
@@ -16,20 +17,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import FastAPI
-from fastapi import Path as PathParam
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from .registry import MODEL_ID, RegistryError
-
-
-ModelId = Annotated[str, PathParam(pattern=MODEL_ID.pattern, max_length=64,
-                                   description="model id: letters, digits, '_' and '-' (no dots, no slashes)")]
+from .registry import RegistryError
 
 
 class EnrichRequest(BaseModel):
@@ -71,45 +64,3 @@ def run_enrich(models_dir: Path, model_path: Path, body: EnrichRequest) -> dict:
         raise RegistryError(500, "enrich_failed", "structrom enrich printed no result")
     finally:
         Path(name).unlink(missing_ok=True)
-
-
-def register(app: FastAPI, state: dict, write: Any) -> None:
-    """Add the enrich route to ``app``; ``state``: the app's state (``registry``, ``jobs``); ``write``: the
-    write-key dependency."""
-    busy: set[str] = set()
-    lock = threading.Lock()
-
-    @app.post("/v1/models/{model_id}/enrich", tags=["models"], dependencies=[write], status_code=202,
-              responses={202: {"description": "accepted as a job: poll Location"}})
-    async def enrich(model_id: ModelId, body: EnrichRequest):
-        """Solve the loadings with the model; HF solves of those above the indicator tolerance, then a new
-        model version (old one kept). Always a job: 202 + Location of ``/v1/jobs/{job}``."""
-        reg = state["registry"]
-        path = reg.path(model_id)
-        if not path.exists():
-            raise RegistryError(404, "unknown_model", f"no model {model_id!r}; list them with GET /v1/models",
-                                "model_id")
-        with lock:
-            if model_id in busy:
-                raise RegistryError(409, "enrich_in_progress", f"model {model_id!r} is being enriched; wait for "
-                                    "that job", "model_id")
-            busy.add(model_id)
-
-        def fn():
-            try:
-                out = run_enrich(reg.dir, path, body)
-                reg.scan()  # index the new version (the card lists the history)
-                return out
-            finally:
-                with lock:
-                    busy.discard(model_id)
-
-        try:
-            job = state["jobs"].submit("enrich", model_id, fn)
-        except BaseException:
-            with lock:
-                busy.discard(model_id)
-            raise
-        loc = f"/v1/jobs/{job['id']}"
-        return JSONResponse({"job": job["id"], "status": job["status"], "location": loc}, status_code=202,
-                            headers={"Location": loc})

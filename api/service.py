@@ -1,5 +1,6 @@
 """What the endpoints compute, free of HTTP: solve a loading and summarize it, write reconstructed fields,
-read an uploaded nodal temperature field. Runs in the server's worker threads (never on the event loop).
+read an uploaded nodal temperature field. Runs in the solver processes (:mod:`structrom.api.worker`), never
+in the server process.
 
 Errors are :class:`~structrom.api.registry.RegistryError` with a status, a code and the request field involved.
 No MPI or PETSc import here.
@@ -19,7 +20,7 @@ import numpy as np
 from structrom.rom.loading import LoadingError, NodalTemperature
 from structrom.rom.online import OnlineError, OnlineSolverError
 
-from .registry import RegistryError
+from .errors import DomainError as RegistryError
 from .schemas import LoadingSpec, SolveOptions
 
 _FIELD = re.compile(r"^((?:loading|temperature)(?:\.[A-Za-z0-9_]+)*)")
@@ -113,18 +114,30 @@ def solve(model, spec: LoadingSpec, opts: SolveOptions, *, max_increments: int, 
 
 def read_nodal_upload(data: bytes, filename: str, times: np.ndarray, max_nodes: int) -> NodalTemperature:
     """A nodal temperature field from an uploaded ``.npy`` (``(n_times, n_nodes)`` float array; no pickles)
-    or HDF5 file (dataset ``temperature`` or the only dataset; optional dataset ``times``)."""
+    or HDF5 file (dataset ``temperature`` or the only dataset; optional dataset ``times``). HDF5 files are
+    screened first (:func:`structrom.rom.h5_screening.screen_array_upload`: plain arrays of at most
+    ``max_nodes`` x (n_times + 1) values, no links or external data) so that nothing outside the upload is
+    read and no compressed array expands past that bound."""
     arr = None
+    max_bytes = 8 * max_nodes * (len(times) + 1)
     if data[:6] == b"\x93NUMPY":
         try:
-            arr = np.load(io.BytesIO(data), allow_pickle=False)
+            arr = np.load(io.BytesIO(data), allow_pickle=False, mmap_mode=None)
+            if arr.nbytes > max_bytes:
+                raise ValueError(f"{arr.nbytes} bytes is more than the model's nodes x times allow")
         except (ValueError, OSError, EOFError) as exc:
             raise RegistryError(422, "invalid_upload", f"unreadable .npy file: {exc}", "temperature") from None
     elif data[:8] == b"\x89HDF\r\n\x1a\n":
         import h5py
 
         try:
+            from structrom.rom.h5_screening import UnsafeFileError, screen_array_upload
+
             with h5py.File(io.BytesIO(data), "r") as f:
+                try:
+                    screen_array_upload(f, max_bytes)
+                except UnsafeFileError as exc:
+                    raise RegistryError(422, "unsafe_upload", f"HDF5 upload refused: {exc}", "temperature") from None
                 names = [k for k in f if isinstance(f[k], h5py.Dataset)]
                 key = "temperature" if "temperature" in names else (names[0] if len(names) == 1 else None)
                 if key is None:
@@ -132,10 +145,13 @@ def read_nodal_upload(data: bytes, filename: str, times: np.ndarray, max_nodes: 
                                         f"'temperature' (found {sorted(names)})", "temperature")
                 arr = f[key][()]
                 if "times" in names and key != "times":
+                    if f["times"].size > 100_000:
+                        raise RegistryError(422, "invalid_upload", "HDF5 upload: 'times' has more than 100000 "
+                                            "values", "temperature")
                     times = np.asarray(f["times"][()], dtype=float).ravel()
         except RegistryError:
             raise
-        except (OSError, ValueError, TypeError, KeyError) as exc:
+        except (OSError, RuntimeError, ValueError, TypeError, KeyError) as exc:
             raise RegistryError(422, "invalid_upload", f"unreadable HDF5 file: {exc}", "temperature") from None
     else:
         raise RegistryError(422, "invalid_upload", f"{filename or 'upload'}: not a .npy or HDF5 file", "temperature")
@@ -157,8 +173,9 @@ def read_nodal_upload(data: bytes, filename: str, times: np.ndarray, max_nodes: 
 
 
 def fields(model, spec: LoadingSpec, *, extrapolate: bool, fmt: str, increment: int, quantities: list[str] | None,
-           max_increments: int) -> tuple[bytes, str, str]:
-    """Solve and write the reconstructed fields; returns ``(content, media type, file name)``."""
+           max_increments: int, name: str | None = None) -> tuple[bytes, str, str]:
+    """Solve and write the reconstructed fields; returns ``(content, media type, file name)`` (files named
+    after ``name``, default the model file's stem)."""
     from structrom.rom import model_file
     from structrom.rom.fem.io import write_mesh
     from structrom.rom.loading import loading_from_dict
@@ -184,7 +201,7 @@ def fields(model, spec: LoadingSpec, *, extrapolate: bool, fmt: str, increment: 
     if mesh is None:
         mesh = model_file.load(model.path, mesh=True).mesh
         model._api_mesh = mesh
-    stem = Path(model.path).stem
+    stem = name or Path(model.path).stem
     if fmt == "hdf5":
         import h5py
 

@@ -84,6 +84,8 @@ import h5py
 import numpy as np
 import scipy.sparse as sp
 
+from structrom.rom import h5_screening, model_screening
+
 FORMAT = "structrom-reduced-model"
 SCHEMA_VERSION = 2
 #: Versions :func:`load` reads (version 1: no validation set, no calibration).
@@ -254,10 +256,12 @@ def _need(f: h5py.File, key: str, path: Path):
     return f[key]
 
 
-def load(path: str | Path, *, mesh: bool = False, full: bool = False, group: str = "/") -> ReducedModelData:
-    """Read and validate a model file. ``full=True`` reads full modes and dual bases into memory
-    (otherwise they are read on demand); ``mesh=True`` reads the mesh. ``group``: the HDF5 group holding the
-    model (``"/"``; a dictionary file holds its local models in groups)."""
+def load(path: str | Path, *, mesh: bool = False, full: bool = False, group: str = "/",
+         limits: h5_screening.Limits | None = None) -> ReducedModelData:
+    """Read and validate a model file, screened first by :func:`structrom.rom.model_screening.screen_model`
+    within ``limits`` (default :data:`structrom.rom.h5_screening.DEFAULT_LIMITS`). ``full=True`` reads full modes
+    and dual bases into memory (otherwise they are read on demand); ``mesh=True`` reads the mesh. ``group``: the
+    HDF5 group holding the model (``"/"``; a dictionary file holds its local models in groups)."""
     path = Path(path)
     if not path.exists():
         raise ModelFileError(f"{path}: model file not found")
@@ -267,15 +271,19 @@ def load(path: str | Path, *, mesh: bool = False, full: bool = False, group: str
         raise ModelFileError(f"{path}: not a readable HDF5 file ({exc}); the file may be truncated") from None
     with fh:
         f = fh if group == "/" else _need(fh, group, path)
-        kind = check_header(f, path)
+        kind = check_header(f, path)  # root attributes only
         if kind != "hyper_reduced":
             raise ModelFileError(f"{path}: a {kind!r} model, not a hyper-reduced one: load it with "
                                  "structrom.rom.online.load_model")
+        try:  # before anything reads data: no external files or links, bounded sizes, indices in range
+            model_screening.screen_model(f, limits or h5_screening.DEFAULT_LIMITS)
+        except h5_screening.UnsafeFileError as exc:
+            raise ModelFileError(f"{path}: {exc}") from None
         try:
-            meta = {k: json.loads(f.attrs[k]) for k in ("provenance", "units", "materials", "loading_schema",
+            meta = {k: h5_screening.strict_json(f.attrs[k], k) for k in ("provenance", "units", "materials", "loading_schema",
                                                          "dirichlet")}
             versions = json.loads(f.attrs.get("versions", "[]"))
-        except (KeyError, json.JSONDecodeError) as exc:
+        except (KeyError, json.JSONDecodeError, h5_screening.UnsafeFileError) as exc:
             raise ModelFileError(f"{path}: unreadable metadata ({exc})") from None
         if not isinstance(versions, list) or not all(isinstance(v, dict) and "version" in v for v in versions):
             raise ModelFileError(f"{path}: attribute 'versions' must be a JSON list of objects with a 'version'")

@@ -74,7 +74,8 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                if httpx.get(self.url + "/ready", timeout=1.0).status_code == 200:
+                headers = {"X-API-Key": self.key} if self.key else {}
+                if httpx.get(self.url + "/ready", timeout=1.0, headers=headers).status_code == 200:
                     return self
             except httpx.TransportError:
                 pass
@@ -110,3 +111,63 @@ class ServerProcess:
 
 def new_key() -> str:
     return secrets.token_urlsafe(24)
+
+
+# -- hostile files and process inspection (tests of the service's hardening) --------------------------------------
+def mutated(src: Path, dst: Path, mutate) -> Path:
+    """A copy of the model file ``src`` at ``dst`` changed in place by ``mutate(h5py.File)``."""
+    import shutil
+
+    import h5py
+
+    shutil.copy(src, dst)
+    with h5py.File(dst, "r+") as f:
+        mutate(f)
+    return dst
+
+
+def replace_dataset(f, path: str, **create) -> None:
+    """Recreate dataset ``path`` of ``f`` (same shape and type) with other creation options."""
+    data = f[path][()]
+    del f[path]
+    if "external" in create:
+        f.create_dataset(path, shape=data.shape, dtype=data.dtype, **create)
+    else:
+        f.create_dataset(path, data=data, **create)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, grandchildren...) from /proc."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            kids = [int(c) for t in Path(f"/proc/{p}/task").iterdir()
+                    for c in (t / "children").read_text().split()]
+        except OSError:
+            continue
+        out += kids
+        todo += kids
+    return out
+
+
+def solver_pids(server: "ServerProcess") -> list[int]:
+    """The solver processes of a running server (forked by its forkserver, named by the worker module)."""
+    out = []
+    for pid in descendants(server.proc.pid):
+        try:
+            parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            pcmd = Path(f"/proc/{parent}/cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if b"forkserver" in pcmd:
+            out.append(pid)
+    return out
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """VmHWM (peak resident set) of a process, in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0

@@ -343,8 +343,8 @@ def test_publish_validate_replace_delete(server, client, built, tmp_path):
     empty.write_bytes(b"")
     expect_error(server, lambda: client.publish("other", empty), 422, "body")
     expect_error(server, lambda: client.publish("bad.id", built.path), 422, "model_id")
-    assert sorted(p.name for p in models_dir.iterdir() if not p.name.startswith("index.sqlite")) == \
-        ["broken.h5", "small.h5"]
+    assert sorted(p.name for p in models_dir.iterdir() if not p.name.startswith("index.sqlite")
+                  and p.name != ".pinned") == ["broken.h5", "small.h5"]  # .pinned: versions in use (api/worker.py)
     # publish, use, replace, delete
     card = client.publish("other", built.path)
     assert card["id"] == "other" and card["sizes"]["modes"] == built.n_modes
@@ -352,6 +352,8 @@ def test_publish_validate_replace_delete(server, client, built, tmp_path):
     a = client.solve("other", GOOD)
     b = client.solve("small", GOOD)  # cache_models = 1: alternating evicts
     assert a["max_von_mises"] == b["max_von_mises"]
+    # each solver process has its own cache and takes every other request: two more reach both models
+    assert client.solve("small", GOOD)["max_von_mises"] == client.solve("other", GOOD)["max_von_mises"]
     r = client.http.put("/v1/models/other", content=data, headers={"Content-Type": "application/octet-stream"})
     assert r.status_code == 200  # replaced
     client.delete("other")
@@ -406,9 +408,14 @@ def test_reads_can_require_a_key(built, tmp_path):
         with Client(srv.url) as anon:
             expect_error(srv, anon.models, 401)
             expect_error(srv, lambda: anon.solve("small", GOOD), 401)
-            assert anon.health()["status"] == "ok" and anon.ready()["status"] == "ready"  # probes stay open
+            assert anon.health()["status"] == "ok"  # liveness stays open; everything else needs the key
+            for path in ("/ready", "/metrics", "/openapi.json", "/docs", "/redoc", "/v1/jobs/x", "/nope"):
+                r = httpx.get(srv.url + path)
+                assert r.status_code == 401 and r.json()["error"]["code"] == "missing_api_key", (path, r.text)
         with Client(srv.url, api_key=srv.key) as c:
             assert [m["id"] for m in c.models()] == ["small"]
+            assert c.ready()["status"] == "ready" and "structrom_http_requests_total" in c.metrics()
+            assert httpx.get(srv.url + "/openapi.json", headers={"X-API-Key": srv.key}).status_code == 200
     # no key configured: writes disabled (403)
     with af.ServerProcess(models) as srv, Client(srv.url, api_key="some-key-0123456789") as c:
         expect_error(srv, lambda: c.publish("x", built.path), 403, code="writes_disabled")
@@ -468,3 +475,22 @@ def test_client_handles_non_json_errors():
             c.health()
     assert e.value.status == 502 and e.value.code == "http_error"
 
+
+
+def test_client_retries_after_429():
+    calls = []
+
+    def handler(request):
+        calls.append(time.monotonic())
+        if len(calls) < 3:
+            return httpx.Response(429, headers={"Retry-After": "0"}, json={"error": {"status": 429, "code": "busy",
+                                                                                    "field": None, "message": "x"}})
+        return httpx.Response(200, json={"status": "ok", "version": "1"})
+
+    with Client("http://test", transport=httpx.MockTransport(handler), retries=2) as c:
+        assert c.health()["status"] == "ok" and len(calls) == 3
+    calls.clear()
+    with Client("http://test", transport=httpx.MockTransport(handler)) as c:  # default: no retry
+        with pytest.raises(ApiError) as e:
+            c.health()
+    assert e.value.status == 429 and e.value.code == "busy" and len(calls) == 1

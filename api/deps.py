@@ -1,0 +1,76 @@
+"""Dependencies of the routes: the running services (registry, solver pool, jobs, admission bound,
+metrics) and the API-key checks."""
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Depends, Request
+
+from .config import ServerConfig
+from .errors import DomainError
+from .metrics import Metrics
+
+
+@dataclass
+class Services:
+    """What the routes use; built by the application's lifespan (``app.state.services``)."""
+
+    config: ServerConfig
+    metrics: Metrics
+    keys: list[bytes]
+    registry: Any = None  # structrom.api.registry.Registry
+    pool: Any = None  # structrom.api.pool.SolverPool
+    load: Any = None  # structrom.api.pool.Load
+    jobs: Any = None  # structrom.api.jobs.Jobs
+    ready: bool = False
+    enriching: set = field(default_factory=set)  # model ids with an enrichment job running
+    extra: dict = field(default_factory=dict)
+
+
+async def services(request: Request) -> Services:
+    s = request.app.state.services
+    if not s.ready:
+        raise DomainError(503, "not_ready", "starting or stopping", retry_after=2)
+    return s
+
+
+def given_key(headers) -> bytes | None:
+    key = headers.get("x-api-key")
+    if key is None:
+        auth = headers.get("authorization", "")
+        if auth[:7].lower() == "bearer ":
+            key = auth[7:].strip()
+    return key.encode() if key else None
+
+
+def check_key(keys: list[bytes], given: bytes | None) -> None:
+    if given is None:
+        raise DomainError(401, "missing_api_key", "an API key is required (header X-API-Key or "
+                          "Authorization: Bearer)", "headers.x-api-key")
+    ok = False
+    for k in keys:  # constant time per key, and every key compared
+        ok |= hmac.compare_digest(k, given)
+    if not ok:
+        raise DomainError(401, "invalid_api_key", "invalid API key", "headers.x-api-key")
+
+
+async def require_read(request: Request) -> None:
+    """Reads need a key with ``read_requires_key`` (also enforced for every route but /health by the
+    middleware, which covers /docs and /openapi.json too)."""
+    s = request.app.state.services
+    if s.config.read_requires_key:
+        check_key(s.keys, given_key(request.headers))
+
+
+async def require_write(request: Request) -> None:
+    s = request.app.state.services
+    if not s.keys:
+        raise DomainError(403, "writes_disabled", "this server has no API key configured: writes are "
+                          "disabled (set keys_file or the keys environment variable)")
+    check_key(s.keys, given_key(request.headers))
+
+
+# async: cheap checks, run on the event loop (a sync dependency would cost a threadpool hop per request)
+Read, Write = Depends(require_read), Depends(require_write)

@@ -1,0 +1,115 @@
+"""Connection guard of the HTTP server (uvicorn's httptools protocol with read deadlines).
+
+uvicorn closes idle keep-alive connections but waits forever for the rest of a request whose headers or
+body stop half-way, so a thousand idle half-sent requests exhaust its connection limit and every client,
+``/health`` included, gets 503. :func:`guarded_protocol` returns a protocol class that
+
+* closes a connection whose request headers have not all arrived ``header_timeout`` seconds after the
+  connection (or the previous response), and one whose body pauses longer than ``body_timeout``;
+* keeps at most ``max_idle`` connections waiting for their client: above, the one waiting longest is
+  closed, so a new client is always read;
+* answers 431 (JSON) and closes a connection whose request line and headers exceed ``max_header_bytes``.
+"""
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+
+log = logging.getLogger("structrom.api")
+
+
+_TOO_LARGE = (b'{"error":{"status":431,"code":"headers_too_large","field":"headers","message":"the request line '
+              b'and headers exceed the limit"}}')
+
+
+def guarded_protocol(*, header_timeout: float, body_timeout: float, max_idle: int, max_header_bytes: int = 65536):
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:  # pragma: no cover - httptools is a dependency of the server
+        log.warning("httptools is not installed: no header / body read deadlines")
+        return "auto"
+    waiting: OrderedDict = OrderedDict()  # connections waiting for their client, oldest first
+    stats = {"closed_header": 0, "closed_body": 0, "closed_idle": 0, "closed_header_size": 0}
+
+    class GuardedHttpToolsProtocol(HttpToolsProtocol):
+        _timer = None
+        # bytes received while the parser is in a request's head (from the end of the previous request's body,
+        # not of its response: an early answer such as 413 comes while the body is still arriving)
+        _header_bytes = 0
+        _in_headers = True
+
+        def data_received(self, data: bytes) -> None:
+            if self._in_headers:
+                self._header_bytes += len(data)
+            super().data_received(data)
+            # still in the headers after this piece (a body in the same piece does not count)
+            if self._in_headers and self._header_bytes > max_header_bytes and not self.transport.is_closing():
+                stats["closed_header_size"] += 1
+                self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: "
+                                     b"application/json\r\nConnection: close\r\nContent-Length: "
+                                     + str(len(_TOO_LARGE)).encode() + b"\r\n\r\n" + _TOO_LARGE)
+                self._close()
+
+        def _wait(self, timeout: float, reason: str) -> None:
+            self._unwait()
+            self._timer = self.loop.call_later(timeout, self._expire, reason)
+            waiting[self] = None
+            while len(waiting) > max_idle:
+                oldest, _ = waiting.popitem(last=False)
+                stats["closed_idle"] += 1
+                oldest._close()
+
+        def _unwait(self) -> None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            waiting.pop(self, None)
+
+        def _expire(self, reason: str) -> None:
+            self._timer = None
+            waiting.pop(self, None)
+            stats[f"closed_{reason}"] += 1
+            self._close()
+
+        def _close(self) -> None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._wait(header_timeout, "header")
+
+        def connection_lost(self, exc) -> None:
+            self._unwait()
+            super().connection_lost(exc)
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            if self._timer is None:
+                self._wait(header_timeout, "header")
+
+        def on_headers_complete(self) -> None:
+            self._in_headers, self._header_bytes = False, 0
+            super().on_headers_complete()
+            self._wait(body_timeout, "body")
+
+        def on_body(self, body: bytes) -> None:
+            super().on_body(body)
+            self._wait(body_timeout, "body")
+
+        def on_message_complete(self) -> None:
+            self._in_headers, self._header_bytes = True, 0  # what comes next is the next request's head
+            super().on_message_complete()
+            self._unwait()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing() and not self.pipeline:
+                self._wait(header_timeout, "header")  # next request (uvicorn's keep-alive timer runs too)
+
+    GuardedHttpToolsProtocol.stats = stats
+    GuardedHttpToolsProtocol.waiting = waiting
+    return GuardedHttpToolsProtocol

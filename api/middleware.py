@@ -1,0 +1,99 @@
+"""ASGI middleware: body size limits (413 before reading), the read key for every route but ``/health``
+(``read_requires_key``: documentation and metrics included), and request metrics per route template."""
+from __future__ import annotations
+
+import time
+
+from fastapi import HTTPException
+
+from .config import ServerConfig
+from .deps import check_key, given_key
+from .errors import DomainError, error_response
+from .metrics import Metrics
+
+OPEN_PATHS = {"/health"}
+
+
+class _TooLarge(HTTPException):
+    """Raised while reading a body past the limit (an HTTPException, so FastAPI's body parsing and the
+    exception handlers turn it into a 413 rather than a 400 / 500)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body exceeds the limit of {limit} bytes")
+
+
+class _Headers:
+    def __init__(self, raw) -> None:
+        self._d = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw}
+
+    def get(self, key, default=None):
+        return self._d.get(key, default)
+
+
+class Guard:
+    """Rejects bodies over the limit with 413 (from ``Content-Length`` before reading anything, or while
+    streaming a chunked body), requires the read key when configured, records request counts and
+    durations per route template."""
+
+    def __init__(self, app, config: ServerConfig, metrics: Metrics, keys: list[bytes]) -> None:
+        self.app, self.config, self.metrics, self.keys = app, config, metrics, keys
+
+    def limit(self, scope) -> int:
+        path = scope.get("path", "")
+        if scope.get("method") == "PUT" and path.startswith("/v1/models/") and path.count("/") == 3:
+            return self.config.max_model_bytes
+        return self.config.max_request_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start = time.perf_counter()
+        status = {"code": 500, "started": False}
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                status["code"], status["started"] = message["status"], True
+            await send(message)
+
+        limit = self.limit(scope)
+        raw = scope.get("headers") or []
+        try:
+            if self.config.read_requires_key and scope.get("path") not in OPEN_PATHS:
+                try:
+                    check_key(self.keys, given_key(_Headers(raw)))
+                except DomainError as exc:
+                    return await error_response(exc.status, exc.code, exc.message, exc.field)(scope, receive,
+                                                                                              send_wrapper)
+            cl = dict(raw).get(b"content-length")
+            if cl is not None:
+                if not cl.strip().isdigit():
+                    resp = error_response(400, "bad_content_length", "Content-Length must be a number", "headers")
+                    return await resp(scope, receive, send_wrapper)
+                if int(cl) > limit:
+                    resp = error_response(413, "body_too_large", f"request body of {int(cl)} bytes exceeds the "
+                                          f"limit of {limit} bytes", "body", limit=limit)
+                    return await resp(scope, receive, send_wrapper)
+            seen = 0
+
+            async def limited_receive():
+                nonlocal seen
+                message = await receive()
+                if message["type"] == "http.request":
+                    seen += len(message.get("body", b""))
+                    if seen > limit:
+                        raise _TooLarge(limit)
+                return message
+
+            try:
+                await self.app(scope, limited_receive, send_wrapper)
+            except _TooLarge:
+                if not status["started"]:
+                    resp = error_response(413, "body_too_large", f"request body exceeds the limit of {limit} bytes",
+                                          "body", limit=limit)
+                    await resp(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            label = getattr(route, "path", None) or "unmatched"
+            self.metrics.inc("structrom_http_requests_total", method=scope.get("method", ""), route=label,
+                             status=status["code"])
+            self.metrics.observe("structrom_http_request_duration_seconds", time.perf_counter() - start, route=label)

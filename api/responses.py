@@ -1,0 +1,150 @@
+"""Answers of the REST service (pydantic): the OpenAPI schema documents every answer, errors included.
+
+Hot paths return plain JSON built by :mod:`structrom.api.service` (no second validation pass); these
+models describe it, and the schemathesis tests check that every answer conforms.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorDetail(Open):
+    status: int
+    code: str = Field(description="machine-readable reason, e.g. invalid_loading, unknown_model, busy")
+    field: str | None = Field(None, description="the request field involved (dotted path), if any")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+
+
+class Ready(BaseModel):
+    status: str
+    models: int
+
+
+class ModelSummary(Open):
+    id: str
+    sha256: str
+    bytes: int
+    published: float
+    modes: int
+    reduced_points: int
+    surfaces: list[str]
+    indicator_tolerance: float
+
+
+class ModelList(BaseModel):
+    models: list[ModelSummary]
+    rejected: list[str] = Field(description="model files present but refused by screening or validation")
+
+
+class Indicator(Open):
+    quantity: str
+    tolerance: float
+    reference: float
+
+
+class ModelCard(Open):
+    id: str
+    sizes: dict[str, Any]
+    surfaces: list[str]
+    node_sets: list[str]
+    centrifugal: bool
+    gravity: bool
+    dirichlet: list[Any]
+    materials: list[Any]
+    units: Any
+    loading_schema: dict[str, Any]
+    training: Any = None
+    indicator: Indicator
+    provenance: Any = None
+    sha256: str
+    bytes: int
+    published: float
+
+
+class NodeSetDisplacement(BaseModel):
+    nodes: int
+    mean: list[list[float | None]]
+    max_magnitude: list[float | None]
+
+
+class SolveResult(Open):
+    model: str | None = None
+    times: list[float]
+    indicator: list[float | None]
+    trusted: list[bool]
+    trusted_all: bool
+    indicator_quantity: str
+    indicator_tolerance: float
+    extrapolated: bool
+    warnings: list[str]
+    newton_iterations: list[int]
+    cutbacks: list[int]
+    max_von_mises: list[float | None]
+    max_von_mises_over: str
+    max_cumulated_plastic_strain: list[float | None] | None = None
+    max_cumulated_plastic_strain_over: str | None = None
+    displacement: dict[str, NodeSetDisplacement]
+    timings_ms: dict[str, float]
+
+
+class BatchResult(BaseModel):
+    model: str
+    results: list[SolveResult | ErrorBody]
+    ok: int
+    failed: int
+
+
+class Accepted(BaseModel):
+    job: str
+    status: str
+    location: str
+
+
+class Job(BaseModel):
+    id: str
+    kind: str
+    model: str
+    status: str = Field(description="pending, running, done or failed")
+    created: float
+    started: float | None = None
+    finished: float | None = None
+    result: SolveResult | BatchResult | None = None
+    error: ErrorDetail | None = None
+
+
+class QueryRecord(BaseModel):
+    ts: float
+    model: str
+    kind: str
+    status: int
+    loadings: int
+    ms: float
+
+
+class QueryLog(BaseModel):
+    queries: list[QueryRecord]
+
+
+def errors(*statuses: int) -> dict:
+    """``responses=`` of a route: the JSON error body for each status (plus 429/500/503, always possible)."""
+    desc = {400: "bad request", 401: "missing or invalid API key", 403: "writes disabled", 404: "not found",
+            409: "the model file is invalid", 413: "body too large", 422: "invalid request",
+            429: "too many requests in flight (Retry-After)", 500: "internal error (a solver process stopped)",
+            503: "overloaded, stopping or past the deadline (Retry-After)", 507: "job store full"}
+    return {s: {"model": ErrorBody, "description": desc.get(s, "error")}
+            for s in sorted(set(statuses) | {401, 429, 500, 503})}

@@ -1,0 +1,29 @@
+"""``POST /v1/models/{id}/enrich`` [key]: HF solves of the loadings a model does not trust, then a new
+model version, as a persisted job (:mod:`structrom.api.routes_enrich`). One enrichment per model at a time."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from ..deps import Services, Write, services
+from ..registry import RegistryError
+from ..responses import Accepted
+from ..routes_enrich import EnrichRequest
+from .models import ModelId
+from .queries import accepted
+
+router = APIRouter(tags=["models"])
+Svc = Annotated[Services, Depends(services)]
+
+
+@router.post("/v1/models/{model_id}/enrich", dependencies=[Write], status_code=202, response_model=Accepted,
+             responses={202: {"description": "accepted as a job: poll Location"}})
+async def enrich(model_id: ModelId, body: EnrichRequest, s: Svc):
+    """Solve the loadings with the model; HF solves of those above the indicator tolerance, then a new
+    model version (old one kept). Always a job: 202 + Location of ``/v1/jobs/{job}``."""
+    s.registry.servable(model_id)
+    if model_id in s.enriching:
+        raise RegistryError(409, "enrich_in_progress", f"model {model_id!r} is being enriched; wait for that job",
+                            "model_id")
+    return accepted(await s.jobs.submit("enrich", model_id, body.model_dump(mode="json")))

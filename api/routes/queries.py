@@ -1,0 +1,100 @@
+"""Query routes: solve one loading, a nodal-temperature upload, a batch, reconstructed fields, the query
+log. Each request is admitted within ``max_inflight`` (429 + ``Retry-After`` above) and solved in a
+solver process within ``request_timeout_seconds``."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+
+from .. import execution
+from ..deps import Read, Services, Write, services
+from ..errors import DomainError
+from ..responses import Accepted, BatchResult, QueryLog, SolveResult, errors
+from ..schemas import BatchRequest, FieldsRequest, NodalRequest, SolveRequest
+from .models import ModelId
+
+router = APIRouter(tags=["queries"])
+Svc = Annotated[Services, Depends(services)]
+Background = Annotated[bool, Query(description="run as a job: 202 + Location")]
+QUERY_ERRORS = errors(404, 409, 413, 422)
+
+
+def accepted(job: dict) -> JSONResponse:
+    loc = f"/v1/jobs/{job['id']}"
+    return JSONResponse({"job": job["id"], "status": job["status"], "location": loc}, status_code=202,
+                        headers={"Location": loc})
+
+
+@router.post("/v1/models/{model_id}/solve", dependencies=[Read], response_model=SolveResult,
+             responses={202: {"model": Accepted, "description": "accepted as a job (``background=true``)"},
+                        **QUERY_ERRORS})
+async def solve(model_id: ModelId, body: SolveRequest, s: Svc, background: Background = False):
+    """Solve one loading: max von Mises and max cumulated plastic strain per increment, displacements
+    of the requested node sets, the error indicator per increment and the trust flags."""
+    s.registry.path(model_id)
+    if background:
+        s.registry.servable(model_id)
+        return accepted(await s.jobs.submit("solve", model_id, body.model_dump(mode="json", exclude_unset=True)))
+    return JSONResponse(await execution.solve(s, model_id, body))  # plain JSON: no second validation pass
+
+
+@router.post("/v1/models/{model_id}/solve/nodal", dependencies=[Read], response_model=SolveResult,
+             responses=QUERY_ERRORS)
+async def solve_nodal(model_id: ModelId, s: Svc,
+                      request: Annotated[str, Form(description="JSON of the solve request (NodalRequest): "
+                                                   "loading without temperature values, options")],
+                      temperature: Annotated[UploadFile, File(description="(n_times, n_nodes) nodal "
+                                                              "temperatures: .npy or HDF5")]):
+    """Solve a loading whose nodal temperature field is uploaded (.npy or HDF5, one row per time of
+    ``temperature_times`` or of the loading). HDF5 uploads are screened before any array is read."""
+    s.registry.path(model_id)
+    try:
+        body = NodalRequest.model_validate_json(request)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        field = "request." + ".".join(str(p) for p in e["loc"]) if e["loc"] else "request"
+        raise DomainError(422, "validation_error", f"{field}: {e['msg']}", field) from None
+    data = await temperature.read()
+    if body.temperature_times is not None:
+        times = body.temperature_times
+    elif body.loading.times is not None:
+        times = body.loading.times
+    else:
+        times = [i * body.loading.end_time / body.loading.increments for i in range(body.loading.increments + 1)]
+    return JSONResponse(await execution.solve_nodal(s, model_id, body, data, temperature.filename or "",
+                                                    list(times)))
+
+
+@router.post("/v1/models/{model_id}/batch", dependencies=[Read], response_model=BatchResult,
+             responses={202: {"model": Accepted, "description": "accepted as a job"}, **QUERY_ERRORS})
+async def batch(model_id: ModelId, body: BatchRequest, s: Svc, background: Background = False):
+    """Solve many loadings (same options for all); a bad loading fails alone (its item is an error).
+    Batches larger than the server's ``sync_batch_max`` always run as a job (202 + Location)."""
+    s.registry.path(model_id)
+    if len(body.loadings) > s.config.max_batch:
+        raise DomainError(422, "batch_too_large", f"{len(body.loadings)} loadings; at most {s.config.max_batch} "
+                          "per request", "loadings")
+    if background or len(body.loadings) > s.config.sync_batch_max:
+        s.registry.servable(model_id)
+        return accepted(await s.jobs.submit("batch", model_id, body.model_dump(mode="json", exclude_unset=True)))
+    return JSONResponse(await execution.batch(s, model_id, body))
+
+
+@router.post("/v1/models/{model_id}/fields", dependencies=[Read],
+             responses={200: {"content": {"application/octet-stream": {}}, "description": "the file"},
+                        **QUERY_ERRORS})
+async def fields(model_id: ModelId, body: FieldsRequest, s: Svc):
+    """Solve a loading and download the reconstructed fields (displacement at the nodes; dual
+    quantities averaged per element for VTU/XDMF, per integration point in HDF5)."""
+    s.registry.path(model_id)
+    content, media, name = await execution.fields(s, model_id, body)
+    return Response(content, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.get("/v1/queries", tags=["service"], dependencies=[Write], response_model=QueryLog, responses=errors(403))
+async def queries(s: Svc, limit: Annotated[int, Query(ge=1, le=10_000)] = 100):
+    """The query log (latest first): time, model, kind, status, number of loadings, milliseconds."""
+    return JSONResponse({"queries": s.registry.query_log(limit)})

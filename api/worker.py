@@ -1,0 +1,260 @@
+"""The solver process: loads models and answers solve, batch, fields and describe tasks sent by the server
+(:mod:`structrom.api.pool`) over a pipe, one at a time. Every h5py call of the service happens here, never
+in the server process, so that a file that crashes or hangs the HDF5 library costs one solver process
+(restarted by the pool) and one request.
+
+Each model version is pinned by a hard link (``<models>/.pinned/<pid>-<inode>-<mtime>.h5``, made from the
+opened file and checked to be the same inode): a model is loaded from its pin, so its lazily read arrays
+(full modes, dual bases) come from the very file that was opened even after the published name is
+replaced or deleted; a solve never mixes versions. Models are cached per process (LRU by count and
+estimated bytes) keyed by the file's (device, inode, size, mtime); a pin is removed with its cache entry,
+and pins of dead processes when a solver process starts.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import signal
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+from .errors import DomainError, scrub
+
+log = logging.getLogger("structrom.api.worker")
+
+
+PIN_DIR = ".pinned"
+
+
+class _Moved(Exception):
+    """The published file was replaced between opening and pinning it."""
+
+
+def pin(path: str, key: tuple) -> str:
+    """A hard link to the file of identity ``key`` (opened from ``path``), private to this process; raises
+    :class:`_Moved` if ``path`` is now another file. Without hard links: ``path`` itself (unpinned)."""
+    pins = Path(path).parent / PIN_DIR
+    target = pins / f"{os.getpid()}-{key[1]}-{key[3]}.h5"
+    try:
+        pins.mkdir(exist_ok=True)
+        if not target.exists():
+            os.link(path, target)
+    except FileNotFoundError:
+        raise _Moved() from None
+    except OSError as exc:
+        log.warning("cannot pin %s (%s): model versions are not pinned", path, exc)
+        return path
+    st = os.stat(target)
+    if (st.st_dev, st.st_ino) != key[:2]:
+        target.unlink(missing_ok=True)
+        raise _Moved()
+    return str(target)
+
+
+def unpin(pinned: str, path: str) -> None:
+    if pinned != path:
+        Path(pinned).unlink(missing_ok=True)
+
+
+def clean_pins(models_dir: Path) -> None:
+    """Remove the pins of processes that no longer run."""
+    for p in (Path(models_dir) / PIN_DIR).glob("*.h5"):
+        try:
+            pid = int(p.name.split("-", 1)[0])
+            os.kill(pid, 0)
+        except (ValueError, ProcessLookupError):
+            p.unlink(missing_ok=True)
+        except PermissionError:
+            pass
+
+
+class SolverState:
+    """The state of one solver process: settings and the cache of loaded model versions."""
+
+    def __init__(self, *, cache_models: int, cache_bytes: int, max_increments: int) -> None:
+        self.cache_models, self.cache_bytes, self.max_increments = cache_models, cache_bytes, max_increments
+        # path -> (file identity, model, pin, bytes)
+        self._cache: OrderedDict[str, tuple[tuple, object, str, int]] = OrderedDict()
+        self.hits = self.misses = self.evictions = 0
+
+    # -- files and models ----------------------------------------------------------------------------------
+    @staticmethod
+    def _open(model_id: str, path: str) -> tuple[int, tuple]:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise DomainError(404, "unknown_model", f"no model {model_id!r}; list them with GET /v1/models",
+                              "model_id") from None
+        st = os.fstat(fd)
+        return fd, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    @staticmethod
+    def _model_file_error(exc: Exception, model_id: str, where: str, status: int = 409, field: str = "model_id"):
+        msg = scrub(str(exc).replace(where, f"{model_id}.h5").replace(str(Path(where).parent), "models"))
+        return DomainError(status, "invalid_model_file", msg, field)
+
+    def _pinned_version(self, model_id: str, path: str) -> tuple[tuple, str]:
+        """The identity of the file now at ``path`` and a pin of it (retried if replaced meanwhile)."""
+        for _ in range(5):
+            fd, key = self._open(model_id, path)
+            os.close(fd)
+            hit = self._cache.get(path)
+            if hit is not None and hit[0] == key:
+                return key, hit[2]
+            try:
+                return key, pin(path, key)
+            except _Moved:
+                continue
+        raise DomainError(503, "model_changing", f"model {model_id!r} is being replaced; retry", "model_id",
+                          retry_after=1)
+
+    def model(self, model_id: str, path: str):
+        """The loaded version of ``path`` now: from the cache if the same file, else loaded (screened)."""
+        from structrom.rom.model_file import ModelFileError
+        from structrom.rom.online import ReducedModel
+
+        key, pinned = self._pinned_version(model_id, path)
+        hit = self._cache.get(path)
+        if hit is not None and hit[0] == key:
+            self._cache.move_to_end(path)
+            self.hits += 1
+            return hit[1]
+        try:
+            model = ReducedModel.load(pinned)
+        except (ModelFileError, OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+            unpin(pinned, path)
+            raise self._model_file_error(exc, model_id, pinned) from None
+        model.api_name = model_id
+        self.misses += 1
+        if hit is not None:
+            self._drop(path)
+        self._cache[path] = (key, model, pinned, key[2])
+        while len(self._cache) > 1 and (len(self._cache) > self.cache_models
+                                        or sum(v[3] for v in self._cache.values()) > self.cache_bytes):
+            self._drop(next(iter(self._cache)))
+            self.evictions += 1
+        return model
+
+    def _drop(self, path: str) -> None:
+        _, _, pinned, _ = self._cache.pop(path)
+        unpin(pinned, path)
+
+    def stats(self) -> dict:
+        return {"cached": len(self._cache), "bytes": sum(v[3] for v in self._cache.values()), "hits": self.hits,
+                "misses": self.misses, "evictions": self.evictions}
+
+    # -- tasks -------------------------------------------------------------------------------------------------
+    def ping(self) -> str:
+        return "pong"
+
+    def describe(self, model_id: str, path: str, field: str = "model_id", status: int = 409) -> dict:
+        """Screen and validate ``path`` fully; its card, sha256 and file identity."""
+        from structrom.rom.model_file import ModelFileError
+
+        from .registry import model_card
+
+        key, pinned = self._pinned_version(model_id, path)
+        try:
+            try:
+                card = model_card(model_id, Path(pinned))
+            except (ModelFileError, OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+                raise self._model_file_error(exc, model_id, pinned, status, field) from None
+            h = hashlib.sha256()
+            with open(pinned, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+            return {"card": card, "sha256": h.hexdigest(), "key": key}
+        finally:
+            if not any(v[2] == pinned for v in self._cache.values()):
+                unpin(pinned, path)
+
+    def solve(self, model_id: str, path: str, body, specs: list, field_prefixes: list[str] | None = None,
+              nodal: tuple | None = None) -> list[dict]:
+        """Solve ``specs`` (one result or error body per loading) with the options of ``body``; ``nodal``:
+        ``(upload bytes, file name, times)`` of an uploaded temperature field for the single loading."""
+        import numpy as np
+
+        from . import service
+
+        model = self.model(model_id, path)
+        temperature = None
+        if nodal is not None:
+            data, filename, times = nodal
+            temperature = service.read_nodal_upload(data, filename, np.asarray(times, float),
+                                                    max_nodes=int(model.n_mesh_nodes or 1))
+        out = []
+        for i, spec in enumerate(specs):
+            t0 = time.perf_counter()
+            prefix = field_prefixes[i] if field_prefixes else ""
+            try:
+                r = service.solve(model, spec, body, max_increments=self.max_increments, field_prefix=prefix,
+                                  temperature=temperature)
+            except DomainError as exc:
+                if len(specs) == 1 and not field_prefixes:
+                    raise
+                r = exc.body()
+            r["_seconds"] = time.perf_counter() - t0
+            out.append(r)
+        return out
+
+    def figures(self, model_id: str, path: str) -> dict[str, str]:
+        """The model page's plots as SVG texts (read and rendered here, never in the HTTP process)."""
+        from .model_page import svg_figures
+
+        self.model(model_id, path)  # screened, pinned and validated like any solve
+        return svg_figures(path)
+
+    def fields(self, model_id: str, path: str, body) -> tuple[bytes, str, str]:
+        from . import service
+
+        model = self.model(model_id, path)
+        return service.fields(model, body.loading, extrapolate=body.extrapolate, fmt=body.format,
+                              increment=body.increment, quantities=body.quantities,
+                              max_increments=self.max_increments, name=model_id)
+
+
+def main(inbox, outbox, settings: dict) -> None:
+    """The solver process's loop: receive ``(task, args)`` from ``inbox``, answer ``("ok", result, stats)``
+    or ``("error", DomainError, stats)`` on ``outbox``; exits when the server closes the pipe."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when solver processes stop
+    logging.basicConfig(level=settings.pop("log_level", "WARNING"),
+                        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
+    for prefix, repl in settings.pop("scrub", []):
+        from .errors import add_scrubbed_path
+
+        add_scrubbed_path(prefix, repl)
+    from structrom.rom import h5_screening
+
+    expanded = settings.pop("max_expanded_bytes", None)
+    if expanded is not None:
+        h5_screening.set_default_limits(h5_screening.Limits(max_dataset_bytes=expanded, max_total_bytes=expanded))
+    models_dir = settings.pop("models_dir", None)
+    if models_dir is not None:
+        clean_pins(models_dir)
+    state = SolverState(**settings)
+    from structrom.rom.model_file import ModelFileError
+
+    while True:
+        try:
+            task, args = inbox.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            reply = ("ok", getattr(state, task)(*args), state.stats())
+        except DomainError as exc:
+            reply = ("error", exc, state.stats())
+        except (ModelFileError, OSError, RuntimeError) as exc:  # a model file unreadable mid-solve (lazy reads)
+            reply = ("error", DomainError(409, "invalid_model_file", scrub(f"model file unreadable: {exc}"),
+                                          "model_id"), state.stats())
+        except Exception as exc:  # noqa: BLE001 - reported as a 500, logged here
+            log.exception("task %s failed", task)
+            reply = ("error", DomainError(500, "internal_error", f"{type(exc).__name__} (see the server log)"),
+                     state.stats())
+        try:
+            outbox.send(reply)
+        except (EOFError, OSError, BrokenPipeError):
+            return

@@ -1,0 +1,391 @@
+"""Hostile model files and uploads against a real ``structrom serve`` process on 127.0.0.1: every attack is
+answered 4xx (or 409 / 500 / 503 naming the cause) with a JSON body, nothing outside the upload is read,
+and the server keeps giving correct answers afterwards (compared with the model solved in this process).
+
+The attack files are built here with h5py: external storage pointing at a file standing for a server
+secret, external and soft links, a virtual dataset, a filter outside the allowed set, extra datasets, a
+gzip bomb and a sparse claim of 8 GB, out-of-range indices, a NaN indicator tolerance and NaN values,
+a missing dataset; plus a killed solver process, concurrent replace / delete during solves, SIGTERM.
+"""
+from __future__ import annotations
+
+import shutil
+import signal
+import threading
+import time
+
+import h5py
+import httpx
+import numpy as np
+import pytest
+
+import api_fixtures as af
+import rom_fixtures as fx
+from structrom.rom.online import ReducedModel
+
+GOOD = fx.loading_dict(0.04, 0.25)
+SECRET = b"TOP-SECRET-API-KEY-0123456789abcdef\n"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("attack_models")
+    small = af.build_small_model(tmp)
+    other = af.build_small_model(tmp, name="other.h5", divisions=(6, 2, 2))  # another mesh: other shapes
+    return small, other
+
+
+@pytest.fixture(scope="module")
+def secret(tmp_path_factory):
+    p = tmp_path_factory.mktemp("server_secrets") / "api_keys.txt"
+    p.write_bytes(SECRET * 200)
+    return p
+
+
+@pytest.fixture(scope="module")
+def server(built, tmp_path_factory):
+    root = tmp_path_factory.mktemp("attack_server")
+    models = root / "models"
+    models.mkdir()
+    shutil.copy(built[0].path, models / "small.h5")
+    config = root / "server.toml"
+    config.write_text("max_request_bytes = 2097152\nmax_model_bytes = 4194304\nsync_batch_max = 16\n"
+                      "max_increments = 2000\nworkers = 2\n")
+    with af.ServerProcess(models, keys=[af.new_key()], config=config) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def reference(built):
+    return {"small": ReducedModel.load(built[0].path).solve(GOOD),
+            "other": ReducedModel.load(built[1].path).solve(GOOD)}
+
+
+def solve(server, model_id="small", body=None, **kw):
+    return httpx.post(f"{server.url}/v1/models/{model_id}/solve", json=body or {"loading": GOOD}, timeout=60, **kw)
+
+
+def assert_serving(server, reference):
+    """/health answers, the list answers 200, and a solve of the good model gives the in-process answer."""
+    assert httpx.get(server.url + "/health", timeout=5).json()["status"] == "ok"
+    assert httpx.get(server.url + "/v1/models", timeout=30).status_code == 200
+    r = solve(server)
+    assert r.status_code == 200, r.text
+    assert np.allclose(r.json()["max_von_mises"], reference["small"].max_von_mises(), rtol=1e-12)
+    assert np.allclose(r.json()["indicator"], reference["small"].indicator, rtol=1e-12, atol=0)
+
+
+def put(server, model_id, path):
+    return httpx.put(f"{server.url}/v1/models/{model_id}", content=path.read_bytes(), timeout=60,
+                     headers={"X-API-Key": server.key, "Content-Type": "application/octet-stream"})
+
+
+def assert_error(r, status, code=None, field=None, contains=None):
+    assert r.status_code == status, (r.status_code, r.text)
+    err = r.json()["error"]
+    if code is not None:
+        assert err["code"] == code, err
+    if field is not None:
+        assert err["field"] is not None and err["field"].startswith(field), err
+    if contains is not None:
+        assert contains in err["message"], err
+    return err
+
+
+def hostile_models(src, other, secret, tmp):
+    """(name, file, what the refusal names) for each hostile model file."""
+    def external_storage(f):
+        af.replace_dataset(f, "mesh/points", external=[(str(secret), 0, f["mesh/points"].nbytes)])
+
+    def external_link(f):
+        del f["mesh/points"]
+        f["mesh/points"] = h5py.ExternalLink(str(other), "/mesh/points")
+
+    def soft_link(f):
+        del f["loads/pressure/zmax"]
+        f["loads/pressure/zmax"] = h5py.SoftLink("/modes/singular_values")
+
+    def virtual(f):
+        shape = f["mesh/points"].shape
+        layout = h5py.VirtualLayout(shape=shape, dtype="f8")
+        layout[:] = h5py.VirtualSource(str(src), "mesh/points", shape=shape)
+        del f["mesh/points"]
+        f.create_virtual_dataset("mesh/points", layout)
+
+    def scaleoffset_filter(f):
+        af.replace_dataset(f, "reduced/element", scaleoffset=0, chunks=True)
+
+    def extra_dataset(f):
+        f["payload"] = np.arange(10)
+
+    def sparse_8gb(f):  # never written: a tiny file that reads as 8 GB of fill values
+        f.create_dataset("mesh/node_sets/huge", shape=(2**30,), dtype="i8", chunks=(2**20,), compression="gzip")
+
+    def indices_out_of_range(f):
+        f["reduced/temperature/indices"][5] = 10**6
+
+    def element_out_of_range(f):
+        f["reduced/element"][0] = -3
+
+    def nan_tolerance(f):
+        f["indicator"].attrs["tolerance"] = np.nan
+
+    def nan_integrator(f):
+        f["reduced/integrator"][0, 0, 0] = np.nan
+
+    def nan_json(f):
+        f.attrs["provenance"] = '{"tolerance": NaN}'
+
+    def missing_dataset(f):
+        del f["dual/stress/basis"]
+
+    cases = [("external_storage", external_storage, "external storage"),
+             ("external_link", external_link, "external link"), ("soft_link", soft_link, "soft link"),
+             ("virtual_dataset", virtual, "virtual dataset"), ("filter", scaleoffset_filter, "filter"),
+             ("extra_dataset", extra_dataset, "not part of the file format"),
+             ("sparse_8gb", sparse_8gb, "once decompressed"),
+             ("indices_out_of_range", indices_out_of_range, "reduced/temperature/indices"),
+             ("element_out_of_range", element_out_of_range, "reduced/element"),
+             ("nan_tolerance", nan_tolerance, "tolerance"), ("nan_integrator", nan_integrator, "non-finite"),
+             ("nan_json", nan_json, "NaN"), ("missing_dataset", missing_dataset, "dual/stress/basis")]
+    return [(name, af.mutated(src, tmp / f"{name}.h5", fn), what) for name, fn, what in cases]
+
+
+def test_hostile_model_uploads_are_refused(server, built, secret, reference, tmp_path):
+    models = server.models_dir
+    for name, path, what in hostile_models(built[0].path, built[1].path, secret, tmp_path):
+        r = put(server, "victim", path)
+        err = assert_error(r, 422, "invalid_model_file", "body", what)
+        assert SECRET.decode().strip() not in r.text and str(secret) not in r.text, name
+        assert str(models) not in r.text and "/proc/" not in r.text, (name, err)
+        assert not (models / "victim.h5").exists(), name
+        assert not any(p.name.endswith(".partial") for p in models.iterdir())
+        assert httpx.get(server.url + "/health", timeout=5).status_code == 200, name
+    assert_serving(server, reference)
+    assert "victim" not in [m["id"] for m in httpx.get(server.url + "/v1/models").json()["models"]]
+
+
+def test_hostile_files_copied_by_hand_are_screened(server, built, secret, reference, tmp_path):
+    """Files dropped into the models directory are screened at the next listing: each is listed as
+    rejected and answers 409 for itself; the list and the other models keep working."""
+    cases = hostile_models(built[0].path, built[1].path, secret, tmp_path)
+    for name, path, _ in cases:
+        shutil.copy(path, server.models_dir / f"hand_{name}.h5")
+    listing = httpx.get(server.url + "/v1/models", timeout=60)
+    assert listing.status_code == 200, listing.text
+    assert [m["id"] for m in listing.json()["models"]] == ["small"]
+    assert set(listing.json()["rejected"]) >= {f"hand_{n}" for n, _, _ in cases}
+    for name, _, what in cases:
+        r = solve(server, f"hand_{name}")
+        assert_error(r, 409, "invalid_model_file", "model_id", what)
+        assert SECRET.decode().strip() not in r.text and str(server.models_dir) not in r.text
+        assert_error(httpx.get(f"{server.url}/v1/models/hand_{name}"), 409, "invalid_model_file")
+    assert_serving(server, reference)
+    for name, _, _ in cases:
+        (server.models_dir / f"hand_{name}.h5").unlink()
+    assert httpx.get(server.url + "/v1/models").json()["rejected"] == []
+
+
+def nodal_upload(server, loading, name, content, **extra):
+    import json
+
+    req = {"loading": loading, "extrapolate": True, **extra}
+    return httpx.post(f"{server.url}/v1/models/small/solve/nodal", data={"request": json.dumps(req)},
+                      files={"temperature": (name, content, "application/octet-stream")}, timeout=60)
+
+
+def test_hostile_temperature_uploads(server, built, secret, reference, tmp_path):
+    loading = {k: v for k, v in GOOD.items() if k != "temperature"}
+    n_times, n_nodes = len(GOOD["times"]), built[0].mesh.n_nodes
+
+    def h5(name, build):
+        p = tmp_path / name
+        with h5py.File(p, "w") as f:
+            build(f)
+        return p.read_bytes()
+
+    ext = h5("ext.h5", lambda f: f.create_dataset("temperature", shape=(n_times, n_nodes), dtype="f8",
+                                                  external=[(str(secret), 0, 8 * n_times * n_nodes)]))
+    r = nodal_upload(server, loading, "t.h5", ext)
+    assert_error(r, 422, "unsafe_upload", "temperature", "external storage")
+    assert SECRET.decode().strip() not in r.text and str(secret) not in r.text
+    # an external link to a file that exists and one that does not: the same answer (no path oracle)
+    target = tmp_path / "target.h5"
+    with h5py.File(target, "w") as f:
+        f["temperature"] = np.zeros((n_times, n_nodes))
+    answers = []
+    for where in (target, tmp_path / "missing.h5"):
+        link = h5(f"link_{where.stem}.h5", lambda f: f.__setitem__("temperature", h5py.ExternalLink(str(where),
+                                                                                                  "/temperature")))
+        r = nodal_upload(server, loading, "t.h5", link)
+        err = assert_error(r, 422, "unsafe_upload", "temperature", "external link")
+        answers.append(err["message"].replace(str(where), "X"))
+    assert answers[0] == answers[1]
+    soft = h5("soft.h5", lambda f: (f.create_dataset("data", data=np.zeros((n_times, n_nodes))),
+                                    f.__setitem__("temperature", h5py.SoftLink("/data"))))
+    assert_error(nodal_upload(server, loading, "t.h5", soft), 422, "unsafe_upload", "temperature", "soft link")
+
+    # gzip bomb: 200 MB of zeros in a ~200 KB file; refused from its declared shape, before decompression
+    def bomb(f):
+        d = f.create_dataset("temperature", shape=(n_times, 6_250_000), dtype="f8", chunks=(1, 1_250_000),
+                             compression="gzip", compression_opts=9)
+        zeros = np.zeros((1, 1_250_000))
+        for i in range(n_times):
+            for j in range(5):
+                d[i:i + 1, j * 1_250_000:(j + 1) * 1_250_000] = zeros
+    data = h5("bomb.h5", bomb)
+    assert len(data) < 1_000_000
+    before = {p: af.peak_rss_bytes(p) for p in af.solver_pids(server)}
+    r = nodal_upload(server, loading, "t.h5", data)
+    assert_error(r, 422, "unsafe_upload", "temperature", "once decompressed")
+    after = {p: af.peak_rss_bytes(p) for p in af.solver_pids(server)}
+    grown = max(after[p] - before.get(p, after[p]) for p in after)
+    assert grown < 64 * 2**20, f"a solver process's peak memory grew by {grown / 2**20:.0f} MiB"
+    assert_serving(server, reference)
+
+
+def test_http_process_never_reads_hdf5(server):
+    """After all the hostile uploads above, the HTTP process has not even loaded the HDF5 library: every
+    file is read in the solver processes."""
+    maps = server.mapped_libraries()
+    assert "libhdf5" not in maps and "h5py" not in maps
+    assert any("libhdf5" in open(f"/proc/{p}/maps").read() for p in af.solver_pids(server))
+
+
+def test_killed_solver_process_fails_one_request(server, reference):
+    """A solver process dying mid-request (SIGSEGV, as a crash in native code) answers 500 worker_crashed
+    for that request; the process is replaced and the next answers are correct."""
+    # 16 x 2000 increments: several seconds of solving on any machine, so the kill lands mid-request
+    long = {"loadings": [fx.loading_dict(0.045, 0.4, times=np.linspace(0, 1, 2001).tolist())] * 16}
+    out = {}
+    t = threading.Thread(target=lambda: out.update(r=httpx.post(f"{server.url}/v1/models/small/batch", json=long,
+                                                                timeout=120)))
+    t.start()
+    time.sleep(1.0)
+    pids = af.solver_pids(server)
+    assert len(pids) == 2, pids
+    for pid in pids:
+        try:
+            import os
+
+            os.kill(pid, signal.SIGSEGV)
+        except ProcessLookupError:
+            pass
+    t.join(120)
+    assert_error(out["r"], 500, "worker_crashed", contains="signal 11")
+    assert_serving(server, reference)
+    assert_serving(server, reference)  # both replacement processes
+    assert len(af.solver_pids(server)) == 2
+
+
+def test_replace_and_delete_during_solves(server, built, reference):
+    """Solves racing with replacements by a model of another mesh give exactly one version's answer;
+    with a delete, the old answer or 404; never a 500 or a mixture."""
+    refs = [reference["small"].max_von_mises(), reference["other"].max_von_mises()]
+    assert put(server, "swap", built[0].path).status_code == 201
+    stop = threading.Event()
+    answers, errors = [], []
+
+    def solver():
+        with httpx.Client(timeout=60) as c:
+            while not stop.is_set():
+                r = c.post(f"{server.url}/v1/models/swap/solve", json={"loading": GOOD})
+                (answers if r.status_code == 200 else errors).append(r)
+
+    threads = [threading.Thread(target=solver) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(12):
+            assert put(server, "swap", built[(i + 1) % 2].path).status_code == 200
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    assert not errors, [(r.status_code, r.text[:200]) for r in errors[:3]]
+    assert len(answers) >= 6
+    seen = set()
+    for r in answers:
+        v = r.json()["max_von_mises"]
+        match = [k for k, ref in enumerate(refs) if len(v) == len(ref) and np.allclose(v, ref, rtol=1e-12)]
+        assert len(match) == 1, v
+        seen.add(match[0])
+    assert seen == {0, 1}  # both versions were served during the swaps
+    # delete while solving: 200 (the version the solve opened) or 404, nothing else
+    stop.clear()
+    answers.clear()
+    threads = [threading.Thread(target=solver) for _ in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    assert httpx.delete(f"{server.url}/v1/models/swap", headers={"X-API-Key": server.key}).status_code == 204
+    time.sleep(0.3)
+    stop.set()
+    for t in threads:
+        t.join(60)
+    assert all(r.status_code == 404 and r.json()["error"]["code"] == "unknown_model" for r in errors), \
+        [(r.status_code, r.text[:200]) for r in errors[:3]]
+    for r in answers:
+        assert any(np.allclose(r.json()["max_von_mises"], ref, rtol=1e-12) for ref in refs if
+                   len(ref) == len(r.json()["max_von_mises"]))
+    assert_serving(server, reference)
+
+
+def test_sigterm_stops_the_server_after_attacks(built, secret, tmp_path):
+    """After a rejected upload (a model missing a dataset) and a refused external-storage upload, the
+    server still answers at once and SIGTERM stops it and its solver processes."""
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(built[0].path, models / "small.h5")
+    srv = af.ServerProcess(models, keys=[af.new_key()])
+    with srv:
+        bad = af.mutated(built[0].path, tmp_path / "missing.h5", lambda f: f.__delitem__("dual/stress/basis"))
+        assert_error(put(srv, "m", bad), 422, "invalid_model_file")
+        t0 = time.perf_counter()
+        assert httpx.get(srv.url + "/health", timeout=5).status_code == 200
+        assert time.perf_counter() - t0 < 2.0
+        assert solve(srv).status_code == 200
+        family = [srv.proc.pid] + af.descendants(srv.proc.pid)
+        srv.proc.send_signal(signal.SIGTERM)
+        assert srv.proc.wait(timeout=20) is not None
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(p) for p in family):
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in family), "solver processes outlived the server"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_corrupted_model_bytes_never_answer_5xx(server, built, reference, tmp_path):
+    """Bytes overwritten at 24 places of a model file (headers, metadata, data) and 4 truncations: each
+    upload is refused (422) or published; a published one solves or answers 4xx, never 5xx."""
+    data = bytearray(built[0].path.read_bytes())
+    rng = np.random.default_rng(7)
+    variants = []
+    for k, offset in enumerate(np.linspace(0, len(data) - 64, 24).astype(int)):
+        bad = bytearray(data)
+        bad[offset:offset + 16] = rng.integers(0, 256, 16, dtype=np.uint8).tobytes()
+        variants.append(bytes(bad))
+    variants += [bytes(data[: len(data) * k // 5]) for k in (1, 2, 3, 4)]
+    statuses = []
+    for k, content in enumerate(variants):
+        p = tmp_path / f"corrupt{k}.h5"
+        p.write_bytes(content)
+        r = put(server, "corrupt", p)
+        assert r.status_code in (200, 201, 422), (k, r.status_code, r.text)
+        assert "error" in r.json() or r.json()["id"] == "corrupt"
+        if r.status_code in (200, 201):
+            s = solve(server, "corrupt")
+            assert s.status_code < 500 or s.json()["error"]["code"] == "worker_crashed", (k, s.status_code, s.text)
+            statuses.append(s.status_code)
+        statuses.append(r.status_code)
+    assert 422 in statuses
+    httpx.delete(f"{server.url}/v1/models/corrupt", headers={"X-API-Key": server.key})
+    assert_serving(server, reference)
