@@ -237,16 +237,20 @@ def check_header(f: h5py.File, path: Path) -> str:
     return kind
 
 
+def open_h5(path: Path, what: str = "model file") -> h5py.File:
+    """``path`` opened read-only; a missing or unreadable file raises :class:`ModelFileError` naming it."""
+    if not path.exists():
+        raise ModelFileError(f"{path}: {what} not found")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise ModelFileError(f"{path}: not a readable HDF5 file ({exc}); the file may be truncated") from None
+
+
 def read_kind(path: str | Path) -> str:
     """The kind of the model file at ``path`` (format and version checked); raises :class:`ModelFileError`."""
     path = Path(path)
-    if not path.exists():
-        raise ModelFileError(f"{path}: model file not found")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise ModelFileError(f"{path}: not a readable HDF5 file ({exc}); the file may be truncated") from None
-    with f:
+    with open_h5(path) as f:
         return check_header(f, path)
 
 
@@ -263,13 +267,7 @@ def load(path: str | Path, *, mesh: bool = False, full: bool = False, group: str
     and dual bases into memory (otherwise they are read on demand); ``mesh=True`` reads the mesh. ``group``: the
     HDF5 group holding the model (``"/"``; a dictionary file holds its local models in groups)."""
     path = Path(path)
-    if not path.exists():
-        raise ModelFileError(f"{path}: model file not found")
-    try:
-        fh = h5py.File(path, "r")
-    except OSError as exc:
-        raise ModelFileError(f"{path}: not a readable HDF5 file ({exc}); the file may be truncated") from None
-    with fh:
+    with open_h5(path) as fh:
         f = fh if group == "/" else _need(fh, group, path)
         kind = check_header(f, path)  # root attributes only
         if kind != "hyper_reduced":

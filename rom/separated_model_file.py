@@ -50,7 +50,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from structrom.rom.model_file import FORMAT, SCHEMA_VERSION, ModelFileError, check_header
+from structrom.rom.model_file import FORMAT, SCHEMA_VERSION, ModelFileError, check_header, open_h5
 
 KIND = "separated"
 ENTRY_KINDS = ("fe_kernel", "interpolation")
@@ -171,13 +171,7 @@ def load(path: str | Path, *, basis: bool = False, mesh: bool = False) -> Separa
     ``V`` too (else on demand); ``mesh``: read the mesh group (None when absent). Raises
     :class:`~structrom.rom.model_file.ModelFileError` naming the file and the first inconsistency."""
     path = Path(path)
-    if not path.exists():
-        raise ModelFileError(f"{path}: model file not found")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise ModelFileError(f"{path}: not a readable HDF5 file ({exc}); the file may be truncated") from None
-    with f:
+    with open_h5(path) as f:
         kind = check_header(f, path)
         if kind != KIND:
             raise ModelFileError(f"{path}: a {kind!r} model, not a separated one")

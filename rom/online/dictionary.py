@@ -116,16 +116,10 @@ class DictionaryModel:
     @classmethod
     def load(cls, path: str | Path, *, keep_full: bool = False) -> "DictionaryModel":
         """Read and validate a dictionary file; raises :class:`~structrom.rom.model_file.ModelFileError`."""
-        import h5py
+        from structrom.rom.model_file import open_h5
 
         path = Path(path)
-        if not path.exists():
-            raise ModelFileError(f"{path}: dictionary file not found")
-        try:
-            f = h5py.File(path, "r")
-        except OSError as exc:
-            raise ModelFileError(f"{path}: not a readable HDF5 file ({exc}); the file may be truncated") from None
-        with f:
+        with open_h5(path, "dictionary file") as f:
             if f.attrs.get("format") != FORMAT:
                 raise ModelFileError(f"{path}: not a structrom model dictionary (format {f.attrs.get('format')!r})")
             version = int(f.attrs.get("schema_version", -1))
