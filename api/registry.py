@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from structrom.rom.atomic import fsync_path
+
 from .errors import DomainError
 
 log = logging.getLogger("structrom.api")
@@ -64,15 +66,6 @@ def _without_server_paths(value):
     if isinstance(value, str) and (value.startswith("/") or re.match(r"^[A-Za-z]:\\", value)) and "\n" not in value:
         return Path(value.replace("\\", "/")).name
     return value
-
-
-def fsync_path(path: Path, directory: bool = False) -> None:
-    """fsync a file or directory (the rename of an atomic write is durable once its directory is synced)."""
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def sha256_file(path: Path) -> str:

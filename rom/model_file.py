@@ -75,7 +75,6 @@ are of this kind) or ``"separated"`` (EIM-separated linear model, layout in
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,6 +83,7 @@ import h5py
 import numpy as np
 import scipy.sparse as sp
 
+from structrom.rom.atomic import atomic_h5
 from structrom.rom import h5_screening, model_screening
 
 FORMAT = "structrom-reduced-model"
@@ -167,58 +167,51 @@ def write(path: str | Path, data: ReducedModelData, mesh, modes: np.ndarray,
     from structrom.rom.hifi.output import write_mesh_group
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    try:
-        with h5py.File(partial, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["schema_version"] = SCHEMA_VERSION
-            f.attrs["kind"] = "hyper_reduced"
-            for key in ("provenance", "units", "materials", "loading_schema", "dirichlet"):
-                f.attrs[key] = json.dumps(getattr(data, key))
-            if data.versions:
-                f.attrs["versions"] = json.dumps(data.versions)
-            write_mesh_group(f.create_group("mesh"), mesh)
-            n = modes.shape[1]
-            f.create_dataset("modes/full", data=modes, chunks=(min(len(modes), 65536), n))
-            f.create_dataset("modes/singular_values", data=data.singular_values)
-            r = f.create_group("reduced")
-            for key in ("element", "point", "weights", "coordinates", "material", "integrator"):
-                r.create_dataset(key, data=getattr(data, key))
-            t = r.create_group("temperature")
-            t.create_dataset("nodes", data=data.temperature_nodes)
-            t.create_dataset("coordinates", data=data.temperature_coordinates)
-            m = sp.csr_matrix(data.temperature_interpolation)
-            for key in ("data", "indices", "indptr"):
-                t.create_dataset(key, data=getattr(m, key))
-            loads = f.create_group("loads")
-            for name, vec in data.pressure.items():
-                loads.create_dataset(f"pressure/{name}", data=vec)
-            for kind in ("traction", "force"):
-                for name, vec in getattr(data, kind).items():
-                    loads.create_dataset(f"{kind}/{name}", data=vec)
-            if data.centrifugal is not None:
-                d = loads.create_dataset("centrifugal", data=data.centrifugal)
-                d.attrs["axis_point"], d.attrs["axis_direction"] = data.centrifugal_axis
-            if data.gravity is not None:
-                loads.create_dataset("gravity", data=data.gravity)
-            for name, dual in data.duals.items():
-                g = f.create_group(f"dual/{name}")
-                g.attrs["components"] = dual.components
-                g.create_dataset("reduced_basis", data=dual.reduced_basis)
-                g.create_dataset("singular_values", data=dual.singular_values)
-                full = full_duals[name]
-                g.create_dataset("basis", data=full,  # chunked by rows (none for an empty basis)
-                                 chunks=(min(len(full), 65536), full.shape[1]) if full.size else None)
-            ind = f.create_group("indicator")
-            ind.attrs["quantity"] = data.indicator_quantity
-            ind.attrs["tolerance"] = data.indicator_tolerance
-            ind.attrs["reference"] = float(data.indicator_reference)
-            _write_indicator_data(f, data)
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    with atomic_h5(path) as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["schema_version"] = SCHEMA_VERSION
+        f.attrs["kind"] = "hyper_reduced"
+        for key in ("provenance", "units", "materials", "loading_schema", "dirichlet"):
+            f.attrs[key] = json.dumps(getattr(data, key))
+        if data.versions:
+            f.attrs["versions"] = json.dumps(data.versions)
+        write_mesh_group(f.create_group("mesh"), mesh)
+        n = modes.shape[1]
+        f.create_dataset("modes/full", data=modes, chunks=(min(len(modes), 65536), n))
+        f.create_dataset("modes/singular_values", data=data.singular_values)
+        r = f.create_group("reduced")
+        for key in ("element", "point", "weights", "coordinates", "material", "integrator"):
+            r.create_dataset(key, data=getattr(data, key))
+        t = r.create_group("temperature")
+        t.create_dataset("nodes", data=data.temperature_nodes)
+        t.create_dataset("coordinates", data=data.temperature_coordinates)
+        m = sp.csr_matrix(data.temperature_interpolation)
+        for key in ("data", "indices", "indptr"):
+            t.create_dataset(key, data=getattr(m, key))
+        loads = f.create_group("loads")
+        for name, vec in data.pressure.items():
+            loads.create_dataset(f"pressure/{name}", data=vec)
+        for kind in ("traction", "force"):
+            for name, vec in getattr(data, kind).items():
+                loads.create_dataset(f"{kind}/{name}", data=vec)
+        if data.centrifugal is not None:
+            d = loads.create_dataset("centrifugal", data=data.centrifugal)
+            d.attrs["axis_point"], d.attrs["axis_direction"] = data.centrifugal_axis
+        if data.gravity is not None:
+            loads.create_dataset("gravity", data=data.gravity)
+        for name, dual in data.duals.items():
+            g = f.create_group(f"dual/{name}")
+            g.attrs["components"] = dual.components
+            g.create_dataset("reduced_basis", data=dual.reduced_basis)
+            g.create_dataset("singular_values", data=dual.singular_values)
+            full = full_duals[name]
+            g.create_dataset("basis", data=full,  # chunked by rows (none for an empty basis)
+                             chunks=(min(len(full), 65536), full.shape[1]) if full.size else None)
+        ind = f.create_group("indicator")
+        ind.attrs["quantity"] = data.indicator_quantity
+        ind.attrs["tolerance"] = data.indicator_tolerance
+        ind.attrs["reference"] = float(data.indicator_reference)
+        _write_indicator_data(f, data)
     return path
 
 

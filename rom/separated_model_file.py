@@ -42,7 +42,6 @@ path                                   shape, type     content
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +49,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from structrom.rom.atomic import atomic_h5
 from structrom.rom.model_file import FORMAT, SCHEMA_VERSION, ModelFileError, check_header, open_h5
 
 KIND = "separated"
@@ -116,41 +116,34 @@ def write(path: str | Path, data: SeparatedModelData, basis: np.ndarray, mesh=No
     """Write ``data`` with the full ``basis`` ``(n, N)`` (and the ``mesh`` for an FE-kernel entry
     evaluator) atomically: ``<name>.partial``, then ``os.replace``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    try:
-        with h5py.File(partial, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["schema_version"] = SCHEMA_VERSION
-            f.attrs["kind"] = KIND
-            f.attrs["provenance"] = json.dumps(data.provenance, default=str)
-            f.attrs["parameters"] = json.dumps(data.parameters)
-            f.attrs["entries"] = json.dumps(data.entries)
-            f.create_dataset("training/parameters", data=data.training_parameters)
-            _write_separation(f.create_group("separation/matrix"), data.matrix)
-            if data.rhs is not None:
-                _write_separation(f.create_group("separation/rhs"), data.rhs)
-            for key in ("A_red", "b_red", "norm_gram"):
-                f.create_dataset(f"reduced/{key}", data=getattr(data, key))
-            e = f.create_group("estimator")
-            e.create_dataset("R", data=data.R)
-            e.create_dataset("alpha_training", data=data.alpha_training)
-            e.attrs["alpha_lb"] = float(data.alpha_lb)
-            e.attrs["tolerance"] = float(data.tolerance)
-            e.attrs["reference"] = int(data.reference)
-            e.attrs["eim_error"] = float(data.eim_error)
-            basis = np.asarray(basis, dtype=float)
-            f.create_dataset("basis/V", data=basis, chunks=(max(1, min(len(basis), 65536)), max(1, basis.shape[1])))
-            f.create_dataset("basis/singular_values", data=data.singular_values)
-            f.create_dataset("dofs/map", data=data.dof_map)
-            if mesh is not None:
-                from structrom.rom.hifi.output import write_mesh_group
+    with atomic_h5(path) as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["schema_version"] = SCHEMA_VERSION
+        f.attrs["kind"] = KIND
+        f.attrs["provenance"] = json.dumps(data.provenance, default=str)
+        f.attrs["parameters"] = json.dumps(data.parameters)
+        f.attrs["entries"] = json.dumps(data.entries)
+        f.create_dataset("training/parameters", data=data.training_parameters)
+        _write_separation(f.create_group("separation/matrix"), data.matrix)
+        if data.rhs is not None:
+            _write_separation(f.create_group("separation/rhs"), data.rhs)
+        for key in ("A_red", "b_red", "norm_gram"):
+            f.create_dataset(f"reduced/{key}", data=getattr(data, key))
+        e = f.create_group("estimator")
+        e.create_dataset("R", data=data.R)
+        e.create_dataset("alpha_training", data=data.alpha_training)
+        e.attrs["alpha_lb"] = float(data.alpha_lb)
+        e.attrs["tolerance"] = float(data.tolerance)
+        e.attrs["reference"] = int(data.reference)
+        e.attrs["eim_error"] = float(data.eim_error)
+        basis = np.asarray(basis, dtype=float)
+        f.create_dataset("basis/V", data=basis, chunks=(max(1, min(len(basis), 65536)), max(1, basis.shape[1])))
+        f.create_dataset("basis/singular_values", data=data.singular_values)
+        f.create_dataset("dofs/map", data=data.dof_map)
+        if mesh is not None:
+            from structrom.rom.hifi.output import write_mesh_group
 
-                write_mesh_group(f.create_group("mesh"), mesh)
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+            write_mesh_group(f.create_group("mesh"), mesh)
     return path
 
 

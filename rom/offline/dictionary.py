@@ -44,6 +44,7 @@ from structrom.rom.offline.clustering import (case_subspaces, efficiency_criteri
 from structrom.rom.offline.config import OfflineConfig, OutputConfig, SnapshotsConfig, Strict
 from structrom.rom.offline.pipeline import CODE_VERSION, _read_cases, loading_schema, partition, run_offline
 from structrom.rom.online.classifier import LoadingFeatures, LogisticClassifier
+from structrom.rom.atomic import atomic_h5
 from structrom.rom.online.dictionary import FORMAT, SCHEMA_VERSION, local_name
 
 
@@ -201,51 +202,42 @@ def run_dictionary(cfg: DictionaryConfig, comm: MPI.Comm | None = None, log=prin
 def write_dictionary(path: Path, local_files: list[Path], features: LoadingFeatures, classifier: LogisticClassifier,
                      distances: np.ndarray, labels: np.ndarray, medoids: np.ndarray, schema: dict, units: dict,
                      provenance: dict) -> Path:
-    """Write the dictionary file atomically (``<name>.partial``, then ``os.replace``)."""
-    import os
-
+    """Write the dictionary file atomically (:func:`structrom.rom.atomic.atomic_h5`)."""
     import h5py
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    try:
-        with h5py.File(partial, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["schema_version"] = SCHEMA_VERSION
-            f.attrs["kind"] = "dictionary"
-            f.attrs["provenance"] = json.dumps(provenance)
-            f.attrs["loading_schema"] = json.dumps(schema)
-            f.attrs["units"] = json.dumps(units)
-            names = [local_name(c) for c in range(len(local_files))]
-            f.attrs["local_models"] = json.dumps(names)
-            g = f.create_group("classifier")
-            g.attrs["type"] = "logistic"
-            g.attrs["surfaces"] = json.dumps(features.surfaces)
-            g.attrs["centrifugal"] = bool(features.centrifugal)
-            g.attrs["gravity"] = bool(features.gravity)
-            g.attrs["n_mesh_nodes"] = int(features.n_mesh_nodes)
-            g.attrs["feature_names"] = json.dumps(features.names)
-            g.create_dataset("sensor_coordinates", data=features.sensor_coordinates)
-            g.create_dataset("sensor_nodes", data=features.sensor_nodes)
-            for key in ("coef", "intercept", "mean", "scale"):
-                g.create_dataset(key, data=getattr(classifier, key))
-            c = f.create_group("clustering")
-            c.create_dataset("distances", data=distances)
-            c.create_dataset("labels", data=np.asarray(labels, np.int64))
-            c.create_dataset("medoids", data=np.asarray(medoids, np.int64))
-            local = f.create_group("local")
-            for name, src in zip(names, local_files):
-                dst = local.create_group(name)
-                with h5py.File(src, "r") as s:
-                    for key, value in s.attrs.items():
-                        dst.attrs[key] = value
-                    for key in s:
-                        s.copy(s[key], dst, name=key)
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    with atomic_h5(path) as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["schema_version"] = SCHEMA_VERSION
+        f.attrs["kind"] = "dictionary"
+        f.attrs["provenance"] = json.dumps(provenance)
+        f.attrs["loading_schema"] = json.dumps(schema)
+        f.attrs["units"] = json.dumps(units)
+        names = [local_name(c) for c in range(len(local_files))]
+        f.attrs["local_models"] = json.dumps(names)
+        g = f.create_group("classifier")
+        g.attrs["type"] = "logistic"
+        g.attrs["surfaces"] = json.dumps(features.surfaces)
+        g.attrs["centrifugal"] = bool(features.centrifugal)
+        g.attrs["gravity"] = bool(features.gravity)
+        g.attrs["n_mesh_nodes"] = int(features.n_mesh_nodes)
+        g.attrs["feature_names"] = json.dumps(features.names)
+        g.create_dataset("sensor_coordinates", data=features.sensor_coordinates)
+        g.create_dataset("sensor_nodes", data=features.sensor_nodes)
+        for key in ("coef", "intercept", "mean", "scale"):
+            g.create_dataset(key, data=getattr(classifier, key))
+        c = f.create_group("clustering")
+        c.create_dataset("distances", data=distances)
+        c.create_dataset("labels", data=np.asarray(labels, np.int64))
+        c.create_dataset("medoids", data=np.asarray(medoids, np.int64))
+        local = f.create_group("local")
+        for name, src in zip(names, local_files):
+            dst = local.create_group(name)
+            with h5py.File(src, "r") as s:
+                for key, value in s.attrs.items():
+                    dst.attrs[key] = value
+                for key in s:
+                    s.copy(s[key], dst, name=key)
     return path
 
 

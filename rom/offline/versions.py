@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from structrom.rom import model_file
+from structrom.rom.atomic import fsync_path
 from structrom.rom.model_file import ReducedModelData
 
 VERSIONS_DIR = "versions"
@@ -30,19 +31,6 @@ def version_path(path: str | Path, version: int) -> Path:
     """Where version ``version`` of the model ``path`` is kept once superseded."""
     path = Path(path)
     return path.parent / VERSIONS_DIR / f"{path.stem}.v{version}{path.suffix}"
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def keep_current(path: Path) -> Path:
@@ -57,7 +45,7 @@ def keep_current(path: Path) -> Path:
             tmp = kept.with_name(kept.name + ".partial")
             shutil.copy2(path, tmp)
             os.replace(tmp, kept)
-        _fsync_dir(kept.parent)
+        fsync_path(kept.parent, directory=True, strict=False)
     return kept
 
 
@@ -83,10 +71,9 @@ def publish_version(path: str | Path, data: ReducedModelData, mesh, modes: np.nd
     try:
         model_file.write(tmp, data, mesh, modes, full_duals)
         os.chmod(tmp, (path.stat().st_mode if path.exists() else 0o644) & 0o777)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
+        fsync_path(tmp)
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_path(path.parent, directory=True, strict=False)
     finally:
         tmp.unlink(missing_ok=True)
     return path
