@@ -24,9 +24,9 @@ import sys
 
 
 def _hifi(args: argparse.Namespace, petsc_args: list[str]) -> int:
-    import petsc4py
+    from structrom.mpi.petsc import initialize
 
-    petsc4py.init([sys.argv[0], *petsc_args])
+    initialize(petsc_args)
     from mpi4py import MPI
 
     from structrom.rom.hifi.config import load_config

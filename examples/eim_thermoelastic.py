@@ -39,7 +39,7 @@ from structrom.rom.materials.elastic import LinearElastic  # noqa: E402
 from structrom.rom.materials.tables import Table  # noqa: E402
 
 try:
-    from petsc4py import PETSc
+    from structrom.mpi.petsc import PETSc
 except ImportError:  # pragma: no cover
     PETSc = None
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 from mpi4py import MPI
-from petsc4py import PETSc
+from structrom.mpi.petsc import PETSc
 
 
 def _alltoallv(comm: MPI.Comm, send: np.ndarray, send_counts: np.ndarray, recv_counts: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from petsc4py import PETSc
+from structrom.mpi.petsc import PETSc
 
 
 class LinearSolverError(RuntimeError):

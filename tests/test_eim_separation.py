@@ -84,7 +84,7 @@ def test_nonaffine_diffusion_decay_table_and_online_time():
 
 
 def test_file_petsc_and_union_pattern_inputs(tmp_path):
-    from petsc4py import PETSc
+    from structrom.mpi.petsc import PETSc
 
     train = affine_training()[::4]
     mats = [affine_1d(30, mu) for mu in train]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from mpi4py import MPI
-from petsc4py import PETSc
+from structrom.mpi.petsc import PETSc
 
 from structrom.mpi.assembly import MatrixAssembler, gather_to_all, norm, reduce_to_owners
 from structrom.mpi.layout import DofLayout, node_owners

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
-from petsc4py import PETSc
+from structrom.mpi.petsc import PETSc
 
 from structrom.mpi import collectives as _dist
 

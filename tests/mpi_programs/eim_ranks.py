@@ -9,7 +9,7 @@ import json
 import numpy as np
 import scipy.sparse.linalg as spla
 from mpi4py import MPI
-from petsc4py import PETSc
+from structrom.mpi.petsc import PETSc
 
 from structrom.eim.deim import deim, qdeim
 from structrom.eim.greedy import eim_greedy
