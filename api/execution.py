@@ -55,8 +55,8 @@ async def solve(s: Services, model_id: str, body: SolveRequest, *, priority: int
     path = str(s.registry.servable(model_id))
 
     async def go():
-        (out,) = _record(s, model_id, await s.pool.run("solve", model_id, path, body, [body.loading],
-                                                       priority=priority))
+        spec = body.loading if body.loading is not None else {"parameters": body.parameters}
+        (out,) = _record(s, model_id, await s.pool.run("solve", model_id, path, body, [spec], priority=priority))
         out["model"] = model_id
         return out
 
@@ -80,14 +80,16 @@ async def batch(s: Services, model_id: str, body: BatchRequest, *, priority: int
     """Every loading of ``body`` (one task for a request; chunks of ``job_chunk`` loadings for a job, so
     that interactive requests interleave)."""
     path = str(s.registry.servable(model_id))
-    n = len(body.loadings)
+    queries = body.queries
+    n = len(queries)
     step = n if priority == INTERACTIVE else s.config.job_chunk
+    key = "loadings" if body.loadings is not None else "parameters"
 
     async def go():
         results: list[dict] = []
         for start in range(0, n, step):
-            specs = body.loadings[start:start + step]
-            prefixes = [f"loadings.{i}." for i in range(start, start + len(specs))]
+            specs = queries[start:start + step]
+            prefixes = [f"{key}.{i}." for i in range(start, start + len(specs))]
             results += _record(s, model_id, await s.pool.run("solve", model_id, path, body, specs, prefixes,
                                                              priority=priority))
         return {"model": model_id, "results": results, "ok": sum("error" not in r for r in results),

@@ -108,12 +108,46 @@ class SolveOptions(Strict):
                               "when the model has their bases; false: over the reduced points only")
 
 
+#: Parameter values of a separated model: ``{name: value}`` or a list in the order of the card's ``parameters``.
+ParameterValues = Annotated[dict[Name, Finite], Field(max_length=64)] | Annotated[list[Finite], Field(max_length=64)]
+
+
+def _one_query(self, loading: str, parameters: str):
+    given = [k for k in (loading, parameters) if getattr(self, k) is not None]
+    if len(given) != 1:
+        raise ValueError(f"give {loading!r} (hyper-reduced and dictionary models) or {parameters!r} (separated "
+                         f"models: the card's 'query' says which){', not both' if given else ''}")
+    return self
+
+
 class SolveRequest(SolveOptions):
-    loading: LoadingSpec
+    """One query: a ``loading`` (hyper-reduced and dictionary models) or ``parameters`` (separated models)."""
+
+    loading: LoadingSpec | None = None
+    parameters: ParameterValues | None = Field(
+        None, description="parameter values of a separated model: {name: value} or a list in the card's order")
+
+    @model_validator(mode="after")
+    def _query(self):
+        return _one_query(self, "loading", "parameters")
 
 
 class BatchRequest(SolveOptions):
-    loadings: Annotated[list[LoadingSpec], Field(min_length=1, max_length=10_000)]
+    """Many queries with the same options: ``loadings`` or ``parameters`` (a list of parameter values)."""
+
+    loadings: Annotated[list[LoadingSpec], Field(min_length=1, max_length=10_000)] | None = None
+    parameters: Annotated[list[ParameterValues], Field(min_length=1, max_length=10_000)] | None = None
+
+    @model_validator(mode="after")
+    def _query(self):
+        return _one_query(self, "loadings", "parameters")
+
+    @property
+    def queries(self) -> list:
+        """The loadings, or the parameter values as ``{"parameters": values}``."""
+        if self.loadings is not None:
+            return self.loadings
+        return [{"parameters": v} for v in self.parameters]
 
 
 class FieldsRequest(Strict):

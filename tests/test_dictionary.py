@@ -11,40 +11,12 @@ import h5py
 import numpy as np
 import pytest
 
-import offline_fixtures as F
 from mpi_helpers import run_program
-
-#: (hot-spot x, intensity, pressure): the hot spot near the clamp (x <= 4) or near the free end (x >= 6)
-CASES = [(cx, 450.0, 6.0) for cx in (1.0, 2.0, 3.0, 7.0, 8.0, 9.0)]
-TESTS = [(2.5, 450.0, 6.0), (7.5, 450.0, 6.0)]
-DICTIONARY = "\n[dictionary]\nclusters = 2\nsubspace_dim = 3\nsensors = 16\n"
-
-
-def write_configs(d: Path) -> Path:
-    F.offline_config(d, out="dictionary.h5")
-    cfg = d / "dictionary.toml"
-    # three cases per local model are too few for a leave-one-out calibration of the indicator: the local
-    # models answer with the Gappy indicator, whose trust flags these tests assert
-    text = (d / "offline.toml").read_text().replace("[indicator]\n", "[indicator]\ncalibrate = false\n", 1)
-    cfg.write_text(text + DICTIONARY)
-    return cfg
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    from mpi4py import MPI
-
-    from structrom.rom.hifi.config import load_config
-    from structrom.rom.hifi.run import run_hifi
-    from structrom.rom.offline.dictionary import load_dictionary_config, run_dictionary
-
-    d = tmp_path_factory.mktemp("dictionary")
-    F.write_mesh(d)
-    F.run_training(d, CASES)
-    for i, (cx, it, pr) in enumerate(TESTS):
-        run_hifi(load_config(F.hifi_config(d, f"test_{i}", cx, it, pr)), log=lambda *a: None)
-    path = run_dictionary(load_dictionary_config(write_configs(d)), MPI.COMM_SELF, log=lambda *a: None)
-    return d, path
+def built(dictionary_built):
+    return dictionary_built
 
 
 def hf(d: Path, name: str) -> tuple:

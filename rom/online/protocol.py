@@ -92,20 +92,29 @@ def _file_format(path) -> str | None:
     return fmt.decode() if isinstance(fmt, bytes) else (None if fmt is None else str(fmt))
 
 
-def load_model(path: str | Path, **kwargs) -> OnlineModel:
-    """Open a model file of any kind: :class:`~structrom.rom.online.ReducedModel` (``hyper_reduced``),
-    :class:`~structrom.rom.online.separated.SeparatedModel` (``separated``) or
-    :class:`~structrom.rom.online.dictionary.DictionaryModel` (``dictionary``). Raises
-    :class:`~structrom.rom.model_file.ModelFileError`."""
+def file_kind(path: str | Path) -> str:
+    """The kind of the model file at ``path``: ``"dictionary"`` (format ``structrom-model-dictionary``) or the
+    ``kind`` attribute of a reduced model file (format and version checked; raises
+    :class:`~structrom.rom.model_file.ModelFileError`). Root attributes only: nothing else is read."""
     from structrom.rom.model_file import read_kind
 
     from .dictionary import FORMAT as DICTIONARY_FORMAT
 
     if _file_format(path) == DICTIONARY_FORMAT:
+        return "dictionary"
+    return read_kind(path)
+
+
+def load_model(path: str | Path, **kwargs) -> OnlineModel:
+    """Open a model file of any kind: :class:`~structrom.rom.online.ReducedModel` (``hyper_reduced``),
+    :class:`~structrom.rom.online.separated.SeparatedModel` (``separated``) or
+    :class:`~structrom.rom.online.dictionary.DictionaryModel` (``dictionary``). Raises
+    :class:`~structrom.rom.model_file.ModelFileError`."""
+    kind = file_kind(path)
+    if kind == "dictionary":
         from .dictionary import DictionaryModel
 
         return DictionaryModel.load(path)
-    kind = read_kind(path)
     if kind == "separated":
         from .separated import SeparatedModel
 
