@@ -7,9 +7,9 @@ given inline (``values``) or uploaded (``.npy`` / HDF5), never as a server-side 
 """
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag, model_validator
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Pair = tuple[Finite, Finite]
@@ -108,46 +108,58 @@ class SolveOptions(Strict):
                               "when the model has their bases; false: over the reduced points only")
 
 
+class SolveRequest(SolveOptions):
+    """One loading (hyper-reduced and dictionary models)."""
+
+    loading: LoadingSpec
+
+
+class BatchRequest(SolveOptions):
+    """Many loadings with the same options."""
+
+    loadings: Annotated[list[LoadingSpec], Field(min_length=1, max_length=10_000)]
+
+    @property
+    def queries(self) -> list:
+        return self.loadings
+
+
 #: Parameter values of a separated model: ``{name: value}`` or a list in the order of the card's ``parameters``.
 ParameterValues = Annotated[dict[Name, Finite], Field(max_length=64)] | Annotated[list[Finite], Field(max_length=64)]
 
 
-def _one_query(self, loading: str, parameters: str):
-    given = [k for k in (loading, parameters) if getattr(self, k) is not None]
-    if len(given) != 1:
-        raise ValueError(f"give {loading!r} (hyper-reduced and dictionary models) or {parameters!r} (separated "
-                         f"models: the card's 'query' says which){', not both' if given else ''}")
-    return self
+class ParameterRequest(SolveOptions):
+    """One parameter value of a separated model (the card's ``query`` is ``"parameters"``)."""
+
+    parameters: ParameterValues = Field(description="{name: value}, or a list in the order of the card's parameters")
 
 
-class SolveRequest(SolveOptions):
-    """One query: a ``loading`` (hyper-reduced and dictionary models) or ``parameters`` (separated models)."""
+class ParameterBatchRequest(SolveOptions):
+    """Many parameter values of a separated model, with the same options."""
 
-    loading: LoadingSpec | None = None
-    parameters: ParameterValues | None = Field(
-        None, description="parameter values of a separated model: {name: value} or a list in the card's order")
-
-    @model_validator(mode="after")
-    def _query(self):
-        return _one_query(self, "loading", "parameters")
-
-
-class BatchRequest(SolveOptions):
-    """Many queries with the same options: ``loadings`` or ``parameters`` (a list of parameter values)."""
-
-    loadings: Annotated[list[LoadingSpec], Field(min_length=1, max_length=10_000)] | None = None
-    parameters: Annotated[list[ParameterValues], Field(min_length=1, max_length=10_000)] | None = None
-
-    @model_validator(mode="after")
-    def _query(self):
-        return _one_query(self, "loadings", "parameters")
+    parameters: Annotated[list[ParameterValues], Field(min_length=1, max_length=10_000)]
 
     @property
     def queries(self) -> list:
-        """The loadings, or the parameter values as ``{"parameters": values}``."""
-        if self.loadings is not None:
-            return self.loadings
+        """The parameter values as ``{"parameters": values}`` (what a solver process takes)."""
         return [{"parameters": v} for v in self.parameters]
+
+
+def _query_form(value) -> str:
+    """The tag of the model that validates a body: ``parameter_query`` with a ``parameters`` key, else
+    ``loading_query`` (:data:`QUERY_TAGS`: left out of the field names of validation errors)."""
+    has = ("parameters" in value) if isinstance(value, dict) else isinstance(value, (ParameterRequest,
+                                                                                     ParameterBatchRequest))
+    return "parameter_query" if has else "loading_query"
+
+
+QUERY_TAGS = ("loading_query", "parameter_query")
+#: The body of ``POST /solve``: a loading, or parameter values (validation errors name the fields of the form
+#: the body has: a ``parameters`` key selects the parameter form).
+SolveBody = Annotated[Union[Annotated[SolveRequest, Tag("loading_query")], Annotated[ParameterRequest, Tag("parameter_query")]],
+                      Discriminator(_query_form)]
+BatchBody = Annotated[Union[Annotated[BatchRequest, Tag("loading_query")],
+                            Annotated[ParameterBatchRequest, Tag("parameter_query")]], Discriminator(_query_form)]
 
 
 class FieldsRequest(Strict):

@@ -146,7 +146,9 @@ def test_bad_parameters_and_wrong_queries_are_named(client):
     e = refused(lambda: client._json("POST", "/v1/models/sep/solve", json={"parameters": {"intensity": "hot"}}))
     assert e.code == "validation_error" and e.field.startswith("parameters")
     e = refused(lambda: client._json("POST", "/v1/models/sep/solve", json={}))
-    assert e.code == "validation_error" and "parameters" in e.message
+    assert e.code == "validation_error" and e.field == "loading"  # a body without 'parameters' is a loading query
+    e = refused(lambda: client._json("POST", "/v1/models/sep/solve", json={"parameters": [1.0, 2.0], "loading": {}}))
+    assert e.code == "validation_error" and e.field == "loading"  # one form per body
     e = refused(lambda: client.solve("sep", parameters=[500.0, 50.0], node_sets=["tip"]))
     assert e.code == "unknown_node_set" and e.field == "node_sets.0"
 

@@ -13,7 +13,7 @@ from .. import execution
 from ..deps import Read, Services, Write, services
 from ..errors import DomainError
 from ..responses import Accepted, AnySolveResult, BatchResult, DictionarySolveResult, QueryLog, SolveResult, errors
-from ..schemas import BatchRequest, FieldsRequest, NodalRequest, SolveRequest
+from ..schemas import BatchBody, FieldsRequest, NodalRequest, ParameterBatchRequest, SolveBody
 from .models import ModelId
 
 router = APIRouter(tags=["queries"])
@@ -31,7 +31,7 @@ def accepted(job: dict) -> JSONResponse:
 @router.post("/v1/models/{model_id}/solve", dependencies=[Read], response_model=AnySolveResult,
              responses={202: {"model": Accepted, "description": "accepted as a job (``background=true``)"},
                         **QUERY_ERRORS})
-async def solve(model_id: ModelId, body: SolveRequest, s: Svc, background: Background = False):
+async def solve(model_id: ModelId, body: SolveBody, s: Svc, background: Background = False):
     """Solve one query: a ``loading`` for hyper-reduced and dictionary models (max von Mises and max
     cumulated plastic strain per increment, displacements of the requested node sets, the error indicator per
     increment and the trust flags; a dictionary names the local model that answered and what was tried), or
@@ -74,11 +74,11 @@ async def solve_nodal(model_id: ModelId, s: Svc,
 
 @router.post("/v1/models/{model_id}/batch", dependencies=[Read], response_model=BatchResult,
              responses={202: {"model": Accepted, "description": "accepted as a job"}, **QUERY_ERRORS})
-async def batch(model_id: ModelId, body: BatchRequest, s: Svc, background: Background = False):
+async def batch(model_id: ModelId, body: BatchBody, s: Svc, background: Background = False):
     """Solve many loadings (same options for all); a bad loading fails alone (its item is an error).
     Batches larger than the server's ``sync_batch_max`` always run as a job (202 + Location)."""
     s.registry.path(model_id)
-    n, key = len(body.queries), "loadings" if body.loadings is not None else "parameters"
+    n, key = len(body.queries), "parameters" if isinstance(body, ParameterBatchRequest) else "loadings"
     if n > s.config.max_batch:
         raise DomainError(422, "batch_too_large", f"{n} {key}; at most {s.config.max_batch} per request", key)
     if background or n > s.config.sync_batch_max:
