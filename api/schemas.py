@@ -111,6 +111,8 @@ class SolveOptions(Strict):
 class SolveRequest(SolveOptions):
     """One loading (hyper-reduced and dictionary models)."""
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"loading": {"times": [0.0, 0.5, 1.0]}, "extrapolate": True}]})
     loading: LoadingSpec
 
 
@@ -131,6 +133,8 @@ ParameterValues = Annotated[dict[Name, Finite], Field(max_length=64)] | Annotate
 class ParameterRequest(SolveOptions):
     """One parameter value of a separated model (the card's ``query`` is ``"parameters"``)."""
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"parameters": {"intensity": 512.0, "x_center": 41.0}}, {"parameters": [512.0, 41.0], "extrapolate": True}]})
     parameters: ParameterValues = Field(description="{name: value}, or a list in the order of the card's parameters")
 
 

@@ -74,7 +74,7 @@ def test_schemathesis_queries_on_a_real_model(server, tmp_path):
                   headers={"X-API-Key": server.key, "Content-Type": "application/octet-stream"})
     assert r.status_code in (200, 201), r.text
     run_st(server, tmp_path, "queries",
-           ["--max-examples", "25", "--max-time", "20", "--phases", "coverage,fuzzing",
+           ["--max-examples", "25", "--max-time", "20", "--phases", "examples,coverage,fuzzing",
             "--include-path-regex", "/solve|/batch|/fields|^/v1/models/\\{model_id\\}$", "--exclude-method", "DELETE",
             "--exclude-method", "PUT"],
            config='[parameters]\n"path.model_id" = "small"\n')
@@ -86,10 +86,12 @@ def test_schemathesis_queries_on_a_real_model(server, tmp_path):
 @pytest.mark.parametrize("model_id", ["sep", "dict"])
 def test_schemathesis_queries_on_the_other_kinds(server, tmp_path, model_id):
     run_st(server, tmp_path, f"queries_{model_id}",
-           ["--max-examples", "15", "--max-time", "15", "--phases", "coverage,fuzzing",
+           ["--max-examples", "15", "--max-time", "15", "--phases", "examples,coverage,fuzzing",
             "--include-path-regex", "/solve$|/batch|^/v1/models/\\{model_id\\}$|^/v1/models$", "--exclude-method",
             "DELETE", "--exclude-method", "PUT"],
            config=f'[parameters]\n"path.model_id" = "{model_id}"\n')
     log = httpx.get(f"{server.url}/v1/queries", headers={"X-API-Key": server.key}, params={"limit": 10000}).json()
     statuses = {q["status"] for q in log["queries"] if q["model"] == model_id}
     assert 422 in statuses, statuses  # bad queries reached the model and were refused
+    if model_id == "dict":  # the schema's example loading (extrapolated) is solved by a local model
+        assert 200 in statuses, statuses
