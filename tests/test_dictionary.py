@@ -229,3 +229,25 @@ def test_bad_dictionary_configs_are_named(built, tmp_path):
     bad.write_text(text.replace("subspace_dim = 3", "subspace_dim = 3\nshape = 1"))
     with pytest.raises(ConfigError, match="shape"):
         load_dictionary_config(bad)
+
+
+def test_structrom_dictionary_and_offline_kind_dictionary_commands(built, tmp_path, capsys):
+    """``structrom dictionary config.toml`` and ``structrom offline`` with ``kind = "dictionary"`` reach the
+    dictionary stage: 7 clusters for 6 training loadings is named on one line, exit code 2."""
+    from structrom.api.cli import main
+    from structrom.rom.offline.config import load_offline_config
+    from structrom.rom.offline.dictionary import DictionaryConfig
+
+    d, _ = built
+    text = (d / "dictionary.toml").read_text()
+    bad = d / "cli_dictionary.toml"
+    bad.write_text(text.replace("clusters = 2", "clusters = 7"))
+    assert main(["dictionary", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "7" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    kind = d / "cli_offline.toml"
+    kind.write_text('kind = "dictionary"\n' + text.replace("clusters = 2", "clusters = 7"))
+    assert isinstance(load_offline_config(kind), DictionaryConfig)
+    assert main(["offline", str(kind)]) == 2
+    err = capsys.readouterr().err
+    assert "7" in err and "Traceback" not in err
