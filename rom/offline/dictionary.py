@@ -1,6 +1,7 @@
 """Offline stage of a dictionary of local reduced models (ROM-net, Daniel et al.), under mpirun:
 
-    mpirun -n P python -m structrom.rom.offline.dictionary dictionary.toml
+    mpirun -n P structrom dictionary dictionary.toml     # or structrom offline with kind = "dictionary",
+                                                         # or python -m structrom.rom.offline.dictionary
 
 1. read the training cases and partition the mesh as :func:`structrom.rom.offline.pipeline.run_offline` does;
 2. per training loading, the subspace of its first ``subspace_dim`` POD modes; Grassmann distances between
