@@ -72,7 +72,7 @@ def in_process_answers(path, mus) -> list[dict]:
 def test_one_client_answers_every_kind(server, client):
     from rom_fixtures import loading_dict
 
-    from structrom.rom.online import load_model
+    from structrom.rom.online import OnlineModel, load_model
 
     listed = {m["id"]: m for m in client.models()}
     assert {k: listed[k]["kind"] for k in ("small", "sep", "dict")} == {
@@ -105,6 +105,8 @@ def test_one_client_answers_every_kind(server, client):
 
     # dictionary: the answer names the local model, as in process
     dmodel = load_model(server.files["dict"])
+    assert isinstance(dmodel, OnlineModel) and dmodel.kind == "dictionary"
+    assert "temperature.center.x" in dmodel.parameters  # the family's ranges, as for the hyper-reduced kind
     for i in range(len(DICTIONARY_TESTS)):
         q = dictionary_loading(i)
         r = client.solve("dict", q, extrapolate=True)

@@ -170,9 +170,16 @@ class DictionaryModel:
         return self._schema
 
     @property
-    def parameters(self) -> list[str]:
-        """Names of the features the classifier reads from a loading."""
-        return self.features.names
+    def parameters(self) -> dict[str, tuple[float, float]]:
+        """Training ranges of the dictionary's loading family, ``loading_schema`` flattened (as
+        :attr:`ReducedModel.parameters`; the classifier's features are ``features.names``)."""
+        from .protocol import schema_parameters
+
+        return schema_parameters(self.loading_schema)
+
+    def estimate_error(self, loading: Loading | dict, *, extrapolate: bool = False) -> np.ndarray:
+        """``(n_inc,)`` indicator of the answering local model (one solve: the indicator is a by-product)."""
+        return self.solve(loading, extrapolate=extrapolate).indicator
 
     @property
     def n_models(self) -> int:
