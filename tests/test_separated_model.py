@@ -171,6 +171,11 @@ def test_model_file_round_trip_and_corruption(model_path, tmp_path):
         "bad_shape": (replace("reduced/b_red", lambda v: v[:, :-1]), "b_red: shape"),
         "missing": (lambda f: f.__delitem__("estimator/R"), "estimator/R: missing"),
         "kind": (lambda f: f.attrs.__setitem__("kind", "weird"), "unknown model kind"),
+        "dof_map": (replace("dofs/map", lambda v: v + 10**6), "/dofs/map: dofs in .* outside"),
+        "connectivity": (lambda f: f["mesh/blocks/0/connectivity"].__setitem__(Ellipsis, 10**6),
+                         "/mesh/blocks/0/connectivity: indices .* outside"),
+        "foreign": (lambda f: f.create_dataset("estimator/payload", data=np.zeros(2)), "not part of the file format"),
+        "params_json": (lambda f: f.attrs.__setitem__("parameters", "[1, 2"), "'parameters'.*unreadable JSON"),
         "alpha": (lambda f: f["estimator"].attrs.__setitem__("alpha_lb", -1.0), "alpha_lb.*must be finite and in \\(0"),
     }
     for name, (edit, message) in cases.items():
@@ -276,6 +281,17 @@ def test_rest_answer_of_a_parameter_query(model_path):
             solve_parameters(model, body)
         assert info.value.status == 422 and info.value.code == code and info.value.field == "parameters"
     assert solve_parameters(model, {"parameters": [900.0, 50.0], "extrapolate": True})["warnings"]
+    # node-set displacements of an FE-kernel model (mesh numbering): one row, as a loading answer's increments
+    out = solve_parameters(model, {"parameters": [500.0, 50.0]}, node_sets=["xmax", "xmin"])
+    u = res.displacement(model.data.mesh.node_set("xmax"))
+    assert out["displacement"]["xmax"]["nodes"] == len(u)
+    assert np.allclose(out["displacement"]["xmax"]["mean"][0], u.mean(axis=0), rtol=1e-12, atol=0)
+    assert out["displacement"]["xmax"]["max_magnitude"][0] == pytest.approx(np.linalg.norm(u, axis=1).max(), rel=1e-12)
+    assert out["displacement"]["xmin"]["max_magnitude"] == [0.0]  # clamped
+    assert out["max_displacement"] == pytest.approx(np.linalg.norm(res.displacement(), axis=1).max(), rel=1e-12)
+    with pytest.raises(RegistryError) as info:
+        solve_parameters(model, {"parameters": [500.0, 50.0]}, node_sets=["xmax", "nowhere"])
+    assert info.value.code == "unknown_node_set" and info.value.field == "node_sets.1"
 
 
 def test_ansys_full_rows_are_the_symmetric_stiffness(tmp_path):
