@@ -232,3 +232,23 @@ def test_corrupted_files_are_refused_at_upload(server, client, tmp_path):
     # the intact files publish (a new id) and answer
     assert client.publish("sep2", sep)["kind"] == "separated"
     assert client.solve("sep2", parameters=[500.0, 50.0])["kind"] == "separated"
+
+
+def test_separated_page_queries_parameters(server):
+    """The model page of a separated model (headless Chromium): one input per parameter, the request built by
+    the page is a parameter query, and the rendered answer is the REST answer."""
+    import re
+
+    from test_model_page import _script_json, run_chromium
+
+    url = f"{server.url}/v1/models/sep/page?param.intensity=512&param.x_center=41&submit=1"
+    proc = run_chromium(["--virtual-time-budget=30000", "--dump-dom", url])
+    dom = proc.stdout
+    assert 'id="status">done<' in dom, f"the page did not finish the query:\n{proc.stderr[-3000:]}\n{dom[-3000:]}"
+    request, shown = _script_json(dom, "request"), _script_json(dom, "answer")
+    assert request == {"parameters": {"intensity": 512, "x_center": 41}, "extrapolate": False}
+    with Client(server.url) as c:
+        rest = c.solve("sep", parameters=request["parameters"])
+    assert shown["coordinates"] == rest["coordinates"] and shown["trusted"] == rest["trusted"]
+    trust = re.search(r'<span id="trust" class="(ok|no)">', dom)
+    assert trust and (trust.group(1) == "ok") == rest["trusted"]
