@@ -16,7 +16,7 @@ import math
 
 import h5py
 
-from structrom.rom.h5_screening import NAME, Inventory, Limits, Schema, UnsafeFileError, screen, strict_json
+from structrom.rom.h5_screening import Inventory, Limits, Schema, UnsafeFileError, screen, strict_json
 from structrom.rom.model_screening import (MESH_ATTRIBUTES, MESH_DATASETS, MESH_GROUPS, _finite, _index, _scalar,
                                            _string, mesh_rules, shape_checkers)
 
