@@ -2,7 +2,10 @@
 
     structrom hifi config.toml [-ksp_type preonly -pc_type lu ...]    HF solve (under mpirun for parallel)
     structrom offline config.toml                                      reduced model (under mpirun); kind =
-                                                                       "separated" in the TOML: EIM-separated model
+                                                                       "separated" in the TOML: EIM-separated model;
+                                                                       kind = "dictionary": as `structrom dictionary`
+    structrom dictionary config.toml                                   dictionary of local reduced models and their
+                                                                       classifier (ROM-net; under mpirun)
     structrom enrich MODEL --loadings FILE [--solver inhouse|calculix] [--config base.toml]
                                                                        HF solves where the model is not trusted,
                                                                        a new model version (under mpirun)
@@ -43,6 +46,8 @@ def _offline(args: argparse.Namespace, petsc_args: list[str]) -> int:
     from structrom.rom.offline.config import load_offline_config
 
     cfg = load_offline_config(args.config)
+    if cfg.kind == "dictionary":
+        return _dictionary(args, petsc_args)
     if cfg.kind == "separated":
         from structrom.rom.offline.separated import run_separated_offline
 
@@ -52,6 +57,16 @@ def _offline(args: argparse.Namespace, petsc_args: list[str]) -> int:
 
     run_offline(cfg, MPI.COMM_WORLD)
     return 0
+
+
+def _dictionary(args: argparse.Namespace, rest: list[str]) -> int:
+    """The dictionary offline stage (clustering, local models, classifier); errors on one line, exit code 2."""
+    from structrom.rom.offline.dictionary import main as dictionary_main
+
+    if rest:
+        print(f"structrom: error: unknown arguments {rest}", file=sys.stderr)
+        return 2
+    return dictionary_main([args.config])
 
 
 def _enrich(args: argparse.Namespace, rest: list[str]) -> int:
@@ -198,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("config", help="TOML configuration file")
     p = sub.add_parser("offline", help="build a reduced model from HF snapshots (offline stage)")
     p.add_argument("config", help="TOML configuration file")
+    p = sub.add_parser("dictionary", help="build a dictionary of local reduced models chosen by a classifier "
+                                          "(ROM-net; the offline configuration plus a [dictionary] table)")
+    p.add_argument("config", help="TOML configuration file")
     p = sub.add_parser("enrich", help="HF solves of the loadings a model does not trust, then a new model version")
     p.add_argument("model", help="reduced model file (<id>.h5); the old version is kept in versions/")
     p.add_argument("--loadings", required=True, help="JSON list of loadings or TOML [[loading]] tables")
@@ -228,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
 
         os.environ[QUIET_ENV] = "1"
     try:
-        commands = {"hifi": _hifi, "offline": _offline, "enrich": _enrich, "serve": _serve, "report": _report,
+        commands = {"hifi": _hifi, "offline": _offline, "dictionary": _dictionary, "enrich": _enrich, "serve": _serve, "report": _report,
                     "import": _import}
         return commands[args.command](args, rest)
     except Exception as exc:

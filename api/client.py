@@ -6,6 +6,9 @@
         r = c.solve("bracket", {"times": [0, 0.5, 1], "pressure": {"holes": [[0, 0], [1, 20]]}},
                     node_sets=["tip"])
         r["max_von_mises"], r["indicator"], r["trusted_all"]
+        c.model("plate")["query"]                             # "parameters": a separated model
+        r = c.solve("plate", parameters={"intensity": 512.0, "x_center": 41.0})
+        r["error_estimate"], r["indicator"], r["trusted"]
 
 Errors are raised as :class:`ApiError` with the server's ``status``, ``code``, ``field`` and ``message``.
 With ``retries=n``, an answer 429 or 503 carrying ``Retry-After`` (server saturated, solver restarting) is
@@ -107,11 +110,24 @@ class Client:
     def _opts(extrapolate: bool, node_sets, reconstruct: bool) -> dict:
         return {"extrapolate": extrapolate, "node_sets": list(node_sets or []), "reconstruct": reconstruct}
 
-    def solve(self, model_id: str, loading: dict, *, extrapolate: bool = False, node_sets=None,
-              reconstruct: bool = True) -> dict:
-        """Quantities of interest of one loading (``max_von_mises``, ``max_cumulated_plastic_strain``,
-        ``displacement`` per node set, ``indicator``, ``trusted``... per increment)."""
-        body = {"loading": loading, **self._opts(extrapolate, node_sets, reconstruct)}
+    @staticmethod
+    def _query(loading, parameters) -> dict:
+        if (loading is None) == (parameters is None):
+            raise TypeError("give a loading (hyper-reduced and dictionary models) or parameters (separated models)")
+        if parameters is not None:
+            return {"parameters": dict(parameters) if isinstance(parameters, dict) else [float(v) for v in parameters]}
+        return {"loading": loading}
+
+    def solve(self, model_id: str, loading: dict | None = None, *, parameters=None, extrapolate: bool = False,
+              node_sets=None, reconstruct: bool = True) -> dict:
+        """One query, by the model's kind (its card's ``query``):
+
+        * ``loading`` (hyper-reduced, dictionary): quantities of interest per increment (``max_von_mises``,
+          ``max_cumulated_plastic_strain``, ``displacement`` per node set, ``indicator``, ``trusted``...); a
+          dictionary adds ``local_model``, ``attempts``, ``fallback``;
+        * ``parameters`` (separated; ``{name: value}`` or a list in the card's order): ``coordinates``,
+          ``error_estimate``, ``indicator``, ``trusted``, ``max_displacement``, ``displacement`` per node set."""
+        body = {**self._query(loading, parameters), **self._opts(extrapolate, node_sets, reconstruct)}
         return self._json("POST", f"/v1/models/{model_id}/solve", json=body)
 
     def solve_nodal(self, model_id: str, loading: dict, temperature, *, temperature_times=None,
@@ -132,18 +148,24 @@ class Client:
         return self._json("POST", f"/v1/models/{model_id}/solve/nodal", data={"request": json.dumps(req)},
                           files={"temperature": (name, content, "application/octet-stream")})
 
-    def submit(self, model_id: str, loading: dict, **opts) -> str:
+    def submit(self, model_id: str, loading: dict | None = None, *, parameters=None, **opts) -> str:
         """Start a solve as a background job; returns the job id."""
-        body = {"loading": loading, **self._opts(opts.get("extrapolate", False), opts.get("node_sets"),
+        body = {**self._query(loading, parameters), **self._opts(opts.get("extrapolate", False), opts.get("node_sets"),
                                                  opts.get("reconstruct", True))}
         r = self._check(self._request("POST", f"/v1/models/{model_id}/solve", json=body, params={"background": "true"}))
         return r.json()["job"]
 
-    def batch(self, model_id: str, loadings: list[dict], *, extrapolate: bool = False, node_sets=None,
-              reconstruct: bool = True, background: bool = False, wait: bool = True, timeout: float = 600.0) -> dict:
-        """Solve many loadings. The server answers large batches with a job; with ``wait`` the job is polled
-        until done and its result returned (else ``{"job": id}``)."""
-        body = {"loadings": loadings, **self._opts(extrapolate, node_sets, reconstruct)}
+    def batch(self, model_id: str, loadings: list[dict] | None = None, *, parameters: list | None = None,
+              extrapolate: bool = False, node_sets=None, reconstruct: bool = True, background: bool = False,
+              wait: bool = True, timeout: float = 600.0) -> dict:
+        """Solve many loadings (or, for a separated model, many ``parameters`` values). The server answers large
+        batches with a job; with ``wait`` the job is polled until done and its result returned (else
+        ``{"job": id}``)."""
+        if (loadings is None) == (parameters is None):
+            raise TypeError("give loadings (hyper-reduced and dictionary models) or parameters (separated models)")
+        query = {"loadings": loadings} if loadings is not None else {
+            "parameters": [dict(p) if isinstance(p, dict) else [float(v) for v in p] for p in parameters]}
+        body = {**query, **self._opts(extrapolate, node_sets, reconstruct)}
         r = self._check(self._request("POST", f"/v1/models/{model_id}/batch", json=body,
                                       params={"background": "true"} if background else None))
         if r.status_code == 202:

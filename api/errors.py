@@ -78,6 +78,8 @@ def install_error_handlers(app: FastAPI) -> None:
             loc = [str(p) for p in e.get("loc", ())]
             if loc and loc[0] in ("body", "path"):
                 loc = loc[1:]
+            if loc and loc[0] in ("loading_query", "parameter_query"):  # the form of a query body (api.schemas)
+                loc = loc[1:]
             details.append({"field": ".".join(loc), "message": str(e.get("msg", "")), "type": str(e.get("type", ""))})
         first = details[0] if details else {"field": None, "message": "invalid request"}
         return error_response(422, "validation_error", f"{first['field']}: {first['message']}", first["field"],

@@ -10,8 +10,11 @@ import time
 
 from .deps import Services
 from .errors import DomainError
-from .schemas import BatchRequest, SolveRequest
+from pydantic import TypeAdapter
 
+from .schemas import BatchBody, ParameterBatchRequest, SolveBody, SolveRequest
+
+_SOLVE, _BATCH = TypeAdapter(SolveBody), TypeAdapter(BatchBody)
 #: Solver-pool priorities: interactive requests before job chunks.
 INTERACTIVE, BACKGROUND = 0, 1
 
@@ -51,12 +54,12 @@ async def _admitted(s: Services, coro):
         s.load.leave()
 
 
-async def solve(s: Services, model_id: str, body: SolveRequest, *, priority: int = INTERACTIVE) -> dict:
+async def solve(s: Services, model_id: str, body, *, priority: int = INTERACTIVE) -> dict:
     path = str(s.registry.servable(model_id))
 
     async def go():
-        (out,) = _record(s, model_id, await s.pool.run("solve", model_id, path, body, [body.loading],
-                                                       priority=priority))
+        spec = body.loading if isinstance(body, SolveRequest) else {"parameters": body.parameters}
+        (out,) = _record(s, model_id, await s.pool.run("solve", model_id, path, body, [spec], priority=priority))
         out["model"] = model_id
         return out
 
@@ -76,18 +79,20 @@ async def solve_nodal(s: Services, model_id: str, body, data: bytes, filename: s
     return await _admitted(s, _logged(s, model_id, "solve_nodal", 1, go()))
 
 
-async def batch(s: Services, model_id: str, body: BatchRequest, *, priority: int = INTERACTIVE) -> dict:
+async def batch(s: Services, model_id: str, body, *, priority: int = INTERACTIVE) -> dict:
     """Every loading of ``body`` (one task for a request; chunks of ``job_chunk`` loadings for a job, so
     that interactive requests interleave)."""
     path = str(s.registry.servable(model_id))
-    n = len(body.loadings)
+    queries = body.queries
+    n = len(queries)
     step = n if priority == INTERACTIVE else s.config.job_chunk
+    key = "parameters" if isinstance(body, ParameterBatchRequest) else "loadings"
 
     async def go():
         results: list[dict] = []
         for start in range(0, n, step):
-            specs = body.loadings[start:start + step]
-            prefixes = [f"loadings.{i}." for i in range(start, start + len(specs))]
+            specs = queries[start:start + step]
+            prefixes = [f"{key}.{i}." for i in range(start, start + len(specs))]
             results += _record(s, model_id, await s.pool.run("solve", model_id, path, body, specs, prefixes,
                                                              priority=priority))
         return {"model": model_id, "results": results, "ok": sum("error" not in r for r in results),
@@ -112,9 +117,9 @@ async def figures(s: Services, model_id: str) -> dict[str, str]:
 async def run_job(s: Services, kind: str, model_id: str, request: dict):
     """The runner of :class:`structrom.api.jobs.Jobs`: a persisted request, solved at background priority."""
     if kind == "solve":
-        return await solve(s, model_id, SolveRequest.model_validate(request), priority=BACKGROUND)
+        return await solve(s, model_id, _SOLVE.validate_python(request), priority=BACKGROUND)
     if kind == "batch":
-        return await batch(s, model_id, BatchRequest.model_validate(request), priority=BACKGROUND)
+        return await batch(s, model_id, _BATCH.validate_python(request), priority=BACKGROUND)
     if kind == "enrich":
         return await enrich(s, model_id, request)
     raise DomainError(500, "unknown_job_kind", f"job kind {kind!r} is not known to this server")

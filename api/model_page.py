@@ -54,6 +54,9 @@ def _when(stamp: Any) -> Any:
 def form_fields(card: dict) -> list[dict]:
     """The form's inputs for the model's loading family: ``{name, label, value, hint}`` (values are the
     middle of the training ranges; the amplitude shape is a load-unload cycle over the training time)."""
+    if card.get("query") == "parameters":  # a separated model: one input per parameter
+        return [{"name": f"param.{q['name']}", "label": q["name"], "value": _mid(q.get("range")),
+                 "hint": f"training range {q.get('range')}"} for q in card.get("parameters") or []]
     schema = card.get("loading_schema") or {}
     end = float(((schema.get("times") or {}).get("end_range") or [1.0, 1.0])[-1])
     increments = next((int(t["increments"]) for t in card.get("training") or []
@@ -100,20 +103,33 @@ def render(card: dict, svgs: dict[str, str], nonce: str) -> str:
     sizes = card.get("sizes") or {}
     units = card.get("units") or {}
     ind = card.get("indicator") or {}
-    rows = [("modes", sizes.get("modes")), ("reduced integration points", sizes.get("reduced_points")),
-            ("mesh", f"{sizes.get('mesh_nodes')} nodes, {sizes.get('mesh_elements')} elements, {sizes.get('dofs')} dofs"),
-            ("surfaces (pressure)", ", ".join(card.get("surfaces") or []) or "-"),
-            ("training loadings", len(card.get("training") or [])),
-            ("indicator", f"{ind.get('quantity')} Gappy residual, trusted when <= {ind.get('tolerance')}"),
-            ("units", ", ".join(f"{k}: {v}" for k, v in units.items())),
-            ("published", _when(card.get("published"))), ("sha256", card.get("sha256"))]
+    kind = card.get("kind", "hyper_reduced")
+    rows = [("kind", kind), ("modes", sizes.get("modes"))]
+    if kind == "separated":
+        rows += [("matrix terms (EIM)", sizes.get("matrix_terms")), ("rows (exported dofs)", sizes.get("dofs")),
+                 ("parameters", ", ".join(f"{q['name']} in {q['range']}" for q in card.get("parameters") or [])),
+                 ("training parameter values", len(card.get("training") or []))]
+    else:
+        rows += [("reduced integration points", sizes.get("reduced_points")),
+                 ("mesh", f"{sizes.get('mesh_nodes')} nodes, {sizes.get('mesh_elements')} elements, "
+                          f"{sizes.get('dofs')} dofs"),
+                 ("surfaces (pressure)", ", ".join(card.get("surfaces") or []) or "-"),
+                 ("training loadings", len(card.get("training") or []))]
+    if kind == "dictionary":
+        rows += [("local models", ", ".join(f"{m['name']} ({m['modes']} modes, {m['reduced_points']} points)"
+                                            for m in card.get("local_models") or []))]
+    rows += [("indicator", f"{ind.get('quantity')}, trusted when <= {ind.get('tolerance')}"),
+             ("indicator guarantee", ind.get("guarantee") or "-"),
+             ("units", ", ".join(f"{k}: {v}" for k, v in units.items())),
+             ("published", _when(card.get("published"))), ("sha256", card.get("sha256"))]
     card_rows = "\n".join(f"<tr><th>{e(str(k))}</th><td>{e(str(v))}</td></tr>" for k, v in rows)
     inputs = "\n".join(
         f'<label>{e(f["label"])} <input name="{e(f["name"])}" value="{e(str(f["value"]))}" '
         f'{"" if f["name"] == "shape" else "inputmode=decimal"}><small>{e(f["hint"])}</small></label>'
         for f in form_fields(card))
     plots = "\n".join(f'<figure id="plot-{e(name)}">{svg}</figure>' for name, svg in svgs.items())
-    config = {"model": mid, "stress_unit": units.get("stress", ""), "time_unit": units.get("time", "s"),
+    config = {"model": mid, "query": card.get("query", "loading"),
+              "parameters": [q["name"] for q in card.get("parameters") or []], "stress_unit": units.get("stress", ""), "time_unit": units.get("time", "s"),
               "temperature": (card.get("loading_schema") or {}).get("temperature", {}).get("type"),
               "surfaces": sorted(((card.get("loading_schema") or {}).get("pressure") or {}))}
     return PAGE.format(
@@ -152,7 +168,7 @@ form small {{ color: #777; }}
 <details><summary>training ranges (loading schema)</summary><pre>{schema}</pre></details>
 <h2>Plots</h2>
 {plots}
-<h2>Query a loading</h2>
+<h2>Query the model</h2>
 <form id="query">
 {inputs}
 <label>solve outside the training ranges <input type="checkbox" name="extrapolate"><small>then check the indicator</small></label>
@@ -208,8 +224,21 @@ function curve(title, unit, xs, ys) {{
   for (const [x, y] of pts) add("circle", {{ cx: sx(x), cy: sy(y), r: 3, fill: "#c33" }});
   return svg;
 }}
+function showParameters(a) {{
+  const trust = document.getElementById("trust");
+  trust.textContent = a.trusted ? "trusted" : "NOT trusted (indicator above tolerance)";
+  trust.className = a.trusted ? "ok" : "no";
+  document.getElementById("indicator-max").textContent = a.indicator === null ? "-" : a.indicator.toExponential(3);
+  document.getElementById("tolerance").textContent = a.indicator_tolerance;
+  document.getElementById("solve-ms").textContent = a.timings_ms.solve.toFixed(2);
+  const fmt = (v) => (v === null || v === undefined) ? "-" : Number(v).toPrecision(6);
+  document.getElementById("increments").innerHTML = "<tr><th>error estimate</th><th>max displacement</th></tr>" +
+    `<tr class="increment"><td>${{fmt(a.error_estimate)}}</td><td>${{fmt(a.max_displacement)}}</td></tr>`;
+  document.getElementById("result").hidden = false;
+}}
 function show(a) {{
   document.getElementById("answer").textContent = JSON.stringify(a);
+  if (cfg.query === "parameters") return showParameters(a);
   const trust = document.getElementById("trust");
   trust.textContent = a.trusted_all ? "trusted" : "NOT trusted (indicator above tolerance)";
   trust.className = a.trusted_all ? "ok" : "no";
@@ -234,7 +263,9 @@ async function submit(ev) {{
   try {{
     const headers = {{ "Content-Type": "application/json" }};
     if (form.elements["api_key"].value) headers["X-API-Key"] = form.elements["api_key"].value;
-    const request = {{ loading: loading(), extrapolate: form.elements["extrapolate"].checked }};
+    const query = cfg.query === "parameters" ? {{ parameters: Object.fromEntries(cfg.parameters.map((n) => [n, num("param." + n)])) }}
+      : {{ loading: loading() }};
+    const request = {{ ...query, extrapolate: form.elements["extrapolate"].checked }};
     document.getElementById("request").textContent = JSON.stringify(request);
     const r = await fetch(`/v1/models/${{encodeURIComponent(cfg.model)}}/solve`, {{ method: "POST", headers,
       body: JSON.stringify(request) }});

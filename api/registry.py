@@ -29,11 +29,10 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
-
 from structrom.rom.atomic import fsync_path
 
 from .errors import DomainError
+from .model_cards import model_card  # noqa: F401 - the registry's validation of a file (solver processes)
 
 log = logging.getLogger("structrom.api")
 
@@ -47,80 +46,12 @@ LOG_BATCH, LOG_FLUSH_SECONDS = 64, 1.0
 RegistryError = DomainError
 
 
-def _json_default(o):
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    return str(o)
-
-
-def _without_server_paths(value):
-    """``value`` (JSON) with every absolute path replaced by its file name: a card shows no server paths."""
-    if isinstance(value, dict):
-        return {k: _without_server_paths(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_without_server_paths(v) for v in value]
-    if isinstance(value, str) and (value.startswith("/") or re.match(r"^[A-Za-z]:\\", value)) and "\n" not in value:
-        return Path(value.replace("\\", "/")).name
-    return value
-
-
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def model_card(model_id: str, path: Path) -> dict:
-    """Validate a model file fully and describe it (the card served by ``GET /v1/models/{id}``).
-    Raises :class:`~structrom.rom.model_file.ModelFileError`."""
-    import h5py
-
-    from structrom.rom import model_file
-    from structrom.rom.online import ReducedModel
-
-    kind = model_file.read_kind(path)  # root attributes only
-    if kind != "hyper_reduced":  # screening rules exist for the hyper-reduced layout only
-        raise model_file.ModelFileError(
-            f"{path}: a {kind!r} model: the service answers hyper-reduced models (a {kind} model answers in "
-            "Python through structrom.rom.online.load_model)")
-    data = model_file.load(path, mesh=True)  # checks format, version, shapes, and the mesh group
-    model = ReducedModel(data, path, int(data.mesh.n_nodes))  # checks schema, materials, finiteness
-    with h5py.File(path, "r") as f:
-        n_dofs = int(f["modes/full"].shape[0])
-        duals = {name: {"components": int(g.attrs["components"]), "modes": int(g["reduced_basis"].shape[1]),
-                        "n_points": int(g["basis"].shape[0]) // max(int(g.attrs["components"]), 1)}
-                 for name, g in f.get("dual", {}).items()}
-    mesh = data.mesh
-    prov = data.provenance if isinstance(data.provenance, dict) else {"value": data.provenance}
-    training = prov.get("training")
-    if training is None and isinstance(prov.get("snapshots"), list):
-        training = [{"file": Path(str(s.get("file", ""))).name, "increments": s.get("increments"),
-                     "sha256": s.get("sha256")} for s in prov["snapshots"] if isinstance(s, dict)]
-    card = {
-        "id": model_id,
-        "kind": model.kind,
-        "sizes": {"modes": model.n_modes, "reduced_points": model.n_reduced_points,
-                  "mesh_nodes": int(mesh.n_nodes), "mesh_elements": int(mesh.n_elements), "dofs": n_dofs,
-                  "temperature_nodes": int(len(data.temperature_nodes)), "duals": duals},
-        "surfaces": sorted(data.pressure),
-        "node_sets": sorted(mesh.node_sets) if hasattr(mesh, "node_sets") else [],
-        "centrifugal": data.centrifugal is not None, "gravity": data.gravity is not None,
-        "dirichlet": data.dirichlet,
-        "materials": data.materials,
-        "units": data.units,
-        "loading_schema": data.loading_schema,
-        "training": training,
-        "indicator": {**model.card()["indicator"]},
-        "provenance": _without_server_paths(prov),
-        "versions": data.versions or [{"version": 1, "parent": None, "date": prov.get("created"), "loadings_added": []}],
-    }
-    return json.loads(json.dumps(card, default=_json_default, allow_nan=False))
 
 
 def _refuse_constant(token):
@@ -254,8 +185,8 @@ class Registry:
         for mid, (sha, size, _, published, card) in sorted(self._rows().items()):
             try:  # a row written by an older server must not break the listing
                 c = json.loads(card, parse_constant=_refuse_constant)
-                out.append({"id": mid, "sha256": sha, "bytes": size, "published": published,
-                            "modes": int(c["sizes"]["modes"]), "reduced_points": int(c["sizes"]["reduced_points"]),
+                out.append({"id": mid, "kind": str(c.get("kind", "hyper_reduced")), "sha256": sha, "bytes": size,
+                            "published": published, "modes": int(c["sizes"]["modes"]), "reduced_points": int(c["sizes"]["reduced_points"]),
                             "surfaces": list(c["surfaces"]), "indicator_tolerance": float(c["indicator"]["tolerance"])})
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("index row of %s unreadable (%s): dropped until the file is screened again", mid, exc)
@@ -277,6 +208,15 @@ class Registry:
         card = json.loads(row[3])
         card.update({"sha256": row[0], "bytes": row[1], "published": row[2]})
         return card
+
+    def kind(self, model_id: str) -> str | None:
+        """The indexed kind of ``model_id`` (None when not indexed)."""
+        with self._db_lock:
+            row = self._db.execute("SELECT card FROM models WHERE id = ?", (model_id,)).fetchone()
+        try:
+            return None if row is None else str(json.loads(row[0]).get("kind", "hyper_reduced"))
+        except (ValueError, AttributeError):
+            return None
 
     # -- publishing --------------------------------------------------------------------------------------------
     def temp_upload(self):

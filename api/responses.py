@@ -5,7 +5,7 @@ models describe it, and the schemathesis tests check that every answer conforms.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,6 +37,7 @@ class Ready(BaseModel):
 
 class ModelSummary(Open):
     id: str
+    kind: str = Field("hyper_reduced", description="hyper_reduced, separated or dictionary")
     sha256: str
     bytes: int
     published: float
@@ -54,26 +55,65 @@ class ModelList(BaseModel):
 class Indicator(Open):
     quantity: str
     tolerance: float
-    reference: float
+    reference: float | None = None
+    guarantee: str | None = Field(None, description="what a trusted answer promises")
 
 
-class ModelCard(Open):
+class CardBase(Open):
     id: str
     sizes: dict[str, Any]
     surfaces: list[str]
     node_sets: list[str]
+    loading_schema: dict[str, Any]
+    training: Any = None
+    indicator: Indicator
+    provenance: Any = None
+    versions: list[Any] = []
+    query: str = Field("loading", description="what POST /solve takes: 'loading' or 'parameters'")
+    features: list[str] = Field([], description="the endpoints this kind answers (others: 422 unsupported_for_kind)")
+    sha256: str
+    bytes: int
+    published: float
+
+
+class HyperReducedCard(CardBase):
+    kind: Literal["hyper_reduced"]
     centrifugal: bool
     gravity: bool
     dirichlet: list[Any]
     materials: list[Any]
     units: Any
-    loading_schema: dict[str, Any]
-    training: Any = None
+
+
+class ParameterRange(BaseModel):
+    name: str
+    range: tuple[float, float]
+
+
+class SeparatedCard(CardBase):
+    kind: Literal["separated"]
+    parameters: list[ParameterRange]
+    entries: str
+    units: Any = None
+
+
+class LocalModelCard(Open):
+    name: str
+    modes: int
+    reduced_points: int
+    training_loadings: int
     indicator: Indicator
-    provenance: Any = None
-    sha256: str
-    bytes: int
-    published: float
+
+
+class DictionaryCard(CardBase):
+    kind: Literal["dictionary"]
+    local_models: list[LocalModelCard]
+    classifier: dict[str, Any]
+    efficiency: Any = None
+    units: Any = None
+
+
+ModelCard = Annotated[Union[HyperReducedCard, SeparatedCard, DictionaryCard], Field(discriminator="kind")]
 
 
 class NodeSetDisplacement(BaseModel):
@@ -83,6 +123,7 @@ class NodeSetDisplacement(BaseModel):
 
 
 class SolveResult(Open):
+    kind: str | None = Field(None, description="hyper_reduced (or dictionary: see DictionarySolveResult)")
     model: str | None = None
     times: list[float]
     indicator: list[float | None]
@@ -102,9 +143,47 @@ class SolveResult(Open):
     timings_ms: dict[str, float]
 
 
+class Attempt(Open):
+    model: str
+    probability: float
+    indicator: float | None = None
+    trusted: bool | None = None
+    error: str | None = None
+
+
+class DictionarySolveResult(SolveResult):
+    """The answer of a dictionary model: the local model's answer, which local model, what was tried."""
+
+    kind: Literal["dictionary"]
+    local_model: str
+    fallback: bool = Field(description="true when the classifier's first choice was flagged and another answered")
+    probabilities: dict[str, float]
+    attempts: list[Attempt]
+
+
+class SeparatedSolveResult(Open):
+    """The answer of a separated model to parameter values."""
+
+    kind: Literal["separated"]
+    model: str | None = None
+    parameters: dict[str, float]
+    coordinates: list[float]
+    error_estimate: float | None = Field(description="estimate of the energy-norm error (absolute)")
+    indicator: float | None = Field(description="error_estimate / energy norm of the solution")
+    trusted: bool
+    indicator_tolerance: float
+    max_displacement: float
+    displacement: dict[str, NodeSetDisplacement]
+    warnings: list[str]
+    timings_ms: dict[str, float]
+
+
+AnySolveResult = Union[DictionarySolveResult, SolveResult, SeparatedSolveResult]
+
+
 class BatchResult(BaseModel):
     model: str
-    results: list[SolveResult | ErrorBody]
+    results: list[AnySolveResult | ErrorBody]
     ok: int
     failed: int
 
@@ -123,7 +202,7 @@ class Job(BaseModel):
     created: float
     started: float | None = None
     finished: float | None = None
-    result: SolveResult | BatchResult | None = None
+    result: AnySolveResult | BatchResult | None = None
     error: ErrorDetail | None = None
 
 

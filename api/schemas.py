@@ -7,9 +7,9 @@ given inline (``values``) or uploaded (``.npy`` / HDF5), never as a server-side 
 """
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag, model_validator
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Pair = tuple[Finite, Finite]
@@ -109,11 +109,61 @@ class SolveOptions(Strict):
 
 
 class SolveRequest(SolveOptions):
+    """One loading (hyper-reduced and dictionary models)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"loading": {"times": [0.0, 0.5, 1.0]}, "extrapolate": True}]})
     loading: LoadingSpec
 
 
 class BatchRequest(SolveOptions):
+    """Many loadings with the same options."""
+
     loadings: Annotated[list[LoadingSpec], Field(min_length=1, max_length=10_000)]
+
+    @property
+    def queries(self) -> list:
+        return self.loadings
+
+
+#: Parameter values of a separated model: ``{name: value}`` or a list in the order of the card's ``parameters``.
+ParameterValues = Annotated[dict[Name, Finite], Field(max_length=64)] | Annotated[list[Finite], Field(max_length=64)]
+
+
+class ParameterRequest(SolveOptions):
+    """One parameter value of a separated model (the card's ``query`` is ``"parameters"``)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"parameters": {"intensity": 512.0, "x_center": 41.0}}, {"parameters": [512.0, 41.0], "extrapolate": True}]})
+    parameters: ParameterValues = Field(description="{name: value}, or a list in the order of the card's parameters")
+
+
+class ParameterBatchRequest(SolveOptions):
+    """Many parameter values of a separated model, with the same options."""
+
+    parameters: Annotated[list[ParameterValues], Field(min_length=1, max_length=10_000)]
+
+    @property
+    def queries(self) -> list:
+        """The parameter values as ``{"parameters": values}`` (what a solver process takes)."""
+        return [{"parameters": v} for v in self.parameters]
+
+
+def _query_form(value) -> str:
+    """The tag of the model that validates a body: ``parameter_query`` with a ``parameters`` key, else
+    ``loading_query`` (:data:`QUERY_TAGS`: left out of the field names of validation errors)."""
+    has = ("parameters" in value) if isinstance(value, dict) else isinstance(value, (ParameterRequest,
+                                                                                     ParameterBatchRequest))
+    return "parameter_query" if has else "loading_query"
+
+
+QUERY_TAGS = ("loading_query", "parameter_query")
+#: The body of ``POST /solve``: a loading, or parameter values (validation errors name the fields of the form
+#: the body has: a ``parameters`` key selects the parameter form).
+SolveBody = Annotated[Union[Annotated[SolveRequest, Tag("loading_query")], Annotated[ParameterRequest, Tag("parameter_query")]],
+                      Discriminator(_query_form)]
+BatchBody = Annotated[Union[Annotated[BatchRequest, Tag("loading_query")],
+                            Annotated[ParameterBatchRequest, Tag("parameter_query")]], Discriminator(_query_form)]
 
 
 class FieldsRequest(Strict):

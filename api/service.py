@@ -78,8 +78,8 @@ def solve(model, spec: LoadingSpec, opts: SolveOptions, *, max_increments: int, 
         "indicator": _finite_list(result.indicator),
         "trusted": result.trusted.tolist(),
         "trusted_all": bool(result.trusted.all()),
-        "indicator_quantity": model.indicator_quantity,
-        "indicator_tolerance": model.indicator_tolerance,
+        "indicator_quantity": result.model.indicator_quantity,  # a dictionary's: the local model's
+        "indicator_tolerance": result.model.indicator_tolerance,
         "extrapolated": result.extrapolated,
         "warnings": list(result.warnings),
         "newton_iterations": result.newton_iterations.tolist(),
@@ -108,6 +108,10 @@ def solve(model, spec: LoadingSpec, opts: SolveOptions, *, max_increments: int, 
         out["displacement"] = disp
     except OnlineError as exc:
         raise RegistryError(422, "invalid_request", str(exc), field_prefix + "loading") from None
+    if hasattr(result, "local_model"):  # a dictionary: which local model answered, what was tried
+        out.update(local_model=result.local_model, fallback=result.fallback, probabilities=result.probabilities,
+                   attempts=[{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in a.items()}
+                             for a in result.attempts])
     out["timings_ms"] = {"solve": 1e3 * t_solve, "total": 1e3 * (time.perf_counter() - t0)}
     return out
 
@@ -199,7 +203,8 @@ def fields(model, spec: LoadingSpec, *, extrapolate: bool, fmt: str, increment: 
                             "negative from the end)", "increment")
     mesh = model.__dict__.get("_api_mesh")
     if mesh is None:
-        mesh = model_file.load(model.path, mesh=True).mesh
+        src = result.model  # a dictionary's local model: its group holds the (shared) mesh
+        mesh = model_file.load(src.path, mesh=True, group=getattr(src, "group", "/")).mesh
         model._api_mesh = mesh
     stem = name or Path(model.path).stem
     if fmt == "hdf5":

@@ -113,7 +113,7 @@ class SolverState:
     def model(self, model_id: str, path: str):
         """The loaded version of ``path`` now: from the cache if the same file, else loaded (screened)."""
         from structrom.rom.model_file import ModelFileError
-        from structrom.rom.online import ReducedModel
+        from structrom.rom.online import load_model
 
         key, pinned = self._pinned_version(model_id, path)
         hit = self._cache.get(path)
@@ -122,7 +122,7 @@ class SolverState:
             self.hits += 1
             return hit[1]
         try:
-            model = ReducedModel.load(pinned)
+            model = load_model(pinned)  # any kind; screened before any read
         except (ModelFileError, OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
             unpin(pinned, path)
             raise self._model_file_error(exc, model_id, pinned) from None
@@ -179,8 +179,10 @@ class SolverState:
         from . import service
 
         model = self.model(model_id, path)
+        kind = getattr(model, "kind", "hyper_reduced")
         temperature = None
         if nodal is not None:
+            unsupported(model_id, kind, "solve_nodal")
             data, filename, times = nodal
             temperature = service.read_nodal_upload(data, filename, np.asarray(times, float),
                                                     max_nodes=int(model.n_mesh_nodes or 1))
@@ -189,8 +191,7 @@ class SolverState:
             t0 = time.perf_counter()
             prefix = field_prefixes[i] if field_prefixes else ""
             try:
-                r = service.solve(model, spec, body, max_increments=self.max_increments, field_prefix=prefix,
-                                  temperature=temperature)
+                r = {"kind": kind, **answer(model_id, model, kind, spec, body, prefix, self.max_increments, temperature)}
             except DomainError as exc:
                 if len(specs) == 1 and not field_prefixes:
                     raise
@@ -203,16 +204,49 @@ class SolverState:
         """The model page's plots as SVG texts (read and rendered here, never in the HTTP process)."""
         from .model_page import svg_figures
 
-        self.model(model_id, path)  # screened, pinned and validated like any solve
+        model = self.model(model_id, path)  # screened, pinned and validated like any solve
+        if getattr(model, "kind", "hyper_reduced") != "hyper_reduced":
+            return {}  # the plots (POD decay, reduced points) are drawn for the hyper-reduced layout
         return svg_figures(path)
 
     def fields(self, model_id: str, path: str, body) -> tuple[bytes, str, str]:
         from . import service
 
         model = self.model(model_id, path)
+        unsupported(model_id, getattr(model, "kind", "hyper_reduced"), "fields")
         return service.fields(model, body.loading, extrapolate=body.extrapolate, fmt=body.format,
                               increment=body.increment, quantities=body.quantities,
                               max_increments=self.max_increments, name=model_id)
+
+
+def unsupported(model_id: str, kind: str, feature: str) -> None:
+    """422 ``unsupported_for_kind`` when a model of ``kind`` does not answer ``feature``."""
+    from .model_cards import FEATURES
+
+    if feature not in FEATURES.get(kind, ()):
+        raise DomainError(422, "unsupported_for_kind", f"model {model_id!r} is a {kind} model: {feature} does not "
+                          f"apply to it (it answers {', '.join(FEATURES.get(kind, ()))})", "model_id")
+
+
+def answer(model_id: str, model, kind: str, spec, body, prefix: str, max_increments: int, temperature) -> dict:
+    """One query of a request: a loading (:class:`~structrom.api.schemas.LoadingSpec`) for the hyper-reduced and
+    dictionary kinds, ``{"parameters": values}`` for the separated kind; the other form is a 422 naming the field
+    and the form the model answers."""
+    from . import separated_service, service
+
+    if isinstance(spec, dict):  # parameter values
+        field = prefix[:-1] if prefix else "parameters"
+        if kind != "separated":
+            raise DomainError(422, "wrong_query_kind", f"model {model_id!r} is a {kind} model: it answers a "
+                              "'loading' (its card's loading_schema), not 'parameters'", field)
+        return separated_service.solve_parameters(model, {"parameters": spec["parameters"],
+                                                          "extrapolate": body.extrapolate},
+                                                  field=field, node_sets=body.node_sets)
+    if kind == "separated":
+        raise DomainError(422, "wrong_query_kind", f"model {model_id!r} is a separated model: it answers "
+                          "'parameters' ({name: value}, names and ranges in its card), not a loading",
+                          prefix[:-1] if prefix else "loading")
+    return service.solve(model, spec, body, max_increments=max_increments, field_prefix=prefix, temperature=temperature)
 
 
 def main(inbox, outbox, settings: dict) -> None:

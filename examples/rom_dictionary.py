@@ -8,7 +8,7 @@ covers only with many modes. From the SAME HF snapshots:
 * ``global``: `structrom offline` on all training loadings (POD / ECM / Gappy at the given tolerances);
 * ``global-N``: the same with its POD capped at ``N`` modes (``--caps`` and the largest local model's number of
   modes): the global model's cost / accuracy curve;
-* ``dictionary``: `python -m structrom.rom.offline.dictionary` (Grassmann k-medoids clusters, one local model
+* ``dictionary``: `structrom dictionary` (Grassmann k-medoids clusters, one local model
   per cluster by the same pipeline, logistic-regression classifier), solved with the misclassification
   fallback.
 

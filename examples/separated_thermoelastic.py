@@ -19,7 +19,11 @@ Stages (each cached in ``--workdir``):
    ``model_P<P>.h5``) and the comparison of the models (selected entries, reduced matrices);
 3. ``evaluate``: the model's answers at the held-out mu against ccx's static solutions (relative displacement
    error in the energy norm of the estimator and in the Euclidean norm, error estimate / true error), the online
-   time per query and ccx's time.
+   time per query and ccx's time;
+4. ``rest``: the same through the REST service: ``structrom serve`` on 127.0.0.1, the model published with the
+   Python client (``PUT /v1/models/plate``: screened and validated), the held-out mu queried with
+   ``client.solve("plate", parameters={...})``; the answer's reduced coordinates times the basis against ccx,
+   its error estimate against the true error, the round-trip time per query against ccx's time.
 
     python examples/separated_thermoelastic.py                 # all stages, 57k dofs (offline ~25 min per rank count)
     python examples/separated_thermoelastic.py --quick         # 4,125 dofs (3,960 free), a few minutes
@@ -294,6 +298,93 @@ def evaluate(workdir: Path, model_path: Path, tests: np.ndarray, ccx_seconds: di
     return {"rows": rows, "load_s": t_load}
 
 
+class LocalServer:
+    """``structrom serve`` on a free 127.0.0.1 port with an empty models directory and a fresh API key (context
+    manager: started, waited for ``/ready``, stopped)."""
+
+    def __init__(self, models_dir: Path) -> None:
+        import secrets
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url, self.key, self.models_dir = f"http://127.0.0.1:{self.port}", secrets.token_urlsafe(24), models_dir
+
+    def __enter__(self) -> "LocalServer":
+        import httpx
+
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, STRUCTROM_API_KEYS=self.key)
+        self.log = open(self.models_dir.parent / "server.log", "w")
+        self.proc = subprocess.Popen([sys.executable, "-m", "structrom.api.cli", "serve", "--models", str(self.models_dir),
+                                      "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
+                                      "--workers", "1"], env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        for _ in range(600):
+            if self.proc.poll() is not None:
+                raise SystemExit(f"the server stopped: see {self.log.name}")
+            try:
+                if httpx.get(self.url + "/ready", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        self.__exit__()
+        raise SystemExit("the server did not become ready in 60 s")
+
+    def __exit__(self, *exc) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        self.log.close()
+
+
+def evaluate_rest(workdir: Path, model_path: Path, tests: np.ndarray, ccx_seconds: dict, reps: int = 20,
+                  log=print) -> dict:
+    """Stage 4: the model published to a ``structrom serve`` process and queried through the REST client at the
+    held-out mu: the answer's reduced coordinates times the basis against ccx's static solution, the answer's
+    error estimate against the true error, the round-trip time per query (client to server and back) against
+    ccx's time. The REST coordinates are also compared with the in-process solve."""
+    import h5py
+
+    from structrom.api.client import Client
+    from structrom.rom.offline.exported_operators import read_calculix_rows
+    from structrom.rom.online import load_model
+
+    model = load_model(model_path)
+    with h5py.File(model_path, "r") as f:
+        V = f["basis/V"][()]
+    X = read_calculix_rows(workdir / "train" / f"mu{model.data.reference:02d}" / "job", len(model.dof_map), 0,
+                           len(model.dof_map))
+    rows = []
+    with LocalServer(workdir / "rest" / "models") as server, Client(server.url, api_key=server.key) as client:
+        t = time.perf_counter()
+        card = client.publish("plate", model_path)
+        t_publish = time.perf_counter() - t
+        log(f"published 'plate' ({card['kind']}, {card['sizes']['dofs']} rows, d = {card['sizes']['matrix_terms']}, "
+            f"N = {card['sizes']['modes']}) in {t_publish:.2f} s (upload, screening, validation)")
+        names = [q["name"] for q in card["parameters"]]
+        for j, mu in enumerate(tests):
+            query = dict(zip(names, (float(v) for v in mu)))
+            r = client.solve("plate", parameters=query)
+            u = V @ np.asarray(r["coordinates"])
+            u_ccx = np.load(workdir / "test" / f"mu{j:02d}" / "u.npy").ravel()[model.dof_map]
+            e = u_ccx - u
+            true_abs = float(np.sqrt(e @ (X @ e)))
+            same = np.array_equal(np.asarray(r["coordinates"]), model.solve(mu).coordinates)
+            times, server_ms = [], []
+            for _ in range(reps):
+                t = time.perf_counter()
+                server_ms.append(client.solve("plate", parameters=query)["timings_ms"]["total"])
+                times.append(time.perf_counter() - t)
+            online = float(np.median(times))
+            rows.append({"mu": [float(v) for v in mu], "err_X": true_abs / float(np.sqrt(u_ccx @ (X @ u_ccx))),
+                         "err_2": float(np.linalg.norm(e) / np.linalg.norm(u_ccx)), "estimate": r["error_estimate"],
+                         "effectivity": r["error_estimate"] / true_abs, "indicator": r["indicator"],
+                         "trusted": r["trusted"], "round_trip_s": online, "server_ms": float(np.median(server_ms)),
+                         "ccx_s": ccx_seconds[j], "speedup": ccx_seconds[j] / online, "same_as_in_process": same})
+    return {"rows": rows, "publish_s": t_publish}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small mesh (seconds)")
@@ -301,7 +392,7 @@ def main() -> None:
     p.add_argument("--ranks", default="1,2,3", help="rank counts of the offline runs")
     p.add_argument("--pod-tolerance", type=float, default=1e-5)
     p.add_argument("--max-terms", type=int, default=24)
-    p.add_argument("--stage", choices=["all", "export", "offline", "evaluate"], default="all")
+    p.add_argument("--stage", choices=["all", "export", "offline", "evaluate", "rest"], default="all")
     p.add_argument("--retime-ccx", action="store_true", help="rerun ccx's static solves before evaluating, so "
                    "that ccx and the online queries are timed under the same machine load")
     a = p.parse_args()
@@ -334,6 +425,18 @@ def main() -> None:
             print(f"| {r['mu'][0]:.1f} | {r['mu'][1]:.1f} | {r['err_X']:.2e} | {r['err_2']:.2e} | {r['indicator']:.2e} "
                   f"| {r['effectivity']:.2f} | {r['trusted']} | {1e3 * r['online_s']:.2f} | {r['ccx_s']:.1f} | "
                   f"{r['speedup']:.0f} |")
+    if a.stage in ("all", "rest"):
+        if a.retime_ccx and a.stage == "rest":
+            data["ccx_seconds"] = retime_ccx(workdir, len(tests))
+        out = evaluate_rest(workdir, workdir / f"model_P{ranks[0]}.h5", tests, data["ccx_seconds"])
+        print("\nthrough REST (structrom serve on 127.0.0.1, Python client; time = round trip of one query)")
+        print("\n| I [C] | x_c [mm] | error (energy) | error (Euclidean) | indicator | estimate / error | trusted "
+              "| round trip [ms] | server [ms] | ccx [s] | speedup | = in-process |")
+        print("| ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |")
+        for r in out["rows"]:
+            print(f"| {r['mu'][0]:.1f} | {r['mu'][1]:.1f} | {r['err_X']:.2e} | {r['err_2']:.2e} | {r['indicator']:.2e} "
+                  f"| {r['effectivity']:.2f} | {r['trusted']} | {1e3 * r['round_trip_s']:.2f} | {r['server_ms']:.2f} "
+                  f"| {r['ccx_s']:.1f} | {r['speedup']:.0f} | {r['same_as_in_process']} |")
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
 
 

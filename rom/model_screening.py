@@ -18,19 +18,23 @@ import numpy as np
 
 from structrom.rom.h5_screening import NAME, Inventory, Limits, Schema, UnsafeFileError, screen, strict_json
 
+#: The mesh group (:func:`structrom.rom.hifi.output.write_mesh_group`), shared by every model layout.
+MESH_GROUPS = ("mesh", "mesh/blocks", r"mesh/blocks/\d{1,6}", "mesh/(node_sets|element_sets|surface_sets)")
+MESH_DATASETS = ("mesh/points", r"mesh/blocks/\d{1,6}/connectivity", f"mesh/(node_sets|element_sets|surface_sets)/{NAME}")
+MESH_ATTRIBUTES = {r"mesh/blocks/\d{1,6}/connectivity": ("element",)}
+
 MODEL_SCHEMA = Schema(
-    groups=("mesh", "mesh/blocks", r"mesh/blocks/\d{1,6}", "mesh/(node_sets|element_sets|surface_sets)", "modes",
+    groups=(*MESH_GROUPS, "modes",
             "reduced", "reduced/temperature", "loads", "loads/(pressure|traction|force)", "dual", f"dual/{NAME}",
             "indicator", "indicator/calibration", "validation", "validation/temperature", "validation/dual"),
-    datasets=("mesh/points", r"mesh/blocks/\d{1,6}/connectivity", f"mesh/(node_sets|element_sets|surface_sets)/{NAME}",
-              "modes/(full|singular_values)", "reduced/(element|point|weights|coordinates|material|integrator)",
+    datasets=(*MESH_DATASETS, "modes/(full|singular_values)", "reduced/(element|point|weights|coordinates|material|integrator)",
               "reduced/temperature/(nodes|coordinates|data|indices|indptr)", f"loads/(pressure|traction|force)/{NAME}",
               "loads/(centrifugal|gravity)", f"dual/{NAME}/(reduced_basis|basis|singular_values)",
               "indicator/calibration/factors", "validation/(point|integrator|weights|material)",
               "validation/temperature/(data|indices|indptr)", f"validation/dual/{NAME}"),
     attributes={"": ("format", "schema_version", "kind", "versions", "provenance", "units", "materials",
                      "loading_schema", "dirichlet"),
-                r"mesh/blocks/\d{1,6}/connectivity": ("element",),
+                **MESH_ATTRIBUTES,
                 "loads/centrifugal": ("axis_point", "axis_direction"),
                 f"dual/{NAME}": ("components",), "indicator": ("quantity", "tolerance", "reference"),
                 "indicator/calibration": ("components", "quantities", "references", "margin", "tolerance", "cases",
@@ -87,6 +91,54 @@ def _index(f: h5py.File, path: str, extent: int, what: str, column: int | None =
     return a
 
 
+def shape_checkers(ds: dict, where: str = "a structrom model"):
+    """``(shape, expect)``: the screened shape of a dataset path (missing: :class:`UnsafeFileError`), and a
+    check of it against a pattern (``None`` = any extent)."""
+
+    def shape(path: str) -> tuple[int, ...]:
+        if path not in ds:
+            raise UnsafeFileError(f"/{path}: missing; the file is truncated or not {where}")
+        return ds[path][0]
+
+    def expect(path: str, expected: tuple) -> None:
+        got = shape(path)
+        if len(got) != len(expected) or any(e is not None and g != e for g, e in zip(got, expected)):
+            want = tuple("any" if e is None else e for e in expected)
+            raise UnsafeFileError(f"/{path}: shape {got}, expected {want}")
+
+    return shape, expect
+
+
+def mesh_rules(f: h5py.File, ds: dict, shape, expect, prefix: str = "mesh") -> tuple[int, int]:
+    """The rules of a mesh group (:func:`structrom.rom.hifi.output.write_mesh_group`) at ``prefix``: points
+    ``(n_nodes, 3)``, element blocks numbered without gaps, connectivities and sets within the node / element
+    extents. Returns ``(n_nodes, n_elements)``."""
+    n_nodes = shape(f"{prefix}/points")[0]
+    expect(f"{prefix}/points", (n_nodes, 3))
+    blocks = [p for p in ds if re.fullmatch(re.escape(prefix) + r"/blocks/\d+/connectivity", p)]
+    depth = prefix.count("/") + 2
+    if not blocks or {p.split("/")[depth] for p in blocks} != {str(i) for i in range(len(blocks))}:
+        raise UnsafeFileError(f"/{prefix}/blocks: element blocks must be numbered 0, 1, ... without gaps")
+    n_elements = 0
+    for p in blocks:
+        if len(shape(p)) != 2:
+            raise UnsafeFileError(f"/{p}: shape {shape(p)}, expected (n_elements, nodes per element)")
+        _string(f[p], "element", "/" + p)
+        _index(f, p, n_nodes, "mesh nodes")
+        n_elements += shape(p)[0]
+    for p in ds:
+        if p.startswith(f"{prefix}/node_sets/"):
+            _index(f, p, n_nodes, "mesh nodes")
+        elif p.startswith(f"{prefix}/element_sets/"):
+            _index(f, p, n_elements, "mesh elements")
+        elif p.startswith(f"{prefix}/surface_sets/"):
+            if len(shape(p)) != 2 or shape(p)[1] != 2:
+                raise UnsafeFileError(f"/{p}: shape {shape(p)}, expected (n_faces, 2): element, face")
+            _index(f, p, n_elements, "mesh elements", column=0)
+            _index(f, p, 6, "element faces", column=1)
+    return n_nodes, n_elements
+
+
 def screen_model(f: h5py.File, limits: Limits = Limits()) -> Inventory:
     """:func:`screen` with :data:`MODEL_SCHEMA`, then the model file's own rules: required datasets and
     shapes, index arrays within the extent they index, scalar attributes finite and in range, JSON
@@ -103,17 +155,7 @@ def screen_model(f: h5py.File, limits: Limits = Limits()) -> Inventory:
 
 def _model_rules(f: h5py.File, inv: Inventory, limits: Limits) -> None:
     ds = inv.datasets
-
-    def shape(path: str) -> tuple[int, ...]:
-        if path not in ds:
-            raise UnsafeFileError(f"/{path}: missing; the file is truncated or not a structrom model")
-        return ds[path][0]
-
-    def expect(path: str, expected: tuple) -> None:
-        got = shape(path)
-        if len(got) != len(expected) or any(e is not None and g != e for g, e in zip(got, expected)):
-            want = tuple("any" if e is None else e for e in expected)
-            raise UnsafeFileError(f"/{path}: shape {got}, expected {want}")
+    shape, expect = shape_checkers(ds)
 
     for g in ("mesh", "mesh/blocks", "mesh/node_sets", "mesh/element_sets", "mesh/surface_sets", "modes", "reduced",
               "reduced/temperature"):
@@ -133,29 +175,7 @@ def _model_rules(f: h5py.File, inv: Inventory, limits: Limits) -> None:
                               "screening knows")
     _scalar(f, "schema_version", "/", lo=0, hi=2**31, integer=True)
     _string(f, "format", "/")
-    # mesh
-    n_nodes = shape("mesh/points")[0]
-    expect("mesh/points", (n_nodes, 3))
-    blocks = [p for p in ds if re.fullmatch(r"mesh/blocks/\d+/connectivity", p)]
-    if not blocks or {p.split("/")[2] for p in blocks} != {str(i) for i in range(len(blocks))}:
-        raise UnsafeFileError("/mesh/blocks: element blocks must be numbered 0, 1, ... without gaps")
-    n_elements = 0
-    for p in blocks:
-        if len(shape(p)) != 2:
-            raise UnsafeFileError(f"/{p}: shape {shape(p)}, expected (n_elements, nodes per element)")
-        _string(f[p], "element", "/" + p)
-        _index(f, p, n_nodes, "mesh nodes")
-        n_elements += shape(p)[0]
-    for p in ds:
-        if p.startswith("mesh/node_sets/"):
-            _index(f, p, n_nodes, "mesh nodes")
-        elif p.startswith("mesh/element_sets/"):
-            _index(f, p, n_elements, "mesh elements")
-        elif p.startswith("mesh/surface_sets/"):
-            if len(shape(p)) != 2 or shape(p)[1] != 2:
-                raise UnsafeFileError(f"/{p}: shape {shape(p)}, expected (n_faces, 2): element, face")
-            _index(f, p, n_elements, "mesh elements", column=0)
-            _index(f, p, 6, "element faces", column=1)
+    n_nodes, n_elements = mesh_rules(f, ds, shape, expect)
     # modes and reduced integration
     n_dofs, n_modes = (shape("modes/full") + (0, 0))[:2]
     expect("modes/full", (3 * n_nodes, None))

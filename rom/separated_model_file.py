@@ -159,15 +159,24 @@ def _read_separation(g, path: Path) -> SeparationData:
                                                              "training_values")))
 
 
-def load(path: str | Path, *, basis: bool = False, mesh: bool = False) -> SeparatedModelData:
-    """Read and validate a separated model file (every shape, index range and finiteness); ``basis``: read
-    ``V`` too (else on demand); ``mesh``: read the mesh group (None when absent). Raises
-    :class:`~structrom.rom.model_file.ModelFileError` naming the file and the first inconsistency."""
+def load(path: str | Path, *, basis: bool = False, mesh: bool = False, limits=None) -> SeparatedModelData:
+    """Read and validate a separated model file, screened first by
+    :func:`structrom.rom.separated_screening.screen_separated` within ``limits`` (default
+    :data:`structrom.rom.h5_screening.DEFAULT_LIMITS`); ``basis``: read ``V`` too (else on demand); ``mesh``: read
+    the mesh group (None when absent). Raises :class:`~structrom.rom.model_file.ModelFileError` naming the file and
+    the first inconsistency."""
+    from structrom.rom import h5_screening
+    from structrom.rom.separated_screening import screen_separated
+
     path = Path(path)
     with open_h5(path) as f:
         kind = check_header(f, path)
         if kind != KIND:
             raise ModelFileError(f"{path}: a {kind!r} model, not a separated one")
+        try:  # before anything reads data: no external files or links, bounded sizes, indices in range
+            screen_separated(f, limits or h5_screening.DEFAULT_LIMITS)
+        except h5_screening.UnsafeFileError as exc:
+            raise ModelFileError(f"{path}: {exc}") from None
         try:
             meta = {k: json.loads(f.attrs[k]) for k in ("provenance", "parameters", "entries")}
         except (KeyError, json.JSONDecodeError, TypeError) as exc:

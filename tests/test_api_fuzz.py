@@ -6,7 +6,9 @@ budget each, < 60 s together):
 1. every operation with generated ids, bodies, headers (including PUT of random bytes and DELETE,
    with a valid API key so that writes reach validation);
 2. the query operations on an existing model (``model_id = small``) so that loadings reach the
-   solver: NaN/huge/negative values, odd time axes, unknown surfaces, nodal uploads of random bytes.
+   solver: NaN/huge/negative values, odd time axes, unknown surfaces, nodal uploads of random bytes;
+3. the same on a separated model (``sep``: parameter values reach it) and on a dictionary (``dict``), with the
+   card and the model listing of every kind checked against their documented schemas.
 """
 from __future__ import annotations
 
@@ -26,12 +28,16 @@ pytestmark = pytest.mark.skipif(not ST.exists(), reason="schemathesis is not ins
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, dictionary_built):
+    from kind_fixtures import build_separated
+
     root = tmp_path_factory.mktemp("api_fuzz")
     models = root / "models"
     models.mkdir()
     built = af.build_small_model(root)
     shutil.copy(built.path, models / "small.h5")
+    shutil.copy(build_separated(root), models / "sep.h5")  # the other kinds, reached by the same operations
+    shutil.copy(dictionary_built[1], models / "dict.h5")
     (root / "server.toml").write_text("max_increments = 100\nmax_batch = 8\nsync_batch_max = 4\n"
                                       "max_request_bytes = 1048576\nmax_model_bytes = 1048576\n")
     with af.ServerProcess(models, keys=[af.new_key()], config=root / "server.toml") as srv:
@@ -68,10 +74,23 @@ def test_schemathesis_queries_on_a_real_model(server, tmp_path):
                   headers={"X-API-Key": server.key, "Content-Type": "application/octet-stream"})
     assert r.status_code in (200, 201), r.text
     run_st(server, tmp_path, "queries",
-           ["--max-examples", "25", "--max-time", "20", "--phases", "coverage,fuzzing",
+           ["--max-examples", "25", "--max-time", "20", "--phases", "examples,coverage,fuzzing",
             "--include-path-regex", "/solve|/batch|/fields|^/v1/models/\\{model_id\\}$", "--exclude-method", "DELETE",
             "--exclude-method", "PUT"],
            config='[parameters]\n"path.model_id" = "small"\n')
     log = httpx.get(f"{server.url}/v1/queries", headers={"X-API-Key": server.key}, params={"limit": 10000}).json()
     statuses = {q["status"] for q in log["queries"] if q["model"] == "small"}
     assert 200 in statuses and 422 in statuses, statuses  # the solver was reached, and bad loadings rejected
+
+
+@pytest.mark.parametrize("model_id", ["sep", "dict"])
+def test_schemathesis_queries_on_the_other_kinds(server, tmp_path, model_id):
+    run_st(server, tmp_path, f"queries_{model_id}",
+           ["--max-examples", "15", "--max-time", "15", "--phases", "examples,coverage,fuzzing",
+            "--include-path-regex", "/solve$|/batch|^/v1/models/\\{model_id\\}$|^/v1/models$", "--exclude-method",
+            "DELETE", "--exclude-method", "PUT"],
+           config=f'[parameters]\n"path.model_id" = "{model_id}"\n')
+    log = httpx.get(f"{server.url}/v1/queries", headers={"X-API-Key": server.key}, params={"limit": 10000}).json()
+    statuses = {q["status"] for q in log["queries"] if q["model"] == model_id}
+    # generated queries reached the model (which of them are answered or refused varies with the time budget)
+    assert statuses and statuses <= {200, 422}, statuses

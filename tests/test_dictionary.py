@@ -11,40 +11,12 @@ import h5py
 import numpy as np
 import pytest
 
-import offline_fixtures as F
 from mpi_helpers import run_program
-
-#: (hot-spot x, intensity, pressure): the hot spot near the clamp (x <= 4) or near the free end (x >= 6)
-CASES = [(cx, 450.0, 6.0) for cx in (1.0, 2.0, 3.0, 7.0, 8.0, 9.0)]
-TESTS = [(2.5, 450.0, 6.0), (7.5, 450.0, 6.0)]
-DICTIONARY = "\n[dictionary]\nclusters = 2\nsubspace_dim = 3\nsensors = 16\n"
-
-
-def write_configs(d: Path) -> Path:
-    F.offline_config(d, out="dictionary.h5")
-    cfg = d / "dictionary.toml"
-    # three cases per local model are too few for a leave-one-out calibration of the indicator: the local
-    # models answer with the Gappy indicator, whose trust flags these tests assert
-    text = (d / "offline.toml").read_text().replace("[indicator]\n", "[indicator]\ncalibrate = false\n", 1)
-    cfg.write_text(text + DICTIONARY)
-    return cfg
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    from mpi4py import MPI
-
-    from structrom.rom.hifi.config import load_config
-    from structrom.rom.hifi.run import run_hifi
-    from structrom.rom.offline.dictionary import load_dictionary_config, run_dictionary
-
-    d = tmp_path_factory.mktemp("dictionary")
-    F.write_mesh(d)
-    F.run_training(d, CASES)
-    for i, (cx, it, pr) in enumerate(TESTS):
-        run_hifi(load_config(F.hifi_config(d, f"test_{i}", cx, it, pr)), log=lambda *a: None)
-    path = run_dictionary(load_dictionary_config(write_configs(d)), MPI.COMM_SELF, log=lambda *a: None)
-    return d, path
+def built(dictionary_built):
+    return dictionary_built
 
 
 def hf(d: Path, name: str) -> tuple:
@@ -257,3 +229,25 @@ def test_bad_dictionary_configs_are_named(built, tmp_path):
     bad.write_text(text.replace("subspace_dim = 3", "subspace_dim = 3\nshape = 1"))
     with pytest.raises(ConfigError, match="shape"):
         load_dictionary_config(bad)
+
+
+def test_structrom_dictionary_and_offline_kind_dictionary_commands(built, tmp_path, capsys):
+    """``structrom dictionary config.toml`` and ``structrom offline`` with ``kind = "dictionary"`` reach the
+    dictionary stage: 7 clusters for 6 training loadings is named on one line, exit code 2."""
+    from structrom.api.cli import main
+    from structrom.rom.offline.config import load_offline_config
+    from structrom.rom.offline.dictionary import DictionaryConfig
+
+    d, _ = built
+    text = (d / "dictionary.toml").read_text()
+    bad = d / "cli_dictionary.toml"
+    bad.write_text(text.replace("clusters = 2", "clusters = 7"))
+    assert main(["dictionary", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "7" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    kind = d / "cli_offline.toml"
+    kind.write_text('kind = "dictionary"\n' + text.replace("clusters = 2", "clusters = 7"))
+    assert isinstance(load_offline_config(kind), DictionaryConfig)
+    assert main(["offline", str(kind)]) == 2
+    err = capsys.readouterr().err
+    assert "7" in err and "Traceback" not in err

@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
+from kind_fixtures import matrix_market_problem
 from mpi_helpers import ROOT, mpirun
 
 sys.path.insert(0, str(ROOT / "examples"))
@@ -164,13 +165,18 @@ def test_model_file_round_trip_and_corruption(model_path, tmp_path):
         return edit
 
     cases = {
-        "entry_out_of_range": (replace("separation/matrix/entry_rows", lambda v: v + 10**7), "entry_rows must lie"),
+        "entry_out_of_range": (replace("separation/matrix/entry_rows", lambda v: v + 10**7), "entry_rows.*outside"),
         "nan_reduced": (replace("reduced/A_red", lambda v: np.where(np.arange(v.size).reshape(v.shape) == 0, np.nan, v)),
-                        "A_red contains non-finite"),
-        "bad_shape": (replace("reduced/b_red", lambda v: v[:, :-1]), "b_red has shape"),
-        "missing": (lambda f: f.__delitem__("estimator/R"), "missing 'estimator/R'"),
+                        "A_red.*non-finite"),
+        "bad_shape": (replace("reduced/b_red", lambda v: v[:, :-1]), "b_red: shape"),
+        "missing": (lambda f: f.__delitem__("estimator/R"), "estimator/R: missing"),
         "kind": (lambda f: f.attrs.__setitem__("kind", "weird"), "unknown model kind"),
-        "alpha": (lambda f: f["estimator"].attrs.__setitem__("alpha_lb", -1.0), "alpha_lb must be positive"),
+        "dof_map": (replace("dofs/map", lambda v: v + 10**6), "/dofs/map: dofs in .* outside"),
+        "connectivity": (lambda f: f["mesh/blocks/0/connectivity"].__setitem__(Ellipsis, 10**6),
+                         "/mesh/blocks/0/connectivity: indices .* outside"),
+        "foreign": (lambda f: f.create_dataset("estimator/payload", data=np.zeros(2)), "not part of the file format"),
+        "params_json": (lambda f: f.attrs.__setitem__("parameters", "[1, 2"), "'parameters'.*unreadable JSON"),
+        "alpha": (lambda f: f["estimator"].attrs.__setitem__("alpha_lb", -1.0), "alpha_lb.*must be finite and in \\(0"),
     }
     for name, (edit, message) in cases.items():
         with pytest.raises(ModelFileError, match=message):
@@ -179,30 +185,6 @@ def test_model_file_round_trip_and_corruption(model_path, tmp_path):
     trunc.write_bytes(model_path.read_bytes()[:4096])
     with pytest.raises(ModelFileError, match="truncated|not a readable"):
         load_model(trunc)
-
-
-def _matrix_market_problem(directory: Path, m: int = 6) -> Path:
-    """Exported systems as Matrix Market files from our own kernel (fixed dofs removed), per-mu loads."""
-    import scipy.io
-
-    import separated_thermoelastic as ex
-    from structrom.rom.eim_entries import StiffnessEntries
-
-    mesh, f = ex.make_problem((6, 2, 2))
-    free = np.setdiff1d(np.arange(mesh.n_dofs), (3 * mesh.node_set("xmin")[:, None] + np.arange(3)).ravel())
-    kernel = StiffnessEntries(mesh, ex.law(), ex.hot_spot)
-    mus = ex.training_grid(2, m // 2)
-    lines = ['kind = "separated"', "[separated]", 'format = "matrix_market"',
-             'parameter_names = ["intensity", "x_center"]', "[separated.eim]", "rtol = 1e-12",
-             "[separated.basis]", "tolerance = 1e-8", "[separated.estimator]", "reference = 1"]
-    for j, mu in enumerate(mus):
-        K = kernel.assemble(mu)[free][:, free]
-        scipy.io.mmwrite(str(directory / f"A{j}.mtx"), K, symmetry="symmetric")
-        np.save(directory / f"b{j}.npy", f[free] * (1.0 + 0.1 * j) + 0.05 * j * j * np.roll(f[free], 7))
-        lines += ["[[separated.training]]", f"mu = [{mu[0]}, {mu[1]}]", f'matrix = "A{j}.mtx"', f'rhs = "b{j}.npy"']
-    lines += ["[output]", 'file = "mm.h5"']
-    (directory / "mm.toml").write_text("\n".join(lines) + "\n")
-    return directory / "mm.toml"
 
 
 def test_matrix_market_with_interpolated_entries(tmp_path):
@@ -215,7 +197,7 @@ def test_matrix_market_with_interpolated_entries(tmp_path):
     from structrom.rom.offline.separated import run_separated_offline
     from structrom.rom.online import load_model
 
-    cfg = load_offline_config(_matrix_market_problem(tmp_path))
+    cfg = load_offline_config(matrix_market_problem(tmp_path))
     out = run_separated_offline(cfg, log=lambda *a: None)
     model = load_model(out)
     assert model.data.entries["kind"] == "interpolation" and model.data.rhs is not None
@@ -250,11 +232,10 @@ def test_offline_config_errors(tmp_path):
 @needs_ccx
 def test_protocol_is_satisfied_by_both_kinds(model_path, tmp_path):
     """One interface: both kinds load through load_model, solve, estimate, describe themselves; the REST
-    registry describes the hyper-reduced kind and refuses the separated one by name (not served yet)."""
+    registry describes both."""
     from rom_fixtures import build_exact_model, loading_dict
 
     from structrom.api.registry import model_card
-    from structrom.rom.model_file import ModelFileError
     from structrom.rom.online import OnlineModel, ReducedModel, SeparatedModel, load_model
 
     hyper = build_exact_model(tmp_path, divisions=(4, 1, 1), name="hyper.h5")
@@ -275,10 +256,11 @@ def test_protocol_is_satisfied_by_both_kinds(model_path, tmp_path):
     models_dir.mkdir()
     shutil.copy(hyper.path, models_dir / "hyper.h5")
     shutil.copy(model_path, models_dir / "sep.h5")
-    # the REST service screens and serves the hyper-reduced layout; a separated file is refused by name
+    # the REST registry screens and describes both kinds
     assert model_card("hyper", models_dir / "hyper.h5")["kind"] == "hyper_reduced"
-    with pytest.raises(ModelFileError, match="load_model"):
-        model_card("sep", models_dir / "sep.h5")
+    card = model_card("sep", models_dir / "sep.h5")
+    assert card["kind"] == "separated" and card["query"] == "parameters" and "guarantee" in card["indicator"]
+    assert [q["name"] for q in card["parameters"]] == ["intensity", "x_center"]
 
 
 @needs_ccx
@@ -299,6 +281,17 @@ def test_rest_answer_of_a_parameter_query(model_path):
             solve_parameters(model, body)
         assert info.value.status == 422 and info.value.code == code and info.value.field == "parameters"
     assert solve_parameters(model, {"parameters": [900.0, 50.0], "extrapolate": True})["warnings"]
+    # node-set displacements of an FE-kernel model (mesh numbering): one row, as a loading answer's increments
+    out = solve_parameters(model, {"parameters": [500.0, 50.0]}, node_sets=["xmax", "xmin"])
+    u = res.displacement(model.data.mesh.node_set("xmax"))
+    assert out["displacement"]["xmax"]["nodes"] == len(u)
+    assert np.allclose(out["displacement"]["xmax"]["mean"][0], u.mean(axis=0), rtol=1e-12, atol=0)
+    assert out["displacement"]["xmax"]["max_magnitude"][0] == pytest.approx(np.linalg.norm(u, axis=1).max(), rel=1e-12)
+    assert out["displacement"]["xmin"]["max_magnitude"] == [0.0]  # clamped
+    assert out["max_displacement"] == pytest.approx(np.linalg.norm(res.displacement(), axis=1).max(), rel=1e-12)
+    with pytest.raises(RegistryError) as info:
+        solve_parameters(model, {"parameters": [500.0, 50.0]}, node_sets=["xmax", "nowhere"])
+    assert info.value.code == "unknown_node_set" and info.value.field == "node_sets.1"
 
 
 def test_ansys_full_rows_are_the_symmetric_stiffness(tmp_path):

@@ -23,6 +23,11 @@ async def enrich(model_id: ModelId, body: EnrichRequest, s: Svc):
     """Solve the loadings with the model; HF solves of those above the indicator tolerance, then a new
     model version (old one kept). Always a job: 202 + Location of ``/v1/jobs/{job}``."""
     s.registry.servable(model_id)
+    kind = s.registry.kind(model_id)
+    if kind not in (None, "hyper_reduced"):
+        raise RegistryError(422, "unsupported_for_kind", f"model {model_id!r} is a {kind} model: enrichment (HF "
+                            "solves of untrusted loadings, then a new hyper-reduced version) applies to hyper-reduced "
+                            "models only", "model_id")
     if model_id in s.enriching:
         raise RegistryError(409, "enrich_in_progress", f"model {model_id!r} is being enriched; wait for that job",
                             "model_id")

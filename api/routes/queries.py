@@ -12,8 +12,8 @@ from pydantic import ValidationError
 from .. import execution
 from ..deps import Read, Services, Write, services
 from ..errors import DomainError
-from ..responses import Accepted, BatchResult, QueryLog, SolveResult, errors
-from ..schemas import BatchRequest, FieldsRequest, NodalRequest, SolveRequest
+from ..responses import Accepted, AnySolveResult, BatchResult, DictionarySolveResult, QueryLog, SolveResult, errors
+from ..schemas import BatchBody, FieldsRequest, NodalRequest, ParameterBatchRequest, SolveBody
 from .models import ModelId
 
 router = APIRouter(tags=["queries"])
@@ -28,12 +28,15 @@ def accepted(job: dict) -> JSONResponse:
                         headers={"Location": loc})
 
 
-@router.post("/v1/models/{model_id}/solve", dependencies=[Read], response_model=SolveResult,
+@router.post("/v1/models/{model_id}/solve", dependencies=[Read], response_model=AnySolveResult,
              responses={202: {"model": Accepted, "description": "accepted as a job (``background=true``)"},
                         **QUERY_ERRORS})
-async def solve(model_id: ModelId, body: SolveRequest, s: Svc, background: Background = False):
-    """Solve one loading: max von Mises and max cumulated plastic strain per increment, displacements
-    of the requested node sets, the error indicator per increment and the trust flags."""
+async def solve(model_id: ModelId, body: SolveBody, s: Svc, background: Background = False):
+    """Solve one query: a ``loading`` for hyper-reduced and dictionary models (max von Mises and max
+    cumulated plastic strain per increment, displacements of the requested node sets, the error indicator per
+    increment and the trust flags; a dictionary names the local model that answered and what was tried), or
+    ``parameters`` for separated models (reduced solution, error estimate and its relative indicator, trust
+    flag, node-set displacements). The model card's ``query`` says which; the other form is a 422."""
     s.registry.path(model_id)
     if background:
         s.registry.servable(model_id)
@@ -41,7 +44,8 @@ async def solve(model_id: ModelId, body: SolveRequest, s: Svc, background: Backg
     return JSONResponse(await execution.solve(s, model_id, body))  # plain JSON: no second validation pass
 
 
-@router.post("/v1/models/{model_id}/solve/nodal", dependencies=[Read], response_model=SolveResult,
+@router.post("/v1/models/{model_id}/solve/nodal", dependencies=[Read],
+             response_model=DictionarySolveResult | SolveResult,
              responses=QUERY_ERRORS)
 async def solve_nodal(model_id: ModelId, s: Svc,
                       request: Annotated[str, Form(description="JSON of the solve request (NodalRequest): "
@@ -70,14 +74,14 @@ async def solve_nodal(model_id: ModelId, s: Svc,
 
 @router.post("/v1/models/{model_id}/batch", dependencies=[Read], response_model=BatchResult,
              responses={202: {"model": Accepted, "description": "accepted as a job"}, **QUERY_ERRORS})
-async def batch(model_id: ModelId, body: BatchRequest, s: Svc, background: Background = False):
+async def batch(model_id: ModelId, body: BatchBody, s: Svc, background: Background = False):
     """Solve many loadings (same options for all); a bad loading fails alone (its item is an error).
     Batches larger than the server's ``sync_batch_max`` always run as a job (202 + Location)."""
     s.registry.path(model_id)
-    if len(body.loadings) > s.config.max_batch:
-        raise DomainError(422, "batch_too_large", f"{len(body.loadings)} loadings; at most {s.config.max_batch} "
-                          "per request", "loadings")
-    if background or len(body.loadings) > s.config.sync_batch_max:
+    n, key = len(body.queries), "parameters" if isinstance(body, ParameterBatchRequest) else "loadings"
+    if n > s.config.max_batch:
+        raise DomainError(422, "batch_too_large", f"{n} {key}; at most {s.config.max_batch} per request", key)
+    if background or n > s.config.sync_batch_max:
         s.registry.servable(model_id)
         return accepted(await s.jobs.submit("batch", model_id, body.model_dump(mode="json", exclude_unset=True)))
     return JSONResponse(await execution.batch(s, model_id, body))

@@ -178,14 +178,19 @@ class _Kind(BaseModel):
     """Only the model kind of an offline configuration (everything else passes through)."""
 
     model_config = ConfigDict(extra="allow")
-    kind: Literal["hyper_reduced", "separated"] = "hyper_reduced"
+    kind: Literal["hyper_reduced", "separated", "dictionary"] = "hyper_reduced"
 
 
 def load_offline_config(path: str | Path):
-    """The :class:`OfflineConfig` of a hyper-reduced model, or for ``kind = "separated"`` the
-    :class:`~structrom.rom.offline.separated_config.SeparatedOfflineConfig`."""
+    """The :class:`OfflineConfig` of a hyper-reduced model, for ``kind = "separated"`` the
+    :class:`~structrom.rom.offline.separated_config.SeparatedOfflineConfig`, for ``kind = "dictionary"`` the
+    :class:`~structrom.rom.offline.dictionary.DictionaryConfig` (the offline configuration plus ``[dictionary]``)."""
     head = load_toml(path, _Kind)
     raw = head.model_dump()
+    if head.kind == "dictionary":
+        from .dictionary import load_dictionary_config
+
+        return load_dictionary_config(path)
     if head.kind == "separated":
         from .separated_config import SeparatedOfflineConfig
 

@@ -1,6 +1,7 @@
 """Offline stage of a dictionary of local reduced models (ROM-net, Daniel et al.), under mpirun:
 
-    mpirun -n P python -m structrom.rom.offline.dictionary dictionary.toml
+    mpirun -n P structrom dictionary dictionary.toml     # or structrom offline with kind = "dictionary",
+                                                         # or python -m structrom.rom.offline.dictionary
 
 1. read the training cases and partition the mesh as :func:`structrom.rom.offline.pipeline.run_offline` does;
 2. per training loading, the subspace of its first ``subspace_dim`` POD modes; Grassmann distances between
@@ -33,6 +34,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from mpi4py import MPI
@@ -58,6 +60,7 @@ class DictionarySettings(Strict):
 
 
 class DictionaryConfig(OfflineConfig):
+    kind: Literal["hyper_reduced", "dictionary"] = "dictionary"  # "structrom offline" dispatches on "dictionary"
     dictionary: DictionarySettings = DictionarySettings()
 
 
@@ -244,7 +247,8 @@ def write_dictionary(path: Path, local_files: list[Path], features: LoadingFeatu
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: [mpirun -n P] python -m structrom.rom.offline.dictionary dictionary.toml", file=sys.stderr)
+        print("usage: [mpirun -n P] structrom dictionary dictionary.toml (or structrom offline with kind = "
+              "\"dictionary\"; or python -m structrom.rom.offline.dictionary dictionary.toml)", file=sys.stderr)
         return 2
     try:
         cfg = load_dictionary_config(argv[0])

@@ -116,16 +116,25 @@ class DictionaryModel:
     @classmethod
     def load(cls, path: str | Path, *, keep_full: bool = False) -> "DictionaryModel":
         """Read and validate a dictionary file; raises :class:`~structrom.rom.model_file.ModelFileError`."""
+        from structrom.rom import h5_screening
+        from structrom.rom.dictionary_screening import screen_dictionary
         from structrom.rom.model_file import open_h5
 
         path = Path(path)
         with open_h5(path, "dictionary file") as f:
             if f.attrs.get("format") != FORMAT:
                 raise ModelFileError(f"{path}: not a structrom model dictionary (format {f.attrs.get('format')!r})")
-            version = int(f.attrs.get("schema_version", -1))
+            try:
+                version = int(f.attrs.get("schema_version", -1))
+            except (TypeError, ValueError):
+                version = -1
             if version != SCHEMA_VERSION:
                 raise ModelFileError(f"{path}: dictionary schema version {version} is not supported (this code "
                                      f"reads {SCHEMA_VERSION}): rebuild it with structrom.rom.offline.dictionary")
+            try:  # before anything reads data: no external files or links, bounded sizes, indices in range
+                screen_dictionary(f, h5_screening.DEFAULT_LIMITS)
+            except h5_screening.UnsafeFileError as exc:
+                raise ModelFileError(f"{path}: {exc}") from None
             try:
                 names = json.loads(f.attrs["local_models"])
                 schema = json.loads(f.attrs["loading_schema"])
@@ -161,13 +170,29 @@ class DictionaryModel:
         return self._schema
 
     @property
-    def parameters(self) -> list[str]:
-        """Names of the features the classifier reads from a loading."""
-        return self.features.names
+    def parameters(self) -> dict[str, tuple[float, float]]:
+        """Training ranges of the dictionary's loading family, ``loading_schema`` flattened (as
+        :attr:`ReducedModel.parameters`; the classifier's features are ``features.names``)."""
+        from .protocol import schema_parameters
+
+        return schema_parameters(self.loading_schema)
+
+    def estimate_error(self, loading: Loading | dict, *, extrapolate: bool = False) -> np.ndarray:
+        """``(n_inc,)`` indicator of the answering local model (one solve: the indicator is a by-product)."""
+        return self.solve(loading, extrapolate=extrapolate).indicator
 
     @property
     def n_models(self) -> int:
         return len(self.models)
+
+    @property
+    def n_mesh_nodes(self) -> int | None:
+        """Nodes of the mesh the local models share."""
+        return self.models[0].n_mesh_nodes
+
+    def node_set(self, name: str) -> np.ndarray:
+        """Node indices of a node set of the shared mesh (raises :class:`OnlineError` for an unknown name)."""
+        return self.models[0].node_set(name)
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{n}: {m.n_modes} modes / {m.n_reduced_points} points" for n, m in zip(self.names, self.models))

@@ -1,10 +1,11 @@
 """The one online-model interface: what the API, the client and the examples may rely on for any model kind.
 
-Two implementations: :class:`structrom.rom.online.ReducedModel` (``kind = "hyper_reduced"``: nonlinear, a query is a
-loading history, the indicator is a Gappy residual per increment) and
+Three implementations: :class:`structrom.rom.online.ReducedModel` (``kind = "hyper_reduced"``: nonlinear, a query
+is a loading history, the indicator is a Gappy residual per increment),
 :class:`structrom.rom.online.separated.SeparatedModel` (``kind = "separated"``: linear, a query is a parameter value,
-the indicator is a relative residual-based error estimate). :func:`load_model` opens a model file of either
-kind.
+the indicator is a relative residual-based error estimate) and
+:class:`structrom.rom.online.dictionary.DictionaryModel` (``kind = "dictionary"``: local hyper-reduced models chosen
+by a classifier, a query is a loading). :func:`load_model` opens a model file of any kind.
 """
 from __future__ import annotations
 
@@ -26,9 +27,9 @@ class OnlineAnswer(Protocol):
 @runtime_checkable
 class OnlineModel(Protocol):
     """An online model. ``query``: a loading (dict or :class:`~structrom.rom.loading.Loading`) for the hyper-reduced
-    kind, a parameter value (``{name: value}`` or a sequence) for the separated kind.
+    and dictionary kinds, a parameter value (``{name: value}`` or a sequence) for the separated kind.
 
-    * ``kind``: ``"hyper_reduced"`` or ``"separated"``;
+    * ``kind``: ``"hyper_reduced"``, ``"separated"`` or ``"dictionary"``;
     * ``parameters``: ``{name: (lo, hi)}`` training ranges (for the hyper-reduced kind, the ranges of its
       ``loading_schema`` flattened, e.g. ``"temperature.intensity"``, ``"pressure.<surface>"``);
     * ``loading_schema``: the JSON schema of accepted queries;
@@ -92,20 +93,29 @@ def _file_format(path) -> str | None:
     return fmt.decode() if isinstance(fmt, bytes) else (None if fmt is None else str(fmt))
 
 
-def load_model(path: str | Path, **kwargs) -> OnlineModel:
-    """Open a model file of any kind: :class:`~structrom.rom.online.ReducedModel` (``hyper_reduced``),
-    :class:`~structrom.rom.online.separated.SeparatedModel` (``separated``) or
-    :class:`~structrom.rom.online.dictionary.DictionaryModel` (``dictionary``). Raises
-    :class:`~structrom.rom.model_file.ModelFileError`."""
+def file_kind(path: str | Path) -> str:
+    """The kind of the model file at ``path``: ``"dictionary"`` (format ``structrom-model-dictionary``) or the
+    ``kind`` attribute of a reduced model file (format and version checked; raises
+    :class:`~structrom.rom.model_file.ModelFileError`). Root attributes only: nothing else is read."""
     from structrom.rom.model_file import read_kind
 
     from .dictionary import FORMAT as DICTIONARY_FORMAT
 
     if _file_format(path) == DICTIONARY_FORMAT:
+        return "dictionary"
+    return read_kind(path)
+
+
+def load_model(path: str | Path, **kwargs) -> OnlineModel:
+    """Open a model file of any kind: :class:`~structrom.rom.online.ReducedModel` (``hyper_reduced``),
+    :class:`~structrom.rom.online.separated.SeparatedModel` (``separated``) or
+    :class:`~structrom.rom.online.dictionary.DictionaryModel` (``dictionary``). Raises
+    :class:`~structrom.rom.model_file.ModelFileError`."""
+    kind = file_kind(path)
+    if kind == "dictionary":
         from .dictionary import DictionaryModel
 
         return DictionaryModel.load(path)
-    kind = read_kind(path)
     if kind == "separated":
         from .separated import SeparatedModel
 

@@ -1,0 +1,142 @@
+"""Screening of a separated model file (:mod:`structrom.rom.separated_model_file`) before anything reads it.
+
+:func:`screen_separated` runs :func:`structrom.rom.h5_screening.screen` with :data:`SEPARATED_SCHEMA` (only the
+layout's groups, datasets and attributes; no links, external storage, virtual datasets or foreign filters;
+bounded decompressed sizes), then the layout's rules, from the screened shapes before any array is read:
+every dataset present with the shape the others imply (``n`` rows, ``N`` basis vectors, ``d`` / ``Q`` terms,
+``m`` training parameters of dimension ``p``), index arrays integer and within what they index (rows, columns,
+training parameters, mesh dofs), the JSON attributes strict (no NaN) and of the right type, the parameter
+ranges finite with ``lo <= hi``, the estimator's scalars finite and in range, sizes bounded (parameters, terms,
+basis vectors), every float dataset finite. Failures raise :class:`~structrom.rom.h5_screening.UnsafeFileError`
+naming the object.
+"""
+from __future__ import annotations
+
+import math
+
+import h5py
+
+from structrom.rom.h5_screening import Inventory, Limits, Schema, UnsafeFileError, screen, strict_json
+from structrom.rom.model_screening import (MESH_ATTRIBUTES, MESH_DATASETS, MESH_GROUPS, _finite, _index, _scalar,
+                                           _string, mesh_rules, shape_checkers)
+
+SEPARATED_SCHEMA = Schema(
+    groups=(*MESH_GROUPS, "training", "separation", "separation/(matrix|rhs)", "reduced", "estimator", "basis",
+            "dofs"),
+    datasets=(*MESH_DATASETS, "training/parameters",
+              "separation/(matrix|rhs)/(param_indices|entry_rows|entry_cols|F|training_values)",
+              "reduced/(A_red|b_red|norm_gram)", "estimator/(R|alpha_training)", "basis/(V|singular_values)",
+              "dofs/map"),
+    attributes={"": ("format", "schema_version", "kind", "provenance", "parameters", "entries", "versions"),
+                "estimator": ("alpha_lb", "tolerance", "reference", "eim_error"), **MESH_ATTRIBUTES},
+)
+#: Bounds of the online work a file may ask for (the reduced system is dense: ``d N^2`` and ``N^3``).
+MAX_PARAMETERS, MAX_TERMS, MAX_MODES = 64, 4096, 2048
+
+
+def screen_separated(f: h5py.File, limits: Limits = Limits()) -> Inventory:
+    """:func:`screen` with :data:`SEPARATED_SCHEMA`, then the separated layout's rules (module docstring)."""
+    inv = screen(f, SEPARATED_SCHEMA, limits)
+    try:
+        _separated_rules(f, inv, limits)
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+        if isinstance(exc, UnsafeFileError):
+            raise
+        raise UnsafeFileError(f"unreadable data ({exc}); the file is corrupt or truncated") from None
+    return inv
+
+
+def _parameters(f: h5py.File) -> int:
+    params = strict_json(f.attrs.get("parameters", ""), "/ attribute 'parameters'")
+    if not isinstance(params, list) or not 1 <= len(params) <= MAX_PARAMETERS:
+        raise UnsafeFileError(f"/: attribute 'parameters' must be a JSON list of 1 to {MAX_PARAMETERS} "
+                              "{'name': str, 'range': [lo, hi]}")
+    names = set()
+    for i, q in enumerate(params):
+        name = q.get("name") if isinstance(q, dict) else None
+        rng = q.get("range") if isinstance(q, dict) else None
+        if not (isinstance(name, str) and len(name) <= 128 and name) or name in names:
+            raise UnsafeFileError(f"/: attribute 'parameters' entry {i}: 'name' must be a new non-empty string")
+        names.add(name)
+        if not (isinstance(rng, list) and len(rng) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                                 and math.isfinite(v) for v in rng) and rng[0] <= rng[1]):
+            raise UnsafeFileError(f"/: attribute 'parameters' entry {i} ({name}): 'range' must be [lo, hi], finite, "
+                                  "lo <= hi")
+    return len(params)
+
+
+def _separated_rules(f: h5py.File, inv: Inventory, limits: Limits) -> None:
+    ds = inv.datasets
+    shape, expect = shape_checkers(ds, "a separated structrom model")
+    if _string(f, "kind", "/") != "separated":
+        raise UnsafeFileError(f"/: model kind {_string(f, 'kind', '/')!r} is not the separated layout")
+    _string(f, "format", "/")
+    _scalar(f, "schema_version", "/", lo=0, hi=2**31, integer=True)
+    strict_json(f.attrs.get("provenance", ""), "/ attribute 'provenance'")
+    if "versions" in f.attrs and not isinstance(strict_json(f.attrs["versions"], "/ attribute 'versions'"), list):
+        raise UnsafeFileError("/: attribute 'versions' must be a JSON list")
+    entries = strict_json(f.attrs.get("entries", ""), "/ attribute 'entries'")
+    if not isinstance(entries, dict) or entries.get("kind") not in ("fe_kernel", "interpolation"):
+        raise UnsafeFileError("/: attribute 'entries' must be a JSON object with kind 'fe_kernel' or 'interpolation'")
+    p = _parameters(f)
+    # sizes from the screened shapes
+    if len(shape("basis/V")) != 2:
+        raise UnsafeFileError(f"/basis/V: shape {shape('basis/V')}, expected (rows, basis vectors)")
+    n, N = shape("basis/V")
+    m = shape("training/parameters")[0]
+    expect("training/parameters", (m, p))
+    d = shape("separation/matrix/param_indices")[0]
+    if not (1 <= d <= MAX_TERMS and 1 <= N <= MAX_MODES and m >= 1 and n >= 1):
+        raise UnsafeFileError(f"/: {d} matrix terms (1..{MAX_TERMS}), {N} basis vectors (1..{MAX_MODES}), {m} "
+                              f"training parameters and {n} rows (>= 1 each)")
+    Q = 1
+    for name, cols in (("matrix", n), ("rhs", 1)):
+        g = f"separation/{name}"
+        if g not in inv.groups:
+            if name == "matrix":
+                raise UnsafeFileError(f"/{g}: missing; the file is truncated or not a separated structrom model")
+            continue
+        k = shape(f"{g}/param_indices")[0]
+        if not 1 <= k <= MAX_TERMS:
+            raise UnsafeFileError(f"/{g}: {k} terms (1..{MAX_TERMS} allowed)")
+        Q = k if name == "rhs" else Q
+        for key in ("param_indices", "entry_rows", "entry_cols"):
+            expect(f"{g}/{key}", (k,))
+        expect(f"{g}/F", (k, k))
+        expect(f"{g}/training_values", (k, m))
+        _index(f, f"{g}/param_indices", m, "training parameters")
+        _index(f, f"{g}/entry_rows", n, "rows of the exported operator")
+        _index(f, f"{g}/entry_cols", cols, "columns of the exported operator" if name == "matrix" else
+               "the single column of a load vector")
+    expect("reduced/A_red", (d, N, N))
+    expect("reduced/b_red", (Q, N))
+    expect("reduced/norm_gram", (N, N))
+    P = Q + d * N
+    r = shape("estimator/R")
+    if len(r) != 2 or r[1] != P or not 1 <= r[0] <= P:
+        raise UnsafeFileError(f"/estimator/R: shape {r}, expected (1..{P}, {P})")
+    expect("estimator/alpha_training", (m,))
+    expect("basis/singular_values", (N,))
+    expect("dofs/map", (n,))
+    if "estimator" not in inv.groups:
+        raise UnsafeFileError("/estimator: missing; the file is truncated or not a separated structrom model")
+    est = f["estimator"]
+    _scalar(est, "alpha_lb", "/estimator", lo=0.0, lo_open=True)
+    _scalar(est, "tolerance", "/estimator", lo=0.0, lo_open=True)
+    _scalar(est, "reference", "/estimator", lo=0, hi=m - 1, integer=True)
+    if "eim_error" in est.attrs:
+        _scalar(est, "eim_error", "/estimator", lo=0.0)
+    dof_map = f["dofs/map"][()]
+    if dof_map.dtype.kind not in "iu":
+        raise UnsafeFileError(f"/dofs/map: index array of type {dof_map.dtype}; integers expected")
+    if "mesh" in inv.groups:
+        n_nodes, _ = mesh_rules(f, ds, shape, expect)
+        if dof_map.size and (dof_map.min() < -1 or dof_map.max() >= 3 * n_nodes):
+            raise UnsafeFileError(f"/dofs/map: dofs in [{dof_map.min()}, {dof_map.max()}] outside [-1, {3 * n_nodes}) "
+                                  "(mesh dofs, -1 = unknown)")
+    elif entries["kind"] == "fe_kernel":
+        raise UnsafeFileError("/mesh: missing; entries of kind 'fe_kernel' evaluate the stiffness on the mesh")
+    elif dof_map.size and dof_map.min() < -1:
+        raise UnsafeFileError(f"/dofs/map: {dof_map.min()} is not a dof (-1 = unknown)")
+    for path in sorted(ds):
+        _finite(f, path, limits)
