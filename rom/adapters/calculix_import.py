@@ -234,10 +234,7 @@ def _loading_parts(base: Deck, runs: list[ImportedRun]):
                     for lst, c, t in zip(per_run_bc, cols, model):
                         lst.append({"node_set": name, "components": [_COMPONENTS[comp].lower()], "value": 1.0,
                                     "amplitude": np.column_stack([t, c[:, sel[0]]]).tolist()})
-    for r, t in zip(runs, times):
-        if r.deck.cload.entries and np.any(r.deck.history("cload", t) != 0.0):
-            raise not_supported(r.deck.first_card["CLOAD"], "concentrated forces are not in the loading family yet "
-                                "(pressures *DLOAD Pn, centrifugal and gravity loads are)")
+    node_sets.update(_force_sets(runs, times, model, per_run))
     for d, r, t, tm in zip(per_run, runs, times, model):
         temp = r.deck.history("temperature", t)
         d["temperature_values"] = temp
@@ -258,6 +255,37 @@ def _loading_parts(base: Deck, runs: list[ImportedRun]):
                                         "at every time; use an AMPLITUDE that is 1 at every output time")
                 d["gravity"] = (np.asarray(r.deck.gravity_dir[:3], float) * g[-1]).tolist()
     return per_run, per_run_bc, boundary, surfaces, node_sets, model
+
+
+def _force_sets(runs: list[ImportedRun], times: list[np.ndarray], model: list[np.ndarray],
+                per_run: list[dict]) -> dict[str, np.ndarray]:
+    """``*CLOAD`` forces as node sets ``FORCE_<k>``: the nodes whose force vector has the same history in
+    every run form one set (a ``*CLOAD`` on a node set gives each node the value, as our loading's
+    ``forces``); each run's table ``force.FORCE_<k>`` gets ``[time, fx, fy, fz]`` rows. Returns the sets."""
+    loaded = [r.deck.history("cload", t) if r.deck.cload.entries else None for r, t in zip(runs, times)]
+    n_nodes = runs[0].deck.mesh.n_nodes
+    active = np.zeros(n_nodes, bool)
+    for h in loaded:
+        if h is not None:
+            active |= np.any(h.reshape(len(h), n_nodes, 3) != 0.0, axis=(0, 2))
+    nodes = np.flatnonzero(active)
+    if not len(nodes):
+        return {}
+    # per run (n_t * 3, n_active): the three components of every active node
+    cols = [np.zeros((3 * len(t), len(nodes))) if h is None else
+            h.reshape(len(h), n_nodes, 3)[:, nodes, :].transpose(0, 2, 1).reshape(3 * len(h), len(nodes))
+            for h, t in zip(loaded, times)]
+    group, first = _signature_groups(cols)
+    sets = {}
+    for g in range(len(first)):
+        name = f"FORCE_{g + 1}"
+        sets[name] = nodes[group == g]
+        j = first[g]
+        for d, c, t in zip(per_run, cols, model):
+            vec = c[:, j].reshape(len(t), 3)
+            if np.any(vec != 0.0):
+                d.setdefault("force", {})[name] = np.column_stack([t, vec]).tolist()
+    return sets
 
 
 def _parameters(runs: list[ImportedRun], per_run: list[dict], csv_path: Path | None) -> dict:
@@ -286,19 +314,25 @@ def _parameters(runs: list[ImportedRun], per_run: list[dict], csv_path: Path | N
         if missing:
             raise CalculixError(f"{csv_path}: no line for run(s) {missing} (first column: the run name = deck file stem)")
         return {"source": str(csv_path), "values": {r.name: values[r.name] for r in runs}}
-    cand: dict[str, list[float]] = {}
+    per: list[dict[str, float]] = []
     for d, r in zip(per_run, runs):
+        c: dict[str, float] = {}
         for s, table in d.get("pressure", {}).items():
             v = np.asarray(table)[:, 1]
-            cand.setdefault(f"pressure.{s}", []).append(float(v[np.argmax(np.abs(v))]))
+            c[f"pressure.{s}"] = float(v[np.argmax(np.abs(v))])
+        for s, table in d.get("force", {}).items():  # peak of each component (sign kept) and of the magnitude
+            v = np.asarray(table)[:, 1:]
+            c.update({f"force.{s}.{x}": float(v[np.argmax(np.abs(v[:, k])), k]) for k, x in enumerate("xyz")})
+            c[f"force.{s}.magnitude"] = float(np.linalg.norm(v, axis=1).max())
         temp = d["temperature_values"]
-        cand.setdefault("temperature.min", []).append(float(temp.min()))
-        cand.setdefault("temperature.max", []).append(float(temp.max()))
+        c["temperature.min"], c["temperature.max"] = float(temp.min()), float(temp.max())
         if "centrifugal" in d:
-            cand.setdefault("centrifugal.omega", []).append(float(np.abs(np.asarray(d["centrifugal"]["omega"])[:, 1]).max()))
-        cand.setdefault("times.end", []).append(float(r.times[-1]))
-    n = len(runs)
-    varying = {k: v for k, v in cand.items() if len(v) == n and (max(v) - min(v)) > 1e-12 * max(1.0, abs(max(v)))}
+            c["centrifugal.omega"] = float(np.abs(np.asarray(d["centrifugal"]["omega"])[:, 1]).max())
+        c["times.end"] = float(r.times[-1])
+        per.append(c)
+    # a load absent from a run is 0 there (a set loaded in some runs only)
+    cand = {k: [c.get(k, 0.0) for c in per] for k in sorted(set().union(*per))}
+    varying = {k: v for k, v in cand.items() if (max(v) - min(v)) > 1e-12 * max(1.0, abs(max(v)))}
     return {"source": "detected (inputs that differ between the runs' decks)",
             "values": {r.name: {k: v[i] for k, v in varying.items()} for i, r in enumerate(runs)}}
 
@@ -386,7 +420,8 @@ def import_calculix(base: str | os.PathLike, runs: list[tuple[str, Path, list[Pa
                        else NodalTemperature(t, temp))
         plain = {k: v for k, v in d.items() if k != "temperature_values"}
         loading = loading_from_dict(dict({"times": t.tolist()}, **plain))
-        loading = Loading(loading.times, temperature, loading.pressures, loading.centrifugal, loading.gravity)
+        loading = Loading(loading.times, temperature, loading.pressures, forces=loading.forces,
+                          centrifugal=loading.centrifugal, gravity=loading.gravity)
         path = (out / "train" / f"{run.name}.h5").resolve()
         cfg = HifiConfig.model_validate({
             "units": units or {}, "mesh": {"file": str(mesh_file.resolve())},

@@ -3,7 +3,8 @@
 :func:`loading_from_deck` reads a deck with :func:`~.calculix_deck.read_deck`, checks that it has the
 import's mesh (``<model dir>/mesh.inp``) and constrained dofs, and expresses its loads on the model's
 surfaces: the pressure on every ``PRESSURE_<k>`` surface must be one history over the surface's faces
-(the import grouped the training faces that way), and no other face may be loaded. Times: the ends of the
+(the import grouped the training faces that way), and no other face may be loaded; likewise the
+``*CLOAD`` forces on the ``FORCE_<k>`` node sets (one force vector history at each node of a set). Times: the ends of the
 deck's increments (``*STATIC``/``*VISCO`` initial increment; ccx's fixed increments with ``DIRECT``),
 mapped as the import maps result times (:meth:`~.calculix_deck.Deck.model_times`).
 """
@@ -31,6 +32,34 @@ def deck_times(deck: Deck) -> np.ndarray:
         n = max(1, int(np.ceil(period / dt - 1e-9))) if dt > 0 else 1
         times += np.linspace(step.start, step.end, n + 1)[1:].tolist()
     return np.array(times)
+
+
+def _forces(deck: Deck, deck_path: Path, mesh, t: np.ndarray, model_t: np.ndarray) -> dict:
+    """The deck's ``*CLOAD`` forces on the model's ``FORCE_<k>`` node sets: one vector history per set (the
+    same at each of its nodes), no force elsewhere."""
+    from ..loading import Amplitude, VectorAmplitude
+
+    if not deck.cload.entries:
+        return {}
+    hist = deck.history("cload", t).reshape(len(t), mesh.n_nodes, 3)
+    covered = np.zeros(mesh.n_nodes, bool)
+    forces = {}
+    for name, nodes in mesh.node_sets.items():
+        if not name.startswith("FORCE_"):
+            continue
+        values = hist[:, nodes, :]
+        if np.any(values != values[:, :1, :]):
+            raise CalculixError(f"{deck_path}: the *CLOAD forces differ between the nodes of the model's node set "
+                                f"{name}: the model was trained with one force history at each of its nodes")
+        covered[nodes] = True
+        if np.any(values != 0.0):
+            forces[name] = VectorAmplitude(tuple(Amplitude(model_t, values[:, 0, c].copy()) for c in range(3)))
+    stray = ~covered & np.any(hist != 0.0, axis=(0, 2))
+    if stray.any():
+        raise CalculixError(f"{deck_path}: *CLOAD forces on {int(stray.sum())} nodes (first id "
+                            f"{int(deck.ids.node_ids[np.argmax(stray)])}) that are in none of the model's force node "
+                            "sets FORCE_*: the model has no reduced load for them")
+    return forces
 
 
 def loading_from_deck(model_dir: str | os.PathLike, deck_path: str | os.PathLike):
@@ -66,10 +95,9 @@ def loading_from_deck(model_dir: str | os.PathLike, deck_path: str | os.PathLike
     if stray.any():
         raise CalculixError(f"{deck_path}: {int(stray.sum())} loaded faces are on none of the model's pressure "
                             "surfaces: the model has no reduced load for them")
-    for kw, table in (("CLOAD", deck.cload), ("GRAV", deck.gravity)):
-        if table.entries and np.any(deck.history("cload" if kw == "CLOAD" else "gravity", t) != 0.0):
-            raise not_supported(deck.first_card["CLOAD" if kw == "CLOAD" else "DLOAD"],
-                                f"{kw} in a deck answered by a reduced model")
+    forces = _forces(deck, deck_path, mesh, t, model_t)
+    if deck.gravity.entries and np.any(deck.history("gravity", t) != 0.0):
+        raise not_supported(deck.first_card["DLOAD"], "GRAV in a deck answered by a reduced model")
     centrifugal = None
     if deck.centrifugal.entries:
         w2 = deck.history("centrifugal", t)[:, 0]
@@ -79,4 +107,4 @@ def loading_from_deck(model_dir: str | os.PathLike, deck_path: str | os.PathLike
     temp = deck.history("temperature", t)
     temperature = (UniformTemperature(0.0, Amplitude(model_t, temp[:, 0].copy())) if np.all(temp == temp[:, :1])
                    else NodalTemperature(model_t, temp))
-    return Loading(model_t, temperature, pressures, centrifugal)
+    return Loading(model_t, temperature, pressures, forces=forces, centrifugal=centrifugal)
