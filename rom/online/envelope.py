@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from structrom.rom.loading import Amplitude, HotSpotTemperature, Loading, UniformTemperature
+from structrom.rom.loading import Amplitude, HotSpotTemperature, Loading, NodalTemperature, UniformTemperature
 
-from .schema import peak
+from .schema import envelope_exceedance, peak
 
 
 def _running_peak(amp: Amplitude, times: np.ndarray) -> np.ndarray:
@@ -72,7 +72,28 @@ def family_distance(loading: Loading, schema: dict) -> np.ndarray:
         for name in ("radius", "reference"):
             if name in ranges:
                 out = np.maximum(out, float(_distance(np.array(float(getattr(hs, name))), ranges[name])))
+    for key, loads in (("traction", loading.tractions), ("force", loading.forces)):
+        for name, spec in (schema.get(key) or {}).items():
+            vec = loads.get(name)
+            for c, rng in enumerate(spec["range"]):
+                v = _running_peak(vec.components[c], times) if vec is not None else np.zeros(len(times))
+                out = np.maximum(out, _peak_distance(v, rng))
+    out[1:] = np.maximum(out[1:], node_envelope_distance(loading, schema))
     return out[1:]
+
+
+def node_envelope_distance(loading: Loading, schema: dict) -> np.ndarray:
+    """``(n_inc,)`` largest exceedance of the per-node training temperature envelope (``schema``'s
+    ``temperature.node_envelope``) up to each increment's end, in units of the training temperatures'
+    width (:func:`~.schema.envelope_exceedance`); zeros without an envelope or for a loading whose
+    temperature is not given at the envelope's nodes."""
+    times = np.asarray(loading.times, float)
+    env = (schema.get("temperature") or {}).get("node_envelope")
+    temp = loading.temperature
+    if env is None or not isinstance(temp, NodalTemperature) or temp.values.shape[1] != len(env["min"]):
+        return np.zeros(len(times) - 1)
+    values = loading.nodal_temperatures(times, np.zeros((temp.values.shape[1], 3)))
+    return np.maximum.accumulate(envelope_exceedance(values, env).max(1))[1:]
 
 
 
