@@ -9,6 +9,7 @@
     structrom serve --models DIR [--config server.toml] [--port 8000]  REST service (no MPI, no PETSc)
     structrom report MODEL [--validation HF.h5 ...] --out DIR          plots (PNG, SVG) and validation table
     structrom import calculix BASE.inp --runs DIR --out DIR [--parameters params.csv]   training cases
+    structrom predict MODEL --deck NEW.inp --out DIR [--extrapolate]   a deck answered by the model (.frd, VTU)
 
 ``--quiet`` (before or after the command) turns progress bars off; they are also off when stderr is
 not a terminal.
@@ -185,6 +186,45 @@ def _add_import_parser(sub) -> None:
     p.add_argument("--units", help="units of the decks, e.g. 'length=mm,force=N,stress=MPa,mass=t' (default SI)")
 
 
+# -- structrom predict MODEL --deck NEW.inp --out DIR ------------------------------------------------------
+def _predict(args: argparse.Namespace, rest: list[str]) -> int:
+    if rest:
+        print(f"structrom: error: unknown arguments {rest}", file=sys.stderr)
+        return 2
+    from structrom.rom.adapters.calculix import CalculixError
+    from structrom.rom.adapters.calculix_predict import predict_deck
+    from structrom.rom.loading import LoadingError
+
+    try:
+        result, loading, files = predict_deck(args.model, args.deck, args.out, extrapolate=args.extrapolate)
+    except (CalculixError, LoadingError) as exc:
+        for line in str(exc).splitlines():
+            print(f"structrom: error: {line}", file=sys.stderr)
+        return 2
+    import numpy as np
+
+    trusted = bool(result.trusted.all())
+    print(f"{args.deck}: {result.n_increments} increments to t = {loading.times[-1]:g}; indicator max "
+          f"{float(np.nanmax(result.indicator)):.3g} ({'trusted' if trusted else 'NOT trusted'} at every increment)")
+    for w in result.warnings:
+        print(f"  warning: {w}")
+    for f in files:
+        if f.suffix in (".frd", ".pvd"):
+            print(f"wrote {f}")
+    print(f"wrote {len(files) - 2} VTU files ({files[1].name} ...)")
+    return 0
+
+
+def _add_predict_parser(sub) -> None:
+    p = sub.add_parser("predict", help="answer a CalculiX deck of a model's family with the reduced model "
+                                       "(.frd and VTU output)")
+    p.add_argument("model", help="reduced model file (.h5, from `structrom offline`)")
+    p.add_argument("--deck", required=True, help="CalculiX deck (.inp) of the model's mesh, sets and loads")
+    p.add_argument("--out", required=True, help="output directory: <deck>.frd, <deck>_<k>.vtu, <deck>.pvd")
+    p.add_argument("--extrapolate", action="store_true",
+                   help="answer a deck outside the training family anyway (warnings name what is outside)")
+
+
 def main(argv: list[str] | None = None) -> int:
     # One BLAS thread per process: MPI ranks and the server's solve threads already use the cores, and a
     # multithreaded OpenBLAS on small reduced systems is slower by orders of magnitude under load.
@@ -220,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     _add_report_parser(sub)
     _add_import_parser(sub)
+    _add_predict_parser(sub)
     argv = list(sys.argv[1:] if argv is None else argv)
     quiet = "--quiet" in argv  # anywhere: before or after the command (PETSc has no such option)
     args, rest = parser.parse_known_args([a for a in argv if a != "--quiet"])
@@ -229,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[QUIET_ENV] = "1"
     try:
         commands = {"hifi": _hifi, "offline": _offline, "enrich": _enrich, "serve": _serve, "report": _report,
-                    "import": _import}
+                    "import": _import, "predict": _predict}
         return commands[args.command](args, rest)
     except Exception as exc:
         # Imported only now: structrom.rom.errors imports the HF solver, and PETSc must first be initialized by

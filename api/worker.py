@@ -215,6 +215,21 @@ class SolverState:
                               max_increments=self.max_increments, name=model_id)
 
 
+    def deck(self, model_id: str, path: str, data: bytes, filename: str, fmt: str, extrapolate: bool,
+             max_bytes: int):
+        """An uploaded CalculiX deck answered by the model (:mod:`.deck_service`)."""
+        from structrom.rom import model_file
+
+        from .deck_service import answer_deck
+
+        model = self.model(model_id, path)
+        mesh = model.__dict__.get("_api_mesh")
+        if mesh is None:
+            mesh = model._api_mesh = model_file.load(model.path, mesh=True).mesh
+        return answer_deck(model, data, filename, fmt=fmt, extrapolate=extrapolate, max_bytes=max_bytes,
+                           max_increments=self.max_increments, mesh=mesh)
+
+
 def main(inbox, outbox, settings: dict) -> None:
     """The solver process's loop: receive ``(task, args)`` from ``inbox``, answer ``("ok", result, stats)``
     or ``("error", DomainError, stats)`` on ``outbox``; exits when the server closes the pipe."""
