@@ -163,14 +163,14 @@ def test_predict_command_writes_frd_and_vtu(deck_model):
     # a deck outside the family (hotter) is refused unless --extrapolate; a foreign mesh names the deck
     hot = tmp / "hot.inp"
     hot.write_text((MODEL + STEPS).replace("9,420\n10,420", "9,620\n10,620"))
-    proc = subprocess.run(cmd[:5] + [str(hot), "--out", str(out)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd[:6] + [str(hot), "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "training" in proc.stderr and "Traceback" not in proc.stderr
-    proc = subprocess.run(cmd[:5] + [str(hot), "--out", str(out), "--extrapolate"], capture_output=True, text=True,
+    proc = subprocess.run(cmd[:6] + [str(hot), "--out", str(out), "--extrapolate"], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0 and "warning" in proc.stdout, proc.stderr
     moved = tmp / "moved.inp"
     moved.write_text((MODEL + STEPS).replace("9,2,0,0", "9,2.5,0,0"))
-    proc = subprocess.run(cmd[:5] + [str(moved), "--out", str(out)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd[:6] + [str(moved), "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "moved.inp: its mesh" in proc.stderr
     assert ReducedModel.load(tmp / "m" / "model.h5").loading_schema["temperature"]["node_envelope"]["nodes"]
 

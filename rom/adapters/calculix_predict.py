@@ -239,7 +239,7 @@ def write_prediction(out: str | os.PathLike, stem: str, mesh: Mesh, result, *, n
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    times = np.asarray(result.times, float)[1:]
+    times = np.asarray(result.times, float)  # increment ends
     elements = Discretization(mesh).point_elements
     u = result.displacement(increment=None)
     fields = {"DISP": u}
