@@ -9,6 +9,7 @@
     structrom serve --models DIR [--config server.toml] [--port 8000]  REST service (no MPI, no PETSc)
     structrom report MODEL [--validation HF.h5 ...] --out DIR          plots (PNG, SVG) and validation table
     structrom import calculix BASE.inp --runs DIR --out DIR [--parameters params.csv]   training cases
+    structrom import ansys RUN1.rst RUN2.rst ... --out DIR [--material law.toml] [--fixed NAME:XYZ]
     structrom predict MODEL --deck NEW.inp --out DIR [--extrapolate]   a deck answered by the model (.frd, VTU)
 
 ``--quiet`` (before or after the command) turns progress bars off; they are also off when stderr is
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 
 def _hifi(args: argparse.Namespace, petsc_args: list[str]) -> int:
@@ -160,8 +162,14 @@ def _import(args: argparse.Namespace, rest: list[str]) -> int:
             print(f"structrom: error: --units {args.units!r}: expected 'length=mm,force=N,stress=MPa,mass=t'",
                   file=sys.stderr)
             return 2
+    if args.format == "ansys":
+        return _import_ansys(args, units)
+    if len(args.inputs) != 1 or not args.runs:
+        print("structrom: error: import calculix takes one base deck and --runs DIR", file=sys.stderr)
+        return 2
     try:
-        result = import_calculix(args.base, args.runs, args.out, parameters=args.parameters, units=units, log=print)
+        result = import_calculix(args.inputs[0], args.runs, args.out, parameters=args.parameters, units=units,
+                                 log=print)
     except (CalculixError, ValueError) as exc:  # ValueError: pydantic's (e.g. --units), materials, loadings
         for line in str(exc).splitlines():
             print(f"structrom: error: {line}", file=sys.stderr)
@@ -176,11 +184,44 @@ def _import(args: argparse.Namespace, rest: list[str]) -> int:
     return 0
 
 
+def _import_ansys(args: argparse.Namespace, units: dict | None) -> int:
+    import tomllib
+
+    from structrom.rom.adapters.ansys import AnsysError
+
+    try:
+        material = tomllib.loads(Path(args.material).read_text()) if args.material else None
+        if material is not None and "law" in material:
+            material = material["law"]
+        fixed = dict(item.split(":", 1) for item in args.fixed) if args.fixed else None
+    except (OSError, ValueError) as exc:
+        print(f"structrom: error: {exc} (--fixed NAME:XYZ, --material law.toml)", file=sys.stderr)
+        return 2
+    try:
+        from structrom.rom.adapters.ansys_import import import_ansys
+
+        family = import_ansys(args.inputs, args.out, material=material, fixed=fixed, units=units, log=print)
+    except (AnsysError, ImportError, ValueError) as exc:
+        for line in str(exc).splitlines():
+            print(f"structrom: error: {line}", file=sys.stderr)
+        return 2
+    ranges = ", ".join(f"{k} in [{lo:g}, {hi:g}]" for k, (lo, hi) in family["ranges"].items()) or "none"
+    print(f"imported {len(family['runs'])} result files into {args.out}: parameters {ranges}; fixed "
+          f"{family['fixed']}; forces {family['forces']}")
+    print(f"next: structrom offline {Path(args.out) / 'offline.toml'}")
+    return 0
+
+
 def _add_import_parser(sub) -> None:
-    p = sub.add_parser("import", help="turn a CalculiX deck and its runs' results into training cases")
-    p.add_argument("format", choices=["calculix"], help="the solver the decks and results come from")
-    p.add_argument("base", help="base deck (.inp): mesh, sets, materials, boundary conditions")
-    p.add_argument("--runs", required=True, help="directory of runs: <name>.inp with <name>.frd and/or <name>.dat")
+    p = sub.add_parser("import", help="turn third-party runs (CalculiX decks and results, Ansys .rst) into training "
+                                      "cases")
+    p.add_argument("format", choices=["calculix", "ansys"], help="the solver the decks and results come from")
+    p.add_argument("inputs", nargs="+", help="calculix: the base deck (.inp: mesh, sets, materials, boundary "
+                                             "conditions); ansys: one static .rst per training loading")
+    p.add_argument("--runs", help="calculix: directory of runs: <name>.inp with <name>.frd and/or <name>.dat")
+    p.add_argument("--material", help="ansys: TOML law table (default: the isotropic elastic material of the .rst)")
+    p.add_argument("--fixed", action="append", metavar="NAME:XYZ",
+                   help="ansys: a node component and its fixed directions (default: the .rst's D records)")
     p.add_argument("--parameters", help="CSV 'run,<parameter>,...' (default: detected from the runs' decks)")
     p.add_argument("--out", required=True, help="output directory (mesh.inp, train/*.h5, offline.toml, family.json)")
     p.add_argument("--units", help="units of the decks, e.g. 'length=mm,force=N,stress=MPa,mass=t' (default SI)")

@@ -237,3 +237,67 @@ def test_rest_deck_route(deck_model):
         refused(post(deck, format="pdf"), 422, "invalid_format")
         refused(post(deck.replace(b"9,420\n10,420", b"9,920\n10,920")), 422, "outside_training_family")
         assert httpx.get(server.url + "/health", timeout=10).status_code == 200
+
+
+# -- structrom import ansys ---------------------------------------------------------------------------------------
+def test_ansys_import_refuses_the_modal_example_file(tmp_path):
+    """``file.rst`` of ansys-mapdl-reader is a modal analysis: refused by name, exit code 2, no traceback."""
+    pytest.importorskip("ansys.mapdl.reader")
+    from ansys.mapdl.reader import examples
+
+    proc = subprocess.run([sys.executable, "-m", "structrom.api.cli", "import", "ansys", examples.rstfile, "--out",
+                           str(tmp_path / "a")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "a modal analysis (ANTYPE); only static results" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_ansys_import_builds_cases_from_static_records(tmp_path, monkeypatch):
+    """Static results as the reader returns them (D records at x = 0, F records at x = L in two directions,
+    nodal temperatures, one isotropic material): fixed and force node sets, force histories per set, the
+    material law, detected parameters; snapshots read back as training cases."""
+    from types import SimpleNamespace
+
+    from structrom.rom.adapters import ansys, ansys_import
+    from structrom.rom.offline.snapshots import read_training_case
+
+    mesh = box((4.0, 1.0, 1.0), (4, 1, 1), "C3D8")
+    ids = 1 + np.arange(mesh.n_nodes)[::-1]  # Ansys numbers in another order than ours
+    xmin, xmax = mesh.node_sets["xmin"], mesh.node_sets["xmax"]
+    times = np.array([0.5, 1.0])
+
+    def fake(fx, fy):
+        def d(k):
+            n = np.repeat(ids[xmin], 3)
+            return n, np.tile([1, 2, 3], len(xmin)), np.zeros(len(n))
+
+        def f(k):
+            n = np.repeat(ids[xmax], 2)
+            return n, np.tile([1, 2], len(xmax)), np.tile([fx, fy], len(xmax)) * times[k]
+
+        def temp(k):
+            return ids, 20.0 + 100.0 * times[k] * mesh.points[:, 0]
+
+        return SimpleNamespace(_resultheader={"kan": 0, "nlgeom": 0}, materials={1: {"EX": 2e5, "PRXY": 0.3,
+                               "ALPX": 1.2e-5, "REFT": 20.0}}, nodal_boundary_conditions=d, nodal_input_force=f,
+                               result_dof=lambda k: ["UX", "UY", "UZ"], nodal_temperature=temp)
+
+    runs = {"r1.rst": fake(10.0, 0.0), "r2.rst": fake(-5.0, 3.0)}
+    monkeypatch.setattr(ansys_import, "read_ansys_result", lambda p: ansys.AnsysResult(
+        Path(p), box((4.0, 1.0, 1.0), (4, 1, 1), "C3D8"), ids, np.arange(mesh.n_elements) + 1, times,
+        np.full((2, mesh.n_nodes, 3), 1e-3)))
+    monkeypatch.setattr(ansys_import, "_reader", lambda: SimpleNamespace(read_binary=lambda p: runs[Path(p).name]))
+    family = ansys_import.import_ansys([tmp_path / "r1.rst", tmp_path / "r2.rst"], tmp_path / "out")
+    assert family["fixed"] == {"FIXED_XYZ": len(xmin)} and family["forces"] == {"FORCE_1": len(xmax)}
+    assert family["ranges"] == {"force.FORCE_1.x": [-5.0, 10.0], "force.FORCE_1.y": [0.0, 3.0]}
+    assert family["material"] == {"type": "linear_elastic", "young": 2e5, "poisson": 0.3, "expansion": 1.2e-5,
+                                  "reference_temperature": 20.0}
+    m = read_inp(tmp_path / "out" / "mesh.inp")[0]
+    assert sorted(m.node_set("FORCE_1")) == sorted(xmax) and sorted(m.node_set("FIXED_XYZ")) == sorted(xmin)
+    case = read_training_case(tmp_path / "out" / "train" / "r2.h5", m)
+    assert np.allclose(case.loading.forces["FORCE_1"](1.0), [-5.0, 3.0, 0.0])
+    assert np.allclose(case.loading.forces["FORCE_1"](0.5), [-2.5, 1.5, 0.0])
+    temps = case.loading.nodal_temperatures(case.loading.times, m.points)
+    assert np.allclose(temps[0], 20.0) and np.allclose(temps[2], 20.0 + 100.0 * m.points[:, 0])
+    runs["r2.rst"].nodal_boundary_conditions = lambda k: (ids[xmin], np.ones(len(xmin), int), np.full(len(xmin), 0.1))
+    with pytest.raises(ansys.AnsysError, match="r2.rst: result set 1: non-zero prescribed displacements"):
+        ansys_import.import_ansys([tmp_path / "r1.rst", tmp_path / "r2.rst"], tmp_path / "out2")

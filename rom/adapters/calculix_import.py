@@ -33,6 +33,7 @@ import numpy as np
 from .calculix import CalculixError, read_dat, write_mesh_inp
 from .calculix_deck import Deck, not_supported, read_deck
 from .frd import read_frd_file
+from .training_cases import group_nodes_by_history, write_training_snapshot
 
 __all__ = ["ImportedRun", "ImportResult", "import_calculix", "find_runs", "temperature_envelope_violations"]
 
@@ -262,28 +263,15 @@ def _force_sets(runs: list[ImportedRun], times: list[np.ndarray], model: list[np
     """``*CLOAD`` forces as node sets ``FORCE_<k>``: the nodes whose force vector has the same history in
     every run form one set (a ``*CLOAD`` on a node set gives each node the value, as our loading's
     ``forces``); each run's table ``force.FORCE_<k>`` gets ``[time, fx, fy, fz]`` rows. Returns the sets."""
-    loaded = [r.deck.history("cload", t) if r.deck.cload.entries else None for r, t in zip(runs, times)]
     n_nodes = runs[0].deck.mesh.n_nodes
-    active = np.zeros(n_nodes, bool)
-    for h in loaded:
-        if h is not None:
-            active |= np.any(h.reshape(len(h), n_nodes, 3) != 0.0, axis=(0, 2))
-    nodes = np.flatnonzero(active)
-    if not len(nodes):
-        return {}
-    # per run (n_t * 3, n_active): the three components of every active node
-    cols = [np.zeros((3 * len(t), len(nodes))) if h is None else
-            h.reshape(len(h), n_nodes, 3)[:, nodes, :].transpose(0, 2, 1).reshape(3 * len(h), len(nodes))
-            for h, t in zip(loaded, times)]
-    group, first = _signature_groups(cols)
+    histories = [r.deck.history("cload", t).reshape(len(t), n_nodes, 3) if r.deck.cload.entries else None
+                 for r, t in zip(runs, times)]
     sets = {}
-    for g in range(len(first)):
+    for g, (nodes, vectors) in enumerate(group_nodes_by_history(histories, n_nodes)):
         name = f"FORCE_{g + 1}"
-        sets[name] = nodes[group == g]
-        j = first[g]
-        for d, c, t in zip(per_run, cols, model):
-            vec = c[:, j].reshape(len(t), 3)
-            if np.any(vec != 0.0):
+        sets[name] = nodes
+        for d, vec, t in zip(per_run, vectors, model):
+            if vec is not None:
                 d.setdefault("force", {})[name] = np.column_stack([t, vec]).tolist()
     return sets
 
@@ -366,9 +354,6 @@ def import_calculix(base: str | os.PathLike, runs: list[tuple[str, Path, list[Pa
     into training cases in ``out`` (module docstring). Raises :class:`CalculixError` naming the file,
     keyword and line of anything that cannot be imported."""
     from ..fem.kernel import Discretization
-    from ..hifi.config import HifiConfig
-    from ..hifi.output import SnapshotWriter
-    from ..hifi_protocol import loading_to_config
     from ..loading import Amplitude, Loading, NodalTemperature, UniformTemperature, loading_from_dict
 
     from pydantic import ValidationError
@@ -422,26 +407,11 @@ def import_calculix(base: str | os.PathLike, runs: list[tuple[str, Path, list[Pa
         loading = loading_from_dict(dict({"times": t.tolist()}, **plain))
         loading = Loading(loading.times, temperature, loading.pressures, forces=loading.forces,
                           centrifugal=loading.centrifugal, gravity=loading.gravity)
-        path = (out / "train" / f"{run.name}.h5").resolve()
-        cfg = HifiConfig.model_validate({
-            "units": units or {}, "mesh": {"file": str(mesh_file.resolve())},
-            "material": [{"element_set": e, "law": law} for e, law in materials],
-            "boundary": boundary + bcs,
-            "loading": loading_to_config(loading, path.with_suffix(".temperature.npy")),
-            "output": {"file": str(path), "xdmf": False}})
-        metadata = {"config": cfg.model_dump(mode="json"), "n_ranks": 1, "units": cfg.units.model_dump(),
-                    "solver": {"name": "calculix", "imported_from": [str(p.resolve()) for p in run.results],
-                               "deck": str(run.deck.path.resolve())}}
-        writer = SnapshotWriter(path, mesh, metadata, disc.point_elements, disc.point_weights, disc.point_coordinates,
-                                point_fields=bool(run.points), xdmf=False)
-        ok = False
-        try:
-            for k, tk in enumerate(t[1:]):
-                writer.append(float(tk), 0, 0.0, 0, {"displacement": run.displacement[k], "temperature": temp[k + 1]},
-                              {q: v[k] for q, v in run.points.items()})
-            ok = True
-        finally:
-            writer.close(ok)
+        path = write_training_snapshot(
+            out / "train" / f"{run.name}.h5", mesh, mesh_file, disc, materials=materials, boundary=boundary + bcs,
+            loading=loading, displacement=run.displacement, temperature=temp[1:], units=units, points=run.points,
+            solver={"name": "calculix", "imported_from": [str(p.resolve()) for p in run.results],
+                    "deck": str(run.deck.path.resolve())})
         snapshots.append(path)
     params = _parameters(imported, per_run, Path(parameters) if parameters is not None else None)
     names = sorted({k for v in params["values"].values() for k in v})
