@@ -44,6 +44,8 @@ class DeckTarget:
     fixed: list[int]
     pressure_surfaces: list[str]
     force_sets: list[str]
+    #: give temperatures as nodal fields even when uniform (a model trained on nodal temperature fields)
+    nodal_temperature: bool = False
 
     @classmethod
     def from_import(cls, directory: str | os.PathLike) -> "DeckTarget":
@@ -72,7 +74,8 @@ class DeckTarget:
             for c in d.get("components", (0, 1, 2)):
                 c = "xyz".index(c) if isinstance(c, str) else int(c)
                 fixed.update((3 * nodes + c).tolist())
-        return cls(mesh, sorted(fixed), sorted(model.data.pressure), sorted(model.data.force))
+        nodal = (model.loading_schema.get("temperature") or {}).get("type") == "nodal"
+        return cls(mesh, sorted(fixed), sorted(model.data.pressure), sorted(model.data.force), nodal)
 
 
 def deck_times(deck: Deck, max_increments: int = MAX_DECK_INCREMENTS) -> np.ndarray:
@@ -196,8 +199,9 @@ def _deck_loading(model, deck_path, max_increments: int):
             ax = deck.centrifugal_axis
             centrifugal = Centrifugal(Amplitude(model_t, np.sqrt(np.maximum(w2, 0.0))), tuple(ax[:3]), tuple(ax[3:6]))
     temp = deck.history("temperature", t)
-    temperature = (UniformTemperature(0.0, Amplitude(model_t, temp[:, 0].copy())) if np.all(temp == temp[:, :1])
-                   else NodalTemperature(model_t, temp))
+    uniform = np.all(temp == temp[:, :1]) and not target.nodal_temperature
+    temperature = UniformTemperature(0.0, Amplitude(model_t, temp[:, 0].copy())) if uniform else \
+        NodalTemperature(model_t, temp)
     return Loading(model_t, temperature, pressures, forces=forces, centrifugal=centrifugal), deck
 
 
