@@ -237,6 +237,11 @@ def test_rest_deck_route(deck_model):
         refused(post(deck, format="pdf"), 422, "invalid_format")
         refused(post(deck.replace(b"9,420\n10,420", b"9,920\n10,920")), 422, "outside_training_family")
         assert httpx.get(server.url + "/health", timeout=10).status_code == 200
+        from structrom.api.client import Client
+
+        client = Client(server.url)
+        assert client.solve_deck("cl", tmp / "runs" / "b.inp")["times"] == body["times"]
+        assert client.solve_deck("cl", deck, format="frd").startswith(b"    1C")
 
 
 # -- structrom import ansys ---------------------------------------------------------------------------------------
