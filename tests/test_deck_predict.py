@@ -13,7 +13,7 @@ import pytest
 from structrom.rom.adapters.calculix import CalculixError, read_inp, run_ccx
 from structrom.rom.adapters.calculix_predict import screen_deck_text
 from structrom.rom.adapters.frd import read_frd_file
-from structrom.rom.adapters.frd_writer import nodal_average, write_frd
+from structrom.rom.adapters.frd_writer import extrapolate_to_nodes, write_frd
 from structrom.rom.fem.structured import box
 
 needs_ccx = pytest.mark.skipif(shutil.which("ccx") is None, reason="CalculiX ccx not installed")
@@ -47,15 +47,23 @@ def test_frd_written_reads_back(tmp_path, element):
         write_frd(tmp_path / "bad.frd", mesh, times, bad)
 
 
-def test_nodal_average_of_constant_and_linear_element_fields():
-    mesh = box((2.0, 1.0, 1.0), (2, 1, 1), "C3D8")
+@pytest.mark.parametrize("element", ["C3D8", "C3D20R", "C3D20", "C3D10", "C3D4"])
+def test_extrapolation_to_nodes_is_exact_for_linear_fields(element):
+    """Integration-point values of a field linear in x, y, z extrapolate to its nodal values (every basis
+    used contains the linear functions; C3D4's one point: the element mean), as ccx's nodal output."""
     from structrom.rom.fem.kernel import Discretization
 
-    elems = Discretization(mesh).point_elements
-    assert np.allclose(nodal_average(mesh, elems, np.full((len(elems), 6), 3.0)), 3.0)
-    v = nodal_average(mesh, elems, elems.astype(float))  # element 0 -> 0, element 1 -> 1
-    shared = np.intersect1d(mesh.blocks[0].connectivity[0], mesh.blocks[0].connectivity[1])
-    assert np.allclose(v[shared], 0.5) and v.max() == 1.0 and v.min() == 0.0
+    mesh = box((2.0, 1.0, 1.0), (2, 1, 1), element)
+    disc = Discretization(mesh)
+    g = np.array([[1.0, -2.0, 0.5], [0.0, 3.0, 1.0]])  # two components
+    at_points = 5.0 + disc.point_coordinates @ g.T
+    nodal = extrapolate_to_nodes(mesh, at_points)
+    if element == "C3D4":
+        assert np.allclose(extrapolate_to_nodes(mesh, np.full(len(at_points), 3.0)), 3.0)
+    else:
+        assert np.allclose(nodal, 5.0 + mesh.points @ g.T, atol=1e-12)
+    with pytest.raises(CalculixError, match="integration-point values"):
+        extrapolate_to_nodes(mesh, at_points[:-1])
 
 
 def test_uploaded_deck_screening():

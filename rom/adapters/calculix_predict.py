@@ -234,12 +234,12 @@ def write_prediction(out: str | os.PathLike, stem: str, mesh: Mesh, result, *, n
                      temperatures: np.ndarray | None = None) -> list[Path]:
     """Write a reduced model's ``result`` (:class:`~structrom.rom.online.result.Result`) as ``<stem>.frd``
     (``DISP``, ``NDTEMP`` when ``temperatures`` ``(n_t, n_nodes)`` are given, nodal ``STRESS`` and ``PE``
-    averaged from the reconstructed integration-point fields) and one VTU per increment with a ParaView
+    extrapolated from the reconstructed integration-point fields as ccx does) and one VTU per increment with a ParaView
     ``<stem>.pvd`` collection (``displacement`` and ``temperature`` at the nodes, element means of the dual
     fields). Returns the files."""
     from ..fem.io import write_mesh
     from ..fem.kernel import Discretization
-    from .frd_writer import nodal_average, write_frd
+    from .frd_writer import extrapolate_to_nodes, write_frd
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -253,7 +253,7 @@ def write_prediction(out: str | os.PathLike, stem: str, mesh: Mesh, result, *, n
     for q, frd_name in (("stress", "STRESS"), ("cumulated_plastic_strain", "PE")):
         if q in result.dual_reduced:
             duals[q] = result.dual_field(q, None)
-            fields[frd_name] = np.array([nodal_average(mesh, elements, v) for v in duals[q]])
+            fields[frd_name] = np.array([extrapolate_to_nodes(mesh, v) for v in duals[q]])
     files = [write_frd(out / f"{stem}.frd", mesh, times, fields, node_ids=node_ids, element_ids=element_ids)]
     counts = np.maximum(np.bincount(elements, minlength=mesh.n_elements), 1).astype(float)
     entries = []

@@ -18,7 +18,7 @@ import numpy as np
 from ..fem.mesh import Mesh
 from .calculix import CalculixError
 
-__all__ = ["write_frd", "nodal_average"]
+__all__ = ["write_frd", "extrapolate_to_nodes", "extrapolation_matrix"]
 
 #: our element name -> frd element type code (see FRD_ELEMENT_TYPES in .frd)
 FRD_TYPE = {"C3D8": 1, "C3D4": 3, "C3D20": 4, "C3D20R": 4, "C3D10": 6}
@@ -48,25 +48,47 @@ def _rows(ids: np.ndarray, values: np.ndarray) -> list[str]:
     return np.stack(out, axis=1).ravel().tolist() if len(ids) else []
 
 
-def nodal_average(mesh: Mesh, point_elements: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Integration-point ``values`` ``(n_points[, k])`` -> ``(n_nodes[, k])``: the element means averaged
-    at each node over its elements (ccx extrapolates to the nodes instead: nodal values differ from its own
-    by the within-element variation, integration-point values are the comparable ones)."""
+def extrapolation_matrix(element: str) -> np.ndarray:
+    """``(n_nodes, n_points)`` matrix taking an element's integration-point values to its nodes, as ccx
+    does for its nodal output: the least-squares fit of the values by the lowest-order shape basis with
+    at most as many terms as points (constant for 1 point, the 4-node tetrahedron's for 4, the 8-node
+    hexahedron's for 8 (trilinear), the 20-node's for 27), evaluated at the nodes."""
+    from ..fem.elements import ELEMENTS, SHAPES
+
+    et = ELEMENTS[element]
+    xi_p, xi_n = et.rule.points, et.shape.reference_coordinates
+    hexa = et.shape.name.startswith("hex")
+    basis = {1: None, 4: None if hexa else "tet4", 8: "hex8" if hexa else None, 27: "hex20" if hexa else None}.get(
+        et.n_points)
+    if basis is None:
+        return np.full((et.n_nodes, et.n_points), 1.0 / et.n_points)
+    shape = SHAPES[basis]
+    return shape.shape(xi_n) @ np.linalg.pinv(shape.shape(xi_p))
+
+
+def extrapolate_to_nodes(mesh: Mesh, values: np.ndarray) -> np.ndarray:
+    """Integration-point ``values`` ``(n_points[, k])`` (points of an element contiguous, elements in mesh
+    order) -> ``(n_nodes[, k])``: extrapolated to each element's nodes (:func:`extrapolation_matrix`) and
+    averaged over the elements sharing a node, as ccx's ``.frd`` output."""
+    from ..hifi.output import element_point_offsets
+
     values = np.asarray(values, float)
     flat = values.reshape(len(values), -1)
-    counts = np.bincount(point_elements, minlength=mesh.n_elements).astype(float)
-    means = np.zeros((mesh.n_elements, flat.shape[1]))
-    np.add.at(means, point_elements, flat)
-    means /= np.maximum(counts, 1.0)[:, None]
+    if len(flat) != element_point_offsets(mesh)[-1]:
+        raise CalculixError(f"extrapolate_to_nodes: {len(flat)} integration-point values, the mesh has "
+                            f"{int(element_point_offsets(mesh)[-1])}")
     sums = np.zeros((mesh.n_nodes, flat.shape[1]))
     hits = np.zeros(mesh.n_nodes)
     start = 0
     for block in mesh.blocks:
         conn = block.connectivity
-        e = np.arange(start, start + len(conn))
-        np.add.at(sums, conn.ravel(), np.repeat(means[e], conn.shape[1], axis=0))
+        E = extrapolation_matrix(block.element)
+        q = E.shape[1]
+        pts = flat[start:start + q * len(conn)].reshape(len(conn), q, -1)
+        at_nodes = np.einsum("nq,eqk->enk", E, pts)
+        np.add.at(sums, conn.ravel(), at_nodes.reshape(-1, flat.shape[1]))
         np.add.at(hits, conn.ravel(), 1.0)
-        start += len(conn)
+        start += q * len(conn)
     out = sums / np.maximum(hits, 1.0)[:, None]
     return out.reshape((mesh.n_nodes,) + values.shape[1:])
 
