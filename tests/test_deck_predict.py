@@ -314,3 +314,16 @@ def test_ansys_import_builds_cases_from_static_records(tmp_path, monkeypatch):
     runs["r2.rst"].nodal_boundary_conditions = lambda k: (ids[xmin], np.ones(len(xmin), int), np.full(len(xmin), 0.1))
     with pytest.raises(ansys.AnsysError, match="r2.rst: result set 1: non-zero prescribed displacements"):
         ansys_import.import_ansys([tmp_path / "r1.rst", tmp_path / "r2.rst"], tmp_path / "out2")
+
+
+def test_force_components_are_loading_parameters_and_family_distance():
+    """Forces enter the out-of-family measures: their peak components are parameters of the calibrated
+    nearest-training distance, and a force beyond the schema's range counts in the box distance."""
+    from structrom.rom.loading import Loading, VectorAmplitude
+    from structrom.rom.online.envelope import family_distance, loading_parameters
+
+    schema = {"force": {"tip": {"range": [[0.0, 0.0], [-1.0, 1.0], [0.0, 0.0]]}}}
+    loading = Loading(np.array([0.0, 1.0]), forces={"tip": VectorAmplitude.from_config([[0, 0, 0, 0], [1, 0, 3, 0]])})
+    assert loading_parameters(loading, schema) == {"force.tip.x": 0.0, "force.tip.y": 3.0, "force.tip.z": 0.0}
+    assert loading_parameters(Loading(np.array([0.0, 1.0])), schema)["force.tip.y"] == 0.0
+    assert family_distance(loading, schema)[-1] == pytest.approx(1.0)  # 2 beyond a range of width 2

@@ -99,7 +99,8 @@ def node_envelope_distance(loading: Loading, schema: dict) -> np.ndarray:
 
 def loading_parameters(loading: Loading, schema: dict) -> dict[str, float]:
     """The loading's parameters named in ``schema`` (a model's ``loading_schema``): peaks of the pressures
-    per surface (``pressure.<surface>``) and of the rotation speed (``omega``), gravity components, hot-spot
+    per surface (``pressure.<surface>``), of each traction/force component (``force.<set>.x``...) and of the
+    rotation speed (``omega``), gravity components, hot-spot
     ``intensity`` (x peak amplitude), ``center.x/y/z``, ``radius``, ``reference``, ``gradient.x/y/z``, or a
     uniform temperature's ``reference`` and ``amplitude`` (peak)."""
     t0, t1 = float(loading.times[0]), float(loading.times[-1])
@@ -107,6 +108,11 @@ def loading_parameters(loading: Loading, schema: dict) -> dict[str, float]:
     for surface in (schema.get("pressure") or {}):
         amp = loading.pressures.get(surface)
         out[f"pressure.{surface}"] = peak(amp, t0, t1) if amp is not None else 0.0
+    for key, loads in (("traction", loading.tractions), ("force", loading.forces)):
+        for name in (schema.get(key) or {}):  # peak of each component (a direction change shows)
+            vec = loads.get(name)
+            out.update({f"{key}.{name}.{c}": peak(a, t0, t1) if vec is not None else 0.0
+                        for c, a in zip("xyz", vec.components if vec is not None else (None,) * 3)})
     if "centrifugal" in schema:
         out["omega"] = abs(peak(loading.centrifugal.omega, t0, t1)) if loading.centrifugal is not None else 0.0
     if "gravity" in schema:
