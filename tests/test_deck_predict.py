@@ -327,3 +327,14 @@ def test_force_components_are_loading_parameters_and_family_distance():
     assert loading_parameters(loading, schema) == {"force.tip.x": 0.0, "force.tip.y": 3.0, "force.tip.z": 0.0}
     assert loading_parameters(Loading(np.array([0.0, 1.0])), schema)["force.tip.y"] == 0.0
     assert family_distance(loading, schema)[-1] == pytest.approx(1.0)  # 2 beyond a range of width 2
+
+
+def test_ansys_import_without_the_reader_names_the_package(tmp_path, monkeypatch, capsys):
+    """A broken ansys-mapdl-reader install: the command exits 2 naming the package and the pip command."""
+    from structrom.api.cli import main
+
+    monkeypatch.setitem(sys.modules, "ansys.mapdl.reader", None)  # import fails as for a broken install
+    (tmp_path / "r.rst").write_bytes(b"\0" * 16)
+    assert main(["import", "ansys", str(tmp_path / "r.rst"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "needs the package 'ansys-mapdl-reader' (pip install ansys-mapdl-reader)" in err and "Traceback" not in err
