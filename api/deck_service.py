@@ -36,7 +36,7 @@ def answer_deck(model, data: bytes, filename: str, *, fmt: str, extrapolate: boo
     ``fmt``: ``"json"`` (summary dict), ``"frd"`` (the ``.frd`` file) or ``"vtu"`` (a zip of one VTU per
     increment and a ``.pvd``); files come as ``(content, media type, file name)``."""
     from structrom.rom.adapters.calculix import CalculixError
-    from structrom.rom.adapters.calculix_predict import (DeckTarget, _deck_loading, screen_deck_text,
+    from structrom.rom.adapters.calculix_predict import (DeckTarget, deck_loading, screen_deck_text,
                                                          write_prediction)
     from structrom.rom.loading import LoadingError
     from structrom.rom.online import OnlineError, OnlineSolverError
@@ -59,7 +59,7 @@ def answer_deck(model, data: bytes, filename: str, *, fmt: str, extrapolate: boo
             text = screen_deck_text(data, max_bytes=max_bytes, name=shown)
             path = tmp / shown
             path.write_text(text)
-            loading, deck = _deck_loading(DeckTarget.from_model(model, mesh), path, max_increments)
+            loading, deck = deck_loading(DeckTarget.from_model(model, mesh), path, max_increments)
         except CalculixError as exc:
             raise refused(exc) from None
         except LoadingError as exc:

@@ -334,6 +334,8 @@ def test_ansys_import_without_the_reader_names_the_package(tmp_path, monkeypatch
     from structrom.api.cli import main
 
     monkeypatch.setitem(sys.modules, "ansys.mapdl.reader", None)  # import fails as for a broken install
+    if "ansys.mapdl" in sys.modules:  # imported by an earlier test: hide the loaded submodule too
+        monkeypatch.delattr(sys.modules["ansys.mapdl"], "reader", raising=False)
     (tmp_path / "r.rst").write_bytes(b"\0" * 16)
     assert main(["import", "ansys", str(tmp_path / "r.rst"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err

@@ -27,7 +27,7 @@ from ..fem.mesh import Mesh
 from .calculix import CalculixError, read_inp
 from .calculix_deck import Deck, not_supported, read_deck
 
-__all__ = ["DeckTarget", "deck_times", "loading_from_deck", "screen_deck_text", "predict_deck", "write_prediction"]
+__all__ = ["DeckTarget", "deck_times", "loading_from_deck", "deck_loading", "screen_deck_text", "predict_deck", "write_prediction"]
 
 #: Largest number of increments a deck may ask for (ccx's fixed increments; a tiny initial increment would
 #: otherwise make a huge time grid).
@@ -158,11 +158,11 @@ def loading_from_deck(model: str | os.PathLike | DeckTarget, deck_path: str | os
     """The :class:`~structrom.rom.loading.Loading` of ``deck_path`` on ``model``: an import directory, a
     reduced model file or a :class:`DeckTarget` (module docstring). Raises :class:`CalculixError` naming the
     deck and what does not fit the model."""
-    return _deck_loading(model, deck_path, max_increments)[0]
+    return deck_loading(model, deck_path, max_increments)[0]
 
 
-def _deck_loading(model, deck_path, max_increments: int):
-    """:func:`loading_from_deck` and the parsed :class:`Deck`."""
+def deck_loading(model, deck_path, max_increments: int):
+    """:func:`loading_from_deck` and the parsed :class:`Deck` (its node and element ids for the output)."""
     from ..loading import Amplitude, Centrifugal, Loading, NodalTemperature, UniformTemperature
 
     deck_path = Path(deck_path)
@@ -288,7 +288,7 @@ def predict_deck(model, deck_path: str | os.PathLike, out: str | os.PathLike, *,
     if not isinstance(model, ReducedModel):
         model = ReducedModel.load(model)
     target = DeckTarget.from_model(model)
-    loading, deck = _deck_loading(target, deck_path, max_increments)
+    loading, deck = deck_loading(target, deck_path, max_increments)
     result = model.solve(loading, extrapolate=extrapolate)
     ids = deck.ids
     temps = loading.nodal_temperatures(loading.times, target.mesh.points)[1:]
