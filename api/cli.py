@@ -12,6 +12,8 @@
     structrom serve --models DIR [--config server.toml] [--port 8000]  REST service (no MPI, no PETSc)
     structrom report MODEL [--validation HF.h5 ...] --out DIR          plots (PNG, SVG) and validation table
     structrom import calculix BASE.inp --runs DIR --out DIR [--parameters params.csv]   training cases
+    structrom import ansys RUN1.rst RUN2.rst ... --out DIR [--material law.toml] [--fixed NAME:XYZ]
+    structrom predict MODEL --deck NEW.inp --out DIR [--extrapolate]   a deck answered by the model (.frd, VTU)
 
 ``--quiet`` (before or after the command) turns progress bars off; they are also off when stderr is
 not a terminal.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 
 def _hifi(args: argparse.Namespace, petsc_args: list[str]) -> int:
@@ -174,8 +177,14 @@ def _import(args: argparse.Namespace, rest: list[str]) -> int:
             print(f"structrom: error: --units {args.units!r}: expected 'length=mm,force=N,stress=MPa,mass=t'",
                   file=sys.stderr)
             return 2
+    if args.format == "ansys":
+        return _import_ansys(args, units)
+    if len(args.inputs) != 1 or not args.runs:
+        print("structrom: error: import calculix takes one base deck and --runs DIR", file=sys.stderr)
+        return 2
     try:
-        result = import_calculix(args.base, args.runs, args.out, parameters=args.parameters, units=units, log=print)
+        result = import_calculix(args.inputs[0], args.runs, args.out, parameters=args.parameters, units=units,
+                                 log=print)
     except (CalculixError, ValueError) as exc:  # ValueError: pydantic's (e.g. --units), materials, loadings
         for line in str(exc).splitlines():
             print(f"structrom: error: {line}", file=sys.stderr)
@@ -190,14 +199,86 @@ def _import(args: argparse.Namespace, rest: list[str]) -> int:
     return 0
 
 
+def _import_ansys(args: argparse.Namespace, units: dict | None) -> int:
+    import tomllib
+
+    from structrom.rom.adapters.ansys import AnsysError
+
+    try:
+        material = tomllib.loads(Path(args.material).read_text()) if args.material else None
+        if material is not None and "law" in material:
+            material = material["law"]
+        fixed = dict(item.split(":", 1) for item in args.fixed) if args.fixed else None
+    except (OSError, ValueError) as exc:
+        print(f"structrom: error: {exc} (--fixed NAME:XYZ, --material law.toml)", file=sys.stderr)
+        return 2
+    try:
+        from structrom.rom.adapters.ansys_import import import_ansys
+
+        family = import_ansys(args.inputs, args.out, material=material, fixed=fixed, units=units, log=print)
+    except (AnsysError, ImportError, ValueError) as exc:
+        for line in str(exc).splitlines():
+            print(f"structrom: error: {line}", file=sys.stderr)
+        return 2
+    ranges = ", ".join(f"{k} in [{lo:g}, {hi:g}]" for k, (lo, hi) in family["ranges"].items()) or "none"
+    print(f"imported {len(family['runs'])} result files into {args.out}: parameters {ranges}; fixed "
+          f"{family['fixed']}; forces {family['forces']}")
+    print(f"next: structrom offline {Path(args.out) / 'offline.toml'}")
+    return 0
+
+
 def _add_import_parser(sub) -> None:
-    p = sub.add_parser("import", help="turn a CalculiX deck and its runs' results into training cases")
-    p.add_argument("format", choices=["calculix"], help="the solver the decks and results come from")
-    p.add_argument("base", help="base deck (.inp): mesh, sets, materials, boundary conditions")
-    p.add_argument("--runs", required=True, help="directory of runs: <name>.inp with <name>.frd and/or <name>.dat")
+    p = sub.add_parser("import", help="turn third-party runs (CalculiX decks and results, Ansys .rst) into training "
+                                      "cases")
+    p.add_argument("format", choices=["calculix", "ansys"], help="the solver the decks and results come from")
+    p.add_argument("inputs", nargs="+", help="calculix: the base deck (.inp: mesh, sets, materials, boundary "
+                                             "conditions); ansys: one static .rst per training loading")
+    p.add_argument("--runs", help="calculix: directory of runs: <name>.inp with <name>.frd and/or <name>.dat")
+    p.add_argument("--material", help="ansys: TOML law table (default: the isotropic elastic material of the .rst)")
+    p.add_argument("--fixed", action="append", metavar="NAME:XYZ",
+                   help="ansys: a node component and its fixed directions (default: the .rst's D records)")
     p.add_argument("--parameters", help="CSV 'run,<parameter>,...' (default: detected from the runs' decks)")
     p.add_argument("--out", required=True, help="output directory (mesh.inp, train/*.h5, offline.toml, family.json)")
     p.add_argument("--units", help="units of the decks, e.g. 'length=mm,force=N,stress=MPa,mass=t' (default SI)")
+
+
+# -- structrom predict MODEL --deck NEW.inp --out DIR ------------------------------------------------------
+def _predict(args: argparse.Namespace, rest: list[str]) -> int:
+    if rest:
+        print(f"structrom: error: unknown arguments {rest}", file=sys.stderr)
+        return 2
+    from structrom.rom.adapters.calculix import CalculixError
+    from structrom.rom.adapters.calculix_predict import predict_deck
+    from structrom.rom.loading import LoadingError
+
+    try:
+        result, loading, files = predict_deck(args.model, args.deck, args.out, extrapolate=args.extrapolate)
+    except (CalculixError, LoadingError) as exc:
+        for line in str(exc).splitlines():
+            print(f"structrom: error: {line}", file=sys.stderr)
+        return 2
+    import numpy as np
+
+    trusted = bool(result.trusted.all())
+    print(f"{args.deck}: {result.n_increments} increments to t = {loading.times[-1]:g}; indicator max "
+          f"{float(np.nanmax(result.indicator)):.3g} ({'trusted' if trusted else 'NOT trusted'} at every increment)")
+    for w in result.warnings:
+        print(f"  warning: {w}")
+    for f in files:
+        if f.suffix in (".frd", ".pvd"):
+            print(f"wrote {f}")
+    print(f"wrote {len(files) - 2} VTU files ({files[1].name} ...)")
+    return 0
+
+
+def _add_predict_parser(sub) -> None:
+    p = sub.add_parser("predict", help="answer a CalculiX deck of a model's family with the reduced model "
+                                       "(.frd and VTU output)")
+    p.add_argument("model", help="reduced model file (.h5, from `structrom offline`)")
+    p.add_argument("--deck", required=True, help="CalculiX deck (.inp) of the model's mesh, sets and loads")
+    p.add_argument("--out", required=True, help="output directory: <deck>.frd, <deck>_<k>.vtu, <deck>.pvd")
+    p.add_argument("--extrapolate", action="store_true",
+                   help="answer a deck outside the training family anyway (warnings name what is outside)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     _add_report_parser(sub)
     _add_import_parser(sub)
+    _add_predict_parser(sub)
     argv = list(sys.argv[1:] if argv is None else argv)
     quiet = "--quiet" in argv  # anywhere: before or after the command (PETSc has no such option)
     args, rest = parser.parse_known_args([a for a in argv if a != "--quiet"])
@@ -246,8 +328,8 @@ def main(argv: list[str] | None = None) -> int:
 
         os.environ[QUIET_ENV] = "1"
     try:
-        commands = {"hifi": _hifi, "offline": _offline, "dictionary": _dictionary, "enrich": _enrich, "serve": _serve, "report": _report,
-                    "import": _import}
+        commands = {"hifi": _hifi, "offline": _offline, "dictionary": _dictionary, "enrich": _enrich, "serve": _serve,
+                    "report": _report, "import": _import, "predict": _predict}
         return commands[args.command](args, rest)
     except Exception as exc:
         # Imported only now: structrom.rom.errors imports the HF solver, and PETSc must first be initialized by

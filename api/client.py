@@ -148,6 +148,19 @@ class Client:
         return self._json("POST", f"/v1/models/{model_id}/solve/nodal", data={"request": json.dumps(req)},
                           files={"temperature": (name, content, "application/octet-stream")})
 
+    def solve_deck(self, model_id: str, deck, *, format: str = "json", extrapolate: bool = False):
+        """Answer a CalculiX deck (a path or its bytes) with the model: the summary dict (``format="json"``)
+        or the bytes of the ``.frd`` file / zip of VTU files (``"frd"``, ``"vtu"``)."""
+        if isinstance(deck, (str, Path)):
+            name, content = Path(deck).name, Path(deck).read_bytes()
+        else:
+            name, content = "deck.inp", bytes(deck)
+        files = {"deck": (name, content, "text/plain")}
+        data = {"format": format, "extrapolate": "true" if extrapolate else "false"}
+        if format == "json":
+            return self._json("POST", f"/v1/models/{model_id}/solve/deck", data=data, files=files)
+        return self._check(self._request("POST", f"/v1/models/{model_id}/solve/deck", data=data, files=files)).content
+
     def submit(self, model_id: str, loading: dict | None = None, *, parameters=None, **opts) -> str:
         """Start a solve as a background job; returns the job id."""
         body = {**self._query(loading, parameters), **self._opts(opts.get("extrapolate", False), opts.get("node_sets"),

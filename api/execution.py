@@ -108,6 +108,13 @@ async def fields(s: Services, model_id: str, body) -> tuple[bytes, str, str]:
     return await _admitted(s, _logged(s, model_id, "fields", 1, coro))
 
 
+async def deck(s: Services, model_id: str, data: bytes, filename: str, fmt: str, extrapolate: bool):
+    """An uploaded CalculiX deck answered in a solver process (summary dict, or file content)."""
+    path = str(s.registry.servable(model_id))
+    coro = s.pool.run("deck", model_id, path, data, filename, fmt, extrapolate, s.config.max_request_bytes)
+    return await _admitted(s, _logged(s, model_id, "deck", 1, coro))
+
+
 async def figures(s: Services, model_id: str) -> dict[str, str]:
     """The model page's plots (SVG texts), rendered by a solver process."""
     path = str(s.registry.servable(model_id))

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 #: Endpoints (beyond the card, the page and ``solve``) each kind answers.
-FEATURES = {"hyper_reduced": ["solve", "batch", "solve_nodal", "fields", "enrich"],
+FEATURES = {"hyper_reduced": ["solve", "batch", "solve_nodal", "fields", "enrich", "solve_deck"],
             "separated": ["solve", "batch"],
             "dictionary": ["solve", "batch", "solve_nodal", "fields"]}
 #: What the answer of a dictionary's indicator promises.

@@ -218,6 +218,21 @@ class SolverState:
                               increment=body.increment, quantities=body.quantities,
                               max_increments=self.max_increments, name=model_id)
 
+    def deck(self, model_id: str, path: str, data: bytes, filename: str, fmt: str, extrapolate: bool,
+             max_bytes: int):
+        """An uploaded CalculiX deck answered by the model (:mod:`.deck_service`)."""
+        from structrom.rom import model_file
+
+        from .deck_service import answer_deck
+
+        model = self.model(model_id, path)
+        unsupported(model_id, getattr(model, "kind", "hyper_reduced"), "solve_deck")
+        mesh = model.__dict__.get("_api_mesh")
+        if mesh is None:
+            mesh = model._api_mesh = model_file.load(model.path, mesh=True).mesh
+        return answer_deck(model, data, filename, fmt=fmt, extrapolate=extrapolate, max_bytes=max_bytes,
+                           max_increments=self.max_increments, mesh=mesh)
+
 
 def unsupported(model_id: str, kind: str, feature: str) -> None:
     """422 ``unsupported_for_kind`` when a model of ``kind`` does not answer ``feature``."""

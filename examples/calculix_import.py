@@ -3,6 +3,7 @@
     .venv/bin/python examples/calculix_import.py           # 10 training + 5 unseen loadings, C3D20R bar
     .venv/bin/python examples/calculix_import.py --small   # 4 + 2 loadings on a coarser mesh (for the tests)
     .venv/bin/python examples/calculix_import.py --creep [--element C3D8]   # Norton creep decks (*CREEP, *VISCO)
+    .venv/bin/python examples/calculix_import.py --cload   # + a lateral *CLOAD tip force F (sign varies): (I, P, F)
 
 1. decks are written as a user would: the mesh in an ``*INCLUDE`` file (a structured 10 x 2 x 2 mm bar,
    C3D20R), a material with tabulated E(T) and yield curves at two temperatures (``*ELASTIC``,
@@ -42,6 +43,12 @@ TRAINING = [(300.0, 3.5), (450.0, 3.5), (300.0, 5.5), (450.0, 5.5), (375.0, 3.5)
 TESTS = [(340.0, 4.0), (410.0, 5.0), (360.0, 4.8), (430.0, 3.9), (320.0, 5.3)]
 SMALL_TRAINING = [(300.0, 3.5), (450.0, 3.5), (300.0, 5.5), (450.0, 5.5)]
 SMALL_TESTS = [(380.0, 4.4), (420.0, 5.1)]
+# (I [K], P [MPa], F [N]): F = total lateral force (y) on the free end, given per node by *CLOAD on XMAX;
+# training: the 8 corners, the 6 face centres and the centre of the box; unseen: interior points
+CLOAD_TRAINING = [(i, p, f) for i in (300.0, 450.0) for p in (3.5, 5.5) for f in (-12.0, 12.0)] + [
+    (300.0, 4.5, 0.0), (450.0, 4.5, 0.0), (375.0, 3.5, 0.0), (375.0, 5.5, 0.0), (375.0, 4.5, -12.0),
+    (375.0, 4.5, 12.0), (375.0, 4.5, 0.0)]
+CLOAD_TESTS = [(340.0, 4.0, 6.0), (410.0, 5.0, -8.0), (360.0, 4.8, 10.0), (430.0, 3.9, -3.0), (320.0, 5.3, -10.0)]
 
 MATERIAL = """*MATERIAL, NAME=STEEL
 *ELASTIC
@@ -88,8 +95,10 @@ def write_creep_deck(path: Path, mesh, intensity: float, pressure: float) -> Non
     path.write_text("\n".join(lines) + "\n")
 
 
-def write_deck(path: Path, mesh, intensity: float, pressure: float) -> None:
-    """A user-style deck: mesh by *INCLUDE, material, clamp, *DLOAD per face, hot spot as *TEMPERATURE."""
+def write_deck(path: Path, mesh, intensity: float, pressure: float, force: float | None = None) -> None:
+    """A user-style deck: mesh by *INCLUDE, material, clamp, *DLOAD per face, hot spot as *TEMPERATURE;
+    with ``force``: a lateral *CLOAD on the free end's node set (``force`` N in all, the same at each node),
+    unloaded with the pressure."""
     d = mesh.points - CENTER
     hot = 20.0 + intensity * np.exp(-(d * d).sum(1) / (2 * RADIUS**2))
     faces = mesh.surface_sets["zmax"]
@@ -101,11 +110,16 @@ def write_deck(path: Path, mesh, intensity: float, pressure: float) -> None:
              "** step 1: pressure and hot spot ramped up in 8 increments",
              "*STEP, INC=1000", "*STATIC, DIRECT", "0.125, 1.",
              "*DLOAD"] + [f"{e + 1}, P{f + 1}, {pressure!r}" for e, f in faces.tolist()]
+    per_node = None if force is None else force / len(mesh.node_sets["xmax"])
+    if per_node is not None:
+        lines += ["*CLOAD", f"XMAX, 2, {per_node!r}"]
     lines += ["*TEMPERATURE"] + [f"{i + 1}, {t:.6f}" for i, t in enumerate(hot)]
     lines += ["*NODE FILE", "U, NT", "*EL FILE", "S, E, PEEQ", "*EL PRINT, ELSET=EALL", "S, E, PEEQ", "*END STEP",
               "** step 2: unloading in 2 increments",
               "*STEP, INC=1000", "*STATIC, DIRECT", "0.5, 1.",
               "*DLOAD, AMPLITUDE=UNLOAD"] + [f"{e + 1}, P{f + 1}, {pressure!r}" for e, f in faces.tolist()]
+    if per_node is not None:
+        lines += ["*CLOAD, AMPLITUDE=UNLOAD", f"XMAX, 2, {per_node!r}"]
     lines += ["*TEMPERATURE", "NALL, 20.", "*NODE FILE", "U, NT", "*EL FILE", "S, E, PEEQ",
               "*EL PRINT, ELSET=EALL", "S, E, PEEQ", "*END STEP"]
     path.write_text("\n".join(lines) + "\n")
@@ -116,16 +130,16 @@ def run_decks(directory: Path, mesh, cases, prefix: str, writer=write_deck) -> f
     directory.mkdir(parents=True, exist_ok=True)
     write_mesh_inp(directory / "mesh.inp", mesh, all_nset="NALL", all_elset="EALL")
     seconds = 0.0
-    for i, (intensity, pressure) in enumerate(cases):
+    for i, case in enumerate(cases):
         name = f"{prefix}{i:02d}"
         deck = directory / f"{name}.inp"
         old = deck.read_text() if deck.exists() else None
-        writer(deck, mesh, intensity, pressure)
+        writer(deck, mesh, *case)
         if old == deck.read_text() and (directory / f"{name}.frd").exists():
             continue
         run = run_ccx(directory, name, timeout=600, require=("frd", "dat"))
         seconds += run.seconds
-        print(f"   {name}: I={intensity:g} P={pressure:g}: ccx {run.seconds:.1f} s", flush=True)
+        print(f"   {name}: {' '.join(f'{k}={v:g}' for k, v in zip('IPF', case))}: ccx {run.seconds:.1f} s", flush=True)
     return seconds
 
 
@@ -137,16 +151,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--small", action="store_true", help="coarser mesh, 4 training + 2 unseen loadings")
     parser.add_argument("--creep", action="store_true", help="Norton creep decks (*CREEP, *VISCO) instead of J2")
+    parser.add_argument("--cload", action="store_true", help="add a lateral *CLOAD tip force F (12 x 3 x 3 bar, "
+                        "15 training + 5 unseen loadings in (I, P, F))")
     parser.add_argument("--element", default="C3D20R", choices=["C3D20R", "C3D8", "C3D10"], help="element type")
     parser.add_argument("--out", default=None, help="output directory (default out/calculix_import[_creep][_small])")
     args = parser.parse_args()
-    name = "calculix_import" + ("_creep" if args.creep else "") + ("" if args.element == "C3D20R" else "_" + args.element)
+    name = "calculix_import" + ("_creep" if args.creep else "") + ("_cload" if args.cload else "") + ("" if args.element == "C3D20R" else "_" + args.element)
     out = Path(args.out) if args.out else ROOT / "out" / (name + ("_small" if args.small else ""))
     divisions = (8, 2, 2) if args.small else (20, 4, 4)
     if args.element == "C3D8":
         divisions = tuple(2 * d for d in divisions)
     mesh = box((10.0, 2.0, 2.0), divisions, args.element)
     training, tests = (SMALL_TRAINING, SMALL_TESTS) if args.small else (TRAINING, TESTS)
+    if args.cload:
+        if args.creep or args.small:
+            parser.error("--cload is the J2 family on its own mesh: without --creep and --small")
+        mesh = box((10.0, 2.0, 2.0), (12, 3, 3), args.element)
+        training, tests = CLOAD_TRAINING, CLOAD_TESTS
     print(f"1-2. {len(training)} training and {len(tests)} unseen {'creep ' if args.creep else ''}decks "
           f"({mesh.n_dofs} dofs, {mesh.n_elements} {args.element}), run by ccx")
     t0 = time.perf_counter()
@@ -174,9 +195,10 @@ def main() -> int:
 
     model = ReducedModel.load(out / "model" / "model.h5")
     print(f"4. reduced model: {model.n_modes} modes, {model.n_reduced_points} reduced points; unseen loadings:")
-    rows = ["| I [K] | P [MPa] | max PEEQ (ccx) | displacement | stress | PEEQ |", "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+    cols = "| I [K] | P [MPa] |" + (" F [N] |" if args.cload else "")
+    rows = [cols + " max PEEQ (ccx) | displacement | stress | PEEQ |", "|" + " ---: |" * (cols.count("|") + 3)]
     worst = np.zeros(3)
-    for i, (intensity, pressure) in enumerate(tests):
+    for i, case in enumerate(tests):
         path = out / "reference" / "train" / f"test{i:02d}.h5"
         with h5py.File(path, "r") as f:
             u_ref = f["fields/displacement"][()]
@@ -190,7 +212,7 @@ def main() -> int:
                          rel(result.dual_field("stress", None), s_ref),
                          rel(result.dual_field("cumulated_plastic_strain", None), p_ref)])
         worst = np.maximum(worst, errs)
-        rows.append(f"| {intensity:g} | {pressure:g} | {p_ref.max():.4f} | {errs[0]:.2e} | {errs[1]:.2e} | {errs[2]:.2e} |")
+        rows.append("| " + " | ".join(f"{v:g}" for v in case) + f" | {p_ref.max():.4f} | {errs[0]:.2e} | {errs[1]:.2e} | {errs[2]:.2e} |")
     print("\n".join(rows))
     ok = worst[0] <= 0.01 and worst[1] <= 0.03 and worst[2] <= 0.03
     print(f"   worst: displacement {worst[0]:.2e} (target 1e-2), stress {worst[1]:.2e} (3e-2), PEEQ {worst[2]:.2e} "

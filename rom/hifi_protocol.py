@@ -95,6 +95,10 @@ def loading_to_config(loading: Loading, nodal_file: Path | None = None) -> dict:
         raise LoadingError(f"temperature field {type(temp).__name__} cannot be written to a configuration; "
                            "use uniform, hot_spot or nodal temperatures")
     out["pressure"] = [{"surface": s, "amplitude": a.to_config()} for s, a in loading.pressures.items()]
+    if loading.tractions:
+        out["traction"] = [{"surface": s, "vector": v.to_config()} for s, v in loading.tractions.items()]
+    if loading.forces:
+        out["force"] = [{"node_set": s, "vector": v.to_config()} for s, v in loading.forces.items()]
     c: Centrifugal | None = loading.centrifugal
     if c is not None:
         out["centrifugal"] = {"omega": c.omega.to_config(), "axis_point": [float(x) for x in c.axis_point],

@@ -167,6 +167,10 @@ def test_features_that_do_not_apply_are_refused(server, client, tmp_path):
     with pytest.raises(ApiError) as info:
         client.solve_nodal("sep", {"times": [0.0, 1.0]}, np.zeros((2, 4)))
     assert info.value.code == "unsupported_for_kind"
+    for mid in ("sep", "dict"):  # a deck is mapped onto a hyper-reduced model's sets and surfaces only
+        with pytest.raises(ApiError) as info:
+            client.solve_deck(mid, b"*NODE\n1, 0, 0, 0\n")
+        assert info.value.code == "unsupported_for_kind" and info.value.status == 422
     for mid, word in (("sep", "separated"), ("dict", "cluster_0")):
         page = httpx.get(f"{server.url}/v1/models/{mid}/page", timeout=60)
         assert page.status_code == 200 and word in page.text

@@ -199,7 +199,7 @@ ERRORS = [
     (_deck(steps=STEPS.replace("*STATIC\n0.5,1.5", "*STATIC,TIME RESET\n0.5,1.5")), r"\*STATIC, .*: TIME RESET"),
     (_deck(steps=STEPS.replace("*STATIC\n0.5,1\n", "*FREQUENCY\n2\n", 1)), r"not supported: \*FREQUENCY"),
     (_deck(steps=STEPS.replace("LOAD,1,60", "LOAD,4,60")), r"\*CLOAD, .*: dof 4 at line \d+: only forces"),
-    (_deck(steps=STEPS.replace("2,P4,10.", "2,TRVEC4,10.,1,0,0")), r"\*DLOAD, .*: load label TRVEC4 .*tractions"),
+    (_deck(steps=STEPS.replace("2,P4,10.", "2,TRVEC4,10.,1,0,0")), r"\*DLOAD, .*: load label TRVEC4 .*no traction labels"),
     (_deck(steps=STEPS.replace("2,P4,10.", "2,GRAV,9.81,0,0,-1")), r"\*DLOAD, .*: GRAV on 1 of 2 elements"),
     (_deck(steps=STEPS.replace("2,P4,10.", "2,NEWTON,1.")), r"load label NEWTON .*only P1-P6, CENTRIF and GRAV"),
     (_deck(steps=STEPS.replace("*CLOAD,AMPLITUDE=A1", "*CLOAD,AMPLITUDE=NOPE")), r"AMPLITUDE=NOPE is not defined"),
@@ -416,13 +416,57 @@ def test_import_command_end_to_end(tmp_path):
 
 @needs_ccx
 @pytest.mark.calculix
-def test_import_refuses_concentrated_forces(tmp_path):
-    from structrom.rom.adapters.calculix_import import import_calculix
+def test_import_maps_concentrated_forces(tmp_path):
+    """*CLOAD forces (with an amplitude, two directions) become a node set FORCE_1 loaded by a force vector
+    history; the magnitudes and directions that differ between the runs are detected as parameters; the
+    in-house HF solver given the imported case (forces, pressure with its total-time amplitude, hot spot,
+    E(T), plasticity) reproduces ccx's displacements; a deck of the family gives back the run's loading."""
+    import json
 
-    path = _write(tmp_path, MODEL + STEPS)
-    run_ccx(tmp_path, "job", timeout=120)
-    with pytest.raises(CalculixError, match=r"not supported: \*CLOAD, .*job.inp:\d+: concentrated forces are not in"):
-        import_calculix(path, [("job", path, [tmp_path / "job.frd"])], tmp_path / "out")
+    import h5py
+
+    from structrom.rom.adapters.calculix_import import import_calculix
+    from structrom.rom.adapters.calculix_predict import loading_from_deck
+    from structrom.rom.hifi.config import HifiConfig
+    from structrom.rom.hifi.run import run_hifi
+    from structrom.rom.offline.snapshots import read_training_case
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    _write(runs, MODEL + STEPS, "a.inp")
+    _write(runs, MODEL + STEPS.replace("LOAD,1,60", "LOAD,1,40\nLOAD,2,-25"), "b.inp")
+    for name in ("a", "b"):
+        run_ccx(runs, name, timeout=120)
+    res = import_calculix(runs / "a.inp", runs, tmp_path / "m")
+    mesh = read_inp(tmp_path / "m" / "mesh.inp")[0]
+    assert sorted(mesh.node_set("FORCE_1").tolist()) == [8, 9, 10, 11]
+    ranges = res.family["ranges"]
+    assert ranges["force.FORCE_1.x"] == [40.0, 60.0] and ranges["force.FORCE_1.y"] == [-25.0, 0.0]
+    assert ranges["force.FORCE_1.magnitude"] == pytest.approx([np.hypot(40, 25), 60.0])
+    for name in ("a", "b"):
+        case = read_training_case(tmp_path / "m" / "train" / f"{name}.h5", mesh)
+        force = case.loading.forces["FORCE_1"]
+        assert force(0.5)[0] == pytest.approx((60.0 if name == "a" else 40.0) * 0.5)
+        with h5py.File(case.path, "r") as f:
+            meta = json.loads(f.attrs["metadata"])
+        cfg = HifiConfig.model_validate(dict(meta["config"], output={"file": str(tmp_path / f"hf_{name}.h5"),
+                                                                     "xdmf": False},
+                                             solver={"linear": {"ksp_type": "preonly", "pc_type": "lu"}}))
+        run_hifi(cfg, log=lambda *a, **k: None)
+        with h5py.File(tmp_path / f"hf_{name}.h5", "r") as f:
+            u_hf = f["fields/displacement"][()]
+        u_ccx = case.displacements()
+        # ccx stops Newton at its default residual tolerance (0.5 % of the mean force), the .frd has 6 digits:
+        # measured 7.6e-5 (a), the bound leaves a factor ~10
+        assert np.linalg.norm(u_hf - u_ccx) <= 1e-3 * np.linalg.norm(u_ccx)
+        loading = loading_from_deck(tmp_path / "m", runs / f"{name}.inp")
+        assert np.array_equal(loading.forces["FORCE_1"].to_config(), force.to_config())
+    stray = (MODEL + STEPS).replace("LOAD,1,60", "LOAD,1,60\n1,3,5.")
+    with pytest.raises(CalculixError, match=r"\*CLOAD forces on 1 nodes \(first id 1\) that are in none"):
+        loading_from_deck(tmp_path / "m", _write(tmp_path, stray, "stray.inp"))
+    with pytest.raises(CalculixError, match=r"forces differ between the nodes of the model's node set FORCE_1"):
+        loading_from_deck(tmp_path / "m", _write(tmp_path, (MODEL + STEPS).replace("LOAD,1,60", "LOAD,1,60\n9,1,7."),
+                                                 "uneven.inp"))
 
 
 # -- Ansys stresses, strains, temperatures ---------------------------------------------------------------------

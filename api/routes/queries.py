@@ -72,6 +72,31 @@ async def solve_nodal(model_id: ModelId, s: Svc,
                                                     list(times)))
 
 
+@router.post("/v1/models/{model_id}/solve/deck", dependencies=[Read],
+             responses={200: {"content": {"application/json": {}, "application/octet-stream": {}},
+                              "description": "summary (format=json) or the .frd / zipped VTU files"},
+                        **QUERY_ERRORS})
+async def solve_deck(model_id: ModelId, s: Svc,
+                     deck: Annotated[UploadFile, File(description="CalculiX deck (.inp, text) of the model's mesh "
+                                                      "and sets; *INCLUDE is refused (paste the included cards)")],
+                     format: Annotated[str, Form(description="json (summary), frd (CalculiX results) or vtu "
+                                                 "(zip of one VTU per increment and a .pvd)")] = "json",
+                     extrapolate: Annotated[bool, Form(description="answer a deck outside the training "
+                                                       "family anyway")] = False):
+    """Answer a CalculiX deck of the model's family: its loads (*DLOAD pressures, *CLOAD forces, *TEMPERATURE,
+    amplitudes, steps) mapped onto the model's loaded sets, solved by the reduced model. A deck that does not
+    fit the model (another mesh, loads on other sets, unsupported keywords) is refused with 422 naming the
+    line; a deck outside the training family with 422 ``outside_training_family`` unless ``extrapolate``."""
+    s.registry.path(model_id)
+    data = await deck.read()
+    out = await execution.deck(s, model_id, data, deck.filename or "deck.inp", format, extrapolate)
+    if isinstance(out, dict):
+        out["model"] = model_id
+        return JSONResponse(out)
+    content, media, name = out
+    return Response(content, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
 @router.post("/v1/models/{model_id}/batch", dependencies=[Read], response_model=BatchResult,
              responses={202: {"model": Accepted, "description": "accepted as a job"}, **QUERY_ERRORS})
 async def batch(model_id: ModelId, body: BatchBody, s: Svc, background: Background = False):

@@ -6,7 +6,10 @@
   (:mod:`~structrom.rom.adapters.calculix_keywords`: what each keyword becomes; :mod:`~structrom.rom.adapters.calculix_materials`);
 * :mod:`structrom.rom.adapters.calculix_history` - ccx's step and amplitude rules for load/temperature histories;
 * :mod:`structrom.rom.adapters.calculix_import` - deck + ccx runs -> training cases (``structrom import calculix``);
-* :mod:`structrom.rom.adapters.calculix_predict` - a new deck of an imported family -> the loading a reduced model answers;
+* :mod:`structrom.rom.adapters.calculix_predict` - a new deck of a model's family -> the loading a reduced model answers,
+  and the answer written as ``.frd`` (:mod:`~structrom.rom.adapters.frd_writer`) and VTU (``structrom predict``);
+* :mod:`structrom.rom.adapters.ansys_import` - Ansys static ``.rst`` runs -> training cases (``structrom import ansys``);
+* :mod:`structrom.rom.adapters.training_cases` - what both imports share (force grouping, snapshot writing);
 * :mod:`structrom.rom.adapters.ansys` - Ansys ``.rst``/``.cdb`` meshes and displacements through ``ansys-mapdl-reader``;
 * :mod:`structrom.rom.adapters.ansys_results` - Ansys stresses, strains and temperatures;
 * :mod:`structrom.rom.adapters.meshio_series` - meshes plus nodal time series from anything meshio reads.

@@ -446,8 +446,8 @@ def _load_card(deck: Deck, card: Card, step: int, in_step: bool, nodes_of, eleme
             table.set(step, np.array([0]), np.array([vals[0]]), amp)
             continue
         elif label.startswith(("TRVEC", "TRSHR", "TRNOR")):
-            raise not_supported(card, f"load label {label} at line {n}: surface tractions are not in the loading "
-                                      "family yet (pressures Pn are)")
+            raise not_supported(card, f"load label {label} at line {n}: ccx 2.20 has no traction labels (it stops "
+                                      "reading such a deck); give tractions as pressures Pn or as *CLOAD nodal forces")
         else:
             raise not_supported(card, f"load label {label} at line {n}: only P1-P6, CENTRIF and GRAV are imported")
         keys = np.array([deck.pressure.index((int(e), int(f))) for e, f in faces.tolist()], np.int64)

@@ -33,6 +33,7 @@ import numpy as np
 from .calculix import CalculixError, read_dat, write_mesh_inp
 from .calculix_deck import Deck, not_supported, read_deck
 from .frd import read_frd_file
+from .training_cases import group_nodes_by_history, write_training_snapshot
 
 __all__ = ["ImportedRun", "ImportResult", "import_calculix", "find_runs", "temperature_envelope_violations"]
 
@@ -234,10 +235,7 @@ def _loading_parts(base: Deck, runs: list[ImportedRun]):
                     for lst, c, t in zip(per_run_bc, cols, model):
                         lst.append({"node_set": name, "components": [_COMPONENTS[comp].lower()], "value": 1.0,
                                     "amplitude": np.column_stack([t, c[:, sel[0]]]).tolist()})
-    for r, t in zip(runs, times):
-        if r.deck.cload.entries and np.any(r.deck.history("cload", t) != 0.0):
-            raise not_supported(r.deck.first_card["CLOAD"], "concentrated forces are not in the loading family yet "
-                                "(pressures *DLOAD Pn, centrifugal and gravity loads are)")
+    node_sets.update(_force_sets(runs, times, model, per_run))
     for d, r, t, tm in zip(per_run, runs, times, model):
         temp = r.deck.history("temperature", t)
         d["temperature_values"] = temp
@@ -258,6 +256,24 @@ def _loading_parts(base: Deck, runs: list[ImportedRun]):
                                         "at every time; use an AMPLITUDE that is 1 at every output time")
                 d["gravity"] = (np.asarray(r.deck.gravity_dir[:3], float) * g[-1]).tolist()
     return per_run, per_run_bc, boundary, surfaces, node_sets, model
+
+
+def _force_sets(runs: list[ImportedRun], times: list[np.ndarray], model: list[np.ndarray],
+                per_run: list[dict]) -> dict[str, np.ndarray]:
+    """``*CLOAD`` forces as node sets ``FORCE_<k>``: the nodes whose force vector has the same history in
+    every run form one set (a ``*CLOAD`` on a node set gives each node the value, as our loading's
+    ``forces``); each run's table ``force.FORCE_<k>`` gets ``[time, fx, fy, fz]`` rows. Returns the sets."""
+    n_nodes = runs[0].deck.mesh.n_nodes
+    histories = [r.deck.history("cload", t).reshape(len(t), n_nodes, 3) if r.deck.cload.entries else None
+                 for r, t in zip(runs, times)]
+    sets = {}
+    for g, (nodes, vectors) in enumerate(group_nodes_by_history(histories, n_nodes)):
+        name = f"FORCE_{g + 1}"
+        sets[name] = nodes
+        for d, vec, t in zip(per_run, vectors, model):
+            if vec is not None:
+                d.setdefault("force", {})[name] = np.column_stack([t, vec]).tolist()
+    return sets
 
 
 def _parameters(runs: list[ImportedRun], per_run: list[dict], csv_path: Path | None) -> dict:
@@ -286,19 +302,25 @@ def _parameters(runs: list[ImportedRun], per_run: list[dict], csv_path: Path | N
         if missing:
             raise CalculixError(f"{csv_path}: no line for run(s) {missing} (first column: the run name = deck file stem)")
         return {"source": str(csv_path), "values": {r.name: values[r.name] for r in runs}}
-    cand: dict[str, list[float]] = {}
+    per: list[dict[str, float]] = []
     for d, r in zip(per_run, runs):
+        c: dict[str, float] = {}
         for s, table in d.get("pressure", {}).items():
             v = np.asarray(table)[:, 1]
-            cand.setdefault(f"pressure.{s}", []).append(float(v[np.argmax(np.abs(v))]))
+            c[f"pressure.{s}"] = float(v[np.argmax(np.abs(v))])
+        for s, table in d.get("force", {}).items():  # peak of each component (sign kept) and of the magnitude
+            v = np.asarray(table)[:, 1:]
+            c.update({f"force.{s}.{x}": float(v[np.argmax(np.abs(v[:, k])), k]) for k, x in enumerate("xyz")})
+            c[f"force.{s}.magnitude"] = float(np.linalg.norm(v, axis=1).max())
         temp = d["temperature_values"]
-        cand.setdefault("temperature.min", []).append(float(temp.min()))
-        cand.setdefault("temperature.max", []).append(float(temp.max()))
+        c["temperature.min"], c["temperature.max"] = float(temp.min()), float(temp.max())
         if "centrifugal" in d:
-            cand.setdefault("centrifugal.omega", []).append(float(np.abs(np.asarray(d["centrifugal"]["omega"])[:, 1]).max()))
-        cand.setdefault("times.end", []).append(float(r.times[-1]))
-    n = len(runs)
-    varying = {k: v for k, v in cand.items() if len(v) == n and (max(v) - min(v)) > 1e-12 * max(1.0, abs(max(v)))}
+            c["centrifugal.omega"] = float(np.abs(np.asarray(d["centrifugal"]["omega"])[:, 1]).max())
+        c["times.end"] = float(r.times[-1])
+        per.append(c)
+    # a load absent from a run is 0 there (a set loaded in some runs only)
+    cand = {k: [c.get(k, 0.0) for c in per] for k in sorted(set().union(*per))}
+    varying = {k: v for k, v in cand.items() if (max(v) - min(v)) > 1e-12 * max(1.0, abs(max(v)))}
     return {"source": "detected (inputs that differ between the runs' decks)",
             "values": {r.name: {k: v[i] for k, v in varying.items()} for i, r in enumerate(runs)}}
 
@@ -332,9 +354,6 @@ def import_calculix(base: str | os.PathLike, runs: list[tuple[str, Path, list[Pa
     into training cases in ``out`` (module docstring). Raises :class:`CalculixError` naming the file,
     keyword and line of anything that cannot be imported."""
     from ..fem.kernel import Discretization
-    from ..hifi.config import HifiConfig
-    from ..hifi.output import SnapshotWriter
-    from ..hifi_protocol import loading_to_config
     from ..loading import Amplitude, Loading, NodalTemperature, UniformTemperature, loading_from_dict
 
     from pydantic import ValidationError
@@ -386,27 +405,13 @@ def import_calculix(base: str | os.PathLike, runs: list[tuple[str, Path, list[Pa
                        else NodalTemperature(t, temp))
         plain = {k: v for k, v in d.items() if k != "temperature_values"}
         loading = loading_from_dict(dict({"times": t.tolist()}, **plain))
-        loading = Loading(loading.times, temperature, loading.pressures, loading.centrifugal, loading.gravity)
-        path = (out / "train" / f"{run.name}.h5").resolve()
-        cfg = HifiConfig.model_validate({
-            "units": units or {}, "mesh": {"file": str(mesh_file.resolve())},
-            "material": [{"element_set": e, "law": law} for e, law in materials],
-            "boundary": boundary + bcs,
-            "loading": loading_to_config(loading, path.with_suffix(".temperature.npy")),
-            "output": {"file": str(path), "xdmf": False}})
-        metadata = {"config": cfg.model_dump(mode="json"), "n_ranks": 1, "units": cfg.units.model_dump(),
-                    "solver": {"name": "calculix", "imported_from": [str(p.resolve()) for p in run.results],
-                               "deck": str(run.deck.path.resolve())}}
-        writer = SnapshotWriter(path, mesh, metadata, disc.point_elements, disc.point_weights, disc.point_coordinates,
-                                point_fields=bool(run.points), xdmf=False)
-        ok = False
-        try:
-            for k, tk in enumerate(t[1:]):
-                writer.append(float(tk), 0, 0.0, 0, {"displacement": run.displacement[k], "temperature": temp[k + 1]},
-                              {q: v[k] for q, v in run.points.items()})
-            ok = True
-        finally:
-            writer.close(ok)
+        loading = Loading(loading.times, temperature, loading.pressures, forces=loading.forces,
+                          centrifugal=loading.centrifugal, gravity=loading.gravity)
+        path = write_training_snapshot(
+            out / "train" / f"{run.name}.h5", mesh, mesh_file, disc, materials=materials, boundary=boundary + bcs,
+            loading=loading, displacement=run.displacement, temperature=temp[1:], units=units, points=run.points,
+            solver={"name": "calculix", "imported_from": [str(p.resolve()) for p in run.results],
+                    "deck": str(run.deck.path.resolve())})
         snapshots.append(path)
     params = _parameters(imported, per_run, Path(parameters) if parameters is not None else None)
     names = sorted({k for v in params["values"].values() for k in v})

@@ -34,6 +34,7 @@ from structrom.rom.materials import law_from_config
 from structrom.rom.offline import calibration as calib
 from structrom.rom.offline import validation
 from structrom.rom.online.indicator import ValidationSet
+from structrom.rom.online.schema import node_envelope
 from structrom.rom.offline.config import OfflineConfig
 from structrom.rom.offline.replay import MaterialRegions, replay
 from structrom.rom.offline.snapshots import SnapshotError, TrainingCase, read_training_case
@@ -96,8 +97,9 @@ def _read_cases(cfg: OfflineConfig, comm) -> tuple[Mesh, list[TrainingCase]]:
     return out
 
 
-def loading_schema(cases: list[TrainingCase]) -> dict:
-    """Training ranges of the loading family (peaks of amplitudes, temperature-family parameters)."""
+def loading_schema(cases: list[TrainingCase], temperature_nodes: np.ndarray | None = None) -> dict:
+    """Training ranges of the loading family (peaks of amplitudes, temperature-family parameters); for nodal
+    temperatures also the per-node envelope at ``temperature_nodes`` (the model's, mesh node indices)."""
     schema: dict = {"times": {"end_range": [min(float(c.loading.times[-1]) for c in cases),
                                             max(float(c.loading.times[-1]) for c in cases)]}}
     temps = [c.loading.temperature for c in cases]
@@ -119,6 +121,8 @@ def loading_schema(cases: list[TrainingCase]) -> dict:
         # envelope is in the import's family.npz)
         schema["temperature"] = {"type": "nodal", "value_range": [min(float(t.values.min()) for t in temps),
                                                                   max(float(t.values.max()) for t in temps)]}
+        if temperature_nodes is not None:
+            schema["temperature"]["node_envelope"] = node_envelope([t.values for t in temps], temperature_nodes)
     else:
         schema["temperature"] = {"type": "any"}
     surfaces = sorted({s for c in cases for s in c.loading.pressures})
@@ -390,7 +394,7 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
             dual_bases[k] = model_file.DualBasis(c, red.reshape(n_rp * c, -1), sv)
         data = model_file.ReducedModelData(
             units=cases[0].units, materials=[law.to_config() for _, law in materials],
-            loading_schema=loading_schema(cases), dirichlet=cases[0].dirichlet,
+            loading_schema=loading_schema(cases, t_nodes), dirichlet=cases[0].dirichlet,
             provenance={"code_version": CODE_VERSION, "config": cfg.model_dump(mode="json"), "n_ranks": size,
                         "snapshots": [{"file": str(c.path), "sha256": c.sha256, "increments": len(c.times)}
                                       for c in cases],

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from structrom.rom.loading import Amplitude, HotSpotTemperature, Loading, UniformTemperature
+from structrom.rom.loading import Amplitude, HotSpotTemperature, Loading, NodalTemperature, UniformTemperature
 
-from .schema import peak
+from .schema import envelope_exceedance, peak
 
 
 def _running_peak(amp: Amplitude, times: np.ndarray) -> np.ndarray:
@@ -72,13 +72,35 @@ def family_distance(loading: Loading, schema: dict) -> np.ndarray:
         for name in ("radius", "reference"):
             if name in ranges:
                 out = np.maximum(out, float(_distance(np.array(float(getattr(hs, name))), ranges[name])))
+    for key, loads in (("traction", loading.tractions), ("force", loading.forces)):
+        for name, spec in (schema.get(key) or {}).items():
+            vec = loads.get(name)
+            for c, rng in enumerate(spec["range"]):
+                v = _running_peak(vec.components[c], times) if vec is not None else np.zeros(len(times))
+                out = np.maximum(out, _peak_distance(v, rng))
+    out[1:] = np.maximum(out[1:], node_envelope_distance(loading, schema))
     return out[1:]
+
+
+def node_envelope_distance(loading: Loading, schema: dict) -> np.ndarray:
+    """``(n_inc,)`` largest exceedance of the per-node training temperature envelope (``schema``'s
+    ``temperature.node_envelope``) up to each increment's end, in units of the training temperatures'
+    width (:func:`~.schema.envelope_exceedance`); zeros without an envelope or for a loading whose
+    temperature is not given at the envelope's nodes."""
+    times = np.asarray(loading.times, float)
+    env = (schema.get("temperature") or {}).get("node_envelope")
+    temp = loading.temperature
+    if env is None or not isinstance(temp, NodalTemperature) or temp.values.shape[1] != len(env["min"]):
+        return np.zeros(len(times) - 1)
+    values = loading.nodal_temperatures(times, np.zeros((temp.values.shape[1], 3)))
+    return np.maximum.accumulate(envelope_exceedance(values, env).max(1))[1:]
 
 
 
 def loading_parameters(loading: Loading, schema: dict) -> dict[str, float]:
     """The loading's parameters named in ``schema`` (a model's ``loading_schema``): peaks of the pressures
-    per surface (``pressure.<surface>``) and of the rotation speed (``omega``), gravity components, hot-spot
+    per surface (``pressure.<surface>``), of each traction/force component (``force.<set>.x``...) and of the
+    rotation speed (``omega``), gravity components, hot-spot
     ``intensity`` (x peak amplitude), ``center.x/y/z``, ``radius``, ``reference``, ``gradient.x/y/z``, or a
     uniform temperature's ``reference`` and ``amplitude`` (peak)."""
     t0, t1 = float(loading.times[0]), float(loading.times[-1])
@@ -86,6 +108,11 @@ def loading_parameters(loading: Loading, schema: dict) -> dict[str, float]:
     for surface in (schema.get("pressure") or {}):
         amp = loading.pressures.get(surface)
         out[f"pressure.{surface}"] = peak(amp, t0, t1) if amp is not None else 0.0
+    for key, loads in (("traction", loading.tractions), ("force", loading.forces)):
+        for name in (schema.get(key) or {}):  # peak of each component (a direction change shows)
+            vec = loads.get(name)
+            out.update({f"{key}.{name}.{c}": peak(a, t0, t1) if vec is not None else 0.0
+                        for c, a in zip("xyz", vec.components if vec is not None else (None,) * 3)})
     if "centrifugal" in schema:
         out["omega"] = abs(peak(loading.centrifugal.omega, t0, t1)) if loading.centrifugal is not None else 0.0
     if "gravity" in schema:

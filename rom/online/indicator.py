@@ -45,7 +45,7 @@ import scipy.sparse as sp
 
 from structrom.rom.materials import ConstitutiveLaw
 
-from .envelope import family_distance, loading_parameters, nearest_training_distance  # noqa: F401 (re-exported)
+from .envelope import family_distance, loading_parameters, nearest_training_distance, node_envelope_distance  # noqa: F401 (re-exported)
 
 from .gappy import Gappy
 from .newton import ReducedSystem, Region, State
@@ -136,7 +136,8 @@ class Calibration:
         over the increments) when the training parameters are known, else to the training box."""
         if self.training:
             d = nearest_training_distance(loading_parameters(loading, schema), self.training, self.scales)
-            return np.full(len(loading.times) - 1, d)
+            # nodal temperature fields are not parameters: their per-node envelope counts beside them
+            return np.maximum(np.full(len(loading.times) - 1, d), node_envelope_distance(loading, schema))
         return family_distance(loading, schema)
 
     def card(self) -> dict:

@@ -16,8 +16,11 @@ is ``[lo, hi]`` with ``lo <= hi``, bounds included with a relative slack of 1e-9
                                 "center": [[lo, hi], [lo, hi], [lo, hi]],  #  center, gradient (per
                                 "radius": [lo, hi],                       #  component), amplitude
                                 "amplitude": [lo, hi]},     # uniform: reference, amplitude
-                     "value_range": [lo, hi]},              # any type: min and max temperature at the
+                     "value_range": [lo, hi],               # any type: min and max temperature at the
                                                             #  model's temperature nodes, all times
+                     "node_envelope": {"nodes": [...],      # nodal: per-node min/max of the training
+                                       "min": [...], "max": [...]}},  # fields at the model's temperature
+                                                            #  nodes (mesh indices), all times
      "pressure": {"<surface>": {"range": [lo, hi]}},        # peak pressure amplitude per surface
      "traction": {"<surface>": {"range": [[lo, hi]] * 3}},  # peak of each traction component (x, y, z)
      "force": {"<node set>": {"range": [[lo, hi]] * 3}},    # peak of each force component (per node)
@@ -54,7 +57,7 @@ TEMPERATURE_RANGE_KEYS = {
     "any": {},
 }
 SCHEMA_KEYS = {
-    "temperature": {"type", "ranges", "value_range"},
+    "temperature": {"type", "ranges", "value_range", "node_envelope"},
     "pressure": None,  # surface names
     "traction": None,  # surface names
     "force": None,  # node set names
@@ -120,6 +123,18 @@ def validate_schema(schema: dict) -> None:
         _range(value, f"temperature.ranges.{name}", comps)
     if "value_range" in temp:
         _range(temp["value_range"], "temperature.value_range")
+    if "node_envelope" in temp:
+        env = temp["node_envelope"]
+        try:
+            lo, hi = np.asarray(env["min"], float), np.asarray(env["max"], float)
+            nodes = np.asarray(env["nodes"])
+            ok = (set(env) == {"nodes", "min", "max"} and lo.ndim == 1 and lo.shape == hi.shape == nodes.shape
+                  and np.all(np.isfinite(lo)) and np.all(lo <= hi) and np.issubdtype(nodes.dtype, np.integer))
+        except (TypeError, ValueError, KeyError):
+            ok = False
+        if not ok:
+            raise SchemaError("loading_schema.temperature.node_envelope must be {\"nodes\": [...], \"min\": [...], "
+                              "\"max\": [...]} of equal lengths with finite min <= max")
     for surface, spec in (schema.get("pressure") or {}).items():
         if not isinstance(spec, dict) or set(spec) != {"range"}:
             raise SchemaError(f"loading_schema.pressure.{surface} must be {{\"range\": [lo, hi]}}")
@@ -140,6 +155,39 @@ def validate_schema(schema: dict) -> None:
         m = times["max_increment"]
         if isinstance(m, bool) or not (isinstance(m, (int, float)) and np.isfinite(m) and m > 0):
             raise SchemaError(f"loading_schema.times.max_increment must be a positive number, got {m!r}")
+
+
+def node_envelope(fields: list[np.ndarray], nodes: np.ndarray) -> dict:
+    """The ``node_envelope`` of a schema: per-node min and max over the training temperature ``fields``
+    (each ``(n_times, n_mesh_nodes)``) at the mesh ``nodes``."""
+    nodes = np.asarray(nodes, np.int64)
+    lo = np.min([np.asarray(f)[:, nodes].min(0) for f in fields], axis=0)
+    hi = np.max([np.asarray(f)[:, nodes].max(0) for f in fields], axis=0)
+    return {"nodes": nodes.tolist(), "min": lo.tolist(), "max": hi.tolist()}
+
+
+def envelope_exceedance(values: np.ndarray, envelope: dict) -> np.ndarray:
+    """``(n_times, n_nodes)`` temperature beyond the per-node ``envelope`` (0 inside; ``values`` at the
+    envelope's nodes), in units of the width of the training temperatures (at least 1 degree)."""
+    lo, hi = np.asarray(envelope["min"], float), np.asarray(envelope["max"], float)
+    scale = max(float(hi.max() - lo.min()), 1.0) if len(lo) else 1.0
+    values = np.atleast_2d(values)
+    return np.maximum(0.0, np.maximum(lo - values, values - hi)) / scale
+
+
+def _check_node_envelope(values: np.ndarray, envelope: dict) -> str | None:
+    """The violation message of temperatures ``values`` ``(n_times, n_nodes)`` outside ``envelope``."""
+    if values.shape[-1] != len(envelope["min"]):
+        return (f"loading.temperature: {values.shape[-1]} temperature nodes, the model's training envelope has "
+                f"{len(envelope['min'])}")
+    out = envelope_exceedance(values, envelope)
+    bad = out > 1e-6  # the envelope's own rounding (nodal values written with 6 digits)
+    if not bad.any():
+        return None
+    worst = np.unravel_index(np.argmax(out), out.shape)
+    node, lo, hi = envelope["nodes"][worst[1]], envelope["min"][worst[1]], envelope["max"][worst[1]]
+    return (f"loading.temperature is outside the per-node training envelope at {int(bad.any(0).sum())} of the model's "
+            f"{len(envelope['min'])} temperature nodes (worst: mesh node {node}, {values[worst]:g} vs [{lo:g}, {hi:g}])")
 
 
 def peak(amp: Amplitude, t0: float, t1: float) -> float:
@@ -308,6 +356,10 @@ def check_family(loading: Loading, schema: dict, temperature_values=None) -> lis
                   temp_schema["value_range"])
             check("temperature (maximum at the model's temperature nodes)", float(values.max()),
                   temp_schema["value_range"])
+    if "node_envelope" in temp_schema and temperature_values is not None:
+        message = _check_node_envelope(np.asarray(temperature_values()), temp_schema["node_envelope"])
+        if message:
+            out.append(message)
     for surface, spec in (schema.get("pressure") or {}).items():
         amp = loading.pressures.get(surface)
         check(f"pressure.{surface} (peak)", peak(amp, t0, t1) if amp is not None else 0.0, spec["range"])

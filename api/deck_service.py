@@ -1,0 +1,107 @@
+"""A CalculiX deck uploaded to the service, answered by a reduced model (free of HTTP; runs in a solver
+process, never in the server process).
+
+The upload is screened first (:func:`structrom.rom.adapters.calculix_predict.screen_deck_text`: size
+and line bounds, text only, ``*INCLUDE`` refused, so nothing on the server is read), written alone into a
+private temporary directory and parsed there; its increments are bounded by the server's
+``max_increments``. Every refusal is a 4xx :class:`~.errors.DomainError` naming the deck's line or the
+loading field, with the temporary path replaced by the upload's name.
+"""
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DomainError
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def _stem(filename: str) -> str:
+    stem = _SAFE.sub("_", Path(filename or "deck.inp").name)[:64]
+    stem = stem[:-4] if stem.lower().endswith(".inp") else stem
+    return stem.strip(".") or "deck"
+
+
+def answer_deck(model, data: bytes, filename: str, *, fmt: str, extrapolate: bool, max_bytes: int,
+                max_increments: int, mesh) -> tuple[bytes, str, str] | dict:
+    """Answer the uploaded deck ``data`` with ``model`` (a loaded ReducedModel; ``mesh`` its mesh).
+    ``fmt``: ``"json"`` (summary dict), ``"frd"`` (the ``.frd`` file) or ``"vtu"`` (a zip of one VTU per
+    increment and a ``.pvd``); files come as ``(content, media type, file name)``."""
+    from structrom.rom.adapters.calculix import CalculixError
+    from structrom.rom.adapters.calculix_predict import (DeckTarget, deck_loading, screen_deck_text,
+                                                         write_prediction)
+    from structrom.rom.loading import LoadingError
+    from structrom.rom.online import OnlineError, OnlineSolverError
+
+    from .service import _finite_list, loading_error
+
+    name = _stem(filename)
+    shown = f"{name}.inp"
+    if fmt not in ("json", "frd", "vtu"):
+        raise DomainError(422, "invalid_format", f"format {fmt!r}: use 'json', 'frd' or 'vtu'", "format")
+    tmp = Path(tempfile.mkdtemp(prefix="structrom-deck-"))
+    try:
+        def refused(exc: Exception) -> DomainError:
+            text = str(exc).replace(str(tmp / shown), shown).replace(str(tmp), "")
+            code = "unsupported_keyword" if text.startswith("not supported:") else "invalid_deck"
+            return DomainError(422, code, text, "deck")
+
+        t0 = time.perf_counter()
+        try:
+            text = screen_deck_text(data, max_bytes=max_bytes, name=shown)
+            path = tmp / shown
+            path.write_text(text)
+            loading, deck = deck_loading(DeckTarget.from_model(model, mesh), path, max_increments)
+        except CalculixError as exc:
+            raise refused(exc) from None
+        except LoadingError as exc:
+            raise loading_error(exc) from None
+        except (ValueError, IndexError, KeyError, OverflowError) as exc:  # a malformed card the parser missed
+            raise DomainError(422, "invalid_deck", f"{shown}: cannot read the deck ({type(exc).__name__}: "
+                              f"{refused(exc).message})", "deck") from None
+        if loading.n_increments > max_increments:
+            raise DomainError(422, "too_many_increments", f"the deck has {loading.n_increments} increments; this "
+                              f"server allows at most {max_increments}", "deck")
+        t_parse = time.perf_counter() - t0
+        try:
+            result = model.solve(loading, extrapolate=extrapolate)
+        except LoadingError as exc:
+            raise loading_error(exc) from None
+        except OnlineSolverError as exc:
+            raise DomainError(422, "solver_diverged", str(exc), "deck") from None
+        except OnlineError as exc:
+            raise DomainError(422, "invalid_request", str(exc), "deck") from None
+        temps = loading.nodal_temperatures(loading.times, mesh.points)
+        if fmt == "json":
+            out = {"deck": shown, "times": result.times.tolist(), "indicator": _finite_list(result.indicator),
+                   "trusted": result.trusted.tolist(), "trusted_all": bool(result.trusted.all()),
+                   "indicator_quantity": model.indicator_quantity, "extrapolated": result.extrapolated,
+                   "warnings": list(result.warnings),
+                   "loading": {"pressure": sorted(loading.pressures), "force": sorted(loading.forces),
+                               "centrifugal": loading.centrifugal is not None,
+                               "temperature_range": [float(temps.min()), float(temps.max())]},
+                   "max_von_mises": _finite_list(result.max_von_mises(reconstruct="stress" in result.dual_reduced))}
+            if "cumulated_plastic_strain" in result.dual_reduced:
+                out["max_cumulated_plastic_strain"] = _finite_list(
+                    result.dual_field("cumulated_plastic_strain", None).max(axis=1))
+            out["timings_ms"] = {"deck": 1e3 * t_parse, "total": 1e3 * (time.perf_counter() - t0)}
+            return out
+        files = write_prediction(tmp / "out", name, mesh, result, node_ids=deck.ids.node_ids,
+                                 element_ids=deck.ids.element_ids, temperatures=temps[1:])
+        if fmt == "frd":
+            return files[0].read_bytes(), "text/plain", files[0].name
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            for f in files[1:]:
+                z.write(f, f.name)
+        return buf.getvalue(), "application/zip", f"{name}_vtu.zip"
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,218 @@
+"""Ansys static results -> training cases of the offline stage (``structrom import ansys``).
+
+Input: one ``.rst`` per training loading (the same mesh in each), as far as ``ansys-mapdl-reader`` reads
+them: the mesh (:func:`~.ansys.read_ansys_result`), nodal displacements of every result set, nodal
+temperatures when the file has them (else the material's reference temperature), the isotropic material
+of the file (``EX``, ``NUXY``/``PRXY``, ``ALPX``, ``DENS``, ``REFT``) as a linear elastic law, the
+constraints (``D``) and nodal forces (``F``) of every set. What the file does not hold must be given:
+
+* ``material``: a law configuration (:func:`structrom.rom.materials.law_from_config`) for all elements,
+  e.g. for plasticity (the ``.rst`` has no ``TB`` tables the reader exposes) or several materials;
+* ``fixed``: ``{node component: "XYZ"}`` when the file has no constraint records.
+
+Refused by name: non-static analyses (modal, harmonic, transient...; header ``kan``), large deflection
+(``NLGEOM``), non-zero prescribed displacements, result files without any load (no ``F`` record and
+uniform temperatures), meshes that differ between the files. Surface loads (``SF`` pressures) are not in
+the ``.rst`` records the reader exposes: a run with pressures must give them as nodal forces.
+
+Output (as :mod:`.calculix_import`): ``mesh.inp`` (with ``FIXED_<XYZ>`` and ``FORCE_<k>`` node sets),
+``train/<name>.h5``, ``offline.toml`` and ``family.json`` (parameters: the peak force components and
+temperature extremes that differ between the runs, with ranges).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .ansys import AnsysError, _reader, read_ansys_result
+
+__all__ = ["import_ansys", "ANALYSIS_TYPES"]
+
+#: Ansys analysis types (result header ``kan``)
+ANALYSIS_TYPES = {0: "static", 1: "buckling", 2: "modal", 3: "harmonic", 4: "transient", 7: "substructure",
+                  8: "spectrum"}
+_DOF = {"UX": 0, "UY": 1, "UZ": 2, "FX": 0, "FY": 1, "FZ": 2}
+
+
+def _aligned(node_ids: np.ndarray, nnum: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in our node order of Ansys numbers ``nnum`` and the mask of those on our mesh."""
+    order = np.argsort(node_ids)
+    pos = np.minimum(np.searchsorted(node_ids[order], nnum), len(node_ids) - 1)
+    hit = node_ids[order][pos] == nnum
+    return order[pos], hit
+
+
+def _records(res, k: int, what: str, node_ids: np.ndarray, path: Path) -> np.ndarray | None:
+    """``(n_nodes, 3)`` values of the constraint (``D``) or force (``F``) records of set ``k``, NaN where a
+    dof has no record; None when the file has no such records."""
+    try:
+        nnum, dof, values = (res.nodal_boundary_conditions if what == "D" else res.nodal_input_force)(k)
+    except IndexError:
+        return None
+    except Exception as exc:  # the reader raises assorted types
+        raise AnsysError(f"{path}: result set {k + 1}: cannot read the {what} records ({type(exc).__name__}: "
+                         f"{exc})") from None
+    labels = list(res.result_dof(k)) if callable(getattr(res, "result_dof", None)) else ["UX", "UY", "UZ"]
+    out = np.full((len(node_ids), 3), np.nan)
+    nnum, dof, values = np.asarray(nnum, np.int64), np.asarray(dof, np.int64), np.asarray(values, float)
+    pos, hit = _aligned(node_ids, nnum)
+    for j in np.flatnonzero(hit):
+        label = labels[dof[j] - 1] if 1 <= dof[j] <= len(labels) else "?"
+        c = _DOF.get(label.replace("F", "U") if what == "D" else label.replace("U", "F"))
+        if c is not None:
+            out[pos[j], c] = values[j]
+    return out
+
+
+def _material(res, path: Path) -> dict:
+    mats = dict(getattr(res, "materials", None) or {})
+    if len(mats) != 1:
+        raise AnsysError(f"{path}: {len(mats)} materials in the file: give the law with --material (one law for "
+                         "all elements)")
+    m = next(iter(mats.values()))
+    if "EX" not in m:
+        raise AnsysError(f"{path}: the material has no EX: give the law with --material")
+    law = {"type": "linear_elastic", "young": float(m["EX"]), "poisson": float(m.get("NUXY", m.get("PRXY", 0.3)))}
+    if m.get("ALPX"):
+        law["expansion"] = float(m["ALPX"])
+        law["reference_temperature"] = float(m.get("REFT", 0.0))
+    if m.get("DENS"):
+        law["density"] = float(m["DENS"])
+    return law
+
+
+def import_ansys(results: list[str | os.PathLike], out: str | os.PathLike, *, material: dict | None = None,
+                 fixed: dict[str, str] | None = None, units: dict | None = None, log=lambda msg: None):
+    """Import Ansys static result files (one per training loading) into training cases in ``out`` (module
+    docstring). Returns the family dict written to ``family.json``. Raises :class:`AnsysError` naming the
+    file and what cannot be imported."""
+    from ..fem.kernel import Discretization
+    from ..loading import Amplitude, Loading, NodalTemperature, UniformTemperature, VectorAmplitude
+    from ..materials import law_from_config
+    from .calculix import write_mesh_inp
+    from .training_cases import group_nodes_by_history, write_training_snapshot
+
+    paths = [Path(p) for p in results]
+    if not paths:
+        raise AnsysError("no result files given: one .rst per training loading is needed")
+    reader = _reader()
+    runs = []
+    for path in paths:
+        r = read_ansys_result(path)
+        res = reader.read_binary(str(path))
+        header = getattr(res, "_resultheader", {}) or {}
+        kan, nlgeom = int(header.get("kan", 0)), int(header.get("nlgeom", 0))
+        if kan != 0:
+            raise AnsysError(f"{path}: a {ANALYSIS_TYPES.get(kan, f'type {kan}')} analysis (ANTYPE); only static "
+                             "results (ANTYPE,STATIC) are training cases of the reduced model")
+        if nlgeom:
+            raise AnsysError(f"{path}: NLGEOM,ON (large deflection): the reduced model is geometrically linear")
+        if runs and (r.mesh.points.shape != runs[0][0].mesh.points.shape
+                     or not np.allclose(r.mesh.points, runs[0][0].mesh.points) or not np.array_equal(
+                         r.node_ids, runs[0][0].node_ids)):
+            raise AnsysError(f"{path}: its mesh differs from {paths[0]}'s; all runs must share one mesh")
+        if np.isnan(r.displacement).any():
+            raise AnsysError(f"{path}: displacements missing at some nodes (OUTRES,NSOL for all nodes)")
+        runs.append((r, res))
+    mesh, node_ids = runs[0][0].mesh, runs[0][0].node_ids
+    n = mesh.n_nodes
+    law = material if material is not None else _material(runs[0][1], paths[0])
+    law_from_config(law)  # a bad law fails here, naming the field
+    reference = float(law.get("reference_temperature", 0.0)) if isinstance(law, dict) else 0.0
+    temps, forces, fixed_mask = [], [], np.zeros((n, 3), bool)
+    for (r, res), path in zip(runs, paths):
+        t = np.full((len(r.times) + 1, n), reference)
+        try:
+            for k in range(len(r.times)):
+                nnum, v = res.nodal_temperature(k)
+                pos, hit = _aligned(node_ids, np.asarray(nnum, np.int64))
+                t[k + 1, pos[hit]] = np.asarray(v, float).reshape(-1)[hit]
+        except Exception:  # no temperature records: the reference temperature throughout
+            t[:] = reference
+        temps.append(np.nan_to_num(t, nan=reference))
+        f = np.zeros((len(r.times) + 1, n, 3))
+        for k in range(len(r.times)):
+            d = _records(res, k, "D", node_ids, path)
+            if d is not None:
+                if np.any(np.nan_to_num(d) != 0.0):
+                    raise AnsysError(f"{path}: result set {k + 1}: non-zero prescribed displacements (D): the "
+                                     "reduced model has homogeneous Dirichlet conditions only (yet)")
+                fixed_mask |= ~np.isnan(d)
+            load = _records(res, k, "F", node_ids, path)
+            if load is not None:
+                f[k + 1] = np.nan_to_num(load)
+        forces.append(f)
+    for name, comps in (fixed or {}).items():
+        if name not in mesh.node_sets:
+            raise AnsysError(f"--fixed {name}: not a node component of {paths[0]} (components: "
+                             f"{sorted(mesh.node_sets)})")
+        for c in comps.upper():
+            if c not in "XYZ":
+                raise AnsysError(f"--fixed {name}:{comps}: components are letters of XYZ")
+            fixed_mask[mesh.node_sets[name], "XYZ".index(c)] = True
+    if not fixed_mask.any():
+        raise AnsysError(f"{paths[0]}: no constraint (D) records: give the fixed node components with --fixed "
+                         "NAME:XYZ")
+    if all(not f.any() for f in forces) and all(np.all(t == t[0, 0]) for t in temps):
+        raise AnsysError(f"{paths[0]}: no nodal forces (F) and uniform temperatures in every run: no loading to "
+                         "learn (surface loads SF are not in the .rst records the reader exposes; apply them as F)")
+    out = Path(out)
+    (out / "train").mkdir(parents=True, exist_ok=True)
+    code = fixed_mask @ np.array([1, 2, 4])
+    boundary = []
+    for c in sorted(set(code.tolist()) - {0}):
+        comps = [x for i, x in enumerate("XYZ") if c & (1 << i)]
+        name = "FIXED_" + "".join(comps)
+        mesh.node_sets[name] = np.flatnonzero(code == c)
+        boundary.append({"node_set": name, "components": [x.lower() for x in comps], "value": 0.0})
+    groups = group_nodes_by_history(forces, n)
+    for g, (nodes, _) in enumerate(groups):
+        mesh.node_sets[f"FORCE_{g + 1}"] = nodes
+    mesh_file = out / "mesh.inp"
+    write_mesh_inp(mesh_file, mesh, all_nset=None, all_elset=None)
+    disc = Discretization(mesh)
+    values, snapshots = {}, []
+    for i, ((r, _), path, temp) in enumerate(zip(runs, paths, temps)):
+        times = np.concatenate([[0.0], r.times])
+        if np.any(np.diff(times) <= 0):
+            raise AnsysError(f"{path}: result times {r.times.tolist()[:8]} must be > 0 and increasing")
+        loads = {f"FORCE_{g + 1}": VectorAmplitude(tuple(Amplitude(times, vec[i][:, c].copy()) for c in range(3)))
+                 for g, (_, vec) in enumerate(groups) if vec[i] is not None}
+        temperature = (UniformTemperature(0.0, Amplitude(times, temp[:, 0].copy())) if np.all(temp == temp[:, :1])
+                       else NodalTemperature(times, temp))
+        loading = Loading(times, temperature, forces=loads)
+        name = path.stem if path.stem not in values else f"{path.stem}_{i}"
+        snapshots.append(write_training_snapshot(
+            out / "train" / f"{name}.h5", mesh, mesh_file, disc, materials=[(None, law)], boundary=boundary,
+            loading=loading, displacement=r.displacement, temperature=temp[1:], units=units,
+            solver={"name": "ansys", "imported_from": [str(path.resolve())]}))
+        v = {f"force.{s}.{x}": float(a.values[np.argmax(np.abs(a.values))])
+             for s, vec in loads.items() for x, a in zip("xyz", vec.components)}
+        v.update({"temperature.min": float(temp.min()), "temperature.max": float(temp.max())})
+        values[name] = v
+        log(f"  {name}: {len(r.times)} result sets to t = {r.times[-1]:g}")
+    keys = sorted(set().union(*values.values()))
+    table = {k: [v.get(k, 0.0) for v in values.values()] for k in keys}
+    ranges = {k: [min(x), max(x)] for k, x in table.items() if max(x) - min(x) > 1e-12 * max(1.0, abs(max(x)))}
+    family = {"source": "detected (inputs that differ between the runs)", "runs": list(values),
+              "values": {r: {k: v.get(k, 0.0) for k in ranges} for r, v in values.items()}, "ranges": ranges,
+              "material": law, "fixed": {b["node_set"]: len(mesh.node_sets[b["node_set"]]) for b in boundary},
+              "forces": {f"FORCE_{g + 1}": len(nodes) for g, (nodes, _) in enumerate(groups)}}
+    tmp = out / ".family.json.tmp"
+    tmp.write_text(json.dumps(family, indent=1))
+    os.replace(tmp, out / "family.json")
+    toml = out / ".offline.toml.tmp"
+    plastic = law.get("type") != "linear_elastic"
+    dual = '["cumulated_plastic_strain", "stress"]' if plastic else '["stress"]'
+    indicator = "cumulated_plastic_strain" if plastic else "stress"
+    toml.write_text("\n".join([f"# written by structrom import ansys from {len(paths)} result files", "[snapshots]",
+                               'files = ["train/*.h5"]', "", "[pod]", "tolerance = 1e-5", 'method = "gram"', "",
+                               "[dual]", f"quantities = {dual}", "tolerance = 1e-5", "", "[ecm]", "tolerance = 1e-4",
+                               "", "[indicator]", f'quantity = "{indicator}"', "", "[output]", 'file = "model.h5"',
+                               ""]))
+    os.replace(toml, out / "offline.toml")
+    family["snapshots"] = [str(p) for p in snapshots]
+    return family
