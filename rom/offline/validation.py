@@ -98,7 +98,7 @@ def validation_weights(comm: MPI.Comm, gidx: np.ndarray, point_weights: np.ndarr
 def interpolation_rows(disc: Discretization, gidx: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix]:
     """This rank's rows of the temperature interpolation at the global ``points``: (positions, CSR rows)."""
     local, where = _positions(gidx, points)
-    return where, disc.interpolation_operator().tocsr()[local]
+    return where, disc.temperature_operator().tocsr()[local]
 
 
 def assemble_rows(parts, n: int, n_nodes: int) -> sp.csr_matrix:
