@@ -16,7 +16,11 @@ hot spot at the free end is flagged by its indicator. For every rank count P:
 Both run as processes; the table gives their wall times, the enrichment's own split (from its JSON
 result), and the speedup of the enrichment without its HF solve (the HF solve is the same in both
 paths) over the offline stage, as whole processes and in-process (the enrichment's own timers against
-the offline stage's recorded stages: interpreter, MPI and PETSc start-up excluded). Written to stdout and the "Enrichment" section of docs/benchmarks.md.
+the offline stage's recorded stages: interpreter, MPI and PETSc start-up excluded). With ``--calibration on``
+(the offline default) the models carry the leave-one-out calibration of the indicator: the rebuild redoes
+it (one fold per training case, each with its own cubature), enrichment refits it from the stored samples
+and the new loading's samples under the model before (:mod:`structrom.rom.offline.recalibrate`). Written
+to stdout and the "Enrichment" section of docs/benchmarks.md.
 """
 from __future__ import annotations
 
@@ -55,7 +59,7 @@ tolerance = {ecm_tol}
 
 [indicator]
 tolerance = {tol}
-calibrate = false  # the documented runs use the Gappy indicator
+calibrate = {calibrate}
 
 [output]
 file = "{out}"
@@ -93,7 +97,13 @@ def main() -> int:
     parser.add_argument("--divisions", type=int, nargs=3, default=[40, 4, 4])
     parser.add_argument("--training", type=int, default=12)
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--indicator-tol", type=float, default=1e-3)
+    parser.add_argument("--indicator-tol", type=float, default=1e-3,
+                        help="trust tolerance of the uncalibrated (Gappy) models")
+    parser.add_argument("--calibrated-tol", type=float, default=0.05,
+                        help="trust tolerance of the calibrated models (bounds of relative errors)")
+    parser.add_argument("--calibration", choices=("off", "on", "both"), default="both",
+                        help="models with the Gappy indicator (off), the leave-one-out calibration (on: the "
+                             "offline default; the rebuild recalibrates, enrichment refits), or both")
     parser.add_argument("--pod-tol", type=float, default=1e-4)
     parser.add_argument("--ecm-tol", type=float, default=1e-4)
     parser.add_argument("--out", default=str(ROOT / "out" / "bench_enrich"))
@@ -122,22 +132,23 @@ def main() -> int:
     (out / "new.json").write_text(json.dumps([new]))
     train_files = [str(out / "train" / f"case_{i}.h5") for i in range(len(cases))]
     rows = []
-    for P in args.ranks:
-        d = out / f"P{P}"
+    variants = {"off": [False], "on": [True], "both": [False, True]}[args.calibration]
+    for calibrated, P in [(c, P) for c in variants for P in args.ranks]:
+        d = out / (f"P{P}" + ("_calibrated" if calibrated else ""))
+        tol = args.calibrated_tol if calibrated else args.indicator_tol
+        fmt = dict(tol=tol, pod_tol=args.pod_tol, ecm_tol=args.ecm_tol, calibrate=str(calibrated).lower())
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir()
-        (d / "offline.toml").write_text(OFFLINE.format(files=json.dumps(train_files), tol=args.indicator_tol,
-                                                       out="model.h5", pod_tol=args.pod_tol, ecm_tol=args.ecm_tol))
+        (d / "offline.toml").write_text(OFFLINE.format(files=json.dumps(train_files), out="model.h5", **fmt))
         t_build, _ = cli(P, "offline", "offline.toml", cwd=d)
         t_enrich, stdout = cli(P, "enrich", "model.h5", "--loadings", str(out / "new.json"), "--json", cwd=d)
         res = json.loads(next(ln for ln in stdout.splitlines() if ln.startswith("ENRICH "))[len("ENRICH "):])
         if res["enriched"] != ["hot_end"]:
             raise RuntimeError(f"the new loading was not flagged (indicator {res['screened'][0]['indicator']:.3e} "
-                               f"<= {args.indicator_tol}): lower --indicator-tol")
+                               f"<= {tol}): lower the tolerance")
         snap = str(d / "enrichment" / "model.v2" / "hot_end.h5")
-        (d / "rebuild.toml").write_text(OFFLINE.format(files=json.dumps(train_files + [snap]), tol=args.indicator_tol,
-                                                       out="rebuilt.h5", pod_tol=args.pod_tol,
-                                                       ecm_tol=args.ecm_tol))
+        (d / "rebuild.toml").write_text(OFFLINE.format(files=json.dumps(train_files + [snap]), out="rebuilt.h5",
+                                                       **fmt))
         t_rebuild, _ = cli(P, "offline", "rebuild.toml", cwd=d)
         import h5py
 
@@ -147,11 +158,14 @@ def main() -> int:
         in_enrich = res["seconds"]["total"] - res["seconds"]["HF solves"]
         from structrom.rom.online import ReducedModel
 
+        enriched_calibrated = ReducedModel.load(d / "model.h5").data.calibration is not None
+        if calibrated and not enriched_calibrated:
+            raise RuntimeError("the enriched model lost its calibration")
         rebuilt = ReducedModel.load(d / "rebuilt.h5")
         ind_rebuilt = float(rebuilt.solve({k: v for k, v in new.items() if k != "name"},
                                           extrapolate=True).indicator.max())
         hf = res["seconds"]["HF solves"]
-        rows.append({"ranks": P, "enrich_wall": t_enrich, "hf": hf, "update": res["seconds"]["model update"],
+        rows.append({"ranks": P, "calibrated": calibrated, "tolerance": tol, "enrich_wall": t_enrich, "hf": hf, "update": res["seconds"]["model update"],
                      "enrich_no_hf": t_enrich - hf, "rebuild_wall": t_rebuild, "speedup": t_rebuild / (t_enrich - hf),
                      "before": res["screened"][0]["indicator"], "after": res["after"]["hot_end"],
                      "rebuilt": ind_rebuilt, "in_enrich": in_enrich, "in_rebuild": in_rebuild,
@@ -162,12 +176,13 @@ def main() -> int:
              f"{len(cases)} training loadings x 6 increments; POD and ECM tolerances {args.pod_tol:g}, {args.ecm_tol:g}; "
              "one flagged loading (hot spot at the free end) added. "
              "Wall times of whole `mpirun -n P structrom ...` processes (start-up included).", "",
-             "| ranks | indicator before | after enrich | after rebuild | modes | reduced points | enrich [s] | "
+             "| ranks | indicator | tolerance | indicator before | after enrich | after rebuild | modes | reduced points | enrich [s] | "
              "of which HF solve [s] | enrich w/o HF [s] | of which model update [s] | offline rebuild [s] | "
              "speedup (rebuild / enrich w/o HF) | in-process: enrich w/o HF [s] | offline stage [s] | speedup |",
-             "| ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| ---: | --- | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
-        lines.append(f"| {r['ranks']} | {r['before']:.2e} | {r['after']:.2e} | {r['rebuilt']:.2e} | "
+        lines.append(f"| {r['ranks']} | {'calibrated' if r['calibrated'] else 'Gappy'} | {r['tolerance']:g} | "
+                     f"{r['before']:.2e} | {r['after']:.2e} | {r['rebuilt']:.2e} | "
                      f"{r['modes'][0]} -> {r['modes'][1]} | {r['points'][0]} -> {r['points'][1]} | "
                      f"{r['enrich_wall']:.2f} | {r['hf']:.2f} | {r['enrich_no_hf']:.2f} | {r['update']:.2f} | "
                      f"{r['rebuild_wall']:.2f} | {r['speedup']:.1f} | {r['in_enrich']:.2f} | {r['in_rebuild']:.2f} | "
