@@ -302,3 +302,35 @@ def test_recalibration_is_the_same_on_1_and_2_ranks(calibrated, enrichment_snaps
         for q in QUANTITIES:
             assert a["errors"][q] == pytest.approx(b["errors"][q], rel=1e-6, abs=1e-10)
             assert a["bounds"][q] == pytest.approx(b["bounds"][q], rel=1e-4, abs=1e-8)
+
+
+def test_carry_calibration_refits_or_scales():
+    """Refit on stored samples plus held-out ones bounds all of them with the margin; a calibration
+    without stored samples (older files) is scaled until the new samples are covered."""
+    from structrom.rom.offline.calibration import case_record, fit_calibration
+    from structrom.rom.offline.recalibrate import carry_calibration
+
+    rng = np.random.default_rng(1)
+    n_c = len(COMPONENTS)
+
+    def case(name, scale):
+        table = np.abs(rng.standard_normal((5, n_c))) * 0.01
+        errors = {q: scale * table[:, :3].sum(axis=1) for q in QUANTITIES}  # errors grow with three components
+        return case_record(name, table, errors)
+
+    old = fit_calibration([case(f"c{i}", 1.0) for i in range(4)], {"relative_floor": 0.05}, 1.2, 0.05,
+                          training=[], scales={})
+    new = [case("new", 3.0)]  # a held-out loading the old bounds under-rate
+    refit = carry_calibration(old, [dict(c) for c in new], [], {}, version=2)
+    for c in refit.cases:
+        b = refit.bounds(np.asarray(c["samples"]["components"]))
+        for i, q in enumerate(QUANTITIES):
+            assert np.all(b[:, i] >= 1.2 * np.asarray(c["samples"]["errors"][q]) * (1 - 1e-6))
+    assert len(refit.cases) == 5 and "Version 2: refitted by enrichment" in refit.statement
+    bare = dataclasses.replace(old, cases=[{k: v for k, v in c.items() if k != "samples"} for c in old.cases])
+    scaled = carry_calibration(bare, [dict(c) for c in new], [], {}, version=2)
+    ratio = scaled.factors[old.factors > 0] / old.factors[old.factors > 0]
+    assert np.allclose(ratio, ratio[0]) and ratio[0] > 1.0
+    b = scaled.bounds(np.asarray(new[0]["samples"]["components"]))
+    for i, q in enumerate(QUANTITIES):
+        assert np.all(b[:, i] >= 1.2 * np.asarray(new[0]["samples"]["errors"][q]) * (1 - 1e-6))
