@@ -80,20 +80,51 @@ def held_out_cases(comm: MPI.Comm, old: ReducedModelData, cases: list, modes_row
     return out
 
 
+def rescaled_references(references: dict[str, float], old: ReducedModelData, new: ReducedModelData) -> dict:
+    """The component scales of the enriched model ``new`` (:class:`~structrom.rom.online.indicator.Calibration`
+    ``references``): the largest training norms of each dual quantity at the reduced points (and at the
+    validation points, ``<q>_validation``) change with the point sets and the training set. The old
+    snapshots are not re-read: each scale is multiplied by the ratio of the spectral norms of the Gappy
+    representation of the training set there, ``||Psi_P diag(sigma)||_2`` (``S ~= Psi diag(sigma) V^T``, so
+    every snapshot's norm at the points P is at most that, and the largest is close to it), new over old.
+    Error floors (whole-domain norms) are kept: the calibration samples were measured with them."""
+    out = dict(references)
+
+    def spectral(rows, sv) -> float:
+        rows = np.asarray(rows, float)
+        return float(np.linalg.norm(rows * np.asarray(sv)[None, :], 2)) if rows.size and len(sv) else 0.0
+
+    for name, basis in new.duals.items():
+        if name not in old.duals:
+            continue
+        pairs = [(name, old.duals[name].reduced_basis, basis.reduced_basis)]
+        if old.validation is not None and new.validation is not None and name in old.validation.duals \
+                and name in new.validation.duals:
+            pairs.append((f"{name}_validation", old.validation.duals[name], new.validation.duals[name]))
+        for key, rows_old, rows_new in pairs:
+            a = spectral(rows_old, old.duals[name].singular_values)
+            b = spectral(rows_new, basis.singular_values)
+            if key in out and a > 0 and b > 0:
+                out[key] = float(out[key]) * b / a
+    return out
+
+
 def carry_calibration(old: Calibration, new_cases: list[dict], new_loadings: list, schema: dict,
-                      version: int) -> Calibration:
+                      version: int, references: dict[str, float] | None = None) -> Calibration:
     """The calibration of the enriched model: ``old`` refitted on its stored samples plus ``new_cases``
     (:func:`held_out_cases`), or, without stored samples, ``old``'s factors scaled to cover the new ones
     with the margin. ``new_loadings``: the new cases' loadings (their parameters join the training set of
     the ``loading_envelope`` component, with the old scales); ``schema``: the enriched model's loading
-    schema; ``version``: the enriched model's version."""
+    schema; ``version``: the enriched model's version; ``references``: its component scales
+    (:func:`rescaled_references`; default: the old ones)."""
+    refs = dict(old.references if references is None else references)
     training = list(old.training) + [loading_parameters(ld, schema) for ld in new_loadings]
     note = (f" Version {version}: refitted by enrichment on the stored leave-one-out samples of the earlier "
             "training cases and, for every loading enrichment added, its samples under the version before (a "
             "model that never saw it); the folds of the earlier cases were not rebuilt with the new snapshots.")
     statement = old.statement.split(" Version ")[0] + note
     if all("samples" in c for c in old.cases):
-        return fit_calibration([dict(c) for c in old.cases] + new_cases, old.references, old.margin,
+        return fit_calibration([dict(c) for c in old.cases] + new_cases, refs, old.margin,
                                old.tolerance, training=training, scales=old.scales, statement=statement)
     scale = 1.0
     for c in new_cases:
@@ -104,7 +135,7 @@ def carry_calibration(old: Calibration, new_cases: list[dict], new_loadings: lis
             scale = max(scale, float(np.max(np.where(e > 0, need, 1.0), initial=1.0)))
     if not np.isfinite(scale):
         scale = 1e6  # a new sample with a zero bound: the bounds lose their meaning, flag everything
-    cal = Calibration(old.factors * scale, old.references, old.margin, old.tolerance,
+    cal = Calibration(old.factors * scale, refs, old.margin, old.tolerance,
                       list(old.cases) + new_cases, training=training, scales=old.scales,
                       statement=statement + f" (No stored samples: the earlier factors were scaled by {scale:.3g}.)")
     for c in new_cases:

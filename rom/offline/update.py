@@ -15,8 +15,10 @@ training cases; collective over the ranks, distributed as the offline stage (ele
    with ``V`` orthonormal, the integrand rows ``eps(psi_i) : Psi_j s_j`` have the same quadrature error
    norm as the rows of all stress snapshots, up to the stress basis truncation. The Gappy bases'
    Q-DEIM points are added with zero weight and the old points are kept;
-4. reduced operators and loads at the new points; the indicator recalibrated
-   (:func:`structrom.rom.offline.recalibrate.recalibrate_indicator`).
+4. reduced operators and loads at the new points; the validation points of the indicator follow the new
+   bases; the indicator recalibrated (:mod:`structrom.rom.offline.recalibrate`: the Gappy reference norm,
+   and for calibrated models the component scales and the factors refitted with the new loadings'
+   held-out samples).
 """
 from __future__ import annotations
 
@@ -34,7 +36,8 @@ from structrom.rom.offline.config import OfflineConfig
 from structrom.rom.offline.operators import Distribution, ReducedDuals, distribute, local_at, read_rows, \
     reduced_model_data
 from structrom.rom.offline.pipeline import _qdeim_points, loading_schema
-from structrom.rom.offline.recalibrate import carry_calibration, held_out_cases, recalibrate_indicator
+from structrom.rom.offline.recalibrate import carry_calibration, held_out_cases, recalibrate_indicator, \
+    rescaled_references
 from structrom.rom.offline.validation import gather_at_points, validation_weights
 from structrom.rom.online.indicator import ValidationSet
 from structrom.rom.offline.replay import replay
@@ -125,6 +128,7 @@ def _attach_validation(new: model_file.ReducedModelData, validation: ValidationS
     """Give ``new`` the ``validation`` set whose interpolation rows index ``old``'s temperature nodes: the
     temperature nodes become the union of both sets' nodes (rank 0)."""
     n_nodes = len(mesh.points)
+
     def to_global(m, nodes):
         m = sp.csr_matrix(m)
         return sp.csr_matrix((m.data, np.asarray(nodes)[m.indices], m.indptr), shape=(m.shape[0], n_nodes))
@@ -275,7 +279,8 @@ def update_model(path, cases: list[TrainingCase], comm: MPI.Comm, log=lambda *a:
         _attach_validation(new, validation, data, mesh)
     if data.calibration is not None:
         new.calibration = carry_calibration(data.calibration, held_out, [c.loading for c in cases],
-                                            new.loading_schema, data.version + 1)
+                                            new.loading_schema, data.version + 1,
+                                            rescaled_references(data.calibration.references, data, new))
         new.provenance["indicator_calibration"] = dict(
             calibration, refitted={"cases": len(new.calibration.cases), "added": [c["case"] for c in held_out]})
         stats["calibration"] = {"cases": len(new.calibration.cases), "held_out": len(held_out)}
