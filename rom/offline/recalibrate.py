@@ -13,9 +13,10 @@ new model is assembled. Two parts:
   built without that case). Enrichment adds, for every new loading, the samples of the model *before*
   enrichment against the new HF snapshots: that model never saw the loading, so these are held-out samples
   of exactly the kind leave-one-out produces (a model trained without the case, then asked it). The
-  factors are refitted on the old and the new samples (the same linear program), with the old component
-  scales and error floors, so the bound again holds with the margin on every calibration sample,
-  including the loadings that made the model enrich.
+  factors are refitted on the old and the new samples (the same linear program), with the old error floors
+  and the component scales carried to the grown point sets (:func:`rescaled_references`), so the bound
+  again holds with the margin on every calibration sample, including the loadings that made the model
+  enrich.
 
 What this does not redo: the folds of the old cases are not rebuilt with the new snapshots (that needs
 every snapshot); their samples are those of models trained on fewer loadings than the enriched one, so
