@@ -313,7 +313,7 @@ def test_recalibration_is_the_same_on_1_and_2_ranks(calibrated, enrichment_snaps
 def test_carry_calibration_refits_or_scales():
     """Refit on stored samples plus held-out ones bounds all of them with the margin; a calibration
     without stored samples (older files) is scaled until the new samples are covered."""
-    from structrom.rom.offline.calibration import case_record, fit_calibration
+    from structrom.rom.offline.calibration_samples import case_record, fit_calibration
     from structrom.rom.offline.recalibrate import carry_calibration
 
     rng = np.random.default_rng(1)

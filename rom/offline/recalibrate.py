@@ -34,7 +34,7 @@ from structrom.rom.model_file import ReducedModelData
 from structrom.rom.online.envelope import loading_parameters
 from structrom.rom.online.indicator import QUANTITIES, Calibration
 
-from .calibration import case_record, fit_calibration, held_out_errors, reduced_answer
+from .calibration_samples import case_record, fit_calibration, held_out_errors, reduced_answer
 
 
 def recalibrate_indicator(data: ReducedModelData, new_values: np.ndarray) -> dict:
