@@ -1,9 +1,10 @@
-"""Distributed pieces of a reduced model, shared by enrichment and greedy training.
+"""Distributed pieces of a reduced model, shared by the offline stage, enrichment and greedy training.
 
 :func:`distribute` partitions the elements as the offline stage does (recursive bisection of the
-element centroids) and builds this rank's discretization; :func:`reduced_model_data` evaluates the
-reduced operators at a given point set (strains of the modes, coordinates, materials, temperature
-interpolation, Gappy bases) and the reduced loads, and assembles them on rank 0.
+element centroids) and builds this rank's discretization; :func:`reduced_point_data` gathers the model's
+arrays at a given point set on rank 0 (strains of the modes, coordinates, elements, materials, temperature
+interpolation, Gappy bases: the offline stage's "reduced operators" and enrichment use this one
+implementation); :func:`reduced_model_data` adds the reduced loads and assembles the model for enrichment.
 """
 from __future__ import annotations
 
