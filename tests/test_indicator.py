@@ -232,3 +232,111 @@ def test_five_cycle_history_beyond_the_training_is_flagged(calibrated):
     assert res.indicator.max() > tol and not bool(res.trusted.all())
     # the per-increment indicator is non-decreasing (running maxima of the components)
     assert np.all(np.diff(res.indicator) >= -1e-12)
+
+
+# -- enrichment keeps a calibrated indicator ----------------------------------------------------------------
+#: (hot-spot x, intensity, pressure) of the loading enrichment adds: the hot spot moved off the training's x = 5
+ENRICH_CASE = (6.0, 400.0, 6.0)
+
+
+@pytest.fixture(scope="module")
+def enrichment_snapshot(calibrated):
+    from structrom.rom.hifi.config import load_config
+    from structrom.rom.hifi.run import run_hifi
+
+    d, _ = calibrated
+    return run_hifi(load_config(F.hifi_config(d, "spot6", *ENRICH_CASE)), log=lambda *a: None)
+
+
+def test_enrichment_refits_the_calibration(calibrated, enrichment_snapshot, tmp_path):
+    """An enriched version keeps a calibrated indicator: the new loading's samples are those of the model
+    before enrichment (which never saw it: measured here independently), the refitted bounds hold with the
+    margin on every sample of every case, old and new, and the validation set follows the new bases."""
+    import shutil
+
+    from mpi4py import MPI
+
+    from structrom.rom.offline.snapshots import read_training_case
+    from structrom.rom.offline.update import update_model
+    from structrom.rom.offline.versions import publish_version
+
+    d, path = calibrated
+    old = ReducedModel.load(path)
+    _, err_old = _errors(old, path, "spot6")  # the model before enrichment against the new HF snapshots
+    copy = tmp_path / "model.h5"
+    shutil.copy2(path, copy)
+    mesh = model_file.load(path, mesh=True).mesh
+    upd = update_model(copy, [read_training_case(enrichment_snapshot, mesh)], MPI.COMM_SELF)
+    publish_version(copy, upd.data, upd.mesh, upd.modes, upd.full_duals, [{"name": "spot6"}], note="test")
+    new = model_file.load(copy)
+    cal, val = new.calibration, new.validation
+    assert cal is not None and val is not None and new.version == 2
+    assert len(cal.cases) == len(CASES) + 1 and cal.cases[-1]["held_out_by"] == "version 1"
+    for q in QUANTITIES:  # the held-out samples are the old model's true errors on the new loading
+        assert cal.cases[-1]["errors"][q] == pytest.approx(err_old[q], rel=1e-6, abs=1e-12)
+    assert max(err_old.values()) > cal.tolerance  # the old model was wrong there: a sample that matters
+    for case in cal.cases:  # the refitted bound covers every sample with the margin
+        b = cal.bounds(np.asarray(case["samples"]["components"]))
+        for i, q in enumerate(QUANTITIES):
+            assert np.all(b[:, i] >= cal.margin * np.asarray(case["samples"]["errors"][q]) * (1 - 1e-6))
+    assert "refitted by enrichment" in cal.statement
+    assert not np.intersect1d(val.point, new.point).size and len(val.point) > 0
+    assert val.integrator.shape == (len(val.point), 6, len(new.singular_values))
+    # component scales follow the grown point sets: the training loading of largest stress stays inside the
+    # state envelope (measured 3e-4; with the old scales, the larger reduced set alone put it 3.1 % outside)
+    enriched = ReducedModel.load(copy)
+    res0, err0 = _errors(enriched, path, "case_3")
+    assert res0.indicator_components["state_envelope"].max() < 0.01 and bool(res0.trusted.all())
+    assert max(err0.values()) <= cal.tolerance
+    # the enriched model answers the new loading with calibrated bounds that cover its true errors
+    res, err = _errors(enriched, path, "spot6")
+    assert res.error_bounds and max(err.values()) < max(err_old.values())
+    for q in QUANTITIES:
+        assert res.error_bounds[q].max() >= err[q]
+
+
+@pytest.mark.mpi
+def test_recalibration_is_the_same_on_1_and_2_ranks(calibrated, enrichment_snapshot):
+    from mpi_helpers import run_program
+
+    _, path = calibrated
+    res = {n: run_program(n, "recalibrate_ranks.py", str(path), str(enrichment_snapshot)) for n in (1, 2)}
+    assert res[1]["points"] == res[2]["points"] and res[1]["validation"] == res[2]["validation"]
+    assert np.allclose(res[1]["validation_weights"], res[2]["validation_weights"], rtol=1e-6,
+                       atol=1e-8 * max(res[1]["validation_weights"]))
+    for a, b in zip(res[1]["cases"], res[2]["cases"]):
+        for q in QUANTITIES:
+            assert a["errors"][q] == pytest.approx(b["errors"][q], rel=1e-6, abs=1e-10)
+            assert a["bounds"][q] == pytest.approx(b["bounds"][q], rel=1e-4, abs=1e-8)
+
+
+def test_carry_calibration_refits_or_scales():
+    """Refit on stored samples plus held-out ones bounds all of them with the margin; a calibration
+    without stored samples (older files) is scaled until the new samples are covered."""
+    from structrom.rom.offline.calibration_samples import case_record, fit_calibration
+    from structrom.rom.offline.recalibrate import carry_calibration
+
+    rng = np.random.default_rng(1)
+    n_c = len(COMPONENTS)
+
+    def case(name, scale):
+        table = np.abs(rng.standard_normal((5, n_c))) * 0.01
+        errors = {q: scale * table[:, :3].sum(axis=1) for q in QUANTITIES}  # errors grow with three components
+        return case_record(name, table, errors)
+
+    old = fit_calibration([case(f"c{i}", 1.0) for i in range(4)], {"relative_floor": 0.05}, 1.2, 0.05,
+                          training=[], scales={})
+    new = [case("new", 3.0)]  # a held-out loading the old bounds under-rate
+    refit = carry_calibration(old, [dict(c) for c in new], [], {}, version=2)
+    for c in refit.cases:
+        b = refit.bounds(np.asarray(c["samples"]["components"]))
+        for i, q in enumerate(QUANTITIES):
+            assert np.all(b[:, i] >= 1.2 * np.asarray(c["samples"]["errors"][q]) * (1 - 1e-6))
+    assert len(refit.cases) == 5 and "Version 2: refitted by enrichment" in refit.statement
+    bare = dataclasses.replace(old, cases=[{k: v for k, v in c.items() if k != "samples"} for c in old.cases])
+    scaled = carry_calibration(bare, [dict(c) for c in new], [], {}, version=2)
+    ratio = scaled.factors[old.factors > 0] / old.factors[old.factors > 0]
+    assert np.allclose(ratio, ratio[0]) and ratio[0] > 1.0
+    b = scaled.bounds(np.asarray(new[0]["samples"]["components"]))
+    for i, q in enumerate(QUANTITIES):
+        assert np.all(b[:, i] >= 1.2 * np.asarray(new[0]["samples"]["errors"][q]) * (1 - 1e-6))

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from mpi4py import MPI
-from scipy.optimize import linprog
 
 from structrom.rom import model_file
 from structrom.rom.fem.kernel import Discretization
@@ -44,22 +43,15 @@ from structrom.rom.online.envelope import loading_parameters, parameter_scales
 from structrom.rom.online.indicator import COMPONENTS, GUARANTEE, QUANTITIES, Calibration, ValidationSet
 from structrom.rom.pod import pod
 
+from .calibration_samples import (COMPONENT_CAP, NOT_IN_BOUND, CalibrationError, case_record,  # noqa: F401
+                                  fit_calibration, fit_factors, held_out_errors, reduced_answer, relative_errors,
+                                  true_errors)
 from .validation import _positions, gather_at_points
 
-#: Components are clipped to this value in the fit (an infinite component means "do not trust").
-COMPONENT_CAP = 1e6
 #: Error floors: relative errors are measured against max(largest HF norm of the answer, FLOOR x largest
 #: training norm), so that a quantity that is (nearly) zero in a loading, e.g. p of an elastic one,
 #: does not turn round-off into large relative errors.
 ERROR_FLOOR = 0.05
-#: Components reported but kept out of the fitted bounds: the step-doubling estimate measures the time
-#: discretization error, which the HF snapshots share, so it is absent from the errors against them and
-#: would enter the fit only as a proxy of something else (e.g. the hold time).
-NOT_IN_BOUND = ("time_step",)
-
-
-class CalibrationError(RuntimeError):
-    """The indicator cannot be calibrated (e.g. fewer than 2 training cases, or an infeasible fit)."""
 
 
 @dataclass
@@ -99,53 +91,6 @@ class TrainingData:
     stress: np.ndarray | None = None  # (n_points_local * 6, n_snap) training stresses (default: duals["stress"])
     material_index: np.ndarray | None = None
     node_coordinates: np.ndarray | None = None
-
-
-def relative_errors(diff_norms: np.ndarray, hf_norms: np.ndarray, floor: float) -> np.ndarray:
-    """``(n_inc,)`` relative errors ``||Q_rom(t_i) - Q_hf(t_i)|| / max(max_j ||Q_hf(t_j)||, floor)``: the
-    error at each increment relative to the largest value of the whole answer (or the floor)."""
-    hf = np.asarray(hf_norms, float)
-    den = np.full(len(hf), max(float(hf.max(initial=0.0)), floor))
-    return np.divide(diff_norms, den, out=np.zeros(len(den)), where=den > 0)
-
-
-def true_errors(result, u_hf: np.ndarray, stress_hf: np.ndarray, p_hf: np.ndarray, mass: sp.spmatrix,
-                point_weights: np.ndarray, floors: dict[str, float]) -> dict[str, np.ndarray]:
-    """Per-increment relative errors of an online ``result`` against HF fields on one process
-    (``u_hf`` ``(n_inc, n_dofs)``, ``stress_hf`` ``(n_inc, n_points, 6)``, ``p_hf`` ``(n_inc, n_points)``),
-    with the norms of :func:`calibrate_indicator` (mass norm for displacements, point-weighted L2 for
-    the Gappy-reconstructed stress and p). ``floors``: ``Calibration.references`` (``floor_*`` entries)."""
-    n = result.n_increments
-    u = result.displacement(increment=None).reshape(n, -1)
-    du, hu = u - u_hf.reshape(n, -1), u_hf.reshape(n, -1)
-    mnorm = lambda X: np.sqrt(np.einsum("ij,ij->i", X, (mass @ X.T).T))  # noqa: E731
-    out = {"displacement": relative_errors(mnorm(du), mnorm(hu), floors.get("floor_displacement", 0.0))}
-    w = np.asarray(point_weights)
-    for name, hf, comps in (("stress", stress_hf, 6), ("cumulated_plastic_strain", p_hf, 1)):
-        rec = result.dual_field(name, None).reshape(n, -1)
-        wc = np.repeat(w, comps)
-        d, h = rec - hf.reshape(n, -1), hf.reshape(n, -1)
-        out[name] = relative_errors(np.sqrt((d * d) @ wc), np.sqrt((h * h) @ wc), floors.get(f"floor_{name}", 0.0))
-    return out
-
-
-def fit_factors(samples: np.ndarray, errors: np.ndarray, margin: float, tolerance: float,
-                allowed: np.ndarray | None = None) -> np.ndarray:
-    """Non-negative factors ``(1 + n_components,)`` (constant first) of one quantity's bound.
-
-    ``samples``: ``(n_s, n_components)`` running-max components; ``errors``: ``(n_s,)`` true errors.
-    ``allowed``: ``(n_components,)`` bool, the components that may enter (others get factor 0).
-    Solves the linear program of the module docstring (HiGHS); raises :class:`CalibrationError` if
-    it fails."""
-    A = np.hstack([np.ones((len(samples), 1)), np.minimum(np.asarray(samples, float), COMPONENT_CAP)])
-    target = margin * np.asarray(errors, float)
-    weight = 1.0 / np.maximum(target, 0.1 * tolerance)
-    free = np.ones(A.shape[1], bool) if allowed is None else np.concatenate([[True], np.asarray(allowed, bool)])
-    bounds = [(0, None) if f else (0, 0) for f in free]
-    res = linprog(c=weight @ A, A_ub=-A, b_ub=-target, bounds=bounds, method="highs")
-    if res.status != 0:
-        raise CalibrationError(f"the calibration linear program failed: {res.message}")
-    return np.maximum(res.x, 0.0)
 
 
 def _fold_points(td: TrainingData, keep: np.ndarray, eps: np.ndarray, dual_modes: dict, log) -> tuple | None:
@@ -281,8 +226,6 @@ def calibrate_indicator(td: TrainingData, template: model_file.ReducedModelData 
     any) is used; ``points``: ``(n_rp,)`` global reduced points; ``references``: component scales and
     error floors (:func:`indicator_references`). Returns the :class:`Calibration`, the same on every
     rank. Raises :class:`CalibrationError` with fewer than 2 cases or when no fold can be solved."""
-    from structrom.rom.online import OnlineSolverError, ReducedModel
-
     comm = td.comm
     rank = comm.Get_rank()
     n_cases = len(td.case_columns)
@@ -290,7 +233,7 @@ def calibrate_indicator(td: TrainingData, template: model_file.ReducedModelData 
         raise CalibrationError("the indicator calibration leaves one training case out: it needs >= 2 cases")
     validation = comm.bcast(template.validation if rank == 0 and template is not None else None, root=0)
     n_snap = td.snapshots.shape[1]
-    samples, errors, cases = [], {q: [] for q in QUANTITIES}, []
+    cases: list[dict] = []
     full_schema = td.schema_of(list(range(n_cases)))
     params = [loading_parameters(ld, full_schema) for ld in td.loadings]
     scales = parameter_scales(params)
@@ -304,60 +247,29 @@ def calibrate_indicator(td: TrainingData, template: model_file.ReducedModelData 
             others = [j for j in range(n_cases) if j != k]
             data = _fold_model(template, pieces, td.schema_of(others), references, margin, tolerance,
                                [params[j] for j in others], scales, td.node_coordinates)
-            try:
-                res = ReducedModel(data).solve(td.loadings[k], extrapolate=True)
-                table = np.column_stack([res.indicator_components[c] for c in COMPONENTS])
-                betas = {name: res.model.gappy[name].coefficients(res.dual_reduced[name].reshape(res.n_increments, -1).T)
-                         for name in td.duals}
-                out = (res.coordinates, betas, table)
-            except OnlineSolverError as exc:
-                out = str(exc)
+            out = reduced_answer(data, td.loadings[k], list(td.duals))
         out = comm.bcast(out, root=0)
         if isinstance(out, str):
             log(f"calibration: left-out case {td.names[k]}: the reduced solve failed ({out}); case skipped")
             continue
         q, betas, table = out
         cols = td.case_columns[k]
-        # distributed errors: mass norm of displacements, point-weighted L2 of the reconstructed duals
-        du = phi[td.rows] @ q.T - td.snapshots[:, cols]
-        hu = td.snapshots[:, cols]
-        sq = np.stack([np.einsum("ij,ij->j", du, td.mass @ du), np.einsum("ij,ij->j", hu, td.mass @ hu)])
-        rows = [sq]
-        for name, (values, c) in td.duals.items():
-            w = np.repeat(td.disc.point_weights, c)
-            d = local_duals[name] @ betas[name] - values[:, cols]
-            h = values[:, cols]
-            rows.append(np.stack([w @ (d * d), w @ (h * h)]))
-        norms = np.sqrt(np.maximum(comm.allreduce(np.stack(rows)), 0.0))  # (1 + n_duals, 2, n_inc)
-        e = {"displacement": relative_errors(norms[0, 0], norms[0, 1], references.get("floor_displacement", 0.0))}
-        for j, name in enumerate(td.duals, start=1):
-            e[name] = relative_errors(norms[j, 0], norms[j, 1], references.get(f"floor_{name}", 0.0))
-        for qn in QUANTITIES:
-            errors[qn].append(e.get(qn, np.zeros(len(table))))
-        samples.append(np.maximum.accumulate(table, axis=0))
-        cases.append({"case": td.names[k], "errors": {qn: float(errors[qn][-1].max()) for qn in QUANTITIES},
-                      "components": {c: float(v) for c, v in zip(COMPONENTS, table.max(axis=0))}})
+        e = held_out_errors(comm, phi[td.rows], q, td.snapshots[:, cols], td.mass, local_duals, betas,
+                            {name: (values[:, cols], c) for name, (values, c) in td.duals.items()},
+                            td.disc.point_weights, references)
+        cases.append(case_record(td.names[k], table, {qn: e.get(qn, np.zeros(len(table))) for qn in QUANTITIES}))
         log(f"calibration: left-out case {td.names[k]}: errors "
             + ", ".join(f"{qn} {v:.2e}" for qn, v in cases[-1]["errors"].items())
             + f" ({time.perf_counter() - t0:.2f} s)")
-    if not samples:
+    if not cases:
         raise CalibrationError("no left-out case could be solved by its reduced model: the indicator cannot be "
                                "calibrated (add training cases)")
-    A = np.concatenate(samples)
-    allowed = np.array([c not in NOT_IN_BOUND for c in COMPONENTS])
-    factors = np.array([fit_factors(A, np.concatenate(errors[qn]), margin, tolerance, allowed) for qn in QUANTITIES])
     statement = GUARANTEE
     missing = [qn for qn in QUANTITIES if qn != "displacement" and qn not in td.duals]
     if missing:
         statement += (f" This model has no dual basis for {', '.join(missing)}: those errors are not measured, "
                       "their bounds are 0 and do not enter the trust flag.")
-    cal = Calibration(factors, references, margin, tolerance, [], training=params, scales=scales,
-                      statement=statement)
-    for case, S in zip(cases, samples):
-        b = cal.bounds(S)
-        case["bounds"] = {qn: float(b[:, i].max()) for i, qn in enumerate(QUANTITIES)}
-    cal.cases = cases
-    return cal
+    return fit_calibration(cases, references, margin, tolerance, training=params, scales=scales, statement=statement)
 
 
 def indicator_references(comm: MPI.Comm, gidx: np.ndarray, duals: dict[str, tuple[np.ndarray, int]],

@@ -49,7 +49,7 @@ class Screening:
 class EnrichResult:
     """``path`` of the model, its ``version`` after enrichment, the loadings ``screened`` before, the
     names ``enriched`` (HF-solved and added), their indicators ``after`` under the new model, wall
-    ``seconds`` per step."""
+    ``seconds`` and rank 0's process ``cpu_seconds`` per step."""
 
     path: Path
     version: int
@@ -58,6 +58,7 @@ class EnrichResult:
     after: dict[str, float] = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)
     stats: dict = field(default_factory=dict)
+    cpu_seconds: dict = field(default_factory=dict)
 
     def table(self, tolerance: float) -> str:
         lines = [f"| loading | indicator before | HF solve | indicator after (v{self.version}) | trusted |",
@@ -71,7 +72,8 @@ class EnrichResult:
     def to_json(self) -> dict:
         return {"path": str(self.path), "version": self.version, "enriched": self.enriched, "after": self.after,
                 "screened": [{"name": s.name, "indicator": s.indicator, "flagged": s.flagged, "error": s.error}
-                             for s in self.screened], "seconds": self.seconds, "stats": self.stats}
+                             for s in self.screened], "seconds": self.seconds, "cpu_seconds": self.cpu_seconds,
+                "stats": self.stats}
 
 
 def read_loadings(path: str | Path) -> list[tuple[str, dict]]:
@@ -180,7 +182,9 @@ def enrich(model_path: str | Path, loadings: list[tuple[str, dict]], solver, com
     say = log if rank == 0 else (lambda *a, **k: None)
     model_path = Path(model_path)
     seconds: dict = {}
+    cpu: dict = {}
     t_all = t0 = time.perf_counter()
+    c_all = c0 = time.process_time()
     out = mesh = None
     if rank == 0:
         try:
@@ -194,12 +198,13 @@ def enrich(model_path: str | Path, loadings: list[tuple[str, dict]], solver, com
         raise out
     version, screened = out
     seconds["online screening"] = time.perf_counter() - t0
+    cpu["online screening"] = time.process_time() - c0
     flagged = [s for s in screened if s.flagged]
     say(f"enrich: {model_path} v{version}: {len(flagged)} of {len(screened)} loadings above the indicator tolerance")
     if not flagged:
-        return EnrichResult(model_path, version, screened, [], seconds=seconds)
+        return EnrichResult(model_path, version, screened, [], seconds=seconds, cpu_seconds=cpu)
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     work = Path(workdir) if workdir is not None else model_path.parent / "enrichment" / f"{model_path.stem}.v{version + 1}"
     if rank == 0:
         work.mkdir(parents=True, exist_ok=True)
@@ -225,11 +230,13 @@ def enrich(model_path: str | Path, loadings: list[tuple[str, dict]], solver, com
             raise EnrichError(f"loading {s.name!r}: the HF solve failed ({failure.splitlines()[0]}); nothing was "
                               f"published: {model_path} is unchanged (v{version})")
     seconds["HF solves"] = time.perf_counter() - t0
+    cpu["HF solves"] = time.process_time() - c0
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     upd = update_model(model_path, cases, comm, log=say)
     seconds["model update"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    cpu["model update"] = time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
     error = None
     if rank == 0:
         try:
@@ -243,12 +250,15 @@ def enrich(model_path: str | Path, loadings: list[tuple[str, dict]], solver, com
     if error is not None:
         raise error
     seconds["publish"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    cpu["publish"] = time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
     after = None
     if rank == 0:
         after = {s.name: s.indicator for s in screen(model_path, [(s.name, s.loading) for s in flagged])}
     after = comm.bcast(after, root=0)
     seconds["online check"] = time.perf_counter() - t0
+    cpu["online check"] = time.process_time() - c0
     seconds["total"] = time.perf_counter() - t_all
+    cpu["total"] = time.process_time() - c_all
     stats = comm.bcast(upd.stats if rank == 0 else None, root=0)
-    return EnrichResult(model_path, version + 1, screened, [s.name for s in flagged], after, seconds, stats)
+    return EnrichResult(model_path, version + 1, screened, [s.name for s in flagged], after, seconds, stats, cpu)

@@ -1,9 +1,10 @@
-"""Distributed pieces of a reduced model, shared by enrichment and greedy training.
+"""Distributed pieces of a reduced model, shared by the offline stage, enrichment and greedy training.
 
 :func:`distribute` partitions the elements as the offline stage does (recursive bisection of the
-element centroids) and builds this rank's discretization; :func:`reduced_model_data` evaluates the
-reduced operators at a given point set (strains of the modes, coordinates, materials, temperature
-interpolation, Gappy bases) and the reduced loads, and assembles them on rank 0.
+element centroids) and builds this rank's discretization; :func:`reduced_point_data` gathers the model's
+arrays at a given point set on rank 0 (strains of the modes, coordinates, elements, materials, temperature
+interpolation, Gappy bases: the offline stage's "reduced operators" and enrichment use this one
+implementation); :func:`reduced_model_data` adds the reduced loads and assembles the model for enrichment.
 """
 from __future__ import annotations
 
@@ -95,6 +96,44 @@ class ReducedDuals:
     total_energy: float
 
 
+def reduced_point_data(comm: MPI.Comm, disc: Discretization, gidx: np.ndarray, material_index: np.ndarray,
+                       eps_modes: np.ndarray, points: np.ndarray, duals: dict[str, tuple[np.ndarray, int]],
+                       extra: dict[str, np.ndarray] | None = None) -> dict | None:
+    """The model's arrays at the reduced ``points`` ``(n_rp,)`` gathered on rank 0 in the order of
+    ``points`` (collective; None on the other ranks): ``integrator`` ``(n_rp, 6, N)`` from this rank's
+    ``eps_modes`` ``(n_loc, 6, N)``, ``coordinates`` ``(n_rp, 3)``, ``element``, ``material`` ``(n_rp,)``
+    (from ``material_index`` ``(n_loc,)``), ``interpolation`` CSR ``(n_rp, n_nodes)`` of the nodal
+    temperatures (:meth:`~structrom.rom.fem.kernel.Discretization.temperature_operator`: the element mean
+    where CalculiX uses it), ``duals`` quantity -> ``(n_rp * c, m)`` rows of the local Gappy bases ``duals``
+    quantity -> ``((n_loc * c, m), c)``, and every ``extra`` array ``(n_loc, ...)`` at the points."""
+    which, loc = local_at(gidx, points)
+    piece = {"which": which, "integrator": eps_modes[loc], "coordinates": disc.point_coordinates[loc],
+             "element": disc.point_elements[loc], "material": material_index[loc],
+             "interp": disc.temperature_operator().tocsr()[loc],
+             "duals": {k: m.reshape(disc.n_points, c, -1)[loc] for k, (m, c) in duals.items()},
+             "extra": {k: v[loc] for k, v in (extra or {}).items()}}
+    pieces = comm.gather(piece, root=0)
+    if comm.Get_rank() != 0:
+        return None
+    n_rp = len(points)
+
+    def assemble(get):
+        first = get(pieces[0])
+        arr = np.zeros((n_rp,) + first.shape[1:], dtype=first.dtype)
+        for pc in pieces:
+            arr[pc["which"]] = get(pc)
+        return arr
+
+    which_all = np.concatenate([pc["which"] for pc in pieces])
+    out = {"integrator": assemble(lambda pc: pc["integrator"]), "coordinates": assemble(lambda pc: pc["coordinates"]),
+           "element": assemble(lambda pc: pc["element"]).astype(np.int64),
+           "material": assemble(lambda pc: pc["material"]).astype(np.int64),
+           "interpolation": sp.vstack([pc["interp"] for pc in pieces]).tocsr()[np.argsort(which_all)],
+           "duals": {k: assemble(lambda pc, k=k: pc["duals"][k]).reshape(n_rp * c, -1) for k, (_, c) in duals.items()},
+           "extra": {k: assemble(lambda pc, k=k: pc["extra"][k]) for k in (extra or {})}}
+    return out
+
+
 def reduced_model_data(comm: MPI.Comm, dist: Distribution, modes_local: np.ndarray, points: np.ndarray,
                        weights: np.ndarray, duals: dict[str, ReducedDuals], *, surfaces: list[str],
                        centrifugal_axis, gravity: bool, base: model_file.ReducedModelData
@@ -107,13 +146,10 @@ def reduced_model_data(comm: MPI.Comm, dist: Distribution, modes_local: np.ndarr
     n_modes = modes_local.shape[1]
     phi = np.zeros((mesh.n_dofs, n_modes))
     phi[dist.rows] = modes_local
-    which, loc = local_at(dist.gidx, points)
-    eps = (disc.strain_operator() @ phi).reshape(disc.n_points, 6, n_modes)[loc]
-    piece = {"which": which, "integrator": eps, "coordinates": disc.point_coordinates[loc],
-             "element": disc.point_elements[loc], "material": regions.index[loc],
-             "interp": disc.interpolation_operator().tocsr()[loc],
-             "duals": {k: v.modes.reshape(disc.n_points, v.components, -1)[loc] for k, v in duals.items()}}
-    pieces = comm.gather(piece, root=0)
+    eps = (disc.strain_operator() @ phi).reshape(disc.n_points, 6, n_modes)
+    at = reduced_point_data(comm, disc, dist.gidx, regions.index, eps, points,
+                            {k: (v.modes, v.components) for k, v in duals.items()})
+    del eps
     pressure = {s: comm.allreduce(phi.T @ disc.pressure_force(mesh.surface_set(s), 1.0)) for s in surfaces}
     density = np.zeros(disc.n_points)
     for law, pts in zip(regions.laws, regions.points):
@@ -129,26 +165,14 @@ def reduced_model_data(comm: MPI.Comm, dist: Distribution, modes_local: np.ndarr
                   for k, v in duals.items()}
     if comm.Get_rank() != 0:
         return None, None, None
-    n_rp = len(points)
-
-    def assemble(key, shape, src=None):
-        arr = np.zeros((n_rp,) + shape)
-        for pc in pieces:
-            arr[pc["which"]] = pc[key] if src is None else pc["duals"][src]
-        return arr
-
-    which_all = np.concatenate([pc["which"] for pc in pieces])
-    interp = sp.vstack([pc["interp"] for pc in pieces]).tocsr()[np.argsort(which_all)]
+    interp = at["interpolation"]
     t_nodes = np.unique(interp.indices)
-    dual_bases = {k: model_file.DualBasis(v.components, assemble(None, (v.components, v.modes.shape[1]), k)
-                                          .reshape(n_rp * v.components, -1), v.singular_values)
-                  for k, v in duals.items()}
+    dual_bases = {k: model_file.DualBasis(v.components, at["duals"][k], v.singular_values) for k, v in duals.items()}
     data = model_file.ReducedModelData(
         units=base.units, materials=base.materials, loading_schema=base.loading_schema, dirichlet=base.dirichlet,
-        provenance=dict(base.provenance), singular_values=np.zeros(n_modes), element=assemble("element", ())
-        .astype(np.int64), point=np.asarray(points, np.int64), weights=np.asarray(weights, float),
-        coordinates=assemble("coordinates", (3,)), material=assemble("material", ()).astype(np.int64),
-        integrator=assemble("integrator", (6, n_modes)), temperature_nodes=t_nodes,
+        provenance=dict(base.provenance), singular_values=np.zeros(n_modes), element=at["element"],
+        point=np.asarray(points, np.int64), weights=np.asarray(weights, float), coordinates=at["coordinates"],
+        material=at["material"], integrator=at["integrator"], temperature_nodes=t_nodes,
         temperature_coordinates=mesh.points[t_nodes], temperature_interpolation=interp[:, t_nodes],
         pressure=pressure, centrifugal=centrifugal, centrifugal_axis=centrifugal_axis, gravity=grav,
         duals=dual_bases, indicator_quantity=base.indicator_quantity, indicator_tolerance=base.indicator_tolerance,

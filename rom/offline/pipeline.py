@@ -36,6 +36,7 @@ from structrom.rom.offline import validation
 from structrom.rom.online.indicator import ValidationSet
 from structrom.rom.online.schema import node_envelope
 from structrom.rom.offline.config import OfflineConfig
+from structrom.rom.offline.operators import reduced_point_data
 from structrom.rom.offline.replay import MaterialRegions, replay
 from structrom.rom.offline.snapshots import SnapshotError, TrainingCase, read_training_case
 from structrom.rom.pod import pod
@@ -309,20 +310,11 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
                time.perf_counter() - t0, say)
 
     t0 = time.perf_counter()
-    # Rows of the reduced points held by this rank, in the order of `points`.
-    order = np.argsort(gidx)
-    pos = np.searchsorted(gidx[order], points)
-    here = (pos < len(gidx)) & (gidx[order][np.minimum(pos, len(gidx) - 1)] == points) if len(gidx) else \
-        np.zeros(len(points), bool)
-    loc = order[pos[here]]
-    interp = disc.temperature_operator().tocsr()[loc]
-    piece = {"which": np.flatnonzero(here), "integrator": eps_modes[loc], "coordinates": disc.point_coordinates[loc],
-             "element": disc.point_elements[loc], "material": regions.index[loc],
-             "interp": interp, "duals": {k: v[0].reshape(disc.n_points, v[2], -1)[loc] for k, v in duals.items()},
-             # training values of the indicator quantity at the reduced points (its reference norm)
-             "indicator": dual_data[cfg.indicator.quantity][0].reshape(
-                 disc.n_points, dual_data[cfg.indicator.quantity][1], -1)[loc]}
-    pieces = comm.gather(piece, root=0)
+    q_values, q_c = dual_data[cfg.indicator.quantity]
+    # training values of the indicator quantity at the reduced points: its reference norm
+    at_points = reduced_point_data(comm, disc, gidx, regions.index, eps_modes, points,
+                                   {k: (v[0], v[2]) for k, v in duals.items()},
+                                   extra={"indicator": q_values.reshape(disc.n_points, q_c, -1)})
     # Reduced loads: sum over ranks of Phi_local^T f_local (element contributions are not shared).
     surfaces = sorted({s for c in cases for s in c.loading.pressures})
     pressure = {s: comm.allreduce(phi.T @ disc.pressure_force(mesh.surface_set(s), 1.0)) for s in surfaces}
@@ -372,26 +364,11 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     def build_model() -> model_file.ReducedModelData:
         """Rank 0: assemble the gathered pieces into the model's data."""
         t0 = time.perf_counter()
-        n_rp = len(points)
-
-        def assemble(key, shape):
-            arr = np.zeros((n_rp,) + shape)
-            for pc in pieces:
-                arr[pc["which"]] = pc[key]
-            return arr
-
-        integrator = assemble("integrator", (6, n_modes))
-        which = np.concatenate([pc["which"] for pc in pieces])
-        interp = sp.vstack([pc["interp"] for pc in pieces]).tocsr()[np.argsort(which)]
+        interp = at_points["interpolation"]
         val_interp = validation.assemble_rows(val_pieces["interp"], len(val_points), mesh.n_nodes)
         t_nodes = np.union1d(np.unique(interp.indices), np.unique(val_interp.indices)).astype(np.int64)
         interp = interp[:, t_nodes]
-        dual_bases = {}
-        for k, (modes_k, sv, c, _) in duals.items():
-            red = np.zeros((n_rp, c, modes_k.shape[1]))
-            for pc in pieces:
-                red[pc["which"]] = pc["duals"][k]
-            dual_bases[k] = model_file.DualBasis(c, red.reshape(n_rp * c, -1), sv)
+        dual_bases = {k: model_file.DualBasis(c, at_points["duals"][k], sv) for k, (_, sv, c, _) in duals.items()}
         data = model_file.ReducedModelData(
             units=cases[0].units, materials=[law.to_config() for _, law in materials],
             loading_schema=loading_schema(cases, t_nodes), dirichlet=cases[0].dirichlet,
@@ -405,16 +382,15 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
                         "stages": [{"stage": s, "sizes": z, "seconds": t, "peak_rss_gib": m}
                                    for s, z, t, m in stages.rows],
                         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
-            singular_values=pod_u.singular_values, element=assemble("element", ()).astype(np.int64),
-            point=points, weights=weights, coordinates=assemble("coordinates", (3,)),
-            material=assemble("material", ()).astype(np.int64), integrator=integrator,
+            singular_values=pod_u.singular_values, element=at_points["element"],
+            point=points, weights=weights, coordinates=at_points["coordinates"],
+            material=at_points["material"], integrator=at_points["integrator"],
             temperature_nodes=t_nodes, temperature_coordinates=mesh.points[t_nodes],
             temperature_interpolation=interp, pressure=pressure, centrifugal=centrifugal, centrifugal_axis=axis,
             gravity=gravity, traction=traction, force=force, duals=dual_bases,
             indicator_quantity=cfg.indicator.quantity,
             indicator_tolerance=cfg.indicator.tolerance,
-            indicator_reference=float(np.linalg.norm(assemble("indicator", pieces[0]["indicator"].shape[1:]),
-                                                     axis=(0, 1)).max(initial=0.0)))
+            indicator_reference=float(np.linalg.norm(at_points["extra"]["indicator"], axis=(0, 1)).max(initial=0.0)))
         if len(val_points):
             data.validation = ValidationSet(
                 point=val_points, integrator=val_pieces["integrator"], weights=val_weights,

@@ -15,8 +15,10 @@ training cases; collective over the ranks, distributed as the offline stage (ele
    with ``V`` orthonormal, the integrand rows ``eps(psi_i) : Psi_j s_j`` have the same quadrature error
    norm as the rows of all stress snapshots, up to the stress basis truncation. The Gappy bases'
    Q-DEIM points are added with zero weight and the old points are kept;
-4. reduced operators and loads at the new points; the indicator recalibrated
-   (:func:`structrom.rom.offline.recalibrate.recalibrate_indicator`).
+4. reduced operators and loads at the new points; the validation points of the indicator follow the new
+   bases; the indicator recalibrated (:mod:`structrom.rom.offline.recalibrate`: the Gappy reference norm,
+   and for calibrated models the component scales and the factors refitted with the new loadings'
+   held-out samples).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 
 import h5py
 import numpy as np
+import scipy.sparse as sp
 from mpi4py import MPI
 
 from structrom.rom import model_file
@@ -33,7 +36,10 @@ from structrom.rom.offline.config import OfflineConfig
 from structrom.rom.offline.operators import Distribution, ReducedDuals, distribute, local_at, read_rows, \
     reduced_model_data
 from structrom.rom.offline.pipeline import _qdeim_points, loading_schema
-from structrom.rom.offline.recalibrate import recalibrate_indicator
+from structrom.rom.offline.recalibrate import carry_calibration, held_out_cases, recalibrate_indicator, \
+    rescaled_references
+from structrom.rom.offline.validation import gather_at_points, validation_weights
+from structrom.rom.online.indicator import ValidationSet
 from structrom.rom.offline.replay import replay
 from structrom.rom.offline.snapshots import SnapshotError, TrainingCase
 from structrom.rom.pod import update_pod
@@ -94,6 +100,45 @@ def _check_materials(data: model_file.ReducedModelData, case: TrainingCase) -> l
         raise SnapshotError(f"{case.path}: its materials differ from the model's: enrichment needs HF solves of the "
                             "model's own problem (same laws and element sets)")
     return laws
+
+
+def _updated_validation(comm: MPI.Comm, dist: Distribution, old: ValidationSet | None, points: np.ndarray,
+                        eps_modes: np.ndarray, duals: dict[str, ReducedDuals], G: np.ndarray) -> ValidationSet | None:
+    """The model's validation points for the updated bases (collective; the set on rank 0, None elsewhere):
+    strains of the new modes ``eps_modes`` ``(n_loc, 6, N)`` and rows of the new Gappy bases there, weights
+    refitted on the new integrand ``G`` (:func:`~structrom.rom.offline.validation.validation_weights`).
+    Points the new reduced set took (new cubature or dual Q-DEIM points) leave the validation set."""
+    if old is None:
+        return None
+    keep = ~np.isin(old.point, points)
+    pts = old.point[keep]
+    integrator = gather_at_points(comm, dist.gidx, eps_modes, pts)
+    rows = {k: gather_at_points(comm, dist.gidx, v.modes.reshape(dist.disc.n_points, v.components, -1), pts)
+            for k, v in duals.items() if k in old.duals}
+    weights = validation_weights(comm, dist.gidx, dist.disc.point_weights, G, pts)
+    if comm.Get_rank() != 0:
+        return None
+    return ValidationSet(point=pts, integrator=integrator, weights=weights, material=old.material[keep],
+                         interpolation=sp.csr_matrix(old.interpolation)[keep],
+                         duals={k: v.reshape(len(pts) * v.shape[1], -1) for k, v in rows.items()})
+
+
+def _attach_validation(new: model_file.ReducedModelData, validation: ValidationSet,
+                       old: model_file.ReducedModelData, mesh) -> None:
+    """Give ``new`` the ``validation`` set whose interpolation rows index ``old``'s temperature nodes: the
+    temperature nodes become the union of both sets' nodes (rank 0)."""
+    n_nodes = len(mesh.points)
+
+    def to_global(m, nodes):
+        m = sp.csr_matrix(m)
+        return sp.csr_matrix((m.data, np.asarray(nodes)[m.indices], m.indptr), shape=(m.shape[0], n_nodes))
+    rp = to_global(new.temperature_interpolation, new.temperature_nodes)
+    val = to_global(validation.interpolation, old.temperature_nodes)
+    nodes = np.union1d(new.temperature_nodes, np.unique(val.indices)).astype(np.int64)
+    new.temperature_nodes, new.temperature_coordinates = nodes, mesh.points[nodes]
+    new.temperature_interpolation = rp[:, nodes].tocsr()
+    validation.interpolation = val[:, nodes].tocsr()
+    new.validation = validation
 
 
 def update_model(path, cases: list[TrainingCase], comm: MPI.Comm, log=lambda *a: None) -> ModelUpdate | None:
@@ -169,6 +214,14 @@ def update_model(path, cases: list[TrainingCase], comm: MPI.Comm, log=lambda *a:
     stats["dual modes"] = {k: [data.duals[k].reduced_basis.shape[1], v.modes.shape[1]] for k, v in duals.items()}
     stats["dual update"] = time.perf_counter() - t0
 
+    held_out: list[dict] = []
+    if data.calibration is not None:  # samples of the new cases under the current version (recalibrate.py)
+        t0 = time.perf_counter()
+        held_out = held_out_cases(comm, data, cases, modes_old, duals_old, snapshots, dist.mass, disc.point_weights,
+                                  new_values, log)
+        stats["held-out samples"] = time.perf_counter() - t0
+    del snapshots
+
     # 3. cubature, warm-started
     t0 = time.perf_counter()
     n_modes = pod_u.n_modes
@@ -204,6 +257,7 @@ def update_model(path, cases: list[TrainingCase], comm: MPI.Comm, log=lambda *a:
     which, loc = local_at(dist.gidx, points)
     vals = new_values[q].reshape(disc.n_points, c_q, -1)[loc]
     gathered = comm.gather((which, vals), root=0)
+    validation = _updated_validation(comm, dist, data.validation, points, eps_modes, duals, G)
     stats["operators"] = time.perf_counter() - t0
     if rank != 0:
         return None
@@ -221,12 +275,13 @@ def update_model(path, cases: list[TrainingCase], comm: MPI.Comm, log=lambda *a:
                           snapshots=list(prov.get("snapshots", [])) + [
                               {"file": str(c.path), "sha256": c.sha256, "increments": len(c.times)} for c in cases],
                           indicator_calibration=calibration)
-    if data.calibration is not None or data.validation is not None:
-        # The leave-one-out calibration needs every training snapshot, which enrichment does not read: the
-        # new version answers with the uncalibrated Gappy indicator (stated on its card and by the command).
+    if validation is not None:
+        _attach_validation(new, validation, data, mesh)
+    if data.calibration is not None:
+        new.calibration = carry_calibration(data.calibration, held_out, [c.loading for c in cases],
+                                            new.loading_schema, data.version + 1,
+                                            rescaled_references(data.calibration.references, data, new))
         new.provenance["indicator_calibration"] = dict(
-            calibration, dropped=f"version {len(data.versions) or 1} had a leave-one-out calibration; enrichment "
-            "does not re-read the old snapshots, so this version uses the uncalibrated Gappy indicator: rebuild "
-            "with `structrom offline` (all snapshots) to calibrate it again")
-        stats["calibration dropped"] = True
+            calibration, refitted={"cases": len(new.calibration.cases), "added": [c["case"] for c in held_out]})
+        stats["calibration"] = {"cases": len(new.calibration.cases), "held_out": len(held_out)}
     return ModelUpdate(new, mesh, full_modes, full_duals, stats)

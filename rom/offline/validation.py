@@ -68,6 +68,13 @@ def select_validation_points(comm: MPI.Comm, gidx: np.ndarray, point_weights: np
         extra = rest[np.unique(np.linspace(0, len(rest) - 1, n_val - len(chosen)).round().astype(np.int64))]
         chosen.update(extra.tolist())
     points = np.array(sorted(chosen), dtype=np.int64)
+    return points, validation_weights(comm, gidx, point_weights, G_local, points)
+
+
+def validation_weights(comm: MPI.Comm, gidx: np.ndarray, point_weights: np.ndarray, G_local: np.ndarray,
+                       points: np.ndarray) -> np.ndarray:
+    """Non-negative cubature weights ``(n_val,)`` at the global validation ``points`` for the integrand
+    ``G_local`` ``(n_rows, n_points_local)`` and the volume, the same on every rank (collective)."""
     # NNLS weights: G_val w ~ G w_FE, plus the volume (the constant integrand), rows scaled alike
     b = comm.allreduce(G_local @ point_weights)
     volume = comm.allreduce(float(point_weights.sum()))
@@ -85,13 +92,13 @@ def select_validation_points(comm: MPI.Comm, gidx: np.ndarray, point_weights: np
         lam = NNLS_REGULARIZATION * np.linalg.norm(A, 2)
         weights, _ = nnls(np.vstack([A, lam * np.eye(len(points))]), np.concatenate([rhs, lam * w0]),
                           maxiter=50 * A.shape[1])
-    return points, comm.bcast(weights, root=0)
+    return comm.bcast(weights, root=0)
 
 
 def interpolation_rows(disc: Discretization, gidx: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix]:
     """This rank's rows of the temperature interpolation at the global ``points``: (positions, CSR rows)."""
     local, where = _positions(gidx, points)
-    return where, disc.interpolation_operator().tocsr()[local]
+    return where, disc.temperature_operator().tocsr()[local]
 
 
 def assemble_rows(parts, n: int, n_nodes: int) -> sp.csr_matrix:

@@ -63,8 +63,9 @@ GUARANTEE = (
     "bound is empirical: it is not a mathematical error bound, it assumes the loading resembles the training "
     "family (the loading_envelope component grows with the distance to it, with a factor fitted on the "
     "left-out cases only), the same mesh, laws and time-step sizes of the same order; the time_step component "
-    "estimates the constitutive integration error along the reduced solution, an error the HF snapshots share "
-    "and that the errors against them do not contain.")
+    "(step doubling of the constitutive integration along the reduced solution) enters as a measure of the "
+    "inelastic flow per step, not as the time-discretization error, which the HF snapshots share and that "
+    "these bounds do not contain.")
 
 
 class IndicatorError(ValueError):
@@ -145,7 +146,8 @@ class Calibration:
         return {"quantities": list(self.quantities), "components": list(self.components),
                 "factors": {q: dict(zip(("constant",) + tuple(self.components), map(float, row)))
                             for q, row in zip(self.quantities, self.factors)},
-                "margin": self.margin, "tolerance": self.tolerance, "calibration_cases": self.cases,
+                "margin": self.margin, "tolerance": self.tolerance,
+                "calibration_cases": [{k: v for k, v in c.items() if k != "samples"} for c in self.cases],
                 "training_parameters": self.training, "parameter_scales": self.scales,
                 "guarantee": self.statement}
 

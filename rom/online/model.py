@@ -317,7 +317,8 @@ class ReducedModel:
         uncalibrated model) keeps the Gappy residual of the model's indicator quantity only.
         ``time_step_estimate``: compute the step-doubling component (two extra law evaluations at the
         reduced points per increment; default: only when a law is rate-dependent, e.g. Norton creep;
-        otherwise the component is 0). It is reported, not part of the calibrated bounds.
+        otherwise the component is 0). Always computed when the model's calibration gives it a non-zero
+        factor (the bounds then depend on it).
         """
         if initial_guess not in ("linear", "previous"):
             raise OnlineError(f"initial_guess must be 'linear' or 'previous', got {initial_guess!r}")
@@ -346,6 +347,9 @@ class ReducedModel:
             t_ind = time.perf_counter()
             if time_step_estimate is None:
                 time_step_estimate = any(rate_dependent(r.law) for r in regions)
+            if d.calibration is not None and "time_step" in d.calibration.components and np.any(
+                    d.calibration.factors[:, 1 + d.calibration.components.index("time_step")] > 0):
+                time_step_estimate = True  # part of the calibrated bounds
             tracker = IndicatorTracker(regions, system, self.gappy, self.validation, self.references, n_inc,
                                        d.calibration.envelope(loading, d.loading_schema) if d.calibration is not None
                                        else family_distance(loading, d.loading_schema), time_step_estimate)
