@@ -32,7 +32,8 @@ from structrom.rom.materials import law_from_config
 from structrom.rom.offline.config import OfflineConfig
 from structrom.rom.offline.operators import Distribution, ReducedDuals, distribute, local_at, read_rows, \
     reduced_model_data
-from structrom.rom.offline.pipeline import _qdeim_points, loading_schema
+from structrom.rom.offline.cubature import dual_points
+from structrom.rom.offline.pipeline import loading_schema
 from structrom.rom.offline.recalibrate import recalibrate_indicator
 from structrom.rom.offline.replay import replay
 from structrom.rom.offline.snapshots import SnapshotError, TrainingCase
@@ -184,7 +185,7 @@ def update_model(path, cases: list[TrainingCase], comm: MPI.Comm, log=lambda *a:
     old_ecm = data.point[data.weights > 0]
     quad = empirical_cubature(comm, G, disc.point_weights, dist.gidx, tolerance=settings.ecm.tolerance,
                               max_points=settings.ecm.max_points, initial_points=old_ecm)
-    extra = [_qdeim_points(comm, v.modes, dist.dual_rows(v.components), dist.n_points * v.components, v.components)
+    extra = [dual_points(comm, v.modes, dist.dual_rows(v.components), v.components)
              for v in duals.values()]
     extra = np.setdiff1d(np.unique(np.concatenate(extra + [data.point])), quad.points)
     points = np.concatenate([quad.points, extra]).astype(np.int64)
