@@ -193,6 +193,58 @@ def test_compressed_rows_meet_the_tolerance_on_the_full_integrands():
     assert q.n_points <= rc.rank + 1
 
 
+def test_streamed_compression_selects_the_points_of_the_dense_gram():
+    """Blocks of points from a factory (the offline stage's path: the uncompressed G never exists whole,
+    C accumulated by syrk) give the ECM the points and weights of the former dense path (C = G G^T,
+    symmetrized, eigh, U^T G): same points, weights to 1e-6; the weighted sums are bitwise those of the
+    scaled copy."""
+    import scipy.linalg as sla
+
+    from structrom.mpi.collectives import reproducible_row_sums, reproducible_weighted_row_sums
+
+    disc, psi, eps_modes, stress = fe_problem("C3D8", (8, 5, 4), 8, 0.55 + 0.1 * np.arange(16))
+    G = integrand_rows(eps_modes, stress)
+    w, pts = disc.point_weights, np.arange(disc.n_points)
+    tol = 1e-5
+    # the former implementation, inline
+    C = G @ G.T
+    lam, V = sla.eigh(0.5 * (C + C.T))
+    lam, V = lam[::-1], V[:, ::-1]
+    tails = np.concatenate([np.cumsum(lam[::-1])[::-1], [0.0]])
+    r = int(np.flatnonzero(tails <= (tol / 10) ** 2 * np.trace(C))[0])
+    old = empirical_cubature(SELF, V[:, :r].T @ G, w, pts, tolerance=0.9 * tol)
+
+    def blocks():
+        for a in range(0, disc.n_points, 97):
+            yield integrand_rows(eps_modes[a:a + 97], stress[a:a + 97])
+    rc = compress_rows(SELF, blocks, tol / 10)
+    assert rc.rank == r and rc.compressed_local.shape == (r, disc.n_points)
+    new = empirical_cubature(SELF, rc.compressed_local, w, pts, tolerance=0.9 * tol)
+    assert np.array_equal(new.points, old.points)
+    # compressed rows: the trailing singular vectors near the cut amplify the Gram's rounding by
+    # lambda_1 / gap (compress_rows' docstring), so the weights agree to the level seen across rank counts
+    assert np.allclose(new.weights, old.weights, rtol=1e-6, atol=0)
+    assert abs(new.residual - old.residual) <= 1e-6 * old.residual
+    assert np.array_equal(reproducible_weighted_row_sums(SELF, G, w, block_bytes=8 * G.shape[1] * 5),
+                          reproducible_row_sums(SELF, G * w))
+
+
+def test_ecm_reports_progress_with_an_estimate_of_the_time_left():
+    disc, psi, eps_modes, stress = fe_problem("C3D8", (8, 5, 4), 8, 0.55 + 0.1 * np.arange(16))
+    G = integrand_rows(eps_modes, stress)
+    lines = []
+    import structrom.rom.reduced_quadrature as rq
+
+    q = rq.empirical_cubature(SELF, G, disc.point_weights, np.arange(disc.n_points), tolerance=1e-6,
+                              log=lines.append)
+    assert q.extra["n_selections"] >= 100 and lines
+    assert all(line.startswith("ECM: ") and "points, residual" in line and "ETA" in line for line in lines)
+    # the estimate from a geometric decrease: 10x per 10 selections, 1 s each, 1e-2 -> 1e-4 is 20 selections
+    prog = rq._ECMProgress(False, 1e-4)
+    prog.t0 -= 30.0
+    assert prog.eta([10.0 ** (-k / 10) for k in range(21)], 30) == pytest.approx(20.0, rel=0.05)
+
+
 # -- determinism, reproducible sums ---------------------------------------------------------------------
 
 
