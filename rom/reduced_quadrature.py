@@ -139,6 +139,10 @@ class RowCompression:
     eigenvalues: np.ndarray
     energy_error: float
     compressed_local: np.ndarray | None = None
+    #: "gram" (:func:`compress_rows`) or "randomized" (:func:`structrom.rom.row_sketch.sketch_rows`, whose
+    #: range had ``range_rank`` columns before the truncation)
+    method: str = "gram"
+    range_rank: int | None = None
 
     @property
     def rank(self) -> int:

@@ -229,6 +229,29 @@ def test_streamed_compression_selects_the_points_of_the_dense_gram():
                           reproducible_row_sums(SELF, G * w))
 
 
+def test_randomized_row_compression_meets_the_tolerance_without_a_rows_squared_array():
+    """Above max_gram_rows the rows are compressed by the randomized range finder (row_sketch): its rank is
+    at most the range found, its reported energy error is the measured one and within the tolerance, and the
+    ECM on it meets the tolerance on the full integrands, as with the Gram compression."""
+    from structrom.rom.offline.cubature import integrand_matrix
+
+    disc, psi, eps_modes, stress = fe_problem("C3D8", (8, 5, 4), 8, 0.55 + 0.1 * np.arange(16))
+    G = integrand_rows(eps_modes, stress)  # 128 rows
+    w, pts = disc.point_weights, np.arange(disc.n_points)
+    tol = 1e-5
+    Gc, n_rows, rc = integrand_matrix(SELF, eps_modes, stress, 10, tol / 10, pts, max_gram_rows=64)
+    gram = compress_rows(SELF, G, tol / 10)
+    assert rc.method == "randomized" and n_rows == 128 and rc.rank <= rc.range_rank < 128
+    assert rc.rank <= gram.rank + 8  # near the optimal (Gram) rank
+    assert np.allclose(rc.basis.T @ rc.basis, np.eye(rc.rank), atol=1e-12)
+    assert np.allclose(rc.basis @ Gc, rc.basis @ (rc.basis.T @ G), atol=1e-10 * np.abs(G).max())
+    trunc = np.linalg.norm(G - rc.basis @ Gc) / np.linalg.norm(G)
+    assert trunc <= tol / 10 and trunc == pytest.approx(rc.energy_error, rel=1e-2, abs=1e-9)
+    q = empirical_cubature(SELF, Gc, w, pts, tolerance=0.9 * tol)
+    err = np.linalg.norm(G @ (q.local_weights(pts) - w)) / np.linalg.norm(G @ w)
+    assert q.residual <= 0.9 * tol and err <= tol
+
+
 def test_ecm_reports_progress_with_an_estimate_of_the_time_left():
     disc, psi, eps_modes, stress = fe_problem("C3D8", (8, 5, 4), 8, 0.55 + 0.1 * np.arange(16))
     G = integrand_rows(eps_modes, stress)
@@ -348,3 +371,8 @@ def test_distributed_ecm_independent_of_rank_count():
         assert c["rank"] == c1["rank"] < ref["n_rows"] and c["points"] == c1["points"], n
         assert c["measured_error"] <= 1e-5, n
         assert np.max(np.abs(np.array(c["weights"]) - c1["weights"])) <= 1e-7 * np.max(c1["weights"]), n
+        # randomized range finder (test matrix drawn per global point): same range and points for any rank count
+        s, s1 = run["sketched"], ref["sketched"]
+        assert s["rank"] == s1["rank"] <= s["range_rank"] <= ref["n_rows"] and s["points"] == s1["points"], n
+        assert s["measured_error"] <= 1e-5, n
+        assert np.max(np.abs(np.array(s["weights"]) - s1["weights"])) <= 1e-7 * np.max(s1["weights"]), n

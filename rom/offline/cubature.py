@@ -20,6 +20,9 @@ from structrom.rom.reduced_quadrature import (ReducedQuadrature, RowCompression,
 
 #: Integrand entries (rows x points) built at a time: 32 MiB blocks.
 BLOCK_ENTRIES = 4 * 2**20
+#: Integrand rows up to which the row compression diagonalizes G G^T on every rank (2 x 8 R^2 bytes: 1 GiB at
+#: 8,192 rows); above, a randomized range finder without R x R arrays.
+MAX_GRAM_ROWS = 8192
 
 #: Q-DEIM pivots whose residual row norms are within this relative band of the largest tie; the lowest global
 #: row wins, so that symmetric meshes (exact ties up to rounding) select the same points for any rank count.
@@ -53,12 +56,23 @@ def integrand_blocks(eps_modes: np.ndarray, stress: np.ndarray) -> Callable[[], 
     return blocks
 
 
-def integrand_matrix(comm, eps_modes: np.ndarray, stress: np.ndarray, max_rows: int,
-                     row_tolerance: float) -> tuple[np.ndarray, int, RowCompression | None]:
+def integrand_matrix(comm, eps_modes: np.ndarray, stress: np.ndarray, max_rows: int, row_tolerance: float,
+                     gidx: np.ndarray | None = None,
+                     max_gram_rows: int = MAX_GRAM_ROWS) -> tuple[np.ndarray, int, RowCompression | None]:
     """``(G, n_rows, compression)``: the integrand at this rank's points, row-compressed (tolerance
-    ``row_tolerance``) when it has more than ``max_rows`` rows; built by blocks of points."""
+    ``row_tolerance``) when it has more than ``max_rows`` rows; built by blocks of points. Up to
+    ``max_gram_rows`` rows the compression diagonalizes the Allreduced ``G G^T``
+    (:func:`~structrom.rom.reduced_quadrature.compress_rows`); above, the randomized range finder of
+    :func:`structrom.rom.row_sketch.sketch_rows` (no ``n_rows^2`` array; ``gidx``: the points' global
+    numbers, for a test matrix independent of the rank count)."""
     n_rows = eps_modes.shape[2] * stress.shape[2]
     blocks = integrand_blocks(eps_modes, stress)
+    if n_rows > max_rows and n_rows > max_gram_rows:
+        from structrom.rom.row_sketch import sketch_rows
+
+        ids = gidx if gidx is not None else np.arange(eps_modes.shape[0])
+        rc = sketch_rows(comm, blocks, row_tolerance, ids)
+        return rc.compressed_local, n_rows, rc
     if n_rows > max_rows:
         rc = compress_rows(comm, blocks, row_tolerance)
         return rc.compressed_local, n_rows, rc
@@ -72,10 +86,10 @@ def integrand_matrix(comm, eps_modes: np.ndarray, stress: np.ndarray, max_rows: 
 
 def cubature(comm, eps_modes: np.ndarray, stress: np.ndarray, point_weights: np.ndarray, gidx: np.ndarray, *,
              tolerance: float, row_tolerance: float, max_rows: int, max_points: int | None,
-             log=None) -> Cubature:
+             max_gram_rows: int = MAX_GRAM_ROWS, log=None) -> Cubature:
     """The ECM rule of the Galerkin internal forces at this rank's points (collective); see the module
     docstring. ``log``: rank 0's progress lines (points, residual, time, estimated time left)."""
-    G, n_rows, rc = integrand_matrix(comm, eps_modes, stress, max_rows, row_tolerance)
+    G, n_rows, rc = integrand_matrix(comm, eps_modes, stress, max_rows, row_tolerance, gidx, max_gram_rows)
     quad = empirical_cubature(comm, G, point_weights, gidx, tolerance=tolerance, max_points=max_points, log=log)
     return Cubature(quad, G, n_rows, rc)
 

@@ -211,7 +211,8 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     t0 = time.perf_counter()
     row_tol = cfg.ecm.row_tolerance or cfg.ecm.tolerance / 10
     cub = cubature(comm, eps_modes, stress_snap, disc.point_weights, gidx, tolerance=cfg.ecm.tolerance,
-                   row_tolerance=row_tol, max_rows=cfg.ecm.max_rows, max_points=cfg.ecm.max_points, log=say)
+                   row_tolerance=row_tol, max_rows=cfg.ecm.max_rows, max_points=cfg.ecm.max_points,
+                   max_gram_rows=cfg.ecm.max_gram_rows, log=say)
     quad, G, n_rows = cub.quadrature, cub.G, cub.n_rows
     if not (cfg.indicator.calibrate or cfg.indicator.quantity == "stress"):
         del dual_data["stress"], stress_snap  # only the integrand needed them
@@ -219,8 +220,9 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     extra = np.setdiff1d(np.unique(np.concatenate(extra)) if extra else np.zeros(0, np.int64), quad.points)
     points = np.concatenate([quad.points, extra]).astype(np.int64)
     weights = np.concatenate([quad.weights, np.zeros(len(extra))])
-    compression = ({"rank": cub.compression.rank, "tolerance": row_tol, "energy_error": cub.compression.energy_error,
-                    "method": "eigendecomposition of the Allreduced G G^T"} if cub.compression is not None else None)
+    rc = cub.compression
+    compression = ({"rank": rc.rank, "tolerance": row_tol, "energy_error": rc.energy_error, "method": rc.method,
+                    "range_rank": rc.range_rank} if rc is not None else None)
     stages.add(comm, "empirical cubature", f"{n_rows} -> {len(G)} rows, {len(quad.points)} points "
                f"(+{len(extra)} dual), residual {quad.residual:.1e}, {quad.extra['n_selections']} selections",
                time.perf_counter() - t0, say, arrays={"integrand": (G.T, n_points)})
