@@ -32,13 +32,14 @@ QDEIM_TIE_RTOL = 1e-8
 @dataclass
 class Cubature:
     """``quadrature``: the ECM rule; ``G``: the integrand matrix it ran on ``(n_rows_used, n_local)`` (this
-    rank's points); ``n_rows``: integrand rows before compression; ``compression``: the row compression
-    (None when ``n_rows <= max_rows``)."""
+    rank's points); ``n_rows``: integrand rows before compression; ``compression``: the row compression's
+    summary (``method``, ``rank``, ``range_rank``, ``energy_error``; None when ``n_rows <= max_rows``; its
+    ``(n_rows, r)`` basis is not kept)."""
 
     quadrature: ReducedQuadrature
     G: np.ndarray
     n_rows: int
-    compression: RowCompression | None
+    compression: dict | None
 
 
 def integrand_blocks(eps_modes: np.ndarray, stress: np.ndarray) -> Callable[[], Iterator[np.ndarray]]:
@@ -89,9 +90,20 @@ def cubature(comm, eps_modes: np.ndarray, stress: np.ndarray, point_weights: np.
              max_gram_rows: int = MAX_GRAM_ROWS, log=None) -> Cubature:
     """The ECM rule of the Galerkin internal forces at this rank's points (collective); see the module
     docstring. ``log``: rank 0's progress lines (points, residual, time, estimated time left)."""
-    G, n_rows, rc = integrand_matrix(comm, eps_modes, stress, max_rows, row_tolerance, gidx, max_gram_rows)
+    G, n_rows, summary = integrand(comm, eps_modes, stress, gidx, row_tolerance=row_tolerance, max_rows=max_rows,
+                                   max_gram_rows=max_gram_rows)
     quad = empirical_cubature(comm, G, point_weights, gidx, tolerance=tolerance, max_points=max_points, log=log)
-    return Cubature(quad, G, n_rows, rc)
+    return Cubature(quad, G, n_rows, summary)
+
+
+def integrand(comm, eps_modes: np.ndarray, stress: np.ndarray, gidx: np.ndarray, *, row_tolerance: float,
+              max_rows: int, max_gram_rows: int = MAX_GRAM_ROWS) -> tuple[np.ndarray, int, dict | None]:
+    """``(G, n_rows, compression summary)`` of :func:`integrand_matrix` (the compression's ``(n_rows, r)``
+    basis dropped: the ECM does not need it), so that a caller can free the stress snapshots before the ECM."""
+    G, n_rows, rc = integrand_matrix(comm, eps_modes, stress, max_rows, row_tolerance, gidx, max_gram_rows)
+    summary = None if rc is None else {"method": rc.method, "rank": rc.rank, "range_rank": rc.range_rank,
+                                       "energy_error": rc.energy_error, "tolerance": row_tolerance}
+    return G, n_rows, summary
 
 
 def dual_points(comm, basis_local: np.ndarray, global_rows: np.ndarray, components: int) -> np.ndarray:

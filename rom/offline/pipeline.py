@@ -40,7 +40,8 @@ from structrom.rom.offline.replay import MaterialRegions, replay
 from structrom.rom.offline.snapshots import SnapshotError, TrainingCase, read_training_case
 from structrom.rom.pod import pod
 from structrom.rom import model_file
-from structrom.rom.offline.cubature import cubature, dual_points
+from structrom.rom.offline.cubature import dual_points, integrand
+from structrom.rom.reduced_quadrature import empirical_cubature
 from structrom.rom.offline.row_blocks import remove_spill, spill_rows
 from structrom.rom.offline.stages import StageLog
 from structrom.rom.progress import bar
@@ -210,19 +211,16 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
 
     t0 = time.perf_counter()
     row_tol = cfg.ecm.row_tolerance or cfg.ecm.tolerance / 10
-    cub = cubature(comm, eps_modes, stress_snap, disc.point_weights, gidx, tolerance=cfg.ecm.tolerance,
-                   row_tolerance=row_tol, max_rows=cfg.ecm.max_rows, max_points=cfg.ecm.max_points,
-                   max_gram_rows=cfg.ecm.max_gram_rows, log=say)
-    quad, G, n_rows = cub.quadrature, cub.G, cub.n_rows
+    G, n_rows, compression = integrand(comm, eps_modes, stress_snap, gidx, row_tolerance=row_tol,
+                                       max_rows=cfg.ecm.max_rows, max_gram_rows=cfg.ecm.max_gram_rows)
     if not (cfg.indicator.calibrate or cfg.indicator.quantity == "stress"):
-        del dual_data["stress"], stress_snap  # only the integrand needed them
+        del dual_data["stress"], stress_snap  # only the integrand needed them: freed before the ECM
+    quad = empirical_cubature(comm, G, disc.point_weights, gidx, tolerance=cfg.ecm.tolerance,
+                              max_points=cfg.ecm.max_points, log=say)
     extra = [dual_points(comm, v[0], v[3], v[2]) for v in duals.values()]
     extra = np.setdiff1d(np.unique(np.concatenate(extra)) if extra else np.zeros(0, np.int64), quad.points)
     points = np.concatenate([quad.points, extra]).astype(np.int64)
     weights = np.concatenate([quad.weights, np.zeros(len(extra))])
-    rc = cub.compression
-    compression = ({"rank": rc.rank, "tolerance": row_tol, "energy_error": rc.energy_error, "method": rc.method,
-                    "range_rank": rc.range_rank} if rc is not None else None)
     stages.add(comm, "empirical cubature", f"{n_rows} -> {len(G)} rows, {len(quad.points)} points "
                f"(+{len(extra)} dual), residual {quad.residual:.1e}, {quad.extra['n_selections']} selections",
                time.perf_counter() - t0, say, arrays={"integrand": (G.T, n_points)})
