@@ -45,8 +45,8 @@ def env(code: Path | None = None) -> dict:
 def run_offline(directory: Path, ranks: int, code: Path | None = None) -> dict:
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
         cfg = Path(tmp) / "offline.toml"
-        text = (directory / "offline.toml").read_text().replace('files = ["train/*.h5"]',
-                                                                f'files = ["{directory.resolve()}/train/*.h5"]')
+        # snapshot files (a glob or a list) relative to the directory, made absolute for the temporary config
+        text = (directory / "offline.toml").read_text().replace('"train/', f'"{directory.resolve()}/train/')
         cfg.write_text(text.replace('file = "model.h5"', 'file = "bench_model.h5"'))
         t0 = time.perf_counter()
         proc = subprocess.run(["mpirun", "-n", str(ranks), "--bind-to", "none", sys.executable, "-m",

@@ -347,7 +347,10 @@ def _reorthonormalize(prod: _Product, Phi: np.ndarray) -> np.ndarray:
             R = sla.cholesky(G, lower=False)
         except sla.LinAlgError:
             return Phi
-        Phi = sla.solve_triangular(R, Phi.T, trans="T", lower=False).T
+        if not (Phi.flags.owndata and Phi.flags.c_contiguous):
+            Phi = np.array(Phi, order="C")  # never overwrite the caller's array
+        for a, b in prod._blocks(Phi.shape[1]):  # Phi <- Phi R^-1 in place, by row blocks
+            Phi[a:b] = sla.solve_triangular(R, Phi[a:b].T, trans="T", lower=False).T
     return Phi
 
 

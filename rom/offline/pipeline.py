@@ -199,7 +199,7 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     for name in cfg.dual.quantities:
         values, c = dual_data[name]
         grows = (c * gidx[:, None] + np.arange(c)).ravel()
-        if comm.allreduce(float(np.abs(values).max(initial=0.0)), op=MPI.MAX) == 0.0:
+        if comm.allreduce(float(max(values.max(initial=0.0), -values.min(initial=0.0))), op=MPI.MAX) == 0.0:
             duals[name] = (np.zeros((len(values), 0)), np.zeros(0), c, grows)
             continue
         res = pod(comm, values, weight_local=np.repeat(disc.point_weights, c), tolerance=cfg.dual.tolerance,
