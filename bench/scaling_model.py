@@ -7,10 +7,13 @@ The inputs are the ``--json`` rows of ``bench/offline.py`` (code ``this`` only).
 integration points, ``n_s`` snapshots, ``N`` modes, ``R = N n_s`` integrand rows, ``r`` compressed rows,
 ``S`` ECM selections, ``m`` dual modes in all, ``P`` ranks; every coefficient non-negative, fitted by NNLS):
 
-* memory per rank [GiB] = ``c0 + c1 n_d`` (replicated: interpreter, mesh, partition) ``+ c2 D / P``
-  (distributed: ``D = 8 [n_d (n_s + N) + n_p (6 n_s + n_s + 6 N + r + 6 m)]`` bytes: snapshots, modes, stress
-  and plastic-strain snapshots, mode strains, compressed integrand, dual bases) ``+ c3 Q`` (replicated
-  row compression: ``Q = 16 R^2`` bytes up to ``max_gram_rows``, ``8 R (r + 256)`` above);
+* memory per rank [GiB] = ``c0 + c1 n_d`` (replicated: interpreter, mesh, partition) ``+ c2 max_stage(D /
+  P + Q)``, the largest of what a stage holds at once, distributed ``D`` and replicated ``Q``, in bytes:
+  displacement POD ``D = 8 n_d (n_s + N)`` (snapshots, modes); dual POD ``D = 8 n_p (7 n_s + 6 N + 2 (6 m_s)
+  + m_p)`` (stress and plastic-strain snapshots, mode strains, the stress basis and its re-orthonormalized
+  copy); Gram eigendecomposition ``D = 8 n_p (7 n_s + 6 N + 6 m_s + m_p)``, ``Q = 16 R^2`` (or the randomized
+  range ``8 R (r + 256)`` above ``max_gram_rows``); compressed integrand filled while the stress snapshots are
+  alive ``D = 8 n_p (7 n_s + 6 N + r + 6 m_s + m_p)``, ``Q = 8 R r`` (the compression basis);
 * times [s]: read + partition ``a n_d``; displacement POD ``a n_d n_s^2 / P``; replay ``a n_p n_s / P``;
   dual POD ``a n_p n_s^2 / P``; cubature ``a n_p R^2 / P + b S r n_p / P`` (Gram, selections); the other
   stages ``a n_p / P``.
@@ -35,12 +38,16 @@ def features(r: dict) -> dict:
     n_d, n_p, n_s, N = r["dofs"], r["integration_points"], r["snapshots"], r["modes"]
     R = r["rows"]
     rc = r["compressed_rows"] or R
-    m = sum(r["dual_modes"].values())
+    m_s = r["dual_modes"].get("stress", 0)
+    m_p = sum(r["dual_modes"].values()) - m_s
     P = r["ranks"]
     S = r["selections"] or 0
-    return {"n_d": n_d, "n_p": n_p, "n_s": n_s, "N": N, "R": R, "r": rc, "m": m, "P": P, "S": S,
-            "D": 8.0 * (n_d * (n_s + N) + n_p * (7 * n_s + 6 * N + rc + 6 * m)) / GIB,
-            "Q": (16.0 * R * R if R <= MAX_GRAM_ROWS else 8.0 * R * (rc + 256)) / GIB}
+    gram = 16.0 * R * R if R <= MAX_GRAM_ROWS else 8.0 * R * (rc + 256)
+    stages = [(n_d * (n_s + N), 0.0), (n_p * (7 * n_s + 6 * N + 12 * m_s + m_p), 0.0),
+              (n_p * (7 * n_s + 6 * N + 6 * m_s + m_p), gram / 8), (n_p * (7 * n_s + 6 * N + rc + 6 * m_s + m_p), R * rc)]
+    peak = max(8.0 * (d / P + q) for d, q in stages) / GIB
+    return {"n_d": n_d, "n_p": n_p, "n_s": n_s, "N": N, "R": R, "r": rc, "m": m_s + m_p, "P": P, "S": S,
+            "peak": peak}
 
 
 STAGES = {
@@ -56,15 +63,16 @@ STAGES = {
 
 
 def memory_terms(f: dict) -> list[float]:
-    return [1.0, f["n_d"], f["D"] / f["P"], f["Q"]]
+    return [1.0, f["n_d"], f["peak"]]
 
 
 def fit(rows: list[dict]) -> dict:
     feats = [features(r) for r in rows]
     peak = [max(s["peak_rss_gib_per_rank"]) for r in rows for s in [r["stages"][-1]]]
     A = np.array([memory_terms(f) for f in feats])
+    y = np.array(peak)
     scale = np.maximum(np.abs(A).max(axis=0), 1e-30)
-    coef, _ = nnls(A / scale, np.array(peak))
+    coef, _ = nnls(A / scale, y)
     model = {"memory": (coef / scale).tolist(), "stages": {}}
     model["memory_fit"] = [(float(p), float(q)) for p, q in zip(peak, A @ (coef / scale))]
     for name, terms in STAGES.items():
@@ -98,14 +106,15 @@ def main() -> int:
     parser.add_argument("--modes", type=int, default=22)
     parser.add_argument("--compressed", type=float, default=0.6, help="compressed rows / rows")
     parser.add_argument("--selections", type=float, default=1.1, help="ECM selections / compressed rows")
-    parser.add_argument("--dual-modes", type=int, default=276)
+    parser.add_argument("--stress-modes", type=int, default=159)
+    parser.add_argument("--p-modes", type=int, default=117)
     parser.add_argument("--points-per-dof", type=float, default=0.785, help="C3D10 plate: 92,352 / 117,723")
     args = parser.parse_args()
     rows = [r for p in args.results for r in json.loads(p.read_text()) if r.get("code", "this") == "this"]
     model = fit(rows)
     out = ["Fitted on " + ", ".join(f"{r['dofs']} dofs x {r['ranks']} ranks" for r in rows) + ".", "",
            "memory per rank [GiB] = " + " + ".join(f"{c:.3g} {t}" for c, t in
-                                                  zip(model["memory"], ["", "n_d", "D/P", "Q"])),
+                                                  zip(model["memory"], ["", "n_d", "max_stage(D/P + Q)"])),
            "measured / modelled peak per rank [GiB]: " +
            ", ".join(f"{a:.2f} / {b:.2f}" for a, b in model["memory_fit"]), ""]
     names = list(model["stages"])
@@ -117,7 +126,8 @@ def main() -> int:
             R = args.modes * args.snapshots
             rc = int(args.compressed * R)
             r = {"dofs": n_d, "integration_points": int(args.points_per_dof * n_d), "snapshots": args.snapshots,
-                 "modes": args.modes, "rows": R, "compressed_rows": rc, "dual_modes": {"all": args.dual_modes},
+                 "modes": args.modes, "rows": R, "compressed_rows": rc,
+                 "dual_modes": {"stress": args.stress_modes, "cumulated_plastic_strain": args.p_modes},
                  "ranks": P, "selections": int(args.selections * rc)}
             mem, times = predict(model, features(r))
             total = sum(times.values())
