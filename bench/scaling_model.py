@@ -7,8 +7,9 @@ The inputs are the ``--json`` rows of ``bench/offline.py`` (code ``this`` only).
 integration points, ``n_s`` snapshots, ``N`` modes, ``R = N n_s`` integrand rows, ``r`` compressed rows,
 ``S`` ECM selections, ``m`` dual modes in all, ``P`` ranks; every coefficient non-negative, fitted by NNLS):
 
-* memory per rank [GiB] = ``c0 + c1 n_d`` (replicated: interpreter, mesh, partition) ``+ c2 max_stage(D /
-  P + Q)``, the largest of what a stage holds at once, distributed ``D`` and replicated ``Q``, in bytes:
+* memory per rank [GiB] = ``c0`` (interpreter, libraries) ``+ b n_d`` (replicated: mesh, partition and
+  global-length vectors; not fitted, two mesh sizes cannot separate it from ``c0``: ``b`` = 100 bytes per dof
+  counted from the arrays, ``--replicated-bytes-per-dof``) ``+ c2 max_stage(D / P + Q)``, the largest of what a stage holds at once, distributed ``D`` and replicated ``Q``, in bytes:
   displacement POD ``D = 8 n_d (n_s + N)`` (snapshots, modes); dual POD ``D = 8 n_p (7 n_s + 6 N + 2 (6 m_s)
   + m_p)`` (stress and plastic-strain snapshots, mode strains, the stress basis and its re-orthonormalized
   copy); Gram eigendecomposition ``D = 8 n_p (7 n_s + 6 N + 6 m_s + m_p)``, ``Q = 16 R^2`` (or the randomized
@@ -63,18 +64,22 @@ STAGES = {
 
 
 def memory_terms(f: dict) -> list[float]:
-    return [1.0, f["n_d"], f["peak"]]
+    return [1.0, f["peak"]]
+
+
+REPLICATED_BYTES_PER_DOF = 100.0
 
 
 def fit(rows: list[dict]) -> dict:
     feats = [features(r) for r in rows]
     peak = [max(s["peak_rss_gib_per_rank"]) for r in rows for s in [r["stages"][-1]]]
     A = np.array([memory_terms(f) for f in feats])
-    y = np.array(peak)
+    y = np.array(peak) - np.array([REPLICATED_BYTES_PER_DOF * f["n_d"] / GIB for f in feats])
     scale = np.maximum(np.abs(A).max(axis=0), 1e-30)
     coef, _ = nnls(A / scale, y)
     model = {"memory": (coef / scale).tolist(), "stages": {}}
-    model["memory_fit"] = [(float(p), float(q)) for p, q in zip(peak, A @ (coef / scale))]
+    model["memory_fit"] = [(float(p), float(q) + REPLICATED_BYTES_PER_DOF * f["n_d"] / GIB)
+                           for p, q, f in zip(peak, A @ (coef / scale), feats)]
     for name, terms in STAGES.items():
         X, y = [], []
         for r, f in zip(rows, feats):
@@ -92,12 +97,13 @@ def fit(rows: list[dict]) -> dict:
 
 
 def predict(model: dict, f: dict) -> tuple[float, dict]:
-    mem = float(np.dot(model["memory"], memory_terms(f)))
+    mem = float(np.dot(model["memory"], memory_terms(f))) + REPLICATED_BYTES_PER_DOF * f["n_d"] / GIB
     times = {name: float(np.dot(c, STAGES[name](f))) for name, c in model["stages"].items()}
     return mem, times
 
 
 def main() -> int:
+    global REPLICATED_BYTES_PER_DOF
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("results", nargs="+", type=Path)
     parser.add_argument("--predict", type=int, nargs="*", default=[1_000_000, 5_000_000], help="dofs to predict")
@@ -108,13 +114,16 @@ def main() -> int:
     parser.add_argument("--selections", type=float, default=1.1, help="ECM selections / compressed rows")
     parser.add_argument("--stress-modes", type=int, default=159)
     parser.add_argument("--p-modes", type=int, default=117)
+    parser.add_argument("--replicated-bytes-per-dof", type=float, default=100.0)
     parser.add_argument("--points-per-dof", type=float, default=0.785, help="C3D10 plate: 92,352 / 117,723")
     args = parser.parse_args()
+    REPLICATED_BYTES_PER_DOF = args.replicated_bytes_per_dof
     rows = [r for p in args.results for r in json.loads(p.read_text()) if r.get("code", "this") == "this"]
     model = fit(rows)
     out = ["Fitted on " + ", ".join(f"{r['dofs']} dofs x {r['ranks']} ranks" for r in rows) + ".", "",
            "memory per rank [GiB] = " + " + ".join(f"{c:.3g} {t}" for c, t in
-                                                  zip(model["memory"], ["", "n_d", "max_stage(D/P + Q)"])),
+                                                  zip(model["memory"], ["", "max_stage(D/P + Q)"]))
+           + f" + {REPLICATED_BYTES_PER_DOF:.0f} B x n_d",
            "measured / modelled peak per rank [GiB]: " +
            ", ".join(f"{a:.2f} / {b:.2f}" for a, b in model["memory_fit"]), ""]
     names = list(model["stages"])
