@@ -173,10 +173,7 @@ def update_model(path, cases: list[TrainingCase], comm: MPI.Comm, log=lambda *a:
     # 3. cubature, warm-started
     t0 = time.perf_counter()
     n_modes = pod_u.n_modes
-    phi = np.zeros((mesh.n_dofs, n_modes))
-    phi[dist.rows] = pod_u.modes_local
-    eps_modes = (disc.strain_operator() @ phi).reshape(disc.n_points, 6, n_modes)
-    del phi
+    eps_modes = (disc.strain_operator()[:, dist.rows] @ pod_u.modes_local).reshape(disc.n_points, 6, n_modes)
     s = duals["stress"]
     G = integrand_rows(eps_modes, s.modes.reshape(disc.n_points, 6, -1) * s.singular_values)
     n_rows = len(G)
