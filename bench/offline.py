@@ -1,12 +1,17 @@
 """Offline stage: time and peak memory of each stage against dofs and ranks; POD against pyMOR's.
 
-    python bench/offline.py out/rom_plate_small out/rom_plate [--ranks 1 2] [--append-docs]
+    python bench/offline.py out/rom_plate_small out/rom_plate [--ranks 1 2 3] [--baseline-code DIR]
+                            [--json results.json] [--append-docs]
 
 Each argument is a directory made by ``examples/rom_plate.py`` (``train/*.h5`` HF snapshots and
 ``offline.toml``). For every directory and rank count the offline stage runs under ``mpirun -n P`` and
-the per-stage figures recorded in the model's provenance are tabulated. Then the displacement POD of
-the same snapshot matrix (mass product) is timed serially with ``structrom.rom.pod.pod`` and with pyMOR's
-``pod`` (method of snapshots, same number of modes) when pyMOR is installed.
+the per-stage figures recorded in the model's provenance are tabulated: stage times, the ECM's share of
+the offline wall time, the peak RSS of every rank, and the bytes per rank of the distributed arrays the
+stages record (snapshots, modes, stress snapshots, dual bases, integrand). ``--baseline-code DIR``: the
+same runs with another checkout of the code first on ``PYTHONPATH`` (a directory holding a ``structrom``
+package, e.g. symlinks to an older commit's ``mpi eim rom api``), side by side. ``--json``: the rows, for
+``bench/scaling_model.py``. Then the displacement POD of the same snapshot matrix (mass product) is timed
+serially with ``structrom.rom.pod.pod`` and with pyMOR's ``pod`` when pyMOR is installed.
 """
 from __future__ import annotations
 
@@ -29,27 +34,53 @@ import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def env() -> dict:
+def env(code: Path | None = None) -> dict:
+    path = [str(code)] if code is not None else []
     return dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-                OMPI_MCA_rmaps_base_oversubscribe="1", OMP_NUM_THREADS="1",
-                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+                OMPI_MCA_rmaps_base_oversubscribe="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+                OMPI_MCA_mpi_yield_when_idle="1", STRUCTROM_QUIET="1",
+                PYTHONPATH=os.pathsep.join(path + [str(ROOT), os.environ.get("PYTHONPATH", "")]))
 
 
-def run_offline(directory: Path, ranks: int) -> dict:
+def run_offline(directory: Path, ranks: int, code: Path | None = None) -> dict:
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
         cfg = Path(tmp) / "offline.toml"
-        text = (directory / "offline.toml").read_text().replace('files = ["train/*.h5"]',
-                                                                f'files = ["{directory.resolve()}/train/*.h5"]')
+        # snapshot files (a glob or a list) relative to the directory, made absolute for the temporary config
+        text = (directory / "offline.toml").read_text().replace('"train/', f'"{directory.resolve()}/train/')
         cfg.write_text(text.replace('file = "model.h5"', 'file = "bench_model.h5"'))
         t0 = time.perf_counter()
-        subprocess.run(["mpirun", "-n", str(ranks), "--bind-to", "none", sys.executable, "-m", "structrom.api.cli", "offline",
-                        str(cfg)], env=env(), cwd=ROOT, check=True, capture_output=True, text=True)
+        proc = subprocess.run(["mpirun", "-n", str(ranks), "--bind-to", "none", sys.executable, "-m",
+                               "structrom.api.cli", "offline", str(cfg)], env=env(code), cwd=ROOT,
+                              capture_output=True, text=True)
+        if proc.returncode:
+            raise RuntimeError(f"offline stage failed on {ranks} ranks:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
         wall = time.perf_counter() - t0
         with h5py.File(Path(tmp) / "bench_model.h5", "r") as f:
             prov = json.loads(f.attrs["provenance"])
             n_dofs = f["modes/full"].shape[0]
-    return {"dofs": n_dofs, "ranks": ranks, "wall": wall, "stages": prov["stages"], "modes": prov["pod"]["modes"],
-            "points": prov["ecm"]["points"]}
+            duals = {k: int(f[f"dual/{k}/basis"].shape[1]) for k in f["dual"]}
+            n_points = int(f["dual/cumulated_plastic_strain/basis"].shape[0]) if "cumulated_plastic_strain" in duals \
+                else None
+            points, weights = f["reduced/point"][()], f["reduced/weights"][()]
+    n_snap = sum(s["increments"] for s in prov["snapshots"])
+    ecm = prov["ecm"]
+    return {"code": "baseline" if code is not None else "this", "dofs": n_dofs, "ranks": ranks, "wall": wall,
+            "stages": prov["stages"], "modes": prov["pod"]["modes"], "points": ecm["points"], "snapshots": n_snap,
+            "integration_points": n_points, "dual_modes": duals,
+            "rows": ecm.get("integrand_rows", prov["pod"]["modes"] * n_snap),
+            "compressed_rows": (ecm.get("row_compression") or {}).get("rank"), "selections": ecm.get("selections"),
+            "residual": ecm["residual"], "reduced_points": points.tolist(), "reduced_weights": weights.tolist()}
+
+
+def distributed_bytes(r: dict) -> list[float]:
+    """Per rank: the largest total [GiB] of the distributed arrays one stage records (empty for old code)."""
+    best = [0.0] * r["ranks"]
+    for st in r["stages"]:
+        arrays = st.get("arrays") or {}
+        tot = [sum(a["bytes_per_rank"][i] for a in arrays.values()) / 2**30 for i in range(r["ranks"])]
+        if sum(tot) > sum(best):
+            best = tot
+    return best
 
 
 def pod_comparison(directory: Path) -> str:
@@ -89,25 +120,51 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("directories", nargs="+", type=Path)
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--baseline-code", type=Path, default=None,
+                        help="directory with a `structrom` package of the code to compare with (first on PYTHONPATH)")
+    parser.add_argument("--json", type=Path, default=None, help="write the result rows here")
+    parser.add_argument("--no-pod", action="store_true", help="skip the serial POD comparison")
     parser.add_argument("--append-docs", action="store_true")
     args = parser.parse_args()
-    results = [run_offline(d, p) for d in args.directories for p in args.ranks]
-    names = [s["stage"] for s in results[0]["stages"]]
-    lines = ["| dofs | ranks | modes | ECM points | " + " | ".join(f"{n} [s]" for n in names) +
-             " | wall [s] | peak RSS per rank [GiB] |",
-             "| ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in names) + " | ---: | ---: |"]
+    codes = ([args.baseline_code] if args.baseline_code else []) + [None]
+    results = [run_offline(d, p, c) for d in args.directories for p in args.ranks for c in codes]
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    names = list(dict.fromkeys(s["stage"] for r in results for s in r["stages"]))
+    lines = ["| code | dofs | ranks | modes | ECM points | rows -> compressed | " +
+             " | ".join(f"{n} [s]" for n in names) + " | wall [s] | ECM share | peak RSS per rank [GiB] | "
+             "distributed arrays per rank [GiB] |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in names) +
+             " | ---: | ---: | ---: | ---: |"]
     for r in results:
         times = {s["stage"]: s["seconds"] for s in r["stages"]}
-        peak = max(s["peak_rss_gib"] for s in r["stages"])
-        lines.append(f"| {r['dofs']} | {r['ranks']} | {r['modes']} | {r['points']} | " +
-                     " | ".join(f"{times.get(n, float('nan')):.2f}" for n in names) + f" | {r['wall']:.1f} | {peak:.2f} |")
-    lines += ["", pod_comparison(args.directories[-1])]
+        per_rank = next((s["peak_rss_gib_per_rank"] for s in reversed(r["stages"]) if "peak_rss_gib_per_rank" in s),
+                        None)
+        peak = " / ".join(f"{v:.2f}" for v in per_rank) if per_rank else f"{max(s['peak_rss_gib'] for s in r['stages']):.2f} (max)"
+        dist = distributed_bytes(r)
+        share = times.get("empirical cubature", float("nan")) / r["wall"]
+        lines.append(f"| {r['code']} | {r['dofs']} | {r['ranks']} | {r['modes']} | {r['points']} | "
+                     f"{r['rows']} -> {r['compressed_rows'] or '?'} | " +
+                     " | ".join(f"{times.get(n, float('nan')):.2f}" for n in names) +
+                     f" | {r['wall']:.1f} | {share:.0%} | {peak} | " +
+                     (" / ".join(f"{v:.3f}" for v in dist) if any(dist) else "not recorded") + " |")
+    if args.baseline_code:
+        for old, new in zip(results[0::2], results[1::2]):  # (baseline, this) for each directory and rank count
+            same = old["reduced_points"] == new["reduced_points"]
+            dw = max((abs(a - b) / max(abs(b), 1e-300) for a, b in zip(new["reduced_weights"], old["reduced_weights"])),
+                     default=0.0) if same else float("nan")
+            lines.append(f"\n{new['dofs']} dofs, {new['ranks']} ranks: reduced points "
+                         f"{'identical' if same else 'DIFFER'} to the baseline's"
+                         + (f", weights within {dw:.1e} (relative)" if same else ""))
+    if not args.no_pod:
+        lines += ["", pod_comparison(args.directories[-1])]
     text = "\n".join(lines)
     print(text)
     if args.append_docs:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=ROOT).stdout.strip()
-        cmd = "python bench/offline.py " + " ".join(str(d) for d in args.directories)
+        cmd = "python bench/offline.py " + " ".join(str(d) for d in args.directories) + \
+            " --ranks " + " ".join(map(str, args.ranks)) + (f" --baseline-code {args.baseline_code}" if args.baseline_code else "")
         write_section("Offline stage", f"## Offline stage\n\n`{cmd} --append-docs` ({time.strftime('%Y-%m-%d')}, "
                       f"commit {commit}, 2 cores)\n\n{text}\n")
     return 0

@@ -132,9 +132,17 @@ def deim(U_local, *, comm: MPI.Comm | None = None, ids=None) -> DEIMResult:
     return _finish(PtU, pts, "deim")
 
 
-def qdeim(U_local, *, comm: MPI.Comm | None = None, ids=None) -> DEIMResult:
+def qdeim(U_local, *, comm: MPI.Comm | None = None, ids=None, tie_rtol: float | None = None) -> DEIMResult:
     """Q-DEIM points: pivots of the column-pivoted QR of ``U^T`` (LAPACK serially, row-pivoted
-    Gram-Schmidt with a communicator; see the module docstring)."""
+    Gram-Schmidt with a communicator; see the module docstring).
+
+    ``tie_rtol``: residual row norms within this relative band of the largest one tie and the smallest
+    global id wins; the row-wise products are then BLAS products on this rank's rows
+    (:func:`_qdeim_banded`), for bases whose rows agree across rank counts to rounding only (the band
+    absorbs both that rounding and the partition-dependent rounding of the products)."""
+    if tie_rtol is not None:
+        U, ids = _prepare(comm, U_local, ids)
+        return _qdeim_banded(comm, U, ids, float(tie_rtol))
     U, ids = _prepare(comm, U_local, ids)
     m = U.shape[1]
     if comm is None:
@@ -176,4 +184,64 @@ def qdeim(U_local, *, comm: MPI.Comm | None = None, ids=None) -> DEIMResult:
             taken[pos] = True
         pts.append(gid)
         PtU[l] = _row(comm, U, where, gid, owner)
+    return _finish(PtU, pts, "qdeim")
+
+
+#: Rows of the residual norms recomputed at a time by :func:`_qdeim_banded`.
+_NORM_BLOCK = 65536
+
+
+def _qdeim_banded(comm, U: np.ndarray, ids: np.ndarray, tie_rtol: float) -> DEIMResult:
+    """Q-DEIM by row-pivoted Gram-Schmidt with BLAS products on this rank's rows ``U`` ``(n_local, m)``.
+
+    The squared residual row norms are downdated by one product ``U q`` per pivot (no copy of ``U``) and
+    recomputed exactly, by row blocks, when their maximum falls below 1e-6 of the reference (cancellation);
+    the pivot is the smallest global id among the rows within ``tie_rtol`` of the largest norm (over all
+    ranks); its row travels from its owner. The pivot directions ``Q`` ``(j, m)`` are the same on every rank.
+    Stops early (fewer than ``m`` points) when the residual vanishes (a rank-deficient basis)."""
+    n, m = U.shape
+    Q = np.zeros((0, m))
+    where = _Positions(ids)
+    big = np.iinfo(np.int64).max
+
+    def exact_norms() -> np.ndarray:
+        out = np.empty(n)
+        for a in range(0, n, _NORM_BLOCK):
+            blk = U[a:a + _NORM_BLOCK]
+            res = blk - (blk @ Q.T) @ Q
+            out[a:a + _NORM_BLOCK] = np.einsum("ij,ij->i", res, res)
+        return out
+
+    def global_max(v: np.ndarray) -> float:
+        return float(_dist.allreduce(comm, float(v.max(initial=0.0)), "max"))
+
+    norms = exact_norms()
+    taken = np.zeros(n, dtype=bool)
+    ref = global_max(norms)
+    pts: list[int] = []
+    rows: list[np.ndarray] = []
+    for _ in range(m):
+        best = global_max(norms)
+        if best < 1e-6 * ref:
+            norms, ref = exact_norms(), best
+            norms[taken] = 0.0
+            best = global_max(norms)
+        if not best > 0.0:
+            break
+        cand = np.flatnonzero(norms >= best * (1.0 - tie_rtol))
+        gid = int(_dist.allreduce(comm, int(ids[cand].min()) if len(cand) else big, "min"))
+        pos = int(where(gid)[0])
+        owner = int(_dist.allreduce(comm, _dist.rank(comm) if pos >= 0 else _dist.size(comm), "min"))
+        x = _dist.bcast_from(comm, owner, U[pos] if pos >= 0 else None, m)
+        q = x - Q.T @ (Q @ x)
+        q -= Q.T @ (Q @ q)  # twice is enough (Gram-Schmidt re-orthogonalization)
+        q /= np.linalg.norm(q)
+        Q = np.vstack([Q, q])
+        norms = np.maximum(norms - (U @ q) ** 2, 0.0)
+        if pos >= 0:
+            taken[pos] = True
+        norms[taken] = 0.0
+        pts.append(gid)
+        rows.append(x)
+    PtU = np.array(rows).reshape(len(rows), m)
     return _finish(PtU, pts, "qdeim")

@@ -177,9 +177,30 @@ def reproducible_row_sums(comm: MPI.Comm | None, X: np.ndarray, folds: int = REP
     again (``folds`` times ``k``); the error is about ``eps |sum| + n_total max|x|
     2^(-k (51 - log2 n_total))``, at least as accurate as a plain sum.
     """
-    X = np.array(X, dtype=float, copy=True)
+    return _prerounded_sums(comm, np.array(X, dtype=float, copy=True), int(allreduce(comm, np.shape(X)[1])),
+                            folds)
+
+
+def reproducible_weighted_row_sums(comm: MPI.Comm | None, G: np.ndarray, w: np.ndarray,
+                                   folds: int = REPRO_FOLDS, block_bytes: int = 32 * 2**20) -> np.ndarray:
+    """:func:`reproducible_row_sums` of ``G * w[None, :]`` (``G`` ``(m, n_local)``, ``w`` ``(n_local,)``)
+    without the scaled copy of ``G``: the rows are independent, so they are summed by row blocks of at most
+    ``block_bytes`` (each block scaled into a fresh buffer), with bitwise the same result."""
+    G = np.asarray(G, dtype=float)
+    w = np.asarray(w, dtype=float)
+    m, n_local = G.shape
+    n_total = int(allreduce(comm, n_local))
+    step = max(1, block_bytes // max(8 * int(allreduce(comm, n_local, "max")), 1))  # the same on every rank
+    out = np.zeros(m)
+    for a in range(0, m, step):
+        out[a:a + step] = _prerounded_sums(comm, G[a:a + step] * w[None, :], n_total, folds)
+    return out
+
+
+def _prerounded_sums(comm: MPI.Comm | None, X: np.ndarray, n_total: int, folds: int) -> np.ndarray:
+    """Row sums of ``X`` ``(m, n_local)`` (overwritten) over all ranks, pre-rounded as in
+    :func:`reproducible_row_sums`; ``n_total``: the column count over all ranks."""
     m = X.shape[0]
-    n_total = int(allreduce(comm, X.shape[1]))
     total = np.zeros(m)
     if n_total == 0:
         return total

@@ -161,9 +161,25 @@ class ReducedModelData:
         return int(self.versions[-1]["version"]) if self.versions else 1
 
 
-def write(path: str | Path, data: ReducedModelData, mesh, modes: np.ndarray,
-          full_duals: dict[str, np.ndarray]) -> Path:
-    """Write ``data`` (with the full ``modes`` and full dual bases) atomically to ``path``."""
+def _write_rows(group, name: str, rows) -> None:
+    """A ``(n, m)`` float dataset chunked by rows (none for an empty one) from an array or from row blocks
+    (an object with ``shape`` and ``blocks()`` yielding ``(start, (b, m) array)``, e.g.
+    :class:`structrom.rom.offline.row_blocks.SpilledRows`: a distributed array written without holding it)."""
+    n, m = rows.shape
+    chunks = (min(n, 65536), m) if n * m else None
+    if isinstance(rows, np.ndarray) or not n * m:
+        group.create_dataset(name, data=np.asarray(rows) if isinstance(rows, np.ndarray) else np.zeros((n, m)),
+                             chunks=chunks)
+        return
+    d = group.create_dataset(name, shape=(n, m), dtype="f8", chunks=chunks)
+    for a, block in rows.blocks():
+        d[a:a + len(block)] = block
+
+
+def write(path: str | Path, data: ReducedModelData, mesh, modes,
+          full_duals: dict) -> Path:
+    """Write ``data`` (with the full ``modes`` ``(n_dofs, N)`` and full dual bases ``(n_points c, m_q)``,
+    arrays or row blocks, see :func:`_write_rows`) atomically to ``path``."""
     from structrom.rom.hifi.output import write_mesh_group
 
     path = Path(path)
@@ -176,8 +192,7 @@ def write(path: str | Path, data: ReducedModelData, mesh, modes: np.ndarray,
         if data.versions:
             f.attrs["versions"] = json.dumps(data.versions)
         write_mesh_group(f.create_group("mesh"), mesh)
-        n = modes.shape[1]
-        f.create_dataset("modes/full", data=modes, chunks=(min(len(modes), 65536), n))
+        _write_rows(f, "modes/full", modes)
         f.create_dataset("modes/singular_values", data=data.singular_values)
         r = f.create_group("reduced")
         for key in ("element", "point", "weights", "coordinates", "material", "integrator"):
@@ -204,9 +219,7 @@ def write(path: str | Path, data: ReducedModelData, mesh, modes: np.ndarray,
             g.attrs["components"] = dual.components
             g.create_dataset("reduced_basis", data=dual.reduced_basis)
             g.create_dataset("singular_values", data=dual.singular_values)
-            full = full_duals[name]
-            g.create_dataset("basis", data=full,  # chunked by rows (none for an empty basis)
-                             chunks=(min(len(full), 65536), full.shape[1]) if full.size else None)
+            _write_rows(g, "basis", full_duals[name])
         ind = f.create_group("indicator")
         ind.attrs["quantity"] = data.indicator_quantity
         ind.attrs["tolerance"] = data.indicator_tolerance

@@ -66,6 +66,8 @@ from scipy.sparse.csgraph import reverse_cuthill_mckee
 from structrom.mpi.collectives import raise_collectively
 
 EPS = float(np.finfo(float).eps)
+#: Bytes of the row blocks of the weighted products and checks (no full-size temporaries of the snapshots).
+BLOCK_BYTES = 32 * 2**20
 #: Relative tolerance under which two entries' magnitudes tie for the sign convention.
 SIGN_TIE_RTOL = 1e-8
 METHODS = ("gram", "tsqr", "randomized")
@@ -193,16 +195,33 @@ class _Product:
         self.comm.Allreduce(a, out, op=MPI.SUM)
         return out
 
+    def _blocks(self, n_cols: int):
+        """Row ranges of at most :data:`BLOCK_BYTES` of an ``n_cols``-column array."""
+        step = max(1, BLOCK_BYTES // max(8 * n_cols, 1))
+        return ((a, min(a + step, self.n_rows)) for a in range(0, self.n_rows, step))
+
+    def _apply_rows(self, a: int, b: int, Y: np.ndarray) -> np.ndarray:
+        """Rows ``a:b`` of ``W_local Y``."""
+        if self.diag is not None:
+            return self.diag[a:b, None] * Y[a:b]
+        return np.asarray(self.matrix[a:b] @ Y)
+
     def inner(self, X: np.ndarray, Y: np.ndarray | None = None) -> np.ndarray:
-        """``sum_ranks X^T W Y`` (``Y`` defaults to ``X``; symmetrized then)."""
-        if Y is None:
-            G = self.allreduce(X.T @ self.apply(X))
-            return 0.5 * (G + G.T)
-        return self.allreduce(X.T @ self.apply(Y))
+        """``sum_ranks X^T W Y`` (``Y`` defaults to ``X``; symmetrized then). By row blocks: no copy of
+        ``W Y`` larger than :data:`BLOCK_BYTES`."""
+        Z = X if Y is None else Y
+        G = np.zeros((X.shape[1], Z.shape[1]))
+        for a, b in self._blocks(Z.shape[1]):
+            G += X[a:b].T @ self._apply_rows(a, b, Z)
+        G = self.allreduce(G)
+        return 0.5 * (G + G.T) if Y is None else G
 
     def column_energy(self, X: np.ndarray) -> np.ndarray:
         """``(n_cols,)`` squared weighted norms of the columns."""
-        return self.allreduce(np.einsum("ij,ij->j", X, self.apply(X)))
+        e = np.zeros(X.shape[1])
+        for a, b in self._blocks(X.shape[1]):
+            e += np.einsum("ij,ij->j", X[a:b], self._apply_rows(a, b, X))
+        return self.allreduce(e)
 
     def half(self, X: np.ndarray) -> np.ndarray:
         """``F^T X`` with ``W_local = F F^T`` (so ``(F^T X)^T (F^T X) = X^T W_local X``)."""
@@ -277,8 +296,11 @@ def _validate_snapshots(comm: MPI.Comm, S, name: str = "snapshots_local") -> np.
                        "rank must hold all snapshots restricted to its rows")
     if counts[0] == 0 or comm.allreduce(S_arr.shape[0]) == 0:
         raise PODError(f"{name} is empty (shape {S_arr.shape} on every rank): provide at least one snapshot")
-    bad_nan = comm.allreduce(int(np.count_nonzero(np.isnan(S_arr))))
-    bad_inf = comm.allreduce(int(np.count_nonzero(np.isinf(S_arr))))
+    step = max(1, BLOCK_BYTES // max(8 * S_arr.shape[1], 1))  # counted by row blocks (no full-size masks)
+    bad_nan = comm.allreduce(sum(int(np.count_nonzero(np.isnan(S_arr[a:a + step])))
+                                 for a in range(0, S_arr.shape[0], step)))
+    bad_inf = comm.allreduce(sum(int(np.count_nonzero(np.isinf(S_arr[a:a + step])))
+                                 for a in range(0, S_arr.shape[0], step)))
     if bad_nan or bad_inf:
         what = " and ".join(f"{k} at {v} entries" for k, v in (("NaN", bad_nan), ("Inf", bad_inf)) if v)
         raise PODError(f"{name} contain {what}: remove the failed (diverged) snapshots before the POD")
@@ -325,7 +347,10 @@ def _reorthonormalize(prod: _Product, Phi: np.ndarray) -> np.ndarray:
             R = sla.cholesky(G, lower=False)
         except sla.LinAlgError:
             return Phi
-        Phi = sla.solve_triangular(R, Phi.T, trans="T", lower=False).T
+        if not (Phi.flags.owndata and Phi.flags.c_contiguous):
+            Phi = np.array(Phi, order="C")  # never overwrite the caller's array
+        for a, b in prod._blocks(Phi.shape[1]):  # Phi <- Phi R^-1 in place, by row blocks
+            Phi[a:b] = sla.solve_triangular(R, Phi[a:b].T, trans="T", lower=False).T
     return Phi
 
 
@@ -334,18 +359,28 @@ def _fix_signs(prod: _Product, Phi: np.ndarray) -> np.ndarray:
     comm, n_modes = prod.comm, Phi.shape[1]
     if n_modes == 0:
         return Phi
-    A = np.abs(Phi)
-    local_max = A.max(axis=0) if len(A) else np.zeros(n_modes)
+    blocks = list(prod._blocks(n_modes))  # by row blocks: no full-size temporaries
+    local_max = np.zeros(n_modes)
+    for a, b in blocks:
+        local_max = np.maximum(local_max, np.abs(Phi[a:b]).max(axis=0))
     gmax = np.empty(n_modes)
     comm.Allreduce(np.ascontiguousarray(local_max), gmax, op=MPI.MAX)
     big = np.iinfo(np.int64).max
-    cand = np.where(A >= (1.0 - SIGN_TIE_RTOL) * gmax[None, :], prod.global_rows[:, None], big)
-    local_row = cand.min(axis=0) if len(cand) else np.full(n_modes, big)
+    local_row = np.full(n_modes, big)
+    for a, b in blocks:
+        cand = np.where(np.abs(Phi[a:b]) >= (1.0 - SIGN_TIE_RTOL) * gmax[None, :], prod.global_rows[a:b, None], big)
+        local_row = np.minimum(local_row, cand.min(axis=0))
     grow = np.empty(n_modes, dtype=np.int64)
     comm.Allreduce(np.ascontiguousarray(local_row, dtype=np.int64), grow, op=MPI.MIN)
-    hit = prod.global_rows[:, None] == grow[None, :]
-    votes = prod.allreduce(np.sum(np.sign(Phi) * hit, axis=0))
-    return Phi * np.where(votes < 0, -1.0, 1.0)[None, :]
+    votes = np.zeros(n_modes)
+    for a, b in blocks:
+        votes += np.sum(np.sign(Phi[a:b]) * (prod.global_rows[a:b, None] == grow[None, :]), axis=0)
+    votes = prod.allreduce(votes)
+    signs = np.where(votes < 0, -1.0, 1.0)
+    if not Phi.flags.owndata:  # a view of the caller's array (e.g. IncrementalPOD's modes): leave it alone
+        return Phi * signs[None, :]
+    Phi *= signs[None, :]
+    return Phi
 
 
 def _finish(prod: _Product, Phi: np.ndarray, sigma: np.ndarray, eigenvalues: np.ndarray, total: float,

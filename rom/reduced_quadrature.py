@@ -59,7 +59,11 @@ import numpy as np
 import scipy.linalg as sla
 from mpi4py import MPI
 
-from structrom.mpi.collectives import allreduce, raise_collectively, reproducible_row_sums
+import time
+from collections.abc import Callable
+
+from structrom.mpi.collectives import (allreduce, raise_collectively, reproducible_row_sums,
+                                       reproducible_weighted_row_sums)
 from structrom.rom.progress import bar
 
 EPS = float(np.finfo(float).eps)
@@ -135,6 +139,10 @@ class RowCompression:
     eigenvalues: np.ndarray
     energy_error: float
     compressed_local: np.ndarray | None = None
+    #: "gram" (:func:`compress_rows`) or "randomized" (:func:`structrom.rom.row_sketch.sketch_rows`, whose
+    #: range had ``range_rank`` columns before the truncation)
+    method: str = "gram"
+    range_rank: int | None = None
 
     @property
     def rank(self) -> int:
@@ -179,17 +187,75 @@ def _unique_sorted(a: np.ndarray) -> bool:
     return bool(len(a) < 2 or np.all(np.diff(np.sort(a)) > 0))
 
 
+def _all_finite(A: np.ndarray, block_bytes: int = 8 * 2**20) -> bool:
+    """``np.all(np.isfinite(A))`` for a 2-D array, by row blocks (no full-size mask)."""
+    if A.size == 0:
+        return True
+    step = max(1, block_bytes // max(A.itemsize * A.shape[1], 1))
+    return all(bool(np.isfinite(A[a:a + step]).all()) for a in range(0, A.shape[0], step))
+
+
+def _abs_max(A: np.ndarray) -> float:
+    """``max |A|`` without a copy of ``A`` (0 for an empty array)."""
+    return float(max(A.max(), -A.min())) if A.size else 0.0
+
+
+class _ECMProgress:
+    """Progress of the ECM's selections: a tqdm bar (rank 0) and, every ``every`` selections or
+    ``seconds``, one line through ``log`` with the points, the residual, the elapsed time and an estimate of
+    the time left (the last ``window`` residuals' geometric decrease per selection, extrapolated to the
+    tolerance)."""
+
+    def __init__(self, enabled: bool, tolerance: float, log=None, every: int = 100, seconds: float = 30.0,
+                 window: int = 50) -> None:
+        self.bar = bar(None, "ECM selections", "sel", enabled=enabled)
+        self.log = log if enabled else None
+        self.tolerance, self.every, self.seconds, self.window = tolerance, every, seconds, window
+        self.t0 = self.last = time.perf_counter()
+
+    def eta(self, history: list[float], selections: int) -> float:
+        """Seconds left, extrapolated (nan while unknown)."""
+        h = [v for v in history[-self.window:] if v > 0]
+        if len(h) < 2 or not h[-1] > self.tolerance:
+            return 0.0 if h and h[-1] <= self.tolerance else float("nan")
+        rate = (np.log(h[0]) - np.log(h[-1])) / (len(h) - 1)  # decrease of log(residual) per selection
+        if not rate > 0:
+            return float("nan")
+        per = (time.perf_counter() - self.t0) / max(selections, 1)
+        return float(np.log(h[-1] / self.tolerance) / rate * per)
+
+    def update(self, n_points: int, history: list[float], selections: int) -> str:
+        res = history[-1] if history else 1.0
+        eta = self.eta(history, selections)
+        text = (f"{n_points} points, residual {res:.2e}, {time.perf_counter() - self.t0:.1f} s, "
+                f"ETA {'?' if not np.isfinite(eta) else f'{eta:.0f} s'}")
+        self.bar.update(1)
+        self.bar.set_postfix_str(text)
+        now = time.perf_counter()
+        if self.log is not None and (selections % self.every == 0 or now - self.last >= self.seconds):
+            self.log(f"ECM: {selections} selections, {text}")
+            self.last = now
+        return text
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 # -- row compression ----------------------------------------------------------------------------------
 
 
-def compress_rows(comm: MPI.Comm | None, G_chunks: Iterable[np.ndarray] | np.ndarray,
+def compress_rows(comm: MPI.Comm | None,
+                  G_chunks: Iterable[np.ndarray] | np.ndarray | Callable[[], Iterable[np.ndarray]],
                   tolerance: float) -> RowCompression:
     """Orthonormal basis ``U_r`` of the row space of the distributed ``G`` and ``U_r^T G_local``.
 
     ``G_chunks``: this rank's ``(n_rows, n_local)`` array, or an iterable of ``(n_rows, n_j)`` chunks of
-    its columns (points), e.g. produced element block by element block; ``tolerance`` in (0, 1).
-    ``C = sum_ranks sum_chunks G_j G_j^T`` ``(n_rows, n_rows)`` is Allreduced and ``eigh``-ed on every
-    rank; ``r`` is the smallest number with ``sum_{i>r} lambda_i <= tolerance^2 sum_i lambda_i``
+    its columns (points), e.g. produced element block by element block, or a function returning a fresh
+    such iterable (then the chunks are made twice, once for ``C`` and once for ``U_r^T G``, which is
+    written block by block into one ``(r, n_local)`` array: the uncompressed ``G`` never exists whole);
+    ``tolerance`` in (0, 1).
+    ``C = sum_ranks sum_chunks G_j G_j^T`` ``(n_rows, n_rows)`` (upper triangle, BLAS ``syrk``) is
+    Allreduced and ``eigh``-ed on every rank (two ``n_rows^2`` arrays per rank, whatever the rank count); ``r`` is the smallest number with ``sum_{i>r} lambda_i <= tolerance^2 sum_i lambda_i``
     (relative Frobenius energy of the discarded part). The Gram matrix squares the condition number:
     eigenvalues below ``~ n_rows eps lambda_1`` are round-off, so tolerances below ``~1e-7`` are not
     resolved. Returns a :class:`RowCompression` (``compressed_local = U_r^T G_local`` ``(r, n_local)``
@@ -217,10 +283,12 @@ def compress_rows(comm: MPI.Comm | None, G_chunks: Iterable[np.ndarray] | np.nda
     comm = MPI.COMM_SELF if comm is None else comm
     if not (isinstance(tolerance, (int, float, np.floating)) and 0.0 < float(tolerance) < 1.0):
         raise ECMError(f"tolerance must be in (0, 1) (relative energy of the discarded rows), got {tolerance!r}")
-    keep_chunks = isinstance(G_chunks, np.ndarray) or isinstance(G_chunks, Sequence)
-    chunks = [G_chunks] if isinstance(G_chunks, np.ndarray) else G_chunks
+    factory = G_chunks if callable(G_chunks) else None
+    keep_chunks = factory is not None or isinstance(G_chunks, np.ndarray) or isinstance(G_chunks, Sequence)
+    chunks = factory() if factory is not None else [G_chunks] if isinstance(G_chunks, np.ndarray) else G_chunks
     C = None
     n_rows = None
+    n_cols = 0
     message = None
     for j, chunk in enumerate(chunks):
         A = np.asarray(chunk, dtype=float)
@@ -229,14 +297,16 @@ def compress_rows(comm: MPI.Comm | None, G_chunks: Iterable[np.ndarray] | np.nda
             break
         if n_rows is None:
             n_rows = A.shape[0]
-            C = np.zeros((n_rows, n_rows))
+            C = np.zeros((n_rows, n_rows), order="F")
         if A.shape[0] != n_rows:
             message = f"G_chunks[{j}] has {A.shape[0]} rows, earlier chunks had {n_rows}"
             break
-        if not np.all(np.isfinite(A)):
+        if not _all_finite(A):
             message = f"G_chunks[{j}] contains NaN or Inf at {int(np.count_nonzero(~np.isfinite(A)))} entries"
             break
-        C += A @ A.T
+        n_cols += A.shape[1]
+        if A.shape[1]:  # C += A A^T, upper triangle (A.T is Fortran-ordered: no copy)
+            C = sla.blas.dsyrk(1.0, np.asarray(A.T, order="F"), beta=1.0, c=C, trans=1, lower=0, overwrite_c=1)
     _raise_collectively(comm, message)
     rows = comm.allgather(n_rows)
     known = {r for r in rows if r is not None}
@@ -246,26 +316,32 @@ def compress_rows(comm: MPI.Comm | None, G_chunks: Iterable[np.ndarray] | np.nda
                        "G_chunks is empty on every rank")
     n_rows = known.pop()
     if C is None:
-        C = np.zeros((n_rows, n_rows))
-    C = allreduce(comm, C)
-    C = 0.5 * (C + C.T)
-    lam, V = sla.eigh(C)
+        C = np.zeros((n_rows, n_rows), order="F")
+    if comm.Get_size() > 1:
+        comm.Allreduce(MPI.IN_PLACE, C, op=MPI.SUM)
+    total = float(np.trace(C))
+    lam, V = sla.eigh(C, lower=False, overwrite_a=True, check_finite=False)
+    del C
     lam, V = lam[::-1], V[:, ::-1]
     if not len(lam) or lam[0] <= 0:
         raise ECMError("G is zero on every rank: nothing to compress")
     lam = np.maximum(lam, 0.0)
     n_above = int(np.count_nonzero(lam > EPS * lam[0] * max(n_rows, 1)))  # the rest is round-off
-    total = float(np.trace(C))
     tails = np.concatenate([np.cumsum(lam[::-1])[::-1], [0.0]])  # all of them, round-off ones included
     ok = np.flatnonzero(tails[: n_above + 1] <= tolerance ** 2 * total)
     r = max(1, int(ok[0]) if ok.size else n_above)
-    U = V[:, :r]
+    U = np.ascontiguousarray(V[:, :r])
+    del V
     big = np.argmax(np.abs(U), axis=0)  # deterministic signs (the rows are global)
-    U = U * np.where(U[big, np.arange(r)] < 0, -1.0, 1.0)
+    U *= np.where(U[big, np.arange(r)] < 0, -1.0, 1.0)
     compressed = None
     if keep_chunks:
-        parts = [U.T @ np.asarray(c, dtype=float) for c in chunks]
-        compressed = np.hstack(parts) if parts else np.zeros((r, 0))
+        compressed = np.empty((r, n_cols))
+        j = 0
+        for c in (factory() if factory is not None else chunks):
+            c = np.asarray(c, dtype=float)
+            np.matmul(U.T, c, out=compressed[:, j:j + c.shape[1]])
+            j += c.shape[1]
     outside = total - float(tails[0])  # trace vs sum of the eigenvalues: zero up to round-off
     discarded = float(tails[r]) + (outside if outside > 64 * EPS * total else 0.0)
     return RowCompression(U, np.sqrt(lam[:r]), lam[:n_above], float(np.sqrt(discarded / total)), compressed)
@@ -295,7 +371,7 @@ def _validate(comm, G_local, w_fe_local, global_points_local, tolerance, max_poi
                        f"column of G_local), got {g.shape}")
         elif g.size and not np.issubdtype(g.dtype, np.integer):
             message = f"global_points_local must be integers, got dtype {g.dtype}"
-        elif not np.all(np.isfinite(G)):
+        elif not _all_finite(G):
             n_nan, n_inf = int(np.count_nonzero(np.isnan(G))), int(np.count_nonzero(np.isinf(G)))
             what = " and ".join(f"{k} at {v} entries" for k, v in (("NaN", n_nan), ("Inf", n_inf)) if v)
             message = f"G_local contains {what}: remove failed snapshots / check the stresses"
@@ -404,6 +480,7 @@ def empirical_cubature(
     max_points: int | None = None,
     include_constant: bool = True,
     initial_points: np.ndarray | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> ReducedQuadrature:
     """ECM reduced quadrature of distributed integrands (collective over ``comm``).
 
@@ -421,6 +498,11 @@ def empirical_cubature(
     the residual correlates most, non-positive weights removed). Every initial point stays in the rule:
     first, in the given order, with weight 0 where left out.
 
+    Memory: besides ``G_local`` (read only, never copied: the reproducible sums scale it by row blocks),
+    ``O(n_rows + n_local)`` per rank plus the QR of the selected columns ``O(n_rows k)``.
+    ``log``: rank 0's progress lines (every 100 selections or 30 s: points, residual, elapsed time,
+    estimated time left); a tqdm bar on stderr besides (:mod:`structrom.rom.progress`).
+
     Raises :class:`ECMError` (on every rank) for bad input, for ``G w_FE == 0`` (a relative tolerance is
     then undefined) and when the residual stagnates above the tolerance.
     """
@@ -431,10 +513,10 @@ def empirical_cubature(
     if n_total == 0:
         raise ECMError("G_local has no points (columns) on any rank")
 
-    sums = reproducible_row_sums(comm, np.vstack([G * w_fe, w_fe[None, :]]))
-    b_G, volume = sums[:n_rows], float(sums[n_rows])
+    b_G = reproducible_weighted_row_sums(comm, G, w_fe)
+    volume = float(reproducible_row_sums(comm, w_fe[None, :])[0])
     norm_b = float(np.linalg.norm(b_G))
-    scale_ref = float(comm.allreduce(float(np.abs(G).max()) if G.size else 0.0, op=MPI.MAX)) * volume
+    scale_ref = float(comm.allreduce(_abs_max(G), op=MPI.MAX)) * volume
     if not norm_b > 64 * EPS * scale_ref * np.sqrt(max(n_rows, 1)) or norm_b == 0.0:
         raise ECMError(f"the FE integrals G w_FE vanish (||G w_FE|| = {norm_b:.3g}, volume {volume:.3g}): "
                        "the relative tolerance is undefined; add integrands with non-zero integrals")
@@ -506,11 +588,10 @@ def empirical_cubature(
                 history.append(float(np.linalg.norm(r[:n_rows]) / norm_b))
                 converged = bool(np.linalg.norm(r) <= target)
     it = 0
-    progress = bar(None, "ECM selections", "sel", enabled=comm.Get_rank() == 0)
+    progress = _ECMProgress(comm.Get_rank() == 0, float(tolerance), log)
     while not converged and len(selected) < limit:
         if it:
-            progress.update(1)
-            progress.set_postfix_str(f"{len(selected)} points, residual {history[-1] if history else 1.0:.2e}")
+            progress.update(len(selected), history, it)
         it += 1
         r_norm = float(np.linalg.norm(r))
         if it > max_iter:

@@ -102,11 +102,17 @@ def test_bad_inputs_give_clear_errors(training, tmp_path):
 
 
 def test_qdeim_pivots_match_lapack_and_break_ties_by_row():
-    """qdeim_rows gives LAPACK's column-pivoted QR pivots on a generic basis, and on rows equal up to
-    rounding (a symmetric mesh) always the lowest row, whatever the perturbation."""
+    """The banded Q-DEIM of the dual points (eim.deim.qdeim with tie_rtol) gives LAPACK's column-pivoted QR
+    pivots on a generic basis, and on rows equal up to rounding (a symmetric mesh) always the lowest row,
+    whatever the perturbation."""
     import scipy.linalg as la
+    from mpi4py import MPI
 
-    from structrom.rom.offline.pipeline import qdeim_rows
+    from structrom.eim.deim import qdeim
+    from structrom.rom.offline.cubature import QDEIM_TIE_RTOL
+
+    def qdeim_rows(X):
+        return qdeim(X, comm=MPI.COMM_SELF, tie_rtol=QDEIM_TIE_RTOL).point_ids
 
     rng = np.random.default_rng(5)
     X, _ = np.linalg.qr(rng.normal(size=(400, 10)) * np.logspace(0, -4, 10))
@@ -117,3 +123,56 @@ def test_qdeim_pivots_match_lapack_and_break_ties_by_row():
         Z = Y.copy()
         Z[400:] *= 1.0 + sign * 1e-13
         assert np.all(qdeim_rows(Z) < 400)
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("n", [2, 3])
+def test_no_rank_holds_a_full_size_distributed_array(training, n):
+    """On 2 and 3 ranks every distributed array the stages record (snapshots, modes, their strains, stress
+    snapshots, dual bases, integrand) has on each rank a part of the rows only: the rows are a partition
+    (points) or a partition plus interface dofs, and the largest part is near 1 / n of the whole."""
+    import h5py
+    import json
+
+    out = training / f"model{n}.h5"
+    if not out.exists():
+        run_program(n, "offline_ranks.py", str(training / "offline.toml"), str(out))
+    with h5py.File(out, "r") as f:
+        stages = json.loads(f.attrs["provenance"])["stages"]
+    seen = set()
+    for st in stages:
+        assert len(st.get("peak_rss_gib_per_rank", [0] * n)) == n
+        for name, a in st.get("arrays", {}).items():
+            rows, total = a["rows_per_rank"], a["global_rows"]
+            assert len(rows) == n and total > 0
+            assert max(rows) < total, (name, rows, total)
+            assert max(rows) <= (1.0 / n + 0.2) * total, (name, rows, total)  # near 1/n (interface dofs)
+            assert sum(rows) >= total, (name, rows, total)  # together they hold every row
+            seen.add(name)
+    assert {"snapshots", "modes", "mode strains", "stress snapshots", "integrand",
+            "dual basis stress", "dual basis cumulated_plastic_strain"} <= seen
+
+
+def test_spilled_rows_are_written_by_bounded_row_blocks(tmp_path):
+    """Rows spilled in any order come back by row blocks of the requested size and form the array; the
+    model file's dataset written from them equals the array."""
+    import h5py
+    from mpi4py import MPI
+
+    from structrom.rom.model_file import _write_rows
+    from structrom.rom.offline.row_blocks import remove_spill, spill_rows
+
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(1000, 7))
+    keep = rng.permutation(1000)[:900]  # 100 rows held by nobody: zeros
+    sp = spill_rows(MPI.COMM_SELF, tmp_path / "rows", "a", keep, A[keep], 1000)
+    blocks = list(sp.blocks(block_bytes=8 * 7 * 64))
+    assert [len(b) for _, b in blocks] == [64] * 15 + [40]
+    want = np.zeros_like(A)
+    want[keep] = A[keep]
+    assert np.array_equal(sp.to_array(), want)
+    with h5py.File(tmp_path / "m.h5", "w") as f:
+        _write_rows(f, "modes/full", sp)
+        assert np.array_equal(f["modes/full"][()], want)
+    remove_spill(tmp_path / "rows")
+    assert not (tmp_path / "rows").exists()

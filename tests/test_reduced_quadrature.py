@@ -193,6 +193,81 @@ def test_compressed_rows_meet_the_tolerance_on_the_full_integrands():
     assert q.n_points <= rc.rank + 1
 
 
+def test_streamed_compression_selects_the_points_of_the_dense_gram():
+    """Blocks of points from a factory (the offline stage's path: the uncompressed G never exists whole,
+    C accumulated by syrk) give the ECM the points and weights of the former dense path (C = G G^T,
+    symmetrized, eigh, U^T G): same points, weights to 1e-6; the weighted sums are bitwise those of the
+    scaled copy."""
+    import scipy.linalg as sla
+
+    from structrom.mpi.collectives import reproducible_row_sums, reproducible_weighted_row_sums
+
+    disc, psi, eps_modes, stress = fe_problem("C3D8", (8, 5, 4), 8, 0.55 + 0.1 * np.arange(16))
+    G = integrand_rows(eps_modes, stress)
+    w, pts = disc.point_weights, np.arange(disc.n_points)
+    tol = 1e-5
+    # the former implementation, inline
+    C = G @ G.T
+    lam, V = sla.eigh(0.5 * (C + C.T))
+    lam, V = lam[::-1], V[:, ::-1]
+    tails = np.concatenate([np.cumsum(lam[::-1])[::-1], [0.0]])
+    r = int(np.flatnonzero(tails <= (tol / 10) ** 2 * np.trace(C))[0])
+    old = empirical_cubature(SELF, V[:, :r].T @ G, w, pts, tolerance=0.9 * tol)
+
+    def blocks():
+        for a in range(0, disc.n_points, 97):
+            yield integrand_rows(eps_modes[a:a + 97], stress[a:a + 97])
+    rc = compress_rows(SELF, blocks, tol / 10)
+    assert rc.rank == r and rc.compressed_local.shape == (r, disc.n_points)
+    new = empirical_cubature(SELF, rc.compressed_local, w, pts, tolerance=0.9 * tol)
+    assert np.array_equal(new.points, old.points)
+    # compressed rows: the trailing singular vectors near the cut amplify the Gram's rounding by
+    # lambda_1 / gap (compress_rows' docstring), so the weights agree to the level seen across rank counts
+    assert np.allclose(new.weights, old.weights, rtol=1e-6, atol=0)
+    assert abs(new.residual - old.residual) <= 1e-6 * old.residual
+    assert np.array_equal(reproducible_weighted_row_sums(SELF, G, w, block_bytes=8 * G.shape[1] * 5),
+                          reproducible_row_sums(SELF, G * w))
+
+
+def test_randomized_row_compression_meets_the_tolerance_without_a_rows_squared_array():
+    """Above max_gram_rows the rows are compressed by the randomized range finder (row_sketch): its rank is
+    at most the range found, its reported energy error is the measured one and within the tolerance, and the
+    ECM on it meets the tolerance on the full integrands, as with the Gram compression."""
+    from structrom.rom.offline.cubature import integrand_matrix
+
+    disc, psi, eps_modes, stress = fe_problem("C3D8", (8, 5, 4), 8, 0.55 + 0.1 * np.arange(16))
+    G = integrand_rows(eps_modes, stress)  # 128 rows
+    w, pts = disc.point_weights, np.arange(disc.n_points)
+    tol = 1e-5
+    Gc, n_rows, rc = integrand_matrix(SELF, eps_modes, stress, 10, tol / 10, pts, max_gram_rows=64)
+    gram = compress_rows(SELF, G, tol / 10)
+    assert rc.method == "randomized" and n_rows == 128 and rc.rank <= rc.range_rank < 128
+    assert rc.rank <= gram.rank + 8  # near the optimal (Gram) rank
+    assert np.allclose(rc.basis.T @ rc.basis, np.eye(rc.rank), atol=1e-12)
+    assert np.allclose(rc.basis @ Gc, rc.basis @ (rc.basis.T @ G), atol=1e-10 * np.abs(G).max())
+    trunc = np.linalg.norm(G - rc.basis @ Gc) / np.linalg.norm(G)
+    assert trunc <= tol / 10 and trunc == pytest.approx(rc.energy_error, rel=1e-2, abs=1e-9)
+    q = empirical_cubature(SELF, Gc, w, pts, tolerance=0.9 * tol)
+    err = np.linalg.norm(G @ (q.local_weights(pts) - w)) / np.linalg.norm(G @ w)
+    assert q.residual <= 0.9 * tol and err <= tol
+
+
+def test_ecm_reports_progress_with_an_estimate_of_the_time_left():
+    disc, psi, eps_modes, stress = fe_problem("C3D8", (8, 5, 4), 8, 0.55 + 0.1 * np.arange(16))
+    G = integrand_rows(eps_modes, stress)
+    lines = []
+    import structrom.rom.reduced_quadrature as rq
+
+    q = rq.empirical_cubature(SELF, G, disc.point_weights, np.arange(disc.n_points), tolerance=1e-6,
+                              log=lines.append)
+    assert q.extra["n_selections"] >= 100 and lines
+    assert all(line.startswith("ECM: ") and "points, residual" in line and "ETA" in line for line in lines)
+    # the estimate from a geometric decrease: 10x per 10 selections, 1 s each, 1e-2 -> 1e-4 is 20 selections
+    prog = rq._ECMProgress(False, 1e-4)
+    prog.t0 -= 30.0
+    assert prog.eta([10.0 ** (-k / 10) for k in range(21)], 30) == pytest.approx(20.0, rel=0.05)
+
+
 # -- determinism, reproducible sums ---------------------------------------------------------------------
 
 
@@ -296,3 +371,8 @@ def test_distributed_ecm_independent_of_rank_count():
         assert c["rank"] == c1["rank"] < ref["n_rows"] and c["points"] == c1["points"], n
         assert c["measured_error"] <= 1e-5, n
         assert np.max(np.abs(np.array(c["weights"]) - c1["weights"])) <= 1e-7 * np.max(c1["weights"]), n
+        # randomized range finder (test matrix drawn per global point): same range and points for any rank count
+        s, s1 = run["sketched"], ref["sketched"]
+        assert s["rank"] == s1["rank"] <= s["range_rank"] <= ref["n_rows"] and s["points"] == s1["points"], n
+        assert s["measured_error"] <= 1e-5, n
+        assert np.max(np.abs(np.array(s["weights"]) - s1["weights"])) <= 1e-7 * np.max(s1["weights"]), n

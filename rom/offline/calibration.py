@@ -61,10 +61,10 @@ class TrainingData:
     ``snapshots``: ``(n_rows_local, n_snap)`` displacements at this rank's dofs ``rows`` (global numbers);
     ``mass``: the element-assembled local mass ``(n_rows_local, n_rows_local)``; ``gidx``: ``(n_points_local,)``
     global integration point numbers; ``duals``: quantity -> ``((n_points_local * c, n_snap), c)`` replayed
-    training values; ``case_columns``: the snapshot columns of each case; ``loads``: local full-size load
-    vectors (``pressure`` surface -> ``(n_dofs,)``, ``traction`` / ``force`` set -> ``(n_dofs, 3)`` unit loads
-    along x, y, z, ``centrifugal`` ``(n_dofs,)`` or None, ``gravity`` ``(n_dofs, 3)`` or None); POD settings
-    as in the offline configuration.
+    training values; ``case_columns``: the snapshot columns of each case; ``loads``: load vectors at this
+    rank's rows ``rows`` (``pressure`` surface -> ``(n_rows_local,)``, ``traction`` / ``force`` set ->
+    ``(n_rows_local, 3)`` unit loads along x, y, z, ``centrifugal`` ``(n_rows_local,)`` or None, ``gravity``
+    ``(n_rows_local, 3)`` or None); POD settings as in the offline configuration.
     """
 
     comm: MPI.Comm
@@ -98,26 +98,24 @@ def _fold_points(td: TrainingData, keep: np.ndarray, eps: np.ndarray, dual_modes
     plus the Q-DEIM points of its dual bases, as the offline stage selects them. Returns ``(points,
     weights)`` or None (no ``td.ecm`` settings, no stress snapshots, or the ECM failed: the model's points
     are kept)."""
-    from structrom.rom.reduced_quadrature import ECMError, compress_rows, empirical_cubature, integrand_rows
+    from structrom.rom.reduced_quadrature import ECMError
 
-    from .pipeline import _qdeim_points
+    from .cubature import cubature, dual_points
 
     stress = td.stress if td.stress is not None else (td.duals["stress"][0] if "stress" in td.duals else None)
     if td.ecm is None or stress is None:
         return None
     comm = td.comm
     stress = stress.reshape(td.disc.n_points, 6, -1)[:, :, keep]
-    G = integrand_rows(eps, stress)
-    if len(G) > td.ecm["max_rows"]:
-        G = compress_rows(comm, G, td.ecm["row_tolerance"]).compressed_local
     try:
-        quad = empirical_cubature(comm, G, td.disc.point_weights, td.gidx, tolerance=td.ecm["tolerance"],
-                                  max_points=td.ecm["max_points"])
+        quad = cubature(comm, eps, stress, td.disc.point_weights, td.gidx, tolerance=td.ecm["tolerance"],
+                        row_tolerance=td.ecm["row_tolerance"], max_rows=td.ecm["max_rows"],
+                        max_gram_rows=td.ecm.get("max_gram_rows", 8192),
+                        max_points=td.ecm["max_points"]).quadrature
     except ECMError as exc:
         log(f"calibration: the fold's cubature failed ({exc}); the model's reduced points are kept")
         return None
-    n_points = int(comm.allreduce(len(td.gidx)))
-    extra = [_qdeim_points(comm, m, (c * td.gidx[:, None] + np.arange(c)).ravel(), n_points * c, c)
+    extra = [dual_points(comm, m, (c * td.gidx[:, None] + np.arange(c)).ravel(), c)
              for (_, c), m in ((td.duals[k], m) for k, m in dual_modes.items())]
     extra = np.setdiff1d(np.unique(np.concatenate(extra)) if extra else np.zeros(0, np.int64), quad.points)
     return (np.concatenate([quad.points, extra]).astype(np.int64),
@@ -125,7 +123,7 @@ def _fold_points(td: TrainingData, keep: np.ndarray, eps: np.ndarray, dual_modes
 
 
 def _fold(td: TrainingData, keep: np.ndarray, points: np.ndarray, validation: ValidationSet | None, log=print):
-    """Reduced operators without the held-out columns: ``(phi (n_dofs, N) local rows, data pieces on rank 0,
+    """Reduced operators without the held-out columns: ``(phi (n_rows_local, N) this rank's rows, data pieces on rank 0,
     local dual bases)``. With ``td.ecm``, the reduced points are re-selected too (``pieces["cubature"]``)."""
     from .validation import interpolation_rows
 
@@ -134,9 +132,8 @@ def _fold(td: TrainingData, keep: np.ndarray, points: np.ndarray, validation: Va
     res = pod(comm, S, weight_local=td.mass, tolerance=td.pod_tolerance, max_modes=td.pod_max_modes,
               method=td.pod_method, global_rows=td.rows)
     N = res.modes_local.shape[1]
-    phi = np.zeros((td.n_dofs, N))
-    phi[td.rows] = res.modes_local
-    eps = (td.disc.strain_operator() @ phi).reshape(td.disc.n_points, 6, N)
+    phi = res.modes_local
+    eps = (td.disc.strain_operator()[:, td.rows] @ phi).reshape(td.disc.n_points, 6, N)
     local_duals, svs = {}, {}
     for name, (values, c) in td.duals.items():
         grows = (c * td.gidx[:, None] + np.arange(c)).ravel()
@@ -254,7 +251,7 @@ def calibrate_indicator(td: TrainingData, template: model_file.ReducedModelData 
             continue
         q, betas, table = out
         cols = td.case_columns[k]
-        e = held_out_errors(comm, phi[td.rows], q, td.snapshots[:, cols], td.mass, local_duals, betas,
+        e = held_out_errors(comm, phi, q, td.snapshots[:, cols], td.mass, local_duals, betas,
                             {name: (values[:, cols], c) for name, (values, c) in td.duals.items()},
                             td.disc.point_weights, references)
         cases.append(case_record(td.names[k], table, {qn: e.get(qn, np.zeros(len(table))) for qn in QUANTITIES}))
@@ -323,7 +320,7 @@ def calibrate_from_cases(cfg, comm: MPI.Comm, disc: Discretization, cases: list,
         pod_method=cfg.pod.method, dual_tolerance=cfg.dual.tolerance, dual_max_modes=cfg.dual.max_modes,
         schema_of=lambda idx: loading_schema([cases[j] for j in idx]),
         ecm=({"tolerance": cfg.ecm.tolerance, "row_tolerance": cfg.ecm.row_tolerance or cfg.ecm.tolerance / 10,
-              "max_rows": cfg.ecm.max_rows, "max_points": cfg.ecm.max_points}
+              "max_rows": cfg.ecm.max_rows, "max_gram_rows": cfg.ecm.max_gram_rows, "max_points": cfg.ecm.max_points}
              if cfg.indicator.cross_validate_cubature else None),
         stress=dual_data["stress"][0], material_index=material_index, node_coordinates=mesh.points)
     cal = calibrate_indicator(td, data, points, refs, margin=cfg.indicator.margin,

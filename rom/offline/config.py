@@ -16,6 +16,7 @@ Example::
     [ecm]
     tolerance = 1e-4                       # relative ||G w - G w_FE||
     max_rows = 500                         # compress the integrand rows above this count (POD of G G^T)
+    max_gram_rows = 8192                   # above: randomized range finder (no rows x rows array per rank)
 
     [indicator]
     quantity = "cumulated_plastic_strain"
@@ -84,6 +85,9 @@ class ECMConfig(Strict):
     #: Uncompressed, the selection and weights are the same for any rank count to round-off; compressed,
     #: the weights agree to about 1e-7 across rank counts.
     max_rows: int = Field(500, ge=1)
+    #: Integrand rows up to which the compression diagonalizes the Allreduced G G^T on every rank (two
+    #: rows^2 arrays per rank); above, a randomized range finder (structrom.rom.row_sketch) with no such array.
+    max_gram_rows: int = Field(8192, ge=1)
     max_points: int | None = Field(None, ge=1)
 
 

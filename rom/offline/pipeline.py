@@ -2,29 +2,29 @@
 
 Stages (each reported on rank 0 with sizes, time and peak memory):
 
-1. read the training cases (rank 0) and broadcast; partition the elements as the HF solver does;
-2. displacement POD in the mass product (:func:`structrom.rom.pod.pod`, element-assembled mass so interface
-   nodes are not counted twice);
+1. read the training cases' metadata (rank 0) and broadcast; partition the elements as the HF solver does;
+2. every rank reads the displacements of its own dofs only; displacement POD in the mass product
+   (:func:`structrom.rom.pod.pod`, element-assembled mass so interface nodes are not counted twice);
 3. replay of the laws on every snapshot (strains, stresses, internal variables at this rank's points);
 4. POD of the dual quantities at integration points (Gappy bases);
-5. empirical cubature on the integrand ``eps(psi_i) : sigma_s`` (:mod:`structrom.rom.reduced_quadrature`), then the
-   dual bases' Q-DEIM points added with zero weight;
-6. reduced operators at the reduced points, reduced loads, full modes and bases gathered on rank 0,
-   the model file written atomically (:mod:`structrom.rom.model_file`).
+5. empirical cubature on the integrand ``eps(psi_i) : sigma_s`` (:mod:`structrom.rom.offline.cubature`: built
+   and row-compressed by blocks of points), then the dual bases' distributed Q-DEIM points added with zero
+   weight;
+6. reduced operators at the reduced points (gathered: a few hundred points), reduced loads (Allreduce);
+   the modes and dual bases stay distributed: spilled by every rank and written by rank 0 in row blocks
+   (:mod:`structrom.rom.offline.row_blocks`), the model file written atomically (:mod:`structrom.rom.model_file`).
+
+No rank holds a full-size modes, snapshot, integrand or dual-basis array; the stage table records each
+rank's row counts of them (:mod:`structrom.rom.offline.stages`).
 """
 from __future__ import annotations
 
-import resource
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 from mpi4py import MPI
 
-from structrom.mpi.assembly import gather_rows_to_root
 from structrom.mpi.partition import recursive_bisection
 from structrom.rom.fem.kernel import Discretization
 from structrom.rom.fem.mesh import Mesh
@@ -40,30 +40,14 @@ from structrom.rom.offline.operators import reduced_point_data
 from structrom.rom.offline.replay import MaterialRegions, replay
 from structrom.rom.offline.snapshots import SnapshotError, TrainingCase, read_training_case
 from structrom.rom.pod import pod
-from structrom.rom.reduced_quadrature import compress_rows, empirical_cubature, integrand_rows
 from structrom.rom import model_file
+from structrom.rom.offline.cubature import dual_points, integrand
+from structrom.rom.reduced_quadrature import empirical_cubature
+from structrom.rom.offline.row_blocks import remove_spill, spill_rows
+from structrom.rom.offline.stages import StageLog
 from structrom.rom.progress import bar
 
 CODE_VERSION = "0.1.0"
-
-
-@dataclass
-class StageLog:
-    rows: list[tuple[str, str, float, float]] = field(default_factory=list)
-    progress: Any = None  # a structrom.rom.progress bar over the stages (rank 0), or None
-
-    def add(self, comm, stage: str, sizes: str, seconds: float, log) -> None:
-        rss = comm.allreduce(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, op=MPI.MAX)
-        self.rows.append((stage, sizes, seconds, rss))
-        if self.progress is not None:
-            self.progress.update(1)
-            self.progress.set_postfix_str(f"done: {stage}")
-        log(f"offline: {stage:<22s} {sizes:<48s} {seconds:8.2f} s  peak {rss:6.2f} GiB/rank")
-
-    def table(self) -> str:
-        lines = ["| stage | sizes | time [s] | peak RSS per rank [GiB] |", "| --- | --- | ---: | ---: |"]
-        lines += [f"| {s} | {z} | {t:.2f} | {m:.2f} |" for s, z, t, m in self.rows]
-        return "\n".join(lines)
 
 
 def _read_cases(cfg: OfflineConfig, comm) -> tuple[Mesh, list[TrainingCase]]:
@@ -146,65 +130,6 @@ def loading_schema(cases: list[TrainingCase], temperature_nodes: np.ndarray | No
     return schema
 
 
-#: Q-DEIM pivots whose residual row norms are within this relative band of the largest tie; the lowest row
-#: wins, so that symmetric meshes (exact ties up to rounding) select the same points for any rank count.
-QDEIM_TIE_RTOL = 1e-8
-
-
-def qdeim_rows(basis: np.ndarray) -> np.ndarray:
-    """Q-DEIM pivots (Drmac and Gugercin 2016): the ``m`` rows of ``basis`` ``(n_rows, m)`` chosen by a
-    row-pivoted QR of ``basis^T`` (largest residual row norm first, ties within :data:`QDEIM_TIE_RTOL`
-    to the lowest row index). Returns ``(m,)`` row indices in pivot order.
-
-    Residual row norms are downdated with one product ``basis @ q`` per pivot (no copy of ``basis``) and
-    recomputed exactly, by row blocks, when they fall below 1e-6 of their initial values (cancellation).
-    Not :func:`structrom.eim.deim.qdeim`: that one runs on distributed rows with elementwise column loops (bitwise the
-    same for any partition of one basis) and breaks only exact ties; here the dual bases of different rank
-    counts agree to rounding only, so near-ties need the band, and the gathered basis allows BLAS products
-    (the stress basis has 6 rows per integration point: the column loops would dominate the offline stage)."""
-    X = np.asarray(basis, dtype=float)
-    n, m = X.shape
-    piv = np.zeros(m, np.int64)
-    Q = np.zeros((0, m))  # orthonormal directions of the pivots so far
-
-    def exact_norms() -> np.ndarray:
-        out = np.empty(n)
-        for a in range(0, n, 65536):
-            blk = X[a:a + 65536]
-            res = blk - (blk @ Q.T) @ Q
-            out[a:a + 65536] = np.einsum("ij,ij->i", res, res)
-        return out
-
-    norms = exact_norms()
-    ref = norms.max(initial=0.0)
-    for j in range(m):
-        best = norms.max(initial=0.0)
-        if best < 1e-6 * ref:
-            norms, ref = exact_norms(), best
-            best = norms.max(initial=0.0)
-        if not best > 0.0:
-            return piv[:j]
-        i = int(np.flatnonzero(norms >= best * (1.0 - QDEIM_TIE_RTOL))[0])
-        piv[j] = i
-        q = X[i] - Q.T @ (Q @ X[i])
-        q -= Q.T @ (Q @ q)  # twice is enough (Gram-Schmidt re-orthogonalization)
-        q /= np.linalg.norm(q)
-        Q = np.vstack([Q, q])
-        norms = np.maximum(norms - (X @ q) ** 2, 0.0)
-        norms[piv[:j + 1]] = 0.0
-    return piv
-
-
-def _qdeim_points(comm, basis_local: np.ndarray, rows_global: np.ndarray, n_rows: int, components: int) -> np.ndarray:
-    """Q-DEIM (:func:`qdeim_rows`) on the gathered basis; returns the selected global points
-    (rows // components), same on every rank."""
-    full = gather_rows_to_root(comm, rows_global, basis_local, n_rows)
-    sel = None
-    if comm.Get_rank() == 0:
-        sel = np.unique(qdeim_rows(full) // components) if full.shape[1] else np.zeros(0, np.int64)
-    return comm.bcast(sel, root=0)
-
-
 def partition(mesh: Mesh, comm) -> tuple[Discretization, np.ndarray, np.ndarray]:
     """This rank's elements (recursive bisection of the element centroids, as the HF solver): its
     discretization, the nodes its elements touch ``(n_my_nodes,)`` and their dofs ``(3 n_my_nodes,)``."""
@@ -236,66 +161,73 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
                time.perf_counter() - t0, say)
 
     t0 = time.perf_counter()
+    # this rank's dofs only, (n_rows_local, n_s); case k in columns case_cols[k]
     snapshots = np.concatenate([c.displacements(my_nodes).reshape(len(c.times), -1).T for c in cases], axis=1)
+    case_cols = np.cumsum([0] + [len(c.times) for c in cases])
     mass = disc.mass_matrix(1.0).tocsr()[rows][:, rows]
     pod_u = pod(comm, snapshots, weight_local=mass, tolerance=cfg.pod.tolerance, max_modes=cfg.pod.max_modes,
                 method=cfg.pod.method, global_rows=rows)
     n_modes = pod_u.modes_local.shape[1]
-    phi = np.zeros((mesh.n_dofs, n_modes))
-    phi[rows] = pod_u.modes_local
-    eps_modes = (disc.strain_operator() @ phi).reshape(disc.n_points, 6, n_modes)
-    del snapshots
+    phi = pod_u.modes_local  # (n_rows_local, N): this rank's rows of the modes
+    eps_modes = (disc.strain_operator()[:, rows] @ phi).reshape(disc.n_points, 6, n_modes)
     stages.add(comm, "displacement POD", f"{n_modes} modes, energy error {pod_u.relative_energy_error():.1e}",
-               time.perf_counter() - t0, say)
+               time.perf_counter() - t0, say, arrays={"snapshots": (snapshots, mesh.n_dofs), "modes": (phi, mesh.n_dofs),
+                                                      "mode strains": (eps_modes, n_points)})
 
     t0 = time.perf_counter()
     if "back_stress" in cfg.dual.quantities and not any("X_xx" in law.state_names for law in regions.laws):
         raise SnapshotError("dual.quantities lists 'back_stress', but no material of the snapshots has kinematic "
                             "hardening; remove it from dual.quantities")
-    stress, p, back = [], [], []
-    for c in cases:
-        rep = replay(disc, regions, c.loading, c.displacements(), mesh.points)
-        stress.append(rep.stress)
-        p.append(rep.cumulated_plastic_strain)
-        if "back_stress" in cfg.dual.quantities:
-            back.append(rep.back_stress)
-    stress_snap = np.concatenate(stress, axis=0).transpose(1, 2, 0)  # (n_loc, 6, n_s)
-    p_snap = np.concatenate(p, axis=0).T  # (n_loc, n_s)
-    del stress, p
-    stages.add(comm, "replay of the laws", f"{n_snap} snapshots x {comm.allreduce(disc.n_points)} points",
-               time.perf_counter() - t0, say)
+    # one contiguous array per quantity, filled case by case: (n_loc, 6, n_s) and (n_loc, n_s)
+    stress_snap = np.empty((disc.n_points, 6, n_snap))
+    p_snap = np.empty((disc.n_points, n_snap))
+    back = np.empty((disc.n_points, 6, n_snap)) if "back_stress" in cfg.dual.quantities else None
+    for k, c in enumerate(cases):
+        cols = slice(case_cols[k], case_cols[k + 1])
+        rep = replay(disc, regions, c.loading, snapshots[:, cols].T, mesh.points, rows=rows)
+        stress_snap[:, :, cols] = rep.stress.transpose(1, 2, 0)
+        p_snap[:, cols] = rep.cumulated_plastic_strain.T
+        if back is not None:
+            back[:, :, cols] = rep.back_stress.transpose(1, 2, 0)
+        del rep
+    del snapshots  # (the calibration reads its own)
+    stages.add(comm, "replay of the laws", f"{n_snap} snapshots x {n_points} points",
+               time.perf_counter() - t0, say, arrays={"stress snapshots": (stress_snap, n_points)})
 
     t0 = time.perf_counter()
     dual_data = {"cumulated_plastic_strain": (p_snap, 1), "stress": (stress_snap.reshape(disc.n_points * 6, -1), 6)}
-    if back:  # (n_loc * 6, n_s), point-major rows like the stress
-        dual_data["back_stress"] = (np.concatenate(back, axis=0).transpose(1, 2, 0).reshape(disc.n_points * 6, -1), 6)
+    if back is not None:  # (n_loc * 6, n_s), point-major rows like the stress (views, no copies)
+        dual_data["back_stress"] = (back.reshape(disc.n_points * 6, -1), 6)
     del back
     duals = {}
     for name in cfg.dual.quantities:
         values, c = dual_data[name]
         grows = (c * gidx[:, None] + np.arange(c)).ravel()
-        if comm.allreduce(float(np.abs(values).max(initial=0.0)), op=MPI.MAX) == 0.0:
+        if comm.allreduce(float(max(values.max(initial=0.0), -values.min(initial=0.0))), op=MPI.MAX) == 0.0:
             duals[name] = (np.zeros((len(values), 0)), np.zeros(0), c, grows)
             continue
         res = pod(comm, values, weight_local=np.repeat(disc.point_weights, c), tolerance=cfg.dual.tolerance,
                   max_modes=cfg.dual.max_modes, method="gram", global_rows=grows)
         duals[name] = (res.modes_local, res.singular_values, c, grows)
     stages.add(comm, "dual POD", ", ".join(f"{k}: {v[0].shape[1]} modes" for k, v in duals.items()),
-               time.perf_counter() - t0, say)
+               time.perf_counter() - t0, say, arrays={f"dual basis {k}": (v[0], n_points * v[2])
+                                                      for k, v in duals.items()})
 
     t0 = time.perf_counter()
-    G = integrand_rows(eps_modes, stress_snap)
-    n_rows = len(G)
-    if n_rows > cfg.ecm.max_rows:
-        G = compress_rows(comm, G, cfg.ecm.row_tolerance or cfg.ecm.tolerance / 10).compressed_local
+    row_tol = cfg.ecm.row_tolerance or cfg.ecm.tolerance / 10
+    G, n_rows, compression = integrand(comm, eps_modes, stress_snap, gidx, row_tolerance=row_tol,
+                                       max_rows=cfg.ecm.max_rows, max_gram_rows=cfg.ecm.max_gram_rows)
+    if not (cfg.indicator.calibrate or cfg.indicator.quantity == "stress"):
+        del dual_data["stress"], stress_snap  # only the integrand needed them: freed before the ECM
     quad = empirical_cubature(comm, G, disc.point_weights, gidx, tolerance=cfg.ecm.tolerance,
-                              max_points=cfg.ecm.max_points)
-    extra = [_qdeim_points(comm, v[0], v[3], n_points * v[2], v[2]) for v in duals.values()]
+                              max_points=cfg.ecm.max_points, log=say)
+    extra = [dual_points(comm, v[0], v[3], v[2]) for v in duals.values()]
     extra = np.setdiff1d(np.unique(np.concatenate(extra)) if extra else np.zeros(0, np.int64), quad.points)
     points = np.concatenate([quad.points, extra]).astype(np.int64)
     weights = np.concatenate([quad.weights, np.zeros(len(extra))])
     stages.add(comm, "empirical cubature", f"{n_rows} -> {len(G)} rows, {len(quad.points)} points "
-               f"(+{len(extra)} dual), residual {quad.residual:.1e}", time.perf_counter() - t0, say)
+               f"(+{len(extra)} dual), residual {quad.residual:.1e}, {quad.extra['n_selections']} selections",
+               time.perf_counter() - t0, say, arrays={"integrand": (G.T, n_points)})
 
     t0 = time.perf_counter()
     # validation points: kept out of the reduced set, for the error indicator (structrom.rom.offline.calibration)
@@ -315,47 +247,46 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     at_points = reduced_point_data(comm, disc, gidx, regions.index, eps_modes, points,
                                    {k: (v[0], v[2]) for k, v in duals.items()},
                                    extra={"indicator": q_values.reshape(disc.n_points, q_c, -1)})
-    # Reduced loads: sum over ranks of Phi_local^T f_local (element contributions are not shared).
+    # Reduced loads: sum over ranks of Phi_local^T f_local (element contributions are not shared, and a rank's
+    # elements load only its own rows). The load vectors are kept on this rank's rows only (the calibration's).
     surfaces = sorted({s for c in cases for s in c.loading.pressures})
-    pressure = {s: comm.allreduce(phi.T @ disc.pressure_force(mesh.surface_set(s), 1.0)) for s in surfaces}
+    phi_loads: dict = {"pressure": {s: disc.pressure_force(mesh.surface_set(s), 1.0)[rows] for s in surfaces}}
+    pressure = {s: comm.allreduce(phi.T @ f) for s, f in phi_loads["pressure"].items()}
     # tractions (N, 3): unit traction along x, y, z; forces (N, 3): unit force at each node of the set, each
     # node counted by the lowest rank holding its rows
-    traction = {s: np.stack([comm.allreduce(phi.T @ disc.traction_force(mesh.surface_set(s), e)) for e in np.eye(3)],
-                            axis=1) for s in sorted({s for c in cases for s in c.loading.tractions})}
-    holder = np.full(mesh.n_nodes, size, dtype=np.int64)
-    holder[my_nodes] = rank
-    comm.Allreduce(MPI.IN_PLACE, holder, op=MPI.MIN)
+    phi_loads["traction"] = {s: np.stack([disc.traction_force(mesh.surface_set(s), e)[rows] for e in np.eye(3)],
+                                         axis=1) for s in sorted({s for c in cases for s in c.loading.tractions})}
+    traction = {s: comm.allreduce(phi.T @ f) for s, f in phi_loads["traction"].items()}
     force, unit_force = {}, {}
-    for s in sorted({s for c in cases for s in c.loading.forces}):
+    force_sets = sorted({s for c in cases for s in c.loading.forces})
+    if force_sets:
+        holder = np.full(mesh.n_nodes, size, dtype=np.int64)
+        holder[my_nodes] = rank
+        comm.Allreduce(MPI.IN_PLACE, holder, op=MPI.MIN)
+    for s in force_sets:
         nodes = mesh.node_set(s)
         nodes = nodes[holder[nodes] == rank]
-        force[s] = comm.allreduce(phi[3 * nodes[:, None] + np.arange(3)].sum(0).T)  # (N, 3)
-        unit_force[s] = np.zeros((phi.shape[0], 3))  # (n_dofs, 3): the same unit forces as vectors
-        unit_force[s][3 * nodes[:, None] + np.arange(3), np.arange(3)] = 1.0
+        at = np.searchsorted(rows, 3 * nodes[:, None] + np.arange(3))  # (n, 3) local rows of the set's dofs
+        force[s] = comm.allreduce(phi[at].sum(0).T)  # (N, 3)
+        unit_force[s] = np.zeros((len(rows), 3))  # (n_rows_local, 3): the same unit forces as vectors
+        unit_force[s][at, np.arange(3)] = 1.0
+    phi_loads["force"] = unit_force
     density = np.zeros(disc.n_points)
     for law, pts in zip(regions.laws, regions.points):
         density[pts] = law.density
     centrifugal = axis = None
+    phi_loads["centrifugal"] = phi_loads["gravity"] = None
     cents = [c.loading.centrifugal for c in cases if c.loading.centrifugal is not None]
     if cents:
         axis = (tuple(map(float, cents[0].axis_point)), tuple(map(float, cents[0].axis_direction)))
         if any((tuple(map(float, c.axis_point)), tuple(map(float, c.axis_direction))) != axis for c in cents):
             raise SnapshotError("training loadings rotate about different axes: one model needs one axis")
-        centrifugal = comm.allreduce(phi.T @ disc.centrifugal_force(density, 1.0, np.array(axis[0]),
-                                                                   np.array(axis[1])))
+        phi_loads["centrifugal"] = disc.centrifugal_force(density, 1.0, np.array(axis[0]), np.array(axis[1]))[rows]
+        centrifugal = comm.allreduce(phi.T @ phi_loads["centrifugal"])
     gravity = None
     if any(c.loading.gravity is not None for c in cases):
-        gravity = np.stack([comm.allreduce(phi.T @ disc.body_force(e, density)) for e in np.eye(3)], axis=1)
-    phi_loads = {"pressure": {s: disc.pressure_force(mesh.surface_set(s), 1.0) for s in surfaces},
-                 "traction": {s: np.stack([disc.traction_force(mesh.surface_set(s), e) for e in np.eye(3)], axis=1)
-                              for s in traction},
-                 "force": unit_force,
-                 "centrifugal": (disc.centrifugal_force(density, 1.0, np.array(axis[0]), np.array(axis[1]))
-                                 if centrifugal is not None else None),
-                 "gravity": (np.stack([disc.body_force(e, density) for e in np.eye(3)], axis=1)
-                             if gravity is not None else None)}
-    full_modes = gather_rows_to_root(comm, rows, pod_u.modes_local, mesh.n_dofs)
-    full_duals = {k: gather_rows_to_root(comm, v[3], v[0], n_points * v[2]) for k, v in duals.items()}
+        phi_loads["gravity"] = np.stack([disc.body_force(e, density)[rows] for e in np.eye(3)], axis=1)
+        gravity = comm.allreduce(phi.T @ phi_loads["gravity"])
     stages.add(comm, "reduced operators", f"{len(points)} reduced points, {n_modes} modes",
                time.perf_counter() - t0, say)
 
@@ -363,7 +294,6 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
 
     def build_model() -> model_file.ReducedModelData:
         """Rank 0: assemble the gathered pieces into the model's data."""
-        t0 = time.perf_counter()
         interp = at_points["interpolation"]
         val_interp = validation.assemble_rows(val_pieces["interp"], len(val_points), mesh.n_nodes)
         t_nodes = np.union1d(np.unique(interp.indices), np.unique(val_interp.indices)).astype(np.int64)
@@ -378,9 +308,10 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
                         "pod": {"modes": n_modes, "relative_energy_error": pod_u.relative_energy_error(),
                                 # all singular values above round-off (the decay plot's data), descending
                                 "singular_values_all": np.sqrt(np.maximum(pod_u.eigenvalues, 0.0)).tolist()},
-                        "ecm": {"points": len(quad.points), "dual_points": len(extra), "residual": quad.residual},
-                        "stages": [{"stage": s, "sizes": z, "seconds": t, "peak_rss_gib": m}
-                                   for s, z, t, m in stages.rows],
+                        "ecm": {"points": len(quad.points), "dual_points": len(extra), "residual": quad.residual,
+                                "integrand_rows": n_rows, "selections": quad.extra["n_selections"],
+                                "row_compression": compression},
+                        "stages": stages.provenance(),
                         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
             singular_values=pod_u.singular_values, element=at_points["element"],
             point=points, weights=weights, coordinates=at_points["coordinates"],
@@ -400,7 +331,7 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
 
     def write_model(data) -> None:
         t0 = time.perf_counter()
-        model_file.write(out, data, mesh, full_modes, full_duals)
+        model_file.write(out, data, mesh, spilled["modes"], {k: spilled[f"dual {k}"] for k in duals})
         stages.add(MPI.COMM_SELF, "write model file", str(out), time.perf_counter() - t0, say)
         if cfg.output.plots:
             t0 = time.perf_counter()
@@ -428,6 +359,11 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
                                           points, val_points, data, say, material_index=regions.index)
         stages.add(comm, "indicator calibration", f"leave-one-out over {len(cases)} cases",
                    time.perf_counter() - t0, say)
+    # modes and dual bases: every rank spills its rows next to the output, rank 0 writes them by row blocks
+    spill_dir = out.with_name(f".{out.name}.rows")
+    spilled = {"modes": spill_rows(comm, spill_dir, "modes", rows, phi, mesh.n_dofs)}
+    for i, (k, v) in enumerate(duals.items()):
+        spilled[f"dual {k}"] = spill_rows(comm, spill_dir, f"dual{i}", v[3], v[0], n_points * v[2])
     if rank == 0:
         try:
             write_model(data)
@@ -435,6 +371,8 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
             say(f"offline: done in {time.perf_counter() - t_all:.2f} s on {size} ranks\n" + stages.table())
         except Exception as exc:  # shared so that no rank waits forever
             error = exc
+        finally:
+            remove_spill(spill_dir)
     error = comm.bcast(error, root=0)
     if error is not None:
         raise error

@@ -54,10 +54,13 @@ class Replay:
 
 
 def replay(disc: Discretization, regions: MaterialRegions, loading: Loading, displacements: np.ndarray,
-           points: np.ndarray) -> Replay:
+           points: np.ndarray, rows: np.ndarray | None = None) -> Replay:
     """Integrate the laws along ``displacements`` ``(n_inc, n_nodes, 3)`` at times ``loading.times[1:]``.
 
-    ``points``: node coordinates ``(n_nodes, 3)`` for evaluating the temperature field.
+    ``points``: node coordinates ``(n_nodes, 3)`` for evaluating the temperature field. With ``rows``
+    ``(n_rows,)`` (the global dofs of this rank's elements), ``displacements`` holds only those dofs,
+    ``(n_inc, n_rows)`` (or ``(n_inc, n_rows / 3, 3)``); one increment at a time is scattered into a
+    global vector for the strains.
     """
     n_inc, n = len(displacements), disc.n_points
     strain = np.zeros((n_inc, n, 6))
@@ -70,7 +73,12 @@ def replay(disc: Discretization, regions: MaterialRegions, loading: Loading, dis
     temp_old = disc.interpolate_temperature(loading.nodal_temperature(float(loading.times[0]), points))
     for k in range(n_inc):
         t_old, t_new = float(loading.times[k]), float(loading.times[k + 1])
-        eps = disc.strain(displacements[k].ravel())
+        if rows is None:
+            eps = disc.strain(displacements[k].ravel())
+        else:
+            u = np.zeros(disc.n_dofs)
+            u[rows] = displacements[k].ravel()
+            eps = disc.strain(u)
         temp_new = disc.interpolate_temperature(loading.nodal_temperature(t_new, points))
         for r, (law, pts) in enumerate(zip(regions.laws, regions.points)):
             resp = law.integrate(eps_old[pts], eps[pts] - eps_old[pts], temp_old[pts], temp_new[pts],

@@ -18,6 +18,10 @@ from structrom.rom.fem.mesh import Mesh
 from structrom.rom.loading import Loading
 
 
+#: Nodes (file rows) read at a time from a displacement history: n_inc x 16384 x 3 doubles.
+NODE_BLOCK = 16384
+
+
 class SnapshotError(ValueError):
     """Snapshots are unreadable or inconsistent with the mesh; the message names the file."""
 
@@ -33,10 +37,22 @@ class TrainingCase:
     units: dict  # the HF run's units table
 
     def displacements(self, nodes: np.ndarray | None = None) -> np.ndarray:
-        """``(n_inc, n_nodes or len(nodes), 3)`` displacement snapshots."""
+        """``(n_inc, n_nodes or len(nodes), 3)`` displacement snapshots.
+
+        With ``nodes`` only the blocks of :data:`NODE_BLOCK` file rows that hold some of them are read, one
+        block at a time: a rank reading its nodes never holds the whole history."""
         with h5py.File(self.path, "r") as f:
             d = f["fields/displacement"]
-            return d[()] if nodes is None else d[()][:, nodes]
+            if nodes is None:
+                return d[()]
+            nodes = np.asarray(nodes, dtype=np.int64)
+            out = np.empty((d.shape[0], len(nodes), 3))
+            block = nodes // NODE_BLOCK
+            for b in np.unique(block):
+                pos = np.flatnonzero(block == b)
+                a = int(b) * NODE_BLOCK
+                out[:, pos] = d[:, a:min(a + NODE_BLOCK, d.shape[1])][:, nodes[pos] - a]
+            return out
 
 
 def file_hash(path: Path) -> str:
@@ -79,10 +95,10 @@ def read_training_case(path: str | Path, mesh: Mesh) -> TrainingCase:
         if mesh_fingerprint(read_mesh_group(f["mesh"])) != mesh_fingerprint(mesh):
             raise SnapshotError(f"{path}: the snapshot's mesh differs from the offline mesh (node coordinates "
                                 "or connectivity): recompute the snapshots on the same mesh")
-        disp = f["fields/displacement"][()]
-        if not np.all(np.isfinite(disp)):
-            raise SnapshotError(f"{path}: displacement snapshots contain {int((~np.isfinite(disp)).sum())} "
-                                "non-finite values")
+        disp = f["fields/displacement"]
+        bad = sum(int(np.count_nonzero(~np.isfinite(disp[k]))) for k in range(shape[0]))  # one increment at a time
+        if bad:
+            raise SnapshotError(f"{path}: displacement snapshots contain {bad} non-finite values")
         meta = json.loads(f.attrs["metadata"])
         times = f["increments/time"][()]
     cfg = HifiConfig.model_validate(meta["config"])

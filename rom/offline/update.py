@@ -35,7 +35,8 @@ from structrom.rom.materials import law_from_config
 from structrom.rom.offline.config import OfflineConfig
 from structrom.rom.offline.operators import Distribution, ReducedDuals, distribute, local_at, read_rows, \
     reduced_model_data
-from structrom.rom.offline.pipeline import _qdeim_points, loading_schema
+from structrom.rom.offline.cubature import dual_points
+from structrom.rom.offline.pipeline import loading_schema
 from structrom.rom.offline.recalibrate import carry_calibration, held_out_cases, recalibrate_indicator, \
     rescaled_references
 from structrom.rom.offline.validation import gather_at_points, validation_weights
@@ -225,10 +226,7 @@ def update_model(path, cases: list[TrainingCase], comm: MPI.Comm, log=lambda *a:
     # 3. cubature, warm-started
     t0 = time.perf_counter()
     n_modes = pod_u.n_modes
-    phi = np.zeros((mesh.n_dofs, n_modes))
-    phi[dist.rows] = pod_u.modes_local
-    eps_modes = (disc.strain_operator() @ phi).reshape(disc.n_points, 6, n_modes)
-    del phi
+    eps_modes = (disc.strain_operator()[:, dist.rows] @ pod_u.modes_local).reshape(disc.n_points, 6, n_modes)
     s = duals["stress"]
     G = integrand_rows(eps_modes, s.modes.reshape(disc.n_points, 6, -1) * s.singular_values)
     n_rows = len(G)
@@ -237,7 +235,7 @@ def update_model(path, cases: list[TrainingCase], comm: MPI.Comm, log=lambda *a:
     old_ecm = data.point[data.weights > 0]
     quad = empirical_cubature(comm, G, disc.point_weights, dist.gidx, tolerance=settings.ecm.tolerance,
                               max_points=settings.ecm.max_points, initial_points=old_ecm)
-    extra = [_qdeim_points(comm, v.modes, dist.dual_rows(v.components), dist.n_points * v.components, v.components)
+    extra = [dual_points(comm, v.modes, dist.dual_rows(v.components), v.components)
              for v in duals.values()]
     extra = np.setdiff1d(np.unique(np.concatenate(extra + [data.point])), quad.points)
     points = np.concatenate([quad.points, extra]).astype(np.int64)

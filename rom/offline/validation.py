@@ -78,7 +78,8 @@ def validation_weights(comm: MPI.Comm, gidx: np.ndarray, point_weights: np.ndarr
     # NNLS weights: G_val w ~ G w_FE, plus the volume (the constant integrand), rows scaled alike
     b = comm.allreduce(G_local @ point_weights)
     volume = comm.allreduce(float(point_weights.sum()))
-    G_val = gather_at_points(comm, gidx, np.ascontiguousarray(G_local.T), points)
+    local, where = _positions(gidx, points)
+    G_val = gather_rows_to_root(comm, where, np.ascontiguousarray(G_local[:, local].T), len(points))
     w_fe_sel = gather_at_points(comm, gidx, np.asarray(point_weights, float), points)
     weights = None
     if comm.Get_rank() == 0:

@@ -76,8 +76,12 @@ q = empirical_cubature(comm, G, w_fe, gpts, tolerance=1e-6)
 t_ecm = time.perf_counter() - t0
 rc = compress_rows(comm, [G[:, : n // 2], G[:, n // 2:]], 1e-6)  # two chunks of columns, truncating
 qc = empirical_cubature(comm, rc.compressed_local, w_fe, gpts, tolerance=0.9e-5)
+from structrom.rom.row_sketch import sketch_rows  # noqa: E402
+
+rs = sketch_rows(comm, lambda: [G[:, : n // 2], G[:, n // 2:]], 1e-6, gpts, block=8)  # randomized, no R x R
+qs = empirical_cubature(comm, rs.compressed_local, w_fe, gpts, tolerance=0.9e-5)
 volume = comm.allreduce(float(w_fe.sum()))
-err, err_c = measured_error(q), measured_error(qc)
+err, err_c, err_s = measured_error(q), measured_error(qc), measured_error(qs)
 all_points = comm.allreduce(n)
 if comm.rank == 0:
     print("RESULT " + json.dumps({
@@ -87,4 +91,6 @@ if comm.rank == 0:
         "history": q.history, "extra": q.extra, "time": t_ecm,
         "compressed": {"rank": rc.rank, "energy_error": rc.energy_error, "points": qc.points.tolist(),
                        "weights": qc.weights.tolist(), "residual": qc.residual, "measured_error": err_c},
+        "sketched": {"rank": rs.rank, "range_rank": rs.range_rank, "points": qs.points.tolist(),
+                     "weights": qs.weights.tolist(), "measured_error": err_s},
     }))

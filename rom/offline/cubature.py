@@ -1,0 +1,122 @@
+"""The offline stage's reduced points: empirical cubature of the internal forces plus the dual bases' Q-DEIM points.
+
+Memory per rank is one integrand matrix of this rank's points: the rows ``eps(psi_i) : sigma_s``
+(:func:`structrom.rom.reduced_quadrature.integrand_rows`) are built by blocks of points and, when there are more
+than ``max_rows`` of them, row-compressed block by block (:func:`structrom.rom.reduced_quadrature.compress_rows`
+takes a factory of the blocks and fills the compressed ``(r, n_local)`` matrix in place), so the uncompressed
+``(N n_s, n_local)`` matrix never exists whole. The Q-DEIM points of the dual bases come from the
+distributed row-pivoted QR of :func:`structrom.eim.deim.qdeim` (no basis gathered).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from structrom.eim.deim import qdeim
+from structrom.rom.reduced_quadrature import (ReducedQuadrature, RowCompression, compress_rows, empirical_cubature,
+                                              integrand_rows)
+
+#: Integrand entries (rows x points) built at a time: 32 MiB blocks.
+BLOCK_ENTRIES = 4 * 2**20
+#: Integrand rows up to which the row compression diagonalizes G G^T on every rank (2 x 8 R^2 bytes: 1 GiB at
+#: 8,192 rows); above, a randomized range finder without R x R arrays.
+MAX_GRAM_ROWS = 8192
+
+#: Q-DEIM pivots whose residual row norms are within this relative band of the largest tie; the lowest global
+#: row wins, so that symmetric meshes (exact ties up to rounding) select the same points for any rank count.
+QDEIM_TIE_RTOL = 1e-8
+
+
+@dataclass
+class Cubature:
+    """``quadrature``: the ECM rule; ``G``: the integrand matrix it ran on ``(n_rows_used, n_local)`` (this
+    rank's points); ``n_rows``: integrand rows before compression; ``compression``: the row compression's
+    summary (``method``, ``rank``, ``range_rank``, ``energy_error``; None when ``n_rows <= max_rows``; its
+    ``(n_rows, r)`` basis is not kept)."""
+
+    quadrature: ReducedQuadrature
+    G: np.ndarray
+    n_rows: int
+    compression: dict | None
+
+
+def integrand_blocks(eps_modes: np.ndarray, stress: np.ndarray) -> Callable[[], Iterator[np.ndarray]]:
+    """A factory of the integrand matrix's point blocks: ``(N n_s, b)`` for consecutive blocks of this rank's
+    points (``eps_modes`` ``(n_local, 6, N)``, ``stress`` ``(n_local, 6, n_s)``)."""
+    n_local = eps_modes.shape[0]
+    n_rows = eps_modes.shape[2] * stress.shape[2]
+    step = max(1, BLOCK_ENTRIES // max(n_rows, 1))
+
+    def blocks() -> Iterator[np.ndarray]:
+        if n_local == 0:
+            yield np.zeros((n_rows, 0))
+        for a in range(0, n_local, step):
+            yield integrand_rows(eps_modes[a:a + step], stress[a:a + step])
+    return blocks
+
+
+def integrand_matrix(comm, eps_modes: np.ndarray, stress: np.ndarray, max_rows: int, row_tolerance: float,
+                     gidx: np.ndarray | None = None,
+                     max_gram_rows: int = MAX_GRAM_ROWS) -> tuple[np.ndarray, int, RowCompression | None]:
+    """``(G, n_rows, compression)``: the integrand at this rank's points, row-compressed (tolerance
+    ``row_tolerance``) when it has more than ``max_rows`` rows; built by blocks of points. Up to
+    ``max_gram_rows`` rows the compression diagonalizes the Allreduced ``G G^T``
+    (:func:`~structrom.rom.reduced_quadrature.compress_rows`); above, the randomized range finder of
+    :func:`structrom.rom.row_sketch.sketch_rows` (no ``n_rows^2`` array; ``gidx``: the points' global
+    numbers, for a test matrix independent of the rank count)."""
+    n_rows = eps_modes.shape[2] * stress.shape[2]
+    blocks = integrand_blocks(eps_modes, stress)
+    if n_rows > max_rows and n_rows > max_gram_rows:
+        from structrom.rom.row_sketch import sketch_rows
+
+        ids = gidx if gidx is not None else np.arange(eps_modes.shape[0])
+        rc = sketch_rows(comm, blocks, row_tolerance, ids)
+        return rc.compressed_local, n_rows, rc
+    if n_rows > max_rows:
+        rc = compress_rows(comm, blocks, row_tolerance)
+        return rc.compressed_local, n_rows, rc
+    G = np.empty((n_rows, eps_modes.shape[0]))
+    j = 0
+    for blk in blocks():
+        G[:, j:j + blk.shape[1]] = blk
+        j += blk.shape[1]
+    return G, n_rows, None
+
+
+def cubature(comm, eps_modes: np.ndarray, stress: np.ndarray, point_weights: np.ndarray, gidx: np.ndarray, *,
+             tolerance: float, row_tolerance: float, max_rows: int, max_points: int | None,
+             max_gram_rows: int = MAX_GRAM_ROWS, log=None) -> Cubature:
+    """The ECM rule of the Galerkin internal forces at this rank's points (collective); see the module
+    docstring. ``log``: rank 0's progress lines (points, residual, time, estimated time left)."""
+    G, n_rows, summary = integrand(comm, eps_modes, stress, gidx, row_tolerance=row_tolerance, max_rows=max_rows,
+                                   max_gram_rows=max_gram_rows)
+    quad = empirical_cubature(comm, G, point_weights, gidx, tolerance=tolerance, max_points=max_points, log=log)
+    return Cubature(quad, G, n_rows, summary)
+
+
+def integrand(comm, eps_modes: np.ndarray, stress: np.ndarray, gidx: np.ndarray, *, row_tolerance: float,
+              max_rows: int, max_gram_rows: int = MAX_GRAM_ROWS) -> tuple[np.ndarray, int, dict | None]:
+    """``(G, n_rows, compression summary)`` of :func:`integrand_matrix` (the compression's ``(n_rows, r)``
+    basis dropped: the ECM does not need it), so that a caller can free the stress snapshots before the ECM."""
+    G, n_rows, rc = integrand_matrix(comm, eps_modes, stress, max_rows, row_tolerance, gidx, max_gram_rows)
+    summary = None if rc is None else {"method": rc.method, "rank": rc.rank, "range_rank": rc.range_rank,
+                                       "energy_error": rc.energy_error, "tolerance": row_tolerance}
+    return G, n_rows, summary
+
+
+def dual_points(comm, basis_local: np.ndarray, global_rows: np.ndarray, components: int) -> np.ndarray:
+    """Q-DEIM points of a dual basis with rows spread over ranks: ``basis_local`` ``(n_local c, m)`` at global
+    rows ``global_rows`` (``c`` rows per point, point-major); returns the sorted global points (rows // c),
+    the same on every rank."""
+    total = int(comm.allreduce(basis_local.shape[1] if basis_local.ndim == 2 else 0, op=_max()))
+    if total == 0:
+        return np.zeros(0, np.int64)
+    res = qdeim(basis_local, comm=comm, ids=global_rows, tie_rtol=QDEIM_TIE_RTOL)
+    return np.unique(res.point_ids // components)
+
+
+def _max():
+    from mpi4py import MPI
+    return MPI.MAX
