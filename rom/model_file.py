@@ -85,11 +85,15 @@ import scipy.sparse as sp
 
 from structrom.rom.atomic import atomic_h5
 from structrom.rom import h5_screening, model_screening
+from structrom.rom.lifting import Lifting
 
 FORMAT = "structrom-reduced-model"
 SCHEMA_VERSION = 2
-#: Versions :func:`load` reads (version 1: no validation set, no calibration).
-READABLE_VERSIONS = (1, 2)
+#: The version of files with a ``/lifting`` (prescribed displacements, :mod:`structrom.rom.lifting`): code that
+#: reads version 2 only refuses them instead of solving without the prescribed motion.
+LIFTING_SCHEMA_VERSION = 3
+#: Versions :func:`load` reads (version 1: no validation set, no calibration; version 3: a lifting).
+READABLE_VERSIONS = (1, 2, 3)
 #: Values of the root attribute ``kind`` (absent: ``"hyper_reduced"``, files written before kinds existed).
 KINDS = ("hyper_reduced", "separated")
 
@@ -146,6 +150,8 @@ class ReducedModelData:
     validation: Any = None
     #: structrom.rom.online.indicator.Calibration of the error indicator, or None (uncalibrated)
     calibration: Any = None
+    #: structrom.rom.lifting.Lifting of the prescribed displacements, or None (homogeneous Dirichlet only)
+    lifting: Any = None
 
     @property
     def n_modes(self) -> int:
@@ -169,7 +175,7 @@ def write(path: str | Path, data: ReducedModelData, mesh, modes: np.ndarray,
     path = Path(path)
     with atomic_h5(path) as f:
         f.attrs["format"] = FORMAT
-        f.attrs["schema_version"] = SCHEMA_VERSION
+        f.attrs["schema_version"] = SCHEMA_VERSION if data.lifting is None else LIFTING_SCHEMA_VERSION
         f.attrs["kind"] = "hyper_reduced"
         for key in ("provenance", "units", "materials", "loading_schema", "dirichlet"):
             f.attrs[key] = json.dumps(getattr(data, key))
@@ -212,6 +218,8 @@ def write(path: str | Path, data: ReducedModelData, mesh, modes: np.ndarray,
         ind.attrs["tolerance"] = data.indicator_tolerance
         ind.attrs["reference"] = float(data.indicator_reference)
         _write_indicator_data(f, data)
+        if data.lifting is not None:
+            data.lifting.write(f)
     return path
 
 
@@ -311,6 +319,7 @@ def load(path: str | Path, *, mesh: bool = False, full: bool = False, group: str
             indicator_reference=float(ind.attrs.get("reference", 0.0)), versions=versions,
             modes=_need(f, "modes/full", path)[()] if full else None)
         data.validation, data.calibration = _read_indicator_data(f, path)
+        data.lifting = Lifting.read(f, full)
         if mesh:
             from structrom.rom.hifi.output import read_mesh_group
 
@@ -349,6 +358,14 @@ def _validate(path: Path, d: ReducedModelData, modes_shape: tuple[int, ...]) -> 
         raise ModelFileError(f"{path}: reduced/material indexes {len(d.materials)} materials")
     if d.indicator_quantity not in d.duals:
         raise ModelFileError(f"{path}: indicator quantity {d.indicator_quantity!r} has no dual basis")
+    lift = d.lifting
+    if lift is not None:
+        n_g = lift.n_fields
+        check("lifting/reduced", lift.reduced.shape, (n_rp, 6, n_g))
+        if (lift.validation is None) != (d.validation is None):
+            raise ModelFileError(f"{path}: lifting/validation must be present exactly when /validation is")
+        if lift.validation is not None:
+            check("lifting/validation", lift.validation.shape, (len(d.validation.weights), 6, n_g))
     v = d.validation
     if v is not None:
         n_val = len(v.weights)

@@ -35,6 +35,7 @@ from structrom.rom.offline import calibration as calib
 from structrom.rom.offline import validation
 from structrom.rom.online.indicator import ValidationSet
 from structrom.rom.offline.config import OfflineConfig
+from structrom.rom.offline.lifting import OfflineLifting, displacement_schema, unit_fields
 from structrom.rom.offline.replay import MaterialRegions, replay
 from structrom.rom.offline.snapshots import SnapshotError, TrainingCase, read_training_case
 from structrom.rom.pod import pod
@@ -81,12 +82,7 @@ def _read_cases(cfg: OfflineConfig, comm) -> tuple[Mesh, list[TrainingCase]]:
                 if c.materials != first.materials:
                     raise SnapshotError(f"{c.path}: materials differ from {first.path}: one model needs one "
                                         "material assignment")
-                if c.dirichlet != first.dirichlet:
-                    raise SnapshotError(f"{c.path}: Dirichlet conditions differ from {first.path}")
-            for d in first.dirichlet:
-                if d["value"] != 0.0:
-                    raise SnapshotError(f"{first.path}: imposed displacement {d['value']} on {d['node_set']!r}: "
-                                        "the reduced model supports zero Dirichlet conditions only (yet)")
+            unit_fields(cases)  # same Dirichlet sets and components in every case (values may differ)
             out = (mesh, cases)
         except Exception as exc:  # re-raised on every rank
             out = exc
@@ -126,6 +122,7 @@ def loading_schema(cases: list[TrainingCase]) -> dict:
                                             for c in cases),
                                         max(c.loading.pressures[s].values.max() if s in c.loading.pressures else 0.0
                                             for c in cases)]} for s in surfaces}
+    schema.update(displacement_schema(unit_fields(cases), cases))
     for key, attr in (("traction", "tractions"), ("force", "forces")):
         # per component: training range of the component amplitudes (0 where a case does not load the set)
         names = sorted({s for c in cases for s in getattr(c.loading, attr)})
@@ -227,11 +224,17 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     n_points = int(offsets[-1])
     gidx = global_point_index(disc.point_elements, offsets)
     n_snap = sum(len(c.times) for c in cases)
+    lift = OfflineLifting.build(comm, mesh, materials, cases, disc)  # prescribed displacements (or none)
+    calibrate = cfg.indicator.calibrate and not lift
+    if lift and cfg.indicator.calibrate:
+        say(f"offline: warning: prescribed displacements {[f.key for f in lift.fields]}: the leave-one-out "
+            "calibration of the indicator is not available for them yet; the model keeps the Gappy indicator")
     stages.add(comm, "read + partition", f"{len(cases)} cases, {n_snap} snapshots, {mesh.n_dofs} dofs",
                time.perf_counter() - t0, say)
 
     t0 = time.perf_counter()
     snapshots = np.concatenate([c.displacements(my_nodes).reshape(len(c.times), -1).T for c in cases], axis=1)
+    snapshots = lift.homogeneous(snapshots, cases, rows)  # the modes span u - sum_j b_j G_j
     mass = disc.mass_matrix(1.0).tocsr()[rows][:, rows]
     pod_u = pod(comm, snapshots, weight_local=mass, tolerance=cfg.pod.tolerance, max_modes=cfg.pod.max_modes,
                 method=cfg.pod.method, global_rows=rows)
@@ -279,7 +282,7 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
                time.perf_counter() - t0, say)
 
     t0 = time.perf_counter()
-    G = integrand_rows(eps_modes, stress_snap)
+    G = integrand_rows(lift.integrand_modes(eps_modes), stress_snap)
     n_rows = len(G)
     if n_rows > cfg.ecm.max_rows:
         G = compress_rows(comm, G, cfg.ecm.row_tolerance or cfg.ecm.tolerance / 10).compressed_local
@@ -298,6 +301,7 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
         comm, gidx, disc.point_weights, G, points, p_snap, n_points, cfg.indicator.validation_points)
     val_pieces = {"integrator": validation.gather_at_points(comm, gidx, eps_modes, val_points),
                   "material": validation.gather_at_points(comm, gidx, regions.index.astype(float), val_points),
+                  "lifting": validation.gather_at_points(comm, gidx, lift.eps, val_points),
                   "interp": comm.gather(validation.interpolation_rows(disc, gidx, val_points), root=0),
                   "duals": {k: validation.gather_at_points(comm, gidx, v[0].reshape(disc.n_points, v[2], -1),
                                                            val_points) for k, v in duals.items()}}
@@ -313,7 +317,7 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     loc = order[pos[here]]
     interp = disc.temperature_operator().tocsr()[loc]
     piece = {"which": np.flatnonzero(here), "integrator": eps_modes[loc], "coordinates": disc.point_coordinates[loc],
-             "element": disc.point_elements[loc], "material": regions.index[loc],
+             "element": disc.point_elements[loc], "material": regions.index[loc], "lifting": lift.eps[loc],
              "interp": interp, "duals": {k: v[0].reshape(disc.n_points, v[2], -1)[loc] for k, v in duals.items()},
              # training values of the indicator quantity at the reduced points (its reference norm)
              "indicator": dual_data[cfg.indicator.quantity][0].reshape(
@@ -358,6 +362,7 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
                                  if centrifugal is not None else None),
                  "gravity": (np.stack([disc.body_force(e, density) for e in np.eye(3)], axis=1)
                              if gravity is not None else None)}
+    reaction_loads = lift.reaction_loads(comm, phi_loads)
     full_modes = gather_rows_to_root(comm, rows, pod_u.modes_local, mesh.n_dofs)
     full_duals = {k: gather_rows_to_root(comm, v[3], v[0], n_points * v[2]) for k, v in duals.items()}
     stages.add(comm, "reduced operators", f"{len(points)} reduced points, {n_modes} modes",
@@ -411,6 +416,8 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
             indicator_tolerance=cfg.indicator.tolerance,
             indicator_reference=float(np.linalg.norm(assemble("indicator", pieces[0]["indicator"].shape[1:]),
                                                      axis=(0, 1)).max(initial=0.0)))
+        data.lifting = lift.model_data(assemble("lifting", (6, len(lift.fields))),
+                                       val_pieces["lifting"] if len(val_points) else None, reaction_loads)
         if len(val_points):
             data.validation = ValidationSet(
                 point=val_points, integrator=val_pieces["integrator"], weights=val_weights,
@@ -442,7 +449,7 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     error = comm.bcast(error, root=0)
     if error is not None:
         raise error
-    if cfg.indicator.calibrate and len(cases) >= 2:
+    if calibrate and len(cases) >= 2:
         t0 = time.perf_counter()
         data = calib.calibrate_from_cases(cfg, comm, disc, cases, mesh, rows, mass, gidx, dual_data, phi_loads,
                                           points, val_points, data, say, material_index=regions.index)

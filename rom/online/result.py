@@ -63,6 +63,11 @@ class Result:
     warnings: list[str] = field(default_factory=list)
     indicator_components: dict[str, np.ndarray] = field(default_factory=dict)
     error_bounds: dict[str, np.ndarray] = field(default_factory=dict)
+    #: ``(n_inc, n_G)`` prescribed-displacement amplitudes of the lifting (:mod:`structrom.rom.lifting`)
+    lift: np.ndarray | None = None
+    #: ``<set>.<axis>`` -> ``(n_inc,)`` reaction resultant on each prescribed set along each prescribed axis
+    #: [force]: the force the support applies to the part there (sum over the set's dofs of f_int - f_ext)
+    reactions: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return (f"Result({self.n_increments} increments, t={self.times[-1]:g}, Newton "
@@ -115,7 +120,11 @@ class Result:
                 raise OnlineError(f"node indices must be in 0..{n_mesh - 1 if n_mesh else '?'}")
             Phi = self.model.modes((3 * nodes[:, None] + np.arange(3)).ravel())
             n_nodes = len(nodes)
-        u = (Phi @ self.coordinates[idx].T).T.reshape(len(idx), n_nodes, 3)
+        u = Phi @ self.coordinates[idx].T
+        if self.lift is not None and self.lift.shape[1]:  # + sum_j b_j G_j
+            G = self.model.lifting_fields(None if nodes is None else (3 * nodes[:, None] + np.arange(3)).ravel())
+            u = u + G @ self.lift[idx].T
+        u = u.T.reshape(len(idx), n_nodes, 3)
         return u[0] if single else u
 
     def dual_field(self, quantity: str, increment: int | None = -1) -> np.ndarray:
