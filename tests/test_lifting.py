@@ -236,3 +236,58 @@ def test_screening_refuses_a_lifting_in_a_version_2_file(chain, tmp_path):
         f["lifting"].attrs["fields"] = '[{"name": "xmax", "node_set": "nowhere", "components": [2], "component": 2}]'
     with pytest.raises(ModelFileError, match="node set 'nowhere' is not in /mesh/node_sets"):
         load(bad)
+
+
+@pytest.mark.mpi
+def test_lifting_is_rank_count_independent(chain):
+    """The unit fields (elastic solves to 1e-12), the reduced model's displacement and reactions agree on
+    1, 2 and 3 ranks."""
+    import json
+
+    from mpi_helpers import run_program
+
+    d, files = chain[0], chain[1]
+    (d / "ranks.toml").write_text(OFFLINE.format(files=files, tol=1e-6, ecm=1e-6, out="ranks.h5"))
+    results = [run_program(n, "offline_lifting.py", str(d / "ranks.toml"), str(d / f"ranks_{n}.h5"),
+                           json.dumps(_loading(*UNSEEN))) for n in (1, 2, 3)]
+    ref = results[0]
+    for res in results[1:]:
+        assert _rel(np.array(res["lifting"]), np.array(ref["lifting"])) < 1e-9
+        assert _rel(np.array(res["u"]), np.array(ref["u"])) < 1e-6
+        assert _rel(np.array(res["reactions"]["xmax.z"]), np.array(ref["reactions"]["xmax.z"])) < 1e-6
+
+
+def test_cycle_quantities_match_hf(chain):
+    """Strain range, mean stress and ratcheting per cycle at the reduced points: the exact model's against
+    the HF fields at the same points (same function on both), and a closed-form check of the definitions."""
+    from structrom.rom.online import ReducedModel
+    from structrom.rom.online.cycles import cycle_quantities
+    from structrom.rom.online.model import OnlineError
+
+    # definitions: uniaxial strain 0 -> e -> -e per cycle (nu = 0.5 deviator), stress s(t) = E eps
+    times = np.array([1.0, 2.0, 3.0, 4.0])
+    eps = np.zeros((4, 1, 6))
+    eps[:, 0, :3] = np.array([1.0, -1.0, 1.0, -1.0])[:, None] * np.array([1.0, -0.5, -0.5]) * 1e-3
+    sig = np.zeros((4, 1, 6))
+    sig[:, 0, 0] = [100.0, -60.0, 100.0, -60.0]
+    q = cycle_quantities(times, eps, sig, [0.0, 2.0, 4.0])
+    np.testing.assert_allclose(q["strain_range"][:, 0], [2e-3, 2e-3])
+    np.testing.assert_allclose(q["mean_stress"][:, 0], [20.0, 20.0])
+    np.testing.assert_allclose(q["stress_amplitude"][:, 0], [80.0, 80.0])
+    np.testing.assert_allclose(q["ratcheting"][:, 0], [0.0, 0.0], atol=1e-15)
+
+    d, files, _, exact, _ = chain
+    model = ReducedModel.load(exact)
+    value, ratio = TRAINING[2]
+    res = model.solve(_loading(value, ratio))
+    bounds = [0.0, 2.0, 4.0]
+    rom = res.cycles(bounds)
+    with h5py.File(files[2]) as f:
+        pts = model.data.point
+        hf = cycle_quantities(f["increments/time"][()], f["fields/strain"][()][:, pts], f["fields/stress"][()][:, pts],
+                              bounds)
+    for key in ("strain_range", "mean_stress", "stress_amplitude"):
+        assert _rel(rom[key], hf[key]) < 1e-5, key
+    assert rom["strain_range"].max() > 1.5e-3
+    with pytest.raises(OnlineError, match="cycle bound 1.7 is not an increment end time"):
+        res.cycles([0.0, 1.7])

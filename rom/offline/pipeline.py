@@ -301,7 +301,7 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
         comm, gidx, disc.point_weights, G, points, p_snap, n_points, cfg.indicator.validation_points)
     val_pieces = {"integrator": validation.gather_at_points(comm, gidx, eps_modes, val_points),
                   "material": validation.gather_at_points(comm, gidx, regions.index.astype(float), val_points),
-                  "lifting": validation.gather_at_points(comm, gidx, lift.eps, val_points),
+                  "lifting": validation.gather_at_points(comm, gidx, lift.eps, val_points) if lift else None,
                   "interp": comm.gather(validation.interpolation_rows(disc, gidx, val_points), root=0),
                   "duals": {k: validation.gather_at_points(comm, gidx, v[0].reshape(disc.n_points, v[2], -1),
                                                            val_points) for k, v in duals.items()}}

@@ -440,7 +440,8 @@ class ReducedModel:
                       indicator=indicator_values, trusted=indicator_values <= d.indicator_tolerance,
                       indicator_components=components, error_bounds=bounds,
                       dual_reduced=duals, stress_reduced=stress,
-                      timings=timings, warnings=warnings, lift=lift_b, reactions=reactions)
+                      timings=timings, warnings=warnings, lift=lift_b, reactions=reactions,
+                      strain_reduced=np.array([st.strain for st in converged]).reshape(n_inc, self.n_reduced_points, 6))
 
     # -- full-size data, read on demand (reconstruction only) -----------------------------------------------
     @contextlib.contextmanager

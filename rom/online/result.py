@@ -68,6 +68,8 @@ class Result:
     #: ``<set>.<axis>`` -> ``(n_inc,)`` reaction resultant on each prescribed set along each prescribed axis
     #: [force]: the force the support applies to the part there (sum over the set's dofs of f_int - f_ext)
     reactions: dict[str, np.ndarray] = field(default_factory=dict)
+    #: ``(n_inc, n_rp, 6)`` total strain at the reduced points (engineering shears), or None
+    strain_reduced: np.ndarray | None = None
 
     def __repr__(self) -> str:
         return (f"Result({self.n_increments} increments, t={self.times[-1]:g}, Newton "
@@ -167,6 +169,22 @@ class Result:
             vm2 = y.reshape(-1, 6) @ np.ones(6)  # sum of the 6 squares (a product: much faster than .sum(-1))
             return np.sqrt(vm2.reshape(self.n_increments, -1).max(axis=1))
         return von_mises(self.stress_reduced).max(axis=1)
+
+    def cycles(self, bounds) -> dict[str, np.ndarray]:
+        """Per-cycle quantities at the reduced points (:mod:`structrom.rom.online.cycles`: ``strain_range``,
+        ``mean_stress``, ``stress_amplitude``, ``ratcheting``), each ``(n_cycles, n_rp)``, for cycle
+        ``bounds`` (increasing times, increment ends of the loading; the first may be its start time). The
+        reduced points include the cubature's points where the energy concentrates; ``model.data.point``
+        gives their integration-point numbers."""
+        from .cycles import CycleError, cycle_quantities
+        from .model import OnlineError
+
+        if self.strain_reduced is None:
+            raise OnlineError("this result has no strains at the reduced points")
+        try:
+            return cycle_quantities(self.times, self.strain_reduced, self.stress_reduced, np.asarray(bounds, float))
+        except CycleError as exc:
+            raise OnlineError(str(exc)) from None
 
     def summary(self) -> dict:
         """A JSON-serializable summary (no full-size data)."""
