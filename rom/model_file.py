@@ -1,7 +1,8 @@
 """The reduced model file: one versioned HDF5 file that the online stage and the server load.
 
 Format ``structrom-reduced-model``, schema version 2 (version 1 files, without ``/validation`` and
-``/indicator/calibration``, are still read). Shapes: ``N`` displacement modes, ``n_rp`` reduced
+``/indicator/calibration``, are still read); version 3 = version 2 with a ``/lifting`` group (prescribed
+nonzero displacements, layout in :mod:`structrom.rom.lifting`), so that readers of version 2 refuse it. Shapes: ``N`` displacement modes, ``n_rp`` reduced
 integration points (ECM points with positive weights, then the dual quantities' selected points with
 zero weight), ``n_tn`` temperature nodes (nodes of the elements holding reduced points), ``m_q`` modes
 of dual quantity ``q``, ``n_points`` integration points of the full mesh, ``n_dofs = 3 n_nodes``.
@@ -15,8 +16,9 @@ path                                    shape, type                  content
 ``/`` attr ``units``                    JSON                         the units table
 ``/`` attr ``materials``                JSON list                    law configurations (``law_from_config``)
 ``/`` attr ``loading_schema``           JSON                         declared loading family and training ranges
-``/`` attr ``dirichlet``                JSON list                    homogeneous Dirichlet conditions (node set,
-                                                                     components)
+``/`` attr ``dirichlet``                JSON list                    Dirichlet conditions of the first training
+                                                                     case (node set, components, value); the
+                                                                     nonzero ones are lifted (``/lifting``)
 ``/`` attr ``versions``                 JSON list                    version history, oldest first: ``version``,
                                                                      ``parent`` (or null), ``date``,
                                                                      ``loadings_added``, ``kept_as`` (the parent's
