@@ -82,10 +82,14 @@ class Lifting:
         nonzero imposed displacement on a set this model does not prescribe."""
         sets, out = self.sets, {}
         for i, d in enumerate(loading.displacements):
-            for name, (node_set, comps) in sets.items():
-                if d.node_set in (name, node_set) and (not d.components or tuple(d.components) == comps):
-                    out[i] = name
-                    break
+            found = [name for name, (node_set, comps) in sets.items()
+                     if d.node_set in (name, node_set) and (not d.components or tuple(d.components) == comps)]
+            exact = [name for name in found if name == d.node_set]
+            if len(found) > 1 and not exact:
+                raise LoadingError(f"loading.displacement.{d.node_set}: the model prescribes several displacements on "
+                                   f"this node set; name one of {found}")
+            if found:
+                out[i] = (exact or found)[0]
         return out
 
     def amplitudes(self, loading: Loading, times: np.ndarray, matched: dict[int, str]) -> np.ndarray:
