@@ -291,3 +291,35 @@ def test_cycle_quantities_match_hf(chain):
     assert rom["strain_range"].max() > 1.5e-3
     with pytest.raises(OnlineError, match="cycle bound 1.7 is not an increment end time"):
         res.cycles([0.0, 1.7])
+
+
+def test_reaction_with_external_loads(tmp_path):
+    """A pressure on the top face also loads the moved face's edge nodes: the reaction subtracts the
+    external load's share on the prescribed dofs (``G^T f_ext``, from the reduced reaction loads); exact
+    model of one loading (all its snapshots in the basis) against HF, where the reaction is
+    ``f_int - f_ext`` summed over the set's dofs."""
+    from structrom.rom.hifi.config import load_config
+    from structrom.rom.hifi.output import read_mesh_group
+    from structrom.rom.hifi.run import run_hifi
+    from structrom.rom.online import ReducedModel
+
+    write_mesh_inp(tmp_path / "bar.inp", box((10.0, 2.0, 2.0), (6, 2, 2), element="C3D8"))
+    text = HIFI.format(law=_toml(LAW), value=0.1, history=history(-1.0), times=TIMES, out="case.h5")
+    text = text.replace("[solver]", 'pressure = [{ surface = "zmax", amplitude = [[0.0, 0.0], [4.0, 40.0]] }]\n\n'
+                                    "[solver]")
+    (tmp_path / "case.toml").write_text(text)
+    path = run_hifi(load_config(tmp_path / "case.toml"), log=lambda *a: None)
+    model = ReducedModel.load(_offline(tmp_path, [str(path)], 1e-12, 1e-8, "model.h5"))
+    loading = _loading(0.1, -1.0) | {"pressure": {"zmax": [[0.0, 0.0], [4.0, 40.0]]}}
+    res = model.solve(loading)
+    with h5py.File(path) as f:
+        mesh = read_mesh_group(f["mesh"])
+        u_hf = f["fields/displacement"][()]
+    disc = Discretization(mesh)
+    dofs = 3 * mesh.node_set("xmax") + 2
+    f_unit = disc.pressure_force(mesh.surface_set("zmax"), 1.0)[dofs].sum()
+    amp = np.interp(TIMES[1:], [0.0, 4.0], [0.0, 40.0])
+    r_hf = hf_reaction(path, "xmax", 2) - amp * f_unit
+    assert abs(f_unit) > 0 and np.abs(amp * f_unit).max() > 0.05 * np.abs(r_hf).max()  # a visible share
+    assert _rel(res.displacement(increment=None), u_hf) < 1e-6
+    assert _rel(res.reactions["xmax.z"], r_hf) < 1e-6
