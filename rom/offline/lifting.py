@@ -182,6 +182,7 @@ class OfflineLifting:
     fields: list[UnitField]
     G: np.ndarray
     eps: np.ndarray
+    dirichlet: np.ndarray  # (n_dofs,) bool: every Dirichlet dof (zero or prescribed)
 
     @classmethod
     def build(cls, comm, mesh, materials, cases: list[TrainingCase], disc) -> "OfflineLifting":
@@ -189,16 +190,22 @@ class OfflineLifting:
         G = elastic_extensions(comm, mesh, materials, cases, fields)
         eps = (disc.strain_operator() @ G).reshape(disc.n_points, 6, len(fields)) if fields else \
             np.zeros((disc.n_points, 6, 0))
-        return cls(fields, G, eps)
+        dirichlet = np.zeros(mesh.n_dofs, dtype=bool)
+        for d in cases[0].loading.displacements:
+            dirichlet[(3 * mesh.node_set(d.node_set)[:, None] + np.asarray(d.components, int)).ravel()] = True
+        return cls(fields, G, eps, dirichlet)
 
     def __bool__(self) -> bool:
         return bool(self.fields)
 
     def homogeneous(self, snapshots: np.ndarray, cases: list[TrainingCase], rows: np.ndarray) -> np.ndarray:
-        """``u - sum_j b_j G_j`` of the snapshots ``(len(rows), n_s)`` (cases' increments in order), in place."""
+        """``u - sum_j b_j G_j`` of the snapshots ``(len(rows), n_s)`` (cases' increments in order), in place,
+        set to zero on the Dirichlet dofs: it vanishes there up to the data's rounding (e.g. the 6 digits of
+        a CalculiX .frd), which would otherwise enter the modes and move the prescribed dofs online."""
         if self:
             b = np.concatenate([amplitudes(self.fields, c.loading, c.times) for c in cases])  # (n_s, n_G)
             snapshots -= self.G[rows] @ b.T
+        snapshots[self.dirichlet[rows]] = 0.0
         return snapshots
 
     def integrand_modes(self, eps_modes: np.ndarray) -> np.ndarray:
