@@ -163,6 +163,7 @@ def test_exact_model_reproduces_hf_with_reactions(chain):
     d, files, _, exact, _ = chain
     model = ReducedModel.load(exact)
     assert [f["name"] for f in model.data.lifting.fields] == ["xmax"]
+    assert model.card()["prescribed_displacements"] == {"xmax": ["z"]}
     with h5py.File(exact) as f:
         assert int(f.attrs["schema_version"]) == 3
         assert f["lifting/full"].shape == (model.n_mesh_nodes * 3, 1)

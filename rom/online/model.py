@@ -215,6 +215,9 @@ class ReducedModel:
         return {"kind": self.kind, "sizes": {"modes": self.n_modes, "reduced_points": self.n_reduced_points},
                 "parameters": [{"name": n, "range": list(r)} for n, r in self.parameters.items()],
                 "loading_schema": d.loading_schema, "surfaces": sorted(d.pressure),
+                # prescribed sets (loading.displacement keys) -> components; their reactions: result.reactions
+                "prescribed_displacements": {} if d.lifting is None else
+                {name: ["xyz"[c] for c in comps] for name, (_, comps) in d.lifting.sets.items()},
                 "indicator": {"quantity": d.indicator_quantity, "tolerance": d.indicator_tolerance,
                               "reference": d.indicator_reference,
                               "calibration": d.calibration.card() if d.calibration is not None else None,
