@@ -67,7 +67,7 @@ class LinearSolver:
             # forcing terms bound the true residual ||b - A x|| / ||b||, not a preconditioned one
             self.ksp.setNormType(PETSc.KSP.NormType.UNPRECONDITIONED)
             if options.ksp_type == "gmres":
-                self.ksp.getPC().setSide(PETSc.PC.Side.RIGHT)
+                self.ksp.setPCSide(PETSc.PC.Side.RIGHT)
         self.ksp.setFromOptions()
         self._near_null: PETSc.NullSpace | None = None
 

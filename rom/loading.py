@@ -270,13 +270,15 @@ def loading_from_dict(d: dict, base_dir: str | None = None) -> Loading:
          "traction": {"flange": [[0, 0, 0, 0], [1, 5, 0, -2]]},  # surface set -> [x, y, z] or [t, x, y, z] rows
          "force": {"tip": [0, 0, -100]},              # node set -> force at each node, same forms
          "centrifugal": {"omega": [[0, 0], [1, 300]], "axis_point": [...], "axis_direction": [...]},
-         "gravity": [0, 0, -9.81]}
+         "gravity": [0, 0, -9.81],
+         "displacement": {"right": [[0, 0], [1, 0.2]]}} # prescribed set -> imposed value (number or [t, value]
+                                                      #  pairs) on the components the model prescribes there
 
-    Imposed displacements are not part of a query: they belong to the model (zero on its Dirichlet sets).
+    ``displacement`` also takes ``{"components": ["z"], "amplitude": ...}`` per set.
     """
     d = dict(d)
     allowed = {"times", "end_time", "increments", "temperature", "pressure", "traction", "force", "centrifugal",
-               "gravity"}
+               "gravity", "displacement"}
     unknown = set(d) - allowed
     if unknown:
         raise LoadingError(f"loading: unknown field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
@@ -317,4 +319,28 @@ def loading_from_dict(d: dict, base_dir: str | None = None) -> Loading:
         if len(gravity) != 3 or not np.all(np.isfinite(gravity)):
             raise LoadingError("loading.gravity must be three finite numbers")
     return Loading(times=times, temperature=temperature, pressures=pressures, tractions=vectors["traction"],
-                   forces=vectors["force"], centrifugal=centrifugal, gravity=gravity)
+                   forces=vectors["force"], centrifugal=centrifugal, gravity=gravity,
+                   displacements=displacements_from_dict(d.get("displacement") or {}))
+
+
+def displacements_from_dict(table: dict) -> tuple[ImposedDisplacement, ...]:
+    """Imposed displacements of a query: set name -> amplitude, or ``{"components": [...], "amplitude": ...}``
+    (no components: those the model prescribes on the set)."""
+    if not isinstance(table, dict):
+        raise LoadingError(f"loading.displacement must map set names to amplitudes, got {type(table).__name__}")
+    out = []
+    for name, spec in table.items():
+        comps: tuple[int, ...] = ()
+        if isinstance(spec, dict):
+            spec = dict(spec)
+            try:
+                comps = tuple(COMPONENT_NAMES[c] for c in spec.pop("components", []))
+            except (KeyError, TypeError):
+                raise LoadingError(f"loading.displacement.{name}.components: use a list of 'x', 'y', 'z'") from None
+            if "amplitude" not in spec or spec.keys() - {"amplitude"}:
+                raise LoadingError(f"loading.displacement.{name}: give 'amplitude' (and optionally 'components'), "
+                                   f"got {sorted(spec)}")
+            spec = spec["amplitude"]
+        out.append(ImposedDisplacement(str(name), comps, 1.0,
+                                       Amplitude.from_config(spec, f"loading.displacement.{name}")))
+    return tuple(out)

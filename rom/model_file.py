@@ -1,7 +1,8 @@
 """The reduced model file: one versioned HDF5 file that the online stage and the server load.
 
 Format ``structrom-reduced-model``, schema version 2 (version 1 files, without ``/validation`` and
-``/indicator/calibration``, are still read). Shapes: ``N`` displacement modes, ``n_rp`` reduced
+``/indicator/calibration``, are still read); version 3 = version 2 with a ``/lifting`` group (prescribed
+nonzero displacements, layout in :mod:`structrom.rom.lifting`), so that readers of version 2 refuse it. Shapes: ``N`` displacement modes, ``n_rp`` reduced
 integration points (ECM points with positive weights, then the dual quantities' selected points with
 zero weight), ``n_tn`` temperature nodes (nodes of the elements holding reduced points), ``m_q`` modes
 of dual quantity ``q``, ``n_points`` integration points of the full mesh, ``n_dofs = 3 n_nodes``.
@@ -15,8 +16,9 @@ path                                    shape, type                  content
 ``/`` attr ``units``                    JSON                         the units table
 ``/`` attr ``materials``                JSON list                    law configurations (``law_from_config``)
 ``/`` attr ``loading_schema``           JSON                         declared loading family and training ranges
-``/`` attr ``dirichlet``                JSON list                    homogeneous Dirichlet conditions (node set,
-                                                                     components)
+``/`` attr ``dirichlet``                JSON list                    Dirichlet conditions of the first training
+                                                                     case (node set, components, value); the
+                                                                     nonzero ones are lifted (``/lifting``)
 ``/`` attr ``versions``                 JSON list                    version history, oldest first: ``version``,
                                                                      ``parent`` (or null), ``date``,
                                                                      ``loadings_added``, ``kept_as`` (the parent's
@@ -85,11 +87,15 @@ import scipy.sparse as sp
 
 from structrom.rom.atomic import atomic_h5
 from structrom.rom import h5_screening, model_screening
+from structrom.rom.lifting import Lifting
 
 FORMAT = "structrom-reduced-model"
 SCHEMA_VERSION = 2
-#: Versions :func:`load` reads (version 1: no validation set, no calibration).
-READABLE_VERSIONS = (1, 2)
+#: The version of files with a ``/lifting`` (prescribed displacements, :mod:`structrom.rom.lifting`): code that
+#: reads version 2 only refuses them instead of solving without the prescribed motion.
+LIFTING_SCHEMA_VERSION = 3
+#: Versions :func:`load` reads (version 1: no validation set, no calibration; version 3: a lifting).
+READABLE_VERSIONS = (1, 2, 3)
 #: Values of the root attribute ``kind`` (absent: ``"hyper_reduced"``, files written before kinds existed).
 KINDS = ("hyper_reduced", "separated")
 
@@ -146,6 +152,8 @@ class ReducedModelData:
     validation: Any = None
     #: structrom.rom.online.indicator.Calibration of the error indicator, or None (uncalibrated)
     calibration: Any = None
+    #: structrom.rom.lifting.Lifting of the prescribed displacements, or None (homogeneous Dirichlet only)
+    lifting: Any = None
 
     @property
     def n_modes(self) -> int:
@@ -185,7 +193,7 @@ def write(path: str | Path, data: ReducedModelData, mesh, modes,
     path = Path(path)
     with atomic_h5(path) as f:
         f.attrs["format"] = FORMAT
-        f.attrs["schema_version"] = SCHEMA_VERSION
+        f.attrs["schema_version"] = SCHEMA_VERSION if data.lifting is None else LIFTING_SCHEMA_VERSION
         f.attrs["kind"] = "hyper_reduced"
         for key in ("provenance", "units", "materials", "loading_schema", "dirichlet"):
             f.attrs[key] = json.dumps(getattr(data, key))
@@ -225,6 +233,8 @@ def write(path: str | Path, data: ReducedModelData, mesh, modes,
         ind.attrs["tolerance"] = data.indicator_tolerance
         ind.attrs["reference"] = float(data.indicator_reference)
         _write_indicator_data(f, data)
+        if data.lifting is not None:
+            data.lifting.write(f)
     return path
 
 
@@ -324,6 +334,7 @@ def load(path: str | Path, *, mesh: bool = False, full: bool = False, group: str
             indicator_reference=float(ind.attrs.get("reference", 0.0)), versions=versions,
             modes=_need(f, "modes/full", path)[()] if full else None)
         data.validation, data.calibration = _read_indicator_data(f, path)
+        data.lifting = Lifting.read(f, full)
         if mesh:
             from structrom.rom.hifi.output import read_mesh_group
 
@@ -362,6 +373,14 @@ def _validate(path: Path, d: ReducedModelData, modes_shape: tuple[int, ...]) -> 
         raise ModelFileError(f"{path}: reduced/material indexes {len(d.materials)} materials")
     if d.indicator_quantity not in d.duals:
         raise ModelFileError(f"{path}: indicator quantity {d.indicator_quantity!r} has no dual basis")
+    lift = d.lifting
+    if lift is not None:
+        n_g = lift.n_fields
+        check("lifting/reduced", lift.reduced.shape, (n_rp, 6, n_g))
+        if (lift.validation is None) != (d.validation is None):
+            raise ModelFileError(f"{path}: lifting/validation must be present exactly when /validation is")
+        if lift.validation is not None:
+            check("lifting/validation", lift.validation.shape, (len(d.validation.weights), 6, n_g))
     v = d.validation
     if v is not None:
         n_val = len(v.weights)

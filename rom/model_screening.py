@@ -26,17 +26,21 @@ MESH_ATTRIBUTES = {r"mesh/blocks/\d{1,6}/connectivity": ("element",)}
 MODEL_SCHEMA = Schema(
     groups=(*MESH_GROUPS, "modes",
             "reduced", "reduced/temperature", "loads", "loads/(pressure|traction|force)", "dual", f"dual/{NAME}",
-            "indicator", "indicator/calibration", "validation", "validation/temperature", "validation/dual"),
+            "indicator", "indicator/calibration", "validation", "validation/temperature", "validation/dual",
+            "lifting", "lifting/loads", "lifting/loads/(pressure|traction|force)"),
     datasets=(*MESH_DATASETS, "modes/(full|singular_values)", "reduced/(element|point|weights|coordinates|material|integrator)",
               "reduced/temperature/(nodes|coordinates|data|indices|indptr)", f"loads/(pressure|traction|force)/{NAME}",
               "loads/(centrifugal|gravity)", f"dual/{NAME}/(reduced_basis|basis|singular_values)",
               "indicator/calibration/factors", "validation/(point|integrator|weights|material)",
-              "validation/temperature/(data|indices|indptr)", f"validation/dual/{NAME}"),
+              "validation/temperature/(data|indices|indptr)", f"validation/dual/{NAME}",
+              "lifting/(full|reduced|validation)", f"lifting/loads/(pressure|traction|force)/{NAME}",
+              "lifting/loads/(centrifugal|gravity)"),
     attributes={"": ("format", "schema_version", "kind", "versions", "provenance", "units", "materials",
                      "loading_schema", "dirichlet"),
                 **MESH_ATTRIBUTES,
                 "loads/centrifugal": ("axis_point", "axis_direction"),
                 f"dual/{NAME}": ("components",), "indicator": ("quantity", "tolerance", "reference"),
+                "lifting": ("fields",),
                 "indicator/calibration": ("components", "quantities", "references", "margin", "tolerance", "cases",
                                           "statement", "training", "scales")},
 )
@@ -244,6 +248,7 @@ def _model_rules(f: h5py.File, inv: Inventory, limits: Limits) -> None:
     if "reference" in f["indicator"].attrs:
         _scalar(f["indicator"], "reference", "/indicator", lo=0.0)
     _calibrated_indicator_rules(f, inv, shape, expect, n_modes, n_tn, n_points, materials)
+    _lifting_rules(f, inv, shape, expect, n_nodes, n_rp)
     for p in sorted(ds):
         _finite(f, p, limits)
 
@@ -287,3 +292,40 @@ def _calibrated_indicator_rules(f: h5py.File, inv: Inventory, shape, expect, n_m
         for key in ("margin", "tolerance"):
             if key in g.attrs:
                 _scalar(g, key, "/indicator/calibration", lo=0.0, lo_open=True)
+
+
+def _lifting_rules(f: h5py.File, inv: Inventory, shape, expect, n_nodes: int, n_rp: int) -> None:
+    """``/lifting`` (prescribed displacements, :mod:`structrom.rom.lifting`): only in schema version 3 or
+    later, its ``fields`` attribute well formed with node sets of the mesh, every array shaped by the number
+    of unit fields ``n_G``."""
+    from structrom.rom.lifting import check_fields
+
+    if "lifting" not in inv.groups:
+        if any(p.startswith("lifting/") for p in inv.datasets):
+            raise UnsafeFileError("/lifting: datasets without the group")
+        return
+    version = int(_scalar(f, "schema_version", "/", lo=0, hi=2**31, integer=True))
+    if version < 3:
+        raise UnsafeFileError(f"/lifting: prescribed displacements need schema version 3, the file says {version}")
+    if "fields" not in f["lifting"].attrs:
+        raise UnsafeFileError("/lifting: missing attribute 'fields'")
+    try:
+        fields = check_fields(strict_json(f["lifting"].attrs["fields"], "/lifting attribute 'fields'"))
+    except ValueError as exc:
+        if isinstance(exc, UnsafeFileError):
+            raise
+        raise UnsafeFileError(f"/lifting: {exc}") from None
+    for entry in fields:
+        if f"mesh/node_sets/{entry['node_set']}" not in inv.datasets:
+            raise UnsafeFileError(f"/lifting: node set {entry['node_set']!r} is not in /mesh/node_sets")
+    n_g = len(fields)
+    expect("lifting/full", (3 * n_nodes, n_g))
+    expect("lifting/reduced", (n_rp, 6, n_g))
+    if "lifting/validation" in inv.datasets:
+        if "validation/point" not in inv.datasets:
+            raise UnsafeFileError("/lifting/validation: no /validation")
+        expect("lifting/validation", (shape("validation/point")[0], 6, n_g))
+    for p in inv.datasets:
+        if p.startswith("lifting/loads/"):
+            kind = p.split("/")[2]
+            expect(p, (n_g,) if kind in ("pressure", "centrifugal") else (n_g, 3))

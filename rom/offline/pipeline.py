@@ -37,6 +37,7 @@ from structrom.rom.online.indicator import ValidationSet
 from structrom.rom.online.schema import node_envelope
 from structrom.rom.offline.config import OfflineConfig
 from structrom.rom.offline.operators import reduced_point_data
+from structrom.rom.offline.lifting import OfflineLifting, displacement_schema, unit_fields
 from structrom.rom.offline.replay import MaterialRegions, replay
 from structrom.rom.offline.snapshots import SnapshotError, TrainingCase, read_training_case
 from structrom.rom.pod import pod
@@ -67,12 +68,7 @@ def _read_cases(cfg: OfflineConfig, comm) -> tuple[Mesh, list[TrainingCase]]:
                 if c.materials != first.materials:
                     raise SnapshotError(f"{c.path}: materials differ from {first.path}: one model needs one "
                                         "material assignment")
-                if c.dirichlet != first.dirichlet:
-                    raise SnapshotError(f"{c.path}: Dirichlet conditions differ from {first.path}")
-            for d in first.dirichlet:
-                if d["value"] != 0.0:
-                    raise SnapshotError(f"{first.path}: imposed displacement {d['value']} on {d['node_set']!r}: "
-                                        "the reduced model supports zero Dirichlet conditions only (yet)")
+            unit_fields(cases)  # same Dirichlet sets and components in every case (values may differ)
             out = (mesh, cases)
         except Exception as exc:  # re-raised on every rank
             out = exc
@@ -115,6 +111,7 @@ def loading_schema(cases: list[TrainingCase], temperature_nodes: np.ndarray | No
                                             for c in cases),
                                         max(c.loading.pressures[s].values.max() if s in c.loading.pressures else 0.0
                                             for c in cases)]} for s in surfaces}
+    schema.update(displacement_schema(unit_fields(cases), cases))
     for key, attr in (("traction", "tractions"), ("force", "forces")):
         # per component: training range of the component amplitudes (0 where a case does not load the set)
         names = sorted({s for c in cases for s in getattr(c.loading, attr)})
@@ -157,6 +154,11 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     n_points = int(offsets[-1])
     gidx = global_point_index(disc.point_elements, offsets)
     n_snap = sum(len(c.times) for c in cases)
+    lift = OfflineLifting.build(comm, mesh, materials, cases, disc)  # prescribed displacements (or none)
+    calibrate = cfg.indicator.calibrate and not lift
+    if lift and cfg.indicator.calibrate:
+        say(f"offline: warning: prescribed displacements {[f.key for f in lift.fields]}: the leave-one-out "
+            "calibration of the indicator is not available for them yet; the model keeps the Gappy indicator")
     stages.add(comm, "read + partition", f"{len(cases)} cases, {n_snap} snapshots, {mesh.n_dofs} dofs",
                time.perf_counter() - t0, say)
 
@@ -164,6 +166,7 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     # this rank's dofs only, (n_rows_local, n_s); case k in columns case_cols[k]
     snapshots = np.concatenate([c.displacements(my_nodes).reshape(len(c.times), -1).T for c in cases], axis=1)
     case_cols = np.cumsum([0] + [len(c.times) for c in cases])
+    snapshots = lift.homogeneous(snapshots, cases, rows)  # the modes span u - sum_j b_j G_j
     mass = disc.mass_matrix(1.0).tocsr()[rows][:, rows]
     pod_u = pod(comm, snapshots, weight_local=mass, tolerance=cfg.pod.tolerance, max_modes=cfg.pod.max_modes,
                 method=cfg.pod.method, global_rows=rows)
@@ -184,7 +187,7 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     back = np.empty((disc.n_points, 6, n_snap)) if "back_stress" in cfg.dual.quantities else None
     for k, c in enumerate(cases):
         cols = slice(case_cols[k], case_cols[k + 1])
-        rep = replay(disc, regions, c.loading, snapshots[:, cols].T, mesh.points, rows=rows)
+        rep = replay(disc, regions, c.loading, lift.total(snapshots[:, cols], c, rows).T, mesh.points, rows=rows)
         stress_snap[:, :, cols] = rep.stress.transpose(1, 2, 0)
         p_snap[:, cols] = rep.cumulated_plastic_strain.T
         if back is not None:
@@ -215,7 +218,8 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
 
     t0 = time.perf_counter()
     row_tol = cfg.ecm.row_tolerance or cfg.ecm.tolerance / 10
-    G, n_rows, compression = integrand(comm, eps_modes, stress_snap, gidx, row_tolerance=row_tol,
+    G, n_rows, compression = integrand(comm, lift.integrand_modes(eps_modes), stress_snap, gidx,
+                                       row_tolerance=row_tol,
                                        max_rows=cfg.ecm.max_rows, max_gram_rows=cfg.ecm.max_gram_rows)
     if not (cfg.indicator.calibrate or cfg.indicator.quantity == "stress"):
         del dual_data["stress"], stress_snap  # only the integrand needed them: freed before the ECM
@@ -235,6 +239,7 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
         comm, gidx, disc.point_weights, G, points, p_snap, n_points, cfg.indicator.validation_points)
     val_pieces = {"integrator": validation.gather_at_points(comm, gidx, eps_modes, val_points),
                   "material": validation.gather_at_points(comm, gidx, regions.index.astype(float), val_points),
+                  "lifting": validation.gather_at_points(comm, gidx, lift.eps, val_points) if lift else None,
                   "interp": comm.gather(validation.interpolation_rows(disc, gidx, val_points), root=0),
                   "duals": {k: validation.gather_at_points(comm, gidx, v[0].reshape(disc.n_points, v[2], -1),
                                                            val_points) for k, v in duals.items()}}
@@ -246,7 +251,8 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     # training values of the indicator quantity at the reduced points: its reference norm
     at_points = reduced_point_data(comm, disc, gidx, regions.index, eps_modes, points,
                                    {k: (v[0], v[2]) for k, v in duals.items()},
-                                   extra={"indicator": q_values.reshape(disc.n_points, q_c, -1)})
+                                   extra={"indicator": q_values.reshape(disc.n_points, q_c, -1),
+                                          **({"lifting": lift.eps} if lift else {})})
     # Reduced loads: sum over ranks of Phi_local^T f_local (element contributions are not shared, and a rank's
     # elements load only its own rows). The load vectors are kept on this rank's rows only (the calibration's).
     surfaces = sorted({s for c in cases for s in c.loading.pressures})
@@ -287,6 +293,7 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     if any(c.loading.gravity is not None for c in cases):
         phi_loads["gravity"] = np.stack([disc.body_force(e, density)[rows] for e in np.eye(3)], axis=1)
         gravity = comm.allreduce(phi.T @ phi_loads["gravity"])
+    reaction_loads = lift.reaction_loads(comm, phi_loads, rows)
     stages.add(comm, "reduced operators", f"{len(points)} reduced points, {n_modes} modes",
                time.perf_counter() - t0, say)
 
@@ -322,6 +329,8 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
             indicator_quantity=cfg.indicator.quantity,
             indicator_tolerance=cfg.indicator.tolerance,
             indicator_reference=float(np.linalg.norm(at_points["extra"]["indicator"], axis=(0, 1)).max(initial=0.0)))
+        data.lifting = lift.model_data(at_points["extra"].get("lifting"),
+                                       val_pieces["lifting"] if len(val_points) else None, reaction_loads)
         if len(val_points):
             data.validation = ValidationSet(
                 point=val_points, integrator=val_pieces["integrator"], weights=val_weights,
@@ -353,7 +362,7 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     error = comm.bcast(error, root=0)
     if error is not None:
         raise error
-    if cfg.indicator.calibrate and len(cases) >= 2:
+    if calibrate and len(cases) >= 2:
         t0 = time.perf_counter()
         data = calib.calibrate_from_cases(cfg, comm, disc, cases, mesh, rows, mass, gidx, dual_data, phi_loads,
                                           points, val_points, data, say, material_index=regions.index)

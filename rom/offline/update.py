@@ -154,6 +154,10 @@ def update_model(path, cases: list[TrainingCase], comm: MPI.Comm, log=lambda *a:
             head = model_file.load(path, mesh=True)
             for c in cases:
                 _check_materials(head, c)
+            if head.lifting is not None:
+                raise model_file.ModelFileError(
+                    f"{path}: the model prescribes displacements ({[f['name'] for f in head.lifting.fields]}): "
+                    "enrichment does not update a lifting yet; rebuild it with `structrom offline` on all snapshots")
             if "stress" not in head.duals:
                 raise model_file.ModelFileError(
                     f"{path}: no stress Gappy basis: enrichment represents the old stress snapshots by it (rebuild "

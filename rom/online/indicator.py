@@ -227,13 +227,13 @@ class IndicatorTracker:
             self._time += self._step_doubling(old, new, dt, stats)
         if self.validation is not None and self._val_state is not None:
             v = self.validation
-            strain = v.system.strain(new.q)
+            strain = v.system.strain(new.q, new.lift)
             try:
                 stress, _, states = v.system.integrate(self._val_state, strain, temperature_val, dt, stats)
             except Exception:  # noqa: BLE001 - a law failing at a validation point is itself a warning sign
                 stress = np.full((v.system.n_points, 6), np.nan)
                 states = self._val_state.law_states
-            self._val_state = State(new.time, new.q, strain, stress, temperature_val, states, new.f_ref)
+            self._val_state = State(new.time, new.q, strain, stress, temperature_val, states, new.f_ref, new.lift)
 
     def _step_doubling(self, old: State, new: State, dt: float, stats: dict) -> float:
         """Relative step-doubling estimate (:func:`step_doubling`) of the converged step ``old -> new`` at

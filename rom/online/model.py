@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from structrom.rom import model_file
+from structrom.rom.lifting import load_vector
 from structrom.rom.loading import Loading, LoadingError, NodalTemperature
 from structrom.rom.materials import MaterialError, law_from_config
 from structrom.rom.model_file import ModelFileError, ReducedModelData
@@ -80,6 +81,14 @@ def dual_values(name: str, regions: list[Region], state: State) -> np.ndarray:
     raise OnlineError(f"unknown dual quantity {name!r}; known: {sorted(DUAL_QUANTITIES)}")
 
 
+def _arrays(loads: dict) -> list[np.ndarray]:
+    """The arrays of a nested dict of reduced loads (:func:`structrom.rom.lifting.load_vector`'s ``loads``)."""
+    out = []
+    for v in loads.values():
+        out += _arrays(v) if isinstance(v, dict) else ([] if v is None else [np.asarray(v)])
+    return out
+
+
 class ReducedModel:
     """A reduced model ready to solve loadings (see the module docstring).
 
@@ -110,11 +119,17 @@ class ReducedModel:
                  + [v for v in (data.centrifugal, data.gravity) if v is not None])
         if not all(np.all(np.isfinite(v)) for v in loads):
             raise ModelFileError(f"{where}: a reduced load contains non-finite values")
+        lift = data.lifting
+        if lift is not None and not (np.all(np.isfinite(lift.reduced)) and all(
+                np.all(np.isfinite(v)) for v in _arrays(lift.loads))):
+            raise ModelFileError(f"{where}: lifting/reduced or lifting/loads contains non-finite values")
         self.regions = [Region(law, np.flatnonzero(data.material == i)) for i, law in enumerate(self.laws)]
         self.regions = [r for r in self.regions if len(r.points)]
         fast = [s for s in (RadialReturnSystem, KinematicReturnSystem) if s.applies(self.regions, len(data.weights))]
         system = fast[0] if fast else ReducedSystem
         self.system = system(data.integrator, data.weights, self.regions)
+        if lift is not None:
+            self.system.set_lifting(lift.reduced)
         self.gappy: dict[str, Gappy] = {}
         for name, dual in data.duals.items():
             if name in DUAL_QUANTITIES and DUAL_QUANTITIES[name] != dual.components:
@@ -127,6 +142,8 @@ class ReducedModel:
                                  f"online (known: {sorted(DUAL_QUANTITIES)})")
         self._interp = data.temperature_interpolation.tocsr()
         self.validation = ValidationRuntime(data.validation, self.laws) if data.validation is not None else None
+        if self.validation is not None and lift is not None:
+            self.validation.system.set_lifting(lift.validation)
         if data.calibration is not None:
             self.references = dict(data.calibration.references)
         else:  # uncalibrated (e.g. version 1 files): the scale of the indicator quantity only
@@ -198,6 +215,9 @@ class ReducedModel:
         return {"kind": self.kind, "sizes": {"modes": self.n_modes, "reduced_points": self.n_reduced_points},
                 "parameters": [{"name": n, "range": list(r)} for n, r in self.parameters.items()],
                 "loading_schema": d.loading_schema, "surfaces": sorted(d.pressure),
+                # prescribed sets (loading.displacement keys) -> components; their reactions: result.reactions
+                "prescribed_displacements": {} if d.lifting is None else
+                {name: ["xyz"[c] for c in comps] for name, (_, comps) in d.lifting.sets.items()},
                 "indicator": {"quantity": d.indicator_quantity, "tolerance": d.indicator_tolerance,
                               "reference": d.indicator_reference,
                               "calibration": d.calibration.card() if d.calibration is not None else None,
@@ -229,17 +249,8 @@ class ReducedModel:
         """``f_ext(t)`` ``(N,)``: pressures x amplitudes, tractions and forces (vector(t) per set),
         omega(t)^2 x centrifugal, gravity."""
         d = self.data
-        f = np.zeros(self.n_modes)
-        for name, amp in loading.pressures.items():
-            f += float(amp(t)) * d.pressure[name]
-        for loads, reduced in ((loading.tractions, d.traction), (loading.forces, d.force)):
-            for name, vec in loads.items():
-                f += reduced[name] @ vec(t)
-        if loading.centrifugal is not None:
-            f += float(loading.centrifugal.omega(t)) ** 2 * d.centrifugal
-        if loading.gravity is not None and d.gravity is not None:
-            f += d.gravity @ np.asarray(loading.gravity, dtype=float)
-        return f
+        return load_vector(loading, t, {"pressure": d.pressure, "traction": d.traction, "force": d.force,
+                                        "centrifugal": d.centrifugal, "gravity": d.gravity}, self.n_modes)
 
     def check_loading(self, loading: Loading | dict, *, extrapolate: bool = False) -> tuple[Loading, list[str]]:
         """Validate ``loading`` for this model (see :mod:`structrom.rom.online.schema`).
@@ -260,7 +271,7 @@ class ReducedModel:
         check_structure(loading, pressure=d.pressure, centrifugal=d.centrifugal,
                         centrifugal_axis=d.centrifugal_axis, gravity=d.gravity, dirichlet=d.dirichlet,
                         n_mesh_nodes=self.n_mesh_nodes, n_temperature_nodes=len(d.temperature_nodes),
-                        traction=d.traction, force=d.force)
+                        traction=d.traction, force=d.force, lifting=d.lifting)
         loading = self._restricted(loading)
         # temperatures at every time of the loading (raises LoadingError on non-finite values)
         nodal = loading.nodal_temperatures(loading.times, d.temperature_coordinates)
@@ -334,6 +345,13 @@ class ReducedModel:
         stats: dict = {"law": 0.0, "law_calls": 0, "linear": 0.0}
         tangent_cache: dict = {}
         state = system.initial_state(float(times[0]), temperatures[float(times[0])])
+        lift = d.lifting
+        matched = lift.match(loading) if lift is not None else {}
+        if lift is not None:  # the reference state has zero displacement, as in the HF solver
+            state.lift = np.zeros(lift.n_fields)
+
+        def lift_at(t: float) -> np.ndarray | None:
+            return None if lift is None else lift.amplitudes(loading, [t], matched)[0]
         q = np.zeros((n_inc, self.n_modes))
         iterations, cutbacks = np.zeros(n_inc, np.int64), np.zeros(n_inc, np.int64)
         residuals, per_inc = np.zeros(n_inc), np.zeros(n_inc)
@@ -370,7 +388,7 @@ class ReducedModel:
                     out = newton_step(system, state, target, f_target,
                                       temperatures[target] if target in temperatures else
                                       self.temperature(loading, target), rtol, max_iterations, stats,
-                                      tangent_cache, guess=guess)
+                                      tangent_cache, guess=guess, lift=lift_at(target))
                 except StepFailure as exc:
                     if guess is not None:  # e.g. a load reversal: the extrapolation points the wrong way;
                         extrapolate_q = False  # retry this target from the converged state before cutting back
@@ -416,6 +434,11 @@ class ReducedModel:
             if bounds:
                 indicator_values = np.max(list(bounds.values()), axis=0)
             ind_stats["indicator"] += time.perf_counter() - t_ind
+        lift_b = lift.amplitudes(loading, times[1:], matched) if lift is not None else np.zeros((n_inc, 0))
+        reactions = {}
+        if lift is not None and n_inc:
+            r = lift.reactions(stress, d.weights, lift.load_terms(loading, times[1:]))
+            reactions = {key: r[:, j] for j, key in enumerate(lift.keys)}
         timings = {"total": time.perf_counter() - start, "check": t_check, "per_increment": per_inc,
                    "law": stats["law"], "law_calls": stats["law_calls"], "linear": stats["linear"],
                    "indicator": ind_stats["indicator"]}
@@ -424,7 +447,8 @@ class ReducedModel:
                       indicator=indicator_values, trusted=indicator_values <= d.indicator_tolerance,
                       indicator_components=components, error_bounds=bounds,
                       dual_reduced=duals, stress_reduced=stress,
-                      timings=timings, warnings=warnings)
+                      timings=timings, warnings=warnings, lift=lift_b, reactions=reactions,
+                      strain_reduced=np.array([st.strain for st in converged]).reshape(n_inc, self.n_reduced_points, 6))
 
     # -- full-size data, read on demand (reconstruction only) -----------------------------------------------
     @contextlib.contextmanager
@@ -445,18 +469,29 @@ class ReducedModel:
     def modes(self, dofs: np.ndarray | None = None) -> np.ndarray:
         """Rows ``dofs`` of the full displacement modes ``(len(dofs), N)`` (all ``(n_dofs, N)`` if None).
         Small selections are read from the file; the whole matrix is read (and kept) otherwise."""
-        full = self._cache.get("modes")
-        if full is None and self.data.modes is not None:
-            full = self._cache["modes"] = np.asarray(self.data.modes)
+        return self._full_rows("modes", "modes/full", self.data.modes, dofs)
+
+    def lifting_fields(self, dofs: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``dofs`` of the unit fields of the prescribed displacements ``(len(dofs), n_G)`` (as
+        :meth:`modes`); ``(.., 0)`` for a model without them."""
+        lift = self.data.lifting
+        if lift is None:
+            return np.zeros((3 * (self.n_mesh_nodes or 0) if dofs is None else len(dofs), 0))
+        return self._full_rows("lifting", "lifting/full", lift.full, dofs)
+
+    def _full_rows(self, key: str, dataset: str, in_memory, dofs: np.ndarray | None) -> np.ndarray:
+        full = self._cache.get(key)
+        if full is None and in_memory is not None:
+            full = self._cache[key] = np.asarray(in_memory)
         if full is not None:
             return full if dofs is None else full[dofs]
         with self._h5() as f:
-            ds = f["modes/full"]
+            ds = f[dataset]
             if dofs is None or len(dofs) > 0.05 * ds.shape[0] or len(dofs) > 4096:
-                full = self._cache["modes"] = ds[()]
+                full = self._cache[key] = ds[()]
                 return full if dofs is None else full[dofs]
             uniq, inv = np.unique(dofs, return_inverse=True)
-            return ds[uniq.tolist(), :][inv] if len(uniq) else np.zeros((0, self.n_modes))
+            return ds[uniq.tolist(), :][inv] if len(uniq) else np.zeros((0, ds.shape[1]))
 
     def dual_basis(self, quantity: str) -> np.ndarray:
         """The full Gappy basis ``(n_points * c, m)`` of a dual quantity (read once, then kept)."""

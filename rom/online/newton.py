@@ -50,6 +50,7 @@ class State:
     temperature: np.ndarray  # (n_rp,)
     law_states: list[np.ndarray]  # one (n_region, n_state) per region
     f_ref: float = 0.0
+    lift: np.ndarray | None = None  # (n_G,) prescribed-displacement amplitudes b (structrom.rom.lifting), or None
 
 
 class ReducedSystem:
@@ -68,14 +69,22 @@ class ReducedSystem:
         self.w6 = np.repeat(self.weights, 6)  # (6 n_rp,): weight of each stress component
         self.absBwT = np.ascontiguousarray(np.abs(self.Bw_flat.T))  # (N, 6 n_act)
         self._abs_norm = float(np.linalg.norm(self.absBwT, 2)) if self.absBwT.size else 0.0
+        self.lifting_flat: np.ndarray | None = None  # (6 n_rp, n_G): strains of the lifting's unit fields
+
+    def set_lifting(self, lifting: np.ndarray | None) -> None:
+        """The strains ``(n_rp, 6, n_G)`` of the unit fields of prescribed displacements at the points: then
+        :meth:`strain` is ``B q + E b`` (:mod:`structrom.rom.lifting`)."""
+        self.lifting_flat = None if lifting is None else np.ascontiguousarray(lifting, float).reshape(6 * self.n_points, -1)
 
     def initial_state(self, time: float, temperature: np.ndarray) -> State:
         n, N = self.n_points, self.n_modes
         return State(time, np.zeros(N), np.zeros((n, 6)), np.zeros((n, 6)), np.asarray(temperature, float),
                      [r.law.initial_state(len(r.points)) for r in self.regions])
 
-    def strain(self, q: np.ndarray) -> np.ndarray:
-        """``(n_rp, 6)`` strains ``B_k q``."""
+    def strain(self, q: np.ndarray, lift: np.ndarray | None = None) -> np.ndarray:
+        """``(n_rp, 6)`` strains ``B_k q`` (``+ E_k b`` with prescribed-displacement amplitudes ``lift`` (n_G,))."""
+        if lift is not None and self.lifting_flat is not None:
+            return (self.B_flat @ q + self.lifting_flat @ lift).reshape(self.n_points, 6)
         return (self.B_flat @ q).reshape(self.n_points, 6)
 
     def integrate(self, old: State, strain: np.ndarray, temperature: np.ndarray, dt: float, stats: dict):
@@ -156,17 +165,18 @@ class StepOutcome:
 
 def newton_step(system: ReducedSystem, old: State, t_new: float, f_ext: np.ndarray, temperature: np.ndarray,
                 rtol: float, max_iterations: int, stats: dict, cache: dict | None = None,
-                guess: np.ndarray | None = None) -> StepOutcome:
+                guess: np.ndarray | None = None, lift: np.ndarray | None = None) -> StepOutcome:
     """One Newton solve from the converged ``old`` to ``t_new``; raises :class:`StepFailure`.
     ``stats``: accumulates ``law`` / ``law_calls`` and ``linear`` (seconds in the reduced solves);
     ``cache``: see :meth:`ReducedSystem.stiffness` (one dict per solve); ``guess``: the first iterate
-    ``(N,)`` (default ``old.q``), e.g. extrapolated from the previous increments."""
+    ``(N,)`` (default ``old.q``), e.g. extrapolated from the previous increments; ``lift``: the prescribed
+    displacement amplitudes ``(n_G,)`` at ``t_new`` (:meth:`ReducedSystem.set_lifting`)."""
     dt = t_new - old.time
     q = old.q.copy() if guess is None else np.array(guess, dtype=float)
     f_ext_norm = math.sqrt(f_ext @ f_ext)
     residual, ref, dq_norm, q_norm = np.inf, old.f_ref, np.inf, 0.0
     for it in range(max_iterations + 1):
-        strain = system.strain(q)
+        strain = system.strain(q, lift)
         stress, tangent, states = system.integrate(old, strain, temperature, dt, stats)
         r = f_ext - system.internal_force(stress)
         residual = math.sqrt(r @ r)
@@ -179,7 +189,7 @@ def newton_step(system: ReducedSystem, old: State, t_new: float, f_ext: np.ndarr
             ref = max(ref, system.force_scale(stress))
             if residual <= rtol * ref or small_dq:
                 return StepOutcome(it, residual / max(ref, 1e-300),
-                                   State(t_new, q, strain, stress, temperature, states, ref))
+                                   State(t_new, q, strain, stress, temperature, states, ref, lift))
         if it == max_iterations:
             break
         t0 = time.perf_counter()

@@ -73,8 +73,9 @@ def schema_parameters(schema: dict) -> dict[str, tuple[float, float]]:
         add(f"temperature.{key}", rng)
     if "value_range" in temp:
         add("temperature.value", temp["value_range"])
-    for surface, spec in (schema.get("pressure") or {}).items():
-        add(f"pressure.{surface}", (spec or {}).get("range"))
+    for key in ("pressure", "displacement"):
+        for name, spec in (schema.get(key) or {}).items():
+            add(f"{key}.{name}", (spec or {}).get("range"))
     add("centrifugal.omega", (schema.get("centrifugal") or {}).get("omega_range"))
     add("gravity", (schema.get("gravity") or {}).get("range"))
     add("times.end", (schema.get("times") or {}).get("end_range"))

@@ -63,6 +63,13 @@ class Result:
     warnings: list[str] = field(default_factory=list)
     indicator_components: dict[str, np.ndarray] = field(default_factory=dict)
     error_bounds: dict[str, np.ndarray] = field(default_factory=dict)
+    #: ``(n_inc, n_G)`` prescribed-displacement amplitudes of the lifting (:mod:`structrom.rom.lifting`)
+    lift: np.ndarray | None = None
+    #: ``<set>.<axis>`` -> ``(n_inc,)`` reaction resultant on each prescribed set along each prescribed axis
+    #: [force]: the force the support applies to the part there (sum over the set's dofs of f_int - f_ext)
+    reactions: dict[str, np.ndarray] = field(default_factory=dict)
+    #: ``(n_inc, n_rp, 6)`` total strain at the reduced points (engineering shears), or None
+    strain_reduced: np.ndarray | None = None
 
     def __repr__(self) -> str:
         return (f"Result({self.n_increments} increments, t={self.times[-1]:g}, Newton "
@@ -115,7 +122,11 @@ class Result:
                 raise OnlineError(f"node indices must be in 0..{n_mesh - 1 if n_mesh else '?'}")
             Phi = self.model.modes((3 * nodes[:, None] + np.arange(3)).ravel())
             n_nodes = len(nodes)
-        u = (Phi @ self.coordinates[idx].T).T.reshape(len(idx), n_nodes, 3)
+        u = Phi @ self.coordinates[idx].T
+        if self.lift is not None and self.lift.shape[1]:  # + sum_j b_j G_j
+            G = self.model.lifting_fields(None if nodes is None else (3 * nodes[:, None] + np.arange(3)).ravel())
+            u = u + G @ self.lift[idx].T
+        u = u.T.reshape(len(idx), n_nodes, 3)
         return u[0] if single else u
 
     def dual_field(self, quantity: str, increment: int | None = -1) -> np.ndarray:
@@ -158,6 +169,22 @@ class Result:
             vm2 = y.reshape(-1, 6) @ np.ones(6)  # sum of the 6 squares (a product: much faster than .sum(-1))
             return np.sqrt(vm2.reshape(self.n_increments, -1).max(axis=1))
         return von_mises(self.stress_reduced).max(axis=1)
+
+    def cycles(self, bounds) -> dict[str, np.ndarray]:
+        """Per-cycle quantities at the reduced points (:mod:`structrom.rom.online.cycles`: ``strain_range``,
+        ``mean_stress``, ``stress_amplitude``, ``ratcheting``), each ``(n_cycles, n_rp)``, for cycle
+        ``bounds`` (increasing times, increment ends of the loading; the first may be its start time). The
+        reduced points include the cubature's points where the energy concentrates; ``model.data.point``
+        gives their integration-point numbers."""
+        from .cycles import CycleError, cycle_quantities
+        from .model import OnlineError
+
+        if self.strain_reduced is None:
+            raise OnlineError("this result has no strains at the reduced points")
+        try:
+            return cycle_quantities(self.times, self.strain_reduced, self.stress_reduced, np.asarray(bounds, float))
+        except CycleError as exc:
+            raise OnlineError(str(exc)) from None
 
     def summary(self) -> dict:
         """A JSON-serializable summary (no full-size data)."""

@@ -4,8 +4,8 @@ Two kinds of checks, both raising :class:`structrom.rom.loading.LoadingError` wi
 
 * structural (always; ``extrapolate`` does not help): non-finite values anywhere; a pressure on a
   surface without a reduced load; a centrifugal load or gravity when the model has none (or a
-  rotation axis other than the model's); imposed displacements other than zero on the model's
-  Dirichlet sets; a nodal temperature with the wrong number of nodes;
+  rotation axis other than the model's); imposed displacements on sets the model neither prescribes
+  (its lifting, :mod:`structrom.rom.lifting`) nor fixes; a nodal temperature with the wrong number of nodes;
 * family (skipped with ``extrapolate=True``, then returned as warnings): the ``loading_schema``.
 
 ``loading_schema`` format (JSON object; every key optional, an empty schema checks nothing; a range
@@ -24,6 +24,7 @@ is ``[lo, hi]`` with ``lo <= hi``, bounds included with a relative slack of 1e-9
      "pressure": {"<surface>": {"range": [lo, hi]}},        # peak pressure amplitude per surface
      "traction": {"<surface>": {"range": [[lo, hi]] * 3}},  # peak of each traction component (x, y, z)
      "force": {"<node set>": {"range": [[lo, hi]] * 3}},    # peak of each force component (per node)
+     "displacement": {"<set>": {"range": [lo, hi]}},        # every value of a prescribed displacement
      "centrifugal": {"omega_range": [lo, hi]},              # peak rotation speed
      "gravity": {"range": [[lo, hi], [lo, hi], [lo, hi]]},  # acceleration components
      "times": {"end_range": [lo, hi],                       # last time of the loading
@@ -44,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from structrom.rom.lifting import unknown_displacement_error
 from structrom.rom.loading import (COMPONENT_NAMES, Amplitude, HotSpotTemperature, Loading, LoadingError, NodalTemperature,
                          UniformTemperature, loading_from_dict)
 
@@ -61,6 +63,7 @@ SCHEMA_KEYS = {
     "pressure": None,  # surface names
     "traction": None,  # surface names
     "force": None,  # node set names
+    "displacement": None,  # prescribed set names
     "centrifugal": {"omega_range"},
     "gravity": {"range"},
     "times": {"end_range", "max_increment"},
@@ -135,10 +138,11 @@ def validate_schema(schema: dict) -> None:
         if not ok:
             raise SchemaError("loading_schema.temperature.node_envelope must be {\"nodes\": [...], \"min\": [...], "
                               "\"max\": [...]} of equal lengths with finite min <= max")
-    for surface, spec in (schema.get("pressure") or {}).items():
-        if not isinstance(spec, dict) or set(spec) != {"range"}:
-            raise SchemaError(f"loading_schema.pressure.{surface} must be {{\"range\": [lo, hi]}}")
-        _range(spec["range"], f"pressure.{surface}.range")
+    for key in ("pressure", "displacement"):
+        for surface, spec in (schema.get(key) or {}).items():
+            if not isinstance(spec, dict) or set(spec) != {"range"}:
+                raise SchemaError(f"loading_schema.{key}.{surface} must be {{\"range\": [lo, hi]}}")
+            _range(spec["range"], f"{key}.{surface}.range")
     for key in ("traction", "force"):
         for name, spec in (schema.get(key) or {}).items():
             if not isinstance(spec, dict) or set(spec) != {"range"}:
@@ -195,6 +199,13 @@ def peak(amp: Amplitude, t0: float, t1: float) -> float:
     inside = amp.times[(amp.times > t0) & (amp.times < t1)]
     values = amp(np.concatenate([[t0, t1], inside]))
     return float(values[np.argmax(np.abs(values))])
+
+
+def _extremes(amp: Amplitude, t0: float, t1: float) -> tuple[float, float]:
+    """Smallest and largest value of a piecewise-linear amplitude over ``[t0, t1]``."""
+    inside = amp.times[(amp.times > t0) & (amp.times < t1)]
+    values = amp(np.concatenate([[t0, t1], inside]))
+    return float(values.min()), float(values.max())
 
 
 def _values(value) -> list[float]:
@@ -279,7 +290,7 @@ def as_loading(loading: Loading | dict) -> Loading:
 
 def check_structure(loading: Loading, *, pressure: dict, centrifugal, centrifugal_axis, gravity,
                     dirichlet: list[dict], n_mesh_nodes: int | None, n_temperature_nodes: int,
-                    traction: dict | None = None, force: dict | None = None) -> None:
+                    traction: dict | None = None, force: dict | None = None, lifting=None) -> None:
     """The structural checks (see the module docstring); raise :class:`LoadingError`."""
     _check_finite(loading)
     for key, loads, have in (("traction", loading.tractions, traction or {}), ("force", loading.forces, force or {})):
@@ -304,13 +315,7 @@ def check_structure(loading: Loading, *, pressure: dict, centrifugal, centrifuga
     if loading.gravity is not None and gravity is None and np.any(np.asarray(loading.gravity) != 0):
         raise LoadingError("loading.gravity: this model has no gravity load (rebuild it with gravity)")
     fixed = {(d.get("node_set"), _component(c)) for d in dirichlet for c in d.get("components", (0, 1, 2))}
-    for d in loading.displacements:
-        nonzero = d.value != 0 and np.any(d.amplitude.values != 0)
-        if nonzero or any((d.node_set, int(c)) not in fixed for c in d.components):
-            raise LoadingError(
-                f"loading.displacements ({d.node_set}, components {list(d.components)}): a reduced model "
-                f"only has its own homogeneous Dirichlet conditions {dirichlet}; remove imposed "
-                "displacements from the loading")
+    unknown_displacement_error(loading, lifting.match(loading) if lifting is not None else {}, lifting, fixed)
     temp = loading.temperature
     if isinstance(temp, NodalTemperature):
         n = temp.values.shape[1]
@@ -368,6 +373,13 @@ def check_family(loading: Loading, schema: dict, temperature_values=None) -> lis
             vec = loads.get(name)
             value = [peak(a, t0, t1) for a in vec.components] if vec is not None else [0.0, 0.0, 0.0]
             check(f"{key}.{name} (peak per component)", value, spec["range"], 3)
+    for name, spec in (schema.get("displacement") or {}).items():
+        for d in loading.displacements:
+            axes = "".join("xyz"[int(c)] for c in d.components)
+            if d.node_set == name or name == f"{d.node_set}.{axes}":
+                values = [d.value * v for v in _extremes(d.amplitude, t0, t1)]
+                check(f"displacement.{name} (minimum)", min(values), spec["range"])
+                check(f"displacement.{name} (maximum)", max(values), spec["range"])
     cen = schema.get("centrifugal") or {}
     if "omega_range" in cen:
         c = loading.centrifugal

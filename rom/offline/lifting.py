@@ -1,0 +1,246 @@
+"""Lifting of nonzero prescribed displacements for the offline stage.
+
+A training loading prescribes ``u_c = a_k(t)`` (``a_k = value x amplitude(t)``) on the dofs of its Dirichlet
+specification ``k`` (node set, components). The reduced model writes
+
+    u(t) = sum_j b_j(t) G_j + Phi q(t),
+
+with one *unit field* ``G_j`` per prescribed (specification, component) ``j``: 1 on that component of the
+specification's nodes, 0 on every other Dirichlet dof, and ``b_j = a_k`` of its specification. ``Phi``
+spans the homogeneous part ``u - sum_j b_j G_j`` of the snapshots (zero on all Dirichlet dofs), so the
+reduced Galerkin equations keep the form of the homogeneous case with the lifting's strain added at the
+reduced points.
+
+Choice of ``G_j``: the **discrete elastic extension** (free dofs solve ``K_ff G_f = -K_fd G_d``, ``K`` the
+elastic stiffness of the training materials at the first case's initial temperature). Against the nodal
+indicator of the set (the cheapest lifting), it
+
+* reproduces a prescribed rigid motion exactly: a translation imposed on all Dirichlet sets is the
+  elastic extension itself, stress-free to rounding, with ``q = 0``;
+* is the elastic response to the prescribed motion: in the elastic range the homogeneous part only holds
+  the response to the other loads, and the POD basis is spent on plasticity;
+* has no strain concentrated in the first element layer next to the set (``a / h`` for the indicator),
+  which the modes would have to cancel at the reduced points (cancellation) and the cubature would have
+  to integrate.
+
+Reactions: for any field ``G`` equal to 1 on the dofs of ``j`` and 0 on the other Dirichlet dofs, the
+virtual work of the residual gives the reaction resultant ``R_j = G^T f_int - G^T f_ext =
+int eps(G_j) : sigma dV - G_j^T f_ext``: with the smooth ``G_j`` the volume term is a smooth integrand, added
+to the empirical cubature's training rows (so the reduced points integrate it within the cubature
+tolerance on every snapshot) and evaluated online at the reduced points. The load term uses the same
+unit loads as the reduced loads, with ``G_j`` in place of the modes.
+
+The unit fields are computed by the distributed HF solver (:mod:`structrom.rom.hifi.solver`) on a frozen
+elastic law: rank-count independent up to its linear tolerance (1e-12).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from structrom.rom.loading import ImposedDisplacement, Loading, UniformTemperature
+from structrom.rom.materials.base import ConstitutiveLaw, MaterialResponse
+from structrom.rom.offline.snapshots import SnapshotError, TrainingCase
+
+AXES = "xyz"
+
+
+@dataclass(frozen=True)
+class UnitField:
+    """One prescribed (specification, component): ``name`` is the loading key of its specification (its node
+    set, or ``node_set.components`` when a node set has several nonzero specifications), ``spec`` its index
+    in the loadings' displacement list."""
+
+    name: str
+    node_set: str
+    components: tuple[int, ...]  # all components of the specification
+    component: int
+    spec: int
+
+    @property
+    def key(self) -> str:
+        """``<name>.<axis>``: the name of its reaction."""
+        return f"{self.name}.{AXES[self.component]}"
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "node_set": self.node_set, "components": list(self.components),
+                "component": self.component}
+
+
+def _nonzero(d: ImposedDisplacement) -> bool:
+    return bool(d.value != 0.0 and np.any(d.amplitude.values != 0.0))
+
+
+def unit_fields(cases: list[TrainingCase]) -> list[UnitField]:
+    """The prescribed (specification, component) pairs of the training cases: specifications with a nonzero
+    value in at least one case. All cases must have the same specifications (node sets and components, in
+    the same order); values and amplitudes may differ."""
+    first = cases[0].loading.displacements
+    layout = [(d.node_set, tuple(d.components)) for d in first]
+    for c in cases[1:]:
+        other = [(d.node_set, tuple(d.components)) for d in c.loading.displacements]
+        if other != layout:
+            raise SnapshotError(f"{c.path}: Dirichlet specifications {other} differ from {cases[0].path}'s {layout}: "
+                                "one model needs the same prescribed node sets and components (values may differ)")
+    lifted = [k for k in range(len(first)) if any(_nonzero(c.loading.displacements[k]) for c in cases)]
+    sets = [first[k].node_set for k in lifted]
+    out = []
+    for k in lifted:
+        d = first[k]
+        name = d.node_set if sets.count(d.node_set) == 1 else f"{d.node_set}.{''.join(AXES[i] for i in d.components)}"
+        out += [UnitField(name, d.node_set, tuple(d.components), int(c), k) for c in d.components]
+    return out
+
+
+def amplitudes(fields: list[UnitField], loading: Loading, times: np.ndarray) -> np.ndarray:
+    """``(len(times), n_fields)``: ``b_j(t) = value x amplitude(t)`` of each field's specification."""
+    out = np.zeros((len(times), len(fields)))
+    for j, f in enumerate(fields):
+        d = loading.displacements[f.spec]
+        out[:, j] = d.value * d.amplitude(np.asarray(times, float))
+    return out
+
+
+def displacement_schema(fields: list[UnitField], cases: list[TrainingCase]) -> dict:
+    """``{"displacement": {name: {"range": [lo, hi]}}}``: the training range of each prescribed value over
+    all times (0 included: the reference state), for :mod:`structrom.rom.online.schema`."""
+    if not fields:
+        return {}
+    out: dict = {}
+    for f in fields:
+        if f.name in out:
+            continue
+        values = np.concatenate([amplitudes([f], c.loading, c.loading.times)[:, 0] for c in cases] + [[0.0]])
+        out[f.name] = {"range": [float(values.min()), float(values.max())]}
+    return {"displacement": out}
+
+
+class FrozenElastic(ConstitutiveLaw):
+    """The elastic part of ``law`` at the fixed ``temperature``: ``sigma = C(T) eps`` (no thermal strain, no
+    internal variables), the operator of the elastic extension."""
+
+    name = "frozen_elastic"
+
+    def __init__(self, law: ConstitutiveLaw, temperature: float) -> None:
+        self.law, self.temperature, self.density = law, float(temperature), law.density
+
+    def thermal_strain(self, temperature: np.ndarray) -> np.ndarray:
+        return np.zeros((len(np.atleast_1d(temperature)), 6))
+
+    def elastic_tangent(self, temperature: np.ndarray) -> np.ndarray:
+        return self.law.elastic_tangent(np.full(len(np.atleast_1d(temperature)), self.temperature))
+
+    def integrate(self, eps_old, deps, temp_old, temp_new, dt, state_old) -> MaterialResponse:
+        C = self.elastic_tangent(np.zeros(len(eps_old)))
+        return MaterialResponse(np.einsum("nij,nj->ni", C, eps_old + deps), C, np.zeros((len(eps_old), 0)))
+
+    def cumulated_plastic_strain(self, state: np.ndarray) -> np.ndarray:
+        return np.zeros(len(state))
+
+    def to_config(self) -> dict:
+        return {"type": self.name, "law": self.law.to_config(), "temperature": self.temperature}
+
+
+def elastic_extensions(comm, mesh, materials: list[tuple[str | None, ConstitutiveLaw]], cases: list[TrainingCase],
+                       fields: list[UnitField]) -> np.ndarray:
+    """``(n_dofs, n_fields)``: the unit fields (module docstring), full on every rank (as the HF solver's
+    displacement). One elastic HF solve per field."""
+    from structrom.mpi.linear_solver import LinearSolverOptions
+    from structrom.rom.hifi.solver import HifiSolver, NewtonSettings
+
+    if not fields:
+        return np.zeros((mesh.n_dofs, 0))
+    t_ref = float(np.mean(cases[0].loading.nodal_temperature(float(cases[0].loading.times[0]), mesh.points)))
+    laws = [(None if s is None else mesh.element_set(s), FrozenElastic(law, t_ref)) for s, law in materials]
+    specs = cases[0].loading.displacements
+    out = np.zeros((mesh.n_dofs, len(fields)))
+    for j, f in enumerate(fields):
+        disp: list[ImposedDisplacement] = []
+        for k, d in enumerate(specs):  # the same order as the HF runs: the last definition of a dof wins
+            if k != f.spec:
+                disp.append(ImposedDisplacement(d.node_set, tuple(d.components), 0.0))
+                continue
+            rest = tuple(c for c in d.components if c != f.component)
+            if rest:
+                disp.append(ImposedDisplacement(d.node_set, rest, 0.0))
+            disp.append(ImposedDisplacement(d.node_set, (f.component,), 1.0))
+        loading = Loading(times=np.array([0.0, 1.0]), temperature=UniformTemperature(t_ref), displacements=tuple(disp))
+        solver = HifiSolver(mesh, laws, loading, newton=NewtonSettings(rtol=1e-10, max_iterations=5, max_cutbacks=0),
+                            linear=LinearSolverOptions(rtol=1e-12, eisenstat_walker=False), comm=comm,
+                            log=lambda *a, **k: None)
+        solver.step(1.0)
+        out[:, j] = solver.u
+    return out
+
+
+@dataclass
+class OfflineLifting:
+    """The lifting during the offline stage, on one rank: unit fields ``G`` ``(n_dofs, n_G)`` (full, the same
+    on every rank) and their strains at this rank's integration points ``eps`` ``(n_loc_points, 6, n_G)``."""
+
+    fields: list[UnitField]
+    G: np.ndarray
+    eps: np.ndarray
+    dirichlet: np.ndarray  # (n_dofs,) bool: every Dirichlet dof (zero or prescribed)
+
+    @classmethod
+    def build(cls, comm, mesh, materials, cases: list[TrainingCase], disc) -> "OfflineLifting":
+        fields = unit_fields(cases)
+        G = elastic_extensions(comm, mesh, materials, cases, fields)
+        eps = (disc.strain_operator() @ G).reshape(disc.n_points, 6, len(fields)) if fields else \
+            np.zeros((disc.n_points, 6, 0))
+        dirichlet = np.zeros(mesh.n_dofs, dtype=bool)
+        for d in cases[0].loading.displacements:
+            dirichlet[(3 * mesh.node_set(d.node_set)[:, None] + np.asarray(d.components, int)).ravel()] = True
+        return cls(fields, G, eps, dirichlet)
+
+    def __bool__(self) -> bool:
+        return bool(self.fields)
+
+    def homogeneous(self, snapshots: np.ndarray, cases: list[TrainingCase], rows: np.ndarray) -> np.ndarray:
+        """``u - sum_j b_j G_j`` of the snapshots ``(len(rows), n_s)`` (cases' increments in order), in place,
+        set to zero on the Dirichlet dofs: it vanishes there up to the data's rounding (e.g. the 6 digits of
+        a CalculiX .frd), which would otherwise enter the modes and move the prescribed dofs online."""
+        if self:
+            b = np.concatenate([amplitudes(self.fields, c.loading, c.times) for c in cases])  # (n_s, n_G)
+            snapshots -= self.G[rows] @ b.T
+        snapshots[self.dirichlet[rows]] = 0.0
+        return snapshots
+
+    def total(self, homogeneous: np.ndarray, case: TrainingCase, rows: np.ndarray) -> np.ndarray:
+        """The displacements ``(len(rows), n_inc)`` of one case from its homogeneous part (:meth:`homogeneous`):
+        ``h + sum_j b_j(t) G_j``, with the prescribed values exactly on the Dirichlet dofs (a new array)."""
+        if not self:
+            return homogeneous
+        return homogeneous + self.G[rows] @ amplitudes(self.fields, case.loading, case.times).T
+
+    def integrand_modes(self, eps_modes: np.ndarray) -> np.ndarray:
+        """The modes' strains with the unit fields' appended ``(n_loc_points, 6, N + n_G)``: the cubature then
+        also integrates the reactions' volume term ``eps(G_j) : sigma`` on every snapshot."""
+        return np.concatenate([eps_modes, self.eps], axis=2) if self else eps_modes
+
+    def reaction_loads(self, comm, unit_loads: dict, rows: np.ndarray) -> dict:
+        """``G_j^T f`` of each unit load ``unit_loads`` (the values at this rank's dofs ``rows``, every dof's
+        load held by one rank; the structure of :func:`structrom.rom.lifting.load_vector`'s ``loads``), summed
+        over ranks; rows ``n_G``."""
+        if not self:
+            return {}
+        G_rows = self.G[rows]
+
+        def reduce(v):
+            return None if v is None else comm.allreduce(G_rows.T @ v)
+
+        out = {k: {s: reduce(v) for s, v in unit_loads.get(k, {}).items()} for k in ("pressure", "traction", "force")}
+        out.update({k: reduce(unit_loads.get(k)) for k in ("centrifugal", "gravity")})
+        return out
+
+    def model_data(self, reduced: np.ndarray, validation: np.ndarray | None, loads: dict):
+        """The :class:`structrom.rom.lifting.Lifting` of the model file (rank 0), or None without prescribed
+        displacements."""
+        from structrom.rom.lifting import Lifting
+
+        if not self:
+            return None
+        return Lifting(fields=[f.to_json() for f in self.fields], reduced=reduced, loads=loads,
+                       validation=validation, full=self.G)
