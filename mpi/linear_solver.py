@@ -81,6 +81,13 @@ class LinearSolver:
             self._near_null = PETSc.NullSpace().createRigidBody(vec)
         return self._near_null
 
+    def first_forcing_term(self) -> float:
+        """Linear relative tolerance of a solve whose right-hand side is driven by prescribed values (an
+        increment's first Newton iteration with nonzero prescribed displacement increments): ``eta_first``
+        (``rtol`` without Eisenstat-Walker)."""
+        o = self.options
+        return float(max(o.eta_first, o.rtol)) if o.eisenstat_walker else o.rtol
+
     def forcing_term(self, residual: float, previous_residual: float | None, previous_eta: float | None,
                      target: float) -> float:
         """Linear relative tolerance of one Newton iteration: Eisenstat and Walker (SIAM J. Sci. Comput. 17,

@@ -287,7 +287,13 @@ class HifiSolver:
             if it == self.newton.max_iterations:
                 break
             mat = self._matrix = self.assembler.assemble(self.disc.stiffness_values(tangent), into=self._matrix)
-            eta = self.linear.forcing_term(residual, res_prev, eta, self.newton.rtol * ref)
+            if first:
+                # this solve carries the increment's prescribed displacements: the residual before it (that of
+                # the converged state) says nothing of its size, so neither the forcing terms nor the
+                # no-oversolving bound apply; a loose solve here left a residual of the size of the load step
+                eta = self.linear.first_forcing_term()
+            else:
+                eta = self.linear.forcing_term(residual, res_prev, eta, self.newton.rtol * ref)
             diag = mat.getDiagonal()
             scale = diag.sum() / diag.getSize()
             b = mat.createVecLeft()
@@ -306,7 +312,7 @@ class HifiSolver:
             finally:
                 for obj in (diag, b, x):
                     obj.destroy()
-            res_prev = residual
+            res_prev = None if first else residual  # after a prescribed step: start the forcing terms afresh
             lin_its.append(its)
             du[local_bc] = du_bc  # Dirichlet values exactly, whatever the linear tolerance
             du_full = self.layout.to_original(gather_to_all(self.comm, du, self.ranges))
