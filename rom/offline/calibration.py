@@ -105,11 +105,11 @@ class TrainingData:
 
     def homogeneous(self, columns) -> np.ndarray:
         """``(n_rows_local, n_cols)`` the homogeneous parts ``u - G b`` of the snapshot ``columns`` (zero on the
-        Dirichlet dofs), as the offline stage's POD sees them (a new array)."""
-        S = np.array(self.snapshots[:, columns], dtype=float)
+        Dirichlet dofs), as the offline stage's POD sees them (without prescribed displacements: the columns)."""
+        S = self.snapshots[:, columns]
         if not self.lifting:
             return S
-        S -= self.lifting.G[self.rows] @ self.lift_amplitudes[columns].T
+        S = S - self.lifting.G[self.rows] @ self.lift_amplitudes[columns].T
         S[self.lifting.dirichlet[self.rows]] = 0.0
         return S
 
