@@ -20,6 +20,13 @@ the tightest bound in the relative L1 sense that holds with the safety ``margin`
 The cubature is not re-selected in the folds (its points saw case ``k``); the validation cubature, kept
 out of it, measures what it misses.
 
+Prescribed displacements (:mod:`structrom.rom.offline.lifting`): a fold is built like the lifted model, the POD
+on the homogeneous parts ``u - sum_j b_j G_j`` of the other cases' snapshots, the cubature's integrand with the
+unit fields' strains appended, the lifting's strains at the fold's reduced and validation points and its
+reaction loads in the fold's model (the unit fields ``G_j`` are the full model's: they depend only on the
+prescribed sets), so that the online solve of case ``k`` takes its prescribed amplitudes; the true
+displacement error is that of the total ``Phi q + G b`` against the HF snapshots.
+
 Validation points: :mod:`structrom.rom.offline.validation`. Entry points: :func:`calibrate_indicator`
 (from the data a rank holds, :class:`TrainingData`) and :func:`calibrate_from_cases` (from the offline
 stage's state: training cases, partition, replayed duals), which :func:`structrom.rom.offline.pipeline.run_offline`
@@ -91,6 +98,20 @@ class TrainingData:
     stress: np.ndarray | None = None  # (n_points_local * 6, n_snap) training stresses (default: duals["stress"])
     material_index: np.ndarray | None = None
     node_coordinates: np.ndarray | None = None
+    #: prescribed displacements: the offline stage's :class:`~structrom.rom.offline.lifting.OfflineLifting` and the
+    #: amplitudes ``b`` ``(n_snap, n_G)`` of every snapshot column; ``snapshots`` are then the total displacements
+    lifting: object = None
+    lift_amplitudes: np.ndarray | None = None
+
+    def homogeneous(self, columns) -> np.ndarray:
+        """``(n_rows_local, n_cols)`` the homogeneous parts ``u - G b`` of the snapshot ``columns`` (zero on the
+        Dirichlet dofs), as the offline stage's POD sees them (without prescribed displacements: the columns)."""
+        S = self.snapshots[:, columns]
+        if not self.lifting:
+            return S
+        S = S - self.lifting.G[self.rows] @ self.lift_amplitudes[columns].T
+        S[self.lifting.dirichlet[self.rows]] = 0.0
+        return S
 
 
 def _fold_points(td: TrainingData, keep: np.ndarray, eps: np.ndarray, dual_modes: dict, log) -> tuple | None:
@@ -107,6 +128,8 @@ def _fold_points(td: TrainingData, keep: np.ndarray, eps: np.ndarray, dual_modes
         return None
     comm = td.comm
     stress = stress.reshape(td.disc.n_points, 6, -1)[:, :, keep]
+    if td.lifting:  # the reactions' volume terms too, as in the offline stage
+        eps = td.lifting.integrand_modes(eps)
     try:
         quad = cubature(comm, eps, stress, td.disc.point_weights, td.gidx, tolerance=td.ecm["tolerance"],
                         row_tolerance=td.ecm["row_tolerance"], max_rows=td.ecm["max_rows"],
@@ -124,11 +147,12 @@ def _fold_points(td: TrainingData, keep: np.ndarray, eps: np.ndarray, dual_modes
 
 def _fold(td: TrainingData, keep: np.ndarray, points: np.ndarray, validation: ValidationSet | None, log=print):
     """Reduced operators without the held-out columns: ``(phi (n_rows_local, N) this rank's rows, data pieces on rank 0,
-    local dual bases)``. With ``td.ecm``, the reduced points are re-selected too (``pieces["cubature"]``)."""
+    local dual bases)``. With ``td.ecm``, the reduced points are re-selected too (``pieces["cubature"]``); with
+    prescribed displacements, the lifting's strains at the points (``pieces["lifting"]``, ``"val_lifting"``)."""
     from .validation import interpolation_rows
 
     comm = td.comm
-    S = td.snapshots[:, keep]
+    S = td.homogeneous(keep)
     res = pod(comm, S, weight_local=td.mass, tolerance=td.pod_tolerance, max_modes=td.pod_max_modes,
               method=td.pod_method, global_rows=td.rows)
     N = res.modes_local.shape[1]
@@ -155,6 +179,10 @@ def _fold(td: TrainingData, keep: np.ndarray, points: np.ndarray, validation: Va
     pieces["integrator"] = gather_at_points(comm, td.gidx, eps, points)
     if validation is not None:
         pieces["val_integrator"] = gather_at_points(comm, td.gidx, eps, validation.point)
+    if td.lifting:
+        pieces["lifting"] = gather_at_points(comm, td.gidx, td.lifting.eps, points)
+        pieces["val_lifting"] = (gather_at_points(comm, td.gidx, td.lifting.eps, validation.point)
+                                 if validation is not None else None)
     pieces["pressure"] = {s: comm.allreduce(phi.T @ f) for s, f in td.loads["pressure"].items()}
     for key in ("traction", "force"):  # (n_dofs, 3) unit loads per set -> (N, 3)
         pieces[key] = {s: comm.allreduce(phi.T @ f) for s, f in td.loads.get(key, {}).items()}
@@ -204,6 +232,10 @@ def _fold_model(template: model_file.ReducedModelData, pieces: dict, schema: dic
                       temperature_interpolation=interp[:, nodes])
         if validation is not None:
             validation = dataclasses.replace(validation, interpolation=val_global[:, nodes].tocsr())
+    lifting = None
+    if template.lifting is not None:  # the unit fields' strains at the fold's points, the reaction loads
+        lifting = dataclasses.replace(template.lifting, reduced=pieces["lifting"], validation=pieces["val_lifting"],
+                                      loads=pieces["reaction_loads"], full=None)
     n_q = len(QUANTITIES)
     placeholder = Calibration(np.zeros((n_q, 1 + len(COMPONENTS))), references, margin, tolerance,
                               training=training, scales=scales)
@@ -212,7 +244,7 @@ def _fold_model(template: model_file.ReducedModelData, pieces: dict, schema: dic
                                centrifugal=pieces["centrifugal"],
                                gravity=pieces["gravity"], singular_values=pieces["singular_values"], duals=duals,
                                loading_schema=schema, validation=validation, calibration=placeholder,
-                               modes=None, mesh=None, **points)
+                               lifting=lifting, modes=None, mesh=None, **points)
 
 
 def calibrate_indicator(td: TrainingData, template: model_file.ReducedModelData | None, points: np.ndarray,
@@ -234,26 +266,30 @@ def calibrate_indicator(td: TrainingData, template: model_file.ReducedModelData 
     full_schema = td.schema_of(list(range(n_cases)))
     params = [loading_parameters(ld, full_schema) for ld in td.loadings]
     scales = parameter_scales(params)
+    lift = td.lifting if td.lifting else None
+    reaction_loads = lift.reaction_loads(comm, td.loads, td.rows) if lift else None
     for k in range(n_cases):
         t0 = time.perf_counter()
         keep = np.ones(n_snap, bool)
         keep[td.case_columns[k]] = False
         phi, pieces, local_duals = _fold(td, keep, points, validation, log)
+        pieces["reaction_loads"] = reaction_loads
         out = None
         if rank == 0:
             others = [j for j in range(n_cases) if j != k]
             data = _fold_model(template, pieces, td.schema_of(others), references, margin, tolerance,
                                [params[j] for j in others], scales, td.node_coordinates)
-            out = reduced_answer(data, td.loadings[k], list(td.duals))
+            out = reduced_answer(data, td.loadings[k], list(td.duals), lifting=lift is not None)
         out = comm.bcast(out, root=0)
         if isinstance(out, str):
             log(f"calibration: left-out case {td.names[k]}: the reduced solve failed ({out}); case skipped")
             continue
-        q, betas, table = out
+        q, betas, table = out[:3]
         cols = td.case_columns[k]
         e = held_out_errors(comm, phi, q, td.snapshots[:, cols], td.mass, local_duals, betas,
                             {name: (values[:, cols], c) for name, (values, c) in td.duals.items()},
-                            td.disc.point_weights, references)
+                            td.disc.point_weights, references,
+                            lifting=(lift.G[td.rows], out[3]) if lift is not None else None)
         cases.append(case_record(td.names[k], table, {qn: e.get(qn, np.zeros(len(table))) for qn in QUANTITIES}))
         log(f"calibration: left-out case {td.names[k]}: errors "
             + ", ".join(f"{qn} {v:.2e}" for qn, v in cases[-1]["errors"].items())
@@ -292,7 +328,7 @@ def indicator_references(comm: MPI.Comm, gidx: np.ndarray, duals: dict[str, tupl
 def calibrate_from_cases(cfg, comm: MPI.Comm, disc: Discretization, cases: list, mesh, rows: np.ndarray,
                          mass: sp.spmatrix, gidx: np.ndarray, dual_data: dict, loads: dict, points: np.ndarray,
                          val_points: np.ndarray, data: model_file.ReducedModelData | None, say=print,
-                         material_index: np.ndarray | None = None):
+                         material_index: np.ndarray | None = None, lifting=None):
     """Leave-one-out calibration from the offline stage's state (collective); sets ``data.calibration``
     on rank 0 and returns ``data``.
 
@@ -302,7 +338,8 @@ def calibrate_from_cases(cfg, comm: MPI.Comm, disc: Discretization, cases: list,
     ``dual_data``: quantity -> ``(values (n_points_local * c, n_snap), c)`` replayed training values;
     ``loads``: see :class:`TrainingData`; ``points`` / ``val_points``: global reduced / validation points;
     ``data``: the assembled model (rank 0, None elsewhere); ``material_index``: ``(n_points_local,)``
-    material of each local point (needed when ``cfg.indicator.cross_validate_cubature``)."""
+    material of each local point (needed when ``cfg.indicator.cross_validate_cubature``); ``lifting``: the
+    :class:`~structrom.rom.offline.lifting.OfflineLifting` of prescribed displacements (or None)."""
     from .pipeline import loading_schema
 
     cols, start = [], 0
@@ -311,6 +348,11 @@ def calibrate_from_cases(cfg, comm: MPI.Comm, disc: Discretization, cases: list,
         start += len(c.times)
     my_nodes = rows[::3] // 3
     snapshots = np.concatenate([c.displacements(my_nodes).reshape(len(c.times), -1).T for c in cases], axis=1)
+    lift_amplitudes = None
+    if lifting:
+        from .lifting import amplitudes
+
+        lift_amplitudes = np.concatenate([amplitudes(lifting.fields, c.loading, c.times) for c in cases])
     duals = {k: dual_data[k] for k in cfg.dual.quantities}
     refs = indicator_references(comm, gidx, duals, points, val_points, snapshots, mass, disc.point_weights)
     td = TrainingData(
@@ -322,7 +364,8 @@ def calibrate_from_cases(cfg, comm: MPI.Comm, disc: Discretization, cases: list,
         ecm=({"tolerance": cfg.ecm.tolerance, "row_tolerance": cfg.ecm.row_tolerance or cfg.ecm.tolerance / 10,
               "max_rows": cfg.ecm.max_rows, "max_gram_rows": cfg.ecm.max_gram_rows, "max_points": cfg.ecm.max_points}
              if cfg.indicator.cross_validate_cubature else None),
-        stress=dual_data["stress"][0], material_index=material_index, node_coordinates=mesh.points)
+        stress=dual_data["stress"][0], material_index=material_index, node_coordinates=mesh.points,
+        lifting=lifting if lifting else None, lift_amplitudes=lift_amplitudes)
     cal = calibrate_indicator(td, data, points, refs, margin=cfg.indicator.margin,
                                     tolerance=cfg.indicator.tolerance, log=say)
     if data is not None:

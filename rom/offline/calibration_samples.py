@@ -61,9 +61,10 @@ def true_errors(result, u_hf: np.ndarray, stress_hf: np.ndarray, p_hf: np.ndarra
     return out
 
 
-def reduced_answer(data: model_file.ReducedModelData, loading, duals: list[str]):
+def reduced_answer(data: model_file.ReducedModelData, loading, duals: list[str], *, lifting: bool = False):
     """Online solve of ``loading`` by the model ``data`` (one process): ``(q (n_inc, N), Gappy coefficients
-    quantity -> (m, n_inc), components (n_inc, n_components))``, or the failure message (str)."""
+    quantity -> (m, n_inc), components (n_inc, n_components))``, with ``lifting`` also the prescribed-displacement
+    amplitudes ``b`` ``(n_inc, n_G)`` the solve used (:mod:`structrom.rom.lifting`), or the failure message (str)."""
     from structrom.rom.online import OnlineSolverError, ReducedModel
 
     try:
@@ -73,21 +74,28 @@ def reduced_answer(data: model_file.ReducedModelData, loading, duals: list[str])
     table = np.column_stack([res.indicator_components[c] for c in COMPONENTS])
     betas = {name: res.model.gappy[name].coefficients(res.dual_reduced[name].reshape(res.n_increments, -1).T)
              for name in duals}
+    if lifting:
+        return res.coordinates, betas, table, res.lift
     return res.coordinates, betas, table
 
 
 def held_out_errors(comm: MPI.Comm, modes_rows: np.ndarray, q: np.ndarray, snapshots: np.ndarray,
                     mass: sp.spmatrix, dual_modes: dict[str, np.ndarray], betas: dict[str, np.ndarray],
                     dual_values: dict[str, tuple[np.ndarray, int]], point_weights: np.ndarray,
-                    references: dict[str, float]) -> dict[str, np.ndarray]:
+                    references: dict[str, float], lifting: tuple[np.ndarray, np.ndarray] | None = None
+                    ) -> dict[str, np.ndarray]:
     """Per-increment relative errors (:func:`relative_errors`) of a reduced answer against its HF snapshots,
     distributed over ``comm`` (collective): ``modes_rows`` ``(n_rows_local, N)`` the model's modes at this
     rank's dofs, ``q`` ``(n_inc, N)`` the reduced coordinates, ``snapshots`` ``(n_rows_local, n_inc)`` HF
     displacements, ``mass`` their element-assembled mass (mass norm); ``dual_modes`` quantity -> ``(n_loc * c,
     m)`` local Gappy bases, ``betas`` quantity -> ``(m, n_inc)`` the answer's Gappy coefficients,
     ``dual_values`` quantity -> ``((n_loc * c, n_inc), c)`` the laws replayed on the HF snapshots
-    (point-weighted L2); floors from ``references``. Returns quantity -> ``(n_inc,)``."""
+    (point-weighted L2); floors from ``references``; ``lifting``: ``(G (n_rows_local, n_G), b (n_inc, n_G))``, the
+    unit fields at this rank's dofs and the answer's amplitudes, so that the reduced displacement compared with the
+    (total) snapshots is ``Phi q + G b`` (:mod:`structrom.rom.lifting`). Returns quantity -> ``(n_inc,)``."""
     du = modes_rows @ q.T - snapshots
+    if lifting is not None:
+        du += lifting[0] @ np.asarray(lifting[1], float).T
     rows = [np.stack([np.einsum("ij,ij->j", du, mass @ du), np.einsum("ij,ij->j", snapshots, mass @ snapshots)])]
     for name, (values, c) in dual_values.items():
         w = np.repeat(point_weights, c)

@@ -155,10 +155,6 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     gidx = global_point_index(disc.point_elements, offsets)
     n_snap = sum(len(c.times) for c in cases)
     lift = OfflineLifting.build(comm, mesh, materials, cases, disc)  # prescribed displacements (or none)
-    calibrate = cfg.indicator.calibrate and not lift
-    if lift and cfg.indicator.calibrate:
-        say(f"offline: warning: prescribed displacements {[f.key for f in lift.fields]}: the leave-one-out "
-            "calibration of the indicator is not available for them yet; the model keeps the Gappy indicator")
     stages.add(comm, "read + partition", f"{len(cases)} cases, {n_snap} snapshots, {mesh.n_dofs} dofs",
                time.perf_counter() - t0, say)
 
@@ -362,10 +358,10 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     error = comm.bcast(error, root=0)
     if error is not None:
         raise error
-    if calibrate and len(cases) >= 2:
+    if cfg.indicator.calibrate and len(cases) >= 2:
         t0 = time.perf_counter()
         data = calib.calibrate_from_cases(cfg, comm, disc, cases, mesh, rows, mass, gidx, dual_data, phi_loads,
-                                          points, val_points, data, say, material_index=regions.index)
+                                          points, val_points, data, say, material_index=regions.index, lifting=lift)
         stages.add(comm, "indicator calibration", f"leave-one-out over {len(cases)} cases",
                    time.perf_counter() - t0, say)
     # modes and dual bases: every rank spills its rows next to the output, rank 0 writes them by row blocks

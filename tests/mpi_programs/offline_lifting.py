@@ -1,5 +1,6 @@
 """Run the offline stage on the current number of ranks; print the lifting's unit fields and, from rank 0,
-the online solve of a loading (displacement of the last increment, reactions)."""
+the online solve of a loading (displacement of the last increment, reactions, calibrated error bounds) and the
+leave-one-out calibration's held-out errors."""
 import json
 import sys
 
@@ -20,4 +21,6 @@ if MPI.COMM_WORLD.rank == 0:
     with h5py.File(out, "r") as f:
         print("RESULT " + json.dumps({"lifting": f["lifting/full"][()].tolist(),
                                       "u": res.displacement().tolist(),
-                                      "reactions": {k: v.tolist() for k, v in res.reactions.items()}}))
+                                      "reactions": {k: v.tolist() for k, v in res.reactions.items()},
+                                      "bounds": {k: v.tolist() for k, v in res.error_bounds.items()},
+                                      "held_out": [c["samples"]["errors"] for c in model.data.calibration.cases]}))
