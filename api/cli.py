@@ -332,8 +332,6 @@ def main(argv: list[str] | None = None) -> int:
                     "report": _report, "import": _import, "predict": _predict}
         return commands[args.command](args, rest)
     except Exception as exc:
-        # Imported only now: structrom.rom.errors imports the HF solver, and PETSc must first be initialized by
-        # `hifi` with the command line's options (and the server never loads PETSc or MPI).
         from structrom.rom.errors import KNOWN_ERRORS
 
         if not isinstance(exc, KNOWN_ERRORS):

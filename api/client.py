@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from structrom.mpi.errors import StructromError
 
 
-class ApiError(Exception):
+class ApiError(StructromError):
     def __init__(self, status: int, code: str, message: str, field: str | None = None, body: Any = None) -> None:
         super().__init__(f"{status} {code}: {message}" + (f" (field {field})" if field else ""))
         self.status, self.code, self.message, self.field, self.body = status, code, message, field, body

@@ -42,11 +42,12 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from structrom.mpi.errors import StructromError
 
 DEFAULT_PORT = 8000
 
 
-class ConfigError(ValueError):
+class ConfigError(StructromError, ValueError):
     """A bad server configuration (file or flags); the message names the key."""
 
 

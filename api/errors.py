@@ -14,12 +14,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from structrom.mpi.errors import StructromError
 
 log = logging.getLogger("structrom.api")
 _SCRUB: list[tuple[re.Pattern, str]] = [(re.compile(r"/proc/self/fd/\d+"), "model file")]
 
 
-class DomainError(Exception):
+class DomainError(StructromError):
     """A failure with an HTTP status, a code, a message and (optionally) the request field involved."""
 
     def __init__(self, status: int, code: str, message: str, field: str | None = None, *,

@@ -4,12 +4,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from structrom.mpi import collectives
+from structrom.mpi.errors import StructromError
 
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI
 
 
-class EIMError(ValueError):
+class EIMError(StructromError, ValueError):
     """Bad input to an EIM / separation routine; the message names the cause and the fix."""
 
 

@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from structrom.mpi.petsc import PETSc
+from structrom.mpi.errors import StructromError
 
 
-class LinearSolverError(RuntimeError):
+class LinearSolverError(StructromError, RuntimeError):
     """The Krylov solver did not converge; the message names the reason and what to try."""
 
 

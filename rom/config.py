@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
+from structrom.mpi.errors import StructromError
 
 
-class ConfigError(ValueError):
+class ConfigError(StructromError, ValueError):
     """A configuration file is unreadable or invalid. ``str()`` is one line per problem."""
 
 

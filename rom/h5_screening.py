@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import h5py
 import numpy as np
+from structrom.mpi.errors import StructromError
 
 #: Filters allowed on datasets (HDF5 filter id -> name): all built into h5py, none runs user code.
 ALLOWED_FILTERS = {1: "gzip", 2: "shuffle", 3: "fletcher32", 32000: "lzf"}
@@ -26,7 +27,7 @@ ALLOWED_LAYOUTS = {h5py.h5d.CONTIGUOUS: "contiguous", h5py.h5d.CHUNKED: "chunked
 NAME = r"[A-Za-z0-9_.:-]{1,128}"
 
 
-class UnsafeFileError(ValueError):
+class UnsafeFileError(StructromError, ValueError):
     """An HDF5 file fails screening; the message names the object and the rule."""
 
 

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+from structrom.mpi.errors import StructromError
 
 
-class LoadingError(ValueError):
+class LoadingError(StructromError, ValueError):
     """A loading is inconsistent; the message names the field and the fix."""
 
 

@@ -88,6 +88,7 @@ import scipy.sparse as sp
 from structrom.rom.atomic import atomic_h5
 from structrom.rom import h5_screening, model_screening
 from structrom.rom.lifting import Lifting
+from structrom.mpi.errors import StructromError
 
 FORMAT = "structrom-reduced-model"
 SCHEMA_VERSION = 2
@@ -100,7 +101,7 @@ READABLE_VERSIONS = (1, 2, 3)
 KINDS = ("hyper_reduced", "separated")
 
 
-class ModelFileError(ValueError):
+class ModelFileError(StructromError, ValueError):
     """A reduced model file is missing, foreign, truncated or inconsistent."""
 
 

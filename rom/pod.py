@@ -64,6 +64,7 @@ from mpi4py import MPI
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 
 from structrom.mpi.collectives import raise_collectively
+from structrom.mpi.errors import StructromError
 
 EPS = float(np.finfo(float).eps)
 #: Bytes of the row blocks of the weighted products and checks (no full-size temporaries of the snapshots).
@@ -73,7 +74,7 @@ SIGN_TIE_RTOL = 1e-8
 METHODS = ("gram", "tsqr", "randomized")
 
 
-class PODError(ValueError):
+class PODError(StructromError, ValueError):
     """Bad POD input (names the field and the fix)."""
 
 

@@ -65,6 +65,7 @@ from collections.abc import Callable
 from structrom.mpi.collectives import (allreduce, raise_collectively, reproducible_row_sums,
                                        reproducible_weighted_row_sums)
 from structrom.rom.progress import bar
+from structrom.mpi.errors import StructromError
 
 EPS = float(np.finfo(float).eps)
 #: Scores within ``SCORE_TIE_RTOL * ||r||`` of the best one tie; the lowest global point number wins. Wider than
@@ -79,7 +80,7 @@ STALL_RTOL = 1e-9
 ROUNDOFF_FACTOR = 4.0
 
 
-class ECMError(ValueError):
+class ECMError(StructromError, ValueError):
     """Bad ECM input or an unreachable tolerance (names the field / cause and the fix)."""
 
 

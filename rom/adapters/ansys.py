@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fem.mesh import CellBlock, Mesh
+from structrom.mpi.errors import StructromError
 
 __all__ = ["AnsysError", "AnsysResult", "read_ansys_archive", "read_ansys_result", "VTK_TO_ELEMENT"]
 
@@ -37,7 +38,7 @@ _VTK_NAMES = {1: "vertex", 3: "line", 5: "triangle", 9: "quad", 10: "tetra", 12:
               24: "quadratic_tetra", 25: "quadratic_hexahedron", 26: "quadratic_wedge", 27: "quadratic_pyramid"}
 
 
-class AnsysError(ValueError):
+class AnsysError(StructromError, ValueError):
     """An Ansys file cannot be converted; the message names the file and the block."""
 
 

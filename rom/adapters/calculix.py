@@ -49,6 +49,7 @@ from typing import IO, Iterator
 import numpy as np
 
 from ..fem.mesh import NODES_PER_ELEMENT, CellBlock, Mesh
+from structrom.mpi.errors import StructromError
 
 __all__ = [
     "CalculixError",
@@ -77,7 +78,7 @@ _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-.]*$")
 _DAT_TENSOR_TO_OURS = np.array([0, 1, 2, 3, 5, 4])
 
 
-class CalculixError(ValueError):
+class CalculixError(StructromError, ValueError):
     """A CalculiX deck, run or result file is invalid; the message names the file, line and fix."""
 
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from structrom.mpi.errors import StructromError
 
 
-class MeshError(ValueError):
+class MeshError(StructromError, ValueError):
     """A mesh, or a set in it, is inconsistent. The message names the field and the fix."""
 
 

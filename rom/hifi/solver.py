@@ -34,9 +34,10 @@ from structrom.rom.fem.kernel import Discretization
 from structrom.rom.fem.mesh import Mesh, MeshError
 from structrom.rom.loading import Loading
 from structrom.rom.materials import ConstitutiveLaw
+from structrom.mpi.errors import StructromError
 
 
-class HifiSolverError(RuntimeError):
+class HifiSolverError(StructromError, RuntimeError):
     """The HF solve failed; the message says what diverged, at which increment and what to try."""
 
 

@@ -16,6 +16,7 @@ from scipy.optimize import linprog
 
 from structrom.rom import model_file
 from structrom.rom.online.indicator import COMPONENTS, GUARANTEE, QUANTITIES, Calibration
+from structrom.mpi.errors import StructromError
 
 #: Components are clipped to this value in the fit (an infinite component means "do not trust").
 COMPONENT_CAP = 1e6
@@ -29,7 +30,7 @@ COMPONENT_CAP = 1e6
 NOT_IN_BOUND: tuple[str, ...] = ()
 
 
-class CalibrationError(RuntimeError):
+class CalibrationError(StructromError, RuntimeError):
     """The indicator cannot be calibrated (e.g. fewer than 2 training cases, or an infeasible fit)."""
 
 

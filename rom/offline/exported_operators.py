@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from structrom.mpi.errors import StructromError
 
 CHUNK_BYTES = 1 << 24
 
 
-class ExportError(ValueError):
+class ExportError(StructromError, ValueError):
     """An exported operator file is missing, malformed or inconsistent; the message names file and line."""
 
 

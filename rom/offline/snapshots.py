@@ -16,13 +16,14 @@ import numpy as np
 
 from structrom.rom.fem.mesh import Mesh
 from structrom.rom.loading import Loading
+from structrom.mpi.errors import StructromError
 
 
 #: Nodes (file rows) read at a time from a displacement history: n_inc x 16384 x 3 doubles.
 NODE_BLOCK = 16384
 
 
-class SnapshotError(ValueError):
+class SnapshotError(StructromError, ValueError):
     """Snapshots are unreadable or inconsistent with the mesh; the message names the file."""
 
 

@@ -21,13 +21,14 @@ from __future__ import annotations
 import numpy as np
 
 from structrom.rom.voigt import STRESS_WEIGHTS
+from structrom.mpi.errors import StructromError
 
 _DEV = np.eye(6) - np.outer([1, 1, 1, 0, 0, 0], [1, 1, 1, 0, 0, 0]) / 3.0
 #: tensor components from engineering-shear strains
 _HALF_SHEAR = np.array([1.0, 1.0, 1.0, 0.5, 0.5, 0.5])
 
 
-class CycleError(ValueError):
+class CycleError(StructromError, ValueError):
     """Cycle bounds that do not fit the history."""
 
 

@@ -49,6 +49,7 @@ from .envelope import family_distance, loading_parameters, nearest_training_dist
 
 from .gappy import Gappy
 from .newton import ReducedSystem, Region, State
+from structrom.mpi.errors import StructromError
 
 #: Per-increment components, in the order of the calibration factors' columns (after the constant).
 COMPONENTS = ("gappy_stress", "gappy_p", "equilibrium", "validation_stress", "validation_p", "time_step",
@@ -68,7 +69,7 @@ GUARANTEE = (
     "these bounds do not contain.")
 
 
-class IndicatorError(ValueError):
+class IndicatorError(StructromError, ValueError):
     """Inconsistent indicator data (validation set or calibration) in a model."""
 
 

@@ -38,13 +38,14 @@ from .newton import ReducedSystem, Region, State, StepFailure, newton_step
 from .radial_return import KinematicReturnSystem, RadialReturnSystem
 from .result import Result
 from .schema import SchemaError, as_loading, check_family, check_structure, validate_schema
+from structrom.mpi.errors import StructromError
 
 
-class OnlineError(ValueError):
+class OnlineError(StructromError, ValueError):
     """A bad request to a reduced model or a result (unknown quantity, node set, increment...)."""
 
 
-class OnlineSolverError(RuntimeError):
+class OnlineSolverError(StructromError, RuntimeError):
     """The reduced Newton solve failed after all cutbacks; the message names increment and cause."""
 
 

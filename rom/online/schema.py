@@ -48,6 +48,7 @@ import numpy as np
 from structrom.rom.lifting import unknown_displacement_error
 from structrom.rom.loading import (COMPONENT_NAMES, Amplitude, HotSpotTemperature, Loading, LoadingError, NodalTemperature,
                          UniformTemperature, loading_from_dict)
+from structrom.mpi.errors import StructromError
 
 TEMPERATURE_TYPES = {"hot_spot": HotSpotTemperature, "uniform": UniformTemperature, "nodal": NodalTemperature,
                      "any": object}
@@ -71,7 +72,7 @@ SCHEMA_KEYS = {
 SLACK = 1e-9
 
 
-class SchemaError(ValueError):
+class SchemaError(StructromError, ValueError):
     """A malformed ``loading_schema`` (the caller reports the model file as broken)."""
 
 

@@ -1,0 +1,39 @@
+"""One exception base: every error class of structrom derives from ``StructromError`` (directly or through
+another project error), so that the command line and the service report every one of them the same way."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from structrom.mpi.errors import StructromError
+from structrom.rom.errors import KNOWN_ERRORS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _error_classes():
+    for layer in ("mpi", "eim", "rom", "api"):
+        for path in sorted((ROOT / layer).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.ClassDef) and node.name.endswith("Error"):
+                    bases = [b.id if isinstance(b, ast.Name) else getattr(b, "attr", "?") for b in node.bases]
+                    yield f"{path.relative_to(ROOT)}:{node.lineno} {node.name}", bases
+
+
+def test_every_error_class_derives_from_the_project_base():
+    classes = list(_error_classes())
+    project = {name.split()[-1] for name, _ in classes} | {"StructromError"}
+    assert len(classes) > 20
+    bad = [(name, bases) for name, bases in classes
+           if name.split()[-1] != "StructromError" and not any(b in project for b in bases)]
+    assert not bad, f"error classes outside the StructromError hierarchy: {bad}"
+
+
+def test_the_command_line_reports_every_project_error():
+    from structrom.rom.adapters.calculix import CalculixError
+    from structrom.rom.online.model import OnlineSolverError
+
+    for exc in (CalculixError("x"), OnlineSolverError("x"), FileNotFoundError("x")):
+        assert isinstance(exc, KNOWN_ERRORS)
+    assert issubclass(CalculixError, ValueError) and issubclass(OnlineSolverError, RuntimeError)
+    assert issubclass(CalculixError, StructromError)
