@@ -172,47 +172,28 @@ def _read_dofs(path: Path) -> np.ndarray:
     return np.array([(int(a), int(c)) for a, _, c in lines], dtype=np.int64)
 
 
-def _toml(value) -> str:
-    """A TOML value (strings, numbers, booleans, lists, inline tables)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        return repr(float(value))
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
-    return "[" + ", ".join(_toml(v) for v in value) + "]"
-
-
 def write_config(workdir: Path, divisions, train: np.ndarray, output: str, *, pod_tolerance: float,
                  max_terms: int, entries: str = "fe_kernel", valid: np.ndarray | None = None) -> Path:
     """The ``structrom offline`` configuration of the separated model (``separated.toml``)."""
+    from structrom.rom.config import write_toml
+
     mesh, _ = make_problem(divisions)
     deck = workdir / "mesh.inp"
     if not deck.exists():
         ccx.write_mesh_inp(deck, mesh)
-    lines = ['kind = "separated"', "", "[separated]", 'format = "calculix"',
-             f"parameter_names = {_toml(list(PARAMETERS))}",
-             f"parameter_ranges = {_toml([list(r) for r in PARAMETERS.values()])}",
-             'rhs = "train/load.mtx"', ""]
-    for j, mu in enumerate(train):
-        lines += ["[[separated.training]]", f"mu = {_toml([float(v) for v in mu])}",
-                  f'matrix = "train/mu{j:02d}/job"', ""]
-    for j, mu in enumerate(valid if valid is not None else []):
-        lines += ["[[separated.validation]]", f"mu = {_toml([float(v) for v in mu])}",
-                  f'matrix = "valid/mu{j:02d}/job"', ""]
-    lines += ["[separated.eim]", f"max_terms = {max_terms}", "",
-              "[separated.basis]", f"tolerance = {pod_tolerance!r}", "",
-              "[separated.estimator]", "reference = 0", "tolerance = 1e-3", "",
-              "[separated.online]", f'entries = "{entries}"', 'mesh = "mesh.inp"',
-              f"material = {_toml(law().to_config())}", f"temperature = {_toml(TEMPERATURE_TEMPLATE)}", "",
-              "[output]", f'file = "{output}"', ""]
-    path = workdir / "separated.toml"
-    path.write_text("\n".join(lines))
-    return path
+    separated = {"format": "calculix", "parameter_names": list(PARAMETERS),
+                 "parameter_ranges": [list(r) for r in PARAMETERS.values()], "rhs": "train/load.mtx",
+                 "training": [{"mu": [float(v) for v in mu], "matrix": f"train/mu{j:02d}/job"}
+                              for j, mu in enumerate(train)]}
+    if valid is not None and len(valid):
+        separated["validation"] = [{"mu": [float(v) for v in mu], "matrix": f"valid/mu{j:02d}/job"}
+                                   for j, mu in enumerate(valid)]
+    separated.update(eim={"max_terms": int(max_terms)}, basis={"tolerance": float(pod_tolerance)},
+                     estimator={"reference": 0, "tolerance": 1e-3},
+                     online={"entries": entries, "mesh": "mesh.inp", "material": law().to_config(),
+                             "temperature": TEMPERATURE_TEMPLATE})
+    return write_toml(workdir / "separated.toml", {"kind": "separated", "separated": separated,
+                                                   "output": {"file": output}})
 
 
 def offline(workdir: Path, ranks: list[int], log=print) -> dict[int, float]:

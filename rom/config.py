@@ -1,6 +1,7 @@
 """Reading TOML configuration files into pydantic models, with one-line errors naming file and field."""
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import TypeVar
@@ -42,3 +43,19 @@ def parse(data: dict, model: type[M], source: str = "config") -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(source, exc)) from None
+
+
+def write_toml(path: str | Path, data: dict, comment: str | None = None) -> Path:
+    """Write ``data`` (tables, arrays, strings, numbers, booleans) as TOML to ``path`` atomically: a partial
+    file beside it, flushed to disk, then renamed over ``path``. ``comment``: a first ``#`` line."""
+    import tomli_w
+
+    path = Path(path)
+    text = (f"# {comment}\n" if comment else "") + tomli_w.dumps(data)
+    tmp = path.with_name(f".{path.name}.partial")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path

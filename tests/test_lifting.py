@@ -13,6 +13,7 @@ import pytest
 from mpi4py import MPI
 
 from structrom.rom.adapters.calculix import write_mesh_inp
+from structrom.rom.config import write_toml
 from structrom.rom.fem.kernel import Discretization
 from structrom.rom.fem.structured import box
 from structrom.rom.loading import Amplitude, ImposedDisplacement, Loading, LoadingError, UniformTemperature
@@ -22,33 +23,18 @@ LAW = {"type": "j2_plasticity", "elastic": {"young": 200000.0, "poisson": 0.3},
        "hardening": {"type": "linear", "yield_stress": 250.0, "modulus": 2000.0},
        "kinematic": {"type": "armstrong_frederick", "modulus": 40000.0, "recall": 250.0}}
 
-HIFI = """
-[mesh]
-file = "bar.inp"
+DIRECT = {"ksp_type": "preonly", "pc_type": "lu", "petsc_options": {"pc_factor_mat_solver_type": "mumps"}}
 
-[[material]]
-law = {law}
 
-[[boundary]]
-node_set = "xmin"
-components = ["x", "y", "z"]
+def hifi_config(value: float, ratio: float, out: str, **loading) -> dict:
+    """HF configuration of the bar clamped at xmin, its end deflected along z by ``value`` x the cyclic
+    history of load ratio ``ratio``; ``loading``: more entries of the [loading] table."""
+    return {"mesh": {"file": "bar.inp"}, "material": [{"law": LAW}],
+            "boundary": [{"node_set": "xmin", "components": ["x", "y", "z"]},
+                         {"node_set": "xmax", "components": ["z"], "value": value, "amplitude": history(ratio)}],
+            "loading": {"times": TIMES, **loading},
+            "solver": {"newton_rtol": 1e-11, "linear": DIRECT}, "output": {"file": out}}
 
-[[boundary]]
-node_set = "xmax"
-components = ["z"]
-value = {value}
-amplitude = {history}
-
-[loading]
-times = {times}
-
-[solver]
-newton_rtol = 1e-11
-linear = {{ ksp_type = "preonly", pc_type = "lu", petsc_options = {{ pc_factor_mat_solver_type = "mumps" }} }}
-
-[output]
-file = "{out}"
-"""
 
 OFFLINE = """
 [snapshots]
@@ -75,21 +61,12 @@ def history(ratio: float) -> list[list[float]]:
     return [[0.0, 0.0], [1.0, 1.0], [2.0, ratio], [3.0, 1.0], [4.0, ratio]]
 
 
-def _toml(value) -> str:
-    import json
-
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
-    return json.dumps(value)
-
-
 def _hifi(d: Path, name: str, value: float, ratio: float):
     from structrom.rom.hifi.config import load_config
     from structrom.rom.hifi.run import run_hifi
 
-    (d / f"{name}.toml").write_text(HIFI.format(law=_toml(LAW), value=value, history=history(ratio), times=TIMES,
-                                                out=f"{name}.h5"))
-    return run_hifi(load_config(d / f"{name}.toml"), log=lambda *a: None)
+    return run_hifi(load_config(write_toml(d / f"{name}.toml", hifi_config(value, ratio, f"{name}.h5"))),
+                    log=lambda *a: None)
 
 
 def _offline(d: Path, files: list[str], tol: float, ecm: float, out: str) -> Path:
@@ -311,11 +288,8 @@ def test_reaction_with_external_loads(tmp_path):
     from structrom.rom.online import ReducedModel
 
     write_mesh_inp(tmp_path / "bar.inp", box((10.0, 2.0, 2.0), (6, 2, 2), element="C3D8"))
-    text = HIFI.format(law=_toml(LAW), value=0.1, history=history(-1.0), times=TIMES, out="case.h5")
-    text = text.replace("[solver]", 'pressure = [{ surface = "zmax", amplitude = [[0.0, 0.0], [4.0, 40.0]] }]\n\n'
-                                    "[solver]")
-    (tmp_path / "case.toml").write_text(text)
-    path = run_hifi(load_config(tmp_path / "case.toml"), log=lambda *a: None)
+    config = hifi_config(0.1, -1.0, "case.h5", pressure=[{"surface": "zmax", "amplitude": [[0.0, 0.0], [4.0, 40.0]]}])
+    path = run_hifi(load_config(write_toml(tmp_path / "case.toml", config)), log=lambda *a: None)
     model = ReducedModel.load(_offline(tmp_path, [str(path)], 1e-12, 1e-8, "model.h5"))
     loading = _loading(0.1, -1.0) | {"pressure": {"zmax": [[0.0, 0.0], [4.0, 40.0]]}}
     res = model.solve(loading)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import write_toml
 from .ansys import AnsysError, _reader, read_ansys_result
 
 __all__ = ["import_ansys", "ANALYSIS_TYPES"]
@@ -93,7 +94,7 @@ def import_ansys(results: list[str | os.PathLike], out: str | os.PathLike, *, ma
     from ..loading import Amplitude, Loading, NodalTemperature, UniformTemperature, VectorAmplitude
     from ..materials import law_from_config
     from .calculix import write_mesh_inp
-    from .training_cases import group_nodes_by_history, write_training_snapshot
+    from .training_cases import group_nodes_by_history, imported_offline_config, write_training_snapshot
 
     paths = [Path(p) for p in results]
     if not paths:
@@ -204,15 +205,7 @@ def import_ansys(results: list[str | os.PathLike], out: str | os.PathLike, *, ma
     tmp = out / ".family.json.tmp"
     tmp.write_text(json.dumps(family, indent=1))
     os.replace(tmp, out / "family.json")
-    toml = out / ".offline.toml.tmp"
-    plastic = law.get("type") != "linear_elastic"
-    dual = '["cumulated_plastic_strain", "stress"]' if plastic else '["stress"]'
-    indicator = "cumulated_plastic_strain" if plastic else "stress"
-    toml.write_text("\n".join([f"# written by structrom import ansys from {len(paths)} result files", "[snapshots]",
-                               'files = ["train/*.h5"]', "", "[pod]", "tolerance = 1e-5", 'method = "gram"', "",
-                               "[dual]", f"quantities = {dual}", "tolerance = 1e-5", "", "[ecm]", "tolerance = 1e-4",
-                               "", "[indicator]", f'quantity = "{indicator}"', "", "[output]", 'file = "model.h5"',
-                               ""]))
-    os.replace(toml, out / "offline.toml")
+    write_toml(out / "offline.toml", imported_offline_config(law.get("type") != "linear_elastic"),
+               f"written by structrom import ansys from {len(paths)} result files")
     family["snapshots"] = [str(p) for p in snapshots]
     return family

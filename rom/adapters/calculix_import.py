@@ -33,7 +33,8 @@ import numpy as np
 from .calculix import CalculixError, read_dat, write_mesh_inp
 from .calculix_deck import Deck, not_supported, read_deck
 from .frd import read_frd_file
-from .training_cases import group_nodes_by_history, write_training_snapshot
+from ..config import write_toml
+from .training_cases import group_nodes_by_history, imported_offline_config, write_training_snapshot
 
 __all__ = ["ImportedRun", "ImportResult", "import_calculix", "find_runs", "temperature_envelope_violations"]
 
@@ -424,14 +425,8 @@ def import_calculix(base: str | os.PathLike, runs: list[tuple[str, Path, list[Pa
                   ignored=[{"keyword": k, "where": w, "why": y} for k, w, y in base_deck.ignored])
     _atomic_write(out / "family.json", json.dumps(family, indent=1))
     np.savez(out / "family.npz", temperature_min=env_min, temperature_max=env_max)
-    dual = '["cumulated_plastic_strain", "stress"]' if plastic else '["stress"]'
-    indicator = "cumulated_plastic_strain" if plastic else "stress"
-    offline = out / "offline.toml"
-    _atomic_write(offline, "\n".join([
-        f"# written by structrom import calculix from {Path(base).name} and {len(imported)} runs",
-        "[snapshots]", 'files = ["train/*.h5"]', "", "[pod]", "tolerance = 1e-5", 'method = "gram"', "",
-        "[dual]", f"quantities = {dual}", "tolerance = 1e-5", "", "[ecm]", "tolerance = 1e-4", "",
-        "[indicator]", f'quantity = "{indicator}"', "", "[output]", 'file = "model.h5"', ""]))
+    offline = write_toml(out / "offline.toml", imported_offline_config(plastic),
+                         f"written by structrom import calculix from {Path(base).name} and {len(imported)} runs")
     return ImportResult(out, mesh_file, snapshots, offline, family, imported)
 
 

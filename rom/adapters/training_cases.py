@@ -70,3 +70,14 @@ def write_training_snapshot(path: Path, mesh, mesh_file: Path, disc, *, material
     finally:
         writer.close(ok)
     return path
+
+
+def imported_offline_config(plastic: bool) -> dict:
+    """The ``offline.toml`` written beside imported training cases (``train/*.h5``, model ``model.h5``):
+    moderate POD, Gappy and cubature tolerances; the indicator on p for plastic laws, on stress otherwise."""
+    return {"snapshots": {"files": ["train/*.h5"]}, "pod": {"tolerance": 1e-5, "method": "gram"},
+            "dual": {"quantities": ["cumulated_plastic_strain", "stress"] if plastic else ["stress"],
+                     "tolerance": 1e-5},
+            "ecm": {"tolerance": 1e-4},
+            "indicator": {"quantity": "cumulated_plastic_strain" if plastic else "stress"},
+            "output": {"file": "model.h5"}}
