@@ -79,6 +79,16 @@ def model_card(model_id: str, path: Path) -> dict:
     return hyper_reduced_card(model_id, path)
 
 
+def prescribed_sets(data) -> dict:
+    """Prescribed set (key of ``loading.displacement``) -> its node set, components and training range."""
+    if data.lifting is None:
+        return {}
+    ranges = (data.loading_schema or {}).get("displacement") or {}
+    return {name: {"node_set": node_set, "components": ["xyz"[c] for c in comps],
+                   "range": (ranges.get(name) or {}).get("range")}
+            for name, (node_set, comps) in data.lifting.sets.items()}
+
+
 def hyper_reduced_card(model_id: str, path: Path) -> dict:
     import h5py
 
@@ -106,6 +116,7 @@ def hyper_reduced_card(model_id: str, path: Path) -> dict:
         "node_sets": sorted(mesh.node_sets) if hasattr(mesh, "node_sets") else [],
         "centrifugal": data.centrifugal is not None, "gravity": data.gravity is not None,
         "dirichlet": data.dirichlet,
+        "prescribed_displacements": prescribed_sets(data),
         "materials": data.materials,
         "units": data.units,
         "loading_schema": data.loading_schema,
