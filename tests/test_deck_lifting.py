@@ -42,9 +42,11 @@ def lifted(tmp_path_factory):
     # initial increment 0.0625: the model answers at those 32 increment ends; ccx's automatic incrementation
     # cuts some of them (with DIRECT fixed increments ccx diverges at the reversal), so the comparison is at
     # the output times both have
+    # (and the reaction resultant on the imposed end printed by ccx)
     (new / "unseen.inp").write_text(DECK.format(value=UNSEEN[0], ratio=UNSEEN[1]).replace(
-        "0.25, 2, 1e-4, 0.25", "0.0625, 2, 1e-4, 0.0625"))
-    run_ccx(new, "unseen", timeout=300, require=("frd",))
+        "0.25, 2, 1e-4, 0.25", "0.0625, 2, 1e-4, 0.0625").replace(
+        "*END STEP", "*NODE PRINT, NSET=xmax, TOTALS=ONLY\nRF\n*END STEP"))
+    run_ccx(new, "unseen", timeout=300, require=("frd", "dat"))
     import_calculix(runs / "r00.inp", runs, tmp / "m")
     proc = subprocess.run([sys.executable, "-m", "structrom.api.cli", "offline", str(tmp / "m" / "offline.toml")],
                           capture_output=True, text=True, timeout=600)
@@ -80,6 +82,11 @@ def test_predict_deck_with_a_new_imposed_amplitude(lifted):
     # tolerance are below 1e-5, the remainder is the reduced basis (3 training runs, 2 varying parameters)
     err, n = _error_at_common_times(rom, ccx)
     assert n >= 10 and err <= 1e-3, (err, n)
+    # the reaction history, next to the .frd
+    table = np.loadtxt(out / "unseen_reactions.csv", delimiter=",", skiprows=1)
+    assert table.shape == (32, 2)
+    assert (out / "unseen_reactions.csv").read_text().splitlines()[0] == "time,PRESCRIBED_1_Z.z"
+    np.testing.assert_allclose(table[:, 0], rom.times)
     # the imposed dofs carry the deck's value (up to the .frd's 6 digits)
     assert np.abs(u_ccx[..., 2]).max() == pytest.approx(UNSEEN[0], rel=1e-5)
     assert np.abs(u_rom[..., 2]).max() == pytest.approx(UNSEEN[0], rel=1e-5)
@@ -89,7 +96,7 @@ def test_rest_deck_route_and_refusals(lifted):
     import api_fixtures as af
 
     from structrom.api.client import ApiError, Client
-    from structrom.rom.adapters.calculix import CalculixError
+    from structrom.rom.adapters.calculix import CalculixError, read_dat
     from structrom.rom.adapters.calculix_predict import loading_from_deck
 
     tmp = lifted
@@ -102,7 +109,15 @@ def test_rest_deck_route_and_refusals(lifted):
     with af.ServerProcess(models) as srv, Client(srv.url) as c:
         out = c.solve_deck("lift", deck.encode())
         assert out["loading"]["displacement"] == ["PRESCRIBED_1_Z"]
-        assert len(out["reactions"]["PRESCRIBED_1_Z.z"]) == len(out["times"])
+        # reaction resultant on the imposed end against ccx's RF total (TOTALS=ONLY) at the common times:
+        # measured 2.3e-5
+        dat = read_dat(tmp / "new" / "unseen.dat")
+        r = np.array(out["reactions"]["PRESCRIBED_1_Z.z"])
+        times = np.array(out["times"])
+        pairs = [(int(np.argmin(np.abs(times - t))), t) for t in sorted(dat) if np.abs(times - t).min() < 1e-9]
+        r_ccx = np.array([dat[t]["RF_TOTAL"].values[0, 2] for _, t in pairs])
+        assert len(pairs) >= 10 and np.abs(r_ccx).max() > 1.0
+        assert np.linalg.norm(r[[i for i, _ in pairs]] - r_ccx) <= 1e-3 * np.linalg.norm(r_ccx)
         frd = c.solve_deck("lift", deck.encode(), format="frd")
         (tmp / "rest.frd").write_bytes(frd)
         err, n = _error_at_common_times(read_frd_file(tmp / "rest.frd"), ccx)
