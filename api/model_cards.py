@@ -79,11 +79,12 @@ def model_card(model_id: str, path: Path) -> dict:
     return hyper_reduced_card(model_id, path)
 
 
-def prescribed_sets(data) -> dict:
-    """Prescribed set (key of ``loading.displacement``) -> its node set, components and training range."""
+def prescribed_sets(data, loading_schema: dict | None = None) -> dict:
+    """Prescribed set (key of ``loading.displacement``) -> its node set, components and training range (from
+    ``loading_schema``, default the model file's)."""
     if data.lifting is None:
         return {}
-    ranges = (data.loading_schema or {}).get("displacement") or {}
+    ranges = ((loading_schema if loading_schema is not None else data.loading_schema) or {}).get("displacement") or {}
     return {name: {"node_set": node_set, "components": ["xyz"[c] for c in comps],
                    "range": (ranges.get(name) or {}).get("range")}
             for name, (node_set, comps) in data.lifting.sets.items()}
@@ -179,6 +180,7 @@ def dictionary_card(model_id: str, path: Path) -> dict:
                   "mesh_elements": n_elements, "dofs": 3 * int(first.n_mesh_nodes or 0)},
         "surfaces": sorted(set().union(*(m.data.pressure for m in model.models))),
         "node_sets": sets,
+        "prescribed_displacements": prescribed_sets(first.data, model.loading_schema),
         "units": first.data.units,
         "loading_schema": model.loading_schema,
         "training": _training(prov),

@@ -76,6 +76,13 @@ class CardBase(Open):
     published: float
 
 
+class PrescribedSet(BaseModel):
+    node_set: str
+    components: list[str]
+    range: tuple[float, float] | None = Field(None, description="training range of the imposed value "
+                                              "(length units of the card)")
+
+
 class HyperReducedCard(CardBase):
     kind: Literal["hyper_reduced"]
     centrifugal: bool
@@ -110,6 +117,7 @@ class LocalModelCard(Open):
 
 class DictionaryCard(CardBase):
     kind: Literal["dictionary"]
+    prescribed_displacements: dict[str, PrescribedSet] = {}
     local_models: list[LocalModelCard]
     classifier: dict[str, Any]
     efficiency: Any = None
@@ -143,13 +151,6 @@ class CycleSummary(BaseModel):
     stress_amplitude: CycleMaximum
     mean_stress: CycleMaximum
     ratcheting: CycleMaximum
-
-
-class PrescribedSet(BaseModel):
-    node_set: str
-    components: list[str]
-    range: tuple[float, float] | None = Field(None, description="training range of the imposed value "
-                                              "(length units of the card)")
 
 
 class SolveResult(Open):
