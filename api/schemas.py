@@ -16,6 +16,8 @@ Pair = tuple[Finite, Finite]
 #: An amplitude: a constant, or ``[time, value]`` pairs with increasing times.
 AmplitudeSpec = Finite | Annotated[list[Pair], Field(min_length=1, max_length=100_000)]
 Vec3 = tuple[Finite, Finite, Finite]
+#: A vector load: a constant ``[x, y, z]``, or ``[time, x, y, z]`` rows with increasing times.
+VectorSpec = Vec3 | Annotated[list[tuple[Finite, Finite, Finite, Finite]], Field(min_length=1, max_length=100_000)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
@@ -81,7 +83,9 @@ class PrescribedDisplacementSpec(Strict):
 class LoadingSpec(Strict):
     """A loading (``structrom.rom.loading.loading_from_dict``): ``times`` (start, then each increment end,
     strictly increasing) or ``end_time`` + ``increments``; temperature; pressure per surface (peak
-    amplitude checked against the model's training range); centrifugal; gravity; ``displacement``: the
+    amplitude checked against the model's training range); ``traction`` per surface [force/area] and
+    ``force`` per node set [force at each node] (vectors, see the card's ``loading_schema``); centrifugal;
+    gravity; ``displacement``: the
     imposed value on each prescribed set of the model (its card's ``prescribed_displacements``; a number
     or ``[time, value]`` pairs, length units of the model card), sets not given are held at zero."""
 
@@ -91,6 +95,8 @@ class LoadingSpec(Strict):
     temperature: TemperatureSpec | None = None
     pressure: dict[Name, AmplitudeSpec] | None = Field(None, max_length=256)
     centrifugal: CentrifugalSpec | None = None
+    traction: dict[Name, VectorSpec] | None = Field(None, max_length=256)
+    force: dict[Name, VectorSpec] | None = Field(None, max_length=256)
     gravity: Vec3 | None = None
     displacement: dict[Name, AmplitudeSpec | PrescribedDisplacementSpec] | None = Field(None, max_length=256)
 
