@@ -268,6 +268,15 @@ def _predict(args: argparse.Namespace, rest: list[str]) -> int:
         if f.suffix in (".frd", ".pvd"):
             print(f"wrote {f}")
     print(f"wrote {len(files) - 2} VTU files ({files[1].name} ...)")
+    if result.reactions:  # prescribed displacements: the reaction resultants a test rig measures
+        from structrom.rom.atomic import atomic_write_text
+
+        keys = sorted(result.reactions)
+        path = Path(args.out) / f"{files[0].stem}_reactions.csv"
+        rows = np.column_stack([result.times] + [result.reactions[k] for k in keys])
+        atomic_write_text(path, "time," + ",".join(keys) + "\n" +
+                          "".join(",".join(f"{v:.9g}" for v in row) + "\n" for row in rows))
+        print(f"wrote {path} (reaction resultants on the prescribed sets)")
     return 0
 
 

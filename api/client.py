@@ -108,8 +108,11 @@ class Client:
 
     # -- queries ----------------------------------------------------------------------------------------------------------
     @staticmethod
-    def _opts(extrapolate: bool, node_sets, reconstruct: bool) -> dict:
-        return {"extrapolate": extrapolate, "node_sets": list(node_sets or []), "reconstruct": reconstruct}
+    def _opts(extrapolate: bool, node_sets, reconstruct: bool, cycles=None) -> dict:
+        opts = {"extrapolate": extrapolate, "node_sets": list(node_sets or []), "reconstruct": reconstruct}
+        if cycles is not None:
+            opts["cycles"] = [float(t) for t in cycles]
+        return opts
 
     @staticmethod
     def _query(loading, parameters) -> dict:
@@ -120,15 +123,17 @@ class Client:
         return {"loading": loading}
 
     def solve(self, model_id: str, loading: dict | None = None, *, parameters=None, extrapolate: bool = False,
-              node_sets=None, reconstruct: bool = True) -> dict:
+              node_sets=None, reconstruct: bool = True, cycles=None) -> dict:
         """One query, by the model's kind (its card's ``query``):
 
         * ``loading`` (hyper-reduced, dictionary): quantities of interest per increment (``max_von_mises``,
-          ``max_cumulated_plastic_strain``, ``displacement`` per node set, ``indicator``, ``trusted``...); a
-          dictionary adds ``local_model``, ``attempts``, ``fallback``;
+          ``max_cumulated_plastic_strain``, ``displacement`` per node set, ``indicator``, ``trusted``...,
+          ``reactions`` on the prescribed sets of a model that has them); a dictionary adds ``local_model``,
+          ``attempts``, ``fallback``; ``cycles``: cycle bounds ``[b_0, ..., b_C]`` (times of the loading) for
+          the per-cycle strain range, stress amplitude, mean stress and ratcheting (``cycles`` of the answer);
         * ``parameters`` (separated; ``{name: value}`` or a list in the card's order): ``coordinates``,
           ``error_estimate``, ``indicator``, ``trusted``, ``max_displacement``, ``displacement`` per node set."""
-        body = {**self._query(loading, parameters), **self._opts(extrapolate, node_sets, reconstruct)}
+        body = {**self._query(loading, parameters), **self._opts(extrapolate, node_sets, reconstruct, cycles)}
         return self._json("POST", f"/v1/models/{model_id}/solve", json=body)
 
     def solve_nodal(self, model_id: str, loading: dict, temperature, *, temperature_times=None,
@@ -165,12 +170,12 @@ class Client:
     def submit(self, model_id: str, loading: dict | None = None, *, parameters=None, **opts) -> str:
         """Start a solve as a background job; returns the job id."""
         body = {**self._query(loading, parameters), **self._opts(opts.get("extrapolate", False), opts.get("node_sets"),
-                                                 opts.get("reconstruct", True))}
+                                                 opts.get("reconstruct", True), opts.get("cycles"))}
         r = self._check(self._request("POST", f"/v1/models/{model_id}/solve", json=body, params={"background": "true"}))
         return r.json()["job"]
 
     def batch(self, model_id: str, loadings: list[dict] | None = None, *, parameters: list | None = None,
-              extrapolate: bool = False, node_sets=None, reconstruct: bool = True, background: bool = False,
+              extrapolate: bool = False, node_sets=None, reconstruct: bool = True, cycles=None, background: bool = False,
               wait: bool = True, timeout: float = 600.0) -> dict:
         """Solve many loadings (or, for a separated model, many ``parameters`` values). The server answers large
         batches with a job; with ``wait`` the job is polled until done and its result returned (else
@@ -179,7 +184,7 @@ class Client:
             raise TypeError("give loadings (hyper-reduced and dictionary models) or parameters (separated models)")
         query = {"loadings": loadings} if loadings is not None else {
             "parameters": [dict(p) if isinstance(p, dict) else [float(v) for v in p] for p in parameters]}
-        body = {**query, **self._opts(extrapolate, node_sets, reconstruct)}
+        body = {**query, **self._opts(extrapolate, node_sets, reconstruct, cycles)}
         r = self._check(self._request("POST", f"/v1/models/{model_id}/batch", json=body,
                                       params={"background": "true"} if background else None))
         if r.status_code == 202:

@@ -86,12 +86,15 @@ def answer_deck(model, data: bytes, filename: str, *, fmt: str, extrapolate: boo
                    "indicator_quantity": model.indicator_quantity, "extrapolated": result.extrapolated,
                    "warnings": list(result.warnings),
                    "loading": {"pressure": sorted(loading.pressures), "force": sorted(loading.forces),
+                               "displacement": sorted(d.node_set for d in loading.displacements),
                                "centrifugal": loading.centrifugal is not None,
                                "temperature_range": [float(temps.min()), float(temps.max())]},
                    "max_von_mises": _finite_list(result.max_von_mises(reconstruct="stress" in result.dual_reduced))}
             if "cumulated_plastic_strain" in result.dual_reduced:
                 out["max_cumulated_plastic_strain"] = _finite_list(
                     result.dual_field("cumulated_plastic_strain", None).max(axis=1))
+            if result.reactions:
+                out["reactions"] = {k: _finite_list(v) for k, v in result.reactions.items()}
             out["timings_ms"] = {"deck": 1e3 * t_parse, "total": 1e3 * (time.perf_counter() - t0)}
             return out
         files = write_prediction(tmp / "out", name, mesh, result, node_ids=deck.ids.node_ids,

@@ -79,6 +79,17 @@ def model_card(model_id: str, path: Path) -> dict:
     return hyper_reduced_card(model_id, path)
 
 
+def prescribed_sets(data, loading_schema: dict | None = None) -> dict:
+    """Prescribed set (key of ``loading.displacement``) -> its node set, components and training range (from
+    ``loading_schema``, default the model file's)."""
+    if data.lifting is None:
+        return {}
+    ranges = ((loading_schema if loading_schema is not None else data.loading_schema) or {}).get("displacement") or {}
+    return {name: {"node_set": node_set, "components": ["xyz"[c] for c in comps],
+                   "range": (ranges.get(name) or {}).get("range")}
+            for name, (node_set, comps) in data.lifting.sets.items()}
+
+
 def hyper_reduced_card(model_id: str, path: Path) -> dict:
     import h5py
 
@@ -106,6 +117,7 @@ def hyper_reduced_card(model_id: str, path: Path) -> dict:
         "node_sets": sorted(mesh.node_sets) if hasattr(mesh, "node_sets") else [],
         "centrifugal": data.centrifugal is not None, "gravity": data.gravity is not None,
         "dirichlet": data.dirichlet,
+        "prescribed_displacements": prescribed_sets(data),
         "materials": data.materials,
         "units": data.units,
         "loading_schema": data.loading_schema,
@@ -168,6 +180,7 @@ def dictionary_card(model_id: str, path: Path) -> dict:
                   "mesh_elements": n_elements, "dofs": 3 * int(first.n_mesh_nodes or 0)},
         "surfaces": sorted(set().union(*(m.data.pressure for m in model.models))),
         "node_sets": sets,
+        "prescribed_displacements": prescribed_sets(first.data, model.loading_schema),
         "units": first.data.units,
         "loading_schema": model.loading_schema,
         "training": _training(prov),

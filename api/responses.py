@@ -76,11 +76,21 @@ class CardBase(Open):
     published: float
 
 
+class PrescribedSet(BaseModel):
+    node_set: str
+    components: list[str]
+    range: tuple[float, float] | None = Field(None, description="training range of the imposed value "
+                                              "(length units of the card)")
+
+
 class HyperReducedCard(CardBase):
     kind: Literal["hyper_reduced"]
     centrifugal: bool
     gravity: bool
     dirichlet: list[Any]
+    prescribed_displacements: dict[str, PrescribedSet] = Field(
+        {}, description="prescribed sets (keys of `loading.displacement`) with their node set, components and "
+        "training range; the answer's `reactions` are on these")
     materials: list[Any]
     units: Any
 
@@ -107,6 +117,7 @@ class LocalModelCard(Open):
 
 class DictionaryCard(CardBase):
     kind: Literal["dictionary"]
+    prescribed_displacements: dict[str, PrescribedSet] = {}
     local_models: list[LocalModelCard]
     classifier: dict[str, Any]
     efficiency: Any = None
@@ -120,6 +131,26 @@ class NodeSetDisplacement(BaseModel):
     nodes: int
     mean: list[list[float | None]]
     max_magnitude: list[float | None]
+
+
+class CycleMaximum(BaseModel):
+    max: list[float | None] = Field(description="per cycle, the largest value over the reduced points")
+    point: list[int] = Field(description="per cycle, the integration point (mesh numbering) where it occurs")
+
+
+class CycleSummary(BaseModel):
+    """Cycle quantities of the history (requested with ``cycles``), per cycle, over the reduced points:
+    ``strain_range`` (von Mises equivalent of the largest strain difference within the cycle) [-],
+    ``stress_amplitude`` and ``mean_stress`` (half range and mean over the cycle of the stress component with
+    the largest range) [stress], ``ratcheting`` (equivalent strain of the change of the cycle-mean strain
+    from the previous cycle) [-]."""
+
+    bounds: list[tuple[float, float]]
+    over: str
+    strain_range: CycleMaximum
+    stress_amplitude: CycleMaximum
+    mean_stress: CycleMaximum
+    ratcheting: CycleMaximum
 
 
 class SolveResult(Open):
@@ -140,6 +171,10 @@ class SolveResult(Open):
     max_cumulated_plastic_strain: list[float | None] | None = None
     max_cumulated_plastic_strain_over: str | None = None
     displacement: dict[str, NodeSetDisplacement]
+    reactions: dict[str, list[float | None]] | None = Field(
+        None, description="models with prescribed displacements: `<set>.<axis>` -> per increment, the reaction "
+        "resultant on the prescribed set along the prescribed axis [force] (what a test rig measures)")
+    cycles: CycleSummary | None = Field(None, description="with `cycles` in the query")
     timings_ms: dict[str, float]
 
 

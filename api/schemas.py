@@ -16,6 +16,8 @@ Pair = tuple[Finite, Finite]
 #: An amplitude: a constant, or ``[time, value]`` pairs with increasing times.
 AmplitudeSpec = Finite | Annotated[list[Pair], Field(min_length=1, max_length=100_000)]
 Vec3 = tuple[Finite, Finite, Finite]
+#: A vector load: a constant ``[x, y, z]``, or ``[time, x, y, z]`` rows with increasing times.
+VectorSpec = Vec3 | Annotated[list[tuple[Finite, Finite, Finite, Finite]], Field(min_length=1, max_length=100_000)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
@@ -70,10 +72,22 @@ class CentrifugalSpec(Strict):
     axis_direction: Vec3 | None = None
 
 
+class PrescribedDisplacementSpec(Strict):
+    """An imposed displacement on a prescribed set, naming its components (default: those the model
+    prescribes on the set, its card's ``prescribed_displacements``)."""
+
+    components: Annotated[list[Literal["x", "y", "z"]], Field(min_length=1, max_length=3)] | None = None
+    amplitude: AmplitudeSpec
+
+
 class LoadingSpec(Strict):
     """A loading (``structrom.rom.loading.loading_from_dict``): ``times`` (start, then each increment end,
     strictly increasing) or ``end_time`` + ``increments``; temperature; pressure per surface (peak
-    amplitude checked against the model's training range); centrifugal; gravity."""
+    amplitude checked against the model's training range); ``traction`` per surface [force/area] and
+    ``force`` per node set [force at each node] (vectors, see the card's ``loading_schema``); centrifugal;
+    gravity; ``displacement``: the
+    imposed value on each prescribed set of the model (its card's ``prescribed_displacements``; a number
+    or ``[time, value]`` pairs, length units of the model card), sets not given are held at zero."""
 
     times: Annotated[list[Finite], Field(min_length=2, max_length=100_000)] | None = None
     end_time: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
@@ -81,7 +95,10 @@ class LoadingSpec(Strict):
     temperature: TemperatureSpec | None = None
     pressure: dict[Name, AmplitudeSpec] | None = Field(None, max_length=256)
     centrifugal: CentrifugalSpec | None = None
+    traction: dict[Name, VectorSpec] | None = Field(None, max_length=256)
+    force: dict[Name, VectorSpec] | None = Field(None, max_length=256)
     gravity: Vec3 | None = None
+    displacement: dict[Name, AmplitudeSpec | PrescribedDisplacementSpec] | None = Field(None, max_length=256)
 
     @model_validator(mode="after")
     def _time_axis(self):
@@ -96,7 +113,11 @@ class LoadingSpec(Strict):
         return len(self.times) - 1 if self.times is not None else int(self.increments)
 
     def to_dict(self) -> dict:
-        return self.model_dump(mode="json", exclude_none=True)
+        d = self.model_dump(mode="json", exclude_none=True)
+        for name, spec in (d.get("displacement") or {}).items():  # components left out: the model's own
+            if isinstance(spec, dict) and "components" not in spec:
+                d["displacement"][name] = spec["amplitude"]
+        return d
 
 
 class SolveOptions(Strict):
@@ -106,6 +127,11 @@ class SolveOptions(Strict):
         default_factory=list, description="node sets of the model's mesh whose displacements to return")
     reconstruct: bool = Field(True, description="max von Mises / max p over the reconstructed (Gappy) fields "
                               "when the model has their bases; false: over the reduced points only")
+    cycles: Annotated[list[Finite], Field(min_length=2, max_length=10_001)] | None = Field(
+        None, description="cycle bounds b_0 < b_1 < ... < b_C (times of the loading: its start or increment "
+        "ends; cycle c runs from b_c to b_c+1, e.g. [0, 2, 4] for two cycles of period 2): the answer then "
+        "carries `cycles`, per cycle the largest strain range, stress amplitude, mean stress and ratcheting "
+        "strain over the reduced points (hyper-reduced and dictionary models)")
 
 
 class SolveRequest(SolveOptions):

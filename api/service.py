@@ -42,6 +42,22 @@ def _finite_list(a) -> list:
     return np.where(np.isfinite(a), a, None).tolist()  # JSON has no NaN
 
 
+def cycle_summary(result, bounds) -> dict:
+    """Per cycle, the largest value over the reduced points of each cycle quantity
+    (:meth:`structrom.rom.online.result.Result.cycles`) and the integration point where it occurs."""
+    try:
+        q = result.cycles(bounds)
+    except OnlineError as exc:
+        raise RegistryError(422, "invalid_cycles", str(exc), "cycles") from None
+    points = np.asarray(result.model.data.point)
+    out = {"bounds": [[float(a), float(b)] for a, b in zip(bounds[:-1], bounds[1:])], "over": "reduced_points"}
+    for name in ("strain_range", "stress_amplitude", "mean_stress", "ratcheting"):
+        v = q[name]  # (n_cycles, n_rp)
+        at = np.argmax(np.where(np.isfinite(v), v, -np.inf), axis=1)
+        out[name] = {"max": _finite_list(v[np.arange(len(v)), at]), "point": points[at].astype(int).tolist()}
+    return out
+
+
 def solve(model, spec: LoadingSpec, opts: SolveOptions, *, max_increments: int, field_prefix: str = "",
           temperature: NodalTemperature | None = None) -> dict:
     """Solve one loading and return its quantities of interest (JSON-ready)."""
@@ -106,6 +122,10 @@ def solve(model, spec: LoadingSpec, opts: SolveOptions, *, max_increments: int, 
             disp[name] = {"nodes": int(u.shape[1]), "mean": _finite_list(u.mean(axis=1)),
                           "max_magnitude": _finite_list(mag.max(axis=1) if u.shape[1] else np.zeros(len(u)))}
         out["displacement"] = disp
+        if result.reactions:
+            out["reactions"] = {k: _finite_list(v) for k, v in result.reactions.items()}
+        if opts.cycles is not None:
+            out["cycles"] = cycle_summary(result, opts.cycles)
     except OnlineError as exc:
         raise RegistryError(422, "invalid_request", str(exc), field_prefix + "loading") from None
     if hasattr(result, "local_model"):  # a dictionary: which local model answered, what was tried

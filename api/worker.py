@@ -254,6 +254,9 @@ def answer(model_id: str, model, kind: str, spec, body, prefix: str, max_increme
         if kind != "separated":
             raise DomainError(422, "wrong_query_kind", f"model {model_id!r} is a {kind} model: it answers a "
                               "'loading' (its card's loading_schema), not 'parameters'", field)
+        if getattr(body, "cycles", None) is not None:
+            raise DomainError(422, "unsupported_for_kind", f"model {model_id!r} is a separated model: it answers "
+                              "no cycle quantities (no strain or stress history at reduced points)", "cycles")
         return separated_service.solve_parameters(model, {"parameters": spec["parameters"],
                                                           "extrapolate": body.extrapolate},
                                                   field=field, node_sets=body.node_sets)

@@ -51,3 +51,20 @@ def atomic_h5(path: str | Path) -> Iterator[h5py.File]:
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (``<name>.partial``, fsync, rename, directory fsync)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".partial")
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_path(path.parent, directory=True, strict=False)
+    return path

@@ -115,6 +115,11 @@ def test_one_client_answers_every_kind(server, client):
         assert r["attempts"][0]["model"] == res.attempts[0]["model"] and r["fallback"] is False
         assert r["indicator"] == pytest.approx(res.indicator.tolist(), rel=1e-9)
         assert r["trusted_all"] == bool(res.trusted.all())
+        if i == 0:  # cycle quantities of the local model that answered: those of its own result
+            bounds = [q["times"][0], q["times"][-1]] if "times" in q else [0.0, q["end_time"]]
+            cyc = client.solve("dict", q, extrapolate=True, cycles=bounds)["cycles"]
+            ref = res.cycles(bounds)
+            assert cyc["strain_range"]["max"] == pytest.approx(ref["strain_range"].max(axis=1).tolist(), rel=1e-9)
 
     b = client.batch("sep", parameters=[[450.0, 40.0], [999.0, 40.0], {"intensity": 500.0, "x_center": 50.0}])
     assert b["ok"] == 2 and b["failed"] == 1
@@ -167,6 +172,9 @@ def test_features_that_do_not_apply_are_refused(server, client, tmp_path):
     with pytest.raises(ApiError) as info:
         client.solve_nodal("sep", {"times": [0.0, 1.0]}, np.zeros((2, 4)))
     assert info.value.code == "unsupported_for_kind"
+    with pytest.raises(ApiError) as info:  # no strain/stress history at reduced points: no cycle quantities
+        client.solve("sep", parameters=[500.0, 50.0], cycles=[0.0, 1.0])
+    assert info.value.code == "unsupported_for_kind" and info.value.field == "cycles"
     for mid in ("sep", "dict"):  # a deck is mapped onto a hyper-reduced model's sets and surfaces only
         with pytest.raises(ApiError) as info:
             client.solve_deck(mid, b"*NODE\n1, 0, 0, 0\n")

@@ -245,3 +245,35 @@ def test_reduced_tractions_and_forces_for_1_2_3_ranks(family):
         for key, f in unit.items():
             expected = modes.T @ f
             assert np.allclose(res["loads"][key], expected, rtol=0, atol=1e-12 * np.abs(expected).max()), (n, key)
+
+
+def test_rest_answer_of_tractions_and_forces(family):
+    """``loading.traction`` / ``loading.force`` through the REST service (a real server): the answer is the
+    in-process one (same solver, JSON floats exact to rounding); a malformed vector is a 422 naming it."""
+    import shutil
+
+    import api_fixtures as af
+
+    from structrom.api.client import ApiError, Client
+    from structrom.rom.online import ReducedModel
+
+    d, _ = family
+    models = d / "models"
+    models.mkdir(exist_ok=True)
+    shutil.copy(d / "model.h5", models / "vec.h5")
+    c = _case(30.0, 15.0, 15.0)
+    loading = {"times": [0.0, 0.25, 0.5, 0.75, 1.0],
+               "traction": {"xmax": [[0.0, 0.0, 0.0, 0.0], [1.0, 0.0, c["ty"], c["tz"]]]},
+               "force": {"tip": [c["fx"], 0.0, 0.0]}}
+    local = ReducedModel.load(d / "model.h5").solve(loading)
+    with af.ServerProcess(models) as srv, Client(srv.url) as client:
+        out = client.solve("vec", loading, node_sets=["tip"])
+        np.testing.assert_allclose(np.array(out["displacement"]["tip"]["mean"]),
+                                   local.displacement(nodes="tip", increment=None).mean(axis=1), rtol=1e-10)
+        assert np.abs(out["displacement"]["tip"]["mean"]).max() > 0
+        with pytest.raises(ApiError) as e:
+            client.solve("vec", {**loading, "force": {"tip": [1.0, 2.0]}})
+        assert e.value.status == 422 and "force" in (e.value.field or "")
+        with pytest.raises(ApiError) as e:
+            client.solve("vec", {**loading, "traction": {"zmax": [1.0, 0.0, 0.0]}})
+        assert e.value.status == 422 and "zmax" in e.value.message

@@ -431,6 +431,6 @@ def import_calculix(base: str | os.PathLike, runs: list[tuple[str, Path, list[Pa
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    from ..atomic import atomic_write_text
+
+    atomic_write_text(path, text)

@@ -2,8 +2,8 @@
 answer written for the user's post-processor.
 
 :func:`loading_from_deck` reads a deck with :func:`~.calculix_deck.read_deck`, checks that it has the
-model's mesh and constrained dofs (zero values: the reduced model has homogeneous Dirichlet conditions)
-and expresses its loads on the model's loaded sets (a :class:`DeckTarget`): the pressure on every
+model's mesh and constrained dofs (nonzero ``*BOUNDARY`` values only on the model's prescribed sets, the
+sets of its lifting: they become ``loading.displacement``, one history per set) and expresses its loads on the model's loaded sets (a :class:`DeckTarget`): the pressure on every
 surface of the model must be one history over the surface's faces (the import grouped the training faces
 that way, ``PRESSURE_<k>``), and no other face may be loaded; likewise the ``*CLOAD`` forces on the
 model's force node sets (``FORCE_<k>``: one force vector history at each node of a set). Times: the ends
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -46,16 +46,21 @@ class DeckTarget:
     force_sets: list[str]
     #: give temperatures as nodal fields even when uniform (a model trained on nodal temperature fields)
     nodal_temperature: bool = False
+    #: prescribed sets of the model's lifting (keys of ``loading.displacement``) -> (node set, components)
+    prescribed: dict[str, tuple[str, tuple[int, ...]]] = field(default_factory=dict)
 
     @classmethod
     def from_import(cls, directory: str | os.PathLike) -> "DeckTarget":
         """The output directory of ``structrom import calculix`` (``mesh.inp`` with its ``FIXED_*``,
-        ``PRESSURE_*`` and ``FORCE_*`` sets)."""
+        ``PRESCRIBED_<k>_<C>``, ``PRESSURE_*`` and ``FORCE_*`` sets)."""
         mesh = read_inp(Path(directory) / "mesh.inp")[0]
         fixed = sorted(3 * n + "XYZ".index(c) for name, nodes in mesh.node_sets.items() if name.startswith("FIXED_")
                        for c in name[len("FIXED_"):] for n in nodes.tolist())
+        prescribed = {name: (name, ("XYZ".index(name[-1]),)) for name in mesh.node_sets
+                      if re.fullmatch(r"PRESCRIBED_\d+_[XYZ]", name)}
+        fixed = sorted(set(fixed) | {3 * n + c[0] for s, c in prescribed.values() for n in mesh.node_sets[s].tolist()})
         return cls(mesh, fixed, [s for s in mesh.surface_sets if s.startswith("PRESSURE_")],
-                   [s for s in mesh.node_sets if s.startswith("FORCE_")])
+                   [s for s in mesh.node_sets if s.startswith("FORCE_")], prescribed=prescribed)
 
     @classmethod
     def from_model(cls, model, mesh: Mesh | None = None) -> "DeckTarget":
@@ -74,8 +79,12 @@ class DeckTarget:
             for c in d.get("components", (0, 1, 2)):
                 c = "xyz".index(c) if isinstance(c, str) else int(c)
                 fixed.update((3 * nodes + c).tolist())
+        prescribed = {} if model.data.lifting is None else dict(model.data.lifting.sets)
+        for node_set, comps in prescribed.values():
+            nodes = mesh.node_sets.get(node_set, np.zeros(0, np.int64))
+            fixed.update((3 * nodes[:, None] + np.asarray(comps, np.int64)).ravel().tolist())
         nodal = (model.loading_schema.get("temperature") or {}).get("type") == "nodal"
-        return cls(mesh, sorted(fixed), sorted(model.data.pressure), sorted(model.data.force), nodal)
+        return cls(mesh, sorted(fixed), sorted(model.data.pressure), sorted(model.data.force), nodal, prescribed)
 
 
 def deck_times(deck: Deck, max_increments: int = MAX_DECK_INCREMENTS) -> np.ndarray:
@@ -129,6 +138,42 @@ def _forces(deck: Deck, deck_path: Path, target: DeckTarget, t: np.ndarray, mode
                             f"{int(deck.ids.node_ids[np.argmax(stray)])}) that are in none of the model's force node "
                             f"sets {target.force_sets}: the model has no reduced load for them")
     return forces
+
+
+def _displacements(deck: Deck, deck_path: Path, target: DeckTarget, t: np.ndarray, model_t: np.ndarray) -> tuple:
+    """The deck's nonzero ``*BOUNDARY`` values as imposed displacements on the target's prescribed sets (one
+    history for all the dofs of a set: the lifting has one amplitude per set); refuses, by node id and
+    component, a nonzero value on a dof of no prescribed set, and, by set name, a set whose dofs move
+    differently."""
+    from ..loading import Amplitude, ImposedDisplacement
+
+    if not deck.boundary.entries:
+        return ()
+    hist = deck.history("boundary", t)  # (n_t, 3 n_nodes)
+    covered = np.zeros(hist.shape[1], bool)
+    out = []
+    for name, (node_set, comps) in sorted(target.prescribed.items()):
+        nodes = target.mesh.node_sets.get(node_set, np.zeros(0, np.int64))
+        dofs = (3 * nodes[:, None] + np.asarray(comps, np.int64)).ravel()
+        if not len(dofs):
+            continue
+        values = hist[:, dofs]
+        if np.any(values != values[:, :1]):
+            raise CalculixError(f"{deck_path}: the *BOUNDARY values differ between the dofs of the model's prescribed "
+                                f"set {name} (components {''.join('xyz'[c] for c in comps)}): the model imposes one "
+                                "displacement history on all of them")
+        covered[dofs] = True
+        if np.any(values != 0.0):
+            out.append(ImposedDisplacement(name, tuple(comps), 1.0, Amplitude(model_t, values[:, 0].copy())))
+    stray = ~covered & np.any(hist != 0.0, axis=0)
+    if stray.any():
+        dof = int(np.argmax(stray))
+        sets = {name: "".join("xyz"[c] for c in comps) for name, (_, comps) in sorted(target.prescribed.items())}
+        raise not_supported(deck.first_card["BOUNDARY"], f"non-zero *BOUNDARY values on {int(stray.sum())} dofs (first: "
+                            f"node {int(deck.ids.node_ids[dof // 3])}, component {'xyz'[dof % 3]}) outside the model's "
+                            f"prescribed sets {sets or '(none: this model has zero Dirichlet conditions only)'}: a "
+                            "reduced model imposes displacements only where it was trained to (its lifting)")
+    return tuple(out)
 
 
 def _pressures(deck: Deck, deck_path: Path, target: DeckTarget, t: np.ndarray, model_t: np.ndarray) -> dict:
@@ -185,9 +230,7 @@ def deck_loading(model, deck_path, max_increments: int):
                             f"model's Dirichlet sets ({len(target.fixed)} dofs)")
     t = deck_times(deck, max_increments)
     model_t = deck.model_times(t)
-    if deck.boundary.entries and np.any(deck.history("boundary", t) != 0.0):
-        raise not_supported(deck.first_card["BOUNDARY"], "non-zero prescribed displacements in a deck answered by a "
-                            "reduced model (its Dirichlet conditions are homogeneous)")
+    displacements = _displacements(deck, deck_path, target, t, model_t)
     pressures = _pressures(deck, deck_path, target, t, model_t)
     forces = _forces(deck, deck_path, target, t, model_t)
     if deck.gravity.entries and np.any(deck.history("gravity", t) != 0.0):
@@ -202,7 +245,8 @@ def deck_loading(model, deck_path, max_increments: int):
     uniform = np.all(temp == temp[:, :1]) and not target.nodal_temperature
     temperature = UniformTemperature(0.0, Amplitude(model_t, temp[:, 0].copy())) if uniform else \
         NodalTemperature(model_t, temp)
-    return Loading(model_t, temperature, pressures, forces=forces, centrifugal=centrifugal), deck
+    return Loading(model_t, temperature, pressures, forces=forces, centrifugal=centrifugal,
+                   displacements=displacements), deck
 
 
 _INCLUDE = re.compile(r"^\s*\*\s*include\b", re.IGNORECASE)
