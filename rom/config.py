@@ -1,7 +1,6 @@
 """Reading TOML configuration files into pydantic models, with one-line errors naming file and field."""
 from __future__ import annotations
 
-import os
 import tomllib
 from pathlib import Path
 from typing import TypeVar
@@ -46,16 +45,10 @@ def parse(data: dict, model: type[M], source: str = "config") -> M:
 
 
 def write_toml(path: str | Path, data: dict, comment: str | None = None) -> Path:
-    """Write ``data`` (tables, arrays, strings, numbers, booleans) as TOML to ``path`` atomically: a partial
-    file beside it, flushed to disk, then renamed over ``path``. ``comment``: a first ``#`` line."""
+    """Write ``data`` (tables, arrays, strings, numbers, booleans) as TOML to ``path`` atomically
+    (:func:`structrom.rom.atomic.atomic_write_text`). ``comment``: a first ``#`` line."""
     import tomli_w
 
-    path = Path(path)
-    text = (f"# {comment}\n" if comment else "") + tomli_w.dumps(data)
-    tmp = path.with_name(f".{path.name}.partial")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+    from structrom.rom.atomic import atomic_write_text
+
+    return atomic_write_text(path, (f"# {comment}\n" if comment else "") + tomli_w.dumps(data))

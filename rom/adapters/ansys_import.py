@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write_text
 from ..config import write_toml
 from .ansys import AnsysError, _reader, read_ansys_result
 
@@ -202,9 +203,7 @@ def import_ansys(results: list[str | os.PathLike], out: str | os.PathLike, *, ma
               "values": {r: {k: v.get(k, 0.0) for k in ranges} for r, v in values.items()}, "ranges": ranges,
               "material": law, "fixed": {b["node_set"]: len(mesh.node_sets[b["node_set"]]) for b in boundary},
               "forces": {f"FORCE_{g + 1}": len(nodes) for g, (nodes, _) in enumerate(groups)}}
-    tmp = out / ".family.json.tmp"
-    tmp.write_text(json.dumps(family, indent=1))
-    os.replace(tmp, out / "family.json")
+    atomic_write_text(out / "family.json", json.dumps(family, indent=1))
     write_toml(out / "offline.toml", imported_offline_config(law.get("type") != "linear_elastic"),
                f"written by structrom import ansys from {len(paths)} result files")
     family["snapshots"] = [str(p) for p in snapshots]

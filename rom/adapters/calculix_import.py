@@ -33,6 +33,7 @@ import numpy as np
 from .calculix import CalculixError, read_dat, write_mesh_inp
 from .calculix_deck import Deck, not_supported, read_deck
 from .frd import read_frd_file
+from ..atomic import atomic_write_text
 from ..config import write_toml
 from .training_cases import group_nodes_by_history, imported_offline_config, write_training_snapshot
 
@@ -423,14 +424,8 @@ def import_calculix(base: str | os.PathLike, runs: list[tuple[str, Path, list[Pa
                   temperature_envelope={"file": "family.npz", "min": float(env_min.min()), "max": float(env_max.max())},
                   surfaces={k: int(len(v)) for k, v in surfaces.items()}, warnings=warnings,
                   ignored=[{"keyword": k, "where": w, "why": y} for k, w, y in base_deck.ignored])
-    _atomic_write(out / "family.json", json.dumps(family, indent=1))
+    atomic_write_text(out / "family.json", json.dumps(family, indent=1))
     np.savez(out / "family.npz", temperature_min=env_min, temperature_max=env_max)
     offline = write_toml(out / "offline.toml", imported_offline_config(plastic),
                          f"written by structrom import calculix from {Path(base).name} and {len(imported)} runs")
     return ImportResult(out, mesh_file, snapshots, offline, family, imported)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    from ..atomic import atomic_write_text
-
-    atomic_write_text(path, text)
