@@ -70,27 +70,10 @@ class ResidualEstimator:
         if X.shape != (Z.shape[0], Z.shape[0]):
             raise EIMError(f"norm_matrix must be ({Z.shape[0]}, {Z.shape[0]}), got {X.shape}")
         Y = spla.splu(X).solve(Z)  # Riesz representatives X^-1 z
-        G = Z.T @ Y
-        # Gram-Schmidt (twice) of the columns of Y in the X inner product: Y = W R, W^T X W = I.
-        n, p = Y.shape
-        W = np.zeros((n, p))
-        XW = np.zeros((n, p))
-        R = np.zeros((p, p))
-        for j in range(p):
-            w = Y[:, j].copy()
-            for _ in range(2):
-                c = XW[:, :j].T @ w
-                w -= W[:, :j] @ c
-                R[:j, j] += c
-            nrm2 = float(w @ (X @ w))
-            ref = float(Y[:, j] @ Z[:, j])
-            if nrm2 <= (1e-14) ** 2 * max(ref, 0.0) or nrm2 <= 0.0:
-                continue  # (numerically) dependent column: its direction is already in W
-            nrm = np.sqrt(nrm2)
-            W[:, j] = w / nrm
-            XW[:, j] = X @ W[:, j]
-            R[j, j] = nrm
-        return cls(G, R)
+        from .distributed_estimator import distributed_residual_estimator
+
+        # Gram-Schmidt (twice) of the columns of Y in the X inner product: Y = W R, W^T X W = I (one rank)
+        return distributed_residual_estimator(None, Z, Y, lambda w: X @ w)
 
     @classmethod
     def from_system(cls, system: ReducedSystem, V: np.ndarray, norm_matrix=None) -> "ResidualEstimator":
