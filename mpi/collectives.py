@@ -42,6 +42,23 @@ def rank(comm: MPI.Comm | None) -> int:
     return 0 if comm is None else comm.Get_rank()
 
 
+def on_root(comm: MPI.Comm | None, fn):
+    """``fn()`` run on rank 0 only; its value on every rank (broadcast), or its exception raised on every
+    rank (so that no rank waits in a collective the others have left). Serial: ``fn()``."""
+    if size(comm) == 1:
+        return fn()
+    out = None
+    if comm.Get_rank() == 0:
+        try:
+            out = fn()
+        except Exception as exc:  # re-raised on every rank
+            out = exc
+    out = comm.bcast(out, root=0)
+    if isinstance(out, Exception):
+        raise out
+    return out
+
+
 def raise_collectively(comm: MPI.Comm | None, message: str | None, error: type[Exception] = ValueError) -> None:
     """Raise ``error`` on every rank if any rank has a message (the lowest rank's wins, prefixed with
     ``"rank r: "`` when there are several ranks).

@@ -40,6 +40,7 @@ import numpy as np
 from mpi4py import MPI
 from pydantic import Field
 
+from structrom.mpi.collectives import on_root
 from structrom.rom.config import ConfigError, load_toml
 from structrom.rom.offline.clustering import (case_subspaces, efficiency_criterion, grassmann_distances, k_medoids,
                                               overlapping_members)
@@ -118,20 +119,6 @@ def fit_classifier(X: np.ndarray, labels: np.ndarray, n_classes: int, regulariza
     return out, {"training_accuracy": train_acc, "leave_one_out_accuracy": loo}
 
 
-def _on_root(comm, fn):
-    """``fn()`` on rank 0, its value (or exception) on every rank."""
-    out = None
-    if comm.Get_rank() == 0:
-        try:
-            out = fn()
-        except Exception as exc:  # re-raised on every rank
-            out = exc
-    out = comm.bcast(out, root=0)
-    if isinstance(out, Exception):
-        raise out
-    return out
-
-
 def run_dictionary(cfg: DictionaryConfig, comm: MPI.Comm | None = None, log=print) -> Path:
     """Build the dictionary described by ``cfg``; rank 0 writes ``cfg.output.file``. Collective."""
     comm = comm or MPI.COMM_WORLD
@@ -150,7 +137,7 @@ def run_dictionary(cfg: DictionaryConfig, comm: MPI.Comm | None = None, log=prin
     bases = case_subspaces(comm, snapshots, mass, rows, settings.subspace_dim)
     D = grassmann_distances(comm, bases, None, mass)
     del bases
-    medoids, labels = _on_root(comm, lambda: k_medoids(D, settings.clusters))
+    medoids, labels = on_root(comm, lambda: k_medoids(D, settings.clusters))
     members = overlapping_members(D, medoids, labels, settings.overlap)
     crit = efficiency_criterion(comm, snapshots, members, mass, rows, cfg.pod.tolerance)
     del snapshots
@@ -167,7 +154,7 @@ def run_dictionary(cfg: DictionaryConfig, comm: MPI.Comm | None = None, log=prin
                                centrifugal=any(c.loading.centrifugal is not None for c in cases),
                                gravity=any(c.loading.gravity is not None for c in cases))
     X = np.array([features(c.loading) for c in cases])
-    classifier, accuracy = _on_root(comm, lambda: fit_classifier(X, labels, settings.clusters,
+    classifier, accuracy = on_root(comm, lambda: fit_classifier(X, labels, settings.clusters,
                                                                   settings.regularization))
     say(f"dictionary: classifier on {X.shape[1]} features: training accuracy {accuracy['training_accuracy']:.2f}, "
         f"leave-one-out {accuracy['leave_one_out_accuracy']}")
@@ -177,7 +164,7 @@ def run_dictionary(cfg: DictionaryConfig, comm: MPI.Comm | None = None, log=prin
         out.parent.mkdir(parents=True, exist_ok=True)
         return tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent)
 
-    work = Path(_on_root(comm, workdir))
+    work = Path(on_root(comm, workdir))
     try:
         local_files = []
         for c in range(settings.clusters):
@@ -193,7 +180,7 @@ def run_dictionary(cfg: DictionaryConfig, comm: MPI.Comm | None = None, log=prin
                       "medoids": medoids.tolist(), "members": [m.tolist() for m in members],
                       "efficiency": crit.as_dict(), "classifier": accuracy,
                       "seconds": time.perf_counter() - t_all, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        _on_root(comm, lambda: write_dictionary(out, local_files, features, classifier, D, labels, medoids,
+        on_root(comm, lambda: write_dictionary(out, local_files, features, classifier, D, labels, medoids,
                                                 loading_schema(cases), cases[0].units, provenance))
     finally:
         if rank == 0:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from mpi4py import MPI
 
+from structrom.mpi.collectives import on_root
 from structrom.rom.config import ConfigError
 from structrom.rom.offline.snapshots import SnapshotError, TrainingCase, read_training_case
 
@@ -185,18 +186,15 @@ def enrich(model_path: str | Path, loadings: list[tuple[str, dict]], solver, com
     cpu: dict = {}
     t_all = t0 = time.perf_counter()
     c_all = c0 = time.process_time()
-    out = mesh = None
-    if rank == 0:
-        try:
-            head = model_file.load(model_path, mesh=True)
-            mesh = head.mesh
-            out = (head.version, screen(model_path, loadings))
-        except Exception as exc:  # re-raised on every rank
-            out = exc
-    out = comm.bcast(out, root=0)
-    if isinstance(out, Exception):
-        raise out
-    version, screened = out
+    head = None
+
+    def read_head():  # rank 0: the model (its mesh stays there) and the screened loadings
+        nonlocal head
+        head = model_file.load(model_path, mesh=True)
+        return head.version, screen(model_path, loadings)
+
+    version, screened = on_root(comm, read_head)
+    mesh = head.mesh if head is not None else None
     seconds["online screening"] = time.perf_counter() - t0
     cpu["online screening"] = time.process_time() - c0
     flagged = [s for s in screened if s.flagged]

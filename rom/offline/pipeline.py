@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from mpi4py import MPI
 
+from structrom.mpi.collectives import on_root
 from structrom.mpi.partition import recursive_bisection
 from structrom.rom.fem.kernel import Discretization
 from structrom.rom.fem.mesh import Mesh
@@ -52,30 +53,24 @@ CODE_VERSION = "0.1.0"
 
 
 def _read_cases(cfg: OfflineConfig, comm) -> tuple[Mesh, list[TrainingCase]]:
-    out: tuple | Exception | None = None
-    if comm.Get_rank() == 0:
-        try:
-            import h5py
+    def read() -> tuple[Mesh, list[TrainingCase]]:
+        import h5py
 
-            files = cfg.snapshot_files()
-            with h5py.File(files[0], "r") as f:
-                if "mesh" not in f:
-                    raise SnapshotError(f"{files[0]}: no /mesh group: not a structrom snapshot file")
-                mesh = read_mesh_group(f["mesh"])
-            cases = [read_training_case(p, mesh) for p in files]
-            first = cases[0]
-            for c in cases[1:]:
-                if c.materials != first.materials:
-                    raise SnapshotError(f"{c.path}: materials differ from {first.path}: one model needs one "
-                                        "material assignment")
-            unit_fields(cases)  # same Dirichlet sets and components in every case (values may differ)
-            out = (mesh, cases)
-        except Exception as exc:  # re-raised on every rank
-            out = exc
-    out = comm.bcast(out, root=0)
-    if isinstance(out, Exception):
-        raise out
-    return out
+        files = cfg.snapshot_files()
+        with h5py.File(files[0], "r") as f:
+            if "mesh" not in f:
+                raise SnapshotError(f"{files[0]}: no /mesh group: not a structrom snapshot file")
+            mesh = read_mesh_group(f["mesh"])
+        cases = [read_training_case(p, mesh) for p in files]
+        first = cases[0]
+        for c in cases[1:]:
+            if c.materials != first.materials:
+                raise SnapshotError(f"{c.path}: materials differ from {first.path}: one model needs one "
+                                    "material assignment")
+        unit_fields(cases)  # same Dirichlet sets and components in every case (values may differ)
+        return mesh, cases
+
+    return on_root(comm, read)
 
 
 def loading_schema(cases: list[TrainingCase], temperature_nodes: np.ndarray | None = None) -> dict:
