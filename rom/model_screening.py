@@ -143,6 +143,19 @@ def mesh_rules(f: h5py.File, ds: dict, shape, expect, prefix: str = "mesh") -> t
     return n_nodes, n_elements
 
 
+def _csr(f, group: str, n_rows: int, n_cols: int, expect, shape) -> None:
+    """The temperature interpolation ``group/{data,indices,indptr}``: a CSR matrix ``(n_rows, n_cols)`` of
+    consistent lengths, column indices below ``n_cols``, ``indptr`` from 0, non-decreasing, ending at nnz."""
+    nnz = shape(f"{group}/indices")[0]
+    expect(f"{group}/indices", (nnz,))
+    expect(f"{group}/data", (nnz,))
+    expect(f"{group}/indptr", (n_rows + 1,))
+    _index(f, f"{group}/indices", n_cols, "temperature nodes")
+    indptr = _index(f, f"{group}/indptr", nnz + 1, "entries of indices")
+    if indptr.size and (indptr[0] != 0 or indptr[-1] != nnz or np.any(np.diff(indptr) < 0)):
+        raise UnsafeFileError(f"/{group}/indptr: must start at 0, not decrease and end at len(indices) = {nnz}")
+
+
 def screen_model(f: h5py.File, limits: Limits = Limits()) -> Inventory:
     """:func:`screen` with :data:`MODEL_SCHEMA`, then the model file's own rules: required datasets and
     shapes, index arrays within the extent they index, scalar attributes finite and in range, JSON
@@ -195,16 +208,8 @@ def _model_rules(f: h5py.File, inv: Inventory, limits: Limits) -> None:
     n_tn = shape("reduced/temperature/nodes")[0]
     expect("reduced/temperature/nodes", (n_tn,))
     expect("reduced/temperature/coordinates", (n_tn, 3))
-    expect("reduced/temperature/indptr", (n_rp + 1,))
-    nnz = shape("reduced/temperature/indices")[0]
-    expect("reduced/temperature/indices", (nnz,))
-    expect("reduced/temperature/data", (nnz,))
     _index(f, "reduced/temperature/nodes", n_nodes, "mesh nodes")
-    _index(f, "reduced/temperature/indices", n_tn, "temperature nodes")
-    indptr = _index(f, "reduced/temperature/indptr", nnz + 1, "entries of indices")
-    if indptr.size and (indptr[0] != 0 or indptr[-1] != nnz or np.any(np.diff(indptr) < 0)):
-        raise UnsafeFileError("/reduced/temperature/indptr: must start at 0, not decrease and end at "
-                              f"len(indices) = {nnz}")
+    _csr(f, "reduced/temperature", n_rp, n_tn, expect, shape)
     # loads
     for p in ds:
         if p.startswith("loads/pressure/"):
@@ -267,14 +272,7 @@ def _calibrated_indicator_rules(f: h5py.File, inv: Inventory, shape, expect, n_m
         if n_points is not None:
             _index(f, "validation/point", n_points, "integration points of the dual bases")
         _index(f, "validation/material", len(materials), "materials of the 'materials' attribute")
-        nnz = shape("validation/temperature/indices")[0]
-        expect("validation/temperature/data", (nnz,))
-        expect("validation/temperature/indptr", (n_val + 1,))
-        _index(f, "validation/temperature/indices", n_tn, "temperature nodes")
-        indptr = _index(f, "validation/temperature/indptr", nnz + 1, "entries of indices")
-        if indptr.size and (indptr[0] != 0 or indptr[-1] != nnz or np.any(np.diff(indptr) < 0)):
-            raise UnsafeFileError("/validation/temperature/indptr: must start at 0, not decrease and end at "
-                                  f"len(indices) = {nnz}")
+        _csr(f, "validation/temperature", n_val, n_tn, expect, shape)
         for p in ds:
             if p.startswith("validation/dual/"):
                 name = p.rsplit("/", 1)[1]
