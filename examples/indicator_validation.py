@@ -151,7 +151,13 @@ TESTS = {
                        ("press_7.3", ("cyc", [7.3, 7.3]), CX, 375.0),
                        ("press_8", ("cyc", [8.0, 8.0]), CX, 375.0),
                        ("press_9.5", ("cyc", [9.5, 9.5]), CX, 400.0),
-                       ("hot_480", ("cyc", [6.0, 6.0]), CX, 480.0)]),
+                       ("hot_480", ("cyc", [6.0, 6.0]), CX, 480.0),
+                       # below the box (less plastic flow than any training loading) and a small move of the spot
+                       ("press_3.6", ("cyc", [3.6, 3.6]), CX, 375.0),
+                       ("press_2", ("cyc", [2.0, 2.0]), CX, 375.0),
+                       ("hot_270", ("cyc", [5.5, 5.5]), CX, 270.0),
+                       ("corner_low", ("cyc", [3.5, 3.5]), CX, 280.0),
+                       ("spot_4.98", ("cyc", [5.5, 5.5]), 4.98, 375.0)]),
 }
 
 

@@ -67,6 +67,26 @@ def test_relative_errors_use_the_largest_value_and_the_floor():
     assert np.allclose(relative_errors(np.array([1.0]), np.array([0.0]), floor=4.0), [0.25])
 
 
+def test_gappy_residual_relative_to_the_largest_value_so_far():
+    """With ``history`` the Gappy residual of increment i is relative to max_{j<=i} ||v_j|| (as the true
+    errors are relative to the answer's largest value): an unloaded increment whose small residual value
+    keeps the same absolute residual is not rated 20 x worse than the loaded one."""
+    from structrom.rom.online.gappy import Gappy
+
+    basis = np.eye(4)[:, :2]  # span of e0, e1; e2 is the part no fit can reproduce
+    loaded = np.array([10.0, 0.0, 1.0, 0.0])  # residual 1, norm ~10
+    unloaded = np.array([0.0, 0.0, 1.0, 0.0])  # residual 1, norm 1: residual stress after unloading
+    v = np.stack([loaded, unloaded])
+    g = Gappy(basis, 1)
+    plain = g.indicators(v, reference=0.5)
+    hist = g.indicators(v, reference=0.5, history=True)
+    n_loaded = np.linalg.norm(loaded)
+    assert np.allclose(plain, [1.0 / n_loaded, 1.0])
+    assert np.allclose(hist, [1.0 / n_loaded, 1.0 / n_loaded])
+    # the floor still applies before anything is loaded
+    assert np.allclose(g.indicators(np.stack([0.1 * unloaded]), reference=0.5, history=True), [0.2])
+
+
 def test_family_distance_is_zero_inside_and_grows_outside():
     schema = {"pressure": {"zmax": {"range": [0.0, 8.0]}},
               "temperature": {"type": "hot_spot", "ranges": {"intensity": [300.0, 450.0], "center": [[5, 5], [1, 1], [2, 2]],

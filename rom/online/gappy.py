@@ -37,15 +37,22 @@ class Gappy:
         R = V - (V @ self.U) @ self.U.T
         return np.sqrt(np.einsum("ij,ij->i", R, R)), np.sqrt(np.einsum("ij,ij->i", V, V))
 
-    def indicators(self, values: np.ndarray, reference: float = 0.0) -> np.ndarray:
+    def indicators(self, values: np.ndarray, reference: float = 0.0, history: bool = False) -> np.ndarray:
         """``||v - Psi_rp beta*|| / max(||v||, reference)`` ``(k,)`` for ``k`` value sets ``(k, ...)``
         (0 where both norms are 0).
+
+        ``history``: the ``k`` value sets are the increments of one answer, and ``||v||`` of increment
+        ``i`` is replaced by its running maximum ``max_{j <= i} ||v_j||`` (the residual relative to the
+        largest value of the answer so far, as its true errors are measured: an unloaded increment's small
+        residual stress does not make a small absolute residual look large).
 
         With ``reference`` the largest training norm of the quantity at the reduced points, the residual
         is measured against the training scale while ``||v||`` is small (e.g. the first plastic
         increments, where ``||p_rp||`` -> 0 makes the purely relative residual of Casenave & Akkari
         (2019) blow up for a negligible error) and relative to ``||v||`` beyond the training range."""
         r, nv = self.residual_norms(values)
+        if history and nv.size:
+            nv = np.maximum.accumulate(nv)
         den = np.maximum(nv, float(reference))
         return np.divide(r, den, out=np.zeros_like(r), where=den > 0.0)
 

@@ -54,6 +54,10 @@ from structrom.mpi.errors import StructromError
 #: Per-increment components, in the order of the calibration factors' columns (after the constant).
 COMPONENTS = ("gappy_stress", "gappy_p", "equilibrium", "validation_stress", "validation_p", "time_step",
               "state_envelope", "loading_envelope")
+#: Key of ``Calibration.references`` (1.0) for models whose relative components (Gappy residuals, validation
+#: errors) are measured against the largest value of the answer so far, as the true errors are; absent
+#: (files calibrated before): against the increment's own value.
+HISTORY_KEY = "history_normalization"
 #: Quantities whose relative errors the calibrated indicator bounds.
 QUANTITIES = ("displacement", "stress", "cumulated_plastic_strain")
 
@@ -211,6 +215,8 @@ class IndicatorTracker:
         self.regions, self.system, self.gappy, self.validation = regions, system, gappy, validation
         self.time_step = time_step
         self.ref = references
+        #: relative components against the largest value of the answer so far (models calibrated with it)
+        self.history = bool(references.get(HISTORY_KEY, 0.0))
         self.values = np.zeros((n_inc, len(COMPONENTS)))
         self.values[:, COMPONENTS.index("loading_envelope")] = envelope
         self._time = 0.0  # accumulated time-step estimate
@@ -281,7 +287,8 @@ class IndicatorTracker:
         for name, key in (("stress", "gappy_stress"), ("cumulated_plastic_strain", "gappy_p")):
             if name in self.gappy:
                 v = np.array([d[name] for d in self._duals]).reshape(n, -1)
-                self.values[:n, col(key)] = self.gappy[name].indicators(v, floor * self.ref.get(name, 0.0))
+                self.values[:n, col(key)] = self.gappy[name].indicators(v, floor * self.ref.get(name, 0.0),
+                                                                        history=self.history)
                 ref = self.ref.get(name, 0.0)
                 if ref > 0:
                     env = np.sqrt(np.einsum("ij,ij->i", v, v)) / ref - 1.0
@@ -295,7 +302,8 @@ class IndicatorTracker:
             for i, r in enumerate(self._rec):
                 for reg, st in zip(self.validation.regions, r[4]):
                     val_p[i, reg.points] = reg.law.cumulated_plastic_strain(st)
-            eq, dv = self.validation.evaluate_all(val_stress, val_p, f_ext, f_ref, self.gappy, self._duals, self.ref)
+            eq, dv = self.validation.evaluate_all(val_stress, val_p, f_ext, f_ref, self.gappy, self._duals, self.ref,
+                                                  history=self.history)
             self.values[:n, col("equilibrium")] = eq
             self.values[:n, col("validation_stress")] = dv.get("stress", 0.0)
             self.values[:n, col("validation_p")] = dv.get("cumulated_plastic_strain", 0.0)
@@ -329,9 +337,10 @@ class ValidationRuntime:
         self.interp = sp.csr_matrix(vset.interpolation)
 
     def evaluate_all(self, stress: np.ndarray, p: np.ndarray, f_ext: np.ndarray, f_ref: np.ndarray,
-                     gappy: dict[str, Gappy], duals: list[dict], ref: dict[str, float]):
+                     gappy: dict[str, Gappy], duals: list[dict], ref: dict[str, float], history: bool = False):
         """``(equilibrium (n,), {quantity: validation error (n,)})`` for ``n`` increments: validation
-        stresses ``(n, n_val, 6)`` and ``p`` ``(n, n_val)``, ``f_ext`` ``(n, N)``, ``f_ref`` ``(n,)``."""
+        stresses ``(n, n_val, 6)`` and ``p`` ``(n, n_val)``, ``f_ext`` ``(n, N)``, ``f_ref`` ``(n,)``;
+        ``history``: relative to the running maximum of the law's norm (see :meth:`Gappy.indicators`)."""
         n = len(stress)
         flat = stress.reshape(n, -1)
         r = f_ext - (flat * self.system.w6) @ self.system.B_flat
@@ -346,8 +355,10 @@ class ValidationRuntime:
             rec = (self.set.duals[name] @ gappy[name].coefficients(rp.T)).T  # (n, n_val c)
             d = law_values - rec
             num = np.sqrt(np.einsum("ij,ij->i", d, d))
-            den = np.maximum(np.sqrt(np.einsum("ij,ij->i", law_values, law_values)),
-                             floor * ref.get(f"{name}_validation", 0.0))
+            nv = np.sqrt(np.einsum("ij,ij->i", law_values, law_values))
+            if history and n:
+                nv = np.fmax.accumulate(nv)  # fmax: a failed (NaN) increment does not hide the later ones
+            den = np.maximum(nv, floor * ref.get(f"{name}_validation", 0.0))
             out[name] = np.divide(num, den, out=np.zeros(n), where=den > 0)
         bad = ~np.all(np.isfinite(flat), axis=1)
         eq[bad] = np.inf
