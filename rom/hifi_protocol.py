@@ -18,7 +18,8 @@ Implementations:
 
 Both are built from a base :class:`~structrom.rom.hifi.config.HifiConfig` (or its TOML path): everything but the
 loading and the output file comes from it; the imposed displacements are the base's ``[[boundary]]``
-entries (they belong to the model, not to a loading).
+entries (they belong to the model, not to a loading), whose values and amplitudes a loading in the form of a
+query of a model with prescribed displacements (``loading.displacement``) may set (:func:`prescribed_boundary`).
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ from structrom.rom.loading import (Centrifugal, HotSpotTemperature, Loading, Loa
                          UniformTemperature, loading_from_dict)
 
 __all__ = ["HifiRun", "HifiSolverProtocol", "InHouseSolver", "CalculixSolver", "loading_to_config",
-           "case_config", "write_calculix_snapshot", "same_case"]
+           "case_config", "prescribed_boundary", "write_calculix_snapshot", "same_case"]
 
 
 @dataclass
@@ -55,8 +56,9 @@ class HifiRun:
 class HifiSolverProtocol(Protocol):
     """A HF solver as the offline stage and enrichment see it.
 
-    ``solve(loading, output)``: solve the model for ``loading`` (a :class:`~structrom.rom.loading.Loading` without
-    imposed displacements, or the plain-data form of :func:`structrom.rom.loading.loading_from_dict`) and write the
+    ``solve(loading, output)``: solve the model for ``loading`` (a :class:`~structrom.rom.loading.Loading`, or the
+    plain-data form of :func:`structrom.rom.loading.loading_from_dict`; its imposed displacements, if any, set the
+    values of the configuration's ``[[boundary]]`` entries they name: :func:`prescribed_boundary`) and write the
     snapshot file ``output`` (``docs/hdf5_layout.md``: at least ``fields/displacement`` and
     ``increments/time``, one entry per loading increment, and the ``metadata`` attribute with a
     HifiConfig ``config`` of this case). Raises on failure with the solver's own message; never leaves a
@@ -112,11 +114,42 @@ def _as_loading(loading: Loading | dict) -> Loading:
     return loading if isinstance(loading, Loading) else loading_from_dict(dict(loading))
 
 
+def prescribed_boundary(boundary: list[dict], displacements) -> list[dict]:
+    """The ``[[boundary]]`` entries ``boundary`` (``BoundaryConfig`` dumps) with the imposed displacements of a
+    loading (:class:`~structrom.rom.loading.ImposedDisplacement`, the form of a reduced model's query) put in:
+    each sets ``value`` and ``amplitude`` of the one entry it names (its node set, with its components if
+    given, or ``<node set>.<components>`` as a lifted model names a node set with several entries). Entries
+    no displacement names keep their values. Raises :class:`LoadingError` naming a displacement that matches
+    no entry or several."""
+    out = [dict(b) for b in boundary]
+    axes = "xyz"
+    for d in displacements:
+        comps = "".join(axes[int(c)] for c in d.components)
+        found = [i for i, b in enumerate(out)
+                 if (b["node_set"] == d.node_set and (not comps or "".join(b["components"]) == comps))
+                 or f"{b['node_set']}.{''.join(b['components'])}" == d.node_set]
+        if len(found) != 1:
+            names = [b["node_set"] + "." + "".join(b["components"]) for b in out]
+            why = "matches no" if not found else "matches several"
+            raise LoadingError(f"loading.displacement.{d.node_set}: {why} [[boundary]] entry of the HF configuration "
+                               f"(entries {names}); name one node set (with 'components' or as <node set>.<axes>)")
+        out[found[0]].update(value=float(d.value), amplitude=d.amplitude.to_config())
+    return out
+
+
 def case_config(base: HifiConfig, loading: Loading | dict, output: str | Path) -> HifiConfig:
-    """``base`` with ``loading`` and ``output.file = output`` (absolute): the configuration of one case."""
+    """``base`` with ``loading`` and ``output.file = output`` (absolute): the configuration of one case. The
+    loading's imposed displacements, if any, set the values of the base's ``[[boundary]]`` entries they name
+    (:func:`prescribed_boundary`: a query of a model with prescribed displacements)."""
+    import dataclasses
+
     output = Path(output).resolve()
-    table = loading_to_config(_as_loading(loading), output.with_suffix(".temperature.npy"))
+    loading = _as_loading(loading)
     data = base.model_dump(mode="json")
+    if loading.displacements:
+        data["boundary"] = prescribed_boundary(data["boundary"], loading.displacements)
+        loading = dataclasses.replace(loading, displacements=())
+    table = loading_to_config(loading, output.with_suffix(".temperature.npy"))
     data["loading"] = table
     data["output"] = dict(data["output"], file=str(output))
     data["mesh"] = dict(data["mesh"], file=str(base.path(base.mesh.file).resolve()))

@@ -1,6 +1,7 @@
 """``POST /v1/models/{id}/enrich`` against a real ``structrom serve`` process: refused without a (valid)
 key; a failed HF solve (ccx exiting non-zero) fails the job and leaves the published model untouched; a
-successful job publishes version 2, the registry still lists one model and its card the history."""
+successful job publishes version 2, the registry still lists one model and its card the history; the same for
+a model with prescribed displacements."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ import os
 import time
 
 import httpx
+import numpy as np
 import pytest
 
 import api_fixtures as af
@@ -80,3 +82,40 @@ def test_enrich_endpoint(models):
     with af.ServerProcess(models_dir) as srv:  # no key configured: writes, enrichment included, are disabled
         r = httpx.post(srv.url + url, json={"loadings": loadings}, headers={"X-API-Key": key}, timeout=10)
         assert r.status_code == 403 and r.json()["error"]["code"] == "writes_disabled"
+
+
+def test_enrich_endpoint_lifted_model(tmp_path):
+    """A model with prescribed displacements (tests/test_lifting.py's bar) enriched over REST with an end
+    deflection beyond its training range: the job HF-solves it with the deflection on the model's prescribed
+    set, version 2 trusts it and answers its reaction (against the HF internal forces); a loading naming a set
+    the model does not prescribe fails the job with a message naming it (the model untouched)."""
+    from test_lifting import TRAINING, _hifi, _loading, _offline, _rel, hf_reaction
+
+    from structrom.rom.adapters.calculix import write_mesh_inp
+    from structrom.rom.fem.structured import box
+
+    write_mesh_inp(tmp_path / "bar.inp", box((10.0, 2.0, 2.0), (8, 2, 2), element="C3D8"))
+    files = [str(_hifi(tmp_path, f"train_{i}", *p)) for i, p in enumerate(TRAINING)]
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "lifted.h5").write_bytes(_offline(tmp_path, files, 1e-6, 1e-6, "lifted.h5").read_bytes())
+    new = dict(_loading(0.2, -1.0), name="deeper")
+    key = af.new_key()
+    url, headers = "/v1/models/lifted/enrich", {"X-API-Key": key}
+    with af.ServerProcess(models, keys=[key]) as srv:
+        bad = {"name": "sideways", "times": new["times"], "displacement": {"ymax": [[0, 0], [1, 0.1]]}}
+        r = httpx.post(srv.url + url, json={"loadings": [new, bad]}, headers=headers, timeout=10)
+        job = _wait(srv, key, r.headers["Location"])
+        assert job["status"] == "failed" and "sideways" in job["error"]["message"], job
+        assert "ymax" in job["error"]["message"] and not (models / "versions").exists()
+        r = httpx.post(srv.url + url, json={"loadings": [new]}, headers=headers, timeout=10)
+        job = _wait(srv, key, r.headers["Location"])
+        assert job["status"] == "done", job
+        res = job["result"]
+        assert res["enriched"] == ["deeper"] and res["screened"][0]["indicator"] > 0.05 >= res["after"]["deeper"]
+        q = {k: v for k, v in new.items() if k != "name"}
+        r = httpx.post(srv.url + "/v1/models/lifted/solve", json={"loading": q}, timeout=30)
+        assert r.status_code == 200 and all(r.json()["trusted"]), r.text
+        hf = models / "enrichment" / "lifted.v2" / "deeper.h5"
+        reaction = np.asarray(r.json()["reactions"]["xmax.z"])
+        assert _rel(reaction, hf_reaction(hf, "xmax", 2)) < 1e-6  # measured 2.7e-8 (tests/test_enrich_lifting.py)

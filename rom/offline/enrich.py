@@ -12,6 +12,12 @@ the loading, with the model file untouched. Then :func:`structrom.rom.offline.up
 Loadings file (``--loadings``): JSON, a list of loadings or ``{"loadings": [...]}``, or TOML with
 ``[[loading]]`` tables; each loading in the form of :func:`structrom.rom.loading.loading_from_dict`
 plus an optional ``name``.
+
+Models with prescribed displacements (:mod:`structrom.rom.lifting`): a loading gives the prescribed sets' values
+as the online query does (``displacement``); the HF solve imposes them on the configuration's ``[[boundary]]``
+entries of those sets (a set the loading omits is held at zero, as online), and a loading naming a set the model
+does not prescribe is refused at the screening (:class:`~structrom.rom.config.ConfigError` naming the loading and
+the set) before any HF solve. The update keeps the model's unit fields (:mod:`structrom.rom.offline.update`).
 """
 from __future__ import annotations
 
@@ -111,6 +117,8 @@ def screen(model_path: str | Path, loadings: list[tuple[str, dict]]) -> list[Scr
     """Online solve of every loading with the model; flag those above the indicator tolerance."""
     from structrom.rom.online import OnlineSolverError, ReducedModel
 
+    from structrom.rom.loading import LoadingError
+
     model = ReducedModel.load(model_path)
     out = []
     for name, d in loadings:
@@ -118,8 +126,26 @@ def screen(model_path: str | Path, loadings: list[tuple[str, dict]]) -> list[Scr
             ind, err = float(model.solve(d, extrapolate=True).indicator.max(initial=0.0)), None
         except OnlineSolverError as exc:
             ind, err = float("inf"), str(exc)
+        except LoadingError as exc:  # e.g. a prescribed set the model does not have: the model cannot take it
+            raise ConfigError(f"loading {name!r}: {exc}") from None
         out.append(Screening(name, d, ind, not ind <= model.indicator_tolerance, err))
     return out
+
+
+def hifi_loading(lifting, loading: dict) -> dict:
+    """The loading ``loading`` (``loading_from_dict`` form) as the HF solver must see it for a model with the
+    prescribed displacements ``lifting`` (:class:`structrom.rom.lifting.Lifting`, or None): every prescribed
+    set the loading does not give held at zero, as the online solve holds it (the HF configuration's
+    ``[[boundary]]`` values are those of a training case)."""
+    from structrom.rom.loading import loading_from_dict
+
+    if lifting is None:
+        return loading
+    given = set(lifting.match(loading_from_dict(dict(loading))).values())
+    missing = [name for name in lifting.sets if name not in given]
+    if not missing:
+        return loading
+    return dict(loading, displacement={**(loading.get("displacement") or {}), **{name: 0.0 for name in missing}})
 
 
 def hifi_base_config(model_path: str | Path, config: str | Path | None = None):
@@ -191,9 +217,10 @@ def enrich(model_path: str | Path, loadings: list[tuple[str, dict]], solver, com
     def read_head():  # rank 0: the model (its mesh stays there) and the screened loadings
         nonlocal head
         head = model_file.load(model_path, mesh=True)
-        return head.version, screen(model_path, loadings)
+        screened = screen(model_path, loadings)
+        return head.version, screened, {s.name: hifi_loading(head.lifting, s.loading) for s in screened if s.flagged}
 
-    version, screened = on_root(comm, read_head)
+    version, screened, hf_loadings = on_root(comm, read_head)
     mesh = head.mesh if head is not None else None
     seconds["online screening"] = time.perf_counter() - t0
     cpu["online screening"] = time.process_time() - c0
@@ -211,7 +238,7 @@ def enrich(model_path: str | Path, loadings: list[tuple[str, dict]], solver, com
     for s in flagged:
         output = (work / f"{s.name}.h5").resolve()
         say(f"enrich: HF solve of {s.name} (indicator {s.indicator:.3e}) -> {output}")
-        failure = _hf_solve(solver, comm, s.name, s.loading, output)
+        failure = _hf_solve(solver, comm, s.name, hf_loadings[s.name], output)
         if failure is None:
             case = None
             if rank == 0:

@@ -93,6 +93,36 @@ def unit_fields(cases: list[TrainingCase]) -> list[UnitField]:
     return out
 
 
+def model_unit_fields(fields: list[dict], dirichlet: list[dict], case: TrainingCase) -> list[UnitField]:
+    """A model's unit fields (its ``/lifting`` ``fields``; ``dirichlet``: its Dirichlet specifications, the
+    model file's ``dirichlet`` attribute) located in the specifications of a new training ``case`` (enrichment:
+    the fields are kept, only their amplitudes are the case's). Raises :class:`SnapshotError` naming the case
+    when its Dirichlet specifications (node sets and components, in order) differ from the model's, or when it
+    prescribes a nonzero displacement on a (set, component) the model does not lift."""
+    def layout(specs):
+        return [(str(d["node_set"]), tuple(c if isinstance(c, int) else AXES.index(c) for c in d["components"]))
+                for d in specs]
+
+    ours = layout(dirichlet)
+    theirs = [(d.node_set, tuple(int(c) for c in d.components)) for d in case.loading.displacements]
+    if theirs != ours:
+        raise SnapshotError(f"{case.path}: Dirichlet specifications {theirs} differ from the model's {ours}: "
+                            "enrichment needs HF solves of the model's own problem (same prescribed and fixed sets)")
+    out = []
+    for f in fields:
+        comps = tuple(int(c) for c in f["components"])
+        out.append(UnitField(f["name"], f["node_set"], comps, int(f["component"]), ours.index((f["node_set"], comps))))
+    lifted = {f.spec for f in out}
+    for k, d in enumerate(case.loading.displacements):
+        if k not in lifted and _nonzero(d):
+            raise SnapshotError(
+                f"{case.path}: prescribes a nonzero displacement on node set {d.node_set!r} (components "
+                f"{[AXES[int(c)] for c in d.components]}), which the model does not lift (its prescribed sets: "
+                f"{sorted({f.name for f in out}) or 'none'}); enrichment keeps the model's prescribed sets: rebuild "
+                "with `structrom offline` to add one")
+    return out
+
+
 def amplitudes(fields: list[UnitField], loading: Loading, times: np.ndarray) -> np.ndarray:
     """``(len(times), n_fields)``: ``b_j(t) = value x amplitude(t)`` of each field's specification."""
     out = np.zeros((len(times), len(fields)))
@@ -181,7 +211,8 @@ def elastic_extensions(comm, mesh, materials: list[tuple[str | None, Constitutiv
 @dataclass
 class OfflineLifting:
     """The lifting during the offline stage, on one rank: unit fields ``G`` ``(n_dofs, n_G)`` (full, the same
-    on every rank) and their strains at this rank's integration points ``eps`` ``(n_loc_points, 6, n_G)``."""
+    on every rank; in enrichment only this rank's rows, :meth:`at_rows`) and their strains at this rank's
+    integration points ``eps`` ``(n_loc_points, 6, n_G)``."""
 
     fields: list[UnitField]
     G: np.ndarray
@@ -198,6 +229,17 @@ class OfflineLifting:
         for d in cases[0].loading.displacements:
             dirichlet[(3 * mesh.node_set(d.node_set)[:, None] + np.asarray(d.components, int)).ravel()] = True
         return cls(fields, G, eps, dirichlet)
+
+    @classmethod
+    def at_rows(cls, fields: list[UnitField], G_rows: np.ndarray, disc, rows: np.ndarray, mesh,
+                specs) -> "OfflineLifting":
+        """The lifting on this rank's dofs ``rows`` only (enrichment: the unit fields ``G_rows`` ``(len(rows), n_G)``
+        read from the model file): its arrays are indexed by positions in ``rows`` (pass
+        ``np.arange(len(rows))`` as the methods' ``rows``). ``specs``: the Dirichlet specifications
+        (``ImposedDisplacement``) of a case."""
+        eps = (disc.strain_operator()[:, rows] @ G_rows).reshape(disc.n_points, 6, len(fields))
+        fixed = [(3 * mesh.node_set(d.node_set)[:, None] + np.asarray(d.components, int)).ravel() for d in specs]
+        return cls(fields, G_rows, eps, np.isin(rows, np.concatenate(fixed) if fixed else np.zeros(0, int)))
 
     def __bool__(self) -> bool:
         return bool(self.fields)

@@ -8,6 +8,7 @@ implementation); :func:`reduced_model_data` adds the reduced loads and assembles
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import h5py
@@ -136,33 +137,42 @@ def reduced_point_data(comm: MPI.Comm, disc: Discretization, gidx: np.ndarray, m
 
 def reduced_model_data(comm: MPI.Comm, dist: Distribution, modes_local: np.ndarray, points: np.ndarray,
                        weights: np.ndarray, duals: dict[str, ReducedDuals], *, surfaces: list[str],
-                       centrifugal_axis, gravity: bool, base: model_file.ReducedModelData
+                       centrifugal_axis, gravity: bool, base: model_file.ReducedModelData, lifting=None
                        ) -> tuple[model_file.ReducedModelData | None, np.ndarray | None, dict | None]:
     """The model at reduced ``points`` ``(n_rp,)`` with ``weights`` for the modes ``modes_local``
     ``(n_rows, N)`` and the ``duals``; other fields (units, materials, schema, indicator settings,
-    provenance, versions) copied from ``base``. Returns ``(data, full modes (n_dofs, N), full dual
-    bases)`` on rank 0, ``(None, None, None)`` elsewhere. Collective."""
-    mesh, disc, regions = dist.mesh, dist.disc, dist.regions
+    provenance, versions) copied from ``base``. ``lifting``: the prescribed displacements'
+    :class:`~structrom.rom.offline.lifting.OfflineLifting` on this rank's rows
+    (:meth:`~structrom.rom.offline.lifting.OfflineLifting.at_rows`), or None: the model's ``lifting`` then has
+    their strains at the points and their reaction loads (its ``validation`` is set by the caller). Returns
+    ``(data, full modes (n_dofs, N), full dual bases)`` on rank 0, ``(None, None, None)`` elsewhere.
+    Collective; every rank works on its rows only (unit loads and modes)."""
+    mesh, disc, regions, rows = dist.mesh, dist.disc, dist.regions, dist.rows
     n_modes = modes_local.shape[1]
-    phi = np.zeros((mesh.n_dofs, n_modes))
-    phi[dist.rows] = modes_local
-    eps = (disc.strain_operator() @ phi).reshape(disc.n_points, 6, n_modes)
+    eps = (disc.strain_operator()[:, rows] @ modes_local).reshape(disc.n_points, 6, n_modes)
+    extra = {"lifting": lifting.eps} if lifting else None
     at = reduced_point_data(comm, disc, dist.gidx, regions.index, eps, points,
-                            {k: (v.modes, v.components) for k, v in duals.items()})
+                            {k: (v.modes, v.components) for k, v in duals.items()}, extra=extra)
     del eps
-    pressure = {s: comm.allreduce(phi.T @ disc.pressure_force(mesh.surface_set(s), 1.0)) for s in surfaces}
+    # unit loads at this rank's rows (a rank's elements load only its rows; summed over ranks below)
+    unit: dict = {"pressure": {s: disc.pressure_force(mesh.surface_set(s), 1.0)[rows] for s in surfaces},
+                  "traction": {}, "force": {}, "centrifugal": None, "gravity": None}
     density = np.zeros(disc.n_points)
     for law, pts in zip(regions.laws, regions.points):
         density[pts] = law.density
-    centrifugal = None
     if centrifugal_axis is not None:
-        centrifugal = comm.allreduce(phi.T @ disc.centrifugal_force(density, 1.0, np.array(centrifugal_axis[0]),
-                                                                   np.array(centrifugal_axis[1])))
-    grav = np.stack([comm.allreduce(phi.T @ disc.body_force(e, density)) for e in np.eye(3)], axis=1) \
-        if gravity else None
-    full_modes = gather_rows_to_root(comm, dist.rows, modes_local, mesh.n_dofs)
+        unit["centrifugal"] = disc.centrifugal_force(density, 1.0, np.array(centrifugal_axis[0]),
+                                                     np.array(centrifugal_axis[1]))[rows]
+    if gravity:
+        unit["gravity"] = np.stack([disc.body_force(e, density)[rows] for e in np.eye(3)], axis=1)
+    pressure = {s: comm.allreduce(modes_local.T @ f) for s, f in unit["pressure"].items()}
+    centrifugal = None if unit["centrifugal"] is None else comm.allreduce(modes_local.T @ unit["centrifugal"])
+    grav = None if unit["gravity"] is None else comm.allreduce(modes_local.T @ unit["gravity"])
+    reaction_loads = lifting.reaction_loads(comm, unit, np.arange(len(rows))) if lifting else None
+    full_modes = gather_rows_to_root(comm, rows, modes_local, mesh.n_dofs)
     full_duals = {k: gather_rows_to_root(comm, dist.dual_rows(v.components), v.modes, dist.n_points * v.components)
                   for k, v in duals.items()}
+    full_lift = gather_rows_to_root(comm, rows, lifting.G, mesh.n_dofs) if lifting else None
     if comm.Get_rank() != 0:
         return None, None, None
     interp = at["interpolation"]
@@ -177,4 +187,7 @@ def reduced_model_data(comm: MPI.Comm, dist: Distribution, modes_local: np.ndarr
         pressure=pressure, centrifugal=centrifugal, centrifugal_axis=centrifugal_axis, gravity=grav,
         duals=dual_bases, indicator_quantity=base.indicator_quantity, indicator_tolerance=base.indicator_tolerance,
         indicator_reference=base.indicator_reference, versions=list(base.versions))
+    if lifting:
+        data.lifting = dataclasses.replace(lifting, G=full_lift).model_data(at["extra"]["lifting"], None,
+                                                                              reaction_loads)
     return data, full_modes, full_duals

@@ -51,30 +51,35 @@ def recalibrate_indicator(data: ReducedModelData, new_values: np.ndarray) -> dic
 
 def held_out_cases(comm: MPI.Comm, old: ReducedModelData, cases: list, modes_rows: np.ndarray,
                    dual_modes: dict[str, np.ndarray], snapshots: np.ndarray, mass, point_weights: np.ndarray,
-                   new_values: dict[str, np.ndarray], log=lambda *a: None) -> list[dict]:
+                   new_values: dict[str, np.ndarray], log=lambda *a: None,
+                   lift_rows: np.ndarray | None = None) -> list[dict]:
     """Calibration samples (:func:`~structrom.rom.offline.calibration.case_record`) of the new ``cases``
     under the model ``old`` (the version before enrichment; the same on every rank), collective.
 
     ``modes_rows`` ``(n_rows_local, N)`` and ``dual_modes`` quantity -> ``(n_loc * c, m)``: ``old``'s bases
     at this rank's dofs / points; ``snapshots`` ``(n_rows_local, n_snap)``: the new HF displacements (the
     cases' increments one after the other); ``new_values`` quantity -> ``(n_loc * c, n_snap)``: the laws
-    replayed on them. A case the old model cannot solve online gives no samples (logged)."""
+    replayed on them; ``lift_rows`` ``(n_rows_local, n_G)``: the unit fields of the prescribed displacements at
+    this rank's dofs (None without them), so that the reduced displacement is ``Phi q + G b`` with the
+    amplitudes ``b`` of the online solve, against the total snapshots, as the leave-one-out calibration measures
+    it. A case the old model cannot solve online gives no samples (logged)."""
     refs = old.calibration.references
     duals = list(old.duals)
     out, start = [], 0
     for case in cases:
         cols = slice(start, start + len(case.times))
         start += len(case.times)
-        answer = reduced_answer(old, case.loading, duals) if comm.Get_rank() == 0 else None
+        answer = reduced_answer(old, case.loading, duals, lifting=lift_rows is not None) \
+            if comm.Get_rank() == 0 else None
         answer = comm.bcast(answer, root=0)
         if isinstance(answer, str):
             log(f"recalibration: {case.path.stem}: the model before enrichment cannot solve it ({answer}); no "
                 "calibration samples from it")
             continue
-        q, betas, table = answer
+        q, betas, table = answer[:3]
         values = {k: (new_values[k][:, cols], old.duals[k].components) for k in duals}
         e = held_out_errors(comm, modes_rows, q, snapshots[:, cols], mass, dual_modes, betas, values, point_weights,
-                            refs)
+                            refs, lifting=None if lift_rows is None else (lift_rows, answer[3]))
         rec = case_record(case.path.stem, table, {qn: e.get(qn, np.zeros(len(table))) for qn in QUANTITIES})
         rec["held_out_by"] = f"version {old.version}"
         out.append(rec)

@@ -19,6 +19,15 @@ training cases; collective over the ranks, distributed as the offline stage (ele
    bases; the indicator recalibrated (:mod:`structrom.rom.offline.recalibrate`: the Gappy reference norm,
    and for calibrated models the component scales and the factors refitted with the new loadings'
    held-out samples).
+
+Prescribed displacements (a ``/lifting``, :mod:`structrom.rom.lifting`): the unit fields ``G_j`` are kept (the
+new cases must have the model's Dirichlet specifications and prescribe nonzero values only on its lifted sets:
+:func:`~structrom.rom.offline.lifting.model_unit_fields`), every rank reading its rows of them. As in the offline
+stage, step 1 works on the homogeneous parts ``u - sum_j b_j G_j`` of the new snapshots (zero on the Dirichlet
+dofs), step 2 replays the laws on ``h + sum_j b_j G_j``, step 3's integrand has the unit fields' strains
+appended (the reactions' volume terms ``eps(G_j) : sigma``), and step 4 gives the lifting its strains at the new
+reduced and validation points and the reaction loads ``G_j^T f``; the held-out samples compare ``Phi q + G b``
+with the total snapshots.
 """
 from __future__ import annotations
 
@@ -36,6 +45,7 @@ from structrom.rom.offline.config import OfflineConfig
 from structrom.rom.offline.operators import Distribution, ReducedDuals, distribute, local_at, read_rows, \
     reduced_model_data
 from structrom.rom.offline.cubature import dual_points
+from structrom.rom.offline.lifting import OfflineLifting, displacement_schema, model_unit_fields
 from structrom.rom.offline.pipeline import loading_schema
 from structrom.rom.offline.recalibrate import carry_calibration, held_out_cases, recalibrate_indicator, \
     rescaled_references
@@ -104,24 +114,28 @@ def _check_materials(data: model_file.ReducedModelData, case: TrainingCase) -> l
 
 
 def _updated_validation(comm: MPI.Comm, dist: Distribution, old: ValidationSet | None, points: np.ndarray,
-                        eps_modes: np.ndarray, duals: dict[str, ReducedDuals], G: np.ndarray) -> ValidationSet | None:
+                        eps_modes: np.ndarray, duals: dict[str, ReducedDuals], G: np.ndarray, lift: OfflineLifting
+                        ) -> tuple[ValidationSet | None, np.ndarray | None]:
     """The model's validation points for the updated bases (collective; the set on rank 0, None elsewhere):
     strains of the new modes ``eps_modes`` ``(n_loc, 6, N)`` and rows of the new Gappy bases there, weights
     refitted on the new integrand ``G`` (:func:`~structrom.rom.offline.validation.validation_weights`).
-    Points the new reduced set took (new cubature or dual Q-DEIM points) leave the validation set."""
+    Points the new reduced set took (new cubature or dual Q-DEIM points) leave the validation set. Also
+    returned: the strains of the prescribed displacements' unit fields there ``(n_val, 6, n_G)`` (None
+    without them)."""
     if old is None:
-        return None
+        return None, None
     keep = ~np.isin(old.point, points)
     pts = old.point[keep]
     integrator = gather_at_points(comm, dist.gidx, eps_modes, pts)
+    val_lift = gather_at_points(comm, dist.gidx, lift.eps, pts) if lift else None
     rows = {k: gather_at_points(comm, dist.gidx, v.modes.reshape(dist.disc.n_points, v.components, -1), pts)
             for k, v in duals.items() if k in old.duals}
     weights = validation_weights(comm, dist.gidx, dist.disc.point_weights, G, pts)
     if comm.Get_rank() != 0:
-        return None
+        return None, None
     return ValidationSet(point=pts, integrator=integrator, weights=weights, material=old.material[keep],
                          interpolation=sp.csr_matrix(old.interpolation)[keep],
-                         duals={k: v.reshape(len(pts) * v.shape[1], -1) for k, v in rows.items()})
+                         duals={k: v.reshape(len(pts) * v.shape[1], -1) for k, v in rows.items()}), val_lift
 
 
 def _attach_validation(new: model_file.ReducedModelData, validation: ValidationSet,
@@ -154,10 +168,7 @@ def update_model(path, cases: list[TrainingCase], comm: MPI.Comm, log=lambda *a:
             head = model_file.load(path, mesh=True)
             for c in cases:
                 _check_materials(head, c)
-            if head.lifting is not None:
-                raise model_file.ModelFileError(
-                    f"{path}: the model prescribes displacements ({[f['name'] for f in head.lifting.fields]}): "
-                    "enrichment does not update a lifting yet; rebuild it with `structrom offline` on all snapshots")
+                model_unit_fields(head.lifting.fields if head.lifting else [], head.dirichlet, c)
             if "stress" not in head.duals:
                 raise model_file.ModelFileError(
                     f"{path}: no stress Gappy basis: enrichment represents the old stress snapshots by it (rebuild "
@@ -178,30 +189,45 @@ def update_model(path, cases: list[TrainingCase], comm: MPI.Comm, log=lambda *a:
     prov = data.provenance if isinstance(data.provenance, dict) else {}
     dist: Distribution = distribute(mesh, _check_materials(data, cases[0]), comm)
     disc = dist.disc
+    fields = model_unit_fields(data.lifting.fields if data.lifting else [], data.dirichlet, cases[0])
     with h5py.File(path, "r") as f:
         modes_old = read_rows(f["modes/full"], dist.rows)
         duals_old = {k: read_rows(f[f"dual/{k}/basis"], dist.dual_rows(v.components)) for k, v in data.duals.items()}
+        G_rows = read_rows(f["lifting/full"], dist.rows) if fields else np.zeros((len(dist.rows), 0))
+    # the prescribed displacements' unit fields at this rank's rows (arrays indexed by position in dist.rows)
+    lift = OfflineLifting.at_rows(fields, G_rows, disc, dist.rows, mesh, cases[0].loading.displacements)
+    here = np.arange(len(dist.rows))
     stats["read"] = time.perf_counter() - t0
 
-    # 1. displacement basis
+    # 1. displacement basis: the homogeneous parts u - G b of the new snapshots, as the offline stage
     t0 = time.perf_counter()
     snapshots = np.concatenate([c.displacements(dist.nodes).reshape(len(c.times), -1).T for c in cases], axis=1)
+    homogeneous = lift.homogeneous(snapshots.copy(), cases, here)
     pod_prov = prov.get("pod", {})
     energy = _old_energy(data.singular_values, pod_prov.get("total_energy"), pod_prov.get("relative_energy_error"))
-    pod_u = update_pod(comm, modes_old, data.singular_values, energy, snapshots, weight_local=dist.mass,
+    pod_u = update_pod(comm, modes_old, data.singular_values, energy, homogeneous, weight_local=dist.mass,
                        tolerance=settings.pod.tolerance, max_modes=settings.pod.max_modes, global_rows=dist.rows)
     stats["modes"] = [len(data.singular_values), pod_u.n_modes]
     stats["displacement update"] = time.perf_counter() - t0
 
     # 2. replay and Gappy bases
     t0 = time.perf_counter()
-    stress, p = [], []
-    for c in cases:
-        rep = replay(disc, dist.regions, c.loading, c.displacements(), mesh.points)
+    stress, p, back = [], [], []
+    start = 0
+    for c in cases:  # on the prescribed values exactly (the homogeneous part is zero on the Dirichlet dofs)
+        cols = slice(start, start + len(c.times))
+        start += len(c.times)
+        rep = replay(disc, dist.regions, c.loading, lift.total(homogeneous[:, cols], c, here).T, mesh.points,
+                     rows=dist.rows)
         stress.append(rep.stress)
         p.append(rep.cumulated_plastic_strain)
+        back.append(rep.back_stress)
+    del homogeneous
     new_values = {"stress": np.concatenate(stress, axis=0).transpose(1, 2, 0).reshape(disc.n_points * 6, -1),
                   "cumulated_plastic_strain": np.concatenate(p, axis=0).T}
+    if back[0] is not None:  # laws with kinematic hardening: point-major rows like the stress
+        new_values["back_stress"] = np.concatenate(back, axis=0).transpose(1, 2, 0).reshape(disc.n_points * 6, -1)
+    del back
     dual_energy = prov.get("dual_energy", {})
     duals: dict[str, ReducedDuals] = {}
     for name, old in data.duals.items():
@@ -223,7 +249,7 @@ def update_model(path, cases: list[TrainingCase], comm: MPI.Comm, log=lambda *a:
     if data.calibration is not None:  # samples of the new cases under the current version (recalibrate.py)
         t0 = time.perf_counter()
         held_out = held_out_cases(comm, data, cases, modes_old, duals_old, snapshots, dist.mass, disc.point_weights,
-                                  new_values, log)
+                                  new_values, log, lift_rows=lift.G if lift else None)
         stats["held-out samples"] = time.perf_counter() - t0
     del snapshots
 
@@ -232,7 +258,8 @@ def update_model(path, cases: list[TrainingCase], comm: MPI.Comm, log=lambda *a:
     n_modes = pod_u.n_modes
     eps_modes = (disc.strain_operator()[:, dist.rows] @ pod_u.modes_local).reshape(disc.n_points, 6, n_modes)
     s = duals["stress"]
-    G = integrand_rows(eps_modes, s.modes.reshape(disc.n_points, 6, -1) * s.singular_values)
+    # with prescribed displacements, the reactions' volume terms eps(G_j) : sigma too (as the offline stage)
+    G = integrand_rows(lift.integrand_modes(eps_modes), s.modes.reshape(disc.n_points, 6, -1) * s.singular_values)
     n_rows = len(G)
     if n_rows > settings.ecm.max_rows:
         G = compress_rows(comm, G, settings.ecm.row_tolerance or settings.ecm.tolerance / 10).compressed_local
@@ -254,12 +281,12 @@ def update_model(path, cases: list[TrainingCase], comm: MPI.Comm, log=lambda *a:
     surfaces = sorted(set(data.pressure) | {s for c in cases for s in c.loading.pressures})
     new, full_modes, full_duals = reduced_model_data(
         comm, dist, pod_u.modes_local, points, weights, duals, surfaces=surfaces,
-        centrifugal_axis=data.centrifugal_axis, gravity=data.gravity is not None, base=data)
+        centrifugal_axis=data.centrifugal_axis, gravity=data.gravity is not None, base=data, lifting=lift or None)
     q, c_q = data.indicator_quantity, data.duals[data.indicator_quantity].components
     which, loc = local_at(dist.gidx, points)
     vals = new_values[q].reshape(disc.n_points, c_q, -1)[loc]
     gathered = comm.gather((which, vals), root=0)
-    validation = _updated_validation(comm, dist, data.validation, points, eps_modes, duals, G)
+    validation, val_lift = _updated_validation(comm, dist, data.validation, points, eps_modes, duals, G, lift)
     stats["operators"] = time.perf_counter() - t0
     if rank != 0:
         return None
@@ -268,7 +295,10 @@ def update_model(path, cases: list[TrainingCase], comm: MPI.Comm, log=lambda *a:
         at_points[w] = v
     calibration = recalibrate_indicator(new, at_points.reshape(len(points) * c_q, -1).T)
     new.singular_values = pod_u.singular_values
-    new.loading_schema = _merge_ranges(data.loading_schema, loading_schema(cases))
+    schema = loading_schema(cases)
+    if fields:  # the ranges of the model's prescribed sets (named as the model names them)
+        schema.update(displacement_schema(fields, cases))
+    new.loading_schema = _merge_ranges(data.loading_schema, schema)
     new.provenance = dict(prov, pod={"modes": n_modes, "relative_energy_error": pod_u.relative_energy_error(),
                                      "total_energy": float(pod_u.total_energy)},
                           dual_energy={k: v.total_energy for k, v in duals.items()},
@@ -279,6 +309,8 @@ def update_model(path, cases: list[TrainingCase], comm: MPI.Comm, log=lambda *a:
                           indicator_calibration=calibration)
     if validation is not None:
         _attach_validation(new, validation, data, mesh)
+        if new.lifting is not None:
+            new.lifting.validation = val_lift
     if data.calibration is not None:
         new.calibration = carry_calibration(data.calibration, held_out, [c.loading for c in cases],
                                             new.loading_schema, data.version + 1,
