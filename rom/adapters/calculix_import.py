@@ -278,9 +278,11 @@ def _force_sets(runs: list[ImportedRun], times: list[np.ndarray], model: list[np
     return sets
 
 
-def _parameters(runs: list[ImportedRun], per_run: list[dict], csv_path: Path | None) -> dict:
+def _parameters(runs: list[ImportedRun], per_run: list[dict], csv_path: Path | None,
+                per_run_bc: list[list[dict]] | None = None) -> dict:
     """Parameter values per run: the CSV's columns (first column: the run name), or the inputs that
-    differ between runs (peak pressure per surface, min/max temperature, peak omega, gravity, end time)."""
+    differ between runs (peak pressure per surface, min/max temperature, min/max value of each prescribed
+    set's displacement, peak omega, gravity, end time)."""
     if csv_path is not None:
         try:
             with open(csv_path, newline="") as f:
@@ -305,7 +307,7 @@ def _parameters(runs: list[ImportedRun], per_run: list[dict], csv_path: Path | N
             raise CalculixError(f"{csv_path}: no line for run(s) {missing} (first column: the run name = deck file stem)")
         return {"source": str(csv_path), "values": {r.name: values[r.name] for r in runs}}
     per: list[dict[str, float]] = []
-    for d, r in zip(per_run, runs):
+    for d, r, bcs in zip(per_run, runs, per_run_bc or [[] for _ in runs]):
         c: dict[str, float] = {}
         for s, table in d.get("pressure", {}).items():
             v = np.asarray(table)[:, 1]
@@ -314,6 +316,9 @@ def _parameters(runs: list[ImportedRun], per_run: list[dict], csv_path: Path | N
             v = np.asarray(table)[:, 1:]
             c.update({f"force.{s}.{x}": float(v[np.argmax(np.abs(v[:, k])), k]) for k, x in enumerate("xyz")})
             c[f"force.{s}.magnitude"] = float(np.linalg.norm(v, axis=1).max())
+        for bc in bcs:  # the extremes of each prescribed displacement (both: a cycle has a range and a ratio)
+            v = np.asarray(bc["amplitude"])[:, 1] * bc["value"]
+            c[f"displacement.{bc['node_set']}.min"], c[f"displacement.{bc['node_set']}.max"] = float(v.min()), float(v.max())
         temp = d["temperature_values"]
         c["temperature.min"], c["temperature.max"] = float(temp.min()), float(temp.max())
         if "centrifugal" in d:
@@ -415,7 +420,7 @@ def import_calculix(base: str | os.PathLike, runs: list[tuple[str, Path, list[Pa
             solver={"name": "calculix", "imported_from": [str(p.resolve()) for p in run.results],
                     "deck": str(run.deck.path.resolve())})
         snapshots.append(path)
-    params = _parameters(imported, per_run, Path(parameters) if parameters is not None else None)
+    params = _parameters(imported, per_run, Path(parameters) if parameters is not None else None, per_run_bc)
     names = sorted({k for v in params["values"].values() for k in v})
     params["ranges"] = {k: [min(v[k] for v in params["values"].values()), max(v[k] for v in params["values"].values())]
                         for k in names}
