@@ -217,6 +217,8 @@ def test_ansys_import_with_archive_pressures(tmp_path, monkeypatch, capsys):
     assert f"pressures {{'PRESSURE_1': " in capsys.readouterr().out
     assert main(args + ["--cdb", str(cdb1), "--cdb", str(cdb2), "--cdb", str(cdb2)]) == 2
     assert "structrom: error: --cdb: 3 archives for 2 result files" in capsys.readouterr().err
+    with pytest.raises(AnsysError, match=r"r1.rst: no nodal forces \(F\), no pressures and uniform temperatures"):
+        ansys_import.import_ansys([tmp_path / "r1.rst"], tmp_path / "o4", cdb=[EXAMPLES / "HexBeam.cdb"])
     res._resultheader["ls_table"] = np.array([[1, 1, 1], [2, 1, 2]])
     with pytest.raises(AnsysError, match=r"r1.rst: 2 load steps: the pressures of .*r1.cdb are one load state"):
         ansys_import.import_ansys([tmp_path / "r1.rst", tmp_path / "r2.rst"], tmp_path / "o3", cdb=[cdb1, cdb2])

@@ -116,11 +116,10 @@ def _pressure_groups(runs, paths, cdb) -> tuple[dict[str, np.ndarray], list[dict
             raise AnsysError(f"{path}: {int(steps.reshape(-1, 3)[:, 0].max())} load steps: the pressures of {c} are "
                              "one load state; import runs of one load step when they carry pressures")
         per_run.append(p)
-    keys = np.unique(np.concatenate([p.faces for p in per_run]), axis=0)
-    table = np.zeros((len(keys), len(per_run)))
-    for j, p in enumerate(per_run):
-        if len(p.faces):
-            table[_row_index(keys, p.faces), j] = p.values
+    keys, inverse = np.unique(np.concatenate([p.faces for p in per_run]), axis=0, return_inverse=True)
+    run_of = np.repeat(np.arange(len(per_run)), [len(p.faces) for p in per_run])
+    table = np.zeros((len(keys), len(per_run)))  # value of each loaded face (row) in each run (column)
+    table[inverse.reshape(-1), run_of] = np.concatenate([p.values for p in per_run])
     loaded = np.any(table != 0.0, axis=1)
     keys, table = keys[loaded], table[loaded]
     surfaces, amplitudes = {}, [{} for _ in per_run]
@@ -134,12 +133,6 @@ def _pressure_groups(runs, paths, cdb) -> tuple[dict[str, np.ndarray], list[dict
             if table[first[g], j] != 0.0:
                 amplitudes[j][name] = (float(table[first[g], j]), p.ramped)
     return surfaces, amplitudes
-
-
-def _row_index(keys: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Positions in the sorted unique ``keys`` ``(n, 2)`` of ``rows`` ``(m, 2)`` (all present)."""
-    code = lambda a: a[:, 0] * 64 + a[:, 1]  # noqa: E731 -- local faces < 64
-    return np.searchsorted(code(keys), code(rows))
 
 
 def import_ansys(results: list[str | os.PathLike], out: str | os.PathLike, *, material: dict | None = None,
