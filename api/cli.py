@@ -215,14 +215,15 @@ def _import_ansys(args: argparse.Namespace, units: dict | None) -> int:
     try:
         from structrom.rom.adapters.ansys_import import import_ansys
 
-        family = import_ansys(args.inputs, args.out, material=material, fixed=fixed, units=units, log=print)
+        family = import_ansys(args.inputs, args.out, material=material, fixed=fixed, units=units, cdb=args.cdb,
+                              log=print)
     except (AnsysError, ImportError, ValueError) as exc:
         for line in str(exc).splitlines():
             print(f"structrom: error: {line}", file=sys.stderr)
         return 2
     ranges = ", ".join(f"{k} in [{lo:g}, {hi:g}]" for k, (lo, hi) in family["ranges"].items()) or "none"
     print(f"imported {len(family['runs'])} result files into {args.out}: parameters {ranges}; fixed "
-          f"{family['fixed']}; forces {family['forces']}")
+          f"{family['fixed']}; forces {family['forces']}; pressures {family['pressures']}")
     print(f"next: structrom offline {Path(args.out) / 'offline.toml'}")
     return 0
 
@@ -237,6 +238,9 @@ def _add_import_parser(sub) -> None:
     p.add_argument("--material", help="ansys: TOML law table (default: the isotropic elastic material of the .rst)")
     p.add_argument("--fixed", action="append", metavar="NAME:XYZ",
                    help="ansys: a node component and its fixed directions (default: the .rst's D records)")
+    p.add_argument("--cdb", action="append", metavar="RUN.cdb",
+                   help="ansys: the run's archive (CDWRITE) whose SFE/SFEBLOCK pressures the run carries; one per "
+                        ".rst in the same order, or one for all runs")
     p.add_argument("--parameters", help="CSV 'run,<parameter>,...' (default: detected from the runs' decks)")
     p.add_argument("--out", required=True, help="output directory (mesh.inp, train/*.h5, offline.toml, family.json)")
     p.add_argument("--units", help="units of the decks, e.g. 'length=mm,force=N,stress=MPa,mass=t' (default SI)")

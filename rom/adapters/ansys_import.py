@@ -11,13 +11,19 @@ constraints (``D``) and nodal forces (``F``) of every set. What the file does no
 * ``fixed``: ``{node component: "XYZ"}`` when the file has no constraint records.
 
 Refused by name: non-static analyses (modal, harmonic, transient...; header ``kan``), large deflection
-(``NLGEOM``), non-zero prescribed displacements, result files without any load (no ``F`` record and
-uniform temperatures), meshes that differ between the files. Surface loads (``SF`` pressures) are not in
-the ``.rst`` records the reader exposes: a run with pressures must give them as nodal forces.
+(``NLGEOM``), non-zero prescribed displacements, result files without any load (no ``F`` record, no
+pressure and uniform temperatures), meshes that differ between the files.
 
-Output (as :mod:`.calculix_import`): ``mesh.inp`` (with ``FIXED_<XYZ>`` and ``FORCE_<k>`` node sets),
-``train/<name>.h5``, ``offline.toml`` and ``family.json`` (parameters: the peak force components and
-temperature extremes that differ between the runs, with ranges).
+Pressures: the ``.rst`` records the reader exposes hold no surface loads; they come from the run's archive
+(``cdb``: one ``.cdb`` per run, or one for all runs), its ``SFE``/``SFEBLOCK`` ``PRES`` loads
+(:func:`~.ansys_pressure.read_cdb_pressures`) being the values at the end of the run's single load step,
+ramped from 0 at time 0 (``KBC,1`` in the archive: stepped). Faces loaded alike in every run (same value
+per run) form one surface ``PRESSURE_<k>``. A run with several load steps and pressures is refused (one
+archive holds one load state).
+
+Output (as :mod:`.calculix_import`): ``mesh.inp`` (with ``FIXED_<XYZ>`` and ``FORCE_<k>`` node sets and
+``PRESSURE_<k>`` surfaces), ``train/<name>.h5``, ``offline.toml`` and ``family.json`` (parameters: the peak
+force components, peak pressures and temperature extremes that differ between the runs, with ranges).
 """
 from __future__ import annotations
 
@@ -86,8 +92,52 @@ def _material(res, path: Path) -> dict:
     return law
 
 
+def _pressure_groups(runs, paths, cdb) -> tuple[dict[str, np.ndarray], list[dict[str, tuple[float, bool]]]]:
+    """Surfaces ``PRESSURE_<k>`` ``(n_faces, 2)`` of the faces loaded alike in every run, and per run
+    ``{surface: (value, ramped)}`` (absent: not loaded in that run)."""
+    from .ansys_pressure import read_cdb_pressures
+
+    if not cdb:
+        return {}, [{} for _ in runs]
+    cdb = [Path(c) for c in cdb]
+    if len(cdb) not in (1, len(paths)):
+        raise AnsysError(f"--cdb: {len(cdb)} archives for {len(paths)} result files: give one archive per result "
+                         "file (in the same order) or one for all")
+    cdb = cdb * len(paths) if len(cdb) == 1 else cdb
+    read = {}
+    per_run = []
+    base = runs[0][0]  # the mesh written (the runs' meshes are checked equal)
+    for (_, res), path, c in zip(runs, paths, cdb):
+        if c not in read:
+            read[c] = read_cdb_pressures(c, base.mesh, base.node_ids, base.element_ids)
+        p = read[c]
+        steps = np.asarray((getattr(res, "_resultheader", {}) or {}).get("ls_table", np.zeros((0, 3))))
+        if len(p.values) and steps.size and int(steps.reshape(-1, 3)[:, 0].max()) > 1:
+            raise AnsysError(f"{path}: {int(steps.reshape(-1, 3)[:, 0].max())} load steps: the pressures of {c} are "
+                             "one load state; import runs of one load step when they carry pressures")
+        per_run.append(p)
+    keys, inverse = np.unique(np.concatenate([p.faces for p in per_run]), axis=0, return_inverse=True)
+    run_of = np.repeat(np.arange(len(per_run)), [len(p.faces) for p in per_run])
+    table = np.zeros((len(keys), len(per_run)))  # value of each loaded face (row) in each run (column)
+    table[inverse.reshape(-1), run_of] = np.concatenate([p.values for p in per_run])
+    loaded = np.any(table != 0.0, axis=1)
+    keys, table = keys[loaded], table[loaded]
+    surfaces, amplitudes = {}, [{} for _ in per_run]
+    if not len(keys):
+        return surfaces, amplitudes
+    _, first, inverse = np.unique(table, axis=0, return_index=True, return_inverse=True)
+    for g in np.argsort(first):  # surfaces numbered in face order
+        name = f"PRESSURE_{len(surfaces) + 1}"
+        surfaces[name] = keys[inverse.reshape(-1) == g]
+        for j, p in enumerate(per_run):
+            if table[first[g], j] != 0.0:
+                amplitudes[j][name] = (float(table[first[g], j]), p.ramped)
+    return surfaces, amplitudes
+
+
 def import_ansys(results: list[str | os.PathLike], out: str | os.PathLike, *, material: dict | None = None,
-                 fixed: dict[str, str] | None = None, units: dict | None = None, log=lambda msg: None):
+                 fixed: dict[str, str] | None = None, units: dict | None = None,
+                 cdb: list[str | os.PathLike] | None = None, log=lambda msg: None):
     """Import Ansys static result files (one per training loading) into training cases in ``out`` (module
     docstring). Returns the family dict written to ``family.json``. Raises :class:`AnsysError` naming the
     file and what cannot be imported."""
@@ -158,9 +208,11 @@ def import_ansys(results: list[str | os.PathLike], out: str | os.PathLike, *, ma
     if not fixed_mask.any():
         raise AnsysError(f"{paths[0]}: no constraint (D) records: give the fixed node components with --fixed "
                          "NAME:XYZ")
-    if all(not f.any() for f in forces) and all(np.all(t == t[0, 0]) for t in temps):
-        raise AnsysError(f"{paths[0]}: no nodal forces (F) and uniform temperatures in every run: no loading to "
-                         "learn (surface loads SF are not in the .rst records the reader exposes; apply them as F)")
+    surfaces, pressures = _pressure_groups(runs, paths, cdb)
+    if not surfaces and all(not f.any() for f in forces) and all(np.all(t == t[0, 0]) for t in temps):
+        raise AnsysError(f"{paths[0]}: no nodal forces (F), no pressures and uniform temperatures in every run: no "
+                         "loading to learn (pressures are not in the .rst records the reader exposes: give each "
+                         "run's archive with its SFE loads, --cdb RUN.cdb)")
     out = Path(out)
     (out / "train").mkdir(parents=True, exist_ok=True)
     code = fixed_mask @ np.array([1, 2, 4])
@@ -173,6 +225,7 @@ def import_ansys(results: list[str | os.PathLike], out: str | os.PathLike, *, ma
     groups = group_nodes_by_history(forces, n)
     for g, (nodes, _) in enumerate(groups):
         mesh.node_sets[f"FORCE_{g + 1}"] = nodes
+    mesh.surface_sets.update(surfaces)
     mesh_file = out / "mesh.inp"
     write_mesh_inp(mesh_file, mesh, all_nset=None, all_elset=None)
     disc = Discretization(mesh)
@@ -185,7 +238,9 @@ def import_ansys(results: list[str | os.PathLike], out: str | os.PathLike, *, ma
                  for g, (_, vec) in enumerate(groups) if vec[i] is not None}
         temperature = (UniformTemperature(0.0, Amplitude(times, temp[:, 0].copy())) if np.all(temp == temp[:, :1])
                        else NodalTemperature(times, temp))
-        loading = Loading(times, temperature, forces=loads)
+        ramp = {True: times / times[-1], False: np.r_[0.0, np.ones(len(times) - 1)]}
+        surface_loads = {s: Amplitude(times, value * ramp[ramped]) for s, (value, ramped) in pressures[i].items()}
+        loading = Loading(times, temperature, pressures=surface_loads, forces=loads)
         name = path.stem if path.stem not in values else f"{path.stem}_{i}"
         snapshots.append(write_training_snapshot(
             out / "train" / f"{name}.h5", mesh, mesh_file, disc, materials=[(None, law)], boundary=boundary,
@@ -193,6 +248,7 @@ def import_ansys(results: list[str | os.PathLike], out: str | os.PathLike, *, ma
             solver={"name": "ansys", "imported_from": [str(path.resolve())]}))
         v = {f"force.{s}.{x}": float(a.values[np.argmax(np.abs(a.values))])
              for s, vec in loads.items() for x, a in zip("xyz", vec.components)}
+        v.update({f"pressure.{s}": value for s, (value, _) in pressures[i].items()})
         v.update({"temperature.min": float(temp.min()), "temperature.max": float(temp.max())})
         values[name] = v
         log(f"  {name}: {len(r.times)} result sets to t = {r.times[-1]:g}")
@@ -202,7 +258,8 @@ def import_ansys(results: list[str | os.PathLike], out: str | os.PathLike, *, ma
     family = {"source": "detected (inputs that differ between the runs)", "runs": list(values),
               "values": {r: {k: v.get(k, 0.0) for k in ranges} for r, v in values.items()}, "ranges": ranges,
               "material": law, "fixed": {b["node_set"]: len(mesh.node_sets[b["node_set"]]) for b in boundary},
-              "forces": {f"FORCE_{g + 1}": len(nodes) for g, (nodes, _) in enumerate(groups)}}
+              "forces": {f"FORCE_{g + 1}": len(nodes) for g, (nodes, _) in enumerate(groups)},
+              "pressures": {s: len(faces) for s, faces in surfaces.items()}}
     atomic_write_text(out / "family.json", json.dumps(family, indent=1))
     write_toml(out / "offline.toml", imported_offline_config(law.get("type") != "linear_elastic"),
                f"written by structrom import ansys from {len(paths)} result files")
