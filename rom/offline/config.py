@@ -15,8 +15,10 @@ Example::
 
     [ecm]
     tolerance = 1e-4                       # relative ||G w - G w_FE||
-    max_rows = 500                         # compress the integrand rows above this count (POD of G G^T)
+    max_rows = 8192                        # compress the integrand rows above this count (POD of G G^T)
     max_gram_rows = 8192                   # above: randomized range finder (no rows x rows array per rank)
+    selection = "block"                    # block (up to block_size points per score product) | greedy
+    block_size = 16
 
     [indicator]
     quantity = "cumulated_plastic_strain"
@@ -83,12 +85,21 @@ class ECMConfig(Strict):
     row_tolerance: float | None = Field(None, gt=0, lt=1)
     #: Integrand rows (modes x snapshots) above which the rows are compressed first (POD of G G^T).
     #: Uncompressed, the selection and weights are the same for any rank count to round-off; compressed,
-    #: the weights agree to about 1e-7 across rank counts.
-    max_rows: int = Field(500, ge=1)
+    #: the weights agree to about 1e-7 across rank counts. The compression (Gram n_points R^2 plus the
+    #: projection n_points R r) costs more than the block ECM saves on its score products when the rank r is
+    #: not much below R (35k-dof plate: 1976 -> 1462 rows, 18 s of compression against an 18 s ECM, see
+    #: docs/benchmarks.md), so by default only integrands above 8,192 rows are compressed (randomized, see
+    #: max_gram_rows); lower it to save memory (the integrand is R x points doubles per rank uncompressed).
+    max_rows: int = Field(8192, ge=1)
     #: Integrand rows up to which the compression diagonalizes the Allreduced G G^T on every rank (two
     #: rows^2 arrays per rank); above, a randomized range finder (structrom.rom.row_sketch) with no such array.
     max_gram_rows: int = Field(8192, ge=1)
     max_points: int | None = Field(None, ge=1)
+    #: Selection rule (structrom.rom.reduced_quadrature.empirical_cubature): "block" takes up to
+    #: ``block_size`` points per product G^T r (each the best of a pool of candidates against the updated
+    #: residual); "greedy" one point per product (the rule of Hernandez et al. 2017, the slower reference).
+    selection: Literal["block", "greedy"] = "block"
+    block_size: int = Field(16, ge=1)
 
 
 class IndicatorConfig(Strict):
