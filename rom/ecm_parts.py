@@ -211,29 +211,21 @@ class _ColumnQR:
         return x
 
 
-def _pool(comm: MPI.Comm, score: np.ndarray, gpts: np.ndarray, point: int, band: float,
-          size: int) -> tuple[np.ndarray, float]:
-    """The block rule's candidate pool: ``(points (<= size,), s_out)``, ``point`` (the greedy choice) first, then
-    the best other candidates of all ranks by score (positive scores only; scores on a grid of ``band``, ties
-    to the lowest global point number, so that the pool does not depend on the rank count), and ``s_out``, an
-    upper bound of the score of every candidate left out of the pool. One allgather of ``size + 1`` triples."""
-    if size <= 1:
-        return np.array([point], dtype=np.int64), np.inf
-    m = size + 1
+def _pool(comm: MPI.Comm, score: np.ndarray, gpts: np.ndarray, band: float, size: int) -> np.ndarray:
+    """The block rule's candidate pool: the global numbers of the (at most ``size``) best candidates of all ranks
+    by ``score`` ``(n_local,)`` (scores above ``band`` only, on a grid of ``band``, ties to the lowest global point
+    number, so that the pool does not depend on the rank count), best first. One allgather of ``size`` pairs."""
+    m = size
     ok = np.flatnonzero(score > band)
     if len(ok) > m:
         kth = np.partition(score[ok], len(ok) - m)[len(ok) - m]
         ok = ok[score[ok] >= kth - band]
     key = np.floor(score[ok] / band)
     top = ok[np.lexsort((gpts[ok], -key))][:m]
-    mine = np.stack([key[np.searchsorted(ok, top)] if len(top) else np.zeros(0), gpts[top].astype(float),
-                     score[top]])
+    mine = np.stack([key[np.searchsorted(ok, top)] if len(top) else np.zeros(0), gpts[top].astype(float)])
     allv = np.concatenate(comm.allgather(mine), axis=1) if comm.Get_size() > 1 else mine
     allv = allv[:, np.lexsort((allv[1], -allv[0]))]
-    others = allv[:, allv[1] != point]
-    pool = np.concatenate([[point], others[1, :size - 1]]).astype(np.int64)
-    rest = others[2, size - 1:]
-    return pool, (float(rest.max()) + band if rest.size else -np.inf)
+    return allv[1, :size].astype(np.int64)
 
 
 def _columns(comm: MPI.Comm, G: np.ndarray, gpts: np.ndarray, points: np.ndarray, c: float | None,

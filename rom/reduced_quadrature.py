@@ -31,21 +31,20 @@ constant row's integral weighs as much as all other rows together)::
 
 Selection rules (``selection``). "greedy" is the loop above: one product ``G^T r`` over all points (memory
 bound: ``n_rows x n_local`` doubles read per rank) per selected point. "block" (the default) takes up to
-``block_size`` points per product: the product ranks all candidates; the greedy choice ``k*`` (above, with its tie
-rule) and the next ``POOL_FACTOR block_size - 1`` best-scoring candidates of all ranks form a pool whose columns
-travel at once (scores on a grid of ``1e-8 ||r||``, ties to the lowest global point number: the pool does not
-depend on the rank count); then, point after point, the residual of the unconstrained least squares is updated
-exactly (``r <- r - q (q . r)``, ``q`` the new orthonormal direction of the QR) and the pool is rescored against
-it (``O(n_rows)`` per pool column); the pool's best (same tie rule) joins while its normalized correlation with
-the residual is at least ``block_correlation`` times the one ``k*`` had with the residual of the product (a point
-whose column is nearly in the span of the selected ones scores low and is not taken); after the block, one
-positive least squares (removals as above). So the rule is deterministic and rank-count independent like the
-greedy one, the stopping test and the error guarantee are unchanged (the loop ends only when the positive
-weights' residual meets the tolerance), and the first point of every block is the greedy choice. When the pool's
-best beats ``s_out + ||r - r_0||`` (``s_out`` a bound of the scores outside the pool at the product's residual
-``r_0``), it is provably the point a new product would pick (counted in ``extra["n_certified"]``). Measured on
-the plate's internal forces (docs/benchmarks.md): 10x fewer products, about as many points (906 against 915)
-at the same residual.
+``block_size`` points per product: the product ranks all candidates (in single precision with ``screening=
+"float32"``, the default: half the memory traffic, from a ``float32`` copy of ``G``); the ``POOL_FACTOR
+block_size`` best-scoring candidates of all ranks form a pool whose columns travel at once (scores on a grid of
+``1e-8 ||r||``, ties to the lowest global point number: the pool does not depend on the rank count) and are
+rescored exactly; the pool's best (the greedy choice ``k*``, same tie rule) is taken first; then, point after
+point, the residual of the unconstrained least squares is updated exactly (``r <- r - q (q . r)``, ``q`` the new
+orthonormal direction of the QR), the pool is rescored against it (``O(n_rows)`` per pool column) and its best
+(same tie rule) joins while its normalized correlation with the residual is at least ``block_correlation`` times
+the one ``k*`` had with the residual of the product (a point whose column is nearly in the span of the selected
+ones scores low and is not taken); after the block, one positive least squares (removals as above). So the rule
+is deterministic and rank-count independent like the greedy one, and the stopping test and the error guarantee
+are unchanged: the loop ends only when the positive weights' residual meets the tolerance. Measured on the
+plate's internal forces (docs/benchmarks.md, "Offline stage: block selection rule"): 10x fewer products, about
+as many points (906 against 915) at the same residual, test errors within 3 % of the greedy rule's.
 
 In exact arithmetic the residual decreases strictly at every selection (the previous weights plus a
 small positive weight on a positively correlated point do better), so the greedy loop terminates;
@@ -114,8 +113,8 @@ class ReducedQuadrature:
     ``history``: ``(n_selections,)`` that relative residual after each selection;
     ``volume_error``: ``|sum w - V| / V``; ``tolerance``: the requested tolerance;
     ``converged``: False when ``max_points`` stopped the loop before the tolerance was met;
-    ``extra``: counters (``n_selections``, ``n_dropped``, ``n_removals``, ``n_scorings``: products ``G^T r``,
-    ``n_certified``: block selections proven equal to the greedy choice) and the ``selection`` rule.
+    ``extra``: counters (``n_selections``, ``n_dropped``, ``n_removals``, ``n_scorings``: products ``G^T r``),
+    the ``selection`` rule, ``block_size`` and the score products' ``screening`` precision.
     """
 
     points: np.ndarray
@@ -189,6 +188,7 @@ def empirical_cubature(
     selection: str = "block",
     block_size: int = BLOCK_SIZE,
     block_correlation: float = BLOCK_CORRELATION,
+    screening: str = "float32",
 ) -> ReducedQuadrature:
     """ECM reduced quadrature of distributed integrands (collective over ``comm``).
 
@@ -200,8 +200,10 @@ def empirical_cubature(
     See the module docstring for the algorithm. ``selection``: ``"block"`` (default: up to ``block_size``
     points per product ``G^T r``, each the best of a pool against the updated residual while it correlates at
     least ``block_correlation`` times as well as the product's best) or ``"greedy"`` (one point per product, the
-    reference rule; ``"block"`` with ``block_size=1`` is the same). Returns a :class:`ReducedQuadrature`,
-    identical on every rank.
+    reference rule; ``"block"`` with ``block_size=1`` is the same); ``screening``: precision of the block rule's
+    score products, ``"float32"`` (a single-precision copy of ``G``, half the size of ``G``: twice less memory
+    traffic per product; the pool is rescored exactly) or ``"float64"`` (no copy). Returns a
+    :class:`ReducedQuadrature`, identical on every rank.
 
     Warm start (``initial_points``, e.g. the rule of a reduced model whose integrand has grown): the
     initial columns are factorized at once (an independent subset, found by a column-pivoted QR) and get
@@ -210,7 +212,8 @@ def empirical_cubature(
     first, in the given order, with weight 0 where left out.
 
     Memory: besides ``G_local`` (read only, never copied: the reproducible sums scale it by row blocks),
-    ``O(n_rows + n_local)`` per rank plus the QR of the selected columns ``O(n_rows k)``.
+    ``O(n_rows + n_local)`` per rank plus the QR of the selected columns ``O(n_rows k)``, and with the block
+    rule's ``screening="float32"`` a single-precision copy of ``G_local`` (half its bytes).
     ``log``: rank 0's progress lines (every 100 selections or 30 s: points, residual, elapsed time,
     estimated time left); a tqdm bar on stderr besides (:mod:`structrom.rom.progress`).
 
@@ -224,6 +227,9 @@ def empirical_cubature(
         raise ECMError(f"block_size must be a positive integer (points per score product), got {block_size!r}")
     if not (isinstance(block_correlation, (int, float, np.floating)) and 0.0 < float(block_correlation) <= 1.0):
         raise ECMError(f"block_correlation must be in (0, 1], got {block_correlation!r}")
+    if screening not in ("float32", "float64"):
+        raise ECMError(f"screening must be 'float32' or 'float64' (precision of the block rule's score products), "
+                       f"got {screening!r}")
     block = 1 if selection == "greedy" else int(block_size)
     pool_size = 1 if block == 1 else POOL_FACTOR * block
     G, w_fe, gpts = _validate(comm, G_local, w_fe_local, global_points_local, tolerance, max_points)
@@ -306,7 +312,9 @@ def empirical_cubature(
                 r = b - qr.A[:, :qr.k] @ alpha_n
                 history.append(float(np.linalg.norm(r[:n_rows]) / norm_b))
                 converged = bool(np.linalg.norm(r) <= target)
-    it = n_scorings = n_certified = 0
+    it = n_scorings = 0
+    # the block rule's single-precision copy of G for the score products (half the memory traffic of G)
+    G32 = G.astype(np.float32) if block > 1 and screening == "float32" else None
     progress = _ECMProgress(comm.Get_rank() == 0, float(tolerance), log)
     order = np.argsort(gpts)
 
@@ -385,33 +393,43 @@ def empirical_cubature(
             raise ECMError(f"ECM did not converge in {max_iter} selections: relative residual {r_norm / norm_b:.3g} "
                            f"> tolerance {tolerance:.3g} with {len(selected)} points; the tolerance is likely below "
                            "the reachable (round-off) level, raise it")
-        # -- global argmax of the normalized positive correlation, ties -> lowest global point number
+        # -- the normalized positive correlations of all candidates (one product G^T r)
         n_scorings += 1
         band = SCORE_TIE_RTOL * r_norm
+        stagnated = (f"ECM stagnated: no remaining point correlates positively with the residual (relative "
+                     f"residual {r_norm / norm_b:.3g} > tolerance {tolerance:.3g}, {len(selected)} points); the "
+                     "tolerance is below the reachable (round-off) level")
         if n_local:
-            score = (G.T @ r[:n_rows] + (c * r[n_rows] if include_constant else 0.0))
+            if G32 is not None:  # screening in single precision: the pool is rescored exactly below
+                score = (G32.T @ r[:n_rows].astype(np.float32)).astype(float)
+            else:
+                score = G.T @ r[:n_rows]
+            score += c * r[n_rows] if include_constant else 0.0
             score = np.where(candidate, score / np.where(candidate, col_norm, 1.0), -np.inf)
-            local_max = float(score.max())
         else:
             score = np.zeros(0)
-            local_max = -np.inf
-        best = float(comm.allreduce(local_max, op=MPI.MAX))
-        if not best > band:
-            raise ECMError(f"ECM stagnated: no remaining point correlates positively with the residual "
-                           f"(relative residual {r_norm / norm_b:.3g} > tolerance {tolerance:.3g}, "
-                           f"{len(selected)} points); the tolerance is below the reachable (round-off) level")
-        big = np.iinfo(np.int64).max
-        ties = score >= best - band
-        local_pt = int(gpts[ties].min()) if np.any(ties) else big
-        point = int(comm.allreduce(local_pt, op=MPI.MIN))
-        # -- the pool: this point, then (block rule) the next best candidates; their columns travel to every rank
-        pool, s_out = _pool(comm, score, gpts, point, band, pool_size)
+        if block == 1:  # greedy: the global argmax, ties -> lowest global point number; its column travels
+            best = float(comm.allreduce(float(score.max()) if n_local else -np.inf, op=MPI.MAX))
+            if not best > band:
+                raise ECMError(stagnated)
+            ties = score >= best - band
+            local_pt = int(gpts[ties].min()) if np.any(ties) else np.iinfo(np.int64).max
+            pool = np.array([int(comm.allreduce(local_pt, op=MPI.MIN))], dtype=np.int64)
+        else:  # block: the best candidates of all ranks; their columns travel at once
+            pool = _pool(comm, score, gpts, band, pool_size)
+            if not len(pool):
+                raise ECMError(stagnated)
         cols = _columns(comm, G, gpts, pool, c if include_constant else None, order, initial=False)
-        pool_norm = np.linalg.norm(cols, axis=0)
-        V = cols / pool_norm
+        V = cols / np.linalg.norm(cols, axis=0)
         active = np.ones(len(pool), dtype=bool)
-        r0, cos0 = r, best / r_norm
-        j, taken = 0, 0
+        j, taken, cos0 = 0, 0, 1.0
+        if block > 1:  # the first point: the pool's best, rescored exactly (the greedy choice, same tie rule)
+            s = V.T @ r
+            s_best = float(s.max())
+            if not s_best > band:
+                raise ECMError(stagnated)
+            tied = np.flatnonzero(s >= s_best - band)
+            j, cos0 = int(tied[np.argmin(pool[tied])]), s_best / r_norm
         while True:
             it += 1
             active[j] = False
@@ -421,17 +439,13 @@ def empirical_cubature(
             if converged or taken >= block or len(selected) >= limit or not active.any() or it >= max_iter:
                 break
             # -- next point of the block: the pool's best against the new residual, if it still correlates
-            #    nearly as well as the first did (exactly the greedy choice when "certified")
+            #    nearly as well as the first did
             r_norm_j = float(np.linalg.norm(r))
             s = np.where(active, V.T @ r, -np.inf)
             s_best = float(s.max())
             band_j = SCORE_TIE_RTOL * r_norm_j
-            if not s_best > band_j:
+            if not (s_best > band_j and s_best >= block_correlation * cos0 * r_norm_j):
                 break
-            certified = s_best - band_j > s_out + float(np.linalg.norm(r - r0))
-            if not (certified or s_best >= block_correlation * cos0 * r_norm_j):
-                break
-            n_certified += int(certified)
             tied = np.flatnonzero(s >= s_best - band_j)
             j = int(tied[np.argmin(pool[tied])])
         if block > 1 and taken:  # one positive least squares for the block's points
@@ -452,5 +466,5 @@ def empirical_cubature(
         tolerance=float(tolerance), converged=converged,
         extra={"n_selections": it, "n_dropped": n_dropped, "n_removals": n_nnls, "volume": volume,
                "n_total_points": n_total, "n_initial": len(initial), "n_scorings": n_scorings,
-               "n_certified": n_certified, "selection": selection, "block_size": block},
+               "selection": selection, "block_size": block, "screening": "float32" if G32 is not None else "float64"},
     )

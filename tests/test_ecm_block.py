@@ -81,6 +81,19 @@ def test_block_rule_is_deterministic_and_independent_of_the_column_order(fe_inte
     assert np.allclose(q.weights, qp.weights, rtol=1e-9, atol=0)
 
 
+def test_single_precision_screening_keeps_the_guarantee(fe_integrand):
+    # the float32 products only rank the candidates; the pool is rescored and weighted in double precision, so
+    # the rule meets the tolerance either way and picks about the same number of points
+    disc, G = fe_integrand
+    gp = np.arange(disc.n_points)
+    runs = {p: empirical_cubature(SELF, G, disc.point_weights, gp, tolerance=1e-6, screening=p)
+            for p in ("float32", "float64")}
+    for p, q in runs.items():
+        err = np.linalg.norm(G @ (q.local_weights(gp) - disc.point_weights)) / np.linalg.norm(G @ disc.point_weights)
+        assert q.converged and err <= 1e-6 * (1 + 1e-8) and np.all(q.weights > 0) and q.extra["screening"] == p
+    assert abs(runs["float32"].n_points - runs["float64"].n_points) <= 0.05 * runs["float64"].n_points
+
+
 def test_block_of_one_is_the_greedy_rule(fe_integrand):
     disc, G = fe_integrand
     gp = np.arange(disc.n_points)
@@ -98,3 +111,5 @@ def test_block_keywords_are_checked():
         empirical_cubature(SELF, G, w, np.arange(5), block_size=0)
     with pytest.raises(ECMError, match="block_correlation"):
         empirical_cubature(SELF, G, w, np.arange(5), block_correlation=1.5)
+    with pytest.raises(ECMError, match="screening"):
+        empirical_cubature(SELF, G, w, np.arange(5), screening="float16")

@@ -19,6 +19,7 @@ Example::
     max_gram_rows = 8192                   # above: randomized range finder (no rows x rows array per rank)
     selection = "block"                    # block (up to block_size points per score product) | greedy
     block_size = 16
+    screening = "float32"                  # block rule's score products: float32 (a half-size copy) | float64
 
     [indicator]
     quantity = "cumulated_plastic_strain"
@@ -100,6 +101,9 @@ class ECMConfig(Strict):
     #: residual); "greedy" one point per product (the rule of Hernandez et al. 2017, the slower reference).
     selection: Literal["block", "greedy"] = "block"
     block_size: int = Field(16, ge=1)
+    #: Precision of the block rule's score products: "float32" (a single-precision copy of the integrand, half
+    #: its memory, for half the memory traffic per product; the candidates are rescored exactly) or "float64".
+    screening: Literal["float32", "float64"] = "float32"
 
 
 class IndicatorConfig(Strict):

@@ -217,7 +217,7 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     t_ecm = time.perf_counter()
     quad = empirical_cubature(comm, G, disc.point_weights, gidx, tolerance=cfg.ecm.tolerance,
                               max_points=cfg.ecm.max_points, log=say, selection=cfg.ecm.selection,
-                              block_size=cfg.ecm.block_size)
+                              block_size=cfg.ecm.block_size, screening=cfg.ecm.screening)
     ecm_seconds = time.perf_counter() - t_ecm  # the selection loop alone (the stage adds the integrand's rows)
     extra = [dual_points(comm, v[0], v[3], v[2]) for v in duals.values()]
     extra = np.setdiff1d(np.unique(np.concatenate(extra)) if extra else np.zeros(0, np.int64), quad.points)
