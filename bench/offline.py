@@ -232,7 +232,8 @@ def main() -> int:
             " --ranks " + " ".join(map(str, args.ranks)) + (f" --baseline-code {args.baseline_code}" if args.baseline_code else "") + \
             (" --ecm-rules " + " ".join(args.ecm_rules) if args.ecm_rules else "") + \
             (" --ecm " + " ".join(args.ecm) if args.ecm else "") + (" --test-errors" if args.test_errors else "")
-        write_section("Offline stage", f"## Offline stage\n\n`{cmd} --append-docs` ({time.strftime('%Y-%m-%d')}, "
+        title = "Offline stage: ECM selection rules" if args.ecm_rules else "Offline stage"
+        write_section(title, f"## {title}\n\n`{cmd} --append-docs` ({time.strftime('%Y-%m-%d')}, "
                       f"commit {commit}, 2 cores)\n\n{text}\n")
     return 0
 
