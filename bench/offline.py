@@ -51,7 +51,7 @@ def env(code: Path | None = None) -> dict:
                 PYTHONPATH=os.pathsep.join(path + [str(ROOT), os.environ.get("PYTHONPATH", "")]))
 
 
-def test_errors(model_path: Path, directory: Path) -> dict:
+def loading_errors(model_path: Path, directory: Path) -> dict:
     """Mean and max over the test loadings of the relative space-time L2 errors of u, stress and p."""
     from structrom.rom.hifi.config import load_config
     from structrom.rom.online import ReducedModel
@@ -93,12 +93,13 @@ def run_offline(directory: Path, ranks: int, code: Path | None = None, settings:
             n_points = int(f["dual/cumulated_plastic_strain/basis"].shape[0]) if "cumulated_plastic_strain" in duals \
                 else None
             points, weights = f["reduced/point"][()], f["reduced/weights"][()]
-        errs = test_errors(Path(tmp) / "bench_model.h5", directory) if errors else None
+        errs = loading_errors(Path(tmp) / "bench_model.h5", directory) if errors else None
     n_snap = sum(s["increments"] for s in prov["snapshots"])
     ecm = prov["ecm"]
     label = ", ".join(v.strip('"') if k == "selection" else f"{k}={v}" for k, v in (settings or {}).items())
     return {"code": ("baseline" if code is not None else "this") + (f" ({label})" if label else ""),
-            "ecm_seconds": ecm.get("seconds"), "scorings": ecm.get("scorings"), "test_errors": errs, "dofs": n_dofs, "ranks": ranks, "wall": wall,
+            "ecm_seconds": ecm.get("seconds"), "scorings": ecm.get("scorings"), "test_errors": errs,
+            "dofs": n_dofs, "ranks": ranks, "wall": wall,
             "stages": prov["stages"], "modes": prov["pod"]["modes"], "points": ecm["points"], "snapshots": n_snap,
             "integration_points": n_points, "dual_modes": duals,
             "rows": ecm.get("integrand_rows", prov["pod"]["modes"] * n_snap),
@@ -168,6 +169,7 @@ def main() -> int:
     parser.add_argument("--append-docs", action="store_true")
     args = parser.parse_args()
     extra = dict(kv.split("=", 1) for kv in args.ecm)
+
     def rule(spec: str) -> dict:
         name, *kv = spec.split(",")
         if name not in ("greedy", "block"):
