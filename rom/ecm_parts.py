@@ -211,21 +211,31 @@ class _ColumnQR:
         return x
 
 
-def _pool(comm: MPI.Comm, score: np.ndarray, gpts: np.ndarray, band: float, size: int) -> np.ndarray:
+def _pool(comm: MPI.Comm, score: np.ndarray, gpts: np.ndarray, floor: float, band: float, size: int) -> np.ndarray:
     """The block rule's candidate pool: the global numbers of the (at most ``size``) best candidates of all ranks
-    by ``score`` ``(n_local,)`` (scores above ``band`` only, on a grid of ``band``, ties to the lowest global point
-    number, so that the pool does not depend on the rank count), best first. One allgather of ``size`` pairs."""
-    m = size
-    ok = np.flatnonzero(score > band)
-    if len(ok) > m:
-        kth = np.partition(score[ok], len(ok) - m)[len(ok) - m]
-        ok = ok[score[ok] >= kth - band]
-    key = np.floor(score[ok] / band)
-    top = ok[np.lexsort((gpts[ok], -key))][:m]
-    mine = np.stack([key[np.searchsorted(ok, top)] if len(top) else np.zeros(0), gpts[top].astype(float)])
+    by ``score`` ``(n_local,)`` (scores above ``floor`` only), best first. Scores within ``band`` of a group's
+    best form one group, ordered by global point number, and the pool ends with a whole group (it may exceed
+    ``size`` by the last group's length), so that near-equal scores (symmetric points, rounding that depends on
+    the rank count) give the same pool for any number of ranks, closed under the symmetries of the mesh. One
+    allgather (each rank sends its ``size`` best and whatever is within ``2 band`` of them: all that can be in
+    the pool)."""
+    ok = np.flatnonzero(score > floor)
+    if len(ok) > size:
+        kth = np.partition(score[ok], len(ok) - size)[len(ok) - size]
+        ok = ok[score[ok] >= kth - 2 * band]
+    mine = np.stack([score[ok], gpts[ok].astype(float)])
     allv = np.concatenate(comm.allgather(mine), axis=1) if comm.Get_size() > 1 else mine
     allv = allv[:, np.lexsort((allv[1], -allv[0]))]
-    return allv[1, :size].astype(np.int64)
+    group = np.zeros(allv.shape[1], dtype=np.int64)  # a new group where the score drops band below its first
+    first = allv[0, 0] if allv.shape[1] else 0.0
+    for i in range(1, allv.shape[1]):  # a few hundred candidates at most
+        if allv[0, i] < first - band:
+            group[i], first = group[i - 1] + 1, allv[0, i]
+        else:
+            group[i] = group[i - 1]
+    order = np.lexsort((allv[1], group))
+    n = int(np.searchsorted(group[order], group[order][size - 1], side="right")) if len(order) > size else len(order)
+    return allv[1, order[:n]].astype(np.int64)
 
 
 def _columns(comm: MPI.Comm, G: np.ndarray, gpts: np.ndarray, points: np.ndarray, c: float | None,

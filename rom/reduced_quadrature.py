@@ -30,12 +30,12 @@ constant row's integral weighs as much as all other rows together)::
           constant row, |sum w - V| <= tolerance V),  or |z| == max_points
 
 Selection rules (``selection``). "greedy" is the loop above: one product ``G^T r`` over all points (memory
-bound: ``n_rows x n_local`` doubles read per rank) per selected point. "block" (the default) takes up to
+bound: ``n_rows x n_local`` doubles read per rank) per selected point (the default). "block" takes up to
 ``block_size`` points per product: the product ranks all candidates (in single precision with ``screening=
 "float32"``, the default: half the memory traffic, from a ``float32`` copy of ``G``); the ``POOL_FACTOR
-block_size`` best-scoring candidates of all ranks form a pool whose columns travel at once (scores on a grid of
-``1e-8 ||r||``, ties to the lowest global point number: the pool does not depend on the rank count) and are
-rescored exactly; the pool's best (the greedy choice ``k*``, same tie rule) is taken first; then, point after
+block_size`` best-scoring candidates of all ranks form a pool whose columns travel at once (scores within
+``1e-5 ||r||`` of a group's best tie, lowest global point numbers first: the pool does not depend on the rank
+count) and are rescored exactly; the pool's best (the greedy choice ``k*``, same tie rule) is taken first; then, point after
 point, the residual of the unconstrained least squares is updated exactly (``r <- r - q (q . r)``, ``q`` the new
 orthonormal direction of the QR), the pool is rescored against it (``O(n_rows)`` per pool column) and its best
 (same tie rule) joins while its normalized correlation with the residual is at least ``block_correlation`` times
@@ -94,13 +94,17 @@ ROUNDOFF_FACTOR = 4.0
 
 #: Selection rules of :func:`empirical_cubature`: "greedy" (one point per score product, Hernandez et al.
 #: 2017) and "block" (up to ``block_size`` points per score product, see the module docstring).
-SELECTIONS = ("block", "greedy")
+SELECTIONS = ("greedy", "block")
 #: Block rule: at most this many points per score product ...
 BLOCK_SIZE = 16
 #: ... taken from a pool of the POOL_FACTOR x BLOCK_SIZE best-scoring candidates (their columns travel at once) ...
 POOL_FACTOR = 4
 #: ... while the pool's best correlates with the current residual at least this fraction of the first's.
 BLOCK_CORRELATION = 0.5
+#: Block rule's pool: scores within ``POOL_TIE_RTOL * ||r||`` of a group's best tie (lowest global point numbers
+#: first; the pool ends with a whole group). Wider than the single-precision rounding of the screening products;
+#: the candidates are then taken by their exact scores with the greedy rule's ties (SCORE_TIE_RTOL).
+POOL_TIE_RTOL = 1e-5
 
 
 @dataclass
@@ -185,7 +189,7 @@ def empirical_cubature(
     include_constant: bool = True,
     initial_points: np.ndarray | None = None,
     log: Callable[[str], None] | None = None,
-    selection: str = "block",
+    selection: str = "greedy",
     block_size: int = BLOCK_SIZE,
     block_correlation: float = BLOCK_CORRELATION,
     screening: str = "float32",
@@ -197,10 +201,10 @@ def empirical_cubature(
     global point numbers (over all ranks). ``tolerance`` in (0, 1): relative quadrature error
     ``||G w - G w_FE|| / ||G w_FE||`` to reach (with ``include_constant`` also ``|sum w - V| / V``);
     ``max_points``: stop after this many points even if the tolerance is not met (``converged`` False).
-    See the module docstring for the algorithm. ``selection``: ``"block"`` (default: up to ``block_size``
-    points per product ``G^T r``, each the best of a pool against the updated residual while it correlates at
-    least ``block_correlation`` times as well as the product's best) or ``"greedy"`` (one point per product, the
-    reference rule; ``"block"`` with ``block_size=1`` is the same); ``screening``: precision of the block rule's
+    See the module docstring for the algorithm. ``selection``: ``"greedy"`` (default: one point per product
+    ``G^T r``, the reference rule) or ``"block"`` (up to ``block_size`` points per product, each the best of a
+    pool against the updated residual while it correlates at least ``block_correlation`` times as well as the
+    product's best; with ``block_size=1`` the greedy rule); ``screening``: precision of the block rule's
     score products, ``"float32"`` (a single-precision copy of ``G``, half the size of ``G``: twice less memory
     traffic per product; the pool is rescored exactly) or ``"float64"`` (no copy). Returns a
     :class:`ReducedQuadrature`, identical on every rank.
@@ -416,7 +420,7 @@ def empirical_cubature(
             local_pt = int(gpts[ties].min()) if np.any(ties) else np.iinfo(np.int64).max
             pool = np.array([int(comm.allreduce(local_pt, op=MPI.MIN))], dtype=np.int64)
         else:  # block: the best candidates of all ranks; their columns travel at once
-            pool = _pool(comm, score, gpts, band, pool_size)
+            pool = _pool(comm, score, gpts, band, POOL_TIE_RTOL * r_norm, pool_size)
             if not len(pool):
                 raise ECMError(stagnated)
         cols = _columns(comm, G, gpts, pool, c if include_constant else None, order, initial=False)

@@ -74,9 +74,9 @@ def test_block_rule_meets_the_tolerance_with_positive_weights_and_fewer_products
 def test_block_rule_is_deterministic_and_independent_of_the_column_order(fe_integrand):
     disc, G = fe_integrand
     gp = 7 * np.arange(disc.n_points) + 3  # global numbers, not local indices
-    q = empirical_cubature(SELF, G, disc.point_weights, gp, tolerance=1e-5)
+    q = empirical_cubature(SELF, G, disc.point_weights, gp, tolerance=1e-5, selection="block")
     perm = np.random.default_rng(1).permutation(disc.n_points)
-    qp = empirical_cubature(SELF, G[:, perm], disc.point_weights[perm], gp[perm], tolerance=1e-5)
+    qp = empirical_cubature(SELF, G[:, perm], disc.point_weights[perm], gp[perm], tolerance=1e-5, selection="block")
     assert np.array_equal(q.points, qp.points)
     assert np.allclose(q.weights, qp.weights, rtol=1e-9, atol=0)
 
@@ -86,7 +86,7 @@ def test_single_precision_screening_keeps_the_guarantee(fe_integrand):
     # the rule meets the tolerance either way and picks about the same number of points
     disc, G = fe_integrand
     gp = np.arange(disc.n_points)
-    runs = {p: empirical_cubature(SELF, G, disc.point_weights, gp, tolerance=1e-6, screening=p)
+    runs = {p: empirical_cubature(SELF, G, disc.point_weights, gp, tolerance=1e-6, selection="block", screening=p)
             for p in ("float32", "float64")}
     for p, q in runs.items():
         err = np.linalg.norm(G @ (q.local_weights(gp) - disc.point_weights)) / np.linalg.norm(G @ disc.point_weights)
@@ -108,7 +108,7 @@ def test_block_keywords_are_checked():
     with pytest.raises(ECMError, match="selection"):
         empirical_cubature(SELF, G, w, np.arange(5), selection="fast")
     with pytest.raises(ECMError, match="block_size"):
-        empirical_cubature(SELF, G, w, np.arange(5), block_size=0)
+        empirical_cubature(SELF, G, w, np.arange(5), selection="block", block_size=0)
     with pytest.raises(ECMError, match="block_correlation"):
         empirical_cubature(SELF, G, w, np.arange(5), block_correlation=1.5)
     with pytest.raises(ECMError, match="screening"):

@@ -134,7 +134,7 @@ def _fold_points(td: TrainingData, keep: np.ndarray, eps: np.ndarray, dual_modes
         quad = cubature(comm, eps, stress, td.disc.point_weights, td.gidx, tolerance=td.ecm["tolerance"],
                         row_tolerance=td.ecm["row_tolerance"], max_rows=td.ecm["max_rows"],
                         max_gram_rows=td.ecm.get("max_gram_rows", 8192),
-                        max_points=td.ecm["max_points"], selection=td.ecm.get("selection", "block"),
+                        max_points=td.ecm["max_points"], selection=td.ecm.get("selection", "greedy"),
                         block_size=td.ecm.get("block_size", 16),
                         screening=td.ecm.get("screening", "float32")).quadrature
     except ECMError as exc:

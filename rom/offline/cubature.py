@@ -87,7 +87,7 @@ def integrand_matrix(comm, eps_modes: np.ndarray, stress: np.ndarray, max_rows: 
 
 def cubature(comm, eps_modes: np.ndarray, stress: np.ndarray, point_weights: np.ndarray, gidx: np.ndarray, *,
              tolerance: float, row_tolerance: float, max_rows: int, max_points: int | None,
-             max_gram_rows: int = MAX_GRAM_ROWS, log=None, selection: str = "block",
+             max_gram_rows: int = MAX_GRAM_ROWS, log=None, selection: str = "greedy",
              block_size: int = 16, screening: str = "float32") -> Cubature:
     """The ECM rule of the Galerkin internal forces at this rank's points (collective); see the module
     docstring. ``log``: rank 0's progress lines (points, residual, time, estimated time left); ``selection``,

@@ -72,9 +72,9 @@ def measured_error(q):
 
 comm.Barrier()
 t0 = time.perf_counter()
-q = empirical_cubature(comm, G, w_fe, gpts, tolerance=1e-6)  # the default rule: blocks of points per product
+q = empirical_cubature(comm, G, w_fe, gpts, tolerance=1e-6, selection="block")  # blocks of points per product
 t_ecm = time.perf_counter() - t0
-qg = empirical_cubature(comm, G, w_fe, gpts, tolerance=1e-6, selection="greedy")  # one point per product
+qg = empirical_cubature(comm, G, w_fe, gpts, tolerance=1e-6)  # the default greedy rule: one point per product
 rc = compress_rows(comm, [G[:, : n // 2], G[:, n // 2:]], 1e-6)  # two chunks of columns, truncating
 qc = empirical_cubature(comm, rc.compressed_local, w_fe, gpts, tolerance=0.9e-5)
 from structrom.rom.row_sketch import sketch_rows  # noqa: E402
