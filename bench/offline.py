@@ -1,6 +1,7 @@
 """Offline stage: time and peak memory of each stage against dofs and ranks; POD against pyMOR's.
 
     python bench/offline.py out/rom_plate_small out/rom_plate [--ranks 1 2 3] [--baseline-code DIR]
+                            [--ecm-rules greedy block] [--ecm KEY=VALUE ...] [--test-errors]
                             [--json results.json] [--append-docs]
 
 Each argument is a directory made by ``examples/rom_plate.py`` (``train/*.h5`` HF snapshots and
@@ -12,6 +13,14 @@ same runs with another checkout of the code first on ``PYTHONPATH`` (a directory
 package, e.g. symlinks to an older commit's ``mpi eim rom api``), side by side. ``--json``: the rows, for
 ``bench/scaling_model.py``. Then the displacement POD of the same snapshot matrix (mass product) is timed
 serially with ``structrom.rom.pod.pod`` and with pyMOR's ``pod`` when pyMOR is installed.
+
+``--ecm-rules greedy block``: the same runs once per ECM selection rule (``[ecm] selection``), side by side, with
+a second table: the ECM loop's own time (``ecm.seconds``), the cubature stage's share of the offline wall time,
+score products, selections, points, the quadrature residual. ``--ecm KEY=VALUE``: more ``[ecm]`` settings for
+every run (e.g. ``max_rows=100000``: no row compression). ``--test-errors``: each model solves the test loadings
+``test/*.h5`` (their configurations ``<name>.toml`` in the directory, as ``examples/rom_plate.py`` writes them) and
+the relative space-time L2 errors of the displacement, the reconstructed stress and cumulated plastic strain
+against the HF fields are tabulated (mean and max over the loadings).
 """
 from __future__ import annotations
 
@@ -42,11 +51,33 @@ def env(code: Path | None = None) -> dict:
                 PYTHONPATH=os.pathsep.join(path + [str(ROOT), os.environ.get("PYTHONPATH", "")]))
 
 
-def run_offline(directory: Path, ranks: int, code: Path | None = None) -> dict:
+def loading_errors(model_path: Path, directory: Path) -> dict:
+    """Mean and max over the test loadings of the relative space-time L2 errors of u, stress and p."""
+    from structrom.rom.hifi.config import load_config
+    from structrom.rom.online import ReducedModel
+
+    model = ReducedModel.load(model_path)
+    errs: dict[str, list[float]] = {"u": [], "stress": [], "p": []}
+    for h5 in sorted((directory / "test").glob("*.h5")):
+        res = model.solve(load_config(directory / f"{h5.stem}.toml").build_loading(), extrapolate=True)
+        with h5py.File(h5, "r") as f:
+            ref = {"u": f["fields/displacement"][()], "stress": f["fields/stress"][()],
+                   "p": f["fields/cumulated_plastic_strain"][()]}
+        rom = {"u": res.displacement(increment=None), "stress": res.dual_field("stress", None),
+               "p": res.dual_field("cumulated_plastic_strain", None)}
+        for k in errs:
+            errs[k].append(float(np.linalg.norm(rom[k] - ref[k]) / max(np.linalg.norm(ref[k]), 1e-300)))
+    return {k: {"mean": float(np.mean(v)), "max": float(np.max(v)), "n": len(v)} for k, v in errs.items() if v}
+
+
+def run_offline(directory: Path, ranks: int, code: Path | None = None, settings: dict | None = None,
+                errors: bool = False) -> dict:
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
         cfg = Path(tmp) / "offline.toml"
         # snapshot files (a glob or a list) relative to the directory, made absolute for the temporary config
         text = (directory / "offline.toml").read_text().replace('"train/', f'"{directory.resolve()}/train/')
+        if settings:  # more [ecm] settings (the table exists in the configurations examples/rom_plate.py writes)
+            text = text.replace("[ecm]\n", "[ecm]\n" + "".join(f"{k} = {v}\n" for k, v in settings.items()), 1)
         cfg.write_text(text.replace('file = "model.h5"', 'file = "bench_model.h5"'))
         t0 = time.perf_counter()
         proc = subprocess.run(["mpirun", "-n", str(ranks), "--bind-to", "none", sys.executable, "-m",
@@ -62,9 +93,13 @@ def run_offline(directory: Path, ranks: int, code: Path | None = None) -> dict:
             n_points = int(f["dual/cumulated_plastic_strain/basis"].shape[0]) if "cumulated_plastic_strain" in duals \
                 else None
             points, weights = f["reduced/point"][()], f["reduced/weights"][()]
+        errs = loading_errors(Path(tmp) / "bench_model.h5", directory) if errors else None
     n_snap = sum(s["increments"] for s in prov["snapshots"])
     ecm = prov["ecm"]
-    return {"code": "baseline" if code is not None else "this", "dofs": n_dofs, "ranks": ranks, "wall": wall,
+    label = ", ".join(v.strip('"') if k == "selection" else f"{k}={v}" for k, v in (settings or {}).items())
+    return {"code": ("baseline" if code is not None else "this") + (f" ({label})" if label else ""),
+            "ecm_seconds": ecm.get("seconds"), "scorings": ecm.get("scorings"), "test_errors": errs,
+            "dofs": n_dofs, "ranks": ranks, "wall": wall,
             "stages": prov["stages"], "modes": prov["pod"]["modes"], "points": ecm["points"], "snapshots": n_snap,
             "integration_points": n_points, "dual_modes": duals,
             "rows": ecm.get("integrand_rows", prov["pod"]["modes"] * n_snap),
@@ -124,10 +159,27 @@ def main() -> int:
                         help="directory with a `structrom` package of the code to compare with (first on PYTHONPATH)")
     parser.add_argument("--json", type=Path, default=None, help="write the result rows here")
     parser.add_argument("--no-pod", action="store_true", help="skip the serial POD comparison")
+    parser.add_argument("--ecm-rules", nargs="+", default=None, metavar="RULE[,KEY=VALUE...]",
+                        help="run this code once per ECM selection rule (greedy, block), side by side; each with "
+                             "its own [ecm] settings after commas, e.g. greedy,max_rows=500 (the old defaults)")
+    parser.add_argument("--ecm", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="more [ecm] settings (TOML values) for every run, e.g. max_rows=100000")
+    parser.add_argument("--test-errors", action="store_true",
+                        help="solve the test loadings (test/*.h5) with each model: errors of u, stress and p")
     parser.add_argument("--append-docs", action="store_true")
     args = parser.parse_args()
-    codes = ([args.baseline_code] if args.baseline_code else []) + [None]
-    results = [run_offline(d, p, c) for d in args.directories for p in args.ranks for c in codes]
+    extra = dict(kv.split("=", 1) for kv in args.ecm)
+
+    def rule(spec: str) -> dict:
+        name, *kv = spec.split(",")
+        if name not in ("greedy", "block"):
+            parser.error(f"--ecm-rules: unknown rule {name!r} (greedy or block)")
+        return {**extra, **dict(s.split("=", 1) for s in kv), "selection": f'"{name}"'}
+
+    variants = ([(args.baseline_code, extra)] if args.baseline_code else []) + \
+        [(None, rule(spec)) for spec in args.ecm_rules or []] + ([(None, extra)] if not args.ecm_rules else [])
+    results = [run_offline(d, p, c, s, args.test_errors) for d in args.directories for p in args.ranks
+               for c, s in variants]
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     names = list(dict.fromkeys(s["stage"] for r in results for s in r["stages"]))
@@ -144,16 +196,31 @@ def main() -> int:
         dist = distributed_bytes(r)
         share = times.get("empirical cubature", float("nan")) / r["wall"]
         lines.append(f"| {r['code']} | {r['dofs']} | {r['ranks']} | {r['modes']} | {r['points']} | "
-                     f"{r['rows']} -> {r['compressed_rows'] or '?'} | " +
+                     f"{r['rows']} -> {r['compressed_rows'] or 'not compressed'} | " +
                      " | ".join(f"{times.get(n, float('nan')):.2f}" for n in names) +
                      f" | {r['wall']:.1f} | {share:.0%} | {peak} | " +
                      (" / ".join(f"{v:.3f}" for v in dist) if any(dist) else "not recorded") + " |")
+    if args.ecm_rules or args.test_errors:
+        lines += ["", "| code | dofs | ranks | ECM loop [s] | cubature stage [s] | wall [s] | cubature share | "
+                      "score products | selections | ECM points | residual | test error u mean / max | "
+                      "stress mean / max | p mean / max |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for r in results:
+            stage = {s["stage"]: s["seconds"] for s in r["stages"]}.get("empirical cubature", float("nan"))
+            te = r["test_errors"] or {}
+            errs = " | ".join(f"{te[k]['mean']:.2e} / {te[k]['max']:.2e}" if k in te else "-"
+                              for k in ("u", "stress", "p"))
+            loop = f"{r['ecm_seconds']:.2f}" if r["ecm_seconds"] is not None else "-"
+            lines.append(f"| {r['code']} | {r['dofs']} | {r['ranks']} | {loop} | {stage:.2f} | {r['wall']:.1f} | "
+                         f"{stage / r['wall']:.0%} | {r['scorings'] or r['selections']} | {r['selections']} | "
+                         f"{r['points']} | {r['residual']:.2e} | {errs} |")
     if args.baseline_code:
-        for old, new in zip(results[0::2], results[1::2]):  # (baseline, this) for each directory and rank count
+        nv = len(variants)  # (baseline, this's first variant) for each directory and rank count
+        for old, new in zip(results[0::nv], results[1::nv]):
             same = old["reduced_points"] == new["reduced_points"]
             dw = max((abs(a - b) / max(abs(b), 1e-300) for a, b in zip(new["reduced_weights"], old["reduced_weights"])),
                      default=0.0) if same else float("nan")
-            lines.append(f"\n{new['dofs']} dofs, {new['ranks']} ranks: reduced points "
+            lines.append(f"\n{new['dofs']} dofs, {new['ranks']} ranks, {new['code']}: reduced points "
                          f"{'identical' if same else 'DIFFER'} to the baseline's"
                          + (f", weights within {dw:.1e} (relative)" if same else ""))
     if not args.no_pod:
@@ -164,8 +231,11 @@ def main() -> int:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=ROOT).stdout.strip()
         cmd = "python bench/offline.py " + " ".join(str(d) for d in args.directories) + \
-            " --ranks " + " ".join(map(str, args.ranks)) + (f" --baseline-code {args.baseline_code}" if args.baseline_code else "")
-        write_section("Offline stage", f"## Offline stage\n\n`{cmd} --append-docs` ({time.strftime('%Y-%m-%d')}, "
+            " --ranks " + " ".join(map(str, args.ranks)) + (f" --baseline-code {args.baseline_code}" if args.baseline_code else "") + \
+            (" --ecm-rules " + " ".join(args.ecm_rules) if args.ecm_rules else "") + \
+            (" --ecm " + " ".join(args.ecm) if args.ecm else "") + (" --test-errors" if args.test_errors else "")
+        title = "Offline stage: ECM selection rules" if args.ecm_rules else "Offline stage"
+        write_section(title, f"## {title}\n\n`{cmd} --append-docs` ({time.strftime('%Y-%m-%d')}, "
                       f"commit {commit}, 2 cores)\n\n{text}\n")
     return 0
 

@@ -1,6 +1,6 @@
 """Row compression of a distributed integrand without any ``n_rows x n_rows`` array: a randomized range finder.
 
-:func:`structrom.rom.reduced_quadrature.compress_rows` Allreduces ``C = G G^T`` and diagonalizes it on every
+:func:`structrom.rom.row_compression.compress_rows` Allreduces ``C = G G^T`` and diagonalizes it on every
 rank: ``2 R^2`` doubles and ``O(R^3)`` work per rank whatever the rank count (``R = N n_s`` integrand rows:
 40,000 rows are 25 GiB). :func:`sketch_rows` finds the row space of ``G`` ``(R, n_points)`` (columns spread
 over ranks) by the blocked randomized range finder with an exact stopping rule (Martinsson and Voronin 2016,
@@ -43,7 +43,7 @@ def _omega(gidx: np.ndarray, cols: int, seed: int, step: int) -> np.ndarray:
 
 def sketch_rows(comm, factory: Callable[[], Iterable[np.ndarray]], tolerance: float, global_points: np.ndarray,
                 block: int | None = None, seed: int = 0, max_rank: int | None = None):
-    """A :class:`structrom.rom.reduced_quadrature.RowCompression` of the distributed ``G`` by the randomized
+    """A :class:`structrom.rom.row_compression.RowCompression` of the distributed ``G`` by the randomized
     range finder of the module docstring (collective).
 
     ``factory()``: a fresh iterable of this rank's ``(R, b_j)`` column blocks of ``G`` in the order of
@@ -53,7 +53,7 @@ def sketch_rows(comm, factory: Callable[[], Iterable[np.ndarray]], tolerance: fl
     ``energy_error`` counts what the range missed."""
     from mpi4py import MPI
 
-    from structrom.rom.reduced_quadrature import ECMError, RowCompression
+    from structrom.rom.row_compression import ECMError, RowCompression
 
     gidx = np.asarray(global_points, dtype=np.int64)
     n_local = len(gidx)

@@ -365,6 +365,11 @@ def test_distributed_ecm_independent_of_rank_count():
         assert run["points"] == ref["points"], n  # same global points, same order
         w1, wn = np.array(ref["weights"]), np.array(run["weights"])
         assert np.all(wn > 0) and np.max(np.abs(wn - w1)) <= 1e-10 * np.max(w1), n
+        # the one-point greedy rule (the default) too; the block rule above needs fewer score products
+        g, g1 = run["greedy"], ref["greedy"]
+        assert g["points"] == g1["points"] and g["measured_error"] <= 1e-6 * (1 + 1e-8), n
+        assert np.max(np.abs(np.array(g["weights"]) - g1["weights"])) <= 1e-10 * np.max(g1["weights"]), n
+        assert run["extra"]["n_scorings"] < g["scorings"], n
         c, c1 = run["compressed"], ref["compressed"]
         # compressed rows (truncated basis, 38 of 40): same points; the weights carry the round-off of the
         # Allreduced Gram matrix amplified by the trailing eigen-gap (measured ~1e-9)

@@ -134,7 +134,9 @@ def _fold_points(td: TrainingData, keep: np.ndarray, eps: np.ndarray, dual_modes
         quad = cubature(comm, eps, stress, td.disc.point_weights, td.gidx, tolerance=td.ecm["tolerance"],
                         row_tolerance=td.ecm["row_tolerance"], max_rows=td.ecm["max_rows"],
                         max_gram_rows=td.ecm.get("max_gram_rows", 8192),
-                        max_points=td.ecm["max_points"]).quadrature
+                        max_points=td.ecm["max_points"], selection=td.ecm.get("selection", "greedy"),
+                        block_size=td.ecm.get("block_size", 16),
+                        screening=td.ecm.get("screening", "float32")).quadrature
     except ECMError as exc:
         log(f"calibration: the fold's cubature failed ({exc}); the model's reduced points are kept")
         return None
@@ -362,7 +364,8 @@ def calibrate_from_cases(cfg, comm: MPI.Comm, disc: Discretization, cases: list,
         pod_method=cfg.pod.method, dual_tolerance=cfg.dual.tolerance, dual_max_modes=cfg.dual.max_modes,
         schema_of=lambda idx: loading_schema([cases[j] for j in idx]),
         ecm=({"tolerance": cfg.ecm.tolerance, "row_tolerance": cfg.ecm.row_tolerance or cfg.ecm.tolerance / 10,
-              "max_rows": cfg.ecm.max_rows, "max_gram_rows": cfg.ecm.max_gram_rows, "max_points": cfg.ecm.max_points}
+              "max_rows": cfg.ecm.max_rows, "max_gram_rows": cfg.ecm.max_gram_rows, "max_points": cfg.ecm.max_points,
+              "selection": cfg.ecm.selection, "block_size": cfg.ecm.block_size, "screening": cfg.ecm.screening}
              if cfg.indicator.cross_validate_cubature else None),
         stress=dual_data["stress"][0], material_index=material_index, node_coordinates=mesh.points,
         lifting=lifting if lifting else None, lift_amplitudes=lift_amplitudes)

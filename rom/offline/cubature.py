@@ -87,12 +87,15 @@ def integrand_matrix(comm, eps_modes: np.ndarray, stress: np.ndarray, max_rows: 
 
 def cubature(comm, eps_modes: np.ndarray, stress: np.ndarray, point_weights: np.ndarray, gidx: np.ndarray, *,
              tolerance: float, row_tolerance: float, max_rows: int, max_points: int | None,
-             max_gram_rows: int = MAX_GRAM_ROWS, log=None) -> Cubature:
+             max_gram_rows: int = MAX_GRAM_ROWS, log=None, selection: str = "greedy",
+             block_size: int = 16, screening: str = "float32") -> Cubature:
     """The ECM rule of the Galerkin internal forces at this rank's points (collective); see the module
-    docstring. ``log``: rank 0's progress lines (points, residual, time, estimated time left)."""
+    docstring. ``log``: rank 0's progress lines (points, residual, time, estimated time left); ``selection``,
+    ``block_size``, ``screening``: the ECM's selection rule (:func:`~structrom.rom.reduced_quadrature.empirical_cubature`)."""
     G, n_rows, summary = integrand(comm, eps_modes, stress, gidx, row_tolerance=row_tolerance, max_rows=max_rows,
                                    max_gram_rows=max_gram_rows)
-    quad = empirical_cubature(comm, G, point_weights, gidx, tolerance=tolerance, max_points=max_points, log=log)
+    quad = empirical_cubature(comm, G, point_weights, gidx, tolerance=tolerance, max_points=max_points, log=log,
+                              selection=selection, block_size=block_size, screening=screening)
     return Cubature(quad, G, n_rows, summary)
 
 

@@ -214,8 +214,11 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
                                        max_rows=cfg.ecm.max_rows, max_gram_rows=cfg.ecm.max_gram_rows)
     if not (cfg.indicator.calibrate or cfg.indicator.quantity == "stress"):
         del dual_data["stress"], stress_snap  # only the integrand needed them: freed before the ECM
+    t_ecm = time.perf_counter()
     quad = empirical_cubature(comm, G, disc.point_weights, gidx, tolerance=cfg.ecm.tolerance,
-                              max_points=cfg.ecm.max_points, log=say)
+                              max_points=cfg.ecm.max_points, log=say, selection=cfg.ecm.selection,
+                              block_size=cfg.ecm.block_size, screening=cfg.ecm.screening)
+    ecm_seconds = time.perf_counter() - t_ecm  # the selection loop alone (the stage adds the integrand's rows)
     extra = [dual_points(comm, v[0], v[3], v[2]) for v in duals.values()]
     extra = np.setdiff1d(np.unique(np.concatenate(extra)) if extra else np.zeros(0, np.int64), quad.points)
     points = np.concatenate([quad.points, extra]).astype(np.int64)
@@ -308,6 +311,8 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
                                 "singular_values_all": np.sqrt(np.maximum(pod_u.eigenvalues, 0.0)).tolist()},
                         "ecm": {"points": len(quad.points), "dual_points": len(extra), "residual": quad.residual,
                                 "integrand_rows": n_rows, "selections": quad.extra["n_selections"],
+                                "scorings": quad.extra["n_scorings"], "selection": quad.extra["selection"],
+                                "seconds": ecm_seconds,
                                 "row_compression": compression},
                         "stages": stages.provenance(),
                         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")},

@@ -265,7 +265,9 @@ def update_model(path, cases: list[TrainingCase], comm: MPI.Comm, log=lambda *a:
         G = compress_rows(comm, G, settings.ecm.row_tolerance or settings.ecm.tolerance / 10).compressed_local
     old_ecm = data.point[data.weights > 0]
     quad = empirical_cubature(comm, G, disc.point_weights, dist.gidx, tolerance=settings.ecm.tolerance,
-                              max_points=settings.ecm.max_points, initial_points=old_ecm)
+                              max_points=settings.ecm.max_points, initial_points=old_ecm,
+                              selection=settings.ecm.selection, block_size=settings.ecm.block_size,
+                              screening=settings.ecm.screening)
     extra = [dual_points(comm, v.modes, dist.dual_rows(v.components), v.components)
              for v in duals.values()]
     extra = np.setdiff1d(np.unique(np.concatenate(extra + [data.point])), quad.points)

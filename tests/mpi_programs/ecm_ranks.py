@@ -5,7 +5,7 @@ Elements are split by recursive bisection of their centroids; every rank builds 
 linear elasticity and J2 plasticity applied to the strains of smooth displacement fields). Global point
 numbers: element ``e``, point ``q`` -> ``e n_q + q`` (one element type). The quadrature error of the
 reduced rule is measured independently (each rank's share of ``G (w - w_FE)``, Allreduced). Also runs
-the ECM on rows compressed by :func:`compress_rows`.
+the ECM on rows compressed by :func:`compress_rows`, and the one-point greedy rule (``selection="greedy"``).
 Usage: ecm_ranks.py [element]   (C3D8 default, or C3D10)
 """
 import json
@@ -72,8 +72,9 @@ def measured_error(q):
 
 comm.Barrier()
 t0 = time.perf_counter()
-q = empirical_cubature(comm, G, w_fe, gpts, tolerance=1e-6)
+q = empirical_cubature(comm, G, w_fe, gpts, tolerance=1e-6, selection="block")  # blocks of points per product
 t_ecm = time.perf_counter() - t0
+qg = empirical_cubature(comm, G, w_fe, gpts, tolerance=1e-6)  # the default greedy rule: one point per product
 rc = compress_rows(comm, [G[:, : n // 2], G[:, n // 2:]], 1e-6)  # two chunks of columns, truncating
 qc = empirical_cubature(comm, rc.compressed_local, w_fe, gpts, tolerance=0.9e-5)
 from structrom.rom.row_sketch import sketch_rows  # noqa: E402
@@ -81,7 +82,7 @@ from structrom.rom.row_sketch import sketch_rows  # noqa: E402
 rs = sketch_rows(comm, lambda: [G[:, : n // 2], G[:, n // 2:]], 1e-6, gpts, block=8)  # randomized, no R x R
 qs = empirical_cubature(comm, rs.compressed_local, w_fe, gpts, tolerance=0.9e-5)
 volume = comm.allreduce(float(w_fe.sum()))
-err, err_c, err_s = measured_error(q), measured_error(qc), measured_error(qs)
+err, err_c, err_s, err_g = measured_error(q), measured_error(qc), measured_error(qs), measured_error(qg)
 all_points = comm.allreduce(n)
 if comm.rank == 0:
     print("RESULT " + json.dumps({
@@ -91,6 +92,8 @@ if comm.rank == 0:
         "history": q.history, "extra": q.extra, "time": t_ecm,
         "compressed": {"rank": rc.rank, "energy_error": rc.energy_error, "points": qc.points.tolist(),
                        "weights": qc.weights.tolist(), "residual": qc.residual, "measured_error": err_c},
+        "greedy": {"points": qg.points.tolist(), "weights": qg.weights.tolist(), "residual": qg.residual,
+                   "measured_error": err_g, "scorings": qg.extra["n_scorings"]},
         "sketched": {"rank": rs.rank, "range_rank": rs.range_rank, "points": qs.points.tolist(),
                      "weights": qs.weights.tolist(), "measured_error": err_s},
     }))

@@ -1,0 +1,265 @@
+"""Building blocks of the empirical cubature (:mod:`structrom.rom.reduced_quadrature`): input checks, the
+updated QR of the selected columns, the block rule's candidate pool, the columns' exchange, the progress line.
+
+Every function here is collective (or purely local) exactly as :func:`structrom.rom.reduced_quadrature.
+empirical_cubature` calls it; the arrays' shapes are those of its docstring (``G`` ``(n_rows, n_local)``, global
+point numbers ``gpts`` ``(n_local,)``, augmented columns ``(n_rows + 1, m)`` with the constant row).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import scipy.linalg as sla
+from mpi4py import MPI
+
+from structrom.mpi.collectives import allreduce, raise_collectively
+from structrom.mpi.errors import StructromError
+from structrom.rom.progress import bar
+
+EPS = float(np.finfo(float).eps)
+
+class ECMError(StructromError, ValueError):
+    """Bad ECM input or an unreachable tolerance (names the field / cause and the fix)."""
+
+def _raise_collectively(comm: MPI.Comm, message: str | None) -> None:
+    """Raise the same :class:`ECMError` on every rank if any rank has a message (no deadlock)."""
+    raise_collectively(comm, message, ECMError)
+
+
+def _unique_sorted(a: np.ndarray) -> bool:
+    return bool(len(a) < 2 or np.all(np.diff(np.sort(a)) > 0))
+
+
+def _all_finite(A: np.ndarray, block_bytes: int = 8 * 2**20) -> bool:
+    """``np.all(np.isfinite(A))`` for a 2-D array, by row blocks (no full-size mask)."""
+    if A.size == 0:
+        return True
+    step = max(1, block_bytes // max(A.itemsize * A.shape[1], 1))
+    return all(bool(np.isfinite(A[a:a + step]).all()) for a in range(0, A.shape[0], step))
+
+
+def _abs_max(A: np.ndarray) -> float:
+    """``max |A|`` without a copy of ``A`` (0 for an empty array)."""
+    return float(max(A.max(), -A.min())) if A.size else 0.0
+
+
+class _ECMProgress:
+    """Progress of the ECM's selections: a tqdm bar (rank 0) and, every ``every`` selections or
+    ``seconds``, one line through ``log`` with the points, the residual, the elapsed time and an estimate of
+    the time left (the last ``window`` residuals' geometric decrease per selection, extrapolated to the
+    tolerance)."""
+
+    def __init__(self, enabled: bool, tolerance: float, log=None, every: int = 100, seconds: float = 30.0,
+                 window: int = 50) -> None:
+        self.bar = bar(None, "ECM selections", "sel", enabled=enabled)
+        self.log = log if enabled else None
+        self.tolerance, self.every, self.seconds, self.window = tolerance, every, seconds, window
+        self.t0 = self.last = time.perf_counter()
+
+    def eta(self, history: list[float], selections: int) -> float:
+        """Seconds left, extrapolated (nan while unknown)."""
+        h = [v for v in history[-self.window:] if v > 0]
+        if len(h) < 2 or not h[-1] > self.tolerance:
+            return 0.0 if h and h[-1] <= self.tolerance else float("nan")
+        rate = (np.log(h[0]) - np.log(h[-1])) / (len(h) - 1)  # decrease of log(residual) per selection
+        if not rate > 0:
+            return float("nan")
+        per = (time.perf_counter() - self.t0) / max(selections, 1)
+        return float(np.log(h[-1] / self.tolerance) / rate * per)
+
+    def update(self, n_points: int, history: list[float], selections: int) -> str:
+        res = history[-1] if history else 1.0
+        eta = self.eta(history, selections)
+        text = (f"{n_points} points, residual {res:.2e}, {time.perf_counter() - self.t0:.1f} s, "
+                f"ETA {'?' if not np.isfinite(eta) else f'{eta:.0f} s'}")
+        self.bar.update(1)
+        self.bar.set_postfix_str(text)
+        now = time.perf_counter()
+        if self.log is not None and (selections % self.every == 0 or now - self.last >= self.seconds):
+            self.log(f"ECM: {selections} selections, {text}")
+            self.last = now
+        return text
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _validate(comm, G_local, w_fe_local, global_points_local, tolerance, max_points):
+    if not (isinstance(tolerance, (int, float, np.floating)) and 0.0 < float(tolerance) < 1.0):
+        raise ECMError(f"tolerance must be in (0, 1) (relative quadrature error, e.g. 1e-4), got {tolerance!r}")
+    if max_points is not None and (not isinstance(max_points, (int, np.integer)) or max_points < 1):
+        raise ECMError(f"max_points must be a positive integer or None, got {max_points!r}")
+    message = None
+    G = w = g = None
+    try:
+        G = np.asarray(G_local, dtype=float)
+        w = np.asarray(w_fe_local, dtype=float)
+        g = np.asarray(global_points_local)
+        if G.ndim != 2:
+            message = f"G_local must be 2-D (n_rows, n_local_points), got shape {G.shape}"
+        elif w.shape != (G.shape[1],):
+            message = (f"w_fe_local must have shape ({G.shape[1]},) (one FE weight per column of G_local), "
+                       f"got {w.shape}")
+        elif g.shape != (G.shape[1],):
+            message = (f"global_points_local must have shape ({G.shape[1]},) (one global point number per "
+                       f"column of G_local), got {g.shape}")
+        elif g.size and not np.issubdtype(g.dtype, np.integer):
+            message = f"global_points_local must be integers, got dtype {g.dtype}"
+        elif not _all_finite(G):
+            n_nan, n_inf = int(np.count_nonzero(np.isnan(G))), int(np.count_nonzero(np.isinf(G)))
+            what = " and ".join(f"{k} at {v} entries" for k, v in (("NaN", n_nan), ("Inf", n_inf)) if v)
+            message = f"G_local contains {what}: remove failed snapshots / check the stresses"
+        elif not np.all(np.isfinite(w)):
+            message = f"w_fe_local contains NaN or Inf at {int(np.count_nonzero(~np.isfinite(w)))} points"
+        elif np.any(w < 0):
+            message = (f"w_fe_local has {int(np.count_nonzero(w < 0))} negative FE weights (min {w.min():.3g}): "
+                       "the ECM needs a non-negative reference quadrature (check element orientation)")
+        elif g.size and g.min() < 0:
+            message = f"global_points_local must be >= 0, got min {int(g.min())}"
+        elif not _unique_sorted(g):
+            message = "global_points_local has repeated point numbers on this rank"
+    except (TypeError, ValueError) as exc:
+        message = f"G_local / w_fe_local / global_points_local are not numeric arrays: {exc}"
+    _raise_collectively(comm, message)
+    rows = comm.allgather(G.shape[0])
+    if len(set(rows)) > 1:
+        raise ECMError(f"G_local has different numbers of rows on the ranks: {rows}; every rank must hold "
+                       "all integrands (rows) at its points (columns)")
+    return G, w, g.astype(np.int64)
+
+
+class _ColumnQR:
+    """Economic QR ``A = Q R`` of the selected normalized columns ``A`` ``(n, k)``, in preallocated buffers
+    (capacity doubled on demand): a column is appended by Gram-Schmidt twice ("twice is enough", O(n k),
+    no copy of ``Q``), removed by :func:`scipy.linalg.qr_delete` on the economic factors (in place: ``Q`` and
+    ``A`` are column-major, so their leading columns are contiguous). Identical operations on every rank, so
+    identical factors."""
+
+    def __init__(self, n: int, capacity: int = 64) -> None:
+        self.n, self.k = n, 0
+        self.Q = np.zeros((n, capacity), order="F")
+        self.R = np.zeros((capacity, capacity))
+        self.A = np.zeros((n, capacity), order="F")  # the normalized columns themselves (residual refinement)
+
+    def _grow(self) -> None:
+        cap = 2 * self.Q.shape[1]
+        for name in ("Q", "A"):
+            buf = np.zeros((self.n, cap), order="F")
+            buf[:, :self.k] = getattr(self, name)[:, :self.k]
+            setattr(self, name, buf)
+        R = np.zeros((cap, cap))
+        R[:self.k, :self.k] = self.R[:self.k, :self.k]
+        self.R = R
+
+    def append(self, v: np.ndarray, rtol: float = 1e-12) -> bool:
+        """Append the unit column ``v`` ``(n,)``; False (nothing changed) when it is numerically dependent
+        on the current columns (``|R_kk| <= rtol |R_00|``)."""
+        k = self.k
+        if k == self.Q.shape[1]:
+            self._grow()
+        Qk = self.Q[:, :k]
+        h = Qk.T @ v
+        w = v - Qk @ h
+        h2 = Qk.T @ w
+        w -= Qk @ h2
+        rho = float(np.linalg.norm(w))
+        if k and rho <= rtol * abs(self.R[0, 0]):
+            return False
+        if not rho > 0.0:
+            return False
+        self.Q[:, k] = w / rho
+        self.R[:k, k] = h + h2
+        self.R[k, :k] = 0.0
+        self.R[k, k] = rho
+        self.A[:, k] = v
+        self.k = k + 1
+        return True
+
+    def load(self, A: np.ndarray) -> None:
+        """Start from the unit columns ``A`` ``(n, k)`` (independent), factorized by one Householder QR."""
+        k = A.shape[1]
+        while self.Q.shape[1] < k:
+            self._grow()
+        Q, R = sla.qr(A, mode="economic")
+        self.Q[:, :k], self.R[:k, :k], self.A[:, :k] = Q, R, A
+        self.k = k
+
+    def delete(self, j: int) -> None:
+        """Remove column ``j``: only the trailing factors change (``Q[:, j:]``, ``R[j:, j:]``: the first column of
+        their product deleted by :func:`scipy.linalg.qr_delete`, Givens rotations), ``R[:j, j + 1:]`` shifts left."""
+        k = self.k
+        Q, R = sla.qr_delete(self.Q[:, j:k], np.asfortranarray(self.R[j:k, j:k]), 0, which="col",
+                             overwrite_qr=True, check_finite=False)
+        # economic factors: keep the first k - 1 - j columns of the trailing Q and the leading block of its R
+        if not np.shares_memory(Q, self.Q):
+            self.Q[:, j:k - 1] = Q[:, :k - 1 - j]
+        self.R[:j, j:k - 1] = self.R[:j, j + 1:k]
+        self.R[j:k - 1, j:k - 1] = R[:k - 1 - j, :k - 1 - j]
+        self.A[:, j:k - 1] = self.A[:, j + 1:k]
+        self.k = k - 1
+
+    def solve(self, b: np.ndarray) -> np.ndarray:
+        """Least squares ``argmin ||A x - b||`` with two steps of iterative refinement (the updated
+        factors lose digits on ill-conditioned column sets)."""
+        k = self.k
+        Q, A = self.Q[:, :k], self.A[:, :k]
+        R = np.ascontiguousarray(self.R[:k, :k])  # one copy for the three solves (the same LAPACK calls)
+        x = sla.solve_triangular(R, Q.T @ b, check_finite=False)
+        for _ in range(2):
+            x += sla.solve_triangular(R, Q.T @ (b - A @ x), check_finite=False)
+        return x
+
+
+def _pool(comm: MPI.Comm, score: np.ndarray, gpts: np.ndarray, floor: float, band: float, size: int) -> np.ndarray:
+    """The block rule's candidate pool: the global numbers of the (at most ``size``) best candidates of all ranks
+    by ``score`` ``(n_local,)`` (scores above ``floor`` only), best first. Scores within ``band`` of a group's
+    best form one group, ordered by global point number, and the pool ends with a whole group (it may exceed
+    ``size`` by the last group's length), so that near-equal scores (symmetric points, rounding that depends on
+    the rank count) give the same pool for any number of ranks, closed under the symmetries of the mesh. One
+    allgather (each rank sends its ``size`` best and whatever is within ``2 band`` of them: all that can be in
+    the pool)."""
+    ok = np.flatnonzero(score > floor)
+    if len(ok) > size:
+        kth = np.partition(score[ok], len(ok) - size)[len(ok) - size]
+        ok = ok[score[ok] >= kth - 2 * band]
+    mine = np.stack([score[ok], gpts[ok].astype(float)])
+    allv = np.concatenate(comm.allgather(mine), axis=1) if comm.Get_size() > 1 else mine
+    allv = allv[:, np.lexsort((allv[1], -allv[0]))]
+    group = np.zeros(allv.shape[1], dtype=np.int64)  # a new group where the score drops band below its first
+    first = allv[0, 0] if allv.shape[1] else 0.0
+    for i in range(1, allv.shape[1]):  # a few hundred candidates at most
+        if allv[0, i] < first - band:
+            group[i], first = group[i - 1] + 1, allv[0, i]
+        else:
+            group[i] = group[i - 1]
+    order = np.lexsort((allv[1], group))
+    n = int(np.searchsorted(group[order], group[order][size - 1], side="right")) if len(order) > size else len(order)
+    return allv[1, order[:n]].astype(np.int64)
+
+
+def _columns(comm: MPI.Comm, G: np.ndarray, gpts: np.ndarray, points: np.ndarray, c: float | None,
+             order: np.ndarray | None = None, initial: bool = True) -> np.ndarray:
+    """The augmented columns ``(n_aug, len(points))`` of global ``points`` (one Allreduce), on every rank
+    (``order``: ``argsort(gpts)`` when known; ``initial``: the points are the caller's ``initial_points``,
+    else selected ones, for the error message)."""
+    n_rows = G.shape[0]
+    n_aug = n_rows + (c is not None)
+    buf = np.zeros((n_aug + 1, len(points)))
+    order = np.argsort(gpts) if order is None else order
+    pos = np.clip(np.searchsorted(gpts[order], points), 0, max(len(gpts) - 1, 0))
+    here = np.flatnonzero(gpts[order][pos] == points) if len(gpts) else np.zeros(0, np.int64)
+    loc = order[pos[here]]
+    buf[:n_rows, here] = G[:, loc]
+    if c is not None:
+        buf[n_rows, here] = c
+    buf[-1, here] = 1.0
+    buf = allreduce(comm, buf)
+    bad = np.flatnonzero(buf[-1] != 1.0)
+    if len(bad):
+        p, held = int(points[bad[0]]), int(buf[-1, bad[0]])
+        raise ECMError(f"initial point {p} is held by {held} ranks (expected 1): initial_points must be global "
+                       "point numbers of this discretization" if initial else
+                       f"global point {p} is held by {held} ranks: global_points_local must number every point "
+                       "uniquely over all ranks")
+    return buf[:n_aug]

@@ -1,0 +1,115 @@
+"""The ECM's block selection rule (several points per score product) against the one-point greedy rule:
+exact polynomial rules on Gauss grids, the tolerance with positive weights on FE integrands, the count of score
+products and points, determinism, and the new keywords' errors. Rank-count independence: tests/mpi_programs/
+ecm_ranks.py (both rules, under mpirun -n 1, 2, 3)."""
+import numpy as np
+import numpy.polynomial.legendre as leg
+import pytest
+from mpi4py import MPI
+
+from structrom.rom.reduced_quadrature import ECMError, empirical_cubature, integrand_rows
+from test_reduced_quadrature import fe_problem, roundoff_tolerance
+
+SELF = MPI.COMM_SELF
+
+
+def gauss_grid_2d(n_cells: int, n_gauss: int) -> tuple[np.ndarray, np.ndarray]:
+    """Tensor Gauss points of a ``n_cells x n_cells`` grid of [0, 1]^2: ``(x (n, 2), w (n,))``."""
+    xg, wg = leg.leggauss(n_gauss)
+    x1 = ((np.arange(n_cells)[:, None] + (xg + 1) / 2) / n_cells).ravel()
+    w1 = np.tile(wg / 2 / n_cells, n_cells)
+    X, Y = np.meshgrid(x1, x1, indexing="ij")
+    return np.stack([X.ravel(), Y.ravel()], axis=1), np.outer(w1, w1).ravel()
+
+
+@pytest.mark.parametrize("selection", ["block", "greedy"])
+@pytest.mark.parametrize("degree", [4, 8])
+def test_2d_polynomials_integrated_exactly_up_to_the_tolerance(selection, degree):
+    # 3-point Gauss on each cell integrates x^a y^b (a, b <= 5) exactly; the reduced rule must reproduce the
+    # integrals 1 / ((a + 1)(b + 1)) to the tolerance, with positive weights and at most n_rows + 1 points
+    x, w = gauss_grid_2d(12, 3)
+    exps = [(a, b) for a in range(degree + 1) for b in range(degree + 1 - a)]
+    G = np.array([x[:, 0] ** a * x[:, 1] ** b for a, b in exps])
+    exact = np.array([1.0 / ((a + 1) * (b + 1)) for a, b in exps])
+    tol = roundoff_tolerance(G)
+    if degree <= 5:
+        assert np.allclose(G @ w, exact, rtol=1e-13)
+    q = empirical_cubature(SELF, G, w, np.arange(len(w)), tolerance=tol, selection=selection, block_size=8)
+    assert q.converged and q.residual <= tol and np.all(q.weights > 0)
+    assert q.n_points <= len(G) + 1 < len(w) / 10
+    b = G @ w  # the FE integrals (the rule's target); exact up to round-off for degree <= 5
+    err = np.linalg.norm(G[:, q.points] @ q.weights - b) / np.linalg.norm(b)
+    # the ECM's residual is the measured one up to the round-off of the two evaluations (~1e-2 tol here)
+    assert err <= tol * (1 + 1e-6) and err == pytest.approx(q.residual, rel=1e-6, abs=1e-2 * tol)
+    assert abs(q.weights.sum() - 1.0) <= tol  # the constant row: the area
+    assert q.extra["selection"] == selection and q.extra["n_scorings"] <= q.extra["n_selections"]
+
+
+@pytest.fixture(scope="module")
+def fe_integrand():
+    disc, psi, eps_modes, stress = fe_problem("C3D10", (8, 5, 4), 8, 0.55 + 0.1 * np.arange(16))
+    return disc, integrand_rows(eps_modes, stress)
+
+
+def test_block_rule_meets_the_tolerance_with_positive_weights_and_fewer_products(fe_integrand):
+    disc, G = fe_integrand
+    n = disc.n_points
+    gp = np.arange(n)
+    runs = {sel: empirical_cubature(SELF, G, disc.point_weights, gp, tolerance=1e-6, selection=sel)
+            for sel in ("greedy", "block")}
+    for sel, q in runs.items():
+        # measured independently of the ECM's bookkeeping, on the full integrand
+        d = G @ (q.local_weights(gp) - disc.point_weights)
+        err = np.linalg.norm(d) / np.linalg.norm(G @ disc.point_weights)
+        assert q.converged and err <= 1e-6 * (1 + 1e-8) and q.volume_error <= 1e-6, sel
+        assert np.all(q.weights > 0) and len(set(q.points.tolist())) == q.n_points, sel
+        assert q.n_points <= G.shape[0] + 1, sel  # Caratheodory
+    g, bl = runs["greedy"], runs["block"]
+    assert g.extra["n_scorings"] == g.extra["n_selections"]  # one product per selection
+    # the block rule: several selections per product, and about as many points as the greedy rule
+    assert bl.extra["n_scorings"] * 2 <= g.extra["n_scorings"]
+    assert bl.n_points <= 1.15 * g.n_points
+
+
+def test_block_rule_is_deterministic_and_independent_of_the_column_order(fe_integrand):
+    disc, G = fe_integrand
+    gp = 7 * np.arange(disc.n_points) + 3  # global numbers, not local indices
+    q = empirical_cubature(SELF, G, disc.point_weights, gp, tolerance=1e-5, selection="block")
+    perm = np.random.default_rng(1).permutation(disc.n_points)
+    qp = empirical_cubature(SELF, G[:, perm], disc.point_weights[perm], gp[perm], tolerance=1e-5, selection="block")
+    assert np.array_equal(q.points, qp.points)
+    assert np.allclose(q.weights, qp.weights, rtol=1e-9, atol=0)
+
+
+def test_single_precision_screening_keeps_the_guarantee(fe_integrand):
+    # the float32 products only rank the candidates; the pool is rescored and weighted in double precision, so
+    # the rule meets the tolerance either way and picks about the same number of points
+    disc, G = fe_integrand
+    gp = np.arange(disc.n_points)
+    runs = {p: empirical_cubature(SELF, G, disc.point_weights, gp, tolerance=1e-6, selection="block", screening=p)
+            for p in ("float32", "float64")}
+    for p, q in runs.items():
+        err = np.linalg.norm(G @ (q.local_weights(gp) - disc.point_weights)) / np.linalg.norm(G @ disc.point_weights)
+        assert q.converged and err <= 1e-6 * (1 + 1e-8) and np.all(q.weights > 0) and q.extra["screening"] == p
+    assert abs(runs["float32"].n_points - runs["float64"].n_points) <= 0.05 * runs["float64"].n_points
+
+
+def test_block_of_one_is_the_greedy_rule(fe_integrand):
+    disc, G = fe_integrand
+    gp = np.arange(disc.n_points)
+    g = empirical_cubature(SELF, G, disc.point_weights, gp, tolerance=1e-5, selection="greedy")
+    b1 = empirical_cubature(SELF, G, disc.point_weights, gp, tolerance=1e-5, selection="block", block_size=1)
+    assert np.array_equal(g.points, b1.points) and np.array_equal(g.weights, b1.weights)
+
+
+def test_block_keywords_are_checked():
+    G = np.ones((2, 5))
+    w = np.ones(5)
+    with pytest.raises(ECMError, match="selection"):
+        empirical_cubature(SELF, G, w, np.arange(5), selection="fast")
+    with pytest.raises(ECMError, match="block_size"):
+        empirical_cubature(SELF, G, w, np.arange(5), selection="block", block_size=0)
+    with pytest.raises(ECMError, match="block_correlation"):
+        empirical_cubature(SELF, G, w, np.arange(5), block_correlation=1.5)
+    with pytest.raises(ECMError, match="screening"):
+        empirical_cubature(SELF, G, w, np.arange(5), screening="float16")
