@@ -15,9 +15,9 @@ Example::
 
     [ecm]
     tolerance = 1e-4                       # relative ||G w - G w_FE||
-    max_rows = 500                         # compress the integrand rows above this count (8192 with block)
+    max_rows = 500                         # compress the integrand rows above this count (8192: faster, more memory)
     max_gram_rows = 8192                   # above: randomized range finder (no rows x rows array per rank)
-    selection = "greedy"                   # greedy | block (up to block_size points per score product)
+    selection = "block"                    # block (up to block_size points per score product) | greedy
     block_size = 16
     screening = "float32"                  # block rule's score products: float32 (a half-size copy) | float64
 
@@ -96,13 +96,14 @@ class ECMConfig(Strict):
     #: rows^2 arrays per rank); above, a randomized range finder (structrom.rom.row_sketch) with no such array.
     max_gram_rows: int = Field(8192, ge=1)
     max_points: int | None = Field(None, ge=1)
-    #: Selection rule (structrom.rom.reduced_quadrature.empirical_cubature): "greedy" one point per product G^T r
-    #: (the rule of Hernandez et al. 2017); "block" up to ``block_size`` points per product (each the best of a
-    #: pool of candidates against the updated residual): 5-6x faster on the 35k-dof plate with the same accuracy
-    #: (docs/benchmarks.md, with ``max_rows = 8192``), but not yet the default: on a symmetric bar whose modes
-    #: differ by ~1e-6 across rank counts, its folds' held-out errors differed by 0.8 % between 1 and 2 ranks
-    #: (tests/test_lifting.py asks 1e-4; the greedy rule met it there).
-    selection: Literal["block", "greedy"] = "greedy"
+    #: Selection rule (structrom.rom.reduced_quadrature.empirical_cubature): "block" (the default) up to
+    #: ``block_size`` points per product G^T r (each the best of a pool of candidates against the updated
+    #: residual): 5-6x faster ECM loop on the 35k-dof plate with the same accuracy (docs/benchmarks.md, "Offline
+    #: stage: ECM selection rules"); "greedy" one point per product (Hernandez et al. 2017), the rule before.
+    #: Both are rank-count independent when the integrand is (the lifting fields are solved to round-off for
+    #: that: with fields at the Krylov tolerance, points equal by symmetry were ordered differently by the two
+    #: partitions' round-off, tests/test_lifting.py).
+    selection: Literal["block", "greedy"] = "block"
     block_size: int = Field(16, ge=1)
     #: Precision of the block rule's score products: "float32" (a single-precision copy of the integrand, half
     #: its memory, for half the memory traffic per product; the candidates are rescored exactly) or "float64".
