@@ -33,60 +33,36 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
+import tomli_w  # noqa: E402
 from rom_plate import CHILDREN, mpi_env  # noqa: E402
 
-HIFI = """
-[units]
-length = "mm"
-force = "N"
-stress = "MPa"
-mass = "t"
+from structrom.rom.config import write_toml  # noqa: E402
 
-[mesh]
-file = "bar.inp"
+#: units of the HF and offline configurations (structrom.rom.units): mm, N, MPa, t
+UNITS = {"length": "mm", "force": "N", "stress": "MPa", "mass": "t"}
+#: the bar's law: linear isotropic hardening and an Armstrong-Frederick back stress
+LAW = {"type": "j2_plasticity", "elastic": {"young": 200000.0, "poisson": 0.3},
+       "hardening": {"type": "linear", "yield_stress": 250.0, "modulus": 2000.0},
+       "kinematic": {"type": "armstrong_frederick", "modulus": 40000.0, "recall": 250.0}}
+DIRECT = {"ksp_type": "preonly", "pc_type": "lu", "petsc_options": {"pc_factor_mat_solver_type": "mumps"}}
 
-[[material]]
-[material.law]
-type = "j2_plasticity"
-elastic = {{ young = 200000.0, poisson = 0.3 }}
-hardening = {{ type = "linear", yield_stress = 250.0, modulus = 2000.0 }}
-kinematic = {{ type = "armstrong_frederick", modulus = 40000.0, recall = 250.0 }}
 
-[[boundary]]
-node_set = "xmin"
-components = ["x", "y", "z"]
+def hifi_config(amplitude: float, ratio: float, out: str, fields: bool) -> dict:
+    """HF configuration: the bar clamped at xmin, its end deflected along z by ``amplitude`` x the cyclic
+    history of load ratio ``ratio``; ``fields``: also write the integration-point fields."""
+    return {"units": UNITS, "mesh": {"file": "bar.inp"}, "material": [{"law": LAW}],
+            "boundary": [{"node_set": "xmin", "components": ["x", "y", "z"]},
+                         {"node_set": "xmax", "components": ["z"], "value": amplitude, "amplitude": history(ratio)}],
+            "loading": {"times": TIMES}, "solver": {"newton_rtol": 1e-8, "linear": DIRECT},
+            "output": {"file": out, "integration_point_fields": fields}}
 
-[[boundary]]
-node_set = "xmax"
-components = ["z"]
-value = {amplitude}
-amplitude = {history}
 
-[loading]
-times = {times}
+def offline_config(files: list[str], args) -> dict:
+    """Offline configuration on the training solves ``files``, tolerances from the command line."""
+    return {"snapshots": {"files": files}, "pod": {"tolerance": args.pod_tol},
+            "dual": {"quantities": ["cumulated_plastic_strain", "stress", "back_stress"], "tolerance": args.dual_tol},
+            "ecm": {"tolerance": args.ecm_tol}, "output": {"file": "model.h5"}}
 
-[solver]
-newton_rtol = 1e-8
-linear = {{ ksp_type = "preonly", pc_type = "lu", petsc_options = {{ pc_factor_mat_solver_type = "mumps" }} }}
-
-[output]
-file = "{out}"
-integration_point_fields = {fields}
-"""
-
-OFFLINE = """
-[snapshots]
-files = {files}
-[pod]
-tolerance = {pod_tol}
-[dual]
-quantities = ["cumulated_plastic_strain", "stress", "back_stress"]
-tolerance = {dual_tol}
-[ecm]
-tolerance = {ecm_tol}
-[output]
-file = "model.h5"
-"""
 
 CYCLES = 5
 PER_HALF = 4  # increments per half cycle
@@ -125,8 +101,7 @@ def run_hifi(work: Path, name: str, params: tuple[float, float]) -> float:
     cfg = work / f"{name}.toml"
     # integration-point fields (for the comparison of p and back stress) of the test solves only: the offline
     # stage replays the laws on the training displacements
-    cfg.write_text(HIFI.format(amplitude=amplitude, history=history(ratio), times=TIMES, out=f"hf/{name}.h5",
-                               fields=str(name.startswith("test")).lower()))
+    write_toml(cfg, hifi_config(amplitude, ratio, f"hf/{name}.h5", name.startswith("test")))
     t0 = time.perf_counter()
     proc = CHILDREN.run(["nice", sys.executable, "-m", "structrom.api.cli", "hifi", str(cfg)], env=mpi_env(),
                         cwd=ROOT, capture_output=True, text=True)
@@ -173,7 +148,7 @@ def main() -> int:
 def run_offline(work: Path, args) -> float:
     """``mpirun -n ranks structrom offline`` on the training solves; writes ``work/model.h5``."""
     files = [f"hf/train_{i}.h5" for i in range(len(TRAINING))]
-    text = OFFLINE.format(files=json.dumps(files), pod_tol=args.pod_tol, dual_tol=args.dual_tol, ecm_tol=args.ecm_tol)
+    text = tomli_w.dumps(offline_config(files, args))
     stamp = work / "offline.json"
     if (work / "model.h5").exists() and stamp.exists() and json.loads(stamp.read_text())["config"] == text:
         return json.loads(stamp.read_text())["seconds"]  # cached (same configuration)
