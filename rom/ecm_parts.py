@@ -85,31 +85,30 @@ class _ECMProgress:
         self.bar.close()
 
 
-def _validate(comm, G_local, w_fe_local, global_points_local, tolerance, max_points):
+def _validate(comm, G, w_fe_local, global_points_local, tolerance, max_points):
+    """Checks of :func:`structrom.rom.reduced_quadrature.empirical_cubature`'s input (collective): ``G`` an integrand
+    of :mod:`structrom.rom.integrand`; returns ``(G, w, global points as int64)``."""
     if not (isinstance(tolerance, (int, float, np.floating)) and 0.0 < float(tolerance) < 1.0):
         raise ECMError(f"tolerance must be in (0, 1) (relative quadrature error, e.g. 1e-4), got {tolerance!r}")
     if max_points is not None and (not isinstance(max_points, (int, np.integer)) or max_points < 1):
         raise ECMError(f"max_points must be a positive integer or None, got {max_points!r}")
     message = None
-    G = w = g = None
+    w = g = None
+    n_local = G.shape[1]
     try:
-        G = np.asarray(G_local, dtype=float)
         w = np.asarray(w_fe_local, dtype=float)
         g = np.asarray(global_points_local)
-        if G.ndim != 2:
-            message = f"G_local must be 2-D (n_rows, n_local_points), got shape {G.shape}"
-        elif w.shape != (G.shape[1],):
-            message = (f"w_fe_local must have shape ({G.shape[1]},) (one FE weight per column of G_local), "
+        bad = G.non_finite()
+        if w.shape != (n_local,):
+            message = (f"w_fe_local must have shape ({n_local},) (one FE weight per column of G_local), "
                        f"got {w.shape}")
-        elif g.shape != (G.shape[1],):
-            message = (f"global_points_local must have shape ({G.shape[1]},) (one global point number per "
+        elif g.shape != (n_local,):
+            message = (f"global_points_local must have shape ({n_local},) (one global point number per "
                        f"column of G_local), got {g.shape}")
         elif g.size and not np.issubdtype(g.dtype, np.integer):
             message = f"global_points_local must be integers, got dtype {g.dtype}"
-        elif not _all_finite(G):
-            n_nan, n_inf = int(np.count_nonzero(np.isnan(G))), int(np.count_nonzero(np.isinf(G)))
-            what = " and ".join(f"{k} at {v} entries" for k, v in (("NaN", n_nan), ("Inf", n_inf)) if v)
-            message = f"G_local contains {what}: remove failed snapshots / check the stresses"
+        elif bad:
+            message = f"G_local contains {bad}: remove failed snapshots / check the stresses"
         elif not np.all(np.isfinite(w)):
             message = f"w_fe_local contains NaN or Inf at {int(np.count_nonzero(~np.isfinite(w)))} points"
         elif np.any(w < 0):
@@ -129,10 +128,15 @@ def _validate(comm, G_local, w_fe_local, global_points_local, tolerance, max_poi
     return G, w, g.astype(np.int64)
 
 
+#: Gram-Schmidt's second pass when the first leaves less than this fraction of the column's norm (1 / sqrt(2)).
+REORTHOGONALIZE = 0.7071067811865476
+
+
 class _ColumnQR:
     """Economic QR ``A = Q R`` of the selected normalized columns ``A`` ``(n, k)``, in preallocated buffers
-    (capacity doubled on demand): a column is appended by Gram-Schmidt twice ("twice is enough", O(n k),
-    no copy of ``Q``), removed by :func:`scipy.linalg.qr_delete` on the economic factors (in place: ``Q`` and
+    (capacity doubled on demand): a column is appended by classical Gram-Schmidt, with a second pass when the
+    first one cancelled more than ``1 - REORTHOGONALIZE`` of its norm (Kahan-Parlett's "twice is enough"
+    criterion, Giraud, Langou, Rozloznik 2005: orthogonality to working precision; O(n k), no copy of ``Q``), removed by :func:`scipy.linalg.qr_delete` on the economic factors (in place: ``Q`` and
     ``A`` are column-major, so their leading columns are contiguous). Identical operations on every rank, so
     identical factors."""
 
@@ -141,6 +145,7 @@ class _ColumnQR:
         self.Q = np.zeros((n, capacity), order="F")
         self.R = np.zeros((capacity, capacity))
         self.A = np.zeros((n, capacity), order="F")  # the normalized columns themselves (residual refinement)
+        self.n_reorthogonalized = 0
 
     def _grow(self) -> None:
         cap = 2 * self.Q.shape[1]
@@ -161,15 +166,19 @@ class _ColumnQR:
         Qk = self.Q[:, :k]
         h = Qk.T @ v
         w = v - Qk @ h
-        h2 = Qk.T @ w
-        w -= Qk @ h2
         rho = float(np.linalg.norm(w))
+        if rho < REORTHOGONALIZE * float(np.linalg.norm(v)):  # cancellation: a second pass (Kahan-Parlett)
+            h2 = Qk.T @ w
+            w -= Qk @ h2
+            h += h2
+            rho = float(np.linalg.norm(w))
+            self.n_reorthogonalized += 1
         if k and rho <= rtol * abs(self.R[0, 0]):
             return False
         if not rho > 0.0:
             return False
         self.Q[:, k] = w / rho
-        self.R[:k, k] = h + h2
+        self.R[:k, k] = h
         self.R[k, :k] = 0.0
         self.R[k, k] = rho
         self.A[:, k] = v
@@ -243,14 +252,14 @@ def _columns(comm: MPI.Comm, G: np.ndarray, gpts: np.ndarray, points: np.ndarray
     """The augmented columns ``(n_aug, len(points))`` of global ``points`` (one Allreduce), on every rank
     (``order``: ``argsort(gpts)`` when known; ``initial``: the points are the caller's ``initial_points``,
     else selected ones, for the error message)."""
-    n_rows = G.shape[0]
+    n_rows = G.shape[0]  # G: an integrand of structrom.rom.integrand
     n_aug = n_rows + (c is not None)
     buf = np.zeros((n_aug + 1, len(points)))
     order = np.argsort(gpts) if order is None else order
     pos = np.clip(np.searchsorted(gpts[order], points), 0, max(len(gpts) - 1, 0))
     here = np.flatnonzero(gpts[order][pos] == points) if len(gpts) else np.zeros(0, np.int64)
     loc = order[pos[here]]
-    buf[:n_rows, here] = G[:, loc]
+    buf[:n_rows, here] = G.columns(loc)
     if c is not None:
         buf[n_rows, here] = c
     buf[-1, here] = 1.0

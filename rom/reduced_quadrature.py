@@ -55,11 +55,15 @@ correlates positively with it, or the number of selections exceeds
 ``4 (n_rows + 1) + 20``, :class:`ECMError` reports that the tolerance is below what is reachable
 (round-off), with the best residual reached.
 
+The integrand (``G_local``): a matrix, or an integrand of :mod:`structrom.rom.integrand` (the factored form of the
+Galerkin internal forces: score products and columns from the modes' strains and the stress snapshots, no matrix).
+
 Determinism: ``b`` and the volume are summed reproducibly (pre-rounding to a common power-of-two grid,
 Demmel & Nguyen, so that every partial sum is exact and the result does not depend on how points are
 distributed); the selected columns travel exactly; all small problems are solved identically on every
 rank. Hence the same points and weights for any number of ranks (bit-for-bit when the ranks' ``G``
-columns are bit-for-bit the same), and the tie rule makes symmetric problems deterministic.
+columns are bit-for-bit the same; the factored integrand sums ``b`` by one GEMM, the same to round-off only), and
+the tie rule makes symmetric problems deterministic.
 
 Non-negativity and the point count: the non-negative least-squares solution keeps linearly
 independent columns, so the reduced rule has at most ``rank(G_aug) <= n_rows + 1`` points
@@ -79,7 +83,9 @@ from mpi4py import MPI
 
 from structrom.mpi.collectives import reproducible_row_sums, reproducible_weighted_row_sums  # noqa: F401 (API)
 from structrom.rom.ecm_parts import (EPS, ECMError, _abs_max, _ColumnQR, _columns, _ECMProgress, _pool,  # noqa: F401
-                                     _validate)
+                                     _raise_collectively, _validate)
+from structrom.rom.integrand import (AssembledIntegrand, FactoredIntegrand, Integrand, as_integrand,  # noqa: F401
+                                     integrand_rows)
 from structrom.rom.row_compression import RowCompression, compress_rows  # noqa: F401 (API)
 
 #: Scores within ``SCORE_TIE_RTOL * ||r||`` of the best one tie; the lowest global point number wins. Wider than
@@ -147,41 +153,12 @@ class ReducedQuadrature:
         return out
 
 
-def integrand_rows(eps_modes_local: np.ndarray, stress_local: np.ndarray) -> np.ndarray:
-    """Integrand matrix of the Galerkin internal forces at a rank's points.
-
-    ``eps_modes_local``: ``(n_local, 6, N)`` strains of the modes (Voigt, ENGINEERING shears);
-    ``stress_local``: ``(n_local, 6, n_s)`` stress snapshots (Voigt, TENSOR shears), so that the Voigt
-    dot product is the double contraction ``eps : sigma`` (:mod:`structrom.rom.voigt`).
-    Returns ``G_local`` ``(N n_s, n_local)`` with row ``i n_s + s`` = ``eps(psi_i) : sigma_s``.
-    """
-    E = np.asarray(eps_modes_local, dtype=float)
-    S = np.asarray(stress_local, dtype=float)
-    if E.ndim != 3 or E.shape[1] != 6:
-        raise ECMError(f"eps_modes_local must have shape (n_local, 6, N_modes), got {E.shape}")
-    if S.ndim != 3 or S.shape[1] != 6 or S.shape[0] != E.shape[0]:
-        raise ECMError(f"stress_local must have shape ({E.shape[0]}, 6, n_snapshots) like eps_modes_local, "
-                       f"got {S.shape}")
-    n_local, _, n_modes = E.shape
-    n_s = S.shape[2]
-    # G[i, s, k] = sum_c E[k, c, i] S[k, c, s], vectorized over (s, k) for each (i, c): twice as fast as the
-    # einsum (whose small per-point products do not vectorize), with the same sum order over c
-    Et, St = np.ascontiguousarray(E.transpose(2, 1, 0)), np.ascontiguousarray(S.transpose(1, 2, 0))
-    out = np.empty((n_modes, n_s, n_local))
-    tmp = np.empty((n_s, n_local))
-    for i in range(n_modes):
-        np.multiply(St[0], Et[i, 0], out=out[i])
-        for c in range(1, 6):
-            out[i] += np.multiply(St[c], Et[i, c], out=tmp)
-    return out.reshape(n_modes * n_s, n_local)
-
-
 # -- ECM ------------------------------------------------------------------------------------------
 
 
 def empirical_cubature(
     comm: MPI.Comm | None,
-    G_local: np.ndarray,
+    G_local: np.ndarray | Integrand,
     w_fe_local: np.ndarray,
     global_points_local: np.ndarray,
     *,
@@ -237,16 +214,24 @@ def empirical_cubature(
                        f"got {screening!r}")
     block = 1 if selection == "greedy" else int(block_size)
     pool_size = 1 if block == 1 else POOL_FACTOR * block
-    G, w_fe, gpts = _validate(comm, G_local, w_fe_local, global_points_local, tolerance, max_points)
+    try:
+        G, message = as_integrand(G_local), None
+    except ECMError as exc:
+        G, message = None, str(exc)
+    except (TypeError, ValueError) as exc:
+        G, message = None, f"G_local / w_fe_local / global_points_local are not numeric arrays: {exc}"
+    _raise_collectively(comm, message)
+    G, w_fe, gpts = _validate(comm, G, w_fe_local, global_points_local, tolerance, max_points)
     n_rows, n_local = G.shape
     n_total = int(comm.allreduce(n_local, op=MPI.SUM))
     if n_total == 0:
         raise ECMError("G_local has no points (columns) on any rank")
 
-    b_G = reproducible_weighted_row_sums(comm, G, w_fe)
+    b_G = G.weighted_sums(comm, w_fe)
     volume = float(reproducible_row_sums(comm, w_fe[None, :])[0])
     norm_b = float(np.linalg.norm(b_G))
-    scale_ref = float(comm.allreduce(_abs_max(G), op=MPI.MAX)) * volume
+    norms_sq, abs_max = G.norms_and_max()
+    scale_ref = float(comm.allreduce(abs_max, op=MPI.MAX)) * volume
     if not norm_b > 64 * EPS * scale_ref * np.sqrt(max(n_rows, 1)) or norm_b == 0.0:
         raise ECMError(f"the FE integrals G w_FE vanish (||G w_FE|| = {norm_b:.3g}, volume {volume:.3g}): "
                        "the relative tolerance is undefined; add integrands with non-zero integrals")
@@ -256,7 +241,8 @@ def empirical_cubature(
     n_aug = n_rows + (1 if include_constant else 0)
 
     # Augmented local columns (only used through their norms and the score products).
-    col_norm = np.sqrt(np.einsum("ij,ij->j", G, G) + c * c)
+    col_norm = np.sqrt(norms_sq + c * c)
+    del norms_sq
     candidate = col_norm > 0.0  # points where every integrand vanishes can never help
     b = np.concatenate([b_G, [c * volume]]) if include_constant else b_G
     r = b.copy()
@@ -318,8 +304,8 @@ def empirical_cubature(
                 history.append(float(np.linalg.norm(r[:n_rows]) / norm_b))
                 converged = bool(np.linalg.norm(r) <= target)
     it = n_scorings = 0
-    # the block rule's single-precision copy of G for the score products (half the memory traffic of G)
-    G32 = G.astype(np.float32) if block > 1 and screening == "float32" else None
+    # the block rule's single-precision score products (a float32 copy: half the memory traffic of G)
+    screening = G.prepare_screening(screening if block > 1 else "float64")
     progress = _ECMProgress(comm.Get_rank() == 0, float(tolerance), log)
     order = np.argsort(gpts)
 
@@ -405,10 +391,7 @@ def empirical_cubature(
                      f"residual {r_norm / norm_b:.3g} > tolerance {tolerance:.3g}, {len(selected)} points); the "
                      "tolerance is below the reachable (round-off) level")
         if n_local:
-            if G32 is not None:  # screening in single precision: the pool is rescored exactly below
-                score = (G32.T @ r[:n_rows].astype(np.float32)).astype(float)
-            else:
-                score = G.T @ r[:n_rows]
+            score = G.scores(r[:n_rows])  # (float32 screening: the pool is rescored exactly below)
             score += c * r[n_rows] if include_constant else 0.0
             score = np.where(candidate, score / np.where(candidate, col_norm, 1.0), -np.inf)
         else:
@@ -457,6 +440,7 @@ def empirical_cubature(
             reweigh(r_norm, replace=True)
 
     progress.close()
+    G.prepare_screening("float64")  # (drops the float32 copy)
     weights = np.asarray(alpha, dtype=float)
     points = np.array(selected, dtype=np.int64)
     if initial:  # the initial points first, in their order (weight 0 where left out), then the new ones
@@ -471,5 +455,6 @@ def empirical_cubature(
         tolerance=float(tolerance), converged=converged,
         extra={"n_selections": it, "n_dropped": n_dropped, "n_removals": n_nnls, "volume": volume,
                "n_total_points": n_total, "n_initial": len(initial), "n_scorings": n_scorings,
-               "selection": selection, "block_size": block, "screening": "float32" if G32 is not None else "float64"},
+               "selection": selection, "block_size": block, "screening": screening,
+               "n_reorthogonalized": qr.n_reorthogonalized},
     )

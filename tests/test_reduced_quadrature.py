@@ -377,6 +377,14 @@ def test_distributed_ecm_independent_of_rank_count():
         assert c["measured_error"] <= 1e-5, n
         assert np.max(np.abs(np.array(c["weights"]) - c1["weights"])) <= 1e-7 * np.max(c1["weights"]), n
         # randomized range finder (test matrix drawn per global point): same range and points for any rank count
+        # the factored integrand (no matrix): the same points for any rank count; with exact score products, the
+        # assembled matrix's points, weights to round-off (the two forms' scores differ by ~1e-16 relative)
+        f, f1 = run["factored"], ref["factored"]
+        assert f["points"] == f1["points"] and f["measured_error"] <= 1e-6 * (1 + 1e-8), n
+        assert np.max(np.abs(np.array(f["weights"]) - f1["weights"])) <= 1e-10 * np.max(f1["weights"]), n
+        assert f["float64"]["points"] == f["assembled_float64"]["points"], n
+        assert np.max(np.abs(np.array(f["float64"]["weights"]) - f["assembled_float64"]["weights"])) <= \
+            1e-10 * np.max(f["assembled_float64"]["weights"]), n
         s, s1 = run["sketched"], ref["sketched"]
         assert s["rank"] == s1["rank"] <= s["range_rank"] <= ref["n_rows"] and s["points"] == s1["points"], n
         assert s["measured_error"] <= 1e-5, n

@@ -136,7 +136,8 @@ def _fold_points(td: TrainingData, keep: np.ndarray, eps: np.ndarray, dual_modes
                         max_gram_rows=td.ecm.get("max_gram_rows", 8192),
                         max_points=td.ecm["max_points"], selection=td.ecm.get("selection", "greedy"),
                         block_size=td.ecm.get("block_size", 16),
-                        screening=td.ecm.get("screening", "float32")).quadrature
+                        screening=td.ecm.get("screening", "float32"),
+                        form=td.ecm.get("integrand", "assembled")).quadrature
     except ECMError as exc:
         log(f"calibration: the fold's cubature failed ({exc}); the model's reduced points are kept")
         return None
@@ -365,7 +366,8 @@ def calibrate_from_cases(cfg, comm: MPI.Comm, disc: Discretization, cases: list,
         schema_of=lambda idx: loading_schema([cases[j] for j in idx]),
         ecm=({"tolerance": cfg.ecm.tolerance, "row_tolerance": cfg.ecm.row_tolerance or cfg.ecm.tolerance / 10,
               "max_rows": cfg.ecm.max_rows, "max_gram_rows": cfg.ecm.max_gram_rows, "max_points": cfg.ecm.max_points,
-              "selection": cfg.ecm.selection, "block_size": cfg.ecm.block_size, "screening": cfg.ecm.screening}
+              "selection": cfg.ecm.selection, "block_size": cfg.ecm.block_size, "screening": cfg.ecm.screening,
+              "integrand": cfg.ecm.integrand}
              if cfg.indicator.cross_validate_cubature else None),
         stress=dual_data["stress"][0], material_index=material_index, node_coordinates=mesh.points,
         lifting=lifting if lifting else None, lift_amplitudes=lift_amplitudes)

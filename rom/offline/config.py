@@ -15,7 +15,8 @@ Example::
 
     [ecm]
     tolerance = 1e-4                       # relative ||G w - G w_FE||
-    max_rows = 500                         # compress the integrand rows above this count (8192: faster, more memory)
+    integrand = "factored"                 # factored (from the modes' strains and the stress snapshots) | assembled
+    max_rows = 500                         # assembled: compress the integrand rows above this count
     max_gram_rows = 8192                   # above: randomized range finder (no rows x rows array per rank)
     selection = "block"                    # block (up to block_size points per score product) | greedy
     block_size = 16
@@ -81,6 +82,12 @@ class DualConfig(Strict):
 
 class ECMConfig(Strict):
     tolerance: float = Field(1e-4, gt=0, lt=1)
+    #: Form of the integrand eps(psi_i) : sigma_s (structrom.rom.integrand): "factored" (the default) works on
+    #: the modes' strains and the stress snapshots themselves, with no integrand matrix and no row compression
+    #: (memory: the snapshots the stage holds anyway; a score product is one GEMM per block of points);
+    #: "assembled" builds the N n_s x points matrix, row-compressed above max_rows (row_tolerance,
+    #: max_gram_rows apply to it only). docs/benchmarks.md, "Offline stage: the factored integrand".
+    integrand: Literal["factored", "assembled"] = "factored"
     #: Relative energy tolerance of the row compression; default ``tolerance / 10`` (the compressed ECM
     #: then meets ``tolerance`` on the full integrand, see structrom.rom.reduced_quadrature.compress_rows).
     row_tolerance: float | None = Field(None, gt=0, lt=1)

@@ -1,6 +1,9 @@
 """The offline stage's reduced points: empirical cubature of the internal forces plus the dual bases' Q-DEIM points.
 
-Memory per rank is one integrand matrix of this rank's points: the rows ``eps(psi_i) : sigma_s``
+The integrand ``eps(psi_i) : sigma_s`` comes in one of two forms (``form``). "factored" (the default): the ECM
+works on the modes' strains and the stress snapshots themselves (:class:`structrom.rom.integrand.FactoredIntegrand`:
+no integrand matrix, no row compression; the memory is the snapshots', which the stage holds anyway).
+"assembled": memory per rank is one integrand matrix of this rank's points: the rows ``eps(psi_i) : sigma_s``
 (:func:`structrom.rom.reduced_quadrature.integrand_rows`) are built by blocks of points and, when there are more
 than ``max_rows`` of them, row-compressed block by block (:func:`structrom.rom.reduced_quadrature.compress_rows`
 takes a factory of the blocks and fills the compressed ``(r, n_local)`` matrix in place), so the uncompressed
@@ -15,8 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from structrom.eim.deim import qdeim
-from structrom.rom.reduced_quadrature import (ReducedQuadrature, RowCompression, compress_rows, empirical_cubature,
+from structrom.rom.integrand import AssembledIntegrand, FactoredIntegrand, Integrand
+from structrom.rom.reduced_quadrature import (ECMError, ReducedQuadrature, RowCompression, compress_rows, empirical_cubature,
                                               integrand_rows)
+
+#: Forms of the integrand (see the module docstring).
+FORMS = ("factored", "assembled")
 
 #: Integrand entries (rows x points) built at a time: 32 MiB blocks.
 BLOCK_ENTRIES = 4 * 2**20
@@ -31,13 +38,13 @@ QDEIM_TIE_RTOL = 1e-8
 
 @dataclass
 class Cubature:
-    """``quadrature``: the ECM rule; ``G``: the integrand matrix it ran on ``(n_rows_used, n_local)`` (this
-    rank's points); ``n_rows``: integrand rows before compression; ``compression``: the row compression's
+    """``quadrature``: the ECM rule; ``G``: the integrand it ran on (:mod:`structrom.rom.integrand`, shape
+    ``(n_rows_used, n_local)``: this rank's points); ``n_rows``: integrand rows before compression; ``compression``: the row compression's
     summary (``method``, ``rank``, ``range_rank``, ``energy_error``; None when ``n_rows <= max_rows``; its
     ``(n_rows, r)`` basis is not kept)."""
 
     quadrature: ReducedQuadrature
-    G: np.ndarray
+    G: Integrand
     n_rows: int
     compression: dict | None
 
@@ -88,22 +95,33 @@ def integrand_matrix(comm, eps_modes: np.ndarray, stress: np.ndarray, max_rows: 
 def cubature(comm, eps_modes: np.ndarray, stress: np.ndarray, point_weights: np.ndarray, gidx: np.ndarray, *,
              tolerance: float, row_tolerance: float, max_rows: int, max_points: int | None,
              max_gram_rows: int = MAX_GRAM_ROWS, log=None, selection: str = "greedy",
-             block_size: int = 16, screening: str = "float32") -> Cubature:
+             block_size: int = 16, screening: str = "float32", form: str = "factored") -> Cubature:
     """The ECM rule of the Galerkin internal forces at this rank's points (collective); see the module
     docstring. ``log``: rank 0's progress lines (points, residual, time, estimated time left); ``selection``,
-    ``block_size``, ``screening``: the ECM's selection rule (:func:`~structrom.rom.reduced_quadrature.empirical_cubature`)."""
+    ``block_size``, ``screening``: the ECM's selection rule (:func:`~structrom.rom.reduced_quadrature.empirical_cubature`);
+    ``form``: the integrand's (:func:`integrand`)."""
     G, n_rows, summary = integrand(comm, eps_modes, stress, gidx, row_tolerance=row_tolerance, max_rows=max_rows,
-                                   max_gram_rows=max_gram_rows)
+                                   max_gram_rows=max_gram_rows, form=form)
     quad = empirical_cubature(comm, G, point_weights, gidx, tolerance=tolerance, max_points=max_points, log=log,
                               selection=selection, block_size=block_size, screening=screening)
     return Cubature(quad, G, n_rows, summary)
 
 
 def integrand(comm, eps_modes: np.ndarray, stress: np.ndarray, gidx: np.ndarray, *, row_tolerance: float,
-              max_rows: int, max_gram_rows: int = MAX_GRAM_ROWS) -> tuple[np.ndarray, int, dict | None]:
-    """``(G, n_rows, compression summary)`` of :func:`integrand_matrix` (the compression's ``(n_rows, r)``
-    basis dropped: the ECM does not need it), so that a caller can free the stress snapshots before the ECM."""
+              max_rows: int, max_gram_rows: int = MAX_GRAM_ROWS,
+              form: str = "factored") -> tuple[Integrand, int, dict | None]:
+    """``(G, n_rows, compression summary)``: ``form`` "factored", the :class:`~structrom.rom.integrand.FactoredIntegrand`
+    of ``eps_modes`` ``(n_local, 6, N)`` and ``stress`` ``(n_local, 6, n_s)`` (which it keeps: they must stay
+    unchanged while it is used; no compression, summary None); "assembled", the matrix of :func:`integrand_matrix`
+    (the compression's ``(n_rows, r)`` basis dropped: the ECM does not need it, and the caller may free the stress
+    snapshots before the ECM)."""
+    if form not in FORMS:
+        raise ECMError(f"form must be one of {FORMS} (the integrand's form), got {form!r}")
+    if form == "factored":
+        G = FactoredIntegrand(eps_modes, stress)
+        return G, G.shape[0], None
     G, n_rows, rc = integrand_matrix(comm, eps_modes, stress, max_rows, row_tolerance, gidx, max_gram_rows)
+    G = AssembledIntegrand(G)
     summary = None if rc is None else {"method": rc.method, "rank": rc.rank, "range_rank": rc.range_rank,
                                        "energy_error": rc.energy_error, "tolerance": row_tolerance}
     return G, n_rows, summary

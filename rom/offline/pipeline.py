@@ -210,9 +210,9 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     t0 = time.perf_counter()
     row_tol = cfg.ecm.row_tolerance or cfg.ecm.tolerance / 10
     G, n_rows, compression = integrand(comm, lift.integrand_modes(eps_modes), stress_snap, gidx,
-                                       row_tolerance=row_tol,
-                                       max_rows=cfg.ecm.max_rows, max_gram_rows=cfg.ecm.max_gram_rows)
-    if not (cfg.indicator.calibrate or cfg.indicator.quantity == "stress"):
+                                       row_tolerance=row_tol, max_rows=cfg.ecm.max_rows,
+                                       max_gram_rows=cfg.ecm.max_gram_rows, form=cfg.ecm.integrand)
+    if cfg.ecm.integrand == "assembled" and not (cfg.indicator.calibrate or cfg.indicator.quantity == "stress"):
         del dual_data["stress"], stress_snap  # only the integrand needed them: freed before the ECM
     t_ecm = time.perf_counter()
     quad = empirical_cubature(comm, G, disc.point_weights, gidx, tolerance=cfg.ecm.tolerance,
@@ -223,14 +223,18 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     extra = np.setdiff1d(np.unique(np.concatenate(extra)) if extra else np.zeros(0, np.int64), quad.points)
     points = np.concatenate([quad.points, extra]).astype(np.int64)
     weights = np.concatenate([quad.weights, np.zeros(len(extra))])
-    stages.add(comm, "empirical cubature", f"{n_rows} -> {len(G)} rows, {len(quad.points)} points "
+    rows_text = f"{n_rows} rows (factored)" if cfg.ecm.integrand == "factored" else f"{n_rows} -> {G.shape[0]} rows"
+    stages.add(comm, "empirical cubature", f"{rows_text}, {len(quad.points)} points "
                f"(+{len(extra)} dual), residual {quad.residual:.1e}, {quad.extra['n_selections']} selections",
-               time.perf_counter() - t0, say, arrays={"integrand": (G.T, n_points)})
+               time.perf_counter() - t0, say, arrays={k: (v, n_points) for k, v in G.arrays().items()})
 
     t0 = time.perf_counter()
     # validation points: kept out of the reduced set, for the error indicator (structrom.rom.offline.calibration)
     val_points, val_weights = validation.select_validation_points(
         comm, gidx, disc.point_weights, G, points, p_snap, n_points, cfg.indicator.validation_points)
+    del G
+    if "stress" in dual_data and not (cfg.indicator.calibrate or cfg.indicator.quantity == "stress"):
+        del dual_data["stress"], stress_snap  # the factored integrand's last use
     val_pieces = {"integrator": validation.gather_at_points(comm, gidx, eps_modes, val_points),
                   "material": validation.gather_at_points(comm, gidx, regions.index.astype(float), val_points),
                   "lifting": validation.gather_at_points(comm, gidx, lift.eps, val_points) if lift else None,
@@ -310,7 +314,8 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
                                 # all singular values above round-off (the decay plot's data), descending
                                 "singular_values_all": np.sqrt(np.maximum(pod_u.eigenvalues, 0.0)).tolist()},
                         "ecm": {"points": len(quad.points), "dual_points": len(extra), "residual": quad.residual,
-                                "integrand_rows": n_rows, "selections": quad.extra["n_selections"],
+                                "integrand_rows": n_rows, "integrand": cfg.ecm.integrand,
+                                "selections": quad.extra["n_selections"],
                                 "scorings": quad.extra["n_scorings"], "selection": quad.extra["selection"],
                                 "seconds": ecm_seconds,
                                 "row_compression": compression},

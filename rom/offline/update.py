@@ -44,7 +44,7 @@ from structrom.rom.materials import law_from_config
 from structrom.rom.offline.config import OfflineConfig
 from structrom.rom.offline.operators import Distribution, ReducedDuals, distribute, local_at, read_rows, \
     reduced_model_data
-from structrom.rom.offline.cubature import dual_points
+from structrom.rom.offline.cubature import dual_points, integrand
 from structrom.rom.offline.lifting import OfflineLifting, displacement_schema, model_unit_fields
 from structrom.rom.offline.pipeline import loading_schema
 from structrom.rom.offline.recalibrate import carry_calibration, held_out_cases, recalibrate_indicator, \
@@ -54,7 +54,8 @@ from structrom.rom.online.indicator import ValidationSet
 from structrom.rom.offline.replay import replay
 from structrom.rom.offline.snapshots import SnapshotError, TrainingCase
 from structrom.rom.pod import update_pod
-from structrom.rom.reduced_quadrature import compress_rows, empirical_cubature, integrand_rows
+from structrom.rom.integrand import Integrand
+from structrom.rom.reduced_quadrature import empirical_cubature
 
 
 @dataclass
@@ -114,7 +115,7 @@ def _check_materials(data: model_file.ReducedModelData, case: TrainingCase) -> l
 
 
 def _updated_validation(comm: MPI.Comm, dist: Distribution, old: ValidationSet | None, points: np.ndarray,
-                        eps_modes: np.ndarray, duals: dict[str, ReducedDuals], G: np.ndarray, lift: OfflineLifting
+                        eps_modes: np.ndarray, duals: dict[str, ReducedDuals], G: Integrand, lift: OfflineLifting
                         ) -> tuple[ValidationSet | None, np.ndarray | None]:
     """The model's validation points for the updated bases (collective; the set on rank 0, None elsewhere):
     strains of the new modes ``eps_modes`` ``(n_loc, 6, N)`` and rows of the new Gappy bases there, weights
@@ -259,10 +260,10 @@ def update_model(path, cases: list[TrainingCase], comm: MPI.Comm, log=lambda *a:
     eps_modes = (disc.strain_operator()[:, dist.rows] @ pod_u.modes_local).reshape(disc.n_points, 6, n_modes)
     s = duals["stress"]
     # with prescribed displacements, the reactions' volume terms eps(G_j) : sigma too (as the offline stage)
-    G = integrand_rows(lift.integrand_modes(eps_modes), s.modes.reshape(disc.n_points, 6, -1) * s.singular_values)
-    n_rows = len(G)
-    if n_rows > settings.ecm.max_rows:
-        G = compress_rows(comm, G, settings.ecm.row_tolerance or settings.ecm.tolerance / 10).compressed_local
+    stress_modes = s.modes.reshape(disc.n_points, 6, -1) * s.singular_values
+    G, n_rows, _ = integrand(comm, lift.integrand_modes(eps_modes), stress_modes, dist.gidx, row_tolerance=settings.ecm.row_tolerance or settings.ecm.tolerance / 10,
+                             max_rows=settings.ecm.max_rows, max_gram_rows=settings.ecm.max_gram_rows,
+                             form=settings.ecm.integrand)
     old_ecm = data.point[data.weights > 0]
     quad = empirical_cubature(comm, G, disc.point_weights, dist.gidx, tolerance=settings.ecm.tolerance,
                               max_points=settings.ecm.max_points, initial_points=old_ecm,
@@ -274,7 +275,7 @@ def update_model(path, cases: list[TrainingCase], comm: MPI.Comm, log=lambda *a:
     points = np.concatenate([quad.points, extra]).astype(np.int64)
     weights = np.concatenate([quad.weights, np.zeros(len(extra))])
     stats["points"] = [len(data.point), len(points)]
-    stats["ecm"] = {"points": [len(old_ecm), len(quad.points)], "residual": quad.residual, "rows": [n_rows, len(G)],
+    stats["ecm"] = {"points": [len(old_ecm), len(quad.points)], "residual": quad.residual, "rows": [n_rows, G.shape[0]],
                     "converged": quad.converged}
     stats["cubature"] = time.perf_counter() - t0
 

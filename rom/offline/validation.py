@@ -16,6 +16,7 @@ from scipy.optimize import nnls
 
 from structrom.mpi.assembly import gather_rows_to_root
 from structrom.rom.fem.kernel import Discretization
+from structrom.rom.integrand import Integrand, as_integrand
 
 #: Tikhonov weight of the validation cubature fit, relative to the norm of the integrand matrix.
 NNLS_REGULARIZATION = 1e-3
@@ -36,12 +37,14 @@ def gather_at_points(comm: MPI.Comm, gidx: np.ndarray, values: np.ndarray, point
     return gather_rows_to_root(comm, where, values[local], len(points))
 
 
-def select_validation_points(comm: MPI.Comm, gidx: np.ndarray, point_weights: np.ndarray, G_local: np.ndarray,
+def select_validation_points(comm: MPI.Comm, gidx: np.ndarray, point_weights: np.ndarray,
+                             G_local: np.ndarray | Integrand,
                              reduced_points: np.ndarray, p_local: np.ndarray | None, n_points: int,
                              n_validation: int) -> tuple[np.ndarray, np.ndarray]:
     """Validation points (global numbers, sorted) and their NNLS cubature weights, the same on every rank.
 
-    ``G_local``: ``(n_rows, n_points_local)`` training integrand (the cubature's); ``p_local``:
+    ``G_local``: ``(n_rows, n_points_local)`` training integrand (the cubature's: a matrix or an integrand of
+    :mod:`structrom.rom.integrand`); ``p_local``:
     ``(n_points_local, n_snap)`` training cumulated plastic strain or None; ``n_points``: global count."""
     excluded = np.zeros(n_points, bool)
     excluded[reduced_points] = True
@@ -76,15 +79,17 @@ def select_validation_points(comm: MPI.Comm, gidx: np.ndarray, point_weights: np
     return points, validation_weights(comm, gidx, point_weights, G_local, points)
 
 
-def validation_weights(comm: MPI.Comm, gidx: np.ndarray, point_weights: np.ndarray, G_local: np.ndarray,
-                       points: np.ndarray) -> np.ndarray:
+def validation_weights(comm: MPI.Comm, gidx: np.ndarray, point_weights: np.ndarray,
+                       G_local: np.ndarray | Integrand, points: np.ndarray) -> np.ndarray:
     """Non-negative cubature weights ``(n_val,)`` at the global validation ``points`` for the integrand
-    ``G_local`` ``(n_rows, n_points_local)`` and the volume, the same on every rank (collective)."""
+    ``G_local`` ``(n_rows, n_points_local)`` (as in :func:`select_validation_points`) and the volume, the same on
+    every rank (collective)."""
     # NNLS weights: G_val w ~ G w_FE, plus the volume (the constant integrand), rows scaled alike
-    b = comm.allreduce(G_local @ point_weights)
+    G = as_integrand(G_local)
+    b = G.weighted_sums(comm, np.asarray(point_weights, float))
     volume = comm.allreduce(float(point_weights.sum()))
     local, where = _positions(gidx, points)
-    G_val = gather_rows_to_root(comm, where, np.ascontiguousarray(G_local[:, local].T), len(points))
+    G_val = gather_rows_to_root(comm, where, np.ascontiguousarray(G.columns(local).T), len(points))
     w_fe_sel = gather_at_points(comm, gidx, np.asarray(point_weights, float), points)
     weights = None
     if comm.Get_rank() == 0:

@@ -5,7 +5,9 @@ Elements are split by recursive bisection of their centroids; every rank builds 
 linear elasticity and J2 plasticity applied to the strains of smooth displacement fields). Global point
 numbers: element ``e``, point ``q`` -> ``e n_q + q`` (one element type). The quadrature error of the
 reduced rule is measured independently (each rank's share of ``G (w - w_FE)``, Allreduced). Also runs
-the ECM on rows compressed by :func:`compress_rows`, and the one-point greedy rule (``selection="greedy"``).
+the ECM on rows compressed by :func:`compress_rows`, the one-point greedy rule (``selection="greedy"``) and the ECM
+on the factored integrand (:class:`structrom.rom.integrand.FactoredIntegrand`: the modes' strains and the stresses,
+no matrix).
 Usage: ecm_ranks.py [element]   (C3D8 default, or C3D10)
 """
 import json
@@ -81,8 +83,15 @@ from structrom.rom.row_sketch import sketch_rows  # noqa: E402
 
 rs = sketch_rows(comm, lambda: [G[:, : n // 2], G[:, n // 2:]], 1e-6, gpts, block=8)  # randomized, no R x R
 qs = empirical_cubature(comm, rs.compressed_local, w_fe, gpts, tolerance=0.9e-5)
+from structrom.rom.integrand import FactoredIntegrand  # noqa: E402
+
+factored = FactoredIntegrand(eps_modes, np.stack(stress, axis=2))
+qf = empirical_cubature(comm, factored, w_fe, gpts, tolerance=1e-6, selection="block")  # float32 screening
+qf64 = empirical_cubature(comm, factored, w_fe, gpts, tolerance=1e-6, selection="block", screening="float64")
+q64 = empirical_cubature(comm, G, w_fe, gpts, tolerance=1e-6, selection="block", screening="float64")
 volume = comm.allreduce(float(w_fe.sum()))
 err, err_c, err_s, err_g = measured_error(q), measured_error(qc), measured_error(qs), measured_error(qg)
+err_f = measured_error(qf)
 all_points = comm.allreduce(n)
 if comm.rank == 0:
     print("RESULT " + json.dumps({
@@ -94,6 +103,9 @@ if comm.rank == 0:
                        "weights": qc.weights.tolist(), "residual": qc.residual, "measured_error": err_c},
         "greedy": {"points": qg.points.tolist(), "weights": qg.weights.tolist(), "residual": qg.residual,
                    "measured_error": err_g, "scorings": qg.extra["n_scorings"]},
+        "factored": {"points": qf.points.tolist(), "weights": qf.weights.tolist(), "measured_error": err_f,
+                     "float64": {"points": qf64.points.tolist(), "weights": qf64.weights.tolist()},
+                     "assembled_float64": {"points": q64.points.tolist(), "weights": q64.weights.tolist()}},
         "sketched": {"rank": rs.rank, "range_rank": rs.range_rank, "points": qs.points.tolist(),
                      "weights": qs.weights.tolist(), "measured_error": err_s},
     }))
