@@ -337,6 +337,8 @@ def _main() -> int:
     parser.add_argument("--greedy", type=int, default=0,
                         help="add this many training loadings, one at a time, each the candidate of largest error "
                              "indicator under the current model (one HF solve and one offline stage each)")
+    parser.add_argument("--hf-workers", type=int, default=2,
+                        help="one-rank HF solves at a time (1 for meshes whose solve needs half the memory)")
     parser.add_argument("--small", action="store_true",
                         help="4 training loadings and 1 test loading (SMALL_TRAINING, SMALL_TEST): for large meshes")
     parser.add_argument("--out", default=str(ROOT / "out" / "rom_plate"))
@@ -359,7 +361,7 @@ def _main() -> int:
     jobs = [("train", f"train_{i}", p) for i, p in enumerate(training)] + \
            [("test", f"test_{i}", p) for i, p in enumerate(tests)] + [("test", f"far_{i}", p) for i, p in enumerate(far)]
     t0 = time.perf_counter()
-    hf_seconds = run_hifi_jobs(jobs, out, times, args.solver)  # two one-rank HF solves at a time on 2 cores
+    hf_seconds = run_hifi_jobs(jobs, out, times, args.solver, workers=args.hf_workers)  # one-rank HF solves
     print(f"rom_plate: {len(jobs)} HF solves ready ({time.perf_counter() - t0:.0f} s this run)")
     settings = OfflineSettings(args.pod_tol, args.ecm_tol, args.dual_tol, args.indicator, args.indicator_tol,
                                args.calibrate)
