@@ -133,24 +133,45 @@ REORTHOGONALIZE = 0.7071067811865476
 
 
 class _ColumnQR:
-    """Economic QR ``A = Q R`` of the selected normalized columns ``A`` ``(n, k)``, in preallocated buffers
-    (capacity doubled on demand): a column is appended by classical Gram-Schmidt, with a second pass when the
-    first one cancelled more than ``1 - REORTHOGONALIZE`` of its norm (Kahan-Parlett's "twice is enough"
-    criterion, Giraud, Langou, Rozloznik 2005: orthogonality to working precision; O(n k), no copy of ``Q``), removed by :func:`scipy.linalg.qr_delete` on the economic factors (in place: ``Q`` and
-    ``A`` are column-major, so their leading columns are contiguous). Identical operations on every rank, so
-    identical factors."""
+    """Economic QR ``A = Q R`` of the selected normalized columns ``A`` ``(n, k)``, with the ``n`` rows of ``Q`` and
+    ``A`` split over the ranks of ``comm`` (contiguous row ranges; ``R`` ``(k, k)`` on every rank): every O(n k)
+    product works on this rank's rows, with an Allreduce of ``k`` numbers, so the QR's time and memory per rank fall
+    as 1 / P. Preallocated buffers (capacity doubled on demand). A column is appended by classical Gram-Schmidt,
+    with a second pass when the first one cancelled more than ``1 - REORTHOGONALIZE`` of its norm (Kahan-Parlett's
+    "twice is enough" criterion, Giraud, Langou, Rozloznik 2005: orthogonality to working precision; no copy of
+    ``Q``); removed by :func:`scipy.linalg.qr_delete` (Givens rotations computed from ``R``, which every rank holds
+    alike, and applied to this rank's rows of ``Q`` in place). The results are the same on every rank, and the
+    same for any rank count to round-off."""
 
-    def __init__(self, n: int, capacity: int = 64) -> None:
+    def __init__(self, n: int, capacity: int = 64, comm: MPI.Comm | None = None) -> None:
+        self.comm = MPI.COMM_SELF if comm is None else comm
+        size, rank = self.comm.Get_size(), self.comm.Get_rank()
+        bounds = [n * p // size for p in range(size + 1)]
+        self.counts = np.diff(bounds).astype(np.int64)
+        self.displs = np.array(bounds[:-1], dtype=np.int64)
+        self.lo, self.hi = bounds[rank], bounds[rank + 1]
         self.n, self.k = n, 0
-        self.Q = np.zeros((n, capacity), order="F")
+        m = self.hi - self.lo
+        self.Q = np.zeros((m, capacity), order="F")
         self.R = np.zeros((capacity, capacity))
-        self.A = np.zeros((n, capacity), order="F")  # the normalized columns themselves (residual refinement)
+        self.A = np.zeros((m, capacity), order="F")  # the normalized columns themselves (residual refinement)
         self.n_reorthogonalized = 0
+
+    def _sum(self, a):
+        return allreduce(self.comm, a) if self.comm.Get_size() > 1 else a
+
+    def _full(self, local: np.ndarray) -> np.ndarray:
+        """The ``(n,)`` vector whose rows this rank holds as ``local`` (Allgatherv)."""
+        if self.comm.Get_size() == 1:
+            return np.array(local, dtype=float)
+        out = np.empty(self.n)
+        self.comm.Allgatherv(np.ascontiguousarray(local, dtype=float), [out, self.counts, self.displs, MPI.DOUBLE])
+        return out
 
     def _grow(self) -> None:
         cap = 2 * self.Q.shape[1]
         for name in ("Q", "A"):
-            buf = np.zeros((self.n, cap), order="F")
+            buf = np.zeros((self.hi - self.lo, cap), order="F")
             buf[:, :self.k] = getattr(self, name)[:, :self.k]
             setattr(self, name, buf)
         R = np.zeros((cap, cap))
@@ -158,20 +179,21 @@ class _ColumnQR:
         self.R = R
 
     def append(self, v: np.ndarray, rtol: float = 1e-12) -> bool:
-        """Append the unit column ``v`` ``(n,)``; False (nothing changed) when it is numerically dependent
-        on the current columns (``|R_kk| <= rtol |R_00|``)."""
+        """Append the unit column ``v`` ``(n,)`` (the same on every rank); False (nothing changed) when it is
+        numerically dependent on the current columns (``|R_kk| <= rtol |R_00|``)."""
         k = self.k
         if k == self.Q.shape[1]:
             self._grow()
         Qk = self.Q[:, :k]
-        h = Qk.T @ v
-        w = v - Qk @ h
-        rho = float(np.linalg.norm(w))
+        vl = v[self.lo:self.hi]
+        h = self._sum(Qk.T @ vl)
+        w = vl - Qk @ h
+        rho = float(np.sqrt(self._sum(float(w @ w))))
         if rho < REORTHOGONALIZE * float(np.linalg.norm(v)):  # cancellation: a second pass (Kahan-Parlett)
-            h2 = Qk.T @ w
+            h2 = self._sum(Qk.T @ w)
             w -= Qk @ h2
             h += h2
-            rho = float(np.linalg.norm(w))
+            rho = float(np.sqrt(self._sum(float(w @ w))))
             self.n_reorthogonalized += 1
         if k and rho <= rtol * abs(self.R[0, 0]):
             return False
@@ -181,43 +203,58 @@ class _ColumnQR:
         self.R[:k, k] = h
         self.R[k, :k] = 0.0
         self.R[k, k] = rho
-        self.A[:, k] = v
+        self.A[:, k] = vl
         self.k = k + 1
         return True
 
     def load(self, A: np.ndarray) -> None:
-        """Start from the unit columns ``A`` ``(n, k)`` (independent), factorized by one Householder QR."""
+        """Start from the unit columns ``A`` ``(n, k)`` (independent; the same on every rank), factorized by one
+        Householder QR (on every rank; this rank keeps its rows)."""
         k = A.shape[1]
         while self.Q.shape[1] < k:
             self._grow()
         Q, R = sla.qr(A, mode="economic")
-        self.Q[:, :k], self.R[:k, :k], self.A[:, :k] = Q, R, A
+        self.Q[:, :k], self.R[:k, :k], self.A[:, :k] = Q[self.lo:self.hi], R, A[self.lo:self.hi]
         self.k = k
 
     def delete(self, j: int) -> None:
         """Remove column ``j``: only the trailing factors change (``Q[:, j:]``, ``R[j:, j:]``: the first column of
-        their product deleted by :func:`scipy.linalg.qr_delete`, Givens rotations), ``R[:j, j + 1:]`` shifts left."""
+        their product deleted by :func:`scipy.linalg.qr_delete`, Givens rotations), ``R[:j, j + 1:]`` shifts left.
+        When a rank holds fewer rows than the trailing columns (small problems), the trailing ``Q`` is gathered."""
         k = self.k
-        Q, R = sla.qr_delete(self.Q[:, j:k], np.asfortranarray(self.R[j:k, j:k]), 0, which="col",
-                             overwrite_qr=True, check_finite=False)
-        # economic factors: keep the first k - 1 - j columns of the trailing Q and the leading block of its R
-        if not np.shares_memory(Q, self.Q):
-            self.Q[:, j:k - 1] = Q[:, :k - 1 - j]
+        R_t = np.asfortranarray(self.R[j:k, j:k])
+        if int(self.counts.min()) >= k - j:  # economic factors of this rank's rows: the rotations come from R
+            Q, R = sla.qr_delete(self.Q[:, j:k], R_t, 0, which="col", overwrite_qr=True, check_finite=False)
+            if not np.shares_memory(Q, self.Q):
+                self.Q[:, j:k - 1] = Q[:, :k - 1 - j]
+        else:
+            full = np.stack([self._full(self.Q[:, c]) for c in range(j, k)], axis=1) if k > j else None
+            Q, R = sla.qr_delete(full, R_t, 0, which="col", overwrite_qr=True, check_finite=False)
+            self.Q[:, j:k - 1] = Q[self.lo:self.hi, :k - 1 - j]
         self.R[:j, j:k - 1] = self.R[:j, j + 1:k]
         self.R[j:k - 1, j:k - 1] = R[:k - 1 - j, :k - 1 - j]
         self.A[:, j:k - 1] = self.A[:, j + 1:k]
         self.k = k - 1
 
     def solve(self, b: np.ndarray) -> np.ndarray:
-        """Least squares ``argmin ||A x - b||`` with two steps of iterative refinement (the updated
-        factors lose digits on ill-conditioned column sets)."""
+        """Least squares ``argmin ||A x - b||`` (``b`` ``(n,)``, the same on every rank) with two steps of iterative
+        refinement (the updated factors lose digits on ill-conditioned column sets)."""
         k = self.k
         Q, A = self.Q[:, :k], self.A[:, :k]
+        bl = b[self.lo:self.hi]
         R = np.ascontiguousarray(self.R[:k, :k])  # one copy for the three solves (the same LAPACK calls)
-        x = sla.solve_triangular(R, Q.T @ b, check_finite=False)
+        x = sla.solve_triangular(R, self._sum(Q.T @ bl), check_finite=False)
         for _ in range(2):
-            x += sla.solve_triangular(R, Q.T @ (b - A @ x), check_finite=False)
+            x += sla.solve_triangular(R, self._sum(Q.T @ (bl - A @ x)), check_finite=False)
         return x
+
+    def combination(self, x: np.ndarray) -> np.ndarray:
+        """``A x`` ``(n,)`` on every rank."""
+        return self._full(self.A[:, :self.k] @ x)
+
+    def last_direction(self) -> np.ndarray:
+        """The last column of ``Q`` ``(n,)`` on every rank."""
+        return self._full(self.Q[:, self.k - 1])
 
 
 def _pool(comm: MPI.Comm, score: np.ndarray, gpts: np.ndarray, floor: float, band: float, size: int) -> np.ndarray:

@@ -251,7 +251,7 @@ def empirical_cubature(
     selected: list[int] = []  # global point numbers
     norms: list[float] = []  # norms of the selected augmented columns (identical on every rank)
     alpha = np.zeros(0)
-    qr = _ColumnQR(n_aug)
+    qr = _ColumnQR(n_aug, comm=comm)
     history: list[float] = []
     n_dropped = n_nnls = 0
     stall = 0
@@ -297,10 +297,10 @@ def empirical_cubature(
             alpha_n = positive_weights()
             if alpha_n is None:  # nothing usable: a cold start (every point a candidate)
                 candidate = col_norm > 0.0
-                selected, norms, qr = [], [], _ColumnQR(n_aug)
+                selected, norms, qr = [], [], _ColumnQR(n_aug, comm=comm)
             else:
                 alpha = alpha_n / np.array(norms)
-                r = b - qr.A[:, :qr.k] @ alpha_n
+                r = b - qr.combination(alpha_n)
                 history.append(float(np.linalg.norm(r[:n_rows]) / norm_b))
                 converged = bool(np.linalg.norm(r) <= target)
     it = n_scorings = 0
@@ -336,7 +336,7 @@ def empirical_cubature(
         selected.append(point)
         norms.append(col_nrm)
         if not weights:  # r is orthogonal to the previous columns: the new least-squares residual is exact
-            q = qr.Q[:, qr.k - 1]
+            q = qr.last_direction()
             r = r - q * float(q @ r)
             new_norm = float(np.linalg.norm(r))
             history.append(float(np.linalg.norm(r[:n_rows]) / norm_b))
@@ -359,7 +359,7 @@ def empirical_cubature(
             raise ECMError(f"ECM could not find positive weights on {len(selected)} selected points")
         nrm = np.array(norms)
         alpha = alpha_n / nrm
-        r = b - qr.A[:, :qr.k] @ alpha_n  # A_z alpha = (normalized columns) alpha_n
+        r = b - qr.combination(alpha_n)  # A_z alpha = (normalized columns) alpha_n
         new_norm = float(np.linalg.norm(r))
         if replace:
             history[-1] = float(np.linalg.norm(r[:n_rows]) / norm_b)

@@ -113,3 +113,21 @@ def test_block_keywords_are_checked():
         empirical_cubature(SELF, G, w, np.arange(5), block_correlation=1.5)
     with pytest.raises(ECMError, match="screening"):
         empirical_cubature(SELF, G, w, np.arange(5), screening="float16")
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("n", [2, 3])
+def test_selected_columns_qr_split_over_ranks_agrees_with_one_rank(n):
+    """The ECM's QR with its rows split over the ranks: orthonormal factors that reproduce the columns, and the
+    one-rank factors and least-squares solution, to round-off (1e-13: a 120-column well-conditioned set), after
+    appends and deletions on both paths (rows held in place, and gathered when a rank holds fewer rows than the
+    trailing columns)."""
+    from mpi_helpers import run_program
+
+    res = run_program(n, "column_qr_ranks.py", timeout=120)
+    for per_rank in res["runs"]:
+        for rows, r in per_rank.items():
+            assert r["k"] == 114 and r["rows_per_rank"] < int(rows), (n, rows)
+            assert r["orthogonality"] <= 1e-13 and r["reconstruction"] <= 1e-13, (n, rows, r)
+            assert r["solution_difference"] <= 1e-13 and r["R_difference"] <= 1e-13, (n, rows, r)
+            assert r["combination"] <= 1e-13, (n, rows, r)

@@ -1,0 +1,37 @@
+"""The ECM's QR of the selected columns with its rows split over the ranks (``_ColumnQR``) against the same
+operations on one rank: appends, deletions (both the in-place and the gathered path: 301 and 130 rows) and
+least squares. Prints the factors' orthogonality and reconstruction errors and the solution's difference."""
+import json
+
+import numpy as np
+from mpi4py import MPI
+
+from structrom.rom.ecm_parts import _ColumnQR
+
+comm = MPI.COMM_WORLD
+out = {}
+for n in (301, 130):
+    rng = np.random.default_rng(3)
+    cols = rng.standard_normal((n, 120))
+    cols /= np.linalg.norm(cols, axis=0)
+    b = rng.standard_normal(n)
+    split, one = _ColumnQR(n, comm=comm, capacity=8), _ColumnQR(n, capacity=8)
+    for qr in (split, one):
+        for j in range(100):
+            qr.append(cols[:, j])
+        for j in (5, 50, 3, 90, 94, 0):
+            qr.delete(j)
+        for j in range(100, 120):
+            qr.append(cols[:, j])
+    x, x1 = split.solve(b), one.solve(b)
+    k = split.k
+    Q = np.stack([split._full(split.Q[:, c]) for c in range(k)], axis=1)
+    A = np.stack([split._full(split.A[:, c]) for c in range(k)], axis=1)
+    out[n] = {"k": k, "rows_per_rank": int(split.hi - split.lo), "orthogonality": float(np.abs(Q.T @ Q - np.eye(k)).max()),
+              "reconstruction": float(np.abs(Q @ split.R[:k, :k] - A).max()),
+              "solution_difference": float(np.abs(x - x1).max() / np.abs(x1).max()),
+              "R_difference": float(np.abs(split.R[:k, :k] - one.R[:k, :k]).max()),
+              "combination": float(np.abs(split.combination(x) - one.combination(x)).max())}
+rows = comm.gather(out, root=0)
+if comm.rank == 0:
+    print("RESULT " + json.dumps({"n_ranks": comm.size, "runs": rows}))
