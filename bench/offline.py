@@ -104,6 +104,7 @@ def run_offline(directory: Path, ranks: int, code: Path | None = None, settings:
             "integration_points": n_points, "dual_modes": duals,
             "rows": ecm.get("integrand_rows", prov["pod"]["modes"] * n_snap),
             "compressed_rows": (ecm.get("row_compression") or {}).get("rank"), "selections": ecm.get("selections"),
+            "integrand": ecm.get("integrand", "assembled"),
             "residual": ecm["residual"], "reduced_points": points.tolist(), "reduced_weights": weights.tolist()}
 
 

@@ -15,9 +15,14 @@ integration points, ``n_s`` snapshots, ``N`` modes, ``R = N n_s`` integrand rows
   copy); Gram eigendecomposition ``D = 8 n_p (7 n_s + 6 N + 6 m_s + m_p)``, ``Q = 16 R^2`` (or the randomized
   range ``8 R (r + 256)`` above ``max_gram_rows``); compressed integrand filled while the stress snapshots are
   alive ``D = 8 n_p (7 n_s + 6 N + r + 6 m_s + m_p)``, ``Q = 8 R r`` (the compression basis);
+  With the factored integrand (``integrand = "factored"``, the default: no integrand matrix, no compression) the
+  cubature holds ``D = 8 n_p (10 n_s + 6 N + 6 m_s + m_p) + 32 R k`` (the stress snapshots and their float32
+  copy, the QR of the ``k`` selected columns split over the ranks);
 * times [s]: read + partition ``a n_d``; displacement POD ``a n_d n_s^2 / P``; replay ``a n_p n_s / P``;
-  dual POD ``a n_p n_s^2 / P``; cubature ``a n_p R^2 / P + b S r n_p / P`` (Gram, selections); the other
-  stages ``a n_p / P``.
+  dual POD ``a n_p n_s^2 / P``; cubature, assembled: ``a n_p R^2 / P + b S r n_p / P`` (Gram, selections),
+  factored: ``a K R n_p / P + b S R k / P + c R n_p / P`` (``K`` score products, one GEMM of ``12 R`` flops per
+  point each; the QR's appends and deletions; the integrals and column norms); the other stages ``a n_p / P``.
+  The cubature's time is fitted on the runs of the integrand form predicted (factored).
 
 Times measured on a shared machine are upper bounds; the memory model is the one to size a job with.
 """
@@ -43,12 +48,18 @@ def features(r: dict) -> dict:
     m_p = sum(r["dual_modes"].values()) - m_s
     P = r["ranks"]
     S = r["selections"] or 0
-    gram = 16.0 * R * R if R <= MAX_GRAM_ROWS else 8.0 * R * (rc + 256)
-    stages = [(n_d * (n_s + N), 0.0), (n_p * (7 * n_s + 6 * N + 12 * m_s + m_p), 0.0),
-              (n_p * (7 * n_s + 6 * N + 6 * m_s + m_p), gram / 8), (n_p * (7 * n_s + 6 * N + rc + 6 * m_s + m_p), R * rc)]
+    k = r.get("points") or 0
+    factored = r.get("integrand", "assembled") == "factored"
+    stages = [(n_d * (n_s + N), 0.0), (n_p * (7 * n_s + 6 * N + 12 * m_s + m_p), 0.0)]
+    if factored:
+        stages.append((n_p * (10 * n_s + 6 * N + 6 * m_s + m_p) + 4 * R * k, 0.0))
+    else:
+        gram = 16.0 * R * R if R <= MAX_GRAM_ROWS else 8.0 * R * (rc + 256)
+        stages += [(n_p * (7 * n_s + 6 * N + 6 * m_s + m_p), gram / 8),
+                   (n_p * (7 * n_s + 6 * N + rc + 6 * m_s + m_p), R * rc)]
     peak = max(8.0 * (d / P + q) for d, q in stages) / GIB
     return {"n_d": n_d, "n_p": n_p, "n_s": n_s, "N": N, "R": R, "r": rc, "m": m_s + m_p, "P": P, "S": S,
-            "peak": peak}
+            "K": r.get("scorings") or 0, "k": k, "factored": factored, "peak": peak}
 
 
 STAGES = {
@@ -56,8 +67,8 @@ STAGES = {
     "displacement POD": lambda f: [f["n_d"] * f["n_s"] ** 2 / f["P"]],
     "replay of the laws": lambda f: [f["n_p"] * f["n_s"] / f["P"]],
     "dual POD": lambda f: [f["n_p"] * f["n_s"] ** 2 / f["P"]],
-    "empirical cubature": lambda f: [f["n_p"] * min(f["R"], MAX_GRAM_ROWS) ** 2 / f["P"],
-                                     f["S"] * f["r"] * f["n_p"] / f["P"]],
+    "empirical cubature": lambda f: [f["K"] * f["R"] * f["n_p"] / f["P"], f["S"] * f["R"] * f["k"] / f["P"],
+                                     f["R"] * f["n_p"] / f["P"]],
     "validation points": lambda f: [f["n_p"] / f["P"]],
     "reduced operators": lambda f: [f["n_p"] / f["P"]],
 }
@@ -84,6 +95,8 @@ def fit(rows: list[dict]) -> dict:
         X, y = [], []
         for r, f in zip(rows, feats):
             t = {s["stage"]: s["seconds"] for s in r["stages"]}
+            if name == "empirical cubature" and not f["factored"]:
+                continue  # (the model of the factored integrand, the default)
             if name in t:
                 X.append(terms(f))
                 y.append(t[name])
@@ -110,8 +123,9 @@ def main() -> int:
     parser.add_argument("--ranks", type=int, nargs="+", default=[16, 32, 64])
     parser.add_argument("--snapshots", type=int, default=240)
     parser.add_argument("--modes", type=int, default=22)
-    parser.add_argument("--compressed", type=float, default=0.6, help="compressed rows / rows")
-    parser.add_argument("--selections", type=float, default=1.1, help="ECM selections / compressed rows")
+    parser.add_argument("--points", type=float, default=0.32, help="ECM points / integrand rows (117k plate: 1691 / 5280)")
+    parser.add_argument("--selections", type=float, default=1.8, help="ECM selections / ECM points (block rule)")
+    parser.add_argument("--scorings", type=float, default=0.1, help="score products / ECM selections (block rule)")
     parser.add_argument("--stress-modes", type=int, default=159)
     parser.add_argument("--p-modes", type=int, default=117)
     parser.add_argument("--replicated-bytes-per-dof", type=float, default=100.0)
@@ -127,20 +141,21 @@ def main() -> int:
            "measured / modelled peak per rank [GiB]: " +
            ", ".join(f"{a:.2f} / {b:.2f}" for a, b in model["memory_fit"]), ""]
     names = list(model["stages"])
-    out += ["| dofs | ranks | snapshots | rows -> compressed | " + " | ".join(f"{n} [s]" for n in names) +
+    out += ["| dofs | ranks | snapshots | integrand | " + " | ".join(f"{n} [s]" for n in names) +
             " | total [s] | ECM share | memory per rank [GiB] |",
             "| ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in names) + " | ---: | ---: | ---: |"]
     for n_d in args.predict:
         for P in args.ranks:
             R = args.modes * args.snapshots
-            rc = int(args.compressed * R)
+            k = int(args.points * R)
+            S = int(args.selections * k)
             r = {"dofs": n_d, "integration_points": int(args.points_per_dof * n_d), "snapshots": args.snapshots,
-                 "modes": args.modes, "rows": R, "compressed_rows": rc,
+                 "modes": args.modes, "rows": R, "compressed_rows": None, "integrand": "factored", "points": k,
                  "dual_modes": {"stress": args.stress_modes, "cumulated_plastic_strain": args.p_modes},
-                 "ranks": P, "selections": int(args.selections * rc)}
+                 "ranks": P, "selections": S, "scorings": int(args.scorings * S)}
             mem, times = predict(model, features(r))
             total = sum(times.values())
-            out.append(f"| {n_d} | {P} | {args.snapshots} | {R} -> {rc} | " +
+            out.append(f"| {n_d} | {P} | {args.snapshots} | {R} (factored), {k} points | " +
                        " | ".join(f"{times[n]:.0f}" for n in names) +
                        f" | {total:.0f} | {times.get('empirical cubature', 0) / total:.0%} | {mem:.1f} |")
     print("\n".join(out))

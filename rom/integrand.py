@@ -1,6 +1,6 @@
 """The empirical cubature's integrand ``G`` ``(n_rows, n_local)`` at this rank's points, behind the few operations
-the ECM (:func:`structrom.rom.reduced_quadrature.empirical_cubature`) needs: column norms, the reproducible FE
-integrals ``G w_FE``, score products ``G^T r`` and exact columns at given points.
+the ECM (:func:`structrom.rom.reduced_quadrature.empirical_cubature`) needs: column norms, the FE integrals
+``G w_FE``, score products ``G^T r`` and exact columns at given points.
 
 Two forms. :class:`AssembledIntegrand` holds the matrix (any integrand, e.g. row-compressed). :class:`FactoredIntegrand`
 holds the factors of the Galerkin internal-force integrand, row ``i n_s + s`` at point ``k``::

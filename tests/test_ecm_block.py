@@ -131,3 +131,39 @@ def test_selected_columns_qr_split_over_ranks_agrees_with_one_rank(n):
             assert r["orthogonality"] <= 1e-13 and r["reconstruction"] <= 1e-13, (n, rows, r)
             assert r["solution_difference"] <= 1e-13 and r["R_difference"] <= 1e-13, (n, rows, r)
             assert r["combination"] <= 1e-13, (n, rows, r)
+
+
+def test_factored_integrand_is_the_assembled_matrix():
+    """The factored integrand (modes' strains and stresses, no matrix) against the matrix of integrand_rows on FE
+    data (C3D10 box, 6 modes, 10 elastic / J2 stresses): the same columns and column norms bit for bit, integrals
+    and score products to round-off (1e-13 relative: sums of 6 N n_s products), float32 screening to single
+    precision (1e-5 of the largest score), and the same ECM rule with exact products."""
+    from structrom.rom.integrand import AssembledIntegrand, FactoredIntegrand
+
+    disc, _, eps_modes, stress = fe_problem("C3D10", (6, 4, 3), 6, 0.55 + 0.2 * np.arange(10))
+    G = integrand_rows(eps_modes, stress)
+    f, a = FactoredIntegrand(eps_modes, stress), AssembledIntegrand(G)
+    w = disc.point_weights
+    assert f.shape == a.shape == G.shape
+    loc = np.array([0, 7, disc.n_points - 1])
+    assert np.array_equal(f.columns(loc), G[:, loc])
+    (nf, mf), (na, ma) = f.norms_and_max(), a.norms_and_max()
+    assert np.array_equal(nf, na) and mf == ma
+    b = a.weighted_sums(SELF, w)
+    assert np.allclose(f.weighted_sums(SELF, w), b, rtol=0, atol=1e-13 * np.abs(b).max())
+    r = np.random.default_rng(0).standard_normal(G.shape[0])
+    s = G.T @ r
+    assert np.allclose(f.scores(r), s, rtol=0, atol=1e-13 * np.abs(s).max())
+    f.prepare_screening("float32")
+    assert np.allclose(f.scores(r), s, rtol=0, atol=1e-5 * np.abs(s).max())
+    qf = empirical_cubature(SELF, FactoredIntegrand(eps_modes, stress), w, np.arange(disc.n_points), tolerance=1e-6,
+                            selection="block", screening="float64")
+    qa = empirical_cubature(SELF, G, w, np.arange(disc.n_points), tolerance=1e-6, selection="block",
+                            screening="float64")
+    assert np.array_equal(qf.points, qa.points) and np.allclose(qf.weights, qa.weights, rtol=1e-10)
+    with pytest.raises(ECMError, match="stress_local must have shape"):
+        FactoredIntegrand(eps_modes, stress[:-1])
+    bad = stress.copy()
+    bad[3, 0, 1] = np.nan
+    with pytest.raises(ECMError, match="stress snapshots has NaN"):
+        empirical_cubature(SELF, FactoredIntegrand(eps_modes, bad), w, np.arange(disc.n_points), tolerance=1e-6)
