@@ -75,7 +75,9 @@ def run_offline(directory: Path, ranks: int, code: Path | None = None, settings:
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
         cfg = Path(tmp) / "offline.toml"
         # snapshot files (a glob or a list) relative to the directory, made absolute for the temporary config
-        text = (directory / "offline.toml").read_text().replace('"train/', f'"{directory.resolve()}/train/')
+        text = (directory / "offline.toml").read_text()
+        for sub in ("train/", "greedy/"):  # (examples/rom_plate.py --greedy adds greedy/ files)
+            text = text.replace(f'"{sub}', f'"{directory.resolve()}/{sub}')
         if settings:  # more [ecm] settings (the table exists in the configurations examples/rom_plate.py writes)
             text = text.replace("[ecm]\n", "[ecm]\n" + "".join(f"{k} = {v}\n" for k, v in settings.items()), 1)
         cfg.write_text(text.replace('file = "model.h5"', 'file = "bench_model.h5"'))
