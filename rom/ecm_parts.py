@@ -13,6 +13,7 @@ import numpy as np
 import scipy.linalg as sla
 from mpi4py import MPI
 
+from structrom.mpi.assembly import gather_to_all
 from structrom.mpi.collectives import allreduce, raise_collectively
 from structrom.mpi.errors import StructromError
 from structrom.rom.progress import bar
@@ -146,10 +147,8 @@ class _ColumnQR:
     def __init__(self, n: int, capacity: int = 64, comm: MPI.Comm | None = None) -> None:
         self.comm = MPI.COMM_SELF if comm is None else comm
         size, rank = self.comm.Get_size(), self.comm.Get_rank()
-        bounds = [n * p // size for p in range(size + 1)]
-        self.counts = np.diff(bounds).astype(np.int64)
-        self.displs = np.array(bounds[:-1], dtype=np.int64)
-        self.lo, self.hi = bounds[rank], bounds[rank + 1]
+        self.ranges = np.array([n * p // size for p in range(size + 1)], dtype=np.int64)  # rows of each rank
+        self.lo, self.hi = int(self.ranges[rank]), int(self.ranges[rank + 1])
         self.n, self.k = n, 0
         m = self.hi - self.lo
         self.Q = np.zeros((m, capacity), order="F")
@@ -157,16 +156,9 @@ class _ColumnQR:
         self.A = np.zeros((m, capacity), order="F")  # the normalized columns themselves (residual refinement)
         self.n_reorthogonalized = 0
 
-    def _sum(self, a):
-        return allreduce(self.comm, a) if self.comm.Get_size() > 1 else a
-
     def _full(self, local: np.ndarray) -> np.ndarray:
-        """The ``(n,)`` vector whose rows this rank holds as ``local`` (Allgatherv)."""
-        if self.comm.Get_size() == 1:
-            return np.array(local, dtype=float)
-        out = np.empty(self.n)
-        self.comm.Allgatherv(np.ascontiguousarray(local, dtype=float), [out, self.counts, self.displs, MPI.DOUBLE])
-        return out
+        """The ``(n,)`` vector whose rows this rank holds as ``local``."""
+        return gather_to_all(self.comm, local, self.ranges)
 
     def _grow(self) -> None:
         cap = 2 * self.Q.shape[1]
@@ -186,14 +178,14 @@ class _ColumnQR:
             self._grow()
         Qk = self.Q[:, :k]
         vl = v[self.lo:self.hi]
-        h = self._sum(Qk.T @ vl)
+        h = allreduce(self.comm, Qk.T @ vl)
         w = vl - Qk @ h
-        rho = float(np.sqrt(self._sum(float(w @ w))))
+        rho = float(np.sqrt(allreduce(self.comm, float(w @ w))))
         if rho < REORTHOGONALIZE * float(np.linalg.norm(v)):  # cancellation: a second pass (Kahan-Parlett)
-            h2 = self._sum(Qk.T @ w)
+            h2 = allreduce(self.comm, Qk.T @ w)
             w -= Qk @ h2
             h += h2
-            rho = float(np.sqrt(self._sum(float(w @ w))))
+            rho = float(np.sqrt(allreduce(self.comm, float(w @ w))))
             self.n_reorthogonalized += 1
         if k and rho <= rtol * abs(self.R[0, 0]):
             return False
@@ -223,12 +215,12 @@ class _ColumnQR:
         When a rank holds fewer rows than the trailing columns (small problems), the trailing ``Q`` is gathered."""
         k = self.k
         R_t = np.asfortranarray(self.R[j:k, j:k])
-        if int(self.counts.min()) >= k - j:  # economic factors of this rank's rows: the rotations come from R
+        if int(np.diff(self.ranges).min()) >= k - j:  # economic factors of this rank's rows: the rotations come from R
             Q, R = sla.qr_delete(self.Q[:, j:k], R_t, 0, which="col", overwrite_qr=True, check_finite=False)
             if not np.shares_memory(Q, self.Q):
                 self.Q[:, j:k - 1] = Q[:, :k - 1 - j]
         else:
-            full = np.stack([self._full(self.Q[:, c]) for c in range(j, k)], axis=1) if k > j else None
+            full = np.vstack(self.comm.allgather(np.ascontiguousarray(self.Q[:, j:k])))  # rank order = row order
             Q, R = sla.qr_delete(full, R_t, 0, which="col", overwrite_qr=True, check_finite=False)
             self.Q[:, j:k - 1] = Q[self.lo:self.hi, :k - 1 - j]
         self.R[:j, j:k - 1] = self.R[:j, j + 1:k]
@@ -243,9 +235,9 @@ class _ColumnQR:
         Q, A = self.Q[:, :k], self.A[:, :k]
         bl = b[self.lo:self.hi]
         R = np.ascontiguousarray(self.R[:k, :k])  # one copy for the three solves (the same LAPACK calls)
-        x = sla.solve_triangular(R, self._sum(Q.T @ bl), check_finite=False)
+        x = sla.solve_triangular(R, allreduce(self.comm, Q.T @ bl), check_finite=False)
         for _ in range(2):
-            x += sla.solve_triangular(R, self._sum(Q.T @ (bl - A @ x)), check_finite=False)
+            x += sla.solve_triangular(R, allreduce(self.comm, Q.T @ (bl - A @ x)), check_finite=False)
         return x
 
     def combination(self, x: np.ndarray) -> np.ndarray:

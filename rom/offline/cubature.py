@@ -19,8 +19,8 @@ import numpy as np
 
 from structrom.eim.deim import qdeim
 from structrom.rom.integrand import AssembledIntegrand, FactoredIntegrand, Integrand
-from structrom.rom.reduced_quadrature import (ECMError, ReducedQuadrature, RowCompression, compress_rows, empirical_cubature,
-                                              integrand_rows)
+from structrom.rom.reduced_quadrature import (ECMError, ReducedQuadrature, RowCompression, compress_rows,
+                                              empirical_cubature, integrand_rows)
 
 #: Forms of the integrand (see the module docstring).
 FORMS = ("factored", "assembled")
@@ -39,8 +39,8 @@ QDEIM_TIE_RTOL = 1e-8
 @dataclass
 class Cubature:
     """``quadrature``: the ECM rule; ``G``: the integrand it ran on (:mod:`structrom.rom.integrand`, shape
-    ``(n_rows_used, n_local)``: this rank's points); ``n_rows``: integrand rows before compression; ``compression``: the row compression's
-    summary (``method``, ``rank``, ``range_rank``, ``energy_error``; None when ``n_rows <= max_rows``; its
+    ``(n_rows_used, n_local)``: this rank's points); ``n_rows``: integrand rows before compression;
+    ``compression``: the row compression's summary (``method``, ``rank``, ``range_rank``, ``energy_error``; None when ``n_rows <= max_rows``; its
     ``(n_rows, r)`` basis is not kept)."""
 
     quadrature: ReducedQuadrature
@@ -110,8 +110,8 @@ def cubature(comm, eps_modes: np.ndarray, stress: np.ndarray, point_weights: np.
 def integrand(comm, eps_modes: np.ndarray, stress: np.ndarray, gidx: np.ndarray, *, row_tolerance: float,
               max_rows: int, max_gram_rows: int = MAX_GRAM_ROWS,
               form: str = "factored") -> tuple[Integrand, int, dict | None]:
-    """``(G, n_rows, compression summary)``: ``form`` "factored", the :class:`~structrom.rom.integrand.FactoredIntegrand`
-    of ``eps_modes`` ``(n_local, 6, N)`` and ``stress`` ``(n_local, 6, n_s)`` (which it keeps: they must stay
+    """``(G, n_rows, compression summary)``: ``form`` "factored", the
+    :class:`~structrom.rom.integrand.FactoredIntegrand` of ``eps_modes`` ``(n_local, 6, N)`` and ``stress`` ``(n_local, 6, n_s)`` (which it keeps: they must stay
     unchanged while it is used; no compression, summary None); "assembled", the matrix of :func:`integrand_matrix`
     (the compression's ``(n_rows, r)`` basis dropped: the ECM does not need it, and the caller may free the stress
     snapshots before the ECM)."""

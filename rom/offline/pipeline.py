@@ -212,7 +212,8 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     G, n_rows, compression = integrand(comm, lift.integrand_modes(eps_modes), stress_snap, gidx,
                                        row_tolerance=row_tol, max_rows=cfg.ecm.max_rows,
                                        max_gram_rows=cfg.ecm.max_gram_rows, form=cfg.ecm.integrand)
-    if cfg.ecm.integrand == "assembled" and not (cfg.indicator.calibrate or cfg.indicator.quantity == "stress"):
+    keep_stress = cfg.indicator.calibrate or cfg.indicator.quantity == "stress"
+    if cfg.ecm.integrand == "assembled" and not keep_stress:
         del dual_data["stress"], stress_snap  # only the integrand needed them: freed before the ECM
     t_ecm = time.perf_counter()
     quad = empirical_cubature(comm, G, disc.point_weights, gidx, tolerance=cfg.ecm.tolerance,
@@ -233,7 +234,7 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     val_points, val_weights = validation.select_validation_points(
         comm, gidx, disc.point_weights, G, points, p_snap, n_points, cfg.indicator.validation_points)
     del G
-    if "stress" in dual_data and not (cfg.indicator.calibrate or cfg.indicator.quantity == "stress"):
+    if cfg.ecm.integrand == "factored" and not keep_stress:
         del dual_data["stress"], stress_snap  # the factored integrand's last use
     val_pieces = {"integrator": validation.gather_at_points(comm, gidx, eps_modes, val_points),
                   "material": validation.gather_at_points(comm, gidx, regions.index.astype(float), val_points),

@@ -261,7 +261,8 @@ def update_model(path, cases: list[TrainingCase], comm: MPI.Comm, log=lambda *a:
     s = duals["stress"]
     # with prescribed displacements, the reactions' volume terms eps(G_j) : sigma too (as the offline stage)
     stress_modes = s.modes.reshape(disc.n_points, 6, -1) * s.singular_values
-    G, n_rows, _ = integrand(comm, lift.integrand_modes(eps_modes), stress_modes, dist.gidx, row_tolerance=settings.ecm.row_tolerance or settings.ecm.tolerance / 10,
+    G, n_rows, _ = integrand(comm, lift.integrand_modes(eps_modes), stress_modes, dist.gidx,
+                             row_tolerance=settings.ecm.row_tolerance or settings.ecm.tolerance / 10,
                              max_rows=settings.ecm.max_rows, max_gram_rows=settings.ecm.max_gram_rows,
                              form=settings.ecm.integrand)
     old_ecm = data.point[data.weights > 0]
@@ -275,8 +276,8 @@ def update_model(path, cases: list[TrainingCase], comm: MPI.Comm, log=lambda *a:
     points = np.concatenate([quad.points, extra]).astype(np.int64)
     weights = np.concatenate([quad.weights, np.zeros(len(extra))])
     stats["points"] = [len(data.point), len(points)]
-    stats["ecm"] = {"points": [len(old_ecm), len(quad.points)], "residual": quad.residual, "rows": [n_rows, G.shape[0]],
-                    "converged": quad.converged}
+    stats["ecm"] = {"points": [len(old_ecm), len(quad.points)], "residual": quad.residual,
+                    "rows": [n_rows, G.shape[0]], "converged": quad.converged}
     stats["cubature"] = time.perf_counter() - t0
 
     # 4. operators, schema, indicator
