@@ -60,6 +60,15 @@ def _factors(eps_modes_local, stress_local) -> tuple[np.ndarray, np.ndarray]:
     return E, S
 
 
+def _point_major(S: np.ndarray) -> np.ndarray:
+    """``S`` ``(n, 6, n_s)`` as is when ``S.reshape(-1, n_s)`` is a view with unit-stride rows (what the GEMMs read),
+    else a C-contiguous copy."""
+    item = S.itemsize
+    if S.strides[2] == item and S.strides[0] == 6 * S.strides[1] and S.strides[1] >= S.shape[2] * item:
+        return S
+    return np.ascontiguousarray(S)
+
+
 class AssembledIntegrand:
     """``G`` ``(n_rows, n_local)`` held as a matrix (read only: never copied, except the float32 screening copy
     of :meth:`prepare_screening`)."""
@@ -113,11 +122,12 @@ class AssembledIntegrand:
 
 class FactoredIntegrand:
     """The Galerkin internal-force integrand from its factors (module docstring): ``eps_modes`` ``(n_local, 6, N)``,
-    ``stress`` ``(n_local, 6, n_s)`` (kept by reference, not copied when C-contiguous float64)."""
+    ``stress`` ``(n_local, 6, n_s)`` (kept by reference, not copied, when float64 and C-contiguous, or a view of the
+    first columns of such an array: :mod:`structrom.rom.stress_compression`)."""
 
     def __init__(self, eps_modes_local: np.ndarray, stress_local: np.ndarray) -> None:
         E, S = _factors(eps_modes_local, stress_local)
-        self.E, self.S = np.ascontiguousarray(E), np.ascontiguousarray(S)
+        self.E, self.S = np.ascontiguousarray(E), _point_major(S)
         self.n_modes, self.n_s = E.shape[2], S.shape[2]
         self.E32 = self.S32 = None
         self._sums: tuple[np.ndarray, np.ndarray] | None = None
@@ -132,7 +142,7 @@ class FactoredIntegrand:
     def non_finite(self) -> str | None:
         bad = [f"{name} has NaN or Inf at {int(np.count_nonzero(~np.isfinite(a)))} entries"
                for name, a in (("the modes' strains", self.E), ("the stress snapshots", self.S))
-               if not _all_finite(a.reshape(len(a), -1))]
+               if not _all_finite(a.reshape(-1, a.shape[2]))]
         return "; ".join(bad) or None
 
     def norms_and_max(self) -> tuple[np.ndarray, float]:
@@ -155,8 +165,13 @@ class FactoredIntegrand:
         pre-rounded sums would form ``G`` (``N n_s x n_local`` entries) twice. The last result is kept: the ECM
         and the validation weights ask for the same ``w``."""
         w = np.asarray(w, dtype=float)
-        if self._sums is not None and self._sums[0].shape == w.shape and np.array_equal(self._sums[0], w):
+        cached = self._sums is not None and self._sums[0].shape == w.shape and np.array_equal(self._sums[0], w)
+        if comm.allreduce(bool(cached), op=MPI.LAND):  # (every rank alike: a rank may hold no point)
             return self._sums[1].copy()
+        nz = np.flatnonzero(w)
+        if len(nz) < len(w) // 2:  # a reduced rule: its points only (not cached)
+            Ew = self.E[nz] * w[nz, None, None]
+            return allreduce(comm, (Ew.reshape(-1, self.n_modes).T @ self.S[nz].reshape(-1, self.n_s)).ravel())
         out = np.zeros((self.n_modes, self.n_s))
         step = max(1, BLOCK_ENTRIES // max(6 * self.n_modes, 1))
         for a in range(0, self.E.shape[0], step):

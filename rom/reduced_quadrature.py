@@ -103,11 +103,11 @@ ROUNDOFF_FACTOR = 4.0
 #: 2017) and "block" (up to ``block_size`` points per score product, see the module docstring).
 SELECTIONS = ("greedy", "block")
 #: Block rule: at most this many points per score product ...
-BLOCK_SIZE = 16
+BLOCK_SIZE = 32
 #: ... taken from a pool of the POOL_FACTOR x BLOCK_SIZE best-scoring candidates (their columns travel at once) ...
 POOL_FACTOR = 4
 #: ... while the pool's best correlates with the current residual at least this fraction of the first's.
-BLOCK_CORRELATION = 0.5
+BLOCK_CORRELATION = 0.3
 #: Block rule's pool: scores within ``POOL_TIE_RTOL * ||r||`` of a group's best tie (lowest global point numbers
 #: first; the pool ends with a whole group). Wider than the single-precision rounding of the screening products;
 #: the candidates are then taken by their exact scores with the greedy rule's ties (SCORE_TIE_RTOL).
@@ -455,6 +455,7 @@ def empirical_cubature(
         tolerance=float(tolerance), converged=converged,
         extra={"n_selections": it, "n_dropped": n_dropped, "n_removals": n_nnls, "volume": volume,
                "n_total_points": n_total, "n_initial": len(initial), "n_scorings": n_scorings,
-               "selection": selection, "block_size": block, "screening": screening,
+               "selection": selection, "block_size": block, "block_correlation": float(block_correlation),
+               "screening": screening,
                "n_reorthogonalized": qr.n_reorthogonalized},
     )

@@ -30,7 +30,10 @@ def test_same_model_for_1_2_3_ranks(training):
     for n in (2, 3):
         r = res[n]
         assert r["points"] == ref["points"]
-        assert np.allclose(r["weights"], ref["weights"], rtol=1e-8, atol=0)
+        # the ECM runs on rotated stress snapshots (the default): the kept subspace of the Allreduced matrix C moves
+        # with the partition's round-off (relative eigen-gap at the truncation ~4e-12 here, Davis-Kahan); the weights
+        # then agree to about 1e-7 (measured 9e-8; 2e-9 on all stress snapshots), as with the row compression
+        assert np.allclose(r["weights"], ref["weights"], rtol=1e-6, atol=0)
         assert np.allclose(r["singular_values"], ref["singular_values"], rtol=1e-10)
         assert np.abs(np.array(r["modes"]) - np.array(ref["modes"])).max() <= 1e-10 * np.abs(ref["modes"]).max()
         assert np.allclose(r["integrator"], ref["integrator"], rtol=1e-8, atol=1e-10 * np.abs(ref["integrator"]).max())

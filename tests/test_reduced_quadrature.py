@@ -379,12 +379,21 @@ def test_distributed_ecm_independent_of_rank_count():
         # randomized range finder (test matrix drawn per global point): same range and points for any rank count
         # the factored integrand (no matrix): the same points for any rank count; with exact score products, the
         # assembled matrix's points, weights to round-off (the two forms' scores differ by ~1e-16 relative)
+        # (its FE integrals are summed by a GEMM that depends on the partition at round-off: the weights differ by
+        # that, eps times a few, amplified by the condition number of the selected columns, 1.8e5 here)
         f, f1 = run["factored"], ref["factored"]
         assert f["points"] == f1["points"] and f["measured_error"] <= 1e-6 * (1 + 1e-8), n
-        assert np.max(np.abs(np.array(f["weights"]) - f1["weights"])) <= 1e-10 * np.max(f1["weights"]), n
+        assert np.max(np.abs(np.array(f["weights"]) - f1["weights"])) <= \
+            100 * f1["condition"] * np.finfo(float).eps * np.max(f1["weights"]), n
+        # on rotated stress snapshots (rank 8 of 16 mixtures): the same points, the tolerance met on all rows
+        t, t1 = run["rotated"], ref["rotated"]
+        assert t["rank"] == t1["rank"] == 8 and t["points"] == t1["points"], n
+        assert t["measured_error"] <= 1e-6 * (1 + 1e-8) and t["residual"] == pytest.approx(t["measured_error"], rel=1e-6)
+        assert np.max(np.abs(np.array(t["weights"]) - t1["weights"])) <= \
+            100 * f1["condition"] * np.finfo(float).eps * np.max(t1["weights"]), n
         assert f["float64"]["points"] == f["assembled_float64"]["points"], n
         assert np.max(np.abs(np.array(f["float64"]["weights"]) - f["assembled_float64"]["weights"])) <= \
-            1e-10 * np.max(f["assembled_float64"]["weights"]), n
+            100 * f1["condition"] * np.finfo(float).eps * np.max(f["assembled_float64"]["weights"]), n
         s, s1 = run["sketched"], ref["sketched"]
         assert s["rank"] == s1["rank"] <= s["range_rank"] <= ref["n_rows"] and s["points"] == s1["points"], n
         assert s["measured_error"] <= 1e-5, n

@@ -136,8 +136,10 @@ def _fold_points(td: TrainingData, keep: np.ndarray, eps: np.ndarray, dual_modes
                         max_gram_rows=td.ecm.get("max_gram_rows", 8192),
                         max_points=td.ecm["max_points"], selection=td.ecm.get("selection", "greedy"),
                         block_size=td.ecm.get("block_size", 16),
+                        block_correlation=td.ecm.get("block_correlation", 0.5),
                         screening=td.ecm.get("screening", "float32"),
-                        form=td.ecm.get("integrand", "assembled")).quadrature
+                        form=td.ecm.get("integrand", "assembled"),
+                        stress_compression=td.ecm.get("stress_compression", False)).quadrature
     except ECMError as exc:
         log(f"calibration: the fold's cubature failed ({exc}); the model's reduced points are kept")
         return None
@@ -367,7 +369,8 @@ def calibrate_from_cases(cfg, comm: MPI.Comm, disc: Discretization, cases: list,
         ecm=({"tolerance": cfg.ecm.tolerance, "row_tolerance": cfg.ecm.row_tolerance or cfg.ecm.tolerance / 10,
               "max_rows": cfg.ecm.max_rows, "max_gram_rows": cfg.ecm.max_gram_rows, "max_points": cfg.ecm.max_points,
               "selection": cfg.ecm.selection, "block_size": cfg.ecm.block_size, "screening": cfg.ecm.screening,
-              "integrand": cfg.ecm.integrand}
+              "block_correlation": cfg.ecm.block_correlation,
+              "integrand": cfg.ecm.integrand, "stress_compression": cfg.ecm.stress_compression}
              if cfg.indicator.cross_validate_cubature else None),
         stress=dual_data["stress"][0], material_index=material_index, node_coordinates=mesh.points,
         lifting=lifting if lifting else None, lift_amplitudes=lift_amplitudes)

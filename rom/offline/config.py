@@ -16,10 +16,12 @@ Example::
     [ecm]
     tolerance = 1e-4                       # relative ||G w - G w_FE||
     integrand = "factored"                 # factored (from the modes' strains and the stress snapshots) | assembled
+    stress_compression = true              # factored: the ECM on the leading rotated stress snapshots
     max_rows = 500                         # assembled: compress the integrand rows above this count
     max_gram_rows = 8192                   # above: randomized range finder (no rows x rows array per rank)
     selection = "block"                    # block (up to block_size points per score product) | greedy
-    block_size = 16
+    block_size = 32
+    block_correlation = 0.3                # block: a pool point joins while it correlates >= this x the first's
     screening = "float32"                  # block rule's score products: float32 (a half-size copy) | float64
 
     [indicator]
@@ -88,8 +90,12 @@ class ECMConfig(Strict):
     #: "assembled" builds the N n_s x points matrix, row-compressed above max_rows (row_tolerance,
     #: max_gram_rows apply to it only). docs/benchmarks.md, "Offline stage: the factored integrand".
     integrand: Literal["factored", "assembled"] = "factored"
-    #: Relative energy tolerance of the row compression; default ``tolerance / 10`` (the compressed ECM
-    #: then meets ``tolerance`` on the full integrand, see structrom.rom.reduced_quadrature.compress_rows).
+    #: Factored integrand: the ECM runs on the leading rotated stress snapshots (relative energy of the discarded
+    #: rows <= row_tolerance, structrom.rom.stress_compression); the rule is then checked on all rows and the
+    #: ECM continued on them when it misses the tolerance there. False: on all stress snapshots.
+    stress_compression: bool = True
+    #: Relative energy tolerance of the row compression (assembled) or of the stress compression (factored);
+    #: default ``tolerance / 10`` (see structrom.rom.reduced_quadrature.compress_rows).
     row_tolerance: float | None = Field(None, gt=0, lt=1)
     #: Integrand rows (modes x snapshots) above which the rows are compressed first (POD of G G^T).
     #: Uncompressed, the selection and weights are the same for any rank count to round-off; compressed,
@@ -111,7 +117,10 @@ class ECMConfig(Strict):
     #: that: with fields at the Krylov tolerance, points equal by symmetry were ordered differently by the two
     #: partitions' round-off, tests/test_lifting.py).
     selection: Literal["block", "greedy"] = "block"
-    block_size: int = Field(16, ge=1)
+    block_size: int = Field(32, ge=1)
+    #: Block rule: the pool's next best joins the block while its normalized correlation with the updated residual
+    #: is at least this fraction of the first point's (docs/benchmarks.md, "Offline stage: ECM selection rules").
+    block_correlation: float = Field(0.3, gt=0, le=1)
     #: Precision of the block rule's score products: "float32" (a single-precision copy of the integrand, half
     #: its memory, for half the memory traffic per product; the candidates are rescored exactly) or "float64".
     screening: Literal["float32", "float64"] = "float32"

@@ -43,8 +43,7 @@ from structrom.rom.offline.replay import MaterialRegions, replay
 from structrom.rom.offline.snapshots import SnapshotError, TrainingCase, read_training_case
 from structrom.rom.pod import pod
 from structrom.rom import model_file
-from structrom.rom.offline.cubature import dual_points, integrand
-from structrom.rom.reduced_quadrature import empirical_cubature
+from structrom.rom.offline.cubature import dual_points, integrand, reduced_rule
 from structrom.rom.offline.row_blocks import remove_spill, spill_rows
 from structrom.rom.offline.stages import StageLog
 from structrom.rom.progress import bar
@@ -209,22 +208,28 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
 
     t0 = time.perf_counter()
     row_tol = cfg.ecm.row_tolerance or cfg.ecm.tolerance / 10
+    keep_stress = cfg.indicator.calibrate or cfg.indicator.quantity == "stress"
+    # the stress snapshots' last use is the integrand's, unless kept: then rotated in their own buffer
     G, n_rows, compression = integrand(comm, lift.integrand_modes(eps_modes), stress_snap, gidx,
                                        row_tolerance=row_tol, max_rows=cfg.ecm.max_rows,
-                                       max_gram_rows=cfg.ecm.max_gram_rows, form=cfg.ecm.integrand)
-    keep_stress = cfg.indicator.calibrate or cfg.indicator.quantity == "stress"
-    if cfg.ecm.integrand == "assembled" and not keep_stress:
-        del dual_data["stress"], stress_snap  # only the integrand needed them: freed before the ECM
+                                       max_gram_rows=cfg.ecm.max_gram_rows, form=cfg.ecm.integrand,
+                                       stress_compression=cfg.ecm.stress_compression, overwrite=not keep_stress)
+    if not keep_stress:
+        del dual_data["stress"], stress_snap  # (assembled: freed before the ECM; factored: G holds the buffer)
     t_ecm = time.perf_counter()
-    quad = empirical_cubature(comm, G, disc.point_weights, gidx, tolerance=cfg.ecm.tolerance,
-                              max_points=cfg.ecm.max_points, log=say, selection=cfg.ecm.selection,
-                              block_size=cfg.ecm.block_size, screening=cfg.ecm.screening)
+    quad = reduced_rule(comm, G, disc.point_weights, gidx, tolerance=cfg.ecm.tolerance,
+                        max_points=cfg.ecm.max_points, log=say, selection=cfg.ecm.selection,
+                        block_size=cfg.ecm.block_size, block_correlation=cfg.ecm.block_correlation,
+                        screening=cfg.ecm.screening)
     ecm_seconds = time.perf_counter() - t_ecm  # the selection loop alone (the stage adds the integrand's rows)
     extra = [dual_points(comm, v[0], v[3], v[2]) for v in duals.values()]
     extra = np.setdiff1d(np.unique(np.concatenate(extra)) if extra else np.zeros(0, np.int64), quad.points)
     points = np.concatenate([quad.points, extra]).astype(np.int64)
     weights = np.concatenate([quad.weights, np.zeros(len(extra))])
-    rows_text = f"{n_rows} rows (factored)" if cfg.ecm.integrand == "factored" else f"{n_rows} -> {G.shape[0]} rows"
+    rows_text = f"{n_rows} -> {G.shape[0]} rows" if cfg.ecm.integrand == "assembled" else f"{n_rows} rows (factored)"
+    if "stress_rank" in quad.extra:
+        rows_text = (f"{n_rows} -> {G.shape[0]} rows (factored, {quad.extra['stress_rank']} rotated stresses"
+                     f"{', continued on all rows' if quad.extra['continued'] else ''})")
     stages.add(comm, "empirical cubature", f"{rows_text}, {len(quad.points)} points "
                f"(+{len(extra)} dual), residual {quad.residual:.1e}, {quad.extra['n_selections']} selections",
                time.perf_counter() - t0, say, arrays={k: (v, n_points) for k, v in G.arrays().items()})
@@ -234,8 +239,6 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
     val_points, val_weights = validation.select_validation_points(
         comm, gidx, disc.point_weights, G, points, p_snap, n_points, cfg.indicator.validation_points)
     del G
-    if cfg.ecm.integrand == "factored" and not keep_stress:
-        del dual_data["stress"], stress_snap  # the factored integrand's last use
     val_pieces = {"integrator": validation.gather_at_points(comm, gidx, eps_modes, val_points),
                   "material": validation.gather_at_points(comm, gidx, regions.index.astype(float), val_points),
                   "lifting": validation.gather_at_points(comm, gidx, lift.eps, val_points) if lift else None,

@@ -44,7 +44,7 @@ from structrom.rom.materials import law_from_config
 from structrom.rom.offline.config import OfflineConfig
 from structrom.rom.offline.operators import Distribution, ReducedDuals, distribute, local_at, read_rows, \
     reduced_model_data
-from structrom.rom.offline.cubature import dual_points, integrand
+from structrom.rom.offline.cubature import dual_points, integrand, reduced_rule
 from structrom.rom.offline.lifting import OfflineLifting, displacement_schema, model_unit_fields
 from structrom.rom.offline.pipeline import loading_schema
 from structrom.rom.offline.recalibrate import carry_calibration, held_out_cases, recalibrate_indicator, \
@@ -55,7 +55,6 @@ from structrom.rom.offline.replay import replay
 from structrom.rom.offline.snapshots import SnapshotError, TrainingCase
 from structrom.rom.pod import update_pod
 from structrom.rom.integrand import Integrand
-from structrom.rom.reduced_quadrature import empirical_cubature
 
 
 @dataclass
@@ -264,12 +263,14 @@ def update_model(path, cases: list[TrainingCase], comm: MPI.Comm, log=lambda *a:
     G, n_rows, _ = integrand(comm, lift.integrand_modes(eps_modes), stress_modes, dist.gidx,
                              row_tolerance=settings.ecm.row_tolerance or settings.ecm.tolerance / 10,
                              max_rows=settings.ecm.max_rows, max_gram_rows=settings.ecm.max_gram_rows,
-                             form=settings.ecm.integrand)
+                             form=settings.ecm.integrand, stress_compression=settings.ecm.stress_compression,
+                             overwrite=True)
     old_ecm = data.point[data.weights > 0]
-    quad = empirical_cubature(comm, G, disc.point_weights, dist.gidx, tolerance=settings.ecm.tolerance,
-                              max_points=settings.ecm.max_points, initial_points=old_ecm,
-                              selection=settings.ecm.selection, block_size=settings.ecm.block_size,
-                              screening=settings.ecm.screening)
+    quad = reduced_rule(comm, G, disc.point_weights, dist.gidx, tolerance=settings.ecm.tolerance,
+                        max_points=settings.ecm.max_points, initial_points=old_ecm,
+                        selection=settings.ecm.selection, block_size=settings.ecm.block_size,
+                        block_correlation=settings.ecm.block_correlation,
+                        screening=settings.ecm.screening)
     extra = [dual_points(comm, v.modes, dist.dual_rows(v.components), v.components)
              for v in duals.values()]
     extra = np.setdiff1d(np.unique(np.concatenate(extra + [data.point])), quad.points)

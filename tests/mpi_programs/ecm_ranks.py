@@ -7,7 +7,7 @@ numbers: element ``e``, point ``q`` -> ``e n_q + q`` (one element type). The qua
 reduced rule is measured independently (each rank's share of ``G (w - w_FE)``, Allreduced). Also runs
 the ECM on rows compressed by :func:`compress_rows`, the one-point greedy rule (``selection="greedy"``) and the ECM
 on the factored integrand (:class:`structrom.rom.integrand.FactoredIntegrand`: the modes' strains and the stresses,
-no matrix).
+no matrix), also on rotated stress snapshots (:func:`structrom.rom.stress_compression.compress_stress`).
 Usage: ecm_ranks.py [element]   (C3D8 default, or C3D10)
 """
 import json
@@ -63,7 +63,7 @@ G = integrand_rows(eps_modes, np.stack(stress, axis=2))
 w_fe = disc.point_weights
 
 
-def measured_error(q):
+def measured_error(q, G=G):
     """||G w - G w_FE|| / ||G w_FE|| from every rank's share (independent of the ECM's bookkeeping)."""
     d = G @ (q.local_weights(gpts) - w_fe)
     b = G @ w_fe
@@ -89,9 +89,30 @@ factored = FactoredIntegrand(eps_modes, np.stack(stress, axis=2))
 qf = empirical_cubature(comm, factored, w_fe, gpts, tolerance=1e-6, selection="block")  # float32 screening
 qf64 = empirical_cubature(comm, factored, w_fe, gpts, tolerance=1e-6, selection="block", screening="float64")
 q64 = empirical_cubature(comm, G, w_fe, gpts, tolerance=1e-6, selection="block", screening="float64")
+# the factored integrand on rotated stress snapshots (16 mixtures of the 8 stresses: rank 8), checked on all rows
+from structrom.rom.offline.cubature import reduced_rule  # noqa: E402
+from structrom.rom.stress_compression import compress_stress  # noqa: E402
+
+mix = np.random.default_rng(5).standard_normal((len(stress), 16))
+stress_mixed = np.stack(stress, axis=2) @ mix
+G_mixed = integrand_rows(eps_modes, stress_mixed)
+qr_ = reduced_rule(comm, compress_stress(comm, eps_modes, stress_mixed, 1e-7), w_fe, gpts, tolerance=1e-6,
+                   selection="block")
+
+
+def condition(points):
+    """Condition number of the normalized columns of G at global ``points`` (each rank adds its own)."""
+    cols = np.zeros((G.shape[0], len(points)))
+    here = np.isin(points, gpts)
+    cols[:, here] = G[:, np.searchsorted(gpts, points[here])]
+    cols = comm.allreduce(cols)
+    return float(np.linalg.cond(cols / np.linalg.norm(cols, axis=0)))
+
+
 volume = comm.allreduce(float(w_fe.sum()))
+cond_f = condition(qf.points)
 err, err_c, err_s, err_g = measured_error(q), measured_error(qc), measured_error(qs), measured_error(qg)
-err_f = measured_error(qf)
+err_f, err_r = measured_error(qf), measured_error(qr_, G_mixed)
 all_points = comm.allreduce(n)
 if comm.rank == 0:
     print("RESULT " + json.dumps({
@@ -103,7 +124,11 @@ if comm.rank == 0:
                        "weights": qc.weights.tolist(), "residual": qc.residual, "measured_error": err_c},
         "greedy": {"points": qg.points.tolist(), "weights": qg.weights.tolist(), "residual": qg.residual,
                    "measured_error": err_g, "scorings": qg.extra["n_scorings"]},
+        "rotated": {"points": qr_.points.tolist(), "weights": qr_.weights.tolist(), "residual": qr_.residual,
+                    "rank": qr_.extra["stress_rank"], "continued": qr_.extra["continued"],
+                    "measured_error": err_r},
         "factored": {"points": qf.points.tolist(), "weights": qf.weights.tolist(), "measured_error": err_f,
+                     "condition": cond_f,
                      "float64": {"points": qf64.points.tolist(), "weights": qf64.weights.tolist()},
                      "assembled_float64": {"points": q64.points.tolist(), "weights": q64.weights.tolist()}},
         "sketched": {"rank": rs.rank, "range_rank": rs.range_rank, "points": qs.points.tolist(),
