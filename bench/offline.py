@@ -105,7 +105,7 @@ def run_offline(directory: Path, ranks: int, code: Path | None = None, settings:
             "stages": prov["stages"], "modes": prov["pod"]["modes"], "points": ecm["points"], "snapshots": n_snap,
             "integration_points": n_points, "dual_modes": duals,
             "rows": ecm.get("integrand_rows", prov["pod"]["modes"] * n_snap),
-            "compressed_rows": (ecm.get("row_compression") or {}).get("rank"), "selections": ecm.get("selections"),
+            "compressed_rows": _compressed_rows(ecm, prov["pod"]["modes"]), "selections": ecm.get("selections"),
             "integrand": ecm.get("integrand", "assembled"),
             "residual": ecm["residual"], "reduced_points": points.tolist(), "reduced_weights": weights.tolist()}
 
@@ -152,6 +152,16 @@ def pod_comparison(directory: Path) -> str:
     diff = float(np.max(np.abs(svals[:n] - ours.singular_values[:n]) / ours.singular_values[:n]))
     return line + (f"; pyMOR pod {t_pymor:.3f} s (ratio pyMOR/ours {t_pymor / t_ours:.2f}); singular values "
                    f"agree to {diff:.1e}")
+
+
+def _compressed_rows(ecm: dict, n_modes: int) -> int | None:
+    """The integrand rows the ECM ran on when compressed: the row compression's rank, or for rotated stress snapshots
+    (``method`` "stress rotation") the modes (and lifting fields) times the stresses kept."""
+    rc = ecm.get("row_compression") or {}
+    if rc.get("method") == "stress rotation":
+        rows = ecm.get("integrand_rows")
+        return int(rows // rc["snapshots"] * rc["rank"]) if rows else int(n_modes * rc["rank"])
+    return rc.get("rank")
 
 
 def main() -> int:

@@ -43,12 +43,11 @@ the one ``k*`` had with the residual of the product (a point whose column is nea
 ones scores low and is not taken); after the block, one positive least squares (removals as above). So the rule
 is deterministic and rank-count independent like the greedy one, and the stopping test and the error guarantee
 are unchanged: the loop ends only when the positive weights' residual meets the tolerance. Measured on the
-plate's internal forces (docs/benchmarks.md, "Offline stage: ECM selection rules"; 16 points, correlation 0.5):
-10x fewer products, about as many points (907 against 915) at the same residual, test errors within 1.5 % of the
-greedy rule's (u 7 % lower). The offline stage's default (``[ecm]``, and this function's ``block_size`` and
-``block_correlation`` defaults when ``selection="block"``) is 32 points at correlation 0.3: on the 117,723-dof plate
-(240 snapshots) half the products of (16, 0.5) for the same point count (docs/benchmarks.md, "Offline stage:
-rotated stress snapshots and larger blocks").
+plate's internal forces (docs/benchmarks.md, "Offline stage: ECM selection rules"; 16 points, correlation 0.5,
+the defaults): 10x fewer products, about as many points (907 against 915) at the same residual, test errors within
+1.5 % of the greedy rule's (u 7 % lower). 32 points at correlation 0.3 halve the products again on the 117,723-dof
+plate for the same point count, with test errors in u 10-25 % higher (docs/benchmarks.md, "Offline stage: rotated
+stress snapshots").
 
 In exact arithmetic the residual decreases strictly at every selection (the previous weights plus a
 small positive weight on a positively correlated point do better), so the greedy loop terminates;
@@ -106,11 +105,11 @@ ROUNDOFF_FACTOR = 4.0
 #: 2017) and "block" (up to ``block_size`` points per score product, see the module docstring).
 SELECTIONS = ("greedy", "block")
 #: Block rule: at most this many points per score product ...
-BLOCK_SIZE = 32
+BLOCK_SIZE = 16
 #: ... taken from a pool of the POOL_FACTOR x BLOCK_SIZE best-scoring candidates (their columns travel at once) ...
 POOL_FACTOR = 4
 #: ... while the pool's best correlates with the current residual at least this fraction of the first's.
-BLOCK_CORRELATION = 0.3
+BLOCK_CORRELATION = 0.5
 #: Block rule's pool: scores within ``POOL_TIE_RTOL * ||r||`` of a group's best tie (lowest global point numbers
 #: first; the pool ends with a whole group). Wider than the single-precision rounding of the screening products;
 #: the candidates are then taken by their exact scores with the greedy rule's ties (SCORE_TIE_RTOL).

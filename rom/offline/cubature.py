@@ -96,7 +96,7 @@ def integrand_matrix(comm, eps_modes: np.ndarray, stress: np.ndarray, max_rows: 
 def cubature(comm, eps_modes: np.ndarray, stress: np.ndarray, point_weights: np.ndarray, gidx: np.ndarray, *,
              tolerance: float, row_tolerance: float, max_rows: int, max_points: int | None,
              max_gram_rows: int = MAX_GRAM_ROWS, log=None, selection: str = "greedy",
-             block_size: int = 32, block_correlation: float = 0.3, screening: str = "float32",
+             block_size: int = 16, block_correlation: float = 0.5, screening: str = "float32",
              form: str = "factored", stress_compression: bool = False) -> Cubature:
     """The ECM rule of the Galerkin internal forces at this rank's points (collective); see the module
     docstring. ``log``: rank 0's progress lines (points, residual, time, estimated time left); ``selection``,
