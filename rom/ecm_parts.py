@@ -1,5 +1,6 @@
 """Building blocks of the empirical cubature (:mod:`structrom.rom.reduced_quadrature`): input checks, the
-updated QR of the selected columns, the block rule's candidate pool, the columns' exchange, the progress line.
+updated QR of the selected columns, the block rule's candidate pool, the columns' exchange, the progress line,
+the resulting rule (:class:`ReducedQuadrature`).
 
 Every function here is collective (or purely local) exactly as :func:`structrom.rom.reduced_quadrature.
 empirical_cubature` calls it; the arrays' shapes are those of its docstring (``G`` ``(n_rows, n_local)``, global
@@ -8,6 +9,7 @@ point numbers ``gpts`` ``(n_local,)``, augmented columns ``(n_rows + 1, m)`` wit
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg as sla
@@ -19,6 +21,45 @@ from structrom.mpi.errors import StructromError
 from structrom.rom.progress import bar
 
 EPS = float(np.finfo(float).eps)
+
+
+@dataclass
+class ReducedQuadrature:
+    """A reduced quadrature rule (identical on every rank).
+
+    ``points``: ``(n_rp,)`` GLOBAL point numbers, in selection order (points dropped by the NNLS step
+    are removed; a point selected again appears at its last selection); ``weights``: ``(n_rp,)`` >= 0;
+    ``residual``: final ``||G w - G w_FE|| / ||G w_FE||`` (rows of ``G`` only, without the constant);
+    ``history``: ``(n_selections,)`` that relative residual after each selection;
+    ``volume_error``: ``|sum w - V| / V``; ``tolerance``: the requested tolerance;
+    ``converged``: False when ``max_points`` stopped the loop before the tolerance was met;
+    ``extra``: counters (``n_selections``, ``n_dropped``, ``n_removals``, ``n_scorings``: products ``G^T r``),
+    the ``selection`` rule, ``block_size`` and the score products' ``screening`` precision.
+    """
+
+    points: np.ndarray
+    weights: np.ndarray
+    residual: float
+    history: list[float]
+    volume_error: float = float("nan")
+    tolerance: float = float("nan")
+    converged: bool = True
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n_points(self) -> int:
+        return int(len(self.points))
+
+    def local_weights(self, global_points_local: np.ndarray) -> np.ndarray:
+        """``(n_local,)`` reduced weights at a rank's points (zero where not selected)."""
+        g = np.asarray(global_points_local, dtype=np.int64)
+        out = np.zeros(len(g))
+        if len(g) and self.n_points:
+            order = np.argsort(self.points)
+            pos = np.clip(np.searchsorted(self.points[order], g), 0, self.n_points - 1)
+            hit = self.points[order][pos] == g
+            out[hit] = self.weights[order][pos[hit]]
+        return out
 
 class ECMError(StructromError, ValueError):
     """Bad ECM input or an unreachable tolerance (names the field / cause and the fix)."""

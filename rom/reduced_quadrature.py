@@ -77,15 +77,14 @@ Row compression (:func:`structrom.rom.row_compression.compress_rows`, re-exporte
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg as sla
 from mpi4py import MPI
 
 from structrom.mpi.collectives import reproducible_row_sums, reproducible_weighted_row_sums  # noqa: F401 (API)
-from structrom.rom.ecm_parts import (EPS, ECMError, _abs_max, _ColumnQR, _columns, _ECMProgress, _pool,  # noqa: F401
-                                     _raise_collectively, _validate)
+from structrom.rom.ecm_parts import (EPS, ECMError, ReducedQuadrature, _abs_max, _ColumnQR, _columns,  # noqa: F401
+                                     _ECMProgress, _pool, _raise_collectively, _validate)
 from structrom.rom.integrand import (AssembledIntegrand, FactoredIntegrand, Integrand, as_integrand,  # noqa: F401
                                      integrand_rows)
 from structrom.rom.row_compression import RowCompression, compress_rows  # noqa: F401 (API)
@@ -114,45 +113,6 @@ BLOCK_CORRELATION = 0.5
 #: first; the pool ends with a whole group). Wider than the single-precision rounding of the screening products;
 #: the candidates are then taken by their exact scores with the greedy rule's ties (SCORE_TIE_RTOL).
 POOL_TIE_RTOL = 1e-5
-
-
-@dataclass
-class ReducedQuadrature:
-    """A reduced quadrature rule (identical on every rank).
-
-    ``points``: ``(n_rp,)`` GLOBAL point numbers, in selection order (points dropped by the NNLS step
-    are removed; a point selected again appears at its last selection); ``weights``: ``(n_rp,)`` >= 0;
-    ``residual``: final ``||G w - G w_FE|| / ||G w_FE||`` (rows of ``G`` only, without the constant);
-    ``history``: ``(n_selections,)`` that relative residual after each selection;
-    ``volume_error``: ``|sum w - V| / V``; ``tolerance``: the requested tolerance;
-    ``converged``: False when ``max_points`` stopped the loop before the tolerance was met;
-    ``extra``: counters (``n_selections``, ``n_dropped``, ``n_removals``, ``n_scorings``: products ``G^T r``),
-    the ``selection`` rule, ``block_size`` and the score products' ``screening`` precision.
-    """
-
-    points: np.ndarray
-    weights: np.ndarray
-    residual: float
-    history: list[float]
-    volume_error: float = float("nan")
-    tolerance: float = float("nan")
-    converged: bool = True
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def n_points(self) -> int:
-        return int(len(self.points))
-
-    def local_weights(self, global_points_local: np.ndarray) -> np.ndarray:
-        """``(n_local,)`` reduced weights at a rank's points (zero where not selected)."""
-        g = np.asarray(global_points_local, dtype=np.int64)
-        out = np.zeros(len(g))
-        if len(g) and self.n_points:
-            order = np.argsort(self.points)
-            pos = np.clip(np.searchsorted(self.points[order], g), 0, self.n_points - 1)
-            hit = self.points[order][pos] == g
-            out[hit] = self.weights[order][pos[hit]]
-        return out
 
 
 # -- ECM ------------------------------------------------------------------------------------------

@@ -388,7 +388,8 @@ def test_distributed_ecm_independent_of_rank_count():
         # on rotated stress snapshots (rank 8 of 16 mixtures): the same points, the tolerance met on all rows
         t, t1 = run["rotated"], ref["rotated"]
         assert t["rank"] == t1["rank"] == 8 and t["points"] == t1["points"], n
-        assert t["measured_error"] <= 1e-6 * (1 + 1e-8) and t["residual"] == pytest.approx(t["measured_error"], rel=1e-6)
+        assert t["measured_error"] <= 1e-6 * (1 + 1e-8), n
+        assert t["residual"] == pytest.approx(t["measured_error"], rel=1e-6), n
         assert np.max(np.abs(np.array(t["weights"]) - t1["weights"])) <= \
             100 * f1["condition"] * np.finfo(float).eps * np.max(t1["weights"]), n
         assert f["float64"]["points"] == f["assembled_float64"]["points"], n

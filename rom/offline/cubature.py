@@ -100,7 +100,8 @@ def cubature(comm, eps_modes: np.ndarray, stress: np.ndarray, point_weights: np.
              form: str = "factored", stress_compression: bool = False) -> Cubature:
     """The ECM rule of the Galerkin internal forces at this rank's points (collective); see the module
     docstring. ``log``: rank 0's progress lines (points, residual, time, estimated time left); ``selection``,
-    ``block_size``, ``block_correlation``, ``screening``: the ECM's selection rule (:func:`~structrom.rom.reduced_quadrature.empirical_cubature`);
+    ``block_size``, ``block_correlation``, ``screening``: the ECM's selection rule
+    (:func:`~structrom.rom.reduced_quadrature.empirical_cubature`);
     ``form``, ``stress_compression``: the integrand's (:func:`integrand`; ``stress`` is not overwritten)."""
     G, n_rows, summary = integrand(comm, eps_modes, stress, gidx, row_tolerance=row_tolerance, max_rows=max_rows,
                                    max_gram_rows=max_gram_rows, form=form, stress_compression=stress_compression)
@@ -117,15 +118,16 @@ def reduced_rule(comm, G: Integrand, point_weights: np.ndarray, gidx: np.ndarray
     residual is measured on all rows (the discarded ones too, with the constant row as in the ECM):
     ``sqrt(||r_leading||^2 + ||r_discarded||^2 + (c (V - sum w))^2) <= tolerance ||G w_FE||``, ``c = ||G w_FE|| / V``
     (the leading rows' ECM aims at ``tolerance sqrt(1 - (e / tolerance)^2)``, ``e`` the compression's energy
-    error, at least ``tolerance / 2``). When it is not met, the ECM continues on all rows, warm-started from the rule's points. The returned
-    ``residual`` is then the one over all rows (``extra``: ``residual_leading``, ``stress_rank``, ``continued``)."""
+    error, at least ``tolerance / 2``). When it is not met, the ECM continues on all rows, warm-started from the
+    rule's points. The returned ``residual`` is the one over all rows (``extra``: ``residual_leading``,
+    ``stress_rank``, ``stress_energy_error``, ``continued``)."""
     if not isinstance(G, CompressedIntegrand):
         return empirical_cubature(comm, G, point_weights, gidx, tolerance=tolerance, **ecm)
     # the leading rows' target leaves room for the discarded rows' residual, measured to be about the energy error
     # (117k-dof plate: 5e-6 at an energy error of 1e-5), at most half of the tolerance
     share = min(G.compression.energy_error / tolerance, np.sqrt(0.75))
     quad = empirical_cubature(comm, G, point_weights, gidx, tolerance=tolerance * np.sqrt(1.0 - share ** 2), **ecm)
-    w_local = _local_weights(gidx, quad.points, quad.weights)
+    w_local = quad.local_weights(gidx)
     sq = {}
     for name, part in (("leading", G), ("discarded", G.discarded())):
         if part.shape[0] == 0:
@@ -148,16 +150,6 @@ def reduced_rule(comm, G: Integrand, point_weights: np.ndarray, gidx: np.ndarray
     quad.residual = float(np.sqrt(sq["leading"][1] + sq["discarded"][1])) / norm_b
     quad.extra.update(extra)
     return quad
-
-
-def _local_weights(gidx: np.ndarray, points: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """The rule's weights at this rank's points ``(n_local,)`` (0 where not selected)."""
-    w = np.zeros(len(gidx))
-    if len(gidx) and len(points):
-        pos = np.searchsorted(gidx, points)
-        ok = (pos < len(gidx)) & (gidx[np.minimum(pos, len(gidx) - 1)] == points)
-        w[pos[ok]] = weights[ok]
-    return w
 
 
 def integrand(comm, eps_modes: np.ndarray, stress: np.ndarray, gidx: np.ndarray, *, row_tolerance: float,
