@@ -251,23 +251,35 @@ class _ColumnQR:
         self.k = k
 
     def delete(self, j: int) -> None:
-        """Remove column ``j``: only the trailing factors change (``Q[:, j:]``, ``R[j:, j:]``: the first column of
-        their product deleted by :func:`scipy.linalg.qr_delete`, Givens rotations), ``R[:j, j + 1:]`` shifts left.
-        When a rank holds fewer rows than the trailing columns (small problems), the trailing ``Q`` is gathered."""
-        k = self.k
-        R_t = np.asfortranarray(self.R[j:k, j:k])
-        if int(np.diff(self.ranges).min()) >= k - j:  # economic factors of this rank's rows: the rotations come from R
-            Q, R = sla.qr_delete(self.Q[:, j:k], R_t, 0, which="col", overwrite_qr=True, check_finite=False)
-            if not np.shares_memory(Q, self.Q):
-                self.Q[:, j:k - 1] = Q[:, :k - 1 - j]
-        else:
-            full = np.vstack(self.comm.allgather(np.ascontiguousarray(self.Q[:, j:k])))  # rank order = row order
-            Q, R = sla.qr_delete(full, R_t, 0, which="col", overwrite_qr=True, check_finite=False)
-            self.Q[:, j:k - 1] = Q[self.lo:self.hi, :k - 1 - j]
-        self.R[:j, j:k - 1] = self.R[:j, j + 1:k]
-        self.R[j:k - 1, j:k - 1] = R[:k - 1 - j, :k - 1 - j]
-        self.A[:, j:k - 1] = self.A[:, j + 1:k]
-        self.k = k - 1
+        """Remove column ``j`` (:meth:`delete_many`)."""
+        self.delete_many([j])
+
+    def delete_many(self, columns) -> None:
+        """Remove the columns ``columns`` (positions before the removal, any order). For each, from the last: only
+        the trailing factors change (``Q[:, j:]``, ``R[j:, j:]``: the first column of their product deleted by
+        :func:`scipy.linalg.qr_delete`, Givens rotations), ``R[:j, j + 1:]`` shifts left; when a rank holds fewer
+        rows than the trailing columns (small problems), the trailing ``Q`` is gathered. The stored columns ``A``
+        are compacted once."""
+        drop = sorted({int(j) for j in columns}, reverse=True)
+        k0 = self.k
+        for j in drop:
+            k = self.k
+            R_t = np.asfortranarray(self.R[j:k, j:k])
+            if int(np.diff(self.ranges).min()) >= k - j:  # economic factors of this rank's rows: rotations from R
+                Q, R = sla.qr_delete(self.Q[:, j:k], R_t, 0, which="col", overwrite_qr=True, check_finite=False)
+                if not np.shares_memory(Q, self.Q):
+                    self.Q[:, j:k - 1] = Q[:, :k - 1 - j]
+            else:
+                full = np.vstack(self.comm.allgather(np.ascontiguousarray(self.Q[:, j:k])))  # rank order = row order
+                Q, R = sla.qr_delete(full, R_t, 0, which="col", overwrite_qr=True, check_finite=False)
+                self.Q[:, j:k - 1] = Q[self.lo:self.hi, :k - 1 - j]
+            self.R[:j, j:k - 1] = self.R[:j, j + 1:k]
+            self.R[j:k - 1, j:k - 1] = R[:k - 1 - j, :k - 1 - j]
+            self.k = k - 1
+        if drop:
+            keep = np.setdiff1d(np.arange(k0), drop)
+            first = int(drop[-1])
+            self.A[:, first:self.k] = self.A[:, keep[first:]]
 
     def solve(self, b: np.ndarray) -> np.ndarray:
         """Least squares ``argmin ||A x - b||`` (``b`` ``(n,)``, the same on every rank) with two steps of iterative

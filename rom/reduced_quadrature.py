@@ -233,8 +233,7 @@ def empirical_cubature(
             n_dropped += int(np.count_nonzero(drop))
             dropped = np.array([p for p, d in zip(selected, drop) if d], dtype=np.int64)
             candidate |= np.isin(gpts, dropped) & (col_norm > 0.0)
-            for k in np.flatnonzero(drop)[::-1]:
-                qr.delete(int(k))
+            qr.delete_many(np.flatnonzero(drop))
             selected = [p for p, d in zip(selected, drop) if not d]
             norms = [nr for nr, d in zip(norms, drop) if not d]
             alpha_n = qr.solve(b)

@@ -1,6 +1,6 @@
 """The ECM's QR of the selected columns with its rows split over the ranks (``_ColumnQR``) against the same
-operations on one rank: appends, deletions (both the in-place and the gathered path: 301 and 130 rows) and
-least squares. Prints the factors' orthogonality and reconstruction errors and the solution's difference."""
+operations on one rank: appends, deletions one and several at a time (both the in-place and the gathered path:
+301 and 130 rows) and least squares. Prints the factors' orthogonality and reconstruction errors and the solution's difference."""
 import json
 
 import numpy as np
@@ -19,7 +19,8 @@ for n in (301, 130):
     for qr in (split, one):
         for j in range(100):
             qr.append(cols[:, j])
-        for j in (5, 50, 3, 90, 94, 0):
+        qr.delete_many([50, 5, 3])  # several at once (the positive least squares' removals)
+        for j in (90, 94, 0):
             qr.delete(j)
         for j in range(100, 120):
             qr.append(cols[:, j])
