@@ -61,6 +61,7 @@ class ReducedQuadrature:
             out[hit] = self.weights[order][pos[hit]]
         return out
 
+
 class ECMError(StructromError, ValueError):
     """Bad ECM input or an unreachable tolerance (names the field / cause and the fix)."""
 

@@ -35,6 +35,7 @@ from mpi4py import MPI
 from structrom.mpi.collectives import allreduce
 from structrom.rom.ecm_parts import ECMError, _raise_collectively
 from structrom.rom.integrand import BLOCK_ENTRIES, FactoredIntegrand
+from structrom.rom.pod import _truncation
 
 
 @dataclass
@@ -117,9 +118,8 @@ def compress_stress(comm: MPI.Comm | None, eps_modes_local: np.ndarray, stress_l
     if not total > 0.0:
         raise ECMError("the integrand eps(psi_i) : sigma_s vanishes at every point (zero modes' strains or zero "
                        "stress snapshots): nothing to integrate")
-    tail = np.concatenate([np.cumsum(lam[::-1])[::-1][1:], [0.0]]) / total  # discarded energy beyond m = j + 1
-    m = int(np.argmax(np.sqrt(tail) <= tolerance)) + 1
-    comp = StressCompression(V, lam, m, float(np.sqrt(tail[m - 1])), float(tolerance))
+    m = _truncation(lam, total, float(tolerance), None)  # the POD's rule: discarded energy <= tolerance^2 total
+    comp = StressCompression(V, lam, m, float(np.sqrt(lam[m:][::-1].sum() / total)), float(tolerance))
     own = overwrite and S is stress_local
     out = S if own else np.empty_like(S)
     for a in range(0, n_local, step):  # S V by blocks of points (in place when own: each block read, then written)

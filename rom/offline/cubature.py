@@ -41,8 +41,8 @@ QDEIM_TIE_RTOL = 1e-8
 class Cubature:
     """``quadrature``: the ECM rule; ``G``: the integrand it ran on (:mod:`structrom.rom.integrand`, shape
     ``(n_rows_used, n_local)``: this rank's points); ``n_rows``: integrand rows before compression;
-    ``compression``: the row compression's summary (``method``, ``rank``, ``range_rank``, ``energy_error``; None when ``n_rows <= max_rows``; its
-    ``(n_rows, r)`` basis is not kept)."""
+    ``compression``: the compression's summary (``method``, ``rank``, ``energy_error``, ...: the row compression's,
+    its ``(n_rows, r)`` basis not kept, or the stress rotation's); None when not compressed."""
 
     quadrature: ReducedQuadrature
     G: Integrand
