@@ -16,7 +16,8 @@ serially with ``structrom.rom.pod.pod`` and with pyMOR's ``pod`` when pyMOR is i
 
 ``--ecm-rules greedy block``: the same runs once per ECM selection rule (``[ecm] selection``), side by side, with
 a second table: the ECM loop's own time (``ecm.seconds``), the cubature stage's share of the offline wall time,
-score products, selections, points, the quadrature residual. ``--ecm KEY=VALUE``: more ``[ecm]`` settings for
+score products (full ones, and those on a shortlist: ``[ecm] shortlist``), selections, points, the quadrature
+residual. ``--ecm KEY=VALUE``: more ``[ecm]`` settings for
 every run (e.g. ``max_rows=100000``: no row compression). ``--test-errors``: each model solves the test loadings
 ``test/*.h5`` (their configurations ``<name>.toml`` in the directory, as ``examples/rom_plate.py`` writes them) and
 the relative space-time L2 errors of the displacement, the reconstructed stress and cumulated plastic strain
@@ -101,6 +102,7 @@ def run_offline(directory: Path, ranks: int, code: Path | None = None, settings:
     label = ", ".join(v.strip('"') if k == "selection" else f"{k}={v}" for k, v in (settings or {}).items())
     return {"code": ("baseline" if code is not None else "this") + (f" ({label})" if label else ""),
             "ecm_seconds": ecm.get("seconds"), "scorings": ecm.get("scorings"), "test_errors": errs,
+            "shortlist_scorings": ecm.get("shortlist_scorings", 0),
             "dofs": n_dofs, "ranks": ranks, "wall": wall,
             "stages": prov["stages"], "modes": prov["pod"]["modes"], "points": ecm["points"], "snapshots": n_snap,
             "integration_points": n_points, "dual_modes": duals,
@@ -225,7 +227,8 @@ def main() -> int:
                               for k in ("u", "stress", "p"))
             loop = f"{r['ecm_seconds']:.2f}" if r["ecm_seconds"] is not None else "-"
             lines.append(f"| {r['code']} | {r['dofs']} | {r['ranks']} | {loop} | {stage:.2f} | {r['wall']:.1f} | "
-                         f"{stage / r['wall']:.0%} | {r['scorings'] or r['selections']} | {r['selections']} | "
+                         f"{stage / r['wall']:.0%} | {r['scorings'] or r['selections']}"
+                         f"{f' + {short} shortlist' if (short := r.get('shortlist_scorings')) else ''} | {r['selections']} | "
                          f"{r['points']} | {r['residual']:.2e} | {errs} |")
     if args.baseline_code:
         nv = len(variants)  # (baseline, this's first variant) for each directory and rank count

@@ -71,6 +71,8 @@ class LinearSolver:
                 self.ksp.setPCSide(PETSc.PC.Side.RIGHT)
         self.ksp.setFromOptions()
         self._near_null: PETSc.NullSpace | None = None
+        #: Solves whose kept preconditioner failed and was rebuilt (:meth:`solve`).
+        self.n_rebuilt = 0
 
     def _rigid_body_modes(self, mat: PETSc.Mat) -> PETSc.NullSpace | None:
         if self.coordinates is None:
@@ -117,20 +119,32 @@ class LinearSolver:
         """Solve with owned rhs slice ``(n_owned,)``; returns owned solution and iteration count.
 
         ``rtol``: this solve's relative tolerance (default ``options.rtol``); ``reuse``: keep the
-        preconditioner of the previous solve (``mat`` being the same matrix with new values)."""
+        preconditioner of the previous solve (``mat`` being the same matrix with new values). When the Krylov
+        solver fails with a kept preconditioner (e.g. CG's DIVERGED_INDEFINITE_PC once plastic flow has changed the
+        tangent), the preconditioner is rebuilt from ``mat`` and the solve done again, once; the iteration count
+        returned is then the sum of both."""
         ns = self._rigid_body_modes(mat)
         if ns is not None:
             mat.setNearNullSpace(ns)
         self.ksp.setTolerances(rtol=self.options.rtol if rtol is None else rtol)
         # only an iterative method reaches its tolerance with an older preconditioner (not preonly + LU)
-        self.ksp.getPC().setReusePreconditioner(bool(reuse and self.options.reuse_preconditioner
-                                                     and self.ksp.getType() != "preonly"))
+        kept = bool(reuse and self.options.reuse_preconditioner and self.ksp.getType() != "preonly")
+        self.ksp.getPC().setReusePreconditioner(kept)
         self.ksp.setOperators(mat)
         b = mat.createVecLeft()
         b.getArray()[:] = rhs
         x = mat.createVecRight()
         self.ksp.solve(b, x)
         reason = self.ksp.getConvergedReason()
+        its = self.ksp.getIterationNumber()
+        if reason < 0 and kept:  # the kept preconditioner no longer fits the matrix: rebuild it, once
+            self.ksp.getPC().setReusePreconditioner(False)
+            self.ksp.setOperators(mat)
+            x.set(0.0)
+            self.ksp.solve(b, x)
+            reason = self.ksp.getConvergedReason()
+            its += self.ksp.getIterationNumber()
+            self.n_rebuilt += 1
         if reason < 0:
             names = {v: k for k, v in vars(PETSc.KSP.ConvergedReason).items() if isinstance(v, int)}
             raise LinearSolverError(
@@ -140,7 +154,6 @@ class LinearSolver:
                 "that the Dirichlet conditions remove all rigid-body motions"
             )
         out = x.getArray().copy()
-        its = self.ksp.getIterationNumber()
         b.destroy()
         x.destroy()
         return out, its

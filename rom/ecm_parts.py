@@ -1,5 +1,5 @@
 """Building blocks of the empirical cubature (:mod:`structrom.rom.reduced_quadrature`): input checks, the
-updated QR of the selected columns, the block rule's candidate pool, the columns' exchange, the progress line,
+block rule's candidate pool (the updated QR of the selected columns: :mod:`structrom.rom.column_qr`), the columns' exchange, the progress line,
 the resulting rule (:class:`ReducedQuadrature`).
 
 Every function here is collective (or purely local) exactly as :func:`structrom.rom.reduced_quadrature.
@@ -12,16 +12,18 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.linalg as sla
 from mpi4py import MPI
 
-from structrom.mpi.assembly import gather_to_all
 from structrom.mpi.collectives import allreduce, raise_collectively
 from structrom.mpi.errors import StructromError
+from structrom.rom.column_qr import ColumnQR as _ColumnQR  # noqa: F401 (the ECM's QR)
 from structrom.rom.progress import bar
 
 EPS = float(np.finfo(float).eps)
 
+#: Selection rules of :func:`structrom.rom.reduced_quadrature.empirical_cubature`: "greedy" (one point per score
+#: product, Hernandez et al. 2017) and "block" (up to ``block_size`` points per score product, see its module docstring).
+SELECTIONS = ("greedy", "block")
 
 @dataclass
 class ReducedQuadrature:
@@ -82,11 +84,6 @@ def _all_finite(A: np.ndarray, block_bytes: int = 8 * 2**20) -> bool:
     return all(bool(np.isfinite(A[a:a + step]).all()) for a in range(0, A.shape[0], step))
 
 
-def _abs_max(A: np.ndarray) -> float:
-    """``max |A|`` without a copy of ``A`` (0 for an empty array)."""
-    return float(max(A.max(), -A.min())) if A.size else 0.0
-
-
 class _ECMProgress:
     """Progress of the ECM's selections: a tqdm bar (rank 0) and, every ``every`` selections or
     ``seconds``, one line through ``log`` with the points, the residual, the elapsed time and an estimate of
@@ -126,6 +123,26 @@ class _ECMProgress:
 
     def close(self) -> None:
         self.bar.close()
+
+
+def _check_rule(selection, block_size, block_correlation, screening, shortlist, full_scores_every) -> None:
+    """Checks of the selection rule's keywords of :func:`structrom.rom.reduced_quadrature.empirical_cubature` (the same
+    on every rank: raised alike)."""
+    if selection not in SELECTIONS:
+        raise ECMError(f"selection must be one of {SELECTIONS} (the ECM's selection rule), got {selection!r}")
+    if not isinstance(block_size, (int, np.integer)) or block_size < 1:
+        raise ECMError(f"block_size must be a positive integer (points per score product), got {block_size!r}")
+    if not (isinstance(block_correlation, (int, float, np.floating)) and 0.0 < float(block_correlation) <= 1.0):
+        raise ECMError(f"block_correlation must be in (0, 1], got {block_correlation!r}")
+    if not isinstance(shortlist, (int, np.integer)) or isinstance(shortlist, bool) or shortlist < 0:
+        raise ECMError(f"shortlist must be a non-negative integer (candidates scored between full products; 0: off), "
+                       f"got {shortlist!r}")
+    if not isinstance(full_scores_every, (int, np.integer)) or isinstance(full_scores_every, bool) or full_scores_every < 1:
+        raise ECMError(f"full_scores_every must be a positive integer (blocks per full score product), "
+                       f"got {full_scores_every!r}")
+    if screening not in ("float32", "float64"):
+        raise ECMError(f"screening must be 'float32' or 'float64' (precision of the block rule's score products), "
+                       f"got {screening!r}")
 
 
 def _validate(comm, G, w_fe_local, global_points_local, tolerance, max_points):
@@ -171,136 +188,59 @@ def _validate(comm, G, w_fe_local, global_points_local, tolerance, max_points):
     return G, w, g.astype(np.int64)
 
 
-#: Gram-Schmidt's second pass when the first leaves less than this fraction of the column's norm (1 / sqrt(2)).
-REORTHOGONALIZE = 0.7071067811865476
+class _InBlock:
+    """The block rule's choice of points in the coordinates of its pool (``p`` columns): the least-squares residual
+    after each point joins, without a pass over ``Q`` per point.
 
+    With ``W`` the pool's unit columns projected off the selected ones (``V - Q Q^T V``, :meth:`structrom.rom.
+    column_qr.ColumnQR.project`) and ``M = W^T W``, the block's new orthonormal directions are ``q_t = W c_t``
+    (Gram-Schmidt in these coordinates: ``||u_j||^2 = M_jj - sum_t (M c_t)_j^2``), and since the residual ``r`` of
+    the selected columns' least squares is orthogonal to ``Q``, the pool's scores ``z = V^T r = W^T r`` follow
+    every new direction by ``z <- z - (M c) (c . z)`` and ``||r||^2`` by ``- (c . z)^2``: ``O(p^2)`` per point.
+    ``z``: ``(p,)`` scores ``V^T r``; ``r``: ``(n_aug,)`` the residual (its norm and constant row);
+    ``w_const``: ``(p,)`` the constant row of ``W`` (None without it); ``dependent``: norm of ``u_j`` below which
+    a point is numerically dependent on the selected ones."""
 
-class _ColumnQR:
-    """Economic QR ``A = Q R`` of the selected normalized columns ``A`` ``(n, k)``, with the ``n`` rows of ``Q`` and
-    ``A`` split over the ranks of ``comm`` (contiguous row ranges; ``R`` ``(k, k)`` on every rank): every O(n k)
-    product works on this rank's rows, with an Allreduce of ``k`` numbers, so the QR's time and memory per rank fall
-    as 1 / P. Preallocated buffers (capacity doubled on demand). A column is appended by classical Gram-Schmidt,
-    with a second pass when the first one cancelled more than ``1 - REORTHOGONALIZE`` of its norm (Kahan-Parlett's
-    "twice is enough" criterion, Giraud, Langou, Rozloznik 2005: orthogonality to working precision; no copy of
-    ``Q``); removed by :func:`scipy.linalg.qr_delete` (Givens rotations computed from ``R``, which every rank holds
-    alike, and applied to this rank's rows of ``Q`` in place). The results are the same on every rank, and the
-    same for any rank count to round-off."""
+    def __init__(self, M: np.ndarray, z: np.ndarray, r: np.ndarray, w_const: np.ndarray | None,
+                 dependent: float) -> None:
+        p = M.shape[0]
+        self.M, self.z = M, np.array(z, dtype=float)
+        self.r_sq = float(r @ r)
+        self.w_const = w_const
+        self.r_const = float(r[-1]) if w_const is not None else 0.0
+        self.C, self.MC = np.zeros((p, p)), np.zeros((p, p))  # c_t and M c_t by columns
+        self.t = 0
+        self.dependent_sq = dependent * dependent
 
-    def __init__(self, n: int, capacity: int = 64, comm: MPI.Comm | None = None) -> None:
-        self.comm = MPI.COMM_SELF if comm is None else comm
-        size, rank = self.comm.Get_size(), self.comm.Get_rank()
-        self.ranges = np.array([n * p // size for p in range(size + 1)], dtype=np.int64)  # rows of each rank
-        self.lo, self.hi = int(self.ranges[rank]), int(self.ranges[rank + 1])
-        self.n, self.k = n, 0
-        m = self.hi - self.lo
-        self.Q = np.zeros((m, capacity), order="F")
-        self.R = np.zeros((capacity, capacity))
-        self.A = np.zeros((m, capacity), order="F")  # the normalized columns themselves (residual refinement)
-        self.n_reorthogonalized = 0
+    @property
+    def norm(self) -> float:
+        """``||r||`` (constant row included)."""
+        return float(np.sqrt(self.r_sq))
 
-    def _full(self, local: np.ndarray) -> np.ndarray:
-        """The ``(n,)`` vector whose rows this rank holds as ``local``."""
-        return gather_to_all(self.comm, local, self.ranges)
+    @property
+    def rows_norm(self) -> float:
+        """``||r||`` without the constant row."""
+        return float(np.sqrt(max(self.r_sq - self.r_const ** 2, 0.0)))
 
-    def _grow(self) -> None:
-        cap = 2 * self.Q.shape[1]
-        for name in ("Q", "A"):
-            buf = np.zeros((self.hi - self.lo, cap), order="F")
-            buf[:, :self.k] = getattr(self, name)[:, :self.k]
-            setattr(self, name, buf)
-        R = np.zeros((cap, cap))
-        R[:self.k, :self.k] = self.R[:self.k, :self.k]
-        self.R = R
-
-    def append(self, v: np.ndarray, rtol: float = 1e-12) -> bool:
-        """Append the unit column ``v`` ``(n,)`` (the same on every rank); False (nothing changed) when it is
-        numerically dependent on the current columns (``|R_kk| <= rtol |R_00|``)."""
-        k = self.k
-        if k == self.Q.shape[1]:
-            self._grow()
-        Qk = self.Q[:, :k]
-        vl = v[self.lo:self.hi]
-        h = allreduce(self.comm, Qk.T @ vl)
-        w = vl - Qk @ h
-        rho = float(np.sqrt(allreduce(self.comm, float(w @ w))))
-        if rho < REORTHOGONALIZE * float(np.linalg.norm(v)):  # cancellation: a second pass (Kahan-Parlett)
-            h2 = allreduce(self.comm, Qk.T @ w)
-            w -= Qk @ h2
-            h += h2
-            rho = float(np.sqrt(allreduce(self.comm, float(w @ w))))
-            self.n_reorthogonalized += 1
-        if k and rho <= rtol * abs(self.R[0, 0]):
+    def take(self, j: int) -> bool:
+        """Add pool column ``j`` (False, nothing changed, when it is numerically dependent)."""
+        t = self.t
+        g = self.MC[j, :t]
+        u_sq = float(self.M[j, j] - g @ g)
+        if not u_sq > self.dependent_sq:
             return False
-        if not rho > 0.0:
-            return False
-        self.Q[:, k] = w / rho
-        self.R[:k, k] = h
-        self.R[k, :k] = 0.0
-        self.R[k, k] = rho
-        self.A[:, k] = vl
-        self.k = k + 1
+        c = -(self.C[:, :t] @ g)
+        c[j] += 1.0
+        c /= np.sqrt(u_sq)
+        mc = self.M @ c
+        beta = float(c @ self.z)  # q . r
+        self.z -= mc * beta
+        self.r_sq = max(self.r_sq - beta * beta, 0.0)
+        if self.w_const is not None:
+            self.r_const -= float(self.w_const @ c) * beta
+        self.C[:, t], self.MC[:, t] = c, mc
+        self.t = t + 1
         return True
-
-    def load(self, A: np.ndarray) -> None:
-        """Start from the unit columns ``A`` ``(n, k)`` (independent; the same on every rank), factorized by one
-        Householder QR (on every rank; this rank keeps its rows)."""
-        k = A.shape[1]
-        while self.Q.shape[1] < k:
-            self._grow()
-        Q, R = sla.qr(A, mode="economic")
-        self.Q[:, :k], self.R[:k, :k], self.A[:, :k] = Q[self.lo:self.hi], R, A[self.lo:self.hi]
-        self.k = k
-
-    def delete(self, j: int) -> None:
-        """Remove column ``j`` (:meth:`delete_many`)."""
-        self.delete_many([j])
-
-    def delete_many(self, columns) -> None:
-        """Remove the columns ``columns`` (positions before the removal, any order). For each, from the last: only
-        the trailing factors change (``Q[:, j:]``, ``R[j:, j:]``: the first column of their product deleted by
-        :func:`scipy.linalg.qr_delete`, Givens rotations), ``R[:j, j + 1:]`` shifts left; when a rank holds fewer
-        rows than the trailing columns (small problems), the trailing ``Q`` is gathered. The stored columns ``A``
-        are compacted once."""
-        drop = sorted({int(j) for j in columns}, reverse=True)
-        k0 = self.k
-        for j in drop:
-            k = self.k
-            R_t = np.asfortranarray(self.R[j:k, j:k])
-            if int(np.diff(self.ranges).min()) >= k - j:  # economic factors of this rank's rows: rotations from R
-                Q, R = sla.qr_delete(self.Q[:, j:k], R_t, 0, which="col", overwrite_qr=True, check_finite=False)
-                if not np.shares_memory(Q, self.Q):
-                    self.Q[:, j:k - 1] = Q[:, :k - 1 - j]
-            else:
-                full = np.vstack(self.comm.allgather(np.ascontiguousarray(self.Q[:, j:k])))  # rank order = row order
-                Q, R = sla.qr_delete(full, R_t, 0, which="col", overwrite_qr=True, check_finite=False)
-                self.Q[:, j:k - 1] = Q[self.lo:self.hi, :k - 1 - j]
-            self.R[:j, j:k - 1] = self.R[:j, j + 1:k]
-            self.R[j:k - 1, j:k - 1] = R[:k - 1 - j, :k - 1 - j]
-            self.k = k - 1
-        if drop:
-            keep = np.setdiff1d(np.arange(k0), drop)
-            first = int(drop[-1])
-            self.A[:, first:self.k] = self.A[:, keep[first:]]
-
-    def solve(self, b: np.ndarray) -> np.ndarray:
-        """Least squares ``argmin ||A x - b||`` (``b`` ``(n,)``, the same on every rank) with two steps of iterative
-        refinement (the updated factors lose digits on ill-conditioned column sets)."""
-        k = self.k
-        Q, A = self.Q[:, :k], self.A[:, :k]
-        bl = b[self.lo:self.hi]
-        R = np.ascontiguousarray(self.R[:k, :k])  # one copy for the three solves (the same LAPACK calls)
-        x = sla.solve_triangular(R, allreduce(self.comm, Q.T @ bl), check_finite=False)
-        for _ in range(2):
-            x += sla.solve_triangular(R, allreduce(self.comm, Q.T @ (bl - A @ x)), check_finite=False)
-        return x
-
-    def combination(self, x: np.ndarray) -> np.ndarray:
-        """``A x`` ``(n,)`` on every rank."""
-        return self._full(self.A[:, :self.k] @ x)
-
-    def last_direction(self) -> np.ndarray:
-        """The last column of ``Q`` ``(n,)`` on every rank."""
-        return self._full(self.Q[:, self.k - 1])
 
 
 def _pool(comm: MPI.Comm, score: np.ndarray, gpts: np.ndarray, floor: float, band: float, size: int) -> np.ndarray:
@@ -339,8 +279,9 @@ def _columns(comm: MPI.Comm, G: np.ndarray, gpts: np.ndarray, points: np.ndarray
     n_aug = n_rows + (c is not None)
     buf = np.zeros((n_aug + 1, len(points)))
     order = np.argsort(gpts) if order is None else order
-    pos = np.clip(np.searchsorted(gpts[order], points), 0, max(len(gpts) - 1, 0))
-    here = np.flatnonzero(gpts[order][pos] == points) if len(gpts) else np.zeros(0, np.int64)
+    sorted_points = gpts[order]
+    pos = np.clip(np.searchsorted(sorted_points, points), 0, max(len(gpts) - 1, 0))
+    here = np.flatnonzero(sorted_points[pos] == points) if len(gpts) else np.zeros(0, np.int64)
     loc = order[pos[here]]
     buf[:n_rows, here] = G.columns(loc)
     if c is not None:

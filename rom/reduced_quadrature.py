@@ -37,10 +37,17 @@ block_size`` best-scoring candidates of all ranks form a pool whose columns trav
 ``1e-5 ||r||`` of a group's best tie, lowest global point numbers first: the pool does not depend on the rank
 count) and are rescored exactly; the pool's best (the greedy choice ``k*``, same tie rule) is taken first; then, point after
 point, the residual of the unconstrained least squares is updated exactly (``r <- r - q (q . r)``, ``q`` the new
-orthonormal direction of the QR), the pool is rescored against it (``O(n_rows)`` per pool column) and its best
-(same tie rule) joins while its normalized correlation with the residual is at least ``block_correlation`` times
-the one ``k*`` had with the residual of the product (a point whose column is nearly in the span of the selected
-ones scores low and is not taken); after the block, one positive least squares (removals as above). So the rule
+orthonormal direction of the QR), the pool is rescored against it and its best (same tie rule) joins while its
+normalized correlation with the residual is at least ``block_correlation`` times the one ``k*`` had with the
+residual of the product (a point whose column is nearly in the span of the selected ones scores low and is not
+taken); after the block, one positive least squares (removals as above). The pool is projected off the selected
+columns once (two GEMMs with the QR's ``Q``) and the block's points are chosen in the pool's coordinates
+(:class:`~structrom.rom.ecm_parts._InBlock`: the same scores and residual norms, ``O(p^2)`` per point for a pool of
+``p``), then appended together (:meth:`~structrom.rom.column_qr.ColumnQR.append_projected`): no pass over ``Q`` per
+point. With ``shortlist = K > 0`` and ``full_scores_every = F > 1``, a full product is followed by ``F - 1`` blocks
+that score only the ``K`` best candidates of that product (those not yet taken), so that most products cost
+``K / n_points`` of a full one; the pool is then drawn from the shortlist (an exhausted shortlist triggers a full
+product). The shortlist is chosen like the pool (the same for any rank count). So the rule
 is deterministic and rank-count independent like the greedy one, and the stopping test and the error guarantee
 are unchanged: the loop ends only when the positive weights' residual meets the tolerance. Measured on the
 plate's internal forces (docs/benchmarks.md, "Offline stage: ECM selection rules"; 16 points, correlation 0.5,
@@ -83,8 +90,9 @@ import scipy.linalg as sla
 from mpi4py import MPI
 
 from structrom.mpi.collectives import reproducible_row_sums, reproducible_weighted_row_sums  # noqa: F401 (API)
-from structrom.rom.ecm_parts import (EPS, ECMError, ReducedQuadrature, _abs_max, _ColumnQR, _columns,  # noqa: F401
-                                     _ECMProgress, _pool, _raise_collectively, _validate)
+from structrom.rom.ecm_parts import (EPS, ECMError, ReducedQuadrature, _ColumnQR, _columns,  # noqa: F401
+                                     SELECTIONS, _check_rule, _ECMProgress, _InBlock, _pool, _raise_collectively,
+                                     _validate)
 from structrom.rom.integrand import (AssembledIntegrand, FactoredIntegrand, Integrand, as_integrand,  # noqa: F401
                                      integrand_rows)
 from structrom.rom.row_compression import RowCompression, compress_rows  # noqa: F401 (API)
@@ -100,9 +108,6 @@ STALL_RTOL = 1e-9
 #: A residual below ``ROUNDOFF_FACTOR eps sqrt(n_rows) (||b|| + sum_k w_k ||G_k||)`` is round-off.
 ROUNDOFF_FACTOR = 4.0
 
-#: Selection rules of :func:`empirical_cubature`: "greedy" (one point per score product, Hernandez et al.
-#: 2017) and "block" (up to ``block_size`` points per score product, see the module docstring).
-SELECTIONS = ("greedy", "block")
 #: Block rule: at most this many points per score product ...
 BLOCK_SIZE = 16
 #: ... taken from a pool of the POOL_FACTOR x BLOCK_SIZE best-scoring candidates (their columns travel at once) ...
@@ -133,6 +138,8 @@ def empirical_cubature(
     block_size: int = BLOCK_SIZE,
     block_correlation: float = BLOCK_CORRELATION,
     screening: str = "float32",
+    shortlist: int = 0,
+    full_scores_every: int = 1,
 ) -> ReducedQuadrature:
     """ECM reduced quadrature of distributed integrands (collective over ``comm``).
 
@@ -144,7 +151,9 @@ def empirical_cubature(
     See the module docstring for the algorithm. ``selection``: ``"greedy"`` (default: one point per product
     ``G^T r``, the reference rule) or ``"block"`` (up to ``block_size`` points per product, each the best of a
     pool against the updated residual while it correlates at least ``block_correlation`` times as well as the
-    product's best; with ``block_size=1`` the greedy rule); ``screening``: precision of the block rule's
+    product's best; with ``block_size=1`` the greedy rule); ``shortlist``, ``full_scores_every``: the block rule scores
+    only the ``shortlist`` best candidates of the last full product in ``full_scores_every - 1`` blocks out of
+    ``full_scores_every`` (module docstring; ``shortlist=0``: every product is full); ``screening``: precision of the block rule's
     score products, ``"float32"`` (a single-precision copy of ``G``, half the size of ``G``: twice less memory
     traffic per product; the pool is rescored exactly) or ``"float64"`` (no copy). Returns a
     :class:`ReducedQuadrature`, identical on every rank.
@@ -165,15 +174,7 @@ def empirical_cubature(
     then undefined) and when the residual stagnates above the tolerance.
     """
     comm = MPI.COMM_SELF if comm is None else comm
-    if selection not in SELECTIONS:
-        raise ECMError(f"selection must be one of {SELECTIONS} (the ECM's selection rule), got {selection!r}")
-    if not isinstance(block_size, (int, np.integer)) or block_size < 1:
-        raise ECMError(f"block_size must be a positive integer (points per score product), got {block_size!r}")
-    if not (isinstance(block_correlation, (int, float, np.floating)) and 0.0 < float(block_correlation) <= 1.0):
-        raise ECMError(f"block_correlation must be in (0, 1], got {block_correlation!r}")
-    if screening not in ("float32", "float64"):
-        raise ECMError(f"screening must be 'float32' or 'float64' (precision of the block rule's score products), "
-                       f"got {screening!r}")
+    _check_rule(selection, block_size, block_correlation, screening, shortlist, full_scores_every)
     block = 1 if selection == "greedy" else int(block_size)
     pool_size = 1 if block == 1 else POOL_FACTOR * block
     try:
@@ -192,9 +193,9 @@ def empirical_cubature(
     b_G = G.weighted_sums(comm, w_fe)
     volume = float(reproducible_row_sums(comm, w_fe[None, :])[0])
     norm_b = float(np.linalg.norm(b_G))
-    norms_sq, abs_max = G.norms_and_max()
-    scale_ref = float(comm.allreduce(abs_max, op=MPI.MAX)) * volume
-    if not norm_b > 64 * EPS * scale_ref * np.sqrt(max(n_rows, 1)) or norm_b == 0.0:
+    norms_sq, norm_max = G.norms_and_max()
+    scale_ref = float(comm.allreduce(norm_max, op=MPI.MAX)) * volume  # ||G w_FE|| <= max_k ||G_k|| sum w_FE
+    if not norm_b > 64 * EPS * scale_ref or norm_b == 0.0:
         raise ECMError(f"the FE integrals G w_FE vanish (||G w_FE|| = {norm_b:.3g}, volume {volume:.3g}): "
                        "the relative tolerance is undefined; add integrands with non-zero integrals")
     if include_constant and not volume > 0:
@@ -264,48 +265,44 @@ def empirical_cubature(
                 r = b - qr.combination(alpha_n)
                 history.append(float(np.linalg.norm(r[:n_rows]) / norm_b))
                 converged = bool(np.linalg.norm(r) <= target)
-    it = n_scorings = 0
+    it = n_scorings = n_short_scorings = since_full = 0
+    shortlist_local: np.ndarray | None = None  # this rank's shortlisted points (block rule with a shortlist)
     # the block rule's single-precision score products (a float32 copy: half the memory traffic of G)
     screening = G.prepare_screening(screening if block > 1 else "float64")
     progress = _ECMProgress(comm.Get_rank() == 0, float(tolerance), log)
     order = np.argsort(gpts)
+    gpts_sorted = gpts[order]
 
     def local_index(point: int) -> int | None:
         """This rank's column of global ``point`` (None when another rank holds it)."""
         if not n_local:
             return None
-        pos = int(np.searchsorted(gpts[order], point))
-        return int(order[pos]) if pos < n_local and gpts[order[pos]] == point else None
+        pos = int(np.searchsorted(gpts_sorted, point))
+        return int(order[pos]) if pos < n_local and gpts_sorted[pos] == point else None
 
-    def add(point: int, column: np.ndarray, r_norm: float, weights: bool = True) -> bool:
-        """Append the selected ``point`` (its augmented ``column``), recompute the positive weights and the
-        residual (``weights`` False: only the residual of the unconstrained least squares, projected off the
-        new orthonormal direction; :func:`reweigh` later); False when the column is numerically dependent on
-        the selected ones (nothing changed)."""
-        nonlocal selected, norms, r, stall, converged
+    def dependent(r_norm: float) -> None:
+        """A selected column numerically dependent on the selected ones: nothing changed; stagnation after
+        STALL_COUNT in a row."""
+        nonlocal stall
+        stall += 1
+        if stall >= STALL_COUNT:
+            raise ECMError(f"ECM stagnated at relative residual {r_norm / norm_b:.3g} > tolerance "
+                           f"{tolerance:.3g} ({len(selected)} points): the tolerance is below the reachable "
+                           "(round-off) level, raise it")
+
+    def add(point: int, column: np.ndarray, r_norm: float) -> None:
+        """Append the selected ``point`` (its augmented ``column``; the greedy rule) and recompute the positive
+        weights and the residual (nothing changes when the column is numerically dependent on the selected ones)."""
         k = local_index(point)
         if k is not None:
             candidate[k] = False
         col_nrm = float(np.linalg.norm(column))
         if not qr.append(column / col_nrm):  # numerically dependent on the selected columns
-            stall += 1
-            if stall >= STALL_COUNT:
-                raise ECMError(f"ECM stagnated at relative residual {r_norm / norm_b:.3g} > tolerance "
-                               f"{tolerance:.3g} ({len(selected)} points): the tolerance is below the reachable "
-                               "(round-off) level, raise it")
-            return False
+            dependent(r_norm)
+            return
         selected.append(point)
         norms.append(col_nrm)
-        if not weights:  # r is orthogonal to the previous columns: the new least-squares residual is exact
-            q = qr.last_direction()
-            r = r - q * float(q @ r)
-            new_norm = float(np.linalg.norm(r))
-            history.append(float(np.linalg.norm(r[:n_rows]) / norm_b))
-            stall = stall + 1 if new_norm > (1.0 - STALL_RTOL) * r_norm else 0
-            converged = new_norm <= target
-            return True
         reweigh(r_norm)
-        return True
 
     def reweigh(r_norm: float, replace: bool = False) -> None:
         """Positive weights of the selected points and their residual (``replace``: of the last selection's
@@ -346,14 +343,24 @@ def empirical_cubature(
                            f"> tolerance {tolerance:.3g} with {len(selected)} points; the tolerance is likely below "
                            "the reachable (round-off) level, raise it")
         # -- the normalized positive correlations of all candidates (one product G^T r)
-        n_scorings += 1
         band = SCORE_TIE_RTOL * r_norm
         stagnated = (f"ECM stagnated: no remaining point correlates positively with the residual (relative "
                      f"residual {r_norm / norm_b:.3g} > tolerance {tolerance:.3g}, {len(selected)} points); the "
                      "tolerance is below the reachable (round-off) level")
-        if n_local:
-            score = G.scores(r[:n_rows])  # (float32 screening: the pool is rescored exactly below)
-            score += c * r[n_rows] if include_constant else 0.0
+        # (block rule with a shortlist: between full products, only the shortlist's candidates are scored)
+        short = shortlist_local is not None and since_full < full_scores_every
+        if short:
+            n_short_scorings += 1
+        else:
+            n_scorings += 1
+        shift = c * r[n_rows] if include_constant else 0.0  # (the constant row's part of every score)
+        if short:  # (float32 screening: the pool is rescored exactly below)
+            score = np.full(n_local, -np.inf)
+            at = shortlist_local[candidate[shortlist_local]]
+            if len(at):
+                score[at] = (G.scores(r[:n_rows], at) + shift) / col_norm[at]
+        elif n_local:
+            score = G.scores(r[:n_rows]) + shift
             score = np.where(candidate, score / np.where(candidate, col_norm, 1.0), -np.inf)
         else:
             score = np.zeros(0)
@@ -366,38 +373,72 @@ def empirical_cubature(
             pool = np.array([int(comm.allreduce(local_pt, op=MPI.MIN))], dtype=np.int64)
         else:  # block: the best candidates of all ranks; their columns travel at once
             pool = _pool(comm, score, gpts, band, POOL_TIE_RTOL * r_norm, pool_size)
+            if short and not len(pool):  # the shortlist is exhausted: a full product
+                since_full = full_scores_every
+                continue
             if not len(pool):
                 raise ECMError(stagnated)
+            if shortlist and not short:  # the shortlist of the next blocks: the best candidates of this product
+                listed = _pool(comm, score, gpts, band, POOL_TIE_RTOL * r_norm, int(shortlist))
+                shortlist_local, since_full = np.flatnonzero(np.isin(gpts, listed)), 0
+            since_full += 1
         cols = _columns(comm, G, gpts, pool, c if include_constant else None, order, initial=False)
-        V = cols / np.linalg.norm(cols, axis=0)
+        if block == 1:
+            it += 1
+            add(int(pool[0]), cols[:, 0], r_norm)
+            progress.update(len(selected), history, it)
+            continue
+        # -- block: the pool's first Gram-Schmidt pass against the selected columns at once (GEMMs); the points of
+        #    the block are then chosen in the pool's coordinates (_InBlock: the exact least-squares residual's
+        #    scores, no pass over Q per point) and appended together
+        col_nrm = np.linalg.norm(cols, axis=0)
+        V = cols / col_nrm
+        W, H, M = qr.project(V)
+        inb = _InBlock(M, V.T @ r, r, qr.row(W, n_rows) if include_constant else None,
+                       dependent=1e-12 * (abs(float(qr.R[0, 0])) if qr.k else 1.0))
         active = np.ones(len(pool), dtype=bool)
-        j, taken, cos0 = 0, 0, 1.0
-        if block > 1:  # the first point: the pool's best, rescored exactly (the greedy choice, same tie rule)
-            s = V.T @ r
-            s_best = float(s.max())
-            if not s_best > band:
-                raise ECMError(stagnated)
-            tied = np.flatnonzero(s >= s_best - band)
-            j, cos0 = int(tied[np.argmin(pool[tied])]), s_best / r_norm
+        chosen: list[int] = []
+        s_best = float(inb.z.max())  # the first point: the pool's best, rescored exactly (the greedy choice)
+        if not s_best > band:
+            raise ECMError(stagnated)
+        tied = np.flatnonzero(inb.z >= s_best - band)
+        j, cos0 = int(tied[np.argmin(pool[tied])]), s_best / r_norm
         while True:
             it += 1
             active[j] = False
-            if add(int(pool[j]), cols[:, j], float(np.linalg.norm(r)), weights=block == 1):
-                taken += 1
-            progress.update(len(selected), history, it)
-            if converged or taken >= block or len(selected) >= limit or not active.any() or it >= max_iter:
+            k = local_index(int(pool[j]))
+            if k is not None:
+                candidate[k] = False
+            r_before = inb.norm
+            if inb.take(j):
+                chosen.append(j)
+                history.append(inb.rows_norm / norm_b)
+                stall = stall + 1 if inb.norm > (1.0 - STALL_RTOL) * r_before else 0
+                converged = inb.norm <= target
+            else:
+                dependent(r_before)
+            progress.update(len(selected) + len(chosen), history, it)
+            if (converged or len(chosen) >= block or len(selected) + len(chosen) >= limit or not active.any()
+                    or it >= max_iter):
                 break
             # -- next point of the block: the pool's best against the new residual, if it still correlates
             #    nearly as well as the first did
-            r_norm_j = float(np.linalg.norm(r))
-            s = np.where(active, V.T @ r, -np.inf)
+            r_norm_j = inb.norm
+            s = np.where(active, inb.z, -np.inf)
             s_best = float(s.max())
             band_j = SCORE_TIE_RTOL * r_norm_j
             if not (s_best > band_j and s_best >= block_correlation * cos0 * r_norm_j):
                 break
             tied = np.flatnonzero(s >= s_best - band_j)
             j = int(tied[np.argmin(pool[tied])])
-        if block > 1 and taken:  # one positive least squares for the block's points
+        appended = qr.append_projected(V, W, H, chosen)
+        for j, ok in zip(chosen, appended):
+            if ok:
+                selected.append(int(pool[j]))
+                norms.append(float(col_nrm[j]))
+            else:
+                dependent(r_norm)
+        if any(appended):  # one positive least squares for the block's points
             reweigh(r_norm, replace=True)
 
     progress.close()
@@ -416,7 +457,8 @@ def empirical_cubature(
         tolerance=float(tolerance), converged=converged,
         extra={"n_selections": it, "n_dropped": n_dropped, "n_removals": n_nnls, "volume": volume,
                "n_total_points": n_total, "n_initial": len(initial), "n_scorings": n_scorings,
-               "selection": selection, "block_size": block, "block_correlation": float(block_correlation),
-               "screening": screening,
+               "n_short_scorings": n_short_scorings, "selection": selection, "block_size": block,
+               "block_correlation": float(block_correlation), "screening": screening,
+               "shortlist": int(shortlist), "full_scores_every": int(full_scores_every),
                "n_reorthogonalized": qr.n_reorthogonalized},
     )

@@ -107,8 +107,8 @@ def compress_stress(comm: MPI.Comm | None, eps_modes_local: np.ndarray, stress_l
     step = max(1, BLOCK_ENTRIES // max(6 * n_s, 1))
     for a in range(0, n_local, step):
         Ek, Sk = E[a:a + step], S[a:a + step]
-        W = np.einsum("kci,kdi->kcd", Ek, Ek)  # E_k E_k^T (6 x 6 per point)
-        C += Sk.reshape(-1, n_s).T @ np.einsum("kcd,kds->kcs", W, Sk).reshape(-1, n_s)
+        W = np.matmul(Ek, Ek.transpose(0, 2, 1))  # E_k E_k^T (6 x 6 per point)
+        C += Sk.reshape(-1, n_s).T @ np.matmul(W, Sk).reshape(-1, n_s)
     C = allreduce(comm, C.ravel()).reshape(n_s, n_s)
     C = 0.5 * (C + C.T)
     lam, V = sla.eigh(C)  # the same input on every rank: the same factors

@@ -131,11 +131,17 @@ def test_selected_columns_qr_split_over_ranks_agrees_with_one_rank(n):
             assert r["orthogonality"] <= 1e-13 and r["reconstruction"] <= 1e-13, (n, rows, r)
             assert r["solution_difference"] <= 1e-13 and r["R_difference"] <= 1e-13, (n, rows, r)
             assert r["combination"] <= 1e-13, (n, rows, r)
+            # appended by blocks from one projection (the block rule): the same factors; the repeated column is
+            # refused as dependent
+            blk = r["blocks"]
+            assert blk["k"] == 114 and blk["dependent"] == [120], (n, rows, blk)
+            assert blk["R_difference"] <= 1e-13 and blk["solution_difference"] <= 1e-13, (n, rows, blk)
+            assert blk["gram"] <= 1e-13, (n, rows, blk)
 
 
 def test_factored_integrand_is_the_assembled_matrix():
     """The factored integrand (modes' strains and stresses, no matrix) against the matrix of integrand_rows on FE
-    data (C3D10 box, 6 modes, 10 elastic / J2 stresses): the same columns and column norms bit for bit, integrals
+    data (C3D10 box, 6 modes, 10 elastic / J2 stresses): the same columns bit for bit, column norms, integrals
     and score products to round-off (1e-13 relative: sums of 6 N n_s products), float32 screening to single
     precision (1e-5 of the largest score), and the same ECM rule with exact products."""
     from structrom.rom.integrand import AssembledIntegrand, FactoredIntegrand
@@ -147,8 +153,8 @@ def test_factored_integrand_is_the_assembled_matrix():
     assert f.shape == a.shape == G.shape
     loc = np.array([0, 7, disc.n_points - 1])
     assert np.array_equal(f.columns(loc), G[:, loc])
-    (nf, mf), (na, ma) = f.norms_and_max(), a.norms_and_max()
-    assert np.array_equal(nf, na) and mf == ma
+    (nf, mf), (na, ma) = f.norms_and_max(), a.norms_and_max()  # from 6 x 6 Gram matrices: round-off
+    assert np.allclose(nf, na, rtol=1e-13, atol=0) and mf == pytest.approx(ma, rel=1e-13)
     b = a.weighted_sums(SELF, w)
     assert np.allclose(f.weighted_sums(SELF, w), b, rtol=0, atol=1e-13 * np.abs(b).max())
     r = np.random.default_rng(0).standard_normal(G.shape[0])
@@ -167,3 +173,57 @@ def test_factored_integrand_is_the_assembled_matrix():
     bad[3, 0, 1] = np.nan
     with pytest.raises(ECMError, match="stress snapshots has NaN"):
         empirical_cubature(SELF, FactoredIntegrand(eps_modes, bad), w, np.arange(disc.n_points), tolerance=1e-6)
+
+
+def test_block_choice_in_the_pool_coordinates_is_the_explicit_least_squares():
+    """The block rule's choice in the pool's coordinates (_InBlock, from the pool's projection): after each point, the
+    pool's scores V^T r, ||r|| and its constant row are those of the explicit least-squares residual on the selected
+    columns plus the block's (random well-conditioned columns: 1e-12 of ||b||); a pool column already in the span is
+    refused as dependent."""
+    from structrom.rom.column_qr import ColumnQR
+    from structrom.rom.ecm_parts import _InBlock
+
+    rng = np.random.default_rng(7)
+    n, k, p = 200, 30, 12
+    A = rng.standard_normal((n, k))
+    A /= np.linalg.norm(A, axis=0)
+    V = rng.standard_normal((n, p))
+    V[:, 5] = A[:, 3] - 0.5 * A[:, 8]  # in the span of the selected columns
+    V /= np.linalg.norm(V, axis=0)
+    b = rng.standard_normal(n)
+    qr = ColumnQR(n)
+    for j in range(k):
+        qr.append(A[:, j])
+    r = b - A @ np.linalg.lstsq(A, b, rcond=None)[0]
+    W, H, M = qr.project(V)
+    inb = _InBlock(M, V.T @ r, r, qr.row(W, n - 1), dependent=1e-12)
+    chosen = []
+    for j in (4, 0, 5, 9, 2):
+        ok = inb.take(j)
+        assert ok == (j != 5)
+        chosen += [j] if ok else []
+        B = np.column_stack([A, V[:, chosen]])
+        r_j = b - B @ np.linalg.lstsq(B, b, rcond=None)[0]
+        scale = np.linalg.norm(b)
+        assert np.abs(inb.z - V.T @ r_j).max() <= 1e-12 * scale
+        assert abs(inb.norm - np.linalg.norm(r_j)) <= 1e-12 * scale
+        assert abs(inb.rows_norm - np.linalg.norm(r_j[:-1])) <= 1e-12 * scale
+    assert qr.append_projected(V, W, H, chosen) == [True] * len(chosen)
+    assert np.allclose(qr.combination(qr.solve(b)), b - r_j, atol=1e-12 * np.linalg.norm(b))
+
+
+def test_shortlist_keeps_the_guarantee_and_its_off_setting_is_the_block_rule(fe_integrand):
+    """Scoring only a shortlist between full products: the tolerance is still met with positive weights, with fewer
+    full products; full_scores_every=1 (a full product every block) gives the block rule's points."""
+    disc, G = fe_integrand
+    w, g = disc.point_weights, np.arange(disc.n_points)
+    ref = empirical_cubature(SELF, G, w, g, tolerance=1e-5, selection="block")
+    same = empirical_cubature(SELF, G, w, g, tolerance=1e-5, selection="block", shortlist=200, full_scores_every=1)
+    assert same.points.tolist() == ref.points.tolist() and same.extra["n_short_scorings"] == 0
+    q = empirical_cubature(SELF, G, w, g, tolerance=1e-5, selection="block", shortlist=200, full_scores_every=4)
+    err = np.linalg.norm(G @ (q.local_weights(g) - w)) / np.linalg.norm(G @ w)
+    assert q.converged and err <= 1e-5 * (1 + 1e-8) and np.all(q.weights > 0)
+    assert q.extra["n_short_scorings"] > 0 and q.extra["n_scorings"] < ref.extra["n_scorings"]
+    for bad in ({"shortlist": -1}, {"full_scores_every": 0}, {"shortlist": 1.5}):
+        with pytest.raises(ECMError, match=next(iter(bad))):
+            empirical_cubature(SELF, G, w, g, selection="block", **bad)

@@ -395,6 +395,12 @@ def test_distributed_ecm_independent_of_rank_count():
         assert f["float64"]["points"] == f["assembled_float64"]["points"], n
         assert np.max(np.abs(np.array(f["float64"]["weights"]) - f["assembled_float64"]["weights"])) <= \
             100 * f1["condition"] * np.finfo(float).eps * np.max(f["assembled_float64"]["weights"]), n
+        # a shortlist scored between full products: the same points for any rank count, the tolerance met
+        sl, sl1 = run["shortlist"], ref["shortlist"]
+        assert sl["points"] == sl1["points"] and sl["measured_error"] <= 1e-6 * (1 + 1e-8), n
+        assert sl["short_scorings"] > 0 and sl["scorings"] < sl["scorings_without"], n
+        assert np.max(np.abs(np.array(sl["weights"]) - sl1["weights"])) <= \
+            100 * f1["condition"] * np.finfo(float).eps * np.max(sl1["weights"]), n
         s, s1 = run["sketched"], ref["sketched"]
         assert s["rank"] == s1["rank"] <= s["range_rank"] <= ref["n_rows"] and s["points"] == s1["points"], n
         assert s["measured_error"] <= 1e-5, n

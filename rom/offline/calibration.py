@@ -138,6 +138,7 @@ def _fold_points(td: TrainingData, keep: np.ndarray, eps: np.ndarray, dual_modes
                         block_size=td.ecm.get("block_size", 16),
                         block_correlation=td.ecm.get("block_correlation", 0.5),
                         screening=td.ecm.get("screening", "float32"),
+                        shortlist=td.ecm.get("shortlist", 0), full_scores_every=td.ecm.get("full_scores_every", 1),
                         form=td.ecm.get("integrand", "assembled"),
                         stress_compression=td.ecm.get("stress_compression", False)).quadrature
     except ECMError as exc:
@@ -368,8 +369,7 @@ def calibrate_from_cases(cfg, comm: MPI.Comm, disc: Discretization, cases: list,
         schema_of=lambda idx: loading_schema([cases[j] for j in idx]),
         ecm=({"tolerance": cfg.ecm.tolerance, "row_tolerance": cfg.ecm.row_tolerance or cfg.ecm.tolerance / 10,
               "max_rows": cfg.ecm.max_rows, "max_gram_rows": cfg.ecm.max_gram_rows, "max_points": cfg.ecm.max_points,
-              "selection": cfg.ecm.selection, "block_size": cfg.ecm.block_size, "screening": cfg.ecm.screening,
-              "block_correlation": cfg.ecm.block_correlation,
+              **cfg.ecm.selection_keywords(),
               "integrand": cfg.ecm.integrand, "stress_compression": cfg.ecm.stress_compression}
              if cfg.indicator.cross_validate_cubature else None),
         stress=dual_data["stress"][0], material_index=material_index, node_coordinates=mesh.points,

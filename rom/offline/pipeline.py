@@ -218,9 +218,7 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
         del dual_data["stress"], stress_snap  # (assembled: freed before the ECM; factored: G holds the buffer)
     t_ecm = time.perf_counter()
     quad = reduced_rule(comm, G, disc.point_weights, gidx, tolerance=cfg.ecm.tolerance,
-                        max_points=cfg.ecm.max_points, log=say, selection=cfg.ecm.selection,
-                        block_size=cfg.ecm.block_size, block_correlation=cfg.ecm.block_correlation,
-                        screening=cfg.ecm.screening)
+                        max_points=cfg.ecm.max_points, log=say, **cfg.ecm.selection_keywords())
     ecm_seconds = time.perf_counter() - t_ecm  # the selection loop alone (the stage adds the integrand's rows)
     extra = [dual_points(comm, v[0], v[3], v[2]) for v in duals.values()]
     extra = np.setdiff1d(np.unique(np.concatenate(extra)) if extra else np.zeros(0, np.int64), quad.points)
@@ -320,7 +318,9 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
                         "ecm": {"points": len(quad.points), "dual_points": len(extra), "residual": quad.residual,
                                 "integrand_rows": n_rows, "integrand": cfg.ecm.integrand,
                                 "selections": quad.extra["n_selections"],
-                                "scorings": quad.extra["n_scorings"], "selection": quad.extra["selection"],
+                                "scorings": quad.extra["n_scorings"],
+                                "shortlist_scorings": quad.extra.get("n_short_scorings", 0),
+                                "selection": quad.extra["selection"],
                                 "seconds": ecm_seconds,
                                 "row_compression": compression},
                         "stages": stages.provenance(),

@@ -268,9 +268,7 @@ def update_model(path, cases: list[TrainingCase], comm: MPI.Comm, log=lambda *a:
     old_ecm = data.point[data.weights > 0]
     quad = reduced_rule(comm, G, disc.point_weights, dist.gidx, tolerance=settings.ecm.tolerance,
                         max_points=settings.ecm.max_points, initial_points=old_ecm,
-                        selection=settings.ecm.selection, block_size=settings.ecm.block_size,
-                        block_correlation=settings.ecm.block_correlation,
-                        screening=settings.ecm.screening)
+                        **settings.ecm.selection_keywords())
     extra = [dual_points(comm, v.modes, dist.dual_rows(v.components), v.components)
              for v in duals.values()]
     extra = np.setdiff1d(np.unique(np.concatenate(extra + [data.point])), quad.points)

@@ -7,7 +7,8 @@ numbers: element ``e``, point ``q`` -> ``e n_q + q`` (one element type). The qua
 reduced rule is measured independently (each rank's share of ``G (w - w_FE)``, Allreduced). Also runs
 the ECM on rows compressed by :func:`compress_rows`, the one-point greedy rule (``selection="greedy"``) and the ECM
 on the factored integrand (:class:`structrom.rom.integrand.FactoredIntegrand`: the modes' strains and the stresses,
-no matrix), also on rotated stress snapshots (:func:`structrom.rom.stress_compression.compress_stress`).
+no matrix), also on rotated stress snapshots (:func:`structrom.rom.stress_compression.compress_stress`) and with a
+shortlist of candidates scored between full products.
 Usage: ecm_ranks.py [element]   (C3D8 default, or C3D10)
 """
 import json
@@ -89,6 +90,9 @@ factored = FactoredIntegrand(eps_modes, np.stack(stress, axis=2))
 qf = empirical_cubature(comm, factored, w_fe, gpts, tolerance=1e-6, selection="block")  # float32 screening
 qf64 = empirical_cubature(comm, factored, w_fe, gpts, tolerance=1e-6, selection="block", screening="float64")
 q64 = empirical_cubature(comm, G, w_fe, gpts, tolerance=1e-6, selection="block", screening="float64")
+# scoring a shortlist of 200 candidates in 3 blocks out of 4
+qsl = empirical_cubature(comm, factored, w_fe, gpts, tolerance=1e-6, selection="block", shortlist=200,
+                         full_scores_every=4)
 # the factored integrand on rotated stress snapshots (16 mixtures of the 8 stresses: rank 8), checked on all rows
 from structrom.rom.offline.cubature import reduced_rule  # noqa: E402
 from structrom.rom.stress_compression import compress_stress  # noqa: E402
@@ -112,7 +116,7 @@ def condition(points):
 volume = comm.allreduce(float(w_fe.sum()))
 cond_f = condition(qf.points)
 err, err_c, err_s, err_g = measured_error(q), measured_error(qc), measured_error(qs), measured_error(qg)
-err_f, err_r = measured_error(qf), measured_error(qr_, G_mixed)
+err_f, err_r, err_sl = measured_error(qf), measured_error(qr_, G_mixed), measured_error(qsl)
 all_points = comm.allreduce(n)
 if comm.rank == 0:
     print("RESULT " + json.dumps({
@@ -131,6 +135,9 @@ if comm.rank == 0:
                      "condition": cond_f,
                      "float64": {"points": qf64.points.tolist(), "weights": qf64.weights.tolist()},
                      "assembled_float64": {"points": q64.points.tolist(), "weights": q64.weights.tolist()}},
+        "shortlist": {"points": qsl.points.tolist(), "weights": qsl.weights.tolist(), "measured_error": err_sl,
+                      "scorings": qsl.extra["n_scorings"], "short_scorings": qsl.extra["n_short_scorings"],
+                      "scorings_without": qf.extra["n_scorings"]},
         "sketched": {"rank": rs.rank, "range_rank": rs.range_rank, "points": qs.points.tolist(),
                      "weights": qs.weights.tolist(), "measured_error": err_s},
     }))

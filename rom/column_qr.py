@@ -1,0 +1,210 @@
+"""The empirical cubature's economic QR of the selected columns, with its rows split over the MPI ranks.
+
+Used by :func:`structrom.rom.reduced_quadrature.empirical_cubature` for its least squares on the selected points:
+columns appended one at a time (:meth:`ColumnQR.append`) or a block at a time from a first Gram-Schmidt pass of
+a whole candidate pool (:meth:`ColumnQR.project`, :meth:`ColumnQR.append_projected`: the block rule, where the
+pool's products with ``Q`` are GEMMs instead of one matrix-vector product per column and pass), removed by Givens
+rotations (:meth:`ColumnQR.delete_many`), least squares with iterative refinement (:meth:`ColumnQR.solve`).
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg as sla
+from mpi4py import MPI
+
+from structrom.mpi.assembly import gather_to_all
+from structrom.mpi.collectives import allreduce
+
+#: Gram-Schmidt's second pass when the first leaves less than this fraction of the column's norm (1 / sqrt(2)).
+REORTHOGONALIZE = 0.7071067811865476
+
+
+class ColumnQR:
+    """Economic QR ``A = Q R`` of the selected normalized columns ``A`` ``(n, k)``, with the ``n`` rows of ``Q`` and
+    ``A`` split over the ranks of ``comm`` (contiguous row ranges; ``R`` ``(k, k)`` on every rank): every O(n k)
+    product works on this rank's rows, with an Allreduce of ``k`` numbers, so the QR's time and memory per rank fall
+    as 1 / P. Preallocated buffers (capacity doubled on demand). A column is appended by classical Gram-Schmidt,
+    with a second pass when the first one cancelled more than ``1 - REORTHOGONALIZE`` of its norm (Kahan-Parlett's
+    "twice is enough" criterion, Giraud, Langou, Rozloznik 2005: orthogonality to working precision; no copy of
+    ``Q``); removed by :func:`scipy.linalg.qr_delete` (Givens rotations computed from ``R``, which every rank holds
+    alike, and applied to this rank's rows of ``Q`` in place). The results are the same on every rank, and the
+    same for any rank count to round-off."""
+
+    def __init__(self, n: int, capacity: int = 64, comm: MPI.Comm | None = None) -> None:
+        self.comm = MPI.COMM_SELF if comm is None else comm
+        size, rank = self.comm.Get_size(), self.comm.Get_rank()
+        self.ranges = np.array([n * p // size for p in range(size + 1)], dtype=np.int64)  # rows of each rank
+        self.lo, self.hi = int(self.ranges[rank]), int(self.ranges[rank + 1])
+        self.n, self.k = n, 0
+        m = self.hi - self.lo
+        self.Q = np.zeros((m, capacity), order="F")
+        self.R = np.zeros((capacity, capacity), order="F")  # (Fortran order: LAPACK's, cheap sub-block copies)
+        self.A = np.zeros((m, capacity), order="F")  # the normalized columns themselves (residual refinement)
+        self.n_reorthogonalized = 0
+
+    def _full(self, local: np.ndarray) -> np.ndarray:
+        """The ``(n,)`` vector whose rows this rank holds as ``local``."""
+        return gather_to_all(self.comm, local, self.ranges)
+
+    def _grow(self) -> None:
+        cap = 2 * self.Q.shape[1]
+        for name in ("Q", "A"):
+            buf = np.zeros((self.hi - self.lo, cap), order="F")
+            buf[:, :self.k] = getattr(self, name)[:, :self.k]
+            setattr(self, name, buf)
+        R = np.zeros((cap, cap), order="F")
+        R[:self.k, :self.k] = self.R[:self.k, :self.k]
+        self.R = R
+
+    def append(self, v: np.ndarray, rtol: float = 1e-12) -> bool:
+        """Append the unit column ``v`` ``(n,)`` (the same on every rank); False (nothing changed) when it is
+        numerically dependent on the current columns (``|R_kk| <= rtol |R_00|``)."""
+        k = self.k
+        if k == self.Q.shape[1]:
+            self._grow()
+        Qk = self.Q[:, :k]
+        vl = v[self.lo:self.hi]
+        h = allreduce(self.comm, Qk.T @ vl)
+        w = vl - Qk @ h
+        rho = float(np.sqrt(allreduce(self.comm, float(w @ w))))
+        if rho < REORTHOGONALIZE * float(np.linalg.norm(v)):  # cancellation: a second pass (Kahan-Parlett)
+            h2 = allreduce(self.comm, Qk.T @ w)
+            w -= Qk @ h2
+            h += h2
+            rho = float(np.sqrt(allreduce(self.comm, float(w @ w))))
+            self.n_reorthogonalized += 1
+        if k and rho <= rtol * abs(self.R[0, 0]):
+            return False
+        if not rho > 0.0:
+            return False
+        self.Q[:, k] = w / rho
+        self.R[:k, k] = h
+        self.R[k, :k] = 0.0
+        self.R[k, k] = rho
+        self.A[:, k] = vl
+        self.k = k + 1
+        return True
+
+    def project(self, V: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """First Gram-Schmidt pass of the unit columns ``V`` ``(n, p)`` (the same on every rank) against the current
+        ``Q``, all at once (one GEMM each way): returns ``(W, H, M)``, ``W`` ``(n_local, p)`` this rank's rows of
+        ``V - Q H``, ``H = Q^T V`` ``(k, p)`` and the Gram matrix ``M = W^T W`` ``(p, p)`` (both on every rank)."""
+        Qk, Vl = self.Q[:, :self.k], V[self.lo:self.hi]
+        H = allreduce(self.comm, Qk.T @ Vl)
+        W = Vl - Qk @ H
+        return W, H, allreduce(self.comm, W.T @ W)
+
+    def row(self, W: np.ndarray, i: int) -> np.ndarray:
+        """Row ``i`` (global) of the row-split ``W`` ``(n_local, p)``, on every rank."""
+        own = self.lo <= i < self.hi
+        return allreduce(self.comm, W[i - self.lo] if own else np.zeros(W.shape[1]))
+
+    def append_projected(self, V: np.ndarray, W: np.ndarray, H: np.ndarray, chosen: list[int],
+                         rtol: float = 1e-12) -> list[bool]:
+        """Append the columns ``chosen`` of ``V`` in this order, from their first pass ``(W, H)`` (:meth:`project`,
+        with the factors as they were then): the second pass against those factors for all of them at once (block
+        classical Gram-Schmidt twice, BCGS2: Barlow & Smoktunovicz 2013), then Gram-Schmidt twice against the block's
+        earlier new columns, and a third pass against all of ``Q`` where that cancelled more than ``1 -
+        REORTHOGONALIZE`` of the column (Kahan-Parlett). Returns, per chosen column, whether it was appended (False:
+        numerically dependent, ``|R_kk| <= rtol |R_00|``, as :meth:`append`)."""
+        k0, T = self.k, len(chosen)
+        while self.Q.shape[1] < k0 + T:
+            self._grow()
+        if not T:
+            return []
+        Q0 = self.Q[:, :k0]
+        Wc, Hc = W[:, chosen].copy(order="F"), H[:, chosen].copy()
+        H2 = allreduce(self.comm, Q0.T @ Wc)
+        Wc -= Q0 @ H2
+        Hc += H2
+        ok = []
+        for t, j in enumerate(chosen):
+            k = self.k
+            w = Wc[:, t]
+            h = np.zeros(k)
+            h[:k0] = Hc[:, t]
+            if k > k0:  # the block's earlier new columns, twice (a few columns: cheap)
+                Qn = self.Q[:, k0:k]
+                before = float(np.sqrt(allreduce(self.comm, float(w @ w))))
+                for _ in range(2):
+                    g = allreduce(self.comm, Qn.T @ w)
+                    w = w - Qn @ g
+                    h[k0:] += g
+                if np.sqrt(allreduce(self.comm, float(w @ w))) < REORTHOGONALIZE * before:  # cancellation
+                    g = allreduce(self.comm, self.Q[:, :k].T @ w)
+                    w = w - self.Q[:, :k] @ g
+                    h += g
+                    self.n_reorthogonalized += 1
+            rho = float(np.sqrt(allreduce(self.comm, float(w @ w))))
+            if (k and rho <= rtol * abs(self.R[0, 0])) or not rho > 0.0:
+                ok.append(False)
+                continue
+            self.Q[:, k] = w / rho
+            self.R[:k, k] = h
+            self.R[k, :k] = 0.0
+            self.R[k, k] = rho
+            self.A[:, k] = V[self.lo:self.hi, j]
+            self.k = k + 1
+            ok.append(True)
+        return ok
+
+    def load(self, A: np.ndarray) -> None:
+        """Start from the unit columns ``A`` ``(n, k)`` (independent; the same on every rank), factorized by one
+        Householder QR (on every rank; this rank keeps its rows)."""
+        k = A.shape[1]
+        while self.Q.shape[1] < k:
+            self._grow()
+        Q, R = sla.qr(A, mode="economic")
+        self.Q[:, :k], self.R[:k, :k], self.A[:, :k] = Q[self.lo:self.hi], R, A[self.lo:self.hi]
+        self.k = k
+
+    def delete(self, j: int) -> None:
+        """Remove column ``j`` (:meth:`delete_many`)."""
+        self.delete_many([j])
+
+    def delete_many(self, columns) -> None:
+        """Remove the columns ``columns`` (positions before the removal, any order). For each, from the last: only
+        the trailing factors change (``Q[:, j:]``, ``R[j:, j:]``: the first column of their product deleted by
+        :func:`scipy.linalg.qr_delete`, Givens rotations), ``R[:j, j + 1:]`` shifts left; when a rank holds fewer
+        rows than the trailing columns (small problems), the trailing ``Q`` is gathered. The stored columns ``A``
+        are compacted once."""
+        drop = sorted({int(j) for j in columns}, reverse=True)
+        k0 = self.k
+        for j in drop:
+            k = self.k
+            R_t = np.asfortranarray(self.R[j:k, j:k])
+            if int(np.diff(self.ranges).min()) >= k - j:  # economic factors of this rank's rows: rotations from R
+                Q, R = sla.qr_delete(self.Q[:, j:k], R_t, 0, which="col", overwrite_qr=True, check_finite=False)
+                if not np.shares_memory(Q, self.Q):
+                    self.Q[:, j:k - 1] = Q[:, :k - 1 - j]
+            else:
+                full = np.vstack(self.comm.allgather(np.ascontiguousarray(self.Q[:, j:k])))  # rank order = row order
+                Q, R = sla.qr_delete(full, R_t, 0, which="col", overwrite_qr=True, check_finite=False)
+                self.Q[:, j:k - 1] = Q[self.lo:self.hi, :k - 1 - j]
+            self.R[:j, j:k - 1] = self.R[:j, j + 1:k]
+            self.R[j:k - 1, j:k - 1] = R[:k - 1 - j, :k - 1 - j]
+            self.k = k - 1
+        if drop:
+            keep = np.setdiff1d(np.arange(k0), drop)
+            first = int(drop[-1])
+            self.A[:, first:self.k] = self.A[:, keep[first:]]
+
+    def solve(self, b: np.ndarray) -> np.ndarray:
+        """Least squares ``argmin ||A x - b||`` (``b`` ``(n,)``, the same on every rank) with two steps of iterative
+        refinement (the updated factors lose digits on ill-conditioned column sets)."""
+        k = self.k
+        Q, A = self.Q[:, :k], self.A[:, :k]
+        bl = b[self.lo:self.hi]
+        R = np.asfortranarray(self.R[:k, :k])  # one copy for the three solves (the same LAPACK calls)
+        x = sla.solve_triangular(R, allreduce(self.comm, Q.T @ bl), check_finite=False)
+        for _ in range(2):
+            x += sla.solve_triangular(R, allreduce(self.comm, Q.T @ (bl - A @ x)), check_finite=False)
+        return x
+
+    def combination(self, x: np.ndarray) -> np.ndarray:
+        """``A x`` ``(n,)`` on every rank."""
+        return self._full(self.A[:, :self.k] @ x)
+
+    def last_direction(self) -> np.ndarray:
+        """The last column of ``Q`` ``(n,)`` on every rank."""
+        return self._full(self.Q[:, self.k - 1])
