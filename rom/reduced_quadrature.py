@@ -46,8 +46,10 @@ columns once (two GEMMs with the QR's ``Q``) and the block's points are chosen i
 ``p``), then appended together (:meth:`~structrom.rom.column_qr.ColumnQR.append_projected`): no pass over ``Q`` per
 point. With ``shortlist = K > 0`` and ``full_scores_every = F > 1``, a full product is followed by ``F - 1`` blocks
 that score only the ``K`` best candidates of that product (those not yet taken), so that most products cost
-``K / n_points`` of a full one; the pool is then drawn from the shortlist (an exhausted shortlist triggers a full
-product). The shortlist is chosen like the pool (the same for any rank count). So the rule
+``K / n_points`` of a full one; the pool is then drawn from the shortlist. A full product comes early when the
+shortlist has no positively correlated candidate left or a shortlist block reduced the residual by less than
+``SHORTLIST_PROGRESS``; a shortlist of half the candidates or more is not used. The shortlist is chosen like the
+pool (the same for any rank count). So the rule
 is deterministic and rank-count independent like the greedy one, and the stopping test and the error guarantee
 are unchanged: the loop ends only when the positive weights' residual meets the tolerance. Measured on the
 plate's internal forces (docs/benchmarks.md, "Offline stage: ECM selection rules"; 16 points, correlation 0.5,
@@ -108,6 +110,9 @@ STALL_RTOL = 1e-9
 #: A residual below ``ROUNDOFF_FACTOR eps sqrt(n_rows) (||b|| + sum_k w_k ||G_k||)`` is round-off.
 ROUNDOFF_FACTOR = 4.0
 
+#: Block rule with a shortlist: a shortlist block that reduces the residual by less than this fraction is followed by
+#: a full product.
+SHORTLIST_PROGRESS = 1e-3
 #: Block rule: at most this many points per score product ...
 BLOCK_SIZE = 16
 #: ... taken from a pool of the POOL_FACTOR x BLOCK_SIZE best-scoring candidates (their columns travel at once) ...
@@ -380,7 +385,10 @@ def empirical_cubature(
                 raise ECMError(stagnated)
             if shortlist and not short:  # the shortlist of the next blocks: the best candidates of this product
                 listed = _pool(comm, score, gpts, band, POOL_TIE_RTOL * r_norm, int(shortlist))
-                shortlist_local, since_full = np.flatnonzero(np.isin(gpts, listed)), 0
+                n_candidates = int(comm.allreduce(int(np.count_nonzero(candidate)), op=MPI.SUM))
+                # (a shortlist of half the candidates or more saves little: every product is then full)
+                shortlist_local = np.flatnonzero(np.isin(gpts, listed)) if 2 * len(listed) < n_candidates else None
+                since_full = 0
             since_full += 1
         cols = _columns(comm, G, gpts, pool, c if include_constant else None, order, initial=False)
         if block == 1:
@@ -399,6 +407,9 @@ def empirical_cubature(
         active = np.ones(len(pool), dtype=bool)
         chosen: list[int] = []
         s_best = float(inb.z.max())  # the first point: the pool's best, rescored exactly (the greedy choice)
+        if not s_best > band and short:  # nothing positive left in the shortlist: a full product
+            since_full = full_scores_every
+            continue
         if not s_best > band:
             raise ECMError(stagnated)
         tied = np.flatnonzero(inb.z >= s_best - band)
@@ -440,6 +451,8 @@ def empirical_cubature(
                 dependent(r_norm)
         if any(appended):  # one positive least squares for the block's points
             reweigh(r_norm, replace=True)
+        if short and not float(np.linalg.norm(r)) < (1.0 - SHORTLIST_PROGRESS) * r_norm:
+            since_full = full_scores_every  # a shortlist block that barely helped: the next product is full
 
     progress.close()
     G.prepare_screening("float64")  # (drops the float32 copy)
