@@ -187,48 +187,54 @@ def qdeim(U_local, *, comm: MPI.Comm | None = None, ids=None, tie_rtol: float | 
     return _finish(PtU, pts, "qdeim")
 
 
-#: Rows of the residual norms recomputed at a time by :func:`_qdeim_banded`.
-_NORM_BLOCK = 65536
+#: :func:`_qdeim_banded` evaluates at least this many of a rank's rows at a time (those of the largest bounds).
+_EXACT_BLOCK = 256
 
 
 def _qdeim_banded(comm, U: np.ndarray, ids: np.ndarray, tie_rtol: float) -> DEIMResult:
     """Q-DEIM by row-pivoted Gram-Schmidt with BLAS products on this rank's rows ``U`` ``(n_local, m)``.
 
-    The squared residual row norms are downdated by one product ``U q`` per pivot (no copy of ``U``) and
-    recomputed exactly, by row blocks, when their maximum falls below 1e-6 of the reference (cancellation);
-    the pivot is the smallest global id among the rows within ``tie_rtol`` of the largest norm (over all
-    ranks); its row travels from its owner. The pivot directions ``Q`` ``(j, m)`` are the same on every rank.
-    Stops early (fewer than ``m`` points) when the residual vanishes (a rank-deficient basis)."""
+    The pivot is the smallest global id among the rows whose squared residual norm ``||u_i - Q^T Q u_i||^2`` is
+    within ``tie_rtol`` of the largest one (over all ranks); its row travels from its owner. The pivot directions
+    ``Q`` ``(j, m)`` are the same on every rank. The norms are evaluated lazily, as in the lazy greedy algorithm
+    (Minoux 1978): they only decrease as ``Q`` grows, so a norm evaluated at an earlier pivot bounds the current
+    one; each step evaluates, exactly and by blocks of rows (``Q u_i``: a GEMM), the rows of the largest bounds
+    until no bound outside them can reach the tie band. The pivots are those of the exact norms, without a pass
+    over all of ``U`` per pivot. Stops early (fewer than ``m`` points) when the residual vanishes (a
+    rank-deficient basis)."""
     n, m = U.shape
     Q = np.zeros((0, m))
     where = _Positions(ids)
     big = np.iinfo(np.int64).max
-
-    def exact_norms() -> np.ndarray:
-        out = np.empty(n)
-        for a in range(0, n, _NORM_BLOCK):
-            blk = U[a:a + _NORM_BLOCK]
-            res = blk - (blk @ Q.T) @ Q
-            out[a:a + _NORM_BLOCK] = np.einsum("ij,ij->i", res, res)
-        return out
-
-    def global_max(v: np.ndarray) -> float:
-        return float(_dist.allreduce(comm, float(v.max(initial=0.0)), "max"))
-
-    norms = exact_norms()
+    bound = np.einsum("ij,ij->i", U, U)  # the squared residual norms' upper bounds (exact while Q is empty)
+    exact = np.ones(n, dtype=bool)  # the bound is the norm for the current Q
     taken = np.zeros(n, dtype=bool)
-    ref = global_max(norms)
+
+    def evaluate(rows: np.ndarray) -> None:
+        blk = U[rows]
+        res = blk - (blk @ Q.T) @ Q
+        bound[rows] = np.einsum("ij,ij->i", res, res)
+        exact[rows] = True
+
     pts: list[int] = []
     rows: list[np.ndarray] = []
     for _ in range(m):
-        best = global_max(norms)
-        if best < 1e-6 * ref:
-            norms, ref = exact_norms(), best
-            norms[taken] = 0.0
-            best = global_max(norms)
+        while True:  # until every row that can be in the tie band has its exact norm
+            known = np.where(exact & ~taken, bound, 0.0)
+            stale = np.where(~exact & ~taken, bound, 0.0)
+            best, above = (float(v) for v in _dist.allreduce(
+                comm, np.array([known.max(initial=0.0), stale.max(initial=0.0)]), "max"))
+            if above == 0.0 or above < best * (1.0 - tie_rtol):
+                break
+            todo = np.flatnonzero(stale >= best * (1.0 - tie_rtol)) if best > 0.0 else np.zeros(0, np.int64)
+            n_stale = int(np.count_nonzero(stale > 0.0))
+            if len(todo) < min(_EXACT_BLOCK, n_stale):  # at least the block of the largest bounds
+                todo = np.argpartition(stale, n - min(_EXACT_BLOCK, n_stale))[n - min(_EXACT_BLOCK, n_stale):]
+            if len(todo):
+                evaluate(todo)
         if not best > 0.0:
             break
-        cand = np.flatnonzero(norms >= best * (1.0 - tie_rtol))
+        cand = np.flatnonzero(known >= best * (1.0 - tie_rtol))
         gid = int(_dist.allreduce(comm, int(ids[cand].min()) if len(cand) else big, "min"))
         pos = int(where(gid)[0])
         owner = int(_dist.allreduce(comm, _dist.rank(comm) if pos >= 0 else _dist.size(comm), "min"))
@@ -237,10 +243,9 @@ def _qdeim_banded(comm, U: np.ndarray, ids: np.ndarray, tie_rtol: float) -> DEIM
         q -= Q.T @ (Q @ q)  # twice is enough (Gram-Schmidt re-orthogonalization)
         q /= np.linalg.norm(q)
         Q = np.vstack([Q, q])
-        norms = np.maximum(norms - (U @ q) ** 2, 0.0)
+        exact[:] = False
         if pos >= 0:
             taken[pos] = True
-        norms[taken] = 0.0
         pts.append(gid)
         rows.append(x)
     PtU = np.array(rows).reshape(len(rows), m)

@@ -106,10 +106,12 @@ class AssembledIntegrand:
         self.G32 = self.G.astype(np.float32) if screening == "float32" else None
         return screening
 
-    def scores(self, r: np.ndarray, points: np.ndarray | None = None) -> np.ndarray:
+    def scores(self, r: np.ndarray, points: np.ndarray | None = None, exact: bool = False) -> np.ndarray:
         """``G^T r`` ``(n_local,)``, or ``(len(points),)`` at this rank's ``points`` only (in the screening
-        precision)."""
-        G = self.G32 if self.G32 is not None else self.G
+        precision; ``exact``: in double precision whatever the screening)."""
+        G = self.G32 if self.G32 is not None and not exact else self.G
+        if points is not None and 8 * len(points) > G.shape[1]:  # (many points: in place, no copy of their columns)
+            return self.scores(r, None, exact)[points]
         G = G if points is None else G[:, points]
         return (G.T @ np.asarray(r, G.dtype)).astype(float)
 
@@ -192,10 +194,13 @@ class FactoredIntegrand:
             self.E32 = self.S32 = None
         return screening
 
-    def scores(self, r: np.ndarray, points: np.ndarray | None = None) -> np.ndarray:
+    def scores(self, r: np.ndarray, points: np.ndarray | None = None, exact: bool = False) -> np.ndarray:
         """``G^T r`` ``(n_local,)``, or ``(len(points),)`` at this rank's ``points`` only: per block of points,
-        ``T = S R^T`` (one GEMM) and ``sum_{c,i} E T``."""
-        E, S = (self.E32, self.S32) if self.S32 is not None else (self.E, self.S)
+        ``T = S R^T`` (one GEMM) and ``sum_{c,i} E T`` (in the screening precision; ``exact``: in double
+        precision whatever the screening)."""
+        E, S = (self.E32, self.S32) if self.S32 is not None and not exact else (self.E, self.S)
+        if points is not None and 8 * len(points) > E.shape[0]:  # (many points: in place, no copy of their rows)
+            return self.scores(r, None, exact)[points]
         if points is not None:
             E, S = E[points], S[points]
         R = np.asarray(r[:self.n_modes * self.n_s], dtype=S.dtype).reshape(self.n_modes, self.n_s)

@@ -49,7 +49,9 @@ that score only the ``K`` best candidates of that product (those not yet taken),
 ``K / n_points`` of a full one; the pool is then drawn from the shortlist. A full product comes early when the
 shortlist has no positively correlated candidate left or a shortlist block reduced the residual by less than
 ``SHORTLIST_PROGRESS``; a shortlist of half the candidates or more is not used. The shortlist is chosen like the
-pool (the same for any rank count). So the rule
+pool, and both are cut on exact scores: the screening's best candidates, and those within 16 times its error measured
+on them, are rescored in double precision (:func:`~structrom.rom.ecm_parts._exact_pool`), and the shortlist's products
+are exact, so that neither depends on how a rank count rounds the screening. So the rule
 is deterministic and rank-count independent like the greedy one, and the stopping test and the error guarantee
 are unchanged: the loop ends only when the positive weights' residual meets the tolerance. Measured on the
 plate's internal forces (docs/benchmarks.md, "Offline stage: ECM selection rules"; 16 points, correlation 0.5,
@@ -93,8 +95,8 @@ from mpi4py import MPI
 
 from structrom.mpi.collectives import reproducible_row_sums, reproducible_weighted_row_sums  # noqa: F401 (API)
 from structrom.rom.ecm_parts import (EPS, ECMError, ReducedQuadrature, _ColumnQR, _columns,  # noqa: F401
-                                     SELECTIONS, _check_rule, _ECMProgress, _InBlock, _pool, _raise_collectively,
-                                     _validate)
+                                     SELECTIONS, _check_rule, _ECMProgress, _exact_pool, _InBlock, _pool,
+                                     _raise_collectively, _validate)
 from structrom.rom.integrand import (AssembledIntegrand, FactoredIntegrand, Integrand, as_integrand,  # noqa: F401
                                      integrand_rows)
 from structrom.rom.row_compression import RowCompression, compress_rows  # noqa: F401 (API)
@@ -285,6 +287,12 @@ def empirical_cubature(
         pos = int(np.searchsorted(gpts_sorted, point))
         return int(order[pos]) if pos < n_local and gpts_sorted[pos] == point else None
 
+    def exact_scores(at: np.ndarray) -> np.ndarray:
+        """The normalized scores ``G_k . r / ||G_k||`` (augmented) of this rank's candidates ``at``, in double
+        precision."""
+        shift = c * r[n_rows] if include_constant else 0.0
+        return (G.scores(r[:n_rows], at, exact=True) + shift) / col_norm[at]
+
     def dependent(r_norm: float) -> None:
         """A selected column numerically dependent on the selected ones: nothing changed; stagnation after
         STALL_COUNT in a row."""
@@ -359,11 +367,11 @@ def empirical_cubature(
         else:
             n_scorings += 1
         shift = c * r[n_rows] if include_constant else 0.0  # (the constant row's part of every score)
-        if short:  # (float32 screening: the pool is rescored exactly below)
+        if short:  # (the shortlist's few candidates: exact scores, no screening)
             score = np.full(n_local, -np.inf)
             at = shortlist_local[candidate[shortlist_local]]
             if len(at):
-                score[at] = (G.scores(r[:n_rows], at) + shift) / col_norm[at]
+                score[at] = exact_scores(at)
         elif n_local:
             score = G.scores(r[:n_rows]) + shift
             score = np.where(candidate, score / np.where(candidate, col_norm, 1.0), -np.inf)
@@ -377,14 +385,19 @@ def empirical_cubature(
             local_pt = int(gpts[ties].min()) if np.any(ties) else np.iinfo(np.int64).max
             pool = np.array([int(comm.allreduce(local_pt, op=MPI.MIN))], dtype=np.int64)
         else:  # block: the best candidates of all ranks; their columns travel at once
-            pool = _pool(comm, score, gpts, band, POOL_TIE_RTOL * r_norm, pool_size)
+            # (screened scores: the candidates near the pool's cut are rescored exactly, so that the pool does not
+            # depend on the rank count through the screening's rounding)
+            screened = screening == "float32" and not short
+            pool = _exact_pool(comm, exact_scores, score, gpts, band, POOL_TIE_RTOL * r_norm, pool_size) \
+                if screened else _pool(comm, score, gpts, band, POOL_TIE_RTOL * r_norm, pool_size)
             if short and not len(pool):  # the shortlist is exhausted: a full product
                 since_full = full_scores_every
                 continue
             if not len(pool):
                 raise ECMError(stagnated)
             if shortlist and not short:  # the shortlist of the next blocks: the best candidates of this product
-                listed = _pool(comm, score, gpts, band, POOL_TIE_RTOL * r_norm, int(shortlist))
+                listed = _exact_pool(comm, exact_scores, score, gpts, band, POOL_TIE_RTOL * r_norm, int(shortlist)) \
+                    if screened else _pool(comm, score, gpts, band, POOL_TIE_RTOL * r_norm, int(shortlist))
                 n_candidates = int(comm.allreduce(int(np.count_nonzero(candidate)), op=MPI.SUM))
                 # (a shortlist of half the candidates or more saves little: every product is then full)
                 shortlist_local = np.flatnonzero(np.isin(gpts, listed)) if 2 * len(listed) < n_candidates else None

@@ -23,7 +23,7 @@ Example::
     block_size = 16
     block_correlation = 0.5                # block: a pool point joins while it correlates >= this x the first's
     screening = "float32"                  # block rule's score products: float32 (a half-size copy) | float64
-    shortlist = 0                          # block: candidates scored between full products (0: every block scores all)
+    shortlist = 2048                       # block: candidates scored between full products (0: every block scores all)
     full_scores_every = 4                  # block with a shortlist: blocks per full score product
 
     [indicator]
@@ -129,12 +129,12 @@ class ECMConfig(Strict):
     #: its memory, for half the memory traffic per product; the candidates are rescored exactly) or "float64".
     screening: Literal["float32", "float64"] = "float32"
     #: Block rule: after a full score product, the next ``full_scores_every - 1`` blocks score only the
-    #: ``shortlist`` best candidates of that product (0, the default: every block scores all candidates). 2048 / 4
-    #: on the 117k-dof plate: a quarter of the full products, the ECM loop 1.25x shorter on 2 ranks, test errors
-    #: within the spread of the selection's round-off (docs/benchmarks.md, "Offline stage: the shortlist and the
-    #: block projection"). Not the default: the shortlist's cut among near-equal single-precision scores can
-    #: depend on the rank count (a symmetric lifted bar's calibrated bounds differed by 1.3 % on 1 and 2 ranks).
-    shortlist: int = Field(0, ge=0)
+    #: ``shortlist`` best candidates of that product (0: every block scores all candidates). The shortlist is cut
+    #: on exact scores (the candidates near the cut of the single-precision product are rescored in double
+    #: precision), so that it does not depend on the rank count. 2048 / 4 on the 117k-dof plate: a quarter of the
+    #: full products, the ECM loop 1.25x shorter on 2 ranks, test errors within the spread of the selection's
+    #: round-off (docs/benchmarks.md, "Offline stage: the shortlist and the block projection").
+    shortlist: int = Field(2048, ge=0)
     full_scores_every: int = Field(4, ge=1)
 
     def selection_keywords(self) -> dict:

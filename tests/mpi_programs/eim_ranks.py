@@ -7,6 +7,7 @@ exactly. Usage: eim_ranks.py
 import json
 
 import numpy as np
+import scipy.linalg as sla
 import scipy.sparse.linalg as spla
 from mpi4py import MPI
 from structrom.mpi.petsc import PETSc
@@ -48,6 +49,15 @@ for name, data in datasets().items():
     for fn in (deim, qdeim):
         r = fn(U[rows], comm=comm, ids=rows)
         out["deim"][f"{name}/{fn.__name__}"] = r.point_ids.tolist()
+
+# The banded Q-DEIM (tie_rtol: the dual points' rule) on more rows than it evaluates at a time, and LAPACK's pivots
+x = np.linspace(0.0, 1.0, 3000)
+y = np.linspace(0.5, 8.0, 30)
+U = np.linalg.svd(np.exp(-np.outer(x, y)) + 0.1 * np.cos(np.add.outer(7 * x, y)) * np.sin(np.outer(x + 0.3, y)),
+                  full_matrices=False)[0][:, :25]
+rows = mine(U.shape[0])
+out["deim"]["lazy/qdeim_banded"] = qdeim(U[rows], comm=comm, ids=rows, tie_rtol=1e-8).point_ids.tolist()
+out["deim"]["lazy/lapack"] = sla.qr(U.T, mode="r", pivoting=True)[1][:25].tolist()
 
 # Matrix separation: each rank holds a contiguous row block of every training matrix (scipy), and the
 # same as PETSc MPIAIJ matrices.
