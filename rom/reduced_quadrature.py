@@ -486,5 +486,5 @@ def empirical_cubature(
                "n_short_scorings": n_short_scorings, "selection": selection, "block_size": block,
                "block_correlation": float(block_correlation), "screening": screening,
                "shortlist": int(shortlist), "full_scores_every": int(full_scores_every),
-               "n_reorthogonalized": qr.n_reorthogonalized},
+               "n_reorthogonalized": qr.n_reorthogonalized, "condition": qr.condition()},
     )

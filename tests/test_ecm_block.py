@@ -228,3 +228,18 @@ def test_shortlist_keeps_the_guarantee_and_its_off_setting_is_the_block_rule(fe_
     for bad in ({"shortlist": -1}, {"full_scores_every": 0}, {"shortlist": 1.5}):
         with pytest.raises(ECMError, match=next(iter(bad))):
             empirical_cubature(SELF, G, w, g, selection="block", **bad)
+
+
+def test_condition_estimate_of_the_selected_columns():
+    # the power-method estimate of cond(A) from R is a lower bound within a few percent of the SVD's (well-separated
+    # extreme singular values: 8 steps converge)
+    from structrom.rom.column_qr import ColumnQR
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((300, 40)) @ np.diag(np.logspace(0, -4, 40)) @ np.linalg.qr(rng.standard_normal((40, 40)))[0]
+    A /= np.linalg.norm(A, axis=0)
+    qr = ColumnQR(300)
+    assert qr.condition() == 1.0
+    for j in range(40):
+        assert qr.append(A[:, j])
+    exact = np.linalg.cond(A)
+    assert 0.9 * exact <= qr.condition() <= exact * (1 + 1e-8)

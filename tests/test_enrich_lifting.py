@@ -100,7 +100,12 @@ def test_enrich_lifted_model_1_2_3_ranks_against_hf_and_rebuild(lifted):
     for n in (2, 3):
         assert res[n]["points"] == res[1]["points"]
         np.testing.assert_allclose(res[n]["singular_values"], res[1]["singular_values"], rtol=1e-9)
-        np.testing.assert_allclose(res[n]["weights"], res[1]["weights"], rtol=1e-6, atol=1e-7 * max(res[1]["weights"]))
+        # the weights: least squares on columns built from bases that differ across rank counts at round-off (about
+        # 1e-10), so they agree to the columns' condition number (measured 1e6 on this bar) times that
+        cond = res[n]["ecm"]["condition"]
+        assert cond >= 1.0
+        w1 = np.array(res[1]["weights"])
+        assert np.max(np.abs(np.array(res[n]["weights"]) - w1)) <= cond * 1e-10 * np.max(w1)
         a2 = _answer(d / f"ranks{n}" / "model.h5", loading)
         assert _rel(a2.displacement(increment=None), a1.displacement(increment=None)) < 1e-8
         assert _rel(a2.reactions["xmax.z"], a1.reactions["xmax.z"]) < 1e-8

@@ -320,6 +320,7 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
                                 "selections": quad.extra["n_selections"],
                                 "scorings": quad.extra["n_scorings"],
                                 "shortlist_scorings": quad.extra.get("n_short_scorings", 0),
+                                "condition": quad.extra.get("condition"),
                                 "selection": quad.extra["selection"],
                                 "seconds": ecm_seconds,
                                 "row_compression": compression},

@@ -306,7 +306,8 @@ def update_model(path, cases: list[TrainingCase], comm: MPI.Comm, log=lambda *a:
                                      "total_energy": float(pod_u.total_energy)},
                           dual_energy={k: v.total_energy for k, v in duals.items()},
                           ecm={"points": len(quad.points), "dual_points": len(extra), "residual": quad.residual,
-                               "converged": quad.converged, "warm_start": {"initial": len(old_ecm)}},
+                               "converged": quad.converged, "warm_start": {"initial": len(old_ecm)},
+                               "condition": quad.extra.get("condition")},
                           snapshots=list(prov.get("snapshots", [])) + [
                               {"file": str(c.path), "sha256": c.sha256, "increments": len(c.times)} for c in cases],
                           indicator_calibration=calibration)

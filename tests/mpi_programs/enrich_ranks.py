@@ -16,4 +16,5 @@ if comm.rank == 0:
         print("RESULT " + json.dumps({
             "result": res.to_json(), "singular_values": f["modes/singular_values"][()].tolist(),
             "points": f["reduced/point"][()].tolist(), "weights": f["reduced/weights"][()].tolist(),
-            "versions": json.loads(f.attrs["versions"])}))
+            "versions": json.loads(f.attrs["versions"]),
+            "ecm": json.loads(f.attrs["provenance"])["ecm"]}))
