@@ -144,7 +144,7 @@ def import_ansys(results: list[str | os.PathLike], out: str | os.PathLike, *, ma
     from ..fem.kernel import Discretization
     from ..loading import Amplitude, Loading, NodalTemperature, UniformTemperature, VectorAmplitude
     from ..materials import law_from_config
-    from .calculix import write_mesh_inp
+    from .inp_writer import write_mesh_inp
     from .training_cases import group_nodes_by_history, imported_offline_config, write_training_snapshot
 
     paths = [Path(p) for p in results]

@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from ..fem.mesh import Mesh
-from .calculix import CalculixError, InpIds, read_inp
+from .calculix_error import CalculixError
+from .inp import InpIds, read_inp
 from .calculix_history import Amplitude, Step, StepTable, evaluate
 from .calculix_keywords import classify
 from .calculix_materials import material_config

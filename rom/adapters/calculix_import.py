@@ -2,7 +2,8 @@
 
 Input: the base deck and one run per training loading: the run's deck (same mesh and materials, its own
 loads, temperatures and steps) and its results, ``.frd`` and/or ``.dat`` (``*NODE FILE U`` or
-``*NODE PRINT U`` on all nodes; ``*EL PRINT S, E, PEEQ`` adds integration-point reference fields).
+``*NODE PRINT U`` on all nodes; ``*EL PRINT S, E, PEEQ`` adds integration-point reference fields), found,
+read and checked by :mod:`.calculix_import_runs`.
 Output, in ``out``:
 
 * ``mesh.inp``: the base deck's mesh with its sets, plus the surfaces and node sets the loads need
@@ -25,14 +26,16 @@ from __future__ import annotations
 import csv
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .calculix import CalculixError, read_dat, write_mesh_inp
 from .calculix_deck import Deck, not_supported, read_deck
-from .frd import read_frd_file
+from .calculix_error import CalculixError
+from .calculix_import_runs import TIME_RTOL  # noqa: F401 - importable from here too
+from .calculix_import_runs import ImportedRun, _check_same_model, _read_results, find_runs
+from .inp_writer import write_mesh_inp
 from ..atomic import atomic_write_text
 from ..config import write_toml
 from .training_cases import group_nodes_by_history, imported_offline_config, write_training_snapshot
@@ -40,22 +43,6 @@ from .training_cases import group_nodes_by_history, imported_offline_config, wri
 __all__ = ["ImportedRun", "ImportResult", "import_calculix", "find_runs", "temperature_envelope_violations"]
 
 _COMPONENTS = "XYZ"
-#: Relative tolerance on increment times matched between .frd/.dat results and between runs' decks.
-TIME_RTOL = 1e-6
-
-
-@dataclass
-class ImportedRun:
-    """One run: its ``deck``, result files, increment end ``times`` ``(n_inc,)`` (ccx total time),
-    ``displacement`` ``(n_inc, n_nodes, 3)`` and optional integration-point ``points`` fields
-    (``stress``, ``strain``, ``cumulated_plastic_strain``: ``(n_inc, n_points[, 6])``)."""
-
-    name: str
-    deck: Deck
-    results: list[Path]
-    times: np.ndarray
-    displacement: np.ndarray
-    points: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -66,83 +53,6 @@ class ImportResult:
     offline_config: Path
     family: dict
     runs: list[ImportedRun]
-
-
-def find_runs(directory: str | os.PathLike) -> list[tuple[str, Path, list[Path]]]:
-    """``[(name, deck, [result files])]`` for every ``<name>.inp`` in ``directory`` that has a
-    ``<name>.frd`` and/or ``<name>.dat`` beside it (sorted by name)."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise CalculixError(f"runs directory {str(directory)!r} does not exist")
-    out = []
-    for deck in sorted(directory.glob("*.inp")):
-        results = [p for p in (deck.with_suffix(".frd"), deck.with_suffix(".dat")) if p.exists()]
-        if results:
-            out.append((deck.stem, deck, results))
-    if not out:
-        raise CalculixError(f"{directory}: no run found: each run is '<name>.inp' with '<name>.frd' and/or "
-                            "'<name>.dat' (ccx's results) beside it")
-    return out
-
-
-def _read_results(name: str, deck: Deck, results: list[Path]) -> ImportedRun:
-    from ..hifi.output import element_point_offsets
-
-    mesh, ids = deck.mesh, deck.ids
-    frd = next((p for p in results if p.suffix.lower() == ".frd"), None)
-    dat = next((p for p in results if p.suffix.lower() == ".dat"), None)
-    disp: dict[float, np.ndarray] = {}
-    points: dict[str, dict[float, np.ndarray]] = {}
-    if frd is not None:
-        f = read_frd_file(frd)
-        for inc in f.increments:
-            if "DISP" in inc.fields:
-                disp[inc.time] = inc.nodal("DISP", ids.node_ids)
-    if dat is not None:
-        offsets = element_point_offsets(mesh)
-        n_points = int(offsets[-1])
-        for t, blocks in read_dat(dat).items():
-            u = blocks.get("U")
-            if u is not None and len(np.unique(u.ids)) == mesh.n_nodes and not disp:
-                full = np.zeros((mesh.n_nodes, 3))
-                full[ids.node_index(u.ids)] = u.values[:, :3]
-                disp[t] = full
-            for q, key, c in (("S", "stress", 6), ("E", "strain", 6), ("PEEQ", "cumulated_plastic_strain", 1)):
-                b = blocks.get(q)
-                if b is None or b.ids.ndim != 2 or len(b.ids) != n_points:
-                    continue
-                el = ids.element_index(b.ids[:, 0])
-                vals = np.zeros((n_points, c))
-                vals[offsets[el] + b.ids[:, 1] - 1] = b.values[:, :c]
-                points.setdefault(key, {})[t] = vals[:, 0] if c == 1 else vals
-    if not disp:
-        raise CalculixError(f"run {name}: no displacements on all {mesh.n_nodes} nodes in {[str(p) for p in results]}; "
-                            "request U in *NODE FILE (or *NODE PRINT on a set of all nodes)")
-    times = np.array(sorted(disp))
-    if np.any(np.diff(times) <= 0) or times[0] <= 0:
-        raise CalculixError(f"run {name}: result times {times.tolist()[:10]} must be > 0 and increasing")
-    end = deck.end_time
-    if abs(times[-1] - end) > TIME_RTOL * max(1.0, end):
-        raise CalculixError(f"run {name}: results end at time {times[-1]:g} but the deck's steps end at {end:g}: "
-                            "the run stopped early (see its .sta/.dat) or the results belong to another deck")
-    fields = {}
-    for key, by_time in points.items():
-        if len(by_time) == len(times):
-            fields[key] = np.array([by_time[min(by_time, key=lambda s: abs(s - t))] for t in times])
-    return ImportedRun(name, deck, results, times, np.array([disp[t] for t in times]), fields)
-
-
-def _check_same_model(base: Deck, run: ImportedRun) -> None:
-    m, b = run.deck.mesh, base.mesh
-    same = m.points.shape == b.points.shape and np.array_equal(m.points, b.points) and len(m.blocks) == len(b.blocks) \
-        and all(x.element == y.element and np.array_equal(x.connectivity, y.connectivity) for x, y in zip(m.blocks, b.blocks))
-    if not same:
-        raise CalculixError(f"run {run.name} ({run.deck.path}): its mesh differs from the base deck's {base.path}; "
-                            "all runs must share the base deck's mesh")
-    mats = [(e, law) for e, law, _ in run.deck.materials]
-    if mats != [(e, law) for e, law, _ in base.materials]:
-        raise CalculixError(f"run {run.name} ({run.deck.path}): materials differ from the base deck's; one reduced "
-                            "model has one material assignment (material parameters cannot vary between runs)")
 
 
 def _reference_temperatures(materials: list, t0: np.ndarray, where: str) -> list:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .calculix import CalculixError
+from .calculix_error import CalculixError
 
 __all__ = ["material_config", "norton_from_calculix", "CREEP_SUBDIVISIONS"]
 

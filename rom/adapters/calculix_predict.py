@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from ..fem.mesh import Mesh
-from .calculix import CalculixError, read_inp
+from .calculix_error import CalculixError
+from .inp import read_inp
 from .calculix_deck import Deck, not_supported, read_deck
 
 __all__ = ["DeckTarget", "deck_times", "loading_from_deck", "deck_loading", "screen_deck_text", "predict_deck", "write_prediction"]

@@ -17,7 +17,8 @@ Layout (ccx 2.20, ``frd.f``; checked on ccx runs):
   averaged at the nodes (integration-point values are only in the ``.dat``, ``*EL PRINT``);
 * 6 significant digits for values and coordinates (take coordinates from the ``.inp``).
 
-:func:`read_frd_file` returns everything in :mod:`structrom.rom.voigt` order (engineering strain shears).
+:func:`read_frd_file` returns everything in :mod:`structrom.rom.voigt` order (engineering strain shears);
+:func:`read_frd` the nodal results only, one :class:`FrdResult` per increment with ``(n, k)`` fields.
 """
 from __future__ import annotations
 
@@ -27,9 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .calculix import CalculixError, _floats
+from .calculix_error import CalculixError
+from .dat import _floats
 
-__all__ = ["FrdIncrement", "FrdFile", "read_frd_file", "FRD_ELEMENT_TYPES", "FRD_FIELD_NAMES"]
+__all__ = ["FrdIncrement", "FrdFile", "read_frd_file", "FrdResult", "read_frd", "FRD_ELEMENT_TYPES",
+           "FRD_FIELD_NAMES"]
 
 #: frd element type code -> (our element name or None, number of nodes).
 FRD_ELEMENT_TYPES: dict[int, tuple[str | None, int]] = {
@@ -240,3 +243,41 @@ def read_frd_file(path: str | os.PathLike) -> FrdFile:
     if not len(out.node_ids):
         raise CalculixError(f"{path}: no node block ('    2C'): not a ccx .frd file, or an empty one")
     return out
+
+
+@dataclass
+class FrdResult:
+    """Nodal results of one increment of a ``.frd`` file.
+
+    ``node_ids``: ``(n,)`` ids of the nodes with results (ascending); ``fields``: name -> ``(n, k)``
+    values aligned with ``node_ids`` (NaN where a field has no value at a node): ``DISP`` (n, 3),
+    ``STRESS`` (n, 6, our order), ``TOSTRAIN`` (n, 6, converted to engineering shears), ``PE`` (n, 1)...
+    """
+
+    step: int
+    increment: int
+    time: float
+    node_ids: np.ndarray
+    fields: dict[str, np.ndarray]
+
+    @property
+    def disp(self) -> np.ndarray:
+        return self.fields["DISP"]
+
+    @property
+    def stress(self) -> np.ndarray:
+        return self.fields["STRESS"]
+
+
+def read_frd(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, list[FrdResult]]:
+    """Parse an ASCII ``.frd`` file.
+
+    Returns ``node_ids`` ``(n,)``, ``coordinates`` ``(n, 3)`` (6 significant digits only) and the nodal
+    results of every increment, in file order, each field ``(n, k)``. Stresses are in our order (the .frd's),
+    strains are converted to engineering shears. (:func:`read_frd_file` gives the elements too.)
+    """
+    f = read_frd_file(path)
+    results = [FrdResult(inc.step, inc.increment, inc.time, inc.node_ids,
+                         {k: v.reshape(len(v), -1) for k, v in inc.fields.items()}) for inc in f.increments]
+    return f.node_ids, f.coordinates, results
+

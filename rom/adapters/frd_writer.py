@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fem.mesh import Mesh
-from .calculix import CalculixError
+from .calculix_error import CalculixError
 
 __all__ = ["write_frd", "extrapolate_to_nodes", "extrapolation_matrix"]
 

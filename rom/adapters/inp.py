@@ -1,0 +1,231 @@
+"""The mesh of a CalculiX/Abaqus-style input deck (``.inp``): nodes, elements, sets and surfaces.
+
+:func:`read_inp` reads ``*NODE``, ``*ELEMENT``, ``*NSET``/``*ELSET`` and ``*SURFACE`` (following
+``*INCLUDE``) into our :class:`~structrom.rom.fem.mesh.Mesh` (0-based, nodes and elements in file order) and
+:class:`InpIds`, the file ids of our nodes and elements. The rest of a user's deck (laws, steps, loads) is
+read by :mod:`.calculix_deck`.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..fem.mesh import NODES_PER_ELEMENT, CellBlock, Mesh
+from .calculix_error import CalculixError
+
+__all__ = ["InpIds", "read_inp"]
+
+
+@dataclass
+class InpIds:
+    """File ids of the mesh read by :func:`read_inp`: ``node_ids`` ``(n_nodes,)`` and ``element_ids``
+    ``(n_elements,)``, the CalculiX ids of our node/element ``i``."""
+
+    node_ids: np.ndarray
+    element_ids: np.ndarray
+
+    def node_index(self, ids: np.ndarray) -> np.ndarray:
+        """Our 0-based node indices of CalculiX node ids (raises on unknown ids)."""
+        return _lookup(self.node_ids, ids, "node")
+
+    def element_index(self, ids: np.ndarray) -> np.ndarray:
+        """Our 0-based element indices of CalculiX element ids (raises on unknown ids)."""
+        return _lookup(self.element_ids, ids, "element")
+
+
+def _lookup(known: np.ndarray, ids: np.ndarray, what: str) -> np.ndarray:
+    ids = np.asarray(ids, dtype=np.int64)
+    order = np.argsort(known, kind="stable")
+    pos = np.minimum(np.searchsorted(known[order], ids), max(len(known) - 1, 0))
+    ok = known[order][pos] == ids if len(known) else np.zeros(ids.shape, dtype=bool)
+    if not np.all(ok):
+        raise CalculixError(f"{what} ids {np.unique(ids[~ok])[:10].tolist()} are not in the mesh")
+    return order[pos]
+
+
+@dataclass
+class _Card:
+    keyword: str  # upper case, without '*'
+    params: dict[str, str]  # upper-case keys; values as written
+    line: int  # 1-based line number of the keyword line
+    data: list[str] = field(default_factory=list)
+    data_lines: list[int] = field(default_factory=list)
+
+
+def _cards(path: Path) -> list[_Card]:
+    """The deck's keyword cards, ``*INCLUDE`` followed (:func:`.calculix_deck.read_cards`)."""
+    from .calculix_deck import read_cards
+
+    return read_cards(path)  # type: ignore[return-value]
+
+
+def _tokens(card: _Card) -> list[str]:
+    return [t.strip() for t in ",".join(card.data).split(",") if t.strip()]
+
+
+def _numbers(card: _Card, path: Path, dtype: type, what: str) -> np.ndarray:
+    tokens = _tokens(card)
+    try:
+        return np.array(tokens, dtype=float).astype(dtype)
+    except ValueError:
+        for line, number in zip(card.data, card.data_lines):
+            for t in line.split(","):
+                try:
+                    float(t) if t.strip() else None
+                except ValueError:
+                    raise CalculixError(
+                        f"{path}:{number}: *{card.keyword}: {what} expected, got {t.strip()!r}"
+                    ) from None
+        raise
+
+
+def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
+    """Read the mesh of a CalculiX/Abaqus-style input deck (other cards are ignored).
+
+    Parses ``*NODE``, ``*ELEMENT`` (``TYPE``, ``ELSET``), ``*NSET``/``*ELSET`` (ids, names of sets
+    defined earlier, ``GENERATE``), ``*SURFACE`` with ``TYPE=ELEMENT`` (``element or elset, S<k>``;
+    ``TYPE=NODE`` surfaces become node sets) and follows ``*INCLUDE``. Set names keep the case they have
+    in the file. Returns the mesh (nodes and elements in file order, one block per ``*ELEMENT`` card)
+    and the file ids.
+    """
+    path = Path(path)
+    cards = _cards(path)
+    node_ids, coords = [], []
+    blocks: list[tuple[str, np.ndarray, np.ndarray]] = []  # element, ids, connectivity (file ids)
+    nsets: dict[str, list[np.ndarray]] = {}
+    elsets: dict[str, list[np.ndarray]] = {}
+    surfaces: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    n_elements = 0
+
+    def where(card: _Card) -> str:
+        return f"{path}:{card.line}: *{card.keyword}"
+
+    def set_members(card: _Card, sets: dict, generate: bool) -> np.ndarray:
+        tokens = _tokens(card)
+        if generate:
+            _numbers(card, path, np.int64, "integers 'first, last[, increment]'")  # names bad tokens
+            out = []
+            for data, number in zip(card.data, card.data_lines):
+                v = [int(float(t)) for t in data.split(",") if t.strip()]
+                if len(v) not in (2, 3):
+                    raise CalculixError(f"{path}:{number}: GENERATE lines need 'first, last[, increment]'")
+                first, last, step = (v + [1])[:3]
+                if step <= 0 or last < first:
+                    raise CalculixError(f"{path}:{number}: GENERATE needs first <= last and increment > 0")
+                out.append(np.arange(first, last + 1, step))
+            return np.concatenate(out) if out else np.zeros(0, np.int64)
+        out = []
+        numeric = []
+        for t in tokens:
+            try:
+                numeric.append(int(float(t)))
+            except ValueError:
+                if t not in sets:
+                    upper = {k.upper(): k for k in sets}
+                    if t.upper() not in upper:
+                        raise CalculixError(f"{where(card)}: {t!r} is neither an id nor a set defined earlier") from None
+                    t = upper[t.upper()]
+                out.append(np.concatenate(sets[t]))
+        out.append(np.array(numeric, dtype=np.int64))
+        return np.concatenate(out)
+
+    for card in cards:
+        kw = card.keyword
+        if kw == "NODE":
+            vals = _numbers(card, path, float, "numbers 'id, x, y, z'")
+            n_line = len(card.data)
+            if n_line and vals.size != 4 * n_line:
+                counts = [len([t for t in d.split(",") if t.strip()]) for d in card.data]
+                bad = next(i for i, c in enumerate(counts) if c != 4)
+                raise CalculixError(
+                    f"{path}:{card.data_lines[bad]}: *NODE lines must be 'id, x, y, z' (3D), "
+                    f"got {counts[bad]} entries"
+                )
+            vals = vals.reshape(-1, 4)
+            node_ids.append(vals[:, 0].astype(np.int64))
+            coords.append(vals[:, 1:])
+            if "NSET" in card.params:
+                nsets.setdefault(card.params["NSET"], []).append(vals[:, 0].astype(np.int64))
+        elif kw == "ELEMENT":
+            etype = card.params.get("TYPE", "").upper()
+            if etype not in NODES_PER_ELEMENT:
+                raise CalculixError(
+                    f"{where(card)}: element TYPE={etype or '(missing)'} is not supported; "
+                    f"use one of {', '.join(NODES_PER_ELEMENT)}"
+                )
+            n = NODES_PER_ELEMENT[etype] + 1
+            vals = _numbers(card, path, np.int64, "integer ids")
+            if vals.size % n:
+                raise CalculixError(
+                    f"{where(card)}: {vals.size} ids is not a multiple of {n} (id + {n - 1} nodes per "
+                    f"{etype} element); check for missing continuation lines"
+                )
+            vals = vals.reshape(-1, n)
+            blocks.append((etype, vals[:, 0], vals[:, 1:]))
+            n_elements += len(vals)
+            if "ELSET" in card.params:
+                elsets.setdefault(card.params["ELSET"], []).append(vals[:, 0])
+        elif kw in ("NSET", "ELSET"):
+            name = card.params.get(kw)
+            if not name:
+                raise CalculixError(f"{where(card)}: missing {kw}=<name>")
+            sets = nsets if kw == "NSET" else elsets
+            sets.setdefault(name, []).append(set_members(card, sets, "GENERATE" in card.params))
+        elif kw == "SURFACE":
+            name = card.params.get("NAME")
+            if not name:
+                raise CalculixError(f"{where(card)}: missing NAME=<name>")
+            stype = card.params.get("TYPE", "ELEMENT").upper()
+            if stype == "NODE":
+                nsets.setdefault(name, []).append(set_members(_Card("SURFACE", {}, card.line, [d.split(",")[0] for d in card.data], card.data_lines), nsets, False))
+                continue
+            if stype != "ELEMENT":
+                raise CalculixError(f"{where(card)}: TYPE={stype} is not supported (use TYPE=ELEMENT)")
+            for data, number in zip(card.data, card.data_lines):
+                parts = [t.strip() for t in data.split(",") if t.strip()]
+                m = re.fullmatch(r"S([1-6])", parts[1].upper()) if len(parts) == 2 else None
+                if m is None:
+                    raise CalculixError(f"{path}:{number}: *SURFACE lines must be 'element or elset, S<1-6>', got {data!r}")
+                try:
+                    els = np.array([int(float(parts[0]))])
+                except ValueError:
+                    upper = {k.upper(): k for k in elsets}
+                    if parts[0].upper() not in upper:
+                        raise CalculixError(f"{path}:{number}: element set {parts[0]!r} is not defined before this *SURFACE") from None
+                    els = np.concatenate(elsets[upper[parts[0].upper()]])
+                surfaces.setdefault(name, []).append((els, np.full(len(els), int(m.group(1)) - 1)))
+
+    if not node_ids or not blocks:
+        raise CalculixError(f"{path}: no *NODE or no *ELEMENT cards found; the deck must define the mesh")
+    ids = InpIds(np.concatenate(node_ids), np.concatenate([b[1] for b in blocks]))
+    for what, known in (("node", ids.node_ids), ("element", ids.element_ids)):
+        u, c = np.unique(known, return_counts=True)
+        if np.any(c > 1):
+            raise CalculixError(f"{path}: {what} ids {u[c > 1][:10].tolist()} are defined more than once")
+
+    def index(lookup, values, what, name):
+        try:
+            return lookup(values)
+        except CalculixError as exc:
+            raise CalculixError(f"{path}: {what} {name!r}: {exc}") from None
+
+    mesh_blocks = [CellBlock(e, index(ids.node_index, conn, "connectivity of", e)) for e, _, conn in blocks]
+    mesh = Mesh(
+        np.concatenate(coords),
+        mesh_blocks,
+        node_sets={k: index(ids.node_index, np.concatenate(v), "node set", k) for k, v in nsets.items()},
+        element_sets={k: index(ids.element_index, np.concatenate(v), "element set", k) for k, v in elsets.items()},
+        surface_sets={
+            k: np.column_stack(
+                [index(ids.element_index, np.concatenate([a for a, _ in v]), "surface", k),
+                 np.concatenate([f for _, f in v])]
+            )
+            for k, v in surfaces.items()
+        },
+    )
+    return mesh, ids
+
