@@ -17,6 +17,12 @@ from structrom.mpi.collectives import allreduce
 
 #: Gram-Schmidt's second pass when the first leaves less than this fraction of the column's norm (1 / sqrt(2)).
 REORTHOGONALIZE = 0.7071067811865476
+#: :meth:`ColumnQR.solve`: a refinement step whose correction is below this fraction of the solution ends the
+#: refinement (64 eps).
+REFINED = 64 * float(np.finfo(float).eps)
+#: :meth:`ColumnQR.project`: columns whose projected part has a squared norm below this (``||W_j|| < 1e-4``: more
+#: than 8 digits cancel in ``1 - ||H_j||^2``) are projected explicitly.
+PROJECTED_EXPLICITLY = 1e-8
 
 
 class ColumnQR:
@@ -85,24 +91,36 @@ class ColumnQR:
         self.k = k + 1
         return True
 
-    def project(self, V: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def project(self, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """First Gram-Schmidt pass of the unit columns ``V`` ``(n, p)`` (the same on every rank) against the current
-        ``Q``, all at once (one GEMM each way): returns ``(W, H, M)``, ``W`` ``(n_local, p)`` this rank's rows of
-        ``V - Q H``, ``H = Q^T V`` ``(k, p)`` and the Gram matrix ``M = W^T W`` ``(p, p)`` (both on every rank)."""
+        ``Q``, without forming it for every column: returns ``(H, M)``, ``H = Q^T V`` ``(k, p)`` (one GEMM over this
+        rank's rows and an Allreduce) and the Gram matrix of the projected columns ``W = V - Q H``, ``M = W^T W``
+        ``(p, p)``, both on every rank. ``M = V^T V - H^T H`` (``Q^T Q = I``; ``V^T V`` from the whole ``V``, on every
+        rank alike) cancels where a column lies nearly in the span of ``Q``: the columns with ``M_jj <
+        PROJECTED_EXPLICITLY`` get their rows and columns of ``M`` from their projected columns ``W_j``, formed
+        explicitly (``W_j^T W_j``, and ``W_j^T V`` off the diagonal), as accurate as ``W^T W``. The projected columns
+        are otherwise formed only for the columns appended (:meth:`append_projected`)."""
         Qk, Vl = self.Q[:, :self.k], V[self.lo:self.hi]
         H = allreduce(self.comm, Qk.T @ Vl)
-        W = Vl - Qk @ H
-        return W, H, allreduce(self.comm, W.T @ W)
+        M = V.T @ V - H.T @ H
+        near = np.flatnonzero(np.diag(M) < PROJECTED_EXPLICITLY)
+        if len(near):
+            Wn = Vl[:, near] - Qk @ H[:, near]
+            cross = allreduce(self.comm, np.concatenate([Wn.T @ Vl, Wn.T @ Wn], axis=1))
+            M[near, :] = cross[:, :V.shape[1]]
+            M[:, near] = cross[:, :V.shape[1]].T
+            M[np.ix_(near, near)] = cross[:, V.shape[1]:]
+        return H, M
 
-    def row(self, W: np.ndarray, i: int) -> np.ndarray:
-        """Row ``i`` (global) of the row-split ``W`` ``(n_local, p)``, on every rank."""
+    def projected_row(self, V: np.ndarray, H: np.ndarray, i: int) -> np.ndarray:
+        """Row ``i`` (global) of the projected columns ``V - Q H`` ``(p,)`` (:meth:`project`), on every rank."""
         own = self.lo <= i < self.hi
-        return allreduce(self.comm, W[i - self.lo] if own else np.zeros(W.shape[1]))
+        q = allreduce(self.comm, self.Q[i - self.lo, :self.k] if own else np.zeros(self.k))
+        return V[i] - q @ H
 
-    def append_projected(self, V: np.ndarray, W: np.ndarray, H: np.ndarray, chosen: list[int],
-                         rtol: float = 1e-12) -> list[bool]:
-        """Append the columns ``chosen`` of ``V`` in this order, from their first pass ``(W, H)`` (:meth:`project`,
-        with the factors as they were then): the second pass against those factors for all of them at once (block
+    def append_projected(self, V: np.ndarray, H: np.ndarray, chosen: list[int], rtol: float = 1e-12) -> list[bool]:
+        """Append the columns ``chosen`` of ``V`` in this order, from their first pass ``H`` (:meth:`project`, with the
+        factors as they were then; the projected columns ``V - Q H`` formed for these columns only): the second pass against those factors for all of them at once (block
         classical Gram-Schmidt twice, BCGS2: Barlow & Smoktunovicz 2013), then Gram-Schmidt twice against the block's
         earlier new columns, and a third pass against all of ``Q`` where that cancelled more than ``1 -
         REORTHOGONALIZE`` of the column (Kahan-Parlett). Returns, per chosen column, whether it was appended (False:
@@ -113,29 +131,42 @@ class ColumnQR:
         if not T:
             return []
         Q0 = self.Q[:, :k0]
-        Wc, Hc = W[:, chosen].copy(order="F"), H[:, chosen].copy()
-        H2 = allreduce(self.comm, Q0.T @ Wc)
+        Hc = H[:, chosen].copy()
+        Wc = np.asfortranarray(V[self.lo:self.hi][:, chosen]) - Q0 @ Hc
+        # the second pass and the columns' squared norms before it, in one Allreduce; the norms after each pass
+        # follow by Pythagoras (||w - Q g||^2 = ||w||^2 - ||g||^2, Q^T w = g), exact up to the cancellation that the
+        # Kahan-Parlett test below catches (where the norm is then recomputed)
+        both = allreduce(self.comm, np.vstack([Q0.T @ Wc, np.einsum("ij,ij->j", Wc, Wc)[None, :]]))
+        H2, norms_sq = both[:k0], both[k0]
         Wc -= Q0 @ H2
         Hc += H2
+        after_sq = norms_sq - np.einsum("ij,ij->j", H2, H2)
+        redo = np.flatnonzero(~(after_sq >= REORTHOGONALIZE ** 2 * norms_sq))  # the second pass cancelled: explicitly
+        if len(redo):
+            after_sq[redo] = allreduce(self.comm, np.einsum("ij,ij->j", Wc[:, redo], Wc[:, redo]))
+        norms_sq = after_sq
         ok = []
         for t, j in enumerate(chosen):
             k = self.k
             w = Wc[:, t]
             h = np.zeros(k)
             h[:k0] = Hc[:, t]
+            w_sq = float(norms_sq[t])
             if k > k0:  # the block's earlier new columns, twice (a few columns: cheap)
                 Qn = self.Q[:, k0:k]
-                before = float(np.sqrt(allreduce(self.comm, float(w @ w))))
+                before_sq = w_sq
                 for _ in range(2):
                     g = allreduce(self.comm, Qn.T @ w)
                     w = w - Qn @ g
                     h[k0:] += g
-                if np.sqrt(allreduce(self.comm, float(w @ w))) < REORTHOGONALIZE * before:  # cancellation
+                    w_sq -= float(g @ g)
+                if not w_sq >= REORTHOGONALIZE ** 2 * before_sq:  # cancellation: a pass against all of Q
                     g = allreduce(self.comm, self.Q[:, :k].T @ w)
                     w = w - self.Q[:, :k] @ g
                     h += g
+                    w_sq = float(allreduce(self.comm, float(w @ w)))
                     self.n_reorthogonalized += 1
-            rho = float(np.sqrt(allreduce(self.comm, float(w @ w))))
+            rho = float(np.sqrt(max(w_sq, 0.0)))
             if (k and rho <= rtol * abs(self.R[0, 0])) or not rho > 0.0:
                 ok.append(False)
                 continue
@@ -172,7 +203,7 @@ class ColumnQR:
         k0 = self.k
         for j in drop:
             k = self.k
-            R_t = np.asfortranarray(self.R[j:k, j:k])
+            R_t = self.R[j:k, j:k]  # (a strided view: qr_delete works on it in place, no copy)
             if int(np.diff(self.ranges).min()) >= k - j:  # economic factors of this rank's rows: rotations from R
                 Q, R = sla.qr_delete(self.Q[:, j:k], R_t, 0, which="col", overwrite_qr=True, check_finite=False)
                 if not np.shares_memory(Q, self.Q):
@@ -182,7 +213,9 @@ class ColumnQR:
                 Q, R = sla.qr_delete(full, R_t, 0, which="col", overwrite_qr=True, check_finite=False)
                 self.Q[:, j:k - 1] = Q[self.lo:self.hi, :k - 1 - j]
             self.R[:j, j:k - 1] = self.R[:j, j + 1:k]
-            self.R[j:k - 1, j:k - 1] = R[:k - 1 - j, :k - 1 - j]
+            same = R.strides == R_t.strides and R.__array_interface__["data"][0] == R_t.__array_interface__["data"][0]
+            if not same:  # (updated elsewhere than in place: copied back; numpy handles an overlap)
+                self.R[j:k - 1, j:k - 1] = R[:k - 1 - j, :k - 1 - j]
             self.k = k - 1
         if drop:
             keep = np.setdiff1d(np.arange(k0), drop)
@@ -190,15 +223,20 @@ class ColumnQR:
             self.A[:, first:self.k] = self.A[:, keep[first:]]
 
     def solve(self, b: np.ndarray) -> np.ndarray:
-        """Least squares ``argmin ||A x - b||`` (``b`` ``(n,)``, the same on every rank) with two steps of iterative
-        refinement (the updated factors lose digits on ill-conditioned column sets)."""
+        """Least squares ``argmin ||A x - b||`` (``b`` ``(n,)``, the same on every rank) with up to two steps of
+        iterative refinement (the updated factors lose digits on ill-conditioned column sets); the second is skipped
+        when the first correction is at round-off (``||dx||_inf <= REFINED ||x||_inf``: the next one would be smaller
+        still, each step contracting the error by about ``cond(A)`` times the loss of orthogonality of ``Q``)."""
         k = self.k
         Q, A = self.Q[:, :k], self.A[:, :k]
         bl = b[self.lo:self.hi]
         R = np.asfortranarray(self.R[:k, :k])  # one copy for the three solves (the same LAPACK calls)
         x = sla.solve_triangular(R, allreduce(self.comm, Q.T @ bl), check_finite=False)
         for _ in range(2):
-            x += sla.solve_triangular(R, allreduce(self.comm, Q.T @ (bl - A @ x)), check_finite=False)
+            dx = sla.solve_triangular(R, allreduce(self.comm, Q.T @ (bl - A @ x)), check_finite=False)
+            x += dx
+            if k and float(np.abs(dx).max()) <= REFINED * float(np.abs(x).max()):
+                break
         return x
 
     def condition(self, iterations: int = 8) -> float:

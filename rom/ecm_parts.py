@@ -193,8 +193,8 @@ class _InBlock:
     """The block rule's choice of points in the coordinates of its pool (``p`` columns): the least-squares residual
     after each point joins, without a pass over ``Q`` per point.
 
-    With ``W`` the pool's unit columns projected off the selected ones (``V - Q Q^T V``, :meth:`structrom.rom.
-    column_qr.ColumnQR.project`) and ``M = W^T W``, the block's new orthonormal directions are ``q_t = W c_t``
+    With ``W`` the pool's unit columns projected off the selected ones (``V - Q Q^T V``) and ``M = W^T W`` (from
+    :meth:`structrom.rom.column_qr.ColumnQR.project`), the block's new orthonormal directions are ``q_t = W c_t``
     (Gram-Schmidt in these coordinates: ``||u_j||^2 = M_jj - sum_t (M c_t)_j^2``), and since the residual ``r`` of
     the selected columns' least squares is orthogonal to ``Q``, the pool's scores ``z = V^T r = W^T r`` follow
     every new direction by ``z <- z - (M c) (c . z)`` and ``||r||^2`` by ``- (c . z)^2``: ``O(p^2)`` per point.

@@ -414,8 +414,8 @@ def empirical_cubature(
         #    scores, no pass over Q per point) and appended together
         col_nrm = np.linalg.norm(cols, axis=0)
         V = cols / col_nrm
-        W, H, M = qr.project(V)
-        inb = _InBlock(M, V.T @ r, r, qr.row(W, n_rows) if include_constant else None,
+        H, M = qr.project(V)
+        inb = _InBlock(M, V.T @ r, r, qr.projected_row(V, H, n_rows) if include_constant else None,
                        dependent=1e-12 * (abs(float(qr.R[0, 0])) if qr.k else 1.0))
         active = np.ones(len(pool), dtype=bool)
         chosen: list[int] = []
@@ -455,7 +455,7 @@ def empirical_cubature(
                 break
             tied = np.flatnonzero(s >= s_best - band_j)
             j = int(tied[np.argmin(pool[tied])])
-        appended = qr.append_projected(V, W, H, chosen)
+        appended = qr.append_projected(V, H, chosen)
         for j, ok in zip(chosen, appended):
             if ok:
                 selected.append(int(pool[j]))

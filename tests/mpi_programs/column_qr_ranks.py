@@ -30,15 +30,16 @@ for n in (301, 130):
     dependent = []
     for a in range(0, 100, 10):
         V = cols[:, a:a + 10]
-        W, H, M = blocks.project(V)
-        dependent += [not ok for ok in blocks.append_projected(V, W, H, list(range(10)))]
+        H, M = blocks.project(V)
+        dependent += [not ok for ok in blocks.append_projected(V, H, list(range(10)))]
     blocks.delete_many([50, 5, 3])
     for j in (90, 94, 0):
         blocks.delete(j)
     V = np.column_stack([cols[:, 100:120], cols[:, 100:101]])  # the last: a column appended already (dependent)
-    W, H, M = blocks.project(V)
-    dependent += [not ok for ok in blocks.append_projected(V, W, H, list(range(21)))]
-    Wf = np.vstack(comm.allgather(W))
+    H, M = blocks.project(V)
+    Qb = np.stack([blocks._full(blocks.Q[:, c]) for c in range(blocks.k)], axis=1)
+    Wf = V - Qb @ H  # the projected columns, explicitly
+    dependent += [not ok for ok in blocks.append_projected(V, H, list(range(21)))]
     x, x1 = split.solve(b), one.solve(b)
     k = split.k
     Q = np.stack([split._full(split.Q[:, c]) for c in range(k)], axis=1)
