@@ -41,7 +41,8 @@ orthonormal direction of the QR), the pool is rescored against it and its best (
 normalized correlation with the residual is at least ``block_correlation`` times the one ``k*`` had with the
 residual of the product (a point whose column is nearly in the span of the selected ones scores low and is not
 taken); after the block, one positive least squares (removals as above). The pool is projected off the selected
-columns once (two GEMMs with the QR's ``Q``) and the block's points are chosen in the pool's coordinates
+columns once (one GEMM ``H = Q^T V`` with the QR's ``Q``, and the projected columns' Gram matrix ``V^T V - H^T H``) and
+the block's points are chosen in the pool's coordinates
 (:class:`~structrom.rom.ecm_parts._InBlock`: the same scores and residual norms, ``O(p^2)`` per point for a pool of
 ``p``), then appended together (:meth:`~structrom.rom.column_qr.ColumnQR.append_projected`): no pass over ``Q`` per
 point. With ``shortlist = K > 0`` and ``full_scores_every = F > 1``, a full product is followed by ``F - 1`` blocks
