@@ -50,7 +50,8 @@ import h5py
 import numpy as np
 
 from structrom.rom.atomic import atomic_h5
-from structrom.rom.model_file import FORMAT, SCHEMA_VERSION, ModelFileError, check_header, open_h5
+from structrom.rom.model_data import FORMAT, SCHEMA_VERSION, ModelFileError
+from structrom.rom.model_reader import check_header, open_h5
 
 KIND = "separated"
 ENTRY_KINDS = ("fe_kernel", "interpolation")

@@ -35,7 +35,7 @@ from mpi4py import MPI
 from structrom.mpi.collectives import allreduce
 from structrom.rom.ecm_parts import ECMError, _raise_collectively
 from structrom.rom.integrand import BLOCK_ENTRIES, FactoredIntegrand
-from structrom.rom.pod import _truncation
+from structrom.rom.pod_truncation import _truncation
 
 
 @dataclass
