@@ -16,156 +16,32 @@ Conventions:
   order of the mesh's blocks), element after element (ascending global index), and within an
   element in CalculiX's order (:mod:`structrom.rom.fem.quadrature`);
 * units: whatever consistent set the mesh uses (e.g. mm, N, MPa, t/mm^3).
+
+The integration-point data of one element type and the small vectorized helpers are in
+:mod:`structrom.rom.fem.integration`; the sparse matrices (stiffness, strain / interpolation operators,
+mass) in :mod:`structrom.rom.fem.assembly`. Their names are re-exported here.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-
 import numpy as np
-import scipy.sparse as sp
 
 from structrom.rom.fem import surface
+from structrom.rom.fem.assembly import MatrixAssembly, _index_dtype  # noqa: F401 (re-exported)
 from structrom.rom.fem.elements import ELEMENTS
+from structrom.rom.fem.integration import (  # noqa: F401 (re-exported)
+    CHUNK_ENTRIES,
+    ELEMENT_MEAN_TEMPERATURE,
+    MAX_CHUNK_ELEMENTS,
+    BlockIntegration,
+    _det_inv3,
+    _tensor_from_voigt,
+    _voigt_from_gradient,
+    b_matrix,
+)
 from structrom.rom.fem.mesh import Mesh, MeshError
 
-#: Target number of float64 entries in one chunk's temporaries (about 128 MB).
-CHUNK_ENTRIES = 16_000_000
-#: At most this many elements per chunk.
-MAX_CHUNK_ELEMENTS = 50_000
-#: Element types whose integration points take the mean of the element's nodal temperatures instead of
-#: the shape-function interpolation, as CalculiX 2.20 does (C3D8: checked against ccx, stresses agree to
-#: 7e-7 with the mean and differ by O(1) with the interpolation on a bar with a temperature gradient).
-ELEMENT_MEAN_TEMPERATURE = frozenset({"C3D8"})
 
-
-def _index_dtype(n: int) -> type:
-    return np.int32 if n < np.iinfo(np.int32).max else np.int64
-
-
-def b_matrix(G: np.ndarray) -> np.ndarray:
-    """Strain-displacement matrices from spatial gradients.
-
-    ``G``: ``(..., n_en, 3)`` with ``G[..., a, i] = dN_a/dx_i``. Returns ``(..., 6, 3 n_en)`` with columns
-    node-major (``3 a + c``) and rows xx yy zz xy yz zx (engineering shears).
-    """
-    n_en = G.shape[-2]
-    B = np.zeros(G.shape[:-2] + (6, n_en, 3))
-    gx, gy, gz = G[..., 0], G[..., 1], G[..., 2]
-    B[..., 0, :, 0] = gx
-    B[..., 1, :, 1] = gy
-    B[..., 2, :, 2] = gz
-    B[..., 3, :, 0] = gy
-    B[..., 3, :, 1] = gx
-    B[..., 4, :, 1] = gz
-    B[..., 4, :, 2] = gy
-    B[..., 5, :, 0] = gz
-    B[..., 5, :, 2] = gx
-    return B.reshape(G.shape[:-2] + (6, 3 * n_en))
-
-
-def _det_inv3(J: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Determinants ``(...)`` and inverses ``(..., 3, 3)`` of 3x3 matrices by the adjugate formula
-    (faster than LAPACK for many tiny matrices). Inverses of singular matrices are not finite."""
-    a = J
-    adj = np.empty_like(a)  # adjugate = transposed cofactor matrix
-    adj[..., 0, 0] = a[..., 1, 1] * a[..., 2, 2] - a[..., 1, 2] * a[..., 2, 1]
-    adj[..., 0, 1] = a[..., 0, 2] * a[..., 2, 1] - a[..., 0, 1] * a[..., 2, 2]
-    adj[..., 0, 2] = a[..., 0, 1] * a[..., 1, 2] - a[..., 0, 2] * a[..., 1, 1]
-    adj[..., 1, 0] = a[..., 1, 2] * a[..., 2, 0] - a[..., 1, 0] * a[..., 2, 2]
-    adj[..., 1, 1] = a[..., 0, 0] * a[..., 2, 2] - a[..., 0, 2] * a[..., 2, 0]
-    adj[..., 1, 2] = a[..., 0, 2] * a[..., 1, 0] - a[..., 0, 0] * a[..., 1, 2]
-    adj[..., 2, 0] = a[..., 1, 0] * a[..., 2, 1] - a[..., 1, 1] * a[..., 2, 0]
-    adj[..., 2, 1] = a[..., 0, 1] * a[..., 2, 0] - a[..., 0, 0] * a[..., 2, 1]
-    adj[..., 2, 2] = a[..., 0, 0] * a[..., 1, 1] - a[..., 0, 1] * a[..., 1, 0]
-    det = a[..., 0, 0] * adj[..., 0, 0] + a[..., 0, 1] * adj[..., 1, 0] + a[..., 0, 2] * adj[..., 2, 0]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return det, adj / det[..., None, None]
-
-
-def _voigt_from_gradient(H: np.ndarray) -> np.ndarray:
-    """Engineering-shear Voigt strains ``(..., 6)`` from ``H[..., i, c] = du_c/dx_i`` ``(..., 3, 3)``."""
-    return np.stack(
-        [
-            H[..., 0, 0],
-            H[..., 1, 1],
-            H[..., 2, 2],
-            H[..., 0, 1] + H[..., 1, 0],
-            H[..., 1, 2] + H[..., 2, 1],
-            H[..., 2, 0] + H[..., 0, 2],
-        ],
-        axis=-1,
-    )
-
-
-def _tensor_from_voigt(s: np.ndarray) -> np.ndarray:
-    """Symmetric tensors ``(..., 3, 3)`` from stress-like (tensor-shear) Voigt vectors ``(..., 6)``."""
-    i = np.array([[0, 3, 5], [3, 1, 4], [5, 4, 2]])
-    return s[..., i]
-
-
-@dataclass
-class BlockIntegration:
-    """Integration-point data of the elements of one type.
-
-    Shapes (``n_e`` elements, ``n_en`` nodes per element, ``n_q`` points per element):
-
-    * ``elements`` ``(n_e,)`` ascending global element indices; ``nodes`` ``(n_e, n_en)``;
-      ``dofs`` ``(n_e, 3 n_en)`` node-major ``3 node + c``;
-    * ``N`` ``(n_q, n_en)`` shape function values at the points;
-    * ``gradients`` ``(n_e, n_q, n_en, 3)`` spatial gradients ``dN_a/dx_i`` (1/length);
-    * ``weights`` ``(n_e, n_q)`` volume weights ``|det J| w_q`` (length^3);
-    * ``point_offset``: index of the group's first point in the flat point arrays (points of element
-      ``e`` and point ``q`` at ``point_offset + e n_q + q``).
-    """
-
-    element: str
-    elements: np.ndarray
-    nodes: np.ndarray
-    dofs: np.ndarray
-    N: np.ndarray
-    gradients: np.ndarray
-    weights: np.ndarray
-    point_offset: int
-
-    @property
-    def N_temperature(self) -> np.ndarray:
-        """``(n_q, n_en)`` weights of the nodal temperatures at the points: ``N``, or the element mean for
-        the types of :data:`ELEMENT_MEAN_TEMPERATURE` (CalculiX's rule)."""
-        if self.element in ELEMENT_MEAN_TEMPERATURE:
-            return np.full(self.N.shape, 1.0 / self.N.shape[1])
-        return self.N
-
-    @property
-    def n_elements(self) -> int:
-        return len(self.elements)
-
-    @property
-    def n_element_points(self) -> int:
-        return self.N.shape[0]
-
-    @property
-    def n_points(self) -> int:
-        return self.n_elements * self.n_element_points
-
-    @property
-    def points(self) -> slice:
-        """Slice of this group's points in the flat point arrays."""
-        return slice(self.point_offset, self.point_offset + self.n_points)
-
-    @property
-    def B(self) -> np.ndarray:
-        """``(n_e, n_q, 6, 3 n_en)`` strain-displacement matrices, built on demand (not cached: it is
-        18 n_en floats per point; prefer :meth:`chunks` with :func:`b_matrix` for large groups)."""
-        return b_matrix(self.gradients)
-
-    def chunks(self, entries_per_element: int) -> list[slice]:
-        """Slices of elements so that a chunk's temporaries stay below :data:`CHUNK_ENTRIES`."""
-        size = int(max(1, min(MAX_CHUNK_ELEMENTS, CHUNK_ENTRIES // max(1, entries_per_element))))
-        return [slice(s, min(s + size, self.n_elements)) for s in range(0, self.n_elements, size)]
-
-
-class Discretization:
+class Discretization(MatrixAssembly):
     """Integration-point data for a subset of a mesh's elements (default all), e.g. one MPI rank's.
 
     ``elements``: global element indices (any order, duplicates dropped; kept sorted). All vectors in
@@ -426,194 +302,3 @@ class Discretization:
         """Nodal forces ``f = int N t dA`` ``(n_dofs,)`` of a traction ``(3,)`` or ``(n_faces, 3)`` on ``faces``
         owned by this subset."""
         return self._surface(faces, traction=traction)
-
-    # -- matrices --------------------------------------------------------------------------------------
-    def _tangent(self, tangent: np.ndarray) -> np.ndarray:
-        C = np.asarray(tangent, dtype=float)
-        if C.shape not in ((6, 6), (self.n_points, 6, 6)):
-            raise MeshError(
-                f"tangent must have shape (6, 6) or (n_points={self.n_points}, 6, 6), got {C.shape}"
-            )
-        return C
-
-    def _stiffness_chunks(self, tangent: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield ``(dofs (n_c, nd), K_e (n_c, nd, nd))`` chunk by chunk."""
-        C = self._tangent(tangent)
-        for g in self.groups:
-            n_q, nd = g.n_element_points, 3 * g.nodes.shape[1]
-            for c in g.chunks(n_q * 6 * nd * 2 + nd * nd):
-                B = b_matrix(g.gradients[c])  # (n_c, n_q, 6, nd)
-                n_c = B.shape[0]
-                if C.ndim == 2:
-                    CB = C @ B
-                else:
-                    pts = np.arange(g.point_offset, g.point_offset + g.n_points)
-                    Cq = C[pts.reshape(g.n_elements, n_q)[c]]  # (n_c, n_q, 6, 6)
-                    CB = Cq @ B
-                CB *= g.weights[c][..., None, None]
-                # K_e = sum_q B_q^T C_q B_q w_q as one (nd x 6 n_q) @ (6 n_q x nd) product per element
-                Bt = B.transpose(0, 3, 1, 2).reshape(n_c, nd, n_q * 6)
-                Ke = Bt @ CB.reshape(n_c, n_q * 6, nd)
-                yield g.dofs[c], Ke
-
-    def stiffness_coo(self, tangent: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Element stiffness matrices ``int B^T C B dV`` as COO triplets, duplicates NOT summed.
-
-        ``tangent``: ``(6, 6)`` or ``(n_points, 6, 6)`` [stress units]. Returns ``(rows, cols, values)``,
-        each of length ``sum_e (3 n_en)^2``, element after element (row-major within an element);
-        index dtype int32 when ``n_dofs`` fits, else int64. The order never changes between calls, so
-        Newton loops may keep ``rows, cols`` and call :meth:`stiffness_values` only.
-        """
-        rows, cols = self.stiffness_coo_pattern()
-        return rows, cols, self.stiffness_values(tangent)
-
-    def stiffness_coo_pattern(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(rows, cols)`` of :meth:`stiffness_coo` (not cached: 2 x sum_e (3 n_en)^2 integers)."""
-        idt = _index_dtype(self.n_dofs)
-        rows, cols = [], []
-        for g in self.groups:
-            nd = g.dofs.shape[1]
-            rows.append(np.broadcast_to(g.dofs[:, :, None], (g.n_elements, nd, nd)).astype(idt).ravel())
-            cols.append(np.broadcast_to(g.dofs[:, None, :], (g.n_elements, nd, nd)).astype(idt).ravel())
-        if not rows:
-            return np.zeros(0, idt), np.zeros(0, idt)
-        return np.concatenate(rows), np.concatenate(cols)
-
-    def stiffness_values(self, tangent: np.ndarray) -> np.ndarray:
-        """The ``values`` of :meth:`stiffness_coo` only: ``(sum_e (3 n_en)^2,)`` element matrices."""
-        total = sum(g.n_elements * g.dofs.shape[1] ** 2 for g in self.groups)
-        vals = np.empty(total)
-        pos = 0
-        for _, Ke in self._stiffness_chunks(tangent):
-            vals[pos : pos + Ke.size] = Ke.ravel()
-            pos += Ke.size
-        if total == 0:
-            self._tangent(tangent)  # still validate the input
-        return vals
-
-    def _node_pattern(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Cached node-level sparsity: ``(inverse, indices, indptr)``.
-
-        ``inverse`` ``(sum_e n_en^2,)`` maps each element node pair ``(a, b)`` (element after element,
-        row-major) to its slot in the node-level CSR pattern ``(indices, indptr)`` (n_nodes x n_nodes).
-        """
-        if self._pattern is None:
-            n = self.n_nodes
-            keys = np.concatenate(
-                [(g.nodes[:, :, None] * n + g.nodes[:, None, :]).ravel() for g in self.groups]
-                or [np.zeros(0, np.int64)]
-            )
-            uniq, inverse = np.unique(keys, return_inverse=True)
-            indptr = np.concatenate([[0], np.cumsum(np.bincount(uniq // n, minlength=n))])
-            self._pattern = (inverse.ravel(), uniq % n, indptr)
-        return self._pattern
-
-    def _dof_pattern(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Cached dof-level CSR pattern of the stiffness: ``(base, rowlen3, indices, indptr)``.
-
-        Every node pair slot ``s`` (row node ``i``) of :meth:`_node_pattern` is a dense 3x3 block; its
-        entry ``(c, d)`` sits at CSR position ``base[s] + c rowlen3[s] + d`` with
-        ``base[s] = 9 indptr_n[i] + 3 (s - indptr_n[i])`` and ``rowlen3[s] = 3 (indptr_n[i+1] - indptr_n[i])``.
-        """
-        if self._dof_csr is None:
-            _, ncol, nptr = self._node_pattern()
-            row = np.repeat(np.arange(self.n_nodes), np.diff(nptr))  # node row of each slot
-            base = 9 * nptr[row] + 3 * (np.arange(len(ncol)) - nptr[row])
-            rowlen3 = 3 * np.diff(nptr)[row]
-            c = np.arange(3)
-            pos = base[:, None, None] + c[:, None] * rowlen3[:, None, None] + c
-            indices = np.empty(9 * len(ncol), dtype=_index_dtype(self.n_dofs))
-            indices[pos.ravel()] = np.broadcast_to(3 * ncol[:, None, None] + c, pos.shape).ravel()
-            indptr = (9 * nptr[:-1, None] + 3 * c * np.diff(nptr)[:, None]).ravel()
-            indptr = np.append(indptr, 9 * nptr[-1]).astype(indices.dtype)
-            self._dof_csr = (base, rowlen3, indices, indptr)
-        return self._dof_csr
-
-    def stiffness(self, tangent: np.ndarray) -> sp.csr_matrix:
-        """Stiffness matrix ``(n_dofs, n_dofs)`` CSR, duplicates summed, indices sorted.
-
-        Assembled chunk by chunk into a cached CSR pattern (one dense 3x3 block per node pair sharing
-        an element, explicit zeros possible), so repeated calls (Newton iterations) only pay for the
-        element matrices and one bincount per chunk.
-        """
-        inverse = self._node_pattern()[0]
-        base, rowlen3, indices, indptr = self._dof_pattern()
-        data = np.zeros(len(indices))
-        c = np.arange(3).reshape(1, 1, 3, 1, 1)
-        d = np.arange(3).reshape(1, 1, 1, 1, 3)
-        start = 0
-        for dofs, Ke in self._stiffness_chunks(tangent):
-            n_c, nd = dofs.shape
-            n_en = nd // 3
-            # Ke[e, 3a+c, 3b+d] -> CSR position base[slot] + c rowlen3[slot] + d, slot = slot(e, a, b)
-            slot = inverse[start : start + n_c * n_en * n_en].reshape(n_c, n_en, 1, n_en, 1)
-            key = base[slot] + rowlen3[slot] * c + d
-            data += np.bincount(key.ravel(), Ke.ravel(), minlength=len(data))
-            start += n_c * n_en * n_en
-        n = self.n_dofs
-        K = sp.csr_matrix((data, indices.copy(), indptr.copy()), shape=(n, n))
-        K.has_sorted_indices = True
-        return K
-
-    def strain_operator(self) -> sp.csr_matrix:
-        """``(6 n_points, n_dofs)`` CSR with row ``6 k + c`` = Voigt strain component ``c`` at point ``k``
-        (so ``strain_operator() @ u == strain(u).ravel()``); only structural non-zeros stored."""
-        indices, data, counts = [], [], []
-        for g in self.groups:
-            n_q, n_en = g.n_element_points, g.nodes.shape[1]
-            # B[comp, col] == G.ravel()[gidx]: code G entries as 1 + (3 a + i) and read them off B
-            Bcode = b_matrix(np.arange(1.0, 3 * n_en + 1).reshape(n_en, 3))
-            comp, col = np.nonzero(Bcode)  # row-major: grouped by Voigt row, columns ascending
-            gidx = Bcode[comp, col].astype(np.int64) - 1
-            counts.append(np.tile(np.count_nonzero(Bcode, axis=1), g.n_points))
-            for ch in g.chunks(n_q * 3 * len(comp)):
-                Gc = g.gradients[ch]
-                n_c = len(Gc)
-                data.append(np.take(Gc.reshape(n_c, n_q, -1), gidx, axis=2).ravel())
-                indices.append(np.broadcast_to(g.dofs[ch][:, None, col], (n_c, n_q, len(col))).ravel())
-        shape = (6 * self.n_points, self.n_dofs)
-        if not data:
-            return sp.csr_matrix(shape)
-        indptr = np.concatenate([[0], np.cumsum(np.concatenate(counts))])
-        return sp.csr_matrix((np.concatenate(data), np.concatenate(indices), indptr), shape=shape)
-
-    def interpolation_operator(self) -> sp.csr_matrix:
-        """``(n_points, n_nodes)`` CSR with ``operator @ nodal == interpolate(nodal)``."""
-        return self._interpolation_operator("N")
-
-    def temperature_operator(self) -> sp.csr_matrix:
-        """``(n_points, n_nodes)`` CSR with ``operator @ nodal == interpolate_temperature(nodal)``."""
-        return self._interpolation_operator("N_temperature")
-
-    def _interpolation_operator(self, weights: str) -> sp.csr_matrix:
-        indices, data = [], []
-        for g in self.groups:
-            n_q, n_en = g.N.shape
-            indices.append(np.broadcast_to(g.nodes[:, None, :], (g.n_elements, n_q, n_en)).ravel())
-            data.append(np.broadcast_to(getattr(g, weights), (g.n_elements, n_q, n_en)).ravel())
-        shape = (self.n_points, self.n_nodes)
-        if not data:
-            return sp.csr_matrix(shape)
-        per_row = np.concatenate([np.full(g.n_points, g.N.shape[1]) for g in self.groups])
-        indptr = np.concatenate([[0], np.cumsum(per_row)])
-        out = sp.csr_matrix((np.concatenate(data), np.concatenate(indices), indptr), shape=shape)
-        out.sort_indices()
-        return out
-
-    def mass_matrix(self, density: float | np.ndarray) -> sp.csr_matrix:
-        """Consistent mass ``int rho N^T N dV`` ``(n_dofs, n_dofs)`` CSR; ``density`` scalar or ``(n_points,)``.
-
-        Only the (identical) diagonal entries of each node pair's 3x3 block are stored.
-        """
-        rho = self._per_point(density, "density", "mass/length^3")
-        inverse, indices, indptr = self._node_pattern()
-        data = np.zeros(len(indices))
-        start = 0
-        for g in self.groups:
-            rw = rho[g.points].reshape(g.weights.shape) * g.weights  # (n_e, n_q)
-            Me = np.einsum("eq,qa,qb->eab", rw, g.N, g.N).ravel()  # (n_e n_en n_en,)
-            data += np.bincount(inverse[start : start + len(Me)], Me, minlength=len(indices))
-            start += len(Me)
-        Mn = sp.csr_matrix((data, indices, indptr), shape=(self.n_nodes, self.n_nodes))
-        # dof 3 i + c: M = Mn (x) I_3
-        return sp.kron(Mn, sp.identity(3), format="csr")

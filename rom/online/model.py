@@ -14,72 +14,37 @@ mesh size (no mesh, no full modes, no full dual bases): a loading's temperature 
 the stored temperature-node coordinates only. Only the reconstruction methods of
 :class:`~structrom.rom.online.result.Result` read full-size data, lazily, from the file.
 
+The model's loading-side methods (validation, temperatures, reduced forces) are in
+:mod:`structrom.rom.online.reduced_loading`, its on-demand reads of full-size data in
+:mod:`structrom.rom.online.full_data`, the dual quantities in :mod:`structrom.rom.online.duals` and the
+errors in :mod:`structrom.rom.online.errors`; this module keeps the construction and the reduced Newton
+solve, and re-exports those names.
+
 No MPI or PETSc import on this path.
 """
 from __future__ import annotations
+from __future__ import annotations
 
-import contextlib
-import dataclasses
 import time
 from pathlib import Path
 
 import numpy as np
 
 from structrom.rom import model_file
-from structrom.rom.lifting import load_vector
-from structrom.rom.loading import Loading, LoadingError, NodalTemperature
+from structrom.rom.loading import Loading
 from structrom.rom.materials import MaterialError, law_from_config
 from structrom.rom.model_file import ModelFileError, ReducedModelData
-from structrom.rom.voigt import STRESS_WEIGHTS, von_mises
 
+from .duals import DUAL_QUANTITIES, dual_values
+from .errors import OnlineError, OnlineSolverError
+from .full_data import FullSizeData
 from .gappy import Gappy
 from .indicator import IndicatorTracker, ValidationRuntime, family_distance, rate_dependent
 from .newton import ReducedSystem, Region, State, StepFailure, newton_step
 from .radial_return import KinematicReturnSystem, RadialReturnSystem
+from .reduced_loading import LoadingEvaluation
 from .result import Result
-from .schema import SchemaError, as_loading, check_family, check_structure, validate_schema
-from structrom.mpi.errors import StructromError
-
-
-class OnlineError(StructromError, ValueError):
-    """A bad request to a reduced model or a result (unknown quantity, node set, increment...)."""
-
-
-class OnlineSolverError(StructromError, RuntimeError):
-    """The reduced Newton solve failed after all cutbacks; the message names increment and cause."""
-
-
-#: Dual quantities the online solver can evaluate at the reduced points, with their components.
-DUAL_QUANTITIES = {"cumulated_plastic_strain": 1, "plastic_strain": 6, "stress": 6, "strain": 6,
-                   "von_mises": 1, "temperature": 1, "back_stress": 6}
-
-
-def dual_values(name: str, regions: list[Region], state: State) -> np.ndarray:
-    """Quantity ``name`` at the reduced points of a converged state: ``(n_rp,)`` or ``(n_rp, 6)``."""
-    if name == "stress":
-        return state.stress.copy()
-    if name == "strain":
-        return state.strain.copy()
-    if name == "von_mises":
-        return von_mises(state.stress)
-    if name == "temperature":
-        return state.temperature.copy()
-    n = len(state.stress)
-    if name == "cumulated_plastic_strain":
-        out = np.zeros(n)
-        for reg, st in zip(regions, state.law_states):
-            out[reg.points] = reg.law.cumulated_plastic_strain(st)
-        return out
-    if name in ("plastic_strain", "back_stress"):
-        first = "eps_p_xx" if name == "plastic_strain" else "X_xx"
-        out = np.zeros((n, 6))
-        for reg, st in zip(regions, state.law_states):
-            names = reg.law.state_names
-            if first in names:
-                i = names.index(first)
-                out[reg.points] = st[:, i:i + 6]
-        return out
-    raise OnlineError(f"unknown dual quantity {name!r}; known: {sorted(DUAL_QUANTITIES)}")
+from .schema import SchemaError, validate_schema
 
 
 def _arrays(loads: dict) -> list[np.ndarray]:
@@ -90,7 +55,7 @@ def _arrays(loads: dict) -> list[np.ndarray]:
     return out
 
 
-class ReducedModel:
+class ReducedModel(LoadingEvaluation, FullSizeData):
     """A reduced model ready to solve loadings (see the module docstring).
 
     Build with :meth:`load` (from a file) or ``ReducedModel(data)`` (from a
@@ -229,70 +194,6 @@ class ReducedModel:
     def __repr__(self) -> str:
         return (f"ReducedModel({str(self.path) if self.path else '<memory>'}: {self.n_modes} modes, "
                 f"{self.n_reduced_points} reduced points, surfaces {sorted(self.data.pressure)})")
-
-    # -- loadings -------------------------------------------------------------------------------------------
-    def _restricted(self, loading: Loading) -> Loading:
-        """The loading with a nodal temperature field restricted to the model's temperature nodes."""
-        temp = loading.temperature
-        if isinstance(temp, NodalTemperature) and temp.values.shape[1] == self.n_mesh_nodes:
-            temp = NodalTemperature(np.asarray(temp.times, float), temp.values[:, self.data.temperature_nodes])
-            return dataclasses.replace(loading, temperature=temp)
-        return loading
-
-    def _temperature_nodes(self, loading: Loading, t: float) -> np.ndarray:
-        return loading.nodal_temperature(t, self.data.temperature_coordinates)
-
-    def temperature(self, loading: Loading, t: float) -> np.ndarray:
-        """``(n_rp,)`` temperatures at the reduced points at time ``t`` (loading already restricted)."""
-        return self._interp @ self._temperature_nodes(loading, t)
-
-    def external_force(self, loading: Loading, t: float) -> np.ndarray:
-        """``f_ext(t)`` ``(N,)``: pressures x amplitudes, tractions and forces (vector(t) per set),
-        omega(t)^2 x centrifugal, gravity."""
-        d = self.data
-        return load_vector(loading, t, {"pressure": d.pressure, "traction": d.traction, "force": d.force,
-                                        "centrifugal": d.centrifugal, "gravity": d.gravity}, self.n_modes)
-
-    def check_loading(self, loading: Loading | dict, *, extrapolate: bool = False) -> tuple[Loading, list[str]]:
-        """Validate ``loading`` for this model (see :mod:`structrom.rom.online.schema`).
-
-        Returns the loading (temperature restricted to the model's temperature nodes) and the list of
-        family violations (non-empty only with ``extrapolate=True``). Raises
-        :class:`~structrom.rom.loading.LoadingError`.
-        """
-        loading, violations, _, _ = self._check(loading, extrapolate)
-        return loading, violations
-
-    def _check(self, loading: Loading | dict, extrapolate: bool) -> tuple[Loading, list[str], dict, dict]:
-        """:meth:`check_loading`, also returning the temperatures at the reduced points and at the
-        validation points for each of ``loading.times`` (computed once here for the checks, reused by the
-        solve)."""
-        d = self.data
-        loading = as_loading(loading)
-        check_structure(loading, pressure=d.pressure, centrifugal=d.centrifugal,
-                        centrifugal_axis=d.centrifugal_axis, gravity=d.gravity, dirichlet=d.dirichlet,
-                        n_mesh_nodes=self.n_mesh_nodes, n_temperature_nodes=len(d.temperature_nodes),
-                        traction=d.traction, force=d.force, lifting=d.lifting)
-        loading = self._restricted(loading)
-        # temperatures at every time of the loading (raises LoadingError on non-finite values)
-        nodal = loading.nodal_temperatures(loading.times, d.temperature_coordinates)
-        violations = check_family(loading, d.loading_schema, lambda: nodal)
-        if violations and not extrapolate:
-            raise LoadingError("; ".join(violations) + ". This loading is outside the model's training family: "
-                               "pass extrapolate=True to solve it anyway (check result.indicator)")
-        at_points = np.ascontiguousarray((self._interp @ nodal.T).T)  # (n_times, n_rp): contiguous rows
-        at_val = {}
-        if self.validation is not None:
-            val = np.ascontiguousarray((self.validation.interp @ nodal.T).T)
-            at_val = {float(t): val[i] for i, t in enumerate(loading.times)}
-        return loading, violations, {float(t): at_points[i] for i, t in enumerate(loading.times)}, at_val
-
-    def _validation_temperature(self, loading: Loading, t: float, at_val: dict) -> np.ndarray | None:
-        if self.validation is None:
-            return None
-        if t in at_val:
-            return at_val[t]
-        return self.validation.interp @ self._temperature_nodes(loading, t)
 
     # -- solve ------------------------------------------------------------------------------------------------
     def solve(self, loading: Loading | dict, *, extrapolate: bool = False, rtol: float = 1e-8,
@@ -450,86 +351,3 @@ class ReducedModel:
                       dual_reduced=duals, stress_reduced=stress,
                       timings=timings, warnings=warnings, lift=lift_b, reactions=reactions,
                       strain_reduced=np.array([st.strain for st in converged]).reshape(n_inc, self.n_reduced_points, 6))
-
-    # -- full-size data, read on demand (reconstruction only) -----------------------------------------------
-    @contextlib.contextmanager
-    def _h5(self):
-        """The model's HDF5 group, open for reading (a context manager)."""
-        import h5py
-
-        if self.path is None:
-            raise OnlineError("this model lives in memory and has no full modes / dual bases: "
-                              "load it from a file or give data.modes and the dual bases")
-        try:
-            f = h5py.File(self.path, "r")
-        except OSError as exc:
-            raise ModelFileError(f"{self.path}: cannot reopen the model file ({exc})") from None
-        with f:
-            yield f[self.group]
-
-    def modes(self, dofs: np.ndarray | None = None) -> np.ndarray:
-        """Rows ``dofs`` of the full displacement modes ``(len(dofs), N)`` (all ``(n_dofs, N)`` if None).
-        Small selections are read from the file; the whole matrix is read (and kept) otherwise."""
-        return self._full_rows("modes", "modes/full", self.data.modes, dofs)
-
-    def lifting_fields(self, dofs: np.ndarray | None = None) -> np.ndarray:
-        """Rows ``dofs`` of the unit fields of the prescribed displacements ``(len(dofs), n_G)`` (as
-        :meth:`modes`); ``(.., 0)`` for a model without them."""
-        lift = self.data.lifting
-        if lift is None:
-            return np.zeros((3 * (self.n_mesh_nodes or 0) if dofs is None else len(dofs), 0))
-        return self._full_rows("lifting", "lifting/full", lift.full, dofs)
-
-    def _full_rows(self, key: str, dataset: str, in_memory, dofs: np.ndarray | None) -> np.ndarray:
-        full = self._cache.get(key)
-        if full is None and in_memory is not None:
-            full = self._cache[key] = np.asarray(in_memory)
-        if full is not None:
-            return full if dofs is None else full[dofs]
-        with self._h5() as f:
-            ds = f[dataset]
-            if dofs is None or len(dofs) > 0.05 * ds.shape[0] or len(dofs) > 4096:
-                full = self._cache[key] = ds[()]
-                return full if dofs is None else full[dofs]
-            uniq, inv = np.unique(dofs, return_inverse=True)
-            return ds[uniq.tolist(), :][inv] if len(uniq) else np.zeros((0, ds.shape[1]))
-
-    def dual_basis(self, quantity: str) -> np.ndarray:
-        """The full Gappy basis ``(n_points * c, m)`` of a dual quantity (read once, then kept)."""
-        if quantity not in self.data.duals:
-            raise OnlineError(f"this model has no dual basis for {quantity!r}; it has {sorted(self.data.duals)}")
-        key = ("dual", quantity)
-        if key not in self._cache:
-            basis = self.data.duals[quantity].basis
-            if basis is None:
-                with self._h5() as f:
-                    basis = f[f"dual/{quantity}/basis"][()]
-            self._cache[key] = np.asarray(basis)
-        return self._cache[key]
-
-    def von_mises_basis(self) -> np.ndarray:
-        """The stress basis mapped so that von Mises is a norm: ``(n_points * 6, m)`` rows ``V Psi_k`` with
-        ``V = diag(sqrt(1.5 W)) P_dev`` (``W``: :data:`structrom.rom.voigt.STRESS_WEIGHTS`), hence
-        ``von_mises(Psi_k beta) = ||V Psi_k beta||`` (read once, then kept)."""
-        key = ("von_mises_basis",)
-        if key not in self._cache:
-            basis = self.dual_basis("stress")  # (n_points * 6, m), point-major rows
-            m = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
-            V = np.sqrt(1.5 * STRESS_WEIGHTS)[:, None] * (np.eye(6) - np.outer(m, m) / 3.0)
-            self._cache[key] = np.einsum("ij,pjm->pim", V, basis.reshape(-1, 6, basis.shape[1])).reshape(basis.shape)
-        return self._cache[key]
-
-    def node_set(self, name: str) -> np.ndarray:
-        """Node indices of a node set of the model's mesh (read from the file)."""
-        key = ("node_set", name)
-        if key not in self._cache:
-            if self.data.mesh is not None:
-                self._cache[key] = self.data.mesh.node_set(name)
-            else:
-                with self._h5() as f:
-                    sets = f.get("mesh/node_sets")
-                    if sets is None or name not in sets:
-                        known = sorted(sets) if sets is not None else []
-                        raise OnlineError(f"node set {name!r} is not in the model's mesh; known: {known}")
-                    self._cache[key] = sets[name][()]
-        return self._cache[key]

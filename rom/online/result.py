@@ -87,7 +87,7 @@ class Result:
 
     def _increments(self, increment: int | None) -> tuple[np.ndarray, bool]:
         """Indices of the selected increments and whether a single one was asked for."""
-        from .model import OnlineError
+        from .errors import OnlineError
 
         n = self.n_increments
         if increment is None:
@@ -105,7 +105,7 @@ class Result:
         ``increment``: an increment index (default the last) or None for all. Returns ``(n_nodes, 3)``,
         or ``(n_inc, n_nodes, 3)`` with ``increment=None``.
         """
-        from .model import OnlineError
+        from .errors import OnlineError
 
         idx, single = self._increments(increment)
         if isinstance(nodes, str):
@@ -136,7 +136,7 @@ class Result:
         Returns ``(n_points,)`` (scalars) or ``(n_points, 6)`` (tensors), or with ``increment=None`` an
         extra leading ``(n_inc,)`` axis. Reads the full basis from the file on first use.
         """
-        from .model import OnlineError
+        from .errors import OnlineError
 
         if quantity not in self.dual_reduced:
             raise OnlineError(f"no dual quantity {quantity!r} in this result; available: "
@@ -156,7 +156,7 @@ class Result:
         if reconstruct is None:
             reconstruct = "stress" in self.dual_reduced
         if reconstruct:
-            from .model import OnlineError
+            from .errors import OnlineError
 
             if "stress" not in self.dual_reduced:
                 raise OnlineError(f"no dual quantity 'stress' in this result; available: {sorted(self.dual_reduced)}")
@@ -177,7 +177,7 @@ class Result:
         reduced points include the cubature's points where the energy concentrates; ``model.data.point``
         gives their integration-point numbers."""
         from .cycles import CycleError, cycle_quantities
-        from .model import OnlineError
+        from .errors import OnlineError
 
         if self.strain_reduced is None:
             raise OnlineError("this result has no strains at the reduced points")

@@ -49,7 +49,7 @@ import scipy.linalg as sla
 from structrom.rom import separated_model_file as smf
 from structrom.rom.model_file import ModelFileError
 
-from .model import OnlineError
+from .errors import OnlineError
 from .separated_entries import FEKernelEntries, InterpolatedEntries
 
 #: What the indicator of a separated model guarantees (served in the card).

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .model import OnlineError
+from .errors import OnlineError
 
 
 def fill_template(template, names: list[str], mu: np.ndarray):
