@@ -95,14 +95,15 @@ class ColumnQR:
         """First Gram-Schmidt pass of the unit columns ``V`` ``(n, p)`` (the same on every rank) against the current
         ``Q``, without forming it for every column: returns ``(H, M)``, ``H = Q^T V`` ``(k, p)`` (one GEMM over this
         rank's rows and an Allreduce) and the Gram matrix of the projected columns ``W = V - Q H``, ``M = W^T W``
-        ``(p, p)``, both on every rank. ``M = V^T V - H^T H`` (``Q^T Q = I``; ``V^T V`` from the whole ``V``, on every
-        rank alike) cancels where a column lies nearly in the span of ``Q``: the columns with ``M_jj <
+        ``(p, p)``, both on every rank. ``M = V^T V - H^T H`` (``Q^T Q = I``; ``V^T V`` over this rank's rows, in the
+        same Allreduce as ``H``) cancels where a column lies nearly in the span of ``Q``: the columns with ``M_jj <
         PROJECTED_EXPLICITLY`` get their rows and columns of ``M`` from their projected columns ``W_j``, formed
         explicitly (``W_j^T W_j``, and ``W_j^T V`` off the diagonal), as accurate as ``W^T W``. The projected columns
         are otherwise formed only for the columns appended (:meth:`append_projected`)."""
         Qk, Vl = self.Q[:, :self.k], V[self.lo:self.hi]
-        H = allreduce(self.comm, Qk.T @ Vl)
-        M = V.T @ V - H.T @ H
+        both = allreduce(self.comm, np.vstack([Qk.T @ Vl, Vl.T @ Vl]))  # (H and V^T V: one Allreduce)
+        H = both[:self.k]
+        M = both[self.k:] - H.T @ H
         near = np.flatnonzero(np.diag(M) < PROJECTED_EXPLICITLY)
         if len(near):
             Wn = Vl[:, near] - Qk @ H[:, near]
@@ -196,13 +197,18 @@ class ColumnQR:
     def delete_many(self, columns) -> None:
         """Remove the columns ``columns`` (positions before the removal, any order). For each, from the last: only
         the trailing factors change (``Q[:, j:]``, ``R[j:, j:]``: the first column of their product deleted by
-        :func:`scipy.linalg.qr_delete`, Givens rotations), ``R[:j, j + 1:]`` shifts left; when a rank holds fewer
-        rows than the trailing columns (small problems), the trailing ``Q`` is gathered. The stored columns ``A``
-        are compacted once."""
+        :func:`scipy.linalg.qr_delete`, Givens rotations, in place); when a rank holds fewer rows than the trailing
+        columns (small problems), the trailing ``Q`` is gathered. The rows of ``R`` above a removed column lose it
+        once, not once per removal: rows between two removed columns are compacted just before their trailing block
+        is needed, the rows above the first at the end. The stored columns ``A`` are compacted once."""
         drop = sorted({int(j) for j in columns}, reverse=True)
         k0 = self.k
+        keep = np.arange(k0)  # the original position of each current column
+        last = k0  # rows >= last hold the current columns; rows above, the columns as they were
         for j in drop:
             k = self.k
+            if last < k0 and last < k:  # rows [j, last): the current columns (right of last) gathered
+                self.R[j:last, last:k] = self.R[j:last, keep[last:k]]
             R_t = self.R[j:k, j:k]  # (a strided view: qr_delete works on it in place, no copy)
             if int(np.diff(self.ranges).min()) >= k - j:  # economic factors of this rank's rows: rotations from R
                 Q, R = sla.qr_delete(self.Q[:, j:k], R_t, 0, which="col", overwrite_qr=True, check_finite=False)
@@ -212,15 +218,16 @@ class ColumnQR:
                 full = np.vstack(self.comm.allgather(np.ascontiguousarray(self.Q[:, j:k])))  # rank order = row order
                 Q, R = sla.qr_delete(full, R_t, 0, which="col", overwrite_qr=True, check_finite=False)
                 self.Q[:, j:k - 1] = Q[self.lo:self.hi, :k - 1 - j]
-            self.R[:j, j:k - 1] = self.R[:j, j + 1:k]
             same = R.strides == R_t.strides and R.__array_interface__["data"][0] == R_t.__array_interface__["data"][0]
             if not same:  # (updated elsewhere than in place: copied back; numpy handles an overlap)
                 self.R[j:k - 1, j:k - 1] = R[:k - 1 - j, :k - 1 - j]
+            keep = np.delete(keep, j)
             self.k = k - 1
+            last = j
         if drop:
-            keep = np.setdiff1d(np.arange(k0), drop)
-            first = int(drop[-1])
-            self.A[:, first:self.k] = self.A[:, keep[first:]]
+            if last < self.k:
+                self.R[:last, last:self.k] = self.R[:last, keep[last:]]
+            self.A[:, last:self.k] = self.A[:, keep[last:]]
 
     def solve(self, b: np.ndarray) -> np.ndarray:
         """Least squares ``argmin ||A x - b||`` (``b`` ``(n,)``, the same on every rank) with up to two steps of

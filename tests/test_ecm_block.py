@@ -243,3 +243,28 @@ def test_condition_estimate_of_the_selected_columns():
         assert qr.append(A[:, j])
     exact = np.linalg.cond(A)
     assert 0.9 * exact <= qr.condition() <= exact * (1 + 1e-8)
+
+
+@pytest.mark.parametrize("drops", [[3, 4, 5, 10, 11], [0, 1, 2, 118, 119], list(range(0, 120, 7))])
+def test_deleting_many_columns_leaves_the_qr_of_the_kept_ones(drops):
+    # removals from the last to the first, the rows above each compacted once: Q R is the kept columns (to
+    # round-off of unit columns), R upper triangular, Q orthonormal, and appends continue from there
+    from structrom.rom.column_qr import ColumnQR
+    rng = np.random.default_rng(1)
+    n, k = 400, 120
+    A = rng.standard_normal((n, k + 3))
+    A /= np.linalg.norm(A, axis=0)
+    qr = ColumnQR(n, capacity=16)
+    for j in range(k):
+        assert qr.append(A[:, j])
+    qr.delete_many(drops)
+    for j in range(k, k + 3):
+        assert qr.append(A[:, j])
+    kept = np.concatenate([np.setdiff1d(np.arange(k), drops), np.arange(k, k + 3)])
+    m = qr.k
+    assert m == len(kept)
+    Q, R = qr.Q[:, :m], qr.R[:m, :m]
+    assert np.abs(np.tril(R, -1)).max() == 0.0
+    assert np.abs(Q @ R - A[:, kept]).max() <= 1e-14
+    assert np.abs(Q.T @ Q - np.eye(m)).max() <= 1e-13
+    assert np.array_equal(qr.A[:, :m], A[:, kept])
