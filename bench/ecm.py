@@ -30,6 +30,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from offline import env as code_env  # noqa: E402  (bench/offline.py: mpirun's environment for a code checkout)
 
 
 class _Dumped(Exception):
@@ -123,16 +126,12 @@ def run(path: Path, ranks: list[int], baseline: Path | None, repeat: int, ecm: l
             "same points |" + (" removal age quartiles [blocks] | removed in their block |" if removals else ""))
     print(head)
     print("| " + " | ".join(["---"] * (head.count("|") - 1)) + " |")
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     for P in ranks:
         for _ in range(repeat):
             for label, code in codes:
-                path_env = [str(code)] if code else []
-                e = dict(env, PYTHONPATH=os.pathsep.join(path_env + [str(ROOT), env.get("PYTHONPATH", "")]))
-                cmd = ["mpirun", "-n", str(P), "--oversubscribe", "--bind-to", "none", "-x", "PYTHONPATH",
-                       "-x", "OMP_NUM_THREADS", "-x", "OPENBLAS_NUM_THREADS", sys.executable, __file__, "_worker",
-                       str(path), *(["--removals"] if removals else []), "--ecm", *ecm]
-                proc = subprocess.run(cmd, capture_output=True, text=True, env=e)
+                cmd = ["mpirun", "-n", str(P), "--bind-to", "none", sys.executable, __file__, "_worker", str(path),
+                       *(["--removals"] if removals else []), "--ecm", *ecm]
+                proc = subprocess.run(cmd, capture_output=True, text=True, env=code_env(code))
                 lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
                 if proc.returncode or not lines:
                     raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")

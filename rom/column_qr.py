@@ -121,9 +121,9 @@ class ColumnQR:
 
     def append_projected(self, V: np.ndarray, H: np.ndarray, chosen: list[int], rtol: float = 1e-12) -> list[bool]:
         """Append the columns ``chosen`` of ``V`` in this order, from their first pass ``H`` (:meth:`project`, with the
-        factors as they were then; the projected columns ``V - Q H`` formed for these columns only): the second pass against those factors for all of them at once (block
-        classical Gram-Schmidt twice, BCGS2: Barlow & Smoktunovicz 2013), then Gram-Schmidt twice against the block's
-        earlier new columns, and a third pass against all of ``Q`` where that cancelled more than ``1 -
+        factors as they were then; the projected columns ``V - Q H`` formed for these columns only): the second pass
+        against those factors for all of them at once (block classical Gram-Schmidt twice, BCGS2: Barlow &
+        Smoktunovicz 2013), then Gram-Schmidt twice against the block's earlier new columns, and a third pass against all of ``Q`` where that cancelled more than ``1 -
         REORTHOGONALIZE`` of the column (Kahan-Parlett). Returns, per chosen column, whether it was appended (False:
         numerically dependent, ``|R_kk| <= rtol |R_00|``, as :meth:`append`)."""
         k0, T = self.k, len(chosen)
@@ -207,7 +207,7 @@ class ColumnQR:
         last = k0  # rows >= last hold the current columns; rows above, the columns as they were
         for j in drop:
             k = self.k
-            if last < k0 and last < k:  # rows [j, last): the current columns (right of last) gathered
+            if last < k:  # rows [j, last): the current columns (right of last) gathered
                 self.R[j:last, last:k] = self.R[j:last, keep[last:k]]
             R_t = self.R[j:k, j:k]  # (a strided view: qr_delete works on it in place, no copy)
             if int(np.diff(self.ranges).min()) >= k - j:  # economic factors of this rank's rows: rotations from R
