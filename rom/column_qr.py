@@ -4,7 +4,8 @@ Used by :func:`structrom.rom.reduced_quadrature.empirical_cubature` for its leas
 columns appended one at a time (:meth:`ColumnQR.append`) or a block at a time from a first Gram-Schmidt pass of
 a whole candidate pool (:meth:`ColumnQR.project`, :meth:`ColumnQR.append_projected`: the block rule, where the
 pool's products with ``Q`` are GEMMs instead of one matrix-vector product per column and pass), removed by Givens
-rotations (:meth:`ColumnQR.delete_many`), least squares with iterative refinement (:meth:`ColumnQR.solve`).
+rotations (:meth:`ColumnQR.delete_many`), least squares with iterative refinement, returned with their residual
+(:meth:`ColumnQR.least_squares`).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from mpi4py import MPI
 
 from structrom.mpi.assembly import gather_to_all
 from structrom.mpi.collectives import allreduce
+from structrom.rom.strided_blas import solve_upper
 
 #: Gram-Schmidt's second pass when the first leaves less than this fraction of the column's norm (1 / sqrt(2)).
 REORTHOGONALIZE = 0.7071067811865476
@@ -23,6 +25,11 @@ REFINED = 64 * float(np.finfo(float).eps)
 #: :meth:`ColumnQR.project`: columns whose projected part has a squared norm below this (``||W_j|| < 1e-4``: more
 #: than 8 digits cancel in ``1 - ||H_j||^2``) are projected explicitly.
 PROJECTED_EXPLICITLY = 1e-8
+#: Rows of ``R``'s buffer beyond its capacity: a leading dimension of ``8 (capacity + 8)`` bytes, not a multiple of
+#: 4 KiB (the capacity is a power-of-two multiple of 64), so that the Givens rotations of :meth:`ColumnQR.delete_many`
+#: along rows of ``R`` do not map every element to the same cache set (measured: half the time of a power-of-two
+#: leading dimension).
+R_PADDING = 8
 
 
 class ColumnQR:
@@ -44,7 +51,7 @@ class ColumnQR:
         self.n, self.k = n, 0
         m = self.hi - self.lo
         self.Q = np.zeros((m, capacity), order="F")
-        self.R = np.zeros((capacity, capacity), order="F")  # (Fortran order: LAPACK's, cheap sub-block copies)
+        self.R = np.zeros((capacity + R_PADDING, capacity), order="F")  # (Fortran order: LAPACK's; padded rows)
         self.A = np.zeros((m, capacity), order="F")  # the normalized columns themselves (residual refinement)
         self.n_reorthogonalized = 0
 
@@ -58,7 +65,7 @@ class ColumnQR:
             buf = np.zeros((self.hi - self.lo, cap), order="F")
             buf[:, :self.k] = getattr(self, name)[:, :self.k]
             setattr(self, name, buf)
-        R = np.zeros((cap, cap), order="F")
+        R = np.zeros((cap + R_PADDING, cap), order="F")
         R[:self.k, :self.k] = self.R[:self.k, :self.k]
         self.R = R
 
@@ -230,21 +237,30 @@ class ColumnQR:
             self.A[:, last:self.k] = self.A[:, keep[last:]]
 
     def solve(self, b: np.ndarray) -> np.ndarray:
+        """Least squares ``argmin ||A x - b||`` ``(k,)`` (``b`` ``(n,)``, the same on every rank):
+        :meth:`least_squares` without its residual."""
+        return self.least_squares(b)[0]
+
+    def least_squares(self, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Least squares ``argmin ||A x - b||`` (``b`` ``(n,)``, the same on every rank) with up to two steps of
-        iterative refinement (the updated factors lose digits on ill-conditioned column sets); the second is skipped
-        when the first correction is at round-off (``||dx||_inf <= REFINED ||x||_inf``: the next one would be smaller
-        still, each step contracting the error by about ``cond(A)`` times the loss of orthogonality of ``Q``)."""
+        iterative refinement (the updated factors lose digits on ill-conditioned column sets). Returns ``x`` ``(k,)``
+        and its residual ``b - A x`` ``(n,)``, both on every rank. A refinement step's correction ``dx`` is computed
+        from the current ``x``'s residual; when it is at round-off (``||dx||_inf <= REFINED ||x||_inf``: ``x`` is
+        accurate to working precision, the next step would change it less still, each step contracting the error by
+        about ``cond(A)`` times the loss of orthogonality of ``Q``), ``x`` is returned with that residual, so that no
+        further product with ``A`` is needed."""
         k = self.k
         Q, A = self.Q[:, :k], self.A[:, :k]
         bl = b[self.lo:self.hi]
-        R = np.asfortranarray(self.R[:k, :k])  # one copy for the three solves (the same LAPACK calls)
-        x = sla.solve_triangular(R, allreduce(self.comm, Q.T @ bl), check_finite=False)
+        x = solve_upper(self.R, k, allreduce(self.comm, Q.T @ bl))  # (R in place: no copy of the k x k block)
+        r = bl - A @ x
         for _ in range(2):
-            dx = sla.solve_triangular(R, allreduce(self.comm, Q.T @ (bl - A @ x)), check_finite=False)
-            x += dx
-            if k and float(np.abs(dx).max()) <= REFINED * float(np.abs(x).max()):
+            dx = solve_upper(self.R, k, allreduce(self.comm, Q.T @ r))
+            if not k or float(np.abs(dx).max()) <= REFINED * float(np.abs(x).max()):
                 break
-        return x
+            x += dx
+            r = bl - A @ x
+        return x, self._full(r)
 
     def condition(self, iterations: int = 8) -> float:
         """An estimate of the 2-norm condition number of the columns ``A`` (that of ``R``): ``||R|| ||R^-1||`` by

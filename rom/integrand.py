@@ -119,6 +119,11 @@ class AssembledIntegrand:
         """``G[:, local]`` ``(n_rows, m)``, exact."""
         return self.G[:, local]
 
+    def subset(self, local: np.ndarray) -> "AssembledIntegrand":
+        """The integrand at this rank's points ``local`` only (a contiguous copy: repeated products over the same
+        few points read it in place instead of gathering their columns every time)."""
+        return AssembledIntegrand(np.ascontiguousarray(self.G[:, local]))
+
     def arrays(self) -> dict[str, np.ndarray]:
         """This integrand's own arrays (per point along axis 1), for the memory accounting."""
         return {"integrand": self.G.T, **({"integrand, float32": self.G32.T} if self.G32 is not None else {})}
@@ -216,6 +221,11 @@ class FactoredIntegrand:
     def columns(self, local: np.ndarray) -> np.ndarray:
         """The exact columns ``(N n_s, m)`` at this rank's points ``local``."""
         return integrand_rows(self.E[local], self.S[local])
+
+    def subset(self, local: np.ndarray) -> "FactoredIntegrand":
+        """The integrand at this rank's points ``local`` only (contiguous copies of their factors: repeated products
+        over the same few points read them in place instead of gathering their rows every time)."""
+        return FactoredIntegrand(self.E[local], self.S[local])
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The factors (the stage's own arrays, not copies; during the ECM, float32 copies besides: half of them)."""

@@ -230,12 +230,13 @@ def empirical_cubature(
     limit = max_points if max_points is not None else n_total
     converged = bool(np.linalg.norm(r) <= target)
 
-    def positive_weights() -> np.ndarray | None:
-        """Least-squares weights (normalized columns) of the selected points; points whose weight comes
-        out non-positive are removed and the least squares redone (Hernandez et al. 2017, Algorithm 1);
-        removed points become candidates again. None when every weight is non-positive."""
+    def positive_weights() -> tuple[np.ndarray | None, np.ndarray]:
+        """Least-squares weights (normalized columns) of the selected points and their residual ``b - A alpha``
+        ``(n_aug,)``; points whose weight comes out non-positive are removed and the least squares redone
+        (Hernandez et al. 2017, Algorithm 1); removed points become candidates again. Weights None when every
+        weight is non-positive."""
         nonlocal selected, norms, candidate, n_nnls, n_dropped
-        alpha_n = qr.solve(b)
+        alpha_n, res = qr.least_squares(b)
         drop = alpha_n <= 0.0
         while np.any(drop) and not np.all(drop):
             n_nnls += 1
@@ -245,9 +246,9 @@ def empirical_cubature(
             qr.delete_many(np.flatnonzero(drop))
             selected = [p for p, d in zip(selected, drop) if not d]
             norms = [nr for nr, d in zip(norms, drop) if not d]
-            alpha_n = qr.solve(b)
+            alpha_n, res = qr.least_squares(b)
             drop = alpha_n <= 0.0
-        return None if np.all(drop) else alpha_n
+        return (None if np.all(drop) else alpha_n), res
 
     # Warm start: the initial columns enter first, factorized at once, with the positive least-squares
     # weights above; the greedy loop continues from there. Initial points left out stay in the rule at 0.
@@ -264,17 +265,18 @@ def empirical_cubature(
         if len(use):
             qr.load(cols[:, use] / nrm[use])
             selected, norms = [initial[j] for j in use], nrm[use].tolist()
-            alpha_n = positive_weights()
+            alpha_n, res = positive_weights()
             if alpha_n is None:  # nothing usable: a cold start (every point a candidate)
                 candidate = col_norm > 0.0
                 selected, norms, qr = [], [], _ColumnQR(n_aug, comm=comm)
             else:
                 alpha = alpha_n / np.array(norms)
-                r = b - qr.combination(alpha_n)
+                r = res
                 history.append(float(np.linalg.norm(r[:n_rows]) / norm_b))
                 converged = bool(np.linalg.norm(r) <= target)
     it = n_scorings = n_short_scorings = since_full = 0
     shortlist_local: np.ndarray | None = None  # this rank's shortlisted points (block rule with a shortlist)
+    shortlist_G: Integrand | None = None  # the integrand at them
     # the block rule's single-precision score products (a float32 copy: half the memory traffic of G)
     screening = G.prepare_screening(screening if block > 1 else "float64")
     progress = _ECMProgress(comm.Get_rank() == 0, float(tolerance), log)
@@ -326,12 +328,12 @@ def empirical_cubature(
         # column (:class:`_ColumnQR`: O(n_aug k) per step instead of a full solve); points whose weight comes
         # out non-positive are removed and the least squares redone (Hernandez et al. 2017, Algorithm 1);
         # removed points become candidates again.
-        alpha_n = positive_weights()
+        alpha_n, res = positive_weights()
         if alpha_n is None:
             raise ECMError(f"ECM could not find positive weights on {len(selected)} selected points")
         nrm = np.array(norms)
         alpha = alpha_n / nrm
-        r = b - qr.combination(alpha_n)  # A_z alpha = (normalized columns) alpha_n
+        r = res  # b - A_z alpha = b - (normalized columns) alpha_n
         new_norm = float(np.linalg.norm(r))
         if replace:
             history[-1] = float(np.linalg.norm(r[:n_rows]) / norm_b)
@@ -368,11 +370,12 @@ def empirical_cubature(
         else:
             n_scorings += 1
         shift = c * r[n_rows] if include_constant else 0.0  # (the constant row's part of every score)
-        if short:  # (the shortlist's few candidates: exact scores, no screening)
+        if short:  # (the shortlist's few candidates: exact scores, no screening, from their own copy of G)
             score = np.full(n_local, -np.inf)
-            at = shortlist_local[candidate[shortlist_local]]
-            if len(at):
-                score[at] = exact_scores(at)
+            keep = np.flatnonzero(candidate[shortlist_local])
+            if len(keep):
+                at = shortlist_local[keep]
+                score[at] = (shortlist_G.scores(r[:n_rows], keep, exact=True) + shift) / col_norm[at]
         elif n_local:
             score = G.scores(r[:n_rows]) + shift
             score = np.where(candidate, score / np.where(candidate, col_norm, 1.0), -np.inf)
@@ -402,6 +405,7 @@ def empirical_cubature(
                 n_candidates = int(comm.allreduce(int(np.count_nonzero(candidate)), op=MPI.SUM))
                 # (a shortlist of half the candidates or more saves little: every product is then full)
                 shortlist_local = np.flatnonzero(np.isin(gpts, listed)) if 2 * len(listed) < n_candidates else None
+                shortlist_G = G.subset(shortlist_local) if shortlist_local is not None else None
                 since_full = 0
             since_full += 1
         cols = _columns(comm, G, gpts, pool, c if include_constant else None, order, initial=False)

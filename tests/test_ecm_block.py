@@ -5,6 +5,7 @@ ecm_ranks.py (both rules, under mpirun -n 1, 2, 3)."""
 import numpy as np
 import numpy.polynomial.legendre as leg
 import pytest
+import scipy.linalg as sla
 from mpi4py import MPI
 
 from structrom.rom.reduced_quadrature import ECMError, empirical_cubature, integrand_rows
@@ -268,3 +269,46 @@ def test_deleting_many_columns_leaves_the_qr_of_the_kept_ones(drops):
     assert np.abs(Q @ R - A[:, kept]).max() <= 1e-14
     assert np.abs(Q.T @ Q - np.eye(m)).max() <= 1e-13
     assert np.array_equal(qr.A[:, :m], A[:, kept])
+
+
+def test_triangular_solves_read_the_leading_block_of_a_padded_buffer():
+    # BLAS dtrsv on R[:k, :k] of a larger Fortran buffer (leading dimension > k, other entries not zero) gives LAPACK's
+    # solution on a copy of the block: a well-conditioned R (diagonally dominant), so both agree to 1e-13
+    from structrom.rom.strided_blas import solve_upper
+
+    rng = np.random.default_rng(11)
+    k, cap = 37, 64
+    R = np.asfortranarray(rng.standard_normal((cap + 8, cap)))
+    R[:k, :k] = np.triu(rng.standard_normal((k, k))) + 8 * np.eye(k)
+    rhs = rng.standard_normal(k)
+    for trans in (False, True):
+        x = solve_upper(R, k, rhs, trans=trans)
+        ref = sla.solve_triangular(R[:k, :k].copy(), rhs, trans="T" if trans else "N")
+        assert np.abs(x - ref).max() <= 1e-13 * np.abs(ref).max()
+    assert solve_upper(R, 0, np.zeros(0)).shape == (0,)
+    with pytest.raises(ValueError, match="Fortran-ordered float64"):
+        solve_upper(np.ascontiguousarray(R), k, rhs)
+
+
+def test_least_squares_returns_the_residual_of_its_solution():
+    # after appends and removals, the weights are the least-squares solution (cond(A) ~ 1e3: to 1e-10) and the residual
+    # returned with them is b - A x itself, orthogonal to the columns, to round-off (1e-13 of ||b||)
+    from structrom.rom.column_qr import ColumnQR
+
+    rng = np.random.default_rng(5)
+    n, k = 400, 60
+    A = rng.standard_normal((n, k)) @ np.diag(np.logspace(0, -3, k))
+    A /= np.linalg.norm(A, axis=0)
+    b = rng.standard_normal(n)
+    qr = ColumnQR(n)
+    for j in range(k):
+        assert qr.append(A[:, j])
+    qr.delete_many([3, 17, 18, 40])
+    kept = np.delete(A, [3, 17, 18, 40], axis=1)
+    x, r = qr.least_squares(b)
+    ref = np.linalg.lstsq(kept, b, rcond=None)[0]
+    scale = np.linalg.norm(b)
+    assert np.abs(x - ref).max() <= 1e-10 * np.abs(ref).max()
+    assert np.abs(r - (b - kept @ x)).max() <= 1e-13 * scale
+    assert np.abs(kept.T @ r).max() <= 1e-13 * scale
+    assert np.array_equal(qr.solve(b), x)
