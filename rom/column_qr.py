@@ -19,8 +19,8 @@ from structrom.rom.strided_blas import solve_upper
 
 #: Gram-Schmidt's second pass when the first leaves less than this fraction of the column's norm (1 / sqrt(2)).
 REORTHOGONALIZE = 0.7071067811865476
-#: :meth:`ColumnQR.solve`: a refinement step whose correction is below this fraction of the solution ends the
-#: refinement (64 eps).
+#: :meth:`ColumnQR.least_squares`: a refinement step whose correction is below this fraction of the solution ends the
+#: refinement, the solution returned without it (64 eps).
 REFINED = 64 * float(np.finfo(float).eps)
 #: :meth:`ColumnQR.project`: columns whose projected part has a squared norm below this (``||W_j|| < 1e-4``: more
 #: than 8 digits cancel in ``1 - ||H_j||^2``) are projected explicitly.

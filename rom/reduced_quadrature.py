@@ -290,11 +290,12 @@ def empirical_cubature(
         pos = int(np.searchsorted(gpts_sorted, point))
         return int(order[pos]) if pos < n_local and gpts_sorted[pos] == point else None
 
-    def exact_scores(at: np.ndarray) -> np.ndarray:
+    def exact_scores(at: np.ndarray, part: Integrand | None = None, in_part: np.ndarray | None = None) -> np.ndarray:
         """The normalized scores ``G_k . r / ||G_k||`` (augmented) of this rank's candidates ``at``, in double
-        precision."""
+        precision (``part``: a ``G.subset`` holding them, at its columns ``in_part``)."""
         shift = c * r[n_rows] if include_constant else 0.0
-        return (G.scores(r[:n_rows], at, exact=True) + shift) / col_norm[at]
+        scores = G.scores(r[:n_rows], at, exact=True) if part is None else part.scores(r[:n_rows], in_part, exact=True)
+        return (scores + shift) / col_norm[at]
 
     def dependent(r_norm: float) -> None:
         """A selected column numerically dependent on the selected ones: nothing changed; stagnation after
@@ -375,7 +376,7 @@ def empirical_cubature(
             keep = np.flatnonzero(candidate[shortlist_local])
             if len(keep):
                 at = shortlist_local[keep]
-                score[at] = (shortlist_G.scores(r[:n_rows], keep, exact=True) + shift) / col_norm[at]
+                score[at] = exact_scores(at, shortlist_G, keep)
         elif n_local:
             score = G.scores(r[:n_rows]) + shift
             score = np.where(candidate, score / np.where(candidate, col_norm, 1.0), -np.inf)
