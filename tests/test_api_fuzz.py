@@ -45,7 +45,7 @@ def server(tmp_path_factory, dictionary_built):
         yield srv
 
 
-def run_st(server, tmp: Path, name: str, args: list[str], config: str = "") -> str:
+def run_st(server, tmp: Path, name: str, args: list[str], config: str = "", min_generated: int = 50) -> str:
     cfg = tmp / f"{name}.toml"
     cfg.write_text(config)
     cmd = [str(ST), "--config-file", str(cfg), "run", f"{server.url}/openapi.json", "--checks", "not_a_server_error,response_schema_conformance,content_type_conformance",
@@ -56,11 +56,25 @@ def run_st(server, tmp: Path, name: str, args: list[str], config: str = "") -> s
     summary = re.search(r"(\d+) generated, (\d+) passed", text)
     print(f"\nschemathesis {name}: {summary.group(0) if summary else '?'}")
     assert out.returncode == 0, text[-6000:] + "\nserver log:\n" + server.log()
-    assert summary and int(summary.group(1)) > 50 and summary.group(1) == summary.group(2), text[-3000:]
+    assert summary and int(summary.group(1)) >= min_generated and summary.group(1) == summary.group(2), text[-3000:]
     assert "Server error" not in text and "500 Internal" not in text
     r = httpx.get(server.url + "/health", timeout=5)
     assert r.status_code == 200
     return text
+
+
+def reached(server, tmp: Path, model_id: str) -> set[int]:
+    """Statuses of the logged queries on ``model_id`` after a run of schema-valid bodies.
+
+    A time-bounded run may spend its budget on the coverage phase's malformed requests (refused by the schema
+    before any model) on a slow machine; schema-valid bodies, bounded by count and not by time, reach the model.
+    """
+    run_st(server, tmp, f"valid_{model_id}",
+           ["--max-examples", "10", "--phases", "examples,fuzzing", "--mode", "positive",
+            "--include-path-regex", "/solve$|/batch$", "--include-method", "POST"],
+           config=f'[parameters]\n"path.model_id" = "{model_id}"\n', min_generated=10)
+    log = httpx.get(f"{server.url}/v1/queries", headers={"X-API-Key": server.key}, params={"limit": 10000}).json()
+    return {q["status"] for q in log["queries"] if q["model"] == model_id}
 
 
 def test_schemathesis_all_operations(server, tmp_path):
@@ -78,8 +92,7 @@ def test_schemathesis_queries_on_a_real_model(server, tmp_path):
             "--include-path-regex", "/solve|/batch|/fields|^/v1/models/\\{model_id\\}$", "--exclude-method", "DELETE",
             "--exclude-method", "PUT"],
            config='[parameters]\n"path.model_id" = "small"\n')
-    log = httpx.get(f"{server.url}/v1/queries", headers={"X-API-Key": server.key}, params={"limit": 10000}).json()
-    statuses = {q["status"] for q in log["queries"] if q["model"] == "small"}
+    statuses = reached(server, tmp_path, "small")
     assert 200 in statuses and 422 in statuses, statuses  # the solver was reached, and bad loadings rejected
 
 
@@ -90,7 +103,6 @@ def test_schemathesis_queries_on_the_other_kinds(server, tmp_path, model_id):
             "--include-path-regex", "/solve$|/batch|^/v1/models/\\{model_id\\}$|^/v1/models$", "--exclude-method",
             "DELETE", "--exclude-method", "PUT"],
            config=f'[parameters]\n"path.model_id" = "{model_id}"\n')
-    log = httpx.get(f"{server.url}/v1/queries", headers={"X-API-Key": server.key}, params={"limit": 10000}).json()
-    statuses = {q["status"] for q in log["queries"] if q["model"] == model_id}
-    # generated queries reached the model (which of them are answered or refused varies with the time budget)
+    statuses = reached(server, tmp_path, model_id)
+    # answered, or refused by the model's own checks (unknown surface, parameter out of range): never a 5xx
     assert statuses and statuses <= {200, 422}, statuses
