@@ -1,6 +1,6 @@
-"""Building blocks of the empirical cubature (:mod:`structrom.rom.reduced_quadrature`): input checks, the
-block rule's candidate pool (the updated QR of the selected columns: :mod:`structrom.rom.column_qr`), the columns' exchange, the progress line,
-the resulting rule (:class:`ReducedQuadrature`).
+"""Building blocks of the empirical cubature (:mod:`structrom.rom.reduced_quadrature`): input checks, the columns'
+exchange, the progress line, the resulting rule (:class:`ReducedQuadrature`). The block rule's step is in
+:mod:`structrom.rom.ecm_block`, the updated QR of the selected columns in :mod:`structrom.rom.column_qr`.
 
 Every function here is collective (or purely local) exactly as :func:`structrom.rom.reduced_quadrature.
 empirical_cubature` calls it; the arrays' shapes are those of its docstring (``G`` ``(n_rows, n_local)``, global
@@ -187,120 +187,6 @@ def _validate(comm, G, w_fe_local, global_points_local, tolerance, max_points):
         raise ECMError(f"G_local has different numbers of rows on the ranks: {rows}; every rank must hold "
                        "all integrands (rows) at its points (columns)")
     return G, w, g.astype(np.int64)
-
-
-class _InBlock:
-    """The block rule's choice of points in the coordinates of its pool (``p`` columns): the least-squares residual
-    after each point joins, without a pass over ``Q`` per point.
-
-    With ``W`` the pool's unit columns projected off the selected ones (``V - Q Q^T V``) and ``M = W^T W`` (from
-    :meth:`structrom.rom.column_qr.ColumnQR.project`), the block's new orthonormal directions are ``q_t = W c_t``
-    (Gram-Schmidt in these coordinates: ``||u_j||^2 = M_jj - sum_t (M c_t)_j^2``), and since the residual ``r`` of
-    the selected columns' least squares is orthogonal to ``Q``, the pool's scores ``z = V^T r = W^T r`` follow
-    every new direction by ``z <- z - (M c) (c . z)`` and ``||r||^2`` by ``- (c . z)^2``: ``O(p^2)`` per point.
-    ``z``: ``(p,)`` scores ``V^T r``; ``r``: ``(n_aug,)`` the residual (its norm and constant row);
-    ``w_const``: ``(p,)`` the constant row of ``W`` (None without it); ``dependent``: norm of ``u_j`` below which
-    a point is numerically dependent on the selected ones."""
-
-    def __init__(self, M: np.ndarray, z: np.ndarray, r: np.ndarray, w_const: np.ndarray | None,
-                 dependent: float) -> None:
-        p = M.shape[0]
-        self.M, self.z = M, np.array(z, dtype=float)
-        self.r_sq = float(r @ r)
-        self.w_const = w_const
-        self.r_const = float(r[-1]) if w_const is not None else 0.0
-        self.C, self.MC = np.zeros((p, p)), np.zeros((p, p))  # c_t and M c_t by columns
-        self.t = 0
-        self.dependent_sq = dependent * dependent
-
-    @property
-    def norm(self) -> float:
-        """``||r||`` (constant row included)."""
-        return float(np.sqrt(self.r_sq))
-
-    @property
-    def rows_norm(self) -> float:
-        """``||r||`` without the constant row."""
-        return float(np.sqrt(max(self.r_sq - self.r_const ** 2, 0.0)))
-
-    def take(self, j: int) -> bool:
-        """Add pool column ``j`` (False, nothing changed, when it is numerically dependent)."""
-        t = self.t
-        g = self.MC[j, :t]
-        u_sq = float(self.M[j, j] - g @ g)
-        if not u_sq > self.dependent_sq:
-            return False
-        c = -(self.C[:, :t] @ g)
-        c[j] += 1.0
-        c /= np.sqrt(u_sq)
-        mc = self.M @ c
-        beta = float(c @ self.z)  # q . r
-        self.z -= mc * beta
-        self.r_sq = max(self.r_sq - beta * beta, 0.0)
-        if self.w_const is not None:
-            self.r_const -= float(self.w_const @ c) * beta
-        self.C[:, t], self.MC[:, t] = c, mc
-        self.t = t + 1
-        return True
-
-
-def _pool(comm: MPI.Comm, score: np.ndarray, gpts: np.ndarray, floor: float, band: float, size: int) -> np.ndarray:
-    """The block rule's candidate pool: the global numbers of the (at most ``size``) best candidates of all ranks
-    by ``score`` ``(n_local,)`` (scores above ``floor`` only), best first. Scores within ``band`` of a group's
-    best form one group, ordered by global point number, and the pool ends with a whole group (it may exceed
-    ``size`` by the last group's length), so that near-equal scores (symmetric points, rounding that depends on
-    the rank count) give the same pool for any number of ranks, closed under the symmetries of the mesh. One
-    allgather (each rank sends its ``size`` best and whatever is within ``2 band`` of them: all that can be in
-    the pool)."""
-    ok = np.flatnonzero(score > floor)
-    if len(ok) > size:
-        kth = np.partition(score[ok], len(ok) - size)[len(ok) - size]
-        ok = ok[score[ok] >= kth - 2 * band]
-    mine = np.stack([score[ok], gpts[ok].astype(float)])
-    allv = np.concatenate(comm.allgather(mine), axis=1) if comm.Get_size() > 1 else mine
-    allv = allv[:, np.lexsort((allv[1], -allv[0]))]
-    group = np.zeros(allv.shape[1], dtype=np.int64)  # a new group where the score drops band below its first
-    first = allv[0, 0] if allv.shape[1] else 0.0
-    for i in range(1, allv.shape[1]):  # a few hundred candidates at most
-        if allv[0, i] < first - band:
-            group[i], first = group[i - 1] + 1, allv[0, i]
-        else:
-            group[i] = group[i - 1]
-    order = np.lexsort((allv[1], group))
-    n = int(np.searchsorted(group[order], group[order][size - 1], side="right")) if len(order) > size else len(order)
-    return allv[1, order[:n]].astype(np.int64)
-
-
-#: :func:`_exact_pool` rescores the screened candidates within this multiple of the screening's largest error
-#: measured on the best ones.
-SCREENING_SAFETY = 16.0
-
-
-def _exact_pool(comm: MPI.Comm, exact_scores: Callable[[np.ndarray], np.ndarray], score: np.ndarray,
-                gpts: np.ndarray, floor: float, band: float, size: int) -> np.ndarray:
-    """:func:`_pool` of the ``size`` best candidates by their exact scores, from single-precision screening scores
-    ``score`` ``(n_local,)``. The screening's ``size`` best (over all ranks) are rescored by
-    ``exact_scores(local_indices)`` (double precision); the largest difference ``e`` to their screened scores
-    measures the screening's error, and every candidate screened within ``band + SCREENING_SAFETY e`` of the cut
-    (the pool's last tie group included) is rescored too. The pool is cut on the exact scores: it does not depend on how a rank count rounds the screening
-    (the screened scores of symmetric points, or of modes that differ at round-off across rank counts, differ by a
-    few single-precision ulps, the exact ones by about 1e-10). The error is measured rather than bounded a priori:
-    the worst-case bound ``n_rows 2^-24 ||G_k|| ||r||`` exceeds the normalized scores themselves once the residual
-    is nearly orthogonal to every column (measured: errors 1e-9 ||r|| against scores of 4e-5 ||r||)."""
-    ok = np.flatnonzero(score > floor)
-    top = np.sort(score[ok])[-size:] if len(ok) else np.zeros(0)
-    allv = np.concatenate(comm.allgather(top)) if comm.Get_size() > 1 else top
-    cut = float(np.partition(allv, len(allv) - size)[len(allv) - size]) if len(allv) >= size else -np.inf
-    exact = np.full(len(score), -np.inf)
-    best = ok[score[ok] >= cut]
-    if len(best):
-        exact[best] = exact_scores(best)
-    err = float(comm.allreduce(float(np.abs(exact[best] - score[best]).max(initial=0.0)), op=MPI.MAX))
-    # (the pool ends with a whole tie group, which reaches up to ``band`` below the size-th best)
-    more = np.flatnonzero((score >= cut - band - SCREENING_SAFETY * err) & (score < cut))
-    if len(more):
-        exact[more] = exact_scores(more)
-    return _pool(comm, exact, gpts, floor, band, size)
 
 
 def _columns(comm: MPI.Comm, G: np.ndarray, gpts: np.ndarray, points: np.ndarray, c: float | None,

@@ -31,35 +31,10 @@ constant row's integral weighs as much as all other rows together)::
 
 Selection rules (``selection``). "greedy" is the loop above: one product ``G^T r`` over all points (memory
 bound: ``n_rows x n_local`` doubles read per rank) per selected point (the default). "block" takes up to
-``block_size`` points per product: the product ranks all candidates (in single precision with ``screening=
-"float32"``, the default: half the memory traffic, from a ``float32`` copy of ``G``); the ``POOL_FACTOR
-block_size`` best-scoring candidates of all ranks form a pool whose columns travel at once (scores within
-``1e-5 ||r||`` of a group's best tie, lowest global point numbers first: the pool does not depend on the rank
-count) and are rescored exactly; the pool's best (the greedy choice ``k*``, same tie rule) is taken first; then, point after
-point, the residual of the unconstrained least squares is updated exactly (``r <- r - q (q . r)``, ``q`` the new
-orthonormal direction of the QR), the pool is rescored against it and its best (same tie rule) joins while its
-normalized correlation with the residual is at least ``block_correlation`` times the one ``k*`` had with the
-residual of the product (a point whose column is nearly in the span of the selected ones scores low and is not
-taken); after the block, one positive least squares (removals as above). The pool is projected off the selected
-columns once (one GEMM ``H = Q^T V`` with the QR's ``Q``, and the projected columns' Gram matrix ``V^T V - H^T H``) and
-the block's points are chosen in the pool's coordinates
-(:class:`~structrom.rom.ecm_parts._InBlock`: the same scores and residual norms, ``O(p^2)`` per point for a pool of
-``p``), then appended together (:meth:`~structrom.rom.column_qr.ColumnQR.append_projected`): no pass over ``Q`` per
-point. With ``shortlist = K > 0`` and ``full_scores_every = F > 1``, a full product is followed by ``F - 1`` blocks
-that score only the ``K`` best candidates of that product (those not yet taken), so that most products cost
-``K / n_points`` of a full one; the pool is then drawn from the shortlist. A full product comes early when the
-shortlist has no positively correlated candidate left or a shortlist block reduced the residual by less than
-``SHORTLIST_PROGRESS``; a shortlist of half the candidates or more is not used. The shortlist is chosen like the
-pool, and both are cut on exact scores: the screening's best candidates, and those within 16 times its error measured
-on them, are rescored in double precision (:func:`~structrom.rom.ecm_parts._exact_pool`), and the shortlist's products
-are exact, so that neither depends on how a rank count rounds the screening. So the rule
-is deterministic and rank-count independent like the greedy one, and the stopping test and the error guarantee
-are unchanged: the loop ends only when the positive weights' residual meets the tolerance. Measured on the
-plate's internal forces (docs/benchmarks.md, "Offline stage: ECM selection rules"; 16 points, correlation 0.5,
-the defaults): 10x fewer products, about as many points (907 against 915) at the same residual, test errors within
-1.5 % of the greedy rule's (u 7 % lower). 32 points at correlation 0.3 halve the products again on the 117,723-dof
-plate for the same point count, with test errors in u 10-25 % higher (docs/benchmarks.md, "Offline stage: rotated
-stress snapshots").
+``block_size`` points per product, from a pool of the best-scoring candidates of all ranks, against the exactly
+updated least-squares residual, then one positive least squares per block; with ``shortlist``, most products score
+only the best candidates of the last full one (:mod:`structrom.rom.ecm_block`'s docstring: the rule, its
+determinism and its measured effect).
 
 In exact arithmetic the residual decreases strictly at every selection (the previous weights plus a
 small positive weight on a positively correlated point do better), so the greedy loop terminates;
@@ -95,9 +70,9 @@ import scipy.linalg as sla
 from mpi4py import MPI
 
 from structrom.mpi.collectives import reproducible_row_sums, reproducible_weighted_row_sums  # noqa: F401 (API)
+from structrom.rom.ecm_block import InBlock, choose_block, exact_pool, pool as _pool
 from structrom.rom.ecm_parts import (EPS, ECMError, ReducedQuadrature, _ColumnQR, _columns,  # noqa: F401
-                                     SELECTIONS, _check_rule, _ECMProgress, _exact_pool, _InBlock, _pool,
-                                     _raise_collectively, _validate)
+                                     SELECTIONS, _check_rule, _ECMProgress, _raise_collectively, _validate)
 from structrom.rom.integrand import (AssembledIntegrand, FactoredIntegrand, Integrand, as_integrand,  # noqa: F401
                                      integrand_rows)
 from structrom.rom.row_compression import RowCompression, compress_rows  # noqa: F401 (API)
@@ -302,7 +277,11 @@ def empirical_cubature(
         STALL_COUNT in a row."""
         nonlocal stall
         stall += 1
-        if stall >= STALL_COUNT:
+        stagnation(r_norm, stall)
+
+    def stagnation(r_norm: float, count: int) -> None:
+        """:class:`ECMError` after ``count >= STALL_COUNT`` selections in a row that did not decrease the residual."""
+        if count >= STALL_COUNT:
             raise ECMError(f"ECM stagnated at relative residual {r_norm / norm_b:.3g} > tolerance "
                            f"{tolerance:.3g} ({len(selected)} points): the tolerance is below the reachable "
                            "(round-off) level, raise it")
@@ -393,7 +372,7 @@ def empirical_cubature(
             # (screened scores: the candidates near the pool's cut are rescored exactly, so that the pool does not
             # depend on the rank count through the screening's rounding)
             screened = screening == "float32" and not short
-            pool = _exact_pool(comm, exact_scores, score, gpts, band, POOL_TIE_RTOL * r_norm, pool_size) \
+            pool = exact_pool(comm, exact_scores, score, gpts, band, POOL_TIE_RTOL * r_norm, pool_size) \
                 if screened else _pool(comm, score, gpts, band, POOL_TIE_RTOL * r_norm, pool_size)
             if short and not len(pool):  # the shortlist is exhausted: a full product
                 since_full = full_scores_every
@@ -401,7 +380,7 @@ def empirical_cubature(
             if not len(pool):
                 raise ECMError(stagnated)
             if shortlist and not short:  # the shortlist of the next blocks: the best candidates of this product
-                listed = _exact_pool(comm, exact_scores, score, gpts, band, POOL_TIE_RTOL * r_norm, int(shortlist)) \
+                listed = exact_pool(comm, exact_scores, score, gpts, band, POOL_TIE_RTOL * r_norm, int(shortlist)) \
                     if screened else _pool(comm, score, gpts, band, POOL_TIE_RTOL * r_norm, int(shortlist))
                 n_candidates = int(comm.allreduce(int(np.count_nonzero(candidate)), op=MPI.SUM))
                 # (a shortlist of half the candidates or more saves little: every product is then full)
@@ -416,15 +395,13 @@ def empirical_cubature(
             progress.update(len(selected), history, it)
             continue
         # -- block: the pool's first Gram-Schmidt pass against the selected columns at once (GEMMs); the points of
-        #    the block are then chosen in the pool's coordinates (_InBlock: the exact least-squares residual's
+        #    the block are then chosen in the pool's coordinates (InBlock: the exact least-squares residual's
         #    scores, no pass over Q per point) and appended together
         col_nrm = np.linalg.norm(cols, axis=0)
         V = cols / col_nrm
         H, M = qr.project(V)
-        inb = _InBlock(M, V.T @ r, r, qr.projected_row(V, H, n_rows) if include_constant else None,
-                       dependent=1e-12 * (abs(float(qr.R[0, 0])) if qr.k else 1.0))
-        active = np.ones(len(pool), dtype=bool)
-        chosen: list[int] = []
+        inb = InBlock(M, V.T @ r, r, qr.projected_row(V, H, n_rows) if include_constant else None,
+                      dependent=1e-12 * (abs(float(qr.R[0, 0])) if qr.k else 1.0))
         s_best = float(inb.z.max())  # the first point: the pool's best, rescored exactly (the greedy choice)
         if not s_best > band and short:  # nothing positive left in the shortlist: a full product
             since_full = full_scores_every
@@ -432,35 +409,19 @@ def empirical_cubature(
         if not s_best > band:
             raise ECMError(stagnated)
         tied = np.flatnonzero(inb.z >= s_best - band)
-        j, cos0 = int(tied[np.argmin(pool[tied])]), s_best / r_norm
-        while True:
-            it += 1
-            active[j] = False
+
+        def taken(j: int) -> None:
             k = local_index(int(pool[j]))
             if k is not None:
                 candidate[k] = False
-            r_before = inb.norm
-            if inb.take(j):
-                chosen.append(j)
-                history.append(inb.rows_norm / norm_b)
-                stall = stall + 1 if inb.norm > (1.0 - STALL_RTOL) * r_before else 0
-                converged = inb.norm <= target
-            else:
-                dependent(r_before)
-            progress.update(len(selected) + len(chosen), history, it)
-            if (converged or len(chosen) >= block or len(selected) + len(chosen) >= limit or not active.any()
-                    or it >= max_iter):
-                break
-            # -- next point of the block: the pool's best against the new residual, if it still correlates
-            #    nearly as well as the first did
-            r_norm_j = inb.norm
-            s = np.where(active, inb.z, -np.inf)
-            s_best = float(s.max())
-            band_j = SCORE_TIE_RTOL * r_norm_j
-            if not (s_best > band_j and s_best >= block_correlation * cos0 * r_norm_j):
-                break
-            tied = np.flatnonzero(s >= s_best - band_j)
-            j = int(tied[np.argmin(pool[tied])])
+
+        it0 = it
+        picks = choose_block(
+            inb, pool, int(tied[np.argmin(pool[tied])]), s_best / r_norm, block=block, correlation=block_correlation,
+            room=limit - len(selected), steps_left=max_iter - it, target=target, norm_b=norm_b, stall=stall,
+            history=history, tie_rtol=SCORE_TIE_RTOL, stall_rtol=STALL_RTOL, taken=taken, dependent=stagnation,
+            step=lambda n_chosen, steps: progress.update(len(selected) + n_chosen, history, it0 + steps))
+        it, stall, converged, chosen = it0 + picks.steps, picks.stall, picks.converged, picks.chosen
         appended = qr.append_projected(V, H, chosen)
         for j, ok in zip(chosen, appended):
             if ok:

@@ -178,12 +178,12 @@ def test_factored_integrand_is_the_assembled_matrix():
 
 
 def test_block_choice_in_the_pool_coordinates_is_the_explicit_least_squares():
-    """The block rule's choice in the pool's coordinates (_InBlock, from the pool's projection): after each point, the
+    """The block rule's choice in the pool's coordinates (InBlock, from the pool's projection): after each point, the
     pool's scores V^T r, ||r|| and its constant row are those of the explicit least-squares residual on the selected
     columns plus the block's (random well-conditioned columns: 1e-12 of ||b||); a pool column already in the span is
     refused as dependent."""
     from structrom.rom.column_qr import ColumnQR
-    from structrom.rom.ecm_parts import _InBlock
+    from structrom.rom.ecm_block import InBlock
 
     rng = np.random.default_rng(7)
     n, k, p = 200, 30, 12
@@ -198,7 +198,7 @@ def test_block_choice_in_the_pool_coordinates_is_the_explicit_least_squares():
         qr.append(A[:, j])
     r = b - A @ np.linalg.lstsq(A, b, rcond=None)[0]
     H, M = qr.project(V)
-    inb = _InBlock(M, V.T @ r, r, qr.projected_row(V, H, n - 1), dependent=1e-12)
+    inb = InBlock(M, V.T @ r, r, qr.projected_row(V, H, n - 1), dependent=1e-12)
     chosen = []
     for j in (4, 0, 5, 9, 2):
         ok = inb.take(j)
