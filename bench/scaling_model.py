@@ -20,8 +20,12 @@ integration points, ``n_s`` snapshots, ``N`` modes, ``R = N n_s`` integrand rows
   copy, the QR of the ``k`` selected columns split over the ranks);
 * times [s]: read + partition ``a n_d``; displacement POD ``a n_d n_s^2 / P``; replay ``a n_p n_s / P``;
   dual POD ``a n_p n_s^2 / P``; cubature, assembled: ``a n_p R^2 / P + b S r n_p / P`` (Gram, selections),
-  factored: ``a K R n_p / P + b S R k / P + c R n_p / P`` (``K`` score products, one GEMM of ``12 R`` flops per
-  point each; the QR's appends and deletions; the integrals and column norms); the other stages ``a n_p / P``.
+  factored: ``a K R n_p / P + b S R k / P + c R n_p / P + d S k^2`` (``K`` full score products, one GEMM of
+  ``12 R`` flops per point each; the QR's appends, projections and deletions on each rank's rows of ``Q``; the
+  integrals and column norms; the work on the ``k x k`` factor ``R``, the same on every rank: rotations of the
+  deletions, triangular solves), ``R`` the rows of the rotated integrand (modes x rotated stresses) when the stress
+  snapshots are rotated; the other stages ``a n_p / P``. The shortlist's products (``2048`` points each) are not
+  modelled.
   The cubature's time is fitted on the runs of the integrand form predicted (factored).
 
 Times measured on a shared machine are upper bounds; the memory model is the one to size a job with.
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -42,8 +47,10 @@ MAX_GRAM_ROWS = 8192
 
 def features(r: dict) -> dict:
     n_d, n_p, n_s, N = r["dofs"], r["integration_points"], r["snapshots"], r["modes"]
-    R = r["rows"]
-    rc = r["compressed_rows"] or R
+    rc = r["compressed_rows"] or r["rows"]
+    # the factored integrand's rows are those of the rotated stress snapshots (modes x rotated stresses) when they
+    # are rotated: its products and QR work on them
+    R = rc if r.get("integrand", "assembled") == "factored" else r["rows"]
     m_s = r["dual_modes"].get("stress", 0)
     m_p = sum(r["dual_modes"].values()) - m_s
     P = r["ranks"]
@@ -68,7 +75,7 @@ STAGES = {
     "replay of the laws": lambda f: [f["n_p"] * f["n_s"] / f["P"]],
     "dual POD": lambda f: [f["n_p"] * f["n_s"] ** 2 / f["P"]],
     "empirical cubature": lambda f: [f["K"] * f["R"] * f["n_p"] / f["P"], f["S"] * f["R"] * f["k"] / f["P"],
-                                     f["R"] * f["n_p"] / f["P"]],
+                                     f["R"] * f["n_p"] / f["P"], f["S"] * f["k"] ** 2],
     "validation points": lambda f: [f["n_p"] / f["P"]],
     "reduced operators": lambda f: [f["n_p"] / f["P"]],
 }
@@ -81,7 +88,9 @@ def memory_terms(f: dict) -> list[float]:
 REPLICATED_BYTES_PER_DOF = 100.0
 
 
-def fit(rows: list[dict]) -> dict:
+def fit(rows: list[dict], cores: int | None = None) -> dict:
+    """NNLS coefficients of the memory model (every row) and of each stage's time (the rows that ran at most
+    ``cores`` ranks: more ranks than cores time-share them, which the model's ``1 / P`` terms do not describe)."""
     feats = [features(r) for r in rows]
     peak = [max(s["peak_rss_gib_per_rank"]) for r in rows for s in [r["stages"][-1]]]
     A = np.array([memory_terms(f) for f in feats])
@@ -97,6 +106,8 @@ def fit(rows: list[dict]) -> dict:
             t = {s["stage"]: s["seconds"] for s in r["stages"]}
             if name == "empirical cubature" and not f["factored"]:
                 continue  # (the model of the factored integrand, the default)
+            if cores is not None and f["P"] > cores:
+                continue
             if name in t:
                 X.append(terms(f))
                 y.append(t[name])
@@ -123,23 +134,43 @@ def main() -> int:
     parser.add_argument("--ranks", type=int, nargs="+", default=[16, 32, 64])
     parser.add_argument("--snapshots", type=int, default=240)
     parser.add_argument("--modes", type=int, default=22)
-    parser.add_argument("--points", type=float, default=0.32, help="ECM points / integrand rows (117k plate: 1691 / 5280)")
-    parser.add_argument("--selections", type=float, default=1.8, help="ECM selections / ECM points (block rule)")
-    parser.add_argument("--scorings", type=float, default=0.1, help="score products / ECM selections (block rule)")
+    parser.add_argument("--rotated", type=float, default=0.81,
+                        help="rotated stresses / snapshots (117k plate: 194 / 240)")
+    parser.add_argument("--points", type=float, default=0.40,
+                        help="ECM points / rotated integrand rows (117k plate: 1703 / 4268)")
+    parser.add_argument("--selections", type=float, default=1.8,
+                        help="ECM selections / ECM points (block rule; 117k plate: 3094 / 1703)")
+    parser.add_argument("--scorings", type=float, default=0.023,
+                        help="full score products / ECM selections (block rule with the shortlist; 117k plate: 71 / 3094)")
     parser.add_argument("--stress-modes", type=int, default=159)
     parser.add_argument("--p-modes", type=int, default=117)
     parser.add_argument("--replicated-bytes-per-dof", type=float, default=100.0)
+    parser.add_argument("--cores", type=int, default=os.cpu_count(),
+                        help="cores of the machine the runs were measured on: runs with more ranks are left out of "
+                             "the time fit (their ranks time-share the cores), kept in the memory fit")
     parser.add_argument("--points-per-dof", type=float, default=0.785, help="C3D10 plate: 92,352 / 117,723")
     args = parser.parse_args()
     REPLICATED_BYTES_PER_DOF = args.replicated_bytes_per_dof
     rows = [r for p in args.results for r in json.loads(p.read_text()) if r.get("code", "this") == "this"]
-    model = fit(rows)
-    out = ["Fitted on " + ", ".join(f"{r['dofs']} dofs x {r['ranks']} ranks" for r in rows) + ".", "",
+    model = fit(rows, args.cores)
+    timed = [r for r in rows if args.cores is None or r["ranks"] <= args.cores]
+    out = ["Fitted on " + ", ".join(f"{r['dofs']} dofs x {r['ranks']} ranks" for r in rows) + " (times: "
+           + ", ".join(f"{r['dofs']} x {r['ranks']}" for r in timed) + ").", "",
            "memory per rank [GiB] = " + " + ".join(f"{c:.3g} {t}" for c, t in
                                                   zip(model["memory"], ["", "max_stage(D/P + Q)"]))
            + f" + {REPLICATED_BYTES_PER_DOF:.0f} B x n_d",
            "measured / modelled peak per rank [GiB]: " +
            ", ".join(f"{a:.2f} / {b:.2f}" for a, b in model["memory_fit"]), ""]
+    fitted = []
+    for r in timed:  # the cubature against its model on the runs it was fitted on
+        t = {s["stage"]: s["seconds"] for s in r["stages"]}
+        if "empirical cubature" in t and "empirical cubature" in model["stages"]:
+            fitted.append(f"{t['empirical cubature']:.1f} / {predict(model, features(r))[1]['empirical cubature']:.1f}")
+    if fitted:
+        c = model["stages"]["empirical cubature"]
+        out += ["empirical cubature [s] = " + " + ".join(f"{a:.3g} {t}" for a, t in zip(c, ["K R n_p / P", "S R k / P",
+                                                                                           "R n_p / P", "S k^2"])),
+                "measured / modelled cubature [s]: " + ", ".join(fitted), ""]
     names = list(model["stages"])
     out += ["| dofs | ranks | snapshots | integrand | " + " | ".join(f"{n} [s]" for n in names) +
             " | total [s] | ECM share | memory per rank [GiB] |",
@@ -147,15 +178,16 @@ def main() -> int:
     for n_d in args.predict:
         for P in args.ranks:
             R = args.modes * args.snapshots
-            k = int(args.points * R)
+            k = int(args.points * args.rotated * R)
             S = int(args.selections * k)
             r = {"dofs": n_d, "integration_points": int(args.points_per_dof * n_d), "snapshots": args.snapshots,
-                 "modes": args.modes, "rows": R, "compressed_rows": None, "integrand": "factored", "points": k,
+                 "modes": args.modes, "rows": R, "compressed_rows": int(args.rotated * R), "integrand": "factored",
+                 "points": k,
                  "dual_modes": {"stress": args.stress_modes, "cumulated_plastic_strain": args.p_modes},
                  "ranks": P, "selections": S, "scorings": int(args.scorings * S)}
             mem, times = predict(model, features(r))
             total = sum(times.values())
-            out.append(f"| {n_d} | {P} | {args.snapshots} | {R} (factored), {k} points | " +
+            out.append(f"| {n_d} | {P} | {args.snapshots} | {int(args.rotated * R)} (factored, rotated), {k} points | " +
                        " | ".join(f"{times[n]:.0f}" for n in names) +
                        f" | {total:.0f} | {times.get('empirical cubature', 0) / total:.0%} | {mem:.1f} |")
     print("\n".join(out))
