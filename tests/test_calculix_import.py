@@ -171,6 +171,26 @@ def test_dat_totals_only_block(tmp_path):
     assert np.array_equal(out["U"].ids, [1])
 
 
+def test_dat_whole_element_blocks_and_other_layouts(tmp_path):
+    # *EL PRINT of ELSE/EVOL: one value per element, the header names the id column; a block of a layout nothing
+    # reads (here two values where the header names one) is passed over, a displacement block that does not parse
+    # is an error naming the line
+    path = _write(tmp_path, "\n internal energy (element, energy) for set EALL and time  0.1000000E+01\n\n"
+                            "         1  5.115265E+00\n         2  4.000000E+00\n\n"
+                            " contact something (value) for set C and time  0.1000000E+01\n\n"
+                            "         1  1.0  2.0\n\n"
+                            " displacements (vx,vy,vz) for set N and time  0.1000000E+01\n\n"
+                            "         1  1.000000E+00  0.000000E+00  0.000000E+00\n", "e.dat")
+    out = read_dat(path)[1.0]
+    assert np.array_equal(out["internal energy"].ids, [1, 2])
+    assert np.allclose(out["internal energy"].values, [[5.115265], [4.0]], rtol=0, atol=1e-15)
+    assert "contact something" not in out and np.array_equal(out["U"].ids, [1])
+    bad = _write(tmp_path, " displacements (vx,vy,vz) for set N and time  0.1000000E+01\n\n         1  1.0  0.0\n",
+                 "bad.dat")
+    with pytest.raises(CalculixError, match="bad.dat:1: block 'displacements' for set N has lines that are not 4"):
+        read_dat(bad)
+
+
 def test_writer_accepts_user_sets_named_like_the_all_sets(tmp_path):
     mesh = box((1.0, 1.0, 1.0), (2, 1, 1), "C3D8")
     mesh.node_sets["NALL"] = np.arange(mesh.n_nodes)
@@ -268,6 +288,14 @@ def test_deck_maps_includes_materials_and_ignores_output_requests(tmp_path):
     assert law["hardening"]["yield_stress"] == [[200.0, 300.0]]
     assert [k for k, _, _ in deck.ignored] == ["NODE FILE", "EL FILE", "NODE PRINT", "NODE PRINT", "EL PRINT"]
     assert [(s.start, s.end, s.ramp) for s in deck.steps] == [(0.0, 1.0, False), (1.0, 2.5, False)]
+
+
+def test_isotropic_spelled_out_is_the_iso_law(tmp_path):
+    # ccx reads TYPE=ISO from the first 8 characters: Abaqus's TYPE=ISOTROPIC is the same law (ORTHO stays refused)
+    iso = read_deck(_write(tmp_path, MODEL + STEPS)).materials
+    spelled = MODEL.replace("*ELASTIC\n", "*ELASTIC,TYPE=ISOTROPIC\n").replace("*EXPANSION,ZERO=20",
+                                                                              "*EXPANSION,TYPE=ISOTROPIC,ZERO=20")
+    assert read_deck(_write(tmp_path, spelled + STEPS)).materials == iso
 
 
 def test_norton_conversion():

@@ -63,6 +63,16 @@ def test_read_inp_features_and_errors(tmp_path):
     deck.write_text("*NODE\n1, 0, 0, 0\n2, 0, x, 0\n")
     with pytest.raises(CalculixError, match=r"a\.inp:3: \*NODE: .*'x'"):
         read_inp(deck)
+    # coordinates left out at the end of a line, or blank, are 0 (CalculiX's and Abaqus's convention; 4 lines of
+    # 2-4 entries whose total is 16, and a trailing comma, must not be read as 4 numbers per line)
+    deck.write_text("*NODE\n1, 1.5\n2, 0, 2., 3.,\n3, 4., , 5.\n4, 1, 2, 3\n5, 7., 8.\n"
+                    "*ELEMENT, TYPE=C3D4\n1, 1, 2, 3, 4\n")
+    mesh, ids = read_inp(deck)
+    assert np.array_equal(ids.node_ids, [1, 2, 3, 4, 5])
+    assert np.array_equal(mesh.points, [[1.5, 0, 0], [0, 2, 3], [4, 0, 5], [1, 2, 3], [7, 8, 0]])
+    deck.write_text("*NODE\n1, 0, 0, 0, 4\n2, 1\n")
+    with pytest.raises(CalculixError, match=r"a\.inp:2: \*NODE lines must be 'id, x\[, y\[, z\]\]'.*got 5 entries"):
+        read_inp(deck)
     deck.write_text("*NODE\n1, 0, 0, 0\n*ELEMENT, TYPE=C3D4\n1, 1, 1, 1, 9\n")
     with pytest.raises(CalculixError, match="connectivity.*9"):
         read_inp(deck)

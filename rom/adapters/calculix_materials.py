@@ -97,13 +97,14 @@ def material_config(name: str, cards: list) -> dict:
         first = cards[0] if cards else None
         raise CalculixError(f"material {name}{' (' + first.where + ')' if first else ''}: no *ELASTIC card")
     el = by_kw["ELASTIC"]
-    if el.params.get("TYPE", "ISO").upper() != "ISO":
+    # (ccx compares the first 8 characters, "TYPE=ISO": TYPE=ISOTROPIC, Abaqus's spelling, is the same law)
+    if not el.params.get("TYPE", "ISO").upper().startswith("ISO"):
         raise not_supported(el, f"TYPE={el.params['TYPE']}: only isotropic elasticity (TYPE=ISO) is imported")
     vals, temps = _rows(el, 2, "young, poisson")
     elastic: dict = {"type": "linear_elastic", "young": _table(vals[:, 0], temps), "poisson": _table(vals[:, 1], temps)}
     if "EXPANSION" in by_kw:
         ex = by_kw["EXPANSION"]
-        if ex.params.get("TYPE", "ISO").upper() != "ISO":
+        if not ex.params.get("TYPE", "ISO").upper().startswith("ISO"):
             raise not_supported(ex, f"TYPE={ex.params['TYPE']}: only isotropic expansion (TYPE=ISO) is imported")
         v, t = _rows(ex, 1, "alpha")
         elastic["expansion"] = _table(v[:, 0], t)

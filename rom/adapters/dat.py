@@ -93,11 +93,18 @@ def read_dat(path: str | os.PathLike) -> dict[float, dict[str, DatBlock]]:
                 break
             i += 1
         is_element = columns[:1] == ("elem",)  # element blocks list (elem, integ.pnt.) in the header
+        whole = columns[:1] == ("element",)  # whole-element values (ELSE, EVOL, EMAS): (element, value)
         is_total = words.startswith("total")  # TOTALS=ONLY/YES sums: one line of values, no id
         n_id = 0 if is_total else 2 if is_element else 1
-        n_val = len(columns) - 2 if is_element else len(columns)  # node headers omit the id column
+        # node headers omit the id column
+        n_val = len(columns) - 2 if is_element else len(columns) - 1 if whole and not is_total else len(columns)
         n_col = n_id + n_val
-        vals = _floats(" ".join(data))
+        try:
+            vals = _floats(" ".join(data))
+        except ValueError:
+            vals = np.zeros(0)
+        if vals.size != n_col * len(data) and words not in _DAT_NAMES and not is_total:
+            continue  # a block of another layout that nothing here reads (e.g. contact or section output)
         if vals.size != n_col * len(data):
             raise CalculixError(
                 f"{path}:{header_line}: block '{words}' for set {set_name} has lines that are not "

@@ -83,6 +83,21 @@ def _numbers(card: _Card, path: Path, dtype: type, what: str) -> np.ndarray:
         raise
 
 
+def _node_lines(card: _Card, path: Path) -> np.ndarray:
+    """``(n, 4)`` ids and coordinates of a ``*NODE`` card whose lines do not all hold 4 numbers: as in CalculiX and
+    Abaqus, coordinates left out at the end of a line, or left blank, are 0 (``1, 0.5, 1.`` is ``z = 0``)."""
+    out = np.zeros((len(card.data), 4))
+    for i, (line, number) in enumerate(zip(card.data, card.data_lines)):
+        fields = [t.strip() for t in line.split(",")]
+        while fields and not fields[-1]:
+            fields.pop()
+        if not 2 <= len(fields) <= 4 or not fields[0]:
+            raise CalculixError(f"{path}:{number}: *NODE lines must be 'id, x[, y[, z]]' (coordinates left out are "
+                                f"0), got {len(fields)} entries")
+        out[i, :len(fields)] = [float(t) if t else 0.0 for t in fields]  # (numbers: checked by _numbers)
+    return out
+
+
 def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
     """Read the mesh of a CalculiX/Abaqus-style input deck (other cards are ignored).
 
@@ -138,13 +153,8 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
         if kw == "NODE":
             vals = _numbers(card, path, float, "numbers 'id, x, y, z'")
             n_line = len(card.data)
-            if n_line and vals.size != 4 * n_line:
-                counts = [len([t for t in d.split(",") if t.strip()]) for d in card.data]
-                bad = next(i for i, c in enumerate(counts) if c != 4)
-                raise CalculixError(
-                    f"{path}:{card.data_lines[bad]}: *NODE lines must be 'id, x, y, z' (3D), "
-                    f"got {counts[bad]} entries"
-                )
+            if n_line and (vals.size != 4 * n_line or max(d.count(",") for d in card.data) > 3):
+                vals = _node_lines(card, path)  # (lines of other lengths: line by line)
             vals = vals.reshape(-1, 4)
             node_ids.append(vals[:, 0].astype(np.int64))
             coords.append(vals[:, 1:])
