@@ -298,6 +298,16 @@ def test_isotropic_spelled_out_is_the_iso_law(tmp_path):
     assert read_deck(_write(tmp_path, spelled + STEPS)).materials == iso
 
 
+def test_keywords_without_blanks_are_the_keywords(tmp_path):
+    # ccx removes a keyword's blanks before comparing: *SOLIDSECTION, *INITIALCONDITIONS, *NODEPRINT are valid decks
+    base = read_deck(_write(tmp_path, MODEL + STEPS))
+    text = (MODEL + STEPS).replace("*SOLID SECTION", "*SOLIDSECTION").replace("*INITIAL CONDITIONS", "*INITIALCONDITIONS")
+    deck = read_deck(_write(tmp_path, text.replace("*NODE PRINT", "*NODEPRINT").replace("*EL FILE", "*Elfile")))
+    assert [m[:2] for m in deck.materials] == [m[:2] for m in base.materials]
+    assert [k for k, _, _ in deck.ignored] == [k for k, _, _ in base.ignored]
+    assert [(s.start, s.end, s.ramp) for s in deck.steps] == [(s.start, s.end, s.ramp) for s in base.steps]
+
+
 def test_norton_conversion():
     """ccx's d eps/dt = A sigma^n  <=>  ours (sigma/K)^n with K = A^(-1/n), at and between table temperatures
     (ccx interpolates A and n linearly; our K table is dense enough to stay within 1e-3)."""

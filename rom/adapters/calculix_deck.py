@@ -31,7 +31,7 @@ from ..fem.mesh import Mesh
 from .calculix_error import CalculixError
 from .inp import InpIds, read_inp
 from .calculix_history import Amplitude, Step, StepTable, evaluate
-from .calculix_keywords import classify
+from .calculix_keywords import canonical, classify
 from .calculix_materials import material_config
 
 __all__ = ["Card", "Deck", "StepTable", "read_cards", "read_deck", "not_supported"]
@@ -94,7 +94,7 @@ def read_cards(path: str | os.PathLike, _depth: int = 0) -> list[Card]:
                 if p:
                     k, _, v = p.partition("=")
                     params[" ".join(k.upper().split())] = v.strip()
-            keyword = " ".join(parts[0].upper().split())
+            keyword = canonical(" ".join(parts[0].upper().split()))
             if keyword == "INCLUDE":
                 if not params.get("INPUT"):
                     raise CalculixError(f"{path}:{number}: *INCLUDE needs INPUT=<file>")

@@ -111,6 +111,17 @@ REFUSED = {
 }
 
 
+#: The table's keywords by their blank-free spelling.
+_BLANK_FREE = {k.replace(" ", ""): k for table in (MAPPED, IGNORED, REFUSED) for k in table}
+
+
+def canonical(keyword: str) -> str:
+    """The table's spelling of ``keyword`` (upper case, without ``*``): ccx removes the blanks of a keyword before
+    it compares (``*SOLIDSECTION`` is ``*SOLID SECTION``), so a keyword of the table written without, or with other,
+    blanks is that keyword; other keywords are returned unchanged."""
+    return _BLANK_FREE.get(keyword.replace(" ", ""), keyword)
+
+
 def classify(keyword: str) -> tuple[str, str]:
     """``("mapped" | "ignored" | "refused", reason)`` of a keyword (upper case, without ``*``)."""
     if keyword in MAPPED:
@@ -128,3 +139,4 @@ def markdown_table() -> str:
     for what, table in (("mapped", MAPPED), ("ignored", IGNORED), ("refused", REFUSED)):
         rows += [f"| `*{k}` | {what} | {v} |" for k, v in sorted(table.items())]
     return "\n".join(rows)
+
