@@ -40,9 +40,16 @@ IGNORED = {
     "RESTART": "ccx restart files are not used",
     "SOLID SECTION ORIENTATION": "orientation of isotropic materials has no effect",
     "PHYSICAL CONSTANTS": "absolute zero / Stefan-Boltzmann constant: no effect on a mechanical analysis",
+    "PREPRINT": "Abaqus's echo of the input in its .dat: no effect on the analysis",
 }
 
+#: Abaqus's part and assembly structure (ccx reads flat decks only).
+_ASSEMBLY = ("Abaqus part/assembly structure: write the deck flat (Abaqus/CAE: Model > Edit Attributes > 'Do not use "
+             "parts and assemblies in input files'), as ccx reads it")
+
 REFUSED = {
+    "PART": _ASSEMBLY, "END PART": _ASSEMBLY, "ASSEMBLY": _ASSEMBLY, "END ASSEMBLY": _ASSEMBLY,
+    "INSTANCE": _ASSEMBLY, "END INSTANCE": _ASSEMBLY,
     # interactions and constraints
     "CONTACT PAIR": "contact is not modelled", "SURFACE INTERACTION": "contact is not modelled",
     "SURFACE BEHAVIOR": "contact is not modelled", "FRICTION": "contact is not modelled",
