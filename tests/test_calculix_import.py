@@ -309,6 +309,26 @@ def test_keywords_without_blanks_are_the_keywords(tmp_path):
     assert [(s.start, s.end, s.ramp) for s in deck.steps] == [(s.start, s.end, s.ramp) for s in base.steps]
 
 
+def test_freecad_deck_conventions(tmp_path):
+    # what FreeCAD's writer emits: ids with trailing commas, an element set named by another set, *BOUNDARY with one
+    # dof per line, *STEP with INC, *STATIC without a data line (ccx: time period 1), *END STEP with a blank after it
+    base = read_deck(_write(tmp_path, MODEL + STEPS))
+    text = (MODEL.replace("*NSET,NSET=FIX\n1,4,5,8\n", "*NSET,NSET=FIX\n1,\n4,\n5,\n8,\n")
+            .replace("*ELEMENT, TYPE=C3D8, ELSET=EALL", "*Element, TYPE=C3D8, ELSET=Evolumes")
+            .replace("*NSET,NSET=LOAD", "*ELSET, ELSET=EALL\nEvolumes\n*NSET,NSET=LOAD")
+            .replace("*BOUNDARY\nFIX,1,3\n", "*BOUNDARY\nFIX,1\nFIX,2\nFIX,3\n")
+            + STEPS.replace("*STEP\n*STATIC\n0.5,1\n", "*STEP, INC=2000\n*STATIC\n\n\n", 1).replace("*END STEP\n", "*END STEP \n"))
+    deck = read_deck(_write(tmp_path, text))
+    assert np.array_equal(deck.mesh.element_sets["EALL"], base.mesh.element_sets["EALL"])
+    assert np.array_equal(deck.mesh.node_sets["FIX"], base.mesh.node_sets["FIX"])
+    def fixed(d):  # {(step, dof): value} of the boundary history
+        return {(step, int(k)): float(v) for step, _, keys, vals, _ in d.boundary.entries for k, v in zip(keys, vals)}
+
+    assert fixed(deck) == fixed(base) and len(fixed(base)) == 12
+    assert [(s.start, s.end) for s in deck.steps] == [(0.0, 1.0), (1.0, 2.5)]
+    assert [m[:2] for m in deck.materials] == [m[:2] for m in base.materials]
+
+
 def test_norton_conversion():
     """ccx's d eps/dt = A sigma^n  <=>  ours (sigma/K)^n with K = A^(-1/n), at and between table temperatures
     (ccx interpolates A and n linearly; our K table is dense enough to stay within 1e-3)."""
