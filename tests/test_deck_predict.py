@@ -71,6 +71,9 @@ def test_uploaded_deck_screening():
     assert screen_deck_text(ok, max_bytes=1000).startswith("*HEADING")
     for data, message in ((b"*NODE\n  *include ,input=/etc/passwd\n", r"not supported: \*INCLUDE, up.inp:2"),
                           (b"*NODE\n*INCLUDE,INPUT=m.inp\n", r"\*INCLUDE"),
+                          # spellings the parser reads as *INCLUDE too (blanks removed, Unicode upper case)
+                          (b"*NODE\n*IN CLUDE, INPUT=/etc/passwd\n", r"not supported: \*INCLUDE, up.inp:2"),
+                          ("*NODE\n*\u0131nclude,input=/etc/passwd\n".encode(), r"not supported: \*INCLUDE, up.inp:2"),
                           (b"*NODE\n1,0\x00,0\n", "binary data"), (b"x" * 2000, "2000 bytes; at most 1000")):
         with pytest.raises(CalculixError, match=message):
             screen_deck_text(data, max_bytes=1000, name="up.inp")
@@ -232,8 +235,9 @@ def test_rest_deck_route(deck_model):
             assert text is None or text in err["message"], err
             assert str(tmp) not in err["message"]
 
-        refused(post(deck.replace(b"*MATERIAL", b"*INCLUDE, INPUT=/etc/passwd\n*MATERIAL")), 422,
-                "unsupported_keyword", "*INCLUDE, b.inp:")
+        for include in (b"*INCLUDE, INPUT=/etc/passwd", b"*IN CLUDE, INPUT=/etc/passwd"):  # (ccx drops the blanks)
+            refused(post(deck.replace(b"*MATERIAL", include + b"\n*MATERIAL")), 422, "unsupported_keyword",
+                    "*INCLUDE, b.inp:")
         refused(post(b"\x00\x01binary" * 10), 422, "invalid_deck", "binary")
         refused(post(deck + b"** pad\n" * 40000), 413)
         refused(post(deck.replace(b"9,2,0,0", b"9,2.5,0,0")), 422, "invalid_deck", "its mesh")

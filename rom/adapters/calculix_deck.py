@@ -28,99 +28,14 @@ from pathlib import Path
 import numpy as np
 
 from ..fem.mesh import Mesh
+from .calculix_cards import Card, _error, _float, not_supported, read_cards
 from .calculix_error import CalculixError
 from .inp import InpIds, read_inp
 from .calculix_history import Amplitude, Step, StepTable, evaluate
-from .calculix_keywords import canonical, classify
+from .calculix_keywords import classify
 from .calculix_materials import material_config
 
 __all__ = ["Card", "Deck", "StepTable", "read_cards", "read_deck", "not_supported"]
-
-
-@dataclass
-class Card:
-    """A keyword card: ``keyword`` upper case without ``*``, ``params`` upper-case keys (values as
-    written), ``file``/``line`` of the keyword line, ``data`` lines and their line numbers."""
-
-    keyword: str
-    params: dict[str, str]
-    file: Path
-    line: int
-    data: list[str] = field(default_factory=list)
-    data_lines: list[int] = field(default_factory=list)
-
-    @property
-    def where(self) -> str:
-        return f"{self.file}:{self.line}"
-
-    def rows(self) -> list[tuple[list[str], int]]:
-        """Data lines split on commas (stripped tokens, trailing empties dropped) with line numbers."""
-        out = []
-        for text, number in zip(self.data, self.data_lines):
-            tokens = [t.strip() for t in text.split(",")]
-            while tokens and not tokens[-1]:
-                tokens.pop()
-            out.append((tokens, number))
-        return out
-
-
-def not_supported(card: Card, reason: str) -> CalculixError:
-    return CalculixError(f"not supported: *{card.keyword}, {card.where}: {reason}")
-
-
-def _error(card: Card, number: int, message: str) -> CalculixError:
-    return CalculixError(f"{card.file}:{number}: *{card.keyword}: {message}")
-
-
-def read_cards(path: str | os.PathLike, _depth: int = 0) -> list[Card]:
-    """Keyword cards of a deck in order, ``*INCLUDE, INPUT=file`` read in place (relative to the
-    including file). Comment lines (``**``) and blank lines are skipped."""
-    path = Path(path)
-    if _depth > 20:
-        raise CalculixError(f"{path}: *INCLUDE nested more than 20 deep (a file including itself?)")
-    try:
-        text = path.read_text(errors="replace")
-    except OSError as exc:
-        raise CalculixError(f"cannot read CalculiX input {str(path)!r}: {exc}") from None
-    cards: list[Card] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("**"):
-            continue
-        if line.startswith("*"):
-            parts = [p.strip() for p in line[1:].split(",")]
-            params = {}
-            for p in parts[1:]:
-                if p:
-                    k, _, v = p.partition("=")
-                    params[" ".join(k.upper().split())] = v.strip()
-            keyword = canonical(" ".join(parts[0].upper().split()))
-            if keyword == "INCLUDE":
-                if not params.get("INPUT"):
-                    raise CalculixError(f"{path}:{number}: *INCLUDE needs INPUT=<file>")
-                inc = Path(params["INPUT"])
-                inc = inc if inc.is_absolute() else path.parent / inc
-                if not inc.exists():
-                    raise CalculixError(f"{path}:{number}: *INCLUDE file {str(inc)!r} does not exist")
-                cards.extend(read_cards(inc, _depth + 1))
-                continue
-            cards.append(Card(keyword, params, path, number))
-        elif cards:
-            cards[-1].data.append(line)
-            cards[-1].data_lines.append(number)
-        else:
-            raise CalculixError(f"{path}:{number}: data line before any keyword card: {line[:60]!r}")
-    return cards
-
-
-def _float(card: Card, token: str, number: int, what: str) -> float:
-    try:
-        value = float(token.replace("d", "e").replace("D", "E"))
-    except ValueError:
-        raise _error(card, number, f"{what} must be a number, got {token!r}") from None
-    if not np.isfinite(value):
-        raise _error(card, number, f"{what} must be finite, got {token!r}")
-    return value
 
 
 # -- the deck ------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .calculix_cards import _error, _float, not_supported
 from .calculix_error import CalculixError
 
 __all__ = ["material_config", "norton_from_calculix", "CREEP_SUBDIVISIONS"]
@@ -35,8 +36,6 @@ CREEP_SUBDIVISIONS = 64
 
 def _rows(card, n_values: int, what: str, curve: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """``values (m, n_values)`` and temperatures ``(m,)`` (None when no line gives one)."""
-    from .calculix_deck import _error, _float
-
     vals, temps = [], []
     for tokens, n in card.rows():
         if len(tokens) < n_values:
@@ -86,7 +85,6 @@ def material_config(name: str, cards: list) -> dict:
     """The law configuration of the material ``name`` given by its property ``cards`` (module docstring).
     Raises :class:`CalculixError` naming the card and line of what is not supported."""
     from ..materials import MaterialError, law_from_config
-    from .calculix_deck import not_supported
 
     by_kw = {}
     for card in cards:

@@ -26,6 +26,7 @@ import numpy as np
 from ..fem.mesh import Mesh
 from .calculix_error import CalculixError
 from .inp import read_inp
+from .calculix_cards import keyword_of
 from .calculix_deck import Deck, not_supported, read_deck
 
 __all__ = ["DeckTarget", "deck_times", "loading_from_deck", "deck_loading", "screen_deck_text", "predict_deck", "write_prediction"]
@@ -250,9 +251,6 @@ def deck_loading(model, deck_path, max_increments: int):
                    displacements=displacements), deck
 
 
-_INCLUDE = re.compile(r"^\s*\*\s*include\b", re.IGNORECASE)
-
-
 def screen_deck_text(data: bytes, *, max_bytes: int, max_lines: int = 2_000_000, name: str = "deck") -> str:
     """The text of an uploaded deck, refused (:class:`CalculixError`) when larger than ``max_bytes`` or
     ``max_lines``, binary (NUL bytes) or with an ``*INCLUDE`` card (an upload is read alone: nothing on the
@@ -269,7 +267,8 @@ def screen_deck_text(data: bytes, *, max_bytes: int, max_lines: int = 2_000_000,
     if len(lines) > max_lines:
         raise CalculixError(f"{name}: {len(lines)} lines; at most {max_lines}")
     for number, line in enumerate(lines, start=1):
-        if _INCLUDE.match(line) and not line.lstrip().startswith("**"):
+        # (the keyword as the parser reads it: case, blanks and their Unicode spellings alike)
+        if keyword_of(line.strip()) == "INCLUDE":
             raise CalculixError(f"not supported: *INCLUDE, {name}:{number}: an uploaded deck is read alone; paste the "
                                 "included file's cards in place of the *INCLUDE line")
     return text

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fem.mesh import NODES_PER_ELEMENT, CellBlock, Mesh
+from .calculix_cards import read_cards
 from .calculix_error import CalculixError
 
 __all__ = ["InpIds", "read_inp"]
@@ -57,9 +58,7 @@ class _Card:
 
 
 def _cards(path: Path) -> list[_Card]:
-    """The deck's keyword cards, ``*INCLUDE`` followed (:func:`.calculix_deck.read_cards`)."""
-    from .calculix_deck import read_cards
-
+    """The deck's keyword cards, ``*INCLUDE`` followed (:func:`.calculix_cards.read_cards`)."""
     return read_cards(path)  # type: ignore[return-value]
 
 
