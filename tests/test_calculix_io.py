@@ -70,6 +70,19 @@ def test_read_inp_features_and_errors(tmp_path):
     mesh, ids = read_inp(deck)
     assert np.array_equal(ids.node_ids, [1, 2, 3, 4, 5])
     assert np.array_equal(mesh.points, [[1.5, 0, 0], [0, 2, 3], [4, 0, 5], [1, 2, 3], [7, 8, 0]])
+    # numbers that are not coordinates or ids: named with their line, never a wrapped-around or NaN id
+    for text, message in (("*NODE\n1, 0, 0, 0\n2, nan, 0, 0\n", r"a\.inp:3: \*NODE: .*'nan' \(finite numbers only\)"),
+                          ("*NODE\n1, 1e400, 0, 0\n", r"a\.inp:2: \*NODE: .*'1e400'"),
+                          ("*NODE\n1.5, 0, 0, 0\n", r"a\.inp:2: \*NODE: node ids must be integers, got 1\.5"),
+                          ("*NODE\n1, 0, 0, 0\n*ELEMENT, TYPE=C3D4\n1, 1, 1, 1, 99999999999999999999\n",
+                           r"a\.inp:4: \*ELEMENT: integer ids expected, got '99999999999999999999'"),
+                          ("*NODE\n1, 0, 0, 0\n*NSET, NSET=A\n1e400\n", r"'1e400' is neither an id nor a set")):
+        deck.write_text(text)
+        with pytest.raises(CalculixError, match=message):
+            read_inp(deck)
+    deck.write_text("*NODE\n1, 0, 0, 0\n2, 1, 0, 0\n3, 0, 1, 0\n4, 0, 0, 1\n*ELEMENT, TYPE=C3D4\n1, 1, 2, 3, 4\n"
+                    "*NSET, NSET=A\nA, 2\n")  # a set naming itself: what it held so far (nothing)
+    assert np.array_equal(read_inp(deck)[0].node_sets["A"], [1])
     deck.write_text("*NODE\n1, 0, 0, 0, 4\n2, 1\n")
     with pytest.raises(CalculixError, match=r"a\.inp:2: \*NODE lines must be 'id, x\[, y\[, z\]\]'.*got 5 entries"):
         read_inp(deck)

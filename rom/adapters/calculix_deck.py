@@ -30,7 +30,7 @@ import numpy as np
 from ..fem.mesh import Mesh
 from .calculix_cards import Card, _error, _float, not_supported, read_cards
 from .calculix_error import CalculixError
-from .inp import InpIds, read_inp
+from .inp import InpIds, as_id, read_inp
 from .calculix_history import Amplitude, Step, StepTable, evaluate
 from .calculix_keywords import classify
 from .calculix_materials import material_config
@@ -117,10 +117,7 @@ def read_deck(path: str | os.PathLike) -> Deck:
         """Our indices of the node/element id or set name ``token``."""
         lookup, names, sets = ((ids.node_index, upper_nsets, mesh.node_sets) if kind == "node" else
                                (ids.element_index, upper_elsets, mesh.element_sets))
-        try:
-            number_id = int(float(token))
-        except ValueError:
-            number_id = None
+        number_id = as_id(token)
         if number_id is not None:
             try:
                 return lookup(np.array([number_id]))

@@ -66,20 +66,46 @@ def _tokens(card: _Card) -> list[str]:
     return [t.strip() for t in ",".join(card.data).split(",") if t.strip()]
 
 
+#: Ids are exact integers below this (every such integer is a double, as ids are read).
+ID_LIMIT = 2 ** 53
+
+
+def as_id(token: str) -> int | None:
+    """The integer id a token writes (``12``, ``12.``, ``1.2e1``), None when it is not one: not a number (a set
+    name, say), or a number that is not a finite integer in ``(-2^53, 2^53)`` (``1.5``, ``1e400``, ``nan``)."""
+    try:
+        value = float(token)
+    except ValueError:
+        return None
+    return int(value) if np.isfinite(value) and value == int(value) and abs(value) < ID_LIMIT else None
+
+
 def _numbers(card: _Card, path: Path, dtype: type, what: str) -> np.ndarray:
+    """The card's data tokens as ``dtype`` (finite; integers exact and below 2^53 in size); a token that is not
+    such a number is refused, naming its line."""
     tokens = _tokens(card)
     try:
-        return np.array(tokens, dtype=float).astype(dtype)
+        vals = np.array(tokens, dtype=float)
     except ValueError:
-        for line, number in zip(card.data, card.data_lines):
-            for t in line.split(","):
-                try:
-                    float(t) if t.strip() else None
-                except ValueError:
-                    raise CalculixError(
-                        f"{path}:{number}: *{card.keyword}: {what} expected, got {t.strip()!r}"
-                    ) from None
-        raise
+        vals = None
+    integer = np.issubdtype(np.dtype(dtype), np.integer)
+    if vals is not None and np.isfinite(vals).all() and (
+            not integer or (np.array_equal(vals, np.trunc(vals)) and float(np.abs(vals).max(initial=0)) < ID_LIMIT)):
+        return vals.astype(dtype)
+    for line, number in zip(card.data, card.data_lines):
+        for t in line.split(","):
+            t = t.strip()
+            if not t:
+                continue
+            try:
+                ok = np.isfinite(float(t)) and (not integer or as_id(t) is not None)
+            except ValueError:
+                ok = False
+            if not ok:
+                raise CalculixError(f"{path}:{number}: *{card.keyword}: {what} expected, got {t!r}"
+                                    + (" (finite numbers only)" if t.lower().lstrip("+-") in ("nan", "inf", "infinity")
+                                       else ""))
+    raise CalculixError(f"{path}:{card.line}: *{card.keyword}: {what} expected")  # (not reached: a token is named)
 
 
 def _node_lines(card: _Card, path: Path) -> np.ndarray:
@@ -124,7 +150,7 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
             _numbers(card, path, np.int64, "integers 'first, last[, increment]'")  # names bad tokens
             out = []
             for data, number in zip(card.data, card.data_lines):
-                v = [int(float(t)) for t in data.split(",") if t.strip()]
+                v = [as_id(t) for t in data.split(",") if t.strip()]  # (checked by _numbers above)
                 if len(v) not in (2, 3):
                     raise CalculixError(f"{path}:{number}: GENERATE lines need 'first, last[, increment]'")
                 first, last, step = (v + [1])[:3]
@@ -135,15 +161,16 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
         out = []
         numeric = []
         for t in tokens:
-            try:
-                numeric.append(int(float(t)))
-            except ValueError:
+            value = as_id(t)
+            if value is not None:
+                numeric.append(value)
+            else:
                 if t not in sets:
                     upper = {k.upper(): k for k in sets}
                     if t.upper() not in upper:
                         raise CalculixError(f"{where(card)}: {t!r} is neither an id nor a set defined earlier") from None
                     t = upper[t.upper()]
-                out.append(np.concatenate(sets[t]))
+                out.append(np.concatenate(sets[t] or [np.zeros(0, np.int64)]))  # (a set naming itself: empty so far)
         out.append(np.array(numeric, dtype=np.int64))
         return np.concatenate(out)
 
@@ -155,6 +182,10 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
             if n_line and (vals.size != 4 * n_line or max(d.count(",") for d in card.data) > 3):
                 vals = _node_lines(card, path)  # (lines of other lengths: line by line)
             vals = vals.reshape(-1, 4)
+            bad = np.flatnonzero((vals[:, 0] != np.trunc(vals[:, 0])) | (np.abs(vals[:, 0]) >= ID_LIMIT))
+            if len(bad):
+                line = card.data_lines[int(bad[0])] if len(card.data_lines) == len(vals) else card.line
+                raise CalculixError(f"{path}:{line}: *NODE: node ids must be integers, got {vals[bad[0], 0]!r}")
             node_ids.append(vals[:, 0].astype(np.int64))
             coords.append(vals[:, 1:])
             if "NSET" in card.params:
@@ -199,13 +230,14 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
                 m = re.fullmatch(r"S([1-6])", parts[1].upper()) if len(parts) == 2 else None
                 if m is None:
                     raise CalculixError(f"{path}:{number}: *SURFACE lines must be 'element or elset, S<1-6>', got {data!r}")
-                try:
-                    els = np.array([int(float(parts[0]))])
-                except ValueError:
+                value = as_id(parts[0])
+                if value is not None:
+                    els = np.array([value])
+                else:
                     upper = {k.upper(): k for k in elsets}
                     if parts[0].upper() not in upper:
                         raise CalculixError(f"{path}:{number}: element set {parts[0]!r} is not defined before this *SURFACE") from None
-                    els = np.concatenate(elsets[upper[parts[0].upper()]])
+                    els = np.concatenate(elsets[upper[parts[0].upper()]] or [np.zeros(0, np.int64)])
                 surfaces.setdefault(name, []).append((els, np.full(len(els), int(m.group(1)) - 1)))
 
     if not node_ids or not blocks:
