@@ -191,6 +191,22 @@ def test_dat_whole_element_blocks_and_other_layouts(tmp_path):
         read_dat(bad)
 
 
+def test_damaged_result_files_are_named(tmp_path):
+    # an element line cut short in the .frd, a time that is not a number and an id that is not one in the .dat
+    frd = _write(tmp_path, "    1C\n    2C                             1                                     1\n"
+                           " -1         1 0.00000E+00 0.00000E+00 0.00000E+00\n -3\n"
+                           "    3C                             1                                     1\n -1\n -3\n", "cut.frd")
+    with pytest.raises(CalculixError, match=r"cut.frd:5: malformed .frd block"):
+        read_frd_file(frd)
+    header = " displacements (vx,vy,vz) for set N and time  {}\n\n"
+    dat = _write(tmp_path, header.format("0.1000000E+C1") + "         1  1.0  0.0  0.0\n", "t.dat")
+    with pytest.raises(CalculixError, match=r"t.dat:1: .*time '0.1000000E\+C1' is not a number"):
+        read_dat(dat)
+    dat = _write(tmp_path, header.format("0.1000000E+01") + "         1.5  1.0  0.0  0.0\n", "i.dat")
+    with pytest.raises(CalculixError, match=r"i.dat:1: .*ids that are not integers"):
+        read_dat(dat)
+
+
 def test_writer_accepts_user_sets_named_like_the_all_sets(tmp_path):
     mesh = box((1.0, 1.0, 1.0), (2, 1, 1), "C3D8")
     mesh.node_sets["NALL"] = np.arange(mesh.n_nodes)

@@ -111,7 +111,12 @@ def read_dat(path: str | os.PathLike) -> dict[float, dict[str, DatBlock]]:
                 f"{n_col} numbers; the file is truncated or not a ccx 2.20 .dat"
             )
         vals = vals.reshape(len(data), n_col)
-        ids = vals[:, :n_id].astype(np.int64)
+        id_vals = vals[:, :n_id]
+        if not (np.isfinite(id_vals).all() and np.array_equal(id_vals, np.trunc(id_vals))
+                and float(np.abs(id_vals).max(initial=0)) < 2.0 ** 53):
+            raise CalculixError(f"{path}:{header_line}: block '{words}' for set {set_name} has ids that are not "
+                                "integers; the file is damaged or not a ccx 2.20 .dat")
+        ids = id_vals.astype(np.int64)
         ids = ids[:, 0] if n_id == 1 else ids if n_id else np.zeros(0, np.int64)
         values = vals[:, n_id:]
         quantity = _DAT_NAMES.get(words, words)
@@ -122,7 +127,11 @@ def read_dat(path: str | os.PathLike) -> dict[float, dict[str, DatBlock]]:
             values = values[:, _DAT_TENSOR_TO_OURS]
             if quantity == "E":
                 values[:, 3:] *= 2.0
-        time = float(_FORTRAN_EXP.sub(r"E\1", t))
+        try:
+            time = float(_FORTRAN_EXP.sub(r"E\1", t))
+        except ValueError:
+            raise CalculixError(f"{path}:{header_line}: block '{words}' for set {set_name}: time {t!r} is not a "
+                                "number") from None
         block = DatBlock(quantity, set_name, time, ids, values, columns)
         slot = out.setdefault(time, {})
         if quantity in slot:

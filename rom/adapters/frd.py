@@ -237,8 +237,8 @@ def read_frd_file(path: str | os.PathLike) -> FrdFile:
                 current.fields[name] = values[:, 0] if values.shape[1] == 1 else values
                 i = end + 1
                 continue
-        except ValueError as exc:
-            raise CalculixError(f"{path}:{i + 1}: malformed .frd line {ln[:60]!r} ({exc})") from None
+        except (ValueError, IndexError, OverflowError) as exc:  # (a field cut short, a number that is not one)
+            raise CalculixError(f"{path}:{i + 1}: malformed .frd block at line {ln[:60]!r} ({exc})") from None
         i += 1
     if not len(out.node_ids):
         raise CalculixError(f"{path}: no node block ('    2C'): not a ccx .frd file, or an empty one")
