@@ -65,7 +65,7 @@ def test_read_inp_features_and_errors(tmp_path):
         read_inp(deck)
     # coordinates left out at the end of a line, or blank, are 0 (CalculiX's and Abaqus's convention; 4 lines of
     # 2-4 entries whose total is 16, and a trailing comma, must not be read as 4 numbers per line)
-    deck.write_text("*NODE\n1, 1.5\n2, 0, 2., 3.,\n3, 4., , 5.\n4, 1, 2, 3\n5, 7., 8.\n"
+    deck.write_text("*NODE\n1, 1.5\n2, 0, 2., 3.,\n3, 4., , 5.\n4, 1, 2, 3D0\n5, 7., .8d+1\n"
                     "*ELEMENT, TYPE=C3D4\n1, 1, 2, 3, 4\n")
     mesh, ids = read_inp(deck)
     assert np.array_equal(ids.node_ids, [1, 2, 3, 4, 5])

@@ -80,6 +80,11 @@ def as_id(token: str) -> int | None:
     return int(value) if np.isfinite(value) and value == int(value) and abs(value) < ID_LIMIT else None
 
 
+def _float(token: str) -> float:
+    """A number as ccx reads it: Fortran's double-precision exponents too (``1.5D+02``)."""
+    return float(token.replace("d", "e").replace("D", "E"))
+
+
 def _numbers(card: _Card, path: Path, dtype: type, what: str) -> np.ndarray:
     """The card's data tokens as ``dtype`` (finite; integers exact and below 2^53 in size); a token that is not
     such a number is refused, naming its line."""
@@ -87,7 +92,10 @@ def _numbers(card: _Card, path: Path, dtype: type, what: str) -> np.ndarray:
     try:
         vals = np.array(tokens, dtype=float)
     except ValueError:
-        vals = None
+        try:
+            vals = np.array([_float(t) for t in tokens])
+        except ValueError:
+            vals = None
     integer = np.issubdtype(np.dtype(dtype), np.integer)
     if vals is not None and np.isfinite(vals).all() and (
             not integer or (np.array_equal(vals, np.trunc(vals)) and float(np.abs(vals).max(initial=0)) < ID_LIMIT)):
@@ -98,7 +106,7 @@ def _numbers(card: _Card, path: Path, dtype: type, what: str) -> np.ndarray:
             if not t:
                 continue
             try:
-                ok = np.isfinite(float(t)) and (not integer or as_id(t) is not None)
+                ok = np.isfinite(_float(t)) and (not integer or as_id(t) is not None)
             except ValueError:
                 ok = False
             if not ok:
@@ -119,7 +127,7 @@ def _node_lines(card: _Card, path: Path) -> np.ndarray:
         if not 2 <= len(fields) <= 4 or not fields[0]:
             raise CalculixError(f"{path}:{number}: *NODE lines must be 'id, x[, y[, z]]' (coordinates left out are "
                                 f"0), got {len(fields)} entries")
-        out[i, :len(fields)] = [float(t) if t else 0.0 for t in fields]  # (numbers: checked by _numbers)
+        out[i, :len(fields)] = [_float(t) if t else 0.0 for t in fields]  # (numbers: checked by _numbers)
     return out
 
 
