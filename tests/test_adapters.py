@@ -3,6 +3,7 @@ Ansys files, and the end-to-end CalculiX -> offline -> online check (small versi
 ``examples/calculix_rom.py``)."""
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
@@ -246,7 +247,7 @@ def test_ansys_reader_missing_package_is_a_clear_import_error(monkeypatch):
         ansys.read_ansys_result("file.rst")
 
 
-def test_ansys_example_files():
+def test_ansys_example_files(tmp_path):
     pytest.importorskip("ansys.mapdl.reader")
     from ansys.mapdl import reader
     from ansys.mapdl.reader import examples
@@ -278,6 +279,54 @@ def test_ansys_example_files():
     assert [b.element for b in tets.blocks] == ["C3D4"] and Discretization(tets).volume > 0
     with pytest.raises(AnsysError, match=r"sector\.cdb: 4 elements are of unsupported type\(s\) \['wedge'\]"):
         read_ansys_archive(examples.sector_archive_file)
+    # an archive cut before its node block: the reader gives no grid
+    lines = Path(examples.hexarchivefile).read_text().splitlines()
+    cut = tmp_path / "cut.cdb"
+    cut.write_text("\n".join(lines[:next(i for i, ln in enumerate(lines) if ln.upper().startswith("NBLOCK"))]) + "\n")
+    with pytest.raises(AnsysError, match=r"cut\.cdb: no mesh read .*cut short, damaged or not an Ansys"):
+        read_ansys_archive(cut)
+
+
+def test_native_readers_in_a_process_of_their_own():
+    """run_isolated: the value and the exceptions of the function come back as they are; a process ended by a
+    signal (here SIGABRT, as ansys-mapdl-reader's std::bad_alloc on a damaged .rst) becomes the caller's error."""
+    from structrom.rom.adapters.ansys import AnsysError
+    from structrom.rom.adapters.reader_process import run_isolated
+
+    def crashed():
+        return AnsysError("the reader crashed")
+
+    assert run_isolated(sum, [1, 2, 3], crashed=crashed) == 6
+    with pytest.raises(ValueError, match="invalid literal"):
+        run_isolated(int, "x", crashed=crashed)
+    with pytest.raises(AnsysError, match="the reader crashed"):
+        run_isolated(os.abort, crashed=crashed)
+
+
+def test_damaged_ansys_results_end_in_an_error_line(tmp_path, capsys):
+    """`structrom import ansys` on copies of the reader's example .rst with a few bytes cut out (with this reader,
+    seeds 1, 7, 12 and 29 make it abort or crash in native code): exit 2 and a 'structrom: error' line naming the
+    file, never a traceback or a dead process; the intact (modal) file is refused by the analysis type."""
+    pytest.importorskip("ansys.mapdl.reader")
+    import random
+
+    from ansys.mapdl.reader import examples
+
+    from structrom.api.cli import main
+
+    data = Path(examples.rstfile).read_bytes()
+    assert main(["import", "ansys", examples.rstfile, "--out", str(tmp_path / "o")]) == 2
+    assert "a modal analysis (ANTYPE); only static results" in capsys.readouterr().err  # (raised in the process)
+    for seed in (1, 7, 12, 29, 3):
+        rng = random.Random(seed)
+        damaged = bytearray(data)
+        j = rng.randrange(len(damaged))
+        del damaged[j:j + rng.randrange(1, 64)]
+        path = tmp_path / f"d{seed}.rst"
+        path.write_bytes(bytes(damaged))
+        assert main(["--quiet", "import", "ansys", str(path), "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err
+        assert "structrom: error: " in err and str(path) in err and "Traceback" not in err, err
 
 
 # -- end to end ----------------------------------------------------------------------------------------------

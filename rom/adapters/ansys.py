@@ -71,6 +71,9 @@ class AnsysResult:
 
 
 def _mesh_from_grid(grid, source: str, node_components=None, element_components=None):
+    if grid is None or getattr(grid, "n_cells", 0) == 0:
+        raise AnsysError(f"{source}: no mesh read (no NBLOCK/EBLOCK nodes and elements): the file is cut short, "
+                         "damaged or not an Ansys archive/result")
     celltypes = np.asarray(grid.celltypes)
     if "ansys_node_num" not in grid.point_data or "ansys_elem_num" not in grid.cell_data:
         raise AnsysError(f"{source}: the reader's grid has no ansys_node_num/ansys_elem_num arrays")

@@ -92,7 +92,8 @@ def _material(res, path: Path) -> dict:
     return law
 
 
-def _pressure_groups(runs, paths, cdb) -> tuple[dict[str, np.ndarray], list[dict[str, tuple[float, bool]]]]:
+def _pressure_groups(runs, paths, cdb, log=lambda msg: None) -> tuple[dict[str, np.ndarray],
+                                                                      list[dict[str, tuple[float, bool]]]]:
     """Surfaces ``PRESSURE_<k>`` ``(n_faces, 2)`` of the faces loaded alike in every run, and per run
     ``{surface: (value, ramped)}`` (absent: not loaded in that run)."""
     from .ansys_pressure import read_cdb_pressures
@@ -109,6 +110,7 @@ def _pressure_groups(runs, paths, cdb) -> tuple[dict[str, np.ndarray], list[dict
     base = runs[0][0]  # the mesh written (the runs' meshes are checked equal)
     for (_, res), path, c in zip(runs, paths, cdb):
         if c not in read:
+            log(f"  reading {c}")
             read[c] = read_cdb_pressures(c, base.mesh, base.node_ids, base.element_ids)
         p = read[c]
         steps = np.asarray((getattr(res, "_resultheader", {}) or {}).get("ls_table", np.zeros((0, 3))))
@@ -153,6 +155,7 @@ def import_ansys(results: list[str | os.PathLike], out: str | os.PathLike, *, ma
     reader = _reader()
     runs = []
     for path in paths:
+        log(f"  reading {path}")
         r = read_ansys_result(path)
         res = reader.read_binary(str(path))
         header = getattr(res, "_resultheader", {}) or {}
@@ -208,7 +211,7 @@ def import_ansys(results: list[str | os.PathLike], out: str | os.PathLike, *, ma
     if not fixed_mask.any():
         raise AnsysError(f"{paths[0]}: no constraint (D) records: give the fixed node components with --fixed "
                          "NAME:XYZ")
-    surfaces, pressures = _pressure_groups(runs, paths, cdb)
+    surfaces, pressures = _pressure_groups(runs, paths, cdb, log)
     if not surfaces and all(not f.any() for f in forces) and all(np.all(t == t[0, 0]) for t in temps):
         raise AnsysError(f"{paths[0]}: no nodal forces (F), no pressures and uniform temperatures in every run: no "
                          "loading to learn (pressures are not in the .rst records the reader exposes: give each "
