@@ -240,25 +240,48 @@ def temperature_from_config(cfg: dict, base_dir: str | None = None) -> Temperatu
     cfg = dict(cfg)
     kind = cfg.pop("type", "uniform")
     amp = Amplitude.from_config(cfg.pop("amplitude", 1.0 if kind == "hot_spot" else 0.0), "temperature.amplitude")
-    if kind == "uniform":
-        return UniformTemperature(reference=float(cfg.pop("reference", 0.0)), amplitude=amp)
-    if kind == "hot_spot":
+    def number(key: str, default=None) -> float:
+        value = cfg.pop(key, default)
+        if value is None:
+            raise LoadingError(f"temperature: {kind} needs {key!r}")
         try:
-            return HotSpotTemperature(
-                center=tuple(cfg.pop("center")), radius=float(cfg.pop("radius")),
-                intensity=float(cfg.pop("intensity")), reference=float(cfg.pop("reference", 0.0)),
-                gradient=tuple(cfg.pop("gradient", (0.0, 0.0, 0.0))), amplitude=amp,
-            )
-        except KeyError as exc:
-            raise LoadingError(f"temperature: hot_spot needs {exc.args[0]!r}") from None
+            return float(value)
+        except (TypeError, ValueError):
+            raise LoadingError(f"temperature.{key} must be a number, got {value!r}") from None
+
+    def vector(key: str, default=None) -> tuple[float, float, float]:
+        value = cfg.pop(key, default)
+        if value is None:
+            raise LoadingError(f"temperature: {kind} needs {key!r}")
+        try:
+            out = tuple(float(v) for v in value)
+        except (TypeError, ValueError):
+            out = ()
+        if len(out) != 3:
+            raise LoadingError(f"temperature.{key} must be 3 numbers [x, y, z], got {value!r}")
+        return out
+
+    if kind == "uniform":
+        return UniformTemperature(reference=number("reference", 0.0), amplitude=amp)
+    if kind == "hot_spot":
+        return HotSpotTemperature(center=vector("center"), radius=number("radius"), intensity=number("intensity"),
+                                  reference=number("reference", 0.0), gradient=vector("gradient", (0.0, 0.0, 0.0)),
+                                  amplitude=amp)
     if kind == "nodal":
         import os
 
-        path = cfg.pop("file")
+        path = cfg.pop("file", None)
+        if not isinstance(path, str) or "times" not in cfg:
+            raise LoadingError("temperature: nodal needs 'file' (a .npy of (n_times, n_nodes) values) and 'times'")
         if base_dir and not os.path.isabs(path):
             path = os.path.join(base_dir, path)
-        data = np.load(path)
-        return NodalTemperature(times=np.asarray(cfg.pop("times"), float), values=np.asarray(data, float))
+        try:
+            data = np.load(path, allow_pickle=False)
+            times = np.asarray(cfg.pop("times"), float)
+            values = np.asarray(data, float)
+        except (OSError, ValueError, TypeError) as exc:
+            raise LoadingError(f"temperature.file {path!r}: {exc}") from None
+        return NodalTemperature(times=times, values=values)
     raise LoadingError(f"temperature.type {kind!r} is unknown: use 'uniform', 'hot_spot' or 'nodal'")
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 from structrom.mpi.errors import StructromError
 from structrom.rom.errors import KNOWN_ERRORS
 
@@ -37,3 +39,20 @@ def test_the_command_line_reports_every_project_error():
         assert isinstance(exc, KNOWN_ERRORS)
     assert issubclass(CalculixError, ValueError) and issubclass(OnlineSolverError, RuntimeError)
     assert issubclass(CalculixError, StructromError)
+
+
+def test_temperature_tables_of_a_configuration_name_the_bad_field(tmp_path):
+    """A hand-written [loading.temperature] table: a value of the wrong kind, a missing or unreadable nodal file
+    ends in LoadingError naming the field (not a TypeError or FileNotFoundError from deep inside)."""
+    from structrom.rom.loading import LoadingError, temperature_from_config
+
+    for cfg, message in (({"type": "hot_spot", "center": [0, 0, 0], "radius": [1.0], "intensity": 1.0},
+                          r"temperature\.radius must be a number, got \[1\.0\]"),
+                         ({"type": "hot_spot", "center": [0, 0], "radius": 1.0, "intensity": 1.0},
+                          r"temperature\.center must be 3 numbers"),
+                         ({"type": "hot_spot", "center": [0, 0, 0], "radius": 1.0}, r"hot_spot needs 'intensity'"),
+                         ({"type": "uniform", "reference": "../../etc/passwd"}, r"temperature\.reference must be a number"),
+                         ({"type": "nodal", "times": [0.0, 1.0]}, r"nodal needs 'file'"),
+                         ({"type": "nodal", "file": "missing.npy", "times": [0.0, 1.0]}, r"temperature\.file .*missing\.npy")):
+        with pytest.raises(LoadingError, match=message):
+            temperature_from_config(cfg, str(tmp_path))
