@@ -266,16 +266,16 @@ class ColumnQR:
         """An estimate of the 2-norm condition number of the columns ``A`` (that of ``R``): ``||R|| ||R^-1||`` by
         ``iterations`` steps of the power method on ``R^T R`` and on its inverse (triangular solves, ``O(k^2)`` each;
         a lower bound, usually within a few percent). 1 without columns."""
-        if not self.k:
+        k = self.k
+        if not k:
             return 1.0
-        R = np.asfortranarray(self.R[:self.k, :self.k])
-        x = y = np.random.default_rng(0).standard_normal(self.k)
+        R = self.R[:k, :k]  # (a view; the solves read the buffer in place)
+        x = y = np.random.default_rng(0).standard_normal(k)
         big = small = 0.0
         for _ in range(iterations):
             x = R.T @ (R @ (x / np.linalg.norm(x)))
             big = float(np.linalg.norm(x))
-            y = sla.solve_triangular(R, sla.solve_triangular(R, y / np.linalg.norm(y), trans="T", check_finite=False),
-                                     check_finite=False)
+            y = solve_upper(self.R, k, solve_upper(self.R, k, y / np.linalg.norm(y), trans=True))
             small = float(np.linalg.norm(y))
         return float(np.sqrt(big * small)) if np.isfinite(small) else float("inf")
 

@@ -1,6 +1,6 @@
 """The block rule's step of the empirical cubature (:func:`structrom.rom.reduced_quadrature.empirical_cubature`,
 ``selection = "block"``): the pool of candidates of all ranks (:func:`pool`, :func:`exact_pool`), and the points of one
-block chosen from it in the pool's own coordinates (:class:`InBlock`, :func:`choose_block`).
+block chosen from it in the pool's own coordinates (:class:`InBlock`, :func:`best_of`, :func:`choose_block`).
 
 The block rule takes up to ``block_size`` points per product: the product ranks all candidates (in single precision
 with ``screening="float32"``, the default: half the memory traffic, from a ``float32`` copy of ``G``); the
@@ -80,7 +80,8 @@ def exact_pool(comm: MPI.Comm, exact_scores: Callable[[np.ndarray], np.ndarray],
     ``score`` ``(n_local,)``. The screening's ``size`` best (over all ranks) are rescored by
     ``exact_scores(local_indices)`` (double precision); the largest difference ``e`` to their screened scores
     measures the screening's error, and every candidate screened within ``band + SCREENING_SAFETY e`` of the cut
-    (the pool's last tie group included) is rescored too. The pool is cut on the exact scores: it does not depend on how a rank count rounds the screening
+    (the pool's last tie group included) is rescored too. The pool is cut on the exact scores: it does not depend on
+    how a rank count rounds the screening
     (the screened scores of symmetric points, or of modes that differ at round-off across rank counts, differ by a
     few single-precision ulps, the exact ones by about 1e-10). The error is measured rather than bounded a priori:
     the worst-case bound ``n_rows 2^-24 ||G_k|| ||r||`` exceeds the normalized scores themselves once the residual
@@ -167,20 +168,28 @@ class BlockChoice:
     converged: bool
 
 
-def choose_block(inb: InBlock, pool_points: np.ndarray, first: int, cos0: float, *, block: int, correlation: float, room: int,
-                 steps_left: int, target: float, norm_b: float, stall: int, history: list[float],
+def best_of(scores: np.ndarray, pool_points: np.ndarray, band: float) -> int:
+    """The pool position of the best of ``scores`` ``(p,)``, scores within ``band`` of the best tied and won by the
+    lowest global point number ``pool_points`` ``(p,)`` (the same choice on any rank count)."""
+    tied = np.flatnonzero(scores >= float(scores.max()) - band)
+    return int(tied[np.argmin(pool_points[tied])])
+
+
+def choose_block(inb: InBlock, pool_points: np.ndarray, first: int, cos0: float, *, block: int, correlation: float,
+                 room: int, steps_left: int, target: float, norm_b: float, stall: int, history: list[float],
                  tie_rtol: float, stall_rtol: float, taken: Callable[[int], None],
                  dependent: Callable[[float, int], None], step: Callable[[int, int], None]) -> BlockChoice:
     """The points of one block, the pool's best ``first`` first (the greedy choice; ``cos0``, its normalized
     correlation with the residual before the block), then one after the other the pool's best against the exactly
-    updated residual while it correlates at least ``correlation`` times as well (module docstring of :mod:`structrom.rom.reduced_quadrature`).
+    updated residual while it correlates at least ``correlation`` times as well (the module docstring).
 
     ``pool_points``: ``(p,)`` global point numbers (ties between scores within ``tie_rtol ||r||`` go to the lowest);
     at most ``block`` points, ``room`` more points in the rule, ``steps_left`` selections; ``target``: the residual
     norm that ends the loop; ``history`` gets each taken point's relative residual (over ``norm_b``); ``stall``: the
     stagnation count before (a relative decrease below ``stall_rtol`` counts). Callbacks: ``taken(j)`` for each pool
-    position tried (no longer a candidate), ``dependent(r_norm, stall)`` when it is numerically dependent on the selected
-    columns (a selection that does not decrease the residual: ``stall`` counts it; the callback raises on stagnation), ``step(n_chosen, steps)`` after each selection (progress)."""
+    position tried (no longer a candidate); ``dependent(r_norm, stall)`` when it is numerically dependent on the
+    selected columns (a selection that does not decrease the residual: ``stall`` counts it; the callback raises on
+    stagnation); ``step(n_chosen, steps)`` after each selection (progress)."""
     active = np.ones(len(pool_points), dtype=bool)
     chosen: list[int] = []
     j, steps, converged = first, 0, False
@@ -207,6 +216,5 @@ def choose_block(inb: InBlock, pool_points: np.ndarray, first: int, cos0: float,
         band = tie_rtol * r_norm
         if not (s_best > band and s_best >= correlation * cos0 * r_norm):
             break
-        tied = np.flatnonzero(s >= s_best - band)
-        j = int(tied[np.argmin(pool_points[tied])])
+        j = best_of(s, pool_points, band)
     return BlockChoice(chosen, steps, stall, converged)

@@ -240,6 +240,7 @@ def temperature_from_config(cfg: dict, base_dir: str | None = None) -> Temperatu
     cfg = dict(cfg)
     kind = cfg.pop("type", "uniform")
     amp = Amplitude.from_config(cfg.pop("amplitude", 1.0 if kind == "hot_spot" else 0.0), "temperature.amplitude")
+
     def number(key: str, default=None) -> float:
         value = cfg.pop(key, default)
         if value is None:

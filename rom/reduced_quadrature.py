@@ -70,7 +70,7 @@ import scipy.linalg as sla
 from mpi4py import MPI
 
 from structrom.mpi.collectives import reproducible_row_sums, reproducible_weighted_row_sums  # noqa: F401 (API)
-from structrom.rom.ecm_block import InBlock, choose_block, exact_pool, pool as _pool
+from structrom.rom.ecm_block import InBlock, best_of, choose_block, exact_pool, pool as _pool
 from structrom.rom.ecm_parts import (EPS, ECMError, ReducedQuadrature, _ColumnQR, _columns,  # noqa: F401
                                      SELECTIONS, _check_rule, _ECMProgress, _raise_collectively, _validate)
 from structrom.rom.integrand import (AssembledIntegrand, FactoredIntegrand, Integrand, as_integrand,  # noqa: F401
@@ -408,7 +408,6 @@ def empirical_cubature(
             continue
         if not s_best > band:
             raise ECMError(stagnated)
-        tied = np.flatnonzero(inb.z >= s_best - band)
 
         def taken(j: int) -> None:
             k = local_index(int(pool[j]))
@@ -417,7 +416,7 @@ def empirical_cubature(
 
         it0 = it
         picks = choose_block(
-            inb, pool, int(tied[np.argmin(pool[tied])]), s_best / r_norm, block=block, correlation=block_correlation,
+            inb, pool, best_of(inb.z, pool, band), s_best / r_norm, block=block, correlation=block_correlation,
             room=limit - len(selected), steps_left=max_iter - it, target=target, norm_b=norm_b, stall=stall,
             history=history, tie_rtol=SCORE_TIE_RTOL, stall_rtol=STALL_RTOL, taken=taken, dependent=stagnation,
             step=lambda n_chosen, steps: progress.update(len(selected) + n_chosen, history, it0 + steps))

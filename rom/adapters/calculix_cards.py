@@ -1,5 +1,6 @@
 """The keyword cards of a CalculiX deck: :func:`read_cards` (``*INCLUDE`` followed), :func:`keyword_of` (how a line's
-keyword is read, also by the screening of uploaded decks), and the errors that name a card's keyword, file and line.
+keyword is read, also by the screening of uploaded decks), numbers and ids as ccx reads them (:func:`fortran_float`,
+:func:`as_id`, :func:`exact_ids`), and the errors that name a card's keyword, file and line.
 
 ccx reads a keyword case-insensitively and without its blanks (``*SOLIDSECTION`` is ``*SOLID SECTION``): the keyword
 of a card is the table's spelling (:func:`.calculix_keywords.canonical`).
@@ -15,7 +16,8 @@ import numpy as np
 from .calculix_error import CalculixError
 from .calculix_keywords import canonical
 
-__all__ = ["Card", "keyword_of", "not_supported", "read_cards"]
+__all__ = ["Card", "ID_LIMIT", "as_id", "exact_ids", "fortran_float", "keyword_of", "not_supported",
+           "read_cards"]
 
 
 def keyword_of(line: str) -> str | None:
@@ -102,9 +104,34 @@ def read_cards(path: str | os.PathLike, _depth: int = 0) -> list[Card]:
     return cards
 
 
+#: Ids are exact integers below this in size (every such integer is a double, as ids are read).
+ID_LIMIT = 2 ** 53
+
+
+def fortran_float(token: str) -> float:
+    """A number as ccx reads it: Fortran's double-precision exponents too (``1.5D+02``); ValueError otherwise."""
+    return float(token.replace("d", "e").replace("D", "E"))
+
+
+def exact_ids(values: np.ndarray) -> np.ndarray:
+    """Which of ``values`` (any shape, float) are ids: finite integers below 2^53 in size (a bool mask)."""
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(values) & (values == np.trunc(values)) & (np.abs(values) < ID_LIMIT)
+
+
+def as_id(token: str) -> int | None:
+    """The integer id a token writes (``12``, ``12.``, ``1.2e1``), None when it is not one: not a number (a set
+    name, say), or a number that is not a finite integer below 2^53 in size (``1.5``, ``1e400``, ``nan``)."""
+    try:
+        value = fortran_float(token)
+    except ValueError:
+        return None
+    return int(value) if exact_ids(np.array(value)) else None
+
+
 def _float(card: Card, token: str, number: int, what: str) -> float:
     try:
-        value = float(token.replace("d", "e").replace("D", "E"))
+        value = fortran_float(token)
     except ValueError:
         raise _error(card, number, f"{what} must be a number, got {token!r}") from None
     if not np.isfinite(value):

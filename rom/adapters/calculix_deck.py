@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from ..fem.mesh import Mesh
-from .calculix_cards import Card, _error, _float, not_supported, read_cards
+from .calculix_cards import Card, _error, _float, as_id, not_supported, read_cards
 from .calculix_error import CalculixError
-from .inp import InpIds, as_id, read_inp
+from .inp import InpIds, read_inp
 from .calculix_history import Amplitude, Step, StepTable, evaluate
 from .calculix_keywords import classify
 from .calculix_materials import material_config

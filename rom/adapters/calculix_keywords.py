@@ -146,4 +146,3 @@ def markdown_table() -> str:
     for what, table in (("mapped", MAPPED), ("ignored", IGNORED), ("refused", REFUSED)):
         rows += [f"| `*{k}` | {what} | {v} |" for k, v in sorted(table.items())]
     return "\n".join(rows)
-

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .calculix_cards import exact_ids
 from .calculix_error import CalculixError
 
 __all__ = ["DatBlock", "read_dat"]
@@ -112,8 +113,7 @@ def read_dat(path: str | os.PathLike) -> dict[float, dict[str, DatBlock]]:
             )
         vals = vals.reshape(len(data), n_col)
         id_vals = vals[:, :n_id]
-        if not (np.isfinite(id_vals).all() and np.array_equal(id_vals, np.trunc(id_vals))
-                and float(np.abs(id_vals).max(initial=0)) < 2.0 ** 53):
+        if not exact_ids(id_vals).all():
             raise CalculixError(f"{path}:{header_line}: block '{words}' for set {set_name} has ids that are not "
                                 "integers; the file is damaged or not a ccx 2.20 .dat")
         ids = id_vals.astype(np.int64)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fem.mesh import NODES_PER_ELEMENT, CellBlock, Mesh
-from .calculix_cards import read_cards
+from .calculix_cards import as_id, exact_ids, fortran_float, read_cards
 from .calculix_error import CalculixError
 
 __all__ = ["InpIds", "read_inp"]
@@ -66,25 +66,6 @@ def _tokens(card: _Card) -> list[str]:
     return [t.strip() for t in ",".join(card.data).split(",") if t.strip()]
 
 
-#: Ids are exact integers below this (every such integer is a double, as ids are read).
-ID_LIMIT = 2 ** 53
-
-
-def as_id(token: str) -> int | None:
-    """The integer id a token writes (``12``, ``12.``, ``1.2e1``), None when it is not one: not a number (a set
-    name, say), or a number that is not a finite integer in ``(-2^53, 2^53)`` (``1.5``, ``1e400``, ``nan``)."""
-    try:
-        value = float(token)
-    except ValueError:
-        return None
-    return int(value) if np.isfinite(value) and value == int(value) and abs(value) < ID_LIMIT else None
-
-
-def _float(token: str) -> float:
-    """A number as ccx reads it: Fortran's double-precision exponents too (``1.5D+02``)."""
-    return float(token.replace("d", "e").replace("D", "E"))
-
-
 def _numbers(card: _Card, path: Path, dtype: type, what: str) -> np.ndarray:
     """The card's data tokens as ``dtype`` (finite; integers exact and below 2^53 in size); a token that is not
     such a number is refused, naming its line."""
@@ -93,12 +74,11 @@ def _numbers(card: _Card, path: Path, dtype: type, what: str) -> np.ndarray:
         vals = np.array(tokens, dtype=float)
     except ValueError:
         try:
-            vals = np.array([_float(t) for t in tokens])
+            vals = np.array([fortran_float(t) for t in tokens])
         except ValueError:
             vals = None
     integer = np.issubdtype(np.dtype(dtype), np.integer)
-    if vals is not None and np.isfinite(vals).all() and (
-            not integer or (np.array_equal(vals, np.trunc(vals)) and float(np.abs(vals).max(initial=0)) < ID_LIMIT)):
+    if vals is not None and (exact_ids(vals) if integer else np.isfinite(vals)).all():
         return vals.astype(dtype)
     for line, number in zip(card.data, card.data_lines):
         for t in line.split(","):
@@ -106,7 +86,7 @@ def _numbers(card: _Card, path: Path, dtype: type, what: str) -> np.ndarray:
             if not t:
                 continue
             try:
-                ok = np.isfinite(_float(t)) and (not integer or as_id(t) is not None)
+                ok = np.isfinite(fortran_float(t)) and (not integer or as_id(t) is not None)
             except ValueError:
                 ok = False
             if not ok:
@@ -127,7 +107,7 @@ def _node_lines(card: _Card, path: Path) -> np.ndarray:
         if not 2 <= len(fields) <= 4 or not fields[0]:
             raise CalculixError(f"{path}:{number}: *NODE lines must be 'id, x[, y[, z]]' (coordinates left out are "
                                 f"0), got {len(fields)} entries")
-        out[i, :len(fields)] = [_float(t) if t else 0.0 for t in fields]  # (numbers: checked by _numbers)
+        out[i, :len(fields)] = [fortran_float(t) if t else 0.0 for t in fields]  # (numbers: checked by _numbers)
     return out
 
 
@@ -176,7 +156,7 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
                 if t not in sets:
                     upper = {k.upper(): k for k in sets}
                     if t.upper() not in upper:
-                        raise CalculixError(f"{where(card)}: {t!r} is neither an id nor a set defined earlier") from None
+                        raise CalculixError(f"{where(card)}: {t!r} is neither an id nor a set defined earlier")
                     t = upper[t.upper()]
                 out.append(np.concatenate(sets[t] or [np.zeros(0, np.int64)]))  # (a set naming itself: empty so far)
         out.append(np.array(numeric, dtype=np.int64))
@@ -190,7 +170,7 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
             if n_line and (vals.size != 4 * n_line or max(d.count(",") for d in card.data) > 3):
                 vals = _node_lines(card, path)  # (lines of other lengths: line by line)
             vals = vals.reshape(-1, 4)
-            bad = np.flatnonzero((vals[:, 0] != np.trunc(vals[:, 0])) | (np.abs(vals[:, 0]) >= ID_LIMIT))
+            bad = np.flatnonzero(~exact_ids(vals[:, 0]))
             if len(bad):
                 line = card.data_lines[int(bad[0])] if len(card.data_lines) == len(vals) else card.line
                 raise CalculixError(f"{path}:{line}: *NODE: node ids must be integers, got {vals[bad[0], 0]!r}")
@@ -244,7 +224,8 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
                 else:
                     upper = {k.upper(): k for k in elsets}
                     if parts[0].upper() not in upper:
-                        raise CalculixError(f"{path}:{number}: element set {parts[0]!r} is not defined before this *SURFACE") from None
+                        raise CalculixError(f"{path}:{number}: element set {parts[0]!r} is not defined before this "
+                                            "*SURFACE")
                     els = np.concatenate(elsets[upper[parts[0].upper()]] or [np.zeros(0, np.int64)])
                 surfaces.setdefault(name, []).append((els, np.full(len(els), int(m.group(1)) - 1)))
 
