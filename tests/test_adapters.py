@@ -4,6 +4,7 @@ Ansys files, and the end-to-end CalculiX -> offline -> online check (small versi
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import time
@@ -236,6 +237,65 @@ def test_meshio_series_xdmf_vtu_and_abaqus(tmp_path, monkeypatch):
         read_meshio_series(bad)
     with pytest.raises(MeshError, match="matches no file"):
         read_meshio_series(str(tmp_path / "none_*.vtu"))
+
+
+def test_meshio_series_refuses_damaged_and_inconsistent_series(tmp_path, monkeypatch):
+    """Each way a series can be damaged or inconsistent ends in a MeshError naming the file and what is wrong,
+    instead of an IndexError, a stack error, a wrapped-around node number or data read against the wrong mesh."""
+    from structrom.rom.adapters.meshio_series import read_meshio_series
+
+    monkeypatch.chdir(tmp_path)
+    mesh = box((2.0, 1.0, 1.0), (2, 1, 1), "C3D8")
+    P, C = mesh.points, mesh.blocks[0].connectivity
+    u = np.ones((len(P), 3))
+
+    def vtu(name, points=P, cells=C, **point_data):
+        meshio.write(tmp_path / name, meshio.Mesh(points, [("hexahedron", cells)], point_data=point_data or {"u": u}))
+        return tmp_path / name
+
+    for node in (len(P), -1):  # a node number past the last point, or one that numpy would wrap around
+        c = C.copy()
+        c[0, 0] = node
+        with pytest.raises(MeshError, match=rf"hexahedron cells: cell 0 references node {node}, outside"):
+            read_meshio_series(vtu("bad_nodes.vtu", cells=c))
+    meshio.write(tmp_path / "flat.xdmf", meshio.Mesh(P[:, :2], [("hexahedron", C)]))  # (VTU pads points to 3D)
+    with pytest.raises(MeshError, match=r"2D \(x, y\) mesh has no volume"):
+        read_meshio_series(tmp_path / "flat.xdmf")
+    nan = u.copy()
+    nan[3, 1] = np.nan
+    with pytest.raises(MeshError, match=r"nan\.vtu: point data 'u' is not finite at node 3"):
+        read_meshio_series(vtu("nan.vtu", u=nan))
+    a, b = vtu("a.vtu"), vtu("b.vtu", u=np.ones((len(P), 2)))
+    with pytest.raises(MeshError, match=r"'u' has 2 components at .*b\.vtu, 3 at"):
+        read_meshio_series([a, b])
+    with pytest.raises(MeshError, match=r"b\.vtu: its volume cells differ"):
+        read_meshio_series([a, vtu("b.vtu", cells=C[:1])])
+    with pytest.raises(MeshError, match="strictly increasing"):
+        read_meshio_series([a, a], times=[1.0, 1.0])
+    with pytest.raises(MeshError, match="1 times of shape"):
+        read_meshio_series([a, a], times=[1.0])
+
+    # XDMF: a step whose own geometry differs from the series' mesh, and a series without steps
+    with meshio.xdmf.TimeSeriesWriter(tmp_path / "s.xdmf") as w:
+        w.write_points_cells(P, [("hexahedron", C)])
+        for t in (0.0, 0.5):
+            w.write_data(t, point_data={"u": u})
+    text = (tmp_path / "s.xdmf").read_text()
+    last = [mt.start() for mt in re.finditer(r"<\w+:include\b", text)][-1]  # (the last step's reference to the mesh)
+    end = text.index("/>", last) + 2
+    moved = " ".join(f"{x:.6g}" for x in (3 * P).ravel())
+    (tmp_path / "m.xdmf").write_text(text[:last] + f'<Geometry GeometryType="XYZ"><DataItem Dimensions="{len(P)} 3" '
+                                     f'Format="XML">{moved}</DataItem></Geometry>' + text[end:])
+    assert np.array_equal(read_meshio_series(tmp_path / "s.xdmf")[1], [0.0, 0.5])
+    with pytest.raises(MeshError, match=r"m\.xdmf: time step 1 has a Geometry of its own"):
+        read_meshio_series(tmp_path / "m.xdmf")
+    with meshio.xdmf.TimeSeriesWriter(tmp_path / "e.xdmf") as w:
+        w.write_points_cells(P, [("hexahedron", C)])
+    with pytest.raises(MeshError, match="no time step"):
+        read_meshio_series(tmp_path / "e.xdmf")
+    (tmp_path / "d.xdmf").mkdir()
+    with pytest.raises(MeshError, match="not a regular file"):
+        read_meshio_series(tmp_path / "d.xdmf")
 
 
 # -- Ansys ----------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ try:  # listed in meshio's __all__ but not always exported
     from meshio._mesh import topological_dimension as _TOPO_DIM
 except ImportError:  # pragma: no cover
     _TOPO_DIM = meshio.topological_dimension
-from .mesh import CellBlock, Mesh, MeshError
+from .mesh import NODES_PER_ELEMENT, CellBlock, Mesh, MeshError
 
 __all__ = [
     "read_mesh",
@@ -180,11 +180,11 @@ def mesh_from_meshio(
     if quadratic_hex not in ("C3D20", "C3D20R"):
         raise MeshError(f"quadratic_hex must be 'C3D20' or 'C3D20R', got {quadratic_hex!r}")
     types = dict(MESHIO_TO_ELEMENT, hexahedron20=quadratic_hex)
-    points = np.asarray(m.points, dtype=float)
-    if points.ndim != 2 or points.shape[1] not in (2, 3):
-        raise MeshError(f"{source}: points must have shape (n, 3), got {points.shape}")
-    if points.shape[1] == 2:
-        points = np.concatenate([points, np.zeros((len(points), 1))], axis=1)
+    points = _real_array(m.points, f"{source}: points")
+    if points.ndim != 2 or points.shape[1] != 3:
+        raise MeshError(f"{source}: points must have shape (n, 3), got {points.shape}"
+                        + ("; a 2D (x, y) mesh has no volume: mesh the solid in 3D" if points.ndim == 2
+                           and points.shape[1] == 2 else ""))
 
     # Volume blocks, merged per element type in order of first appearance.
     merged: dict[str, list[np.ndarray]] = {}
@@ -198,8 +198,9 @@ def mesh_from_meshio(
                     "(e.g. gmsh: no recombination into prisms/pyramids, Mesh.SecondOrderIncomplete=1 "
                     "for 20-node hexahedra)"
                 )
-            merged.setdefault(types[blk.type], []).append(np.asarray(blk.data, dtype=np.int64))
-    if not merged:
+            merged.setdefault(types[blk.type], []).append(
+                cell_connectivity(blk.data, len(points), NODES_PER_ELEMENT[types[blk.type]], f"{source}: {blk.type} cells"))
+    if not merged or not sum(len(c) for blocks in merged.values() for c in blocks):
         raise MeshError(
             f"{source}: no volume cells (found {sorted({b.type for b in m.cells})}); "
             "mesh the volume (gmsh: mesh.generate(3))"
@@ -246,7 +247,7 @@ def mesh_from_meshio(
         for i, (blk, idx) in enumerate(zip(m.cells, per_block)):
             if idx is None or len(idx) == 0:
                 continue
-            data = np.asarray(blk.data, dtype=np.int64)[idx]
+            data = cell_connectivity(blk.data, len(points), None, f"{source}: {blk.type} cells of group {name!r}")[idx]
             add_nodes(name, data.ravel())
             dim = _cell_dim(blk.type)
             if dim == 3:
@@ -263,8 +264,34 @@ def mesh_from_meshio(
             surface_sets[name] = np.concatenate(parts)
     for name, nodes in (m.point_sets or {}).items():
         if not name.startswith("gmsh:"):
-            add_nodes(name, np.asarray(nodes, dtype=np.int64))
+            ids = cell_connectivity(np.reshape(nodes, (-1, 1)), len(points), 1, f"{source}: point set {name!r}") \
+                if np.size(nodes) else np.zeros((0, 1), dtype=np.int64)
+            add_nodes(name, ids.ravel())
     return Mesh(points, blocks, node_sets=node_sets, element_sets=element_sets, surface_sets=surface_sets)
+
+
+def _real_array(values, what: str) -> np.ndarray:
+    """``values`` as a float array; :class:`MeshError` naming ``what`` for text, complex or object data."""
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "biuf":
+        raise MeshError(f"{what}: expected real numbers, got data of type {arr.dtype}")
+    return arr.astype(float, copy=False)
+
+
+def cell_connectivity(data, n_points: int, n_nodes: int | None, what: str) -> np.ndarray:
+    """Node numbers of a meshio cell block ``(n_cells, n_nodes)`` int64, checked: integers, 2D (``n_nodes`` per cell
+    when given), each in ``0 .. n_points - 1``; :class:`MeshError` naming ``what`` and the first bad cell."""
+    arr = np.asarray(data)
+    if arr.dtype.kind not in "iu" or arr.ndim != 2 or (n_nodes is not None and arr.shape[1] != n_nodes):
+        shape = f"(n_cells, {n_nodes})" if n_nodes is not None else "(n_cells, nodes per cell)"
+        raise MeshError(f"{what}: node numbers must be integers of shape {shape}, got {arr.dtype} {arr.shape}")
+    arr = arr.astype(np.int64, copy=False)
+    bad = (arr < 0) | (arr >= n_points)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise MeshError(f"{what}: cell {int(i)} references node {int(arr[i, j])}, outside 0..{n_points - 1}: the "
+                        "connectivity and the points do not match (a damaged or mixed file)")
+    return arr
 
 
 def read_mesh(path: str | os.PathLike, *, quadratic_hex: str = "C3D20", drop_unused_nodes: bool = True) -> Mesh:
