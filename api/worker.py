@@ -123,7 +123,8 @@ class SolverState:
             return hit[1]
         try:
             model = load_model(pinned)  # any kind; screened before any read
-        except (ModelFileError, OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+        except (ModelFileError, OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError,
+                OverflowError) as exc:
             unpin(pinned, path)
             raise self._model_file_error(exc, model_id, pinned) from None
         model.api_name = model_id
@@ -159,7 +160,8 @@ class SolverState:
         try:
             try:
                 card = model_card(model_id, Path(pinned))
-            except (ModelFileError, OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+            except (ModelFileError, OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError,
+                    OverflowError) as exc:
                 raise self._model_file_error(exc, model_id, pinned, status, field) from None
             h = hashlib.sha256()
             with open(pinned, "rb") as f:

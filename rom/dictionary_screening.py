@@ -14,7 +14,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
-from structrom.rom.h5_screening import NAME, Inventory, Limits, Schema, UnsafeFileError, screen, strict_json
+from structrom.rom.h5_screening import NAME, Inventory, Limits, Schema, UnsafeFileError, echo, screen, strict_json
 from structrom.rom.model_screening import MODEL_SCHEMA, _finite, _index, _scalar, _string, screen_model, shape_checkers
 
 LOCAL = f"local/{NAME}"
@@ -35,7 +35,7 @@ def screen_dictionary(f: h5py.File, limits: Limits = Limits()) -> Inventory:
     inv = screen(f, DICTIONARY_SCHEMA, limits)
     try:
         _dictionary_rules(f, inv, limits)
-    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError, OverflowError) as exc:
         if isinstance(exc, UnsafeFileError):
             raise
         raise UnsafeFileError(f"unreadable data ({exc}); the file is corrupt or truncated") from None
@@ -51,11 +51,12 @@ def _json(obj, key: str, where: str, kind: type):
 
 def _dictionary_rules(f: h5py.File, inv: Inventory, limits: Limits) -> None:
     ds = inv.datasets
-    shape, expect = shape_checkers(ds, "a structrom model dictionary")
+    sc = shape_checkers(ds, "a structrom model dictionary")
+    shape, expect, length = sc.shape, sc.expect, sc.length
     _string(f, "format", "/")
     _scalar(f, "schema_version", "/", lo=0, hi=2**31, integer=True)
     if _string(f, "kind", "/") != "dictionary":
-        raise UnsafeFileError(f"/: model kind {_string(f, 'kind', '/')!r} is not the dictionary layout")
+        raise UnsafeFileError(f"/: model kind {echo(_string(f, 'kind', '/'))} is not the dictionary layout")
     _json(f, "provenance", "/", dict)
     _json(f, "loading_schema", "/", dict)
     _json(f, "units", "/", dict)
@@ -75,8 +76,8 @@ def _dictionary_rules(f: h5py.File, inv: Inventory, limits: Limits) -> None:
             raise UnsafeFileError(f"/{g}: missing; the file is truncated or not a structrom model dictionary")
     c = f["classifier"]
     if _string(c, "type", "/classifier") != "logistic":
-        raise UnsafeFileError(f"/classifier: type {_string(c, 'type', '/classifier')!r} is not supported (known: "
-                              "'logistic')")
+        raise UnsafeFileError(f"/classifier: type {echo(_string(c, 'type', '/classifier'))} is not supported "
+                              "(known: 'logistic')")
     features = _json(c, "feature_names", "/classifier", list)
     _json(c, "surfaces", "/classifier", list)
     for key in ("centrifugal", "gravity"):
@@ -91,16 +92,16 @@ def _dictionary_rules(f: h5py.File, inv: Inventory, limits: Limits) -> None:
     expect("classifier/intercept", (k,))
     expect("classifier/mean", (n_f,))
     expect("classifier/scale", (n_f,))
-    n_s = shape("classifier/sensor_nodes")[0]
+    n_s = length("classifier/sensor_nodes", n_nodes, "the mesh's nodes (classifier attribute 'n_mesh_nodes')")
     expect("classifier/sensor_nodes", (n_s,))
     expect("classifier/sensor_coordinates", (n_s, 3))
-    _index(f, "classifier/sensor_nodes", n_nodes, "mesh nodes (classifier attribute 'n_mesh_nodes')")
-    m = shape("clustering/labels")[0]
+    _index(f, "classifier/sensor_nodes", n_nodes, "mesh nodes (classifier attribute 'n_mesh_nodes')", limits=limits)
+    m = length("clustering/labels")
     expect("clustering/labels", (m,))
     expect("clustering/distances", (m, m))
     expect("clustering/medoids", (k,))
-    _index(f, "clustering/labels", k, "local models")
-    _index(f, "clustering/medoids", m, "training loadings")
+    _index(f, "clustering/labels", k, "local models", limits=limits)
+    _index(f, "clustering/medoids", m, "training loadings", limits=limits)
     for path in sorted(p for p in ds if not p.startswith("local/")):
         _finite(f, path, limits)
     for name in names:
@@ -108,7 +109,7 @@ def _dictionary_rules(f: h5py.File, inv: Inventory, limits: Limits) -> None:
             screen_model(f[f"local/{name}"], limits)
         except UnsafeFileError as exc:
             raise UnsafeFileError(f"/local/{name}: {exc}") from None
-        points = shape(f"local/{name}/mesh/points")
-        if points[0] != n_nodes:
-            raise UnsafeFileError(f"/local/{name}/mesh/points: {points[0]} nodes; the classifier reads a mesh of "
+        points = length(f"local/{name}/mesh/points")
+        if points != n_nodes:
+            raise UnsafeFileError(f"/local/{name}/mesh/points: {points} nodes; the classifier reads a mesh of "
                                   f"{n_nodes}")

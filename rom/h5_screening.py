@@ -7,13 +7,15 @@ links and without reading any dataset, and checks it against a schema (:class:`S
 groups, datasets and attributes), with bounded decompressed sizes. :func:`structrom.rom.model_screening.screen_model`
 adds the rules of the reduced model file; :func:`screen_array_upload` screens uploaded arrays.
 
-Every failure raises :class:`UnsafeFileError` naming the object (path inside the file) and the rule.
+Every failure raises :class:`UnsafeFileError` naming the object (path inside the file) and the rule; values
+quoted in a message are shortened (:func:`echo`).
 """
 from __future__ import annotations
 
 import json
 import math
 import re
+import reprlib
 from dataclasses import dataclass, field
 
 import h5py
@@ -38,8 +40,12 @@ class Limits:
     max_dataset_bytes: int = 2**32
     max_total_bytes: int = 2**34
     max_objects: int = 100_000
+    #: of an attribute's value: its storage, or for variable-length strings the bytes of the strings
     max_attribute_bytes: int = 2**22
-    #: Float datasets are checked finite in blocks of at most this many bytes.
+    #: of one chunk of a chunked dataset (HDF5 decompresses a whole chunk to read any part of it); the
+    #: model writers' largest chunks are 65536 rows of a basis (a few hundred columns)
+    max_chunk_bytes: int = 2**28
+    #: Datasets are read for checks in blocks of at most this many bytes (or one band of whole chunks).
     block_bytes: int = 2**26
 
 
@@ -93,6 +99,37 @@ def _where(path: str) -> str:
     return "/" + path
 
 
+_ECHO = reprlib.Repr()
+_ECHO.maxstring = _ECHO.maxother = 80
+
+
+def echo(value) -> str:
+    """``repr(value)`` shortened to about 80 characters (values from a file quoted in a message)."""
+    return _ECHO.repr(value)
+
+
+def attribute_bytes(obj, name: str) -> int:
+    """Bytes of attribute ``name`` of ``obj``: its storage size, and for variable-length strings (h5py's
+    default for a Python ``str``, whose storage holds only references to the file's heap) the UTF-8 bytes
+    of the strings themselves (read: they are at most the file's size)."""
+    aid = h5py.h5a.open(obj.id, name.encode())
+    size = aid.get_storage_size()
+    info = h5py.check_string_dtype(aid.dtype)
+    if info is not None and info.length is None:
+        value = np.asarray(obj.attrs[name], dtype=object).ravel()
+        size = max(size, sum(len(v.encode("utf-8", "replace")) if isinstance(v, str) else len(v) for v in value))
+    return size
+
+
+def check_attribute_size(obj, name: str, path: str, limits: Limits) -> None:
+    """Refuse attribute ``name`` of the object at ``path`` above ``limits.max_attribute_bytes``
+    (:func:`attribute_bytes`)."""
+    size = attribute_bytes(obj, name)
+    if size > limits.max_attribute_bytes:
+        raise UnsafeFileError(f"{_where(path)}: attribute {name!r} holds {size} bytes, above the limit of "
+                              f"{limits.max_attribute_bytes} bytes; store large data in a dataset")
+
+
 def _check_attributes(obj, path: str, schema: Schema, limits: Limits) -> None:
     allowed = schema.allowed_attributes(path)
     for name in obj.attrs:
@@ -104,9 +141,7 @@ def _check_attributes(obj, path: str, schema: Schema, limits: Limits) -> None:
         if dt.kind not in "biufSU" and h5py.check_string_dtype(dt) is None:
             raise UnsafeFileError(f"{_where(path)}: attribute {name!r} has type {dt}; only numbers and strings "
                                   "are allowed")
-        if aid.get_storage_size() > limits.max_attribute_bytes:
-            raise UnsafeFileError(f"{_where(path)}: attribute {name!r} is larger than "
-                                  f"{limits.max_attribute_bytes} bytes")
+        check_attribute_size(obj, name, path, limits)
 
 
 def _check_dataset(dset: h5py.Dataset, path: str, schema: Schema, limits: Limits) -> int:
@@ -134,6 +169,13 @@ def _check_dataset(dset: h5py.Dataset, path: str, schema: Schema, limits: Limits
     if nbytes > limits.max_dataset_bytes:
         raise UnsafeFileError(f"{_where(path)}: {nbytes} bytes once decompressed (shape {shape}), above the "
                               f"limit of {limits.max_dataset_bytes} bytes")
+    if layout == h5py.h5d.CHUNKED:
+        chunk = plist.get_chunk()
+        cbytes = math.prod(chunk) * dt.itemsize
+        if cbytes > limits.max_chunk_bytes:
+            raise UnsafeFileError(f"{_where(path)}: chunks of {cbytes} bytes once decompressed (chunk shape "
+                                  f"{tuple(chunk)}), above the limit of {limits.max_chunk_bytes} bytes; rechunk "
+                                  "the dataset with smaller chunks (e.g. h5repack -l CHUNK=...)")
     return nbytes
 
 
@@ -144,7 +186,7 @@ def screen(f: h5py.File, schema: Schema, limits: Limits = Limits()) -> Inventory
     the HDF5 library cannot read (corrupt bytes)."""
     try:
         return _screen(f, schema, limits)
-    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError, OverflowError) as exc:
         if isinstance(exc, UnsafeFileError):
             raise
         raise UnsafeFileError(f"unreadable HDF5 structure ({exc}); the file is corrupt or truncated") from None
@@ -202,16 +244,33 @@ def _screen(f: h5py.File, schema: Schema, limits: Limits) -> Inventory:
 
 
 def strict_json(text, what: str):
-    """``json.loads`` refusing ``NaN`` / ``Infinity`` (not JSON; a served card could not be encoded)."""
+    """``json.loads`` refusing ``NaN`` / ``Infinity`` (not JSON; a served card could not be encoded) and
+    numbers beyond the float range (``1e400`` would read as infinity)."""
     def refuse(token):
-        raise UnsafeFileError(f"{what}: {token} is not allowed (JSON numbers must be finite)")
+        raise UnsafeFileError(f"{what}: {echo(token)} is not allowed (JSON numbers must be finite)")
+
+    def number(token: str):
+        x = float(token)
+        if not math.isfinite(x):
+            refuse(token)
+        return x
+
+    def integer(token: str):
+        x = int(token)
+        try:
+            float(x)
+        except OverflowError:
+            refuse(token)
+        return x
 
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     try:
-        return json.loads(text, parse_constant=refuse)
-    except (TypeError, json.JSONDecodeError) as exc:
-        raise UnsafeFileError(f"{what}: unreadable JSON ({exc})") from None
+        return json.loads(text, parse_constant=refuse, parse_float=number, parse_int=integer)
+    except (TypeError, ValueError, RecursionError) as exc:
+        if isinstance(exc, UnsafeFileError):
+            raise
+        raise UnsafeFileError(f"{what}: unreadable JSON ({echo(str(exc))})") from None
 
 
 # -- uploaded arrays -----------------------------------------------------------------------------------------------

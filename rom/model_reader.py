@@ -20,17 +20,22 @@ from structrom.rom.lifting import Lifting
 from structrom.rom.model_data import FORMAT, KINDS, READABLE_VERSIONS, DualBasis, ModelFileError, ReducedModelData
 
 def check_header(f: h5py.File, path: Path) -> str:
-    """Check format and schema version of an open model file; return its kind (one of :data:`KINDS`)."""
-    if f.attrs.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: not a structrom reduced model (format {f.attrs.get('format')!r})")
-    version = int(f.attrs.get("schema_version", -1))
+    """Check format and schema version of an open model file; return its kind (one of :data:`KINDS`). The
+    root attributes are read before any screening, each bounded and of its type
+    (:func:`structrom.rom.model_screening.header`); values quoted in messages are shortened."""
+    try:
+        fmt, version, kind = model_screening.header(f)
+    except h5_screening.UnsafeFileError as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
+    if fmt != FORMAT:
+        raise ModelFileError(f"{path}: not a structrom reduced model (format {h5_screening.echo(fmt)})")
+    version = -1 if version is None else version
     if version not in READABLE_VERSIONS:
         raise ModelFileError(f"{path}: schema version {version} is not supported (this code reads "
                              f"{list(READABLE_VERSIONS)}): rebuild the model with `structrom offline`")
-    kind = f.attrs.get("kind", "hyper_reduced")
-    kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+    kind = "hyper_reduced" if kind is None else kind
     if kind not in KINDS:
-        raise ModelFileError(f"{path}: unknown model kind {kind!r} (known: {', '.join(KINDS)})")
+        raise ModelFileError(f"{path}: unknown model kind {h5_screening.echo(kind)} (known: {', '.join(KINDS)})")
     return kind
 
 

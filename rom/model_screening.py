@@ -2,21 +2,29 @@
 
 :func:`screen_model` runs :func:`structrom.rom.h5_screening.screen` with :data:`MODEL_SCHEMA` (the groups,
 datasets and attributes the format has: no links, external storage, virtual datasets or foreign filters,
-bounded decompressed sizes), then the format's own rules: required datasets and their shapes, every
-index array within the extent of what it indexes (mesh nodes and elements, temperature nodes, CSR
-pointers, materials, integration points), every scalar attribute finite and in range (indicator
-tolerance in (0, 1]), JSON attributes strict (no NaN), every float dataset finite. Failures raise
+bounded decompressed sizes), then the format's own rules: required datasets and their shapes (an array where one is expected, never a
+0-d scalar), every index array no longer than what the model implies (a node set at most ``n_nodes``
+entries...) before it is read, then read by blocks of whole chunks and within the extent of what it indexes
+(mesh nodes and elements, temperature nodes, CSR pointers, materials, integration points), the online work
+bounded (:data:`MAX_MODES` modes, :data:`MAX_REDUCED_POINTS` reduced points and at most the mesh's
+integration points, :data:`MAX_ONLINE_WORK`), every scalar attribute finite and in range (indicator tolerance
+in (0, 1], the indicator's reference norms within ``REFERENCE_MARGIN`` times the training scale the dual
+bases imply: :func:`structrom.rom.model_screening_indicator.reference_rules`), JSON attributes strict (no NaN, no number beyond the float range) and
+the ``dirichlet`` conditions on node sets of the mesh, every float dataset finite. Failures raise
 :class:`~structrom.rom.h5_screening.UnsafeFileError` naming the object.
 """
 from __future__ import annotations
 
-import math
 import re
 
 import h5py
 import numpy as np
 
-from structrom.rom.h5_screening import NAME, Inventory, Limits, Schema, UnsafeFileError, screen, strict_json
+from structrom.rom.h5_checks import (ShapeChecker, _blocks, _finite, _index, _scalar, _string,  # noqa: F401
+                                     header, shape_checkers)
+from structrom.rom.h5_screening import NAME, Inventory, Limits, Schema, UnsafeFileError, echo, screen, strict_json
+from structrom.rom.model_screening_indicator import (DIRICHLET_KEYS, REFERENCE_MARGIN, dirichlet_rules,  # noqa: F401
+                                                     reference_rules)
 
 #: The mesh group (:func:`structrom.rom.hifi.output.write_mesh_group`), shared by every model layout.
 MESH_GROUPS = ("mesh", "mesh/blocks", r"mesh/blocks/\d{1,6}", "mesh/(node_sets|element_sets|surface_sets)")
@@ -47,123 +55,97 @@ MODEL_SCHEMA = Schema(
 #: The largest accepted indicator tolerance (a relative Gappy residual; above 1 it trusts anything).
 MAX_INDICATOR_TOLERANCE = 1.0
 JSON_ATTRIBUTES = {"provenance": object, "units": dict, "materials": list, "loading_schema": dict, "dirichlet": list}
+#: Bounds of the online work a hyper-reduced file may ask for: displacement modes and dual basis vectors
+#: ``N`` (as the separated layout's), reduced points ``n_rp`` (also at most the mesh's integration points),
+#: and ``N^2 (n_rp + n_val + N)``, the order of the flops of one Newton iteration (reduced tangent
+#: ``sum_p B_p^T C_p B_p`` at the reduced and validation points, dense ``N x N`` solve); the largest models
+#: built so far need ~1e6.
+MAX_MODES, MAX_REDUCED_POINTS, MAX_ONLINE_WORK = 2048, 2**20, 2**28
 
 
-def _scalar(obj, name: str, where: str, *, lo: float = -math.inf, hi: float = math.inf, lo_open=False,
-            integer: bool = False) -> float:
-    if name not in obj.attrs:
-        raise UnsafeFileError(f"{where}: missing attribute {name!r}")
-    v = np.asarray(obj.attrs[name])
-    if v.size != 1 or v.dtype.kind not in ("iu" if integer else "iuf"):
-        raise UnsafeFileError(f"{where}: attribute {name!r} must be one {'integer' if integer else 'number'}")
-    x = float(v.reshape(()))
-    if not math.isfinite(x) or x < lo or x > hi or (lo_open and x <= lo):
-        rng = f"{'(' if lo_open else '['}{lo:g}, {hi:g}]"
-        raise UnsafeFileError(f"{where}: attribute {name!r} = {x!r} must be finite and in {rng}")
-    return x
+def _element_table() -> tuple[dict[str, tuple[int, int]], int, int]:
+    """``({CalculiX name: (nodes, integration points)}, most nodes, most points)`` of the known elements."""
+    from structrom.rom.fem.elements import ELEMENTS
+
+    table = {name: (e.n_nodes, e.n_points) for name, e in ELEMENTS.items()}
+    return table, max(n for n, _ in table.values()), max(p for _, p in table.values())
 
 
-def _string(obj, name: str, where: str) -> str:
-    if name not in obj.attrs:
-        raise UnsafeFileError(f"{where}: missing attribute {name!r}")
-    v = obj.attrs[name]
-    if isinstance(v, bytes):
-        v = v.decode("utf-8", "replace")
-    if not isinstance(v, str):
-        raise UnsafeFileError(f"{where}: attribute {name!r} must be a string")
-    return v
-
-
-def _finite(f: h5py.File, path: str, limits: Limits) -> None:
-    d = f[path]
-    if d.dtype.kind != "f" or d.size == 0:
-        return
-    rows = max(1, limits.block_bytes // max(1, d.dtype.itemsize * (d.size // max(d.shape[0], 1))))
-    for start in range(0, d.shape[0] if d.ndim else 1, rows):
-        block = d[()] if d.ndim == 0 else d[start:start + rows]
-        if not np.all(np.isfinite(block)):
-            raise UnsafeFileError(f"/{path}: contains non-finite values (NaN or infinity)")
-
-
-def _index(f: h5py.File, path: str, extent: int, what: str, column: int | None = None) -> np.ndarray:
-    a = f[path][()]
-    if a.dtype.kind not in "iu":
-        raise UnsafeFileError(f"/{path}: index array of type {a.dtype}; integers expected")
-    v = a if column is None else a[:, column]
-    if v.size and (v.min() < 0 or v.max() >= extent):
-        raise UnsafeFileError(f"/{path}: indices in [{v.min()}, {v.max()}] outside [0, {extent}) ({what})")
-    return a
-
-
-def shape_checkers(ds: dict, where: str = "a structrom model"):
-    """``(shape, expect)``: the screened shape of a dataset path (missing: :class:`UnsafeFileError`), and a
-    check of it against a pattern (``None`` = any extent)."""
-
-    def shape(path: str) -> tuple[int, ...]:
-        if path not in ds:
-            raise UnsafeFileError(f"/{path}: missing; the file is truncated or not {where}")
-        return ds[path][0]
-
-    def expect(path: str, expected: tuple) -> None:
-        got = shape(path)
-        if len(got) != len(expected) or any(e is not None and g != e for g, e in zip(got, expected)):
-            want = tuple("any" if e is None else e for e in expected)
-            raise UnsafeFileError(f"/{path}: shape {got}, expected {want}")
-
-    return shape, expect
-
-
-def mesh_rules(f: h5py.File, ds: dict, shape, expect, prefix: str = "mesh") -> tuple[int, int]:
+def mesh_rules(f: h5py.File, ds: dict, sc: ShapeChecker, prefix: str = "mesh",
+               limits: Limits = Limits()) -> tuple[int, int, int]:
     """The rules of a mesh group (:func:`structrom.rom.hifi.output.write_mesh_group`) at ``prefix``: points
-    ``(n_nodes, 3)``, element blocks numbered without gaps, connectivities and sets within the node / element
-    extents. Returns ``(n_nodes, n_elements)``."""
-    n_nodes = shape(f"{prefix}/points")[0]
-    expect(f"{prefix}/points", (n_nodes, 3))
+    ``(n_nodes, 3)``, element blocks numbered without gaps of ``(n_elements_b, nodes per element)`` (the
+    element type's node count when it is a known one), node sets ``(<= n_nodes,)``, element sets
+    ``(<= n_elements,)``, surface sets ``(<= 6 n_elements, 2)`` (bounded before they are read), connectivities
+    and sets within the node / element / face extents. Returns ``(n_nodes, n_elements, n_ip)``, ``n_ip`` the
+    mesh's integration points (unknown element types counted with the most points of any type)."""
+    table, most_nodes, most_points = _element_table()
+    n_nodes = sc.length(f"{prefix}/points")
+    sc.expect(f"{prefix}/points", (n_nodes, 3))
     blocks = [p for p in ds if re.fullmatch(re.escape(prefix) + r"/blocks/\d+/connectivity", p)]
     depth = prefix.count("/") + 2
     if not blocks or {p.split("/")[depth] for p in blocks} != {str(i) for i in range(len(blocks))}:
         raise UnsafeFileError(f"/{prefix}/blocks: element blocks must be numbered 0, 1, ... without gaps")
-    n_elements = 0
+    n_elements = n_ip = 0
     for p in blocks:
-        if len(shape(p)) != 2:
-            raise UnsafeFileError(f"/{p}: shape {shape(p)}, expected (n_elements, nodes per element)")
-        _string(f[p], "element", "/" + p)
-        _index(f, p, n_nodes, "mesh nodes")
-        n_elements += shape(p)[0]
+        if len(sc.shape(p)) != 2:
+            raise UnsafeFileError(f"/{p}: shape {sc.shape(p)}, expected (n_elements, nodes per element)")
+        element = _string(f[p], "element", "/" + p)
+        nodes, points = table.get(element, (None, most_points))
+        if sc.shape(p)[1] != (nodes or sc.shape(p)[1]) or sc.shape(p)[1] > most_nodes:
+            raise UnsafeFileError(f"/{p}: {sc.shape(p)[1]} nodes per element; a {echo(element)} element has "
+                                  f"{nodes or f'at most {most_nodes}'}")
+        _index(f, p, n_nodes, "mesh nodes", limits=limits)
+        n_elements += sc.shape(p)[0]
+        n_ip += sc.shape(p)[0] * points
     for p in ds:
         if p.startswith(f"{prefix}/node_sets/"):
-            _index(f, p, n_nodes, "mesh nodes")
+            sc.expect(p, (sc.length(p, n_nodes, "the mesh's nodes"),))
+            _index(f, p, n_nodes, "mesh nodes", limits=limits)
         elif p.startswith(f"{prefix}/element_sets/"):
-            _index(f, p, n_elements, "mesh elements")
+            sc.expect(p, (sc.length(p, n_elements, "the mesh's elements"),))
+            _index(f, p, n_elements, "mesh elements", limits=limits)
         elif p.startswith(f"{prefix}/surface_sets/"):
-            if len(shape(p)) != 2 or shape(p)[1] != 2:
-                raise UnsafeFileError(f"/{p}: shape {shape(p)}, expected (n_faces, 2): element, face")
-            _index(f, p, n_elements, "mesh elements", column=0)
-            _index(f, p, 6, "element faces", column=1)
-    return n_nodes, n_elements
+            if len(sc.shape(p)) != 2 or sc.shape(p)[1] != 2:
+                raise UnsafeFileError(f"/{p}: shape {sc.shape(p)}, expected (n_faces, 2): element, face")
+            sc.length(p, 6 * n_elements, "6 faces of each of the mesh's elements")
+            _index(f, p, n_elements, "mesh elements", column=0, limits=limits)
+            _index(f, p, 6, "element faces", column=1, limits=limits)
+    return n_nodes, n_elements, n_ip
 
 
-def _csr(f, group: str, n_rows: int, n_cols: int, expect, shape) -> None:
+def _csr(f, group: str, n_rows: int, n_cols: int, sc: ShapeChecker, limits: Limits) -> None:
     """The temperature interpolation ``group/{data,indices,indptr}``: a CSR matrix ``(n_rows, n_cols)`` of
-    consistent lengths, column indices below ``n_cols``, ``indptr`` from 0, non-decreasing, ending at nnz."""
-    nnz = shape(f"{group}/indices")[0]
-    expect(f"{group}/indices", (nnz,))
-    expect(f"{group}/data", (nnz,))
-    expect(f"{group}/indptr", (n_rows + 1,))
-    _index(f, f"{group}/indices", n_cols, "temperature nodes")
-    indptr = _index(f, f"{group}/indptr", nnz + 1, "entries of indices")
-    if indptr.size and (indptr[0] != 0 or indptr[-1] != nnz or np.any(np.diff(indptr) < 0)):
+    consistent lengths, at most the nodes of an element per row (bounded before anything is read), column
+    indices below ``n_cols``, ``indptr`` from 0, non-decreasing, ending at nnz (read by blocks)."""
+    _, most_nodes, _ = _element_table()
+    nnz = sc.length(f"{group}/indices", n_rows * min(n_cols, most_nodes),
+                    f"{n_rows} rows of at most {min(n_cols, most_nodes)} temperature nodes (the nodes of an element)")
+    sc.expect(f"{group}/indices", (nnz,))
+    sc.expect(f"{group}/data", (nnz,))
+    sc.expect(f"{group}/indptr", (n_rows + 1,))
+    _index(f, f"{group}/indices", n_cols, "temperature nodes", limits=limits)
+    _index(f, f"{group}/indptr", nnz + 1, "entries of indices", limits=limits)
+    previous = None
+    for _, block in _blocks(f[f"{group}/indptr"], limits.block_bytes):
+        if block.size and ((previous is None and block[0] != 0) or (previous is not None and block[0] < previous)
+                           or np.any(np.diff(block) < 0)):
+            previous = -1
+            break
+        previous = block[-1] if block.size else previous
+    if previous is not None and previous != nnz:
         raise UnsafeFileError(f"/{group}/indptr: must start at 0, not decrease and end at len(indices) = {nnz}")
 
 
 def screen_model(f: h5py.File, limits: Limits = Limits()) -> Inventory:
     """:func:`screen` with :data:`MODEL_SCHEMA`, then the model file's own rules: required datasets and
-    shapes, index arrays within the extent they index, scalar attributes finite and in range, JSON
-    attributes strict, float datasets finite."""
+    shapes, index arrays bounded and within the extent they index, the online work bounded, scalar attributes
+    finite and in range, JSON attributes strict, the Dirichlet conditions on the mesh's node sets, float
+    datasets finite, the indicator's reference norms bounded by the model's training scales."""
     inv = screen(f, MODEL_SCHEMA, limits)
     try:
         _model_rules(f, inv, limits)
-    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError, OverflowError) as exc:
         if isinstance(exc, UnsafeFileError):
             raise
         raise UnsafeFileError(f"unreadable data ({exc}); the file is corrupt or truncated") from None
@@ -172,7 +154,8 @@ def screen_model(f: h5py.File, limits: Limits = Limits()) -> Inventory:
 
 def _model_rules(f: h5py.File, inv: Inventory, limits: Limits) -> None:
     ds = inv.datasets
-    shape, expect = shape_checkers(ds)
+    sc = shape_checkers(ds)
+    shape, expect, length = sc.shape, sc.expect, sc.length
 
     for g in ("mesh", "mesh/blocks", "mesh/node_sets", "mesh/element_sets", "mesh/surface_sets", "modes", "reduced",
               "reduced/temperature"):
@@ -188,28 +171,43 @@ def _model_rules(f: h5py.File, inv: Inventory, limits: Limits) -> None:
     if "versions" in f.attrs and not isinstance(strict_json(f.attrs["versions"], "/ attribute 'versions'"), list):
         raise UnsafeFileError("/: attribute 'versions' must be a JSON list")
     if "kind" in f.attrs and _string(f, "kind", "/") != "hyper_reduced":
-        raise UnsafeFileError(f"/: model kind {_string(f, 'kind', '/')!r} is not the hyper-reduced layout this "
+        raise UnsafeFileError(f"/: model kind {echo(_string(f, 'kind', '/'))} is not the hyper-reduced layout this "
                               "screening knows")
     _scalar(f, "schema_version", "/", lo=0, hi=2**31, integer=True)
     _string(f, "format", "/")
-    n_nodes, n_elements = mesh_rules(f, ds, shape, expect)
+    n_nodes, n_elements, n_ip = mesh_rules(f, ds, sc, limits=limits)
+    node_sets = {p.rsplit("/", 1)[1] for p in ds if p.startswith("mesh/node_sets/")}
+    dirichlet_rules(strict_json(f.attrs["dirichlet"], "/ attribute 'dirichlet'"), node_sets)
     # modes and reduced integration
-    n_dofs, n_modes = (shape("modes/full") + (0, 0))[:2]
+    if len(shape("modes/full")) != 2:
+        raise UnsafeFileError(f"/modes/full: shape {shape('modes/full')}, expected ({3 * n_nodes}, N)")
+    n_modes = shape("modes/full")[1]
     expect("modes/full", (3 * n_nodes, None))
+    if n_modes > MAX_MODES:
+        raise UnsafeFileError(f"/modes/full: {n_modes} modes, more than {MAX_MODES} (the online solve is dense in "
+                              "the modes); truncate the POD (pod.max_modes)")
     expect("modes/singular_values", (n_modes,))
-    n_rp = shape("reduced/weights")[0]
+    n_rp = length("reduced/weights", min(n_ip, MAX_REDUCED_POINTS),
+                  f"the mesh's {n_ip} integration points and at most {MAX_REDUCED_POINTS} reduced points")
     expect("reduced/weights", (n_rp,))
     for key in ("element", "point", "material"):
         expect(f"reduced/{key}", (n_rp,))
     expect("reduced/coordinates", (n_rp, 3))
     expect("reduced/integrator", (n_rp, 6, n_modes))
-    _index(f, "reduced/element", n_elements, "mesh elements")
-    _index(f, "reduced/material", len(materials), "materials of the 'materials' attribute")
-    n_tn = shape("reduced/temperature/nodes")[0]
+    n_val = length("validation/point", n_ip, f"the mesh's {n_ip} integration points") \
+        if "validation" in inv.groups else 0
+    work = n_modes * n_modes * (n_rp + n_val + n_modes)
+    if work > MAX_ONLINE_WORK:
+        raise UnsafeFileError(f"/reduced/integrator: {n_modes} modes at {n_rp} reduced and {n_val} validation points "
+                              f"ask N^2 (n_rp + n_val + N) = {work} operations per Newton iteration, above "
+                              f"{MAX_ONLINE_WORK}; use fewer modes or reduced points")
+    _index(f, "reduced/element", n_elements, "mesh elements", limits=limits)
+    _index(f, "reduced/material", len(materials), "materials of the 'materials' attribute", limits=limits)
+    n_tn = length("reduced/temperature/nodes", n_nodes, "the mesh's nodes")
     expect("reduced/temperature/nodes", (n_tn,))
     expect("reduced/temperature/coordinates", (n_tn, 3))
-    _index(f, "reduced/temperature/nodes", n_nodes, "mesh nodes")
-    _csr(f, "reduced/temperature", n_rp, n_tn, expect, shape)
+    _index(f, "reduced/temperature/nodes", n_nodes, "mesh nodes", limits=limits)
+    _csr(f, "reduced/temperature", n_rp, n_tn, sc, limits)
     # loads
     for p in ds:
         if p.startswith("loads/pressure/"):
@@ -232,10 +230,10 @@ def _model_rules(f: h5py.File, inv: Inventory, limits: Limits) -> None:
         c = int(_scalar(f[g], "components", "/" + g, lo=1, hi=6, integer=True))
         if c not in (1, 6):
             raise UnsafeFileError(f"/{g}: attribute 'components' = {c}; expected 1 (scalar) or 6 (Voigt tensor)")
-        m = shape(f"{g}/singular_values")[0]
+        m = length(f"{g}/singular_values", MAX_MODES, "dual basis vectors")
         expect(f"{g}/singular_values", (m,))
         expect(f"{g}/reduced_basis", (n_rp * c, m))
-        rows = shape(f"{g}/basis")[0]
+        rows = length(f"{g}/basis", n_ip * c, f"{c} components at each of the mesh's {n_ip} integration points")
         expect(f"{g}/basis", (rows, m))
         if rows % c:
             raise UnsafeFileError(f"/{g}/basis: {rows} rows is not a multiple of {c} components")
@@ -243,43 +241,45 @@ def _model_rules(f: h5py.File, inv: Inventory, limits: Limits) -> None:
             raise UnsafeFileError(f"/{g}/basis: {rows // c} integration points; another dual basis has {n_points}")
         n_points = rows // c
     if n_points is not None:
-        _index(f, "reduced/point", n_points, "integration points of the dual bases")
+        _index(f, "reduced/point", n_points, "integration points of the dual bases", limits=limits)
     if "indicator" not in inv.groups:
         raise UnsafeFileError("/indicator: missing; the file is truncated or not a structrom model")
     quantity = _string(f["indicator"], "quantity", "/indicator")
     if f"dual/{quantity}" not in inv.groups:
-        raise UnsafeFileError(f"/indicator: quantity {quantity!r} has no dual basis (/dual/{quantity})")
+        raise UnsafeFileError(f"/indicator: quantity {echo(quantity)} has no dual basis (/dual/{quantity})")
     _scalar(f["indicator"], "tolerance", "/indicator", lo=0.0, hi=MAX_INDICATOR_TOLERANCE, lo_open=True)
     if "reference" in f["indicator"].attrs:
         _scalar(f["indicator"], "reference", "/indicator", lo=0.0)
-    _calibrated_indicator_rules(f, inv, shape, expect, n_modes, n_tn, n_points, materials)
-    _lifting_rules(f, inv, shape, expect, n_nodes, n_rp)
+    _calibrated_indicator_rules(f, inv, sc, n_modes, n_tn, n_points, materials, limits)
+    _lifting_rules(f, inv, sc, n_nodes, n_rp)
     for p in sorted(ds):
         _finite(f, p, limits)
+    reference_rules(f, inv, limits)
 
 
-def _calibrated_indicator_rules(f: h5py.File, inv: Inventory, shape, expect, n_modes: int, n_tn: int,
-                                n_points: int | None, materials: list) -> None:
+def _calibrated_indicator_rules(f: h5py.File, inv: Inventory, sc: ShapeChecker, n_modes: int, n_tn: int,
+                                n_points: int | None, materials: list, limits: Limits) -> None:
     """``/validation`` (integration points kept out of the cubature) and ``/indicator/calibration``: shapes,
     indices within what they index, strict JSON attributes, factors finite (checked with every float)."""
     ds = inv.datasets
+    shape, expect, length = sc.shape, sc.expect, sc.length
     if "validation" in inv.groups:
-        n_val = shape("validation/point")[0]
+        n_val = length("validation/point")
         expect("validation/point", (n_val,))
         expect("validation/weights", (n_val,))
         expect("validation/material", (n_val,))
         expect("validation/integrator", (n_val, 6, n_modes))
         if n_points is not None:
-            _index(f, "validation/point", n_points, "integration points of the dual bases")
-        _index(f, "validation/material", len(materials), "materials of the 'materials' attribute")
-        _csr(f, "validation/temperature", n_val, n_tn, expect, shape)
+            _index(f, "validation/point", n_points, "integration points of the dual bases", limits=limits)
+        _index(f, "validation/material", len(materials), "materials of the 'materials' attribute", limits=limits)
+        _csr(f, "validation/temperature", n_val, n_tn, sc, limits)
         for p in ds:
             if p.startswith("validation/dual/"):
                 name = p.rsplit("/", 1)[1]
                 if f"dual/{name}" not in inv.groups:
                     raise UnsafeFileError(f"/{p}: no dual basis /dual/{name}")
                 c = int(f[f"dual/{name}"].attrs["components"])
-                expect(p, (n_val * c, shape(f"dual/{name}/singular_values")[0]))
+                expect(p, (n_val * c, length(f"dual/{name}/singular_values")))
     if "indicator/calibration" in inv.groups:
         g = f["indicator/calibration"]
         if len(shape("indicator/calibration/factors")) != 2:
@@ -292,12 +292,13 @@ def _calibrated_indicator_rules(f: h5py.File, inv: Inventory, shape, expect, n_m
                 _scalar(g, key, "/indicator/calibration", lo=0.0, lo_open=True)
 
 
-def _lifting_rules(f: h5py.File, inv: Inventory, shape, expect, n_nodes: int, n_rp: int) -> None:
+def _lifting_rules(f: h5py.File, inv: Inventory, sc: ShapeChecker, n_nodes: int, n_rp: int) -> None:
     """``/lifting`` (prescribed displacements, :mod:`structrom.rom.lifting`): only in schema version 3 or
     later, its ``fields`` attribute well formed with node sets of the mesh, every array shaped by the number
     of unit fields ``n_G``."""
     from structrom.rom.lifting import check_fields
 
+    expect = sc.expect
     if "lifting" not in inv.groups:
         if any(p.startswith("lifting/") for p in inv.datasets):
             raise UnsafeFileError("/lifting: datasets without the group")
@@ -312,17 +313,17 @@ def _lifting_rules(f: h5py.File, inv: Inventory, shape, expect, n_nodes: int, n_
     except ValueError as exc:
         if isinstance(exc, UnsafeFileError):
             raise
-        raise UnsafeFileError(f"/lifting: {exc}") from None
+        raise UnsafeFileError(f"/lifting: {str(exc)[:300]}") from None
     for entry in fields:
         if f"mesh/node_sets/{entry['node_set']}" not in inv.datasets:
-            raise UnsafeFileError(f"/lifting: node set {entry['node_set']!r} is not in /mesh/node_sets")
+            raise UnsafeFileError(f"/lifting: node set {echo(entry['node_set'])} is not in /mesh/node_sets")
     n_g = len(fields)
     expect("lifting/full", (3 * n_nodes, n_g))
     expect("lifting/reduced", (n_rp, 6, n_g))
     if "lifting/validation" in inv.datasets:
         if "validation/point" not in inv.datasets:
             raise UnsafeFileError("/lifting/validation: no /validation")
-        expect("lifting/validation", (shape("validation/point")[0], 6, n_g))
+        expect("lifting/validation", (sc.length("validation/point"), 6, n_g))
     for p in inv.datasets:
         if p.startswith("lifting/loads/"):
             kind = p.split("/")[2]

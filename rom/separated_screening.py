@@ -7,7 +7,8 @@ every dataset present with the shape the others imply (``n`` rows, ``N`` basis v
 ``m`` training parameters of dimension ``p``), index arrays integer and within what they index (rows, columns,
 training parameters, mesh dofs), the JSON attributes strict (no NaN) and of the right type, the parameter
 ranges finite with ``lo <= hi``, the estimator's scalars finite and in range, sizes bounded (parameters, terms,
-basis vectors), every float dataset finite. Failures raise :class:`~structrom.rom.h5_screening.UnsafeFileError`
+basis vectors), arrays never 0-d where an array is expected, index arrays read by blocks, every float dataset
+finite. Failures raise :class:`~structrom.rom.h5_screening.UnsafeFileError`
 naming the object.
 """
 from __future__ import annotations
@@ -16,9 +17,9 @@ import math
 
 import h5py
 
-from structrom.rom.h5_screening import Inventory, Limits, Schema, UnsafeFileError, screen, strict_json
-from structrom.rom.model_screening import (MESH_ATTRIBUTES, MESH_DATASETS, MESH_GROUPS, _finite, _index, _scalar,
-                                           _string, mesh_rules, shape_checkers)
+from structrom.rom.h5_screening import Inventory, Limits, Schema, UnsafeFileError, echo, screen, strict_json
+from structrom.rom.model_screening import (MAX_MODES, MESH_ATTRIBUTES, MESH_DATASETS, MESH_GROUPS, _blocks, _finite,
+                                           _index, _scalar, _string, mesh_rules, shape_checkers)
 
 SEPARATED_SCHEMA = Schema(
     groups=(*MESH_GROUPS, "training", "separation", "separation/(matrix|rhs)", "reduced", "estimator", "basis",
@@ -30,8 +31,9 @@ SEPARATED_SCHEMA = Schema(
     attributes={"": ("format", "schema_version", "kind", "provenance", "parameters", "entries", "versions"),
                 "estimator": ("alpha_lb", "tolerance", "reference", "eim_error"), **MESH_ATTRIBUTES},
 )
-#: Bounds of the online work a file may ask for (the reduced system is dense: ``d N^2`` and ``N^3``).
-MAX_PARAMETERS, MAX_TERMS, MAX_MODES = 64, 4096, 2048
+#: Bounds of the online work a file may ask for (the reduced system is dense: ``d N^2`` and ``N^3``);
+#: ``MAX_MODES`` is the hyper-reduced layout's (:data:`structrom.rom.model_screening.MAX_MODES`).
+MAX_PARAMETERS, MAX_TERMS = 64, 4096
 
 
 def screen_separated(f: h5py.File, limits: Limits = Limits()) -> Inventory:
@@ -39,7 +41,7 @@ def screen_separated(f: h5py.File, limits: Limits = Limits()) -> Inventory:
     inv = screen(f, SEPARATED_SCHEMA, limits)
     try:
         _separated_rules(f, inv, limits)
-    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError, OverflowError) as exc:
         if isinstance(exc, UnsafeFileError):
             raise
         raise UnsafeFileError(f"unreadable data ({exc}); the file is corrupt or truncated") from None
@@ -67,9 +69,10 @@ def _parameters(f: h5py.File) -> int:
 
 def _separated_rules(f: h5py.File, inv: Inventory, limits: Limits) -> None:
     ds = inv.datasets
-    shape, expect = shape_checkers(ds, "a separated structrom model")
+    sc = shape_checkers(ds, "a separated structrom model")
+    shape, expect, length = sc.shape, sc.expect, sc.length
     if _string(f, "kind", "/") != "separated":
-        raise UnsafeFileError(f"/: model kind {_string(f, 'kind', '/')!r} is not the separated layout")
+        raise UnsafeFileError(f"/: model kind {echo(_string(f, 'kind', '/'))} is not the separated layout")
     _string(f, "format", "/")
     _scalar(f, "schema_version", "/", lo=0, hi=2**31, integer=True)
     strict_json(f.attrs.get("provenance", ""), "/ attribute 'provenance'")
@@ -83,9 +86,9 @@ def _separated_rules(f: h5py.File, inv: Inventory, limits: Limits) -> None:
     if len(shape("basis/V")) != 2:
         raise UnsafeFileError(f"/basis/V: shape {shape('basis/V')}, expected (rows, basis vectors)")
     n, N = shape("basis/V")
-    m = shape("training/parameters")[0]
+    m = length("training/parameters")
     expect("training/parameters", (m, p))
-    d = shape("separation/matrix/param_indices")[0]
+    d = length("separation/matrix/param_indices")
     if not (1 <= d <= MAX_TERMS and 1 <= N <= MAX_MODES and m >= 1 and n >= 1):
         raise UnsafeFileError(f"/: {d} matrix terms (1..{MAX_TERMS}), {N} basis vectors (1..{MAX_MODES}), {m} "
                               f"training parameters and {n} rows (>= 1 each)")
@@ -96,7 +99,7 @@ def _separated_rules(f: h5py.File, inv: Inventory, limits: Limits) -> None:
             if name == "matrix":
                 raise UnsafeFileError(f"/{g}: missing; the file is truncated or not a separated structrom model")
             continue
-        k = shape(f"{g}/param_indices")[0]
+        k = length(f"{g}/param_indices")
         if not 1 <= k <= MAX_TERMS:
             raise UnsafeFileError(f"/{g}: {k} terms (1..{MAX_TERMS} allowed)")
         Q = k if name == "rhs" else Q
@@ -104,10 +107,10 @@ def _separated_rules(f: h5py.File, inv: Inventory, limits: Limits) -> None:
             expect(f"{g}/{key}", (k,))
         expect(f"{g}/F", (k, k))
         expect(f"{g}/training_values", (k, m))
-        _index(f, f"{g}/param_indices", m, "training parameters")
-        _index(f, f"{g}/entry_rows", n, "rows of the exported operator")
+        _index(f, f"{g}/param_indices", m, "training parameters", limits=limits)
+        _index(f, f"{g}/entry_rows", n, "rows of the exported operator", limits=limits)
         _index(f, f"{g}/entry_cols", cols, "columns of the exported operator" if name == "matrix" else
-               "the single column of a load vector")
+               "the single column of a load vector", limits=limits)
     expect("reduced/A_red", (d, N, N))
     expect("reduced/b_red", (Q, N))
     expect("reduced/norm_gram", (N, N))
@@ -126,17 +129,22 @@ def _separated_rules(f: h5py.File, inv: Inventory, limits: Limits) -> None:
     _scalar(est, "reference", "/estimator", lo=0, hi=m - 1, integer=True)
     if "eim_error" in est.attrs:
         _scalar(est, "eim_error", "/estimator", lo=0.0)
-    dof_map = f["dofs/map"][()]
-    if dof_map.dtype.kind not in "iu":
-        raise UnsafeFileError(f"/dofs/map: index array of type {dof_map.dtype}; integers expected")
+    dofs = f["dofs/map"]
+    if dofs.dtype.kind not in "iu":
+        raise UnsafeFileError(f"/dofs/map: index array of type {dofs.dtype}; integers expected")
+    lo = hi = None
+    for _, block in _blocks(dofs, limits.block_bytes):
+        if block.size:
+            lo = int(block.min()) if lo is None else min(lo, int(block.min()))
+            hi = int(block.max()) if hi is None else max(hi, int(block.max()))
     if "mesh" in inv.groups:
-        n_nodes, _ = mesh_rules(f, ds, shape, expect)
-        if dof_map.size and (dof_map.min() < -1 or dof_map.max() >= 3 * n_nodes):
-            raise UnsafeFileError(f"/dofs/map: dofs in [{dof_map.min()}, {dof_map.max()}] outside [-1, {3 * n_nodes}) "
+        n_nodes, _, _ = mesh_rules(f, ds, sc, limits=limits)
+        if lo is not None and (lo < -1 or hi >= 3 * n_nodes):
+            raise UnsafeFileError(f"/dofs/map: dofs in [{lo}, {hi}] outside [-1, {3 * n_nodes}) "
                                   "(mesh dofs, -1 = unknown)")
     elif entries["kind"] == "fe_kernel":
         raise UnsafeFileError("/mesh: missing; entries of kind 'fe_kernel' evaluate the stiffness on the mesh")
-    elif dof_map.size and dof_map.min() < -1:
-        raise UnsafeFileError(f"/dofs/map: {dof_map.min()} is not a dof (-1 = unknown)")
+    elif lo is not None and lo < -1:
+        raise UnsafeFileError(f"/dofs/map: {lo} is not a dof (-1 = unknown)")
     for path in sorted(ds):
         _finite(f, path, limits)

@@ -139,6 +139,32 @@ def hostile_models(src, other, secret, tmp):
     def missing_dataset(f):
         del f["dual/stress/basis"]
 
+    def scalar_dataset(f):  # a 0-d dataset where an array is expected
+        del f["reduced/weights"]
+        f["reduced/weights"] = np.float64(1.0)
+
+    def infinite_version(f):
+        f.attrs["schema_version"] = np.inf
+
+    def bad_dirichlet(f):  # answers would then fail in the solve
+        f.attrs["dirichlet"] = '[1, null, {"node_set": 5}]'
+
+    def trusting_reference(f):  # a reference norm that makes the indicator trust any answer
+        f["indicator"].attrs["reference"] = 1.7e308
+
+    def overflowing_json(f):
+        f.attrs["provenance"] = '{"x": 1e400}'
+
+    def oversized_node_set(f):  # more entries than the mesh has nodes, never written
+        n = f["mesh/points"].shape[0]
+        f.create_dataset("mesh/node_sets/bomb", shape=(64 * n,), dtype="i8", chunks=(n,), compression="gzip")
+
+    def huge_chunk(f):  # one chunk far larger than the writers' (re-decompressed for every block read)
+        data = f["dual/stress/basis"][()]
+        del f["dual/stress/basis"]
+        f.create_dataset("dual/stress/basis", data=data, maxshape=(None, None), chunks=(2**22, 16),
+                         compression="gzip")
+
     cases = [("external_storage", external_storage, "external storage"),
              ("external_link", external_link, "external link"), ("soft_link", soft_link, "soft link"),
              ("virtual_dataset", virtual, "virtual dataset"), ("filter", scaleoffset_filter, "filter"),
@@ -147,7 +173,14 @@ def hostile_models(src, other, secret, tmp):
              ("indices_out_of_range", indices_out_of_range, "reduced/temperature/indices"),
              ("element_out_of_range", element_out_of_range, "reduced/element"),
              ("nan_tolerance", nan_tolerance, "tolerance"), ("nan_integrator", nan_integrator, "non-finite"),
-             ("nan_json", nan_json, "NaN"), ("missing_dataset", missing_dataset, "dual/stress/basis")]
+             ("nan_json", nan_json, "NaN"), ("missing_dataset", missing_dataset, "dual/stress/basis"),
+             ("scalar_dataset", scalar_dataset, "reduced/weights: a scalar"),
+             ("infinite_version", infinite_version, "schema_version"),
+             ("bad_dirichlet", bad_dirichlet, "dirichlet"),
+             ("trusting_reference", trusting_reference, "reference"),
+             ("overflowing_json", overflowing_json, "1e400"),
+             ("oversized_node_set", oversized_node_set, "mesh/node_sets/bomb"),
+             ("huge_chunk", huge_chunk, "rechunk")]
     return [(name, af.mutated(src, tmp / f"{name}.h5", fn), what) for name, fn, what in cases]
 
 

@@ -119,15 +119,17 @@ class DictionaryModel:
         from structrom.rom import h5_screening
         from structrom.rom.dictionary_screening import screen_dictionary
         from structrom.rom.model_file import open_h5
+        from structrom.rom.model_screening import header
 
         path = Path(path)
         with open_h5(path, "dictionary file") as f:
-            if f.attrs.get("format") != FORMAT:
-                raise ModelFileError(f"{path}: not a structrom model dictionary (format {f.attrs.get('format')!r})")
-            try:
-                version = int(f.attrs.get("schema_version", -1))
-            except (TypeError, ValueError):
-                version = -1
+            try:  # root attributes bounded and typed before anything else is read
+                fmt, version, _ = header(f)
+            except h5_screening.UnsafeFileError as exc:
+                raise ModelFileError(f"{path}: {exc}") from None
+            if fmt != FORMAT:
+                raise ModelFileError(f"{path}: not a structrom model dictionary (format {h5_screening.echo(fmt)})")
+            version = -1 if version is None else version
             if version != SCHEMA_VERSION:
                 raise ModelFileError(f"{path}: dictionary schema version {version} is not supported (this code "
                                      f"reads {SCHEMA_VERSION}): rebuild it with structrom.rom.offline.dictionary")

@@ -1,0 +1,154 @@
+"""Checks of a screened HDF5 file's attributes and datasets, shared by the model layouts' screenings
+(:mod:`structrom.rom.model_screening`, :mod:`structrom.rom.separated_screening`,
+:mod:`structrom.rom.dictionary_screening`): scalar and string attributes (:func:`_scalar`, :func:`_string`, the
+root header :func:`header`), datasets read by blocks of whole chunks (:func:`_blocks`: finite floats
+:func:`_finite`, index arrays within an extent :func:`_index`) and shapes (:class:`ShapeChecker`: never a 0-d
+dataset where an array is expected, lengths bounded before anything is read). Failures raise
+:class:`~structrom.rom.h5_screening.UnsafeFileError` naming the object.
+"""
+from __future__ import annotations
+
+import math
+
+import h5py
+import numpy as np
+
+from structrom.rom.h5_screening import Limits, UnsafeFileError, echo
+
+
+def _scalar(obj, name: str, where: str, *, lo: float = -math.inf, hi: float = math.inf, lo_open=False,
+            integer: bool = False) -> float:
+    if name not in obj.attrs:
+        raise UnsafeFileError(f"{where}: missing attribute {name!r}")
+    v = np.asarray(obj.attrs[name])
+    if v.size != 1 or v.dtype.kind not in ("iu" if integer else "iuf"):
+        raise UnsafeFileError(f"{where}: attribute {name!r} must be one {'integer' if integer else 'number'}, "
+                              f"got {echo(v)}")
+    x = float(v.reshape(()))
+    if not math.isfinite(x) or x < lo or x > hi or (lo_open and x <= lo):
+        rng = f"{'(' if lo_open else '['}{lo:g}, {hi:g}]"
+        raise UnsafeFileError(f"{where}: attribute {name!r} = {x!r} must be finite and in {rng}")
+    return x
+
+
+def _string(obj, name: str, where: str) -> str:
+    if name not in obj.attrs:
+        raise UnsafeFileError(f"{where}: missing attribute {name!r}")
+    v = obj.attrs[name]
+    if isinstance(v, bytes):
+        v = v.decode("utf-8", "replace")
+    if not isinstance(v, str):
+        raise UnsafeFileError(f"{where}: attribute {name!r} must be a string, got {echo(v)}")
+    return v
+
+
+def header(f: h5py.Group, limits: Limits | None = None) -> tuple[str | None, int | None, str | None]:
+    """``(format, schema_version, kind)`` root attributes of a model file, each None when absent, read before
+    any screening: each at most ``limits.max_attribute_bytes`` (the default limits when None), ``format`` and
+    ``kind`` strings, ``schema_version`` one integer in [0, 2^31]; otherwise :class:`UnsafeFileError` naming
+    the attribute."""
+    from structrom.rom import h5_screening
+
+    limits = limits or h5_screening.DEFAULT_LIMITS
+    out = []
+    for name in ("format", "schema_version", "kind"):
+        if name not in f.attrs:
+            out.append(None)
+            continue
+        h5_screening.check_attribute_size(f, name, f.name.lstrip("/"), limits)
+        if name == "schema_version":
+            out.append(int(_scalar(f, name, f.name, lo=0, hi=2**31, integer=True)))
+        else:
+            out.append(_string(f, name, f.name))
+    return out[0], out[1], out[2]
+
+
+def _blocks(d: h5py.Dataset, block_bytes: int):
+    """``(selection, values)`` of dataset ``d`` in blocks of at most ``block_bytes`` bytes, each chunk of a
+    chunked dataset decompressed once: row blocks of whole chunk rows (one band of chunks when a band is larger),
+    chunk by chunk when one band of chunks spanning all columns would be larger. A 0-d dataset is one block
+    (selection ``()``)."""
+    if d.ndim == 0:
+        yield (), d[()]
+        return
+    if d.shape[0] == 0:
+        return
+    row = d.dtype.itemsize * math.prod(d.shape[1:])
+    rows = max(1, block_bytes // max(row, 1))
+    chunks = d.chunks
+    if chunks is not None:
+        if chunks[0] * row > block_bytes and tuple(chunks[1:]) != tuple(d.shape[1:]):
+            for sel in d.iter_chunks():
+                yield sel, d[sel]
+            return
+        rows = max(chunks[0], rows // chunks[0] * chunks[0])
+    for start in range(0, d.shape[0], rows):
+        sel = (slice(start, min(start + rows, d.shape[0])),) + tuple(slice(0, n) for n in d.shape[1:])
+        yield sel, d[sel]
+
+
+def _finite(f: h5py.File, path: str, limits: Limits) -> None:
+    d = f[path]
+    if d.dtype.kind != "f" or d.size == 0:
+        return
+    for _, block in _blocks(d, limits.block_bytes):
+        if not np.all(np.isfinite(block)):
+            raise UnsafeFileError(f"/{path}: contains non-finite values (NaN or infinity)")
+
+
+def _index(f: h5py.File, path: str, extent: int, what: str, column: int | None = None,
+           limits: Limits = Limits()) -> None:
+    """Check the integer dataset ``path`` (column ``column`` of a 2-D one) within ``[0, extent)``, read by
+    blocks (:func:`_blocks`)."""
+    d = f[path]
+    if d.dtype.kind not in "iu":
+        raise UnsafeFileError(f"/{path}: index array of type {d.dtype}; integers expected")
+    lo = hi = None
+    for sel, block in _blocks(d, limits.block_bytes):
+        if column is not None:
+            cols = sel[1] if len(sel) > 1 else slice(0, 0)
+            if not cols.start <= column < cols.stop:
+                continue
+            block = block[:, column - cols.start]
+        if block.size:
+            bmin, bmax = int(block.min()), int(block.max())
+            lo, hi = (bmin, bmax) if lo is None else (min(lo, bmin), max(hi, bmax))
+    if lo is not None and (lo < 0 or hi >= extent):
+        raise UnsafeFileError(f"/{path}: indices in [{lo}, {hi}] outside [0, {extent}) ({what})")
+
+
+class ShapeChecker:
+    """The screened shapes of a file's datasets (``ds``: path -> (shape, dtype)); ``where`` names the layout
+    in messages. :meth:`shape` (missing: :class:`UnsafeFileError`), :meth:`expect` a pattern, :meth:`length`
+    the first extent of an array."""
+
+    def __init__(self, ds: dict, where: str = "a structrom model") -> None:
+        self.ds, self.where = ds, where
+
+    def shape(self, path: str) -> tuple[int, ...]:
+        if path not in self.ds:
+            raise UnsafeFileError(f"/{path}: missing; the file is truncated or not {self.where}")
+        return self.ds[path][0]
+
+    def expect(self, path: str, expected: tuple) -> None:
+        """Refuse a shape other than ``expected`` (``None`` = any extent)."""
+        got = self.shape(path)
+        if len(got) != len(expected) or any(e is not None and g != e for g, e in zip(got, expected)):
+            want = tuple("any" if e is None else e for e in expected)
+            raise UnsafeFileError(f"/{path}: shape {got}, expected {want}")
+
+    def length(self, path: str, at_most: int | None = None, what: str = "") -> int:
+        """The first extent of the array at ``path``; refuses a 0-d (scalar) dataset and, with ``at_most``,
+        more than ``at_most`` entries (``what``: what bounds them), before anything reads it."""
+        got = self.shape(path)
+        if len(got) == 0:
+            raise UnsafeFileError(f"/{path}: a scalar (0-d dataset) where an array is expected; write it as an "
+                                  "array (shape (n,) or (n, ...))")
+        if at_most is not None and got[0] > at_most:
+            raise UnsafeFileError(f"/{path}: {got[0]} entries, more than {at_most} ({what})")
+        return got[0]
+
+
+def shape_checkers(ds: dict, where: str = "a structrom model") -> ShapeChecker:
+    """A :class:`ShapeChecker` of the screened datasets ``ds``."""
+    return ShapeChecker(ds, where)
