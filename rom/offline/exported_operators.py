@@ -1,30 +1,39 @@
 """Reading operators exported by a black-box code, each rank keeping only its block of rows.
 
 Rows are distributed in contiguous blocks (:func:`row_range`: rank ``r`` of ``P`` owns rows
-``[n r / P, n (r + 1) / P)``). Triplet files are parsed in chunks of lines and only the owned rows are kept,
+``[n r / P, n (r + 1) / P)``). Triplet files are parsed in chunks of lines and only the owned rows are kept
+(:mod:`structrom.rom.offline.triplet_files`),
 so no rank ever holds a whole matrix:
 
 * CalculiX matrix storage (``*FREQUENCY, SOLVER=MATRIXSTORAGE``, see :mod:`structrom.rom.adapters.calculix`):
   ``job.sti`` 1-based ``row col value`` of the upper triangle (expanded symmetrically here), ``job.dof`` one
   ``node.direction`` per row;
 * Matrix Market coordinate files (``general`` or ``symmetric``, real), 1-based;
-* Ansys ``.full`` files through ansys-mapdl-reader (the reader loads a whole matrix: each rank reads it and
-  keeps its rows, so a rank does hold one whole matrix transiently);
+* Ansys ``.full`` files through ansys-mapdl-reader, run in a process of its own
+  (:func:`structrom.rom.adapters.reader_process.run_isolated`: it crashes natively on damaged files; the reader
+  loads a whole matrix: each rank reads it and keeps its rows, so a rank does hold one whole matrix transiently);
 * load vectors: Matrix Market (array or coordinate) or ``.npy``, ``(n,)`` in the matrices' row order.
+
+The files are checked strictly, since a damaged export read silently would give a wrong model: every triplet line
+has exactly three numbers, indices are integers within the size, no entry appears twice, values are finite, the
+declared number of entries is the number found, a matrix stored in full (``general``) is symmetric, and every row
+has a positive diagonal entry (a stiffness restricted to its free dofs is positive definite). Each check runs on
+the rows a rank owns (with, for ``general`` storage, the transposed entries of its columns): the callers gather
+the errors collectively.
 """
 from __future__ import annotations
 
+import importlib.util
+import os
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from structrom.mpi.errors import StructromError
+from structrom.rom.offline.triplet_files import (_INTEGER, ExportError, _chunks, _finite, _indices, _open,  # noqa: F401
+                                                 _parse_chunk, _read_triplet_rows, _show)
 
-CHUNK_BYTES = 1 << 24
-
-
-class ExportError(StructromError, ValueError):
-    """An exported operator file is missing, malformed or inconsistent; the message names file and line."""
+#: Header lines longer than this are not Matrix Market.
+_HEADER_LINE = 1 << 16
 
 
 def row_range(n: int, rank: int, size: int) -> tuple[int, int]:
@@ -32,207 +41,338 @@ def row_range(n: int, rank: int, size: int) -> tuple[int, int]:
     return n * rank // size, n * (rank + 1) // size
 
 
+# --------------------------------------------------------------------------------------------------- dof files
 def read_dofs(path: str | Path) -> np.ndarray:
-    """``(n, 2)`` int64 (node id, direction 1-3) of a CalculiX ``.dof`` file."""
+    """``(n, 2)`` int64 (node id >= 1, direction 1-3) of a CalculiX ``.dof`` file (ASCII, one ``node.direction``
+    per row, each dof once)."""
     path = Path(path)
+    redo = "; ccx writes it with '*FREQUENCY, SOLVER=MATRIXSTORAGE'"
     try:
-        tokens = path.read_text().split()
+        data = path.read_bytes()
     except OSError as exc:
-        raise ExportError(f"cannot read {str(path)!r} ({exc}); ccx writes it with '*FREQUENCY, "
-                          "SOLVER=MATRIXSTORAGE'") from None
+        raise ExportError(f"cannot read {str(path)!r} ({exc.strerror or exc}){redo}") from None
+    raw = np.frombuffer(data, dtype=np.uint8)
+    foreign = np.flatnonzero((raw > 0x7e) | ((raw < 0x20) & ~np.isin(raw, list(b"\t\r\n"))))
+    if foreign.size:
+        at = int(foreign[0])
+        line = data.count(b"\n", 0, at) + 1
+        raise ExportError(f"{path}:{line}: byte 0x{raw[at]:02x} is not ASCII text: the file "
+                          f"is damaged or not a ccx .dof file (another encoding?){redo}")
+    tokens = data.split()
     if not tokens:
         raise ExportError(f"{path}: no dofs (the model has no free degree of freedom, or the run failed)")
-    parts = np.char.partition(np.array(tokens), ".")
-    ok = (parts[:, 1] == ".") & np.char.isdigit(parts[:, 0]) & np.isin(parts[:, 2], ["1", "2", "3"])
+    parts = np.char.partition(np.array(tokens), b".")
+    digits = np.char.str_len(parts[:, 0])
+    ok = ((parts[:, 1] == b".") & np.char.isdigit(parts[:, 0]) & (digits >= 1) & (digits <= 18)
+          & np.isin(parts[:, 2], [b"1", b"2", b"3"]))
     if not ok.all():
         i = int(np.flatnonzero(~ok)[0])
-        raise ExportError(f"{path}: entry {i + 1}: expected 'node.direction' (direction 1-3), got {tokens[i][:40]!r}")
-    return np.column_stack([parts[:, 0].astype(np.int64), parts[:, 2].astype(np.int64)])
+        raise ExportError(f"{path}: entry {i + 1}: expected 'node.direction' (node number of at most 18 digits, "
+                          f"direction 1-3), got {_show(tokens[i], 40)}: the file is damaged{redo}")
+    dofs = np.column_stack([parts[:, 0].astype(np.int64), parts[:, 2].astype(np.int64)])
+    zero = np.flatnonzero(dofs[:, 0] == 0)
+    if zero.size:
+        raise ExportError(f"{path}: entry {zero[0] + 1}: node 0 ({_show(tokens[zero[0]], 40)}) does not exist: the "
+                          f"file is damaged{redo}")
+    key = dofs[:, 0] * 4 + dofs[:, 1]
+    order = np.argsort(key, kind="stable")
+    repeated = np.flatnonzero(key[order[1:]] == key[order[:-1]])
+    if repeated.size:
+        later = order[1:][repeated]
+        i = int(later.min())
+        first = int(np.flatnonzero(key == key[i])[0])
+        raise ExportError(f"{path}: entry {i + 1} ({_show(tokens[i], 40)}) repeats entry {first + 1}: each dof "
+                          f"appears once; the file is damaged or two files were joined{redo}")
+    return dofs
 
 
-def _parse_chunk(lines: list[bytes], path: Path, first_line: int) -> np.ndarray:
-    text = b" ".join(lines)
-    vals = np.fromstring(text, dtype=float, sep=" ") if text.strip() else np.zeros(0)
-    if vals.size != 3 * len(lines):  # blank lines, or a parse error (fromstring stops at the first bad token)
-        lines = [ln for ln in lines if ln.strip()]
-        text = b" ".join(lines)
-        vals = np.fromstring(text, dtype=float, sep=" ") if lines else np.zeros(0)
-    if vals.size != 3 * len(lines):
-        for k, ln in enumerate(lines):
-            parts = ln.split()
-            if parts and len(parts) != 3:
-                raise ExportError(f"{path}:{first_line + k}: expected 'row col value', got {ln[:60]!r}")
-            try:
-                [float(p) for p in parts]
-            except ValueError:
-                raise ExportError(f"{path}:{first_line + k}: expected 'row col value', got {ln[:60]!r}") from None
-        raise ExportError(f"{path}: unreadable triplets near line {first_line}")
-    return vals.reshape(-1, 3)
-
-
-def _read_triplet_rows(path: Path, f, n: int, lo: int, hi: int, storage: str, first_line: int) -> sp.csr_matrix:
-    """Rows ``[lo, hi)`` of a 1-based triplet file; ``storage``: ``upper`` (ccx), ``lower`` (MM symmetric)
-    or ``general``. Symmetric storage is expanded."""
-    rows, cols, vals = [], [], []
-    line = first_line
-    while True:
-        lines = f.readlines(CHUNK_BYTES)
-        if not lines:
-            break
-        t = _parse_chunk(lines, path, line)
-        i = t[:, 0].astype(np.int64) - 1
-        j = t[:, 1].astype(np.int64) - 1
-        v = t[:, 2]
-        bad = np.flatnonzero((i < 0) | (j < 0) | (i >= n) | (j >= n))
-        if bad.size:
-            raise ExportError(f"{path}: entry ({i[bad[0]] + 1}, {j[bad[0]] + 1}) near line {line} is outside the "
-                              f"{n} rows: the files come from different runs or are truncated")
-        wrong = np.flatnonzero(i > j) if storage == "upper" else np.flatnonzero(i < j) if storage == "lower" else []
-        if len(wrong):
-            raise ExportError(f"{path}: entry ({i[wrong[0]] + 1}, {j[wrong[0]] + 1}) near line {line} is in the "
-                              f"wrong triangle for {storage} triangular storage")
-        if not np.all(np.isfinite(v)):
-            raise ExportError(f"{path}: non-finite value near line {line}")
-        _keep_owned(i, j, v, lo, hi, storage != "general", rows, cols, vals)
-        line += len(lines)
-    return _owned_csr(rows, cols, vals, n, lo, hi)
-
-
-def _keep_owned(i, j, v, lo: int, hi: int, symmetric: bool, rows: list, cols: list, vals: list) -> None:
-    """Append the entries of rows ``[lo, hi)`` (and, for triangular storage, the mirrored ones)."""
-    own = (i >= lo) & (i < hi)
-    rows.append(i[own]), cols.append(j[own]), vals.append(v[own])
-    if symmetric:
-        mirror = (j >= lo) & (j < hi) & (i != j)
-        rows.append(j[mirror]), cols.append(i[mirror]), vals.append(v[mirror])
-
-
-def _owned_csr(rows: list, cols: list, vals: list, n: int, lo: int, hi: int) -> sp.csr_matrix:
-    r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-    A = sp.csr_matrix((np.concatenate(vals) if vals else np.zeros(0), (r - lo, np.concatenate(cols) if cols else r)),
-                      shape=(hi - lo, n))
-    A.sum_duplicates()
-    A.sort_indices()
-    return A
-
-
-def _ansys_full(path: Path):
+# --------------------------------------------------------------------------------------------------- Ansys .full
+def _load_full(path: str):
+    """In the reader's process: ``((dof_ref (n, 2), rows, cols, values, shape), None)`` of the stiffness of an
+    Ansys ``.full`` file, or ``(None, error text)``."""
     try:
         from ansys.mapdl.reader import read_binary
-    except ImportError:
-        raise ExportError(f"{path}: reading Ansys .full files needs ansys-mapdl-reader (pip install "
-                          "ansys-mapdl-reader)") from None
-    try:
-        dof_ref, k, _ = read_binary(str(path)).load_km(sort=True, as_sparse=True)
+
+        dof_ref, k, _ = read_binary(path).load_km(sort=True, as_sparse=True)
+        k = sp.coo_matrix(k)
+        return (np.asarray(dof_ref, dtype=np.int64), k.row.astype(np.int64), k.col.astype(np.int64),
+                np.asarray(k.data, dtype=float), tuple(int(s) for s in k.shape)), None
     except Exception as exc:  # the reader raises assorted errors on foreign or truncated files
+        return None, f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
+def _ansys_full(path: Path) -> tuple[np.ndarray, sp.coo_matrix]:
+    """``(dof_ref (n, 2), stiffness (n, n) coo)`` of an Ansys ``.full`` file, read in a process of its own."""
+    try:
+        found = importlib.util.find_spec("ansys.mapdl.reader") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise ExportError(f"{path}: reading Ansys .full files needs ansys-mapdl-reader (pip install "
+                          "ansys-mapdl-reader)")
+    if not path.is_file():
+        raise ExportError(f"cannot read the Ansys .full file {str(path)!r} (not a file): check the path in the "
+                          "configuration")
+    from structrom.rom.adapters.reader_process import run_isolated
+
+    def crashed() -> ExportError:
+        return ExportError(f"ansys-mapdl-reader stopped abnormally (a native crash) reading {str(path)!r}: the file "
+                           "is damaged, truncated or not an Ansys .full file; write it again")
+
+    try:
+        data, error = run_isolated(_load_full, str(path), crashed=crashed)
+    except ExportError:
+        raise
+    except Exception as exc:  # the reader's process could not run
         raise ExportError(f"cannot read the Ansys .full file {str(path)!r} ({type(exc).__name__}: {exc})") from None
-    return np.asarray(dof_ref, dtype=np.int64), sp.coo_matrix(k)
+    if error is not None:
+        raise ExportError(f"cannot read the Ansys .full file {str(path)!r} ({error}): the file is damaged or not an "
+                          "Ansys .full file")
+    dof_ref, i, j, v, shape = data
+    n = shape[0]
+    if shape != (n, n) or dof_ref.shape != (n, 2):
+        raise ExportError(f"{path}: inconsistent .full file (stiffness {shape}, {dof_ref.shape[0]} dofs): the file "
+                          "is damaged")
+    bad = np.flatnonzero(~np.isfinite(v))
+    if bad.size:
+        k = int(bad[0])
+        raise ExportError(f"{path}: stiffness entry ({i[k] + 1}, {j[k] + 1}) (node {dof_ref[i[k], 0]} dof "
+                          f"{dof_ref[i[k], 1] + 1}, node {dof_ref[j[k], 0]} dof {dof_ref[j[k], 1] + 1}) is {v[k]}: "
+                          "the solution diverged or the file is damaged")
+    return dof_ref, sp.coo_matrix((v, (i, j)), shape=shape)
 
 
-def ansys_full_dofs(path: str | Path) -> np.ndarray:
-    """``(n, 2)`` (node number, direction 1-3) of the rows of an Ansys ``.full`` file (ansys-mapdl-reader's
-    ``dof_ref``, sorted by node)."""
-    dof_ref, _ = _ansys_full(Path(path))
+def _ansys_dofs(path: Path, dof_ref: np.ndarray) -> np.ndarray:
     if dof_ref.size and (dof_ref[:, 1].min() < 0 or dof_ref[:, 1].max() > 2):
         raise ExportError(f"{path}: only UX, UY, UZ dofs are supported (found dof indices "
                           f"{sorted(set(dof_ref[:, 1].tolist()))})")
     return np.column_stack([dof_ref[:, 0], dof_ref[:, 1] + 1])
 
 
-def read_ansys_full_rows(path: str | Path, n: int, lo: int, hi: int) -> sp.csr_matrix:
-    """Rows ``[lo, hi)`` of the stiffness in an Ansys ``.full`` file (ansys-mapdl-reader loads the whole upper
-    triangle; this rank keeps its rows and the mirrored entries). Rows sorted by node as in
-    :func:`ansys_full_dofs`."""
+def ansys_full_dofs(path: str | Path) -> np.ndarray:
+    """``(n, 2)`` (node number, direction 1-3) of the rows of an Ansys ``.full`` file (ansys-mapdl-reader's
+    ``dof_ref``, sorted by node)."""
     path = Path(path)
-    _, k = _ansys_full(path)
+    dof_ref, _ = _ansys_full(path)
+    return _ansys_dofs(path, dof_ref)
+
+
+def read_ansys_full_rows(path: str | Path, n: int, lo: int, hi: int, dofs: np.ndarray | None = None
+                         ) -> sp.csr_matrix:
+    """Rows ``[lo, hi)`` ``(hi - lo, n)`` of the stiffness in an Ansys ``.full`` file (ansys-mapdl-reader loads
+    the whole upper triangle; this rank keeps its rows and the mirrored entries). Rows sorted by node as in
+    :func:`ansys_full_dofs`; ``dofs`` ``(n, 2)`` (those of the first export): the file's must be the same."""
+    path = Path(path)
+    dof_ref, k = _ansys_full(path)
     if k.shape != (n, n):
         raise ExportError(f"{path}: stiffness is {k.shape[0]} x {k.shape[1]}, expected {n} x {n} (the exports "
                           "must share one dof numbering)")
+    if dofs is not None and not np.array_equal(_ansys_dofs(path, dof_ref), dofs):
+        raise ExportError(f"{path}: the dofs differ from those of the first training export: every export must "
+                          "come from the same mesh and constraints")
     i, j, v = k.row.astype(np.int64), k.col.astype(np.int64), k.data.astype(float)
     if np.any(i > j):
         i, j = np.minimum(i, j), np.maximum(i, j)  # the reader's triangle: make it the upper one
-    rows, cols, vals = [], [], []
-    _keep_owned(i, j, v, lo, hi, True, rows, cols, vals)
-    return _owned_csr(rows, cols, vals, n, lo, hi)
+    r = np.concatenate([i, j[i != j]])
+    c = np.concatenate([j, i[i != j]])
+    vals = np.concatenate([v, v[i != j]])
+    own = (r >= lo) & (r < hi)
+    A = sp.csr_matrix((vals[own], (r[own] - lo, c[own])), shape=(hi - lo, n))
+    A.sum_duplicates()
+    A.sort_indices()
+    return A
 
 
+# ------------------------------------------------------------------------------------------------------- CalculiX
 def read_calculix_rows(job: str | Path, n: int, lo: int, hi: int) -> sp.csr_matrix:
     """Rows ``[lo, hi)`` ``(hi - lo, n)`` of the symmetric stiffness in ``<job>.sti``."""
     path = Path(str(job) + ".sti")
+    f = _open(path, "stiffness", "; ccx writes it with '*FREQUENCY, SOLVER=MATRIXSTORAGE'")
     try:
-        f = open(path, "rb")
+        with f:
+            return _read_triplet_rows(path, f, n, lo, hi, "upper", 1, rows_of=f"{Path(str(job)).name}.dof")
     except OSError as exc:
-        raise ExportError(f"cannot read {str(path)!r} ({exc})") from None
-    with f:
-        return _read_triplet_rows(path, f, n, lo, hi, "upper", 1)
+        raise ExportError(f"cannot read {str(path)!r} ({exc.strerror or exc})") from None
 
 
-def _mm_header(path: Path, f) -> tuple[str, str, tuple[int, ...], int]:
-    first = f.readline().decode(errors="replace").split()
-    if len(first) < 5 or first[0].lower() != "%%matrixmarket":
-        raise ExportError(f"{path}:1: not a Matrix Market file (expected '%%MatrixMarket matrix ...')")
-    layout, field, symmetry = first[2].lower(), first[3].lower(), first[4].lower()
+# -------------------------------------------------------------------------------------------------- Matrix Market
+def _mm_header(path: Path, f) -> tuple[str, str, str, tuple[int, ...], int]:
+    """``(layout, field, symmetry, size line numbers, number of the first data line)`` of a Matrix Market file open
+    in binary mode at its start."""
+    first = f.readline(_HEADER_LINE)
+    words = first.split()
+    if len(words) != 5 or words[0].lower() != b"%%matrixmarket" or words[1].lower() != b"matrix":
+        raise ExportError(f"{path}:1: not a Matrix Market file (expected '%%MatrixMarket matrix <coordinate|array> "
+                          f"<real|integer> <general|symmetric>', got {_show(first)})")
+    layout, field, symmetry = (w.decode("ascii", "replace").lower() for w in words[2:])
     if field not in ("real", "integer", "double"):
-        raise ExportError(f"{path}:1: field {field!r} is not supported (real)")
+        raise ExportError(f"{path}:1: field {field!r} is not supported (real or integer)")
     line = 1
     while True:
-        pos = f.tell()
-        ln = f.readline()
+        ln = f.readline(_HEADER_LINE)
         line += 1
         if not ln:
-            raise ExportError(f"{path}: no size line")
+            raise ExportError(f"{path}: no size line after the header (the file is truncated)")
         if ln.strip() and not ln.lstrip().startswith(b"%"):
             break
-    try:
-        size = tuple(int(x) for x in ln.split())
-    except ValueError:
-        raise ExportError(f"{path}:{line}: expected the size line, got {ln[:60]!r}") from None
-    del pos
-    return layout, symmetry, size, line + 1
+    words = ln.split()
+    if not all(_INTEGER.fullmatch(w) for w in words):
+        raise ExportError(f"{path}:{line}: expected the size line (integers), got {_show(ln)}")
+    return layout, field, symmetry, tuple(int(w) for w in words), line + 1
+
+
+def _matrix_header(path: Path, f) -> tuple[str, int, int, int]:
+    """``(symmetry, n, nnz, first data line)`` of a square coordinate matrix, its declared size checked against
+    the file's size."""
+    layout, _, symmetry, size, line = _mm_header(path, f)
+    if layout != "coordinate":
+        raise ExportError(f"{path}:1: layout {layout!r}: the matrices must be sparse ('coordinate')")
+    if symmetry not in ("general", "symmetric"):
+        raise ExportError(f"{path}:1: symmetry {symmetry!r} is not supported (general, symmetric)")
+    if len(size) != 3:
+        raise ExportError(f"{path}:{line - 1}: the size line of a coordinate matrix is 'rows columns entries' (3 "
+                          f"numbers), got {len(size)}")
+    rows, cols, nnz = size
+    if rows != cols or rows <= 0 or nnz <= 0:
+        raise ExportError(f"{path}:{line - 1}: size {rows} x {cols} with {nnz} entries: expected a square matrix "
+                          "with positive sizes")
+    file_size = os.fstat(f.fileno()).st_size
+    if nnz > file_size // 6:
+        raise ExportError(f"{path}:{line - 1}: {nnz} entries cannot fit in a file of {file_size} bytes (each takes at "
+                          "least 6): the file is truncated or its size line damaged")
+    if rows > nnz:
+        raise ExportError(f"{path}:{line - 1}: {rows} rows but only {nnz} entries: a stiffness stores every diagonal "
+                          "entry; the size line is damaged")
+    return symmetry, rows, nnz, line
 
 
 def matrix_market_size(path: str | Path) -> int:
     """Number of rows of a square Matrix Market matrix."""
     path = Path(path)
-    with open(path, "rb") as f:
-        layout, _, size, _ = _mm_header(path, f)
-    if layout != "coordinate" or len(size) != 3 or size[0] != size[1]:
-        raise ExportError(f"{path}: expected a square coordinate matrix, got {layout} of size {size[:2]}")
-    return size[0]
+    f = _open(path, "matrix")
+    try:
+        with f:
+            return _matrix_header(path, f)[1]
+    except OSError as exc:
+        raise ExportError(f"cannot read {str(path)!r} ({exc.strerror or exc})") from None
 
 
 def read_matrix_market_rows(path: str | Path, n: int, lo: int, hi: int) -> sp.csr_matrix:
-    """Rows ``[lo, hi)`` of a square real coordinate Matrix Market matrix (general or symmetric)."""
+    """Rows ``[lo, hi)`` ``(hi - lo, n)`` of a square real coordinate Matrix Market matrix (general or
+    symmetric)."""
     path = Path(path)
+    f = _open(path, "matrix")
     try:
-        f = open(path, "rb")
+        with f:
+            symmetry, size, nnz, line = _matrix_header(path, f)
+            if size != n:
+                raise ExportError(f"{path}: the matrix is {size} x {size}, the first training matrix {n} x {n} (the "
+                                  "exports must share one dof numbering)")
+            return _read_triplet_rows(path, f, n, lo, hi, "general" if symmetry == "general" else "lower", line, nnz)
     except OSError as exc:
-        raise ExportError(f"cannot read {str(path)!r} ({exc})") from None
+        raise ExportError(f"cannot read {str(path)!r} ({exc.strerror or exc})") from None
+
+
+# ---------------------------------------------------------------------------------------------------- load vectors
+def _read_numbers(path: Path, f, first_line: int, width: int, what: str, limit: int,
+                  bounds: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """All the numbers ``(k, width)`` after the header and their lines ``(k,)``, the last column finite and, with
+    ``bounds``, the first two integers in ``1..bounds``; more than ``limit`` lines is an error."""
+    vals, lines = [np.zeros((0, width))], [np.zeros(0, dtype=np.int64)]
+    count = 0
+    for buf, line in _chunks(path, f, first_line):
+        t, at = _parse_chunk(buf, path, line, width, what)
+        _finite(t[:, -1], at, buf, line, path, width - 1)
+        if bounds is not None:
+            _indices(t, (0, 1), bounds, at, buf, line, path)
+        vals.append(t), lines.append(at)
+        count += len(t)
+        if count > limit:
+            raise ExportError(f"{path}:{at[-1]}: more values than the {limit} the size line declares: the file is "
+                              "damaged")
+    return np.concatenate(vals), np.concatenate(lines)
+
+
+def _vector_shape(path: Path, line: int, rows: int, cols: int, n: int) -> None:
+    if (rows, cols) not in ((n, 1), (1, n)):
+        raise ExportError(f"{path}:{line}: the load vector is {rows} x {cols}, expected {n} x 1 (the matrices have "
+                          f"{n} rows)")
+
+
+def _read_mm_vector(path: Path, n: int) -> np.ndarray:
+    f = _open(path, "load vector")
     with f:
-        layout, symmetry, size, line = _mm_header(path, f)
-        if layout != "coordinate" or size[:2] != (n, n):
-            raise ExportError(f"{path}: expected a {n} x {n} coordinate matrix, got {layout} of size {size[:2]}")
-        if symmetry not in ("general", "symmetric"):
-            raise ExportError(f"{path}: symmetry {symmetry!r} is not supported (general, symmetric)")
-        return _read_triplet_rows(path, f, n, lo, hi, "general" if symmetry == "general" else "lower", line)
+        layout, _, symmetry, size, line = _mm_header(path, f)
+        if symmetry != "general":
+            raise ExportError(f"{path}:1: symmetry {symmetry!r}: a load vector is 'general'")
+        if layout == "array":
+            if len(size) != 2:
+                raise ExportError(f"{path}:{line - 1}: the size line of an array is 'rows columns' (2 numbers), got "
+                                  f"{len(size)}")
+            _vector_shape(path, line - 1, *size, n)
+            t, _ = _read_numbers(path, f, line, 1, "one value per line", n)
+            if len(t) != n:
+                raise ExportError(f"{path}: {len(t)} values, the size line declares {n}: the file is truncated")
+            return t[:, 0]
+        if layout != "coordinate":
+            raise ExportError(f"{path}:1: layout {layout!r}: expected 'array' or 'coordinate'")
+        if len(size) != 3:
+            raise ExportError(f"{path}:{line - 1}: the size line of a coordinate vector is 'rows columns entries' (3 "
+                              f"numbers), got {len(size)}")
+        rows, cols, nnz = size
+        _vector_shape(path, line - 1, rows, cols, n)
+        if not 0 <= nnz <= n:
+            raise ExportError(f"{path}:{line - 1}: {nnz} entries for {n} values: the size line is damaged")
+        t, at = _read_numbers(path, f, line, 3, "'row col value'", nnz, (rows, cols))
+    if len(t) != nnz:
+        raise ExportError(f"{path}: the size line declares {nnz} entries, the file has {len(t)}: it is truncated")
+    if not len(t):
+        return np.zeros(n)
+    p = (t[:, 0].astype(np.int64) - 1) * cols + t[:, 1].astype(np.int64) - 1
+    order = np.argsort(p, kind="stable")
+    repeated = np.flatnonzero(p[order[1:]] == p[order[:-1]])
+    if repeated.size:
+        later = order[1:][repeated]
+        k = int(later[np.argmin(at[later])])
+        first = int(np.flatnonzero(p == p[k])[0])
+        raise ExportError(f"{path}:{at[k]}: repeats the entry of line {at[first]} (index {p[k] + 1}): each entry "
+                          "appears once; the file is damaged")
+    v = np.zeros(n)
+    v[p] = t[:, 2]
+    return v
+
+
+def _read_npy(path: Path, n: int) -> np.ndarray:
+    hint = f"write it with numpy.save of a float array of shape ({n},)"
+    try:
+        a = np.load(path, mmap_mode="r", allow_pickle=False)
+        if not isinstance(a, np.ndarray):
+            getattr(a, "close", lambda: None)()
+            raise ExportError(f"{path}: not a single array (an .npz archive?): {hint}")
+        if a.dtype.kind not in "fiu":
+            raise ExportError(f"{path}: dtype {a.dtype} is not a real number type: {hint}")
+        if a.shape not in ((n,), (n, 1), (1, n)):
+            raise ExportError(f"{path}: load vector of shape {a.shape}, the matrices have {n} rows: {hint}")
+        v = np.array(a, dtype=float).reshape(-1)
+        del a
+        return v
+    except ExportError:
+        raise
+    except Exception as exc:  # numpy raises assorted errors on damaged headers (SyntaxError, TokenError, ...)
+        raise ExportError(f"cannot read the load vector {str(path)!r} ({type(exc).__name__}: {str(exc)[:200]}): "
+                          f"{hint}") from None
 
 
 def read_vector(path: str | Path, n: int) -> np.ndarray:
-    """A load vector ``(n,)`` from ``.npy`` or Matrix Market (array or coordinate)."""
+    """A load vector ``(n,)`` from ``.npy`` (shape ``(n,)``, ``(n, 1)`` or ``(1, n)``, real dtype) or Matrix Market
+    (array: one value per line; coordinate: ``row col value``; ``n x 1`` or ``1 x n``, general, real)."""
     path = Path(path)
     try:
-        if path.suffix == ".npy":
-            v = np.load(path)
-        else:
-            import scipy.io
-
-            v = scipy.io.mmread(str(path))
-            v = v.toarray() if sp.issparse(v) else np.asarray(v)
-    except (OSError, ValueError) as exc:
-        raise ExportError(f"cannot read the load vector {str(path)!r} ({exc})") from None
-    v = np.asarray(v, dtype=float).reshape(-1)
-    if v.shape != (n,):
-        raise ExportError(f"{path}: load vector has {v.size} values, the matrices have {n} rows")
-    if not np.all(np.isfinite(v)):
-        raise ExportError(f"{path}: load vector contains non-finite values")
+        v = _read_npy(path, n) if path.suffix == ".npy" else _read_mm_vector(path, n)
+    except OSError as exc:
+        raise ExportError(f"cannot read the load vector {str(path)!r} ({exc.strerror or exc})") from None
+    bad = np.flatnonzero(~np.isfinite(v))
+    if bad.size:
+        raise ExportError(f"{path}: value {bad[0] + 1} of the load vector is {v[bad[0]]}: the file is damaged or the "
+                          "export diverged")
     return v

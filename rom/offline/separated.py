@@ -90,8 +90,9 @@ def run_separated_offline(cfg: SeparatedOfflineConfig, comm: MPI.Comm | None = N
         for j in range(rank, m, size):
             try:
                 dj = read_dofs(cfg.path(s.training[j].matrix + ".dof"))
-            except ExportError as exc:
-                msg = str(exc)
+            except Exception as exc:  # any error, so that it reaches every rank (none waits alone below)
+                msg = str(exc) if isinstance(exc, ExportError) else (
+                    f"{s.training[j].matrix}.dof: unexpected {type(exc).__name__}: {exc}")
                 break
             if not np.array_equal(dj, dofs):
                 msg = (f"{s.training[j].matrix}.dof: the dofs differ from those of {s.training[0].matrix}.dof: "
@@ -107,10 +108,12 @@ def run_separated_offline(cfg: SeparatedOfflineConfig, comm: MPI.Comm | None = N
         if s.rhs is not None:
             shared_b = read_vector(cfg.path(s.rhs), n)[lo:hi]
         for j, tr in enumerate(s.training):
-            A, b_local[:, j] = _read_operator(cfg, tr, n, lo, hi, shared_b)
+            A, b_local[:, j] = _read_operator(cfg, tr, n, lo, hi, shared_b,
+                                              dofs if s.format == "ansys_full" else None)
             A_local.append(A)
-    except ExportError as exc:
-        msg = str(exc)
+    except Exception as exc:  # any error, so that it reaches every rank (none waits alone below)
+        msg = str(exc) if isinstance(exc, ExportError) else (
+            f"reading the training exports: unexpected {type(exc).__name__}: {exc}")
     _raise(comm, msg)
     timings["read"] = time.perf_counter() - t
     say(f"read {m} exported operators: {n} rows, {size} rank(s), {timings['read']:.1f} s")
@@ -243,12 +246,15 @@ def run_separated_offline(cfg: SeparatedOfflineConfig, comm: MPI.Comm | None = N
     return out
 
 
-def _read_operator(cfg, entry, n: int, lo: int, hi: int, shared_b) -> tuple[sp.csr_matrix, np.ndarray]:
+def _read_operator(cfg, entry, n: int, lo: int, hi: int, shared_b, dofs: np.ndarray | None = None
+                   ) -> tuple[sp.csr_matrix, np.ndarray]:
+    """This rank's rows ``[lo, hi)`` of an export's matrix and load vector; ``dofs``: the first Ansys export's dof
+    numbering, which every other one must have."""
     s = cfg.separated
     if s.format == "calculix":
         A = read_calculix_rows(cfg.path(entry.matrix), n, lo, hi)
     elif s.format == "ansys_full":
-        A = read_ansys_full_rows(cfg.path(entry.matrix), n, lo, hi)
+        A = read_ansys_full_rows(cfg.path(entry.matrix), n, lo, hi, dofs=dofs)
     else:
         A = read_matrix_market_rows(cfg.path(entry.matrix), n, lo, hi)
     b = read_vector(cfg.path(entry.rhs), n)[lo:hi] if entry.rhs is not None else shared_b
@@ -281,8 +287,9 @@ def validate_separation(comm, cfg, n, lo, hi, matrix, rhs_sep, A_red, b_red, nor
         msg = None
         try:
             A_v, b_v = _read_operator(cfg, v, n, lo, hi, shared_b)
-        except ExportError as exc:
-            msg, A_v, b_v = str(exc), None, None
+        except Exception as exc:  # any error, so that it reaches every rank (none waits alone below)
+            msg, A_v, b_v = (str(exc) if isinstance(exc, ExportError) else
+                             f"{v.matrix}: unexpected {type(exc).__name__}: {exc}"), None, None
         _raise(comm, msg)
         beta = sla.lu_solve(F, _entries_at(comm, A_v, lo, matrix.entry_rows, matrix.entry_cols))
         gamma = np.ones(1) if rhs_sep is None else sla.lu_solve(

@@ -1,0 +1,255 @@
+"""Triplet files of exported operators (``row col value`` per line, 1-based), read in chunks of whole lines with
+only the owned rows kept, and strictly checked: exactly three numbers per line, integer indices within the size,
+no entry twice, finite values, symmetry of ``general`` storage (against the transposed entries of the owned
+columns), a positive diagonal in every row. Used by :mod:`structrom.rom.offline.exported_operators` (CalculiX
+``.sti``, Matrix Market coordinate files); errors are :class:`ExportError` naming the file and the line.
+"""
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+from structrom.mpi.errors import StructromError
+
+CHUNK_BYTES = 1 << 24
+
+
+#: Relative tolerance of the symmetry of ``general`` matrices (times the largest entry).
+SYMMETRY_RTOL = 1e-10
+
+
+_NUMBER = re.compile(rb"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+
+
+_INTEGER = re.compile(rb"[+-]?\d+")
+
+
+class ExportError(StructromError, ValueError):
+    """An exported operator file is missing, malformed or inconsistent; the message names file and line."""
+
+
+def _open(path: Path, what: str, hint: str = ""):
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise ExportError(f"cannot read the {what} {str(path)!r} ({exc.strerror or exc}): check the path in the "
+                          f"configuration{hint}") from None
+
+
+def _show(text: bytes, width: int = 60) -> str:
+    """``text`` quoted for a message."""
+    return repr(text[:width].decode("ascii", "replace"))
+
+
+def _line_of(buf: bytes, k: int) -> bytes:
+    """Line ``k`` (0-based) of ``buf`` (for messages only)."""
+    lines = buf.split(b"\n")
+    return lines[k].rstrip(b"\r") if k < len(lines) else b""
+
+
+# ----------------------------------------------------------------------------------------------- triplet parsing
+def _chunks(path: Path, f, first_line: int):
+    """``(buffer, number of its first line)`` of whole lines of ``f``, about :data:`CHUNK_BYTES` each."""
+    carry, line = b"", first_line
+    while True:
+        block = f.read(CHUNK_BYTES)
+        if not block:
+            if carry:
+                yield carry, line
+            return
+        buf = carry + block
+        cut = buf.rfind(b"\n") + 1
+        if cut == 0:
+            if len(buf) > CHUNK_BYTES:
+                raise ExportError(f"{path}:{line}: a line of more than {CHUNK_BYTES} bytes: not a text file of "
+                                  "numbers (damaged, or not an export)")
+            carry = buf
+            continue
+        yield buf[:cut], line
+        line += buf.count(b"\n", 0, cut)
+        carry = buf[cut:]
+
+
+def _parse_chunk(buf: bytes, path: Path, first_line: int, width: int = 3,
+                 what: str = "'row col value'") -> tuple[np.ndarray, np.ndarray]:
+    """Numbers ``(k, width)`` of the non-blank lines of ``buf`` (each exactly ``width`` numbers) and the file's
+    line number ``(k,)`` of each row; ``first_line`` is the number of the first line of ``buf``."""
+    data = np.frombuffer(buf, dtype=np.uint8)
+    control = np.flatnonzero(data < 0x20)  # line feeds, tabs, carriage returns and forbidden bytes
+    byte = data[control]
+    newlines = control[byte == 10]
+    cr = control[byte == 13]
+    bad = np.concatenate([control[(byte != 10) & (byte != 13) & (byte != 9)], np.flatnonzero(data > 0x7e),
+                          cr[(cr + 1 < data.size) & (data[np.minimum(cr + 1, data.size - 1)] != 10)]])
+    if bad.size:
+        at = int(bad.min())
+        line = first_line + int(np.searchsorted(newlines, at))
+        raise ExportError(f"{path}:{line}: byte 0x{data[at]:02x} is not allowed in a text file of numbers (control "
+                          "character, lone carriage return or non-ASCII): the file is damaged or in another "
+                          "encoding; export it again")
+    token = data > 0x20
+    start = token.copy()
+    start[1:] &= ~token[:-1]
+    bounds = np.concatenate([[0], newlines + 1] + ([[data.size]] if data.size and data[-1] != 10 else []))
+    counts = np.diff(np.searchsorted(np.flatnonzero(start), bounds))  # tokens per line
+    wrong = np.flatnonzero((counts != 0) & (counts != width))
+    if wrong.size:
+        k = int(wrong[0])
+        raise ExportError(f"{path}:{first_line + k}: expected {what} ({width} number{'s' * (width > 1)} per line), "
+                          f"got {counts[k]} fields: {_show(_line_of(buf, k))}; the file is damaged or truncated")
+    rows = np.flatnonzero(counts == width)
+    if not rows.size:
+        return np.zeros((0, width)), np.zeros(0, dtype=np.int64)
+    with warnings.catch_warnings():
+        # numpy stops at the first unreadable token with only a DeprecationWarning: make it an error
+        warnings.simplefilter("error", DeprecationWarning)
+        try:
+            vals = np.fromstring(buf, dtype=float, sep=" ")
+        except (DeprecationWarning, ValueError):
+            vals = None
+    if vals is None or vals.size != width * rows.size:
+        _diagnose(buf, path, first_line, what)
+    return vals.reshape(-1, width), first_line + rows
+
+
+def _diagnose(buf: bytes, path: Path, first_line: int, what: str) -> None:
+    """Raise naming the first token of ``buf`` that is not a number."""
+    lines = buf.split(b"\n")
+    for k, ln in enumerate(lines):
+        for tok in ln.split():
+            if not _NUMBER.fullmatch(tok):
+                raise ExportError(f"{path}:{first_line + k}: {_show(tok, 40)} is not a number (expected {what}, in "
+                                  f"the line {_show(ln.rstrip())}): the file is damaged; export it again")
+    raise ExportError(f"{path}:{first_line}-{first_line + len(lines) - 1}: unreadable numbers (expected {what})")
+
+
+def _indices(t: np.ndarray, cols: tuple[int, ...], bounds: tuple[int, ...], at: np.ndarray, buf: bytes,
+             first_line: int, path: Path) -> list[np.ndarray]:
+    """0-based int64 indices of columns ``cols`` of ``t``, checked integral in ``1..bound`` before converting."""
+    out = []
+    for c, bound in zip(cols, bounds):
+        x = t[:, c]
+        ok = np.isfinite(x) & (x >= 1) & (x <= bound) & (np.floor(x) == x)
+        if not ok.all():
+            k = int(np.flatnonzero(~ok)[0])
+            tok = _line_of(buf, int(at[k]) - first_line).split()[c]
+            raise ExportError(f"{path}:{at[k]}: {'row' if c == 0 else 'column'} index {_show(tok, 40)} is not an "
+                              f"integer in 1..{bound}: the file is damaged, truncated or from another run")
+        out.append(x.astype(np.int64) - 1)
+    return out
+
+
+def _finite(v: np.ndarray, at: np.ndarray, buf: bytes, first_line: int, path: Path, column: int) -> None:
+    """Raise naming the first non-finite value of ``v`` ``(k,)`` (column ``column`` of the lines ``at``)."""
+    bad = np.flatnonzero(~np.isfinite(v))
+    if bad.size:
+        k = int(bad[0])
+        tok = _line_of(buf, int(at[k]) - first_line).split()[column]
+        raise ExportError(f"{path}:{at[k]}: value {_show(tok, 40)} is not a finite number: the export diverged or "
+                          "the file is damaged")
+
+
+class _Entries:
+    """Entries kept by a rank: ``(row, col, value, file line)`` arrays appended chunk by chunk."""
+
+    def __init__(self):
+        self.parts: list[tuple[np.ndarray, ...]] = []
+
+    def add(self, keep: np.ndarray, i: np.ndarray, j: np.ndarray, v: np.ndarray, at: np.ndarray) -> None:
+        if keep.any():
+            self.parts.append((i[keep], j[keep], v[keep], at[keep]))
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        if not self.parts:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64)
+        return tuple(np.concatenate(p) for p in zip(*self.parts))
+
+
+def _owned_csr(path: Path, entries: _Entries, n: int, lo: int, hi: int) -> sp.csr_matrix:
+    """Rows ``[lo, hi)`` ``(hi - lo, n)`` of the kept entries; a repeated ``(row, col)`` is an error."""
+    r, c, v, at = entries.arrays()
+    A = sp.csr_matrix((v, (r - lo, c)), shape=(hi - lo, n))  # (sums repeated entries: counted below)
+    if A.nnz != v.size:
+        order = np.lexsort((at, c, r))
+        same = np.flatnonzero((r[order[1:]] == r[order[:-1]]) & (c[order[1:]] == c[order[:-1]]))
+        k = int(np.argmin(at[order[1:][same]]))
+        later, first = order[1:][same[k]], order[:-1][same[k]]
+        raise ExportError(f"{path}:{at[later]}: repeats the entry of line {at[first]} (row {r[later] + 1}, column "
+                          f"{c[later] + 1} of the matrix): each entry appears once; the file is damaged or two "
+                          "exports were joined")
+    A.sort_indices()
+    return A
+
+
+def _check_symmetric(path: Path, A: sp.csr_matrix, T: sp.csr_matrix, lo: int, vmax: float) -> None:
+    """``A`` (owned rows) against ``T`` (the transposed entries of the owned columns) within
+    ``SYMMETRY_RTOL * vmax``."""
+    D = (A - T).tocoo()
+    if not D.nnz:
+        return
+    k = int(np.argmax(np.abs(D.data)))
+    tol = SYMMETRY_RTOL * vmax
+    if abs(D.data[k]) > tol:
+        r, c = int(D.row[k]), int(D.col[k])
+        raise ExportError(f"{path}: the matrix is not symmetric: entry ({lo + r + 1}, {c + 1}) = {A[r, c]:.17g} but "
+                          f"({c + 1}, {lo + r + 1}) = {T[r, c]:.17g} (difference {abs(D.data[k]):.3g} > "
+                          f"{SYMMETRY_RTOL:g} max|A| = {tol:.3g}): the method needs a symmetric stiffness; check that "
+                          "the file is the stiffness of the free dofs, written in full precision")
+
+
+def _check_diagonal(path: Path, A: sp.csr_matrix, lo: int, rows_of: str) -> None:
+    """Every owned row of ``A`` ``(hi - lo, n)`` has a positive diagonal entry."""
+    d = A.diagonal(k=lo)
+    bad = np.flatnonzero(~(d > 0))
+    if bad.size:
+        r = lo + int(bad[0]) + 1
+        where = f" (dof {r} of {rows_of})" if rows_of else ""
+        raise ExportError(f"{path}: row {r}{where} has no positive diagonal entry ({d[bad[0]]:g}): the file is "
+                          "truncated or comes from another run (a stiffness restricted to its free dofs is "
+                          "positive definite)")
+
+
+def _read_triplet_rows(path: Path, f, n: int, lo: int, hi: int, storage: str, first_line: int,
+                       nnz: int | None = None, rows_of: str = "") -> sp.csr_matrix:
+    """Rows ``[lo, hi)`` ``(hi - lo, n)`` of a 1-based triplet file; ``storage``: ``upper`` (ccx), ``lower`` (MM
+    symmetric) or ``general``. Symmetric storage is expanded; ``general`` storage is checked symmetric (the
+    transposed entries of the owned columns are kept for it). ``nnz``: the declared number of entries."""
+    own, transposed = _Entries(), _Entries()
+    count, vmax = 0, 0.0
+    for buf, line in _chunks(path, f, first_line):
+        t, at = _parse_chunk(buf, path, line)
+        if not len(t):
+            continue
+        i, j = _indices(t, (0, 1), (n, n), at, buf, line, path)
+        wrong = np.flatnonzero(i > j) if storage == "upper" else np.flatnonzero(i < j) if storage == "lower" else []
+        if len(wrong):
+            k = wrong[0]
+            stored = ("ccx stores the upper triangle (row <= col)" if storage == "upper" else
+                      "a symmetric Matrix Market file stores the lower triangle (row >= col)")
+            raise ExportError(f"{path}:{at[k]}: entry ({i[k] + 1}, {j[k] + 1}) is in the wrong triangle: {stored}; "
+                              "the file is damaged")
+        v = t[:, 2]
+        _finite(v, at, buf, line, path, 2)
+        vmax = max(vmax, float(np.abs(v).max()))
+        own.add((i >= lo) & (i < hi), i, j, v, at)
+        if storage == "general":
+            transposed.add((j >= lo) & (j < hi), j, i, v, at)
+        else:
+            own.add((j >= lo) & (j < hi) & (i != j), j, i, v, at)
+        count += len(t)
+        if nnz is not None and count > nnz:
+            raise ExportError(f"{path}:{at[-1]}: more entries than the {nnz} the size line declares: the file is "
+                              "damaged (two exports joined?)")
+    if count == 0:
+        raise ExportError(f"{path}: no entries: the file is empty or truncated (did the export finish?)")
+    if nnz is not None and count != nnz:
+        raise ExportError(f"{path}: the size line declares {nnz} entries, the file has {count}: it is truncated or "
+                          "damaged; export it again")
+    A = _owned_csr(path, own, n, lo, hi)
+    if storage == "general":
+        _check_symmetric(path, A, _owned_csr(path, transposed, n, lo, hi), lo, vmax)
+    _check_diagonal(path, A, lo, rows_of)
+    return A

@@ -1,0 +1,414 @@
+"""Hostile exported operators: damaged, truncated, foreign or inconsistent files are refused with an ExportError
+naming the file, the line or entry and what to do; valid files read as before (rows distributed, any rank count).
+
+Tiny files written here; the Ansys cases damage ansys-mapdl-reader's example ``.full`` file (skipped without the
+reader); one test runs on 2 MPI ranks (an error found by one rank reaches every rank).
+"""
+from __future__ import annotations
+
+import io
+import json
+import re
+import sys
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from mpi_helpers import ROOT, mpirun
+from structrom.rom.offline import exported_operators as eo
+from structrom.rom.offline import triplet_files
+from structrom.rom.offline.exported_operators import (ExportError, matrix_market_size, read_calculix_rows, read_dofs,
+                                                      read_matrix_market_rows, read_vector, row_range)
+
+H_SYM = "%%MatrixMarket matrix coordinate real symmetric\n"
+H_GEN = "%%MatrixMarket matrix coordinate real general\n"
+SPD2 = "1 1 2.0\n2 1 -1.0\n2 2 2.0\n"  # lower triangle of [[2, -1], [-1, 2]]
+K4 = np.array([[4.0, -1, 0, 0.5], [-1, 4, -1, 0], [0, -1, 4, -1], [0.5, 0, -1, 4]])
+
+
+def _write(path, text: str | bytes):
+    path.write_bytes(text if isinstance(text, bytes) else text.encode("latin-1"))
+    return path
+
+
+def _blocks(read, n: int, P: int) -> sp.csr_matrix:
+    return sp.vstack([read(*row_range(n, r, P)) for r in range(P)]).tocsr()
+
+
+def _sti(K: np.ndarray) -> str:
+    i, j = np.nonzero(np.triu(K))
+    return "".join(f"{a + 1} {b + 1} {K[a, b]: .13e}\n" for a, b in zip(i, j))
+
+
+# ------------------------------------------------------------------------------------------------- valid inputs
+def test_valid_files_read_as_before(tmp_path):
+    """Symmetric and general Matrix Market, ccx storage, vectors: same matrix on 1, 2, 3 ranks; chunk boundaries
+    (tiny chunks) change nothing."""
+    import scipy.io
+
+    rng = np.random.default_rng(0)
+    n = 30
+    B = sp.random(n, n, density=0.2, random_state=1)
+    K = (B + B.T + 10 * sp.eye(n)).tocsr()
+    scipy.io.mmwrite(str(tmp_path / "s.mtx"), sp.tril(K), symmetry="symmetric")
+    scipy.io.mmwrite(str(tmp_path / "g.mtx"), K, symmetry="general")
+    _write(tmp_path / "job.sti", _sti(K.toarray()))
+    _write(tmp_path / "job.dof", "".join(f"{1 + k // 3}.{1 + k % 3}\n" for k in range(n)))
+    assert read_dofs(tmp_path / "job.dof").tolist()[:4] == [[1, 1], [1, 2], [1, 3], [2, 1]]
+    for name in ("s.mtx", "g.mtx"):
+        assert matrix_market_size(tmp_path / name) == n
+        K_file = scipy.io.mmread(str(tmp_path / name)).tocsr()  # (the values as written)
+        for P in (1, 2, 3):
+            A = _blocks(lambda lo, hi: read_matrix_market_rows(tmp_path / name, n, lo, hi), n, P)
+            assert abs(A - K_file).max() == 0.0 and abs(A - K).max() < 1e-14, (name, P)
+    C = _blocks(lambda lo, hi: read_calculix_rows(tmp_path / "job", n, lo, hi), n, 2)
+    assert abs(C - K).max() <= 1e-12 * abs(K).max() and (C != C.T).nnz == 0  # (14 digits in the file)
+    b = rng.standard_normal(n)
+    np.save(tmp_path / "b.npy", b)
+    np.save(tmp_path / "b_col.npy", b[:, None].astype(np.float32))
+    scipy.io.mmwrite(str(tmp_path / "b.mtx"), b[:, None])
+    _write(tmp_path / "bc.mtx", "%%MatrixMarket matrix coordinate real general\n% c\n\n4 1 2\n1 1 1.5\n\n4 1 -2\n")
+    _write(tmp_path / "br.mtx", "%%matrixmarket matrix coordinate integer general\n1 4 1\n1 3 7\n")
+    assert np.array_equal(read_vector(tmp_path / "b.npy", n), b)
+    assert np.array_equal(read_vector(tmp_path / "b_col.npy", n), b.astype(np.float32).astype(float))
+    assert np.array_equal(read_vector(tmp_path / "b.mtx", n), scipy.io.mmread(str(tmp_path / "b.mtx"))[:, 0])
+    assert read_vector(tmp_path / "bc.mtx", 4).tolist() == [1.5, 0, 0, -2]
+    assert read_vector(tmp_path / "br.mtx", 4).tolist() == [0, 0, 7, 0]
+
+
+def test_tiny_chunks_keep_real_line_numbers(tmp_path, monkeypatch):
+    monkeypatch.setattr(triplet_files, "CHUNK_BYTES", 16)
+    ok = _write(tmp_path / "ok.mtx", H_SYM + "2 2 3\n" + "\n\n1 1 2.0\n\n2 1 -1.0\n\n\n2 2 2.0\n")
+    assert read_matrix_market_rows(ok, 2, 0, 2).toarray().tolist() == [[2, -1], [-1, 2]]
+    bad = _write(tmp_path / "bad.mtx", H_SYM + "2 2 3\n" + "\n" * 30 + "1 1 2.0\n\n2 1 -1.0 7\n2 2 2.0\n")
+    with pytest.raises(ExportError, match=r"bad\.mtx:35: expected 'row col value'.*got 4"):
+        read_matrix_market_rows(bad, 2, 0, 2)
+
+
+# ---------------------------------------------------------------------------------------------- Ansys .full files
+@pytest.fixture(scope="module")
+def ansys_example():
+    reader = pytest.importorskip("ansys.mapdl.reader")
+    path = reader.examples.fullfile
+    dof_ref, k, _ = reader.read_binary(path).load_km(sort=True, as_sparse=True)
+    return path, np.asarray(dof_ref), k.tocoo()
+
+
+def test_ansys_native_crash_becomes_an_export_error(ansys_example, tmp_path):
+    """The reader segfaults on this truncation: the crash is confined to its process."""
+    path, _, _ = ansys_example
+    bad = _write(tmp_path / "cut.full", open(path, "rb").read()[:600000])
+    with pytest.raises(ExportError, match=r"native crash.*cut\.full.*damaged"):
+        eo.ansys_full_dofs(bad)
+
+
+def test_ansys_non_finite_entries_and_other_numbering(ansys_example, tmp_path):
+    path, dof_ref, k = ansys_example
+    data = bytearray(open(path, "rb").read())
+    at = data.find(np.float64(k.data[100]).tobytes())
+    data[at:at + 8] = np.float64(np.nan).tobytes()
+    nan = _write(tmp_path / "nan.full", bytes(data))
+    with pytest.raises(ExportError, match=r"nan\.full: stiffness entry .*node .* is nan"):
+        eo.read_ansys_full_rows(nan, len(dof_ref), 0, len(dof_ref))
+    other = np.column_stack([dof_ref[:, 0], dof_ref[:, 1] + 1])
+    other[5, 0] += 1000
+    with pytest.raises(ExportError, match="dofs differ from those of the first training export"):
+        eo.read_ansys_full_rows(path, len(dof_ref), 0, 10, dofs=other)
+
+
+# --------------------------------------------------------------------------------------------------- load vectors
+@pytest.mark.timeout(20)
+def test_vector_without_size_line_is_refused_at_once(tmp_path):
+    """(scipy's reader loops forever on it)"""
+    for text in ("%%MatrixMarket matrix array real general\n", "%%MatrixMarket matrix array real general\n% c\n\n"):
+        with pytest.raises(ExportError, match=r"v\.mtx: no size line"):
+            read_vector(_write(tmp_path / "v.mtx", text), 4)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("array real general\n4 1\n1\n2\n3\n", "3 values, the size line declares 4"),
+    ("array real general\n4 1\n1\n2\n3\n4\n5\n", ":7: more values than the 4"),
+    ("array real general\n4 1\n1 2\n3 4\n", ":3: expected one value per line"),
+    ("array real general\n4\n1\n2\n3\n4\n", ":2: the size line of an array is 'rows columns'"),
+    ("array real general\n2 2\n1\n2\n3\n4\n", ":2: the load vector is 2 x 2, expected 4 x 1"),
+    ("array real general\n100000000000 1\n1\n", "100000000000 x 1, expected 4 x 1"),
+    ("array real symmetric\n4 1\n1\n2\n3\n4\n", "symmetry 'symmetric'"),
+    ("array complex general\n4 1\n1 0\n2 0\n3 0\n4 0\n", "field 'complex' is not supported"),
+    ("array real general\n4 1\n1\nnan\n3\n4\n", ":4: value 'nan' is not a finite number"),
+    ("array real general\n4 1\n1\n2\n3\n4.5x\n", ":6: '4.5x' is not a number"),
+    ("coordinate real general\n4 1 3\n1 1 1\n1 1 1\n4 1 4\n", ":4: repeats the entry of line 3"),
+    ("coordinate real general\n4 1 2\n1 1 1\n", "declares 2 entries, the file has 1"),
+    ("coordinate real general\n4 1\n1 1 1\n", "'rows columns entries' \\(3 numbers\\)"),
+    ("coordinate real general\n4 1 1\n1 2 1\n", ":3: column index '2' is not an integer in 1..1"),
+    ("coordinate real general\n4 1 1\n1.5 1 1\n", ":3: row index '1.5' is not an integer in 1..4"),
+    ("coordinate real general\n4 1 1\n1 1\n", ":3: expected 'row col value'.*got 2"),
+    ("coordinate pattern general\n4 1 1\n1 1\n", "field 'pattern'"),
+    ("vector real general\n4 1\n1\n2\n3\n4\n", ":1: not a Matrix Market file"),
+])
+def test_matrix_market_vectors_are_checked(tmp_path, text, message):
+    path = _write(tmp_path / "b.mtx", "%%MatrixMarket matrix " + text if not text.startswith("vector") else
+                  "%%MatrixMarket " + text)
+    with pytest.raises(ExportError, match=r"b\.mtx.*" + message):
+        read_vector(path, 4)
+
+
+def test_npy_vectors_are_checked(tmp_path):
+    def npy(name, a):
+        f = io.BytesIO()
+        np.save(f, a, allow_pickle=True)
+        return _write(tmp_path / name, f.getvalue())
+
+    header = "{'descr': '<f8', 'fortran_order': False, 'shape': (100000000000,), }"
+    huge = _write(tmp_path / "huge.npy", b"\x93NUMPY\x01\x00" + (len(header) + 1).to_bytes(2, "little")
+                  + header.encode() + b"\n" + bytes(32))
+    cases = {huge: "cannot read the load vector.*huge\\.npy", npy("b.npy", np.ones(4, bool)): "dtype bool",
+             npy("c.npy", np.ones(4) + 1j): "dtype complex128", npy("s.npy", np.ones((2, 2))): r"shape \(2, 2\)",
+             npy("o.npy", np.array([1, 2, 3, 4], dtype=object)): "cannot read the load vector",
+             npy("n.npy", np.array([1.0, np.inf, 0, 0])): "value 2 of the load vector is inf",
+             _write(tmp_path / "t.npy", npy("x.npy", np.ones(4)).read_bytes()[:-8]): "cannot read the load vector",
+             _write(tmp_path / "e.npy", b""): "cannot read the load vector",
+             _write(tmp_path / "u.npy", b"\x93NUMPY\x01\x00\x76\x00{'descr': '<f8', 'shape': (4,"): "cannot read the load vector"}
+    f = io.BytesIO()
+    np.savez(f, a=np.ones(4))
+    cases[_write(tmp_path / "z.npy", f.getvalue())] = "not a single array"
+    for path, message in cases.items():
+        with pytest.raises(ExportError, match=message):
+            read_vector(path, 4)
+    (tmp_path / "dir.npy").mkdir()
+    with pytest.raises(ExportError, match="dir.npy"):
+        read_vector(tmp_path / "dir.npy", 4)
+
+
+# ------------------------------------------------------------------------------------------------------ .dof files
+@pytest.mark.parametrize("data, message", [
+    ("1.1\n1.2\n".encode("utf-16"), r":1: byte 0xff is not ASCII"),
+    (b"1.1\n1.2\n\xe9\n", r":3: byte 0xe9 is not ASCII"),
+    ("1.1\n\u0662.1\n".encode(), r":2: byte 0xd9 is not ASCII"),
+    (bytes(range(256)), r":1: byte 0x00 is not ASCII"),
+    (b"1.1\n1234567890123456789.1\n", r"entry 2: expected 'node.direction'.*'1234567890123456789.1'"),
+    (b"1.1\n+2.1\n", r"entry 2: expected 'node.direction'"),
+    (b"1.1\n2.4\n", r"entry 2: expected 'node.direction'.*direction 1-3"),
+    (b"1.1\n0.2\n", r"entry 2: node 0"),
+    (b"1.1\n1.2\n1.3\n01.2\n", r"entry 4 \('01.2'\) repeats entry 2"),
+    (b" \n", "no dofs"),
+])
+def test_dof_files_are_checked(tmp_path, data, message):
+    with pytest.raises(ExportError, match=r"job\.dof.*" + message):
+        read_dofs(_write(tmp_path / "job.dof", data))
+
+
+def test_files_that_cannot_be_opened(tmp_path):
+    (tmp_path / "d.mtx").mkdir()
+    (tmp_path / "d.dof").mkdir()
+    (tmp_path / "d.sti").mkdir()
+    for call in (lambda: matrix_market_size(tmp_path / "d.mtx"), lambda: read_dofs(tmp_path / "d.dof"),
+                 lambda: read_matrix_market_rows(tmp_path / "d.mtx", 2, 0, 2),
+                 lambda: read_calculix_rows(tmp_path / "d", 2, 0, 2), lambda: read_vector(tmp_path / "d.mtx", 2),
+                 lambda: matrix_market_size(tmp_path / "missing.mtx")):
+        with pytest.raises(ExportError, match=r"cannot read .*(Is a directory|No such file)"):
+            call()
+
+
+# ------------------------------------------------------------------------------------------ Matrix Market matrices
+@pytest.mark.parametrize("text, message", [
+    (H_SYM + "2 2\n" + SPD2, ":2: the size line of a coordinate matrix is 'rows columns entries'"),
+    (H_SYM + "2 2 3 7\n" + SPD2, ":2: .*got 4"),
+    (H_GEN + "2 3 3\n" + SPD2, ":2: size 2 x 3"),
+    (H_SYM + "0 0 0\n", ":2: size 0 x 0"),
+    (H_SYM + "-2 -2 3\n" + SPD2, ":2: size -2 x -2"),
+    (H_SYM + "2 2 -3\n" + SPD2, "with -3 entries"),
+    (H_SYM + "2 2 30\n" + SPD2, ":2: 30 entries cannot fit in a file of"),
+    (H_SYM + "1000000000000 1000000000000 3\n" + SPD2, "1000000000000 rows but only 3 entries"),
+    (H_SYM + "2.0 2 3\n" + SPD2, ":2: expected the size line"),
+    (H_SYM + "2 2 1_0\n" + SPD2, ":2: expected the size line"),
+    ("%%MatrixMarket vector coordinate real general\n2 2 3\n" + SPD2, ":1: not a Matrix Market file"),
+    ("%%MatrixMarket matrix array real general\n2 2\n2\n-1\n-1\n2\n", "layout 'array'"),
+    ("%%MatrixMarket matrix coordinate real hermitian\n2 2 3\n" + SPD2, "symmetry 'hermitian'"),
+])
+def test_declared_matrix_size_is_checked(tmp_path, text, message):
+    path = _write(tmp_path / "A.mtx", text)
+    with pytest.raises(ExportError, match=r"A\.mtx.*" + message):
+        matrix_market_size(path)
+    with pytest.raises(ExportError, match=r"A\.mtx"):
+        read_matrix_market_rows(path, 2, 0, 2)
+
+
+def test_truncated_matrix_is_refused(tmp_path):
+    path = _write(tmp_path / "A.mtx", H_SYM + "% padding so that the declared count fits the file size\n2 2 4\n" + SPD2)
+    with pytest.raises(ExportError, match=r"A\.mtx: the size line declares 4 entries, the file has 3"):
+        read_matrix_market_rows(path, 2, 0, 2)
+    with pytest.raises(ExportError, match="the matrix is 2 x 2, the first training matrix 3 x 3"):
+        read_matrix_market_rows(path, 3, 0, 3)
+
+
+@pytest.mark.parametrize("last", ["2 2 2,5", "2 2 2.5e", "2 2 0x10", "2 2 3.5x", "2 2 1e+", "2 2 1d3"])
+def test_bad_number_on_the_last_line(tmp_path, last):
+    """numpy stops at such a token with only a warning: the value would be read as its valid prefix."""
+    path = _write(tmp_path / "A.mtx", H_SYM + "2 2 3\n1 1 2.0\n2 1 -1.0\n" + last)
+    with pytest.raises(ExportError, match=rf"A\.mtx:5: '{re.escape(last.split()[-1])}' is not a number"):
+        read_matrix_market_rows(path, 2, 0, 2)
+
+
+@pytest.mark.parametrize("body, message", [
+    ("1 1 2.0\n2 1 -1.0\n2 2 2.0 % end\n", ":5: expected 'row col value'.*got 5"),
+    ("1 1 2.0 2\n1 2.0\n2 2 2.0\n", ":3: expected 'row col value'.*got 4"),  # tokens that would pair wrongly
+    ("1 1\n2.0 2 1 -1.0\n2 2 2.0\n", ":3: .*got 2"),
+    ("1 1 2.0\n\n\n\n2 1\n2 2 2.0\n", ":7: .*got 2"),  # (real line numbers after blank lines)
+    ("1 1 2.0\n% c\n2 1 -1.0\n2 2 2.0\n", ":4: .*got 2"),
+    ("1 1 2.0\n2 1 -1.0\x00\n2 2 2.0\n", ":4: byte 0x00 is not allowed"),
+    ("1 1 2.0\n2 1 -1.0\r2 2 2.0\n", ":4: byte 0x0d is not allowed"),
+    ("1 1 2.0\n2 1 -1.0\n2 2 2\xe9\n", ":5: byte 0xe9 is not allowed"),
+    ("1 1 2.0\n2 1 abc\n2 2 2.0\n", ":4: 'abc' is not a number"),
+])
+def test_every_line_has_three_numbers(tmp_path, body, message):
+    path = _write(tmp_path / "A.mtx", H_SYM + "2 2 3\n" + body)
+    with pytest.raises(ExportError, match=r"A\.mtx" + message):
+        read_matrix_market_rows(path, 2, 0, 2)
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("2 1.5 -1.0", "column index '1.5' is not an integer in 1..2"),
+    ("2.9 1 -1.0", "row index '2.9'"), ("0 1 -1.0", "row index '0'"), ("nan 1 -1.0", "row index 'nan'"),
+    ("1e30 1 -1.0", "row index '1e30'"), ("3 1 -1.0", "row index '3'"),
+    ("2 1 nan", "value 'nan' is not a finite number"), ("2 1 1e400", "value '1e400' is not a finite number"),
+    ("1 2 -1.0", r"entry \(1, 2\) is in the wrong triangle"),
+])
+def test_indices_values_and_triangle(tmp_path, entry, message):
+    path = _write(tmp_path / "A.mtx", H_SYM + "2 2 3\n1 1 2.0\n" + entry + "\n2 2 2.0\n")
+    with pytest.raises(ExportError, match=r"A\.mtx:4: " + message):
+        read_matrix_market_rows(path, 2, 0, 2)
+
+
+def test_duplicate_entries_are_refused(tmp_path):
+    cases = {"g.mtx": H_GEN + "2 2 5\n1 1 2.0\n1 2 -1.0\n2 1 -1.0\n1 1 2.0\n2 2 2.0\n",
+             "s.mtx": H_SYM + "2 2 4\n1 1 2.0\n2 1 -1.0\n2 2 2.0\n2 1 -1.0\n"}
+    for name, text in cases.items():
+        path = _write(tmp_path / name, text)
+        # found by the rank owning the row (for symmetric storage, also by the one owning the mirrored row)
+        for lo, hi in ((0, 2), (0, 1)) if name == "g.mtx" else ((0, 2), (0, 1), (1, 2)):
+            with pytest.raises(ExportError, match=rf"{name}:6: repeats the entry of line "
+                                                  rf"{3 if name == 'g.mtx' else 4} \(row"):
+                read_matrix_market_rows(path, 2, lo, hi)
+    assert read_matrix_market_rows(tmp_path / "g.mtx", 2, 1, 2).toarray().tolist() == [[-1, 2]]
+    _write(tmp_path / "job.sti", _sti(K4) + "2 2 4.0\n")
+    with pytest.raises(ExportError, match=r"job\.sti:9: repeats the entry of line 4"):
+        read_calculix_rows(tmp_path / "job", 4, 0, 4)
+
+
+def test_general_matrix_must_be_symmetric(tmp_path):
+    """Each rank compares its rows with the transposed entries of its columns: no rank holds the matrix."""
+    A = K4.copy()
+    A[3, 0] = 0.25
+    i, j = np.nonzero(A)
+    text = H_GEN + f"4 4 {len(i)}\n" + "".join(f"{a + 1} {b + 1} {float(A[a, b])!r}\n" for a, b in zip(i, j))
+    path = _write(tmp_path / "A.mtx", text)
+    for lo, hi in ((0, 4), (0, 2), (2, 4)):
+        with pytest.raises(ExportError, match=r"A\.mtx: the matrix is not symmetric: entry \((1, 4\) = 0.5 but \(4, 1"
+                                              r"\) = 0.25|4, 1\) = 0.25 but \(1, 4\) = 0.5).*needs a symmetric"):
+            read_matrix_market_rows(path, 4, lo, hi)
+    A[3, 0] = 0.5 * (1 + 1e-12)  # rounding: within 1e-10 max|A|
+    text = H_GEN + f"4 4 {len(i)}\n" + "".join(f"{a + 1} {b + 1} {float(A[a, b])!r}\n" for a, b in zip(i, j))
+    B = _blocks(lambda lo, hi: read_matrix_market_rows(_write(tmp_path / "B.mtx", text), 4, lo, hi), 4, 2)
+    assert np.array_equal(B.toarray(), A)
+
+
+def test_empty_or_truncated_stiffness(tmp_path):
+    _write(tmp_path / "job.dof", "1.1\n1.2\n1.3\n2.1\n")
+    for text in ("", "\n  \n"):
+        _write(tmp_path / "job.sti", text)
+        with pytest.raises(ExportError, match=r"job\.sti: no entries: the file is empty or truncated"):
+            read_calculix_rows(tmp_path / "job", 4, 0, 4)
+    _write(tmp_path / "job.sti", "".join(_sti(K4).splitlines(keepends=True)[:-1]))  # last line (4, 4) lost
+    for lo, hi in ((0, 4), (2, 4)):
+        with pytest.raises(ExportError, match=r"job\.sti: row 4 \(dof 4 of job\.dof\) has no positive diagonal "
+                                              "entry.*truncated or comes from another run"):
+            read_calculix_rows(tmp_path / "job", 4, lo, hi)
+    assert read_calculix_rows(tmp_path / "job", 4, 0, 2).shape == (2, 4)  # (rows 1-2 are complete)
+    _write(tmp_path / "job.sti", _sti(K4))
+    with pytest.raises(ExportError, match=r"row 5 \(dof 5 of job\.dof\) has no positive diagonal"):
+        read_calculix_rows(tmp_path / "job", 5, 0, 5)  # a .dof with one row too many
+
+
+# ------------------------------------------------------------------------------------------ the offline stage
+def _mm_config(d) -> object:
+    import scipy.io
+
+    from structrom.rom.offline.config import load_offline_config
+
+    n = 8
+    K = sp.diags([-np.ones(n - 1), 2.5 * np.ones(n), -np.ones(n - 1)], [-1, 0, 1])
+    lines = ['kind = "separated"', "[separated]", 'format = "matrix_market"', 'parameter_names = ["a"]',
+             'rhs = "b.npy"']
+    for j, mu in enumerate((1.0, 2.0, 3.0)):
+        scipy.io.mmwrite(str(d / f"A{j}.mtx"), sp.tril(K * (1 + mu)), symmetry="symmetric")
+        lines += ["[[separated.training]]", f"mu = [{mu}]", f'matrix = "A{j}.mtx"']
+    np.save(d / "b.npy", np.linspace(1, 2, n))
+    (d / "mm.toml").write_text("\n".join(lines + ["[output]", 'file = "mm.h5"']) + "\n")
+    return load_offline_config(d / "mm.toml")
+
+
+def test_unexpected_reader_errors_are_reported_collectively(tmp_path, monkeypatch):
+    from mpi4py import MPI
+
+    from structrom.rom.offline import separated
+
+    cfg = _mm_config(tmp_path)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("reader bug")
+
+    monkeypatch.setattr(separated, "read_matrix_market_rows", broken)
+    with pytest.raises(ExportError, match="reading the training exports: unexpected RuntimeError: reader bug"):
+        separated.run_separated_offline(cfg, MPI.COMM_SELF, log=lambda *a: None)
+
+
+MPI_PROGRAM = """
+import json, sys
+from pathlib import Path
+from mpi4py import MPI
+from structrom.mpi import collectives
+from structrom.rom.offline import exported_operators as eo, separated
+from structrom.rom.offline.config import load_offline_config
+
+comm, d, out = MPI.COMM_WORLD, Path(sys.argv[1]), {}
+msg = None
+try:  # the asymmetric pair (1, 4) / (4, 1) spans the two ranks' rows
+    eo.read_matrix_market_rows(d / "asym.mtx", 4, *eo.row_range(4, comm.rank, comm.size))
+except eo.ExportError as exc:
+    msg = str(exc)
+try:
+    collectives.raise_collectively(comm, msg, eo.ExportError)
+except eo.ExportError as exc:
+    out["asym"] = str(exc)
+if comm.rank == 1:  # a bug on one rank only: the other must not wait for it in a collective
+    def broken(*args, **kwargs):
+        raise KeyError("reader bug")
+    separated.read_matrix_market_rows = broken
+try:
+    separated.run_separated_offline(load_offline_config(d / "mm.toml"), comm, log=lambda *a: None)
+except eo.ExportError as exc:
+    out["offline"] = str(exc)
+print("RESULT " + json.dumps({"rank": comm.rank, **out}), flush=True)
+"""
+
+
+@pytest.mark.mpi
+def test_errors_of_one_rank_reach_every_rank(tmp_path):
+    _mm_config(tmp_path)
+    A = K4.copy()
+    A[3, 0] = 0.25
+    i, j = np.nonzero(A)
+    _write(tmp_path / "asym.mtx", H_GEN + f"4 4 {len(i)}\n" + "".join(f"{a + 1} {b + 1} {float(A[a, b])!r}\n"
+                                                                      for a, b in zip(i, j)))
+    (tmp_path / "program.py").write_text(MPI_PROGRAM)
+    proc = mpirun(2, [str(tmp_path / "program.py"), str(tmp_path)], timeout=120, cwd=ROOT)
+    results = [json.loads(ln[len("RESULT "):]) for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert sorted(r["rank"] for r in results) == [0, 1], proc.stdout + proc.stderr
+    for r in results:
+        assert r["asym"].startswith("rank 0: ") and "not symmetric" in r["asym"], r
+        assert r["offline"] == "rank 1: reading the training exports: unexpected KeyError: 'reader bug'", r
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-q"]))
