@@ -52,6 +52,8 @@ ELEMENT_TO_MESHIO = {
     "C3D20": "hexahedron20",
     "C3D20R": "hexahedron20",
 }
+#: Mesh formats whose data HDF5 holds (read by :func:`read_mesh` in a process of its own).
+HDF5_SUFFIXES = (".xdmf", ".xmf", ".h5", ".hdf5", ".hdf", ".med", ".h5m")
 # Corner nodes of the boundary cell types that can name faces.
 _FACE_CORNERS = {"triangle": 3, "triangle6": 3, "triangle7": 3, "quad": 4, "quad8": 4, "quad9": 4}
 
@@ -300,9 +302,18 @@ def read_mesh(path: str | os.PathLike, *, quadratic_hex: str = "C3D20", drop_unu
     if not path.exists():
         raise MeshError(f"mesh file {str(path)!r} does not exist")
     try:
-        m = meshio.read(path)
-    except Exception as exc:  # meshio raises assorted types; name the file
-        raise MeshError(f"{path}: meshio could not read it ({type(exc).__name__}: {exc})") from exc
+        if path.suffix.lower() in HDF5_SUFFIXES:  # (HDF5 can crash natively on a damaged file: not in this process)
+            from structrom.rom.adapters.reader_process import run_isolated
+
+            m = run_isolated(meshio.read, str(path), crashed=lambda: MeshError(
+                f"{path}: reading it crashed HDF5 (a native crash): the file or its .h5 data is damaged; write it "
+                "again"))
+        else:
+            m = meshio.read(path)
+    except MeshError:
+        raise
+    except (Exception, SystemExit) as exc:  # meshio raises assorted types (and exits when no reader fits); name the file
+        raise MeshError(f"{path}: meshio could not read it ({type(exc).__name__}: {exc})") from None
     return mesh_from_meshio(m, quadratic_hex=quadratic_hex, drop_unused_nodes=drop_unused_nodes, source=str(path))
 
 
