@@ -71,6 +71,23 @@ def loading_errors(model_path: Path, directory: Path) -> dict:
     return {k: {"mean": float(np.mean(v)), "max": float(np.max(v)), "n": len(v)} for k, v in errs.items() if v}
 
 
+def ecm_settings(text: str, settings: dict) -> str:
+    """The configuration ``text`` with ``settings`` (TOML values) in its ``[ecm]`` table, replacing the table's own
+    lines for the same keys (a key given twice is not TOML)."""
+    lines, table = [], None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            table = stripped
+        key = stripped.split("=", 1)[0].strip() if "=" in stripped else None
+        if table == "[ecm]" and key in settings:
+            continue
+        lines.append(line)
+        if stripped == "[ecm]":
+            lines += [f"{k} = {v}" for k, v in settings.items()]
+    return "\n".join(lines) + "\n"
+
+
 def run_offline(directory: Path, ranks: int, code: Path | None = None, settings: dict | None = None,
                 errors: bool = False) -> dict:
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
@@ -80,7 +97,7 @@ def run_offline(directory: Path, ranks: int, code: Path | None = None, settings:
         for sub in ("train/", "greedy/"):  # (examples/rom_plate.py --greedy adds greedy/ files)
             text = text.replace(f'"{sub}', f'"{directory.resolve()}/{sub}')
         if settings:  # more [ecm] settings (the table exists in the configurations examples/rom_plate.py writes)
-            text = text.replace("[ecm]\n", "[ecm]\n" + "".join(f"{k} = {v}\n" for k, v in settings.items()), 1)
+            text = ecm_settings(text, settings)
         cfg.write_text(text.replace('file = "model.h5"', 'file = "bench_model.h5"'))
         t0 = time.perf_counter()
         proc = subprocess.run(["mpirun", "-n", str(ranks), "--bind-to", "none", sys.executable, "-m",
