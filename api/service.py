@@ -42,6 +42,18 @@ def _finite_list(a) -> list:
     return np.where(np.isfinite(a), a, None).tolist()  # JSON has no NaN
 
 
+def _answer(a, name: str, field: str) -> list:
+    """A quantity of interest ``a`` as a JSON list; a non-finite value (a model whose data overflow) is an error,
+    never a silent ``null`` in an answer that could be marked trusted."""
+    a = np.asarray(a, dtype=float)
+    bad = ~np.isfinite(a)
+    if bad.any():
+        inc = int(np.argwhere(bad)[0][0])
+        raise RegistryError(422, "non_finite_answer", f"the model's {name} is not finite (increment {inc}): the model "
+                            "file's data overflow for this loading; rebuild or check the model", field)
+    return a.tolist()
+
+
 def cycle_summary(result, bounds) -> dict:
     """Per cycle, the largest value over the reduced points of each cycle quantity
     (:meth:`structrom.rom.online.result.Result.cycles`) and the integration point where it occurs."""
@@ -103,14 +115,15 @@ def solve(model, spec: LoadingSpec, opts: SolveOptions, *, max_increments: int, 
     }
     try:
         recon_vm = opts.reconstruct and "stress" in result.dual_reduced
-        out["max_von_mises"] = _finite_list(result.max_von_mises(reconstruct=recon_vm))
+        out["max_von_mises"] = _answer(result.max_von_mises(reconstruct=recon_vm), "largest von Mises stress",
+                                       field_prefix + "loading")
         out["max_von_mises_over"] = "reconstructed_field" if recon_vm else "reduced_points"
         if "cumulated_plastic_strain" in result.dual_reduced:
             if opts.reconstruct:
                 p = result.dual_field("cumulated_plastic_strain", None).max(axis=1)
             else:
                 p = result.dual_reduced["cumulated_plastic_strain"].max(axis=1)
-            out["max_cumulated_plastic_strain"] = _finite_list(p)
+            out["max_cumulated_plastic_strain"] = _answer(p, "largest cumulated plastic strain", field_prefix + "loading")
             out["max_cumulated_plastic_strain_over"] = "reconstructed_field" if opts.reconstruct else "reduced_points"
         disp = {}
         for i, name in enumerate(opts.node_sets):
@@ -119,11 +132,14 @@ def solve(model, spec: LoadingSpec, opts: SolveOptions, *, max_increments: int, 
             except OnlineError as exc:
                 raise RegistryError(422, "unknown_node_set", str(exc), f"node_sets.{i}") from None
             mag = np.linalg.norm(u, axis=2)
-            disp[name] = {"nodes": int(u.shape[1]), "mean": _finite_list(u.mean(axis=1)),
-                          "max_magnitude": _finite_list(mag.max(axis=1) if u.shape[1] else np.zeros(len(u)))}
+            what = f"displacement of node set {name!r}"
+            disp[name] = {"nodes": int(u.shape[1]), "mean": _answer(u.mean(axis=1), what, f"node_sets.{i}"),
+                          "max_magnitude": _answer(mag.max(axis=1) if u.shape[1] else np.zeros(len(u)), what,
+                                                   f"node_sets.{i}")}
         out["displacement"] = disp
         if result.reactions:
-            out["reactions"] = {k: _finite_list(v) for k, v in result.reactions.items()}
+            out["reactions"] = {k: _answer(v, f"reaction on {k!r}", field_prefix + "loading")
+                                for k, v in result.reactions.items()}
         if opts.cycles is not None:
             out["cycles"] = cycle_summary(result, opts.cycles)
     except OnlineError as exc:

@@ -227,6 +227,18 @@ def nodal_upload(server, loading, name, content, **extra):
                       files={"temperature": (name, content, "application/octet-stream")}, timeout=60)
 
 
+def test_overflowing_model_data_never_answers_null(server, built, reference, tmp_path):
+    """A model whose finite data overflow in an answer (a dual basis entry of 1e200: screened finite, yet the
+    reconstructed von Mises stress is infinite) answers 422 non_finite_answer naming it, never a null in a
+    trusted answer."""
+    path = af.mutated(built[0].path, tmp_path / "overflow.h5",
+                      lambda f: f["dual/stress/basis"].__setitem__((0, 0), 1e200))
+    assert put(server, "overflow", path).status_code == 201
+    assert_error(solve(server, "overflow"), 422, "non_finite_answer", "loading", "largest von Mises stress")
+    assert httpx.delete(f"{server.url}/v1/models/overflow", headers={"X-API-Key": server.key}).status_code == 204
+    assert_serving(server, reference)
+
+
 def test_hostile_temperature_uploads(server, built, secret, reference, tmp_path):
     loading = {k: v for k, v in GOOD.items() if k != "temperature"}
     n_times, n_nodes = len(GOOD["times"]), built[0].mesh.n_nodes

@@ -117,6 +117,26 @@ def test_ansys_non_finite_entries_and_other_numbering(ansys_example, tmp_path):
         eo.read_ansys_full_rows(path, len(dof_ref), 0, 10, dofs=other)
 
 
+def test_ansys_constrained_dofs_kept_as_empty_rows_are_named(ansys_example):
+    """The reader's example keeps the constrained dofs of nodes 1-21 as empty rows: the separated stage refuses them
+    naming the first node (its solves need the stiffness on the free dofs), instead of failing in MUMPS."""
+    path, dof_ref, _ = ansys_example
+    n = len(dof_ref)
+    dofs = eo.ansys_full_dofs(path)
+    refused = 0
+    for lo, hi in (eo.row_range(n, 0, 2), eo.row_range(n, 1, 2)):
+        A = eo.read_ansys_full_rows(path, n, lo, hi, dofs=dofs)
+        empty = np.flatnonzero(~(A.diagonal(k=lo) > 0))
+        if not empty.size:
+            eo.check_ansys_free_dofs(path, A, lo, dofs)
+            continue
+        node = int(dofs[lo + empty[0], 0])
+        with pytest.raises(ExportError, match=rf"node {node}, direction \d\) has no positive diagonal.*constrained"):
+            eo.check_ansys_free_dofs(path, A, lo, dofs)
+        refused += 1
+    assert refused >= 1
+
+
 # --------------------------------------------------------------------------------------------------- load vectors
 @pytest.mark.timeout(20)
 def test_vector_without_size_line_is_refused_at_once(tmp_path):

@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..fem.io import MESHIO_TO_ELEMENT, _cell_dim, mesh_from_meshio
+from ..fem.io import HDF5_SUFFIXES, MESHIO_TO_ELEMENT, _cell_dim, mesh_from_meshio
 from ..fem.mesh import Mesh, MeshError
 
 __all__ = ["read_meshio_series"]
@@ -141,43 +141,17 @@ def read_meshio_series(path: str | os.PathLike | Sequence[str | os.PathLike], *,
     if not path.is_file():
         raise MeshError(f"{path}: not a regular file (a directory or a device); give the mesh file")
     if path.suffix.lower() in (".xdmf", ".xmf"):
-        reader = None
         try:
             with open(path, "rb") as fh:
                 head = fh.read(1 << 20).decode("utf-8", errors="replace")
         except OSError as exc:
             raise MeshError(f"{path}: cannot read it ({exc})") from None
         if re.search(r"""CollectionType\s*=\s*["']Temporal["']""", head):
-            try:
-                reader = meshio.xdmf.TimeSeriesReader(str(path))
-                points, cells = reader.read_points_cells()
-                n_steps = reader.num_steps
-            except (Exception, SystemExit) as exc:
-                raise MeshError(f"{path}: cannot read the XDMF time series ({type(exc).__name__}: {exc}); "
-                                "is its .h5 file next to it and complete? (meshio's reader takes one mesh, tetra "
-                                "and hexahedron blocks of one order)") from None
-        if reader is not None:
-            if not n_steps:
-                raise MeshError(f"{path}: the time series has no time step")
-            base = _mesh_of(meshio, points, cells, path)
-            mesh = mesh_from_meshio(base, quadratic_hex=quadratic_hex, source=str(path))
-            keep = _used_nodes(base, len(base.points))
-            t = np.zeros(n_steps)
-            data = {}
-            for k in range(n_steps):
-                _one_mesh(reader, k, path, base)
-                try:
-                    t[k], point_data, _ = reader.read_data(k)
-                except (Exception, SystemExit) as exc:
-                    raise MeshError(f"{path}: time step {k} cannot be read ({type(exc).__name__}: {exc}); "
-                                    "the file or its .h5 is truncated") from None
-                if k and set(point_data) != set(data):
-                    raise MeshError(f"{path}: time step {k} has point data {sorted(map(str, point_data))}, step 0 "
-                                    f"had {sorted(data)}")
-                for name, v in point_data.items():
-                    data.setdefault(name, []).append(_as_3d(name, v, len(base.points), f"{path} step {k}", keep))
-            t = _check_times(t if times is None else times, n_steps, str(path))
-            return mesh, t, _stack(data, str(path), [f"step {k}" for k in range(n_steps)])
+            from .reader_process import run_isolated  # (HDF5 can crash natively on damaged data: not in this process)
+
+            return run_isolated(_xdmf_series, str(path), quadratic_hex, None if times is None else list(times),
+                                crashed=lambda: MeshError(f"{path}: reading its HDF5 data crashed HDF5 (a native "
+                                                          "crash): the .h5 file is damaged; write the series again"))
     m = _read(path)
     mesh = mesh_from_meshio(m, quadratic_hex=quadratic_hex, source=str(path))
     keep = _used_nodes(m, len(m.points))
@@ -229,9 +203,16 @@ def _read(path: Path):
     if not Path(path).exists():
         raise MeshError(f"{path}: file not found")
     try:
+        if Path(path).suffix.lower() in HDF5_SUFFIXES:  # (HDF5 can crash natively on damaged data)
+            from .reader_process import run_isolated
+
+            return run_isolated(meshio.read, str(path), crashed=lambda: MeshError(
+                f"{path}: reading it crashed HDF5 (a native crash): the file or its .h5 data is damaged"))
         return meshio.read(path)
+    except MeshError:
+        raise
     except (Exception, SystemExit) as exc:  # meshio calls sys.exit when no reader accepts the file
-        raise MeshError(f"{path}: meshio could not read it ({type(exc).__name__}: {exc})") from exc
+        raise MeshError(f"{path}: meshio could not read it ({type(exc).__name__}: {exc})") from None
 
 
 def _items(element) -> list[tuple[str, str]]:
@@ -251,3 +232,39 @@ def _same_arrays(reader, elements, tag: str, base) -> bool:
     blocks = [np.asarray(b.data) for b in base.cells]
     return len(arrays) == len(blocks) == 1 and np.shape(arrays[0]) == blocks[0].shape and np.array_equal(arrays[0],
                                                                                                         blocks[0])
+
+
+def _xdmf_series(path_text: str, quadratic_hex: str, times) -> tuple[Mesh, np.ndarray, dict[str, np.ndarray]]:
+    """:func:`read_meshio_series` of an XDMF time series (run in a process of its own: HDF5 can crash natively)."""
+    import meshio
+
+    path = Path(path_text)
+    try:
+        reader = meshio.xdmf.TimeSeriesReader(str(path))
+        points, cells = reader.read_points_cells()
+        n_steps = reader.num_steps
+    except (Exception, SystemExit) as exc:
+        raise MeshError(f"{path}: cannot read the XDMF time series ({type(exc).__name__}: {exc}); is its .h5 file "
+                        "next to it and complete? (meshio's reader takes one mesh, tetra and hexahedron blocks of one "
+                        "order)") from None
+    if not n_steps:
+        raise MeshError(f"{path}: the time series has no time step")
+    base = _mesh_of(meshio, points, cells, path)
+    mesh = mesh_from_meshio(base, quadratic_hex=quadratic_hex, source=str(path))
+    keep = _used_nodes(base, len(base.points))
+    t = np.zeros(n_steps)
+    data: dict[str, list[np.ndarray]] = {}
+    for k in range(n_steps):
+        _one_mesh(reader, k, path, base)
+        try:
+            t[k], point_data, _ = reader.read_data(k)
+        except (Exception, SystemExit) as exc:
+            raise MeshError(f"{path}: time step {k} cannot be read ({type(exc).__name__}: {exc}); the file or its "
+                            ".h5 is truncated") from None
+        if k and set(point_data) != set(data):
+            raise MeshError(f"{path}: time step {k} has point data {sorted(map(str, point_data))}, step 0 had "
+                            f"{sorted(data)}")
+        for name, v in point_data.items():
+            data.setdefault(name, []).append(_as_3d(name, v, len(base.points), f"{path} step {k}", keep))
+    t = _check_times(t if times is None else times, n_steps, str(path))
+    return mesh, t, _stack(data, str(path), [f"step {k}" for k in range(n_steps)])

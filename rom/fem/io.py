@@ -207,6 +207,8 @@ def mesh_from_meshio(
             f"{source}: no volume cells (found {sorted({b.type for b in m.cells})}); "
             "mesh the volume (gmsh: mesh.generate(3))"
         )
+    for e, conns in merged.items():
+        _check_volumes(points, np.concatenate(conns), e, source)
     element_order = list(merged)
     counts = {e: sum(len(c) for c in merged[e]) for e in element_order}
     start = dict(zip(element_order, np.cumsum([0] + [counts[e] for e in element_order])[:-1]))
@@ -270,6 +272,34 @@ def mesh_from_meshio(
                 if np.size(nodes) else np.zeros((0, 1), dtype=np.int64)
             add_nodes(name, ids.ravel())
     return Mesh(points, blocks, node_sets=node_sets, element_sets=element_sets, surface_sets=surface_sets)
+
+
+#: Corner nodes spanning a tetrahedron at the first corner (tetrahedra: nodes 0-3; hexahedra, VTK order: 0, 1, 3, 4).
+_CORNER_TET = {"C3D4": (0, 1, 2, 3), "C3D10": (0, 1, 2, 3), "C3D8": (0, 1, 3, 4), "C3D20": (0, 1, 3, 4),
+               "C3D20R": (0, 1, 3, 4)}
+
+
+def _check_volumes(points: np.ndarray, conn: np.ndarray, element: str, source: str) -> None:
+    """:class:`MeshError` for an element ``conn`` ``(n_elements, nodes)`` that uses a node twice (a node number that
+    did not exist and was wrapped around) or whose corner tetrahedron has no volume (``|det| <= 1e-12 L^3``, ``L``
+    its longest edge from the first corner: a flat element, e.g. 2D points under volume cells)."""
+    srt = np.sort(conn, axis=1)
+    twice = np.flatnonzero(np.any(srt[:, 1:] == srt[:, :-1], axis=1))
+    if twice.size:
+        k = int(twice[0])
+        raise MeshError(f"{source}: {element} element {k} (nodes {conn[k].tolist()[:20]}) uses a node twice "
+                        f"({twice.size} such element(s)): the connectivity is damaged, or a node number did not exist "
+                        "(gmsh tags are wrapped around by meshio)")
+    a, b, c, d = (points[conn[:, i]] for i in _CORNER_TET[element])
+    e1, e2, e3 = b - a, c - a, d - a
+    det = np.einsum("ij,ij->i", e1, np.cross(e2, e3))
+    edge = np.max([np.linalg.norm(e, axis=1) for e in (e1, e2, e3)], axis=0)
+    bad = np.flatnonzero(~(np.abs(det) > 1e-12 * edge ** 3))
+    if bad.size:
+        k = int(bad[0])
+        raise MeshError(f"{source}: {element} element {k} (nodes {conn[k].tolist()[:8]}) has no volume (repeated nodes "
+                        f"or a flat element; {bad.size} such element(s)): the connectivity or the points are damaged, "
+                        "or a node number did not exist")
 
 
 def _real_array(values, what: str) -> np.ndarray:

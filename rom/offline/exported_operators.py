@@ -183,6 +183,20 @@ def read_ansys_full_rows(path: str | Path, n: int, lo: int, hi: int, dofs: np.nd
     return A
 
 
+def check_ansys_free_dofs(path: str | Path, A: sp.csr_matrix, lo: int, dofs: np.ndarray) -> None:
+    """Every owned row of an Ansys stiffness ``A`` ``(hi - lo, n)`` (rows from ``lo``; ``dofs`` ``(n, 2)`` node and
+    direction 1-3, :func:`ansys_full_dofs`) has a positive diagonal entry: Ansys keeps the constrained dofs as empty
+    rows, which the separated model's positive definite solves cannot take (:class:`ExportError` naming the node)."""
+    d = A.diagonal(k=lo)
+    bad = np.flatnonzero(~(d > 0))
+    if bad.size:
+        node, direction = (int(v) for v in dofs[lo + int(bad[0])])
+        raise ExportError(f"{path}: row {lo + int(bad[0]) + 1} (node {node}, direction {direction}) has no positive "
+                          f"diagonal entry ({d[bad[0]]:g}): a constrained dof kept as an empty row, or a damaged file; "
+                          "the separated model needs the stiffness on the free dofs (positive definite): export the "
+                          "matrices without the constrained dofs")
+
+
 # ------------------------------------------------------------------------------------------------------- CalculiX
 def read_calculix_rows(job: str | Path, n: int, lo: int, hi: int) -> sp.csr_matrix:
     """Rows ``[lo, hi)`` ``(hi - lo, n)`` of the symmetric stiffness in ``<job>.sti``."""

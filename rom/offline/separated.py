@@ -42,8 +42,9 @@ from structrom.rom import separated_model_file as smf
 from structrom.rom.pod import pod
 
 from .distributed_operator import DistributedOperator, smallest_generalized_eigenvalue, start_vectors
-from .exported_operators import (ExportError, ansys_full_dofs, matrix_market_size, read_ansys_full_rows,
-                                 read_calculix_rows, read_dofs, read_matrix_market_rows, read_vector, row_range)
+from .exported_operators import (ExportError, ansys_full_dofs, check_ansys_free_dofs, matrix_market_size,
+                                 read_ansys_full_rows, read_calculix_rows, read_dofs, read_matrix_market_rows,
+                                 read_vector, row_range)
 from .separated_config import SeparatedOfflineConfig
 
 
@@ -255,6 +256,8 @@ def _read_operator(cfg, entry, n: int, lo: int, hi: int, shared_b, dofs: np.ndar
         A = read_calculix_rows(cfg.path(entry.matrix), n, lo, hi)
     elif s.format == "ansys_full":
         A = read_ansys_full_rows(cfg.path(entry.matrix), n, lo, hi, dofs=dofs)
+        if dofs is not None:
+            check_ansys_free_dofs(cfg.path(entry.matrix), A, lo, dofs)
     else:
         A = read_matrix_market_rows(cfg.path(entry.matrix), n, lo, hi)
     b = read_vector(cfg.path(entry.rhs), n)[lo:hi] if entry.rhs is not None else shared_b
