@@ -13,7 +13,7 @@ import math
 import h5py
 import numpy as np
 
-from structrom.rom.h5_screening import Limits, UnsafeFileError, echo
+from structrom.rom.h5_screening import Limits, UnsafeFileError, check_attribute_size, echo
 
 
 def _scalar(obj, name: str, where: str, *, lo: float = -math.inf, hi: float = math.inf, lo_open=False,
@@ -47,7 +47,7 @@ def header(f: h5py.Group, limits: Limits | None = None) -> tuple[str | None, int
     any screening: each at most ``limits.max_attribute_bytes`` (the default limits when None), ``format`` and
     ``kind`` strings, ``schema_version`` one integer in [0, 2^31]; otherwise :class:`UnsafeFileError` naming
     the attribute."""
-    from structrom.rom import h5_screening
+    from structrom.rom import h5_screening  # (its DEFAULT_LIMITS may be replaced after import)
 
     limits = limits or h5_screening.DEFAULT_LIMITS
     out = []
@@ -55,7 +55,7 @@ def header(f: h5py.Group, limits: Limits | None = None) -> tuple[str | None, int
         if name not in f.attrs:
             out.append(None)
             continue
-        h5_screening.check_attribute_size(f, name, f.name.lstrip("/"), limits)
+        check_attribute_size(f, name, f.name.lstrip("/"), limits)
         if name == "schema_version":
             out.append(int(_scalar(f, name, f.name, lo=0, hi=2**31, integer=True)))
         else:
@@ -96,10 +96,10 @@ def _finite(f: h5py.File, path: str, limits: Limits) -> None:
             raise UnsafeFileError(f"/{path}: contains non-finite values (NaN or infinity)")
 
 
-def _index(f: h5py.File, path: str, extent: int, what: str, column: int | None = None,
-           limits: Limits = Limits()) -> None:
-    """Check the integer dataset ``path`` (column ``column`` of a 2-D one) within ``[0, extent)``, read by
-    blocks (:func:`_blocks`)."""
+def index_range(f: h5py.File, path: str, column: int | None = None,
+                limits: Limits = Limits()) -> tuple[int, int] | None:
+    """``(min, max)`` of the integer dataset ``path`` (column ``column`` of a 2-D one), read by blocks
+    (:func:`_blocks`); None when it is empty. :class:`UnsafeFileError` for a non-integer type."""
     d = f[path]
     if d.dtype.kind not in "iu":
         raise UnsafeFileError(f"/{path}: index array of type {d.dtype}; integers expected")
@@ -113,8 +113,16 @@ def _index(f: h5py.File, path: str, extent: int, what: str, column: int | None =
         if block.size:
             bmin, bmax = int(block.min()), int(block.max())
             lo, hi = (bmin, bmax) if lo is None else (min(lo, bmin), max(hi, bmax))
-    if lo is not None and (lo < 0 or hi >= extent):
-        raise UnsafeFileError(f"/{path}: indices in [{lo}, {hi}] outside [0, {extent}) ({what})")
+    return None if lo is None else (lo, hi)
+
+
+def _index(f: h5py.File, path: str, extent: int, what: str, column: int | None = None,
+           limits: Limits = Limits()) -> None:
+    """Check the integer dataset ``path`` (column ``column`` of a 2-D one) within ``[0, extent)``
+    (:func:`index_range`)."""
+    span = index_range(f, path, column, limits)
+    if span is not None and (span[0] < 0 or span[1] >= extent):
+        raise UnsafeFileError(f"/{path}: indices in [{span[0]}, {span[1]}] outside [0, {extent}) ({what})")
 
 
 class ShapeChecker:

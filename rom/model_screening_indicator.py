@@ -12,6 +12,7 @@ import numpy as np
 
 from structrom.rom.h5_checks import _blocks, _scalar, _string
 from structrom.rom.h5_screening import Inventory, Limits, UnsafeFileError, echo, strict_json
+from structrom.rom.loading import COMPONENT_NAMES
 
 #: A reference norm of the indicator (``/indicator`` attribute ``reference``, calibration ``references``)
 #: may be at most this many times the training scale its dual basis implies (:func:`reference_rules`).
@@ -40,8 +41,8 @@ def dirichlet_rules(value, node_sets, where: str = "/") -> None:
                                   f"{echo(sorted(node_sets))})")
         comps = d.get("components", [0, 1, 2])
         if not isinstance(comps, list) or not all(
-                (isinstance(c, int) and not isinstance(c, bool) and c in (0, 1, 2)) or c in ("x", "y", "z")
-                for c in comps):
+                (isinstance(c, int) and not isinstance(c, bool) and c in COMPONENT_NAMES.values())
+                or (isinstance(c, str) and c in COMPONENT_NAMES) for c in comps):
             raise UnsafeFileError(f"{what} ({name}): 'components' must be a list of 0, 1, 2 or 'x', 'y', 'z', got "
                                   f"{echo(comps)}")
         v = d.get("value", 0.0)

@@ -17,9 +17,10 @@ import math
 
 import h5py
 
+from structrom.rom.h5_checks import index_range
 from structrom.rom.h5_screening import Inventory, Limits, Schema, UnsafeFileError, echo, screen, strict_json
-from structrom.rom.model_screening import (MAX_MODES, MESH_ATTRIBUTES, MESH_DATASETS, MESH_GROUPS, _blocks, _finite,
-                                           _index, _scalar, _string, mesh_rules, shape_checkers)
+from structrom.rom.model_screening import (MAX_MODES, MESH_ATTRIBUTES, MESH_DATASETS, MESH_GROUPS, _finite, _index,
+                                           _scalar, _string, mesh_rules, shape_checkers)
 
 SEPARATED_SCHEMA = Schema(
     groups=(*MESH_GROUPS, "training", "separation", "separation/(matrix|rhs)", "reduced", "estimator", "basis",
@@ -129,14 +130,7 @@ def _separated_rules(f: h5py.File, inv: Inventory, limits: Limits) -> None:
     _scalar(est, "reference", "/estimator", lo=0, hi=m - 1, integer=True)
     if "eim_error" in est.attrs:
         _scalar(est, "eim_error", "/estimator", lo=0.0)
-    dofs = f["dofs/map"]
-    if dofs.dtype.kind not in "iu":
-        raise UnsafeFileError(f"/dofs/map: index array of type {dofs.dtype}; integers expected")
-    lo = hi = None
-    for _, block in _blocks(dofs, limits.block_bytes):
-        if block.size:
-            lo = int(block.min()) if lo is None else min(lo, int(block.min()))
-            hi = int(block.max()) if hi is None else max(hi, int(block.max()))
+    lo, hi = index_range(f, "dofs/map", limits=limits) or (None, None)
     if "mesh" in inv.groups:
         n_nodes, _, _ = mesh_rules(f, ds, sc, limits=limits)
         if lo is not None and (lo < -1 or hi >= 3 * n_nodes):

@@ -393,7 +393,7 @@ from structrom.rom.offline.config import load_offline_config
 
 comm, d, out = MPI.COMM_WORLD, Path(sys.argv[1]), {}
 msg = None
-try:  # the asymmetric pair (1, 4) / (4, 1) spans the two ranks' rows
+try:  # the asymmetric pair (1, 4) / (4, 1) spans the rows of rank 0 and of the last rank
     eo.read_matrix_market_rows(d / "asym.mtx", 4, *eo.row_range(4, comm.rank, comm.size))
 except eo.ExportError as exc:
     msg = str(exc)
@@ -414,7 +414,8 @@ except eo.ExportError as exc:
 
 
 @pytest.mark.mpi
-def test_errors_of_one_rank_reach_every_rank(tmp_path):
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_errors_of_one_rank_reach_every_rank(tmp_path, ranks):
     _mm_config(tmp_path)
     A = K4.copy()
     A[3, 0] = 0.25
@@ -422,9 +423,9 @@ def test_errors_of_one_rank_reach_every_rank(tmp_path):
     _write(tmp_path / "asym.mtx", H_GEN + f"4 4 {len(i)}\n" + "".join(f"{a + 1} {b + 1} {float(A[a, b])!r}\n"
                                                                       for a, b in zip(i, j)))
     (tmp_path / "program.py").write_text(MPI_PROGRAM)
-    proc = mpirun(2, [str(tmp_path / "program.py"), str(tmp_path)], timeout=120, cwd=ROOT)
+    proc = mpirun(ranks, [str(tmp_path / "program.py"), str(tmp_path)], timeout=120, cwd=ROOT)
     results = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("result_*.json"))]
-    assert sorted(r["rank"] for r in results) == [0, 1], proc.stdout + proc.stderr
+    assert sorted(r["rank"] for r in results) == list(range(ranks)), proc.stdout + proc.stderr
     for r in results:
         assert r["asym"].startswith("rank 0: ") and "not symmetric" in r["asym"], r
         assert r["offline"] == "rank 1: reading the training exports: unexpected KeyError: 'reader bug'", r

@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..fem.io import HDF5_SUFFIXES, MESHIO_TO_ELEMENT, _cell_dim, mesh_from_meshio
+from ..fem.io import MESHIO_TO_ELEMENT, _cell_dim, mesh_from_meshio, read_meshio
 from ..fem.mesh import Mesh, MeshError
 
 __all__ = ["read_meshio_series"]
@@ -114,13 +114,13 @@ def read_meshio_series(path: str | os.PathLike | Sequence[str | os.PathLike], *,
         files = [Path(p) for p in path]
         if not files:
             raise MeshError("read_meshio_series: no files given")
-        first = _read(files[0])
+        first = read_meshio(files[0])
         mesh = mesh_from_meshio(first, quadratic_hex=quadratic_hex, source=str(files[0]))
         keep = _used_nodes(first, len(first.points))
         cells0 = _cells_of(first)
         data: dict[str, list[np.ndarray]] = {}
         for i, f in enumerate(files):
-            m = first if i == 0 else _read(f)
+            m = first if i == 0 else read_meshio(f)
             if i and (np.shape(m.points) != np.shape(first.points)
                       or not np.allclose(np.asarray(m.points, dtype=float), first.points, equal_nan=True)):
                 raise MeshError(f"{f}: its points differ from those of {files[0]} ({np.shape(m.points)} vs "
@@ -132,7 +132,8 @@ def read_meshio_series(path: str | os.PathLike | Sequence[str | os.PathLike], *,
                 raise MeshError(f"{f}: point data {sorted(map(str, names))} differ from {files[0]}'s {sorted(data)}")
             for name, v in m.point_data.items():
                 data.setdefault(name, []).append(_as_3d(name, v, len(m.points), str(f), keep))
-        t = np.arange(len(files), dtype=float) if times is None else _check_times(times, len(files), "read_meshio_series")
+        t = np.arange(len(files), dtype=float) if times is None else \
+            _check_times(times, len(files), "read_meshio_series")
         return mesh, t, _stack(data, "read_meshio_series", [str(f) for f in files])
 
     path = Path(path)
@@ -152,7 +153,7 @@ def read_meshio_series(path: str | os.PathLike | Sequence[str | os.PathLike], *,
             return run_isolated(_xdmf_series, str(path), quadratic_hex, None if times is None else list(times),
                                 crashed=lambda: MeshError(f"{path}: reading its HDF5 data crashed HDF5 (a native "
                                                           "crash): the .h5 file is damaged; write the series again"))
-    m = _read(path)
+    m = read_meshio(path)
     mesh = mesh_from_meshio(m, quadratic_hex=quadratic_hex, source=str(path))
     keep = _used_nodes(m, len(m.points))
     data = {name: _as_3d(name, v, len(m.points), str(path), keep)[None] for name, v in m.point_data.items()}
@@ -195,24 +196,6 @@ def _one_mesh(reader, k: int, path: Path, base) -> None:
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise MeshError(f"{path}: time step {k} has two fields named {dup[0]!r}; give each field its own name")
-
-
-def _read(path: Path):
-    import meshio
-
-    if not Path(path).exists():
-        raise MeshError(f"{path}: file not found")
-    try:
-        if Path(path).suffix.lower() in HDF5_SUFFIXES:  # (HDF5 can crash natively on damaged data)
-            from .reader_process import run_isolated
-
-            return run_isolated(meshio.read, str(path), crashed=lambda: MeshError(
-                f"{path}: reading it crashed HDF5 (a native crash): the file or its .h5 data is damaged"))
-        return meshio.read(path)
-    except MeshError:
-        raise
-    except (Exception, SystemExit) as exc:  # meshio calls sys.exit when no reader accepts the file
-        raise MeshError(f"{path}: meshio could not read it ({type(exc).__name__}: {exc})") from None
 
 
 def _items(element) -> list[tuple[str, str]]:

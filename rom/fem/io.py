@@ -32,6 +32,7 @@ from .mesh import NODES_PER_ELEMENT, CellBlock, Mesh, MeshError
 
 __all__ = [
     "read_mesh",
+    "read_meshio",
     "write_mesh",
     "mesh_from_meshio",
     "mesh_to_meshio",
@@ -200,8 +201,9 @@ def mesh_from_meshio(
                     "(e.g. gmsh: no recombination into prisms/pyramids, Mesh.SecondOrderIncomplete=1 "
                     "for 20-node hexahedra)"
                 )
-            merged.setdefault(types[blk.type], []).append(
-                cell_connectivity(blk.data, len(points), NODES_PER_ELEMENT[types[blk.type]], f"{source}: {blk.type} cells"))
+            e = types[blk.type]
+            merged.setdefault(e, []).append(
+                cell_connectivity(blk.data, len(points), NODES_PER_ELEMENT[e], f"{source}: {blk.type} cells"))
     if not merged or not sum(len(c) for blocks in merged.values() for c in blocks):
         raise MeshError(
             f"{source}: no volume cells (found {sorted({b.type for b in m.cells})}); "
@@ -297,9 +299,8 @@ def _check_volumes(points: np.ndarray, conn: np.ndarray, element: str, source: s
     bad = np.flatnonzero(~(np.abs(det) > 1e-12 * edge ** 3))
     if bad.size:
         k = int(bad[0])
-        raise MeshError(f"{source}: {element} element {k} (nodes {conn[k].tolist()[:8]}) has no volume (repeated nodes "
-                        f"or a flat element; {bad.size} such element(s)): the connectivity or the points are damaged, "
-                        "or a node number did not exist")
+        raise MeshError(f"{source}: {element} element {k} (nodes {conn[k].tolist()[:8]}) has no volume (a flat "
+                        f"element; {bad.size} such element(s)): the connectivity or the points are damaged")
 
 
 def _real_array(values, what: str) -> np.ndarray:
@@ -326,25 +327,30 @@ def cell_connectivity(data, n_points: int, n_nodes: int | None, what: str) -> np
     return arr
 
 
-def read_mesh(path: str | os.PathLike, *, quadratic_hex: str = "C3D20", drop_unused_nodes: bool = True) -> Mesh:
-    """Read any meshio-readable mesh file; see :func:`mesh_from_meshio` for the options."""
+def read_meshio(path: str | os.PathLike) -> "meshio.Mesh":
+    """``meshio.read(path)``, HDF5-based formats (:data:`HDF5_SUFFIXES`) in a process of their own (HDF5 can crash
+    natively on a damaged file); any failure is a :class:`MeshError` naming the file."""
     path = Path(path)
     if not path.exists():
         raise MeshError(f"mesh file {str(path)!r} does not exist")
     try:
-        if path.suffix.lower() in HDF5_SUFFIXES:  # (HDF5 can crash natively on a damaged file: not in this process)
+        if path.suffix.lower() in HDF5_SUFFIXES:
             from structrom.rom.adapters.reader_process import run_isolated
 
-            m = run_isolated(meshio.read, str(path), crashed=lambda: MeshError(
+            return run_isolated(meshio.read, str(path), crashed=lambda: MeshError(
                 f"{path}: reading it crashed HDF5 (a native crash): the file or its .h5 data is damaged; write it "
                 "again"))
-        else:
-            m = meshio.read(path)
+        return meshio.read(path)
     except MeshError:
         raise
-    except (Exception, SystemExit) as exc:  # meshio raises assorted types (and exits when no reader fits); name the file
+    except (Exception, SystemExit) as exc:  # meshio raises assorted types (and exits when no reader fits)
         raise MeshError(f"{path}: meshio could not read it ({type(exc).__name__}: {exc})") from None
-    return mesh_from_meshio(m, quadratic_hex=quadratic_hex, drop_unused_nodes=drop_unused_nodes, source=str(path))
+
+
+def read_mesh(path: str | os.PathLike, *, quadratic_hex: str = "C3D20", drop_unused_nodes: bool = True) -> Mesh:
+    """Read any meshio-readable mesh file (:func:`read_meshio`); see :func:`mesh_from_meshio` for the options."""
+    return mesh_from_meshio(read_meshio(path), quadratic_hex=quadratic_hex, drop_unused_nodes=drop_unused_nodes,
+                            source=str(path))
 
 
 def _split_cell_data(mesh: Mesh, cell_data: Mapping[str, np.ndarray]) -> dict[str, list[np.ndarray]]:

@@ -29,8 +29,9 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from structrom.rom.offline.triplet_files import (_INTEGER, ExportError, _chunks, _finite, _indices, _open,  # noqa: F401
-                                                 _parse_chunk, _read_triplet_rows, _show)
+from structrom.rom.offline.triplet_files import (_INTEGER, ExportError, _chunks, _finite, _indices,  # noqa: F401
+                                                 _parse_chunk, _read_triplet_rows, _show, check_diagonal,
+                                                 first_repeat, reading)
 
 #: Header lines longer than this are not Matrix Market.
 _HEADER_LINE = 1 << 16
@@ -74,13 +75,9 @@ def read_dofs(path: str | Path) -> np.ndarray:
     if zero.size:
         raise ExportError(f"{path}: entry {zero[0] + 1}: node 0 ({_show(tokens[zero[0]], 40)}) does not exist: the "
                           f"file is damaged{redo}")
-    key = dofs[:, 0] * 4 + dofs[:, 1]
-    order = np.argsort(key, kind="stable")
-    repeated = np.flatnonzero(key[order[1:]] == key[order[:-1]])
-    if repeated.size:
-        later = order[1:][repeated]
-        i = int(later.min())
-        first = int(np.flatnonzero(key == key[i])[0])
+    repeat = first_repeat(dofs[:, 0] * 4 + dofs[:, 1], np.arange(len(dofs)))
+    if repeat is not None:
+        i, first = repeat
         raise ExportError(f"{path}: entry {i + 1} ({_show(tokens[i], 40)}) repeats entry {first + 1}: each dof "
                           f"appears once; the file is damaged or two files were joined{redo}")
     return dofs
@@ -187,26 +184,17 @@ def check_ansys_free_dofs(path: str | Path, A: sp.csr_matrix, lo: int, dofs: np.
     """Every owned row of an Ansys stiffness ``A`` ``(hi - lo, n)`` (rows from ``lo``; ``dofs`` ``(n, 2)`` node and
     direction 1-3, :func:`ansys_full_dofs`) has a positive diagonal entry: Ansys keeps the constrained dofs as empty
     rows, which the separated model's positive definite solves cannot take (:class:`ExportError` naming the node)."""
-    d = A.diagonal(k=lo)
-    bad = np.flatnonzero(~(d > 0))
-    if bad.size:
-        node, direction = (int(v) for v in dofs[lo + int(bad[0])])
-        raise ExportError(f"{path}: row {lo + int(bad[0]) + 1} (node {node}, direction {direction}) has no positive "
-                          f"diagonal entry ({d[bad[0]]:g}): a constrained dof kept as an empty row, or a damaged file; "
-                          "the separated model needs the stiffness on the free dofs (positive definite): export the "
-                          "matrices without the constrained dofs")
+    check_diagonal(path, A, lo, dofs=dofs, cause="a constrained dof kept as an empty row, or a damaged file; the "
+                   "separated model needs the stiffness on the free dofs: export the matrices without the constrained "
+                   "dofs")
 
 
 # ------------------------------------------------------------------------------------------------------- CalculiX
 def read_calculix_rows(job: str | Path, n: int, lo: int, hi: int) -> sp.csr_matrix:
     """Rows ``[lo, hi)`` ``(hi - lo, n)`` of the symmetric stiffness in ``<job>.sti``."""
     path = Path(str(job) + ".sti")
-    f = _open(path, "stiffness", "; ccx writes it with '*FREQUENCY, SOLVER=MATRIXSTORAGE'")
-    try:
-        with f:
-            return _read_triplet_rows(path, f, n, lo, hi, "upper", 1, rows_of=f"{Path(str(job)).name}.dof")
-    except OSError as exc:
-        raise ExportError(f"cannot read {str(path)!r} ({exc.strerror or exc})") from None
+    with reading(path, "stiffness", "; ccx writes it with '*FREQUENCY, SOLVER=MATRIXSTORAGE'") as f:
+        return _read_triplet_rows(path, f, n, lo, hi, "upper", 1, rows_of=f"{Path(str(job)).name}.dof")
 
 
 # -------------------------------------------------------------------------------------------------- Matrix Market
@@ -263,28 +251,20 @@ def _matrix_header(path: Path, f) -> tuple[str, int, int, int]:
 def matrix_market_size(path: str | Path) -> int:
     """Number of rows of a square Matrix Market matrix."""
     path = Path(path)
-    f = _open(path, "matrix")
-    try:
-        with f:
-            return _matrix_header(path, f)[1]
-    except OSError as exc:
-        raise ExportError(f"cannot read {str(path)!r} ({exc.strerror or exc})") from None
+    with reading(path, "matrix") as f:
+        return _matrix_header(path, f)[1]
 
 
 def read_matrix_market_rows(path: str | Path, n: int, lo: int, hi: int) -> sp.csr_matrix:
     """Rows ``[lo, hi)`` ``(hi - lo, n)`` of a square real coordinate Matrix Market matrix (general or
     symmetric)."""
     path = Path(path)
-    f = _open(path, "matrix")
-    try:
-        with f:
-            symmetry, size, nnz, line = _matrix_header(path, f)
-            if size != n:
-                raise ExportError(f"{path}: the matrix is {size} x {size}, the first training matrix {n} x {n} (the "
-                                  "exports must share one dof numbering)")
-            return _read_triplet_rows(path, f, n, lo, hi, "general" if symmetry == "general" else "lower", line, nnz)
-    except OSError as exc:
-        raise ExportError(f"cannot read {str(path)!r} ({exc.strerror or exc})") from None
+    with reading(path, "matrix") as f:
+        symmetry, size, nnz, line = _matrix_header(path, f)
+        if size != n:
+            raise ExportError(f"{path}: the matrix is {size} x {size}, the first training matrix {n} x {n} (the "
+                              "exports must share one dof numbering)")
+        return _read_triplet_rows(path, f, n, lo, hi, "general" if symmetry == "general" else "lower", line, nnz)
 
 
 # ---------------------------------------------------------------------------------------------------- load vectors
@@ -314,8 +294,7 @@ def _vector_shape(path: Path, line: int, rows: int, cols: int, n: int) -> None:
 
 
 def _read_mm_vector(path: Path, n: int) -> np.ndarray:
-    f = _open(path, "load vector")
-    with f:
+    with reading(path, "load vector") as f:
         layout, _, symmetry, size, line = _mm_header(path, f)
         if symmetry != "general":
             raise ExportError(f"{path}:1: symmetry {symmetry!r}: a load vector is 'general'")
@@ -343,12 +322,9 @@ def _read_mm_vector(path: Path, n: int) -> np.ndarray:
     if not len(t):
         return np.zeros(n)
     p = (t[:, 0].astype(np.int64) - 1) * cols + t[:, 1].astype(np.int64) - 1
-    order = np.argsort(p, kind="stable")
-    repeated = np.flatnonzero(p[order[1:]] == p[order[:-1]])
-    if repeated.size:
-        later = order[1:][repeated]
-        k = int(later[np.argmin(at[later])])
-        first = int(np.flatnonzero(p == p[k])[0])
+    repeat = first_repeat(p, at)
+    if repeat is not None:
+        k, first = repeat
         raise ExportError(f"{path}:{at[k]}: repeats the entry of line {at[first]} (index {p[k] + 1}): each entry "
                           "appears once; the file is damaged")
     v = np.zeros(n)

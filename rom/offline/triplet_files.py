@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -15,15 +16,10 @@ import scipy.sparse as sp
 from structrom.mpi.errors import StructromError
 
 CHUNK_BYTES = 1 << 24
-
-
 #: Relative tolerance of the symmetry of ``general`` matrices (times the largest entry).
 SYMMETRY_RTOL = 1e-10
 
-
 _NUMBER = re.compile(rb"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
-
-
 _INTEGER = re.compile(rb"[+-]?\d+")
 
 
@@ -37,6 +33,28 @@ def _open(path: Path, what: str, hint: str = ""):
     except OSError as exc:
         raise ExportError(f"cannot read the {what} {str(path)!r} ({exc.strerror or exc}): check the path in the "
                           f"configuration{hint}") from None
+
+
+@contextmanager
+def reading(path: Path, what: str, hint: str = ""):
+    """``path`` open in binary mode (:func:`_open`); an OSError while reading it becomes :class:`ExportError`."""
+    f = _open(path, what, hint)
+    try:
+        with f:
+            yield f
+    except OSError as exc:
+        raise ExportError(f"cannot read {str(path)!r} ({exc.strerror or exc})") from None
+
+
+def first_repeat(key: np.ndarray, at: np.ndarray) -> tuple[int, int] | None:
+    """``(i, j)``: the entry ``i`` of ``key`` ``(k,)`` that repeats an earlier one ``j`` (by ``at`` ``(k,)``, the
+    entries' lines), the earliest such ``i`` by ``at``; None when every key is distinct."""
+    order = np.lexsort((at, key))
+    same = np.flatnonzero(key[order[1:]] == key[order[:-1]])
+    if not same.size:
+        return None
+    k = int(np.argmin(at[order[1:][same]]))
+    return int(order[1:][same[k]]), int(order[:-1][same[k]])
 
 
 def _show(text: bytes, width: int = 60) -> str:
@@ -173,10 +191,7 @@ def _owned_csr(path: Path, entries: _Entries, n: int, lo: int, hi: int) -> sp.cs
     r, c, v, at = entries.arrays()
     A = sp.csr_matrix((v, (r - lo, c)), shape=(hi - lo, n))  # (sums repeated entries: counted below)
     if A.nnz != v.size:
-        order = np.lexsort((at, c, r))
-        same = np.flatnonzero((r[order[1:]] == r[order[:-1]]) & (c[order[1:]] == c[order[:-1]]))
-        k = int(np.argmin(at[order[1:][same]]))
-        later, first = order[1:][same[k]], order[:-1][same[k]]
+        later, first = first_repeat(r * n + c, at)
         raise ExportError(f"{path}:{at[later]}: repeats the entry of line {at[first]} (row {r[later] + 1}, column "
                           f"{c[later] + 1} of the matrix): each entry appears once; the file is damaged or two "
                           "exports were joined")
@@ -200,16 +215,19 @@ def _check_symmetric(path: Path, A: sp.csr_matrix, T: sp.csr_matrix, lo: int, vm
                           "the file is the stiffness of the free dofs, written in full precision")
 
 
-def _check_diagonal(path: Path, A: sp.csr_matrix, lo: int, rows_of: str) -> None:
-    """Every owned row of ``A`` ``(hi - lo, n)`` has a positive diagonal entry."""
+def check_diagonal(path: Path, A: sp.csr_matrix, lo: int, rows_of: str = "", dofs: np.ndarray | None = None,
+                   cause: str = "the file is truncated or comes from another run") -> None:
+    """Every owned row of ``A`` ``(hi - lo, n)`` (rows from ``lo``) has a positive diagonal entry (a stiffness
+    restricted to its free dofs is positive definite). The row is named as dof of ``rows_of`` (a file name) or by its node and
+    direction in ``dofs`` ``(n, 2)``; ``cause``: what the message gives as the likely cause."""
     d = A.diagonal(k=lo)
     bad = np.flatnonzero(~(d > 0))
     if bad.size:
         r = lo + int(bad[0]) + 1
-        where = f" (dof {r} of {rows_of})" if rows_of else ""
-        raise ExportError(f"{path}: row {r}{where} has no positive diagonal entry ({d[bad[0]]:g}): the file is "
-                          "truncated or comes from another run (a stiffness restricted to its free dofs is "
-                          "positive definite)")
+        where = (f" (node {int(dofs[r - 1, 0])}, direction {int(dofs[r - 1, 1])})" if dofs is not None else
+                 f" (dof {r} of {rows_of})" if rows_of else "")
+        raise ExportError(f"{path}: row {r}{where} has no positive diagonal entry ({d[bad[0]]:g}): {cause} (a "
+                          "stiffness restricted to its free dofs is positive definite)")
 
 
 def _read_triplet_rows(path: Path, f, n: int, lo: int, hi: int, storage: str, first_line: int,
@@ -251,5 +269,5 @@ def _read_triplet_rows(path: Path, f, n: int, lo: int, hi: int, storage: str, fi
     A = _owned_csr(path, own, n, lo, hi)
     if storage == "general":
         _check_symmetric(path, A, _owned_csr(path, transposed, n, lo, hi), lo, vmax)
-    _check_diagonal(path, A, lo, rows_of)
+    check_diagonal(path, A, lo, rows_of)
     return A
