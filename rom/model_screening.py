@@ -71,6 +71,34 @@ def _element_table() -> tuple[dict[str, tuple[int, int]], int, int]:
     return table, max(n for n, _ in table.values()), max(p for _, p in table.values())
 
 
+def _face_counts() -> dict[str, int]:
+    """``{CalculiX name: faces}`` of the known elements (S1..S<faces>)."""
+    from structrom.rom.fem.elements import ELEMENTS
+
+    return {name: e.n_faces for name, e in ELEMENTS.items()}
+
+
+def _faces_within(f: h5py.File, path: str, starts: np.ndarray, faces: np.ndarray, names: list[str],
+                  limits: Limits) -> None:
+    """Each ``(element, face)`` row of the surface set ``path`` names a face its element has: element ``e`` of the
+    block ``b`` (``starts[b] <= e < starts[b + 1]``) has ``faces[b]`` faces (``names[b]``: its type). Read by
+    blocks; the elements are already known to lie within the mesh."""
+    d = f[path]
+    for sel, block in _blocks(d, limits.block_bytes):
+        rows, cols = sel if len(sel) == 2 else (None, slice(0, 0))
+        if not cols.start <= 1 < cols.stop:
+            continue
+        face = block[:, 1 - cols.start]
+        element = block[:, 0] if cols.start == 0 else d[rows, 0]
+        b = np.searchsorted(starts, element, side="right") - 1
+        bad = np.flatnonzero(face >= faces[b])
+        if len(bad):
+            i = int(bad[0])
+            raise UnsafeFileError(f"/{path}: row {rows.start + i} names face S{int(face[i]) + 1} of element "
+                                  f"{int(element[i])}, a {echo(names[int(b[i])])} element with "
+                                  f"{int(faces[b[i]])} faces (S1-S{int(faces[b[i]])})")
+
+
 def mesh_rules(f: h5py.File, ds: dict, sc: ShapeChecker, prefix: str = "mesh",
                limits: Limits = Limits()) -> tuple[int, int, int]:
     """The rules of a mesh group (:func:`structrom.rom.hifi.output.write_mesh_group`) at ``prefix``: points
@@ -80,6 +108,7 @@ def mesh_rules(f: h5py.File, ds: dict, sc: ShapeChecker, prefix: str = "mesh",
     and sets within the node / element / face extents. Returns ``(n_nodes, n_elements, n_ip)``, ``n_ip`` the
     mesh's integration points (unknown element types counted with the most points of any type)."""
     table, most_nodes, most_points = _element_table()
+    face_counts = _face_counts()
     n_nodes = sc.length(f"{prefix}/points")
     sc.expect(f"{prefix}/points", (n_nodes, 3))
     blocks = [p for p in ds if re.fullmatch(re.escape(prefix) + r"/blocks/\d+/connectivity", p)]
@@ -87,7 +116,8 @@ def mesh_rules(f: h5py.File, ds: dict, sc: ShapeChecker, prefix: str = "mesh",
     if not blocks or {p.split("/")[depth] for p in blocks} != {str(i) for i in range(len(blocks))}:
         raise UnsafeFileError(f"/{prefix}/blocks: element blocks must be numbered 0, 1, ... without gaps")
     n_elements = n_ip = 0
-    for p in blocks:
+    starts, faces, names = [], [], []  # per block: first element, faces of its type, its type
+    for p in sorted(blocks, key=lambda q: int(q.split("/")[depth])):
         if len(sc.shape(p)) != 2:
             raise UnsafeFileError(f"/{p}: shape {sc.shape(p)}, expected (n_elements, nodes per element)")
         element = _string(f[p], "element", "/" + p)
@@ -96,6 +126,9 @@ def mesh_rules(f: h5py.File, ds: dict, sc: ShapeChecker, prefix: str = "mesh",
             raise UnsafeFileError(f"/{p}: {sc.shape(p)[1]} nodes per element; a {echo(element)} element has "
                                   f"{nodes or f'at most {most_nodes}'}")
         _index(f, p, n_nodes, "mesh nodes", limits=limits)
+        starts.append(n_elements)
+        faces.append(face_counts.get(element, 6))
+        names.append(element)
         n_elements += sc.shape(p)[0]
         n_ip += sc.shape(p)[0] * points
     for p in ds:
@@ -111,6 +144,8 @@ def mesh_rules(f: h5py.File, ds: dict, sc: ShapeChecker, prefix: str = "mesh",
             sc.length(p, 6 * n_elements, "6 faces of each of the mesh's elements")
             _index(f, p, n_elements, "mesh elements", column=0, limits=limits)
             _index(f, p, 6, "element faces", column=1, limits=limits)
+            if min(faces) < 6:  # (tetrahedra and wedges have fewer faces)
+                _faces_within(f, p, np.array(starts), np.array(faces), names, limits)
     return n_nodes, n_elements, n_ip
 
 

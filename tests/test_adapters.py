@@ -281,6 +281,19 @@ def test_meshio_series_refuses_damaged_and_inconsistent_series(tmp_path, monkeyp
         read_meshio_series([a, a], times=[1.0, 1.0])
     with pytest.raises(MeshError, match="1 times of shape"):
         read_meshio_series([a, a], times=[1.0])
+    # two arrays of one name in a VTU section: meshio would keep one silently (raw appended binary and ASCII)
+    for binary in (True, False):
+        meshio.write(tmp_path / "dup.vtu", meshio.Mesh(P, [("hexahedron", C)], point_data={"u": u, "T": u[:, 0]}),
+                     binary=binary)
+        data = (tmp_path / "dup.vtu").read_bytes()
+        assert data.count(b'Name="T"') == 1
+        (tmp_path / "dup.vtu").write_bytes(data.replace(b'Name="T"', b'Name="u"', 1))
+        with pytest.raises(MeshError, match=r"dup\.vtu: piece 0: <PointData> holds two arrays named 'u'"):
+            read_meshio_series(tmp_path / "dup.vtu")
+    # the same name in the point and the cell data is no duplicate
+    meshio.write(tmp_path / "c.vtu", meshio.Mesh(P, [("hexahedron", C)], point_data={"u": u},
+                                                 cell_data={"u": [np.arange(len(C), dtype=float)]}), binary=False)
+    assert read_meshio_series(tmp_path / "c.vtu")[2]["u"].shape == (1, len(P), 3)
 
     # XDMF: a step whose own geometry differs from the series' mesh, and a series without steps
     with meshio.xdmf.TimeSeriesWriter(tmp_path / "s.xdmf") as w:

@@ -57,6 +57,11 @@ def test_read_inp_features_and_errors(tmp_path):
     assert np.array_equal(mesh.node_sets["copy"], np.arange(4))
     assert np.array_equal(mesh.surface_sets["s"], [[0, 1]])
     assert np.array_equal(ids.node_index([40, 10]), [3, 0])
+    # a face the element does not have: a tetrahedron's are S1-S4
+    deck.write_text(deck.read_text().replace("E1, S2", "E1, S5"))
+    with pytest.raises(CalculixError, match=r"a\.inp: \*SURFACE, NAME=s: face S5 of element 7: a C3D4 element has "
+                                            r"faces S1-S4"):
+        read_inp(deck)
     deck.write_text("*NODE\n1, 0, 0, 0\n*ELEMENT, TYPE=C3D6\n1, 1, 1, 1, 1, 1, 1\n")
     with pytest.raises(CalculixError, match=r"a\.inp:3: \*ELEMENT: element TYPE=C3D6 is not supported"):
         read_inp(deck)

@@ -164,6 +164,8 @@ def test_vector_without_size_line_is_refused_at_once(tmp_path):
     ("coordinate real general\n4 1 1\n1.5 1 1\n", ":3: row index '1.5' is not an integer in 1..4"),
     ("coordinate real general\n4 1 1\n1 1\n", ":3: expected 'row col value'.*got 2"),
     ("coordinate pattern general\n4 1 1\n1 1\n", "field 'pattern'"),
+    ("array integer general\n4 1\n1\n2\n2.5\n4\n", ":5: value '2.5' is not an integer, but the header declares"),
+    ("coordinate integer general\n4 1 1\n2 1 7e-1\n", ":3: value '7e-1' is not an integer"),
     ("vector real general\n4 1\n1\n2\n3\n4\n", ":1: not a Matrix Market file"),
 ])
 def test_matrix_market_vectors_are_checked(tmp_path, text, message):
@@ -297,6 +299,16 @@ def test_every_line_has_three_numbers(tmp_path, body, message):
 def test_indices_values_and_triangle(tmp_path, entry, message):
     path = _write(tmp_path / "A.mtx", H_SYM + "2 2 3\n1 1 2.0\n" + entry + "\n2 2 2.0\n")
     with pytest.raises(ExportError, match=r"A\.mtx:4: " + message):
+        read_matrix_market_rows(path, 2, 0, 2)
+
+
+def test_integer_matrices_hold_integers(tmp_path):
+    head = H_SYM.replace(" real ", " integer ")
+    assert " integer " in head
+    path = _write(tmp_path / "A.mtx", head + "2 2 3\n1 1 2\n2 1 -1\n2 2 3e0\n")
+    assert read_matrix_market_rows(path, 2, 0, 2).toarray().tolist() == [[2, -1], [-1, 3]]
+    path = _write(tmp_path / "A.mtx", head + "2 2 3\n1 1 2\n2 1 -1\n2 2 2.5\n")
+    with pytest.raises(ExportError, match=r"A\.mtx:5: value '2\.5' is not an integer.*declare it 'real'"):
         read_matrix_market_rows(path, 2, 0, 2)
 
 

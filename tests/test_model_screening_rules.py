@@ -60,3 +60,26 @@ def test_string_attributes_are_measured_by_their_characters(model, tmp_path):
     limits = Limits(max_attribute_bytes=2**20)
     with pytest.raises(UnsafeFileError, match=r"attribute 'units' holds \d+ bytes, above the limit"):
         screened(model, tmp_path, lambda f: f.attrs.__setitem__("units", big), limits)
+
+
+def test_surface_faces_exist_on_their_elements(tmp_path):
+    """A tetrahedron has faces S1-S4: a surface set naming its S5 is refused (it passed the bound of 6 faces that
+    holds for hexahedra), naming the row, the element and its type."""
+    model = af.build_small_model(tmp_path, name="tet.h5", element="C3D10").path
+    with h5py.File(model, "r") as f:
+        faces = f["mesh/surface_sets/zmax"][()]
+    assert faces[:, 1].max() <= 3  # (the offline stage's own sets: faces of the tetrahedra)
+
+    def face(value, row=0):
+        def mutate(f):
+            d = f["mesh/surface_sets/zmax"]
+            a = d[()]
+            a[row, 1] = value
+            d[...] = a
+        return mutate
+
+    screened(model, tmp_path, face(3))
+    for bad in (4, 5):
+        with pytest.raises(UnsafeFileError, match=rf"row 1 names face S{bad + 1} of element \d+, a 'C3D10' element "
+                                                  r"with 4 faces"):
+            screened(model, tmp_path, face(bad, row=1))

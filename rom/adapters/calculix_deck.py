@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fem.mesh import Mesh
+from ..fem.mesh import Mesh, MeshError, check_faces
 from .calculix_cards import Card, _error, _float, as_id, not_supported, read_cards
 from .calculix_error import CalculixError
 from .inp import InpIds, read_inp
@@ -338,6 +338,10 @@ def _load_card(deck: Deck, card: Card, step: int, in_step: bool, nodes_of, eleme
         elif m:
             els = elements_of(card, tokens[0], n)
             faces = np.column_stack([els, np.full(len(els), int(m.group(1)) - 1)])
+            try:
+                check_faces(mesh.blocks, faces, f"load label {label}", deck.ids.element_ids)
+            except MeshError as exc:
+                raise _error(card, n, str(exc)) from None
         elif label in ("CENTRIF", "GRAV"):
             els = elements_of(card, tokens[0], n)
             if len(np.unique(els)) != mesh.n_elements:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fem.mesh import NODES_PER_ELEMENT, CellBlock, Mesh
+from ..fem.mesh import NODES_PER_ELEMENT, CellBlock, Mesh, MeshError, check_faces
 from .calculix_cards import as_id, exact_ids, fortran_float, read_cards
 from .calculix_error import CalculixError
 
@@ -244,18 +244,22 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
             raise CalculixError(f"{path}: {what} {name!r}: {exc}") from None
 
     mesh_blocks = [CellBlock(e, index(ids.node_index, conn, "connectivity of", e)) for e, _, conn in blocks]
+    surface_sets = {
+        k: np.column_stack([index(ids.element_index, np.concatenate([a for a, _ in v]), "surface", k),
+                            np.concatenate([f for _, f in v])])
+        for k, v in surfaces.items()
+    }
+    for k, faces in surface_sets.items():
+        try:
+            check_faces(mesh_blocks, faces, f"*SURFACE, NAME={k}", ids.element_ids)
+        except MeshError as exc:
+            raise CalculixError(f"{path}: {exc}") from None
     mesh = Mesh(
         np.concatenate(coords),
         mesh_blocks,
         node_sets={k: index(ids.node_index, np.concatenate(v), "node set", k) for k, v in nsets.items()},
         element_sets={k: index(ids.element_index, np.concatenate(v), "element set", k) for k, v in elsets.items()},
-        surface_sets={
-            k: np.column_stack(
-                [index(ids.element_index, np.concatenate([a for a, _ in v]), "surface", k),
-                 np.concatenate([f for _, f in v])]
-            )
-            for k, v in surfaces.items()
-        },
+        surface_sets=surface_sets,
     )
     return mesh, ids
 

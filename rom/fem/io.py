@@ -29,6 +29,7 @@ try:  # listed in meshio's __all__ but not always exported
 except ImportError:  # pragma: no cover
     _TOPO_DIM = meshio.topological_dimension
 from .mesh import NODES_PER_ELEMENT, CellBlock, Mesh, MeshError
+from .vtu_fields import check_unique_vtu_fields
 
 __all__ = [
     "read_mesh",
@@ -340,6 +341,8 @@ def read_meshio(path: str | os.PathLike) -> "meshio.Mesh":
             return run_isolated(meshio.read, str(path), crashed=lambda: MeshError(
                 f"{path}: reading it crashed HDF5 (a native crash): the file or its .h5 data is damaged; write it "
                 "again"))
+        if path.suffix.lower() == ".vtu":
+            check_unique_vtu_fields(path)
         return meshio.read(path)
     except MeshError:
         raise

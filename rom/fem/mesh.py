@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from structrom.mpi.errors import StructromError
+from structrom.rom.fem.faces import FACES
 
 
 class MeshError(StructromError, ValueError):
@@ -144,3 +145,22 @@ class Mesh:
         for name, faces in self.surface_sets.items():
             if faces.size and (faces[:, 0].min() < 0 or faces[:, 0].max() >= ne):
                 raise MeshError(f"surface set {name!r} references elements outside 0..{ne - 1}")
+            check_faces(self.blocks, faces, f"surface set {name!r}")
+
+
+def check_faces(blocks: list[CellBlock], faces: np.ndarray, where: str, element_ids: np.ndarray | None = None) -> None:
+    """Each ``(element, face)`` row of ``faces`` ``(n, 2)`` (global element indices within ``blocks``) names a face
+    its element has (S1-S4 on tetrahedra, S1-S6 on hexahedra); :class:`MeshError` naming ``where``, the element
+    (by its id in ``element_ids`` ``(n_elements,)`` when given, else by its index) and the face otherwise."""
+    if not faces.size:
+        return
+    offsets = np.concatenate([[0], np.cumsum([len(b) for b in blocks])])
+    block = np.searchsorted(offsets, faces[:, 0], side="right") - 1
+    n_faces = np.array([len(FACES[b.element]) for b in blocks])[block]
+    bad = np.flatnonzero((faces[:, 1] < 0) | (faces[:, 1] >= n_faces))
+    if len(bad):
+        i = int(bad[0])
+        element = (f"element {int(element_ids[faces[i, 0]])}" if element_ids is not None
+                   else f"element index {int(faces[i, 0])}")
+        raise MeshError(f"{where}: face S{int(faces[i, 1]) + 1} of {element}: a {blocks[int(block[i])].element} "
+                        f"element has faces S1-S{int(n_faces[i])}")

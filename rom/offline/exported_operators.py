@@ -223,10 +223,10 @@ def _mm_header(path: Path, f) -> tuple[str, str, str, tuple[int, ...], int]:
     return layout, field, symmetry, tuple(int(w) for w in words), line + 1
 
 
-def _matrix_header(path: Path, f) -> tuple[str, int, int, int]:
-    """``(symmetry, n, nnz, first data line)`` of a square coordinate matrix, its declared size checked against
-    the file's size."""
-    layout, _, symmetry, size, line = _mm_header(path, f)
+def _matrix_header(path: Path, f) -> tuple[str, int, int, int, bool]:
+    """``(symmetry, n, nnz, first data line, integer field)`` of a square coordinate matrix, its declared size
+    checked against the file's size."""
+    layout, field, symmetry, size, line = _mm_header(path, f)
     if layout != "coordinate":
         raise ExportError(f"{path}:1: layout {layout!r}: the matrices must be sparse ('coordinate')")
     if symmetry not in ("general", "symmetric"):
@@ -245,7 +245,7 @@ def _matrix_header(path: Path, f) -> tuple[str, int, int, int]:
     if rows > nnz:
         raise ExportError(f"{path}:{line - 1}: {rows} rows but only {nnz} entries: a stiffness stores every diagonal "
                           "entry; the size line is damaged")
-    return symmetry, rows, nnz, line
+    return symmetry, rows, nnz, line, field == "integer"
 
 
 def matrix_market_size(path: str | Path) -> int:
@@ -260,23 +260,25 @@ def read_matrix_market_rows(path: str | Path, n: int, lo: int, hi: int) -> sp.cs
     symmetric)."""
     path = Path(path)
     with reading(path, "matrix") as f:
-        symmetry, size, nnz, line = _matrix_header(path, f)
+        symmetry, size, nnz, line, integral = _matrix_header(path, f)
         if size != n:
             raise ExportError(f"{path}: the matrix is {size} x {size}, the first training matrix {n} x {n} (the "
                               "exports must share one dof numbering)")
-        return _read_triplet_rows(path, f, n, lo, hi, "general" if symmetry == "general" else "lower", line, nnz)
+        return _read_triplet_rows(path, f, n, lo, hi, "general" if symmetry == "general" else "lower", line, nnz,
+                                  integral=integral)
 
 
 # ---------------------------------------------------------------------------------------------------- load vectors
 def _read_numbers(path: Path, f, first_line: int, width: int, what: str, limit: int,
-                  bounds: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """All the numbers ``(k, width)`` after the header and their lines ``(k,)``, the last column finite and, with
-    ``bounds``, the first two integers in ``1..bounds``; more than ``limit`` lines is an error."""
+                  bounds: tuple[int, int] | None = None, integral: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """All the numbers ``(k, width)`` after the header and their lines ``(k,)``, the last column finite (and
+    integral with ``integral``) and, with ``bounds``, the first two integers in ``1..bounds``; more than ``limit``
+    lines is an error."""
     vals, lines = [np.zeros((0, width))], [np.zeros(0, dtype=np.int64)]
     count = 0
     for buf, line in _chunks(path, f, first_line):
         t, at = _parse_chunk(buf, path, line, width, what)
-        _finite(t[:, -1], at, buf, line, path, width - 1)
+        _finite(t[:, -1], at, buf, line, path, width - 1, integral)
         if bounds is not None:
             _indices(t, (0, 1), bounds, at, buf, line, path)
         vals.append(t), lines.append(at)
@@ -295,7 +297,7 @@ def _vector_shape(path: Path, line: int, rows: int, cols: int, n: int) -> None:
 
 def _read_mm_vector(path: Path, n: int) -> np.ndarray:
     with reading(path, "load vector") as f:
-        layout, _, symmetry, size, line = _mm_header(path, f)
+        layout, field, symmetry, size, line = _mm_header(path, f)
         if symmetry != "general":
             raise ExportError(f"{path}:1: symmetry {symmetry!r}: a load vector is 'general'")
         if layout == "array":
@@ -303,7 +305,7 @@ def _read_mm_vector(path: Path, n: int) -> np.ndarray:
                 raise ExportError(f"{path}:{line - 1}: the size line of an array is 'rows columns' (2 numbers), got "
                                   f"{len(size)}")
             _vector_shape(path, line - 1, *size, n)
-            t, _ = _read_numbers(path, f, line, 1, "one value per line", n)
+            t, _ = _read_numbers(path, f, line, 1, "one value per line", n, integral=field == "integer")
             if len(t) != n:
                 raise ExportError(f"{path}: {len(t)} values, the size line declares {n}: the file is truncated")
             return t[:, 0]
@@ -316,7 +318,7 @@ def _read_mm_vector(path: Path, n: int) -> np.ndarray:
         _vector_shape(path, line - 1, rows, cols, n)
         if not 0 <= nnz <= n:
             raise ExportError(f"{path}:{line - 1}: {nnz} entries for {n} values: the size line is damaged")
-        t, at = _read_numbers(path, f, line, 3, "'row col value'", nnz, (rows, cols))
+        t, at = _read_numbers(path, f, line, 3, "'row col value'", nnz, (rows, cols), field == "integer")
     if len(t) != nnz:
         raise ExportError(f"{path}: the size line declares {nnz} entries, the file has {len(t)}: it is truncated")
     if not len(t):

@@ -160,14 +160,22 @@ def _indices(t: np.ndarray, cols: tuple[int, ...], bounds: tuple[int, ...], at: 
     return out
 
 
-def _finite(v: np.ndarray, at: np.ndarray, buf: bytes, first_line: int, path: Path, column: int) -> None:
-    """Raise naming the first non-finite value of ``v`` ``(k,)`` (column ``column`` of the lines ``at``)."""
+def _finite(v: np.ndarray, at: np.ndarray, buf: bytes, first_line: int, path: Path, column: int,
+            integral: bool = False) -> None:
+    """Raise naming the first non-finite value of ``v`` ``(k,)`` (column ``column`` of the lines ``at``), and with
+    ``integral`` (a Matrix Market ``integer`` field) the first that is not an integer."""
     bad = np.flatnonzero(~np.isfinite(v))
     if bad.size:
         k = int(bad[0])
         tok = _line_of(buf, int(at[k]) - first_line).split()[column]
         raise ExportError(f"{path}:{at[k]}: value {_show(tok, 40)} is not a finite number: the export diverged or "
                           "the file is damaged")
+    bad = np.flatnonzero(np.floor(v) != v) if integral else bad
+    if bad.size:
+        k = int(bad[0])
+        tok = _line_of(buf, int(at[k]) - first_line).split()[column]
+        raise ExportError(f"{path}:{at[k]}: value {_show(tok, 40)} is not an integer, but the header declares the "
+                          "field 'integer': declare it 'real' (or 'double') or export the values again")
 
 
 class _Entries:
@@ -231,10 +239,11 @@ def check_diagonal(path: Path, A: sp.csr_matrix, lo: int, rows_of: str = "", dof
 
 
 def _read_triplet_rows(path: Path, f, n: int, lo: int, hi: int, storage: str, first_line: int,
-                       nnz: int | None = None, rows_of: str = "") -> sp.csr_matrix:
+                       nnz: int | None = None, rows_of: str = "", integral: bool = False) -> sp.csr_matrix:
     """Rows ``[lo, hi)`` ``(hi - lo, n)`` of a 1-based triplet file; ``storage``: ``upper`` (ccx), ``lower`` (MM
     symmetric) or ``general``. Symmetric storage is expanded; ``general`` storage is checked symmetric (the
-    transposed entries of the owned columns are kept for it). ``nnz``: the declared number of entries."""
+    transposed entries of the owned columns are kept for it). ``nnz``: the declared number of entries;
+    ``integral``: the values must be integers (a Matrix Market ``integer`` field)."""
     own, transposed = _Entries(), _Entries()
     count, vmax = 0, 0.0
     for buf, line in _chunks(path, f, first_line):
@@ -250,7 +259,7 @@ def _read_triplet_rows(path: Path, f, n: int, lo: int, hi: int, storage: str, fi
             raise ExportError(f"{path}:{at[k]}: entry ({i[k] + 1}, {j[k] + 1}) is in the wrong triangle: {stored}; "
                               "the file is damaged")
         v = t[:, 2]
-        _finite(v, at, buf, line, path, 2)
+        _finite(v, at, buf, line, path, 2, integral)
         vmax = max(vmax, float(np.abs(v).max()))
         own.add((i >= lo) & (i < hi), i, j, v, at)
         if storage == "general":
