@@ -14,7 +14,8 @@ package, e.g. symlinks to an older commit's ``mpi eim rom api``), side by side. 
 ``bench/scaling_model.py``. Then the displacement POD of the same snapshot matrix (mass product) is timed
 serially with ``structrom.rom.pod.pod`` and with pyMOR's ``pod`` when pyMOR is installed.
 
-``--ecm-rules greedy block``: the same runs once per ECM selection rule (``[ecm] selection``), side by side, with
+``--ecm-rules greedy block``: the same runs once per ECM selection rule (``[ecm] selection``; ``all``: every integration
+point, no hyper-reduction, whose test errors are the projection's alone), side by side, with
 a second table: the ECM loop's own time (``ecm.seconds``), the cubature stage's share of the offline wall time,
 score products (full ones, and those on a shortlist: ``[ecm] shortlist``), selections, points, the quadrature
 residual. ``--ecm KEY=VALUE``: more ``[ecm]`` settings for
@@ -204,8 +205,8 @@ def main() -> int:
 
     def rule(spec: str) -> dict:
         name, *kv = spec.split(",")
-        if name not in ("greedy", "block"):
-            parser.error(f"--ecm-rules: unknown rule {name!r} (greedy or block)")
+        if name not in ("greedy", "block", "all"):
+            parser.error(f"--ecm-rules: unknown rule {name!r} (greedy, block or all)")
         return {**extra, **dict(s.split("=", 1) for s in kv), "selection": f'"{name}"'}
 
     variants = ([(args.baseline_code, extra)] if args.baseline_code else []) + \

@@ -24,7 +24,7 @@ EPS = float(np.finfo(float).eps)
 
 #: Selection rules of :func:`structrom.rom.reduced_quadrature.empirical_cubature`: "greedy" (one point per score
 #: product, Hernandez et al. 2017) and "block" (up to ``block_size`` points per score product, see its module docstring).
-SELECTIONS = ("greedy", "block")
+SELECTIONS = ("greedy", "block", "all")
 
 @dataclass
 class ReducedQuadrature:
@@ -215,3 +215,21 @@ def _columns(comm: MPI.Comm, G: np.ndarray, gpts: np.ndarray, points: np.ndarray
                        f"global point {p} is held by {held} ranks: global_points_local must number every point "
                        "uniquely over all ranks")
     return buf[:n_aug]
+
+
+def every_point(comm, w_fe: np.ndarray, gpts: np.ndarray, tolerance: float, n_initial: int = 0,
+                **rule) -> ReducedQuadrature:
+    """The rule ``selection="all"`` of :func:`structrom.rom.reduced_quadrature.empirical_cubature`: every integration
+    point with its FE weight (no hyper-reduction; the reduced model is then the Galerkin ROM with the FE quadrature,
+    whose error separates the projection's from the cubature's). Collective: the points ``(n_total,)`` sorted by
+    global number and their weights, gathered on every rank (``16 n_total`` bytes each). The residual is 0."""
+    points = np.concatenate(comm.allgather(np.asarray(gpts, dtype=np.int64)))
+    weights = np.concatenate(comm.allgather(np.asarray(w_fe, dtype=float)))
+    order = np.argsort(points, kind="stable")
+    volume = float(np.sum(weights))  # (exact to round-off; the ECM's reproducible sum is not needed for a rule of all)
+    extra = {"n_selections": 0, "n_dropped": 0, "n_removals": 0, "volume": volume, "n_total_points": len(points),
+             "n_initial": n_initial, "n_scorings": 0, "n_short_scorings": 0, "n_reorthogonalized": 0, "condition": 1.0,
+             **{k: rule[k] for k in ("block_size", "block_correlation", "screening", "shortlist", "full_scores_every")
+                if k in rule}, "selection": "all"}
+    return ReducedQuadrature(points=points[order], weights=weights[order], residual=0.0, history=[],
+                             volume_error=0.0, tolerance=float(tolerance), converged=True, extra=extra)

@@ -72,7 +72,7 @@ from mpi4py import MPI
 from structrom.mpi.collectives import reproducible_row_sums, reproducible_weighted_row_sums  # noqa: F401 (API)
 from structrom.rom.ecm_block import InBlock, best_of, choose_block, exact_pool, pool as _pool
 from structrom.rom.ecm_parts import (EPS, ECMError, ReducedQuadrature, _ColumnQR, _columns,  # noqa: F401
-                                     SELECTIONS, _check_rule, _ECMProgress, _raise_collectively, _validate)
+                                     SELECTIONS, _check_rule, _ECMProgress, _raise_collectively, _validate, every_point)
 from structrom.rom.integrand import (AssembledIntegrand, FactoredIntegrand, Integrand, as_integrand,  # noqa: F401
                                      integrand_rows)
 from structrom.rom.row_compression import RowCompression, compress_rows  # noqa: F401 (API)
@@ -134,7 +134,8 @@ def empirical_cubature(
     See the module docstring for the algorithm. ``selection``: ``"greedy"`` (default: one point per product
     ``G^T r``, the reference rule) or ``"block"`` (up to ``block_size`` points per product, each the best of a
     pool against the updated residual while it correlates at least ``block_correlation`` times as well as the
-    product's best; with ``block_size=1`` the greedy rule); ``shortlist``, ``full_scores_every``: the block rule scores
+    product's best; with ``block_size=1`` the greedy rule) or ``"all"`` (no selection: every point with its FE weight, the
+    Galerkin ROM's exact quadrature, to tell the cubature's error from the projection's; gathered on every rank); ``shortlist``, ``full_scores_every``: the block rule scores
     only the ``shortlist`` best candidates of the last full product in ``full_scores_every - 1`` blocks out of
     ``full_scores_every`` (module docstring; ``shortlist=0``: every product is full); ``screening``: precision of the block rule's
     score products, ``"float32"`` (a single-precision copy of ``G``, half the size of ``G``: twice less memory
@@ -172,6 +173,10 @@ def empirical_cubature(
     n_total = int(comm.allreduce(n_local, op=MPI.SUM))
     if n_total == 0:
         raise ECMError("G_local has no points (columns) on any rank")
+    if selection == "all":  # every point with its FE weight: no selection
+        return every_point(comm, w_fe, gpts, tolerance, 0 if initial_points is None else len(initial_points),
+                           block_size=block_size, block_correlation=float(block_correlation), screening=screening,
+                           shortlist=int(shortlist), full_scores_every=int(full_scores_every))
 
     b_G = G.weighted_sums(comm, w_fe)
     volume = float(reproducible_row_sums(comm, w_fe[None, :])[0])

@@ -401,6 +401,10 @@ def test_distributed_ecm_independent_of_rank_count():
         assert sl["short_scorings"] > 0 and sl["scorings"] < sl["scorings_without"], n
         assert np.max(np.abs(np.array(sl["weights"]) - sl1["weights"])) <= \
             100 * f1["condition"] * np.finfo(float).eps * np.max(sl1["weights"]), n
+        # no hyper-reduction: exactly the FE rule (points and weights, on any rank count), the integrals exact
+        a = run["all"]
+        assert a["same_as_fe"] and a["residual"] == 0.0 and a["converged"] and a["selection"] == "all", n
+        assert a["measured_error"] == 0.0 and a["volume_error"] == 0.0, n
         s, s1 = run["sketched"], ref["sketched"]
         assert s["rank"] == s1["rank"] <= s["range_rank"] <= ref["n_rows"] and s["points"] == s1["points"], n
         assert s["measured_error"] <= 1e-5, n

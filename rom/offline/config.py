@@ -118,7 +118,10 @@ class ECMConfig(Strict):
     #: Both are rank-count independent when the integrand is (the lifting fields are solved to round-off for
     #: that: with fields at the Krylov tolerance, points equal by symmetry were ordered differently by the two
     #: partitions' round-off, tests/test_lifting.py).
-    selection: Literal["block", "greedy"] = "block"
+    #: "all": no hyper-reduction, every integration point with its FE weight (the Galerkin ROM with the FE
+    #: quadrature: a diagnostic that tells the cubature's share of the test errors from the projection's; every rank
+    #: then holds the list of all points, and the model file the integrator at all of them).
+    selection: Literal["block", "greedy", "all"] = "block"
     block_size: int = Field(16, ge=1)
     #: Block rule: the pool's next best joins the block while its normalized correlation with the updated residual
     #: is at least this fraction of the first point's. 32 points at 0.3 need half the score products on the

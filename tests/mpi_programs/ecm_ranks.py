@@ -102,6 +102,9 @@ stress_mixed = np.stack(stress, axis=2) @ mix
 G_mixed = integrand_rows(eps_modes, stress_mixed)
 qr_ = reduced_rule(comm, compress_stress(comm, eps_modes, stress_mixed, 1e-7), w_fe, gpts, tolerance=1e-6,
                    selection="block")
+# no hyper-reduction: every point with its FE weight (on the compressed integrand too, through reduced_rule)
+qa = reduced_rule(comm, compress_stress(comm, eps_modes, stress_mixed, 1e-7), w_fe, gpts, tolerance=1e-6,
+                  selection="all")
 
 
 def condition(points):
@@ -118,6 +121,8 @@ cond_f = condition(qf.points)
 err, err_c, err_s, err_g = measured_error(q), measured_error(qc), measured_error(qs), measured_error(qg)
 err_f, err_r, err_sl = measured_error(qf), measured_error(qr_, G_mixed), measured_error(qsl)
 all_points = comm.allreduce(n)
+err_a = measured_error(qa, G_mixed)
+fe_rule = sorted(zip(comm.allreduce(gpts.tolist()), comm.allreduce(w_fe.tolist())))
 if comm.rank == 0:
     print("RESULT " + json.dumps({
         "n_ranks": comm.size, "n_points_total": all_points, "n_rows": G.shape[0],
@@ -138,6 +143,9 @@ if comm.rank == 0:
         "shortlist": {"points": qsl.points.tolist(), "weights": qsl.weights.tolist(), "measured_error": err_sl,
                       "scorings": qsl.extra["n_scorings"], "short_scorings": qsl.extra["n_short_scorings"],
                       "scorings_without": qf.extra["n_scorings"]},
+        "all": {"same_as_fe": [list(t) for t in zip(qa.points.tolist(), qa.weights.tolist())] == [list(t) for t in fe_rule],
+                "residual": qa.residual, "measured_error": err_a, "converged": qa.converged,
+                "selection": qa.extra["selection"], "volume_error": qa.volume_error},
         "sketched": {"rank": rs.rank, "range_rank": rs.range_rank, "points": qs.points.tolist(),
                      "weights": qs.weights.tolist(), "measured_error": err_s},
     }))
