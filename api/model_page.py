@@ -130,7 +130,7 @@ def render(card: dict, svgs: dict[str, str], nonce: str) -> str:
     plots = "\n".join(f'<figure id="plot-{e(name)}">{svg}</figure>' for name, svg in svgs.items())
     config = {"model": mid, "query": card.get("query", "loading"),
               "parameters": [q["name"] for q in card.get("parameters") or []], "stress_unit": units.get("stress", ""), "time_unit": units.get("time", "s"),
-              "temperature": (card.get("loading_schema") or {}).get("temperature", {}).get("type"),
+              "temperature": ((card.get("loading_schema") or {}).get("temperature") or {}).get("type"),
               "surfaces": sorted(((card.get("loading_schema") or {}).get("pressure") or {}))}
     return PAGE.format(
         title=e(mid), card_rows=card_rows, inputs=inputs, plots=plots, nonce=nonce,

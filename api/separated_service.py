@@ -20,8 +20,19 @@ import time
 import numpy as np
 
 from structrom.rom.online import OnlineError
+from structrom.rom.online.errors import ModelDataError
 
 from .errors import DomainError as RegistryError
+
+
+def _finite(x, what: str, field: str):
+    """``x`` when finite, else a 422 ``non_finite_answer``: the model file's data overflow (never a silent null
+    or a 500 on JSON encoding)."""
+    if not np.all(np.isfinite(x)):
+        raise RegistryError(422, "non_finite_answer", f"the model's {what} is not finite at these parameter values: "
+                            "the model file's data overflow (basis/V, reduced/*, estimator/*); rebuild or check the "
+                            "model", field)
+    return x
 
 
 def _node_sets(model, names) -> dict:
@@ -54,24 +65,29 @@ def solve_parameters(model, body: dict, *, field_prefix: str = "", field: str | 
     t0 = time.perf_counter()
     try:
         res = model.solve(body["parameters"], extrapolate=extrapolate)
+    except ModelDataError as exc:
+        raise RegistryError(422, "non_finite_answer", str(exc), field) from None
     except OnlineError as exc:
         msg = str(exc)
         code = "outside_training_family" if "outside the training range" in msg else "invalid_parameters"
         raise RegistryError(422, code, msg, field) from None
     t_solve = time.perf_counter() - t0
     mapped = bool(np.all(model.dof_map >= 0))
-    full = res.displacement() if mapped else None  # (n_nodes, 3) in the mesh numbering
-    max_u = float(np.linalg.norm(full, axis=1).max(initial=0.0)) if mapped else \
-        float(np.abs(res.vector()).max(initial=0.0))
-    disp = {}
-    if sets:
-        for name, nodes in sets.items():
+    with np.errstate(over="ignore", invalid="ignore"):
+        full = res.displacement() if mapped else None  # (n_nodes, 3) in the mesh numbering
+        max_u = _finite(float(np.linalg.norm(full, axis=1).max(initial=0.0)) if mapped else
+                        float(np.abs(res.vector()).max(initial=0.0)), "largest displacement", field)
+        disp = {}
+        for i, (name, nodes) in enumerate(sets.items()):
             v = full[nodes]
-            disp[name] = {"nodes": int(len(nodes)), "mean": [v.mean(axis=0).tolist() if len(v) else [0.0] * 3],
-                          "max_magnitude": [float(np.linalg.norm(v, axis=1).max(initial=0.0))]}
+            what, at = f"displacement of node set {name!r}", f"node_sets.{i}"
+            disp[name] = {"nodes": int(len(nodes)),
+                          "mean": [_finite(v.mean(axis=0) if len(v) else np.zeros(3), what, at).tolist()],
+                          "max_magnitude": [_finite(float(np.linalg.norm(v, axis=1).max(initial=0.0)), what, at)]}
     out = res.summary()
-    for key in ("error_estimate", "indicator"):  # JSON has no infinity (a zero solution with a nonzero residual)
-        out[key] = out[key] if np.isfinite(out[key]) else None
+    _finite(out["error_estimate"], "error estimate", field)
+    # JSON has no infinity: the relative indicator of a zero solution with a nonzero residual is null (not trusted)
+    out["indicator"] = out["indicator"] if np.isfinite(out["indicator"]) else None
     if not np.all(np.isfinite(out["coordinates"])):
         raise RegistryError(422, "invalid_parameters", "the reduced solution is not finite at these parameter "
                             "values (far outside the training set?)", field)

@@ -19,6 +19,7 @@ import numpy as np
 
 from structrom.rom.loading import LoadingError, NodalTemperature
 from structrom.rom.online import OnlineError, OnlineSolverError
+from structrom.rom.online.errors import ModelDataError
 
 from .errors import DomainError as RegistryError
 from .schemas import LoadingSpec, SolveOptions
@@ -98,6 +99,8 @@ def solve(model, spec: LoadingSpec, opts: SolveOptions, *, max_increments: int, 
         raise loading_error(exc, field_prefix) from None
     except OnlineSolverError as exc:
         raise RegistryError(422, "solver_diverged", str(exc), field_prefix + "loading") from None
+    except ModelDataError as exc:
+        raise RegistryError(422, "non_finite_answer", str(exc), field_prefix + "loading") from None
     except OnlineError as exc:
         raise RegistryError(422, "invalid_request", str(exc), field_prefix + "loading") from None
     t_solve = time.perf_counter() - t0

@@ -7,13 +7,16 @@ from the screened shapes: the JSON attributes strict and typed, one local model 
 ``local_models`` (at most :data:`MAX_LOCAL_MODELS`), the classifier's arrays of matching shapes (``k`` classes =
 local models, ``n_f`` features = ``feature_names``), sensor nodes and cluster labels / medoids within what they
 index, every float finite, each local model passing :func:`structrom.rom.model_screening.screen_model` on the
-same mesh. Failures raise :class:`~structrom.rom.h5_screening.UnsafeFileError` naming the object.
+same mesh (the same points, element blocks and node sets in every local model), the provenance keys the card
+reads (``members``, ``classifier``) typed. Failures raise :class:`~structrom.rom.h5_screening.UnsafeFileError`
+naming the object.
 """
 from __future__ import annotations
 
 import h5py
 import numpy as np
 
+from structrom.rom.h5_checks import _blocks
 from structrom.rom.h5_screening import NAME, Inventory, Limits, Schema, UnsafeFileError, echo, screen, strict_json
 from structrom.rom.model_screening import MODEL_SCHEMA, _finite, _index, _scalar, _string, screen_model, shape_checkers
 
@@ -57,13 +60,14 @@ def _dictionary_rules(f: h5py.File, inv: Inventory, limits: Limits) -> None:
     _scalar(f, "schema_version", "/", lo=0, hi=2**31, integer=True)
     if _string(f, "kind", "/") != "dictionary":
         raise UnsafeFileError(f"/: model kind {echo(_string(f, 'kind', '/'))} is not the dictionary layout")
-    _json(f, "provenance", "/", dict)
+    provenance = _json(f, "provenance", "/", dict)
     _json(f, "loading_schema", "/", dict)
     _json(f, "units", "/", dict)
     names = _json(f, "local_models", "/", list)
     if not 1 <= len(names) <= MAX_LOCAL_MODELS or not all(isinstance(n, str) for n in names) or \
             len(set(names)) != len(names):
         raise UnsafeFileError(f"/: attribute 'local_models' must list 1 to {MAX_LOCAL_MODELS} distinct names")
+    _provenance(provenance, len(names))
     for n in names:
         if f"local/{n}" not in inv.groups:
             raise UnsafeFileError(f"/local/{n}: missing (a local model listed in the attribute 'local_models'); "
@@ -79,7 +83,12 @@ def _dictionary_rules(f: h5py.File, inv: Inventory, limits: Limits) -> None:
         raise UnsafeFileError(f"/classifier: type {echo(_string(c, 'type', '/classifier'))} is not supported "
                               "(known: 'logistic')")
     features = _json(c, "feature_names", "/classifier", list)
-    _json(c, "surfaces", "/classifier", list)
+    surfaces = _json(c, "surfaces", "/classifier", list)
+    for key, values in (("feature_names", features), ("surfaces", surfaces)):
+        if not all(isinstance(v, str) and 0 < len(v) <= 256 for v in values) or \
+                (key == "surfaces" and len(set(values)) != len(values)):
+            raise UnsafeFileError(f"/classifier: attribute {key!r} must be a JSON list of "
+                                  f"{'distinct ' if key == 'surfaces' else ''}non-empty strings, got {echo(values)}")
     for key in ("centrifugal", "gravity"):
         if key not in c.attrs:
             raise UnsafeFileError(f"/classifier: missing attribute {key!r}")
@@ -113,3 +122,44 @@ def _dictionary_rules(f: h5py.File, inv: Inventory, limits: Limits) -> None:
         if points != n_nodes:
             raise UnsafeFileError(f"/local/{name}/mesh/points: {points} nodes; the classifier reads a mesh of "
                                   f"{n_nodes}")
+    _one_mesh(f, inv, names, limits)
+
+
+def _provenance(provenance: dict, k: int) -> None:
+    """What the card reads of ``provenance``: ``members`` (when present) ``k`` lists of training loading indices,
+    ``classifier`` (when present) an object."""
+    members = provenance.get("members")
+    if members is not None and not (isinstance(members, list) and len(members) == k and all(
+            isinstance(m, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in m) for m in members)):
+        raise UnsafeFileError(f"/: attribute 'provenance' key 'members' must list, for each of the {k} local models, "
+                              f"the indices of its training loadings; got {echo(members)}")
+    if not isinstance(provenance.get("classifier", {}), dict):
+        raise UnsafeFileError(f"/: attribute 'provenance' key 'classifier' must be a JSON object, got "
+                              f"{echo(provenance['classifier'])}")
+
+
+def _one_mesh(f: h5py.File, inv: Inventory, names: list, limits: Limits) -> None:
+    """Every local model holds the first one's mesh: the same node sets, points and element blocks (the
+    dictionary answers node sets and node counts from the first; a local model solves on its own), compared by
+    blocks of ``limits.block_bytes``."""
+    first = f"local/{names[0]}/mesh"
+
+    def parts(name: str) -> list[str]:
+        root = f"local/{name}/mesh/"
+        return sorted(p[len(root):] for p in inv.datasets if p.startswith(root) and "/surface_sets/" not in p
+                      and "/element_sets/" not in p)
+
+    ref = parts(names[0])
+    for name in names[1:]:
+        mine = parts(name)
+        if mine != ref:
+            diff = sorted(set(mine) ^ set(ref))
+            raise UnsafeFileError(f"/local/{name}/mesh: its datasets differ from /{first}'s ({echo(diff)}); the "
+                                  "local models of a dictionary share one mesh")
+        for p in ref:
+            a, b = f[f"{first}/{p}"], f[f"local/{name}/mesh/{p}"]
+            same = a.shape == b.shape and a.dtype == b.dtype and all(
+                np.array_equal(block, b[sel]) for sel, block in _blocks(a, limits.block_bytes))
+            if not same:
+                raise UnsafeFileError(f"/local/{name}/mesh/{p}: differs from /{first}/{p}; the local models of a "
+                                      "dictionary share one mesh")

@@ -8,19 +8,27 @@ every dataset present with the shape the others imply (``n`` rows, ``N`` basis v
 training parameters, mesh dofs), the JSON attributes strict (no NaN) and of the right type, the parameter
 ranges finite with ``lo <= hi``, the estimator's scalars finite and in range, sizes bounded (parameters, terms,
 basis vectors), arrays never 0-d where an array is expected, index arrays read by blocks, every float dataset
-finite. Failures raise :class:`~structrom.rom.h5_screening.UnsafeFileError`
-naming the object.
+finite. Then the values that steer the answers, read once (:func:`_separated_values`): ``F`` the training values
+at the selected training parameters (a file whose separation disagrees with itself would answer with a trusted
+error estimate of another operator; its invertibility is checked where it is factored,
+:class:`~structrom.rom.online.SeparatedModel`), ``alpha_lb`` at most the smallest ``alpha_training`` (it
+is a safety factor times that, and that is 1 at the reference parameter, whose stiffness is the norm), the
+indicator tolerance at most :data:`~structrom.rom.model_screening.MAX_INDICATOR_TOLERANCE`, singular values
+``>= 0``, the norm Gram matrix symmetric positive definite, mapped dofs distinct and,
+without a mesh, at most :data:`MAX_DOF` (a displacement answer allocates that many values). Failures raise
+:class:`~structrom.rom.h5_screening.UnsafeFileError` naming the object.
 """
 from __future__ import annotations
 
 import math
 
 import h5py
+import numpy as np
 
 from structrom.rom.h5_checks import index_range
 from structrom.rom.h5_screening import Inventory, Limits, Schema, UnsafeFileError, echo, screen, strict_json
-from structrom.rom.model_screening import (MAX_MODES, MESH_ATTRIBUTES, MESH_DATASETS, MESH_GROUPS, _finite, _index,
-                                           _scalar, _string, mesh_rules, shape_checkers)
+from structrom.rom.model_screening import (MAX_INDICATOR_TOLERANCE, MAX_MODES, MESH_ATTRIBUTES, MESH_DATASETS,
+                                           MESH_GROUPS, _finite, _index, _scalar, _string, mesh_rules, shape_checkers)
 
 SEPARATED_SCHEMA = Schema(
     groups=(*MESH_GROUPS, "training", "separation", "separation/(matrix|rhs)", "reduced", "estimator", "basis",
@@ -35,6 +43,12 @@ SEPARATED_SCHEMA = Schema(
 #: Bounds of the online work a file may ask for (the reduced system is dense: ``d N^2`` and ``N^3``);
 #: ``MAX_MODES`` is the hyper-reduced layout's (:data:`structrom.rom.model_screening.MAX_MODES`).
 MAX_PARAMETERS, MAX_TERMS = 64, 4096
+#: Largest mesh dof of ``/dofs/map`` without a ``/mesh`` (answers allocate ``MAX_DOF + 1`` values)
+MAX_DOF = 3 * 2**24
+#: Relative tolerances: ``F`` against the training values it copies, symmetry of the norm Gram matrix
+F_RTOL, GRAM_RTOL = 1e-12, 1e-8
+#: ``alpha_training`` at the reference parameter is ``lambda_min(X^-1 X) = 1`` up to the eigensolver's accuracy
+ALPHA_REF_TOL = 1e-6
 
 
 def screen_separated(f: h5py.File, limits: Limits = Limits()) -> Inventory:
@@ -126,7 +140,7 @@ def _separated_rules(f: h5py.File, inv: Inventory, limits: Limits) -> None:
         raise UnsafeFileError("/estimator: missing; the file is truncated or not a separated structrom model")
     est = f["estimator"]
     _scalar(est, "alpha_lb", "/estimator", lo=0.0, lo_open=True)
-    _scalar(est, "tolerance", "/estimator", lo=0.0, lo_open=True)
+    _scalar(est, "tolerance", "/estimator", lo=0.0, lo_open=True, hi=MAX_INDICATOR_TOLERANCE)
     _scalar(est, "reference", "/estimator", lo=0, hi=m - 1, integer=True)
     if "eim_error" in est.attrs:
         _scalar(est, "eim_error", "/estimator", lo=0.0)
@@ -138,7 +152,58 @@ def _separated_rules(f: h5py.File, inv: Inventory, limits: Limits) -> None:
                                   "(mesh dofs, -1 = unknown)")
     elif entries["kind"] == "fe_kernel":
         raise UnsafeFileError("/mesh: missing; entries of kind 'fe_kernel' evaluate the stiffness on the mesh")
-    elif lo is not None and lo < -1:
-        raise UnsafeFileError(f"/dofs/map: {lo} is not a dof (-1 = unknown)")
+    elif lo is not None and (lo < -1 or hi >= MAX_DOF):
+        raise UnsafeFileError(f"/dofs/map: dofs in [{lo}, {hi}] outside [-1, {MAX_DOF}) (-1 = unknown; a larger "
+                              "mesh needs the /mesh group)")
     for path in sorted(ds):
         _finite(f, path, limits)
+    _separated_values(f, inv)
+
+
+def _separated_values(f: h5py.File, inv: Inventory) -> None:
+    """The value rules of the module docstring, on the screened (shapes, ranges, finite) file."""
+    for name in ("matrix", "rhs"):
+        g = f"separation/{name}"
+        if g not in inv.groups:
+            continue
+        F, values = f[f"{g}/F"][()].astype(float), f[f"{g}/training_values"][()].astype(float)
+        J = f[f"{g}/param_indices"][()].astype(np.int64)
+        if len(np.unique(J)) != len(J):
+            raise UnsafeFileError(f"/{g}/param_indices: repeated training parameters; the separation selects "
+                                  "distinct ones")
+        scale = float(np.abs(values).max(initial=0.0))
+        gap = float(np.abs(F - values[:, J]).max(initial=0.0))
+        if not gap <= F_RTOL * scale:
+            raise UnsafeFileError(f"/{g}/F: differs from training_values at the selected training parameters "
+                                  f"(param_indices) by {gap:.3g} (values up to {scale:.3g}); F[l, k] must be "
+                                  "training_values[l, param_indices[k]]")
+    est = f["estimator"]
+    alpha_lb = float(np.asarray(est.attrs["alpha_lb"]).reshape(()))
+    alpha = f["estimator/alpha_training"][()].astype(float)
+    ref = int(np.asarray(est.attrs["reference"]).reshape(()))
+    if not abs(alpha[ref] - 1.0) <= ALPHA_REF_TOL:
+        raise UnsafeFileError(f"/estimator/alpha_training: {float(alpha[ref])!r} at the reference training parameter "
+                              f"{ref}, expected 1 (lambda_min(X^-1 X) with X the stiffness there)")
+    if not (alpha.min() > 0 and alpha_lb <= alpha.min() * (1 + 1e-12)):
+        raise UnsafeFileError(f"/estimator: attribute 'alpha_lb' = {alpha_lb!r} must be at most the smallest "
+                              f"positive /estimator/alpha_training ({float(alpha.min())!r}): it is a safety factor "
+                              "times it")
+    sigma = f["basis/singular_values"][()]
+    if sigma.size and sigma.min() < 0:
+        raise UnsafeFileError(f"/basis/singular_values: {float(sigma.min())!r} is negative; singular values are >= 0")
+    G = f["reduced/norm_gram"][()].astype(float)
+    gmax = float(np.abs(G).max(initial=0.0))
+    spd = gmax > 0 and float(np.abs(G - G.T).max()) <= GRAM_RTOL * gmax
+    if spd:
+        try:
+            np.linalg.cholesky(0.5 * (G + G.T))
+        except np.linalg.LinAlgError:
+            spd = False
+    if not spd:
+        raise UnsafeFileError("/reduced/norm_gram: not symmetric positive definite; it is V^T X V of a basis in "
+                              "an energy norm")
+    dofs = f["dofs/map"][()]
+    mapped = dofs[dofs >= 0]
+    if len(np.unique(mapped)) != len(mapped):
+        raise UnsafeFileError("/dofs/map: two rows map to the same mesh dof; each row is a distinct dof "
+                              "(-1 = unknown)")

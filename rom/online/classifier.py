@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from structrom.rom.loading import Loading, LoadingError, NodalTemperature
+from structrom.rom.online.errors import ModelDataError
 from structrom.rom.online.schema import peak
 
 
@@ -104,8 +105,13 @@ class LogisticClassifier:
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """``(k,)`` class probabilities of one feature vector ``(n_f,)`` (or ``(m, k)`` for ``(m, n_f)``)."""
-        z = (np.asarray(features, dtype=np.float64) - self.mean) / self.scale
-        logits = z @ self.coef.T + self.intercept
-        logits = logits - logits.max(axis=-1, keepdims=True)
-        e = np.exp(logits)
+        with np.errstate(over="ignore", invalid="ignore"):
+            z = (np.asarray(features, dtype=np.float64) - self.mean) / self.scale
+            logits = z @ self.coef.T + self.intercept
+            if not np.all(np.isfinite(logits)):
+                raise ModelDataError("the classifier's logits are not finite for these features: the model file's "
+                                      "classifier/coef, classifier/mean or classifier/scale overflow; rebuild the "
+                                      "dictionary")
+            logits = logits - logits.max(axis=-1, keepdims=True)
+            e = np.exp(logits)
         return e / e.sum(axis=-1, keepdims=True)

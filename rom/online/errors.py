@@ -11,3 +11,8 @@ class OnlineError(StructromError, ValueError):
 class OnlineSolverError(StructromError, RuntimeError):
     """The reduced Newton solve failed after all cutbacks; the message names increment and cause."""
 
+
+
+class ModelDataError(OnlineError):
+    """The model's own data give a non-finite quantity for a query (the model file's values overflow): an error of
+    the model, not of the request."""

@@ -49,7 +49,7 @@ import scipy.linalg as sla
 from structrom.rom import separated_model_file as smf
 from structrom.rom.model_file import ModelFileError
 
-from .errors import OnlineError
+from .errors import ModelDataError, OnlineError
 from .separated_entries import FEKernelEntries, InterpolatedEntries
 
 #: What the indicator of a separated model guarantees (served in the card).
@@ -105,6 +105,29 @@ class SeparatedResult:
                 "warnings": list(self.warnings), "timings": dict(self.timings)}
 
 
+#: Smallest reciprocal condition number of a separation's ``F`` (1-norm estimate)
+F_RCOND = 1e3 * np.finfo(float).eps
+
+
+def _finite(a: np.ndarray, what: str, mu) -> np.ndarray:
+    """``a`` when every value is finite, else :class:`ModelDataError` naming the data ``what``."""
+    if not np.all(np.isfinite(a)):
+        raise ModelDataError(f"{what} of the model file gives non-finite values at mu = {np.asarray(mu).tolist()} "
+                             "(its values overflow); rebuild or check the model")
+    return a
+
+
+def _interpolated(data: smf.SeparatedModelData, s: smf.SeparationData, ranges, where: str, name: str):
+    """The :class:`InterpolatedEntries` of separation ``name``; :class:`ModelFileError` when the training
+    parameters cannot carry an interpolation (repeated points)."""
+    try:
+        return InterpolatedEntries(data.training_parameters, ranges, s.entry_rows, s.entry_cols, s.training_values)
+    except (np.linalg.LinAlgError, ValueError) as exc:
+        raise ModelFileError(f"{where}: /training/parameters: the interpolation of separation/{name}/training_values "
+                             f"over the training parameters is singular ({exc}); the training parameters must be "
+                             "distinct points") from None
+
+
 class SeparatedModel:
     """A separated linear model (see the module docstring); build with :meth:`load` or from
     :class:`~structrom.rom.separated_model_file.SeparatedModelData` (``data.mesh`` needed for FE-kernel entries)."""
@@ -120,8 +143,17 @@ class SeparatedModel:
         self.dof_map = np.asarray(data.dof_map, dtype=np.int64)
         self._F = sla.lu_factor(data.matrix.F)
         self._F_rhs = sla.lu_factor(data.rhs.F) if data.rhs is not None else None
-        if not np.all(np.isfinite(self._F[0])) or np.any(np.diag(self._F[0]) == 0):
-            raise ModelFileError(f"{where}: separation/matrix/F is singular")
+        for name, lu in (("matrix", self._F), ("rhs", self._F_rhs)):
+            if lu is None:
+                continue
+            F = getattr(data, name).F
+            rcond = 0.0
+            if np.all(np.isfinite(lu[0])) and np.all(np.diag(lu[0]) != 0):
+                gecon, = sla.get_lapack_funcs(("gecon",), (lu[0],))
+                rcond = float(gecon(lu[0], float(np.linalg.norm(F, 1)), norm="1")[0])
+            if not rcond > F_RCOND:
+                raise ModelFileError(f"{where}: /separation/{name}/F is singular (reciprocal condition number "
+                                     f"{rcond:.3g}); the separation's interpolation matrix must be invertible")
         ent = data.entries
         self.n_mesh_nodes = int(data.mesh.n_nodes) if data.mesh is not None else (
             int(self.dof_map.max()) // 3 + 1 if self.dof_map.size and self.dof_map.min() >= 0 else 0)
@@ -134,14 +166,10 @@ class SeparatedModel:
             except (ValueError, KeyError, TypeError) as exc:
                 raise ModelFileError(f"{where}: entries: {exc}") from None
         else:
-            s = data.matrix
-            self.matrix_entries = InterpolatedEntries(data.training_parameters, self.ranges, s.entry_rows,
-                                                      s.entry_cols, s.training_values)
+            self.matrix_entries = _interpolated(data, data.matrix, self.ranges, where, "matrix")
         self.rhs_entries = None
         if data.rhs is not None:
-            s = data.rhs
-            self.rhs_entries = InterpolatedEntries(data.training_parameters, self.ranges, s.entry_rows,
-                                                   s.entry_cols, s.training_values)
+            self.rhs_entries = _interpolated(data, data.rhs, self.ranges, where, "rhs")
         self._basis = None if data.basis is None else np.asarray(data.basis)
 
     @classmethod
@@ -149,7 +177,31 @@ class SeparatedModel:
         """Read and validate (:func:`structrom.rom.separated_model_file.load`); the mesh is read only for FE-kernel
         entries, the basis ``V`` only with ``keep_basis`` (else on first :meth:`basis`)."""
         data = smf.load(path, basis=keep_basis, mesh=True)
-        return cls(data, path)
+        model = cls(data, path)
+        model.self_check()
+        return model
+
+    def self_check(self, at_most: int = 32) -> None:
+        """Solve at up to ``at_most`` training parameters (evenly spaced, the reference among them): the
+        separation coefficients, the reduced solution, its norm and the error estimate must be finite and the
+        reduced system regular, else :class:`~structrom.rom.model_file.ModelFileError` naming the data at fault
+        (what a file's screening cannot see from the arrays one by one). Cost ``at_most (d N^2 + N^3)``."""
+        where = str(self.path) if self.path else "separated model"
+        mus = np.asarray(self.data.training_parameters, dtype=float)
+        picks = np.unique(np.r_[np.linspace(0, len(mus) - 1, min(at_most, len(mus))).round().astype(int),
+                                self.data.reference])
+        for j in picks:
+            try:
+                res = self.solve(mus[j], extrapolate=True)
+            except OnlineError as exc:
+                raise ModelFileError(f"{where}: /reduced: at training parameter {j} ({mus[j].tolist()}): {exc}; "
+                                     "the file's reduced operators or separation are inconsistent, rebuild the "
+                                     "model") from None
+            if not (np.isfinite(res.error_estimate) and np.isfinite(res.indicator)):
+                raise ModelFileError(f"{where}: /estimator: at training parameter {j} ({mus[j].tolist()}) the error "
+                                     f"estimate is {res.error_estimate!r} (indicator {res.indicator!r}): estimator/R, "
+                                     "the estimator's attributes, reduced/norm_gram or reduced/b_red overflow or "
+                                     "vanish; rebuild the model")
 
     # -- parameter API ----------------------------------------------------------------------------------
     @property
@@ -218,12 +270,13 @@ class SeparatedModel:
         if a.shape != (s.n_terms,) or not np.all(np.isfinite(a)):
             raise OnlineError(f"the entry evaluator returned {a.shape} values (finite: {bool(np.all(np.isfinite(a)))})"
                               f", expected {s.n_terms} finite values")
-        beta = sla.lu_solve(self._F, a)
+        beta = _finite(sla.lu_solve(self._F, a), "separation/matrix", mu)
         if self.data.rhs is None:
             return beta, np.ones(1)
         r = self.data.rhs
-        g = np.asarray(self.rhs_entries.entries(mu, r.entry_rows, r.entry_cols), dtype=float)
-        return beta, sla.lu_solve(self._F_rhs, g)
+        g = np.asarray(self.rhs_entries.entries(mu, r.entry_rows, r.entry_cols), dtype=float).reshape(-1)
+        _finite(g, "separation/rhs/training_values", mu)
+        return beta, _finite(sla.lu_solve(self._F_rhs, g), "separation/rhs", mu)
 
     def solve(self, mu, *, extrapolate: bool = False) -> SeparatedResult:
         """Reduced solution and error estimate at ``mu`` (dict or sequence); out-of-range values raise
@@ -235,17 +288,19 @@ class SeparatedModel:
         beta, gamma = self.coefficients(v)
         t2 = time.perf_counter()
         d = self.data
-        A_N = np.tensordot(beta, d.A_red, axes=1)
-        b_N = gamma @ d.b_red
+        with np.errstate(over="ignore", invalid="ignore"):
+            A_N = _finite(np.tensordot(beta, d.A_red, axes=1), "reduced/A_red", v)
+            b_N = _finite(gamma @ d.b_red, "reduced/b_red", v)
         try:
             u_N = sla.solve(A_N, b_N, assume_a="gen")
         except (sla.LinAlgError, ValueError) as exc:
             raise OnlineError(f"the reduced system at mu = {v.tolist()} is singular ({exc}); the parameter is "
                               "probably far outside the training set") from None
         theta = np.concatenate([gamma, -np.outer(beta, u_N).ravel()])
-        residual = float(np.linalg.norm(d.R @ theta))
-        norm_u = float(np.sqrt(max(u_N @ (d.norm_gram @ u_N), 0.0)))
-        estimate = (residual + d.eim_error * norm_u) / d.alpha_lb
+        with np.errstate(over="ignore", invalid="ignore"):
+            residual = float(np.linalg.norm(d.R @ theta))
+            norm_u = float(np.sqrt(max(u_N @ (d.norm_gram @ u_N), 0.0)))
+            estimate = (residual + d.eim_error * norm_u) / d.alpha_lb
         indicator = estimate / norm_u if norm_u > 0 else (0.0 if estimate == 0 else float("inf"))
         t3 = time.perf_counter()
         return SeparatedResult(self, v, u_N, beta, gamma, residual, estimate, float(indicator),
