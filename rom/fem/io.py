@@ -29,7 +29,7 @@ try:  # listed in meshio's __all__ but not always exported
 except ImportError:  # pragma: no cover
     _TOPO_DIM = meshio.topological_dimension
 from .mesh import NODES_PER_ELEMENT, CellBlock, Mesh, MeshError
-from .vtu_fields import check_unique_vtu_fields
+from .meshio_files import HDF5_SUFFIXES, read_meshio  # noqa: F401 (API)
 
 __all__ = [
     "read_mesh",
@@ -326,28 +326,6 @@ def cell_connectivity(data, n_points: int, n_nodes: int | None, what: str) -> np
         raise MeshError(f"{what}: cell {int(i)} references node {int(arr[i, j])}, outside 0..{n_points - 1}: the "
                         "connectivity and the points do not match (a damaged or mixed file)")
     return arr
-
-
-def read_meshio(path: str | os.PathLike) -> "meshio.Mesh":
-    """``meshio.read(path)``, HDF5-based formats (:data:`HDF5_SUFFIXES`) in a process of their own (HDF5 can crash
-    natively on a damaged file); any failure is a :class:`MeshError` naming the file."""
-    path = Path(path)
-    if not path.exists():
-        raise MeshError(f"mesh file {str(path)!r} does not exist")
-    try:
-        if path.suffix.lower() in HDF5_SUFFIXES:
-            from structrom.rom.adapters.reader_process import run_isolated
-
-            return run_isolated(meshio.read, str(path), crashed=lambda: MeshError(
-                f"{path}: reading it crashed HDF5 (a native crash): the file or its .h5 data is damaged; write it "
-                "again"))
-        if path.suffix.lower() == ".vtu":
-            check_unique_vtu_fields(path)
-        return meshio.read(path)
-    except MeshError:
-        raise
-    except (Exception, SystemExit) as exc:  # meshio raises assorted types (and exits when no reader fits)
-        raise MeshError(f"{path}: meshio could not read it ({type(exc).__name__}: {exc})") from None
 
 
 def read_mesh(path: str | os.PathLike, *, quadratic_hex: str = "C3D20", drop_unused_nodes: bool = True) -> Mesh:
