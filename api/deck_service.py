@@ -30,6 +30,21 @@ def _stem(filename: str) -> str:
     return stem.strip(".") or "deck"
 
 
+def _check_steps(text: str, shown: str, max_increments: int) -> None:
+    """Refuse, before parsing, a deck with more ``*STEP`` cards than ``max_increments`` (each step is at least one
+    increment): parsing thousands of steps would take the request's whole deadline."""
+    from structrom.rom.adapters.calculix_cards import keyword_of
+
+    steps = 0
+    for line in text.splitlines():
+        if line.lstrip().startswith("*") and keyword_of(line.strip()) == "STEP":
+            steps += 1
+            if steps > max_increments:
+                raise DomainError(422, "too_many_increments", f"{shown}: more than {max_increments} *STEP cards; each "
+                                  f"step is at least one increment and this server allows at most {max_increments} "
+                                  "increments per deck", "deck")
+
+
 def answer_deck(model, data: bytes, filename: str, *, fmt: str, extrapolate: bool, max_bytes: int,
                 max_increments: int, mesh) -> tuple[bytes, str, str] | dict:
     """Answer the uploaded deck ``data`` with ``model`` (a loaded ReducedModel; ``mesh`` its mesh).
@@ -41,7 +56,7 @@ def answer_deck(model, data: bytes, filename: str, *, fmt: str, extrapolate: boo
     from structrom.rom.loading import LoadingError
     from structrom.rom.online import OnlineError, OnlineSolverError
 
-    from .service import _finite_list, loading_error
+    from .service import _answer, _finite_list, loading_error, overflow_error
 
     name = _stem(filename)
     shown = f"{name}.inp"
@@ -57,6 +72,7 @@ def answer_deck(model, data: bytes, filename: str, *, fmt: str, extrapolate: boo
         t0 = time.perf_counter()
         try:
             text = screen_deck_text(data, max_bytes=max_bytes, name=shown)
+            _check_steps(text, shown, max_increments)
             path = tmp / shown
             path.write_text(text)
             loading, deck = deck_loading(DeckTarget.from_model(model, mesh), path, max_increments)
@@ -79,6 +95,8 @@ def answer_deck(model, data: bytes, filename: str, *, fmt: str, extrapolate: boo
             raise DomainError(422, "solver_diverged", str(exc), "deck") from None
         except OnlineError as exc:
             raise DomainError(422, "invalid_request", str(exc), "deck") from None
+        except ArithmeticError as exc:
+            raise overflow_error(exc, "deck") from None
         temps = loading.nodal_temperatures(loading.times, mesh.points)
         if fmt == "json":
             out = {"deck": shown, "times": result.times.tolist(), "indicator": _finite_list(result.indicator),
@@ -89,12 +107,14 @@ def answer_deck(model, data: bytes, filename: str, *, fmt: str, extrapolate: boo
                                "displacement": sorted(d.node_set for d in loading.displacements),
                                "centrifugal": loading.centrifugal is not None,
                                "temperature_range": [float(temps.min()), float(temps.max())]},
-                   "max_von_mises": _finite_list(result.max_von_mises(reconstruct="stress" in result.dual_reduced))}
-            if "cumulated_plastic_strain" in result.dual_reduced:
-                out["max_cumulated_plastic_strain"] = _finite_list(
-                    result.dual_field("cumulated_plastic_strain", None).max(axis=1))
+                   "max_von_mises": _answer(result.max_von_mises(reconstruct="stress" in result.dual_reduced),
+                                            "largest von Mises stress", "deck")}
+            if "cumulated_plastic_strain" in result.dual_reduced:  # never a silent null: non-finite is a 422
+                out["max_cumulated_plastic_strain"] = _answer(
+                    result.dual_field("cumulated_plastic_strain", None).max(axis=1), "largest cumulated plastic "
+                    "strain", "deck")
             if result.reactions:
-                out["reactions"] = {k: _finite_list(v) for k, v in result.reactions.items()}
+                out["reactions"] = {k: _answer(v, f"reaction on {k!r}", "deck") for k, v in result.reactions.items()}
             out["timings_ms"] = {"deck": 1e3 * t_parse, "total": 1e3 * (time.perf_counter() - t0)}
             return out
         files = write_prediction(tmp / "out", name, mesh, result, node_ids=deck.ids.node_ids,

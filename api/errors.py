@@ -67,6 +67,41 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     return JSONResponse(error_body(status, code, message, field, **extra), status_code=status, headers=headers)
 
 
+#: Longest request field name and message echoed in a validation error (a 1 MB key is not sent back thrice).
+MAX_ECHO = 200
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_ECHO else f"{text[:MAX_ECHO]}... ({len(text)} characters)"
+
+
+def _validation_detail(e: dict) -> dict:
+    """``{field, message, type}`` of one pydantic error: ``field`` the dotted request path (``body`` for the
+    body as a whole), long names and messages clipped to :data:`MAX_ECHO` characters."""
+    loc = [str(p) for p in e.get("loc", ())]
+    if loc and loc[0] in ("body", "path"):
+        loc = loc[1:]
+    if loc and loc[0] in ("loading_query", "parameter_query"):  # the form of a query body (api.schemas)
+        loc = loc[1:]
+    kind, msg = str(e.get("type", "")), str(e.get("msg", ""))
+    if kind == "json_invalid":  # loc: (body, character offset)
+        at = f" at character {loc[0]}" if loc else ""
+        loc, msg = [], (f"not valid JSON{at} ({(e.get('ctx') or {}).get('error', 'decode error')}); send a JSON "
+                        "object with Content-Type: application/json")
+    elif not loc:
+        msg += "; send a JSON object with Content-Type: application/json"
+    return {"field": _clip(".".join(loc) or "body"), "message": _clip(msg), "type": kind}
+
+
+def _unparsable_body(exc: Exception) -> str:
+    """The message of a 400 for a body that cannot be parsed (what the parser said, and the fix)."""
+    cause = exc.__cause__ or exc.__context__
+    why = str(exc.detail) if cause is None else f"{type(cause).__name__}: {cause}"
+    return (f"body: cannot be parsed ({_clip(scrub(why))}); send UTF-8 JSON (nesting under 1000 levels, integers "
+            "under 4300 digits) with Content-Type: application/json, or an upload as multipart/form-data with at most "
+            "1000 parts")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError):
@@ -74,20 +109,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
-        details = []
-        for e in exc.errors():
-            loc = [str(p) for p in e.get("loc", ())]
-            if loc and loc[0] in ("body", "path"):
-                loc = loc[1:]
-            if loc and loc[0] in ("loading_query", "parameter_query"):  # the form of a query body (api.schemas)
-                loc = loc[1:]
-            details.append({"field": ".".join(loc), "message": str(e.get("msg", "")), "type": str(e.get("type", ""))})
-        first = details[0] if details else {"field": None, "message": "invalid request"}
+        details = [_validation_detail(e) for e in exc.errors()[:50]]
+        first = details[0] if details else {"field": "body", "message": "invalid request"}
         return error_response(422, "validation_error", f"{first['field']}: {first['message']}", first["field"],
-                              details=details[:50])
+                              details=details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 400:  # a body the JSON / multipart parser gave up on
+            return error_response(400, "invalid_body", _unparsable_body(exc), "body")
         code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail), "body" if exc.status_code == 413 else None,
                               headers=getattr(exc, "headers", None))

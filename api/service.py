@@ -38,6 +38,13 @@ def loading_error(exc: Exception, prefix: str = "") -> RegistryError:
     return RegistryError(422, code, msg, prefix + field)
 
 
+def overflow_error(exc: ArithmeticError, field: str) -> RegistryError:
+    """A 422 for a loading whose values overflow floating point while it is evaluated (an ``OverflowError`` /
+    ``ZeroDivisionError`` of the loading's formulas): never a 500 for a request's numbers."""
+    return RegistryError(422, "invalid_loading", f"{field}: a value of the loading overflows floating point while it "
+                         f"is evaluated ({type(exc).__name__}: {exc}); use values of physical magnitude", field)
+
+
 def _finite_list(a) -> list:
     a = np.asarray(a, dtype=float)
     return np.where(np.isfinite(a), a, None).tolist()  # JSON has no NaN
@@ -71,9 +78,21 @@ def cycle_summary(result, bounds) -> dict:
     return out
 
 
+def check_inline_nodal(spec: LoadingSpec, prefix: str = "") -> None:
+    """A JSON loading's ``nodal`` temperature carries its ``values``; without them (the form of a
+    ``/solve/nodal`` request, whose values are uploaded) it is a 422 naming the field."""
+    t = spec.temperature
+    if t is not None and t.type == "nodal" and t.values is None:
+        raise RegistryError(422, "invalid_loading", f"{prefix}loading.temperature.values: a 'nodal' temperature needs "
+                            "its values here, (n_times, n_nodes) (one row per time of loading.temperature.times), or "
+                            "upload them to POST /v1/models/{id}/solve/nodal", prefix + "loading.temperature.values")
+
+
 def solve(model, spec: LoadingSpec, opts: SolveOptions, *, max_increments: int, field_prefix: str = "",
           temperature: NodalTemperature | None = None) -> dict:
     """Solve one loading and return its quantities of interest (JSON-ready)."""
+    if temperature is None:
+        check_inline_nodal(spec, field_prefix)
     if spec.n_increments > max_increments:
         raise RegistryError(422, "too_many_increments", f"the loading has {spec.n_increments} increments; this "
                             f"server allows at most {max_increments}", field_prefix + "loading.times")
@@ -103,6 +122,8 @@ def solve(model, spec: LoadingSpec, opts: SolveOptions, *, max_increments: int, 
         raise RegistryError(422, "non_finite_answer", str(exc), field_prefix + "loading") from None
     except OnlineError as exc:
         raise RegistryError(422, "invalid_request", str(exc), field_prefix + "loading") from None
+    except ArithmeticError as exc:
+        raise overflow_error(exc, field_prefix + "loading") from None
     t_solve = time.perf_counter() - t0
     out = {
         "times": result.times.tolist(),
@@ -147,6 +168,8 @@ def solve(model, spec: LoadingSpec, opts: SolveOptions, *, max_increments: int, 
             out["cycles"] = cycle_summary(result, opts.cycles)
     except OnlineError as exc:
         raise RegistryError(422, "invalid_request", str(exc), field_prefix + "loading") from None
+    except ArithmeticError as exc:
+        raise overflow_error(exc, field_prefix + "loading") from None
     if hasattr(result, "local_model"):  # a dictionary: which local model answered, what was tried
         out.update(local_model=result.local_model, fallback=result.fallback, probabilities=result.probabilities,
                    attempts=[{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in a.items()}
@@ -225,12 +248,15 @@ def fields(model, spec: LoadingSpec, *, extrapolate: bool, fmt: str, increment: 
 
     if spec.n_increments > max_increments:
         raise RegistryError(422, "too_many_increments", f"at most {max_increments} increments", "loading.times")
+    check_inline_nodal(spec)
     try:
         result = model.solve(loading_from_dict(spec.to_dict()), extrapolate=extrapolate)
     except LoadingError as exc:
         raise loading_error(exc) from None
     except (OnlineSolverError, OnlineError) as exc:
         raise RegistryError(422, "solver_diverged", str(exc), "loading") from None
+    except ArithmeticError as exc:
+        raise overflow_error(exc, "loading") from None
     names = sorted(result.dual_reduced) if quantities is None else list(quantities)
     for i, q in enumerate(names):
         if q not in result.dual_reduced:

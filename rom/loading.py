@@ -43,6 +43,9 @@ class Amplitude:
             raise LoadingError(f"{name}: contains non-finite entries")
         if np.any(np.diff(table[:, 0]) <= 0):
             raise LoadingError(f"{name}: times must be strictly increasing")
+        if not np.all(np.isfinite(np.diff(table[:, 0]))):  # interpolation would divide by an infinite span
+            raise LoadingError(f"{name}: times span more than the largest float ({table[0, 0]:g} to "
+                               f"{table[-1, 0]:g}); use times of physical magnitude")
         return cls(table[:, 0].copy(), table[:, 1].copy())
 
     def __call__(self, t: float | np.ndarray) -> np.ndarray:
@@ -119,7 +122,13 @@ class HotSpotTemperature:
     def shape(self, points: np.ndarray) -> np.ndarray:
         """``(n_nodes,)``: the bracket of the formula, ``T = reference + a(t) shape``."""
         d = points - np.asarray(self.center, dtype=float)
-        return self.intensity * np.exp(-(d * d).sum(1) / (2.0 * self.radius**2)) + d @ np.asarray(self.gradient, float)
+        dd = (d * d).sum(1)
+        with np.errstate(over="ignore", under="ignore", divide="ignore"):
+            # a radius above 1e154: 2 r^2 = inf (the flat limit); below 1e-154: 2 r^2 = 0 (a spike at the center,
+            # intensity there and 0 elsewhere), never OverflowError or 0 / 0
+            two_r2 = 2.0 * np.float64(self.radius) ** 2
+            q = np.divide(dd, two_r2, out=np.zeros_like(dd), where=dd > 0)
+        return self.intensity * np.exp(-q) + d @ np.asarray(self.gradient, float)
 
     def __call__(self, t: float, points: np.ndarray) -> np.ndarray:
         return self.reference + float(self.amplitude(t)) * self.shape(points)
@@ -144,6 +153,10 @@ class NodalTemperature:
         bad = ~np.isfinite(self.values)
         if bad.any():
             raise LoadingError(f"temperature.values contains {int(bad.sum())} non-finite entries")
+        t = np.asarray(self.times, dtype=float)
+        if not (np.all(np.isfinite(t)) and np.all(np.diff(t) > 0) and np.all(np.isfinite(np.diff(t)))):
+            raise LoadingError(f"temperature.times must be finite and strictly increasing (with finite differences), "
+                               f"got {np.array2string(t, threshold=6, precision=6)}")
 
     def __call__(self, t: float, points: np.ndarray) -> np.ndarray:
         if self.values.shape[1] != len(points):
@@ -199,6 +212,9 @@ class Loading:
             raise LoadingError("loading.times needs at least two times: the start and one increment end")
         if not np.all(np.isfinite(t)) or np.any(np.diff(t) <= 0):
             raise LoadingError("loading.times must be finite and strictly increasing")
+        if not np.all(np.isfinite(np.diff(t))):
+            raise LoadingError(f"loading.times span more than the largest float ({t[0]:g} to {t[-1]:g}); use times "
+                               "of physical magnitude")
         object.__setattr__(self, "times", t)
 
     @property

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
@@ -47,13 +47,15 @@ async def solve(model_id: ModelId, body: SolveBody, s: Svc, background: Backgrou
 @router.post("/v1/models/{model_id}/solve/nodal", dependencies=[Read],
              response_model=DictionarySolveResult | SolveResult,
              responses=QUERY_ERRORS)
-async def solve_nodal(model_id: ModelId, s: Svc,
+async def solve_nodal(model_id: ModelId, s: Svc, http: Request,
                       request: Annotated[str, Form(description="JSON of the solve request (NodalRequest): "
                                                    "loading without temperature values, options")],
                       temperature: Annotated[UploadFile, File(description="(n_times, n_nodes) nodal "
                                                               "temperatures: .npy or HDF5")]):
     """Solve a loading whose nodal temperature field is uploaded (.npy or HDF5, one row per time of
-    ``temperature_times`` or of the loading). HDF5 uploads are screened before any array is read."""
+    ``temperature_times``, of ``loading.temperature.times`` given as ``{"type": "nodal", "times": [...]}``, or of
+    the loading). One file; a request's inline temperature is refused. HDF5 uploads are screened before any
+    array is read."""
     s.registry.path(model_id)
     try:
         body = NodalRequest.model_validate_json(request)
@@ -61,9 +63,24 @@ async def solve_nodal(model_id: ModelId, s: Svc,
         e = exc.errors()[0]
         field = "request." + ".".join(str(p) for p in e["loc"]) if e["loc"] else "request"
         raise DomainError(422, "validation_error", f"{field}: {e['msg']}", field) from None
+    if len((await http.form()).getlist("temperature")) > 1:
+        raise DomainError(422, "invalid_upload", "temperature: the form has more than one 'temperature' file; upload "
+                          "one (n_times, n_nodes) array", "temperature")
+    temp = body.loading.temperature
+    if temp is not None and (temp.type != "nodal" or temp.values is not None):
+        raise DomainError(422, "validation_error", "request.loading.temperature: the temperature of /solve/nodal is "
+                          f"the uploaded file, got a {temp.type!r} temperature"
+                          + (" with values" if temp.values is not None else "") + "; leave loading.temperature out "
+                          "(the times of the file's rows: temperature_times)", "request.loading.temperature")
+    if temp is not None and body.temperature_times is not None and list(temp.times) != list(body.temperature_times):
+        raise DomainError(422, "validation_error", "request.temperature_times: differs from "
+                          "request.loading.temperature.times; give the times of the file's rows once",
+                          "request.temperature_times")
     data = await temperature.read()
     if body.temperature_times is not None:
         times = body.temperature_times
+    elif temp is not None:
+        times = temp.times
     elif body.loading.times is not None:
         times = body.loading.times
     else:

@@ -254,13 +254,13 @@ def deck_loading(model, deck_path, max_increments: int):
 def screen_deck_text(data: bytes, *, max_bytes: int, max_lines: int = 2_000_000, name: str = "deck") -> str:
     """The text of an uploaded deck, refused (:class:`CalculixError`) when larger than ``max_bytes`` or
     ``max_lines``, binary (NUL bytes) or with an ``*INCLUDE`` card (an upload is read alone: nothing on the
-    server is opened). Decoded as UTF-8, else Latin-1."""
+    server is opened). Decoded as UTF-8 (a byte-order mark dropped), else Latin-1."""
     if len(data) > max_bytes:
         raise CalculixError(f"{name}: {len(data)} bytes; at most {max_bytes} bytes per deck")
     if b"\x00" in data:
         raise CalculixError(f"{name}: binary data (NUL bytes): upload the deck as text (.inp)")
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a leading byte-order mark (Windows editors) dropped
     except UnicodeDecodeError:
         text = data.decode("latin-1")
     lines = text.splitlines()

@@ -1,0 +1,226 @@
+"""Semantic attacks on the query endpoints of a hyper-reduced model, against a real ``structrom serve`` process on
+127.0.0.1: schema-valid loadings whose values overflow while they are evaluated, time axes whose spans overflow,
+nodal temperatures with bad time axes or without values, /solve/nodal requests that carry a second temperature,
+bodies the JSON / multipart parsers give up on, a 1 MB key, decks with thousands of steps or a byte-order mark.
+
+Every answer is 2xx with finite numbers or 4xx JSON naming the field; never a 500, a traceback in the server
+log, a silently ignored part of the request, or a wrong answer marked trusted.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import shutil
+import time
+
+import httpx
+import numpy as np
+import pytest
+
+import api_fixtures as af
+import rom_fixtures as fx
+
+GOOD = fx.loading_dict(0.04, 0.25)
+NO_TEMPERATURE = {k: v for k, v in GOOD.items() if k != "temperature"}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    return af.build_small_model(tmp_path_factory.mktemp("query_attack_models"))
+
+
+@pytest.fixture(scope="module")
+def server(built, tmp_path_factory):
+    root = tmp_path_factory.mktemp("query_attack_server")
+    models = root / "models"
+    models.mkdir()
+    shutil.copy(built.path, models / "small.h5")
+    config = root / "server.toml"
+    config.write_text("max_request_bytes = 8388608\nmax_increments = 2000\nworkers = 1\nrequest_timeout_seconds = 60\n")
+    with af.ServerProcess(models, config=config) as srv:
+        yield srv
+    assert "Traceback" not in srv.log(), srv.log()
+
+
+def post(server, route, **kw):
+    return httpx.post(f"{server.url}/v1/models/small/{route}", timeout=60, **kw)
+
+
+def refused(r, status, field, code=None, text=None) -> dict:
+    """``r`` is a JSON error with this status, naming ``field`` (exactly), with ``code`` and ``text`` in its
+    message when given."""
+    assert r.status_code == status, r.text[:2000]
+    err = r.json()["error"]
+    assert err["field"] == field, err
+    assert code is None or err["code"] == code, err
+    assert text is None or text in err["message"], err
+    return err
+
+
+def finite_answer(r) -> dict:
+    assert r.status_code == 200, r.text[:2000]
+    body = json.loads(r.text, parse_constant=lambda c: pytest.fail(f"{c} in the answer"))
+    for key in ("max_von_mises", "indicator", "times"):
+        assert all(isinstance(v, float) and math.isfinite(v) for v in body[key]), (key, body[key])
+    return body
+
+
+def hot_spot(radius, center=(0.4, 0.5, 1.0)):
+    return {**GOOD, "temperature": {"type": "hot_spot", "center": list(center), "radius": radius, "intensity": 0.25,
+                                    "amplitude": [[0.0, 0.0], [1.0, 1.0]]}}
+
+
+def test_hot_spot_radius_at_the_float_limits_is_answered_not_500(server, built):
+    """radius**2 overflowed (OverflowError: 500, the whole batch with it); a radius below 1e-154 at a node gave
+    0/0. Both are the field's limits now: flat (the intensity everywhere) and a spike at the center."""
+    from structrom.rom.online import ReducedModel
+
+    flat = {**GOOD, "temperature": {"type": "uniform", "amplitude": [[0.0, 0.0], [1.0, 0.25]]}}
+    ref = ReducedModel.load(built.path).solve(flat, extrapolate=True)
+    for radius in (1.4e154, 1e300):
+        body = finite_answer(post(server, "solve", json={"loading": hot_spot(radius), "extrapolate": True}))
+        assert np.allclose(body["max_von_mises"], ref.max_von_mises(), rtol=1e-9)
+    spike = hot_spot(1e-200, center=(0.0, 0.0, 0.0))  # centered on a node
+    finite_answer(post(server, "solve", json={"loading": spike, "extrapolate": True}))
+    r = post(server, "batch", json={"loadings": [GOOD, hot_spot(1e300)], "extrapolate": True})
+    assert r.status_code == 200 and r.json()["ok"] == 2, r.text[:2000]
+    r = post(server, "fields", json={"loading": hot_spot(1e300), "extrapolate": True, "format": "hdf5"})
+    assert r.status_code == 200 and r.content[:8] == b"\x89HDF\r\n\x1a\n"
+
+
+def test_overflowing_time_spans_are_refused_not_answered_as_trusted(server):
+    """[[-1.7e308, 0], [1.7e308, 1]] interpolated over an infinite span as 0: the pressure dropped and the
+    answer came back trusted. Spans must be finite now (loading times too)."""
+    span = [[-1.7e308, 0.0], [1.7e308, 1.0]]
+    refused(post(server, "solve", json={"loading": {**GOOD, "pressure": {"zmax": span}}, "extrapolate": True}), 422,
+            "loading.pressure.zmax", "invalid_loading", "span more than the largest float")
+    temp = {**GOOD, "temperature": {"type": "uniform", "amplitude": span}}
+    refused(post(server, "solve", json={"loading": temp, "extrapolate": True}), 422, "loading.temperature.amplitude",
+            "invalid_loading", "span more than the largest float")
+    refused(post(server, "solve", json={"loading": {**GOOD, "times": [-1.7e308, 1.7e308]}, "extrapolate": True}), 422,
+            "loading.times", "invalid_loading", "span more than the largest float")
+    r = post(server, "batch", json={"loadings": [GOOD, {**GOOD, "pressure": {"zmax": span}}], "extrapolate": True})
+    assert r.status_code == 200 and r.json()["failed"] == 1
+    assert r.json()["results"][1]["error"]["field"] == "loadings.1.loading.pressure.zmax"
+
+
+def test_inline_nodal_temperature_times_and_values(server, built):
+    """Decreasing times were interpolated silently (200), repeated ones reported as 'non-finite'; a nodal
+    temperature without values pointed at a server-side 'file' the API refuses."""
+    n = built.mesh.n_nodes
+    values = [[0.1] * n, [0.5] * n]
+    for times in ([1.0, 0.0], [0.0, 0.0]):
+        loading = {**GOOD, "temperature": {"type": "nodal", "times": times, "values": values}}
+        refused(post(server, "solve", json={"loading": loading, "extrapolate": True}), 422, "loading.temperature.times",
+                "invalid_loading", "strictly increasing")
+        refused(post(server, "fields", json={"loading": loading, "extrapolate": True}), 422,
+                "loading.temperature.times", "invalid_loading")
+    no_values = {**GOOD, "temperature": {"type": "nodal", "times": [0.0, 1.0]}}
+    err = refused(post(server, "solve", json={"loading": no_values, "extrapolate": True}), 422,
+                  "loading.temperature.values", "invalid_loading", "/solve/nodal")
+    assert "'file'" not in err["message"]
+    r = post(server, "batch", json={"loadings": [GOOD, no_values], "extrapolate": True})
+    assert r.json()["results"][1]["error"]["field"] == "loadings.1.loading.temperature.values"
+    ok = {**GOOD, "temperature": {"type": "nodal", "times": [0.0, 1.0], "values": values}}
+    finite_answer(post(server, "solve", json={"loading": ok, "extrapolate": True}))
+
+
+def test_nodal_upload_refuses_a_second_temperature(server, built):
+    """An inline temperature beside the upload was dropped silently, a second file picked silently; the times
+    of a ``{"type": "nodal", "times": ...}`` temperature were ignored. Now: 422, 422, used."""
+    n = built.mesh.n_nodes
+    buf = io.BytesIO()
+    np.save(buf, np.full((5, n), 0.1))
+    npy = buf.getvalue()
+
+    def nodal(req, files=None):
+        return post(server, "solve/nodal", data={"request": json.dumps({"extrapolate": True, **req})},
+                    files=files or {"temperature": ("t.npy", npy)})
+
+    base = finite_answer(nodal({"loading": NO_TEMPERATURE}))
+    refused(nodal({"loading": GOOD}), 422, "request.loading.temperature", "validation_error", "'hot_spot'")
+    two = [("temperature", ("a.npy", npy)), ("temperature", ("b.npy", npy))]
+    refused(nodal({"loading": NO_TEMPERATURE}, files=two), 422, "temperature", "invalid_upload", "more than one")
+    times = {**NO_TEMPERATURE, "temperature": {"type": "nodal", "times": [0.0, 0.25, 0.5, 0.75, 1.0]}}
+    assert finite_answer(nodal({"loading": times}))["max_von_mises"] == base["max_von_mises"]
+    refused(nodal({"loading": times, "temperature_times": [0.0, 1.0, 2.0, 3.0, 4.0]}), 422, "request.temperature_times")
+    refused(nodal({"loading": {**NO_TEMPERATURE, "temperature": {"type": "nodal", "times": [0.0, 0.25, 0.5, 0.75,
+                                                                                             0.75]}}}),
+            422, "temperature_times", "invalid_loading")
+
+
+@pytest.mark.parametrize("body, status, code, cause", [
+    (b'{"loading": {"times": [0, 1' + b"0" * 5000 + b"]}}", 400, "invalid_body", "4300 digits"),
+    (b'{"loading": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400, "invalid_body", "RecursionError"),
+    (b'{"loading": {"times": [0, 1], "pressure": {"\xff\xfe": 1}}}', 400, "invalid_body", "UnicodeDecodeError"),
+    (b"hello", 422, "validation_error", "not valid JSON at character 0"),
+    (b"", 422, "validation_error", "send a JSON object"),
+])
+def test_unparsable_bodies_name_the_body_and_the_fix(server, body, status, code, cause):
+    r = post(server, "solve", content=body, headers={"Content-Type": "application/json"})
+    refused(r, status, "body", code, cause)
+    assert "Content-Type: application/json" in r.json()["error"]["message"]
+
+
+def test_multipart_garbage_and_huge_keys(server):
+    refused(post(server, "solve/nodal", content=b"--x\r\nfoo\r\n--x--",
+                 headers={"Content-Type": "multipart/form-data; boundary=x"}), 400, "body", "invalid_body", "multipart")
+    r = post(server, "solve", json={"loading": {**GOOD, "pressure": {"a" * 1_000_000: 1.0}}})
+    assert r.status_code == 422 and len(r.content) < 5000, len(r.content)
+    assert "(1000023 characters)" in r.json()["error"]["field"]
+
+
+def small_deck(mesh) -> bytes:
+    """A CalculiX deck of the small model's mesh: clamped at x = 0, a ramped pressure on the top faces."""
+    conn = mesh.blocks[0].connectivity
+    top = set(np.flatnonzero(np.isclose(mesh.points[:, 2], mesh.points[:, 2].max())).tolist())
+    lines = ["*NODE"] + [f"{i + 1},{x!r},{y!r},{z!r}" for i, (x, y, z) in enumerate(mesh.points.tolist())]
+    lines += ["*ELEMENT, TYPE=C3D8, ELSET=EALL"] + [f"{e + 1}," + ",".join(str(n + 1) for n in c)
+                                                     for e, c in enumerate(conn.tolist())]
+    xmin = np.flatnonzero(np.isclose(mesh.points[:, 0], mesh.points[:, 0].min()))
+    lines += ["*NSET, NSET=XMIN"] + [str(n + 1) for n in xmin]
+    lines += ["*MATERIAL, NAME=M", "*ELASTIC", "1000, 0.3", "*SOLID SECTION, ELSET=EALL, MATERIAL=M", "*BOUNDARY",
+              "XMIN,1,3", "*AMPLITUDE, NAME=A", "0,0,1,1"]
+    step = ["*STEP", "*STATIC", "1,1", "*DLOAD, AMPLITUDE=A"]
+    step += [f"{e + 1},P2,0.04" for e, c in enumerate(conn.tolist()) if set(c[4:]) <= top] + ["*END STEP"]
+    return ("\n".join(lines + step) + "\n").encode(), ("\n".join(step) + "\n").encode()
+
+
+def test_decks_with_thousands_of_steps_or_a_bom(server, built):
+    """20,000 steps were parsed until the request's deadline (503, the solver process restarted); a step is at
+    least one increment, so more steps than max_increments are refused before parsing. A UTF-8 byte-order mark
+    is dropped (it was a 'data line before any keyword card')."""
+    deck, step = small_deck(built.mesh)
+
+    def answer(data):
+        return post(server, "solve/deck", files={"deck": ("d.inp", data)}, data={"extrapolate": "true"})
+
+    ref = finite_answer(answer(deck))
+    assert finite_answer(answer(b"\xef\xbb\xbf" + deck))["max_von_mises"] == ref["max_von_mises"]
+    t0 = time.perf_counter()
+    refused(answer(deck + step * 2000), 422, "deck", "too_many_increments", "more than 2000 *STEP cards")
+    assert time.perf_counter() - t0 < 10
+    assert httpx.get(server.url + "/health", timeout=5).json()["status"] == "ok"
+
+
+def test_arithmetic_errors_of_a_solve_are_422_in_process():
+    """Defence in depth: any OverflowError / ZeroDivisionError while a loading is evaluated is a 422 naming the
+    loading (a 500 before)."""
+    from structrom.api.errors import DomainError
+    from structrom.api.schemas import LoadingSpec, SolveOptions
+    from structrom.api.service import solve
+
+    class Overflowing:
+        def node_set(self, name):
+            return None
+
+        def solve(self, loading, extrapolate=False):
+            raise OverflowError(34, "Numerical result out of range")
+
+    with pytest.raises(DomainError) as info:
+        solve(Overflowing(), LoadingSpec.model_validate(GOOD), SolveOptions(), max_increments=10,
+              field_prefix="loadings.3.")
+    e = info.value
+    assert (e.status, e.code, e.field) == (422, "invalid_loading", "loadings.3.loading")
+    assert "overflows floating point" in e.message
