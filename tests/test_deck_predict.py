@@ -243,6 +243,8 @@ def test_rest_deck_route(deck_model):
         refused(post(deck.replace(b"9,2,0,0", b"9,2.5,0,0")), 422, "invalid_deck", "its mesh")
         refused(post(deck.replace(b"*STATIC\n0.5,1\n", b"*STATIC\n1e-9,1\n", 1)), 422, "invalid_deck",
                 "increments")
+        refused(post(deck.replace(b"*STATIC\n0.5,1\n", b"*STATIC\nnan,1\n", 1)), 422, "invalid_deck",
+                "initial time increment 'nan' is not finite")
         refused(post(b"*NODE\n1,a,b\n*STEP\n*END STEP\n"), 422, "invalid_deck")
         refused(post(b"hello"), 422, "invalid_deck")
         refused(post(deck.replace(b"LOAD,1,40", b"LOAD,1,40\n1,3,5.")), 422, "invalid_deck", "none of the model's")

@@ -26,7 +26,7 @@ import numpy as np
 from ..fem.mesh import Mesh
 from .calculix_error import CalculixError
 from .inp import read_inp
-from .calculix_cards import keyword_of
+from .calculix_cards import fortran_float, keyword_of
 from .calculix_deck import Deck, not_supported, read_deck
 
 __all__ = ["DeckTarget", "deck_times", "loading_from_deck", "deck_loading", "screen_deck_text", "predict_deck", "write_prediction"]
@@ -98,12 +98,14 @@ def deck_times(deck: Deck, max_increments: int = MAX_DECK_INCREMENTS) -> np.ndar
         period = step.end - step.start
         rows = step.procedure.rows() if step.procedure is not None else []
         try:
-            dt = float(rows[0][0][0].replace("d", "e").replace("D", "E")) if rows and rows[0][0] and rows[0][0][0] \
-                else period
+            dt = fortran_float(rows[0][0][0]) if rows and rows[0][0] and rows[0][0][0] else period
         except ValueError:
             raise CalculixError(f"{step.procedure.where}: initial time increment {rows[0][0][0]!r} is not a "
                                 "number") from None
-        if not (np.isfinite(dt) and dt > 0):
+        if not np.isfinite(dt):
+            raise CalculixError(f"{step.procedure.where}: initial time increment {rows[0][0][0]!r} is not finite; "
+                                "give a positive number (or leave it out: the step in one increment)")
+        if not dt > 0:  # (0 or negative: the whole period in one increment)
             dt = period
         n = int(np.ceil(min(period / dt, 1e12) - 1e-9))
         if len(times) - 1 + n > max_increments:
