@@ -26,13 +26,11 @@ from .errors import DomainError as RegistryError
 
 
 def _finite(x, what: str, field: str):
-    """``x`` when finite, else a 422 ``non_finite_answer``: the model file's data overflow (never a silent null
-    or a 500 on JSON encoding)."""
-    if not np.all(np.isfinite(x)):
-        raise RegistryError(422, "non_finite_answer", f"the model's {what} is not finite at these parameter values: "
-                            "the model file's data overflow (basis/V, reduced/*, estimator/*); rebuild or check the "
-                            "model", field)
-    return x
+    """``x`` as JSON when finite, else a 422 ``non_finite_answer`` (:func:`structrom.api.service._answer`)."""
+    from .service import _answer
+
+    return _answer(x, what, field, where="at these parameter values (basis/V, reduced/*, estimator/*)",
+                   by_increment=False)
 
 
 def _node_sets(model, names) -> dict:
@@ -82,7 +80,7 @@ def solve_parameters(model, body: dict, *, field_prefix: str = "", field: str | 
             v = full[nodes]
             what, at = f"displacement of node set {name!r}", f"node_sets.{i}"
             disp[name] = {"nodes": int(len(nodes)),
-                          "mean": [_finite(v.mean(axis=0) if len(v) else np.zeros(3), what, at).tolist()],
+                          "mean": [_finite(v.mean(axis=0) if len(v) else np.zeros(3), what, at)],
                           "max_magnitude": [_finite(float(np.linalg.norm(v, axis=1).max(initial=0.0)), what, at)]}
     out = res.summary()
     _finite(out["error_estimate"], "error estimate", field)

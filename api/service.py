@@ -50,15 +50,16 @@ def _finite_list(a) -> list:
     return np.where(np.isfinite(a), a, None).tolist()  # JSON has no NaN
 
 
-def _answer(a, name: str, field: str) -> list:
-    """A quantity of interest ``a`` as a JSON list; a non-finite value (a model whose data overflow) is an error,
-    never a silent ``null`` in an answer that could be marked trusted."""
+def _answer(a, name: str, field: str, where: str = "for this loading", by_increment: bool = True):
+    """A quantity of interest ``a`` as JSON (a list, or a number for a scalar); a non-finite value (a model whose
+    data overflow ``where``) is an error, never a silent ``null`` in an answer that could be marked trusted. With
+    ``by_increment``, the first axis of ``a`` is the increments (named in the message)."""
     a = np.asarray(a, dtype=float)
     bad = ~np.isfinite(a)
     if bad.any():
-        inc = int(np.argwhere(bad)[0][0])
-        raise RegistryError(422, "non_finite_answer", f"the model's {name} is not finite (increment {inc}): the model "
-                            "file's data overflow for this loading; rebuild or check the model", field)
+        inc = f" (increment {int(np.argwhere(bad)[0][0])})" if by_increment and a.ndim else ""
+        raise RegistryError(422, "non_finite_answer", f"the model's {name} is not finite{inc}: the model file's data "
+                            f"overflow {where}; rebuild or check the model", field)
     return a.tolist()
 
 

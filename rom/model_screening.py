@@ -20,6 +20,7 @@ import re
 import h5py
 import numpy as np
 
+from structrom.rom.fem.faces import FACES, missing_faces
 from structrom.rom.h5_checks import (ShapeChecker, _blocks, _finite, _index, _scalar, _string,  # noqa: F401
                                      header, shape_checkers)
 from structrom.rom.h5_screening import NAME, Inventory, Limits, Schema, UnsafeFileError, echo, screen, strict_json
@@ -71,13 +72,6 @@ def _element_table() -> tuple[dict[str, tuple[int, int]], int, int]:
     return table, max(n for n, _ in table.values()), max(p for _, p in table.values())
 
 
-def _face_counts() -> dict[str, int]:
-    """``{CalculiX name: faces}`` of the known elements (S1..S<faces>)."""
-    from structrom.rom.fem.elements import ELEMENTS
-
-    return {name: e.n_faces for name, e in ELEMENTS.items()}
-
-
 def _faces_within(f: h5py.File, path: str, starts: np.ndarray, faces: np.ndarray, names: list[str],
                   limits: Limits) -> None:
     """Each ``(element, face)`` row of the surface set ``path`` names a face its element has: element ``e`` of the
@@ -88,14 +82,12 @@ def _faces_within(f: h5py.File, path: str, starts: np.ndarray, faces: np.ndarray
         rows, cols = sel if len(sel) == 2 else (None, slice(0, 0))
         if not cols.start <= 1 < cols.stop:
             continue
-        face = block[:, 1 - cols.start]
-        element = block[:, 0] if cols.start == 0 else d[rows, 0]
-        b = np.searchsorted(starts, element, side="right") - 1
-        bad = np.flatnonzero(face >= faces[b])
+        pairs = np.column_stack([block[:, 0] if cols.start == 0 else d[rows, 0], block[:, 1 - cols.start]])
+        bad, b = missing_faces(starts, faces, pairs)
         if len(bad):
             i = int(bad[0])
-            raise UnsafeFileError(f"/{path}: row {rows.start + i} names face S{int(face[i]) + 1} of element "
-                                  f"{int(element[i])}, a {echo(names[int(b[i])])} element with "
+            raise UnsafeFileError(f"/{path}: row {rows.start + i} names face S{int(pairs[i, 1]) + 1} of element "
+                                  f"{int(pairs[i, 0])}, a {echo(names[int(b[i])])} element with "
                                   f"{int(faces[b[i]])} faces (S1-S{int(faces[b[i]])})")
 
 
@@ -108,7 +100,6 @@ def mesh_rules(f: h5py.File, ds: dict, sc: ShapeChecker, prefix: str = "mesh",
     and sets within the node / element / face extents. Returns ``(n_nodes, n_elements, n_ip)``, ``n_ip`` the
     mesh's integration points (unknown element types counted with the most points of any type)."""
     table, most_nodes, most_points = _element_table()
-    face_counts = _face_counts()
     n_nodes = sc.length(f"{prefix}/points")
     sc.expect(f"{prefix}/points", (n_nodes, 3))
     blocks = [p for p in ds if re.fullmatch(re.escape(prefix) + r"/blocks/\d+/connectivity", p)]
@@ -127,7 +118,7 @@ def mesh_rules(f: h5py.File, ds: dict, sc: ShapeChecker, prefix: str = "mesh",
                                   f"{nodes or f'at most {most_nodes}'}")
         _index(f, p, n_nodes, "mesh nodes", limits=limits)
         starts.append(n_elements)
-        faces.append(face_counts.get(element, 6))
+        faces.append(len(FACES[element]) if element in FACES else 6)
         names.append(element)
         n_elements += sc.shape(p)[0]
         n_ip += sc.shape(p)[0] * points

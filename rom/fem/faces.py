@@ -31,3 +31,11 @@ FACES: dict[str, np.ndarray] = {
 
 #: Shape of each face: ``"tri3"``, ``"tri6"``, ``"quad4"`` or ``"quad8"``.
 FACE_SHAPE = {"C3D4": "tri3", "C3D10": "tri6", "C3D8": "quad4", "C3D20": "quad8", "C3D20R": "quad8"}
+
+
+def missing_faces(starts: np.ndarray, n_faces: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, block)``: the rows of ``faces`` ``(n, 2)`` (global element, local face) that name a face their
+    element does not have, and the block of every row ``(n,)``. Elements are numbered block after block: block ``b``
+    starts at element ``starts[b]`` and its elements have ``n_faces[b]`` faces (``(n_blocks,)`` each)."""
+    block = np.searchsorted(starts, faces[:, 0], side="right") - 1
+    return np.flatnonzero((faces[:, 1] < 0) | (faces[:, 1] >= np.asarray(n_faces)[block])), block

@@ -54,8 +54,6 @@ ELEMENT_TO_MESHIO = {
     "C3D20": "hexahedron20",
     "C3D20R": "hexahedron20",
 }
-#: Mesh formats whose data HDF5 holds (read by :func:`read_mesh` in a process of its own).
-HDF5_SUFFIXES = (".xdmf", ".xmf", ".h5", ".hdf5", ".hdf", ".med", ".h5m")
 # Corner nodes of the boundary cell types that can name faces.
 _FACE_CORNERS = {"triangle": 3, "triangle6": 3, "triangle7": 3, "quad": 4, "quad8": 4, "quad9": 4}
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from structrom.mpi.errors import StructromError
-from structrom.rom.fem.faces import FACES
+from structrom.rom.fem.faces import FACES, missing_faces
 
 
 class MeshError(StructromError, ValueError):
@@ -154,13 +154,11 @@ def check_faces(blocks: list[CellBlock], faces: np.ndarray, where: str, element_
     (by its id in ``element_ids`` ``(n_elements,)`` when given, else by its index) and the face otherwise."""
     if not faces.size:
         return
-    offsets = np.concatenate([[0], np.cumsum([len(b) for b in blocks])])
-    block = np.searchsorted(offsets, faces[:, 0], side="right") - 1
-    n_faces = np.array([len(FACES[b.element]) for b in blocks])[block]
-    bad = np.flatnonzero((faces[:, 1] < 0) | (faces[:, 1] >= n_faces))
+    n_faces = np.array([len(FACES[b.element]) for b in blocks])
+    bad, block = missing_faces(np.cumsum([0] + [len(b) for b in blocks[:-1]]), n_faces, faces)
     if len(bad):
-        i = int(bad[0])
+        i, b = int(bad[0]), int(block[bad[0]])
         element = (f"element {int(element_ids[faces[i, 0]])}" if element_ids is not None
                    else f"element index {int(faces[i, 0])}")
-        raise MeshError(f"{where}: face S{int(faces[i, 1]) + 1} of {element}: a {blocks[int(block[i])].element} "
-                        f"element has faces S1-S{int(n_faces[i])}")
+        raise MeshError(f"{where}: face S{int(faces[i, 1]) + 1} of {element}: a {blocks[b].element} "
+                        f"element has faces S1-S{int(n_faces[b])}")

@@ -164,18 +164,15 @@ def _finite(v: np.ndarray, at: np.ndarray, buf: bytes, first_line: int, path: Pa
             integral: bool = False) -> None:
     """Raise naming the first non-finite value of ``v`` ``(k,)`` (column ``column`` of the lines ``at``), and with
     ``integral`` (a Matrix Market ``integer`` field) the first that is not an integer."""
-    bad = np.flatnonzero(~np.isfinite(v))
-    if bad.size:
-        k = int(bad[0])
-        tok = _line_of(buf, int(at[k]) - first_line).split()[column]
-        raise ExportError(f"{path}:{at[k]}: value {_show(tok, 40)} is not a finite number: the export diverged or "
-                          "the file is damaged")
-    bad = np.flatnonzero(np.floor(v) != v) if integral else bad
-    if bad.size:
-        k = int(bad[0])
-        tok = _line_of(buf, int(at[k]) - first_line).split()[column]
-        raise ExportError(f"{path}:{at[k]}: value {_show(tok, 40)} is not an integer, but the header declares the "
-                          "field 'integer': declare it 'real' (or 'double') or export the values again")
+    checks = [(~np.isfinite(v), "is not a finite number: the export diverged or the file is damaged")]
+    if integral:  # (checked after finiteness: NaN has raised by then)
+        checks.append((np.floor(v) != v, "is not an integer, but the header declares the field 'integer': declare "
+                       "it 'real' (or 'double') or export the values again"))
+    for bad, why in checks:
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            tok = _line_of(buf, int(at[k]) - first_line).split()[column]
+            raise ExportError(f"{path}:{at[k]}: value {_show(tok, 40)} {why}")
 
 
 class _Entries:
