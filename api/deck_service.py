@@ -30,28 +30,13 @@ def _stem(filename: str) -> str:
     return stem.strip(".") or "deck"
 
 
-def _check_steps(text: str, shown: str, max_increments: int) -> None:
-    """Refuse, before parsing, a deck with more ``*STEP`` cards than ``max_increments`` (each step is at least one
-    increment): parsing thousands of steps would take the request's whole deadline."""
-    from structrom.rom.adapters.calculix_cards import keyword_of
-
-    steps = 0
-    for line in text.splitlines():
-        if line.lstrip().startswith("*") and keyword_of(line.strip()) == "STEP":
-            steps += 1
-            if steps > max_increments:
-                raise DomainError(422, "too_many_increments", f"{shown}: more than {max_increments} *STEP cards; each "
-                                  f"step is at least one increment and this server allows at most {max_increments} "
-                                  "increments per deck", "deck")
-
-
 def answer_deck(model, data: bytes, filename: str, *, fmt: str, extrapolate: bool, max_bytes: int,
                 max_increments: int, mesh) -> tuple[bytes, str, str] | dict:
     """Answer the uploaded deck ``data`` with ``model`` (a loaded ReducedModel; ``mesh`` its mesh).
     ``fmt``: ``"json"`` (summary dict), ``"frd"`` (the ``.frd`` file) or ``"vtu"`` (a zip of one VTU per
     increment and a ``.pvd``); files come as ``(content, media type, file name)``."""
     from structrom.rom.adapters.calculix import CalculixError
-    from structrom.rom.adapters.calculix_predict import (DeckTarget, deck_loading, screen_deck_text,
+    from structrom.rom.adapters.calculix_predict import (DeckTarget, TooManySteps, deck_loading, screen_deck_text,
                                                          write_prediction)
     from structrom.rom.loading import LoadingError
     from structrom.rom.online import OnlineError, OnlineSolverError
@@ -71,11 +56,12 @@ def answer_deck(model, data: bytes, filename: str, *, fmt: str, extrapolate: boo
 
         t0 = time.perf_counter()
         try:
-            text = screen_deck_text(data, max_bytes=max_bytes, name=shown)
-            _check_steps(text, shown, max_increments)
+            text = screen_deck_text(data, max_bytes=max_bytes, name=shown, max_steps=max_increments)
             path = tmp / shown
             path.write_text(text)
             loading, deck = deck_loading(DeckTarget.from_model(model, mesh), path, max_increments)
+        except TooManySteps as exc:
+            raise DomainError(422, "too_many_increments", str(exc), "deck") from None
         except CalculixError as exc:
             raise refused(exc) from None
         except LoadingError as exc:

@@ -29,7 +29,8 @@ from .inp import read_inp
 from .calculix_cards import fortran_float, keyword_of
 from .calculix_deck import Deck, not_supported, read_deck
 
-__all__ = ["DeckTarget", "deck_times", "loading_from_deck", "deck_loading", "screen_deck_text", "predict_deck", "write_prediction"]
+__all__ = ["DeckTarget", "TooManySteps", "deck_times", "loading_from_deck", "deck_loading", "screen_deck_text",
+           "predict_deck", "write_prediction"]
 
 #: Largest number of increments a deck may ask for (ccx's fixed increments; a tiny initial increment would
 #: otherwise make a huge time grid).
@@ -253,10 +254,17 @@ def deck_loading(model, deck_path, max_increments: int):
                    displacements=displacements), deck
 
 
-def screen_deck_text(data: bytes, *, max_bytes: int, max_lines: int = 2_000_000, name: str = "deck") -> str:
+class TooManySteps(CalculixError):
+    """An uploaded deck has more ``*STEP`` cards than the increments a service allows (:func:`screen_deck_text`)."""
+
+
+def screen_deck_text(data: bytes, *, max_bytes: int, max_lines: int = 2_000_000, name: str = "deck",
+                     max_steps: int | None = None) -> str:
     """The text of an uploaded deck, refused (:class:`CalculixError`) when larger than ``max_bytes`` or
     ``max_lines``, binary (NUL bytes) or with an ``*INCLUDE`` card (an upload is read alone: nothing on the
-    server is opened). Decoded as UTF-8 (a byte-order mark dropped), else Latin-1."""
+    server is opened), and (:class:`TooManySteps`) with more than ``max_steps`` ``*STEP`` cards (each step is at
+    least one increment: refused before parsing, which thousands of steps would make slow). Decoded as UTF-8 (a
+    byte-order mark dropped), else Latin-1."""
     if len(data) > max_bytes:
         raise CalculixError(f"{name}: {len(data)} bytes; at most {max_bytes} bytes per deck")
     if b"\x00" in data:
@@ -268,11 +276,17 @@ def screen_deck_text(data: bytes, *, max_bytes: int, max_lines: int = 2_000_000,
     lines = text.splitlines()
     if len(lines) > max_lines:
         raise CalculixError(f"{name}: {len(lines)} lines; at most {max_lines}")
+    steps = 0
     for number, line in enumerate(lines, start=1):
         # (the keyword as the parser reads it: case, blanks and their Unicode spellings alike)
-        if keyword_of(line.strip()) == "INCLUDE":
+        keyword = keyword_of(line.strip())
+        if keyword == "INCLUDE":
             raise CalculixError(f"not supported: *INCLUDE, {name}:{number}: an uploaded deck is read alone; paste the "
                                 "included file's cards in place of the *INCLUDE line")
+        steps += keyword == "STEP"
+        if max_steps is not None and steps > max_steps:
+            raise TooManySteps(f"{name}: more than {max_steps} *STEP cards; each step is at least one increment and "
+                               f"this server allows at most {max_steps} increments per deck")
     return text
 
 
