@@ -25,6 +25,9 @@ EPS = float(np.finfo(float).eps)
 #: Selection rules of :func:`structrom.rom.reduced_quadrature.empirical_cubature`: "greedy" (one point per score
 #: product, Hernandez et al. 2017) and "block" (up to ``block_size`` points per score product, see its module docstring).
 SELECTIONS = ("greedy", "block", "all")
+#: Which selected points leave when the least squares gives some a non-positive weight: "nonpositive" (all of them,
+#: Hernandez et al. 2017) or "lawson_hanson" (those that reach zero first on the way from the previous weights).
+REMOVALS = ("nonpositive", "lawson_hanson")
 
 @dataclass
 class ReducedQuadrature:
@@ -126,7 +129,8 @@ class _ECMProgress:
         self.bar.close()
 
 
-def _check_rule(selection, block_size, block_correlation, screening, shortlist, full_scores_every) -> None:
+def _check_rule(selection, block_size, block_correlation, screening, shortlist, full_scores_every,
+                removal="nonpositive") -> None:
     """Checks of the selection rule's keywords of :func:`structrom.rom.reduced_quadrature.empirical_cubature` (the same
     on every rank: raised alike)."""
     if selection not in SELECTIONS:
@@ -141,9 +145,30 @@ def _check_rule(selection, block_size, block_correlation, screening, shortlist, 
     if not isinstance(full_scores_every, (int, np.integer)) or isinstance(full_scores_every, bool) or full_scores_every < 1:
         raise ECMError(f"full_scores_every must be a positive integer (blocks per full score product), "
                        f"got {full_scores_every!r}")
+    if removal not in REMOVALS:
+        raise ECMError(f"removal must be one of {REMOVALS} (the points that leave on non-positive weights), "
+                       f"got {removal!r}")
     if screening not in ("float32", "float64"):
         raise ECMError(f"screening must be 'float32' or 'float64' (precision of the block rule's score products), "
                        f"got {screening!r}")
+
+
+def leaving(removal: str, w: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The selected points that leave the rule after the least squares ``x`` ``(k,)`` (weights of the normalized
+    columns), from the feasible weights before it ``w`` ``(k,)`` (>= 0; 0 for the points that joined since; with
+    "lawson_hanson" moved in place to the step's point): ``removal`` "nonpositive", every point of non-positive
+    weight (Hernandez et al. 2017, Algorithm 1); "lawson_hanson", those that reach zero first on the segment from
+    ``w`` to ``x`` (Lawson and Hanson 1974, Algorithm 23.10, steps 8-11; new points of non-positive weight leave at
+    once, the step being 0). Boolean ``(k,)``."""
+    neg = x <= 0.0
+    if removal == "nonpositive" or not np.any(neg):
+        return neg
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(neg, w / (w - x), np.inf)
+    t[neg & ~(w > 0.0)] = 0.0
+    step = float(t.min())
+    w += step * (x - w)
+    return neg & ((t <= step * (1.0 + 1e-12)) | ~(w > 0.0))
 
 
 def _validate(comm, G, w_fe_local, global_points_local, tolerance, max_points):

@@ -29,6 +29,13 @@ constant row's integral weighs as much as all other rows together)::
     until ||r_aug|| <= tolerance ||b||  (this implies ||G w - b|| <= tolerance ||b|| and, with the
           constant row, |sum w - V| <= tolerance V),  or |z| == max_points
 
+Removals (``removal``). "nonpositive" (the default, the paper's): every point of non-positive least-squares weight
+leaves. "lawson_hanson": the NNLS step of Lawson and Hanson (1974, Algorithm 23.10): from the previous (positive)
+weights, move toward the least-squares weights until the first weight reaches zero; only the points that reach it
+leave (new points of non-positive weight at once), and the least squares is redone. Points that the least squares
+pushed below zero but that stay positive on the way are kept, so fewer points leave and are selected again: fewer
+selections for the same tolerance.
+
 Selection rules (``selection``). "greedy" is the loop above: one product ``G^T r`` over all points (memory
 bound: ``n_rows x n_local`` doubles read per rank) per selected point (the default). "block" takes up to
 ``block_size`` points per product, from a pool of the best-scoring candidates of all ranks, against the exactly
@@ -72,7 +79,8 @@ from mpi4py import MPI
 from structrom.mpi.collectives import reproducible_row_sums, reproducible_weighted_row_sums  # noqa: F401 (API)
 from structrom.rom.ecm_block import InBlock, best_of, choose_block, exact_pool, pool as _pool
 from structrom.rom.ecm_parts import (EPS, ECMError, ReducedQuadrature, _ColumnQR, _columns,  # noqa: F401
-                                     SELECTIONS, _check_rule, _ECMProgress, _raise_collectively, _validate, every_point)
+                                     SELECTIONS, _check_rule, _ECMProgress, _raise_collectively, _validate, every_point,
+                                     leaving)
 from structrom.rom.integrand import (AssembledIntegrand, FactoredIntegrand, Integrand, as_integrand,  # noqa: F401
                                      integrand_rows)
 from structrom.rom.row_compression import RowCompression, compress_rows  # noqa: F401 (API)
@@ -123,6 +131,7 @@ def empirical_cubature(
     screening: str = "float32",
     shortlist: int = 0,
     full_scores_every: int = 1,
+    removal: str = "nonpositive",
 ) -> ReducedQuadrature:
     """ECM reduced quadrature of distributed integrands (collective over ``comm``).
 
@@ -137,7 +146,8 @@ def empirical_cubature(
     product's best; with ``block_size=1`` the greedy rule) or ``"all"`` (no selection: every point with its FE weight, the
     Galerkin ROM's exact quadrature, to tell the cubature's error from the projection's; gathered on every rank); ``shortlist``, ``full_scores_every``: the block rule scores
     only the ``shortlist`` best candidates of the last full product in ``full_scores_every - 1`` blocks out of
-    ``full_scores_every`` (module docstring; ``shortlist=0``: every product is full); ``screening``: precision of the block rule's
+    ``full_scores_every`` (module docstring; ``shortlist=0``: every product is full); ``removal``: which points leave on
+    non-positive weights, ``"nonpositive"`` or ``"lawson_hanson"`` (module docstring); ``screening``: precision of the block rule's
     score products, ``"float32"`` (a single-precision copy of ``G``, half the size of ``G``: twice less memory
     traffic per product; the pool is rescored exactly) or ``"float64"`` (no copy). Returns a
     :class:`ReducedQuadrature`, identical on every rank.
@@ -158,7 +168,7 @@ def empirical_cubature(
     then undefined) and when the residual stagnates above the tolerance.
     """
     comm = MPI.COMM_SELF if comm is None else comm
-    _check_rule(selection, block_size, block_correlation, screening, shortlist, full_scores_every)
+    _check_rule(selection, block_size, block_correlation, screening, shortlist, full_scores_every, removal)
     block = 1 if selection == "greedy" else int(block_size)
     pool_size = 1 if block == 1 else POOL_FACTOR * block
     try:
@@ -217,17 +227,21 @@ def empirical_cubature(
         weight is non-positive."""
         nonlocal selected, norms, candidate, n_nnls, n_dropped
         alpha_n, res = qr.least_squares(b)
-        drop = alpha_n <= 0.0
+        # (Lawson-Hanson: the weights before this step, 0 for the points that joined since)
+        w = np.zeros(len(selected))
+        w[:len(alpha)] = alpha * np.array(norms[:len(alpha)])
+        drop = leaving(removal, w, alpha_n)
         while np.any(drop) and not np.all(drop):
             n_nnls += 1
             n_dropped += int(np.count_nonzero(drop))
+            w = w[~drop]
             dropped = np.array([p for p, d in zip(selected, drop) if d], dtype=np.int64)
             candidate |= np.isin(gpts, dropped) & (col_norm > 0.0)
             qr.delete_many(np.flatnonzero(drop))
             selected = [p for p, d in zip(selected, drop) if not d]
             norms = [nr for nr, d in zip(norms, drop) if not d]
             alpha_n, res = qr.least_squares(b)
-            drop = alpha_n <= 0.0
+            drop = leaving(removal, w, alpha_n)
         return (None if np.all(drop) else alpha_n), res
 
     # Warm start: the initial columns enter first, factorized at once, with the positive least-squares
@@ -456,6 +470,6 @@ def empirical_cubature(
                "n_total_points": n_total, "n_initial": len(initial), "n_scorings": n_scorings,
                "n_short_scorings": n_short_scorings, "selection": selection, "block_size": block,
                "block_correlation": float(block_correlation), "screening": screening,
-               "shortlist": int(shortlist), "full_scores_every": int(full_scores_every),
+               "shortlist": int(shortlist), "full_scores_every": int(full_scores_every), "removal": removal,
                "n_reorthogonalized": qr.n_reorthogonalized, "condition": qr.condition()},
     )

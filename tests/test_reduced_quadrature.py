@@ -74,14 +74,15 @@ def roundoff_tolerance(G: np.ndarray, floor: float = 1e-12) -> float:
     return max(floor, 10 * np.finfo(float).eps * np.linalg.cond(Gn))
 
 
+@pytest.mark.parametrize("removal", ["nonpositive", "lawson_hanson"])
 @pytest.mark.parametrize("degree", [3, 7, 11])
-def test_1d_polynomials_caratheodory(degree):
+def test_1d_polynomials_caratheodory(degree, removal):
     x, w = composite_gauss_1d(50, 3)
     G = np.array([x ** k for k in range(degree + 1)])
     # monomials up to x^11 on [0, 1] have cond ~1e8: 1e-12 is out of reach there (round-off ~2e-9 on
     # some BLAS kernels), so the tolerance follows the conditioning (1e-12 for degree 3, ~3e-7 for 11)
     tol = roundoff_tolerance(G)
-    q = empirical_cubature(SELF, G, w, np.arange(len(x)), tolerance=tol)
+    q = empirical_cubature(SELF, G, w, np.arange(len(x)), tolerance=tol, removal=removal)
     exact = 1.0 / (np.arange(degree + 1) + 1.0)
     assert q.n_points <= degree + 1  # Caratheodory: at most n_rows points
     assert np.all(q.weights > 0) and len(set(q.points.tolist())) == q.n_points
@@ -112,14 +113,15 @@ def test_3d_monomials_on_hex_gauss_points(with_constant):
         assert q0.volume_error < 1e-10
 
 
+@pytest.mark.parametrize("removal", ["nonpositive", "lawson_hanson"])
 @pytest.mark.parametrize("rank", [1, 3, 8])
-def test_low_rank_integrands_need_at_most_rank_points(rank):
+def test_low_rank_integrands_need_at_most_rank_points(rank, removal):
     rng = np.random.default_rng(rank)
     G = rng.standard_normal((40, rank)) @ rng.standard_normal((rank, 1500))
     w = rng.random(1500)
     for include_constant, bound in ((True, rank + 1), (False, rank)):
         q = empirical_cubature(SELF, G, w, 1000 + np.arange(1500), tolerance=1e-12,
-                               include_constant=include_constant)
+                               include_constant=include_constant, removal=removal)
         assert q.n_points <= bound and np.all(q.weights >= 0)
         assert np.all(q.points >= 1000)  # global numbers, not local indices
         local = q.points - 1000
@@ -127,6 +129,26 @@ def test_low_rank_integrands_need_at_most_rank_points(rank):
         assert err <= 1e-12 and err == pytest.approx(q.residual, abs=1e-14)
         if include_constant:
             assert abs(q.weights.sum() - w.sum()) <= 1e-12 * w.sum()
+
+
+def test_lawson_hanson_step_removes_only_the_first_weights_to_reach_zero():
+    from structrom.rom.ecm_parts import leaving
+
+    # from w = (1, 1, 0) toward x = (2, -1, 0.5): the second weight reaches zero halfway; the others stay positive
+    w = np.array([1.0, 1.0, 0.0])
+    drop = leaving("lawson_hanson", w, np.array([2.0, -1.0, 0.5]))
+    assert drop.tolist() == [False, True, False] and np.allclose(w, [1.5, 0.0, 0.25])
+    # the first weight reaches zero at t = 1/3, before the second (t = 1/2): only it leaves
+    w = np.array([1.0, 2.0, 1.0])
+    drop = leaving("lawson_hanson", w, np.array([-2.0, -2.0, 4.0]))
+    assert drop.tolist() == [True, False, False] and np.allclose(w, [0.0, 2.0 / 3.0, 2.0])
+    # a new point (weight 0) of non-positive least-squares weight leaves at once (step 0), nothing else moves
+    w = np.array([1.0, 1.0, 0.0])
+    drop = leaving("lawson_hanson", w, np.array([-1.0, 3.0, -1.0]))
+    assert drop.tolist() == [False, False, True] and np.allclose(w, [1.0, 1.0, 0.0])
+    # Hernandez et al.: every non-positive weight leaves
+    assert leaving("nonpositive", np.array([1.0, 2.0, 1.0]), np.array([-2.0, -2.0, 4.0])).tolist() == \
+        [True, True, False]
 
 
 def test_max_points_stops_early_and_reports_not_converged():
@@ -324,6 +346,8 @@ def test_errors_name_the_field():
             empirical_cubature(SELF, G, w, gp, tolerance=bad)
     with pytest.raises(ECMError, match="max_points"):
         empirical_cubature(SELF, G, w, gp, max_points=0)
+    with pytest.raises(ECMError, match="removal must be one of"):
+        empirical_cubature(SELF, G, w, gp, removal="lawson")
     with pytest.raises(ECMError, match="repeated point numbers"):
         empirical_cubature(SELF, G, w, np.r_[gp[:-1], 0])
     with pytest.raises(ECMError, match="integers"):
@@ -401,6 +425,12 @@ def test_distributed_ecm_independent_of_rank_count():
         assert sl["short_scorings"] > 0 and sl["scorings"] < sl["scorings_without"], n
         assert np.max(np.abs(np.array(sl["weights"]) - sl1["weights"])) <= \
             100 * f1["condition"] * np.finfo(float).eps * np.max(sl1["weights"]), n
+        # the Lawson-Hanson removal: the same points for any rank count, the tolerance met, positive weights
+        lh, lh1 = run["lawson_hanson"], ref["lawson_hanson"]
+        assert lh["removal"] == "lawson_hanson" and lh["points"] == lh1["points"], n
+        assert lh["measured_error"] <= 1e-6 * (1 + 1e-8) and np.all(np.array(lh["weights"]) > 0), n
+        assert np.max(np.abs(np.array(lh["weights"]) - lh1["weights"])) <= \
+            100 * f1["condition"] * np.finfo(float).eps * np.max(lh1["weights"]), n
         # no hyper-reduction: exactly the FE rule (points and weights, on any rank count), the integrals exact
         a = run["all"]
         assert a["same_as_fe"] and a["residual"] == 0.0 and a["converged"] and a["selection"] == "all", n
