@@ -33,8 +33,9 @@ Removals (``removal``). "nonpositive" (the default, the paper's): every point of
 leaves. "lawson_hanson": the NNLS step of Lawson and Hanson (1974, Algorithm 23.10): from the previous (positive)
 weights, move toward the least-squares weights until the first weight reaches zero; only the points that reach it
 leave (new points of non-positive weight at once), and the least squares is redone. Points that the least squares
-pushed below zero but that stay positive on the way are kept, so fewer points leave and are selected again: fewer
-selections for the same tolerance.
+pushed below zero but that stay positive on the way are kept. On smooth integrands fewer points then leave and are
+selected again (fewer selections for the same tolerance); on the 117k-dof plate's internal forces as many leave, one
+per least squares, and the loop is slower (docs/benchmarks.md, "Offline stage: Lawson-Hanson removals").
 
 Selection rules (``selection``). "greedy" is the loop above: one product ``G^T r`` over all points (memory
 bound: ``n_rows x n_local`` doubles read per rank) per selected point (the default). "block" takes up to
@@ -222,9 +223,9 @@ def empirical_cubature(
 
     def positive_weights() -> tuple[np.ndarray | None, np.ndarray]:
         """Least-squares weights (normalized columns) of the selected points and their residual ``b - A alpha``
-        ``(n_aug,)``; points whose weight comes out non-positive are removed and the least squares redone
-        (Hernandez et al. 2017, Algorithm 1); removed points become candidates again. Weights None when every
-        weight is non-positive."""
+        ``(n_aug,)``; points whose weight comes out non-positive are removed (all of them, Hernandez et al. 2017,
+        Algorithm 1, or those that reach zero first, ``removal``: :func:`leaving`) and the least squares redone;
+        removed points become candidates again. Weights None when every weight is non-positive."""
         nonlocal selected, norms, candidate, n_nnls, n_dropped
         alpha_n, res = qr.least_squares(b)
         # (Lawson-Hanson: the weights before this step, 0 for the points that joined since)
