@@ -290,6 +290,31 @@ def test_meshio_series_refuses_damaged_and_inconsistent_series(tmp_path, monkeyp
         (tmp_path / "dup.vtu").write_bytes(data.replace(b'Name="T"', b'Name="u"', 1))
         with pytest.raises(MeshError, match=r"dup\.vtu: piece 0: <PointData> holds two arrays named 'u'"):
             read_meshio_series(tmp_path / "dup.vtu")
+    # the same in a legacy VTK file, versions 4.2 and 5.1, binary and ASCII: a FIELD block's arrays (what meshio
+    # writes) and SCALARS sections; point and cell data of one name stay allowed
+    mesh = meshio.Mesh(P, [("hexahedron", C)], point_data={"u": u, "Tx": u[:, 0]},
+                       cell_data={"u": [np.arange(len(C), dtype=float)]})
+    for version in ("4.2", "5.1"):
+        for binary in (True, False):
+            meshio.vtk.write(tmp_path / "ok.vtk", mesh, fmt_version=version, binary=binary)
+            ok = read_meshio_series(tmp_path / "ok.vtk")[2]
+            assert sorted(ok) == ["Tx", "u"] and np.array_equal(ok["Tx"][0, :, 0], u[:, 0])
+            data = (tmp_path / "ok.vtk").read_bytes()
+            assert data.count(b"Tx ") == 1
+            (tmp_path / "dup.vtk").write_bytes(data.replace(b"Tx ", b"u  "))
+            with pytest.raises(MeshError, match=r"dup\.vtk: its POINT_DATA section 'FIELD .* holds fewer arrays"):
+                read_meshio_series(tmp_path / "dup.vtk")
+    scalars = "SCALARS T double 1\nLOOKUP_TABLE default\n" + " ".join(["1"] * len(P)) + "\n"
+    legacy = ("# vtk DataFile Version 4.2\nt\nASCII\nDATASET UNSTRUCTURED_GRID\n"
+              f"POINTS {len(P)} double\n" + "\n".join(" ".join(map(repr, p)) for p in P.tolist())
+              + f"\nCELLS {len(C)} {9 * len(C)}\n" + "\n".join("8 " + " ".join(map(str, c)) for c in C.tolist())
+              + f"\nCELL_TYPES {len(C)}\n" + "12\n" * len(C) + f"POINT_DATA {len(P)}\n")
+    (tmp_path / "s.vtk").write_text(legacy + scalars)
+    assert read_meshio_series(tmp_path / "s.vtk")[2]["T"].shape == (1, len(P), 1)
+    (tmp_path / "s2.vtk").write_text(legacy + scalars + scalars)
+    with pytest.raises(MeshError, match=r"s2\.vtk: its POINT_DATA section 'SCALARS T double 1' holds two arrays named "
+                                        r"'T'"):
+        read_meshio_series([tmp_path / "s.vtk", tmp_path / "s2.vtk"])
     # the same name in the point and the cell data is no duplicate
     meshio.write(tmp_path / "c.vtu", meshio.Mesh(P, [("hexahedron", C)], point_data={"u": u},
                                                  cell_data={"u": [np.arange(len(C), dtype=float)]}), binary=False)

@@ -148,6 +148,9 @@ def test_tetbeam_pressure_resultant(tmp_path):
     ("SFE,NOPE,1,PRES,0,5", r"t\.cdb:\d+: SFE on 'NOPE': not an element number nor an element component"),
     ("SFEBLOCK,4,PRES,40,2,1", r"t\.cdb:\d+: SFEBLOCK with table flag 1 \(tabular pressures %TAB%\)"),
     ("SFCUM,PRES,ADD", r"t\.cdb:\d+: SFCUM,PRES,ADD,,: only replacing loads"),
+    ("SFE,1,1,PRES,0,1e308", r"t\.cdb:\d+: pressure '1e308' is not a finite number of magnitude <= 1e\+30"),
+    ("SFE,1,1,PRES,0,inf", r"t\.cdb:\d+: pressure 'inf' is not a finite number"),
+    ("SFE,1,1,PRES,0,nan", r"t\.cdb:\d+: pressure 'nan' is not a finite number"),
 ])
 def test_unsupported_surface_loads_are_refused_by_file_and_line(tmp_path, line, match):
     mesh, node_ids, element_ids = read_ansys_archive(EXAMPLES / "HexBeam.cdb")

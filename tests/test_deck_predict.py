@@ -320,6 +320,19 @@ def test_ansys_import_builds_cases_from_static_records(tmp_path, monkeypatch):
     runs["r2.rst"].nodal_boundary_conditions = lambda k: (ids[xmin], np.ones(len(xmin), int), np.full(len(xmin), 0.1))
     with pytest.raises(ansys.AnsysError, match="r2.rst: result set 1: non-zero prescribed displacements"):
         ansys_import.import_ansys([tmp_path / "r1.rst", tmp_path / "r2.rst"], tmp_path / "out2")
+    # finite entries no converged run writes (their squares overflow later) are refused at read, naming the node
+    runs["r2.rst"] = fake(1e308, 0.0)
+    with pytest.raises(ansys.AnsysError, match=r"r2.rst: result set 1: force \(F\) records: value 5e\+307 at node "
+                                               rf"{ids[xmax][0]} is infinite or above 1e\+30"):
+        ansys_import.import_ansys([tmp_path / "r1.rst", tmp_path / "r2.rst"], tmp_path / "out3")
+    hot = fake(10.0, 0.0)
+    hot.nodal_temperature = lambda k: (ids, np.full(len(ids), np.inf))
+    runs["r2.rst"] = hot
+    with pytest.raises(ansys.AnsysError, match=r"r2.rst: result set 1: nodal temperatures: value inf at node"):
+        ansys_import.import_ansys([tmp_path / "r1.rst", tmp_path / "r2.rst"], tmp_path / "out4")
+    with pytest.raises(ansys.AnsysError, match=r"x.rst: result set 2: nodal displacements: value -1e\+300 at node 7"):
+        ansys.check_magnitudes(np.array([[0.0, 0, 0], [np.nan, 1, 1], [1, -1e300, 0]]),
+                               "x.rst: result set 2: nodal displacements", np.array([3, 5, 7]))
 
 
 def test_force_components_are_loading_parameters_and_family_distance():

@@ -111,6 +111,10 @@ def test_ansys_non_finite_entries_and_other_numbering(ansys_example, tmp_path):
     nan = _write(tmp_path / "nan.full", bytes(data))
     with pytest.raises(ExportError, match=r"nan\.full: stiffness entry .*node .* is nan"):
         eo.read_ansys_full_rows(nan, len(dof_ref), 0, len(dof_ref))
+    data[at:at + 8] = np.float64(1e308).tobytes()  # finite, but its square overflows: no stiffness is that large
+    huge = _write(tmp_path / "huge.full", bytes(data))
+    with pytest.raises(ExportError, match=r"huge\.full: stiffness entry .*node .* is 1e\+308 \(above 1e\+30"):
+        eo.read_ansys_full_rows(huge, len(dof_ref), 0, len(dof_ref))
     other = np.column_stack([dof_ref[:, 0], dof_ref[:, 1] + 1])
     other[5, 0] += 1000
     with pytest.raises(ExportError, match="dofs differ from those of the first training export"):

@@ -42,6 +42,25 @@ class AnsysError(StructromError, ValueError):
     """An Ansys file cannot be converted; the message names the file and the block."""
 
 
+#: Entries of larger magnitude are no result of a converged run in any unit system (a damaged record, or a solver
+#: overflow written as a number): refused at read, before their squares overflow in the offline stage.
+ABSURD = 1e30
+
+
+def check_magnitudes(values: np.ndarray, what: str, node_ids: np.ndarray | None = None) -> None:
+    """:class:`AnsysError` naming ``what`` (file, set and quantity), the first offending row (its Ansys node number
+    when ``node_ids`` gives one per row) and the value when ``values`` ``(n, ...)`` holds an infinite entry or one of
+    magnitude above :data:`ABSURD`. NaN (no value) passes: the callers treat missing entries themselves."""
+    v = np.asarray(values, dtype=float)
+    bad = np.isinf(v) | (np.abs(np.nan_to_num(v)) > ABSURD)
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0]) if v.ndim else 0
+        node = f"node {int(node_ids[row])}" if node_ids is not None and row < len(node_ids) else f"row {row}"
+        raise AnsysError(f"{what}: value {float(v[bad][0]):.6g} at {node} is infinite or above {ABSURD:g} in "
+                         "magnitude: not a result of a converged run (a damaged file or a diverged solve); export "
+                         "the run again")
+
+
 def _reader():
     try:
         from ansys.mapdl import reader
@@ -169,5 +188,8 @@ def read_ansys_result(path: str | os.PathLike) -> AnsysResult:
         pos = np.minimum(pos, len(nnum) - 1)
         hit = nnum[order][pos] == node_ids
         disp[k, hit] = values[order[pos[hit]], :3]
+        check_magnitudes(disp[k], f"{path}: result set {k + 1}: nodal displacements", node_ids)
     times = np.asarray(res.time_values, dtype=float)[:n_sets]
+    if times.shape != (n_sets,) or not np.all(np.isfinite(times)):
+        raise AnsysError(f"{path}: result times {times.tolist()[:8]} are not one finite time per result set")
     return AnsysResult(path, mesh, node_ids, element_ids, times, disp)

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..atomic import atomic_write_text
 from ..config import write_toml
-from .ansys import AnsysError, _reader, read_ansys_result
+from .ansys import AnsysError, _reader, check_magnitudes, read_ansys_result
 
 __all__ = ["import_ansys", "ANALYSIS_TYPES"]
 
@@ -72,6 +72,8 @@ def _records(res, k: int, what: str, node_ids: np.ndarray, path: Path) -> np.nda
         c = _DOF.get(label.replace("F", "U") if what == "D" else label.replace("U", "F"))
         if c is not None:
             out[pos[j], c] = values[j]
+    check_magnitudes(out, f"{path}: result set {k + 1}: {'constraint (D)' if what == 'D' else 'force (F)'} records",
+                     node_ids)
     return out
 
 
@@ -187,6 +189,8 @@ def import_ansys(results: list[str | os.PathLike], out: str | os.PathLike, *, ma
                 t[k + 1, pos[hit]] = np.asarray(v, float).reshape(-1)[hit]
         except Exception:  # no temperature records: the reference temperature throughout
             t[:] = reference
+        for k in range(len(r.times)):
+            check_magnitudes(t[k + 1], f"{path}: result set {k + 1}: nodal temperatures", node_ids)
         temps.append(np.nan_to_num(t, nan=reference))
         f = np.zeros((len(r.times) + 1, n, 3))
         for k in range(len(r.times)):

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .ansys import AnsysError, _reader
+from .ansys import ABSURD, AnsysError, _reader
 
 __all__ = ["ANSYS_FACE_TO_LOCAL", "CdbPressures", "read_cdb_pressures"]
 
@@ -106,9 +106,12 @@ class _Parser:
             raise self.error(n, f"tabular {what} {text!r} (%TAB%): only constant pressures per archive are read; "
                                 "write one archive per run with the pressure values of the run")
         try:
-            return float(text.replace("D", "E").replace("d", "e"))
+            value = float(text.replace("D", "E").replace("d", "e"))
         except ValueError:
             raise self.error(n, f"{what} {text!r} is not a number") from None
+        if not abs(value) <= ABSURD:  # (inf, nan and absurd magnitudes)
+            raise self.error(n, f"{what} {text!r} is not a finite number of magnitude <= {ABSURD:g}")
+        return value
 
     def add(self, elem: str, lkey: str, kval: str, values: list[str], n: int) -> None:
         face = int(self.number(lkey, n, "face number (LKEY)") or 1)

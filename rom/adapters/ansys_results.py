@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .ansys import AnsysError, AnsysResult, _reader, read_ansys_result
+from .ansys import AnsysError, AnsysResult, _reader, check_magnitudes, read_ansys_result
 
 __all__ = ["AnsysFields", "read_ansys_fields", "NODAL_QUANTITIES"]
 
@@ -93,6 +93,7 @@ def read_ansys_fields(path: str | os.PathLike, quantities: tuple[str, ...] = tup
                                  f"({type(exc).__name__}: {exc})") from exc
             values = np.asarray(values, dtype=float)
             values = values.reshape(len(values), -1)[:, :ncol]
+            check_magnitudes(values, f"{path}: result set {k + 1}: {name}", np.asarray(nnum, np.int64))
             data.append(_align(np.asarray(nnum, np.int64), values, base.node_ids))
         if data is not None and (name != "temperature" or "EPT" in available or "temperature" in available.lower()):
             arr = np.array(data)
@@ -110,6 +111,7 @@ def read_ansys_fields(path: str | os.PathLike, quantities: tuple[str, ...] = tup
             if len(sizes) != 1:
                 break  # mixed element types: per-element arrays differ in size
             stack = np.array([np.asarray(v, float)[:, :6] for v in values])
+            check_magnitudes(stack, f"{path}: result set {k + 1}: element nodal stresses", enum)
             pos = np.searchsorted(enum, base.element_ids) if np.all(np.diff(enum) > 0) else \
                 np.array([int(np.flatnonzero(enum == e)[0]) for e in base.element_ids])
             sets.append(stack[pos])

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from structrom.rom.adapters.ansys import ABSURD
 from structrom.rom.offline.triplet_files import (_INTEGER, ExportError, _chunks, _finite, _indices,  # noqa: F401
                                                  _parse_chunk, _read_triplet_rows, _show, check_diagonal,
                                                  first_repeat, reading)
@@ -130,12 +131,13 @@ def _ansys_full(path: Path) -> tuple[np.ndarray, sp.coo_matrix]:
     if shape != (n, n) or dof_ref.shape != (n, 2):
         raise ExportError(f"{path}: inconsistent .full file (stiffness {shape}, {dof_ref.shape[0]} dofs): the file "
                           "is damaged")
-    bad = np.flatnonzero(~np.isfinite(v))
+    bad = np.flatnonzero(~(np.abs(v) <= ABSURD))  # (NaN, inf, and finite magnitudes no stiffness has)
     if bad.size:
         k = int(bad[0])
         raise ExportError(f"{path}: stiffness entry ({i[k] + 1}, {j[k] + 1}) (node {dof_ref[i[k], 0]} dof "
-                          f"{dof_ref[i[k], 1] + 1}, node {dof_ref[j[k], 0]} dof {dof_ref[j[k], 1] + 1}) is {v[k]}: "
-                          "the solution diverged or the file is damaged")
+                          f"{dof_ref[i[k], 1] + 1}, node {dof_ref[j[k], 0]} dof {dof_ref[j[k], 1] + 1}) is {v[k]:.6g}"
+                          f"{'' if np.isnan(v[k]) or np.isinf(v[k]) else f' (above {ABSURD:g} in magnitude)'}: the "
+                          "solution diverged or the file is damaged")
     return dof_ref, sp.coo_matrix((v, (i, j)), shape=shape)
 
 
