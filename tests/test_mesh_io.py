@@ -285,6 +285,23 @@ def test_gmsh_plate_sets(plate):
     assert err[~straight].max() > 1e-4  # curved edges really follow the geometry
 
 
+def test_gmsh_plate_slivers_on_a_hole_are_not_inverted_by_curving():
+    """At 2.5 mm the plate of examples/rom_plate.py has a sliver with its four corners on a hole's wall: projecting
+    its mid-side nodes onto the wall inverted it (the HF solve then refused the mesh). Such elements get straight
+    edges: every Jacobian of the mesh is positive, and the holes' nodes still lie on the walls within the sagitta."""
+    from geometries import plate_with_holes
+
+    from structrom.rom.fem.kernel import Discretization
+
+    holes = [(30.0, 20.0, 6.0), (70.0, 20.0, 6.0)]
+    mesh = plate_with_holes(100.0, 40.0, 5.0, holes, notch_depth=4.0, mesh_size=2.5, order=2)
+    disc = Discretization(mesh)  # (raises on a non-positive Jacobian at an integration point)
+    assert np.all(disc.point_weights > 0)
+    p = mesh.points[mesh.node_sets["holes"]]
+    d = np.min([np.hypot(p[:, 0] - x, p[:, 1] - y) - r for x, y, r in holes], axis=0)
+    assert np.abs(d).max() < 2.5 ** 2 / (8 * 6.0)  # a chord of 2.5 mm on a 6 mm circle: sagitta 0.13 mm
+
+
 def test_gmsh_plate_size_for_dofs_and_determinism(plate):
     from geometries import plate_with_holes, size_for_dofs
 
