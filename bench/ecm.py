@@ -70,6 +70,10 @@ def worker(path: Path, ecm: dict, removals: bool) -> None:
     from mpi4py import MPI
 
     import structrom.rom.reduced_quadrature as rq
+    try:  # (the module of the selection loop; in older codes, reduced_quadrature itself)
+        from structrom.rom import ecm_loop
+    except ImportError:
+        ecm_loop = rq
     from structrom.rom.column_qr import ColumnQR
     from structrom.rom.integrand import FactoredIntegrand
 
@@ -81,7 +85,7 @@ def worker(path: Path, ecm: dict, removals: bool) -> None:
     if removals:  # shadow of the QR's column order: which point each column is, and the block that appended it
         state = {"pool": None, "block": 0}
         shadow: list[tuple[int, int]] = []
-        columns, append, delete = rq._columns, ColumnQR.append_projected, ColumnQR.delete_many
+        columns, append, delete = ecm_loop._columns, ColumnQR.append_projected, ColumnQR.delete_many
 
         def hooked_columns(comm_, G_, gpts, points, c, order=None, initial=True):
             state["pool"] = np.array(points)
@@ -99,7 +103,7 @@ def worker(path: Path, ecm: dict, removals: bool) -> None:
                 ages.append(state["block"] - shadow.pop(j)[1])
             return delete(self, cols)
 
-        rq._columns, ColumnQR.append_projected, ColumnQR.delete_many = hooked_columns, hooked_append, hooked_delete
+        ecm_loop._columns, ColumnQR.append_projected, ColumnQR.delete_many = hooked_columns, hooked_append, hooked_delete
     saved = re.sub(r"'\w+': <[^>]*>,?\s*", "", str(d["ecm"]))  # (dumps of older codes kept the log function)
     kw = {"selection": "block", **ast.literal_eval(saved), **ecm}
     G = FactoredIntegrand(np.ascontiguousarray(d["E"][lo:hi]), np.ascontiguousarray(d["S"][lo:hi]))

@@ -69,7 +69,8 @@ def loading_errors(model_path: Path, directory: Path) -> dict:
                "p": res.dual_field("cumulated_plastic_strain", None)}
         for k in errs:
             errs[k].append(float(np.linalg.norm(rom[k] - ref[k]) / max(np.linalg.norm(ref[k]), 1e-300)))
-    return {k: {"mean": float(np.mean(v)), "max": float(np.max(v)), "n": len(v)} for k, v in errs.items() if v}
+    return {k: {"mean": float(np.mean(v)), "max": float(np.max(v)), "n": len(v), "each": v} for k, v in errs.items()
+            if v}
 
 
 def ecm_settings(text: str, settings: dict) -> str:
@@ -236,8 +237,8 @@ def main() -> int:
     if args.ecm_rules or args.test_errors:
         lines += ["", "| code | dofs | ranks | ECM loop [s] | cubature stage [s] | wall [s] | cubature share | "
                       "score products | selections | ECM points | residual | test error u mean / max | "
-                      "stress mean / max | p mean / max |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                      "stress mean / max | p mean / max | u per test loading |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for r in results:
             stage = {s["stage"]: s["seconds"] for s in r["stages"]}.get("empirical cubature", float("nan"))
             te = r["test_errors"] or {}
@@ -247,7 +248,8 @@ def main() -> int:
             lines.append(f"| {r['code']} | {r['dofs']} | {r['ranks']} | {loop} | {stage:.2f} | {r['wall']:.1f} | "
                          f"{stage / r['wall']:.0%} | {r['scorings'] or r['selections']}"
                          f"{f' + {short} shortlist' if (short := r.get('shortlist_scorings')) else ''} | {r['selections']} | "
-                         f"{r['points']} | {r['residual']:.2e} | {errs} |")
+                         f"{r['points']} | {r['residual']:.2e} | {errs} | "
+                         f"{' / '.join(f'{e:.2e}' for e in te['u'].get('each', [])) if 'u' in te else '-'} |")
     if args.baseline_code:
         nv = len(variants)  # (baseline, this's first variant) for each directory and rank count
         for old, new in zip(results[0::nv], results[1::nv]):

@@ -28,6 +28,8 @@ SELECTIONS = ("greedy", "block", "all")
 #: Which selected points leave when the least squares gives some a non-positive weight: "nonpositive" (all of them,
 #: Hernandez et al. 2017) or "lawson_hanson" (those that reach zero first on the way from the previous weights).
 REMOVALS = ("nonpositive", "lawson_hanson")
+#: How the block rule picks a block's next point from its pool (:func:`structrom.rom.ecm_block.choose_block`).
+BLOCK_CHOICES = ("decrease", "correlation")
 
 @dataclass
 class ReducedQuadrature:
@@ -130,7 +132,7 @@ class _ECMProgress:
 
 
 def _check_rule(selection, block_size, block_correlation, screening, shortlist, full_scores_every,
-                removal="nonpositive") -> None:
+                removal="nonpositive", block_choice="decrease") -> None:
     """Checks of the selection rule's keywords of :func:`structrom.rom.reduced_quadrature.empirical_cubature` (the same
     on every rank: raised alike)."""
     if selection not in SELECTIONS:
@@ -145,6 +147,9 @@ def _check_rule(selection, block_size, block_correlation, screening, shortlist, 
     if not isinstance(full_scores_every, (int, np.integer)) or isinstance(full_scores_every, bool) or full_scores_every < 1:
         raise ECMError(f"full_scores_every must be a positive integer (blocks per full score product), "
                        f"got {full_scores_every!r}")
+    if block_choice not in BLOCK_CHOICES:
+        raise ECMError(f"block_choice must be one of {BLOCK_CHOICES} (how the block rule picks a block's next point), "
+                       f"got {block_choice!r}")
     if removal not in REMOVALS:
         raise ECMError(f"removal must be one of {REMOVALS} (the points that leave on non-positive weights), "
                        f"got {removal!r}")
@@ -254,7 +259,8 @@ def every_point(comm, w_fe: np.ndarray, gpts: np.ndarray, tolerance: float, n_in
     volume = float(np.sum(weights))  # (exact to round-off; the ECM's reproducible sum is not needed for a rule of all)
     extra = {"n_selections": 0, "n_dropped": 0, "n_removals": 0, "volume": volume, "n_total_points": len(points),
              "n_initial": n_initial, "n_scorings": 0, "n_short_scorings": 0, "n_reorthogonalized": 0, "condition": 1.0,
-             **{k: rule[k] for k in ("block_size", "block_correlation", "screening", "shortlist", "full_scores_every")
+             **{k: rule[k] for k in ("block_size", "block_correlation", "screening", "shortlist", "full_scores_every",
+                                     "block_choice")
                 if k in rule}, "selection": "all"}
     return ReducedQuadrature(points=points[order], weights=weights[order], residual=0.0, history=[],
                              volume_error=0.0, tolerance=float(tolerance), converged=True, extra=extra)

@@ -140,6 +140,7 @@ def _fold_points(td: TrainingData, keep: np.ndarray, eps: np.ndarray, dual_modes
                         screening=td.ecm.get("screening", "float32"),
                         shortlist=td.ecm.get("shortlist", 0), full_scores_every=td.ecm.get("full_scores_every", 1),
                         removal=td.ecm.get("removal", "nonpositive"),
+                        block_choice=td.ecm.get("block_choice", "correlation"),
                         form=td.ecm.get("integrand", "assembled"),
                         stress_compression=td.ecm.get("stress_compression", False)).quadrature
     except ECMError as exc:

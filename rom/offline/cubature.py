@@ -98,10 +98,12 @@ def cubature(comm, eps_modes: np.ndarray, stress: np.ndarray, point_weights: np.
              max_gram_rows: int = MAX_GRAM_ROWS, log=None, selection: str = "greedy",
              block_size: int = 16, block_correlation: float = 0.5, screening: str = "float32",
              shortlist: int = 0, full_scores_every: int = 1, removal: str = "nonpositive",
+             block_choice: str = "correlation",
              form: str = "factored", stress_compression: bool = False) -> Cubature:
     """The ECM rule of the Galerkin internal forces at this rank's points (collective); see the module
     docstring. ``log``: rank 0's progress lines (points, residual, time, estimated time left); ``selection``,
-    ``block_size``, ``block_correlation``, ``screening``, ``shortlist``, ``full_scores_every``, ``removal``: the ECM's selection rule
+    ``block_size``, ``block_correlation``, ``screening``, ``shortlist``, ``full_scores_every``, ``removal``,
+    ``block_choice``: the ECM's selection rule
     (:func:`~structrom.rom.reduced_quadrature.empirical_cubature`);
     ``form``, ``stress_compression``: the integrand's (:func:`integrand`; ``stress`` is not overwritten)."""
     G, n_rows, summary = integrand(comm, eps_modes, stress, gidx, row_tolerance=row_tolerance, max_rows=max_rows,
@@ -109,7 +111,7 @@ def cubature(comm, eps_modes: np.ndarray, stress: np.ndarray, point_weights: np.
     quad = reduced_rule(comm, G, point_weights, gidx, tolerance=tolerance, max_points=max_points, log=log,
                         selection=selection, block_size=block_size, block_correlation=block_correlation,
                         screening=screening, shortlist=shortlist, full_scores_every=full_scores_every,
-                        removal=removal)
+                        removal=removal, block_choice=block_choice)
     return Cubature(quad, G, n_rows, summary)
 
 

@@ -96,6 +96,9 @@ qsl = empirical_cubature(comm, factored, w_fe, gpts, tolerance=1e-6, selection="
 # the Lawson-Hanson removal (only the points that reach zero first leave), the offline stage's default rule otherwise
 qlh = empirical_cubature(comm, factored, w_fe, gpts, tolerance=1e-6, selection="block", shortlist=200,
                          full_scores_every=4, removal="lawson_hanson")
+# the block's next point by correlation (the rule before picking by residual decrease, the default)
+qco = empirical_cubature(comm, factored, w_fe, gpts, tolerance=1e-6, selection="block", shortlist=200,
+                         full_scores_every=4, block_choice="correlation")
 # the factored integrand on rotated stress snapshots (16 mixtures of the 8 stresses: rank 8), checked on all rows
 from structrom.rom.offline.cubature import reduced_rule  # noqa: E402
 from structrom.rom.stress_compression import compress_stress  # noqa: E402
@@ -123,7 +126,7 @@ volume = comm.allreduce(float(w_fe.sum()))
 cond_f = condition(qf.points)
 err, err_c, err_s, err_g = measured_error(q), measured_error(qc), measured_error(qs), measured_error(qg)
 err_f, err_r, err_sl = measured_error(qf), measured_error(qr_, G_mixed), measured_error(qsl)
-err_lh = measured_error(qlh)
+err_lh, err_co = measured_error(qlh), measured_error(qco)
 all_points = comm.allreduce(n)
 err_a = measured_error(qa, G_mixed)
 fe_rule = sorted(zip(comm.allreduce(gpts.tolist()), comm.allreduce(w_fe.tolist())))
@@ -151,6 +154,8 @@ if comm.rank == 0:
                           "selections": qlh.extra["n_selections"], "dropped": qlh.extra["n_dropped"],
                           "selections_nonpositive": qsl.extra["n_selections"],
                           "dropped_nonpositive": qsl.extra["n_dropped"], "removal": qlh.extra["removal"]},
+        "correlation": {"points": qco.points.tolist(), "weights": qco.weights.tolist(), "measured_error": err_co,
+                        "block_choice": qco.extra["block_choice"], "default_choice": qsl.extra["block_choice"]},
         "all": {"same_as_fe": [list(t) for t in zip(qa.points.tolist(), qa.weights.tolist())] == [list(t) for t in fe_rule],
                 "residual": qa.residual, "measured_error": err_a, "converged": qa.converged,
                 "selection": qa.extra["selection"], "volume_error": qa.volume_error},
