@@ -29,7 +29,7 @@ SELECTIONS = ("greedy", "block", "all")
 #: Hernandez et al. 2017) or "lawson_hanson" (those that reach zero first on the way from the previous weights).
 REMOVALS = ("nonpositive", "lawson_hanson")
 #: How the block rule picks a block's next point from its pool (:func:`structrom.rom.ecm_block.choose_block`).
-BLOCK_CHOICES = ("decrease", "correlation")
+BLOCK_CHOICES = ("correlation", "decrease")
 
 @dataclass
 class ReducedQuadrature:
@@ -132,7 +132,7 @@ class _ECMProgress:
 
 
 def _check_rule(selection, block_size, block_correlation, screening, shortlist, full_scores_every,
-                removal="nonpositive", block_choice="decrease") -> None:
+                removal="nonpositive", block_choice="correlation") -> None:
     """Checks of the selection rule's keywords of :func:`structrom.rom.reduced_quadrature.empirical_cubature` (the same
     on every rank: raised alike)."""
     if selection not in SELECTIONS:

@@ -40,8 +40,8 @@ per least squares, and the loop is slower (docs/benchmarks.md, "Offline stage: L
 Selection rules (``selection``). "greedy" is the loop above: one product ``G^T r`` over all points (memory
 bound: ``n_rows x n_local`` doubles read per rank) per selected point (the default). "block" takes up to
 ``block_size`` points per product, from a pool of the best-scoring candidates of all ranks, against the exactly
-updated least-squares residual (by default the one of largest residual decrease, ``block_choice``), then one positive
-least squares per block; with ``shortlist``, most products score
+updated least-squares residual (the most correlated, or with ``block_choice = "decrease"`` the one of largest
+residual decrease), then one positive least squares per block; with ``shortlist``, most products score
 only the best candidates of the last full one (:mod:`structrom.rom.ecm_block`'s docstring: the rule, its
 determinism and its measured effect).
 
@@ -112,7 +112,7 @@ def empirical_cubature(
     shortlist: int = 0,
     full_scores_every: int = 1,
     removal: str = "nonpositive",
-    block_choice: str = "decrease",
+    block_choice: str = "correlation",
 ) -> ReducedQuadrature:
     """ECM reduced quadrature of distributed integrands (collective over ``comm``).
 
@@ -129,8 +129,8 @@ def empirical_cubature(
     only the ``shortlist`` best candidates of the last full product in ``full_scores_every - 1`` blocks out of
     ``full_scores_every`` (module docstring; ``shortlist=0``: every product is full); ``removal``: which points leave on
     non-positive weights, ``"nonpositive"`` or ``"lawson_hanson"`` (module docstring); ``block_choice``: which of the
-    pool's well-correlated points joins a block next, ``"decrease"`` (of largest residual decrease) or
-    ``"correlation"`` (the most correlated; :func:`structrom.rom.ecm_block.choose_block`); ``screening``: precision of the block rule's
+    pool's well-correlated points joins a block next, ``"correlation"`` (the most correlated) or ``"decrease"`` (of
+    largest residual decrease; :func:`structrom.rom.ecm_block.choose_block`); ``screening``: precision of the block rule's
     score products, ``"float32"`` (a single-precision copy of ``G``, half the size of ``G``: twice less memory
     traffic per product; the pool is rescored exactly) or ``"float64"`` (no copy). Returns a
     :class:`ReducedQuadrature`, identical on every rank.

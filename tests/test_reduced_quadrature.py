@@ -431,10 +431,10 @@ def test_distributed_ecm_independent_of_rank_count():
         assert lh["measured_error"] <= 1e-6 * (1 + 1e-8) and np.all(np.array(lh["weights"]) > 0), n
         assert np.max(np.abs(np.array(lh["weights"]) - lh1["weights"])) <= \
             100 * f1["condition"] * np.finfo(float).eps * np.max(lh1["weights"]), n
-        # the block's points by correlation (the default picks by residual decrease): the same points for any rank
+        # the block's points by residual decrease (the default: by correlation): the same points for any rank
         # count, the tolerance met, positive weights
-        co, co1 = run["correlation"], ref["correlation"]
-        assert co["block_choice"] == "correlation" and co["default_choice"] == "decrease", n
+        co, co1 = run["decrease"], ref["decrease"]
+        assert co["block_choice"] == "decrease" and co["default_choice"] == "correlation", n
         assert co["points"] == co1["points"] and co["measured_error"] <= 1e-6 * (1 + 1e-8), n
         assert np.all(np.array(co["weights"]) > 0) and np.max(np.abs(np.array(co["weights"]) - co1["weights"])) <= \
             100 * f1["condition"] * np.finfo(float).eps * np.max(co1["weights"]), n

@@ -96,9 +96,9 @@ qsl = empirical_cubature(comm, factored, w_fe, gpts, tolerance=1e-6, selection="
 # the Lawson-Hanson removal (only the points that reach zero first leave), the offline stage's default rule otherwise
 qlh = empirical_cubature(comm, factored, w_fe, gpts, tolerance=1e-6, selection="block", shortlist=200,
                          full_scores_every=4, removal="lawson_hanson")
-# the block's next point by correlation (the rule before picking by residual decrease, the default)
+# the block's next point by residual decrease (the default: by correlation)
 qco = empirical_cubature(comm, factored, w_fe, gpts, tolerance=1e-6, selection="block", shortlist=200,
-                         full_scores_every=4, block_choice="correlation")
+                         full_scores_every=4, block_choice="decrease")
 # the factored integrand on rotated stress snapshots (16 mixtures of the 8 stresses: rank 8), checked on all rows
 from structrom.rom.offline.cubature import reduced_rule  # noqa: E402
 from structrom.rom.stress_compression import compress_stress  # noqa: E402
@@ -154,7 +154,7 @@ if comm.rank == 0:
                           "selections": qlh.extra["n_selections"], "dropped": qlh.extra["n_dropped"],
                           "selections_nonpositive": qsl.extra["n_selections"],
                           "dropped_nonpositive": qsl.extra["n_dropped"], "removal": qlh.extra["removal"]},
-        "correlation": {"points": qco.points.tolist(), "weights": qco.weights.tolist(), "measured_error": err_co,
+        "decrease": {"points": qco.points.tolist(), "weights": qco.weights.tolist(), "measured_error": err_co,
                         "block_choice": qco.extra["block_choice"], "default_choice": qsl.extra["block_choice"]},
         "all": {"same_as_fe": [list(t) for t in zip(qa.points.tolist(), qa.weights.tolist())] == [list(t) for t in fe_rule],
                 "residual": qa.residual, "measured_error": err_a, "converged": qa.converged,
