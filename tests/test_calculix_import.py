@@ -545,6 +545,16 @@ def test_import_maps_concentrated_forces(tmp_path):
     with pytest.raises(CalculixError, match=r"forces differ between the nodes of the model's node set FORCE_1"):
         loading_from_deck(tmp_path / "m", _write(tmp_path, (MODEL + STEPS).replace("LOAD,1,60", "LOAD,1,60\n9,1,7."),
                                                  "uneven.inp"))
+    # a run whose .frd holds a displacement no converged increment has (finite, its square overflows): refused,
+    # naming the quantity, time and node
+    lines = (runs / "b.frd").read_text().splitlines()
+    at = next(i for i, ln in enumerate(lines) if ln.strip().startswith("-4") and "DISP" in ln)
+    row = next(i for i in range(at, len(lines)) if lines[i].startswith(" -1"))
+    lines[row] = lines[row][:13] + "-1.00000E+99" + lines[row][25:]
+    (runs / "b.frd").write_text("\n".join(lines) + "\n")
+    with pytest.raises(CalculixError, match=rf"DISP at time \S+ is -1e\+99 at node id {int(lines[row][3:13])} \(1 "
+                                            r"nodes infinite or above 1e\+30"):
+        import_calculix(runs / "a.inp", runs, tmp_path / "m3")
 
 
 # -- Ansys stresses, strains, temperatures ---------------------------------------------------------------------

@@ -45,6 +45,14 @@ def test_frd_written_reads_back(tmp_path, element):
     with pytest.raises(CalculixError, match="field PE has 3 non-finite values"):
         bad = dict(fields, PE=np.where(np.arange(mesh.n_nodes) == 2, np.nan, fields["PE"]))
         write_frd(tmp_path / "bad.frd", mesh, times, bad)
+    # a finite value no converged increment writes (its square overflows downstream): refused, naming node and time
+    huge = {k: v.copy() for k, v in fields.items()}
+    huge["DISP"][1, 4, 0] = -3e40
+    f = read_frd_file(write_frd(tmp_path / "huge.frd", mesh, times, huge, node_ids=node_ids, element_ids=element_ids))
+    with pytest.raises(CalculixError, match=rf"DISP at time 1 is -3e\+40 at node id {node_ids[4]} \(1 nodes infinite "
+                                            r"or above 1e\+30"):
+        f.increments[1].nodal("DISP", node_ids)
+    assert np.allclose(f.increments[0].nodal("DISP", node_ids), fields["DISP"][0], atol=1e-8)
 
 
 @pytest.mark.parametrize("element", ["C3D8", "C3D20R", "C3D20", "C3D10", "C3D4"])

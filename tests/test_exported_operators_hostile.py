@@ -192,6 +192,7 @@ def test_npy_vectors_are_checked(tmp_path):
              npy("c.npy", np.ones(4) + 1j): "dtype complex128", npy("s.npy", np.ones((2, 2))): r"shape \(2, 2\)",
              npy("o.npy", np.array([1, 2, 3, 4], dtype=object)): "cannot read the load vector",
              npy("n.npy", np.array([1.0, np.inf, 0, 0])): "value 2 of the load vector is inf",
+             npy("g.npy", np.array([1.0, 0, 0, 1e300])): r"value 4 of the load vector is 1e\+300 \(not finite, or above 1e\+30",
              _write(tmp_path / "t.npy", npy("x.npy", np.ones(4)).read_bytes()[:-8]): "cannot read the load vector",
              _write(tmp_path / "e.npy", b""): "cannot read the load vector",
              _write(tmp_path / "u.npy", b"\x93NUMPY\x01\x00\x76\x00{'descr': '<f8', 'shape': (4,"): "cannot read the load vector"}
@@ -298,6 +299,7 @@ def test_every_line_has_three_numbers(tmp_path, body, message):
     ("2.9 1 -1.0", "row index '2.9'"), ("0 1 -1.0", "row index '0'"), ("nan 1 -1.0", "row index 'nan'"),
     ("1e30 1 -1.0", "row index '1e30'"), ("3 1 -1.0", "row index '3'"),
     ("2 1 nan", "value 'nan' is not a finite number"), ("2 1 1e400", "value '1e400' is not a finite number"),
+    ("2 1 -1e300", r"value '-1e300' is not a finite number of magnitude <= 1e\+30"),
     ("1 2 -1.0", r"entry \(1, 2\) is in the wrong triangle"),
 ])
 def test_indices_values_and_triangle(tmp_path, entry, message):

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fem.mesh import CellBlock, Mesh
+from .magnitudes import ABSURD
 from structrom.mpi.errors import StructromError
 
 __all__ = ["AnsysError", "AnsysResult", "read_ansys_archive", "read_ansys_result", "VTK_TO_ELEMENT"]
@@ -42,9 +43,6 @@ class AnsysError(StructromError, ValueError):
     """An Ansys file cannot be converted; the message names the file and the block."""
 
 
-#: Entries of larger magnitude are no result of a converged run in any unit system (a damaged record, or a solver
-#: overflow written as a number): refused at read, before their squares overflow in the offline stage.
-ABSURD = 1e30
 
 
 def check_magnitudes(values: np.ndarray, what: str, node_ids: np.ndarray | None = None) -> None:

@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .ansys import ABSURD, AnsysError, _reader
+from .ansys import AnsysError, _reader
+from .magnitudes import ABSURD
 
 __all__ = ["ANSYS_FACE_TO_LOCAL", "CdbPressures", "read_cdb_pressures"]
 

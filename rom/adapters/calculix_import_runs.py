@@ -18,6 +18,7 @@ from .calculix_deck import Deck
 from .calculix_error import CalculixError
 from .dat import read_dat
 from .frd import read_frd_file
+from .magnitudes import ABSURD
 
 __all__ = ["ImportedRun", "find_runs", "TIME_RTOL"]
 
@@ -101,7 +102,17 @@ def _read_results(name: str, deck: Deck, results: list[Path]) -> ImportedRun:
     for key, by_time in points.items():
         if len(by_time) == len(times):
             fields[key] = np.array([by_time[min(by_time, key=lambda s: abs(s - t))] for t in times])
-    return ImportedRun(name, deck, results, times, np.array([disp[t] for t in times]), fields)
+    u = np.array([disp[t] for t in times])
+    for what, values in (("displacements", u), *fields.items()):
+        bad = ~(np.abs(values) <= ABSURD)  # (NaN, inf and finite values no converged increment has)
+        if bad.any():
+            at = np.argwhere(bad)[0]
+            where = f"node id {int(ids.node_ids[at[1]])}" if what == "displacements" else \
+                f"integration point {int(at[1])} (0-based, element order)"
+            raise CalculixError(f"run {name}: {what} at time {times[at[0]]:g} is {float(values[tuple(at)]):.6g} at "
+                                f"{where} in {[str(p) for p in results]}: not finite or above {ABSURD:g} in magnitude, "
+                                "not a result of a converged increment (a diverged run or a damaged file)")
+    return ImportedRun(name, deck, results, times, u, fields)
 
 
 def _check_same_model(base: Deck, run: ImportedRun) -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from structrom.rom.adapters.ansys import ABSURD
+from structrom.rom.adapters.magnitudes import ABSURD
 from structrom.rom.offline.triplet_files import (_INTEGER, ExportError, _chunks, _finite, _indices,  # noqa: F401
                                                  _parse_chunk, _read_triplet_rows, _show, check_diagonal,
                                                  first_repeat, reading)
@@ -365,8 +365,8 @@ def read_vector(path: str | Path, n: int) -> np.ndarray:
         v = _read_npy(path, n) if path.suffix == ".npy" else _read_mm_vector(path, n)
     except OSError as exc:
         raise ExportError(f"cannot read the load vector {str(path)!r} ({exc.strerror or exc})") from None
-    bad = np.flatnonzero(~np.isfinite(v))
+    bad = np.flatnonzero(~(np.abs(v) <= ABSURD))
     if bad.size:
-        raise ExportError(f"{path}: value {bad[0] + 1} of the load vector is {v[bad[0]]}: the file is damaged or the "
-                          "export diverged")
+        raise ExportError(f"{path}: value {bad[0] + 1} of the load vector is {v[bad[0]]:.6g} (not finite, or above "
+                          f"{ABSURD:g} in magnitude): the file is damaged or the export diverged")
     return v
