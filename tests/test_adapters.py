@@ -272,6 +272,9 @@ def test_meshio_series_refuses_damaged_and_inconsistent_series(tmp_path, monkeyp
     nan[3, 1] = np.nan
     with pytest.raises(MeshError, match=r"nan\.vtu: point data 'u' is not finite at node 3"):
         read_meshio_series(vtu("nan.vtu", u=nan))
+    nan[3, 1] = -1e300  # finite, but its square overflows: no run writes it
+    with pytest.raises(MeshError, match=r"huge\.vtu: point data 'u' is not finite at node 3 .*-1e\+300"):
+        read_meshio_series(vtu("huge.vtu", u=nan))
     a, b = vtu("a.vtu"), vtu("b.vtu", u=np.ones((len(P), 2)))
     with pytest.raises(MeshError, match=r"'u' has 2 components at .*b\.vtu, 3 at"):
         read_meshio_series([a, b])
