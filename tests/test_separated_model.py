@@ -177,10 +177,16 @@ def test_model_file_round_trip_and_corruption(model_path, tmp_path):
         "foreign": (lambda f: f.create_dataset("estimator/payload", data=np.zeros(2)), "not part of the file format"),
         "params_json": (lambda f: f.attrs.__setitem__("parameters", "[1, 2"), "'parameters'.*unreadable JSON"),
         "alpha": (lambda f: f["estimator"].attrs.__setitem__("alpha_lb", -1.0), "alpha_lb.*must be finite and in \\(0"),
+        # an estimator that under-reports (every answer trusted, or errors halved): inconsistent with the reduced data
+        "R_zero": (replace("estimator/R", np.zeros_like), "estimator/R under-reports the residual"),
+        "R_half": (replace("estimator/R", lambda v: 0.5 * v), "estimator/R under-reports the residual"),
     }
     for name, (edit, message) in cases.items():
         with pytest.raises(ModelFileError, match=message):
             load_model(corrupted(name, edit))
+    # over-reporting stays allowed (the safe side: fewer answers trusted)
+    assert load_model(corrupted("R_double", replace("estimator/R", lambda v: 2.0 * v))).solve([450.0, 40.0]).residual \
+        == pytest.approx(2.0 * a.residual, rel=1e-12)
     trunc = tmp_path / "truncated.h5"
     trunc.write_bytes(model_path.read_bytes()[:4096])
     with pytest.raises(ModelFileError, match="truncated|not a readable"):

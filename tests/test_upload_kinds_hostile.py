@@ -105,6 +105,10 @@ def test_separated_files_that_disagree_with_themselves_are_refused(server, files
         (setter("reduced/A_red", lambda a: 0 * a), "/reduced", "at training parameter", "singular"),
         (setter("reduced/b_red", lambda a: 0 * a), "/estimator", "at training parameter", "indicator inf"),
         (setter("estimator/R", lambda a: 0 * a + 1e308), "/estimator", "error estimate is inf"),
+        # an estimator of zeros (or scaled down) would mark every answer trusted: R^T R must dominate the reduced
+        # data's own residual Gram matrix
+        (setter("estimator/R", lambda a: 0 * a), "/estimator/R", "under-reports the residual"),
+        (setter("estimator/R", lambda a: 0.9 * a), "/estimator/R", "under-reports the residual"),
         (set_attr("estimator", "eim_error", 1e308), "/estimator", "error estimate is inf"),
     ]
     for mutate, *words in cases:
