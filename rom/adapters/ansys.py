@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fem.mesh import CellBlock, Mesh
-from .magnitudes import ABSURD
+from .magnitudes import ABSURD, beyond
 from structrom.mpi.errors import StructromError
 
 __all__ = ["AnsysError", "AnsysResult", "read_ansys_archive", "read_ansys_result", "VTK_TO_ELEMENT"]
@@ -43,14 +43,12 @@ class AnsysError(StructromError, ValueError):
     """An Ansys file cannot be converted; the message names the file and the block."""
 
 
-
-
 def check_magnitudes(values: np.ndarray, what: str, node_ids: np.ndarray | None = None) -> None:
     """:class:`AnsysError` naming ``what`` (file, set and quantity), the first offending row (its Ansys node number
     when ``node_ids`` gives one per row) and the value when ``values`` ``(n, ...)`` holds an infinite entry or one of
     magnitude above :data:`ABSURD`. NaN (no value) passes: the callers treat missing entries themselves."""
     v = np.asarray(values, dtype=float)
-    bad = np.isinf(v) | (np.abs(np.nan_to_num(v)) > ABSURD)
+    bad = beyond(v, nan_ok=True)
     if bad.any():
         row = int(np.argwhere(bad)[0][0]) if v.ndim else 0
         node = f"node {int(node_ids[row])}" if node_ids is not None and row < len(node_ids) else f"row {row}"

@@ -18,7 +18,7 @@ from .calculix_deck import Deck
 from .calculix_error import CalculixError
 from .dat import read_dat
 from .frd import read_frd_file
-from .magnitudes import ABSURD
+from .magnitudes import ABSURD, beyond
 
 __all__ = ["ImportedRun", "find_runs", "TIME_RTOL"]
 
@@ -104,7 +104,7 @@ def _read_results(name: str, deck: Deck, results: list[Path]) -> ImportedRun:
             fields[key] = np.array([by_time[min(by_time, key=lambda s: abs(s - t))] for t in times])
     u = np.array([disp[t] for t in times])
     for what, values in (("displacements", u), *fields.items()):
-        bad = ~(np.abs(values) <= ABSURD)  # (NaN, inf and finite values no converged increment has)
+        bad = beyond(values)  # (NaN, inf and finite values no converged increment has)
         if bad.any():
             at = np.argwhere(bad)[0]
             where = f"node id {int(ids.node_ids[at[1]])}" if what == "displacements" else \

@@ -30,7 +30,7 @@ import numpy as np
 
 from .calculix_error import CalculixError
 from .dat import _floats
-from .magnitudes import ABSURD
+from .magnitudes import ABSURD, beyond
 
 __all__ = ["FrdIncrement", "FrdFile", "read_frd_file", "FrdResult", "read_frd", "FRD_ELEMENT_TYPES",
            "FRD_FIELD_NAMES"]
@@ -88,10 +88,11 @@ class FrdIncrement:
         ok = self.node_ids[pos] == ids if len(self.node_ids) else np.zeros(len(ids), bool)
         values = self.fields[name][pos]
         flat = values.reshape(len(ids), -1)
-        absurd = ok & (np.isinf(flat) | (np.abs(np.nan_to_num(flat)) > ABSURD)).any(axis=1)
+        wild = beyond(flat, nan_ok=True)
+        absurd = ok & wild.any(axis=1)
         if absurd.any():
             k = int(np.flatnonzero(absurd)[0])
-            raise CalculixError(f"{name} at time {self.time:g} is {float(flat[k][~(np.abs(flat[k]) <= ABSURD)][0]):.6g} "
+            raise CalculixError(f"{name} at time {self.time:g} is {float(flat[k][wild[k]][0]):.6g} "
                                 f"at node id {int(ids[k])} ({int(absurd.sum())} nodes infinite or above {ABSURD:g} in "
                                 "magnitude): not a result of a converged increment (a diverged solve or a damaged file)")
         missing = ~ok | np.isnan(flat).any(axis=1)

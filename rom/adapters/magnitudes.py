@@ -6,7 +6,17 @@ converged run writes such values in any unit system (stresses in Pa reach 1e12, 
 """
 from __future__ import annotations
 
-__all__ = ["ABSURD"]
+import numpy as np
+
+__all__ = ["ABSURD", "beyond"]
 
 #: Entries of larger magnitude are a damaged record or a diverged solve written as a number.
 ABSURD = 1e30
+
+
+def beyond(values, nan_ok: bool = False) -> np.ndarray:
+    """Boolean mask of the entries of ``values`` (any shape) that are infinite or above :data:`ABSURD` in magnitude,
+    and NaN unless ``nan_ok`` (readers where NaN means "no value" treat it themselves)."""
+    v = np.asarray(values, dtype=float)
+    bad = ~(np.abs(v) <= ABSURD)
+    return bad & ~np.isnan(v) if nan_ok else bad

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..fem.io import MESHIO_TO_ELEMENT, _cell_dim, mesh_from_meshio, read_meshio
 from ..fem.mesh import Mesh, MeshError
-from .magnitudes import ABSURD
+from .magnitudes import ABSURD, beyond
 
 __all__ = ["read_meshio_series"]
 
@@ -52,7 +52,7 @@ def _as_3d(name, values, n: int, source: str, keep: np.ndarray) -> np.ndarray:
         raise MeshError(f"{source}: point data {name!r} has {values.shape[0] if values.ndim else 0} rows, the mesh "
                         f"has {n} points: node count mismatch")
     out = values.astype(float).reshape(n, -1)[keep]
-    bad = ~(np.abs(out) <= ABSURD)
+    bad = beyond(out)
     if bad.any():
         at = np.argwhere(bad)[0]
         raise MeshError(f"{source}: point data {name!r} is not finite at node {int(keep[at[0]])} (NaN, infinity or "

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from structrom.rom.adapters.magnitudes import ABSURD
+from structrom.rom.adapters.magnitudes import ABSURD, beyond
 from structrom.rom.offline.triplet_files import (_INTEGER, ExportError, _chunks, _finite, _indices,  # noqa: F401
                                                  _parse_chunk, _read_triplet_rows, _show, check_diagonal,
                                                  first_repeat, reading)
@@ -131,7 +131,7 @@ def _ansys_full(path: Path) -> tuple[np.ndarray, sp.coo_matrix]:
     if shape != (n, n) or dof_ref.shape != (n, 2):
         raise ExportError(f"{path}: inconsistent .full file (stiffness {shape}, {dof_ref.shape[0]} dofs): the file "
                           "is damaged")
-    bad = np.flatnonzero(~(np.abs(v) <= ABSURD))  # (NaN, inf, and finite magnitudes no stiffness has)
+    bad = np.flatnonzero(beyond(v))  # (NaN, inf, and finite magnitudes no stiffness has)
     if bad.size:
         k = int(bad[0])
         raise ExportError(f"{path}: stiffness entry ({i[k] + 1}, {j[k] + 1}) (node {dof_ref[i[k], 0]} dof "
@@ -365,7 +365,7 @@ def read_vector(path: str | Path, n: int) -> np.ndarray:
         v = _read_npy(path, n) if path.suffix == ".npy" else _read_mm_vector(path, n)
     except OSError as exc:
         raise ExportError(f"cannot read the load vector {str(path)!r} ({exc.strerror or exc})") from None
-    bad = np.flatnonzero(~(np.abs(v) <= ABSURD))
+    bad = np.flatnonzero(beyond(v))
     if bad.size:
         raise ExportError(f"{path}: value {bad[0] + 1} of the load vector is {v[bad[0]]:.6g} (not finite, or above "
                           f"{ABSURD:g} in magnitude): the file is damaged or the export diverged")

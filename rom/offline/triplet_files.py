@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 from structrom.mpi.errors import StructromError
-from structrom.rom.adapters.magnitudes import ABSURD
+from structrom.rom.adapters.magnitudes import ABSURD, beyond
 
 CHUNK_BYTES = 1 << 24
 #: Relative tolerance of the symmetry of ``general`` matrices (times the largest entry).
@@ -165,7 +165,7 @@ def _finite(v: np.ndarray, at: np.ndarray, buf: bytes, first_line: int, path: Pa
             integral: bool = False) -> None:
     """Raise naming the first non-finite value of ``v`` ``(k,)`` (column ``column`` of the lines ``at``), and with
     ``integral`` (a Matrix Market ``integer`` field) the first that is not an integer."""
-    checks = [(~(np.abs(v) <= ABSURD), f"is not a finite number of magnitude <= {ABSURD:g}: the export diverged or "
+    checks = [(beyond(v), f"is not a finite number of magnitude <= {ABSURD:g}: the export diverged or "
                "the file is damaged")]
     if integral:  # (checked after finiteness: NaN has raised by then)
         checks.append((np.floor(v) != v, "is not an integer, but the header declares the field 'integer': declare "

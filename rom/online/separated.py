@@ -225,8 +225,9 @@ class SeparatedModel:
                 if R.shape[1] != P.shape[1]:
                     raise ModelFileError(f"{where}: /estimator/R has {R.shape[1]} columns, the reduced data "
                                          f"{P.shape[1]} residual terms (Q + d N); rebuild the model")
-                excess = R.T @ R - W.T @ W
-                scale = float(max(np.abs(np.diag(R.T @ R)).max(initial=0.0), np.abs(np.diag(W.T @ W)).max(initial=0.0)))
+                RtR, WtW = R.T @ R, W.T @ W
+                excess = RtR - WtW
+                scale = float(max(np.abs(np.diag(RtR)).max(initial=0.0), np.abs(np.diag(WtW)).max(initial=0.0)))
                 if not np.all(np.isfinite(excess)) or not np.isfinite(scale):
                     raise np.linalg.LinAlgError("not finite")
                 np.linalg.cholesky(excess + ESTIMATOR_RTOL * max(scale, np.finfo(float).tiny) * np.eye(len(excess)))
