@@ -207,6 +207,76 @@ def test_damaged_result_files_are_named(tmp_path):
         read_dat(dat)
 
 
+@needs_ccx
+@pytest.mark.calculix
+def test_dat_only_runs_and_truncated_dat_blocks(tmp_path):
+    """A run whose displacements are only in the .dat (*NODE PRINT on all nodes) gives every increment, as its .frd
+    does (6 digits); a .dat cut at a line end (a PEEQ block short at the last time, complete before) is refused
+    naming the file, the quantity and the time instead of the field being left out."""
+    from structrom.rom.adapters.calculix_import import _read_results
+
+    path = _write(tmp_path, MODEL + STEPS)
+    run_ccx(tmp_path, "job", timeout=120)
+    deck = read_deck(path)
+    from_frd = _read_results("job", deck, [tmp_path / "job.frd"])
+    from_dat = _read_results("job", deck, [tmp_path / "job.dat"])
+    assert len(from_frd.times) > 2 and np.allclose(from_dat.times, from_frd.times, rtol=1e-6, atol=0)
+    np.testing.assert_allclose(from_dat.displacement, from_frd.displacement, rtol=0,
+                               atol=1e-5 * np.abs(from_frd.displacement).max())
+    assert set(from_dat.points) == {"stress", "cumulated_plastic_strain"}
+    lines = (tmp_path / "job.dat").read_text().splitlines(keepends=True)
+    assert "equivalent plastic strain" in next(ln for ln in reversed(lines) if "for set" in ln)
+    cut = _write(tmp_path, "".join(lines[:-1]), "cut.dat")
+    with pytest.raises(CalculixError, match=rf"cut.dat: the PEEQ block\(s\) at time {from_frd.times[-1]:g} hold 15 "
+                                            r"rows, those at time .* all 16 integration points: the file is truncated"):
+        _read_results("job", deck, [tmp_path / "job.frd", cut])
+
+
+def test_damaged_frd_and_dat_transfers_are_named(tmp_path):
+    # what a damaged transfer does to ccx's result files: a node line lost or doubled (the block's declared count
+    # differs), a node block whose ' -3' is lost (element lines read as nodes), a field header whose '100CL' line is
+    # lost (the block would be passed over), a time that is not a number, a gzip-compressed or UTF-16 copy
+    import gzip
+
+    from structrom.rom.adapters.frd_writer import write_frd
+
+    mesh = box((1.0, 1.0, 1.0), (1, 1, 1), "C3D8")
+    good = write_frd(tmp_path / "good.frd", mesh, np.array([0.5, 1.0]), {"DISP": np.ones((2, mesh.n_nodes, 3))})
+    lines = good.read_text().splitlines(keepends=True)
+    assert len(read_frd_file(good).increments) == 2
+    node_block = next(i for i, ln in enumerate(lines) if ln.startswith("    2C"))
+    result = next(i for i, ln in enumerate(lines) if ln.startswith("  100CL"))
+    first = next(i for i in range(result, len(lines)) if lines[i].startswith(" -1"))
+    cases = {
+        "lost.frd": (lines[:first + 2] + lines[first + 3:], rf"lost.frd:{result + 1}: the block declares 8 nodes but "
+                                                            "holds 7 ' -1' lines"),
+        "twice.frd": (lines[:first + 2] + lines[first + 1:], rf"twice.frd:{result + 1}: the block declares 8 nodes but "
+                                                             "holds 9"),
+        "noend.frd": (lines[:node_block + 9] + lines[node_block + 10:], rf"noend.frd:{node_block + 1}: the block "
+                                                                          "declares 8 nodes but holds 9"),
+        "nocl.frd": (lines[:result] + lines[result + 1:], rf"nocl.frd:{result + 1}: a field header ' -4' without its"),
+        "nan.frd": (lines[:result] + [lines[result][:12] + "         nan" + lines[result][24:]] + lines[result + 1:],
+                    rf"nan.frd:{result + 1}: the block's time 'nan' is not a finite number"),
+    }
+    for name, (text, message) in cases.items():
+        with pytest.raises(CalculixError, match=message):
+            read_frd_file(_write(tmp_path, "".join(text), name))
+    (tmp_path / "z.frd").write_bytes(gzip.compress(good.read_bytes()))
+    with pytest.raises(CalculixError, match="z.frd: the file is gzip-compressed; decompress it"):
+        read_frd_file(tmp_path / "z.frd")
+    dat = " displacements (vx,vy,vz) for set N and time  0.1000000E+01\n\n         1  1.000000E+00  0.0  0.0\n"
+    (tmp_path / "z.dat").write_bytes(gzip.compress(dat.encode()))
+    (tmp_path / "u16.dat").write_bytes(dat.encode("utf-16"))
+    (tmp_path / "latin.dat").write_bytes(b"caf\xe9\n" + dat.encode())
+    with pytest.raises(CalculixError, match="z.dat: the file is gzip-compressed"):
+        read_dat(tmp_path / "z.dat")
+    with pytest.raises(CalculixError, match="u16.dat: not a text file"):
+        read_dat(tmp_path / "u16.dat")
+    assert np.array_equal(read_dat(tmp_path / "latin.dat")[1.0]["U"].ids, [1])  # (a stray byte outside the blocks)
+    with pytest.raises(CalculixError, match="nan.dat:1: block 'displacements' for set N: time 'nan' is not a number"):
+        read_dat(_write(tmp_path, dat.replace("0.1000000E+01", "nan"), "nan.dat"))
+
+
 def test_writer_accepts_user_sets_named_like_the_all_sets(tmp_path):
     mesh = box((1.0, 1.0, 1.0), (2, 1, 1), "C3D8")
     mesh.node_sets["NALL"] = np.arange(mesh.n_nodes)

@@ -74,20 +74,40 @@ def _read_results(name: str, deck: Deck, results: list[Path]) -> ImportedRun:
     if dat is not None:
         offsets = element_point_offsets(mesh)
         n_points = int(offsets[-1])
+        # per printed quantity: the times it covers every node / point, and (time, rows) where it does not
+        whole: dict[str, list[float]] = {}
+        part: dict[str, list[tuple[float, int]]] = {}
+        from_dat = not disp
         for t, blocks in read_dat(dat).items():
             u = blocks.get("U")
-            if u is not None and len(np.unique(u.ids)) == mesh.n_nodes and not disp:
-                full = np.zeros((mesh.n_nodes, 3))
-                full[ids.node_index(u.ids)] = u.values[:, :3]
-                disp[t] = full
+            if u is not None and from_dat:
+                if len(np.unique(u.ids)) != mesh.n_nodes:
+                    part.setdefault("U", []).append((t, len(u.ids)))
+                else:
+                    whole.setdefault("U", []).append(t)
+                    full = np.zeros((mesh.n_nodes, 3))
+                    full[ids.node_index(u.ids)] = u.values[:, :3]
+                    disp[t] = full
             for q, key, c in (("S", "stress", 6), ("E", "strain", 6), ("PEEQ", "cumulated_plastic_strain", 1)):
                 b = blocks.get(q)
-                if b is None or b.ids.ndim != 2 or len(b.ids) != n_points:
+                if b is None or b.ids.ndim != 2:
                     continue
+                if len(b.ids) != n_points:
+                    part.setdefault(q, []).append((t, len(b.ids)))
+                    continue
+                whole.setdefault(q, []).append(t)
                 el = ids.element_index(b.ids[:, 0])
                 vals = np.zeros((n_points, c))
                 vals[offsets[el] + b.ids[:, 1] - 1] = b.values[:, :c]
                 points.setdefault(key, {})[t] = vals[:, 0] if c == 1 else vals
+        for q, short in part.items():
+            if q in whole:  # (printed for a subset at every time is not read; complete at some times only: damage)
+                t, rows = short[0]
+                n = mesh.n_nodes if q == "U" else n_points
+                raise CalculixError(f"{dat}: the {q} block(s) at time {t:g} hold {rows} rows, those at time "
+                                    f"{whole[q][0]:g} all {n} {'nodes' if q == 'U' else 'integration points'}: the "
+                                    "file is truncated or damaged (or two print requests overlap); run ccx again "
+                                    "or print each quantity once for all nodes/elements")
     if not disp:
         raise CalculixError(f"run {name}: no displacements on all {mesh.n_nodes} nodes in {[str(p) for p in results]}; "
                             "request U in *NODE FILE (or *NODE PRINT on a set of all nodes)")

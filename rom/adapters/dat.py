@@ -71,9 +71,15 @@ def read_dat(path: str | os.PathLike) -> dict[float, dict[str, DatBlock]]:
     """
     path = Path(path)
     try:
-        lines = path.read_text().splitlines()
+        raw = path.read_bytes()
     except OSError as exc:
         raise CalculixError(f"cannot read ccx results {str(path)!r}: {exc}") from exc
+    if raw[:2] == b"\x1f\x8b":
+        raise CalculixError(f"{path}: the file is gzip-compressed; decompress it (gunzip) and give the plain ccx "
+                            ".dat file")
+    if b"\x00" in raw[:65536]:
+        raise CalculixError(f"{path}: not a text file (it holds NUL bytes): give ccx's .dat as written (ASCII)")
+    lines = raw.decode("latin-1").splitlines()  # (ccx writes ASCII; any byte decodes, junk fails as a number)
     out: dict[float, dict[str, DatBlock]] = {}
     i = 0
     while i < len(lines):
@@ -129,6 +135,8 @@ def read_dat(path: str | os.PathLike) -> dict[float, dict[str, DatBlock]]:
                 values[:, 3:] *= 2.0
         try:
             time = float(_FORTRAN_EXP.sub(r"E\1", t))
+            if not np.isfinite(time):
+                raise ValueError
         except ValueError:
             raise CalculixError(f"{path}:{header_line}: block '{words}' for set {set_name}: time {t!r} is not a "
                                 "number") from None

@@ -123,6 +123,9 @@ class FrdFile:
 
 
 def _check_text(path: Path, head: bytes) -> None:
+    if head[:2] == b"\x1f\x8b":
+        raise CalculixError(f"{path}: the file is gzip-compressed; decompress it (gunzip) and give the plain "
+                            "ccx results file")
     if b"\x00" in head:
         raise CalculixError(f"{path}: binary .frd results are not supported; rerun ccx with ASCII results "
                             "(ccx's default .frd format), or convert the file to ASCII with cgx")
@@ -154,6 +157,22 @@ def read_frd_file(path: str | os.PathLike) -> FrdFile:
             raise CalculixError(f"{path}:{j + 1}: block without ' -3' terminator; the file is truncated")
         return k
 
+    def declared(line: str, number: int, found: int, what: str) -> None:
+        """A block's count (columns 25-36 of its header line, ``number`` 1-based) must be the ``found`` lines."""
+        try:
+            count = int(line[24:36])
+        except ValueError:
+            raise CalculixError(f"{path}:{number}: cannot read the block's {what} count: {line[:60]!r}") from None
+        if count != found:
+            raise CalculixError(f"{path}:{number}: the block declares {count} {what} but holds {found} ' -1' lines: "
+                                "the file is damaged or truncated")
+
+    def unique(ids: np.ndarray, number: int, what: str) -> None:
+        if len(np.unique(ids)) != len(ids):
+            vals, counts = np.unique(ids, return_counts=True)
+            raise CalculixError(f"{path}:{number}: {what} id {int(vals[counts > 1][0])} is listed twice in the block: "
+                                "the file is damaged")
+
     def fmt_of(line: str, number: int) -> int:
         tokens = line.split()
         try:
@@ -174,7 +193,9 @@ def read_frd_file(path: str | os.PathLike) -> FrdFile:
                 idw = 10 if fmt_of(ln, i + 1) == 1 else 5
                 end = block_end(i + 1)
                 data = [d for d in lines[i + 1:end] if d.startswith(" -1")]
+                declared(ln, i + 1, len(data), "nodes")
                 out.node_ids = np.array([int(d[3:3 + idw]) for d in data], dtype=np.int64)
+                unique(out.node_ids, i + 1, "node")
                 out.coordinates = _fixed_width(data, 3 + idw, 12, 3)
                 i = end + 1
                 continue
@@ -191,7 +212,9 @@ def read_frd_file(path: str | os.PathLike) -> FrdFile:
                     elif d.startswith(" -2") and conn:
                         body = d[3:]
                         conn[-1] += [int(body[k:k + idw]) for k in range(0, len(body.rstrip()), idw)]
+                declared(ln, i + 1, len(ids), "elements")
                 out.element_ids = np.array(ids, dtype=np.int64)
+                unique(out.element_ids, i + 1, "element")
                 out.element_types = np.array(types, dtype=np.int64)
                 for t, c in zip(types, conn):
                     c = np.array(c, dtype=np.int64)
@@ -203,6 +226,9 @@ def read_frd_file(path: str | os.PathLike) -> FrdFile:
                 increment, step = int(parts[-2]), int(parts[-1])
             elif key == "100CL":
                 t = float(ln[12:24])
+                if not np.isfinite(t):
+                    raise CalculixError(f"{path}:{i + 1}: the block's time {ln[12:24].strip()!r} is not a finite "
+                                        "number: the file is damaged")
                 idw = 10 if (int(ln[73:75]) if len(ln) >= 75 and ln[73:75].strip() else 1) == 1 else 5
                 j = i + 1
                 if j >= n or not lines[j].startswith(" -4"):
@@ -221,7 +247,9 @@ def read_frd_file(path: str | os.PathLike) -> FrdFile:
                         data.append(d.rstrip())
                     elif d.startswith(" -2") and data:
                         data[-1] = data[-1] + d[3 + idw:].rstrip()
+                declared(ln, i + 1, len(data), "nodes")
                 ids = np.array([int(d[3:3 + idw]) for d in data], dtype=np.int64)
+                unique(ids, i + 1, f"{name}: node")
                 values = _fixed_width(data, 3 + idw, 12, n_comp)
                 order = np.argsort(ids, kind="stable")
                 ids, values = ids[order], values[order]
@@ -246,6 +274,11 @@ def read_frd_file(path: str | os.PathLike) -> FrdFile:
                 current.fields[name] = values[:, 0] if values.shape[1] == 1 else values
                 i = end + 1
                 continue
+            if ln.startswith(" -4"):
+                raise CalculixError(f"{path}:{i + 1}: a field header ' -4' without its '  100CL' line before it: the "
+                                    "file is damaged")
+        except CalculixError:
+            raise
         except (ValueError, IndexError, OverflowError) as exc:  # (a field cut short, a number that is not one)
             raise CalculixError(f"{path}:{i + 1}: malformed .frd block at line {ln[:60]!r} ({exc})") from None
         i += 1
