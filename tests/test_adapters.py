@@ -356,6 +356,41 @@ def test_meshio_series_refuses_damaged_and_inconsistent_series(tmp_path, monkeyp
 
 
 # -- Ansys ----------------------------------------------------------------------------------------------
+def test_meshio_files_damaged_in_transfer_are_refused(tmp_path):
+    """A VTU array whose values were damaged (meshio skips it with a warning), a Gmsh file cut short (meshio reads
+    it without the sections after the cut), a gzip-compressed and an empty file: each a MeshError naming the file."""
+    import gzip
+
+    from structrom.rom.adapters.meshio_series import read_meshio_series
+
+    mesh = box((2.0, 1.0, 1.0), (2, 1, 1), "C3D8")
+    P, C = mesh.points, mesh.blocks[0].connectivity
+    m = meshio.Mesh(P, [("hexahedron", C)], point_data={"u": P * 1e-3, "T": P[:, 0] * 100.0})
+    meshio.write(tmp_path / "a.vtu", m, binary=False)
+    text = (tmp_path / "a.vtu").read_text()
+    start = text.index('Name="u"')
+    value = re.compile(r"-?\d\.\d+(e[-+]\d+)?").search(text, text.index(">", start) + 1)
+    (tmp_path / "stars.vtu").write_text(text[:value.start()] + "*" * 12 + text[value.end():])
+    with pytest.raises(MeshError, match=r"stars\.vtu: its <PointData> array 'u' could not be read"):
+        read_meshio_series(tmp_path / "stars.vtu")
+    for fmt, binary in (("gmsh22", False), ("gmsh22", True), ("gmsh", False), ("gmsh", True)):
+        meshio.write(tmp_path / "a.msh", m, file_format=fmt, binary=binary)
+        raw = (tmp_path / "a.msh").read_bytes()
+        _, _, fields = read_meshio_series(tmp_path / "a.msh")
+        np.testing.assert_allclose(fields["T"][0, :, 0], P[:, 0] * 100.0, rtol=0, atol=0)
+        for cut in (len(raw) - 8, raw.rindex(b"$NodeData") + 40, len(raw) // 2):  # in the end tag, the data
+            (tmp_path / "cut.msh").write_bytes(raw[:cut])
+            with pytest.raises(MeshError, match=r"cut\.msh: the file ends with .*not with the '\$End\.\.\.' line "
+                                                r"of a section it opened: it is truncated"):
+                read_meshio_series(tmp_path / "cut.msh")
+    (tmp_path / "z.vtu").write_bytes(gzip.compress((tmp_path / "a.vtu").read_bytes()))
+    with pytest.raises(MeshError, match=r"z\.vtu: the file is gzip-compressed; decompress it"):
+        read_meshio_series(tmp_path / "z.vtu")
+    (tmp_path / "empty.vtu").write_bytes(b"")
+    with pytest.raises(MeshError, match=r"empty\.vtu: the file is empty"):
+        read_meshio_series(tmp_path / "empty.vtu")
+
+
 def test_ansys_reader_missing_package_is_a_clear_import_error(monkeypatch):
     from structrom.rom.adapters import ansys
 

@@ -7,7 +7,9 @@ damaged file), a VTU's sections are checked for two arrays of one name first
 """
 from __future__ import annotations
 
+import mmap
 import os
+import re
 from pathlib import Path
 
 import meshio
@@ -22,12 +24,46 @@ _check_legacy_vtk_names()
 HDF5_SUFFIXES = (".xdmf", ".xmf", ".h5", ".hdf5", ".hdf", ".med", ".h5m")
 
 
+def _check_gmsh_end(path: Path) -> None:
+    """:class:`MeshError` when a Gmsh ``.msh`` file does not end with the ``$End<Name>`` line of a section it opened
+    (``$<Name>``): a file cut short, which meshio reads without the sections after the cut."""
+    with open(path, "rb") as f:
+        if not f.read(64).lstrip().startswith(b"$MeshFormat"):
+            return  # (not Gmsh's: meshio's readers decide)
+        size = f.seek(0, 2)
+        f.seek(max(size - 256, 0))
+        tail = f.read().rstrip()
+    last = tail.rsplit(b"\n", 1)[-1].strip()
+    m = re.fullmatch(rb"\$End(\w+)", last)
+    if m is None or not _opens(path, b"$" + m.group(1)):
+        shown = repr(last[-40:].decode()) if last[-40:].isascii() and last[-40:].decode().isprintable() else \
+            "binary data"
+        raise MeshError(f"{path}: the file ends with {shown}, not with the '$End...' line of a section it opened: it "
+                        "is truncated (or has data after its last section); copy or write it again")
+
+
+def _opens(path: Path, opener: bytes) -> bool:
+    """Whether a line of the file is ``opener`` (a memory map: no copy of the file)."""
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        return re.search(rb"(?m)^" + re.escape(opener) + rb"\r?$", mm) is not None
+
+
 def read_meshio(path: str | os.PathLike) -> "meshio.Mesh":
     """``meshio.read(path)``, HDF5-based formats (:data:`HDF5_SUFFIXES`) in a process of their own (HDF5 can crash
     natively on a damaged file); any failure is a :class:`MeshError` naming the file."""
     path = Path(path)
     if not path.exists():
         raise MeshError(f"mesh file {str(path)!r} does not exist")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+            if not head and path.is_file():
+                raise MeshError(f"{path}: the file is empty (0 bytes); copy or write it again")
+            if head == b"\x1f\x8b":
+                raise MeshError(f"{path}: the file is gzip-compressed; decompress it (gunzip) and give the plain "
+                                "mesh file")
+    except OSError as exc:
+        raise MeshError(f"{path}: cannot read it ({exc})") from None
     try:
         if path.suffix.lower() in HDF5_SUFFIXES:
             from structrom.rom.adapters.reader_process import run_isolated
@@ -36,7 +72,16 @@ def read_meshio(path: str | os.PathLike) -> "meshio.Mesh":
                 f"{path}: reading it crashed HDF5 (a native crash): the file or its .h5 data is damaged; write it "
                 "again"))
         if path.suffix.lower() == ".vtu":
-            check_unique_vtu_fields(path)
+            declared = check_unique_vtu_fields(path)
+            mesh = meshio.read(path)
+            lost = sorted(declared - set(map(str, mesh.point_data)))
+            if lost:
+                raise MeshError(f"{path}: its <PointData> array {lost[0]!r} could not be read (its values do not fit "
+                                "its NumberOfComponents or NumberOfTuples: a damaged array); meshio would drop it: "
+                                "write the file again")
+            return mesh
+        if path.suffix.lower() == ".msh":
+            _check_gmsh_end(path)
         return meshio.read(path)
     except MeshError:
         raise

@@ -16,18 +16,21 @@ from .mesh import MeshError
 _TAGS = re.compile(rb"<(/?)(PointData|CellData|Piece)\b|<DataArray\b[^>]*?\bName\s*=\s*\"([^\"]*)\"|<AppendedData\b")
 
 
-def check_unique_vtu_fields(path: Path) -> None:
+def check_unique_vtu_fields(path: Path) -> set[str]:
     """:class:`MeshError` naming ``path``, the piece, the section and the name when a ``<PointData>`` or
-    ``<CellData>`` section of a piece holds two data arrays of one name."""
+    ``<CellData>`` section of a piece holds two data arrays of one name; else the names the ``<PointData>``
+    sections declare (to check that meshio read every one: it skips an array whose values do not fit its
+    ``NumberOfComponents`` with a warning only)."""
+    point_names: set[str] = set()
     with open(path, "rb") as f:
         if not f.seek(0, 2):
-            return
+            return point_names
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             piece, section, names = -1, None, set()
             for m in _TAGS.finditer(mm):
                 closing, tag, name = m.group(1), m.group(2), m.group(3)
                 if tag is None and name is None:  # <AppendedData>: binary from here
-                    return
+                    return point_names
                 if tag == b"Piece":
                     piece += 0 if closing else 1
                     section = None
@@ -40,3 +43,6 @@ def check_unique_vtu_fields(path: Path) -> None:
                                         f"{shown!r}; meshio would keep only one of them: rename one and write the "
                                         "file again")
                     names.add(name)
+                    if section == "PointData":
+                        point_names.add(name.decode("utf-8", "replace"))
+    return point_names
