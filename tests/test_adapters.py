@@ -455,6 +455,29 @@ def test_native_readers_in_a_process_of_their_own():
         run_isolated(os.abort, crashed=crashed)
 
 
+def test_isolated_reader_from_a_script_without_main_guard(tmp_path):
+    """A user's script that reads an XDMF series (read in a process of its own) at its top level, without an
+    ``if __name__ == "__main__":`` guard: it runs once and gets the series (multiprocessing's spawn ran such a script
+    again in the worker and failed there, reported as an HDF5 crash of a valid file)."""
+    import subprocess
+
+    (tmp_path / "user.py").write_text(
+        "import meshio, numpy as np\n"
+        "from structrom.rom.adapters.meshio_series import read_meshio_series\n"
+        "from structrom.rom.fem.structured import box\n"
+        "print('top level')\n"
+        "m = box((1.0, 1.0, 1.0), (1, 1, 1), 'C3D8')\n"
+        "with meshio.xdmf.TimeSeriesWriter('s.xdmf') as w:\n"
+        "    w.write_points_cells(m.points, [('hexahedron', m.blocks[0].connectivity)])\n"
+        "    for t in (0.5, 1.0):\n"
+        "        w.write_data(t, point_data={'u': m.points * t})\n"
+        "mesh, times, fields = read_meshio_series('s.xdmf')\n"
+        "print('times', times.tolist(), fields['u'].shape)\n")
+    proc = subprocess.run([sys.executable, "user.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("top level") == 1 and "times [0.5, 1.0] (2, 8, 3)" in proc.stdout, proc.stdout
+
+
 def test_damaged_ansys_results_end_in_an_error_line(tmp_path, capsys):
     """`structrom import ansys` on copies of the reader's example .rst with a few bytes cut out (with this reader,
     seeds 1, 7, 12 and 29 make it abort or crash in native code): exit 2 and a 'structrom: error' line naming the

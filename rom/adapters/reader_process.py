@@ -6,14 +6,19 @@ the corrupted number: of 40 copies of the reader's example ``.rst`` damaged at r
 by a signal (SIGABRT, SIGSEGV). :func:`run_isolated` runs such a reader in a spawned process, whose address
 space is limited to the machine's physical memory: a crash ends that process, not the caller, and becomes the
 caller's error naming the files.
+
+The process is a fresh interpreter (``python -c``) that receives the function and its arguments pickled on its
+standard input and answers on its standard output: it does not import the caller's main module, so a user's
+script without an ``if __name__ == "__main__":`` guard is neither run again nor stopped by multiprocessing's
+bootstrapping error (which looked like a reader crash).
 """
 from __future__ import annotations
 
-import multiprocessing
 import os
+import pickle
+import subprocess
+import sys
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -22,6 +27,10 @@ __all__ = ["ISOLATE", "run_isolated"]
 
 #: False: :func:`run_isolated` calls the function in this process (for tests that replace the reader in it).
 ISOLATE = True
+
+#: The worker: the caller's ``sys.path`` first (so that the function's module imports as in the caller), then the call.
+_WORKER = ("import pickle, sys; sys.path[:] = pickle.load(sys.stdin.buffer); "
+           "from structrom.rom.adapters.reader_process import _serve; _serve()")
 
 
 def _limit_memory() -> None:
@@ -38,15 +47,37 @@ def _limit_memory() -> None:
         pass
 
 
+def _serve() -> None:
+    """In the worker: read ``(fn, args, kwargs)`` from stdin, write ``(True, value)`` or ``(False, exception)`` to
+    the original stdout; the function's own output (Python's and native code's) goes to stderr."""
+    answer = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    _limit_memory()
+    fn, args, kwargs = pickle.load(sys.stdin.buffer)
+    try:
+        result = (True, fn(*args, **kwargs))
+    except BaseException as exc:  # (returned to the caller as it is)
+        result = (False, exc)
+    try:
+        data = pickle.dumps(result)
+    except Exception as exc:  # (an exception or value that does not pickle)
+        data = pickle.dumps((False, RuntimeError(f"{type(result[1]).__name__}: {result[1]} ({exc})")))
+    answer.write(data)
+    answer.flush()
+
+
 def run_isolated(fn: Callable[..., T], *args, crashed: Callable[[], Exception], **kwargs) -> T:
-    """``fn(*args, **kwargs)`` in a spawned process (``fn``, its arguments and its result picklable); its
+    """``fn(*args, **kwargs)`` in a process of its own (``fn``, its arguments and its result picklable); its
     exceptions are raised here as they are. When the process ends abnormally (killed by a signal: a native crash
     or abort), ``crashed()`` is raised instead."""
     if not ISOLATE:
         return fn(*args, **kwargs)
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_limit_memory) as pool:
-        try:
-            return pool.submit(fn, *args, **kwargs).result()
-        except BrokenProcessPool:
-            raise crashed() from None
+    payload = pickle.dumps(list(sys.path)) + pickle.dumps((fn, args, kwargs))
+    proc = subprocess.run([sys.executable, "-c", _WORKER], input=payload, stdout=subprocess.PIPE)
+    try:
+        ok, value = pickle.loads(proc.stdout)
+    except Exception:  # (no answer: ended by a signal or before it could answer)
+        raise crashed() from None
+    if ok:
+        return value
+    raise value
