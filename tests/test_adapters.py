@@ -84,7 +84,28 @@ def test_matrix_storage_errors(tmp_path):
     (tmp_path / "j.sti").write_text("1 1  2.0\n1 3  1.0\n")
     with pytest.raises(CalculixError, match=r"j\.sti:2: index \(1, 3\) outside the 2 dofs"):
         read_matrix_storage(tmp_path, "j")
+    # damaged copies: a line twice (summed before), a file cut at a line end (the last column's entries lost), an
+    # index that is not an integer, a value that is not finite, a gzip-compressed file, a dof twice or of node 0
+    for text, message in (("1 1  2.0\n1 2  1.0\n1 2  1.0\n2 2  3.0\n", r"j\.sti:3: entry \(1, 2\) is listed a second"),
+                          ("1 1  2.0\n1 2  1.0\n", r"j\.sti: no positive diagonal entry for row 2 \(1 rows of 2\)"),
+                          ("", r"j\.sti: no positive diagonal entry for row 1 \(2 rows of 2\)"),
+                          ("1 1  2.0\n1 1.5  1.0\n2 2  3.0\n", r"j\.sti:2: expected integer 'row col' and a finite"),
+                          ("1 1  2.0\n\n1 2  nan\n2 2  3.0\n", r"j\.sti:3: expected integer 'row col' and a finite")):
+        (tmp_path / "j.sti").write_text(text)
+        with pytest.raises(CalculixError, match=message):
+            read_matrix_storage(tmp_path, "j")
+    import gzip
+
+    (tmp_path / "j.sti").write_bytes(gzip.compress(b"1 1  2.0\n1 2  1.0\n2 2  3.0\n"))
+    with pytest.raises(CalculixError, match=r"j\.sti: the file is gzip-compressed"):
+        read_matrix_storage(tmp_path, "j")
     (tmp_path / "j.sti").write_text("1 1  2.0\n1 2  1.0\n2 2  3.0\n")
+    for dof, message in (("1.1\n1.1\n", r"j\.dof:2: dof '1\.1' is listed a second time"),
+                         ("0.1\n1.2\n", r"j\.dof:1: expected 'node\.direction' \(node id >= 1")):
+        (tmp_path / "j.dof").write_text(dof)
+        with pytest.raises(CalculixError, match=message):
+            read_matrix_storage(tmp_path, "j")
+    (tmp_path / "j.dof").write_text("1.1\n1.2\n")
     K, M, dofs = read_matrix_storage(tmp_path, "j")
     assert M is None and np.array_equal(K.toarray(), [[2.0, 1.0], [1.0, 3.0]])
     assert np.array_equal(dofs, [[1, 1], [1, 2]]) and np.array_equal(matrix_dofs_to_ours(dofs), [0, 1])

@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from ..fem.mesh import Mesh
+from .calculix_cards import exact_ids
 from .calculix_error import CalculixError
+from .magnitudes import ABSURD, beyond
 from .calculix_static_deck import _g, _table_lines
 from .inp import InpIds
 from .inp_writer import _number_strings, write_mesh_inp
@@ -34,13 +36,7 @@ __all__ = ["read_matrix_storage", "matrix_dofs_to_ours", "expand_matrix", "write
 def _read_triplets(path: Path, n: int) -> "sp.csr_matrix":
     import scipy.sparse as sp
 
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise CalculixError(
-            f"cannot read {str(path)!r} ({exc}); ccx writes it when the deck's last step is "
-            "'*FREQUENCY, SOLVER=MATRIXSTORAGE' (see write_matrix_deck)"
-        ) from None
+    text = _read_text(path)
     lines = text.splitlines()
     try:
         vals = np.array(text.split(), dtype=float)
@@ -53,24 +49,61 @@ def _read_triplets(path: Path, n: int) -> "sp.csr_matrix":
                 raise CalculixError(f"{path}:{number}: expected 'row col value', got {ln[:60]!r}") from None
         raise CalculixError(f"{path}: not a ccx matrix file") from None
     vals = vals.reshape(-1, 3)
+    line_of = np.array([number for number, ln in enumerate(lines, start=1) if ln.strip()], dtype=np.int64)
+    wrong = np.flatnonzero(~exact_ids(vals[:, :2]).all(axis=1) | beyond(vals[:, 2]))
+    if wrong.size:
+        raise CalculixError(f"{path}:{line_of[wrong[0]]}: expected integer 'row col' and a finite value below "
+                            f"{ABSURD:g} in magnitude, got {lines[line_of[wrong[0]] - 1][:60]!r}: the file is damaged")
     rows, cols = vals[:, 0].astype(np.int64) - 1, vals[:, 1].astype(np.int64) - 1
     bad = np.flatnonzero((rows < 0) | (cols < 0) | (rows >= n) | (cols >= n))
     if bad.size:
         raise CalculixError(
-            f"{path}:{bad[0] + 1}: index ({rows[bad[0]] + 1}, {cols[bad[0]] + 1}) outside the {n} dofs of the .dof "
+            f"{path}:{line_of[bad[0]]}: index ({rows[bad[0]] + 1}, {cols[bad[0]] + 1}) outside the {n} dofs of the .dof "
             "file: the files come from different runs or are truncated"
         )
     lower = np.flatnonzero(rows > cols)
     if lower.size:
         raise CalculixError(
-            f"{path}:{lower[0] + 1}: entry ({rows[lower[0]] + 1}, {cols[lower[0]] + 1}) below the diagonal: ccx "
+            f"{path}:{line_of[lower[0]]}: entry ({rows[lower[0]] + 1}, {cols[lower[0]] + 1}) below the diagonal: ccx "
             "stores the upper triangle only; this is not a ccx 2.20 MATRIXSTORAGE file"
         )
+    key = rows * n + cols
+    order = np.argsort(key, kind="stable")
+    twice = order[1:][key[order[1:]] == key[order[:-1]]]
+    if twice.size:
+        k = int(twice.min())
+        raise CalculixError(f"{path}:{line_of[k]}: entry ({rows[k] + 1}, {cols[k] + 1}) is listed a second time (it "
+                            "would be summed): the file is damaged")
+    diagonal = np.zeros(n)
+    on = rows == cols
+    diagonal[rows[on]] = vals[on, 2]
+    missing = np.flatnonzero(~(diagonal > 0))
+    if missing.size:
+        raise CalculixError(f"{path}: no positive diagonal entry for row {missing[0] + 1} ({missing.size} rows of {n}): "
+                            "ccx writes one for every free dof; the file is truncated or damaged")
     upper = sp.coo_matrix((vals[:, 2], (rows, cols)), shape=(n, n)).tocsr()
-    upper.sum_duplicates()
     full = (upper + upper.T - sp.diags(upper.diagonal())).tocsr()
     full.sort_indices()
     return full
+
+
+def _read_text(path: Path) -> str:
+    """The text of an exported ``.sti``/``.mas``/``.dof`` file (ASCII), :class:`CalculixError` naming it otherwise."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise CalculixError(
+            f"cannot read {str(path)!r} ({exc}); ccx writes it when the deck's last step is "
+            "'*FREQUENCY, SOLVER=MATRIXSTORAGE' (see write_matrix_deck)"
+        ) from None
+    if raw[:2] == b"\x1f\x8b":
+        raise CalculixError(f"{path}: the file is gzip-compressed; decompress it (gunzip) and give ccx's plain file")
+    try:
+        return raw.decode("ascii")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise CalculixError(f"{path}:{line}: not ASCII text (byte {raw[exc.start]:#04x}): not the file ccx wrote, or "
+                            "a damaged copy") from None
 
 
 def _is_number(text: str) -> bool:
@@ -92,21 +125,22 @@ def read_matrix_storage(jobdir: str | os.PathLike, jobname: str):
     """
     jobdir = Path(jobdir)
     dof_path = jobdir / f"{jobname}.dof"
-    try:
-        lines = dof_path.read_text().splitlines()
-    except OSError as exc:
-        raise CalculixError(
-            f"cannot read {str(dof_path)!r} ({exc}); ccx writes it when the deck's last step is "
-            "'*FREQUENCY, SOLVER=MATRIXSTORAGE' (see write_matrix_deck)"
-        ) from None
+    lines = _read_text(dof_path).splitlines()
     dofs = []
+    seen: dict[tuple[int, int], int] = {}
     for number, ln in enumerate(lines, start=1):
         if not ln.strip():
             continue
         node, dot, direction = ln.strip().partition(".")
-        if not (dot and node.isdigit() and direction.isdigit() and direction in ("1", "2", "3")):
-            raise CalculixError(f"{dof_path}:{number}: expected 'node.direction' (direction 1-3), got {ln[:40]!r}")
-        dofs.append((int(node), int(direction)))
+        if not (dot and node.isdigit() and direction.isdigit() and direction in ("1", "2", "3")) or int(node) < 1:
+            raise CalculixError(f"{dof_path}:{number}: expected 'node.direction' (node id >= 1, direction 1-3), got "
+                                f"{ln[:40]!r}")
+        dof = (int(node), int(direction))
+        if dof in seen:
+            raise CalculixError(f"{dof_path}:{number}: dof {ln.strip()!r} is listed a second time (first at line "
+                                f"{seen[dof]}): the file is damaged")
+        seen[dof] = number
+        dofs.append(dof)
     if not dofs:
         raise CalculixError(f"{dof_path}: no dofs: the model has no free degree of freedom, or the run failed")
     dofs = np.array(dofs, dtype=np.int64)
