@@ -622,8 +622,13 @@ def test_import_maps_concentrated_forces(tmp_path):
     row = next(i for i in range(at, len(lines)) if lines[i].startswith(" -1"))
     lines[row] = lines[row][:13] + "-1.00000E+99" + lines[row][25:]
     (runs / "b.frd").write_text("\n".join(lines) + "\n")
-    with pytest.raises(CalculixError, match=rf"DISP at time \S+ is -1e\+99 at node id {int(lines[row][3:13])} \(1 "
-                                            r"nodes infinite or above 1e\+30"):
+    with pytest.raises(CalculixError, match=rf"run b: \S*b\.frd: DISP at time \S+ is -1e\+99 at node id "
+                                            rf"{int(lines[row][3:13])} \(1 nodes infinite or above 1e\+30"):
+        import_calculix(runs / "a.inp", runs, tmp_path / "m3")
+    lines[row] = lines[row][:13] + "         NAN" + lines[row][25:]  # (as C's printf writes a NaN)
+    (runs / "b.frd").write_text("\n".join(lines) + "\n")
+    with pytest.raises(CalculixError, match=rf"run b: \S*b\.frd: DISP at time \S+ is NaN at node id "
+                                            rf"{int(lines[row][3:13])} \(1 nodes\): not a result of a converged"):
         import_calculix(runs / "a.inp", runs, tmp_path / "m3")
 
 

@@ -70,7 +70,10 @@ def _read_results(name: str, deck: Deck, results: list[Path]) -> ImportedRun:
         f = read_frd_file(frd)
         for inc in f.increments:
             if "DISP" in inc.fields:
-                disp[inc.time] = inc.nodal("DISP", ids.node_ids)
+                try:
+                    disp[inc.time] = inc.nodal("DISP", ids.node_ids)
+                except CalculixError as exc:
+                    raise CalculixError(f"run {name}: {frd}: {exc}") from None
     if dat is not None:
         offsets = element_point_offsets(mesh)
         n_points = int(offsets[-1])

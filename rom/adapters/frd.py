@@ -76,6 +76,8 @@ class FrdIncrement:
     time: float
     node_ids: np.ndarray
     fields: dict[str, np.ndarray] = field(default_factory=dict)
+    #: frd name -> ``(m,)`` ascending ids of the nodes its block lists (the others are NaN in ``fields``)
+    listed: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def nodal(self, name: str, node_ids: np.ndarray) -> np.ndarray:
         """Field ``name`` at ``node_ids`` (``(m,)`` ccx ids, any order); raises naming the missing ids."""
@@ -95,6 +97,11 @@ class FrdIncrement:
             raise CalculixError(f"{name} at time {self.time:g} is {float(flat[k][wild[k]][0]):.6g} "
                                 f"at node id {int(ids[k])} ({int(absurd.sum())} nodes infinite or above {ABSURD:g} in "
                                 "magnitude): not a result of a converged increment (a diverged solve or a damaged file)")
+        written_nan = ok & np.isnan(flat).any(axis=1) & np.isin(ids, self.listed.get(name, ids))
+        if written_nan.any():
+            k = int(np.flatnonzero(written_nan)[0])
+            raise CalculixError(f"{name} at time {self.time:g} is NaN at node id {int(ids[k])} ({int(written_nan.sum())} "
+                                "nodes): not a result of a converged increment (a diverged solve or a damaged file)")
         missing = ~ok | np.isnan(flat).any(axis=1)
         if missing.any():
             raise CalculixError(f"{name} at time {self.time:g} has no value at node ids "
@@ -272,6 +279,7 @@ def read_frd_file(path: str | os.PathLike) -> FrdFile:
                     full[np.searchsorted(union, ids)] = values
                     values = full
                 current.fields[name] = values[:, 0] if values.shape[1] == 1 else values
+                current.listed[name] = ids
                 i = end + 1
                 continue
             if ln.startswith(" -4"):

@@ -33,6 +33,14 @@ _WORKER = ("import pickle, sys; sys.path[:] = pickle.load(sys.stdin.buffer); "
            "from structrom.rom.adapters.reader_process import _serve; _serve()")
 
 
+def _main_module() -> str | None:
+    """The module name the caller's ``__main__`` was run as (``python -m name``), None for a script or none: the
+    worker imports that module as its ``__main__`` (functions of the caller's ``__main__`` then unpickle, as with
+    multiprocessing's spawn), and never runs a script."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return getattr(spec, "name", None)
+
+
 def _limit_memory() -> None:
     """The worker's address space at most the machine's physical memory: an allocation sized by a corrupted
     header fails in the reader instead of swapping the machine."""
@@ -53,6 +61,11 @@ def _serve() -> None:
     answer = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     _limit_memory()
+    main = pickle.load(sys.stdin.buffer)
+    if main:
+        import importlib
+
+        sys.modules["__main__"] = importlib.import_module(main)
     fn, args, kwargs = pickle.load(sys.stdin.buffer)
     try:
         result = (True, fn(*args, **kwargs))
@@ -72,7 +85,7 @@ def run_isolated(fn: Callable[..., T], *args, crashed: Callable[[], Exception], 
     or abort), ``crashed()`` is raised instead."""
     if not ISOLATE:
         return fn(*args, **kwargs)
-    payload = pickle.dumps(list(sys.path)) + pickle.dumps((fn, args, kwargs))
+    payload = pickle.dumps(list(sys.path)) + pickle.dumps(_main_module()) + pickle.dumps((fn, args, kwargs))
     proc = subprocess.run([sys.executable, "-c", _WORKER], input=payload, stdout=subprocess.PIPE)
     try:
         ok, value = pickle.loads(proc.stdout)
