@@ -227,9 +227,17 @@ def test_dat_only_runs_and_truncated_dat_blocks(tmp_path):
     lines = (tmp_path / "job.dat").read_text().splitlines(keepends=True)
     assert "equivalent plastic strain" in next(ln for ln in reversed(lines) if "for set" in ln)
     cut = _write(tmp_path, "".join(lines[:-1]), "cut.dat")
-    with pytest.raises(CalculixError, match=rf"cut.dat: the PEEQ block\(s\) at time {from_frd.times[-1]:g} hold 15 "
-                                            r"rows, those at time .* all 16 integration points: the file is truncated"):
+    with pytest.raises(CalculixError, match=rf"cut.dat: the PEEQ block\(s\) at time {from_frd.times[-1]:g} cover 15 "
+                                            r"of the 16 integration points, those at time .* all of them: the file is "
+                                            "truncated"):
         _read_results("job", deck, [tmp_path / "job.frd", cut])
+    # two *EL PRINT requests of S on all elements: every point printed twice, with the same values (both read)
+    twice = _write(tmp_path, MODEL + STEPS.replace("*EL PRINT,ELSET=EALL\nS,PEEQ\n",
+                                                   "*EL PRINT,ELSET=EALL\nS,PEEQ\n*EL PRINT,ELSET=EALL\nS\n"), "twice.inp")
+    run_ccx(tmp_path, "twice", timeout=120)
+    both = _read_results("twice", read_deck(twice), [tmp_path / "twice.frd", tmp_path / "twice.dat"])
+    assert set(both.points) == {"stress", "cumulated_plastic_strain"}
+    np.testing.assert_array_equal(both.points["stress"], from_dat.points["stress"])
 
 
 def test_damaged_frd_and_dat_transfers_are_named(tmp_path):

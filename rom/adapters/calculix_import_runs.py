@@ -85,7 +85,7 @@ def _read_results(name: str, deck: Deck, results: list[Path]) -> ImportedRun:
             u = blocks.get("U")
             if u is not None and from_dat:
                 if len(np.unique(u.ids)) != mesh.n_nodes:
-                    part.setdefault("U", []).append((t, len(u.ids)))
+                    part.setdefault("U", []).append((t, len(np.unique(u.ids))))
                 else:
                     whole.setdefault("U", []).append(t)
                     full = np.zeros((mesh.n_nodes, 3))
@@ -95,22 +95,33 @@ def _read_results(name: str, deck: Deck, results: list[Path]) -> ImportedRun:
                 b = blocks.get(q)
                 if b is None or b.ids.ndim != 2:
                     continue
-                if len(b.ids) != n_points:
-                    part.setdefault(q, []).append((t, len(b.ids)))
+                el = ids.element_index(b.ids[:, 0])
+                inside = (b.ids[:, 1] >= 1) & (b.ids[:, 1] <= offsets[el + 1] - offsets[el])
+                if not inside.all():
+                    k = int(np.flatnonzero(~inside)[0])
+                    raise CalculixError(f"{dat}: the {q} block(s) at time {t:g} list integration point {b.ids[k, 1]} of "
+                                        f"element {b.ids[k, 0]}, which has {offsets[el[k] + 1] - offsets[el[k]]}: the "
+                                        "results belong to another mesh or element type")
+                at = offsets[el] + b.ids[:, 1] - 1
+                if len(np.unique(at)) != n_points:
+                    part.setdefault(q, []).append((t, len(np.unique(at))))
                     continue
                 whole.setdefault(q, []).append(t)
-                el = ids.element_index(b.ids[:, 0])
-                vals = np.zeros((n_points, c))
-                vals[offsets[el] + b.ids[:, 1] - 1] = b.values[:, :c]
+                vals = np.full((n_points, c), np.nan)
+                vals[at] = b.values[:, :c]
+                if not np.array_equal(vals[at], b.values[:, :c]):  # (a point printed twice with other values)
+                    k = int(np.flatnonzero((vals[at] != b.values[:, :c]).any(axis=1))[0])
+                    raise CalculixError(f"{dat}: the {q} block(s) at time {t:g} print element {b.ids[k, 0]}, point "
+                                        f"{b.ids[k, 1]} twice with different values: the print requests differ (an "
+                                        "orientation?) or the file is damaged")
                 points.setdefault(key, {})[t] = vals[:, 0] if c == 1 else vals
         for q, short in part.items():
             if q in whole:  # (printed for a subset at every time is not read; complete at some times only: damage)
                 t, rows = short[0]
                 n = mesh.n_nodes if q == "U" else n_points
-                raise CalculixError(f"{dat}: the {q} block(s) at time {t:g} hold {rows} rows, those at time "
-                                    f"{whole[q][0]:g} all {n} {'nodes' if q == 'U' else 'integration points'}: the "
-                                    "file is truncated or damaged (or two print requests overlap); run ccx again "
-                                    "or print each quantity once for all nodes/elements")
+                raise CalculixError(f"{dat}: the {q} block(s) at time {t:g} cover {rows} of the {n} "
+                                    f"{'nodes' if q == 'U' else 'integration points'}, those at time {whole[q][0]:g} "
+                                    "all of them: the file is truncated or damaged; run ccx again")
     if not disp:
         raise CalculixError(f"run {name}: no displacements on all {mesh.n_nodes} nodes in {[str(p) for p in results]}; "
                             "request U in *NODE FILE (or *NODE PRINT on a set of all nodes)")
