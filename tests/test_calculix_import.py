@@ -148,7 +148,8 @@ def test_frd_and_dat_against_each_other_and_deck_histories(tmp_path, redefine):
 def test_frd_binary_and_truncated_files_are_refused(tmp_path):
     binary = tmp_path / "b.frd"
     binary.write_bytes(b"    1C\n    2C   12  \x00\x01\x02")
-    with pytest.raises(CalculixError, match="binary .frd results are not supported; rerun ccx with ASCII"):
+    with pytest.raises(CalculixError, match=r"binary .frd results are not supported; rerun ccx with ASCII results "
+                                            r".*not \*NODE OUTPUT/\*ELEMENT OUTPUT, which write binary"):
         read_frd_file(binary)
     fmt2 = _write(tmp_path, "    1C\n    2C                            12                                     2\n", "f.frd")
     with pytest.raises(CalculixError, match=r"f.frd:2: .frd format 2 \(binary\) is not supported"):

@@ -3,7 +3,8 @@
 Layout (ccx 2.20, ``frd.f``; checked on ccx runs):
 
 * ``    2C  <n>  ... <format>``: node block, ``-1 <id> x y z`` lines (``format`` 0: ``I5`` ids, 1: ``I10``
-  ids, both ``E12.5`` values; 2 is *binary*, refused here);
+  ids, both ``E12.5`` values; others are *binary*, as ``*NODE OUTPUT``/``*ELEMENT OUTPUT`` write them, refused
+  here);
 * ``    3C  <n>  ... <format>``: element block, ``-1 <id> <type> <group> <material>`` then ``-2`` lines of
   node ids; types 1 he8, 3 te4, 4 he20, 6 te10 (others: 2 pe6, 5 pe15, 7 tr3, 8 tr6, 9 qu4, 10 qu8,
   11 be2, 12 be3); 20-node hexahedra list nodes 13-16 and 17-20 swapped relative to the ``.inp``;
@@ -135,7 +136,8 @@ def _check_text(path: Path, head: bytes) -> None:
                             "ccx results file")
     if b"\x00" in head:
         raise CalculixError(f"{path}: binary .frd results are not supported; rerun ccx with ASCII results "
-                            "(ccx's default .frd format), or convert the file to ASCII with cgx")
+                            "(ccx's default .frd format: request them with *NODE FILE/*EL FILE, not *NODE OUTPUT/"
+                            "*ELEMENT OUTPUT, which write binary), or convert the file to ASCII with cgx")
 
 
 def read_frd_file(path: str | os.PathLike) -> FrdFile:
@@ -188,7 +190,8 @@ def read_frd_file(path: str | os.PathLike) -> FrdFile:
             raise CalculixError(f"{path}:{number}: cannot read the block's format field: {line[:60]!r}") from None
         if fmt not in (0, 1):
             raise CalculixError(f"{path}:{number}: .frd format {fmt} (binary) is not supported; rerun ccx with "
-                                "ASCII results (ccx's default .frd format) or convert the file with cgx")
+                                "ASCII results (*NODE FILE/*EL FILE, not *NODE OUTPUT/*ELEMENT OUTPUT) or convert the "
+                                "file with cgx")
         return fmt
 
     i = 0
