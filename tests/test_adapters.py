@@ -404,6 +404,20 @@ def test_meshio_files_damaged_in_transfer_are_refused(tmp_path):
             with pytest.raises(MeshError, match=r"cut\.msh: the file ends with .*not with the '\$End\.\.\.' line "
                                                 r"of a section it opened: it is truncated"):
                 read_meshio_series(tmp_path / "cut.msh")
+    # an ASCII $NodeData listing its nodes in another order than $Nodes (legal Gmsh): meshio drops the node numbers
+    # and pairs values by position, which put T(x) = 100 x on the wrong nodes
+    for fmt in ("gmsh22", "gmsh"):
+        meshio.write(tmp_path / "a.msh", m, file_format=fmt, binary=False)
+        text = (tmp_path / "a.msh").read_text()
+        start = text.index('"T"')
+        head, rows = text[start:text.index("$EndNodeData", start)].splitlines(), None
+        head, rows = head[:7], head[7:]
+        assert head[6] == str(len(P)) and rows[0].split()[0] == "1"
+        (tmp_path / "perm.msh").write_text(text[:start] + "\n".join(head + rows[::-1]) + "\n"
+                                           + text[text.index("$EndNodeData", start):])
+        with pytest.raises(MeshError, match=rf"perm\.msh:\d+: \$NodeData 'T' lists node {len(P)} where \$Nodes has "
+                                            r"node 1: meshio pairs the values with the nodes by position"):
+            read_meshio_series(tmp_path / "perm.msh")
     (tmp_path / "z.vtu").write_bytes(gzip.compress((tmp_path / "a.vtu").read_bytes()))
     with pytest.raises(MeshError, match=r"z\.vtu: the file is gzip-compressed; decompress it"):
         read_meshio_series(tmp_path / "z.vtu")

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import meshio
+import numpy as np
 
 from .mesh import MeshError
 from .vtk_fields import DuplicatePointData, install as _check_legacy_vtk_names
@@ -40,6 +41,52 @@ def _check_gmsh_end(path: Path) -> None:
             "binary data"
         raise MeshError(f"{path}: the file ends with {shown}, not with the '$End...' line of a section it opened: it "
                         "is truncated (or has data after its last section); copy or write it again")
+
+
+def _check_gmsh_node_data(path: Path) -> None:
+    """:class:`MeshError` when a ``$NodeData`` section of an ASCII Gmsh file (2.2 or 4.1) lists its nodes in another
+    order than ``$Nodes``: meshio drops the node tags of ``$NodeData`` and pairs the values with the nodes by position,
+    which attaches them to the wrong nodes. (Binary files: meshio itself refuses tags other than 1, 2, ...)"""
+    with open(path, "rb") as f:
+        lines = f.read().decode("latin-1").splitlines()
+    try:
+        fmt = lines[lines.index("$MeshFormat") + 1].split()
+        if fmt[1] != "0":
+            return
+        start = lines.index("$Nodes") + 1
+        if fmt[0].startswith("4"):
+            n_blocks = int(lines[start].split()[0])
+            tags, k = [], start + 1
+            for _ in range(n_blocks):
+                n = int(lines[k].split()[3])
+                tags += [int(t) for t in lines[k + 1:k + 1 + n]]
+                k += 1 + 2 * n
+        else:
+            n = int(lines[start])
+            tags = [int(ln.split(None, 1)[0]) for ln in lines[start + 1:start + 1 + n]]
+    except (ValueError, IndexError):  # (a layout meshio refuses itself)
+        return
+    order = np.asarray(tags, dtype=np.int64)
+    for k, ln in enumerate(lines):
+        if ln.strip() != "$NodeData":
+            continue
+        try:
+            j = k + 1
+            n_str = int(lines[j])
+            name = lines[j + 1].strip().strip('"') if n_str else "?"
+            j += 1 + n_str
+            j += 1 + int(lines[j])
+            n_int = int(lines[j])
+            n_items = int(lines[j + 3]) if n_int >= 3 else -1
+            j += 1 + n_int
+            listed = np.array([int(r.split(None, 1)[0]) for r in lines[j:j + n_items]], dtype=np.int64)
+        except (ValueError, IndexError):
+            continue
+        if len(listed) == len(order) and not np.array_equal(listed, order):
+            at = int(np.flatnonzero(listed != order)[0])
+            raise MeshError(f"{path}:{j + at + 1}: $NodeData {name!r} lists node {listed[at]} where $Nodes has node "
+                            f"{order[at]}: meshio pairs the values with the nodes by position (it drops these node "
+                            "numbers) and would attach them to the wrong nodes; write the data in the order of $Nodes")
 
 
 def _opens(path: Path, opener: bytes) -> bool:
@@ -82,6 +129,7 @@ def read_meshio(path: str | os.PathLike) -> "meshio.Mesh":
             return mesh
         if path.suffix.lower() == ".msh":
             _check_gmsh_end(path)
+            _check_gmsh_node_data(path)
         return meshio.read(path)
     except MeshError:
         raise
