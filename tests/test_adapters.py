@@ -418,6 +418,16 @@ def test_meshio_files_damaged_in_transfer_are_refused(tmp_path):
         with pytest.raises(MeshError, match=rf"perm\.msh:\d+: \$NodeData 'T' lists node {len(P)} where \$Nodes has "
                                             r"node 1: meshio pairs the values with the nodes by position"):
             read_meshio_series(tmp_path / "perm.msh")
+    # two $NodeData sections of one name (a Gmsh view's time steps, or a section copied twice): meshio keeps the last
+    for fmt, binary in (("gmsh22", True), ("gmsh", False)):
+        meshio.write(tmp_path / "a.msh", m, file_format=fmt, binary=binary)
+        raw = (tmp_path / "a.msh").read_bytes()
+        i = raw.rindex(b"$NodeData")
+        j = raw.index(b"$EndNodeData\n", i) + len(b"$EndNodeData\n")
+        (tmp_path / "steps.msh").write_bytes(raw[:j] + raw[i:j] + raw[j:])
+        with pytest.raises(MeshError, match=r"steps\.msh: 2 \$NodeData sections are named 'T' .*meshio keeps only the "
+                                            "last one"):
+            read_meshio_series(tmp_path / "steps.msh")
     (tmp_path / "z.vtu").write_bytes(gzip.compress((tmp_path / "a.vtu").read_bytes()))
     with pytest.raises(MeshError, match=r"z\.vtu: the file is gzip-compressed; decompress it"):
         read_meshio_series(tmp_path / "z.vtu")

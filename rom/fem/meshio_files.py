@@ -44,11 +44,19 @@ def _check_gmsh_end(path: Path) -> None:
 
 
 def _check_gmsh_node_data(path: Path) -> None:
-    """:class:`MeshError` when a ``$NodeData`` section of an ASCII Gmsh file (2.2 or 4.1) lists its nodes in another
-    order than ``$Nodes``: meshio drops the node tags of ``$NodeData`` and pairs the values with the nodes by position,
-    which attaches them to the wrong nodes. (Binary files: meshio itself refuses tags other than 1, 2, ...)"""
+    """:class:`MeshError` when two ``$NodeData`` sections of a Gmsh file share a name (the time steps of a view: meshio
+    keeps the last one only), or when a ``$NodeData`` section of an ASCII file (2.2 or 4.1) lists its nodes in
+    another order than ``$Nodes``: meshio drops the node tags of ``$NodeData`` and pairs the values with the nodes by
+    position, which attaches them to the wrong nodes. (Binary files: meshio itself refuses tags other than 1, 2, ...)"""
     with open(path, "rb") as f:
-        lines = f.read().decode("latin-1").splitlines()
+        raw = f.read()
+    names = [m.group(1).decode("latin-1") for m in re.finditer(rb'(?m)^\$NodeData\r?\n\d+\r?\n"([^"\r\n]*)"', raw)]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise MeshError(f"{path}: {names.count(twice[0])} $NodeData sections are named {twice[0]!r} (the time steps of a "
+                        "Gmsh view, or a section copied twice): meshio keeps only the last one; write one file per time "
+                        "step and read them as a series (a list of files or a glob pattern)")
+    lines = raw.decode("latin-1").splitlines()
     try:
         fmt = lines[lines.index("$MeshFormat") + 1].split()
         if fmt[1] != "0":
