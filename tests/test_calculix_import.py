@@ -145,6 +145,73 @@ def test_frd_and_dat_against_each_other_and_deck_histories(tmp_path, redefine):
     assert np.allclose(p, [2.5, 5.0, 5.0 + 15.0 / 3, 20.0] if redefine else [2.5, 5.0, 0.0, 0.0])
 
 
+@needs_ccx
+@pytest.mark.calculix
+def test_loads_given_twice_in_a_step_add_up_as_in_ccx(tmp_path):
+    """ccx 2.20 adds the loads a step gives one node dof or face more than once (two lines, two cards, a set listing
+    a member twice, an OP=NEW card that is not the step's first of its kind, which ccx ignores); the deck's
+    histories do too: ccx's total force on the loaded face (applied forces minus the pressure on face 4 of element
+    2, area 1) equals theirs to the .dat's 7 digits. Boundary values given twice take the last one."""
+    steps = """*NSET,NSET=LOAD2
+LOAD,9
+*ELSET,ELSET=E22
+2,2
+*STEP
+*STATIC
+*CLOAD
+LOAD,1,6.
+9,1,1.
+*CLOAD,OP=NEW
+LOAD2,1,0.5
+*DLOAD
+2,P4,1.
+*DLOAD,OP=NEW
+E22,P4,0.5
+*BOUNDARY
+1,1,1,0.001
+1,1,1,0.
+*NODE PRINT,NSET=LOAD,TOTALS=ONLY
+RF
+*END STEP
+"""
+    path = _write(tmp_path, MODEL + steps)
+    run_ccx(tmp_path, "job", timeout=120)
+    total = read_dat(tmp_path / "job.dat")[1.0]["RF_TOTAL"].values[0, 0]
+    deck = read_deck(path)
+    cload = deck.history("cload", np.array([1.0]))[0].reshape(-1, 3)[:, 0]
+    pressure = deck.history("pressure", np.array([1.0]))[0]
+    assert cload.sum() == pytest.approx(4 * 6.0 + 1.0 + 4 * 0.5 + 0.5) and pressure.tolist() == [2.0]
+    assert abs(total - (cload.sum() - pressure.sum())) <= 1e-6 * cload.sum()
+    assert deck.history("boundary", np.array([1.0]))[0, 0] == 0.0
+    assert [k for k, _, _ in deck.ignored if "OP=NEW" in k] == ["CLOAD, OP=NEW", "DLOAD, OP=NEW"]
+    amplitude = steps.replace("*DLOAD,OP=NEW", "*DLOAD,AMPLITUDE=A1")
+    with pytest.raises(CalculixError, match=r"job.inp:\d+: \*DLOAD: a face loaded earlier in this step with another "
+                                            r"amplitude: ccx adds"):
+        read_deck(_write(tmp_path, MODEL + amplitude))
+
+
+def test_set_names_differing_in_case_are_one_set(tmp_path):
+    # ccx upper-cases set names: 'fix' and 'FIX' are one node set (the first spelling is kept)
+    text = MODEL.replace("*NSET,NSET=FIX\n1,4,5,8\n", "*NSET,NSET=fix\n1,4\n*NSET,NSET=FIX\n5,8\n")
+    deck = read_deck(_write(tmp_path, text + STEPS))
+    assert "FIX" not in deck.mesh.node_sets and deck.mesh.node_sets["fix"].tolist() == [0, 3, 4, 7]
+    assert sorted(deck.boundary.keys) == sorted(3 * n + c for n in (0, 3, 4, 7) for c in range(3))
+
+
+def test_nested_include_is_found_as_ccx_opens_it(tmp_path):
+    # ccx opens an *INCLUDE relative to the directory it runs in (the deck's), also from an included file
+    head, tail = MODEL.split("*ELEMENT")
+    (tmp_path / "mesh").mkdir()
+    (tmp_path / "mesh" / "nodes.inp").write_text(head + "*INCLUDE, INPUT=elements.inp\n")
+    (tmp_path / "elements.inp").write_text("*ELEMENT" + tail.split("*MATERIAL")[0])
+    deck = read_deck(_write(tmp_path, "*INCLUDE, INPUT=mesh/nodes.inp\n*MATERIAL" + tail.split("*MATERIAL")[1] + STEPS))
+    assert deck.mesh.n_elements == 2
+    (tmp_path / "mesh" / "elements.inp").write_text("*ELEMENT" + tail.split("*MATERIAL")[0].replace("1,1,2", "1,2,1"))
+    with pytest.raises(CalculixError, match=r"nodes.inp:\d+: \*INCLUDE, INPUT=elements.inp: two different files .*"
+                                            r"ccx, run in the deck's directory, reads this one"):
+        read_deck(tmp_path / "job.inp")
+
+
 def test_frd_binary_and_truncated_files_are_refused(tmp_path):
     binary = tmp_path / "b.frd"
     binary.write_bytes(b"    1C\n    2C   12  \x00\x01\x02")

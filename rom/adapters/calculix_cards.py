@@ -63,10 +63,13 @@ def _error(card: Card, number: int, message: str) -> CalculixError:
     return CalculixError(f"{card.file}:{number}: *{card.keyword}: {message}")
 
 
-def read_cards(path: str | os.PathLike, _depth: int = 0) -> list[Card]:
-    """Keyword cards of a deck in order, ``*INCLUDE, INPUT=file`` read in place (relative to the
-    including file). Comment lines (``**``) and blank lines are skipped."""
+def read_cards(path: str | os.PathLike, _depth: int = 0, _top: Path | None = None) -> list[Card]:
+    """Keyword cards of a deck in order, ``*INCLUDE, INPUT=file`` read in place. A relative ``file`` is found
+    relative to the including file or, as ccx opens it (relative to the directory it runs in, taken to be the
+    deck's), relative to the deck's directory; a nested include naming two different existing files that way
+    is refused (ccx's reading depends on where it runs). Comment lines (``**``) and blank lines are skipped."""
     path = Path(path)
+    top = path.parent if _top is None else _top
     if _depth > 20:
         raise CalculixError(f"{path}: *INCLUDE nested more than 20 deep (a file including itself?)")
     try:
@@ -89,11 +92,8 @@ def read_cards(path: str | os.PathLike, _depth: int = 0) -> list[Card]:
             if keyword == "INCLUDE":
                 if not params.get("INPUT"):
                     raise CalculixError(f"{path}:{number}: *INCLUDE needs INPUT=<file>")
-                inc = Path(params["INPUT"])
-                inc = inc if inc.is_absolute() else path.parent / inc
-                if not inc.exists():
-                    raise CalculixError(f"{path}:{number}: *INCLUDE file {str(inc)!r} does not exist")
-                cards.extend(read_cards(inc, _depth + 1))
+                inc = _include(Path(params["INPUT"]), path, number, top)
+                cards.extend(read_cards(inc, _depth + 1, top))
                 continue
             cards.append(Card(keyword, params, path, number))
         elif cards:
@@ -102,6 +102,21 @@ def read_cards(path: str | os.PathLike, _depth: int = 0) -> list[Card]:
         else:
             raise CalculixError(f"{path}:{number}: data line before any keyword card: {line[:60]!r}")
     return cards
+
+
+def _include(name: Path, path: Path, number: int, top: Path) -> Path:
+    """The file an ``*INCLUDE, INPUT=name`` on ``path:number`` reads (:func:`read_cards`)."""
+    if name.is_absolute():
+        found = [name] if name.exists() else []
+    else:
+        found = [p for p in dict.fromkeys([path.parent / name, top / name]) if p.exists()]
+    if not found:
+        raise CalculixError(f"{path}:{number}: *INCLUDE file {str(path.parent / name)!r} does not exist")
+    if len(found) > 1 and found[0].read_bytes() != found[1].read_bytes():
+        raise CalculixError(f"{path}:{number}: *INCLUDE, INPUT={name}: two different files {str(found[0])!r} (beside "
+                            f"the including file) and {str(found[1])!r} (beside the deck: ccx, run in the deck's "
+                            "directory, reads this one) exist; remove one or give the path from the deck's directory")
+    return found[-1]
 
 
 #: Ids are exact integers below this in size (every such integer is a double, as ids are read).

@@ -13,7 +13,10 @@ previous step (loads, prescribed displacements and ``*TEMPERATURE`` alike, also 
 TIME=TOTAL TIME``), amplitudes being piecewise linear and constant outside their points; a load not
 given again in a later step keeps its value at the end of the previous step, constant (``OP=MOD``; its
 amplitude is not carried on); ``OP=NEW`` removes the earlier loads of the card's kind that it does not
-define again, from the step's start (no ramp down). Initial temperatures come from ``*INITIAL CONDITIONS, TYPE=TEMPERATURE`` (0 elsewhere).
+define again, from the step's start (no ramp down), and only on the step's first card of its kind (ccx
+ignores it on later ones). Loads given to one node dof or face more than once in a step (two lines or
+cards, overlapping sets, a set listing it twice) add up, as in ccx; boundary values and temperatures given
+twice take the last value. Initial temperatures come from ``*INITIAL CONDITIONS, TYPE=TEMPERATURE`` (0 elsewhere).
 
 :class:`StepTable` stores these histories for many keys at once (nodes, faces, dofs) and evaluates them
 at any times, vectorized over the keys.
@@ -107,8 +110,9 @@ def read_deck(path: str | os.PathLike) -> Deck:
                                       "initial conditions are imported (no initial stresses, strains or velocities)")
     mesh, ids = read_inp(path)
     n_nodes = mesh.n_nodes
-    deck = Deck(path, mesh, ids, [], [], {}, StepTable(np.zeros(n_nodes)), StepTable(), StepTable(np.zeros(3 * n_nodes)),
-                StepTable(np.zeros(3 * n_nodes)), StepTable(np.zeros(1)), StepTable(np.zeros(1)))
+    deck = Deck(path, mesh, ids, [], [], {}, StepTable(np.zeros(n_nodes)), StepTable(accumulate=True),
+                StepTable(np.zeros(3 * n_nodes)), StepTable(np.zeros(3 * n_nodes), accumulate=True), StepTable(np.zeros(1)),
+                StepTable(np.zeros(1)))
     upper_nsets = {k.upper(): k for k in mesh.node_sets}
     upper_elsets = {k.upper(): k for k in mesh.element_sets}
     upper_surfs = {k.upper(): k for k in mesh.surface_sets}
@@ -126,7 +130,7 @@ def read_deck(path: str | os.PathLike) -> Deck:
         if token.upper() not in names:
             article = "an" if kind == "element" else "a"
             raise _error(card, number, f"{token!r} is neither {article} {kind} id nor {article} {kind} set")
-        return sets[names[token.upper()]]
+        return ids.repeated.get((kind, names[token.upper()]), sets[names[token.upper()]])  # (as listed: ccx loads twice)
 
     def nodes_of(card: Card, token: str, number: int) -> np.ndarray:
         return members("node", card, token, number)
@@ -147,8 +151,12 @@ def read_deck(path: str | os.PathLike) -> Deck:
         op = card.params.get("OP", "MOD").upper()
         if op not in ("MOD", "NEW"):
             raise _error(card, card.line, f"OP={op} is unknown; use OP=MOD or OP=NEW")
-        if op == "NEW":
+        if op == "NEW" and step in table.carded:  # (ccx: only the first card of its kind in a step removes loads)
+            deck.ignored.append((f"{card.keyword}, OP=NEW", card.where, "not the step's first card of its kind: ccx "
+                                 "removes loads only with the first one (the loads are added to the step's earlier ones)"))
+        elif op == "NEW":
             table.clear(step)
+        table.carded.add(step)
 
     materials: dict[str, list[Card]] = {}
     current_material: str | None = None
@@ -320,6 +328,7 @@ def _load_card(deck: Deck, card: Card, step: int, in_step: bool, nodes_of, eleme
             if not 1 <= dof <= 3:
                 raise not_supported(card, f"dof {dof} at line {n}: only forces in directions 1-3")
             nodes = nodes_of(card, tokens[0], n)
+            _check_added(deck.cload, card, n, step, 3 * nodes + dof - 1, amp, "node dof")
             deck.cload.set(step, 3 * nodes + dof - 1, np.full(len(nodes), _float(card, tokens[2], n, "force")), amp)
         return
     # DLOAD / DSLOAD
@@ -368,4 +377,15 @@ def _load_card(deck: Deck, card: Card, step: int, in_step: bool, nodes_of, eleme
         else:
             raise not_supported(card, f"load label {label} at line {n}: only P1-P6, CENTRIF and GRAV are imported")
         keys = np.array([deck.pressure.index((int(e), int(f))) for e, f in faces.tolist()], np.int64)
+        _check_added(deck.pressure, card, n, step, keys, amp, "face")
         deck.pressure.set(step, keys, np.full(len(keys), _float(card, tokens[2], n, "pressure")), amp)
+
+
+def _check_added(table: StepTable, card: Card, number: int, step: int, keys: np.ndarray, amp: str | None,
+                 what: str) -> None:
+    """Refuse a load given to a key already loaded in the step with another amplitude (ccx adds the loads of a
+    step on one key, and stops when their amplitudes differ)."""
+    if table.other_amplitude(step, keys, amp).any():
+        raise _error(card, number, f"a {what} loaded earlier in this step with another amplitude: ccx adds the "
+                                   "loads of a step on one node dof or face and refuses different amplitudes; give "
+                                   "the sum with one amplitude")

@@ -30,13 +30,18 @@ class StepTable:
     """Histories of ``n`` keys over the steps: per step, the value at its end and an amplitude (or a ramp).
 
     ``set(step, keys, values, amplitude)`` defines keys in a step (later steps keep their end values);
-    ``clear(step)`` is ``OP=NEW`` (the keys of this table not set again in the step are removed).
+    ``clear(step)`` is ``OP=NEW`` (the keys of this table not set again in the step are removed). With
+    ``accumulate`` (concentrated and distributed loads), values given to one key more than once in a step
+    add up, as ccx 2.20 sums them (two lines or cards naming the same node dof or face, or a set listing
+    it twice; checked on ccx runs); otherwise (boundary values, temperatures) the last one holds.
     """
 
-    def __init__(self, initial: np.ndarray | None = None) -> None:
+    def __init__(self, initial: np.ndarray | None = None, accumulate: bool = False) -> None:
         self.initial = None if initial is None else np.asarray(initial, float)
+        self.accumulate = accumulate
         self.keys: dict = {}
         self.entries: list[tuple[int, str, np.ndarray, np.ndarray, str | None]] = []  # (step, op, idx, v, amp)
+        self.carded: set[int] = set()  # steps with a card of this table (ccx: OP=NEW acts on a step's first only)
 
     def index(self, key) -> int:
         return self.keys.setdefault(key, len(self.keys))
@@ -46,6 +51,16 @@ class StepTable:
 
     def clear(self, step: int) -> None:
         self.entries.append((step, "clear", np.zeros(0, np.int64), np.zeros(0), None))
+
+    def other_amplitude(self, step: int, keys: np.ndarray, amplitude: str | None) -> np.ndarray:
+        """Which of ``keys`` ``(m,)`` were given earlier in ``step`` with another amplitude (a bool mask): ccx
+        refuses to add such values."""
+        keys = np.asarray(keys, np.int64)
+        out = np.zeros(len(keys), bool)
+        for s, op, idx, _, amp in self.entries:
+            if s == step and op == "set" and amp != amplitude:
+                out |= np.isin(keys, idx)
+        return out
 
     @property
     def size(self) -> int:
@@ -65,7 +80,11 @@ class StepTable:
                 removed[s] = True
                 defined[s] = False
             else:
-                values[s, idx] = v
+                if self.accumulate:  # (a key given again in the step adds; duplicates within idx too)
+                    values[s, idx] = np.where(defined[s, idx], values[s, idx], 0.0)
+                    np.add.at(values[s], idx, v)
+                else:
+                    values[s, idx] = v
                 amps[s, idx] = -1 if amp is None else amplitudes.index(amp)
                 defined[s, idx] = True
                 removed[s, idx] = False

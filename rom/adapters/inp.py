@@ -28,6 +28,10 @@ class InpIds:
 
     node_ids: np.ndarray
     element_ids: np.ndarray
+    #: members of the node/element sets that list a member more than once, as listed (our 0-based indices; the
+    #: mesh's sets hold each member once): ``{("node" | "element", name): (m,)}``. ccx applies a load on such a
+    #: set once per listing.
+    repeated: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
 
     def node_index(self, ids: np.ndarray) -> np.ndarray:
         """Our 0-based node indices of CalculiX node ids (raises on unknown ids)."""
@@ -117,8 +121,8 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
     Parses ``*NODE``, ``*ELEMENT`` (``TYPE``, ``ELSET``), ``*NSET``/``*ELSET`` (ids, names of sets
     defined earlier, ``GENERATE``), ``*SURFACE`` with ``TYPE=ELEMENT`` (``element or elset, S<k>``;
     ``TYPE=NODE`` surfaces become node sets) and follows ``*INCLUDE``. Set names keep the case they have
-    in the file. Returns the mesh (nodes and elements in file order, one block per ``*ELEMENT`` card)
-    and the file ids.
+    in the file (names differing only in case are one set, as in ccx: the first spelling is kept). Returns
+    the mesh (nodes and elements in file order, one block per ``*ELEMENT`` card) and the file ids.
     """
     path = Path(path)
     cards = _cards(path)
@@ -128,6 +132,11 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
     elsets: dict[str, list[np.ndarray]] = {}
     surfaces: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     n_elements = 0
+
+    def spelled(sets: dict, name: str) -> str:
+        """The name a set is kept under: its first spelling (ccx upper-cases names: ``fix`` and ``FIX`` are one
+        set)."""
+        return next((k for k in sets if k.upper() == name.upper()), name)
 
     def where(card: _Card) -> str:
         return f"{path}:{card.line}: *{card.keyword}"
@@ -177,7 +186,7 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
             node_ids.append(vals[:, 0].astype(np.int64))
             coords.append(vals[:, 1:])
             if "NSET" in card.params:
-                nsets.setdefault(card.params["NSET"], []).append(vals[:, 0].astype(np.int64))
+                nsets.setdefault(spelled(nsets, card.params["NSET"]), []).append(vals[:, 0].astype(np.int64))
         elif kw == "ELEMENT":
             etype = card.params.get("TYPE", "").upper()
             if etype not in NODES_PER_ELEMENT:
@@ -196,20 +205,20 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
             blocks.append((etype, vals[:, 0], vals[:, 1:]))
             n_elements += len(vals)
             if "ELSET" in card.params:
-                elsets.setdefault(card.params["ELSET"], []).append(vals[:, 0])
+                elsets.setdefault(spelled(elsets, card.params["ELSET"]), []).append(vals[:, 0])
         elif kw in ("NSET", "ELSET"):
             name = card.params.get(kw)
             if not name:
                 raise CalculixError(f"{where(card)}: missing {kw}=<name>")
             sets = nsets if kw == "NSET" else elsets
-            sets.setdefault(name, []).append(set_members(card, sets, "GENERATE" in card.params))
+            sets.setdefault(spelled(sets, name), []).append(set_members(card, sets, "GENERATE" in card.params))
         elif kw == "SURFACE":
             name = card.params.get("NAME")
             if not name:
                 raise CalculixError(f"{where(card)}: missing NAME=<name>")
             stype = card.params.get("TYPE", "ELEMENT").upper()
             if stype == "NODE":
-                nsets.setdefault(name, []).append(set_members(_Card("SURFACE", {}, card.line, [d.split(",")[0] for d in card.data], card.data_lines), nsets, False))
+                nsets.setdefault(spelled(nsets, name), []).append(set_members(_Card("SURFACE", {}, card.line, [d.split(",")[0] for d in card.data], card.data_lines), nsets, False))
                 continue
             if stype != "ELEMENT":
                 raise CalculixError(f"{where(card)}: TYPE={stype} is not supported (use TYPE=ELEMENT)")
@@ -227,7 +236,7 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
                         raise CalculixError(f"{path}:{number}: element set {parts[0]!r} is not defined before this "
                                             "*SURFACE")
                     els = np.concatenate(elsets[upper[parts[0].upper()]] or [np.zeros(0, np.int64)])
-                surfaces.setdefault(name, []).append((els, np.full(len(els), int(m.group(1)) - 1)))
+                surfaces.setdefault(spelled(surfaces, name), []).append((els, np.full(len(els), int(m.group(1)) - 1)))
 
     if not node_ids or not blocks:
         raise CalculixError(f"{path}: no *NODE or no *ELEMENT cards found; the deck must define the mesh")
@@ -254,11 +263,15 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
             check_faces(mesh_blocks, faces, f"*SURFACE, NAME={k}", ids.element_ids)
         except MeshError as exc:
             raise CalculixError(f"{path}: {exc}") from None
+    node_sets = {k: index(ids.node_index, np.concatenate(v), "node set", k) for k, v in nsets.items()}
+    element_sets = {k: index(ids.element_index, np.concatenate(v), "element set", k) for k, v in elsets.items()}
+    for kind, sets in (("node", node_sets), ("element", element_sets)):
+        ids.repeated.update({(kind, k): v for k, v in sets.items() if len(np.unique(v)) < len(v)})
     mesh = Mesh(
         np.concatenate(coords),
         mesh_blocks,
-        node_sets={k: index(ids.node_index, np.concatenate(v), "node set", k) for k, v in nsets.items()},
-        element_sets={k: index(ids.element_index, np.concatenate(v), "element set", k) for k, v in elsets.items()},
+        node_sets=node_sets,
+        element_sets=element_sets,
         surface_sets=surface_sets,
     )
     return mesh, ids
