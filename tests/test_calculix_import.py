@@ -190,6 +190,44 @@ RF
         read_deck(_write(tmp_path, MODEL + amplitude))
 
 
+@needs_ccx
+@pytest.mark.calculix
+def test_amplitudes_going_on_in_later_steps_as_in_ccx(tmp_path):
+    """A load not given again in a later step keeps its end value, except that ccx 2.20 goes on with a total-time
+    amplitude (loads, boundary values, temperatures) and with a temperature's step-time amplitude (in the later
+    step's time): ccx's total force on LOAD and its nodal temperatures equal the deck's histories."""
+    steps = """*STEP
+*STATIC
+0.5,1
+*CLOAD,AMPLITUDE=TOT
+LOAD,1,6.
+*TEMPERATURE,AMPLITUDE=A1
+LOAD,120.
+*NODE FILE
+U,NT
+*NODE PRINT,NSET=LOAD,TOTALS=ONLY
+RF
+*END STEP
+*STEP
+*STATIC
+0.5,1
+*END STEP
+"""
+    path = _write(tmp_path, MODEL + steps)
+    run_ccx(tmp_path, "job", timeout=120)
+    deck = read_deck(path)
+    frd, dat = read_frd_file(tmp_path / "job.frd"), read_dat(tmp_path / "job.dat")
+    assert np.isclose(frd.times[-1], 2.0) and np.any(frd.times > 1.2)
+    temps = deck.history("temperature", frd.times)
+    for k, inc in enumerate(frd.increments):
+        assert np.allclose(inc.fields["NDTEMP"], temps[k], rtol=1e-5)
+        total = dat[sorted(dat)[k]]["RF_TOTAL"].values[0, 0]
+        cload = deck.history("cload", frd.times[k:k + 1])[0].reshape(-1, 3)[:, 0].sum()
+        assert abs(total - cload) <= 1e-5 * 24.0
+    assert deck.history("cload", np.array([1.5]))[0].reshape(-1, 3)[8, 0] == pytest.approx(6.0 * 0.75)
+    assert deck.history("temperature", np.array([1.5, 2.0]))[:, 8] == pytest.approx([60.0, 120.0])
+
+
 def test_set_names_differing_in_case_are_one_set(tmp_path):
     # ccx upper-cases set names: 'fix' and 'FIX' are one node set (the first spelling is kept)
     text = MODEL.replace("*NSET,NSET=FIX\n1,4,5,8\n", "*NSET,NSET=fix\n1,4\n*NSET,NSET=FIX\n5,8\n")

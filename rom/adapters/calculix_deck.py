@@ -12,8 +12,9 @@ previous step (loads, prescribed displacements and ``*TEMPERATURE`` alike, also 
 ``OP=NEW``) in a ``*STATIC`` step, and applied at once from the start of a ``*VISCO`` step; with ``AMPLITUDE=A`` it is ``value * A(step time)`` (``A(total time)`` for ``*AMPLITUDE,
 TIME=TOTAL TIME``), amplitudes being piecewise linear and constant outside their points; a load not
 given again in a later step keeps its value at the end of the previous step, constant (``OP=MOD``; its
-amplitude is not carried on); ``OP=NEW`` removes the earlier loads of the card's kind that it does not
-define again, from the step's start (no ramp down), and only on the step's first card of its kind (ccx
+amplitude is not carried on), unless the amplitude is in total time (it goes on) or the value is a
+temperature (its amplitude goes on, in the later step's time); ``OP=NEW`` removes the earlier loads of the
+card's kind that it does not define again, from the step's start (no ramp down), and only on the step's first card of its kind (ccx
 ignores it on later ones). Loads given to one node dof or face more than once in a step (two lines or
 cards, overlapping sets, a set listing it twice) add up, as in ccx; boundary values and temperatures given
 twice take the last value. Initial temperatures come from ``*INITIAL CONDITIONS, TYPE=TEMPERATURE`` (0 elsewhere).
@@ -110,9 +111,9 @@ def read_deck(path: str | os.PathLike) -> Deck:
                                       "initial conditions are imported (no initial stresses, strains or velocities)")
     mesh, ids = read_inp(path)
     n_nodes = mesh.n_nodes
-    deck = Deck(path, mesh, ids, [], [], {}, StepTable(np.zeros(n_nodes)), StepTable(accumulate=True),
-                StepTable(np.zeros(3 * n_nodes)), StepTable(np.zeros(3 * n_nodes), accumulate=True), StepTable(np.zeros(1)),
-                StepTable(np.zeros(1)))
+    deck = Deck(path, mesh, ids, [], [], {}, StepTable(np.zeros(n_nodes), keep_amplitudes=True),
+                StepTable(accumulate=True), StepTable(np.zeros(3 * n_nodes)),
+                StepTable(np.zeros(3 * n_nodes), accumulate=True), StepTable(np.zeros(1)), StepTable(np.zeros(1)))
     upper_nsets = {k.upper(): k for k in mesh.node_sets}
     upper_elsets = {k.upper(): k for k in mesh.element_sets}
     upper_surfs = {k.upper(): k for k in mesh.surface_sets}

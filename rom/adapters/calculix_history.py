@@ -36,9 +36,13 @@ class StepTable:
     it twice; checked on ccx runs); otherwise (boundary values, temperatures) the last one holds.
     """
 
-    def __init__(self, initial: np.ndarray | None = None, accumulate: bool = False) -> None:
+    def __init__(self, initial: np.ndarray | None = None, accumulate: bool = False,
+                 keep_amplitudes: bool = False) -> None:
         self.initial = None if initial is None else np.asarray(initial, float)
         self.accumulate = accumulate
+        #: a value not given again in a later step keeps following its step-time amplitude too (ccx's
+        #: temperatures; loads and boundary values keep only total-time amplitudes, see evaluate)
+        self.keep_amplitudes = keep_amplitudes
         self.keys: dict = {}
         self.entries: list[tuple[int, str, np.ndarray, np.ndarray, str | None]] = []  # (step, op, idx, v, amp)
         self.carded: set[int] = set()  # steps with a card of this table (ccx: OP=NEW acts on a step's first only)
@@ -109,13 +113,26 @@ def evaluate(table: StepTable, steps: list[Step], amplitudes: dict[str, Amplitud
     ccx 2.20's rules (checked on ccx runs): a key defined in a step without amplitude ramps linearly from
     its value at the end of the previous step (also after ``OP=NEW``) in a ``*STATIC`` step, and takes its
     new value at once in a ``*VISCO`` step; with an amplitude it is ``value *
-    A(step or total time)``; a key not defined in a step keeps its value at the end of the previous step
-    (its amplitude is not carried on); a key removed by ``OP=NEW`` is 0 from the step's start."""
+    A(step or total time)``; a key not defined in a step keeps its value at the end of the previous step,
+    unless its amplitude is in total time, which goes on (``value * A(total time)``; for a table with
+    ``keep_amplitudes``, the temperatures, a step-time amplitude goes on too, ``value * A(step time)`` of
+    the later step); a key removed by ``OP=NEW`` is 0 from the step's start."""
     names = list(amplitudes)
     init, values, amps, defined, removed = table.arrays(len(steps), names)
     n = table.size
     ends = np.zeros((len(steps) + 1, n))
     ends[0] = init
+    # the amplitude (index, -1: none) and value a key not given again in a step goes on with
+    keeps = np.array([amplitudes[a].total or table.keep_amplitudes for a in names] + [False])
+    carry_amp = np.full((len(steps), n), -1, np.int64)
+    carry_val = np.zeros((len(steps), n))
+    last_amp, last_val = np.full(n, -1, np.int64), np.zeros(n)
+    for s in range(len(steps)):
+        last_amp = np.where(defined[s], amps[s], np.where(removed[s], -1, last_amp))
+        last_val = np.where(defined[s], values[s], last_val)
+        goes_on = ~defined[s] & keeps[last_amp]  # (index -1: the False appended to keeps)
+        carry_amp[s] = np.where(goes_on, last_amp, -1)
+        carry_val[s] = last_val
 
     def at(s: int, t: float) -> np.ndarray:
         step = steps[s]
@@ -127,6 +144,10 @@ def evaluate(table: StepTable, steps: list[Step], amplitudes: dict[str, Amplitud
             amp = amplitudes[names[a]]
             m = defined[s] & (amps[s] == a)
             out[m] = values[s][m] * float(amp(t if amp.total else t - step.start))
+        for a in np.unique(carry_amp[s][carry_amp[s] >= 0]):
+            amp = amplitudes[names[a]]
+            m = carry_amp[s] == a
+            out[m] = carry_val[s][m] * float(amp(t if amp.total else t - step.start))
         return out
 
     for s in range(len(steps)):
