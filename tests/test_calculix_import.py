@@ -192,10 +192,12 @@ RF
 
 @needs_ccx
 @pytest.mark.calculix
-def test_amplitudes_going_on_in_later_steps_as_in_ccx(tmp_path):
+@pytest.mark.parametrize("delayed", [False, True])
+def test_amplitudes_going_on_in_later_steps_as_in_ccx(tmp_path, delayed):
     """A load not given again in a later step keeps its end value, except that ccx 2.20 goes on with a total-time
     amplitude (loads, boundary values, temperatures) and with a temperature's step-time amplitude (in the later
-    step's time): ccx's total force on LOAD and its nodal temperatures equal the deck's histories."""
+    step's time); a card's TIME DELAY shifts its amplitude; parameters are read without their blanks
+    (TIME=TOTALTIME, TIMEDELAY): ccx's total force on LOAD and its nodal temperatures equal the deck's histories."""
     steps = """*STEP
 *STATIC
 0.5,1
@@ -213,7 +215,12 @@ RF
 0.5,1
 *END STEP
 """
-    path = _write(tmp_path, MODEL + steps)
+    model = MODEL
+    if delayed:
+        model = MODEL.replace("*BOUNDARY\nFIX", "*AMPLITUDE,NAME=TOT2,TIME=TOTALTIME\n0,0,2,1\n*BOUNDARY\nFIX")
+        steps = steps.replace("*CLOAD,AMPLITUDE=TOT", "*CLOAD,AMPLITUDE=TOT2,TIME DELAY=0.5").replace(
+            "*TEMPERATURE,AMPLITUDE=A1", "*TEMPERATURE,AMPLITUDE=A1,TIMEDELAY=0.25")
+    path = _write(tmp_path, model + steps)
     run_ccx(tmp_path, "job", timeout=120)
     deck = read_deck(path)
     frd, dat = read_frd_file(tmp_path / "job.frd"), read_dat(tmp_path / "job.dat")
@@ -224,8 +231,9 @@ RF
         total = dat[sorted(dat)[k]]["RF_TOTAL"].values[0, 0]
         cload = deck.history("cload", frd.times[k:k + 1])[0].reshape(-1, 3)[:, 0].sum()
         assert abs(total - cload) <= 1e-5 * 24.0
-    assert deck.history("cload", np.array([1.5]))[0].reshape(-1, 3)[8, 0] == pytest.approx(6.0 * 0.75)
-    assert deck.history("temperature", np.array([1.5, 2.0]))[:, 8] == pytest.approx([60.0, 120.0])
+    force, temperature = (6.0 * 0.5, [30.0, 90.0]) if delayed else (6.0 * 0.75, [60.0, 120.0])
+    assert deck.history("cload", np.array([1.5]))[0].reshape(-1, 3)[8, 0] == pytest.approx(force)
+    assert deck.history("temperature", np.array([1.5, 2.0]))[:, 8] == pytest.approx(temperature)
 
 
 def test_set_names_differing_in_case_are_one_set(tmp_path):
@@ -417,6 +425,10 @@ ERRORS = [
     (_deck(steps=STEPS.replace("*STEP\n*STATIC\n0.5,1", "*STEP,NLGEOM\n*STATIC\n0.5,1", 1)),
      r"not supported: \*STEP, .*: NLGEOM"),
     (_deck(steps=STEPS.replace("*STATIC\n0.5,1.5", "*STATIC,TIME RESET\n0.5,1.5")), r"\*STATIC, .*: TIME RESET"),
+    (_deck(steps=STEPS.replace("*STATIC\n0.5,1.5", "*STATIC,TIMERESET\n0.5,1.5")), r"\*STATIC, .*: TIME RESET"),
+    (MODEL.replace("*AMPLITUDE,NAME=TOT,TIME=TOTAL TIME", "*AMPLITUDE,NAME=TOT,TIME=TOTAL") + STEPS,
+     r"job.inp:\d+: \*AMPLITUDE: TIME=TOTAL is unknown; use TIME=STEP TIME or TOTAL TIME"),
+    (_deck(steps=STEPS.replace("*CLOAD,AMPLITUDE=A1", "*CLOAD,TIME DELAY=1")), r"\*CLOAD: TIME DELAY needs an AMPLITUDE"),
     (_deck(steps=STEPS.replace("*STATIC\n0.5,1\n", "*FREQUENCY\n2\n", 1)), r"not supported: \*FREQUENCY"),
     (_deck(steps=STEPS.replace("LOAD,1,60", "LOAD,4,60")), r"\*CLOAD, .*: dof 4 at line \d+: only forces"),
     (_deck(steps=STEPS.replace("2,P4,10.", "2,TRVEC4,10.,1,0,0")), r"\*DLOAD, .*: load label TRVEC4 .*no traction labels"),

@@ -30,8 +30,8 @@ def keyword_of(line: str) -> str | None:
 
 @dataclass
 class Card:
-    """A keyword card: ``keyword`` upper case without ``*``, ``params`` upper-case keys (values as
-    written), ``file``/``line`` of the keyword line, ``data`` lines and their line numbers."""
+    """A keyword card: ``keyword`` upper case without ``*``, ``params`` upper-case keys without blanks, as ccx
+    compares them (``TIMERESET``; values as written), ``file``/``line`` of the keyword line, ``data`` lines and their line numbers."""
 
     keyword: str
     params: dict[str, str]
@@ -88,7 +88,7 @@ def read_cards(path: str | os.PathLike, _depth: int = 0, _top: Path | None = Non
             for p in parts[1:]:
                 if p:
                     k, _, v = p.partition("=")
-                    params[" ".join(k.upper().split())] = v.strip()
+                    params["".join(k.upper().split())] = v.strip()  # (ccx drops blanks: TIME RESET is TIMERESET)
             if keyword == "INCLUDE":
                 if not params.get("INPUT"):
                     raise CalculixError(f"{path}:{number}: *INCLUDE needs INPUT=<file>")

@@ -9,8 +9,9 @@ Time histories follow ccx 2.20 (checked on ccx runs): steps follow each other in
 ``*STATIC``/``*VISCO`` step lasts its time period (second number of the data line, default 1); a value
 given in a step without ``AMPLITUDE`` is ramped linearly over the step from the value at the end of the
 previous step (loads, prescribed displacements and ``*TEMPERATURE`` alike, also when the card has
-``OP=NEW``) in a ``*STATIC`` step, and applied at once from the start of a ``*VISCO`` step; with ``AMPLITUDE=A`` it is ``value * A(step time)`` (``A(total time)`` for ``*AMPLITUDE,
-TIME=TOTAL TIME``), amplitudes being piecewise linear and constant outside their points; a load not
+``OP=NEW``) in a ``*STATIC`` step, and applied at once from the start of a ``*VISCO`` step; with
+``AMPLITUDE=A`` it is ``value * A(step time)`` (``A(total time)`` for ``*AMPLITUDE, TIME=TOTAL TIME``;
+``A(t - d)`` with the card's ``TIME DELAY=d``), amplitudes being piecewise linear and constant outside their points; a load not
 given again in a later step keeps its value at the end of the previous step, constant (``OP=MOD``; its
 amplitude is not carried on), unless the amplitude is in total time (it goes on) or the value is a
 temperature (its amplitude goes on, in the later step's time); ``OP=NEW`` removes the earlier loads of the
@@ -140,13 +141,23 @@ def read_deck(path: str | os.PathLike) -> Deck:
         return members("element", card, token, number)
 
     def amplitude_of(card: Card) -> str | None:
+        """The card's amplitude (``TIME DELAY=d``: the amplitude shifted by ``d``, ``A(t - d)``, as in ccx)."""
         name = card.params.get("AMPLITUDE")
+        delay = card.params.get("TIMEDELAY")
         if name is None:
+            if delay is not None:
+                raise _error(card, card.line, "TIME DELAY needs an AMPLITUDE (the delay shifts it)")
             return None
         if name.upper() not in deck.amplitudes:
             raise CalculixError(f"{card.where}: *{card.keyword}: AMPLITUDE={name} is not defined by an *AMPLITUDE "
                                 "card before it")
-        return name.upper()
+        if delay is None:
+            return name.upper()
+        shift = _float(card, delay, card.line, "TIME DELAY")
+        key = f"{name.upper()} DELAYED BY {shift!r}"
+        a = deck.amplitudes[name.upper()]
+        deck.amplitudes.setdefault(key, Amplitude(key, a.times + shift, a.values, a.total))
+        return key
 
     def check_op(card: Card, table: StepTable, step: int) -> None:
         op = card.params.get("OP", "MOD").upper()
@@ -207,8 +218,10 @@ def read_deck(path: str | os.PathLike) -> Deck:
             table = np.array(vals).reshape(-1, 2)
             if np.any(np.diff(table[:, 0]) < 0):
                 raise _error(card, card.line, "amplitude times must be increasing")
-            deck.amplitudes[name] = Amplitude(name, table[:, 0], table[:, 1],
-                                              card.params.get("TIME", "STEP TIME").upper() == "TOTAL TIME")
+            time = "".join(card.params.get("TIME", "STEP TIME").upper().split())  # (ccx: blanks dropped)
+            if time not in ("STEPTIME", "TOTALTIME"):
+                raise _error(card, card.line, f"TIME={card.params['TIME']} is unknown; use TIME=STEP TIME or TOTAL TIME")
+            deck.amplitudes[name] = Amplitude(name, table[:, 0], table[:, 1], time == "TOTALTIME")
         elif kw == "INITIAL CONDITIONS":
             for tokens, n in card.rows():
                 if len(tokens) < 2:
@@ -231,7 +244,7 @@ def read_deck(path: str | os.PathLike) -> Deck:
         elif kw in ("STATIC", "VISCO"):
             if not in_step:
                 raise _error(card, card.line, "procedure outside a *STEP")
-            if "TIME RESET" in card.params:
+            if "TIMERESET" in card.params:
                 raise not_supported(card, "TIME RESET: every step must advance the total time")
             period = 1.0
             rows = card.rows()
@@ -297,7 +310,7 @@ def _load_card(deck: Deck, card: Card, step: int, in_step: bool, nodes_of, eleme
         return
     if kw == "BOUNDARY":
         if card.params.get("TYPE", "DISPLACEMENT").upper() != "DISPLACEMENT" or "FIXED" in card.params \
-                or "SUBMODEL" in card.params or "USER" in card.params or "MASS FLOW" in card.params:
+                or "SUBMODEL" in card.params or "USER" in card.params or "MASSFLOW" in card.params:
             raise not_supported(card, f"parameters {sorted(card.params)}: only displacement values are imported")
         if card.params.get("OP", "MOD").upper() == "NEW":
             raise not_supported(card, "OP=NEW: the constrained dofs must be the same in every step (change values "
