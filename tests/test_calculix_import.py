@@ -426,6 +426,8 @@ ERRORS = [
      r"not supported: \*STEP, .*: NLGEOM"),
     (_deck(steps=STEPS.replace("*STATIC\n0.5,1.5", "*STATIC,TIME RESET\n0.5,1.5")), r"\*STATIC, .*: TIME RESET"),
     (_deck(steps=STEPS.replace("*STATIC\n0.5,1.5", "*STATIC,TIMERESET\n0.5,1.5")), r"\*STATIC, .*: TIME RESET"),
+    (_deck(steps=STEPS.replace("*STATIC\n0.5,1\n", "*STATIC,TOTAL TIME AT START=5\n0.5,1\n", 1)),
+     r"not supported: \*STATIC, .*job.inp:\d+: TOTAL TIME AT START"),
     (MODEL.replace("*AMPLITUDE,NAME=TOT,TIME=TOTAL TIME", "*AMPLITUDE,NAME=TOT,TIME=TOTAL") + STEPS,
      r"job.inp:\d+: \*AMPLITUDE: TIME=TOTAL is unknown; use TIME=STEP TIME or TOTAL TIME"),
     (_deck(steps=STEPS.replace("*CLOAD,AMPLITUDE=A1", "*CLOAD,TIME DELAY=1")), r"\*CLOAD: TIME DELAY needs an AMPLITUDE"),

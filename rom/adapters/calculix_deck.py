@@ -246,6 +246,9 @@ def read_deck(path: str | os.PathLike) -> Deck:
                 raise _error(card, card.line, "procedure outside a *STEP")
             if "TIMERESET" in card.params:
                 raise not_supported(card, "TIME RESET: every step must advance the total time")
+            if "TOTALTIMEATSTART" in card.params:
+                raise not_supported(card, "TOTAL TIME AT START: the first step must start at total time 0 and every "
+                                          "later one where the previous one ended")
             period = 1.0
             rows = card.rows()
             if rows and len(rows[0][0]) > 1 and rows[0][0][1]:
