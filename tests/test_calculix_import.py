@@ -236,6 +236,14 @@ RF
     assert deck.history("temperature", np.array([1.5, 2.0]))[:, 8] == pytest.approx(temperature)
 
 
+def test_rotations_of_solid_nodes_are_ignored_as_ccx_does(tmp_path):
+    # '*BOUNDARY / FIX,1,6' (as written for shells and beams) is valid for ccx on solids: dofs 4-6 do not exist
+    base = read_deck(_write(tmp_path, MODEL + STEPS))
+    deck = read_deck(_write(tmp_path, MODEL.replace("*BOUNDARY\nFIX,1,3", "*BOUNDARY\nFIX,1,6\nFIX,5,5,0.1") + STEPS))
+    assert sorted(deck.boundary.keys) == sorted(base.boundary.keys)
+    assert [(k, w.rsplit(":", 1)[1]) for k, w, _ in deck.ignored if k == "BOUNDARY"] == [("BOUNDARY", "40"), ("BOUNDARY", "41")]
+
+
 def test_set_names_differing_in_case_are_one_set(tmp_path):
     # ccx upper-cases set names: 'fix' and 'FIX' are one node set (the first spelling is kept)
     text = MODEL.replace("*NSET,NSET=FIX\n1,4,5,8\n", "*NSET,NSET=fix\n1,4\n*NSET,NSET=FIX\n5,8\n")
@@ -444,7 +452,7 @@ ERRORS = [
     (_deck(steps=STEPS.replace("*TEMPERATURE\n9,20", "*BOUNDARY,OP=NEW\nFIX,1,3")), r"\*BOUNDARY, .*: OP=NEW"),
     (_deck(steps=STEPS.replace("*TEMPERATURE\n9,20", "*BOUNDARY\nLOAD,2,2")),
      r"\*BOUNDARY, .*constrains dofs first in step 2"),
-    (_deck(steps=STEPS.replace("*TEMPERATURE\n9,20", "*BOUNDARY\nLOAD,4,6")), r"dofs 4-6 .*only translations"),
+    (_deck(steps=STEPS.replace("*TEMPERATURE\n9,20", "*BOUNDARY\nLOAD,11,11,30.")), r"dofs 11-11 .*only translations"),
     (_deck(steps=STEPS.replace("*TEMPERATURE\n1,20", "*TEMPERATURE\n77,20")), r"node ids \[77\] are not in the mesh"),
     (_deck(steps=STEPS.replace("*TEMPERATURE\n1,20", "*TEMPERATURE\nNOSET,20")), r"'NOSET' is neither a node id nor"),
     (_deck(steps=STEPS.replace("*END STEP\n*STEP", "*STEP", 1)), r"\*STEP inside a step"),

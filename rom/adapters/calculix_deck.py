@@ -324,9 +324,15 @@ def _load_card(deck: Deck, card: Card, step: int, in_step: bool, nodes_of, eleme
             first = int(_float(card, tokens[1], n, "first dof"))
             last = int(_float(card, tokens[2], n, "last dof")) if len(tokens) > 2 and tokens[2] else first
             value = _float(card, tokens[3], n, "value") if len(tokens) > 3 and tokens[3] else 0.0
+            if 1 <= first <= last <= 6 and last > 3:  # (ccx ignores rotations at nodes of solid elements)
+                deck.ignored.append(("BOUNDARY", f"{card.file}:{n}", f"dofs {max(first, 4)}-{last}: the nodes of solid "
+                                     "elements have no rotations (ccx ignores them)"))
+                if first > 3:
+                    continue
+                last = 3
             if not (1 <= first <= last <= 3):
                 raise not_supported(card, f"dofs {first}-{last} at line {n}: only translations 1-3 of solid "
-                                          "elements exist (no rotations, temperatures 11, pressures 8)")
+                                          "elements exist (no temperatures 11, pressures 8)")
             nodes = nodes_of(card, tokens[0], n)
             dofs = (3 * nodes[:, None] + np.arange(first - 1, last)[None, :]).ravel()
             new = [int(d) for d in dofs if int(d) not in deck.boundary.keys]
