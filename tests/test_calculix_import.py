@@ -244,6 +244,26 @@ def test_rotations_of_solid_nodes_are_ignored_as_ccx_does(tmp_path):
     assert [(k, w.rsplit(":", 1)[1]) for k, w, _ in deck.ignored if k == "BOUNDARY"] == [("BOUNDARY", "40"), ("BOUNDARY", "41")]
 
 
+@needs_ccx
+@pytest.mark.calculix
+def test_run_with_a_node_of_no_element_is_imported(tmp_path):
+    """A node no element uses (a geometry point of a mesher, a reference node) is valid for ccx, which writes no
+    result there: the import gives it a zero displacement and the others ccx's."""
+    from structrom.rom.adapters.calculix_import import import_calculix
+    from structrom.rom.offline.snapshots import read_training_case
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    _write(runs, MODEL.replace("12,2,1,1\n", "12,2,1,1\n99,5,5,5\n") + STEPS, "a.inp")
+    run_ccx(runs, "a", timeout=120)
+    import_calculix(runs / "a.inp", runs, tmp_path / "m")
+    mesh = read_inp(tmp_path / "m" / "mesh.inp")[0]
+    u = read_training_case(tmp_path / "m" / "train" / "a.h5", mesh).displacements()
+    frd = read_frd_file(runs / "a.frd")
+    assert 99 not in frd.node_ids and np.all(u[:, 12] == 0.0)
+    assert np.array_equal(u[:, :12], np.array([inc.nodal("DISP", np.arange(1, 13)) for inc in frd.increments]))
+
+
 def test_set_names_differing_in_case_are_one_set(tmp_path):
     # ccx upper-cases set names: 'fix' and 'FIX' are one node set (the first spelling is kept)
     text = MODEL.replace("*NSET,NSET=FIX\n1,4,5,8\n", "*NSET,NSET=fix\n1,4\n*NSET,NSET=FIX\n5,8\n")

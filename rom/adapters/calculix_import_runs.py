@@ -66,12 +66,16 @@ def _read_results(name: str, deck: Deck, results: list[Path]) -> ImportedRun:
     dat = next((p for p in results if p.suffix.lower() == ".dat"), None)
     disp: dict[float, np.ndarray] = {}
     points: dict[str, dict[float, np.ndarray]] = {}
+    used = np.zeros(mesh.n_nodes, bool)  # (ccx writes no result at a node of no element: its displacement is 0)
+    for block in mesh.blocks:
+        used[block.connectivity.ravel()] = True
     if frd is not None:
         f = read_frd_file(frd)
         for inc in f.increments:
             if "DISP" in inc.fields:
+                disp[inc.time] = np.zeros((mesh.n_nodes, 3))
                 try:
-                    disp[inc.time] = inc.nodal("DISP", ids.node_ids)
+                    disp[inc.time][used] = inc.nodal("DISP", ids.node_ids[used])
                 except CalculixError as exc:
                     raise CalculixError(f"run {name}: {frd}: {exc}") from None
     if dat is not None:
@@ -84,7 +88,7 @@ def _read_results(name: str, deck: Deck, results: list[Path]) -> ImportedRun:
         for t, blocks in read_dat(dat).items():
             u = blocks.get("U")
             if u is not None and from_dat:
-                if len(np.unique(u.ids)) != mesh.n_nodes:
+                if len(np.unique(u.ids)) < int(used.sum()):  # (every node of an element, at least)
                     part.setdefault("U", []).append((t, len(np.unique(u.ids))))
                 else:
                     whole.setdefault("U", []).append(t)
