@@ -264,6 +264,29 @@ def test_run_with_a_node_of_no_element_is_imported(tmp_path):
     assert np.array_equal(u[:, :12], np.array([inc.nodal("DISP", np.arange(1, 13)) for inc in frd.increments]))
 
 
+@needs_ccx
+@pytest.mark.calculix
+def test_prepomax_step_conventions(tmp_path):
+    """PrePoMax starts every step with '*Boundary, op=New', '*Cload, op=New', '*Dload, op=New' and gives the
+    conditions again ('FIX, 1, 6, 0' on solids): the same histories as the deck without them; a boundary value
+    given again after OP=NEW ramps from its old value, as ccx's displacements show."""
+    renew = "*Boundary, op=New\n*Boundary\nFIX, 1, 6, 0\n9, 1, 1, {}\n*Cload, op=New\n*Dload, op=New\n"
+    steps = STEPS.replace("*CLOAD,AMPLITUDE=A1", renew.format(0.0005) + "*CLOAD,AMPLITUDE=A1", 1).replace(
+        "*TEMPERATURE\n9,20\n*DLOAD,OP=NEW\n", renew.format(0.001) + "*Node file\nU\n")
+    plain = STEPS.replace("*CLOAD,AMPLITUDE=A1", "*BOUNDARY\n9,1,1,0.0005\n*CLOAD,AMPLITUDE=A1", 1).replace(
+        "*TEMPERATURE\n9,20\n*DLOAD,OP=NEW\n", "*BOUNDARY\n9,1,1,0.001\n*CLOAD,OP=NEW\n*DLOAD,OP=NEW\n")
+    path = _write(tmp_path, MODEL + steps)
+    deck, base = read_deck(path), read_deck(_write(tmp_path, MODEL + plain, "plain.inp"))
+    times = np.linspace(0.0, 2.5, 11)
+    for name in ("boundary", "cload", "pressure", "temperature"):
+        assert np.array_equal(deck.history(name, times), base.history(name, times)), name
+    run_ccx(tmp_path, "job", timeout=120)
+    frd = read_frd_file(tmp_path / "job.frd")
+    u9 = np.array([inc.nodal("DISP", np.array([9]))[0, 0] for inc in frd.increments])
+    assert np.allclose(u9, deck.history("boundary", frd.times)[:, 3 * 8], rtol=1e-5)
+    assert u9[-1] == pytest.approx(0.001) and np.any((u9 > 0.0005 + 1e-6) & (u9 < 0.001 - 1e-6))
+
+
 def test_set_names_differing_in_case_are_one_set(tmp_path):
     # ccx upper-cases set names: 'fix' and 'FIX' are one node set (the first spelling is kept)
     text = MODEL.replace("*NSET,NSET=FIX\n1,4,5,8\n", "*NSET,NSET=fix\n1,4\n*NSET,NSET=FIX\n5,8\n")
@@ -469,7 +492,8 @@ ERRORS = [
      r"job.inp:\d+: \*DLOAD: load label P5: face S5 of element 2: a C3D4 element has faces S1-S4"),
     (_deck(steps=STEPS.replace("*CLOAD,AMPLITUDE=A1", "*CLOAD,AMPLITUDE=NOPE")), r"AMPLITUDE=NOPE is not defined"),
     (_deck(steps=STEPS.replace("*TEMPERATURE\n9,20", "*TEMPERATURE,OP=NEW\n9,20")), r"\*TEMPERATURE, .*: OP=NEW"),
-    (_deck(steps=STEPS.replace("*TEMPERATURE\n9,20", "*BOUNDARY,OP=NEW\nFIX,1,3")), r"\*BOUNDARY, .*: OP=NEW"),
+    (_deck(steps=STEPS.replace("*TEMPERATURE\n9,20", "*BOUNDARY,OP=NEW\n1,1,3")),
+     r"\*BOUNDARY, .*job.inp:\d+: OP=NEW releases 9 constrained dofs \(first: node 4, component x\)"),
     (_deck(steps=STEPS.replace("*TEMPERATURE\n9,20", "*BOUNDARY\nLOAD,2,2")),
      r"\*BOUNDARY, .*constrains dofs first in step 2"),
     (_deck(steps=STEPS.replace("*TEMPERATURE\n9,20", "*BOUNDARY\nLOAD,11,11,30.")), r"dofs 11-11 .*only translations"),

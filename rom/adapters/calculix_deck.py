@@ -167,7 +167,7 @@ def read_deck(path: str | os.PathLike) -> Deck:
             deck.ignored.append((f"{card.keyword}, OP=NEW", card.where, "not the step's first card of its kind: ccx "
                                  "removes loads only with the first one (the loads are added to the step's earlier ones)"))
         elif op == "NEW":
-            table.clear(step)
+            table.clear(step, card)
         table.carded.add(step)
 
     materials: dict[str, list[Card]] = {}
@@ -263,6 +263,7 @@ def read_deck(path: str | os.PathLike) -> Deck:
                 raise _error(card, card.line, "*END STEP without *STEP")
             in_step = False
             total = deck.steps[-1].end
+            _check_boundary_renewal(deck, step)
         elif kw in ("BOUNDARY", "CLOAD", "DLOAD", "DSLOAD", "TEMPERATURE"):
             _load_card(deck, card, step, in_step, nodes_of, elements_of, amplitude_of, check_op, upper_surfs)
         else:  # pragma: no cover - every mapped keyword has a branch
@@ -315,9 +316,13 @@ def _load_card(deck: Deck, card: Card, step: int, in_step: bool, nodes_of, eleme
         if card.params.get("TYPE", "DISPLACEMENT").upper() != "DISPLACEMENT" or "FIXED" in card.params \
                 or "SUBMODEL" in card.params or "USER" in card.params or "MASSFLOW" in card.params:
             raise not_supported(card, f"parameters {sorted(card.params)}: only displacement values are imported")
-        if card.params.get("OP", "MOD").upper() == "NEW":
-            raise not_supported(card, "OP=NEW: the constrained dofs must be the same in every step (change values "
-                                      "with OP=MOD)")
+        op = card.params.get("OP", "MOD").upper()
+        if op not in ("MOD", "NEW"):
+            raise _error(card, card.line, f"OP={op} is unknown; use OP=MOD or OP=NEW")
+        if op == "NEW" and not in_step:
+            raise not_supported(card, "OP=NEW outside a step: give the model's boundary conditions without it")
+        if in_step:  # (OP=NEW: the dofs must all be given again in the step, checked at its *END STEP)
+            check_op(card, deck.boundary, step)
         for tokens, n in card.rows():
             if len(tokens) < 2:
                 raise _error(card, n, "lines must be 'node or node set, first dof[, last dof[, value]]'")
@@ -412,3 +417,20 @@ def _check_added(table: StepTable, card: Card, number: int, step: int, keys: np.
         raise _error(card, number, f"a {what} loaded earlier in this step with another amplitude: ccx adds the "
                                    "loads of a step on one node dof or face and refuses different amplitudes; give "
                                    "the sum with one amplitude")
+
+
+def _check_boundary_renewal(deck: Deck, step: int) -> None:
+    """A ``*BOUNDARY, OP=NEW`` in ``step`` (as PrePoMax writes in every step) must give every constrained dof
+    again: the constrained dofs are part of the model (ccx ramps the values given again from their old ones)."""
+    card = deck.boundary.cleared.get(step)
+    if card is None:
+        return
+    given = [idx for s, op, idx, _, _ in deck.boundary.entries if s == step and op == "set"]
+    missing = np.setdiff1d(np.array(sorted(deck.boundary.keys), np.int64),
+                           np.concatenate(given) if given else np.zeros(0, np.int64))
+    if len(missing):
+        dof = int(missing[0])
+        raise not_supported(card, f"OP=NEW releases {len(missing)} constrained dofs (first: node "
+                                  f"{int(deck.ids.node_ids[dof // 3])}, component {'xyz'[dof % 3]}) that the step does "
+                                  "not give again: the constrained dofs must be the same in every step (give them "
+                                  "again after OP=NEW, or change values with OP=MOD)")

@@ -46,6 +46,7 @@ class StepTable:
         self.keys: dict = {}
         self.entries: list[tuple[int, str, np.ndarray, np.ndarray, str | None]] = []  # (step, op, idx, v, amp)
         self.carded: set[int] = set()  # steps with a card of this table (ccx: OP=NEW acts on a step's first only)
+        self.cleared: dict[int, object] = {}  # step -> the card that cleared the table (OP=NEW)
 
     def index(self, key) -> int:
         return self.keys.setdefault(key, len(self.keys))
@@ -53,8 +54,9 @@ class StepTable:
     def set(self, step: int, keys: np.ndarray, values: np.ndarray, amplitude: str | None) -> None:
         self.entries.append((step, "set", np.asarray(keys, np.int64), np.asarray(values, float), amplitude))
 
-    def clear(self, step: int) -> None:
+    def clear(self, step: int, card: object = None) -> None:
         self.entries.append((step, "clear", np.zeros(0, np.int64), np.zeros(0), None))
+        self.cleared[step] = card
 
     def other_amplitude(self, step: int, keys: np.ndarray, amplitude: str | None) -> np.ndarray:
         """Which of ``keys`` ``(m,)`` were given earlier in ``step`` with another amplitude (a bool mask): ccx
