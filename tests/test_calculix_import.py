@@ -482,6 +482,8 @@ ERRORS = [
     (MODEL.replace("*AMPLITUDE,NAME=TOT,TIME=TOTAL TIME", "*AMPLITUDE,NAME=TOT,TIME=TOTAL") + STEPS,
      r"job.inp:\d+: \*AMPLITUDE: TIME=TOTAL is unknown; use TIME=STEP TIME or TOTAL TIME"),
     (_deck(steps=STEPS.replace("*CLOAD,AMPLITUDE=A1", "*CLOAD,TIME DELAY=1")), r"\*CLOAD: TIME DELAY needs an AMPLITUDE"),
+    (_deck(steps=STEPS.replace("*CLOAD,AMPLITUDE=A1", "*CLOAD,USER")), r"not supported: \*CLOAD, .*: USER: values from a user"),
+    (_deck(steps=STEPS.replace("*DLOAD,AMPLITUDE=TOT", "*DLOAD,SUBMODEL,STEP=1")), r"\*DLOAD, .*: SUBMODEL: values interp"),
     (_deck(steps=STEPS.replace("*STATIC\n0.5,1\n", "*FREQUENCY\n2\n", 1)), r"not supported: \*FREQUENCY"),
     (_deck(steps=STEPS.replace("LOAD,1,60", "LOAD,4,60")), r"\*CLOAD, .*: dof 4 at line \d+: only forces"),
     (_deck(steps=STEPS.replace("2,P4,10.", "2,TRVEC4,10.,1,0,0")), r"\*DLOAD, .*: load label TRVEC4 .*no traction labels"),

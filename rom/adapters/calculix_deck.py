@@ -292,6 +292,15 @@ def read_deck(path: str | os.PathLike) -> Deck:
     return deck
 
 
+#: Parameters of ccx's load, boundary and temperature cards that take the values from elsewhere (the card's own
+#: values would be read as if they were the load).
+_OTHER_LOAD_SOURCES = {
+    "USER": "values from a user subroutine", "SUBMODEL": "values interpolated from a global model",
+    "FILE": "values from a result file", "LOADCASE": "a load case of steady-state dynamics",
+    "SECTOR": "a sector of a cyclic-symmetry model", "OMEGA0": "a Green-function load",
+}
+
+
 def _load_card(deck: Deck, card: Card, step: int, in_step: bool, nodes_of, elements_of, amplitude_of, check_op,
                upper_surfs) -> None:
     kw = card.keyword
@@ -300,6 +309,9 @@ def _load_card(deck: Deck, card: Card, step: int, in_step: bool, nodes_of, eleme
         step = 0  # model-level boundary conditions hold from the start
     elif not in_step:
         raise _error(card, card.line, "load outside a *STEP")
+    other = sorted(set(card.params) & set(_OTHER_LOAD_SOURCES))
+    if other:
+        raise not_supported(card, f"{other[0]}: {_OTHER_LOAD_SOURCES[other[0]]}; give the values in the deck")
     amp = amplitude_of(card)
     if kw == "TEMPERATURE":
         if card.params.get("OP", "MOD").upper() == "NEW":
