@@ -287,6 +287,34 @@ def test_prepomax_step_conventions(tmp_path):
     assert u9[-1] == pytest.approx(0.001) and np.any((u9 > 0.0005 + 1e-6) & (u9 < 0.001 - 1e-6))
 
 
+@needs_ccx
+@pytest.mark.calculix
+def test_dload_op_new_removes_body_loads_as_in_ccx(tmp_path):
+    """*DLOAD, OP=NEW removes gravity (and centrifugal loads) too: ccx's total reaction on the clamp follows the
+    weight in step 1 and is 0 in step 2; so is the deck's gravity history."""
+    steps = """*STEP
+*STATIC
+*DLOAD,AMPLITUDE=ONE
+EALL,GRAV,9810.,0.,0.,-1.
+*NODE PRINT,NSET=FIX,TOTALS=ONLY
+RF
+*END STEP
+*STEP
+*STATIC
+*DLOAD,OP=NEW
+*END STEP
+"""
+    model = MODEL.replace("*SOLID SECTION", "*DENSITY\n7.8e-9\n*SOLID SECTION").replace(
+        "*BOUNDARY\nFIX", "*AMPLITUDE,NAME=ONE,TIME=TOTAL TIME\n0,1,10,1\n*BOUNDARY\nFIX")
+    path = _write(tmp_path, model + steps)
+    run_ccx(tmp_path, "job", timeout=120)
+    dat = read_dat(tmp_path / "job.dat")
+    totals = [dat[t]["RF_TOTAL"].values[0, 2] for t in sorted(dat)]
+    weight = 2.0 * 7.8e-9 * 9810.0  # (ccx's RF on FIX: the weight less the eighth of element 1's at each FIX node)
+    assert totals[0] == pytest.approx(0.75 * weight, rel=1e-5) and abs(totals[-1]) < 1e-6 * weight
+    assert read_deck(path).history("gravity", np.array([1.0, 2.0]))[:, 0].tolist() == [9810.0, 0.0]
+
+
 def test_set_names_differing_in_case_are_one_set(tmp_path):
     # ccx upper-cases set names: 'fix' and 'FIX' are one node set (the first spelling is kept)
     text = MODEL.replace("*NSET,NSET=FIX\n1,4,5,8\n", "*NSET,NSET=fix\n1,4\n*NSET,NSET=FIX\n5,8\n")

@@ -168,6 +168,9 @@ def read_deck(path: str | os.PathLike) -> Deck:
                                  "removes loads only with the first one (the loads are added to the step's earlier ones)"))
         elif op == "NEW":
             table.clear(step, card)
+            if table is deck.pressure:  # (ccx: *DLOAD, OP=NEW removes the body loads too, checked)
+                deck.gravity.clear(step, card)
+                deck.centrifugal.clear(step, card)
         table.carded.add(step)
 
     materials: dict[str, list[Card]] = {}
