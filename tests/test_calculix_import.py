@@ -315,6 +315,15 @@ RF
     assert read_deck(path).history("gravity", np.array([1.0, 2.0]))[:, 0].tolist() == [9810.0, 0.0]
 
 
+def test_material_data_of_other_analyses_is_ignored(tmp_path):
+    # material libraries (PrePoMax's, say) give *CONDUCTIVITY, *SPECIFIC HEAT, *DAMPING: no effect on *STATIC steps
+    base = read_deck(_write(tmp_path, MODEL + STEPS))
+    extra = "*CONDUCTIVITY\n50.\n*SPECIFIC HEAT\n4.6e8\n*DAMPING,STRUCTURAL=0.02\n*SOLID SECTION"
+    deck = read_deck(_write(tmp_path, MODEL.replace("*SOLID SECTION", extra) + STEPS))
+    assert [m[:2] for m in deck.materials] == [m[:2] for m in base.materials]
+    assert [k for k, _, _ in deck.ignored][:3] == ["CONDUCTIVITY", "SPECIFIC HEAT", "DAMPING"]
+
+
 def test_set_names_differing_in_case_are_one_set(tmp_path):
     # ccx upper-cases set names: 'fix' and 'FIX' are one node set (the first spelling is kept)
     text = MODEL.replace("*NSET,NSET=FIX\n1,4,5,8\n", "*NSET,NSET=fix\n1,4\n*NSET,NSET=FIX\n5,8\n")

@@ -41,6 +41,11 @@ IGNORED = {
     "SOLID SECTION ORIENTATION": "orientation of isotropic materials has no effect",
     "PHYSICAL CONSTANTS": "absolute zero / Stefan-Boltzmann constant: no effect on a mechanical analysis",
     "PREPRINT": "Abaqus's echo of the input in its .dat: no effect on the analysis",
+    # material data of other analyses (material libraries hold them): no effect on *STATIC/*VISCO steps, and the
+    # steps that use them (*HEAT TRANSFER, *DYNAMIC...) are refused
+    "CONDUCTIVITY": "thermal conductivity: no effect on *STATIC/*VISCO steps (give temperatures with *TEMPERATURE)",
+    "SPECIFIC HEAT": "specific heat: no effect on *STATIC/*VISCO steps (give temperatures with *TEMPERATURE)",
+    "DAMPING": "material damping: no effect on *STATIC/*VISCO steps (dynamics is not modelled)",
 }
 
 #: Abaqus's part and assembly structure (ccx reads flat decks only).
@@ -79,10 +84,8 @@ REFUSED = {
     "USER MATERIAL": "user materials (umat) are not laws of the material registry",
     "DEPVAR": "user materials (umat) are not laws of the material registry",
     "ELECTRICAL CONDUCTIVITY": "electromagnetics is not modelled", "MAGNETIC PERMEABILITY": "electromagnetics is not modelled",
-    "CONDUCTIVITY": "heat transfer is not modelled: give the temperatures with *TEMPERATURE",
-    "SPECIFIC HEAT": "heat transfer is not modelled: give the temperatures with *TEMPERATURE",
     "FLUID CONSTANTS": "fluids are not modelled", "SPECIFIC GAS CONSTANT": "fluids are not modelled",
-    "DAMPING": "dynamics is not modelled", "MODAL DAMPING": "dynamics is not modelled",
+"MODAL DAMPING": "dynamics is not modelled",
     # step-dependent changes
     "CHANGE MATERIAL": "material changes between steps are not modelled",
     "CHANGE PLASTIC": "material changes between steps are not modelled",
