@@ -324,6 +324,19 @@ def test_material_data_of_other_analyses_is_ignored(tmp_path):
     assert [k for k, _, _ in deck.ignored][:3] == ["CONDUCTIVITY", "SPECIFIC HEAT", "DAMPING"]
 
 
+def test_non_uniform_initial_temperatures_with_constant_expansion_are_named(tmp_path):
+    from structrom.rom.adapters.calculix_import import _reference_temperatures
+
+    deck = read_deck(_write(tmp_path, MODEL.replace("*ELASTIC\n200000,0.3,20\n150000,0.3,600", "*ELASTIC\n200000,0.3")
+                            + STEPS))
+    t0 = np.full(deck.mesh.n_nodes, 20.0)
+    assert _reference_temperatures(deck.materials, t0, "job.inp")[0][1]["elastic"]["reference_temperature"] == 20.0
+    t0[3] = 50.0
+    with pytest.raises(CalculixError, match=r"job.inp: material of EALL: ccx's thermal strain alpha \(T - T0\) is "
+                                            r"relative to the initial temperatures T0 .*20..50\), which are not uniform"):
+        _reference_temperatures(deck.materials, t0, "job.inp")
+
+
 def test_set_names_differing_in_case_are_one_set(tmp_path):
     # ccx upper-cases set names: 'fix' and 'FIX' are one node set (the first spelling is kept)
     text = MODEL.replace("*NSET,NSET=FIX\n1,4,5,8\n", "*NSET,NSET=fix\n1,4\n*NSET,NSET=FIX\n5,8\n")

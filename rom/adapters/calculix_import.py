@@ -68,6 +68,12 @@ def _reference_temperatures(materials: list, t0: np.ndarray, where: str) -> list
         if alpha != 0.0 and not np.all(t0 == zero):
             if isinstance(alpha, float) and np.all(t0 == t0[0]):
                 el["reference_temperature"] = float(t0[0])
+            elif isinstance(alpha, float):
+                raise CalculixError(
+                    f"{where}: material of {elset}: ccx's thermal strain alpha (T - T0) is relative to the initial "
+                    f"temperatures T0 (*INITIAL CONDITIONS, {t0.min():g}..{t0.max():g}), which are not uniform; the "
+                    "law has one reference temperature: give uniform initial temperatures and apply the "
+                    "non-uniform field with *TEMPERATURE in the first step")
             else:
                 raise CalculixError(
                     f"{where}: material of {elset}: ccx measures thermal strain from the initial temperature; with a "
