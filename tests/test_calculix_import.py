@@ -337,6 +337,21 @@ def test_non_uniform_initial_temperatures_with_constant_expansion_are_named(tmp_
         _reference_temperatures(deck.materials, t0, "job.inp")
 
 
+def test_included_data_lines_continue_the_card(tmp_path):
+    # '*NODE' in the deck, its lines in an included file (as meshers write them): ccx reads the text in place; an
+    # error in such a line names the included file and its line
+    head, tail = MODEL.split("*ELEMENT")
+    nodes = head.split("*NODE, NSET=NALL\n")[1].split("*")[0]
+    (tmp_path / "nodes.txt").write_text(nodes)
+    text = MODEL.replace(nodes, "*INCLUDE, INPUT=nodes.txt\n") + STEPS
+    deck, base = read_deck(_write(tmp_path, text)), read_deck(_write(tmp_path, MODEL + STEPS, "base.inp"))
+    assert np.array_equal(deck.mesh.points, base.mesh.points) and np.array_equal(deck.ids.node_ids, base.ids.node_ids)
+    assert np.array_equal(deck.mesh.node_sets["NALL"], base.mesh.node_sets["NALL"])
+    (tmp_path / "nodes.txt").write_text(nodes.replace("7,1,1,1", "7,1,x,1"))
+    with pytest.raises(CalculixError, match=r"nodes.txt:7: \*NODE: numbers 'id, x, y, z' expected, got 'x'"):
+        read_deck(tmp_path / "job.inp")
+
+
 def test_set_names_differing_in_case_are_one_set(tmp_path):
     # ccx upper-cases set names: 'fix' and 'FIX' are one node set (the first spelling is kept)
     text = MODEL.replace("*NSET,NSET=FIX\n1,4,5,8\n", "*NSET,NSET=fix\n1,4\n*NSET,NSET=FIX\n5,8\n")

@@ -16,7 +16,7 @@ import numpy as np
 from .calculix_error import CalculixError
 from .calculix_keywords import canonical
 
-__all__ = ["Card", "ID_LIMIT", "as_id", "exact_ids", "fortran_float", "keyword_of", "not_supported",
+__all__ = ["Card", "ID_LIMIT", "as_id", "exact_ids", "fortran_float", "keyword_of", "line_at", "not_supported",
            "read_cards"]
 
 
@@ -59,15 +59,36 @@ def not_supported(card: Card, reason: str) -> CalculixError:
     return CalculixError(f"not supported: *{card.keyword}, {card.where}: {reason}")
 
 
+def line_at(card: Card, number: int) -> str:
+    """``file:line`` of a line of ``card`` (a data line read from an ``*INCLUDE``'d file names that file)."""
+    return f"{getattr(number, 'file', card.file)}:{number}"
+
+
+class _IncludedLine(int):
+    """The number of a data line read from another file than its card's (``*NODE`` in the deck, its lines in an
+    ``*INCLUDE``'d file, as meshers write them): ``file`` is that file."""
+
+    file: Path
+
+
+def _located(number: int, path: Path) -> int:
+    out = _IncludedLine(number)
+    out.file = path
+    return out
+
+
 def _error(card: Card, number: int, message: str) -> CalculixError:
-    return CalculixError(f"{card.file}:{number}: *{card.keyword}: {message}")
+    return CalculixError(f"{line_at(card, number)}: *{card.keyword}: {message}")
 
 
-def read_cards(path: str | os.PathLike, _depth: int = 0, _top: Path | None = None) -> list[Card]:
+def read_cards(path: str | os.PathLike, _depth: int = 0, _top: Path | None = None,
+               _cards: list[Card] | None = None) -> list[Card]:
     """Keyword cards of a deck in order, ``*INCLUDE, INPUT=file`` read in place. A relative ``file`` is found
     relative to the including file or, as ccx opens it (relative to the directory it runs in, taken to be the
     deck's), relative to the deck's directory; a nested include naming two different existing files that way
-    is refused (ccx's reading depends on where it runs). Comment lines (``**``) and blank lines are skipped."""
+    is refused (ccx's reading depends on where it runs). The included text is read in place, as ccx does: an
+    included file may hold the data lines of the card before its ``*INCLUDE`` (their numbers name their file,
+    :func:`line_at`). Comment lines (``**``) and blank lines are skipped."""
     path = Path(path)
     top = path.parent if _top is None else _top
     if _depth > 20:
@@ -76,7 +97,7 @@ def read_cards(path: str | os.PathLike, _depth: int = 0, _top: Path | None = Non
         text = path.read_text(errors="replace")
     except OSError as exc:
         raise CalculixError(f"cannot read CalculiX input {str(path)!r}: {exc}") from None
-    cards: list[Card] = []
+    cards: list[Card] = [] if _cards is None else _cards
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("**"):
@@ -93,12 +114,12 @@ def read_cards(path: str | os.PathLike, _depth: int = 0, _top: Path | None = Non
                 if not params.get("INPUT"):
                     raise CalculixError(f"{path}:{number}: *INCLUDE needs INPUT=<file>")
                 inc = _include(Path(params["INPUT"]), path, number, top)
-                cards.extend(read_cards(inc, _depth + 1, top))
+                read_cards(inc, _depth + 1, top, cards)
                 continue
             cards.append(Card(keyword, params, path, number))
         elif cards:
             cards[-1].data.append(line)
-            cards[-1].data_lines.append(number)
+            cards[-1].data_lines.append(number if cards[-1].file == path else _located(number, path))
         else:
             raise CalculixError(f"{path}:{number}: data line before any keyword card: {line[:60]!r}")
     return cards

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fem.mesh import Mesh, MeshError, check_faces
-from .calculix_cards import Card, _error, _float, as_id, not_supported, read_cards
+from .calculix_cards import Card, _error, _float, as_id, line_at, not_supported, read_cards
 from .calculix_error import CalculixError
 from .inp import InpIds, read_inp
 from .calculix_history import Amplitude, Step, StepTable, evaluate
@@ -345,7 +345,7 @@ def _load_card(deck: Deck, card: Card, step: int, in_step: bool, nodes_of, eleme
             last = int(_float(card, tokens[2], n, "last dof")) if len(tokens) > 2 and tokens[2] else first
             value = _float(card, tokens[3], n, "value") if len(tokens) > 3 and tokens[3] else 0.0
             if 1 <= first <= last <= 6 and last > 3:  # (ccx ignores rotations at nodes of solid elements)
-                deck.ignored.append(("BOUNDARY", f"{card.file}:{n}", f"dofs {max(first, 4)}-{last}: the nodes of solid "
+                deck.ignored.append(("BOUNDARY", line_at(card, n), f"dofs {max(first, 4)}-{last}: the nodes of solid "
                                      "elements have no rotations (ccx ignores them)"))
                 if first > 3:
                     continue

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fem.mesh import NODES_PER_ELEMENT, CellBlock, Mesh, MeshError, check_faces
-from .calculix_cards import as_id, exact_ids, fortran_float, read_cards
+from .calculix_cards import as_id, exact_ids, fortran_float, line_at, read_cards
 from .calculix_error import CalculixError
 
 __all__ = ["InpIds", "read_inp"]
@@ -66,6 +66,11 @@ def _cards(path: Path) -> list[_Card]:
     return read_cards(path)  # type: ignore[return-value]
 
 
+def _at(path: Path, card: _Card, number: int) -> str:
+    """``file:line`` of a line of ``card`` (:func:`.calculix_cards.line_at`; ``path`` for cards made here)."""
+    return line_at(card, number) if hasattr(card, "file") else f"{getattr(number, 'file', path)}:{number}"
+
+
 def _tokens(card: _Card) -> list[str]:
     return [t.strip() for t in ",".join(card.data).split(",") if t.strip()]
 
@@ -94,10 +99,10 @@ def _numbers(card: _Card, path: Path, dtype: type, what: str) -> np.ndarray:
             except ValueError:
                 ok = False
             if not ok:
-                raise CalculixError(f"{path}:{number}: *{card.keyword}: {what} expected, got {t!r}"
+                raise CalculixError(f"{_at(path, card, number)}: *{card.keyword}: {what} expected, got {t!r}"
                                     + (" (finite numbers only)" if t.lower().lstrip("+-") in ("nan", "inf", "infinity")
                                        else ""))
-    raise CalculixError(f"{path}:{card.line}: *{card.keyword}: {what} expected")  # (not reached: a token is named)
+    raise CalculixError(f"{_at(path, card, card.line)}: *{card.keyword}: {what} expected")  # (not reached: a token is named)
 
 
 def _node_lines(card: _Card, path: Path) -> np.ndarray:
@@ -109,7 +114,7 @@ def _node_lines(card: _Card, path: Path) -> np.ndarray:
         while fields and not fields[-1]:
             fields.pop()
         if not 2 <= len(fields) <= 4 or not fields[0]:
-            raise CalculixError(f"{path}:{number}: *NODE lines must be 'id, x[, y[, z]]' (coordinates left out are "
+            raise CalculixError(f"{_at(path, card, number)}: *NODE lines must be 'id, x[, y[, z]]' (coordinates left out are "
                                 f"0), got {len(fields)} entries")
         out[i, :len(fields)] = [fortran_float(t) if t else 0.0 for t in fields]  # (numbers: checked by _numbers)
     return out
@@ -139,7 +144,7 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
         return next((k for k in sets if k.upper() == name.upper()), name)
 
     def where(card: _Card) -> str:
-        return f"{path}:{card.line}: *{card.keyword}"
+        return f"{_at(path, card, card.line)}: *{card.keyword}"
 
     def set_members(card: _Card, sets: dict, generate: bool) -> np.ndarray:
         tokens = _tokens(card)
@@ -149,10 +154,10 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
             for data, number in zip(card.data, card.data_lines):
                 v = [as_id(t) for t in data.split(",") if t.strip()]  # (checked by _numbers above)
                 if len(v) not in (2, 3):
-                    raise CalculixError(f"{path}:{number}: GENERATE lines need 'first, last[, increment]'")
+                    raise CalculixError(f"{_at(path, card, number)}: GENERATE lines need 'first, last[, increment]'")
                 first, last, step = (v + [1])[:3]
                 if step <= 0 or last < first:
-                    raise CalculixError(f"{path}:{number}: GENERATE needs first <= last and increment > 0")
+                    raise CalculixError(f"{_at(path, card, number)}: GENERATE needs first <= last and increment > 0")
                 out.append(np.arange(first, last + 1, step))
             return np.concatenate(out) if out else np.zeros(0, np.int64)
         out = []
@@ -182,7 +187,7 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
             bad = np.flatnonzero(~exact_ids(vals[:, 0]))
             if len(bad):
                 line = card.data_lines[int(bad[0])] if len(card.data_lines) == len(vals) else card.line
-                raise CalculixError(f"{path}:{line}: *NODE: node ids must be integers, got {vals[bad[0], 0]!r}")
+                raise CalculixError(f"{_at(path, card, line)}: *NODE: node ids must be integers, got {vals[bad[0], 0]!r}")
             node_ids.append(vals[:, 0].astype(np.int64))
             coords.append(vals[:, 1:])
             if "NSET" in card.params:
@@ -226,14 +231,14 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
                 parts = [t.strip() for t in data.split(",") if t.strip()]
                 m = re.fullmatch(r"S([1-6])", parts[1].upper()) if len(parts) == 2 else None
                 if m is None:
-                    raise CalculixError(f"{path}:{number}: *SURFACE lines must be 'element or elset, S<1-6>', got {data!r}")
+                    raise CalculixError(f"{_at(path, card, number)}: *SURFACE lines must be 'element or elset, S<1-6>', got {data!r}")
                 value = as_id(parts[0])
                 if value is not None:
                     els = np.array([value])
                 else:
                     upper = {k.upper(): k for k in elsets}
                     if parts[0].upper() not in upper:
-                        raise CalculixError(f"{path}:{number}: element set {parts[0]!r} is not defined before this "
+                        raise CalculixError(f"{_at(path, card, number)}: element set {parts[0]!r} is not defined before this "
                                             "*SURFACE")
                     els = np.concatenate(elsets[upper[parts[0].upper()]] or [np.zeros(0, np.int64)])
                 surfaces.setdefault(spelled(surfaces, name), []).append((els, np.full(len(els), int(m.group(1)) - 1)))
