@@ -138,10 +138,12 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
     surfaces: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     n_elements = 0
 
+    first_spelling: dict[int, dict[str, str]] = {}  # id of nsets/elsets/surfaces -> upper-case name -> name
+
     def spelled(sets: dict, name: str) -> str:
         """The name a set is kept under: its first spelling (ccx upper-cases names: ``fix`` and ``FIX`` are one
         set)."""
-        return next((k for k in sets if k.upper() == name.upper()), name)
+        return first_spelling.setdefault(id(sets), {}).setdefault(name.upper(), name)
 
     def where(card: _Card) -> str:
         return f"{_at(path, card, card.line)}: *{card.keyword}"
