@@ -592,6 +592,8 @@ ERRORS = [
     (MODEL.replace("*INITIAL CONDITIONS,TYPE=TEMPERATURE\nNALL,20", "*INITIAL CONDITIONS,TYPE=TEMPERATURE\nNALL,hot")
      + STEPS, r"job.inp:34: \*INITIAL CONDITIONS: temperature must be a number, got 'hot'"),
     (MODEL.replace("*ELEMENT, TYPE=C3D8", "*ELEMENT, TYPE=S8R") + STEPS, r"element TYPE=S8R is not supported"),
+    (MODEL.replace("*NSET,NSET=FIX", "*ELEMENT, type=CPS6, ELSET=Surface1\n9,1,2,3,4,5,6\n*NSET,NSET=FIX") + STEPS,
+     r"job.inp:\d+: \*ELEMENT: element TYPE=CPS6 is not supported; .*meshers \(gmsh\) export the surface"),
     ("*Part, name=Plate\n" + MODEL + STEPS, r"\*PART, .*job.inp:1: Abaqus part/assembly structure: write the deck flat"),
     ("*INCLUDE, INPUT=missing.inp\n", r"\*INCLUDE file .*missing.inp' does not exist"),
 ]

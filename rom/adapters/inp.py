@@ -197,9 +197,12 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
         elif kw == "ELEMENT":
             etype = card.params.get("TYPE", "").upper()
             if etype not in NODES_PER_ELEMENT:
+                lower = etype.startswith(("CPS", "CPE", "CAX", "S", "M3D", "T3D", "T2D", "B3", "B2"))
                 raise CalculixError(
                     f"{where(card)}: element TYPE={etype or '(missing)'} is not supported; "
                     f"use one of {', '.join(NODES_PER_ELEMENT)}"
+                    + ("; meshers (gmsh) export the surface and line elements of physical groups too: export the "
+                       "volume elements only (node sets for the groups)" if lower else "")
                 )
             n = NODES_PER_ELEMENT[etype] + 1
             vals = _numbers(card, path, np.int64, "integer ids")
