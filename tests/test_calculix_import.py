@@ -352,6 +352,20 @@ def test_included_data_lines_continue_the_card(tmp_path):
         read_deck(tmp_path / "job.inp")
 
 
+@needs_ccx
+@pytest.mark.calculix
+def test_deck_times_are_ccx_fixed_increments(tmp_path):
+    # a period that is no multiple of the fixed increment: ccx's last increment is the rest (0.3, 0.6, 0.9, 1.0)
+    from structrom.rom.adapters.calculix_predict import deck_times
+
+    steps = STEPS.replace("*STATIC\n0.5,1\n", "*STATIC,DIRECT\n0.3,1\n").replace("*STATIC\n0.5,1.5", "*STATIC,DIRECT\n0.4,1.5")
+    path = _write(tmp_path, MODEL + steps)
+    run_ccx(tmp_path, "job", timeout=120)
+    times = deck_times(read_deck(path))
+    assert np.allclose(times, [0.0, 0.3, 0.6, 0.9, 1.0, 1.4, 1.8, 2.2, 2.5])
+    assert np.allclose(read_frd_file(tmp_path / "job.frd").times, times[1:], rtol=1e-6)
+
+
 def test_set_names_differing_in_case_are_one_set(tmp_path):
     # ccx upper-cases set names: 'fix' and 'FIX' are one node set (the first spelling is kept)
     text = MODEL.replace("*NSET,NSET=FIX\n1,4,5,8\n", "*NSET,NSET=fix\n1,4\n*NSET,NSET=FIX\n5,8\n")

@@ -92,7 +92,8 @@ class DeckTarget:
 
 def deck_times(deck: Deck, max_increments: int = MAX_DECK_INCREMENTS) -> np.ndarray:
     """``[0, increment ends...]`` in ccx total time: each step cut into increments of its initial increment
-    (first number of the procedure's data line; the whole period when absent). Raises
+    (first number of the procedure's data line; the whole period when absent), the last one the rest of the period
+    as ccx's fixed (``DIRECT``) increments are. Raises
     :class:`CalculixError` above ``max_increments`` increments in all."""
     times = [deck.steps[0].start]
     for step in deck.steps:
@@ -113,7 +114,10 @@ def deck_times(deck: Deck, max_increments: int = MAX_DECK_INCREMENTS) -> np.ndar
             raise CalculixError(f"{step.procedure.where if step.procedure is not None else deck.path}: the deck asks "
                                 f"for more than {max_increments} increments (step {step.number}: period {period:g}, "
                                 f"initial increment {dt:g}); use larger increments")
-        times += np.linspace(step.start, step.end, max(n, 1) + 1)[1:].tolist()
+        if abs(n * dt - period) <= 1e-9 * period:
+            times += np.linspace(step.start, step.end, max(n, 1) + 1)[1:].tolist()
+        else:  # (a period that is no multiple of the increment: ccx's last increment is the rest)
+            times += (step.start + np.minimum(np.arange(1, n + 1) * dt, period)).tolist()[:-1] + [step.end]
     return np.array(times)
 
 
