@@ -360,3 +360,39 @@ def test_carry_calibration_refits_or_scales():
     b = scaled.bounds(np.asarray(new[0]["samples"]["components"]))
     for i, q in enumerate(QUANTITIES):
         assert np.all(b[:, i] >= 1.2 * np.asarray(new[0]["samples"]["errors"][q]) * (1 - 1e-6))
+
+
+def test_training_that_never_yields_gives_a_model_whose_indicator_flags_plastic_flow(tmp_path):
+    """Elastic training runs of a J2 material: the cumulated plastic strain is 0 in every snapshot, so its Gappy
+    basis has 0 modes. The offline stage (with its calibration) still builds the model; an elastic query is then
+    trusted, and a query that yields (p > 0 at the reduced points, which the basis cannot represent) is not."""
+    from mpi4py import MPI
+
+    from structrom.rom.offline.config import load_offline_config
+    from structrom.rom.offline.pipeline import run_offline
+
+    (tmp_path / "train").mkdir()
+    F.write_mesh(tmp_path)
+    # one hot-spot centre: elastic responses combine the thermal and the pressure field, so that a left-out case
+    # lies in the others' span (thermal stress <= E alpha 60 K = 144 MPa, below the 300 MPa yield stress)
+    elastic = [(5.0, 40.0, 0.5), (5.0, 60.0, 1.0), (5.0, 30.0, 0.8), (5.0, 50.0, 0.3)]
+    F.run_training(tmp_path, cases=elastic)
+    path = run_offline(load_offline_config(F.offline_config(tmp_path)), MPI.COMM_SELF, log=lambda *a: None)
+    with h5py.File(path) as f:
+        assert f["dual/cumulated_plastic_strain/reduced_basis"].shape[1] == 0
+    model = ReducedModel.load(path)
+    inside = model.solve(_query(5.0, 45.0, 0.7))
+    assert inside.trusted.all()
+    yielding = model.solve(_query(5.0, 450.0, 8.0), extrapolate=True)
+    assert yielding.dual_field("cumulated_plastic_strain", None).max() == 0.0  # (0 modes: nothing reconstructed)
+    flows = np.array([yielding.dual_reduced["cumulated_plastic_strain"][k].max() > 0 for k in range(6)])
+    assert flows.any() and not flows[0]
+    # not trusted from the first increment whose reduced points flow on (even where the stress bound is small)
+    assert np.array_equal(yielding.trusted, ~np.logical_or.accumulate(flows))
+    assert any("leaves the training regime" in w for w in yielding.warnings)
+
+
+def _query(cx: float, intensity: float, pressure: float):
+    d = F.query_loading(cx, intensity, pressure, "query")
+    d.pop("name")
+    return loading_from_dict(d)

@@ -201,8 +201,9 @@ def _fold(td: TrainingData, keep: np.ndarray, points: np.ndarray, validation: Va
     for name, (values, c) in td.duals.items():
         modes = local_duals[name]
         m = modes.shape[1]
-        red = gather_at_points(comm, td.gidx, modes.reshape(-1, c, m), points)
-        val = gather_at_points(comm, td.gidx, modes.reshape(-1, c, m), validation.point) if validation is not None else None
+        modes = modes.reshape(td.disc.n_points, c, m)  # (explicit sizes: a dual of 0 modes too)
+        red = gather_at_points(comm, td.gidx, modes, points)
+        val = gather_at_points(comm, td.gidx, modes, validation.point) if validation is not None else None
         pieces[f"dual/{name}"] = (red, val, svs[name], c)
     return phi, pieces, local_duals
 
@@ -216,9 +217,9 @@ def _fold_model(template: model_file.ReducedModelData, pieces: dict, schema: dic
         if key.startswith("dual/"):
             red, val, sv, c = value
             name = key[5:]
-            duals[name] = model_file.DualBasis(c, red.reshape(-1, red.shape[-1]), sv)
+            duals[name] = model_file.DualBasis(c, red.reshape(red.shape[0] * c, red.shape[-1]), sv)
             if val is not None:
-                vduals[name] = val.reshape(-1, val.shape[-1])
+                vduals[name] = val.reshape(val.shape[0] * c, val.shape[-1])
     validation = None
     if template.validation is not None:
         validation = dataclasses.replace(template.validation, integrator=pieces["val_integrator"], duals=vduals)

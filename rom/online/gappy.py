@@ -26,6 +26,11 @@ class Gappy:
         self.U = U[:, keep]
         self.pinv = (Vt[keep].T / s[keep]) @ U[:, keep].T  # (m, n_rp c)
 
+    @property
+    def n_modes(self) -> int:
+        """Columns of the basis: 0 for a quantity that was zero in every training snapshot."""
+        return int(self.basis.shape[1])
+
     def coefficients(self, values: np.ndarray) -> np.ndarray:
         """``beta*`` ``(m,)`` (or ``(m, k)`` for ``k`` value sets ``(n_rp * c, k)``)."""
         return self.pinv @ values

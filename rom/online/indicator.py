@@ -223,6 +223,10 @@ class IndicatorTracker:
         self._val_state: State | None = None
         self._rec: list[tuple] = []  # per increment: f_ref, f_ext, time-step estimate, validation stress, states
         self._duals: list[dict] = []
+        #: ``(n_inc,)``: from the first increment where a dual quantity that was zero in every training snapshot
+        #: (its Gappy basis has 0 modes, e.g. p of elastic training runs) is not zero any more, at the reduced or
+        #: validation points
+        self.unseen = np.zeros(n_inc, bool)
 
     def start(self, state: State, temperature_val: np.ndarray | None) -> None:
         if self.validation is not None:
@@ -293,6 +297,8 @@ class IndicatorTracker:
                 if ref > 0:
                     env = np.sqrt(np.einsum("ij,ij->i", v, v)) / ref - 1.0
                     self.values[:n, col("state_envelope")] = np.maximum(self.values[:n, col("state_envelope")], env)
+                if self.gappy[name].n_modes == 0:
+                    self.unseen[:n] |= np.any(v != 0.0, axis=1)
         self.values[:n, col("time_step")] = [r[2] for r in self._rec]
         if self.validation is not None and self._rec[0][3] is not None:
             f_ref = np.array([r[0] for r in self._rec])
@@ -307,6 +313,9 @@ class IndicatorTracker:
             self.values[:n, col("equilibrium")] = eq
             self.values[:n, col("validation_stress")] = dv.get("stress", 0.0)
             self.values[:n, col("validation_p")] = dv.get("cumulated_plastic_strain", 0.0)
+            if "cumulated_plastic_strain" in self.gappy and self.gappy["cumulated_plastic_strain"].n_modes == 0:
+                self.unseen[:n] |= np.any(val_p != 0.0, axis=1)
+        self.unseen = np.logical_or.accumulate(self.unseen)
         self.values[~np.isfinite(self.values)] = np.inf
         return self.values
 
@@ -319,6 +328,9 @@ class IndicatorTracker:
         if calibration is None or not len(table):
             return comps, {}
         b = calibration.bounds(table)
+        # the calibration saw this quantity zero on every left-out case, so its factors say nothing once it is not:
+        # the answer has left the training regime (e.g. it yields where the training stayed elastic)
+        b[self.unseen[:len(b)]] = np.inf
         return comps, {name: b[:, k] for k, name in enumerate(calibration.quantities)}
 
 

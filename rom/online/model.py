@@ -336,6 +336,19 @@ class ReducedModel(LoadingEvaluation, FullSizeData):
             if bounds:
                 indicator_values = np.max(list(bounds.values()), axis=0)
             ind_stats["indicator"] += time.perf_counter() - t_ind
+        if tracker is not None:
+            unseen = tracker.unseen
+        else:
+            unseen = np.zeros(n_inc, bool)
+            for name, v in duals.items():
+                if n_inc and self.gappy[name].n_modes == 0:
+                    unseen |= np.any(v.reshape(n_inc, -1) != 0.0, axis=1)
+            unseen = np.logical_or.accumulate(unseen)
+        if unseen.any():  # (calibrated or not: nothing in the training measured such a state)
+            indicator_values = np.where(unseen, np.inf, indicator_values)
+            warnings.append(f"from t = {times[1:][np.argmax(unseen)]:g} a dual quantity that was zero in every "
+                            "training snapshot (e.g. the cumulated plastic strain of elastic training runs) is not: "
+                            "the loading leaves the training regime, and the answer is not trusted there")
         lift_b = lift.amplitudes(loading, times[1:], matched) if lift is not None else np.zeros((n_inc, 0))
         reactions = {}
         if lift is not None and n_inc:
