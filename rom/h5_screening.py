@@ -244,8 +244,9 @@ def _screen(f: h5py.File, schema: Schema, limits: Limits) -> Inventory:
 
 
 def strict_json(text, what: str):
-    """``json.loads`` refusing ``NaN`` / ``Infinity`` (not JSON; a served card could not be encoded) and
-    numbers beyond the float range (``1e400`` would read as infinity)."""
+    """``json.loads`` refusing ``NaN`` / ``Infinity`` (not JSON; a served card could not be encoded),
+    numbers beyond the float range (``1e400`` would read as infinity) and strings holding a lone UTF-16
+    surrogate (``"\\ud800"`` parses, but no UTF-8 answer can carry it: the card would fail to encode)."""
     def refuse(token):
         raise UnsafeFileError(f"{what}: {echo(token)} is not allowed (JSON numbers must be finite)")
 
@@ -266,11 +267,16 @@ def strict_json(text, what: str):
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     try:
-        return json.loads(text, parse_constant=refuse, parse_float=number, parse_int=integer)
+        value = json.loads(text, parse_constant=refuse, parse_float=number, parse_int=integer)
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise UnsafeFileError(f"{what}: a string holds the lone surrogate {echo(exc.object[exc.start:exc.end])} "
+                              "(not a character; write the text as valid Unicode)") from None
     except (TypeError, ValueError, RecursionError) as exc:
         if isinstance(exc, UnsafeFileError):
             raise
         raise UnsafeFileError(f"{what}: unreadable JSON ({echo(str(exc))})") from None
+    return value
 
 
 # -- uploaded arrays -----------------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ and the server keeps giving correct answers afterwards (compared with the model 
 The attack files are built here with h5py: external storage pointing at a file standing for a server
 secret, external and soft links, a virtual dataset, a filter outside the allowed set, extra datasets, a
 gzip bomb and a sparse claim of 8 GB, out-of-range indices, a NaN indicator tolerance and NaN values,
-a missing dataset; plus a killed solver process, concurrent replace / delete during solves, SIGTERM.
+a missing dataset, a JSON attribute holding a lone surrogate; plus a killed solver process, concurrent
+replace / delete during solves, SIGTERM.
 """
 from __future__ import annotations
 
@@ -155,6 +156,12 @@ def hostile_models(src, other, secret, tmp):
     def overflowing_json(f):
         f.attrs["provenance"] = '{"x": 1e400}'
 
+    def lone_surrogate(f):  # valid JSON whose string no UTF-8 answer can carry (the card answered 500)
+        f.attrs["units"] = '{"length": "\\ud800"}'
+
+    def lone_surrogate_bytes(f):  # the same, as the UTF-8-like bytes of a surrogate
+        f.attrs["provenance"] = '{"name": "\\ud800"}'.encode().decode("unicode_escape").encode("utf-8", "surrogatepass")
+
     def oversized_node_set(f):  # more entries than the mesh has nodes, never written
         n = f["mesh/points"].shape[0]
         f.create_dataset("mesh/node_sets/bomb", shape=(64 * n,), dtype="i8", chunks=(n,), compression="gzip")
@@ -179,6 +186,8 @@ def hostile_models(src, other, secret, tmp):
              ("bad_dirichlet", bad_dirichlet, "dirichlet"),
              ("trusting_reference", trusting_reference, "reference"),
              ("overflowing_json", overflowing_json, "1e400"),
+             ("lone_surrogate", lone_surrogate, "lone surrogate"),
+             ("lone_surrogate_bytes", lone_surrogate_bytes, "provenance"),
              ("oversized_node_set", oversized_node_set, "mesh/node_sets/bomb"),
              ("huge_chunk", huge_chunk, "rechunk")]
     return [(name, af.mutated(src, tmp / f"{name}.h5", fn), what) for name, fn, what in cases]
