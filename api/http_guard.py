@@ -8,18 +8,52 @@ body stop half-way, so a thousand idle half-sent requests exhaust its connection
   connection (or the previous response), and one whose body pauses longer than ``body_timeout``;
 * keeps at most ``max_idle`` connections waiting for their client: above, the one waiting longest is
   closed, so a new client is always read;
-* answers 431 (JSON) and closes a connection whose request line and headers exceed ``max_header_bytes``.
+* answers 431 (JSON) and closes a connection whose request line and headers exceed ``max_header_bytes``, and
+  one that sends more than ``max_header_bytes`` without a byte of body once its headers have arrived (chunk
+  extensions, trailer fields after a chunked body: the parser kept every trailer field in memory);
+* answers a request the HTTP parser refuses (two ``Content-Length``, ``Transfer-Encoding`` with ``Content-Length``,
+  bare LF line ends, control characters...) with a JSON 400 naming the parser's reason, not uvicorn's plain text.
 """
 from __future__ import annotations
 
+import json
 import logging
 from collections import OrderedDict
 
 log = logging.getLogger("structrom.api")
 
 
-_TOO_LARGE = (b'{"error":{"status":431,"code":"headers_too_large","field":"headers","message":"the request line '
-              b'and headers exceed the limit"}}')
+def _raw_error(status: int, reason: bytes, code: str, message: str) -> bytes:
+    """A complete HTTP/1.1 error response (JSON body, ``Connection: close``), written before or without the
+    application."""
+    body = json.dumps({"error": {"status": status, "code": code, "field": "headers", "message": message}}).encode()
+    return (b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
+            % (status, reason, len(body)) + body)
+
+
+_TOO_LARGE = _raw_error(431, b"Request Header Fields Too Large", "headers_too_large",
+                        "the request line and headers exceed the limit")
+_TRAILING_TOO_LARGE = _raw_error(431, b"Request Header Fields Too Large", "headers_too_large",
+                                 "chunk extensions or trailer fields exceed the limit (send the body in plain chunks, "
+                                 "without trailer fields)")
+
+
+class _Parser:
+    """httptools' request parser keeping the reason of its refusal (``refusal``: llhttp's message, e.g.
+    ``Duplicate Content-Length``); every other attribute is the parser's."""
+
+    def __init__(self, parser) -> None:
+        self._parser, self.refusal = parser, None
+
+    def feed_data(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except Exception as exc:
+            self.refusal = str(exc)
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self._parser, name)
 
 
 def guarded_protocol(*, header_timeout: float, body_timeout: float, max_idle: int, max_header_bytes: int = 65536):
@@ -37,18 +71,39 @@ def guarded_protocol(*, header_timeout: float, body_timeout: float, max_idle: in
         # not of its response: an early answer such as 413 comes while the body is still arriving)
         _header_bytes = 0
         _in_headers = True
+        # bytes received after the headers since the last piece of body (chunk sizes and extensions, trailers)
+        _trailing_bytes = 0
+
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.parser = _Parser(self.parser)
 
         def data_received(self, data: bytes) -> None:
             if self._in_headers:
                 self._header_bytes += len(data)
+            else:
+                self._trailing_bytes += len(data)
             super().data_received(data)
+            if self.transport.is_closing():
+                return
             # still in the headers after this piece (a body in the same piece does not count)
-            if self._in_headers and self._header_bytes > max_header_bytes and not self.transport.is_closing():
+            if self._in_headers and self._header_bytes > max_header_bytes:
                 stats["closed_header_size"] += 1
-                self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: "
-                                     b"application/json\r\nConnection: close\r\nContent-Length: "
-                                     + str(len(_TOO_LARGE)).encode() + b"\r\n\r\n" + _TOO_LARGE)
+                self.transport.write(_TOO_LARGE)
                 self._close()
+            elif not self._in_headers and self._trailing_bytes > max_header_bytes:
+                stats["closed_header_size"] += 1
+                if self.cycle is None or not self.cycle.response_started:
+                    self.transport.write(_TRAILING_TOO_LARGE)
+                self._close()
+
+        def send_400_response(self, msg: str) -> None:
+            why = getattr(self.parser, "refusal", None) or msg
+            self.transport.write(_raw_error(
+                400, b"Bad Request", "invalid_http", f"not a valid HTTP/1.1 request ({why}): send one Content-Length "
+                "(or Transfer-Encoding: chunked alone), CRLF line ends, and no control or non-ASCII characters in the "
+                "request line and headers"))
+            self.transport.close()
 
         def _wait(self, timeout: float, reason: str) -> None:
             self._unwait()
@@ -92,11 +147,12 @@ def guarded_protocol(*, header_timeout: float, body_timeout: float, max_idle: in
                 self._wait(header_timeout, "header")
 
         def on_headers_complete(self) -> None:
-            self._in_headers, self._header_bytes = False, 0
+            self._in_headers, self._header_bytes, self._trailing_bytes = False, 0, 0
             super().on_headers_complete()
             self._wait(body_timeout, "body")
 
         def on_body(self, body: bytes) -> None:
+            self._trailing_bytes = 0
             super().on_body(body)
             self._wait(body_timeout, "body")
 

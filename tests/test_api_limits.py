@@ -7,7 +7,8 @@ short timeouts and small bounds so that each test takes seconds):
 * requests and unfinished jobs share one admission bound (429 + ``Retry-After``, ``/ready`` 503 while
   saturated); a solve does not queue behind jobs; the job store is bounded without early eviction;
   jobs and their results survive a restart, unfinished jobs run after it;
-* stale ``.partial`` files are removed at start-up; no response shows a server path.
+* stale ``.partial`` files are removed at start-up; no response shows a server path;
+* endless trailer fields are cut (431), requests the HTTP parser refuses answer a JSON 400.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import json
 import shutil
 import socket
 import time
+from pathlib import Path
 
 import h5py
 import httpx
@@ -258,6 +260,65 @@ def test_endless_headers_refused(tmp_path, built, reference):
         assert r.status_code == 200, r.text
         assert_correct(srv, reference)
 
+
+
+def raw_answer(port: int, data: bytes, more=()) -> bytes:
+    """What the server answers on one connection to ``data`` then the pieces ``more`` (until it closes)."""
+    answer = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+        try:
+            s.sendall(data)
+            for piece in more:
+                s.sendall(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        try:
+            while chunk := s.recv(65536):
+                answer += chunk
+        except ConnectionResetError:
+            pass
+    return answer
+
+
+def json_error(answer: bytes) -> dict:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"content-type: application/json" in head.lower(), answer[:300]
+    return json.loads(body)["error"]
+
+
+def test_endless_trailers_and_malformed_framing_refused(tmp_path, built, reference):
+    """Trailer fields after a chunked body were kept in the HTTP process's memory without bound (300 MB sent,
+    340 MB more resident): cut at 64 KiB with a 431 JSON answer. Requests the HTTP parser refuses (two
+    Content-Length, Transfer-Encoding with Content-Length, NUL in a header) answered plain text; now JSON 400
+    naming the parser's reason."""
+    head = b"POST /v1/models/small/solve HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    with server(tmp_path, built, "max_request_bytes = 2097152\n") as srv:
+        status = Path(f"/proc/{srv.proc.pid}/status")
+        rss = lambda: int(next(ln for ln in status.read_text().splitlines() if ln.startswith("VmRSS")).split()[1])
+        before = rss()
+        trailer = b"X-T: " + b"a" * 1000 + b"\r\n"
+        answer = raw_answer(srv.port, head + b"Transfer-Encoding: chunked\r\n\r\n0\r\n",
+                            [trailer * 1000] * 100 + [b"\r\n"])  # 100 MB of trailer fields
+        assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+        assert "trailer fields" in json_error(answer)["message"]
+        assert rss() - before < 32 * 1024, f"the HTTP process grew by {(rss() - before) >> 10} MiB"
+        body = json.dumps({"loading": GOOD}).encode()
+        for framing, reason in [(b"Content-Length: %d\r\nContent-Length: %d\r\n" % (len(body), len(body)),
+                                 "Duplicate Content-Length"),
+                                (b"Transfer-Encoding: chunked\r\nContent-Length: %d\r\n" % len(body),
+                                 "Content-Length can't be present with Transfer-Encoding"),
+                                (b"X-A: a\x00b\r\nContent-Length: %d\r\n" % len(body), "Invalid header value char")]:
+            answer = raw_answer(srv.port, head + framing + b"\r\n" + body)
+            assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+            err = json_error(answer)
+            assert err["code"] == "invalid_http" and reason in err["message"], err
+        # a chunked body in many small chunks is not mistaken for trailers
+        chunks = b"".join(b"1\r\n" + body[i:i + 1] + b"\r\n" for i in range(len(body))) + b"0\r\n\r\n"
+        answer = raw_answer(srv.port, head + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunks)
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+        assert np.allclose(json.loads(answer.split(b"\r\n\r\n", 1)[1])["max_von_mises"], reference.max_von_mises(),
+                           rtol=1e-12)
+        assert_correct(srv, reference)
 
 def test_job_store_memory_budget(tmp_path, built):
     """Stored requests and results are bounded in bytes: a result that does not fit fails its job (507,
