@@ -3,10 +3,12 @@ metrics) and the API-key checks."""
 from __future__ import annotations
 
 import hmac
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Depends, Request
+from fastapi.routing import APIRoute
 
 from .config import ServerConfig
 from .errors import DomainError
@@ -74,3 +76,42 @@ async def require_write(request: Request) -> None:
 
 # async: cheap checks, run on the event loop (a sync dependency would cost a threadpool hop per request)
 Read, Write = Depends(require_read), Depends(require_write)
+
+
+# -- JSON bodies ---------------------------------------------------------------------------------------------------
+class DuplicateKeyError(ValueError):
+    """A JSON object of a request with a key twice (``json.loads`` would keep the last value without a word)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKeyError(f"the key {key[:64]!r} appears twice in one JSON object; give each key once")
+        out[key] = value
+    return out
+
+
+def loads_unique(text: str | bytes) -> Any:
+    """``json.loads`` refusing an object with a key twice (:class:`DuplicateKeyError`)."""
+    return json.loads(text, object_pairs_hook=_unique_keys)
+
+
+class _UniqueKeysRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = loads_unique(await self.body())
+        return self._json
+
+
+class UniqueKeysRoute(APIRoute):
+    """A route whose JSON body is parsed with :func:`loads_unique`: a key given twice answers 400 ``invalid_body``
+    naming the key (the parse error handler of :mod:`.errors`)."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def route_handler(request: Request):
+            return await handler(_UniqueKeysRequest(request.scope, request.receive))
+
+        return route_handler

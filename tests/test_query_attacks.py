@@ -1,7 +1,7 @@
 """Semantic attacks on the query endpoints of a hyper-reduced model, against a real ``structrom serve`` process on
 127.0.0.1: schema-valid loadings whose values overflow while they are evaluated, time axes whose spans overflow,
 nodal temperatures with bad time axes or without values, /solve/nodal requests that carry a second temperature,
-bodies the JSON / multipart parsers give up on, a 1 MB key, decks with thousands of steps or a byte-order mark.
+bodies the JSON / multipart parsers give up on, keys given twice, a 1 MB key, decks with thousands of steps or a byte-order mark.
 
 Every answer is 2xx with finite numbers or 4xx JSON naming the field; never a 500, a traceback in the server
 log, a silently ignored part of the request, or a wrong answer marked trusted.
@@ -162,6 +162,26 @@ def test_unparsable_bodies_name_the_body_and_the_fix(server, body, status, code,
     refused(r, status, "body", code, cause)
     assert "Content-Type: application/json" in r.json()["error"]["message"]
 
+
+
+def test_duplicate_keys_are_refused_not_overwritten(server):
+    """A key given twice in one JSON object kept its last value without a word (a second ``loading``, a second
+    ``zmax`` pressure answered 200 with the other value ignored): 400 naming the key, in every JSON body."""
+    one, other = json.dumps(GOOD), json.dumps({**GOOD, "pressure": {"zmax": [[0.0, 0.0], [1.0, 0.05]]}})
+    twice = [("solve", '{"loading": %s, "loading": %s}' % (one, other), "loading"),
+             ("batch", '{"loadings": [%s], "extrapolate": false, "extrapolate": true}' % one, "extrapolate"),
+             ("fields", '{"loading": %s, "format": "vtu", "format": "hdf5"}' % one, "format")]
+    for route, body, key in twice:
+        refused(post(server, route, content=body, headers={"Content-Type": "application/json"}), 400, "body",
+                "invalid_body", f"the key '{key}' appears twice in one JSON object; give each key once")
+    inner = one.replace('"zmax": [[0.0, 0.0], [1.0, 0.04]]', '"zmax": [[0.0, 0.0], [1.0, 0.04]], "zmax": 0.05')
+    assert inner != one
+    refused(post(server, "solve", content='{"loading": %s}' % inner, headers={"Content-Type": "application/json"}), 400,
+            "body", "invalid_body", "the key 'zmax' appears twice")
+    req = '{"loading": %s, "extrapolate": true, "extrapolate": false}' % json.dumps(NO_TEMPERATURE)
+    r = post(server, "solve/nodal", data={"request": req}, files={"temperature": ("t.npy", b"x")})
+    refused(r, 422, "request", "validation_error", "the key 'extrapolate' appears twice")
+    finite_answer(post(server, "solve", content='{"loading": %s}' % one, headers={"Content-Type": "application/json"}))
 
 def test_multipart_garbage_and_huge_keys(server):
     refused(post(server, "solve/nodal", content=b"--x\r\nfoo\r\n--x--",

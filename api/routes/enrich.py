@@ -6,14 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from ..deps import Services, Write, services
+from ..deps import Services, UniqueKeysRoute, Write, services
 from ..registry import RegistryError
 from ..responses import Accepted
 from ..routes_enrich import EnrichRequest
 from .models import ModelId
 from .queries import accepted
 
-router = APIRouter(tags=["models"])
+router = APIRouter(tags=["models"], route_class=UniqueKeysRoute)
 Svc = Annotated[Services, Depends(services)]
 
 

@@ -10,13 +10,13 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from .. import execution
-from ..deps import Read, Services, Write, services
+from ..deps import DuplicateKeyError, Read, Services, UniqueKeysRoute, Write, loads_unique, services
 from ..errors import DomainError
 from ..responses import Accepted, AnySolveResult, BatchResult, DictionarySolveResult, QueryLog, SolveResult, errors
 from ..schemas import BatchBody, FieldsRequest, NodalRequest, ParameterBatchRequest, SolveBody
 from .models import ModelId
 
-router = APIRouter(tags=["queries"])
+router = APIRouter(tags=["queries"], route_class=UniqueKeysRoute)
 Svc = Annotated[Services, Depends(services)]
 Background = Annotated[bool, Query(description="run as a job: 202 + Location")]
 QUERY_ERRORS = errors(404, 409, 413, 422)
@@ -57,6 +57,12 @@ async def solve_nodal(model_id: ModelId, s: Svc, http: Request,
     the loading). One file; a request's inline temperature is refused. HDF5 uploads are screened before any
     array is read."""
     s.registry.path(model_id)
+    try:
+        loads_unique(request)
+    except DuplicateKeyError as exc:
+        raise DomainError(422, "validation_error", f"request: {exc}", "request") from None
+    except (ValueError, RecursionError):
+        pass  # not JSON: named by the validation below
     try:
         body = NodalRequest.model_validate_json(request)
     except ValidationError as exc:
