@@ -179,6 +179,23 @@ def solve(model, spec: LoadingSpec, opts: SolveOptions, *, max_increments: int, 
     return out
 
 
+def _npy_declared_bytes(data: bytes) -> int:
+    """Bytes of the array an ``.npy`` file's header declares (shape x item size), read without the array;
+    raises ``ValueError`` for a header that is not format 1.0 / 2.0."""
+    from numpy.lib import format as npy
+
+    fp = io.BytesIO(data)
+    version = npy.read_magic(fp)
+    readers = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}
+    if version not in readers:
+        raise ValueError(f"format version {version[0]}.{version[1]}; save it with numpy.save (format 1.0 or 2.0)")
+    shape, _, dtype = readers[version](fp)
+    n = 1
+    for d in shape:
+        n *= max(int(d), 0)
+    return n * dtype.itemsize
+
+
 def read_nodal_upload(data: bytes, filename: str, times: np.ndarray, max_nodes: int) -> NodalTemperature:
     """A nodal temperature field from an uploaded ``.npy`` (``(n_times, n_nodes)`` float array; no pickles)
     or HDF5 file (dataset ``temperature`` or the only dataset; optional dataset ``times``). HDF5 files are
@@ -189,6 +206,10 @@ def read_nodal_upload(data: bytes, filename: str, times: np.ndarray, max_nodes: 
     max_bytes = 8 * max_nodes * (len(times) + 1)
     if data[:6] == b"\x93NUMPY":
         try:
+            declared = _npy_declared_bytes(data)
+            if declared > max_bytes:  # np.load allocates the declared array before reading it
+                raise ValueError(f"its header declares {declared} bytes, more than the model's nodes x times allow "
+                                 f"({max_bytes} bytes)")
             arr = np.load(io.BytesIO(data), allow_pickle=False, mmap_mode=None)
             if arr.nbytes > max_bytes:
                 raise ValueError(f"{arr.nbytes} bytes is more than the model's nodes x times allow")

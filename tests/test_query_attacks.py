@@ -150,6 +150,25 @@ def test_nodal_upload_refuses_a_second_temperature(server, built):
             422, "temperature_times", "invalid_loading")
 
 
+
+def npy_claiming(shape) -> bytes:
+    """An ``.npy`` header declaring a float64 array of ``shape``, followed by 64 bytes only."""
+    text = "{'descr': '<f8', 'fortran_order': False, 'shape': %r, }" % (tuple(shape),)
+    header = text.encode() + b" " * (63 - (10 + len(text)) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + bytes(64)
+
+
+def test_nodal_upload_declaring_a_huge_array(server, built):
+    """An .npy header declaring 10^12 values (a 200-byte upload) made np.load allocate them: MemoryError, a 500
+    with a traceback. The declared size is checked against the model's nodes x times before anything is read."""
+    n = built.mesh.n_nodes
+    for shape in [(10**12,), (5, 10**11), (5, 2 * n)]:
+        r = post(server, "solve/nodal", data={"request": json.dumps({"loading": NO_TEMPERATURE, "extrapolate": True})},
+                 files={"temperature": ("t.npy", npy_claiming(shape))})
+        err = refused(r, 422, "temperature", "invalid_upload", "its header declares")
+        assert f"{8 * int(np.prod(shape))} bytes" in err["message"]
+    assert httpx.get(server.url + "/health", timeout=5).json()["status"] == "ok"
+
 @pytest.mark.parametrize("body, status, code, cause", [
     (b'{"loading": {"times": [0, 1' + b"0" * 5000 + b"]}}", 400, "invalid_body", "4300 digits"),
     (b'{"loading": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400, "invalid_body", "RecursionError"),
