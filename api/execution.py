@@ -13,6 +13,7 @@ from .errors import DomainError
 from pydantic import TypeAdapter
 
 from .schemas import BatchBody, ParameterBatchRequest, SolveBody, SolveRequest
+from .worker import pin_for_tasks, unpin
 
 _SOLVE, _BATCH = TypeAdapter(SolveBody), TypeAdapter(BatchBody)
 #: Solver-pool priorities: interactive requests before job chunks.
@@ -81,7 +82,7 @@ async def solve_nodal(s: Services, model_id: str, body, data: bytes, filename: s
 
 async def batch(s: Services, model_id: str, body, *, priority: int = INTERACTIVE) -> dict:
     """Every loading of ``body`` (one task for a request; chunks of ``job_chunk`` loadings for a job, so
-    that interactive requests interleave)."""
+    that interactive requests interleave, all answered by the version of the model published when it starts)."""
     path = str(s.registry.servable(model_id))
     queries = body.queries
     n = len(queries)
@@ -90,11 +91,16 @@ async def batch(s: Services, model_id: str, body, *, priority: int = INTERACTIVE
 
     async def go():
         results: list[dict] = []
-        for start in range(0, n, step):
-            specs = queries[start:start + step]
-            prefixes = [f"{key}.{i}." for i in range(start, start + len(specs))]
-            results += _record(s, model_id, await s.pool.run("solve", model_id, path, body, specs, prefixes,
-                                                             priority=priority))
+        # several tasks: all answered by the version published now, even if it is replaced meanwhile
+        version = pin_for_tasks(model_id, path) if n > step else path
+        try:
+            for start in range(0, n, step):
+                specs = queries[start:start + step]
+                prefixes = [f"{key}.{i}." for i in range(start, start + len(specs))]
+                results += _record(s, model_id, await s.pool.run("solve", model_id, version, body, specs, prefixes,
+                                                                 priority=priority))
+        finally:
+            unpin(version, path)
         return {"model": model_id, "results": results, "ok": sum("error" not in r for r in results),
                 "failed": sum("error" in r for r in results)}
 

@@ -6,7 +6,8 @@ in the server process, so that a file that crashes or hangs the HDF5 library cos
 Each model version is pinned by a hard link (``<models>/.pinned/<pid>-<inode>-<mtime>.h5``, made from the
 opened file and checked to be the same inode): a model is loaded from its pin, so its lazily read arrays
 (full modes, dual bases) come from the very file that was opened even after the published name is
-replaced or deleted; a solve never mixes versions. Models are cached per process (LRU by count and
+replaced or deleted; a solve never mixes versions. A request answered by several tasks (a batch job's
+chunks) is pinned once by the server (:func:`pin_for_tasks`), so its chunks never mix versions either. Models are cached per process (LRU by count and
 estimated bytes) keyed by the file's (device, inode, size, mtime); a pin is removed with its cache entry,
 and pins of dead processes when a solver process starts.
 """
@@ -35,7 +36,8 @@ class _Moved(Exception):
 def pin(path: str, key: tuple) -> str:
     """A hard link to the file of identity ``key`` (opened from ``path``), private to this process; raises
     :class:`_Moved` if ``path`` is now another file. Without hard links: ``path`` itself (unpinned)."""
-    pins = Path(path).parent / PIN_DIR
+    pins = Path(path).parent
+    pins = pins if pins.name == PIN_DIR else pins / PIN_DIR  # a pin of a pin (:func:`pin_for_tasks`) beside it
     target = pins / f"{os.getpid()}-{key[1]}-{key[3]}.h5"
     try:
         pins.mkdir(exist_ok=True)
@@ -50,6 +52,27 @@ def pin(path: str, key: tuple) -> str:
     if (st.st_dev, st.st_ino) != key[:2]:
         target.unlink(missing_ok=True)
         raise _Moved()
+    return str(target)
+
+
+def pin_for_tasks(model_id: str, path: str) -> str:
+    """A hard link to the file now at ``path`` for several solver tasks of one request (the chunks of a batch
+    job): they all answer with this version even if the model is replaced or deleted meanwhile. Made by the
+    server process (no file is read), removed with :func:`unpin` when the tasks are done; named after the
+    server's pid, so that solver processes keep it (:func:`clean_pins`). Without hard links: ``path``."""
+    import secrets
+
+    pins = Path(path).parent / PIN_DIR
+    target = pins / f"{os.getpid()}-tasks-{secrets.token_hex(8)}.h5"
+    try:
+        pins.mkdir(exist_ok=True)
+        os.link(path, target)
+    except FileNotFoundError:
+        raise DomainError(404, "unknown_model", f"no model {model_id!r}; list them with GET /v1/models",
+                          "model_id") from None
+    except OSError as exc:
+        log.warning("cannot pin %s (%s): the tasks of a job may see a replaced version", path, exc)
+        return path
     return str(target)
 
 
@@ -131,6 +154,8 @@ class SolverState:
         self.misses += 1
         if hit is not None:
             self._drop(path)
+        for gone in [p for p in self._cache if not os.path.exists(p)]:  # deleted models, finished jobs' pins
+            self._drop(gone)
         self._cache[path] = (key, model, pinned, key[2])
         while len(self._cache) > 1 and (len(self._cache) > self.cache_models
                                         or sum(v[3] for v in self._cache.values()) > self.cache_bytes):

@@ -6,7 +6,7 @@ The attack files are built here with h5py: external storage pointing at a file s
 secret, external and soft links, a virtual dataset, a filter outside the allowed set, extra datasets, a
 gzip bomb and a sparse claim of 8 GB, out-of-range indices, a NaN indicator tolerance and NaN values,
 a missing dataset, a JSON attribute holding a lone surrogate; plus a killed solver process, concurrent
-replace / delete during solves, SIGTERM.
+replace / delete during solves and during a batch job, SIGTERM.
 """
 from __future__ import annotations
 
@@ -385,6 +385,34 @@ def test_replace_and_delete_during_solves(server, built, reference):
                    len(ref) == len(r.json()["max_von_mises"]))
     assert_serving(server, reference)
 
+
+
+def test_batch_job_answers_with_one_version(server, built):
+    """A batch job is solved in chunks (separate solver tasks): a replacement during the job answered its first
+    chunk with the old model and the rest with the new one, in one result without a word. The job's chunks
+    are now all answered by the version published when it started."""
+    long = fx.loading_dict(0.045, 0.4, times=np.linspace(0, 1, 401).tolist())
+    refs = [ReducedModel.load(m.path).solve(long).max_von_mises() for m in built]
+    assert put(server, "jobmix", built[0].path).status_code == 201
+    r = httpx.post(f"{server.url}/v1/models/jobmix/batch", json={"loadings": [long] * 64}, timeout=60)
+    assert r.status_code == 202, r.text
+    job = r.json()["location"]
+    deadline = time.monotonic() + 60
+    while httpx.get(server.url + job).json()["status"] == "pending" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # a chunk or more answered
+    assert put(server, "jobmix", built[1].path).status_code == 200
+    while (answer := httpx.get(server.url + job).json())["status"] not in ("done", "failed"):
+        assert time.monotonic() < deadline + 120, answer["status"]
+        time.sleep(0.2)
+    assert answer["status"] == "done", answer
+    assert answer["result"]["ok"] == 64, answer["result"]["failed"]
+    for i, item in enumerate(answer["result"]["results"]):
+        assert np.allclose(item["max_von_mises"], refs[0], rtol=1e-12), (i, item["max_von_mises"][-1], refs[0][-1])
+    assert not [p for p in (server.models_dir / ".pinned").iterdir() if "-tasks-" in p.name]
+    r = solve(server, "jobmix", {"loading": long})  # the replacement answers from now on
+    assert np.allclose(r.json()["max_von_mises"], refs[1], rtol=1e-12)
+    assert httpx.delete(f"{server.url}/v1/models/jobmix", headers={"X-API-Key": server.key}).status_code == 204
 
 def test_sigterm_stops_the_server_after_attacks(built, secret, tmp_path):
     """After a rejected upload (a model missing a dataset) and a refused external-storage upload, the
