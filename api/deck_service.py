@@ -89,6 +89,9 @@ def answer_deck(model, data: bytes, filename: str, *, fmt: str, extrapolate: boo
                    "trusted": result.trusted.tolist(), "trusted_all": bool(result.trusted.all()),
                    "indicator_quantity": model.indicator_quantity, "extrapolated": result.extrapolated,
                    "warnings": list(result.warnings),
+                   # cards read but not used (output requests, ccx solver controls, restart files...)
+                   "ignored": [{"keyword": kw, "where": where.replace(str(tmp / shown), shown), "why": why}
+                               for kw, where, why in deck.ignored],
                    "loading": {"pressure": sorted(loading.pressures), "force": sorted(loading.forces),
                                "displacement": sorted(d.node_set for d in loading.displacements),
                                "centrifugal": loading.centrifugal is not None,

@@ -243,6 +243,20 @@ def test_decks_with_thousands_of_steps_or_a_bom(server, built):
     assert httpx.get(server.url + "/health", timeout=5).json()["status"] == "ok"
 
 
+
+def test_deck_answer_names_the_cards_it_ignored(server, built):
+    """Cards the deck import reads but does not use (*RESTART, *NODE FILE...) were dropped from the answer without a
+    word; the summary lists them with their line and the reason."""
+    deck, _ = small_deck(built.mesh)
+    extra = b"*RESTART, READ\n*NODE FILE\nU\n"
+    text = deck.replace(b"*STEP", extra + b"*STEP", 1)
+    line = text.decode().splitlines().index("*RESTART, READ") + 1
+    r = post(server, "solve/deck", files={"deck": ("job.inp", text)}, data={"extrapolate": "true"})
+    ignored = finite_answer(r)["ignored"]
+    assert [(i["keyword"], i["where"]) for i in ignored] == [("RESTART", f"job.inp:{line}"),
+                                                             ("NODE FILE", f"job.inp:{line + 1}")], ignored
+    assert "restart" in ignored[0]["why"] and "output" in ignored[1]["why"]
+
 def test_arithmetic_errors_of_a_solve_are_422_in_process():
     """Defence in depth: any OverflowError / ZeroDivisionError while a loading is evaluated is a 422 naming the
     loading (a 500 before)."""
