@@ -3,13 +3,13 @@
 in the server process, so that a file that crashes or hangs the HDF5 library costs one solver process
 (restarted by the pool) and one request.
 
-Each model version is pinned by a hard link (``<models>/.pinned/<pid>-<inode>-<mtime>.h5``, made from the
-opened file and checked to be the same inode): a model is loaded from its pin, so its lazily read arrays
-(full modes, dual bases) come from the very file that was opened even after the published name is
+Each model version is pinned by a hard link (``<models>/.pinned/<pid>-<inode>-<mtime>-<path hash>.h5``, made
+from the opened file and checked to be the same inode): a model is loaded from its pin, so its lazily read
+arrays (full modes, dual bases) come from the very file that was opened even after the published name is
 replaced or deleted; a solve never mixes versions. A request answered by several tasks (a batch job's
-chunks) is pinned once by the server (:func:`pin_for_tasks`), so its chunks never mix versions either. Models are cached per process (LRU by count and
-estimated bytes) keyed by the file's (device, inode, size, mtime); a pin is removed with its cache entry,
-and pins of dead processes when a solver process starts.
+chunks) is pinned once by the server (:func:`pin_for_tasks`), so its chunks never mix versions either.
+Models are cached per process (LRU by count and estimated bytes) keyed by the file's (device, inode, size,
+mtime); a pin is removed with its cache entry, and pins of dead processes when a solver process starts.
 """
 from __future__ import annotations
 
@@ -38,7 +38,10 @@ def pin(path: str, key: tuple) -> str:
     :class:`_Moved` if ``path`` is now another file. Without hard links: ``path`` itself (unpinned)."""
     pins = Path(path).parent
     pins = pins if pins.name == PIN_DIR else pins / PIN_DIR  # a pin of a pin (:func:`pin_for_tasks`) beside it
-    target = pins / f"{os.getpid()}-{key[1]}-{key[3]}.h5"
+    # one link per (process, path, version): two paths of one file (a job's pin and the published name, two ids
+    # linked by hand) each have their own, so that dropping one cache entry never removes another's file
+    tag = hashlib.sha256(str(path).encode()).hexdigest()[:12]
+    target = pins / f"{os.getpid()}-{key[1]}-{key[3]}-{tag}.h5"
     try:
         pins.mkdir(exist_ok=True)
         if not target.exists():

@@ -10,6 +10,7 @@ replace / delete during solves and during a batch job, SIGTERM.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import threading
@@ -413,6 +414,28 @@ def test_batch_job_answers_with_one_version(server, built):
     r = solve(server, "jobmix", {"loading": long})  # the replacement answers from now on
     assert np.allclose(r.json()["max_von_mises"], refs[1], rtol=1e-12)
     assert httpx.delete(f"{server.url}/v1/models/jobmix", headers={"X-API-Key": server.key}).status_code == 204
+
+
+def test_model_ids_linked_to_one_file(built, reference, tmp_path):
+    """Two ids that are hard links of one file (linked by hand in the models directory): a solver process pinned
+    both under one name, so replacing one removed the pin the other's cached model reads from; the other then
+    answered 409 'model file unreadable' until its process restarted."""
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(built[0].path, models / "small.h5")
+    os.link(models / "small.h5", models / "twin.h5")
+    (tmp_path / "server.toml").write_text("workers = 1\n")  # one process: it caches both ids
+    with af.ServerProcess(models, keys=[af.new_key()], config=tmp_path / "server.toml") as srv:
+        for model_id in ("small", "twin"):
+            assert solve(srv, model_id).status_code == 200
+        assert put(srv, "twin", built[1].path).status_code == 200
+        r = solve(srv, "twin")  # the new version: the old twin entry dropped
+        assert np.allclose(r.json()["max_von_mises"], reference["other"].max_von_mises(), rtol=1e-12)
+        r = solve(srv, "small", {"loading": GOOD, "node_sets": ["zmax"]})  # lazily read full modes
+        assert r.status_code == 200, r.text
+        assert np.allclose(r.json()["max_von_mises"], reference["small"].max_von_mises(), rtol=1e-12)
+        r = httpx.post(f"{srv.url}/v1/models/small/fields", json={"loading": GOOD, "format": "hdf5"}, timeout=60)
+        assert r.status_code == 200, r.text
 
 def test_sigterm_stops_the_server_after_attacks(built, secret, tmp_path):
     """After a rejected upload (a model missing a dataset) and a refused external-storage upload, the
