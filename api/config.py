@@ -25,7 +25,8 @@ Example (every key optional; the values shown are the defaults)::
     job_chunk = 8                         # loadings per solver task of a batch job (interleaved with requests)
     query_log_rows = 100000               # rows kept in the SQLite query log
     header_timeout_seconds = 10           # a request's headers must arrive within this (else closed)
-    body_timeout_seconds = 30             # longest pause between two pieces of a request body
+    body_timeout_seconds = 30             # longest pause between two pieces of a request body (or of a
+                                          # response: a client that stops reading is dropped)
     keep_alive_seconds = 5                # idle keep-alive connections are closed after this
     max_idle_connections = 256            # connections waiting for the client; above, the oldest is closed
     max_header_bytes = 65536              # request line + headers (431 above)

@@ -11,6 +11,9 @@ body stop half-way, so a thousand idle half-sent requests exhaust its connection
 * answers 431 (JSON) and closes a connection whose request line and headers exceed ``max_header_bytes``, and
   one that sends more than ``max_header_bytes`` without a byte of body once its headers have arrived (chunk
   extensions, trailer fields after a chunked body: the parser kept every trailer field in memory);
+* aborts a connection whose client stops reading its response: the unsent part stays in the HTTP process's
+  memory (a /fields file of tens of MB per connection), so a response whose buffered part has not shrunk for
+  ``body_timeout`` seconds is dropped;
 * answers a request the HTTP parser refuses (two ``Content-Length``, ``Transfer-Encoding`` with ``Content-Length``,
   bare LF line ends, control characters...) with a JSON 400 naming the parser's reason, not uvicorn's plain text.
 """
@@ -63,7 +66,7 @@ def guarded_protocol(*, header_timeout: float, body_timeout: float, max_idle: in
         log.warning("httptools is not installed: no header / body read deadlines")
         return "auto"
     waiting: OrderedDict = OrderedDict()  # connections waiting for their client, oldest first
-    stats = {"closed_header": 0, "closed_body": 0, "closed_idle": 0, "closed_header_size": 0}
+    stats = {"closed_header": 0, "closed_body": 0, "closed_idle": 0, "closed_header_size": 0, "closed_write": 0}
 
     class GuardedHttpToolsProtocol(HttpToolsProtocol):
         _timer = None
@@ -139,7 +142,34 @@ def guarded_protocol(*, header_timeout: float, body_timeout: float, max_idle: in
 
         def connection_lost(self, exc) -> None:
             self._unwait()
+            if self._write_timer is not None:
+                self._write_timer.cancel()
+                self._write_timer = None
             super().connection_lost(exc)
+
+        # -- responses the client does not read ------------------------------------------------------------
+        _write_timer = None
+        _write_left = 0  # bytes buffered at the last check
+
+        def pause_writing(self) -> None:
+            super().pause_writing()
+            if self._write_timer is None:
+                self._arm_write()
+
+        def _arm_write(self) -> None:
+            self._write_left = self.transport.get_write_buffer_size()
+            self._write_timer = self.loop.call_later(body_timeout, self._check_write)
+
+        def _check_write(self) -> None:
+            self._write_timer = None
+            left = self.transport.get_write_buffer_size()
+            if left == 0:
+                return
+            if left >= self._write_left:  # nothing read for body_timeout: free the buffer now (close would wait)
+                stats["closed_write"] += 1
+                self.transport.abort()
+                return
+            self._arm_write()
 
         def on_message_begin(self) -> None:
             super().on_message_begin()

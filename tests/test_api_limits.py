@@ -8,7 +8,8 @@ short timeouts and small bounds so that each test takes seconds):
   saturated); a solve does not queue behind jobs; the job store is bounded without early eviction;
   jobs and their results survive a restart, unfinished jobs run after it;
 * stale ``.partial`` files are removed at start-up; no response shows a server path;
-* endless trailer fields are cut (431), requests the HTTP parser refuses answer a JSON 400.
+* endless trailer fields are cut (431), requests the HTTP parser refuses answer a JSON 400; a response
+  the client stops reading is dropped after body_timeout.
 """
 from __future__ import annotations
 
@@ -319,6 +320,60 @@ def test_endless_trailers_and_malformed_framing_refused(tmp_path, built, referen
         assert np.allclose(json.loads(answer.split(b"\r\n\r\n", 1)[1])["max_von_mises"], reference.max_von_mises(),
                            rtol=1e-12)
         assert_correct(srv, reference)
+
+
+def test_clients_that_stop_reading_their_response(tmp_path, built, reference):
+    """A client that never reads its response kept the unsent part in the HTTP process's memory for good (12 such
+    clients of a 26 MB /fields file: +310 MB, never freed). A response whose buffered part has not shrunk for
+    body_timeout seconds is dropped now; a slow reader that keeps reading gets all of it."""
+    def fields_request(n: int) -> bytes:
+        loading = fx.loading_dict(0.045, 0.4, times=np.linspace(0, 1, n + 1).tolist())
+        body = json.dumps({"loading": loading, "format": "hdf5"}).encode()
+        return (b"POST /v1/models/small/fields HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+    def read_all(s: socket.socket, pause: float = 0.0) -> bytes:
+        out = b""
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+                if b"\r\n\r\n" in out:
+                    head, _, rest = out.partition(b"\r\n\r\n")
+                    n = int(next(ln for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length"))
+                            .split(b":")[1])
+                    if len(rest) >= n:
+                        break
+                time.sleep(pause)
+        except (ConnectionResetError, TimeoutError):
+            pass
+        return out
+
+    with server(tmp_path, built, "body_timeout_seconds = 2\nmax_increments = 2000\n") as srv:
+        stalled = []
+        for _ in range(3):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", srv.port))
+            s.sendall(fields_request(2000))  # ~26 MB
+            stalled.append(s)
+        time.sleep(12)  # the solve, then more than body_timeout without reading
+        assert_correct(srv, reference)
+        for s in stalled:
+            s.settimeout(20)
+            got = read_all(s)
+            s.close()
+            head, _, rest = got.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200"), got[:200]
+            n = int(next(ln for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length")).split(b":")[1])
+            assert n > 20 * 2**20 and len(rest) < n // 2, (n, len(rest))  # dropped, not sent on
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=20) as s:  # slow but steady: all of it
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            s.sendall(fields_request(100))
+            got = read_all(s, pause=0.2)
+        head, _, rest = got.partition(b"\r\n\r\n")
+        n = int(next(ln for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length")).split(b":")[1])
+        assert n > 10**6 and len(rest) == n, (n, len(rest))
+        assert rest[:8] == b"\x89HDF\r\n\x1a\n"
 
 def test_job_store_memory_budget(tmp_path, built):
     """Stored requests and results are bounded in bytes: a result that does not fit fails its job (507,
