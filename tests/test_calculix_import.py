@@ -552,6 +552,7 @@ ERRORS = [
     (_deck("*FOO BAR\n"), r"not supported: \*FOO BAR, .*job.inp:41: not a keyword of the CalculiX 2.20"),
     (_deck("*EQUATION\n2\n1,1,1.,2,1,-1.\n"), r"not supported: \*EQUATION, .*:41: linear constraints"),
     (_deck("*INITIAL CONDITIONS,TYPE=STRESS\n1,1,0,0,0,0,0,0\n"), r"\*INITIAL CONDITIONS, .*:41: TYPE=STRESS"),
+    (_deck("*RESTART, READ, STEP=1\n"), r"not supported: \*RESTART, .*job.inp:41: READ: the run continues"),
     (_deck(steps=STEPS.replace("*STEP\n*STATIC\n0.5,1", "*STEP,NLGEOM\n*STATIC\n0.5,1", 1)),
      r"not supported: \*STEP, .*: NLGEOM"),
     (_deck(steps=STEPS.replace("*STATIC\n0.5,1.5", "*STATIC,TIME RESET\n0.5,1.5")), r"\*STATIC, .*: TIME RESET"),

@@ -107,6 +107,9 @@ def read_deck(path: str | os.PathLike) -> Deck:
         status, why = classify(card.keyword)
         if status == "refused":
             raise not_supported(card, why)
+        if card.keyword == "RESTART" and any(k.upper() == "READ" for k in card.params):
+            raise not_supported(card, "READ: the run continues from a restart file's state, which the deck does not "
+                                      "hold; give the whole history in one deck (*RESTART, WRITE is ignored)")
         if card.keyword == "INITIAL CONDITIONS" and card.params.get("TYPE", "").upper() != "TEMPERATURE":
             raise not_supported(card, f"TYPE={card.params.get('TYPE', '(missing)')}: only TYPE=TEMPERATURE "
                                       "initial conditions are imported (no initial stresses, strains or velocities)")
