@@ -17,6 +17,7 @@ Example (every key optional; the values shown are the defaults)::
     max_batch = 256                       # loadings per batch request
     sync_batch_max = 16                   # larger batches are answered 202 + job location
     max_increments = 2000                 # increments per loading
+    max_response_bytes = 536870912        # a /fields answer's arrays, estimated before the solve (413 above)
     max_inflight = 64                     # requests in flight + unfinished jobs (429 + Retry-After above)
     request_timeout_seconds = 120         # deadline of one solver task (503 deadline_exceeded, process restarted)
     max_jobs = 1024                       # jobs stored (pending + finished); full: 429, never early eviction
@@ -70,6 +71,7 @@ class ServerConfig(BaseModel):
     max_batch: int = Field(256, ge=1)
     sync_batch_max: int = Field(16, ge=1)
     max_increments: int = Field(2000, ge=1)
+    max_response_bytes: int = Field(512 * 2**20, ge=1024)
     max_inflight: int = Field(64, ge=1)
     request_timeout_seconds: float = Field(120.0, gt=0)
     max_jobs: int = Field(1024, ge=1)

@@ -91,6 +91,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         s.pool = SolverPool(config.workers, {
             "cache_models": config.cache_models, "cache_bytes": config.cache_bytes,
             "max_increments": config.max_increments, "max_expanded_bytes": config.max_model_expanded_bytes,
+            "max_response_bytes": config.max_response_bytes,
             "log_level": logging.getLogger().level or logging.WARNING,
             "scrub": [(str(s.registry.dir), "models")], "models_dir": str(s.registry.dir)},
             task_timeout=config.request_timeout_seconds)

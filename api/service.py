@@ -260,10 +260,29 @@ def read_nodal_upload(data: bytes, filename: str, times: np.ndarray, max_nodes: 
     return NodalTemperature(np.asarray(times, float), arr)
 
 
+def _check_fields_size(model, mesh, n_increments: int, quantities: list[str] | None, max_bytes: int) -> None:
+    """413 when the fields of ``n_increments`` increments (displacement ``(n_nodes, 3)`` and the dual quantities at
+    the integration points, with their components; 6 for a name the model does not have) exceed ``max_bytes`` in
+    doubles."""
+    from structrom.rom.hifi.output import points_per_element
+
+    gappy = (model.models[0] if hasattr(model, "models") else model).gappy
+    names = list(gappy) if quantities is None else quantities
+    components = sum(gappy[q].components if q in gappy else 6 for q in names)
+    n_points = int(points_per_element(mesh).sum())
+    size = 8 * n_increments * (3 * mesh.n_nodes + components * n_points)
+    if size > max_bytes:
+        raise RegistryError(413, "response_too_large", f"the fields of {n_increments} increment(s) on this mesh "
+                            f"({mesh.n_nodes} nodes, {n_points} integration points) would be about {size / 2**20:.0f} "
+                            f"MiB; this server answers at most {max_bytes / 2**20:.0f} MiB: ask for fewer increments "
+                            "or quantities, or use format 'vtu' for one increment", "loading.times")
+
+
 def fields(model, spec: LoadingSpec, *, extrapolate: bool, fmt: str, increment: int, quantities: list[str] | None,
-           max_increments: int, name: str | None = None) -> tuple[bytes, str, str]:
+           max_increments: int, name: str | None = None, max_bytes: int | None = None) -> tuple[bytes, str, str]:
     """Solve and write the reconstructed fields; returns ``(content, media type, file name)`` (files named
-    after ``name``, default the model file's stem)."""
+    after ``name``, default the model file's stem). ``max_bytes``: the largest answer's arrays (the fields of every
+    increment for HDF5, of one for VTU/XDMF), estimated from the mesh before the solve: 413 above."""
     from structrom.rom import model_file
     from structrom.rom.fem.io import write_mesh
     from structrom.rom.loading import loading_from_dict
@@ -271,6 +290,13 @@ def fields(model, spec: LoadingSpec, *, extrapolate: bool, fmt: str, increment: 
     if spec.n_increments > max_increments:
         raise RegistryError(422, "too_many_increments", f"at most {max_increments} increments", "loading.times")
     check_inline_nodal(spec)
+    mesh = model.__dict__.get("_api_mesh")
+    if mesh is None:
+        src = model.models[0] if hasattr(model, "models") else model  # a dictionary: its local models share one mesh
+        mesh = model_file.load(src.path, mesh=True, group=getattr(src, "group", "/")).mesh
+        model._api_mesh = mesh
+    if max_bytes is not None:
+        _check_fields_size(model, mesh, spec.n_increments if fmt == "hdf5" else 1, quantities, max_bytes)
     try:
         result = model.solve(loading_from_dict(spec.to_dict()), extrapolate=extrapolate)
     except LoadingError as exc:
@@ -288,11 +314,6 @@ def fields(model, spec: LoadingSpec, *, extrapolate: bool, fmt: str, increment: 
     if not -n <= increment < n:
         raise RegistryError(422, "invalid_increment", f"increment {increment} out of range (0..{n - 1} or "
                             "negative from the end)", "increment")
-    mesh = model.__dict__.get("_api_mesh")
-    if mesh is None:
-        src = result.model  # a dictionary's local model: its group holds the (shared) mesh
-        mesh = model_file.load(src.path, mesh=True, group=getattr(src, "group", "/")).mesh
-        model._api_mesh = mesh
     stem = name or Path(model.path).stem
     if fmt == "hdf5":
         import h5py

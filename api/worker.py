@@ -99,8 +99,10 @@ def clean_pins(models_dir: Path) -> None:
 class SolverState:
     """The state of one solver process: settings and the cache of loaded model versions."""
 
-    def __init__(self, *, cache_models: int, cache_bytes: int, max_increments: int) -> None:
+    def __init__(self, *, cache_models: int, cache_bytes: int, max_increments: int,
+                 max_response_bytes: int = 512 * 2**20) -> None:
         self.cache_models, self.cache_bytes, self.max_increments = cache_models, cache_bytes, max_increments
+        self.max_response_bytes = max_response_bytes
         # path -> (file identity, model, pin, bytes)
         self._cache: OrderedDict[str, tuple[tuple, object, str, int]] = OrderedDict()
         self.hits = self.misses = self.evictions = 0
@@ -246,7 +248,8 @@ class SolverState:
         unsupported(model_id, getattr(model, "kind", "hyper_reduced"), "fields")
         return service.fields(model, body.loading, extrapolate=body.extrapolate, fmt=body.format,
                               increment=body.increment, quantities=body.quantities,
-                              max_increments=self.max_increments, name=model_id)
+                              max_increments=self.max_increments, name=model_id,
+                              max_bytes=self.max_response_bytes)
 
     def deck(self, model_id: str, path: str, data: bytes, filename: str, fmt: str, extrapolate: bool,
              max_bytes: int):

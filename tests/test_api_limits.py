@@ -387,3 +387,26 @@ def test_job_store_memory_budget(tmp_path, built):
         r = submit(srv, [GOOD] * 200)  # the request itself (~45 kB) exceeds what is left
         assert r.status_code == 429 and r.json()["error"]["code"] == "job_store_full" and "Retry-After" in r.headers
         assert httpx.get(f"{srv.url}/v1/jobs/{small['id']}").json() == small
+
+
+def test_fields_answer_bounded_before_the_solve(tmp_path, built):
+    """/fields in HDF5 holds every increment's fields (displacement at the nodes, the dual quantities at the
+    integration points) in the solver and the HTTP process: above max_response_bytes (estimated from the mesh before
+    the solve) the answer is a 413 JSON naming the size; one increment as VTU, or fewer increments, still answers."""
+    mesh = built.mesh
+    from structrom.rom.hifi.output import points_per_element
+
+    n_points = int(points_per_element(mesh).sum())
+    per_increment = 8 * (3 * mesh.n_nodes + 7 * n_points)  # displacement, stress (6) and p (1)
+    limit = 50 * per_increment
+    with server(tmp_path, built, f"max_response_bytes = {limit}\n") as srv:
+        many = fx.loading_dict(0.045, 0.4, times=np.linspace(0, 1, 61).tolist())  # 60 increments: above
+        r = httpx.post(f"{srv.url}/v1/models/small/fields", json={"loading": many, "format": "hdf5"}, timeout=60)
+        assert r.status_code == 413, r.text
+        err = r.json()["error"]
+        assert err["code"] == "response_too_large" and "60 increment(s)" in err["message"], err
+        r = httpx.post(f"{srv.url}/v1/models/small/fields", json={"loading": many, "format": "vtu"}, timeout=60)
+        assert r.status_code == 200 and r.content.startswith(b"<?xml"), r.text[:200]
+        few = fx.loading_dict(0.045, 0.4, times=np.linspace(0, 1, 41).tolist())  # 40 increments: below
+        r = httpx.post(f"{srv.url}/v1/models/small/fields", json={"loading": few, "format": "hdf5"}, timeout=60)
+        assert r.status_code == 200 and r.content[:8] == b"\x89HDF\r\n\x1a\n"
