@@ -85,7 +85,7 @@ def answer_deck(model, data: bytes, filename: str, *, fmt: str, extrapolate: boo
             raise overflow_error(exc, "deck") from None
         temps = loading.nodal_temperatures(loading.times, mesh.points)
         if fmt == "json":
-            out = {"deck": shown, "times": result.times.tolist(), "indicator": _finite_list(result.indicator),
+            out = {"deck": shown, "model_sha256": getattr(model, "api_sha256", None), "times": result.times.tolist(), "indicator": _finite_list(result.indicator),
                    "trusted": result.trusted.tolist(), "trusted_all": bool(result.trusted.all()),
                    "indicator_quantity": model.indicator_quantity, "extrapolated": result.extrapolated,
                    "warnings": list(result.warnings),

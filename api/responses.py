@@ -156,6 +156,8 @@ class CycleSummary(BaseModel):
 class SolveResult(Open):
     kind: str | None = Field(None, description="hyper_reduced (or dictionary: see DictionarySolveResult)")
     model: str | None = None
+    model_sha256: str | None = Field(None, description="sha256 of the model file that answered (the model card's "
+                                     "`sha256` of that version): which version answered when a model is replaced")
     times: list[float]
     indicator: list[float | None]
     trusted: list[bool]
@@ -201,6 +203,7 @@ class SeparatedSolveResult(Open):
 
     kind: Literal["separated"]
     model: str | None = None
+    model_sha256: str | None = Field(None, description="sha256 of the model file that answered")
     parameters: dict[str, float]
     coordinates: list[float]
     error_estimate: float | None = Field(description="estimate of the energy-norm error (absolute)")

@@ -321,6 +321,7 @@ def fields(model, spec: LoadingSpec, *, extrapolate: bool, fmt: str, increment: 
         buf = io.BytesIO()
         with h5py.File(buf, "w") as f:
             f.attrs["model"] = stem
+            f.attrs["model_sha256"] = getattr(model, "api_sha256", None) or ""  # the version that answered
             f.create_dataset("times", data=result.times)
             f.create_dataset("indicator", data=result.indicator)
             f.create_dataset("trusted", data=result.trusted)

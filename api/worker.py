@@ -156,6 +156,7 @@ class SolverState:
             unpin(pinned, path)
             raise self._model_file_error(exc, model_id, pinned) from None
         model.api_name = model_id
+        model.api_sha256 = _sha256(pinned)  # the version that answers (the card's sha256 of that file)
         self.misses += 1
         if hit is not None:
             self._drop(path)
@@ -193,11 +194,7 @@ class SolverState:
             except (ModelFileError, OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError,
                     OverflowError) as exc:
                 raise self._model_file_error(exc, model_id, pinned, status, field) from None
-            h = hashlib.sha256()
-            with open(pinned, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
-            return {"card": card, "sha256": h.hexdigest(), "key": key}
+            return {"card": card, "sha256": _sha256(pinned), "key": key}
         finally:
             if not any(v[2] == pinned for v in self._cache.values()):
                 unpin(pinned, path)
@@ -223,7 +220,8 @@ class SolverState:
             t0 = time.perf_counter()
             prefix = field_prefixes[i] if field_prefixes else ""
             try:
-                r = {"kind": kind, **answer(model_id, model, kind, spec, body, prefix, self.max_increments, temperature)}
+                r = {"kind": kind, "model_sha256": model.api_sha256,
+                     **answer(model_id, model, kind, spec, body, prefix, self.max_increments, temperature)}
             except DomainError as exc:
                 if len(specs) == 1 and not field_prefixes:
                     raise
@@ -274,6 +272,14 @@ def unsupported(model_id: str, kind: str, feature: str) -> None:
     if feature not in FEATURES.get(kind, ()):
         raise DomainError(422, "unsupported_for_kind", f"model {model_id!r} is a {kind} model: {feature} does not "
                           f"apply to it (it answers {', '.join(FEATURES.get(kind, ()))})", "model_id")
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def answer(model_id: str, model, kind: str, spec, body, prefix: str, max_increments: int, temperature) -> dict:

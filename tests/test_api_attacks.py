@@ -10,11 +10,13 @@ replace / delete during solves and during a batch job, SIGTERM.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
 import threading
 import time
+from pathlib import Path
 
 import h5py
 import httpx
@@ -408,11 +410,15 @@ def test_batch_job_answers_with_one_version(server, built):
         time.sleep(0.2)
     assert answer["status"] == "done", answer
     assert answer["result"]["ok"] == 64, answer["result"]["failed"]
+    sha = [hashlib.sha256(Path(m.path).read_bytes()).hexdigest() for m in built]
     for i, item in enumerate(answer["result"]["results"]):
         assert np.allclose(item["max_von_mises"], refs[0], rtol=1e-12), (i, item["max_von_mises"][-1], refs[0][-1])
+        assert item["model_sha256"] == sha[0], i  # each answer names the version that answered it
     assert not [p for p in (server.models_dir / ".pinned").iterdir() if "-tasks-" in p.name]
     r = solve(server, "jobmix", {"loading": long})  # the replacement answers from now on
     assert np.allclose(r.json()["max_von_mises"], refs[1], rtol=1e-12)
+    card = httpx.get(f"{server.url}/v1/models/jobmix").json()
+    assert r.json()["model_sha256"] == sha[1] == card["sha256"]
     assert httpx.delete(f"{server.url}/v1/models/jobmix", headers={"X-API-Key": server.key}).status_code == 204
 
 

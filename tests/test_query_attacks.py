@@ -8,11 +8,13 @@ log, a silently ignored part of the request, or a wrong answer marked trusted.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
 import shutil
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -248,14 +250,20 @@ def test_deck_answer_names_the_cards_it_ignored(server, built):
     """Cards the deck import reads but does not use (*RESTART, *NODE FILE...) were dropped from the answer without a
     word; the summary lists them with their line and the reason."""
     deck, _ = small_deck(built.mesh)
-    extra = b"*RESTART, READ\n*NODE FILE\nU\n"
+    extra = b"*RESTART, WRITE\n*NODE FILE\nU\n"
     text = deck.replace(b"*STEP", extra + b"*STEP", 1)
-    line = text.decode().splitlines().index("*RESTART, READ") + 1
+    line = text.decode().splitlines().index("*RESTART, WRITE") + 1
     r = post(server, "solve/deck", files={"deck": ("job.inp", text)}, data={"extrapolate": "true"})
-    ignored = finite_answer(r)["ignored"]
+    answer = finite_answer(r)
+    ignored = answer["ignored"]
     assert [(i["keyword"], i["where"]) for i in ignored] == [("RESTART", f"job.inp:{line}"),
                                                              ("NODE FILE", f"job.inp:{line + 1}")], ignored
     assert "restart" in ignored[0]["why"] and "output" in ignored[1]["why"]
+    assert answer["model_sha256"] == hashlib.sha256(Path(built.path).read_bytes()).hexdigest()
+    # reading a restart changes what ccx computes (the history before it is not in the deck): refused
+    r = post(server, "solve/deck", files={"deck": ("job.inp", text.replace(b"RESTART, WRITE", b"RESTART, READ"))},
+             data={"extrapolate": "true"})
+    assert r.status_code == 422 and f"job.inp:{line}: READ" in r.json()["error"]["message"], r.text
 
 def test_arithmetic_errors_of_a_solve_are_422_in_process():
     """Defence in depth: any OverflowError / ZeroDivisionError while a loading is evaluated is a 422 naming the
