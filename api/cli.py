@@ -26,7 +26,39 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
+
+#: Seconds a failing rank waits for the other ranks to fail too (an error every rank raised, e.g. a bad
+#: configuration: one message, exit code 2) before it stops them all (an error of this rank alone: the others
+#: would wait forever in their next collective).
+ALONE_AFTER_SECONDS = 10.0
+
+#: A duplicate of MPI_COMM_WORLD for the failure handshake only (no message of the computation can match it),
+#: made by the MPI commands once MPI is initialized.
+_failure_comm = None
+
+
+def _watch_failures(comm) -> None:
+    """Called by every rank of an MPI command once MPI is up (collective): failures can then be told apart
+    into shared ones and one rank's own (:func:`_failed_alone`)."""
+    global _failure_comm
+    if _failure_comm is None and comm.Get_size() > 1:
+        _failure_comm = comm.Dup()
+
+
+def _failed_alone() -> bool:
+    """True when this rank failed and some other rank did not reach the failure handshake within
+    :data:`ALONE_AFTER_SECONDS` (it is computing, or blocked in a collective that will never complete)."""
+    if _failure_comm is None:
+        return False
+    request = _failure_comm.Ibarrier()
+    deadline = time.monotonic() + ALONE_AFTER_SECONDS
+    while not request.Test():
+        if time.monotonic() > deadline:
+            return True
+        time.sleep(0.02)
+    return False
 
 
 def _hifi(args: argparse.Namespace, petsc_args: list[str]) -> int:
@@ -35,17 +67,19 @@ def _hifi(args: argparse.Namespace, petsc_args: list[str]) -> int:
     initialize(petsc_args)
     from mpi4py import MPI
 
+    _watch_failures(MPI.COMM_WORLD)
     from structrom.rom.hifi.config import load_config
     from structrom.rom.hifi.run import run_hifi
 
     cfg = load_config(args.config)
-    run_hifi(cfg, MPI.COMM_WORLD)
+    run_hifi(cfg, MPI.COMM_WORLD, inputs=[Path(args.config)])
     return 0
 
 
 def _offline(args: argparse.Namespace, petsc_args: list[str]) -> int:
     from mpi4py import MPI
 
+    _watch_failures(MPI.COMM_WORLD)
     from structrom.rom.offline.config import load_offline_config
 
     cfg = load_offline_config(args.config)
@@ -64,8 +98,11 @@ def _offline(args: argparse.Namespace, petsc_args: list[str]) -> int:
 
 def _dictionary(args: argparse.Namespace, rest: list[str]) -> int:
     """The dictionary offline stage (clustering, local models, classifier); errors on one line, exit code 2."""
+    from mpi4py import MPI
+
     from structrom.rom.offline.dictionary import main as dictionary_main
 
+    _watch_failures(MPI.COMM_WORLD)
     if rest:
         print(f"structrom: error: unknown arguments {rest}", file=sys.stderr)
         return 2
@@ -83,6 +120,7 @@ def _enrich(args: argparse.Namespace, rest: list[str]) -> int:
     from structrom.rom.offline.enrich import enrich, hifi_base_config, make_solver, read_loadings
 
     comm = MPI.COMM_WORLD
+    _watch_failures(comm)
     loadings = read_loadings(args.loadings)
     solver = make_solver(args.solver, hifi_base_config(args.model, args.config), comm)
     res = enrich(args.model, loadings, solver, comm)
@@ -362,15 +400,25 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         from structrom.rom.errors import KNOWN_ERRORS
 
-        if not isinstance(exc, KNOWN_ERRORS):
-            raise
-        rank = 0
-        try:
+        known = isinstance(exc, KNOWN_ERRORS)
+        if _failure_comm is not None and _failed_alone():
+            # this rank's error alone: its message, then every rank stopped (MPI_Abort), not a hang
+            rank = _failure_comm.Get_rank()
+            if not known:
+                import traceback
+
+                traceback.print_exc()
+            lines = str(exc).splitlines() or [type(exc).__name__]
+            for line in lines if known else [f"{type(exc).__name__}: {lines[0]} (the traceback above)"]:
+                print(f"structrom: error: rank {rank}: {line}", file=sys.stderr)
+            print(f"structrom: error: rank {rank} failed alone: stopping all {_failure_comm.Get_size()} ranks",
+                  file=sys.stderr, flush=True)
             from mpi4py import MPI
 
-            rank = MPI.COMM_WORLD.Get_rank()
-        except ImportError:
-            pass
+            MPI.COMM_WORLD.Abort(2 if known else 1)
+        if not known:
+            raise
+        rank = sys.modules["mpi4py.MPI"].COMM_WORLD.Get_rank() if "mpi4py.MPI" in sys.modules else 0
         if rank == 0:
             for line in str(exc).splitlines():
                 print(f"structrom: error: {line}", file=sys.stderr)

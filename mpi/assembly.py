@@ -132,7 +132,7 @@ def gather_rows_to_root(comm: MPI.Comm, index: np.ndarray, values: np.ndarray, n
         comm.Gatherv(np.ascontiguousarray(index, dtype=np.int64), [all_index, counts, MPI.INT64_T], root=root)
         comm.Gatherv(values.ravel(), [all_values, counts * width, MPI.DOUBLE], root=root)
         out = np.full((n_rows,) + tail, np.nan)
-        out[all_index] = all_values.reshape((len(all_index),) + tail)  # (a tail of size 0 too)
+        out[all_index] = all_values.reshape((len(all_index),) + tail)  # (no -1: tail may be empty-sized)
         return out
     comm.Gatherv(np.ascontiguousarray(index, dtype=np.int64), None, root=root)
     comm.Gatherv(values.ravel(), None, root=root)

@@ -1,7 +1,10 @@
 """Reading TOML configuration files into pydantic models, with one-line errors naming file and field."""
 from __future__ import annotations
 
+import os
+import tempfile
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TypeVar
 
@@ -52,3 +55,25 @@ def write_toml(path: str | Path, data: dict, comment: str | None = None) -> Path
     from structrom.rom.atomic import atomic_write_text
 
     return atomic_write_text(path, (f"# {comment}\n" if comment else "") + tomli_w.dumps(data))
+
+
+def check_output_file(path: str | Path, field: str, inputs: Iterable[str | Path] = ()) -> Path:
+    """Refuse, before any computation, an output file that is one of the run's ``inputs`` (it would be
+    overwritten), a directory, or in a directory that cannot be created or written: :class:`ConfigError`
+    naming ``field`` (e.g. ``"output.file"``). Creates the output's directory, as the writers do."""
+    path = Path(path)
+    for p in inputs:
+        p = Path(p)
+        if path.resolve() == p.resolve() or (path.exists() and p.exists() and os.path.samefile(path, p)):
+            raise ConfigError(f"{field} {path}: is an input of this run ({p}) and would be overwritten: choose "
+                              "another output file")
+    if path.is_dir():
+        raise ConfigError(f"{field} {path}: is a directory: give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{field} {path}: cannot write in {path.parent} ({exc.strerror or exc}): choose a "
+                          "writable directory") from None
+    return path

@@ -55,7 +55,8 @@ AmplitudeLike = float | list[list[float]]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # unknown keys refused; nan and inf refused in every number (an infinite indicator.tolerance trusted any answer)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class MeshConfig(Strict):

@@ -2,18 +2,22 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from mpi4py import MPI
 
 from structrom.mpi.assembly import gather_rows_to_root
+from structrom.mpi.collectives import on_root
 from structrom.mpi.linear_solver import LinearSolverOptions
+from structrom.rom.config import ConfigError, check_output_file
 from structrom.rom.fem.io import read_mesh
 from structrom.rom.fem.mesh import Mesh, MeshError
 from structrom.rom.hifi.config import HifiConfig
 from structrom.rom.hifi.output import SnapshotWriter, element_point_offsets, global_point_index
 from structrom.rom.hifi.solver import HifiSolver, NewtonSettings
+from structrom.rom.loading import COMPONENT_NAMES
 from structrom.rom.materials import MaterialError, law_from_config
 
 
@@ -37,7 +41,36 @@ def load_mesh(path: Path, quadratic_hex: str = "C3D20") -> Mesh:
     return read_mesh(path, quadratic_hex=quadratic_hex)
 
 
+def check_supports(mesh: Mesh, cfg: HifiConfig) -> None:
+    """Refuse a problem whose stiffness is singular for want of supports: every connected part of the mesh
+    (elements sharing nodes) must have each of x, y and z prescribed at some of its nodes by a ``[[boundary]]``
+    (a necessary condition only: rotations are not checked). Without it the linear solver fails after every
+    cutback, or a direct solver returns an arbitrary rigid-body position of the part."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    conn = [b.connectivity for b in mesh.blocks]
+    first = np.concatenate([np.repeat(c[:, 0], c.shape[1]) for c in conn])  # each element's nodes to its first
+    graph = coo_matrix((np.ones(len(first)), (first, np.concatenate([c.ravel() for c in conn]))),
+                       shape=(mesh.n_nodes, mesh.n_nodes))
+    n_parts, part = connected_components(graph, directed=False)
+    element_parts = np.unique(part[np.concatenate([c[:, 0] for c in conn])])  # (orphan nodes have no stiffness)
+    fixed = np.zeros((n_parts, 3), dtype=bool)
+    for b in cfg.boundary:
+        fixed[np.ix_(np.unique(part[mesh.node_set(b.node_set)]), [COMPONENT_NAMES[c] for c in b.components])] = True
+    for k in element_parts:
+        free = [name for name, i in COMPONENT_NAMES.items() if not fixed[k, i]]
+        if free:
+            nodes = np.flatnonzero(part == k)
+            where = "the mesh" if len(element_parts) == 1 else (
+                f"part {list(element_parts).index(k) + 1} of {len(element_parts)} disconnected parts of the mesh "
+                f"({len(nodes)} nodes, one at {tuple(mesh.points[nodes[0]].tolist())})")
+            raise ConfigError(f"boundary: no [[boundary]] prescribes {', '.join(free)} on {where}: the stiffness is "
+                              "singular (a rigid-body motion is free); add a [[boundary]] on a node set of it")
+
+
 def build_solver(cfg: HifiConfig, mesh: Mesh, comm: MPI.Comm, log=print) -> HifiSolver:
+    check_supports(mesh, cfg)
     materials = []
     for i, m in enumerate(cfg.material):
         try:
@@ -57,10 +90,15 @@ def build_solver(cfg: HifiConfig, mesh: Mesh, comm: MPI.Comm, log=print) -> Hifi
         comm=comm, log=log)
 
 
-def run_hifi(cfg: HifiConfig, comm: MPI.Comm | None = None, log=print, mesh: Mesh | None = None) -> Path:
-    """Solve the configured problem on ``comm``; rank 0 writes ``cfg.output.file``. Returns its path."""
+def run_hifi(cfg: HifiConfig, comm: MPI.Comm | None = None, log=print, mesh: Mesh | None = None,
+             inputs: Sequence[Path] = ()) -> Path:
+    """Solve the configured problem on ``comm``; rank 0 writes ``cfg.output.file``. Returns its path.
+    ``inputs``: files of the run besides the mesh (its configuration) that the output must not overwrite."""
     comm = comm or MPI.COMM_WORLD
     rank = comm.Get_rank()
+    out = cfg.path(cfg.output.file)
+    # an output that would overwrite an input, or that cannot be written, refused before the solve on every rank
+    on_root(comm, lambda: check_output_file(out, "output.file", [cfg.path(cfg.mesh.file), *inputs]))
     if mesh is None:
         mesh_or_error = None
         if rank == 0:
@@ -80,7 +118,6 @@ def run_hifi(cfg: HifiConfig, comm: MPI.Comm | None = None, log=print, mesh: Mes
     meta = {k: gather_rows_to_root(comm, gidx, v, n_points) for k, v in (
         ("element", solver.disc.point_elements.astype(float)), ("weights", solver.disc.point_weights),
         ("coordinates", solver.disc.point_coordinates))}
-    out = cfg.path(cfg.output.file)
     writer = None
     if rank == 0:
         metadata = {"config": cfg.model_dump(mode="json"), "n_ranks": comm.Get_size(),

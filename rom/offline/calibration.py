@@ -200,10 +200,9 @@ def _fold(td: TrainingData, keep: np.ndarray, points: np.ndarray, validation: Va
     pieces["singular_values"] = res.singular_values
     for name, (values, c) in td.duals.items():
         modes = local_duals[name]
-        m = modes.shape[1]
-        modes = modes.reshape(td.disc.n_points, c, m)  # (explicit sizes: a dual of 0 modes too)
-        red = gather_at_points(comm, td.gidx, modes, points)
-        val = gather_at_points(comm, td.gidx, modes, validation.point) if validation is not None else None
+        per_point = modes.reshape(td.disc.n_points, c, modes.shape[1])  # (an empty basis too: no -1 to infer)
+        red = gather_at_points(comm, td.gidx, per_point, points)
+        val = gather_at_points(comm, td.gidx, per_point, validation.point) if validation is not None else None
         pieces[f"dual/{name}"] = (red, val, svs[name], c)
     return phi, pieces, local_duals
 

@@ -65,7 +65,8 @@ from structrom.rom.config import ConfigError, load_toml, parse
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # unknown keys refused; nan and inf refused in every number (an infinite indicator.tolerance trusted any answer)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class SnapshotsConfig(Strict):

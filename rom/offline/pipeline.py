@@ -27,6 +27,7 @@ from mpi4py import MPI
 
 from structrom.mpi.collectives import on_root
 from structrom.mpi.partition import recursive_bisection
+from structrom.rom.config import check_output_file
 from structrom.rom.fem.kernel import Discretization
 from structrom.rom.fem.mesh import Mesh
 from structrom.rom.hifi.output import element_point_offsets, global_point_index, read_mesh_group
@@ -40,7 +41,7 @@ from structrom.rom.offline.config import OfflineConfig
 from structrom.rom.offline.operators import reduced_point_data
 from structrom.rom.offline.lifting import OfflineLifting, displacement_schema, unit_fields
 from structrom.rom.offline.replay import MaterialRegions, replay
-from structrom.rom.offline.snapshots import SnapshotError, TrainingCase, read_training_case
+from structrom.rom.offline.snapshots import SnapshotError, TrainingCase, open_snapshot_file, read_training_case
 from structrom.rom.pod import pod
 from structrom.rom import model_file
 from structrom.rom.offline.cubature import dual_points, integrand, reduced_rule
@@ -53,19 +54,28 @@ CODE_VERSION = "0.1.0"
 
 def _read_cases(cfg: OfflineConfig, comm) -> tuple[Mesh, list[TrainingCase]]:
     def read() -> tuple[Mesh, list[TrainingCase]]:
-        import h5py
-
         files = cfg.snapshot_files()
-        with h5py.File(files[0], "r") as f:
+        check_output_file(cfg.path(cfg.output.file), "output.file", files)  # before hours of computation
+        with open_snapshot_file(files[0]) as f:
             if "mesh" not in f:
                 raise SnapshotError(f"{files[0]}: no /mesh group: not a structrom snapshot file")
             mesh = read_mesh_group(f["mesh"])
         cases = [read_training_case(p, mesh) for p in files]
-        first = cases[0]
+        first, seen = cases[0], {}
+        for c in cases:
+            # a case counted twice weighs double in the POD and, in the leave-one-out calibration, is never left
+            # out: its copy stays in training and the indicator's bounds come out too small
+            if c.sha256 in seen:
+                raise SnapshotError(f"{c.path}: the same snapshots as {seen[c.sha256]} (listed twice in "
+                                    "snapshots.files, or a copy): give each training case once")
+            seen[c.sha256] = c.path
         for c in cases[1:]:
             if c.materials != first.materials:
                 raise SnapshotError(f"{c.path}: materials differ from {first.path}: one model needs one "
                                     "material assignment")
+            if c.units != first.units:
+                raise SnapshotError(f"{c.path}: units {c.units} differ from {first.units} of {first.path}: one "
+                                    "model needs one units table (rerun the case in the same units)")
         unit_fields(cases)  # same Dirichlet sets and components in every case (values may differ)
         return mesh, cases
 

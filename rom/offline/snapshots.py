@@ -13,11 +13,17 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from pydantic import ValidationError
 
+from structrom.rom.config import format_validation_error
 from structrom.rom.fem.mesh import Mesh
 from structrom.rom.loading import Loading
 from structrom.mpi.errors import StructromError
 
+
+#: Largest displacement magnitude accepted in a snapshot, in mesh bounding-box diagonals: far above any
+#: small-strain solution, far below where the squares of the POD and the replayed stresses overflow.
+MAX_DISPLACEMENT_RATIO = 1e6
 
 #: Nodes (file rows) read at a time from a displacement history: n_inc x 16384 x 3 doubles.
 NODE_BLOCK = 16384
@@ -72,18 +78,27 @@ def mesh_fingerprint(mesh: Mesh) -> str:
     return h.hexdigest()
 
 
+def open_snapshot_file(path: Path) -> h5py.File:
+    """``path`` opened for reading, or :class:`SnapshotError` naming it (missing, a directory, not HDF5)."""
+    if not path.exists():
+        raise SnapshotError(f"{path}: snapshot file not found")
+    if path.is_dir():
+        raise SnapshotError(f"{path}: is a directory, not a snapshot file (snapshots.files takes files or globs "
+                            "such as 'train/*.h5')")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SnapshotError(f"{path}: not a readable HDF5 file ({reason})") from None
+
+
 def read_training_case(path: str | Path, mesh: Mesh) -> TrainingCase:
     """Open a HF snapshot file and check it belongs to ``mesh``."""
     from structrom.rom.hifi.config import HifiConfig
     from structrom.rom.hifi.output import FORMAT, read_mesh_group
 
     path = Path(path)
-    if not path.exists():
-        raise SnapshotError(f"{path}: snapshot file not found")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise SnapshotError(f"{path}: not a readable HDF5 file ({exc})") from None
+    f = open_snapshot_file(path)
     with f:
         if f.attrs.get("format") != FORMAT:
             raise SnapshotError(f"{path}: not a structrom snapshot file (format {f.attrs.get('format')!r})")
@@ -100,13 +115,33 @@ def read_training_case(path: str | Path, mesh: Mesh) -> TrainingCase:
         bad = sum(int(np.count_nonzero(~np.isfinite(disp[k]))) for k in range(shape[0]))  # one increment at a time
         if bad:
             raise SnapshotError(f"{path}: displacement snapshots contain {bad} non-finite values")
-        meta = json.loads(f.attrs["metadata"])
+        size = float(np.linalg.norm(np.ptp(mesh.points, axis=0)))  # the mesh's bounding-box diagonal [length]
+        largest = max((float(np.abs(disp[k]).max(initial=0.0)) for k in range(shape[0])), default=0.0)
+        if largest > MAX_DISPLACEMENT_RATIO * size:
+            raise SnapshotError(f"{path}: a displacement of {largest:.3g} for a mesh of size {size:.3g}: not a "
+                                "small-strain solution (a damaged file, or displacements in other units than the "
+                                "mesh)")
+        if "increments/time" not in f:
+            raise SnapshotError(f"{path}: no increments/time dataset: not a complete structrom snapshot file")
         times = f["increments/time"][()]
-    cfg = HifiConfig.model_validate(meta["config"])
+        if len(times) != shape[0]:
+            raise SnapshotError(f"{path}: {len(times)} increment times for {shape[0]} displacement snapshots")
+        try:
+            meta = json.loads(f.attrs["metadata"])
+            config = meta["config"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SnapshotError(f"{path}: no readable metadata attribute with the HF configuration "
+                                f"({type(exc).__name__}: {exc}): not a structrom snapshot file") from None
+    try:
+        cfg = HifiConfig.model_validate(config)
+    except ValidationError as exc:
+        raise SnapshotError(format_validation_error(f"{path}: metadata config", exc)) from None
     loading = cfg.build_loading()
-    if not np.allclose(loading.times[1:], times):
+    if len(times) != len(loading.times) - 1 or not np.allclose(loading.times[1:], times):
         raise SnapshotError(f"{path}: stored increment times {times.tolist()} differ from the configured loading "
                             f"times {loading.times[1:].tolist()} (an incomplete run?)")
     materials = [(m.element_set, m.law) for m in cfg.material]
     dirichlet = [{"node_set": b.node_set, "components": b.components, "value": b.value} for b in cfg.boundary]
-    return TrainingCase(path, loading, materials, dirichlet, times, file_hash(path), meta.get("units", {}))
+    # the units table with its defaults filled in (files that omit time or temperature compare equal)
+    units = {**cfg.units.model_dump(), **meta.get("units", {})}
+    return TrainingCase(path, loading, materials, dirichlet, times, file_hash(path), units)

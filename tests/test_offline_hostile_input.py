@@ -1,0 +1,186 @@
+"""Hostile and realistic-but-wrong input to `structrom offline` and `structrom hifi`: one clear error naming the
+file or field before any computation, never a traceback, a hang or an overwritten input."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from mpi_helpers import ROOT
+from offline_fixtures import TRAINING, hifi_config, offline_config, run_training, write_mesh
+from structrom.rom.adapters.calculix import write_mesh_inp
+from structrom.rom.config import ConfigError
+from structrom.rom.fem.mesh import CellBlock, Mesh
+from structrom.rom.fem.structured import box
+from structrom.rom.hifi.config import load_config
+from structrom.rom.hifi.run import run_hifi
+from structrom.rom.offline.config import load_offline_config
+from structrom.rom.offline.pipeline import run_offline
+from structrom.rom.offline.snapshots import SnapshotError
+
+
+@pytest.fixture(scope="module")
+def training(tmp_path_factory) -> Path:
+    """Three HF cases of the clamped bar: case_0 and case_1 yield, case_2 stays elastic."""
+    d = tmp_path_factory.mktemp("hostile")
+    write_mesh(d)
+    run_training(d, cases=TRAINING[:3])
+    return d
+
+
+def _copy(training: Path, tmp_path: Path, files: str = '["train/case_*.h5"]', **kw) -> Path:
+    shutil.copy(training / "bar.inp", tmp_path)
+    shutil.copytree(training / "train", tmp_path / "train")
+    cfg = offline_config(tmp_path, **kw)
+    cfg.write_text(cfg.read_text().replace('files = ["train/case_*.h5"]', f"files = {files}"))
+    return cfg
+
+
+def _offline(cfg: Path) -> Path:
+    return run_offline(load_offline_config(cfg), MPI.COMM_SELF, log=lambda *a: None)
+
+
+def _edit(path: Path, edit) -> None:
+    with h5py.File(path, "r+") as f:
+        edit(f)
+
+
+def _meta(f: h5py.File, change) -> None:
+    meta = json.loads(f.attrs["metadata"])
+    change(meta)
+    f.attrs["metadata"] = json.dumps(meta)
+
+
+def _si(meta: dict) -> None:
+    meta["units"] = meta["config"]["units"] = {"length": "m", "force": "N", "stress": "Pa", "mass": "kg",
+                                               "time": "s", "temperature": "K"}
+
+
+@pytest.mark.parametrize("files, edit, expected", [
+    ('["train"]', None, "train: is a directory, not a snapshot file"),
+    ('["train/case_0.h5", "train/case_1.h5", "train/case_0.h5"]', None, "(listed twice in snapshots.files, or a copy)"),
+    ('["train/case_*.h5"]', lambda f: f["fields/displacement"].__setitem__((2, 5, 1), 1e300),
+     "case_1.h5: a displacement of 1e+300 for a mesh of size"),
+    ('["train/case_*.h5"]', lambda f: f.attrs.__delitem__("metadata"), "case_1.h5: no readable metadata attribute"),
+    ('["train/case_*.h5"]', lambda f: f.__delitem__("increments/time"), "case_1.h5: no increments/time dataset"),
+    ('["train/case_*.h5"]', lambda f: [f[k].resize(4, axis=0) for k in ("fields/displacement", "increments/time")],
+     "case_1.h5: stored increment times [0.25, 0.5, 0.75, 1.0] differ from the configured loading times"),
+    ('["train/case_*.h5"]', lambda f: _meta(f, lambda m: m["config"]["solver"].update(newton_rtol="x")),
+     "case_1.h5: metadata config: solver.newton_rtol"),
+    ('["train/case_*.h5"]', lambda f: _meta(f, _si), "case_1.h5: units {'length': 'm'"),
+])
+def test_bad_snapshot_files_are_named(training, tmp_path, files, edit, expected):
+    cfg = _copy(training, tmp_path, files)
+    if edit is not None:
+        _edit(tmp_path / "train" / "case_1.h5", edit)
+    with pytest.raises(SnapshotError) as err:
+        _offline(cfg)
+    assert expected in str(err.value)
+    assert not (tmp_path / "model.h5").exists()
+
+
+def test_offline_output_may_not_overwrite_a_snapshot(training, tmp_path):
+    cfg = _copy(training, tmp_path, out="train/case_1.h5")
+    before = (tmp_path / "train" / "case_1.h5").read_bytes()
+    with pytest.raises(ConfigError, match=r"output.file .*case_1.h5: is an input of this run"):
+        _offline(cfg)
+    assert (tmp_path / "train" / "case_1.h5").read_bytes() == before
+
+
+def test_offline_output_in_an_unwritable_place_is_refused_first(training, tmp_path):
+    (tmp_path / "blocker").write_text("a file where the output's directory should be")
+    cfg = _copy(training, tmp_path, out="blocker/model.h5")
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"output.file .*blocker/model.h5: cannot write in"):
+        _offline(cfg)
+    assert time.perf_counter() - t0 < 5.0  # before the POD, replay and cubature, not after
+
+
+def test_infinite_indicator_tolerance_is_refused(training, tmp_path):
+    cfg = _copy(training, tmp_path)
+    cfg.write_text(cfg.read_text().replace("[indicator]\ntolerance = 0.05", "[indicator]\ntolerance = inf"))
+    with pytest.raises(ConfigError, match="indicator.tolerance: Input should be a finite number"):
+        load_offline_config(cfg)
+
+
+def test_a_plastic_and_an_elastic_case_calibrate(training, tmp_path):
+    """Leaving the one case that yields out leaves no plastic strain to reduce (an empty dual basis): the
+    fold's model is built all the same and the calibration sees its full error."""
+    with h5py.File(training / "train" / "case_2.h5", "r") as f:
+        assert f["fields/cumulated_plastic_strain"][()].max() == 0.0  # elastic
+    cfg = _copy(training, tmp_path, '["train/case_0.h5", "train/case_2.h5"]')
+    out = _offline(cfg)
+    with h5py.File(out, "r") as f:
+        cases = json.loads(f["indicator/calibration"].attrs["cases"])
+    left_out_plastic = next(c for c in cases if c["case"] == "case_0")
+    assert left_out_plastic["errors"]["cumulated_plastic_strain"] == pytest.approx(1.0)
+
+
+# -- structrom hifi ------------------------------------------------------------------------------------------
+def _hifi_case(tmp_path: Path, out: str = "out/bar.h5") -> Path:
+    write_mesh(tmp_path)
+    cfg = hifi_config(tmp_path, "case", *TRAINING[0])
+    cfg.write_text(cfg.read_text().replace('file = "train/case.h5"', f'file = "{out}"'))
+    return cfg
+
+
+def test_hifi_output_may_not_overwrite_the_mesh(tmp_path):
+    cfg = _hifi_case(tmp_path, out="bar.inp")
+    before = (tmp_path / "bar.inp").read_text()
+    with pytest.raises(ConfigError, match=r"output.file .*bar.inp: is an input of this run"):
+        run_hifi(load_config(cfg), MPI.COMM_SELF, log=lambda *a: None)
+    assert (tmp_path / "bar.inp").read_text() == before
+
+
+def test_hifi_without_supports_is_refused(tmp_path):
+    cfg = _hifi_case(tmp_path)
+    cfg.write_text(cfg.read_text().replace('[[boundary]]\nnode_set = "xmin"\ncomponents = ["x", "y", "z"]\n', ""))
+    with pytest.raises(ConfigError, match=r"no \[\[boundary\]\] prescribes x, y, z on the mesh: the stiffness is "
+                                          "singular"):
+        run_hifi(load_config(cfg), MPI.COMM_SELF, log=lambda *a: None)
+
+
+def test_hifi_disconnected_part_without_supports_is_refused(tmp_path):
+    """A second body 10 mm away with no boundary: a direct solver gave it an arbitrary rigid-body position."""
+    cfg = _hifi_case(tmp_path)
+    bar = box((10.0, 2.0, 2.0), (10, 2, 2), element="C3D20R")
+    cube = box((2.0, 2.0, 2.0), (1, 1, 1), element="C3D20R")
+    mesh = Mesh(np.vstack([bar.points, cube.points + [20.0, 0.0, 0.0]]),
+                [bar.blocks[0], CellBlock("C3D20R", cube.blocks[0].connectivity + bar.n_nodes)],
+                node_sets=bar.node_sets, surface_sets=bar.surface_sets)
+    write_mesh_inp(tmp_path / "bar.inp", mesh)
+    with pytest.raises(ConfigError, match=r"prescribes x, y, z on part 2 of 2 disconnected parts of the mesh "
+                                          r"\(20 nodes, one at \(20.0, 0.0, 0.0\)\)"):
+        run_hifi(load_config(cfg), MPI.COMM_SELF, log=lambda *a: None)
+
+
+@pytest.mark.mpi
+def test_an_error_on_one_rank_stops_every_rank_with_its_message(tmp_path):
+    """An inverted element is found by the rank that owns it only: that rank's message, then all ranks stop
+    (before, the other rank waited forever in its next collective)."""
+    cfg = _hifi_case(tmp_path)
+    mesh = box((10.0, 2.0, 2.0), (10, 2, 2), element="C3D20R")
+    conn = mesh.blocks[0].connectivity.copy()
+    conn[3] = conn[3][[4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11, 16, 17, 18, 19]]  # mirrored
+    write_mesh_inp(tmp_path / "bar.inp", Mesh(mesh.points, [CellBlock("C3D20R", conn)], node_sets=mesh.node_sets,
+                                              surface_sets=mesh.surface_sets))
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMPI_MCA_rmaps_base_oversubscribe="1", OMPI_MCA_btl_vader_single_copy_mechanism="none",
+               OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    t0 = time.perf_counter()
+    proc = subprocess.run(["mpirun", "-n", "2", "--bind-to", "none", sys.executable, "-m", "structrom.api.cli", "hifi",
+                           str(cfg)], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert proc.returncode != 0 and time.perf_counter() - t0 < 60
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.count("has a non-positive Jacobian determinant") == 1, proc.stderr
+    assert "failed alone: stopping all 2 ranks" in proc.stderr
+    assert not (tmp_path / "out" / "bar.h5").exists()
