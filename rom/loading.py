@@ -251,6 +251,12 @@ class Loading:
 COMPONENT_NAMES = {"x": 0, "y": 1, "z": 2}
 
 
+#: Keys of a temperature table of each type (besides ``type``), as :func:`temperature_from_config` reads them.
+TEMPERATURE_KEYS = {"uniform": {"reference", "amplitude"},
+                    "hot_spot": {"center", "radius", "intensity", "reference", "gradient", "amplitude"},
+                    "nodal": {"file", "times", "amplitude"}}
+
+
 def temperature_from_config(cfg: dict, base_dir: str | None = None) -> TemperatureField:
     """Build a temperature field from a config table ``{"type": "uniform" | "hot_spot" | "nodal", ...}``."""
     cfg = dict(cfg)
@@ -278,12 +284,18 @@ def temperature_from_config(cfg: dict, base_dir: str | None = None) -> Temperatu
             raise LoadingError(f"temperature.{key} must be 3 numbers [x, y, z], got {value!r}")
         return out
 
+    def known(field: TemperatureField) -> TemperatureField:
+        if cfg:  # a misspelt key would otherwise leave its default (reference = 0) in place without a word
+            raise LoadingError(f"temperature: {sorted(cfg)} not known for a {kind!r} temperature (known: "
+                               f"{sorted(TEMPERATURE_KEYS[kind])})")
+        return field
+
     if kind == "uniform":
-        return UniformTemperature(reference=number("reference", 0.0), amplitude=amp)
+        return known(UniformTemperature(reference=number("reference", 0.0), amplitude=amp))
     if kind == "hot_spot":
-        return HotSpotTemperature(center=vector("center"), radius=number("radius"), intensity=number("intensity"),
+        return known(HotSpotTemperature(center=vector("center"), radius=number("radius"), intensity=number("intensity"),
                                   reference=number("reference", 0.0), gradient=vector("gradient", (0.0, 0.0, 0.0)),
-                                  amplitude=amp)
+                                  amplitude=amp))
     if kind == "nodal":
         import os
 
@@ -298,7 +310,7 @@ def temperature_from_config(cfg: dict, base_dir: str | None = None) -> Temperatu
             values = np.asarray(data, float)
         except (OSError, ValueError, TypeError) as exc:
             raise LoadingError(f"temperature.file {path!r}: {exc}") from None
-        return NodalTemperature(times=times, values=values)
+        return known(NodalTemperature(times=times, values=values))
     raise LoadingError(f"temperature.type {kind!r} is unknown: use 'uniform', 'hot_spot' or 'nodal'")
 
 

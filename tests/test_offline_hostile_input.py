@@ -184,3 +184,29 @@ def test_an_error_on_one_rank_stops_every_rank_with_its_message(tmp_path):
     assert proc.stderr.count("has a non-positive Jacobian determinant") == 1, proc.stderr
     assert "failed alone: stopping all 2 ranks" in proc.stderr
     assert not (tmp_path / "out" / "bar.h5").exists()
+
+
+def test_one_case_says_that_the_indicator_is_not_calibrated(training, tmp_path):
+    cfg = _copy(training, tmp_path, '["train/case_0.h5"]')
+    lines = []
+    run_offline(load_offline_config(cfg), MPI.COMM_SELF, log=lambda *a, **k: lines.append(" ".join(map(str, a))))
+    assert any("indicator.calibrate needs at least 2 training cases and there is 1" in line for line in lines)
+
+
+def test_hifi_misspelt_temperature_key_is_refused(tmp_path):
+    """`referance = 20` silently left the hot spot's reference at 0: a bar 20 degrees colder than meant."""
+    cfg = _hifi_case(tmp_path)
+    cfg.write_text(cfg.read_text().replace("reference = 20.0, amplitude", "referance = 20.0, amplitude"))
+    with pytest.raises(ConfigError, match=r"temperature: \['referance'\] not known for a 'hot_spot' temperature"):
+        run_hifi(load_config(cfg), MPI.COMM_SELF, log=lambda *a: None)
+
+
+def test_dictionary_classifier_with_a_one_loading_cluster():
+    """Three loadings in clusters of 2 and 1: the leave-one-out fold without the lone loading has one class
+    left (scikit-learn's "needs samples of at least 2 classes" ended `structrom dictionary` before)."""
+    from structrom.rom.offline.dictionary import fit_classifier
+
+    X = np.array([[0.0, 1.0], [0.2, 1.1], [5.0, -2.0]])
+    classifier, accuracy = fit_classifier(X, np.array([0, 0, 1]), 2, 1.0)
+    assert accuracy["training_accuracy"] == 1.0
+    assert accuracy["leave_one_out_accuracy"] == pytest.approx(2 / 3)  # the lone loading is misclassified

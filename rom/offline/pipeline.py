@@ -384,6 +384,10 @@ def run_offline(cfg: OfflineConfig, comm: MPI.Comm | None = None, log=print) -> 
                                           points, val_points, data, say, material_index=regions.index, lifting=lift)
         stages.add(comm, "indicator calibration", f"leave-one-out over {len(cases)} cases",
                    time.perf_counter() - t0, say)
+    elif cfg.indicator.calibrate:
+        say(f"offline: warning: indicator.calibrate needs at least 2 training cases and there is 1: the indicator "
+            f"is not calibrated, its tolerance {cfg.indicator.tolerance:g} applies to the Gappy residual (give more "
+            "snapshot files, or set indicator.calibrate = false)")
     # modes and dual bases: every rank spills its rows next to the output, rank 0 writes them by row blocks
     spill_dir = out.with_name(f".{out.name}.rows")
     spilled = {"modes": spill_rows(comm, spill_dir, "modes", rows, phi, mesh.n_dofs)}
