@@ -210,3 +210,22 @@ def test_dictionary_classifier_with_a_one_loading_cluster():
     classifier, accuracy = fit_classifier(X, np.array([0, 0, 1]), 2, 1.0)
     assert accuracy["training_accuracy"] == 1.0
     assert accuracy["leave_one_out_accuracy"] == pytest.approx(2 / 3)  # the lone loading is misclassified
+
+
+def test_hifi_times_and_end_time_together_are_refused(tmp_path):
+    cfg = _hifi_case(tmp_path)
+    cfg.write_text(cfg.read_text().replace("[loading]\n", "[loading]\nend_time = 5.0\nincrements = 3\n"))
+    with pytest.raises(ConfigError, match="give loading.times, or loading.end_time and loading.increments, not both"):
+        load_config(cfg)
+
+
+def test_hifi_two_materials_on_the_same_elements_are_refused(tmp_path):
+    """The first [[material]] took the elements and the second was ignored there without a word."""
+    cfg = _hifi_case(tmp_path)
+    text = cfg.read_text()
+    law = text[text.index("[[material]]"):text.index("[[boundary]]")]
+    cfg.write_text(text.replace(law, law.replace("law = ", 'element_set = "Eall"\nlaw = ')
+                                + law.replace("law = ", 'element_set = "all"\nlaw = ')))
+    with pytest.raises(ConfigError, match=r"material\[0\] \(element_set 'Eall'\) and material\[1\] \(element_set "
+                                          r"'all'\) both hold 40 elements"):
+        run_hifi(load_config(cfg), MPI.COMM_SELF, log=lambda *a: None)

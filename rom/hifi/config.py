@@ -117,6 +117,9 @@ class LoadingConfig(Strict):
     def _times(self) -> "LoadingConfig":
         if self.times is None and (self.end_time is None or self.increments is None):
             raise ValueError("give loading.times, or loading.end_time and loading.increments")
+        if self.times is not None and (self.end_time is not None or self.increments is not None):
+            raise ValueError("give loading.times, or loading.end_time and loading.increments, not both (one of "
+                             "them would be ignored)")
         return self
 
     def time_points(self) -> np.ndarray:

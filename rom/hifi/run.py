@@ -69,8 +69,22 @@ def check_supports(mesh: Mesh, cfg: HifiConfig) -> None:
                               "singular (a rigid-body motion is free); add a [[boundary]] on a node set of it")
 
 
+def check_material_sets(mesh: Mesh, cfg: HifiConfig) -> None:
+    """Refuse two ``[[material]]`` tables on the same elements (the first listed took them, the other was
+    ignored there without a word)."""
+    sets = [(i, m.element_set, mesh.element_set(m.element_set)) for i, m in enumerate(cfg.material)
+            if m.element_set is not None]
+    for a, (i, name_i, el_i) in enumerate(sets):
+        for j, name_j, el_j in sets[a + 1:]:
+            both = np.intersect1d(el_i, el_j)
+            if len(both):
+                raise ConfigError(f"material[{i}] (element_set {name_i!r}) and material[{j}] (element_set "
+                                  f"{name_j!r}) both hold {len(both)} elements: give each element one material")
+
+
 def build_solver(cfg: HifiConfig, mesh: Mesh, comm: MPI.Comm, log=print) -> HifiSolver:
     check_supports(mesh, cfg)
+    check_material_sets(mesh, cfg)
     materials = []
     for i, m in enumerate(cfg.material):
         try:
