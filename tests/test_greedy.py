@@ -38,6 +38,7 @@ def test_candidates_grid_and_latin_hypercube(tmp_path):
     from structrom.rom.offline.greedy import candidates
 
     (tmp_path / "train").mkdir()
+    F.hifi_config(tmp_path, "case_0", *F.TRAINING[0])  # greedy.hifi, read with the offline configuration
     g = load_offline_config(_config(tmp_path, 3)).greedy
     c = candidates(g)
     assert [p for _, p, _ in c] == [{"cx": a, "intensity": b} for a in (2.0, 8.0) for b in (300.0, 450.0)]

@@ -229,3 +229,12 @@ def test_hifi_two_materials_on_the_same_elements_are_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"material\[0\] \(element_set 'Eall'\) and material\[1\] \(element_set "
                                           r"'all'\) both hold 40 elements"):
         run_hifi(load_config(cfg), MPI.COMM_SELF, log=lambda *a: None)
+
+
+def test_greedy_hifi_configuration_is_read_with_the_offline_configuration(training, tmp_path):
+    """A missing [greedy] hifi file was found only after the whole offline stage."""
+    cfg = _copy(training, tmp_path)
+    cfg.write_text(cfg.read_text() + '\n[greedy]\nhifi = "missing.toml"\n[greedy.parameters]\np = [4.0, 8.0]\n'
+                   '[greedy.loading]\ntimes = [0.0, 1.0]\npressure = { zmax = [[0.0, 0.0], [1.0, "$p"]] }\n')
+    with pytest.raises(ConfigError, match="missing.toml: configuration file not found"):
+        load_offline_config(cfg)

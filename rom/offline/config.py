@@ -277,4 +277,8 @@ def load_offline_config(path: str | Path):
     if cfg.indicator.quantity not in cfg.dual.quantities:
         raise ConfigError(f"{path}: indicator.quantity {cfg.indicator.quantity!r} must be one of "
                           f"dual.quantities {cfg.dual.quantities}")
+    if cfg.greedy is not None:  # read now, not after the offline stage that precedes the greedy rounds
+        from structrom.rom.hifi.config import load_config
+
+        load_config(cfg.path(cfg.greedy.hifi))
     return cfg
