@@ -7,6 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from structrom.mpi.errors import StructromError
+
+
+class PartitionError(StructromError, ValueError):
+    """More parts (MPI ranks) than elements to share."""
+
 
 def recursive_bisection(points: np.ndarray, n_parts: int) -> np.ndarray:
     """Split ``points`` ``(n, d)`` into ``n_parts`` parts of near-equal size.
@@ -22,7 +28,7 @@ def recursive_bisection(points: np.ndarray, n_parts: int) -> np.ndarray:
     if n_parts < 1:
         raise ValueError(f"n_parts must be >= 1, got {n_parts}")
     if n_parts > max(n, 1):
-        raise ValueError(f"cannot split {n} elements into {n_parts} parts: use fewer MPI ranks")
+        raise PartitionError(f"cannot split {n} elements into {n_parts} parts: use fewer MPI ranks")
     part = np.zeros(n, dtype=np.int64)
     # A stack of (indices, first part, number of parts); at most n_parts - 1 cuts in total.
     stack = [(np.arange(n), 0, n_parts)]

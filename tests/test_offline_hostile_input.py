@@ -238,3 +238,12 @@ def test_greedy_hifi_configuration_is_read_with_the_offline_configuration(traini
                    '[greedy.loading]\ntimes = [0.0, 1.0]\npressure = { zmax = [[0.0, 0.0], [1.0, "$p"]] }\n')
     with pytest.raises(ConfigError, match="missing.toml: configuration file not found"):
         load_offline_config(cfg)
+
+
+def test_more_ranks_than_elements_is_a_known_error():
+    """`mpirun -n 2 structrom hifi` on a one-element mesh: one line, not a ValueError traceback."""
+    from structrom.mpi.errors import StructromError
+    from structrom.mpi.partition import recursive_bisection
+
+    with pytest.raises(StructromError, match="cannot split 1 elements into 2 parts: use fewer MPI ranks"):
+        recursive_bisection(np.zeros((1, 3)), 2)
