@@ -83,6 +83,11 @@ def _offline(args: argparse.Namespace, petsc_args: list[str]) -> int:
     from structrom.rom.offline.config import load_offline_config
 
     cfg = load_offline_config(args.config)
+    if cfg.path(cfg.output.file).resolve() == Path(args.config).resolve():  # (same answer on every rank)
+        from structrom.rom.config import ConfigError
+
+        raise ConfigError(f"{args.config}: output.file is this configuration file and would overwrite it: choose "
+                          "another output file")
     if cfg.kind == "dictionary":
         return _dictionary(args, petsc_args)
     if cfg.kind == "separated":

@@ -247,3 +247,13 @@ def test_more_ranks_than_elements_is_a_known_error():
 
     with pytest.raises(StructromError, match="cannot split 1 elements into 2 parts: use fewer MPI ranks"):
         recursive_bisection(np.zeros((1, 3)), 2)
+
+
+def test_offline_output_may_not_overwrite_its_configuration(training, tmp_path):
+    cfg = _copy(training, tmp_path, out="offline.toml")
+    before = cfg.read_text()
+    proc = subprocess.run([sys.executable, "-m", "structrom.api.cli", "offline", str(cfg)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "output.file is this configuration file and would overwrite it" in proc.stderr, proc.stderr
+    assert cfg.read_text() == before
