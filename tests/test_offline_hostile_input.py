@@ -163,27 +163,62 @@ def test_hifi_disconnected_part_without_supports_is_refused(tmp_path):
         run_hifi(load_config(cfg), MPI.COMM_SELF, log=lambda *a: None)
 
 
+MPI_ENV = dict(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1",
+               OMPI_MCA_btl_vader_single_copy_mechanism="none", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+
+
+def _mpirun2(args: list[str]) -> tuple[subprocess.CompletedProcess, float]:
+    t0 = time.perf_counter()
+    proc = subprocess.run(["mpirun", "-n", "2", "--bind-to", "none", sys.executable, *args], capture_output=True,
+                          text=True, cwd=ROOT, env=dict(os.environ, **MPI_ENV), timeout=120)
+    return proc, time.perf_counter() - t0
+
+
 @pytest.mark.mpi
-def test_an_error_on_one_rank_stops_every_rank_with_its_message(tmp_path):
-    """An inverted element is found by the rank that owns it only: that rank's message, then all ranks stop
-    (before, the other rank waited forever in its next collective)."""
+def test_an_inverted_element_is_reported_once_on_two_ranks(tmp_path):
+    """The element is found by the rank that owns it only; before, the other rank waited forever in its next
+    collective."""
     cfg = _hifi_case(tmp_path)
     mesh = box((10.0, 2.0, 2.0), (10, 2, 2), element="C3D20R")
     conn = mesh.blocks[0].connectivity.copy()
     conn[3] = conn[3][[4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11, 16, 17, 18, 19]]  # mirrored
     write_mesh_inp(tmp_path / "bar.inp", Mesh(mesh.points, [CellBlock("C3D20R", conn)], node_sets=mesh.node_sets,
                                               surface_sets=mesh.surface_sets))
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-               OMPI_MCA_rmaps_base_oversubscribe="1", OMPI_MCA_btl_vader_single_copy_mechanism="none",
-               OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    t0 = time.perf_counter()
-    proc = subprocess.run(["mpirun", "-n", "2", "--bind-to", "none", sys.executable, "-m", "structrom.api.cli", "hifi",
-                           str(cfg)], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
-    assert proc.returncode != 0 and time.perf_counter() - t0 < 60
-    assert "Traceback" not in proc.stderr
+    proc, seconds = _mpirun2(["-m", "structrom.api.cli", "hifi", str(cfg)])
+    assert proc.returncode == 2 and seconds < 60 and "Traceback" not in proc.stderr
     assert proc.stderr.count("has a non-positive Jacobian determinant") == 1, proc.stderr
-    assert "failed alone: stopping all 2 ranks" in proc.stderr
     assert not (tmp_path / "out" / "bar.h5").exists()
+
+
+@pytest.mark.mpi
+def test_an_error_on_one_rank_stops_every_rank_with_its_message(tmp_path):
+    """A command whose rank 1 fails alone while rank 0 waits in a collective: rank 1's message, then every
+    rank stopped within the handshake's wait, not a hang."""
+    program = tmp_path / "alone.py"
+    program.write_text(
+        "import sys\n"
+        "from mpi4py import MPI\n"
+        "from structrom.api import cli\n"
+        "from structrom.rom.config import ConfigError\n"
+        "def offline(args, rest):\n"
+        "    cli._watch_failures(MPI.COMM_WORLD)\n"
+        "    if MPI.COMM_WORLD.Get_rank() == 1:\n"
+        "        raise ConfigError('only rank 1 sees this')\n"
+        "    MPI.COMM_WORLD.bcast(None, root=1)  # waits for rank 1 forever\n"
+        "    return 0\n"
+        "cli._offline = offline\n"
+        "sys.exit(cli.main(['offline', 'x.toml']))\n")
+    proc, seconds = _mpirun2([str(program)])
+    assert proc.returncode != 0 and seconds < cli_wait() + 30, (seconds, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    assert "structrom: error: rank 1: only rank 1 sees this" in proc.stderr, proc.stderr
+    assert "rank 1 failed alone: stopping all 2 ranks" in proc.stderr
+
+
+def cli_wait() -> float:
+    from structrom.api.cli import ALONE_AFTER_SECONDS
+
+    return ALONE_AFTER_SECONDS
 
 
 def test_one_case_says_that_the_indicator_is_not_calibrated(training, tmp_path):

@@ -27,6 +27,7 @@ from mpi4py import MPI
 from structrom.mpi.petsc import PETSc
 
 from structrom.mpi.assembly import MatrixAssembler, gather_to_all, norm, reduce_to_owners
+from structrom.mpi.collectives import raise_collectively
 from structrom.mpi.layout import DofLayout, node_owners
 from structrom.mpi.linear_solver import LinearSolver, LinearSolverError, LinearSolverOptions
 from structrom.mpi.partition import recursive_bisection
@@ -102,7 +103,12 @@ class HifiSolver:
         self.dof_map = self.layout.dof_map()
         self.ranges = self.layout.dof_ranges
         self.rstart, self.rend = int(self.ranges[self.rank]), int(self.ranges[self.rank + 1])
-        self.disc = Discretization(mesh, np.flatnonzero(part == self.rank))
+        message = None
+        try:  # a bad element is found by the rank that owns it: raised on every rank (none left waiting)
+            self.disc = Discretization(mesh, np.flatnonzero(part == self.rank))
+        except MeshError as exc:
+            message = str(exc)
+        raise_collectively(self.comm, message, MeshError)
         n_pts = self.disc.n_points
 
         # Materials on integration points.

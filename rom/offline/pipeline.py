@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 from mpi4py import MPI
 
-from structrom.mpi.collectives import on_root
+from structrom.mpi.collectives import on_root, raise_collectively
 from structrom.mpi.partition import recursive_bisection
 from structrom.rom.config import check_output_file
 from structrom.rom.fem.kernel import Discretization
-from structrom.rom.fem.mesh import Mesh
+from structrom.rom.fem.mesh import Mesh, MeshError
 from structrom.rom.hifi.output import element_point_offsets, global_point_index, read_mesh_group
 from structrom.rom.loading import HotSpotTemperature, NodalTemperature, UniformTemperature
 from structrom.rom.materials import law_from_config
@@ -136,7 +136,12 @@ def partition(mesh: Mesh, comm) -> tuple[Discretization, np.ndarray, np.ndarray]
     discretization, the nodes its elements touch ``(n_my_nodes,)`` and their dofs ``(3 n_my_nodes,)``."""
     centroids = np.concatenate([mesh.points[b.connectivity].mean(axis=1) for b in mesh.blocks])
     part = recursive_bisection(centroids, comm.Get_size())
-    disc = Discretization(mesh, np.flatnonzero(part == comm.Get_rank()))
+    disc, message = None, None
+    try:  # a bad element is found by the rank that owns it: raised on every rank (none left waiting)
+        disc = Discretization(mesh, np.flatnonzero(part == comm.Get_rank()))
+    except MeshError as exc:
+        message = str(exc)
+    raise_collectively(comm, message, MeshError)
     my_nodes = np.unique(np.concatenate([g.nodes.ravel() for g in disc.groups])) if disc.groups else np.zeros(0, int)
     return disc, my_nodes, (3 * my_nodes[:, None] + np.arange(3)).ravel()
 
