@@ -38,6 +38,12 @@ class LinearSolverOptions:
     petsc_options: dict[str, str] = field(default_factory=dict)
 
 
+def _petsc_reason(exc: Exception) -> str:
+    """The last line of a PETSc error's trace (e.g. "Unable to find requested KSP type foo"), without its rank."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1].split("] ", 1)[-1] if lines else type(exc).__name__
+
+
 class LinearSolver:
     """Solves ``A x = b`` for PETSc matrices assembled by :class:`structrom.mpi.assembly.MatrixAssembler`.
 
@@ -61,15 +67,24 @@ class LinearSolver:
                 db.setValue(key, v)
         self.ksp = PETSc.KSP().create(comm=comm)
         self.ksp.setOptionsPrefix(prefix)
-        self.ksp.setType(options.ksp_type)
-        self.ksp.getPC().setType(options.pc_type)
+        for what, name, set_type in (("ksp_type", options.ksp_type, self.ksp.setType),
+                                     ("pc_type", options.pc_type, self.ksp.getPC().setType)):
+            try:
+                set_type(name)
+            except PETSc.Error as exc:  # (PETSc's error code only: 86 is an unknown type)
+                raise LinearSolverError(f"solver.linear.{what} {name!r}: {_petsc_reason(exc)}: not a PETSc "
+                                        f"{'KSP' if what == 'ksp_type' else 'PC'} type of this build") from None
         self.ksp.setTolerances(rtol=options.rtol, atol=options.atol, max_it=options.max_it)
         if options.eisenstat_walker and options.ksp_type in ("cg", "gmres", "fgmres", "bcgs"):
             # forcing terms bound the true residual ||b - A x|| / ||b||, not a preconditioned one
             self.ksp.setNormType(PETSc.KSP.NormType.UNPRECONDITIONED)
             if options.ksp_type == "gmres":
                 self.ksp.setPCSide(PETSc.PC.Side.RIGHT)
-        self.ksp.setFromOptions()
+        try:
+            self.ksp.setFromOptions()
+        except PETSc.Error as exc:
+            raise LinearSolverError(f"PETSc options of the linear solver (command line or solver.linear.petsc_options): "
+                                    f"{_petsc_reason(exc)}") from None
         self._near_null: PETSc.NullSpace | None = None
         #: Solves whose kept preconditioner failed and was rebuilt (:meth:`solve`).
         self.n_rebuilt = 0

@@ -292,3 +292,13 @@ def test_offline_output_may_not_overwrite_its_configuration(training, tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "output.file is this configuration file and would overwrite it" in proc.stderr, proc.stderr
     assert cfg.read_text() == before
+
+
+def test_hifi_unknown_krylov_type_is_named(tmp_path):
+    """PETSc's error 86 came out as a traceback."""
+    from structrom.mpi.linear_solver import LinearSolverError
+
+    cfg = _hifi_case(tmp_path)
+    cfg.write_text(cfg.read_text().replace('ksp_type = "preonly"', 'ksp_type = "foo"'))
+    with pytest.raises(LinearSolverError, match="solver.linear.ksp_type 'foo': Unable to find requested KSP type foo"):
+        run_hifi(load_config(cfg), MPI.COMM_SELF, log=lambda *a: None)
