@@ -302,3 +302,14 @@ def test_hifi_unknown_krylov_type_is_named(tmp_path):
     cfg.write_text(cfg.read_text().replace('ksp_type = "preonly"', 'ksp_type = "foo"'))
     with pytest.raises(LinearSolverError, match="solver.linear.ksp_type 'foo': Unable to find requested KSP type foo"):
         run_hifi(load_config(cfg), MPI.COMM_SELF, log=lambda *a: None)
+
+
+def test_hifi_node_of_no_element_is_refused(tmp_path):
+    """A node no element uses: PETSc stopped on a missing diagonal entry (a traceback)."""
+    from structrom.rom.fem.mesh import MeshError
+
+    cfg = _hifi_case(tmp_path)
+    inp = tmp_path / "bar.inp"
+    inp.write_text(inp.read_text().replace("*NODE\n", "*NODE\n9999,50,50,50\n", 1))
+    with pytest.raises(MeshError, match=r"bar.inp: 1 nodes belong to no element \(one at \(50.0, 50.0, 50.0\)\)"):
+        run_hifi(load_config(cfg), MPI.COMM_SELF, log=lambda *a: None)
