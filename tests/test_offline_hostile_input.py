@@ -313,3 +313,18 @@ def test_hifi_node_of_no_element_is_refused(tmp_path):
     inp.write_text(inp.read_text().replace("*NODE\n", "*NODE\n9999,50,50,50\n", 1))
     with pytest.raises(MeshError, match=r"bar.inp: 1 nodes belong to no element \(one at \(50.0, 50.0, 50.0\)\)"):
         run_hifi(load_config(cfg), MPI.COMM_SELF, log=lambda *a: None)
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda p: p.mkdir(), "is a directory, not a configuration file"),
+    (lambda p: p.write_bytes(b'a = "\xff\xfe"\n'), r"not a TOML text file \(not UTF-8"),
+])
+def test_configuration_path_that_is_no_text_file(tmp_path, make, expected):
+    """A directory or a non-UTF-8 file given as the configuration: IsADirectoryError / UnicodeDecodeError
+    tracebacks before."""
+    path = tmp_path / "offline.toml"
+    make(path)
+    with pytest.raises(ConfigError, match=expected):
+        load_offline_config(path)
+    with pytest.raises(ConfigError, match=expected):
+        load_config(path)
