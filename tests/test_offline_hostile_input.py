@@ -328,3 +328,13 @@ def test_configuration_path_that_is_no_text_file(tmp_path, make, expected):
         load_offline_config(path)
     with pytest.raises(ConfigError, match=expected):
         load_config(path)
+
+
+def test_enrich_base_configuration_from_a_damaged_snapshot_is_named(training, tmp_path):
+    from structrom.rom.offline.enrich import hifi_base_config
+
+    model = _offline(_copy(training, tmp_path, '["train/case_0.h5", "train/case_1.h5"]'))
+    _edit(tmp_path / "train" / "case_0.h5", lambda f: f.attrs.__delitem__("metadata"))
+    with pytest.raises(ConfigError, match=r"case_0.h5: the model's training snapshot holds no readable HF "
+                                          r"configuration \(KeyError\): pass .* \(--config base.toml\)"):
+        hifi_base_config(model)

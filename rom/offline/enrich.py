@@ -163,9 +163,14 @@ def hifi_base_config(model_path: str | Path, config: str | Path | None = None):
         if p.exists():
             import h5py
 
-            with h5py.File(p, "r") as f:
-                meta = json.loads(f.attrs["metadata"])
-            return HifiConfig.model_validate(meta["config"])
+            try:
+                with h5py.File(p, "r") as f:
+                    meta = json.loads(f.attrs["metadata"])
+                return HifiConfig.model_validate(meta["config"])
+            except (OSError, KeyError, TypeError, ValueError) as exc:  # (pydantic's ValidationError is a ValueError)
+                raise ConfigError(f"{p}: the model's training snapshot holds no readable HF configuration "
+                                  f"({type(exc).__name__}): pass the HF configuration of the model's problem "
+                                  "(--config base.toml)") from None
     raise ConfigError(f"{model_path}: none of the model's training snapshot files is available to take the HF "
                       "configuration from: pass the HF configuration of the model's problem (--config base.toml)")
 
