@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
+from structrom.mpi.errors import StructromError
 
 from .config import ServerConfig
 from .errors import DomainError
@@ -79,7 +80,7 @@ Read, Write = Depends(require_read), Depends(require_write)
 
 
 # -- JSON bodies ---------------------------------------------------------------------------------------------------
-class DuplicateKeyError(ValueError):
+class DuplicateKeyError(StructromError, ValueError):
     """A JSON object of a request with a key twice (``json.loads`` would keep the last value without a word)."""
 
 
