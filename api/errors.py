@@ -7,6 +7,7 @@ carry ``Retry-After``. Messages are scrubbed of server paths (:func:`scrub`).
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 
@@ -75,15 +76,45 @@ def _clip(text: str) -> str:
     return text if len(text) <= MAX_ECHO else f"{text[:MAX_ECHO]}... ({len(text)} characters)"
 
 
+#: Request fields whose keys are the client's names (sets, surfaces): a key there is never a union member's tag.
+NAMED_KEYS = ("pressure", "traction", "force", "displacement")
+#: A union member's tag in a pydantic error location (``float``, ``list[tuple[float, float]]``, a model's class
+#: name, ``function-after[...]``): not a field of the request.
+_MEMBER = re.compile(r"^(float|int|bool|str|none|(list|tuple|dict|set|function-\w+|json-or-python)\[.*\]|"
+                     r"[A-Z][A-Za-z]*(Spec|Request))$")
+
+
+def _request_path(loc: list[str]) -> list[str]:
+    """``loc`` without the union members' tags (a client's key of :data:`NAMED_KEYS` kept, whatever its name)."""
+    out: list[str] = []
+    for part in loc:
+        if _MEMBER.match(part) and not (out and out[-1] in NAMED_KEYS):
+            continue
+        out.append(part)
+    return out
+
+
+def _given(e: dict) -> str:
+    """``, got <value>`` for a scalar input of a pydantic error (empty for containers, which the path locates)."""
+    value = e.get("input")
+    if isinstance(value, (str, bool, int, float)) or value is None:
+        return f", got {_clip(json.dumps(value) if not isinstance(value, float) else repr(value))}"
+    return ""
+
+
 def _validation_detail(e: dict) -> dict:
     """``{field, message, type}`` of one pydantic error: ``field`` the dotted request path (``body`` for the
-    body as a whole), long names and messages clipped to :data:`MAX_ECHO` characters."""
+    body as a whole; union members' tags left out), the message with the value given when it is a scalar, long
+    names and messages clipped to :data:`MAX_ECHO` characters."""
     loc = [str(p) for p in e.get("loc", ())]
     if loc and loc[0] in ("body", "path"):
         loc = loc[1:]
     if loc and loc[0] in ("loading_query", "parameter_query"):  # the form of a query body (api.schemas)
         loc = loc[1:]
+    loc = _request_path(loc)
     kind, msg = str(e.get("type", "")), str(e.get("msg", ""))
+    if kind not in ("json_invalid", "missing", "extra_forbidden", "value_error", "assertion_error") and loc:
+        msg += _given(e)
     if kind == "json_invalid":  # loc: (body, character offset)
         at = f" at character {loc[0]}" if loc else ""
         loc, msg = [], (f"not valid JSON{at} ({(e.get('ctx') or {}).get('error', 'decode error')}); send a JSON "
@@ -110,7 +141,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
         details = [_validation_detail(e) for e in exc.errors()[:50]]
-        first = details[0] if details else {"field": "body", "message": "invalid request"}
+        # the most specific error first: of a union's members, the one that reached furthest into the value (a
+        # string inside [time, value] pairs, rather than "the pairs are not a number")
+        first = max(details, key=lambda d: d["field"].count("."), default={"field": "body",
+                                                                           "message": "invalid request"})
         return error_response(422, "validation_error", f"{first['field']}: {first['message']}", first["field"],
                               details=details)
 

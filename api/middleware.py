@@ -1,8 +1,11 @@
-"""ASGI middleware: body size limits (413 before reading), the read key for every route but ``/health``
-(``read_requires_key``: documentation and metrics included), and request metrics per route template."""
+"""ASGI middleware: body size limits (413 before reading), query strings (a parameter given twice: 400), the read
+key for every route but ``/health`` (``read_requires_key``: documentation and metrics included), and request metrics
+per route template."""
 from __future__ import annotations
 
 import time
+from collections import Counter
+from urllib.parse import parse_qsl
 
 from fastapi import HTTPException
 
@@ -28,6 +31,25 @@ class _Headers:
 
     def get(self, key, default=None):
         return self._d.get(key, default)
+
+
+#: Query parameters per request, at most (the routes take one or two).
+MAX_QUERY_PARAMETERS = 32
+
+
+def query_problem(query_string: bytes) -> tuple[str, str] | None:
+    """``(field, message)`` of a query string the routes must not see: a parameter given twice (the framework keeps
+    one of the values without a word) or more than :data:`MAX_QUERY_PARAMETERS` parameters; None when it is fine."""
+    try:
+        pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True,
+                          max_num_fields=MAX_QUERY_PARAMETERS)
+    except ValueError:
+        return "query", f"more than {MAX_QUERY_PARAMETERS} query parameters; give each parameter of the route once"
+    twice = [name for name, n in Counter(name for name, _ in pairs).items() if n > 1]
+    if twice:
+        name = twice[0][:64]
+        return f"query.{name}", f"the query parameter {name!r} is given more than once; give it once"
+    return None
 
 
 class Guard:
@@ -73,6 +95,10 @@ class Guard:
                     resp = error_response(413, "body_too_large", f"request body of {int(cl)} bytes exceeds the "
                                           f"limit of {limit} bytes", "body", limit=limit)
                     return await resp(scope, receive, send_wrapper)
+            problem = query_problem(scope.get("query_string") or b"")
+            if problem is not None:
+                resp = error_response(400, "invalid_query", problem[1], problem[0])
+                return await resp(scope, receive, send_wrapper)
             seen = 0
 
             async def limited_receive():

@@ -31,8 +31,8 @@ class EnrichRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     loadings: list[dict[str, Any]] = Field(min_length=1, max_length=100)
     solver: Literal["inhouse", "calculix"] = "inhouse"
-    ranks: int = Field(1, ge=1, le=64)
-    timeout_seconds: float = Field(24 * 3600.0, gt=0)
+    ranks: int = Field(1, ge=1, le=64, strict=True)
+    timeout_seconds: float = Field(24 * 3600.0, gt=0, le=30 * 24 * 3600.0, strict=True, allow_inf_nan=False)
 
 
 def _error_lines(text: str) -> str:

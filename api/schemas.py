@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, StrictBool, StrictInt, StringConstraints, Tag,
+                      model_validator)
 
-Finite = Annotated[float, Field(allow_inf_nan=False)]
+#: Numbers are strict: a string ("0.04") or a boolean where a number belongs is refused, not converted.
+Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Pair = tuple[Finite, Finite]
 #: An amplitude: a constant, or ``[time, value]`` pairs with increasing times.
 AmplitudeSpec = Finite | Annotated[list[Pair], Field(min_length=1, max_length=100_000)]
@@ -42,7 +44,7 @@ class TemperatureSpec(Strict):
     reference: Finite | None = None
     amplitude: AmplitudeSpec | None = None
     center: Vec3 | None = None
-    radius: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    radius: Annotated[float, Field(gt=0, strict=True, allow_inf_nan=False)] | None = None
     intensity: Finite | None = None
     gradient: Vec3 | None = None
     times: Annotated[list[Finite], Field(min_length=1, max_length=100_000)] | None = None
@@ -90,8 +92,8 @@ class LoadingSpec(Strict):
     or ``[time, value]`` pairs, length units of the model card), sets not given are held at zero."""
 
     times: Annotated[list[Finite], Field(min_length=2, max_length=100_000)] | None = None
-    end_time: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
-    increments: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    end_time: Annotated[float, Field(gt=0, strict=True, allow_inf_nan=False)] | None = None
+    increments: Annotated[int, Field(ge=1, le=100_000, strict=True)] | None = None
     temperature: TemperatureSpec | None = None
     pressure: dict[Name, AmplitudeSpec] | None = Field(None, max_length=256)
     centrifugal: CentrifugalSpec | None = None
@@ -121,11 +123,11 @@ class LoadingSpec(Strict):
 
 
 class SolveOptions(Strict):
-    extrapolate: bool = Field(False, description="solve a loading outside the training ranges anyway "
+    extrapolate: StrictBool = Field(False, description="solve a loading outside the training ranges anyway "
                               "(its violations are returned as warnings; check the indicator)")
     node_sets: Annotated[list[Name], Field(max_length=64)] = Field(
         default_factory=list, description="node sets of the model's mesh whose displacements to return")
-    reconstruct: bool = Field(True, description="max von Mises / max p over the reconstructed (Gappy) fields "
+    reconstruct: StrictBool = Field(True, description="max von Mises / max p over the reconstructed (Gappy) fields "
                               "when the model has their bases; false: over the reduced points only")
     cycles: Annotated[list[Finite], Field(min_length=2, max_length=10_001)] | None = Field(
         None, description="cycle bounds b_0 < b_1 < ... < b_C (times of the loading: its start or increment "
@@ -194,10 +196,10 @@ BatchBody = Annotated[Union[Annotated[BatchRequest, Tag("loading_query")],
 
 class FieldsRequest(Strict):
     loading: LoadingSpec
-    extrapolate: bool = False
+    extrapolate: StrictBool = False
     format: Literal["vtu", "xdmf", "hdf5"] = Field(
         "vtu", description="vtu: one file; xdmf: zip of .xdmf + .h5; hdf5: every increment, raw arrays")
-    increment: int = Field(-1, description="increment to write (vtu, xdmf); negative counts from the end")
+    increment: StrictInt = Field(-1, description="increment to write (vtu, xdmf); negative counts from the end")
     quantities: Annotated[list[Name], Field(max_length=16)] | None = Field(
         None, description="dual quantities to reconstruct (default: all of the model's)")
 

@@ -285,3 +285,38 @@ def test_arithmetic_errors_of_a_solve_are_422_in_process():
     e = info.value
     assert (e.status, e.code, e.field) == (422, "invalid_loading", "loadings.3.loading")
     assert "overflows floating point" in e.message
+
+
+def test_strings_and_booleans_where_numbers_belong_are_refused(server):
+    """JSON strings or booleans in place of numbers (``"0.04"``, ``true``) and strings in place of booleans
+    (``"yes"``) were converted without a word; a client that sends them has a bug the answer must name: 422 naming
+    the field."""
+    def solve(body):
+        return post(server, "solve", json=body)
+
+    peak = {**GOOD, "pressure": {"zmax": [[0.0, 0.0], [1.0, "0.04"]]}}
+    refused(solve({"loading": peak}), 422, "loading.pressure.zmax.1.1", "validation_error",
+            'loading.pressure.zmax.1.1: Input should be a valid number, got "0.04"')
+    refused(solve({"loading": {**GOOD, "gravity": [0.0, 0.0, True]}}), 422, "loading.gravity.2", "validation_error",
+            "got true")
+    steps = {k: v for k, v in GOOD.items() if k != "times"}
+    refused(solve({"loading": {**steps, "end_time": 1.0, "increments": "4"}}), 422, "loading.increments",
+            "validation_error", 'got "4"')
+    refused(solve({"loading": GOOD, "extrapolate": "yes"}), 422, "extrapolate", "validation_error", 'got "yes"')
+    refused(solve({"loading": GOOD, "reconstruct": 1}), 422, "reconstruct", "validation_error", "got 1")
+    # a set named like a type keeps its name in the path
+    refused(solve({"loading": {**GOOD, "pressure": {"float": "x"}}}), 422, "loading.pressure.float",
+            "validation_error", 'got "x"')
+    # integers stay numbers: JSON has one number type
+    ints = {**GOOD, "times": [0, 1], "pressure": {"zmax": [[0, 0], [1, 0.04]]}}
+    finite_answer(solve({"loading": ints}))
+
+
+def test_query_parameters_given_twice_are_refused(server):
+    """``?background=false&background=true`` ran with one of the values and dropped the other: 400 naming it."""
+    url = f"{server.url}/v1/models/small/solve"
+    r = httpx.post(f"{url}?background=false&background=true", json={"loading": GOOD}, timeout=60)
+    refused(r, 400, "query.background", "invalid_query", "'background' is given more than once")
+    many = "&".join(f"p{i}=1" for i in range(40))
+    refused(httpx.get(f"{server.url}/v1/models?{many}", timeout=60), 400, "query", "invalid_query")
+    finite_answer(httpx.post(f"{url}?background=false", json={"loading": GOOD}, timeout=60))
