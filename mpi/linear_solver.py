@@ -6,10 +6,11 @@ option is settable from the command line or from configuration (``-ksp_type preo
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from structrom.mpi.petsc import PETSc
+from structrom.mpi.petsc import GIVEN_OPTIONS, PETSc, unused_options
 from structrom.mpi.errors import StructromError
 
 
@@ -52,10 +53,14 @@ class LinearSolver:
     """
 
     def __init__(self, comm, options: LinearSolverOptions, coordinates: np.ndarray | None = None,
-                 prefix: str = "") -> None:
+                 prefix: str = "", warn: Callable[[str], None] | None = None) -> None:
         self.comm = comm
         self.options = options
         self.coordinates = coordinates
+        #: After the first solve, the options the user gave (``petsc_options``, command line) that PETSc never read
+        #: are reported through ``warn`` (a misspelt option was otherwise ignored without a word).
+        self.warn = warn
+        self.unchecked_options = [prefix + k.lstrip("-") for k in options.petsc_options] + list(GIVEN_OPTIONS)
         db = PETSc.Options()
         defaults = dict(options.petsc_options)
         if options.pc_type == "gamg":
@@ -171,4 +176,16 @@ class LinearSolver:
         out = x.getArray().copy()
         b.destroy()
         x.destroy()
+        if self.unchecked_options:
+            self._report_unused()
         return out, its
+
+    def _report_unused(self) -> None:
+        """Warn once of the given options that the set-up and the first solve did not read."""
+        names, self.unchecked_options = self.unchecked_options, []
+        unused = unused_options(names)
+        if unused and self.warn is not None:
+            self.warn(f"warning: PETSc options never read by the linear solver: {', '.join('-' + n for n in unused)} "
+                      f"(misspelt, or options of a type this run does not use: ksp_type {self.ksp.getType()}, pc_type "
+                      f"{self.ksp.getPC().getType()}); they have no effect (PETSc's -help lists the options each type "
+                      "reads)")

@@ -46,6 +46,67 @@ def _give_signals_back() -> None:
         faulthandler.enable()  # its SIGSEGV/SIGFPE/SIGBUS/SIGILL/SIGABRT handlers, which PETSc replaced
 
 
+#: The option names (without the leading ``-``) given to :func:`initialize`: those a user typed on a command line.
+GIVEN_OPTIONS: list[str] = []
+
+
+def option_names(options: Sequence[str]) -> list[str]:
+    """The option names of PETSc command-line ``options`` (``["-ksp_rtol", "1e-6", "-ksp_monitor"]`` ->
+    ``["ksp_rtol", "ksp_monitor"]``; a negative number is a value, not an option)."""
+    names = []
+    for word in options:
+        if word.startswith("-") and len(word) > 1 and not word[1].isdigit() and word[1] != ".":
+            names.append(word.lstrip("-"))
+    return names
+
+
+def _petsc_library():
+    """The PETSc shared library this process loaded (ctypes), or None when it is not found."""
+    import ctypes
+
+    try:  # (the mapped files of this process: PETSc's library is among them once petsc4py is imported)
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "/libpetsc" in line}
+    except OSError:
+        return None
+    for path in sorted(p for p in paths if p.startswith("/")):
+        try:
+            lib = ctypes.CDLL(path)
+            lib.PetscOptionsUsed  # (raises AttributeError when absent)
+            return lib
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+def unused_options(names: Sequence[str]) -> list[str] | None:
+    """Of the option ``names`` (without ``-``), those set in PETSc's options database that no PETSc object has read
+    so far (``PetscOptionsUsed``: petsc4py 3.18 does not expose it, so it is called through ctypes); None when the
+    check is not available. Call it after the objects are set up (a solver's first solve): an option never read
+    is misspelt, or belongs to a type this run does not use."""
+    import ctypes
+
+    lib = _petsc_library()
+    if lib is None:
+        return None
+    from petsc4py import PETSc
+
+    present = set(PETSc.Options().getAll())  # (not Options.hasName: querying an option marks it used)
+    used = lib.PetscOptionsUsed
+    used.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int)]
+    used.restype = ctypes.c_int
+    out = []
+    for name in dict.fromkeys(names):
+        if name not in present:
+            continue
+        flag = ctypes.c_int(0)
+        if used(None, name.encode(), ctypes.byref(flag)) != 0:
+            return None
+        if not flag.value:
+            out.append(name)
+    return out
+
+
 def initialize(options: Sequence[str] = ()) -> ModuleType:
     """The ``petsc4py.PETSc`` module, initialized on the first call with ``options`` (PETSc command-line
     options such as ``["-ksp_monitor"]``) and ``-no_signal_handler``.
@@ -55,6 +116,7 @@ def initialize(options: Sequence[str] = ()) -> ModuleType:
     read at set-up (``setFromOptions``)."""
     import petsc4py
 
+    GIVEN_OPTIONS.extend(option_names(options))
     fresh = "petsc4py.PETSc" not in sys.modules
     if fresh:  # a no-op if petsc4py.init() was called before: the handler is then removed below
         petsc4py.init([sys.argv[0] if sys.argv and sys.argv[0] else "structrom", *options, "-no_signal_handler"])

@@ -159,3 +159,23 @@ def test_petsc_options_from_the_command_line_take_effect(case):
     assert proc.returncode == 0, proc.stderr
     its = [int(i) for m in re.findall(r"linear its \[([0-9, ]+)\]", proc.stdout) for i in m.split(",")]
     assert its and set(its) == {1}, proc.stdout
+    assert "never read" not in proc.stdout + proc.stderr
+
+
+def test_misspelt_petsc_options_are_named_not_ignored(case):
+    """A PETSc option no solver object reads (misspelt, or of a type this run does not use), on the command line or
+    in ``solver.linear.petsc_options``, had no effect without a word: one warning names each after the first solve;
+    the options that are read are not named."""
+    cfg = case / "misspelt.toml"
+    text = CONFIG.format(out="misspelt/bar.h5").replace(
+        "linear = { rtol = 1e-12 }",
+        'linear = { rtol = 1e-12, petsc_options = { pc_gamg_threshold = "0.01", pc_gamg_thresold = "0.01" } }')
+    assert "pc_gamg_thresold" in text
+    cfg.write_text(text)
+    proc = subprocess.run([sys.executable, "-m", "structrom.api.cli", "hifi", str(cfg), "-ksp_rtoll", "1e-3",
+                           "-ksp_max_it", "400"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stdout.splitlines() if "never read" in line]
+    assert len(warnings) == 1, proc.stdout
+    assert "-pc_gamg_thresold" in warnings[0] and "-ksp_rtoll" in warnings[0], warnings
+    assert "-pc_gamg_threshold," not in warnings[0] and "-ksp_max_it" not in warnings[0], warnings

@@ -147,7 +147,7 @@ class HifiSolver:
             linear = dataclasses.replace(linear, ksp_type="gmres")
             self.log("hifi: Armstrong-Frederick kinematic hardening has an unsymmetric tangent: "
                      "linear solver cg -> gmres")
-        self.linear = LinearSolver(self.comm, linear, coordinates=mesh.points[owned_nodes])
+        self.linear = LinearSolver(self.comm, linear, coordinates=mesh.points[owned_nodes], warn=self.log)
         self._matrix = None  # the tangent matrix, values overwritten at each assembly
 
         # Unit external loads (owned slices, PETSc numbering).
