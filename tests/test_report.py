@@ -98,6 +98,11 @@ def test_report_command_with_validation(built, tmp_path, capsys):
     assert rows["unseen"]["error_u"] < 0.05
     for r in rows.values():
         assert r["trusted"] == (r["indicator"] <= r["tolerance"])
+    # what "trusted" promises is printed with the table (the model card's guarantee), not left to be guessed
+    from structrom.rom.online import ReducedModel
+
+    guarantee = ReducedModel.load(model).card()["indicator"]["guarantee"]
+    assert f"trusted: {guarantee}" in stdout and f"trusted: {guarantee}" in (out / "validation.md").read_text()
 
 
 def test_validation_curves_are_the_hf_and_rom_answers(built):

@@ -37,6 +37,8 @@ class ValidationCase:
     hf_max_p: np.ndarray | None
     rom_max_p: np.ndarray | None
     hf_seconds: float | None = None
+    #: What a trusted answer of the model promises (its card's ``indicator.guarantee``).
+    guarantee: str = ""
 
     @property
     def speedup(self) -> float | None:
@@ -65,6 +67,7 @@ def validate(model_path: str | Path, hf_files: list[str | Path], hf_seconds: dic
 
     mesh = model_file.load(model_path, mesh=True).mesh
     model = model or ReducedModel.load(model_path)
+    guarantee = str(model.card()["indicator"].get("guarantee") or "")
     cases = []
     for path in map(Path, hf_files):
         case = read_training_case(path, mesh)
@@ -88,12 +91,14 @@ def validate(model_path: str | Path, hf_files: list[str | Path], hf_seconds: dic
             hf_max_von_mises=hf_vm, rom_max_von_mises=np.asarray(res.max_von_mises(reconstruct="stress" in res.dual_reduced)),
             hf_max_p=p.max(axis=1) if p is not None else None,
             rom_max_p=rom_p.max(axis=1) if rom_p is not None else None,
-            hf_seconds=(hf_seconds or {}).get(path.stem)))
+            hf_seconds=(hf_seconds or {}).get(path.stem), guarantee=guarantee))
     return cases
 
 
 def table(cases: list[ValidationCase]) -> str:
-    """Markdown table: errors, indicator, trust flag, times and speedup per case."""
+    """Markdown table: errors, indicator, trust flag, times and speedup per case; below it, what ``trusted``
+    promises (the model's guarantee: a bound of the relative errors when the indicator is calibrated, a heuristic
+    otherwise), so that a trusted row is read against it."""
     lines = ["| loading | u error | p error | indicator (tolerance) | trusted | HF [s] | ROM [ms] | speedup |",
              "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |"]
     for c in cases:
@@ -102,4 +107,7 @@ def table(cases: list[ValidationCase]) -> str:
         sp = f"{c.speedup:,.0f}" if c.speedup else "-"
         lines.append(f"| {c.name} | {c.error_u:.2e} | {p} | {c.indicator:.2e} ({c.tolerance:.0e}) | "
                      f"{'yes' if c.trusted else 'no'} | {hf} | {1e3 * c.online_seconds:.1f} | {sp} |")
+    guarantees = sorted({c.guarantee for c in cases if c.guarantee})
+    if guarantees:
+        lines += [""] + [f"trusted: {g}" for g in guarantees]
     return "\n".join(lines)
