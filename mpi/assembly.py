@@ -61,6 +61,12 @@ class MatrixAssembler:
         # CSR structure of the owned rows (scipy sums duplicates and sorts the column indices).
         pattern = sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(self.n_owned, self.n_global))
         pattern.sum_duplicates()
+        # rows without their diagonal entry (dofs of nodes no element touches): a structural zero there, so that
+        # Dirichlet elimination (zeroRowsColumns) can put its scale on the diagonal
+        lost = np.flatnonzero(pattern.diagonal(k=int(self.ranges[rank])) == 0)
+        if len(lost):
+            pattern = pattern + sp.csr_matrix((np.ones(len(lost)), (lost, lost + self.ranges[rank])),
+                                              shape=pattern.shape)
         pattern.sort_indices()
         self.indptr = pattern.indptr.astype(PETSc.IntType)
         self.indices = pattern.indices.astype(PETSc.IntType)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from mpi_helpers import ROOT
+from mpi_helpers import ROOT, mpirun
 from offline_fixtures import TRAINING, hifi_config, offline_config, run_training, write_mesh
 from structrom.rom.adapters.calculix import write_mesh_inp
 from structrom.rom.config import ConfigError
@@ -304,15 +304,36 @@ def test_hifi_unknown_krylov_type_is_named(tmp_path):
         run_hifi(load_config(cfg), MPI.COMM_SELF, log=lambda *a: None)
 
 
-def test_hifi_node_of_no_element_is_refused(tmp_path):
-    """A node no element uses: PETSc stopped on a missing diagonal entry (a traceback)."""
-    from structrom.rom.fem.mesh import MeshError
-
+def _orphan_run(tmp_path: Path, ranks: int, orphan: bool) -> tuple[np.ndarray, np.ndarray, str]:
+    """The bar's HF run on ``ranks`` ranks, with a node of no element added to its mesh file first (``orphan``):
+    ``(points (n_nodes, 3), displacements (n_inc, n_nodes, 3), output)``."""
+    tmp_path.mkdir()
     cfg = _hifi_case(tmp_path)
-    inp = tmp_path / "bar.inp"
-    inp.write_text(inp.read_text().replace("*NODE\n", "*NODE\n9999,50,50,50\n", 1))
-    with pytest.raises(MeshError, match=r"bar.inp: 1 nodes belong to no element \(one at \(50.0, 50.0, 50.0\)\)"):
-        run_hifi(load_config(cfg), MPI.COMM_SELF, log=lambda *a: None)
+    if orphan:
+        inp = tmp_path / "bar.inp"
+        inp.write_text(inp.read_text().replace("*NODE\n", "*NODE\n9999,50,50,50\n", 1))
+    proc = mpirun(ranks, ["-m", "structrom.api.cli", "hifi", str(cfg)], cwd=ROOT)
+    with h5py.File(tmp_path / "out" / "bar.h5", "r") as f:
+        return f["mesh/points"][()], f["fields/displacement"][()], proc.stdout + proc.stderr
+
+
+@pytest.mark.mpi
+def test_hifi_node_of_no_element_is_held_at_zero(tmp_path):
+    """A node no element uses (a leftover *NODE line, a geometry point): PETSc stopped on a missing diagonal entry
+    (a traceback), then the run was refused. It has no stiffness: it is held at zero displacement, as CalculiX reports
+    it, with a warning naming it, and the other nodes move as without it, on 1 and 2 ranks."""
+    points, u, _ = _orphan_run(tmp_path / "plain", 1, False)
+    for ranks in (1, 2):
+        points_o, u_o, out = _orphan_run(tmp_path / f"orphan{ranks}", ranks, True)
+        assert "warning: bar.inp: 1 nodes belong to no element (one at (50.0, 50.0, 50.0))" in out, out
+        assert "held at zero displacement" in out
+        far = np.all(points_o == [50.0, 50.0, 50.0], axis=1)
+        assert np.count_nonzero(far) == 1 and np.all(u_o[:, far] == 0.0)
+        # the same nodes (by coordinates) move alike: to the linear solver's tolerance (1e-10 relative)
+        order, order_o = np.lexsort(points.T), np.lexsort(points_o[~far].T)
+        assert np.array_equal(points[order], points_o[~far][order_o])
+        a, b = u[:, order], u_o[:, ~far][:, order_o]
+        assert np.abs(a - b).max() <= 1e-8 * np.abs(a).max(), np.abs(a - b).max() / np.abs(a).max()
 
 
 @pytest.mark.parametrize("make, expected", [

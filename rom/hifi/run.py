@@ -54,14 +54,6 @@ def check_supports(mesh: Mesh, cfg: HifiConfig) -> None:
     graph = coo_matrix((np.ones(len(first)), (first, np.concatenate([c.ravel() for c in conn]))),
                        shape=(mesh.n_nodes, mesh.n_nodes))
     n_parts, part = connected_components(graph, directed=False)
-    used = np.zeros(mesh.n_nodes, dtype=bool)
-    for c in conn:
-        used[c.ravel()] = True
-    if not used.all():  # their dofs have no stiffness: PETSc stopped on a missing diagonal entry
-        orphans = np.flatnonzero(~used)
-        raise MeshError(f"{cfg.mesh.file}: {len(orphans)} nodes belong to no element (one at "
-                        f"{tuple(mesh.points[orphans[0]].tolist())}): their displacements are undetermined; remove "
-                        "them from the mesh file (unused *NODE lines, nodes of geometry points or curves)")
     element_parts = np.unique(part[np.concatenate([c[:, 0] for c in conn])])
     fixed = np.zeros((n_parts, 3), dtype=bool)
     for b in cfg.boundary:
@@ -92,6 +84,11 @@ def check_material_sets(mesh: Mesh, cfg: HifiConfig) -> None:
 
 def build_solver(cfg: HifiConfig, mesh: Mesh, comm: MPI.Comm, log=print) -> HifiSolver:
     check_supports(mesh, cfg)
+    orphans = mesh.unused_nodes()
+    if len(orphans) and comm.Get_rank() == 0:
+        log(f"warning: {cfg.mesh.file}: {len(orphans)} nodes belong to no element (one at "
+            f"{tuple(mesh.points[orphans[0]].tolist())}): they have no stiffness and are held at zero displacement "
+            "(as CalculiX reports them)")
     check_material_sets(mesh, cfg)
     materials = []
     for i, m in enumerate(cfg.material):

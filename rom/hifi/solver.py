@@ -169,8 +169,15 @@ class HifiSolver:
         if loading.gravity is not None:
             self.gravity = self._owned(self.disc.body_force(np.asarray(loading.gravity, float), self._point_density()))
 
-        # Dirichlet dofs (PETSc numbering, owned by this rank), last definition wins.
+        # Dirichlet dofs (PETSc numbering, owned by this rank), last definition wins. Nodes of no element have no
+        # stiffness: they are held at zero displacement (spec index len(displacements): value 0), as CalculiX
+        # reports them.
         bc_dofs, bc_spec = [], []
+        orphans = mesh.unused_nodes()
+        if len(orphans):
+            dofs = self.dof_map[(3 * orphans[:, None] + np.arange(3)).ravel()]
+            bc_dofs.append(dofs)
+            bc_spec.append(np.full(len(dofs), len(loading.displacements)))
         for i, d in enumerate(loading.displacements):
             nodes = mesh.node_set(d.node_set)
             dofs = self.dof_map[(3 * nodes[:, None] + np.asarray(d.components)).ravel()]
@@ -183,7 +190,7 @@ class HifiSolver:
             self.bc_dofs, self.bc_spec = all_dofs[keep], all_spec[keep]
         else:
             self.bc_dofs, self.bc_spec = np.zeros(0, np.int64), np.zeros(0, np.int64)
-        n_bc = self.comm.allreduce(len(self.bc_dofs))
+        n_bc = self.comm.allreduce(int(np.count_nonzero(self.bc_spec < len(loading.displacements))))
         if n_bc == 0:
             self.log("warning: no imposed displacements; rigid-body motions must be balanced by the loads")
 
@@ -234,7 +241,7 @@ class HifiSolver:
 
     def imposed_values(self, t: float) -> np.ndarray:
         specs = self.loading.displacements
-        vals = np.array([d.value * float(d.amplitude(t)) for d in specs]) if specs else np.zeros(0)
+        vals = np.array([d.value * float(d.amplitude(t)) for d in specs] + [0.0])  # (+ the nodes of no element)
         return vals[self.bc_spec] if len(self.bc_spec) else np.zeros(0)
 
     def _all_ok(self, ok: bool) -> bool:
