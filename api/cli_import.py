@@ -1,0 +1,155 @@
+"""The ``structrom import`` and ``structrom predict`` commands: third-party decks and results (CalculiX, Ansys) into
+training cases, and a CalculiX deck answered by a reduced model (:mod:`structrom.api.cli` dispatches to them)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+# -- structrom import <format> ... (third-party decks and results -> training cases) ----------------------
+def _import(args: argparse.Namespace, rest: list[str]) -> int:
+    if rest:
+        print(f"structrom: error: unknown arguments {rest}", file=sys.stderr)
+        return 2
+    from structrom.rom.adapters.calculix import CalculixError
+    from structrom.rom.adapters.calculix_import import import_calculix
+
+    units = None
+    if args.units:
+        try:
+            units = dict(item.split("=", 1) for item in args.units.split(","))
+        except ValueError:
+            print(f"structrom: error: --units {args.units!r}: expected 'length=mm,force=N,stress=MPa,mass=t'",
+                  file=sys.stderr)
+            return 2
+    if args.format == "ansys":
+        return _import_ansys(args, units)
+    if len(args.inputs) != 1 or not args.runs:
+        print("structrom: error: import calculix takes one base deck and --runs DIR", file=sys.stderr)
+        return 2
+    try:
+        result = import_calculix(args.inputs[0], args.runs, args.out, parameters=args.parameters, units=units,
+                                 log=print)
+    except (CalculixError, ValueError) as exc:  # ValueError: pydantic's (e.g. --units), materials, loadings
+        for line in str(exc).splitlines():
+            print(f"structrom: error: {line}", file=sys.stderr)
+        return 2
+    ranges = ", ".join(f"{k} in [{lo:g}, {hi:g}]" for k, (lo, hi) in result.family["ranges"].items()) or "none"
+    print(f"imported {len(result.snapshots)} runs into {result.out}: mesh {result.mesh_file.name}, snapshots "
+          f"train/*.h5, family.json (parameters: {ranges}; temperature envelope "
+          f"{result.family['temperature_envelope']['min']:g}..{result.family['temperature_envelope']['max']:g})")
+    for item in result.family["ignored"]:
+        print(f"  ignored: *{item['keyword']}, {item['where']}: {item['why']}")
+    print(f"next: structrom offline {result.offline_config}")
+    return 0
+
+
+def _print_flushed(line: str) -> None:
+    print(line, flush=True)
+
+
+def _import_ansys(args: argparse.Namespace, units: dict | None) -> int:
+    import tomllib
+
+    from structrom.rom.adapters.ansys import AnsysError
+
+    try:
+        material = tomllib.loads(Path(args.material).read_text()) if args.material else None
+        if material is not None and "law" in material:
+            material = material["law"]
+        fixed = dict(item.split(":", 1) for item in args.fixed) if args.fixed else None
+    except (OSError, ValueError) as exc:
+        print(f"structrom: error: {exc} (--fixed NAME:XYZ, --material law.toml)", file=sys.stderr)
+        return 2
+    files = [*args.inputs, *(args.cdb or [])]
+
+    def crashed() -> AnsysError:
+        return AnsysError(f"ansys-mapdl-reader stopped abnormally (a native crash) reading {', '.join(files)}: the file "
+                          "of the last 'reading' line above is damaged or is not an Ansys result/archive; check that "
+                          "Ansys opens it, or write it again")
+
+    try:
+        from structrom.rom.adapters.ansys import _reader
+        from structrom.rom.adapters.ansys_import import import_ansys
+        from structrom.rom.adapters.reader_process import run_isolated
+
+        _reader()  # (a broken install named here, before the reader's process starts)
+        # (the reader in a process of its own: a native crash on a damaged file becomes this error)
+        family = run_isolated(import_ansys, args.inputs, args.out, material=material, fixed=fixed, units=units,
+                              cdb=args.cdb, log=_print_flushed, crashed=crashed)
+    except (AnsysError, ImportError, ValueError) as exc:
+        for line in str(exc).splitlines():
+            print(f"structrom: error: {line}", file=sys.stderr)
+        return 2
+    ranges = ", ".join(f"{k} in [{lo:g}, {hi:g}]" for k, (lo, hi) in family["ranges"].items()) or "none"
+    print(f"imported {len(family['runs'])} result files into {args.out}: parameters {ranges}; fixed "
+          f"{family['fixed']}; forces {family['forces']}; pressures {family['pressures']}")
+    print(f"next: structrom offline {Path(args.out) / 'offline.toml'}")
+    return 0
+
+
+def _add_import_parser(sub) -> None:
+    p = sub.add_parser("import", help="turn third-party runs (CalculiX decks and results, Ansys .rst) into training "
+                                      "cases")
+    p.add_argument("format", choices=["calculix", "ansys"], help="the solver the decks and results come from")
+    p.add_argument("inputs", nargs="+", help="calculix: the base deck (.inp: mesh, sets, materials, boundary "
+                                             "conditions); ansys: one static .rst per training loading")
+    p.add_argument("--runs", help="calculix: directory of runs: <name>.inp with <name>.frd and/or <name>.dat")
+    p.add_argument("--material", help="ansys: TOML law table (default: the isotropic elastic material of the .rst)")
+    p.add_argument("--fixed", action="append", metavar="NAME:XYZ",
+                   help="ansys: a node component and its fixed directions (default: the .rst's D records)")
+    p.add_argument("--cdb", action="append", metavar="RUN.cdb",
+                   help="ansys: the run's archive (CDWRITE) whose SFE/SFEBLOCK pressures the run carries; one per "
+                        ".rst in the same order, or one for all runs")
+    p.add_argument("--parameters", help="CSV 'run,<parameter>,...' (default: detected from the runs' decks)")
+    p.add_argument("--out", required=True, help="output directory (mesh.inp, train/*.h5, offline.toml, family.json)")
+    p.add_argument("--units", help="units of the decks, e.g. 'length=mm,force=N,stress=MPa,mass=t' (default SI)")
+
+
+# -- structrom predict MODEL --deck NEW.inp --out DIR ------------------------------------------------------
+def _predict(args: argparse.Namespace, rest: list[str]) -> int:
+    if rest:
+        print(f"structrom: error: unknown arguments {rest}", file=sys.stderr)
+        return 2
+    from structrom.rom.adapters.calculix import CalculixError
+    from structrom.rom.adapters.calculix_predict import predict_deck
+    from structrom.rom.loading import LoadingError
+
+    try:
+        result, loading, files = predict_deck(args.model, args.deck, args.out, extrapolate=args.extrapolate)
+    except (CalculixError, LoadingError) as exc:
+        for line in str(exc).splitlines():
+            print(f"structrom: error: {line}", file=sys.stderr)
+        return 2
+    import numpy as np
+
+    trusted = bool(result.trusted.all())
+    print(f"{args.deck}: {result.n_increments} increments to t = {loading.times[-1]:g}; indicator max "
+          f"{float(np.nanmax(result.indicator)):.3g} ({'trusted' if trusted else 'NOT trusted'} at every increment)")
+    for w in result.warnings:
+        print(f"  warning: {w}")
+    for f in files:
+        if f.suffix in (".frd", ".pvd"):
+            print(f"wrote {f}")
+    print(f"wrote {len(files) - 2} VTU files ({files[1].name} ...)")
+    if result.reactions:  # prescribed displacements: the reaction resultants a test rig measures
+        from structrom.rom.atomic import atomic_write_text
+
+        keys = sorted(result.reactions)
+        path = Path(args.out) / f"{files[0].stem}_reactions.csv"
+        rows = np.column_stack([result.times] + [result.reactions[k] for k in keys])
+        atomic_write_text(path, "time," + ",".join(keys) + "\n" +
+                          "".join(",".join(f"{v:.9g}" for v in row) + "\n" for row in rows))
+        print(f"wrote {path} (reaction resultants on the prescribed sets)")
+    return 0
+
+
+def _add_predict_parser(sub) -> None:
+    p = sub.add_parser("predict", help="answer a CalculiX deck of a model's family with the reduced model "
+                                       "(.frd and VTU output)")
+    p.add_argument("model", help="reduced model file (.h5, from `structrom offline`)")
+    p.add_argument("--deck", required=True, help="CalculiX deck (.inp) of the model's mesh, sets and loads")
+    p.add_argument("--out", required=True, help="output directory: <deck>.frd, <deck>_<k>.vtu, <deck>.pvd")
+    p.add_argument("--extrapolate", action="store_true",
+                   help="answer a deck outside the training family anyway (warnings name what is outside)")
