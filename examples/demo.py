@@ -4,10 +4,12 @@
     python examples/demo.py [--mesh-size 5] [--increments 8] [--out out/demo] [--models out/models]
 
 1. mesh the elastoplastic plate of examples/rom_plate.py (coarse: ~13k dofs) with gmsh;
-2. HF training runs (`structrom hifi`, two one-rank solves at a time) for 5 loadings of the family
-   (traction peak x hot-spot intensity), one HF run of an unseen loading (the reference answer) and one
-   of a loading far outside the family (for the report);
-3. `mpirun -n 2 structrom offline` -> the reduced model, its plots (POD decay, reduced points);
+2. HF training runs (`structrom hifi`, two one-rank solves at a time) for 9 loadings of the family
+   (a 3 x 3 grid of traction peak x hot-spot intensity), one HF run of an unseen loading (the reference answer)
+   and one of a loading far outside the family (for the report);
+3. `mpirun -n 2 structrom offline` -> the reduced model with its calibrated error indicator (leave-one-out
+   over the training loadings: trusted answers have relative errors below 10 % on that evidence), its plots
+   (POD decay, reduced points);
 4. the model published as <models>/plate.h5 (what the README's REST section serves);
 5. `structrom serve` on 127.0.0.1 (a free port); the unseen loading queried over REST with the Python
    client (the equivalent curl is printed); its fields downloaded as VTU and XDMF for ParaView;
@@ -42,10 +44,14 @@ sys.path.insert(0, str(ROOT))
 import rom_plate as rp  # noqa: E402
 from geometries import plate_with_holes  # noqa: E402
 
-#: Training loadings (traction peak [MPa], hot-spot x [mm], intensity [degC]): the corners and the centre
-#: of the family's box; the unseen loading lies inside it, on none of them.
+#: Training loadings (traction peak [MPa], hot-spot x [mm], intensity [degC]): the 3 x 3 grid of the family's box
+#: (corners and centre first); the unseen loading lies inside it, on none of them.
 TRAINING = [(-150.0, rp.X_SPOT, 200.0), (-150.0, rp.X_SPOT, 450.0), (-250.0, rp.X_SPOT, 200.0),
-            (-250.0, rp.X_SPOT, 450.0), (-200.0, rp.X_SPOT, 325.0)]
+            (-250.0, rp.X_SPOT, 450.0), (-200.0, rp.X_SPOT, 325.0), (-150.0, rp.X_SPOT, 325.0),
+            (-250.0, rp.X_SPOT, 325.0), (-200.0, rp.X_SPOT, 200.0), (-200.0, rp.X_SPOT, 450.0)]
+#: The model's error indicator: leave-one-out calibrated bounds of the relative errors of displacement, stress and
+#: cumulated plastic strain (docs/rom_accuracy.md); an answer is trusted while every bound is below this.
+OFFLINE = rp.OfflineSettings(indicator_tol=0.1, calibrate=True)
 UNSEEN = (-185.0, rp.X_SPOT, 290.0)
 #: Validation only (report): outside the family (the hot spot moved from x = 40 to 60 mm), where
 #: the indicator should say "do not trust".
@@ -262,7 +268,7 @@ def _main() -> int:
 
     say(f"[3/7] offline stage: mpirun -n {args.ranks} structrom offline {out / 'offline.toml'}")
     offline_s = rp.run_offline(out, [f"train/train_{i}.h5" for i in range(len(TRAINING))], args.ranks,
-                               rp.OfflineSettings(), quiet=args.quiet)
+                               OFFLINE, quiet=args.quiet)
     say(f"      model {out / 'model.h5'} in {offline_s:.0f} s; its plots in {out / 'model_plots'}")
 
     say("[4/7] publishing the model")
