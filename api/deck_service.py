@@ -41,7 +41,7 @@ def answer_deck(model, data: bytes, filename: str, *, fmt: str, extrapolate: boo
     from structrom.rom.loading import LoadingError
     from structrom.rom.online import OnlineError, OnlineSolverError
 
-    from .service import _answer, _finite_list, loading_error, overflow_error
+    from .service import _answer, _finite_list, indicator_kind, loading_error, overflow_error
 
     name = _stem(filename)
     shown = f"{name}.inp"
@@ -87,7 +87,8 @@ def answer_deck(model, data: bytes, filename: str, *, fmt: str, extrapolate: boo
         if fmt == "json":
             out = {"deck": shown, "model_sha256": getattr(model, "api_sha256", None), "times": result.times.tolist(), "indicator": _finite_list(result.indicator),
                    "trusted": result.trusted.tolist(), "trusted_all": bool(result.trusted.all()),
-                   "indicator_quantity": model.indicator_quantity, "extrapolated": result.extrapolated,
+                   "indicator_quantity": model.indicator_quantity, "indicator_kind": indicator_kind(model),
+                   "extrapolated": result.extrapolated,
                    "warnings": list(result.warnings),
                    # cards read but not used (output requests, ccx solver controls, restart files...)
                    "ignored": [{"keyword": kw, "where": where.replace(str(tmp / shown), shown), "why": why}

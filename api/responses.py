@@ -163,6 +163,10 @@ class SolveResult(Open):
     trusted: list[bool]
     trusted_all: bool
     indicator_quantity: str
+    indicator_kind: str | None = Field(None, description="calibrated_error_bound: the indicator is the largest of the "
+                                       "leave-one-out calibrated bounds of the relative errors (displacement, stress, "
+                                       "p; the card's indicator.guarantee); gappy_residual: the Gappy residual of "
+                                       "indicator_quantity, a heuristic without a bound")
     indicator_tolerance: float
     extrapolated: bool
     warnings: list[str]

@@ -27,6 +27,12 @@ from .schemas import LoadingSpec, SolveOptions
 _FIELD = re.compile(r"^((?:loading|temperature)(?:\.[A-Za-z0-9_]+)*)")
 
 
+def indicator_kind(model) -> str:
+    """What a reduced model's indicator is: ``calibrated_error_bound`` (leave-one-out calibrated bounds of the relative
+    errors) or ``gappy_residual`` (the Gappy residual of its indicator quantity, a heuristic)."""
+    return "calibrated_error_bound" if getattr(model.data, "calibration", None) is not None else "gappy_residual"
+
+
 def loading_error(exc: Exception, prefix: str = "") -> RegistryError:
     """A 422 for a :class:`LoadingError`, naming the field its message starts with."""
     msg = str(exc)
@@ -132,6 +138,7 @@ def solve(model, spec: LoadingSpec, opts: SolveOptions, *, max_increments: int, 
         "trusted": result.trusted.tolist(),
         "trusted_all": bool(result.trusted.all()),
         "indicator_quantity": result.model.indicator_quantity,  # a dictionary's: the local model's
+        "indicator_kind": indicator_kind(result.model),
         "indicator_tolerance": result.model.indicator_tolerance,
         "extrapolated": result.extrapolated,
         "warnings": list(result.warnings),

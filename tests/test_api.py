@@ -125,6 +125,7 @@ def test_solve_matches_in_process(client, local):
     assert r["times"] == ref.times.tolist()
     assert np.allclose(r["indicator"], ref.indicator, rtol=1e-12, atol=0)
     assert r["trusted"] == ref.trusted.tolist() and r["trusted_all"] == bool(ref.trusted.all())
+    assert r["indicator_kind"] == "gappy_residual"  # the fixture model is not calibrated
     assert np.allclose(r["max_von_mises"], ref.max_von_mises(), rtol=1e-12)
     assert r["max_von_mises_over"] == "reconstructed_field"
     p = ref.dual_field("cumulated_plastic_strain", None).max(axis=1)

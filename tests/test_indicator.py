@@ -164,6 +164,10 @@ def test_calibration_is_stored_and_shown(calibrated):
     shown = model_card("bar", path)["indicator"]["calibration"]
     assert shown["guarantee"] == cal.statement and shown["margin"] == cal.margin
     assert set(shown["factors"]) == set(QUANTITIES) and len(shown["calibration_cases"]) == len(CASES)
+    from structrom.api.service import indicator_kind  # what an answer says its indicator is
+    from structrom.rom.online import ReducedModel
+
+    assert indicator_kind(ReducedModel.load(path)) == "calibrated_error_bound"
     with h5py.File(path) as f:
         assert int(f.attrs["schema_version"]) == model_file.SCHEMA_VERSION == 2
 
