@@ -17,7 +17,7 @@ from structrom.rom.fem.mesh import Mesh, MeshError
 from structrom.rom.hifi.config import HifiConfig
 from structrom.rom.hifi.output import SnapshotWriter, element_point_offsets, global_point_index
 from structrom.rom.hifi.solver import HifiSolver, NewtonSettings
-from structrom.rom.loading import COMPONENT_NAMES
+from structrom.rom.loading import COMPONENT_NAMES, displacement_overlap
 from structrom.rom.materials import MaterialError, law_from_config
 
 
@@ -90,9 +90,22 @@ def check_material_sets(mesh: Mesh, cfg: HifiConfig) -> None:
                                   f"{name_j!r}) both hold {len(both)} elements: give each element one material")
 
 
+def check_boundary_overlaps(mesh: Mesh, cfg: HifiConfig) -> None:
+    """Refuse two ``[[boundary]]`` tables that prescribe the same node and component with different values
+    (value x amplitude(t) at some time of the loading): the last table took the node without a word. The same
+    history on shared nodes (two symmetry faces sharing an edge, both 0) is accepted."""
+    loading = cfg.build_loading()
+    overlap = displacement_overlap(loading.displacements, mesh.node_set, loading.times)
+    if overlap is not None:
+        labels = tuple(f"boundary[{i}] (node_set {cfg.boundary[i].node_set!r})"
+                       for i in (overlap.first, overlap.second))
+        raise ConfigError(f"{cfg.base_dir}: boundary: {overlap.message(labels, mesh.points)}")
+
+
 def build_solver(cfg: HifiConfig, mesh: Mesh, comm: MPI.Comm, log=print) -> HifiSolver:
     check_supports(mesh, cfg)
     check_material_sets(mesh, cfg)
+    check_boundary_overlaps(mesh, cfg)
     materials = []
     for i, m in enumerate(cfg.material):
         try:
