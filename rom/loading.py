@@ -294,6 +294,18 @@ def same_history(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.all(np.abs(a - b) <= 1e-12 * scale))
 
 
+def check_named_once(first: ImposedDisplacement, again: ImposedDisplacement, target: str) -> None:
+    """Refuse two imposed displacements of one query, ``first`` and ``again``, that drive the same prescribed
+    ``target`` (e.g. ``right`` with components ``["x"]`` and ``right.x``) with different histories: the later
+    one replaced the earlier without a word. The same history given twice is accepted."""
+    if first is again:
+        return
+    t = comparison_times((first, again), np.concatenate([first.amplitude.times, again.amplitude.times, [0.0]]))
+    if not same_history(displacement_history(first, t), displacement_history(again, t)):
+        raise LoadingError(f"loading.displacement.{first.node_set} and loading.displacement.{again.node_set} both "
+                           f"set {target} with different values: give it once")
+
+
 def displacement_overlap(displacements, node_set, times: np.ndarray) -> DisplacementOverlap | None:
     """The first pair of ``displacements`` (:class:`ImposedDisplacement`) that prescribe a common node and
     component with different histories over ``times`` (``(n,)``, the loading's times), or None. ``node_set``:

@@ -72,3 +72,74 @@ def test_hifi_solver_refuses_overlapping_displacements_of_a_loading(mesh):
     with pytest.raises(LoadingError, match=r"loading.displacements\[0\] \(node set 'xmin'\) and "
                                            r"loading.displacements\[1\] \(node set 'zmin'\) both prescribe z"):
         HifiSolver(mesh, [(None, LinearElastic(200000.0, 0.3))], loading, linear=DIRECT, log=lambda *a: None)
+
+
+# -- the reduced model's side: training cases, lifted sets, query values -------------------------------------
+def _case(displacements, path="case_0.h5"):
+    from pathlib import Path
+
+    from structrom.rom.offline.snapshots import TrainingCase
+
+    loading = Loading(times=np.array([0.0, 1.0]), displacements=tuple(displacements))
+    return TrainingCase(Path(path), loading, [], [], loading.times[1:], "", {})
+
+
+def test_training_case_with_conflicting_dirichlet_sets_is_refused(mesh):
+    """A snapshot from elsewhere (a CalculiX deck, an older HF run) whose prescribed sets disagree on shared nodes."""
+    from structrom.rom.offline.lifting import check_overlaps, unit_fields
+    from structrom.rom.offline.snapshots import SnapshotError
+
+    cases = [_case([ImposedDisplacement("xmin", (0, 1, 2)), ImposedDisplacement("ymin", (0,), 0.1)])]
+    with pytest.raises(SnapshotError, match=r"case_0.h5: boundary 'xmin' \(xyz\) and boundary 'ymin' \(x\) both "
+                                            r"prescribe x at node 0"):
+        check_overlaps(mesh, cases, unit_fields(cases))
+
+
+def test_lifted_sets_sharing_nodes_are_refused_and_fixed_ones_accepted(mesh):
+    """Two lifted sets with the same training history on an edge: online, two query values could not be kept
+    apart (the elastic extensions give the edge to the later set)."""
+    from structrom.rom.offline.lifting import check_overlaps, unit_fields
+    from structrom.rom.offline.snapshots import SnapshotError
+
+    fixed = [ImposedDisplacement("xmin", (0, 1, 2)), ImposedDisplacement("ymin", (1,))]  # share an edge, both 0
+    cases = [_case(fixed + [ImposedDisplacement("xmax", (0,), 0.1)])]
+    check_overlaps(mesh, cases, unit_fields(cases))
+    fixed = [ImposedDisplacement("xmin", (0, 1))]
+    cases = [_case(fixed + [ImposedDisplacement("xmax", (2,), 0.1), ImposedDisplacement("zmax", (2,), 0.1)])]
+    with pytest.raises(SnapshotError, match=r"prescribed sets 'xmax' and 'zmax' both prescribe z at node .* "
+                                            r"prescribe the shared nodes in one \[\[boundary\]\]"):
+        check_overlaps(mesh, cases, unit_fields(cases))
+
+
+def _lifting():
+    from structrom.rom.lifting import Lifting
+
+    fields = [{"name": f"xmax.{a}", "node_set": "xmax", "components": [c], "component": c}
+              for c, a in ((0, "x"), (2, "z"))]
+    return Lifting(fields=fields, reduced=np.zeros((1, 6, 2)))
+
+
+def test_query_setting_one_prescribed_set_twice_with_different_values_is_refused():
+    """`xmax.z` and `xmax` with components ["z"] name the same lifted set: the later value replaced the earlier."""
+    lifting = _lifting()
+    twice = {"times": [0, 1], "displacement": {"xmax.z": 0.1, "xmax": {"components": ["z"], "amplitude": 0.2}}}
+    with pytest.raises(LoadingError, match=r"loading.displacement.xmax.z and loading.displacement.xmax both set the "
+                                           r"prescribed set 'xmax.z' with different values: give it once"):
+        lifting.match(loading_from_dict(twice))
+    same = {"times": [0, 1], "displacement": {"xmax.z": [[0, 0], [1, 0.2]],
+                                              "xmax": {"components": ["z"], "amplitude": [[0, 0], [2, 0.4]]}}}
+    assert sorted(lifting.match(loading_from_dict(same)).values()) == ["xmax.z", "xmax.z"]
+
+
+def test_hf_case_of_a_query_setting_one_boundary_twice_is_refused():
+    from structrom.rom.hifi_protocol import prescribed_boundary
+
+    boundary = [{"node_set": "xmin", "components": ["x", "y", "z"], "value": 0.0, "amplitude": 1.0},
+                {"node_set": "xmax", "components": ["z"], "value": 0.1, "amplitude": 1.0}]
+    twice = loading_from_dict({"times": [0, 1], "displacement": {"xmax.z": 0.3, "xmax": 0.2}})
+    with pytest.raises(LoadingError, match=r"both set the \[\[boundary\]\] entry xmax.z with different values"):
+        prescribed_boundary(boundary, twice.displacements)
+    once = loading_from_dict({"times": [0, 1], "displacement": {"xmax.z": 0.3, "xmax": {"amplitude": 0.3}}})
+    entry = prescribed_boundary(boundary, once.displacements)[1]
+    assert (entry["value"], entry["amplitude"]) == (1.0, [[0.0, 0.3]])
+
