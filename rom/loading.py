@@ -51,6 +51,11 @@ class Amplitude:
     def __call__(self, t: float | np.ndarray) -> np.ndarray:
         return np.interp(t, self.times, self.values)
 
+    def __add__(self, other: "Amplitude") -> "Amplitude":
+        """The sum of two histories: piecewise linear on the union of their times, constant outside it."""
+        times = np.union1d(self.times, other.times)
+        return Amplitude(times, self(times) + other(times))
+
     def to_config(self) -> list[list[float]]:
         return np.column_stack([self.times, self.values]).tolist()
 
@@ -75,6 +80,10 @@ class VectorAmplitude:
 
     def __call__(self, t: float) -> np.ndarray:
         return np.array([float(a(t)) for a in self.components])
+
+    def __add__(self, other: "VectorAmplitude") -> "VectorAmplitude":
+        """The sum of two vector histories, component by component (:meth:`Amplitude.__add__`)."""
+        return VectorAmplitude(tuple(a + b for a, b in zip(self.components, other.components)))
 
     def to_config(self) -> list[list[float]]:
         times = np.unique(np.concatenate([a.times for a in self.components]))

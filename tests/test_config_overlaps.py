@@ -143,3 +143,21 @@ def test_hf_case_of_a_query_setting_one_boundary_twice_is_refused():
     entry = prescribed_boundary(boundary, once.displacements)[1]
     assert (entry["value"], entry["amplitude"]) == (1.0, [[0.0, 0.3]])
 
+
+# -- loads given twice on one set ----------------------------------------------------------------------------
+def test_loads_given_twice_on_one_set_add_up():
+    """[[loading.pressure]] twice on `xmax`: the second table replaced the first without a word. They add, as
+    CalculiX adds the loads of a step on one face or node."""
+    cfg = config([{"node_set": "xmin"}],
+                 pressure=[{"surface": "xmax", "amplitude": 1.0}, {"surface": "xmax", "amplitude": [[0, 0], [1, 2]]},
+                           {"surface": "ymax", "amplitude": 3.0}],
+                 traction=[{"surface": "zmax", "vector": [1.0, 0.0, 0.0]},
+                           {"surface": "zmax", "vector": [[0, 0, 0, 0], [2, 0, 4, 2]]}],
+                 force=[{"node_set": "xmax", "vector": [0.0, 0.0, -1.0]}, {"node_set": "xmax", "vector": [0.0, 0.0, -2.0]}])
+    loading = cfg.build_loading()
+    assert sorted(loading.pressures) == ["xmax", "ymax"]
+    assert loading.pressures["xmax"](np.array([0.0, 0.5, 1.0, 3.0])).tolist() == [1.0, 2.0, 3.0, 3.0]
+    assert loading.pressures["ymax"](0.5) == 3.0
+    assert loading.tractions["zmax"](1.0).tolist() == [1.0, 2.0, 1.0]
+    assert loading.tractions["zmax"](5.0).tolist() == [1.0, 4.0, 2.0]
+    assert loading.forces["xmax"](0.3).tolist() == [0.0, 0.0, -3.0]

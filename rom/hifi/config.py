@@ -26,6 +26,7 @@ Example::
     pressure = [{ surface = "holes", amplitude = [[0, 0], [1, 100]] }]
     traction = [{ surface = "flange", vector = [[0, 0, 0, 0], [1, 5, 0, -2]] }]   # [t, x, y, z] rows
     force = [{ node_set = "tip", vector = [0, 0, -100] }]     # at each node of the set
+    # a surface or node set loaded twice carries the sum of both loads (as CalculiX adds them)
     centrifugal = { omega = [[0, 0], [1, 1500]], axis_point = [0, 0, 0], axis_direction = [0, 0, 1] }
 
     [solver]
@@ -177,18 +178,21 @@ class HifiConfig(Strict):
         return q if q.is_absolute() else Path(self.base_dir) / q
 
     def build_loading(self) -> Loading:
-        """The :class:`structrom.rom.loading.Loading` this configuration describes."""
+        """The :class:`structrom.rom.loading.Loading` this configuration describes. Loads given twice on one
+        set (two ``[[loading.pressure]]`` on one surface, two ``[[loading.force]]`` on one node set) add up, as
+        CalculiX adds the loads of a step on one face or node dof (their amplitudes may differ: the sum of two
+        piecewise-linear histories is piecewise linear on the union of their times)."""
         lc = self.loading
         try:
             return Loading(
                 times=lc.time_points(),
                 temperature=temperature_from_config(lc.temperature, self.base_dir),
-                pressures={p.surface: Amplitude.from_config(p.amplitude, f"loading.pressure[{p.surface}]")
-                           for p in lc.pressure},
-                tractions={c.surface: VectorAmplitude.from_config(c.vector, f"loading.traction[{c.surface}]")
-                           for c in lc.traction},
-                forces={c.node_set: VectorAmplitude.from_config(c.vector, f"loading.force[{c.node_set}]")
-                        for c in lc.force},
+                pressures=summed((p.surface, Amplitude.from_config(p.amplitude, f"loading.pressure[{p.surface}]"))
+                                 for p in lc.pressure),
+                tractions=summed((c.surface, VectorAmplitude.from_config(c.vector, f"loading.traction[{c.surface}]"))
+                                 for c in lc.traction),
+                forces=summed((c.node_set, VectorAmplitude.from_config(c.vector, f"loading.force[{c.node_set}]"))
+                              for c in lc.force),
                 centrifugal=None if lc.centrifugal is None else Centrifugal(
                     omega=Amplitude.from_config(lc.centrifugal.omega, "loading.centrifugal.omega"),
                     axis_point=lc.centrifugal.axis_point, axis_direction=lc.centrifugal.axis_direction),
@@ -200,6 +204,15 @@ class HifiConfig(Strict):
             )
         except LoadingError as exc:
             raise ConfigError(f"{self.base_dir}: loading: {exc}") from None
+
+
+def summed(loads) -> dict:
+    """Set name -> the sum of the histories (:class:`Amplitude` or :class:`VectorAmplitude`) of ``loads``, an
+    iterable of ``(set name, history)``: a set loaded twice carries both loads."""
+    out: dict = {}
+    for name, history in loads:
+        out[name] = out[name] + history if name in out else history
+    return out
 
 
 def load_config(path: str | Path) -> HifiConfig:
