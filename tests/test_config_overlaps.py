@@ -161,3 +161,48 @@ def test_loads_given_twice_on_one_set_add_up():
     assert loading.tractions["zmax"](1.0).tolist() == [1.0, 2.0, 1.0]
     assert loading.tractions["zmax"](5.0).tolist() == [1.0, 4.0, 2.0]
     assert loading.forces["xmax"](0.3).tolist() == [0.0, 0.0, -3.0]
+
+
+# -- loading dicts (REST queries, enrichment and greedy loadings): every key read or refused -----------------
+@pytest.mark.parametrize("d, match", [
+    # before: end_time and increments ignored without a word
+    ({"times": [0, 1], "end_time": 5, "increments": 2}, r"loading: give times, or end_time and increments, not both"),
+    ({"times": [0, 1], "increments": 3}, r"loading: give times, or end_time and increments, not both"),
+    # before: 2.7 increments were 2
+    ({"end_time": 1, "increments": 2.7}, r"loading.increments must be a whole number >= 1, got 2.7"),
+    ({"end_time": 1, "increments": "x"}, r"loading.increments must be a whole number >= 1, got 'x'"),
+    ({"end_time": "x", "increments": 2}, r"loading.end_time must be a number, got 'x'"),
+    ({"times": "abc"}, r"loading.times must be a list of numbers"),
+    # before: the inline nodal temperature ignored every other key
+    ({"times": [0, 1], "temperature": {"type": "nodal", "values": [[1, 2], [3, 4]], "amplitude": 5}},
+     r"temperature: \['amplitude'\] not known for a 'nodal' temperature.*scale the values"),
+    ({"times": [0, 1], "temperature": {"type": "nodal", "values": [[1, 2], [3, 4]], "file": "t.npy"}},
+     r"temperature: \['file'\] not known for a 'nodal' temperature with inline values"),
+    ({"times": [0, 1], "temperature": "hot"}, r"loading.temperature must be a table"),
+    ({"times": [0, 1], "centrifugal": {"axis_point": [0, 0, 0]}}, r"loading.centrifugal needs 'omega'"),
+    ({"times": [0, 1], "centrifugal": {"omega": 3, "axis_point": [0, 0]}},
+     r"loading.centrifugal.axis_point must be 3 finite numbers \[x, y, z\], got \[0, 0\]"),
+    ({"times": [0, 1], "centrifugal": {"omega": 3, "axis_direction": [0, 0, 0]}},
+     r"loading.centrifugal.axis_direction must be a non-zero vector"),
+    ({"times": [0, 1], "centrifugal": [3]}, r"loading.centrifugal must be a table"),
+    ({"times": [0, 1], "gravity": "abc"}, r"loading.gravity must be three finite numbers"),
+    ({"times": [0, 1], "gravity": 3}, r"loading.gravity must be three finite numbers"),
+    ({"times": [0, 1], "pressure": [1, 2]}, r"loading.pressure must map set names to amplitudes"),
+    ({"times": [0, 1], "pressure": {"a": {"amplitude": 1}}}, r"loading.pressure.a: give a number or a list of"),
+    ({"times": [0, 1], "pressure": {"a": "x"}}, r"loading.pressure.a: give a number or a list of"),
+    ({"times": [0, 1], "displacement": {"a": "x"}}, r"loading.displacement.a: give a number or a list of"),
+])
+def test_bad_loading_dicts_are_named(d, match):
+    with pytest.raises(LoadingError, match=match):
+        loading_from_dict(d)
+
+
+def test_nodal_temperature_file_with_an_amplitude_is_refused(tmp_path):
+    """The amplitude of a nodal temperature file was read and dropped: the file's values were used unscaled."""
+    from structrom.rom.loading import temperature_from_config
+
+    np.save(tmp_path / "t.npy", np.ones((2, 4)))
+    with pytest.raises(LoadingError, match=r"temperature: \['amplitude'\] not known for a 'nodal' temperature"):
+        temperature_from_config({"type": "nodal", "file": "t.npy", "times": [0, 1], "amplitude": [[0, 0], [1, 5]]},
+                                str(tmp_path))
+
