@@ -206,3 +206,31 @@ def test_nodal_temperature_file_with_an_amplitude_is_refused(tmp_path):
         temperature_from_config({"type": "nodal", "file": "t.npy", "times": [0, 1], "amplitude": [[0, 0], [1, 5]]},
                                 str(tmp_path))
 
+
+# -- [[boundary]] tables that prescribe nothing they seem to ------------------------------------------------
+@pytest.mark.parametrize("boundary, match", [
+    # before: value defaulted to 0: u = 0 x amplitude(t) = 0 and the amplitude table was dropped
+    ({"node_set": "xmax", "components": ["x"], "amplitude": [[0, 0], [1, 0.2]]},
+     r"boundary.1: amplitude without value: the prescribed displacement is value x amplitude\(t\) and value "
+     r"defaults to 0; give value \(1.0 to take the amplitude's values as displacements\)"),
+    # before: a table that prescribed nothing
+    ({"node_set": "xmax", "components": []}, r"boundary.1.components: List should have at least 1 item"),
+])
+def test_boundary_that_would_prescribe_nothing_is_refused(boundary, match):
+    with pytest.raises(ConfigError, match=match):
+        config([{"node_set": "xmin"}, boundary])
+
+
+def test_boundary_amplitude_with_a_value_or_held_at_zero_is_accepted():
+    cfg = config([{"node_set": "xmin"}, {"node_set": "xmax", "components": ["x"], "value": 0.0,
+                                         "amplitude": [[0, 0], [1, 0.2]]},
+                  {"node_set": "ymin", "components": ["y"], "amplitude": 0.0},
+                  {"node_set": "xmax", "components": ["y"], "value": 1.0, "amplitude": [[0, 0], [1, 0.2]]}])
+    assert cfg.build_loading().displacements[3].amplitude(1.0) == 0.2
+    # a dumped configuration (snapshot metadata) reads back
+    parse(cfg.model_dump(mode="json"), HifiConfig, "dump")
+
+
+def test_centrifugal_axis_of_zero_direction_is_refused_when_read():
+    with pytest.raises(ConfigError, match=r"loading.centrifugal.axis_direction: must be a non-zero vector"):
+        config([{"node_set": "xmin"}], centrifugal={"omega": 1.0, "axis_direction": [0, 0, 0]})

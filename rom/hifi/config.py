@@ -71,10 +71,21 @@ class MaterialConfig(Strict):
 
 
 class BoundaryConfig(Strict):
+    """``u_c = value x amplitude(t)`` [length] on the nodes of ``node_set``, for each of ``components``."""
+
     node_set: str
-    components: list[Literal["x", "y", "z"]] = ["x", "y", "z"]
+    components: list[Literal["x", "y", "z"]] = Field(["x", "y", "z"], min_length=1)
     value: float = 0.0
     amplitude: AmplitudeLike = 1.0
+
+    @model_validator(mode="after")
+    def _value_with_amplitude(self) -> "BoundaryConfig":
+        # value defaults to 0, so a nonzero amplitude alone prescribed 0 x amplitude(t) = 0 without a word
+        if "amplitude" in self.model_fields_set and "value" not in self.model_fields_set and \
+                np.any(np.asarray(self.amplitude, dtype=float) != 0):
+            raise ValueError("amplitude without value: the prescribed displacement is value x amplitude(t) and value "
+                             "defaults to 0; give value (1.0 to take the amplitude's values as displacements)")
+        return self
 
 
 class PressureConfig(Strict):
@@ -101,6 +112,13 @@ class CentrifugalConfig(Strict):
     omega: AmplitudeLike
     axis_point: tuple[float, float, float] = (0.0, 0.0, 0.0)
     axis_direction: tuple[float, float, float] = (0.0, 0.0, 1.0)
+
+    @field_validator("axis_direction")
+    @classmethod
+    def _direction(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if not any(v):
+            raise ValueError("must be a non-zero vector (the rotation axis), e.g. [0, 0, 1]")
+        return v
 
 
 class LoadingConfig(Strict):
