@@ -410,6 +410,10 @@ def temperature_from_config(cfg: dict, base_dir: str | None = None) -> Temperatu
             values = np.asarray(data, float)
         except (OSError, ValueError, TypeError) as exc:
             raise LoadingError(f"temperature.file {path!r}: {exc}") from None
+        if values.ndim != 2 or times.ndim != 1 or len(values) != len(times):
+            rows = f"{len(values)} rows" if values.ndim == 2 else f"shape {values.shape}"
+            raise LoadingError(f"temperature.file {path!r}: has {rows} for {times.size} times in "
+                               "loading.temperature.times: give one row per time (an array (n_times, n_nodes))")
         return known(NodalTemperature(times=times, values=values))
     raise LoadingError(f"temperature.type {kind!r} is unknown: use 'uniform', 'hot_spot' or 'nodal'")
 

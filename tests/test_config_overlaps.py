@@ -234,3 +234,40 @@ def test_boundary_amplitude_with_a_value_or_held_at_zero_is_accepted():
 def test_centrifugal_axis_of_zero_direction_is_refused_when_read():
     with pytest.raises(ConfigError, match=r"loading.centrifugal.axis_direction: must be a non-zero vector"):
         config([{"node_set": "xmin"}], centrifugal={"omega": 1.0, "axis_direction": [0, 0, 0]})
+
+
+# -- nodal temperature files that do not fit the mesh or the loading -----------------------------------------
+def _nodal_config(tmp_path, rows: int, nodes: int, temp_times: list[float], times=(0.0, 0.5, 1.0)) -> HifiConfig:
+    np.save(tmp_path / "temp.npy", np.full((rows, nodes), 20.0))
+    cfg = config([{"node_set": "xmin"}], temperature={"type": "nodal", "file": "temp.npy", "times": temp_times})
+    cfg.loading.times = list(times)
+    cfg.base_dir = str(tmp_path)
+    return cfg
+
+
+def test_nodal_temperature_file_of_another_node_count_is_named(tmp_path, mesh):
+    from structrom.rom.hifi.run import check_temperature
+
+    cfg = _nodal_config(tmp_path, 2, mesh.n_nodes + 1, [0.0, 1.0])
+    with pytest.raises(ConfigError, match=rf"temp.npy: loading.temperature.file has {mesh.n_nodes + 1} values per "
+                                          rf"row but the mesh has {mesh.n_nodes} nodes: write one column per mesh node"):
+        check_temperature(mesh, cfg)
+    check_temperature(mesh, _nodal_config(tmp_path, 2, mesh.n_nodes, [0.0, 1.0]))
+
+
+def test_nodal_temperature_file_of_another_row_count_is_named(tmp_path, mesh):
+    cfg = _nodal_config(tmp_path, 3, mesh.n_nodes, [0.0, 1.0])
+    with pytest.raises(ConfigError, match=r"temp.npy.*has 3 rows for 2 times in loading.temperature.times: give one "
+                                          r"row per time"):
+        cfg.build_loading()
+
+
+def test_nodal_temperature_times_short_of_the_loading_are_refused(tmp_path, mesh):
+    """Rows up to t = 1 for a loading to t = 2: the temperature was held at the last row without a word."""
+    from structrom.rom.hifi.run import check_temperature
+
+    cfg = _nodal_config(tmp_path, 2, mesh.n_nodes, [0.0, 1.0], times=(0.0, 1.0, 2.0))
+    with pytest.raises(ConfigError, match=r"loading.temperature.times \[0, 1\] do not cover the loading times "
+                                          r"\[0, 2\].*give rows up to t=2"):
+        check_temperature(mesh, cfg)
+    check_temperature(mesh, _nodal_config(tmp_path, 1, mesh.n_nodes, [0.0], times=(0.0, 1.0, 2.0)))  # constant
