@@ -271,3 +271,24 @@ def test_nodal_temperature_times_short_of_the_loading_are_refused(tmp_path, mesh
                                           r"\[0, 2\].*give rows up to t=2"):
         check_temperature(mesh, cfg)
     check_temperature(mesh, _nodal_config(tmp_path, 1, mesh.n_nodes, [0.0], times=(0.0, 1.0, 2.0)))  # constant
+
+
+# -- [[material]] tables that get no element ----------------------------------------------------------------
+def _materials(mesh, *sets):
+    from structrom.rom.hifi.run import check_material_sets
+
+    cfg = parse({"mesh": {"file": "box.inp"}, "boundary": [{"node_set": "xmin"}], "loading": {"times": [0, 1]},
+                 "material": [{"law": LAW} if s is None else {"element_set": s, "law": LAW} for s in sets]},
+                HifiConfig, "case.toml")
+    check_material_sets(mesh, cfg)
+
+
+def test_material_tables_that_get_no_element_are_refused():
+    mesh = box((2.0, 1.0, 1.0), (2, 1, 1), "C3D8")
+    mesh.element_sets.update(empty=np.zeros(0, np.int64), left=np.array([0]), right=np.array([1]))
+    _materials(mesh, "left", None)  # the default takes the rest
+    with pytest.raises(ConfigError, match=r"material\[1\] \(element_set 'empty'\) holds no element"):
+        _materials(mesh, "all", "empty")
+    with pytest.raises(ConfigError, match=r"material\[2\] \(no element_set: the elements no other table holds\) gets "
+                                          r"no element: material\[0\], material\[1\] hold all 2.*remove it"):
+        _materials(mesh, "left", "right", None)

@@ -79,9 +79,20 @@ def check_supports(mesh: Mesh, cfg: HifiConfig) -> None:
 
 def check_material_sets(mesh: Mesh, cfg: HifiConfig) -> None:
     """Refuse two ``[[material]]`` tables on the same elements (the first listed took them, the other was
-    ignored there without a word)."""
+    ignored there without a word), and a table that gets no element: an empty element set, or the table
+    without element_set when the others cover the mesh (both ignored without a word before)."""
     sets = [(i, m.element_set, mesh.element_set(m.element_set)) for i, m in enumerate(cfg.material)
             if m.element_set is not None]
+    for i, name, elements in sets:
+        if not len(elements):
+            raise ConfigError(f"material[{i}] (element_set {name!r}) holds no element: the set is empty in the mesh "
+                              f"{cfg.mesh.file}; name a set with elements, or remove the table")
+    default = [i for i, m in enumerate(cfg.material) if m.element_set is None]
+    covered = np.unique(np.concatenate([e for _, _, e in sets])) if sets else np.zeros(0, np.int64)
+    if default and len(covered) == mesh.n_elements:
+        raise ConfigError(f"material[{default[0]}] (no element_set: the elements no other table holds) gets no "
+                          f"element: {', '.join(f'material[{i}]' for i, _, _ in sets)} hold all {mesh.n_elements} "
+                          "elements; remove it, or give the others fewer elements")
     for a, (i, name_i, el_i) in enumerate(sets):
         for j, name_j, el_j in sets[a + 1:]:
             both = np.intersect1d(el_i, el_j)
