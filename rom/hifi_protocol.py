@@ -34,8 +34,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from structrom.rom.hifi.config import HifiConfig, load_config
-from structrom.rom.loading import (Centrifugal, HotSpotTemperature, Loading, LoadingError, NodalTemperature,
-                         UniformTemperature, loading_from_dict)
+from structrom.rom.loading import (Centrifugal, HotSpotTemperature, ImposedDisplacement, Loading, LoadingError,
+                                  NodalTemperature, UniformTemperature, check_named_once, loading_from_dict)
 
 __all__ = ["HifiRun", "HifiSolverProtocol", "InHouseSolver", "CalculixSolver", "loading_to_config",
            "case_config", "prescribed_boundary", "write_calculix_snapshot", "same_case"]
@@ -123,6 +123,7 @@ def prescribed_boundary(boundary: list[dict], displacements) -> list[dict]:
     no entry or several."""
     out = [dict(b) for b in boundary]
     axes = "xyz"
+    given: dict[int, ImposedDisplacement] = {}
     for d in displacements:
         comps = "".join(axes[int(c)] for c in d.components)
         found = [i for i, b in enumerate(out)
@@ -133,8 +134,14 @@ def prescribed_boundary(boundary: list[dict], displacements) -> list[dict]:
             why = "matches no" if not found else "matches several"
             raise LoadingError(f"loading.displacement.{d.node_set}: {why} [[boundary]] entry of the HF configuration "
                                f"(entries {names}); name one node set (with 'components' or as <node set>.<axes>)")
+        check_named_once(given.setdefault(found[0], d), d, f"the [[boundary]] entry {names_of(out[found[0]])}")
         out[found[0]].update(value=float(d.value), amplitude=d.amplitude.to_config())
     return out
+
+
+def names_of(b: dict) -> str:
+    """``<node set>.<axes>`` of a ``[[boundary]]`` entry ``b``."""
+    return f"{b['node_set']}.{''.join(b['components'])}"
 
 
 def case_config(base: HifiConfig, loading: Loading | dict, output: str | Path) -> HifiConfig:
@@ -330,7 +337,10 @@ class CalculixSolver:
     def solve(self, loading: Loading | dict, output: str | Path) -> HifiRun:
         from structrom.rom.adapters.calculix import CalculixError, run_ccx, write_static_deck
 
+        from structrom.rom.hifi.run import check_boundary_overlaps
+
         cfg = case_config(self.base, loading, output)
+        check_boundary_overlaps(self.mesh, cfg)  # the deck would keep the last value of a dof given twice
         full = cfg.build_loading()
         if self.workdir is not None:
             self.workdir.mkdir(parents=True, exist_ok=True)

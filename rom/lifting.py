@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from structrom.rom.loading import Loading, LoadingError
+from structrom.rom.loading import Loading, LoadingError, check_named_once
 
 AXES = "xyz"
 LOAD_KINDS = ("pressure", "traction", "force")
@@ -78,8 +78,9 @@ class Lifting:
     # -- online -----------------------------------------------------------------------------------------
     def match(self, loading: Loading) -> dict[int, str]:
         """Index in ``loading.displacements`` -> prescribed set name, for every imposed displacement of the
-        loading that drives one of the model's prescribed sets; raises :class:`LoadingError` naming a
-        nonzero imposed displacement on a set this model does not prescribe."""
+        loading that drives one of the model's prescribed sets; raises :class:`LoadingError` naming a node set
+        with several prescribed displacements that the loading does not tell apart, or two imposed displacements
+        that set one prescribed set with different values."""
         sets, out = self.sets, {}
         for i, d in enumerate(loading.displacements):
             found = [name for name, (node_set, comps) in sets.items()
@@ -90,6 +91,10 @@ class Lifting:
                                    f"this node set; name one of {found}")
             if found:
                 out[i] = (exact or found)[0]
+        first: dict[str, int] = {}
+        for i, name in out.items():  # a set given twice: the last value would have replaced the first
+            check_named_once(loading.displacements[first.setdefault(name, i)], loading.displacements[i],
+                             f"the prescribed set {name!r}")
         return out
 
     def amplitudes(self, loading: Loading, times: np.ndarray, matched: dict[int, str]) -> np.ndarray:

@@ -31,12 +31,19 @@ class Amplitude:
     @classmethod
     def from_config(cls, value: float | list, name: str = "amplitude") -> "Amplitude":
         """A number (constant) or a list of ``[time, value]`` pairs with increasing times."""
+        shape = f"{name}: give a number or a list of [time, value] pairs, got {value!r}"
         if np.isscalar(value):
-            v = float(value)  # type: ignore[arg-type]
+            try:
+                v = float(value)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                raise LoadingError(shape) from None
             if not np.isfinite(v):
                 raise LoadingError(f"{name}: value must be finite, got {value}")
             return cls(np.array([0.0]), np.array([v]))
-        table = np.asarray(value, dtype=float)
+        try:
+            table = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            raise LoadingError(shape) from None
         if table.ndim != 2 or table.shape[1] != 2 or len(table) == 0:
             raise LoadingError(f"{name}: give a number or a list of [time, value] pairs")
         if not np.all(np.isfinite(table)):
@@ -50,6 +57,11 @@ class Amplitude:
 
     def __call__(self, t: float | np.ndarray) -> np.ndarray:
         return np.interp(t, self.times, self.values)
+
+    def __add__(self, other: "Amplitude") -> "Amplitude":
+        """The sum of two histories: piecewise linear on the union of their times, constant outside it."""
+        times = np.union1d(self.times, other.times)
+        return Amplitude(times, self(times) + other(times))
 
     def to_config(self) -> list[list[float]]:
         return np.column_stack([self.times, self.values]).tolist()
@@ -65,7 +77,10 @@ class VectorAmplitude:
     @classmethod
     def from_config(cls, value: list, name: str = "vector") -> "VectorAmplitude":
         """A constant vector ``[x, y, z]`` or a list of ``[time, x, y, z]`` rows with increasing times."""
-        table = np.asarray(value, dtype=float) if not isinstance(value, (str, bytes, dict)) else np.zeros(0)
+        try:
+            table = np.asarray(value, dtype=float) if not isinstance(value, (str, bytes, dict)) else np.zeros(0)
+        except (TypeError, ValueError):
+            table = np.zeros(0)
         if table.shape == (3,):
             return cls(tuple(Amplitude.from_config(float(v), f"{name}[{i}]") for i, v in enumerate(table)))
         if table.ndim != 2 or table.shape[1] != 4 or len(table) == 0:
@@ -75,6 +90,10 @@ class VectorAmplitude:
 
     def __call__(self, t: float) -> np.ndarray:
         return np.array([float(a(t)) for a in self.components])
+
+    def __add__(self, other: "VectorAmplitude") -> "VectorAmplitude":
+        """The sum of two vector histories, component by component (:meth:`Amplitude.__add__`)."""
+        return VectorAmplitude(tuple(a + b for a, b in zip(self.components, other.components)))
 
     def to_config(self) -> list[list[float]]:
         times = np.unique(np.concatenate([a.times for a in self.components]))
@@ -251,16 +270,97 @@ class Loading:
 COMPONENT_NAMES = {"x": 0, "y": 1, "z": 2}
 
 
+@dataclass(frozen=True)
+class DisplacementOverlap:
+    """Two imposed displacements ``first`` < ``second`` (indices in the loading's list) that prescribe
+    component ``component`` of node ``node`` (0-based mesh index) with different values: ``values``
+    ``(2,)`` at time ``time``."""
+
+    first: int
+    second: int
+    node: int
+    component: int
+    time: float
+    values: tuple[float, float]
+
+    def message(self, labels: tuple[str, str], points: np.ndarray) -> str:
+        """One line naming both specifications by ``labels``, the node (index and coordinates ``points``
+        ``(n_nodes, 3)``), the component, the two values and the fix."""
+        where = tuple(float(x) for x in points[self.node])
+        return (f"{labels[0]} and {labels[1]} both prescribe {'xyz'[self.component]} at node {self.node} {where} "
+                f"with different values ({self.values[0]:g} and {self.values[1]:g} at t={self.time:g}): one would "
+                "override the other; give the shared nodes one value (the same value and amplitude in both, or "
+                "remove the shared nodes from one of the node sets)")
+
+
+def displacement_history(d: ImposedDisplacement, times: np.ndarray) -> np.ndarray:
+    """``(len(times),)``: the prescribed value ``value x amplitude(t)`` of ``d``."""
+    return float(d.value) * d.amplitude(np.asarray(times, dtype=float))
+
+
+def comparison_times(displacements, times: np.ndarray) -> np.ndarray:
+    """The times ``times`` and every amplitude breakpoint of ``displacements`` between ``times[0]`` and
+    ``times[-1]``: two piecewise-linear histories equal at these times are equal on the whole interval (the
+    HF solver's cut-back increments included)."""
+    times = np.asarray(times, dtype=float)
+    knots = np.concatenate([times] + [d.amplitude.times for d in displacements])
+    return np.unique(knots[(knots >= times[0]) & (knots <= times[-1])])
+
+
+def same_history(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two prescribed histories ``(n_times,)`` agree to rounding (1e-12 of the larger magnitude)."""
+    scale = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)))
+    return bool(np.all(np.abs(a - b) <= 1e-12 * scale))
+
+
+def check_named_once(first: ImposedDisplacement, again: ImposedDisplacement, target: str) -> None:
+    """Refuse two imposed displacements of one query, ``first`` and ``again``, that drive the same prescribed
+    ``target`` (e.g. ``right`` with components ``["x"]`` and ``right.x``) with different histories: the later
+    one replaced the earlier without a word. The same history given twice is accepted."""
+    if first is again:
+        return
+    t = comparison_times((first, again), np.concatenate([first.amplitude.times, again.amplitude.times, [0.0]]))
+    if not same_history(displacement_history(first, t), displacement_history(again, t)):
+        raise LoadingError(f"loading.displacement.{first.node_set} and loading.displacement.{again.node_set} both "
+                           f"set {target} with different values: give it once")
+
+
+def displacement_overlap(displacements, node_set, times: np.ndarray) -> DisplacementOverlap | None:
+    """The first pair of ``displacements`` (:class:`ImposedDisplacement`) that prescribe a common node and
+    component with different histories over ``times`` (``(n,)``, the loading's times), or None. ``node_set``:
+    set name -> node indices ``(m,)`` (``Mesh.node_set``). Overlaps with the same history (two symmetry
+    faces sharing an edge, both 0) are no conflict."""
+    displacements = list(displacements)
+    t = comparison_times(displacements, times)
+    hist = [displacement_history(d, t) for d in displacements]
+    dofs = [np.unique((3 * np.asarray(node_set(d.node_set), np.int64)[:, None]
+                       + np.asarray(d.components, np.int64)).ravel()) for d in displacements]
+    for i in range(len(displacements)):
+        for j in range(i + 1, len(displacements)):
+            if same_history(hist[i], hist[j]):
+                continue
+            shared = np.intersect1d(dofs[i], dofs[j], assume_unique=True)
+            if len(shared):
+                gap = np.abs(hist[i] - hist[j])
+                k = 1 + int(np.argmax(gap[1:])) if len(t) > 1 and gap[1:].any() else 0  # a time after the start
+                return DisplacementOverlap(i, j, int(shared[0] // 3), int(shared[0] % 3), float(t[k]),
+                                           (float(hist[i][k]), float(hist[j][k])))
+    return None
+
+
 #: Keys of a temperature table of each type (besides ``type``), as :func:`temperature_from_config` reads them.
 TEMPERATURE_KEYS = {"uniform": {"reference", "amplitude"},
                     "hot_spot": {"center", "radius", "intensity", "reference", "gradient", "amplitude"},
-                    "nodal": {"file", "times", "amplitude"}}
+                    "nodal": {"file", "times"}}
 
 
 def temperature_from_config(cfg: dict, base_dir: str | None = None) -> TemperatureField:
     """Build a temperature field from a config table ``{"type": "uniform" | "hot_spot" | "nodal", ...}``."""
     cfg = dict(cfg)
     kind = cfg.pop("type", "uniform")
+    if kind == "nodal" and "amplitude" in cfg:  # (read and dropped before: the values were used unscaled)
+        raise LoadingError("temperature: ['amplitude'] not known for a 'nodal' temperature (known: ['file', 'times']): "
+                           "scale the values in the file instead")
     amp = Amplitude.from_config(cfg.pop("amplitude", 1.0 if kind == "hot_spot" else 0.0), "temperature.amplitude")
 
     def number(key: str, default=None) -> float:
@@ -310,6 +410,10 @@ def temperature_from_config(cfg: dict, base_dir: str | None = None) -> Temperatu
             values = np.asarray(data, float)
         except (OSError, ValueError, TypeError) as exc:
             raise LoadingError(f"temperature.file {path!r}: {exc}") from None
+        if values.ndim != 2 or times.ndim != 1 or len(values) != len(times):
+            rows = f"{len(values)} rows" if values.ndim == 2 else f"shape {values.shape}"
+            raise LoadingError(f"temperature.file {path!r}: has {rows} for {times.size} times in "
+                               "loading.temperature.times: give one row per time (an array (n_times, n_nodes))")
         return known(NodalTemperature(times=times, values=values))
     raise LoadingError(f"temperature.type {kind!r} is unknown: use 'uniform', 'hot_spot' or 'nodal'")
 
@@ -335,45 +439,108 @@ def loading_from_dict(d: dict, base_dir: str | None = None) -> Loading:
     unknown = set(d) - allowed
     if unknown:
         raise LoadingError(f"loading: unknown field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
-    if "times" in d:
-        times = np.asarray(d["times"], dtype=float)
-    elif "end_time" in d and "increments" in d:
-        n = int(d["increments"])
-        if n < 1:
-            raise LoadingError("loading.increments must be >= 1")
-        times = np.linspace(0.0, float(d["end_time"]), n + 1)
-    else:
-        raise LoadingError("loading: give times, or end_time and increments")
-    temp_cfg = dict(d.get("temperature", {"type": "uniform"}))
-    if temp_cfg.get("type") == "nodal" and "values" in temp_cfg:
-        values = np.asarray(temp_cfg.pop("values"), dtype=float)
-        temp_times = np.asarray(temp_cfg.pop("times", times), dtype=float)
-        temperature: TemperatureField = NodalTemperature(temp_times, values)
-    else:
-        temperature = temperature_from_config(temp_cfg, base_dir)
-    pressures = {str(k): Amplitude.from_config(v, f"loading.pressure.{k}") for k, v in d.get("pressure", {}).items()}
-    vectors = {}
-    for key in ("traction", "force"):
-        table = d.get(key) or {}
-        if not isinstance(table, dict):
-            raise LoadingError(f"loading.{key} must map set names to vectors, got {type(table).__name__}")
-        vectors[key] = {str(k): VectorAmplitude.from_config(v, f"loading.{key}.{k}") for k, v in table.items()}
-    centrifugal = None
-    if d.get("centrifugal") is not None:
-        c = dict(d["centrifugal"])
-        centrifugal = Centrifugal(Amplitude.from_config(c.pop("omega"), "loading.centrifugal.omega"),
-                                  tuple(c.pop("axis_point", (0.0, 0.0, 0.0))),
-                                  tuple(c.pop("axis_direction", (0.0, 0.0, 1.0))))
-        if c:
-            raise LoadingError(f"loading.centrifugal: unknown field(s) {sorted(c)}")
-    gravity = d.get("gravity")
-    if gravity is not None:
-        gravity = tuple(float(g) for g in gravity)
-        if len(gravity) != 3 or not np.all(np.isfinite(gravity)):
-            raise LoadingError("loading.gravity must be three finite numbers")
-    return Loading(times=times, temperature=temperature, pressures=pressures, tractions=vectors["traction"],
-                   forces=vectors["force"], centrifugal=centrifugal, gravity=gravity,
+    times = _times_from_dict(d)
+    pressures = {str(k): Amplitude.from_config(v, f"loading.pressure.{k}")
+                 for k, v in _sets_table(d, "pressure", "amplitudes").items()}
+    vectors = {key: {str(k): VectorAmplitude.from_config(v, f"loading.{key}.{k}")
+                     for k, v in _sets_table(d, key, "vectors").items()} for key in ("traction", "force")}
+    return Loading(times=times, temperature=_temperature_from_dict(d.get("temperature"), times, base_dir),
+                   pressures=pressures, tractions=vectors["traction"], forces=vectors["force"],
+                   centrifugal=_centrifugal_from_dict(d.get("centrifugal")), gravity=_gravity_from_dict(d.get("gravity")),
                    displacements=displacements_from_dict(d.get("displacement") or {}))
+
+
+def _times_from_dict(d: dict) -> np.ndarray:
+    """``(n_increments + 1,)``: ``times``, or ``end_time`` and ``increments`` (never both forms: one would be
+    ignored)."""
+    if "times" in d and ("end_time" in d or "increments" in d):
+        raise LoadingError("loading: give times, or end_time and increments, not both (one of them would be ignored)")
+    if "times" in d:
+        try:
+            return np.asarray(d["times"], dtype=float)
+        except (TypeError, ValueError):
+            raise LoadingError(f"loading.times must be a list of numbers, got {d['times']!r}") from None
+    if "end_time" not in d or "increments" not in d:
+        raise LoadingError("loading: give times, or end_time and increments")
+    n, end = d["increments"], d["end_time"]
+    if isinstance(n, bool) or not isinstance(n, (int, float, np.integer, np.floating)) or n != int(n) or n < 1:
+        raise LoadingError(f"loading.increments must be a whole number >= 1, got {n!r}")
+    if isinstance(end, bool) or not isinstance(end, (int, float, np.integer, np.floating)):
+        raise LoadingError(f"loading.end_time must be a number, got {end!r}")
+    return np.linspace(0.0, float(end), int(n) + 1)
+
+
+def _sets_table(d: dict, key: str, what: str) -> dict:
+    """``d[key]``, a table of set name -> load (absent or empty: ``{}``)."""
+    table = d.get(key) or {}
+    if not isinstance(table, dict):
+        raise LoadingError(f"loading.{key} must map set names to {what}, got {type(table).__name__}")
+    return table
+
+
+def _temperature_from_dict(cfg, times: np.ndarray, base_dir: str | None) -> TemperatureField:
+    """The temperature table of a loading dict (:func:`temperature_from_config`, or ``nodal`` with inline
+    ``values`` ``(n_times, n_nodes)`` at ``times`` (default: the loading's ``times``))."""
+    if cfg is None:
+        return UniformTemperature()
+    if not isinstance(cfg, dict):
+        raise LoadingError(f"loading.temperature must be a table with a 'type', got {cfg!r}")
+    cfg = dict(cfg)
+    if cfg.get("type") != "nodal" or "values" not in cfg:
+        return temperature_from_config(cfg, base_dir)
+    extra = sorted(set(cfg) - {"type", "values", "times"})
+    if extra:
+        hint = ": scale the values instead" if "amplitude" in extra else ""
+        raise LoadingError(f"temperature: {extra} not known for a 'nodal' temperature with inline values (known: "
+                           f"['times', 'values']){hint}")
+    try:
+        values = np.asarray(cfg["values"], dtype=float)
+        temp_times = np.asarray(cfg.get("times", times), dtype=float)
+    except (TypeError, ValueError):
+        raise LoadingError("temperature: nodal 'values' must be rows of numbers (n_times, n_nodes) and 'times' "
+                           "numbers") from None
+    return NodalTemperature(temp_times, values)
+
+
+def _vector3(value, name: str) -> tuple[float, float, float]:
+    """Three finite numbers ``(3,)`` from ``value``, or :class:`LoadingError` naming ``name``."""
+    try:
+        out = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        out = ()
+    if len(out) != 3 or not np.all(np.isfinite(out)):
+        raise LoadingError(f"{name} must be 3 finite numbers [x, y, z], got {value!r}")
+    return out  # type: ignore[return-value]
+
+
+def _centrifugal_from_dict(c) -> Centrifugal | None:
+    """``{"omega": amplitude [rad/time], "axis_point": [x, y, z], "axis_direction": [x, y, z]}`` or None."""
+    if c is None:
+        return None
+    if not isinstance(c, dict):
+        raise LoadingError(f"loading.centrifugal must be a table with 'omega' (and axis_point, axis_direction), "
+                           f"got {c!r}")
+    c = dict(c)
+    if "omega" not in c:
+        raise LoadingError("loading.centrifugal needs 'omega' (a number or [time, omega] pairs, in rad/time)")
+    omega = Amplitude.from_config(c.pop("omega"), "loading.centrifugal.omega")
+    point = _vector3(c.pop("axis_point", (0.0, 0.0, 0.0)), "loading.centrifugal.axis_point")
+    direction = _vector3(c.pop("axis_direction", (0.0, 0.0, 1.0)), "loading.centrifugal.axis_direction")
+    if c:
+        raise LoadingError(f"loading.centrifugal: unknown field(s) {sorted(c)}")
+    if not np.any(direction):
+        raise LoadingError("loading.centrifugal.axis_direction must be a non-zero vector (the rotation axis)")
+    return Centrifugal(omega, point, direction)
+
+
+def _gravity_from_dict(g) -> tuple[float, float, float] | None:
+    """The gravity vector ``(3,)`` [length/time^2] or None."""
+    if g is None:
+        return None
+    try:
+        return _vector3(g, "loading.gravity")
+    except LoadingError:
+        raise LoadingError(f"loading.gravity must be three finite numbers [x, y, z], got {g!r}") from None
 
 
 def displacements_from_dict(table: dict) -> tuple[ImposedDisplacement, ...]:

@@ -26,6 +26,7 @@ Example::
     pressure = [{ surface = "holes", amplitude = [[0, 0], [1, 100]] }]
     traction = [{ surface = "flange", vector = [[0, 0, 0, 0], [1, 5, 0, -2]] }]   # [t, x, y, z] rows
     force = [{ node_set = "tip", vector = [0, 0, -100] }]     # at each node of the set
+    # a surface or node set loaded twice carries the sum of both loads (as CalculiX adds them)
     centrifugal = { omega = [[0, 0], [1, 1500]], axis_point = [0, 0, 0], axis_direction = [0, 0, 1] }
 
     [solver]
@@ -70,10 +71,21 @@ class MaterialConfig(Strict):
 
 
 class BoundaryConfig(Strict):
+    """``u_c = value x amplitude(t)`` [length] on the nodes of ``node_set``, for each of ``components``."""
+
     node_set: str
-    components: list[Literal["x", "y", "z"]] = ["x", "y", "z"]
+    components: list[Literal["x", "y", "z"]] = Field(["x", "y", "z"], min_length=1)
     value: float = 0.0
     amplitude: AmplitudeLike = 1.0
+
+    @model_validator(mode="after")
+    def _value_with_amplitude(self) -> "BoundaryConfig":
+        # value defaults to 0, so a nonzero amplitude alone prescribed 0 x amplitude(t) = 0 without a word
+        if "amplitude" in self.model_fields_set and "value" not in self.model_fields_set and \
+                np.any(np.asarray(self.amplitude, dtype=float) != 0):
+            raise ValueError("amplitude without value: the prescribed displacement is value x amplitude(t) and value "
+                             "defaults to 0; give value (1.0 to take the amplitude's values as displacements)")
+        return self
 
 
 class PressureConfig(Strict):
@@ -100,6 +112,13 @@ class CentrifugalConfig(Strict):
     omega: AmplitudeLike
     axis_point: tuple[float, float, float] = (0.0, 0.0, 0.0)
     axis_direction: tuple[float, float, float] = (0.0, 0.0, 1.0)
+
+    @field_validator("axis_direction")
+    @classmethod
+    def _direction(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if not any(v):
+            raise ValueError("must be a non-zero vector (the rotation axis), e.g. [0, 0, 1]")
+        return v
 
 
 class LoadingConfig(Strict):
@@ -177,18 +196,21 @@ class HifiConfig(Strict):
         return q if q.is_absolute() else Path(self.base_dir) / q
 
     def build_loading(self) -> Loading:
-        """The :class:`structrom.rom.loading.Loading` this configuration describes."""
+        """The :class:`structrom.rom.loading.Loading` this configuration describes. Loads given twice on one
+        set (two ``[[loading.pressure]]`` on one surface, two ``[[loading.force]]`` on one node set) add up, as
+        CalculiX adds the loads of a step on one face or node dof (their amplitudes may differ: the sum of two
+        piecewise-linear histories is piecewise linear on the union of their times)."""
         lc = self.loading
         try:
             return Loading(
                 times=lc.time_points(),
                 temperature=temperature_from_config(lc.temperature, self.base_dir),
-                pressures={p.surface: Amplitude.from_config(p.amplitude, f"loading.pressure[{p.surface}]")
-                           for p in lc.pressure},
-                tractions={c.surface: VectorAmplitude.from_config(c.vector, f"loading.traction[{c.surface}]")
-                           for c in lc.traction},
-                forces={c.node_set: VectorAmplitude.from_config(c.vector, f"loading.force[{c.node_set}]")
-                        for c in lc.force},
+                pressures=summed((p.surface, Amplitude.from_config(p.amplitude, f"loading.pressure[{p.surface}]"))
+                                 for p in lc.pressure),
+                tractions=summed((c.surface, VectorAmplitude.from_config(c.vector, f"loading.traction[{c.surface}]"))
+                                 for c in lc.traction),
+                forces=summed((c.node_set, VectorAmplitude.from_config(c.vector, f"loading.force[{c.node_set}]"))
+                              for c in lc.force),
                 centrifugal=None if lc.centrifugal is None else Centrifugal(
                     omega=Amplitude.from_config(lc.centrifugal.omega, "loading.centrifugal.omega"),
                     axis_point=lc.centrifugal.axis_point, axis_direction=lc.centrifugal.axis_direction),
@@ -200,6 +222,15 @@ class HifiConfig(Strict):
             )
         except LoadingError as exc:
             raise ConfigError(f"{self.base_dir}: loading: {exc}") from None
+
+
+def summed(loads) -> dict:
+    """Set name -> the sum of the histories (:class:`Amplitude` or :class:`VectorAmplitude`) of ``loads``, an
+    iterable of ``(set name, history)``: a set loaded twice carries both loads."""
+    out: dict = {}
+    for name, history in loads:
+        out[name] = out[name] + history if name in out else history
+    return out
 
 
 def load_config(path: str | Path) -> HifiConfig:

@@ -17,7 +17,7 @@ from structrom.rom.fem.mesh import Mesh, MeshError
 from structrom.rom.hifi.config import HifiConfig
 from structrom.rom.hifi.output import SnapshotWriter, element_point_offsets, global_point_index
 from structrom.rom.hifi.solver import HifiSolver, NewtonSettings
-from structrom.rom.loading import COMPONENT_NAMES
+from structrom.rom.loading import COMPONENT_NAMES, Loading, displacement_overlap
 from structrom.rom.materials import MaterialError, law_from_config
 
 
@@ -71,15 +71,59 @@ def check_supports(mesh: Mesh, cfg: HifiConfig) -> None:
 
 def check_material_sets(mesh: Mesh, cfg: HifiConfig) -> None:
     """Refuse two ``[[material]]`` tables on the same elements (the first listed took them, the other was
-    ignored there without a word)."""
+    ignored there without a word), and a table that gets no element: an empty element set, or the table
+    without element_set when the others cover the mesh (both ignored without a word before)."""
     sets = [(i, m.element_set, mesh.element_set(m.element_set)) for i, m in enumerate(cfg.material)
             if m.element_set is not None]
+    for i, name, elements in sets:
+        if not len(elements):
+            raise ConfigError(f"material[{i}] (element_set {name!r}) holds no element: the set is empty in the mesh "
+                              f"{cfg.mesh.file}; name a set with elements, or remove the table")
+    default = [i for i, m in enumerate(cfg.material) if m.element_set is None]
+    covered = np.unique(np.concatenate([e for _, _, e in sets])) if sets else np.zeros(0, np.int64)
+    if default and len(covered) == mesh.n_elements:
+        raise ConfigError(f"material[{default[0]}] (no element_set: the elements no other table holds) gets no "
+                          f"element: {', '.join(f'material[{i}]' for i, _, _ in sets)} hold all {mesh.n_elements} "
+                          "elements; remove it, or give the others fewer elements")
     for a, (i, name_i, el_i) in enumerate(sets):
         for j, name_j, el_j in sets[a + 1:]:
             both = np.intersect1d(el_i, el_j)
             if len(both):
                 raise ConfigError(f"material[{i}] (element_set {name_i!r}) and material[{j}] (element_set "
                                   f"{name_j!r}) both hold {len(both)} elements: give each element one material")
+
+
+def check_boundary_overlaps(mesh: Mesh, cfg: HifiConfig, loading: Loading | None = None) -> None:
+    """Refuse two ``[[boundary]]`` tables that prescribe the same node and component with different values
+    (value x amplitude(t) at some time of the loading): the last table took the node without a word. The same
+    history on shared nodes (two symmetry faces sharing an edge, both 0) is accepted. ``loading``: the
+    configuration's (built if not given)."""
+    loading = loading or cfg.build_loading()
+    overlap = displacement_overlap(loading.displacements, mesh.node_set, loading.times)
+    if overlap is not None:
+        labels = tuple(f"boundary[{i}] (node_set {cfg.boundary[i].node_set!r})"
+                       for i in (overlap.first, overlap.second))
+        raise ConfigError(f"{cfg.base_dir}: boundary: {overlap.message(labels, mesh.points)}")
+
+
+def check_temperature(mesh: Mesh, cfg: HifiConfig, loading: Loading | None = None) -> None:
+    """Refuse a nodal temperature file (``loading.temperature``, ``type = "nodal"``) with another number of
+    columns than the mesh has nodes (an error at the first increment without the file's name before), or whose
+    ``times`` (more than one) do not span the loading's times: the temperature was held at the first or last
+    row beyond them without a word. ``loading``: the configuration's (built if not given)."""
+    if cfg.loading.temperature.get("type") != "nodal":
+        return
+    loading = loading or cfg.build_loading()
+    field, path = loading.temperature, cfg.path(str(cfg.loading.temperature.get("file")))
+    n = field.values.shape[1]
+    if n != mesh.n_nodes:
+        raise ConfigError(f"{path}: loading.temperature.file has {n} values per row but the mesh has {mesh.n_nodes} "
+                          "nodes: write one column per mesh node (in the mesh's node order)")
+    t, lt = field.times, loading.times
+    if len(t) > 1 and (t[0] > lt[0] or t[-1] < lt[-1]):
+        raise ConfigError(f"{path}: loading.temperature.times [{t[0]:g}, {t[-1]:g}] do not cover the loading times "
+                          f"[{lt[0]:g}, {lt[-1]:g}]: the temperature would be held at the first or last row; give rows "
+                          f"up to t={lt[-1]:g} (from t={lt[0]:g})")
 
 
 def build_solver(cfg: HifiConfig, mesh: Mesh, comm: MPI.Comm, log=print) -> HifiSolver:
@@ -90,6 +134,9 @@ def build_solver(cfg: HifiConfig, mesh: Mesh, comm: MPI.Comm, log=print) -> Hifi
             f"{tuple(mesh.points[orphans[0]].tolist())}): they have no stiffness and are held at zero displacement "
             "(as CalculiX reports them)")
     check_material_sets(mesh, cfg)
+    loading = cfg.build_loading()
+    check_boundary_overlaps(mesh, cfg, loading)
+    check_temperature(mesh, cfg, loading)
     materials = []
     for i, m in enumerate(cfg.material):
         try:
@@ -100,7 +147,7 @@ def build_solver(cfg: HifiConfig, mesh: Mesh, comm: MPI.Comm, log=print) -> Hifi
         materials.append((elements, law))
     lin = cfg.solver.linear
     return HifiSolver(
-        mesh, materials, cfg.build_loading(),
+        mesh, materials, loading,
         newton=NewtonSettings(cfg.solver.newton_rtol, cfg.solver.newton_max_iterations, cfg.solver.max_cutbacks),
         linear=LinearSolverOptions(lin.ksp_type, lin.pc_type, lin.rtol, max_it=lin.max_it,
                                    reuse_preconditioner=lin.reuse_preconditioner,

@@ -33,7 +33,7 @@ from structrom.mpi.linear_solver import LinearSolver, LinearSolverError, LinearS
 from structrom.mpi.partition import recursive_bisection
 from structrom.rom.fem.kernel import Discretization
 from structrom.rom.fem.mesh import Mesh, MeshError
-from structrom.rom.loading import Loading
+from structrom.rom.loading import Loading, LoadingError, displacement_overlap
 from structrom.rom.materials import ConstitutiveLaw
 from structrom.mpi.errors import StructromError
 
@@ -169,9 +169,14 @@ class HifiSolver:
         if loading.gravity is not None:
             self.gravity = self._owned(self.disc.body_force(np.asarray(loading.gravity, float), self._point_density()))
 
-        # Dirichlet dofs (PETSc numbering, owned by this rank), last definition wins. Nodes of no element have no
-        # stiffness: they are held at zero displacement (spec index len(displacements): value 0), as CalculiX
-        # reports them.
+        # Dirichlet dofs (PETSc numbering, owned by this rank); a dof prescribed twice has one value (checked),
+        # the last definition is kept. Nodes of no element have no stiffness: they are held at zero displacement
+        # (spec index len(displacements): value 0), as CalculiX reports them.
+        overlap = displacement_overlap(loading.displacements, mesh.node_set, loading.times)
+        if overlap is not None:
+            raise LoadingError(overlap.message(tuple(
+                f"loading.displacements[{i}] (node set {loading.displacements[i].node_set!r})"
+                for i in (overlap.first, overlap.second)), mesh.points))
         bc_dofs, bc_spec = [], []
         orphans = mesh.unused_nodes()
         if len(orphans):

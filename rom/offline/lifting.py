@@ -146,6 +146,37 @@ def displacement_schema(fields: list[UnitField], cases: list[TrainingCase]) -> d
     return {"displacement": out}
 
 
+def check_overlaps(mesh, cases: list[TrainingCase], fields: list[UnitField]) -> None:
+    """Refuse, naming the case, Dirichlet specifications that prescribe a common node and component with
+    different values in a training case (the HF solver refuses them; a snapshot from elsewhere kept one of
+    them), and two lifted specifications that share a node and component: the reduced model could not keep
+    apart two query values on it (the elastic extensions give the shared dofs to the later one), where the
+    HF solver refuses them."""
+    from structrom.rom.loading import displacement_overlap
+
+    for c in cases:
+        overlap = displacement_overlap(c.loading.displacements, mesh.node_set, c.loading.times)
+        if overlap is not None:
+            specs = c.loading.displacements
+            labels = tuple(f"boundary {specs[i].node_set!r} ({''.join(AXES[int(k)] for k in specs[i].components)})"
+                           for i in (overlap.first, overlap.second))
+            raise SnapshotError(f"{c.path}: {overlap.message(labels, mesh.points)}")
+    specs = cases[0].loading.displacements
+    lifted = sorted({f.spec for f in fields})
+    for a, k in enumerate(lifted):
+        for m in lifted[a + 1:]:
+            dofs = [(3 * mesh.node_set(specs[i].node_set)[:, None] + np.asarray(specs[i].components, int)).ravel()
+                    for i in (k, m)]
+            shared = np.intersect1d(*dofs)
+            if len(shared):
+                node = int(shared[0] // 3)
+                raise SnapshotError(
+                    f"{cases[0].path}: the prescribed sets {specs[k].node_set!r} and {specs[m].node_set!r} both "
+                    f"prescribe {AXES[int(shared[0] % 3)]} at node {node} {tuple(mesh.points[node].tolist())}: a "
+                    "reduced model could not take two different query values there; prescribe the shared nodes "
+                    "in one [[boundary]] (remove them from the other node set)")
+
+
 class FrozenElastic(ConstitutiveLaw):
     """The elastic part of ``law`` at the fixed ``temperature``: ``sigma = C(T) eps`` (no thermal strain, no
     internal variables), the operator of the elastic extension."""
@@ -222,6 +253,7 @@ class OfflineLifting:
     @classmethod
     def build(cls, comm, mesh, materials, cases: list[TrainingCase], disc) -> "OfflineLifting":
         fields = unit_fields(cases)
+        check_overlaps(mesh, cases, fields)
         G = elastic_extensions(comm, mesh, materials, cases, fields)
         eps = (disc.strain_operator() @ G).reshape(disc.n_points, 6, len(fields)) if fields else \
             np.zeros((disc.n_points, 6, 0))
