@@ -2,7 +2,7 @@
 
 Every number must be finite (``NaN`` / ``Infinity`` are rejected with 422 naming the field), unknown
 keys are rejected, arrays have bounded lengths. The loading is the JSON form of
-:func:`structrom.rom.loading.loading_from_dict` minus what must not come from a client: a nodal temperature is
+:func:`structrom.rom.loading_dict.loading_from_dict` minus what must not come from a client: a nodal temperature is
 given inline (``values``) or uploaded (``.npy`` / HDF5), never as a server-side ``file`` path.
 """
 from __future__ import annotations
@@ -83,7 +83,7 @@ class PrescribedDisplacementSpec(Strict):
 
 
 class LoadingSpec(Strict):
-    """A loading (``structrom.rom.loading.loading_from_dict``): ``times`` (start, then each increment end,
+    """A loading (``structrom.rom.loading_dict.loading_from_dict``): ``times`` (start, then each increment end,
     strictly increasing) or ``end_time`` + ``increments``; temperature; pressure per surface (peak
     amplitude checked against the model's training range); ``traction`` per surface [force/area] and
     ``force`` per node set [force at each node] (vectors, see the card's ``loading_schema``); centrifugal;

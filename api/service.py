@@ -113,7 +113,7 @@ def solve(model, spec: LoadingSpec, opts: SolveOptions, *, max_increments: int, 
         d.pop("temperature", None)
     t0 = time.perf_counter()
     try:
-        from structrom.rom.loading import loading_from_dict
+        from structrom.rom.loading_dict import loading_from_dict
 
         loading = loading_from_dict(d)
         if temperature is not None:
@@ -292,7 +292,7 @@ def fields(model, spec: LoadingSpec, *, extrapolate: bool, fmt: str, increment: 
     increment for HDF5, of one for VTU/XDMF), estimated from the mesh before the solve: 413 above."""
     from structrom.rom import model_file
     from structrom.rom.fem.io import write_mesh
-    from structrom.rom.loading import loading_from_dict
+    from structrom.rom.loading_dict import loading_from_dict
 
     if spec.n_increments > max_increments:
         raise RegistryError(422, "too_many_increments", f"at most {max_increments} increments", "loading.times")

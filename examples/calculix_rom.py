@@ -51,7 +51,7 @@ SMALL_TESTS = [(380.0, 4.4), (420.0, 5.1)]
 
 
 def loading(intensity: float, pressure: float) -> dict:
-    """One loading of the family (the plain-data form of structrom.rom.loading.loading_from_dict)."""
+    """One loading of the family (the plain-data form of structrom.rom.loading_dict.loading_from_dict)."""
     return {"times": TIMES,
             "temperature": {"type": "hot_spot", "center": list(CENTER), "radius": 2.0, "intensity": intensity,
                             "reference": 20.0, "amplitude": [[0.0, 0.0], [1.0, 1.0], [2.0, 0.0]]},

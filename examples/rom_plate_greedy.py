@@ -120,7 +120,7 @@ def main() -> int:
 
         import h5py
 
-        from structrom.rom.loading import loading_from_dict
+        from structrom.rom.loading_dict import loading_from_dict
 
         model = ReducedModel.load(path)
         worst = 0.0

@@ -35,7 +35,9 @@ import numpy as np
 
 from structrom.rom.hifi.config import HifiConfig, load_config
 from structrom.rom.loading import (Centrifugal, HotSpotTemperature, ImposedDisplacement, Loading, LoadingError,
-                                  NodalTemperature, UniformTemperature, check_named_once, loading_from_dict)
+                                   NodalTemperature, UniformTemperature)
+from structrom.rom.loading_dict import loading_from_dict
+from structrom.rom.prescribed_overlap import check_named_once
 
 __all__ = ["HifiRun", "HifiSolverProtocol", "InHouseSolver", "CalculixSolver", "loading_to_config",
            "case_config", "prescribed_boundary", "write_calculix_snapshot", "same_case"]
@@ -57,7 +59,7 @@ class HifiSolverProtocol(Protocol):
     """A HF solver as the offline stage and enrichment see it.
 
     ``solve(loading, output)``: solve the model for ``loading`` (a :class:`~structrom.rom.loading.Loading`, or the
-    plain-data form of :func:`structrom.rom.loading.loading_from_dict`; its imposed displacements, if any, set the
+    plain-data form of :func:`structrom.rom.loading_dict.loading_from_dict`; its imposed displacements, if any, set the
     values of the configuration's ``[[boundary]]`` entries they name: :func:`prescribed_boundary`) and write the
     snapshot file ``output`` (``docs/hdf5_layout.md``: at least ``fields/displacement`` and
     ``increments/time``, one entry per loading increment, and the ``metadata`` attribute with a

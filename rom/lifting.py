@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from structrom.rom.loading import Loading, LoadingError, check_named_once
+from structrom.rom.loading import Loading, LoadingError
+from structrom.rom.prescribed_overlap import check_named_once
 
 AXES = "xyz"
 LOAD_KINDS = ("pressure", "traction", "force")

@@ -53,7 +53,8 @@ def hf_loading(d: dict):
     """The HF loading of a query: the query plus the clamp."""
     import dataclasses
 
-    from structrom.rom.loading import ImposedDisplacement, loading_from_dict
+    from structrom.rom.loading import ImposedDisplacement
+    from structrom.rom.loading_dict import loading_from_dict
 
     return dataclasses.replace(loading_from_dict(d), displacements=(ImposedDisplacement(CLAMP, (0, 1, 2), 0.0),))
 

@@ -150,7 +150,7 @@ def test_out_of_range_needs_extrapolate(server, client):
 
 def nodal_values(mesh, loading: dict) -> tuple[np.ndarray, np.ndarray]:
     """The hot spot of ``loading`` evaluated at every mesh node at the loading's times."""
-    from structrom.rom.loading import loading_from_dict
+    from structrom.rom.loading_dict import loading_from_dict
 
     ld = loading_from_dict(loading)
     return ld.times, np.array([ld.temperature(t, mesh.points) for t in ld.times])

@@ -12,7 +12,8 @@ from structrom.rom.fem.structured import box
 from structrom.rom.hifi.config import HifiConfig
 from structrom.rom.hifi.run import check_boundary_overlaps
 from structrom.rom.hifi.solver import HifiSolver
-from structrom.rom.loading import Amplitude, ImposedDisplacement, Loading, LoadingError, loading_from_dict
+from structrom.rom.loading import Amplitude, ImposedDisplacement, Loading, LoadingError
+from structrom.rom.loading_dict import loading_from_dict
 from structrom.rom.materials import LinearElastic
 
 DIRECT = LinearSolverOptions(ksp_type="preonly", pc_type="lu", petsc_options={"pc_factor_mat_solver_type": "mumps"})
@@ -199,7 +200,7 @@ def test_bad_loading_dicts_are_named(d, match):
 
 def test_nodal_temperature_file_with_an_amplitude_is_refused(tmp_path):
     """The amplitude of a nodal temperature file was read and dropped: the file's values were used unscaled."""
-    from structrom.rom.loading import temperature_from_config
+    from structrom.rom.loading_dict import temperature_from_config
 
     np.save(tmp_path / "t.npy", np.ones((2, 4)))
     with pytest.raises(LoadingError, match=r"temperature: \['amplitude'\] not known for a 'nodal' temperature"):

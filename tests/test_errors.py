@@ -44,7 +44,8 @@ def test_the_command_line_reports_every_project_error():
 def test_temperature_tables_of_a_configuration_name_the_bad_field(tmp_path):
     """A hand-written [loading.temperature] table: a value of the wrong kind, a missing or unreadable nodal file
     ends in LoadingError naming the field (not a TypeError or FileNotFoundError from deep inside)."""
-    from structrom.rom.loading import LoadingError, temperature_from_config
+    from structrom.rom.loading import LoadingError
+    from structrom.rom.loading_dict import temperature_from_config
 
     for cfg, message in (({"type": "hot_spot", "center": [0, 0, 0], "radius": [1.0], "intensity": 1.0},
                           r"temperature\.radius must be a number, got \[1\.0\]"),

@@ -10,7 +10,7 @@ import pytest
 
 import offline_fixtures as F
 from structrom.rom import model_file
-from structrom.rom.loading import loading_from_dict
+from structrom.rom.loading_dict import loading_from_dict
 from structrom.rom.materials import law_from_config
 from structrom.rom.offline.calibration import fit_factors, relative_errors, true_errors
 from structrom.rom.online import ReducedModel

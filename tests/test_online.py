@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import rom_fixtures as fx
-from structrom.rom.loading import Amplitude, Centrifugal, ImposedDisplacement, LoadingError, NodalTemperature, loading_from_dict
+from structrom.rom.loading import Amplitude, Centrifugal, ImposedDisplacement, LoadingError, NodalTemperature
+from structrom.rom.loading_dict import loading_from_dict
 from structrom.rom.online import ModelFileError, OnlineError, OnlineSolverError, ReducedModel
 from structrom.rom.voigt import von_mises
 

@@ -9,8 +9,8 @@ from structrom.mpi.linear_solver import LinearSolverOptions
 from structrom.rom.fem.mesh import MeshError
 from structrom.rom.fem.structured import box
 from structrom.rom.hifi.solver import HifiSolver, NewtonSettings
-from structrom.rom.loading import (ImposedDisplacement, Loading, LoadingError, VectorAmplitude,
-                                   loading_from_dict)
+from structrom.rom.loading import ImposedDisplacement, Loading, LoadingError, VectorAmplitude
+from structrom.rom.loading_dict import loading_from_dict
 from structrom.rom.materials import LinearElastic
 
 DIRECT = LinearSolverOptions(ksp_type="preonly", pc_type="lu", petsc_options={"pc_factor_mat_solver_type": "mumps"})

@@ -277,7 +277,8 @@ def import_calculix(base: str | os.PathLike, runs: list[tuple[str, Path, list[Pa
     into training cases in ``out`` (module docstring). Raises :class:`CalculixError` naming the file,
     keyword and line of anything that cannot be imported."""
     from ..fem.kernel import Discretization
-    from ..loading import Amplitude, Loading, NodalTemperature, UniformTemperature, loading_from_dict
+    from ..loading import Amplitude, Loading, NodalTemperature, UniformTemperature
+    from ..loading_dict import loading_from_dict
 
     from pydantic import ValidationError
 

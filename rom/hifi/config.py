@@ -48,8 +48,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from structrom.rom.config import ConfigError, load_toml
-from structrom.rom.loading import (COMPONENT_NAMES, Amplitude, Centrifugal, ImposedDisplacement, Loading,
-                         LoadingError, temperature_from_config, VectorAmplitude)
+from structrom.rom.loading import (Amplitude, Centrifugal, ImposedDisplacement, Loading, LoadingError,
+                                   VectorAmplitude, COMPONENT_NAMES)
+from structrom.rom.loading_dict import temperature_from_config
 from structrom.rom.units import Units
 
 AmplitudeLike = float | list[list[float]]

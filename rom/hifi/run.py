@@ -17,7 +17,8 @@ from structrom.rom.fem.mesh import Mesh, MeshError
 from structrom.rom.hifi.config import HifiConfig
 from structrom.rom.hifi.output import SnapshotWriter, element_point_offsets, global_point_index
 from structrom.rom.hifi.solver import HifiSolver, NewtonSettings
-from structrom.rom.loading import COMPONENT_NAMES, Loading, displacement_overlap
+from structrom.rom.loading import Loading, COMPONENT_NAMES
+from structrom.rom.prescribed_overlap import displacement_overlap
 from structrom.rom.materials import MaterialError, law_from_config
 
 

@@ -33,7 +33,8 @@ from structrom.mpi.linear_solver import LinearSolver, LinearSolverError, LinearS
 from structrom.mpi.partition import recursive_bisection
 from structrom.rom.fem.kernel import Discretization
 from structrom.rom.fem.mesh import Mesh, MeshError
-from structrom.rom.loading import Loading, LoadingError, displacement_overlap
+from structrom.rom.loading import Loading, LoadingError
+from structrom.rom.prescribed_overlap import displacement_overlap
 from structrom.rom.materials import ConstitutiveLaw
 from structrom.mpi.errors import StructromError
 

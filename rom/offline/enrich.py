@@ -10,7 +10,7 @@ the loading, with the model file untouched. Then :func:`structrom.rom.offline.up
 :func:`structrom.rom.offline.versions.publish_version` (the old file kept under ``versions/``).
 
 Loadings file (``--loadings``): JSON, a list of loadings or ``{"loadings": [...]}``, or TOML with
-``[[loading]]`` tables; each loading in the form of :func:`structrom.rom.loading.loading_from_dict`
+``[[loading]]`` tables; each loading in the form of :func:`structrom.rom.loading_dict.loading_from_dict`
 plus an optional ``name``.
 
 Models with prescribed displacements (:mod:`structrom.rom.lifting`): a loading gives the prescribed sets' values
@@ -137,7 +137,7 @@ def hifi_loading(lifting, loading: dict) -> dict:
     prescribed displacements ``lifting`` (:class:`structrom.rom.lifting.Lifting`, or None): every prescribed
     set the loading does not give held at zero, as the online solve holds it (the HF configuration's
     ``[[boundary]]`` values are those of a training case)."""
-    from structrom.rom.loading import loading_from_dict
+    from structrom.rom.loading_dict import loading_from_dict
 
     if lifting is None:
         return loading

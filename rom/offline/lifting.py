@@ -152,7 +152,7 @@ def check_overlaps(mesh, cases: list[TrainingCase], fields: list[UnitField]) -> 
     them), and two lifted specifications that share a node and component: the reduced model could not keep
     apart two query values on it (the elastic extensions give the shared dofs to the later one), where the
     HF solver refuses them."""
-    from structrom.rom.loading import displacement_overlap
+    from structrom.rom.prescribed_overlap import displacement_overlap
 
     for c in cases:
         overlap = displacement_overlap(c.loading.displacements, mesh.node_set, c.loading.times)

@@ -46,8 +46,9 @@ from typing import Any
 import numpy as np
 
 from structrom.rom.lifting import unknown_displacement_error
-from structrom.rom.loading import (COMPONENT_NAMES, Amplitude, HotSpotTemperature, Loading, LoadingError, NodalTemperature,
-                         UniformTemperature, loading_from_dict)
+from structrom.rom.loading import (Amplitude, HotSpotTemperature, Loading, LoadingError, NodalTemperature,
+                                   UniformTemperature, COMPONENT_NAMES)
+from structrom.rom.loading_dict import loading_from_dict
 from structrom.mpi.errors import StructromError
 
 TEMPERATURE_TYPES = {"hot_spot": HotSpotTemperature, "uniform": UniformTemperature, "nodal": NodalTemperature,

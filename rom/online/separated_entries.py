@@ -4,7 +4,7 @@ Two sources, chosen offline (``[separated.online] entries``) and recorded in the
 
 * ``"fe_kernel"`` (:class:`FEKernelEntries`): the model carries the deck's mesh, its material (a law
   configuration, :func:`structrom.rom.materials.law_from_config`) and the temperature family (a temperature
-  table of :func:`structrom.rom.loading.temperature_from_config` in which a string equal to a parameter name stands
+  table of :func:`structrom.rom.loading_dict.temperature_from_config` in which a string equal to a parameter name stands
   for that parameter's value). The entries are integrated over the elements touching the selected dofs only
   (:class:`structrom.rom.eim_entries.StiffnessEntries`): exact up to the black box's own quadrature, cost independent
   of the mesh size. Requires that the black box computes ``A(mu)`` as our FE kernel does (same element,
@@ -46,7 +46,7 @@ class FEKernelEntries:
     def __init__(self, mesh, material: dict, temperature: dict, names: list[str], dof_map: np.ndarray,
                  time: float = 1.0) -> None:
         from structrom.rom.eim_entries import StiffnessEntries
-        from structrom.rom.loading import temperature_from_config
+        from structrom.rom.loading_dict import temperature_from_config
         from structrom.rom.materials import law_from_config
 
         self.names = list(names)
