@@ -99,8 +99,41 @@ def test_ansys_native_crash_becomes_an_export_error(ansys_example, tmp_path):
     """The reader segfaults on this truncation: the crash is confined to its process."""
     path, _, _ = ansys_example
     bad = _write(tmp_path / "cut.full", open(path, "rb").read()[:600000])
-    with pytest.raises(ExportError, match=r"native crash.*cut\.full.*damaged"):
+    with pytest.raises(ExportError, match=r"cut\.full: the file has 600000 bytes, its header declares \d+: it is "
+                       "truncated"):
         eo.ansys_full_dofs(bad)
+
+
+def _full_header(data: bytes, key: int, value: int) -> bytes:
+    """``data`` (a ``.full`` file) with the integer ``key`` (0-based) of its full header (its second record) set."""
+    b = bytearray(data)
+    words = int(np.frombuffer(data[:4], "<i4")[0])
+    at = 4 + 4 + 4 * words + 4 + 8 + 4 * key  # after the standard header record, then the record's length and flags
+    b[at:at + 4] = np.int32(value).tobytes()
+    return bytes(b)
+
+
+def test_ansys_full_header_variants(ansys_example, tmp_path):
+    """A lumped mass (LUMPM,ON: the reader refused the whole file) reads the stiffness; an unsymmetric one, one
+    without stiffness, an empty file and a result or text file named .full are refused by name (they were 'damaged
+    or not an Ansys .full file', or an UnboundLocalError)."""
+    import ansys.mapdl.reader as reader
+
+    path, dof_ref, k = ansys_example
+    data = open(path, "rb").read()
+    n = len(dof_ref)
+    lumped = _write(tmp_path / "lumped.full", _full_header(data, 10, 1))
+    assert np.array_equal(eo.ansys_full_dofs(lumped), eo.ansys_full_dofs(path))
+    assert abs(eo.read_ansys_full_rows(lumped, n, 0, n) - eo.read_ansys_full_rows(path, n, 0, n)).max() == 0
+    cases = [(_full_header(data, 13, 1), r"unsym\.full: the stiffness is stored unsymmetric .*needs a symmetric"),
+             (_full_header(_full_header(data, 8, 0), 9, 0), r"nok\.full: the file holds no stiffness matrix"),
+             (b"", r"empty\.full: the file is empty \(0 bytes\)"),
+             (open(reader.examples.rstfile, "rb").read(), r"rst\.full: a result file \(\.rst/\.rth\) was given where "
+              "an Ansys .full file"),
+             (open(reader.examples.hexarchivefile, "rb").read(), r"cdb\.full: not an Ansys binary file")]
+    for (content, message), name in zip(cases, ["unsym", "nok", "empty", "rst", "cdb"]):
+        with pytest.raises(ExportError, match=message):
+            eo.ansys_full_dofs(_write(tmp_path / f"{name}.full", content))
 
 
 def test_ansys_non_finite_entries_and_other_numbering(ansys_example, tmp_path):

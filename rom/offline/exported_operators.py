@@ -85,18 +85,62 @@ def read_dofs(path: str | Path) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------------- Ansys .full
+#: What a ``.full`` file is, for messages.
+_FULL = "an Ansys .full file (the assembled matrices of a solve, kept with WRFULL or in the run's directory)"
+
+
+def _stiffness_file(path: str):
+    """In the reader's process: ansys-mapdl-reader's ``FullFile`` of ``path`` set to read the stiffness only (the
+    reader refuses a whole file with a lumped mass, ``LUMPM,ON``, whose stiffness is the one we need)."""
+    from ansys.mapdl.reader.full import FullFile
+
+    class StiffnessOnly(FullFile):
+        def __init__(self, filename):
+            try:
+                super().__init__(filename)
+            except NotImplementedError:  # (lumped mass or unsymmetric: told apart by the caller from the header)
+                if getattr(self, "_header", None) is None:
+                    raise
+            self._header["ntermMl"] = self._header["ntermMh"] = 0  # the mass is not read
+
+    return StiffnessOnly(path)
+
+
 def _load_full(path: str):
     """In the reader's process: ``((dof_ref (n, 2), rows, cols, values, shape), None)`` of the stiffness of an
-    Ansys ``.full`` file, or ``(None, error text)``."""
-    try:
-        from ansys.mapdl.reader import read_binary
+    Ansys ``.full`` file, ``(None, (True, message))`` for a file refused by its header (empty, foreign, truncated,
+    unsymmetric, without stiffness) or ``(None, (False, the reader's error))``."""
+    import warnings
 
-        dof_ref, k, _ = read_binary(path).load_km(sort=True, as_sparse=True)
+    try:
+        from ansys.mapdl.reader.common import two_ints_to_long
+        from structrom.rom.adapters.ansys import AnsysError, check_binary_kind
+
+        try:
+            check_binary_kind(path, 4, _FULL)
+        except AnsysError as exc:
+            return None, (True, str(exc))
+        full = _stiffness_file(path)
+        h = full._header
+        end, size = 4 * two_ints_to_long(h["ptrENDl"], h["ptrENDh"]), os.path.getsize(path)
+        if end > size:
+            return None, (True, f"{path}: the file has {size} bytes, its header declares {end}: it is truncated (an "
+                                "unfinished copy or run); copy it again")
+        if h["keyuns"]:
+            return None, (True, f"{path}: the stiffness is stored unsymmetric (header key keyuns; NROPT,UNSYM, "
+                                "unsymmetric contact or elements): the separated model needs a symmetric stiffness; "
+                                "solve with symmetric matrices and write the .full again")
+        if two_ints_to_long(h["ntermKl"], h["ntermKh"]) == 0:
+            return None, (True, f"{path}: the file holds no stiffness matrix (0 stiffness terms in its header): "
+                                "write the .full of a solve that assembles the stiffness")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ("Missing mass matrix": not read on purpose)
+            dof_ref, k, _ = full.load_km(sort=True, as_sparse=True)
         k = sp.coo_matrix(k)
         return (np.asarray(dof_ref, dtype=np.int64), k.row.astype(np.int64), k.col.astype(np.int64),
                 np.asarray(k.data, dtype=float), tuple(int(s) for s in k.shape)), None
     except Exception as exc:  # the reader raises assorted errors on foreign or truncated files
-        return None, f"{type(exc).__name__}: {str(exc)[:200]}"
+        return None, (False, f"{type(exc).__name__}: {str(exc)[:200]}")
 
 
 def _ansys_full(path: Path) -> tuple[np.ndarray, sp.coo_matrix]:
@@ -124,7 +168,10 @@ def _ansys_full(path: Path) -> tuple[np.ndarray, sp.coo_matrix]:
     except Exception as exc:  # the reader's process could not run
         raise ExportError(f"cannot read the Ansys .full file {str(path)!r} ({type(exc).__name__}: {exc})") from None
     if error is not None:
-        raise ExportError(f"cannot read the Ansys .full file {str(path)!r} ({error}): the file is damaged or not an "
+        known, text = error
+        if known:
+            raise ExportError(text)
+        raise ExportError(f"cannot read the Ansys .full file {str(path)!r} ({text}): the file is damaged or not an "
                           "Ansys .full file")
     dof_ref, i, j, v, shape = data
     n = shape[0]
