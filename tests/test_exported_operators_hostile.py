@@ -294,6 +294,43 @@ def test_declared_matrix_size_is_checked(tmp_path, text, message):
         read_matrix_market_rows(path, 2, 0, 2)
 
 
+HB_RSA = ("Title of a stiffness                                                    Key     \n"
+          "             5             1             1             3             0\n"
+          "RSA                        2             2             3             0\n"
+          "(16I5)          (16I5)          (5E16.8)                                \n"
+          "    1    3    4\n    1    2    2\n  2.00000000E+00 -1.00000000E+00  2.00000000E+00\n")
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, r"m\.mtx: the file is gzip-compressed: decompress it \(gunzip\)"),
+    ((H_SYM + "2 2 3\n" + SPD2).encode("utf-16"), r"m\.mtx: the file is in UTF-16 or UTF-32 .*save it as ASCII"),
+    (b"", r"m\.mtx: the file is empty \(0 bytes\)"),
+    (HB_RSA, r"m\.mtx: a Harwell-Boeing file \(matrix type RSA on line 3\), not Matrix Market: export .* MMF"),
+    ("%%MatrixMarket matrix coordinate pattern symmetric\n2 2 3\n1 1\n2 1\n2 2\n",
+     r"field 'pattern' .*no values .*export the matrix with its values"),
+    ("%%MatrixMarket matrix coordinate complex symmetric\n2 2 3\n1 1 2 0\n2 1 -1 0\n2 2 2 0\n",
+     r"field 'complex' .*export it with field 'real'"),
+    ("%%MatrixMarket matrix coordinate real skew-symmetric\n2 2 1\n2 1 -1\n",
+     r"symmetry 'skew-symmetric' .*export it as 'symmetric' \(one triangle\) or 'general'"),
+])
+def test_foreign_matrix_files_are_named_with_their_fix(tmp_path, content, message):
+    """Files given as Matrix Market in another form were 'not a Matrix Market file' quoting binary bytes (gzip,
+    UTF-16), or named a field without saying what to export instead."""
+    import gzip
+
+    data = gzip.compress((H_SYM + "2 2 3\n" + SPD2).encode()) if content is None else content
+    path = _write(tmp_path / "m.mtx", data)
+    with pytest.raises(ExportError, match=message):
+        matrix_market_size(path)
+
+
+def test_utf8_byte_order_mark_is_skipped(tmp_path):
+    """A UTF-8 byte order mark (Windows editors) before the header was 'not a Matrix Market file'."""
+    path = _write(tmp_path / "bom.mtx", b"\xef\xbb\xbf" + (H_SYM + "2 2 3\r\n" + SPD2.replace("\n", "\r\n")).encode())
+    assert matrix_market_size(path) == 2
+    assert np.array_equal(read_matrix_market_rows(path, 2, 0, 2).toarray(), [[2.0, -1.0], [-1.0, 2.0]])
+
+
 def test_truncated_matrix_is_refused(tmp_path):
     path = _write(tmp_path / "A.mtx", H_SYM + "% padding so that the declared count fits the file size\n2 2 4\n" + SPD2)
     with pytest.raises(ExportError, match=r"A\.mtx: the size line declares 4 entries, the file has 3"):

@@ -247,17 +247,49 @@ def read_calculix_rows(job: str | Path, n: int, lo: int, hi: int) -> sp.csr_matr
 
 
 # -------------------------------------------------------------------------------------------------- Matrix Market
+#: Fixes named for the Matrix Market fields and symmetries the separated model cannot take.
+_FIELD_FIX = {"pattern": "a pattern file has no values (only where the entries are): export the matrix with its "
+                         "values (field 'real')",
+              "complex": "the separated model takes a real stiffness: export it with field 'real'"}
+_SYMMETRY_FIX = "a stiffness is symmetric: export it as 'symmetric' (one triangle) or 'general' (every entry)"
+
+
+def _not_matrix_market(path: Path, f, first: bytes) -> ExportError:
+    """The error for a file whose first line ``first`` is not a Matrix Market header: names a gzip, UTF-16/32 or
+    Harwell-Boeing file and its fix (``f``: the file, after its first line)."""
+    expected = "'%%MatrixMarket matrix coordinate real <general|symmetric>'"
+    if os.fstat(f.fileno()).st_size == 0:
+        return ExportError(f"{path}: the file is empty (0 bytes): the export or the copy did not finish; export it "
+                           "again")
+    if first.startswith(b"\x1f\x8b"):
+        return ExportError(f"{path}: the file is gzip-compressed: decompress it (gunzip) and give the plain Matrix "
+                           "Market file")
+    if b"\x00" in first or first.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return ExportError(f"{path}: the file is in UTF-16 or UTF-32 (NUL bytes in its first line): save it as ASCII "
+                           "or UTF-8 text (e.g. iconv -f UTF-16 -t UTF-8)")
+    lines = [f.readline(_HEADER_LINE) for _ in range(2)]
+    words = lines[1].split()
+    if words and len(words[0]) == 3 and words[0][:1].upper() in b"RCP" and words[0][1:2].upper() in b"SUHZR" \
+            and words[0][2:].upper() in b"AE" and all(w.isdigit() for w in words[1:]):
+        return ExportError(f"{path}: a Harwell-Boeing file (matrix type {words[0].decode()} on line 3), not Matrix "
+                           "Market: export the matrix in Matrix Market (Ansys: *EXPORT with format MMF), or give an "
+                           "Ansys .full file itself with format = 'ansys_full'")
+    return ExportError(f"{path}:1: not a Matrix Market file (expected {expected}, got {_show(first)})")
+
+
 def _mm_header(path: Path, f) -> tuple[str, str, str, tuple[int, ...], int]:
     """``(layout, field, symmetry, size line numbers, number of the first data line)`` of a Matrix Market file open
-    in binary mode at its start."""
+    in binary mode at its start (a UTF-8 byte order mark before the header is skipped)."""
     first = f.readline(_HEADER_LINE)
+    if first.startswith(b"\xef\xbb\xbf"):
+        first = first[3:]
     words = first.split()
     if len(words) != 5 or words[0].lower() != b"%%matrixmarket" or words[1].lower() != b"matrix":
-        raise ExportError(f"{path}:1: not a Matrix Market file (expected '%%MatrixMarket matrix <coordinate|array> "
-                          f"<real|integer> <general|symmetric>', got {_show(first)})")
+        raise _not_matrix_market(path, f, first)
     layout, field, symmetry = (w.decode("ascii", "replace").lower() for w in words[2:])
     if field not in ("real", "integer", "double"):
-        raise ExportError(f"{path}:1: field {field!r} is not supported (real or integer)")
+        raise ExportError(f"{path}:1: field {field!r} is not supported (real or integer): "
+                          f"{_FIELD_FIX.get(field, 'export the matrix with field real')}")
     line = 1
     while True:
         ln = f.readline(_HEADER_LINE)
@@ -279,7 +311,7 @@ def _matrix_header(path: Path, f) -> tuple[str, int, int, int, bool]:
     if layout != "coordinate":
         raise ExportError(f"{path}:1: layout {layout!r}: the matrices must be sparse ('coordinate')")
     if symmetry not in ("general", "symmetric"):
-        raise ExportError(f"{path}:1: symmetry {symmetry!r} is not supported (general, symmetric)")
+        raise ExportError(f"{path}:1: symmetry {symmetry!r} is not supported (general, symmetric): {_SYMMETRY_FIX}")
     if len(size) != 3:
         raise ExportError(f"{path}:{line - 1}: the size line of a coordinate matrix is 'rows columns entries' (3 "
                           f"numbers), got {len(size)}")
