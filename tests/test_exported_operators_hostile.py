@@ -331,6 +331,20 @@ def test_utf8_byte_order_mark_is_skipped(tmp_path):
     assert np.array_equal(read_matrix_market_rows(path, 2, 0, 2).toarray(), [[2.0, -1.0], [-1.0, 2.0]])
 
 
+def test_symmetric_file_of_the_upper_triangle_is_read(tmp_path):
+    """A symmetric Matrix Market file holding the upper triangle (scipy.io.mmread reads it) was refused as damaged;
+    it reads as the lower one, on any row split. A file holding both triangles is refused: declare it 'general'."""
+    i, j = np.nonzero(np.triu(K4))
+    upper = _write(tmp_path / "upper.mtx", H_SYM + f"4 4 {len(i)}\n" +
+                   "".join(f"{a + 1} {b + 1} {K4[a, b]!r}\n" for a, b in zip(i, j)))
+    for P in (1, 2, 3):
+        assert np.array_equal(_blocks(lambda lo, hi: read_matrix_market_rows(upper, 4, lo, hi), 4, P).toarray(), K4)
+    both = _write(tmp_path / "both.mtx", H_SYM + "2 2 4\n1 1 2\n2 1 -1\n1 2 -1\n2 2 2\n")
+    with pytest.raises(ExportError, match=r"both\.mtx:5: entry \(1, 2\) is in the wrong triangle: line 4 holds an "
+                       r"entry of the lower triangle.*declare it 'general'"):
+        read_matrix_market_rows(both, 2, 0, 2)
+
+
 def test_truncated_matrix_is_refused(tmp_path):
     path = _write(tmp_path / "A.mtx", H_SYM + "% padding so that the declared count fits the file size\n2 2 4\n" + SPD2)
     with pytest.raises(ExportError, match=r"A\.mtx: the size line declares 4 entries, the file has 3"):
@@ -370,7 +384,7 @@ def test_every_line_has_three_numbers(tmp_path, body, message):
     ("1e30 1 -1.0", "row index '1e30'"), ("3 1 -1.0", "row index '3'"),
     ("2 1 nan", "value 'nan' is not a finite number"), ("2 1 1e400", "value '1e400' is not a finite number"),
     ("2 1 -1e300", r"value '-1e300' is not a finite number of magnitude <= 1e\+30"),
-    ("1 2 -1.0", r"entry \(1, 2\) is in the wrong triangle"),
+    # (an upper-triangle entry alone makes a file of the upper triangle: test_symmetric_file_of_the_upper_triangle)
 ])
 def test_indices_values_and_triangle(tmp_path, entry, message):
     path = _write(tmp_path / "A.mtx", H_SYM + "2 2 3\n1 1 2.0\n" + entry + "\n2 2 2.0\n")

@@ -8,7 +8,8 @@ so no rank ever holds a whole matrix:
 * CalculiX matrix storage (``*FREQUENCY, SOLVER=MATRIXSTORAGE``, see :mod:`structrom.rom.adapters.calculix`):
   ``job.sti`` 1-based ``row col value`` of the upper triangle (expanded symmetrically here), ``job.dof`` one
   ``node.direction`` per row;
-* Matrix Market coordinate files (``general`` or ``symmetric``, real), 1-based;
+* Matrix Market coordinate files (``general``, or ``symmetric``: one triangle, the lower as the format says
+  or the upper as some writers do, never both), real, 1-based;
 * Ansys ``.full`` files through ansys-mapdl-reader, run in a process of its own
   (:func:`structrom.rom.adapters.reader_process.run_isolated`: it crashes natively on damaged files; the reader
   loads a whole matrix: each rank reads it and keeps its rows, so a rank does hold one whole matrix transiently);
@@ -345,7 +346,7 @@ def read_matrix_market_rows(path: str | Path, n: int, lo: int, hi: int) -> sp.cs
         if size != n:
             raise ExportError(f"{path}: the matrix is {size} x {size}, the first training matrix {n} x {n} (the "
                               "exports must share one dof numbering)")
-        return _read_triplet_rows(path, f, n, lo, hi, "general" if symmetry == "general" else "lower", line, nnz,
+        return _read_triplet_rows(path, f, n, lo, hi, "general" if symmetry == "general" else "either", line, nnz,
                                   integral=integral)
 
 
