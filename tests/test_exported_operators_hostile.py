@@ -345,6 +345,21 @@ def test_symmetric_file_of_the_upper_triangle_is_read(tmp_path):
         read_matrix_market_rows(both, 2, 0, 2)
 
 
+def test_fortran_exponents_and_zero_based_indices(tmp_path):
+    """Values with Fortran's double-precision exponent (1.5D+03, Fortran exporters) were 'not a number'; a 0-based
+    file (index 0) now says so and how to fix it (it said 'damaged, truncated or from another run')."""
+    fortran = _write(tmp_path / "f.mtx", H_SYM + "2 2 3\n1 1 2.0D+00\n2 1 -1.0d0\n2 2 0.2D1\n")
+    assert np.array_equal(read_matrix_market_rows(fortran, 2, 0, 2).toarray(), [[2.0, -1.0], [-1.0, 2.0]])
+    vector = _write(tmp_path / "b.mtx", "%%MatrixMarket matrix array real general\n2 1\n1.5D+03\n-2.0D-01\n")
+    assert np.array_equal(read_vector(vector, 2), [1500.0, -0.2])
+    with pytest.raises(ExportError, match=r"g\.mtx:3: '2\.0Dx' is not a number"):
+        read_matrix_market_rows(_write(tmp_path / "g.mtx", H_SYM + "2 2 3\n1 1 2.0Dx\n2 1 -1\n2 2 2\n"), 2, 0, 2)
+    zero = _write(tmp_path / "z.mtx", H_SYM + "2 2 3\n0 0 2.0\n1 0 -1.0\n1 1 2.0\n")
+    with pytest.raises(ExportError, match=r"z\.mtx:3: row index '0' .*indices start at 1 .*add 1 to every row and "
+                       "column index"):
+        read_matrix_market_rows(zero, 2, 0, 2)
+
+
 def test_truncated_matrix_is_refused(tmp_path):
     path = _write(tmp_path / "A.mtx", H_SYM + "% padding so that the declared count fits the file size\n2 2 4\n" + SPD2)
     with pytest.raises(ExportError, match=r"A\.mtx: the size line declares 4 entries, the file has 3"):
@@ -353,9 +368,10 @@ def test_truncated_matrix_is_refused(tmp_path):
         read_matrix_market_rows(path, 3, 0, 3)
 
 
-@pytest.mark.parametrize("last", ["2 2 2,5", "2 2 2.5e", "2 2 0x10", "2 2 3.5x", "2 2 1e+", "2 2 1d3"])
+@pytest.mark.parametrize("last", ["2 2 2,5", "2 2 2.5e", "2 2 0x10", "2 2 3.5x", "2 2 1e+", "2 2 1d"])
 def test_bad_number_on_the_last_line(tmp_path, last):
-    """numpy stops at such a token with only a warning: the value would be read as its valid prefix."""
+    """numpy stops at such a token with only a warning: the value would be read as its valid prefix (1d3, a Fortran
+    exponent, is read as 1e3)."""
     path = _write(tmp_path / "A.mtx", H_SYM + "2 2 3\n1 1 2.0\n2 1 -1.0\n" + last)
     with pytest.raises(ExportError, match=rf"A\.mtx:5: '{re.escape(last.split()[-1])}' is not a number"):
         read_matrix_market_rows(path, 2, 0, 2)

@@ -20,7 +20,9 @@ CHUNK_BYTES = 1 << 24
 #: Relative tolerance of the symmetry of ``general`` matrices (times the largest entry).
 SYMMETRY_RTOL = 1e-10
 
-_NUMBER = re.compile(rb"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+_NUMBER = re.compile(rb"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eEdD][+-]?\d+)?|[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+#: Fortran's double-precision exponent letter (``1.5D+03``, written by Fortran exporters) as numpy reads it.
+_FORTRAN_EXPONENT = bytes.maketrans(b"Dd", b"Ee")
 _INTEGER = re.compile(rb"[+-]?\d+")
 
 
@@ -126,7 +128,8 @@ def _parse_chunk(buf: bytes, path: Path, first_line: int, width: int = 3,
         # numpy stops at the first unreadable token with only a DeprecationWarning: make it an error
         warnings.simplefilter("error", DeprecationWarning)
         try:
-            vals = np.fromstring(buf, dtype=float, sep=" ")
+            vals = np.fromstring(buf.translate(_FORTRAN_EXPONENT) if b"d" in buf or b"D" in buf else buf, dtype=float,
+                                 sep=" ")
         except (DeprecationWarning, ValueError):
             vals = None
     if vals is None or vals.size != width * rows.size:
@@ -155,8 +158,10 @@ def _indices(t: np.ndarray, cols: tuple[int, ...], bounds: tuple[int, ...], at: 
         if not ok.all():
             k = int(np.flatnonzero(~ok)[0])
             tok = _line_of(buf, int(at[k]) - first_line).split()[c]
+            why = ("indices start at 1 (a 0-based export, as C or Python writes? add 1 to every row and column index)"
+                   if x[k] == 0 else "the file is damaged, truncated or from another run")
             raise ExportError(f"{path}:{at[k]}: {'row' if c == 0 else 'column'} index {_show(tok, 40)} is not an "
-                              f"integer in 1..{bound}: the file is damaged, truncated or from another run")
+                              f"integer in 1..{bound}: {why}")
         out.append(x.astype(np.int64) - 1)
     return out
 
