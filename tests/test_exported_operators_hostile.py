@@ -551,3 +551,30 @@ def test_errors_of_one_rank_reach_every_rank(tmp_path, ranks):
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_mesh_deck_without_the_exported_nodes_is_refused_first(tmp_path):
+    """entries = 'fe_kernel' with a mesh deck that lacks a node of the .dof numbering was refused only when the model
+    was written, after every export was read and solved (hours on a real model): it is now refused first, before
+    any matrix is read (here the second export is damaged: that error would come first otherwise)."""
+    from structrom.rom.adapters.inp_writer import write_mesh_inp
+    from structrom.rom.fem.mesh import CellBlock, Mesh
+    from structrom.rom.offline.config import load_offline_config
+    from structrom.rom.offline.separated import run_separated_offline
+
+    mesh = Mesh(np.array([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]]), [CellBlock("C3D4", np.array([[0, 1, 2, 3]]))])
+    write_mesh_inp(tmp_path / "mesh.inp", mesh)
+    for j, sti in enumerate([_sti(K4), "1 1 4.0\n2 1 -1.0\n"]):  # (the second one in the wrong triangle)
+        _write(tmp_path / f"job{j}.sti", sti)
+        _write(tmp_path / f"job{j}.dof", "1.1\n1.2\n1.3\n9.1\n")  # node 9: not in the deck
+    np.save(tmp_path / "b.npy", np.ones(4))
+    lines = ['kind = "separated"', "[separated]", 'format = "calculix"', 'parameter_names = ["a"]', 'rhs = "b.npy"']
+    for j in range(2):
+        lines += ["[[separated.training]]", f"mu = [{j}.0]", f'matrix = "job{j}"']
+    lines += ["[separated.online]", 'entries = "fe_kernel"', 'mesh = "mesh.inp"', "material = {type = 'x'}",
+              "temperature = {type = 'x'}"]
+    (tmp_path / "sep.toml").write_text("\n".join(lines) + "\n")
+    cfg = load_offline_config(tmp_path / "sep.toml")
+    with pytest.raises(ExportError, match=r"separated\.online\.mesh: the \.dof node ids are not the mesh's \(node ids "
+                       r"\[9\] are not in the mesh\): give the deck of the model whose matrices were exported"):
+        run_separated_offline(cfg, log=lambda *a: None)
