@@ -99,8 +99,41 @@ def test_ansys_native_crash_becomes_an_export_error(ansys_example, tmp_path):
     """The reader segfaults on this truncation: the crash is confined to its process."""
     path, _, _ = ansys_example
     bad = _write(tmp_path / "cut.full", open(path, "rb").read()[:600000])
-    with pytest.raises(ExportError, match=r"native crash.*cut\.full.*damaged"):
+    with pytest.raises(ExportError, match=r"cut\.full: the file has 600000 bytes, its header declares \d+: it is "
+                       "truncated"):
         eo.ansys_full_dofs(bad)
+
+
+def _full_header(data: bytes, key: int, value: int) -> bytes:
+    """``data`` (a ``.full`` file) with the integer ``key`` (0-based) of its full header (its second record) set."""
+    b = bytearray(data)
+    words = int(np.frombuffer(data[:4], "<i4")[0])
+    at = 4 + 4 + 4 * words + 4 + 8 + 4 * key  # after the standard header record, then the record's length and flags
+    b[at:at + 4] = np.int32(value).tobytes()
+    return bytes(b)
+
+
+def test_ansys_full_header_variants(ansys_example, tmp_path):
+    """A lumped mass (LUMPM,ON: the reader refused the whole file) reads the stiffness; an unsymmetric one, one
+    without stiffness, an empty file and a result or text file named .full are refused by name (they were 'damaged
+    or not an Ansys .full file', or an UnboundLocalError)."""
+    import ansys.mapdl.reader as reader
+
+    path, dof_ref, k = ansys_example
+    data = open(path, "rb").read()
+    n = len(dof_ref)
+    lumped = _write(tmp_path / "lumped.full", _full_header(data, 10, 1))
+    assert np.array_equal(eo.ansys_full_dofs(lumped), eo.ansys_full_dofs(path))
+    assert abs(eo.read_ansys_full_rows(lumped, n, 0, n) - eo.read_ansys_full_rows(path, n, 0, n)).max() == 0
+    cases = [(_full_header(data, 13, 1), r"unsym\.full: the stiffness is stored unsymmetric .*needs a symmetric"),
+             (_full_header(_full_header(data, 8, 0), 9, 0), r"nok\.full: the file holds no stiffness matrix"),
+             (b"", r"empty\.full: the file is empty \(0 bytes\)"),
+             (open(reader.examples.rstfile, "rb").read(), r"rst\.full: a result file \(\.rst/\.rth\) was given where "
+              "an Ansys .full file"),
+             (open(reader.examples.hexarchivefile, "rb").read(), r"cdb\.full: not an Ansys binary file")]
+    for (content, message), name in zip(cases, ["unsym", "nok", "empty", "rst", "cdb"]):
+        with pytest.raises(ExportError, match=message):
+            eo.ansys_full_dofs(_write(tmp_path / f"{name}.full", content))
 
 
 def test_ansys_non_finite_entries_and_other_numbering(ansys_example, tmp_path):
@@ -261,6 +294,72 @@ def test_declared_matrix_size_is_checked(tmp_path, text, message):
         read_matrix_market_rows(path, 2, 0, 2)
 
 
+HB_RSA = ("Title of a stiffness                                                    Key     \n"
+          "             5             1             1             3             0\n"
+          "RSA                        2             2             3             0\n"
+          "(16I5)          (16I5)          (5E16.8)                                \n"
+          "    1    3    4\n    1    2    2\n  2.00000000E+00 -1.00000000E+00  2.00000000E+00\n")
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, r"m\.mtx: the file is gzip-compressed: decompress it \(gunzip\)"),
+    ((H_SYM + "2 2 3\n" + SPD2).encode("utf-16"), r"m\.mtx: the file is in UTF-16 or UTF-32 .*save it as ASCII"),
+    (b"", r"m\.mtx: the file is empty \(0 bytes\)"),
+    (HB_RSA, r"m\.mtx: a Harwell-Boeing file \(matrix type RSA on line 3\), not Matrix Market: export .* MMF"),
+    ("%%MatrixMarket matrix coordinate pattern symmetric\n2 2 3\n1 1\n2 1\n2 2\n",
+     r"field 'pattern' .*no values .*export the matrix with its values"),
+    ("%%MatrixMarket matrix coordinate complex symmetric\n2 2 3\n1 1 2 0\n2 1 -1 0\n2 2 2 0\n",
+     r"field 'complex' .*export it with field 'real'"),
+    ("%%MatrixMarket matrix coordinate real skew-symmetric\n2 2 1\n2 1 -1\n",
+     r"symmetry 'skew-symmetric' .*export it as 'symmetric' \(one triangle\) or 'general'"),
+])
+def test_foreign_matrix_files_are_named_with_their_fix(tmp_path, content, message):
+    """Files given as Matrix Market in another form were 'not a Matrix Market file' quoting binary bytes (gzip,
+    UTF-16), or named a field without saying what to export instead."""
+    import gzip
+
+    data = gzip.compress((H_SYM + "2 2 3\n" + SPD2).encode()) if content is None else content
+    path = _write(tmp_path / "m.mtx", data)
+    with pytest.raises(ExportError, match=message):
+        matrix_market_size(path)
+
+
+def test_utf8_byte_order_mark_is_skipped(tmp_path):
+    """A UTF-8 byte order mark (Windows editors) before the header was 'not a Matrix Market file'."""
+    path = _write(tmp_path / "bom.mtx", b"\xef\xbb\xbf" + (H_SYM + "2 2 3\r\n" + SPD2.replace("\n", "\r\n")).encode())
+    assert matrix_market_size(path) == 2
+    assert np.array_equal(read_matrix_market_rows(path, 2, 0, 2).toarray(), [[2.0, -1.0], [-1.0, 2.0]])
+
+
+def test_symmetric_file_of_the_upper_triangle_is_read(tmp_path):
+    """A symmetric Matrix Market file holding the upper triangle (scipy.io.mmread reads it) was refused as damaged;
+    it reads as the lower one, on any row split. A file holding both triangles is refused: declare it 'general'."""
+    i, j = np.nonzero(np.triu(K4))
+    upper = _write(tmp_path / "upper.mtx", H_SYM + f"4 4 {len(i)}\n" +
+                   "".join(f"{a + 1} {b + 1} {K4[a, b]!r}\n" for a, b in zip(i, j)))
+    for P in (1, 2, 3):
+        assert np.array_equal(_blocks(lambda lo, hi: read_matrix_market_rows(upper, 4, lo, hi), 4, P).toarray(), K4)
+    both = _write(tmp_path / "both.mtx", H_SYM + "2 2 4\n1 1 2\n2 1 -1\n1 2 -1\n2 2 2\n")
+    with pytest.raises(ExportError, match=r"both\.mtx:5: entry \(1, 2\) is in the wrong triangle: line 4 holds an "
+                       r"entry of the lower triangle.*declare it 'general'"):
+        read_matrix_market_rows(both, 2, 0, 2)
+
+
+def test_fortran_exponents_and_zero_based_indices(tmp_path):
+    """Values with Fortran's double-precision exponent (1.5D+03, Fortran exporters) were 'not a number'; a 0-based
+    file (index 0) now says so and how to fix it (it said 'damaged, truncated or from another run')."""
+    fortran = _write(tmp_path / "f.mtx", H_SYM + "2 2 3\n1 1 2.0D+00\n2 1 -1.0d0\n2 2 0.2D1\n")
+    assert np.array_equal(read_matrix_market_rows(fortran, 2, 0, 2).toarray(), [[2.0, -1.0], [-1.0, 2.0]])
+    vector = _write(tmp_path / "b.mtx", "%%MatrixMarket matrix array real general\n2 1\n1.5D+03\n-2.0D-01\n")
+    assert np.array_equal(read_vector(vector, 2), [1500.0, -0.2])
+    with pytest.raises(ExportError, match=r"g\.mtx:3: '2\.0Dx' is not a number"):
+        read_matrix_market_rows(_write(tmp_path / "g.mtx", H_SYM + "2 2 3\n1 1 2.0Dx\n2 1 -1\n2 2 2\n"), 2, 0, 2)
+    zero = _write(tmp_path / "z.mtx", H_SYM + "2 2 3\n0 0 2.0\n1 0 -1.0\n1 1 2.0\n")
+    with pytest.raises(ExportError, match=r"z\.mtx:3: row index '0' .*indices start at 1 .*add 1 to every row and "
+                       "column index"):
+        read_matrix_market_rows(zero, 2, 0, 2)
+
+
 def test_truncated_matrix_is_refused(tmp_path):
     path = _write(tmp_path / "A.mtx", H_SYM + "% padding so that the declared count fits the file size\n2 2 4\n" + SPD2)
     with pytest.raises(ExportError, match=r"A\.mtx: the size line declares 4 entries, the file has 3"):
@@ -269,9 +368,10 @@ def test_truncated_matrix_is_refused(tmp_path):
         read_matrix_market_rows(path, 3, 0, 3)
 
 
-@pytest.mark.parametrize("last", ["2 2 2,5", "2 2 2.5e", "2 2 0x10", "2 2 3.5x", "2 2 1e+", "2 2 1d3"])
+@pytest.mark.parametrize("last", ["2 2 2,5", "2 2 2.5e", "2 2 0x10", "2 2 3.5x", "2 2 1e+", "2 2 1d"])
 def test_bad_number_on_the_last_line(tmp_path, last):
-    """numpy stops at such a token with only a warning: the value would be read as its valid prefix."""
+    """numpy stops at such a token with only a warning: the value would be read as its valid prefix (1d3, a Fortran
+    exponent, is read as 1e3)."""
     path = _write(tmp_path / "A.mtx", H_SYM + "2 2 3\n1 1 2.0\n2 1 -1.0\n" + last)
     with pytest.raises(ExportError, match=rf"A\.mtx:5: '{re.escape(last.split()[-1])}' is not a number"):
         read_matrix_market_rows(path, 2, 0, 2)
@@ -300,7 +400,7 @@ def test_every_line_has_three_numbers(tmp_path, body, message):
     ("1e30 1 -1.0", "row index '1e30'"), ("3 1 -1.0", "row index '3'"),
     ("2 1 nan", "value 'nan' is not a finite number"), ("2 1 1e400", "value '1e400' is not a finite number"),
     ("2 1 -1e300", r"value '-1e300' is not a finite number of magnitude <= 1e\+30"),
-    ("1 2 -1.0", r"entry \(1, 2\) is in the wrong triangle"),
+    # (an upper-triangle entry alone makes a file of the upper triangle: test_symmetric_file_of_the_upper_triangle)
 ])
 def test_indices_values_and_triangle(tmp_path, entry, message):
     path = _write(tmp_path / "A.mtx", H_SYM + "2 2 3\n1 1 2.0\n" + entry + "\n2 2 2.0\n")
@@ -451,3 +551,30 @@ def test_errors_of_one_rank_reach_every_rank(tmp_path, ranks):
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_mesh_deck_without_the_exported_nodes_is_refused_first(tmp_path):
+    """entries = 'fe_kernel' with a mesh deck that lacks a node of the .dof numbering was refused only when the model
+    was written, after every export was read and solved (hours on a real model): it is now refused first, before
+    any matrix is read (here the second export is damaged: that error would come first otherwise)."""
+    from structrom.rom.adapters.inp_writer import write_mesh_inp
+    from structrom.rom.fem.mesh import CellBlock, Mesh
+    from structrom.rom.offline.config import load_offline_config
+    from structrom.rom.offline.separated import run_separated_offline
+
+    mesh = Mesh(np.array([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]]), [CellBlock("C3D4", np.array([[0, 1, 2, 3]]))])
+    write_mesh_inp(tmp_path / "mesh.inp", mesh)
+    for j, sti in enumerate([_sti(K4), "1 1 4.0\n2 1 -1.0\n"]):  # (the second one in the wrong triangle)
+        _write(tmp_path / f"job{j}.sti", sti)
+        _write(tmp_path / f"job{j}.dof", "1.1\n1.2\n1.3\n9.1\n")  # node 9: not in the deck
+    np.save(tmp_path / "b.npy", np.ones(4))
+    lines = ['kind = "separated"', "[separated]", 'format = "calculix"', 'parameter_names = ["a"]', 'rhs = "b.npy"']
+    for j in range(2):
+        lines += ["[[separated.training]]", f"mu = [{j}.0]", f'matrix = "job{j}"']
+    lines += ["[separated.online]", 'entries = "fe_kernel"', 'mesh = "mesh.inp"', "material = {type = 'x'}",
+              "temperature = {type = 'x'}"]
+    (tmp_path / "sep.toml").write_text("\n".join(lines) + "\n")
+    cfg = load_offline_config(tmp_path / "sep.toml")
+    with pytest.raises(ExportError, match=r"separated\.online\.mesh: the \.dof node ids are not the mesh's \(node ids "
+                       r"\[9\] are not in the mesh\): give the deck of the model whose matrices were exported"):
+        run_separated_offline(cfg, log=lambda *a: None)

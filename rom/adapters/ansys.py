@@ -30,6 +30,10 @@ from ..fem.mesh import CellBlock, Mesh
 from .magnitudes import ABSURD, beyond
 from structrom.mpi.errors import StructromError
 
+#: Ansys binary files by the ``file format`` of their standard header.
+_BINARY_FORMATS = {2: "an element matrix file (.emat)", 4: "an assembled matrix file (.full)",
+                   12: "a result file (.rst/.rth)"}
+
 __all__ = ["AnsysError", "AnsysResult", "read_ansys_archive", "read_ansys_result", "VTK_TO_ELEMENT"]
 
 #: VTK cell type id -> our element type.
@@ -83,6 +87,112 @@ class AnsysResult:
     element_ids: np.ndarray
     times: np.ndarray
     displacement: np.ndarray
+
+
+@dataclass
+class _Grid:
+    """The parts of the reader's VTK grid the conversion uses, as plain arrays (they cross processes):
+    ``points`` ``(n_points, 3)``, ``celltypes`` ``(n_cells,)`` VTK ids, ``cell_connectivity`` (flat) with
+    ``cell_offsets`` ``(n_cells + 1,)``, ``point_data``/``cell_data`` holding ``ansys_node_num``/``ansys_elem_num``."""
+
+    points: np.ndarray
+    celltypes: np.ndarray
+    cell_connectivity: np.ndarray
+    cell_offsets: np.ndarray
+    point_data: dict
+    cell_data: dict
+
+    @property
+    def n_cells(self) -> int:
+        return len(self.celltypes)
+
+
+def _plain_grid(grid) -> _Grid | None:
+    """:class:`_Grid` of a reader's (pyvista) grid; None when the reader gave no cells."""
+    if grid is None or getattr(grid, "n_cells", 0) == 0:
+        return None
+    offsets = grid.cell_offsets if hasattr(grid, "cell_offsets") else grid.offset
+    pick = (lambda data, key: {key: np.asarray(data[key])} if key in data else {})
+    return _Grid(np.asarray(grid.points, dtype=float), np.asarray(grid.celltypes),
+                 np.asarray(grid.cell_connectivity, dtype=np.int64), np.asarray(offsets, dtype=np.int64),
+                 pick(grid.point_data, "ansys_node_num"), pick(grid.cell_data, "ansys_elem_num"))
+
+
+def _components(obj, name: str) -> dict:
+    """``{component: (k,) Ansys numbers}`` of the reader's ``node_components``/``element_components``."""
+    return {str(k): np.asarray(v, dtype=np.int64) for k, v in (getattr(obj, name, None) or {}).items()}
+
+
+def check_binary_kind(path: str, expected: int, what: str) -> None:
+    """In the reader's process: :class:`AnsysError` unless ``path`` is a non-empty Ansys binary file of ``file
+    format`` ``expected`` (``what``: the file's role, for the message), or is shorter than its header declares."""
+    from ansys.mapdl.reader.common import read_standard_header
+
+    size = os.path.getsize(path)
+    if size == 0:
+        raise AnsysError(f"{path}: the file is empty (0 bytes): the run or the copy did not finish; give {what}")
+    try:
+        kind = int(read_standard_header(path)["file format"])
+    except Exception:  # (a text file, or another format: the reader cannot find the record structure)
+        raise AnsysError(f"{path}: not an Ansys binary file (a text file such as an archive, or a damaged copy): "
+                         f"give {what}") from None
+    if kind != expected:
+        raise AnsysError(f"{path}: {_BINARY_FORMATS.get(kind, f'an Ansys binary file of format {kind}')} was "
+                         f"given where {what} is expected: check the file name in the command or configuration")
+
+
+def _result_end(res) -> int:
+    """Bytes the result header declares for the file (its ``ptrend`` pointer, in 4-byte words); 0 if unknown."""
+    header = getattr(res, "_resultheader", None) or {}
+    return 4 * int(header.get("ptrend", 0) or 0)
+
+
+def read_isolated(fn, path: Path, what: str):
+    """``fn(str(path))`` in the reader's own process (:func:`~.reader_process.run_isolated`: the reader crashes
+    natively on truncated or damaged files); its errors and crashes become :class:`AnsysError` naming ``path`` and
+    ``what`` (the file's role)."""
+    from .reader_process import run_isolated
+
+    def crashed() -> AnsysError:
+        return AnsysError(f"{path}: ansys-mapdl-reader stopped abnormally (a native crash) reading it: the file is "
+                          f"truncated, damaged or not {what}; write it again")
+
+    try:
+        return run_isolated(fn, str(path), crashed=crashed)
+    except (AnsysError, ImportError):
+        raise
+    except Exception as exc:  # the reader raises assorted types
+        raise AnsysError(f"{path}: ansys-mapdl-reader could not read it ({type(exc).__name__}: {str(exc)[:200]}): "
+                         f"the file is truncated, damaged or not {what}") from None
+
+
+def load_archive(path: str) -> tuple[_Grid | None, dict, dict]:
+    """In the reader's process: ``(grid, node components, element components)`` of an archive (``.cdb``)."""
+    archive = _reader().Archive(path)
+    return (_plain_grid(archive.grid), _components(archive, "node_components"),
+            _components(archive, "element_components"))
+
+
+def _load_result(path: str):
+    """In the reader's process: ``(grid, node components, element components, displacements, times)`` of a result
+    file, ``displacements`` one ``(node numbers (k,), values (k, n_dof))`` per result set."""
+    check_binary_kind(path, 12, "an Ansys result file (.rst)")
+    res = _reader().read_binary(path)
+    end, size = _result_end(res), os.path.getsize(path)
+    if end > size:
+        raise AnsysError(f"{path}: the file has {size} bytes, its header declares {end}: it is truncated (an "
+                         "unfinished copy or run); copy it again")
+    grid = _plain_grid(res.quadgrid if getattr(res, "quadgrid", None) is not None else res.grid)
+    disp = []
+    for k in range(int(res.nsets)):
+        try:
+            nnum, values = res.nodal_displacement(k)
+        except Exception as exc:
+            raise AnsysError(f"{path}: result set {k + 1}: cannot read nodal displacements "
+                             f"({type(exc).__name__}: {exc})") from None
+        disp.append((np.asarray(nnum, dtype=np.int64), np.asarray(values, dtype=float)))
+    return (grid, _components(res, "node_components"), _components(res, "element_components"), disp,
+            np.asarray(res.time_values, dtype=float))
 
 
 def _mesh_from_grid(grid, source: str, node_components=None, element_components=None):
@@ -139,44 +249,28 @@ def _mesh_from_grid(grid, source: str, node_components=None, element_components=
 
 
 def read_ansys_archive(path: str | os.PathLike) -> tuple[Mesh, np.ndarray, np.ndarray]:
-    """The mesh of an Ansys archive (``.cdb``): ``(mesh, node_ids, element_ids)`` (see the module doc)."""
-    reader = _reader()
+    """The mesh of an Ansys archive (``.cdb``): ``(mesh, node_ids, element_ids)`` (see the module doc). The reader
+    runs in a process of its own (it crashes natively on an archive cut inside a block)."""
+    _reader()
     path = Path(path)
     if not path.exists():
         raise AnsysError(f"Ansys archive {str(path)!r} does not exist")
-    try:
-        archive = reader.Archive(str(path))
-        grid = archive.grid
-    except Exception as exc:  # the reader raises assorted types
-        raise AnsysError(f"{path}: ansys-mapdl-reader could not read it ({type(exc).__name__}: {exc})") from exc
-    return _mesh_from_grid(grid, str(path), getattr(archive, "node_components", None),
-                           getattr(archive, "element_components", None))
+    grid, ncomp, ecomp = read_isolated(load_archive, path, "an Ansys archive (.cdb, CDWRITE)")
+    return _mesh_from_grid(grid, str(path), ncomp, ecomp)
 
 
 def read_ansys_result(path: str | os.PathLike) -> AnsysResult:
-    """Mesh and nodal displacements of every result set of an Ansys result file (``.rst``)."""
-    reader = _reader()
+    """Mesh and nodal displacements of every result set of an Ansys result file (``.rst``), read in a process of
+    its own (the reader aborts natively on truncated files)."""
+    _reader()
     path = Path(path)
     if not path.exists():
         raise AnsysError(f"Ansys result file {str(path)!r} does not exist")
-    try:
-        res = reader.read_binary(str(path))
-        grid = res.quadgrid if getattr(res, "quadgrid", None) is not None else res.grid
-        ncomp = getattr(res, "node_components", None)
-        ecomp = getattr(res, "element_components", None)
-    except Exception as exc:
-        raise AnsysError(f"{path}: ansys-mapdl-reader could not read it ({type(exc).__name__}: {exc})") from exc
+    grid, ncomp, ecomp, sets, times = read_isolated(_load_result, path, "an Ansys result file (.rst)")
     mesh, node_ids, element_ids = _mesh_from_grid(grid, str(path), ncomp, ecomp)
-    n_sets = int(res.nsets)
+    n_sets = len(sets)
     disp = np.full((n_sets, mesh.n_nodes, 3), np.nan)
-    for k in range(n_sets):
-        try:
-            nnum, values = res.nodal_displacement(k)
-        except Exception as exc:
-            raise AnsysError(f"{path}: result set {k + 1}: cannot read nodal displacements "
-                             f"({type(exc).__name__}: {exc})") from exc
-        nnum = np.asarray(nnum, dtype=np.int64)
-        values = np.asarray(values, dtype=float)
+    for k, (nnum, values) in enumerate(sets):
         if values.ndim != 2 or values.shape[1] < 3:
             raise AnsysError(f"{path}: result set {k + 1}: displacements have shape {values.shape}, expected (n, >=3)")
         order = np.argsort(nnum)
@@ -185,7 +279,7 @@ def read_ansys_result(path: str | os.PathLike) -> AnsysResult:
         hit = nnum[order][pos] == node_ids
         disp[k, hit] = values[order[pos[hit]], :3]
         check_magnitudes(disp[k], f"{path}: result set {k + 1}: nodal displacements", node_ids)
-    times = np.asarray(res.time_values, dtype=float)[:n_sets]
+    times = times[:n_sets]
     if times.shape != (n_sets,) or not np.all(np.isfinite(times)):
         raise AnsysError(f"{path}: result times {times.tolist()[:8]} are not one finite time per result set")
     return AnsysResult(path, mesh, node_ids, element_ids, times, disp)

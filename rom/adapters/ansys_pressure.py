@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .ansys import AnsysError, _reader
+from .ansys import AnsysError, _reader, load_archive, read_isolated
 from .magnitudes import ABSURD
 
 __all__ = ["ANSYS_FACE_TO_LOCAL", "CdbPressures", "read_cdb_pressures"]
@@ -207,20 +207,18 @@ class _Parser:
 
 def _archive_element_nodes(path: Path, wanted: np.ndarray) -> tuple[dict[int, np.ndarray], dict]:
     """Ansys node numbers of the archive's elements ``wanted`` and its element components."""
-    reader = _reader()
-    try:
-        archive = reader.Archive(str(path))
-        grid = archive.grid
-    except Exception as exc:  # the reader raises assorted types
-        raise AnsysError(f"{path}: ansys-mapdl-reader could not read it ({type(exc).__name__}: {exc})") from exc
+    _reader()
+    grid, _, element_components = read_isolated(load_archive, path, "an Ansys archive (.cdb, CDWRITE)")
+    if grid is None:
+        raise AnsysError(f"{path}: no mesh read (no NBLOCK/EBLOCK nodes and elements): the archive is cut short or "
+                         "damaged; write it again (CDWRITE,DB)")
     enum = np.asarray(grid.cell_data["ansys_elem_num"], np.int64)
     nnum = np.asarray(grid.point_data["ansys_node_num"], np.int64)
     conn = np.asarray(grid.cell_connectivity, np.int64)
     offsets = np.asarray(grid.cell_offsets if hasattr(grid, "cell_offsets") else grid.offset, np.int64)
     cells = {int(e): c for c, e in enumerate(enum.tolist())}
     out = {int(e): nnum[conn[offsets[cells[e]]:offsets[cells[e] + 1]]] for e in wanted.tolist() if e in cells}
-    comps = {str(k).upper(): np.asarray(v, np.int64) for k, v in (getattr(archive, "element_components", None)
-                                                                    or {}).items()}
+    comps = {str(k).upper(): np.asarray(v, np.int64) for k, v in element_components.items()}
     return out, comps
 
 

@@ -8,7 +8,8 @@ so no rank ever holds a whole matrix:
 * CalculiX matrix storage (``*FREQUENCY, SOLVER=MATRIXSTORAGE``, see :mod:`structrom.rom.adapters.calculix`):
   ``job.sti`` 1-based ``row col value`` of the upper triangle (expanded symmetrically here), ``job.dof`` one
   ``node.direction`` per row;
-* Matrix Market coordinate files (``general`` or ``symmetric``, real), 1-based;
+* Matrix Market coordinate files (``general``, or ``symmetric``: one triangle, the lower as the format says
+  or the upper as some writers do, never both), real, 1-based;
 * Ansys ``.full`` files through ansys-mapdl-reader, run in a process of its own
   (:func:`structrom.rom.adapters.reader_process.run_isolated`: it crashes natively on damaged files; the reader
   loads a whole matrix: each rank reads it and keeps its rows, so a rank does hold one whole matrix transiently);
@@ -85,18 +86,62 @@ def read_dofs(path: str | Path) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------------- Ansys .full
+#: What a ``.full`` file is, for messages.
+_FULL = "an Ansys .full file (the assembled matrices of a solve, kept with WRFULL or in the run's directory)"
+
+
+def _stiffness_file(path: str):
+    """In the reader's process: ansys-mapdl-reader's ``FullFile`` of ``path`` set to read the stiffness only (the
+    reader refuses a whole file with a lumped mass, ``LUMPM,ON``, whose stiffness is the one we need)."""
+    from ansys.mapdl.reader.full import FullFile
+
+    class StiffnessOnly(FullFile):
+        def __init__(self, filename):
+            try:
+                super().__init__(filename)
+            except NotImplementedError:  # (lumped mass or unsymmetric: told apart by the caller from the header)
+                if getattr(self, "_header", None) is None:
+                    raise
+            self._header["ntermMl"] = self._header["ntermMh"] = 0  # the mass is not read
+
+    return StiffnessOnly(path)
+
+
 def _load_full(path: str):
     """In the reader's process: ``((dof_ref (n, 2), rows, cols, values, shape), None)`` of the stiffness of an
-    Ansys ``.full`` file, or ``(None, error text)``."""
-    try:
-        from ansys.mapdl.reader import read_binary
+    Ansys ``.full`` file, ``(None, (True, message))`` for a file refused by its header (empty, foreign, truncated,
+    unsymmetric, without stiffness) or ``(None, (False, the reader's error))``."""
+    import warnings
 
-        dof_ref, k, _ = read_binary(path).load_km(sort=True, as_sparse=True)
+    try:
+        from ansys.mapdl.reader.common import two_ints_to_long
+        from structrom.rom.adapters.ansys import AnsysError, check_binary_kind
+
+        try:
+            check_binary_kind(path, 4, _FULL)
+        except AnsysError as exc:
+            return None, (True, str(exc))
+        full = _stiffness_file(path)
+        h = full._header
+        end, size = 4 * two_ints_to_long(h["ptrENDl"], h["ptrENDh"]), os.path.getsize(path)
+        if end > size:
+            return None, (True, f"{path}: the file has {size} bytes, its header declares {end}: it is truncated (an "
+                                "unfinished copy or run); copy it again")
+        if h["keyuns"]:
+            return None, (True, f"{path}: the stiffness is stored unsymmetric (header key keyuns; NROPT,UNSYM, "
+                                "unsymmetric contact or elements): the separated model needs a symmetric stiffness; "
+                                "solve with symmetric matrices and write the .full again")
+        if two_ints_to_long(h["ntermKl"], h["ntermKh"]) == 0:
+            return None, (True, f"{path}: the file holds no stiffness matrix (0 stiffness terms in its header): "
+                                "write the .full of a solve that assembles the stiffness")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ("Missing mass matrix": not read on purpose)
+            dof_ref, k, _ = full.load_km(sort=True, as_sparse=True)
         k = sp.coo_matrix(k)
         return (np.asarray(dof_ref, dtype=np.int64), k.row.astype(np.int64), k.col.astype(np.int64),
                 np.asarray(k.data, dtype=float), tuple(int(s) for s in k.shape)), None
     except Exception as exc:  # the reader raises assorted errors on foreign or truncated files
-        return None, f"{type(exc).__name__}: {str(exc)[:200]}"
+        return None, (False, f"{type(exc).__name__}: {str(exc)[:200]}")
 
 
 def _ansys_full(path: Path) -> tuple[np.ndarray, sp.coo_matrix]:
@@ -124,7 +169,10 @@ def _ansys_full(path: Path) -> tuple[np.ndarray, sp.coo_matrix]:
     except Exception as exc:  # the reader's process could not run
         raise ExportError(f"cannot read the Ansys .full file {str(path)!r} ({type(exc).__name__}: {exc})") from None
     if error is not None:
-        raise ExportError(f"cannot read the Ansys .full file {str(path)!r} ({error}): the file is damaged or not an "
+        known, text = error
+        if known:
+            raise ExportError(text)
+        raise ExportError(f"cannot read the Ansys .full file {str(path)!r} ({text}): the file is damaged or not an "
                           "Ansys .full file")
     dof_ref, i, j, v, shape = data
     n = shape[0]
@@ -200,17 +248,49 @@ def read_calculix_rows(job: str | Path, n: int, lo: int, hi: int) -> sp.csr_matr
 
 
 # -------------------------------------------------------------------------------------------------- Matrix Market
+#: Fixes named for the Matrix Market fields and symmetries the separated model cannot take.
+_FIELD_FIX = {"pattern": "a pattern file has no values (only where the entries are): export the matrix with its "
+                         "values (field 'real')",
+              "complex": "the separated model takes a real stiffness: export it with field 'real'"}
+_SYMMETRY_FIX = "a stiffness is symmetric: export it as 'symmetric' (one triangle) or 'general' (every entry)"
+
+
+def _not_matrix_market(path: Path, f, first: bytes) -> ExportError:
+    """The error for a file whose first line ``first`` is not a Matrix Market header: names a gzip, UTF-16/32 or
+    Harwell-Boeing file and its fix (``f``: the file, after its first line)."""
+    expected = "'%%MatrixMarket matrix coordinate real <general|symmetric>'"
+    if os.fstat(f.fileno()).st_size == 0:
+        return ExportError(f"{path}: the file is empty (0 bytes): the export or the copy did not finish; export it "
+                           "again")
+    if first.startswith(b"\x1f\x8b"):
+        return ExportError(f"{path}: the file is gzip-compressed: decompress it (gunzip) and give the plain Matrix "
+                           "Market file")
+    if b"\x00" in first or first.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return ExportError(f"{path}: the file is in UTF-16 or UTF-32 (NUL bytes in its first line): save it as ASCII "
+                           "or UTF-8 text (e.g. iconv -f UTF-16 -t UTF-8)")
+    lines = [f.readline(_HEADER_LINE) for _ in range(2)]
+    words = lines[1].split()
+    if words and len(words[0]) == 3 and words[0][:1].upper() in b"RCP" and words[0][1:2].upper() in b"SUHZR" \
+            and words[0][2:].upper() in b"AE" and all(w.isdigit() for w in words[1:]):
+        return ExportError(f"{path}: a Harwell-Boeing file (matrix type {words[0].decode()} on line 3), not Matrix "
+                           "Market: export the matrix in Matrix Market (Ansys: *EXPORT with format MMF), or give an "
+                           "Ansys .full file itself with format = 'ansys_full'")
+    return ExportError(f"{path}:1: not a Matrix Market file (expected {expected}, got {_show(first)})")
+
+
 def _mm_header(path: Path, f) -> tuple[str, str, str, tuple[int, ...], int]:
     """``(layout, field, symmetry, size line numbers, number of the first data line)`` of a Matrix Market file open
-    in binary mode at its start."""
+    in binary mode at its start (a UTF-8 byte order mark before the header is skipped)."""
     first = f.readline(_HEADER_LINE)
+    if first.startswith(b"\xef\xbb\xbf"):
+        first = first[3:]
     words = first.split()
     if len(words) != 5 or words[0].lower() != b"%%matrixmarket" or words[1].lower() != b"matrix":
-        raise ExportError(f"{path}:1: not a Matrix Market file (expected '%%MatrixMarket matrix <coordinate|array> "
-                          f"<real|integer> <general|symmetric>', got {_show(first)})")
+        raise _not_matrix_market(path, f, first)
     layout, field, symmetry = (w.decode("ascii", "replace").lower() for w in words[2:])
     if field not in ("real", "integer", "double"):
-        raise ExportError(f"{path}:1: field {field!r} is not supported (real or integer)")
+        raise ExportError(f"{path}:1: field {field!r} is not supported (real or integer): "
+                          f"{_FIELD_FIX.get(field, 'export the matrix with field real')}")
     line = 1
     while True:
         ln = f.readline(_HEADER_LINE)
@@ -232,7 +312,7 @@ def _matrix_header(path: Path, f) -> tuple[str, int, int, int, bool]:
     if layout != "coordinate":
         raise ExportError(f"{path}:1: layout {layout!r}: the matrices must be sparse ('coordinate')")
     if symmetry not in ("general", "symmetric"):
-        raise ExportError(f"{path}:1: symmetry {symmetry!r} is not supported (general, symmetric)")
+        raise ExportError(f"{path}:1: symmetry {symmetry!r} is not supported (general, symmetric): {_SYMMETRY_FIX}")
     if len(size) != 3:
         raise ExportError(f"{path}:{line - 1}: the size line of a coordinate matrix is 'rows columns entries' (3 "
                           f"numbers), got {len(size)}")
@@ -266,7 +346,7 @@ def read_matrix_market_rows(path: str | Path, n: int, lo: int, hi: int) -> sp.cs
         if size != n:
             raise ExportError(f"{path}: the matrix is {size} x {size}, the first training matrix {n} x {n} (the "
                               "exports must share one dof numbering)")
-        return _read_triplet_rows(path, f, n, lo, hi, "general" if symmetry == "general" else "lower", line, nnz,
+        return _read_triplet_rows(path, f, n, lo, hi, "general" if symmetry == "general" else "either", line, nnz,
                                   integral=integral)
 
 

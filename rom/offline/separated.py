@@ -100,6 +100,13 @@ def run_separated_offline(cfg: SeparatedOfflineConfig, comm: MPI.Comm | None = N
                        "every export must come from the same mesh and boundary conditions")
                 break
     _raise(comm, msg)
+    msg = None
+    if rank == 0 and dofs is not None and s.online.mesh is not None:  # (before hours of reading and solving)
+        try:
+            _mesh_dof_map(cfg, dofs, n)
+        except ExportError as exc:
+            msg = str(exc)
+    _raise(comm, msg)
     lo, hi = row_range(n, rank, size)
     A_local: list[sp.csr_matrix] = []
     b_local = np.zeros((hi - lo, m))
@@ -315,27 +322,37 @@ def validate_separation(comm, cfg, n, lo, hi, matrix, rhs_sep, A_red, b_red, nor
     return out
 
 
+def _mesh_dof_map(cfg, dofs: np.ndarray | None, n: int):
+    """``(mesh or None, dof_map (n,))``: the online mesh deck and our dof of each matrix row (-1 without a mesh
+    numbering); :class:`ExportError` when the deck cannot be read or lacks a node of the exports' dofs ``(n, 2)``."""
+    s = cfg.separated
+    mesh = None
+    dof_map = np.full(n, -1, dtype=np.int64)
+    if dofs is None and s.online.mesh is None:
+        return mesh, dof_map
+    from structrom.rom.adapters.calculix import CalculixError, matrix_dofs_to_ours, read_inp
+
+    ids = None
+    if s.online.mesh is not None:
+        try:
+            mesh, ids = read_inp(cfg.path(s.online.mesh))
+        except (CalculixError, OSError, ValueError) as exc:
+            raise ExportError(f"separated.online.mesh: {exc}") from None
+    if dofs is not None:
+        try:
+            dof_map = matrix_dofs_to_ours(dofs, ids)
+        except (CalculixError, ValueError, KeyError) as exc:
+            raise ExportError(f"separated.online.mesh: the .dof node ids are not the mesh's ({exc}): give the deck "
+                              "of the model whose matrices were exported") from None
+    return mesh, dof_map
+
+
 def _write(cfg, out, mus, matrix, rhs_sep, A_red, b_red, norm_gram, R, alpha, alpha_lb, sigma, dofs, V_full, n, sep,
            timings, size, t_start, eim_error, validation) -> Path:
     s = cfg.separated
     ranges = s.parameter_ranges or [[float(mus[:, i].min()), float(mus[:, i].max())] for i in range(mus.shape[1])]
-    mesh = None
-    dof_map = np.full(n, -1, dtype=np.int64)
+    mesh, dof_map = _mesh_dof_map(cfg, dofs, n)
     entries: dict = {"kind": s.online.entries}
-    if dofs is not None or s.online.mesh is not None:
-        from structrom.rom.adapters.calculix import CalculixError, matrix_dofs_to_ours, read_inp
-
-        ids = None
-        if s.online.mesh is not None:
-            try:
-                mesh, ids = read_inp(cfg.path(s.online.mesh))
-            except (CalculixError, OSError, ValueError) as exc:
-                raise ExportError(f"separated.online.mesh: {exc}") from None
-        if dofs is not None:
-            try:
-                dof_map = matrix_dofs_to_ours(dofs, ids)
-            except (CalculixError, ValueError, KeyError) as exc:
-                raise ExportError(f"separated.online.mesh: the .dof node ids are not the mesh's ({exc})") from None
     if s.online.entries == "fe_kernel":
         if mesh is None or np.any(dof_map < 0):
             raise ExportError("separated.online: entries = 'fe_kernel' needs a CalculiX export and its mesh deck")

@@ -20,7 +20,9 @@ CHUNK_BYTES = 1 << 24
 #: Relative tolerance of the symmetry of ``general`` matrices (times the largest entry).
 SYMMETRY_RTOL = 1e-10
 
-_NUMBER = re.compile(rb"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+_NUMBER = re.compile(rb"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eEdD][+-]?\d+)?|[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+#: Fortran's double-precision exponent letter (``1.5D+03``, written by Fortran exporters) as numpy reads it.
+_FORTRAN_EXPONENT = bytes.maketrans(b"Dd", b"Ee")
 _INTEGER = re.compile(rb"[+-]?\d+")
 
 
@@ -126,7 +128,8 @@ def _parse_chunk(buf: bytes, path: Path, first_line: int, width: int = 3,
         # numpy stops at the first unreadable token with only a DeprecationWarning: make it an error
         warnings.simplefilter("error", DeprecationWarning)
         try:
-            vals = np.fromstring(buf, dtype=float, sep=" ")
+            vals = np.fromstring(buf.translate(_FORTRAN_EXPONENT) if b"d" in buf or b"D" in buf else buf, dtype=float,
+                                 sep=" ")
         except (DeprecationWarning, ValueError):
             vals = None
     if vals is None or vals.size != width * rows.size:
@@ -155,8 +158,10 @@ def _indices(t: np.ndarray, cols: tuple[int, ...], bounds: tuple[int, ...], at: 
         if not ok.all():
             k = int(np.flatnonzero(~ok)[0])
             tok = _line_of(buf, int(at[k]) - first_line).split()[c]
+            why = ("indices start at 1 (a 0-based export, as C or Python writes? add 1 to every row and column index)"
+                   if x[k] == 0 else "the file is damaged, truncated or from another run")
             raise ExportError(f"{path}:{at[k]}: {'row' if c == 0 else 'column'} index {_show(tok, 40)} is not an "
-                              f"integer in 1..{bound}: the file is damaged, truncated or from another run")
+                              f"integer in 1..{bound}: {why}")
         out.append(x.astype(np.int64) - 1)
     return out
 
@@ -237,26 +242,47 @@ def check_diagonal(path: Path, A: sp.csr_matrix, lo: int, rows_of: str = "", dof
                           "stiffness restricted to its free dofs is positive definite)")
 
 
+def _check_triangle(path: Path, i: np.ndarray, j: np.ndarray, at: np.ndarray, storage: str,
+                    first: tuple[str, int] | None) -> None:
+    """Raise naming the first entry ``(i, j)`` (0-based ``(k,)`` arrays, lines ``at``) outside the stored triangle:
+    ``storage`` ``upper`` (ccx), ``lower``, or ``either`` with ``first`` (the triangle and line of the file's first
+    off-diagonal entry; None before one)."""
+    if storage == "general" or storage == "either" and first is None:
+        return
+    triangle = first[0] if storage == "either" else storage
+    wrong = np.flatnonzero(i > j) if triangle == "upper" else np.flatnonzero(i < j)
+    if not len(wrong):
+        return
+    k = wrong[0]
+    if storage == "either":
+        why = (f"line {first[1]} holds an entry of the {triangle} triangle: a symmetric Matrix Market file stores "
+               "one triangle; this one has both (a matrix stored in full: declare it 'general' in the header line)")
+    elif storage == "upper":
+        why = "ccx stores the upper triangle (row <= col); the file is damaged"
+    else:
+        why = "a symmetric file stores the lower triangle (row >= col); the file is damaged"
+    raise ExportError(f"{path}:{at[k]}: entry ({i[k] + 1}, {j[k] + 1}) is in the wrong triangle: {why}")
+
+
 def _read_triplet_rows(path: Path, f, n: int, lo: int, hi: int, storage: str, first_line: int,
                        nnz: int | None = None, rows_of: str = "", integral: bool = False) -> sp.csr_matrix:
-    """Rows ``[lo, hi)`` ``(hi - lo, n)`` of a 1-based triplet file; ``storage``: ``upper`` (ccx), ``lower`` (MM
-    symmetric) or ``general``. Symmetric storage is expanded; ``general`` storage is checked symmetric (the
+    """Rows ``[lo, hi)`` ``(hi - lo, n)`` of a 1-based triplet file; ``storage``: ``upper`` (ccx), ``lower``,
+    ``either`` (MM symmetric: the triangle of its first off-diagonal entry, the same for the whole file) or
+    ``general``. Symmetric storage is expanded; ``general`` storage is checked symmetric (the
     transposed entries of the owned columns are kept for it). ``nnz``: the declared number of entries;
     ``integral``: the values must be integers (a Matrix Market ``integer`` field)."""
     own, transposed = _Entries(), _Entries()
     count, vmax = 0, 0.0
+    first: tuple[str, int] | None = None  # (triangle, line) of the first off-diagonal entry, for ``storage="either"``
     for buf, line in _chunks(path, f, first_line):
         t, at = _parse_chunk(buf, path, line)
         if not len(t):
             continue
         i, j = _indices(t, (0, 1), (n, n), at, buf, line, path)
-        wrong = np.flatnonzero(i > j) if storage == "upper" else np.flatnonzero(i < j) if storage == "lower" else []
-        if len(wrong):
-            k = wrong[0]
-            stored = ("ccx stores the upper triangle (row <= col)" if storage == "upper" else
-                      "a symmetric Matrix Market file stores the lower triangle (row >= col)")
-            raise ExportError(f"{path}:{at[k]}: entry ({i[k] + 1}, {j[k] + 1}) is in the wrong triangle: {stored}; "
-                              "the file is damaged")
+        if storage == "either" and first is None and np.any(i != j):
+            k = int(np.flatnonzero(i != j)[0])
+            first = ("lower" if i[k] > j[k] else "upper", int(at[k]))
+        _check_triangle(path, i, j, at, storage, first)
         v = t[:, 2]
         _finite(v, at, buf, line, path, 2, integral)
         vmax = max(vmax, float(np.abs(v).max()))
