@@ -121,7 +121,7 @@ def test_ansys_full_header_variants(ansys_example, tmp_path):
 
     path, dof_ref, k = ansys_example
     data = open(path, "rb").read()
-    n = len(dof_ref)
+    n = len(eo.ansys_full_dofs(path))  # (the free dofs)
     lumped = _write(tmp_path / "lumped.full", _full_header(data, 10, 1))
     assert np.array_equal(eo.ansys_full_dofs(lumped), eo.ansys_full_dofs(path))
     assert abs(eo.read_ansys_full_rows(lumped, n, 0, n) - eo.read_ansys_full_rows(path, n, 0, n)).max() == 0
@@ -148,30 +148,41 @@ def test_ansys_non_finite_entries_and_other_numbering(ansys_example, tmp_path):
     huge = _write(tmp_path / "huge.full", bytes(data))
     with pytest.raises(ExportError, match=r"huge\.full: stiffness entry .*node .* is 1e\+308 \(above 1e\+30"):
         eo.read_ansys_full_rows(huge, len(dof_ref), 0, len(dof_ref))
-    other = np.column_stack([dof_ref[:, 0], dof_ref[:, 1] + 1])
+    other = eo.ansys_full_dofs(path).copy()
     other[5, 0] += 1000
     with pytest.raises(ExportError, match="dofs differ from those of the first training export"):
-        eo.read_ansys_full_rows(path, len(dof_ref), 0, 10, dofs=other)
+        eo.read_ansys_full_rows(path, len(other), 0, 10, dofs=other)
 
 
-def test_ansys_constrained_dofs_kept_as_empty_rows_are_named(ansys_example):
-    """The reader's example keeps the constrained dofs of nodes 1-21 as empty rows: the separated stage refuses them
-    naming the first node (its solves need the stiffness on the free dofs), instead of failing in MUMPS."""
-    path, dof_ref, _ = ansys_example
-    n = len(dof_ref)
+def test_ansys_constrained_dofs_are_left_out(ansys_example, tmp_path):
+    """The reader's example keeps the 63 constrained dofs of nodes 1-21 as empty rows: every real .full has them, and
+    they were refused ('export without the constrained dofs', which Ansys cannot do). The separated model's rows
+    are the free dofs (zero displacement at the constrained ones, as the solve imposed): every row has its positive
+    diagonal on 1 and 2 ranks; a load vector is taken on every dof of the file (the constrained entries are
+    reactions, not used) or on the free dofs."""
+    import ansys.mapdl.reader as reader
+
+    path, dof_ref, k = ansys_example
+    const = reader.read_binary(path).const
+    n_file = len(dof_ref)
     dofs = eo.ansys_full_dofs(path)
-    refused = 0
-    for lo, hi in (eo.row_range(n, 0, 2), eo.row_range(n, 1, 2)):
-        A = eo.read_ansys_full_rows(path, n, lo, hi, dofs=dofs)
-        empty = np.flatnonzero(~(A.diagonal(k=lo) > 0))
-        if not empty.size:
-            eo.check_ansys_free_dofs(path, A, lo, dofs)
-            continue
-        node = int(dofs[lo + empty[0], 0])
-        with pytest.raises(ExportError, match=rf"node {node}, direction \d\) has no positive diagonal.*constrained"):
-            eo.check_ansys_free_dofs(path, A, lo, dofs)
-        refused += 1
-    assert refused >= 1
+    n = len(dofs)
+    assert n == n_file - len(const) == 900
+    assert not {(int(a), int(b) + 1) for a, b in const} & {(int(a), int(b)) for a, b in dofs}
+    for P in (1, 2):
+        for r in range(P):
+            lo, hi = eo.row_range(n, r, P)
+            eo.check_ansys_free_dofs(path, eo.read_ansys_full_rows(path, n, lo, hi, dofs=dofs), lo, dofs)
+    free, size = eo.ansys_full_free_rows(path)
+    assert size == n_file and np.array_equal(dof_ref[free, 0], dofs[:, 0])
+    every = np.arange(1.0, n_file + 1.0)
+    np.save(tmp_path / "every.npy", every)
+    np.save(tmp_path / "free.npy", every[free])
+    assert np.array_equal(eo.read_ansys_load_vector(tmp_path / "every.npy", free, n_file), every[free])
+    assert np.array_equal(eo.read_ansys_load_vector(tmp_path / "free.npy", free, n_file), every[free])
+    np.save(tmp_path / "short.npy", every[:10])
+    with pytest.raises(ExportError, match=rf"short\.npy.*{n_file}"):
+        eo.read_ansys_load_vector(tmp_path / "short.npy", free, n_file)
 
 
 # --------------------------------------------------------------------------------------------------- load vectors

@@ -27,6 +27,8 @@ agree to round-off (sums over ranks).
 """
 from __future__ import annotations
 
+import functools
+
 import time
 from pathlib import Path
 
@@ -42,9 +44,9 @@ from structrom.rom import separated_model_file as smf
 from structrom.rom.pod import pod
 
 from .distributed_operator import DistributedOperator, smallest_generalized_eigenvalue, start_vectors
-from .exported_operators import (ExportError, ansys_full_dofs, check_ansys_free_dofs, matrix_market_size,
-                                 read_ansys_full_rows, read_calculix_rows, read_dofs, read_matrix_market_rows,
-                                 read_vector, row_range)
+from .exported_operators import (ExportError, ansys_full_dofs, ansys_full_free_rows, check_ansys_free_dofs,
+                                 matrix_market_size, read_ansys_full_rows, read_ansys_load_vector, read_calculix_rows,
+                                 read_dofs, read_matrix_market_rows, read_vector, row_range)
 from .separated_config import SeparatedOfflineConfig
 
 
@@ -114,7 +116,7 @@ def run_separated_offline(cfg: SeparatedOfflineConfig, comm: MPI.Comm | None = N
     msg = None
     try:
         if s.rhs is not None:
-            shared_b = read_vector(cfg.path(s.rhs), n)[lo:hi]
+            shared_b = _read_load(cfg, s.rhs, n)[lo:hi]
         for j, tr in enumerate(s.training):
             A, b_local[:, j] = _read_operator(cfg, tr, n, lo, hi, shared_b,
                                               dofs if s.format == "ansys_full" else None)
@@ -254,6 +256,22 @@ def run_separated_offline(cfg: SeparatedOfflineConfig, comm: MPI.Comm | None = N
     return out
 
 
+def _read_load(cfg, rhs: str, n: int) -> np.ndarray:
+    """The load vector ``(n,)`` of file ``rhs`` in the exports' row order; for Ansys ``.full`` exports, given on the
+    free dofs or on every dof of the file's numbering (:func:`read_ansys_load_vector`)."""
+    s = cfg.separated
+    if s.format != "ansys_full":
+        return read_vector(cfg.path(rhs), n)
+    free, n_file = _free_rows(str(cfg.path(s.training[0].matrix)))
+    return read_ansys_load_vector(cfg.path(rhs), free, n_file)
+
+
+@functools.lru_cache(maxsize=4)
+def _free_rows(path: str) -> tuple[np.ndarray, int]:
+    """:func:`ansys_full_free_rows` of the first export, read once per run."""
+    return ansys_full_free_rows(path)
+
+
 def _read_operator(cfg, entry, n: int, lo: int, hi: int, shared_b, dofs: np.ndarray | None = None
                    ) -> tuple[sp.csr_matrix, np.ndarray]:
     """This rank's rows ``[lo, hi)`` of an export's matrix and load vector; ``dofs``: the first Ansys export's dof
@@ -267,7 +285,7 @@ def _read_operator(cfg, entry, n: int, lo: int, hi: int, shared_b, dofs: np.ndar
             check_ansys_free_dofs(cfg.path(entry.matrix), A, lo, dofs)
     else:
         A = read_matrix_market_rows(cfg.path(entry.matrix), n, lo, hi)
-    b = read_vector(cfg.path(entry.rhs), n)[lo:hi] if entry.rhs is not None else shared_b
+    b = _read_load(cfg, entry.rhs, n)[lo:hi] if entry.rhs is not None else shared_b
     return A, b
 
 
@@ -292,7 +310,7 @@ def validate_separation(comm, cfg, n, lo, hi, matrix, rhs_sep, A_red, b_red, nor
     s = cfg.separated
     out = []
     F = sla.lu_factor(matrix.F)
-    shared_b = read_vector(cfg.path(s.rhs), n)[lo:hi] if s.rhs is not None else None
+    shared_b = _read_load(cfg, s.rhs, n)[lo:hi] if s.rhs is not None else None
     for v in s.validation:
         msg = None
         try:
