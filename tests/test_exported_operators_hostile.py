@@ -16,6 +16,7 @@ import pytest
 import scipy.sparse as sp
 
 from mpi_helpers import ROOT, mpirun
+from structrom.rom.offline import ansys_full as af
 from structrom.rom.offline import exported_operators as eo
 from structrom.rom.offline import triplet_files
 from structrom.rom.offline.exported_operators import (ExportError, matrix_market_size, read_calculix_rows, read_dofs,
@@ -101,7 +102,7 @@ def test_ansys_native_crash_becomes_an_export_error(ansys_example, tmp_path):
     bad = _write(tmp_path / "cut.full", open(path, "rb").read()[:600000])
     with pytest.raises(ExportError, match=r"cut\.full: the file has 600000 bytes, its header declares \d+: it is "
                        "truncated"):
-        eo.ansys_full_dofs(bad)
+        af.ansys_full_dofs(bad)
 
 
 def _full_header(data: bytes, key: int, value: int) -> bytes:
@@ -121,10 +122,10 @@ def test_ansys_full_header_variants(ansys_example, tmp_path):
 
     path, dof_ref, k = ansys_example
     data = open(path, "rb").read()
-    n = len(eo.ansys_full_dofs(path))  # (the free dofs)
+    n = len(af.ansys_full_dofs(path))  # (the free dofs)
     lumped = _write(tmp_path / "lumped.full", _full_header(data, 10, 1))
-    assert np.array_equal(eo.ansys_full_dofs(lumped), eo.ansys_full_dofs(path))
-    assert abs(eo.read_ansys_full_rows(lumped, n, 0, n) - eo.read_ansys_full_rows(path, n, 0, n)).max() == 0
+    assert np.array_equal(af.ansys_full_dofs(lumped), af.ansys_full_dofs(path))
+    assert abs(af.read_ansys_full_rows(lumped, n, 0, n) - af.read_ansys_full_rows(path, n, 0, n)).max() == 0
     cases = [(_full_header(data, 13, 1), r"unsym\.full: the stiffness is stored unsymmetric .*needs a symmetric"),
              (_full_header(_full_header(data, 8, 0), 9, 0), r"nok\.full: the file holds no stiffness matrix"),
              (b"", r"empty\.full: the file is empty \(0 bytes\)"),
@@ -133,7 +134,7 @@ def test_ansys_full_header_variants(ansys_example, tmp_path):
              (open(reader.examples.hexarchivefile, "rb").read(), r"cdb\.full: not an Ansys binary file")]
     for (content, message), name in zip(cases, ["unsym", "nok", "empty", "rst", "cdb"]):
         with pytest.raises(ExportError, match=message):
-            eo.ansys_full_dofs(_write(tmp_path / f"{name}.full", content))
+            af.ansys_full_dofs(_write(tmp_path / f"{name}.full", content))
 
 
 def test_ansys_non_finite_entries_and_other_numbering(ansys_example, tmp_path):
@@ -143,15 +144,15 @@ def test_ansys_non_finite_entries_and_other_numbering(ansys_example, tmp_path):
     data[at:at + 8] = np.float64(np.nan).tobytes()
     nan = _write(tmp_path / "nan.full", bytes(data))
     with pytest.raises(ExportError, match=r"nan\.full: stiffness entry .*node .* is nan"):
-        eo.read_ansys_full_rows(nan, len(dof_ref), 0, len(dof_ref))
+        af.read_ansys_full_rows(nan, len(dof_ref), 0, len(dof_ref))
     data[at:at + 8] = np.float64(1e308).tobytes()  # finite, but its square overflows: no stiffness is that large
     huge = _write(tmp_path / "huge.full", bytes(data))
     with pytest.raises(ExportError, match=r"huge\.full: stiffness entry .*node .* is 1e\+308 \(above 1e\+30"):
-        eo.read_ansys_full_rows(huge, len(dof_ref), 0, len(dof_ref))
-    other = eo.ansys_full_dofs(path).copy()
+        af.read_ansys_full_rows(huge, len(dof_ref), 0, len(dof_ref))
+    other = af.ansys_full_dofs(path).copy()
     other[5, 0] += 1000
     with pytest.raises(ExportError, match="dofs differ from those of the first training export"):
-        eo.read_ansys_full_rows(path, len(other), 0, 10, dofs=other)
+        af.read_ansys_full_rows(path, len(other), 0, 10, dofs=other)
 
 
 def test_ansys_constrained_dofs_are_left_out(ansys_example, tmp_path):
@@ -165,24 +166,24 @@ def test_ansys_constrained_dofs_are_left_out(ansys_example, tmp_path):
     path, dof_ref, k = ansys_example
     const = reader.read_binary(path).const
     n_file = len(dof_ref)
-    dofs = eo.ansys_full_dofs(path)
+    dofs = af.ansys_full_dofs(path)
     n = len(dofs)
     assert n == n_file - len(const) == 900
     assert not {(int(a), int(b) + 1) for a, b in const} & {(int(a), int(b)) for a, b in dofs}
     for P in (1, 2):
         for r in range(P):
             lo, hi = eo.row_range(n, r, P)
-            eo.check_ansys_free_dofs(path, eo.read_ansys_full_rows(path, n, lo, hi, dofs=dofs), lo, dofs)
-    free, size = eo.ansys_full_free_rows(path)
+            af.check_ansys_free_dofs(path, af.read_ansys_full_rows(path, n, lo, hi, dofs=dofs), lo, dofs)
+    free, size = af.ansys_full_free_rows(path)
     assert size == n_file and np.array_equal(dof_ref[free, 0], dofs[:, 0])
     every = np.arange(1.0, n_file + 1.0)
     np.save(tmp_path / "every.npy", every)
     np.save(tmp_path / "free.npy", every[free])
-    assert np.array_equal(eo.read_ansys_load_vector(tmp_path / "every.npy", free, n_file), every[free])
-    assert np.array_equal(eo.read_ansys_load_vector(tmp_path / "free.npy", free, n_file), every[free])
+    assert np.array_equal(af.read_ansys_load_vector(tmp_path / "every.npy", free, n_file), every[free])
+    assert np.array_equal(af.read_ansys_load_vector(tmp_path / "free.npy", free, n_file), every[free])
     np.save(tmp_path / "short.npy", every[:10])
     with pytest.raises(ExportError, match=rf"short\.npy.*{n_file}"):
-        eo.read_ansys_load_vector(tmp_path / "short.npy", free, n_file)
+        af.read_ansys_load_vector(tmp_path / "short.npy", free, n_file)
 
 
 # --------------------------------------------------------------------------------------------------- load vectors

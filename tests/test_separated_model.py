@@ -308,7 +308,8 @@ def test_ansys_full_rows_are_the_symmetric_stiffness(tmp_path):
 
     from structrom.rom.config import ConfigError
     from structrom.rom.offline.config import load_offline_config
-    from structrom.rom.offline.exported_operators import ansys_full_dofs, read_ansys_full_rows, row_range
+    from structrom.rom.offline.ansys_full import ansys_full_dofs, read_ansys_full_rows
+    from structrom.rom.offline.exported_operators import row_range
 
     path = reader.examples.fullfile
     dofs = ansys_full_dofs(path)

@@ -44,9 +44,10 @@ from structrom.rom import separated_model_file as smf
 from structrom.rom.pod import pod
 
 from .distributed_operator import DistributedOperator, smallest_generalized_eigenvalue, start_vectors
-from .exported_operators import (ExportError, ansys_full_dofs, ansys_full_free_rows, check_ansys_free_dofs,
-                                 matrix_market_size, read_ansys_full_rows, read_ansys_load_vector, read_calculix_rows,
-                                 read_dofs, read_matrix_market_rows, read_vector, row_range)
+from .ansys_full import (ansys_full_dofs, ansys_full_free_rows, check_ansys_free_dofs, read_ansys_full_rows,
+                         read_ansys_load_vector)
+from .exported_operators import (ExportError, matrix_market_size, read_calculix_rows, read_dofs,
+                                 read_matrix_market_rows, read_vector, row_range)
 from .separated_config import SeparatedOfflineConfig
 
 
