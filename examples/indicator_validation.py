@@ -294,8 +294,9 @@ def main() -> int:
     for kind, path in models.items():
         cal = ReducedModel.load(path).data.calibration
         lines.append("")
-        lines.append(f"Model `{kind}` calibration (leave-one-out over {len(cal.cases)} training cases), factors "
-                     "(constant, " + ", ".join(cal.components) + "):")
+        n_in = sum(bool(c.get("in_sample")) for c in cal.cases)
+        lines.append(f"Model `{kind}` calibration (leave-one-out over {len(cal.cases) - n_in} training cases, and "
+                     f"the model's own answers to {n_in}), factors (constant, " + ", ".join(cal.components) + "):")
         for q, f in zip(cal.quantities, cal.factors):
             lines.append(f"- {q}: " + ", ".join(f"{v:.3g}" for v in f))
     text = "\n".join(lines)

@@ -14,7 +14,8 @@ from structrom.rom.loading_dict import loading_from_dict
 from structrom.rom.materials import law_from_config
 from structrom.rom.offline.calibration import fit_factors, relative_errors, true_errors
 from structrom.rom.online import ReducedModel
-from structrom.rom.online.indicator import COMPONENTS, QUANTITIES, Calibration, family_distance, step_doubling
+from structrom.rom.online.indicator import (COMPONENTS, QUANTITIES, Calibration, IndicatorError, family_distance,
+                                           step_doubling)
 
 NORTON = {"type": "norton_viscoplasticity",
           "elastic": {"young": 200000.0, "poisson": 0.3, "expansion": 0.0, "reference_temperature": 20.0},
@@ -149,8 +150,9 @@ def test_calibration_is_stored_and_shown(calibrated):
     cal, val = data.calibration, data.validation
     assert cal is not None and val is not None
     assert cal.factors.shape == (len(QUANTITIES), 1 + len(COMPONENTS)) and np.all(cal.factors >= 0)
-    assert len(cal.cases) == len(CASES)
-    # the bound holds with the margin on every left-out case (its defining property)
+    # one left-out (fold) case and one in-sample answer of the model itself per training loading
+    assert len(cal.cases) == 2 * len(CASES) and sum(bool(c.get("in_sample")) for c in cal.cases) == len(CASES)
+    # the bound holds with the margin on every calibration case (its defining property)
     for case in cal.cases:
         for q in QUANTITIES:
             assert case["bounds"][q] >= cal.margin * case["errors"][q] * (1 - 1e-6)
@@ -163,7 +165,7 @@ def test_calibration_is_stored_and_shown(calibrated):
 
     shown = model_card("bar", path)["indicator"]["calibration"]
     assert shown["guarantee"] == cal.statement and shown["margin"] == cal.margin
-    assert set(shown["factors"]) == set(QUANTITIES) and len(shown["calibration_cases"]) == len(CASES)
+    assert set(shown["factors"]) == set(QUANTITIES) and len(shown["calibration_cases"]) == 2 * len(CASES)
     from structrom.api.service import indicator_kind  # what an answer says its indicator is
     from structrom.rom.online import ReducedModel
 
@@ -295,7 +297,7 @@ def test_enrichment_refits_the_calibration(calibrated, enrichment_snapshot, tmp_
     new = model_file.load(copy)
     cal, val = new.calibration, new.validation
     assert cal is not None and val is not None and new.version == 2
-    assert len(cal.cases) == len(CASES) + 1 and cal.cases[-1]["held_out_by"] == "version 1"
+    assert len(cal.cases) == 2 * len(CASES) + 1 and cal.cases[-1]["held_out_by"] == "version 1"
     for q in QUANTITIES:  # the held-out samples are the old model's true errors on the new loading
         assert cal.cases[-1]["errors"][q] == pytest.approx(err_old[q], rel=1e-6, abs=1e-12)
     assert max(err_old.values()) > cal.tolerance  # the old model was wrong there: a sample that matters
@@ -400,3 +402,94 @@ def _query(cx: float, intensity: float, pressure: float):
     d = F.query_loading(cx, intensity, pressure, "query")
     d.pop("name")
     return loading_from_dict(d)
+
+
+# -- the onset of plastic flow: the model's own training loading -------------------------------------------
+@pytest.fixture(scope="module")
+def onset_bar(tmp_path_factory):
+    """The ``j2`` model of ``examples/indicator_validation.py`` (3 x 3 training grid, two load/unload cycles;
+    9 HF runs and the offline stage with its calibration, margin 1.2, ~20 s) and what replays HF fields on it."""
+    import indicator_validation as IV
+
+    from structrom.rom.adapters.calculix import write_mesh_inp
+    from structrom.rom.fem.kernel import Discretization
+    from structrom.rom.fem.structured import box
+    from structrom.rom.offline.replay import MaterialRegions
+
+    d = tmp_path_factory.mktemp("onset")
+    write_mesh_inp(d / "bar.inp", box((10.0, 2.0, 2.0), (10, 2, 2), element="C3D20R"))
+    path = IV.build_model(d, "j2", IV.J2_LAW, IV.J2_TRAIN, ("cyc", [0.0, 0.0]), 0.05, 1.2)
+    model = ReducedModel.load(path, keep_full=True)
+    mesh = model_file.load(path, mesh=True).mesh
+    disc = Discretization(mesh)
+    return d, model, mesh, disc, MaterialRegions.build(mesh, disc, [(None, model.laws[0])])
+
+
+def _onset_errors(onset_bar, case: int):
+    """Answer and largest true errors of training case ``case`` of :func:`onset_bar` (its HF snapshots)."""
+    from structrom.rom.hifi.config import load_config
+    from structrom.rom.offline.replay import replay
+
+    d, model, mesh, disc, regions = onset_bar
+    loading = load_config(d / f"train_j2_case_{case}.toml").build_loading()
+    res = model.solve(loading)
+    with h5py.File(d / "train_j2" / f"case_{case}.h5") as f:
+        u = f["fields/displacement"][()]
+    rep = replay(disc, regions, loading, u, mesh.points)
+    err = true_errors(res, u, rep.stress, rep.cumulated_plastic_strain, disc.mass_matrix(1.0).tocsr(),
+                      disc.point_weights, model.data.calibration.references)
+    return res, {k: float(v.max()) for k, v in err.items()}
+
+
+def test_onset_of_plastic_flow_in_a_training_loading_is_not_trusted(onset_bar):
+    """The model answers its own training loading 5.5 MPa / 450 degC (case 5: plastic flow just starts, at
+    ten integration points) with a 5.8 % error of p: the reduced state's 0.6 % stress error, amplified by the
+    law near the yield surface. Before, the Gappy and validation components of p (0.0037, 0.0034) measured
+    only how well the bases represent the answer's own p, the leave-one-out folds (dominated by the
+    out-of-sample representation error) never showed such a case, and the answer was trusted (bound 1.1 %)."""
+    _, model, *_ = onset_bar
+    cal = model.data.calibration
+    res, err = _onset_errors(onset_bar, 5)
+    assert err["cumulated_plastic_strain"] > cal.tolerance  # measured 0.058
+    assert res.error_bounds["cumulated_plastic_strain"].max() >= err["cumulated_plastic_strain"]
+    assert not bool(res.trusted.all())
+    # the sensitivity of p to the reduced strain is what grows at the onset (0.06 against 0.015 fully plastic)
+    full, err_full = _onset_errors(onset_bar, 8)  # 7 MPa / 450 degC: fully plastic, p error 0.4 %
+    onset = res.indicator_components["plastic_sensitivity"].max()
+    assert onset > 2.0 * full.indicator_components["plastic_sensitivity"].max() > 0
+    assert max(err_full.values()) < cal.tolerance and bool(full.trusted.all())  # still trusted
+    # the calibration holds on the model's own answers (in-sample cases) with the margin, as on the folds
+    inside = [c for c in cal.cases if c.get("in_sample")]
+    assert len(inside) == len(IV_TRAIN_J2) and len(cal.cases) == 2 * len(IV_TRAIN_J2)
+    for case in inside:
+        b = cal.bounds(np.asarray(case["samples"]["components"]))
+        for i, q in enumerate(QUANTITIES):
+            assert np.all(b[:, i] >= cal.margin * np.asarray(case["samples"]["errors"][q]) * (1 - 1e-6))
+
+
+IV_TRAIN_J2 = [(p, i) for p in (4.0, 5.5, 7.0) for i in (300.0, 375.0, 450.0)]
+
+
+def test_calibration_of_an_earlier_version_applies_to_its_components():
+    """A model file calibrated before ``plastic_sensitivity`` existed names 8 components: its factors apply to
+    those columns of this version's table, and its stored samples join a refit with 0 for the new one."""
+    from structrom.rom.offline.calibration_samples import case_record, fit_calibration
+
+    old_names = COMPONENTS[:-1]
+    rng = np.random.default_rng(2)
+    factors = np.abs(rng.standard_normal((len(QUANTITIES), 1 + len(old_names))))
+    old = Calibration(factors, {}, 1.2, 0.05, components=old_names)
+    table = np.abs(rng.standard_normal((4, len(COMPONENTS))))
+    assert np.allclose(old.bounds(table), old.bounds(table[:, :-1]))
+    with pytest.raises(IndicatorError, match="does not compute"):
+        Calibration(factors, {}, 1.2, 0.05, components=old_names[:-1] + ("from_the_future",))
+    old_case = case_record("old", table[:, :-1], {q: 0.01 * table[:, 0] for q in QUANTITIES})
+    old_case["samples"]["components"] = table[:, :-1].tolist()  # as stored by the earlier version
+    new_case = case_record("new", table, {q: 0.01 * table[:, -1] for q in QUANTITIES})
+    cal = fit_calibration([old_case, new_case], {}, 1.2, 0.05, training=[], scales={})
+    assert cal.components == COMPONENTS
+    for c in cal.cases:
+        b = cal.bounds(np.pad(np.asarray(c["samples"]["components"]), ((0, 0), (0, len(COMPONENTS) - len(
+            c["samples"]["components"][0])))))
+        for i, q in enumerate(QUANTITIES):
+            assert np.all(b[:, i] >= 1.2 * np.asarray(c["samples"]["errors"][q]) * (1 - 1e-6))

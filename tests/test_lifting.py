@@ -320,8 +320,10 @@ def test_lifted_model_is_calibrated_and_its_flag_bounds_unseen_errors(chain):
     d, files, unseen, _, path = chain
     model = ReducedModel.load(path)
     cal = model.data.calibration
-    assert cal is not None and [c["case"] for c in cal.cases] == [Path(f).stem for f in files]
-    for case in cal.cases:
+    folds = [c for c in cal.cases if not c.get("in_sample")]
+    assert cal is not None and [c["case"] for c in folds] == [Path(f).stem for f in files]
+    assert [c["case"] for c in cal.cases if c.get("in_sample")] == [f"{Path(f).stem} (in sample)" for f in files]
+    for case in folds:
         assert 0.0 < case["errors"]["displacement"] < 1e-3, case["case"]
         assert case["errors"]["cumulated_plastic_strain"] > 0.0  # the folds do see plasticity errors
     res = model.solve(_loading(*UNSEEN))

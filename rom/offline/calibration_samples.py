@@ -138,11 +138,22 @@ def case_record(name: str, table: np.ndarray, errors: dict[str, np.ndarray]) -> 
                         "errors": {qn: np.asarray(v, float).tolist() for qn, v in errors.items()}}}
 
 
+def _components(case: dict) -> np.ndarray:
+    """``(n_inc, len(COMPONENTS))`` a case's stored raw components; samples stored before a component was
+    added (files of earlier versions, in the order of :data:`COMPONENTS`, which only grows at its end) get 0
+    for it: they do not inform its factor, and the other components must still cover them."""
+    table = np.asarray(case["samples"]["components"], float).reshape(len(case["samples"]["components"]), -1)
+    if table.shape[1] > len(COMPONENTS):
+        raise CalibrationError(f"calibration case {case.get('case')!r} has {table.shape[1]} components, more than "
+                               f"the {len(COMPONENTS)} this version knows")
+    return np.pad(table, ((0, 0), (0, len(COMPONENTS) - table.shape[1])))
+
+
 def fit_calibration(cases: list[dict], references: dict[str, float], margin: float, tolerance: float, *,
                     training: list[dict], scales: dict[str, float], statement: str = GUARANTEE) -> Calibration:
     """The :class:`Calibration` fitted (:func:`fit_factors`, per quantity) on the samples of ``cases``
     (:func:`case_record`); each case gets its largest bounds."""
-    tables = [np.maximum.accumulate(np.asarray(c["samples"]["components"], float), axis=0) for c in cases]
+    tables = [np.maximum.accumulate(_components(c), axis=0) for c in cases]
     A = np.concatenate(tables)
     allowed = np.array([c not in NOT_IN_BOUND for c in COMPONENTS])
     factors = np.array([fit_factors(A, np.concatenate([c["samples"]["errors"][qn] for c in cases]), margin,

@@ -18,6 +18,14 @@ Each component is one dimensionless number per increment, computed from reduced-
                            first order), accumulated over the increments, relative to ``p``/stress scales
 ``state_envelope``         how far the state leaves the training range at the reduced points:
                            ``max(0, ||p_rp|| / p_ref - 1, ||s_rp|| / s_ref - 1)``
+``plastic_sensitivity``    how much ``p`` at the reduced points moves when the converged strain of the step is
+                           scaled by ``1 + delta`` (:data:`SENSITIVITY_STRAIN`), the laws integrated again
+                           from the step's start: ``||p(eps (1 + delta)) - p(eps)|| / max(||p_rp||, f p_ref)``
+                           (running maximum of ``||p_rp||``); the reduced state's strain error amplified by the
+                           laws, large at the onset of plastic flow (J2 radial return:
+                           ``p = <s_tr - s_y> / (3 G + H)``, so ``dp / p = delta s_tr / (s_tr - s_y)``), where the
+                           Gappy components, which measure how well the bases represent the reduced answer's own
+                           ``p``, stay small
 ``loading_envelope``       distance of the loading's parameters (peaks of pressures, rotation, hot spot
                            centre / radius / intensity...) to the nearest training loading, in units of
                            the training ranges (:func:`~structrom.rom.online.envelope.nearest_training_distance`;
@@ -53,7 +61,10 @@ from structrom.mpi.errors import StructromError
 
 #: Per-increment components, in the order of the calibration factors' columns (after the constant).
 COMPONENTS = ("gappy_stress", "gappy_p", "equilibrium", "validation_stress", "validation_p", "time_step",
-              "state_envelope", "loading_envelope")
+              "state_envelope", "loading_envelope", "plastic_sensitivity")
+#: Relative strain perturbation of the ``plastic_sensitivity`` component (its calibrated factor carries the
+#: ratio of the reduced model's actual strain error to it).
+SENSITIVITY_STRAIN = 0.01
 #: Key of ``Calibration.references`` (1.0) for models whose relative components (Gappy residuals, validation
 #: errors) are measured against the largest value of the answer so far, as the true errors are; absent
 #: (files calibrated before): against the increment's own value.
@@ -63,8 +74,9 @@ QUANTITIES = ("displacement", "stress", "cumulated_plastic_strain")
 
 GUARANTEE = (
     "Upper bound on the calibration set only: on every increment of every training loading left out in turn "
-    "(the reduced model rebuilt without it, solved online, compared with its HF snapshots), the calibrated "
-    "indicator of each quantity is at least the safety margin times the true relative error. Elsewhere the "
+    "(the reduced model rebuilt without it, solved online, compared with its HF snapshots) and answered by "
+    "the model itself, the calibrated indicator of each quantity is at least the safety margin times the true "
+    "relative error. Elsewhere the "
     "bound is empirical: it is not a mathematical error bound, it assumes the loading resembles the training "
     "family (the loading_envelope component grows with the distance to it, with a factor fitted on the "
     "left-out cases only), the same mesh, laws and time-step sizes of the same order; the time_step component "
@@ -130,11 +142,19 @@ class Calibration:
             raise IndicatorError(f"indicator/calibration/factors has shape {self.factors.shape}, expected {want}")
         if not (np.all(np.isfinite(self.factors)) and np.all(self.factors >= 0)):
             raise IndicatorError("indicator/calibration/factors must be finite and non-negative")
+        unknown = [c for c in self.components if c not in COMPONENTS]
+        if unknown:  # the bounds pick this version's components by name
+            raise IndicatorError(f"indicator/calibration names components this version does not compute: {unknown}")
 
     def bounds(self, components: np.ndarray) -> np.ndarray:
-        """``(n_inc, n_quantities)`` error bounds from the raw components ``(n_inc, n_components)``
-        (their running maxima are taken here)."""
-        c = np.maximum.accumulate(np.asarray(components, float), axis=0) if len(components) else components
+        """``(n_inc, n_quantities)`` error bounds from the raw components ``(n_inc, n_components)``, in the
+        order of ``self.components`` or of :data:`COMPONENTS` (their running maxima are taken here)."""
+        c = np.asarray(components, float)
+        if c.ndim == 2 and c.shape[1] == len(COMPONENTS) != len(self.components):
+            # a table of this version's components against a calibration of fewer (a file written before
+            # a component was added): its factors apply to the components it names
+            c = c[:, [COMPONENTS.index(name) for name in self.components]]
+        c = np.maximum.accumulate(c, axis=0) if len(c) else c
         return self.factors[:, 0][None, :] + c @ self.factors[:, 1:].T
 
     def envelope(self, loading, schema: dict) -> np.ndarray:
@@ -220,6 +240,8 @@ class IndicatorTracker:
         self.values = np.zeros((n_inc, len(COMPONENTS)))
         self.values[:, COMPONENTS.index("loading_envelope")] = envelope
         self._time = 0.0  # accumulated time-step estimate
+        self._sens = 0.0  # largest plastic sensitivity (absolute, ||dp||) over the sub-steps of the increment
+        self._sens_rows: list[tuple[float, float]] = []  # per increment: (||dp||, ||p_rp||)
         self._val_state: State | None = None
         self._rec: list[tuple] = []  # per increment: f_ref, f_ext, time-step estimate, validation stress, states
         self._duals: list[dict] = []
@@ -236,6 +258,7 @@ class IndicatorTracker:
         dt = new.time - old.time
         if self.time_step:
             self._time += self._step_doubling(old, new, dt, stats)
+        self._sens = max(self._sens, self._plastic_sensitivity(old, new, dt, stats))
         if self.validation is not None and self._val_state is not None:
             v = self.validation
             strain = v.system.strain(new.q, new.lift)
@@ -273,6 +296,27 @@ class IndicatorTracker:
         # Richardson: the one-step error of a first-order method is about twice the difference
         return 2.0 * max(math.sqrt(d_p2) / p_scale, _norm(d_s) / s_scale)
 
+    def _plastic_sensitivity(self, old: State, new: State, dt: float, stats: dict) -> float:
+        """``||p(eps (1 + delta)) - p(eps)||`` at the reduced points (absolute), ``eps`` the converged strain
+        ``(n_rp, 6)`` of the step ``old -> new``, ``delta`` = :data:`SENSITIVITY_STRAIN`: the laws integrated
+        once more from ``old`` to the scaled strain (same temperatures and time step). Infinite when the laws
+        fail there (a state they cannot integrate a 1 % strain away from is not resolved)."""
+        try:
+            _, _, states = self.system.integrate(old, new.strain * (1.0 + SENSITIVITY_STRAIN), new.temperature, dt,
+                                                 stats)
+        except Exception:  # noqa: BLE001 - see the docstring
+            return np.inf
+        d2 = 0.0
+        for reg, a, b in zip(self.regions, new.law_states, states):
+            d = reg.law.cumulated_plastic_strain(b) - reg.law.cumulated_plastic_strain(a)
+            d2 += float(d @ d)
+        return math.sqrt(d2)
+
+    def _p_norm(self, state: State) -> float:
+        """``||p_rp||`` of a converged state (all regions)."""
+        return math.sqrt(sum(float(p @ p) for p in (reg.law.cumulated_plastic_strain(st)
+                                                  for reg, st in zip(self.regions, state.law_states))))
+
     def finish(self, i: int, state: State, f_ext: np.ndarray, duals: dict[str, np.ndarray]) -> None:
         """Record increment ``i`` (``duals``: its values at the reduced points); the components are
         evaluated for all increments at once by :meth:`components`."""
@@ -280,6 +324,8 @@ class IndicatorTracker:
                           None if self._val_state is None else self._val_state.stress,
                           None if self._val_state is None else self._val_state.law_states))
         self._duals.append(duals)
+        self._sens_rows.append((self._sens, self._p_norm(state)))
+        self._sens = 0.0
 
     def components(self) -> np.ndarray:
         """``(n_inc, n_components)``, batched over the increments (one product per component)."""
@@ -300,6 +346,7 @@ class IndicatorTracker:
                 if self.gappy[name].n_modes == 0:
                     self.unseen[:n] |= np.any(v != 0.0, axis=1)
         self.values[:n, col("time_step")] = [r[2] for r in self._rec]
+        self.values[:n, col("plastic_sensitivity")] = self._sensitivity(floor)
         if self.validation is not None and self._rec[0][3] is not None:
             f_ref = np.array([r[0] for r in self._rec])
             f_ext = np.array([r[1] for r in self._rec])
@@ -319,6 +366,16 @@ class IndicatorTracker:
         self.values[~np.isfinite(self.values)] = np.inf
         return self.values
 
+
+    def _sensitivity(self, floor: float) -> np.ndarray:
+        """``(n,)`` ``plastic_sensitivity``: ``||dp||`` of each increment relative to the running maximum of
+        ``||p_rp||`` or the floor ``f p_ref`` (as ``gappy_p`` with ``history``; the true errors of ``p`` are
+        relative to the answer's largest value or the same floor on the whole domain)."""
+        rows = np.array(self._sens_rows, float).reshape(-1, 2)
+        p_ref = floor * self.ref.get("cumulated_plastic_strain", 0.0)
+        den = np.maximum(np.maximum.accumulate(rows[:, 1]) if len(rows) else rows[:, 1], p_ref)
+        # no scale (no p anywhere, no p reference): nothing to measure against, 0; a failed integration stays inf
+        return np.divide(rows[:, 0], den, out=np.where(np.isinf(rows[:, 0]), np.inf, 0.0), where=den > 0)
 
     def summary(self, calibration: "Calibration | None") -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """``(components, bounds)``: component name -> ``(n_inc,)``, and with a calibration the quantity ->
