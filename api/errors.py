@@ -102,16 +102,22 @@ def _given(e: dict) -> str:
     return ""
 
 
-def _validation_detail(e: dict) -> dict:
-    """``{field, message, type}`` of one pydantic error: ``field`` the dotted request path (``body`` for the
-    body as a whole; union members' tags left out), the message with the value given when it is a scalar, long
-    names and messages clipped to :data:`MAX_ECHO` characters."""
+def _location(e: dict) -> list[str]:
+    """The request path of one pydantic error: its ``loc`` without ``body``/``path``, the query form's tag and the
+    union members' tags (:func:`_request_path`)."""
     loc = [str(p) for p in e.get("loc", ())]
     if loc and loc[0] in ("body", "path"):
         loc = loc[1:]
     if loc and loc[0] in ("loading_query", "parameter_query"):  # the form of a query body (api.schemas)
         loc = loc[1:]
-    loc = _request_path(loc)
+    return _request_path(loc)
+
+
+def _validation_detail(e: dict) -> dict:
+    """``{field, message, type}`` of one pydantic error: ``field`` the dotted request path (``body`` for the
+    body as a whole; union members' tags left out), the message with the value given when it is a scalar, long
+    names and messages clipped to :data:`MAX_ECHO` characters."""
+    loc = _location(e)
     kind, msg = str(e.get("type", "")), str(e.get("msg", ""))
     if kind not in ("json_invalid", "missing", "extra_forbidden", "value_error", "assertion_error") and loc:
         msg += _given(e)
@@ -140,11 +146,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
-        details = [_validation_detail(e) for e in exc.errors()[:50]]
+        errors = exc.errors()[:50]
+        details = [_validation_detail(e) for e in errors]
         # the most specific error first: of a union's members, the one that reached furthest into the value (a
-        # string inside [time, value] pairs, rather than "the pairs are not a number")
-        first = max(details, key=lambda d: d["field"].count("."), default={"field": "body",
-                                                                           "message": "invalid request"})
+        # string inside [time, value] pairs, rather than "the pairs are not a number"; depth in the request, not
+        # dots: a set's name may hold one)
+        first = details[max(range(len(errors)), key=lambda k: len(_location(errors[k])))] if details else \
+            {"field": "body", "message": "invalid request"}
         return error_response(422, "validation_error", f"{first['field']}: {first['message']}", first["field"],
                               details=details)
 

@@ -342,8 +342,8 @@ class CalculixSolver:
         from structrom.rom.hifi.run import check_boundary_overlaps
 
         cfg = case_config(self.base, loading, output)
-        check_boundary_overlaps(self.mesh, cfg)  # the deck would keep the last value of a dof given twice
         full = cfg.build_loading()
+        check_boundary_overlaps(self.mesh, cfg, full)  # the deck would keep the last value of a dof given twice
         if self.workdir is not None:
             self.workdir.mkdir(parents=True, exist_ok=True)
         jobdir = Path(tempfile.mkdtemp(prefix="ccx_", dir=self.workdir))

@@ -112,7 +112,7 @@ def _plain_grid(grid) -> _Grid | None:
     if grid is None or getattr(grid, "n_cells", 0) == 0:
         return None
     offsets = grid.cell_offsets if hasattr(grid, "cell_offsets") else grid.offset
-    pick = (lambda data, key: {key: np.asarray(data[key])} if key in data else {})
+    pick = (lambda data, key: {key: np.asarray(data[key], dtype=np.int64)} if key in data else {})  # (Ansys numbers)
     return _Grid(np.asarray(grid.points, dtype=float), np.asarray(grid.celltypes),
                  np.asarray(grid.cell_connectivity, dtype=np.int64), np.asarray(offsets, dtype=np.int64),
                  pick(grid.point_data, "ansys_node_num"), pick(grid.cell_data, "ansys_elem_num"))
@@ -195,8 +195,9 @@ def _load_result(path: str):
             np.asarray(res.time_values, dtype=float))
 
 
-def _mesh_from_grid(grid, source: str, node_components=None, element_components=None):
-    if grid is None or getattr(grid, "n_cells", 0) == 0:
+def _mesh_from_grid(grid: _Grid | None, source: str, node_components=None, element_components=None):
+    """``(mesh, node_ids, element_ids)`` of the reader's grid (:func:`_plain_grid`: None without cells)."""
+    if grid is None:
         raise AnsysError(f"{source}: no mesh read (no NBLOCK/EBLOCK nodes and elements): the file is cut short, "
                          "damaged or not an Ansys archive/result")
     celltypes = np.asarray(grid.celltypes)
@@ -211,8 +212,7 @@ def _mesh_from_grid(grid, source: str, node_components=None, element_components=
             f"{source}: {int(bad.sum())} elements are of unsupported type(s) {names} (first Ansys elements "
             f"{enum[bad][:5].tolist()}); supported: solid tetrahedra and hexahedra (SOLID185/186 bricks, "
             "SOLID187, SOLID285), not degenerate wedges/pyramids, shells or beams")
-    conn_flat = np.asarray(grid.cell_connectivity, dtype=np.int64)
-    offsets = np.asarray(grid.cell_offsets if hasattr(grid, "cell_offsets") else grid.offset, dtype=np.int64)
+    conn_flat, offsets = grid.cell_connectivity, grid.cell_offsets
     order: list[int] = []
     for t in celltypes.tolist():
         if t not in order:

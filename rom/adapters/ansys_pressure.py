@@ -212,10 +212,8 @@ def _archive_element_nodes(path: Path, wanted: np.ndarray) -> tuple[dict[int, np
     if grid is None:
         raise AnsysError(f"{path}: no mesh read (no NBLOCK/EBLOCK nodes and elements): the archive is cut short or "
                          "damaged; write it again (CDWRITE,DB)")
-    enum = np.asarray(grid.cell_data["ansys_elem_num"], np.int64)
-    nnum = np.asarray(grid.point_data["ansys_node_num"], np.int64)
-    conn = np.asarray(grid.cell_connectivity, np.int64)
-    offsets = np.asarray(grid.cell_offsets if hasattr(grid, "cell_offsets") else grid.offset, np.int64)
+    enum, nnum = grid.cell_data["ansys_elem_num"], grid.point_data["ansys_node_num"]  # (int64 arrays)
+    conn, offsets = grid.cell_connectivity, grid.cell_offsets
     cells = {int(e): c for c, e in enumerate(enum.tolist())}
     out = {int(e): nnum[conn[offsets[cells[e]]:offsets[cells[e] + 1]]] for e in wanted.tolist() if e in cells}
     comps = {str(k).upper(): np.asarray(v, np.int64) for k, v in element_components.items()}

@@ -66,9 +66,7 @@ def _read_results(name: str, deck: Deck, results: list[Path]) -> ImportedRun:
     dat = next((p for p in results if p.suffix.lower() == ".dat"), None)
     disp: dict[float, np.ndarray] = {}
     points: dict[str, dict[float, np.ndarray]] = {}
-    used = np.zeros(mesh.n_nodes, bool)  # (ccx writes no result at a node of no element: its displacement is 0)
-    for block in mesh.blocks:
-        used[block.connectivity.ravel()] = True
+    used = mesh.used_nodes()  # (ccx writes no result at a node of no element: its displacement is 0)
     if frd is not None:
         f = read_frd_file(frd)
         for inc in f.increments:

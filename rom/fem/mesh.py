@@ -95,13 +95,17 @@ class Mesh:
         """``(n_blocks + 1,)`` global index of each block's first element, then n_elements."""
         return np.concatenate([[0], np.cumsum([len(b) for b in self.blocks])]).astype(np.int64)
 
-    def unused_nodes(self) -> np.ndarray:
-        """``(n,)`` the nodes no element uses, sorted (geometry points, leftover ``*NODE`` lines): they have no
-        stiffness, and CalculiX reports a zero displacement there."""
+    def used_nodes(self) -> np.ndarray:
+        """``(n_nodes,)`` bool: the nodes some element uses."""
         used = np.zeros(self.n_nodes, dtype=bool)
         for b in self.blocks:
             used[b.connectivity.ravel()] = True
-        return np.flatnonzero(~used)
+        return used
+
+    def unused_nodes(self) -> np.ndarray:
+        """``(n,)`` the nodes no element uses, sorted (geometry points, leftover ``*NODE`` lines): they have no
+        stiffness, and CalculiX reports a zero displacement there."""
+        return np.flatnonzero(~self.used_nodes())
 
     def element_block(self, elements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Block index and local index within the block of global element indices."""

@@ -141,20 +141,25 @@ def _ansys_dofs(path: Path, dof_ref: np.ndarray) -> np.ndarray:
     return np.column_stack([dof_ref[:, 0], dof_ref[:, 1] + 1])
 
 
-def ansys_full_dofs(path: str | Path) -> np.ndarray:
-    """``(n, 2)`` (node number, direction 1-3) of the free dofs of an Ansys ``.full`` file, the rows of the separated
-    model (ansys-mapdl-reader's ``dof_ref``, sorted by node, without the dofs the file lists as constrained: Ansys
-    keeps them as empty rows and columns; their displacement is zero, as the solve that wrote the file imposed)."""
+def ansys_full_numbering(path: str | Path) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(dofs (n, 2), free (n,), n_file)`` of an Ansys ``.full`` file, read once: the free dofs (node number,
+    direction 1-3; ansys-mapdl-reader's ``dof_ref``, sorted by node, without the dofs the file lists as constrained:
+    Ansys keeps them as empty rows and columns; their displacement is zero, as the solve that wrote the file imposed),
+    the rows of the separated model; where they sit among all ``n_file`` dofs of the file (the order of a load vector
+    exported with every dof)."""
     path = Path(path)
     dof_ref, _, constrained = _ansys_full(path)
-    return _ansys_dofs(path, dof_ref[~constrained])
+    return _ansys_dofs(path, dof_ref[~constrained]), np.flatnonzero(~constrained), len(dof_ref)
+
+
+def ansys_full_dofs(path: str | Path) -> np.ndarray:
+    """``(n, 2)`` the free dofs of an Ansys ``.full`` file (:func:`ansys_full_numbering`)."""
+    return ansys_full_numbering(path)[0]
 
 
 def ansys_full_free_rows(path: str | Path) -> tuple[np.ndarray, int]:
-    """``(free (n,) rows of the file's numbering, n_file)``: where the free dofs of :func:`ansys_full_dofs` sit among
-    all ``n_file`` dofs of the ``.full`` file (the order of a load vector exported with every dof)."""
-    dof_ref, _, constrained = _ansys_full(Path(path))
-    return np.flatnonzero(~constrained), len(dof_ref)
+    """``(free (n,), n_file)`` of an Ansys ``.full`` file (:func:`ansys_full_numbering`)."""
+    return ansys_full_numbering(path)[1:]
 
 
 def read_ansys_load_vector(path: str | Path, free: np.ndarray, n_file: int) -> np.ndarray:

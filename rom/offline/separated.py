@@ -27,8 +27,6 @@ agree to round-off (sums over ranks).
 """
 from __future__ import annotations
 
-import functools
-
 import time
 from pathlib import Path
 
@@ -43,9 +41,8 @@ from structrom.mpi import collectives as _dist
 from structrom.rom import separated_model_file as smf
 from structrom.rom.pod import pod
 
+from .ansys_full import ansys_full_numbering, check_ansys_free_dofs, read_ansys_full_rows, read_ansys_load_vector
 from .distributed_operator import DistributedOperator, smallest_generalized_eigenvalue, start_vectors
-from .ansys_full import (ansys_full_dofs, ansys_full_free_rows, check_ansys_free_dofs, read_ansys_full_rows,
-                         read_ansys_load_vector)
 from .exported_operators import (ExportError, matrix_market_size, read_calculix_rows, read_dofs,
                                  read_matrix_market_rows, read_vector, row_range)
 from .separated_config import SeparatedOfflineConfig
@@ -77,13 +74,14 @@ def run_separated_offline(cfg: SeparatedOfflineConfig, comm: MPI.Comm | None = N
     # -- 1. sizes, numbering, local rows ----------------------------------------------------------------------
     t = time.perf_counter()
     msg, dofs, n = None, None, 0
+    rows = None  # Ansys .full: (free (n,) rows among the file's n_file dofs, n_file), the load vectors' numbering
     try:
         if s.format == "calculix":
             dofs = read_dofs(cfg.path(s.training[0].matrix + ".dof"))
             n = len(dofs)
         elif s.format == "ansys_full":
-            dofs = ansys_full_dofs(cfg.path(s.training[0].matrix))
-            n = len(dofs)
+            dofs, free, n_file = ansys_full_numbering(cfg.path(s.training[0].matrix))
+            rows, n = (free, n_file), len(dofs)
         else:
             n = matrix_market_size(cfg.path(s.training[0].matrix))
     except ExportError as exc:
@@ -117,10 +115,10 @@ def run_separated_offline(cfg: SeparatedOfflineConfig, comm: MPI.Comm | None = N
     msg = None
     try:
         if s.rhs is not None:
-            shared_b = _read_load(cfg, s.rhs, n)[lo:hi]
+            shared_b = _read_load(cfg, s.rhs, n, rows)[lo:hi]
         for j, tr in enumerate(s.training):
             A, b_local[:, j] = _read_operator(cfg, tr, n, lo, hi, shared_b,
-                                              dofs if s.format == "ansys_full" else None)
+                                              dofs if s.format == "ansys_full" else None, rows)
             A_local.append(A)
     except Exception as exc:  # any error, so that it reaches every rank (none waits alone below)
         msg = str(exc) if isinstance(exc, ExportError) else (
@@ -226,7 +224,7 @@ def run_separated_offline(cfg: SeparatedOfflineConfig, comm: MPI.Comm | None = N
     # -- 6b. validation: the separation's operator error, which the residual of the separated system misses ------
     t = time.perf_counter()
     validation = validate_separation(comm, cfg, n, lo, hi, matrix, rhs_sep, A_red, b_red, norm_gram, AV, V, X,
-                                     estimator.R, alpha_lb)
+                                     estimator.R, alpha_lb, rows)
     X.destroy()
     del AV
     eim_error = max((v["eim_error"] for v in validation), default=0.0)
@@ -257,24 +255,17 @@ def run_separated_offline(cfg: SeparatedOfflineConfig, comm: MPI.Comm | None = N
     return out
 
 
-def _read_load(cfg, rhs: str, n: int) -> np.ndarray:
-    """The load vector ``(n,)`` of file ``rhs`` in the exports' row order; for Ansys ``.full`` exports, given on the
-    free dofs or on every dof of the file's numbering (:func:`read_ansys_load_vector`)."""
-    s = cfg.separated
-    if s.format != "ansys_full":
+def _read_load(cfg, rhs: str, n: int, rows: tuple[np.ndarray, int] | None = None) -> np.ndarray:
+    """The load vector ``(n,)`` of file ``rhs`` in the exports' row order; ``rows``: for Ansys ``.full`` exports,
+    ``(free (n,), n_file)``, the vector being given on the free dofs or on every dof of the file's numbering
+    (:func:`read_ansys_load_vector`)."""
+    if rows is None:
         return read_vector(cfg.path(rhs), n)
-    free, n_file = _free_rows(str(cfg.path(s.training[0].matrix)))
-    return read_ansys_load_vector(cfg.path(rhs), free, n_file)
+    return read_ansys_load_vector(cfg.path(rhs), *rows)
 
 
-@functools.lru_cache(maxsize=4)
-def _free_rows(path: str) -> tuple[np.ndarray, int]:
-    """:func:`ansys_full_free_rows` of the first export, read once per run."""
-    return ansys_full_free_rows(path)
-
-
-def _read_operator(cfg, entry, n: int, lo: int, hi: int, shared_b, dofs: np.ndarray | None = None
-                   ) -> tuple[sp.csr_matrix, np.ndarray]:
+def _read_operator(cfg, entry, n: int, lo: int, hi: int, shared_b, dofs: np.ndarray | None = None,
+                   rows: tuple[np.ndarray, int] | None = None) -> tuple[sp.csr_matrix, np.ndarray]:
     """This rank's rows ``[lo, hi)`` of an export's matrix and load vector; ``dofs``: the first Ansys export's dof
     numbering, which every other one must have."""
     s = cfg.separated
@@ -286,7 +277,7 @@ def _read_operator(cfg, entry, n: int, lo: int, hi: int, shared_b, dofs: np.ndar
             check_ansys_free_dofs(cfg.path(entry.matrix), A, lo, dofs)
     else:
         A = read_matrix_market_rows(cfg.path(entry.matrix), n, lo, hi)
-    b = _read_load(cfg, entry.rhs, n)[lo:hi] if entry.rhs is not None else shared_b
+    b = _read_load(cfg, entry.rhs, n, rows)[lo:hi] if entry.rhs is not None else shared_b
     return A, b
 
 
@@ -303,19 +294,19 @@ def _entries_at(comm, A_local: sp.csr_matrix | np.ndarray, lo: int, rows: np.nda
 
 
 def validate_separation(comm, cfg, n, lo, hi, matrix, rhs_sep, A_red, b_red, norm_gram, AV, V, X, R,
-                        alpha_lb) -> list[dict]:
+                        alpha_lb, rows: tuple[np.ndarray, int] | None = None) -> list[dict]:
     """For every validation export ``A_v = A(mu_v)``: the reduced solution ``u_N`` of the separated system (entries
     taken from ``A_v``, as an exact entry evaluator gives them), the separation's operator error on it
     ``eta_v = ||(A_v - A_sep(mu_v)) V u_N||_{X'} / ||V u_N||_X``, the residual ``||R theta||`` and the true error
-    ``||A_v^-1 b_v - V u_N||_X``. Collective."""
+    ``||A_v^-1 b_v - V u_N||_X``; ``rows``: the load vectors' numbering (:func:`_read_load`). Collective."""
     s = cfg.separated
     out = []
     F = sla.lu_factor(matrix.F)
-    shared_b = _read_load(cfg, s.rhs, n)[lo:hi] if s.rhs is not None else None
+    shared_b = _read_load(cfg, s.rhs, n, rows)[lo:hi] if s.rhs is not None else None
     for v in s.validation:
         msg = None
         try:
-            A_v, b_v = _read_operator(cfg, v, n, lo, hi, shared_b)
+            A_v, b_v = _read_operator(cfg, v, n, lo, hi, shared_b, rows=rows)
         except Exception as exc:  # any error, so that it reaches every rank (none waits alone below)
             msg, A_v, b_v = (str(exc) if isinstance(exc, ExportError) else
                              f"{v.matrix}: unexpected {type(exc).__name__}: {exc}"), None, None

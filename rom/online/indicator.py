@@ -366,7 +366,6 @@ class IndicatorTracker:
         self.values[~np.isfinite(self.values)] = np.inf
         return self.values
 
-
     def _sensitivity(self, floor: float) -> np.ndarray:
         """``(n,)`` ``plastic_sensitivity``: ``||dp||`` of each increment relative to the running maximum of
         ``||p_rp||`` or the floor ``f p_ref`` (as ``gappy_p`` with ``history``; the true errors of ``p`` are
