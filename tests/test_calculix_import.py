@@ -611,6 +611,15 @@ ERRORS = [
      r"job.inp:\d+: \*ELEMENT: element TYPE=CPS6 is not supported; .*meshers \(gmsh\) export the surface"),
     ("*Part, name=Plate\n" + MODEL + STEPS, r"\*PART, .*job.inp:1: Abaqus part/assembly structure: write the deck flat"),
     ("*INCLUDE, INPUT=missing.inp\n", r"\*INCLUDE file .*missing.inp' does not exist"),
+    # third-party decks (docs/adapters.md, 'Third-party decks'): what ccx reads otherwise than it looks
+    (MODEL.replace("*NSET,NSET=LOAD\n9,10,11,12", "*ELSET,ELSET=TIP\n2\n*NSET,NSET=LOAD,ELSET=TIP") + STEPS,
+     r"not supported: \*NSET, .*job.inp:\d+: ELSET=TIP .*ccx 2.20 ignores the parameter"),
+    (MODEL.replace("200000,0.3,20", "200 000,0.3,20") + STEPS, r"job.inp:\d+: \*ELASTIC: young must be a number, got '200 000'"),
+    (MODEL.replace("*ELEMENT, TYPE=C3D8,", "*ELEMENT, TYPE=C3D8R,") + STEPS, r"TYPE=C3D8R is not supported \(one integration "
+                                                                          r"point .*\): use C3D8 or C3D20R"),
+    (MODEL.replace("*ELEMENT, TYPE=C3D8, ELSET=EALL\n1,1,2,3,4,5,6,7,8\n2,2,9,10,3,6,11,12,7",
+                   "*ELEMENT, TYPE=C3D6, ELSET=EALL\n1,1,2,3,5,6,7\n2,2,9,10,6,11,12") + STEPS,
+     r"job.inp:\d+: \*ELEMENT: element TYPE=C3D6 is not supported \(wedges.*remesh with tetrahedra"),
 ]
 
 
@@ -680,6 +689,25 @@ def test_freecad_deck_conventions(tmp_path):
     assert fixed(deck) == fixed(base) and len(fixed(base)) == 12
     assert [(s.start, s.end) for s in deck.steps] == [(0.0, 1.0), (1.0, 2.5)]
     assert [m[:2] for m in deck.materials] == [m[:2] for m in base.materials]
+
+
+def test_third_party_deck_conventions(tmp_path):
+    """What Windows editors, gmsh and Abaqus users write, read as ccx 2.20 reads it (checked with ccx: same
+    displacements): a byte-order mark and CRLF line ends; names with blanks (gmsh's physical group 'Load Set') are
+    the names without them, as ccx removes the blanks of every line; a *DLOAD line 'surface, P, value' is the
+    *DSLOAD line."""
+    base = read_deck(_write(tmp_path, MODEL + STEPS, "base.inp"))
+    times = np.array([0.0, 0.5, 1.0, 2.0, 2.5])
+    text = ("\ufeff" + (MODEL + STEPS).replace("*NSET,NSET=LOAD", "*NSET, NSET = Load Set").replace("LOAD,1,60", "LOADSET, 1, 60")
+            .replace("NAME=STEEL", "NAME=Steel S235").replace("MATERIAL=STEEL", "MATERIAL=STEELS235")
+            .replace("*DLOAD,AMPLITUDE=TOT\n2,P4,10.", "*DLOAD,AMPLITUDE=TOT\nEnd Face, P, 10.")
+            .replace("*BOUNDARY", "*ELSET,ELSET=E2\n2\n*SURFACE, NAME=end face\nE2, S4\n*BOUNDARY", 1).replace("\n", "\r\n"))
+    deck = read_deck(_write(tmp_path, text))
+    assert "LoadSet" in deck.mesh.node_sets and "endface" in deck.mesh.surface_sets
+    assert [law for _, law, *_ in deck.materials] == [law for _, law, *_ in base.materials]
+    for name in ("cload", "pressure", "temperature", "boundary"):
+        assert np.array_equal(deck.history(name, times), base.history(name, times)), name
+    assert base.history("pressure", times).max() > 0 and base.history("cload", times).max() > 0
 
 
 def test_norton_conversion():

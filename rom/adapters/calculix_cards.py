@@ -98,7 +98,7 @@ def read_cards(path: str | os.PathLike, _depth: int = 0, _top: Path | None = Non
     except OSError as exc:
         raise CalculixError(f"cannot read CalculiX input {str(path)!r}: {exc}") from None
     cards: list[Card] = [] if _cards is None else _cards
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(text.removeprefix("\ufeff").splitlines(), start=1):  # (a Windows editor's BOM)
         line = raw.strip()
         if not line or line.startswith("**"):
             continue
@@ -109,7 +109,8 @@ def read_cards(path: str | os.PathLike, _depth: int = 0, _top: Path | None = Non
             for p in parts[1:]:
                 if p:
                     k, _, v = p.partition("=")
-                    params["".join(k.upper().split())] = v.strip()  # (ccx drops blanks: TIME RESET is TIMERESET)
+                    k = "".join(k.upper().split())  # (ccx drops blanks: TIME RESET is TIMERESET)
+                    params[k] = v.strip() if k == "INPUT" else "".join(v.split())  # (names: 'Tip Nodes' is TIPNODES)
             if keyword == "INCLUDE":
                 if not params.get("INPUT"):
                     raise CalculixError(f"{path}:{number}: *INCLUDE needs INPUT=<file>")
@@ -118,11 +119,30 @@ def read_cards(path: str | os.PathLike, _depth: int = 0, _top: Path | None = Non
                 continue
             cards.append(Card(keyword, params, path, number))
         elif cards:
-            cards[-1].data.append(line)
+            cards[-1].data.append(line if cards[-1].keyword == "HEADING" else _names_without_blanks(line))
             cards[-1].data_lines.append(number if cards[-1].file == path else _located(number, path))
         else:
             raise CalculixError(f"{path}:{number}: data line before any keyword card: {line[:60]!r}")
     return cards
+
+
+def _names_without_blanks(line: str) -> str:
+    """A data line with the blanks inside its names removed, as ccx reads every line without its blanks (a set
+    ``Tip Nodes``, as gmsh writes a physical group's name, is ``TIPNODES``). A number written with a blank inside
+    (``210 000``) keeps it: ccx would read 210000, and such a line is more likely a separator missing, so it is
+    refused where it is read, naming the token."""
+    if " " not in line and "\t" not in line:
+        return line
+    tokens = []
+    for token in line.split(","):
+        token = token.strip()
+        joined = "".join(token.split())
+        try:
+            fortran_float(joined)
+        except ValueError:
+            token = joined
+        tokens.append(token)
+    return ",".join(tokens)
 
 
 def _include(name: Path, path: Path, number: int, top: Path) -> Path:

@@ -106,7 +106,8 @@ def _load_card(deck: Deck, card: Card, step: int, in_step: bool, nodes_of, eleme
             raise _error(card, n, "lines must be 'element or element set, label, magnitude[, ...]'")
         label = tokens[1].upper()
         m = _PRESSURE.match(label)
-        if kw == "DSLOAD":
+        if kw == "DSLOAD" or (label == "P" and tokens[0].upper() in upper_surfs):
+            # (ccx 2.20 reads '*DLOAD' lines 'surface, P, value' as *DSLOAD lines, checked: same displacements)
             if label != "P":
                 raise not_supported(card, f"load label {label} at line {n}: only pressures P are imported")
             if tokens[0].upper() not in upper_surfs:

@@ -21,6 +21,20 @@ from .calculix_error import CalculixError
 __all__ = ["InpIds", "read_inp"]
 
 
+#: Why ccx's other solid elements are refused, and the remesh that keeps the model (appended to the refusal).
+_UNSUPPORTED_SOLIDS = {
+    **dict.fromkeys(("C3D6", "C3D15"), " (wedges, as extruded or boundary-layer meshes have them, are not elements of "
+                                       "the kernel): remesh with tetrahedra (C3D10) or hexahedra only (gmsh: extrude "
+                                       "without 'Recombine' for tetrahedra, or recombine the base surface into quads)"),
+    "C3D8R": " (one integration point with ccx's hourglass control, whose answer no kernel element reproduces): use "
+             "C3D8 or C3D20R; the displacements differ, so run ccx again with the new type",
+    "C3D8I": " (incompatible modes, whose answer no kernel element reproduces): use C3D20R, or C3D8 with a finer mesh; "
+             "the displacements differ, so run ccx again with the new type",
+    **dict.fromkeys(("C3D4T", "C3D8T", "C3D20T", "C3D20RT"), " (thermally coupled: give temperatures with "
+                                                                       "*TEMPERATURE): use the element without 'T'"),
+}
+
+
 @dataclass
 class InpIds:
     """File ids of the mesh read by :func:`read_inp`: ``node_ids`` ``(n_nodes,)`` and ``element_ids``
@@ -199,8 +213,8 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
             if etype not in NODES_PER_ELEMENT:
                 lower = etype.startswith(("CPS", "CPE", "CAX", "S", "M3D", "T3D", "T2D", "B3", "B2"))
                 raise CalculixError(
-                    f"{where(card)}: element TYPE={etype or '(missing)'} is not supported; "
-                    f"use one of {', '.join(NODES_PER_ELEMENT)}"
+                    f"{where(card)}: element TYPE={etype or '(missing)'} is not supported"
+                    + _UNSUPPORTED_SOLIDS.get(etype, "") + f"; use one of {', '.join(NODES_PER_ELEMENT)}"
                     + ("; meshers (gmsh) export the surface and line elements of physical groups too: export the "
                        "volume elements only (node sets for the groups)" if lower else "")
                 )
@@ -220,6 +234,11 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
             name = card.params.get(kw)
             if not name:
                 raise CalculixError(f"{where(card)}: missing {kw}=<name>")
+            if kw == "NSET" and "ELSET" in card.params:
+                raise CalculixError(f"not supported: *NSET, {_at(path, card, card.line)}: ELSET={card.params['ELSET']} "
+                                    "(Abaqus's nodes of an element set): ccx 2.20 ignores the parameter and leaves the "
+                                    "set without these nodes (a load or boundary on it is lost); list the nodes on the "
+                                    "card's lines")
             sets = nsets if kw == "NSET" else elsets
             sets.setdefault(spelled(sets, name), []).append(set_members(card, sets, "GENERATE" in card.params))
         elif kw == "SURFACE":
