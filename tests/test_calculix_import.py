@@ -695,13 +695,13 @@ def test_third_party_deck_conventions(tmp_path):
     """What Windows editors, gmsh and Abaqus users write, read as ccx 2.20 reads it (checked with ccx: same
     displacements): a byte-order mark and CRLF line ends; names with blanks (gmsh's physical group 'Load Set') are
     the names without them, as ccx removes the blanks of every line; a *DLOAD line 'surface, P, value' is the
-    *DSLOAD line."""
+    *DSLOAD line; a node surface (contact only, in ccx) named like a node set leaves the set alone."""
     base = read_deck(_write(tmp_path, MODEL + STEPS, "base.inp"))
     times = np.array([0.0, 0.5, 1.0, 2.0, 2.5])
     text = ("\ufeff" + (MODEL + STEPS).replace("*NSET,NSET=LOAD", "*NSET, NSET = Load Set").replace("LOAD,1,60", "LOADSET, 1, 60")
             .replace("NAME=STEEL", "NAME=Steel S235").replace("MATERIAL=STEEL", "MATERIAL=STEELS235")
             .replace("*DLOAD,AMPLITUDE=TOT\n2,P4,10.", "*DLOAD,AMPLITUDE=TOT\nEnd Face, P, 10.")
-            .replace("*BOUNDARY", "*ELSET,ELSET=E2\n2\n*SURFACE, NAME=end face\nE2, S4\n*BOUNDARY", 1).replace("\n", "\r\n"))
+            .replace("*BOUNDARY", "*ELSET,ELSET=E2\n2\n*SURFACE, NAME=end face\nE2, S4\n*SURFACE,NAME=LOADSET,TYPE=NODE\n1\n*BOUNDARY", 1).replace("\n", "\r\n"))
     deck = read_deck(_write(tmp_path, text))
     assert "LoadSet" in deck.mesh.node_sets and "endface" in deck.mesh.surface_sets
     assert [law for _, law, *_ in deck.materials] == [law for _, law, *_ in base.materials]

@@ -13,7 +13,7 @@ MAPPED = {
     "HEADING": "title (kept as text)",
     "INCLUDE": "file read in place",
     "NODE": "mesh nodes", "ELEMENT": "mesh elements (C3D4, C3D10, C3D8, C3D20, C3D20R)",
-    "NSET": "node set", "ELSET": "element set", "SURFACE": "surface (TYPE=ELEMENT) or node set (TYPE=NODE)",
+    "NSET": "node set", "ELSET": "element set", "SURFACE": "surface (TYPE=ELEMENT); TYPE=NODE surfaces (contact only in ccx) are read, not used",
     "MATERIAL": "material", "ELASTIC": "young/poisson tables (TYPE=ISO)", "EXPANSION": "expansion table (TYPE=ISO)",
     "DENSITY": "density", "PLASTIC": "tabulated hardening (isotropic; kinematic/combined if the law registry has them)",
     "CYCLIC HARDENING": "isotropic part of HARDENING=COMBINED",

@@ -139,7 +139,7 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
 
     Parses ``*NODE``, ``*ELEMENT`` (``TYPE``, ``ELSET``), ``*NSET``/``*ELSET`` (ids, names of sets
     defined earlier, ``GENERATE``), ``*SURFACE`` with ``TYPE=ELEMENT`` (``element or elset, S<k>``;
-    ``TYPE=NODE`` surfaces become node sets) and follows ``*INCLUDE``. Set names keep the case they have
+    ``TYPE=NODE`` surfaces are checked, not kept: ccx uses them for contact only) and follows ``*INCLUDE``. Set names keep the case they have
     in the file (names differing only in case are one set, as in ccx: the first spelling is kept). Returns
     the mesh (nodes and elements in file order, one block per ``*ELEMENT`` card) and the file ids.
     """
@@ -247,7 +247,10 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
                 raise CalculixError(f"{where(card)}: missing NAME=<name>")
             stype = card.params.get("TYPE", "ELEMENT").upper()
             if stype == "NODE":
-                nsets.setdefault(spelled(nsets, name), []).append(set_members(_Card("SURFACE", {}, card.line, [d.split(",")[0] for d in card.data], card.data_lines), nsets, False))
+                # (a node surface is not a node set in ccx: *CLOAD or *BOUNDARY on its name is refused by ccx, and a
+                # node set of the same name keeps its own nodes; only contact and couplings use it, both refused)
+                set_members(_Card("SURFACE", {}, card.line, [d.split(",")[0] for d in card.data], card.data_lines),
+                            nsets, False)  # (its members checked)
                 continue
             if stype != "ELEMENT":
                 raise CalculixError(f"{where(card)}: TYPE={stype} is not supported (use TYPE=ELEMENT)")
