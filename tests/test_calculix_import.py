@@ -614,6 +614,9 @@ ERRORS = [
     # third-party decks (docs/adapters.md, 'Third-party decks'): what ccx reads otherwise than it looks
     (MODEL.replace("*NSET,NSET=LOAD\n9,10,11,12", "*ELSET,ELSET=TIP\n2\n*NSET,NSET=LOAD,ELSET=TIP") + STEPS,
      r"not supported: \*NSET, .*job.inp:\d+: ELSET=TIP .*ccx 2.20 ignores the parameter"),
+    (MODEL.replace("*NODE, NSET=NALL", "*NODE, NSET=NALL, INPUT=nodes.inp") + STEPS,
+     r"not supported: \*NODE, .*job.inp:3: INPUT=nodes.inp .*put '\*INCLUDE, INPUT=nodes.inp' on the line after"),
+    (MODEL.replace("*EXPANSION,ZERO=20", "*EXPANSION,ZERO=20,USER") + STEPS, r"\*EXPANSION, .*: USER: thermal strains"),
     (MODEL.replace("200000,0.3,20", "200 000,0.3,20") + STEPS, r"job.inp:\d+: \*ELASTIC: young must be a number, got '200 000'"),
     (MODEL.replace("*ELEMENT, TYPE=C3D8,", "*ELEMENT, TYPE=C3D8R,") + STEPS, r"TYPE=C3D8R is not supported \(one integration "
                                                                           r"point .*\): use C3D8 or C3D20R"),

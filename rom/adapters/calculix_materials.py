@@ -104,6 +104,8 @@ def material_config(name: str, cards: list) -> dict:
         ex = by_kw["EXPANSION"]
         if not ex.params.get("TYPE", "ISO").upper().startswith("ISO"):
             raise not_supported(ex, f"TYPE={ex.params['TYPE']}: only isotropic expansion (TYPE=ISO) is imported")
+        if "USER" in ex.params:  # (ccx then takes the thermal strain from its uexpan routine, not the card's lines)
+            raise not_supported(ex, "USER: thermal strains from a user subroutine; give the expansion table")
         v, t = _rows(ex, 1, "alpha")
         elastic["expansion"] = _table(v[:, 0], t)
         zero = ex.params.get("ZERO", "0")

@@ -194,6 +194,10 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
 
     for card in cards:
         kw = card.keyword
+        if kw in ("NODE", "ELEMENT", "NSET", "ELSET") and "INPUT" in card.params:
+            raise CalculixError(f"not supported: *{kw}, {_at(path, card, card.line)}: INPUT={card.params['INPUT']} (Abaqus "
+                                f"reads the lines from that file; ccx 2.20 ignores the parameter): put '*INCLUDE, "
+                                f"INPUT={card.params['INPUT']}' on the line after the *{kw} line, as ccx reads it")
         if kw == "NODE":
             vals = _numbers(card, path, float, "numbers 'id, x, y, z'")
             n_line = len(card.data)
