@@ -82,6 +82,8 @@ def test_uploaded_deck_screening():
                           # spellings the parser reads as *INCLUDE too (blanks removed, Unicode upper case)
                           (b"*NODE\n*IN CLUDE, INPUT=/etc/passwd\n", r"not supported: \*INCLUDE, up.inp:2"),
                           ("*NODE\n*\u0131nclude,input=/etc/passwd\n".encode(), r"not supported: \*INCLUDE, up.inp:2"),
+                          # byte-order marks: the parser drops one, the screen all (none hides the card)
+                          (b"\xef\xbb\xbf\xef\xbb\xbf*INCLUDE,INPUT=/etc/passwd\n", r"not supported: \*INCLUDE, up.inp:1"),
                           (b"*NODE\n1,0\x00,0\n", "binary data"), (b"x" * 2000, "2000 bytes; at most 1000")):
         with pytest.raises(CalculixError, match=message):
             screen_deck_text(data, max_bytes=1000, name="up.inp")

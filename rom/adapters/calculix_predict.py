@@ -277,6 +277,9 @@ def screen_deck_text(data: bytes, *, max_bytes: int, max_lines: int = 2_000_000,
         text = data.decode("utf-8-sig")  # a leading byte-order mark (Windows editors) dropped
     except UnicodeDecodeError:
         text = data.decode("latin-1")
+    # every leading byte-order mark dropped: the parser drops one (read_cards), so a second one must not hide an
+    # *INCLUDE from this screen
+    text = text.lstrip("\ufeff")
     lines = text.splitlines()
     if len(lines) > max_lines:
         raise CalculixError(f"{name}: {len(lines)} lines; at most {max_lines}")
