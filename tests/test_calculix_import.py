@@ -616,6 +616,7 @@ ERRORS = [
      r"not supported: \*NSET, .*job.inp:\d+: ELSET=TIP .*ccx 2.20 ignores the parameter"),
     (MODEL.replace("*NODE, NSET=NALL", "*NODE, NSET=NALL, INPUT=nodes.inp") + STEPS,
      r"not supported: \*NODE, .*job.inp:3: INPUT=nodes.inp .*put '\*INCLUDE, INPUT=nodes.inp' on the line after"),
+    (MODEL.replace("FIX,1,3\n", "FIX, ENCASTRE\n") + STEPS, r"job.inp:\d+: \*BOUNDARY: ENCASTRE is Abaqus's.*write 'FIX, 1, 3'"),
     (MODEL.replace("*EXPANSION,ZERO=20", "*EXPANSION,ZERO=20,USER") + STEPS, r"\*EXPANSION, .*: USER: thermal strains"),
     (MODEL.replace("200000,0.3,20", "200 000,0.3,20") + STEPS, r"job.inp:\d+: \*ELASTIC: young must be a number, got '200 000'"),
     (MODEL.replace("*ELEMENT, TYPE=C3D8,", "*ELEMENT, TYPE=C3D8R,") + STEPS, r"TYPE=C3D8R is not supported \(one integration "
