@@ -706,8 +706,11 @@ def test_third_party_deck_conventions(tmp_path):
             .replace("NAME=STEEL", "NAME=Steel S235").replace("MATERIAL=STEEL", "MATERIAL=STEELS235")
             .replace("*DLOAD,AMPLITUDE=TOT\n2,P4,10.", "*DLOAD,AMPLITUDE=TOT\nEnd Face, P, 10.")
             .replace("*BOUNDARY", "*ELSET,ELSET=E2\n2\n*SURFACE, NAME=end face\nE2, S4\n*SURFACE,NAME=LOADSET,TYPE=NODE\n1\n*BOUNDARY", 1).replace("\n", "\r\n"))
-    deck = read_deck(_write(tmp_path, text))
+    deck = read_deck(_write(tmp_path, text.replace("*STATIC", "*STATIC, RIKS", 1)))
     assert "LoadSet" in deck.mesh.node_sets and "endface" in deck.mesh.surface_sets
+    assert [why for kw, _, why in deck.ignored if kw == "STATIC"] == [
+        "parameter RIKS: ccx 2.20 does not read it (it warns and runs a plain *STATIC step, as imported); remove it "
+        "from the deck"]
     assert [law for _, law, *_ in deck.materials] == [law for _, law, *_ in base.materials]
     for name in ("cload", "pressure", "temperature", "boundary"):
         assert np.array_equal(deck.history(name, times), base.history(name, times)), name

@@ -254,6 +254,10 @@ def read_deck(path: str | os.PathLike) -> Deck:
             if "TOTALTIMEATSTART" in card.params:
                 raise not_supported(card, "TOTAL TIME AT START: the first step must start at total time 0 and every "
                                           "later one where the previous one ended")
+            known = {"DIRECT", "SOLVER"} | ({"CETOL"} if kw == "VISCO" else set())
+            for name in sorted(set(card.params) - known):  # (Abaqus's RIKS, STABILIZE...: ccx warns and goes on)
+                deck.ignored.append((kw, card.where, f"parameter {name}: ccx 2.20 does not read it (it warns and runs "
+                                                     f"a plain *{kw} step, as imported); remove it from the deck"))
             period = 1.0
             rows = card.rows()
             if rows and len(rows[0][0]) > 1 and rows[0][0][1]:
