@@ -382,6 +382,9 @@ def test_nested_include_is_found_as_ccx_opens_it(tmp_path):
     (tmp_path / "elements.inp").write_text("*ELEMENT" + tail.split("*MATERIAL")[0])
     deck = read_deck(_write(tmp_path, "*INCLUDE, INPUT=mesh/nodes.inp\n*MATERIAL" + tail.split("*MATERIAL")[1] + STEPS))
     assert deck.mesh.n_elements == 2
+    # a file name in double quotes (Abaqus's spelling) is the name without them, as ccx opens it
+    quoted = read_deck(_write(tmp_path, '*INCLUDE, INPUT="mesh/nodes.inp"\n*MATERIAL' + tail.split("*MATERIAL")[1] + STEPS))
+    assert quoted.mesh.n_elements == 2
     (tmp_path / "mesh" / "elements.inp").write_text("*ELEMENT" + tail.split("*MATERIAL")[0].replace("1,1,2", "1,2,1"))
     with pytest.raises(CalculixError, match=r"nodes.inp:\d+: \*INCLUDE, INPUT=elements.inp: two different files .*"
                                             r"ccx, run in the deck's directory, reads this one"):

@@ -110,7 +110,9 @@ def read_cards(path: str | os.PathLike, _depth: int = 0, _top: Path | None = Non
                 if p:
                     k, _, v = p.partition("=")
                     k = "".join(k.upper().split())  # (ccx drops blanks: TIME RESET is TIMERESET)
-                    params[k] = v.strip() if k == "INPUT" else "".join(v.split())  # (names: 'Tip Nodes' is TIPNODES)
+                    # (names: 'Tip Nodes' is TIPNODES; a file name in double quotes, as Abaqus allows, is read without
+                    # them by ccx too)
+                    params[k] = v.strip().strip('"') if k == "INPUT" else "".join(v.split())
             if keyword == "INCLUDE":
                 if not params.get("INPUT"):
                     raise CalculixError(f"{path}:{number}: *INCLUDE needs INPUT=<file>")
