@@ -702,7 +702,8 @@ def test_third_party_deck_conventions(tmp_path):
     """What Windows editors, gmsh and Abaqus users write, read as ccx 2.20 reads it (checked with ccx: same
     displacements): a byte-order mark and CRLF line ends; names with blanks (gmsh's physical group 'Load Set') are
     the names without them, as ccx removes the blanks of every line; a *DLOAD line 'surface, P, value' is the
-    *DSLOAD line; a node surface (contact only, in ccx) named like a node set leaves the set alone."""
+    *DSLOAD line; a node surface (contact only, in ccx) named like a node set leaves the set alone. Listed as
+    ignored: Abaqus's *STATIC parameters that ccx does not read, a load line on an empty set (ccx: no warning)."""
     base = read_deck(_write(tmp_path, MODEL + STEPS, "base.inp"))
     times = np.array([0.0, 0.5, 1.0, 2.0, 2.5])
     text = ("\ufeff" + (MODEL + STEPS).replace("*NSET,NSET=LOAD", "*NSET, NSET = Load Set").replace("LOAD,1,60", "LOADSET, 1, 60")
@@ -711,6 +712,10 @@ def test_third_party_deck_conventions(tmp_path):
             .replace("*BOUNDARY", "*ELSET,ELSET=E2\n2\n*SURFACE, NAME=end face\nE2, S4\n*SURFACE,NAME=LOADSET,TYPE=NODE\n1\n*BOUNDARY", 1).replace("\n", "\r\n"))
     deck = read_deck(_write(tmp_path, text.replace("*STATIC", "*STATIC, RIKS", 1)))
     assert "LoadSet" in deck.mesh.node_sets and "endface" in deck.mesh.surface_sets
+    empty = read_deck(_write(tmp_path, (MODEL + STEPS).replace("*NSET,NSET=LOAD", "*NSET,NSET=NONE\n*NSET,NSET=LOAD")
+                                       .replace("LOAD,1,60", "LOAD,1,60\nnone,2,5")))
+    assert [(kw, where.rsplit(":", 1)[1], why) for kw, where, why in empty.ignored if kw == "CLOAD"] == [
+        ("CLOAD", "47", "node set NONE is empty: the line applies nothing (ccx runs it so too, without a warning)")]
     assert [why for kw, _, why in deck.ignored if kw == "STATIC"] == [
         "parameter RIKS: ccx 2.20 does not read it (it warns and runs a plain *STATIC step, as imported); remove it "
         "from the deck"]

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fem.mesh import Mesh
-from .calculix_cards import Card, _error, _float, as_id, not_supported, read_cards
+from .calculix_cards import Card, _error, _float, as_id, line_at, not_supported, read_cards
 from .calculix_error import CalculixError
 from .inp import InpIds, read_inp
 from .calculix_history import Amplitude, Step, StepTable, evaluate
@@ -134,7 +134,11 @@ def read_deck(path: str | os.PathLike) -> Deck:
         if token.upper() not in names:
             article = "an" if kind == "element" else "a"
             raise _error(card, number, f"{token!r} is neither {article} {kind} id nor {article} {kind} set")
-        return ids.repeated.get((kind, names[token.upper()]), sets[names[token.upper()]])  # (as listed: ccx loads twice)
+        name = names[token.upper()]
+        if not len(sets[name]):  # (a mesher's group that came out empty: ccx runs the line silently)
+            deck.ignored.append((card.keyword, line_at(card, number), f"{kind} set {name} is empty: the line applies "
+                                                                      "nothing (ccx runs it so too, without a warning)"))
+        return ids.repeated.get((kind, name), sets[name])  # (as listed: ccx loads twice)
 
     def nodes_of(card: Card, token: str, number: int) -> np.ndarray:
         return members("node", card, token, number)
