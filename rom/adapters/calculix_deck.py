@@ -131,6 +131,9 @@ def read_deck(path: str | os.PathLike) -> Deck:
                 return lookup(np.array([number_id]))
             except CalculixError as exc:
                 raise _error(card, number, str(exc)) from None
+        if not token:  # (Abaqus's '*Dload' line ', GRAV, ...': the whole model; ccx 2.20 crashes on it)
+            raise _error(card, number, f"the {kind} field is empty (Abaqus's whole model, which ccx 2.20 does not "
+                                       f"read): name a set of every {kind} (*{kind[0].upper()}SET with the ids)")
         if token.upper() not in names:
             article = "an" if kind == "element" else "a"
             raise _error(card, number, f"{token!r} is neither {article} {kind} id nor {article} {kind} set")
