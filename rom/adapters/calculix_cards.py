@@ -8,6 +8,7 @@ of a card is the table's spelling (:func:`.calculix_keywords.canonical`).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,18 +134,21 @@ def _names_without_blanks(line: str) -> str:
     ``Tip Nodes``, as gmsh writes a physical group's name, is ``TIPNODES``). A number written with a blank inside
     (``210 000``) keeps it: ccx would read 210000, and such a line is more likely a separator missing, so it is
     refused where it is read, naming the token."""
-    if " " not in line and "\t" not in line:
+    if _INNER_BLANK.search(line) is None:  # (the usual line: blanks around commas only)
         return line
-    tokens = []
-    for token in line.split(","):
-        token = token.strip()
+    tokens = [t.strip() for t in line.split(",")]
+    for i, token in enumerate(tokens):
         joined = "".join(token.split())
-        try:
-            fortran_float(joined)
-        except ValueError:
-            token = joined
-        tokens.append(token)
+        if joined != token:
+            try:
+                fortran_float(joined)
+            except ValueError:
+                tokens[i] = joined
     return ",".join(tokens)
+
+
+#: A blank between two characters of one token (not next to a comma).
+_INNER_BLANK = re.compile(r"[^\s,][ \t]+[^\s,]")
 
 
 def _include(name: Path, path: Path, number: int, top: Path) -> Path:
