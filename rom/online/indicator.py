@@ -9,7 +9,9 @@ Each component is one dimensionless number per increment, computed from reduced-
 ``gappy_p``                the same for the cumulated plastic (creep) strain ``p``
 ``equilibrium``            reduced equilibrium residual with the *validation* cubature, integration points
                            kept out of the reduced set: ``||f_ext - sum_v w_v B_v^T sigma_v|| / f_ref``
-                           (sigma_v from the laws integrated along the reduced solution at those points)
+                           (sigma_v from the laws integrated along the reduced solution at those points;
+                           ``f_ref`` the Newton's force reference, raised by ``max(1, f s_ref / ||s_rp||)``
+                           with :data:`FORCE_FLOOR_KEY`, the stress floor of ``gappy_stress``)
 ``validation_stress``,     out-of-sample Gappy error at the validation points: the law's stress (``p``)
 ``validation_p``           there against the reconstruction ``Psi_v beta*`` fitted at the reduced points,
                            relative to ``max(||v_val||, f v_ref_val)``
@@ -69,6 +71,12 @@ SENSITIVITY_STRAIN = 0.01
 #: errors) are measured against the largest value of the answer so far, as the true errors are; absent
 #: (files calibrated before): against the increment's own value.
 HISTORY_KEY = "history_normalization"
+#: Key of ``Calibration.references`` (1.0) for models whose ``equilibrium`` component is relative to the force
+#: reference raised as the stress is floored: ``f_ref max(1, f s_ref / max_{j <= i} ||s_rp(j)||)``, the force
+#: scale the answer's own stress pattern has at the stress floor ``f s_ref`` (``f_ref`` is homogeneous of
+#: degree 1 in the stress when no external force dominates it). Without it a zero loading divides round-off by
+#: round-off; the true errors have the same floor. Absent (files calibrated before): the bare ``f_ref``.
+FORCE_FLOOR_KEY = "equilibrium_floor"
 #: Quantities whose relative errors the calibrated indicator bounds.
 QUANTITIES = ("displacement", "stress", "cumulated_plastic_strain")
 
@@ -245,6 +253,7 @@ class IndicatorTracker:
         self._val_state: State | None = None
         self._rec: list[tuple] = []  # per increment: f_ref, f_ext, time-step estimate, validation stress, states
         self._duals: list[dict] = []
+        self._stress_norms: list[float] = []  # per increment: ||s_rp|| (all reduced points)
         #: ``(n_inc,)``: from the first increment where a dual quantity that was zero in every training snapshot
         #: (its Gappy basis has 0 modes, e.g. p of elastic training runs) is not zero any more, at the reduced or
         #: validation points
@@ -325,6 +334,7 @@ class IndicatorTracker:
                           None if self._val_state is None else self._val_state.law_states))
         self._duals.append(duals)
         self._sens_rows.append((self._sens, self._p_norm(state)))
+        self._stress_norms.append(_norm(state.stress))
         self._sens = 0.0
 
     def components(self) -> np.ndarray:
@@ -348,7 +358,7 @@ class IndicatorTracker:
         self.values[:n, col("time_step")] = [r[2] for r in self._rec]
         self.values[:n, col("plastic_sensitivity")] = self._sensitivity(floor)
         if self.validation is not None and self._rec[0][3] is not None:
-            f_ref = np.array([r[0] for r in self._rec])
+            f_ref = self._force_reference(np.array([r[0] for r in self._rec]), floor)
             f_ext = np.array([r[1] for r in self._rec])
             val_stress = np.array([r[3] for r in self._rec])  # (n, n_val, 6)
             val_p = np.zeros(val_stress.shape[:2])
@@ -365,6 +375,19 @@ class IndicatorTracker:
         self.unseen = np.logical_or.accumulate(self.unseen)
         self.values[~np.isfinite(self.values)] = np.inf
         return self.values
+
+    def _force_reference(self, f_ref: np.ndarray, floor: float) -> np.ndarray:
+        """``(n,)`` denominators of ``equilibrium``: the Newton's force references ``f_ref`` ``(n,)`` (already a
+        running maximum), raised with :data:`FORCE_FLOOR_KEY` to ``f_ref f s_ref / max_{j <= i} ||s_rp(j)||``
+        where the stress so far is below its floor ``f s_ref`` (as ``gappy_stress`` is measured), so that the
+        residual of a zero or tiny answer is not round-off over round-off."""
+        s_ref = floor * self.ref.get("stress", 0.0)
+        if not self.ref.get(FORCE_FLOOR_KEY, 0.0) or s_ref <= 0 or not len(f_ref):
+            return f_ref
+        s_hist = np.maximum.accumulate(np.asarray(self._stress_norms, float))
+        # no stress at all (nothing to scale; the residual is then f_ext's, against f_ref >= ||f_ext||): 1
+        raise_by = np.divide(s_ref, s_hist, out=np.ones(len(s_hist)), where=s_hist > 0)
+        return f_ref * np.maximum(raise_by, 1.0)
 
     def _sensitivity(self, floor: float) -> np.ndarray:
         """``(n,)`` ``plastic_sensitivity``: ``||dp||`` of each increment relative to the running maximum of
