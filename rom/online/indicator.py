@@ -38,11 +38,15 @@ Every component enters as its running maximum over the increments so far (errors
 history). The calibrated bound of the relative error of each reported quantity ``Q`` (displacement,
 stress, cumulated plastic strain) at increment ``i`` is
 
-    eta_Q(i) = a_Q0 + sum_k a_Qk max_{j <= i} I_k(j),        a_Qk >= 0,
+    eta_Q(i) = tau(i) (a_Q0 + sum_k a_Qk max_{j <= i} I_k(j)),        a_Qk >= 0,
 
 with factors fitted offline (:mod:`structrom.rom.offline.calibration`) so that ``eta_Q >= margin x error``
-on every increment of every left-out training case. The answer is trusted while ``max_Q eta_Q`` stays
-below the model's tolerance.
+on every increment of every left-out training case. ``tau(i) = max(1, (t_i - t_0) / T)`` for models with a
+rate-dependent law (:func:`time_extrapolation`; 1 otherwise), ``T`` the longest training history: the
+reduced answer's drift along a creep history accumulates with time, and the fit saw no history longer than
+``T``, so past it the bound grows linearly in time (the error rate is assumed not to exceed its average
+over the calibrated histories). The answer is trusted while ``max_Q eta_Q`` stays below the model's
+tolerance.
 """
 from __future__ import annotations
 
@@ -225,6 +229,20 @@ def rate_dependent(law: ConstitutiveLaw) -> bool:
     return bool(getattr(law, "_require_positive_dt", False))
 
 
+def time_extrapolation(times: np.ndarray, schema: dict, laws: list[ConstitutiveLaw]) -> np.ndarray:
+    """``(n_inc,)`` factor ``tau_i = max(1, (t_i - t_0) / T)`` of the bounds at the loading's times ``times``
+    ``(n_inc + 1,)`` [s] (``t_0`` its start), ``T`` the largest last time of the training loadings (the
+    schema's ``times.end_range``; training histories start at 0), when any of ``laws`` is rate-dependent
+    (:func:`rate_dependent`): an error drift integrated over time, calibrated up to ``T``, is extrapolated
+    linearly past it. 1 for rate-independent laws (their time is a load parameter) or without ``T``."""
+    times = np.asarray(times, float)
+    n = max(len(times) - 1, 0)
+    end = ((schema or {}).get("times") or {}).get("end_range")
+    if not n or not end or not any(rate_dependent(law) for law in laws) or not float(end[1]) > 0:
+        return np.ones(n)
+    return np.maximum(1.0, (times[1:] - times[0]) / float(end[1]))
+
+
 def _norm(a: np.ndarray) -> float:
     a = np.ravel(a)
     return math.sqrt(float(a @ a))
@@ -239,8 +257,10 @@ class IndicatorTracker:
 
     def __init__(self, regions: list[Region], system: ReducedSystem, gappy: dict[str, Gappy],
                  validation: "ValidationRuntime | None", references: dict[str, float], n_inc: int,
-                 envelope: np.ndarray, time_step: bool = True) -> None:
+                 envelope: np.ndarray, time_step: bool = True, time_factor: np.ndarray | None = None) -> None:
         self.regions, self.system, self.gappy, self.validation = regions, system, gappy, validation
+        #: ``(n_inc,)`` :func:`time_extrapolation` factors of the bounds (None: 1)
+        self.time_factor = time_factor
         self.time_step = time_step
         self.ref = references
         #: relative components against the largest value of the answer so far (models calibrated with it)
@@ -407,6 +427,8 @@ class IndicatorTracker:
         if calibration is None or not len(table):
             return comps, {}
         b = calibration.bounds(table)
+        if self.time_factor is not None:
+            b = b * np.asarray(self.time_factor, float)[:len(b), None]
         # the calibration saw this quantity zero on every left-out case, so its factors say nothing once it is not:
         # the answer has left the training regime (e.g. it yields where the training stayed elastic)
         b[self.unseen[:len(b)]] = np.inf
