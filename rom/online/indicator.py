@@ -94,7 +94,8 @@ GUARANTEE = (
     "left-out cases only), the same mesh, laws and time-step sizes of the same order; the time_step component "
     "(step doubling of the constitutive integration along the reduced solution) enters as a measure of the "
     "inelastic flow per step, not as the time-discretization error, which the HF snapshots share and that "
-    "these bounds do not contain.")
+    "these bounds do not contain. For rate-dependent laws, past the last time of the training loadings the bounds "
+    "grow in proportion to time ((t - t0) / T), assuming the error rate stays below its calibrated average.")
 
 
 class IndicatorError(StructromError, ValueError):
