@@ -51,8 +51,8 @@ from structrom.rom import model_file
 from structrom.rom.fem.kernel import Discretization
 from structrom.rom.loading import Loading
 from structrom.rom.online.envelope import loading_parameters, parameter_scales
-from structrom.rom.online.indicator import (COMPONENTS, FORCE_FLOOR_KEY, GUARANTEE, HISTORY_KEY, QUANTITIES, Calibration,
-                                           ValidationSet)
+from structrom.rom.online.indicator import (COMPONENTS, FORCE_FLOOR_KEY, GUARANTEE, HISTORY_KEY, QUANTITIES,
+                                           Calibration, ValidationSet)
 from structrom.rom.pod import pod
 
 from .calibration_samples import (COMPONENT_CAP, NOT_IN_BOUND, CalibrationError, case_record,  # noqa: F401

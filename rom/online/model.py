@@ -341,7 +341,8 @@ class ReducedModel(LoadingEvaluation, FullSizeData):
             k = int(np.argmax(tracker.time_factor > 1.0))
             warnings.append(f"from t = {times[k + 1]:g} the loading runs past the longest training history "
                             f"(t = {d.loading_schema['times']['end_range'][1]:g}) of a rate-dependent model: its "
-                            f"error bounds grow in proportion to time there (x {tracker.time_factor.max():.3g} at the end)")
+                            "error bounds grow in proportion to time there "
+                            f"(x {tracker.time_factor.max():.3g} at the end)")
         if tracker is not None:
             unseen = tracker.unseen
         else:
