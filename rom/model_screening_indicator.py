@@ -75,8 +75,8 @@ def reference_rules(f: h5py.File, inv: Inventory, limits: Limits = Limits()) -> 
     dual quantity ``q``; ``<q>_validation`` with ``validation/dual/<q>`` at the validation points;
     ``floor_<q>`` (``ERROR_FLOOR`` x the largest point-weighted L2 training norm, at most the basis's largest
     singular value) at most :data:`REFERENCE_MARGIN` x ``max(sigma_q)``; ``relative_floor`` (a fraction of
-    the references) in [0, 1]; ``history_normalization`` 0 or 1."""
-    from structrom.rom.online.indicator import HISTORY_KEY
+    the references) in [0, 1]; ``history_normalization`` and ``equilibrium_floor`` 0 or 1."""
+    from structrom.rom.online.indicator import FORCE_FLOOR_KEY, HISTORY_KEY
 
     quantity = _string(f["indicator"], "quantity", "/indicator")
     scales: dict[str, float] = {}
@@ -106,8 +106,8 @@ def reference_rules(f: h5py.File, inv: Inventory, limits: Limits = Limits()) -> 
         if key == "relative_floor" and value > 1.0:
             raise UnsafeFileError(f"{where}: 'relative_floor' = {value!r} must be in [0, 1] (a fraction of the "
                                   "references)")
-        if key == HISTORY_KEY and value not in (0.0, 1.0):
-            raise UnsafeFileError(f"{where}: {HISTORY_KEY!r} = {value!r} must be 0 or 1")
+        if key in (HISTORY_KEY, FORCE_FLOOR_KEY) and value not in (0.0, 1.0):
+            raise UnsafeFileError(f"{where}: {key!r} = {value!r} must be 0 or 1")
         if f"dual/{key}" in inv.groups:
             bound(value, key, f"{where}: {key!r}", key, f"dual/{key}/reduced_basis")
         elif key.endswith("_validation") and f"validation/dual/{key[:-11]}" in inv.datasets:

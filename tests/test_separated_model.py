@@ -116,6 +116,37 @@ def test_fe_kernel_entries_match_the_exported_matrix(exported, model_path):
 
 
 @needs_ccx
+@needs_ccx
+def test_answers_outside_the_training_box_are_never_trusted(exported, model_path):
+    """The bound needs ``alpha_LB <= lambda_min(X^-1 A(mu))`` and the separation error ``eta``, both checked
+    on the training box only. At intensity 1200 (training 300-700) the stiffness is softer than any training
+    one and the estimate is below the true energy-norm error against ccx (0.79 x): with a tolerance between
+    the two the answer was trusted. Outside the box nothing is trusted now, whatever the tolerance; inside
+    it the flag is the indicator's."""
+    import dataclasses
+
+    import separated_thermoelastic as ex
+    from structrom.rom.offline.exported_operators import read_calculix_rows
+    from structrom.rom.online import SeparatedModel, load_model
+
+    model = load_model(model_path)
+    mu = np.array([1200.0, 50.0])
+    tests = np.vstack([exported["tests"], mu])  # the earlier static runs are cached: one more ccx solve
+    ex.export(exported["work"], DIVISIONS, exported["train"], tests, log=lambda *a: None)
+    u = np.load(exported["work"] / "test" / f"mu{len(tests) - 1:02d}" / "u.npy").ravel()[model.dof_map]
+    n = len(model.dof_map)
+    X = read_calculix_rows(exported["work"] / "train" / f"mu{model.data.reference:02d}" / "job", n, 0, n)
+    res = model.solve(mu, extrapolate=True)
+    e = u - res.vector()
+    rel = float(np.sqrt(e @ (X @ e)) / np.sqrt(res.vector() @ (X @ res.vector())))  # the indicator's measure
+    assert res.warnings and not res.trusted
+    assert res.indicator < rel  # the estimate is not a bound there (measured 0.79 x the error)
+    loose = SeparatedModel(dataclasses.replace(model.data, tolerance=max(rel, res.indicator) * 1.01))
+    assert not loose.solve(mu, extrapolate=True).trusted  # was trusted when the indicator is below the error
+    inside = loose.solve([500.0, 50.0])
+    assert not inside.warnings and inside.trusted
+
+
 def test_parameter_api_and_bad_queries(model_path):
     from structrom.rom.online import OnlineError, load_model
 

@@ -51,7 +51,8 @@ from structrom.rom import model_file
 from structrom.rom.fem.kernel import Discretization
 from structrom.rom.loading import Loading
 from structrom.rom.online.envelope import loading_parameters, parameter_scales
-from structrom.rom.online.indicator import COMPONENTS, GUARANTEE, HISTORY_KEY, QUANTITIES, Calibration, ValidationSet
+from structrom.rom.online.indicator import (COMPONENTS, FORCE_FLOOR_KEY, GUARANTEE, HISTORY_KEY, QUANTITIES,
+                                           Calibration, ValidationSet)
 from structrom.rom.pod import pod
 
 from .calibration_samples import (COMPONENT_CAP, NOT_IN_BOUND, CalibrationError, case_record,  # noqa: F401
@@ -375,7 +376,7 @@ def indicator_references(comm: MPI.Comm, gidx: np.ndarray, duals: dict[str, tupl
     """Scales of the components (largest training norms of stress and p at the reduced points and at the
     validation points) and error floors (:data:`ERROR_FLOOR` x largest training norms of displacement
     (mass norm), stress and p (point-weighted L2)), the same on every rank."""
-    out: dict[str, float] = {"relative_floor": ERROR_FLOOR, HISTORY_KEY: 1.0}
+    out: dict[str, float] = {"relative_floor": ERROR_FLOOR, HISTORY_KEY: 1.0, FORCE_FLOOR_KEY: 1.0}
     u2 = comm.allreduce(np.einsum("ij,ij->j", snapshots, mass @ snapshots))
     out["floor_displacement"] = ERROR_FLOOR * math.sqrt(max(float(u2.max(initial=0.0)), 0.0))
     for name, (values, c) in duals.items():

@@ -9,7 +9,9 @@ Each component is one dimensionless number per increment, computed from reduced-
 ``gappy_p``                the same for the cumulated plastic (creep) strain ``p``
 ``equilibrium``            reduced equilibrium residual with the *validation* cubature, integration points
                            kept out of the reduced set: ``||f_ext - sum_v w_v B_v^T sigma_v|| / f_ref``
-                           (sigma_v from the laws integrated along the reduced solution at those points)
+                           (sigma_v from the laws integrated along the reduced solution at those points;
+                           ``f_ref`` the Newton's force reference, raised by ``max(1, f s_ref / ||s_rp||)``
+                           with :data:`FORCE_FLOOR_KEY`, the stress floor of ``gappy_stress``)
 ``validation_stress``,     out-of-sample Gappy error at the validation points: the law's stress (``p``)
 ``validation_p``           there against the reconstruction ``Psi_v beta*`` fitted at the reduced points,
                            relative to ``max(||v_val||, f v_ref_val)``
@@ -36,11 +38,15 @@ Every component enters as its running maximum over the increments so far (errors
 history). The calibrated bound of the relative error of each reported quantity ``Q`` (displacement,
 stress, cumulated plastic strain) at increment ``i`` is
 
-    eta_Q(i) = a_Q0 + sum_k a_Qk max_{j <= i} I_k(j),        a_Qk >= 0,
+    eta_Q(i) = tau(i) (a_Q0 + sum_k a_Qk max_{j <= i} I_k(j)),        a_Qk >= 0,
 
 with factors fitted offline (:mod:`structrom.rom.offline.calibration`) so that ``eta_Q >= margin x error``
-on every increment of every left-out training case. The answer is trusted while ``max_Q eta_Q`` stays
-below the model's tolerance.
+on every increment of every left-out training case. ``tau(i) = max(1, (t_i - t_0) / T)`` for models with a
+rate-dependent law (:func:`time_extrapolation`; 1 otherwise), ``T`` the longest training history: the
+reduced answer's drift along a creep history accumulates with time, and the fit saw no history longer than
+``T``, so past it the bound grows linearly in time (the error rate is assumed not to exceed its average
+over the calibrated histories). The answer is trusted while ``max_Q eta_Q`` stays below the model's
+tolerance.
 """
 from __future__ import annotations
 
@@ -69,6 +75,12 @@ SENSITIVITY_STRAIN = 0.01
 #: errors) are measured against the largest value of the answer so far, as the true errors are; absent
 #: (files calibrated before): against the increment's own value.
 HISTORY_KEY = "history_normalization"
+#: Key of ``Calibration.references`` (1.0) for models whose ``equilibrium`` component is relative to the force
+#: reference raised as the stress is floored: ``f_ref max(1, f s_ref / max_{j <= i} ||s_rp(j)||)``, the force
+#: scale the answer's own stress pattern has at the stress floor ``f s_ref`` (``f_ref`` is homogeneous of
+#: degree 1 in the stress when no external force dominates it). Without it a zero loading divides round-off by
+#: round-off; the true errors have the same floor. Absent (files calibrated before): the bare ``f_ref``.
+FORCE_FLOOR_KEY = "equilibrium_floor"
 #: Quantities whose relative errors the calibrated indicator bounds.
 QUANTITIES = ("displacement", "stress", "cumulated_plastic_strain")
 
@@ -82,7 +94,8 @@ GUARANTEE = (
     "left-out cases only), the same mesh, laws and time-step sizes of the same order; the time_step component "
     "(step doubling of the constitutive integration along the reduced solution) enters as a measure of the "
     "inelastic flow per step, not as the time-discretization error, which the HF snapshots share and that "
-    "these bounds do not contain.")
+    "these bounds do not contain. For rate-dependent laws, past the last time of the training loadings the bounds "
+    "grow in proportion to time ((t - t0) / T), assuming the error rate stays below its calibrated average.")
 
 
 class IndicatorError(StructromError, ValueError):
@@ -217,6 +230,20 @@ def rate_dependent(law: ConstitutiveLaw) -> bool:
     return bool(getattr(law, "_require_positive_dt", False))
 
 
+def time_extrapolation(times: np.ndarray, schema: dict, laws: list[ConstitutiveLaw]) -> np.ndarray:
+    """``(n_inc,)`` factor ``tau_i = max(1, (t_i - t_0) / T)`` of the bounds at the loading's times ``times``
+    ``(n_inc + 1,)`` [s] (``t_0`` its start), ``T`` the largest last time of the training loadings (the
+    schema's ``times.end_range``; training histories start at 0), when any of ``laws`` is rate-dependent
+    (:func:`rate_dependent`): an error drift integrated over time, calibrated up to ``T``, is extrapolated
+    linearly past it. 1 for rate-independent laws (their time is a load parameter) or without ``T``."""
+    times = np.asarray(times, float)
+    n = max(len(times) - 1, 0)
+    end = ((schema or {}).get("times") or {}).get("end_range")
+    if not n or not end or not any(rate_dependent(law) for law in laws) or not float(end[1]) > 0:
+        return np.ones(n)
+    return np.maximum(1.0, (times[1:] - times[0]) / float(end[1]))
+
+
 def _norm(a: np.ndarray) -> float:
     a = np.ravel(a)
     return math.sqrt(float(a @ a))
@@ -231,8 +258,10 @@ class IndicatorTracker:
 
     def __init__(self, regions: list[Region], system: ReducedSystem, gappy: dict[str, Gappy],
                  validation: "ValidationRuntime | None", references: dict[str, float], n_inc: int,
-                 envelope: np.ndarray, time_step: bool = True) -> None:
+                 envelope: np.ndarray, time_step: bool = True, time_factor: np.ndarray | None = None) -> None:
         self.regions, self.system, self.gappy, self.validation = regions, system, gappy, validation
+        #: ``(n_inc,)`` :func:`time_extrapolation` factors of the bounds (None: 1)
+        self.time_factor = time_factor
         self.time_step = time_step
         self.ref = references
         #: relative components against the largest value of the answer so far (models calibrated with it)
@@ -245,6 +274,7 @@ class IndicatorTracker:
         self._val_state: State | None = None
         self._rec: list[tuple] = []  # per increment: f_ref, f_ext, time-step estimate, validation stress, states
         self._duals: list[dict] = []
+        self._stress_norms: list[float] = []  # per increment: ||s_rp|| (all reduced points)
         #: ``(n_inc,)``: from the first increment where a dual quantity that was zero in every training snapshot
         #: (its Gappy basis has 0 modes, e.g. p of elastic training runs) is not zero any more, at the reduced or
         #: validation points
@@ -325,6 +355,7 @@ class IndicatorTracker:
                           None if self._val_state is None else self._val_state.law_states))
         self._duals.append(duals)
         self._sens_rows.append((self._sens, self._p_norm(state)))
+        self._stress_norms.append(_norm(state.stress))
         self._sens = 0.0
 
     def components(self) -> np.ndarray:
@@ -348,7 +379,7 @@ class IndicatorTracker:
         self.values[:n, col("time_step")] = [r[2] for r in self._rec]
         self.values[:n, col("plastic_sensitivity")] = self._sensitivity(floor)
         if self.validation is not None and self._rec[0][3] is not None:
-            f_ref = np.array([r[0] for r in self._rec])
+            f_ref = self._force_reference(np.array([r[0] for r in self._rec]), floor)
             f_ext = np.array([r[1] for r in self._rec])
             val_stress = np.array([r[3] for r in self._rec])  # (n, n_val, 6)
             val_p = np.zeros(val_stress.shape[:2])
@@ -365,6 +396,19 @@ class IndicatorTracker:
         self.unseen = np.logical_or.accumulate(self.unseen)
         self.values[~np.isfinite(self.values)] = np.inf
         return self.values
+
+    def _force_reference(self, f_ref: np.ndarray, floor: float) -> np.ndarray:
+        """``(n,)`` denominators of ``equilibrium``: the Newton's force references ``f_ref`` ``(n,)`` (already a
+        running maximum), raised with :data:`FORCE_FLOOR_KEY` to ``f_ref f s_ref / max_{j <= i} ||s_rp(j)||``
+        where the stress so far is below its floor ``f s_ref`` (as ``gappy_stress`` is measured), so that the
+        residual of a zero or tiny answer is not round-off over round-off."""
+        s_ref = floor * self.ref.get("stress", 0.0)
+        if not self.ref.get(FORCE_FLOOR_KEY, 0.0) or s_ref <= 0 or not len(f_ref):
+            return f_ref
+        s_hist = np.maximum.accumulate(np.asarray(self._stress_norms, float))
+        # no stress at all (nothing to scale; the residual is then f_ext's, against f_ref >= ||f_ext||): 1
+        raise_by = np.divide(s_ref, s_hist, out=np.ones(len(s_hist)), where=s_hist > 0)
+        return f_ref * np.maximum(raise_by, 1.0)
 
     def _sensitivity(self, floor: float) -> np.ndarray:
         """``(n,)`` ``plastic_sensitivity``: ``||dp||`` of each increment relative to the running maximum of
@@ -384,6 +428,8 @@ class IndicatorTracker:
         if calibration is None or not len(table):
             return comps, {}
         b = calibration.bounds(table)
+        if self.time_factor is not None:
+            b = b * np.asarray(self.time_factor, float)[:len(b), None]
         # the calibration saw this quantity zero on every left-out case, so its factors say nothing once it is not:
         # the answer has left the training regime (e.g. it yields where the training stayed elastic)
         b[self.unseen[:len(b)]] = np.inf

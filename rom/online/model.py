@@ -39,7 +39,7 @@ from .duals import DUAL_QUANTITIES, dual_values
 from .errors import OnlineError, OnlineSolverError
 from .full_data import FullSizeData
 from .gappy import Gappy
-from .indicator import IndicatorTracker, ValidationRuntime, family_distance, rate_dependent
+from .indicator import IndicatorTracker, ValidationRuntime, family_distance, rate_dependent, time_extrapolation
 from .newton import ReducedSystem, Region, State, StepFailure, newton_step
 from .radial_return import KinematicReturnSystem, RadialReturnSystem
 from .reduced_loading import LoadingEvaluation
@@ -272,7 +272,8 @@ class ReducedModel(LoadingEvaluation, FullSizeData):
                 time_step_estimate = True  # part of the calibrated bounds
             tracker = IndicatorTracker(regions, system, self.gappy, self.validation, self.references, n_inc,
                                        d.calibration.envelope(loading, d.loading_schema) if d.calibration is not None
-                                       else family_distance(loading, d.loading_schema), time_step_estimate)
+                                       else family_distance(loading, d.loading_schema), time_step_estimate,
+                                       time_extrapolation(times, d.loading_schema, [r.law for r in regions]))
             tracker.start(state, self._validation_temperature(loading, float(times[0]), val_temperatures))
             ind_stats["indicator"] += time.perf_counter() - t_ind
         for i in range(n_inc):
@@ -336,6 +337,12 @@ class ReducedModel(LoadingEvaluation, FullSizeData):
             if bounds:
                 indicator_values = np.max(list(bounds.values()), axis=0)
             ind_stats["indicator"] += time.perf_counter() - t_ind
+        if bounds and tracker.time_factor is not None and np.any(tracker.time_factor > 1.0):
+            k = int(np.argmax(tracker.time_factor > 1.0))
+            warnings.append(f"from t = {times[k + 1]:g} the loading runs past the longest training history "
+                            f"(t = {d.loading_schema['times']['end_range'][1]:g}) of a rate-dependent model: its "
+                            "error bounds grow in proportion to time there "
+                            f"(x {tracker.time_factor.max():.3g} at the end)")
         if tracker is not None:
             unseen = tracker.unseen
         else:
