@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from structrom.rom.loading import LoadingError, NodalTemperature
+from structrom.rom.loading import LoadingError, NodalTemperature, TemperatureTimesError
 from structrom.rom.online import OnlineError, OnlineSolverError
 from structrom.rom.online.errors import ModelDataError
 
@@ -121,6 +121,11 @@ def solve(model, spec: LoadingSpec, opts: SolveOptions, *, max_increments: int, 
 
             loading = dataclasses.replace(loading, temperature=temperature)
         result = model.solve(loading, extrapolate=opts.extrapolate)
+    except TemperatureTimesError as exc:
+        if temperature is None:
+            raise loading_error(exc, field_prefix) from None
+        raise RegistryError(422, "invalid_loading", f"temperature_times (the times of the uploaded rows): {exc}",
+                            "temperature_times") from None
     except LoadingError as exc:
         raise loading_error(exc, field_prefix) from None
     except OnlineSolverError as exc:

@@ -126,6 +126,13 @@ def test_inline_nodal_temperature_times_and_values(server, built):
     assert r.json()["results"][1]["error"]["field"] == "loadings.1.loading.temperature.values"
     ok = {**GOOD, "temperature": {"type": "nodal", "times": [0.0, 1.0], "values": values}}
     finite_answer(post(server, "solve", json={"loading": ok, "extrapolate": True}))
+    # rows that stop before the loading's end (or start after its start) were held at the last (first) row
+    for times in ([0.0, 0.5], [0.25, 1.0]):
+        short = {**GOOD, "temperature": {"type": "nodal", "times": times, "values": values}}
+        refused(post(server, "solve", json={"loading": short, "extrapolate": True}), 422, "loading.temperature.times",
+                "invalid_loading", "do not cover the loading times [0, 1]")
+    r = post(server, "batch", json={"loadings": [GOOD, short], "extrapolate": True})
+    assert r.json()["results"][1]["error"]["field"] == "loadings.1.loading.temperature.times"
 
 
 def test_nodal_upload_refuses_a_second_temperature(server, built):
@@ -150,6 +157,8 @@ def test_nodal_upload_refuses_a_second_temperature(server, built):
     refused(nodal({"loading": {**NO_TEMPERATURE, "temperature": {"type": "nodal", "times": [0.0, 0.25, 0.5, 0.75,
                                                                                              0.75]}}}),
             422, "temperature_times", "invalid_loading")
+    refused(nodal({"loading": NO_TEMPERATURE, "temperature_times": [0.0, 0.1, 0.2, 0.3, 0.4]}), 422,
+            "temperature_times", "invalid_loading", "[0, 0.4] do not cover the loading times [0, 1]")
 
 
 

@@ -49,7 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from structrom.rom.config import ConfigError, load_toml
 from structrom.rom.loading import (Amplitude, Centrifugal, ImposedDisplacement, Loading, LoadingError,
-                                   VectorAmplitude, COMPONENT_NAMES)
+                                   TemperatureTimesError, VectorAmplitude, COMPONENT_NAMES)
 from structrom.rom.loading_dict import temperature_from_config
 from structrom.rom.units import Units
 
@@ -221,6 +221,8 @@ class HifiConfig(Strict):
                                         Amplitude.from_config(b.amplitude, f"boundary[{b.node_set}].amplitude"))
                     for b in self.boundary),
             )
+        except TemperatureTimesError as exc:  # the rows of a nodal temperature file: name the file
+            raise ConfigError(f"{self.path(str(lc.temperature.get('file')))}: {exc}") from None
         except LoadingError as exc:
             raise ConfigError(f"{self.base_dir}: loading: {exc}") from None
 
