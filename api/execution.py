@@ -171,10 +171,12 @@ async def scan(s: Services) -> None:
             try:
                 described = await s.pool.run("describe", model_id, str(path), priority=INTERACTIVE)
             except DomainError as exc:
+                if exc.code in ("unknown_model", "model_changing"):
+                    continue  # deleted or being replaced while screened: not a rejected file; the next scan sees
                 if exc.status >= 500 and exc.code not in ("worker_crashed", "deadline_exceeded"):
                     raise
-                s.registry.record(model_id, ident, None, exc.message)
+                s.registry.record(model_id, ident, None, exc.message)  # (ignored if the file changed meanwhile)
                 continue
             if tuple(described["key"]) != ident:
                 continue  # replaced while being screened: the next scan sees the new file
-            s.registry.record(model_id, ident, described, None)
+            s.registry.record(model_id, ident, described, None)  # (ignored if deleted or replaced since)

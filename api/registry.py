@@ -163,14 +163,25 @@ class Registry:
             out.append((mid, p, ident))  # new, changed, or first seen by this process (screened again)
         with self._lock:
             for mid in (set(rows) | set(self._seen) | set(self.rejected)) - present:
+                if (self.dir / (mid + SUFFIX)).exists():  # published since the listing above: not vanished
+                    continue
                 self._drop(mid)
                 self._seen.pop(mid, None)
                 self.rejected.pop(mid, None)
         return out
 
-    def record(self, model_id: str, ident: tuple, described: dict | None, error: str | None) -> None:
-        """The outcome of screening ``model_id``'s file of identity ``ident`` (a description or an error)."""
+    def record(self, model_id: str, ident: tuple, described: dict | None, error: str | None) -> bool:
+        """The outcome of screening ``model_id``'s file of identity ``ident`` (a description or an error); False
+        (nothing recorded) when the file is no longer that one: deleted or replaced while it was screened, its
+        outcome would index a vanished file, mark it rejected, or overwrite the newer version's row. Checked under
+        the lock that :meth:`commit` and :meth:`delete` hold while they change the file and its row."""
         with self._lock:
+            try:
+                now = _identity((self.dir / (model_id + SUFFIX)).stat())
+            except FileNotFoundError:
+                now = None
+            if now != ident:
+                return False
             self._seen[model_id] = ident
             if described is None:
                 self.rejected[model_id] = error or "rejected"
@@ -179,6 +190,7 @@ class Registry:
             else:
                 self.rejected.pop(model_id, None)
                 self._upsert(model_id, described["sha256"], ident[2], ident[3], described["card"])
+        return True
 
     def list(self) -> list[dict]:
         out = []
@@ -224,9 +236,11 @@ class Registry:
         fd, name = tempfile.mkstemp(prefix=".upload-", suffix=".partial", dir=self.dir)
         return fd, Path(name)
 
-    def commit(self, model_id: str, tmp: Path, described: dict) -> bool:
+    def commit(self, model_id: str, tmp: Path, described: dict) -> tuple[bool, dict]:
         """Move the validated upload ``tmp`` to ``<id>.h5`` atomically and durably (fsync of the file, rename,
-        fsync of the directory) and index it; True if it replaced a model. Blocking: call off the event loop."""
+        fsync of the directory) and index it: ``(True if it replaced a model, the card of this version)``. The
+        card is read under the lock of the rename, so that a DELETE right after cannot turn the answer of this
+        publication into a 404. Blocking: call off the event loop."""
         target = self.path(model_id)
         fsync_path(tmp)
         with self._lock:
@@ -238,7 +252,7 @@ class Registry:
             self._seen[model_id] = ident
             self.rejected.pop(model_id, None)
             self._upsert(model_id, described["sha256"], st.st_size, st.st_mtime_ns, described["card"])
-        return existed
+            return existed, self.card(model_id)
 
     def delete(self, model_id: str) -> None:
         p = self.path(model_id)

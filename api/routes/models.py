@@ -76,10 +76,10 @@ async def publish(model_id: ModelId, request: Request, s: Svc):
                 raise
         finally:
             s.load.leave()
-        replaced = await asyncio.to_thread(reg.commit, model_id, tmp, described)
+        replaced, card = await asyncio.to_thread(reg.commit, model_id, tmp, described)
     finally:
         tmp.unlink(missing_ok=True)
-    return JSONResponse(reg.card(model_id), status_code=200 if replaced else 201,
+    return JSONResponse(card, status_code=200 if replaced else 201,
                         headers={"Location": f"/v1/models/{model_id}"})
 
 
