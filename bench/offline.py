@@ -81,7 +81,8 @@ def ecm_settings(text: str, settings: dict) -> str:
     import tomllib
 
     from structrom.rom.offline.config import ECMConfig
-    from structrom.rom.offline.unread_keywords import READ_WHEN, unread_keywords
+    from structrom.rom.config import unread_keywords
+    from structrom.rom.offline.unread_keywords import READ_WHEN
 
     def edited(skip) -> list[str]:
         lines, table = [], None

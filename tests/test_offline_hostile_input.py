@@ -382,7 +382,8 @@ def test_keywords_the_chosen_mode_does_not_read_are_refused(tmp_path, tables, ex
     """A keyword given for a mode that does not read it was ignored without a word (the run was not what the file
     said); the defaults never count, and the keywords the mode reads pass."""
     from structrom.rom.offline.config import GreedyConfig
-    from structrom.rom.offline.unread_keywords import READ_WHEN, unread_keywords
+    from structrom.rom.config import unread_keywords
+    from structrom.rom.offline.unread_keywords import READ_WHEN
 
     cfg = tmp_path / "offline.toml"
     cfg.write_text('[snapshots]\nfiles = ["train/*.h5"]\n' + tables)
@@ -415,3 +416,15 @@ def test_separated_fe_kernel_keywords_with_interpolated_entries_are_refused(tmp_
     with pytest.raises(ConfigError, match=r'separated.toml: separated.online.time: not read with entries = '
                                           r'"interpolation" \(only entries = "fe_kernel" reads it\)'):
         load_offline_config(cfg)
+
+
+def test_hifi_eta_max_without_the_inexact_newton_is_refused(tmp_path):
+    """``eta_max`` caps the Eisenstat-Walker forcing terms: with ``eisenstat_walker = false`` it was ignored."""
+    cfg = _hifi_case(tmp_path)
+    text = cfg.read_text()
+    cfg.write_text(text.replace('ksp_type = "preonly"', 'ksp_type = "preonly", eisenstat_walker = false, eta_max = 0.1'))
+    with pytest.raises(ConfigError, match=r"case.toml: solver.linear.eta_max: not read with eisenstat_walker = false "
+                                          r"\(only eisenstat_walker = true reads it\)"):
+        load_config(cfg)
+    cfg.write_text(text.replace('ksp_type = "preonly"', 'ksp_type = "preonly", eta_max = 0.1'))
+    assert load_config(cfg).solver.linear.eta_max == 0.1

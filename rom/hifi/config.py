@@ -47,7 +47,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from structrom.rom.config import ConfigError, load_toml
+from structrom.rom.config import ConfigError, ReadWhen, check_unread_keywords, load_toml
 from structrom.rom.loading import (Amplitude, Centrifugal, ImposedDisplacement, Loading, LoadingError,
                                    TemperatureTimesError, VectorAmplitude, COMPONENT_NAMES)
 from structrom.rom.loading_dict import temperature_from_config
@@ -236,7 +236,14 @@ def summed(loads) -> dict:
     return out
 
 
+#: Keywords read only in some modes (:func:`~structrom.rom.config.check_unread_keywords`): ``eta_max`` caps the
+#: inexact Newton's forcing terms, with ``eisenstat_walker = false`` every linear solve goes to ``rtol``.
+READ_WHEN = {"solver.linear": {"eta_max": ReadWhen(lambda lin: lin.eisenstat_walker, ("eisenstat_walker",),
+                                                   "eisenstat_walker = true")}}
+
+
 def load_config(path: str | Path) -> HifiConfig:
     cfg = load_toml(path, HifiConfig)
+    check_unread_keywords(cfg, str(path), READ_WHEN)
     cfg.base_dir = str(Path(path).resolve().parent)
     return cfg

@@ -66,7 +66,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from structrom.rom.config import ConfigError, load_toml, parse
-from structrom.rom.offline.unread_keywords import check_unread_keywords
+from structrom.rom.offline.unread_keywords import check_offline_keywords
 
 
 class Strict(BaseModel):
@@ -265,7 +265,7 @@ def load_offline_config(path: str | Path):
     :class:`~structrom.rom.offline.separated_config.SeparatedOfflineConfig`, for ``kind = "dictionary"`` the
     :class:`~structrom.rom.offline.dictionary.DictionaryConfig` (the offline configuration plus ``[dictionary]``).
     A keyword given for a mode that does not read it (``[ecm] block_size`` with ``selection = "greedy"``...) is
-    refused: :func:`~structrom.rom.offline.unread_keywords.check_unread_keywords`."""
+    refused: :func:`~structrom.rom.offline.unread_keywords.check_offline_keywords`."""
     head = load_toml(path, _Kind)
     raw = head.model_dump()
     if head.kind == "dictionary":
@@ -276,12 +276,12 @@ def load_offline_config(path: str | Path):
         from .separated_config import SeparatedOfflineConfig
 
         scfg = parse(raw, SeparatedOfflineConfig, str(path))
-        check_unread_keywords(scfg, str(path))
+        check_offline_keywords(scfg, str(path))
         scfg.base_dir = str(Path(path).resolve().parent)
         scfg.check_files()
         return scfg
     cfg = parse(raw, OfflineConfig, str(path))
-    check_unread_keywords(cfg, str(path))
+    check_offline_keywords(cfg, str(path))
     cfg.base_dir = str(Path(path).resolve().parent)
     if cfg.indicator.quantity not in cfg.dual.quantities:
         raise ConfigError(f"{path}: indicator.quantity {cfg.indicator.quantity!r} must be one of "

@@ -3,29 +3,15 @@
 Some keywords of a section are read only in some modes of that section: ``[ecm] block_size`` only by
 ``selection = "block"``, ``[indicator] margin`` only with ``calibrate = true``... A keyword the user gives in a
 mode that does not read it would be ignored without a word (the run then differs from what the file says), so
-:func:`check_unread_keywords` refuses it, naming the file, the keyword, the mode and the fix. Only the keywords
+:func:`check_offline_keywords` refuses it, naming the file, the keyword, the mode and the fix. Only the keywords
 given in the file count (pydantic's ``model_fields_set``): a default never triggers, and a configuration dumped
 with all its fields (a model's provenance) is not checked.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 from pydantic import BaseModel
 
-from structrom.rom.config import ConfigError
-
-
-@dataclass(frozen=True)
-class ReadWhen:
-    """A keyword read only when ``test(section)`` holds. ``mode``: the section's fields that decide it (shown
-    with their values in the message); ``reader``: the modes that read it, as written in the file."""
-
-    test: Callable[[BaseModel], bool]
-    mode: tuple[str, ...]
-    reader: str
-
+from structrom.rom.config import ReadWhen, check_unread_keywords
 
 _SELECTING = ReadWhen(lambda e: e.selection != "all", ("selection",), 'selection = "block" or "greedy"')
 _BLOCK = ReadWhen(lambda e: e.selection == "block", ("selection",), 'selection = "block"')
@@ -65,32 +51,6 @@ READ_WHEN: dict[str, dict[str, ReadWhen]] = {
 }
 
 
-def _toml(value) -> str:
-    """``value`` as written in TOML."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    return f'"{value}"' if isinstance(value, str) else repr(value)
-
-
-def unread_keywords(section: BaseModel, rules: dict[str, ReadWhen]) -> list[str]:
-    """The keywords given in ``section`` (its ``model_fields_set``) that its mode does not read, sorted."""
-    return sorted(key for key in section.model_fields_set & rules.keys() if not rules[key].test(section))
-
-
-def check_unread_keywords(cfg: BaseModel, source: str) -> None:
-    """Raise :class:`ConfigError` (one line per keyword) for every keyword of :data:`READ_WHEN` given in the
-    configuration file ``source`` (parsed into ``cfg``) that the mode chosen in its section does not read."""
-    lines = []
-    for where, rules in READ_WHEN.items():
-        section: BaseModel | None = cfg
-        for name in where.split("."):
-            section = getattr(section, name, None)
-        if section is None:
-            continue
-        for key in unread_keywords(section, rules):
-            rule = rules[key]
-            mode = ", ".join(f"{f} = {_toml(getattr(section, f))}" for f in rule.mode)
-            lines.append(f"{source}: {where}.{key}: not read with {mode} (only {rule.reader} reads it): remove "
-                         f"{key}, or choose {rule.reader}")
-    if lines:
-        raise ConfigError("\n".join(lines))
+def check_offline_keywords(cfg: BaseModel, source: str) -> None:
+    """:func:`~structrom.rom.config.check_unread_keywords` of an offline configuration (:data:`READ_WHEN`)."""
+    check_unread_keywords(cfg, source, READ_WHEN)
