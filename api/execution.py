@@ -68,12 +68,14 @@ async def solve(s: Services, model_id: str, body, *, priority: int = INTERACTIVE
     return await (_admitted(s, coro) if priority == INTERACTIVE else coro)
 
 
-async def solve_nodal(s: Services, model_id: str, body, data: bytes, filename: str, times: list[float]) -> dict:
+async def solve_nodal(s: Services, model_id: str, body, data: bytes, filename: str, times: list[float],
+                      times_field: str | None = None) -> dict:
+    """``times``: of the uploaded rows; ``times_field``: the request field that gave them (None: the loading's)."""
     path = str(s.registry.servable(model_id))
 
     async def go():
         (out,) = _record(s, model_id, await s.pool.run("solve", model_id, path, body, [body.loading], None,
-                                                       (data, filename, times)))
+                                                       (data, filename, times, times_field)))
         out["model"] = model_id
         return out
 

@@ -159,6 +159,18 @@ def test_nodal_upload_refuses_a_second_temperature(server, built):
             422, "temperature_times", "invalid_loading")
     refused(nodal({"loading": NO_TEMPERATURE, "temperature_times": [0.0, 0.1, 0.2, 0.3, 0.4]}), 422,
             "temperature_times", "invalid_loading", "[0, 0.4] do not cover the loading times [0, 1]")
+    # an HDF5 'times' dataset replaced the request's times without a word: now they must agree
+    import h5py
+
+    h5 = io.BytesIO()
+    with h5py.File(h5, "w") as f:
+        f["temperature"] = np.full((5, n), 0.1)
+        f["times"] = [0.0, 0.25, 0.5, 0.75, 1.0]
+    upload = {"temperature": ("t.h5", h5.getvalue())}
+    refused(nodal({"loading": NO_TEMPERATURE, "temperature_times": [0.0, 0.5, 1.0, 1.5, 2.0]}, files=upload), 422,
+            "request.temperature_times", "invalid_upload", "give the rows' times once")
+    assert finite_answer(nodal({"loading": times}, files=upload))["max_von_mises"] == base["max_von_mises"]
+    assert finite_answer(nodal({"loading": NO_TEMPERATURE}, files=upload))["max_von_mises"] == base["max_von_mises"]
 
 
 
