@@ -147,16 +147,14 @@ async def enrich(s: Services, model_id: str, request: dict) -> dict:
 
     from .routes_enrich import EnrichRequest, run_enrich
 
-    if model_id in s.enriching:
-        raise DomainError(409, "enrich_in_progress", f"model {model_id!r} is being enriched", "model_id")
-    s.enriching.add(model_id)
+    s.registry.begin_enrichment(model_id)  # (409 if already; PUT and DELETE of the model refused meanwhile)
     try:
         path = s.registry.servable(model_id)
         out = await asyncio.to_thread(run_enrich, s.registry.dir, path, EnrichRequest.model_validate(request))
         await scan(s)
         return out
     finally:
-        s.enriching.discard(model_id)
+        s.registry.end_enrichment(model_id)
 
 
 # -- the models directory -----------------------------------------------------------------------------------------

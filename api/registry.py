@@ -76,6 +76,7 @@ class Registry:
         self._last_flush = time.monotonic()
         self.rejected: dict[str, str] = {}
         self._seen: dict[str, tuple] = {}  # id -> file identity last screened (valid or not)
+        self._enriching: set[str] = set()  # ids whose file an enrichment job rewrites (PUT, DELETE refused)
         self._db = sqlite3.connect(self.dir / INDEX, check_same_thread=False, timeout=10)
         with self._db_lock:
             # WAL without a sync per commit: the query log must not cost an fsync per request
@@ -236,6 +237,26 @@ class Registry:
         fd, name = tempfile.mkstemp(prefix=".upload-", suffix=".partial", dir=self.dir)
         return fd, Path(name)
 
+    def begin_enrichment(self, model_id: str) -> None:
+        """Mark ``model_id`` as being enriched: a child process publishes its next version over ``<id>.h5``
+        (:mod:`structrom.api.routes_enrich`). Until :meth:`end_enrichment`, PUT and DELETE of it are refused
+        (409): a PUT would be overwritten by the enrichment of the version it replaced, a DELETE undone by it."""
+        with self._lock:
+            self.writable(model_id)
+            self._enriching.add(model_id)
+
+    def end_enrichment(self, model_id: str) -> None:
+        with self._lock:
+            self._enriching.discard(model_id)
+
+    def writable(self, model_id: str) -> None:
+        """Raise :class:`DomainError` (409) while ``model_id`` is being enriched."""
+        with self._lock:
+            if model_id in self._enriching:
+                raise DomainError(409, "enrich_in_progress", f"model {model_id!r} is being enriched (its next "
+                                  "version is published when that job ends); retry after the job", "model_id",
+                                  retry_after=5)
+
     def commit(self, model_id: str, tmp: Path, described: dict) -> tuple[bool, dict]:
         """Move the validated upload ``tmp`` to ``<id>.h5`` atomically and durably (fsync of the file, rename,
         fsync of the directory) and index it: ``(True if it replaced a model, the card of this version)``. The
@@ -244,6 +265,7 @@ class Registry:
         target = self.path(model_id)
         fsync_path(tmp)
         with self._lock:
+            self.writable(model_id)
             existed = target.exists()
             os.replace(tmp, target)
             fsync_path(self.dir, directory=True)
@@ -257,6 +279,7 @@ class Registry:
     def delete(self, model_id: str) -> None:
         p = self.path(model_id)
         with self._lock:
+            self.writable(model_id)
             if not p.exists():
                 raise DomainError(404, "unknown_model", f"no model {model_id!r}", "model_id")
             p.unlink()

@@ -572,3 +572,32 @@ def test_publish_racing_delete_and_reads_is_linearizable(server, built):
     listing = httpx.get(f"{server.url}/v1/models", timeout=60).json()
     assert "race" not in [m["id"] for m in listing["models"]] and "race" not in listing["rejected"]
     assert "Traceback" not in server.log()
+
+
+def test_a_model_being_enriched_refuses_put_and_delete(tmp_path):
+    """The enrichment's child process publishes the next version over ``<id>.h5``: a PUT renamed in meanwhile was
+    overwritten by the enrichment of the version it replaced, a DELETE undone by it. While it runs, both are
+    refused (409, retry after the job); afterwards they pass."""
+    from structrom.api.errors import DomainError
+    from structrom.api.registry import Registry
+
+    reg = Registry(tmp_path / "models")
+    described = {"sha256": "0" * 64, "card": {"kind": "hyper_reduced"}}
+    (reg.dir / "up.partial").write_bytes(b"one")
+    assert reg.commit("m", reg.dir / "up.partial", described)[0] is False
+    reg.begin_enrichment("m")
+    with pytest.raises(DomainError) as again:
+        reg.begin_enrichment("m")
+    assert again.value.status == 409 and again.value.code == "enrich_in_progress"
+    (reg.dir / "up.partial").write_bytes(b"two")
+    for write in (lambda: reg.commit("m", reg.dir / "up.partial", described), lambda: reg.delete("m")):
+        with pytest.raises(DomainError) as refused:
+            write()
+        assert refused.value.status == 409 and refused.value.code == "enrich_in_progress"
+    assert (reg.dir / "m.h5").read_bytes() == b"one" and reg.card("m")["sha256"] == "0" * 64
+    reg.end_enrichment("m")
+    assert reg.commit("m", reg.dir / "up.partial", described) == (True, reg.card("m"))
+    assert (reg.dir / "m.h5").read_bytes() == b"two"
+    reg.delete("m")
+    assert not (reg.dir / "m.h5").exists()
+    reg.close()
