@@ -404,6 +404,10 @@ def test_keywords_the_chosen_mode_does_not_read_are_refused(tmp_path, tables, ex
     assert model_settings(SimpleNamespace(provenance={"config": built.model_dump(mode="json")})).ecm.selection == "all"
     greedy = GreedyConfig(hifi="h.toml", parameters={"p": (0.0, 1.0)}, loading={"x": "$p"}, seed=3)
     assert unread_keywords(greedy, READ_WHEN["greedy"]) == ["seed"]
+    cfg.write_text('kind = "dictionary"\n[snapshots]\nfiles = ["train/*.h5"]\n[dictionary]\nclusters = 1\n'
+                   'overlap = 0.5\n')
+    with pytest.raises(ConfigError, match=r"dictionary.overlap: not read with clusters = 1 \(only clusters > 1"):
+        load_offline_config(cfg)
 
 
 def test_separated_fe_kernel_keywords_with_interpolated_entries_are_refused(tmp_path):

@@ -25,6 +25,7 @@ _CALIBRATED = ReadWhen(lambda i: i.calibrate, ("calibrate",), "calibrate = true"
 #: selection (no block, pool, shortlist or single-precision screening: structrom.rom.ecm_loop); the factored
 #: integrand has no row compression (max_rows, max_gram_rows: the assembled matrix's); row_tolerance is the
 #: assembled compression's or the factored stress compression's. ``[greedy] seed``: the Latin hypercube's.
+#: ``[dictionary]``: one cluster has a constant classifier (no regularization) and no other cluster to overlap.
 #: ``[separated.online]``: material, temperature and time build the FE kernel's entries only.
 READ_WHEN: dict[str, dict[str, ReadWhen]] = {
     "ecm": {
@@ -46,6 +47,8 @@ READ_WHEN: dict[str, dict[str, ReadWhen]] = {
     "indicator": {"margin": _CALIBRATED, "cross_validate_cubature": _CALIBRATED},
     "greedy": {"seed": ReadWhen(lambda g: g.sampling == "latin_hypercube", ("sampling",),
                                 'sampling = "latin_hypercube"')},
+    "dictionary": {key: ReadWhen(lambda d: d.clusters > 1, ("clusters",), "clusters > 1")
+                   for key in ("regularization", "overlap")},
     "separated.online": {key: ReadWhen(lambda o: o.entries == "fe_kernel", ("entries",), 'entries = "fe_kernel"')
                          for key in ("material", "temperature", "time")},
 }
