@@ -212,8 +212,11 @@ class Client:
 
     def fields(self, model_id: str, loading: dict, path: str | Path, *, format: str = "vtu", increment: int = -1,
                quantities=None, extrapolate: bool = False) -> Path:
-        """Download reconstructed fields to ``path`` (``vtu``; ``xdmf``: a zip of .xdmf + .h5; ``hdf5``)."""
-        body = {"loading": loading, "format": format, "increment": increment, "extrapolate": extrapolate}
+        """Download reconstructed fields to ``path`` (``vtu``; ``xdmf``: a zip of .xdmf + .h5; ``hdf5``: every
+        increment, the server refuses an ``increment`` other than the default -1 for it)."""
+        body = {"loading": loading, "format": format, "extrapolate": extrapolate}
+        if format != "hdf5" or increment != -1:
+            body["increment"] = increment
         if quantities is not None:
             body["quantities"] = list(quantities)
         r = self._check(self._request("POST", f"/v1/models/{model_id}/fields", json=body))

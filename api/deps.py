@@ -28,7 +28,6 @@ class Services:
     load: Any = None  # structrom.api.pool.Load
     jobs: Any = None  # structrom.api.jobs.Jobs
     ready: bool = False
-    enriching: set = field(default_factory=set)  # model ids with an enrichment job running
     extra: dict = field(default_factory=dict)
 
 

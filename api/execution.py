@@ -68,12 +68,14 @@ async def solve(s: Services, model_id: str, body, *, priority: int = INTERACTIVE
     return await (_admitted(s, coro) if priority == INTERACTIVE else coro)
 
 
-async def solve_nodal(s: Services, model_id: str, body, data: bytes, filename: str, times: list[float]) -> dict:
+async def solve_nodal(s: Services, model_id: str, body, data: bytes, filename: str, times: list[float],
+                      times_field: str | None = None) -> dict:
+    """``times``: of the uploaded rows; ``times_field``: the request field that gave them (None: the loading's)."""
     path = str(s.registry.servable(model_id))
 
     async def go():
         (out,) = _record(s, model_id, await s.pool.run("solve", model_id, path, body, [body.loading], None,
-                                                       (data, filename, times)))
+                                                       (data, filename, times, times_field)))
         out["model"] = model_id
         return out
 
@@ -145,16 +147,14 @@ async def enrich(s: Services, model_id: str, request: dict) -> dict:
 
     from .routes_enrich import EnrichRequest, run_enrich
 
-    if model_id in s.enriching:
-        raise DomainError(409, "enrich_in_progress", f"model {model_id!r} is being enriched", "model_id")
-    s.enriching.add(model_id)
+    s.registry.begin_enrichment(model_id)  # (409 if already; PUT and DELETE of the model refused meanwhile)
     try:
         path = s.registry.servable(model_id)
         out = await asyncio.to_thread(run_enrich, s.registry.dir, path, EnrichRequest.model_validate(request))
         await scan(s)
         return out
     finally:
-        s.enriching.discard(model_id)
+        s.registry.end_enrichment(model_id)
 
 
 # -- the models directory -----------------------------------------------------------------------------------------
@@ -171,10 +171,12 @@ async def scan(s: Services) -> None:
             try:
                 described = await s.pool.run("describe", model_id, str(path), priority=INTERACTIVE)
             except DomainError as exc:
+                if exc.code in ("unknown_model", "model_changing"):
+                    continue  # deleted or being replaced while screened: not a rejected file; the next scan sees
                 if exc.status >= 500 and exc.code not in ("worker_crashed", "deadline_exceeded"):
                     raise
-                s.registry.record(model_id, ident, None, exc.message)
+                s.registry.record(model_id, ident, None, exc.message)  # (ignored if the file changed meanwhile)
                 continue
             if tuple(described["key"]) != ident:
                 continue  # replaced while being screened: the next scan sees the new file
-            s.registry.record(model_id, ident, described, None)
+            s.registry.record(model_id, ident, described, None)  # (ignored if deleted or replaced since)

@@ -76,6 +76,7 @@ class Registry:
         self._last_flush = time.monotonic()
         self.rejected: dict[str, str] = {}
         self._seen: dict[str, tuple] = {}  # id -> file identity last screened (valid or not)
+        self._enriching: set[str] = set()  # ids whose file an enrichment job rewrites (PUT, DELETE refused)
         self._db = sqlite3.connect(self.dir / INDEX, check_same_thread=False, timeout=10)
         with self._db_lock:
             # WAL without a sync per commit: the query log must not cost an fsync per request
@@ -163,14 +164,25 @@ class Registry:
             out.append((mid, p, ident))  # new, changed, or first seen by this process (screened again)
         with self._lock:
             for mid in (set(rows) | set(self._seen) | set(self.rejected)) - present:
+                if (self.dir / (mid + SUFFIX)).exists():  # published since the listing above: not vanished
+                    continue
                 self._drop(mid)
                 self._seen.pop(mid, None)
                 self.rejected.pop(mid, None)
         return out
 
-    def record(self, model_id: str, ident: tuple, described: dict | None, error: str | None) -> None:
-        """The outcome of screening ``model_id``'s file of identity ``ident`` (a description or an error)."""
+    def record(self, model_id: str, ident: tuple, described: dict | None, error: str | None) -> bool:
+        """The outcome of screening ``model_id``'s file of identity ``ident`` (a description or an error); False
+        (nothing recorded) when the file is no longer that one: deleted or replaced while it was screened, its
+        outcome would index a vanished file, mark it rejected, or overwrite the newer version's row. Checked under
+        the lock that :meth:`commit` and :meth:`delete` hold while they change the file and its row."""
         with self._lock:
+            try:
+                now = _identity((self.dir / (model_id + SUFFIX)).stat())
+            except FileNotFoundError:
+                now = None
+            if now != ident:
+                return False
             self._seen[model_id] = ident
             if described is None:
                 self.rejected[model_id] = error or "rejected"
@@ -179,6 +191,7 @@ class Registry:
             else:
                 self.rejected.pop(model_id, None)
                 self._upsert(model_id, described["sha256"], ident[2], ident[3], described["card"])
+        return True
 
     def list(self) -> list[dict]:
         out = []
@@ -224,12 +237,35 @@ class Registry:
         fd, name = tempfile.mkstemp(prefix=".upload-", suffix=".partial", dir=self.dir)
         return fd, Path(name)
 
-    def commit(self, model_id: str, tmp: Path, described: dict) -> bool:
+    def begin_enrichment(self, model_id: str) -> None:
+        """Mark ``model_id`` as being enriched: a child process publishes its next version over ``<id>.h5``
+        (:mod:`structrom.api.routes_enrich`). Until :meth:`end_enrichment`, PUT and DELETE of it are refused
+        (409): a PUT would be overwritten by the enrichment of the version it replaced, a DELETE undone by it."""
+        with self._lock:
+            self.writable(model_id)
+            self._enriching.add(model_id)
+
+    def end_enrichment(self, model_id: str) -> None:
+        with self._lock:
+            self._enriching.discard(model_id)
+
+    def writable(self, model_id: str) -> None:
+        """Raise :class:`DomainError` (409) while ``model_id`` is being enriched."""
+        with self._lock:
+            if model_id in self._enriching:
+                raise DomainError(409, "enrich_in_progress", f"model {model_id!r} is being enriched (its next "
+                                  "version is published when that job ends); retry after the job", "model_id",
+                                  retry_after=5)
+
+    def commit(self, model_id: str, tmp: Path, described: dict) -> tuple[bool, dict]:
         """Move the validated upload ``tmp`` to ``<id>.h5`` atomically and durably (fsync of the file, rename,
-        fsync of the directory) and index it; True if it replaced a model. Blocking: call off the event loop."""
+        fsync of the directory) and index it: ``(True if it replaced a model, the card of this version)``. The
+        card is read under the lock of the rename, so that a DELETE right after cannot turn the answer of this
+        publication into a 404. Blocking: call off the event loop."""
         target = self.path(model_id)
         fsync_path(tmp)
         with self._lock:
+            self.writable(model_id)
             existed = target.exists()
             os.replace(tmp, target)
             fsync_path(self.dir, directory=True)
@@ -238,11 +274,12 @@ class Registry:
             self._seen[model_id] = ident
             self.rejected.pop(model_id, None)
             self._upsert(model_id, described["sha256"], st.st_size, st.st_mtime_ns, described["card"])
-        return existed
+            return existed, self.card(model_id)
 
     def delete(self, model_id: str) -> None:
         p = self.path(model_id)
         with self._lock:
+            self.writable(model_id)
             if not p.exists():
                 raise DomainError(404, "unknown_model", f"no model {model_id!r}", "model_id")
             p.unlink()

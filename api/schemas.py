@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Literal, Union
 
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, StrictBool, StrictInt, StringConstraints, Tag,
-                      model_validator)
+                      ValidationInfo, field_validator, model_validator)
 
 #: Numbers are strict: a string ("0.04") or a boolean where a number belongs is refused, not converted.
 Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
@@ -199,9 +199,19 @@ class FieldsRequest(Strict):
     extrapolate: StrictBool = False
     format: Literal["vtu", "xdmf", "hdf5"] = Field(
         "vtu", description="vtu: one file; xdmf: zip of .xdmf + .h5; hdf5: every increment, raw arrays")
-    increment: StrictInt = Field(-1, description="increment to write (vtu, xdmf); negative counts from the end")
+    increment: StrictInt = Field(-1, description="increment to write (vtu, xdmf; hdf5 writes every increment and "
+                                 "refuses it); negative counts from the end")
     quantities: Annotated[list[Name], Field(max_length=16)] | None = Field(
         None, description="dual quantities to reconstruct (default: all of the model's)")
+
+    @field_validator("increment")
+    @classmethod
+    def _one_increment_format(cls, v: int, info: ValidationInfo) -> int:
+        # (runs only when the request gives an increment)
+        if info.data.get("format") == "hdf5":
+            raise ValueError("format 'hdf5' writes every increment and reads no increment: leave increment out, or "
+                             "use format 'vtu' or 'xdmf' for one increment")
+        return v
 
 
 class NodalRequest(SolveOptions):

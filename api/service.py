@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from structrom.rom.loading import LoadingError, NodalTemperature
+from structrom.rom.loading import LoadingError, NodalTemperature, TemperatureTimesError
 from structrom.rom.online import OnlineError, OnlineSolverError
 from structrom.rom.online.errors import ModelDataError
 
@@ -121,6 +121,11 @@ def solve(model, spec: LoadingSpec, opts: SolveOptions, *, max_increments: int, 
 
             loading = dataclasses.replace(loading, temperature=temperature)
         result = model.solve(loading, extrapolate=opts.extrapolate)
+    except TemperatureTimesError as exc:
+        if temperature is None:
+            raise loading_error(exc, field_prefix) from None
+        raise RegistryError(422, "invalid_loading", f"temperature_times (the times of the uploaded rows): {exc}",
+                            "temperature_times") from None
     except LoadingError as exc:
         raise loading_error(exc, field_prefix) from None
     except OnlineSolverError as exc:
@@ -203,9 +208,12 @@ def _npy_declared_bytes(data: bytes) -> int:
     return n * dtype.itemsize
 
 
-def read_nodal_upload(data: bytes, filename: str, times: np.ndarray, max_nodes: int) -> NodalTemperature:
+def read_nodal_upload(data: bytes, filename: str, times: np.ndarray, max_nodes: int,
+                      times_field: str | None = None) -> NodalTemperature:
     """A nodal temperature field from an uploaded ``.npy`` (``(n_times, n_nodes)`` float array; no pickles)
-    or HDF5 file (dataset ``temperature`` or the only dataset; optional dataset ``times``). HDF5 files are
+    or HDF5 file (dataset ``temperature`` or the only dataset; optional dataset ``times``, the rows' times in
+    place of the loading's: when the request gives them too, in its field ``times_field``, they must agree, as
+    one of the two would be ignored). HDF5 files are
     screened first (:func:`structrom.rom.h5_screening.screen_array_upload`: plain arrays of at most
     ``max_nodes`` x (n_times + 1) values, no links or external data) so that nothing outside the upload is
     read and no compressed array expands past that bound."""
@@ -243,7 +251,13 @@ def read_nodal_upload(data: bytes, filename: str, times: np.ndarray, max_nodes: 
                     if f["times"].size > 100_000:
                         raise RegistryError(422, "invalid_upload", "HDF5 upload: 'times' has more than 100000 "
                                             "values", "temperature")
-                    times = np.asarray(f["times"][()], dtype=float).ravel()
+                    in_file = np.asarray(f["times"][()], dtype=float).ravel()
+                    if times_field is not None and not np.array_equal(in_file, times):
+                        raise RegistryError(422, "invalid_upload", f"HDF5 upload: its 'times' dataset "
+                                            f"{np.array2string(in_file, threshold=6)} differs from {times_field} "
+                                            f"{np.array2string(np.asarray(times), threshold=6)}: give the rows' "
+                                            "times once, in the file or in the request", times_field)
+                    times = in_file
         except RegistryError:
             raise
         except (OSError, RuntimeError, ValueError, TypeError, KeyError) as exc:

@@ -202,7 +202,8 @@ class SolverState:
     def solve(self, model_id: str, path: str, body, specs: list, field_prefixes: list[str] | None = None,
               nodal: tuple | None = None) -> list[dict]:
         """Solve ``specs`` (one result or error body per loading) with the options of ``body``; ``nodal``:
-        ``(upload bytes, file name, times)`` of an uploaded temperature field for the single loading."""
+        ``(upload bytes, file name, times, the request field of the times or None)`` of an uploaded temperature
+        field for the single loading."""
         import numpy as np
 
         from . import service
@@ -212,9 +213,9 @@ class SolverState:
         temperature = None
         if nodal is not None:
             unsupported(model_id, kind, "solve_nodal")
-            data, filename, times = nodal
+            data, filename, times, times_field = nodal
             temperature = service.read_nodal_upload(data, filename, np.asarray(times, float),
-                                                    max_nodes=int(model.n_mesh_nodes or 1))
+                                                    max_nodes=int(model.n_mesh_nodes or 1), times_field=times_field)
         out = []
         for i, spec in enumerate(specs):
             t0 = time.perf_counter()

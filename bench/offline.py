@@ -75,19 +75,31 @@ def loading_errors(model_path: Path, directory: Path) -> dict:
 
 def ecm_settings(text: str, settings: dict) -> str:
     """The configuration ``text`` with ``settings`` (TOML values) in its ``[ecm]`` table, replacing the table's own
-    lines for the same keys (a key given twice is not TOML)."""
-    lines, table = [], None
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("["):
-            table = stripped
-        key = stripped.split("=", 1)[0].strip() if "=" in stripped else None
-        if table == "[ecm]" and key in settings:
-            continue
-        lines.append(line)
-        if stripped == "[ecm]":
-            lines += [f"{k} = {v}" for k, v in settings.items()]
-    return "\n".join(lines) + "\n"
+    lines for the same keys (a key given twice is not TOML). Keys the run's rule does not read (the settings given
+    for every run, or the file's own ``tolerance`` in a ``selection = "all"`` run) are left out: the offline stage
+    refuses them (structrom.rom.offline.unread_keywords)."""
+    import tomllib
+
+    from structrom.rom.offline.config import ECMConfig
+    from structrom.rom.config import unread_keywords
+    from structrom.rom.offline.unread_keywords import READ_WHEN
+
+    def edited(skip) -> list[str]:
+        lines, table = [], None
+        for line in text.splitlines():
+            stripped = line.strip()
+            if stripped.startswith("["):
+                table = stripped
+            key = stripped.split("=", 1)[0].strip() if "=" in stripped else None
+            if table == "[ecm]" and (key in settings or key in skip):
+                continue
+            lines.append(line)
+            if stripped == "[ecm]":
+                lines += [f"{k} = {v}" for k, v in settings.items() if k not in skip]
+        return lines
+
+    table = tomllib.loads("\n".join(edited(set()))).get("ecm", {})
+    return "\n".join(edited(set(unread_keywords(ECMConfig.model_validate(table), READ_WHEN["ecm"])))) + "\n"
 
 
 def run_offline(directory: Path, ranks: int, code: Path | None = None, settings: dict | None = None,

@@ -190,8 +190,9 @@ def write_config(workdir: Path, divisions, train: np.ndarray, output: str, *, po
                                    for j, mu in enumerate(valid)]
     separated.update(eim={"max_terms": int(max_terms)}, basis={"tolerance": float(pod_tolerance)},
                      estimator={"reference": 0, "tolerance": 1e-3},
-                     online={"entries": entries, "mesh": "mesh.inp", "material": law().to_config(),
-                             "temperature": TEMPERATURE_TEMPLATE})
+                     online={"entries": entries, "mesh": "mesh.inp",  # (the FE kernel's keywords: its own only)
+                             **({"material": law().to_config(), "temperature": TEMPERATURE_TEMPLATE}
+                                if entries == "fe_kernel" else {})})
     return write_toml(workdir / "separated.toml", {"kind": "separated", "separated": separated,
                                                    "output": {"file": output}})
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import os
 import tempfile
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -83,3 +84,48 @@ def check_output_file(path: str | Path, field: str, inputs: Iterable[str | Path]
         raise ConfigError(f"{field} {path}: cannot write in {path.parent} ({exc.strerror or exc}): choose a "
                           "writable directory") from None
     return path
+
+
+# -- keywords that the chosen mode does not read ------------------------------------------------------------------
+@dataclass(frozen=True)
+class ReadWhen:
+    """A keyword read only when ``test(section)`` holds. ``mode``: the section's fields that decide it (shown
+    with their values in the message); ``reader``: the modes that read it, as written in the file."""
+
+    test: Callable[[BaseModel], bool]
+    mode: tuple[str, ...]
+    reader: str
+
+
+def _toml(value) -> str:
+    """``value`` as written in TOML."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
+def unread_keywords(section: BaseModel, rules: dict[str, ReadWhen]) -> list[str]:
+    """The keywords given in ``section`` (its ``model_fields_set``) that its mode does not read, sorted."""
+    return sorted(key for key in section.model_fields_set & rules.keys() if not rules[key].test(section))
+
+
+def check_unread_keywords(cfg: BaseModel, source: str, table: dict[str, dict[str, ReadWhen]]) -> None:
+    """Raise :class:`ConfigError` (one line per keyword) for every keyword of ``table`` (section, as a dotted path
+    in the configuration -> keyword -> when it is read) given in the configuration file ``source`` (parsed into
+    ``cfg``) that the mode chosen in its section does not read. Only the keywords the file gives count
+    (``model_fields_set``): a default never triggers, and a configuration dumped with all its fields (a model's
+    provenance, a snapshot's metadata) is not to be checked."""
+    lines = []
+    for where, rules in table.items():
+        section: BaseModel | None = cfg
+        for name in where.split("."):
+            section = getattr(section, name, None)
+        if section is None:
+            continue
+        for key in unread_keywords(section, rules):
+            rule = rules[key]
+            mode = ", ".join(f"{f} = {_toml(getattr(section, f))}" for f in rule.mode)
+            lines.append(f"{source}: {where}.{key}: not read with {mode} (only {rule.reader} reads it): remove "
+                         f"{key}, or choose {rule.reader}")
+    if lines:
+        raise ConfigError("\n".join(lines))

@@ -21,9 +21,18 @@ class LoadingError(StructromError, ValueError):
     """A loading is inconsistent; the message names the field and the fix."""
 
 
+class TemperatureTimesError(LoadingError):
+    """A nodal temperature's ``times`` do not span the loading's: the message starts with
+    ``loading.temperature.times`` (a configuration prefixes the file it read the rows from)."""
+
+
 @dataclass(frozen=True)
 class Amplitude:
-    """Piecewise-linear function of time, constant outside its range. ``times``, ``values``: ``(n,)``."""
+    """Piecewise-linear function of time, constant outside its range. ``times``, ``values``: ``(n,)``.
+
+    A loading's times may go beyond a table's first or last time: the amplitude is then held at its first or
+    last value, as CalculiX holds an ``*AMPLITUDE`` beyond its last point (a table that stops early is a load
+    kept constant, not an error; a :class:`NodalTemperature` that stops early is refused by :class:`Loading`)."""
 
     times: np.ndarray
     values: np.ndarray
@@ -159,7 +168,9 @@ class HotSpotTemperature:
 
 @dataclass(frozen=True)
 class NodalTemperature:
-    """Explicit nodal temperatures ``values`` ``(n_times, n_nodes)`` at ``times``, linear in time."""
+    """Explicit nodal temperatures ``values`` ``(n_times, n_nodes)`` at ``times``, linear in time. A single row
+    is a field constant in time; with more rows, a :class:`Loading` refuses times that do not span its own
+    (the field would be held at the first or last row without a word)."""
 
     times: np.ndarray
     values: np.ndarray
@@ -235,6 +246,7 @@ class Loading:
             raise LoadingError(f"loading.times span more than the largest float ({t[0]:g} to {t[-1]:g}); use times "
                                "of physical magnitude")
         object.__setattr__(self, "times", t)
+        check_temperature_times(self.temperature, t)
 
     @property
     def n_increments(self) -> int:
@@ -265,6 +277,21 @@ class Loading:
             raise LoadingError(f"temperature at t={times[i]:g} is non-finite at {int(bad[i].sum())} nodes "
                                f"(first node {int(np.argmax(bad[i]))})")
         return temp
+
+
+def check_temperature_times(temperature: TemperatureField, times: np.ndarray) -> None:
+    """Raise :class:`TemperatureTimesError` for a :class:`NodalTemperature` of more than one row whose times
+    ``(n_rows,)`` start after ``times[0]`` or stop before ``times[-1]`` (``times``: the loading's, ``(n + 1,)``):
+    the rows would be held beyond their range without a word. One row is a constant field (any times)."""
+    if not isinstance(temperature, NodalTemperature) or len(temperature.times) < 2:
+        return
+    rows = np.asarray(temperature.times, dtype=float)
+    if rows[0] <= times[0] and rows[-1] >= times[-1]:
+        return
+    raise TemperatureTimesError(
+        f"loading.temperature.times [{rows[0]:g}, {rows[-1]:g}] do not cover the loading times [{times[0]:g}, "
+        f"{times[-1]:g}]: the temperature would be held at the first or last row; give rows from t={times[0]:g} up "
+        f"to t={times[-1]:g} (or one row for a temperature constant in time)")
 
 
 COMPONENT_NAMES = {"x": 0, "y": 1, "z": 2}

@@ -235,6 +235,9 @@ def test_fields_vtu_xdmf_hdf5(client, built, local, tmp_path):
     with pytest.raises(ApiError) as e:
         client.fields("small", GOOD, tmp_path / "g.vtu", quantities=["nope"])
     assert e.value.status == 422 and e.value.field == "quantities.0"
+    with pytest.raises(ApiError) as e:  # (ignored before: the file held every increment)
+        client.fields("small", GOOD, tmp_path / "g.h5", format="hdf5", increment=1)
+    assert e.value.status == 422 and e.value.field == "increment" and "writes every increment" in e.value.message
 
 
 # -- bad inputs ----------------------------------------------------------------------------------------------------------

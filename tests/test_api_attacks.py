@@ -500,3 +500,104 @@ def test_corrupted_model_bytes_never_answer_5xx(server, built, reference, tmp_pa
     assert 422 in statuses
     httpx.delete(f"{server.url}/v1/models/corrupt", headers={"X-API-Key": server.key})
     assert_serving(server, reference)
+
+
+def test_publish_racing_delete_and_reads_is_linearizable(server, built):
+    """PUT, DELETE and GET of one id from several threads: a PUT answered 404 when a DELETE came between its
+    rename and the card it answers with, a listing that had screened a file could index it after its DELETE
+    (or mark it rejected: 409), and a listing could drop the row of a file a PUT had just renamed in. Now every
+    request sees the state before or after each other one: PUT 201/200 with the card of the file IT uploaded,
+    DELETE 204/404, GET 200 (a card of one of the uploaded files) or 404; never a 500 or 409, no leftover upload,
+    and the reads after the race agree with the last operation."""
+    files = [built[0].path.read_bytes(), built[1].path.read_bytes()]
+    shas = [hashlib.sha256(b).hexdigest() for b in files]
+    url, key = f"{server.url}/v1/models/race", {"X-API-Key": server.key}
+    bad: list[tuple] = []
+    counts = {"put": 0, "delete": 0, "get": 0}
+    done = threading.Event()
+
+    def publisher(k: int) -> None:
+        with httpx.Client(timeout=60, headers={**key, "Content-Type": "application/octet-stream"}) as c:
+            for _ in range(8):
+                r = c.put(url, content=files[k])
+                counts["put"] += 1
+                if r.status_code not in (200, 201) or r.json()["sha256"] != shas[k]:
+                    bad.append(("PUT", r.status_code, r.text[:300]))
+
+    def deleter() -> None:
+        with httpx.Client(timeout=60, headers=key) as c:
+            while not done.is_set():
+                r = c.delete(url)
+                counts["delete"] += 1
+                if r.status_code not in (204, 404):
+                    bad.append(("DELETE", r.status_code, r.text[:300]))
+                time.sleep(0.02)
+
+    def reader() -> None:
+        with httpx.Client(timeout=60) as c:
+            while not done.is_set():
+                r = c.get(url)
+                counts["get"] += 1
+                if not (r.status_code == 404 or (r.status_code == 200 and r.json()["sha256"] in shas)):
+                    bad.append(("GET", r.status_code, r.text[:300]))
+                r = c.get(f"{server.url}/v1/models")
+                if r.status_code != 200 or "race" in r.json()["rejected"]:
+                    bad.append(("LIST", r.status_code, r.text[:300]))
+
+    publishers = [threading.Thread(target=publisher, args=(k,)) for k in (0, 1)]
+    others = [threading.Thread(target=deleter), threading.Thread(target=reader)]
+    for t in publishers + others:
+        t.start()
+    for t in publishers:
+        t.join(120)
+    done.set()
+    for t in others:
+        t.join(60)
+    assert not bad, bad[:5]
+    assert counts["put"] == 16 and counts["delete"] >= 2 and counts["get"] >= 2, counts
+    assert not list(server.models_dir.glob(".upload-*.partial"))
+    # after the race: the registry agrees with the file, and with each operation that follows
+    on_disk = server.models_dir / "race.h5"
+    r = httpx.get(url, timeout=60)
+    if on_disk.exists():
+        assert r.status_code == 200 and r.json()["sha256"] == hashlib.sha256(on_disk.read_bytes()).hexdigest()
+    else:
+        assert r.status_code == 404
+    r = httpx.put(url, content=files[1], timeout=60, headers={**key, "Content-Type": "application/octet-stream"})
+    assert r.status_code in (200, 201) and r.json()["sha256"] == shas[1]
+    assert httpx.get(url, timeout=60).json()["sha256"] == shas[1]
+    assert "race" in [m["id"] for m in httpx.get(f"{server.url}/v1/models", timeout=60).json()["models"]]
+    assert httpx.delete(url, headers=key, timeout=60).status_code == 204
+    assert httpx.get(url, timeout=60).status_code == 404
+    listing = httpx.get(f"{server.url}/v1/models", timeout=60).json()
+    assert "race" not in [m["id"] for m in listing["models"]] and "race" not in listing["rejected"]
+    assert "Traceback" not in server.log()
+
+
+def test_a_model_being_enriched_refuses_put_and_delete(tmp_path):
+    """The enrichment's child process publishes the next version over ``<id>.h5``: a PUT renamed in meanwhile was
+    overwritten by the enrichment of the version it replaced, a DELETE undone by it. While it runs, both are
+    refused (409, retry after the job); afterwards they pass."""
+    from structrom.api.errors import DomainError
+    from structrom.api.registry import Registry
+
+    reg = Registry(tmp_path / "models")
+    described = {"sha256": "0" * 64, "card": {"kind": "hyper_reduced"}}
+    (reg.dir / "up.partial").write_bytes(b"one")
+    assert reg.commit("m", reg.dir / "up.partial", described)[0] is False
+    reg.begin_enrichment("m")
+    with pytest.raises(DomainError) as again:
+        reg.begin_enrichment("m")
+    assert again.value.status == 409 and again.value.code == "enrich_in_progress"
+    (reg.dir / "up.partial").write_bytes(b"two")
+    for write in (lambda: reg.commit("m", reg.dir / "up.partial", described), lambda: reg.delete("m")):
+        with pytest.raises(DomainError) as refused:
+            write()
+        assert refused.value.status == 409 and refused.value.code == "enrich_in_progress"
+    assert (reg.dir / "m.h5").read_bytes() == b"one" and reg.card("m")["sha256"] == "0" * 64
+    reg.end_enrichment("m")
+    assert reg.commit("m", reg.dir / "up.partial", described) == (True, reg.card("m"))
+    assert (reg.dir / "m.h5").read_bytes() == b"two"
+    reg.delete("m")
+    assert not (reg.dir / "m.h5").exists()
+    reg.close()

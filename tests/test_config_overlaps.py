@@ -268,8 +268,8 @@ def test_nodal_temperature_times_short_of_the_loading_are_refused(tmp_path, mesh
     from structrom.rom.hifi.run import check_temperature
 
     cfg = _nodal_config(tmp_path, 2, mesh.n_nodes, [0.0, 1.0], times=(0.0, 1.0, 2.0))
-    with pytest.raises(ConfigError, match=r"loading.temperature.times \[0, 1\] do not cover the loading times "
-                                          r"\[0, 2\].*give rows up to t=2"):
+    with pytest.raises(ConfigError, match=r"temp.npy: loading.temperature.times \[0, 1\] do not cover the loading "
+                                          r"times \[0, 2\].*up to t=2"):
         check_temperature(mesh, cfg)
     check_temperature(mesh, _nodal_config(tmp_path, 1, mesh.n_nodes, [0.0], times=(0.0, 1.0, 2.0)))  # constant
 

@@ -57,3 +57,33 @@ def test_temperature_tables_of_a_configuration_name_the_bad_field(tmp_path):
                          ({"type": "nodal", "file": "missing.npy", "times": [0.0, 1.0]}, r"temperature\.file .*missing\.npy")):
         with pytest.raises(LoadingError, match=message):
             temperature_from_config(cfg, str(tmp_path))
+
+
+def test_nodal_temperature_rows_short_of_the_loading_are_refused_but_amplitudes_are_held():
+    """Rows up to t = 0.5 (or from t = 0.5) for a loading from 0 to 1 were held at the last (first) row without a
+    word; now every path that builds a Loading (a query dict, a replaced temperature) refuses them naming the
+    field. One row is a constant field. An amplitude table that stops early is held at its last value, as CalculiX
+    holds an *AMPLITUDE beyond its last point: not refused."""
+    import dataclasses
+
+    import numpy as np
+
+    from structrom.rom.loading import LoadingError, NodalTemperature, TemperatureTimesError
+    from structrom.rom.loading_dict import loading_from_dict
+
+    values = [[1.0, 2.0], [3.0, 4.0]]
+    for rows, shown in (([0.0, 0.5], r"\[0, 0\.5\]"), ([0.5, 1.0], r"\[0\.5, 1\]")):
+        with pytest.raises(LoadingError, match=rf"^loading\.temperature\.times {shown} do not cover the loading "
+                                               r"times \[0, 1\].*give rows from t=0 up to t=1"):
+            loading_from_dict({"times": [0.0, 0.5, 1.0], "temperature": {"type": "nodal", "times": rows,
+                                                                         "values": values}})
+    ok = loading_from_dict({"times": [0.0, 1.0], "temperature": {"type": "nodal", "times": [-1.0, 2.0],
+                                                                 "values": values}})
+    assert np.allclose(ok.nodal_temperature(1.0, np.zeros((2, 3))), [3.0 - 2.0 / 3.0, 4.0 - 2.0 / 3.0])
+    loading_from_dict({"times": [0.0, 1.0], "temperature": {"type": "nodal", "times": [5.0], "values": values[:1]}})
+    with pytest.raises(TemperatureTimesError):
+        dataclasses.replace(ok, times=np.array([0.0, 3.0]))
+    with pytest.raises(TemperatureTimesError):
+        dataclasses.replace(ok, temperature=NodalTemperature(np.array([0.0, 0.5]), np.array(values)))
+    held = loading_from_dict({"times": [0.0, 1.0, 2.0], "pressure": {"s": [[0.0, 0.0], [1.0, 7.0]]}})
+    assert held.pressures["s"](2.0) == 7.0

@@ -86,7 +86,7 @@ def test_every_point_rule_is_the_fe_quadrature(training):
 
     cfg = training / "all.toml"
     cfg.write_text(F.OFFLINE.format(out="all.h5", pod_tol=1e-5, ecm_tol=1e-5).replace(
-        "[ecm]\n", '[ecm]\nselection = "all"\n'))
+        "[ecm]\ntolerance = 1e-05\n", '[ecm]\nselection = "all"\n'))  # (a tolerance is refused: "all" reads none)
     proc = run_cli(cfg)
     assert proc.returncode == 0, proc.stderr
     data = model_file.load(training / "all.h5", mesh=True)

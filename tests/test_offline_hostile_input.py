@@ -359,3 +359,76 @@ def test_enrich_base_configuration_from_a_damaged_snapshot_is_named(training, tm
     with pytest.raises(ConfigError, match=r"case_0.h5: the model's training snapshot holds no readable HF "
                                           r"configuration \(KeyError\): pass .* \(--config base.toml\)"):
         hifi_base_config(model)
+
+
+@pytest.mark.parametrize("tables, expected", [
+    ('[ecm]\nselection = "greedy"\nblock_size = 32\n',
+     r'ecm.block_size: not read with selection = "greedy" \(only selection = "block" reads it\): remove block_size, or '
+     r'choose selection = "block"'),
+    ('[ecm]\nselection = "all"\ntolerance = 1e-5\nremoval = "lawson_hanson"\n',
+     r'ecm.removal: not read with selection = "all".*\n.*ecm.tolerance: not read with selection = "all"'),
+    ('[ecm]\nmax_rows = 8192\n', r'ecm.max_rows: not read with selection = "block", integrand = "factored" \(only '
+                                 r'integrand = "assembled"'),
+    ('[ecm]\nintegrand = "assembled"\nstress_compression = false\n',
+     r'ecm.stress_compression: not read with selection = "block", integrand = "assembled"'),
+    ('[ecm]\nstress_compression = false\nrow_tolerance = 1e-6\n', r"ecm.row_tolerance: not read with .*"
+                                                                   r"stress_compression = false"),
+    ('[ecm]\nshortlist = 0\nfull_scores_every = 2\n', r'ecm.full_scores_every: not read with selection = "block", '
+                                                      r'shortlist = 0 \(only selection = "block" with shortlist > 0'),
+    ("[indicator]\ncalibrate = false\nmargin = 1.5\n", r"indicator.margin: not read with calibrate = false \(only "
+                                                       r"calibrate = true reads it\)"),
+])
+def test_keywords_the_chosen_mode_does_not_read_are_refused(tmp_path, tables, expected):
+    """A keyword given for a mode that does not read it was ignored without a word (the run was not what the file
+    said); the defaults never count, and the keywords the mode reads pass."""
+    from structrom.rom.offline.config import GreedyConfig
+    from structrom.rom.config import unread_keywords
+    from structrom.rom.offline.unread_keywords import READ_WHEN
+
+    cfg = tmp_path / "offline.toml"
+    cfg.write_text('[snapshots]\nfiles = ["train/*.h5"]\n' + tables)
+    with pytest.raises(ConfigError, match=rf"offline.toml: {expected}"):
+        load_offline_config(cfg)
+    for fine in ('[ecm]\nselection = "all"\n', '[ecm]\nselection = "greedy"\nremoval = "lawson_hanson"\n',
+                 '[ecm]\nintegrand = "assembled"\nmax_rows = 10\nrow_tolerance = 1e-6\n',
+                 "[ecm]\nshortlist = 10\nfull_scores_every = 2\n", "[indicator]\nmargin = 1.5\n"):
+        cfg.write_text('[snapshots]\nfiles = ["train/*.h5"]\n' + fine)
+        load_offline_config(cfg)
+    # a configuration dumped with every field (a model's provenance, read back by the enrichment) is not checked
+    from types import SimpleNamespace
+
+    from structrom.rom.offline.config import OfflineConfig
+    from structrom.rom.offline.update import model_settings
+
+    built = OfflineConfig(snapshots={"files": ["-"]}, ecm={"selection": "all"})
+    assert model_settings(SimpleNamespace(provenance={"config": built.model_dump(mode="json")})).ecm.selection == "all"
+    greedy = GreedyConfig(hifi="h.toml", parameters={"p": (0.0, 1.0)}, loading={"x": "$p"}, seed=3)
+    assert unread_keywords(greedy, READ_WHEN["greedy"]) == ["seed"]
+    cfg.write_text('kind = "dictionary"\n[snapshots]\nfiles = ["train/*.h5"]\n[dictionary]\nclusters = 1\n'
+                   'overlap = 0.5\n')
+    with pytest.raises(ConfigError, match=r"dictionary.overlap: not read with clusters = 1 \(only clusters > 1"):
+        load_offline_config(cfg)
+
+
+def test_separated_fe_kernel_keywords_with_interpolated_entries_are_refused(tmp_path):
+    """``[separated.online]`` material, temperature and time build the FE kernel's entries only: with
+    ``entries = "interpolation"`` they were ignored without a word."""
+    cfg = tmp_path / "separated.toml"
+    cfg.write_text('kind = "separated"\n[separated]\nparameter_names = ["a"]\nrhs = "b.npy"\n'
+                   '[[separated.training]]\nmu = [1.0]\nmatrix = "m1"\n[[separated.training]]\nmu = [2.0]\n'
+                   'matrix = "m2"\n[separated.online]\ntime = 2.0\n')
+    with pytest.raises(ConfigError, match=r'separated.toml: separated.online.time: not read with entries = '
+                                          r'"interpolation" \(only entries = "fe_kernel" reads it\)'):
+        load_offline_config(cfg)
+
+
+def test_hifi_eta_max_without_the_inexact_newton_is_refused(tmp_path):
+    """``eta_max`` caps the Eisenstat-Walker forcing terms: with ``eisenstat_walker = false`` it was ignored."""
+    cfg = _hifi_case(tmp_path)
+    text = cfg.read_text()
+    cfg.write_text(text.replace('ksp_type = "preonly"', 'ksp_type = "preonly", eisenstat_walker = false, eta_max = 0.1'))
+    with pytest.raises(ConfigError, match=r"case.toml: solver.linear.eta_max: not read with eisenstat_walker = false "
+                                          r"\(only eisenstat_walker = true reads it\)"):
+        load_config(cfg)
+    cfg.write_text(text.replace('ksp_type = "preonly"', 'ksp_type = "preonly", eta_max = 0.1'))
+    assert load_config(cfg).solver.linear.eta_max == 0.1

@@ -126,6 +126,13 @@ def test_inline_nodal_temperature_times_and_values(server, built):
     assert r.json()["results"][1]["error"]["field"] == "loadings.1.loading.temperature.values"
     ok = {**GOOD, "temperature": {"type": "nodal", "times": [0.0, 1.0], "values": values}}
     finite_answer(post(server, "solve", json={"loading": ok, "extrapolate": True}))
+    # rows that stop before the loading's end (or start after its start) were held at the last (first) row
+    for times in ([0.0, 0.5], [0.25, 1.0]):
+        short = {**GOOD, "temperature": {"type": "nodal", "times": times, "values": values}}
+        refused(post(server, "solve", json={"loading": short, "extrapolate": True}), 422, "loading.temperature.times",
+                "invalid_loading", "do not cover the loading times [0, 1]")
+    r = post(server, "batch", json={"loadings": [GOOD, short], "extrapolate": True})
+    assert r.json()["results"][1]["error"]["field"] == "loadings.1.loading.temperature.times"
 
 
 def test_nodal_upload_refuses_a_second_temperature(server, built):
@@ -150,6 +157,20 @@ def test_nodal_upload_refuses_a_second_temperature(server, built):
     refused(nodal({"loading": {**NO_TEMPERATURE, "temperature": {"type": "nodal", "times": [0.0, 0.25, 0.5, 0.75,
                                                                                              0.75]}}}),
             422, "temperature_times", "invalid_loading")
+    refused(nodal({"loading": NO_TEMPERATURE, "temperature_times": [0.0, 0.1, 0.2, 0.3, 0.4]}), 422,
+            "temperature_times", "invalid_loading", "[0, 0.4] do not cover the loading times [0, 1]")
+    # an HDF5 'times' dataset replaced the request's times without a word: now they must agree
+    import h5py
+
+    h5 = io.BytesIO()
+    with h5py.File(h5, "w") as f:
+        f["temperature"] = np.full((5, n), 0.1)
+        f["times"] = [0.0, 0.25, 0.5, 0.75, 1.0]
+    upload = {"temperature": ("t.h5", h5.getvalue())}
+    refused(nodal({"loading": NO_TEMPERATURE, "temperature_times": [0.0, 0.5, 1.0, 1.5, 2.0]}, files=upload), 422,
+            "request.temperature_times", "invalid_upload", "give the rows' times once")
+    assert finite_answer(nodal({"loading": times}, files=upload))["max_von_mises"] == base["max_von_mises"]
+    assert finite_answer(nodal({"loading": NO_TEMPERATURE}, files=upload))["max_von_mises"] == base["max_von_mises"]
 
 
 

@@ -28,7 +28,5 @@ async def enrich(model_id: ModelId, body: EnrichRequest, s: Svc):
         raise RegistryError(422, "unsupported_for_kind", f"model {model_id!r} is a {kind} model: enrichment (HF "
                             "solves of untrusted loadings, then a new hyper-reduced version) applies to hyper-reduced "
                             "models only", "model_id")
-    if model_id in s.enriching:
-        raise RegistryError(409, "enrich_in_progress", f"model {model_id!r} is being enriched; wait for that job",
-                            "model_id")
+    s.registry.writable(model_id)  # (409 while an enrichment of it runs)
     return accepted(await s.jobs.submit("enrich", model_id, body.model_dump(mode="json")))

@@ -41,7 +41,7 @@ async def model_card(model_id: ModelId, s: Svc):
 
 
 @router.put("/v1/models/{model_id}", dependencies=[Write], status_code=201, response_model=ModelCard,
-            responses={200: {"model": ModelCard, "description": "replaced"}, **errors(403, 413, 422)},
+            responses={200: {"model": ModelCard, "description": "replaced"}, **errors(403, 409, 413, 422)},
             openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {
                 "schema": {"type": "string", "format": "binary"}}}}})
 async def publish(model_id: ModelId, request: Request, s: Svc):
@@ -51,6 +51,7 @@ async def publish(model_id: ModelId, request: Request, s: Svc):
     the previous version finishes on it."""
     reg = s.registry
     reg.path(model_id)
+    reg.writable(model_id)  # (409 while an enrichment of it runs: checked again when the upload is renamed in)
     fd, tmp = reg.temp_upload()
     size = 0
     try:
@@ -76,14 +77,15 @@ async def publish(model_id: ModelId, request: Request, s: Svc):
                 raise
         finally:
             s.load.leave()
-        replaced = await asyncio.to_thread(reg.commit, model_id, tmp, described)
+        replaced, card = await asyncio.to_thread(reg.commit, model_id, tmp, described)
     finally:
         tmp.unlink(missing_ok=True)
-    return JSONResponse(reg.card(model_id), status_code=200 if replaced else 201,
+    return JSONResponse(card, status_code=200 if replaced else 201,
                         headers={"Location": f"/v1/models/{model_id}"})
 
 
-@router.delete("/v1/models/{model_id}", dependencies=[Write], status_code=204, responses=errors(403, 404, 422))
+@router.delete("/v1/models/{model_id}", dependencies=[Write], status_code=204,
+               responses=errors(403, 404, 409, 422))
 async def unpublish(model_id: ModelId, s: Svc):
     """Remove a model (a solve already running on it finishes on the version it opened)."""
     await asyncio.to_thread(s.registry.delete, model_id)

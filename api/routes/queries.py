@@ -83,16 +83,17 @@ async def solve_nodal(model_id: ModelId, s: Svc, http: Request,
                           "request.loading.temperature.times; give the times of the file's rows once",
                           "request.temperature_times")
     data = await temperature.read()
+    given = None  # the request field that gave the rows' times (an HDF5 'times' dataset must then agree)
     if body.temperature_times is not None:
-        times = body.temperature_times
+        times, given = body.temperature_times, "request.temperature_times"
     elif temp is not None:
-        times = temp.times
+        times, given = temp.times, "request.loading.temperature.times"
     elif body.loading.times is not None:
         times = body.loading.times
     else:
         times = [i * body.loading.end_time / body.loading.increments for i in range(body.loading.increments + 1)]
     return JSONResponse(await execution.solve_nodal(s, model_id, body, data, temperature.filename or "",
-                                                    list(times)))
+                                                    list(times), given))
 
 
 @router.post("/v1/models/{model_id}/solve/deck", dependencies=[Read],

@@ -47,9 +47,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from structrom.rom.config import ConfigError, load_toml
+from structrom.rom.config import ConfigError, ReadWhen, check_unread_keywords, load_toml
 from structrom.rom.loading import (Amplitude, Centrifugal, ImposedDisplacement, Loading, LoadingError,
-                                   VectorAmplitude, COMPONENT_NAMES)
+                                   TemperatureTimesError, VectorAmplitude, COMPONENT_NAMES)
 from structrom.rom.loading_dict import temperature_from_config
 from structrom.rom.units import Units
 
@@ -221,6 +221,8 @@ class HifiConfig(Strict):
                                         Amplitude.from_config(b.amplitude, f"boundary[{b.node_set}].amplitude"))
                     for b in self.boundary),
             )
+        except TemperatureTimesError as exc:  # the rows of a nodal temperature file: name the file
+            raise ConfigError(f"{self.path(str(lc.temperature.get('file')))}: {exc}") from None
         except LoadingError as exc:
             raise ConfigError(f"{self.base_dir}: loading: {exc}") from None
 
@@ -234,7 +236,14 @@ def summed(loads) -> dict:
     return out
 
 
+#: Keywords read only in some modes (:func:`~structrom.rom.config.check_unread_keywords`): ``eta_max`` caps the
+#: inexact Newton's forcing terms, with ``eisenstat_walker = false`` every linear solve goes to ``rtol``.
+READ_WHEN = {"solver.linear": {"eta_max": ReadWhen(lambda lin: lin.eisenstat_walker, ("eisenstat_walker",),
+                                                   "eisenstat_walker = true")}}
+
+
 def load_config(path: str | Path) -> HifiConfig:
     cfg = load_toml(path, HifiConfig)
+    check_unread_keywords(cfg, str(path), READ_WHEN)
     cfg.base_dir = str(Path(path).resolve().parent)
     return cfg

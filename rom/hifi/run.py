@@ -109,9 +109,9 @@ def check_boundary_overlaps(mesh: Mesh, cfg: HifiConfig, loading: Loading | None
 
 def check_temperature(mesh: Mesh, cfg: HifiConfig, loading: Loading | None = None) -> None:
     """Refuse a nodal temperature file (``loading.temperature``, ``type = "nodal"``) with another number of
-    columns than the mesh has nodes (an error at the first increment without the file's name before), or whose
-    ``times`` (more than one) do not span the loading's times: the temperature was held at the first or last
-    row beyond them without a word. ``loading``: the configuration's (built if not given)."""
+    columns than the mesh has nodes (an error at the first increment without the file's name before).
+    ``loading``: the configuration's (built if not given; building it refuses rows whose ``times`` do not span
+    the loading's, naming the file: :meth:`HifiConfig.build_loading`)."""
     if cfg.loading.temperature.get("type") != "nodal":
         return
     loading = loading or cfg.build_loading()
@@ -120,11 +120,6 @@ def check_temperature(mesh: Mesh, cfg: HifiConfig, loading: Loading | None = Non
     if n != mesh.n_nodes:
         raise ConfigError(f"{path}: loading.temperature.file has {n} values per row but the mesh has {mesh.n_nodes} "
                           "nodes: write one column per mesh node (in the mesh's node order)")
-    t, lt = field.times, loading.times
-    if len(t) > 1 and (t[0] > lt[0] or t[-1] < lt[-1]):
-        raise ConfigError(f"{path}: loading.temperature.times [{t[0]:g}, {t[-1]:g}] do not cover the loading times "
-                          f"[{lt[0]:g}, {lt[-1]:g}]: the temperature would be held at the first or last row; give rows "
-                          f"up to t={lt[-1]:g} (from t={lt[0]:g})")
 
 
 def build_solver(cfg: HifiConfig, mesh: Mesh, comm: MPI.Comm, log=print) -> HifiSolver:

@@ -17,9 +17,9 @@ Example::
     tolerance = 1e-4                       # relative ||G w - G w_FE||
     integrand = "factored"                 # factored (from the modes' strains and the stress snapshots) | assembled
     stress_compression = true              # factored: the ECM on the leading rotated stress snapshots
-    max_rows = 500                         # assembled: compress the integrand rows above this count
-    max_gram_rows = 8192                   # above: randomized range finder (no rows x rows array per rank)
-    selection = "block"                    # block (up to block_size points per score product) | greedy
+    # max_rows = 500                       # assembled only: compress the integrand rows above this count
+    # max_gram_rows = 8192                 # assembled only: above, a randomized range finder
+    selection = "block"                    # block (up to block_size points per score product) | greedy | all
     block_size = 16
     block_correlation = 0.5                # block: a pool point joins while it correlates >= this x the first's
     screening = "float32"                  # block rule's score products: float32 (a half-size copy) | float64
@@ -49,6 +49,10 @@ Example::
     times = [0.0, 1.0, 2.0]
     pressure = { right = [[0.0, 0.0], [1.0, "$traction"], [2.0, 0.0]] }
 
+A keyword given for a mode that does not read it is refused (``max_rows`` with ``integrand = "factored"``,
+``block_size`` with ``selection = "greedy"``, anything but ``selection`` with ``selection = "all"``, ``margin``
+with ``calibrate = false``...): :mod:`structrom.rom.offline.unread_keywords`.
+
 The mesh, the laws, the Dirichlet sets and the training loadings come from the snapshot files' metadata.
 ``kind = "separated"`` selects the separated (EIM) linear model instead: see
 :mod:`structrom.rom.offline.separated_config`.
@@ -62,6 +66,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from structrom.rom.config import ConfigError, load_toml, parse
+from structrom.rom.offline.unread_keywords import check_offline_keywords
 
 
 class Strict(BaseModel):
@@ -258,7 +263,9 @@ class _Kind(BaseModel):
 def load_offline_config(path: str | Path):
     """The :class:`OfflineConfig` of a hyper-reduced model, for ``kind = "separated"`` the
     :class:`~structrom.rom.offline.separated_config.SeparatedOfflineConfig`, for ``kind = "dictionary"`` the
-    :class:`~structrom.rom.offline.dictionary.DictionaryConfig` (the offline configuration plus ``[dictionary]``)."""
+    :class:`~structrom.rom.offline.dictionary.DictionaryConfig` (the offline configuration plus ``[dictionary]``).
+    A keyword given for a mode that does not read it (``[ecm] block_size`` with ``selection = "greedy"``...) is
+    refused: :func:`~structrom.rom.offline.unread_keywords.check_offline_keywords`."""
     head = load_toml(path, _Kind)
     raw = head.model_dump()
     if head.kind == "dictionary":
@@ -269,10 +276,12 @@ def load_offline_config(path: str | Path):
         from .separated_config import SeparatedOfflineConfig
 
         scfg = parse(raw, SeparatedOfflineConfig, str(path))
+        check_offline_keywords(scfg, str(path))
         scfg.base_dir = str(Path(path).resolve().parent)
         scfg.check_files()
         return scfg
     cfg = parse(raw, OfflineConfig, str(path))
+    check_offline_keywords(cfg, str(path))
     cfg.base_dir = str(Path(path).resolve().parent)
     if cfg.indicator.quantity not in cfg.dual.quantities:
         raise ConfigError(f"{path}: indicator.quantity {cfg.indicator.quantity!r} must be one of "

@@ -46,6 +46,7 @@ from structrom.rom.offline.clustering import (case_subspaces, efficiency_criteri
                                               overlapping_members)
 from structrom.rom.offline.config import OfflineConfig, OutputConfig, SnapshotsConfig, Strict
 from structrom.rom.offline.pipeline import CODE_VERSION, _read_cases, loading_schema, partition, run_offline
+from structrom.rom.offline.unread_keywords import check_offline_keywords
 from structrom.rom.online.classifier import LoadingFeatures, LogisticClassifier
 from structrom.rom.atomic import atomic_h5
 from structrom.rom.online.dictionary import FORMAT, SCHEMA_VERSION, local_name
@@ -67,6 +68,7 @@ class DictionaryConfig(OfflineConfig):
 
 def load_dictionary_config(path: str | Path) -> DictionaryConfig:
     cfg = load_toml(path, DictionaryConfig)
+    check_offline_keywords(cfg, str(path))
     cfg.base_dir = str(Path(path).resolve().parent)
     if cfg.indicator.quantity not in cfg.dual.quantities:
         raise ConfigError(f"{path}: indicator.quantity {cfg.indicator.quantity!r} must be one of "
