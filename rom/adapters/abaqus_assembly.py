@@ -23,120 +23,34 @@ Refused by name, with the fix: assembly-level nodes and elements (reference poin
 bodies, not modelled), a bare node or element label where the assembly's nodes are meant (write ``I.12``), an
 unknown part or instance, a name given twice, unmatched ``*END`` cards, a mapped card ccx would not accept in a part.
 
-:func:`boundary_types` reads Abaqus's named boundary types (``ENCASTRE``, ``PINNED``, ``XSYMM``...) in any deck as
-the dof ranges they fix (rotations 4-6 included: the import ignores them on solid nodes, as ccx does).
-:func:`write_cards` writes cards as a deck (for ccx).
+Abaqus's named boundary types (``ENCASTRE``...) are read in any deck by :func:`.abaqus_cards.boundary_types`;
+:func:`.abaqus_cards.write_cards` writes the flat deck's cards for ccx.
 """
 from __future__ import annotations
 
-import os
 import re
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-import numpy as np
-from scipy.spatial.transform import Rotation
-
-from ..atomic import atomic_write_text
-from ..fem.mesh import NODES_PER_ELEMENT
-from .calculix_cards import as_id, fortran_float, line_at, not_supported
+from .abaqus_cards import boundary_types
+from .abaqus_instance import Instance, Part, placed_nodes, renumbered_elements
+from .calculix_cards import _error, as_id, not_supported
 from .calculix_error import CalculixError
 from .calculix_keywords import classify
-from .inp import _node_lines, _numbers
 
 if TYPE_CHECKING:
     from .calculix_cards import Card
 
-__all__ = ["boundary_types", "flatten_assembly", "write_cards"]
+__all__ = ["flatten_assembly"]
 
 STRUCTURE = ("PART", "END PART", "ASSEMBLY", "END ASSEMBLY", "INSTANCE", "END INSTANCE")
 
 #: The cards a part (or an instance of no part) may hold that the flattening maps.
 PART_CARDS = ("NODE", "ELEMENT", "NSET", "ELSET", "SURFACE", "SOLID SECTION")
 
-#: Abaqus's named boundary types: the dofs they fix (Abaqus Keywords Reference, ``*BOUNDARY``).
-BOUNDARY_TYPES = {
-    "ENCASTRE": (1, 2, 3, 4, 5, 6), "PINNED": (1, 2, 3),
-    "XSYMM": (1, 5, 6), "YSYMM": (2, 4, 6), "ZSYMM": (3, 4, 5),
-    "XASYMM": (2, 3, 4), "YASYMM": (1, 3, 5), "ZASYMM": (1, 2, 6),
-}
-
 #: Cards whose data lines start with a node (element, for *DLOAD) label or set.
 _LABELLED = {"BOUNDARY": "node", "CLOAD": "node", "TEMPERATURE": "node", "INITIAL CONDITIONS": "node",
              "DLOAD": "element"}
-
-
-def _error(card: Card, number: int, message: str) -> CalculixError:
-    return CalculixError(f"{line_at(card, number)}: *{card.keyword}: {message}")
-
-
-@dataclass
-class _Part:
-    """A part's cards (or an instance's own) and its largest node and element ids."""
-
-    name: str
-    card: Card
-    body: list = field(default_factory=list)
-    _ids: tuple[int, int] | None = None
-
-    def largest_ids(self) -> tuple[int, int]:
-        if self._ids is None:
-            nodes, elements = [0], [0]
-            for c in self.body:
-                if c.keyword == "NODE" and c.data:
-                    nodes.append(int(_node_table(c)[:, 0].max()))
-                elif c.keyword == "ELEMENT" and c.data and _element_table(c) is not None:
-                    elements.append(int(_element_table(c)[:, 0].max()))
-            self._ids = (max(nodes), max(elements))
-        return self._ids
-
-    def set_names(self) -> set[str]:
-        return {c.params.get(k, "").upper() for c in self.body for k in ("NSET", "ELSET", "NAME")}
-
-
-@dataclass
-class _Instance:
-    name: str
-    part: _Part
-    node_offset: int
-    element_offset: int
-    rotation: Rotation | None = None
-    translation: np.ndarray = field(default_factory=lambda: np.zeros(3))
-    axis_point: np.ndarray = field(default_factory=lambda: np.zeros(3))
-
-    def place(self, x: np.ndarray) -> np.ndarray:
-        """Assembly coordinates ``(n, 3)`` of part coordinates ``x`` ``(n, 3)``: ``R (x + t - a) + a``."""
-        x = x + self.translation
-        return x if self.rotation is None else self.rotation.apply(x - self.axis_point) + self.axis_point
-
-    @property
-    def moved(self) -> bool:
-        return self.rotation is not None or bool(np.any(self.translation != 0.0))
-
-
-def _node_table(card: Card) -> np.ndarray:
-    """``(n, 4)`` ids and coordinates of a ``*NODE`` card (as :func:`.inp.read_inp` reads them)."""
-    vals = _numbers(card, card.file, float, "numbers 'id, x, y, z'")
-    if card.data and (vals.size != 4 * len(card.data) or max(d.count(",") for d in card.data) > 3):
-        vals = _node_lines(card, card.file)
-    return vals.reshape(-1, 4)
-
-
-def _element_table(card: Card) -> np.ndarray | None:
-    """``(n, 1 + nodes)`` ids of an ``*ELEMENT`` card; None for a type :func:`.inp.read_inp` refuses (it names it)."""
-    n = NODES_PER_ELEMENT.get(card.params.get("TYPE", "").upper())
-    if n is None:
-        return None
-    vals = _numbers(card, card.file, np.int64, "integer ids")
-    if vals.size % (n + 1):
-        return None  # (read_inp names the missing continuation lines)
-    return vals.reshape(-1, n + 1)
-
-
-def _token_lines(card: Card) -> list[int]:
-    """The line number of each data token of ``card`` (the order of :func:`.inp._tokens`)."""
-    return [number for text, number in zip(card.data, card.data_lines) for t in text.split(",") if t.strip()]
 
 
 def flatten_assembly(cards: list[Card]) -> list[Card]:
@@ -148,35 +62,13 @@ def flatten_assembly(cards: list[Card]) -> list[Card]:
     return [boundary_types(c) for c in _Flattening(cards).run()]
 
 
-def boundary_types(card: Card) -> Card:
-    """``card``, a ``*BOUNDARY`` with Abaqus's named types (``SET, ENCASTRE``) as dof ranges (``SET, 1, 6``;
-    ``XSYMM`` is ``SET, 1, 1`` and ``SET, 5, 6``); other cards unchanged."""
-    if card.keyword != "BOUNDARY" or not any(len(t) > 1 and t[1].upper() in BOUNDARY_TYPES for t, _ in card.rows()):
-        return card
-    data, lines = [], []
-    for (tokens, number), text in zip(card.rows(), card.data):
-        kind = tokens[1].upper() if len(tokens) > 1 else ""
-        if kind not in BOUNDARY_TYPES:
-            data.append(text)
-            lines.append(number)
-            continue
-        if len(tokens) > 2:
-            raise _error(card, number, f"'{tokens[0]}, {tokens[1]}' takes no further entries (a named boundary type "
-                                       "fixes its dofs at zero)")
-        dofs = BOUNDARY_TYPES[kind]
-        runs = np.split(np.array(dofs), np.flatnonzero(np.diff(dofs) != 1) + 1)  # contiguous dof ranges
-        data += [f"{tokens[0]}, {r[0]}, {r[-1]}" for r in runs]
-        lines += [number] * len(runs)
-    return replace(card, data=data, data_lines=lines)
-
-
 class _Flattening:
     """One pass over a part/assembly deck's cards (:func:`flatten_assembly`)."""
 
     def __init__(self, cards: list[Card]):
         self.cards = cards
-        self.parts: dict[str, _Part] = {}
-        self.instances: dict[str, _Instance] = {}
+        self.parts: dict[str, Part] = {}
+        self.instances: dict[str, Instance] = {}
         self.sections: list[Card] = []  # instance sections, placed before the first *STEP
         self.assembly_names: dict[str, Card] = {}
         self.node_end = 0
@@ -184,7 +76,7 @@ class _Flattening:
 
     def run(self) -> list[Card]:
         out: list[Card] = []
-        part: _Part | None = None  # the part (or instance of no part) being read
+        part: Part | None = None  # the part (or instance of no part) being read
         instance: Card | None = None
         assembly: Card | None = None
         assembly_done = False
@@ -196,7 +88,7 @@ class _Flattening:
                 name = self._name(card, "NAME")
                 if name.upper() in self.parts:
                     raise _error(card, card.line, f"part {name!r} is defined twice")
-                part = self.parts.setdefault(name.upper(), _Part(name, card))
+                part = self.parts.setdefault(name.upper(), Part(name, card))
             elif kw == "END PART":
                 if part is None or instance is not None:
                     raise _error(card, card.line, "*END PART without *PART")
@@ -214,7 +106,7 @@ class _Flattening:
                     raise _error(card, card.line, "*INSTANCE outside an *ASSEMBLY (or inside another *INSTANCE)")
                 instance = card
                 if "PART" not in card.params:  # (an instance of no part: its own cards are its part)
-                    part = _Part(self._name(card, "NAME"), card)
+                    part = Part(self._name(card, "NAME"), card)
             elif kw == "END INSTANCE":
                 if instance is None:
                     raise _error(card, card.line, "*END INSTANCE without *INSTANCE")
@@ -241,7 +133,7 @@ class _Flattening:
                 out.append(card)
         for what, open_card in (("*END PART", part), ("*END INSTANCE", instance), ("*END ASSEMBLY", assembly)):
             if open_card is not None:
-                c = open_card.card if isinstance(open_card, _Part) else open_card
+                c = open_card.card if isinstance(open_card, Part) else open_card
                 raise _error(c, c.line, f"no {what} closes it")
         if not assembly_done:
             first = next(iter(self.parts.values()))
@@ -257,7 +149,7 @@ class _Flattening:
         return name
 
     # -- instances ---------------------------------------------------------------------------------
-    def _instance(self, card: Card, own: _Part | None) -> list[Card]:
+    def _instance(self, card: Card, own: Part | None) -> list[Card]:
         name = self._name(card, "NAME")
         if name.upper() in self.instances:
             raise _error(card, card.line, f"instance {name!r} is defined twice")
@@ -269,8 +161,8 @@ class _Flattening:
                 raise _error(card, card.line, f"PART={pname!r} is not a *PART defined before the assembly (parts: "
                                               f"{', '.join(p.name for p in self.parts.values()) or 'none'})")
             part = self.parts[pname.upper()]
-        inst = _Instance(name, part, self.node_end, self.element_end)
-        self._placement(inst, card)
+        inst = Instance(name, part, self.node_end, self.element_end)
+        inst.place_by(card)
         self.instances[name.upper()] = inst
         nodes, elements = part.largest_ids()
         self.node_end += nodes
@@ -281,62 +173,18 @@ class _Flattening:
             (self.sections if c.keyword == "SOLID SECTION" else out).append(flat)
         return out
 
-    def _placement(self, inst: _Instance, card: Card) -> None:
-        rows = card.rows()
-        if len(rows) > 2:
-            raise _error(card, rows[2][1], "an *INSTANCE has at most two data lines (translation; rotation axis "
-                                           "points and angle)")
-        values = []
-        for (tokens, number), size, what in zip(rows, (3, 7), ("translation 'x, y, z'",
-                                                               "rotation 'xa, ya, za, xb, yb, zb, angle'")):
-            if len(tokens) > size:
-                raise _error(card, number, f"{what} has {len(tokens)} entries")
-            try:
-                v = np.array([fortran_float(t) if t else 0.0 for t in tokens] + [0.0] * (size - len(tokens)))
-            except ValueError:
-                raise _error(card, number, f"{what} must be numbers, got {', '.join(tokens)!r}") from None
-            if not np.all(np.isfinite(v)):
-                raise _error(card, number, f"{what} must be finite")
-            values.append((v, number))
-        if values:
-            inst.translation = values[0][0]
-        if len(values) > 1 and values[1][0][6] != 0.0:
-            (a, b, angle), number = (values[1][0][:3], values[1][0][3:6], values[1][0][6]), values[1][1]
-            axis = b - a
-            if not np.linalg.norm(axis) > 0:
-                raise _error(card, number, "the rotation axis points a and b coincide")
-            inst.rotation = Rotation.from_rotvec(np.deg2rad(angle) * axis / np.linalg.norm(axis))
-            inst.axis_point = a
-
-    def _part_card(self, card: Card, inst: _Instance) -> Card:
+    def _part_card(self, card: Card, inst: Instance) -> Card:
         """A card of ``inst``'s part in the flat deck: ids offset, coordinates placed, names qualified."""
         kw, params = card.keyword, dict(card.params)
         q = f"{inst.name}."
         if kw == "NODE":
             if "NSET" in params:
                 params["NSET"] = q + params["NSET"]
-            if not inst.moved and inst.node_offset == 0:
-                return replace(card, params=params)
-            table = _node_table(card)
-            x = inst.place(table[:, 1:])
-            ids = table[:, 0].astype(np.int64) + inst.node_offset
-            data = [f"{i}, {a!r}, {b!r}, {c!r}" for i, (a, b, c) in zip(ids.tolist(), x.tolist())]
-            starts = card.data_lines if len(card.data_lines) == len(data) else [card.line] * len(data)
-            return replace(card, params=params, data=data, data_lines=list(starts))
+            return replace(card, params=params, **placed_nodes(card, inst))
         if kw == "ELEMENT":
             if "ELSET" in params:
                 params["ELSET"] = q + params["ELSET"]
-            table = _element_table(card)
-            if table is None or (inst.node_offset == 0 and inst.element_offset == 0):
-                return replace(card, params=params)  # (an unknown type: read_inp refuses it by name)
-            table = table + np.array([inst.element_offset] + [inst.node_offset] * (table.shape[1] - 1))
-            lines = _token_lines(card)[::table.shape[1]]
-            data, numbers = [], []
-            for row, number in zip(table.tolist(), lines):  # (at most 10 ids a line: ccx reads 132 characters)
-                chunks = [row[i:i + 10] for i in range(0, len(row), 10)]
-                data += [", ".join(map(str, ch)) + ("," if k < len(chunks) - 1 else "") for k, ch in enumerate(chunks)]
-                numbers += [number] * len(chunks)
-            return replace(card, params=params, data=data, data_lines=numbers)
+            return replace(card, params=params, **renumbered_elements(card, inst))
         if kw in ("NSET", "ELSET"):
             params[kw] = q + self._name(card, kw)
             return self._members(replace(card, params=params), inst, kw == "NSET")
@@ -349,7 +197,7 @@ class _Flattening:
             return replace(card, params=params)
         return card  # (a refused keyword: read_deck names it)
 
-    def _members(self, card: Card, inst: _Instance | None, nodes: bool) -> Card:
+    def _members(self, card: Card, inst: Instance | None, nodes: bool) -> Card:
         """An ``*NSET``/``*ELSET`` with ``inst``'s ids offset and its set names qualified (``I.S``); with no
         ``inst`` (an assembly set of no instance), labels ``I.12`` as flat ids."""
         offset = 0 if inst is None else (inst.node_offset if nodes else inst.element_offset)
@@ -383,7 +231,7 @@ class _Flattening:
             data.append(", ".join(out))
         return replace(card, params=params, data=data)
 
-    def _surface(self, card: Card, inst: _Instance | None) -> Card:
+    def _surface(self, card: Card, inst: Instance | None) -> Card:
         """A ``*SURFACE``: the element (``TYPE=NODE``: node) or set of each line offset or qualified."""
         nodes = card.params.get("TYPE", "ELEMENT").upper() == "NODE"
         offset = 0 if inst is None else (inst.node_offset if nodes else inst.element_offset)
@@ -437,7 +285,7 @@ class _Flattening:
             raise _error(card, card.line, f"the name {name!r} is that of instance {prefix}'s set "
                                           f"{name.split('.', 1)[1]!r} too (ambiguous); rename the assembly set")
 
-    def _instance_named(self, card: Card, name: str) -> _Instance:
+    def _instance_named(self, card: Card, name: str) -> Instance:
         inst = self.instances.get(name.strip().strip('"').upper())
         if inst is None:
             raise _error(card, card.line, f"INSTANCE={name!r} is not an *INSTANCE of the assembly (instances: "
@@ -465,16 +313,3 @@ class _Flattening:
         return _error(card, number, f"{what} label {token} without an instance: in a part/assembly deck the "
                                     f"{what}s are the instances'; write '<instance>.{token}' (e.g. Part-1-1.{token}) "
                                     "or a set name")
-
-
-def write_cards(cards: list[Card], path: str | os.PathLike) -> Path:
-    """Write ``cards`` as a deck (``*KEYWORD, KEY=value`` lines and their data lines): the flat deck of
-    :func:`flatten_assembly`, for ccx. Written atomically."""
-    lines = []
-    for card in cards:
-        params = "".join(f", {k}={v}" if v else f", {k}" for k, v in card.params.items())
-        lines.append(f"*{card.keyword}{params}")
-        lines += card.data
-    path = Path(path)
-    atomic_write_text(path, "\n".join(lines) + "\n")
-    return path
