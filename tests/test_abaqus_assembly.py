@@ -12,6 +12,8 @@ from structrom.rom.adapters.abaqus_cards import write_cards
 from structrom.rom.adapters.calculix import CalculixError, read_dat, run_ccx
 from structrom.rom.adapters.calculix_cards import read_cards
 from structrom.rom.adapters.calculix_deck import read_deck
+from structrom.rom.adapters.calculix_import import import_calculix
+from structrom.rom.adapters.calculix_predict import DeckTarget, deck_loading
 
 needs_ccx = pytest.mark.skipif(shutil.which("ccx") is None, reason="CalculiX ccx not installed")
 
@@ -169,10 +171,27 @@ def test_cae_deck_is_its_hand_flattened_deck(tmp_path):
     assert deck.history("cload", np.array([1.0]))[0, 3 * 10 + 1] == -5.0
 
 
+def test_cae_deck_answered_by_a_model_of_the_flat_deck(tmp_path):
+    """The loading a reduced model of the hand-flat deck's mesh reads from the CAE deck (as the server's deck route
+    does) is the hand-flat deck's: times, pressure on Surf-1, force at node 11, temperatures."""
+    flat_path = _write(tmp_path, FLAT, "flat.inp")
+    mesh = read_deck(flat_path).mesh
+    mesh.node_sets["F"] = np.array([10])
+    target = DeckTarget(mesh, sorted(read_deck(flat_path).boundary.keys), ["Surf-1"], ["F"])
+    (ours, _), (ref, _) = (deck_loading(target, p, 100) for p in (_write(tmp_path, CAE), flat_path))
+    assert np.array_equal(ours.times, ref.times) and ours.times.tolist() == [0.0, 0.5, 1.0]
+    assert np.array_equal(ours.pressures["Surf-1"].values, ref.pressures["Surf-1"].values)
+    assert ours.pressures["Surf-1"].values.tolist() == [0.0, 5.0, 10.0]
+    assert [np.array_equal(a.values, b.values) for a, b in zip(ours.forces["F"].components,
+                                                               ref.forces["F"].components)] == [True] * 3
+    assert np.array_equal(ours.temperature.amplitude.values, ref.temperature.amplitude.values)
+    assert ours.temperature.amplitude.values.tolist() == [20.0, 35.0, 50.0]
+
+
 @needs_ccx
 def test_ccx_answers_the_written_flat_deck_as_the_hand_flat_one(tmp_path):
     """The flattened cards written out (write_cards) are a deck ccx runs, and its displacements equal those of ccx
-    on the hand-flat deck (the same problem: equal to the .dat's 7 digits)."""
+    on the hand-flat deck (the same problem: equal to the .dat's 7 digits); the CAE deck imports with them."""
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
     cards = read_cards(_write(tmp_path, CAE))
     write_cards(cards, tmp_path / "a" / "job.inp")
@@ -186,6 +205,12 @@ def test_ccx_answers_the_written_flat_deck_as_the_hand_flat_one(tmp_path):
         assert np.array_equal(u.ids, u_ref.ids)
         assert np.max(np.abs(u.values)) > 1e-6
         assert np.array_equal(u.values, u_ref.values)
+    # ... and the CAE deck with those results imports as a training run: ccx's displacements, the pressure surface
+    # and the force node found from the CAE deck's loads
+    result = import_calculix(tmp_path / "job.inp", [("a", tmp_path / "job.inp", [tmp_path / "a" / "job.dat"])],
+                             tmp_path / "import")
+    assert result.family["surfaces"] == {"PRESSURE_1": 1}
+    assert np.array_equal(result.runs[0].displacement[-1], ref[1.0]["U"].values)
 
 
 # Two instances of Part-1 (one translated and rotated) and one of a one-tetrahedron Part-2.
