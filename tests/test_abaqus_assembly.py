@@ -283,8 +283,8 @@ def test_instances_are_placed_and_renumbered(tmp_path):
 
 
 ASSEMBLY_ERRORS = [  # (text of the CAE deck, replaced by, the error)
-    ("part=Part-1", "part=Part-9", r"job.inp:\d+: \*INSTANCE: PART='Part-9' is not a \*PART defined before the assembly "
-                                   r"\(parts: Part-1\)"),
+    ("part=Part-1", "part=Part-9", r"job.inp:\d+: \*INSTANCE: PART='Part-9' is not a \*PART defined before the "
+                                   r"assembly \(parts: Part-1\)"),
     ("Part-1-1.11, 2", "11, 2", r"job.inp:\d+: \*CLOAD: node label 11 without an instance: .*write '<instance>.11'"),
     ("Part-1-1.11, 2", "Part-1-7.11, 2", r"\*CLOAD: 'Part-1-7.11': 'Part-1-7' is not an \*INSTANCE"),
     ("*End Instance\n", "*End Instance\n*Node\n1, 0., 0., 0.\n",

@@ -10,8 +10,8 @@ equivalent flat deck, each card keeping the file and line it was read from (erro
   translation: ``x' = R (x + t - a) + a`` (Abaqus Keywords Reference, ``*INSTANCE``). An instance without ``PART``
   holds its own nodes, elements, sets and sections (read as a part of its own).
 * Ids: the instances are numbered in turn, instance ``k`` adding ``offset_k`` = the largest node (element) id of the
-  instances before it to its part's ids; the first keeps the part's ids, so a one-instance deck has the ids of the
-  deck Abaqus/CAE writes flat. Instances share no node (they are connected by nothing but ``*TIE``, refused).
+  instances before it to its part's ids; the first keeps the part's ids. Instances share no node (they are
+  connected by nothing but ``*TIE``, refused).
 * Names: a set or surface ``S`` of the part is ``I.S`` in the flat deck (the name Abaqus gives it from the
   assembly); assembly-level sets keep their names (``*NSET, NSET=S, INSTANCE=I`` lists instance-local ids). A node or
   element label ``I.12`` on a data line (assembly sets and surfaces, ``*BOUNDARY``, ``*CLOAD``, ``*DLOAD``,
