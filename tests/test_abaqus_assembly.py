@@ -282,6 +282,14 @@ def test_instances_are_placed_and_renumbered(tmp_path):
     assert deck.history("cload", np.array([1.0]))[0, [3 * 11 + 1, 3 * 23 + 1, 3 * 27 + 1]].tolist() == [-5.0] * 3
 
 
+def test_instance_of_no_part_holds_its_own_cards(tmp_path):
+    """An *Instance without PART= holding the part's cards is the instance of that part."""
+    own = CAE.replace(PART, "").replace("*Instance, name=Part-1-1, part=Part-1\n", "*Instance, name=Part-1-1\n" +
+                                        PART.split("\n", 1)[1].replace("*End Part\n", ""))
+    assert "*Part" not in own
+    _same_deck(read_deck(_write(tmp_path, own)), read_deck(_write(tmp_path, CAE, "cae.inp")), np.array([0.0, 1.0]))
+
+
 ASSEMBLY_ERRORS = [  # (text of the CAE deck, replaced by, the error)
     ("part=Part-1", "part=Part-9", r"job.inp:\d+: \*INSTANCE: PART='Part-9' is not a \*PART defined before the "
                                    r"assembly \(parts: Part-1\)"),
@@ -302,6 +310,8 @@ ASSEMBLY_ERRORS = [  # (text of the CAE deck, replaced by, the error)
     ("Set-2, ENCASTRE", "Set-2, ENCASTRE, 1.", r"\*BOUNDARY: 'Set-2, ENCASTRE' takes no further"),
     ("part=Part-1\n", "part=Part-1\n1., x, 0.\n", r"\*INSTANCE: translation 'x, y, z' must be numbers"),
     ("part=Part-1\n", "part=Part-1\n0,0,0\n1,1,1,1,1,1,30\n", r"the rotation axis points a and b coincide"),
+    ("*End Part", "*Nset, nset=11\n1,\n*End Part", r"\*CLOAD: 'Part-1-1.11' is both node 11 of instance Part-1-1 and "
+                                                  r"its set '11' \(ambiguous\)"),
 ]
 
 

@@ -8,7 +8,8 @@ equivalent flat deck, each card keeping the file and line it was read from (erro
   in the ``*ASSEMBLY`` places a copy of it: data line 1 a translation ``t``, optional line 2 a rotation by ``angle``
   degrees about the axis through points ``a`` and ``b`` (right-hand rule about ``b - a``), applied after the
   translation: ``x' = R (x + t - a) + a`` (Abaqus Keywords Reference, ``*INSTANCE``). An instance without ``PART``
-  holds its own nodes, elements, sets and sections (read as a part of its own).
+  holds its own nodes, elements, sets and sections (read as a part of its own). A part of no instance is not in the
+  model (as in Abaqus).
 * Ids: the instances are numbered in turn, instance ``k`` adding ``offset_k`` = the largest node (element) id of the
   instances before it to its part's ids; the first keeps the part's ids. Instances share no node (they are
   connected by nothing but ``*TIE``, refused).

@@ -35,8 +35,9 @@ class Part:
             for c in self.body:
                 if c.keyword == "NODE" and c.data:
                     nodes.append(int(_node_table(c)[:, 0].max()))
-                elif c.keyword == "ELEMENT" and c.data and _element_table(c) is not None:
-                    elements.append(int(_element_table(c)[:, 0].max()))
+                elif c.keyword == "ELEMENT" and c.data:
+                    table = _element_table(c)
+                    elements += [] if table is None else [int(table[:, 0].max())]
             self._ids = (max(nodes), max(elements))
         return self._ids
 
