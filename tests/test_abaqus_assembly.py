@@ -240,6 +240,7 @@ TWO = f"""*Heading
 *End Instance
 *Instance, name=Part-2-1, part=Part-2
           10.,           0.,           0.
+          1.,           0.,           0.,           1.,           1.,           0.,          180.
 *End Instance
 *Nset, nset=Set-2, instance=Part-1-1
  1, 4, 5, 8
@@ -261,7 +262,7 @@ Base, PINNED
 
 def test_instances_are_placed_and_renumbered(tmp_path):
     """Instance 2 of Part-1: translated by (0, 0, 5) then turned 90 degrees about z, ids after instance 1's; Part-2's
-    instance after both; sets and sections per instance; assembly labels 'I.12' are the instances' nodes."""
+    instance after both, turned about an axis off the origin; sets and sections per instance; assembly labels 'I.12' are the instances' nodes."""
     deck = read_deck(_write(tmp_path, TWO))
     part = np.loadtxt(NODES.splitlines(), delimiter=",")[:, 1:]
     x = deck.mesh.points
@@ -271,7 +272,8 @@ def test_instances_are_placed_and_renumbered(tmp_path):
     assert np.array_equal(x[:12], part)
     turned = np.column_stack([-part[:, 1], part[:, 0], part[:, 2] + 5.0])  # Rz(90) (x + (0, 0, 5))
     assert np.allclose(x[12:24], turned, rtol=0, atol=1e-15)
-    assert np.array_equal(x[24:], np.array([[10, 0, 0], [11, 0, 0], [10, 1, 0], [10, 0, 1]], float))
+    # Part-2: moved by (10, 0, 0), then half a turn about the line x = 1, z = 0: (2 - x, y, -z)
+    assert np.allclose(x[24:], np.array([[-8, 0, 0], [-9, 0, 0], [-8, 1, 0], [-8, 0, -1]], float), rtol=0, atol=1e-14)
     assert np.array_equal(deck.mesh.blocks[1].connectivity, deck.mesh.blocks[0].connectivity + 12)
     sets = deck.mesh.node_sets
     assert np.array_equal(sets["Part-1-2.Set-1"], np.arange(12, 24))
