@@ -188,29 +188,48 @@ def test_cae_deck_answered_by_a_model_of_the_flat_deck(tmp_path):
     assert ours.temperature.amplitude.values.tolist() == [20.0, 35.0, 50.0]
 
 
+def _ccx_on_both(tmp_path, cae, flat):
+    """ccx's displacements ``{time: DatBlock}`` on the flattened cards of ``cae`` written out (write_cards, in
+    ``a/``) and on the hand-flat deck ``flat`` (in ``b/``, plain set names, as a user writes them)."""
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    write_cards(read_cards(_write(tmp_path, cae)), tmp_path / "a" / "job.inp")
+    _write(tmp_path / "b", flat.replace("Part-1-1.Set-1", "PART1SET1"))
+    ours, ref = (read_dat(run_ccx(tmp_path / d, "job", timeout=120).dat) for d in "ab")
+    assert sorted(ours) == sorted(ref) == [1.0]  # (linear: ccx solves the step in one increment)
+    u, u_ref = ours[1.0]["U"], ref[1.0]["U"]
+    assert np.array_equal(u.ids, u_ref.ids) and np.max(np.abs(u.values)) > 1e-6
+    return u, u_ref
+
+
 @needs_ccx
 def test_ccx_answers_the_written_flat_deck_as_the_hand_flat_one(tmp_path):
-    """The flattened cards written out (write_cards) are a deck ccx runs, and its displacements equal those of ccx
-    on the hand-flat deck (the same problem: equal to the .dat's 7 digits); the CAE deck imports with them."""
-    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
-    cards = read_cards(_write(tmp_path, CAE))
-    write_cards(cards, tmp_path / "a" / "job.inp")
-    flat_text = FLAT.replace("Part-1-1.Set-1", "PART1SET1")  # (plain names, as a user writes them)
-    _write(tmp_path / "b", flat_text)
-    ours = read_dat(run_ccx(tmp_path / "a", "job", timeout=120).dat)
-    ref = read_dat(run_ccx(tmp_path / "b", "job", timeout=120).dat)
-    assert sorted(ours) == sorted(ref) == [1.0]  # (linear: ccx solves the step in one increment)
-    for t in ref:
-        u, u_ref = ours[t]["U"], ref[t]["U"]
-        assert np.array_equal(u.ids, u_ref.ids)
-        assert np.max(np.abs(u.values)) > 1e-6
-        assert np.array_equal(u.values, u_ref.values)
+    """The flattened cards written out are a deck ccx runs, and its displacements equal those of ccx on the hand-flat
+    deck (the same problem: equal to the .dat's 7 digits); the CAE deck imports with them."""
+    u, u_ref = _ccx_on_both(tmp_path, CAE, FLAT)
+    assert np.array_equal(u.values, u_ref.values)
     # ... and the CAE deck with those results imports as a training run: ccx's displacements, the pressure surface
     # and the force node found from the CAE deck's loads
     result = import_calculix(tmp_path / "job.inp", [("a", tmp_path / "job.inp", [tmp_path / "a" / "job.dat"])],
                              tmp_path / "import")
     assert result.family["surfaces"] == {"PRESSURE_1": 1}
-    assert np.array_equal(result.runs[0].displacement[-1], ref[1.0]["U"].values)
+    assert np.array_equal(result.runs[0].displacement[-1], u_ref.values)
+
+
+@needs_ccx
+def test_ccx_applies_gravity_on_no_element_set_to_the_whole_model(tmp_path):
+    """CAE's gravity (no element set) on the made whole-model set: ccx's displacements equal those of gravity on
+    every element of the hand-flat deck, and differ from those without gravity by more than 5 times these (a load
+    that counts: 9 times, measured)."""
+    heavy = "*Elastic\n210000., 0.3\n*Density\n7.8e-9\n"
+    gravity = GRAVITY.replace("9810.", "9.81e9") + "*Temperature"
+    cae, flat = (text.replace("*Elastic\n210000., 0.3\n", heavy) for text in (CAE, FLAT))
+    u, u_ref = _ccx_on_both(tmp_path, cae.replace("*Temperature", gravity),
+                            flat.replace("*Temperature", gravity.replace(", GRAV", "Part-1-1.Set-1, GRAV")))
+    assert np.array_equal(u.values, u_ref.values)
+    (tmp_path / "c").mkdir()
+    _write(tmp_path / "c", flat)
+    u_none = read_dat(run_ccx(tmp_path / "c", "job", timeout=120).dat)[1.0]["U"].values
+    assert np.max(np.abs(u.values - u_none)) > 5 * np.max(np.abs(u_none))
 
 
 # Two instances of Part-1 (one translated and rotated) and one of a one-tetrahedron Part-2.
@@ -229,6 +248,10 @@ TETRA = """*Part, name=Part-2
 *Solid Section, elset=All, material=Material-1
 ,
 *End Part
+"""
+GRAVITY = """** Name: Load-3   Type: Gravity
+*Dload
+, GRAV, 9810., 0., 0., -1.
 """
 TWO = f"""*Heading
 {PART}{TETRA}*Assembly, name=Assembly
@@ -257,12 +280,13 @@ Part-2-1.Base
 *End Assembly
 {MATERIAL}*Boundary
 Base, PINNED
-{STEP.replace("Part-1-1.11, 2, -5.", "Tips, 2, -5.")}"""
+{STEP.replace("Part-1-1.11, 2, -5.", "Tips, 2, -5.").replace("*Temperature", GRAVITY + "*Temperature")}"""
 
 
 def test_instances_are_placed_and_renumbered(tmp_path):
     """Instance 2 of Part-1: translated by (0, 0, 5) then turned 90 degrees about z, ids after instance 1's; Part-2's
-    instance after both, turned about an axis off the origin; sets and sections per instance; assembly labels 'I.12' are the instances' nodes."""
+    instance after both, turned about an axis off the origin; sets and sections per instance; assembly labels 'I.12'
+    are the instances' nodes; gravity on no element set is on every element."""
     deck = read_deck(_write(tmp_path, TWO))
     part = np.loadtxt(NODES.splitlines(), delimiter=",")[:, 1:]
     x = deck.mesh.points
@@ -282,6 +306,9 @@ def test_instances_are_placed_and_renumbered(tmp_path):
     assert np.array_equal(deck.mesh.surface_sets["Surf-1"], [[3, 3]])  # element 2 of instance 2, face S4
     assert sorted(e for e, _, _ in deck.materials) == ["Part-1-1.Set-1", "Part-1-2.Set-1", "Part-2-1.All"]
     assert deck.history("cload", np.array([1.0]))[0, [3 * 11 + 1, 3 * 23 + 1, 3 * 27 + 1]].tolist() == [-5.0] * 3
+    # gravity on no element set (as CAE writes it): on the whole model
+    assert np.array_equal(deck.mesh.element_sets["_WHOLE_MODEL"], np.arange(5))
+    assert deck.history("gravity", np.array([1.0]))[0, 0] == 9810.0 and deck.gravity_dir == (0.0, 0.0, -1.0)
 
 
 def test_instance_of_no_part_holds_its_own_cards(tmp_path):
@@ -304,7 +331,7 @@ ASSEMBLY_ERRORS = [  # (text of the CAE deck, replaced by, the error)
      r"not supported: \*NSET, .*job.inp:\d+: inside \*INSTANCE, PART=Part-1"),
     ("*End Part", "*Material, name=M\n*End Part", r"not supported: \*MATERIAL, .*inside \*PART"),
     ("nset=Set-2, instance", "nset=Part-1-1.Set-1, instance",
-     r"\*NSET: the name 'Part-1-1.Set-1' is that of instance PART-1-1's set 'Set-1' too \(ambiguous\)"),
+     r"\*NSET: the name 'Part-1-1.Set-1' is that of instance Part-1-1's set 'Set-1' too \(ambiguous\)"),
     ("type=C3D8", "type=C3D8R", r"job.inp:\d+: \*ELEMENT: element TYPE=C3D8R is not supported"),
     ("*Assembly, name=Assembly", "*Assembly, name=Assembly\n*Assembly, name=B",
      r"an \*ASSEMBLY inside a \*PART, or a second one"),

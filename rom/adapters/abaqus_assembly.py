@@ -17,6 +17,8 @@ equivalent flat deck, each card keeping the file and line it was read from (erro
   assembly); assembly-level sets keep their names (``*NSET, NSET=S, INSTANCE=I`` lists instance-local ids). A node or
   element label ``I.12`` on a data line (assembly sets and surfaces, ``*BOUNDARY``, ``*CLOAD``, ``*DLOAD``,
   ``*TEMPERATURE``, ``*INITIAL CONDITIONS``) is the flat id of node 12 of instance ``I``.
+* A body load on no element set (``*DLOAD`` line ``, GRAV, 9810., 0., 0., -1.``, as Abaqus/CAE writes gravity) is on
+  the whole model: on the element set :data:`WHOLE_MODEL` of every instance's elements, made after the assembly.
 * Sections are placed after the model's materials (before the first ``*STEP``): Abaqus/CAE writes the materials
   after the assembly, ccx wants them before the sections. Each instance of a part has the part's sections.
 
@@ -31,16 +33,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import TYPE_CHECKING
+
+import numpy as np
 
 from .abaqus_cards import boundary_types
 from .abaqus_instance import Instance, Part, placed_nodes, renumbered_elements
-from .calculix_cards import _error, as_id, not_supported
+from .calculix_cards import Card, _error, as_id, not_supported
 from .calculix_error import CalculixError
 from .calculix_keywords import classify
 
-if TYPE_CHECKING:
-    from .calculix_cards import Card
 
 __all__ = ["flatten_assembly"]
 
@@ -48,6 +49,11 @@ STRUCTURE = ("PART", "END PART", "ASSEMBLY", "END ASSEMBLY", "INSTANCE", "END IN
 
 #: The cards a part (or an instance of no part) may hold that the flattening maps.
 PART_CARDS = ("NODE", "ELEMENT", "NSET", "ELSET", "SURFACE", "SOLID SECTION")
+
+#: The element set of the whole model made for body loads on no element set (``*DLOAD`` line ``, GRAV, 9810., 0.,
+#: 0., -1.``, as Abaqus/CAE writes gravity).
+WHOLE_MODEL = "_WHOLE_MODEL"
+_BODY_LOADS = ("GRAV", "CENTRIF")
 
 #: Cards whose data lines start with a node (element, for *DLOAD) label or set.
 _LABELLED = {"BOUNDARY": "node", "CLOAD": "node", "TEMPERATURE": "node", "INITIAL CONDITIONS": "node",
@@ -71,11 +77,12 @@ class _Flattening:
         self.parts: dict[str, Part] = {}
         self.instances: dict[str, Instance] = {}
         self.sections: list[Card] = []  # instance sections, placed before the first *STEP
-        self.assembly_names: dict[str, Card] = {}
         self.node_end = 0
         self.element_end = 0
 
     def run(self) -> list[Card]:
+        whole_model = any(c.keyword == "DLOAD" and any(len(t) > 1 and not t[0] and t[1].upper() in _BODY_LOADS
+                                                       for t, _ in c.rows()) for c in self.cards)
         out: list[Card] = []
         part: Part | None = None  # the part (or instance of no part) being read
         instance: Card | None = None
@@ -102,6 +109,8 @@ class _Flattening:
                 if assembly is None or instance is not None:
                     raise _error(card, card.line, "*END ASSEMBLY without *ASSEMBLY (or inside an *INSTANCE)")
                 assembly, assembly_done = None, True
+                if whole_model:
+                    out.append(self._whole_model(card))
             elif kw == "INSTANCE":
                 if assembly is None or instance is not None:
                     raise _error(card, card.line, "*INSTANCE outside an *ASSEMBLY (or inside another *INSTANCE)")
@@ -136,10 +145,9 @@ class _Flattening:
             if open_card is not None:
                 c = open_card.card if isinstance(open_card, Part) else open_card
                 raise _error(c, c.line, f"no {what} closes it")
-        if not assembly_done:
-            first = next(iter(self.parts.values()))
-            raise not_supported(first.card, "a deck with *PART cards and no *ASSEMBLY: a part is meshed in the model "
-                                            "only through an *INSTANCE of it in the *ASSEMBLY")
+        if not assembly_done:  # (here a *PART was read: any other structure card without an assembly is refused above)
+            raise not_supported(next(iter(self.parts.values())).card, "a deck with *PART cards and no *ASSEMBLY: a "
+                                "part is meshed in the model only through an *INSTANCE of it in the *ASSEMBLY")
         return out + self.sections
 
     @staticmethod
@@ -202,7 +210,7 @@ class _Flattening:
         """An ``*NSET``/``*ELSET`` with ``inst``'s ids offset and its set names qualified (``I.S``); with no
         ``inst`` (an assembly set of no instance), labels ``I.12`` as flat ids."""
         offset = 0 if inst is None else (inst.node_offset if nodes else inst.element_offset)
-        params = {k: v for k, v in card.params.items() if k not in ("INTERNAL", "INSTANCE")}
+        params = {k: v for k, v in card.params.items() if k not in ("INTERNAL", "INSTANCE")}  # (INTERNAL: CAE's)
         if "GENERATE" in card.params:
             data = []
             for tokens, number in card.rows():
@@ -214,44 +222,29 @@ class _Flattening:
                     raise _error(card, number, "GENERATE lines need integers 'first, last[, increment]'")
                 data.append(", ".join(str(v + offset * (k < 2)) for k, v in enumerate(values)))
             return replace(card, params=params, data=data)
-        data = []
-        for tokens, number in card.rows():
-            out = []
-            for t in tokens:
-                if not t:
-                    continue
-                value = as_id(t)
-                if value is not None and inst is not None:
-                    out.append(str(value + offset))
-                elif value is not None:
-                    raise self._bare_label(card, number, t, "node" if nodes else "element")
-                elif inst is not None:
-                    out.append(f"{inst.name}.{t}")
-                else:
-                    out.append(self._label(card, number, t, "node" if nodes else "element"))
-            data.append(", ".join(out))
+        data = [", ".join(self._member(card, number, t, inst, nodes) for t in tokens if t)
+                for tokens, number in card.rows()]
         return replace(card, params=params, data=data)
 
     def _surface(self, card: Card, inst: Instance | None) -> Card:
         """A ``*SURFACE``: the element (``TYPE=NODE``: node) or set of each line offset or qualified."""
         nodes = card.params.get("TYPE", "ELEMENT").upper() == "NODE"
-        offset = 0 if inst is None else (inst.node_offset if nodes else inst.element_offset)
-        data = []
-        for tokens, number in card.rows():
-            if not tokens:
-                data.append("")
-                continue
-            head, value = tokens[0], as_id(tokens[0])
-            if value is not None and inst is not None:
-                head = str(value + offset)
-            elif value is not None:
-                raise self._bare_label(card, number, head, "node" if nodes else "element")
-            elif inst is not None:
-                head = f"{inst.name}.{head}"
-            else:
-                head = self._label(card, number, head, "node" if nodes else "element")
-            data.append(", ".join([head] + tokens[1:]))
+        data = [", ".join([self._member(card, number, tokens[0], inst, nodes)] + tokens[1:]) if tokens else ""
+                for tokens, number in card.rows()]
         return replace(card, data=data)
+
+    def _member(self, card: Card, number: int, token: str, inst: Instance | None, nodes: bool) -> str:
+        """A node (element) or set of a set or surface line in the flat deck: of ``inst``, an id offset by its offset
+        and a name qualified (``I.S``); of the assembly (no ``inst``), a label ``I.12`` as its flat id."""
+        what = "node" if nodes else "element"
+        value = as_id(token)
+        if inst is None and value is not None:
+            raise self._bare_label(card, number, token, what)
+        if inst is None:
+            return self._label(card, number, token, what)
+        if value is not None:
+            return str(value + (inst.node_offset if nodes else inst.element_offset))
+        return f"{inst.name}.{token}"
 
     # -- the assembly and the model data -----------------------------------------------------------
     def _assembly_card(self, card: Card, in_assembly: bool) -> Card:
@@ -272,6 +265,9 @@ class _Flattening:
             return card
         data = []
         for (tokens, number), text in zip(card.rows(), card.data):
+            if kw == "DLOAD" and len(tokens) > 1 and not tokens[0] and tokens[1].upper() in _BODY_LOADS:
+                tokens = [WHOLE_MODEL] + tokens[1:]  # (no element set: the whole model)
+                text = ", ".join(tokens)
             if tokens and as_id(tokens[0]) is not None:
                 raise self._bare_label(card, number, tokens[0], what)
             if tokens and "." in tokens[0]:
@@ -280,10 +276,16 @@ class _Flattening:
                 data.append(text)
         return replace(card, data=data)
 
+    def _whole_model(self, card: Card) -> Card:
+        """An ``*ELSET`` of every element of the instances, :data:`WHOLE_MODEL` (at ``card``'s line)."""
+        ids = np.concatenate([i.part.element_ids() + i.element_offset for i in self.instances.values()])
+        data = [", ".join(map(str, ids[k:k + 16].tolist())) for k in range(0, len(ids), 16)]
+        return Card("ELSET", {"ELSET": WHOLE_MODEL}, card.file, card.line, data, [card.line] * len(data))
+
     def _check_assembly_name(self, card: Card, name: str) -> None:
         prefix = name.split(".", 1)[0].upper()
         if "." in name and prefix in self.instances:
-            raise _error(card, card.line, f"the name {name!r} is that of instance {prefix}'s set "
+            raise _error(card, card.line, f"the name {name!r} is that of instance {self.instances[prefix].name}'s set "
                                           f"{name.split('.', 1)[1]!r} too (ambiguous); rename the assembly set")
 
     def _instance_named(self, card: Card, name: str) -> Instance:

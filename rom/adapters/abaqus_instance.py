@@ -41,6 +41,11 @@ class Part:
             self._ids = (max(nodes), max(elements))
         return self._ids
 
+    def element_ids(self) -> np.ndarray:
+        """``(n,)`` the part's element ids (of the types :func:`.inp.read_inp` reads)."""
+        tables = [_element_table(c) for c in self.body if c.keyword == "ELEMENT" and c.data]
+        return np.concatenate([t[:, 0] for t in tables if t is not None] + [np.zeros(0, np.int64)])
+
     def set_names(self) -> set[str]:
         return {c.params.get(k, "").upper() for c in self.body for k in ("NSET", "ELSET", "NAME")}
 
