@@ -189,8 +189,8 @@ def test_cae_deck_answered_by_a_model_of_the_flat_deck(tmp_path):
 
 
 def _ccx_on_both(tmp_path, cae, flat):
-    """ccx's displacements ``{time: DatBlock}`` on the flattened cards of ``cae`` written out (write_cards, in
-    ``a/``) and on the hand-flat deck ``flat`` (in ``b/``, plain set names, as a user writes them)."""
+    """ccx's displacement blocks at the step's end (one increment) on the flattened cards of ``cae`` written out
+    (write_cards, in ``a/``) and on the hand-flat deck ``flat`` (in ``b/``, plain set names, as a user writes them)."""
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
     write_cards(read_cards(_write(tmp_path, cae)), tmp_path / "a" / "job.inp")
     _write(tmp_path / "b", flat.replace("Part-1-1.Set-1", "PART1SET1"))
