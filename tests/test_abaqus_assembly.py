@@ -319,6 +319,13 @@ def test_instance_of_no_part_holds_its_own_cards(tmp_path):
     _same_deck(read_deck(_write(tmp_path, own)), read_deck(_write(tmp_path, CAE, "cae.inp")), np.array([0.0, 1.0]))
 
 
+def test_part_card_without_ids_is_read_as_in_a_flat_deck(tmp_path):
+    # (an *ELEMENT card of no ids in a part had no largest id: a crash found by mutating the decks of this file)
+    empty = "*Element, type=C3D4\n,\n*Nset, nset=Set-1, gen"
+    deck = read_deck(_write(tmp_path, CAE.replace("*Nset, nset=Set-1, gen", empty)))
+    assert deck.mesh.n_elements == 2
+
+
 ASSEMBLY_ERRORS = [  # (text of the CAE deck, replaced by, the error)
     ("part=Part-1", "part=Part-9", r"job.inp:\d+: \*INSTANCE: PART='Part-9' is not a \*PART defined before the "
                                    r"assembly \(parts: Part-1\)"),

@@ -34,10 +34,10 @@ class Part:
             nodes, elements = [0], [0]
             for c in self.body:
                 if c.keyword == "NODE" and c.data:
-                    nodes.append(int(_node_table(c)[:, 0].max()))
+                    nodes.append(int(_node_table(c)[:, 0].max(initial=0)))
                 elif c.keyword == "ELEMENT" and c.data:
                     table = _element_table(c)
-                    elements += [] if table is None else [int(table[:, 0].max())]
+                    elements += [] if table is None else [int(table[:, 0].max(initial=0))]
             self._ids = (max(nodes), max(elements))
         return self._ids
 
