@@ -9,6 +9,9 @@
 * :mod:`structrom.rom.adapters.frd` - CalculiX ``.frd`` results in full (mesh, every block of every increment);
 * :mod:`structrom.rom.adapters.calculix_deck` - a user's CalculiX deck: laws, steps, load and temperature histories
   (:mod:`~structrom.rom.adapters.calculix_keywords`: what each keyword becomes; :mod:`~structrom.rom.adapters.calculix_materials`);
+* :mod:`structrom.rom.adapters.abaqus_assembly` - Abaqus decks with parts and assemblies read as their flat deck
+  (:mod:`~structrom.rom.adapters.abaqus_instance`: instances placed and renumbered;
+  :mod:`~structrom.rom.adapters.abaqus_cards`: named boundary types, the flat deck written for ccx);
 * :mod:`structrom.rom.adapters.calculix_history` - ccx's step and amplitude rules for load/temperature histories;
 * :mod:`structrom.rom.adapters.calculix_import` - deck + ccx runs -> training cases (``structrom import calculix``;
   :mod:`~structrom.rom.adapters.calculix_import_runs`: the runs found, read and checked);

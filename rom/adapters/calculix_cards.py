@@ -89,7 +89,8 @@ def read_cards(path: str | os.PathLike, _depth: int = 0, _top: Path | None = Non
     deck's), relative to the deck's directory; a nested include naming two different existing files that way
     is refused (ccx's reading depends on where it runs). The included text is read in place, as ccx does: an
     included file may hold the data lines of the card before its ``*INCLUDE`` (their numbers name their file,
-    :func:`line_at`). Comment lines (``**``) and blank lines are skipped."""
+    :func:`line_at`). Comment lines (``**``) and blank lines are skipped. An Abaqus deck with parts and
+    assemblies comes as the cards of its flat deck (:func:`.abaqus_assembly.flatten_assembly`)."""
     path = Path(path)
     top = path.parent if _top is None else _top
     if _depth > 20:
@@ -126,6 +127,9 @@ def read_cards(path: str | os.PathLike, _depth: int = 0, _top: Path | None = Non
             cards[-1].data_lines.append(number if cards[-1].file == path else _located(number, path))
         else:
             raise CalculixError(f"{path}:{number}: data line before any keyword card: {line[:60]!r}")
+    if _depth == 0:  # (Abaqus's parts and assemblies as the flat deck, cards keeping their lines)
+        from .abaqus_assembly import flatten_assembly
+        return flatten_assembly(cards)
     return cards
 
 

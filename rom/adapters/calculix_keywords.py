@@ -28,6 +28,13 @@ MAPPED = {
     "TEMPERATURE": "nodal temperatures at the step end",
     "STEP": "a step (times accumulate)", "STATIC": "step time period", "VISCO": "step time period (creep)",
     "END STEP": "end of a step",
+    # Abaqus's parts and assemblies, read as the flat deck (abaqus_assembly.py)
+    "PART": "Abaqus part: its nodes, elements, sets, surfaces and sections, copied into each instance of it",
+    "END PART": "end of a part", "ASSEMBLY": "Abaqus assembly: its instances and sets",
+    "END ASSEMBLY": "end of the assembly",
+    "INSTANCE": "a part placed in the assembly (translation, rotation); ids offset after the instances before it, "
+                "its sets named 'instance.set'",
+    "END INSTANCE": "end of an instance",
 }
 
 _OUTPUT = "output request: the results are read from the result files given to the import"
@@ -48,13 +55,7 @@ IGNORED = {
     "DAMPING": "material damping: no effect on *STATIC/*VISCO steps (dynamics is not modelled)",
 }
 
-#: Abaqus's part and assembly structure (ccx reads flat decks only).
-_ASSEMBLY = ("Abaqus part/assembly structure: write the deck flat (Abaqus/CAE: Model > Edit Attributes > 'Do not use "
-             "parts and assemblies in input files'), as ccx reads it")
-
 REFUSED = {
-    "PART": _ASSEMBLY, "END PART": _ASSEMBLY, "ASSEMBLY": _ASSEMBLY, "END ASSEMBLY": _ASSEMBLY,
-    "INSTANCE": _ASSEMBLY, "END INSTANCE": _ASSEMBLY,
     # interactions and constraints
     "CONTACT PAIR": "contact is not modelled", "SURFACE INTERACTION": "contact is not modelled",
     "SURFACE BEHAVIOR": "contact is not modelled", "FRICTION": "contact is not modelled",
