@@ -619,7 +619,6 @@ ERRORS = [
      r"not supported: \*NSET, .*job.inp:\d+: ELSET=TIP .*ccx 2.20 ignores the parameter"),
     (MODEL.replace("*NODE, NSET=NALL", "*NODE, NSET=NALL, INPUT=nodes.inp") + STEPS,
      r"not supported: \*NODE, .*job.inp:3: INPUT=nodes.inp .*put '\*INCLUDE, INPUT=nodes.inp' on the line after"),
-    (MODEL.replace("FIX,1,3\n", "FIX, ENCASTRE\n") + STEPS, r"job.inp:\d+: \*BOUNDARY: ENCASTRE is Abaqus's.*write 'FIX, 1, 3'"),
     (_deck(steps=STEPS.replace("2,P4,10.", ",GRAV,9810.,0,0,-1")), r"job.inp:\d+: \*DLOAD: the element field is empty "
                                                                 r"\(Abaqus's whole model"),
     (MODEL.replace("*EXPANSION,ZERO=20", "*EXPANSION,ZERO=20,USER") + STEPS, r"\*EXPANSION, .*: USER: thermal strains"),

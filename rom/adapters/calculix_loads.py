@@ -29,11 +29,6 @@ _OTHER_LOAD_SOURCES = {
 }
 
 
-#: Abaqus's boundary types on the nodes of solid elements, as ccx dof ranges.
-_ABAQUS_BOUNDARY_TYPES = {"ENCASTRE": ["1, 3"], "PINNED": ["1, 3"], "XSYMM": ["1, 1"], "YSYMM": ["2, 2"],
-                          "ZSYMM": ["3, 3"], "XASYMM": ["2, 3"], "YASYMM": ["1, 1", "3, 3"], "ZASYMM": ["1, 2"]}
-
-
 def _load_card(deck: Deck, card: Card, step: int, in_step: bool, nodes_of, elements_of, amplitude_of, check_op,
                upper_surfs) -> None:
     kw = card.keyword
@@ -71,10 +66,6 @@ def _load_card(deck: Deck, card: Card, step: int, in_step: bool, nodes_of, eleme
         for tokens, n in card.rows():
             if len(tokens) < 2:
                 raise _error(card, n, "lines must be 'node or node set, first dof[, last dof[, value]]'")
-            if tokens[1].upper() in _ABAQUS_BOUNDARY_TYPES:
-                lines = " and ".join(f"'{tokens[0]}, {r}'" for r in _ABAQUS_BOUNDARY_TYPES[tokens[1].upper()])
-                raise _error(card, n, f"{tokens[1]} is Abaqus's, which ccx 2.20 does not read: write {lines} (the nodes "
-                                      "of solid elements have no rotations)")
             first = int(_float(card, tokens[1], n, "first dof"))
             last = int(_float(card, tokens[2], n, "last dof")) if len(tokens) > 2 and tokens[2] else first
             value = _float(card, tokens[3], n, "value") if len(tokens) > 3 and tokens[3] else 0.0
