@@ -550,6 +550,9 @@ def _deck(extra_model="", steps=None):
 
 
 ERRORS = [
+    # a range of 1e15 ids was materialized (a MemoryError, or the server's process killed): refused by its size
+    (MODEL.replace("*NSET,NSET=FIX\n1,4,5,8\n", "*NSET,NSET=FIX,GENERATE\n1,999999999999999,1\n") + STEPS,
+     r"job.inp:\d+: GENERATE 1, 999999999999999, 1 names 999999999999999 ids, more than the deck defines"),
     (_deck("*CONTACT PAIR, INTERACTION=SI, TYPE=SURFACE TO SURFACE\nA,B\n"),
      r"not supported: \*CONTACT PAIR, .*job.inp:41: contact is not modelled"),
     (_deck("*FOO BAR\n"), r"not supported: \*FOO BAR, .*job.inp:41: not a keyword of the CalculiX 2.20"),

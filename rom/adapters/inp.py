@@ -145,6 +145,8 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
     """
     path = Path(path)
     cards = _cards(path)
+    # no set can name more ids than the deck defines (one data line at least per node or element)
+    data_lines = sum(len(card.data) for card in cards)
     node_ids, coords = [], []
     blocks: list[tuple[str, np.ndarray, np.ndarray]] = []  # element, ids, connectivity (file ids)
     nsets: dict[str, list[np.ndarray]] = {}
@@ -174,6 +176,10 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
                 first, last, step = (v + [1])[:3]
                 if step <= 0 or last < first:
                     raise CalculixError(f"{_at(path, card, number)}: GENERATE needs first <= last and increment > 0")
+                if (last - first) // step + 1 > data_lines:
+                    raise CalculixError(f"{_at(path, card, number)}: GENERATE {first}, {last}, {step} names "
+                                        f"{(last - first) // step + 1} ids, more than the deck defines ({data_lines} "
+                                        "data lines in all): check the range's last id and increment")
                 out.append(np.arange(first, last + 1, step))
             return np.concatenate(out) if out else np.zeros(0, np.int64)
         out = []
