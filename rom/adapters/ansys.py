@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..fem.mesh import CellBlock, Mesh
-from .ansys_elements import SKIPPED, AnsysWarning, describe, refusal
+from .ansys_elements import VTK_TO_ELEMENT, AnsysWarning, kept_cells
 from .magnitudes import ABSURD, beyond
 from structrom.mpi.errors import StructromError
 
@@ -50,15 +50,6 @@ __all__ = ["AnsysError", "AnsysResult", "AnsysWarning", "read_ansys_archive", "r
 #: (the reader parses hundreds of MB/s; the margin is for slow disks), or ``STRUCTROM_READER_TIMEOUT`` when set.
 READER_TIMEOUT_BASE = 120.0
 READER_SECONDS_PER_MB = 1.0
-
-#: VTK cell type id -> our element type.
-VTK_TO_ELEMENT = {10: "C3D4", 24: "C3D10", 12: "C3D8", 25: "C3D20"}
-#: Ansys solid element types whose non-degenerate shapes convert (:data:`VTK_TO_ELEMENT`).
-_SOLIDS = {45, 92, 95, 185, 186, 187, 285}
-_VTK_NAMES = {1: "vertex", 3: "line", 5: "triangle", 9: "quad", 10: "tetra", 12: "hexahedron", 13: "wedge",
-              14: "pyramid", 21: "quadratic_edge", 22: "quadratic_triangle", 23: "quadratic_quad",
-              24: "quadratic_tetra", 25: "quadratic_hexahedron", 26: "quadratic_wedge", 27: "quadratic_pyramid"}
-
 
 class AnsysError(StructromError, ValueError):
     """An Ansys file cannot be converted; the message names the file and the block."""
@@ -115,7 +106,9 @@ class _Grid:
     """The parts of the reader's VTK grid the conversion uses, as plain arrays (they cross processes):
     ``points`` ``(n_points, 3)``, ``celltypes`` ``(n_cells,)`` VTK ids, ``cell_connectivity`` (flat) with
     ``cell_offsets`` ``(n_cells + 1,)``, ``point_data``/``cell_data`` holding ``ansys_node_num``/``ansys_elem_num``
-    and (cell data) the ``ETYPE`` reference ``ansys_etype`` and element type ``ansys_elem_type_num`` (185...)."""
+    and (cell data) the ``ETYPE`` reference ``ansys_etype`` and element type ``ansys_elem_type_num`` (185...);
+    ``dropped``: the same three arrays for the elements the reader made no cell of (types it has no VTK shape
+    for: MPC184, MESH200 without KEYOPT(1), user elements...)."""
 
     points: np.ndarray
     celltypes: np.ndarray
@@ -123,22 +116,34 @@ class _Grid:
     cell_offsets: np.ndarray
     point_data: dict
     cell_data: dict
+    dropped: dict = field(default_factory=dict)
 
     @property
     def n_cells(self) -> int:
         return len(self.celltypes)
 
 
-def _plain_grid(grid) -> _Grid | None:
-    """:class:`_Grid` of a reader's (pyvista) grid; None when the reader gave no cells."""
+def _plain_grid(grid, elements=None) -> _Grid | None:
+    """:class:`_Grid` of a reader's (pyvista) grid; None when the reader gave no cells. ``elements``: the reader's
+    mesh (its ``enum``, ``_ans_etype``, ``etype`` list every element, those without a cell too)."""
     if grid is None or getattr(grid, "n_cells", 0) == 0:
         return None
     offsets = grid.cell_offsets if hasattr(grid, "cell_offsets") else grid.offset
     pick = (lambda data, *keys: {k: np.asarray(data[k], dtype=np.int64) for k in keys if k in data})  # (numbers)
-    return _Grid(np.asarray(grid.points, dtype=float), np.asarray(grid.celltypes),
-                 np.asarray(grid.cell_connectivity, dtype=np.int64), np.asarray(offsets, dtype=np.int64),
-                 pick(grid.point_data, "ansys_node_num"),
-                 pick(grid.cell_data, "ansys_elem_num", "ansys_etype", "ansys_elem_type_num"))
+    out = _Grid(np.asarray(grid.points, dtype=float), np.asarray(grid.celltypes),
+                np.asarray(grid.cell_connectivity, dtype=np.int64), np.asarray(offsets, dtype=np.int64),
+                pick(grid.point_data, "ansys_node_num"),
+                pick(grid.cell_data, "ansys_elem_num", "ansys_etype", "ansys_elem_type_num"))
+    try:
+        every = {"ansys_elem_num": elements.enum, "ansys_etype": elements._ans_etype,
+                 "ansys_elem_type_num": elements.etype}
+        every = {k: np.asarray(v, np.int64).reshape(-1) for k, v in every.items()}
+    except Exception:  # (no element list from this reader: the cells are all we know)
+        return out
+    if "ansys_elem_num" in out.cell_data and len({len(v) for v in every.values()}) == 1:
+        missing = ~np.isin(every["ansys_elem_num"], out.cell_data["ansys_elem_num"])
+        out.dropped = {k: v[missing] for k, v in every.items()}
+    return out
 
 
 def _components(obj, name: str) -> dict:
@@ -211,7 +216,7 @@ def read_isolated(fn: Callable[..., Any], path: Path, what: str, *args):
 def load_archive(path: str) -> tuple[_Grid | None, dict, dict]:
     """In the reader's process: ``(grid, node components, element components)`` of an archive (``.cdb``)."""
     archive = _reader().Archive(path)
-    return (_plain_grid(archive.grid), _components(archive, "node_components"),
+    return (_plain_grid(archive.grid, archive), _components(archive, "node_components"),
             _components(archive, "element_components"))
 
 
@@ -229,7 +234,8 @@ def _load_result(path: str, records: Callable[[Any, str], Any] | None = None):
         raise AnsysError(f"{path}: the file has {size} bytes, its header declares {end}: it is truncated (an "
                          "unfinished copy or run); copy it again")
     stage("the mesh (nodes and elements)")
-    grid = _plain_grid(res.quadgrid if getattr(res, "quadgrid", None) is not None else res.grid)
+    grid = _plain_grid(res.quadgrid if getattr(res, "quadgrid", None) is not None else res.grid,
+                       getattr(res, "mesh", None))
     disp = []
     for k in range(int(res.nsets)):
         stage(f"result set {k + 1}: the nodal displacements")
@@ -244,40 +250,10 @@ def _load_result(path: str, records: Callable[[Any, str], Any] | None = None):
     return grid, _components(res, "node_components"), _components(res, "element_components"), disp, times, extra
 
 
-def _kept_cells(grid: _Grid, source: str) -> tuple[np.ndarray, list[str]]:
-    """``(n_cells,)`` mask of the cells converted and the phrases naming the skipped ones
-    (:mod:`.ansys_elements`); :class:`AnsysError` naming the refused ones by ``ETYPE`` and element name."""
-    celltypes = np.asarray(grid.celltypes)
-    enum = np.asarray(grid.cell_data["ansys_elem_num"], dtype=np.int64)
-    kinds = grid.cell_data.get("ansys_elem_type_num")
-    refs = grid.cell_data.get("ansys_etype")
-    shape_ok = np.isin(celltypes, list(VTK_TO_ELEMENT))
-    if kinds is None or refs is None:  # (a reader without element types: by VTK shape only)
-        if not shape_ok.all():
-            names = [_VTK_NAMES.get(k, f"VTK type {k}") for k in sorted(set(celltypes[~shape_ok].tolist()))]
-            raise AnsysError(f"{source}: {int((~shape_ok).sum())} elements are of unsupported shape(s) {names} (first "
-                             f"Ansys elements {enum[~shape_ok][:5].tolist()}); supported: solid tetrahedra and "
-                             "hexahedra (SOLID185/186 bricks, SOLID187, SOLID285)")
-        return np.ones(len(celltypes), bool), []
-    kinds, refs = np.asarray(kinds, np.int64), np.asarray(refs, np.int64)
-    skip = np.isin(kinds, list(SKIPPED))
-    solid = np.isin(kinds, list(_SOLIDS))
-    refused = ~skip & ~(solid & shape_ok)
-    if refused.any():
-        other = refused & solid  # solid elements of a shape we do not convert (collapsed bricks)
-        parts = [refusal(kinds, refs, enum, refused & ~solid)] if (refused & ~solid).any() else []
-        if other.any():
-            shapes = sorted({_VTK_NAMES.get(k, f"VTK type {k}") for k in celltypes[other].tolist()})
-            parts.append(f"{'; '.join(describe(kinds, refs, enum, other))}: degenerate (collapsed) elements of "
-                         f"shape {', '.join(shapes)}: supported are solid tetrahedra and hexahedra (SOLID185/186 "
-                         "bricks, SOLID187, SOLID285); remesh without wedges and pyramids (e.g. tetrahedra)")
-        raise AnsysError(f"{source}: {int(refused.sum())} elements cannot be converted: " + ". ".join(parts))
-    return ~skip, describe(kinds, refs, enum, skip) if skip.any() else []
-
-
 def _mesh_from_grid(grid: _Grid | None, source: str, node_components=None, element_components=None):
     """``(mesh, node_ids, element_ids, skipped)`` of the reader's grid (:func:`_plain_grid`: None without cells);
-    ``skipped``: phrases naming the elements left out (:func:`_kept_cells`), also given as an :class:`AnsysWarning`."""
+    ``skipped``: phrases naming the elements left out (:func:`~.ansys_elements.kept_cells`), also given as an
+    :class:`AnsysWarning`."""
     if grid is None:
         raise AnsysError(f"{source}: no mesh read (no NBLOCK/EBLOCK nodes and elements): the file is cut short, "
                          "damaged or not an Ansys archive/result")
@@ -285,7 +261,9 @@ def _mesh_from_grid(grid: _Grid | None, source: str, node_components=None, eleme
     if "ansys_node_num" not in grid.point_data or "ansys_elem_num" not in grid.cell_data:
         raise AnsysError(f"{source}: the reader's grid has no ansys_node_num/ansys_elem_num arrays")
     enum = np.asarray(grid.cell_data["ansys_elem_num"], dtype=np.int64)
-    kept, skipped = _kept_cells(grid, source)
+    kept, skipped, refused = kept_cells(grid.celltypes, grid.cell_data, grid.dropped)
+    if refused:
+        raise AnsysError(f"{source}: {refused}")
     if not kept.any():
         raise AnsysError(f"{source}: no solid elements, only {'; '.join(skipped)}")
     if skipped:

@@ -19,6 +19,14 @@ from __future__ import annotations
 
 import numpy as np
 
+#: VTK cell type id -> our element type.
+VTK_TO_ELEMENT = {10: "C3D4", 24: "C3D10", 12: "C3D8", 25: "C3D20"}
+#: Ansys solid element types whose non-degenerate shapes convert (:data:`VTK_TO_ELEMENT`).
+_SOLIDS = {45, 92, 95, 185, 186, 187, 285}
+_VTK_NAMES = {1: "vertex", 3: "line", 5: "triangle", 9: "quad", 10: "tetra", 12: "hexahedron", 13: "wedge",
+              14: "pyramid", 21: "quadratic_edge", 22: "quadratic_triangle", 23: "quadratic_quad",
+              24: "quadratic_tetra", 25: "quadratic_hexahedron", 26: "quadratic_wedge", 27: "quadratic_pyramid"}
+
 #: Ansys element type -> name (the types of structural decks; others are named by number).
 ELEMENT_NAMES = {
     21: "MASS21", 45: "SOLID45", 92: "SOLID92", 95: "SOLID95", 14: "COMBIN14", 39: "COMBIN39", 40: "COMBIN40",
@@ -79,3 +87,41 @@ def refusal(kinds: np.ndarray, etype_refs: np.ndarray, element_numbers: np.ndarr
         if (mask & group).any():
             parts.append(f"{'; '.join(describe(kinds, etype_refs, element_numbers, mask & group))}: {why}")
     return ". ".join(parts)
+
+
+def kept_cells(celltypes: np.ndarray, cell_data: dict, dropped: dict) -> tuple[np.ndarray, list[str], str]:
+    """``(mask, skipped, refused)``: ``(n_cells,)`` mask of the cells converted, the phrases naming the skipped
+    elements (among the cells and the reader's ``dropped`` elements, see the module doc) and the sentence naming the
+    refused ones by ``ETYPE`` and element name with the fix ("" when none is). ``celltypes`` ``(n_cells,)`` VTK ids;
+    ``cell_data``/``dropped``: ``ansys_elem_num``, ``ansys_etype``, ``ansys_elem_type_num`` arrays."""
+    celltypes = np.asarray(celltypes)
+    n = len(celltypes)
+    enum = np.asarray(cell_data["ansys_elem_num"], dtype=np.int64)
+    shape_ok = np.isin(celltypes, list(VTK_TO_ELEMENT))
+    if "ansys_elem_type_num" not in cell_data or "ansys_etype" not in cell_data:
+        if not shape_ok.all():  # (a reader without element types: by VTK shape only)
+            names = [_VTK_NAMES.get(k, f"VTK type {k}") for k in sorted(set(celltypes[~shape_ok].tolist()))]
+            return shape_ok, [], (f"{int((~shape_ok).sum())} elements are of unsupported shape(s) {names} (first "
+                                  f"Ansys elements {enum[~shape_ok][:5].tolist()}); supported: solid tetrahedra "
+                                  "and hexahedra (SOLID185/186 bricks, SOLID187, SOLID285)")
+        return shape_ok, [], ""
+    dropped = dropped or {k: np.zeros(0, np.int64) for k in ("ansys_elem_num", "ansys_etype",
+                                                                   "ansys_elem_type_num")}
+    kinds = np.concatenate([cell_data["ansys_elem_type_num"], dropped["ansys_elem_type_num"]])
+    refs = np.concatenate([cell_data["ansys_etype"], dropped["ansys_etype"]])
+    numbers = np.concatenate([enum, dropped["ansys_elem_num"]])
+    shape_ok = np.concatenate([shape_ok, np.zeros(len(numbers) - n, bool)])
+    skip = np.isin(kinds, list(SKIPPED))
+    solid = np.isin(kinds, list(_SOLIDS))
+    refused = ~skip & ~(solid & shape_ok)
+    if refused.any():
+        collapsed = refused & solid  # solid elements of a shape we do not convert (collapsed bricks)
+        parts = [refusal(kinds, refs, numbers, refused & ~solid)] if (refused & ~solid).any() else []
+        if collapsed.any():
+            shapes = sorted({_VTK_NAMES.get(k, f"VTK type {k}") for k in celltypes[collapsed[:n]].tolist()})
+            parts.append(f"{'; '.join(describe(kinds, refs, numbers, collapsed))}: degenerate (collapsed) elements "
+                         f"of shape {', '.join(shapes) or 'unknown'}: supported are solid tetrahedra and hexahedra "
+                         "(SOLID185/186 bricks, SOLID187, SOLID285); remesh without wedges and pyramids (e.g. "
+                         "tetrahedra)")
+        return ~skip[:n] & ~refused[:n], [], f"{int(refused.sum())} elements cannot be converted: " + ". ".join(parts)
+    return ~skip[:n], describe(kinds, refs, numbers, skip) if skip.any() else [], ""
