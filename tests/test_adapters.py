@@ -487,7 +487,8 @@ def test_ansys_example_files(tmp_path):
 
 def test_native_readers_in_a_process_of_their_own():
     """run_isolated: the value and the exceptions of the function come back as they are; a process ended by a
-    signal (here SIGABRT, as ansys-mapdl-reader's std::bad_alloc on a damaged .rst) becomes the caller's error."""
+    signal (here SIGABRT, as ansys-mapdl-reader's std::bad_alloc on a damaged .rst) or past its time limit becomes
+    the caller's error."""
     from structrom.rom.adapters.ansys import AnsysError
     from structrom.rom.adapters.reader_process import run_isolated
 
@@ -499,6 +500,16 @@ def test_native_readers_in_a_process_of_their_own():
         run_isolated(int, "x", crashed=crashed)
     with pytest.raises(AnsysError, match="the reader crashed"):
         run_isolated(os.abort, crashed=crashed)
+    # without crashed(): how it ended; past its time limit the process is killed and waited for
+    import time
+
+    from structrom.rom.adapters.reader_process import ReaderStopped
+
+    with pytest.raises(ReaderStopped, match="ended by signal SIGABRT"):
+        run_isolated(os.abort, crashed=None)
+    with pytest.raises(ReaderStopped, match=r"did not finish within 1 s and was stopped") as info:
+        run_isolated(time.sleep, 60, crashed=None, timeout=1)
+    assert info.value.timed_out
 
 
 def test_isolated_reader_from_a_script_without_main_guard(tmp_path):

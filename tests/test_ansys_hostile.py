@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("ansys.mapdl.reader")
@@ -154,3 +155,65 @@ def test_a_read_that_hangs_is_stopped_without_an_orphan(tmp_path):
     assert lines[-2].startswith(f"AnsysError: {fifo}: ansys-mapdl-reader did not finish reading it within 2 s and "
                                 "was stopped"), lines
     assert "STRUCTROM_READER_TIMEOUT=<seconds>" in lines[-2]
+
+
+# -- element types the conversion does not keep: named as Ansys names them ---------------------------------------
+def _hexbeam_with(tmp_path: Path, name: str, extra: list[tuple[int, int, int, list[int]]]) -> Path:
+    """HexBeam.cdb (40 SOLID186, ETYPE 1) with the elements ``extra`` ``(ETYPE reference, element type, element
+    number, nodes)`` added to its EBLOCK, on the bottom face of element 1, as a deck with surface or contact
+    elements exports them."""
+    lines = (EXAMPLES / "HexBeam.cdb").read_text().splitlines()
+    et = next(i for i, ln in enumerate(lines) if ln.startswith("ET,"))
+    for ref, kind in sorted({(ref, kind) for ref, kind, _, _ in extra}, reverse=True):
+        lines.insert(et + 1, f"ET,{ref:9d},{kind}")
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("EBLOCK"))
+    end = next(i for i in range(start, len(lines)) if lines[i].strip() == "-1")
+    lines[start] = f"EBLOCK,19,SOLID,{40 + len(extra):10d},{40 + len(extra):10d}"
+    lines[end:end] = ["".join(f"{v:10d}" for v in [1, ref, 1, 1, 0, 0, 0, 0, len(nodes), 0, number, *nodes])
+                      for ref, _, number, nodes in extra]
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+_FACE = [1, 4, 19, 15, 3, 18, 17, 16]  # bottom face of element 1 (corners I J K L, then its midside nodes)
+
+
+def test_surface_and_meshing_elements_are_skipped_with_a_warning(tmp_path):
+    """SURF154 and MESH200 (the reader makes no cell of a MESH200 without KEYOPT(1)) beside the solid: skipped with
+    an AnsysWarning naming their ETYPE, name and element numbers; the solid mesh is HexBeam's; a pressure the archive
+    puts on the SURF154 element is refused, naming it and the fix."""
+    from structrom.rom.adapters.ansys import AnsysError, AnsysWarning, read_ansys_archive
+    from structrom.rom.adapters.ansys_pressure import read_cdb_pressures
+
+    path = _hexbeam_with(tmp_path, "aux.cdb", [(2, 154, 41, _FACE), (3, 200, 42, _FACE[:4])])
+    with pytest.warns(AnsysWarning, match=r"aux\.cdb: skipped .*ETYPE 2 = SURF154: 1 element \(first 41\); ETYPE 3 = "
+                                          r"MESH200: 1 element \(first 42\)"):
+        mesh, node_ids, element_ids = read_ansys_archive(path)
+    plain, plain_nodes, plain_elements = read_ansys_archive(EXAMPLES / "HexBeam.cdb")
+    assert [b.element for b in mesh.blocks] == ["C3D20"] and np.array_equal(element_ids, plain_elements)
+    assert np.array_equal(node_ids, plain_nodes) and np.array_equal(mesh.points, plain.points)
+    loaded = tmp_path / "aux_loaded.cdb"
+    loaded.write_text(path.read_text() + "SFE,41,1,PRES,0,5.0\n")
+    with pytest.raises(AnsysError, match=r"aux_loaded\.cdb:\d+: pressure on element 41, which is not a solid element "
+                                         r".*SURF154 is skipped.*on the face of the solid element beneath"):
+        read_cdb_pressures(loaded, mesh, node_ids, element_ids)
+
+
+@pytest.mark.parametrize("extra, message", [
+    ([(2, 174, 43, _FACE), (3, 170, 44, _FACE)],
+     r"2 elements cannot be converted: ETYPE 2 = CONTA174: 1 element \(first 43\); ETYPE 3 = TARGE170: 1 element "
+     r"\(first 44\): contact/target elements: bonded contact ties the parts together .*mesh the parts with shared "
+     "nodes"),
+    ([(2, 181, 45, _FACE[:4]), (3, 184, 46, _FACE[:2])],
+     r"ETYPE 2 = SHELL181: 1 element \(first 45\); ETYPE 3 = MPC184: 1 element \(first 46\): shells, beams, .* "
+     "carry stiffness or mass the reduced solid model does not have"),
+])
+def test_contact_shell_and_mpc_elements_are_refused_by_ansys_name(tmp_path, extra, message):
+    """Contact pairs, shells and MPC184 (no cell in the reader's grid) carry stiffness or loads: refused, the message
+    naming ETYPE, element name, element numbers and the fix, not a VTK cell type."""
+    from structrom.rom.adapters.ansys import AnsysError, read_ansys_archive
+
+    with pytest.raises(AnsysError, match=r"deck\.cdb: (2 elements cannot be converted: )?" + message) as info:
+        read_ansys_archive(_hexbeam_with(tmp_path, "deck.cdb", extra))
+    assert "VTK" not in str(info.value)

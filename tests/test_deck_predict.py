@@ -338,6 +338,12 @@ def test_ansys_import_builds_cases_from_static_records(tmp_path, monkeypatch):
     runs["r2.rst"] = hot
     with pytest.raises(ansys.AnsysError, match=r"r2.rst: result set 1: nodal temperatures: value inf at node"):
         ansys_import.import_ansys([tmp_path / "r1.rst", tmp_path / "r2.rst"], tmp_path / "out4")
+    # a force on a node no solid element uses (a remote load's pilot node) is refused, not dropped
+    runs["r2.rst"] = fake(10.0, 0.0)
+    runs["r2.rst"].nodal_input_force = lambda k: (np.array([10_000]), np.array([1]), np.array([5.0]))
+    with pytest.raises(ansys.AnsysError, match=r"r2.rst: result set 1: force \(F\) records on nodes \[10000\] that no "
+                                               "converted solid element uses"):
+        ansys_import.import_ansys([tmp_path / "r1.rst", tmp_path / "r2.rst"], tmp_path / "out5")
     with pytest.raises(ansys.AnsysError, match=r"x.rst: result set 2: nodal displacements: value -1e\+300 at node 7"):
         ansys.check_magnitudes(np.array([[0.0, 0, 0], [np.nan, 1, 1], [1, -1e300, 0]]),
                                "x.rst: result set 2: nodal displacements", np.array([3, 5, 7]))
