@@ -344,6 +344,9 @@ def test_ansys_import_builds_cases_from_static_records(tmp_path, monkeypatch):
     with pytest.raises(ansys.AnsysError, match=r"r2.rst: result set 1: force \(F\) records on nodes \[10000\] that no "
                                                "converted solid element uses"):
         ansys_import.import_ansys([tmp_path / "r1.rst", tmp_path / "r2.rst"], tmp_path / "out5")
+    runs["r1.rst"].materials = {1: {"EX": [2e5, 1.9e5], "PRXY": 0.3}}  # (EX at two temperatures)
+    with pytest.raises(ansys.AnsysError, match=r"r1.rst: temperature-dependent EX \(MPDATA tables\): .*--material"):
+        ansys_import.import_ansys([tmp_path / "r1.rst", tmp_path / "r2.rst"], tmp_path / "out6")
     with pytest.raises(ansys.AnsysError, match=r"x.rst: result set 2: nodal displacements: value -1e\+300 at node 7"):
         ansys.check_magnitudes(np.array([[0.0, 0, 0], [np.nan, 1, 1], [1, -1e300, 0]]),
                                "x.rst: result set 2: nodal displacements", np.array([3, 5, 7]))

@@ -51,6 +51,7 @@ __all__ = ["AnsysError", "AnsysResult", "AnsysWarning", "read_ansys_archive", "r
 READER_TIMEOUT_BASE = 120.0
 READER_SECONDS_PER_MB = 1.0
 
+
 class AnsysError(StructromError, ValueError):
     """An Ansys file cannot be converted; the message names the file and the block."""
 

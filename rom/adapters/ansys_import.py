@@ -80,6 +80,10 @@ def _material(records: LoadRecords, path: Path) -> dict:
     m = next(iter(mats.values()))
     if "EX" not in m:
         raise AnsysError(f"{path}: the material has no EX: give the law with --material")
+    tables = sorted(k for k in ("EX", "NUXY", "PRXY", "ALPX", "REFT", "DENS") if np.size(m.get(k, 0.0)) != 1)
+    if tables:
+        raise AnsysError(f"{path}: temperature-dependent {', '.join(tables)} (MPDATA tables): the import reads "
+                         "constant properties; give the law with --material")
     law = {"type": "linear_elastic", "young": float(m["EX"]), "poisson": float(m.get("NUXY", m.get("PRXY", 0.3)))}
     if m.get("ALPX"):
         law["expansion"] = float(m["ALPX"])
