@@ -27,6 +27,8 @@ import tempfile
 from collections.abc import Callable
 from typing import TypeVar
 
+from structrom.mpi.errors import StructromError
+
 T = TypeVar("T")
 
 __all__ = ["ISOLATE", "ReaderStopped", "run_isolated", "stage"]
@@ -43,7 +45,7 @@ _WORKER = ("import pickle, sys; sys.path[:] = pickle.load(sys.stdin.buffer); "
 _STAGE_FILE: str | None = None
 
 
-class ReaderStopped(Exception):
+class ReaderStopped(StructromError, RuntimeError):
     """The reader's process ended without an answer: ``why`` (killed by a signal, or past its time limit) and
     ``stage``, the last :func:`stage` it announced ("" if none)."""
 
