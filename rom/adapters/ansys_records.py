@@ -126,7 +126,8 @@ def load_records(res, path: str) -> LoadRecords:
                 temperatures.append((np.asarray(nnum, np.int64), np.asarray(v, float).reshape(-1)))
             except ValueError as exc:
                 if not _absent(exc):
-                    raise AnsysError(f"{path}: result set {k + 1}: cannot read the nodal temperatures ({exc})") from None
+                    raise AnsysError(f"{path}: result set {k + 1}: cannot read the nodal temperatures "
+                                     f"({exc})") from None
                 temperatures = None  # no temperature records: the reference temperature throughout
     out.temperatures = temperatures
     return out
