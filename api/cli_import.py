@@ -62,22 +62,13 @@ def _import_ansys(args: argparse.Namespace, units: dict | None) -> int:
     except (OSError, ValueError) as exc:
         print(f"structrom: error: {exc} (--fixed NAME:XYZ, --material law.toml)", file=sys.stderr)
         return 2
-    files = [*args.inputs, *(args.cdb or [])]
-
-    def crashed() -> AnsysError:
-        return AnsysError(f"ansys-mapdl-reader stopped abnormally (a native crash) reading {', '.join(files)}: the file "
-                          "of the last 'reading' line above is damaged or is not an Ansys result/archive; check that "
-                          "Ansys opens it, or write it again")
-
     try:
-        from structrom.rom.adapters.ansys import _reader
         from structrom.rom.adapters.ansys_import import import_ansys
-        from structrom.rom.adapters.reader_process import run_isolated
 
-        _reader()  # (a broken install named here, before the reader's process starts)
-        # (the reader in a process of its own: a native crash on a damaged file becomes this error)
-        family = run_isolated(import_ansys, args.inputs, args.out, material=material, fixed=fixed, units=units,
-                              cdb=args.cdb, log=_print_flushed, crashed=crashed)
+        # (every call into ansys-mapdl-reader runs in a process of its own: a native crash on a damaged record is
+        # an AnsysError naming the file and the record)
+        family = import_ansys(args.inputs, args.out, material=material, fixed=fixed, units=units, cdb=args.cdb,
+                              log=_print_flushed)
     except (AnsysError, ImportError, ValueError) as exc:
         for line in str(exc).splitlines():
             print(f"structrom: error: {line}", file=sys.stderr)

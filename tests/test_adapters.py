@@ -474,7 +474,8 @@ def test_ansys_example_files(tmp_path):
     assert np.array_equal(np.sort(nodes[hexes.node_sets["NCOMP2"]]), np.sort(arch.node_components["NCOMP2"]))
     tets, _, _ = read_ansys_archive(examples.tetarchivefile)
     assert [b.element for b in tets.blocks] == ["C3D4"] and Discretization(tets).volume > 0
-    with pytest.raises(AnsysError, match=r"sector\.cdb: 4 elements are of unsupported type\(s\) \['wedge'\]"):
+    with pytest.raises(AnsysError, match=r"sector\.cdb: 4 elements cannot be converted: ETYPE 2 = SOLID185: 4 "
+                                         r"elements \(first 246, 247, 298, 317\): degenerate .* shape wedge"):
         read_ansys_archive(examples.sector_archive_file)
     # an archive cut before its node block: the reader gives no grid
     lines = Path(examples.hexarchivefile).read_text().splitlines()
@@ -486,7 +487,8 @@ def test_ansys_example_files(tmp_path):
 
 def test_native_readers_in_a_process_of_their_own():
     """run_isolated: the value and the exceptions of the function come back as they are; a process ended by a
-    signal (here SIGABRT, as ansys-mapdl-reader's std::bad_alloc on a damaged .rst) becomes the caller's error."""
+    signal (here SIGABRT, as ansys-mapdl-reader's std::bad_alloc on a damaged .rst) or past its time limit becomes
+    the caller's error."""
     from structrom.rom.adapters.ansys import AnsysError
     from structrom.rom.adapters.reader_process import run_isolated
 
@@ -498,6 +500,16 @@ def test_native_readers_in_a_process_of_their_own():
         run_isolated(int, "x", crashed=crashed)
     with pytest.raises(AnsysError, match="the reader crashed"):
         run_isolated(os.abort, crashed=crashed)
+    # without crashed(): how it ended; past its time limit the process is killed and waited for
+    import time
+
+    from structrom.rom.adapters.reader_process import ReaderStopped
+
+    with pytest.raises(ReaderStopped, match="ended by signal SIGABRT"):
+        run_isolated(os.abort, crashed=None)
+    with pytest.raises(ReaderStopped, match=r"did not finish within 1 s and was stopped") as info:
+        run_isolated(time.sleep, 60, crashed=None, timeout=1)
+    assert info.value.timed_out
 
 
 def test_isolated_reader_from_a_script_without_main_guard(tmp_path):

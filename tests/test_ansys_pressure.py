@@ -3,6 +3,7 @@ geometrically, resultants of pressures written into the reader's example archive
 line, and an end-to-end import whose training cases carry the pressure surfaces."""
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -194,14 +195,15 @@ def test_ansys_import_with_archive_pressures(tmp_path, monkeypatch, capsys):
     def no_temperature(k):
         raise ValueError("not available")
 
-    res = SimpleNamespace(_resultheader={"kan": 0, "nlgeom": 0, "ls_table": np.array([[1, 1, 1], [1, 2, 2]])},
+    res = SimpleNamespace(nsets=2, _resultheader={"kan": 0, "nlgeom": 0,
+                                                  "ls_table": np.array([[1, 1, 1], [1, 2, 2]])},
                           materials={1: {"EX": 7e10, "NUXY": 0.35}}, nodal_boundary_conditions=d,
                           nodal_input_force=no_records, result_dof=lambda k: ["UX", "UY", "UZ"],
                           nodal_temperature=no_temperature)
-    monkeypatch.setattr(ansys_import, "read_ansys_result", lambda p: AnsysResult(
-        Path(p), read_ansys_archive(EXAMPLES / "HexBeam.cdb")[0], node_ids, element_ids, times,
-        np.full((2, mesh.n_nodes, 3), 1e-4)))
-    monkeypatch.setattr(ansys_import, "_reader", lambda: SimpleNamespace(read_binary=lambda p: res))
+    hexbeam = read_ansys_archive(EXAMPLES / "HexBeam.cdb")[0]
+    monkeypatch.setattr(ansys_import, "read_ansys_result", lambda p, records: AnsysResult(
+        Path(p), copy.deepcopy(hexbeam), node_ids, element_ids, times, np.full((2, mesh.n_nodes, 3), 1e-4),
+        records(res, str(p))))
     family = ansys_import.import_ansys([tmp_path / "r1.rst", tmp_path / "r2.rst"], tmp_path / "out", cdb=[cdb1, cdb2])
     assert sorted(family["pressures"]) == ["PRESSURE_1", "PRESSURE_2"]
     assert sorted(family["pressures"].values()) == sorted([len(end), len(side)])
@@ -214,9 +216,6 @@ def test_ansys_import_with_archive_pressures(tmp_path, monkeypatch, capsys):
     total = sum(_resultant(m, m.surface_sets[s], a(1.0)) for s, a in case.loading.pressures.items())
     assert np.allclose(total, [3e5 * 5.0, 0.0, -2e6], rtol=0, atol=1e-9 * 2e6)
     from structrom.api.cli import main
-    from structrom.rom.adapters import reader_process
-
-    monkeypatch.setattr(reader_process, "ISOLATE", False)  # (the replaced reader lives in this process)
     args = ["import", "ansys", str(tmp_path / "r1.rst"), str(tmp_path / "r2.rst"), "--out", str(tmp_path / "o2")]
     assert main(args + ["--cdb", str(cdb1), "--cdb", str(cdb2)]) == 0
     assert f"pressures {{'PRESSURE_1': " in capsys.readouterr().out

@@ -306,15 +306,15 @@ def test_ansys_import_builds_cases_from_static_records(tmp_path, monkeypatch):
         def temp(k):
             return ids, 20.0 + 100.0 * times[k] * mesh.points[:, 0]
 
-        return SimpleNamespace(_resultheader={"kan": 0, "nlgeom": 0}, materials={1: {"EX": 2e5, "PRXY": 0.3,
+        return SimpleNamespace(nsets=2, _resultheader={"kan": 0, "nlgeom": 0}, materials={1: {"EX": 2e5, "PRXY": 0.3,
                                "ALPX": 1.2e-5, "REFT": 20.0}}, nodal_boundary_conditions=d, nodal_input_force=f,
                                result_dof=lambda k: ["UX", "UY", "UZ"], nodal_temperature=temp)
 
     runs = {"r1.rst": fake(10.0, 0.0), "r2.rst": fake(-5.0, 3.0)}
-    monkeypatch.setattr(ansys_import, "read_ansys_result", lambda p: ansys.AnsysResult(
+    # (the reader's result object replaced; the records function of the import reads it as in the reader's process)
+    monkeypatch.setattr(ansys_import, "read_ansys_result", lambda p, records: ansys.AnsysResult(
         Path(p), box((4.0, 1.0, 1.0), (4, 1, 1), "C3D8"), ids, np.arange(mesh.n_elements) + 1, times,
-        np.full((2, mesh.n_nodes, 3), 1e-3)))
-    monkeypatch.setattr(ansys_import, "_reader", lambda: SimpleNamespace(read_binary=lambda p: runs[Path(p).name]))
+        np.full((2, mesh.n_nodes, 3), 1e-3), records(runs[Path(p).name], str(p))))
     family = ansys_import.import_ansys([tmp_path / "r1.rst", tmp_path / "r2.rst"], tmp_path / "out")
     assert family["fixed"] == {"FIXED_XYZ": len(xmin)} and family["forces"] == {"FORCE_1": len(xmax)}
     assert family["ranges"] == {"force.FORCE_1.x": [-5.0, 10.0], "force.FORCE_1.y": [0.0, 3.0]}
@@ -340,6 +340,15 @@ def test_ansys_import_builds_cases_from_static_records(tmp_path, monkeypatch):
     runs["r2.rst"] = hot
     with pytest.raises(ansys.AnsysError, match=r"r2.rst: result set 1: nodal temperatures: value inf at node"):
         ansys_import.import_ansys([tmp_path / "r1.rst", tmp_path / "r2.rst"], tmp_path / "out4")
+    # a force on a node no solid element uses (a remote load's pilot node) is refused, not dropped
+    runs["r2.rst"] = fake(10.0, 0.0)
+    runs["r2.rst"].nodal_input_force = lambda k: (np.array([10_000]), np.array([1]), np.array([5.0]))
+    with pytest.raises(ansys.AnsysError, match=r"r2.rst: result set 1: force \(F\) records on nodes \[10000\] that no "
+                                               "converted solid element uses"):
+        ansys_import.import_ansys([tmp_path / "r1.rst", tmp_path / "r2.rst"], tmp_path / "out5")
+    runs["r1.rst"].materials = {1: {"EX": [2e5, 1.9e5], "PRXY": 0.3}}  # (EX at two temperatures)
+    with pytest.raises(ansys.AnsysError, match=r"r1.rst: temperature-dependent EX \(MPDATA tables\): .*--material"):
+        ansys_import.import_ansys([tmp_path / "r1.rst", tmp_path / "r2.rst"], tmp_path / "out6")
     with pytest.raises(ansys.AnsysError, match=r"x.rst: result set 2: nodal displacements: value -1e\+300 at node 7"):
         ansys.check_magnitudes(np.array([[0.0, 0, 0], [np.nan, 1, 1], [1, -1e300, 0]]),
                                "x.rst: result set 2: nodal displacements", np.array([3, 5, 7]))

@@ -19,7 +19,10 @@
   and the answer written as ``.frd`` (:mod:`~structrom.rom.adapters.frd_writer`) and VTU (``structrom predict``);
 * :mod:`structrom.rom.adapters.ansys_import` - Ansys static ``.rst`` runs -> training cases (``structrom import ansys``);
 * :mod:`structrom.rom.adapters.training_cases` - what both imports share (force grouping, snapshot writing);
-* :mod:`structrom.rom.adapters.ansys` - Ansys ``.rst``/``.cdb`` meshes and displacements through ``ansys-mapdl-reader``;
+* :mod:`structrom.rom.adapters.ansys` - Ansys ``.rst``/``.cdb`` meshes and displacements through ``ansys-mapdl-reader``
+  (every call into it in a process of its own, :mod:`~structrom.rom.adapters.reader_process`; the records read
+  there, :mod:`~structrom.rom.adapters.ansys_records`; element types kept, skipped or refused,
+  :mod:`~structrom.rom.adapters.ansys_elements`);
 * :mod:`structrom.rom.adapters.ansys_results` - Ansys stresses, strains and temperatures;
 * :mod:`structrom.rom.adapters.meshio_series` - meshes plus nodal time series from anything meshio reads.
 

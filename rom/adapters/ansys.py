@@ -12,21 +12,31 @@ Numbering:
 * elements: one block per element type in order of first appearance (as :func:`structrom.rom.fem.io.mesh_from_meshio`),
   Ansys element numbers in ``element_ids``; VTK orderings of ``tetra``/``tetra10``/``hexahedron``/
   ``hexahedron20`` are CalculiX's (SOLID185 -> C3D8, SOLID186 -> C3D20, SOLID187 -> C3D10, SOLID285 -> C3D4);
-  degenerate SOLID185/186 (wedges, pyramids), shells, beams... are not supported: :class:`AnsysError` names the
-  file, the VTK cell type and the first Ansys element numbers;
+  meshing and surface-effect elements (MESH200, SURF154...) are skipped with an :class:`~.ansys_elements.AnsysWarning`;
+  contact, shells, beams, degenerate SOLID185/186 (wedges, pyramids)... are refused: :class:`AnsysError` names the
+  file, the ``ETYPE`` number and element name, the first Ansys element numbers and the fix
+  (:mod:`.ansys_elements`);
 * node and element components become node and element sets;
 * integration points: the ``.rst`` stores element *nodal* results (extrapolated), not integration-point
   values, so no integration-point mapping is offered.
+
+Every call into the reader runs in a process of its own (:func:`read_isolated`; the reader crashes natively on
+damaged records): the mesh and displacements, and what a caller asks for beside them (``records``: a function of the
+reader's result object run in that process, returning plain arrays), so that the caller never calls the reader.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..fem.mesh import CellBlock, Mesh
+from .ansys_elements import VTK_TO_ELEMENT, AnsysWarning, kept_cells
 from .magnitudes import ABSURD, beyond
 from structrom.mpi.errors import StructromError
 
@@ -34,13 +44,12 @@ from structrom.mpi.errors import StructromError
 _BINARY_FORMATS = {2: "an element matrix file (.emat)", 4: "an assembled matrix file (.full)",
                    12: "a result file (.rst/.rth)"}
 
-__all__ = ["AnsysError", "AnsysResult", "read_ansys_archive", "read_ansys_result", "VTK_TO_ELEMENT"]
+__all__ = ["AnsysError", "AnsysResult", "AnsysWarning", "read_ansys_archive", "read_ansys_result", "VTK_TO_ELEMENT"]
 
-#: VTK cell type id -> our element type.
-VTK_TO_ELEMENT = {10: "C3D4", 24: "C3D10", 12: "C3D8", 25: "C3D20"}
-_VTK_NAMES = {1: "vertex", 3: "line", 5: "triangle", 9: "quad", 10: "tetra", 12: "hexahedron", 13: "wedge",
-              14: "pyramid", 21: "quadratic_edge", 22: "quadratic_triangle", 23: "quadratic_quad",
-              24: "quadratic_tetra", 25: "quadratic_hexahedron", 26: "quadratic_wedge", 27: "quadratic_pyramid"}
+#: Seconds a reader's process may take: this base plus :data:`READER_SECONDS_PER_MB` per megabyte of the file
+#: (the reader parses hundreds of MB/s; the margin is for slow disks), or ``STRUCTROM_READER_TIMEOUT`` when set.
+READER_TIMEOUT_BASE = 120.0
+READER_SECONDS_PER_MB = 1.0
 
 
 class AnsysError(StructromError, ValueError):
@@ -78,7 +87,9 @@ class AnsysResult:
 
     ``node_ids`` ``(n_nodes,)``/``element_ids`` ``(n_elements,)``: Ansys numbers of our nodes/elements;
     ``times`` ``(n_sets,)``: the result sets' time values; ``displacement`` ``(n_sets, n_nodes, 3)``
-    (UX, UY, UZ; other dofs ignored; NaN where a node has no result).
+    (UX, UY, UZ; other dofs ignored; NaN where a node has no result); ``records``: what the ``records`` function
+    given to :func:`read_ansys_result` read (None without one); ``skipped``: the skipped elements, one phrase per
+    element type (``"ETYPE 2 = SURF154: 12 elements (first 41, 42, ...)"``).
     """
 
     path: Path
@@ -87,13 +98,18 @@ class AnsysResult:
     element_ids: np.ndarray
     times: np.ndarray
     displacement: np.ndarray
+    records: Any = None
+    skipped: list[str] = field(default_factory=list)
 
 
 @dataclass
 class _Grid:
     """The parts of the reader's VTK grid the conversion uses, as plain arrays (they cross processes):
     ``points`` ``(n_points, 3)``, ``celltypes`` ``(n_cells,)`` VTK ids, ``cell_connectivity`` (flat) with
-    ``cell_offsets`` ``(n_cells + 1,)``, ``point_data``/``cell_data`` holding ``ansys_node_num``/``ansys_elem_num``."""
+    ``cell_offsets`` ``(n_cells + 1,)``, ``point_data``/``cell_data`` holding ``ansys_node_num``/``ansys_elem_num``
+    and (cell data) the ``ETYPE`` reference ``ansys_etype`` and element type ``ansys_elem_type_num`` (185...);
+    ``dropped``: the same three arrays for the elements the reader made no cell of (types it has no VTK shape
+    for: MPC184, MESH200 without KEYOPT(1), user elements...)."""
 
     points: np.ndarray
     celltypes: np.ndarray
@@ -101,21 +117,34 @@ class _Grid:
     cell_offsets: np.ndarray
     point_data: dict
     cell_data: dict
+    dropped: dict = field(default_factory=dict)
 
     @property
     def n_cells(self) -> int:
         return len(self.celltypes)
 
 
-def _plain_grid(grid) -> _Grid | None:
-    """:class:`_Grid` of a reader's (pyvista) grid; None when the reader gave no cells."""
+def _plain_grid(grid, elements=None) -> _Grid | None:
+    """:class:`_Grid` of a reader's (pyvista) grid; None when the reader gave no cells. ``elements``: the reader's
+    mesh (its ``enum``, ``_ans_etype``, ``etype`` list every element, those without a cell too)."""
     if grid is None or getattr(grid, "n_cells", 0) == 0:
         return None
     offsets = grid.cell_offsets if hasattr(grid, "cell_offsets") else grid.offset
-    pick = (lambda data, key: {key: np.asarray(data[key], dtype=np.int64)} if key in data else {})  # (Ansys numbers)
-    return _Grid(np.asarray(grid.points, dtype=float), np.asarray(grid.celltypes),
-                 np.asarray(grid.cell_connectivity, dtype=np.int64), np.asarray(offsets, dtype=np.int64),
-                 pick(grid.point_data, "ansys_node_num"), pick(grid.cell_data, "ansys_elem_num"))
+    pick = (lambda data, *keys: {k: np.asarray(data[k], dtype=np.int64) for k in keys if k in data})  # (numbers)
+    out = _Grid(np.asarray(grid.points, dtype=float), np.asarray(grid.celltypes),
+                np.asarray(grid.cell_connectivity, dtype=np.int64), np.asarray(offsets, dtype=np.int64),
+                pick(grid.point_data, "ansys_node_num"),
+                pick(grid.cell_data, "ansys_elem_num", "ansys_etype", "ansys_elem_type_num"))
+    try:
+        every = {"ansys_elem_num": elements.enum, "ansys_etype": elements._ans_etype,
+                 "ansys_elem_type_num": elements.etype}
+        every = {k: np.asarray(v, np.int64).reshape(-1) for k, v in every.items()}
+    except Exception:  # (no element list from this reader: the cells are all we know)
+        return out
+    if "ansys_elem_num" in out.cell_data and len({len(v) for v in every.values()}) == 1:
+        missing = ~np.isin(every["ansys_elem_num"], out.cell_data["ansys_elem_num"])
+        out.dropped = {k: v[missing] for k, v in every.items()}
+    return out
 
 
 def _components(obj, name: str) -> dict:
@@ -147,18 +176,37 @@ def _result_end(res) -> int:
     return 4 * int(header.get("ptrend", 0) or 0)
 
 
-def read_isolated(fn, path: Path, what: str):
-    """``fn(str(path))`` in the reader's own process (:func:`~.reader_process.run_isolated`: the reader crashes
-    natively on truncated or damaged files); its errors and crashes become :class:`AnsysError` naming ``path`` and
-    ``what`` (the file's role)."""
-    from .reader_process import run_isolated
+def reader_timeout(path: Path) -> float:
+    """Seconds the reader's process may take on ``path`` (:data:`READER_TIMEOUT_BASE`)."""
+    fixed = os.environ.get("STRUCTROM_READER_TIMEOUT")
+    if fixed:
+        try:
+            return float(fixed)
+        except ValueError:
+            raise AnsysError(f"STRUCTROM_READER_TIMEOUT={fixed!r} is not a number of seconds") from None
+    return READER_TIMEOUT_BASE + READER_SECONDS_PER_MB * os.path.getsize(path) / 1e6
 
-    def crashed() -> AnsysError:
-        return AnsysError(f"{path}: ansys-mapdl-reader stopped abnormally (a native crash) reading it: the file is "
-                          f"truncated, damaged or not {what}; write it again")
 
+def read_isolated(fn: Callable[..., Any], path: Path, what: str, *args):
+    """``fn(str(path), *args)`` in the reader's own process (:func:`~.reader_process.run_isolated`: the reader
+    crashes natively on truncated or damaged files) within :func:`reader_timeout`; its errors, crashes and time-outs
+    become :class:`AnsysError` naming ``path``, ``what`` (the file's role) and the record it was reading (the
+    last :func:`~.reader_process.stage` of ``fn``)."""
+    from .reader_process import ReaderStopped, run_isolated
+
+    timeout = reader_timeout(path)
     try:
-        return run_isolated(fn, str(path), crashed=crashed)
+        return run_isolated(fn, str(path), *args, crashed=None, timeout=timeout)
+    except ReaderStopped as stop:
+        where = f" reading {stop.stage}" if stop.stage else " reading it"
+        if stop.timed_out:
+            raise AnsysError(f"{path}: ansys-mapdl-reader did not finish{where} within {timeout:g} s and was "
+                             "stopped: the file is damaged (a corrupted record the reader loops on) or on a stalled "
+                             "file system; check the file, or allow more time with STRUCTROM_READER_TIMEOUT=<seconds>"
+                             ) from None
+        raise AnsysError(f"{path}: ansys-mapdl-reader stopped abnormally ({stop.why}: a native crash){where}: the "
+                         f"file is truncated, damaged{' in that record' if stop.stage else ''} or not {what}; write "
+                         "it again") from None
     except (AnsysError, ImportError):
         raise
     except Exception as exc:  # the reader raises assorted types
@@ -169,34 +217,44 @@ def read_isolated(fn, path: Path, what: str):
 def load_archive(path: str) -> tuple[_Grid | None, dict, dict]:
     """In the reader's process: ``(grid, node components, element components)`` of an archive (``.cdb``)."""
     archive = _reader().Archive(path)
-    return (_plain_grid(archive.grid), _components(archive, "node_components"),
+    return (_plain_grid(archive.grid, archive), _components(archive, "node_components"),
             _components(archive, "element_components"))
 
 
-def _load_result(path: str):
-    """In the reader's process: ``(grid, node components, element components, displacements, times)`` of a result
-    file, ``displacements`` one ``(node numbers (k,), values (k, n_dof))`` per result set."""
+def _load_result(path: str, records: Callable[[Any, str], Any] | None = None):
+    """In the reader's process: ``(grid, node components, element components, displacements, times, records)`` of a
+    result file, ``displacements`` one ``(node numbers (k,), values (k, n_dof))`` per result set, ``records`` what
+    ``records(reader's result, path)`` returns (None without it)."""
+    from .reader_process import stage
+
+    stage("the file's headers")
     check_binary_kind(path, 12, "an Ansys result file (.rst)")
     res = _reader().read_binary(path)
     end, size = _result_end(res), os.path.getsize(path)
     if end > size:
         raise AnsysError(f"{path}: the file has {size} bytes, its header declares {end}: it is truncated (an "
                          "unfinished copy or run); copy it again")
-    grid = _plain_grid(res.quadgrid if getattr(res, "quadgrid", None) is not None else res.grid)
+    stage("the mesh (nodes and elements)")
+    grid = _plain_grid(res.quadgrid if getattr(res, "quadgrid", None) is not None else res.grid,
+                       getattr(res, "mesh", None))
     disp = []
     for k in range(int(res.nsets)):
+        stage(f"result set {k + 1}: the nodal displacements")
         try:
             nnum, values = res.nodal_displacement(k)
         except Exception as exc:
             raise AnsysError(f"{path}: result set {k + 1}: cannot read nodal displacements "
                              f"({type(exc).__name__}: {exc})") from None
         disp.append((np.asarray(nnum, dtype=np.int64), np.asarray(values, dtype=float)))
-    return (grid, _components(res, "node_components"), _components(res, "element_components"), disp,
-            np.asarray(res.time_values, dtype=float))
+    times = np.asarray(res.time_values, dtype=float)
+    extra = records(res, path) if records is not None else None
+    return grid, _components(res, "node_components"), _components(res, "element_components"), disp, times, extra
 
 
 def _mesh_from_grid(grid: _Grid | None, source: str, node_components=None, element_components=None):
-    """``(mesh, node_ids, element_ids)`` of the reader's grid (:func:`_plain_grid`: None without cells)."""
+    """``(mesh, node_ids, element_ids, skipped)`` of the reader's grid (:func:`_plain_grid`: None without cells);
+    ``skipped``: phrases naming the elements left out (:func:`~.ansys_elements.kept_cells`), also given as an
+    :class:`AnsysWarning`."""
     if grid is None:
         raise AnsysError(f"{source}: no mesh read (no NBLOCK/EBLOCK nodes and elements): the file is cut short, "
                          "damaged or not an Ansys archive/result")
@@ -204,22 +262,22 @@ def _mesh_from_grid(grid: _Grid | None, source: str, node_components=None, eleme
     if "ansys_node_num" not in grid.point_data or "ansys_elem_num" not in grid.cell_data:
         raise AnsysError(f"{source}: the reader's grid has no ansys_node_num/ansys_elem_num arrays")
     enum = np.asarray(grid.cell_data["ansys_elem_num"], dtype=np.int64)
-    bad = ~np.isin(celltypes, list(VTK_TO_ELEMENT))
-    if bad.any():
-        kinds = sorted(set(celltypes[bad].tolist()))
-        names = [_VTK_NAMES.get(k, f"VTK type {k}") for k in kinds]
-        raise AnsysError(
-            f"{source}: {int(bad.sum())} elements are of unsupported type(s) {names} (first Ansys elements "
-            f"{enum[bad][:5].tolist()}); supported: solid tetrahedra and hexahedra (SOLID185/186 bricks, "
-            "SOLID187, SOLID285), not degenerate wedges/pyramids, shells or beams")
+    kept, skipped, refused = kept_cells(grid.celltypes, grid.cell_data, grid.dropped)
+    if refused:
+        raise AnsysError(f"{source}: {refused}")
+    if not kept.any():
+        raise AnsysError(f"{source}: no solid elements, only {'; '.join(skipped)}")
+    if skipped:
+        warnings.warn(f"{source}: skipped (no stiffness of their own; loads on them are not read): "
+                      f"{'; '.join(skipped)}", AnsysWarning, stacklevel=3)
     conn_flat, offsets = grid.cell_connectivity, grid.cell_offsets
     order: list[int] = []
-    for t in celltypes.tolist():
+    for t in celltypes[kept].tolist():
         if t not in order:
             order.append(t)
     blocks, element_ids = [], []
     for t in order:
-        cells = np.flatnonzero(celltypes == t)
+        cells = np.flatnonzero((celltypes == t) & kept)
         k = offsets[cells[0] + 1] - offsets[cells[0]]
         idx = offsets[cells][:, None] + np.arange(k)
         conn = conn_flat[idx]
@@ -236,16 +294,16 @@ def _mesh_from_grid(grid: _Grid | None, source: str, node_components=None, eleme
         used[conn.ravel()] = True
     old_to_new = np.cumsum(used) - 1
     cell_order = np.concatenate([c for _, _, c in blocks])
-    new_of_cell = np.empty(len(celltypes), dtype=np.int64)
+    new_of_cell = np.zeros(len(celltypes), dtype=np.int64)
     new_of_cell[cell_order] = np.arange(len(cell_order))
     node_sets, element_sets = {}, {}
     for name, ids in (node_components or {}).items():
         node_sets[str(name)] = old_to_new[np.flatnonzero(np.isin(nnum, np.asarray(ids)) & used)]
     for name, ids in (element_components or {}).items():
-        element_sets[str(name)] = np.sort(new_of_cell[np.flatnonzero(np.isin(enum, np.asarray(ids)))])
+        element_sets[str(name)] = np.sort(new_of_cell[np.flatnonzero(np.isin(enum, np.asarray(ids)) & kept)])
     mesh = Mesh(points[used], [CellBlock(e, old_to_new[c]) for e, c, _ in blocks],
                 node_sets=node_sets, element_sets=element_sets)
-    return mesh, nnum[used], np.concatenate(element_ids)
+    return mesh, nnum[used], np.concatenate(element_ids), skipped
 
 
 def read_ansys_archive(path: str | os.PathLike) -> tuple[Mesh, np.ndarray, np.ndarray]:
@@ -256,18 +314,20 @@ def read_ansys_archive(path: str | os.PathLike) -> tuple[Mesh, np.ndarray, np.nd
     if not path.exists():
         raise AnsysError(f"Ansys archive {str(path)!r} does not exist")
     grid, ncomp, ecomp = read_isolated(load_archive, path, "an Ansys archive (.cdb, CDWRITE)")
-    return _mesh_from_grid(grid, str(path), ncomp, ecomp)
+    return _mesh_from_grid(grid, str(path), ncomp, ecomp)[:3]
 
 
-def read_ansys_result(path: str | os.PathLike) -> AnsysResult:
+def read_ansys_result(path: str | os.PathLike, records: Callable[[Any, str], Any] | None = None) -> AnsysResult:
     """Mesh and nodal displacements of every result set of an Ansys result file (``.rst``), read in a process of
-    its own (the reader aborts natively on truncated files)."""
+    its own (the reader aborts natively on truncated files), and ``records(reader's result, path)`` read there
+    (a picklable function returning plain arrays; :func:`~.reader_process.stage` names each record it reads) as
+    ``AnsysResult.records``."""
     _reader()
     path = Path(path)
     if not path.exists():
         raise AnsysError(f"Ansys result file {str(path)!r} does not exist")
-    grid, ncomp, ecomp, sets, times = read_isolated(_load_result, path, "an Ansys result file (.rst)")
-    mesh, node_ids, element_ids = _mesh_from_grid(grid, str(path), ncomp, ecomp)
+    grid, ncomp, ecomp, sets, times, extra = read_isolated(_load_result, path, "an Ansys result file (.rst)", records)
+    mesh, node_ids, element_ids, skipped = _mesh_from_grid(grid, str(path), ncomp, ecomp)
     n_sets = len(sets)
     disp = np.full((n_sets, mesh.n_nodes, 3), np.nan)
     for k, (nnum, values) in enumerate(sets):
@@ -282,4 +342,4 @@ def read_ansys_result(path: str | os.PathLike) -> AnsysResult:
     times = times[:n_sets]
     if times.shape != (n_sets,) or not np.all(np.isfinite(times)):
         raise AnsysError(f"{path}: result times {times.tolist()[:8]} are not one finite time per result set")
-    return AnsysResult(path, mesh, node_ids, element_ids, times, disp)
+    return AnsysResult(path, mesh, node_ids, element_ids, times, disp, extra, skipped)

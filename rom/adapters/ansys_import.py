@@ -12,7 +12,11 @@ constraints (``D``) and nodal forces (``F``) of every set. What the file does no
 
 Refused by name: non-static analyses (modal, harmonic, transient...; header ``kan``), large deflection
 (``NLGEOM``), non-zero prescribed displacements, result files without any load (no ``F`` record, no
-pressure and uniform temperatures), meshes that differ between the files.
+pressure and uniform temperatures), meshes that differ between the files, ``D``/``F`` records on nodes that are not
+on the solid elements (e.g. the pilot node of a remote load).
+
+Every record is read in ansys-mapdl-reader's process (:mod:`.ansys_records`): a file damaged in its ``D``/``F``,
+temperature or any other record is refused naming the file, the set and the record, and the caller lives on.
 
 Pressures: the ``.rst`` records the reader exposes hold no surface loads; they come from the run's archive
 (``cdb``: one ``.cdb`` per run, or one for all runs), its ``SFE``/``SFEBLOCK`` ``PRES`` loads
@@ -36,13 +40,9 @@ import numpy as np
 from ..atomic import atomic_write_text
 from ..config import write_toml
 from .ansys import AnsysError, _reader, check_magnitudes, read_ansys_result
+from .ansys_records import ANALYSIS_TYPES, LoadRecords, NodalRecords, load_records
 
 __all__ = ["import_ansys", "ANALYSIS_TYPES"]
-
-#: Ansys analysis types (result header ``kan``)
-ANALYSIS_TYPES = {0: "static", 1: "buckling", 2: "modal", 3: "harmonic", 4: "transient", 7: "substructure",
-                  8: "spectrum"}
-_DOF = {"UX": 0, "UY": 1, "UZ": 2, "FX": 0, "FY": 1, "FZ": 2}
 
 
 def _aligned(node_ids: np.ndarray, nnum: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -53,38 +53,37 @@ def _aligned(node_ids: np.ndarray, nnum: np.ndarray) -> tuple[np.ndarray, np.nda
     return order[pos], hit
 
 
-def _records(res, k: int, what: str, node_ids: np.ndarray, path: Path) -> np.ndarray | None:
-    """``(n_nodes, 3)`` values of the constraint (``D``) or force (``F``) records of set ``k``, NaN where a
-    dof has no record; None when the file has no such records."""
-    try:
-        nnum, dof, values = (res.nodal_boundary_conditions if what == "D" else res.nodal_input_force)(k)
-    except IndexError:
+def _records(records: NodalRecords | None, k: int, what: str, node_ids: np.ndarray, path: Path) -> np.ndarray | None:
+    """``(n_nodes, 3)`` values of the constraint (``D``) or force (``F``) ``records`` of set ``k``, NaN where a
+    dof has no record; None when the set has no such records. Records on nodes off the mesh are refused."""
+    if records is None:
         return None
-    except Exception as exc:  # the reader raises assorted types
-        raise AnsysError(f"{path}: result set {k + 1}: cannot read the {what} records ({type(exc).__name__}: "
-                         f"{exc})") from None
-    labels = list(res.result_dof(k)) if callable(getattr(res, "result_dof", None)) else ["UX", "UY", "UZ"]
+    nnum, component, values = records
+    label = "constraint (D)" if what == "D" else "force (F)"
     out = np.full((len(node_ids), 3), np.nan)
-    nnum, dof, values = np.asarray(nnum, np.int64), np.asarray(dof, np.int64), np.asarray(values, float)
     pos, hit = _aligned(node_ids, nnum)
-    for j in np.flatnonzero(hit):
-        label = labels[dof[j] - 1] if 1 <= dof[j] <= len(labels) else "?"
-        c = _DOF.get(label.replace("F", "U") if what == "D" else label.replace("U", "F"))
-        if c is not None:
-            out[pos[j], c] = values[j]
-    check_magnitudes(out, f"{path}: result set {k + 1}: {'constraint (D)' if what == 'D' else 'force (F)'} records",
-                     node_ids)
+    if not hit.all():
+        raise AnsysError(f"{path}: result set {k + 1}: {label} records on nodes {np.unique(nnum[~hit])[:5].tolist()} "
+                         "that no converted solid element uses (a pilot node of a remote load or constraint, or a "
+                         "node of a skipped element): apply them on the solid's nodes")
+    take = hit & (component >= 0)
+    out[pos[take], component[take]] = values[take]
+    check_magnitudes(out, f"{path}: result set {k + 1}: {label} records", node_ids)
     return out
 
 
-def _material(res, path: Path) -> dict:
-    mats = dict(getattr(res, "materials", None) or {})
+def _material(records: LoadRecords, path: Path) -> dict:
+    mats = records.materials
     if len(mats) != 1:
         raise AnsysError(f"{path}: {len(mats)} materials in the file: give the law with --material (one law for "
                          "all elements)")
     m = next(iter(mats.values()))
     if "EX" not in m:
         raise AnsysError(f"{path}: the material has no EX: give the law with --material")
+    tables = sorted(k for k in ("EX", "NUXY", "PRXY", "ALPX", "REFT", "DENS") if np.size(m.get(k, 0.0)) != 1)
+    if tables:
+        raise AnsysError(f"{path}: temperature-dependent {', '.join(tables)} (MPDATA tables): the import reads "
+                         "constant properties; give the law with --material")
     law = {"type": "linear_elastic", "young": float(m["EX"]), "poisson": float(m.get("NUXY", m.get("PRXY", 0.3)))}
     if m.get("ALPX"):
         law["expansion"] = float(m["ALPX"])
@@ -109,16 +108,15 @@ def _pressure_groups(runs, paths, cdb, log=lambda msg: None) -> tuple[dict[str, 
     cdb = cdb * len(paths) if len(cdb) == 1 else cdb
     read = {}
     per_run = []
-    base = runs[0][0]  # the mesh written (the runs' meshes are checked equal)
-    for (_, res), path, c in zip(runs, paths, cdb):
+    base = runs[0]  # the mesh written (the runs' meshes are checked equal)
+    for r, path, c in zip(runs, paths, cdb):
         if c not in read:
             log(f"  reading {c}")
             read[c] = read_cdb_pressures(c, base.mesh, base.node_ids, base.element_ids)
         p = read[c]
-        steps = np.asarray((getattr(res, "_resultheader", {}) or {}).get("ls_table", np.zeros((0, 3))))
-        if len(p.values) and steps.size and int(steps.reshape(-1, 3)[:, 0].max()) > 1:
-            raise AnsysError(f"{path}: {int(steps.reshape(-1, 3)[:, 0].max())} load steps: the pressures of {c} are "
-                             "one load state; import runs of one load step when they carry pressures")
+        if len(p.values) and r.records.load_steps > 1:
+            raise AnsysError(f"{path}: {r.records.load_steps} load steps: the pressures of {c} are one load state; "
+                             "import runs of one load step when they carry pressures")
         per_run.append(p)
     keys, inverse = np.unique(np.concatenate([p.faces for p in per_run]), axis=0, return_inverse=True)
     run_of = np.repeat(np.arange(len(per_run)), [len(p.faces) for p in per_run])
@@ -154,53 +152,43 @@ def import_ansys(results: list[str | os.PathLike], out: str | os.PathLike, *, ma
     paths = [Path(p) for p in results]
     if not paths:
         raise AnsysError("no result files given: one .rst per training loading is needed")
-    reader = _reader()
+    _reader()  # (a broken install named before any process starts)
     runs = []
     for path in paths:
         log(f"  reading {path}")
-        r = read_ansys_result(path)
-        res = reader.read_binary(str(path))
-        header = getattr(res, "_resultheader", {}) or {}
-        kan, nlgeom = int(header.get("kan", 0)), int(header.get("nlgeom", 0))
-        if kan != 0:
-            raise AnsysError(f"{path}: a {ANALYSIS_TYPES.get(kan, f'type {kan}')} analysis (ANTYPE); only static "
-                             "results (ANTYPE,STATIC) are training cases of the reduced model")
-        if nlgeom:
-            raise AnsysError(f"{path}: NLGEOM,ON (large deflection): the reduced model is geometrically linear")
-        if runs and (r.mesh.points.shape != runs[0][0].mesh.points.shape
-                     or not np.allclose(r.mesh.points, runs[0][0].mesh.points) or not np.array_equal(
-                         r.node_ids, runs[0][0].node_ids)):
+        r = read_ansys_result(path, records=load_records)  # (analysis type refused there, before the records)
+        for phrase in r.skipped:
+            log(f"  skipped: {phrase}")
+        if runs and (r.mesh.points.shape != runs[0].mesh.points.shape
+                     or not np.allclose(r.mesh.points, runs[0].mesh.points) or not np.array_equal(
+                         r.node_ids, runs[0].node_ids)):
             raise AnsysError(f"{path}: its mesh differs from {paths[0]}'s; all runs must share one mesh")
         if np.isnan(r.displacement).any():
             raise AnsysError(f"{path}: displacements missing at some nodes (OUTRES,NSOL for all nodes)")
-        runs.append((r, res))
-    mesh, node_ids = runs[0][0].mesh, runs[0][0].node_ids
+        runs.append(r)
+    mesh, node_ids = runs[0].mesh, runs[0].node_ids
     n = mesh.n_nodes
-    law = material if material is not None else _material(runs[0][1], paths[0])
+    law = material if material is not None else _material(runs[0].records, paths[0])
     law_from_config(law)  # a bad law fails here, naming the field
     reference = float(law.get("reference_temperature", 0.0)) if isinstance(law, dict) else 0.0
     temps, forces, fixed_mask = [], [], np.zeros((n, 3), bool)
-    for (r, res), path in zip(runs, paths):
+    for r, path in zip(runs, paths):
         t = np.full((len(r.times) + 1, n), reference)
-        try:
-            for k in range(len(r.times)):
-                nnum, v = res.nodal_temperature(k)
-                pos, hit = _aligned(node_ids, np.asarray(nnum, np.int64))
-                t[k + 1, pos[hit]] = np.asarray(v, float).reshape(-1)[hit]
-        except Exception:  # no temperature records: the reference temperature throughout
-            t[:] = reference
+        for k, (nnum, v) in enumerate(r.records.temperatures or []):  # (none: the reference temperature)
+            pos, hit = _aligned(node_ids, nnum)
+            t[k + 1, pos[hit]] = v[hit]
         for k in range(len(r.times)):
             check_magnitudes(t[k + 1], f"{path}: result set {k + 1}: nodal temperatures", node_ids)
         temps.append(np.nan_to_num(t, nan=reference))
         f = np.zeros((len(r.times) + 1, n, 3))
         for k in range(len(r.times)):
-            d = _records(res, k, "D", node_ids, path)
+            d = _records(r.records.constraints[k], k, "D", node_ids, path)
             if d is not None:
                 if np.any(np.nan_to_num(d) != 0.0):
                     raise AnsysError(f"{path}: result set {k + 1}: non-zero prescribed displacements (D): the "
                                      "reduced model has homogeneous Dirichlet conditions only (yet)")
                 fixed_mask |= ~np.isnan(d)
-            load = _records(res, k, "F", node_ids, path)
+            load = _records(r.records.forces[k], k, "F", node_ids, path)
             if load is not None:
                 f[k + 1] = np.nan_to_num(load)
         forces.append(f)
@@ -237,7 +225,7 @@ def import_ansys(results: list[str | os.PathLike], out: str | os.PathLike, *, ma
     write_mesh_inp(mesh_file, mesh, all_nset=None, all_elset=None)
     disc = Discretization(mesh)
     values, snapshots = {}, []
-    for i, ((r, _), path, temp) in enumerate(zip(runs, paths, temps)):
+    for i, (r, path, temp) in enumerate(zip(runs, paths, temps)):
         times = np.concatenate([[0.0], r.times])
         if np.any(np.diff(times) <= 0):
             raise AnsysError(f"{path}: result times {r.times.tolist()[:8]} must be > 0 and increasing")
@@ -266,7 +254,7 @@ def import_ansys(results: list[str | os.PathLike], out: str | os.PathLike, *, ma
               "values": {r: {k: v.get(k, 0.0) for k in ranges} for r, v in values.items()}, "ranges": ranges,
               "material": law, "fixed": {b["node_set"]: len(mesh.node_sets[b["node_set"]]) for b in boundary},
               "forces": {f"FORCE_{g + 1}": len(nodes) for g, (nodes, _) in enumerate(groups)},
-              "pressures": {s: len(faces) for s, faces in surfaces.items()}}
+              "pressures": {s: len(faces) for s, faces in surfaces.items()}, "skipped": runs[0].skipped}
     atomic_write_text(out / "family.json", json.dumps(family, indent=1))
     write_toml(out / "offline.toml", imported_offline_config(law.get("type") != "linear_elastic"),
                f"written by structrom import ansys from {len(paths)} result files")

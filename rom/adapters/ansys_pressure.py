@@ -257,7 +257,9 @@ def read_cdb_pressures(path: str | os.PathLike, mesh, node_ids: np.ndarray, elem
     for (e, face), (v, n) in rows.items():
         pos = int(np.searchsorted(element_ids[order], e))
         if pos >= len(order) or element_ids[order[pos]] != e:
-            raise p.error(n, f"pressure on element {e}, which is not a solid element of the result file's mesh")
+            raise p.error(n, f"pressure on element {e}, which is not a solid element of the result file's mesh (a "
+                             "surface-effect element such as SURF154 is skipped by the import): give the pressure "
+                             "on the face of the solid element beneath (SFE,elem,face,PRES)")
         g = int(order[pos])
         b = int(block_of[g])
         kind = mesh.blocks[b].element

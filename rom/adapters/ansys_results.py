@@ -10,26 +10,23 @@ Through ``ansys-mapdl-reader`` (a core dependency), on the mesh and numbering of
   nodes, ``(n_elements, n_corners, 6)`` per set, elements in our order;
 * a quantity absent from the file (e.g. plastic strains of an elastic run) raises :class:`AnsysError`
   naming it and the ``OUTRES`` item that writes it; the ``.rst`` holds no integration-point values.
+
+The reader runs in a process of its own (:mod:`.ansys_records`): a file damaged in a stress, strain or temperature
+record is refused naming the file, the set and the record.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from .ansys import AnsysError, AnsysResult, _reader, check_magnitudes, read_ansys_result
+from .ansys import AnsysError, AnsysResult, check_magnitudes, read_ansys_result
+from .ansys_records import NODAL_QUANTITIES, field_records
 
 __all__ = ["AnsysFields", "read_ansys_fields", "NODAL_QUANTITIES"]
-
-#: our name -> (reader method, number of columns kept, OUTRES item that writes it).
-NODAL_QUANTITIES = {
-    "stress": ("nodal_stress", 6, "S"),
-    "elastic_strain": ("nodal_elastic_strain", 6, "EPEL"),
-    "plastic_strain": ("nodal_plastic_strain", 6, "EPPL"),
-    "temperature": ("nodal_temperature", 1, "BFEM (nodal temperatures)"),
-}
 
 
 @dataclass
@@ -70,52 +67,34 @@ def read_ansys_fields(path: str | os.PathLike, quantities: tuple[str, ...] = tup
     unknown = sorted(set(quantities) - set(NODAL_QUANTITIES))
     if unknown:
         raise AnsysError(f"unknown Ansys quantities {unknown}; use {sorted(NODAL_QUANTITIES)}")
-    base = read_ansys_result(path)
-    reader = _reader()
     path = Path(path)
-    res = reader.read_binary(str(path))
-    available = str(getattr(res, "available_results", ""))
+    base = read_ansys_result(path, records=partial(field_records, quantities=tuple(quantities),
+                                                   element_results=element_results))
+    read = base.records
+    base.records = None
     out = AnsysFields(base)
-    n_sets = len(base.times)
     for name in quantities:
-        method, ncol, _ = NODAL_QUANTITIES[name]
+        ncol = NODAL_QUANTITIES[name][1]
+        sets = read.nodal[name]
+        if sets is None or (name == "temperature" and "EPT" not in read.available
+                            and "temperature" not in read.available.lower()):
+            continue
         data = []
-        for k in range(n_sets):
-            try:
-                nnum, values = getattr(res, method)(k)
-            except ValueError as exc:
-                if "not available" in str(exc):
-                    data = None
-                    break
-                raise AnsysError(f"{path}: result set {k + 1}: cannot read {name} ({exc})") from exc
-            except Exception as exc:
-                raise AnsysError(f"{path}: result set {k + 1}: cannot read {name} "
-                                 f"({type(exc).__name__}: {exc})") from exc
-            values = np.asarray(values, dtype=float)
-            values = values.reshape(len(values), -1)[:, :ncol]
-            check_magnitudes(values, f"{path}: result set {k + 1}: {name}", np.asarray(nnum, np.int64))
-            data.append(_align(np.asarray(nnum, np.int64), values, base.node_ids))
-        if data is not None and (name != "temperature" or "EPT" in available or "temperature" in available.lower()):
-            arr = np.array(data)
-            out.nodal[name] = arr[..., 0] if ncol == 1 else arr
-    if element_results:
-        corners, sets = None, []
-        for k in range(n_sets):
-            try:
-                enum, values, enode = res.element_stress(k)
-            except Exception as exc:
-                raise AnsysError(f"{path}: result set {k + 1}: cannot read element stresses "
-                                 f"({type(exc).__name__}: {exc})") from exc
-            enum = np.asarray(enum, np.int64)
-            sizes = {np.asarray(v).shape for v in values}
-            if len(sizes) != 1:
-                break  # mixed element types: per-element arrays differ in size
-            stack = np.array([np.asarray(v, float)[:, :6] for v in values])
+        for k, (nnum, values) in enumerate(sets):
+            check_magnitudes(values, f"{path}: result set {k + 1}: {name}", nnum)
+            data.append(_align(nnum, values, base.node_ids))
+        arr = np.array(data)
+        out.nodal[name] = arr[..., 0] if ncol == 1 else arr
+    if read.element_stress is not None:
+        stacks, corners = [], None
+        for k, (enum, stack, enode) in enumerate(read.element_stress):
             check_magnitudes(stack, f"{path}: result set {k + 1}: element nodal stresses", enum)
-            pos = np.searchsorted(enum, base.element_ids) if np.all(np.diff(enum) > 0) else \
-                np.array([int(np.flatnonzero(enum == e)[0]) for e in base.element_ids])
-            sets.append(stack[pos])
-            corners = np.array([np.asarray(enode[i], np.int64) for i in pos])
-        if len(sets) == n_sets:
-            out.element_stress, out.element_corner_ids = np.array(sets), corners
+            order = np.argsort(enum, kind="stable")
+            pos = order[np.minimum(np.searchsorted(enum[order], base.element_ids), len(enum) - 1)]
+            if not np.array_equal(enum[pos], base.element_ids):
+                missing = base.element_ids[enum[pos] != base.element_ids][:5].tolist()
+                raise AnsysError(f"{path}: result set {k + 1}: no element stresses for elements {missing}")
+            stacks.append(stack[pos])
+            corners = enode[pos]
+        out.element_stress, out.element_corner_ids = np.array(stacks), corners
     return out

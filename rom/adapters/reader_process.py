@@ -11,19 +11,27 @@ The process is a fresh interpreter (``python -c``) that receives the function an
 standard input and answers on its standard output: it does not import the caller's main module, so a user's
 script without an ``if __name__ == "__main__":`` guard is neither run again nor stopped by multiprocessing's
 bootstrapping error (which looked like a reader crash).
+
+The function may call :func:`stage` to say what it reads next (``"result set 2: the constraint (D) records"``): when
+the process is killed (a signal, or ``timeout``), the caller learns which record it was reading. A process past its
+``timeout`` is killed and waited for (no orphan is left).
 """
 from __future__ import annotations
 
 import os
 import pickle
+import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from typing import TypeVar
 
+from structrom.mpi.errors import StructromError
+
 T = TypeVar("T")
 
-__all__ = ["ISOLATE", "run_isolated"]
+__all__ = ["ISOLATE", "ReaderStopped", "run_isolated", "stage"]
 
 #: False: :func:`run_isolated` calls the function in this process (for tests that replace the reader in it).
 ISOLATE = True
@@ -31,6 +39,27 @@ ISOLATE = True
 #: The worker: the caller's ``sys.path`` first (so that the function's module imports as in the caller), then the call.
 _WORKER = ("import pickle, sys; sys.path[:] = pickle.load(sys.stdin.buffer); "
            "from structrom.rom.adapters.reader_process import _serve; _serve()")
+
+
+#: In the worker: the file :func:`stage` writes to (None: not in a worker).
+_STAGE_FILE: str | None = None
+
+
+class ReaderStopped(StructromError, RuntimeError):
+    """The reader's process ended without an answer: ``why`` (killed by a signal, or past its time limit) and
+    ``stage``, the last :func:`stage` it announced ("" if none)."""
+
+    def __init__(self, why: str, stage: str, timed_out: bool = False):
+        super().__init__(f"{why}{f' while reading {stage}' if stage else ''}")
+        self.why, self.stage, self.timed_out = why, stage, timed_out
+
+
+def stage(what: str) -> None:
+    """In the reader's process: ``what`` is read next (kept in a small file the caller reads if the process dies);
+    nothing outside a worker."""
+    if _STAGE_FILE is not None:
+        with open(_STAGE_FILE, "w") as f:
+            f.write(what)
 
 
 def _main_module() -> str | None:
@@ -61,6 +90,8 @@ def _serve() -> None:
     answer = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     _limit_memory()
+    global _STAGE_FILE
+    _STAGE_FILE = pickle.load(sys.stdin.buffer)
     main = pickle.load(sys.stdin.buffer)
     if main:
         import importlib
@@ -79,18 +110,41 @@ def _serve() -> None:
     answer.flush()
 
 
-def run_isolated(fn: Callable[..., T], *args, crashed: Callable[[], Exception], **kwargs) -> T:
+def _ended(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"ended by signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"ended by signal {-returncode}"
+    return f"ended with exit status {returncode} and no answer"
+
+
+def run_isolated(fn: Callable[..., T], *args, crashed: Callable[[], Exception] | None,
+                 timeout: float | None = None, **kwargs) -> T:
     """``fn(*args, **kwargs)`` in a process of its own (``fn``, its arguments and its result picklable); its
     exceptions are raised here as they are. When the process ends abnormally (killed by a signal: a native crash
-    or abort), ``crashed()`` is raised instead."""
+    or abort) or runs past ``timeout`` seconds (then it is killed and waited for), ``crashed()`` is raised instead,
+    or :class:`ReaderStopped` (how it ended and the last :func:`stage`) when ``crashed`` is None."""
     if not ISOLATE:
         return fn(*args, **kwargs)
-    payload = pickle.dumps(list(sys.path)) + pickle.dumps(_main_module()) + pickle.dumps((fn, args, kwargs))
-    proc = subprocess.run([sys.executable, "-c", _WORKER], input=payload, stdout=subprocess.PIPE)
-    try:
-        ok, value = pickle.loads(proc.stdout)
-    except Exception:  # (no answer: ended by a signal or before it could answer)
-        raise crashed() from None
+    with tempfile.NamedTemporaryFile("w+", prefix="structrom-stage-", suffix=".txt") as stage_file:
+        payload = (pickle.dumps(list(sys.path)) + pickle.dumps(stage_file.name) + pickle.dumps(_main_module())
+                   + pickle.dumps((fn, args, kwargs)))
+        try:  # (subprocess.run kills the process past its timeout and waits for it)
+            proc = subprocess.run([sys.executable, "-c", _WORKER], input=payload, stdout=subprocess.PIPE,
+                                  timeout=timeout)
+            stopped = None
+        except subprocess.TimeoutExpired:
+            proc, stopped = None, f"did not finish within {timeout:g} s and was stopped"
+        try:
+            ok, value = pickle.loads(proc.stdout) if proc is not None else (None, None)
+        except Exception:  # (no answer: ended by a signal or before it could answer)
+            stopped = _ended(proc.returncode)
+        if stopped is not None:
+            if crashed is not None:
+                raise crashed() from None
+            with open(stage_file.name) as f:
+                raise ReaderStopped(stopped, f.read().strip(), timed_out=proc is None) from None
     if ok:
         return value
     raise value
