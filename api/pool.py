@@ -69,6 +69,7 @@ class SolverPool:
         self._closing = False
         self.queued = 0
         self.crashes = self.timeouts = 0
+        self.abandoned = 0  # tasks dropped from the queue: their caller went away (a client that disconnected)
 
     # -- processes (called in the I/O threads) ------------------------------------------------------------------
     def _spawn(self, w: _Worker) -> None:
@@ -157,6 +158,7 @@ class SolverPool:
             _, _, task, args, deadline, fut = await self._queue.get()
             self.queued -= 1
             if fut.done():  # the caller went away while queued
+                self.abandoned += 1
                 continue
             timeout = deadline - asyncio.get_running_loop().time()
             if timeout <= 0:  # waited its whole deadline in the queue

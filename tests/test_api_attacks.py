@@ -11,6 +11,7 @@ replace / delete during solves and during a batch job, SIGTERM.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -333,6 +334,45 @@ def test_killed_solver_process_fails_one_request(server, reference):
     assert_serving(server, reference)
     assert_serving(server, reference)  # both replacement processes
     assert len(af.solver_pids(server)) == 2
+
+
+def _metric(server, name: str) -> float:
+    for line in httpx.get(server.url + "/metrics", timeout=10).text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"no metric {name}")
+
+
+def test_abandoned_requests_are_not_solved(server, reference):
+    """Eight long batches sent and their connections closed before the answer: every one was solved anyway
+    (6 queued behind the 2 running), and a solve sent next waited for all of them. A request whose client went
+    away is now cancelled: its queued solver task is dropped, the query log records 499, nothing stays in flight."""
+    import socket
+
+    long = json.dumps({"loadings": [fx.loading_dict(0.045, 0.4, times=np.linspace(0, 1, 1001).tolist())] * 16})
+    head = (f"POST /v1/models/small/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(long)}\r\n\r\n").encode()
+    before = _metric(server, "structrom_solver_tasks_abandoned")
+    port = int(server.url.rsplit(":", 1)[1])
+    socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(8)]
+    for sock in socks:
+        sock.sendall(head + long.encode())
+    deadline = time.monotonic() + 30  # every body read and queued (bounded wait, not a timing assertion)
+    while _metric(server, "structrom_inflight") < 8 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _metric(server, "structrom_inflight") == 8
+    for sock in socks:
+        sock.close()
+    deadline = time.monotonic() + 120
+    while (_metric(server, "structrom_inflight") or _metric(server, "structrom_solver_queue")) and \
+            time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _metric(server, "structrom_inflight") == 0 and _metric(server, "structrom_solver_queue") == 0
+    # at most the 2 solver processes had started one; the others never ran
+    assert _metric(server, "structrom_solver_tasks_abandoned") - before >= 6
+    log = httpx.get(server.url + "/v1/queries?limit=8", headers={"X-API-Key": server.key}).json()["queries"]
+    assert [q["status"] for q in log] == [499] * 8, log
+    assert_serving(server, reference)
 
 
 def test_replace_and_delete_during_solves(server, built, reference):
