@@ -4,9 +4,9 @@ and the server keeps giving correct answers afterwards (compared with the model 
 
 The attack files are built here with h5py: external storage pointing at a file standing for a server
 secret, external and soft links, a virtual dataset, a filter outside the allowed set, extra datasets, a
-gzip bomb and a sparse claim of 8 GB, out-of-range indices, a NaN indicator tolerance and NaN values,
-a missing dataset, a JSON attribute holding a lone surrogate; plus a killed solver process, concurrent
-replace / delete during solves and during a batch job, SIGTERM.
+gzip bomb and a sparse claim of 8 GB, out-of-range indices, a collapsed element, a NaN indicator tolerance
+and NaN values, a missing dataset, a JSON attribute holding a lone surrogate; plus a killed solver process,
+requests abandoned by their clients, concurrent replace / delete during solves and during a batch job, SIGTERM.
 """
 from __future__ import annotations
 
@@ -170,6 +170,9 @@ def hostile_models(src, other, secret, tmp):
         n = f["mesh/points"].shape[0]
         f.create_dataset("mesh/node_sets/bomb", shape=(64 * n,), dtype="i8", chunks=(n,), compression="gzip")
 
+    def collapsed_element(f):  # an element's nodes all at one node: /fields and deck answers failed with a 500
+        f["mesh/blocks/0/connectivity"][0] = 0
+
     def huge_chunk(f):  # one chunk far larger than the writers' (re-decompressed for every block read)
         data = f["dual/stress/basis"][()]
         del f["dual/stress/basis"]
@@ -193,7 +196,8 @@ def hostile_models(src, other, secret, tmp):
              ("lone_surrogate", lone_surrogate, "lone surrogate"),
              ("lone_surrogate_bytes", lone_surrogate_bytes, "provenance"),
              ("oversized_node_set", oversized_node_set, "mesh/node_sets/bomb"),
-             ("huge_chunk", huge_chunk, "rechunk")]
+             ("huge_chunk", huge_chunk, "rechunk"),
+             ("collapsed_element", collapsed_element, "non-positive Jacobian determinant")]
     return [(name, af.mutated(src, tmp / f"{name}.h5", fn), what) for name, fn, what in cases]
 
 
