@@ -42,8 +42,9 @@ def _rebuild(status, code, message, field, retry_after, extra):
 
 
 def add_scrubbed_path(path: str, replacement: str) -> None:
-    """Replace ``path`` (a server directory) by ``replacement`` in every error message from now on."""
-    _SCRUB.insert(0, (re.compile(re.escape(str(path).rstrip("/")) + r"/?"), replacement))
+    """Replace ``path`` (a server directory) by ``replacement`` in every error message from now on (a path below it
+    keeps its separator: ``<dir>/small.h5`` reads ``models/small.h5``, not ``modelssmall.h5``)."""
+    _SCRUB.insert(0, (re.compile(re.escape(str(path).rstrip("/"))), replacement))
 
 
 def scrub(text: str) -> str:

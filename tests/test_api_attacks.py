@@ -379,6 +379,21 @@ def test_abandoned_requests_are_not_solved(server, reference):
     assert_serving(server, reference)
 
 
+def test_failed_enrich_names_the_model_file(server):
+    """A failed enrichment's message quoted the model's path with the models directory scrubbed to ``models`` and
+    its separator lost (``modelssmall.h5: none of the model's training snapshot files...``)."""
+    r = httpx.post(f"{server.url}/v1/models/small/enrich", json={"loadings": [GOOD]}, timeout=30,
+                   headers={"X-API-Key": server.key})
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + 120
+    while (job := httpx.get(server.url + r.json()["location"]).json())["status"] in ("pending", "running"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+    message = job["error"]["message"]
+    assert job["status"] == "failed" and "models/small.h5" in message, job
+    assert "modelssmall" not in message and str(server.models_dir) not in message, message
+
+
 def test_replace_and_delete_during_solves(server, built, reference):
     """Solves racing with replacements by a model of another mesh give exactly one version's answer;
     with a delete, the old answer or 404; never a 500 or a mixture."""
