@@ -162,8 +162,14 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 400:  # a body the JSON / multipart parser gave up on
             return error_response(400, "invalid_body", _unparsable_body(exc), "body")
         code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail), "body" if exc.status_code == 413 else None,
-                              headers=getattr(exc, "headers", None))
+        message, field = str(exc.detail), "body" if exc.status_code == 413 else None
+        if exc.status_code in (404, 405):  # no route matched: name the request's path and where the routes are listed
+            path = _clip(request.url.path)
+            message = (f"no route {request.method} {path}; the routes are listed at /docs (OpenAPI: /openapi.json)"
+                       if exc.status_code == 404 else f"{request.method} is not allowed on {path}; allowed: "
+                       f"{(getattr(exc, 'headers', None) or {}).get('Allow', 'see /docs')}")
+            field = "path" if exc.status_code == 404 else "method"
+        return error_response(exc.status_code, code, message, field, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception):

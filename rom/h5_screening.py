@@ -137,6 +137,9 @@ def _check_attributes(obj, path: str, schema: Schema, limits: Limits) -> None:
             raise UnsafeFileError(f"{_where(path)}: attribute {name!r} is not part of the file format "
                                   f"(allowed here: {sorted(allowed)})")
         aid = h5py.h5a.open(obj.id, name.encode())
+        if aid.get_space().get_simple_extent_type() == h5py.h5s.NULL:
+            raise UnsafeFileError(f"{_where(path)}: attribute {name!r} has no value (an empty, null dataspace); "
+                                  "write a number or a string")
         dt = aid.dtype
         if dt.kind not in "biufSU" and h5py.check_string_dtype(dt) is None:
             raise UnsafeFileError(f"{_where(path)}: attribute {name!r} has type {dt}; only numbers and strings "

@@ -170,6 +170,9 @@ def hostile_models(src, other, secret, tmp):
         n = f["mesh/points"].shape[0]
         f.create_dataset("mesh/node_sets/bomb", shape=(64 * n,), dtype="i8", chunks=(n,), compression="gzip")
 
+    def empty_attribute(f):  # no value (h5py.Empty): refused as "unreadable HDF5 structure ... corrupt"
+        f["indicator"].attrs["tolerance"] = h5py.Empty("f8")
+
     def collapsed_element(f):  # an element's nodes all at one node: /fields and deck answers failed with a 500
         f["mesh/blocks/0/connectivity"][0] = 0
 
@@ -197,7 +200,8 @@ def hostile_models(src, other, secret, tmp):
              ("lone_surrogate_bytes", lone_surrogate_bytes, "provenance"),
              ("oversized_node_set", oversized_node_set, "mesh/node_sets/bomb"),
              ("huge_chunk", huge_chunk, "rechunk"),
-             ("collapsed_element", collapsed_element, "non-positive Jacobian determinant")]
+             ("collapsed_element", collapsed_element, "non-positive Jacobian determinant"),
+             ("empty_attribute", empty_attribute, "/indicator: attribute 'tolerance' has no value")]
     return [(name, af.mutated(src, tmp / f"{name}.h5", fn), what) for name, fn, what in cases]
 
 

@@ -246,6 +246,25 @@ def test_decks_with_thousands_of_steps_or_a_bom(server, built):
 
 
 
+def test_deck_form_parts_given_twice_and_input_parameters(server, built):
+    """A second ``deck`` part of the form was answered in place of the first without a word, and ``INPUT=`` on a
+    mesh card (``*NODE, INPUT=/etc/passwd``: a file that ccx and Abaqus read for the card's lines) was dropped
+    silently. Both are refused (422 naming the part or the line); nothing on the server is opened."""
+    deck, _ = small_deck(built.mesh)
+    url = f"{server.url}/v1/models/small/solve/deck"
+    two = [("deck", ("a.inp", deck)), ("deck", ("b.inp", b"*HEADING\n"))]
+    refused(httpx.post(url, files=two, data={"extrapolate": "true"}, timeout=60), 422, "deck", "invalid_upload",
+            "more than one 'deck' part")
+    refused(httpx.post(url, files={"deck": ("a.inp", deck)}, data={"extrapolate": ["true", "false"]}, timeout=60),
+            422, "extrapolate", "invalid_upload", "more than one 'extrapolate' part")
+    for card in (b"*NODE", b"*ELEMENT, TYPE=C3D8, ELSET=EALL", b"*NSET, NSET=XMIN"):
+        bad = deck.replace(card + b"\n", card + b", input = /etc/passwd\n", 1)
+        r = httpx.post(url, files={"deck": ("d.inp", bad)}, data={"extrapolate": "true"}, timeout=60)
+        keyword = card.split(b",")[0].decode()
+        refused(r, 422, "deck", "unsupported_keyword", f"{keyword}, INPUT=, d.inp:")
+        assert "root:" not in r.text
+
+
 def test_deck_answer_names_the_cards_it_ignored(server, built):
     """Cards the deck import reads but does not use (*RESTART, *NODE FILE...) were dropped from the answer without a
     word; the summary lists them with their line and the reason."""
@@ -320,3 +339,12 @@ def test_query_parameters_given_twice_are_refused(server):
     many = "&".join(f"p{i}=1" for i in range(40))
     refused(httpx.get(f"{server.url}/v1/models?{many}", timeout=60), 400, "query", "invalid_query")
     finite_answer(httpx.post(f"{url}?background=false", json={"loading": GOOD}, timeout=60))
+
+
+def test_unknown_routes_and_methods_name_the_fix(server):
+    """A path no route matches answered ``{"field": null, "message": "Not Found"}``, a wrong method "Method Not
+    Allowed": neither named the request's path nor where the routes are."""
+    refused(httpx.get(server.url + "/v1/model/small"), 404, "path", "not_found", "no route GET /v1/model/small; "
+            "the routes are listed at /docs")
+    refused(httpx.get(server.url + "/v1/models/small/solve"), 405, "method", "method_not_allowed",
+            "GET is not allowed on /v1/models/small/solve; allowed: POST")

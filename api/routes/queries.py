@@ -28,6 +28,13 @@ def accepted(job: dict) -> JSONResponse:
                         headers={"Location": loc})
 
 
+async def one_upload(http: Request, name: str, what: str) -> None:
+    """Refuse a form with more than one part named ``name`` (the framework keeps one of them without a word)."""
+    if len((await http.form()).getlist(name)) > 1:
+        raise DomainError(422, "invalid_upload", f"{name}: the form has more than one {name!r} part; upload {what}",
+                          name)
+
+
 @router.post("/v1/models/{model_id}/solve", dependencies=[Read], response_model=AnySolveResult,
              responses={202: {"model": Accepted, "description": "accepted as a job (``background=true``)"},
                         **QUERY_ERRORS})
@@ -69,9 +76,7 @@ async def solve_nodal(model_id: ModelId, s: Svc, http: Request,
         e = exc.errors()[0]
         field = "request." + ".".join(str(p) for p in e["loc"]) if e["loc"] else "request"
         raise DomainError(422, "validation_error", f"{field}: {e['msg']}", field) from None
-    if len((await http.form()).getlist("temperature")) > 1:
-        raise DomainError(422, "invalid_upload", "temperature: the form has more than one 'temperature' file; upload "
-                          "one (n_times, n_nodes) array", "temperature")
+    await one_upload(http, "temperature", "one (n_times, n_nodes) array")
     temp = body.loading.temperature
     if temp is not None and (temp.type != "nodal" or temp.values is not None):
         raise DomainError(422, "validation_error", "request.loading.temperature: the temperature of /solve/nodal is "
@@ -99,7 +104,7 @@ async def solve_nodal(model_id: ModelId, s: Svc, http: Request,
              responses={200: {"content": {"application/json": {}, "application/octet-stream": {}},
                               "description": "summary (format=json) or the .frd / zipped VTU files"},
                         **QUERY_ERRORS})
-async def solve_deck(model_id: ModelId, s: Svc,
+async def solve_deck(model_id: ModelId, s: Svc, http: Request,
                      deck: Annotated[UploadFile, File(description="CalculiX deck (.inp, text) of the model's mesh "
                                                       "and sets; *INCLUDE is refused (paste the included cards)")],
                      format: Annotated[str, Form(description="json (summary), frd (CalculiX results) or vtu "
@@ -111,6 +116,8 @@ async def solve_deck(model_id: ModelId, s: Svc,
     fit the model (another mesh, loads on other sets, unsupported keywords) is refused with 422 naming the
     line; a deck outside the training family with 422 ``outside_training_family`` unless ``extrapolate``."""
     s.registry.path(model_id)
+    for name, what in (("deck", "one CalculiX deck"), ("format", "one format"), ("extrapolate", "one value")):
+        await one_upload(http, name, what)
     data = await deck.read()
     out = await execution.deck(s, model_id, data, deck.filename or "deck.inp", format, extrapolate)
     if isinstance(out, dict):

@@ -28,6 +28,18 @@ def keyword_of(line: str) -> str | None:
     return canonical(" ".join(line[1:].split(",", 1)[0].upper().split()))
 
 
+def card_parameters(line: str) -> dict[str, str]:
+    """The parameters of a stripped keyword line: upper-case names without blanks (ccx drops them: ``TIME RESET``
+    is ``TIMERESET``) -> values as written."""
+    params = {}
+    for p in line[1:].split(",")[1:]:
+        p = p.strip()
+        if p:
+            k, _, v = p.partition("=")
+            params["".join(k.upper().split())] = v.strip()
+    return params
+
+
 @dataclass
 class Card:
     """A keyword card: ``keyword`` upper case without ``*``, ``params`` upper-case keys without blanks, as ccx
@@ -104,12 +116,7 @@ def read_cards(path: str | os.PathLike, _depth: int = 0, _top: Path | None = Non
             continue
         keyword = keyword_of(line)
         if keyword is not None:
-            parts = [p.strip() for p in line[1:].split(",")]
-            params = {}
-            for p in parts[1:]:
-                if p:
-                    k, _, v = p.partition("=")
-                    params["".join(k.upper().split())] = v.strip()  # (ccx drops blanks: TIME RESET is TIMERESET)
+            params = card_parameters(line)
             if keyword == "INCLUDE":
                 if not params.get("INPUT"):
                     raise CalculixError(f"{path}:{number}: *INCLUDE needs INPUT=<file>")
