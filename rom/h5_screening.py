@@ -123,7 +123,10 @@ def attribute_bytes(obj, name: str) -> int:
 
 def check_attribute_size(obj, name: str, path: str, limits: Limits) -> None:
     """Refuse attribute ``name`` of the object at ``path`` above ``limits.max_attribute_bytes``
-    (:func:`attribute_bytes`)."""
+    (:func:`attribute_bytes`), or with no value (a null dataspace: its size cannot even be asked)."""
+    if h5py.h5a.open(obj.id, name.encode()).get_space().get_simple_extent_type() == h5py.h5s.NULL:
+        raise UnsafeFileError(f"{_where(path)}: attribute {name!r} has no value (an empty, null dataspace); "
+                              "write a number or a string")
     size = attribute_bytes(obj, name)
     if size > limits.max_attribute_bytes:
         raise UnsafeFileError(f"{_where(path)}: attribute {name!r} holds {size} bytes, above the limit of "
@@ -137,9 +140,6 @@ def _check_attributes(obj, path: str, schema: Schema, limits: Limits) -> None:
             raise UnsafeFileError(f"{_where(path)}: attribute {name!r} is not part of the file format "
                                   f"(allowed here: {sorted(allowed)})")
         aid = h5py.h5a.open(obj.id, name.encode())
-        if aid.get_space().get_simple_extent_type() == h5py.h5s.NULL:
-            raise UnsafeFileError(f"{_where(path)}: attribute {name!r} has no value (an empty, null dataspace); "
-                                  "write a number or a string")
         dt = aid.dtype
         if dt.kind not in "biufSU" and h5py.check_string_dtype(dt) is None:
             raise UnsafeFileError(f"{_where(path)}: attribute {name!r} has type {dt}; only numbers and strings "

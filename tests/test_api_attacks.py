@@ -173,6 +173,9 @@ def hostile_models(src, other, secret, tmp):
     def empty_attribute(f):  # no value (h5py.Empty): refused as "unreadable HDF5 structure ... corrupt"
         f["indicator"].attrs["tolerance"] = h5py.Empty("f8")
 
+    def empty_kind(f):  # the same on a root attribute read before screening: "Unspecified error in H5Aget_..."
+        f.attrs["kind"] = h5py.Empty("S10")
+
     def collapsed_element(f):  # an element's nodes all at one node: /fields and deck answers failed with a 500
         f["mesh/blocks/0/connectivity"][0] = 0
 
@@ -201,7 +204,8 @@ def hostile_models(src, other, secret, tmp):
              ("oversized_node_set", oversized_node_set, "mesh/node_sets/bomb"),
              ("huge_chunk", huge_chunk, "rechunk"),
              ("collapsed_element", collapsed_element, "non-positive Jacobian determinant"),
-             ("empty_attribute", empty_attribute, "/indicator: attribute 'tolerance' has no value")]
+             ("empty_attribute", empty_attribute, "/indicator: attribute 'tolerance' has no value"),
+             ("empty_kind", empty_kind, ".h5: /: attribute 'kind' has no value")]
     return [(name, af.mutated(src, tmp / f"{name}.h5", fn), what) for name, fn, what in cases]
 
 
