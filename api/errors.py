@@ -15,10 +15,16 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from structrom.mpi.errors import StructromError
 
 log = logging.getLogger("structrom.api")
 _SCRUB: list[tuple[re.Pattern, str]] = [(re.compile(r"/proc/self/fd/\d+"), "model file")]
+
+
+#: Status recorded for a request whose client closed the connection before its answer (nginx's convention; no
+#: client reads it).
+CLIENT_CLOSED = 499
 
 
 class DomainError(StructromError):
@@ -170,6 +176,10 @@ def install_error_handlers(app: FastAPI) -> None:
                        f"{(getattr(exc, 'headers', None) or {}).get('Allow', 'see /docs')}")
             field = "path" if exc.status_code == 404 else "method"
         return error_response(exc.status_code, code, message, field, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect):  # a body cut short by its client: no one to answer
+        return error_response(CLIENT_CLOSED, "client_closed", "the client closed the connection during its request")
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception):

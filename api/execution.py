@@ -9,8 +9,7 @@ import asyncio
 import time
 
 from .deps import Services
-from .errors import DomainError
-from .middleware import CLIENT_CLOSED
+from .errors import CLIENT_CLOSED, DomainError
 from pydantic import TypeAdapter
 
 from .schemas import BatchBody, ParameterBatchRequest, SolveBody, SolveRequest

@@ -12,7 +12,7 @@ from fastapi import HTTPException
 
 from .config import ServerConfig
 from .deps import check_key, given_key
-from .errors import DomainError, error_response
+from .errors import CLIENT_CLOSED, DomainError, error_response
 from .metrics import Metrics
 
 OPEN_PATHS = {"/health"}
@@ -51,10 +51,6 @@ def query_problem(query_string: bytes) -> tuple[str, str] | None:
         name = twice[0][:64]
         return f"query.{name}", f"the query parameter {name!r} is given more than once; give it once"
     return None
-
-
-#: Status recorded for a request whose client closed the connection before its answer (nginx's convention).
-CLIENT_CLOSED = 499
 
 
 class Guard:

@@ -387,6 +387,31 @@ def test_abandoned_requests_are_not_solved(server, reference):
     assert_serving(server, reference)
 
 
+def test_uploads_cut_short_leave_no_trace(server, built):
+    """Model uploads whose client closes the connection half-way through the body logged two tracebacks each
+    (``ClientDisconnect`` as an unhandled error, then uvicorn's 'Exception in ASGI application'). Cut short in the
+    body, or closed right after it: no traceback, no temp file left; a body cut short publishes nothing."""
+    import socket
+
+    data = built[0].path.read_bytes()
+    head = (f"PUT /v1/models/cut HTTP/1.1\r\nHost: x\r\nX-API-Key: {server.key}\r\nContent-Type: "
+            f"application/octet-stream\r\nContent-Length: {len(data)}\r\n\r\n").encode()
+    port = int(server.url.rsplit(":", 1)[1])
+    for part, wait in ((data[: len(data) // 2], 0.3), (data[: len(data) // 3], 0.0), (data, 0.0)):
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(head + part)
+            time.sleep(wait)
+            if part is not data:
+                assert not (server.models_dir / "cut.h5").exists()
+    deadline = time.monotonic() + 30
+    while _metric(server, "structrom_inflight") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.3)
+    assert "Traceback" not in server.log() and "unhandled error" not in server.log(), server.log()[-2000:]
+    assert not any(p.name.endswith(".partial") for p in server.models_dir.iterdir())
+    httpx.delete(f"{server.url}/v1/models/cut", headers={"X-API-Key": server.key})  # (if its answer came first)
+
+
 def test_failed_enrich_names_the_model_file(server):
     """A failed enrichment's message quoted the model's path with the models directory scrubbed to ``models`` and
     its separator lost (``modelssmall.h5: none of the model's training snapshot files...``)."""
