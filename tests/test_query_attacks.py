@@ -171,6 +171,30 @@ def test_nodal_upload_declaring_a_huge_array(server, built):
         assert f"{8 * int(np.prod(shape))} bytes" in err["message"]
     assert httpx.get(server.url + "/health", timeout=5).json()["status"] == "ok"
 
+def test_nodal_uploads_of_other_types_and_shapes_are_named(server, built):
+    """A complex .npy of the right shape was refused as 'its header declares 6480 bytes, more than ... allow', a 0-d
+    HDF5 dataset as 'must be numeric', a 1-D array of the wrong length as shape (1, n): each now names what it is."""
+    import h5py
+
+    n = built.mesh.n_nodes
+
+    def nodal(content, name):
+        request = json.dumps({"loading": NO_TEMPERATURE, "extrapolate": True})
+        return post(server, "solve/nodal", data={"request": request}, files={"temperature": (name, content)})
+
+    def npy(a):
+        buf = io.BytesIO()
+        np.save(buf, a)
+        return buf.getvalue()
+
+    scalar = io.BytesIO()
+    with h5py.File(scalar, "w") as f:
+        f["temperature"] = 0.5
+    refused(nodal(npy(np.zeros((5, n), complex)), "t.npy"), 422, "temperature", "invalid_upload", "type complex128")
+    refused(nodal(scalar.getvalue(), "t.h5"), 422, "temperature", "invalid_shape", "has shape ();")
+    refused(nodal(npy(np.zeros(n)), "t.npy"), 422, "temperature", "invalid_shape", f"has shape ({n},);")
+
+
 @pytest.mark.parametrize("body, status, code, cause", [
     (b'{"loading": {"times": [0, 1' + b"0" * 5000 + b"]}}", 400, "invalid_body", "4300 digits"),
     (b'{"loading": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400, "invalid_body", "RecursionError"),

@@ -266,9 +266,10 @@ def screen_deck_text(data: bytes, *, max_bytes: int, max_lines: int = 2_000_000,
                      max_steps: int | None = None) -> str:
     """The text of an uploaded deck, refused (:class:`CalculixError`) when larger than ``max_bytes`` or
     ``max_lines``, binary (NUL bytes) or with an ``*INCLUDE`` card or an ``INPUT=`` parameter on any card (an upload
-    is read alone: nothing on the server is opened, and no card's lines are left to another file), and (:class:`TooManySteps`) with more than ``max_steps`` ``*STEP`` cards (each step is at
-    least one increment: refused before parsing, which thousands of steps would make slow). Decoded as UTF-8 (a
-    byte-order mark dropped), else Latin-1."""
+    is read alone: nothing on the server is opened, and no card's lines are left to another file), and
+    (:class:`TooManySteps`) with more than ``max_steps`` ``*STEP`` cards (each step is at least one increment: refused
+    before parsing, which thousands of steps would make slow). Decoded as UTF-8 (a byte-order mark dropped), else
+    Latin-1."""
     if len(data) > max_bytes:
         raise CalculixError(f"{name}: {len(data)} bytes; at most {max_bytes} bytes per deck")
     if b"\x00" in data:
