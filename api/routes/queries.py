@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from .. import execution
-from ..deps import DuplicateKeyError, Read, Services, UniqueKeysRoute, Write, loads_unique, services
+from ..deps import (DuplicateKeyError, Read, Services, UniqueKeysRoute, Write, job_owner, loads_unique,
+                    services)
 from ..errors import DomainError
 from ..responses import Accepted, AnySolveResult, BatchResult, DictionarySolveResult, QueryLog, SolveResult, errors
 from ..schemas import BatchBody, FieldsRequest, NodalRequest, ParameterBatchRequest, SolveBody
@@ -38,7 +39,7 @@ async def one_upload(http: Request, name: str, what: str) -> None:
 @router.post("/v1/models/{model_id}/solve", dependencies=[Read], response_model=AnySolveResult,
              responses={202: {"model": Accepted, "description": "accepted as a job (``background=true``)"},
                         **QUERY_ERRORS})
-async def solve(model_id: ModelId, body: SolveBody, s: Svc, background: Background = False):
+async def solve(model_id: ModelId, body: SolveBody, s: Svc, http: Request, background: Background = False):
     """Solve one query: a ``loading`` for hyper-reduced and dictionary models (max von Mises and max
     cumulated plastic strain per increment, displacements of the requested node sets, the error indicator per
     increment and the trust flags; a dictionary names the local model that answered and what was tried), or
@@ -47,7 +48,8 @@ async def solve(model_id: ModelId, body: SolveBody, s: Svc, background: Backgrou
     s.registry.path(model_id)
     if background:
         s.registry.servable(model_id)
-        return accepted(await s.jobs.submit("solve", model_id, body.model_dump(mode="json", exclude_unset=True)))
+        return accepted(await s.jobs.submit("solve", model_id, body.model_dump(mode="json", exclude_unset=True),
+                                            job_owner(http)))
     return JSONResponse(await execution.solve(s, model_id, body))  # plain JSON: no second validation pass
 
 
@@ -129,7 +131,7 @@ async def solve_deck(model_id: ModelId, s: Svc, http: Request,
 
 @router.post("/v1/models/{model_id}/batch", dependencies=[Read], response_model=BatchResult,
              responses={202: {"model": Accepted, "description": "accepted as a job"}, **QUERY_ERRORS})
-async def batch(model_id: ModelId, body: BatchBody, s: Svc, background: Background = False):
+async def batch(model_id: ModelId, body: BatchBody, s: Svc, http: Request, background: Background = False):
     """Solve many loadings (same options for all); a bad loading fails alone (its item is an error).
     Batches larger than the server's ``sync_batch_max`` always run as a job (202 + Location)."""
     s.registry.path(model_id)
@@ -138,7 +140,8 @@ async def batch(model_id: ModelId, body: BatchBody, s: Svc, background: Backgrou
         raise DomainError(422, "batch_too_large", f"{n} {key}; at most {s.config.max_batch} per request", key)
     if background or n > s.config.sync_batch_max:
         s.registry.servable(model_id)
-        return accepted(await s.jobs.submit("batch", model_id, body.model_dump(mode="json", exclude_unset=True)))
+        return accepted(await s.jobs.submit("batch", model_id, body.model_dump(mode="json", exclude_unset=True),
+                                            job_owner(http)))
     return JSONResponse(await execution.batch(s, model_id, body))
 
 
