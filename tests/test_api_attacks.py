@@ -427,6 +427,44 @@ def test_failed_enrich_names_the_model_file(server):
     assert "modelssmall" not in message and str(server.models_dir) not in message, message
 
 
+def test_concurrent_queries_to_two_models_never_mix(server, built):
+    """8 clients sending solves and 2-loading batches at random to two models of different meshes at once: each
+    answer (von Mises, indicator, node-set displacements, the model's sha256) equals the same query sent alone."""
+    import random
+
+    assert put(server, "mixother", built[1].path).status_code in (200, 201)
+    loads = [fx.loading_dict(0.03 + 0.02 * k / 3, 0.5 * k / 3) for k in range(4)]
+    keys = ("max_von_mises", "max_cumulated_plastic_strain", "indicator", "model_sha256", "displacement")
+
+    def answer(c, model_id, k, batch):
+        body = {"loadings": [loads[k], loads[(k + 1) % 4]]} if batch else {"loading": loads[k]}
+        r = c.post(f"{server.url}/v1/models/{model_id}/{'batch' if batch else 'solve'}",
+                   json={**body, "node_sets": ["zmax"]})
+        assert r.status_code == 200, r.text
+        return [{key: a[key] for key in keys} for a in (r.json()["results"] if batch else [r.json()])]
+
+    with httpx.Client(timeout=120) as c:
+        alone = {(m, k): answer(c, m, k, False)[0] for m in ("small", "mixother") for k in range(4)}
+    wrong = []
+
+    def client(seed):
+        rnd = random.Random(seed)
+        with httpx.Client(timeout=120) as c:
+            for _ in range(12):
+                m, k, batch = rnd.choice(["small", "mixother"]), rnd.randrange(4), rnd.random() < 0.5
+                for j, got in enumerate(answer(c, m, k, batch)):
+                    if got != alone[(m, (k + j) % 4)]:
+                        wrong.append((m, k, j))
+
+    threads = [threading.Thread(target=client, args=(seed,)) for seed in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert not wrong, wrong[:5]
+    assert httpx.delete(f"{server.url}/v1/models/mixother", headers={"X-API-Key": server.key}).status_code == 204
+
+
 def test_replace_and_delete_during_solves(server, built, reference):
     """Solves racing with replacements by a model of another mesh give exactly one version's answer;
     with a delete, the old answer or 404; never a 500 or a mixture."""
