@@ -3,10 +3,11 @@ request, status and result, so accepted jobs and finished results survive a rest
 
 Bounds: at most ``max_jobs`` stored jobs and ``max_bytes`` of stored results; finished jobs are kept
 ``ttl`` seconds and never evicted earlier: a full store refuses new jobs (429 with ``Retry-After`` = when
-the oldest finished job expires). One client (its owner: :func:`structrom.api.deps.job_owner`) holds at most ``max_per_client`` of the
-stored jobs (429 ``client_job_quota`` above): without this, one anonymous client filled the store in seconds and
-every other client's jobs were refused for ``ttl``. Unfinished jobs count in the server's admission bound
-(:class:`structrom.api.pool.Load`) and their solves run at a lower priority than interactive requests.
+the oldest finished job expires). One client (its owner: :func:`structrom.api.deps.job_owner`) holds at most
+``max_per_client`` of the stored jobs (429 ``client_job_quota`` above): without this, one anonymous client filled
+the store in seconds and every other client's jobs were refused for ``ttl``. Unfinished jobs count in the server's
+admission bound (:class:`structrom.api.pool.Load`) and their solves run at a lower priority than interactive
+requests.
 SQLite calls are short and run in a thread (``asyncio.to_thread``), never on the event loop.
 """
 from __future__ import annotations
