@@ -59,10 +59,9 @@ class Guard:
     durations per route template.
 
     A client that closes its connection once its body is sent and before the answer starts cancels the request:
-    the route's task is cancelled, so its solver task is dropped from the queue if it has not started (one that
-    runs finishes within the request deadline; its answer is discarded). Without this, requests sent and
-    abandoned at once were all solved, and an interactive client waited behind them. The request is recorded
-    with status :data:`CLIENT_CLOSED`."""
+    the route's task is cancelled, so its solver task is dropped from the queue, or stopped if it runs on
+    (:class:`structrom.api.pool.SolverPool`). Without this, requests sent and abandoned at once were all solved, and
+    an interactive client waited behind them. The request is recorded with status :data:`CLIENT_CLOSED`."""
 
     def __init__(self, app, config: ServerConfig, metrics: Metrics, keys: list[bytes]) -> None:
         self.app, self.config, self.metrics, self.keys = app, config, metrics, keys

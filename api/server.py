@@ -74,7 +74,7 @@ def _metrics(s: Services) -> Metrics:
     m.gauge("structrom_solver_processes", "solver processes running", lambda: s.pool.alive())
     m.gauge("structrom_solver_failures", "solver processes stopped by a crash or a deadline",
             lambda: {(("cause", "crash"),): s.pool.crashes, (("cause", "deadline"),): s.pool.timeouts})
-    m.gauge("structrom_solver_tasks_abandoned", "solver tasks dropped before they started: their client went away",
+    m.gauge("structrom_solver_tasks_abandoned", "solver tasks dropped or stopped: their client went away",
             lambda: s.pool.abandoned)
     return m
 
