@@ -21,6 +21,7 @@ Example (every key optional; the values shown are the defaults)::
     max_inflight = 64                     # requests in flight + unfinished jobs (429 + Retry-After above)
     request_timeout_seconds = 120         # deadline of one solver task (503 deadline_exceeded, process restarted)
     max_jobs = 1024                       # jobs stored (pending + finished); full: 429, never early eviction
+    max_jobs_per_client = 64              # of which one client's (its API key, else its address): 429 above
     job_store_bytes = 268435456           # bytes of stored job requests and results (index.sqlite)
     job_ttl_seconds = 3600                # finished jobs are forgotten after this
     job_chunk = 8                         # loadings per solver task of a batch job (interleaved with requests)
@@ -75,6 +76,7 @@ class ServerConfig(BaseModel):
     max_inflight: int = Field(64, ge=1)
     request_timeout_seconds: float = Field(120.0, gt=0)
     max_jobs: int = Field(1024, ge=1)
+    max_jobs_per_client: int = Field(64, ge=1)
     job_store_bytes: int = Field(256 * 2**20, ge=1024)
     job_ttl_seconds: float = Field(3600.0, gt=0)
     job_chunk: int = Field(8, ge=1)

@@ -2,6 +2,7 @@
 metrics) and the API-key checks."""
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 from dataclasses import dataclass, field
@@ -56,6 +57,19 @@ def check_key(keys: list[bytes], given: bytes | None) -> None:
         ok |= hmac.compare_digest(k, given)
     if not ok:
         raise DomainError(401, "invalid_api_key", "invalid API key", "headers.x-api-key")
+
+
+def job_owner(request: Request) -> str:
+    """The client that owns a job (:class:`structrom.api.jobs.JobStore` bounds each one's share): a digest of its API
+    key when the key is one of the server's (an unchecked key would give a client a new identity per request), else
+    its address."""
+    keys = request.app.state.services.keys
+    key = given_key(request.headers)
+    try:
+        check_key(keys, key)
+    except DomainError:
+        return f"address:{request.client.host if request.client else 'unknown'}"
+    return "key:" + hashlib.sha256(key).hexdigest()[:16]
 
 
 async def require_read(request: Request) -> None:

@@ -15,10 +15,16 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from structrom.mpi.errors import StructromError
 
 log = logging.getLogger("structrom.api")
 _SCRUB: list[tuple[re.Pattern, str]] = [(re.compile(r"/proc/self/fd/\d+"), "model file")]
+
+
+#: Status recorded for a request whose client closed the connection before its answer (nginx's convention; no
+#: client reads it).
+CLIENT_CLOSED = 499
 
 
 class DomainError(StructromError):
@@ -42,8 +48,9 @@ def _rebuild(status, code, message, field, retry_after, extra):
 
 
 def add_scrubbed_path(path: str, replacement: str) -> None:
-    """Replace ``path`` (a server directory) by ``replacement`` in every error message from now on."""
-    _SCRUB.insert(0, (re.compile(re.escape(str(path).rstrip("/")) + r"/?"), replacement))
+    """Replace ``path`` (a server directory) by ``replacement`` in every error message from now on (a path below it
+    keeps its separator: ``<dir>/small.h5`` reads ``models/small.h5``, not ``modelssmall.h5``)."""
+    _SCRUB.insert(0, (re.compile(re.escape(str(path).rstrip("/"))), replacement))
 
 
 def scrub(text: str) -> str:
@@ -161,8 +168,18 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 400:  # a body the JSON / multipart parser gave up on
             return error_response(400, "invalid_body", _unparsable_body(exc), "body")
         code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail), "body" if exc.status_code == 413 else None,
-                              headers=getattr(exc, "headers", None))
+        message, field = str(exc.detail), "body" if exc.status_code == 413 else None
+        if exc.status_code in (404, 405):  # no route matched: name the request's path and where the routes are listed
+            path = _clip(request.url.path)
+            message = (f"no route {request.method} {path}; the routes are listed at /docs (OpenAPI: /openapi.json)"
+                       if exc.status_code == 404 else f"{request.method} is not allowed on {path}; allowed: "
+                       f"{(getattr(exc, 'headers', None) or {}).get('Allow', 'see /docs')}")
+            field = "path" if exc.status_code == 404 else "method"
+        return error_response(exc.status_code, code, message, field, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect):  # a body cut short by its client: no one to answer
+        return error_response(CLIENT_CLOSED, "client_closed", "the client closed the connection during its request")
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception):

@@ -9,7 +9,7 @@ import asyncio
 import time
 
 from .deps import Services
-from .errors import DomainError
+from .errors import CLIENT_CLOSED, DomainError
 from pydantic import TypeAdapter
 
 from .schemas import BatchBody, ParameterBatchRequest, SolveBody, SolveRequest
@@ -39,6 +39,9 @@ async def _logged(s: Services, model_id: str, kind: str, loadings: int, coro):
         status = exc.status
         if kind in ("solve", "solve_nodal") and exc.status == 422:
             s.metrics.inc("structrom_solves_total", model=model_id, outcome="rejected")
+        raise
+    except asyncio.CancelledError:
+        status = CLIENT_CLOSED  # the client closed its connection (api.middleware.Guard)
         raise
     except BaseException:
         status = 500

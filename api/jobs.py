@@ -3,8 +3,11 @@ request, status and result, so accepted jobs and finished results survive a rest
 
 Bounds: at most ``max_jobs`` stored jobs and ``max_bytes`` of stored results; finished jobs are kept
 ``ttl`` seconds and never evicted earlier: a full store refuses new jobs (429 with ``Retry-After`` = when
-the oldest finished job expires). Unfinished jobs count in the server's admission bound
-(:class:`structrom.api.pool.Load`) and their solves run at a lower priority than interactive requests.
+the oldest finished job expires). One client (its owner: :func:`structrom.api.deps.job_owner`) holds at most
+``max_per_client`` of the stored jobs (429 ``client_job_quota`` above): without this, one anonymous client filled
+the store in seconds and every other client's jobs were refused for ``ttl``. Unfinished jobs count in the server's
+admission bound (:class:`structrom.api.pool.Load`) and their solves run at a lower priority than interactive
+requests.
 SQLite calls are short and run in a thread (``asyncio.to_thread``), never on the event loop.
 """
 from __future__ import annotations
@@ -30,8 +33,10 @@ Runner = Callable[[str, str, dict], Awaitable[Any]]
 class JobStore:
     """The persisted jobs (see the module docstring); methods are blocking (call them in a thread)."""
 
-    def __init__(self, directory: Path, *, max_jobs: int, max_bytes: int, ttl: float) -> None:
+    def __init__(self, directory: Path, *, max_jobs: int, max_bytes: int, ttl: float,
+                 max_per_client: int | None = None) -> None:
         self.max_jobs, self.max_bytes, self.ttl = max_jobs, max_bytes, ttl
+        self.max_per_client = max_per_client or max_jobs
         self._lock = threading.Lock()
         self._db = sqlite3.connect(Path(directory) / JOBS_DB, check_same_thread=False, timeout=10)
         with self._lock, self._db:
@@ -39,14 +44,23 @@ class JobStore:
             self._db.execute("CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, kind TEXT, model TEXT, "
                              "status TEXT, created REAL, started REAL, finished REAL, request TEXT, result TEXT, "
                              "error TEXT, bytes INTEGER DEFAULT 0)")
+            if "owner" not in [row[1] for row in self._db.execute("PRAGMA table_info(jobs)")]:  # an older store
+                self._db.execute("ALTER TABLE jobs ADD COLUMN owner TEXT DEFAULT ''")
 
     def _expire(self) -> None:
         self._db.execute("DELETE FROM jobs WHERE finished IS NOT NULL AND finished < ?", (time.time() - self.ttl,))
 
-    def create(self, kind: str, model_id: str, request: dict) -> dict:
+    def create(self, kind: str, model_id: str, request: dict, owner: str = "") -> dict:
         text = json.dumps(request, allow_nan=False)
         with self._lock, self._db:
             self._expire()
+            mine, oldest = self._db.execute("SELECT COUNT(*), MIN(finished) FROM jobs WHERE owner = ?",
+                                            (owner,)).fetchone()
+            if mine >= self.max_per_client:
+                wait = (oldest + self.ttl - time.time()) if oldest is not None else 5.0
+                raise DomainError(429, "client_job_quota", f"this client holds {mine} jobs (at most "
+                                  f"{self.max_per_client} per client: by API key, else by address); its finished jobs "
+                                  f"expire after {self.ttl:g} s", retry_after=min(max(wait, 1.0), 3600.0))
             count, used, oldest = self._db.execute(
                 "SELECT COUNT(*), COALESCE(SUM(bytes), 0), MIN(finished) FROM jobs").fetchone()
             if count >= self.max_jobs or used + len(text) > self.max_bytes:
@@ -57,9 +71,9 @@ class JobStore:
                                   retry_after=min(max(wait, 1.0), 3600.0))
             job = {"id": secrets.token_urlsafe(16), "kind": kind, "model": model_id, "status": "pending",
                    "created": time.time(), "started": None, "finished": None}
-            self._db.execute("INSERT INTO jobs (id, kind, model, status, created, request, bytes) VALUES "
-                             "(?, ?, ?, ?, ?, ?, ?)", (job["id"], kind, model_id, "pending", job["created"], text,
-                                                       len(text)))
+            self._db.execute("INSERT INTO jobs (id, kind, model, status, created, request, bytes, owner) VALUES "
+                             "(?, ?, ?, ?, ?, ?, ?, ?)", (job["id"], kind, model_id, "pending", job["created"], text,
+                                                          len(text), owner))
         return job
 
     def started(self, job_id: str) -> None:
@@ -119,10 +133,11 @@ class Jobs:
         self.store, self.runner, self.load = store, runner, load
         self._tasks: set[asyncio.Task] = set()
 
-    async def submit(self, kind: str, model_id: str, request: dict) -> dict:
+    async def submit(self, kind: str, model_id: str, request: dict, owner: str = "") -> dict:
+        """Store and start a job of client ``owner`` (:func:`structrom.api.deps.job_owner`)."""
         self.load.enter()  # counted until it finishes; 429 when the server is saturated
         try:
-            job = await asyncio.to_thread(self.store.create, kind, model_id, request)
+            job = await asyncio.to_thread(self.store.create, kind, model_id, request, owner)
         except BaseException:
             self.load.leave()
             raise

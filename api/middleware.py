@@ -1,8 +1,9 @@
 """ASGI middleware: body size limits (413 before reading), query strings (a parameter given twice: 400), the read
-key for every route but ``/health`` (``read_requires_key``: documentation and metrics included), and request metrics
-per route template."""
+key for every route but ``/health`` (``read_requires_key``: documentation and metrics included), a request whose
+client went away cancelled (:class:`Guard`), and request metrics per route template."""
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from urllib.parse import parse_qsl
@@ -11,7 +12,7 @@ from fastapi import HTTPException
 
 from .config import ServerConfig
 from .deps import check_key, given_key
-from .errors import DomainError, error_response
+from .errors import CLIENT_CLOSED, DomainError, error_response
 from .metrics import Metrics
 
 OPEN_PATHS = {"/health"}
@@ -55,7 +56,12 @@ def query_problem(query_string: bytes) -> tuple[str, str] | None:
 class Guard:
     """Rejects bodies over the limit with 413 (from ``Content-Length`` before reading anything, or while
     streaming a chunked body), requires the read key when configured, records request counts and
-    durations per route template."""
+    durations per route template.
+
+    A client that closes its connection once its body is sent and before the answer starts cancels the request:
+    the route's task is cancelled, so its solver task is dropped from the queue, or stopped if it runs on
+    (:class:`structrom.api.pool.SolverPool`). Without this, requests sent and abandoned at once were all solved, and
+    an interactive client waited behind them. The request is recorded with status :data:`CLIENT_CLOSED`."""
 
     def __init__(self, app, config: ServerConfig, metrics: Metrics, keys: list[bytes]) -> None:
         self.app, self.config, self.metrics, self.keys = app, config, metrics, keys
@@ -100,18 +106,23 @@ class Guard:
                 resp = error_response(400, "invalid_query", problem[1], problem[0])
                 return await resp(scope, receive, send_wrapper)
             seen = 0
+            watch = _DisconnectWatch(receive, status)
 
             async def limited_receive():
                 nonlocal seen
+                if watch.body_done:  # the rest is the disconnect the watcher waits for
+                    return await watch.disconnected()
                 message = await receive()
                 if message["type"] == "http.request":
                     seen += len(message.get("body", b""))
                     if seen > limit:
                         raise _TooLarge(limit)
+                    if not message.get("more_body", False):
+                        watch.start()
                 return message
 
             try:
-                await self.app(scope, limited_receive, send_wrapper)
+                await watch.run(self.app(scope, limited_receive, send_wrapper))
             except _TooLarge:
                 if not status["started"]:
                     resp = error_response(413, "body_too_large", f"request body exceeds the limit of {limit} bytes",
@@ -123,3 +134,48 @@ class Guard:
             self.metrics.inc("structrom_http_requests_total", method=scope.get("method", ""), route=label,
                              status=status["code"])
             self.metrics.observe("structrom_http_request_duration_seconds", time.perf_counter() - start, route=label)
+
+
+class _DisconnectWatch:
+    """Once a request's body is read, waits for the client's ``http.disconnect`` (the server's ``receive`` returns
+    it when the connection closes, or once the response is complete) and cancels the route's task if its answer
+    has not started; later ``receive`` calls of the route get that same message."""
+
+    def __init__(self, receive, status: dict) -> None:
+        self._receive, self._status = receive, status
+        self.body_done = False
+        self._app: asyncio.Task | None = None
+        self._watcher: asyncio.Task | None = None
+        self._message: asyncio.Future | None = None
+        self.cancelled = False
+
+    def start(self) -> None:
+        self.body_done = True
+        self._message = asyncio.get_running_loop().create_future()
+        self._watcher = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        message = await self._receive()
+        if not self._message.done():
+            self._message.set_result(message)
+        if message["type"] == "http.disconnect" and not self._status["started"] and self._app is not None \
+                and not self._app.done():
+            self.cancelled = True
+            self._app.cancel()
+
+    async def disconnected(self) -> dict:
+        return await asyncio.shield(self._message)
+
+    async def run(self, coro) -> None:
+        """Run the application ``coro`` as a task; return quietly when the watcher cancelled it."""
+        self._app = asyncio.ensure_future(coro)
+        try:
+            await self._app
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not self.cancelled or (current is not None and current.cancelling()):
+                raise  # the server's own cancellation (shutdown), not the client's
+            self._status["code"] = CLIENT_CLOSED
+        finally:
+            if self._watcher is not None and not self._watcher.done():
+                self._watcher.cancel()

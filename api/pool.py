@@ -5,7 +5,9 @@ the server's threads or sockets) each run one task at a time; the answer is awai
 reader callback on the pipe), so a request costs no thread hop. Interactive requests (priority 0) go before
 job chunks (priority 1), so a solve waits at most for the tasks already running, not behind queued jobs.
 A task past its deadline (counted from its arrival, queue wait included) has its process killed, or is
-not started (answer 503 ``deadline_exceeded``); a process that dies
+not started (answer 503 ``deadline_exceeded``); a task whose caller went away (:class:`structrom.api.middleware.Guard`
+cancels a request whose client disconnected) is dropped from the queue, or, when it runs longer than
+:data:`ABANDONED_GRACE_SECONDS` after that, has its process killed; a process that dies
 (a crash in native code) answers 500 ``worker_crashed`` for its task alone. Either way the process is
 started again for the next task and the server keeps serving.
 
@@ -24,6 +26,11 @@ import signal
 from .errors import DomainError
 
 log = logging.getLogger("structrom.api")
+
+
+#: A task whose caller went away (a client that disconnected) may finish within this many seconds; past it, its
+#: solver process is stopped (and started again for the next task): a restart costs less than a long unwanted solve.
+ABANDONED_GRACE_SECONDS = 1.0
 
 
 class Load:
@@ -69,6 +76,7 @@ class SolverPool:
         self._closing = False
         self.queued = 0
         self.crashes = self.timeouts = 0
+        self.abandoned = 0  # tasks dropped or stopped: their caller went away (a client that disconnected)
 
     # -- processes (called in the I/O threads) ------------------------------------------------------------------
     def _spawn(self, w: _Worker) -> None:
@@ -157,6 +165,7 @@ class SolverPool:
             _, _, task, args, deadline, fut = await self._queue.get()
             self.queued -= 1
             if fut.done():  # the caller went away while queued
+                self.abandoned += 1
                 continue
             timeout = deadline - asyncio.get_running_loop().time()
             if timeout <= 0:  # waited its whole deadline in the queue
@@ -164,9 +173,21 @@ class SolverPool:
                 fut.set_exception(DomainError(503, "deadline_exceeded", "the server was too busy to start the request "
                                               "within its deadline", retry_after=1))
                 continue
+            call = asyncio.ensure_future(self._call(w, task, args, timeout))
             try:
-                result = await self._call(w, task, args, timeout)
+                await asyncio.wait({call, fut}, return_when=asyncio.FIRST_COMPLETED)
+                if not call.done():  # the caller went away while its task runs
+                    await asyncio.wait({call}, timeout=ABANDONED_GRACE_SECONDS)
+                if not call.done():  # still running: stop the process rather than finish work no one waits for
+                    call.cancel()
+                    await asyncio.gather(call, return_exceptions=True)
+                    self.abandoned += 1
+                    log.info("solver task %s stopped: its client went away", task)
+                    await asyncio.to_thread(self._stop, w)  # started again for the next task
+                    continue
+                result = call.result()
             except asyncio.CancelledError:
+                call.cancel()
                 if not fut.done():
                     fut.cancel()
                 raise

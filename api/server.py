@@ -74,6 +74,8 @@ def _metrics(s: Services) -> Metrics:
     m.gauge("structrom_solver_processes", "solver processes running", lambda: s.pool.alive())
     m.gauge("structrom_solver_failures", "solver processes stopped by a crash or a deadline",
             lambda: {(("cause", "crash"),): s.pool.crashes, (("cause", "deadline"),): s.pool.timeouts})
+    m.gauge("structrom_solver_tasks_abandoned", "solver tasks dropped or stopped: their client went away",
+            lambda: s.pool.abandoned)
     return m
 
 
@@ -97,7 +99,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             task_timeout=config.request_timeout_seconds)
         await s.pool.start()
         store = JobStore(s.registry.dir, max_jobs=config.max_jobs, max_bytes=config.job_store_bytes,
-                         ttl=config.job_ttl_seconds)
+                         ttl=config.job_ttl_seconds, max_per_client=config.max_jobs_per_client)
         s.jobs = Jobs(store, lambda kind, mid, req: execution.run_job(s, kind, mid, req), s.load)
         await execution.scan(s)
         s.ready = True

@@ -202,6 +202,8 @@ def _npy_declared_bytes(data: bytes) -> int:
     if version not in readers:
         raise ValueError(f"format version {version[0]}.{version[1]}; save it with numpy.save (format 1.0 or 2.0)")
     shape, _, dtype = readers[version](fp)
+    if dtype.kind not in "fiu":
+        raise ValueError(f"its values are of type {dtype}; save real numbers (float64)")
     n = 1
     for d in shape:
         n *= max(int(d), 0)
@@ -264,13 +266,14 @@ def read_nodal_upload(data: bytes, filename: str, times: np.ndarray, max_nodes: 
             raise RegistryError(422, "invalid_upload", f"unreadable HDF5 file: {exc}", "temperature") from None
     else:
         raise RegistryError(422, "invalid_upload", f"{filename or 'upload'}: not a .npy or HDF5 file", "temperature")
-    if not (isinstance(arr, np.ndarray) and arr.dtype.kind in "fiu"):
+    if not (isinstance(arr, (np.ndarray, np.generic)) and arr.dtype.kind in "fiu"):
         raise RegistryError(422, "invalid_upload", "the temperature array must be numeric", "temperature")
+    given = np.shape(arr)  # (a 0-d dataset reads as a numpy scalar)
     arr = np.asarray(arr, dtype=float)
     if arr.ndim == 1:
         arr = arr[None, :]
     if arr.ndim != 2 or arr.shape[0] != len(times) or arr.shape[1] < 1 or arr.shape[1] > max_nodes:
-        raise RegistryError(422, "invalid_shape", f"temperature array has shape {arr.shape}; expected "
+        raise RegistryError(422, "invalid_shape", f"temperature array has shape {given}; expected "
                             f"(n_times={len(times)}, n_nodes) with n_nodes the mesh's node count", "temperature")
     if not np.all(np.isfinite(arr)):
         raise RegistryError(422, "non_finite", f"temperature has {int((~np.isfinite(arr)).sum())} non-finite "

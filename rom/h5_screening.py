@@ -123,7 +123,10 @@ def attribute_bytes(obj, name: str) -> int:
 
 def check_attribute_size(obj, name: str, path: str, limits: Limits) -> None:
     """Refuse attribute ``name`` of the object at ``path`` above ``limits.max_attribute_bytes``
-    (:func:`attribute_bytes`)."""
+    (:func:`attribute_bytes`), or with no value (a null dataspace: its size cannot even be asked)."""
+    if h5py.h5a.open(obj.id, name.encode()).get_space().get_simple_extent_type() == h5py.h5s.NULL:
+        raise UnsafeFileError(f"{_where(path)}: attribute {name!r} has no value (an empty, null dataspace); "
+                              "write a number or a string")
     size = attribute_bytes(obj, name)
     if size > limits.max_attribute_bytes:
         raise UnsafeFileError(f"{_where(path)}: attribute {name!r} holds {size} bytes, above the limit of "

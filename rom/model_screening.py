@@ -91,6 +91,32 @@ def _faces_within(f: h5py.File, path: str, starts: np.ndarray, faces: np.ndarray
                                   f"{int(faces[b[i]])} faces (S1-S{int(faces[b[i]])})")
 
 
+def _positive_jacobians(f: h5py.File, path: str, element: str, points: str, limits: Limits) -> None:
+    """Every element of the connectivity ``path`` (a known ``element`` type, node indices already within the mesh)
+    has a positive Jacobian determinant at each integration point, as the mesh's integration
+    (:class:`structrom.rom.fem.kernel.Discretization`: fields, deck answers) requires; read by blocks of elements.
+    Skipped when the points are not finite (their own rule names them)."""
+    from structrom.rom.fem.integration import MAX_CHUNK_ELEMENTS, _det_inv3
+    from structrom.rom.fem.kernel import collapsed, jacobians
+
+    X = f[points][()]
+    if not np.all(np.isfinite(X)):
+        return
+    d = f[path]
+    step = max(1, MAX_CHUNK_ELEMENTS // 16)  # (step, points, 3, 3) Jacobians at a time
+    for sel, conn in _blocks(d, limits.block_bytes):
+        if conn.shape[1:] != d.shape[1:]:
+            raise UnsafeFileError(f"/{path}: chunks {d.chunks} split the rows (an element's nodes); rechunk with "
+                                  f"whole rows (e.g. h5repack -l {path}:CHUNK={min(d.shape[0], 65536)}x{d.shape[1]})")
+        for start in range(0, len(conn), step):
+            det, _ = _det_inv3(jacobians(element, X[conn[start:start + step].astype(np.int64)]))
+            bad = np.argwhere(~(det > 0.0))
+            if len(bad):
+                e, q = bad[0]
+                row = sel[0].start + start + int(e)
+                raise UnsafeFileError(f"/{path}: row {row} (a {element}) has {collapsed(det[e, q], q)}")
+
+
 def mesh_rules(f: h5py.File, ds: dict, sc: ShapeChecker, prefix: str = "mesh",
                limits: Limits = Limits()) -> tuple[int, int, int]:
     """The rules of a mesh group (:func:`structrom.rom.hifi.output.write_mesh_group`) at ``prefix``: points
@@ -117,6 +143,8 @@ def mesh_rules(f: h5py.File, ds: dict, sc: ShapeChecker, prefix: str = "mesh",
             raise UnsafeFileError(f"/{p}: {sc.shape(p)[1]} nodes per element; a {echo(element)} element has "
                                   f"{nodes or f'at most {most_nodes}'}")
         _index(f, p, n_nodes, "mesh nodes", limits=limits)
+        if nodes is not None:
+            _positive_jacobians(f, p, element, f"{prefix}/points", limits)
         starts.append(n_elements)
         faces.append(len(FACES[element]) if element in FACES else 6)
         names.append(element)

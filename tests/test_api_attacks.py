@@ -4,13 +4,14 @@ and the server keeps giving correct answers afterwards (compared with the model 
 
 The attack files are built here with h5py: external storage pointing at a file standing for a server
 secret, external and soft links, a virtual dataset, a filter outside the allowed set, extra datasets, a
-gzip bomb and a sparse claim of 8 GB, out-of-range indices, a NaN indicator tolerance and NaN values,
-a missing dataset, a JSON attribute holding a lone surrogate; plus a killed solver process, concurrent
-replace / delete during solves and during a batch job, SIGTERM.
+gzip bomb and a sparse claim of 8 GB, out-of-range indices, a collapsed element, a NaN indicator tolerance
+and NaN values, a missing dataset, a JSON attribute holding a lone surrogate; plus a killed solver process,
+requests abandoned by their clients, concurrent replace / delete during solves and during a batch job, SIGTERM.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -169,6 +170,15 @@ def hostile_models(src, other, secret, tmp):
         n = f["mesh/points"].shape[0]
         f.create_dataset("mesh/node_sets/bomb", shape=(64 * n,), dtype="i8", chunks=(n,), compression="gzip")
 
+    def empty_attribute(f):  # no value (h5py.Empty): refused as "unreadable HDF5 structure ... corrupt"
+        f["indicator"].attrs["tolerance"] = h5py.Empty("f8")
+
+    def empty_kind(f):  # the same on a root attribute read before screening: "Unspecified error in H5Aget_..."
+        f.attrs["kind"] = h5py.Empty("S10")
+
+    def collapsed_element(f):  # an element's nodes all at one node: /fields and deck answers failed with a 500
+        f["mesh/blocks/0/connectivity"][0] = 0
+
     def huge_chunk(f):  # one chunk far larger than the writers' (re-decompressed for every block read)
         data = f["dual/stress/basis"][()]
         del f["dual/stress/basis"]
@@ -192,7 +202,10 @@ def hostile_models(src, other, secret, tmp):
              ("lone_surrogate", lone_surrogate, "lone surrogate"),
              ("lone_surrogate_bytes", lone_surrogate_bytes, "provenance"),
              ("oversized_node_set", oversized_node_set, "mesh/node_sets/bomb"),
-             ("huge_chunk", huge_chunk, "rechunk")]
+             ("huge_chunk", huge_chunk, "rechunk"),
+             ("collapsed_element", collapsed_element, "non-positive Jacobian determinant"),
+             ("empty_attribute", empty_attribute, "/indicator: attribute 'tolerance' has no value"),
+             ("empty_kind", empty_kind, ".h5: /: attribute 'kind' has no value")]
     return [(name, af.mutated(src, tmp / f"{name}.h5", fn), what) for name, fn, what in cases]
 
 
@@ -333,6 +346,127 @@ def test_killed_solver_process_fails_one_request(server, reference):
     assert_serving(server, reference)
     assert_serving(server, reference)  # both replacement processes
     assert len(af.solver_pids(server)) == 2
+
+
+def _metric(server, name: str) -> float:
+    for line in httpx.get(server.url + "/metrics", timeout=10).text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"no metric {name}")
+
+
+def test_abandoned_requests_are_not_solved(server, reference):
+    """Eight long batches sent and their connections closed before the answer: every one was solved anyway
+    (6 queued behind the 2 running), and a solve sent next waited for all of them. A request whose client went
+    away is now cancelled: its queued solver task is dropped, a running one stopped (its process replaced), the
+    query log records 499, nothing stays in flight."""
+    import socket
+
+    # 16 x 2000 increments: seconds of solving on any machine, far past the grace of a running abandoned task
+    long = json.dumps({"loadings": [fx.loading_dict(0.045, 0.4, times=np.linspace(0, 1, 2001).tolist())] * 16})
+    head = (f"POST /v1/models/small/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(long)}\r\n\r\n").encode()
+    before, pids = _metric(server, "structrom_solver_tasks_abandoned"), set(af.solver_pids(server))
+    port = int(server.url.rsplit(":", 1)[1])
+    socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(8)]
+    for sock in socks:
+        sock.sendall(head + long.encode())
+    deadline = time.monotonic() + 30  # every body read and queued (bounded wait, not a timing assertion)
+    while _metric(server, "structrom_inflight") < 8 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _metric(server, "structrom_inflight") == 8
+    for sock in socks:
+        sock.close()
+    deadline = time.monotonic() + 120
+    while (_metric(server, "structrom_inflight") or _metric(server, "structrom_solver_queue")) and \
+            time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _metric(server, "structrom_inflight") == 0 and _metric(server, "structrom_solver_queue") == 0
+    # the 2 that had started were stopped, the others never ran
+    assert _metric(server, "structrom_solver_tasks_abandoned") - before == 8
+    log = httpx.get(server.url + "/v1/queries?limit=8", headers={"X-API-Key": server.key}).json()["queries"]
+    assert [q["status"] for q in log] == [499] * 8, log
+    assert_serving(server, reference)
+    assert_serving(server, reference)  # both solver processes
+    assert len(af.solver_pids(server)) == 2 and set(af.solver_pids(server)).isdisjoint(pids)
+
+
+def test_uploads_cut_short_leave_no_trace(server, built):
+    """Model uploads whose client closes the connection half-way through the body logged two tracebacks each
+    (``ClientDisconnect`` as an unhandled error, then uvicorn's 'Exception in ASGI application'). Cut short in the
+    body, or closed right after it: no traceback, no temp file left; a body cut short publishes nothing."""
+    import socket
+
+    data = built[0].path.read_bytes()
+    head = (f"PUT /v1/models/cut HTTP/1.1\r\nHost: x\r\nX-API-Key: {server.key}\r\nContent-Type: "
+            f"application/octet-stream\r\nContent-Length: {len(data)}\r\n\r\n").encode()
+    port = int(server.url.rsplit(":", 1)[1])
+    for part, wait in ((data[: len(data) // 2], 0.3), (data[: len(data) // 3], 0.0), (data, 0.0)):
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(head + part)
+            time.sleep(wait)
+            if part is not data:
+                assert not (server.models_dir / "cut.h5").exists()
+    deadline = time.monotonic() + 30
+    while _metric(server, "structrom_inflight") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.3)
+    assert "Traceback" not in server.log() and "unhandled error" not in server.log(), server.log()[-2000:]
+    assert not any(p.name.endswith(".partial") for p in server.models_dir.iterdir())
+    httpx.delete(f"{server.url}/v1/models/cut", headers={"X-API-Key": server.key})  # (if its answer came first)
+
+
+def test_failed_enrich_names_the_model_file(server):
+    """A failed enrichment's message quoted the model's path with the models directory scrubbed to ``models`` and
+    its separator lost (``modelssmall.h5: none of the model's training snapshot files...``)."""
+    r = httpx.post(f"{server.url}/v1/models/small/enrich", json={"loadings": [GOOD]}, timeout=30,
+                   headers={"X-API-Key": server.key})
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + 120
+    while (job := httpx.get(server.url + r.json()["location"]).json())["status"] in ("pending", "running"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+    message = job["error"]["message"]
+    assert job["status"] == "failed" and "models/small.h5" in message, job
+    assert "modelssmall" not in message and str(server.models_dir) not in message, message
+
+
+def test_concurrent_queries_to_two_models_never_mix(server, built):
+    """8 clients sending solves and 2-loading batches at random to two models of different meshes at once: each
+    answer (von Mises, indicator, node-set displacements, the model's sha256) equals the same query sent alone."""
+    import random
+
+    assert put(server, "mixother", built[1].path).status_code in (200, 201)
+    loads = [fx.loading_dict(0.03 + 0.02 * k / 3, 0.5 * k / 3) for k in range(4)]
+    keys = ("max_von_mises", "max_cumulated_plastic_strain", "indicator", "model_sha256", "displacement")
+
+    def answer(c, model_id, k, batch):
+        body = {"loadings": [loads[k], loads[(k + 1) % 4]]} if batch else {"loading": loads[k]}
+        r = c.post(f"{server.url}/v1/models/{model_id}/{'batch' if batch else 'solve'}",
+                   json={**body, "node_sets": ["zmax"]})
+        assert r.status_code == 200, r.text
+        return [{key: a[key] for key in keys} for a in (r.json()["results"] if batch else [r.json()])]
+
+    with httpx.Client(timeout=120) as c:
+        alone = {(m, k): answer(c, m, k, False)[0] for m in ("small", "mixother") for k in range(4)}
+    wrong = []
+
+    def client(seed):
+        rnd = random.Random(seed)
+        with httpx.Client(timeout=120) as c:
+            for _ in range(12):
+                m, k, batch = rnd.choice(["small", "mixother"]), rnd.randrange(4), rnd.random() < 0.5
+                for j, got in enumerate(answer(c, m, k, batch)):
+                    if got != alone[(m, (k + j) % 4)]:
+                        wrong.append((m, k, j))
+
+    threads = [threading.Thread(target=client, args=(seed,)) for seed in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert not wrong, wrong[:5]
+    assert httpx.delete(f"{server.url}/v1/models/mixother", headers={"X-API-Key": server.key}).status_code == 204
 
 
 def test_replace_and_delete_during_solves(server, built, reference):

@@ -178,6 +178,30 @@ def test_job_store_bounded_and_persistent(tmp_path, built, reference):
         assert j["status"] == "done" and j["result"]["ok"] == 4, j
 
 
+def test_one_client_cannot_fill_the_job_store(tmp_path, built, reference):
+    """One anonymous client sent background solves until the store was full (1024 jobs in about 8 s with the
+    defaults): every client's jobs, and batches above sync_batch_max, were refused for the jobs' hour. A client
+    (its API key, else its address) now holds at most max_jobs_per_client of them; another client still submits."""
+    cfg = "max_jobs = 8\nmax_jobs_per_client = 3\njob_ttl_seconds = 3600\n"
+    with server(tmp_path, built, cfg) as srv:
+        ids = [submit(srv, [GOOD]).json()["job"] for _ in range(3)]
+        r = submit(srv, [GOOD])
+        assert r.status_code == 429 and r.json()["error"]["code"] == "client_job_quota", r.text
+        assert "at most 3 per client" in r.json()["error"]["message"] and "Retry-After" in r.headers
+        # an invalid key is no new identity
+        assert submit_as(srv, "not-a-key").json()["error"]["code"] == "client_job_quota"
+        keyed = submit_as(srv, srv.key)
+        assert keyed.status_code == 202, keyed.text
+        for i in ids + [keyed.json()["job"]]:
+            assert wait(srv, i)["status"] == "done"
+        assert_correct(srv, reference)
+
+
+def submit_as(srv, key):
+    return httpx.post(f"{srv.url}/v1/models/small/batch", params={"background": "true"}, timeout=30,
+                      json={"loadings": [GOOD]}, headers={"X-API-Key": key})
+
+
 def test_no_server_paths_and_stale_partials_removed(tmp_path, built):
     models = models_dir(tmp_path, built)
     (models / ".upload-abc.partial").write_bytes(b"half an upload")

@@ -192,6 +192,30 @@ def test_nodal_upload_declaring_a_huge_array(server, built):
         assert f"{8 * int(np.prod(shape))} bytes" in err["message"]
     assert httpx.get(server.url + "/health", timeout=5).json()["status"] == "ok"
 
+def test_nodal_uploads_of_other_types_and_shapes_are_named(server, built):
+    """A complex .npy of the right shape was refused as 'its header declares 6480 bytes, more than ... allow', a 0-d
+    HDF5 dataset as 'must be numeric', a 1-D array of the wrong length as shape (1, n): each now names what it is."""
+    import h5py
+
+    n = built.mesh.n_nodes
+
+    def nodal(content, name):
+        request = json.dumps({"loading": NO_TEMPERATURE, "extrapolate": True})
+        return post(server, "solve/nodal", data={"request": request}, files={"temperature": (name, content)})
+
+    def npy(a):
+        buf = io.BytesIO()
+        np.save(buf, a)
+        return buf.getvalue()
+
+    scalar = io.BytesIO()
+    with h5py.File(scalar, "w") as f:
+        f["temperature"] = 0.5
+    refused(nodal(npy(np.zeros((5, n), complex)), "t.npy"), 422, "temperature", "invalid_upload", "type complex128")
+    refused(nodal(scalar.getvalue(), "t.h5"), 422, "temperature", "invalid_shape", "has shape ();")
+    refused(nodal(npy(np.zeros(n)), "t.npy"), 422, "temperature", "invalid_shape", f"has shape ({n},);")
+
+
 @pytest.mark.parametrize("body, status, code, cause", [
     (b'{"loading": {"times": [0, 1' + b"0" * 5000 + b"]}}", 400, "invalid_body", "4300 digits"),
     (b'{"loading": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400, "invalid_body", "RecursionError"),
@@ -265,6 +289,25 @@ def test_decks_with_thousands_of_steps_or_a_bom(server, built):
     assert time.perf_counter() - t0 < 10
     assert httpx.get(server.url + "/health", timeout=5).json()["status"] == "ok"
 
+
+
+def test_deck_form_parts_given_twice_and_input_parameters(server, built):
+    """A second ``deck`` part of the form was answered in place of the first without a word, and ``INPUT=`` on a
+    mesh card (``*NODE, INPUT=/etc/passwd``: a file that ccx and Abaqus read for the card's lines) was dropped
+    silently. Both are refused (422 naming the part or the line); nothing on the server is opened."""
+    deck, _ = small_deck(built.mesh)
+    url = f"{server.url}/v1/models/small/solve/deck"
+    two = [("deck", ("a.inp", deck)), ("deck", ("b.inp", b"*HEADING\n"))]
+    refused(httpx.post(url, files=two, data={"extrapolate": "true"}, timeout=60), 422, "deck", "invalid_upload",
+            "more than one 'deck' part")
+    refused(httpx.post(url, files={"deck": ("a.inp", deck)}, data={"extrapolate": ["true", "false"]}, timeout=60),
+            422, "extrapolate", "invalid_upload", "more than one 'extrapolate' part")
+    for card in (b"*NODE", b"*ELEMENT, TYPE=C3D8, ELSET=EALL", b"*NSET, NSET=XMIN"):
+        bad = deck.replace(card + b"\n", card + b", input = /etc/passwd\n", 1)
+        r = httpx.post(url, files={"deck": ("d.inp", bad)}, data={"extrapolate": "true"}, timeout=60)
+        keyword = card.split(b",")[0].decode()
+        refused(r, 422, "deck", "unsupported_keyword", f"{keyword}, INPUT=, d.inp:")
+        assert "root:" not in r.text
 
 
 def test_deck_answer_names_the_cards_it_ignored(server, built):
@@ -341,3 +384,12 @@ def test_query_parameters_given_twice_are_refused(server):
     many = "&".join(f"p{i}=1" for i in range(40))
     refused(httpx.get(f"{server.url}/v1/models?{many}", timeout=60), 400, "query", "invalid_query")
     finite_answer(httpx.post(f"{url}?background=false", json={"loading": GOOD}, timeout=60))
+
+
+def test_unknown_routes_and_methods_name_the_fix(server):
+    """A path no route matches answered ``{"field": null, "message": "Not Found"}``, a wrong method "Method Not
+    Allowed": neither named the request's path nor where the routes are."""
+    refused(httpx.get(server.url + "/v1/model/small"), 404, "path", "not_found", "no route GET /v1/model/small; "
+            "the routes are listed at /docs")
+    refused(httpx.get(server.url + "/v1/models/small/solve"), 405, "method", "method_not_allowed",
+            "GET is not allowed on /v1/models/small/solve; allowed: POST")

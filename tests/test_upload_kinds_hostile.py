@@ -135,6 +135,17 @@ def test_separated_overflowing_basis_answers_422(server, files, tmp_path):
     assert_serving(server)
 
 
+def test_separated_parameters_far_outside_the_ranges_are_named(server):
+    """``intensity = 1e308`` with ``extrapolate``: the interpolated matrix entries overflow; the 422 said 'the entry
+    evaluator returned (6,) values (finite: False)', neither the parameters nor the fix."""
+    r = solve(server, "sep", {"parameters": {"intensity": 1e308, "x_center": 40.0}, "extrapolate": True})
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["field"] == "parameters" and "intensity = 1e+308, x_center = 40" in err["message"], err
+    assert "nearer the training ranges" in err["message"], err
+    assert_serving(server)
+
+
 def test_dictionary_classifier_overflow_answers_422(server, files, tmp_path):
     """Classifier coefficients of 1e308: finite in the file, infinite logits for any loading. Each solve is a
     422 naming the classifier arrays (it was a NaN probability, a 500 and a dropped connection)."""

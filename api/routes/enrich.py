@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
-from ..deps import Services, UniqueKeysRoute, Write, services
+from ..deps import Services, UniqueKeysRoute, Write, job_owner, services
 from ..registry import RegistryError
 from ..responses import Accepted
 from ..routes_enrich import EnrichRequest
@@ -19,7 +19,7 @@ Svc = Annotated[Services, Depends(services)]
 
 @router.post("/v1/models/{model_id}/enrich", dependencies=[Write], status_code=202, response_model=Accepted,
              responses={202: {"description": "accepted as a job: poll Location"}})
-async def enrich(model_id: ModelId, body: EnrichRequest, s: Svc):
+async def enrich(model_id: ModelId, body: EnrichRequest, s: Svc, http: Request):
     """Solve the loadings with the model; HF solves of those above the indicator tolerance, then a new
     model version (old one kept). Always a job: 202 + Location of ``/v1/jobs/{job}``."""
     s.registry.servable(model_id)
@@ -29,4 +29,4 @@ async def enrich(model_id: ModelId, body: EnrichRequest, s: Svc):
                             "solves of untrusted loadings, then a new hyper-reduced version) applies to hyper-reduced "
                             "models only", "model_id")
     s.registry.writable(model_id)  # (409 while an enrichment of it runs)
-    return accepted(await s.jobs.submit("enrich", model_id, body.model_dump(mode="json")))
+    return accepted(await s.jobs.submit("enrich", model_id, body.model_dump(mode="json"), job_owner(http)))

@@ -77,7 +77,14 @@ async def publish(model_id: ModelId, request: Request, s: Svc):
                 raise
         finally:
             s.load.leave()
-        replaced, card = await asyncio.to_thread(reg.commit, model_id, tmp, described)
+        # a client gone now (api.middleware.Guard cancels its request) does not cut the commit half-way: the rename
+        # and the index row are done together, then the temp file (already renamed) is cleaned up
+        commit = asyncio.ensure_future(asyncio.to_thread(reg.commit, model_id, tmp, described))
+        try:
+            replaced, card = await asyncio.shield(commit)
+        except asyncio.CancelledError:
+            await asyncio.wait([commit])
+            raise
     finally:
         tmp.unlink(missing_ok=True)
     return JSONResponse(card, status_code=200 if replaced else 201,

@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from .. import execution
-from ..deps import DuplicateKeyError, Read, Services, UniqueKeysRoute, Write, loads_unique, services
+from ..deps import (DuplicateKeyError, Read, Services, UniqueKeysRoute, Write, job_owner, loads_unique,
+                    services)
 from ..errors import DomainError
 from ..responses import Accepted, AnySolveResult, BatchResult, DictionarySolveResult, QueryLog, SolveResult, errors
 from ..schemas import BatchBody, FieldsRequest, NodalRequest, ParameterBatchRequest, SolveBody
@@ -28,10 +29,17 @@ def accepted(job: dict) -> JSONResponse:
                         headers={"Location": loc})
 
 
+async def one_upload(http: Request, name: str, what: str) -> None:
+    """Refuse a form with more than one part named ``name`` (the framework keeps one of them without a word)."""
+    if len((await http.form()).getlist(name)) > 1:
+        raise DomainError(422, "invalid_upload", f"{name}: the form has more than one {name!r} part; upload {what}",
+                          name)
+
+
 @router.post("/v1/models/{model_id}/solve", dependencies=[Read], response_model=AnySolveResult,
              responses={202: {"model": Accepted, "description": "accepted as a job (``background=true``)"},
                         **QUERY_ERRORS})
-async def solve(model_id: ModelId, body: SolveBody, s: Svc, background: Background = False):
+async def solve(model_id: ModelId, body: SolveBody, s: Svc, http: Request, background: Background = False):
     """Solve one query: a ``loading`` for hyper-reduced and dictionary models (max von Mises and max
     cumulated plastic strain per increment, displacements of the requested node sets, the error indicator per
     increment and the trust flags; a dictionary names the local model that answered and what was tried), or
@@ -40,7 +48,8 @@ async def solve(model_id: ModelId, body: SolveBody, s: Svc, background: Backgrou
     s.registry.path(model_id)
     if background:
         s.registry.servable(model_id)
-        return accepted(await s.jobs.submit("solve", model_id, body.model_dump(mode="json", exclude_unset=True)))
+        return accepted(await s.jobs.submit("solve", model_id, body.model_dump(mode="json", exclude_unset=True),
+                                            job_owner(http)))
     return JSONResponse(await execution.solve(s, model_id, body))  # plain JSON: no second validation pass
 
 
@@ -69,9 +78,7 @@ async def solve_nodal(model_id: ModelId, s: Svc, http: Request,
         e = exc.errors()[0]
         field = "request." + ".".join(str(p) for p in e["loc"]) if e["loc"] else "request"
         raise DomainError(422, "validation_error", f"{field}: {e['msg']}", field) from None
-    if len((await http.form()).getlist("temperature")) > 1:
-        raise DomainError(422, "invalid_upload", "temperature: the form has more than one 'temperature' file; upload "
-                          "one (n_times, n_nodes) array", "temperature")
+    await one_upload(http, "temperature", "one (n_times, n_nodes) array")
     temp = body.loading.temperature
     if temp is not None and (temp.type != "nodal" or temp.values is not None):
         raise DomainError(422, "validation_error", "request.loading.temperature: the temperature of /solve/nodal is "
@@ -100,7 +107,7 @@ async def solve_nodal(model_id: ModelId, s: Svc, http: Request,
              responses={200: {"content": {"application/json": {}, "application/octet-stream": {}},
                               "description": "summary (format=json) or the .frd / zipped VTU files"},
                         **QUERY_ERRORS})
-async def solve_deck(model_id: ModelId, s: Svc,
+async def solve_deck(model_id: ModelId, s: Svc, http: Request,
                      deck: Annotated[UploadFile, File(description="CalculiX deck (.inp, text) of the model's mesh "
                                                       "and sets; *INCLUDE is refused (paste the included cards)")],
                      format: Annotated[str, Form(description="json (summary), frd (CalculiX results) or vtu "
@@ -112,6 +119,8 @@ async def solve_deck(model_id: ModelId, s: Svc,
     fit the model (another mesh, loads on other sets, unsupported keywords) is refused with 422 naming the
     line; a deck outside the training family with 422 ``outside_training_family`` unless ``extrapolate``."""
     s.registry.path(model_id)
+    for name, what in (("deck", "one CalculiX deck"), ("format", "one format"), ("extrapolate", "one value")):
+        await one_upload(http, name, what)
     data = await deck.read()
     out = await execution.deck(s, model_id, data, deck.filename or "deck.inp", format, extrapolate)
     if isinstance(out, dict):
@@ -123,7 +132,7 @@ async def solve_deck(model_id: ModelId, s: Svc,
 
 @router.post("/v1/models/{model_id}/batch", dependencies=[Read], response_model=BatchResult,
              responses={202: {"model": Accepted, "description": "accepted as a job"}, **QUERY_ERRORS})
-async def batch(model_id: ModelId, body: BatchBody, s: Svc, background: Background = False):
+async def batch(model_id: ModelId, body: BatchBody, s: Svc, http: Request, background: Background = False):
     """Solve many loadings (same options for all); a bad loading fails alone (its item is an error).
     Batches larger than the server's ``sync_batch_max`` always run as a job (202 + Location)."""
     s.registry.path(model_id)
@@ -132,7 +141,8 @@ async def batch(model_id: ModelId, body: BatchBody, s: Svc, background: Backgrou
         raise DomainError(422, "batch_too_large", f"{n} {key}; at most {s.config.max_batch} per request", key)
     if background or n > s.config.sync_batch_max:
         s.registry.servable(model_id)
-        return accepted(await s.jobs.submit("batch", model_id, body.model_dump(mode="json", exclude_unset=True)))
+        return accepted(await s.jobs.submit("batch", model_id, body.model_dump(mode="json", exclude_unset=True),
+                                            job_owner(http)))
     return JSONResponse(await execution.batch(s, model_id, body))
 
 

@@ -29,6 +29,21 @@ def keyword_of(line: str) -> str | None:
     return canonical(" ".join(line[1:].split(",", 1)[0].upper().split()))
 
 
+def card_parameters(line: str) -> dict[str, str]:
+    """The parameters of a stripped keyword line: upper-case names without blanks (ccx drops them: ``TIME RESET``
+    is ``TIMERESET``) -> values without blanks (``INPUT``: as written, without enclosing double quotes)."""
+    params = {}
+    for p in line[1:].split(",")[1:]:
+        p = p.strip()
+        if p:
+            k, _, v = p.partition("=")
+            k = "".join(k.upper().split())
+            # (names: 'Tip Nodes' is TIPNODES; a file name in double quotes, as Abaqus allows, is read without them
+            # by ccx too)
+            params[k] = v.strip().strip('"') if k == "INPUT" else "".join(v.split())
+    return params
+
+
 @dataclass
 class Card:
     """A keyword card: ``keyword`` upper case without ``*``, ``params`` upper-case keys without blanks, as ccx
@@ -106,15 +121,7 @@ def read_cards(path: str | os.PathLike, _depth: int = 0, _top: Path | None = Non
             continue
         keyword = keyword_of(line)
         if keyword is not None:
-            parts = [p.strip() for p in line[1:].split(",")]
-            params = {}
-            for p in parts[1:]:
-                if p:
-                    k, _, v = p.partition("=")
-                    k = "".join(k.upper().split())  # (ccx drops blanks: TIME RESET is TIMERESET)
-                    # (names: 'Tip Nodes' is TIPNODES; a file name in double quotes, as Abaqus allows, is read without
-                    # them by ccx too)
-                    params[k] = v.strip().strip('"') if k == "INPUT" else "".join(v.split())
+            params = card_parameters(line)
             if keyword == "INCLUDE":
                 if not params.get("INPUT"):
                     raise CalculixError(f"{path}:{number}: *INCLUDE needs INPUT=<file>")

@@ -26,7 +26,7 @@ import numpy as np
 from ..fem.mesh import Mesh
 from .calculix_error import CalculixError
 from .inp import read_inp
-from .calculix_cards import fortran_float, keyword_of
+from .calculix_cards import card_parameters, fortran_float, keyword_of
 from .calculix_deck import Deck, not_supported, read_deck
 
 __all__ = ["DeckTarget", "TooManySteps", "deck_times", "loading_from_deck", "deck_loading", "screen_deck_text",
@@ -265,10 +265,11 @@ class TooManySteps(CalculixError):
 def screen_deck_text(data: bytes, *, max_bytes: int, max_lines: int = 2_000_000, name: str = "deck",
                      max_steps: int | None = None) -> str:
     """The text of an uploaded deck, refused (:class:`CalculixError`) when larger than ``max_bytes`` or
-    ``max_lines``, binary (NUL bytes) or with an ``*INCLUDE`` card (an upload is read alone: nothing on the
-    server is opened), and (:class:`TooManySteps`) with more than ``max_steps`` ``*STEP`` cards (each step is at
-    least one increment: refused before parsing, which thousands of steps would make slow). Decoded as UTF-8 (a
-    byte-order mark dropped), else Latin-1."""
+    ``max_lines``, binary (NUL bytes) or with an ``*INCLUDE`` card or an ``INPUT=`` parameter on any card (an upload
+    is read alone: nothing on the server is opened, and no card's lines are left to another file), and
+    (:class:`TooManySteps`) with more than ``max_steps`` ``*STEP`` cards (each step is at least one increment: refused
+    before parsing, which thousands of steps would make slow). Decoded as UTF-8 (a byte-order mark dropped), else
+    Latin-1."""
     if len(data) > max_bytes:
         raise CalculixError(f"{name}: {len(data)} bytes; at most {max_bytes} bytes per deck")
     if b"\x00" in data:
@@ -290,6 +291,9 @@ def screen_deck_text(data: bytes, *, max_bytes: int, max_lines: int = 2_000_000,
         if keyword == "INCLUDE":
             raise CalculixError(f"not supported: *INCLUDE, {name}:{number}: an uploaded deck is read alone; paste the "
                                 "included file's cards in place of the *INCLUDE line")
+        if keyword is not None and "INPUT" in card_parameters(line.strip()):
+            raise CalculixError(f"not supported: *{keyword}, INPUT=, {name}:{number}: an uploaded deck is read alone "
+                                "(the file it names is not opened); give the card's data lines in the deck")
         steps += keyword == "STEP"
         if max_steps is not None and steps > max_steps:
             raise TooManySteps(f"{name}: more than {max_steps} *STEP cards; each step is at least one increment and "

@@ -41,6 +41,19 @@ from structrom.rom.fem.integration import (  # noqa: F401 (re-exported)
 from structrom.rom.fem.mesh import Mesh, MeshError
 
 
+def jacobians(element: str, X: np.ndarray) -> np.ndarray:
+    """Jacobians ``J[e, q, i, j] = d x_i / d xi_j`` ``(n_e, n_q, 3, 3)`` at the integration points of elements of
+    type ``element`` whose node coordinates are ``X`` ``(n_e, n_en, 3)``: ``J = sum_a X[e, a, i] dN[q, a, j]``."""
+    dN = ELEMENTS[element].shape_gradients()  # (n_q, n_en, 3) d N_a / d xi_j
+    return np.swapaxes(X, 1, 2)[:, None] @ dN[None]
+
+
+def collapsed(det: float, point: int) -> str:
+    """The words of a non-positive Jacobian determinant ``det`` at integration point ``point`` (and the fix)."""
+    return (f"a non-positive Jacobian determinant {det:.3g} at integration point {int(point)} (0-based, CalculiX "
+            "order): check node ordering (CalculiX/VTK order) and distorted or collapsed elements")
+
+
 class Discretization(MatrixAssembly):
     """Integration-point data for a subset of a mesh's elements (default all), e.g. one MPI rank's.
 
@@ -117,20 +130,14 @@ class Discretization(MatrixAssembly):
         et = ELEMENTS[element]
         N = et.shape_values()  # (n_q, n_en)
         dN = et.shape_gradients()  # (n_q, n_en, 3) d N_a / d xi_j
-        X = self.mesh.points[conn]  # (n_e, n_en, 3)
-        # J[e, q, i, j] = d x_i / d xi_j = sum_a X[e, a, i] dN[q, a, j]
-        J = np.swapaxes(X, 1, 2)[:, None] @ dN[None]
+        J = jacobians(element, self.mesh.points[conn])
         det, Jinv = _det_inv3(J)  # Jinv[e, q, j, i] = d xi_j / d x_i
         bad = ~(det > 0.0)
         if bad.any():
             e, qp = np.argwhere(bad)[0]
             gel = int(elements[e])
             b, _ = self.mesh.element_block(np.array([gel]))
-            raise MeshError(
-                f"element {gel} (block {int(b[0])}, {element}) has a non-positive Jacobian "
-                f"determinant {det[e, qp]:.3g} at integration point {int(qp)} (0-based, CalculiX "
-                f"order): check node ordering (CalculiX/VTK order) and distorted or collapsed elements"
-            )
+            raise MeshError(f"element {gel} (block {int(b[0])}, {element}) has {collapsed(det[e, qp], qp)}")
         G = dN[None] @ Jinv  # dN_a/dx_i = sum_j dN_a/dxi_j dxi_j/dx_i: (n_e, n_q, n_en, 3)
         dofs = (3 * conn[:, :, None] + np.arange(3)).reshape(len(conn), -1)
         return BlockIntegration(

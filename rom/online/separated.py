@@ -307,9 +307,13 @@ class SeparatedModel:
         """``(beta (d,), gamma (Q,))`` at the parameter vector ``mu``."""
         s = self.data.matrix
         a = np.asarray(self.matrix_entries.entries(mu, s.entry_rows, s.entry_cols), dtype=float).reshape(-1)
-        if a.shape != (s.n_terms,) or not np.all(np.isfinite(a)):
-            raise OnlineError(f"the entry evaluator returned {a.shape} values (finite: {bool(np.all(np.isfinite(a)))})"
-                              f", expected {s.n_terms} finite values")
+        if a.shape != (s.n_terms,):
+            raise OnlineError(f"the entry evaluator returned {a.shape} values, expected {s.n_terms}")
+        if not np.all(np.isfinite(a)):  # (the interpolation overflows far outside the training ranges)
+            given = ", ".join(f"{n} = {x:g}" for n, x in zip(self.parameter_names, np.asarray(mu, float).ravel()))
+            raise OnlineError(f"the matrix entries at {given} are not finite (the interpolation of the training "
+                              "entries overflows there); give parameters nearer the training ranges of the model "
+                              "card")
         beta = _finite(sla.lu_solve(self._F, a), "separation/matrix", mu)
         if self.data.rhs is None:
             return beta, np.ones(1)
