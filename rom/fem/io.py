@@ -22,7 +22,7 @@ from typing import Mapping
 import meshio
 import numpy as np
 
-from .faces import FACES
+from .faces import FACE_CORNERS, FACE_SHAPES, FACES
 
 try:  # listed in meshio's __all__ but not always exported
     from meshio._mesh import topological_dimension as _TOPO_DIM
@@ -59,6 +59,14 @@ _FACE_CORNERS = {"triangle": 3, "triangle6": 3, "triangle7": 3, "quad": 4, "quad
 
 
 # -- faces -------------------------------------------------------------------------------------------
+def _corner_table(element: str) -> np.ndarray:
+    """``(n_faces, 4)`` element-local corner nodes of each face, triangles padded with -1."""
+    out = np.full((len(FACES[element]), 4), -1, dtype=np.int64)
+    for f, shape in enumerate(FACE_SHAPES[element]):
+        out[f, : FACE_CORNERS[shape]] = FACES[element][f, : FACE_CORNERS[shape]]
+    return out
+
+
 def element_faces(mesh: Mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All faces of all elements.
 
@@ -68,12 +76,9 @@ def element_faces(mesh: Mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     corners, elements, local = [], [], []
     offsets = mesh.block_offsets
     for b, block in enumerate(mesh.blocks):
-        table = FACES[block.element]
-        n_corner = 3 if block.element in ("C3D4", "C3D10") else 4
-        c = block.connectivity[:, table[:, :n_corner]]  # (ne, nf, n_corner)
+        table = _corner_table(block.element)  # (nf, 4)
+        c = np.where(table >= 0, block.connectivity[:, np.maximum(table, 0)], -1)  # (ne, nf, 4)
         ne, nf = c.shape[:2]
-        if n_corner == 3:
-            c = np.concatenate([c, np.full((ne, nf, 1), -1, dtype=np.int64)], axis=2)
         corners.append(c.reshape(-1, 4))
         elements.append(np.repeat(offsets[b] + np.arange(ne), nf))
         local.append(np.tile(np.arange(nf), ne))
