@@ -253,8 +253,8 @@ def test_meshio_series_xdmf_vtu_and_abaqus(tmp_path, monkeypatch):
     assert m3.n_nodes == mesh.n_nodes and np.array_equal(t3, [0.0]) and f3 == {}
 
     bad = tmp_path / "bad.vtu"
-    meshio.write(bad, meshio.Mesh(points, [("wedge", np.array([[1, 2, 3, 4, 5, 6]]))]))
-    with pytest.raises(MeshError, match=r"bad\.vtu: volume cells of type 'wedge' are not supported"):
+    meshio.write(bad, meshio.Mesh(points, [("pyramid", np.array([[1, 2, 3, 4, 5]]))]))
+    with pytest.raises(MeshError, match=r"bad\.vtu: volume cells of type 'pyramid' are not supported"):
         read_meshio_series(bad)
     with pytest.raises(MeshError, match="matches no file"):
         read_meshio_series(str(tmp_path / "none_*.vtu"))

@@ -1,8 +1,11 @@
 """Reading and writing meshes through meshio (gmsh .msh 2/4, .vtu, .xdmf, Abaqus .inp, .med, ...).
 
 Volume cells become elements (``tetra -> C3D4``, ``tetra10 -> C3D10``, ``hexahedron -> C3D8``,
-``hexahedron20 -> C3D20`` or ``C3D20R``); meshio already converts gmsh's node orderings to VTK's,
-which is CalculiX's. Lower-dimensional cells are not elements: the named groups they belong to (gmsh
+``hexahedron20 -> C3D20`` or ``C3D20R``, ``wedge -> C3D6``, ``wedge15 -> C3D15``); meshio already converts gmsh's
+node orderings to VTK's, which is CalculiX's. Wedges are the exception: meshio hands them in gmsh's orientation (=
+CalculiX's) from gmsh and Abaqus files but 15-node ones in VTK's mirrored one from VTK/XDMF files, so every wedge
+whose corners 0, 1, 2 turn away from 3, 4, 5 is renumbered by :data:`WEDGE_MIRROR` (the same solid, CalculiX's
+numbering). Lower-dimensional cells are not elements: the named groups they belong to (gmsh
 physical groups, Abaqus sets) become sets:
 
 * a 3D group -> element set and node set of the same name;
@@ -28,6 +31,9 @@ try:  # listed in meshio's __all__ but not always exported
     from meshio._mesh import topological_dimension as _TOPO_DIM
 except ImportError:  # pragma: no cover
     _TOPO_DIM = meshio.topological_dimension
+# meshio 5.3's table of cell dimensions omits the 15-node wedge (its readers and writers know it, but building a
+# meshio.Mesh with such cells raises KeyError): it is a volume cell.
+_TOPO_DIM.setdefault("wedge15", 3)
 from .mesh import NODES_PER_ELEMENT, CellBlock, Mesh, MeshError
 from .meshio_files import HDF5_SUFFIXES, read_meshio  # noqa: F401 (API)
 
@@ -45,7 +51,8 @@ __all__ = [
 ]
 
 #: meshio volume cell type -> element type (``hexahedron20`` is switchable, see :func:`read_mesh`).
-MESHIO_TO_ELEMENT = {"tetra": "C3D4", "tetra10": "C3D10", "hexahedron": "C3D8", "hexahedron20": "C3D20"}
+MESHIO_TO_ELEMENT = {"tetra": "C3D4", "tetra10": "C3D10", "hexahedron": "C3D8", "hexahedron20": "C3D20",
+                     "wedge": "C3D6", "wedge15": "C3D15"}
 #: element type -> meshio cell type.
 ELEMENT_TO_MESHIO = {
     "C3D4": "tetra",
@@ -53,7 +60,13 @@ ELEMENT_TO_MESHIO = {
     "C3D8": "hexahedron",
     "C3D20": "hexahedron20",
     "C3D20R": "hexahedron20",
+    "C3D6": "wedge",
+    "C3D15": "wedge15",
 }
+#: The mirror image of a wedge's numbering (corners 1 <-> 2 and 4 <-> 5, their mid-edge nodes with them): VTK's
+#: wedge from gmsh's/CalculiX's and back.
+WEDGE_MIRROR = {"C3D6": np.array([0, 2, 1, 3, 5, 4]),
+                "C3D15": np.array([0, 2, 1, 3, 5, 4, 8, 7, 6, 11, 10, 9, 12, 14, 13])}
 # Corner nodes of the boundary cell types that can name faces.
 _FACE_CORNERS = {"triangle": 3, "triangle6": 3, "triangle7": 3, "quad": 4, "quad8": 4, "quad9": 4}
 
@@ -201,9 +214,9 @@ def mesh_from_meshio(
             if blk.type not in types:
                 raise MeshError(
                     f"{source}: volume cells of type {blk.type!r} are not supported (supported: "
-                    f"{', '.join(types)}); re-mesh with tetrahedra or hexahedra only "
-                    "(e.g. gmsh: no recombination into prisms/pyramids, Mesh.SecondOrderIncomplete=1 "
-                    "for 20-node hexahedra)"
+                    f"{', '.join(types)}); re-mesh with tetrahedra, hexahedra or wedges "
+                    "(e.g. gmsh: no pyramids, Mesh.SecondOrderIncomplete=1 for 20-node hexahedra and "
+                    "15-node wedges)"
                 )
             e = types[blk.type]
             merged.setdefault(e, []).append(
@@ -214,6 +227,8 @@ def mesh_from_meshio(
             "mesh the volume (gmsh: mesh.generate(3))"
         )
     for e, conns in merged.items():
+        if e in WEDGE_MIRROR:
+            merged[e] = conns = [_orient_wedges(points, c) for c in conns]
         _check_volumes(points, np.concatenate(conns), e, source)
     element_order = list(merged)
     counts = {e: sum(len(c) for c in merged[e]) for e in element_order}
@@ -282,7 +297,16 @@ def mesh_from_meshio(
 
 #: Corner nodes spanning a tetrahedron at the first corner (tetrahedra: nodes 0-3; hexahedra, VTK order: 0, 1, 3, 4).
 _CORNER_TET = {"C3D4": (0, 1, 2, 3), "C3D10": (0, 1, 2, 3), "C3D8": (0, 1, 3, 4), "C3D20": (0, 1, 3, 4),
-               "C3D20R": (0, 1, 3, 4)}
+               "C3D20R": (0, 1, 3, 4), "C3D6": (0, 1, 2, 3), "C3D15": (0, 1, 2, 3)}
+
+
+def _orient_wedges(points: np.ndarray, conn: np.ndarray) -> np.ndarray:
+    """Wedges ``conn`` ``(n, 6 | 15)`` in CalculiX's orientation: rows whose corner tetrahedron 0, 1, 2, 3 has a
+    negative volume (VTK's numbering) mirrored by :data:`WEDGE_MIRROR`."""
+    a, b, c, d = (points[conn[:, i]] for i in range(4))
+    mirrored = np.einsum("ij,ij->i", b - a, np.cross(c - a, d - a)) < 0
+    perm = WEDGE_MIRROR["C3D6" if conn.shape[1] == 6 else "C3D15"]
+    return np.where(mirrored[:, None], conn[:, perm], conn)
 
 
 def _check_volumes(points: np.ndarray, conn: np.ndarray, element: str, source: str) -> None:

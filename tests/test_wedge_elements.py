@@ -1,0 +1,140 @@
+"""Wedge elements C3D6 and C3D15: Gauss rules, mixed hexahedron + wedge patch tests, point order, mesh files and a
+user's wedge deck (*DLOAD P1..P5, *CLOAD) read by the deck import and solved by the HF solver, against ccx 2.20.
+
+Shape functions (Kronecker, unity, gradients), face normals and per-face pressure totals, and the single-type patch
+tests are in ``tests/test_fem_kernel.py`` with the other types; ccx agreement on a loaded box in
+``tests/test_calculix_agreement.py``.
+"""
+from __future__ import annotations
+
+import shutil
+from math import factorial
+
+import meshio
+import numpy as np
+import pytest
+import scipy.sparse.linalg as spla
+
+from structrom.rom.fem.elements import ELEMENTS
+from structrom.rom.fem.io import WEDGE_MIRROR, mesh_from_meshio, read_mesh, write_mesh
+from structrom.rom.fem.kernel import Discretization
+from structrom.rom.fem.mesh import CellBlock, Mesh
+from structrom.rom.fem.structured import box
+from structrom.rom.voigt import isotropic_stiffness
+
+needs_ccx = pytest.mark.skipif(shutil.which("ccx") is None, reason="CalculiX ccx not installed")
+WEDGES = ["C3D6", "C3D15"]
+
+
+# -- Gauss rules ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("element,tri_degree,z_degree", [("C3D6", 1, 3), ("C3D15", 2, 5)])
+def test_wedge_rules_integrate_polynomials_exactly(element, tri_degree, z_degree):
+    """gauss3d7 (centroid x 2-point Gauss) and gauss3d8 (3-point triangle x 3-point Gauss) integrate
+    xi^a eta^b zeta^c over the wedge exactly for a + b up to the triangle rule's degree and c up to the Gauss
+    rule's: a! b! / (a + b + 2)! times 2 / (c + 1) (c even) or 0 (c odd); the weights sum to the volume 1."""
+    rule = ELEMENTS[element].rule
+    assert rule.weights.sum() == pytest.approx(1.0, rel=1e-15)
+    xi, eta, zeta = rule.points.T
+    for a in range(tri_degree + 1):
+        for b in range(tri_degree + 1 - a):
+            for c in range(z_degree + 1):
+                exact = factorial(a) * factorial(b) / factorial(a + b + 2) * (2.0 / (c + 1) if c % 2 == 0 else 0.0)
+                assert rule.weights @ (xi**a * eta**b * zeta**c) == pytest.approx(exact, abs=1e-15), (a, b, c)
+    # and not one degree more in the triangle (the rule is CalculiX's, not a richer one)
+    d = tri_degree + 1
+    assert abs(rule.weights @ xi**d - 2.0 * factorial(d) / factorial(d + 2)) > 1e-6
+
+
+# -- mixed meshes ----------------------------------------------------------------------------------------------
+def _joined(left: Mesh, right: Mesh, affine: np.ndarray) -> Mesh:
+    """The two meshes as one (coincident nodes merged: a conforming interface), mapped by ``affine`` (3, 3)."""
+    points = np.vstack([left.points, right.points])
+    _, first, inverse = np.unique(np.round(points, 9), axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first)  # keep the nodes in first-appearance order
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    new = rank[inverse.ravel()]
+    blocks = [CellBlock(left.blocks[0].element, new[left.blocks[0].connectivity]),
+              CellBlock(right.blocks[0].element, new[left.n_nodes + right.blocks[0].connectivity])]
+    return Mesh(points[first[order]] @ affine.T, blocks)
+
+
+@pytest.mark.parametrize("hexa,wedge", [("C3D8", "C3D6"), ("C3D20", "C3D15")])
+def test_mixed_hexahedron_wedge_patch_test(hexa, wedge):
+    """Hexahedra on [0, 1] x [0, 1] x [0, 1] joined to wedges on [1, 2] x ... (the interface's quadrilateral faces
+    shared), the whole sheared by an affine map: the displacement patch test (boundary nodes on a linear field)
+    gives the linear field at every interior node and its constant strain at every point; a constant stress gives
+    no force at interior nodes."""
+    affine = np.array([[1.0, 0.2, -0.1], [0.1, 0.9, 0.3], [-0.2, 0.1, 1.1]])
+    mesh = _joined(box((1.0, 1.0, 1.0), (2, 2, 2), hexa), box((1.0, 1.0, 1.0), (2, 2, 2), wedge, (1.0, 0.0, 0.0)),
+                   affine)
+    # conforming: the interface nodes are shared (hex + wedge nodes minus those of the x = 1 plane)
+    assert mesh.n_nodes < sum(len(np.unique(b.connectivity)) for b in mesh.blocks)
+    d = Discretization(mesh)
+    assert d.volume == pytest.approx(2.0 * np.linalg.det(affine), rel=1e-13)
+    rng = np.random.default_rng(3)
+    A, b = 1e-3 * rng.normal(size=(3, 3)), 1e-3 * rng.normal(size=3)
+    u_exact = (mesh.points @ A.T + b).ravel()
+    ref = np.linalg.solve(affine, mesh.points.T).T  # logical coordinates in [0, 2] x [0, 1] x [0, 1]
+    on_boundary = np.any(np.isclose(ref, 0.0, atol=1e-9) | np.isclose(ref, [2.0, 1.0, 1.0], atol=1e-9), axis=1)
+    fixed = np.repeat(on_boundary, 3)
+    assert (~fixed).sum() > 0
+    K = d.stiffness(isotropic_stiffness(210e3, 0.3)).tocsr()
+    u = np.where(fixed, u_exact, 0.0)
+    u[~fixed] = spla.spsolve(K[~fixed][:, ~fixed].tocsc(), -K[~fixed][:, fixed] @ u_exact[fixed])
+    assert np.abs(u - u_exact).max() < 1e-10 * np.abs(u_exact).max()
+    strain = np.array([A[0, 0], A[1, 1], A[2, 2], A[0, 1] + A[1, 0], A[1, 2] + A[2, 1], A[2, 0] + A[0, 2]])
+    assert np.abs(d.strain(u) - strain).max() < 1e-10 * np.abs(A).max()
+    f = d.internal_force(np.tile([100.0, -50.0, 30.0, 20.0, -10.0, 5.0], (d.n_points, 1))).reshape(-1, 3)
+    assert np.abs(f[~on_boundary]).max() < 1e-10 * np.abs(f).max()
+
+
+# -- mesh files --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("element", WEDGES)
+def test_wedge_mesh_files_round_trip_in_calculix_orientation(tmp_path, element):
+    """A wedge mesh written as .vtu and gmsh .msh reads back with the same elements (meshio's 15-node wedges come
+    in VTK's mirrored numbering from .vtu: renumbered), and a wedge given in the mirrored numbering is read in
+    CalculiX's (positive volume, the same nodes)."""
+    mesh = box((2.0, 1.0, 1.0), (2, 1, 1), element)
+    conn = mesh.blocks[0].connectivity
+    for name, file_format in (("m.vtu", None), ("m.msh", "gmsh"), ("m.inp", None)):
+        back = read_mesh(write_mesh(tmp_path / name, mesh, file_format=file_format))
+        assert back.blocks[0].element == element
+        np.testing.assert_allclose(back.points[back.blocks[0].connectivity], mesh.points[conn], atol=1e-12)
+        assert Discretization(back).volume == pytest.approx(2.0, rel=1e-13)
+    cell = "wedge" if element == "C3D6" else "wedge15"
+    mirrored = meshio.Mesh(mesh.points, [(cell, conn[:, WEDGE_MIRROR[element]])])
+    back = mesh_from_meshio(mirrored, source="mirrored")
+    assert np.array_equal(back.blocks[0].connectivity, conn)
+
+
+# -- against ccx ---------------------------------------------------------------------------------------------------
+@needs_ccx
+@pytest.mark.calculix
+@pytest.mark.parametrize("element", WEDGES)
+def test_point_order_is_calculix(tmp_path, element):
+    """One wedge at its reference coordinates (shifted), every node on a prescribed quadratic displacement: the
+    strain differs at every integration point, and ccx's printed stresses (7 digits) are ours point by point."""
+    from structrom.rom.adapters.calculix import read_dat, run_ccx
+
+    et = ELEMENTS[element]
+    X = et.shape.reference_coordinates + [0.0, 0.0, 1.0]
+    x, y, z = X.T
+    U = 0.01 * np.column_stack([x**2 + 2 * y * z + x * z, x * y + z**2 + y * z, y**2 + x * z + z])
+    if element == "C3D6":  # the linear wedge's field: no quadratic terms in (x, y)
+        U = 0.01 * np.column_stack([x * z + y, y * z - x, x + z])
+    lines = ["*NODE"] + [f"{i + 1}, {p[0]:.1f}, {p[1]:.1f}, {p[2]:.1f}" for i, p in enumerate(X)]
+    lines += [f"*ELEMENT, TYPE={element}, ELSET=E", "1, " + ", ".join(str(i + 1) for i in range(len(X))),
+              "*MATERIAL, NAME=M", "*ELASTIC", "1000., 0.25", "*SOLID SECTION, ELSET=E, MATERIAL=M",
+              "*STEP", "*STATIC", "*BOUNDARY"]
+    lines += [f"{i + 1}, {c + 1}, {c + 1}, {U[i, c]:.17g}" for i in range(len(X)) for c in range(3)]
+    lines += ["*EL PRINT, ELSET=E", "S", "*END STEP"]
+    (tmp_path / "one.inp").write_text("\n".join(lines) + "\n")
+    dat = read_dat(run_ccx(tmp_path, "one", timeout=60).dat)
+    ccx = dat[max(dat)]["S"].values  # (n_points, 6): xx, yy, zz, xy, yz, zx
+    mesh = Mesh(X, [CellBlock(element, np.arange(len(X))[None])])
+    d = Discretization(mesh)
+    eps = d.strain(U.ravel())
+    ours = eps @ isotropic_stiffness(1000.0, 0.25).T  # Voigt xx, yy, zz, xy, yz, zx
+    assert len(np.unique(np.round(ours[:, 0], 6))) > 1  # the points differ
+    np.testing.assert_allclose(ours, ccx, rtol=0, atol=1e-6 * np.abs(ccx).max())
