@@ -92,9 +92,9 @@ def test_mixed_hexahedron_wedge_patch_test(hexa, wedge):
 # -- mesh files --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("element", WEDGES)
 def test_wedge_mesh_files_round_trip_in_calculix_orientation(tmp_path, element):
-    """A wedge mesh written as .vtu and gmsh .msh reads back with the same elements (meshio's 15-node wedges come
-    in VTK's mirrored numbering from .vtu: renumbered), and a wedge given in the mirrored numbering is read in
-    CalculiX's (positive volume, the same nodes)."""
+    """A wedge mesh written as .vtu, gmsh .msh and Abaqus .inp reads back with the same elements; VTK reads the .vtu
+    with positive cell volumes (VTK's wedges are CalculiX's; meshio's VTK writer and reader mirror 6-node ones, which
+    write_mesh and the reader undo), and a wedge given in the mirrored numbering is read in CalculiX's."""
     mesh = box((2.0, 1.0, 1.0), (2, 1, 1), element)
     conn = mesh.blocks[0].connectivity
     for name, file_format in (("m.vtu", None), ("m.msh", "gmsh"), ("m.inp", None)):
@@ -102,6 +102,15 @@ def test_wedge_mesh_files_round_trip_in_calculix_orientation(tmp_path, element):
         assert back.blocks[0].element == element
         np.testing.assert_allclose(back.points[back.blocks[0].connectivity], mesh.points[conn], atol=1e-12)
         assert Discretization(back).volume == pytest.approx(2.0, rel=1e-13)
+    vtk = pytest.importorskip("vtk")
+    from vtk.util.numpy_support import vtk_to_numpy
+
+    reader = vtk.vtkXMLUnstructuredGridReader()
+    reader.SetFileName(str(tmp_path / "m.vtu"))
+    sizes = vtk.vtkCellSizeFilter()
+    sizes.SetInputConnection(reader.GetOutputPort())
+    sizes.Update()
+    np.testing.assert_allclose(vtk_to_numpy(sizes.GetOutput().GetCellData().GetArray("Volume")), 0.5, rtol=1e-12)
     cell = "wedge" if element == "C3D6" else "wedge15"
     mirrored = meshio.Mesh(mesh.points, [(cell, conn[:, WEDGE_MIRROR[element]])])
     back = mesh_from_meshio(mirrored, source="mirrored")

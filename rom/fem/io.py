@@ -2,10 +2,11 @@
 
 Volume cells become elements (``tetra -> C3D4``, ``tetra10 -> C3D10``, ``hexahedron -> C3D8``,
 ``hexahedron20 -> C3D20`` or ``C3D20R``, ``wedge -> C3D6``, ``wedge15 -> C3D15``); meshio already converts gmsh's
-node orderings to VTK's, which is CalculiX's. Wedges are the exception: meshio hands them in gmsh's orientation (=
-CalculiX's) from gmsh and Abaqus files but 15-node ones in VTK's mirrored one from VTK/XDMF files, so every wedge
-whose corners 0, 1, 2 turn away from 3, 4, 5 is renumbered by :data:`WEDGE_MIRROR` (the same solid, CalculiX's
-numbering). Lower-dimensional cells are not elements: the named groups they belong to (gmsh
+node orderings to VTK's, which is CalculiX's (VTK 9's wedges included: its parametric coordinates and cell volumes
+are CalculiX's). Except meshio's 6-node ``wedge``: its VTK readers and writers mirror the numbering (corners 1 <-> 2,
+4 <-> 5), so a VTK file's wedges come in mirrored; every wedge whose corners 0, 1, 2 turn away from 3, 4, 5 is
+renumbered by :data:`WEDGE_MIRROR` on reading (the same solid in CalculiX's numbering), and :func:`write_mesh`
+mirrors 6-node wedges before meshio writes ``.vtu``/``.vtk`` so that the file holds VTK's numbering. Lower-dimensional cells are not elements: the named groups they belong to (gmsh
 physical groups, Abaqus sets) become sets:
 
 * a 3D group -> element set and node set of the same name;
@@ -408,6 +409,9 @@ def write_mesh(
     """
     path = Path(path)
     m = mesh_to_meshio(mesh, point_data, cell_data)
+    if (file_format or path.suffix.lstrip(".")).lower() in ("vtu", "vtk"):  # meshio's VTK writers mirror wedges
+        m.cells = [meshio.CellBlock(c.type, c.data[:, WEDGE_MIRROR["C3D6"]] if c.type == "wedge" else c.data)
+                   for c in m.cells]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
