@@ -474,8 +474,16 @@ def test_ansys_example_files(tmp_path):
     assert np.array_equal(np.sort(nodes[hexes.node_sets["NCOMP2"]]), np.sort(arch.node_components["NCOMP2"]))
     tets, _, _ = read_ansys_archive(examples.tetarchivefile)
     assert [b.element for b in tets.blocks] == ["C3D4"] and Discretization(tets).volume > 0
-    with pytest.raises(AnsysError, match=r"sector\.cdb: 4 elements are of unsupported type\(s\) \['wedge'\]"):
-        read_ansys_archive(examples.sector_archive_file)
+    # 4 SOLID185 prisms (bricks with K = L, O = P), which the reader hands as VTK wedges of negative volume: C3D6 in
+    # CalculiX's orientation, the same solid (volume = the sum of VTK's cell sizes' magnitudes)
+    sector, _, sector_elements = read_ansys_archive(examples.sector_archive_file)
+    assert [(b.element, len(b)) for b in sector.blocks] == [("C3D8", 101), ("C3D6", 4)]
+    grid = reader.Archive(examples.sector_archive_file).grid
+    wedge_cells = np.flatnonzero(np.asarray(grid.celltypes) == 13)
+    assert np.array_equal(sector_elements[101:], np.asarray(grid.cell_data["ansys_elem_num"])[wedge_cells])
+    sizes = grid.compute_cell_sizes(length=False, area=False, volume=True)["Volume"]
+    assert np.all(sizes[wedge_cells] < 0)
+    assert Discretization(sector).volume == pytest.approx(np.abs(sizes).sum(), rel=1e-12)
     # an archive cut before its node block: the reader gives no grid
     lines = Path(examples.hexarchivefile).read_text().splitlines()
     cut = tmp_path / "cut.cdb"

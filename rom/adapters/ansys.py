@@ -12,7 +12,10 @@ Numbering:
 * elements: one block per element type in order of first appearance (as :func:`structrom.rom.fem.io.mesh_from_meshio`),
   Ansys element numbers in ``element_ids``; VTK orderings of ``tetra``/``tetra10``/``hexahedron``/
   ``hexahedron20`` are CalculiX's (SOLID185 -> C3D8, SOLID186 -> C3D20, SOLID187 -> C3D10, SOLID285 -> C3D4);
-  degenerate SOLID185/186 (wedges, pyramids), shells, beams... are not supported: :class:`AnsysError` names the
+  SOLID185 bricks degenerated into prisms (K = L, O = P) -> C3D6: the reader hands them as VTK wedges whose
+  corners 0, 1, 2 turn away from 3, 4, 5 (negative volume for VTK too), renumbered into CalculiX's orientation
+  (:func:`structrom.rom.fem.io.orient_wedges`); degenerate SOLID186 (15-node prisms, whose mid-side numbering the
+  reader's files here do not show), pyramids, shells, beams... are not supported: :class:`AnsysError` names the
   file, the VTK cell type and the first Ansys element numbers;
 * node and element components become node and element sets;
 * integration points: the ``.rst`` stores element *nodal* results (extrapolated), not integration-point
@@ -26,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fem.io import orient_wedges
 from ..fem.mesh import CellBlock, Mesh
 from .magnitudes import ABSURD, beyond
 from structrom.mpi.errors import StructromError
@@ -37,7 +41,7 @@ _BINARY_FORMATS = {2: "an element matrix file (.emat)", 4: "an assembled matrix 
 __all__ = ["AnsysError", "AnsysResult", "read_ansys_archive", "read_ansys_result", "VTK_TO_ELEMENT"]
 
 #: VTK cell type id -> our element type.
-VTK_TO_ELEMENT = {10: "C3D4", 24: "C3D10", 12: "C3D8", 25: "C3D20"}
+VTK_TO_ELEMENT = {10: "C3D4", 24: "C3D10", 12: "C3D8", 25: "C3D20", 13: "C3D6"}
 _VTK_NAMES = {1: "vertex", 3: "line", 5: "triangle", 9: "quad", 10: "tetra", 12: "hexahedron", 13: "wedge",
               14: "pyramid", 21: "quadratic_edge", 22: "quadratic_triangle", 23: "quadratic_quad",
               24: "quadratic_tetra", 25: "quadratic_hexahedron", 26: "quadratic_wedge", 27: "quadratic_pyramid"}
@@ -210,8 +214,9 @@ def _mesh_from_grid(grid: _Grid | None, source: str, node_components=None, eleme
         names = [_VTK_NAMES.get(k, f"VTK type {k}") for k in kinds]
         raise AnsysError(
             f"{source}: {int(bad.sum())} elements are of unsupported type(s) {names} (first Ansys elements "
-            f"{enum[bad][:5].tolist()}); supported: solid tetrahedra and hexahedra (SOLID185/186 bricks, "
-            "SOLID187, SOLID285), not degenerate wedges/pyramids, shells or beams")
+            f"{enum[bad][:5].tolist()}); supported: solid tetrahedra, hexahedra and linear prisms (SOLID185/186 "
+            "bricks, SOLID185 prisms, SOLID187, SOLID285), not 15-node prisms (degenerate SOLID186: mesh the "
+            "prism layers with SOLID185, or the volume with SOLID187), pyramids, shells or beams")
     conn_flat, offsets = grid.cell_connectivity, grid.cell_offsets
     order: list[int] = []
     for t in celltypes.tolist():
@@ -227,6 +232,8 @@ def _mesh_from_grid(grid: _Grid | None, source: str, node_components=None, eleme
             rep = cells[np.flatnonzero((np.diff(np.sort(conn, axis=1), axis=1) == 0).any(axis=1))]
             raise AnsysError(f"{source}: degenerate {VTK_TO_ELEMENT[t]} elements (repeated nodes; Ansys elements "
                              f"{enum[rep][:5].tolist()}): collapsed bricks are not supported")
+        if VTK_TO_ELEMENT[t] == "C3D6":
+            conn = orient_wedges(np.asarray(grid.points, dtype=float), conn)
         blocks.append((VTK_TO_ELEMENT[t], conn, cells))
         element_ids.append(enum[cells])
     points = np.asarray(grid.points, dtype=float)

@@ -45,6 +45,7 @@ __all__ = [
     "mesh_from_meshio",
     "mesh_to_meshio",
     "element_faces",
+    "orient_wedges",
     "match_faces",
     "faces_on_nodes",
     "MESHIO_TO_ELEMENT",
@@ -229,7 +230,7 @@ def mesh_from_meshio(
         )
     for e, conns in merged.items():
         if e in WEDGE_MIRROR:
-            merged[e] = conns = [_orient_wedges(points, c) for c in conns]
+            merged[e] = conns = [orient_wedges(points, c) for c in conns]
         _check_volumes(points, np.concatenate(conns), e, source)
     element_order = list(merged)
     counts = {e: sum(len(c) for c in merged[e]) for e in element_order}
@@ -301,7 +302,7 @@ _CORNER_TET = {"C3D4": (0, 1, 2, 3), "C3D10": (0, 1, 2, 3), "C3D8": (0, 1, 3, 4)
                "C3D20R": (0, 1, 3, 4), "C3D6": (0, 1, 2, 3), "C3D15": (0, 1, 2, 3)}
 
 
-def _orient_wedges(points: np.ndarray, conn: np.ndarray) -> np.ndarray:
+def orient_wedges(points: np.ndarray, conn: np.ndarray) -> np.ndarray:
     """Wedges ``conn`` ``(n, 6 | 15)`` in CalculiX's orientation: rows whose corner tetrahedron 0, 1, 2, 3 has a
     negative volume (VTK's numbering) mirrored by :data:`WEDGE_MIRROR`."""
     a, b, c, d = (points[conn[:, i]] for i in range(4))
