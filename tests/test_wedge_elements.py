@@ -16,7 +16,8 @@ import pytest
 import scipy.sparse.linalg as spla
 
 from structrom.rom.fem.elements import ELEMENTS
-from structrom.rom.fem.io import WEDGE_MIRROR, mesh_from_meshio, read_mesh, write_mesh
+from structrom.rom.fem.elements import WEDGE_MIRROR
+from structrom.rom.fem.io import mesh_from_meshio, read_mesh, write_mesh
 from structrom.rom.fem.kernel import Discretization
 from structrom.rom.fem.mesh import CellBlock, Mesh
 from structrom.rom.fem.structured import box

@@ -14,7 +14,7 @@ Numbering:
   ``hexahedron20`` are CalculiX's (SOLID185 -> C3D8, SOLID186 -> C3D20, SOLID187 -> C3D10, SOLID285 -> C3D4);
   SOLID185 bricks degenerated into prisms (K = L, O = P) -> C3D6: the reader hands them as VTK wedges whose
   corners 0, 1, 2 turn away from 3, 4, 5 (negative volume for VTK too), renumbered into CalculiX's orientation
-  (:func:`structrom.rom.fem.io.orient_wedges`); degenerate SOLID186 (15-node prisms, whose mid-side numbering the
+  (:func:`structrom.rom.fem.elements.orient_wedges`); degenerate SOLID186 (15-node prisms, whose mid-side numbering the
   reader's files here do not show), pyramids, shells, beams... are not supported: :class:`AnsysError` names the
   file, the VTK cell type and the first Ansys element numbers;
 * node and element components become node and element sets;
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fem.io import orient_wedges
+from ..fem.elements import orient_wedges
 from ..fem.mesh import CellBlock, Mesh
 from .magnitudes import ABSURD, beyond
 from structrom.mpi.errors import StructromError

@@ -12,7 +12,8 @@ Node ordering is CalculiX's (= Abaqus' = VTK's), checked against CalculiX's ``sh
   (3,0), (4,5), (5,6), (6,7), (7,4), (0,4), (1,5), (2,6), (3,7);
 * ``C3D6``  (wedge6, ``shape6w.f``): triangle ``0 <= xi, eta``, ``xi + eta <= 1`` times ``-1 <= zeta <= 1``;
   node 0 = (0,0,-1), 1 = (1,0,-1), 2 = (0,1,-1), then 3..5 the same at zeta = +1 (the right-hand rule over
-  0, 1, 2 points towards 3, 4, 5: gmsh's and Abaqus' prism, *not* VTK's wedge, whose 0, 1, 2 turn the other way);
+  0, 1, 2 points towards 3, 4, 5: gmsh's and Abaqus' prism, and VTK's wedge by its parametric coordinates and cell
+  volumes (VTK 9.7), whatever its documentation's figure; meshio's VTK reader and writer mirror 6-node ones);
 * ``C3D15`` (wedge15, ``shape15w.f``): the wedge6 corners, then mid-edge nodes on edges (0,1), (1,2), (2,0),
   (3,4), (4,5), (5,3), (0,3), (1,4), (2,5) (VTK's quadratic-wedge mid-edge order, gmsh's differs).
 
@@ -315,3 +316,17 @@ ELEMENTS: dict[str, ElementType] = {
     "C3D6": _element("C3D6", "wedge6", q.GAUSS3D7),
     "C3D15": _element("C3D15", "wedge15", q.GAUSS3D8),
 }
+
+#: The mirror image of a wedge's numbering (corners 1 <-> 2 and 4 <-> 5, their mid-edge nodes with them): VTK's
+#: wedge from gmsh's/CalculiX's and back.
+WEDGE_MIRROR = {"C3D6": np.array([0, 2, 1, 3, 5, 4]),
+                "C3D15": np.array([0, 2, 1, 3, 5, 4, 8, 7, 6, 11, 10, 9, 12, 14, 13])}
+
+
+def orient_wedges(points: np.ndarray, conn: np.ndarray) -> np.ndarray:
+    """Wedges ``conn`` ``(n, 6 | 15)`` in CalculiX's orientation: rows whose corner tetrahedron 0, 1, 2, 3 has a
+    negative volume (VTK's numbering) mirrored by :data:`WEDGE_MIRROR`."""
+    a, b, c, d = (points[conn[:, i]] for i in range(4))
+    mirrored = np.einsum("ij,ij->i", b - a, np.cross(c - a, d - a)) < 0
+    perm = WEDGE_MIRROR["C3D6" if conn.shape[1] == 6 else "C3D15"]
+    return np.where(mirrored[:, None], conn[:, perm], conn)

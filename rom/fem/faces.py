@@ -58,3 +58,11 @@ def missing_faces(starts: np.ndarray, n_faces: np.ndarray, faces: np.ndarray) ->
     starts at element ``starts[b]`` and its elements have ``n_faces[b]`` faces (``(n_blocks,)`` each)."""
     block = np.searchsorted(starts, faces[:, 0], side="right") - 1
     return np.flatnonzero((faces[:, 1] < 0) | (faces[:, 1] >= np.asarray(n_faces)[block])), block
+
+
+def corner_table(element: str) -> np.ndarray:
+    """``(n_faces, 4)`` element-local corner nodes of each face, triangles padded with -1."""
+    out = np.full((len(FACES[element]), 4), -1, dtype=np.int64)
+    for f, shape in enumerate(FACE_SHAPES[element]):
+        out[f, : FACE_CORNERS[shape]] = FACES[element][f, : FACE_CORNERS[shape]]
+    return out

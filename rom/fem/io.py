@@ -5,8 +5,9 @@ Volume cells become elements (``tetra -> C3D4``, ``tetra10 -> C3D10``, ``hexahed
 node orderings to VTK's, which is CalculiX's (VTK 9's wedges included: its parametric coordinates and cell volumes
 are CalculiX's). Except meshio's 6-node ``wedge``: its VTK readers and writers mirror the numbering (corners 1 <-> 2,
 4 <-> 5), so a VTK file's wedges come in mirrored; every wedge whose corners 0, 1, 2 turn away from 3, 4, 5 is
-renumbered by :data:`WEDGE_MIRROR` on reading (the same solid in CalculiX's numbering), and :func:`write_mesh`
-mirrors 6-node wedges before meshio writes ``.vtu``/``.vtk`` so that the file holds VTK's numbering. Lower-dimensional cells are not elements: the named groups they belong to (gmsh
+renumbered by :data:`~structrom.rom.fem.elements.WEDGE_MIRROR` on reading (the same solid in CalculiX's numbering), and :func:`write_mesh`
+mirrors 6-node wedges before meshio writes ``.vtu``/``.vtk`` so that the file holds VTK's numbering.
+Lower-dimensional cells are not elements: the named groups they belong to (gmsh
 physical groups, Abaqus sets) become sets:
 
 * a 3D group -> element set and node set of the same name;
@@ -26,7 +27,8 @@ from typing import Mapping
 import meshio
 import numpy as np
 
-from .faces import FACE_CORNERS, FACE_SHAPES, FACES
+from .elements import WEDGE_MIRROR, orient_wedges
+from .faces import corner_table
 
 try:  # listed in meshio's __all__ but not always exported
     from meshio._mesh import topological_dimension as _TOPO_DIM
@@ -45,7 +47,6 @@ __all__ = [
     "mesh_from_meshio",
     "mesh_to_meshio",
     "element_faces",
-    "orient_wedges",
     "match_faces",
     "faces_on_nodes",
     "MESHIO_TO_ELEMENT",
@@ -65,23 +66,12 @@ ELEMENT_TO_MESHIO = {
     "C3D6": "wedge",
     "C3D15": "wedge15",
 }
-#: The mirror image of a wedge's numbering (corners 1 <-> 2 and 4 <-> 5, their mid-edge nodes with them): VTK's
-#: wedge from gmsh's/CalculiX's and back.
-WEDGE_MIRROR = {"C3D6": np.array([0, 2, 1, 3, 5, 4]),
-                "C3D15": np.array([0, 2, 1, 3, 5, 4, 8, 7, 6, 11, 10, 9, 12, 14, 13])}
+
 # Corner nodes of the boundary cell types that can name faces.
 _FACE_CORNERS = {"triangle": 3, "triangle6": 3, "triangle7": 3, "quad": 4, "quad8": 4, "quad9": 4}
 
 
 # -- faces -------------------------------------------------------------------------------------------
-def _corner_table(element: str) -> np.ndarray:
-    """``(n_faces, 4)`` element-local corner nodes of each face, triangles padded with -1."""
-    out = np.full((len(FACES[element]), 4), -1, dtype=np.int64)
-    for f, shape in enumerate(FACE_SHAPES[element]):
-        out[f, : FACE_CORNERS[shape]] = FACES[element][f, : FACE_CORNERS[shape]]
-    return out
-
-
 def element_faces(mesh: Mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All faces of all elements.
 
@@ -91,7 +81,7 @@ def element_faces(mesh: Mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     corners, elements, local = [], [], []
     offsets = mesh.block_offsets
     for b, block in enumerate(mesh.blocks):
-        table = _corner_table(block.element)  # (nf, 4)
+        table = corner_table(block.element)  # (nf, 4)
         c = np.where(table >= 0, block.connectivity[:, np.maximum(table, 0)], -1)  # (ne, nf, 4)
         ne, nf = c.shape[:2]
         corners.append(c.reshape(-1, 4))
@@ -300,15 +290,6 @@ def mesh_from_meshio(
 #: Corner nodes spanning a tetrahedron at the first corner (tetrahedra: nodes 0-3; hexahedra, VTK order: 0, 1, 3, 4).
 _CORNER_TET = {"C3D4": (0, 1, 2, 3), "C3D10": (0, 1, 2, 3), "C3D8": (0, 1, 3, 4), "C3D20": (0, 1, 3, 4),
                "C3D20R": (0, 1, 3, 4), "C3D6": (0, 1, 2, 3), "C3D15": (0, 1, 2, 3)}
-
-
-def orient_wedges(points: np.ndarray, conn: np.ndarray) -> np.ndarray:
-    """Wedges ``conn`` ``(n, 6 | 15)`` in CalculiX's orientation: rows whose corner tetrahedron 0, 1, 2, 3 has a
-    negative volume (VTK's numbering) mirrored by :data:`WEDGE_MIRROR`."""
-    a, b, c, d = (points[conn[:, i]] for i in range(4))
-    mirrored = np.einsum("ij,ij->i", b - a, np.cross(c - a, d - a)) < 0
-    perm = WEDGE_MIRROR["C3D6" if conn.shape[1] == 6 else "C3D15"]
-    return np.where(mirrored[:, None], conn[:, perm], conn)
 
 
 def _check_volumes(points: np.ndarray, conn: np.ndarray, element: str, source: str) -> None:
