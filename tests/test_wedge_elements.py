@@ -124,8 +124,12 @@ def test_wedge_mesh_files_round_trip_in_calculix_orientation(tmp_path, element):
 @pytest.mark.parametrize("element", WEDGES)
 def test_point_order_is_calculix(tmp_path, element):
     """One wedge at its reference coordinates (shifted), every node on a prescribed quadratic displacement: the
-    strain differs at every integration point, and ccx's printed stresses (7 digits) are ours point by point."""
+    strain differs at every integration point, and ccx's printed stresses (7 digits) are ours point by point. ccx's
+    .frd lists the element's nodes in its own order, which our .frd reader and writer translate (and the nodal
+    stresses it extrapolates from the 9 points of C3D15 are those of our 6-node wedge fit)."""
     from structrom.rom.adapters.calculix import read_dat, run_ccx
+    from structrom.rom.adapters.frd import read_frd_file
+    from structrom.rom.adapters.frd_writer import FRD_TYPE, extrapolation_matrix, write_frd
 
     et = ELEMENTS[element]
     X = et.shape.reference_coordinates + [0.0, 0.0, 1.0]
@@ -138,7 +142,7 @@ def test_point_order_is_calculix(tmp_path, element):
               "*MATERIAL, NAME=M", "*ELASTIC", "1000., 0.25", "*SOLID SECTION, ELSET=E, MATERIAL=M",
               "*STEP", "*STATIC", "*BOUNDARY"]
     lines += [f"{i + 1}, {c + 1}, {c + 1}, {U[i, c]:.17g}" for i in range(len(X)) for c in range(3)]
-    lines += ["*EL PRINT, ELSET=E", "S", "*END STEP"]
+    lines += ["*NODE FILE", "U", "*EL FILE", "S", "*EL PRINT, ELSET=E", "S", "*END STEP"]
     (tmp_path / "one.inp").write_text("\n".join(lines) + "\n")
     dat = read_dat(run_ccx(tmp_path, "one", timeout=60).dat)
     ccx = dat[max(dat)]["S"].values  # (n_points, 6): xx, yy, zz, xy, yz, zx
@@ -148,6 +152,15 @@ def test_point_order_is_calculix(tmp_path, element):
     ours = eps @ isotropic_stiffness(1000.0, 0.25).T  # Voigt xx, yy, zz, xy, yz, zx
     assert len(np.unique(np.round(ours[:, 0], 6))) > 1  # the points differ
     np.testing.assert_allclose(ours, ccx, rtol=0, atol=1e-6 * np.abs(ccx).max())
+    frd = read_frd_file(tmp_path / "one.frd")
+    assert frd.element_types.tolist() == [FRD_TYPE[element]]
+    assert np.array_equal(frd.connectivity[0], np.arange(len(X)) + 1)
+    write_frd(tmp_path / "ours.frd", mesh, np.array([1.0]), {"DISP": U[None]})
+    elements = [(tmp_path / name).read_text().split("\n -3")[1] for name in ("ours.frd", "one.frd")]
+    assert elements[0] == elements[1]  # the element block as ccx writes it
+    if element == "C3D15":  # ccx's nodal stresses: (its 6 digits, and its shear order xy, yz, zx in the .frd too)
+        nodal = extrapolation_matrix(element) @ ours
+        np.testing.assert_allclose(frd.increments[-1].fields["STRESS"], nodal, atol=1e-5 * np.abs(nodal).max())
 
 
 @needs_ccx
@@ -157,7 +170,7 @@ def test_wedge_deck_imported_and_solved_as_ccx(tmp_path, element):
     """A user's wedge deck: 3 x 1 x 1 box of 6 wedges clamped at x = 0, *DLOAD P1..P5 (outer faces of both
     triangle and quadrilateral kinds, and an inner face for P5) and a *CLOAD. The deck import reads it (the faces
     keep their numbers) and the HF solver given the imported case reproduces ccx's displacements to the .frd's 6
-    digits (measured 2.0e-6 (C3D6), 1.5e-6 (C3D15))."""
+    digits (measured 1.8e-6 (C3D6), 8.9e-7 (C3D15))."""
     import json
 
     import h5py

@@ -5,10 +5,10 @@ Volume cells become elements (``tetra -> C3D4``, ``tetra10 -> C3D10``, ``hexahed
 node orderings to VTK's, which is CalculiX's (VTK 9's wedges included: its parametric coordinates and cell volumes
 are CalculiX's). Except meshio's 6-node ``wedge``: its VTK readers and writers mirror the numbering (corners 1 <-> 2,
 4 <-> 5), so a VTK file's wedges come in mirrored; every wedge whose corners 0, 1, 2 turn away from 3, 4, 5 is
-renumbered by :data:`~structrom.rom.fem.elements.WEDGE_MIRROR` on reading (the same solid in CalculiX's numbering), and :func:`write_mesh`
-mirrors 6-node wedges before meshio writes ``.vtu``/``.vtk`` so that the file holds VTK's numbering.
-Lower-dimensional cells are not elements: the named groups they belong to (gmsh
-physical groups, Abaqus sets) become sets:
+renumbered by :data:`~structrom.rom.fem.elements.WEDGE_MIRROR` on reading (the same solid in CalculiX's
+numbering), and :func:`write_mesh` mirrors 6-node wedges before meshio writes ``.vtu``/``.vtk`` so that the file
+holds VTK's numbering. Lower-dimensional cells are not elements: the named groups they belong to (gmsh physical
+groups, Abaqus sets) become sets:
 
 * a 3D group -> element set and node set of the same name;
 * a 2D group -> surface set (each boundary face matched to ``(element, local face)``) and node set;
