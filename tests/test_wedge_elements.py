@@ -229,3 +229,43 @@ S
     rel = np.linalg.norm(u_hf - u_ccx) / np.linalg.norm(u_ccx)
     print(f"{element}: |u_hf - u_ccx| / |u_ccx| = {rel:.1e}")
     assert rel <= 5e-6  # the .frd's 6 digits
+
+
+@pytest.mark.parametrize("element", WEDGES)
+def test_gmsh_extruded_prisms(tmp_path, element):
+    """gmsh's prisms (a triangulated 2 x 1 rectangle extruded by 0.5 in 2 recombined layers; order 2 incomplete for
+    C3D15) read as wedges with positive Jacobians and the box's volume; the physical surfaces on top (triangles) and at
+    x = 2 (quadrilaterals) become surface sets on which a pressure p gives p x area along the inward normal."""
+    gmsh = pytest.importorskip("gmsh")
+    gmsh.initialize([], readConfigFiles=False)
+    try:
+        gmsh.option.setNumber("General.Terminal", 0)
+        gmsh.model.occ.addRectangle(0, 0, 0, 2, 1)
+        gmsh.option.setNumber("Mesh.MeshSizeMax", 0.4)
+        out = gmsh.model.occ.extrude([(2, 1)], 0, 0, 0.5, numElements=[2], recombine=True)
+        gmsh.model.occ.synchronize()
+        volume = [t for d, t in out if d == 3]
+        gmsh.model.addPhysicalGroup(3, volume, 1)
+        gmsh.model.setPhysicalName(3, 1, "solid")
+        for k, (name, test) in enumerate((("top", lambda c: abs(c[2] - 0.5) < 1e-9),
+                                          ("right", lambda c: abs(c[0] - 2.0) < 1e-9)), start=2):
+            tags = [t for _, t in gmsh.model.getEntities(2) if test(gmsh.model.occ.getCenterOfMass(2, t))]
+            gmsh.model.addPhysicalGroup(2, tags, k)
+            gmsh.model.setPhysicalName(2, k, name)
+        gmsh.model.mesh.generate(3)
+        if element == "C3D15":
+            gmsh.option.setNumber("Mesh.SecondOrderIncomplete", 1)
+            gmsh.model.mesh.setOrder(2)
+        gmsh.write(str(tmp_path / "prisms.msh"))
+    finally:
+        gmsh.finalize()
+    mesh = read_mesh(tmp_path / "prisms.msh")
+    assert [b.element for b in mesh.blocks] == [element] and mesh.n_elements > 20
+    d = Discretization(mesh)  # (raises on a non-positive Jacobian)
+    assert d.volume == pytest.approx(1.0, rel=1e-12)
+    p = 2.5
+    for name, local, normal, area in (("top", {1}, [0, 0, -1], 2.0), ("right", {2, 3, 4}, [-1, 0, 0], 0.5)):
+        faces = mesh.surface_sets[name]
+        assert set(faces[:, 1].tolist()) <= local  # S2 (top triangles), S3..S5 (quadrilaterals)
+        total = d.pressure_force(faces, p).reshape(-1, 3).sum(0)
+        np.testing.assert_allclose(total, p * area * np.array(normal), atol=1e-12 * p * area)
