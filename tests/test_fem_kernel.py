@@ -240,6 +240,14 @@ def test_face_corner_right_hand_rule_points_inward(element):
         total = Discretization(mesh).pressure_force(np.array([[0, f]]), p).reshape(-1, 3).sum(0)
         np.testing.assert_allclose(total, p * a[f], rtol=1e-13, atol=1e-13 * p)
         np.testing.assert_allclose(np.linalg.norm(total), p * areas[f], rtol=1e-13)
+    # all faces at once, per face node (a wedge's triangles and quadrilaterals: the padded table's width)
+    scale = np.arange(1.0, et.n_faces + 1.0)  # a different pressure on each face (a closed surface sums to 0)
+    nodal = p * np.repeat(scale[:, None], et.faces.shape[1], axis=1)
+    total = Discretization(mesh).pressure_force(faces, nodal).reshape(-1, 3).sum(0)
+    np.testing.assert_allclose(total, p * scale @ a, rtol=1e-13, atol=1e-13 * p)
+    assert np.linalg.norm(total) > p
+    with pytest.raises(MeshError, match="per face node"):
+        Discretization(mesh).pressure_force(faces, nodal[:, :2])
 
 
 # -- volume quantities -----------------------------------------------------------------------------
