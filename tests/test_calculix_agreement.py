@@ -27,12 +27,12 @@ from structrom.rom.materials import (J2Plasticity, KinematicHardening, LinearEla
 needs_ccx = pytest.mark.skipif(shutil.which("ccx") is None, reason="CalculiX ccx not installed")
 DIRECT = LinearSolverOptions(ksp_type="preonly", pc_type="lu",
                              petsc_options={"pc_factor_mat_solver_type": "mumps"})
-ELEMENT_TYPES = ["C3D4", "C3D10", "C3D8", "C3D20", "C3D20R"]
+ELEMENT_TYPES = ["C3D4", "C3D10", "C3D8", "C3D20", "C3D20R", "C3D6", "C3D15"]
 # Hexahedral cells per direction of the 4 x 1 x 1.5 box. C3D20R needs 2 cells across: a single layer of
 # 2x2x2-integrated C3D20R has a zero-energy mode, and ccx and we then return different displacements
 # (with equal stresses).
 BOX_DIVISIONS = {"C3D4": (4, 2, 2), "C3D10": (3, 2, 2), "C3D8": (6, 2, 2), "C3D20": (3, 2, 2),
-                 "C3D20R": (3, 2, 2)}
+                 "C3D20R": (3, 2, 2), "C3D6": (6, 2, 2), "C3D15": (3, 2, 2)}
 
 
 def _solve_both(tmp_path, mesh, law, loading, newton=None):

@@ -62,8 +62,8 @@ def test_read_inp_features_and_errors(tmp_path):
     with pytest.raises(CalculixError, match=r"a\.inp: \*SURFACE, NAME=s: face S5 of element 7: a C3D4 element has "
                                             r"faces S1-S4"):
         read_inp(deck)
-    deck.write_text("*NODE\n1, 0, 0, 0\n*ELEMENT, TYPE=C3D6\n1, 1, 1, 1, 1, 1, 1\n")
-    with pytest.raises(CalculixError, match=r"a\.inp:3: \*ELEMENT: element TYPE=C3D6 is not supported"):
+    deck.write_text("*NODE\n1, 0, 0, 0\n*ELEMENT, TYPE=C3D8I\n1, 1, 1, 1, 1, 1, 1, 1, 1\n")
+    with pytest.raises(CalculixError, match=r"a\.inp:3: \*ELEMENT: element TYPE=C3D8I is not supported"):
         read_inp(deck)
     deck.write_text("*NODE\n1, 0, 0, 0\n2, 0, x, 0\n")
     with pytest.raises(CalculixError, match=r"a\.inp:3: \*NODE: .*'x'"):

@@ -22,7 +22,7 @@ from structrom.rom.fem.mesh import CellBlock, Mesh, MeshError
 from structrom.rom.fem.surface import face_integration
 from structrom.rom.voigt import isotropic_stiffness
 
-TYPES = ["C3D4", "C3D10", "C3D8", "C3D20", "C3D20R"]
+TYPES = ["C3D4", "C3D10", "C3D8", "C3D20", "C3D20R", "C3D6", "C3D15"]
 SIZE = np.array([1.0, 0.7, 1.3])
 
 _HEX_OFFSETS = np.array(
@@ -32,7 +32,9 @@ _HEX20_EDGES = np.array(
     [[0, 1], [1, 2], [2, 3], [3, 0], [4, 5], [5, 6], [6, 7], [7, 4], [0, 4], [1, 5], [2, 6], [3, 7]]
 )
 _TET10_EDGES = np.array([[0, 1], [1, 2], [2, 0], [0, 3], [1, 3], [2, 3]])
-_QUADRATIC = {"C3D10": _TET10_EDGES, "C3D20": _HEX20_EDGES, "C3D20R": _HEX20_EDGES}
+_WEDGE15_EDGES = np.array([[0, 1], [1, 2], [2, 0], [3, 4], [4, 5], [5, 3], [0, 3], [1, 4], [2, 5]])
+_QUADRATIC = {"C3D10": _TET10_EDGES, "C3D20": _HEX20_EDGES, "C3D20R": _HEX20_EDGES, "C3D15": _WEDGE15_EDGES}
+_HEX_WEDGES = [[0, 1, 2, 4, 5, 6], [0, 2, 3, 4, 6, 7]]  # two prisms of a cube, split along an xy diagonal
 
 
 def _kuhn_tets() -> np.ndarray:
@@ -58,6 +60,8 @@ def box_mesh(
     cells = np.stack(np.meshgrid(*[np.arange(k) for k in n], indexing="ij"), -1).reshape(-1, 3)
     if element.startswith("C3D2") or element == "C3D8":
         corners = _HEX_OFFSETS[None].repeat(1, 0)  # (1, 8, 3)
+    elif element in ("C3D6", "C3D15"):
+        corners = _HEX_OFFSETS[_HEX_WEDGES]  # (2, 6, 3)
     else:
         corners = _kuhn_tets()  # (6, 4, 3)
     off = s * corners
@@ -75,7 +79,7 @@ def box_mesh(
     h = np.asarray(size) / n
     pts[interior] += perturb * h * rng.uniform(-1, 1, (interior.sum(), 3))
     if quadratic:
-        nc = 4 if element == "C3D10" else 8
+        nc = {"C3D10": 4, "C3D15": 6}.get(element, 8)
         e = _QUADRATIC[element]
         pts[conn[:, nc:]] = 0.5 * (pts[conn[:, e[:, 0]]] + pts[conn[:, e[:, 1]]])
     used, conn = np.unique(conn, return_inverse=True)
@@ -97,9 +101,11 @@ def boundary_faces(mesh: Mesh, lo, hi) -> tuple[np.ndarray, np.ndarray]:
     faces, normals, off = [], [], 0
     lo, hi = np.broadcast_to(np.asarray(lo, float), (3,)), np.broadcast_to(np.asarray(hi, float), (3,))
     for b in mesh.blocks:
-        table = FACES[b.element]
-        nc = 3 if table.shape[1] in (3, 6) else 4
-        X = mesh.points[b.connectivity[:, table[:, :nc]]]  # (n_e, n_f, nc, 3)
+        et = ELEMENTS[b.element]
+        # corners of each face; a triangle's first corner repeated in the 4th column
+        table = np.array([np.resize(et.face_nodes(f)[: 3 if s.name.startswith("tri") else 4], 4)
+                          for f, s in enumerate(et.face_shapes)])
+        X = mesh.points[b.connectivity[:, table]]  # (n_e, n_f, 4, 3)
         for axis, side in itertools.product(range(3), range(2)):
             val = (lo, hi)[side][axis]
             on = np.all(np.isclose(X[..., axis], val, atol=1e-12), axis=-1)
@@ -181,6 +187,14 @@ CALCULIX_POINTS = {
     ),
 }
 CALCULIX_POINTS["C3D20R"] = CALCULIX_POINTS["C3D8"]
+# Wedges: gauss3d7 (C3D6) and gauss3d8 (C3D15, triangle points fastest). ccx 2.20 prints the stresses of one
+# element under a prescribed displacement with a different strain at each point in this order
+# (tests/test_wedge_elements.py).
+_T = 0.333333333333333
+_T1, _T2 = 0.166666666666667, 0.666666666666667
+CALCULIX_POINTS["C3D6"] = ([[_T, _T, -_G], [_T, _T, _G]], [0.5, 0.5])
+CALCULIX_POINTS["C3D15"] = ([[x, y, z] for z in _G3 for x, y in ((_T1, _T1), (_T2, _T1), (_T1, _T2))],
+                            [w * 0.166666666666667 for w in _W3 for _ in range(3)])
 
 
 @pytest.mark.parametrize("element", TYPES)
@@ -195,7 +209,7 @@ def test_integration_point_order_is_calculix(element):
     np.testing.assert_allclose(d.point_weights, w, rtol=1e-12)
     assert np.all(d.point_elements == 0)
     assert et.rule.name == {"C3D4": "gauss3d4", "C3D10": "gauss3d5", "C3D8": "gauss3d2",
-                            "C3D20": "gauss3d3", "C3D20R": "gauss3d2"}[element]
+                            "C3D20": "gauss3d3", "C3D20R": "gauss3d2", "C3D6": "gauss3d7", "C3D15": "gauss3d8"}[element]
 
 
 @pytest.mark.parametrize("element", TYPES)
@@ -203,20 +217,37 @@ def test_face_corner_right_hand_rule_points_inward(element):
     et = ELEMENTS[element]
     X = et.shape.reference_coordinates.copy()
     mesh = Mesh(X, [CellBlock(element, np.arange(et.n_nodes)[None])])
-    centroid = X[: 4 if element == "C3D4" or element == "C3D10" else 8].mean(0)
+    centroid = X[: {"C3D4": 4, "C3D10": 4, "C3D6": 6, "C3D15": 6}.get(element, 8)].mean(0)
     faces = np.array([[0, f] for f in range(et.n_faces)])
-    (fi,) = face_integration(mesh, faces)
-    a = fi.area_vectors.sum(1)  # (n_faces, 3) inward normal * area (flat faces)
+    a = np.zeros((et.n_faces, 3))  # inward normal * area (flat faces)
+    for fi in face_integration(mesh, faces):  # one per face shape
+        a[fi.rows] = fi.area_vectors.sum(1)
     for f in range(et.n_faces):
-        nodes = et.faces[f]
+        nodes = et.face_nodes(f)
         corners = X[nodes[:3]]
         rhr = np.cross(corners[1] - corners[0], corners[2] - corners[0])  # right-hand rule
         to_inside = centroid - X[nodes].mean(0)
         assert rhr @ to_inside > 0, (element, f)
         assert a[f] @ to_inside > 0 and np.allclose(np.cross(a[f], rhr), 0.0, atol=1e-13)
     areas = np.linalg.norm(a, axis=1)
-    expected = [0.5, 0.5, np.sqrt(3) / 2, 0.5] if element in ("C3D4", "C3D10") else [4.0] * 6
-    np.testing.assert_allclose(areas, expected, rtol=1e-13)
+    # wedge: triangles (0,0)-(1,0)-(0,1) at zeta = -1, +1, sides of height 2 on y = 0, x + y = 1, x = 0
+    expected = {"C3D4": [0.5, 0.5, np.sqrt(3) / 2, 0.5], "C3D6": [0.5, 0.5, 2.0, 2.0 * np.sqrt(2), 2.0]}
+    expected |= {"C3D10": expected["C3D4"], "C3D15": expected["C3D6"]}
+    np.testing.assert_allclose(areas, expected.get(element, [4.0] * 6), rtol=1e-13)
+    # a pressure p on each face alone: total force p * area along the inward normal
+    p = 3.5
+    for f in range(et.n_faces):
+        total = Discretization(mesh).pressure_force(np.array([[0, f]]), p).reshape(-1, 3).sum(0)
+        np.testing.assert_allclose(total, p * a[f], rtol=1e-13, atol=1e-13 * p)
+        np.testing.assert_allclose(np.linalg.norm(total), p * areas[f], rtol=1e-13)
+    # all faces at once, per face node (a wedge's triangles and quadrilaterals: the padded table's width)
+    scale = np.arange(1.0, et.n_faces + 1.0)  # a different pressure on each face (a closed surface sums to 0)
+    nodal = p * np.repeat(scale[:, None], et.faces.shape[1], axis=1)
+    total = Discretization(mesh).pressure_force(faces, nodal).reshape(-1, 3).sum(0)
+    np.testing.assert_allclose(total, p * scale @ a, rtol=1e-13, atol=1e-13 * p)
+    assert np.linalg.norm(total) > p
+    with pytest.raises(MeshError, match="per face node"):
+        Discretization(mesh).pressure_force(faces, nodal[:, :2])
 
 
 # -- volume quantities -----------------------------------------------------------------------------

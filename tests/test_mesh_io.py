@@ -194,8 +194,8 @@ def test_sets_from_meshio_physical_groups():
 
 def test_errors_name_the_field():
     mesh = box(element="C3D4")
-    m = meshio.Mesh(mesh.points, [("wedge", np.array([[0, 1, 2, 3, 4, 5]]))])
-    with pytest.raises(MeshError, match="wedge.*re-mesh"):
+    m = meshio.Mesh(mesh.points, [("pyramid", np.array([[0, 1, 2, 3, 4]]))])
+    with pytest.raises(MeshError, match="pyramid.*re-mesh"):
         mesh_from_meshio(m, source="part.msh")
     interior = np.array([[1, 2, 4]])  # a triangle through the cube, not a face
     m = meshio.Mesh(

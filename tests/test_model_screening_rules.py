@@ -62,13 +62,15 @@ def test_string_attributes_are_measured_by_their_characters(model, tmp_path):
         screened(model, tmp_path, lambda f: f.attrs.__setitem__("units", big), limits)
 
 
-def test_surface_faces_exist_on_their_elements(tmp_path):
-    """A tetrahedron has faces S1-S4: a surface set naming its S5 is refused (it passed the bound of 6 faces that
-    holds for hexahedra), naming the row, the element and its type."""
-    model = af.build_small_model(tmp_path, name="tet.h5", element="C3D10").path
+@pytest.mark.parametrize("element,n_faces", [("C3D10", 4), ("C3D15", 5)])
+def test_surface_faces_exist_on_their_elements(tmp_path, element, n_faces):
+    """A tetrahedron has faces S1-S4, a wedge S1-S5: a surface set naming a face beyond is refused (it passed the
+    bound of 6 faces that holds for hexahedra), naming the row, the element and its type. (The wedge model is built
+    by the offline stage like the others: its points, faces and sets pass the screening.)"""
+    model = af.build_small_model(tmp_path, name=f"{element}.h5", element=element).path
     with h5py.File(model, "r") as f:
         faces = f["mesh/surface_sets/zmax"][()]
-    assert faces[:, 1].max() <= 3  # (the offline stage's own sets: faces of the tetrahedra)
+    assert faces[:, 1].max() <= n_faces - 1  # (the offline stage's own sets: faces of the element)
 
     def face(value, row=0):
         def mutate(f):
@@ -78,8 +80,8 @@ def test_surface_faces_exist_on_their_elements(tmp_path):
             d[...] = a
         return mutate
 
-    screened(model, tmp_path, face(3))
-    for bad in (4, 5):
-        with pytest.raises(UnsafeFileError, match=rf"row 1 names face S{bad + 1} of element \d+, a 'C3D10' element "
-                                                  r"with 4 faces"):
+    screened(model, tmp_path, face(n_faces - 1))
+    for bad in range(n_faces, 6):
+        with pytest.raises(UnsafeFileError, match=rf"row 1 names face S{bad + 1} of element \d+, a '{element}' "
+                                                  rf"element with {n_faces} faces"):
             screened(model, tmp_path, face(bad, row=1))

@@ -24,7 +24,7 @@ def _mesh(kinds):
     return Mesh(np.vstack(points), blocks)
 
 
-@pytest.mark.parametrize("kinds", [["C3D20"], ["C3D20R", "C3D20R"], ["C3D4", "C3D8"]])
+@pytest.mark.parametrize("kinds", [["C3D20"], ["C3D20R", "C3D20R"], ["C3D4", "C3D8"], ["C3D15"], ["C3D6", "C3D8"]])
 def test_snapshot_xdmf_reads_back_with_meshio_and_vtk(tmp_path, kinds):
     vtk = pytest.importorskip("vtk")
     from vtk.util.numpy_support import vtk_to_numpy
@@ -52,6 +52,9 @@ def test_snapshot_xdmf_reads_back_with_meshio_and_vtk(tmp_path, kinds):
             assert np.array_equal(np.concatenate(cell_data["von_mises"]), vm[k])
     back, times, fields = read_meshio_series(path.with_suffix(".xdmf"))
     assert np.array_equal(times, [0.5, 1.0, 1.5]) and np.array_equal(fields["displacement"], u)
+    # wedges are written in VTK's numbering and read back in CalculiX's
+    assert np.array_equal(np.concatenate([b.connectivity.ravel() for b in back.blocks]),
+                          np.concatenate([b.connectivity.ravel() for b in mesh.blocks]))
     reader = vtk.vtkXdmfReader()
     reader.SetFileName(str(path.with_suffix(".xdmf")))
     reader.UpdateInformation()
@@ -62,3 +65,15 @@ def test_snapshot_xdmf_reads_back_with_meshio_and_vtk(tmp_path, kinds):
     assert grid.GetNumberOfCells() == mesh.n_elements
     assert np.array_equal(vtk_to_numpy(grid.GetPointData().GetArray("displacement")), u[2])
     assert np.array_equal(vtk_to_numpy(grid.GetCellData().GetArray("von_mises")), vm[2])
+    # VTK sees every cell with its true volume, positive (a wedge in CalculiX's numbering would be inside out)
+    quality = vtk.vtkMeshQuality()
+    quality.SetInputData(grid)
+    quality.SetTetQualityMeasureToVolume()
+    quality.SetHexQualityMeasureToVolume()
+    quality.SetWedgeQualityMeasureToVolume()
+    quality.Update()
+    volumes = vtk_to_numpy(quality.GetOutput().GetCellData().GetArray("Quality"))
+    linear = grid.GetCellType(0) in (vtk.VTK_TETRA, vtk.VTK_HEXAHEDRON, vtk.VTK_WEDGE)
+    if linear and all(b.element in ("C3D4", "C3D8", "C3D6") for b in mesh.blocks):
+        np.testing.assert_allclose(volumes.sum(), Discretization(mesh).volume, rtol=1e-12)
+        assert np.all(volumes > 0)

@@ -13,7 +13,9 @@ Numbering:
   Ansys element numbers in ``element_ids``; VTK orderings of ``tetra``/``tetra10``/``hexahedron``/
   ``hexahedron20`` are CalculiX's (SOLID185 -> C3D8, SOLID186 -> C3D20, SOLID187 -> C3D10, SOLID285 -> C3D4);
   meshing and surface-effect elements (MESH200, SURF154...) are skipped with an :class:`~.ansys_elements.AnsysWarning`;
-  contact, shells, beams, degenerate SOLID185/186 (wedges, pyramids)... are refused: :class:`AnsysError` names the
+  SOLID185 bricks degenerated into prisms (K = L, O = P) -> C3D6, renumbered into CalculiX's orientation
+  (the reader hands them as VTK wedges of negative volume; :func:`structrom.rom.fem.elements.orient_wedges`);
+  contact, shells, beams, 15-node prisms (degenerate SOLID186), pyramids... are refused: :class:`AnsysError` names the
   file, the ``ETYPE`` number and element name, the first Ansys element numbers and the fix
   (:mod:`.ansys_elements`);
 * node and element components become node and element sets;
@@ -35,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from ..fem.elements import orient_wedges
 from ..fem.mesh import CellBlock, Mesh
 from .ansys_elements import VTK_TO_ELEMENT, AnsysWarning, kept_cells
 from .magnitudes import ABSURD, beyond
@@ -285,6 +288,8 @@ def _mesh_from_grid(grid: _Grid | None, source: str, node_components=None, eleme
             rep = cells[np.flatnonzero((np.diff(np.sort(conn, axis=1), axis=1) == 0).any(axis=1))]
             raise AnsysError(f"{source}: degenerate {VTK_TO_ELEMENT[t]} elements (repeated nodes; Ansys elements "
                              f"{enum[rep][:5].tolist()}): collapsed bricks are not supported")
+        if VTK_TO_ELEMENT[t] == "C3D6":
+            conn = orient_wedges(np.asarray(grid.points, dtype=float), conn)
         blocks.append((VTK_TO_ELEMENT[t], conn, cells))
         element_ids.append(enum[cells])
     points = np.asarray(grid.points, dtype=float)

@@ -4,7 +4,8 @@ an Ansys user knows (``ETYPE`` reference number and element name, e.g. ``ETYPE 3
 ansys-mapdl-reader gives each cell of its grid the element's ``ETYPE`` reference number (``ansys_etype``) and its
 element type (``ansys_elem_type_num``: 181 for SHELL181); it has no table of names, hence :data:`ELEMENT_NAMES`.
 
-* kept: solid tetrahedra and hexahedra (SOLID185/186 bricks, SOLID187, SOLID285, and the older SOLID45/92/95...);
+* kept: solid tetrahedra and hexahedra (SOLID185/186 bricks, SOLID187, SOLID285, and the older SOLID45/92/95...)
+  and linear prisms (SOLID185 bricks degenerated into wedges);
 * skipped with an :class:`AnsysWarning` naming them (:data:`SKIPPED`): elements that add no stiffness to the solid
   in a linear static run and whose own loads the import never takes from them: MESH200 (meshing aid, no degrees of
   freedom of its own) and the surface-effect elements SURF154/156/159 (they exist to carry surface loads: pressures
@@ -13,14 +14,15 @@ element type (``ansys_elem_type_num``: 181 for SHELL181); it has no table of nam
 * refused: contact and target elements (CONTA17x, TARGE169/170): bonded contact ties the parts together (dropping it
   disconnects them) and a TARGE170 pilot node carries a remote load or constraint (dropping it drops the load);
   shells, solid-shells (SOLSH190), beams, links, springs, masses, MPC184 (they carry stiffness or mass the reduced
-  solid model does not have, or another formulation); degenerate bricks (wedges, pyramids); any other type.
+  solid model does not have, or another formulation); degenerate bricks of other shapes (15-node prisms, pyramids);
+  any other type.
 """
 from __future__ import annotations
 
 import numpy as np
 
 #: VTK cell type id -> our element type.
-VTK_TO_ELEMENT = {10: "C3D4", 24: "C3D10", 12: "C3D8", 25: "C3D20"}
+VTK_TO_ELEMENT = {10: "C3D4", 24: "C3D10", 12: "C3D8", 25: "C3D20", 13: "C3D6"}
 #: Ansys solid element types whose non-degenerate shapes convert (:data:`VTK_TO_ELEMENT`).
 _SOLIDS = {45, 92, 95, 185, 186, 187, 285}
 _VTK_NAMES = {1: "vertex", 3: "line", 5: "triangle", 9: "quad", 10: "tetra", 12: "hexahedron", 13: "wedge",
@@ -62,8 +64,8 @@ def _why(kind: int) -> str:
     if kind in _SHELLS_BEAMS:
         return ("shells, beams, links, springs, masses and MPC elements carry stiffness or mass the reduced solid "
                 "model does not have: mesh that part with solid elements")
-    return ("not an element type the import converts: supported are the solid tetrahedra and hexahedra SOLID185/186 "
-            "(bricks), SOLID187, SOLID285 (and the older SOLID45/92/95)")
+    return ("not an element type the import converts: supported are the solid tetrahedra, hexahedra and linear prisms "
+            "SOLID185/186 (bricks), SOLID185 (prisms), SOLID187, SOLID285 (and the older SOLID45/92/95)")
 
 
 def describe(kinds: np.ndarray, etype_refs: np.ndarray, element_numbers: np.ndarray, mask: np.ndarray) -> list[str]:
@@ -102,8 +104,9 @@ def kept_cells(celltypes: np.ndarray, cell_data: dict, dropped: dict) -> tuple[n
         if not shape_ok.all():  # (a reader without element types: by VTK shape only)
             names = [_VTK_NAMES.get(k, f"VTK type {k}") for k in sorted(set(celltypes[~shape_ok].tolist()))]
             return shape_ok, [], (f"{int((~shape_ok).sum())} elements are of unsupported shape(s) {names} (first "
-                                  f"Ansys elements {enum[~shape_ok][:5].tolist()}); supported: solid tetrahedra "
-                                  "and hexahedra (SOLID185/186 bricks, SOLID187, SOLID285)")
+                                  f"Ansys elements {enum[~shape_ok][:5].tolist()}); supported: solid tetrahedra, "
+                                  "hexahedra and linear prisms (SOLID185/186 bricks, SOLID185 prisms, SOLID187, "
+                                  "SOLID285)")
         return shape_ok, [], ""
     dropped = dropped or {k: np.zeros(0, np.int64) for k in ("ansys_elem_num", "ansys_etype",
                                                                    "ansys_elem_type_num")}
@@ -120,8 +123,8 @@ def kept_cells(celltypes: np.ndarray, cell_data: dict, dropped: dict) -> tuple[n
         if collapsed.any():
             shapes = sorted({_VTK_NAMES.get(k, f"VTK type {k}") for k in celltypes[collapsed[:n]].tolist()})
             parts.append(f"{'; '.join(describe(kinds, refs, numbers, collapsed))}: degenerate (collapsed) elements "
-                         f"of shape {', '.join(shapes) or 'unknown'}: supported are solid tetrahedra and hexahedra "
-                         "(SOLID185/186 bricks, SOLID187, SOLID285); remesh without wedges and pyramids (e.g. "
-                         "tetrahedra)")
+                         f"of shape {', '.join(shapes) or 'unknown'}: supported are solid tetrahedra, hexahedra and "
+                         "linear prisms (SOLID185/186 bricks, SOLID185 prisms, SOLID187, SOLID285); mesh prism layers "
+                         "with SOLID185, or the volume with SOLID187, without pyramids")
         return ~skip[:n] & ~refused[:n], [], f"{int(refused.sum())} elements cannot be converted: " + ". ".join(parts)
     return ~skip[:n], describe(kinds, refs, numbers, skip) if skip.any() else [], ""

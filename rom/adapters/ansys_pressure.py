@@ -263,6 +263,10 @@ def read_cdb_pressures(path: str | os.PathLike, mesh, node_ids: np.ndarray, elem
         g = int(order[pos])
         b = int(block_of[g])
         kind = mesh.blocks[b].element
+        if kind not in ANSYS_FACE_TO_LOCAL:
+            raise p.error(n, f"pressure on element {e}, a {kind} (a SOLID185 prism): surface loads on prisms are not "
+                             "mapped (their Ansys face numbers are those of the collapsed brick); load brick or "
+                             "tetrahedron faces only")
         ours = node_ids[conn_all[b][g - offsets[b]]]
         theirs = nodes.get(e)
         if theirs is None or len(theirs) != len(ours) or not np.array_equal(theirs, ours):

@@ -12,7 +12,7 @@ from __future__ import annotations
 MAPPED = {
     "HEADING": "title (kept as text)",
     "INCLUDE": "file read in place",
-    "NODE": "mesh nodes", "ELEMENT": "mesh elements (C3D4, C3D10, C3D8, C3D20, C3D20R)",
+    "NODE": "mesh nodes", "ELEMENT": "mesh elements (C3D4, C3D10, C3D8, C3D20, C3D20R, C3D6, C3D15)",
     "NSET": "node set", "ELSET": "element set", "SURFACE": "surface (TYPE=ELEMENT); TYPE=NODE surfaces (contact only in ccx) are read, not used",
     "MATERIAL": "material", "ELASTIC": "young/poisson tables (TYPE=ISO)", "EXPANSION": "expansion table (TYPE=ISO)",
     "DENSITY": "density", "PLASTIC": "tabulated hardening (isotropic; kinematic/combined if the law registry has them)",
@@ -71,7 +71,7 @@ REFUSED = {
     "CYCLIC SYMMETRY MODEL": "cyclic symmetry is not modelled", "SUBMODEL": "submodels are not modelled",
     "MODEL CHANGE": "element activation is not modelled",
     # elements other than solids
-    "SHELL SECTION": "only solid elements (C3D4, C3D10, C3D8, C3D20, C3D20R) are supported",
+    "SHELL SECTION": "only solid elements (C3D4, C3D10, C3D8, C3D20, C3D20R, C3D6, C3D15) are supported",
     "BEAM SECTION": "only solid elements are supported", "MEMBRANE SECTION": "only solid elements are supported",
     "BEAM GENERAL SECTION": "only solid elements are supported", "FLUID SECTION": "only solid elements are supported",
     "NODAL THICKNESS": "only solid elements are supported", "SPRING": "springs are not modelled",

@@ -9,7 +9,7 @@ Facts about ccx 2.20's analysis this module relies on (checked against ccx 2.20 
 nonlinear); ``*STATIC, DIRECT`` keeps fixed increments; the default ``*CONTROLS`` field ratios (0.005
 residual, 0.01 correction) leave Newton errors of ~1e-4; thermal strains are relative to the initial
 temperature; the point temperature of ``C3D8`` is the element mean and that of ``C3D20`` a trilinear fit
-(``C3D4``, ``C3D10``, ``C3D20R``: shape functions).
+(``C3D4``, ``C3D10``, ``C3D20R``, ``C3D6``, ``C3D15``: shape functions).
 """
 from __future__ import annotations
 
@@ -194,8 +194,8 @@ def write_static_deck(
     * ccx evaluates the temperature at integration points (for E(T), alpha(T), the yield curve and the
       thermal strain) with the element's shape functions, EXCEPT for ``C3D8``, which uses the mean of its 8
       nodal values at every point, and ``C3D20`` (full integration), which uses the trilinear function
-      through the quadratic field's values at the 2x2x2 Gauss points (``lintemp.f``); C3D4, C3D10 and
-      C3D20R interpolate as we do.
+      through the quadratic field's values at the 2x2x2 Gauss points (``lintemp.f``); C3D4, C3D10,
+      C3D20R and the wedges C3D6, C3D15 interpolate as we do (``e_c3d.f``).
 
     Outputs: ``*NODE PRINT``/``*NODE FILE`` for the node quantities in ``outputs`` (``U``, ``RF``) on
     ``Nall`` and ``*EL PRINT``/``*EL FILE`` for the element ones (``S``, ``E``, ``PEEQ``, ``ENER``) on

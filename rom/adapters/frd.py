@@ -38,12 +38,14 @@ __all__ = ["FrdIncrement", "FrdFile", "read_frd_file", "FrdResult", "read_frd", 
 
 #: frd element type code -> (our element name or None, number of nodes).
 FRD_ELEMENT_TYPES: dict[int, tuple[str | None, int]] = {
-    1: ("C3D8", 8), 2: (None, 6), 3: ("C3D4", 4), 4: ("C3D20", 20), 5: (None, 15), 6: ("C3D10", 10),
+    1: ("C3D8", 8), 2: ("C3D6", 6), 3: ("C3D4", 4), 4: ("C3D20", 20), 5: ("C3D15", 15), 6: ("C3D10", 10),
     7: (None, 3), 8: (None, 6), 9: (None, 4), 10: (None, 8), 11: (None, 2), 12: (None, 3)}
 #: frd block names -> the ``*NODE FILE``/``*EL FILE`` keys that request them.
 FRD_FIELD_NAMES = {"DISP": "U", "NDTEMP": "NT", "STRESS": "S", "TOSTRAIN": "E", "PE": "PEEQ", "FORC": "RF",
                    "ME": "ME", "ENER": "ENER"}
-_HEX20_FRD_TO_INP = np.r_[0:12, 16:20, 12:16]
+#: frd node order -> .inp node order of the types whose .frd lists the nodes otherwise (involutions): the 20-node
+#: hexahedron's mid-edge nodes 13-16 and 17-20 swapped, the 15-node wedge's 10-12 and 13-15 (ccx 2.20's frd.f)
+FRD_TO_INP = {4: np.r_[0:12, 16:20, 12:16], 5: np.r_[0:9, 12:15, 9:12]}
 
 
 def _fixed_width(lines: list[str], start: int, width: int, count: int) -> np.ndarray:
@@ -228,7 +230,8 @@ def read_frd_file(path: str | os.PathLike) -> FrdFile:
                 out.element_types = np.array(types, dtype=np.int64)
                 for t, c in zip(types, conn):
                     c = np.array(c, dtype=np.int64)
-                    out.connectivity.append(c[_HEX20_FRD_TO_INP] if t == 4 and len(c) == 20 else c)
+                    perm = FRD_TO_INP.get(t)
+                    out.connectivity.append(c[perm] if perm is not None and len(c) == len(perm) else c)
                 i = end + 1
                 continue
             if key == "1PSTEP":

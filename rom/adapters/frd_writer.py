@@ -17,13 +17,12 @@ import numpy as np
 
 from ..fem.mesh import Mesh
 from .calculix_error import CalculixError
+from .frd import FRD_TO_INP
 
 __all__ = ["write_frd", "extrapolate_to_nodes", "extrapolation_matrix"]
 
 #: our element name -> frd element type code (see FRD_ELEMENT_TYPES in .frd)
-FRD_TYPE = {"C3D8": 1, "C3D4": 3, "C3D20": 4, "C3D20R": 4, "C3D10": 6}
-#: 20-node hexahedra: frd lists nodes 13-16 and 17-20 swapped relative to the .inp (an involution)
-_HEX20_INP_TO_FRD = np.r_[0:12, 16:20, 12:16]
+FRD_TYPE = {"C3D8": 1, "C3D6": 2, "C3D4": 3, "C3D20": 4, "C3D20R": 4, "C3D15": 5, "C3D10": 6}
 #: frd block name -> component names (ccx's), for the fields this writer knows
 COMPONENTS = {"DISP": ["D1", "D2", "D3"], "NDTEMP": ["T"], "STRESS": ["SXX", "SYY", "SZZ", "SXY", "SYZ", "SZX"],
               "TOSTRAIN": ["EXX", "EYY", "EZZ", "EXY", "EYZ", "EZX"], "PE": ["PE"]}
@@ -52,14 +51,15 @@ def extrapolation_matrix(element: str) -> np.ndarray:
     """``(n_nodes, n_points)`` matrix taking an element's integration-point values to its nodes, as ccx
     does for its nodal output: the least-squares fit of the values by the lowest-order shape basis with
     at most as many terms as points (constant for 1 point, the 4-node tetrahedron's for 4, the 8-node
-    hexahedron's for 8 (trilinear), the 20-node's for 27), evaluated at the nodes."""
+    hexahedron's for 8 (trilinear), the 20-node's for 27, the 6-node wedge's for the 9 points of C3D15), evaluated at
+    the nodes. C3D6's 2 points give their mean (ccx writes other nodal values there, of no fit we found)."""
     from ..fem.elements import ELEMENTS, SHAPES
 
     et = ELEMENTS[element]
     xi_p, xi_n = et.rule.points, et.shape.reference_coordinates
-    hexa = et.shape.name.startswith("hex")
-    basis = {1: None, 4: None if hexa else "tet4", 8: "hex8" if hexa else None, 27: "hex20" if hexa else None}.get(
-        et.n_points)
+    family = et.shape.name.rstrip("0123456789")  # tet, hex, wedge
+    basis = {("tet", 4): "tet4", ("hex", 8): "hex8", ("hex", 27): "hex20", ("wedge", 9): "wedge6"}.get(
+        (family, et.n_points))
     if basis is None:
         return np.full((et.n_nodes, et.n_points), 1.0 / et.n_points)
     shape = SHAPES[basis]
@@ -122,7 +122,8 @@ def write_frd(path: str | os.PathLike, mesh: Mesh, times: np.ndarray, fields: di
         code = FRD_TYPE.get(block.element)
         if code is None:
             raise CalculixError(f"write_frd: element type {block.element} has no .frd code")
-        conn = block.connectivity[:, _HEX20_INP_TO_FRD] if code == 4 else block.connectivity
+        perm = FRD_TO_INP.get(code)  # an involution: inp -> frd as well
+        conn = block.connectivity if perm is None else block.connectivity[:, perm]
         ids = node_ids[conn]
         for k, row in enumerate(ids):
             lines.append(f" -1{element_ids[start + k]:10d}{code:5d}{0:5d}{1:5d}")

@@ -23,9 +23,6 @@ __all__ = ["InpIds", "read_inp"]
 
 #: Why ccx's other solid elements are refused, and the remesh that keeps the model (appended to the refusal).
 _UNSUPPORTED_SOLIDS = {
-    **dict.fromkeys(("C3D6", "C3D15"), " (wedges, as extruded or boundary-layer meshes have them, are not elements of "
-                                       "the kernel): remesh with tetrahedra (C3D10) or hexahedra only (gmsh: extrude "
-                                       "without 'Recombine' for tetrahedra, or recombine the base surface into quads)"),
     "C3D8R": " (one integration point with ccx's hourglass control, whose answer no kernel element reproduces): use "
              "C3D8 or C3D20R; the displacements differ, so run ccx again with the new type",
     "C3D8I": " (incompatible modes, whose answer no kernel element reproduces): use C3D20R, or C3D8 with a finer mesh; "

@@ -3,6 +3,10 @@
 ``FACES[element][f]`` lists the element-local nodes of face ``f`` (face ``S{f+1}``): corner nodes
 first, then mid-side nodes for quadratic elements. With CalculiX's ordering the right-hand rule over the
 corner nodes gives the normal pointing *into* the element; the outward normal is its opposite.
+
+A wedge (C3D6, C3D15) has faces of two shapes: S1 (bottom, nodes 1-2-3) and S2 (top, 4-5-6) are triangles, S3..S5
+quadrilaterals (ccx's ``ifacew`` node sets, turned to point inwards like the other types). Its rows are padded with -1
+after the nodes of a triangle; :data:`FACE_SHAPES` gives each face's shape and so its node count.
 """
 from __future__ import annotations
 
@@ -19,6 +23,14 @@ _HEX20 = [
     [2, 6, 7, 3, 18, 14, 19, 10],
     [3, 7, 4, 0, 19, 15, 16, 11],
 ]
+_WEDGE6 = [[0, 1, 2, -1], [3, 5, 4, -1], [0, 3, 4, 1], [1, 4, 5, 2], [2, 5, 3, 0]]
+_WEDGE15 = [
+    [0, 1, 2, 6, 7, 8, -1, -1],
+    [3, 5, 4, 11, 10, 9, -1, -1],
+    [0, 3, 4, 1, 12, 9, 13, 6],
+    [1, 4, 5, 2, 13, 10, 14, 7],
+    [2, 5, 3, 0, 14, 11, 12, 8],
+]
 
 #: Face node tables, ``(n_faces, n_face_nodes)`` int arrays per element type.
 FACES: dict[str, np.ndarray] = {
@@ -27,10 +39,17 @@ FACES: dict[str, np.ndarray] = {
     "C3D8": np.array(_HEX8),
     "C3D20": np.array(_HEX20),
     "C3D20R": np.array(_HEX20),
+    "C3D6": np.array(_WEDGE6),
+    "C3D15": np.array(_WEDGE15),
 }
 
-#: Shape of each face: ``"tri3"``, ``"tri6"``, ``"quad4"`` or ``"quad8"``.
-FACE_SHAPE = {"C3D4": "tri3", "C3D10": "tri6", "C3D8": "quad4", "C3D20": "quad8", "C3D20R": "quad8"}
+#: Shape of each face, S1 first: ``"tri3"``, ``"tri6"``, ``"quad4"`` or ``"quad8"``.
+FACE_SHAPES: dict[str, tuple[str, ...]] = {
+    "C3D4": ("tri3",) * 4, "C3D10": ("tri6",) * 4, "C3D8": ("quad4",) * 6, "C3D20": ("quad8",) * 6,
+    "C3D20R": ("quad8",) * 6, "C3D6": ("tri3",) * 2 + ("quad4",) * 3, "C3D15": ("tri6",) * 2 + ("quad8",) * 3,
+}
+#: Corner nodes of each face shape.
+FACE_CORNERS = {"tri3": 3, "tri6": 3, "quad4": 4, "quad8": 4}
 
 
 def missing_faces(starts: np.ndarray, n_faces: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -39,3 +58,11 @@ def missing_faces(starts: np.ndarray, n_faces: np.ndarray, faces: np.ndarray) ->
     starts at element ``starts[b]`` and its elements have ``n_faces[b]`` faces (``(n_blocks,)`` each)."""
     block = np.searchsorted(starts, faces[:, 0], side="right") - 1
     return np.flatnonzero((faces[:, 1] < 0) | (faces[:, 1] >= np.asarray(n_faces)[block])), block
+
+
+def corner_table(element: str) -> np.ndarray:
+    """``(n_faces, 4)`` element-local corner nodes of each face, triangles padded with -1."""
+    out = np.full((len(FACES[element]), 4), -1, dtype=np.int64)
+    for f, shape in enumerate(FACE_SHAPES[element]):
+        out[f, : FACE_CORNERS[shape]] = FACES[element][f, : FACE_CORNERS[shape]]
+    return out

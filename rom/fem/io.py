@@ -1,9 +1,14 @@
 """Reading and writing meshes through meshio (gmsh .msh 2/4, .vtu, .xdmf, Abaqus .inp, .med, ...).
 
 Volume cells become elements (``tetra -> C3D4``, ``tetra10 -> C3D10``, ``hexahedron -> C3D8``,
-``hexahedron20 -> C3D20`` or ``C3D20R``); meshio already converts gmsh's node orderings to VTK's,
-which is CalculiX's. Lower-dimensional cells are not elements: the named groups they belong to (gmsh
-physical groups, Abaqus sets) become sets:
+``hexahedron20 -> C3D20`` or ``C3D20R``, ``wedge -> C3D6``, ``wedge15 -> C3D15``); meshio already converts gmsh's
+node orderings to VTK's, which is CalculiX's (VTK 9's wedges included: its parametric coordinates and cell volumes
+are CalculiX's). Except meshio's 6-node ``wedge``: its VTK readers and writers mirror the numbering (corners 1 <-> 2,
+4 <-> 5), so a VTK file's wedges come in mirrored; every wedge whose corners 0, 1, 2 turn away from 3, 4, 5 is
+renumbered by :data:`~structrom.rom.fem.elements.WEDGE_MIRROR` on reading (the same solid in CalculiX's
+numbering), and :func:`write_mesh` mirrors 6-node wedges before meshio writes ``.vtu``/``.vtk`` so that the file
+holds VTK's numbering. Lower-dimensional cells are not elements: the named groups they belong to (gmsh physical
+groups, Abaqus sets) become sets:
 
 * a 3D group -> element set and node set of the same name;
 * a 2D group -> surface set (each boundary face matched to ``(element, local face)``) and node set;
@@ -22,12 +27,16 @@ from typing import Mapping
 import meshio
 import numpy as np
 
-from .faces import FACES
+from .elements import WEDGE_MIRROR, orient_wedges
+from .faces import corner_table
 
 try:  # listed in meshio's __all__ but not always exported
     from meshio._mesh import topological_dimension as _TOPO_DIM
 except ImportError:  # pragma: no cover
     _TOPO_DIM = meshio.topological_dimension
+# meshio 5.3's table of cell dimensions omits the 15-node wedge (its readers and writers know it, but building a
+# meshio.Mesh with such cells raises KeyError): it is a volume cell.
+_TOPO_DIM.setdefault("wedge15", 3)
 from .mesh import NODES_PER_ELEMENT, CellBlock, Mesh, MeshError
 from .meshio_files import HDF5_SUFFIXES, read_meshio  # noqa: F401 (API)
 
@@ -45,7 +54,8 @@ __all__ = [
 ]
 
 #: meshio volume cell type -> element type (``hexahedron20`` is switchable, see :func:`read_mesh`).
-MESHIO_TO_ELEMENT = {"tetra": "C3D4", "tetra10": "C3D10", "hexahedron": "C3D8", "hexahedron20": "C3D20"}
+MESHIO_TO_ELEMENT = {"tetra": "C3D4", "tetra10": "C3D10", "hexahedron": "C3D8", "hexahedron20": "C3D20",
+                     "wedge": "C3D6", "wedge15": "C3D15"}
 #: element type -> meshio cell type.
 ELEMENT_TO_MESHIO = {
     "C3D4": "tetra",
@@ -53,7 +63,10 @@ ELEMENT_TO_MESHIO = {
     "C3D8": "hexahedron",
     "C3D20": "hexahedron20",
     "C3D20R": "hexahedron20",
+    "C3D6": "wedge",
+    "C3D15": "wedge15",
 }
+
 # Corner nodes of the boundary cell types that can name faces.
 _FACE_CORNERS = {"triangle": 3, "triangle6": 3, "triangle7": 3, "quad": 4, "quad8": 4, "quad9": 4}
 
@@ -68,12 +81,9 @@ def element_faces(mesh: Mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     corners, elements, local = [], [], []
     offsets = mesh.block_offsets
     for b, block in enumerate(mesh.blocks):
-        table = FACES[block.element]
-        n_corner = 3 if block.element in ("C3D4", "C3D10") else 4
-        c = block.connectivity[:, table[:, :n_corner]]  # (ne, nf, n_corner)
+        table = corner_table(block.element)  # (nf, 4)
+        c = np.where(table >= 0, block.connectivity[:, np.maximum(table, 0)], -1)  # (ne, nf, 4)
         ne, nf = c.shape[:2]
-        if n_corner == 3:
-            c = np.concatenate([c, np.full((ne, nf, 1), -1, dtype=np.int64)], axis=2)
         corners.append(c.reshape(-1, 4))
         elements.append(np.repeat(offsets[b] + np.arange(ne), nf))
         local.append(np.tile(np.arange(nf), ne))
@@ -196,9 +206,9 @@ def mesh_from_meshio(
             if blk.type not in types:
                 raise MeshError(
                     f"{source}: volume cells of type {blk.type!r} are not supported (supported: "
-                    f"{', '.join(types)}); re-mesh with tetrahedra or hexahedra only "
-                    "(e.g. gmsh: no recombination into prisms/pyramids, Mesh.SecondOrderIncomplete=1 "
-                    "for 20-node hexahedra)"
+                    f"{', '.join(types)}); re-mesh with tetrahedra, hexahedra or wedges "
+                    "(e.g. gmsh: no pyramids, Mesh.SecondOrderIncomplete=1 for 20-node hexahedra and "
+                    "15-node wedges)"
                 )
             e = types[blk.type]
             merged.setdefault(e, []).append(
@@ -209,6 +219,8 @@ def mesh_from_meshio(
             "mesh the volume (gmsh: mesh.generate(3))"
         )
     for e, conns in merged.items():
+        if e in WEDGE_MIRROR:
+            merged[e] = conns = [orient_wedges(points, c) for c in conns]
         _check_volumes(points, np.concatenate(conns), e, source)
     element_order = list(merged)
     counts = {e: sum(len(c) for c in merged[e]) for e in element_order}
@@ -277,7 +289,7 @@ def mesh_from_meshio(
 
 #: Corner nodes spanning a tetrahedron at the first corner (tetrahedra: nodes 0-3; hexahedra, VTK order: 0, 1, 3, 4).
 _CORNER_TET = {"C3D4": (0, 1, 2, 3), "C3D10": (0, 1, 2, 3), "C3D8": (0, 1, 3, 4), "C3D20": (0, 1, 3, 4),
-               "C3D20R": (0, 1, 3, 4)}
+               "C3D20R": (0, 1, 3, 4), "C3D6": (0, 1, 2, 3), "C3D15": (0, 1, 2, 3)}
 
 
 def _check_volumes(points: np.ndarray, conn: np.ndarray, element: str, source: str) -> None:
@@ -379,6 +391,9 @@ def write_mesh(
     """
     path = Path(path)
     m = mesh_to_meshio(mesh, point_data, cell_data)
+    if (file_format or path.suffix.lstrip(".")).lower() in ("vtu", "vtk"):  # meshio's VTK writers mirror wedges
+        m.cells = [meshio.CellBlock(c.type, c.data[:, WEDGE_MIRROR["C3D6"]] if c.type == "wedge" else c.data)
+                   for c in m.cells]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:

@@ -300,7 +300,8 @@ class Discretization(MatrixAssembly):
         """Nodal forces ``(n_dofs,)`` of a pressure on ``faces`` ``(n_faces, 2)`` (global element, local face).
 
         Only faces whose element belongs to this subset are integrated (so subsets sum to the whole).
-        ``pressure``: scalar, per face ``(n_faces,)`` or per face node ``(n_faces, n_face_nodes)``
+        ``pressure``: scalar, per face ``(n_faces,)`` or per face node ``(n_faces, n_face_nodes)`` (faces of
+        two shapes, a wedge's: the width of its padded face table, a triangle using its first columns)
         [force/area]; positive pushes INTO the solid (CalculiX ``*DLOAD P``): ``f = -int p n_out N dA``.
         """
         return self._surface(faces, pressure=pressure)

@@ -6,10 +6,13 @@ Numbering (0-based everywhere):
 * elements are numbered block after block: element ``e`` of block ``b`` has the global index
   ``block_offsets[b] + e``;
 * a surface set is an ``(n_faces, 2)`` array of ``(global element index, local face)`` with the local
-  face numbered as CalculiX's ``S1..S6`` minus one (see :mod:`structrom.rom.fem.elements` for the face nodes).
+  face numbered as CalculiX's ``S1..S6`` (``S1..S5`` for wedges) minus one (see
+  :mod:`structrom.rom.fem.elements` for the face nodes).
 
-Element types are named after CalculiX's (``C3D4``, ``C3D10``, ``C3D8``, ``C3D20``, ``C3D20R``), whose
-node ordering is also VTK's (meshio's ``tetra``, ``tetra10``, ``hexahedron``, ``hexahedron20``).
+Element types are named after CalculiX's (``C3D4``, ``C3D10``, ``C3D8``, ``C3D20``, ``C3D20R``, and the wedges
+``C3D6``, ``C3D15``), whose node ordering is also VTK's (meshio's ``tetra``, ``tetra10``, ``hexahedron``,
+``hexahedron20``) and meshio's ``wedge``/``wedge15`` one (gmsh's prism orientation, see
+:mod:`structrom.rom.fem.elements`).
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ class MeshError(StructromError, ValueError):
 
 
 #: Nodes per element for each supported element type.
-NODES_PER_ELEMENT = {"C3D4": 4, "C3D10": 10, "C3D8": 8, "C3D20": 20, "C3D20R": 20}
+NODES_PER_ELEMENT = {"C3D4": 4, "C3D10": 10, "C3D8": 8, "C3D20": 20, "C3D20R": 20, "C3D6": 6, "C3D15": 15}
 
 
 @dataclass

@@ -3,8 +3,9 @@
 Both generators lay out a logical ``(n0, n1, n2)`` grid of hexahedra on the unit cube, place the
 element nodes on a grid that is twice as fine for quadratic elements (mid-side nodes are grid
 points), and map the unit cube onto the physical domain. Tetrahedral meshes split every hexahedron
-into the six tetrahedra around its main diagonal (Kuhn's split), which is conforming between
-neighbouring cells because every cell is split the same way.
+into the six tetrahedra around its main diagonal (Kuhn's split), wedge meshes every hexahedron into the two
+prisms on either side of the diagonal (0, 0) - (1, 1) of its xy faces, extruded along z; both are conforming
+between neighbouring cells because every cell is split the same way.
 
 All elements are positively oriented (CalculiX/VTK convention: positive Jacobian determinant).
 """
@@ -20,7 +21,7 @@ from .mesh import CellBlock, Mesh, MeshError
 __all__ = ["box", "cylinder_sector", "SUPPORTED_ELEMENTS"]
 
 #: Element types the generators produce.
-SUPPORTED_ELEMENTS = ("C3D4", "C3D10", "C3D8", "C3D20", "C3D20R")
+SUPPORTED_ELEMENTS = ("C3D4", "C3D10", "C3D8", "C3D20", "C3D20R", "C3D6", "C3D15")
 
 # Corner offsets of a unit hexahedron in CalculiX/VTK order.
 _HEX_CORNERS = np.array(
@@ -32,6 +33,10 @@ _HEX20_EDGES = np.array(
 )
 # Edges of the 10-node tetrahedron's mid-side nodes 4..9.
 _TET10_EDGES = np.array([[0, 1], [1, 2], [2, 0], [0, 3], [1, 3], [2, 3]])
+# The two prisms of a unit hexahedron (its corners, bottom triangle counter-clockwise seen from +z, then the top).
+_HEX_WEDGES = np.array([[0, 1, 2, 4, 5, 6], [0, 2, 3, 4, 6, 7]])
+# Edges of the 15-node wedge's mid-side nodes 6..14.
+_WEDGE15_EDGES = np.array([[0, 1], [1, 2], [2, 0], [3, 4], [4, 5], [5, 3], [0, 3], [1, 4], [2, 5]])
 
 
 def _kuhn_tets() -> np.ndarray:
@@ -54,6 +59,12 @@ def _local_offsets(element: str) -> np.ndarray:
         corners = 2 * _HEX_CORNERS
         mids = corners[_HEX20_EDGES].sum(1) // 2
         return np.concatenate([corners, mids])[None]
+    if element in ("C3D6", "C3D15"):
+        wedges = _HEX_CORNERS[_HEX_WEDGES]  # (2, 6, 3)
+        if element == "C3D6":
+            return wedges
+        corners = 2 * wedges
+        return np.concatenate([corners, corners[:, _WEDGE15_EDGES].sum(2) // 2], axis=1)
     tets = _kuhn_tets()
     if element == "C3D4":
         return tets
@@ -71,7 +82,7 @@ def _unit_grid(divisions: tuple[int, int, int], element: str):
     if div.shape != (3,) or np.any(div < 1):
         raise MeshError(f"divisions must be three integers >= 1, got {divisions!r}")
     offsets = _local_offsets(element)
-    fine = 2 if element != "C3D4" and element != "C3D8" else 1
+    fine = 1 if element in ("C3D4", "C3D8", "C3D6") else 2
     size = fine * div + 1  # fine grid points per direction
     strides = np.array([1, size[0], size[0] * size[1]], dtype=np.int64)
     # Base corner of every cell, x fastest.
@@ -111,7 +122,8 @@ def box(
 ) -> Mesh:
     """Structured mesh of the box ``origin + [0, lx] x [0, ly] x [0, lz]``.
 
-    ``divisions``: hexahedral cells per direction (each split into 6 tetrahedra for ``C3D4``/``C3D10``).
+    ``divisions``: hexahedral cells per direction (each split into 6 tetrahedra for ``C3D4``/``C3D10``, into 2
+    wedges for ``C3D6``/``C3D15``).
     Node and surface sets ``xmin, xmax, ymin, ymax, zmin, zmax`` (all nodes of each face, mid-side
     nodes included) and element set ``all``.
     """

@@ -1,6 +1,7 @@
 """Face integration for surface loads (pressure, traction) on element faces.
 
-A face is a pair ``(global element, local face)`` with the local face CalculiX's ``S1..S6`` minus one
+A face is a pair ``(global element, local face)`` with the local face CalculiX's ``S1..S6`` (``S1..S5`` for
+wedges) minus one
 (:data:`structrom.rom.fem.faces.FACES`). On each face, ``a = dx/dr x dx/ds`` (face shape of
 :mod:`structrom.rom.fem.elements`) is, with CalculiX's face tables, the *inward* normal times the area density
 ``dA = |a| dr ds``. Units: lengths in the mesh unit, pressure/traction in force per area.
@@ -72,29 +73,39 @@ def check_faces(mesh: Mesh, faces: np.ndarray, name: str = "faces") -> np.ndarra
 
 
 def face_integration(mesh: Mesh, faces: np.ndarray) -> list[FaceIntegration]:
-    """Face Gauss data for ``faces`` ``(n_faces, 2)``, one :class:`FaceIntegration` per block hit."""
+    """Face Gauss data for ``faces`` ``(n_faces, 2)``: one :class:`FaceIntegration` per block and face shape hit
+    (a wedge block gives one for its triangles and one for its quadrilaterals)."""
     faces = check_faces(mesh, faces)
     block, local = mesh.element_block(faces[:, 0])
     out: list[FaceIntegration] = []
-    for b in np.unique(block):  # loop over blocks only
-        rows = np.flatnonzero(block == b)
+    for b in np.unique(block):  # loop over blocks and face shapes only
         et = ELEMENTS[mesh.blocks[b].element]
-        conn = mesh.blocks[b].connectivity[local[rows]]  # (n_f, n_en)
-        nodes = np.take_along_axis(conn, et.faces[faces[rows, 1]], axis=1)  # (n_f, n_fn)
-        X = mesh.points[nodes]  # (n_f, n_fn, 3)
-        N = et.face_shape.shape(et.face_rule.points)  # (n_g, n_fn)
-        dN = et.face_shape.gradient(et.face_rule.points)  # (n_g, n_fn, 2)
-        T = np.einsum("gar,fai->fgri", dN, X)  # tangents dx/dr, dx/ds: (n_f, n_g, 2, 3)
-        a = np.cross(T[:, :, 0], T[:, :, 1]) * et.face_rule.weights[None, :, None]
-        xg = np.einsum("ga,fai->fgi", N, X)
-        out.append(FaceIntegration(et.name, rows, nodes, N, a, xg))
+        in_block = np.flatnonzero(block == b)
+        shape_of = np.array([s.name for s in et.face_shapes])[faces[in_block, 1]]
+        for name in np.unique(shape_of):
+            rows = in_block[shape_of == name]
+            f0 = int(faces[rows[0], 1])
+            shape, rule = et.face_shapes[f0], et.face_rules[f0]
+            conn = mesh.blocks[b].connectivity[local[rows]]  # (n_f, n_en)
+            table = et.faces[faces[rows, 1], : shape.n_nodes]  # (n_f, n_fn), no padding
+            nodes = np.take_along_axis(conn, table, axis=1)  # (n_f, n_fn)
+            X = mesh.points[nodes]  # (n_f, n_fn, 3)
+            N = shape.shape(rule.points)  # (n_g, n_fn)
+            dN = shape.gradient(rule.points)  # (n_g, n_fn, 2)
+            T = np.einsum("gar,fai->fgri", dN, X)  # tangents dx/dr, dx/ds: (n_f, n_g, 2, 3)
+            a = np.cross(T[:, :, 0], T[:, :, 1]) * rule.weights[None, :, None]
+            xg = np.einsum("ga,fai->fgi", N, X)
+            out.append(FaceIntegration(et.name, rows, nodes, N, a, xg))
     return out
 
 
 def _face_pressure_values(
     pressure: float | np.ndarray, fi: FaceIntegration, n_faces: int
 ) -> np.ndarray:
-    """Pressure at the Gauss points ``(n_f, n_g)`` of ``fi`` from a scalar, per-face or per-face-node."""
+    """Pressure at the Gauss points ``(n_f, n_g)`` of ``fi`` from a scalar, per-face or per-face-node.
+
+    Per face node: ``(n_faces, n_fn)`` with the face's own node count, or ``(n_faces, w)`` with ``w`` the width of
+    the element's padded face table (a wedge's triangles then use their first 3 or 6 columns)."""
     p = np.asarray(pressure, dtype=float)
     n_f, n_g = fi.area_vectors.shape[:2]
     if p.ndim == 0:
@@ -102,8 +113,9 @@ def _face_pressure_values(
     if p.shape == (n_faces,):
         return np.repeat(p[fi.rows, None], n_g, axis=1)
     n_fn = fi.nodes.shape[1]
-    if p.shape == (n_faces, n_fn):
-        return p[fi.rows] @ fi.N.T  # interpolate nodal face values: (n_f, n_fn) @ (n_fn, n_g)
+    width = ELEMENTS[fi.element].faces.shape[1]
+    if p.ndim == 2 and p.shape[0] == n_faces and p.shape[1] in (n_fn, width):
+        return p[fi.rows, :n_fn] @ fi.N.T  # interpolate nodal face values: (n_f, n_fn) @ (n_fn, n_g)
     raise MeshError(
         f"pressure must be a scalar, per face ({n_faces},) or per face node ({n_faces}, {n_fn}) "
         f"for {fi.element} faces, got shape {p.shape}"

@@ -25,7 +25,7 @@ VERSION = 1
 
 #: XDMF topology names of our element types.
 XDMF_TOPOLOGY = {"C3D4": "Tetrahedron", "C3D10": "Tetrahedron_10", "C3D8": "Hexahedron",
-                 "C3D20": "Hexahedron_20", "C3D20R": "Hexahedron_20"}
+                 "C3D20": "Hexahedron_20", "C3D20R": "Hexahedron_20", "C3D6": "Wedge", "C3D15": "Wedge_15"}
 
 
 def points_per_element(mesh: Mesh) -> np.ndarray:
@@ -156,7 +156,7 @@ class SnapshotWriter:
 
 
 #: XDMF ``Mixed`` topology codes of our element types (one topology for meshes of several blocks).
-XDMF_MIXED_CODE = {"C3D4": 6, "C3D10": 38, "C3D8": 9, "C3D20": 48, "C3D20R": 48}
+XDMF_MIXED_CODE = {"C3D4": 6, "C3D10": 38, "C3D8": 9, "C3D20": 48, "C3D20R": 48, "C3D6": 8, "C3D15": 40}
 #: Group of per-increment views (HDF5 virtual datasets onto ``/fields``, no data copied) that the XDMF
 #: file points to: XDMF readers without hyperslab support (meshio) read them like plain datasets.
 XDMF_GROUP = "xdmf"

@@ -8,7 +8,7 @@ Two sources, chosen offline (``[separated.online] entries``) and recorded in the
   for that parameter's value). The entries are integrated over the elements touching the selected dofs only
   (:class:`structrom.rom.eim_entries.StiffnessEntries`): exact up to the black box's own quadrature, cost independent
   of the mesh size. Requires that the black box computes ``A(mu)`` as our FE kernel does (same element,
-  same evaluation of ``E(T)`` at the integration points; for CalculiX: C3D4/C3D10/C3D20R, see
+  same evaluation of ``E(T)`` at the integration points; for CalculiX: C3D4/C3D10/C3D20R/C3D6/C3D15, see
   :mod:`structrom.rom.adapters.calculix`).
 * ``"interpolation"`` (:class:`InterpolatedEntries`): the black box only gave matrices. The ``d`` entries are
   interpolated over the parameter domain from their training values (thin-plate-spline RBF with a linear
