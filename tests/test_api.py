@@ -274,6 +274,18 @@ def test_bad_inputs_get_4xx_naming_the_field(server, body, field):
     assert_healthy(server)
 
 
+@pytest.mark.parametrize("body,field,close", [
+    ({"loading": {**GOOD, "presure": {}}}, "loading.presure", "pressure"),
+    ({"loading": GOOD, "node_set": ["xmax"]}, "node_set", "node_sets"),
+    ({"loading": {**GOOD, "temperature": {"type": "hot_spot", "centre": [0, 0, 0], "radius": 1, "intensity": 1}}},
+     "loading.temperature.centre", "center")])
+def test_a_misspelt_body_key_names_the_allowed_one(server, body, field, close):
+    r = httpx.post(server.url + "/v1/models/small/solve", json=body)
+    err = r.json()["error"]
+    assert r.status_code == 422 and err["field"] == field, r.text
+    assert f"unknown key; did you mean '{close}'? (allowed keys here: " in err["message"], err
+
+
 def test_other_bad_requests(server, client, anon):
     expect_error(server, lambda: client.solve("missing", GOOD), 404, "model_id", "unknown_model")
     expect_error(server, lambda: client.model("missing"), 404, "model_id")
