@@ -162,6 +162,7 @@ def _serve(args: argparse.Namespace, rest: list[str]) -> int:
                  "read_requires_key": True if args.read_requires_key else None}
     try:
         cfg = load_config(args.config, overrides)
+        _check_port_free(cfg.host, cfg.port)
         app = create_app(cfg)
     except ConfigError as exc:
         print(f"structrom: error: {exc}", file=sys.stderr)
@@ -170,6 +171,27 @@ def _serve(args: argparse.Namespace, rest: list[str]) -> int:
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=args.log_level,
                 access_log=args.log_level in ("debug", "info"), **uvicorn_options(cfg))
     return 0
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse, before the solver processes start, an address another process listens on (uvicorn would start the
+    service, then stop with an errno): :class:`~structrom.api.config.ConfigError` naming the fix."""
+    import socket
+
+    from structrom.api.config import ConfigError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ConfigError(f"host {host!r}: not an address of this machine ({exc.strerror})") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}): another server may be running "
+                              "there; choose another port with --port (or port in the configuration)") from None
 
 
 # -- report ------------------------------------------------------------------------------------------------------
