@@ -59,6 +59,16 @@ def unknown_key_hint(model: type[BaseModel] | None, loc: tuple) -> str:
     return f"{hint} (allowed keys here: {', '.join(allowed)})"
 
 
+def _missing_kind(model: type[BaseModel] | None, loc: tuple) -> str:
+    """``table [a.b]`` when the missing key at ``loc`` is a table (a pydantic model), else ``key``."""
+    table = _model_at(model, loc) if model is not None and loc else None
+    field = table.model_fields.get(str(loc[-1])) if table is not None else None
+    if field is not None and any(isinstance(t, type) and issubclass(t, BaseModel)
+                                 for t in _leaf_types(field.annotation)):
+        return "table [" + ".".join(str(p) for p in loc if not isinstance(p, int)) + "]"
+    return "key"
+
+
 def format_validation_error(source: str, exc: ValidationError, model: type[BaseModel] | None = None) -> str:
     """One line per problem, ``<source>: <field path>: <message>``; an unknown key (a typo) names the closest
     allowed key and the allowed keys of its table when ``model`` is given."""
@@ -68,6 +78,8 @@ def format_validation_error(source: str, exc: ValidationError, model: type[BaseM
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key" + unknown_key_hint(model, tuple(err["loc"]))
+        elif err["type"] == "missing":
+            msg = f"required {_missing_kind(model, tuple(err['loc']))} is missing: add it"
         lines.append(f"{source}: {loc}: {msg}")
     return "\n".join(lines)
 
