@@ -151,6 +151,7 @@ def _add_predict_parser(sub) -> None:
                                        "(.frd and VTU output)")
     p.add_argument("model", help="reduced model file (.h5, from `structrom offline`)")
     p.add_argument("--deck", required=True, help="CalculiX deck (.inp) of the model's mesh, sets and loads")
-    p.add_argument("--out", required=True, help="output directory: <deck>.frd, <deck>_<k>.vtu, <deck>.pvd")
+    p.add_argument("--out", required=True,
+                   help="output directory: <deck>.frd, <deck>_0000.vtu ... (one per increment), <deck>.pvd")
     p.add_argument("--extrapolate", action="store_true",
                    help="answer a deck outside the training family anyway (warnings name what is outside)")

@@ -61,7 +61,8 @@ def test_temperature_tables_of_a_configuration_name_the_bad_field(tmp_path):
 
 def test_a_misspelt_configuration_key_names_the_allowed_one(tmp_path):
     """A typo in a TOML key (a nested table, a table of an array, the top level, the server's file) is refused
-    naming the file, the field, the closest allowed key and the keys allowed in that table."""
+    naming the file, the field, the closest allowed key and the keys allowed in that table; a missing table is
+    named as one."""
     from structrom.api.config import ConfigError as ServerConfigError
     from structrom.api.config import load_config as load_server_config
     from structrom.rom.config import ConfigError
@@ -77,6 +78,9 @@ def test_a_misspelt_configuration_key_names_the_allowed_one(tmp_path):
         path.write_text(text.replace(old, new, 1))
         with pytest.raises(ConfigError, match=rf"typo\.toml: {message}"):
             load_config(path)
+    path.write_text(text.replace("[mesh]", "").replace('file = "../out/demo/plate.msh"', ""))
+    with pytest.raises(ConfigError, match=r"typo\.toml: mesh: required table \[mesh\] is missing: add it"):
+        load_config(path)
     server = tmp_path / "server.toml"
     server.write_text('prot = 8001\n')
     with pytest.raises(ServerConfigError, match=r"server\.toml: prot: unknown key; did you mean 'port'\?"):
