@@ -217,6 +217,11 @@ def _report(args: argparse.Namespace, rest: list[str]) -> int:
     if missing:
         print(f"structrom: error: file not found: {', '.join(missing)}", file=sys.stderr)
         return 2
+    configs = [f for f in args.validation if Path(f).suffix.lower() == ".toml"]
+    if configs:
+        print(f"structrom: error: --validation {', '.join(configs)}: a configuration, not an HF run: give the .h5 "
+              "snapshot file `structrom hifi` wrote (its output.file)", file=sys.stderr)
+        return 2
     try:
         from structrom.rom.report import table, write_report
 
