@@ -78,7 +78,10 @@ def _hifi(args: argparse.Namespace, petsc_args: list[str]) -> int:
     return 0
 
 
-def _offline(args: argparse.Namespace, petsc_args: list[str]) -> int:
+def _offline(args: argparse.Namespace, rest: list[str]) -> int:
+    if rest:  # the offline stage takes no PETSc options: a misspelt flag must not pass silently
+        print(f"structrom: error: unknown arguments {rest}", file=sys.stderr)
+        return 2
     from mpi4py import MPI
 
     _watch_failures(MPI.COMM_WORLD)
@@ -91,7 +94,7 @@ def _offline(args: argparse.Namespace, petsc_args: list[str]) -> int:
         raise ConfigError(f"{args.config}: output.file is this configuration file and would overwrite it: choose "
                           "another output file")
     if cfg.kind == "dictionary":
-        return _dictionary(args, petsc_args)
+        return _dictionary(args, rest)
     if cfg.kind == "separated":
         from structrom.rom.offline.separated import run_separated_offline
 
@@ -159,6 +162,7 @@ def _serve(args: argparse.Namespace, rest: list[str]) -> int:
                  "read_requires_key": True if args.read_requires_key else None}
     try:
         cfg = load_config(args.config, overrides)
+        _check_port_free(cfg.host, cfg.port)
         app = create_app(cfg)
     except ConfigError as exc:
         print(f"structrom: error: {exc}", file=sys.stderr)
@@ -167,6 +171,27 @@ def _serve(args: argparse.Namespace, rest: list[str]) -> int:
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=args.log_level,
                 access_log=args.log_level in ("debug", "info"), **uvicorn_options(cfg))
     return 0
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse, before the solver processes start, an address another process listens on (uvicorn would start the
+    service, then stop with an errno): :class:`~structrom.api.config.ConfigError` naming the fix."""
+    import socket
+
+    from structrom.api.config import ConfigError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ConfigError(f"host {host!r}: not an address of this machine ({exc.strerror})") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}): another server may be running "
+                              "there; choose another port with --port (or port in the configuration)") from None
 
 
 # -- report ------------------------------------------------------------------------------------------------------
@@ -192,6 +217,11 @@ def _report(args: argparse.Namespace, rest: list[str]) -> int:
     if missing:
         print(f"structrom: error: file not found: {', '.join(missing)}", file=sys.stderr)
         return 2
+    configs = [f for f in args.validation if Path(f).suffix.lower() == ".toml"]
+    if configs:
+        print(f"structrom: error: --validation {', '.join(configs)}: a configuration, not an HF run: give the .h5 "
+              "snapshot file `structrom hifi` wrote (its output.file)", file=sys.stderr)
+        return 2
     try:
         from structrom.rom.report import table, write_report
 
@@ -211,14 +241,23 @@ def main(argv: list[str] | None = None) -> int:
     # multithreaded OpenBLAS on small reduced systems is slower by orders of magnitude under load.
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-    parser = argparse.ArgumentParser(prog="structrom", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="structrom", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Reduced-order models for nonlinear structural mechanics: HF solves, offline stage, REST "
+                    "service, third-party import.",
+        epilog="commands:\n" + __doc__.split("\n\n", 1)[1].split("\n\n")[0].replace("``", "`")
+               + "\n\n`structrom COMMAND --help` describes a command's options.")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bars (one log line per stage remains); also accepted after the command")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("hifi", help="run the high-fidelity solver on a TOML configuration")
-    p.add_argument("config", help="TOML configuration file")
+    p = sub.add_parser("hifi", help="run the high-fidelity solver on a TOML configuration",
+                       description="run the high-fidelity solver (under mpirun for parallel); arguments after the "
+                                   "configuration that start with '-' are PETSc options, e.g. -ksp_type preonly "
+                                   "-pc_type lu -pc_factor_mat_solver_type mumps",
+                       usage="structrom hifi [-h] config [PETSc options ...]")
+    p.add_argument("config", help="TOML configuration file (format: rom/hifi/config.py)")
     p = sub.add_parser("offline", help="build a reduced model from HF snapshots (offline stage)")
-    p.add_argument("config", help="TOML configuration file")
+    p.add_argument("config", help="TOML configuration file (format: rom/offline/config.py)")
     p = sub.add_parser("dictionary", help="build a dictionary of local reduced models chosen by a classifier "
                                           "(ROM-net; the offline configuration plus a [dictionary] table)")
     p.add_argument("config", help="TOML configuration file")
@@ -241,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache-models", type=int, help="models kept loaded in memory (LRU count bound)")
     p.add_argument("--cache-bytes", type=int, help="bytes of loaded models kept in memory (LRU size bound)")
     p.add_argument("--workers", type=int, help="solver processes")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                   help="server log level (default info; debug and info log every request)")
     _add_report_parser(sub)
     _add_import_parser(sub)
     _add_predict_parser(sub)

@@ -89,10 +89,11 @@ def _add_import_parser(sub) -> None:
     p.add_argument("--runs", help="calculix: directory of runs: <name>.inp with <name>.frd and/or <name>.dat")
     p.add_argument("--material", help="ansys: TOML law table (default: the isotropic elastic material of the .rst)")
     p.add_argument("--fixed", action="append", metavar="NAME:XYZ",
-                   help="ansys: a node component and its fixed directions (default: the .rst's D records)")
+                   help="ansys: a node component and its fixed directions, e.g. CLAMP:XYZ; repeat the flag for "
+                        "several (default: the .rst's D records)")
     p.add_argument("--cdb", action="append", metavar="RUN.cdb",
                    help="ansys: the run's archive (CDWRITE) whose SFE/SFEBLOCK pressures the run carries; one per "
-                        ".rst in the same order, or one for all runs")
+                        ".rst in the same order (repeat the flag), or one for all runs")
     p.add_argument("--parameters", help="CSV 'run,<parameter>,...' (default: detected from the runs' decks)")
     p.add_argument("--out", required=True, help="output directory (mesh.inp, train/*.h5, offline.toml, family.json)")
     p.add_argument("--units", help="units of the decks, e.g. 'length=mm,force=N,stress=MPa,mass=t' (default SI)")
@@ -141,6 +142,7 @@ def _add_predict_parser(sub) -> None:
                                        "(.frd and VTU output)")
     p.add_argument("model", help="reduced model file (.h5, from `structrom offline`)")
     p.add_argument("--deck", required=True, help="CalculiX deck (.inp) of the model's mesh, sets and loads")
-    p.add_argument("--out", required=True, help="output directory: <deck>.frd, <deck>_<k>.vtu, <deck>.pvd")
+    p.add_argument("--out", required=True,
+                   help="output directory: <deck>.frd, <deck>_0000.vtu ... (one per increment), <deck>.pvd")
     p.add_argument("--extrapolate", action="store_true",
                    help="answer a deck outside the training family anyway (warnings name what is outside)")

@@ -113,8 +113,12 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         try:
             with open(path, "rb") as f:
                 data = tomllib.load(f)
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{path}: {exc}") from None
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: server configuration file not found") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the server configuration ({exc.strerror or exc})") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
         if data.get("keys_file") == "":
             data["keys_file"] = None
         base = Path(path).resolve().parent
@@ -125,5 +129,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     try:
         return ServerConfig(**data)
     except ValidationError as exc:
-        msgs = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise ConfigError(f"{path or 'configuration'}: " + "; ".join(msgs)) from None
+        from structrom.rom.config import format_validation_error
+
+        raise ConfigError("; ".join(format_validation_error(str(path or "configuration"), exc, ServerConfig)
+                                    .splitlines())) from None

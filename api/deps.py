@@ -84,7 +84,8 @@ async def require_write(request: Request) -> None:
     s = request.app.state.services
     if not s.keys:
         raise DomainError(403, "writes_disabled", "this server has no API key configured: writes are "
-                          "disabled (set keys_file or the keys environment variable)")
+                          f"disabled (restart it with keys_file, --keys-file, or the {s.config.keys_env} "
+                          "environment variable set)")
     check_key(s.keys, given_key(request.headers))
 
 

@@ -120,6 +120,20 @@ def _location(e: dict) -> list[str]:
     return _request_path(loc)
 
 
+def _unknown_key_hint(loc: list[str]) -> str:
+    """``; did you mean 'pressure'? (allowed keys here: ...)`` for an unknown key at the request path ``loc``,
+    from the first request body model whose tables lead there (empty when none does)."""
+    from structrom.api import schemas
+    from structrom.rom.config import unknown_key_hint
+
+    path = tuple(int(p) if p.isdigit() else p for p in loc)
+    for model in (schemas.SolveRequest, schemas.BatchRequest, schemas.ParameterRequest, schemas.FieldsRequest):
+        hint = unknown_key_hint(model, path)
+        if hint:
+            return hint
+    return " (check its spelling against the model card's loading_schema or GET /docs)"
+
+
 def _validation_detail(e: dict) -> dict:
     """``{field, message, type}`` of one pydantic error: ``field`` the dotted request path (``body`` for the
     body as a whole; union members' tags left out), the message with the value given when it is a scalar, long
@@ -132,6 +146,8 @@ def _validation_detail(e: dict) -> dict:
         at = f" at character {loc[0]}" if loc else ""
         loc, msg = [], (f"not valid JSON{at} ({(e.get('ctx') or {}).get('error', 'decode error')}); send a JSON "
                         "object with Content-Type: application/json")
+    elif kind == "extra_forbidden" and loc:
+        msg = "unknown key" + _unknown_key_hint(loc)
     elif not loc:
         msg += "; send a JSON object with Content-Type: application/json"
     return {"field": _clip(".".join(loc) or "body"), "message": _clip(msg), "type": kind}

@@ -67,6 +67,9 @@ class Registry:
 
     def __init__(self, models_dir: str | Path, *, query_log_rows: int = 100_000) -> None:
         self.dir = Path(models_dir).resolve()
+        if not self.dir.is_dir():  # a fresh volume, or a misspelt --models: say which
+            log.warning("models directory %s did not exist: created it, empty (check --models / models_dir if "
+                        "models were expected)", self.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.query_log_rows = query_log_rows
         self._lock = threading.RLock()

@@ -60,7 +60,9 @@ def run_enrich(models_dir: Path, model_path: Path, body: EnrichRequest) -> dict:
                                 f"enrichment failed: {_error_lines(proc.stderr)}", "loadings")
         for ln in proc.stdout.splitlines():
             if ln.startswith("ENRICH "):
-                return json.loads(ln[len("ENRICH "):])
+                result = json.loads(ln[len("ENRICH "):])
+                result["path"] = model_path.name  # the model's file name: no server path in an answer
+                return result
         raise RegistryError(500, "enrich_failed", "structrom enrich printed no result")
     finally:
         Path(name).unlink(missing_ok=True)

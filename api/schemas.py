@@ -140,6 +140,12 @@ class SolveRequest(SolveOptions):
     """One loading (hyper-reduced and dictionary models)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        # the README's query of the demo's plate model (`bash run.sh demo`: surface "right", node set "right")
+        {"loading": {"times": [0, 0.5, 1, 1.5, 2],
+                     "temperature": {"type": "hot_spot", "center": [40, 20, 2.5], "radius": 10, "intensity": 290,
+                                     "reference": 20, "amplitude": [[0, 0], [1, 1], [2, 0]]},
+                     "pressure": {"right": [[0, 0], [1, -185], [2, 0]]}},
+         "node_sets": ["right"]},
         {"loading": {"times": [0.0, 0.5, 1.0]}, "extrapolate": True}]})
     loading: LoadingSpec
 

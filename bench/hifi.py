@@ -395,9 +395,11 @@ def parent(args: argparse.Namespace) -> None:
     print(tab)
     raw = OUT / ("results_quick.json" if args.quick else "results.json")
     raw.write_text(json.dumps(rows, indent=1))
-    if args.no_doc:
+    if args.no_doc or args.quick:  # a smoke run never replaces the measured figures of the doc
+        if args.quick and not args.no_doc:
+            log(f"--quick: docs/benchmarks.md left as it is (results in {raw})")
         return
-    cmd = "cd /work/main && .venv/bin/python bench/hifi.py " + " ".join(sys.argv[1:])
+    cmd = ".venv/bin/python bench/hifi.py " + " ".join(sys.argv[1:])  # (run from the repository root)
     body = f"""Command: `{cmd.strip()}`
 
 Date: {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}; commit `{git_commit()}`; machine: {os.cpu_count()} cores,

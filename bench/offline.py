@@ -46,6 +46,13 @@ import numpy as np  # noqa: E402
 
 
 def env(code: Path | None = None) -> dict:
+    """mpirun's environment, with the ``structrom`` package of the checkout ``code`` first on the path. ``code``
+    must hold ``structrom/rom`` ...: a repository's root (``git archive`` as it is) holds ``rom/`` and would
+    leave the installed code in use, the comparison then being of this code with itself."""
+    if code is not None and not (Path(code) / "structrom" / "rom").is_dir():
+        raise SystemExit(f"{code}: holds no structrom package (structrom/rom/...), so the installed code would run "
+                         f"in its place; make one with: mkdir -p {code}/structrom && git archive COMMIT mpi eim rom "
+                         f"api | tar -x -C {code}/structrom")
     path = [str(code)] if code is not None else []
     return dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                 OMPI_MCA_rmaps_base_oversubscribe="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",

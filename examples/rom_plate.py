@@ -218,9 +218,18 @@ class ChildProcesses:
 CHILDREN = ChildProcesses()
 
 
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
-    return float(np.corrcoef(ra, rb)[0, 1])
+def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Spearman's rank correlation of ``a`` and ``b`` (ties averaged); None below 3 pairs or for a constant
+    sequence, where it is undefined (``--small`` has 1 test loading: it printed nan and numpy warnings)."""
+    from scipy.stats import spearmanr
+
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return None
+    return float(spearmanr(a, b).statistic)
+
+
+def _rho(value: float | None) -> str:
+    return "n/a (needs 3 test loadings of different values)" if value is None else f"{value:.2f}"
 
 
 def mpi_env() -> dict:
@@ -439,8 +448,8 @@ def _main() -> int:
     for r in rows:
         lines.append(f"| {r['name']} | {r['params']} | {r['error_u']:.2e} | {r['error_p']:.2e} | "
                      f"{r['indicator']:.2e} | {'yes' if r['trusted'] else 'no'} | {r['hf_s']:.1f} | {1e3 * r['online_s']:.1f} | {r['speedup']:.0f} |")
-    lines += ["", f"Spearman(indicator, u error) over the {len(test_rows)} test loadings: {rho:.2f}; "
-                  f"Spearman(indicator, p error): {rho_p:.2f}"]
+    lines += ["", f"Spearman(indicator, u error) over the {len(test_rows)} test loadings: {_rho(rho)}; "
+                  f"Spearman(indicator, p error): {_rho(rho_p)}"]
     text = "\n".join(lines)
     print(text)
     (out / "results.md").write_text(text + "\n")

@@ -1,8 +1,10 @@
 """Reading TOML configuration files into pydantic models, with one-line errors naming file and field."""
 from __future__ import annotations
 
+import difflib
 import os
 import tempfile
+import typing
 import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -20,11 +22,64 @@ class ConfigError(StructromError, ValueError):
 M = TypeVar("M", bound=BaseModel)
 
 
-def format_validation_error(source: str, exc: ValidationError) -> str:
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The pydantic model whose table holds the key at ``loc`` (the error location of an unknown key), found
+    by following the field annotations (lists, dicts, optionals and unions of models); None when it is not one
+    model (a plain ``dict`` table, a union the location does not decide)."""
+    current: type[BaseModel] | None = model
+    for part in loc[:-1]:
+        if current is None:
+            return None
+        if isinstance(part, int):  # an index into a list of tables: the annotation was unwrapped already
+            continue
+        field = current.model_fields.get(part) or next(
+            (f for f in current.model_fields.values() if f.alias == part), None)
+        if field is None:
+            return None
+        models = [t for t in _leaf_types(field.annotation) if isinstance(t, type) and issubclass(t, BaseModel)]
+        current = models[0] if len(models) == 1 else None
+    return current
+
+
+def _leaf_types(annotation) -> list:
+    args = typing.get_args(annotation)
+    if not args:
+        return [annotation]
+    return [leaf for a in args for leaf in _leaf_types(a)]
+
+
+def unknown_key_hint(model: type[BaseModel] | None, loc: tuple) -> str:
+    """``did you mean 'newton_rtol'?`` and the allowed keys, for an unknown key at ``loc``; empty if unknown."""
+    table = _model_at(model, loc) if model is not None else None
+    if table is None or not loc:
+        return ""
+    allowed = sorted(f.alias or name for name, f in table.model_fields.items())
+    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"{hint} (allowed keys here: {', '.join(allowed)})"
+
+
+def _missing_kind(model: type[BaseModel] | None, loc: tuple) -> str:
+    """``table [a.b]`` when the missing key at ``loc`` is a table (a pydantic model), else ``key``."""
+    table = _model_at(model, loc) if model is not None and loc else None
+    field = table.model_fields.get(str(loc[-1])) if table is not None else None
+    if field is not None and any(isinstance(t, type) and issubclass(t, BaseModel)
+                                 for t in _leaf_types(field.annotation)):
+        return "table [" + ".".join(str(p) for p in loc if not isinstance(p, int)) + "]"
+    return "key"
+
+
+def format_validation_error(source: str, exc: ValidationError, model: type[BaseModel] | None = None) -> str:
+    """One line per problem, ``<source>: <field path>: <message>``; an unknown key (a typo) names the closest
+    allowed key and the allowed keys of its table when ``model`` is given."""
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key" + unknown_key_hint(model, tuple(err["loc"]))
+        elif err["type"] == "missing":
+            msg = f"required {_missing_kind(model, tuple(err['loc']))} is missing: add it"
         lines.append(f"{source}: {loc}: {msg}")
     return "\n".join(lines)
 
@@ -51,7 +106,7 @@ def parse(data: dict, model: type[M], source: str = "config") -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(source, exc)) from None
+        raise ConfigError(format_validation_error(source, exc, model)) from None
 
 
 def write_toml(path: str | Path, data: dict, comment: str | None = None) -> Path:

@@ -274,6 +274,32 @@ def test_bad_inputs_get_4xx_naming_the_field(server, body, field):
     assert_healthy(server)
 
 
+@pytest.mark.parametrize("body,field,close", [
+    ({"loading": {**GOOD, "presure": {}}}, "loading.presure", "pressure"),
+    ({"loading": GOOD, "node_set": ["xmax"]}, "node_set", "node_sets"),
+    ({"loading": {**GOOD, "temperature": {"type": "hot_spot", "centre": [0, 0, 0], "radius": 1, "intensity": 1}}},
+     "loading.temperature.centre", "center")])
+def test_a_misspelt_body_key_names_the_allowed_one(server, body, field, close):
+    r = httpx.post(server.url + "/v1/models/small/solve", json=body)
+    err = r.json()["error"]
+    assert r.status_code == 422 and err["field"] == field, r.text
+    assert f"unknown key; did you mean '{close}'? (allowed keys here: " in err["message"], err
+
+
+def test_serve_on_a_port_in_use_says_so_before_starting(tmp_path):
+    """A second server on a taken port: exit code 2 and one line naming the address and the --port fix (uvicorn
+    started the service, its solver processes included, then stopped with an errno and exit code 3)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = subprocess.run([sys.executable, "-m", "structrom.api.cli", "serve", "--models", str(tmp_path),
+                              "--port", str(port)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in out.stderr and "--port" in out.stderr, out.stderr
+    assert "Started server process" not in out.stderr
+
+
 def test_other_bad_requests(server, client, anon):
     expect_error(server, lambda: client.solve("missing", GOOD), 404, "model_id", "unknown_model")
     expect_error(server, lambda: client.model("missing"), 404, "model_id")

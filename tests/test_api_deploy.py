@@ -166,6 +166,12 @@ def test_kubernetes(app_paths, serve_flags):
     assert vols["models"]["persistentVolumeClaim"]["claimName"] == kinds["PersistentVolumeClaim"]["metadata"]["name"]
     keys_env = [e for e in c["env"] if e["name"] == ServerConfig().keys_env]
     assert keys_env and keys_env[0]["valueFrom"]["secretKeyRef"]["optional"] is True
+    # deploy/README.md: the CPU request is `workers` cores plus about half a core for HTTP
+    import tomllib
+
+    workers = tomllib.loads((DEPLOY / "server.toml").read_text())["workers"]
+    cpu = str(c["resources"]["requests"]["cpu"])
+    assert (float(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)) >= workers + 0.5, (cpu, workers)
     annotations = dep["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/path"] in app_paths and annotations["prometheus.io/port"] == str(DEFAULT_PORT)
 

@@ -70,6 +70,7 @@ def test_enrich_endpoint(models):
         job = _wait(srv, key, r.headers["Location"])
         assert job["status"] == "done", job
         assert job["result"]["enriched"] == ["new_1"] and job["result"]["after"]["new_1"] <= F.ENRICH_TOLERANCE
+        assert job["result"]["path"] == "bar.h5" and str(models_dir) not in json.dumps(job)  # no server path
         card = httpx.get(srv.url + "/v1/models/bar", timeout=10).json()
         assert [v["version"] for v in card["versions"]] == [1, 2]
         assert [a["name"] for a in card["versions"][1]["loadings_added"]] == ["new_1"]

@@ -59,6 +59,36 @@ def test_temperature_tables_of_a_configuration_name_the_bad_field(tmp_path):
             temperature_from_config(cfg, str(tmp_path))
 
 
+def test_a_misspelt_configuration_key_names_the_allowed_one(tmp_path):
+    """A typo in a TOML key (a nested table, a table of an array, the top level, the server's file) is refused
+    naming the file, the field, the closest allowed key and the keys allowed in that table; a missing table is
+    named as one."""
+    from structrom.api.config import ConfigError as ServerConfigError
+    from structrom.api.config import load_config as load_server_config
+    from structrom.rom.config import ConfigError
+    from structrom.rom.hifi.config import load_config
+
+    text = (ROOT / "examples" / "plate.toml").read_text()
+    for old, new, message in (("newton_rtol =", "newton_rtoll =", r"solver\.newton_rtoll: unknown key; did you mean "
+                                                                    r"'newton_rtol'\? \(allowed keys here: linear, "),
+                              ("[solver]", "[solvr]", r"solvr: unknown key; did you mean 'solver'\?"),
+                              ('components = ["x", "y", "z"]', 'component = ["x", "y", "z"]',
+                               r"boundary\.0\.component: unknown key; did you mean 'components'\?")):
+        path = tmp_path / "typo.toml"
+        path.write_text(text.replace(old, new, 1))
+        with pytest.raises(ConfigError, match=rf"typo\.toml: {message}"):
+            load_config(path)
+    path.write_text(text.replace("[mesh]", "").replace('file = "../out/demo/plate.msh"', ""))
+    with pytest.raises(ConfigError, match=r"typo\.toml: mesh: required table \[mesh\] is missing: add it"):
+        load_config(path)
+    server = tmp_path / "server.toml"
+    server.write_text('prot = 8001\n')
+    with pytest.raises(ServerConfigError, match=r"server\.toml: prot: unknown key; did you mean 'port'\?"):
+        load_server_config(server)
+    with pytest.raises(ServerConfigError, match=r"missing\.toml: server configuration file not found"):
+        load_server_config(tmp_path / "missing.toml")
+
+
 def test_nodal_temperature_rows_short_of_the_loading_are_refused_but_amplitudes_are_held():
     """Rows up to t = 0.5 (or from t = 0.5) for a loading from 0 to 1 were held at the last (first) row without a
     word; now every path that builds a Loading (a query dict, a replaced temperature) refuses them naming the

@@ -111,6 +111,27 @@ def test_nodal_temperature_on_the_whole_mesh(exact, model):
         model.solve(bad, extrapolate=True)
 
 
+def test_calibration_solves_read_whole_mesh_nodal_temperatures_at_the_temperature_nodes(tmp_path):
+    """The offline stage's online solves (leave-one-out calibration, recalibration after enrichment) of a training
+    loading whose nodal temperatures cover every mesh node (an imported CalculiX run's), on a model whose
+    temperature nodes are a subset of the mesh's: the same reduced answer as the hot spot they sample (the
+    offline stage of such imports stopped with 'nodal values for 1865 nodes, but the mesh has None nodes')."""
+    from structrom.rom import model_file
+    from structrom.rom.offline.calibration_samples import reduced_answer
+
+    m = fx.build_exact_model(tmp_path, divisions=(8, 2, 2), training=[(0.03, 0.0), (0.05, 0.5)], max_modes=4,
+                             n_reduced_points=8, stress_dual=False, name="sparse.h5")
+    data = model_file.load(m.path)
+    assert len(data.temperature_nodes) < m.mesh.n_nodes  # the case the calibration met
+    hot = loading_from_dict(fx.loading_dict(0.04, 0.25))
+    times = np.array(fx.TIMES)
+    nodal = dataclasses.replace(hot, temperature=NodalTemperature(
+        times, np.array([hot.temperature(t, m.mesh.points) for t in times])))
+    q_hot = reduced_answer(data, hot, list(data.duals), n_mesh_nodes=m.mesh.n_nodes)[0]
+    q_nodal = reduced_answer(data, nodal, list(data.duals), n_mesh_nodes=m.mesh.n_nodes)[0]
+    assert np.allclose(q_nodal, q_hot, rtol=1e-12, atol=1e-15 * np.abs(q_hot).max())
+
+
 def test_result_reconstructions(exact, model):
     r = model.solve(exact.training[-1])
     full = r.displacement()

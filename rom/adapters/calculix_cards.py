@@ -112,8 +112,10 @@ def read_cards(path: str | os.PathLike, _depth: int = 0, _top: Path | None = Non
         raise CalculixError(f"{path}: *INCLUDE nested more than 20 deep (a file including itself?)")
     try:
         text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        raise CalculixError(f"cannot read CalculiX input {str(path)!r}: file not found") from None
     except OSError as exc:
-        raise CalculixError(f"cannot read CalculiX input {str(path)!r}: {exc}") from None
+        raise CalculixError(f"cannot read CalculiX input {str(path)!r}: {exc.strerror or exc}") from None
     cards: list[Card] = [] if _cards is None else _cards
     for number, raw in enumerate(text.removeprefix("\ufeff").splitlines(), start=1):  # (a Windows editor's BOM)
         line = raw.strip()

@@ -287,8 +287,8 @@ def _in_sample_cases(td: TrainingData, template, points: np.ndarray, validation,
     lift = td.lifting if td.lifting else None
     out_cases = []
     for k, cols in enumerate(td.case_columns):
-        out = reduced_answer(data, td.loadings[k], list(td.duals), lifting=lift is not None) if data is not None \
-            else None
+        out = reduced_answer(data, td.loadings[k], list(td.duals), lifting=lift is not None,
+                             n_mesh_nodes=td.n_dofs // 3) if data is not None else None
         out = comm.bcast(out, root=0)
         if isinstance(out, str):
             log(f"calibration: training case {td.names[k]} in sample: the reduced solve failed ({out}); case skipped")
@@ -342,7 +342,8 @@ def calibrate_indicator(td: TrainingData, template: model_file.ReducedModelData 
             others = [j for j in range(n_cases) if j != k]
             data = _fold_model(template, pieces, td.schema_of(others), references, margin, tolerance,
                                [params[j] for j in others], scales, td.node_coordinates)
-            out = reduced_answer(data, td.loadings[k], list(td.duals), lifting=lift is not None)
+            out = reduced_answer(data, td.loadings[k], list(td.duals), lifting=lift is not None,
+                                 n_mesh_nodes=td.n_dofs // 3)
         out = comm.bcast(out, root=0)
         if isinstance(out, str):
             log(f"calibration: left-out case {td.names[k]}: the reduced solve failed ({out}); case skipped")

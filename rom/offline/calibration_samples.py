@@ -62,14 +62,17 @@ def true_errors(result, u_hf: np.ndarray, stress_hf: np.ndarray, p_hf: np.ndarra
     return out
 
 
-def reduced_answer(data: model_file.ReducedModelData, loading, duals: list[str], *, lifting: bool = False):
+def reduced_answer(data: model_file.ReducedModelData, loading, duals: list[str], *, lifting: bool = False,
+                   n_mesh_nodes: int | None = None):
     """Online solve of ``loading`` by the model ``data`` (one process): ``(q (n_inc, N), Gappy coefficients
     quantity -> (m, n_inc), components (n_inc, n_components))``, with ``lifting`` also the prescribed-displacement
-    amplitudes ``b`` ``(n_inc, n_G)`` the solve used (:mod:`structrom.rom.lifting`), or the failure message (str)."""
+    amplitudes ``b`` ``(n_inc, n_G)`` the solve used (:mod:`structrom.rom.lifting`), or the failure message (str).
+    ``n_mesh_nodes``: the mesh's node count, so that a training loading's nodal temperatures given on every mesh
+    node (an imported CalculiX run's) are read at the model's temperature nodes."""
     from structrom.rom.online import OnlineSolverError, ReducedModel
 
     try:
-        res = ReducedModel(data).solve(loading, extrapolate=True)
+        res = ReducedModel(data, n_mesh_nodes=n_mesh_nodes).solve(loading, extrapolate=True)
     except OnlineSolverError as exc:
         return str(exc)
     table = np.column_stack([res.indicator_components[c] for c in COMPONENTS])

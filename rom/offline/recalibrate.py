@@ -52,7 +52,7 @@ def recalibrate_indicator(data: ReducedModelData, new_values: np.ndarray) -> dic
 def held_out_cases(comm: MPI.Comm, old: ReducedModelData, cases: list, modes_rows: np.ndarray,
                    dual_modes: dict[str, np.ndarray], snapshots: np.ndarray, mass, point_weights: np.ndarray,
                    new_values: dict[str, np.ndarray], log=lambda *a: None,
-                   lift_rows: np.ndarray | None = None) -> list[dict]:
+                   lift_rows: np.ndarray | None = None, n_mesh_nodes: int | None = None) -> list[dict]:
     """Calibration samples (:func:`~structrom.rom.offline.calibration.case_record`) of the new ``cases``
     under the model ``old`` (the version before enrichment; the same on every rank), collective.
 
@@ -62,15 +62,16 @@ def held_out_cases(comm: MPI.Comm, old: ReducedModelData, cases: list, modes_row
     replayed on them; ``lift_rows`` ``(n_rows_local, n_G)``: the unit fields of the prescribed displacements at
     this rank's dofs (None without them), so that the reduced displacement is ``Phi q + G b`` with the
     amplitudes ``b`` of the online solve, against the total snapshots, as the leave-one-out calibration measures
-    it. A case the old model cannot solve online gives no samples (logged)."""
+    it; ``n_mesh_nodes``: the mesh's node count (nodal temperatures given on every mesh node are read at the
+    model's temperature nodes). A case the old model cannot solve online gives no samples (logged)."""
     refs = old.calibration.references
     duals = list(old.duals)
     out, start = [], 0
     for case in cases:
         cols = slice(start, start + len(case.times))
         start += len(case.times)
-        answer = reduced_answer(old, case.loading, duals, lifting=lift_rows is not None) \
-            if comm.Get_rank() == 0 else None
+        answer = reduced_answer(old, case.loading, duals, lifting=lift_rows is not None,
+                                n_mesh_nodes=n_mesh_nodes) if comm.Get_rank() == 0 else None
         answer = comm.bcast(answer, root=0)
         if isinstance(answer, str):
             log(f"recalibration: {case.path.stem}: the model before enrichment cannot solve it ({answer}); no "

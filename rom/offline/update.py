@@ -249,7 +249,8 @@ def update_model(path, cases: list[TrainingCase], comm: MPI.Comm, log=lambda *a:
     if data.calibration is not None:  # samples of the new cases under the current version (recalibrate.py)
         t0 = time.perf_counter()
         held_out = held_out_cases(comm, data, cases, modes_old, duals_old, snapshots, dist.mass, disc.point_weights,
-                                  new_values, log, lift_rows=lift.G if lift else None)
+                                  new_values, log, lift_rows=lift.G if lift else None,
+                                  n_mesh_nodes=len(mesh.points))
         stats["held-out samples"] = time.perf_counter() - t0
     del snapshots
 

@@ -227,7 +227,8 @@ class DictionaryModel:
         violations = check_family(loading, self.loading_schema)
         if violations and not extrapolate:
             raise LoadingError("; ".join(violations) + ". This loading is outside the dictionary's training family: "
-                               "pass extrapolate=True to solve it anyway (check result.indicator)")
+                               "pass extrapolate=True (REST: \"extrapolate\": true) to solve it anyway "
+                               "(check result.indicator)")
         return loading, violations
 
     check = check_loading

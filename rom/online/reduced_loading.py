@@ -72,7 +72,8 @@ class LoadingEvaluation:
         violations = check_family(loading, d.loading_schema, lambda: nodal)
         if violations and not extrapolate:
             raise LoadingError("; ".join(violations) + ". This loading is outside the model's training family: "
-                               "pass extrapolate=True to solve it anyway (check result.indicator)")
+                               "pass extrapolate=True (REST: \"extrapolate\": true) to solve it anyway "
+                               "(check result.indicator)")
         at_points = np.ascontiguousarray((self._interp @ nodal.T).T)  # (n_times, n_rp): contiguous rows
         at_val = {}
         if self.validation is not None:

@@ -322,8 +322,10 @@ def check_structure(loading: Loading, *, pressure: dict, centrifugal, centrifuga
     if isinstance(temp, NodalTemperature):
         n = temp.values.shape[1]
         if n not in (n_mesh_nodes, n_temperature_nodes):
-            raise LoadingError(f"loading.temperature: nodal values for {n} nodes, but the mesh has "
-                               f"{n_mesh_nodes} nodes (give one value per mesh node)")
+            expected = (f"the mesh has {n_mesh_nodes} nodes" if n_mesh_nodes is not None else
+                        f"this model's temperature nodes are {n_temperature_nodes}")
+            raise LoadingError(f"loading.temperature: nodal values for {n} nodes, but {expected} (give one value "
+                               "per mesh node)")
 
 
 def check_family(loading: Loading, schema: dict, temperature_values=None) -> list[str]:

@@ -299,7 +299,8 @@ class SeparatedModel:
         out = [f"parameter {n} = {x:g} is outside the training range [{a:g}, {b:g}]"
                for n, x, a, b, s in zip(self.parameter_names, v, lo, hi, slack) if x < a - s or x > b + s]
         if out and not extrapolate:
-            raise OnlineError("; ".join(out) + ": pass extrapolate=True to solve it anyway (check the indicator)")
+            raise OnlineError("; ".join(out) + ": pass extrapolate=True (REST: \"extrapolate\": true) to solve it "
+                              "anyway (check the indicator)")
         return out
 
     # -- solve ----------------------------------------------------------------------------------------------
