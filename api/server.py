@@ -43,6 +43,7 @@ from fastapi import FastAPI
 from . import execution
 from .config import ServerConfig
 from .deps import Services
+from .docs_page import install_docs_page
 from .errors import add_scrubbed_path, install_error_handlers
 from .jobs import Jobs, JobStore
 from .metrics import Metrics
@@ -115,7 +116,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             await s.pool.close()
             s.registry.close()
 
-    app = FastAPI(title="structrom", version=VERSION, lifespan=lifespan,
+    app = FastAPI(title="structrom", version=VERSION, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Reduced-order models for nonlinear structural mechanics: a model registry and "
                               "queries for new loadings, with an error indicator per increment.")
     app.state.services = s
@@ -124,6 +125,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.add_middleware(Guard, config=config, metrics=_metrics(s), keys=keys)
     for router in ROUTERS:
         app.include_router(router)
+    install_docs_page(app)
     return app
 
 

@@ -5,6 +5,7 @@ PETSc library in the server process."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -95,6 +96,28 @@ def test_health_ready_metrics_openapi(server, client):
     assert {"/health", "/ready", "/metrics", "/v1/models", "/v1/models/{model_id}", "/v1/models/{model_id}/solve",
             "/v1/models/{model_id}/solve/nodal", "/v1/models/{model_id}/batch", "/v1/models/{model_id}/fields",
             "/v1/jobs/{job_id}", "/v1/queries"} <= paths
+
+
+def test_docs_page_needs_no_external_resource(server):
+    """GET /docs (Swagger UI) refers to scripts and styles the server serves itself: it works without internet."""
+    page = httpx.get(server.url + "/docs")
+    assert page.status_code == 200 and "/openapi.json" in page.text
+    refs = re.findall(r"""(?:src|href)=["']([^"']+)["']|url:\s*["']([^"']+)["']""", page.text)
+    urls = [a or b for a, b in refs]
+    assert urls and all(u.startswith("/") and not u.startswith("//") for u in urls), urls
+    for url in urls:
+        r = httpx.get(server.url + url)
+        assert r.status_code == 200 and len(r.content) > 0, (url, r.status_code)
+    js = httpx.get(server.url + "/docs/static/swagger-ui-bundle.js")
+    assert "javascript" in js.headers["content-type"] and b"SwaggerUIBundle" in js.content
+    for escape in (b"/docs/static/../../../../etc/passwd", b"/docs/static/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+                   b"/docs/static/..%2f..%2f..%2fetc%2fpasswd"):  # (raw: a client would normalize the dots)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+            s.sendall(b"GET " + escape + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            answer = b""
+            while chunk := s.recv(65536):
+                answer += chunk
+        assert answer.split(b" ", 2)[1] in (b"400", b"404") and b"root:" not in answer, answer[:300]
 
 
 def test_list_and_card(client, built, local):
