@@ -179,8 +179,8 @@ class Client:
         return r.json()["job"]
 
     def batch(self, model_id: str, loadings: list[dict] | None = None, *, parameters: list | None = None,
-              extrapolate: bool = False, node_sets=None, reconstruct: bool | None = None, cycles=None, background: bool = False,
-              wait: bool = True, timeout: float = 600.0) -> dict:
+              extrapolate: bool = False, node_sets=None, reconstruct: bool | None = None, cycles=None,
+              background: bool = False, wait: bool = True, timeout: float = 600.0) -> dict:
         """Solve many loadings (or, for a separated model, many ``parameters`` values). The server answers large
         batches with a job; with ``wait`` the job is polled until done and its result returned (else
         ``{"job": id}``)."""
