@@ -23,6 +23,12 @@ def _import(args: argparse.Namespace, rest: list[str]) -> int:
             print(f"structrom: error: --units {args.units!r}: expected 'length=mm,force=N,stress=MPa,mass=t'",
                   file=sys.stderr)
             return 2
+    other = "ansys" if args.format == "calculix" else "calculix"
+    given = [f"--{name}" for name in _OPTIONS_OF[other] if getattr(args, name)]
+    if given:  # (an option the format does not read is refused, never dropped)
+        print(f"structrom: error: import {args.format} reads no {', '.join(given)} (an option of import {other}); "
+              "leave it out", file=sys.stderr)
+        return 2
     if args.format == "ansys":
         return _import_ansys(args, units)
     if len(args.inputs) != 1 or not args.runs:
@@ -43,6 +49,10 @@ def _import(args: argparse.Namespace, rest: list[str]) -> int:
         print(f"  ignored: *{item['keyword']}, {item['where']}: {item['why']}")
     print(f"next: structrom offline {result.offline_config}")
     return 0
+
+
+#: The options of ``structrom import`` that one format reads (refused for the other).
+_OPTIONS_OF = {"calculix": ("runs", "parameters"), "ansys": ("material", "fixed", "cdb")}
 
 
 def _print_flushed(line: str) -> None:
@@ -94,7 +104,7 @@ def _add_import_parser(sub) -> None:
     p.add_argument("--cdb", action="append", metavar="RUN.cdb",
                    help="ansys: the run's archive (CDWRITE) whose SFE/SFEBLOCK pressures the run carries; one per "
                         ".rst in the same order (repeat the flag), or one for all runs")
-    p.add_argument("--parameters", help="CSV 'run,<parameter>,...' (default: detected from the runs' decks)")
+    p.add_argument("--parameters", help="calculix: CSV 'run,<parameter>,...' (default: detected from the runs' decks)")
     p.add_argument("--out", required=True, help="output directory (mesh.inp, train/*.h5, offline.toml, family.json)")
     p.add_argument("--units", help="units of the decks, e.g. 'length=mm,force=N,stress=MPa,mass=t' (default SI)")
 

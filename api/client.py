@@ -108,8 +108,10 @@ class Client:
 
     # -- queries ----------------------------------------------------------------------------------------------------------
     @staticmethod
-    def _opts(extrapolate: bool, node_sets, reconstruct: bool, cycles=None) -> dict:
-        opts = {"extrapolate": extrapolate, "node_sets": list(node_sets or []), "reconstruct": reconstruct}
+    def _opts(extrapolate: bool, node_sets, reconstruct: bool | None, cycles=None) -> dict:
+        opts = {"extrapolate": extrapolate, "node_sets": list(node_sets or [])}
+        if reconstruct is not None:  # (only when the caller set it: separated models refuse it)
+            opts["reconstruct"] = bool(reconstruct)
         if cycles is not None:
             opts["cycles"] = [float(t) for t in cycles]
         return opts
@@ -123,7 +125,7 @@ class Client:
         return {"loading": loading}
 
     def solve(self, model_id: str, loading: dict | None = None, *, parameters=None, extrapolate: bool = False,
-              node_sets=None, reconstruct: bool = True, cycles=None) -> dict:
+              node_sets=None, reconstruct: bool | None = None, cycles=None) -> dict:
         """One query, by the model's kind (its card's ``query``):
 
         * ``loading`` (hyper-reduced, dictionary): quantities of interest per increment (``max_von_mises``,
@@ -131,13 +133,15 @@ class Client:
           ``reactions`` on the prescribed sets of a model that has them); a dictionary adds ``local_model``,
           ``attempts``, ``fallback``; ``cycles``: cycle bounds ``[b_0, ..., b_C]`` (times of the loading) for
           the per-cycle strain range, stress amplitude, mean stress and ratcheting (``cycles`` of the answer);
+          ``reconstruct``: the largest von Mises stress and p over the reconstructed fields (True, the server's
+          default when left None) or over the reduced points only (False);
         * ``parameters`` (separated; ``{name: value}`` or a list in the card's order): ``coordinates``,
           ``error_estimate``, ``indicator``, ``trusted``, ``max_displacement``, ``displacement`` per node set."""
         body = {**self._query(loading, parameters), **self._opts(extrapolate, node_sets, reconstruct, cycles)}
         return self._json("POST", f"/v1/models/{model_id}/solve", json=body)
 
     def solve_nodal(self, model_id: str, loading: dict, temperature, *, temperature_times=None,
-                    extrapolate: bool = False, node_sets=None, reconstruct: bool = True) -> dict:
+                    extrapolate: bool = False, node_sets=None, reconstruct: bool | None = None) -> dict:
         """Like :meth:`solve` with a nodal temperature ``(n_times, n_nodes)`` array uploaded as ``.npy``
         (or a path to a ``.npy`` / HDF5 file)."""
         import numpy as np
@@ -170,13 +174,13 @@ class Client:
     def submit(self, model_id: str, loading: dict | None = None, *, parameters=None, **opts) -> str:
         """Start a solve as a background job; returns the job id."""
         body = {**self._query(loading, parameters), **self._opts(opts.get("extrapolate", False), opts.get("node_sets"),
-                                                 opts.get("reconstruct", True), opts.get("cycles"))}
+                                                 opts.get("reconstruct"), opts.get("cycles"))}
         r = self._check(self._request("POST", f"/v1/models/{model_id}/solve", json=body, params={"background": "true"}))
         return r.json()["job"]
 
     def batch(self, model_id: str, loadings: list[dict] | None = None, *, parameters: list | None = None,
-              extrapolate: bool = False, node_sets=None, reconstruct: bool = True, cycles=None, background: bool = False,
-              wait: bool = True, timeout: float = 600.0) -> dict:
+              extrapolate: bool = False, node_sets=None, reconstruct: bool | None = None, cycles=None,
+              background: bool = False, wait: bool = True, timeout: float = 600.0) -> dict:
         """Solve many loadings (or, for a separated model, many ``parameters`` values). The server answers large
         batches with a job; with ``wait`` the job is polled until done and its result returned (else
         ``{"job": id}``)."""

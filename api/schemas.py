@@ -128,7 +128,8 @@ class SolveOptions(Strict):
     node_sets: Annotated[list[Name], Field(max_length=64)] = Field(
         default_factory=list, description="node sets of the model's mesh whose displacements to return")
     reconstruct: StrictBool = Field(True, description="max von Mises / max p over the reconstructed (Gappy) fields "
-                              "when the model has their bases; false: over the reduced points only")
+                              "when the model has their bases; false: over the reduced points only (hyper-reduced and "
+                              "dictionary models; a separated model refuses an explicit value)")
     cycles: Annotated[list[Finite], Field(min_length=2, max_length=10_001)] | None = Field(
         None, description="cycle bounds b_0 < b_1 < ... < b_C (times of the loading: its start or increment "
         "ends; cycle c runs from b_c to b_c+1, e.g. [0, 2, 4] for two cycles of period 2): the answer then "

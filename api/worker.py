@@ -216,6 +216,8 @@ class SolverState:
             data, filename, times, times_field = nodal
             temperature = service.read_nodal_upload(data, filename, np.asarray(times, float),
                                                     max_nodes=int(model.n_mesh_nodes or 1), times_field=times_field)
+        if kind == "separated":  # (options of the whole request: one 422, not one per query of a batch)
+            separated_options(model_id, body)
         out = []
         for i, spec in enumerate(specs):
             t0 = time.perf_counter()
@@ -283,6 +285,17 @@ def _sha256(path: str) -> str:
     return h.hexdigest()
 
 
+def separated_options(model_id: str, body) -> None:
+    """422 ``unsupported_for_kind`` naming the field for the options of ``body`` a separated model does not read
+    (an explicit value without effect is refused, never silently dropped)."""
+    if getattr(body, "cycles", None) is not None:
+        raise DomainError(422, "unsupported_for_kind", f"model {model_id!r} is a separated model: it answers "
+                          "no cycle quantities (no strain or stress history at reduced points)", "cycles")
+    if "reconstruct" in getattr(body, "model_fields_set", ()):
+        raise DomainError(422, "unsupported_for_kind", f"model {model_id!r} is a separated model: it has no "
+                          "reduced points nor dual bases, so 'reconstruct' has no effect; leave it out", "reconstruct")
+
+
 def answer(model_id: str, model, kind: str, spec, body, prefix: str, max_increments: int, temperature) -> dict:
     """One query of a request: a loading (:class:`~structrom.api.schemas.LoadingSpec`) for the hyper-reduced and
     dictionary kinds, ``{"parameters": values}`` for the separated kind; the other form is a 422 naming the field
@@ -294,9 +307,7 @@ def answer(model_id: str, model, kind: str, spec, body, prefix: str, max_increme
         if kind != "separated":
             raise DomainError(422, "wrong_query_kind", f"model {model_id!r} is a {kind} model: it answers a "
                               "'loading' (its card's loading_schema), not 'parameters'", field)
-        if getattr(body, "cycles", None) is not None:
-            raise DomainError(422, "unsupported_for_kind", f"model {model_id!r} is a separated model: it answers "
-                              "no cycle quantities (no strain or stress history at reduced points)", "cycles")
+        separated_options(model_id, body)
         return separated_service.solve_parameters(model, {"parameters": spec["parameters"],
                                                           "extrapolate": body.extrapolate},
                                                   field=field, node_sets=body.node_sets)

@@ -1,9 +1,10 @@
 """Checks of a screened HDF5 file's attributes and datasets, shared by the model layouts' screenings
 (:mod:`structrom.rom.model_screening`, :mod:`structrom.rom.separated_screening`,
 :mod:`structrom.rom.dictionary_screening`): scalar and string attributes (:func:`_scalar`, :func:`_string`, the
-root header :func:`header`), datasets read by blocks of whole chunks (:func:`_blocks`: finite floats
-:func:`_finite`, index arrays within an extent :func:`_index`) and shapes (:class:`ShapeChecker`: never a 0-d
-dataset where an array is expected, lengths bounded before anything is read). Failures raise
+root header :func:`header`), datasets read by blocks of whole chunks (:func:`_blocks`: finite floats of sane
+magnitude :func:`_finite`, quadrature weights within the mesh's volume :func:`volume_weights`, index arrays within
+an extent :func:`_index`) and shapes (:class:`ShapeChecker`: never a 0-d dataset where an array is expected,
+lengths bounded before anything is read). Failures raise
 :class:`~structrom.rom.h5_screening.UnsafeFileError` naming the object.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 import h5py
 import numpy as np
 
+from structrom.rom.adapters.magnitudes import ABSURD, beyond
 from structrom.rom.h5_screening import Limits, UnsafeFileError, check_attribute_size, echo
 
 
@@ -88,12 +90,58 @@ def _blocks(d: h5py.Dataset, block_bytes: int):
 
 
 def _finite(f: h5py.File, path: str, limits: Limits) -> None:
+    """Refuse a float dataset ``path`` holding NaN, infinity or a finite entry above
+    :data:`~structrom.rom.adapters.magnitudes.ABSURD` in magnitude (no model quantity reaches it: modes, weights,
+    integrators, bases and factors that large overflow the online solve, which then diverges), naming the first
+    such entry and its value."""
     d = f[path]
     if d.dtype.kind != "f" or d.size == 0:
         return
-    for _, block in _blocks(d, limits.block_bytes):
-        if not np.all(np.isfinite(block)):
-            raise UnsafeFileError(f"/{path}: contains non-finite values (NaN or infinity)")
+    for sel, block in _blocks(d, limits.block_bytes):
+        bad = beyond(block)
+        if not bad.any():
+            continue
+        where = np.unravel_index(int(np.flatnonzero(bad)[0]), np.shape(block))
+        at = tuple(int(i) + (s.start if isinstance(s, slice) else 0) for i, s in zip(where, sel))
+        value = float(np.asarray(block)[where])
+        entry = f"entry {at if len(at) > 1 else at[0]}" if at else "the value"
+        if not np.isfinite(value):
+            raise UnsafeFileError(f"/{path}: contains non-finite values (NaN or infinity; {entry} = {value!r}); the "
+                                  "file is damaged or the offline stage diverged: rebuild the model")
+        raise UnsafeFileError(f"/{path}: {entry} = {value:.6g}, above {ABSURD:g} in magnitude (no model quantity "
+                              "reaches it; the online solve would overflow); the file is damaged or the offline "
+                              "stage diverged: rebuild the model")
+
+
+#: A quadrature weight is a volume (FE weight times Jacobian determinant): the empirical cubature's non-negative
+#: weights sum to the mesh's volume when they integrate the constant, so each is at most the volume of the mesh's
+#: bounding box; the margin leaves room for rules fitted without the constant.
+WEIGHT_MARGIN = 1e3
+
+
+def volume_weights(f: h5py.File, paths, points: str, limits: Limits) -> None:
+    """Refuse quadrature weights (the float datasets ``paths`` present in ``f``, finite already) that are negative
+    or above :data:`WEIGHT_MARGIN` times the volume of the bounding box of the mesh points ``points``
+    ``(n_nodes, 3)`` (read by blocks), naming the dataset, the entry and its value."""
+    paths = [p for p in paths if p in f and f[p].size]
+    if not paths:
+        return
+    lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
+    for _, block in _blocks(f[points], limits.block_bytes):
+        if np.size(block):
+            lo, hi = np.minimum(lo, block.min(axis=0)), np.maximum(hi, block.max(axis=0))
+    box = float(np.prod(hi - lo)) if np.all(hi >= lo) else 0.0
+    bound = WEIGHT_MARGIN * box
+    for p in paths:
+        for sel, block in _blocks(f[p], limits.block_bytes):
+            bad = np.flatnonzero((block < 0) | (block > bound))
+            if bad.size:
+                k = int(bad[0])
+                at, value = k + (sel[0].start if sel else 0), float(block[k])
+                raise UnsafeFileError(
+                    f"/{p}: entry {at} = {value:.6g}; a quadrature weight is a volume, in [0, {bound:.6g}] "
+                    f"({WEIGHT_MARGIN:g} times the {box:.6g} of the mesh's bounding box); the file is damaged or "
+                    "the offline stage diverged: rebuild the model")
 
 
 def index_range(f: h5py.File, path: str, column: int | None = None,

@@ -10,7 +10,9 @@ bounded (:data:`MAX_MODES` modes, :data:`MAX_REDUCED_POINTS` reduced points and 
 integration points, :data:`MAX_ONLINE_WORK`), every scalar attribute finite and in range (indicator tolerance
 in (0, 1], the indicator's reference norms within ``REFERENCE_MARGIN`` times the training scale the dual
 bases imply: :func:`structrom.rom.model_screening_indicator.reference_rules`), JSON attributes strict (no NaN, no number beyond the float range) and
-the ``dirichlet`` conditions on node sets of the mesh, every float dataset finite. Failures raise
+the ``dirichlet`` conditions on node sets of the mesh, every float dataset finite and below ``ABSURD`` in magnitude,
+the cubature weights volumes within the mesh's bounding box (:func:`~structrom.rom.h5_checks.volume_weights`).
+Failures raise
 :class:`~structrom.rom.h5_screening.UnsafeFileError` naming the object.
 """
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 
 from structrom.rom.fem.faces import FACES, missing_faces
 from structrom.rom.h5_checks import (ShapeChecker, _blocks, _finite, _index, _scalar, _string,  # noqa: F401
-                                     header, shape_checkers)
+                                     header, shape_checkers, volume_weights)
 from structrom.rom.h5_screening import NAME, Inventory, Limits, Schema, UnsafeFileError, echo, screen, strict_json
 from structrom.rom.model_screening_indicator import (DIRICHLET_KEYS, REFERENCE_MARGIN, dirichlet_rules,  # noqa: F401
                                                      reference_rules)
@@ -308,6 +310,7 @@ def _model_rules(f: h5py.File, inv: Inventory, limits: Limits) -> None:
     _lifting_rules(f, inv, sc, n_nodes, n_rp)
     for p in sorted(ds):
         _finite(f, p, limits)
+    volume_weights(f, ("reduced/weights", "validation/weights"), "mesh/points", limits)
     reference_rules(f, inv, limits)
 
 

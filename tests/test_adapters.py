@@ -556,6 +556,11 @@ def test_damaged_ansys_results_end_in_an_error_line(tmp_path, capsys):
     data = Path(examples.rstfile).read_bytes()
     assert main(["import", "ansys", examples.rstfile, "--out", str(tmp_path / "o")]) == 2
     assert "a modal analysis (ANTYPE); only static results" in capsys.readouterr().err  # (raised in the process)
+    # an option of the other format is refused by name, never dropped
+    for fmt, extra, named in (("ansys", ["--runs", "runs", "--parameters", "p.csv"], "--runs, --parameters"),
+                              ("calculix", ["--runs", "runs", "--cdb", "r.cdb"], "--cdb")):
+        assert main(["import", fmt, examples.rstfile, *extra, "--out", str(tmp_path / "o")]) == 2
+        assert f"import {fmt} reads no {named} (an option of import " in capsys.readouterr().err
     for seed in (1, 7, 12, 29, 3):
         rng = random.Random(seed)
         damaged = bytearray(data)

@@ -152,9 +152,29 @@ def test_a_read_that_hangs_is_stopped_without_an_orphan(tmp_path):
                           env={**os.environ, "STRUCTROM_READER_TIMEOUT": "2"})
     lines = proc.stdout.strip().splitlines()
     assert proc.returncode == 0 and lines[-1] == "children []", proc.stdout + proc.stderr[-300:]
-    assert lines[-2].startswith(f"AnsysError: {fifo}: ansys-mapdl-reader did not finish reading it within 2 s and "
-                                "was stopped"), lines
+    assert lines[-2].startswith(f"AnsysError: {fifo}: ansys-mapdl-reader did not finish reading its blocks (one pass "
+                                "of the reader's parser over NBLOCK nodes, EBLOCK elements, CMBLOCK components) "
+                                "within 2 s and was stopped"), lines
     assert "STRUCTROM_READER_TIMEOUT=<seconds>" in lines[-2]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fdinfo").exists(), reason="/proc fdinfo (Linux)")
+def test_a_stalled_archive_read_names_the_block(tmp_path, monkeypatch):
+    """A read stopped at its time limit inside HexBeam.cdb's EBLOCK is named by the block its reads had got to
+    (the offset of the reader's open file when it was stopped), its line and the stage announced."""
+    from stalling_reader import read_to_then_stall
+    from structrom.rom.adapters.ansys import AnsysError, archive_block_at, read_isolated
+
+    path = EXAMPLES / "HexBeam.cdb"
+    lines = path.read_bytes().splitlines(keepends=True)
+    start = next(i for i, ln in enumerate(lines) if ln.startswith(b"EBLOCK"))
+    offset = sum(len(ln) for ln in lines[:start + 5])  # (inside the block's rows)
+    assert archive_block_at(path, offset) == (f"the EBLOCK (elements) at line {start + 1}, the last command before "
+                                              f"byte {offset}")
+    monkeypatch.setenv("STRUCTROM_READER_TIMEOUT", "3")
+    with pytest.raises(AnsysError, match=rf"did not finish reading its blocks, in the EBLOCK \(elements\) at line "
+                                         rf"{start + 1}, the last command before byte {offset} within 3 s"):
+        read_isolated(read_to_then_stall, path, "an Ansys archive (.cdb, CDWRITE)", offset, locate=archive_block_at)
 
 
 # -- element types the conversion does not keep: named as Ansys names them ---------------------------------------

@@ -179,6 +179,18 @@ def hostile_models(src, other, secret, tmp):
     def collapsed_element(f):  # an element's nodes all at one node: /fields and deck answers failed with a 500
         f["mesh/blocks/0/connectivity"][0] = 0
 
+    def absurd_weight(f):  # finite, published, and then every solve diverged
+        f["reduced/weights"][0] = 1e308
+
+    def huge_weight(f):  # below the absurd magnitude, yet no volume of this mesh
+        f["reduced/weights"][0] = 1e25
+
+    def negative_weight(f):
+        f["reduced/weights"][0] = -1.0
+
+    def absurd_integrator(f):
+        f["reduced/integrator"][0, 1, 0] = -1e300
+
     def huge_chunk(f):  # one chunk far larger than the writers' (re-decompressed for every block read)
         data = f["dual/stress/basis"][()]
         del f["dual/stress/basis"]
@@ -202,6 +214,10 @@ def hostile_models(src, other, secret, tmp):
              ("lone_surrogate", lone_surrogate, "lone surrogate"),
              ("lone_surrogate_bytes", lone_surrogate_bytes, "provenance"),
              ("oversized_node_set", oversized_node_set, "mesh/node_sets/bomb"),
+             ("absurd_weight", absurd_weight, "/reduced/weights: entry 0 = 1e+308, above 1e+30"),
+             ("huge_weight", huge_weight, "/reduced/weights: entry 0 = 1e+25; a quadrature weight is a volume"),
+             ("negative_weight", negative_weight, "/reduced/weights: entry 0 = -1; a quadrature weight"),
+             ("absurd_integrator", absurd_integrator, "/reduced/integrator: entry (0, 1, 0) = -1e+300"),
              ("huge_chunk", huge_chunk, "rechunk"),
              ("collapsed_element", collapsed_element, "non-positive Jacobian determinant"),
              ("empty_attribute", empty_attribute, "/indicator: attribute 'tolerance' has no value"),
@@ -252,15 +268,14 @@ def nodal_upload(server, loading, name, content, **extra):
                       files={"temperature": (name, content, "application/octet-stream")}, timeout=60)
 
 
-def test_overflowing_model_data_never_answers_null(server, built, reference, tmp_path):
-    """A model whose finite data overflow in an answer (a dual basis entry of 1e200: screened finite, yet the
-    reconstructed von Mises stress is infinite) answers 422 non_finite_answer naming it, never a null in a
-    trusted answer."""
+def test_overflowing_model_data_is_refused_at_upload(server, built, reference, tmp_path):
+    """A model whose finite data would overflow in an answer (a dual basis entry of 1e200: the reconstructed von
+    Mises stress was infinite, a 422 non_finite_answer at every solve) is refused at upload naming the dataset,
+    the entry and its value."""
     path = af.mutated(built[0].path, tmp_path / "overflow.h5",
                       lambda f: f["dual/stress/basis"].__setitem__((0, 0), 1e200))
-    assert put(server, "overflow", path).status_code == 201
-    assert_error(solve(server, "overflow"), 422, "non_finite_answer", "loading", "largest von Mises stress")
-    assert httpx.delete(f"{server.url}/v1/models/overflow", headers={"X-API-Key": server.key}).status_code == 204
+    assert_error(put(server, "overflow", path), 422, "invalid_model_file", "body",
+                 "/dual/stress/basis: entry (0, 0) = 1e+200, above 1e+30 in magnitude")
     assert_serving(server, reference)
 
 

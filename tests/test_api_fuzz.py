@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -83,9 +84,14 @@ def test_schemathesis_all_operations(server, tmp_path):
 
 
 def test_schemathesis_queries_on_a_real_model(server, tmp_path):
-    # the model may have been deleted by the first run's DELETE cases: publish it again
-    r = httpx.put(f"{server.url}/v1/models/small", content=server.model_file.read_bytes(),
-                  headers={"X-API-Key": server.key, "Content-Type": "application/octet-stream"})
+    # the model may have been deleted by the first run's DELETE cases: publish it again (once the enrichment jobs
+    # that run may have started on it have ended: a PUT is refused with 409 while one rewrites the model's file)
+    for _ in range(600):
+        r = httpx.put(f"{server.url}/v1/models/small", content=server.model_file.read_bytes(),
+                      headers={"X-API-Key": server.key, "Content-Type": "application/octet-stream"})
+        if r.status_code != 409 or r.json()["error"]["code"] != "enrich_in_progress":
+            break
+        time.sleep(0.5)
     assert r.status_code in (200, 201), r.text
     run_st(server, tmp_path, "queries",
            ["--max-examples", "25", "--max-time", "20", "--phases", "examples,coverage,fuzzing",

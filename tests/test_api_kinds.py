@@ -175,6 +175,13 @@ def test_features_that_do_not_apply_are_refused(server, client, tmp_path):
     with pytest.raises(ApiError) as info:  # no strain/stress history at reduced points: no cycle quantities
         client.solve("sep", parameters=[500.0, 50.0], cycles=[0.0, 1.0])
     assert info.value.code == "unsupported_for_kind" and info.value.field == "cycles"
+    for value in (True, False):  # no reduced points nor dual bases: an explicit 'reconstruct' would do nothing
+        with pytest.raises(ApiError) as info:
+            client.solve("sep", parameters=[500.0, 50.0], reconstruct=value)
+        assert info.value.code == "unsupported_for_kind" and info.value.field == "reconstruct", info.value
+        with pytest.raises(ApiError) as info:
+            client.batch("sep", parameters=[[500.0, 50.0]], reconstruct=value)
+        assert info.value.field == "reconstruct", info.value
     for mid in ("sep", "dict"):  # a deck is mapped onto a hyper-reduced model's sets and surfaces only
         with pytest.raises(ApiError) as info:
             client.solve_deck(mid, b"*NODE\n1, 0, 0, 0\n")

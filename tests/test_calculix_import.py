@@ -315,6 +315,21 @@ RF
     assert read_deck(path).history("gravity", np.array([1.0, 2.0]))[:, 0].tolist() == [9810.0, 0.0]
 
 
+def test_gravity_on_no_element_set_is_on_the_whole_flat_model(tmp_path):
+    """Abaqus's gravity line with a blank element field (the whole model) in a flat deck loads as gravity on an
+    explicit set of every element: the same gravity and centrifugal histories, on the made set of all elements."""
+    model = MODEL.replace("*SOLID SECTION", "*DENSITY\n7.8e-9\n*SOLID SECTION")
+    loads = ("GRAV,9810.,0.,0.,-1.", "CENTRIF,1e4,0.,0.,0.,0.,0.,1.")
+    decks = [read_deck(_write(tmp_path, model + STEPS.replace("2,P4,10.", "\n".join(f"{s},{load}" for load in loads)),
+                              f"{name}.inp")) for s, name in (("EALL", "explicit"), ("", "blank"))]
+    explicit, blank = decks
+    times = np.linspace(0.0, 2.5, 11)
+    for name in ("gravity", "centrifugal"):
+        assert np.array_equal(blank.history(name, times), explicit.history(name, times)), name
+    assert np.max(blank.history("gravity", times)) > 0 and blank.gravity_dir == explicit.gravity_dir == (0.0, 0.0, -1.0)
+    assert np.array_equal(blank.mesh.element_sets["_WHOLE_MODEL"], np.arange(blank.mesh.n_elements))
+
+
 def test_material_data_of_other_analyses_is_ignored(tmp_path):
     # material libraries (PrePoMax's, say) give *CONDUCTIVITY, *SPECIFIC HEAT, *DAMPING: no effect on *STATIC steps
     base = read_deck(_write(tmp_path, MODEL + STEPS))
@@ -622,8 +637,8 @@ ERRORS = [
      r"not supported: \*NSET, .*job.inp:\d+: ELSET=TIP .*ccx 2.20 ignores the parameter"),
     (MODEL.replace("*NODE, NSET=NALL", "*NODE, NSET=NALL, INPUT=nodes.inp") + STEPS,
      r"not supported: \*NODE, .*job.inp:3: INPUT=nodes.inp .*put '\*INCLUDE, INPUT=nodes.inp' on the line after"),
-    (_deck(steps=STEPS.replace("2,P4,10.", ",GRAV,9810.,0,0,-1")), r"job.inp:\d+: \*DLOAD: the element field is empty "
-                                                                r"\(Abaqus's whole model"),
+    (_deck(steps=STEPS.replace("2,P4,10.", ",P4,10.")), r"job.inp:\d+: \*DLOAD: the element field is empty "
+                                                      r"\(only a body load, GRAV or CENTRIF, on no element set"),
     (MODEL.replace("*EXPANSION,ZERO=20", "*EXPANSION,ZERO=20,USER") + STEPS, r"\*EXPANSION, .*: USER: thermal strains"),
     (MODEL.replace("200000,0.3,20", "200 000,0.3,20") + STEPS, r"job.inp:\d+: \*ELASTIC: young must be a number, got '200 000'"),
     (MODEL.replace("*ELEMENT, TYPE=C3D8,", "*ELEMENT, TYPE=C3D8R,") + STEPS, r"TYPE=C3D8R is not supported \(one integration "

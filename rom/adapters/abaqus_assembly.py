@@ -18,7 +18,9 @@ equivalent flat deck, each card keeping the file and line it was read from (erro
   element label ``I.12`` on a data line (assembly sets and surfaces, ``*BOUNDARY``, ``*CLOAD``, ``*DLOAD``,
   ``*TEMPERATURE``, ``*INITIAL CONDITIONS``) is the flat id of node 12 of instance ``I``.
 * A body load on no element set (``*DLOAD`` line ``, GRAV, 9810., 0., 0., -1.``, as Abaqus/CAE writes gravity) is on
-  the whole model: on the element set :data:`WHOLE_MODEL` of every instance's elements, made after the assembly.
+  the whole model: on the element set :data:`WHOLE_MODEL` of every instance's elements, made after the assembly (in
+  a flat deck, of every element of its ``*ELEMENT`` cards, made before the first ``*STEP``; ccx 2.20 itself crashes
+  on the empty field, the written flat deck names the set).
 * Sections are placed after the model's materials (before the first ``*STEP``): Abaqus/CAE writes the materials
   after the assembly, ccx wants them before the sections. Each instance of a part has the part's sections.
 
@@ -37,13 +39,13 @@ from dataclasses import replace
 import numpy as np
 
 from .abaqus_cards import boundary_types
-from .abaqus_instance import Instance, Part, placed_nodes, renumbered_elements
+from .abaqus_instance import Instance, Part, _element_table, placed_nodes, renumbered_elements
 from .calculix_cards import Card, _error, as_id, not_supported
 from .calculix_error import CalculixError
 from .calculix_keywords import classify
 
 
-__all__ = ["flatten_assembly"]
+__all__ = ["WHOLE_MODEL", "flatten_assembly", "on_whole_model", "whole_model_set"]
 
 STRUCTURE = ("PART", "END PART", "ASSEMBLY", "END ASSEMBLY", "INSTANCE", "END INSTANCE")
 
@@ -65,8 +67,41 @@ def flatten_assembly(cards: list[Card]) -> list[Card]:
     ``*ASSEMBLY`` and ``*INSTANCE`` cards is returned as it is, its named boundary types read
     (:func:`boundary_types`)."""
     if not any(c.keyword in STRUCTURE for c in cards):
-        return [boundary_types(c) for c in cards]
+        return [boundary_types(c) for c in _flat_whole_model(cards)]
     return [boundary_types(c) for c in _Flattening(cards).run()]
+
+
+def _on_no_element_set(card: Card) -> bool:
+    """Whether ``card`` is a ``*DLOAD`` with a body load on no element set (a line ``, GRAV, ...``)."""
+    return card.keyword == "DLOAD" and any(len(t) > 1 and not t[0] and t[1].upper() in _BODY_LOADS
+                                           for t, _ in card.rows())
+
+
+def on_whole_model(card: Card) -> Card:
+    """``card`` with its body loads on no element set put on :data:`WHOLE_MODEL` (other cards unchanged)."""
+    if not _on_no_element_set(card):
+        return card
+    data = [", ".join([WHOLE_MODEL] + tokens[1:]) if len(tokens) > 1 and not tokens[0]
+            and tokens[1].upper() in _BODY_LOADS else text for (tokens, _), text in zip(card.rows(), card.data)]
+    return replace(card, data=data)
+
+
+def whole_model_set(element_ids: np.ndarray, card: Card) -> Card:
+    """The ``*ELSET`` :data:`WHOLE_MODEL` of the elements ``element_ids`` ``(n,)`` (at ``card``'s line)."""
+    data = [", ".join(map(str, element_ids[k:k + 16].tolist())) for k in range(0, len(element_ids), 16)]
+    return Card("ELSET", {"ELSET": WHOLE_MODEL}, card.file, card.line, data, [card.line] * len(data))
+
+
+def _flat_whole_model(cards: list[Card]) -> list[Card]:
+    """A flat deck's cards with its body loads on no element set on :data:`WHOLE_MODEL` (:func:`on_whole_model`),
+    the set of every element of its ``*ELEMENT`` cards placed before the first ``*STEP`` (or the first such load):
+    the assembly's rule, for the decks Abaqus writes without parts."""
+    first = next((i for i, c in enumerate(cards) if c.keyword == "STEP" or _on_no_element_set(c)), None)
+    if first is None or not any(_on_no_element_set(c) for c in cards[first:]):
+        return cards
+    tables = [_element_table(c) for c in cards[:first] if c.keyword == "ELEMENT" and c.data]
+    ids = np.concatenate([t[:, 0] for t in tables if t is not None] + [np.zeros(0, np.int64)])
+    return cards[:first] + [whole_model_set(ids, cards[first])] + [on_whole_model(c) for c in cards[first:]]
 
 
 class _Flattening:
@@ -81,8 +116,7 @@ class _Flattening:
         self.element_end = 0
 
     def run(self) -> list[Card]:
-        whole_model = any(c.keyword == "DLOAD" and any(len(t) > 1 and not t[0] and t[1].upper() in _BODY_LOADS
-                                                       for t, _ in c.rows()) for c in self.cards)
+        whole_model = any(_on_no_element_set(c) for c in self.cards)
         out: list[Card] = []
         part: Part | None = None  # the part (or instance of no part) being read
         instance: Card | None = None
@@ -264,10 +298,8 @@ class _Flattening:
         if what is None:
             return card
         data = []
+        card = on_whole_model(card)  # (no element set: the whole model)
         for (tokens, number), text in zip(card.rows(), card.data):
-            if kw == "DLOAD" and len(tokens) > 1 and not tokens[0] and tokens[1].upper() in _BODY_LOADS:
-                tokens = [WHOLE_MODEL] + tokens[1:]  # (no element set: the whole model)
-                text = ", ".join(tokens)
             if tokens and as_id(tokens[0]) is not None:
                 raise self._bare_label(card, number, tokens[0], what)
             if tokens and "." in tokens[0]:
@@ -278,9 +310,8 @@ class _Flattening:
 
     def _whole_model(self, card: Card) -> Card:
         """An ``*ELSET`` of every element of the instances, :data:`WHOLE_MODEL` (at ``card``'s line)."""
-        ids = np.concatenate([i.part.element_ids() + i.element_offset for i in self.instances.values()])
-        data = [", ".join(map(str, ids[k:k + 16].tolist())) for k in range(0, len(ids), 16)]
-        return Card("ELSET", {"ELSET": WHOLE_MODEL}, card.file, card.line, data, [card.line] * len(data))
+        return whole_model_set(np.concatenate([i.part.element_ids() + i.element_offset
+                                               for i in self.instances.values()]), card)
 
     def _check_assembly_name(self, card: Card, name: str) -> None:
         prefix = name.split(".", 1)[0].upper()

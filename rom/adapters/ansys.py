@@ -190,11 +190,13 @@ def reader_timeout(path: Path) -> float:
     return READER_TIMEOUT_BASE + READER_SECONDS_PER_MB * os.path.getsize(path) / 1e6
 
 
-def read_isolated(fn: Callable[..., Any], path: Path, what: str, *args):
+def read_isolated(fn: Callable[..., Any], path: Path, what: str, *args,
+                  locate: Callable[[Path, int], str | None] | None = None):
     """``fn(str(path), *args)`` in the reader's own process (:func:`~.reader_process.run_isolated`: the reader
     crashes natively on truncated or damaged files) within :func:`reader_timeout`; its errors, crashes and time-outs
     become :class:`AnsysError` naming ``path``, ``what`` (the file's role) and the record it was reading (the
-    last :func:`~.reader_process.stage` of ``fn``)."""
+    last :func:`~.reader_process.stage` of ``fn``; after a time-out, also ``locate(path, byte offset)``: the
+    block of the file its reads had got to, e.g. :func:`archive_block_at`)."""
     from .reader_process import ReaderStopped, run_isolated
 
     timeout = reader_timeout(path)
@@ -202,6 +204,9 @@ def read_isolated(fn: Callable[..., Any], path: Path, what: str, *args):
         return run_isolated(fn, str(path), *args, crashed=None, timeout=timeout)
     except ReaderStopped as stop:
         where = f" reading {stop.stage}" if stop.stage else " reading it"
+        offset = stop.offsets.get(os.path.realpath(path))
+        block = locate(path, offset) if locate is not None and offset is not None else None
+        where += f", in {block}" if block else ""
         if stop.timed_out:
             raise AnsysError(f"{path}: ansys-mapdl-reader did not finish{where} within {timeout:g} s and was "
                              "stopped: the file is damaged (a corrupted record the reader loops on) or on a stalled "
@@ -217,11 +222,48 @@ def read_isolated(fn: Callable[..., Any], path: Path, what: str, *args):
                          f"the file is truncated, damaged or not {what}") from None
 
 
+#: What the blocks of an archive (``.cdb``) hold, for messages (:func:`archive_block_at`).
+_ARCHIVE_BLOCKS = {"NBLOCK": "nodes", "EBLOCK": "elements", "CMBLOCK": "a component", "SFEBLOCK": "surface loads",
+                   "SFE": "a surface load", "MPDATA": "material properties", "ET": "an element type",
+                   "RLBLOCK": "real constants", "KEYOP": "element key options", "D": "constraints", "F": "forces",
+                   "BFBLOCK": "body loads", "BFEBLOCK": "element body loads", "CE": "constraint equations"}
+
+
+def archive_block_at(path: Path, offset: int) -> str | None:
+    """The block of the archive ``path`` (text) that byte ``offset`` lies in: ``"the EBLOCK (elements) at line
+    12"``, from the last command line (a line starting with a letter: block data lines hold numbers and Fortran
+    formats) before ``offset``; None when none is. Reads the file up to ``offset`` only (an error path)."""
+    last, number, read = None, 0, 0
+    try:
+        with open(path, "rb") as f:
+            for number, line in enumerate(f, start=1):
+                if read >= offset:
+                    break
+                read += len(line)
+                if line[:1].isalpha():
+                    last = (line.split(b",", 1)[0].strip().decode("ascii", "replace").upper(), number)
+    except OSError:
+        return None
+    if last is None:
+        return None
+    name, at = last
+    what = _ARCHIVE_BLOCKS.get(name)
+    return f"the {name}{f' ({what})' if what else ''} at line {at}, the last command before byte {offset}"
+
+
 def load_archive(path: str) -> tuple[_Grid | None, dict, dict]:
-    """In the reader's process: ``(grid, node components, element components)`` of an archive (``.cdb``)."""
-    archive = _reader().Archive(path)
-    return (_plain_grid(archive.grid, archive), _components(archive, "node_components"),
-            _components(archive, "element_components"))
+    """In the reader's process: ``(grid, node components, element components)`` of an archive (``.cdb``), each step
+    announced (:func:`~.reader_process.stage`): the reader parses the NBLOCK nodes, EBLOCK elements and CMBLOCK
+    components in one pass (the block it stopped in is named from its read offset, :func:`archive_block_at`), then
+    makes the cells and the components."""
+    from .reader_process import stage
+
+    stage("its blocks (one pass of the reader's parser over NBLOCK nodes, EBLOCK elements, CMBLOCK components)")
+    archive = _reader().Archive(path, parse_vtk=False)
+    stage("the mesh (the EBLOCK elements made cells on the NBLOCK nodes)")
+    grid = _plain_grid(archive.grid, archive)
+    stage("the components (CMBLOCK)")
+    return grid, _components(archive, "node_components"), _components(archive, "element_components")
 
 
 def _load_result(path: str, records: Callable[[Any, str], Any] | None = None):
@@ -318,7 +360,7 @@ def read_ansys_archive(path: str | os.PathLike) -> tuple[Mesh, np.ndarray, np.nd
     path = Path(path)
     if not path.exists():
         raise AnsysError(f"Ansys archive {str(path)!r} does not exist")
-    grid, ncomp, ecomp = read_isolated(load_archive, path, "an Ansys archive (.cdb, CDWRITE)")
+    grid, ncomp, ecomp = read_isolated(load_archive, path, "an Ansys archive (.cdb, CDWRITE)", locate=archive_block_at)
     return _mesh_from_grid(grid, str(path), ncomp, ecomp)[:3]
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .ansys import AnsysError, _reader, load_archive, read_isolated
+from .ansys import AnsysError, _reader, archive_block_at, load_archive, read_isolated
 from .magnitudes import ABSURD
 
 __all__ = ["ANSYS_FACE_TO_LOCAL", "CdbPressures", "read_cdb_pressures"]
@@ -208,7 +208,8 @@ class _Parser:
 def _archive_element_nodes(path: Path, wanted: np.ndarray) -> tuple[dict[int, np.ndarray], dict]:
     """Ansys node numbers of the archive's elements ``wanted`` and its element components."""
     _reader()
-    grid, _, element_components = read_isolated(load_archive, path, "an Ansys archive (.cdb, CDWRITE)")
+    grid, _, element_components = read_isolated(load_archive, path, "an Ansys archive (.cdb, CDWRITE)",
+                                                locate=archive_block_at)
     if grid is None:
         raise AnsysError(f"{path}: no mesh read (no NBLOCK/EBLOCK nodes and elements): the archive is cut short or "
                          "damaged; write it again (CDWRITE,DB)")

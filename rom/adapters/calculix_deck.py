@@ -131,9 +131,9 @@ def read_deck(path: str | os.PathLike) -> Deck:
                 return lookup(np.array([number_id]))
             except CalculixError as exc:
                 raise _error(card, number, str(exc)) from None
-        if not token:  # (Abaqus's '*Dload' line ', GRAV, ...': the whole model; ccx 2.20 crashes on it)
-            raise _error(card, number, f"the {kind} field is empty (Abaqus's whole model, which ccx 2.20 does not "
-                                       f"read): name a set of every {kind} (*{kind[0].upper()}SET with the ids)")
+        if not token:  # (body loads on no element set are on the whole model: abaqus_assembly.on_whole_model)
+            raise _error(card, number, f"the {kind} field is empty (only a body load, GRAV or CENTRIF, on no "
+                                       f"element set is on the whole model): name the {kind} or its set")
         if token.upper() not in names:
             article = "an" if kind == "element" else "a"
             raise _error(card, number, f"{token!r} is neither {article} {kind} id nor {article} {kind} set")

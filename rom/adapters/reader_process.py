@@ -14,7 +14,8 @@ bootstrapping error (which looked like a reader crash).
 
 The function may call :func:`stage` to say what it reads next (``"result set 2: the constraint (D) records"``): when
 the process is killed (a signal, or ``timeout``), the caller learns which record it was reading. A process past its
-``timeout`` is killed and waited for (no orphan is left).
+``timeout`` is killed and waited for (no orphan is left); the offsets it had read its open files to are then
+kept (:class:`ReaderStopped` ``offsets``: the caller can name the block of a text file it was in).
 """
 from __future__ import annotations
 
@@ -47,11 +48,35 @@ _STAGE_FILE: str | None = None
 
 class ReaderStopped(StructromError, RuntimeError):
     """The reader's process ended without an answer: ``why`` (killed by a signal, or past its time limit) and
-    ``stage``, the last :func:`stage` it announced ("" if none)."""
+    ``stage``, the last :func:`stage` it announced ("" if none); ``offsets``: ``{path: byte offset}`` of the regular
+    files it had open when it was stopped at its time limit (where its reads had got to, ahead of the record it was
+    reading by at most its stream's buffer; empty after a crash, or without ``/proc``)."""
 
-    def __init__(self, why: str, stage: str, timed_out: bool = False):
+    def __init__(self, why: str, stage: str, timed_out: bool = False, offsets: dict[str, int] | None = None):
         super().__init__(f"{why}{f' while reading {stage}' if stage else ''}")
-        self.why, self.stage, self.timed_out = why, stage, timed_out
+        self.why, self.stage, self.timed_out, self.offsets = why, stage, timed_out, dict(offsets or {})
+
+
+def _open_file_offsets(pid: int) -> dict[str, int]:
+    """``{path: offset}`` of the regular files process ``pid`` has open (Linux ``/proc/<pid>/fdinfo``'s ``pos``);
+    empty where ``/proc`` does not tell."""
+    out: dict[str, int] = {}
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return out
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if not os.path.isfile(target):
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                pos = next((int(line.split()[1]) for line in f if line.startswith("pos:")), None)
+        except (OSError, ValueError, IndexError):
+            continue
+        if pos is not None:
+            out[target] = max(pos, out.get(target, 0))
+    return out
 
 
 def stage(what: str) -> None:
@@ -130,21 +155,29 @@ def run_isolated(fn: Callable[..., T], *args, crashed: Callable[[], Exception] |
     with tempfile.NamedTemporaryFile("w+", prefix="structrom-stage-", suffix=".txt") as stage_file:
         payload = (pickle.dumps(list(sys.path)) + pickle.dumps(stage_file.name) + pickle.dumps(_main_module())
                    + pickle.dumps((fn, args, kwargs)))
-        try:  # (subprocess.run kills the process past its timeout and waits for it)
-            proc = subprocess.run([sys.executable, "-c", _WORKER], input=payload, stdout=subprocess.PIPE,
-                                  timeout=timeout)
-            stopped = None
-        except subprocess.TimeoutExpired:
-            proc, stopped = None, f"did not finish within {timeout:g} s and was stopped"
+        offsets: dict[str, int] | None = None
+        with subprocess.Popen([sys.executable, "-c", _WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE) as proc:
+            try:
+                answer, _ = proc.communicate(payload, timeout=timeout)
+                stopped = None
+            except subprocess.TimeoutExpired:  # (where its reads got to, then killed and waited for)
+                offsets = _open_file_offsets(proc.pid)
+                proc.kill()
+                proc.communicate()
+                stopped = f"did not finish within {timeout:g} s and was stopped"
+            except BaseException:  # (Ctrl-C...: no orphan either)
+                proc.kill()
+                proc.wait()
+                raise
         try:
-            ok, value = pickle.loads(proc.stdout) if proc is not None else (None, None)
+            ok, value = pickle.loads(answer) if stopped is None else (None, None)
         except Exception:  # (no answer: ended by a signal or before it could answer)
             stopped = _ended(proc.returncode)
         if stopped is not None:
             if crashed is not None:
                 raise crashed() from None
             with open(stage_file.name) as f:
-                raise ReaderStopped(stopped, f.read().strip(), timed_out=proc is None) from None
+                raise ReaderStopped(stopped, f.read().strip(), timed_out=offsets is not None, offsets=offsets) from None
     if ok:
         return value
     raise value

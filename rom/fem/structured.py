@@ -15,7 +15,7 @@ from itertools import permutations
 
 import numpy as np
 
-from .io import faces_on_nodes
+from .face_matching import faces_on_nodes
 from .mesh import CellBlock, Mesh, MeshError
 
 __all__ = ["box", "cylinder_sector", "SUPPORTED_ELEMENTS"]
