@@ -2,7 +2,7 @@
 
     python examples/indicator_validation.py [--out out/indicator_validation] [--tolerance 0.05] [--margin 1.2]
                                             [--families creep]   # a subset: only the models it needs are built
-                                            [--sampled 21]       # sampled loadings added to creep and cyclic
+                                            [--sampled 40] [--seed 0]  # sampled loadings added to creep and cyclic
 
 A clamped bar (10 x 2 x 2 mm, C3D20R, 963 dofs) under a pressure on its top face and a hot spot, in-house HF
 solver on one rank (runs cached in --out). Two reduced models, each built by the offline stage on one
@@ -15,8 +15,8 @@ process with its leave-one-out indicator calibration (:mod:`structrom.rom.offlin
 * ``norton``: temperature-dependent Norton creep, training: 3 x 3 grid of (pressure, intensity), holds of
   2, 4 and 6 s (a Latin square); tested on family ``creep``: holds of 1 to 8 s, inside and beyond the box.
 
-Besides their named loadings, ``creep`` and ``cyclic`` get ``--sampled`` loadings each (default 21, so
-30 and 27 in all), a scrambled Latin hypercube (:class:`scipy.stats.qmc.LatinHypercube`, fixed seed) over
+Besides their named loadings, ``creep`` and ``cyclic`` get ``--sampled`` loadings each (default 40, so
+49 and 46 in all), a scrambled Latin hypercube (:class:`scipy.stats.qmc.LatinHypercube`, ``--seed``) over
 the family's parameters: for ``creep`` the hold's pressure (2.2-4.6 MPa), hot-spot intensity (280-490 degC),
 hold (0.5-10 s) and number of ramp / hold / unload cycles (1-3); for ``cyclic`` the number of cycles (3-5),
 intensity and each cycle's peak inside the training box.
@@ -252,13 +252,15 @@ def main() -> int:
     parser.add_argument("--margin", type=float, default=1.2, help="safety factor of the calibration")
     parser.add_argument("--families", nargs="+", choices=list(TESTS), default=list(TESTS),
                         help="test families to run (default: all); e.g. --families creep builds the norton model only")
-    parser.add_argument("--sampled", type=int, default=21,
+    parser.add_argument("--sampled", type=int, default=40,
                         help="Latin-hypercube loadings added to the creep and cyclic families (0: named ones only)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sampled loadings' Latin hypercube")
     parser.add_argument("--bootstrap", type=int, default=2000, help="resamples of the Spearman interval")
     args = parser.parse_args()
     if args.sampled < 0 or args.bootstrap < 100:
         parser.error("--sampled must be >= 0 and --bootstrap >= 100")
-    families = {f: (TESTS[f][0], TESTS[f][1] + (sampled(f, args.sampled) if f in ("creep", "cyclic") else []))
+    families = {f: (TESTS[f][0], TESTS[f][1] + (sampled(f, args.sampled, args.seed) if f in ("creep", "cyclic")
+                                                      else []))
                 for f in TESTS if f in args.families}
     work = Path(args.out)
     work.mkdir(parents=True, exist_ok=True)
