@@ -2,6 +2,7 @@
 
     python examples/indicator_validation.py [--out out/indicator_validation] [--tolerance 0.05] [--margin 1.2]
                                             [--families creep]   # a subset: only the models it needs are built
+                                            [--sampled 40] [--seed 0]  # sampled loadings added to creep and cyclic
 
 A clamped bar (10 x 2 x 2 mm, C3D20R, 963 dofs) under a pressure on its top face and a hot spot, in-house HF
 solver on one rank (runs cached in --out). Two reduced models, each built by the offline stage on one
@@ -14,12 +15,19 @@ process with its leave-one-out indicator calibration (:mod:`structrom.rom.offlin
 * ``norton``: temperature-dependent Norton creep, training: 3 x 3 grid of (pressure, intensity), holds of
   2, 4 and 6 s (a Latin square); tested on family ``creep``: holds of 1 to 8 s, inside and beyond the box.
 
+Besides their named loadings, ``creep`` and ``cyclic`` get ``--sampled`` loadings each (default 40, so
+49 and 46 in all), a scrambled Latin hypercube (:class:`scipy.stats.qmc.LatinHypercube`, ``--seed``) over
+the family's parameters: for ``creep`` the hold's pressure (2.2-4.6 MPa), hot-spot intensity (280-490 degC),
+hold (0.5-10 s) and number of ramp / hold / unload cycles (1-3); for ``cyclic`` the number of cycles (3-5),
+intensity and each cycle's peak inside the training box.
+
 For every test loading: the true relative errors (:func:`structrom.rom.offline.calibration.true_errors`:
 per increment, against the largest HF value of the answer, maximum over the history) of displacement,
 Gappy-reconstructed stress and cumulated plastic strain; the calibrated indicator (largest bound over
 the three quantities, maximum over the history) and the trust flag (indicator <= tolerance). The table,
-the false trusts / false alarms counts and Spearman(indicator, largest true error) per family are printed
-and written to ``<out>/results.md``.
+the false trusts / false alarms counts, Spearman(indicator, largest true error) per family with its 90 %
+bootstrap interval (loadings resampled in pairs, :func:`scipy.stats.bootstrap`, percentile method) and the
+ratios indicator / largest true error (median, minimum) are printed and written to ``<out>/results.md``.
 """
 from __future__ import annotations
 
@@ -34,7 +42,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
-from scipy.stats import spearmanr  # noqa: E402
+from scipy.stats import bootstrap, qmc, spearmanr  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,14 +117,18 @@ def cycles(peaks: list[float], per_half: int = 2) -> tuple[list[float], list, li
     return times, press, temp
 
 
-def hold(peak: float, hold_s: float) -> tuple[list[float], list, list]:
-    """Ramp to the peak in 1 s, hold ``hold_s`` s, unload in 1 s (hot spot held likewise)."""
-    t_hold = 1.0 + hold_s
+def hold(peak: float, hold_s: float, n_cycles: int = 1) -> tuple[list[float], list, list]:
+    """``n_cycles`` times: ramp to the peak in 1 s, hold ``hold_s`` s, unload in 1 s (hot spot held likewise);
+    increments of 0.5 s (at least 2 per hold)."""
+    period = 2.0 + hold_s
     n_hold = max(2, int(round(hold_s / 0.5)))
-    times = np.concatenate([np.linspace(0, 1, 3), np.linspace(1, t_hold, n_hold + 1)[1:],
-                            np.linspace(t_hold, t_hold + 1, 3)[1:]]).round(6).tolist()
-    press = [[0.0, 0.0], [1.0, peak], [t_hold, peak], [t_hold + 1, 0.0]]
-    temp = [[0.0, 0.0], [1.0, 1.0], [t_hold, 1.0], [t_hold + 1, 0.0]]
+    one = np.concatenate([np.linspace(0, 1, 3)[1:], np.linspace(1, 1 + hold_s, n_hold + 1)[1:],
+                          np.linspace(1 + hold_s, period, 3)[1:]])
+    times = np.concatenate([[0.0]] + [k * period + one for k in range(n_cycles)]).round(6).tolist()
+    corners = [pt for k in range(n_cycles) for pt in ((k * period + 1, 1.0), (k * period + 1 + hold_s, 1.0),
+                                                      ((k + 1) * period, 0.0))]
+    press = [[0.0, 0.0]] + [[round(t, 6), peak * a] for t, a in corners]
+    temp = [[0.0, 0.0]] + [[round(t, 6), a] for t, a in corners]
     return times, press, temp
 
 
@@ -162,8 +174,33 @@ TESTS = {
 }
 
 
+def sampled(family: str, n: int, seed: int = 0) -> list[tuple]:
+    """``n`` test loadings of ``family`` (``creep`` or ``cyclic``) spread by a scrambled Latin hypercube
+    (fixed ``seed``) over the family's parameters (module docstring), as ``TESTS`` entries."""
+    if n <= 0:
+        return []
+    if family == "creep":
+        u = qmc.LatinHypercube(d=4, seed=seed).random(n)
+        return [(f"lhs_{k:02d}", ("hold", round(2.2 + 2.4 * a, 2), round(0.5 + 9.5 * c, 1), 1 + int(3 * d)), CX,
+                 round(280.0 + 210.0 * b)) for k, (a, b, c, d) in enumerate(u)]
+    u = qmc.LatinHypercube(d=7, seed=seed).random(n)  # cycles, intensity, up to 5 peaks
+    return [(f"lhs_{k:02d}", ("cyc", [round(4.0 + 3.0 * x, 2) for x in r[2:2 + 3 + int(3 * r[0])]]), CX,
+             round(300.0 + 150.0 * r[1])) for k, r in enumerate(u)]
+
+
 def history(spec) -> tuple[list[float], list, list]:
-    return cycles(spec[1]) if spec[0] == "cyc" else hold(spec[1], spec[2])
+    return cycles(spec[1]) if spec[0] == "cyc" else hold(*spec[1:])
+
+
+def spearman_interval(x: np.ndarray, y: np.ndarray, n_resamples: int) -> tuple[float, tuple[float, float]]:
+    """Spearman rank correlation of ``x`` and ``y`` ``(n,)`` and its 90 % bootstrap interval (pairs resampled,
+    percentile method, fixed seed); ``nan`` bounds with fewer than 4 pairs."""
+    rho = float(spearmanr(x, y)[0])
+    if len(x) < 4:
+        return rho, (float("nan"), float("nan"))
+    ci = bootstrap((x, y), lambda a, b: spearmanr(a, b)[0], paired=True, vectorized=False, n_resamples=n_resamples,
+                   confidence_level=0.9, method="percentile", random_state=np.random.default_rng(0)).confidence_interval
+    return rho, (float(ci.low), float(ci.high))
 
 
 def hf_config(work: Path, sub: str, name: str, law: str, spec, cx: float, intensity: float) -> Path:
@@ -215,8 +252,16 @@ def main() -> int:
     parser.add_argument("--margin", type=float, default=1.2, help="safety factor of the calibration")
     parser.add_argument("--families", nargs="+", choices=list(TESTS), default=list(TESTS),
                         help="test families to run (default: all); e.g. --families creep builds the norton model only")
+    parser.add_argument("--sampled", type=int, default=40,
+                        help="Latin-hypercube loadings added to the creep and cyclic families (0: named ones only)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sampled loadings' Latin hypercube")
+    parser.add_argument("--bootstrap", type=int, default=2000, help="resamples of the Spearman interval")
     args = parser.parse_args()
-    families = {f: TESTS[f] for f in TESTS if f in args.families}
+    if args.sampled < 0 or args.bootstrap < 100:
+        parser.error("--sampled must be >= 0 and --bootstrap >= 100")
+    families = {f: (TESTS[f][0], TESTS[f][1] + (sampled(f, args.sampled, args.seed) if f in ("creep", "cyclic")
+                                                      else []))
+                for f in TESTS if f in args.families}
     work = Path(args.out)
     work.mkdir(parents=True, exist_ok=True)
     from structrom.rom.adapters.calculix import write_mesh_inp
@@ -282,20 +327,25 @@ def main() -> int:
                      f"{'yes' if r['trusted'] else 'no'} | {ok} |")
     lines.append("")
     lines.append("| family | loadings | within tolerance | false trusts | false alarms | Spearman(indicator, max error) "
-                 "| per-quantity bounds below the true error (u, stress, p) |")
-    lines.append("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+                 "[90 % bootstrap] | indicator / max error: median, min | per-quantity bounds below the true "
+                 "error (u, stress, p) |")
+    lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for family in families:
         fr = [r for r in rows if r["family"] == family]
         within = [r for r in fr if r["true_max"] <= tol]
         ft = sum(1 for r in fr if r["trusted"] and r["true_max"] > tol)
         fa = sum(1 for r in within if not r["trusted"])
-        rho = float(spearmanr([r["indicator"] for r in fr], [r["true_max"] for r in fr])[0])
+        ind, err = np.array([r["indicator"] for r in fr]), np.array([r["true_max"] for r in fr])
+        rho, (lo, hi) = spearman_interval(ind, err, args.bootstrap)
+        ratio = ind[err > 0] / err[err > 0]
+        med, low = (float(np.median(ratio)), float(ratio.min())) if len(ratio) else (float("nan"),) * 2
         under = [sum(1 for r in fr if r["bounds"][q] < r["errors"][q]) for q in
                  ("displacement", "stress", "cumulated_plastic_strain")]
         summary.append({"family": family, "n": len(fr), "within": len(within), "false_trusts": ft,
-                        "false_alarms": fa, "spearman": rho, "bounds_below_error": under})
-        lines.append(f"| {family} | {len(fr)} | {len(within)} | {ft} | {fa} | {rho:.2f} | "
-                     + ", ".join(map(str, under)) + " |")
+                        "false_alarms": fa, "spearman": rho, "spearman_90": [lo, hi], "ratio_median": med,
+                        "ratio_min": low, "bounds_below_error": under})
+        lines.append(f"| {family} | {len(fr)} | {len(within)} | {ft} | {fa} | {rho:.2f} [{lo:.2f}, {hi:.2f}] | "
+                     f"{med:.2f}, {low:.2f} | " + ", ".join(map(str, under)) + " |")
     for kind, path in models.items():
         cal = ReducedModel.load(path).data.calibration
         lines.append("")

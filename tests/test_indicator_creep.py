@@ -29,6 +29,48 @@ def test_time_extrapolation_only_for_rate_dependent_laws_past_the_training():
     assert np.array_equal(time_extrapolation(times, {}, [norton]), np.ones(4))
 
 
+def test_repeated_holds_and_the_sampled_validation_loadings():
+    """The validation's creep histories: ``n`` ramp (1 s) / hold / unload (1 s) cycles, pressure at its peak
+    through each hold and 0 at each cycle's end, increments of at most 0.5 s hitting every corner; one cycle
+    is the named loadings' history. The Latin-hypercube loadings stay in their documented ranges and cover
+    1 to 3 cycles (creep) and 3 to 5 cycles inside the training box (cyclic)."""
+    times, press, temp = IV.hold(3.0, 1.5, 3)
+    t = np.array(times)
+    assert t[0] == 0.0 and t[-1] == pytest.approx(3 * 3.5) and np.all(np.diff(t) > 0) and np.diff(t).max() <= 0.5 + 1e-9
+    corners = np.array(press)
+    assert set(corners[:, 0]) <= set(times)  # every corner of the amplitude is an increment's end
+    amp = np.interp(t, corners[:, 0], corners[:, 1])
+    for k in range(3):  # at the peak through the hold, unloaded at the cycle's end
+        hold = (t >= 3.5 * k + 1.0) & (t <= 3.5 * k + 2.5)
+        assert np.allclose(amp[hold], 3.0) and hold.sum() == 4
+        assert amp[np.isclose(t, 3.5 * (k + 1))] == pytest.approx(0.0)
+    assert np.array_equal(np.array(temp)[:, 1], corners[:, 1] / 3.0)
+    assert IV.hold(3.0, 4.0) == IV.hold(3.0, 4.0, 1) and IV.hold(3.0, 4.0)[1][-1] == [6.0, 0.0]
+    creep = IV.sampled("creep", 21)
+    assert len({name for name, *_ in creep}) == 21
+    peaks, holds, n_cyc, hot = (np.array([e[1][1] for e in creep]), np.array([e[1][2] for e in creep]),
+                                np.array([e[1][3] for e in creep]), np.array([e[3] for e in creep]))
+    assert peaks.min() >= 2.2 and peaks.max() <= 4.6 and holds.min() >= 0.5 and holds.max() <= 10.0
+    assert hot.min() >= 280 and hot.max() <= 490 and set(n_cyc) == {1, 2, 3}
+    cyclic = IV.sampled("cyclic", 21)
+    assert {len(e[1][1]) for e in cyclic} == {3, 4, 5}
+    assert all(4.0 <= p <= 7.0 for e in cyclic for p in e[1][1]) and all(300 <= e[3] <= 450 for e in cyclic)
+    assert IV.sampled("creep", 0) == []
+
+
+def test_spearman_interval_brackets_the_estimate():
+    """The validation's Spearman with its 90 % bootstrap interval: a monotone relation gives 1 exactly (every
+    resample too); a noisy one an interval around the estimate, narrower with more pairs."""
+    x = np.linspace(0.0, 1.0, 30)
+    rho, ci = IV.spearman_interval(x, x ** 3, 200)
+    assert rho == pytest.approx(1.0) and ci == pytest.approx((1.0, 1.0))
+    y = x + np.random.default_rng(1).normal(0.0, 0.3, 30)
+    rho, (lo, hi) = IV.spearman_interval(x, y, 1000)
+    assert lo < rho < hi and hi - lo < 0.6
+    rho9, (lo9, hi9) = IV.spearman_interval(x[::3][:9], y[::3][:9], 1000)
+    assert hi9 - lo9 > hi - lo
+
+
 @pytest.fixture(scope="module")
 def creep_bar(tmp_path_factory):
     """The ``norton`` model of ``examples/indicator_validation.py`` (3 x 3 training grid, holds of 2-6 s, last
