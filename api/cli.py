@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[QUIET_ENV] = "1"
     try:
         commands = {"hifi": _hifi, "offline": _offline, "dictionary": _dictionary, "enrich": _enrich, "serve": _serve,
-                    "report": _report, "import": _import, "predict": _predict}
+                    "report": _report, "import": lambda a, r: _import(a, r, _watch_failures), "predict": _predict}
         return commands[args.command](args, rest)
     except Exception as exc:
         from structrom.rom.errors import KNOWN_ERRORS

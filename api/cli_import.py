@@ -8,9 +8,13 @@ from pathlib import Path
 
 
 # -- structrom import <format> ... (third-party decks and results -> training cases) ----------------------
-def _import(args: argparse.Namespace, rest: list[str]) -> int:
-    if rest:
-        print(f"structrom: error: unknown arguments {rest}", file=sys.stderr)
+def _import(args: argparse.Namespace, rest: list[str], watch=lambda comm: None) -> int:
+    """``watch(comm)``: called by every rank once MPI is up, when the runs are solved here (the failure
+    handshake of :mod:`structrom.api.cli`, which runs as ``__main__``)."""
+    hf = args.format == "calculix" and (args.solve == "hf" or _decks_only(args.runs))  # runs solved here
+    if rest and not (hf and rest[0].startswith("-") and not rest[0].startswith("--")):
+        hint = " (PETSc options are taken when the runs are solved: --solve hf)" if args.format == "calculix" else ""
+        print(f"structrom: error: unknown arguments {rest}{hint}", file=sys.stderr)
         return 2
     from structrom.rom.adapters.calculix import CalculixError
     from structrom.rom.adapters.calculix_import import import_calculix
@@ -34,13 +38,25 @@ def _import(args: argparse.Namespace, rest: list[str]) -> int:
     if len(args.inputs) != 1 or not args.runs:
         print("structrom: error: import calculix takes one base deck and --runs DIR", file=sys.stderr)
         return 2
+    comm = None
+    if hf:  # HF solves: on the ranks of mpirun, with the PETSc options given
+        from structrom.mpi.petsc import initialize
+
+        initialize(rest)
+        from mpi4py import MPI
+
+        comm = MPI.COMM_WORLD
+        watch(comm)
+    rank0 = comm is None or comm.Get_rank() == 0
     try:
         result = import_calculix(args.inputs[0], args.runs, args.out, parameters=args.parameters, units=units,
-                                 log=print)
+                                 log=_print_flushed if rank0 else (lambda *a: None), solve=args.solve, comm=comm)
     except (CalculixError, ValueError) as exc:  # ValueError: pydantic's (e.g. --units), materials, loadings
-        for line in str(exc).splitlines():
+        for line in str(exc).splitlines() if rank0 else []:
             print(f"structrom: error: {line}", file=sys.stderr)
         return 2
+    if result is None:  # (a rank other than 0 of mpirun: rank 0 reports)
+        return 0
     ranges = ", ".join(f"{k} in [{lo:g}, {hi:g}]" for k, (lo, hi) in result.family["ranges"].items()) or "none"
     print(f"imported {len(result.snapshots)} runs into {result.out}: mesh {result.mesh_file.name}, snapshots "
           f"train/*.h5, family.json (parameters: {ranges}; temperature envelope "
@@ -52,7 +68,18 @@ def _import(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 #: The options of ``structrom import`` that one format reads (refused for the other).
-_OPTIONS_OF = {"calculix": ("runs", "parameters"), "ansys": ("material", "fixed", "cdb")}
+_OPTIONS_OF = {"calculix": ("runs", "parameters", "solve"), "ansys": ("material", "fixed", "cdb")}
+
+
+def _decks_only(runs: str | None) -> bool:
+    """Whether the runs directory holds run decks and no results at all (they are solved by the HF solver)."""
+    from structrom.rom.adapters.calculix import CalculixError
+    from structrom.rom.adapters.calculix_import_runs import find_runs
+
+    try:
+        return runs is not None and not any(results for _, _, results in find_runs(runs))
+    except CalculixError:  # (reported by the import)
+        return False
 
 
 def _print_flushed(line: str) -> None:
@@ -96,7 +123,14 @@ def _add_import_parser(sub) -> None:
     p.add_argument("format", choices=["calculix", "ansys"], help="the solver the decks and results come from")
     p.add_argument("inputs", nargs="+", help="calculix: the base deck (.inp: mesh, sets, materials, boundary "
                                              "conditions); ansys: one static .rst per training loading")
-    p.add_argument("--runs", help="calculix: directory of runs: <name>.inp with <name>.frd and/or <name>.dat")
+    p.add_argument("--runs", help="calculix: directory of runs: <name>.inp (with a *STEP) and <name>.frd and/or "
+                                  "<name>.dat beside it; runs given as decks only (no run has results) are solved by "
+                                  "the in-house HF solver, as with --solve hf")
+    p.add_argument("--solve", choices=["hf"],
+                   help="calculix: solve every run deck with the in-house HF solver (`structrom hifi`), whether or "
+                        "not results are beside it; each solve uses all ranks of `mpirun -n P structrom import ...`; "
+                        "PETSc options may follow, as for `structrom hifi` (e.g. -ksp_type preonly -pc_type lu). "
+                        "Every deck is checked before the first solve")
     p.add_argument("--material", help="ansys: TOML law table (default: the isotropic elastic material of the .rst)")
     p.add_argument("--fixed", action="append", metavar="NAME:XYZ",
                    help="ansys: a node component and its fixed directions, e.g. CLAMP:XYZ; repeat the flag for "

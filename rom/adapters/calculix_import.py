@@ -3,7 +3,8 @@
 Input: the base deck and one run per training loading: the run's deck (same mesh and materials, its own
 loads, temperatures and steps) and its results, ``.frd`` and/or ``.dat`` (``*NODE FILE U`` or
 ``*NODE PRINT U`` on all nodes; ``*EL PRINT S, E, PEEQ`` adds integration-point reference fields), found,
-read and checked by :mod:`.calculix_import_runs`.
+read and checked by :mod:`.calculix_import_runs`; or decks only, solved by the in-house HF solver
+(:mod:`.calculix_import_hf`).
 Output, in ``out``:
 
 * ``mesh.inp``: the base deck's mesh with its sets, plus the surfaces and node sets the loads need
@@ -38,7 +39,8 @@ from .calculix_import_runs import ImportedRun, _check_same_model, _read_results,
 from .inp_writer import write_mesh_inp
 from ..atomic import atomic_write_text
 from ..config import write_toml
-from .training_cases import group_nodes_by_history, imported_offline_config, write_training_snapshot
+from .calculix_import_hf import SOLVERS, check_run, deck_run, solve_runs
+from .training_cases import group_nodes_by_history, imported_offline_config, training_config, write_training_snapshot
 
 __all__ = ["ImportedRun", "ImportResult", "import_calculix", "find_runs", "temperature_envelope_violations"]
 
@@ -272,10 +274,55 @@ def temperature_envelope_violations(family: dict | str | os.PathLike, temperatur
 
 def import_calculix(base: str | os.PathLike, runs: list[tuple[str, Path, list[Path]]] | str | os.PathLike,
                     out: str | os.PathLike, *, parameters: str | os.PathLike | None = None, units: dict | None = None,
-                    log=lambda msg: None) -> ImportResult:
+                    log=lambda msg: None, solve: str | None = None, solver: dict | None = None,
+                    comm=None) -> ImportResult | None:
     """Import a base deck and its runs (``[(name, deck, [results])]`` or a directory, see :func:`find_runs`)
     into training cases in ``out`` (module docstring). Raises :class:`CalculixError` naming the file,
-    keyword and line of anything that cannot be imported."""
+    keyword and line of anything that cannot be imported.
+
+    ``solve="hf"``: every run is solved by the in-house HF solver (results beside the decks are not read);
+    ``None``: the runs' results are read, and runs given without results are solved when no run has any (a
+    family mixing both is refused, naming the runs). ``solver``: the HF ``[solver]`` table (default: the HF
+    solver's); ``comm``: the solves' communicator (default: this process alone). Under MPI every rank of
+    ``comm`` calls this: rank 0 reads the decks and writes the files, all ranks solve; the result is rank 0's
+    (None on the others)."""
+    if solve is not None and solve not in SOLVERS:
+        raise CalculixError(f"solve={solve!r}: expected one of {list(SOLVERS)} (or none: read the runs' results)")
+    rank0 = comm is None or comm.Get_rank() == 0
+    prepared: tuple | Exception | None = None
+    if rank0:
+        try:
+            prepared = _prepare(base, runs, out, parameters=parameters, units=units, log=log, solve=solve,
+                                solver=solver)
+        except Exception as exc:  # (raised on every rank below: no rank waits for a solve that never comes)
+            if comm is None or comm.Get_size() == 1:
+                raise
+            prepared = exc
+    if comm is not None and comm.Get_size() > 1:
+        cases = comm.bcast(prepared if not rank0 or isinstance(prepared, Exception) else prepared[1], root=0)
+        if isinstance(cases, Exception):
+            raise cases
+    else:
+        cases = prepared[1]
+    if cases:
+        if comm is None:
+            from mpi4py import MPI
+
+            comm = MPI.COMM_SELF
+        solve_runs(cases, comm, log)
+    if not rank0:
+        return None
+    result, _, plastic = prepared
+    result.offline_config = write_toml(Path(out) / "offline.toml", imported_offline_config(plastic),
+                                       f"written by structrom import calculix from {Path(base).name} and "
+                                       f"{len(result.runs)} runs")
+    return result
+
+
+def _prepare(base, runs, out, *, parameters, units, log, solve, solver) -> tuple[ImportResult, list[dict], bool]:
+    """The import up to the HF solves: decks read and checked, files written but ``offline.toml`` (written
+    once every snapshot is). Returns the result, the cases to solve (:func:`.calculix_import_hf.check_run`)
+    and whether a law is plastic."""
     from ..fem.kernel import Discretization
     from ..loading import Amplitude, Loading, NodalTemperature, UniformTemperature
     from ..loading_dict import loading_from_dict
@@ -293,14 +340,27 @@ def import_calculix(base: str | os.PathLike, runs: list[tuple[str, Path, list[Pa
     run_list = find_runs(runs) if isinstance(runs, (str, os.PathLike)) else list(runs)
     if not run_list:
         raise CalculixError("no runs given: one run (deck + results) per training loading is needed")
+    given = [name for name, _, results in run_list if results]
+    bare = [name for name, _, results in run_list if not results]
+    if solve is None and given and bare:
+        raise CalculixError(f"runs {', '.join(bare)} have no results (.frd/.dat) beside their decks while runs "
+                            f"{', '.join(given)} have: one family has one solver; run ccx on them, or pass --solve hf "
+                            "to solve every run with the in-house HF solver")
+    if solve is None and bare:
+        log(f"  no results (.frd/.dat) beside the {len(bare)} run decks: solving them with the in-house HF solver "
+            "(as --solve hf)")
+    elif solve == "hf" and given:
+        log(f"  --solve hf: every run is solved by the in-house HF solver; the results beside {', '.join(given)} "
+            "are not read")
+    by_hf = solve == "hf" or not given
     imported = []
     for name, deck_path, results in run_list:
         deck = read_deck(deck_path)
-        run = _read_results(name, deck, [Path(p) for p in results])
+        run = deck_run(name, deck) if by_hf else _read_results(name, deck, [Path(p) for p in results])
         _check_same_model(base_deck, run)
         imported.append(run)
-        log(f"  {name}: {len(run.times)} increments to t = {run.times[-1]:g} from "
-            f"{', '.join(p.name for p in run.results)}")
+        log(f"  {name}: {len(run.times)} increments to t = {run.times[-1]:g} from " +
+            (f"{Path(deck_path).name} (to solve)" if by_hf else ", ".join(p.name for p in run.results)))
     per_run, per_run_bc, boundary, surfaces, node_sets, times = _loading_parts(base_deck, imported)
     mesh = base_deck.mesh
     mesh.surface_sets.update(surfaces)
@@ -311,7 +371,7 @@ def import_calculix(base: str | os.PathLike, runs: list[tuple[str, Path, list[Pa
     write_mesh_inp(mesh_file, mesh, all_nset=None, all_elset=None)
     disc = Discretization(mesh)
     warnings = []
-    if any(b.element == "C3D20" for b in mesh.blocks) and any(
+    if not by_hf and any(b.element == "C3D20" for b in mesh.blocks) and any(
             np.any(d["temperature_values"] != d["temperature_values"][:, :1]) for d in per_run):
         warnings.append("C3D20 (full integration) with non-uniform temperatures: ccx evaluates the point "
                         "temperatures of C3D20 with a trilinear fit (lintemp.f), the HF solver and the reduced model "
@@ -320,6 +380,7 @@ def import_calculix(base: str | os.PathLike, runs: list[tuple[str, Path, list[Pa
     env_min = np.full(mesh.n_nodes, np.inf)
     env_max = np.full(mesh.n_nodes, -np.inf)
     snapshots = []
+    cases: list[dict] = []
     for run, d, bcs, t in zip(imported, per_run, per_run_bc, times):
         temp = d["temperature_values"]
         env_min, env_max = np.minimum(env_min, temp.min(0)), np.maximum(env_max, temp.max(0))
@@ -331,11 +392,17 @@ def import_calculix(base: str | os.PathLike, runs: list[tuple[str, Path, list[Pa
         loading = loading_from_dict(dict({"times": t.tolist()}, **plain))
         loading = Loading(loading.times, temperature, loading.pressures, forces=loading.forces,
                           centrifugal=loading.centrifugal, gravity=loading.gravity)
-        path = write_training_snapshot(
-            out / "train" / f"{run.name}.h5", mesh, mesh_file, disc, materials=materials, boundary=boundary + bcs,
-            loading=loading, displacement=run.displacement, temperature=temp[1:], units=units, points=run.points,
-            solver={"name": "calculix", "imported_from": [str(p.resolve()) for p in run.results],
-                    "deck": str(run.deck.path.resolve())})
+        path = out / "train" / f"{run.name}.h5"
+        if by_hf:  # (checked now, solved once every run is checked)
+            cases.append(check_run(run, training_config(path, mesh_file, materials=materials, boundary=boundary + bcs,
+                                                        loading=loading, units=units, solver=solver), mesh))
+            path = path.resolve()
+        else:
+            path = write_training_snapshot(
+                path, mesh, mesh_file, disc, materials=materials, boundary=boundary + bcs, loading=loading,
+                displacement=run.displacement, temperature=temp[1:], units=units, points=run.points,
+                solver={"name": "calculix", "imported_from": [str(p.resolve()) for p in run.results],
+                        "deck": str(run.deck.path.resolve())})
         snapshots.append(path)
     params = _parameters(imported, per_run, Path(parameters) if parameters is not None else None, per_run_bc)
     names = sorted({k for v in params["values"].values() for k in v})
@@ -348,6 +415,4 @@ def import_calculix(base: str | os.PathLike, runs: list[tuple[str, Path, list[Pa
                   ignored=[{"keyword": k, "where": w, "why": y} for k, w, y in base_deck.ignored])
     atomic_write_text(out / "family.json", json.dumps(family, indent=1))
     np.savez(out / "family.npz", temperature_min=env_min, temperature_max=env_max)
-    offline = write_toml(out / "offline.toml", imported_offline_config(plastic),
-                         f"written by structrom import calculix from {Path(base).name} and {len(imported)} runs")
-    return ImportResult(out, mesh_file, snapshots, offline, family, imported)
+    return ImportResult(out, mesh_file, snapshots, out / "offline.toml", family, imported), cases, plastic

@@ -9,6 +9,7 @@ total time) and its integration-point fields from ``*EL PRINT`` (``(n_inc, n_poi
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,33 +30,45 @@ TIME_RTOL = 1e-6
 @dataclass
 class ImportedRun:
     """One run: its ``deck``, result files, increment end ``times`` ``(n_inc,)`` (ccx total time),
-    ``displacement`` ``(n_inc, n_nodes, 3)`` and optional integration-point ``points`` fields
+    ``displacement`` ``(n_inc, n_nodes, 3)`` (None for a run without results, to be solved) and optional integration-point ``points`` fields
     (``stress``, ``strain``, ``cumulated_plastic_strain``: ``(n_inc, n_points[, 6])``)."""
 
     name: str
     deck: Deck
     results: list[Path]
     times: np.ndarray
-    displacement: np.ndarray
+    displacement: np.ndarray | None
     points: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 
 def find_runs(directory: str | os.PathLike) -> list[tuple[str, Path, list[Path]]]:
-    """``[(name, deck, [result files])]`` for every ``<name>.inp`` in ``directory`` that has a
-    ``<name>.frd`` and/or ``<name>.dat`` beside it (sorted by name)."""
+    """``[(name, deck, [result files])]`` for every ``<name>.inp`` in ``directory`` that has a ``<name>.frd``
+    and/or ``<name>.dat`` beside it, or none but a ``*STEP`` card (a run to solve: an empty list; a deck
+    without steps, such as an included mesh, is no run). Sorted by name."""
     directory = Path(directory)
     if not directory.is_dir():
         raise CalculixError(f"runs directory {str(directory)!r} does not exist")
     out = []
     for deck in sorted(directory.glob("*.inp")):
         results = [p for p in (deck.with_suffix(".frd"), deck.with_suffix(".dat")) if p.exists()]
-        if results:
+        if results or _has_step(deck):
             out.append((deck.stem, deck, results))
     if not out:
-        raise CalculixError(f"{directory}: no run found: each run is '<name>.inp' with '<name>.frd' and/or "
-                            "'<name>.dat' (ccx's results) beside it")
+        raise CalculixError(f"{directory}: no run found: each run is '<name>.inp' with a *STEP, and '<name>.frd' "
+                            "and/or '<name>.dat' (ccx's results) beside it, or none (solved by the in-house HF solver)")
     return out
+
+
+_STEP_CARD = re.compile(rb"^[ \t]*\*[ \t]*STEP\b", re.IGNORECASE | re.MULTILINE)
+
+
+def _has_step(deck: Path) -> bool:
+    """Whether the file holds a ``*STEP`` card (a run's deck; an included mesh or material file has none)."""
+    try:
+        return _STEP_CARD.search(deck.read_bytes()) is not None
+    except OSError as exc:
+        raise CalculixError(f"cannot read {str(deck)!r}: {exc}") from None
 
 
 def _read_results(name: str, deck: Deck, results: list[Path]) -> ImportedRun:

@@ -90,14 +90,18 @@ class DeckTarget:
         return cls(mesh, sorted(fixed), sorted(model.data.pressure), sorted(model.data.force), nodal, prescribed)
 
 
-def deck_times(deck: Deck, max_increments: int = MAX_DECK_INCREMENTS) -> np.ndarray:
+def deck_times(deck: Deck, max_increments: int = MAX_DECK_INCREMENTS, *, linear: bool = False) -> np.ndarray:
     """``[0, increment ends...]`` in ccx total time: each step cut into increments of its initial increment
     (first number of the procedure's data line; the whole period when absent), the last one the rest of the period
-    as ccx's fixed (``DIRECT``) increments are. Raises
+    as ccx's fixed (``DIRECT``) increments are; ``linear``: each step in one increment, as ccx solves a static
+    step of a linear problem (elastic materials, small strains) whatever its increment. Raises
     :class:`CalculixError` above ``max_increments`` increments in all."""
     times = [deck.steps[0].start]
     for step in deck.steps:
         period = step.end - step.start
+        if linear:
+            times.append(step.end)
+            continue
         rows = step.procedure.rows() if step.procedure is not None else []
         try:
             dt = fortran_float(rows[0][0][0]) if rows and rows[0][0] and rows[0][0][0] else period

@@ -2,6 +2,8 @@
 
 * :func:`group_nodes_by_history`: nodes loaded by the same force history in every run form one node set
   (the loading family applies a set's force vector at each of its nodes);
+* :func:`training_config`: the HifiConfig of one run (what a snapshot's metadata holds, what the HF solver
+  solves for runs given without results);
 * :func:`write_training_snapshot`: one run's displacements (and optional integration-point reference
   fields) as a snapshot file (``docs/hdf5_layout.md``) whose metadata holds the run's HifiConfig, as
   :func:`structrom.rom.offline.snapshots.read_training_case` reads it.
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["group_nodes_by_history", "write_training_snapshot"]
+__all__ = ["group_nodes_by_history", "training_config", "write_training_snapshot"]
 
 
 def group_nodes_by_history(histories: list[np.ndarray | None], n_nodes: int) -> list[tuple[np.ndarray, list]]:
@@ -47,17 +49,11 @@ def write_training_snapshot(path: Path, mesh, mesh_file: Path, disc, *, material
     n_nodes)`` at ``loading.times[1:]``, optional integration-point ``points`` fields ``(n_inc, n_points[,
     6])``; metadata: the HifiConfig (mesh file, ``materials`` ``[(element set, law config)]``, ``boundary``,
     loading) and ``solver`` (where the run came from). Atomic (the snapshot writer's partial file)."""
-    from ..hifi.config import HifiConfig
     from ..hifi.output import SnapshotWriter
-    from ..hifi_protocol import loading_to_config
 
     path = Path(path).resolve()
     points = points or {}
-    cfg = HifiConfig.model_validate({
-        "units": units or {}, "mesh": {"file": str(Path(mesh_file).resolve())},
-        "material": [{"element_set": e, "law": law} for e, law in materials],
-        "boundary": boundary, "loading": loading_to_config(loading, path.with_suffix(".temperature.npy")),
-        "output": {"file": str(path), "xdmf": False}})
+    cfg = training_config(path, mesh_file, materials=materials, boundary=boundary, loading=loading, units=units)
     metadata = {"config": cfg.model_dump(mode="json"), "n_ranks": 1, "units": cfg.units.model_dump(), "solver": solver}
     writer = SnapshotWriter(path, mesh, metadata, disc.point_elements, disc.point_weights, disc.point_coordinates,
                             point_fields=bool(points), xdmf=False)
@@ -70,6 +66,22 @@ def write_training_snapshot(path: Path, mesh, mesh_file: Path, disc, *, material
     finally:
         writer.close(ok)
     return path
+
+
+def training_config(path: Path, mesh_file: Path, *, materials: list, boundary: list[dict], loading,
+                    units: dict | None, solver: dict | None = None):
+    """The HifiConfig of one imported run whose snapshot file is ``path`` (``.h5``): mesh file, ``materials``
+    ``[(element set, law config)]``, ``boundary``, ``loading`` (a nodal temperature is saved beside ``path``
+    as ``<run>.temperature.npy``), ``solver``: the ``[solver]`` table (default: the HF solver's)."""
+    from ..hifi.config import HifiConfig
+    from ..hifi_protocol import loading_to_config
+
+    path = Path(path).resolve()
+    return HifiConfig.model_validate({
+        "units": units or {}, "mesh": {"file": str(Path(mesh_file).resolve())},
+        "material": [{"element_set": e, "law": law} for e, law in materials],
+        "boundary": boundary, "loading": loading_to_config(loading, path.with_suffix(".temperature.npy")),
+        "solver": solver or {}, "output": {"file": str(path), "xdmf": False}})
 
 
 def imported_offline_config(plastic: bool) -> dict:

@@ -122,13 +122,11 @@ def check_temperature(mesh: Mesh, cfg: HifiConfig, loading: Loading | None = Non
                           "nodes: write one column per mesh node (in the mesh's node order)")
 
 
-def build_solver(cfg: HifiConfig, mesh: Mesh, comm: MPI.Comm, log=print) -> HifiSolver:
+def check_problem(cfg: HifiConfig, mesh: Mesh) -> tuple[Loading, list]:
+    """Every check of a configured problem that needs no solve (supports, material sets and laws, loading,
+    boundary overlaps, nodal temperature file); returns the loading and ``[(elements or None, law)]``.
+    Raises :class:`ConfigError` / :class:`MaterialError` / :class:`~structrom.rom.loading.LoadingError`."""
     check_supports(mesh, cfg)
-    orphans = mesh.unused_nodes()
-    if len(orphans) and comm.Get_rank() == 0:
-        log(f"warning: {cfg.mesh.file}: {len(orphans)} nodes belong to no element (one at "
-            f"{tuple(mesh.points[orphans[0]].tolist())}): they have no stiffness and are held at zero displacement "
-            "(as CalculiX reports them)")
     check_material_sets(mesh, cfg)
     loading = cfg.build_loading()
     check_boundary_overlaps(mesh, cfg, loading)
@@ -141,6 +139,16 @@ def build_solver(cfg: HifiConfig, mesh: Mesh, comm: MPI.Comm, log=print) -> Hifi
             raise MaterialError(f"material[{i}].law: {exc}") from None
         elements = None if m.element_set is None else mesh.element_set(m.element_set)
         materials.append((elements, law))
+    return loading, materials
+
+
+def build_solver(cfg: HifiConfig, mesh: Mesh, comm: MPI.Comm, log=print) -> HifiSolver:
+    loading, materials = check_problem(cfg, mesh)
+    orphans = mesh.unused_nodes()
+    if len(orphans) and comm.Get_rank() == 0:
+        log(f"warning: {cfg.mesh.file}: {len(orphans)} nodes belong to no element (one at "
+            f"{tuple(mesh.points[orphans[0]].tolist())}): they have no stiffness and are held at zero displacement "
+            "(as CalculiX reports them)")
     lin = cfg.solver.linear
     return HifiSolver(
         mesh, materials, loading,
@@ -153,9 +161,10 @@ def build_solver(cfg: HifiConfig, mesh: Mesh, comm: MPI.Comm, log=print) -> Hifi
 
 
 def run_hifi(cfg: HifiConfig, comm: MPI.Comm | None = None, log=print, mesh: Mesh | None = None,
-             inputs: Sequence[Path] = ()) -> Path:
+             inputs: Sequence[Path] = (), metadata: dict | None = None) -> Path:
     """Solve the configured problem on ``comm``; rank 0 writes ``cfg.output.file``. Returns its path.
-    ``inputs``: files of the run besides the mesh (its configuration) that the output must not overwrite."""
+    ``inputs``: files of the run besides the mesh (its configuration) that the output must not overwrite;
+    ``metadata``: entries added to the file's metadata (e.g. ``solver``: where the problem came from)."""
     comm = comm or MPI.COMM_WORLD
     rank = comm.Get_rank()
     out = cfg.path(cfg.output.file)
@@ -183,7 +192,7 @@ def run_hifi(cfg: HifiConfig, comm: MPI.Comm | None = None, log=print, mesh: Mes
     writer = None
     if rank == 0:
         metadata = {"config": cfg.model_dump(mode="json"), "n_ranks": comm.Get_size(),
-                    "units": cfg.units.model_dump()}
+                    "units": cfg.units.model_dump(), **(metadata or {})}
         writer = SnapshotWriter(out, mesh, metadata, meta["element"].astype(np.int64), meta["weights"],
                                 meta["coordinates"], point_fields=cfg.output.integration_point_fields,
                                 xdmf=cfg.output.xdmf)
