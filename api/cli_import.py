@@ -119,7 +119,16 @@ def _import_ansys(args: argparse.Namespace, units: dict | None) -> int:
 
 def _add_import_parser(sub) -> None:
     p = sub.add_parser("import", help="turn third-party runs (CalculiX decks and results, Ansys .rst) into training "
-                                      "cases")
+                                      "cases",
+                       description="turn third-party runs into training cases (OUT/train/*.h5, OUT/offline.toml). "
+                                   "calculix: each run's ccx results (.frd/.dat) are read; runs given as decks only "
+                                   "(no run of --runs has results, or --solve hf) are solved by the in-house HF "
+                                   "solver, under `mpirun -n P` on all P ranks, with the PETSc options that follow the "
+                                   "arguments (as for `structrom hifi`); a family mixing runs with and without results "
+                                   "is refused naming them",
+                       epilog="examples: structrom import calculix runs/r00.inp --runs runs --out fam; "
+                              "mpirun -n 4 structrom import calculix base.inp --runs decks --out fam --solve hf "
+                              "-ksp_type preonly -pc_type lu -pc_factor_mat_solver_type mumps")
     p.add_argument("format", choices=["calculix", "ansys"], help="the solver the decks and results come from")
     p.add_argument("inputs", nargs="+", help="calculix: the base deck (.inp: mesh, sets, materials, boundary "
                                              "conditions); ansys: one static .rst per training loading")

@@ -40,7 +40,8 @@ from .inp_writer import write_mesh_inp
 from ..atomic import atomic_write_text
 from ..config import write_toml
 from .calculix_import_hf import SOLVERS, check_run, deck_run, solve_runs
-from .training_cases import group_nodes_by_history, imported_offline_config, training_config, write_training_snapshot
+from .training_cases import (group_nodes_by_history, imported_offline_config, temperature_envelope_violations,
+                             training_config, write_training_snapshot)
 
 __all__ = ["ImportedRun", "ImportResult", "import_calculix", "find_runs", "temperature_envelope_violations"]
 
@@ -248,28 +249,6 @@ def _parameters(runs: list[ImportedRun], per_run: list[dict], csv_path: Path | N
     varying = {k: v for k, v in cand.items() if (max(v) - min(v)) > 1e-12 * max(1.0, abs(max(v)))}
     return {"source": "detected (inputs that differ between the runs' decks)",
             "values": {r.name: {k: v[i] for k, v in varying.items()} for i, r in enumerate(runs)}}
-
-
-def temperature_envelope_violations(family: dict | str | os.PathLike, temperatures: np.ndarray,
-                                    slack: float = 0.0) -> list[str]:
-    """Messages for nodes whose temperature ``temperatures`` ``(n_times, n_nodes)`` leaves the training
-    envelope (``family.npz`` of an import, or its loaded arrays ``{"min": (n,), "max": (n,)}``) by more
-    than ``slack`` (temperature units); empty when inside."""
-    if not isinstance(family, dict):
-        with np.load(family) as z:
-            family = {"min": z["temperature_min"], "max": z["temperature_max"]}
-    lo, hi = np.asarray(family["min"]), np.asarray(family["max"])
-    t = np.atleast_2d(np.asarray(temperatures, float))
-    if t.shape[1] != len(lo):
-        raise CalculixError(f"temperatures have {t.shape[1]} nodes, the training envelope {len(lo)}")
-    below, above = t.min(0) < lo - slack, t.max(0) > hi + slack
-    out = []
-    for mask, what, ref, val in ((below, "below", lo, t.min(0)), (above, "above", hi, t.max(0))):
-        if mask.any():
-            i = int(np.argmax(np.abs(val - ref) * mask))
-            out.append(f"temperature {what} the training envelope at {int(mask.sum())} nodes (worst node {i}: "
-                       f"{val[i]:g} vs {ref[i]:g})")
-    return out
 
 
 def import_calculix(base: str | os.PathLike, runs: list[tuple[str, Path, list[Path]]] | str | os.PathLike,

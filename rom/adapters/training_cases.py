@@ -6,15 +6,19 @@
   solves for runs given without results);
 * :func:`write_training_snapshot`: one run's displacements (and optional integration-point reference
   fields) as a snapshot file (``docs/hdf5_layout.md``) whose metadata holds the run's HifiConfig, as
-  :func:`structrom.rom.offline.snapshots.read_training_case` reads it.
+  :func:`structrom.rom.offline.snapshots.read_training_case` reads it;
+* :func:`temperature_envelope_violations`: the nodes whose temperature leaves an import's training envelope.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["group_nodes_by_history", "training_config", "write_training_snapshot"]
+from .calculix_error import CalculixError
+
+__all__ = ["group_nodes_by_history", "temperature_envelope_violations", "training_config", "write_training_snapshot"]
 
 
 def group_nodes_by_history(histories: list[np.ndarray | None], n_nodes: int) -> list[tuple[np.ndarray, list]]:
@@ -93,3 +97,25 @@ def imported_offline_config(plastic: bool) -> dict:
             "ecm": {"tolerance": 1e-4},
             "indicator": {"quantity": "cumulated_plastic_strain" if plastic else "stress"},
             "output": {"file": "model.h5"}}
+
+
+def temperature_envelope_violations(family: dict | str | os.PathLike, temperatures: np.ndarray,
+                                    slack: float = 0.0) -> list[str]:
+    """Messages for nodes whose temperature ``temperatures`` ``(n_times, n_nodes)`` leaves the training
+    envelope (``family.npz`` of an import, or its loaded arrays ``{"min": (n,), "max": (n,)}``) by more
+    than ``slack`` (temperature units); empty when inside."""
+    if not isinstance(family, dict):
+        with np.load(family) as z:
+            family = {"min": z["temperature_min"], "max": z["temperature_max"]}
+    lo, hi = np.asarray(family["min"]), np.asarray(family["max"])
+    t = np.atleast_2d(np.asarray(temperatures, float))
+    if t.shape[1] != len(lo):
+        raise CalculixError(f"temperatures have {t.shape[1]} nodes, the training envelope {len(lo)}")
+    below, above = t.min(0) < lo - slack, t.max(0) > hi + slack
+    out = []
+    for mask, what, ref, val in ((below, "below", lo, t.min(0)), (above, "above", hi, t.max(0))):
+        if mask.any():
+            i = int(np.argmax(np.abs(val - ref) * mask))
+            out.append(f"temperature {what} the training envelope at {int(mask.sum())} nodes (worst node {i}: "
+                       f"{val[i]:g} vs {ref[i]:g})")
+    return out
