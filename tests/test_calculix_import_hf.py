@@ -56,6 +56,7 @@ def test_decks_without_results_are_solved_like_ccx_and_build_a_model(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "no results (.frd/.dat) beside the 3 run decks: solving them with the in-house HF solver" in proc.stdout
     assert "[3/3] c: done" in proc.stdout and "next: structrom offline" in proc.stdout
+    assert "ignored: *NODE FILE, " in proc.stdout and "the HF solver writes displacements" in proc.stdout
     assert json.loads((tmp_path / "m" / "family.json").read_text())["runs"] == ["a", "b", "c"]
     for name in RUNS:
         t_ccx, u_ccx, cfg_ccx = _snapshot(tmp_path / "m_ccx" / "train" / f"{name}.h5")
@@ -100,7 +101,8 @@ def test_decks_without_results_are_solved_like_ccx_and_build_a_model(tmp_path):
 
 def test_decks_solved_on_two_ranks_as_on_one(tmp_path):
     """`mpirun -n 2 structrom import calculix ... --solve hf` with PETSc options: each run solved on both ranks,
-    the snapshots (plastic bricks) those of the serial import to the Newton tolerance."""
+    the snapshots (plastic bricks) those of the serial import to the Newton tolerance; a deck the HF solver cannot
+    take refused once, on every rank, before any solve."""
     decks = tmp_path / "decks"
     decks.mkdir()
     for name, steps in list(RUNS.items())[:2]:
@@ -119,3 +121,12 @@ def test_decks_solved_on_two_ranks_as_on_one(tmp_path):
         # Newton stops at a residual 1e-8 of the load's: the displacements agree to ~1e-8 of their size
         assert np.linalg.norm(u1 - u2) <= 1e-7 * np.linalg.norm(u1), name
         assert np.abs(p1 - p2).max() <= 1e-7 * np.abs(p1).max() and p1.max() > 1e-4, name
+    # a deck the solver cannot take: refused on every rank before any solve, reported once, exit code 2, no hang
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    _write(bad, MODEL.replace("FIX,1,3", "FIX,1,1") + STEPS, "a.inp")
+    with pytest.raises(AssertionError, match=r"failed \(2\)") as failed:
+        mpirun(2, ["-m", "structrom.api.cli", "import", "calculix", str(bad / "a.inp"), "--runs", str(bad), "--out",
+                   str(tmp_path / "bad_out")], timeout=120)
+    assert str(failed.value).count("the in-house HF solver cannot solve it: boundary: no [[boundary]]") == 1
+    assert "Traceback" not in str(failed.value) and not list((tmp_path / "bad_out" / "train").glob("*.h5"))

@@ -46,6 +46,8 @@ from .training_cases import (group_nodes_by_history, imported_offline_config, te
 __all__ = ["ImportedRun", "ImportResult", "import_calculix", "find_runs", "temperature_envelope_violations"]
 
 _COMPONENTS = "XYZ"
+#: Why an output request of a run solved by the HF solver is ignored.
+_OUTPUT_SOLVED = "output request: the HF solver writes displacements and integration-point fields at every increment"
 
 
 @dataclass
@@ -346,6 +348,8 @@ def _prepare(base, runs, out, *, parameters, units, log, solve, solver) -> tuple
     mesh.node_sets.update(node_sets)
     out.mkdir(parents=True, exist_ok=True)
     (out / "train").mkdir(exist_ok=True)
+    if by_hf:  # (written again once every run is solved: a failed solve leaves no configuration of a partial family)
+        (out / "offline.toml").unlink(missing_ok=True)
     mesh_file = out / "mesh.inp"
     write_mesh_inp(mesh_file, mesh, all_nset=None, all_elset=None)
     disc = Discretization(mesh)
@@ -391,7 +395,8 @@ def _prepare(base, runs, out, *, parameters, units, log, solve, solver) -> tuple
     family = dict(params, runs=[r.name for r in imported],
                   temperature_envelope={"file": "family.npz", "min": float(env_min.min()), "max": float(env_max.max())},
                   surfaces={k: int(len(v)) for k, v in surfaces.items()}, warnings=warnings,
-                  ignored=[{"keyword": k, "where": w, "why": y} for k, w, y in base_deck.ignored])
+                  ignored=[{"keyword": k, "where": w, "why": _OUTPUT_SOLVED if by_hf and y.startswith("output request:") else y}
+                           for k, w, y in base_deck.ignored])
     atomic_write_text(out / "family.json", json.dumps(family, indent=1))
     np.savez(out / "family.npz", temperature_min=env_min, temperature_max=env_max)
     return ImportResult(out, mesh_file, snapshots, out / "offline.toml", family, imported), cases, plastic
