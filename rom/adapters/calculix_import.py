@@ -269,8 +269,7 @@ def import_calculix(base: str | os.PathLike, runs: list[tuple[str, Path, list[Pa
     (None on the others)."""
     if solve is not None and solve not in SOLVERS:
         raise CalculixError(f"solve={solve!r}: expected one of {list(SOLVERS)} (or none: read the runs' results)")
-    rank0 = comm is None or comm.Get_rank() == 0
-    prepared: tuple | Exception | None = None
+    rank0, prepared = comm is None or comm.Get_rank() == 0, None
     if rank0:
         try:
             prepared = _prepare(base, runs, out, parameters=parameters, units=units, log=log, solve=solve,
@@ -286,11 +285,9 @@ def import_calculix(base: str | os.PathLike, runs: list[tuple[str, Path, list[Pa
     else:
         cases = prepared[1]
     if cases:
-        if comm is None:
-            from mpi4py import MPI
+        from mpi4py import MPI
 
-            comm = MPI.COMM_SELF
-        solve_runs(cases, comm, log)
+        solve_runs(cases, comm or MPI.COMM_SELF, log)
     if not rank0:
         return None
     result, _, plastic = prepared
