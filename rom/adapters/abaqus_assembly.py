@@ -38,7 +38,7 @@ import numpy as np
 
 from .abaqus_cards import boundary_types
 from .abaqus_instance import Instance, Part, placed_nodes, renumbered_elements
-from .calculix_cards import Card, _error, as_id, not_supported
+from .calculix_cards import Card, DeckLimits, DeckTooLarge, _error, as_id, not_supported
 from .calculix_error import CalculixError
 from .calculix_keywords import classify
 
@@ -60,20 +60,26 @@ _LABELLED = {"BOUNDARY": "node", "CLOAD": "node", "TEMPERATURE": "node", "INITIA
              "DLOAD": "element"}
 
 
-def flatten_assembly(cards: list[Card]) -> list[Card]:
+def flatten_assembly(cards: list[Card], limits: DeckLimits | None = None) -> list[Card]:
     """The cards of the flat deck equivalent to ``cards`` (module docstring); a deck without ``*PART``,
     ``*ASSEMBLY`` and ``*INSTANCE`` cards is returned as it is, its named boundary types read
-    (:func:`boundary_types`)."""
+    (:func:`boundary_types`). The flat deck is held to ``limits`` (checked on counts as each instance is read,
+    before its cards are made)."""
     if not any(c.keyword in STRUCTURE for c in cards):
         return [boundary_types(c) for c in cards]
-    return [boundary_types(c) for c in _Flattening(cards).run()]
+    return [boundary_types(c) for c in _Flattening(cards, limits or DeckLimits()).run()]
 
 
 class _Flattening:
     """One pass over a part/assembly deck's cards (:func:`flatten_assembly`)."""
 
-    def __init__(self, cards: list[Card]):
+    def __init__(self, cards: list[Card], limits: DeckLimits):
         self.cards = cards
+        self.limits = limits
+        # sizes of the flat deck so far: data lines and characters (the deck's own, and each instance's part's),
+        # nodes and elements
+        self.size = {"lines": sum(len(c.data) for c in cards), "bytes": sum(len(d) + 1 for c in cards for d in c.data),
+                     "nodes": 0, "elements": 0}
         self.parts: dict[str, Part] = {}
         self.instances: dict[str, Instance] = {}
         self.sections: list[Card] = []  # instance sections, placed before the first *STEP
@@ -170,6 +176,7 @@ class _Flattening:
                 raise _error(card, card.line, f"PART={pname!r} is not a *PART defined before the assembly (parts: "
                                               f"{', '.join(p.name for p in self.parts.values()) or 'none'})")
             part = self.parts[pname.upper()]
+        self._grow(card, part)
         inst = Instance(name, part, self.node_end, self.element_end)
         inst.place_by(card)
         self.instances[name.upper()] = inst
@@ -181,6 +188,25 @@ class _Flattening:
             flat = self._part_card(c, inst)
             (self.sections if c.keyword == "SOLID SECTION" else out).append(flat)
         return out
+
+    def _grow(self, card: Card, part: Part) -> None:
+        """Count an instance of ``part`` (at ``card``) into the flat deck's size; refused past :attr:`limits`."""
+        lim = self.limits
+        for key, value in part.size().items():
+            self.size[key] += value
+        for key, limit in (("lines", lim.max_lines), ("bytes", lim.max_bytes)):
+            if limit is not None and self.size[key] > limit:
+                raise DeckTooLarge(
+                    f"{card.where}: *INSTANCE: with this instance of part {part.name!r} ({part.size()[key]} data "
+                    f"{'lines' if key == 'lines' else 'bytes'}) the flat deck holds {self.size[key]} data "
+                    f"{'lines' if key == 'lines' else 'bytes'}, more than the {limit} allowed here (the limit on a "
+                    "deck, applied to the deck its instances expand to): instance fewer or smaller parts, or raise "
+                    "the limit")
+        for key, limit in (("nodes", lim.max_nodes), ("elements", lim.max_elements)):
+            if limit is not None and self.size[key] > limit:
+                raise _error(card, card.line, f"with this instance of part {part.name!r} the instances hold "
+                                              f"{self.size[key]} {key}, more than the model's {limit}: a reduced "
+                                              "model answers decks of its own mesh")
 
     def _part_card(self, card: Card, inst: Instance) -> Card:
         """A card of ``inst``'s part in the flat deck: ids offset, coordinates placed, names qualified."""

@@ -28,6 +28,7 @@ class Part:
     card: Card
     body: list = field(default_factory=list)
     _ids: tuple[int, int] | None = None
+    _size: dict[str, int] | None = None
 
     def largest_ids(self) -> tuple[int, int]:
         if self._ids is None:
@@ -40,6 +41,19 @@ class Part:
                     elements += [] if table is None else [int(table[:, 0].max(initial=0))]
             self._ids = (max(nodes), max(elements))
         return self._ids
+
+    def size(self) -> dict[str, int]:
+        """What one instance adds to the flat deck: ``lines`` and ``bytes`` of data, ``nodes``, ``elements`` (counted
+        on the part's cards, cheaply: an element card's rows are its ids over its element's width)."""
+        if self._size is None:
+            tokens = {c_id: sum(1 for d in c.data for t in d.split(",") if t.strip())
+                      for c_id, c in enumerate(self.body) if c.keyword == "ELEMENT"}
+            width = {k: NODES_PER_ELEMENT.get(self.body[k].params.get("TYPE", "").upper(), 0) + 1 for k in tokens}
+            self._size = {"lines": sum(len(c.data) for c in self.body),
+                          "bytes": sum(len(d) + 1 for c in self.body for d in c.data),
+                          "nodes": sum(len(c.data) for c in self.body if c.keyword == "NODE"),
+                          "elements": sum(tokens[k] // width[k] for k in tokens)}
+        return self._size
 
     def element_ids(self) -> np.ndarray:
         """``(n,)`` the part's element ids (of the types :func:`.inp.read_inp` reads)."""
