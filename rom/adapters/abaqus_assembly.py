@@ -108,8 +108,11 @@ class _Flattening:
                     raise _error(card, card.line, "*END PART without *PART")
                 part = None
             elif kw == "ASSEMBLY":
+                if part is not None and instance is None:
+                    raise _error(card, card.line, f"part {part.name!r} ({part.card.where}) has no *END PART before "
+                                                  "this *ASSEMBLY: close it with *END PART")
                 if part is not None or assembly is not None or assembly_done:
-                    raise not_supported(card, "an *ASSEMBLY inside a *PART, or a second one: a model has one assembly")
+                    raise not_supported(card, "a second *ASSEMBLY: a model has one assembly")
                 assembly = card
             elif kw == "END ASSEMBLY":
                 if assembly is None or instance is not None:
@@ -325,8 +328,10 @@ class _Flattening:
         """The flat name of a token of the assembly: ``I.12`` -> the flat id of label 12 of instance ``I``;
         names (``S``, ``I.S``) as they are."""
         m = re.fullmatch(r'"?(.+?)"?\.([^.]+)', token)
-        if m is None or as_id(m.group(2)) is None:
+        if m is None:
             return token
+        if as_id(m.group(2)) is None:  # (a set of an instance: its name as the flat deck spells it, unquoted)
+            return f"{m.group(1)}.{m.group(2)}" if m.group(1).upper() in self.instances else token
         inst = self.instances.get(m.group(1).upper())
         if inst is None:
             raise _error(card, number, f"{token!r}: {m.group(1)!r} is not an *INSTANCE of the assembly (instances: "

@@ -76,9 +76,11 @@ class Instance:
     rotation: Rotation | None = None
     translation: np.ndarray = field(default_factory=lambda: np.zeros(3))
     axis_point: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    card: Card | None = None  # the *INSTANCE card (errors name it)
 
     def place_by(self, card: Card) -> None:
         """Set the placement from the data lines of the ``*INSTANCE`` ``card`` (translation; rotation)."""
+        self.card = card
         rows = card.rows()
         if len(rows) > 2:
             raise _error(card, rows[2][1], "an *INSTANCE has at most two data lines (translation; rotation axis "
@@ -102,7 +104,8 @@ class Instance:
             axis = b - a
             if not np.linalg.norm(axis) > 0:
                 raise _error(card, number, "the rotation axis points a and b coincide")
-            self.rotation = Rotation.from_rotvec(np.deg2rad(angle) * axis / np.linalg.norm(axis))
+            # (the angle modulo a turn: the same rotation, and a finite one for any finite angle)
+            self.rotation = Rotation.from_rotvec(np.deg2rad(np.fmod(angle, 360.0)) * axis / np.linalg.norm(axis))
             self.axis_point = a
 
     def place(self, x: np.ndarray) -> np.ndarray:
@@ -144,7 +147,14 @@ def placed_nodes(card: Card, inst: Instance) -> dict:
     if not inst.moved and inst.node_offset == 0:
         return {}
     table = _node_table(card)
-    x = inst.place(table[:, 1:])
+    with np.errstate(over="ignore", invalid="ignore"):
+        x = inst.place(table[:, 1:])
+    bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
+    if len(bad) and inst.card is not None:
+        raise _error(inst.card, inst.card.line, f"placed by this instance, node {int(table[bad[0], 0])} of part "
+                                                f"{inst.part.name!r} has coordinates beyond the floating-point range "
+                                                f"({len(bad)} nodes): give a translation and rotation axis points "
+                                                "of the model's size")
     ids = table[:, 0].astype(np.int64) + inst.node_offset
     data = [f"{i}, {a!r}, {b!r}, {c!r}" for i, (a, b, c) in zip(ids.tolist(), x.tolist())]  # (repr: exact)
     starts = card.data_lines if len(card.data_lines) == len(data) else [card.line] * len(data)
