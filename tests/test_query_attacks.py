@@ -437,4 +437,10 @@ def test_decks_that_expand_are_refused_before_they_grow(server, built):
     one = deck[:step] + b"*CLOAD\n" + b"1, 1, 1.0\n" * 100_000 + deck[step:]
     err = refused(answer(one), 422, "deck", "invalid_deck")
     assert "force" in err["message"], err
+    # 30,000 assembly labels 'I.1' of a part of 30,000 sets: each label looked through the part's sets (minutes)
+    labels = ["*NODE", "1, 0, 0, 0", "*ELEMENT, TYPE=C3D4, ELSET=E", "1, 1, 1, 1, 1"]
+    labels += [f"*NSET, NSET=S{k}\n1" for k in range(30_000)]
+    lines = ["*PART, NAME=P", *labels, "*END PART", "*ASSEMBLY, NAME=A", "*INSTANCE, NAME=I, PART=P",
+             "*END INSTANCE", "*NSET, NSET=X", *["I.1"] * 30_000, "*END ASSEMBLY", "*STEP", "*STATIC", "*END STEP"]
+    refused(answer(("\n".join(lines) + "\n").encode()), 422, "deck", "invalid_deck", "no *SOLID SECTION")
     finite_answer(answer(deck))

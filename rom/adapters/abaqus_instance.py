@@ -29,6 +29,7 @@ class Part:
     body: list = field(default_factory=list)
     _ids: tuple[int, int] | None = None
     _size: dict[str, int] | None = None
+    _names: tuple[int, set[str]] | None = None
 
     def largest_ids(self) -> tuple[int, int]:
         if self._ids is None:
@@ -61,7 +62,12 @@ class Part:
         return np.concatenate([t[:, 0] for t in tables if t is not None] + [np.zeros(0, np.int64)])
 
     def set_names(self) -> set[str]:
-        return {c.params.get(k, "").upper() for c in self.body for k in ("NSET", "ELSET", "NAME")}
+        """The upper-case names of the part's sets and surfaces (kept while the body does not grow: asked for each
+        label ``I.12`` of the assembly)."""
+        if self._names is None or self._names[0] != len(self.body):
+            self._names = (len(self.body), {c.params.get(k, "").upper() for c in self.body
+                                            for k in ("NSET", "ELSET", "NAME")})
+        return self._names[1]
 
 
 @dataclass
