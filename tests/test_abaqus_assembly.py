@@ -342,6 +342,17 @@ def test_instances_past_the_limits_are_refused_before_they_are_made(tmp_path):
         read_deck(path, DeckLimits(max_lines=1000))
 
 
+def test_many_steps_each_loading_a_whole_set_are_read(tmp_path):
+    """The bound on ids named by load lines (many lines naming one large set are refused) leaves each step room to
+    set every node: 300 steps of a temperature on the whole set are read, each step's value held."""
+    steps = "".join(f"*Step\n*Static\n1., 1.\n*Temperature\nPart-1-1.Set-1, {20 + k}.\n*End Step\n"
+                    for k in range(300))
+    deck = read_deck(_write(tmp_path, FLAT + steps))
+    ends = np.array([s.end for s in deck.steps])
+    assert len(ends) == 301
+    assert np.array_equal(deck.history("temperature", ends[1:])[:, 0], 20.0 + np.arange(300))
+
+
 def test_instance_of_no_part_holds_its_own_cards(tmp_path):
     """An *Instance without PART= holding the part's cards is the instance of that part."""
     own = CAE.replace(PART, "").replace("*Instance, name=Part-1-1, part=Part-1\n", "*Instance, name=Part-1-1\n" +

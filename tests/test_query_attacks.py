@@ -433,7 +433,7 @@ def test_decks_that_expand_are_refused_before_they_grow(server, built):
     step = deck.index(b"*END STEP")
     every = head + b"*NSET, NSET=EVERY, GENERATE\n1, 81\n" + deck[len(head):step]
     many = every + b"*CLOAD\n" + b"EVERY, 1, 1.0\n" * 100_000 + deck[step:]
-    refused(answer(many), 422, "deck", "invalid_deck", "more than 16 per data line")
+    refused(answer(many), 422, "deck", "invalid_deck", "a deck of this size holds (16 per data line")
     one = deck[:step] + b"*CLOAD\n" + b"1, 1, 1.0\n" * 100_000 + deck[step:]
     err = refused(answer(one), 422, "deck", "invalid_deck")
     assert "force" in err["message"], err

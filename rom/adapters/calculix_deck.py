@@ -70,8 +70,9 @@ class Deck:
     ignored: list[tuple[str, str, str]] = field(default_factory=list)
     heading: str = ""
     #: how many node, element or face entries the load, boundary and temperature lines may name in all, sets
-    #: expanded (:data:`.inp.LISTED_PER_LINE` per data line: thousands of lines naming one large set would grow
-    #: the histories without bound), and how many they named so far
+    #: expanded: :data:`.inp.LISTED_PER_LINE` per data line, plus every dof, node and face of the mesh once per step
+    #: (a step may set them all: the histories hold that much anyway); thousands of lines naming one large set would
+    #: grow the histories without bound. ``listed``: how many they named so far
     listed_limit: int | None = None
     listed: int = 0
 
@@ -80,9 +81,10 @@ class Deck:
         self.listed += n
         if self.listed_limit is not None and self.listed > self.listed_limit:
             raise _error(card, number, f"the load, boundary and temperature lines name {self.listed} nodes, elements "
-                                       f"or faces up to this line (sets expanded), more than {LISTED_PER_LINE} per "
-                                       "data line of the deck: name a large set once per step and load, not on many "
-                                       "lines")
+                                       f"or faces up to this line (sets expanded), more than the {self.listed_limit} "
+                                       f"a deck of this size holds ({LISTED_PER_LINE} per data line, and each dof, "
+                                       "node and face once per step): name a large set once per step and load, not "
+                                       "on many lines")
 
     @property
     def end_time(self) -> float:
@@ -132,7 +134,8 @@ def read_deck(path: str | os.PathLike, limits: DeckLimits | None = None) -> Deck
     deck = Deck(path, mesh, ids, [], [], {}, StepTable(np.zeros(n_nodes), keep_amplitudes=True),
                 StepTable(accumulate=True), StepTable(np.zeros(3 * n_nodes)),
                 StepTable(np.zeros(3 * n_nodes), accumulate=True), StepTable(np.zeros(1)), StepTable(np.zeros(1)),
-                listed_limit=LISTED_PER_LINE * sum(len(c.data) for c in cards))
+                listed_limit=LISTED_PER_LINE * sum(len(c.data) for c in cards) + (
+                    sum(c.keyword == "STEP" for c in cards) + 1) * (7 * n_nodes + 6 * mesh.n_elements))
     upper_nsets = {k.upper(): k for k in mesh.node_sets}
     upper_elsets = {k.upper(): k for k in mesh.element_sets}
     upper_surfs = {k.upper(): k for k in mesh.surface_sets}
