@@ -411,8 +411,10 @@ def test_decks_that_expand_are_refused_before_they_grow(server, built):
     naming the previous set twice (doubling per card: 60 cards were 2^60 ids, the solver process out of memory), and
     100,000 lines naming one large set (100,000 x its size). Refused on counts, before anything is made: 413 when the
     flat deck passes the upload limits, 422 when the instances hold more nodes than the model or the sets list more
-    than 16 ids per data line; 100,000 load lines on one node (each checked against the step's earlier lines: minutes)
-    are read in linear time. The server answers the small deck afterwards."""
+    than 16 ids per data line; 100,000 load lines on one node (each checked against the step's earlier lines), 30,000
+    assembly labels of a part of 30,000 sets, a surface naming 30,000 sets and one set of 50,000 cards named 50,000
+    times (names looked up, or cards merged, in time growing with the sets) took minutes each, past the request
+    deadline: read in linear time. The server answers the small deck afterwards."""
     deck, _ = small_deck(built.mesh)
     url = f"{server.url}/v1/models/small/solve/deck"
 
@@ -443,4 +445,12 @@ def test_decks_that_expand_are_refused_before_they_grow(server, built):
     lines = ["*PART, NAME=P", *labels, "*END PART", "*ASSEMBLY, NAME=A", "*INSTANCE, NAME=I, PART=P",
              "*END INSTANCE", "*NSET, NSET=X", *["I.1"] * 30_000, "*END ASSEMBLY", "*STEP", "*STATIC", "*END STEP"]
     refused(answer(("\n".join(lines) + "\n").encode()), 422, "deck", "invalid_deck", "no *SOLID SECTION")
+    # a surface of 30,000 lines naming 30,000 element sets (each name looked up by rebuilding an index of every set),
+    # and a set of 50,000 empty cards named 50,000 times (its cards merged at each naming): minutes each
+    names = labels[:4] + [f"*ELSET, ELSET=S{k}\n1" for k in range(30_000)]
+    names += ["*SURFACE, NAME=F", *[f"s{k}, S1" for k in range(30_000)], "*STEP", "*STATIC", "*END STEP"]
+    refused(answer(("\n".join(names) + "\n").encode()), 422, "deck", "invalid_deck", "no *SOLID SECTION")
+    empty = labels[:4] + ["*NSET, NSET=A"] * 50_000 + ["*NSET, NSET=B", *["A"] * 50_000, "*STEP", "*STATIC",
+                                                      "*END STEP"]
+    refused(answer(("\n".join(empty) + "\n").encode()), 422, "deck", "invalid_deck", "no *SOLID SECTION")
     finite_answer(answer(deck))

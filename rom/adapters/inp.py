@@ -175,6 +175,19 @@ def read_inp(path: str | os.PathLike, cards: list | None = None) -> tuple[Mesh, 
         set)."""
         return first_spelling.setdefault(id(sets), {}).setdefault(name.upper(), name)
 
+    def merged(sets: dict, name: str) -> np.ndarray:
+        """The members of set ``name`` in order, its cards' arrays merged into one (kept so: a set of thousands of
+        cards named thousands of times is merged once)."""
+        ids = np.concatenate(sets[name] or [np.zeros(0, np.int64)])
+        sets[name][:] = [ids]
+        return ids
+
+    def kept_name(sets: dict, name: str) -> str | None:
+        """The name ``name`` (any case) is kept under in ``sets``, None when no such set is defined (a dictionary
+        look-up: a deck may name thousands of sets)."""
+        kept = first_spelling.get(id(sets), {}).get(name.upper())
+        return kept if kept in sets else None
+
     def where(card: _Card) -> str:
         return f"{_at(path, card, card.line)}: *{card.keyword}"
 
@@ -205,12 +218,12 @@ def read_inp(path: str | os.PathLike, cards: list | None = None) -> tuple[Mesh, 
                 numeric.append(value)
             else:
                 if t not in sets:
-                    upper = {k.upper(): k for k in sets}
-                    if t.upper() not in upper:
+                    kept = kept_name(sets, t)
+                    if kept is None:
                         raise CalculixError(f"{where(card)}: {t!r} is neither an id nor a set defined earlier")
-                    t = upper[t.upper()]
-                count(card, sum(len(a) for a in sets[t]))
-                out.append(np.concatenate(sets[t] or [np.zeros(0, np.int64)]))  # (a set naming itself: empty so far)
+                    t = kept
+                out.append(merged(sets, t))  # (a set naming itself: empty so far)
+                count(card, len(out[-1]))
         out.append(np.array(numeric, dtype=np.int64))
         return np.concatenate(out)
 
@@ -289,12 +302,12 @@ def read_inp(path: str | os.PathLike, cards: list | None = None) -> tuple[Mesh, 
                 if value is not None:
                     els = np.array([value])
                 else:
-                    upper = {k.upper(): k for k in elsets}
-                    if parts[0].upper() not in upper:
+                    kept = kept_name(elsets, parts[0])
+                    if kept is None:
                         raise CalculixError(f"{_at(path, card, number)}: element set {parts[0]!r} is not defined before this "
                                             "*SURFACE")
-                    count(card, sum(len(a) for a in elsets[upper[parts[0].upper()]]))
-                    els = np.concatenate(elsets[upper[parts[0].upper()]] or [np.zeros(0, np.int64)])
+                    els = merged(elsets, kept)
+                    count(card, len(els))
                 surfaces.setdefault(spelled(surfaces, name), []).append((els, np.full(len(els), int(m.group(1)) - 1)))
 
     if not node_ids or not blocks:
