@@ -327,7 +327,8 @@ def test_instance_names_quoted_and_angles_of_many_turns(tmp_path):
 
 def test_instances_past_the_limits_are_refused_before_they_are_made(tmp_path):
     """The flat deck is counted before an instance's cards are made: past a model's nodes (422 on the server) and
-    past an upload's lines (DeckTooLarge: 413), naming the *INSTANCE line."""
+    past an upload's lines (DeckTooLarge: 413), naming the *INSTANCE line; a deck of the model's mesh larger than an
+    upload once flat is read."""
     from structrom.rom.adapters.calculix_cards import DeckLimits, DeckTooLarge
 
     many = CAE.replace("*Instance, name=Part-1-1, part=Part-1\n*End Instance\n", "".join(
@@ -338,8 +339,14 @@ def test_instances_past_the_limits_are_refused_before_they_are_made(tmp_path):
                                             r"instances hold 24 nodes, more than the model's 12"):
         read_deck(path, DeckLimits(max_nodes=12, max_elements=2))
     with pytest.raises(DeckTooLarge, match=r"job.inp:\d+: \*INSTANCE: .* the flat deck holds \d+ data lines, more "
-                                           r"than the 1000 allowed here"):
-        read_deck(path, DeckLimits(max_lines=1000))
+                                           r"than the 10000 allowed here"):
+        read_deck(path, DeckLimits(max_lines=10_000))
+    # with the mesh bounded by the model's, the 14 node and element lines of each instance count against those only:
+    # the 3 lines of its sets and sections against the upload's limit
+    deck = read_deck(path, DeckLimits(max_lines=10_000, max_nodes=12_000, max_elements=2_000))
+    assert deck.mesh.n_nodes == 12_000 and deck.mesh.n_elements == 2_000
+    with pytest.raises(DeckTooLarge, match=r"\(3 data lines of sets and surfaces\) the flat deck holds \d+ data lines"):
+        read_deck(path, DeckLimits(max_lines=2_000, max_nodes=12_000, max_elements=2_000))
 
 
 def test_many_steps_each_loading_a_whole_set_are_read(tmp_path):

@@ -193,18 +193,24 @@ class _Flattening:
         return out
 
     def _grow(self, card: Card, part: Part) -> None:
-        """Count an instance of ``part`` (at ``card``) into the flat deck's size; refused past :attr:`limits`."""
+        """Count an instance of ``part`` (at ``card``) into the flat deck's size; refused past :attr:`limits`. With
+        bounds on the nodes and elements (a model's mesh), the part's node and element lines count against those
+        only; the lines and bytes limits bound the rest (sets, surfaces), else everything."""
         lim = self.limits
-        for key, value in part.size().items():
-            self.size[key] += value
+        added = dict(part.size())
+        if lim.max_nodes is None or lim.max_elements is None:
+            added["lines"] += added["mesh_lines"]
+            added["bytes"] += added["mesh_bytes"]
+        for key in ("lines", "bytes", "nodes", "elements"):
+            self.size[key] += added[key]
         for key, limit in (("lines", lim.max_lines), ("bytes", lim.max_bytes)):
             if limit is not None and self.size[key] > limit:
                 raise DeckTooLarge(
-                    f"{card.where}: *INSTANCE: with this instance of part {part.name!r} ({part.size()[key]} data "
-                    f"{'lines' if key == 'lines' else 'bytes'}) the flat deck holds {self.size[key]} data "
-                    f"{'lines' if key == 'lines' else 'bytes'}, more than the {limit} allowed here (the limit on a "
-                    "deck, applied to the deck its instances expand to): instance fewer or smaller parts, or raise "
-                    "the limit")
+                    f"{card.where}: *INSTANCE: with this instance of part {part.name!r} ({added[key]} data {key}"
+                    f"{' of sets and surfaces' if lim.max_nodes is not None and lim.max_elements is not None else ''}"
+                    f") the flat deck holds {self.size[key]} data {key}, more than the {limit} allowed here (the "
+                    "limit on a deck, applied to the deck its instances expand to): instance fewer or smaller parts, "
+                    "or raise the limit")
         for key, limit in (("nodes", lim.max_nodes), ("elements", lim.max_elements)):
             if limit is not None and self.size[key] > limit:
                 raise _error(card, card.line, f"with this instance of part {part.name!r} the instances hold "

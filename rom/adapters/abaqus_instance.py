@@ -44,16 +44,21 @@ class Part:
         return self._ids
 
     def size(self) -> dict[str, int]:
-        """What one instance adds to the flat deck: ``lines`` and ``bytes`` of data, ``nodes``, ``elements`` (counted
-        on the part's cards, cheaply: an element card's rows are its ids over its element's width)."""
+        """What one instance adds to the flat deck: ``lines`` and ``bytes`` of data of the cards other than ``*NODE``
+        and ``*ELEMENT`` (sets, surfaces...), ``mesh_lines`` and ``mesh_bytes`` of those, ``nodes``, ``elements``
+        (counted on the part's cards, cheaply: an element card's rows are its ids over its element's width)."""
         if self._size is None:
-            tokens = {c_id: sum(1 for d in c.data for t in d.split(",") if t.strip())
-                      for c_id, c in enumerate(self.body) if c.keyword == "ELEMENT"}
-            width = {k: NODES_PER_ELEMENT.get(self.body[k].params.get("TYPE", "").upper(), 0) + 1 for k in tokens}
-            self._size = {"lines": sum(len(c.data) for c in self.body),
-                          "bytes": sum(len(d) + 1 for c in self.body for d in c.data),
-                          "nodes": sum(len(c.data) for c in self.body if c.keyword == "NODE"),
-                          "elements": sum(tokens[k] // width[k] for k in tokens)}
+            mesh = [c for c in self.body if c.keyword in ("NODE", "ELEMENT")]
+            tokens = [(sum(1 for d in c.data for t in d.split(",") if t.strip()),
+                       NODES_PER_ELEMENT.get(c.params.get("TYPE", "").upper(), 0) + 1)
+                      for c in mesh if c.keyword == "ELEMENT"]
+            lines, data_bytes = sum(len(c.data) for c in self.body), sum(len(d) + 1 for c in self.body for d in c.data)
+            self._size = {"mesh_lines": sum(len(c.data) for c in mesh),
+                          "mesh_bytes": sum(len(d) + 1 for c in mesh for d in c.data),
+                          "nodes": sum(len(c.data) for c in mesh if c.keyword == "NODE"),
+                          "elements": sum(n // width for n, width in tokens)}
+            self._size["lines"] = lines - self._size["mesh_lines"]
+            self._size["bytes"] = data_bytes - self._size["mesh_bytes"]
         return self._size
 
     def element_ids(self) -> np.ndarray:

@@ -75,9 +75,11 @@ class Card:
 class DeckLimits:
     """Bounds on the flat deck an Abaqus part/assembly deck becomes (:func:`.abaqus_assembly.flatten_assembly`),
     checked on counts before an instance's cards are made: a part of ``N`` nodes instanced ``M`` times is ``N M``
-    nodes and lines. ``max_lines``/``max_bytes``: data lines and characters of the flat deck (a service's limits on
-    an uploaded deck, applied to what it expands to: :class:`DeckTooLarge`); ``max_nodes``/``max_elements``: the
-    nodes and elements of the mesh it must have (a reduced model answers decks of its own mesh). None: no bound."""
+    nodes and lines. ``max_nodes``/``max_elements``: the nodes and elements of the mesh it must have (a reduced model
+    answers decks of its own mesh); ``max_lines``/``max_bytes``: data lines and characters of the flat deck (a
+    service's limits on an uploaded deck, applied to what it expands to: :class:`DeckTooLarge`), of its cards other
+    than ``*NODE`` and ``*ELEMENT`` when the nodes and elements are bounded (a mesh the model has may be larger than
+    an upload). None: no bound."""
 
     max_lines: int | None = None
     max_bytes: int | None = None
