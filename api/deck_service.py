@@ -36,8 +36,9 @@ def answer_deck(model, data: bytes, filename: str, *, fmt: str, extrapolate: boo
     ``fmt``: ``"json"`` (summary dict), ``"frd"`` (the ``.frd`` file) or ``"vtu"`` (a zip of one VTU per
     increment and a ``.pvd``); files come as ``(content, media type, file name)``."""
     from structrom.rom.adapters.calculix import CalculixError
-    from structrom.rom.adapters.calculix_predict import (DeckTarget, TooManySteps, deck_loading, screen_deck_text,
-                                                         write_prediction)
+    from structrom.rom.adapters.calculix_cards import DeckTooLarge
+    from structrom.rom.adapters.calculix_predict import (MAX_DECK_LINES, DeckTarget, TooManySteps, deck_loading,
+                                                         screen_deck_text, write_prediction)
     from structrom.rom.loading import LoadingError
     from structrom.rom.online import OnlineError, OnlineSolverError
 
@@ -59,9 +60,12 @@ def answer_deck(model, data: bytes, filename: str, *, fmt: str, extrapolate: boo
             text = screen_deck_text(data, max_bytes=max_bytes, name=shown, max_steps=max_increments)
             path = tmp / shown
             path.write_text(text)
-            loading, deck = deck_loading(DeckTarget.from_model(model, mesh), path, max_increments)
+            loading, deck = deck_loading(DeckTarget.from_model(model, mesh), path, max_increments,
+                                         max_lines=MAX_DECK_LINES, max_bytes=max_bytes)
         except TooManySteps as exc:
             raise DomainError(422, "too_many_increments", str(exc), "deck") from None
+        except DeckTooLarge as exc:  # (its instances expand past an upload's limits)
+            raise DomainError(413, "deck_too_large", refused(exc).message, "deck") from None
         except CalculixError as exc:
             raise refused(exc) from None
         except LoadingError as exc:

@@ -311,6 +311,55 @@ def test_instances_are_placed_and_renumbered(tmp_path):
     assert deck.history("gravity", np.array([1.0]))[0, 0] == 9810.0 and deck.gravity_dir == (0.0, 0.0, -1.0)
 
 
+def test_instance_names_quoted_and_angles_of_many_turns(tmp_path):
+    """An instance named in double quotes in a label (``"Part-1-1".Set-1``, as Abaqus quotes names) is the instance; a
+    rotation by 1e20 degrees is a rotation (it was NaN coordinates, reported as the part's *NODE line): distances to
+    the axis kept."""
+    plain = read_deck(_write(tmp_path, CAE))
+    quoted = read_deck(_write(tmp_path, CAE.replace("Part-1-1.Set-1, 20.", '"Part-1-1".Set-1, 20.'), "q.inp"))
+    _same_deck(quoted, plain, np.linspace(0.0, 1.0, 3))
+    turned = read_deck(_write(tmp_path, CAE.replace("part=Part-1\n", "part=Part-1\n0,0,0\n0,0,0,0,0,1,1e20\n"),
+                              "t.inp"))
+    x, x0 = turned.mesh.points, plain.mesh.points
+    assert np.allclose(np.hypot(x[:, 0], x[:, 1]), np.hypot(x0[:, 0], x0[:, 1]), rtol=0, atol=1e-12)
+    assert np.array_equal(x[:, 2], x0[:, 2]) and not np.allclose(x, x0)
+
+
+def test_instances_past_the_limits_are_refused_before_they_are_made(tmp_path):
+    """The flat deck is counted before an instance's cards are made: past a model's nodes (422 on the server) and
+    past an upload's lines (DeckTooLarge: 413), naming the *INSTANCE line; a deck of the model's mesh larger than an
+    upload once flat is read."""
+    from structrom.rom.adapters.calculix_cards import DeckLimits, DeckTooLarge
+
+    many = CAE.replace("*Instance, name=Part-1-1, part=Part-1\n*End Instance\n", "".join(
+        f"*Instance, name=Part-1-{k}, part=Part-1\n*End Instance\n" for k in range(1, 1001)))
+    path = _write(tmp_path, many)
+    line = many.splitlines().index("*Instance, name=Part-1-2, part=Part-1") + 1
+    with pytest.raises(CalculixError, match=rf"job.inp:{line}: \*INSTANCE: with this instance of part 'Part-1' the "
+                                            r"instances hold 24 nodes, more than the model's 12"):
+        read_deck(path, DeckLimits(max_nodes=12, max_elements=2))
+    with pytest.raises(DeckTooLarge, match=r"job.inp:\d+: \*INSTANCE: .* the flat deck holds \d+ data lines, more "
+                                           r"than the 10000 allowed here"):
+        read_deck(path, DeckLimits(max_lines=10_000))
+    # with the mesh bounded by the model's, the 14 node and element lines of each instance count against those only:
+    # the 3 lines of its sets and sections against the upload's limit
+    deck = read_deck(path, DeckLimits(max_lines=10_000, max_nodes=12_000, max_elements=2_000))
+    assert deck.mesh.n_nodes == 12_000 and deck.mesh.n_elements == 2_000
+    with pytest.raises(DeckTooLarge, match=r"\(3 data lines of sets and surfaces\) the flat deck holds \d+ data lines"):
+        read_deck(path, DeckLimits(max_lines=2_000, max_nodes=12_000, max_elements=2_000))
+
+
+def test_many_steps_each_loading_a_whole_set_are_read(tmp_path):
+    """The bound on ids named by load lines (many lines naming one large set are refused) leaves each step room to
+    set every node: 300 steps of a temperature on the whole set are read, each step's value held."""
+    steps = "".join(f"*Step\n*Static\n1., 1.\n*Temperature\nPart-1-1.Set-1, {20 + k}.\n*End Step\n"
+                    for k in range(300))
+    deck = read_deck(_write(tmp_path, FLAT + steps))
+    ends = np.array([s.end for s in deck.steps])
+    assert len(ends) == 301
+    assert np.array_equal(deck.history("temperature", ends[1:])[:, 0], 20.0 + np.arange(300))
+
+
 def test_instance_of_no_part_holds_its_own_cards(tmp_path):
     """An *Instance without PART= holding the part's cards is the instance of that part."""
     own = CAE.replace(PART, "").replace("*Instance, name=Part-1-1, part=Part-1\n", "*Instance, name=Part-1-1\n" +
@@ -333,7 +382,8 @@ ASSEMBLY_ERRORS = [  # (text of the CAE deck, replaced by, the error)
     ("Part-1-1.11, 2", "Part-1-7.11, 2", r"\*CLOAD: 'Part-1-7.11': 'Part-1-7' is not an \*INSTANCE"),
     ("*End Instance\n", "*End Instance\n*Node\n1, 0., 0., 0.\n",
      r"not supported: \*NODE, .*job.inp:\d+: at the assembly level: .*reference points"),
-    ("*End Part\n", "", r"\*ASSEMBLY, .*job.inp:\d+: an \*ASSEMBLY inside a \*PART"),
+    ("*End Part\n", "", r"job.inp:\d+: \*ASSEMBLY: part 'Part-1' \(.*job.inp:\d+\) has no \*END PART before this "
+                        r"\*ASSEMBLY: close it with \*END PART"),
     ("*End Instance\n", "*Nset, nset=A\n1,\n*End Instance\n",
      r"not supported: \*NSET, .*job.inp:\d+: inside \*INSTANCE, PART=Part-1"),
     ("*End Part", "*Material, name=M\n*End Part", r"not supported: \*MATERIAL, .*inside \*PART"),
@@ -341,11 +391,14 @@ ASSEMBLY_ERRORS = [  # (text of the CAE deck, replaced by, the error)
      r"\*NSET: the name 'Part-1-1.Set-1' is that of instance Part-1-1's set 'Set-1' too \(ambiguous\)"),
     ("type=C3D8", "type=C3D8R", r"job.inp:\d+: \*ELEMENT: element TYPE=C3D8R is not supported"),
     ("*Assembly, name=Assembly", "*Assembly, name=Assembly\n*Assembly, name=B",
-     r"an \*ASSEMBLY inside a \*PART, or a second one"),
+     r"a second \*ASSEMBLY: a model has one assembly"),
     (CAE[CAE.index("*Assembly"):], "", r"\*PART, .*a deck with \*PART cards and no \*ASSEMBLY"),
     ("Set-2, ENCASTRE", "Set-2, ENCASTRE, 1.", r"\*BOUNDARY: 'Set-2, ENCASTRE' takes no further"),
     ("part=Part-1\n", "part=Part-1\n1., x, 0.\n", r"\*INSTANCE: translation 'x, y, z' must be numbers"),
     ("part=Part-1\n", "part=Part-1\n0,0,0\n1,1,1,1,1,1,30\n", r"the rotation axis points a and b coincide"),
+    ("part=Part-1\n", "part=Part-1\n1e308, 0, 0\n-1e308, 0, 0, -1e308, 0, 1, 90\n",  # (x + t - a overflows)
+     r"job.inp:\d+: \*INSTANCE: placed by this instance, node 1 of part 'Part-1' has coordinates beyond the "
+     r"floating-point range \(12 nodes\)"),
     ("*End Part", "*Nset, nset=11\n1,\n*End Part", r"\*CLOAD: 'Part-1-1.11' is both node 11 of instance Part-1-1 and "
                                                   r"its set '11' \(ambiguous\)"),
 ]

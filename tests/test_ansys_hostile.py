@@ -177,6 +177,23 @@ def test_a_stalled_archive_read_names_the_block(tmp_path, monkeypatch):
         read_isolated(read_to_then_stall, path, "an Ansys archive (.cdb, CDWRITE)", offset, locate=archive_block_at)
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-5", "0", "1e400", "ten", "-inf"])
+def test_a_time_limit_that_is_no_number_of_seconds_is_named(monkeypatch, tmp_path, value):
+    """STRUCTROM_READER_TIMEOUT of NaN or inf broke the wait on the reader's process (ValueError / OverflowError,
+    reported as a damaged file), and 0 or a negative number stopped every read at once ("the file is damaged"): each
+    is refused naming the variable and the fix, before any process starts; a number of seconds is read as it is."""
+    from structrom.rom.adapters.ansys import AnsysError, reader_timeout
+
+    path = tmp_path / "x.rst"
+    path.write_bytes(b"\0" * 10)
+    monkeypatch.setenv("STRUCTROM_READER_TIMEOUT", value)
+    with pytest.raises(AnsysError, match=rf"STRUCTROM_READER_TIMEOUT='{value}' is not a positive number of seconds: "
+                                         "set it to the seconds a read may take"):
+        reader_timeout(path)
+    monkeypatch.setenv("STRUCTROM_READER_TIMEOUT", " 2.5 ")
+    assert reader_timeout(path) == 2.5
+
+
 # -- element types the conversion does not keep: named as Ansys names them ---------------------------------------
 def _hexbeam_with(tmp_path: Path, name: str, extra: list[tuple[int, int, int, list[int]]]) -> Path:
     """HexBeam.cdb (40 SOLID186, ETYPE 1) with the elements ``extra`` ``(ETYPE reference, element type, element

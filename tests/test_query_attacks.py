@@ -393,3 +393,64 @@ def test_unknown_routes_and_methods_name_the_fix(server):
             "the routes are listed at /docs")
     refused(httpx.get(server.url + "/v1/models/small/solve"), 405, "method", "method_not_allowed",
             "GET is not allowed on /v1/models/small/solve; allowed: POST")
+
+
+def _cae_deck(mesh, part_body: list[str], instances: int) -> bytes:
+    """A part/assembly deck: part ``P`` (``part_body`` lines) instanced ``instances`` times, then the small deck's
+    material and step."""
+    lines = ["*PART, NAME=P"] + part_body + ["*END PART", "*ASSEMBLY, NAME=A"]
+    for i in range(instances):
+        lines += [f"*INSTANCE, NAME=I{i}, PART=P", f"{2.0 * i}, 0., 0.", "*END INSTANCE"]
+    lines += ["*END ASSEMBLY", "*MATERIAL, NAME=M", "*ELASTIC", "1000, 0.3", "*STEP", "*STATIC", "1,1", "*END STEP"]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_decks_that_expand_are_refused_before_they_grow(server, built):
+    """A small upload that expands: a part instanced many times (its flat deck is the part's lines times the
+    instances: 300 instances of a part of a 60,000-line set were 18 million lines, minutes of parsing and GBs), sets
+    naming the previous set twice (doubling per card: 60 cards were 2^60 ids, the solver process out of memory), and
+    100,000 lines naming one large set (100,000 x its size). Refused on counts, before anything is made: 413 when the
+    flat deck passes the upload limits, 422 when the instances hold more nodes than the model or the sets list more
+    than 16 ids per data line; 100,000 load lines on one node (each checked against the step's earlier lines), 30,000
+    assembly labels of a part of 30,000 sets, a surface naming 30,000 sets and one set of 50,000 cards named 50,000
+    times (names looked up, or cards merged, in time growing with the sets) took minutes each, past the request
+    deadline: read in linear time. The server answers the small deck afterwards."""
+    deck, _ = small_deck(built.mesh)
+    url = f"{server.url}/v1/models/small/solve/deck"
+
+    def answer(data):
+        return httpx.post(url, files={"deck": ("d.inp", data)}, data={"extrapolate": "true"}, timeout=120)
+
+    wide = _cae_deck(built.mesh, ["*NSET, NSET=S"] + ["1"] * 60_000, 300)
+    refused(answer(wide), 413, "deck", "deck_too_large", "allowed here (the limit on a deck")
+    cube = ["*NODE"] + [f"{k + 1}, {k & 1}., {k >> 1 & 1}., {k >> 2 & 1}." for k in range(8)]
+    cube += ["*ELEMENT, TYPE=C3D8, ELSET=E", "1, 1, 2, 4, 3, 5, 6, 8, 7", "*SOLID SECTION, ELSET=E, MATERIAL=M"]
+    err = refused(answer(_cae_deck(built.mesh, cube, 100_000)), 422, "deck", "invalid_deck",
+                  f"more than the model's {built.mesh.n_nodes}")
+    assert "d.inp:" in err["message"] and "*INSTANCE" in err["message"]
+    head = deck.split(b"*MATERIAL")[0]
+    chain = b"".join(b"*NSET, NSET=S%d\nS%d, S%d\n" % (k + 1, k, k) for k in range(60))
+    refused(answer(head + b"*NSET, NSET=S0, GENERATE\n1, 81\n" + chain + deck[len(head):]), 422, "deck",
+            "invalid_deck", "more than 16 per data line")
+    step = deck.index(b"*END STEP")
+    every = head + b"*NSET, NSET=EVERY, GENERATE\n1, 81\n" + deck[len(head):step]
+    many = every + b"*CLOAD\n" + b"EVERY, 1, 1.0\n" * 100_000 + deck[step:]
+    refused(answer(many), 422, "deck", "invalid_deck", "a deck of this size holds (16 per data line")
+    one = deck[:step] + b"*CLOAD\n" + b"1, 1, 1.0\n" * 100_000 + deck[step:]
+    err = refused(answer(one), 422, "deck", "invalid_deck")
+    assert "force" in err["message"], err
+    # 30,000 assembly labels 'I.1' of a part of 30,000 sets: each label looked through the part's sets (minutes)
+    labels = ["*NODE", "1, 0, 0, 0", "*ELEMENT, TYPE=C3D4, ELSET=E", "1, 1, 1, 1, 1"]
+    labels += [f"*NSET, NSET=S{k}\n1" for k in range(30_000)]
+    lines = ["*PART, NAME=P", *labels, "*END PART", "*ASSEMBLY, NAME=A", "*INSTANCE, NAME=I, PART=P",
+             "*END INSTANCE", "*NSET, NSET=X", *["I.1"] * 30_000, "*END ASSEMBLY", "*STEP", "*STATIC", "*END STEP"]
+    refused(answer(("\n".join(lines) + "\n").encode()), 422, "deck", "invalid_deck", "no *SOLID SECTION")
+    # a surface of 30,000 lines naming 30,000 element sets (each name looked up by rebuilding an index of every set),
+    # and a set of 50,000 empty cards named 50,000 times (its cards merged at each naming): minutes each
+    names = labels[:4] + [f"*ELSET, ELSET=S{k}\n1" for k in range(30_000)]
+    names += ["*SURFACE, NAME=F", *[f"s{k}, S1" for k in range(30_000)], "*STEP", "*STATIC", "*END STEP"]
+    refused(answer(("\n".join(names) + "\n").encode()), 422, "deck", "invalid_deck", "no *SOLID SECTION")
+    empty = labels[:4] + ["*NSET, NSET=A"] * 50_000 + ["*NSET, NSET=B", *["A"] * 50_000, "*STEP", "*STATIC",
+                                                      "*END STEP"]
+    refused(answer(("\n".join(empty) + "\n").encode()), 422, "deck", "invalid_deck", "no *SOLID SECTION")
+    finite_answer(answer(deck))

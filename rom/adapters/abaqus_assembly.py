@@ -40,7 +40,7 @@ import numpy as np
 
 from .abaqus_cards import boundary_types
 from .abaqus_instance import Instance, Part, _element_table, placed_nodes, renumbered_elements
-from .calculix_cards import Card, _error, as_id, not_supported
+from .calculix_cards import Card, DeckLimits, DeckTooLarge, _error, as_id, not_supported
 from .calculix_error import CalculixError
 from .calculix_keywords import classify
 
@@ -62,13 +62,14 @@ _LABELLED = {"BOUNDARY": "node", "CLOAD": "node", "TEMPERATURE": "node", "INITIA
              "DLOAD": "element"}
 
 
-def flatten_assembly(cards: list[Card]) -> list[Card]:
+def flatten_assembly(cards: list[Card], limits: DeckLimits | None = None) -> list[Card]:
     """The cards of the flat deck equivalent to ``cards`` (module docstring); a deck without ``*PART``,
     ``*ASSEMBLY`` and ``*INSTANCE`` cards is returned as it is, its named boundary types read
-    (:func:`boundary_types`)."""
+    (:func:`boundary_types`). The flat deck is held to ``limits`` (checked on counts as each instance is read,
+    before its cards are made)."""
     if not any(c.keyword in STRUCTURE for c in cards):
         return [boundary_types(c) for c in _flat_whole_model(cards)]
-    return [boundary_types(c) for c in _Flattening(cards).run()]
+    return [boundary_types(c) for c in _Flattening(cards, limits or DeckLimits()).run()]
 
 
 def _on_no_element_set(card: Card) -> bool:
@@ -107,8 +108,13 @@ def _flat_whole_model(cards: list[Card]) -> list[Card]:
 class _Flattening:
     """One pass over a part/assembly deck's cards (:func:`flatten_assembly`)."""
 
-    def __init__(self, cards: list[Card]):
+    def __init__(self, cards: list[Card], limits: DeckLimits):
         self.cards = cards
+        self.limits = limits
+        # sizes of the flat deck so far: data lines and characters (the deck's own, and each instance's part's),
+        # nodes and elements
+        self.size = {"lines": sum(len(c.data) for c in cards), "bytes": sum(len(d) + 1 for c in cards for d in c.data),
+                     "nodes": 0, "elements": 0}
         self.parts: dict[str, Part] = {}
         self.instances: dict[str, Instance] = {}
         self.sections: list[Card] = []  # instance sections, placed before the first *STEP
@@ -136,8 +142,11 @@ class _Flattening:
                     raise _error(card, card.line, "*END PART without *PART")
                 part = None
             elif kw == "ASSEMBLY":
+                if part is not None and instance is None:
+                    raise _error(card, card.line, f"part {part.name!r} ({part.card.where}) has no *END PART before "
+                                                  "this *ASSEMBLY: close it with *END PART")
                 if part is not None or assembly is not None or assembly_done:
-                    raise not_supported(card, "an *ASSEMBLY inside a *PART, or a second one: a model has one assembly")
+                    raise not_supported(card, "a second *ASSEMBLY: a model has one assembly")
                 assembly = card
             elif kw == "END ASSEMBLY":
                 if assembly is None or instance is not None:
@@ -204,6 +213,7 @@ class _Flattening:
                 raise _error(card, card.line, f"PART={pname!r} is not a *PART defined before the assembly (parts: "
                                               f"{', '.join(p.name for p in self.parts.values()) or 'none'})")
             part = self.parts[pname.upper()]
+        self._grow(card, part)
         inst = Instance(name, part, self.node_end, self.element_end)
         inst.place_by(card)
         self.instances[name.upper()] = inst
@@ -215,6 +225,31 @@ class _Flattening:
             flat = self._part_card(c, inst)
             (self.sections if c.keyword == "SOLID SECTION" else out).append(flat)
         return out
+
+    def _grow(self, card: Card, part: Part) -> None:
+        """Count an instance of ``part`` (at ``card``) into the flat deck's size; refused past :attr:`limits`. With
+        bounds on the nodes and elements (a model's mesh), the part's node and element lines count against those
+        only; the lines and bytes limits bound the rest (sets, surfaces), else everything."""
+        lim = self.limits
+        added = dict(part.size())
+        if lim.max_nodes is None or lim.max_elements is None:
+            added["lines"] += added["mesh_lines"]
+            added["bytes"] += added["mesh_bytes"]
+        for key in ("lines", "bytes", "nodes", "elements"):
+            self.size[key] += added[key]
+        for key, limit in (("lines", lim.max_lines), ("bytes", lim.max_bytes)):
+            if limit is not None and self.size[key] > limit:
+                raise DeckTooLarge(
+                    f"{card.where}: *INSTANCE: with this instance of part {part.name!r} ({added[key]} data {key}"
+                    f"{' of sets and surfaces' if lim.max_nodes is not None and lim.max_elements is not None else ''}"
+                    f") the flat deck holds {self.size[key]} data {key}, more than the {limit} allowed here (the "
+                    "limit on a deck, applied to the deck its instances expand to): instance fewer or smaller parts, "
+                    "or raise the limit")
+        for key, limit in (("nodes", lim.max_nodes), ("elements", lim.max_elements)):
+            if limit is not None and self.size[key] > limit:
+                raise _error(card, card.line, f"with this instance of part {part.name!r} the instances hold "
+                                              f"{self.size[key]} {key}, more than the model's {limit}: a reduced "
+                                              "model answers decks of its own mesh")
 
     def _part_card(self, card: Card, inst: Instance) -> Card:
         """A card of ``inst``'s part in the flat deck: ids offset, coordinates placed, names qualified."""
@@ -330,8 +365,10 @@ class _Flattening:
         """The flat name of a token of the assembly: ``I.12`` -> the flat id of label 12 of instance ``I``;
         names (``S``, ``I.S``) as they are."""
         m = re.fullmatch(r'"?(.+?)"?\.([^.]+)', token)
-        if m is None or as_id(m.group(2)) is None:
+        if m is None:
             return token
+        if as_id(m.group(2)) is None:  # (a set of an instance: its name as the flat deck spells it, unquoted)
+            return f"{m.group(1)}.{m.group(2)}" if m.group(1).upper() in self.instances else token
         inst = self.instances.get(m.group(1).upper())
         if inst is None:
             raise _error(card, number, f"{token!r}: {m.group(1)!r} is not an *INSTANCE of the assembly (instances: "

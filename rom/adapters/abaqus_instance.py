@@ -28,6 +28,8 @@ class Part:
     card: Card
     body: list = field(default_factory=list)
     _ids: tuple[int, int] | None = None
+    _size: dict[str, int] | None = None
+    _names: tuple[int, set[str]] | None = None
 
     def largest_ids(self) -> tuple[int, int]:
         if self._ids is None:
@@ -41,13 +43,36 @@ class Part:
             self._ids = (max(nodes), max(elements))
         return self._ids
 
+    def size(self) -> dict[str, int]:
+        """What one instance adds to the flat deck: ``lines`` and ``bytes`` of data of the cards other than ``*NODE``
+        and ``*ELEMENT`` (sets, surfaces...), ``mesh_lines`` and ``mesh_bytes`` of those, ``nodes``, ``elements``
+        (counted on the part's cards, cheaply: an element card's rows are its ids over its element's width)."""
+        if self._size is None:
+            mesh = [c for c in self.body if c.keyword in ("NODE", "ELEMENT")]
+            tokens = [(sum(1 for d in c.data for t in d.split(",") if t.strip()),
+                       NODES_PER_ELEMENT.get(c.params.get("TYPE", "").upper(), 0) + 1)
+                      for c in mesh if c.keyword == "ELEMENT"]
+            lines, data_bytes = sum(len(c.data) for c in self.body), sum(len(d) + 1 for c in self.body for d in c.data)
+            self._size = {"mesh_lines": sum(len(c.data) for c in mesh),
+                          "mesh_bytes": sum(len(d) + 1 for c in mesh for d in c.data),
+                          "nodes": sum(len(c.data) for c in mesh if c.keyword == "NODE"),
+                          "elements": sum(n // width for n, width in tokens)}
+            self._size["lines"] = lines - self._size["mesh_lines"]
+            self._size["bytes"] = data_bytes - self._size["mesh_bytes"]
+        return self._size
+
     def element_ids(self) -> np.ndarray:
         """``(n,)`` the part's element ids (of the types :func:`.inp.read_inp` reads)."""
         tables = [_element_table(c) for c in self.body if c.keyword == "ELEMENT" and c.data]
         return np.concatenate([t[:, 0] for t in tables if t is not None] + [np.zeros(0, np.int64)])
 
     def set_names(self) -> set[str]:
-        return {c.params.get(k, "").upper() for c in self.body for k in ("NSET", "ELSET", "NAME")}
+        """The upper-case names of the part's sets and surfaces (kept while the body does not grow: asked for each
+        label ``I.12`` of the assembly)."""
+        if self._names is None or self._names[0] != len(self.body):
+            self._names = (len(self.body), {c.params.get(k, "").upper() for c in self.body
+                                            for k in ("NSET", "ELSET", "NAME")})
+        return self._names[1]
 
 
 @dataclass
@@ -62,9 +87,11 @@ class Instance:
     rotation: Rotation | None = None
     translation: np.ndarray = field(default_factory=lambda: np.zeros(3))
     axis_point: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    card: Card | None = None  # the *INSTANCE card (errors name it)
 
     def place_by(self, card: Card) -> None:
         """Set the placement from the data lines of the ``*INSTANCE`` ``card`` (translation; rotation)."""
+        self.card = card
         rows = card.rows()
         if len(rows) > 2:
             raise _error(card, rows[2][1], "an *INSTANCE has at most two data lines (translation; rotation axis "
@@ -88,7 +115,8 @@ class Instance:
             axis = b - a
             if not np.linalg.norm(axis) > 0:
                 raise _error(card, number, "the rotation axis points a and b coincide")
-            self.rotation = Rotation.from_rotvec(np.deg2rad(angle) * axis / np.linalg.norm(axis))
+            # (the angle modulo a turn: the same rotation, and a finite one for any finite angle)
+            self.rotation = Rotation.from_rotvec(np.deg2rad(np.fmod(angle, 360.0)) * axis / np.linalg.norm(axis))
             self.axis_point = a
 
     def place(self, x: np.ndarray) -> np.ndarray:
@@ -130,7 +158,14 @@ def placed_nodes(card: Card, inst: Instance) -> dict:
     if not inst.moved and inst.node_offset == 0:
         return {}
     table = _node_table(card)
-    x = inst.place(table[:, 1:])
+    with np.errstate(over="ignore", invalid="ignore"):
+        x = inst.place(table[:, 1:])
+    bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
+    if len(bad) and inst.card is not None:
+        raise _error(inst.card, inst.card.line, f"placed by this instance, node {int(table[bad[0], 0])} of part "
+                                                f"{inst.part.name!r} has coordinates beyond the floating-point range "
+                                                f"({len(bad)} nodes): give a translation and rotation axis points "
+                                                "of the model's size")
     ids = table[:, 0].astype(np.int64) + inst.node_offset
     data = [f"{i}, {a!r}, {b!r}, {c!r}" for i, (a, b, c) in zip(ids.tolist(), x.tolist())]  # (repr: exact)
     starts = card.data_lines if len(card.data_lines) == len(data) else [card.line] * len(data)

@@ -28,6 +28,7 @@ reader's result object run in that process, returning plain arrays), so that the
 """
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Callable
@@ -182,11 +183,15 @@ def _result_end(res) -> int:
 def reader_timeout(path: Path) -> float:
     """Seconds the reader's process may take on ``path`` (:data:`READER_TIMEOUT_BASE`)."""
     fixed = os.environ.get("STRUCTROM_READER_TIMEOUT")
-    if fixed:
+    if fixed is not None and fixed.strip():
         try:
-            return float(fixed)
+            seconds = float(fixed)
         except ValueError:
-            raise AnsysError(f"STRUCTROM_READER_TIMEOUT={fixed!r} is not a number of seconds") from None
+            seconds = math.nan
+        if not (math.isfinite(seconds) and seconds > 0):  # (NaN or inf broke the wait, 0 or less killed every read)
+            raise AnsysError(f"STRUCTROM_READER_TIMEOUT={fixed!r} is not a positive number of seconds: set it to the "
+                             "seconds a read may take (e.g. 600), or unset it for 120 s + 1 s per MB of the file")
+        return seconds
     return READER_TIMEOUT_BASE + READER_SECONDS_PER_MB * os.path.getsize(path) / 1e6
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from .calculix_error import CalculixError
 from .calculix_keywords import canonical
 
-__all__ = ["Card", "ID_LIMIT", "as_id", "exact_ids", "fortran_float", "keyword_of", "line_at", "not_supported",
+__all__ = ["Card", "DeckLimits", "DeckTooLarge", "ID_LIMIT", "as_id", "exact_ids", "fortran_float", "keyword_of", "line_at", "not_supported",
            "read_cards"]
 
 
@@ -71,6 +71,26 @@ class Card:
         return out
 
 
+@dataclass(frozen=True)
+class DeckLimits:
+    """Bounds on the flat deck an Abaqus part/assembly deck becomes (:func:`.abaqus_assembly.flatten_assembly`),
+    checked on counts before an instance's cards are made: a part of ``N`` nodes instanced ``M`` times is ``N M``
+    nodes and lines. ``max_nodes``/``max_elements``: the nodes and elements of the mesh it must have (a reduced model
+    answers decks of its own mesh); ``max_lines``/``max_bytes``: data lines and characters of the flat deck (a
+    service's limits on an uploaded deck, applied to what it expands to: :class:`DeckTooLarge`), of its cards other
+    than ``*NODE`` and ``*ELEMENT`` when the nodes and elements are bounded (a mesh the model has may be larger than
+    an upload). None: no bound."""
+
+    max_lines: int | None = None
+    max_bytes: int | None = None
+    max_nodes: int | None = None
+    max_elements: int | None = None
+
+
+class DeckTooLarge(CalculixError):
+    """A deck larger than a :class:`DeckLimits`' ``max_lines`` or ``max_bytes`` once its instances are expanded."""
+
+
 def not_supported(card: Card, reason: str) -> CalculixError:
     return CalculixError(f"not supported: *{card.keyword}, {card.where}: {reason}")
 
@@ -98,14 +118,15 @@ def _error(card: Card, number: int, message: str) -> CalculixError:
 
 
 def read_cards(path: str | os.PathLike, _depth: int = 0, _top: Path | None = None,
-               _cards: list[Card] | None = None) -> list[Card]:
+               _cards: list[Card] | None = None, *, limits: DeckLimits | None = None) -> list[Card]:
     """Keyword cards of a deck in order, ``*INCLUDE, INPUT=file`` read in place. A relative ``file`` is found
     relative to the including file or, as ccx opens it (relative to the directory it runs in, taken to be the
     deck's), relative to the deck's directory; a nested include naming two different existing files that way
     is refused (ccx's reading depends on where it runs). The included text is read in place, as ccx does: an
     included file may hold the data lines of the card before its ``*INCLUDE`` (their numbers name their file,
     :func:`line_at`). Comment lines (``**``) and blank lines are skipped. An Abaqus deck with parts and
-    assemblies comes as the cards of its flat deck (:func:`.abaqus_assembly.flatten_assembly`)."""
+    assemblies comes as the cards of its flat deck (:func:`.abaqus_assembly.flatten_assembly`), bounded by
+    ``limits`` (:class:`DeckLimits`) before it is made."""
     path = Path(path)
     top = path.parent if _top is None else _top
     if _depth > 20:
@@ -138,7 +159,7 @@ def read_cards(path: str | os.PathLike, _depth: int = 0, _top: Path | None = Non
             raise CalculixError(f"{path}:{number}: data line before any keyword card: {line[:60]!r}")
     if _depth == 0:  # (Abaqus's parts and assemblies as the flat deck, cards keeping their lines)
         from .abaqus_assembly import flatten_assembly
-        return flatten_assembly(cards)
+        return flatten_assembly(cards, limits)
     return cards
 
 

@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from ..fem.mesh import Mesh
-from .calculix_cards import Card, _error, _float, as_id, line_at, not_supported, read_cards
+from .calculix_cards import Card, DeckLimits, _error, _float, as_id, line_at, not_supported, read_cards
 from .calculix_error import CalculixError
-from .inp import InpIds, read_inp
+from .inp import LISTED_PER_LINE, InpIds, read_inp
 from .calculix_history import Amplitude, Step, StepTable, evaluate
 from .calculix_keywords import classify
 from .calculix_loads import _check_boundary_renewal, _load_card
@@ -69,6 +69,22 @@ class Deck:
     first_card: dict[str, Card] = field(default_factory=dict)
     ignored: list[tuple[str, str, str]] = field(default_factory=list)
     heading: str = ""
+    #: how many node, element or face entries the load, boundary and temperature lines may name in all, sets
+    #: expanded: :data:`.inp.LISTED_PER_LINE` per data line, plus every dof, node and face of the mesh once per step
+    #: (a step may set them all: the histories hold that much anyway); thousands of lines naming one large set would
+    #: grow the histories without bound. ``listed``: how many they named so far
+    listed_limit: int | None = None
+    listed: int = 0
+
+    def count_listed(self, card: Card, number: int, n: int) -> None:
+        """Count ``n`` entries named by line ``number`` of ``card``; refused past :attr:`listed_limit`."""
+        self.listed += n
+        if self.listed_limit is not None and self.listed > self.listed_limit:
+            raise _error(card, number, f"the load, boundary and temperature lines name {self.listed} nodes, elements "
+                                       f"or faces up to this line (sets expanded), more than the {self.listed_limit} "
+                                       f"a deck of this size holds ({LISTED_PER_LINE} per data line, and each dof, "
+                                       "node and face once per step): name a large set once per step and load, not "
+                                       "on many lines")
 
     @property
     def end_time(self) -> float:
@@ -97,11 +113,12 @@ class Deck:
 STATIC_CREEP_SCALE = 1e-9
 
 
-def read_deck(path: str | os.PathLike) -> Deck:
+def read_deck(path: str | os.PathLike, limits: DeckLimits | None = None) -> Deck:
     """Parse a CalculiX 2.20 deck (module docstring); raise :class:`CalculixError` naming the keyword,
-    file and line of anything that cannot be imported."""
+    file and line of anything that cannot be imported. ``limits``: bounds on the flat deck of a part/assembly deck
+    (:class:`~.calculix_cards.DeckLimits`)."""
     path = Path(path)
-    cards = read_cards(path)
+    cards = read_cards(path, limits=limits)
     for card in cards:
         status, why = classify(card.keyword)
         if status == "refused":
@@ -112,11 +129,13 @@ def read_deck(path: str | os.PathLike) -> Deck:
         if card.keyword == "INITIAL CONDITIONS" and card.params.get("TYPE", "").upper() != "TEMPERATURE":
             raise not_supported(card, f"TYPE={card.params.get('TYPE', '(missing)')}: only TYPE=TEMPERATURE "
                                       "initial conditions are imported (no initial stresses, strains or velocities)")
-    mesh, ids = read_inp(path)
+    mesh, ids = read_inp(path, cards)
     n_nodes = mesh.n_nodes
     deck = Deck(path, mesh, ids, [], [], {}, StepTable(np.zeros(n_nodes), keep_amplitudes=True),
                 StepTable(accumulate=True), StepTable(np.zeros(3 * n_nodes)),
-                StepTable(np.zeros(3 * n_nodes), accumulate=True), StepTable(np.zeros(1)), StepTable(np.zeros(1)))
+                StepTable(np.zeros(3 * n_nodes), accumulate=True), StepTable(np.zeros(1)), StepTable(np.zeros(1)),
+                listed_limit=LISTED_PER_LINE * sum(len(c.data) for c in cards) + (
+                    sum(c.keyword == "STEP" for c in cards) + 1) * (7 * n_nodes + 6 * mesh.n_elements))
     upper_nsets = {k.upper(): k for k in mesh.node_sets}
     upper_elsets = {k.upper(): k for k in mesh.element_sets}
     upper_surfs = {k.upper(): k for k in mesh.surface_sets}
@@ -141,7 +160,9 @@ def read_deck(path: str | os.PathLike) -> Deck:
         if not len(sets[name]):  # (a mesher's group that came out empty: ccx runs the line silently)
             deck.ignored.append((card.keyword, line_at(card, number), f"{kind} set {name} is empty: the line applies "
                                                                       "nothing (ccx runs it so too, without a warning)"))
-        return ids.repeated.get((kind, name), sets[name])  # (as listed: ccx loads twice)
+        out = ids.repeated.get((kind, name), sets[name])  # (as listed: ccx loads twice)
+        deck.count_listed(card, number, len(out))
+        return out
 
     def nodes_of(card: Card, token: str, number: int) -> np.ndarray:
         return members("node", card, token, number)

@@ -47,12 +47,19 @@ class StepTable:
         self.entries: list[tuple[int, str, np.ndarray, np.ndarray, str | None]] = []  # (step, op, idx, v, amp)
         self.carded: set[int] = set()  # steps with a card of this table (ccx: OP=NEW acts on a step's first only)
         self.cleared: dict[int, object] = {}  # step -> the card that cleared the table (OP=NEW)
+        # the latest step's keys -> the amplitude they were first set with (other_amplitude in time linear in the
+        # keys asked, not in the step's lines so far)
+        self._amplitude_of: tuple[int, dict] = (-2, {})
 
     def index(self, key) -> int:
         return self.keys.setdefault(key, len(self.keys))
 
     def set(self, step: int, keys: np.ndarray, values: np.ndarray, amplitude: str | None) -> None:
         self.entries.append((step, "set", np.asarray(keys, np.int64), np.asarray(values, float), amplitude))
+        if self._amplitude_of[0] != step:
+            self._amplitude_of = (step, {})
+        first = self._amplitude_of[1]
+        first.update({k: amplitude for k in np.asarray(keys, np.int64).tolist() if k not in first})
 
     def clear(self, step: int, card: object = None) -> None:
         self.entries.append((step, "clear", np.zeros(0, np.int64), np.zeros(0), None))
@@ -62,6 +69,9 @@ class StepTable:
         """Which of ``keys`` ``(m,)`` were given earlier in ``step`` with another amplitude (a bool mask): ccx
         refuses to add such values."""
         keys = np.asarray(keys, np.int64)
+        if self._amplitude_of[0] == step:  # (each key holds one amplitude in a step: refused otherwise)
+            first = self._amplitude_of[1]
+            return np.array([k in first and first[k] != amplitude for k in keys.tolist()], bool)
         out = np.zeros(len(keys), bool)
         for s, op, idx, _, amp in self.entries:
             if s == step and op == "set" and amp != amplitude:

@@ -113,6 +113,7 @@ def _load_card(deck: Deck, card: Card, step: int, in_step: bool, nodes_of, eleme
             if tokens[0].upper() not in upper_surfs:
                 raise _error(card, n, f"{tokens[0]!r} is not an element-face *SURFACE")
             faces = mesh.surface_sets[upper_surfs[tokens[0].upper()]]
+            deck.count_listed(card, n, len(faces))
         elif m:
             els = elements_of(card, tokens[0], n)
             faces = np.column_stack([els, np.full(len(els), int(m.group(1)) - 1)])

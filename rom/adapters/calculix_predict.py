@@ -26,7 +26,7 @@ import numpy as np
 from ..fem.mesh import Mesh
 from .calculix_error import CalculixError
 from .inp import read_inp
-from .calculix_cards import card_parameters, fortran_float, keyword_of
+from .calculix_cards import DeckLimits, card_parameters, fortran_float, keyword_of
 from .calculix_deck import Deck, not_supported, read_deck
 
 __all__ = ["DeckTarget", "TooManySteps", "deck_times", "loading_from_deck", "deck_loading", "screen_deck_text",
@@ -219,8 +219,11 @@ def loading_from_deck(model: str | os.PathLike | DeckTarget, deck_path: str | os
     return deck_loading(model, deck_path, max_increments)[0]
 
 
-def deck_loading(model, deck_path, max_increments: int):
-    """:func:`loading_from_deck` and the parsed :class:`Deck` (its node and element ids for the output)."""
+def deck_loading(model, deck_path, max_increments: int, *, max_lines: int | None = None,
+                 max_bytes: int | None = None):
+    """:func:`loading_from_deck` and the parsed :class:`Deck` (its node and element ids for the output). A
+    part/assembly deck is refused before its instances are expanded past the model's nodes and elements, or past
+    ``max_lines`` data lines or ``max_bytes`` characters (an upload's limits, :class:`~.calculix_cards.DeckTooLarge`)."""
     from ..loading import Amplitude, Centrifugal, Loading, NodalTemperature, UniformTemperature
 
     deck_path = Path(deck_path)
@@ -231,7 +234,7 @@ def deck_loading(model, deck_path, max_increments: int):
     else:
         target = DeckTarget.from_model(model)
     mesh = target.mesh
-    deck = read_deck(deck_path)
+    deck = read_deck(deck_path, DeckLimits(max_lines, max_bytes, mesh.n_nodes, mesh.n_elements))
     if deck.mesh.points.shape != mesh.points.shape or not np.array_equal(deck.mesh.points, mesh.points) or \
             len(deck.mesh.blocks) != len(mesh.blocks) or any(
             not np.array_equal(a.connectivity, b.connectivity) for a, b in zip(deck.mesh.blocks, mesh.blocks)):
@@ -266,7 +269,11 @@ class TooManySteps(CalculixError):
     """An uploaded deck has more ``*STEP`` cards than the increments a service allows (:func:`screen_deck_text`)."""
 
 
-def screen_deck_text(data: bytes, *, max_bytes: int, max_lines: int = 2_000_000, name: str = "deck",
+#: The most lines of an uploaded deck (:func:`screen_deck_text`), and of the flat deck its instances expand to.
+MAX_DECK_LINES = 2_000_000
+
+
+def screen_deck_text(data: bytes, *, max_bytes: int, max_lines: int = MAX_DECK_LINES, name: str = "deck",
                      max_steps: int | None = None) -> str:
     """The text of an uploaded deck, refused (:class:`CalculixError`) when larger than ``max_bytes`` or
     ``max_lines``, binary (NUL bytes) or with an ``*INCLUDE`` card or an ``INPUT=`` parameter on any card (an upload

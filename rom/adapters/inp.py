@@ -32,6 +32,12 @@ _UNSUPPORTED_SOLIDS = {
 }
 
 
+#: The most ids the sets and surfaces of a deck list in all, per data line of the deck (a node or element takes a
+#: line): a set naming earlier sets (``*NSET, NSET=B`` with ``A, A``) lists their members again, so a chain of such
+#: sets, or many sets naming one large set, would grow without bound (doubling per card).
+LISTED_PER_LINE = 16
+
+
 @dataclass
 class InpIds:
     """File ids of the mesh read by :func:`read_inp`: ``node_ids`` ``(n_nodes,)`` and ``element_ids``
@@ -131,17 +137,18 @@ def _node_lines(card: _Card, path: Path) -> np.ndarray:
     return out
 
 
-def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
+def read_inp(path: str | os.PathLike, cards: list | None = None) -> tuple[Mesh, InpIds]:
     """Read the mesh of a CalculiX/Abaqus-style input deck (other cards are ignored).
 
     Parses ``*NODE``, ``*ELEMENT`` (``TYPE``, ``ELSET``), ``*NSET``/``*ELSET`` (ids, names of sets
     defined earlier, ``GENERATE``), ``*SURFACE`` with ``TYPE=ELEMENT`` (``element or elset, S<k>``;
     ``TYPE=NODE`` surfaces are checked, not kept: ccx uses them for contact only) and follows ``*INCLUDE``. Set names keep the case they have
     in the file (names differing only in case are one set, as in ccx: the first spelling is kept). Returns
-    the mesh (nodes and elements in file order, one block per ``*ELEMENT`` card) and the file ids.
+    the mesh (nodes and elements in file order, one block per ``*ELEMENT`` card) and the file ids. ``cards``: the
+    deck's cards when already read (:func:`.calculix_cards.read_cards`), else read from ``path``.
     """
     path = Path(path)
-    cards = _cards(path)
+    cards = _cards(path) if cards is None else cards
     # no set can name more ids than the deck defines (one data line at least per node or element)
     data_lines = sum(len(card.data) for card in cards)
     node_ids, coords = [], []
@@ -150,6 +157,16 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
     elsets: dict[str, list[np.ndarray]] = {}
     surfaces: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     n_elements = 0
+    listed = [0]  # ids listed by the sets and surfaces so far (bounded: LISTED_PER_LINE)
+
+    def count(card: _Card, n: int) -> None:
+        """Count ``n`` more ids listed by ``card`` (a set or surface); refused past the deck's bound."""
+        listed[0] += n
+        if listed[0] > LISTED_PER_LINE * data_lines:
+            raise CalculixError(f"{where(card)}: the sets and surfaces list {listed[0]} ids up to this card, more than "
+                                f"{LISTED_PER_LINE} per data line of the deck ({data_lines} lines): sets naming earlier "
+                                "sets list their members again; name each set once (list the ids, or GENERATE a "
+                                "range) instead of repeating large sets")
 
     first_spelling: dict[int, dict[str, str]] = {}  # id of nsets/elsets/surfaces -> upper-case name -> name
 
@@ -157,6 +174,19 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
         """The name a set is kept under: its first spelling (ccx upper-cases names: ``fix`` and ``FIX`` are one
         set)."""
         return first_spelling.setdefault(id(sets), {}).setdefault(name.upper(), name)
+
+    def merged(sets: dict, name: str) -> np.ndarray:
+        """The members of set ``name`` in order, its cards' arrays merged into one (kept so: a set of thousands of
+        cards named thousands of times is merged once)."""
+        ids = np.concatenate(sets[name] or [np.zeros(0, np.int64)])
+        sets[name][:] = [ids]
+        return ids
+
+    def kept_name(sets: dict, name: str) -> str | None:
+        """The name ``name`` (any case) is kept under in ``sets``, None when no such set is defined (a dictionary
+        look-up: a deck may name thousands of sets)."""
+        kept = first_spelling.get(id(sets), {}).get(name.upper())
+        return kept if kept in sets else None
 
     def where(card: _Card) -> str:
         return f"{_at(path, card, card.line)}: *{card.keyword}"
@@ -177,6 +207,7 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
                     raise CalculixError(f"{_at(path, card, number)}: GENERATE {first}, {last}, {step} names "
                                         f"{(last - first) // step + 1} ids, more than the deck defines ({data_lines} "
                                         "data lines in all): check the range's last id and increment")
+                count(card, (last - first) // step + 1)
                 out.append(np.arange(first, last + 1, step))
             return np.concatenate(out) if out else np.zeros(0, np.int64)
         out = []
@@ -187,11 +218,12 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
                 numeric.append(value)
             else:
                 if t not in sets:
-                    upper = {k.upper(): k for k in sets}
-                    if t.upper() not in upper:
+                    kept = kept_name(sets, t)
+                    if kept is None:
                         raise CalculixError(f"{where(card)}: {t!r} is neither an id nor a set defined earlier")
-                    t = upper[t.upper()]
-                out.append(np.concatenate(sets[t] or [np.zeros(0, np.int64)]))  # (a set naming itself: empty so far)
+                    t = kept
+                out.append(merged(sets, t))  # (a set naming itself: empty so far)
+                count(card, len(out[-1]))
         out.append(np.array(numeric, dtype=np.int64))
         return np.concatenate(out)
 
@@ -270,11 +302,12 @@ def read_inp(path: str | os.PathLike) -> tuple[Mesh, InpIds]:
                 if value is not None:
                     els = np.array([value])
                 else:
-                    upper = {k.upper(): k for k in elsets}
-                    if parts[0].upper() not in upper:
+                    kept = kept_name(elsets, parts[0])
+                    if kept is None:
                         raise CalculixError(f"{_at(path, card, number)}: element set {parts[0]!r} is not defined before this "
                                             "*SURFACE")
-                    els = np.concatenate(elsets[upper[parts[0].upper()]] or [np.zeros(0, np.int64)])
+                    els = merged(elsets, kept)
+                    count(card, len(els))
                 surfaces.setdefault(spelled(surfaces, name), []).append((els, np.full(len(els), int(m.group(1)) - 1)))
 
     if not node_ids or not blocks:
