@@ -18,6 +18,8 @@ def _import(args: argparse.Namespace, rest: list[str], watch=lambda comm: None) 
         return 2
     from structrom.rom.adapters.calculix import CalculixError
     from structrom.rom.adapters.calculix_import import import_calculix
+    from structrom.rom.config import ConfigError
+    from structrom.rom.hifi.config import load_solver_table
 
     units = None
     if args.units:
@@ -49,9 +51,14 @@ def _import(args: argparse.Namespace, rest: list[str], watch=lambda comm: None) 
         watch(comm)
     rank0 = comm is None or comm.Get_rank() == 0
     try:
+        if args.solver and not hf:
+            raise CalculixError(f"--solver {args.solver}: the runs' results are read, nothing is solved: leave it "
+                                "out, or give --solve hf")
+        solver = load_solver_table(args.solver).model_dump() if args.solver else None
         result = import_calculix(args.inputs[0], args.runs, args.out, parameters=args.parameters, units=units,
-                                 log=_print_flushed if rank0 else (lambda *a: None), solve=args.solve, comm=comm)
-    except (CalculixError, ValueError) as exc:  # ValueError: pydantic's (e.g. --units), materials, loadings
+                                 log=_print_flushed if rank0 else (lambda *a: None), solve=args.solve, solver=solver,
+                                 comm=comm)
+    except (CalculixError, ConfigError, ValueError) as exc:  # ValueError: pydantic's (--units), materials, loadings
         for line in str(exc).splitlines() if rank0 else []:
             print(f"structrom: error: {line}", file=sys.stderr)
         return 2
@@ -68,7 +75,7 @@ def _import(args: argparse.Namespace, rest: list[str], watch=lambda comm: None) 
 
 
 #: The options of ``structrom import`` that one format reads (refused for the other).
-_OPTIONS_OF = {"calculix": ("runs", "parameters", "solve"), "ansys": ("material", "fixed", "cdb")}
+_OPTIONS_OF = {"calculix": ("runs", "parameters", "solve", "solver"), "ansys": ("material", "fixed", "cdb")}
 
 
 def _decks_only(runs: str | None) -> bool:
@@ -140,6 +147,10 @@ def _add_import_parser(sub) -> None:
                         "not results are beside it; each solve uses all ranks of `mpirun -n P structrom import ...`; "
                         "PETSc options may follow, as for `structrom hifi` (e.g. -ksp_type preonly -pc_type lu). "
                         "Every deck is checked before the first solve")
+    p.add_argument("--solver", metavar="SOLVER.toml",
+                   help="calculix, with --solve hf (or decks only): a TOML file of the HF configuration's [solver] "
+                        "table (newton_rtol, newton_max_iterations, max_cutbacks, [solver.linear] ...; see "
+                        "`structrom hifi`'s configuration) for every solve (default: the HF solver's settings)")
     p.add_argument("--material", help="ansys: TOML law table (default: the isotropic elastic material of the .rst)")
     p.add_argument("--fixed", action="append", metavar="NAME:XYZ",
                    help="ansys: a node component and its fixed directions, e.g. CLAMP:XYZ; repeat the flag for "

@@ -109,13 +109,16 @@ def test_decks_solved_on_two_ranks_as_on_one(tmp_path):
         _write(decks, MODEL + steps, f"{name}.inp")
     # (GAMG has no coarse problem on two elements: Jacobi-preconditioned CG, as a user passes it)
     import_calculix(decks / "a.inp", decks, tmp_path / "one", solver={"linear": {"pc_type": "jacobi"}})
+    # the HF [solver] table from a file (--solver): a tighter Newton tolerance, Jacobi given there this time
+    (tmp_path / "solver.toml").write_text('[solver]\nnewton_rtol = 1e-10\n[solver.linear]\npc_type = "jacobi"\n')
     proc = mpirun(2, ["-m", "structrom.api.cli", "import", "calculix", str(decks / "a.inp"), "--runs", str(decks),
-                      "--out", str(tmp_path / "two"), "--solve", "hf", "-pc_type", "jacobi"])
+                      "--out", str(tmp_path / "two"), "--solve", "hf", "--solver", str(tmp_path / "solver.toml")])
     assert "[1/2] a: HF solve of 5 increments on 2 ranks" in proc.stdout and proc.stdout.count("next: structrom") == 1
     for name in ("a", "b"):
         with h5py.File(tmp_path / "one" / "train" / f"{name}.h5") as f1, \
                 h5py.File(tmp_path / "two" / "train" / f"{name}.h5") as f2:
             assert json.loads(f2.attrs["metadata"])["n_ranks"] == 2
+            assert '"newton_rtol": 1e-10' in f2.attrs["metadata"] and '"pc_type": "jacobi"' in f2.attrs["metadata"]
             u1, u2 = f1["fields/displacement"][()], f2["fields/displacement"][()]
             p1, p2 = f1["fields/cumulated_plastic_strain"][()], f2["fields/cumulated_plastic_strain"][()]
         # Newton stops at a residual 1e-8 of the load's: the displacements agree to ~1e-8 of their size
@@ -129,4 +132,11 @@ def test_decks_solved_on_two_ranks_as_on_one(tmp_path):
         mpirun(2, ["-m", "structrom.api.cli", "import", "calculix", str(bad / "a.inp"), "--runs", str(bad), "--out",
                    str(tmp_path / "bad_out")], timeout=120)
     assert str(failed.value).count("the in-house HF solver cannot solve it: boundary: no [[boundary]]") == 1
+    # a misspelt key of the solver file is named before anything is read or solved
+    (tmp_path / "typo.toml").write_text("[solver]\nnewton_rtoll = 1e-10\n")
+    typo = subprocess.run([sys.executable, "-m", "structrom.api.cli", "import", "calculix", str(decks / "a.inp"),
+                           "--runs", str(decks), "--out", str(tmp_path / "typo_out"), "--solve", "hf", "--solver",
+                           str(tmp_path / "typo.toml")], capture_output=True, text=True, timeout=120)
+    assert typo.returncode == 2 and "typo.toml: solver.newton_rtoll: unknown key; did you mean 'newton_rtol'" in \
+        typo.stderr, typo.stderr
     assert "Traceback" not in str(failed.value) and not list((tmp_path / "bad_out" / "train").glob("*.h5"))

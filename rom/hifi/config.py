@@ -242,6 +242,20 @@ READ_WHEN = {"solver.linear": {"eta_max": ReadWhen(lambda lin: lin.eisenstat_wal
                                                    "eisenstat_walker = true")}}
 
 
+class SolverTable(Strict):
+    """A file holding only the HF configuration's ``[solver]`` table (Newton and linear-solver settings), for the HF
+    solves of an import of decks (``structrom import calculix --solve hf --solver FILE``)."""
+
+    solver: SolverConfig
+
+
+def load_solver_table(path: str | Path) -> SolverConfig:
+    """The ``[solver]`` table of ``path`` (:class:`SolverTable`); raises :class:`ConfigError` naming the file and key."""
+    table = load_toml(path, SolverTable)
+    check_unread_keywords(table, str(path), READ_WHEN)
+    return table.solver
+
+
 def load_config(path: str | Path) -> HifiConfig:
     cfg = load_toml(path, HifiConfig)
     check_unread_keywords(cfg, str(path), READ_WHEN)
