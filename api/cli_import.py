@@ -11,7 +11,7 @@ from pathlib import Path
 def _import(args: argparse.Namespace, rest: list[str], watch=lambda comm: None) -> int:
     """``watch(comm)``: called by every rank once MPI is up, when the runs are solved here (the failure
     handshake of :mod:`structrom.api.cli`, which runs as ``__main__``)."""
-    hf = args.format == "calculix" and (args.solve == "hf" or _decks_only(args.runs))  # runs solved here
+    hf = args.format == "calculix" and (args.solve == "hf" or args.solve is None and _decks_only(args.runs))  # runs solved here
     if rest and not (hf and rest[0].startswith("-") and not rest[0].startswith("--")):
         hint = " (PETSc options are taken when the runs are solved: --solve hf)" if args.format == "calculix" else ""
         print(f"structrom: error: unknown arguments {rest}{hint}", file=sys.stderr)
@@ -40,6 +40,15 @@ def _import(args: argparse.Namespace, rest: list[str], watch=lambda comm: None) 
     if len(args.inputs) != 1 or not args.runs:
         print("structrom: error: import calculix takes one base deck and --runs DIR", file=sys.stderr)
         return 2
+    if args.solve == "ccx" and _mpi_size() > 1:  # (every rank would run every deck and write the same files)
+        if _mpi_rank() == 0:
+            print("structrom: error: --solve ccx runs ccx once per deck in one process (ccx's threads: "
+                  "OMP_NUM_THREADS or CCX_NPROC_EQUATION_SOLVER): run the import without mpirun", file=sys.stderr)
+        return 2
+    if args.ccx_timeout is not None and args.solve != "ccx":
+        print("structrom: error: --ccx-timeout bounds the ccx runs of --solve ccx: leave it out, or give --solve ccx",
+              file=sys.stderr)
+        return 2
     comm = None
     if hf:  # HF solves: on the ranks of mpirun, with the PETSc options given
         from structrom.mpi.petsc import initialize
@@ -52,12 +61,13 @@ def _import(args: argparse.Namespace, rest: list[str], watch=lambda comm: None) 
     rank0 = comm is None or comm.Get_rank() == 0
     try:
         if args.solver and not hf:
-            raise CalculixError(f"--solver {args.solver}: the runs' results are read, nothing is solved: leave it "
-                                "out, or give --solve hf")
+            raise CalculixError(f"--solver {args.solver}: the HF solver's [solver] table, and " +
+                                ("ccx reads its controls from the decks" if args.solve == "ccx" else
+                                 "the runs' results are read, nothing is solved") + ": leave it out, or give --solve hf")
         solver = load_solver_table(args.solver).model_dump() if args.solver else None
         result = import_calculix(args.inputs[0], args.runs, args.out, parameters=args.parameters, units=units,
                                  log=_print_flushed if rank0 else (lambda *a: None), solve=args.solve, solver=solver,
-                                 comm=comm)
+                                 comm=comm, ccx_timeout=args.ccx_timeout)
     except (CalculixError, ConfigError, ValueError) as exc:  # ValueError: pydantic's (--units), materials, loadings
         for line in str(exc).splitlines() if rank0 else []:
             print(f"structrom: error: {line}", file=sys.stderr)
@@ -75,7 +85,7 @@ def _import(args: argparse.Namespace, rest: list[str], watch=lambda comm: None) 
 
 
 #: The options of ``structrom import`` that one format reads (refused for the other).
-_OPTIONS_OF = {"calculix": ("runs", "parameters", "solve", "solver"), "ansys": ("material", "fixed", "cdb")}
+_OPTIONS_OF = {"calculix": ("runs", "parameters", "solve", "solver", "ccx_timeout"), "ansys": ("material", "fixed", "cdb")}
 
 
 def _decks_only(runs: str | None) -> bool:
@@ -87,6 +97,19 @@ def _decks_only(runs: str | None) -> bool:
         return runs is not None and not any(results for _, _, results in find_runs(runs))
     except CalculixError:  # (reported by the import)
         return False
+
+
+def _mpi_size() -> int:
+    """The ranks of the ``mpirun`` this process is one of (Open MPI's, MPICH's or Slurm's variables; 1 alone)."""
+    import os
+
+    return max(int(os.environ.get(k, "1") or 1) for k in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"))
+
+
+def _mpi_rank() -> int:
+    import os
+
+    return max(int(os.environ.get(k, "0") or 0) for k in ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"))
 
 
 def _print_flushed(line: str) -> None:
@@ -131,22 +154,31 @@ def _add_import_parser(sub) -> None:
                                    "calculix: each run's ccx results (.frd/.dat) are read; runs given as decks only "
                                    "(no run of --runs has results, or --solve hf) are solved by the in-house HF "
                                    "solver, under `mpirun -n P` on all P ranks, with the PETSc options that follow the "
-                                   "arguments (as for `structrom hifi`); a family mixing runs with and without results "
-                                   "is refused naming them",
+                                   "arguments (as for `structrom hifi`); with --solve ccx every run deck is run "
+                                   "through CalculiX's ccx in OUT/ccx/<run>/ and its results imported; a family "
+                                   "mixing runs with and without results is refused naming them",
                        epilog="examples: structrom import calculix runs/r00.inp --runs runs --out fam; "
                               "mpirun -n 4 structrom import calculix base.inp --runs decks --out fam --solve hf "
-                              "-ksp_type preonly -pc_type lu -pc_factor_mat_solver_type mumps")
+                              "-ksp_type preonly -pc_type lu -pc_factor_mat_solver_type mumps; "
+                              "OMP_NUM_THREADS=4 structrom import calculix base.inp --runs decks --out fam --solve ccx")
     p.add_argument("format", choices=["calculix", "ansys"], help="the solver the decks and results come from")
     p.add_argument("inputs", nargs="+", help="calculix: the base deck (.inp: mesh, sets, materials, boundary "
                                              "conditions); ansys: one static .rst per training loading")
     p.add_argument("--runs", help="calculix: directory of runs: <name>.inp (with a *STEP) and <name>.frd and/or "
                                   "<name>.dat beside it; runs given as decks only (no run has results) are solved by "
                                   "the in-house HF solver, as with --solve hf")
-    p.add_argument("--solve", choices=["hf"],
-                   help="calculix: solve every run deck with the in-house HF solver (`structrom hifi`), whether or "
-                        "not results are beside it; each solve uses all ranks of `mpirun -n P structrom import ...`; "
-                        "PETSc options may follow, as for `structrom hifi` (e.g. -ksp_type preonly -pc_type lu). "
-                        "Every deck is checked before the first solve")
+    p.add_argument("--solve", choices=["hf", "ccx"],
+                   help="calculix: solve every run deck, whether or not results are beside it (they are then not "
+                        "read). hf: the in-house HF solver (`structrom hifi`); each solve uses all ranks of `mpirun -n "
+                        "P structrom import ...`; PETSc options may follow, as for `structrom hifi` (e.g. -ksp_type "
+                        "preonly -pc_type lu); every deck is checked before the first solve. ccx: CalculiX's ccx "
+                        "(on PATH; e.g. apt-get install calculix-ccx) runs each deck as a flat deck in "
+                        "OUT/ccx/<run>/ (nothing is written beside the decks) with the output requests the import "
+                        "reads (*NODE FILE U, *EL PRINT S, E, PEEQ) in place of the deck's own, on "
+                        "CCX_NPROC_EQUATION_SOLVER (else OMP_NUM_THREADS, else 1) threads; not under mpirun")
+    p.add_argument("--ccx-timeout", type=float, metavar="SECONDS",
+                   help="calculix, with --solve ccx: stop a ccx run after SECONDS and refuse the import naming the "
+                        "run (default: no limit)")
     p.add_argument("--solver", metavar="SOLVER.toml",
                    help="calculix, with --solve hf (or decks only): a TOML file of the HF configuration's [solver] "
                         "table (newton_rtol, newton_max_iterations, max_cutbacks, [solver.linear] ...; see "

@@ -39,6 +39,7 @@ from .calculix_import_runs import ImportedRun, _check_same_model, _read_results,
 from .inp_writer import write_mesh_inp
 from ..atomic import atomic_write_text
 from ..config import write_toml
+from .calculix_import_ccx import require_ccx, solve_with_ccx
 from .calculix_import_hf import SOLVERS, check_run, deck_run, solve_runs
 from .training_cases import (group_nodes_by_history, imported_offline_config, temperature_envelope_violations,
                              training_config, write_training_snapshot)
@@ -48,6 +49,10 @@ __all__ = ["ImportedRun", "ImportResult", "import_calculix", "find_runs", "tempe
 _COMPONENTS = "XYZ"
 #: Why an output request of a run solved by the HF solver is ignored.
 _OUTPUT_SOLVED = "output request: the HF solver writes displacements and integration-point fields at every increment"
+#: Why an output request of a run solved here is ignored (by solver).
+_OUTPUT_WHY = {"hf": _OUTPUT_SOLVED,
+               "ccx": "output request: the deck given to ccx requests *NODE FILE U and *EL PRINT S, E, PEEQ on every "
+                      "element, in every step, in place of the deck's own"}
 
 
 @dataclass
@@ -256,12 +261,15 @@ def _parameters(runs: list[ImportedRun], per_run: list[dict], csv_path: Path | N
 def import_calculix(base: str | os.PathLike, runs: list[tuple[str, Path, list[Path]]] | str | os.PathLike,
                     out: str | os.PathLike, *, parameters: str | os.PathLike | None = None, units: dict | None = None,
                     log=lambda msg: None, solve: str | None = None, solver: dict | None = None,
-                    comm=None) -> ImportResult | None:
+                    comm=None, ccx_timeout: float | None = None) -> ImportResult | None:
     """Import a base deck and its runs (``[(name, deck, [results])]`` or a directory, see :func:`find_runs`)
     into training cases in ``out`` (module docstring). Raises :class:`CalculixError` naming the file,
     keyword and line of anything that cannot be imported.
 
     ``solve="hf"``: every run is solved by the in-house HF solver (results beside the decks are not read);
+    ``solve="ccx"``: every run deck is run through ccx in ``out/ccx/<run>/`` (:mod:`.calculix_import_ccx`;
+    ``ccx_timeout`` seconds per run, None: no limit) and its results imported (in this process: ``comm`` must be
+    None or of one rank);
     ``None``: the runs' results are read, and runs given without results are solved when no run has any (a
     family mixing both is refused, naming the runs). ``solver``: the HF ``[solver]`` table (default: the HF
     solver's); ``comm``: the solves' communicator (default: this process alone). Under MPI every rank of
@@ -269,11 +277,17 @@ def import_calculix(base: str | os.PathLike, runs: list[tuple[str, Path, list[Pa
     (None on the others)."""
     if solve is not None and solve not in SOLVERS:
         raise CalculixError(f"solve={solve!r}: expected one of {list(SOLVERS)} (or none: read the runs' results)")
+    if solve == "ccx" and comm is not None and comm.Get_size() > 1:
+        raise CalculixError("--solve ccx runs ccx once per deck in one process (its threads: OMP_NUM_THREADS): run "
+                            "the import without mpirun")
+    if solve != "hf" and solver is not None and solve is not None:
+        raise CalculixError("--solver: the HF solver's [solver] table; ccx reads its controls from the decks: leave it "
+                            "out, or give --solve hf")
     rank0, prepared = comm is None or comm.Get_rank() == 0, None
     if rank0:
         try:
             prepared = _prepare(base, runs, out, parameters=parameters, units=units, log=log, solve=solve,
-                                solver=solver)
+                                solver=solver, ccx_timeout=ccx_timeout)
         except Exception as exc:  # (raised on every rank below: no rank waits for a solve that never comes)
             if comm is None or comm.Get_size() == 1:
                 raise
@@ -297,7 +311,7 @@ def import_calculix(base: str | os.PathLike, runs: list[tuple[str, Path, list[Pa
     return result
 
 
-def _prepare(base, runs, out, *, parameters, units, log, solve, solver) -> tuple[ImportResult, list[dict], bool]:
+def _prepare(base, runs, out, *, parameters, units, log, solve, solver, ccx_timeout=None) -> tuple[ImportResult, list[dict], bool]:
     """The import up to the HF solves: decks read and checked, files written but ``offline.toml`` (written
     once every snapshot is). Returns the result, the cases to solve (:func:`.calculix_import_hf.check_run`)
     and whether a law is plastic."""
@@ -322,23 +336,32 @@ def _prepare(base, runs, out, *, parameters, units, log, solve, solver) -> tuple
     bare = [name for name, _, results in run_list if not results]
     if solve is None and given and bare:
         raise CalculixError(f"runs {', '.join(bare)} have no results (.frd/.dat) beside their decks while runs "
-                            f"{', '.join(given)} have: one family has one solver; run ccx on them, or pass --solve hf "
-                            "to solve every run with the in-house HF solver")
+                            f"{', '.join(given)} have: one family has one solver; run ccx on them, or pass --solve ccx "
+                            "(every run through ccx) or --solve hf (every run through the in-house HF solver)")
+    if solve == "ccx":
+        require_ccx()
     if solve is None and bare:
         log(f"  no results (.frd/.dat) beside the {len(bare)} run decks: solving them with the in-house HF solver "
             "(as --solve hf)")
     elif solve == "hf" and given:
         log(f"  --solve hf: every run is solved by the in-house HF solver; the results beside {', '.join(given)} "
             "are not read")
-    by_hf = solve == "hf" or not given
+    elif solve == "ccx" and given:
+        log(f"  --solve ccx: every run is solved by ccx in {out / 'ccx'}; the results beside {', '.join(given)} "
+            "are not read")
+    by_hf = solve == "hf" or (solve is None and not given)
     imported = []
     for name, deck_path, results in run_list:
         deck = read_deck(deck_path)
+        if solve == "ccx":  # (the model checked before ccx runs)
+            _check_same_model(base_deck, deck_run(name, deck))
+            results = solve_with_ccx(name, deck_path, deck.ids.element_ids, out / "ccx", timeout=ccx_timeout, log=log)
         run = deck_run(name, deck) if by_hf else _read_results(name, deck, [Path(p) for p in results])
         _check_same_model(base_deck, run)
         imported.append(run)
         log(f"  {name}: {len(run.times)} increments to t = {run.times[-1]:g} from " +
-            (f"{Path(deck_path).name} (to solve)" if by_hf else ", ".join(p.name for p in run.results)))
+            (f"{Path(deck_path).name} (to solve)" if by_hf else ", ".join(str(p) if solve == "ccx" else p.name
+                                                                              for p in run.results)))
     per_run, per_run_bc, boundary, surfaces, node_sets, times = _loading_parts(base_deck, imported)
     mesh = base_deck.mesh
     mesh.surface_sets.update(surfaces)
@@ -392,7 +415,7 @@ def _prepare(base, runs, out, *, parameters, units, log, solve, solver) -> tuple
     family = dict(params, runs=[r.name for r in imported],
                   temperature_envelope={"file": "family.npz", "min": float(env_min.min()), "max": float(env_max.max())},
                   surfaces={k: int(len(v)) for k, v in surfaces.items()}, warnings=warnings,
-                  ignored=[{"keyword": k, "where": w, "why": _OUTPUT_SOLVED if by_hf and y.startswith("output request:") else y}
+                  ignored=[{"keyword": k, "where": w, "why": _OUTPUT_WHY.get("hf" if by_hf else solve, y) if y.startswith("output request:") else y}
                            for k, w, y in base_deck.ignored])
     atomic_write_text(out / "family.json", json.dumps(family, indent=1))
     np.savez(out / "family.npz", temperature_min=env_min, temperature_max=env_max)

@@ -23,8 +23,9 @@ from .calculix_import_runs import ImportedRun
 
 __all__ = ["deck_run", "check_run", "solve_runs", "SOLVERS"]
 
-#: The ``--solve`` choices: ``hf`` = the in-house HF solver (``structrom hifi``).
-SOLVERS = ("hf",)
+#: The ``--solve`` choices: ``hf`` = the in-house HF solver (``structrom hifi``), ``ccx`` = CalculiX
+#: (:mod:`.calculix_import_ccx`).
+SOLVERS = ("hf", "ccx")
 
 
 def deck_run(name: str, deck: Deck) -> ImportedRun:
