@@ -45,6 +45,9 @@ def _import(args: argparse.Namespace, rest: list[str], watch=lambda comm: None) 
             print("structrom: error: --solve ccx runs ccx once per deck in one process (ccx's threads: "
                   "OMP_NUM_THREADS or CCX_NPROC_EQUATION_SOLVER): run the import without mpirun", file=sys.stderr)
         return 2
+    if args.ccx_timeout is not None and not args.ccx_timeout > 0:
+        print(f"structrom: error: --ccx-timeout {args.ccx_timeout:g}: expected seconds > 0", file=sys.stderr)
+        return 2
     if args.ccx_timeout is not None and args.solve != "ccx":
         print("structrom: error: --ccx-timeout bounds the ccx runs of --solve ccx: leave it out, or give --solve ccx",
               file=sys.stderr)
@@ -166,7 +169,7 @@ def _add_import_parser(sub) -> None:
                                              "conditions); ansys: one static .rst per training loading")
     p.add_argument("--runs", help="calculix: directory of runs: <name>.inp (with a *STEP) and <name>.frd and/or "
                                   "<name>.dat beside it; runs given as decks only (no run has results) are solved by "
-                                  "the in-house HF solver, as with --solve hf")
+                                  "the in-house HF solver, as with --solve hf (--solve ccx: run through ccx)")
     p.add_argument("--solve", choices=["hf", "ccx"],
                    help="calculix: solve every run deck, whether or not results are beside it (they are then not "
                         "read). hf: the in-house HF solver (`structrom hifi`); each solve uses all ranks of `mpirun -n "

@@ -4,7 +4,7 @@ Input: the base deck and one run per training loading: the run's deck (same mesh
 loads, temperatures and steps) and its results, ``.frd`` and/or ``.dat`` (``*NODE FILE U`` or
 ``*NODE PRINT U`` on all nodes; ``*EL PRINT S, E, PEEQ`` adds integration-point reference fields), found,
 read and checked by :mod:`.calculix_import_runs`; or decks only, solved by the in-house HF solver
-(:mod:`.calculix_import_hf`).
+(:mod:`.calculix_import_hf`) or run through ccx here (``solve="ccx"``: :mod:`.calculix_import_ccx`).
 Output, in ``out``:
 
 * ``mesh.inp``: the base deck's mesh with its sets, plus the surfaces and node sets the loads need
@@ -39,7 +39,7 @@ from .calculix_import_runs import ImportedRun, _check_same_model, _read_results,
 from .inp_writer import write_mesh_inp
 from ..atomic import atomic_write_text
 from ..config import write_toml
-from .calculix_import_ccx import require_ccx, solve_with_ccx
+from .calculix_import_ccx import ccx_threads, require_ccx, solve_with_ccx
 from .calculix_import_hf import SOLVERS, check_run, deck_run, solve_runs
 from .training_cases import (group_nodes_by_history, imported_offline_config, temperature_envelope_violations,
                              training_config, write_training_snapshot)
@@ -338,8 +338,9 @@ def _prepare(base, runs, out, *, parameters, units, log, solve, solver, ccx_time
         raise CalculixError(f"runs {', '.join(bare)} have no results (.frd/.dat) beside their decks while runs "
                             f"{', '.join(given)} have: one family has one solver; run ccx on them, or pass --solve ccx "
                             "(every run through ccx) or --solve hf (every run through the in-house HF solver)")
-    if solve == "ccx":
+    if solve == "ccx":  # (ccx and its threads checked before any run)
         require_ccx()
+        ccx_threads()
     if solve is None and bare:
         log(f"  no results (.frd/.dat) beside the {len(bare)} run decks: solving them with the in-house HF solver "
             "(as --solve hf)")
