@@ -213,6 +213,12 @@ def test_ccx_answers_the_written_flat_deck_as_the_hand_flat_one(tmp_path):
                              tmp_path / "import")
     assert result.family["surfaces"] == {"PRESSURE_1": 1}
     assert np.array_equal(result.runs[0].displacement[-1], u_ref.values)
+    # ... and with --solve ccx, ccx is given the flat deck (OUT/ccx/a/a.inp): the displacements of the hand-flat deck
+    # to the .frd's six digits (half a unit of the last: 5e-6 of each value)
+    solved = import_calculix(tmp_path / "job.inp", [("a", tmp_path / "job.inp", [])], tmp_path / "by_ccx", solve="ccx")
+    assert "*PART" not in (tmp_path / "by_ccx" / "ccx" / "a" / "a.inp").read_text().upper()
+    u_ccx = solved.runs[0].displacement[-1]
+    assert np.all(np.abs(u_ccx - u_ref.values) <= 5e-6 * np.abs(u_ref.values) + 1e-12 * np.abs(u_ref.values).max())
 
 
 @needs_ccx

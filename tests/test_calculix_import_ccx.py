@@ -105,3 +105,16 @@ def test_solve_ccx_refusals(tmp_path):
     proc = _cli(*args[:-2], "--ccx-timeout", "10")
     assert proc.returncode == 2 and "--ccx-timeout bounds the ccx runs of --solve ccx" in proc.stderr
     assert not (tmp_path / "m").exists()
+
+
+def test_ccx_deck_keeps_the_users_sets_and_steps(tmp_path):
+    """The deck given to ccx: the user's output requests replaced in every step, the all-elements set under a name the
+    deck does not use (a user's set of that name keeps its members)."""
+    from structrom.rom.adapters.calculix_import_ccx import ALL_ELEMENTS, write_ccx_deck
+
+    deck = _write(tmp_path, MODEL.replace("EALL", ALL_ELEMENTS) + STEPS, "a.inp")
+    text = write_ccx_deck(deck, tmp_path / "out.inp", np.array([1, 2])).read_text()
+    assert text.count(f"*ELSET, ELSET={ALL_ELEMENTS}_\n1, 2,\n") == 1
+    assert text.count(f"*EL PRINT, ELSET={ALL_ELEMENTS}_\nS, E, PEEQ\n*END STEP") == 2
+    assert text.count("*NODE FILE\nU\n") == 2 and "*NODE PRINT" not in text and "*EL FILE" not in text
+    assert f"*ELSET, ELSET={ALL_ELEMENTS}\n" not in text

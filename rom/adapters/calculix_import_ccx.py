@@ -26,10 +26,12 @@ from .calculix_runner import run_ccx
 
 __all__ = ["CCX_OUTPUT", "ALL_ELEMENTS", "ccx_threads", "require_ccx", "write_ccx_deck", "solve_with_ccx"]
 
-#: The element set of every element the written deck's ``*EL PRINT`` names.
+#: The element set of every element the written deck's ``*EL PRINT`` names (``_`` appended while the deck has a
+#: set of that name).
 ALL_ELEMENTS = "STRUCTROM_ALL_ELEMENTS"
 
-#: The output requests written into every step of a deck given to ccx (what the import of ccx results reads).
+#: The output requests written into every step of a deck given to ccx (what the import of ccx results reads);
+#: ``ELSET`` is :data:`ALL_ELEMENTS`.
 CCX_OUTPUT = (("NODE FILE", {}, ["U"]), ("EL PRINT", {"ELSET": ALL_ELEMENTS}, ["S, E, PEEQ"]))
 
 #: The cards of a user's deck that are output requests (replaced by :data:`CCX_OUTPUT`).
@@ -63,12 +65,16 @@ def require_ccx(ccx: str = "ccx") -> str:
 
 def write_ccx_deck(deck: str | os.PathLike, path: str | os.PathLike, element_ids: np.ndarray) -> Path:
     """Write ``deck`` (a run deck, flat or part/assembly) as the flat deck ``path`` ccx runs: its output requests
-    replaced by :data:`CCX_OUTPUT` in every step, the set :data:`ALL_ELEMENTS` of ``element_ids`` ``(n_elements,)``
-    (ccx ids) made before the first ``*STEP``."""
+    replaced by :data:`CCX_OUTPUT` in every step, the set :data:`ALL_ELEMENTS` (a name the deck's sets do not have)
+    of ``element_ids`` ``(n_elements,)`` (ccx ids) made before the first ``*STEP``."""
     cards = [c for c in read_cards(deck) if c.keyword not in _REQUESTS]
     here = Path(deck)
+    taken = {c.params.get("ELSET", "").upper() for c in cards}
+    name = ALL_ELEMENTS
+    while name in taken:  # (a set of the user's is never added to)
+        name += "_"
     ids = [str(int(i)) for i in np.asarray(element_ids)]
-    elset = Card("ELSET", {"ELSET": ALL_ELEMENTS}, here, 0,
+    elset = Card("ELSET", {"ELSET": name}, here, 0,
                  [", ".join(ids[i:i + 16]) + "," for i in range(0, len(ids), 16)])
     out: list[Card] = []
     for card in cards:
@@ -76,7 +82,8 @@ def write_ccx_deck(deck: str | os.PathLike, path: str | os.PathLike, element_ids
             out.append(elset)
             elset = None
         if card.keyword == "END STEP":
-            out += [Card(k, dict(p), here, 0, list(d)) for k, p, d in CCX_OUTPUT]
+            out += [Card(k, {q: name if q == "ELSET" else v for q, v in p.items()}, here, 0, list(d))
+                    for k, p, d in CCX_OUTPUT]
         out.append(card)
     return write_cards(out, path)
 
