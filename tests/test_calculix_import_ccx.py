@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
+from mpi_helpers import mpirun
 from test_calculix_import import MODEL, STEPS, _write
 from test_calculix_import_hf import RUNS
 
@@ -95,9 +96,10 @@ def test_solve_ccx_refusals(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "--solve ccx: CalculiX's 'ccx' is not on PATH: install it (e.g. apt-get install calculix-ccx)" in \
         proc.stderr and "--solve hf" in proc.stderr
-    # (as `mpirun -n 2` starts it: every rank would run every deck; rank 0 says why)
-    proc = _cli(*args, env=dict(os.environ, OMPI_COMM_WORLD_SIZE="2", OMPI_COMM_WORLD_RANK="0"))
-    assert proc.returncode == 2 and "--solve ccx runs ccx once per deck in one process" in proc.stderr
+    # under `mpirun -n 2` every rank would run every deck: refused once (rank 0 says why), exit code 2, no hang
+    with pytest.raises(AssertionError, match=r"failed \(2\)") as failed:
+        mpirun(2, ["-m", "structrom.api.cli", *map(str, args)], timeout=120)
+    assert str(failed.value).count("--solve ccx runs ccx once per deck in one process") == 1
     proc = _cli(*args, "--solver", tmp_path / "s.toml")
     assert proc.returncode == 2 and "ccx reads its controls from the decks" in proc.stderr
     proc = _cli(*args, "-ksp_type", "preonly")

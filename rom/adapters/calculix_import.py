@@ -39,7 +39,7 @@ from .calculix_import_runs import ImportedRun, _check_same_model, _read_results,
 from .inp_writer import write_mesh_inp
 from ..atomic import atomic_write_text
 from ..config import write_toml
-from .calculix_import_ccx import ccx_threads, require_ccx, solve_with_ccx
+from .calculix_import_ccx import OUTPUT_REPLACED, check_ccx_solve, solve_with_ccx
 from .calculix_import_hf import SOLVERS, check_run, deck_run, solve_runs
 from .training_cases import (group_nodes_by_history, imported_offline_config, temperature_envelope_violations,
                              training_config, write_training_snapshot)
@@ -50,9 +50,7 @@ _COMPONENTS = "XYZ"
 #: Why an output request of a run solved by the HF solver is ignored.
 _OUTPUT_SOLVED = "output request: the HF solver writes displacements and integration-point fields at every increment"
 #: Why an output request of a run solved here is ignored (by solver).
-_OUTPUT_WHY = {"hf": _OUTPUT_SOLVED,
-               "ccx": "output request: the deck given to ccx requests *NODE FILE U and *EL PRINT S, E, PEEQ on every "
-                      "element, in every step, in place of the deck's own"}
+_OUTPUT_WHY = {"hf": _OUTPUT_SOLVED, "ccx": OUTPUT_REPLACED}
 
 
 @dataclass
@@ -277,12 +275,8 @@ def import_calculix(base: str | os.PathLike, runs: list[tuple[str, Path, list[Pa
     (None on the others)."""
     if solve is not None and solve not in SOLVERS:
         raise CalculixError(f"solve={solve!r}: expected one of {list(SOLVERS)} (or none: read the runs' results)")
-    if solve == "ccx" and comm is not None and comm.Get_size() > 1:
-        raise CalculixError("--solve ccx runs ccx once per deck in one process (its threads: OMP_NUM_THREADS): run "
-                            "the import without mpirun")
-    if solve != "hf" and solver is not None and solve is not None:
-        raise CalculixError("--solver: the HF solver's [solver] table; ccx reads its controls from the decks: leave it "
-                            "out, or give --solve hf")
+    if solve == "ccx":
+        check_ccx_solve(comm, solver)
     rank0, prepared = comm is None or comm.Get_rank() == 0, None
     if rank0:
         try:
@@ -311,7 +305,8 @@ def import_calculix(base: str | os.PathLike, runs: list[tuple[str, Path, list[Pa
     return result
 
 
-def _prepare(base, runs, out, *, parameters, units, log, solve, solver, ccx_timeout=None) -> tuple[ImportResult, list[dict], bool]:
+def _prepare(base, runs, out, *, parameters, units, log, solve, solver,
+             ccx_timeout=None) -> tuple[ImportResult, list[dict], bool]:
     """The import up to the HF solves: decks read and checked, files written but ``offline.toml`` (written
     once every snapshot is). Returns the result, the cases to solve (:func:`.calculix_import_hf.check_run`)
     and whether a law is plastic."""
@@ -338,9 +333,6 @@ def _prepare(base, runs, out, *, parameters, units, log, solve, solver, ccx_time
         raise CalculixError(f"runs {', '.join(bare)} have no results (.frd/.dat) beside their decks while runs "
                             f"{', '.join(given)} have: one family has one solver; run ccx on them, or pass --solve ccx "
                             "(every run through ccx) or --solve hf (every run through the in-house HF solver)")
-    if solve == "ccx":  # (ccx and its threads checked before any run)
-        require_ccx()
-        ccx_threads()
     if solve is None and bare:
         log(f"  no results (.frd/.dat) beside the {len(bare)} run decks: solving them with the in-house HF solver "
             "(as --solve hf)")

@@ -24,7 +24,8 @@ from .calculix_error import CalculixError
 from .calculix_keywords import IGNORED, _OUTPUT
 from .calculix_runner import run_ccx
 
-__all__ = ["CCX_OUTPUT", "ALL_ELEMENTS", "ccx_threads", "require_ccx", "write_ccx_deck", "solve_with_ccx"]
+__all__ = ["CCX_OUTPUT", "ALL_ELEMENTS", "OUTPUT_REPLACED", "ccx_threads", "require_ccx", "check_ccx_solve",
+           "write_ccx_deck", "solve_with_ccx"]
 
 #: The element set of every element the written deck's ``*EL PRINT`` names (``_`` appended while the deck has a
 #: set of that name).
@@ -33,6 +34,10 @@ ALL_ELEMENTS = "STRUCTROM_ALL_ELEMENTS"
 #: The output requests written into every step of a deck given to ccx (what the import of ccx results reads);
 #: ``ELSET`` is :data:`ALL_ELEMENTS`.
 CCX_OUTPUT = (("NODE FILE", {}, ["U"]), ("EL PRINT", {"ELSET": ALL_ELEMENTS}, ["S, E, PEEQ"]))
+
+#: Why a run deck's output request is ignored (``family.json``'s ``ignored``).
+OUTPUT_REPLACED = ("output request: the deck given to ccx requests *NODE FILE U and *EL PRINT S, E, PEEQ on every "
+                   "element, in every step, in place of the deck's own")
 
 #: The cards of a user's deck that are output requests (replaced by :data:`CCX_OUTPUT`).
 _REQUESTS = frozenset(k for k, why in IGNORED.items() if why == _OUTPUT)
@@ -61,6 +66,19 @@ def require_ccx(ccx: str = "ccx") -> str:
         raise CalculixError(f"--solve ccx: CalculiX's {ccx!r} is not on PATH: install it (e.g. apt-get install "
                             "calculix-ccx) or put it on PATH, or give --solve hf (the in-house HF solver)")
     return found
+
+
+def check_ccx_solve(comm=None, solver: dict | None = None) -> None:
+    """Refuse what ``--solve ccx`` cannot take, before any deck is read: ``comm`` of more than one rank (every rank
+    would run every deck), an HF ``solver`` table, ccx missing, ccx's thread variables invalid."""
+    if comm is not None and comm.Get_size() > 1:
+        raise CalculixError("--solve ccx runs ccx once per deck in one process (its threads: OMP_NUM_THREADS): run "
+                            "the import without mpirun")
+    if solver is not None:
+        raise CalculixError("--solver: the HF solver's [solver] table; ccx reads its controls from the decks: leave it "
+                            "out, or give --solve hf")
+    require_ccx()
+    ccx_threads()
 
 
 def write_ccx_deck(deck: str | os.PathLike, path: str | os.PathLike, element_ids: np.ndarray) -> Path:
