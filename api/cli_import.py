@@ -30,7 +30,7 @@ def _import(args: argparse.Namespace, rest: list[str], watch=lambda comm: None) 
                   file=sys.stderr)
             return 2
     other = "ansys" if args.format == "calculix" else "calculix"
-    given = [f"--{name}" for name in _OPTIONS_OF[other] if getattr(args, name)]
+    given = [f"--{name.replace('_', '-')}" for name in _OPTIONS_OF[other] if getattr(args, name)]
     if given:  # (an option the format does not read is refused, never dropped)
         print(f"structrom: error: import {args.format} reads no {', '.join(given)} (an option of import {other}); "
               "leave it out", file=sys.stderr)

@@ -106,6 +106,8 @@ def test_solve_ccx_refusals(tmp_path):
     assert proc.returncode == 2 and "unknown arguments" in proc.stderr
     proc = _cli(*args[:-2], "--ccx-timeout", "10")
     assert proc.returncode == 2 and "--ccx-timeout bounds the ccx runs of --solve ccx" in proc.stderr
+    proc = _cli("import", "ansys", tmp_path / "r.rst", "--out", tmp_path / "m", "--ccx-timeout", "10")
+    assert proc.returncode == 2 and "import ansys reads no --ccx-timeout (an option of import calculix)" in proc.stderr
     assert not (tmp_path / "m").exists()
 
 
