@@ -13,6 +13,7 @@ last lines) and the last lines of its ``.sta``.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -38,6 +39,9 @@ CCX_OUTPUT = (("NODE FILE", {}, ["U"]), ("EL PRINT", {"ELSET": ALL_ELEMENTS}, ["
 #: Why a run deck's output request is ignored (``family.json``'s ``ignored``).
 OUTPUT_REPLACED = ("output request: the deck given to ccx requests *NODE FILE U and *EL PRINT S, E, PEEQ on every "
                    "element, in every step, in place of the deck's own")
+
+#: A run name ccx takes as its job name as it is.
+_JOBNAME = re.compile(r"[A-Za-z0-9_.+-]{1,100}")
 
 #: The cards of a user's deck that are output requests (replaced by :data:`CCX_OUTPUT`).
 _REQUESTS = frozenset(k for k, why in IGNORED.items() if why == _OUTPUT)
@@ -108,17 +112,19 @@ def write_ccx_deck(deck: str | os.PathLike, path: str | os.PathLike, element_ids
 
 def solve_with_ccx(name: str, deck: str | os.PathLike, element_ids: np.ndarray, scratch: str | os.PathLike, *,
                    timeout: float | None = None, log=lambda msg: None) -> list[Path]:
-    """Run ccx on run ``name``'s ``deck`` in ``scratch/<name>/`` (:func:`write_ccx_deck`); returns its result
-    files ``[<name>.frd, <name>.dat]``. ``timeout``: seconds per run (None: no limit). Raises
+    """Run ccx on run ``name``'s ``deck`` in ``scratch/<name>/`` (:func:`write_ccx_deck`, job ``name``, or ``job``
+    for a name with other characters than letters, digits and ``_.+-``); returns its result files
+    ``[<job>.frd, <job>.dat]``. ``timeout``: seconds per run (None: no limit). Raises
     :class:`CalculixError` naming the run and deck, with ccx's errors and the tail of its ``.sta``."""
     jobdir = Path(scratch) / name
     jobdir.mkdir(parents=True, exist_ok=True)
-    write_ccx_deck(deck, jobdir / f"{name}.inp", element_ids)
+    job = name if _JOBNAME.fullmatch(name) else "job"  # (ccx's job name: no blanks, at most 132 characters)
+    write_ccx_deck(deck, jobdir / f"{job}.inp", element_ids)
     threads = ccx_threads()
     try:
-        run = run_ccx(jobdir, name, timeout=timeout, ccx=require_ccx(), threads=threads, require=("frd", "dat"))
+        run = run_ccx(jobdir, job, timeout=timeout, ccx=require_ccx(), threads=threads, require=("frd", "dat"))
     except CalculixError as exc:
-        sta = jobdir / f"{name}.sta"
+        sta = jobdir / f"{job}.sta"
         tail = sta.read_text(errors="replace").splitlines()[-6:] if sta.exists() else []
         raise CalculixError(f"run {name} ({deck}): {exc}" +
                             (f"\nlast lines of {sta}:\n" + "\n".join(tail) if tail else "")) from None
