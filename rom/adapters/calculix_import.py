@@ -24,7 +24,6 @@ every increment is in the results (ccx's default output frequency).
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from .calculix_deck import Deck, not_supported, read_deck
 from .calculix_error import CalculixError
 from .calculix_import_runs import TIME_RTOL  # noqa: F401 - importable from here too
 from .calculix_import_runs import ImportedRun, _check_same_model, _read_results, find_runs
+from .family_parameters import family_parameters
 from .inp_writer import write_mesh_inp
 from ..atomic import atomic_write_text
 from ..config import write_toml
@@ -202,60 +202,6 @@ def _force_sets(runs: list[ImportedRun], times: list[np.ndarray], model: list[np
     return sets
 
 
-def _parameters(runs: list[ImportedRun], per_run: list[dict], csv_path: Path | None,
-                per_run_bc: list[list[dict]] | None = None) -> dict:
-    """Parameter values per run: the CSV's columns (first column: the run name), or the inputs that
-    differ between runs (peak pressure per surface, min/max temperature, min/max value of each prescribed
-    set's displacement, peak omega, gravity, end time)."""
-    if csv_path is not None:
-        try:
-            with open(csv_path, newline="") as f:
-                rows = list(csv.reader(f))
-        except OSError as exc:
-            raise CalculixError(f"cannot read parameters {str(csv_path)!r}: {exc}") from None
-        if len(rows) < 2 or len(rows[0]) < 2:
-            raise CalculixError(f"{csv_path}: expected a header 'run,<parameter>,...' and one line per run")
-        header = [h.strip() for h in rows[0]]
-        values = {}
-        for number, row in enumerate(rows[1:], start=2):
-            if not any(c.strip() for c in row):
-                continue
-            if len(row) != len(header):
-                raise CalculixError(f"{csv_path}:{number}: {len(row)} columns, the header has {len(header)}")
-            try:
-                values[row[0].strip()] = {h: float(v) for h, v in zip(header[1:], row[1:])}
-            except ValueError:
-                raise CalculixError(f"{csv_path}:{number}: parameter values must be numbers, got {row[1:]}") from None
-        missing = [r.name for r in runs if r.name not in values]
-        if missing:
-            raise CalculixError(f"{csv_path}: no line for run(s) {missing} (first column: the run name = deck file stem)")
-        return {"source": str(csv_path), "values": {r.name: values[r.name] for r in runs}}
-    per: list[dict[str, float]] = []
-    for d, r, bcs in zip(per_run, runs, per_run_bc or [[] for _ in runs]):
-        c: dict[str, float] = {}
-        for s, table in d.get("pressure", {}).items():
-            v = np.asarray(table)[:, 1]
-            c[f"pressure.{s}"] = float(v[np.argmax(np.abs(v))])
-        for s, table in d.get("force", {}).items():  # peak of each component (sign kept) and of the magnitude
-            v = np.asarray(table)[:, 1:]
-            c.update({f"force.{s}.{x}": float(v[np.argmax(np.abs(v[:, k])), k]) for k, x in enumerate("xyz")})
-            c[f"force.{s}.magnitude"] = float(np.linalg.norm(v, axis=1).max())
-        for bc in bcs:  # the extremes of each prescribed displacement (both: a cycle has a range and a ratio)
-            v = np.asarray(bc["amplitude"])[:, 1] * bc["value"]
-            c[f"displacement.{bc['node_set']}.min"], c[f"displacement.{bc['node_set']}.max"] = float(v.min()), float(v.max())
-        temp = d["temperature_values"]
-        c["temperature.min"], c["temperature.max"] = float(temp.min()), float(temp.max())
-        if "centrifugal" in d:
-            c["centrifugal.omega"] = float(np.abs(np.asarray(d["centrifugal"]["omega"])[:, 1]).max())
-        c["times.end"] = float(r.times[-1])
-        per.append(c)
-    # a load absent from a run is 0 there (a set loaded in some runs only)
-    cand = {k: [c.get(k, 0.0) for c in per] for k in sorted(set().union(*per))}
-    varying = {k: v for k, v in cand.items() if (max(v) - min(v)) > 1e-12 * max(1.0, abs(max(v)))}
-    return {"source": "detected (inputs that differ between the runs' decks)",
-            "values": {r.name: {k: v[i] for k, v in varying.items()} for i, r in enumerate(runs)}}
-
-
 def import_calculix(base: str | os.PathLike, runs: list[tuple[str, Path, list[Path]]] | str | os.PathLike,
                     out: str | os.PathLike, *, parameters: str | os.PathLike | None = None, units: dict | None = None,
                     log=lambda msg: None, solve: str | None = None, solver: dict | None = None,
@@ -400,7 +346,7 @@ def _prepare(base, runs, out, *, parameters, units, log, solve, solver,
                 solver={"name": "calculix", "imported_from": [str(p.resolve()) for p in run.results],
                         "deck": str(run.deck.path.resolve())})
         snapshots.append(path)
-    params = _parameters(imported, per_run, Path(parameters) if parameters is not None else None, per_run_bc)
+    params = family_parameters(imported, per_run, Path(parameters) if parameters is not None else None, per_run_bc)
     names = sorted({k for v in params["values"].values() for k in v})
     params["ranges"] = {k: [min(v[k] for v in params["values"].values()), max(v[k] for v in params["values"].values())]
                         for k in names}
