@@ -99,25 +99,34 @@ def test_decks_without_results_are_solved_like_ccx_and_build_a_model(tmp_path):
     assert not list((tmp_path / "m_bad" / "train").glob("*.h5")) and not (tmp_path / "m_bad" / "offline.toml").exists()
 
 
-def test_decks_solved_on_two_ranks_as_on_one(tmp_path):
-    """`mpirun -n 2 structrom import calculix ... --solve hf` with PETSc options: each run solved on both ranks,
+def test_decks_solved_on_two_and_three_ranks_as_on_one(tmp_path):
+    """`mpirun -n 2` and `-n 3 structrom import calculix ... --solve hf`: each run solved on every rank,
     the snapshots (plastic bricks) those of the serial import to the Newton tolerance; a deck the HF solver cannot
     take refused once, on every rank, before any solve."""
+    # two bricks for 2 ranks; a third brick (the load moved to its end face) for 3 ranks, one element each
+    three = MODEL.replace("12,2,1,1\n", "12,2,1,1\n13,3,0,0\n14,3,1,0\n15,3,0,1\n16,3,1,1\n").replace(
+        "2,2,9,10,3,6,11,12,7\n", "2,2,9,10,3,6,11,12,7\n3,9,13,14,10,11,15,16,12\n").replace(
+        "*NSET,NSET=LOAD\n9,10,11,12\n", "*NSET,NSET=LOAD\n13,14,15,16\n")
+    for model, decks in ((MODEL, tmp_path / "decks"), (three, tmp_path / "decks3")):
+        decks.mkdir()
+        for name, steps in list(RUNS.items())[:2]:
+            _write(decks, model + steps, f"{name}.inp")
+        # (GAMG has no coarse problem on two elements: Jacobi-preconditioned CG, as a user passes it)
+        import_calculix(decks / "a.inp", decks, tmp_path / f"one_{decks.name}",
+                        solver={"linear": {"pc_type": "jacobi"}})
     decks = tmp_path / "decks"
-    decks.mkdir()
-    for name, steps in list(RUNS.items())[:2]:
-        _write(decks, MODEL + steps, f"{name}.inp")
-    # (GAMG has no coarse problem on two elements: Jacobi-preconditioned CG, as a user passes it)
-    import_calculix(decks / "a.inp", decks, tmp_path / "one", solver={"linear": {"pc_type": "jacobi"}})
     # the HF [solver] table from a file (--solver): a tighter Newton tolerance, Jacobi given there this time
     (tmp_path / "solver.toml").write_text('[solver]\nnewton_rtol = 1e-10\n[solver.linear]\npc_type = "jacobi"\n')
-    proc = mpirun(2, ["-m", "structrom.api.cli", "import", "calculix", str(decks / "a.inp"), "--runs", str(decks),
-                      "--out", str(tmp_path / "two"), "--solve", "hf", "--solver", str(tmp_path / "solver.toml")])
-    assert "[1/2] a: HF solve of 5 increments on 2 ranks" in proc.stdout and proc.stdout.count("next: structrom") == 1
-    for name in ("a", "b"):
-        with h5py.File(tmp_path / "one" / "train" / f"{name}.h5") as f1, \
-                h5py.File(tmp_path / "two" / "train" / f"{name}.h5") as f2:
-            assert json.loads(f2.attrs["metadata"])["n_ranks"] == 2
+    for ranks, given in ((2, "decks"), (3, "decks3")):
+        proc = mpirun(ranks, ["-m", "structrom.api.cli", "import", "calculix", str(tmp_path / given / "a.inp"),
+                              "--runs", str(tmp_path / given), "--out", str(tmp_path / f"ranks_{given}"), "--solve",
+                              "hf", "--solver", str(tmp_path / "solver.toml")])
+        assert f"[1/2] a: HF solve of 5 increments on {ranks} ranks" in proc.stdout
+        assert proc.stdout.count("next: structrom") == 1
+    for name, given in (("a", "decks"), ("b", "decks"), ("a", "decks3"), ("b", "decks3")):
+        with h5py.File(tmp_path / f"one_{given}" / "train" / f"{name}.h5") as f1, \
+                h5py.File(tmp_path / f"ranks_{given}" / "train" / f"{name}.h5") as f2:
+            assert json.loads(f2.attrs["metadata"])["n_ranks"] == {"decks": 2, "decks3": 3}[given]
             assert '"newton_rtol": 1e-10' in f2.attrs["metadata"] and '"pc_type": "jacobi"' in f2.attrs["metadata"]
             u1, u2 = f1["fields/displacement"][()], f2["fields/displacement"][()]
             p1, p2 = f1["fields/cumulated_plastic_strain"][()], f2["fields/cumulated_plastic_strain"][()]
