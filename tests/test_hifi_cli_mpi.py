@@ -58,7 +58,19 @@ def case(tmp_path_factory) -> Path:
     return d
 
 
-def test_snapshots_do_not_depend_on_rank_count(case):
+@pytest.fixture(scope="module")
+def wedge_case(tmp_path_factory) -> Path:
+    """The bar meshed with 15-node wedges (the pressure on their triangular and quadrilateral faces alike)."""
+    d = tmp_path_factory.mktemp("hifi_wedge")
+    write_mesh_inp(d / "bar.inp", box((10.0, 2.0, 2.0), (10, 2, 2), element="C3D15"))
+    for n in (1, 2, 3):
+        (d / f"cfg{n}.toml").write_text(CONFIG.format(out=f"out{n}/bar.h5"))
+    return d
+
+
+@pytest.mark.parametrize("mesh", ["C3D20", "C3D15"])
+def test_snapshots_do_not_depend_on_rank_count(case, wedge_case, mesh):
+    case = {"C3D20": case, "C3D15": wedge_case}[mesh]
     for n in (1, 2, 3):
         proc = mpirun(n, ["-m", "structrom.api.cli", "hifi", str(case / f"cfg{n}.toml")], cwd=ROOT)
         assert "increment 3/3" in proc.stdout
