@@ -93,15 +93,14 @@ def _faces_within(f: h5py.File, path: str, starts: np.ndarray, faces: np.ndarray
                                   f"{int(faces[b[i]])} faces (S1-S{int(faces[b[i]])})")
 
 
-def _positive_jacobians(f: h5py.File, path: str, element: str, points: str, limits: Limits) -> None:
-    """Every element of the connectivity ``path`` (a known ``element`` type, node indices already within the mesh)
-    has a positive Jacobian determinant at each integration point, as the mesh's integration
-    (:class:`structrom.rom.fem.kernel.Discretization`: fields, deck answers) requires; read by blocks of elements.
-    Skipped when the points are not finite (their own rule names them)."""
+def _positive_jacobians(f: h5py.File, path: str, element: str, X: np.ndarray, limits: Limits) -> None:
+    """Every element of the connectivity ``path`` (a known ``element`` type, node indices already within the mesh
+    points ``X`` ``(n_nodes, 3)``) has a positive Jacobian determinant at each integration point, as the mesh's
+    integration (:class:`structrom.rom.fem.kernel.Discretization`: fields, deck answers) requires; read by blocks
+    of elements. Skipped when the points are not finite (their own rule names them)."""
     from structrom.rom.fem.integration import MAX_CHUNK_ELEMENTS, _det_inv3
     from structrom.rom.fem.kernel import collapsed, jacobians
 
-    X = f[points][()]
     if not np.all(np.isfinite(X)):
         return
     d = f[path]
@@ -136,6 +135,7 @@ def mesh_rules(f: h5py.File, ds: dict, sc: ShapeChecker, prefix: str = "mesh",
         raise UnsafeFileError(f"/{prefix}/blocks: element blocks must be numbered 0, 1, ... without gaps")
     n_elements = n_ip = 0
     starts, faces, names = [], [], []  # per block: first element, faces of its type, its type
+    X = None
     for p in sorted(blocks, key=lambda q: int(q.split("/")[depth])):
         if len(sc.shape(p)) != 2:
             raise UnsafeFileError(f"/{p}: shape {sc.shape(p)}, expected (n_elements, nodes per element)")
@@ -146,7 +146,9 @@ def mesh_rules(f: h5py.File, ds: dict, sc: ShapeChecker, prefix: str = "mesh",
                                   f"{nodes or f'at most {most_nodes}'}")
         _index(f, p, n_nodes, "mesh nodes", limits=limits)
         if nodes is not None:
-            _positive_jacobians(f, p, element, f"{prefix}/points", limits)
+            if X is None:  # the points, read once for all blocks
+                X = f[f"{prefix}/points"][()]
+            _positive_jacobians(f, p, element, X, limits)
         starts.append(n_elements)
         faces.append(len(FACES[element]) if element in FACES else 6)
         names.append(element)

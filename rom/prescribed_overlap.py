@@ -65,6 +65,13 @@ def check_named_once(first: ImposedDisplacement, again: ImposedDisplacement, tar
                            f"set {target} with different values: give it once")
 
 
+def prescribed_dofs(d: ImposedDisplacement, node_set) -> np.ndarray:
+    """``(m,)`` sorted global dofs ``3 node + component`` that ``d`` prescribes; ``node_set``: set name -> node
+    indices (``Mesh.node_set``)."""
+    nodes = np.asarray(node_set(d.node_set), np.int64)
+    return np.unique((3 * nodes[:, None] + np.asarray(d.components, np.int64)).ravel())
+
+
 def displacement_overlap(displacements, node_set, times: np.ndarray) -> DisplacementOverlap | None:
     """The first pair of ``displacements`` (:class:`ImposedDisplacement`) that prescribe a common node and
     component with different histories over ``times`` (``(n,)``, the loading's times), or None. ``node_set``:
@@ -73,8 +80,7 @@ def displacement_overlap(displacements, node_set, times: np.ndarray) -> Displace
     displacements = list(displacements)
     t = comparison_times(displacements, times)
     hist = [displacement_history(d, t) for d in displacements]
-    dofs = [np.unique((3 * np.asarray(node_set(d.node_set), np.int64)[:, None]
-                       + np.asarray(d.components, np.int64)).ravel()) for d in displacements]
+    dofs = [prescribed_dofs(d, node_set) for d in displacements]
     for i in range(len(displacements)):
         for j in range(i + 1, len(displacements)):
             if same_history(hist[i], hist[j]):

@@ -116,9 +116,6 @@ def _wedge_linear(xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return N, dN
 
 
-_WEDGE_LEVEL_EDGES = np.array([[0, 1], [1, 2], [2, 0]])
-
-
 def _wedge_quadratic(xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Quadratic (serendipity) wedge, CalculiX ``shape15w.f``. With L the triangle barycentrics of (xi, eta),
     g_s = 1 + z_s zeta (z_s = -1 bottom, +1 top):
@@ -134,7 +131,7 @@ def _wedge_quadratic(xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     z = xi[:, 2:3]  # (n, 1)
     zs = np.array([-1.0, 1.0])
     g = 1.0 + zs[None] * z  # (n, 2)
-    a, b = _WEDGE_LEVEL_EDGES[:, 0], _WEDGE_LEVEL_EDGES[:, 1]
+    a, b = _TRI6_EDGES[:, 0], _TRI6_EDGES[:, 1]  # the triangle edges (0,1), (1,2), (2,0)
     # corners (n, 2, 3)
     h = 2.0 * L[:, None, :] - 2.0 + (zs[None] * z)[:, :, None]
     Nc = 0.5 * L[:, None, :] * g[:, :, None] * h
@@ -145,7 +142,7 @@ def _wedge_quadratic(xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Ne = 2.0 * g[:, :, None] * LL[:, None, :]
     dLL = L[:, b, None] * dL[None, a] + L[:, a, None] * dL[None, b]  # (n, 3, 2)
     dNe_tri = 2.0 * g[:, :, None, None] * dLL[:, None]
-    dNe_z = 2.0 * zs[None, :, None] * LL[:, None, :] + 0.0 * z[:, :, None]
+    dNe_z = 2.0 * zs[None, :, None] * LL[:, None, :]  # (n, 2, 3)
     # vertical mid-edges (n, 3)
     bub = 1.0 - z * z  # (n, 1)
     Nv = L * bub

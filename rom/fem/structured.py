@@ -15,6 +15,7 @@ from itertools import permutations
 
 import numpy as np
 
+from .elements import _WEDGE15_EDGES  # edges of the 15-node wedge's mid-side nodes 6..14
 from .face_matching import faces_on_nodes
 from .mesh import CellBlock, Mesh, MeshError
 
@@ -35,8 +36,6 @@ _HEX20_EDGES = np.array(
 _TET10_EDGES = np.array([[0, 1], [1, 2], [2, 0], [0, 3], [1, 3], [2, 3]])
 # The two prisms of a unit hexahedron (its corners, bottom triangle counter-clockwise seen from +z, then the top).
 _HEX_WEDGES = np.array([[0, 1, 2, 4, 5, 6], [0, 2, 3, 4, 6, 7]])
-# Edges of the 15-node wedge's mid-side nodes 6..14.
-_WEDGE15_EDGES = np.array([[0, 1], [1, 2], [2, 0], [3, 4], [4, 5], [5, 3], [0, 3], [1, 4], [2, 5]])
 
 
 def _kuhn_tets() -> np.ndarray:

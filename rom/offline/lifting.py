@@ -152,7 +152,7 @@ def check_overlaps(mesh, cases: list[TrainingCase], fields: list[UnitField]) -> 
     them), and two lifted specifications that share a node and component: the reduced model could not keep
     apart two query values on it (the elastic extensions give the shared dofs to the later one), where the
     HF solver refuses them."""
-    from structrom.rom.prescribed_overlap import displacement_overlap
+    from structrom.rom.prescribed_overlap import displacement_overlap, prescribed_dofs
 
     for c in cases:
         overlap = displacement_overlap(c.loading.displacements, mesh.node_set, c.loading.times)
@@ -165,9 +165,7 @@ def check_overlaps(mesh, cases: list[TrainingCase], fields: list[UnitField]) -> 
     lifted = sorted({f.spec for f in fields})
     for a, k in enumerate(lifted):
         for m in lifted[a + 1:]:
-            dofs = [(3 * mesh.node_set(specs[i].node_set)[:, None] + np.asarray(specs[i].components, int)).ravel()
-                    for i in (k, m)]
-            shared = np.intersect1d(*dofs)
+            shared = np.intersect1d(*(prescribed_dofs(specs[i], mesh.node_set) for i in (k, m)), assume_unique=True)
             if len(shared):
                 node = int(shared[0] // 3)
                 raise SnapshotError(

@@ -101,10 +101,10 @@ def run_separated_offline(cfg: SeparatedOfflineConfig, comm: MPI.Comm | None = N
                        "every export must come from the same mesh and boundary conditions")
                 break
     _raise(comm, msg)
-    msg = None
+    msg, mesh_map = None, None
     if rank == 0 and dofs is not None and s.online.mesh is not None:  # (before hours of reading and solving)
         try:
-            _mesh_dof_map(cfg, dofs, n)
+            mesh_map = _mesh_dof_map(cfg, dofs, n)  # (kept for the model file: the deck is read once)
         except ExportError as exc:
             msg = str(exc)
     _raise(comm, msg)
@@ -246,7 +246,8 @@ def run_separated_offline(cfg: SeparatedOfflineConfig, comm: MPI.Comm | None = N
     if rank == 0:
         try:
             out = _write(cfg, out, mus, matrix, rhs_sep, A_red, b_red, norm_gram, estimator.R, alpha, alpha_lb,
-                         res.singular_values, dofs, V_full, n, sep, timings, size, t_start, eim_error, validation)
+                         res.singular_values, dofs, V_full, n, sep, timings, size, t_start, eim_error, validation,
+                         mesh_map)
         except (ExportError, OSError, ValueError) as exc:
             msg = str(exc)
     _raise(comm, msg)
@@ -358,10 +359,11 @@ def _mesh_dof_map(cfg, dofs: np.ndarray | None, n: int):
 
 
 def _write(cfg, out, mus, matrix, rhs_sep, A_red, b_red, norm_gram, R, alpha, alpha_lb, sigma, dofs, V_full, n, sep,
-           timings, size, t_start, eim_error, validation) -> Path:
+           timings, size, t_start, eim_error, validation, mesh_map=None) -> Path:
+    """Write the model file (rank 0); ``mesh_map``: :func:`_mesh_dof_map`'s answer when it was read already."""
     s = cfg.separated
     ranges = s.parameter_ranges or [[float(mus[:, i].min()), float(mus[:, i].max())] for i in range(mus.shape[1])]
-    mesh, dof_map = _mesh_dof_map(cfg, dofs, n)
+    mesh, dof_map = mesh_map if mesh_map is not None else _mesh_dof_map(cfg, dofs, n)
     entries: dict = {"kind": s.online.entries}
     if s.online.entries == "fe_kernel":
         if mesh is None or np.any(dof_map < 0):

@@ -118,8 +118,8 @@ class IndicatorTracker:
                  validation: "ValidationRuntime | None", references: dict[str, float], n_inc: int,
                  envelope: np.ndarray, time_step: bool = True, time_factor: np.ndarray | None = None) -> None:
         self.regions, self.system, self.gappy, self.validation = regions, system, gappy, validation
-        #: ``(n_inc,)`` :func:`time_extrapolation` factors of the bounds (None: 1)
-        self.time_factor = time_factor
+        #: ``(n_inc,)`` :func:`time_extrapolation` factors of the bounds (default 1)
+        self.time_factor = np.ones(n_inc) if time_factor is None else np.asarray(time_factor, float)
         self.time_step = time_step
         self.ref = references
         #: relative components against the largest value of the answer so far (models calibrated with it)
@@ -285,9 +285,7 @@ class IndicatorTracker:
         comps = {name: table[:, k].copy() for k, name in enumerate(COMPONENTS)}
         if calibration is None or not len(table):
             return comps, {}
-        b = calibration.bounds(table)
-        if self.time_factor is not None:
-            b = b * np.asarray(self.time_factor, float)[:len(b), None]
+        b = calibration.bounds(table) * self.time_factor[:len(table), None]
         # the calibration saw this quantity zero on every left-out case, so its factors say nothing once it is not:
         # the answer has left the training regime (e.g. it yields where the training stayed elastic)
         b[self.unseen[:len(b)]] = np.inf

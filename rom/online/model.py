@@ -337,7 +337,7 @@ class ReducedModel(LoadingEvaluation, FullSizeData):
             if bounds:
                 indicator_values = np.max(list(bounds.values()), axis=0)
             ind_stats["indicator"] += time.perf_counter() - t_ind
-        if bounds and tracker.time_factor is not None and np.any(tracker.time_factor > 1.0):
+        if bounds and np.any(tracker.time_factor > 1.0):
             k = int(np.argmax(tracker.time_factor > 1.0))
             warnings.append(f"from t = {times[k + 1]:g} the loading runs past the longest training history "
                             f"(t = {d.loading_schema['times']['end_range'][1]:g}) of a rate-dependent model: its "
