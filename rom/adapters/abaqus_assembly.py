@@ -39,7 +39,7 @@ from dataclasses import replace
 import numpy as np
 
 from .abaqus_cards import boundary_types
-from .abaqus_instance import Instance, Part, _element_table, placed_nodes, renumbered_elements
+from .abaqus_instance import Instance, Part, element_ids_of, placed_nodes, renumbered_elements
 from .calculix_cards import Card, DeckLimits, DeckTooLarge, _error, as_id, not_supported
 from .calculix_error import CalculixError
 from .calculix_keywords import classify
@@ -100,9 +100,7 @@ def _flat_whole_model(cards: list[Card]) -> list[Card]:
     first = next((i for i, c in enumerate(cards) if c.keyword == "STEP" or _on_no_element_set(c)), None)
     if first is None or not any(_on_no_element_set(c) for c in cards[first:]):
         return cards
-    tables = [_element_table(c) for c in cards[:first] if c.keyword == "ELEMENT" and c.data]
-    ids = np.concatenate([t[:, 0] for t in tables if t is not None] + [np.zeros(0, np.int64)])
-    return cards[:first] + [whole_model_set(ids, cards[first])] + [on_whole_model(c) for c in cards[first:]]
+    return cards[:first] + [whole_model_set(element_ids_of(cards[:first]), cards[first])] + [on_whole_model(c) for c in cards[first:]]
 
 
 class _Flattening:

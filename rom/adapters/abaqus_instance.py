@@ -17,7 +17,7 @@ from .inp import _node_lines, _numbers
 if TYPE_CHECKING:
     from .calculix_cards import Card
 
-__all__ = ["Instance", "Part", "placed_nodes", "renumbered_elements"]
+__all__ = ["Instance", "Part", "element_ids_of", "placed_nodes", "renumbered_elements"]
 
 
 @dataclass
@@ -63,8 +63,7 @@ class Part:
 
     def element_ids(self) -> np.ndarray:
         """``(n,)`` the part's element ids (of the types :func:`.inp.read_inp` reads)."""
-        tables = [_element_table(c) for c in self.body if c.keyword == "ELEMENT" and c.data]
-        return np.concatenate([t[:, 0] for t in tables if t is not None] + [np.zeros(0, np.int64)])
+        return element_ids_of(self.body)
 
     def set_names(self) -> set[str]:
         """The upper-case names of the part's sets and surfaces (kept while the body does not grow: asked for each
@@ -146,6 +145,13 @@ def _element_table(card: Card) -> np.ndarray | None:
     if vals.size % (n + 1):
         return None  # (read_inp names the missing continuation lines)
     return vals.reshape(-1, n + 1)
+
+
+def element_ids_of(cards: list[Card]) -> np.ndarray:
+    """``(n,)`` the element ids of the ``*ELEMENT`` cards among ``cards`` (of the types :func:`.inp.read_inp`
+    reads)."""
+    tables = [_element_table(c) for c in cards if c.keyword == "ELEMENT" and c.data]
+    return np.concatenate([t[:, 0] for t in tables if t is not None] + [np.zeros(0, np.int64)])
 
 
 def _token_lines(card: Card) -> list[int]:

@@ -321,18 +321,17 @@ def _mesh_from_grid(grid: _Grid | None, source: str, node_components=None, eleme
         warnings.warn(f"{source}: skipped (no stiffness of their own; loads on them are not read): "
                       f"{'; '.join(skipped)}", AnsysWarning, stacklevel=3)
     conn_flat, offsets = grid.cell_connectivity, grid.cell_offsets
-    order: list[int] = []
-    for t in celltypes[kept].tolist():
-        if t not in order:
-            order.append(t)
+    kept_types, first = np.unique(celltypes[kept], return_index=True)
+    order = kept_types[np.argsort(first)].tolist()  # (element types in order of first appearance)
     blocks, element_ids = [], []
     for t in order:
         cells = np.flatnonzero((celltypes == t) & kept)
         k = offsets[cells[0] + 1] - offsets[cells[0]]
         idx = offsets[cells][:, None] + np.arange(k)
         conn = conn_flat[idx]
-        if np.any(np.sort(conn, axis=1)[:, 1:] == np.sort(conn, axis=1)[:, :-1]):
-            rep = cells[np.flatnonzero((np.diff(np.sort(conn, axis=1), axis=1) == 0).any(axis=1))]
+        repeated = (np.diff(np.sort(conn, axis=1), axis=1) == 0).any(axis=1)
+        if repeated.any():
+            rep = cells[repeated]
             raise AnsysError(f"{source}: degenerate {VTK_TO_ELEMENT[t]} elements (repeated nodes; Ansys elements "
                              f"{enum[rep][:5].tolist()}): collapsed bricks are not supported")
         if VTK_TO_ELEMENT[t] == "C3D6":

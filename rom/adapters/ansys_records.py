@@ -92,9 +92,10 @@ def _nodal_records(res, path: str, k: int, kind: str) -> NodalRecords | None:
         if callable(getattr(res, "result_dof", None)) else ["UX", "UY", "UZ"]
     dof = np.asarray(dof, np.int64).reshape(-1)
     known = (dof >= 1) & (dof <= len(labels))
-    names = np.where(known, np.asarray(labels + ["?"], dtype=object)[np.where(known, dof - 1, len(labels))], "?")
     rename = (lambda n: n.replace("F", "U")) if kind == "D" else (lambda n: n.replace("U", "F"))
-    component = np.array([_COMPONENT.get(rename(str(n)), -1) for n in names], np.int64)
+    # (component of each dof label, then of each record by its dof number; the last entry: an unknown dof)
+    of_label = np.array([_COMPONENT.get(rename(str(n)), -1) for n in labels] + [-1], np.int64)
+    component = of_label[np.where(known, dof - 1, len(labels))]
     return np.asarray(nnum, np.int64).reshape(-1), component, np.asarray(values, float).reshape(-1)
 
 

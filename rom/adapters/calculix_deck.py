@@ -113,12 +113,13 @@ class Deck:
 STATIC_CREEP_SCALE = 1e-9
 
 
-def read_deck(path: str | os.PathLike, limits: DeckLimits | None = None) -> Deck:
+def read_deck(path: str | os.PathLike, limits: DeckLimits | None = None, cards: list[Card] | None = None) -> Deck:
     """Parse a CalculiX 2.20 deck (module docstring); raise :class:`CalculixError` naming the keyword,
     file and line of anything that cannot be imported. ``limits``: bounds on the flat deck of a part/assembly deck
-    (:class:`~.calculix_cards.DeckLimits`)."""
+    (:class:`~.calculix_cards.DeckLimits`); ``cards``: the deck's cards when the caller has read them
+    (``read_cards(path)``, not changed here; None: read here)."""
     path = Path(path)
-    cards = read_cards(path, limits=limits)
+    cards = read_cards(path, limits=limits) if cards is None else cards
     for card in cards:
         status, why = classify(card.keyword)
         if status == "refused":

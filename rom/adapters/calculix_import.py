@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .calculix_deck import Deck, not_supported, read_deck
+from .calculix_deck import Deck, not_supported, read_cards, read_deck
 from .calculix_error import CalculixError
 from .calculix_import_runs import TIME_RTOL  # noqa: F401 - importable from here too
 from .calculix_import_runs import ImportedRun, _check_same_model, _read_results, find_runs
@@ -291,12 +291,15 @@ def _prepare(base, runs, out, *, parameters, units, log, solve, solver,
     by_hf = solve == "hf" or (solve is None and not given)
     imported = []
     for name, deck_path, results in run_list:
-        deck = read_deck(deck_path)
+        cards = read_cards(deck_path) if solve == "ccx" else None  # (read once: parsed here, rewritten for ccx)
+        deck = read_deck(deck_path, cards=cards)
         if solve == "ccx":  # (the model checked before ccx runs)
             _check_same_model(base_deck, deck_run(name, deck))
-            results = solve_with_ccx(name, deck_path, deck.ids.element_ids, out / "ccx", timeout=ccx_timeout, log=log)
+            results = solve_with_ccx(name, deck_path, deck.ids.element_ids, out / "ccx", timeout=ccx_timeout, log=log,
+                                     cards=cards)
         run = deck_run(name, deck) if by_hf else _read_results(name, deck, [Path(p) for p in results])
-        _check_same_model(base_deck, run)
+        if solve != "ccx":  # (a ccx run's deck is checked above, before ccx runs)
+            _check_same_model(base_deck, run)
         imported.append(run)
         log(f"  {name}: {len(run.times)} increments to t = {run.times[-1]:g} from " +
             (f"{Path(deck_path).name} (to solve)" if by_hf else ", ".join(str(p) if solve == "ccx" else p.name

@@ -85,11 +85,13 @@ def check_ccx_solve(comm=None, solver: dict | None = None) -> None:
     ccx_threads()
 
 
-def write_ccx_deck(deck: str | os.PathLike, path: str | os.PathLike, element_ids: np.ndarray) -> Path:
+def write_ccx_deck(deck: str | os.PathLike, path: str | os.PathLike, element_ids: np.ndarray,
+                   cards: list[Card] | None = None) -> Path:
     """Write ``deck`` (a run deck, flat or part/assembly) as the flat deck ``path`` ccx runs: its output requests
     replaced by :data:`CCX_OUTPUT` in every step, the set :data:`ALL_ELEMENTS` (a name the deck's sets do not have)
-    of ``element_ids`` ``(n_elements,)`` (ccx ids) made before the first ``*STEP``."""
-    cards = [c for c in read_cards(deck) if c.keyword not in _REQUESTS]
+    of ``element_ids`` ``(n_elements,)`` (ccx ids) made before the first ``*STEP``. ``cards``: ``deck``'s cards
+    when the caller has read them (``read_cards(deck)``; None: read here)."""
+    cards = [c for c in (read_cards(deck) if cards is None else cards) if c.keyword not in _REQUESTS]
     here = Path(deck)
     taken = {c.params.get("ELSET", "").upper() for c in cards}
     name = ALL_ELEMENTS
@@ -111,15 +113,15 @@ def write_ccx_deck(deck: str | os.PathLike, path: str | os.PathLike, element_ids
 
 
 def solve_with_ccx(name: str, deck: str | os.PathLike, element_ids: np.ndarray, scratch: str | os.PathLike, *,
-                   timeout: float | None = None, log=lambda msg: None) -> list[Path]:
+                   timeout: float | None = None, log=lambda msg: None, cards: list[Card] | None = None) -> list[Path]:
     """Run ccx on run ``name``'s ``deck`` in ``scratch/<name>/`` (:func:`write_ccx_deck`, job ``name``, or ``job``
     for a name with other characters than letters, digits and ``_.+-``); returns its result files
-    ``[<job>.frd, <job>.dat]``. ``timeout``: seconds per run (None: no limit). Raises
+    ``[<job>.frd, <job>.dat]``. ``timeout``: seconds per run (None: no limit); ``cards``: as :func:`write_ccx_deck`. Raises
     :class:`CalculixError` naming the run and deck, with ccx's errors and the tail of its ``.sta``."""
     jobdir = Path(scratch) / name
     jobdir.mkdir(parents=True, exist_ok=True)
     job = name if _JOBNAME.fullmatch(name) else "job"  # (ccx's job name: no blanks, at most 132 characters)
-    write_ccx_deck(deck, jobdir / f"{job}.inp", element_ids)
+    write_ccx_deck(deck, jobdir / f"{job}.inp", element_ids, cards)
     threads = ccx_threads()
     try:
         run = run_ccx(jobdir, job, timeout=timeout, ccx=require_ccx(), threads=threads, require=("frd", "dat"))
