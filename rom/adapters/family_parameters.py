@@ -14,7 +14,7 @@ __all__ = ["family_parameters"]
 
 
 def family_parameters(runs: list[ImportedRun], per_run: list[dict], csv_path: Path | None,
-                per_run_bc: list[list[dict]] | None = None) -> dict:
+                      per_run_bc: list[list[dict]] | None = None) -> dict:
     """Parameter values per run: the CSV's columns (first column: the run name), or the inputs that
     differ between runs (peak pressure per surface, min/max temperature, min/max value of each prescribed
     set's displacement, peak omega, gravity, end time)."""
