@@ -178,8 +178,11 @@ async def scan(s: Services) -> None:
                     continue  # deleted or being replaced while screened: not a rejected file; the next scan sees
                 if exc.status >= 500 and exc.code not in ("worker_crashed", "deadline_exceeded"):
                     raise
-                s.registry.record(model_id, ident, None, exc.message)  # (ignored if the file changed meanwhile)
+                # (ignored if the file changed meanwhile; in a thread: a stat and a SQLite row, under the lock a
+                # publication holds while it fsyncs)
+                await asyncio.to_thread(s.registry.record, model_id, ident, None, exc.message)
                 continue
             if tuple(described["key"]) != ident:
                 continue  # replaced while being screened: the next scan sees the new file
-            s.registry.record(model_id, ident, described, None)  # (ignored if deleted or replaced since)
+            # (ignored if deleted or replaced since)
+            await asyncio.to_thread(s.registry.record, model_id, ident, described, None)

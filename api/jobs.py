@@ -50,6 +50,11 @@ class JobStore:
     def _expire(self) -> None:
         self._db.execute("DELETE FROM jobs WHERE finished IS NOT NULL AND finished < ?", (time.time() - self.ttl,))
 
+    def _retry_after(self, oldest: float | None) -> float:
+        """Seconds until the finished job of time ``oldest`` (None: none finished yet) expires, within [1, 3600]."""
+        wait = (oldest + self.ttl - time.time()) if oldest is not None else 5.0
+        return min(max(wait, 1.0), 3600.0)
+
     def create(self, kind: str, model_id: str, request: dict, owner: str = "") -> dict:
         text = json.dumps(request, allow_nan=False)
         with self._lock, self._db:
@@ -57,18 +62,16 @@ class JobStore:
             mine, oldest = self._db.execute("SELECT COUNT(*), MIN(finished) FROM jobs WHERE owner = ?",
                                             (owner,)).fetchone()
             if mine >= self.max_per_client:
-                wait = (oldest + self.ttl - time.time()) if oldest is not None else 5.0
                 raise DomainError(429, "client_job_quota", f"this client holds {mine} jobs (at most "
                                   f"{self.max_per_client} per client: by API key, else by address); its finished jobs "
-                                  f"expire after {self.ttl:g} s", retry_after=min(max(wait, 1.0), 3600.0))
+                                  f"expire after {self.ttl:g} s", retry_after=self._retry_after(oldest))
             count, used, oldest = self._db.execute(
                 "SELECT COUNT(*), COALESCE(SUM(bytes), 0), MIN(finished) FROM jobs").fetchone()
             if count >= self.max_jobs or used + len(text) > self.max_bytes:
-                wait = (oldest + self.ttl - time.time()) if oldest is not None else 5.0
                 what = f"{count} jobs" if count >= self.max_jobs else f"{used} bytes of results"
                 raise DomainError(429, "job_store_full", f"the job store holds {what} (limits {self.max_jobs} jobs, "
                                   f"{self.max_bytes} bytes); finished jobs expire after {self.ttl:g} s",
-                                  retry_after=min(max(wait, 1.0), 3600.0))
+                                  retry_after=self._retry_after(oldest))
             job = {"id": secrets.token_urlsafe(16), "kind": kind, "model": model_id, "status": "pending",
                    "created": time.time(), "started": None, "finished": None}
             self._db.execute("INSERT INTO jobs (id, kind, model, status, created, request, bytes, owner) VALUES "

@@ -174,18 +174,18 @@ class Registry:
                 self.rejected.pop(mid, None)
         return out
 
-    def record(self, model_id: str, ident: tuple, described: dict | None, error: str | None) -> bool:
-        """The outcome of screening ``model_id``'s file of identity ``ident`` (a description or an error); False
-        (nothing recorded) when the file is no longer that one: deleted or replaced while it was screened, its
-        outcome would index a vanished file, mark it rejected, or overwrite the newer version's row. Checked under
-        the lock that :meth:`commit` and :meth:`delete` hold while they change the file and its row."""
+    def record(self, model_id: str, ident: tuple, described: dict | None, error: str | None) -> None:
+        """The outcome of screening ``model_id``'s file of identity ``ident`` (a description or an error); nothing
+        is recorded when the file is no longer that one: deleted or replaced while it was screened, its outcome
+        would index a vanished file, mark it rejected, or overwrite the newer version's row. Checked under the
+        lock that :meth:`commit` and :meth:`delete` hold while they change the file and its row."""
         with self._lock:
             try:
                 now = _identity((self.dir / (model_id + SUFFIX)).stat())
             except FileNotFoundError:
                 now = None
             if now != ident:
-                return False
+                return
             self._seen[model_id] = ident
             if described is None:
                 self.rejected[model_id] = error or "rejected"
@@ -194,7 +194,6 @@ class Registry:
             else:
                 self.rejected.pop(model_id, None)
                 self._upsert(model_id, described["sha256"], ident[2], ident[3], described["card"])
-        return True
 
     def list(self) -> list[dict]:
         out = []

@@ -307,7 +307,6 @@ def answer(model_id: str, model, kind: str, spec, body, prefix: str, max_increme
         if kind != "separated":
             raise DomainError(422, "wrong_query_kind", f"model {model_id!r} is a {kind} model: it answers a "
                               "'loading' (its card's loading_schema), not 'parameters'", field)
-        separated_options(model_id, body)
         return separated_service.solve_parameters(model, {"parameters": spec["parameters"],
                                                           "extrapolate": body.extrapolate},
                                                   field=field, node_sets=body.node_sets)
