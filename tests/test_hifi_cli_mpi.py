@@ -49,28 +49,24 @@ file = "{out}"
 """
 
 
+def bar_case(tmp_path_factory, element: str) -> Path:
+    """The bar of :data:`CONFIG` meshed with ``element`` (10 x 2 x 2 cells), one configuration per rank count."""
+    d = tmp_path_factory.mktemp(f"hifi_{element}")
+    write_mesh_inp(d / "bar.inp", box((10.0, 2.0, 2.0), (10, 2, 2), element=element))
+    for n in (1, 2, 3):
+        (d / f"cfg{n}.toml").write_text(CONFIG.format(out=f"out{n}/bar.h5"))
+    return d
+
+
 @pytest.fixture(scope="module")
 def case(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("hifi")
-    write_mesh_inp(d / "bar.inp", box((10.0, 2.0, 2.0), (10, 2, 2), element="C3D20"))
-    for n in (1, 2, 3):
-        (d / f"cfg{n}.toml").write_text(CONFIG.format(out=f"out{n}/bar.h5"))
-    return d
-
-
-@pytest.fixture(scope="module")
-def wedge_case(tmp_path_factory) -> Path:
-    """The bar meshed with 15-node wedges (the pressure on their triangular and quadrilateral faces alike)."""
-    d = tmp_path_factory.mktemp("hifi_wedge")
-    write_mesh_inp(d / "bar.inp", box((10.0, 2.0, 2.0), (10, 2, 2), element="C3D15"))
-    for n in (1, 2, 3):
-        (d / f"cfg{n}.toml").write_text(CONFIG.format(out=f"out{n}/bar.h5"))
-    return d
+    return bar_case(tmp_path_factory, "C3D20")
 
 
 @pytest.mark.parametrize("mesh", ["C3D20", "C3D15"])
-def test_snapshots_do_not_depend_on_rank_count(case, wedge_case, mesh):
-    case = {"C3D20": case, "C3D15": wedge_case}[mesh]
+def test_snapshots_do_not_depend_on_rank_count(case, tmp_path_factory, mesh):
+    # (C3D15: 15-node wedges, the pressure on their triangular and quadrilateral faces alike)
+    case = case if mesh == "C3D20" else bar_case(tmp_path_factory, mesh)
     for n in (1, 2, 3):
         proc = mpirun(n, ["-m", "structrom.api.cli", "hifi", str(case / f"cfg{n}.toml")], cwd=ROOT)
         assert "increment 3/3" in proc.stdout
